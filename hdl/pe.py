@@ -1,0 +1,134 @@
+"""Processing elements for the output-stationary and weight-stationary arrays.
+
+Both PEs register everything they pass on, so each hop across the array costs exactly one
+cycle, and both hold still while ``en`` is low (the array's global stall, raised when the
+result stream is back-pressured).
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .mac import IntegerMac
+
+
+def _check_mac(mac: object) -> IntegerMac:
+    if not hasattr(mac, "accumulate") or not hasattr(mac, "acc_shape"):
+        raise TypeError(f"mac must be a MAC unit such as IntegerMac, not {mac!r}")
+    return mac  # type: ignore[return-value]
+
+
+class OutputStationaryPE(wiring.Component):
+    """One output-stationary processing element.
+
+    Operand ``a`` enters from the left with its ``valid``/``last`` tags and leaves to the
+    right; ``b`` enters from above and leaves below; each one cycle later. While a valid
+    operand pair is present the PE accumulates ``a * b``; on the pair tagged ``last`` it
+    writes the finished sum to ``result`` and clears its accumulator, so the next tile
+    starts without a bubble.
+
+    Parameters
+    ----------
+    mac : IntegerMac
+        Arithmetic unit (operand/accumulator shapes, overflow behaviour).
+
+    Attributes
+    ----------
+    en : In(1)
+        Clock enable (global stall when low).
+    a_in, b_in : In(mac.input_shape)
+    valid_in, last_in : In(1)
+    a_out, b_out : Out(mac.input_shape)
+        Registered copies of the inputs.
+    valid_out, last_out : Out(1)
+        Registered tags; ``last_out`` is high for one (enabled) cycle after the PE wrote
+        a finished sum to ``result``.
+    result : Out(mac.acc_shape)
+        Last finished sum; stable until the next ``last`` operand.
+    """
+
+    def __init__(self, *, mac: IntegerMac):
+        self._mac = _check_mac(mac)
+        shape = mac.input_shape
+        super().__init__({
+            "en": In(1),
+            "a_in": In(shape), "b_in": In(shape), "valid_in": In(1), "last_in": In(1),
+            "a_out": Out(shape), "b_out": Out(shape), "valid_out": Out(1), "last_out": Out(1),
+            "result": Out(mac.acc_shape),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        acc = Signal(self._mac.acc_shape)
+        total = self._mac.accumulate(acc, self.a_in, self.b_in)
+        with m.If(self.en):
+            m.d.sync += [
+                self.a_out.eq(self.a_in),
+                self.b_out.eq(self.b_in),
+                self.valid_out.eq(self.valid_in),
+                self.last_out.eq(self.valid_in & self.last_in),
+            ]
+            with m.If(self.valid_in):
+                with m.If(self.last_in):
+                    m.d.sync += [self.result.eq(total), acc.eq(0)]
+                with m.Else():
+                    m.d.sync += acc.eq(total)
+        return m
+
+
+class WeightStationaryPE(wiring.Component):
+    """One weight-stationary processing element with two weight banks.
+
+    ``a`` (with ``valid``, ``last`` and the weight ``bank`` it must use) enters from the
+    left and leaves to the right; the partial sum enters from above and leaves below as
+    ``psum_in + a * w[bank]``, each one cycle later. Two banks let the next tile's weights
+    load while the current tile computes. Weight writes ignore ``en``: the array only
+    writes a bank that no operand in flight still uses.
+
+    Parameters
+    ----------
+    mac : IntegerMac
+
+    Attributes
+    ----------
+    en : In(1)
+    a_in : In(mac.input_shape)
+    valid_in, last_in, bank_in : In(1)
+    psum_in : In(mac.acc_shape)
+    w_data : In(mac.input_shape)
+        Weight to write.
+    w_we : In(2)
+        Write enable per bank.
+    a_out, valid_out, last_out, bank_out, psum_out
+        Registered outputs, as the inputs.
+    """
+
+    def __init__(self, *, mac: IntegerMac):
+        self._mac = _check_mac(mac)
+        shape = mac.input_shape
+        super().__init__({
+            "en": In(1),
+            "a_in": In(shape), "valid_in": In(1), "last_in": In(1), "bank_in": In(1),
+            "psum_in": In(mac.acc_shape),
+            "w_data": In(shape), "w_we": In(2),
+            "a_out": Out(shape), "valid_out": Out(1), "last_out": Out(1), "bank_out": Out(1),
+            "psum_out": Out(mac.acc_shape),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        w = [Signal(self._mac.input_shape, name=f"w{b}") for b in range(2)]
+        for b in range(2):
+            with m.If(self.w_we[b]):
+                m.d.sync += w[b].eq(self.w_data)
+        weight = Mux(self.bank_in, w[1], w[0])
+        with m.If(self.en):
+            m.d.sync += [
+                self.a_out.eq(self.a_in),
+                self.valid_out.eq(self.valid_in),
+                self.last_out.eq(self.valid_in & self.last_in),
+                self.bank_out.eq(self.bank_in),
+                self.psum_out.eq(self._mac.accumulate(self.psum_in, self.a_in, weight)),
+            ]
+        return m

@@ -1,0 +1,107 @@
+"""Stimulus: random and corner-case matrix products, with a reported seed."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import AcceleratorConfig
+
+
+@dataclass(frozen=True)
+class Product:
+    """One matrix product ``init + a @ b`` to push through the hardware."""
+
+    label: str
+    a: np.ndarray = field(repr=False)
+    b: np.ndarray = field(repr=False)
+    init: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(M, N, K)."""
+        return self.a.shape[0], self.b.shape[1], self.a.shape[1]
+
+
+def array_limits(config: AcceleratorConfig) -> tuple[int | None, int | None, int | None]:
+    """Largest (M, N, K) one pass of the bare array holds; None means unlimited.
+
+    Output-stationary: M <= rows, N <= cols, any K. Weight-stationary: K <= rows,
+    N <= cols, any M.
+    """
+    if config.dataflow == "os":
+        return config.rows, config.cols, None
+    return None, config.cols, config.rows
+
+
+def check_fits(config: AcceleratorConfig, m: int, n: int, k: int) -> None:
+    """Raise ValueError (naming the dimension) if M x N x K does not fit one array pass."""
+    for dim, value, limit in zip("MNK", (m, n, k), array_limits(config)):
+        if value < 1:
+            raise ValueError(f"gemm {dim} must be >= 1, not {value}")
+        if limit is not None and value > limit:
+            what = "rows" if (dim in "MK") else "cols"
+            raise ValueError(
+                f"gemm {dim}={value} does not fit the bare {config.dataflow} array "
+                f"({what}={limit}); the tiled controller lifts this limit"
+            )
+
+
+def _random_matrix(rng: np.random.Generator, config: AcceleratorConfig, shape: tuple[int, int]) -> np.ndarray:
+    dt = config.input_dtype
+    return rng.integers(dt.min_int, dt.max_int, size=shape, endpoint=True, dtype=np.int64)
+
+
+def random_product(rng: np.random.Generator, config: AcceleratorConfig, label: str,
+                   m: int | None = None, n: int | None = None, k: int | None = None,
+                   max_free_dim: int = 40) -> Product:
+    """A random product; unspecified dimensions are drawn within the array's limits."""
+    lm, ln, lk = array_limits(config)
+    m = m or int(rng.integers(1, (lm or max_free_dim) + 1))
+    n = n or int(rng.integers(1, (ln or max_free_dim) + 1))
+    k = k or int(rng.integers(1, (lk or max_free_dim) + 1))
+    check_fits(config, m, n, k)
+    return Product(label, _random_matrix(rng, config, (m, k)), _random_matrix(rng, config, (k, n)))
+
+
+def corner_products(config: AcceleratorConfig, rng: np.random.Generator) -> list[Product]:
+    """Corner cases: extremes that overflow, zeros, identity, K = 1, one row, one column."""
+    dt = config.input_dtype
+    lm, ln, lk = array_limits(config)
+    M, N = lm or 2 * config.rows, ln
+    # K long enough that min*min (or max*max) products overflow a 32-bit accumulator
+    # where the array allows it (OS: any K; WS: K <= rows, so use the preload instead).
+    K = lk or 64
+    full = lambda v, shape: np.full(shape, v, np.int64)  # noqa: E731
+    out = [
+        Product("all_min", full(dt.min_int, (M, K)), full(dt.min_int, (K, N))),
+        Product("all_max", full(dt.max_int, (M, K)), full(dt.max_int, (K, N))),
+        Product("min_times_max", full(dt.min_int, (M, K)), full(dt.max_int, (K, N))),
+        Product("zeros", np.zeros((M, K), np.int64), _random_matrix(rng, config, (K, N))),
+    ]
+    out.append(Product("identity", _random_matrix(rng, config, (M, K)), np.eye(K, N, dtype=np.int64)))
+    out.append(random_product(rng, config, "k_is_1", k=1))
+    out.append(random_product(rng, config, "one_row", m=1))
+    out.append(random_product(rng, config, "one_col", n=1))
+    if config.dataflow == "os":
+        return out  # the OS array always starts from zero: overflow comes from long K
+    # Start near the accumulator's limits so that a few more products overflow it.
+    for name, edge in (("init_near_max", config.acc_max), ("init_near_min", config.acc_min)):
+        p = random_product(rng, config, name)
+        mm, nn, _ = p.shape
+        offset = -(1 << (dt.product_bits - 1)) if edge == config.acc_max else (1 << (dt.product_bits - 1))
+        init = np.full((mm, nn), edge, np.int64) + offset
+        init = np.clip(init, config.acc_min, config.acc_max)
+        out.append(Product(name, p.a, p.b, init))
+    return out
+
+
+def campaign(config: AcceleratorConfig, *, count: int, seed: int, corners: bool = True) -> list[Product]:
+    """``count`` random products (seeded) followed by the corner cases."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"count must be a non-negative integer, not {count!r}")
+    rng = np.random.default_rng(seed)
+    products = [random_product(rng, config, f"random_{i}") for i in range(count)]
+    if corners:
+        products += corner_products(config, rng)
+    return products

@@ -1,0 +1,172 @@
+"""The one configuration object that drives the RTL, the testbench and the models.
+
+:class:`AcceleratorConfig` describes one accelerator core. It is frozen, validated on
+construction (an error names the field and the bad value), hashable by content
+(:attr:`AcceleratorConfig.config_hash`, SHA-256 over canonical JSON, never Python's
+``hash()``), and loads from TOML, YAML, plain dicts or command-line flags.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .dtypes import HARDWARE_DTYPES, DType, get_dtype
+from .errors import ConfigError
+
+DATAFLOWS = ("os", "ws")
+OVERFLOW_MODES = ("wrap", "saturate")
+MAX_ARRAY_DIM = 64
+MAX_ACC_BITS = 64
+
+
+def _check_int(field: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(field, f"must be an integer in {lo}..{hi}, not {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(field, f"must be in {lo}..{hi}, not {value}")
+    return value
+
+
+def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(field, f"must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class AcceleratorConfig:
+    """One accelerator core: a ``rows`` x ``cols`` systolic array and its arithmetic.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array height and width in processing elements, each 1..64, independently.
+    dataflow : str
+        ``"os"`` (output-stationary: each PE owns one output element, A and B stream in)
+        or ``"ws"`` (weight-stationary: each PE holds one weight, A streams in, partial
+        sums flow down the columns).
+    dtype : str
+        Input format: ``int8``, ``uint8`` or ``int16``.
+    acc_bits : int
+        Accumulator width in bits, at least the product width (2 x input bits) and at most
+        64. The accumulator is signed for signed inputs and unsigned for ``uint8``.
+    overflow : str
+        ``"wrap"`` (two's-complement wrap-around, i.e. modulo 2**acc_bits) or
+        ``"saturate"`` (clamp to the accumulator range after every addition).
+
+    Raises
+    ------
+    ConfigError
+        A field is missing, unknown or out of range; the message names it.
+    """
+
+    rows: int = 4
+    cols: int = 4
+    dataflow: str = "os"
+    dtype: str = "int8"
+    acc_bits: int = 32
+    overflow: str = "wrap"
+
+    def __post_init__(self) -> None:
+        _check_int("rows", self.rows, 1, MAX_ARRAY_DIM)
+        _check_int("cols", self.cols, 1, MAX_ARRAY_DIM)
+        _check_choice("dataflow", self.dataflow, DATAFLOWS)
+        get_dtype(self.dtype)
+        if self.dtype not in HARDWARE_DTYPES:
+            raise ConfigError(
+                "dtype",
+                f"{self.dtype!r} has no hardware MAC yet; choose one of {', '.join(HARDWARE_DTYPES)}",
+            )
+        product_bits = self.input_dtype.product_bits
+        _check_int("acc_bits", self.acc_bits, product_bits, MAX_ACC_BITS)
+        _check_choice("overflow", self.overflow, OVERFLOW_MODES)
+
+    # -- derived, read-only -------------------------------------------------------------
+    @property
+    def input_dtype(self) -> DType:
+        return get_dtype(self.dtype)
+
+    @property
+    def acc_signed(self) -> bool:
+        return self.input_dtype.signed
+
+    @property
+    def acc_min(self) -> int:
+        return -(1 << (self.acc_bits - 1)) if self.acc_signed else 0
+
+    @property
+    def acc_max(self) -> int:
+        return (1 << (self.acc_bits - 1)) - 1 if self.acc_signed else (1 << self.acc_bits) - 1
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.rows * self.cols
+
+    # -- identity -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def config_hash(self) -> str:
+        """SHA-256 (hex, first 16 digits) of the canonical JSON: stable across runs."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    @property
+    def name(self) -> str:
+        """Short human-readable id, e.g. ``os_4x4_int8_acc32_wrap``."""
+        return f"{self.dataflow}_{self.rows}x{self.cols}_{self.dtype}_acc{self.acc_bits}_{self.overflow}"
+
+    # -- loading ----------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "configuration") -> "AcceleratorConfig":
+        """Build from a mapping; unknown keys are an error naming the key and ``source``."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(source, f"must be a table of fields, not {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown field in {source}; known fields: {', '.join(sorted(known))}")
+        return cls(**dict(data))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "AcceleratorConfig":
+        """Load from a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file.
+
+        The fields may sit at the top level or under an ``[accelerator]`` table.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError("config", f"no such file: {path}")
+        text = path.read_text()
+        try:
+            if path.suffix == ".toml":
+                data: Any = tomllib.loads(text)
+            elif path.suffix in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text) or {}
+            else:
+                raise ConfigError("config", f"{path}: use a .toml, .yaml or .yml file")
+        except (tomllib.TOMLDecodeError, ValueError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError("config", f"{path}: cannot parse: {exc}") from None
+        except Exception as exc:  # yaml.YAMLError and friends
+            raise ConfigError("config", f"{path}: cannot parse: {exc}") from None
+        if isinstance(data, Mapping) and "accelerator" in data:
+            data = data["accelerator"]
+        try:
+            return cls.from_dict(data, source=str(path))
+        except ConfigError as exc:
+            raise ConfigError(exc.field, f"{exc.args[0].split(': ', 1)[1]} (in {path})") from None
+
+    def replace(self, **changes: Any) -> "AcceleratorConfig":
+        """A copy with some fields changed (validated again)."""
+        return AcceleratorConfig.from_dict({**self.to_dict(), **changes})
