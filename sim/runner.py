@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
@@ -16,15 +17,11 @@ from pathlib import Path
 from typing import Iterator
 
 from ..config import AcceleratorConfig
-from ..errors import UserError
+from ..errors import SimulationError, UserError
 from ..hdl.verilog import TOP_NAME, generate_verilog
 from .plan import Plan, RunResult
 
 SIMULATORS = ("verilator", "icarus", "amaranth")
-
-
-class SimulationError(RuntimeError):
-    """The simulator failed to build or run; the message names the log file."""
 
 
 def cache_root() -> Path:
@@ -108,6 +105,30 @@ def build_folder(config: AcceleratorConfig, simulator: str, *, waves: bool = Fal
     return cache_root() / "builds" / f"{config.name}-{config.config_hash}" / (simulator + ("-waves" if waves else ""))
 
 
+def _hdl_fingerprint(config: AcceleratorConfig) -> str:
+    """Hash of everything the generated Verilog depends on: configuration, generator
+    sources and the Amaranth version (hashlib, so stable across processes)."""
+    import amaranth
+
+    h = hashlib.sha256(config.canonical_json().encode())
+    h.update(amaranth.__version__.encode())
+    for src in sorted(Path(__file__).resolve().parents[1].joinpath("hdl").glob("*.py")):
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    return h.hexdigest()
+
+
+def ensure_verilog(config: AcceleratorConfig, folder: Path) -> Path:
+    """Generate the Verilog into ``folder`` unless an up-to-date copy is already there."""
+    stamp = folder / "fingerprint"
+    vpath = folder / f"{TOP_NAME}.v"
+    fp = _hdl_fingerprint(config)
+    if not (vpath.exists() and stamp.exists() and stamp.read_text() == fp):
+        generate_verilog(config, folder)
+        stamp.write_text(fp)
+    return vpath
+
+
 def run_plan_hdl(plan: Plan, simulator: str, *, waves: bool = False) -> tuple[RunResult, Path | None]:
     """Build (if needed) and simulate ``plan`` under cocotb; returns results and waveform path."""
     from cocotb_tools.runner import get_runner
@@ -115,12 +136,12 @@ def run_plan_hdl(plan: Plan, simulator: str, *, waves: bool = False) -> tuple[Ru
     config = AcceleratorConfig.from_dict(plan.config)
     folder = build_folder(config, simulator, waves=waves)
     with _locked(folder), _tool_environment(simulator):
-        out = generate_verilog(config, folder / "rtl")
+        verilog = ensure_verilog(config, folder / "rtl")
         runner = get_runner(simulator)
         build_log = folder / "build.log"
         try:
             runner.build(
-                sources=[out.verilog],
+                sources=[verilog],
                 hdl_toplevel=TOP_NAME,
                 build_dir=folder / "sim_build",
                 build_args=["-Wno-fatal"] if simulator == "verilator" else [],

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .config import AcceleratorConfig
-from .errors import ConfigError, UserError
+from .errors import ConfigError, SimulationError, UserError
 
 DESIGN_FIELDS = ("rows", "cols", "dataflow", "dtype", "acc_bits", "overflow")
 
@@ -155,6 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("systolab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `systolab verify | head`
+        sys.stderr.close()
+        return 0
+    except SimulationError as exc:  # a tool failed: say where its log is, no traceback
+        if want_json:
+            print(json.dumps({"error": str(exc), "parameter": None}))
+        print(f"systolab: simulation failed: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

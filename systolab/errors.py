@@ -23,3 +23,7 @@ class ConfigError(UserError):
     def __init__(self, field: str, message: str):
         self.field = field
         super().__init__(f"{field}: {message}")
+
+
+class SimulationError(RuntimeError):
+    """A simulator or synthesis tool failed to build or run; the message names its log."""

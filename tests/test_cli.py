@@ -1,0 +1,99 @@
+"""The command line: JSON contract, exit codes, one-line errors."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from systolab.cli import main
+
+
+def run_cli(*args):
+    proc = subprocess.run([sys.executable, "-m", "systolab", *args], capture_output=True, text=True, timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_rtl_writes_verilog_and_manifest(tmp_path, capsys):
+    assert main(["rtl", "--rows", "3", "--cols", "2", "--dataflow", "ws", "--out", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["top"] == "systolab_top"
+    assert out["params"]["rows"] == 3 and out["params"]["dataflow"] == "ws"
+    text = (tmp_path / "systolab_top.v").read_text()
+    assert "module systolab_top" in text and out["verilog"].endswith("systolab_top.v")
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    names = {p["name"]: p for p in manifest["ports"]}
+    assert names["weights__payload"]["width"] == 2 * 8  # one row of B: cols x int8
+    assert names["results__payload"]["width"] == 2 * 32 + 1  # cols x acc32 + last
+
+
+def test_rtl_does_not_rewrite_unchanged_verilog(tmp_path, capsys):
+    main(["rtl", "--out", str(tmp_path), "--json"])
+    v = tmp_path / "systolab_top.v"
+    stamp = v.stat().st_mtime_ns
+    main(["rtl", "--out", str(tmp_path), "--json"])
+    assert v.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("args", [
+    ["--rows", "4", "--cols", "4", "--dataflow", "ws", "--dtype", "int8"],
+    ["--rows", "4", "--cols", "4", "--dataflow", "os", "--dtype", "int8"],
+    ["--rows", "3", "--cols", "5", "--dtype", "int16"],
+    ["--rows", "5", "--cols", "3", "--dtype", "uint8"],
+])
+def test_verify_json_contract(args, capsys):
+    assert main(["verify", *args, "--gemms", "8", "--seed", "7", "--sim", "amaranth", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("passed", "gemms", "mismatches", "seed", "simulator", "cycles"):
+        assert key in out
+    assert out["passed"] is True and out["mismatches"] == 0 and out["seed"] == 7
+    assert out["gemms"] == len(out["cycles"]) >= 8
+
+
+def test_verify_done_when_command_on_the_default_simulator():
+    rc, out, err = run_cli("verify", "--rows", "4", "--cols", "4", "--dataflow", "ws", "--dtype", "int8",
+                           "--gemms", "8", "--seed", "7", "--json")
+    assert rc == 0, err
+    report = json.loads(out)  # exactly one JSON object on stdout
+    assert report["passed"] is True and report["mismatches"] == 0
+
+
+def test_verify_one_gemm(capsys):
+    assert main(["verify", "--gemm", "4x3x19", "--sim", "amaranth", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["shapes"] == [[4, 3, 19]] and out["passed"]
+
+
+@pytest.mark.parametrize("args, parameter", [
+    (["verify", "--rows", "0", "--json"], "rows"),
+    (["verify", "--dataflow", "diagonal", "--json"], "dataflow"),
+    (["verify", "--dtype", "int7", "--json"], "dtype"),
+    (["verify", "--acc-bits", "8", "--json"], "acc_bits"),
+    (["verify", "--overflow", "clip", "--json"], "overflow"),
+    (["verify", "--gemm", "9x1x1", "--json"], None),
+    (["verify", "--gemm", "banana", "--json"], None),
+    (["verify", "--sim", "modelsim", "--json"], None),
+    (["verify", "--stall-prob", "1.5", "--json"], None),
+    (["rtl", "--json"], None),
+    (["verify", "--rows", "x", "--json"], None),
+])
+def test_bad_input_is_one_line_without_traceback(args, parameter):
+    rc, out, err = run_cli(*args)
+    assert rc != 0
+    assert "Traceback" not in err and "Traceback" not in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("systolab: error:")
+    payload = json.loads(out)
+    assert payload["parameter"] == parameter
+    flag = {"gemm": "gemm", "sim": "sim", "stall": "stall-prob", "rtl": "--out", "x": "--rows"}
+    if parameter:
+        assert parameter in lines[0]
+    else:
+        assert any(word in lines[0] for word in flag.values())
+
+
+def test_config_file_and_flag_override(tmp_path, capsys):
+    f = tmp_path / "design.toml"
+    f.write_text('rows = 2\ncols = 3\ndataflow = "ws"\n')
+    assert main(["rtl", "--config", str(f), "--cols", "5", "--out", str(tmp_path / "o"), "--json"]) == 0
+    params = json.loads(capsys.readouterr().out)["params"]
+    assert (params["rows"], params["cols"], params["dataflow"]) == (2, 5, "ws")

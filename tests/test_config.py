@@ -1,0 +1,94 @@
+import json
+
+import pytest
+
+from systolab import AcceleratorConfig, ConfigError
+from systolab.dtypes import DTYPES, get_dtype
+
+
+def test_defaults_are_valid_and_named():
+    c = AcceleratorConfig()
+    assert (c.rows, c.cols, c.dataflow, c.dtype, c.acc_bits, c.overflow) == (4, 4, "os", "int8", 32, "wrap")
+    assert c.name == "os_4x4_int8_acc32_wrap"
+    assert c.macs_per_cycle == 16
+
+
+@pytest.mark.parametrize("field, value, fragment", [
+    ("rows", 0, "rows: must be in 1..64, not 0"),
+    ("rows", 65, "rows: must be in 1..64, not 65"),
+    ("cols", -3, "cols: must be in 1..64"),
+    ("rows", 2.5, "rows: must be an integer"),
+    ("rows", True, "rows: must be an integer"),
+    ("rows", "4", "rows: must be an integer"),
+    ("dataflow", "is", "dataflow: must be one of os, ws, not 'is'"),
+    ("dtype", "int4", "dtype: unknown dtype 'int4'"),
+    ("dtype", "bf16", "dtype: 'bf16' has no hardware MAC yet"),
+    ("acc_bits", 15, "acc_bits: must be in 16..64, not 15"),
+    ("acc_bits", 65, "acc_bits: must be in 16..64"),
+    ("overflow", "clamp", "overflow: must be one of wrap, saturate, not 'clamp'"),
+])
+def test_bad_values_name_the_field(field, value, fragment):
+    with pytest.raises(ConfigError) as info:
+        AcceleratorConfig(**{field: value})
+    assert info.value.field == field
+    assert fragment in str(info.value)
+
+
+def test_int16_needs_32_bit_accumulator():
+    with pytest.raises(ConfigError, match="acc_bits: must be in 32..64, not 16"):
+        AcceleratorConfig(dtype="int16", acc_bits=16)
+
+
+def test_frozen():
+    c = AcceleratorConfig()
+    with pytest.raises(Exception):
+        c.rows = 8  # type: ignore[misc]
+
+
+def test_hash_is_content_based_and_stable():
+    a = AcceleratorConfig(rows=3, cols=5, dataflow="ws")
+    b = AcceleratorConfig.from_dict({"dataflow": "ws", "cols": 5, "rows": 3})
+    assert a.config_hash == b.config_hash
+    assert a.config_hash != a.replace(rows=4).config_hash
+    assert json.loads(a.canonical_json()) == a.to_dict()
+    # Pinned: a change here silently invalidates every cache and build folder.
+    assert AcceleratorConfig().config_hash == "53522717f9c76ad9"
+
+
+def test_unknown_field_is_rejected():
+    with pytest.raises(ConfigError) as info:
+        AcceleratorConfig.from_dict({"rows": 4, "colums": 4})
+    assert info.value.field == "colums"
+
+
+def test_load_toml_and_yaml(tmp_path):
+    t = tmp_path / "d.toml"
+    t.write_text('[accelerator]\nrows = 8\ncols = 2\ndataflow = "ws"\ndtype = "uint8"\n')
+    y = tmp_path / "d.yaml"
+    y.write_text("rows: 8\ncols: 2\ndataflow: ws\ndtype: uint8\n")
+    assert AcceleratorConfig.from_file(t) == AcceleratorConfig.from_file(y) == AcceleratorConfig(
+        rows=8, cols=2, dataflow="ws", dtype="uint8")
+
+
+def test_file_errors_name_file_and_field(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("rows = 0\n")
+    with pytest.raises(ConfigError, match=r"rows: must be in 1..64, not 0 \(in .*bad.toml\)"):
+        AcceleratorConfig.from_file(bad)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("rows = = 3\n")
+    with pytest.raises(ConfigError, match="cannot parse"):
+        AcceleratorConfig.from_file(broken)
+    with pytest.raises(ConfigError, match="no such file"):
+        AcceleratorConfig.from_file(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="use a .toml"):
+        AcceleratorConfig.from_file(bad.with_suffix(".txt").write_text("x") and bad.with_suffix(".txt"))
+
+
+def test_dtype_table():
+    assert get_dtype("int8").min_int == -128 and get_dtype("int8").max_int == 127
+    assert get_dtype("uint8").min_int == 0 and get_dtype("uint8").max_int == 255
+    assert get_dtype("int16").product_bits == 32
+    assert set(DTYPES) >= {"int8", "uint8", "int16", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp32", "tf32"}
+    with pytest.raises(ConfigError):
+        get_dtype("int3")
