@@ -57,6 +57,7 @@ class ModelAssumptions:
     tiles: tuple[tuple[int, int], ...]
     split_k: tuple[int, ...]
     min_k_per_split: int
+    skinny_below: int
     basis: dict[str, str]
 
 
@@ -72,6 +73,7 @@ def assumptions(path: str = str(MODEL_FILE)) -> ModelAssumptions:
         tiles=tuple((int(a), int(b)) for a, b in tiles),
         split_k=tuple(int(s) for s in need(path, "", d, "split_k", list)),
         min_k_per_split=need(path, "", d, "min_k_per_split", int, positive=True),
+        skinny_below=need(path, "", d, "skinny_tiles_below", int, positive=True),
         basis={"memory_efficiency": me.get("basis", ""), "launch_overhead": d.get("launch_basis", ""),
                "tiles": d.get("tiles_basis", "")},
     )
@@ -147,7 +149,10 @@ def _raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: M
     per_sm = peak_tflops * 1e12 * eff / sms
     bw = gpu.mem_bw_GBps * 1e9 * _mem_eff(gpu, a)
     best = None
+    skinny_ok = min(gemm.M, gemm.N) < a.skinny_below
     for tm, tn in a.tiles:
+        if min(tm, tn) < a.skinny_below and not skinny_ok:
+            continue
         tiles = math.ceil(gemm.M / tm) * math.ceil(gemm.N / tn) * gemm.count
         for s in a.split_k:
             if s > 1 and gemm.K / s < a.min_k_per_split:
@@ -279,7 +284,7 @@ def estimate_gemm(gpu: GpuSpec | str, gemm: Gemm) -> GpuGemmEstimate:
     dtype_used, peak, notes = resolve_peak(gpu, gemm.dtype)
     eff, extrapolated, how = calibration().lookup(gpu.family, DTYPE_CLASS[dtype_used])
     notes = notes + [f"compute efficiency {eff:.3f}: {how}"]
-    notes += gpu.flags("peak_dense_tflops", "sm_count", "mem_bw_GBps")
+    notes += gpu.flags(f"peak_dense_tflops.{dtype_used}", "sm_count", "mem_bw_GBps")
     total, compute, memory, launch, tile, split, waves, wave_eff, nbytes = _raw_estimate(gpu, gemm, peak, eff, a)
     if gemm.M * gemm.N * gemm.count < gpu.sm_count * 64 * 64:
         notes.append("few output tiles: the model's split-K choice stands in for cuBLAS's small-GEMM kernels (extrapolation)")

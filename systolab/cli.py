@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -42,16 +41,6 @@ def design_from_args(args: argparse.Namespace) -> AcceleratorConfig:
     return AcceleratorConfig.from_dict({**base, **flags}, source="command line")
 
 
-def _parse_gemm(text: str) -> tuple[int, int, int]:
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
-    if not m:
-        raise UserError(f"gemm: expected MxNxK with positive integers (e.g. 37x23x19), not {text!r}")
-    dims = tuple(int(v) for v in m.groups())
-    if min(dims) < 1:
-        raise UserError(f"gemm: every dimension must be >= 1, not {text!r}")
-    return dims  # type: ignore[return-value]
-
-
 def _emit(args: argparse.Namespace, payload: dict, human: Callable[[dict], str]) -> None:
     if args.json:
         print(json.dumps(payload, sort_keys=True, default=str))
@@ -76,6 +65,7 @@ def cmd_rtl(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from .models.gemm import parse_gemm
     from .sim.stimulus import campaign, check_fits, random_product
     from .sim.verify import verify_products
 
@@ -85,7 +75,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not 0.0 <= args.stall_prob < 1.0:
         raise UserError(f"stall-prob: must be in [0, 1), not {args.stall_prob}")
     if args.gemm:
-        m, n, k = _parse_gemm(args.gemm)
+        g = parse_gemm(args.gemm)
+        m, n, k = g.M, g.N, g.K
         try:
             check_fits(config, m, n, k)
         except ValueError as exc:
@@ -112,6 +103,90 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def cmd_gpu(args: argparse.Namespace) -> int:
+    from .models.gemm import load_gemm_list, parse_gemm
+    from .models.gpu import estimate_workload
+    from .models.gpu_specs import get_gpu
+
+    gpu = get_gpu(args.gpu)
+    if bool(args.gemm) == bool(args.workload):
+        raise UserError("gemm: give exactly one of --gemm MxNxK or --workload FILE")
+    gemms = [parse_gemm(args.gemm, dtype=args.dtype)] if args.gemm else load_gemm_list(args.workload, dtype=args.dtype)
+    est = estimate_workload(gpu, gemms)
+    per = [e.to_dict() for e in est.gemms]
+    notes = sorted({n for e in est.gemms for n in e.notes})
+    payload = {"gpu": gpu.id, "name": gpu.name, "dtype": args.dtype, "seconds": est.seconds, "tflops": est.tflops,
+               "bound": est.bound, "flops": est.flops, "extrapolated": any(e.extrapolated for e in est.gemms),
+               "gemms": per, "notes": notes}
+    if len(per) == 1:  # the efficiency terms of a single GEMM at the top level
+        for key in ("compute_s", "memory_s", "launch_s", "compute_efficiency", "memory_efficiency",
+                    "wave_efficiency", "tile", "split_k", "waves", "peak_tflops", "dtype_used", "roofline_s"):
+            payload[key] = per[0][key]
+
+    def human(p: dict) -> str:
+        lines = [f"{p['name']} ({p['gpu']}), {p['dtype']}: {p['seconds'] * 1e6:.1f} us, {p['tflops']:.1f} TFLOPS, "
+                 f"{p['bound']}-bound{' (extrapolated)' if p['extrapolated'] else ''}"]
+        for g in p["gemms"]:
+            d = g["gemm"]
+            lines.append(f"  {d['name']:20} {d['M']}x{d['N']}x{d['K']} x{d['count']}: {g['seconds'] * 1e6:10.1f} us "
+                         f"{g['tflops']:8.1f} TFLOPS {g['bound']:8} tile {g['tile']} split-k {g['split_k']}")
+        lines += [f"  note: {n}" for n in p["notes"]]
+        return "\n".join(lines)
+
+    _emit(args, payload, human)
+    return 0
+
+
+def cmd_export_control(args: argparse.Namespace) -> int:
+    from .models import export_control as ec
+    from .models.gpu_specs import get_gpu
+
+    custom = [args.rows, args.cols, args.clock_mhz, args.die_area_mm2]
+    if args.gpu and any(v is not None for v in custom):
+        raise UserError("gpu: give either --gpu ID or a custom chip (--rows --cols --dtype --clock-mhz --die-area-mm2), not both")
+    if args.gpu:
+        gpu = get_gpu(args.gpu)
+        result = ec.classify_gpu(gpu, rule_date=args.rule_date)
+        payload = {"device": gpu.id, "name": gpu.name, **result.to_dict()}
+    else:
+        for flag, v in (("rows", args.rows), ("cols", args.cols), ("clock-mhz", args.clock_mhz),
+                        ("die-area-mm2", args.die_area_mm2)):
+            if v is None:
+                raise UserError(f"{flag}: required for a custom chip (or give --gpu ID)")
+        dtype = args.dtype or "int8"
+        result = ec.classify_custom(rows=args.rows, cols=args.cols, dtype=dtype, clock_mhz=args.clock_mhz,
+                                    die_area_mm2=args.die_area_mm2, cores=args.cores,
+                                    data_center=not args.not_data_center, io_bidir_GBps=args.io_bidir_gbps,
+                                    dram_bw_GBps=args.dram_bw_gbps, rule_date=args.rule_date)
+        payload = {"device": f"custom {args.cores}x{args.rows}x{args.cols} {dtype} @ {args.clock_mhz:g} MHz",
+                   **result.to_dict()}
+        # Designing around the rule: how far this design could grow and stay unclassified.
+        payload["headroom"] = {
+            "largest_square_array_outside_3A090": ec.largest_square_array(
+                dtype=dtype, clock_mhz=args.clock_mhz, die_area_mm2=args.die_area_mm2, cores=args.cores,
+                rule_date=args.rule_date),
+            "max_clock_mhz_outside_3A090": ec.max_clock_mhz(
+                rows=args.rows, cols=args.cols, dtype=dtype, die_area_mm2=args.die_area_mm2, cores=args.cores,
+                rule_date=args.rule_date),
+            "max_tpp_outside_3A090": ec.max_tpp(die_area_mm2=args.die_area_mm2, rule_date=args.rule_date),
+        }
+
+    def human(p: dict) -> str:
+        pd = "unknown" if p["performance_density"] is None else f"{p['performance_density']:.2f}"
+        lines = [f"{p['device']}: ECCN {p['eccn']} under {p['rule_set']} ({p['citation']})",
+                 f"  TPP {p['tpp']:.0f}, performance density {pd}"]
+        lines += [f"  {d}" for d in p["decided_by"]]
+        if p.get("licence_policy"):
+            lines.append(f"  {p['licence_policy']}")
+        for k, v in (p.get("headroom") or {}).items():
+            lines.append(f"  {k}: {v}")
+        lines += [f"  note: {n}" for n in p["notes"]]
+        return "\n".join(lines)
+
+    _emit(args, payload, human)
+    return 0
+
+
 # -- entry point -----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="systolab", description=__doc__.splitlines()[0])
@@ -134,6 +209,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chance of a gap/back-pressure per beat on every stream (default 0.2)")
     p.add_argument("--waves", action="store_true", help="dump a waveform and report where")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("gpu", help="modelled GEMM time on an Nvidia GPU")
+    p.add_argument("--gpu", required=True, metavar="ID", help="GPU id, e.g. h100-sxm (see models/data/gpus.yaml)")
+    p.add_argument("--gemm", metavar="MxNxK", help="one GEMM")
+    p.add_argument("--workload", metavar="FILE", help="CSV of GEMMs: name,M,N,K[,count][,dtype]")
+    p.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp8_e4m3, fp8_e5m2, int8, tf32, fp32")
+    p.set_defaults(func=cmd_gpu)
+
+    p = sub.add_parser("export-control", help="ECCN 3A090 view of a GPU or a custom chip")
+    p.add_argument("--gpu", metavar="ID", help="classify this GPU")
+    p.add_argument("--rows", type=int, help="custom chip: array rows")
+    p.add_argument("--cols", type=int, help="custom chip: array columns")
+    p.add_argument("--dtype", help="custom chip: MAC dtype (default int8)")
+    p.add_argument("--clock-mhz", type=float, dest="clock_mhz", help="custom chip: clock in MHz")
+    p.add_argument("--cores", type=int, default=1, help="custom chip: number of arrays (default 1)")
+    p.add_argument("--die-area-mm2", type=float, dest="die_area_mm2", help="custom chip: applicable die area")
+    p.add_argument("--io-bidir-gbps", type=float, dest="io_bidir_gbps", help="custom chip: aggregate I/O (Oct-2022 rule)")
+    p.add_argument("--dram-bw-gbps", type=float, dest="dram_bw_gbps", help="custom chip: DRAM bandwidth (2026 licence policy)")
+    p.add_argument("--not-data-center", action="store_true", dest="not_data_center",
+                   help="custom chip: not designed or marketed for data centers")
+    p.add_argument("--rule-date", dest="rule_date", metavar="YYYY-MM-DD", help="rule set in force on this date (default: latest)")
+    p.set_defaults(func=cmd_export_control)
 
     for p in sub.choices.values():
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")

@@ -97,3 +97,42 @@ def test_config_file_and_flag_override(tmp_path, capsys):
     assert main(["rtl", "--config", str(f), "--cols", "5", "--out", str(tmp_path / "o"), "--json"]) == 0
     params = json.loads(capsys.readouterr().out)["params"]
     assert (params["rows"], params["cols"], params["dataflow"]) == (2, 5, "ws")
+
+
+def test_gpu_json_contract(capsys):
+    assert main(["gpu", "--gpu", "h100-sxm", "--gemm", "4096x4096x4096", "--dtype", "bf16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("seconds", "tflops", "bound", "compute_efficiency", "memory_efficiency", "wave_efficiency"):
+        assert key in out
+    assert out["bound"] == "compute" and 700 < out["tflops"] < 989.4
+
+
+@pytest.mark.parametrize("gpu, eccn", [("a100-sxm4-80gb", "3A090.a.1"), ("h100-sxm", "3A090.a.1"),
+                                       ("l40s", "3A090.a.1"), ("l4", "3A090.a.2"), ("h20", "none"), ("l20", "none")])
+def test_export_control_gpu(gpu, eccn, capsys):
+    assert main(["export-control", "--gpu", gpu, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["eccn"] == eccn and "tpp" in out and "performance_density" in out
+
+
+def test_export_control_custom_chip(capsys):
+    assert main(["export-control", "--rows", "256", "--cols", "256", "--dtype", "int8", "--clock-mhz", "700",
+                 "--die-area-mm2", "331", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["eccn"] == "none" and out["tpp"] == pytest.approx(734, abs=1)
+    assert out["headroom"]["largest_square_array_outside_3A090"] >= 256
+
+
+@pytest.mark.parametrize("args, word", [
+    (["gpu", "--gpu", "h999", "--gemm", "1x1x1"], "gpu"),
+    (["gpu", "--gpu", "h100-sxm"], "gemm"),
+    (["gpu", "--gpu", "h100-sxm", "--gemm", "1x1x1", "--dtype", "int3"], "dtype"),
+    (["export-control", "--rows", "4"], "cols"),
+    (["export-control", "--gpu", "h20", "--rows", "4"], "gpu"),
+    (["export-control", "--gpu", "h20", "--rule-date", "yesterday"], "rule-date"),
+])
+def test_model_commands_reject_bad_input_in_one_line(args, word):
+    rc, out, err = run_cli(*args, "--json")
+    assert rc == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and word in lines[0]
