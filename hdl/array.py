@@ -37,7 +37,29 @@ def _delayed(m: Module, value: Value, cycles: int, en: Value, name: str) -> Valu
     return value
 
 
-class OutputStationaryArray(wiring.Component):
+class _Array(wiring.Component):
+    """What both arrays share: validated size, the MAC unit, ports from ``signature_for``."""
+
+    def __init__(self, *, rows: int, cols: int, mac: IntegerMac):
+        self._rows = _check_dim("rows", rows)
+        self._cols = _check_dim("cols", cols)
+        self._mac = mac
+        super().__init__(self.signature_for(rows=rows, cols=cols, mac=mac))
+
+    @staticmethod
+    def signature_for(*, rows: int, cols: int, mac: IntegerMac) -> wiring.Signature:
+        raise NotImplementedError
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def cols(self) -> int:
+        return self._cols
+
+
+class OutputStationaryArray(_Array):
     """Output-stationary array: PE (i, j) accumulates C[i, j] of one R x C output tile.
 
     Operands arrive as one *k-slice* per beat: column k of the A tile (``a``, R values)
@@ -69,20 +91,6 @@ class OutputStationaryArray(wiring.Component):
                                     "b": ArrayLayout(mac.input_shape, cols), "last": 1}))
     results : Out(stream.Signature({"c": ArrayLayout(mac.acc_shape, cols), "last": 1}))
     """
-
-    def __init__(self, *, rows: int, cols: int, mac: IntegerMac):
-        self._rows = _check_dim("rows", rows)
-        self._cols = _check_dim("cols", cols)
-        self._mac = mac
-        super().__init__(self.signature_for(rows=rows, cols=cols, mac=mac))
-
-    @property
-    def rows(self) -> int:
-        return self._rows
-
-    @property
-    def cols(self) -> int:
-        return self._cols
 
     @staticmethod
     def signature_for(*, rows: int, cols: int, mac: IntegerMac) -> wiring.Signature:
@@ -154,7 +162,7 @@ class OutputStationaryArray(wiring.Component):
         return m
 
 
-class WeightStationaryArray(wiring.Component):
+class WeightStationaryArray(_Array):
     """Weight-stationary array: PE (k, j) holds weight B[k, j] of an R x C weight tile.
 
     Weights arrive on ``weights`` as R beats, beat k holding row k of the tile (C values);
@@ -189,20 +197,6 @@ class WeightStationaryArray(wiring.Component):
                                     "psum": ArrayLayout(mac.acc_shape, cols), "last": 1}))
     results : Out(stream.Signature({"c": ArrayLayout(mac.acc_shape, cols), "last": 1}))
     """
-
-    def __init__(self, *, rows: int, cols: int, mac: IntegerMac):
-        self._rows = _check_dim("rows", rows)
-        self._cols = _check_dim("cols", cols)
-        self._mac = mac
-        super().__init__(self.signature_for(rows=rows, cols=cols, mac=mac))
-
-    @property
-    def rows(self) -> int:
-        return self._rows
-
-    @property
-    def cols(self) -> int:
-        return self._cols
 
     @staticmethod
     def signature_for(*, rows: int, cols: int, mac: IntegerMac) -> wiring.Signature:

@@ -224,41 +224,38 @@ def _check_allowed(allowed: tuple[str, ...]) -> None:
         raise UserError(f"allowed: unknown class {bad[0]!r}; known: {', '.join(sorted(known))}")
 
 
+def _last_allowed(candidates, classify_one, allowed: tuple[str, ...]):
+    """The last candidate before the first whose class is not in ``allowed`` (0 if the first is not)."""
+    _check_allowed(allowed)
+    best = 0
+    for value in candidates:
+        if classify_one(value).eccn not in allowed:
+            break
+        best = value
+    return best
+
+
 def largest_square_array(*, dtype: str, clock_mhz: float, die_area_mm2: float, cores: int = 1,
                          allowed: tuple[str, ...] = ALLOWED_DEFAULT, rule_date: str | None = None,
                          limit: int = 4096) -> int:
     """Largest N such that every N' x N' array (N' <= N) stays in ``allowed`` classes; 0 if none."""
-    _check_allowed(allowed)
-    best = 0
-    for n in range(1, limit + 1):
-        if classify_custom(rows=n, cols=n, dtype=dtype, clock_mhz=clock_mhz, die_area_mm2=die_area_mm2,
-                           cores=cores, rule_date=rule_date).eccn not in allowed:
-            break
-        best = n
-    return best
+    return _last_allowed(range(1, limit + 1), lambda n: classify_custom(
+        rows=n, cols=n, dtype=dtype, clock_mhz=clock_mhz, die_area_mm2=die_area_mm2, cores=cores,
+        rule_date=rule_date), allowed)
 
 
 def max_clock_mhz(*, rows: int, cols: int, dtype: str, die_area_mm2: float, cores: int = 1,
                   allowed: tuple[str, ...] = ALLOWED_DEFAULT, rule_date: str | None = None,
                   limit_mhz: int = 10000) -> int:
     """Highest whole-MHz clock below which the design stays in ``allowed`` classes; 0 if none."""
-    _check_allowed(allowed)
-    best = 0
-    for f in range(1, limit_mhz + 1):
-        if classify_custom(rows=rows, cols=cols, dtype=dtype, clock_mhz=f, die_area_mm2=die_area_mm2,
-                           cores=cores, rule_date=rule_date).eccn not in allowed:
-            break
-        best = f
-    return best
+    return _last_allowed(range(1, limit_mhz + 1), lambda f: classify_custom(
+        rows=rows, cols=cols, dtype=dtype, clock_mhz=f, die_area_mm2=die_area_mm2, cores=cores,
+        rule_date=rule_date), allowed)
 
 
 def max_tpp(*, die_area_mm2: float, allowed: tuple[str, ...] = ALLOWED_DEFAULT, rule_date: str | None = None,
             step: float = 1.0, limit: float = 100000.0) -> float:
     """Largest TPP (to ``step``) a die of this area can have and stay in ``allowed`` classes."""
-    _check_allowed(allowed)
-    best, t = 0.0, step
-    while t <= limit:
-        if classify(tpp=t, die_area_mm2=die_area_mm2, rule_date=rule_date).eccn not in allowed:
-            break
-        best, t = t, t + step
-    return best
+    steps = (step * i for i in range(1, int(limit / step) + 1))
+    return float(_last_allowed(steps, lambda t: classify(tpp=t, die_area_mm2=die_area_mm2, rule_date=rule_date),
+                               allowed))

@@ -29,8 +29,8 @@ def _cycle() -> int:
     return int(get_sim_time(unit="ns")) // CLOCK_NS
 
 
-class StreamDriver:
-    """Drives a valid/ready stream with seeded random gaps in ``valid``."""
+class _StreamPort:
+    """The valid/ready/payload signals of one stream (Amaranth names them prefix__*)."""
 
     def __init__(self, dut, prefix: str, rng: np.random.Generator, stall_prob: float):
         self.clk = dut.clk
@@ -39,6 +39,13 @@ class StreamDriver:
         self.payload = getattr(dut, f"{prefix}__payload")
         self.rng, self.stall_prob = rng, stall_prob
         self.log = logging.getLogger(f"cocotb.tb.{prefix}")
+
+
+class StreamDriver(_StreamPort):
+    """Drives a valid/ready stream with seeded random gaps in ``valid``."""
+
+    def __init__(self, dut, prefix: str, rng: np.random.Generator, stall_prob: float):
+        super().__init__(dut, prefix, rng, stall_prob)
         self.valid.value = 0
 
     async def send(self, beats: list[int], on_accept=None) -> None:
@@ -57,15 +64,11 @@ class StreamDriver:
         self.valid.value = 0
 
 
-class StreamMonitor:
+class StreamMonitor(_StreamPort):
     """Accepts result beats with seeded random back-pressure and hands them on."""
 
     def __init__(self, dut, prefix: str, rng: np.random.Generator, stall_prob: float):
-        self.clk = dut.clk
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.rng, self.stall_prob = rng, stall_prob
+        super().__init__(dut, prefix, rng, stall_prob)
         self.ready.value = 0
 
     async def run(self, on_beat, done) -> None:
