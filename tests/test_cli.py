@@ -136,3 +136,19 @@ def test_model_commands_reject_bad_input_in_one_line(args, word):
     assert rc == 2 and "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and word in lines[0]
+
+
+@pytest.mark.parametrize("size", [4, 8])
+def test_area_json_contract(size, capsys):
+    assert main(["area", "--rows", str(size), "--cols", str(size), "--dataflow", "os", "--dtype", "int8",
+                 "--node", "n7", "--gemm", "64x64x64", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["node"] == "n7" and out["synth_area_mm2"] > 0
+    assert abs(out["model_area_mm2"] - out["synth_area_mm2"]) / out["synth_area_mm2"] < 0.03
+    assert out["breakdown"]["pe_share"] > 0.5 and out["assumptions"]
+    assert out["energy"]["tops_per_watt"] > 0
+
+
+def test_area_bad_node_is_one_line():
+    rc, out, err = run_cli("area", "--node", "n1", "--json")
+    assert rc == 2 and "Traceback" not in err and "node: unknown node 'n1'" in err

@@ -1,0 +1,144 @@
+"""Energy and power of GEMMs on the systolic array.
+
+Energy = issued MACs x E_mac + SRAM bytes x E_sram + DRAM bytes x E_dram, with 45 nm
+figures (Horowitz, ISSCC 2014) scaled to the node (``data/energy.yaml``,
+``data/nodes.yaml``). Average power at a clock adds leakage and an overhead fraction.
+
+Activity counts come from the bare array's schedule (:func:`bare_array_activity`):
+output-stationary tiles of rows x cols outputs streaming all of K, or weight-stationary
+tiles of rows x cols weights streaming all of M with partial sums through SRAM. Each tile
+re-reads its operands from on-chip SRAM; DRAM moves each matrix once. The tiled
+controller's own schedule (double buffering, its counters) will replace this once it
+exists; the cycle counts here follow the arrays' timing contracts.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ..config import AcceleratorConfig
+from ..errors import UserError
+from .gemm import Gemm
+from .nodes import get_node
+from .specs import DATA_DIR, load_yaml, need
+
+ENERGY_FILE = DATA_DIR / "energy.yaml"
+
+
+@lru_cache(maxsize=None)
+def energy_data(path: str = str(ENERGY_FILE)) -> dict:
+    p = Path(path)
+    d = load_yaml(p)
+    for key in ("mac_pJ_45nm", "sram_pJ_per_byte_45nm", "dram_pJ_per_byte"):
+        need(p, "", d, key, (dict, list))
+    for key in ("int32_add_pJ_45nm", "pe_overhead_factor", "leakage_fraction_of_peak_dynamic", "overhead_fraction"):
+        need(p, "", d, key, (int, float))
+    return d
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What a GEMM makes the array do."""
+
+    cycles: int
+    macs_useful: int
+    macs_issued: int        # including padding of edge tiles
+    sram_bytes: int
+    dram_bytes: int
+
+
+def bare_array_activity(config: AcceleratorConfig, gemm: Gemm) -> Activity:
+    """Activity of ``gemm`` on the bare array, tile after tile, no stalls."""
+    R, C = config.rows, config.cols
+    b = config.input_dtype.bits // 8
+    acc = math.ceil(config.acc_bits / 8)
+    M, N, K = gemm.M, gemm.N, gemm.K
+    if config.dataflow == "os":
+        tiles = math.ceil(M / R) * math.ceil(N / C)
+        per_tile = max(K, max(R, C))
+        cycles = tiles * per_tile + R + C - 1
+        issued = tiles * R * C * K
+        sram = tiles * K * (R + C) * b + M * N * acc
+    else:
+        tiles = math.ceil(K / R) * math.ceil(N / C)
+        per_tile = max(M, 2 * R + C - 2)
+        cycles = tiles * per_tile + 2 * R + C - 1
+        issued = tiles * R * C * M
+        sram = tiles * (M * R * b + R * C * b + 2 * M * C * acc)
+    dram = (M * K + K * N) * b + M * N * acc
+    n = gemm.count
+    return Activity(cycles * n, M * N * K * n, issued * n, sram * n, dram * n)
+
+
+@dataclass(frozen=True)
+class EnergyEstimate:
+    joules: float
+    mac_joules: float
+    sram_joules: float
+    dram_joules: float
+    seconds: float
+    average_watts: float
+    tops_per_watt: float
+    activity: Activity
+    assumptions: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["activity"] = dict(self.activity.__dict__)
+        d["assumptions"] = list(self.assumptions)
+        return d
+
+
+def mac_energy_pJ(config: AcceleratorConfig, node: str) -> float:
+    """Energy of one MAC in a PE at ``node`` (multiply + accumulate + PE overhead)."""
+    d = energy_data()
+    mac = d["mac_pJ_45nm"].get(config.dtype)
+    if mac is None:
+        raise UserError(f"dtype: no MAC energy for {config.dtype!r}")
+    add = d["int32_add_pJ_45nm"] * config.acc_bits / 32
+    return (mac["mult"] + add) * d["pe_overhead_factor"] * get_node(node).energy_scale_vs_45nm.value
+
+
+def sram_energy_pJ_per_byte(buffer_KiB: float, node: str) -> float:
+    rows = energy_data()["sram_pJ_per_byte_45nm"]
+    row = next((r for r in rows if buffer_KiB <= r["max_KiB"]), rows[-1])
+    return row["value"] * get_node(node).energy_scale_vs_45nm.value
+
+
+def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: str, clock_MHz: float | None = None,
+                buffer_KiB: float = 32, dram: str = "HBM") -> EnergyEstimate:
+    """Joules, average watts and TOPS/W of ``gemm`` on the array at ``node``."""
+    d = energy_data()
+    n = get_node(node)
+    clock = clock_MHz if clock_MHz is not None else n.default_clock_MHz.value
+    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or clock <= 0:
+        raise UserError(f"clock_MHz: must be a positive number, not {clock!r}")
+    if dram not in d["dram_pJ_per_byte"]:
+        raise UserError(f"dram: choose one of {', '.join(d['dram_pJ_per_byte'])}, not {dram!r}")
+    act = bare_array_activity(config, gemm)
+    e_mac = act.macs_issued * mac_energy_pJ(config, node) * 1e-12
+    e_sram = act.sram_bytes * sram_energy_pJ_per_byte(buffer_KiB, node) * 1e-12
+    e_dram = act.dram_bytes * d["dram_pJ_per_byte"][dram]["value"] * 1e-12
+    seconds = act.cycles / (clock * 1e6)
+    dynamic = (e_mac + e_sram + e_dram) * (1 + d["overhead_fraction"])
+    peak_dynamic_W = config.rows * config.cols * mac_energy_pJ(config, node) * 1e-12 * clock * 1e6
+    leakage_J = d["leakage_fraction_of_peak_dynamic"] * peak_dynamic_W * seconds
+    joules = dynamic + leakage_J
+    notes = (f"45 nm energies from Horowitz ISSCC 2014 scaled by {n.energy_scale_vs_45nm.value} to {n.name} "
+             f"({n.energy_scale_vs_45nm.source})",
+             f"clock {clock:g} MHz ({'given' if clock_MHz is not None else n.default_clock_MHz.source})",
+             d["pe_overhead_basis"], " ".join(d["power_basis"].split()),
+             f"{dram} energy: {d['dram_pJ_per_byte'][dram]['source']}",
+             "activity from the bare array's tile schedule (controller model pending)")
+    return EnergyEstimate(joules, e_mac, e_sram, e_dram, seconds, joules / seconds,
+                          2 * act.macs_useful / joules / 1e12, act, notes)
+
+
+def workload_energy(config: AcceleratorConfig, gemms: list[Gemm], **kwargs) -> tuple[float, float]:
+    """(joules, seconds) summed over a workload's GEMMs."""
+    if not gemms:
+        raise UserError("workload: holds no GEMMs")
+    parts = [gemm_energy(config, g, **kwargs) for g in gemms]
+    return sum(p.joules for p in parts), sum(p.seconds for p in parts)
