@@ -142,3 +142,21 @@ def workload_energy(config: AcceleratorConfig, gemms: list[Gemm], **kwargs) -> t
         raise UserError("workload: holds no GEMMs")
     parts = [gemm_energy(config, g, **kwargs) for g in gemms]
     return sum(p.joules for p in parts), sum(p.seconds for p in parts)
+
+
+def chip_power_W(config: AcceleratorConfig, *, cores: int, node: str, clock_MHz: float | None = None,
+                 activity: float = 1.0) -> dict:
+    """Power of ``cores`` arrays at ``activity`` (fraction of cycles doing MACs), with
+    leakage and the stated overhead (SRAM and DRAM traffic excluded: see gemm_energy)."""
+    d = energy_data()
+    n = get_node(node)
+    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+        raise UserError(f"cores: must be a positive integer, not {cores!r}")
+    if not 0 <= activity <= 1:
+        raise UserError(f"activity: must be in [0, 1], not {activity}")
+    clock = clock_MHz if clock_MHz is not None else n.default_clock_MHz.value
+    peak = cores * config.rows * config.cols * mac_energy_pJ(config, node) * 1e-12 * clock * 1e6
+    dynamic = peak * activity * (1 + d["overhead_fraction"])
+    leakage = d["leakage_fraction_of_peak_dynamic"] * peak
+    return {"dynamic_W": dynamic, "leakage_W": leakage, "total_W": dynamic + leakage, "clock_MHz": clock,
+            "basis": " ".join(d["power_basis"].split())}
