@@ -221,3 +221,31 @@ def usd_per_million_tokens(*, unit_capex_usd: float, power_W: float, tokens_per_
         out[case] = hourly / (rate * 3600 * util) * 1e6
     return Estimate(out["value"], out["low"], out["high"], {},
                     tuple(ops[k].source for k in ("lifetime_years", "pue", "usd_per_kWh", "utilization")))
+
+
+def gpu_fleet(gemms: list, *, gpu_ids: list[str] | None = None, budget_usd: float | None = None) -> list[dict]:
+    """For each GPU with a public price: units a budget buys (default $7B) at the price's
+    midpoint (and its range), and the fleet's throughput on ``gemms`` (workload runs per
+    second, one run per GPU at a time). GPUs without a public price are listed with the
+    reason instead of a guess."""
+    from .gpu import estimate_workload
+    from .gpu_specs import get_gpu, load_gpus
+
+    ids = gpu_ids or list(load_gpus())
+    rows = []
+    for gid in ids:
+        gpu = get_gpu(gid)
+        price = gpu_price(gpu)
+        if price is None:
+            rows.append({"gpu": gid, "units": None, "note": "no public price in models/data/gpus.yaml"})
+            continue
+        seconds = estimate_workload(gpu, gemms).seconds
+        mid = fleet(unit_price_usd=price.usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
+        lo = fleet(unit_price_usd=price.high_usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
+        hi = fleet(unit_price_usd=price.low_usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
+        rows.append({"gpu": gid, "unit_price_usd": price.usd, "price_range_usd": [price.low_usd, price.high_usd],
+                     "price_source": price.sources[0], "units": mid["units"],
+                     "units_range": [lo["units"], hi["units"]], "workload_seconds": seconds,
+                     "runs_per_second": mid["aggregate_throughput"],
+                     "runs_per_second_range": [lo["aggregate_throughput"], hi["aggregate_throughput"]]})
+    return rows

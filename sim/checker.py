@@ -62,7 +62,7 @@ class Scoreboard:
 
     def describe(self, mm: Mismatch) -> str:
         got = "nothing" if mm.got is None else mm.got
-        where = f"; waveform: {self.waveform}" if self.waveform else ""
+        where = f"; waveform: {self.waveform}" if self.waveform else "; rerun with --waves for a waveform"
         return (f"product {mm.product} ({mm.label}, MxNxK={'x'.join(map(str, self.products[mm.product].shape))}) "
                 f"C[{mm.row},{mm.col}]: expected {mm.expected}, got {got} (seed {self.seed}{where})")
 

@@ -77,3 +77,17 @@ def test_bad_inputs_name_the_parameter(call, message):
     with pytest.raises(UserError, match=message):
         call()
     assert math.isfinite(cost.die_yield(1, 0.1))
+
+
+def test_gpu_fleet_for_a_workload():
+    from systolab.models.gemm import Gemm
+
+    gemms = [Gemm(2048, 4096, 4096, "bf16", count=32)]
+    rows = {r["gpu"]: r for r in cost.gpu_fleet(gemms, gpu_ids=["h100-sxm", "h20", "l4"])}
+    h100 = rows["h100-sxm"]
+    assert h100["units"] == int(7e9 // 32_500)
+    assert h100["units_range"] == [int(7e9 // 40_000), int(7e9 // 25_000)]
+    assert h100["runs_per_second"] == pytest.approx(h100["units"] / h100["workload_seconds"])
+    assert rows["l4"]["units"] is None and "no public price" in rows["l4"]["note"]
+    # per dollar the H20 fleet is far slower on compute-bound work than the H100 fleet
+    assert rows["h20"]["runs_per_second"] < h100["runs_per_second"]
