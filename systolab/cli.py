@@ -104,20 +104,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gpu(args: argparse.Namespace) -> int:
-    from .models.gemm import load_gemm_list, parse_gemm
+    from .models.gemm import parse_gemm
     from .models.gpu import estimate_workload
     from .models.gpu_specs import get_gpu
+    from .models.workloads import get_workload
 
     gpu = get_gpu(args.gpu)
     if bool(args.gemm) == bool(args.workload):
-        raise UserError("gemm: give exactly one of --gemm MxNxK or --workload FILE")
-    gemms = [parse_gemm(args.gemm, dtype=args.dtype)] if args.gemm else load_gemm_list(args.workload, dtype=args.dtype)
+        raise UserError("gemm: give exactly one of --gemm MxNxK or --workload NAME_OR_FILE")
+    workload = None
+    if args.gemm:
+        gemms = [parse_gemm(args.gemm, dtype=args.dtype)]
+    else:
+        workload = get_workload(args.workload, batch=args.batch, seq_len=args.seq_len, dtype=args.dtype)
+        gemms = list(workload.gemms)
     est = estimate_workload(gpu, gemms)
     per = [e.to_dict() for e in est.gemms]
     notes = sorted({n for e in est.gemms for n in e.notes})
     payload = {"gpu": gpu.id, "name": gpu.name, "dtype": args.dtype, "seconds": est.seconds, "tflops": est.tflops,
                "bound": est.bound, "flops": est.flops, "extrapolated": any(e.extrapolated for e in est.gemms),
                "gemms": per, "notes": notes}
+    if workload is not None:
+        payload["workload"] = workload.to_dict()
+        payload[f"{workload.unit}s_per_second"] = workload.units_per_run / est.seconds
     if len(per) == 1:  # the efficiency terms of a single GEMM at the top level
         for key in ("compute_s", "memory_s", "launch_s", "compute_efficiency", "memory_efficiency",
                     "wave_efficiency", "tile", "split_k", "waves", "peak_tflops", "dtype_used", "roofline_s"):
@@ -279,7 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gpu", help="modelled GEMM time on an Nvidia GPU")
     p.add_argument("--gpu", required=True, metavar="ID", help="GPU id, e.g. h100-sxm (see models/data/gpus.yaml)")
     p.add_argument("--gemm", metavar="MxNxK", help="one GEMM")
-    p.add_argument("--workload", metavar="FILE", help="CSV of GEMMs: name,M,N,K[,count][,dtype]")
+    p.add_argument("--workload", metavar="NAME_OR_FILE",
+                   help="built-in (llama3-8b-prefill, llama3-8b-decode, llama3-70b-*, mixtral-8x7b-*, bert-base, "
+                        "dlrm, resnet50), a SCALE-Sim topology CSV, or a GEMM list CSV (name,M,N,K[,count][,dtype])")
+    p.add_argument("--batch", type=int, help="built-in workloads: batch size")
+    p.add_argument("--seq-len", type=int, dest="seq_len", help="built-in LLM/BERT workloads: sequence length")
     p.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp8_e4m3, fp8_e5m2, int8, tf32, fp32")
     p.set_defaults(func=cmd_gpu)
 

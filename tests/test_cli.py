@@ -152,3 +152,11 @@ def test_area_json_contract(size, capsys):
 def test_area_bad_node_is_one_line():
     rc, out, err = run_cli("area", "--node", "n1", "--json")
     assert rc == 2 and "Traceback" not in err and "node: unknown node 'n1'" in err
+
+
+def test_gpu_on_a_builtin_workload(capsys):
+    assert main(["gpu", "--gpu", "h20", "--workload", "llama3-8b-decode", "--batch", "16", "--seq-len", "1024",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["bound"] == "memory" and out["tokens_per_second"] > 0
+    assert out["workload"]["units_per_run"] == 16

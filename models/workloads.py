@@ -1,0 +1,250 @@
+"""Workloads: named lists of GEMMs, built-in models and SCALE-Sim topology import.
+
+Built-ins are parameterised by batch and sequence length; each states the source of its
+dimensions and what it leaves out (element-wise work, softmax, normalisation, embedding
+look-ups: everything that is not a GEMM). Attention is counted as dense GEMMs (no causal
+masking savings, no FlashAttention fusion); grouped-query attention batches the query
+heads that share a KV head into one GEMM per KV head.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..dtypes import get_dtype
+from ..errors import UserError
+from .gemm import Gemm, load_gemm_list
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A named list of GEMMs and the unit of work one run of it delivers."""
+
+    name: str
+    gemms: tuple[Gemm, ...]
+    unit: str = "run"                 # "token", "sample" or "run"
+    units_per_run: int = 1
+    source: str = ""
+    assumptions: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.gemms:
+            raise UserError(f"workload: {self.name!r} holds no GEMMs")
+
+    @property
+    def flops(self) -> int:
+        return sum(g.flops for g in self.gemms)
+
+    @property
+    def min_bytes(self) -> int:
+        """Compulsory traffic: every GEMM reads its operands and writes its result once."""
+        return sum(g.min_bytes for g in self.gemms)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "unit": self.unit, "units_per_run": self.units_per_run, "flops": self.flops,
+                "bytes": self.min_bytes, "gemms": len(self.gemms), "source": self.source,
+                "assumptions": list(self.assumptions)}
+
+
+def _pos(name: str, v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise UserError(f"{name}: must be a positive integer, not {v!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class DecoderShape:
+    """Dimensions of a decoder-only transformer (from the model's published config)."""
+
+    name: str
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    ffn: int
+    vocab: int
+    source: str
+    experts: int = 1
+    experts_per_token: int = 1
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+
+LLAMA3_8B = DecoderShape("llama3-8b", 4096, 32, 32, 8, 14336, 128256,
+                         "Meta Llama 3 8B config.json (hidden 4096, 32 layers, 32 heads, 8 KV heads, FFN 14336)")
+LLAMA3_70B = DecoderShape("llama3-70b", 8192, 80, 64, 8, 28672, 128256,
+                          "Meta Llama 3 70B config.json (hidden 8192, 80 layers, 64 heads, 8 KV heads, FFN 28672)")
+MIXTRAL_8X7B = DecoderShape("mixtral-8x7b", 4096, 32, 32, 8, 14336, 32000,
+                            "Mistral AI Mixtral-8x7B config.json (8 experts, top-2 routing)", experts=8,
+                            experts_per_token=2)
+
+
+def decoder(shape: DecoderShape, *, phase: str, batch: int = 1, seq_len: int = 2048, dtype: str = "bf16") -> Workload:
+    """One forward step of a decoder-only LLM: ``prefill`` of ``seq_len`` tokens per
+    sequence, or ``decode`` of one new token per sequence against a KV cache of ``seq_len``."""
+    _pos("batch", batch)
+    _pos("seq-len", seq_len)
+    get_dtype(dtype)
+    if phase not in ("prefill", "decode"):
+        raise UserError(f"phase: must be prefill or decode, not {phase!r}")
+    s, L = shape, shape.layers
+    q_len = seq_len if phase == "prefill" else 1
+    T = batch * q_len                      # tokens through the projections
+    kv = s.kv_heads * s.head_dim
+    group = s.heads // s.kv_heads
+    g: list[Gemm] = [
+        Gemm(T, s.hidden, s.hidden, dtype, L, "attn_q"),
+        Gemm(T, kv, s.hidden, dtype, L, "attn_k"),
+        Gemm(T, kv, s.hidden, dtype, L, "attn_v"),
+        # scores Q K^T and context P V, per sequence and KV head, the group's query heads stacked
+        Gemm(group * q_len, seq_len, s.head_dim, dtype, L * batch * s.kv_heads, "attn_scores"),
+        Gemm(group * q_len, s.head_dim, seq_len, dtype, L * batch * s.kv_heads, "attn_context"),
+        Gemm(T, s.hidden, s.hidden, dtype, L, "attn_out"),
+    ]
+    assumptions = ["element-wise ops, softmax, RMSNorm, RoPE and embedding look-up are not GEMMs: left out",
+                   "attention computed densely (no causal-mask savings)"]
+    if s.experts > 1:
+        # balanced routing over the experts that receive any token at all
+        active = min(s.experts, T * s.experts_per_token)
+        routed = -(-T * s.experts_per_token // active)
+        g += [Gemm(T, s.experts, s.hidden, dtype, L, "moe_router"),
+              Gemm(routed, s.ffn, s.hidden, dtype, L * active, "moe_gate"),
+              Gemm(routed, s.ffn, s.hidden, dtype, L * active, "moe_up"),
+              Gemm(routed, s.hidden, s.ffn, dtype, L * active, "moe_down")]
+        assumptions.append(f"tokens spread evenly over the {s.experts} experts ({s.experts_per_token} per token)")
+    else:
+        g += [Gemm(T, s.ffn, s.hidden, dtype, L, "mlp_gate"), Gemm(T, s.ffn, s.hidden, dtype, L, "mlp_up"),
+              Gemm(T, s.hidden, s.ffn, dtype, L, "mlp_down")]
+    # next-token logits: the last position of each sequence
+    g.append(Gemm(batch, s.vocab, s.hidden, dtype, 1, "lm_head"))
+    tokens = batch * q_len
+    return Workload(f"{s.name}-{phase}", tuple(g), "token", tokens, s.source, tuple(assumptions))
+
+
+def bert_base(*, batch: int = 1, seq_len: int = 128, dtype: str = "bf16") -> Workload:
+    """BERT-base encoder forward (Devlin et al., 2019: hidden 768, 12 layers, 12 heads, FFN 3072)."""
+    _pos("batch", batch)
+    _pos("seq-len", seq_len)
+    T, H, L, heads = batch * seq_len, 768, 12, 12
+    d = H // heads
+    g = (Gemm(T, 3 * H, H, dtype, L, "qkv"),
+         Gemm(seq_len, seq_len, d, dtype, L * batch * heads, "attn_scores"),
+         Gemm(seq_len, d, seq_len, dtype, L * batch * heads, "attn_context"),
+         Gemm(T, H, H, dtype, L, "attn_out"),
+         Gemm(T, 3072, H, dtype, L, "ffn1"),
+         Gemm(T, H, 3072, dtype, L, "ffn2"))
+    return Workload("bert-base", g, "sample", batch, "Devlin et al., NAACL 2019 (BERT-base)",
+                    ("embeddings, LayerNorm, GELU, softmax and the pooler are left out",))
+
+
+def dlrm(*, batch: int = 2048, dtype: str = "bf16") -> Workload:
+    """DLRM MLP stack as in the MLPerf DLRM reference on Criteo Terabyte: bottom MLP
+    13-512-256-128, top MLP 479-1024-1024-512-256-1 (479 = 128 + 27*26/2 interactions)."""
+    _pos("batch", batch)
+    bottom = [13, 512, 256, 128]
+    top = [479, 1024, 1024, 512, 256, 1]
+    g = [Gemm(batch, o, i, dtype, 1, f"bottom_{n}") for n, (i, o) in enumerate(zip(bottom, bottom[1:]))]
+    g += [Gemm(batch, o, i, dtype, 1, f"top_{n}") for n, (i, o) in enumerate(zip(top, top[1:]))]
+    return Workload("dlrm", tuple(g), "sample", batch,
+                    "MLPerf Training DLRM reference (arch-mlp-bot 13-512-256-128, arch-mlp-top 1024-1024-512-256-1)",
+                    ("embedding-table look-ups (memory-bound gathers) and the feature interaction are left out",))
+
+
+def _conv(name: str, batch: int, h_out: int, c_in: int, c_out: int, k: int, dtype: str) -> Gemm:
+    """im2col: (batch x H_out x W_out) x (C_in x k x k) times (C_in x k x k) x C_out."""
+    return Gemm(batch * h_out * h_out, c_out, c_in * k * k, dtype, 1, name)
+
+
+def resnet50(*, batch: int = 1, dtype: str = "int8") -> Workload:
+    """ResNet-50 v1 at 224x224 (He et al., CVPR 2016), convolutions lowered by im2col."""
+    _pos("batch", batch)
+    g = [_conv("conv1", batch, 112, 3, 64, 7, dtype)]
+    c_in = 64
+    for stage, (blocks, width, h) in enumerate([(3, 64, 56), (4, 128, 28), (6, 256, 14), (3, 512, 7)], start=2):
+        for b in range(blocks):
+            p = f"s{stage}b{b}"
+            g += [_conv(f"{p}_1x1a", batch, h, c_in, width, 1, dtype),
+                  _conv(f"{p}_3x3", batch, h, width, width, 3, dtype),
+                  _conv(f"{p}_1x1b", batch, h, width, 4 * width, 1, dtype)]
+            if b == 0:
+                g.append(_conv(f"{p}_proj", batch, h, c_in, 4 * width, 1, dtype))
+            c_in = 4 * width
+    g.append(Gemm(batch, 1000, 2048, dtype, 1, "fc"))
+    return Workload("resnet50", tuple(g), "sample", batch, "He et al., CVPR 2016 (ResNet-50, 224x224)",
+                    ("pooling, batch-norm and ReLU are left out; the stride-2 3x3 sits in the first block of "
+                     "stages 3-5 (v1.5) and is counted at the output size",))
+
+
+BUILTINS: dict[str, Callable[..., Workload]] = {
+    "llama3-8b-prefill": lambda **k: decoder(LLAMA3_8B, phase="prefill", **k),
+    "llama3-8b-decode": lambda **k: decoder(LLAMA3_8B, phase="decode", **k),
+    "llama3-70b-prefill": lambda **k: decoder(LLAMA3_70B, phase="prefill", **k),
+    "llama3-70b-decode": lambda **k: decoder(LLAMA3_70B, phase="decode", **k),
+    "mixtral-8x7b-prefill": lambda **k: decoder(MIXTRAL_8X7B, phase="prefill", **k),
+    "mixtral-8x7b-decode": lambda **k: decoder(MIXTRAL_8X7B, phase="decode", **k),
+    "bert-base": bert_base,
+    "dlrm": dlrm,
+    "resnet50": resnet50,
+}
+
+
+def load_scalesim_topology(path: str | Path, *, dtype: str = "int8") -> Workload:
+    """A SCALE-Sim topology CSV, either form: convolution (``Layer name, IFMAP Height, IFMAP
+    Width, Filter Height, Filter Width, Channels, Num Filter, Strides``; lowered by im2col
+    without padding, as SCALE-Sim does) or GEMM (``Layer, M, N, K``: A is M x K, B is K x N)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"workload: no such file: {path}")
+    with path.open(newline="") as fh:
+        rows = [[c.strip() for c in r if c.strip() != ""] for r in csv.reader(fh)]
+    rows = [r for r in rows if r]
+    if len(rows) < 2:
+        raise UserError(f"workload: {path} holds no layers")
+    header = [h.lower() for h in rows[0]]
+    gemms = []
+    for line, r in enumerate(rows[1:], start=2):
+        try:
+            if header[1:4] == ["m", "n", "k"]:
+                m, n, k = (int(v) for v in r[1:4])
+            elif len(r) >= 8:
+                ih, iw, fh_, fw, ch, nf, st = (int(v) for v in r[1:8])
+                stride_w = int(r[8]) if len(r) > 8 else st
+                oh, ow = (ih - fh_) // st + 1, (iw - fw) // stride_w + 1
+                if oh < 1 or ow < 1:
+                    raise ValueError("filter larger than the input")
+                m, n, k = oh * ow, nf, fh_ * fw * ch
+            else:
+                raise ValueError(f"expected 'Layer, M, N, K' or the 8-column convolution form, got {len(r)} columns")
+            gemms.append(Gemm(m, n, k, dtype, 1, r[0]))
+        except (ValueError, UserError) as exc:
+            raise UserError(f"workload: {path} line {line}: {exc}") from None
+    return Workload(path.stem, tuple(gemms), "run", 1, f"SCALE-Sim topology {path.name}")
+
+
+def get_workload(name_or_file: str, *, batch: int | None = None, seq_len: int | None = None,
+                 dtype: str | None = None) -> Workload:
+    """A built-in by name (with batch/seq-len/dtype), a SCALE-Sim topology CSV, or a GEMM
+    list CSV (``name,M,N,K[,count][,dtype]``)."""
+    if name_or_file in BUILTINS:
+        kwargs: dict = {}
+        if batch is not None:
+            kwargs["batch"] = batch
+        if seq_len is not None:
+            if name_or_file in ("dlrm", "resnet50"):
+                raise UserError(f"seq-len: {name_or_file} has no sequence length")
+            kwargs["seq_len"] = seq_len
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        return BUILTINS[name_or_file](**kwargs)
+    path = Path(name_or_file)
+    if not path.is_file():
+        raise UserError(f"workload: {name_or_file!r} is neither a built-in ({', '.join(BUILTINS)}) nor a file")
+    with path.open() as fh:
+        header = fh.readline().lower().replace(" ", "")
+    if header.startswith("layer,m,n,k") or "ifmap" in header:
+        return load_scalesim_topology(path, dtype=dtype or "int8")
+    return Workload(path.stem, tuple(load_gemm_list(path, dtype=dtype or "bf16")), "run", 1, f"GEMM list {path.name}")
