@@ -148,13 +148,12 @@ class OutputStationaryArray(_Array):
 
         # Row i of a tile finishes when the `last` tag leaves its rightmost PE; rows finish
         # one cycle apart and never overlap, so the rows' done flags are one-hot.
+        any_done = 0
         for i in range(R):
             done = pes[i][C - 1].last_out
             with m.If(done):
                 m.d.comb += [self.results.payload.c[j].eq(pes[i][j].result) for j in range(C)]
-        any_done = 0
-        for i in range(R):
-            any_done = any_done | pes[i][C - 1].last_out
+            any_done = any_done | done
         m.d.comb += [
             self.results.valid.eq(any_done),
             self.results.payload.last.eq(pes[R - 1][C - 1].last_out),
