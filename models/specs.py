@@ -47,9 +47,9 @@ def need(path: str | Path, where: str, data: Mapping, key: str, kind: type | tup
             return None
         raise SpecError(path, field, "missing")
     value = data[key]
-    if kind in (int, float, (int, float)) or kind == (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(path, field, f"must be a number, not {value!r}")
+    if kind in (int, float, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, int if kind is int else (int, float)):
+            raise SpecError(path, field, f"must be {'an integer' if kind is int else 'a number'}, not {value!r}")
         if positive and not value > 0:
             raise SpecError(path, field, f"must be > 0, not {value!r}")
         return value

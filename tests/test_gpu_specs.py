@@ -37,7 +37,7 @@ def test_unknown_gpu_names_the_parameter():
 
 @pytest.mark.parametrize("mutation, field", [
     (lambda d: d["gpus"]["h100-sxm"].pop("mem_bw_GBps"), "gpus.h100-sxm.mem_bw_GBps: missing"),
-    (lambda d: d["gpus"]["h100-sxm"].__setitem__("sm_count", "many"), "gpus.h100-sxm.sm_count: must be a number"),
+    (lambda d: d["gpus"]["h100-sxm"].__setitem__("sm_count", "many"), "gpus.h100-sxm.sm_count: must be an integer"),
     (lambda d: d["gpus"]["l4"]["peak_dense_tflops"].__setitem__("int4", 1), "gpus.l4.peak_dense_tflops.int4: unknown dtype"),
     (lambda d: d["gpus"]["l4"].__setitem__("family", "turing"), "gpus.l4.family: must be one of"),
     (lambda d: d["gpus"]["l4"]["peak_dense_tflops"].__setitem__("fp16", -1), "peak_dense_tflops.fp16: must be > 0"),
