@@ -5,6 +5,7 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
+from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from ..config import AcceleratorConfig
@@ -33,50 +34,78 @@ class CoreRun:
     rows_cols: int = 1
 
 
-def run_gemm(config: AcceleratorConfig, a: np.ndarray, b: np.ndarray, *, beat_bytes: int = 16, k_chunk: int = 64,
-             latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0, seed: int = 0,
-             max_cycles: int = 2_000_000) -> CoreRun:
-    """C = A @ B on the core; A row-major, B column-major, C row-major in a model memory."""
+def run_gemms(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.ndarray]], *, beat_bytes: int = 16,
+              k_chunk: int = 64, latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0,
+              seed: int = 0, reset_after_cycles: int | None = None, max_cycles: int = 2_000_000) -> list[CoreRun]:
+    """C = A @ B for each product, descriptors submitted back to back (the second waits on
+    ``cmd.ready`` while the first runs). A row-major, B column-major, C row-major, at odd
+    strides so that nothing relies on alignment. With ``reset_after_cycles`` the first
+    product is abandoned by a reset that many cycles into it, then all run cleanly."""
     from .memory import ExternalMemory
 
-    M, K = a.shape
-    N = b.shape[1]
     eb = config.input_dtype.bits // 8
     ab = (config.acc_bits + 7) // 8
-    lda, ldb, ldc = K * eb + 3, K * eb + 5, N * ab + 7       # odd strides: no alignment assumed
-    a_addr = 64
-    b_addr = a_addr + M * lda + 64
-    c_addr = b_addr + N * ldb + 64
-    size = c_addr + M * ldc + 4096
-    mem = ExternalMemory(size, latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob, seed=seed)
-    mem.store(a_addr, a, row_stride=lda, elem_bytes=eb)
-    mem.store(b_addr, b.T, row_stride=ldb, elem_bytes=eb)
-    for r in range(M):
-        mem.allow_writes(c_addr + r * ldc, c_addr + r * ldc + N * ab)
+    layout, addr = [], 64
+    for a, b in products:
+        (M, K), N = a.shape, b.shape[1]
+        lda, ldb, ldc = K * eb + 3, K * eb + 5, N * ab + 7
+        a_addr, b_addr = addr, addr + M * lda + 64
+        c_addr = b_addr + N * ldb + 64
+        layout.append(dict(m=M, n=N, k=K, a_addr=a_addr, lda=lda, b_addr=b_addr, ldb=ldb, c_addr=c_addr, ldc=ldc))
+        addr = c_addr + M * ldc + 64
+    mem = ExternalMemory(addr + 4096, latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob, seed=seed)
+    for (a, b), d in zip(products, layout):
+        mem.store(d["a_addr"], a, row_stride=d["lda"], elem_bytes=eb)
+        mem.store(d["b_addr"], b.T, row_stride=d["ldb"], elem_bytes=eb)
+        for r in range(d["m"]):
+            mem.allow_writes(d["c_addr"] + r * d["ldc"], d["c_addr"] + r * d["ldc"] + d["n"] * ab)
     dut = OSAcceleratorCore(config, beat_bytes=beat_bytes, k_chunk=k_chunk)
-    state = {"done": False, "counters": {}}
+    m = Module()
+    m.domains.sync = cd = ClockDomain("sync")
+    m.submodules.dut = dut
+    state = {"done": False, "counters": []}
 
-    async def host(ctx):
-        ctx.set(dut.cmd.payload, {"m": M, "n": N, "k": K, "a_addr": a_addr, "lda": lda, "b_addr": b_addr,
-                                  "ldb": ldb, "c_addr": c_addr, "ldc": ldc})
+    async def submit(ctx, d):
+        ctx.set(dut.cmd.payload, d)
         ctx.set(dut.cmd.valid, 1)
         await ctx.tick().until(dut.cmd.ready)
         ctx.set(dut.cmd.valid, 0)
-        for _ in range(max_cycles):
-            _, _, done = await ctx.tick().sample(dut.done)
-            if done:
-                break
-        else:
-            raise RuntimeError(f"GEMM {M}x{N}x{K} did not finish in {max_cycles} cycles")
-        state["counters"] = {c: ctx.get(getattr(dut, c)) for c in COUNTERS}
+
+    async def host(ctx):
+        if reset_after_cycles is not None:
+            await submit(ctx, layout[0])
+            await ctx.tick().repeat(reset_after_cycles)
+            mem.hold_reset(True)
+            ctx.set(cd.rst, 1)
+            await ctx.delay(2e-8)  # ticking a domain held in reset raises DomainReset
+            ctx.set(cd.rst, 0)
+            await ctx.tick()
+            mem.hold_reset(False)
+        for d in layout:
+            await submit(ctx, d)
+            for _ in range(max_cycles):
+                _, _, done = await ctx.tick().sample(dut.done)
+                if done:
+                    break
+            else:
+                raise RuntimeError(f"GEMM {d['m']}x{d['n']}x{d['k']} did not finish in {max_cycles} cycles")
+            state["counters"].append({c: ctx.get(getattr(dut, c)) for c in COUNTERS})
         state["done"] = True
 
-    sim = Simulator(dut)
+    sim = Simulator(m)
     sim.add_clock(1e-8)
     sim.add_testbench(host)
     sim.add_testbench(mem.process(dut.mem, beat_bytes, lambda: state["done"]), background=True)
     sim.run()
-    c = mem.load(c_addr, M, N, row_stride=ldc, elem_bytes=ab, signed=config.acc_signed)
-    run = CoreRun(c, golden_matmul(a, b, config), state["counters"], mem.violations)
-    run.rows_cols = config.rows * config.cols
-    return run
+    runs = []
+    for (a, b), d, counters in zip(products, layout, state["counters"]):
+        c = mem.load(d["c_addr"], d["m"], d["n"], row_stride=d["ldc"], elem_bytes=ab, signed=config.acc_signed)
+        run = CoreRun(c, golden_matmul(a, b, config), counters, list(mem.violations))
+        run.rows_cols = config.rows * config.cols
+        runs.append(run)
+    return runs
+
+
+def run_gemm(config: AcceleratorConfig, a: np.ndarray, b: np.ndarray, **kwargs) -> CoreRun:
+    """One GEMM on the core (see :func:`run_gemms`)."""
+    return run_gemms(config, [(a, b)], **kwargs)[0]

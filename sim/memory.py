@@ -63,9 +63,15 @@ class ExternalMemory:
         self.data[addr] = value
 
     # -- Amaranth simulator process ----------------------------------------------------------
+    def hold_reset(self, held: bool) -> None:
+        """While held (the requester is in reset), drop every command in flight and accept
+        nothing; stored bytes stay."""
+        self._reset = held
+
     def process(self, port, beat_bytes: int, stop):
         """An async testbench serving ``port`` until ``stop()`` is true."""
         W = beat_bytes
+        self._reset = False
 
         async def serve(ctx):
             reads: deque = deque()      # [ready_cycle, addr, beats_left]
@@ -73,6 +79,16 @@ class ExternalMemory:
             credit, cycle = 0.0, 0
             pending_beat = None
             while not stop():
+                if self._reset:
+                    reads.clear()
+                    writes.clear()
+                    pending_beat, credit = None, 0.0
+                    for ch in (port.rd_cmd, port.wr_cmd, port.wr_data):
+                        ctx.set(ch.ready, 0)
+                    ctx.set(port.rd_data.valid, 0)
+                    await ctx.delay(1e-8)  # one clock period, without ticking a domain in reset
+                    cycle += 1
+                    continue
                 stall = lambda: self.rng.random() < self.stall_prob  # noqa: E731
                 ctx.set(port.rd_cmd.ready, int(not stall()))
                 ctx.set(port.wr_cmd.ready, int(not stall()))

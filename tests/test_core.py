@@ -79,3 +79,23 @@ def test_rejects_bad_parameters(kwargs, message):
 def test_rejects_weight_stationary_for_now():
     with pytest.raises(ValueError, match="output-stationary"):
         OSAcceleratorCore(AcceleratorConfig(dataflow="ws"))
+
+
+def test_second_descriptor_waits_and_completes():
+    cfg = AcceleratorConfig(rows=3, cols=3)
+    from systolab.sim.core_bench import run_gemms
+
+    products = [_operands(cfg, 7, 5, 9, seed=1), _operands(cfg, 4, 8, 20, seed=2)]
+    runs = run_gemms(cfg, products, beat_bytes=4, k_chunk=8, stall_prob=0.2, seed=9)
+    assert all(r.passed for r in runs)
+    assert runs[1].counters["macs"] == 4 * 8 * 20  # counters restart with each descriptor
+
+
+@pytest.mark.parametrize("after", [5, 40, 150])
+def test_reset_in_flight_then_clean_gemms(after):
+    cfg = AcceleratorConfig(rows=4, cols=4, overflow="saturate", acc_bits=16)
+    from systolab.sim.core_bench import run_gemms
+
+    products = [_operands(cfg, 9, 9, 40, seed=3), _operands(cfg, 6, 7, 33, seed=4)]
+    runs = run_gemms(cfg, products, beat_bytes=8, k_chunk=16, latency=12, reset_after_cycles=after)
+    assert all(r.passed for r in runs), [r.c for r in runs]
