@@ -257,24 +257,19 @@ class OSAcceleratorCore(wiring.Component):
         ops = array.operands
         word = fd_k // E if E > 1 else fd_k
         sub = fd_k % E if E > 1 else 0
+        def lane_element(lanes, index):
+            """Element ``fd_k`` of lane ``index`` in the feeder's bank."""
+            words = []
+            for bnk in range(2):
+                rp = lanes[bnk][index].read_port(domain="comb")
+                m.d.comb += rp.addr.eq(word)
+                words.append(rp.data)
+            return Mux(fd.bank, words[1], words[0]).word_select(sub, 8 * eb)
+
         for i in range(R):
-            elems = []
-            for bnk in range(2):
-                rp = lanes_a[bnk][i].read_port(domain="comb")
-                m.d.comb += rp.addr.eq(word)
-                elems.append(rp.data)
-            beat = Mux(fd.bank, elems[1], elems[0])
-            elem = beat.word_select(sub, 8 * eb)
-            m.d.comb += ops.payload.a[i].eq(Mux(i < fd.rows, elem, 0))
+            m.d.comb += ops.payload.a[i].eq(Mux(i < fd.rows, lane_element(lanes_a, i), 0))
         for j in range(C):
-            elems = []
-            for bnk in range(2):
-                rp = lanes_b[bnk][j].read_port(domain="comb")
-                m.d.comb += rp.addr.eq(word)
-                elems.append(rp.data)
-            beat = Mux(fd.bank, elems[1], elems[0])
-            elem = beat.word_select(sub, 8 * eb)
-            m.d.comb += ops.payload.b[j].eq(Mux(j < fd.cols, elem, 0))
+            m.d.comb += ops.payload.b[j].eq(Mux(j < fd.cols, lane_element(lanes_b, j), 0))
         slice_last = fd_k == fd.klen - 1
         # a tile's last slice also needs room to queue the tile for the writer
         m.d.comb += [ops.valid.eq(fd_busy & (~(fd.last & slice_last) | tiles_q.w_rdy)),
