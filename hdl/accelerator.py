@@ -210,7 +210,6 @@ class OSAcceleratorCore(wiring.Component):
         rx_busy, rx_is_b = Signal(), Signal()
         rx_lane = Signal(range(R + C + 1))
         rx_word = Signal(range(depth + 1))
-        filled = Signal(2)        # bank b holds a complete chunk
         rx_done = Signal()
         m.submodules.filled_q = filled_q = fifo.SyncFIFOBuffered(width=chunk.size, depth=2)
         rx_limit = Mux(rx_is_b, rx.cols, rx.rows)

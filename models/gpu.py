@@ -26,7 +26,6 @@ import csv
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 from ..errors import UserError
 from .gemm import Gemm

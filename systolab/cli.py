@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from .config import AcceleratorConfig
 from .errors import ConfigError, SimulationError, UserError
