@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/systolab verify --rows 4 --cols 4 --dataflow ws --gemms 8 --seed 1
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check --select F,E9 --quiet .
 	$(PY) -m pytest -n $(JOBS)
 
 test-slow: $(STAMP)
