@@ -34,13 +34,10 @@ class CoreRun:
     rows_cols: int = 1
 
 
-def run_gemms(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.ndarray]], *, beat_bytes: int = 16,
-              k_chunk: int = 64, latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0,
-              seed: int = 0, reset_after_cycles: int | None = None, max_cycles: int = 2_000_000) -> list[CoreRun]:
-    """C = A @ B for each product, descriptors submitted back to back (the second waits on
-    ``cmd.ready`` while the first runs). A row-major, B column-major, C row-major, at odd
-    strides so that nothing relies on alignment. With ``reset_after_cycles`` the first
-    product is abandoned by a reset that many cycles into it, then all run cleanly."""
+def layout_products(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.ndarray]], *,
+                    latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0, seed: int = 0):
+    """A memory holding the products (A row-major, B column-major, at odd strides so that
+    nothing relies on alignment), writes allowed only in C, and one descriptor per product."""
     from .memory import ExternalMemory
 
     eb = config.input_dtype.bits // 8
@@ -59,6 +56,19 @@ def run_gemms(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.nda
         mem.store(d["b_addr"], b.T, row_stride=d["ldb"], elem_bytes=eb)
         for r in range(d["m"]):
             mem.allow_writes(d["c_addr"] + r * d["ldc"], d["c_addr"] + r * d["ldc"] + d["n"] * ab)
+    return mem, layout
+
+
+def run_gemms(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.ndarray]], *, beat_bytes: int = 16,
+              k_chunk: int = 64, latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0,
+              seed: int = 0, reset_after_cycles: int | None = None, max_cycles: int = 2_000_000) -> list[CoreRun]:
+    """C = A @ B for each product, descriptors submitted back to back (the second waits on
+    ``cmd.ready`` while the first runs). A row-major, B column-major, C row-major, at odd
+    strides so that nothing relies on alignment. With ``reset_after_cycles`` the first
+    product is abandoned by a reset that many cycles into it, then all run cleanly."""
+    mem, layout = layout_products(config, products, latency=latency, bytes_per_cycle=bytes_per_cycle,
+                                  stall_prob=stall_prob, seed=seed)
+    ab = (config.acc_bits + 7) // 8
     dut = OSAcceleratorCore(config, beat_bytes=beat_bytes, k_chunk=k_chunk)
     m = Module()
     m.domains.sync = cd = ClockDomain("sync")

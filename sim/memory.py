@@ -63,70 +63,94 @@ class ExternalMemory:
         self.data[addr] = value
 
     # -- Amaranth simulator process ----------------------------------------------------------
-    def hold_reset(self, held: bool) -> None:
+    def hold_reset(self, held: bool) -> None:  # noqa: D401
         """While held (the requester is in reset), drop every command in flight and accept
         nothing; stored bytes stay."""
         self._reset = held
 
-    def process(self, port, beat_bytes: int, stop):
-        """An async testbench serving ``port`` until ``stop()`` is true."""
-        W = beat_bytes
+    # -- one clock cycle of the port, independent of the simulator ---------------------------
+    def start_port(self, beat_bytes: int) -> None:
+        self._W = beat_bytes
+        self._reads: deque = deque()      # [ready_cycle, addr, beats_left]
+        self._writes: deque = deque()     # [addr, beats_left]
+        self._credit, self._cycle, self._beat = 0.0, 0, None
         self._reset = False
 
+    def drive(self) -> dict:
+        """What the memory drives this cycle: readies and the read-data beat."""
+        W = self._W
+        if self._reset:
+            self._reads.clear()
+            self._writes.clear()
+            self._beat, self._credit = None, 0.0
+            out = {"rd_cmd_ready": 0, "wr_cmd_ready": 0, "wr_data_ready": 0, "rd_data_valid": 0, "rd_data": 0}
+            self._driven = out
+            return out
+        stall = lambda: bool(self.rng.random() < self.stall_prob)  # noqa: E731
+        out = {"rd_cmd_ready": int(not stall()), "wr_cmd_ready": int(not stall()),
+               "wr_data_ready": int(bool(self._writes) and not stall())}
+        self._credit = min(self._credit + self.bytes_per_cycle, max(W, self.bytes_per_cycle))
+        if self._beat is None and self._reads and self._reads[0][0] <= self._cycle and self._credit >= W and not stall():
+            self._beat = self._read_bytes(self._reads[0][1], W)
+        out["rd_data_valid"] = int(self._beat is not None)
+        out["rd_data"] = int.from_bytes(self._beat, "little") if self._beat is not None else 0
+        self._driven = out
+        return out
+
+    def observe(self, *, rd_cmd_valid: int, rd_cmd_addr: int, rd_cmd_beats: int, rd_data_ready: int,
+                wr_cmd_valid: int, wr_cmd_addr: int, wr_cmd_beats: int, wr_data_valid: int, wr_data: int,
+                wr_strobe: int) -> None:
+        """The requester's side of the port at the clock edge that ends this cycle."""
+        W, d = self._W, self._driven
+        if not self._reset:
+            if rd_cmd_valid and d["rd_cmd_ready"]:
+                self._reads.append([self._cycle + self.latency, rd_cmd_addr, rd_cmd_beats])
+            if self._beat is not None and rd_data_ready:
+                self._credit -= W
+                head = self._reads[0]
+                head[1] += W
+                head[2] -= 1
+                if head[2] == 0:
+                    self._reads.popleft()
+                self._beat = None
+            if wr_cmd_valid and d["wr_cmd_ready"]:
+                self._writes.append([wr_cmd_addr, wr_cmd_beats])
+            if wr_data_valid and d["wr_data_ready"]:
+                head = self._writes[0]
+                for byte in range(W):
+                    if wr_strobe >> byte & 1:
+                        self._write_byte(head[0] + byte, wr_data >> (8 * byte) & 0xFF)
+                head[0] += W
+                head[1] -= 1
+                if head[1] == 0:
+                    self._writes.popleft()
+        self._cycle += 1
+
+    # -- Amaranth simulator process ----------------------------------------------------------
+    def process(self, port, beat_bytes: int, stop):
+        """An async testbench serving ``port`` until ``stop()`` is true."""
+        self.start_port(beat_bytes)
+
         async def serve(ctx):
-            reads: deque = deque()      # [ready_cycle, addr, beats_left]
-            writes: deque = deque()     # [addr, beats_left]
-            credit, cycle = 0.0, 0
-            pending_beat = None
             while not stop():
+                out = self.drive()
+                ctx.set(port.rd_cmd.ready, out["rd_cmd_ready"])
+                ctx.set(port.wr_cmd.ready, out["wr_cmd_ready"])
+                ctx.set(port.wr_data.ready, out["wr_data_ready"])
+                ctx.set(port.rd_data.valid, out["rd_data_valid"])
+                ctx.set(port.rd_data.payload, out["rd_data"])
                 if self._reset:
-                    reads.clear()
-                    writes.clear()
-                    pending_beat, credit = None, 0.0
-                    for ch in (port.rd_cmd, port.wr_cmd, port.wr_data):
-                        ctx.set(ch.ready, 0)
-                    ctx.set(port.rd_data.valid, 0)
+                    self.observe(rd_cmd_valid=0, rd_cmd_addr=0, rd_cmd_beats=0, rd_data_ready=0, wr_cmd_valid=0,
+                                 wr_cmd_addr=0, wr_cmd_beats=0, wr_data_valid=0, wr_data=0, wr_strobe=0)
                     await ctx.delay(1e-8)  # one clock period, without ticking a domain in reset
-                    cycle += 1
                     continue
-                stall = lambda: self.rng.random() < self.stall_prob  # noqa: E731
-                ctx.set(port.rd_cmd.ready, int(not stall()))
-                ctx.set(port.wr_cmd.ready, int(not stall()))
-                ctx.set(port.wr_data.ready, int(bool(writes) and not stall()))
-                credit = min(credit + self.bytes_per_cycle, max(W, self.bytes_per_cycle))
-                if pending_beat is None and reads and reads[0][0] <= cycle and credit >= W and not stall():
-                    head = reads[0]
-                    pending_beat = self._read_bytes(head[1], W)
-                if pending_beat is not None:
-                    ctx.set(port.rd_data.payload, int.from_bytes(pending_beat, "little"))
-                ctx.set(port.rd_data.valid, int(pending_beat is not None))
-                (_, _, rc_valid, rc_ready, rc_payload, rd_ready, wc_valid, wc_ready, wc_payload,
-                 wd_valid, wd_ready, wd_payload) = await ctx.tick().sample(
-                    port.rd_cmd.valid, port.rd_cmd.ready, port.rd_cmd.payload, port.rd_data.ready,
-                    port.wr_cmd.valid, port.wr_cmd.ready, port.wr_cmd.payload,
-                    port.wr_data.valid, port.wr_data.ready, port.wr_data.payload)
-                if rc_valid and rc_ready:
-                    reads.append([cycle + self.latency, int(rc_payload.addr), int(rc_payload.beats)])
-                if pending_beat is not None and rd_ready:
-                    credit -= W
-                    head = reads[0]
-                    head[1] += W
-                    head[2] -= 1
-                    if head[2] == 0:
-                        reads.popleft()
-                    pending_beat = None
-                if wc_valid and wc_ready:
-                    writes.append([int(wc_payload.addr), int(wc_payload.beats)])
-                if wd_valid and wd_ready:
-                    head = writes[0]
-                    beat, strobe = int(wd_payload.data), int(wd_payload.strobe)
-                    for byte in range(W):
-                        if strobe >> byte & 1:
-                            self._write_byte(head[0] + byte, beat >> (8 * byte) & 0xFF)
-                    head[0] += W
-                    head[1] -= 1
-                    if head[1] == 0:
-                        writes.popleft()
-                cycle += 1
+                (_, _, rc_valid, rc_payload, rd_ready, wc_valid, wc_payload, wd_valid, wd_payload) = \
+                    await ctx.tick().sample(port.rd_cmd.valid, port.rd_cmd.payload, port.rd_data.ready,
+                                            port.wr_cmd.valid, port.wr_cmd.payload, port.wr_data.valid,
+                                            port.wr_data.payload)
+                self.observe(rd_cmd_valid=rc_valid, rd_cmd_addr=int(rc_payload.addr), rd_cmd_beats=int(rc_payload.beats),
+                             rd_data_ready=rd_ready, wr_cmd_valid=wc_valid, wr_cmd_addr=int(wc_payload.addr),
+                             wr_cmd_beats=int(wc_payload.beats), wr_data_valid=wd_valid,
+                             wr_data=int(wd_payload.data), wr_strobe=int(wd_payload.strobe))
 
         return serve

@@ -129,50 +129,83 @@ def ensure_verilog(config: AcceleratorConfig, folder: Path) -> Path:
     return vpath
 
 
-def run_plan_hdl(plan: Plan, simulator: str, *, waves: bool = False) -> tuple[RunResult, Path | None]:
-    """Build (if needed) and simulate ``plan`` under cocotb; returns results and waveform path."""
+def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_module: str, plan_json: str,
+                seed: int, waves: bool) -> tuple[str, Path | None]:
+    """Build ``verilog`` in ``folder`` (if needed), run ``test_module`` on ``plan_json``, and
+    return the result file's text and the waveform path. Call inside _locked/_tool_environment."""
     from cocotb_tools.runner import get_runner
 
+    runner = get_runner(simulator)
+    build_log = folder / "build.log"
+    try:
+        runner.build(sources=[verilog], hdl_toplevel=top, build_dir=folder / "sim_build",
+                     build_args=["-Wno-fatal"] if simulator == "verilator" else [], waves=waves,
+                     timescale=("1ns", "1ps"), log_file=build_log)
+    except (RuntimeError, SystemExit) as exc:
+        raise SimulationError(f"{simulator} build failed ({exc}); see {build_log}") from None
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=folder))
+    plan_path, result_path, log = work / "plan.json", work / "result.json", work / "sim.log"
+    plan_path.write_text(plan_json)
+    waveform = None
+    if waves:
+        waveform = folder / "sim_build" / ("dump.vcd" if simulator == "verilator" else f"{top}.fst")
+    try:
+        runner.test(test_module=test_module, hdl_toplevel=top, build_dir=folder / "sim_build", test_dir=work,
+                    results_xml=str(work / "results.xml"),
+                    extra_env={"SYSTOLAB_PLAN": str(plan_path), "SYSTOLAB_RESULT": str(result_path),
+                               "SYSTOLAB_WAVEFORM": str(waveform or ""), "COCOTB_RANDOM_SEED": str(seed)},
+                    waves=waves, log_file=log)
+    except (RuntimeError, SystemExit) as exc:
+        raise SimulationError(f"{simulator} run failed ({exc}); see {log}") from None
+    if not result_path.exists():
+        raise SimulationError(f"{simulator} run produced no results; see {log}")
+    text = result_path.read_text()
+    shutil.rmtree(work, ignore_errors=True)
+    return text, waveform
+
+
+def run_plan_hdl(plan: Plan, simulator: str, *, waves: bool = False) -> tuple[RunResult, Path | None]:
+    """Build (if needed) and simulate ``plan`` on the bare array under cocotb."""
     config = AcceleratorConfig.from_dict(plan.config)
     folder = build_folder(config, simulator, waves=waves)
     with _locked(folder), _tool_environment(simulator):
         verilog = ensure_verilog(config, folder / "rtl")
-        runner = get_runner(simulator)
-        build_log = folder / "build.log"
-        try:
-            runner.build(
-                sources=[verilog],
-                hdl_toplevel=TOP_NAME,
-                build_dir=folder / "sim_build",
-                build_args=["-Wno-fatal"] if simulator == "verilator" else [],
-                waves=waves,
-                timescale=("1ns", "1ps"),
-                log_file=build_log,
-            )
-        except (RuntimeError, SystemExit) as exc:
-            raise SimulationError(f"{simulator} build failed ({exc}); see {build_log}") from None
-        work = Path(tempfile.mkdtemp(prefix="run-", dir=folder))
-        plan_path, result_path, log = work / "plan.json", work / "result.json", work / "sim.log"
-        plan_path.write_text(plan.to_json())
-        waveform = None
-        if waves:
-            waveform = folder / "sim_build" / ("dump.vcd" if simulator == "verilator" else f"{TOP_NAME}.fst")
-        try:
-            runner.test(
-                test_module="systolab.sim.cocotb_bench",
-                hdl_toplevel=TOP_NAME,
-                build_dir=folder / "sim_build",
-                test_dir=work,
-                results_xml=str(work / "results.xml"),
-                extra_env={"SYSTOLAB_PLAN": str(plan_path), "SYSTOLAB_RESULT": str(result_path),
-                           "SYSTOLAB_WAVEFORM": str(waveform or ""), "COCOTB_RANDOM_SEED": str(plan.seed)},
-                waves=waves,
-                log_file=log,
-            )
-        except (RuntimeError, SystemExit) as exc:
-            raise SimulationError(f"{simulator} run failed ({exc}); see {log}") from None
-        if not result_path.exists():
-            raise SimulationError(f"{simulator} run produced no results; see {log}")
-        result = RunResult.from_json(result_path.read_text())
-        shutil.rmtree(work, ignore_errors=True)
-    return result, waveform
+        text, waveform = _cocotb_run(folder, simulator, verilog=verilog, top=TOP_NAME,
+                                     test_module="systolab.sim.cocotb_bench", plan_json=plan.to_json(),
+                                     seed=plan.seed, waves=waves)
+    return RunResult.from_json(text), waveform
+
+
+CORE_TOP = "systolab_core"
+
+
+def run_core_hdl(config: AcceleratorConfig, products: list, simulator: str, *, beat_bytes: int = 16,
+                 k_chunk: int = 64, latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0,
+                 seed: int = 0, max_cycles: int = 2_000_000) -> dict:
+    """Whole GEMMs on the accelerator core's Verilog under cocotb (Verilator or Icarus).
+
+    Returns the C matrices, the core's counters per GEMM, write violations and the simulator.
+    """
+    import json
+
+    from amaranth.back import verilog as amaranth_verilog
+
+    from ..hdl.accelerator import OSAcceleratorCore
+
+    core = OSAcceleratorCore(config, beat_bytes=beat_bytes, k_chunk=k_chunk)
+    folder = build_folder(config, simulator) / f"core-b{beat_bytes}-k{k_chunk}"
+    plan = json.dumps({"config": config.to_dict(), "beat_bytes": beat_bytes, "max_cycles": max_cycles,
+                       "memory": {"latency": latency, "bytes_per_cycle": bytes_per_cycle,
+                                  "stall_prob": stall_prob, "seed": seed},
+                       "products": [{"a": a.tolist(), "b": b.tolist()} for a, b in products]})
+    with _locked(folder), _tool_environment(simulator):
+        vpath = folder / "rtl" / f"{CORE_TOP}.v"
+        stamp = folder / "rtl" / "fingerprint"
+        fp = _hdl_fingerprint(config) + f"-b{beat_bytes}-k{k_chunk}"
+        if not (vpath.exists() and stamp.exists() and stamp.read_text() == fp):
+            vpath.parent.mkdir(parents=True, exist_ok=True)
+            vpath.write_text(amaranth_verilog.convert(core, name=CORE_TOP, emit_src=False))
+            stamp.write_text(fp)
+        text, _ = _cocotb_run(folder, simulator, verilog=vpath, top=CORE_TOP,
+                              test_module="systolab.sim.cocotb_core", plan_json=plan, seed=seed, waves=False)
+    return json.loads(text)
