@@ -57,10 +57,27 @@ def test_verify_done_when_command_on_the_default_simulator():
     assert report["passed"] is True and report["mismatches"] == 0
 
 
-def test_verify_one_gemm(capsys):
-    assert main(["verify", "--gemm", "4x3x19", "--sim", "amaranth", "--json"]) == 0
+def test_verify_one_gemm_on_the_bare_ws_array(capsys):
+    assert main(["verify", "--dataflow", "ws", "--gemm", "30x3x4", "--sim", "amaranth", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["shapes"] == [[4, 3, 19]] and out["passed"]
+    assert out["shapes"] == [[30, 3, 4]] and out["passed"]
+
+
+@pytest.mark.parametrize("gemm", ["37x23x19", "1x1x1", "1x16x40", "33x1x7"])
+def test_verify_whole_gemm_on_the_os_core(gemm, capsys):
+    assert main(["verify", "--rows", "4", "--cols", "4", "--dataflow", "os", "--gemm", gemm, "--seed", "3",
+                 "--sim", "amaranth", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["passed"] and out["mismatches"] == 0 and out["shapes"] == [[int(v) for v in gemm.split("x")]]
+    assert out["cycles"][0] == out["counters"]["cycles"] and 0 < out["utilization"] <= 1
+
+
+def test_verify_core_reaches_95_percent_on_64_cubed():
+    rc, out, err = run_cli("verify", "--rows", "4", "--cols", "4", "--dataflow", "os", "--gemm", "64x64x64",
+                           "--stall-prob", "0", "--json")
+    assert rc == 0, err
+    report = json.loads(out)
+    assert report["passed"] and report["utilization"] >= 0.95
 
 
 @pytest.mark.parametrize("args, parameter", [
@@ -69,7 +86,8 @@ def test_verify_one_gemm(capsys):
     (["verify", "--dtype", "int7", "--json"], "dtype"),
     (["verify", "--acc-bits", "8", "--json"], "acc_bits"),
     (["verify", "--overflow", "clip", "--json"], "overflow"),
-    (["verify", "--gemm", "9x1x1", "--json"], None),
+    (["verify", "--dataflow", "ws", "--gemm", "1x1x9", "--json"], None),
+    (["verify", "--gemm", "4x4x4", "--latency", "0", "--json"], None),
     (["verify", "--gemm", "banana", "--json"], None),
     (["verify", "--sim", "modelsim", "--json"], None),
     (["verify", "--stall-prob", "1.5", "--json"], None),
@@ -84,7 +102,7 @@ def test_bad_input_is_one_line_without_traceback(args, parameter):
     assert len(lines) == 1 and lines[0].startswith("systolab: error:")
     payload = json.loads(out)
     assert payload["parameter"] == parameter
-    flag = {"gemm": "gemm", "sim": "sim", "stall": "stall-prob", "rtl": "--out", "x": "--rows"}
+    flag = {"gemm": "gemm", "sim": "sim", "stall": "stall-prob", "rtl": "--out", "x": "--rows", "lat": "latency"}
     if parameter:
         assert parameter in lines[0]
     else:
