@@ -22,6 +22,7 @@ class CoreRun:
     expected: np.ndarray
     counters: dict
     violations: list
+    pes: int          # rows x cols of the array, for utilisation
 
     @property
     def passed(self) -> bool:
@@ -29,9 +30,7 @@ class CoreRun:
 
     @property
     def utilization(self) -> float:
-        return self.counters["macs"] / (self.counters["cycles"] * self.rows_cols) if self.counters["cycles"] else 0.0
-
-    rows_cols: int = 1
+        return self.counters["macs"] / (self.counters["cycles"] * self.pes) if self.counters["cycles"] else 0.0
 
 
 def layout_products(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.ndarray]], *,
@@ -110,9 +109,7 @@ def run_gemms(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.nda
     runs = []
     for (a, b), d, counters in zip(products, layout, state["counters"]):
         c = mem.load(d["c_addr"], d["m"], d["n"], row_stride=d["ldc"], elem_bytes=ab, signed=config.acc_signed)
-        run = CoreRun(c, golden_matmul(a, b, config), counters, list(mem.violations))
-        run.rows_cols = config.rows * config.cols
-        runs.append(run)
+        runs.append(CoreRun(c, golden_matmul(a, b, config), counters, list(mem.violations), config.rows * config.cols))
     return runs
 
 

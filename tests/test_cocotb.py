@@ -67,7 +67,6 @@ def test_simulators_agree_on_cycles():
     assert a.cycles == v.cycles
 
 
-@needs("verilator")
 def test_a_broken_expectation_is_reported_with_element_seed_and_waveform():
     """The checker is not vacuous: corrupt one expected value and it must say so."""
     from systolab.sim.checker import Scoreboard
