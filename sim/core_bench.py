@@ -1,4 +1,5 @@
-"""Runs whole GEMMs on the accelerator core in Amaranth's simulator, against the golden model."""
+"""Runs whole GEMMs on the accelerator core (either dataflow) in Amaranth's simulator, against the
+golden model."""
 from __future__ import annotations
 
 import sys
@@ -9,11 +10,10 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from ..config import AcceleratorConfig
-from ..hdl.accelerator import OSAcceleratorCore
+from ..hdl.accelerator import COUNTERS, AcceleratorCore
 from .golden import golden_matmul
 
 sys.set_int_max_str_digits(0)
-COUNTERS = ("cycles", "busy_cycles", "stall_cycles", "macs", "bytes_read", "bytes_written")
 
 
 @dataclass
@@ -31,6 +31,22 @@ class CoreRun:
     @property
     def utilization(self) -> float:
         return self.counters["macs"] / (self.counters["cycles"] * self.pes) if self.counters["cycles"] else 0.0
+
+
+def core_shapes(config: AcceleratorConfig, *, count: int, seed: int, corners: bool = True) -> list[tuple[int, int, int]]:
+    """GEMM shapes (M, N, K) for a core campaign: the corner classes (1x1x1, GEMV M = 1,
+    N = 1, K = 1, tall-skinny, edges that are not multiples of the tile in every dimension,
+    K over several chunks), then ``count`` random shapes up to a few tiles each way."""
+    R, C, TM, KC = config.rows, config.cols, config.tile_m, config.k_chunk
+    shapes = []
+    if corners:
+        shapes = [(1, 1, 1), (1, 2 * C + 3, 40), (2 * R + 1, 1, 7), (R + 1, C + 2, 1), (4 * R + 3, 2, 5),
+                  (2 * R + 3, 2 * C + 1, min(2 * KC + 3, 80))]
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        shapes.append((int(rng.integers(1, 3 * min(R, TM) + 4)), int(rng.integers(1, 3 * C + 4)),
+                       int(rng.integers(1, 48))))
+    return shapes
 
 
 def layout_products(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.ndarray]], *,
@@ -58,8 +74,7 @@ def layout_products(config: AcceleratorConfig, products: list[tuple[np.ndarray, 
     return mem, layout
 
 
-def run_gemms(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.ndarray]], *, beat_bytes: int = 16,
-              k_chunk: int = 64, latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0,
+def run_gemms(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.ndarray]], *, latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0,
               seed: int = 0, reset_after_cycles: int | None = None, max_cycles: int = 2_000_000) -> list[CoreRun]:
     """C = A @ B for each product, descriptors submitted back to back (the second waits on
     ``cmd.ready`` while the first runs). A row-major, B column-major, C row-major, at odd
@@ -68,7 +83,7 @@ def run_gemms(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.nda
     mem, layout = layout_products(config, products, latency=latency, bytes_per_cycle=bytes_per_cycle,
                                   stall_prob=stall_prob, seed=seed)
     ab = (config.acc_bits + 7) // 8
-    dut = OSAcceleratorCore(config, beat_bytes=beat_bytes, k_chunk=k_chunk)
+    dut = AcceleratorCore(config)
     m = Module()
     m.domains.sync = cd = ClockDomain("sync")
     m.submodules.dut = dut
@@ -104,7 +119,7 @@ def run_gemms(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.nda
     sim = Simulator(m)
     sim.add_clock(1e-8)
     sim.add_testbench(host)
-    sim.add_testbench(mem.process(dut.mem, beat_bytes, lambda: state["done"]), background=True)
+    sim.add_testbench(mem.process(dut.mem, config.beat_bytes, lambda: state["done"]), background=True)
     sim.run()
     runs = []
     for (a, b), d, counters in zip(products, layout, state["counters"]):

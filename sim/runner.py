@@ -179,8 +179,7 @@ def run_plan_hdl(plan: Plan, simulator: str, *, waves: bool = False) -> tuple[Ru
 CORE_TOP = "systolab_core"
 
 
-def run_core_hdl(config: AcceleratorConfig, products: list, simulator: str, *, beat_bytes: int = 16,
-                 k_chunk: int = 64, latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0,
+def run_core_hdl(config: AcceleratorConfig, products: list, simulator: str, *, latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0,
                  seed: int = 0, max_cycles: int = 2_000_000) -> dict:
     """Whole GEMMs on the accelerator core's Verilog under cocotb (Verilator or Icarus).
 
@@ -190,18 +189,18 @@ def run_core_hdl(config: AcceleratorConfig, products: list, simulator: str, *, b
 
     from amaranth.back import verilog as amaranth_verilog
 
-    from ..hdl.accelerator import OSAcceleratorCore
+    from ..hdl.accelerator import AcceleratorCore
 
-    core = OSAcceleratorCore(config, beat_bytes=beat_bytes, k_chunk=k_chunk)
-    folder = build_folder(config, simulator) / f"core-b{beat_bytes}-k{k_chunk}"
-    plan = json.dumps({"config": config.to_dict(), "beat_bytes": beat_bytes, "max_cycles": max_cycles,
+    core = AcceleratorCore(config)
+    folder = build_folder(config, simulator) / "core"
+    plan = json.dumps({"config": config.to_dict(), "max_cycles": max_cycles,
                        "memory": {"latency": latency, "bytes_per_cycle": bytes_per_cycle,
                                   "stall_prob": stall_prob, "seed": seed},
                        "products": [{"a": a.tolist(), "b": b.tolist()} for a, b in products]})
     with _locked(folder), _tool_environment(simulator):
         vpath = folder / "rtl" / f"{CORE_TOP}.v"
         stamp = folder / "rtl" / "fingerprint"
-        fp = _hdl_fingerprint(config) + f"-b{beat_bytes}-k{k_chunk}"
+        fp = _hdl_fingerprint(config)
         if not (vpath.exists() and stamp.exists() and stamp.read_text() == fp):
             vpath.parent.mkdir(parents=True, exist_ok=True)
             vpath.write_text(amaranth_verilog.convert(core, name=CORE_TOP, emit_src=False))

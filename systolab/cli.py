@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 from .config import AcceleratorConfig
 from .errors import ConfigError, SimulationError, UserError
 
-DESIGN_FIELDS = ("rows", "cols", "dataflow", "dtype", "acc_bits", "overflow")
+DESIGN_FIELDS = ("rows", "cols", "dataflow", "dtype", "acc_bits", "overflow", "beat_bytes", "a_buffer_kib",
+                 "b_buffer_kib", "acc_buffer_kib")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +32,10 @@ def _add_design_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", help="int8, uint8 or int16 (default int8)")
     g.add_argument("--acc-bits", type=int, dest="acc_bits", help="accumulator width in bits (default 32)")
     g.add_argument("--overflow", help="wrap or saturate (default wrap)")
+    g.add_argument("--beat-bytes", type=int, dest="beat_bytes", help="memory data beat in bytes (default 16)")
+    for buf, default in (("a", 8), ("b", 8), ("acc", 16)):
+        g.add_argument(f"--{buf}-buffer-kib", type=float, dest=f"{buf}_buffer_kib",
+                       help=f"{buf.upper()} buffer SRAM in KiB (default {default})")
 
 
 def design_from_args(args: argparse.Namespace) -> AcceleratorConfig:
@@ -73,8 +78,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UserError(f"gemms: must be >= 0, not {args.gemms}")
     if not 0.0 <= args.stall_prob < 1.0:
         raise UserError(f"stall-prob: must be in [0, 1), not {args.stall_prob}")
-    if args.gemm and config.dataflow == "os":
-        return _verify_core(args, config, parse_gemm(args.gemm))
+    if args.unit == "core":
+        return _verify_core(args, config)
     if args.gemm:
         g = parse_gemm(args.gemm)
         m, n, k = g.M, g.N, g.K
@@ -256,57 +261,69 @@ def cmd_area(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify_core(args: argparse.Namespace, config: AcceleratorConfig, gemm) -> int:
-    """One whole GEMM through the output-stationary accelerator core (buffers, memory port,
-    tiled controller), checked bit-exactly; cycles and utilisation from its counters."""
+def _verify_core(args: argparse.Namespace, config: AcceleratorConfig) -> int:
+    """Whole GEMMs through the accelerator core (buffers, memory port, tiled controller),
+    checked bit-exactly; cycles and utilisation from its counters."""
     import time
 
     import numpy as np
 
-    from .sim.core_bench import run_gemms
+    from .models.gemm import parse_gemm
+    from .sim.core_bench import core_shapes, run_gemms
     from .sim.golden import golden_matmul
     from .sim.runner import resolve_simulator, run_core_hdl
 
     sim = resolve_simulator(args.sim)
+    if args.gemm:
+        g = parse_gemm(args.gemm)
+        shapes = [(g.M, g.N, g.K)]
+    else:
+        shapes = core_shapes(config, count=args.gemms, seed=args.seed, corners=not args.no_corners)
+        if not shapes:
+            raise UserError("gemms: nothing to run (0 random products and --no-corners)")
     rng = np.random.default_rng(args.seed)
     dt = config.input_dtype
-    a = rng.integers(dt.min_int, dt.max_int, (gemm.M, gemm.K), endpoint=True)
-    b = rng.integers(dt.min_int, dt.max_int, (gemm.K, gemm.N), endpoint=True)
-    params = dict(beat_bytes=args.beat_bytes, k_chunk=args.k_chunk, latency=args.latency,
-                  bytes_per_cycle=args.bytes_per_cycle, stall_prob=args.stall_prob, seed=args.seed)
-    for name in ("latency", "beat_bytes", "k_chunk"):
-        if getattr(args, name) < 1:
-            raise UserError(f"{name.replace('_', '-')}: must be >= 1, not {getattr(args, name)}")
+    products = [(rng.integers(dt.min_int, dt.max_int, (M, K), endpoint=True),
+                 rng.integers(dt.min_int, dt.max_int, (K, N), endpoint=True)) for M, N, K in shapes]
+    params = dict(latency=args.latency, bytes_per_cycle=args.bytes_per_cycle, stall_prob=args.stall_prob,
+                  seed=args.seed)
+    if args.latency < 1:
+        raise UserError(f"latency: must be >= 1, not {args.latency}")
     if not args.bytes_per_cycle > 0:
         raise UserError(f"bytes-per-cycle: must be > 0, not {args.bytes_per_cycle}")
     t0 = time.perf_counter()
-    try:
-        if sim == "amaranth":
-            run = run_gemms(config, [(a, b)], **params)[0]
-            c, counters, violations = run.c, run.counters, run.violations
-        else:
-            out = run_core_hdl(config, [(a, b)], sim, **params)
-            c, counters, violations = np.array(out["c"][0], dtype=object), out["counters"][0], out["violations"]
-    except ValueError as exc:  # core parameters the generator rejects
-        raise UserError(f"gemm: {exc}") from None
-    expected = golden_matmul(a, b, config)
-    wrong = np.argwhere(np.array(c, dtype=object) != expected.astype(object))
-    messages = [f"C[{r},{q}]: expected {expected[r, q]}, got {c[r, q]} (seed {args.seed}; rerun with --sim amaranth "
-                f"for a VCD)" for r, q in wrong[:10]] + violations[:10]
-    util = counters["macs"] / (config.rows * config.cols * counters["cycles"])
-    payload = {"design": config.to_dict(), "passed": not len(wrong) and not violations, "gemms": 1,
-               "mismatches": int(len(wrong)), "seed": args.seed, "simulator": sim, "cycles": [counters["cycles"]],
-               "utilization": util, "counters": counters, "shapes": [[gemm.M, gemm.N, gemm.K]],
+    if sim == "amaranth":
+        runs = run_gemms(config, products, **params)
+        outs, violations = [(r.c, r.counters) for r in runs], runs[0].violations if runs else []
+    else:
+        out = run_core_hdl(config, products, sim, **params)
+        outs = [(np.array(c, dtype=object), cnt) for c, cnt in zip(out["c"], out["counters"])]
+        violations = out["violations"]
+    messages, mismatches = [], 0
+    for (a, b), (c, _) in zip(products, outs):
+        expected = golden_matmul(a, b, config)
+        wrong = np.argwhere(np.array(c, dtype=object) != expected.astype(object))
+        mismatches += len(wrong)
+        messages += [f"{a.shape[0]}x{b.shape[1]}x{a.shape[1]}: C[{r},{q}] expected {expected[r, q]}, got {c[r, q]} "
+                     f"(seed {args.seed}; rerun with --sim amaranth for a VCD)" for r, q in wrong[:5]]
+    messages += violations[:10]
+    counters = [cnt for _, cnt in outs]
+    utils = [cnt["macs"] / (config.rows * config.cols * cnt["cycles"]) for cnt in counters]
+    payload = {"design": config.to_dict(), "unit": "core", "passed": not mismatches and not violations,
+               "gemms": len(shapes), "mismatches": int(mismatches), "seed": args.seed, "simulator": sim,
+               "cycles": [cnt["cycles"] for cnt in counters], "utilization": utils[0] if len(utils) == 1 else utils,
+               "counters": counters[0] if len(counters) == 1 else counters, "shapes": [list(sh) for sh in shapes],
+               "k_chunk": config.k_chunk, "tile_m": config.tile_m,
                "memory": {k: v for k, v in params.items() if k != "seed"}, "messages": messages,
                "seconds": round(time.perf_counter() - t0, 3)}
 
     def human(p: dict) -> str:
-        cnt = p["counters"]
-        lines = [f"{config.name} core, GEMM {args.gemm} on {p['simulator']} (seed {p['seed']}): "
-                 f"{'PASSED' if p['passed'] else 'FAILED'}, {p['mismatches']} mismatching elements",
-                 f"  {cnt['cycles']} cycles, utilisation {p['utilization']:.3f}, busy {cnt['busy_cycles']}, "
-                 f"memory stalls {cnt['stall_cycles']}, {cnt['macs']} MACs, "
-                 f"{cnt['bytes_read']} B read, {cnt['bytes_written']} B written"]
+        lines = [f"{config.name} core, {p['gemms']} GEMM(s) on {p['simulator']} (seed {p['seed']}): "
+                 f"{'PASSED' if p['passed'] else 'FAILED'}, {p['mismatches']} mismatching elements"]
+        for shape, cnt, util in zip(shapes, counters, utils):
+            lines.append(f"  {'x'.join(map(str, shape)):>12}  {cnt['cycles']:8} cycles, utilisation {util:.3f}, "
+                         f"busy {cnt['busy_cycles']}, memory stalls {cnt['stall_cycles']}, {cnt['macs']} MACs, "
+                         f"{cnt['bytes_read']} B read, {cnt['bytes_written']} B written")
         return "\n".join(lines + [f"  {m}" for m in p["messages"]])
 
     _emit(args, payload, human)
@@ -334,12 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stall-prob", type=float, default=0.2, dest="stall_prob",
                    help="chance of a gap/back-pressure per beat on every stream (default 0.2)")
     p.add_argument("--waves", action="store_true", help="dump a waveform and report where")
-    core = p.add_argument_group("accelerator core (output-stationary --gemm runs a whole GEMM from memory)")
+    p.add_argument("--unit", choices=("core", "array"), default="core",
+                   help="core: whole GEMMs from memory through buffers and controller (default); "
+                        "array: products that fit one pass of the bare systolic array")
+    core = p.add_argument_group("external memory of the core")
     core.add_argument("--latency", type=int, default=10, help="memory latency in cycles (default 10)")
     core.add_argument("--bytes-per-cycle", type=float, default=16.0, dest="bytes_per_cycle",
                       help="memory bandwidth (default 16)")
-    core.add_argument("--beat-bytes", type=int, default=16, dest="beat_bytes", help="memory beat width (default 16)")
-    core.add_argument("--k-chunk", type=int, default=64, dest="k_chunk", help="K per buffered chunk (default 64)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("area", help="silicon area from synthesis and from the analytic model; energy of a GEMM")

@@ -21,6 +21,14 @@ DATAFLOWS = ("os", "ws")
 OVERFLOW_MODES = ("wrap", "saturate")
 MAX_ARRAY_DIM = 64
 MAX_ACC_BITS = 64
+BEAT_BYTES = (2, 4, 8, 16, 32, 64)
+MAX_CHUNK = 1 << 15       # K-chunk / M-block limit (the controller's 16-bit counters)
+
+
+def _check_kib(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1 << 20:
+        raise ConfigError(field, f"must be a buffer size in KiB, > 0 and <= 1048576, not {value!r}")
+    return float(value)
 
 
 def _check_int(field: str, value: Any, lo: int, hi: int) -> int:
@@ -57,6 +65,17 @@ class AcceleratorConfig:
     overflow : str
         ``"wrap"`` (two's-complement wrap-around, i.e. modulo 2**acc_bits) or
         ``"saturate"`` (clamp to the accumulator range after every addition).
+    beat_bytes : int
+        Width of one external-memory data beat in bytes (2..64, a power of two, at least
+        one input element).
+    a_buffer_kib, b_buffer_kib, acc_buffer_kib : float
+        On-chip SRAM of the core, in KiB, each holding two banks (double buffering) except
+        the accumulators. Output-stationary: A and B hold ``rows`` / ``cols`` lanes of a
+        K-chunk each (:attr:`k_chunk` = the largest multiple of a beat that fits both);
+        the accumulators live in the PEs, so ``acc_buffer_kib`` is unused. Weight-
+        stationary: A holds an M-block of :attr:`tile_m` rows of ``rows`` elements, B one
+        ``rows`` x ``cols`` weight tile per bank, and the accumulator buffer ``tile_m``
+        rows of ``cols`` partial sums (the K-tiles of an output block accumulate there).
 
     Raises
     ------
@@ -70,6 +89,10 @@ class AcceleratorConfig:
     dtype: str = "int8"
     acc_bits: int = 32
     overflow: str = "wrap"
+    beat_bytes: int = 16
+    a_buffer_kib: float = 8.0
+    b_buffer_kib: float = 8.0
+    acc_buffer_kib: float = 16.0
 
     def __post_init__(self) -> None:
         _check_int("rows", self.rows, 1, MAX_ARRAY_DIM)
@@ -84,6 +107,34 @@ class AcceleratorConfig:
         product_bits = self.input_dtype.product_bits
         _check_int("acc_bits", self.acc_bits, product_bits, MAX_ACC_BITS)
         _check_choice("overflow", self.overflow, OVERFLOW_MODES)
+        eb = self.input_bytes
+        if self.beat_bytes not in BEAT_BYTES or self.beat_bytes < eb:
+            raise ConfigError("beat_bytes", f"must be a power of two in 2..64 and >= {eb}, not {self.beat_bytes!r}")
+        for name in ("a_buffer_kib", "b_buffer_kib", "acc_buffer_kib"):
+            object.__setattr__(self, name, _check_kib(name, getattr(self, name)))  # 8 and 8.0 hash alike
+        self._check_buffers()
+
+    def _check_buffers(self) -> None:
+        per_beat = self.beat_bytes // self.input_bytes
+        if self.dataflow == "os":
+            for name, lanes in (("a_buffer_kib", self.rows), ("b_buffer_kib", self.cols)):
+                if self._bytes(name) // (2 * lanes * self.input_bytes) < per_beat:
+                    raise ConfigError(name, f"{getattr(self, name):g} KiB cannot hold two banks of {lanes} lanes "
+                                            f"of one {self.beat_bytes}-byte beat")
+            return
+        if self._bytes("a_buffer_kib") // (2 * self.rows * self.input_bytes) < 1:
+            raise ConfigError("a_buffer_kib", f"{self.a_buffer_kib:g} KiB cannot hold two banks of one "
+                                              f"{self.rows}-element row")
+        need = 2 * self.cols * self.weight_words * self.beat_bytes
+        if self._bytes("b_buffer_kib") < need:
+            raise ConfigError("b_buffer_kib", f"{self.b_buffer_kib:g} KiB cannot hold two banks of a "
+                                              f"{self.rows}x{self.cols} weight tile ({need} bytes)")
+        if self._bytes("acc_buffer_kib") // (self.cols * self.acc_bytes) < 1:
+            raise ConfigError("acc_buffer_kib", f"{self.acc_buffer_kib:g} KiB cannot hold one row of "
+                                                f"{self.cols} accumulators")
+
+    def _bytes(self, name: str) -> int:
+        return int(getattr(self, name) * 1024)
 
     # -- derived, read-only -------------------------------------------------------------
     @property
@@ -105,6 +156,43 @@ class AcceleratorConfig:
     @property
     def macs_per_cycle(self) -> int:
         return self.rows * self.cols
+
+    @property
+    def input_bytes(self) -> int:
+        return self.input_dtype.bits // 8
+
+    @property
+    def acc_bytes(self) -> int:
+        """Bytes of one accumulator value in memory (C is written at this width)."""
+        return (self.acc_bits + 7) // 8
+
+    @property
+    def elements_per_beat(self) -> int:
+        return self.beat_bytes // self.input_bytes
+
+    @property
+    def weight_words(self) -> int:
+        """Memory beats per B lane of one weight tile (weight-stationary)."""
+        return -(-self.rows // self.elements_per_beat)
+
+    @property
+    def k_chunk(self) -> int:
+        """K elements per buffered chunk: the buffers' size for OS, ``rows`` for WS."""
+        if self.dataflow == "ws":
+            return self.rows
+        eb, per_beat = self.input_bytes, self.elements_per_beat
+        fit = min(self._bytes("a_buffer_kib") // (2 * self.rows * eb), self._bytes("b_buffer_kib") // (2 * self.cols * eb))
+        return min(fit, MAX_CHUNK) // per_beat * per_beat
+
+    @property
+    def tile_m(self) -> int:
+        """Output rows per tile: ``rows`` for OS; for WS the M-block the A and accumulator
+        buffers hold."""
+        if self.dataflow == "os":
+            return self.rows
+        fit = min(self._bytes("a_buffer_kib") // (2 * self.rows * self.input_bytes),
+                  self._bytes("acc_buffer_kib") // (self.cols * self.acc_bytes))
+        return min(fit, MAX_CHUNK)
 
     # -- identity -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

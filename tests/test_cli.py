@@ -39,6 +39,8 @@ def test_rtl_does_not_rewrite_unchanged_verilog(tmp_path, capsys):
     ["--rows", "4", "--cols", "4", "--dataflow", "os", "--dtype", "int8"],
     ["--rows", "3", "--cols", "5", "--dtype", "int16"],
     ["--rows", "5", "--cols", "3", "--dtype", "uint8"],
+    ["--unit", "array", "--rows", "4", "--cols", "4", "--dataflow", "ws"],
+    ["--unit", "array", "--rows", "3", "--cols", "5", "--dtype", "int16"],
 ])
 def test_verify_json_contract(args, capsys):
     assert main(["verify", *args, "--gemms", "8", "--seed", "7", "--sim", "amaranth", "--json"]) == 0
@@ -58,14 +60,16 @@ def test_verify_done_when_command_on_the_default_simulator():
 
 
 def test_verify_one_gemm_on_the_bare_ws_array(capsys):
-    assert main(["verify", "--dataflow", "ws", "--gemm", "30x3x4", "--sim", "amaranth", "--json"]) == 0
+    assert main(["verify", "--unit", "array", "--dataflow", "ws", "--gemm", "30x3x4", "--sim", "amaranth",
+                 "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["shapes"] == [[30, 3, 4]] and out["passed"]
 
 
 @pytest.mark.parametrize("gemm", ["37x23x19", "1x1x1", "1x16x40", "33x1x7"])
-def test_verify_whole_gemm_on_the_os_core(gemm, capsys):
-    assert main(["verify", "--rows", "4", "--cols", "4", "--dataflow", "os", "--gemm", gemm, "--seed", "3",
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_verify_whole_gemm_on_the_core(gemm, dataflow, capsys):
+    assert main(["verify", "--rows", "4", "--cols", "4", "--dataflow", dataflow, "--gemm", gemm, "--seed", "3",
                  "--sim", "amaranth", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["passed"] and out["mismatches"] == 0 and out["shapes"] == [[int(v) for v in gemm.split("x")]]
@@ -86,7 +90,9 @@ def test_verify_core_reaches_95_percent_on_64_cubed():
     (["verify", "--dtype", "int7", "--json"], "dtype"),
     (["verify", "--acc-bits", "8", "--json"], "acc_bits"),
     (["verify", "--overflow", "clip", "--json"], "overflow"),
-    (["verify", "--dataflow", "ws", "--gemm", "1x1x9", "--json"], None),
+    (["verify", "--unit", "array", "--dataflow", "ws", "--gemm", "1x1x9", "--json"], None),
+    (["verify", "--a-buffer-kib", "0.001", "--json"], "a_buffer_kib"),
+    (["verify", "--beat-bytes", "3", "--json"], "beat_bytes"),
     (["verify", "--gemm", "4x4x4", "--latency", "0", "--json"], None),
     (["verify", "--gemm", "banana", "--json"], None),
     (["verify", "--sim", "modelsim", "--json"], None),
