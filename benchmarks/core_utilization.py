@@ -1,4 +1,4 @@
-"""MAC utilisation of the OS accelerator core over shapes, bandwidths and latencies.
+"""MAC utilisation of the accelerator core (both dataflows) over shapes, bandwidths and latencies.
 
     python benchmarks/core_utilization.py
 
@@ -19,33 +19,43 @@ def main() -> None:
     from systolab import AcceleratorConfig
     from systolab.sim.core_bench import run_gemm
 
-    grid = [  # rows, cols, (M, N, K), beat_bytes, k_chunk, bytes_per_cycle, latency
-        (4, 4, (64, 64, 64), 16, 64, 16, 10),
-        (4, 4, (64, 64, 64), 16, 64, 16, 100),
-        (4, 4, (64, 64, 64), 16, 64, 8, 10),
-        (4, 4, (64, 64, 64), 16, 64, 4, 10),
-        (4, 4, (64, 64, 64), 16, 64, 2, 10),
-        (4, 4, (37, 23, 19), 16, 64, 16, 10),
-        (4, 4, (128, 16, 256), 16, 64, 16, 10),
-        (8, 8, (64, 64, 128), 16, 128, 16, 10),
-        (8, 8, (64, 64, 128), 16, 128, 8, 10),
+    grid = [  # rows, cols, dataflow, (M, N, K), beat_bytes, bytes_per_cycle, latency (default buffers)
+        (4, 4, "os", (64, 64, 64), 16, 16, 10),
+        (4, 4, "os", (64, 64, 64), 16, 16, 100),
+        (4, 4, "os", (64, 64, 64), 16, 8, 10),
+        (4, 4, "os", (64, 64, 64), 16, 4, 10),
+        (4, 4, "os", (64, 64, 64), 16, 2, 10),
+        (4, 4, "os", (37, 23, 19), 16, 16, 10),
+        (4, 4, "os", (128, 16, 256), 16, 16, 10),
+        (8, 8, "os", (64, 64, 128), 16, 16, 10),
+        (8, 8, "os", (64, 64, 128), 16, 8, 10),
+        (4, 4, "ws", (64, 64, 64), 16, 16, 10),
+        (4, 4, "ws", (64, 64, 64), 16, 16, 100),
+        (4, 4, "ws", (64, 64, 64), 16, 8, 10),
+        (4, 4, "ws", (64, 64, 64), 4, 4, 10),
+        (4, 4, "ws", (37, 23, 19), 16, 16, 10),
+        (8, 8, "ws", (64, 64, 128), 16, 16, 10),
     ]
-    print(f"{'array':5} {'MxNxK':>12} {'B/cyc':>5} {'lat':>4} {'cycles':>7} {'util':>6} "
+    print(f"{'core':8} {'MxNxK':>12} {'W':>3} {'B/cyc':>5} {'lat':>4} {'cycles':>7} {'util':>6} "
           f"{'compute_floor':>13} {'memory_floor':>12} {'cycles/floor':>12} {'s':>5}")
     rng = np.random.default_rng(0)
-    for R, C, (M, N, K), W, kc, bw, lat in grid:
-        cfg = AcceleratorConfig(rows=R, cols=C)
+    for R, C, df, (M, N, K), W, bw, lat in grid:
+        cfg = AcceleratorConfig(rows=R, cols=C, dataflow=df, beat_bytes=W)
         a = rng.integers(-128, 127, (M, K), endpoint=True)
         b = rng.integers(-128, 127, (K, N), endpoint=True)
         t = time.perf_counter()
-        run = run_gemm(cfg, a, b, beat_bytes=W, k_chunk=kc, bytes_per_cycle=bw, latency=lat)
+        run = run_gemm(cfg, a, b, bytes_per_cycle=bw, latency=lat)
         secs = time.perf_counter() - t
         assert run.passed, "mismatch: the benchmark only reports correct runs"
         c = run.counters
-        compute = math.ceil(M / R) * math.ceil(N / C) * K
-        memory = c["bytes_read"] / bw
+        # operands the array must accept: k-slices per output tile (OS), A rows per K-tile (WS)
+        if df == "os":
+            compute = math.ceil(M / R) * math.ceil(N / C) * K
+        else:
+            compute = M * math.ceil(N / C) * math.ceil(K / R)
+        memory = max(c["bytes_read"] / bw, c["bytes_read"] / W)   # at most one beat per cycle
         floor = max(compute, memory)
-        print(f"{R}x{C:<3} {f'{M}x{N}x{K}':>12} {bw:5g} {lat:4d} {c['cycles']:7d} {run.utilization:6.3f} "
+        print(f"{df} {R}x{C:<3} {f'{M}x{N}x{K}':>12} {W:3d} {bw:5g} {lat:4d} {c['cycles']:7d} {run.utilization:6.3f} "
               f"{compute:13d} {memory:12.0f} {c['cycles'] / floor:12.3f} {secs:5.1f}", flush=True)
 
 
