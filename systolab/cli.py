@@ -152,6 +152,72 @@ def cmd_gpu(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_perf(args: argparse.Namespace) -> int:
+    from .models.gemm import parse_gemm
+    from .models.perf import workload_perf
+    from .models.workloads import get_workload
+
+    config = design_from_args(args)
+    if bool(args.gemm) == bool(args.workload):
+        raise UserError("gemm: give exactly one of --gemm MxNxK or --workload NAME_OR_FILE")
+    for flag, v in (("cores", args.cores), ("latency", args.latency)):
+        if v < 1:
+            raise UserError(f"{flag}: must be >= 1, not {v}")
+    for flag, v in (("clock-mhz", args.clock_mhz), ("bytes-per-cycle", args.bytes_per_cycle)):
+        if not v > 0:
+            raise UserError(f"{flag}: must be > 0, not {v}")
+    workload = None
+    if args.gemm:
+        gemms = [parse_gemm(args.gemm, dtype=config.dtype)]
+    else:
+        workload = get_workload(args.workload, batch=args.batch, seq_len=args.seq_len, dtype=config.dtype)
+        gemms = list(workload.gemms)
+    clock = args.clock_mhz * 1e6
+    perf = workload_perf(config, gemms, cores=args.cores, clock_hz=clock, dram_bytes_per_s=args.bytes_per_cycle * clock,
+                         dram_latency_ns=args.latency / clock * 1e9)
+    payload = {"design": config.to_dict(), "cores": args.cores, "clock_mhz": args.clock_mhz,
+               "bytes_per_cycle": args.bytes_per_cycle, "latency_cycles": args.latency, **perf.to_dict(),
+               "model": "models/perf.py (cycle model of the core's schedule; error vs RTL: systolab validate)"}
+    if workload is not None:
+        payload["workload"] = workload.to_dict()
+        payload[f"{workload.unit}s_per_second"] = workload.units_per_run / perf.seconds
+
+    def human(p: dict) -> str:
+        lines = [f"{config.name} x {p['cores']} core(s) at {p['clock_mhz']:g} MHz, {p['bytes_per_cycle']:g} B/cycle: "
+                 f"{p['cycles']} cycles, {p['seconds'] * 1e6:.1f} us, utilisation {p['utilization']:.3f}, "
+                 f"{p['bound']}-bound"]
+        for g in p["gemms"][:40]:
+            lines.append(f"  {g['name']:20} {g['M']}x{g['N']}x{g['K']} x{g['count']}: {g['cycles']:12} cycles "
+                         f"util {g['utilization']:.3f} {g['bound']:8} split {g['split']}")
+        return "\n".join(lines)
+
+    _emit(args, payload, human)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .sim.runner import resolve_simulator
+    from .sim.validate import default_cases, validate
+
+    if not 1 <= args.shapes <= 10_000:
+        raise UserError(f"shapes: must be in 1..10000, not {args.shapes}")
+    sim = resolve_simulator(args.sim)
+    report = validate(default_cases(shapes_per_case=args.shapes, seed=args.seed), simulator=sim, seed=args.seed,
+                      jobs=args.jobs)
+
+    def human(p: dict) -> str:
+        lines = [f"{p['shapes']} GEMMs on {p['configurations']} configurations ({p['simulator']}): "
+                 f"{p['exact_cycles']} cycle-exact, max |error| {p['max_abs_cycle_error']} cycles "
+                 f"({p['max_rel_cycle_error']:.2%}); other counters max |error| "
+                 + ", ".join(f"{k} {v}" for k, v in p["max_abs_error"].items() if k != "cycles")]
+        for label, c in p["cases"].items():
+            lines.append(f"  {label:42} {c['exact']}/{c['shapes']} exact, max |error| {c['max_abs_cycle_error']}")
+        return "\n".join(lines)
+
+    _emit(args, report, human)
+    return 0 if report["all_passed"] else 1
+
+
 def cmd_export_control(args: argparse.Namespace) -> int:
     from .models import export_control as ec
     from .models.gpu_specs import get_gpu
@@ -359,6 +425,26 @@ def build_parser() -> argparse.ArgumentParser:
     core.add_argument("--bytes-per-cycle", type=float, default=16.0, dest="bytes_per_cycle",
                       help="memory bandwidth (default 16)")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("perf", help="modelled cycles, time, utilisation and bound of a GEMM or workload")
+    _add_design_flags(p)
+    p.add_argument("--gemm", metavar="MxNxK", help="one GEMM")
+    p.add_argument("--workload", metavar="NAME_OR_FILE", help="a built-in workload or a GEMM/SCALE-Sim CSV")
+    p.add_argument("--batch", type=int, help="batch of a built-in workload")
+    p.add_argument("--seq-len", type=int, dest="seq_len", help="sequence length of a built-in workload")
+    p.add_argument("--cores", type=int, default=1, help="identical cores sharing the memory bandwidth (default 1)")
+    p.add_argument("--clock-mhz", type=float, default=1000.0, dest="clock_mhz", help="clock (default 1000)")
+    p.add_argument("--latency", type=int, default=10, help="memory latency in cycles (default 10)")
+    p.add_argument("--bytes-per-cycle", type=float, default=16.0, dest="bytes_per_cycle",
+                   help="memory bandwidth of the whole chip per cycle (default 16)")
+    p.set_defaults(func=cmd_perf)
+
+    p = sub.add_parser("validate", help="the cycle model against the RTL's counters over a shape grid")
+    p.add_argument("--shapes", type=int, default=50, help="shapes per configuration (default 50; 4 configurations)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random shapes and values (default 0)")
+    p.add_argument("--sim", default="auto", help="verilator, icarus, amaranth or auto (default)")
+    p.add_argument("--jobs", type=int, default=2, help="configurations simulated in parallel (default 2)")
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("area", help="silicon area from synthesis and from the analytic model; energy of a GEMM")
     _add_design_flags(p)

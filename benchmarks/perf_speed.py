@@ -1,0 +1,40 @@
+"""Speed of the cycle model (models/perf.py): GEMM x configuration evaluations per second.
+
+    python benchmarks/perf_speed.py
+
+Evaluates every GEMM of the Llama-3-8B prefill and decode workloads and a grid of random
+shapes on a set of core configurations, in one process, and prints evaluations per second
+(each evaluation = cycles + counters of one GEMM on one configuration, no caching).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    from systolab import AcceleratorConfig
+    from systolab.models.perf import MemorySystem, core_perf
+    from systolab.models.workloads import get_workload
+
+    shapes = sorted({(g.M, g.N, g.K) for name in ("llama3-8b-prefill", "llama3-8b-decode")
+                     for g in get_workload(name, dtype="int8").gemms})
+    rng = np.random.default_rng(0)
+    shapes += [tuple(int(v) for v in rng.integers(1, 2049, 3)) for _ in range(200)]
+    configs = [AcceleratorConfig(rows=r, cols=c, dataflow=df) for r, c in ((4, 4), (16, 16), (32, 8), (64, 64))
+               for df in ("os", "ws")]
+    mem = MemorySystem(100, 32)
+    t0 = time.perf_counter()
+    n = 0
+    for cfg in configs:
+        for s in shapes:
+            core_perf(cfg, *s, mem)
+            n += 1
+    dt = time.perf_counter() - t0
+    print(f"{n} evaluations ({len(shapes)} shapes x {len(configs)} configurations) in {dt:.2f} s: "
+          f"{n / dt:,.0f} evaluations/s on one core")
+
+
+if __name__ == "__main__":
+    main()

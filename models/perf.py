@@ -1,0 +1,315 @@
+"""Cycle model of the accelerator core (``hdl/accelerator.py``), derived from its schedule.
+
+The core cuts a GEMM into chunks (``tile_m`` rows x ``cols`` columns x ``k_chunk`` of K,
+in M-block, N-tile, K-chunk order, see :mod:`systolab.hdl.accelerator`) and moves each
+chunk through a pipeline of stages that overlap across chunks (double buffering). For a
+chunk with ``rows`` valid rows, ``cols`` valid columns and ``klen`` K elements:
+
+* **fill** ``L``: its A rows and B columns arrive over the memory port:
+  ``(rows + cols) * ceil(klen * in_bytes / W)`` beats, one every ``W / bytes_per_cycle``
+  cycles at best (one per cycle at most), plus the receiver's per-chunk overhead. A fill
+  may start when the previous fill is done and a buffer bank is free, i.e. the array side
+  has finished the chunk two before it. Read commands run ahead of the banks, so memory
+  latency is paid once, before the first chunk.
+* **OS feed** ``F``: ``klen`` k-slices into the array, one per cycle, back to back with
+  the previous chunk, starting one cycle after its fill ends.
+* **WS weights** ``Wt`` and **rows** ``F``: the B tile into the array's idle weight bank
+  (R cycles; the bank is free R + C - 2 cycles after the rows of the chunk two before it),
+  then the chunk's ``rows`` A rows, one per cycle. A non-first K-chunk also waits until
+  the first row of the previous chunk has left the array (R + C cycles after it entered),
+  since it reads that row's partial sum. In a tile's final chunk, rows whose result needs
+  more write beats than one per cycle back up through the 2 max(R, C)-row write queue.
+* **drain**: after the last operand, the array's latency and the write-back of the last
+  tile's rows (OS: all rows of the tile after the last slice; WS: only what the queue holds).
+
+Each stage end is a max of its predecessors plus its duration (a max-plus recurrence), the
+integer constants (``_RX``, ``_OS_FEED_GAP``, ...) are the controller's FIFO and state-
+machine latencies. Runs of identical chunks, tiles and M-blocks reach a periodic steady
+state within a few steps; the evaluation steps until two consecutive periods agree and
+then jumps, so a 4096^3 GEMM costs a few hundred steps, not a million.
+
+Assumptions (the validation measures the rest): the memory model of ``sim/memory.py``
+without random stalls; ``bytes_per_cycle`` either >= the beat width or the beat width
+divided by an integer (other rates make the beat spacing irregular, and the model then
+uses the average spacing: see :func:`validate`'s report); one GEMM at a time on an idle
+core. Counters that follow from the tiling alone (busy cycles, MACs, bytes read and
+written) are exact by construction.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from ..config import AcceleratorConfig
+from ..errors import UserError
+
+NEG = -(1 << 60)          # "never" for pipeline stages that have not run yet
+
+# Controller latencies, in cycles (from the RTL's FIFOs and state machines; the names say
+# where each one sits, the validation pins their values).
+_RX_FULL_RATE = 4         # receiver: start, A->B lane switch, done, filled-queue latency
+_OS_FEED_GAP = 1          # filled chunk -> first k-slice
+_WS_WEIGHT_GAP = 1        # filled chunk -> first weight row
+_WS_BANK_GAP = -1         # array weight bank release, relative to R + C - 2
+_WS_ROW_GAP = 2           # weights loaded -> first A row
+_WS_QUEUE_SLACK = -1      # write-queue rows beyond 2 max(R, C) before the array stalls
+_OS_TAIL = 0
+_WS_TAIL = 4
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class MemorySystem:
+    """External memory as the core sees it: read latency and sustained bandwidth."""
+
+    latency_cycles: int = 10
+    bytes_per_cycle: float = 16.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.latency_cycles, bool) or not isinstance(self.latency_cycles, int) or self.latency_cycles < 1:
+            raise UserError(f"latency_cycles: must be an integer >= 1, not {self.latency_cycles!r}")
+        if isinstance(self.bytes_per_cycle, bool) or not isinstance(self.bytes_per_cycle, (int, float)) \
+                or not self.bytes_per_cycle > 0:
+            raise UserError(f"bytes_per_cycle: must be > 0, not {self.bytes_per_cycle!r}")
+
+
+@dataclass(frozen=True)
+class CorePerf:
+    """Modelled counters of one GEMM on one core (names as the RTL's counters)."""
+
+    cycles: int
+    busy_cycles: int
+    macs: int
+    bytes_read: int
+    bytes_written: int
+    roofline_cycles: float
+    bound: str              # "compute" or "memory"
+    pes: int
+
+    @property
+    def utilization(self) -> float:
+        return self.macs / (self.pes * self.cycles)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "utilization": self.utilization}
+
+
+def _check_dims(M: int, N: int, K: int) -> None:
+    for name, v in (("M", M), ("N", N), ("K", K)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UserError(f"{name}: must be a positive integer, not {v!r}")
+
+
+def _k_runs(K: int, KC: int) -> list[tuple[int, bool, bool, int]]:
+    """The K-chunks of a tile as runs (klen, first, last, count)."""
+    nk = _ceil_div(K, KC)
+    if nk == 1:
+        return [(K, True, True, 1)]
+    runs = [(KC, True, False, 1)]
+    if nk > 2:
+        runs.append((KC, False, False, nk - 2))
+    return runs + [(K - (nk - 1) * KC, False, True, 1)]
+
+
+def _edge_runs(total: int, step: int) -> list[tuple[int, int]]:
+    """(size, count) runs of tiles of ``step`` over ``total``: full ones, then the edge."""
+    full, rem = divmod(total, step)
+    return [(s, c) for s, c in ((step, full), (rem, 1 if rem else 0)) if c]
+
+
+def _repeat(state: tuple, step, count: int) -> tuple:
+    """``step`` applied ``count`` times; once two consecutive steps shift every time in the
+    state by the same amount, the remaining steps are that shift each (steady state)."""
+    prev_delta = None
+    for done in range(count):
+        nxt = step(state)
+        live = [i for i, t in enumerate(nxt[:-1]) if t > NEG // 2]
+        delta = None
+        if all(state[i] > NEG // 2 for i in live) and nxt[-1] == state[-1]:
+            shifts = {nxt[i] - state[i] for i in live}
+            delta = shifts.pop() if len(shifts) == 1 else None
+        if delta is not None and delta == prev_delta:
+            left = count - done - 1
+            return tuple(t + left * delta if i in live else t for i, t in enumerate(nxt[:-1])) + (nxt[-1],)
+        prev_delta = delta
+        state = nxt
+    return state
+
+
+def core_counters(config: AcceleratorConfig, M: int, N: int, K: int) -> dict:
+    """Counters that follow from the tiling alone (exact): busy cycles, MACs, bytes."""
+    _check_dims(M, N, K)
+    R, C, W, eb = config.rows, config.cols, config.beat_bytes, config.input_bytes
+    TM, KC = config.tile_m, config.k_chunk
+    beats_k = sum(_ceil_div(klen * eb, W) * cnt for klen, _, _, cnt in _k_runs(K, KC))
+    n_tiles, m_blocks = _ceil_div(N, C), _ceil_div(M, TM)
+    busy = m_blocks * n_tiles * K if config.dataflow == "os" else M * n_tiles * _ceil_div(K, R)
+    return {"busy_cycles": busy, "macs": M * N * K,
+            "bytes_read": (M * n_tiles + N * m_blocks) * beats_k * W,
+            "bytes_written": M * N * config.acc_bytes}
+
+
+def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: MemorySystem = MemorySystem()) -> int:
+    """Cycles from accepting the descriptor to ``done`` (the RTL's ``cycles`` counter)."""
+    _check_dims(M, N, K)
+    R, C, W, eb = config.rows, config.cols, config.beat_bytes, config.input_bytes
+    TM, KC = config.tile_m, config.k_chunk
+    beat_t = max(1.0, W / memory.bytes_per_cycle)
+    rx = _RX_FULL_RATE if beat_t == 1 else max(0, _RX_FULL_RATE - 2 * (beat_t - 1))
+    os_ = config.dataflow == "os"
+    queue = 2 * max(R, C) + _WS_QUEUE_SLACK
+
+    # state: (fill end L, weights end Wt, F_{i-2}, F_{i-1}, prev rows)  -- the last item is not a time
+    def chunk(state, rows, cols, klen, first, last):
+        L, Wt, F2, F1, prev_rows = state
+        fill = (rows + cols) * _ceil_div(klen * eb, W) * beat_t + rx
+        L = max(L, F2) + fill
+        if os_:
+            F = max(F1, L + _OS_FEED_GAP) + klen
+        else:
+            Wt = max(Wt, L + _WS_WEIGHT_GAP, F2 + R + C - 2 + _WS_BANK_GAP) + R
+            start = max(F1, Wt + _WS_ROW_GAP)
+            if not first:
+                start = max(start, F1 - prev_rows + R + C)
+            nb = _ceil_div(cols * config.acc_bytes, W)
+            F = start + (max(rows, rows * nb - queue) if last else rows)
+        return (L, Wt, F1, F, rows)
+
+    def tile(rows, cols):
+        def run(state):
+            for klen, first, last, count in _k_runs(K, KC):
+                state = _repeat(state, lambda s: chunk(s, rows, cols, klen, first, last), count)
+            return state
+        return run
+
+    def m_block(rows):
+        def run(state):
+            for cols, count in _edge_runs(N, C):
+                state = _repeat(state, tile(rows, cols), count)
+            return state
+        return run
+
+    state = (float(memory.latency_cycles), NEG, NEG, NEG, 0)
+    for rows, count in _edge_runs(M, TM):
+        state = _repeat(state, m_block(rows), count)
+    F = state[3]
+    last_rows = M - (_ceil_div(M, TM) - 1) * TM
+    nb = _ceil_div((N - (_ceil_div(N, C) - 1) * C) * config.acc_bytes, W)
+    if os_:
+        tail = R + C + last_rows * nb + _OS_TAIL
+    else:
+        tail = R + C + max(0, min(last_rows * (nb - 1), queue)) + _WS_TAIL
+    return int(math.ceil(F + tail))
+
+
+def core_perf(config: AcceleratorConfig, M: int, N: int, K: int, memory: MemorySystem = MemorySystem()) -> CorePerf:
+    """Cycles and counters of one GEMM on one core, the roofline bound beside them."""
+    counts = core_counters(config, M, N, K)
+    cycles = core_cycles(config, M, N, K, memory)
+    pes = config.rows * config.cols
+    read_cycles = counts["bytes_read"] / min(memory.bytes_per_cycle, config.beat_bytes)
+    roofline = max(counts["macs"] / pes, read_cycles)
+    bound = "memory" if read_cycles > counts["busy_cycles"] else "compute"
+    return CorePerf(cycles=cycles, roofline_cycles=roofline, bound=bound, pes=pes, **counts)
+
+
+# -- chip level ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChipPerf:
+    """One GEMM on a chip of identical cores sharing the off-chip bandwidth."""
+
+    seconds: float
+    cycles: int              # of the busiest core
+    macs: int
+    bytes_read: int
+    bytes_written: int
+    utilization: float       # MACs / (all PEs x cycles)
+    bound: str
+    split: str               # how the GEMM was divided: "N/8" = N across 8 cores, ...
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_gemm(config: AcceleratorConfig, cores: int, M: int, N: int) -> tuple[str, int, int, int]:
+    """How a GEMM is divided over ``cores``: (dimension, parts, largest M, largest N).
+
+    N is split into contiguous column blocks, whole N-tiles each, when it has at least one
+    tile per core (every core then reads all of A and its own slice of B: weights stream
+    once, as in decode); otherwise M is split into row blocks of whole M-tiles; a GEMM too
+    small for either runs on as many cores as it has tiles.
+    """
+    n_tiles, m_tiles = _ceil_div(N, config.cols), _ceil_div(M, config.tile_m)
+    if n_tiles >= cores or n_tiles >= m_tiles:
+        parts = min(cores, n_tiles)
+        return "N", parts, M, _ceil_div(n_tiles, parts) * config.cols if parts > 1 else N
+    parts = min(cores, m_tiles)
+    return "M", parts, _ceil_div(m_tiles, parts) * config.tile_m if parts > 1 else M, N
+
+
+def chip_perf(config: AcceleratorConfig, M: int, N: int, K: int, *, cores: int, clock_hz: float,
+              dram_bytes_per_s: float, dram_latency_ns: float = 100.0) -> ChipPerf:
+    """One GEMM split over ``cores`` cores at ``clock_hz``; each core sees latency
+    ``dram_latency_ns`` and an equal share of ``dram_bytes_per_s``. The busiest core sets
+    the time (the others finish with it or earlier)."""
+    _check_dims(M, N, K)
+    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+        raise UserError(f"cores: must be a positive integer, not {cores!r}")
+    for name, v in (("clock_hz", clock_hz), ("dram_bytes_per_s", dram_bytes_per_s)):
+        if not isinstance(v, (int, float)) or not v > 0:
+            raise UserError(f"{name}: must be > 0, not {v!r}")
+    dim, parts, m, n = split_gemm(config, cores, M, N)
+    m, n = min(m, M), min(n, N)
+    memory = MemorySystem(max(1, round(dram_latency_ns * 1e-9 * clock_hz)),
+                          dram_bytes_per_s / clock_hz / parts)
+    p = core_perf(config, m, n, K, memory)
+    # every part reads as much as the largest one (an upper bound when the last is smaller)
+    return ChipPerf(seconds=p.cycles / clock_hz, cycles=p.cycles, macs=M * N * K, bytes_read=p.bytes_read * parts,
+                    bytes_written=M * N * config.acc_bytes,
+                    utilization=M * N * K / (cores * config.rows * config.cols * p.cycles),
+                    bound=p.bound, split=f"{dim}/{parts}")
+
+
+@dataclass(frozen=True)
+class WorkloadPerf:
+    """A list of GEMMs (each ``count`` times) run one after another on a chip."""
+
+    seconds: float
+    cycles: int
+    macs: int
+    bytes_moved: int
+    utilization: float
+    bound: str               # the bound of the GEMMs that take most of the time
+    gemms: tuple[dict, ...]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def workload_perf(config: AcceleratorConfig, gemms, *, cores: int = 1, clock_hz: float = 1e9,
+                  dram_bytes_per_s: float = 16e9, dram_latency_ns: float = 10.0) -> WorkloadPerf:
+    """Time of ``gemms`` (objects with M, N, K, count, name) on ``cores`` cores, one GEMM
+    after another, each split over the cores as :func:`split_gemm` says. Input data are
+    taken in the core's own integer format (an int8 core runs a quantised model)."""
+    cache: dict[tuple[int, int, int], ChipPerf] = {}
+    rows, seconds, cycles, macs, moved, by_bound = [], 0.0, 0, 0, 0, {"compute": 0.0, "memory": 0.0}
+    for g in gemms:
+        key = (g.M, g.N, g.K)
+        if key not in cache:
+            cache[key] = chip_perf(config, *key, cores=cores, clock_hz=clock_hz, dram_bytes_per_s=dram_bytes_per_s,
+                                   dram_latency_ns=dram_latency_ns)
+        p = cache[key]
+        seconds += p.seconds * g.count
+        cycles += p.cycles * g.count
+        macs += p.macs * g.count
+        moved += (p.bytes_read + p.bytes_written) * g.count
+        by_bound[p.bound] += p.seconds * g.count
+        rows.append({"name": g.name, "M": g.M, "N": g.N, "K": g.K, "count": g.count, **p.to_dict()})
+    if not rows:
+        raise UserError("workload: holds no GEMMs")
+    util = macs / (cores * config.rows * config.cols * cycles)
+    return WorkloadPerf(seconds=seconds, cycles=cycles, macs=macs, bytes_moved=moved, utilization=util,
+                        bound=max(by_bound, key=by_bound.get), gemms=tuple(rows))

@@ -1,0 +1,110 @@
+"""The cycle model (``models/perf.py``) against the RTL's own counters over a shape grid.
+
+One simulator build per configuration, all of its shapes in one simulation (descriptors
+back to back); configurations run in parallel processes. Every counter the model predicts
+is compared: cycles, busy cycles, MACs, bytes read and written.
+"""
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import AcceleratorConfig
+from ..models.perf import MemorySystem, core_counters, core_cycles
+
+COMPARED = ("cycles", "busy_cycles", "macs", "bytes_read", "bytes_written")
+
+
+@dataclass(frozen=True)
+class ValidationCase:
+    """A configuration, its memory and the shapes to run on it."""
+
+    config: AcceleratorConfig
+    memory: MemorySystem
+    shapes: tuple[tuple[int, int, int], ...]
+    label: str
+
+
+def default_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[ValidationCase]:
+    """Four configurations — both dataflows, square and non-square arrays, compute-bound
+    (16 B/cycle on 16-byte beats) and memory-bound (4 B/cycle on 8-byte beats), small
+    buffers so that K-chunks and M-blocks repeat — with the same random shapes (1..40 in
+    every dimension, after the corner classes)."""
+    rng = np.random.default_rng(seed)
+    shapes = [(1, 1, 1), (1, 17, 40), (23, 1, 7), (9, 6, 1), (40, 2, 5), (16, 16, 16), (8, 8, 64), (13, 11, 33)]
+    while len(shapes) < shapes_per_case:
+        shapes.append(tuple(int(v) for v in rng.integers(1, 41, 3)))
+    shapes = tuple(shapes[:shapes_per_case])
+    small_os = dict(dtype="int16", beat_bytes=8, a_buffer_kib=3 * 2 * 2 * 16 / 1024, b_buffer_kib=5 * 2 * 2 * 16 / 1024)
+    small_ws = dict(beat_bytes=8, a_buffer_kib=2 * 5 * 8 / 1024, acc_buffer_kib=3 * 4 * 8 / 1024)
+    return [
+        ValidationCase(AcceleratorConfig(rows=4, cols=4), MemorySystem(10, 16), shapes, "os 4x4, compute-bound"),
+        ValidationCase(AcceleratorConfig(rows=3, cols=5, **small_os), MemorySystem(30, 4), shapes,
+                       "os 3x5 int16, K-chunk 16, memory-bound"),
+        ValidationCase(AcceleratorConfig(rows=4, cols=4, dataflow="ws"), MemorySystem(10, 16), shapes,
+                       "ws 4x4, compute-bound"),
+        ValidationCase(AcceleratorConfig(rows=5, cols=3, dataflow="ws", **small_ws), MemorySystem(20, 4), shapes,
+                       "ws 5x3, M-block 8, memory-bound"),
+    ]
+
+
+def _run_case(case: ValidationCase, simulator: str, seed: int) -> list[dict]:
+    from .core_bench import run_gemms
+    from .runner import run_core_hdl
+
+    rng = np.random.default_rng(seed)
+    dt = case.config.input_dtype
+    products = [(rng.integers(dt.min_int, dt.max_int, (M, K), endpoint=True),
+                 rng.integers(dt.min_int, dt.max_int, (K, N), endpoint=True)) for M, N, K in case.shapes]
+    params = dict(latency=case.memory.latency_cycles, bytes_per_cycle=case.memory.bytes_per_cycle, seed=seed)
+    if simulator == "amaranth":
+        runs = run_gemms(case.config, products, **params)
+        return [r.counters | {"passed": r.passed} for r in runs]
+    out = run_core_hdl(case.config, products, simulator, **params)
+    from .golden import golden_matmul
+
+    return [cnt | {"passed": np.array_equal(np.array(c, dtype=object), golden_matmul(a, b, case.config).astype(object))
+                   and not out["violations"]}
+            for (a, b), c, cnt in zip(products, out["c"], out["counters"])]
+
+
+def validate(cases: list[ValidationCase], *, simulator: str = "verilator", seed: int = 0, jobs: int = 2,
+             progress=None) -> dict:
+    """Run every case on the RTL and compare each counter with the model.
+
+    Returns the report: ``shapes`` (GEMMs compared), ``max_abs_cycle_error``,
+    ``max_rel_cycle_error``, per-counter maximum absolute errors, per-case summaries and
+    the worst GEMMs.
+    """
+    progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    rows = []
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(_run_case, case, simulator, seed): case for case in cases}
+        for done, future in enumerate(futures, start=1):
+            case = futures[future]
+            measured = future.result()
+            progress(f"validate: {done}/{len(cases)} {case.label} ({len(case.shapes)} shapes)")
+            for shape, got in zip(case.shapes, measured):
+                model = core_counters(case.config, *shape) | {"cycles": core_cycles(case.config, *shape, case.memory)}
+                rows.append({"case": case.label, "shape": list(shape), "passed": got["passed"],
+                             "rtl": {k: got[k] for k in COMPARED}, "model": {k: model[k] for k in COMPARED}})
+    for r in rows:
+        r["error"] = {k: r["model"][k] - r["rtl"][k] for k in COMPARED}
+    cyc = [abs(r["error"]["cycles"]) for r in rows]
+    rel = [abs(r["error"]["cycles"]) / r["rtl"]["cycles"] for r in rows]
+    per_case = {}
+    for case in cases:
+        errs = [abs(r["error"]["cycles"]) for r in rows if r["case"] == case.label]
+        per_case[case.label] = {"shapes": len(errs), "exact": sum(e == 0 for e in errs), "max_abs_cycle_error": max(errs),
+                                "design": case.config.to_dict(), "latency_cycles": case.memory.latency_cycles,
+                                "bytes_per_cycle": case.memory.bytes_per_cycle}
+    worst = sorted(rows, key=lambda r: -abs(r["error"]["cycles"]))[:10]
+    return {"shapes": len(rows), "configurations": len(cases), "simulator": simulator, "seed": seed,
+            "all_passed": all(r["passed"] for r in rows),
+            "max_abs_cycle_error": max(cyc), "max_rel_cycle_error": max(rel),
+            "exact_cycles": sum(e == 0 for e in cyc),
+            "max_abs_error": {k: max(abs(r["error"][k]) for r in rows) for k in COMPARED},
+            "cases": per_case, "worst": worst}

@@ -1,0 +1,98 @@
+"""The cycle model of the core against the RTL (Amaranth's simulator here; the full grid
+on Verilator is `systolab validate`, behind the slow marker), and its invariants."""
+import json
+
+import numpy as np
+import pytest
+
+from systolab import AcceleratorConfig
+from systolab.cli import main
+from systolab.errors import UserError
+from systolab.models.perf import MemorySystem, chip_perf, core_perf, split_gemm, workload_perf
+from systolab.sim.validate import default_cases, validate
+
+
+@pytest.mark.parametrize("case", range(4), ids=["os-compute", "os-memory", "ws-compute", "ws-memory"])
+def test_model_matches_the_rtl_counters(case):
+    """Six shapes of each default validation case on Amaranth's simulator: busy cycles,
+    MACs and bytes exact; cycles exact (the OS memory-bound case within 1 cycle)."""
+    c = default_cases(shapes_per_case=6, seed=3)[case]
+    report = validate([c], simulator="amaranth", seed=3, jobs=1, progress=lambda msg: None)
+    assert report["all_passed"] and report["shapes"] == 6
+    for counter in ("busy_cycles", "macs", "bytes_read", "bytes_written"):
+        assert report["max_abs_error"][counter] == 0, counter
+    assert report["max_abs_cycle_error"] <= (1 if case == 1 else 0), report["worst"][:2]
+
+
+def test_detailed_model_never_beats_the_roofline():
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        R, C = (int(v) for v in rng.integers(1, 17, 2))
+        cfg = AcceleratorConfig(rows=R, cols=C, dataflow=str(rng.choice(["os", "ws"])))
+        M, N, K = (int(v) for v in rng.integers(1, 300, 3))
+        mem = MemorySystem(int(rng.integers(1, 200)), float(rng.choice([1, 2, 4, 8, 16, 32])))
+        p = core_perf(cfg, M, N, K, mem)
+        assert p.cycles >= p.roofline_cycles, (cfg, (M, N, K), mem)
+        assert 0 < p.utilization <= 1
+
+
+def test_bound_follows_bandwidth():
+    cfg = AcceleratorConfig(rows=4, cols=4)
+    assert core_perf(cfg, 256, 256, 256, MemorySystem(10, 16)).bound == "compute"
+    assert core_perf(cfg, 256, 256, 256, MemorySystem(10, 2)).bound == "memory"
+    fast, slow = (core_perf(cfg, 256, 256, 256, MemorySystem(10, bw)).cycles for bw in (16, 2))
+    assert slow > 3 * fast
+
+
+def test_chip_splits_n_then_m_and_scales():
+    cfg = AcceleratorConfig(rows=16, cols=16)
+    assert split_gemm(cfg, 8, 4096, 4096)[:2] == ("N", 8)
+    assert split_gemm(cfg, 8, 4096, 16)[:2] == ("M", 8)
+    one = chip_perf(cfg, 1024, 1024, 1024, cores=1, clock_hz=1e9, dram_bytes_per_s=1e12)
+    eight = chip_perf(cfg, 1024, 1024, 1024, cores=8, clock_hz=1e9, dram_bytes_per_s=1e12)
+    assert 6 < one.seconds / eight.seconds <= 8.01
+    with pytest.raises(UserError, match="cores"):
+        chip_perf(cfg, 4, 4, 4, cores=0, clock_hz=1e9, dram_bytes_per_s=1e9)
+    with pytest.raises(UserError, match="K"):
+        core_perf(cfg, 4, 4, 0)
+    with pytest.raises(UserError, match="bytes_per_cycle"):
+        MemorySystem(10, 0)
+
+
+def test_workload_sums_its_gemms():
+    from systolab.models.workloads import get_workload
+
+    cfg = AcceleratorConfig(rows=16, cols=16)
+    w = get_workload("llama3-8b-prefill", batch=1, seq_len=128, dtype="int8")
+    perf = workload_perf(cfg, w.gemms, cores=4, clock_hz=1e9, dram_bytes_per_s=256e9)
+    assert perf.macs * 2 == w.flops
+    assert perf.seconds == pytest.approx(sum(g["seconds"] * g["count"] for g in perf.gemms))
+
+
+def test_perf_cli_on_a_prefill_workload(capsys):
+    assert main(["perf", "--workload", "llama3-8b-prefill", "--rows", "16", "--cols", "16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("cycles", "seconds", "utilization", "bound"):
+        assert key in out
+    assert out["bound"] in ("compute", "memory") and 0 < out["utilization"] <= 1 and out["tokens_per_second"] > 0
+
+
+def test_perf_cli_rejects_bad_input(capsys):
+    assert main(["perf", "--json"]) == 2
+    assert main(["perf", "--gemm", "4x4x4", "--cores", "0", "--json"]) == 2
+
+
+def test_validate_cli_json(capsys):
+    assert main(["validate", "--shapes", "2", "--sim", "amaranth", "--jobs", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["shapes"] == 8 and "max_abs_cycle_error" in out and "max_rel_cycle_error" in out
+    assert out["max_abs_cycle_error"] <= 1
+
+
+@pytest.mark.slow
+def test_full_validation_grid_on_verilator():
+    report = validate(default_cases(), simulator="verilator")
+    assert report["shapes"] >= 200 and report["all_passed"]
+    assert report["max_abs_cycle_error"] <= 1
+    for counter in ("busy_cycles", "macs", "bytes_read", "bytes_written"):
+        assert report["max_abs_error"][counter] == 0
