@@ -18,10 +18,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The main job: the default custom chip against the default GPUs on the default workloads.
 demo: $(STAMP)
-	$(VENV)/bin/systolab rtl --rows 4 --cols 4 --dataflow os --out out/demo/rtl
-	$(VENV)/bin/systolab verify --rows 4 --cols 4 --dataflow os --gemms 8 --seed 1
-	$(VENV)/bin/systolab verify --rows 4 --cols 4 --dataflow ws --gemms 8 --seed 1
+	$(VENV)/bin/systolab compare --out out/demo
+	@echo "report: out/demo/report.md (plots and summary.json beside it)"
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check --select F,E9 --quiet .

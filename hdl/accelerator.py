@@ -32,7 +32,7 @@ edge), so writing never stalls the array while the queue has room.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -294,7 +294,6 @@ class AcceleratorCore(wiring.Component):
 
         final_res = Signal()      # the result row at the array's output belongs to a final chunk
         res_known = Signal()      # ... and the controller knows which chunk it belongs to
-        acc_we = Signal()         # (WS) it is a partial sum for the accumulator buffer instead
         res_m = Signal(range(TM + 1))
         if os_:
             # -- feeder: one k-slice per cycle from the filled bank into the array --------------

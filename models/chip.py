@@ -268,3 +268,20 @@ def cores_for(chip: ChipConfig, peak_tops: float) -> int:
     """Cores needed for a peak rate (for sizing against a GPU's peak)."""
     per_core = chip.peak_tops / chip.cores
     return max(1, math.ceil(peak_tops / per_core))
+
+
+def largest_outside(chip: ChipConfig, *, allowed: tuple[str, ...] = ("none",), rule_date: str | None = None,
+                    max_cores: int = 4096) -> ChipConfig:
+    """The chip with the most cores whose ECCN 3A090 class is in ``allowed`` (default: not
+    controlled) under the rule set of ``rule_date`` (default: the latest)."""
+    if not allowed:
+        raise UserError("allowed: name at least one class, e.g. none")
+    best = None
+    for n in range(1, max_cores + 1):
+        if chip.with_cores(n).export_class(rule_date).eccn in allowed:
+            best = n
+        elif best is not None:
+            break
+    if best is None:
+        raise UserError(f"allowed: no core count up to {max_cores} keeps {chip.name} in {', '.join(allowed)}")
+    return chip.with_cores(best)

@@ -218,6 +218,34 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if report["all_passed"] else 1
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .models.chip import fit_cores, get_chip
+    from .models.compare import DEFAULT_GPUS, DEFAULT_WORKLOADS, compare
+    from .models.report import write_report
+
+    chip = get_chip(args.chip)
+    if args.fit_die_mm2 is not None or args.fit_power_w is not None:
+        chip = fit_cores(chip, die_mm2=args.fit_die_mm2, power_W=args.fit_power_w)
+    gpus = tuple(g.strip() for g in args.gpus.split(",") if g.strip()) if args.gpus else DEFAULT_GPUS
+    workloads = tuple(args.workload) if args.workload else DEFAULT_WORKLOADS
+    result = compare(chip, workloads=workloads, gpus=gpus, batch=args.batch, seq_len=args.seq_len)
+    files = write_report(result, Path(args.out))
+    payload = {k: result[k] for k in ("chip", "devices", "workloads", "rows", "model_errors", "assumptions")}
+    payload["files"] = files
+
+    def human(p: dict) -> str:
+        lines = [f"{chip.name}: {len(p['devices'])} devices x {len(p['workloads'])} workloads -> {p['files']['report']}"]
+        for r in p["rows"]:
+            lines.append(f"  {r['workload']:20} {r['device']:16} {r['throughput']:14.4g} {r['unit']}s/s "
+                         f"{r['bound']:8} util {r['utilization']:.3f}  {r['eccn']}")
+        return "\n".join(lines)
+
+    _emit(args, payload, human)
+    return 0
+
+
 def cmd_export_control(args: argparse.Namespace) -> int:
     from .models import export_control as ec
     from .models.gpu_specs import get_gpu
@@ -445,6 +473,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim", default="auto", help="verilator, icarus, amaranth or auto (default)")
     p.add_argument("--jobs", type=int, default=2, help="configurations simulated in parallel (default 2)")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("compare", help="the main job: a custom chip of systolab cores against Nvidia GPUs")
+    p.add_argument("chip", nargs="?", help="chip name in models/data/chips.yaml or a chips YAML file (default chip)")
+    p.add_argument("--workload", action="append", metavar="W",
+                   help="built-in workload or CSV, repeatable (default: llama3-8b-prefill, llama3-8b-decode, dlrm)")
+    p.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids (default h100-sxm,h200-sxm,h20,a100-sxm4-80gb,b200)")
+    p.add_argument("--batch", type=int, help="batch of the built-in workloads")
+    p.add_argument("--seq-len", type=int, dest="seq_len", help="sequence length of the LLM workloads")
+    p.add_argument("--fit-die-mm2", type=float, dest="fit_die_mm2", help="resize the chip to the most cores in this die area")
+    p.add_argument("--fit-power-w", type=float, dest="fit_power_w", help="... and/or under this TDP")
+    p.add_argument("--out", default="out/compare", metavar="DIR", help="output folder (default out/compare)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("area", help="silicon area from synthesis and from the analytic model; energy of a GEMM")
     _add_design_flags(p)

@@ -1,0 +1,92 @@
+"""Chip model, sizing helpers, the comparison and `systolab compare`."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from systolab.cli import main
+from systolab.errors import UserError
+from systolab.models.chip import fit_cores, get_chip, largest_outside, load_chips, match_gpu
+from systolab.models.compare import DEFAULT_GPUS, compare
+from systolab.models.specs import SpecError
+
+
+def test_default_chip_is_consistent():
+    chip = get_chip()
+    s = chip.summary()
+    a = s["area"]
+    parts = a["cores_mm2"] + a["noc_mm2"] + a["global_sram_mm2"] + a["dram_phy_mm2"] + a["io_mm2"]
+    assert a["die_mm2"] == pytest.approx(parts)
+    assert a["cores_mm2"] == pytest.approx(chip.cores * (a["core_array_mm2"] + a["core_sram_mm2"]))
+    assert s["peak_tops"] == pytest.approx(2 * 64 * 64 * chip.cores * chip.clock_mhz * 1e6 / 1e12)
+    assert s["unit_cost_range_usd"][0] <= s["unit_cost_usd"] <= s["unit_cost_range_usd"][1]
+    assert s["eccn"].startswith("3A090") or s["eccn"] == "none"
+    assert s["tdp_W"] > s["power"]["dram_W"] > 0
+
+
+def test_sizing_helpers():
+    chip = get_chip()
+    big = fit_cores(chip, die_mm2=814)
+    assert big.area()["die_mm2"] <= 814 < big.with_cores(big.cores + 1).area()["die_mm2"]
+    both = fit_cores(chip, die_mm2=814, power_W=300)
+    assert both.power_W()["tdp_W"] <= 300 and both.cores <= big.cores
+    iso = match_gpu(chip, "h100-sxm", by="area")
+    assert iso.cores == big.cores
+    free = largest_outside(chip)
+    assert free.export_class().eccn == "none" and free.with_cores(free.cores + 1).export_class().eccn != "none"
+    with pytest.raises(UserError, match="budget"):
+        fit_cores(chip)
+    with pytest.raises(UserError, match="budget"):
+        fit_cores(chip, die_mm2=50)
+    with pytest.raises(UserError, match="by"):
+        match_gpu(chip, "h100-sxm", by="colour")
+
+
+def test_bad_chip_files_name_the_field(tmp_path):
+    f = tmp_path / "chips.yaml"
+    f.write_text("schema: systolab-chips/1\nchips:\n  x:\n    core: {rows: 0}\n")
+    with pytest.raises(SpecError, match="rows"):
+        load_chips(str(f))
+    f.write_text("schema: systolab-chips/1\nchips:\n  x:\n    core: {rows: 4}\n    dram: {kind: SRAM}\n")
+    with pytest.raises(SpecError, match="dram.kind"):
+        load_chips(str(f))
+    with pytest.raises(UserError, match="chip"):
+        get_chip("no-such-chip")
+
+
+def test_compare_rows_cover_every_device_and_workload():
+    chip = get_chip()
+    result = compare(chip, workloads=("llama3-8b-decode", "dlrm"), gpus=("h100-sxm", "h20"), progress=lambda m: None)
+    assert len(result["rows"]) == 2 * 3
+    perf = chip.workload_perf(__import__("systolab.models.workloads", fromlist=["x"]).get_workload(
+        "dlrm", dtype="int8").gemms)
+    mine = next(r for r in result["rows"] if r["device"] == chip.name and r["workload"] == "dlrm")
+    assert mine["seconds"] == pytest.approx(perf.seconds)
+    for r in result["rows"]:
+        for key in ("seconds", "throughput", "utilization", "bound", "energy_J", "tops_per_mm2", "tops_per_W",
+                    "usd_per_million_units", "eccn", "model"):
+            assert key in r
+        assert r["throughput"] > 0 and 0 < r["utilization"] <= 1
+    assert set(result["model_errors"]) >= {"custom_time", "custom_area", "gpu_time", "cost", "export"}
+    with pytest.raises(UserError, match="gpu"):
+        compare(chip, gpus=("h100-sxm", "rtx-4090"), progress=lambda m: None)
+
+
+def test_compare_cli_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    devices = {r["device"] for r in summary["rows"]}
+    assert len(devices) == 1 + len(DEFAULT_GPUS) >= 3
+    assert json.loads((out / "summary.json").read_text())["rows"] == json.loads(json.dumps(summary["rows"]))
+    report = (out / "report.md").read_text()
+    assert "## Models behind the numbers and their measured errors" in report and "cycle model" in report
+    for png in ("roofline.png", "latency_per_layer.png", "efficiency.png", "export_map.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_cli_bad_input_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "systolab", "compare", "--gpus", "h100-sxm,nope", "--out",
+                        str(tmp_path), "--json"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "gpu" in r.stderr
