@@ -47,13 +47,16 @@ NEG = -(1 << 60)          # "never" for pipeline stages that have not run yet
 
 # Controller latencies, in cycles (from the RTL's FIFOs and state machines; the names say
 # where each one sits, the validation pins their values).
-_RX_FULL_RATE = 4         # receiver: start, A->B lane switch, done, filled-queue latency
+_RX_GAP = 4               # receiver: last beat of a chunk -> first beat of the next (done, start, refill)
+_RX_SWITCH_GAP = 2        # receiver: last A beat -> first B beat of a chunk
+_FIRST_BEAT_MIN = 2       # descriptor accepted -> receiver ready for the first beat
 _OS_FEED_GAP = 1          # filled chunk -> first k-slice
 _WS_WEIGHT_GAP = 1        # filled chunk -> first weight row
 _WS_BANK_GAP = -1         # array weight bank release, relative to R + C - 2
 _WS_ROW_GAP = 2           # weights loaded -> first A row
 _WS_QUEUE_SLACK = -1      # write-queue rows beyond 2 max(R, C) before the array stalls
-_OS_TAIL = 0
+_OS_TAIL = 4              # router, row/command queues, write command -> last data beat
+_OS_TILE_QUEUE = 3
 _WS_TAIL = 4
 
 
@@ -158,17 +161,23 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     R, C, W, eb = config.rows, config.cols, config.beat_bytes, config.input_bytes
     TM, KC = config.tile_m, config.k_chunk
     beat_t = max(1.0, W / memory.bytes_per_cycle)
-    rx = _RX_FULL_RATE if beat_t == 1 else max(0, _RX_FULL_RATE - 2 * (beat_t - 1))
+    # idle receiver cycles at a chunk boundary and at the A->B lane switch, less what the
+    # memory's credit refill would have cost anyway
+    rx = max(0.0, _RX_GAP - beat_t) + max(0.0, _RX_SWITCH_GAP - beat_t)
     os_ = config.dataflow == "os"
     queue = 2 * max(R, C) + _WS_QUEUE_SLACK
 
-    # state: (fill end L, weights end Wt, F_{i-2}, F_{i-1}, prev rows)  -- the last item is not a time
+    # state: (fill end L, weights end Wt (OS: last tile's end), F_{i-2}, F_{i-1}, prev rows); the last
+    # item is not a time
     def chunk(state, rows, cols, klen, first, last):
         L, Wt, F2, F1, prev_rows = state
         fill = (rows + cols) * _ceil_div(klen * eb, W) * beat_t + rx
         L = max(L, F2) + fill
         if os_:
             F = max(F1, L + _OS_FEED_GAP) + klen
+            if last:   # the array takes a tile's last slice >= max(R, C) cycles after the previous one
+                F = max(F, Wt + max(R, C))
+                Wt = F
         else:
             Wt = max(Wt, L + _WS_WEIGHT_GAP, F2 + R + C - 2 + _WS_BANK_GAP) + R
             start = max(F1, Wt + _WS_ROW_GAP)
@@ -192,14 +201,17 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
             return state
         return run
 
-    state = (float(memory.latency_cycles), NEG, NEG, NEG, 0)
+    # the first beat: memory latency, but not before the receiver has started
+    state = (float(max(memory.latency_cycles, _FIRST_BEAT_MIN)), NEG, NEG, NEG, 0)
     for rows, count in _edge_runs(M, TM):
         state = _repeat(state, m_block(rows), count)
     F = state[3]
     last_rows = M - (_ceil_div(M, TM) - 1) * TM
     nb = _ceil_div((N - (_ceil_div(N, C) - 1) * C) * config.acc_bytes, W)
     if os_:
-        tail = R + C + last_rows * nb + _OS_TAIL
+        # row 0 leaves the array C - 1 cycles after the last slice, but is routed no earlier
+        # than the tile's entry through the tile queue (3 cycles)
+        tail = max(C, _OS_TILE_QUEUE) + last_rows * nb + _OS_TAIL
     else:
         tail = R + C + max(0, min(last_rows * (nb - 1), queue)) + _WS_TAIL
     return int(math.ceil(F + tail))
