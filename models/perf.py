@@ -29,10 +29,10 @@ state within a few steps; the evaluation steps until two consecutive periods agr
 then jumps, so a 4096^3 GEMM costs a few hundred steps, not a million.
 
 Assumptions (the validation measures the rest): the memory model of ``sim/memory.py``
-without random stalls; ``bytes_per_cycle`` either >= the beat width or the beat width
-divided by an integer (other rates make the beat spacing irregular, and the model then
-uses the average spacing: see :func:`validate`'s report); one GEMM at a time on an idle
-core. Counters that follow from the tiling alone (busy cycles, MACs, bytes read and
+without random stalls, whose bandwidth credit holds at most one beat, so a beat takes
+``ceil(W / bytes_per_cycle)`` cycles (a port of W bytes never moves more than W bytes per
+cycle, and fractional rates round down to whole beats per cycle count); one GEMM at a
+time on an idle core. Counters that follow from the tiling alone (busy cycles, MACs, bytes read and
 written) are exact by construction.
 """
 from __future__ import annotations
@@ -50,6 +50,8 @@ NEG = -(1 << 60)          # "never" for pipeline stages that have not run yet
 _RX_GAP = 4               # receiver: last beat of a chunk -> first beat of the next (done, start, refill)
 _RX_SWITCH_GAP = 2        # receiver: last A beat -> first B beat of a chunk
 _FIRST_BEAT_MIN = 2       # descriptor accepted -> receiver ready for the first beat
+_LD_QUEUE_GAP = 1         # receiver takes chunk i-4 -> loader may take chunk i
+_LD_CHUNK_GAP = 2         # loader: A->B switch and the idle cycle after a chunk's commands
 _OS_FEED_GAP = 1          # filled chunk -> first k-slice
 _WS_WEIGHT_GAP = 1        # filled chunk -> first weight row
 _WS_BANK_GAP = -1         # array weight bank release, relative to R + C - 2
@@ -160,19 +162,27 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     _check_dims(M, N, K)
     R, C, W, eb = config.rows, config.cols, config.beat_bytes, config.input_bytes
     TM, KC = config.tile_m, config.k_chunk
-    beat_t = max(1.0, W / memory.bytes_per_cycle)
+    # the memory's credit is capped at one beat, so a beat takes a whole number of cycles
+    beat_t = max(1, math.ceil(W / memory.bytes_per_cycle - 1e-9))
     # idle receiver cycles at a chunk boundary and at the A->B lane switch, less what the
     # memory's credit refill would have cost anyway
-    rx = max(0.0, _RX_GAP - beat_t) + max(0.0, _RX_SWITCH_GAP - beat_t)
+    rx = max(0, _RX_GAP - beat_t) + max(0, _RX_SWITCH_GAP - beat_t)
     os_ = config.dataflow == "os"
     queue = 2 * max(R, C) + _WS_QUEUE_SLACK
 
     # state: (fill end L, weights end Wt (OS: last tile's end), F_{i-2}, F_{i-1}, prev rows); the last
     # item is not a time
+    lat = memory.latency_cycles
+
     def chunk(state, rows, cols, klen, first, last):
-        L, Wt, F2, F1, prev_rows = state
+        L, Wt, F2, F1, T, S1, S2, S3, S4, prev_rows = state
         fill = (rows + cols) * _ceil_div(klen * eb, W) * beat_t + rx
-        L = max(L, F2) + fill
+        # the loader takes a chunk when its queue (4 chunks) has room, i.e. after the
+        # receiver started the chunk 4 before; its reads return `lat` cycles later
+        T = max(T, S4 + _LD_QUEUE_GAP)
+        S = max(L, F2)
+        L = max(S + fill, T + lat + fill)
+        T_next = T + rows + cols + _LD_CHUNK_GAP
         if os_:
             F = max(F1, L + _OS_FEED_GAP) + klen
             if last:   # the array takes a tile's last slice >= max(R, C) cycles after the previous one
@@ -185,7 +195,7 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
                 start = max(start, F1 - prev_rows + R + C)
             nb = _ceil_div(cols * config.acc_bytes, W)
             F = start + (max(rows, rows * nb - queue) if last else rows)
-        return (L, Wt, F1, F, rows)
+        return (L, Wt, F1, F, T_next, S, S1, S2, S3, rows)
 
     def tile(rows, cols):
         def run(state):
@@ -202,7 +212,7 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
         return run
 
     # the first beat: memory latency, but not before the receiver has started
-    state = (float(max(memory.latency_cycles, _FIRST_BEAT_MIN)), NEG, NEG, NEG, 0)
+    state = (float(max(memory.latency_cycles, _FIRST_BEAT_MIN)), NEG, NEG, NEG, 0.0, NEG, NEG, NEG, NEG, 0)
     for rows, count in _edge_runs(M, TM):
         state = _repeat(state, m_block(rows), count)
     F = state[3]
@@ -222,9 +232,11 @@ def core_perf(config: AcceleratorConfig, M: int, N: int, K: int, memory: MemoryS
     counts = core_counters(config, M, N, K)
     cycles = core_cycles(config, M, N, K, memory)
     pes = config.rows * config.cols
-    read_cycles = counts["bytes_read"] / min(memory.bytes_per_cycle, config.beat_bytes)
-    roofline = max(counts["macs"] / pes, read_cycles)
-    bound = "memory" if read_cycles > counts["busy_cycles"] else "compute"
+    # roofline: the port's raw bandwidth (a lower bound); bound: whole beats as the port moves them
+    roofline = max(counts["macs"] / pes, counts["bytes_read"] / min(memory.bytes_per_cycle, config.beat_bytes))
+    beats = counts["bytes_read"] // config.beat_bytes
+    beat_cycles = max(1, math.ceil(config.beat_bytes / memory.bytes_per_cycle - 1e-9))
+    bound = "memory" if beats * beat_cycles > counts["busy_cycles"] else "compute"
     return CorePerf(cycles=cycles, roofline_cycles=roofline, bound=bound, pes=pes, **counts)
 
 
