@@ -56,10 +56,11 @@ _OS_FEED_GAP = 1          # filled chunk -> first k-slice
 _WS_WEIGHT_GAP = 1        # filled chunk -> first weight row
 _WS_BANK_GAP = -1         # array weight bank release, relative to R + C - 2
 _WS_ROW_GAP = 2           # weights loaded -> first A row
-_WS_QUEUE_SLACK = -1      # write-queue rows beyond 2 max(R, C) before the array stalls
+_WS_WRITE_GAP = 3         # a final row entering the array -> its first write beat, less R + C
 _OS_TAIL = 4              # router, row/command queues, write command -> last data beat
 _OS_TILE_QUEUE = 3
 _WS_TAIL = 4
+_WS_WRITE_TAIL = 1         # last row written (writer end) -> done
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -168,14 +169,14 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     # memory's credit refill would have cost anyway
     rx = max(0, _RX_GAP - beat_t) + max(0, _RX_SWITCH_GAP - beat_t)
     os_ = config.dataflow == "os"
-    queue = 2 * max(R, C) + _WS_QUEUE_SLACK
+    queue = 2 * max(R, C)   # rows the write queue holds
 
     # state: (fill end L, weights end Wt (OS: last tile's end), F_{i-2}, F_{i-1}, prev rows); the last
     # item is not a time
     lat = memory.latency_cycles
 
     def chunk(state, rows, cols, klen, first, last):
-        L, Wt, F2, F1, T, S1, S2, S3, S4, prev_rows = state
+        L, Wt, F2, F1, T, S1, S2, S3, S4, Wr, prev_rows = state
         fill = (rows + cols) * _ceil_div(klen * eb, W) * beat_t + rx
         # the loader takes a chunk when its queue (4 chunks) has room, i.e. after the
         # receiver started the chunk 4 before; its reads return `lat` cycles later
@@ -184,7 +185,16 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
         L = max(S + fill, T + lat + fill)
         T_next = T + rows + cols + _LD_CHUNK_GAP
         if os_:
-            F = max(F1, L + _OS_FEED_GAP) + klen
+            start = max(F1, L + _OS_FEED_GAP)
+            # the previous tile's first result row waits (array frozen) until its tile has
+            # come through the tile queue: cycles [Wt - 1 + C, Wt - 1 + 3) when C < 3
+            lo, hi = Wt - 1 + C, Wt - 1 + _OS_TILE_QUEUE
+            if lo < hi and Wt > NEG // 2:
+                if lo <= start < hi:
+                    start = hi
+                elif start < lo < start + klen:
+                    start += hi - lo
+            F = start + klen
             if last:   # the array takes a tile's last slice >= max(R, C) cycles after the previous one
                 F = max(F, Wt + max(R, C))
                 Wt = F
@@ -193,9 +203,15 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
             start = max(F1, Wt + _WS_ROW_GAP)
             if not first:
                 start = max(start, F1 - prev_rows + R + C)
-            nb = _ceil_div(cols * config.acc_bytes, W)
-            F = start + (max(rows, rows * nb - queue) if last else rows)
-        return (L, Wt, F1, F, T_next, S, S1, S2, S3, rows)
+            F = start + rows
+            if last:
+                # the writer sends nb beats per row, starting R + C + 3 cycles after the first
+                # row entered; when it falls behind, the array freezes until the row queue
+                # (Q rows) and the R + C - 1 rows inside the array drain one per row written
+                nb = _ceil_div(cols * config.acc_bytes, W)
+                Wr = max(Wr, start + R + C + _WS_WRITE_GAP) + rows * nb
+                F = max(F, Wr - (R + C + queue) * nb + _WS_WRITE_GAP)
+        return (L, Wt, F1, F, T_next, S, S1, S2, S3, Wr, rows)
 
     def tile(rows, cols):
         def run(state):
@@ -212,7 +228,7 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
         return run
 
     # the first beat: memory latency, but not before the receiver has started
-    state = (float(max(memory.latency_cycles, _FIRST_BEAT_MIN)), NEG, NEG, NEG, 0.0, NEG, NEG, NEG, NEG, 0)
+    state = (float(max(memory.latency_cycles, _FIRST_BEAT_MIN)), NEG, NEG, NEG, 0.0, NEG, NEG, NEG, NEG, NEG, 0)
     for rows, count in _edge_runs(M, TM):
         state = _repeat(state, m_block(rows), count)
     F = state[3]
@@ -223,7 +239,7 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
         # than the tile's entry through the tile queue (3 cycles)
         tail = max(C, _OS_TILE_QUEUE) + last_rows * nb + _OS_TAIL
     else:
-        tail = R + C + max(0, min(last_rows * (nb - 1), queue)) + _WS_TAIL
+        return int(math.ceil(max(F + R + C + _WS_TAIL, state[9] + _WS_WRITE_TAIL)))
     return int(math.ceil(F + tail))
 
 
