@@ -126,22 +126,43 @@ def _edge_runs(total: int, step: int) -> list[tuple[int, int]]:
     return [(s, c) for s, c in ((step, full), (rem, 1 if rem else 0)) if c]
 
 
-def _repeat(state: tuple, step, count: int) -> tuple:
-    """``step`` applied ``count`` times; once two consecutive steps shift every time in the
-    state by the same amount, the remaining steps are that shift each (steady state)."""
-    prev_delta = None
-    for done in range(count):
-        nxt = step(state)
-        live = [i for i, t in enumerate(nxt[:-1]) if t > NEG // 2]
-        delta = None
-        if all(state[i] > NEG // 2 for i in live) and nxt[-1] == state[-1]:
-            shifts = {nxt[i] - state[i] for i in live}
-            delta = shifts.pop() if len(shifts) == 1 else None
-        if delta is not None and delta == prev_delta:
-            left = count - done - 1
-            return tuple(t + left * delta if i in live else t for i, t in enumerate(nxt[:-1])) + (nxt[-1],)
-        prev_delta = delta
-        state = nxt
+def _shift(a: tuple, b: tuple):
+    """(times that moved, by how much) from state a to b, when all moved by one amount."""
+    if a[-1] != b[-1]:
+        return None
+    live = [i for i, t in enumerate(b[:-1]) if t > NEG // 2]
+    if not all(a[i] > NEG // 2 for i in live):
+        return None
+    moving = tuple(i for i in live if b[i] != a[i])
+    shifts = {b[i] - a[i] for i in moving}
+    return (moving, shifts.pop()) if len(shifts) == 1 else None
+
+
+def _repeat(state: tuple, step, count: int, max_period: int = 8) -> tuple:
+    """``step`` applied ``count`` times. Once the last two stretches of p steps (p up to
+    ``max_period``) each advanced the same times by the same amount (the others, stale for
+    this run, unchanged), the run is periodic: whole periods are one jump and the remainder
+    is stepped."""
+    hist = [state]
+    done = 0
+    while done < count:
+        state = step(state)
+        done += 1
+        hist.append(state)
+        for p in range(1, max_period + 1):
+            if len(hist) < 2 * p + 1 or count - done < p:
+                continue
+            sig = _shift(hist[-1 - p], hist[-1])
+            if sig is None or sig != _shift(hist[-1 - 2 * p], hist[-1 - p]):
+                continue
+            periods = (count - done) // p
+            moving, d = sig
+            state = tuple(t + periods * d if i in moving else t for i, t in enumerate(state[:-1])) + (state[-1],)
+            done += periods * p
+            hist = [state]
+            break
+        if len(hist) > 4 * max_period + 1:
+            hist = hist[-(2 * max_period + 1):]
     return state
 
 
@@ -176,7 +197,7 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     lat = memory.latency_cycles
 
     def chunk(state, rows, cols, klen, first, last):
-        L, Wt, F2, F1, T, S1, S2, S3, S4, Wr, prev_rows = state
+        L, Wt, F2, F1, T, S1, S2, S3, S4, Wr, Z, (prev_rows, nb_prev) = state
         fill = (rows + cols) * _ceil_div(klen * eb, W) * beat_t + rx
         # the loader takes a chunk when its queue (4 chunks) has room, i.e. after the
         # receiver started the chunk 4 before; its reads return `lat` cycles later
@@ -199,11 +220,19 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
                 F = max(F, Wt + max(R, C))
                 Wt = F
         else:
+            def steps(t0, n):
+                """Time after n array steps from t0: while the write queue is full (until Z),
+                the array moves one step per row written (nb_prev cycles)."""
+                if t0 >= Z or n == 0:
+                    return t0 + n
+                k = min(n, _ceil_div(int(Z - t0), nb_prev))
+                return max(t0 + k * nb_prev, Z) + (n - k)
+
             Wt = max(Wt, L + _WS_WEIGHT_GAP, F2 + R + C - 2 + _WS_BANK_GAP) + R
             start = max(F1, Wt + _WS_ROW_GAP)
             if not first:
                 start = max(start, F1 - prev_rows + R + C)
-            F = start + rows
+            F = steps(start, rows)
             if last:
                 # the writer sends nb beats per row, starting R + C + 3 cycles after the first
                 # row entered; when it falls behind, the array freezes until the row queue
@@ -211,7 +240,8 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
                 nb = _ceil_div(cols * config.acc_bytes, W)
                 Wr = max(Wr, start + R + C + _WS_WRITE_GAP) + rows * nb
                 F = max(F, Wr - (R + C + queue) * nb + _WS_WRITE_GAP)
-        return (L, Wt, F1, F, T_next, S, S1, S2, S3, Wr, rows)
+                Z, nb_prev = Wr - queue * nb, nb
+        return (L, Wt, F1, F, T_next, S, S1, S2, S3, Wr, Z, (rows, nb_prev))
 
     def tile(rows, cols):
         def run(state):
@@ -228,7 +258,10 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
         return run
 
     # the first beat: memory latency, but not before the receiver has started
-    state = (float(max(memory.latency_cycles, _FIRST_BEAT_MIN)), NEG, NEG, NEG, 0.0, NEG, NEG, NEG, NEG, NEG, 0)
+    # (the memory's credit is full when the first data is ready: the first beat does not
+    # wait for it, which the receiver's own start-up hides for beats up to _RX_GAP cycles)
+    head = max(0, beat_t - _RX_GAP)
+    state = (float(max(memory.latency_cycles, _FIRST_BEAT_MIN) - head), NEG, NEG, NEG, float(-head), NEG, NEG, NEG, NEG, NEG, NEG, (0, 1))
     for rows, count in _edge_runs(M, TM):
         state = _repeat(state, m_block(rows), count)
     F = state[3]

@@ -29,10 +29,11 @@ class ValidationCase:
 
 
 def default_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[ValidationCase]:
-    """Four configurations — both dataflows, square and non-square arrays, compute-bound
-    (16 B/cycle on 16-byte beats) and memory-bound (4 B/cycle on 8-byte beats), small
-    buffers so that K-chunks and M-blocks repeat — with the same random shapes (1..40 in
-    every dimension, after the corner classes)."""
+    """Six configurations — both dataflows, square and non-square arrays (R < C and R > C),
+    compute-bound (16 B/cycle on 16-byte beats) and memory-bound (4 B/cycle on 8-byte
+    beats, 3 B/cycle on 32-byte beats), small buffers so that K-chunks and M-blocks repeat,
+    latency 1 to 50, C rows of one and of several beats — each with the same random shapes
+    (1..40 in every dimension, after the corner classes)."""
     rng = np.random.default_rng(seed)
     shapes = [(1, 1, 1), (1, 17, 40), (23, 1, 7), (9, 6, 1), (40, 2, 5), (16, 16, 16), (8, 8, 64), (13, 11, 33)]
     while len(shapes) < shapes_per_case:
@@ -48,6 +49,10 @@ def default_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Validatio
                        "ws 4x4, compute-bound"),
         ValidationCase(AcceleratorConfig(rows=5, cols=3, dataflow="ws", **small_ws), MemorySystem(20, 4), shapes,
                        "ws 5x3, M-block 8, memory-bound"),
+        ValidationCase(AcceleratorConfig(rows=6, cols=2, beat_bytes=32), MemorySystem(50, 3), shapes,
+                       "os 6x2, 32-byte beats at 3 B/cycle, latency 50"),
+        ValidationCase(AcceleratorConfig(rows=8, cols=8, dataflow="ws", dtype="int16"), MemorySystem(1, 16), shapes,
+                       "ws 8x8 int16, 2-beat C rows, latency 1"),
     ]
 
 

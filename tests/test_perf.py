@@ -12,16 +12,22 @@ from systolab.models.perf import MemorySystem, chip_perf, core_perf, split_gemm,
 from systolab.sim.validate import default_cases, validate
 
 
-@pytest.mark.parametrize("case", range(4), ids=["os-compute", "os-memory", "ws-compute", "ws-memory"])
+# cycle residual the model still has per validation case (explained in models/perf.py)
+RESIDUAL = [0, 0, 0, 0, 6, 6]
+
+
+@pytest.mark.parametrize("case", range(6), ids=["os-compute", "os-memory", "ws-compute", "ws-memory",
+                                                "os-6x2-slow-memory", "ws-8x8-multibeat-rows"])
 def test_model_matches_the_rtl_counters(case):
     """Six shapes of each default validation case on Amaranth's simulator: busy cycles,
-    MACs and bytes exact; cycles exact (the OS memory-bound case within 1 cycle)."""
+    MACs and bytes exact; cycles exact on the first four cases, within the documented
+    residual on the last two."""
     c = default_cases(shapes_per_case=6, seed=3)[case]
     report = validate([c], simulator="amaranth", seed=3, jobs=1, progress=lambda msg: None)
     assert report["all_passed"] and report["shapes"] == 6
     for counter in ("busy_cycles", "macs", "bytes_read", "bytes_written"):
         assert report["max_abs_error"][counter] == 0, counter
-    assert report["max_abs_cycle_error"] <= (1 if case == 1 else 0), report["worst"][:2]
+    assert report["max_abs_cycle_error"] <= RESIDUAL[case], report["worst"][:2]
 
 
 def test_detailed_model_never_beats_the_roofline():
@@ -85,14 +91,15 @@ def test_perf_cli_rejects_bad_input(capsys):
 def test_validate_cli_json(capsys):
     assert main(["validate", "--shapes", "2", "--sim", "amaranth", "--jobs", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["shapes"] == 8 and "max_abs_cycle_error" in out and "max_rel_cycle_error" in out
-    assert out["max_abs_cycle_error"] <= 1
+    assert out["shapes"] == 12 and "max_abs_cycle_error" in out and "max_rel_cycle_error" in out
+    assert out["max_abs_cycle_error"] <= max(RESIDUAL)
 
 
 @pytest.mark.slow
 def test_full_validation_grid_on_verilator():
     report = validate(default_cases(), simulator="verilator")
-    assert report["shapes"] >= 200 and report["all_passed"]
-    assert report["max_abs_cycle_error"] <= 1
+    assert report["shapes"] >= 300 and report["all_passed"]
+    for (label, case), bound in zip(report["cases"].items(), RESIDUAL):
+        assert case["max_abs_cycle_error"] <= bound, label
     for counter in ("busy_cycles", "macs", "bytes_read", "bytes_written"):
         assert report["max_abs_error"][counter] == 0
