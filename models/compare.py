@@ -138,6 +138,30 @@ def model_errors() -> dict:
     }
 
 
+def iso_views(chip, workloads, gpu_rows: list[dict]) -> list[dict]:
+    """The chip resized (its number of cores) to each GPU's die area, TDP and price, and its
+    throughput on each workload relative to that GPU's. A budget too small for even one
+    core, or a GPU without the figure, is reported instead of a number."""
+    from .chip import match_gpu
+
+    out = []
+    for by in ("area", "power", "price"):
+        for gpu in dict.fromkeys(r["device"] for r in gpu_rows):
+            try:
+                sized = match_gpu(chip, gpu, by=by)
+            except UserError as exc:
+                out.append({"view": f"iso-{by}", "gpu": gpu, "note": str(exc)})
+                continue
+            for wl in workloads:
+                mine = wl.units_per_run / sized.workload_perf(wl.gemms).seconds
+                theirs = next(r["throughput"] for r in gpu_rows if r["device"] == gpu and r["workload"] == wl.name)
+                out.append({"view": f"iso-{by}", "gpu": gpu, "workload": wl.name, "cores": sized.cores,
+                            "die_mm2": sized.area()["die_mm2"], "tdp_W": sized.power_W()["tdp_W"],
+                            "unit_cost_usd": sized.unit_cost()["usd"], "throughput": mine,
+                            "gpu_throughput": theirs, "ratio": mine / theirs})
+    return out
+
+
 def compare(chip, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS, gpus: tuple[str, ...] = DEFAULT_GPUS,
             batch: int | None = None, seq_len: int | None = None, progress=None) -> dict:
     """Every device on every workload; returns ``rows`` (device x workload), ``devices``,
@@ -172,7 +196,9 @@ def compare(chip, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS, gpus: tuple
                     "seconds": e.seconds, "bound": e.bound} for e in est.gemms]
             rows.append(_row(dev, wl, est.seconds, util, est.bound, dev.tdp_W * est.seconds, per,
                              "models/gpu.py (calibrated GEMM model); energy = TDP x time"))
+    progress("compare: iso-area, iso-power and iso-cost resizing")
+    iso = iso_views(chip, wls, [r for r in rows if r["kind"] == "gpu"])
     return {"chip": chip.summary(), "devices": [d.__dict__ for d in devices],
-            "workloads": [w.to_dict() for w in wls], "rows": rows, "model_errors": model_errors(),
+            "workloads": [w.to_dict() for w in wls], "rows": rows, "iso": iso, "model_errors": model_errors(),
             "assumptions": [line.strip("* ").strip() for line in __doc__.split("qualify every row")[1].split("\n* ")
                             if line.strip()][1:]}

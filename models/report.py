@@ -212,6 +212,15 @@ def write_report(result: dict, out: Path) -> dict:
                             ("throughput_per_mm2", "per mm²"), ("throughput_per_W", "per W"),
                             ("throughput_per_kusd", "per k$"), ("usd_per_million_units", "$ per M units"),
                             ("eccn", "ECCN")])
+    if result.get("iso"):
+        md += ["", "## Iso-area, iso-power and iso-cost", "",
+               "The custom chip resized (number of cores) to each GPU's die area, TDP or price; `ratio` = its "
+               "throughput over the GPU's on the same workload. [area, energy and cost models; time: cycle model]", ""]
+        md += _table([r for r in result["iso"] if "ratio" in r],
+                     [("view", "view"), ("gpu", "matched to"), ("workload", "workload"), ("cores", "cores"),
+                      ("die_mm2", "die mm²"), ("tdp_W", "TDP W"), ("unit_cost_usd", "unit $"),
+                      ("throughput", "throughput"), ("gpu_throughput", "GPU throughput"), ("ratio", "ratio")])
+        md += [f"- {r['view']} with {r['gpu']}: {r['note']}" for r in result["iso"] if "note" in r]
     md += ["", "## Models behind the numbers and their measured errors", ""]
     md += [f"- **{k}**: {v}" for k, v in result["model_errors"].items()]
     md += ["", "## Assumptions", ""] + [f"- {' '.join(a.split())}" for a in result["assumptions"]]
@@ -220,7 +229,8 @@ def write_report(result: dict, out: Path) -> dict:
         md += ["", "## Uncertain inputs", ""] + [f"- {n}" for n in notes]
     md += ["", "## Plots", ""] + [f"![{p}]({p})" for p in PLOTS]
     (out / "report.md").write_text("\n".join(md) + "\n")
-    summary = {k: result[k] for k in ("chip", "devices", "workloads", "rows", "model_errors", "assumptions")}
+    summary = {k: result[k] for k in ("chip", "devices", "workloads", "rows", "iso", "model_errors", "assumptions")
+               if k in result}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
     return {"report": str(out / "report.md"), "summary": str(out / "summary.json"),
             "plots": [str(out / p) for p in PLOTS]}

@@ -232,7 +232,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     workloads = tuple(args.workload) if args.workload else DEFAULT_WORKLOADS
     result = compare(chip, workloads=workloads, gpus=gpus, batch=args.batch, seq_len=args.seq_len)
     files = write_report(result, Path(args.out))
-    payload = {k: result[k] for k in ("chip", "devices", "workloads", "rows", "model_errors", "assumptions")}
+    payload = {k: result[k] for k in ("chip", "devices", "workloads", "rows", "iso", "model_errors", "assumptions")}
     payload["files"] = files
 
     def human(p: dict) -> str:

@@ -69,6 +69,10 @@ def test_compare_rows_cover_every_device_and_workload():
             assert key in r
         assert r["throughput"] > 0 and 0 < r["utilization"] <= 1
     assert set(result["model_errors"]) >= {"custom_time", "custom_area", "gpu_time", "cost", "export"}
+    iso = [r for r in result["iso"] if "ratio" in r]
+    assert {r["view"] for r in iso} == {"iso-area", "iso-power", "iso-price"}
+    area = next(r for r in iso if r["view"] == "iso-area" and r["gpu"] == "h100-sxm")
+    assert area["die_mm2"] <= 814 and area["ratio"] == pytest.approx(area["throughput"] / area["gpu_throughput"])
     with pytest.raises(UserError, match="gpu"):
         compare(chip, gpus=("h100-sxm", "rtx-4090"), progress=lambda m: None)
 
