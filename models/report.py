@@ -206,11 +206,14 @@ def write_report(result: dict, out: Path) -> dict:
     for w in result["workloads"]:
         md += ["", f"## {w['name']}", "", f"{w['source']}. Unit: {w['unit']} ({w['units_per_run']} per run); "
                f"{w['gemms']} GEMMs, {w['flops'] / 1e9:,.1f} G ops.", ""]
-        rows = [r for r in result["rows"] if r["workload"] == w["name"]]
+        rows = [dict(r, cost_text=(f"{_fmt(r['usd_per_million_units'])} ({_fmt(r['usd_per_million_units_range'][0])}"
+                                   f"–{_fmt(r['usd_per_million_units_range'][1])})"
+                                   if r["usd_per_million_units"] else "n/a"))
+                for r in result["rows"] if r["workload"] == w["name"]]
         md += _table(rows, [("device", "device"), ("seconds", "s per run"), ("throughput", f"{w['unit']}s/s"),
                             ("utilization", "utilisation"), ("bound", "bound"), ("energy_per_unit_J", "J per unit"),
                             ("throughput_per_mm2", "per mm²"), ("throughput_per_W", "per W"),
-                            ("throughput_per_kusd", "per k$"), ("usd_per_million_units", "$ per M units"),
+                            ("throughput_per_kusd", "per k$"), ("cost_text", "$ per M units (range)"),
                             ("eccn", "ECCN")])
     if result.get("iso"):
         md += ["", "## Iso-area, iso-power and iso-cost", "",
