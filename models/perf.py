@@ -224,7 +224,9 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
         T = max(T, S4 + _LD_QUEUE_GAP)
         S = max(L, F2)
         L = max(S + fill, T + lat + fill)
-        T_next = T + rows + cols + _LD_CHUNK_GAP
+        # a loader further ahead than the latency never binds again (S grows faster than the
+        # loader's own pace): pinning it to S - lat keeps runs periodic without changing L
+        T_next = max(T, S - lat) + rows + cols + _LD_CHUNK_GAP
         if os_:
             start = max(F1, L + _OS_FEED_GAP)
             # the previous tile's first result row waits (array frozen) until its tile has
