@@ -212,8 +212,9 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     os_ = config.dataflow == "os"
     queue = 2 * max(R, C)   # rows the write queue holds
 
-    # state: (fill end L, weights end Wt (OS: last tile's end), F_{i-2}, F_{i-1}, prev rows); the last
-    # item is not a time
+    # state: fill end L; weights end Wt (OS: last tile's end); feed ends F_{i-2}, F_{i-1}; loader take
+    # time T; fill starts S_{i-1..i-4}; writer end Wr; write-queue freeze end Z; and, not a time,
+    # (rows of the previous chunk, beats per row of the last final chunk)
     lat = memory.latency_cycles
 
     def chunk(state, rows, cols, klen, first, last):
