@@ -72,6 +72,27 @@ def bare_array_activity(config: AcceleratorConfig, gemm: Gemm) -> Activity:
     return Activity(cycles * n, M * N * K * n, issued * n, sram * n, dram * n)
 
 
+def core_activity(config: AcceleratorConfig, gemm: Gemm, memory=None) -> Activity:
+    """Activity of ``gemm`` on the accelerator core, from the cycle model of its controller
+    (``models/perf.py``): cycles, every operand the array takes (edge padding included),
+    DRAM traffic as the core really moves it (operands re-read per tile, C written once),
+    and SRAM traffic: every byte read is written into a buffer and read out once, plus the
+    weight-stationary partial sums that go to the accumulator buffer and back."""
+    from .perf import MemorySystem, core_counters, core_cycles
+
+    memory = memory or MemorySystem(10, config.beat_bytes)
+    M, N, K = gemm.M, gemm.N, gemm.K
+    c = core_counters(config, M, N, K)
+    cycles = core_cycles(config, M, N, K, memory)
+    issued = c["busy_cycles"] * config.rows * config.cols
+    sram = 2 * c["bytes_read"]
+    if config.dataflow == "ws":
+        partial_rows = M * math.ceil(N / config.cols) * (math.ceil(K / config.rows) - 1)
+        sram += 2 * partial_rows * config.cols * config.acc_bytes
+    n = gemm.count
+    return Activity(cycles * n, M * N * K * n, issued * n, sram * n, (c["bytes_read"] + c["bytes_written"]) * n)
+
+
 @dataclass(frozen=True)
 class EnergyEstimate:
     joules: float
@@ -117,7 +138,7 @@ def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: str, clock_MHz: 
         raise UserError(f"clock_MHz: must be a positive number, not {clock!r}")
     if dram not in d["dram_pJ_per_byte"]:
         raise UserError(f"dram: choose one of {', '.join(d['dram_pJ_per_byte'])}, not {dram!r}")
-    act = bare_array_activity(config, gemm)
+    act = core_activity(config, gemm)
     e_mac = act.macs_issued * mac_energy_pJ(config, node) * 1e-12
     e_sram = act.sram_bytes * sram_energy_pJ_per_byte(buffer_KiB, node) * 1e-12
     e_dram = act.dram_bytes * d["dram_pJ_per_byte"][dram]["value"] * 1e-12
@@ -131,7 +152,7 @@ def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: str, clock_MHz: 
              f"clock {clock:g} MHz ({'given' if clock_MHz is not None else n.default_clock_MHz.source})",
              d["pe_overhead_basis"], " ".join(d["power_basis"].split()),
              f"{dram} energy: {d['dram_pJ_per_byte'][dram]['source']}",
-             "activity from the bare array's tile schedule (controller model pending)")
+             "activity from the core's cycle model (models/perf.py) at its full port rate, latency 10")
     return EnergyEstimate(joules, e_mac, e_sram, e_dram, seconds, joules / seconds,
                           2 * act.macs_useful / joules / 1e12, act, notes)
 

@@ -8,7 +8,8 @@ import pytest
 from systolab import AcceleratorConfig
 from systolab.errors import UserError
 from systolab.models import area
-from systolab.models.energy import bare_array_activity, chip_power_W, gemm_energy, mac_energy_pJ, workload_energy
+from systolab.models.energy import (bare_array_activity, chip_power_W, core_activity, gemm_energy, mac_energy_pJ,
+                                    workload_energy)
 from systolab.models.gemm import Gemm
 from systolab.models.nodes import get_node, load_nodes
 from systolab.models.synthesis import synthesize
@@ -131,12 +132,24 @@ def test_activity_matches_the_array_timing_contract():
     assert padded.macs_issued == 2 * 16 * 16 and padded.macs_useful == 5 * 4 * 16
 
 
+def test_core_activity_follows_the_cycle_model():
+    from systolab.models.perf import MemorySystem, core_counters, core_cycles
+
+    for df in ("os", "ws"):
+        cfg = AcceleratorConfig(rows=4, cols=4, dataflow=df)
+        a = core_activity(cfg, Gemm(37, 23, 19, "int8", count=2))
+        c = core_counters(cfg, 37, 23, 19)
+        assert a.cycles == 2 * core_cycles(cfg, 37, 23, 19, MemorySystem(10, cfg.beat_bytes))
+        assert a.macs_issued == 2 * c["busy_cycles"] * 16 >= a.macs_useful == 2 * 37 * 23 * 19
+        assert a.dram_bytes == 2 * (c["bytes_read"] + c["bytes_written"])
+
+
 def test_gemm_energy_and_tops_per_watt():
     cfg = AcceleratorConfig(rows=16, cols=16)
     e = gemm_energy(cfg, Gemm(1024, 1024, 1024, "int8"), node="n7")
     assert e.joules == pytest.approx(e.mac_joules * 1.15 + e.sram_joules * 1.15 + e.dram_joules * 1.15
                                      + 0.2 * 256 * mac_energy_pJ(cfg, "n7") * 1e-12 * 1050e6 * e.seconds)
-    assert 0.5 < e.tops_per_watt < 50
+    assert 0.1 < e.tops_per_watt < 50   # DRAM re-reads per tile dominate the 16x16 core (no reuse level)
     older = gemm_energy(cfg, Gemm(1024, 1024, 1024, "int8"), node="n28")
     assert older.joules > e.joules
     j, s = workload_energy(cfg, [Gemm(64, 64, 64, "int8"), Gemm(128, 64, 32, "int8", count=3)], node="n5")
