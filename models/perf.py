@@ -213,18 +213,21 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     queue = 2 * max(R, C)   # rows the write queue holds
 
     # state: fill end L; weights end Wt (OS: last tile's end); feed ends F_{i-2}, F_{i-1}; loader take
-    # time T; fill starts S_{i-1..i-4}; writer end Wr; write-queue freeze end Z; and, not a time,
+    # time T; fill starts S_{i-1..i-4}; writer end Wr; write-queue freeze [Z0, Z); and, not a time,
     # (rows of the previous chunk, beats per row of the last final chunk)
     lat = memory.latency_cycles
 
     def chunk(state, rows, cols, klen, first, last):
-        L, Wt, F2, F1, T, S1, S2, S3, S4, Wr, Z, (prev_rows, nb_prev) = state
+        L, Wt, F2, F1, T, S1, S2, S3, S4, Wr, Z0, Z, (prev_rows, nb_prev) = state
         fill = (rows + cols) * _ceil_div(klen * eb, W) * beat_t + rx
         # the loader takes a chunk when its queue (4 chunks) has room, i.e. after the
         # receiver started the chunk 4 before; its reads return `lat` cycles later
         T = max(T, S4 + _LD_QUEUE_GAP)
         S = max(L, F2)
-        L = max(S + fill, T + lat + fill)
+        begin = max(S, T + lat)
+        # the memory idled since the last fill: its credit is full and the first beat does
+        # not wait for it (what the receiver's own gap does not already hide)
+        L = begin + fill - max(0, min(beat_t - _RX_GAP, begin - L))
         # a loader further ahead than the latency never binds again (S grows faster than the
         # loader's own pace): pinning it to S - lat keeps runs periodic without changing L
         T_next = max(T, S - lat) + rows + cols + _LD_CHUNK_GAP
@@ -244,27 +247,33 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
                 Wt = F
         else:
             def steps(t0, n):
-                """Time after n array steps from t0: while the write queue is full (until Z),
-                the array moves one step per row written (nb_prev cycles)."""
-                if t0 >= Z or n == 0:
+                """Time after n array steps from t0: while the write queue is full
+                ([Z0, Z)), the array moves one step per row written (nb_prev cycles)."""
+                if n == 0 or t0 >= Z or t0 + n <= Z0:
                     return t0 + n
-                k = min(n, _ceil_div(int(Z - t0), nb_prev))
-                return max(t0 + k * nb_prev, Z) + (n - k)
+                free = min(n, max(0, int(Z0 - t0)))
+                t1, n1 = max(t0, Z0), n - free
+                k = min(n1, _ceil_div(int(Z - t1), nb_prev))
+                return t1 + k * nb_prev if k == n1 else max(t1 + k * nb_prev, Z) + (n1 - k)
 
-            Wt = max(Wt, L + _WS_WEIGHT_GAP, F2 + R + C - 2 + _WS_BANK_GAP) + R
+            Wt = steps(max(Wt, L + _WS_WEIGHT_GAP, F2 + R + C - 2 + _WS_BANK_GAP), R)
             start = max(F1, Wt + _WS_ROW_GAP)
             if not first:
                 start = max(start, F1 - prev_rows + R + C)
             F = steps(start, rows)
             if last:
                 # the writer sends nb beats per row, starting R + C + 3 cycles after the first
-                # row entered; when it falls behind, the array freezes until the row queue
-                # (Q rows) and the R + C - 1 rows inside the array drain one per row written
+                # row entered; when it falls behind, the queue (Q rows) fills and the array
+                # freezes [Z0, Z), moving one step per row written, until its last row is out
                 nb = _ceil_div(cols * config.acc_bytes, W)
-                Wr = max(Wr, start + R + C + _WS_WRITE_GAP) + rows * nb
+                first_out, ws = start + R + C - 1, max(Wr, start + R + C + _WS_WRITE_GAP)
+                Wr = ws + rows * nb
                 F = max(F, Wr - (R + C + queue) * nb + _WS_WRITE_GAP)
-                Z, nb_prev = Wr - queue * nb, nb
-        return (L, Wt, F1, F, T_next, S, S1, S2, S3, Wr, Z, (rows, nb_prev))
+                j = queue if queue < ws - first_out else (
+                    _ceil_div(int(queue * nb + first_out - ws - 1), nb - 1) if nb > 1 else rows)
+                Z0, Z = (first_out + j, Wr - queue * nb) if j < rows else (NEG, NEG)
+                nb_prev = nb
+        return (L, Wt, F1, F, T_next, S, S1, S2, S3, Wr, Z0, Z, (rows, nb_prev))
 
     def tile(rows, cols):
         def run(state):
@@ -284,7 +293,7 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     # (the memory's credit is full when the first data is ready: the first beat does not
     # wait for it, which the receiver's own start-up hides for beats up to _RX_GAP cycles)
     head = max(0, beat_t - _RX_GAP)
-    state = (float(max(memory.latency_cycles, _FIRST_BEAT_MIN) - head), NEG, NEG, NEG, float(-head), NEG, NEG, NEG, NEG, NEG, NEG, (0, 1))
+    state = (float(max(memory.latency_cycles, _FIRST_BEAT_MIN) - head), NEG, NEG, NEG, float(-head), NEG, NEG, NEG, NEG, NEG, NEG, NEG, (0, 1))
     for rows, count in _edge_runs(M, TM):
         state = _repeat(state, m_block(rows), count)
     F = state[3]
