@@ -119,10 +119,10 @@ def model_errors() -> dict:
     fit = load_fit()
     held = [abs(h["error_pct"]) for h in fit.residuals["held_out"]]
     return {
-        "custom_time": "cycle model of the core (models/perf.py) vs the RTL's counters: 287 of 300 GEMMs "
-                       "cycle-exact, max 6 cycles (0.9 %), on 6 configurations (systolab validate, Verilator, "
-                       "2026-11-28); the chip level (cores sharing DRAM at their average rate, the split of a GEMM "
-                       "over cores) is not validated against RTL",
+        "custom_time": "cycle model of the core (models/perf.py) vs the RTL's counters: 300 of 300 GEMMs "
+                       "cycle-exact on 6 configurations (systolab validate, Verilator, 2026-11-28); the chip level "
+                       "(cores sharing DRAM at their average rate, the split of a GEMM over cores) is not validated "
+                       "against RTL",
         "custom_area": f"array area fit vs Yosys synthesis: held-out max {max(held):.2f} % up to 16x16 "
                        f"(benchmarks/area_fit.py); 64x64 extrapolates; SRAM macros from node bit-cell areas; "
                        f"NoC/I/O/PHY shares are assumptions",

@@ -31,16 +31,16 @@ integer constants below are the controller's FIFO and state-machine latencies. R
 identical chunks, tiles and M-blocks become periodic within a few steps; the evaluation
 steps until two consecutive periods (of up to 8 steps) agree and then jumps.
 
-Measured against the RTL (``systolab validate``, 6 configurations x 50 shapes): the four
-configurations without writer back-pressure across tiles or beats much slower than the
-receiver are cycle-exact on every shape. Residuals that remain, up to 6 cycles per GEMM
-(13 of 100 shapes in the other two): (1) WS with C rows of several beats, where the write
-queue's freeze overlaps the next tile's weight load (the model freezes only the rows);
-(2) beats more than ~8 cycles apart with memory latency below one beat time, where the
-first beat waits on the memory's credit rather than on latency; (3) loader run-ahead for
-very short chunks at latency >= 100 (up to 21 cycles on a 1x17x40 GEMV, seen outside the
-grid). Write-queue back-pressure in OS (tiles shorter than their write-back) is not
-modelled; the tests list each residual bound.
+Measured against the RTL (``systolab validate``, 6 configurations x 50 shapes on
+Verilator): every cycle count exact. Residuals seen outside that grid, all in regimes the
+recurrence approximates: (1) memory latency of 100 with chunks so short that the loader's
+4-chunk run-ahead cannot hide it (up to 21 cycles on a 1x17x40 weight-stationary GEMV at
+2 B/cycle, 5 on a 40x2x5 OS GEMM); (2) latency below one beat time (beats > 4 cycles apart
+at latency 5: 3 cycles on 1x1x1), where the first beat waits on the memory's credit
+rather than on latency; (3) weight-stationary with C rows of 4 beats, writer-bound over
+whole tiles (15 cycles on 64^3 at 4-byte beats); (4) output-stationary write-queue
+back-pressure (tiles shorter than their write-back: 3 cycles on 9x29x8 on 6x2). The
+tests pin the grid at zero error and the RTL-measured golden counts.
 
 Assumptions: the memory model of ``sim/memory.py`` without random stalls, whose bandwidth
 credit holds at most one beat, so a beat takes ``ceil(W / bytes_per_cycle)`` cycles (a
@@ -157,6 +157,10 @@ def _repeat(state: tuple, step, count: int, max_period: int = 8) -> tuple:
     ``max_period``) each advanced the same times by the same amount (the others, stale for
     this run, unchanged), the run is periodic: whole periods are one jump and the remainder
     is stepped."""
+    if count <= 4:             # too short for a period to pay off
+        for _ in range(count):
+            state = step(state)
+        return state
     hist = [state]
     done = 0
     while done < count:
@@ -164,7 +168,7 @@ def _repeat(state: tuple, step, count: int, max_period: int = 8) -> tuple:
         done += 1
         hist.append(state)
         for p in range(1, max_period + 1):
-            if len(hist) < 2 * p + 1 or count - done < p:
+            if len(hist) < 2 * p + 1 or count - done < p or (p > 1 and len(hist) % p):
                 continue
             sig = _shift(hist[-1 - p], hist[-1])
             if sig is None or sig != _shift(hist[-1 - 2 * p], hist[-1 - p]):
@@ -421,3 +425,36 @@ def workload_perf(config: AcceleratorConfig, gemms, *, cores: int = 1, clock_hz:
     util = macs / (cores * config.rows * config.cols * cycles)
     return WorkloadPerf(seconds=seconds, cycles=cycles, macs=macs, bytes_moved=moved, utilization=util,
                         bound=max(by_bound, key=by_bound.get), gemms=tuple(rows))
+
+
+def perf_table(configs, shapes, memory: MemorySystem = MemorySystem()) -> dict:
+    """Every configuration on every shape in one call: arrays of shape (configs, shapes)
+    for ``cycles``, ``busy_cycles``, ``macs``, ``bytes_read``, ``bytes_written``,
+    ``utilization`` and ``memory_bound``. Each distinct (configuration, shape) pair is
+    evaluated once (repeated shapes in a workload cost nothing). The evaluation itself is a
+    Python loop over pairs, not numpy-vectorised (see benchmarks/README.md for its speed)."""
+    import numpy as np
+
+    configs, shapes = list(configs), [tuple(s) for s in shapes]
+    if not configs or not shapes:
+        raise UserError("perf_table: give at least one configuration and one shape")
+    keys = ("cycles", "busy_cycles", "macs", "bytes_read", "bytes_written")
+    out = {k: np.zeros((len(configs), len(shapes)), dtype=np.int64) for k in keys}
+    bound = np.zeros((len(configs), len(shapes)), dtype=bool)
+    for i, cfg in enumerate(configs):
+        if not isinstance(cfg, AcceleratorConfig):
+            raise UserError(f"configs[{i}]: must be an AcceleratorConfig, not {type(cfg).__name__}")
+        seen: dict[tuple, CorePerf] = {}
+        for j, shape in enumerate(shapes):
+            if shape not in seen:
+                if len(shape) != 3:
+                    raise UserError(f"shapes[{j}]: must be (M, N, K), not {shape!r}")
+                seen[shape] = core_perf(cfg, *shape, memory)
+            p = seen[shape]
+            for k in keys:
+                out[k][i, j] = getattr(p, k)
+            bound[i, j] = p.bound == "memory"
+    pes = np.array([c.rows * c.cols for c in configs])[:, None]
+    out["utilization"] = out["macs"] / (pes * out["cycles"])
+    out["memory_bound"] = bound
+    return out

@@ -103,3 +103,37 @@ def test_full_validation_grid_on_verilator():
         assert case["max_abs_cycle_error"] <= bound, label
     for counter in ("busy_cycles", "macs", "bytes_read", "bytes_written"):
         assert report["max_abs_error"][counter] == 0
+
+
+# RTL-measured cycle counts (benchmarks/core_utilization.py, Amaranth simulator, recorded
+# 2026-11-28 in benchmarks/README.md): the model must keep reproducing them.
+GOLDEN = [
+    (dict(rows=4, cols=4), (64, 64, 64), 10, 16, 16443),
+    (dict(rows=4, cols=4), (64, 64, 64), 100, 16, 16533),
+    (dict(rows=4, cols=4), (64, 64, 64), 10, 4, 32855),
+    (dict(rows=4, cols=4), (128, 16, 256), 10, 16, 32923),
+    (dict(rows=8, cols=8), (64, 64, 128), 10, 8, 16679),
+    (dict(rows=4, cols=4, dataflow="ws"), (64, 64, 64), 100, 16, 18615),
+    (dict(rows=4, cols=4, dataflow="ws"), (37, 23, 19), 10, 16, 1411),
+    (dict(rows=8, cols=8, dataflow="ws"), (64, 64, 128), 10, 16, 10065),
+]
+
+
+@pytest.mark.parametrize("params, shape, latency, bandwidth, rtl_cycles", GOLDEN)
+def test_golden_cycle_counts(params, shape, latency, bandwidth, rtl_cycles):
+    cfg = AcceleratorConfig(**params)
+    assert core_perf(cfg, *shape, MemorySystem(latency, bandwidth)).cycles == rtl_cycles
+
+
+def test_perf_table_is_one_call_over_configs_and_shapes():
+    from systolab.models.perf import perf_table
+
+    cfgs = [AcceleratorConfig(rows=4, cols=4), AcceleratorConfig(rows=8, cols=4, dataflow="ws")]
+    shapes = [(64, 64, 64), (1, 4096, 4096), (64, 64, 64)]
+    t = perf_table(cfgs, shapes, MemorySystem(10, 16))
+    assert t["cycles"].shape == (2, 3)
+    assert t["cycles"][0, 0] == 16443 == t["cycles"][0, 2]
+    assert t["cycles"][1, 1] == core_perf(cfgs[1], 1, 4096, 4096, MemorySystem(10, 16)).cycles
+    assert ((0 < t["utilization"]) & (t["utilization"] <= 1)).all()
+    with pytest.raises(UserError, match="shapes"):
+        perf_table(cfgs, [(1, 2)])
