@@ -127,7 +127,6 @@ class AcceleratorCore(wiring.Component):
             m.submodules.array = array = OutputStationaryArray(rows=R, cols=C, mac=mac)
         else:
             m.submodules.array = array = WeightStationaryArray(rows=R, cols=C, mac=mac)
-        self._dbg_array = array
 
         desc = Signal(descriptor_layout())
         running = Signal()
