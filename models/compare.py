@@ -14,7 +14,9 @@ Assumptions that qualify every row (also written into the report):
 * GPU energy = board TDP x time (GPUs run near TDP under GEMM load; an upper bound for
   memory-bound phases); custom-chip energy from the activity-based energy model;
 * cost per unit of work = amortised capex + energy at the cost model's PUE, electricity
-  price, lifetime and utilisation (ranges from ``data/cost.yaml``).
+  price, lifetime and utilisation (ranges from ``data/cost.yaml``);
+* the custom chip's DRAM bandwidth is shared by the cores that get work, at its average
+  rate, and charged for reads only (C writes are not, as in the core's memory model).
 """
 from __future__ import annotations
 
@@ -188,6 +190,7 @@ def compare(chip, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS, gpus: tuple
                 "seconds": g["seconds"] * g["count"], "bound": g["bound"]} for g in perf.gemms]
         rows.append(_row(devices[0], wl, perf.seconds, perf.utilization, perf.bound, _custom_energy_J(chip, perf), per,
                          "models/perf.py on the core's schedule; models/energy.py"))
+        rows[-1]["dram_read_GBps"] = perf.bytes_read / perf.seconds / 1e9
         for dev in devices[1:]:
             progress(f"compare: {wl.name} on {dev.id}")
             est = estimate_workload(dev.id, list(wl.gemms))

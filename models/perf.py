@@ -351,14 +351,15 @@ def split_gemm(config: AcceleratorConfig, cores: int, M: int, N: int) -> tuple[s
     N is split into contiguous column blocks, whole N-tiles each, when it has at least one
     tile per core (every core then reads all of A and its own slice of B: weights stream
     once, as in decode); otherwise M is split into row blocks of whole M-tiles; a GEMM too
-    small for either runs on as many cores as it has tiles.
+    small for either runs on as many cores as it has tiles. ``parts`` counts the cores that
+    get work (equal blocks of the busiest core's size; the last part takes the rest).
     """
     n_tiles, m_tiles = _ceil_div(N, config.cols), _ceil_div(M, config.tile_m)
     if n_tiles >= cores or n_tiles >= m_tiles:
-        parts = min(cores, n_tiles)
-        return "N", parts, M, _ceil_div(n_tiles, parts) * config.cols if parts > 1 else N
-    parts = min(cores, m_tiles)
-    return "M", parts, _ceil_div(m_tiles, parts) * config.tile_m if parts > 1 else M, N
+        per = _ceil_div(n_tiles, min(cores, n_tiles))          # tiles of the busiest core
+        return "N", _ceil_div(n_tiles, per), M, min(N, per * config.cols)
+    per = _ceil_div(m_tiles, min(cores, m_tiles))
+    return "M", _ceil_div(m_tiles, per), min(M, per * config.tile_m), N
 
 
 def chip_perf(config: AcceleratorConfig, M: int, N: int, K: int, *, cores: int, clock_hz: float,
@@ -374,12 +375,13 @@ def chip_perf(config: AcceleratorConfig, M: int, N: int, K: int, *, cores: int, 
         if not isinstance(v, (int, float)) or not v > 0:
             raise UserError(f"{name}: must be > 0, not {v!r}")
     dim, parts, m, n = split_gemm(config, cores, M, N)
-    m, n = min(m, M), min(n, N)
     memory = MemorySystem(max(1, round(dram_latency_ns * 1e-9 * clock_hz)),
                           dram_bytes_per_s / clock_hz / parts)
     p = core_perf(config, m, n, K, memory, whole_beats=False)
-    # every part reads as much as the largest one (an upper bound when the last is smaller)
-    return ChipPerf(seconds=p.cycles / clock_hz, cycles=p.cycles, macs=M * N * K, bytes_read=p.bytes_read * parts,
+    # parts - 1 busiest parts and the remainder
+    rest = (M, N - (parts - 1) * n) if dim == "N" else (M - (parts - 1) * m, N)
+    read = p.bytes_read * (parts - 1) + core_counters(config, *rest, K)["bytes_read"]
+    return ChipPerf(seconds=p.cycles / clock_hz, cycles=p.cycles, macs=M * N * K, bytes_read=read,
                     bytes_written=M * N * config.acc_bytes,
                     utilization=M * N * K / (cores * config.rows * config.cols * p.cycles),
                     bound=p.bound, split=f"{dim}/{parts}")
@@ -392,7 +394,8 @@ class WorkloadPerf:
     seconds: float
     cycles: int
     macs: int
-    bytes_moved: int
+    bytes_moved: int         # read and written
+    bytes_read: int
     utilization: float
     bound: str               # the bound of the GEMMs that take most of the time
     gemms: tuple[dict, ...]
@@ -407,7 +410,7 @@ def workload_perf(config: AcceleratorConfig, gemms, *, cores: int = 1, clock_hz:
     after another, each split over the cores as :func:`split_gemm` says. Input data are
     taken in the core's own integer format (an int8 core runs a quantised model)."""
     cache: dict[tuple[int, int, int], ChipPerf] = {}
-    rows, seconds, cycles, macs, moved, by_bound = [], 0.0, 0, 0, 0, {"compute": 0.0, "memory": 0.0}
+    rows, seconds, cycles, macs, moved, read, by_bound = [], 0.0, 0, 0, 0, 0, {"compute": 0.0, "memory": 0.0}
     for g in gemms:
         key = (g.M, g.N, g.K)
         if key not in cache:
@@ -418,12 +421,13 @@ def workload_perf(config: AcceleratorConfig, gemms, *, cores: int = 1, clock_hz:
         cycles += p.cycles * g.count
         macs += p.macs * g.count
         moved += (p.bytes_read + p.bytes_written) * g.count
+        read += p.bytes_read * g.count
         by_bound[p.bound] += p.seconds * g.count
         rows.append({"name": g.name, "M": g.M, "N": g.N, "K": g.K, "count": g.count, **p.to_dict()})
     if not rows:
         raise UserError("workload: holds no GEMMs")
     util = macs / (cores * config.rows * config.cols * cycles)
-    return WorkloadPerf(seconds=seconds, cycles=cycles, macs=macs, bytes_moved=moved, utilization=util,
+    return WorkloadPerf(seconds=seconds, cycles=cycles, macs=macs, bytes_moved=moved, bytes_read=read, utilization=util,
                         bound=max(by_bound, key=by_bound.get), gemms=tuple(rows))
 
 

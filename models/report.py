@@ -169,13 +169,18 @@ def conclusions(result: dict) -> list[str]:
         if mine["usd_per_million_units"] and cheapest:
             s += (f"; cost per million {w['unit']}s ${_fmt(mine['usd_per_million_units'])} vs "
                   f"${_fmt(cheapest['usd_per_million_units'])} on {cheapest['device']} (cheapest GPU)")
+        if mine.get("dram_read_GBps") is not None:
+            s += (f"; it reads {_fmt(mine['dram_read_GBps'])} GB/s of its {_fmt(chip['dram_GBps'])} GB/s DRAM "
+                  f"bandwidth (writes are not charged against it by the memory model)")
         lines.append(s + ". [time: custom = cycle model of the RTL, GPUs = calibrated GEMM model; cost: cost model]")
     mem_bound = [r for r in result["rows"] if r["kind"] == "custom" and r["bound"] == "memory"]
     if mem_bound:
         lines.append(f"{chip['name']} is DRAM-bound on {len(mem_bound)} of {len(result['workloads'])} workloads: the "
                      "core streams its operands from DRAM for every tile (the RTL has no reuse through the global "
-                     "SRAM), so adding cores does not help there; a tile-reuse level in the global SRAM, or more "
-                     "HBM bandwidth, is the lever.")
+                     "SRAM), so adding cores does not help there; a tile-reuse level in the global SRAM is the lever. "
+                     "Where it reads far less than its DRAM bandwidth, the GEMM is split over few cores (few N-tiles) "
+                     f"and each core's port ({chip['core']['beat_bytes']} bytes per cycle) caps its share: wider ports "
+                     "or splitting K as well would use the rest.")
     lines.append(f"Export class of {chip['name']}: {chip['eccn']} (TPP {_fmt(chip['tpp'])}, performance density "
                  f"{_fmt(chip['performance_density'])}). [export-control model]")
     return lines
