@@ -71,15 +71,13 @@ def gpu_device(gpu_id: str) -> Device:
 
 
 def _custom_energy_J(chip, perf) -> float:
-    """MAC, SRAM and DRAM energy of the work done, plus overhead and leakage over the time."""
-    from .energy import energy_data, mac_energy_pJ, sram_energy_pJ_per_byte
+    """The energy model on the chip's activity: the workload's issued MACs, its DRAM bytes,
+    each read byte written into and read out of SRAM once, leakage of all cores."""
+    from .energy import Activity, activity_energy
 
-    d = energy_data()
-    buf = chip.core.a_buffer_kib + chip.core.b_buffer_kib
-    dyn = (perf.macs * mac_energy_pJ(chip.core, chip.node)
-           + 2 * perf.bytes_moved * sram_energy_pJ_per_byte(buf, chip.node)   # written into and read out of SRAM
-           + perf.bytes_moved * d["dram_pJ_per_byte"][chip.dram.kind]["value"]) * 1e-12
-    return dyn * (1 + d["overhead_fraction"]) + chip.power_W()["leakage_W"] * perf.seconds
+    act = Activity(perf.cycles, perf.macs, perf.macs_issued, 2 * perf.bytes_read, perf.bytes_moved)
+    return activity_energy(chip.core, act, node=chip.node, clock_MHz=chip.clock_mhz, dram=chip.dram.kind,
+                           buffer_KiB=chip.core.a_buffer_kib + chip.core.b_buffer_kib, cores=chip.cores).joules
 
 
 def _row(device: Device, workload, seconds: float, utilization: float, bound: str, energy_J: float,

@@ -4,17 +4,16 @@ Energy = issued MACs x E_mac + SRAM bytes x E_sram + DRAM bytes x E_dram, with 4
 figures (Horowitz, ISSCC 2014) scaled to the node (``data/energy.yaml``,
 ``data/nodes.yaml``). Average power at a clock adds leakage and an overhead fraction.
 
-Activity counts come from the bare array's schedule (:func:`bare_array_activity`):
-output-stationary tiles of rows x cols outputs streaming all of K, or weight-stationary
-tiles of rows x cols weights streaming all of M with partial sums through SRAM. Each tile
-re-reads its operands from on-chip SRAM; DRAM moves each matrix once. The tiled
-controller's own schedule (double buffering, its counters) will replace this once it
-exists; the cycle counts here follow the arrays' timing contracts.
+Activity counts come from the accelerator core's cycle model (:func:`core_activity`,
+``models/perf.py``): the cycles and MACs the core's counters report, every operand the
+array takes (edge padding included), DRAM bytes as the core moves them (operands re-read
+per tile) and the SRAM traffic of its buffers. :func:`activity_energy` turns any such
+activity into joules, for one core or for a chip of many.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,29 +46,6 @@ class Activity:
     macs_issued: int        # including padding of edge tiles
     sram_bytes: int
     dram_bytes: int
-
-
-def bare_array_activity(config: AcceleratorConfig, gemm: Gemm) -> Activity:
-    """Activity of ``gemm`` on the bare array, tile after tile, no stalls."""
-    R, C = config.rows, config.cols
-    b = config.input_dtype.bits // 8
-    acc = math.ceil(config.acc_bits / 8)
-    M, N, K = gemm.M, gemm.N, gemm.K
-    if config.dataflow == "os":
-        tiles = math.ceil(M / R) * math.ceil(N / C)
-        per_tile = max(K, max(R, C))
-        cycles = tiles * per_tile + R + C - 1
-        issued = tiles * R * C * K
-        sram = tiles * K * (R + C) * b + M * N * acc
-    else:
-        tiles = math.ceil(K / R) * math.ceil(N / C)
-        per_tile = max(M, 2 * R + C - 2)
-        cycles = tiles * per_tile + 2 * R + C - 1
-        issued = tiles * R * C * M
-        sram = tiles * (M * R * b + R * C * b + 2 * M * C * acc)
-    dram = (M * K + K * N) * b + M * N * acc
-    n = gemm.count
-    return Activity(cycles * n, M * N * K * n, issued * n, sram * n, dram * n)
 
 
 def core_activity(config: AcceleratorConfig, gemm: Gemm, memory=None) -> Activity:
@@ -128,9 +104,11 @@ def sram_energy_pJ_per_byte(buffer_KiB: float, node: str) -> float:
     return row["value"] * get_node(node).energy_scale_vs_45nm.value
 
 
-def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: str, clock_MHz: float | None = None,
-                buffer_KiB: float = 32, dram: str = "HBM") -> EnergyEstimate:
-    """Joules, average watts and TOPS/W of ``gemm`` on the array at ``node``."""
+def activity_energy(config: AcceleratorConfig, act: Activity, *, node: str, clock_MHz: float | None = None,
+                    buffer_KiB: float = 32, dram: str = "HBM", cores: int = 1) -> EnergyEstimate:
+    """Joules, average watts and TOPS/W of ``act`` on ``cores`` arrays of ``config`` at
+    ``node``: issued MACs, SRAM and DRAM bytes at their per-op energies, the overhead
+    fraction on top, and the leakage of all ``cores`` arrays over ``act.cycles``."""
     d = energy_data()
     n = get_node(node)
     clock = clock_MHz if clock_MHz is not None else n.default_clock_MHz.value
@@ -138,23 +116,29 @@ def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: str, clock_MHz: 
         raise UserError(f"clock_MHz: must be a positive number, not {clock!r}")
     if dram not in d["dram_pJ_per_byte"]:
         raise UserError(f"dram: choose one of {', '.join(d['dram_pJ_per_byte'])}, not {dram!r}")
-    act = core_activity(config, gemm)
     e_mac = act.macs_issued * mac_energy_pJ(config, node) * 1e-12
     e_sram = act.sram_bytes * sram_energy_pJ_per_byte(buffer_KiB, node) * 1e-12
     e_dram = act.dram_bytes * d["dram_pJ_per_byte"][dram]["value"] * 1e-12
     seconds = act.cycles / (clock * 1e6)
     dynamic = (e_mac + e_sram + e_dram) * (1 + d["overhead_fraction"])
-    peak_dynamic_W = config.rows * config.cols * mac_energy_pJ(config, node) * 1e-12 * clock * 1e6
-    leakage_J = d["leakage_fraction_of_peak_dynamic"] * peak_dynamic_W * seconds
-    joules = dynamic + leakage_J
+    leakage_W = chip_power_W(config, cores=cores, node=node, clock_MHz=clock)["leakage_W"]
+    joules = dynamic + leakage_W * seconds
     notes = (f"45 nm energies from Horowitz ISSCC 2014 scaled by {n.energy_scale_vs_45nm.value} to {n.name} "
              f"({n.energy_scale_vs_45nm.source})",
              f"clock {clock:g} MHz ({'given' if clock_MHz is not None else n.default_clock_MHz.source})",
              d["pe_overhead_basis"], " ".join(d["power_basis"].split()),
-             f"{dram} energy: {d['dram_pJ_per_byte'][dram]['source']}",
-             "activity from the core's cycle model (models/perf.py) at its full port rate, latency 10")
+             f"{dram} energy: {d['dram_pJ_per_byte'][dram]['source']}")
     return EnergyEstimate(joules, e_mac, e_sram, e_dram, seconds, joules / seconds,
                           2 * act.macs_useful / joules / 1e12, act, notes)
+
+
+def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: str, clock_MHz: float | None = None,
+                buffer_KiB: float = 32, dram: str = "HBM") -> EnergyEstimate:
+    """Joules, average watts and TOPS/W of ``gemm`` on one core at ``node``."""
+    e = activity_energy(config, core_activity(config, gemm), node=node, clock_MHz=clock_MHz, buffer_KiB=buffer_KiB,
+                        dram=dram)
+    return replace(e, assumptions=e.assumptions + (
+        "activity from the core's cycle model (models/perf.py) at its full port rate, latency 10",))
 
 
 def workload_energy(config: AcceleratorConfig, gemms: list[Gemm], **kwargs) -> tuple[float, float]:

@@ -335,6 +335,7 @@ class ChipPerf:
     seconds: float
     cycles: int              # of the busiest core
     macs: int
+    macs_issued: int         # MACs the PEs perform, edge padding included (all cores)
     bytes_read: int
     bytes_written: int
     utilization: float       # MACs / (all PEs x cycles)
@@ -381,7 +382,8 @@ def chip_perf(config: AcceleratorConfig, M: int, N: int, K: int, *, cores: int, 
     # parts - 1 busiest parts and the remainder
     rest = (M, N - (parts - 1) * n) if dim == "N" else (M - (parts - 1) * m, N)
     read = p.bytes_read * (parts - 1) + core_counters(config, *rest, K)["bytes_read"]
-    return ChipPerf(seconds=p.cycles / clock_hz, cycles=p.cycles, macs=M * N * K, bytes_read=read,
+    issued = core_counters(config, M, N, K)["busy_cycles"] * config.rows * config.cols  # splits add no padding
+    return ChipPerf(seconds=p.cycles / clock_hz, cycles=p.cycles, macs=M * N * K, macs_issued=issued, bytes_read=read,
                     bytes_written=M * N * config.acc_bytes,
                     utilization=M * N * K / (cores * config.rows * config.cols * p.cycles),
                     bound=p.bound, split=f"{dim}/{parts}")
@@ -394,6 +396,7 @@ class WorkloadPerf:
     seconds: float
     cycles: int
     macs: int
+    macs_issued: int
     bytes_moved: int         # read and written
     bytes_read: int
     utilization: float
@@ -410,7 +413,8 @@ def workload_perf(config: AcceleratorConfig, gemms, *, cores: int = 1, clock_hz:
     after another, each split over the cores as :func:`split_gemm` says. Input data are
     taken in the core's own integer format (an int8 core runs a quantised model)."""
     cache: dict[tuple[int, int, int], ChipPerf] = {}
-    rows, seconds, cycles, macs, moved, read, by_bound = [], 0.0, 0, 0, 0, 0, {"compute": 0.0, "memory": 0.0}
+    rows, seconds, cycles, macs, issued, moved, read = [], 0.0, 0, 0, 0, 0, 0
+    by_bound = {"compute": 0.0, "memory": 0.0}
     for g in gemms:
         key = (g.M, g.N, g.K)
         if key not in cache:
@@ -420,6 +424,7 @@ def workload_perf(config: AcceleratorConfig, gemms, *, cores: int = 1, clock_hz:
         seconds += p.seconds * g.count
         cycles += p.cycles * g.count
         macs += p.macs * g.count
+        issued += p.macs_issued * g.count
         moved += (p.bytes_read + p.bytes_written) * g.count
         read += p.bytes_read * g.count
         by_bound[p.bound] += p.seconds * g.count
@@ -427,7 +432,7 @@ def workload_perf(config: AcceleratorConfig, gemms, *, cores: int = 1, clock_hz:
     if not rows:
         raise UserError("workload: holds no GEMMs")
     util = macs / (cores * config.rows * config.cols * cycles)
-    return WorkloadPerf(seconds=seconds, cycles=cycles, macs=macs, bytes_moved=moved, bytes_read=read, utilization=util,
+    return WorkloadPerf(seconds=seconds, cycles=cycles, macs=macs, macs_issued=issued, bytes_moved=moved, bytes_read=read, utilization=util,
                         bound=max(by_bound, key=by_bound.get), gemms=tuple(rows))
 
 
