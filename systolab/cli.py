@@ -109,21 +109,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
-def cmd_gpu(args: argparse.Namespace) -> int:
+def _gemms_from_args(args: argparse.Namespace, dtype: str):
+    """(GEMMs, workload or None) from exactly one of --gemm and --workload."""
     from .models.gemm import parse_gemm
-    from .models.gpu import estimate_workload
-    from .models.gpu_specs import get_gpu
     from .models.workloads import get_workload
 
-    gpu = get_gpu(args.gpu)
     if bool(args.gemm) == bool(args.workload):
         raise UserError("gemm: give exactly one of --gemm MxNxK or --workload NAME_OR_FILE")
-    workload = None
     if args.gemm:
-        gemms = [parse_gemm(args.gemm, dtype=args.dtype)]
-    else:
-        workload = get_workload(args.workload, batch=args.batch, seq_len=args.seq_len, dtype=args.dtype)
-        gemms = list(workload.gemms)
+        return [parse_gemm(args.gemm, dtype=dtype)], None
+    workload = get_workload(args.workload, batch=args.batch, seq_len=args.seq_len, dtype=dtype)
+    return list(workload.gemms), workload
+
+
+def cmd_gpu(args: argparse.Namespace) -> int:
+    from .models.gpu import estimate_workload
+    from .models.gpu_specs import get_gpu
+
+    gpu = get_gpu(args.gpu)
+    gemms, workload = _gemms_from_args(args, args.dtype)
     est = estimate_workload(gpu, gemms)
     per = [e.to_dict() for e in est.gemms]
     notes = sorted({n for e in est.gemms for n in e.notes})
@@ -153,25 +157,16 @@ def cmd_gpu(args: argparse.Namespace) -> int:
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
-    from .models.gemm import parse_gemm
     from .models.perf import workload_perf
-    from .models.workloads import get_workload
 
     config = design_from_args(args)
-    if bool(args.gemm) == bool(args.workload):
-        raise UserError("gemm: give exactly one of --gemm MxNxK or --workload NAME_OR_FILE")
     for flag, v in (("cores", args.cores), ("latency", args.latency)):
         if v < 1:
             raise UserError(f"{flag}: must be >= 1, not {v}")
     for flag, v in (("clock-mhz", args.clock_mhz), ("bytes-per-cycle", args.bytes_per_cycle)):
         if not v > 0:
             raise UserError(f"{flag}: must be > 0, not {v}")
-    workload = None
-    if args.gemm:
-        gemms = [parse_gemm(args.gemm, dtype=config.dtype)]
-    else:
-        workload = get_workload(args.workload, batch=args.batch, seq_len=args.seq_len, dtype=config.dtype)
-        gemms = list(workload.gemms)
+    gemms, workload = _gemms_from_args(args, config.dtype)
     clock = args.clock_mhz * 1e6
     perf = workload_perf(config, gemms, cores=args.cores, clock_hz=clock, dram_bytes_per_s=args.bytes_per_cycle * clock,
                          dram_latency_ns=args.latency / clock * 1e9)
