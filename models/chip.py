@@ -13,7 +13,6 @@ every core streams its operands from DRAM as the RTL does), and chip-to-chip sca
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -262,12 +261,6 @@ def match_gpu(chip: ChipConfig, gpu_id: str, *, by: str) -> ChipConfig:
             best = c
         return best
     raise UserError(f"by: must be area, power or price, not {by!r}")
-
-
-def cores_for(chip: ChipConfig, peak_tops: float) -> int:
-    """Cores needed for a peak rate (for sizing against a GPU's peak)."""
-    per_core = chip.peak_tops / chip.cores
-    return max(1, math.ceil(peak_tops / per_core))
 
 
 def largest_outside(chip: ChipConfig, *, allowed: tuple[str, ...] = ("none",), rule_date: str | None = None,

@@ -10,6 +10,7 @@ from systolab.errors import UserError
 from systolab.models.chip import fit_cores, get_chip, largest_outside, load_chips, match_gpu
 from systolab.models.compare import DEFAULT_GPUS, compare
 from systolab.models.specs import SpecError
+from systolab.models.workloads import get_workload
 
 
 def test_default_chip_is_consistent():
@@ -59,8 +60,7 @@ def test_compare_rows_cover_every_device_and_workload():
     chip = get_chip()
     result = compare(chip, workloads=("llama3-8b-decode", "dlrm"), gpus=("h100-sxm", "h20"), progress=lambda m: None)
     assert len(result["rows"]) == 2 * 3
-    perf = chip.workload_perf(__import__("systolab.models.workloads", fromlist=["x"]).get_workload(
-        "dlrm", dtype="int8").gemms)
+    perf = chip.workload_perf(get_workload("dlrm", dtype="int8").gemms)
     mine = next(r for r in result["rows"] if r["device"] == chip.name and r["workload"] == "dlrm")
     assert mine["seconds"] == pytest.approx(perf.seconds)
     for r in result["rows"]:
