@@ -173,6 +173,8 @@ def compare(chip, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS, gpus: tuple
     progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if not workloads:
         raise UserError("workload: give at least one")
+    if not gpus:
+        raise UserError("gpus: give at least one GPU id to compare against")
     if len(set(gpus)) != len(gpus):
         raise UserError("gpus: listed twice")
     for g in gpus:

@@ -188,7 +188,12 @@ def conclusions(result: dict) -> list[str]:
 
 def write_report(result: dict, out: Path) -> dict:
     """Write report.md, summary.json and the plots into ``out``; return the file paths."""
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from ..errors import UserError
+
+        raise UserError(f"out: cannot create the folder {out}: {exc.strerror}") from None
     plotters = (plot_roofline, plot_latency_per_layer, plot_efficiency, plot_export_map)
     for name, fn in zip(PLOTS, plotters):
         fn(result, out / name)

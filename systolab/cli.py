@@ -196,6 +196,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     if not 1 <= args.shapes <= 10_000:
         raise UserError(f"shapes: must be in 1..10000, not {args.shapes}")
+    if args.jobs < 1:
+        raise UserError(f"jobs: must be >= 1, not {args.jobs}")
     sim = resolve_simulator(args.sim)
     report = validate(default_cases(shapes_per_case=args.shapes, seed=args.seed), simulator=sim, seed=args.seed,
                       jobs=args.jobs)
@@ -221,6 +223,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .models.report import write_report
 
     chip = get_chip(args.chip)
+    for flag, v in (("fit-die-mm2", args.fit_die_mm2), ("fit-power-w", args.fit_power_w)):
+        if v is not None and not v > 0:
+            raise UserError(f"{flag}: must be > 0, not {v}")
     if args.fit_die_mm2 is not None or args.fit_power_w is not None:
         chip = fit_cores(chip, die_mm2=args.fit_die_mm2, power_W=args.fit_power_w)
     gpus = tuple(g.strip() for g in args.gpus.split(",") if g.strip()) if args.gpus else DEFAULT_GPUS

@@ -90,7 +90,14 @@ def test_compare_cli_writes_the_report(tmp_path, capsys):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_compare_cli_bad_input_is_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "systolab", "compare", "--gpus", "h100-sxm,nope", "--out",
-                        str(tmp_path), "--json"], capture_output=True, text=True)
-    assert r.returncode == 2 and "Traceback" not in r.stderr and "gpu" in r.stderr
+@pytest.mark.parametrize("args, parameter", [
+    (["--gpus", "h100-sxm,nope"], "gpu"),
+    (["--gpus", ","], "gpus"),
+    (["--fit-power-w", "-3"], "fit-power-w"),
+    (["--out", "/dev/null/report"], "out"),
+])
+def test_compare_cli_bad_input_is_one_line(tmp_path, args, parameter):
+    argv = [sys.executable, "-m", "systolab", "compare", "--out", str(tmp_path), *args, "--json"]
+    r = subprocess.run(argv, capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"error: {parameter}" in r.stderr, r.stderr

@@ -85,6 +85,8 @@ def test_perf_cli_on_a_prefill_workload(capsys):
 def test_perf_cli_rejects_bad_input(capsys):
     assert main(["perf", "--json"]) == 2
     assert main(["perf", "--gemm", "4x4x4", "--cores", "0", "--json"]) == 2
+    assert main(["validate", "--jobs", "0", "--json"]) == 2
+    assert "jobs" in capsys.readouterr().err
 
 
 def test_validate_cli_json(capsys):
