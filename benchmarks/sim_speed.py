@@ -49,7 +49,7 @@ def main() -> None:
         small = Plan.build(cfg, products[: args.products], seed=0, stall_prob=0.0)
         large = Plan.build(cfg, products, seed=0, stall_prob=0.0)
         for sim in sims:
-            def timed(plan):
+            def timed(plan, sim=sim):
                 t = time.perf_counter()
                 res = run_plan_amaranth(plan) if sim == "amaranth" else run_plan_hdl(plan, sim)[0]
                 return time.perf_counter() - t, res.last_cycle[-1] + 1

@@ -47,7 +47,7 @@ class IntegerMac:
         self._overflow = overflow
 
     @classmethod
-    def from_config(cls, config: AcceleratorConfig) -> "IntegerMac":
+    def from_config(cls, config: AcceleratorConfig) -> IntegerMac:
         return cls(dtype=config.input_dtype, acc_bits=config.acc_bits, overflow=config.overflow)
 
     @property

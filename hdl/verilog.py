@@ -1,6 +1,7 @@
 """Verilog generation with a manifest of parameters and ports."""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +11,14 @@ from amaranth.hdl import Value
 from amaranth.lib import wiring
 
 from ..config import AcceleratorConfig
+from ..errors import UserError
+from ..files import atomic_write_text
 from .array import build_array
 
-TOP_NAME = "systolab_top"
+TOP_NAME = "systolab_top"     # the bare systolic array
+CORE_TOP = "systolab_core"    # the accelerator core: array, buffers, memory port, controller
+#: What :func:`generate_verilog` can write, and the top module of each.
+UNITS = {"core": CORE_TOP, "array": TOP_NAME}
 
 
 @dataclass(frozen=True)
@@ -22,8 +28,13 @@ class VerilogOutput:
     verilog: Path
     manifest: Path
     top: str
+    unit: str
     params: dict
     ports: list
+
+    def to_dict(self) -> dict:
+        return {"verilog": str(self.verilog), "manifest": str(self.manifest), "top": self.top, "unit": self.unit,
+                "params": self.params, "ports": self.ports}
 
 
 def _ports(component: wiring.Component) -> list[dict]:
@@ -37,25 +48,67 @@ def _ports(component: wiring.Component) -> list[dict]:
     return ports
 
 
-def generate_verilog(config: AcceleratorConfig, out_dir: str | Path) -> VerilogOutput:
+def build_unit(config: AcceleratorConfig, unit: str = "core") -> wiring.Component:
+    """The component for ``unit``: ``"core"`` (:class:`AcceleratorCore`) or ``"array"``."""
+    if unit not in UNITS:
+        raise UserError(f"unit: must be one of {', '.join(UNITS)}, not {unit!r}")
+    if unit == "array":
+        return build_array(config)
+    from .accelerator import AcceleratorCore
+
+    return AcceleratorCore(config)
+
+
+def verilog_text(config: AcceleratorConfig, unit: str = "core") -> str:
+    """The Verilog of ``unit`` for ``config`` (top module :data:`UNITS` [unit])."""
+    return verilog.convert(build_unit(config, unit), name=UNITS[unit], emit_src=False)
+
+
+def generate_verilog(config: AcceleratorConfig, out_dir: str | Path, *, unit: str = "core") -> VerilogOutput:
     """Write ``<top>.v`` and ``manifest.json`` for ``config`` into ``out_dir``.
 
-    The Verilog file is rewritten only when its text changes, so simulator builds keyed on
-    file times stay valid. The top module is named ``systolab_top``; ports are named by
-    Amaranth's convention (``operands__payload``, ``results__valid`` ...), plus ``clk``
-    and ``rst`` (synchronous, active high).
+    ``unit="core"`` (default) writes the accelerator core (``systolab_core``: array,
+    buffers, memory port, tiled-GEMM controller and counters); ``unit="array"`` the bare
+    systolic array (``systolab_top``). Each file is written atomically and only when its
+    text changes, so simulator builds keyed on file times stay valid. Ports are named by
+    Amaranth's convention (``cmd__payload``, ``mem__rd_data__valid`` ...), plus ``clk`` and
+    ``rst`` (synchronous, active high).
     """
+    if not isinstance(config, AcceleratorConfig):
+        raise TypeError(f"config must be an AcceleratorConfig, not {type(config).__name__}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    top = build_array(config)
-    text = verilog.convert(top, name=TOP_NAME, emit_src=False)
-    vpath = out_dir / f"{TOP_NAME}.v"
+    top = build_unit(config, unit)
+    text = verilog.convert(top, name=UNITS[unit], emit_src=False)
+    vpath = out_dir / f"{UNITS[unit]}.v"
     if not vpath.exists() or vpath.read_text() != text:
-        vpath.write_text(text)
+        atomic_write_text(vpath, text)
     ports = [{"name": "clk", "direction": "input", "width": 1},
              {"name": "rst", "direction": "input", "width": 1}] + _ports(top)
-    params = {**config.to_dict(), "config_hash": config.config_hash}
-    manifest = {"top": TOP_NAME, "verilog": vpath.name, "params": params, "ports": ports}
+    params = {**config.to_dict(), "config_hash": config.config_hash, "k_chunk": config.k_chunk,
+              "tile_m": config.tile_m}
+    manifest = {"top": UNITS[unit], "unit": unit, "verilog": vpath.name, "params": params, "ports": ports}
     mpath = out_dir / "manifest.json"
-    mpath.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return VerilogOutput(verilog=vpath, manifest=mpath, top=TOP_NAME, params=params, ports=ports)
+    mtext = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    if not mpath.exists() or mpath.read_text() != mtext:
+        atomic_write_text(mpath, mtext)
+    return VerilogOutput(verilog=vpath, manifest=mpath, top=UNITS[unit], unit=unit, params=params, ports=ports)
+
+
+def hdl_fingerprint(config: AcceleratorConfig) -> str:
+    """Hash of everything the generated Verilog depends on: configuration, generator
+    sources, the modules that derive the hardware's parameters (``config.py``: k_chunk,
+    tile_m; ``dtypes.py``) and the Amaranth version (hashlib, so stable across processes)."""
+    import amaranth
+
+    h = hashlib.sha256(config.canonical_json().encode())
+    h.update(amaranth.__version__.encode())
+    from .. import config as config_module
+    from .. import dtypes as dtypes_module
+    from .. import hdl as hdl_package
+
+    sources = sorted(Path(hdl_package.__file__).parent.glob("*.py"))
+    sources += [Path(config_module.__file__), Path(dtypes_module.__file__)]
+    for src in sources:
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    return h.hexdigest()

@@ -1,0 +1,21 @@
+"""Analytic models: performance (core and chip, equal to the RTL's counters), area, energy,
+Nvidia GPUs, export control, cost and the comparison; each module's docstring states its
+assumptions and its measured error."""
+from .chip import ChipConfig, DramConfig, ReticleWarning, fit_cores, get_chip, largest_outside, list_chips, match_gpu
+from .compare import compare
+from .evaluate import Evaluation, evaluate_chip, evaluate_gpu
+from .export_control import ExportClass, classify, classify_custom, classify_gpu
+from .gemm import Gemm, parse_gemm
+from .gpu import estimate_gemm, estimate_workload
+from .gpu_specs import GpuSpec, get_gpu, list_gpus
+from .perf import MemorySystem, chip_perf, core_perf, workload_perf
+from .report import write_report
+from .workloads import Workload, get_workload, list_workloads
+
+__all__ = [
+    "ChipConfig", "DramConfig", "Evaluation", "ExportClass", "Gemm", "GpuSpec", "MemorySystem", "ReticleWarning",
+    "Workload", "chip_perf", "classify", "classify_custom", "classify_gpu", "compare", "core_perf", "estimate_gemm",
+    "estimate_workload", "evaluate_chip", "evaluate_gpu", "fit_cores", "get_chip", "get_gpu", "get_workload",
+    "largest_outside", "list_chips", "list_gpus", "list_workloads", "match_gpu", "parse_gemm", "workload_perf",
+    "write_report",
+]

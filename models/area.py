@@ -21,7 +21,7 @@ residuals. mm² at a node: NAND2-equivalents x NAND2 area / placement utilisatio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +96,7 @@ def fit(samples: list[tuple[AcceleratorConfig, int, int]]) -> AreaFit:
     return AreaFit(pe, top, res, "fitted in memory")
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_fit(path: str = str(FIT_FILE)) -> AreaFit:
     p = Path(path)
     d = load_yaml(p)

@@ -13,11 +13,16 @@ every core streams its operands from DRAM as the RTL does), and chip-to-chip sca
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import hashlib
+import json
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..checks import check_choice, check_int, check_nonnegative, check_positive, check_real
 from ..config import AcceleratorConfig
 from ..errors import ConfigError, UserError
 from .specs import DATA_DIR, SpecError, load_yaml
@@ -26,14 +31,27 @@ CHIPS_FILE = DATA_DIR / "chips.yaml"
 DRAM_KINDS = ("HBM", "DDR")
 
 
+class ReticleWarning(UserWarning):
+    """A chip's die is larger than one lithography exposure field can print."""
+
+
 @dataclass(frozen=True)
 class DramConfig:
+    """The chip's off-chip memory: ``stacks`` HBM stacks or DDR channels."""
+
     kind: str
     stacks: int
     GB_per_stack: float
     GBps_per_stack: float
     phy_mm2_per_stack: float
     latency_ns: float
+
+    def __post_init__(self) -> None:
+        _field(self, "kind", lambda v: check_choice("kind", v, DRAM_KINDS))
+        _field(self, "stacks", lambda v: check_int("stacks", v, hi=64))
+        for name in ("GB_per_stack", "GBps_per_stack", "latency_ns"):
+            _field(self, name, lambda v, n=name: check_positive(n, v))
+        _field(self, "phy_mm2_per_stack", lambda v: check_nonnegative("phy_mm2_per_stack", v))
 
     @property
     def GBps(self) -> float:
@@ -43,9 +61,55 @@ class DramConfig:
     def GB(self) -> float:
         return self.stacks * self.GB_per_stack
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _field(obj: Any, name: str, check) -> None:
+    """Set ``obj.name`` (frozen dataclass) to ``check(value)``; a :class:`UserError` from
+    the check becomes a :class:`ConfigError` naming the field."""
+    try:
+        object.__setattr__(obj, name, check(getattr(obj, name)))
+    except ConfigError:
+        raise
+    except UserError as exc:
+        raise ConfigError(name, str(exc).split(": ", 1)[-1]) from None
+
+
+#: Fields of a chip besides its name and description (the YAML schema; units in the names).
+CHIP_FIELDS = ("core", "cores", "clock_mhz", "node", "global_sram_mib", "noc_overhead_fraction", "io_area_mm2",
+               "io_bidir_GBps", "dram", "volume_units")
+DRAM_FIELDS = ("kind", "stacks", "GB_per_stack", "GBps_per_stack", "phy_mm2_per_stack", "latency_ns")
+
 
 @dataclass(frozen=True)
 class ChipConfig:
+    """A custom chip: ``cores`` identical systolab cores, a global SRAM, DRAM/HBM, NoC and
+    I/O at a process node. Frozen and validated on construction (a bad field raises
+    :class:`ConfigError` naming it); :meth:`derive` makes validated variants.
+
+    Parameters
+    ----------
+    name, description : str
+    core : AcceleratorConfig
+        The core every one of the ``cores`` instances is.
+    cores : int
+        Number of cores, >= 1.
+    clock_mhz : float
+        Clock of the cores, MHz.
+    node : str
+        Process node id in ``data/nodes.yaml`` (``n4``, ``n7`` ...).
+    global_sram_mib : float
+        Shared on-chip SRAM, MiB (>= 0).
+    noc_overhead_fraction : float
+        NoC, clocking and control area as a fraction of the cores' area, in [0, 1).
+    io_area_mm2, io_bidir_GBps : float
+        Host and chip-to-chip I/O: its area (mm²) and aggregate bidirectional bandwidth (GB/s).
+    dram : DramConfig
+    volume_units : int
+        Parts the NRE is spread over.
+    """
+
     name: str
     description: str
     core: AcceleratorConfig
@@ -59,6 +123,118 @@ class ChipConfig:
     dram: DramConfig
     volume_units: int
 
+    def __post_init__(self) -> None:
+        from .nodes import load_nodes
+
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigError("name", f"must be a non-empty string, not {self.name!r}")
+        if not isinstance(self.description, str):
+            raise ConfigError("description", f"must be a string, not {type(self.description).__name__}")
+        if not isinstance(self.core, AcceleratorConfig):
+            raise ConfigError("core", f"must be an AcceleratorConfig, not {type(self.core).__name__}")
+        if not isinstance(self.dram, DramConfig):
+            raise ConfigError("dram", f"must be a DramConfig, not {type(self.dram).__name__}")
+        _field(self, "cores", lambda v: check_int("cores", v, hi=1 << 24))
+        _field(self, "clock_mhz", lambda v: check_real("clock_mhz", v, lo=0.0, lo_open=True, hi=100_000.0))
+        _field(self, "node", lambda v: check_choice("node", v, tuple(load_nodes())))
+        _field(self, "global_sram_mib", lambda v: check_real("global_sram_mib", v, lo=0.0, hi=1 << 20))
+        _field(self, "noc_overhead_fraction",
+               lambda v: check_real("noc_overhead_fraction", v, lo=0.0, hi=1.0, hi_open=True))
+        _field(self, "io_area_mm2", lambda v: check_real("io_area_mm2", v, lo=0.0, hi=1e5))
+        _field(self, "io_bidir_GBps", lambda v: check_real("io_bidir_GBps", v, lo=0.0, hi=1e7))
+        _field(self, "volume_units", lambda v: check_int("volume_units", v, hi=1 << 40))
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> ChipConfig:
+        """A chip from its YAML table; unknown or missing keys raise :class:`ConfigError`
+        naming them (``dram.kind``, ``core.rows`` ...)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(name, "must be a table of chip fields")
+        unknown = sorted(set(data) - set(CHIP_FIELDS) - {"description"})
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown chip field; known fields: {', '.join(CHIP_FIELDS)}, description")
+        missing = [k for k in CHIP_FIELDS if k not in data]
+        if missing:
+            raise ConfigError(missing[0], "missing")
+        try:
+            core = AcceleratorConfig.from_dict(data["core"], source="core")
+        except ConfigError as exc:
+            raise ConfigError(f"core.{exc.field}", str(exc).split(": ", 1)[-1]) from None
+        dr = data["dram"]
+        if not isinstance(dr, Mapping):
+            raise ConfigError("dram", "must be a table")
+        unknown = sorted(set(dr) - set(DRAM_FIELDS))
+        if unknown:
+            raise ConfigError(f"dram.{unknown[0]}", f"unknown DRAM field; known fields: {', '.join(DRAM_FIELDS)}")
+        missing = [k for k in DRAM_FIELDS if k not in dr]
+        if missing:
+            raise ConfigError(f"dram.{missing[0]}", "missing")
+        try:
+            dram = DramConfig(**{k: dr[k] for k in DRAM_FIELDS})
+        except ConfigError as exc:
+            raise ConfigError(f"dram.{exc.field}", str(exc).split(": ", 1)[-1]) from None
+        rest = {k: data[k] for k in CHIP_FIELDS if k not in ("core", "dram")}
+        return cls(name=name, description=" ".join(str(data.get("description", "")).split()), core=core,
+                   dram=dram, **rest)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The chip's fields as its YAML table holds them (plus ``name``)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["core"], d["dram"] = self.core.to_dict(), self.dram.to_dict()
+        return d
+
+    @property
+    def config_hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of the canonical JSON of every field but the
+        name and description: equal hardware, equal hash."""
+        d = {k: v for k, v in self.to_dict().items() if k not in ("name", "description")}
+        return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+    # -- variants ----------------------------------------------------------------------------
+    def derive(self, *, name: str | None = None, **changes: Any) -> ChipConfig:
+        """A validated variant: core fields (``rows``, ``cols``, ``dataflow``, ``dtype``,
+        buffers ...), chip fields (``cores``, ``clock_mhz``, ``node``, ``global_sram_mib`` ...)
+        and DRAM fields (``dram_stacks``, ``dram_kind``, ``dram_GBps_per_stack`` ...).
+        Renamed ``<name>+<field>=<value>,...`` unless ``name`` is given. Warns
+        (:class:`ReticleWarning`) when the die exceeds the reticle limit."""
+        core_keys = {f.name for f in fields(AcceleratorConfig)}
+        core, chip, dram = {}, {}, {}
+        for key, value in changes.items():
+            if key in core_keys:
+                core[key] = value
+            elif key.startswith("dram_") and key[5:] in DRAM_FIELDS:
+                dram[key[5:]] = value
+            elif key in CHIP_FIELDS and key not in ("core", "dram"):
+                chip[key] = value
+            else:
+                known = sorted(core_keys) + [k for k in CHIP_FIELDS if k not in ("core", "dram")] + \
+                    [f"dram_{k}" for k in DRAM_FIELDS]
+                raise UserError(f"{key}: not a chip, core or DRAM field; known: {', '.join(known)}", parameter=key)
+        if not changes and name is None:
+            return self
+        auto = self.name + "+" + ",".join(f"{k}={changes[k]}" for k in sorted(changes)) if changes else self.name
+        out = replace(self, name=name if name is not None else auto,
+                      core=self.core.replace(**core) if core else self.core,
+                      dram=replace(self.dram, **dram) if dram else self.dram, **chip)
+        out.check_reticle(warn=True)
+        return out
+
+    def with_cores(self, cores: int) -> ChipConfig:
+        return replace(self, cores=cores)
+
+    def check_reticle(self, *, warn: bool = False) -> float:
+        """The die area (mm²); above the reticle limit, warn (``warn=True``) or raise."""
+        from .nodes import reticle_limit_mm2
+
+        die, limit = self.area()["die_mm2"], reticle_limit_mm2()
+        if die > limit:
+            msg = (f"{self.name}: a {die:,.0f} mm² die exceeds the {limit:g} mm² reticle limit (one exposure "
+                   "field); it cannot be made as one die")
+            if not warn:
+                raise UserError(f"cores: {msg}", parameter="cores")
+            warnings.warn(msg, ReticleWarning, stacklevel=3)
+        return die
+
     # -- peak rates ------------------------------------------------------------------------
     @property
     def peak_tops(self) -> float:
@@ -69,20 +245,13 @@ class ChipConfig:
     def clock_hz(self) -> float:
         return self.clock_mhz * 1e6
 
-    def with_cores(self, cores: int) -> "ChipConfig":
-        return replace(self, cores=cores)
-
     # -- derived views (each from its model) -------------------------------------------------
     def area(self) -> dict:
         """Die area breakdown in mm²."""
-        from .area import model_area
         from .nodes import get_node
 
         node = get_node(self.node)
-        array = model_area(self.core, node=self.node)
-        buf_kib = self.core.a_buffer_kib + self.core.b_buffer_kib + (self.core.acc_buffer_kib if self.core.dataflow == "ws"
-                                                                     else 0)
-        core_sram = node.sram_mm2(buf_kib * 1024 * 8)
+        array, core_sram = _core_area(self.core, self.node)
         cores = self.cores * (array.mm2 + core_sram)
         noc = cores * self.noc_overhead_fraction
         glob = node.sram_mm2(self.global_sram_mib * 2**20 * 8)
@@ -119,6 +288,25 @@ class ChipConfig:
                                clock_mhz=self.clock_mhz, die_area_mm2=self.area()["die_mm2"], cores=self.cores,
                                io_bidir_GBps=self.io_bidir_GBps, dram_bw_GBps=self.dram.GBps, rule_date=rule_date)
 
+    def evaluate(self, workload):
+        """``workload`` (a :class:`Workload` in the cores' dtype) on this chip: an
+        :class:`~systolab.models.evaluate.Evaluation` with throughput, seconds, J per unit,
+        average W, the chip-level bound and a per-GEMM table."""
+        from .evaluate import evaluate_chip
+
+        return evaluate_chip(self, workload)
+
+    def energy(self, workload):
+        """Energy of one run of ``workload``, J (see :meth:`evaluate`)."""
+        return self.evaluate(workload).energy_J
+
+    def _repr_html_(self) -> str:
+        s = self.summary()
+        return (f"<b>{self.name}</b>: {self.cores} x {self.core.name} at {self.clock_mhz:g} MHz, {self.node}; "
+                f"{s['peak_tops']:,.0f} {self.core.dtype} TOPS, {s['die_mm2']:,.0f} mm², {s['tdp_W']:,.0f} W TDP, "
+                f"{self.dram.GBps:,.0f} GB/s {self.dram.kind}, ~${s['unit_cost_usd']:,.0f}, ECCN {s['eccn']}"
+                f"<br><i>{self.description}</i>")
+
     def workload_perf(self, gemms):
         from .perf import workload_perf
 
@@ -135,73 +323,67 @@ class ChipConfig:
                 "area": a, "power": p, "cost": c}
 
 
+@lru_cache(maxsize=256)
+def _core_area(core: AcceleratorConfig, node_name: str):
+    """(array area model, core SRAM mm²) of one core: the part of a chip's area that sizing
+    searches ask for again and again."""
+    from .area import model_area
+    from .nodes import get_node
+
+    return model_area(core, node=node_name), get_node(node_name).sram_mm2(core.buffer_kib * 1024 * 8)
+
+
 # -- loading -----------------------------------------------------------------------------------
-def _num(path: Path, where: str, d: dict, key: str, *, lo: float = 0.0, integer: bool = False,
-         allow_zero: bool = False) -> Any:
-    v = d.get(key)
-    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-    if isinstance(v, bool) or not ok or (v < lo if allow_zero else v <= lo):
-        raise SpecError(path, f"{where}.{key}", f"must be a {'whole' if integer else ''} number "
-                                                f"{'>=' if allow_zero else '>'} {lo:g}, not {v!r}")
-    return v
-
-
-def _chip(path: Path, name: str, d: Any) -> ChipConfig:
-    where = f"chips.{name}"
-    if not isinstance(d, dict):
-        raise SpecError(path, where, "must be a table")
-    try:
-        core = AcceleratorConfig.from_dict(d.get("core") or {}, source=f"{path}: {where}.core")
-    except ConfigError as exc:
-        raise SpecError(path, f"{where}.core.{exc.field}", str(exc).split(": ", 1)[-1]) from None
-    dr = d.get("dram")
-    if not isinstance(dr, dict):
-        raise SpecError(path, f"{where}.dram", "must be a table")
-    if dr.get("kind") not in DRAM_KINDS:
-        raise SpecError(path, f"{where}.dram.kind", f"must be one of {', '.join(DRAM_KINDS)}, not {dr.get('kind')!r}")
-    dram = DramConfig(dr["kind"], _num(path, f"{where}.dram", dr, "stacks", integer=True),
-                      _num(path, f"{where}.dram", dr, "GB_per_stack"), _num(path, f"{where}.dram", dr, "GBps_per_stack"),
-                      _num(path, f"{where}.dram", dr, "phy_mm2_per_stack", allow_zero=True),
-                      _num(path, f"{where}.dram", dr, "latency_ns"))
-    from .nodes import load_nodes
-
-    if d.get("node") not in load_nodes():
-        raise SpecError(path, f"{where}.node", f"must be one of {', '.join(load_nodes())}, not {d.get('node')!r}")
-    frac = _num(path, where, d, "noc_overhead_fraction", allow_zero=True)
-    if frac >= 1:
-        raise SpecError(path, f"{where}.noc_overhead_fraction", f"must be < 1, not {frac}")
-    return ChipConfig(name, " ".join(str(d.get("description", "")).split()), core,
-                      _num(path, where, d, "cores", integer=True), _num(path, where, d, "clock_mhz"), d["node"],
-                      _num(path, where, d, "global_sram_mib", allow_zero=True), frac,
-                      _num(path, where, d, "io_area_mm2", allow_zero=True),
-                      _num(path, where, d, "io_bidir_GBps", allow_zero=True), dram,
-                      _num(path, where, d, "volume_units", integer=True))
-
-
 @lru_cache(maxsize=8)
-def load_chips(path: str = str(CHIPS_FILE)) -> tuple[str, dict[str, ChipConfig]]:
-    """(default chip name, chips by name) from a chips YAML file."""
+def _load_chips(path: str, mtime_ns: int) -> tuple[str, dict[str, ChipConfig]]:
     p = Path(path)
     d = load_yaml(p)
     if not isinstance(d, dict) or d.get("schema") != "systolab-chips/1":
         raise SpecError(p, "schema", "must be systolab-chips/1")
+    unknown = sorted(set(d) - {"schema", "default", "chips"})
+    if unknown:
+        raise SpecError(p, unknown[0], "unknown top-level key; known: schema, default, chips")
     chips = d.get("chips")
     if not isinstance(chips, dict) or not chips:
         raise SpecError(p, "chips", "must be a non-empty table of chips")
-    out = {name: _chip(p, name, c) for name, c in chips.items()}
+    out = {}
+    for name, c in chips.items():
+        try:
+            out[str(name)] = ChipConfig.from_dict(str(name), c)
+        except ConfigError as exc:
+            raise SpecError(p, f"chips.{name}.{exc.field}", str(exc).split(": ", 1)[-1]) from None
     default = d.get("default", next(iter(out)))
     if default not in out:
         raise SpecError(p, "default", f"names no chip in the file: {default!r}")
     return default, out
 
 
-def get_chip(name_or_file: str | None = None) -> ChipConfig:
+def load_chips(path: str | Path = CHIPS_FILE) -> tuple[str, dict[str, ChipConfig]]:
+    """(default chip name, chips by name) from a chips YAML file, validated: a bad file
+    names the file and the field (``chips.x.dram.kind``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(p, "(file)", "no such file")
+    return _load_chips(str(p.resolve()), p.stat().st_mtime_ns)
+
+
+def list_chips() -> list[str]:
+    """Names of the chips in ``data/chips.yaml`` (the default first)."""
+    default, chips = load_chips()
+    return [default] + [n for n in chips if n != default]
+
+
+def get_chip(name_or_file: str | ChipConfig | None = None) -> ChipConfig:
     """A chip by name from ``data/chips.yaml`` (the default when None), or the default chip
     of another chips YAML file."""
+    if isinstance(name_or_file, ChipConfig):
+        return name_or_file
+    if name_or_file is not None and not isinstance(name_or_file, str):
+        raise UserError(f"chip: give a chip name or a .yaml file, not {type(name_or_file).__name__}")
     if name_or_file and Path(name_or_file).suffix in (".yaml", ".yml"):
         if not Path(name_or_file).is_file():
             raise UserError(f"chip: no such file: {name_or_file}")
-        default, chips = load_chips(str(Path(name_or_file).resolve()))
+        default, chips = load_chips(name_or_file)
         return chips[default]
     default, chips = load_chips()
     name = name_or_file or default
@@ -211,34 +393,40 @@ def get_chip(name_or_file: str | None = None) -> ChipConfig:
 
 
 # -- sizing ------------------------------------------------------------------------------------
-def fit_cores(chip: ChipConfig, *, die_mm2: float | None = None, power_W: float | None = None) -> ChipConfig:
-    """The chip with the most cores that fits a die-area and/or power budget
-    ("what fits in 814 mm² at N4 under 700 W")."""
-    if die_mm2 is None and power_W is None:
-        raise UserError("budget: give die_mm2, power_W or both")
-    for name, v in (("die_mm2", die_mm2), ("power_W", power_W)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
-            raise UserError(f"{name}: must be > 0, not {v!r}")
-
-    def fits(n: int) -> bool:
-        c = chip.with_cores(n)
-        return ((die_mm2 is None or c.area()["die_mm2"] <= die_mm2)
-                and (power_W is None or c.power_W()["tdp_W"] <= power_W))
-
-    if not fits(1):
+def _most_cores(chip: ChipConfig, fits) -> ChipConfig:
+    """The chip with the most cores for which ``fits(chip)`` holds (monotone: more cores
+    never fit better); a budget that fits no core at all is a :class:`UserError`."""
+    if not fits(chip.with_cores(1)):
         raise UserError("budget: not even one core fits (the fixed parts alone: DRAM PHYs, I/O, global SRAM)")
     lo, hi = 1, 2
-    while fits(hi):
+    while fits(chip.with_cores(hi)):
         lo, hi = hi, hi * 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        lo, hi = (mid, hi) if fits(chip.with_cores(mid)) else (lo, mid)
     return chip.with_cores(lo)
+
+
+def fit_cores(chip: ChipConfig, *, die_mm2: float | None = None, power_W: float | None = None,
+              reticle: bool = True) -> ChipConfig:
+    """The chip with the most cores that fits a die-area and/or power budget
+    ("what fits in 814 mm² at N4 under 700 W"), and (``reticle=True``) the reticle limit."""
+    from .nodes import reticle_limit_mm2
+
+    if die_mm2 is None and power_W is None:
+        raise UserError("budget: give die_mm2, power_W or both")
+    die_mm2 = None if die_mm2 is None else check_positive("die_mm2", die_mm2)
+    power_W = None if power_W is None else check_positive("power_W", power_W)
+    caps = [d for d in (die_mm2, reticle_limit_mm2() if reticle else None) if d is not None]
+    die_cap = min(caps) if caps else None
+    return _most_cores(chip, lambda c: (die_cap is None or c.area()["die_mm2"] <= die_cap)
+                       and (power_W is None or c.power_W()["tdp_W"] <= power_W))
 
 
 def match_gpu(chip: ChipConfig, gpu_id: str, *, by: str) -> ChipConfig:
     """The chip resized to a GPU's die area (``by="area"``), power (``"power"``) or price
-    (``"price"``, by unit cost) for iso comparisons."""
+    (``"price"``, by unit cost) for iso comparisons, never past the reticle limit (what
+    binds is the smaller of the two; compare with :meth:`ChipConfig.check_reticle`)."""
     from .cost import gpu_price
     from .gpu_specs import get_gpu
 
@@ -253,28 +441,31 @@ def match_gpu(chip: ChipConfig, gpu_id: str, *, by: str) -> ChipConfig:
         price = gpu_price(gpu)
         if price is None:
             raise UserError(f"gpu: {gpu_id} has no public price")
-        best = chip.with_cores(1)
-        for n in range(1, 4097):
-            c = chip.with_cores(n)
-            if c.unit_cost()["usd"] > price.usd:
-                break
-            best = c
-        return best
+        from .nodes import reticle_limit_mm2
+
+        limit = reticle_limit_mm2()
+        return _most_cores(chip, lambda c: c.unit_cost()["usd"] <= price.usd and c.area()["die_mm2"] <= limit)
     raise UserError(f"by: must be area, power or price, not {by!r}")
 
 
-def largest_outside(chip: ChipConfig, *, allowed: tuple[str, ...] = ("none",), rule_date: str | None = None,
-                    max_cores: int = 4096) -> ChipConfig:
+def largest_outside(chip: ChipConfig, *, allowed: tuple[str, ...] = ("none",),
+                    rule_date: str | None = None) -> ChipConfig:
     """The chip with the most cores whose ECCN 3A090 class is in ``allowed`` (default: not
-    controlled) under the rule set of ``rule_date`` (default: the latest)."""
-    if not allowed:
-        raise UserError("allowed: name at least one class, e.g. none")
-    best = None
-    for n in range(1, max_cores + 1):
+    controlled) under the rule set of ``rule_date`` (default: the latest), up to the
+    reticle limit (compare the result's die with :func:`reticle_limit_mm2` to see which
+    binds)."""
+    from .export_control import _check_allowed
+    from .nodes import reticle_limit_mm2
+
+    _check_allowed(allowed)
+    limit = reticle_limit_mm2()
+    best, n = None, 1
+    while chip.with_cores(n).area()["die_mm2"] <= limit:
         if chip.with_cores(n).export_class(rule_date).eccn in allowed:
             best = n
         elif best is not None:
             break
+        n += 1
     if best is None:
-        raise UserError(f"allowed: no core count up to {max_cores} keeps {chip.name} in {', '.join(allowed)}")
+        raise UserError(f"allowed: no core count within the reticle limit keeps {chip.name} in {', '.join(allowed)}")
     return chip.with_cores(best)

@@ -5,18 +5,8 @@ bound, energy, TOPS/mm², TOPS/W, cost per unit of work and export class, with t
 that produced each number and that model's measured error (:func:`model_errors`). Iso
 views (per mm², per W, per $) divide the same throughput by die area, power and price.
 
-Assumptions that qualify every row (also written into the report):
-
-* every device runs the workload in ``int8`` (the custom cores are int8; the GPU model
-  uses each GPU's int8 tensor rate, or states its fallback);
-* GEMMs run one after another (no overlap between layers, no batching across requests);
-  non-GEMM work (softmax, norms, embeddings) is left out on every device alike;
-* GPU energy = board TDP x time (GPUs run near TDP under GEMM load; an upper bound for
-  memory-bound phases); custom-chip energy from the activity-based energy model;
-* cost per unit of work = amortised capex + energy at the cost model's PUE, electricity
-  price, lifetime and utilisation (ranges from ``data/cost.yaml``);
-* the custom chip's DRAM bandwidth is shared by the cores that get work, at its average
-  rate, and charged for reads only (C writes are not, as in the core's memory model).
+The assumptions that qualify every row are :data:`ASSUMPTIONS` (also written into the
+report).
 """
 from __future__ import annotations
 
@@ -27,7 +17,19 @@ from ..errors import UserError
 
 DEFAULT_GPUS = ("h100-sxm", "h200-sxm", "h20", "a100-sxm4-80gb", "b200")
 DEFAULT_WORKLOADS = ("llama3-8b-prefill", "llama3-8b-decode", "dlrm")
-DTYPE = "int8"
+ASSUMPTIONS = [
+    "every device runs the workload in the chip's dtype (int8 for the int8 chips; the GPU model uses each "
+    "GPU's tensor rate in that dtype, or states its fallback)",
+    "GEMMs run one after another (no overlap between layers, no batching across requests); non-GEMM work "
+    "(softmax, norms, embeddings) is left out on every device alike",
+    "GPU energy = board TDP x time (GPUs run near TDP under GEMM load; an upper bound for memory-bound phases); "
+    "custom-chip energy from the activity-based energy model",
+    "cost per unit of work = amortised capex + energy at the cost model's PUE, electricity price, lifetime and "
+    "utilisation (ranges from data/cost.yaml)",
+    "the custom chip's DRAM bandwidth is shared by the cores that get work, at its average rate, and charged "
+    "for reads only (C writes are not, as in the core's memory model)",
+    "every workload's resident data (weights, KV cache, activations) must fit each device's memory",
+]
 
 
 @dataclass(frozen=True)
@@ -55,14 +57,14 @@ def custom_device(chip) -> Device:
                   (f"price = manufacturing cost + NRE over {chip.volume_units:,} units (cost model)",))
 
 
-def gpu_device(gpu_id: str) -> Device:
+def gpu_device(gpu_id: str, dtype: str = "int8") -> Device:
     from .cost import gpu_price
     from .export_control import classify_gpu
     from .gpu import resolve_peak
     from .gpu_specs import get_gpu
 
     gpu = get_gpu(gpu_id)
-    _, peak, notes = resolve_peak(gpu, DTYPE)
+    _, peak, notes = resolve_peak(gpu, dtype)
     ec = classify_gpu(gpu)
     price = gpu_price(gpu)
     return Device(gpu.id, "gpu", gpu.name, peak, gpu.die_area_mm2, gpu.tdp_W, price.usd if price else None,
@@ -70,43 +72,26 @@ def gpu_device(gpu_id: str) -> Device:
                   ec.performance_density, tuple(notes) + tuple(gpu.flags("die_area_mm2", "peak_dense_tflops")))
 
 
-def _custom_energy_J(chip, perf) -> float:
-    """The energy model on the chip's activity: the workload's issued MACs, its DRAM bytes,
-    each read byte written into and read out of SRAM once, leakage of all cores."""
-    from .energy import Activity, activity_energy
-
-    act = Activity(perf.cycles, perf.macs, perf.macs_issued, 2 * perf.bytes_read, perf.bytes_moved)
-    return activity_energy(chip.core, act, node=chip.node, clock_MHz=chip.clock_mhz, dram=chip.dram.kind,
-                           buffer_KiB=chip.core.a_buffer_kib + chip.core.b_buffer_kib, cores=chip.cores).joules
-
-
-def _row(device: Device, workload, seconds: float, utilization: float, bound: str, energy_J: float,
-         per_gemm: list[dict], model: str) -> dict:
+def _row(device: Device, ev) -> dict:
+    """One compare row from an :class:`~systolab.models.evaluate.Evaluation`, with the
+    per-mm², per-W and per-$ views and the cost per unit of work."""
     from .cost import usd_per_million_tokens
 
-    throughput = workload.units_per_run / seconds
-    avg_W = energy_J / seconds
-    row = {"device": device.id, "kind": device.kind, "device_name": device.name, "workload": workload.name,
-           "unit": workload.unit, "seconds": seconds, "throughput": throughput,
-           f"{workload.unit}s_per_second": throughput, "utilization": utilization, "bound": bound,
-           "energy_J": energy_J, "avg_power_W": avg_W, "energy_per_unit_J": energy_J / workload.units_per_run,
-           "peak_tops": device.peak_tops, "achieved_tops": workload.flops / seconds / 1e12,
+    row = {"device": device.id, "kind": device.kind, "device_name": device.name, **ev.to_dict(),
            "die_mm2": device.die_mm2, "tdp_W": device.tdp_W,
            "tops_per_mm2": device.peak_tops / device.die_mm2 if device.die_mm2 else None,
            "tops_per_W": device.peak_tops / device.tdp_W,
-           "throughput_per_mm2": throughput / device.die_mm2 if device.die_mm2 else None,
-           "throughput_per_W": throughput / device.tdp_W,
+           "throughput_per_mm2": ev.throughput / device.die_mm2 if device.die_mm2 else None,
+           "throughput_per_W": ev.throughput / device.tdp_W,
            "price_usd": device.price_usd, "price_range_usd": device.price_range_usd,
-           "throughput_per_kusd": throughput / device.price_usd * 1e3 if device.price_usd else None,
+           "throughput_per_kusd": ev.throughput / device.price_usd * 1e3 if device.price_usd else None,
            "eccn": device.eccn, "tpp": device.tpp, "performance_density": device.performance_density,
-           "model": model, "gemms": per_gemm}
+           "usd_per_million_units": None, "usd_per_million_units_range": None}
+    row["peak_tops"] = device.peak_tops
     if device.price_usd:
-        c = usd_per_million_tokens(unit_capex_usd=device.price_usd, power_W=device.tdp_W, tokens_per_s=throughput)
+        c = usd_per_million_tokens(unit_capex_usd=device.price_usd, power_W=device.tdp_W, tokens_per_s=ev.throughput)
         row["usd_per_million_units"] = c.usd
         row["usd_per_million_units_range"] = [c.low_usd, c.high_usd]
-    else:
-        row["usd_per_million_units"] = None
-        row["usd_per_million_units_range"] = None
     return row
 
 
@@ -138,70 +123,78 @@ def model_errors() -> dict:
     }
 
 
-def iso_views(chip, workloads, gpu_rows: list[dict]) -> list[dict]:
-    """The chip resized (its number of cores) to each GPU's die area, TDP and price, and its
-    throughput on each workload relative to that GPU's. A budget too small for even one
-    core, or a GPU without the figure, is reported instead of a number."""
+def iso_views(chip, workloads, gpu_rows: list[dict], views: tuple[str, ...] = ("area", "power", "price")) -> list[dict]:
+    """The chip resized (its number of cores) to each GPU's die area, TDP and/or price,
+    never past the reticle limit, and its throughput on each workload relative to that
+    GPU's. A budget too small for even one core, or a GPU without the figure, is reported
+    instead of a number; ``binds`` says whether the GPU's figure or the reticle stopped
+    the resizing."""
     from .chip import match_gpu
+    from .nodes import reticle_limit_mm2
 
     out = []
-    for by in ("area", "power", "price"):
+    for by in views:
         for gpu in dict.fromkeys(r["device"] for r in gpu_rows):
             try:
                 sized = match_gpu(chip, gpu, by=by)
             except UserError as exc:
                 out.append({"view": f"iso-{by}", "gpu": gpu, "note": str(exc)})
                 continue
+            die = sized.area()["die_mm2"]
+            binds = "reticle" if sized.with_cores(sized.cores + 1).area()["die_mm2"] > reticle_limit_mm2() else by
             for wl in workloads:
-                mine = wl.units_per_run / sized.workload_perf(wl.gemms).seconds
+                mine = sized.evaluate(wl).throughput
                 theirs = next(r["throughput"] for r in gpu_rows if r["device"] == gpu and r["workload"] == wl.name)
                 out.append({"view": f"iso-{by}", "gpu": gpu, "workload": wl.name, "cores": sized.cores,
-                            "die_mm2": sized.area()["die_mm2"], "tdp_W": sized.power_W()["tdp_W"],
+                            "die_mm2": die, "tdp_W": sized.power_W()["tdp_W"],
                             "unit_cost_usd": sized.unit_cost()["usd"], "throughput": mine,
-                            "gpu_throughput": theirs, "ratio": mine / theirs})
+                            "gpu_throughput": theirs, "ratio": mine / theirs, "binds": binds})
     return out
 
 
 def compare(chip, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS, gpus: tuple[str, ...] = DEFAULT_GPUS,
-            batch: int | None = None, seq_len: int | None = None, progress=None) -> dict:
-    """Every device on every workload; returns ``rows`` (device x workload), ``devices``,
-    ``workloads``, ``model_errors`` and ``assumptions``."""
-    from .gpu import estimate_workload
+            batch: int | None = None, seq_len: int | None = None, iso: tuple[str, ...] = (),
+            progress=None) -> dict:
+    """Every device on every workload, all in the chip's dtype; returns ``rows`` (device x
+    workload), ``devices``, ``workloads``, ``iso`` (the views named in ``iso``: any of
+    ``area``, ``power``, ``price``; none by default), ``model_errors`` and ``assumptions``.
+    ``seq_len`` applies to the workloads that have a sequence length (an error when none
+    of them does)."""
+    from .chip import get_chip
+    from .evaluate import evaluate_gpu
     from .gpu_specs import get_gpu
-    from .workloads import get_workload
+    from .workloads import NO_SEQ_LEN, get_workload
 
+    chip = get_chip(chip)
     progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    if not workloads:
-        raise UserError("workload: give at least one")
-    if not gpus:
-        raise UserError("gpus: give at least one GPU id to compare against")
+    if isinstance(workloads, str) or not workloads:
+        raise UserError("workload: give at least one, as a list of names or files")
+    if isinstance(gpus, str) or not gpus:
+        raise UserError("gpus: give at least one GPU id to compare against, as a list")
     if len(set(gpus)) != len(gpus):
         raise UserError("gpus: listed twice")
+    for view in iso:
+        if view not in ("area", "power", "price"):
+            raise UserError(f"iso: unknown view {view!r}; choose from area, power, price")
     for g in gpus:
         get_gpu(g)                       # names a bad id before any work
-    wls = [get_workload(w, batch=batch, seq_len=seq_len if w not in ("dlrm", "resnet50") else None, dtype=DTYPE)
+    if seq_len is not None and all(w in NO_SEQ_LEN for w in workloads):
+        raise UserError(f"seq-len: none of {', '.join(workloads)} has a sequence length")
+    dtype = chip.core.dtype
+    wls = [get_workload(w, batch=batch, seq_len=seq_len if w not in NO_SEQ_LEN else None, dtype=dtype)
            for w in workloads]
-    devices = [custom_device(chip)] + [gpu_device(g) for g in gpus]
+    devices = [custom_device(chip)] + [gpu_device(g, dtype) for g in gpus]
     rows = []
     for wl in wls:
         progress(f"compare: {wl.name} ({len(wl.gemms)} GEMMs) on {chip.name}")
-        perf = chip.workload_perf(wl.gemms)
-        per = [{"name": g["name"], "M": g["M"], "N": g["N"], "K": g["K"], "count": g["count"],
-                "seconds": g["seconds"] * g["count"], "bound": g["bound"]} for g in perf.gemms]
-        rows.append(_row(devices[0], wl, perf.seconds, perf.utilization, perf.bound, _custom_energy_J(chip, perf), per,
-                         "models/perf.py on the core's schedule; models/energy.py"))
-        rows[-1]["dram_read_GBps"] = perf.bytes_read / perf.seconds / 1e9
+        rows.append(_row(devices[0], chip.evaluate(wl)))
         for dev in devices[1:]:
             progress(f"compare: {wl.name} on {dev.id}")
-            est = estimate_workload(dev.id, list(wl.gemms))
-            util = est.tflops / dev.peak_tops
-            per = [{"name": e.gemm.name, "M": e.gemm.M, "N": e.gemm.N, "K": e.gemm.K, "count": e.gemm.count,
-                    "seconds": e.seconds, "bound": e.bound} for e in est.gemms]
-            rows.append(_row(dev, wl, est.seconds, util, est.bound, dev.tdp_W * est.seconds, per,
-                             "models/gpu.py (calibrated GEMM model); energy = TDP x time"))
-    progress("compare: iso-area, iso-power and iso-cost resizing")
-    iso = iso_views(chip, wls, [r for r in rows if r["kind"] == "gpu"])
-    return {"chip": chip.summary(), "devices": [d.__dict__ for d in devices],
-            "workloads": [w.to_dict() for w in wls], "rows": rows, "iso": iso, "model_errors": model_errors(),
-            "assumptions": [line.strip("* ").strip() for line in __doc__.split("qualify every row")[1].split("\n* ")
-                            if line.strip()][1:]}
+            rows.append(_row(dev, evaluate_gpu(dev.id, wl)))
+    iso_rows = []
+    if iso:
+        progress(f"compare: iso views ({', '.join(iso)})")
+        iso_rows = iso_views(chip, wls, [r for r in rows if r["kind"] == "gpu"], tuple(iso))
+    return {"chip": chip.summary(), "devices": [d.__dict__ for d in devices], "dtype": dtype,
+            "workloads": [w.to_dict() for w in wls], "rows": rows, "iso": iso_rows, "model_errors": model_errors(),
+            "assumptions": ASSUMPTIONS}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ class CostInputs:
     default_budget_usd: float
 
 
-@lru_cache(maxsize=None)
+@cache
 def cost_inputs(path: str = str(COST_FILE)) -> CostInputs:
     p = Path(path)
     d = load_yaml(p)

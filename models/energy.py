@@ -13,10 +13,11 @@ activity into joules, for one core or for a chip of many.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import astuple, dataclass, replace
+from functools import cache
 from pathlib import Path
 
+from ..checks import check_int, check_positive, check_real
 from ..config import AcceleratorConfig
 from ..errors import UserError
 from .gemm import Gemm
@@ -26,7 +27,7 @@ from .specs import DATA_DIR, load_yaml, need
 ENERGY_FILE = DATA_DIR / "energy.yaml"
 
 
-@lru_cache(maxsize=None)
+@cache
 def energy_data(path: str = str(ENERGY_FILE)) -> dict:
     p = Path(path)
     d = load_yaml(p)
@@ -39,7 +40,7 @@ def energy_data(path: str = str(ENERGY_FILE)) -> dict:
 
 @dataclass(frozen=True)
 class Activity:
-    """What a GEMM makes the array do."""
+    """What a GEMM (or a workload) makes the cores do."""
 
     cycles: int
     macs_useful: int
@@ -47,26 +48,40 @@ class Activity:
     sram_bytes: int
     dram_bytes: int
 
+    def __add__(self, other: Activity) -> Activity:
+        return Activity(*(a + b for a, b in zip(astuple(self), astuple(other))))
 
-def core_activity(config: AcceleratorConfig, gemm: Gemm, memory=None) -> Activity:
-    """Activity of ``gemm`` on the accelerator core, from the cycle model of its controller
-    (``models/perf.py``): cycles, every operand the array takes (edge padding included),
-    DRAM traffic as the core really moves it (operands re-read per tile, C written once),
-    and SRAM traffic: every byte read is written into a buffer and read out once, plus the
-    weight-stationary partial sums that go to the accumulator buffer and back."""
-    from .perf import MemorySystem, core_counters, core_cycles
 
-    memory = memory or MemorySystem(10, config.beat_bytes)
-    M, N, K = gemm.M, gemm.N, gemm.K
-    c = core_counters(config, M, N, K)
-    cycles = core_cycles(config, M, N, K, memory)
-    issued = c["busy_cycles"] * config.rows * config.cols
-    sram = 2 * c["bytes_read"]
+def gemm_activity(config: AcceleratorConfig, M: int, N: int, K: int, *, cycles: int, bytes_read: int,
+                  bytes_written: int, count: int = 1) -> Activity:
+    """Activity of ``count`` copies of an M x N x K GEMM on cores of ``config`` that took
+    ``cycles`` each and moved ``bytes_read`` / ``bytes_written`` over DRAM: every operand
+    the array takes (edge padding included), and SRAM traffic: every byte read is written
+    into a buffer and read out once, plus the weight-stationary partial sums that go to the
+    accumulator buffer and back. The one place that counts a GEMM's activity, for a core
+    (:func:`core_activity`) and for a chip (whatever the split over cores: it moves no
+    tile boundaries)."""
+    from .perf import core_counters
+
+    issued = core_counters(config, M, N, K)["busy_cycles"] * config.rows * config.cols
+    sram = 2 * bytes_read
     if config.dataflow == "ws":
         partial_rows = M * math.ceil(N / config.cols) * (math.ceil(K / config.rows) - 1)
         sram += 2 * partial_rows * config.cols * config.acc_bytes
-    n = gemm.count
-    return Activity(cycles * n, M * N * K * n, issued * n, sram * n, (c["bytes_read"] + c["bytes_written"]) * n)
+    return Activity(cycles * count, M * N * K * count, issued * count, sram * count,
+                    (bytes_read + bytes_written) * count)
+
+
+def core_activity(config: AcceleratorConfig, gemm: Gemm, memory=None) -> Activity:
+    """Activity of ``gemm`` on the accelerator core, from the cycle model of its controller
+    (``models/perf.py``): cycles and DRAM traffic as the core really moves it (operands
+    re-read per tile, C written once); see :func:`gemm_activity`."""
+    from .perf import MemorySystem, core_counters, core_cycles
+
+    memory = memory or MemorySystem(10, config.beat_bytes)
+    c = core_counters(config, gemm.M, gemm.N, gemm.K)
+    return gemm_activity(config, gemm.M, gemm.N, gemm.K, cycles=core_cycles(config, gemm.M, gemm.N, gemm.K, memory),
+                         bytes_read=c["bytes_read"], bytes_written=c["bytes_written"], count=gemm.count)
 
 
 @dataclass(frozen=True)
@@ -105,15 +120,15 @@ def sram_energy_pJ_per_byte(buffer_KiB: float, node: str) -> float:
 
 
 def activity_energy(config: AcceleratorConfig, act: Activity, *, node: str, clock_MHz: float | None = None,
-                    buffer_KiB: float = 32, dram: str = "HBM", cores: int = 1) -> EnergyEstimate:
-    """Joules, average watts and TOPS/W of ``act`` on ``cores`` arrays of ``config`` at
-    ``node``: issued MACs, SRAM and DRAM bytes at their per-op energies, the overhead
-    fraction on top, and the leakage of all ``cores`` arrays over ``act.cycles``."""
+                    dram: str = "HBM", cores: int = 1) -> EnergyEstimate:
+    """Joules, average watts and TOPS/W of ``act`` on ``cores`` cores of ``config`` at
+    ``node``: issued MACs, SRAM bytes (at the energy of the core's own buffer size) and
+    DRAM bytes at their per-op energies, the overhead fraction on top, and the leakage of
+    all ``cores`` arrays over ``act.cycles``."""
+    buffer_KiB = config.buffer_kib
     d = energy_data()
     n = get_node(node)
-    clock = clock_MHz if clock_MHz is not None else n.default_clock_MHz.value
-    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or clock <= 0:
-        raise UserError(f"clock_MHz: must be a positive number, not {clock!r}")
+    clock = check_positive("clock_MHz", clock_MHz) if clock_MHz is not None else n.default_clock_MHz.value
     if dram not in d["dram_pJ_per_byte"]:
         raise UserError(f"dram: choose one of {', '.join(d['dram_pJ_per_byte'])}, not {dram!r}")
     e_mac = act.macs_issued * mac_energy_pJ(config, node) * 1e-12
@@ -133,10 +148,9 @@ def activity_energy(config: AcceleratorConfig, act: Activity, *, node: str, cloc
 
 
 def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: str, clock_MHz: float | None = None,
-                buffer_KiB: float = 32, dram: str = "HBM") -> EnergyEstimate:
+                dram: str = "HBM") -> EnergyEstimate:
     """Joules, average watts and TOPS/W of ``gemm`` on one core at ``node``."""
-    e = activity_energy(config, core_activity(config, gemm), node=node, clock_MHz=clock_MHz, buffer_KiB=buffer_KiB,
-                        dram=dram)
+    e = activity_energy(config, core_activity(config, gemm), node=node, clock_MHz=clock_MHz, dram=dram)
     return replace(e, assumptions=e.assumptions + (
         "activity from the core's cycle model (models/perf.py) at its full port rate, latency 10",))
 
@@ -155,11 +169,9 @@ def chip_power_W(config: AcceleratorConfig, *, cores: int, node: str, clock_MHz:
     leakage and the stated overhead (SRAM and DRAM traffic excluded: see gemm_energy)."""
     d = energy_data()
     n = get_node(node)
-    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
-        raise UserError(f"cores: must be a positive integer, not {cores!r}")
-    if not 0 <= activity <= 1:
-        raise UserError(f"activity: must be in [0, 1], not {activity}")
-    clock = clock_MHz if clock_MHz is not None else n.default_clock_MHz.value
+    cores = check_int("cores", cores, hi=1 << 24)
+    check_real("activity", activity, lo=0.0, hi=1.0)
+    clock = check_positive("clock_MHz", clock_MHz) if clock_MHz is not None else n.default_clock_MHz.value
     peak = cores * config.rows * config.cols * mac_energy_pJ(config, node) * 1e-12 * clock * 1e6
     dynamic = peak * activity * (1 + d["overhead_fraction"])
     leakage = d["leakage_fraction_of_peak_dynamic"] * peak

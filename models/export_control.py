@@ -8,17 +8,23 @@ thresholds and dates live in ``data/export_rules.yaml``; nothing here hard-codes
 from __future__ import annotations
 
 import datetime as dt
+import math
 import operator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ..checks import check_int, check_nonnegative, check_positive
 from ..errors import UserError
 from .gpu_specs import GpuSpec
 from .specs import DATA_DIR, SpecError, load_yaml, need
 
 RULES_FILE = DATA_DIR / "export_rules.yaml"
+UNDETERMINED = "undetermined"
+#: The parameter a user gives for each metric a rule may test.
+METRIC_PARAMETER = {"tpp": "tpp", "pd": "die-area-mm2", "io_bidir_GBps": "io-bidir-gbps",
+                    "dram_bw_GBps": "dram-bw-gbps"}
 _OPS = {">=": operator.ge, ">": operator.gt, "<": operator.lt, "<=": operator.le}
 METRICS = ("tpp", "pd", "io_bidir_GBps", "dram_bw_GBps")
 
@@ -55,7 +61,7 @@ class RuleSet:
 class ExportClass:
     """Outcome of classifying one device under one rule set."""
 
-    eccn: str                      # "3A090.a.1", ..., "3A090.a" (Oct 2022 rule) or "none"
+    eccn: str                      # "3A090.a.1", ..., "3A090.a" (Oct 2022 rule), "none" or "undetermined"
     tpp: float
     performance_density: float | None
     rule_set: str
@@ -63,12 +69,23 @@ class ExportClass:
     decided_by: tuple[str, ...]    # the conditions that decided the class
     licence_policy: str | None = None
     notes: tuple[str, ...] = field(default=())
+    missing: tuple[str, ...] = field(default=())   # inputs the rule needed but were not given
+
+    @property
+    def determined(self) -> bool:
+        return self.eccn != UNDETERMINED
 
     def to_dict(self) -> dict:
         return {"eccn": self.eccn, "tpp": round(self.tpp, 1),
                 "performance_density": None if self.performance_density is None else round(self.performance_density, 3),
                 "rule_set": self.rule_set, "citation": self.citation, "decided_by": list(self.decided_by),
-                "licence_policy": self.licence_policy, "notes": list(self.notes)}
+                "licence_policy": self.licence_policy, "notes": list(self.notes), "missing": list(self.missing)}
+
+    def _repr_html_(self) -> str:
+        pd = "unknown" if self.performance_density is None else f"{self.performance_density:.2f}"
+        rows = "".join(f"<li>{d}</li>" for d in self.decided_by + self.notes)
+        return (f"<b>ECCN {self.eccn}</b> under {self.rule_set} ({self.citation}): TPP {self.tpp:,.0f}, "
+                f"performance density {pd}<ul>{rows}</ul>")
 
 
 def _conditions(path: Path, where: str, raw: Any) -> tuple[Condition, ...]:
@@ -83,7 +100,7 @@ def _conditions(path: Path, where: str, raw: Any) -> tuple[Condition, ...]:
     return tuple(out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_rules(path: str = str(RULES_FILE)) -> tuple[dict[str, int], tuple[RuleSet, ...]]:
     """(bits per dtype, rule sets in date order) from the rules file."""
     p = Path(path)
@@ -138,30 +155,38 @@ def tpp_from_peaks(peaks_tflops: dict[str, float]) -> tuple[float, str]:
 def custom_chip_tpp(*, rows: int, cols: int, dtype: str, clock_mhz: float, cores: int = 1) -> float:
     """TPP of ``cores`` arrays of rows x cols MACs of ``dtype`` at ``clock_mhz``."""
     bits, _ = load_rules()
-    for name, v in (("rows", rows), ("cols", cols), ("cores", cores)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise UserError(f"{name}: must be a positive integer, not {v!r}")
-    if isinstance(clock_mhz, bool) or not isinstance(clock_mhz, (int, float)) or not clock_mhz > 0:
-        raise UserError(f"clock-mhz: must be a positive number, not {clock_mhz!r}")
+    rows, cols, cores = check_int("rows", rows), check_int("cols", cols), check_int("cores", cores)
+    clock_mhz = check_positive("clock-mhz", clock_mhz)
     if dtype not in bits:
         raise UserError(f"dtype: {dtype!r} has no TPP bit length; choose one of {', '.join(bits)}")
     tops = 2 * rows * cols * cores * clock_mhz * 1e6 / 1e12
     return tops * bits[dtype]
 
 
+def _optional_nonnegative(name: str, v):
+    return None if v is None else check_nonnegative(name, v)
+
+
 def classify(*, tpp: float, die_area_mm2: float | None, data_center: bool = True,
              io_bidir_GBps: float | None = None, dram_bw_GBps: float | None = None,
              rule_date: str | dt.date | None = None) -> ExportClass:
-    """ECCN of a device with this TPP, die area and I/O under the rule set of ``rule_date``."""
-    if isinstance(tpp, bool) or not isinstance(tpp, (int, float)) or tpp < 0:
-        raise UserError(f"tpp: must be a non-negative number, not {tpp!r}")
-    if die_area_mm2 is not None and (isinstance(die_area_mm2, bool) or not isinstance(die_area_mm2, (int, float))
-                                     or not die_area_mm2 > 0):
-        raise UserError(f"die-area-mm2: must be a positive number, not {die_area_mm2!r}")
+    """ECCN of a device with this TPP, die area and I/O under the rule set of ``rule_date``.
+
+    Classes are tried in the rule's order. When an input the rule tests is unknown (None)
+    and it could decide the class, the class is ``"undetermined"`` and
+    :attr:`ExportClass.missing` names the inputs to give; the result never defaults to
+    ``"none"`` for want of data."""
+    tpp = check_nonnegative("tpp", tpp)
+    if die_area_mm2 is not None:
+        die_area_mm2 = check_positive("die-area-mm2", die_area_mm2)
+    io_bidir_GBps = _optional_nonnegative("io-bidir-gbps", io_bidir_GBps)
+    dram_bw_GBps = _optional_nonnegative("dram-bw-gbps", dram_bw_GBps)
+    if not isinstance(data_center, bool):
+        raise UserError(f"data_center: must be True or False, not {data_center!r}")
     rules = rule_set_for(rule_date)
     pd = tpp / die_area_mm2 if die_area_mm2 else None
     metrics = {"tpp": tpp, "pd": pd, "io_bidir_GBps": io_bidir_GBps, "dram_bw_GBps": dram_bw_GBps}
-    notes = []
+    notes: list[str] = []
     if rules is None:
         return ExportClass("none", tpp, pd, "none", "no 3A090 rule in force on that date",
                            ("no rule in force",), None, ())
@@ -171,15 +196,22 @@ def classify(*, tpp: float, die_area_mm2: float | None, data_center: bool = True
         return ExportClass("none", tpp, pd, rules.id, rules.citation,
                            (f"not designed or marketed for data centers and tpp {tpp:.4g} < {rules.non_data_center_min_tpp:g}",),
                            None, tuple(notes))
-    eccn, decided = "none", []
+    eccn, decided, missing = "none", [], []
     for name, conds in rules.classes:
         results = [c.holds(metrics) for c in conds]
-        if all(r is True for r in results):
+        if any(r is False for r in results):
+            continue
+        if all(r is True for r in results) and not missing:
             eccn, decided = name, [c.describe(metrics) for c in conds]
             break
-        if any(r is None for r in results) and not any(r is False for r in results):
-            notes.append(f"{name} could not be ruled out: " + "; ".join(c.describe(metrics) for c in conds))
-    if eccn == "none":
+        # this class (or an earlier one) cannot be ruled out without the unknown inputs
+        unknown = [c.metric for c, r in zip(conds, results) if r is None]
+        missing += [m for m in unknown if m not in missing]
+        notes.append(f"{name} could not be ruled out: " + "; ".join(c.describe(metrics) for c in conds))
+    if missing:
+        eccn = UNDETERMINED
+        decided = [f"needs {', '.join(METRIC_PARAMETER[m] for m in missing)} to decide"]
+    elif eccn == "none":
         decided = [f"{name}: " + "; ".join(c.describe(metrics) for c in conds if c.holds(metrics) is not True)
                    for name, conds in rules.classes]
     policy = None
@@ -192,7 +224,8 @@ def classify(*, tpp: float, die_area_mm2: float | None, data_center: bool = True
             policy = f"{pname}: does not apply (" + "; ".join(c.describe(metrics) for c in pconds) + ")"
         else:
             policy = f"{pname}: unknown (" + "; ".join(c.describe(metrics) for c in pconds) + ")"
-    return ExportClass(eccn, tpp, pd, rules.id, rules.citation, tuple(decided), policy, tuple(notes))
+    return ExportClass(eccn, tpp, pd, rules.id, rules.citation, tuple(decided), policy, tuple(notes),
+                       tuple(METRIC_PARAMETER[m] for m in missing))
 
 
 def classify_gpu(gpu: GpuSpec, *, rule_date: str | dt.date | None = None) -> ExportClass:
@@ -219,43 +252,90 @@ ALLOWED_DEFAULT = ("none",)
 def _check_allowed(allowed: tuple[str, ...]) -> None:
     _, sets = load_rules()
     known = {"none"} | {name for s in sets for name, _ in s.classes}
+    if isinstance(allowed, str) or not allowed:
+        raise UserError("allowed: name at least one class, e.g. ('none',)")
     bad = [a for a in allowed if a not in known]
     if bad:
         raise UserError(f"allowed: unknown class {bad[0]!r}; known: {', '.join(sorted(known))}")
 
 
-def _last_allowed(candidates, classify_one, allowed: tuple[str, ...]):
-    """The last candidate before the first whose class is not in ``allowed`` (0 if the first is not)."""
+def max_tpp(*, die_area_mm2: float, data_center: bool = True, io_bidir_GBps: float | None = None,
+              dram_bw_GBps: float | None = None, allowed: tuple[str, ...] = ALLOWED_DEFAULT,
+              rule_date: str | dt.date | None = None) -> float | None:
+    """The TPP a device with these other figures must stay *below* for its class to be
+    in ``allowed`` at every TPP from 0 up; None when no TPP leaves ``allowed`` (no limit
+    under this rule set, e.g. the Oct-2022 rule with I/O under 600 GB/s), 0.0 when even
+    TPP 0 is outside.
+
+    The class is piecewise constant in TPP, changing only where a condition's threshold
+    is crossed (a TPP threshold, or a density threshold times the die area), so the
+    thresholds are the only candidates: exact, with no search limit. Inputs the rule
+    needs but that are missing raise :class:`UserError` naming them."""
     _check_allowed(allowed)
-    best = 0
-    for value in candidates:
-        if classify_one(value).eccn not in allowed:
-            break
-        best = value
-    return best
+    die_area_mm2 = check_positive("die-area-mm2", die_area_mm2)
+    rules = rule_set_for(rule_date)
+    if rules is None:
+        return None
+    points = {0.0, rules.non_data_center_min_tpp}
+    for _, conds in rules.classes:
+        for c in conds:
+            if c.metric == "tpp":
+                points.add(c.value)
+            elif c.metric == "pd":
+                points.add(c.value * die_area_mm2)
+    ordered = sorted(points)
+
+    def cls(t: float) -> ExportClass:
+        out = classify(tpp=t, die_area_mm2=die_area_mm2, data_center=data_center, io_bidir_GBps=io_bidir_GBps,
+                       dram_bw_GBps=dram_bw_GBps, rule_date=rule_date)
+        if not out.determined:
+            raise UserError(f"{out.missing[0]}: needed to find the TPP limit under {out.rule_set}",
+                            parameter=out.missing[0])
+        return out
+
+    for i, t in enumerate(ordered):
+        after = (t + ordered[i + 1]) / 2 if i + 1 < len(ordered) else 2 * t + 1
+        if cls(t).eccn not in allowed or cls(after).eccn not in allowed:
+            return t
+    return None
+
+
+def _largest_integer(per_unit_tpp: float, limit: float | None, classify_at) -> int | None:
+    """Largest integer x >= 0 with x * per_unit_tpp below ``limit`` (None: no limit),
+    checked with ``classify_at`` at the answer."""
+    if limit is None:
+        return None
+    x = max(0, math.floor(limit / per_unit_tpp))
+    while x > 0 and not classify_at(x):
+        x -= 1
+    return x
 
 
 def largest_square_array(*, dtype: str, clock_mhz: float, die_area_mm2: float, cores: int = 1,
-                         allowed: tuple[str, ...] = ALLOWED_DEFAULT, rule_date: str | None = None,
-                         limit: int = 4096) -> int:
-    """Largest N such that every N' x N' array (N' <= N) stays in ``allowed`` classes; 0 if none."""
-    return _last_allowed(range(1, limit + 1), lambda n: classify_custom(
-        rows=n, cols=n, dtype=dtype, clock_mhz=clock_mhz, die_area_mm2=die_area_mm2, cores=cores,
-        rule_date=rule_date), allowed)
+                         data_center: bool = True, io_bidir_GBps: float | None = None,
+                         dram_bw_GBps: float | None = None, allowed: tuple[str, ...] = ALLOWED_DEFAULT,
+                         rule_date: str | None = None) -> int | None:
+    """Largest N such that ``cores`` N x N arrays at ``clock_mhz`` (die area fixed) stay in
+    ``allowed``; None when no size leaves it, 0 when none stays in it."""
+    per_pe = custom_chip_tpp(rows=1, cols=1, dtype=dtype, clock_mhz=clock_mhz, cores=cores)
+    kw = dict(die_area_mm2=die_area_mm2, data_center=data_center, io_bidir_GBps=io_bidir_GBps,
+              dram_bw_GBps=dram_bw_GBps, rule_date=rule_date)
+    limit = max_tpp(allowed=allowed, **kw)
+    if limit is None:
+        return None
+    n = max(0, math.isqrt(max(0, math.floor(limit / per_pe))))
+    while n > 0 and classify(tpp=per_pe * n * n, **kw).eccn not in allowed:
+        n -= 1
+    return n
 
 
 def max_clock_mhz(*, rows: int, cols: int, dtype: str, die_area_mm2: float, cores: int = 1,
-                  allowed: tuple[str, ...] = ALLOWED_DEFAULT, rule_date: str | None = None,
-                  limit_mhz: int = 10000) -> int:
-    """Highest whole-MHz clock below which the design stays in ``allowed`` classes; 0 if none."""
-    return _last_allowed(range(1, limit_mhz + 1), lambda f: classify_custom(
-        rows=rows, cols=cols, dtype=dtype, clock_mhz=f, die_area_mm2=die_area_mm2, cores=cores,
-        rule_date=rule_date), allowed)
-
-
-def max_tpp(*, die_area_mm2: float, allowed: tuple[str, ...] = ALLOWED_DEFAULT, rule_date: str | None = None,
-            step: float = 1.0, limit: float = 100000.0) -> float:
-    """Largest TPP (to ``step``) a die of this area can have and stay in ``allowed`` classes."""
-    steps = (step * i for i in range(1, int(limit / step) + 1))
-    return float(_last_allowed(steps, lambda t: classify(tpp=t, die_area_mm2=die_area_mm2, rule_date=rule_date),
-                               allowed))
+                  data_center: bool = True, io_bidir_GBps: float | None = None, dram_bw_GBps: float | None = None,
+                  allowed: tuple[str, ...] = ALLOWED_DEFAULT, rule_date: str | None = None) -> int | None:
+    """Highest whole-MHz clock at which the design stays in ``allowed``; None when no clock
+    leaves it, 0 when none stays in it."""
+    per_mhz = custom_chip_tpp(rows=rows, cols=cols, dtype=dtype, clock_mhz=1, cores=cores)
+    kw = dict(die_area_mm2=die_area_mm2, data_center=data_center, io_bidir_GBps=io_bidir_GBps,
+              dram_bw_GBps=dram_bw_GBps, rule_date=rule_date)
+    return _largest_integer(per_mhz, max_tpp(allowed=allowed, **kw),
+                            lambda f: classify(tpp=per_mhz * f, **kw).eccn in allowed)

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..checks import MAX_DIM, is_int
 from ..dtypes import get_dtype
 from ..errors import UserError
 
@@ -31,8 +32,11 @@ class Gemm:
     def __post_init__(self) -> None:
         for dim in ("M", "N", "K", "count"):
             v = getattr(self, dim)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise UserError(f"{dim}: must be a positive integer, not {v!r} (gemm {self.name!r})")
+            if not is_int(v) or not 1 <= v <= MAX_DIM:
+                raise UserError(f"{dim}: must be an integer in 1..{MAX_DIM}, not "
+                                f"{v if not is_int(v) or abs(v) < 10**12 else 'a huge number'} (gemm {self.name!r})",
+                                parameter=dim)
+            object.__setattr__(self, dim, int(v))
         get_dtype(self.dtype)
 
     @property
@@ -50,32 +54,41 @@ class Gemm:
 
 def parse_gemm(text: str, *, dtype: str = "bf16", name: str | None = None) -> Gemm:
     """``"MxNxK"`` → :class:`Gemm`; a bad string raises a :class:`UserError` naming ``gemm``."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    m = re.fullmatch(r"\s*(\d{1,12})\s*[xX]\s*(\d{1,12})\s*[xX]\s*(\d{1,12})\s*", text) if isinstance(text, str) else None
     if not m:
         raise UserError(f"gemm: expected MxNxK with positive integers (e.g. 4096x4096x4096), not {text!r}")
     M, N, K = (int(v) for v in m.groups())
-    if min(M, N, K) < 1:
-        raise UserError(f"gemm: every dimension must be >= 1, not {text!r}")
+    if not all(1 <= v <= MAX_DIM for v in (M, N, K)):
+        raise UserError(f"gemm: every dimension must be in 1..{MAX_DIM}, not {text!r}")
     return Gemm(M, N, K, dtype, 1, name or f"{M}x{N}x{K}")
 
 
-def load_gemm_list(path: str | Path, *, dtype: str = "bf16") -> list[Gemm]:
+def load_gemm_list(path: str | Path, *, dtype: str) -> list[Gemm]:
     """GEMMs from a CSV file with a header ``name,M,N,K[,count][,dtype]``."""
+    from ..files import read_text
+
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"workload: no such file: {path}")
+    text = read_text(path, parameter="workload")
+    reader = csv.DictReader(text.splitlines())
+    missing = {"M", "N", "K"} - set(reader.fieldnames or [])
+    if missing:
+        raise UserError(f"workload: {path} lacks column(s) {', '.join(sorted(missing))}")
     gemms = []
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"M", "N", "K"} - set(reader.fieldnames or [])
-        if missing:
-            raise UserError(f"workload: {path} lacks column(s) {', '.join(sorted(missing))}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                gemms.append(Gemm(int(row["M"]), int(row["N"]), int(row["K"]), row.get("dtype") or dtype,
-                                  int(row.get("count") or 1), row.get("name") or f"row{line}"))
-            except (ValueError, UserError) as exc:
-                raise UserError(f"workload: {path} line {line}: {exc}") from None
+    for line, row in enumerate(reader, start=2):
+        try:
+            if None in row.values() or None in row:
+                raise ValueError(f"expected {len(reader.fieldnames or [])} fields as the header has")
+            gemms.append(Gemm(_dim("M", row["M"]), _dim("N", row["N"]), _dim("K", row["K"]), row.get("dtype") or dtype,
+                              _dim("count", row.get("count") or "1"), row.get("name") or f"row{line}"))
+        except (ValueError, UserError) as exc:
+            raise UserError(f"workload: {path} line {line}: {exc}") from None
     if not gemms:
         raise UserError(f"workload: {path} holds no GEMMs")
     return gemms
+
+
+def _dim(name: str, text: str) -> int:
+    t = text.strip()
+    if not re.fullmatch(r"\d{1,12}", t):
+        raise ValueError(f"{name} must be a positive integer, not {text!r}")
+    return int(t)

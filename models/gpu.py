@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 from ..errors import UserError
 from .gemm import Gemm
@@ -60,7 +60,7 @@ class ModelAssumptions:
     basis: dict[str, str]
 
 
-@lru_cache(maxsize=None)
+@cache
 def assumptions(path: str = str(MODEL_FILE)) -> ModelAssumptions:
     d = load_yaml(path)
     me = need(path, "", d, "memory_efficiency", dict)
@@ -221,7 +221,7 @@ def _fit_point(gpu: GpuSpec, gemm: Gemm, peak: float, measured_tflops: float, a:
     return (lo + hi) / 2
 
 
-@lru_cache(maxsize=None)
+@cache
 def calibration(path: str = str(CALIBRATION_FILE)) -> Calibration:
     a = assumptions()
     gpus = load_gpus()

@@ -76,7 +76,7 @@ def _parse(gid: str, d: Any, path: Path) -> GpuSpec:
     w = f"gpus.{gid}"
     num = (int, float)
     peaks = need(path, w, d, "peak_dense_tflops", dict)
-    for dt, v in peaks.items():
+    for dt in peaks:
         if dt not in DTYPES:
             raise SpecError(path, f"{w}.peak_dense_tflops.{dt}", f"unknown dtype; known: {', '.join(DTYPES)}")
         need(path, f"{w}.peak_dense_tflops", peaks, dt, num, positive=True)
@@ -129,7 +129,13 @@ def load_gpus(path: str | Path = GPU_FILE) -> dict[str, GpuSpec]:
     return {gid: _parse(gid, d, path) for gid, d in gpus.items()}
 
 
+def list_gpus() -> list[str]:
+    """Ids of the GPUs in ``data/gpus.yaml``."""
+    return list(load_gpus())
+
+
 def get_gpu(gpu_id: str, *, path: str | Path = GPU_FILE) -> GpuSpec:
+    """A GPU by id (``h100-sxm``, ``h20`` ...); an unknown id names the known ones."""
     gpus = load_gpus(path)
     if gpu_id not in gpus:
         raise UserError(f"gpu: unknown GPU id {gpu_id!r}; choose one of {', '.join(gpus)}")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from ..errors import UserError
@@ -57,7 +57,7 @@ class Node:
         return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_nodes(path: str = str(NODES_FILE)) -> dict[str, Node]:
     p = Path(path)
     d = load_yaml(p)
@@ -65,7 +65,7 @@ def load_nodes(path: str = str(NODES_FILE)) -> dict[str, Node]:
     eff = need(p, "", d, "sram_macro_efficiency", (int, float), positive=True)
     out = {}
     for name, n in need(p, "", d, "nodes", dict).items():
-        def s(field: str) -> Sourced:
+        def s(field: str, name=name, n=n) -> Sourced:
             f = need(p, f"nodes.{name}", n, field, dict)
             w = f"nodes.{name}.{field}"
             return Sourced(need(p, w, f, "value", (int, float), positive=True), need(p, w, f, "source", str),
@@ -73,6 +73,14 @@ def load_nodes(path: str = str(NODES_FILE)) -> dict[str, Node]:
         out[name] = Node(name, s("logic_density_MTr_per_mm2"), s("sram_bitcell_um2"), s("energy_scale_vs_45nm"),
                          s("default_clock_MHz"), util, eff)
     return out
+
+
+@cache
+def reticle_limit_mm2(path: str = str(NODES_FILE)) -> float:
+    """The largest die one lithography exposure field prints, mm² (``data/nodes.yaml``)."""
+    p = Path(path)
+    f = need(p, "", load_yaml(p), "reticle_limit_mm2", dict)
+    return float(need(p, "reticle_limit_mm2", f, "value", (int, float), positive=True))
 
 
 def get_node(name: str) -> Node:

@@ -54,6 +54,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from ..checks import check_int, check_real
 from ..config import AcceleratorConfig
 from ..errors import UserError
 
@@ -83,17 +84,22 @@ def _ceil_div(a: int, b: int) -> int:
 
 @dataclass(frozen=True)
 class MemorySystem:
-    """External memory as the core sees it: read latency and sustained bandwidth."""
+    """External memory as the core sees it: read latency (cycles) and sustained bandwidth
+    (bytes per cycle).
+
+    The cycle model covers bandwidths of at least one byte per cycle. Below that, the
+    first beats wait on the memory's bandwidth credit rather than on its latency, a regime
+    the model's recurrence does not describe (it came out below the bandwidth bound), so
+    it is refused. A chip's cores sharing a slower memory go through :func:`chip_perf`,
+    which models the average rate and never returns less than the bandwidth bound."""
 
     latency_cycles: int = 10
     bytes_per_cycle: float = 16.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.latency_cycles, bool) or not isinstance(self.latency_cycles, int) or self.latency_cycles < 1:
-            raise UserError(f"latency_cycles: must be an integer >= 1, not {self.latency_cycles!r}")
-        if isinstance(self.bytes_per_cycle, bool) or not isinstance(self.bytes_per_cycle, (int, float)) \
-                or not self.bytes_per_cycle > 0:
-            raise UserError(f"bytes_per_cycle: must be > 0, not {self.bytes_per_cycle!r}")
+        object.__setattr__(self, "latency_cycles", check_int("latency_cycles", self.latency_cycles, hi=100_000))
+        object.__setattr__(self, "bytes_per_cycle", check_real("bytes_per_cycle", self.bytes_per_cycle, lo=1.0,
+                                                               hi=1024.0))
 
 
 @dataclass(frozen=True)
@@ -117,10 +123,8 @@ class CorePerf:
         return {**asdict(self), "utilization": self.utilization}
 
 
-def _check_dims(M: int, N: int, K: int) -> None:
-    for name, v in (("M", M), ("N", N), ("K", K)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise UserError(f"{name}: must be a positive integer, not {v!r}")
+def _check_dims(M: int, N: int, K: int) -> tuple[int, int, int]:
+    return check_int("M", M), check_int("N", N), check_int("K", K)
 
 
 def _k_runs(K: int, KC: int) -> list[tuple[int, bool, bool, int]]:
@@ -186,7 +190,7 @@ def _repeat(state: tuple, step, count: int, max_period: int = 8) -> tuple:
 
 def core_counters(config: AcceleratorConfig, M: int, N: int, K: int) -> dict:
     """Counters that follow from the tiling alone (exact): busy cycles, MACs, bytes."""
-    _check_dims(M, N, K)
+    M, N, K = _check_dims(M, N, K)
     R, C, W, eb = config.rows, config.cols, config.beat_bytes, config.input_bytes
     TM, KC = config.tile_m, config.k_chunk
     beats_k = sum(_ceil_div(klen * eb, W) * cnt for klen, _, _, cnt in _k_runs(K, KC))
@@ -205,7 +209,9 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     the test memory's whole cycles: a chip's memory system shared by many cores delivers
     fractional rates on average (used by :func:`chip_perf`; not what the RTL is validated
     against)."""
-    _check_dims(M, N, K)
+    M, N, K = _check_dims(M, N, K)
+    if not isinstance(memory, MemorySystem):
+        raise TypeError(f"memory must be a MemorySystem, not {type(memory).__name__}")
     R, C, W, eb = config.rows, config.cols, config.beat_bytes, config.input_bytes
     TM, KC = config.tile_m, config.k_chunk
     # the memory's credit is capped at one beat, so a beat takes a whole number of cycles
@@ -282,7 +288,7 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     def tile(rows, cols):
         def run(state):
             for klen, first, last, count in _k_runs(K, KC):
-                state = _repeat(state, lambda s: chunk(s, rows, cols, klen, first, last), count)
+                state = _repeat(state, lambda s, k=klen, f=first, la=last: chunk(s, rows, cols, k, f, la), count)
             return state
         return run
 
@@ -297,7 +303,8 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     # (the memory's credit is full when the first data is ready: the first beat does not
     # wait for it, which the receiver's own start-up hides for beats up to _RX_GAP cycles)
     head = max(0, beat_t - _RX_GAP)
-    state = (float(max(memory.latency_cycles, _FIRST_BEAT_MIN) - head), NEG, NEG, NEG, float(-head), NEG, NEG, NEG, NEG, NEG, NEG, NEG, (0, 1))
+    state = (float(max(memory.latency_cycles, _FIRST_BEAT_MIN) - head), NEG, NEG, NEG, float(-head),
+             NEG, NEG, NEG, NEG, NEG, NEG, NEG, (0, 1))
     for rows, count in _edge_runs(M, TM):
         state = _repeat(state, m_block(rows), count)
     F = state[3]
@@ -312,18 +319,31 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     return int(math.ceil(F + tail))
 
 
+def classify_bound(cycles: float, compute_cycles: float, memory_cycles: float) -> str:
+    """What limits a run: ``compute`` (the array's busy cycles) or ``memory`` (the beats at
+    the memory's rate), whichever is larger, when it accounts for at least half of the
+    run; else ``latency`` (pipeline fill and drain, memory latency, hand-offs dominate)."""
+    longest = max(compute_cycles, memory_cycles)
+    if longest < 0.5 * cycles:
+        return "latency"
+    return "memory" if memory_cycles > compute_cycles else "compute"
+
+
 def core_perf(config: AcceleratorConfig, M: int, N: int, K: int, memory: MemorySystem = MemorySystem(), *,
               whole_beats: bool = True) -> CorePerf:
-    """Cycles and counters of one GEMM on one core, the roofline bound beside them."""
+    """Cycles and counters of one GEMM on one core, the roofline bound beside them. The
+    cycles are never below the roofline (every MAC at one per PE per cycle, every byte
+    read at the memory's rate and at most one beat per cycle)."""
     counts = core_counters(config, M, N, K)
     cycles = core_cycles(config, M, N, K, memory, whole_beats=whole_beats)
     pes = config.rows * config.cols
     # roofline: the port's raw bandwidth (a lower bound); bound: whole beats as the port moves them
     roofline = max(counts["macs"] / pes, counts["bytes_read"] / min(memory.bytes_per_cycle, config.beat_bytes))
+    cycles = max(cycles, math.ceil(roofline - 1e-9))
     beats = counts["bytes_read"] // config.beat_bytes
     beat_cycles = (max(1, math.ceil(config.beat_bytes / memory.bytes_per_cycle - 1e-9)) if whole_beats
                    else max(1.0, config.beat_bytes / memory.bytes_per_cycle))
-    bound = "memory" if beats * beat_cycles > counts["busy_cycles"] else "compute"
+    bound = classify_bound(cycles, counts["busy_cycles"], beats * beat_cycles)
     return CorePerf(cycles=cycles, roofline_cycles=roofline, bound=bound, pes=pes, **counts)
 
 
@@ -369,24 +389,27 @@ def chip_perf(config: AcceleratorConfig, M: int, N: int, K: int, *, cores: int, 
     ``dram_latency_ns`` and an equal share of ``dram_bytes_per_s`` at its average rate
     (``whole_beats=False``: beats spaced by W / share, at most one per cycle). The busiest
     core sets the time (the others finish with it or earlier)."""
-    _check_dims(M, N, K)
-    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
-        raise UserError(f"cores: must be a positive integer, not {cores!r}")
-    for name, v in (("clock_hz", clock_hz), ("dram_bytes_per_s", dram_bytes_per_s)):
-        if not isinstance(v, (int, float)) or not v > 0:
-            raise UserError(f"{name}: must be > 0, not {v!r}")
+    M, N, K = _check_dims(M, N, K)
+    cores = check_int("cores", cores, hi=1 << 24)
+    clock_hz = check_real("clock_hz", clock_hz, lo=0.0, lo_open=True)
+    dram_bytes_per_s = check_real("dram_bytes_per_s", dram_bytes_per_s, lo=0.0, lo_open=True)
+    check_real("dram_latency_ns", dram_latency_ns, lo=0.0)
     dim, parts, m, n = split_gemm(config, cores, M, N)
-    memory = MemorySystem(max(1, round(dram_latency_ns * 1e-9 * clock_hz)),
-                          dram_bytes_per_s / clock_hz / parts)
-    p = core_perf(config, m, n, K, memory, whole_beats=False)
+    share = dram_bytes_per_s / clock_hz / parts          # bytes per cycle of each working core
+    latency = max(1, min(100_000, round(dram_latency_ns * 1e-9 * clock_hz)))
+    p = core_perf(config, m, n, K, MemorySystem(latency, min(1024.0, max(1.0, share))), whole_beats=False)
+    # below one byte per cycle per core the recurrence is not valid (see MemorySystem): the
+    # busiest core's reads at its share of the bandwidth bound its time instead
+    cycles = max(p.cycles, math.ceil(p.bytes_read / share - 1e-9))
     # parts - 1 busiest parts and the remainder
     rest = (M, N - (parts - 1) * n) if dim == "N" else (M - (parts - 1) * m, N)
     read = p.bytes_read * (parts - 1) + core_counters(config, *rest, K)["bytes_read"]
     issued = core_counters(config, M, N, K)["busy_cycles"] * config.rows * config.cols  # splits add no padding
-    return ChipPerf(seconds=p.cycles / clock_hz, cycles=p.cycles, macs=M * N * K, macs_issued=issued, bytes_read=read,
+    bound = p.bound if cycles == p.cycles else "memory"
+    return ChipPerf(seconds=cycles / clock_hz, cycles=cycles, macs=M * N * K, macs_issued=issued, bytes_read=read,
                     bytes_written=M * N * config.acc_bytes,
-                    utilization=M * N * K / (cores * config.rows * config.cols * p.cycles),
-                    bound=p.bound, split=f"{dim}/{parts}")
+                    utilization=M * N * K / (cores * config.rows * config.cols * cycles),
+                    bound=bound, split=f"{dim}/{parts}")
 
 
 @dataclass(frozen=True)
@@ -414,7 +437,7 @@ def workload_perf(config: AcceleratorConfig, gemms, *, cores: int = 1, clock_hz:
     taken in the core's own integer format (an int8 core runs a quantised model)."""
     cache: dict[tuple[int, int, int], ChipPerf] = {}
     rows, seconds, cycles, macs, issued, moved, read = [], 0.0, 0, 0, 0, 0, 0
-    by_bound = {"compute": 0.0, "memory": 0.0}
+    by_bound = {"compute": 0.0, "memory": 0.0, "latency": 0.0}
     for g in gemms:
         key = (g.M, g.N, g.K)
         if key not in cache:
@@ -433,7 +456,7 @@ def workload_perf(config: AcceleratorConfig, gemms, *, cores: int = 1, clock_hz:
         raise UserError("workload: holds no GEMMs")
     util = macs / (cores * config.rows * config.cols * cycles)
     return WorkloadPerf(seconds=seconds, cycles=cycles, macs=macs, macs_issued=issued, bytes_moved=moved, bytes_read=read, utilization=util,
-                        bound=max(by_bound, key=by_bound.get), gemms=tuple(rows))
+                        bound=max(by_bound, key=lambda b: by_bound[b]), gemms=tuple(rows))
 
 
 def perf_table(configs, shapes, memory: MemorySystem = MemorySystem()) -> dict:
@@ -448,7 +471,7 @@ def perf_table(configs, shapes, memory: MemorySystem = MemorySystem()) -> dict:
     if not configs or not shapes:
         raise UserError("perf_table: give at least one configuration and one shape")
     keys = ("cycles", "busy_cycles", "macs", "bytes_read", "bytes_written")
-    out = {k: np.zeros((len(configs), len(shapes)), dtype=np.int64) for k in keys}
+    out: dict[str, np.ndarray] = {k: np.zeros((len(configs), len(shapes)), dtype=np.int64) for k in keys}
     bound = np.zeros((len(configs), len(shapes)), dtype=bool)
     for i, cfg in enumerate(configs):
         if not isinstance(cfg, AcceleratorConfig):
@@ -458,7 +481,7 @@ def perf_table(configs, shapes, memory: MemorySystem = MemorySystem()) -> dict:
             if shape not in seen:
                 if len(shape) != 3:
                     raise UserError(f"shapes[{j}]: must be (M, N, K), not {shape!r}")
-                seen[shape] = core_perf(cfg, *shape, memory)
+                seen[shape] = core_perf(cfg, shape[0], shape[1], shape[2], memory)
             p = seen[shape]
             for k in keys:
                 out[k][i, j] = getattr(p, k)

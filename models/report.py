@@ -19,22 +19,30 @@ def _fmt(v, digits: int = 3) -> str:
     return f"{v:,.{digits}g}" if abs(v) < 1000 else f"{v:,.0f}"
 
 
-def _plt():
-    import matplotlib
+def _axes(ax, figsize: tuple[float, float], ncols: int = 1):
+    """(figure, axes): the caller's axes, or a new figure's (no pyplot state: safe in
+    scripts, threads and notebooks, where a returned Figure shows inline)."""
+    if ax is not None:
+        axes = list(ax) if ncols > 1 else [ax]
+        if len(axes) != ncols:
+            from ..errors import UserError
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+            raise UserError(f"ax: this plot needs {ncols} axes, not {len(axes)}")
+        return axes[0].figure, (axes if ncols > 1 else axes[0])
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(figsize=figsize)
+    axes = fig.subplots(1, ncols, sharey=ncols > 1)
+    return fig, (list(axes) if ncols > 1 else axes)
 
 
-def plot_roofline(result: dict, path: Path) -> None:
+def plot_roofline(result: dict, ax=None):
     """Each device's roofline (peak TOPS, DRAM bandwidth) with the workloads' GEMMs placed
-    at their arithmetic intensity and the throughput they reach on the custom chip."""
+    at their arithmetic intensity and the throughput they reach on the custom chip.
+    Returns the matplotlib ``Figure`` (drawn into ``ax`` when given)."""
     import numpy as np
 
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = _axes(ax, (8, 5.5))
     x = np.logspace(-1, 4, 200)
     for d in result["devices"]:
         roof = np.minimum(d["peak_tops"], x * d["dram_GBps"] / 1e3)
@@ -55,19 +63,22 @@ def plot_roofline(result: dict, path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def plot_latency_per_layer(result: dict, path: Path) -> None:
-    """Time per GEMM (all its copies) of the first workload on every device."""
+def plot_latency_per_layer(result: dict, ax=None, workload: str | None = None):
+    """Time per GEMM (all its copies) of ``workload`` (default: the first) on every device.
+    Returns the matplotlib ``Figure``."""
     import numpy as np
 
-    plt = _plt()
-    wl = result["workloads"][0]["name"]
+    wl = workload or result["workloads"][0]["name"]
     rows = [r for r in result["rows"] if r["workload"] == wl]
+    if not rows:
+        from ..errors import UserError
+
+        raise UserError(f"workload: {wl!r} is not in this result")
     names = [g["name"] for g in rows[0]["gemms"]]
-    fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(names) + 3), 5))
+    fig, ax = _axes(ax, (max(8, 0.6 * len(names) + 3), 5))
     width = 0.8 / len(rows)
     for i, r in enumerate(rows):
         ax.bar(np.arange(len(names)) + i * width, [g["seconds"] * 1e3 for g in r["gemms"]], width, label=r["device"])
@@ -75,20 +86,19 @@ def plot_latency_per_layer(result: dict, path: Path) -> None:
     ax.set(ylabel="milliseconds per run", title=f"Latency per layer GEMM: {wl}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def plot_efficiency(result: dict, path: Path) -> None:
+def plot_efficiency(result: dict, ax=None):
     """Throughput per mm², per W and per k$ for every device on every workload (relative
-    to the best device of that workload, so workloads share an axis)."""
+    to the best device of that workload, so workloads share an axis). ``ax``: three axes,
+    or None. Returns the matplotlib ``Figure``."""
     import numpy as np
 
-    plt = _plt()
     keys = (("throughput_per_mm2", "per mm²"), ("throughput_per_W", "per W (TDP)"),
             ("throughput_per_kusd", "per $ (unit price)"))
     devices = [d["id"] for d in result["devices"]]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.5), sharey=True)
+    fig, axes = _axes(ax, (14, 4.5), ncols=3)
     for ax, (key, label) in zip(axes, keys):
         for j, w in enumerate(result["workloads"]):
             vals = [next(r[key] for r in result["rows"] if r["device"] == d and r["workload"] == w["name"])
@@ -102,16 +112,15 @@ def plot_efficiency(result: dict, path: Path) -> None:
     axes[0].set_ylabel("relative to the best device (0 = no public figure)")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def plot_export_map(result: dict, path: Path) -> None:
-    """TPP against performance density with the rule set's thresholds and every device."""
+def plot_export_map(result: dict, ax=None):
+    """TPP against performance density with the rule set's thresholds and every device.
+    Returns the matplotlib ``Figure``."""
     from .export_control import rule_set_for
 
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = _axes(ax, (8, 5.5))
     rules = rule_set_for(None)
     styles = iter(["--", ":", "-.", (0, (5, 1)), (0, (1, 3)), (0, (3, 1, 1, 1))])
     seen = set()
@@ -138,8 +147,7 @@ def plot_export_map(result: dict, path: Path) -> None:
            title=f"ECCN 3A090 map ({rules.id if rules else 'no rule'}); die area unknown plotted at PD 0.12")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def _table(rows: list[dict], cols: list[tuple[str, str]]) -> list[str]:
@@ -169,9 +177,8 @@ def conclusions(result: dict) -> list[str]:
         if mine["usd_per_million_units"] and cheapest:
             s += (f"; cost per million {w['unit']}s ${_fmt(mine['usd_per_million_units'])} vs "
                   f"${_fmt(cheapest['usd_per_million_units'])} on {cheapest['device']} (cheapest GPU)")
-        if mine.get("dram_read_GBps") is not None:
-            s += (f"; it reads {_fmt(mine['dram_read_GBps'])} GB/s of its {_fmt(chip['dram_GBps'])} GB/s DRAM "
-                  f"bandwidth (writes are not charged against it by the memory model)")
+        s += (f"; it moves {_fmt(mine['dram_GBps'])} GB/s over its {_fmt(chip['dram_GBps'])} GB/s of DRAM "
+              "bandwidth (reads and writes; the memory model charges reads against the bandwidth)")
         lines.append(s + ". [time: custom = cycle model of the RTL, GPUs = calibrated GEMM model; cost: cost model]")
     mem_bound = [r for r in result["rows"] if r["kind"] == "custom" and r["bound"] == "memory"]
     if mem_bound:
@@ -186,17 +193,27 @@ def conclusions(result: dict) -> list[str]:
     return lines
 
 
-def write_report(result: dict, out: Path) -> dict:
-    """Write report.md, summary.json and the plots into ``out``; return the file paths."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        from ..errors import UserError
+def write_report(result: dict, out: str | Path) -> dict:
+    """Write report.md, summary.json and the plots into the folder ``out``, all at once:
+    they are built in a staging folder beside it and swapped in when complete, so a run
+    killed midway leaves the previous report whole. Returns the file paths."""
+    from ..files import staged_folder
 
-        raise UserError(f"out: cannot create the folder {out}: {exc.strerror}") from None
-    plotters = (plot_roofline, plot_latency_per_layer, plot_efficiency, plot_export_map)
-    for name, fn in zip(PLOTS, plotters):
-        fn(result, out / name)
+    with staged_folder(out, what="systolab compare") as stage:
+        plotters = (plot_roofline, plot_latency_per_layer, plot_efficiency, plot_export_map)
+        for name, fn in zip(PLOTS, plotters):
+            fn(result).savefig(stage / name, dpi=110)
+        (stage / "report.md").write_text(render_markdown(result))
+        summary = {k: result[k] for k in ("chip", "devices", "dtype", "workloads", "rows", "iso", "model_errors",
+                                          "assumptions") if k in result}
+        (stage / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
+    out = Path(out).absolute()
+    return {"report": str(out / "report.md"), "summary": str(out / "summary.json"),
+            "plots": [str(out / p) for p in PLOTS]}
+
+
+def render_markdown(result: dict) -> str:
+    """The report's text (Markdown)."""
     chip = result["chip"]
     md = [f"# Build versus buy: {chip['name']} against Nvidia GPUs", "",
           f"{chip['description']}", "",
@@ -227,12 +244,14 @@ def write_report(result: dict, out: Path) -> dict:
                             ("eccn", "ECCN")])
     if result.get("iso"):
         md += ["", "## Iso-area, iso-power and iso-cost", "",
-               "The custom chip resized (number of cores) to each GPU's die area, TDP or price; `ratio` = its "
+               "The custom chip resized (number of cores) to each GPU's die area, TDP or price, never past the "
+               "reticle limit (`binds` says which stopped it); `ratio` = its "
                "throughput over the GPU's on the same workload. [area, energy and cost models; time: cycle model]", ""]
         md += _table([r for r in result["iso"] if "ratio" in r],
                      [("view", "view"), ("gpu", "matched to"), ("workload", "workload"), ("cores", "cores"),
                       ("die_mm2", "die mm²"), ("tdp_W", "TDP W"), ("unit_cost_usd", "unit $"),
-                      ("throughput", "throughput"), ("gpu_throughput", "GPU throughput"), ("ratio", "ratio")])
+                      ("throughput", "throughput"), ("gpu_throughput", "GPU throughput"), ("ratio", "ratio"),
+                      ("binds", "binds")])
         md += [f"- {r['view']} with {r['gpu']}: {r['note']}" for r in result["iso"] if "note" in r]
     md += ["", "## Models behind the numbers and their measured errors", ""]
     md += [f"- **{k}**: {v}" for k, v in result["model_errors"].items()]
@@ -241,9 +260,4 @@ def write_report(result: dict, out: Path) -> dict:
     if notes:
         md += ["", "## Uncertain inputs", ""] + [f"- {n}" for n in notes]
     md += ["", "## Plots", ""] + [f"![{p}]({p})" for p in PLOTS]
-    (out / "report.md").write_text("\n".join(md) + "\n")
-    summary = {k: result[k] for k in ("chip", "devices", "workloads", "rows", "iso", "model_errors", "assumptions")
-               if k in result}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
-    return {"report": str(out / "report.md"), "summary": str(out / "summary.json"),
-            "plots": [str(out / p) for p in PLOTS]}
+    return "\n".join(md) + "\n"

@@ -2,9 +2,10 @@
 file and the field."""
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -21,7 +22,7 @@ class SpecError(UserError):
         super().__init__(f"{path}: {field}: {message}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_cached(path: str, mtime_ns: int) -> Any:
     try:
         return yaml.safe_load(Path(path).read_text())

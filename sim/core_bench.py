@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from ..config import AcceleratorConfig
+from ..errors import SimulationError, UserError
 from ..hdl.accelerator import COUNTERS, AcceleratorCore
 from .golden import golden_matmul
 
@@ -74,12 +76,72 @@ def layout_products(config: AcceleratorConfig, products: list[tuple[np.ndarray, 
     return mem, layout
 
 
-def run_gemms(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.ndarray]], *, latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0,
-              seed: int = 0, reset_after_cycles: int | None = None, max_cycles: int = 2_000_000) -> list[CoreRun]:
+def check_products(config: AcceleratorConfig, products) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``products`` as a list of (A, B) integer matrices that fit the core: 2-D, A's
+    columns = B's rows, 1..65535 in every dimension (the descriptor's 16-bit fields),
+    values in the input format's range."""
+    from ..checks import is_int
+
+    if isinstance(products, (str, bytes)) or not hasattr(products, "__iter__"):
+        raise TypeError(f"products must be a list of (A, B) pairs, not {type(products).__name__}")
+    out = []
+    dt = config.input_dtype
+    for i, pair in enumerate(products):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise UserError(f"products[{i}]: must be a pair (A, B), not {type(pair).__name__}")
+        a, b = (np.asarray(x) for x in pair)
+        for name, x in (("A", a), ("B", b)):
+            if x.ndim != 2:
+                raise UserError(f"products[{i}]: {name} must be a 2-D matrix, not {x.ndim}-D with shape {x.shape}")
+            if not all(1 <= d <= 65535 for d in x.shape):
+                raise UserError(f"products[{i}]: {name} has shape {x.shape}; every dimension must be in 1..65535")
+            if x.dtype.kind not in "iu" and not (x.dtype == object and all(is_int(v) for v in x.flat)):
+                raise UserError(f"products[{i}]: {name} must hold integers, not {x.dtype}")
+            lo, hi = int(x.min()), int(x.max())
+            if lo < dt.min_int or hi > dt.max_int:
+                raise UserError(f"products[{i}]: {name} holds {lo if lo < dt.min_int else hi}, outside {config.dtype} "
+                                f"({dt.min_int}..{dt.max_int})")
+        if a.shape[1] != b.shape[0]:
+            raise UserError(f"products[{i}]: A is {a.shape[0]}x{a.shape[1]} but B is {b.shape[0]}x{b.shape[1]} "
+                            "(A's columns must equal B's rows)")
+        out.append((a.astype(np.int64), b.astype(np.int64)))
+    if not out:
+        raise UserError("products: give at least one (A, B) pair")
+    return out
+
+
+def check_memory(*, latency: int, bytes_per_cycle: float, stall_prob: float, seed: int) -> None:
+    """The external memory's parameters, each named when wrong."""
+    from ..checks import check_int, check_real, check_seed
+
+    check_int("latency", latency, lo=1, hi=100_000)
+    check_real("bytes_per_cycle", bytes_per_cycle, lo=0.0, lo_open=True, hi=1024.0)
+    check_real("stall_prob", stall_prob, lo=0.0, hi=1.0, hi_open=True)
+    check_seed("seed", seed)
+
+
+def run_gemms(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.ndarray]], *, latency: int = 10,
+              bytes_per_cycle: float = 16.0, stall_prob: float = 0.0, seed: int = 0,
+              reset_after_cycles: int | None = None, max_cycles: int = 2_000_000,
+              vcd: str | Path | None = None) -> list[CoreRun]:
     """C = A @ B for each product, descriptors submitted back to back (the second waits on
     ``cmd.ready`` while the first runs). A row-major, B column-major, C row-major, at odd
     strides so that nothing relies on alignment. With ``reset_after_cycles`` the first
-    product is abandoned by a reset that many cycles into it, then all run cleanly."""
+    product is abandoned by a reset that many cycles into it, then all run cleanly. With
+    ``vcd``, the waveform is written to that file.
+
+    Raises
+    ------
+    UserError
+        A product that is not a pair of 2-D integer matrices of matching inner dimension
+        and in range, or a memory parameter out of range (``stall_prob`` must be < 1).
+    SimulationError
+        A GEMM did not finish within ``max_cycles``.
+    """
+    if not isinstance(config, AcceleratorConfig):
+        raise TypeError(f"config must be an AcceleratorConfig, not {type(config).__name__}")
+    check_memory(latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob, seed=seed)
+    products = check_products(config, products)
     mem, layout = layout_products(config, products, latency=latency, bytes_per_cycle=bytes_per_cycle,
                                   stall_prob=stall_prob, seed=seed)
     ab = (config.acc_bits + 7) // 8
@@ -112,7 +174,8 @@ def run_gemms(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.nda
                 if done:
                     break
             else:
-                raise RuntimeError(f"GEMM {d['m']}x{d['n']}x{d['k']} did not finish in {max_cycles} cycles")
+                raise SimulationError(f"GEMM {d['m']}x{d['n']}x{d['k']} did not finish in {max_cycles} cycles "
+                                      f"(seed {seed})")
             state["counters"].append({c: ctx.get(getattr(dut, c)) for c in COUNTERS})
         state["done"] = True
 
@@ -120,7 +183,12 @@ def run_gemms(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.nda
     sim.add_clock(1e-8)
     sim.add_testbench(host)
     sim.add_testbench(mem.process(dut.mem, config.beat_bytes, lambda: state["done"]), background=True)
-    sim.run()
+    if vcd is None:
+        sim.run()
+    else:
+        Path(vcd).parent.mkdir(parents=True, exist_ok=True)
+        with sim.write_vcd(str(vcd)):
+            sim.run()
     runs = []
     for (a, b), d, counters in zip(products, layout, state["counters"]):
         c = mem.load(d["c_addr"], d["m"], d["n"], row_stride=d["ldc"], elem_bytes=ab, signed=config.acc_signed)

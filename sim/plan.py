@@ -39,7 +39,7 @@ class Plan:
     @classmethod
     def build(cls, config: AcceleratorConfig, products: list[Product], *, seed: int,
               stall_prob: float = 0.0, reset_after_beats: int | None = None,
-              junk: Product | None = None) -> "Plan":
+              junk: Product | None = None) -> Plan:
         if not 0.0 <= stall_prob < 1.0:
             raise ValueError(f"stall_prob must be in [0, 1), not {stall_prob}")
         proto = ArrayProtocol(config)
@@ -61,7 +61,7 @@ class Plan:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "Plan":
+    def from_json(cls, text: str) -> Plan:
         d = json.loads(text)
         d["products"] = [StreamPlan(**p) for p in d["products"]]
         d["junk"] = StreamPlan(**d["junk"]) if d["junk"] else None
@@ -85,13 +85,13 @@ class RunResult:
     @property
     def cycles(self) -> list[int]:
         """Cycles per product, first input beat to last result beat inclusive."""
-        return [l - f + 1 for f, l in zip(self.first_cycle, self.last_cycle)]
+        return [last - first + 1 for first, last in zip(self.first_cycle, self.last_cycle)]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "RunResult":
+    def from_json(cls, text: str) -> RunResult:
         return cls(**json.loads(text))
 
 

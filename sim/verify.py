@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..config import AcceleratorConfig
+from ..errors import UserError
 from .amaranth_bench import run_plan_amaranth
 from .checker import Scoreboard
 from .plan import Plan
@@ -56,8 +57,13 @@ def verify_products(config: AcceleratorConfig, products: list[Product], *, seed:
     reset_midway : bool
         First push half of an extra product, reset the DUT with it in flight, then run.
     """
+    from ..checks import check_real, check_seed
+    from .runner import waveform_path
+
     if not products:
-        raise ValueError("products must not be empty")
+        raise UserError("products: give at least one product")
+    check_seed("seed", seed)
+    check_real("stall_prob", stall_prob, lo=0.0, hi=1.0, hi_open=True)
     sim_name = resolve_simulator(simulator)
     junk = products[0] if reset_midway else None
     reset_after = max(1, len(ArrayProtocol(config).operand_beats(junk)) // 2) if junk is not None else None
@@ -66,9 +72,11 @@ def verify_products(config: AcceleratorConfig, products: list[Product], *, seed:
     t0 = time.perf_counter()
     waveform = None
     if sim_name == "amaranth":
-        vcd = f"{config.name}-{config.config_hash}.vcd" if waves else None
-        result = run_plan_amaranth(plan, vcd=vcd)
-        waveform = vcd
+        vcd = waveform_path(config, "amaranth", "array", seed) if waves else None
+        if vcd is not None:
+            vcd.parent.mkdir(parents=True, exist_ok=True)
+        result = run_plan_amaranth(plan, vcd=None if vcd is None else str(vcd))
+        waveform = None if vcd is None else str(vcd)
     else:
         result, wpath = run_plan_hdl(plan, sim_name, waves=waves)
         waveform = str(wpath) if wpath else None
@@ -97,3 +105,88 @@ def verify_products(config: AcceleratorConfig, products: list[Product], *, seed:
         waveform=waveform,
         seconds=round(seconds, 3),
     )
+
+
+@dataclass
+class CoreVerifyReport:
+    """Outcome of whole GEMMs on the accelerator core (``systolab verify --json``).
+
+    Every per-GEMM field is a list in GEMM order, whatever the number of GEMMs."""
+
+    design: dict
+    passed: bool
+    gemms: int
+    mismatches: int
+    seed: int
+    simulator: str
+    shapes: list[list[int]]
+    cycles: list[int]
+    utilization: list[float]
+    counters: list[dict]
+    k_chunk: int
+    tile_m: int
+    memory: dict
+    messages: list[str] = field(default_factory=list)
+    waveform: str | None = None
+    seconds: float = 0.0
+    unit: str = "core"
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def verify_core(config: AcceleratorConfig, shapes: list[tuple[int, int, int]], *, seed: int,
+                simulator: str | None = None, latency: int = 10, bytes_per_cycle: float = 16.0,
+                stall_prob: float = 0.2, waves: bool = False) -> CoreVerifyReport:
+    """Whole GEMMs of ``shapes`` (M, N, K) with random operands (seeded) through the
+    accelerator core (external memory, buffers, tiled controller), C checked bit-exactly
+    against the golden model; cycles and utilisation from the core's own counters.
+
+    A mismatch message names the element, expected and got values, the seed and the
+    waveform (written with ``waves``; rerun with it to get one)."""
+    import numpy as np
+
+    from ..checks import check_int, check_seed
+    from .core_bench import check_memory, run_gemms
+    from .golden import golden_matmul
+    from .runner import run_core_hdl, waveform_path
+
+    check_memory(latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob, seed=seed)
+    check_seed("seed", seed)
+    if not shapes:
+        raise UserError("gemms: nothing to run")
+    shapes = [tuple(check_int(d, v, hi=65535) for d, v in zip("MNK", s)) for s in shapes]
+    sim = resolve_simulator(simulator)
+    rng = np.random.default_rng(seed)
+    dt = config.input_dtype
+    products = [(rng.integers(dt.min_int, dt.max_int, (M, K), endpoint=True),
+                 rng.integers(dt.min_int, dt.max_int, (K, N), endpoint=True)) for M, N, K in shapes]
+    memory = dict(latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob)
+    t0 = time.perf_counter()
+    if sim == "amaranth":
+        vcd = waveform_path(config, "amaranth", "core", seed) if waves else None
+        runs = run_gemms(config, products, seed=seed, vcd=vcd, **memory)
+        outs = [(r.c, r.counters) for r in runs]
+        violations = runs[0].violations
+        waveform = str(vcd) if vcd else None
+    else:
+        out = run_core_hdl(config, products, sim, seed=seed, waves=waves, **memory)
+        outs = [(np.array(c, dtype=object), cnt) for c, cnt in zip(out["c"], out["counters"])]
+        violations, waveform = out["violations"], out["waveform"]
+    where = f"waveform {waveform}" if waveform else "rerun with --waves for a waveform"
+    messages, mismatches = [], 0
+    for (a, b), (c, _) in zip(products, outs):
+        expected = golden_matmul(a, b, config)
+        wrong = np.argwhere(np.array(c, dtype=object) != expected.astype(object))
+        mismatches += len(wrong)
+        messages += [f"{a.shape[0]}x{b.shape[1]}x{a.shape[1]}: C[{r},{q}] expected {expected[r, q]}, got {c[r, q]} "
+                     f"(seed {seed}; {where})" for r, q in wrong[:5]]
+    messages += violations[:10]
+    counters = [cnt for _, cnt in outs]
+    return CoreVerifyReport(
+        design=config.to_dict(), passed=not mismatches and not violations, gemms=len(shapes),
+        mismatches=int(mismatches), seed=seed, simulator=sim, shapes=[list(s) for s in shapes],
+        cycles=[cnt["cycles"] for cnt in counters],
+        utilization=[cnt["macs"] / (config.rows * config.cols * cnt["cycles"]) for cnt in counters],
+        counters=counters, k_chunk=config.k_chunk, tile_m=config.tile_m, memory=memory, messages=messages,
+        waveform=waveform, seconds=round(time.perf_counter() - t0, 3))

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from .checks import is_int, is_real
 from .dtypes import HARDWARE_DTYPES, DType, get_dtype
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 
 DATAFLOWS = ("os", "ws")
 OVERFLOW_MODES = ("wrap", "saturate")
@@ -26,17 +28,17 @@ MAX_CHUNK = 1 << 15       # K-chunk / M-block limit (the controller's 16-bit cou
 
 
 def _check_kib(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1 << 20:
+    if not is_real(value) or not 0 < value <= 1 << 20:
         raise ConfigError(field, f"must be a buffer size in KiB, > 0 and <= 1048576, not {value!r}")
     return float(value)
 
 
 def _check_int(field: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise ConfigError(field, f"must be an integer in {lo}..{hi}, not {value!r}")
     if not lo <= value <= hi:
-        raise ConfigError(field, f"must be in {lo}..{hi}, not {value}")
-    return value
+        raise ConfigError(field, f"must be in {lo}..{hi}, not {value if abs(value) < 10**12 else 'a huge number'}")
+    return int(value)
 
 
 def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -95,6 +97,10 @@ class AcceleratorConfig:
     acc_buffer_kib: float = 16.0
 
     def __post_init__(self) -> None:
+        for name in ("rows", "cols", "acc_bits", "beat_bytes"):
+            value = getattr(self, name)
+            if is_int(value):      # numpy integers become plain ints (canonical JSON, hashing)
+                object.__setattr__(self, name, int(value))
         _check_int("rows", self.rows, 1, MAX_ARRAY_DIM)
         _check_int("cols", self.cols, 1, MAX_ARRAY_DIM)
         _check_choice("dataflow", self.dataflow, DATAFLOWS)
@@ -158,6 +164,12 @@ class AcceleratorConfig:
         return self.rows * self.cols
 
     @property
+    def buffer_kib(self) -> float:
+        """On-chip SRAM of the core in KiB: A and B buffers, and the accumulator buffer
+        for weight-stationary (output-stationary keeps its sums in the PEs)."""
+        return self.a_buffer_kib + self.b_buffer_kib + (self.acc_buffer_kib if self.dataflow == "ws" else 0.0)
+
+    @property
     def input_bytes(self) -> int:
         return self.input_dtype.bits // 8
 
@@ -213,7 +225,7 @@ class AcceleratorConfig:
 
     # -- loading ----------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "configuration") -> "AcceleratorConfig":
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "configuration") -> AcceleratorConfig:
         """Build from a mapping; unknown keys are an error naming the key and ``source``."""
         if not isinstance(data, Mapping):
             raise ConfigError(source, f"must be a table of fields, not {type(data).__name__}")
@@ -224,37 +236,41 @@ class AcceleratorConfig:
         return cls(**dict(data))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "AcceleratorConfig":
+    def from_file(cls, path: str | Path) -> AcceleratorConfig:
         """Load from a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file.
 
         The fields may sit at the top level or under an ``[accelerator]`` table.
         """
+        from .files import read_text
+
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError("config", f"no such file: {path}")
-        text = path.read_text()
+        if path.suffix not in (".toml", ".yaml", ".yml"):
+            raise ConfigError("config", f"{path}: use a .toml, .yaml or .yml file")
+        try:
+            text = read_text(path, parameter="config")
+        except UserError as exc:
+            raise ConfigError("config", str(exc).split(": ", 1)[-1]) from None
         try:
             if path.suffix == ".toml":
                 data: Any = tomllib.loads(text)
-            elif path.suffix in (".yaml", ".yml"):
+            else:
                 import yaml
 
-                data = yaml.safe_load(text) or {}
-            else:
-                raise ConfigError("config", f"{path}: use a .toml, .yaml or .yml file")
-        except (tomllib.TOMLDecodeError, ValueError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError("config", f"{path}: cannot parse: {exc}") from None
-        except Exception as exc:  # yaml.YAMLError and friends
-            raise ConfigError("config", f"{path}: cannot parse: {exc}") from None
+                data = yaml.safe_load(text)
+                data = {} if data is None else data
+        except Exception as exc:  # tomllib.TOMLDecodeError, yaml.YAMLError and friends
+            raise ConfigError("config", f"{path}: cannot parse: {' '.join(str(exc).split())}") from None
         if isinstance(data, Mapping) and "accelerator" in data:
+            others = sorted(set(data) - {"accelerator"})
+            if others:
+                raise ConfigError(others[0], f"sits beside the [accelerator] table in {path}: put every field "
+                                             "inside the table (or drop the table)")
             data = data["accelerator"]
         try:
             return cls.from_dict(data, source=str(path))
         except ConfigError as exc:
             raise ConfigError(exc.field, f"{exc.args[0].split(': ', 1)[1]} (in {path})") from None
 
-    def replace(self, **changes: Any) -> "AcceleratorConfig":
+    def replace(self, **changes: Any) -> AcceleratorConfig:
         """A copy with some fields changed (validated again)."""
         return AcceleratorConfig.from_dict({**self.to_dict(), **changes})

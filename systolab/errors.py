@@ -1,12 +1,35 @@
 """Exceptions for user mistakes.
 
-Every error raised for bad input derives from :class:`UserError` and names the parameter
-that is wrong; the command line prints such errors as one line and exits non-zero.
+Every error raised for bad input derives from :class:`UserError` and carries the
+parameter that is wrong (:attr:`UserError.parameter`); the command line prints such
+errors as one line, puts the parameter into its JSON error object, and exits with 2.
 """
+from __future__ import annotations
+
+import re
+
+_LEADING_NAME = re.compile(r"\s*([A-Za-z_][\w.\[\]-]*)\s*:\s")
 
 
 class UserError(ValueError):
-    """Bad input from a user: a parameter, a file or a command-line flag."""
+    """Bad input from a user: a parameter, a file or a command-line flag.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, including the bad value. By convention it starts with the
+        parameter's name and a colon (``"seq-len: must be ..."``).
+    parameter : str, optional
+        The parameter as the user spells it; when omitted, the name before the first
+        colon of ``message``.
+    """
+
+    def __init__(self, message: str, *, parameter: str | None = None):
+        super().__init__(message)
+        if parameter is None:
+            m = _LEADING_NAME.match(message)
+            parameter = m.group(1) if m else None
+        self.parameter: str | None = parameter
 
 
 class ConfigError(UserError):
@@ -22,7 +45,7 @@ class ConfigError(UserError):
 
     def __init__(self, field: str, message: str):
         self.field = field
-        super().__init__(f"{field}: {message}")
+        super().__init__(f"{field}: {message}", parameter=field)
 
 
 class SimulationError(RuntimeError):

@@ -13,8 +13,20 @@ def run_cli(*args):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def test_rtl_writes_the_core_by_default(tmp_path, capsys):
+    assert main(["rtl", "--rows", "3", "--cols", "2", "--dataflow", "ws", "--out", str(tmp_path / "rtl"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["top"] == "systolab_core" and out["unit"] == "core"
+    assert out["params"]["rows"] == 3 and out["params"]["tile_m"] > 0
+    assert "module systolab_core" in (tmp_path / "rtl" / "systolab_core.v").read_text()
+    names = {p["name"] for p in out["ports"]}
+    assert {"cmd__payload", "mem__rd_cmd__valid", "mem__wr_data__payload", "done", "cycles"} <= names
+
+
 def test_rtl_writes_verilog_and_manifest(tmp_path, capsys):
-    assert main(["rtl", "--rows", "3", "--cols", "2", "--dataflow", "ws", "--out", str(tmp_path), "--json"]) == 0
+    tmp_path = tmp_path / "rtl"
+    assert main(["rtl", "--unit", "array", "--rows", "3", "--cols", "2", "--dataflow", "ws", "--out", str(tmp_path),
+                 "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["top"] == "systolab_top"
     assert out["params"]["rows"] == 3 and out["params"]["dataflow"] == "ws"
@@ -28,10 +40,12 @@ def test_rtl_writes_verilog_and_manifest(tmp_path, capsys):
 
 def test_rtl_does_not_rewrite_unchanged_verilog(tmp_path, capsys):
     main(["rtl", "--out", str(tmp_path), "--json"])
-    v = tmp_path / "systolab_top.v"
+    v = tmp_path / "systolab_core.v"
     stamp = v.stat().st_mtime_ns
     main(["rtl", "--out", str(tmp_path), "--json"])
     assert v.stat().st_mtime_ns == stamp
+    main(["rtl", "--rows", "3", "--out", str(tmp_path), "--json"])
+    assert v.stat().st_mtime_ns != stamp
 
 
 @pytest.mark.parametrize("args", [
@@ -73,7 +87,7 @@ def test_verify_whole_gemm_on_the_core(gemm, dataflow, capsys):
                  "--sim", "amaranth", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["passed"] and out["mismatches"] == 0 and out["shapes"] == [[int(v) for v in gemm.split("x")]]
-    assert out["cycles"][0] == out["counters"]["cycles"] and 0 < out["utilization"] <= 1
+    assert out["cycles"][0] == out["counters"][0]["cycles"] and 0 < out["utilization"][0] <= 1
 
 
 def test_verify_core_reaches_95_percent_on_64_cubed():
@@ -81,7 +95,7 @@ def test_verify_core_reaches_95_percent_on_64_cubed():
                            "--stall-prob", "0", "--json")
     assert rc == 0, err
     report = json.loads(out)
-    assert report["passed"] and report["utilization"] >= 0.95
+    assert report["passed"] and report["utilization"][0] >= 0.95
 
 
 @pytest.mark.parametrize("args, parameter", [
@@ -90,29 +104,39 @@ def test_verify_core_reaches_95_percent_on_64_cubed():
     (["verify", "--dtype", "int7", "--json"], "dtype"),
     (["verify", "--acc-bits", "8", "--json"], "acc_bits"),
     (["verify", "--overflow", "clip", "--json"], "overflow"),
-    (["verify", "--unit", "array", "--dataflow", "ws", "--gemm", "1x1x9", "--json"], None),
+    (["verify", "--unit", "array", "--dataflow", "ws", "--gemm", "1x1x9", "--json"], "gemm"),
     (["verify", "--a-buffer-kib", "0.001", "--json"], "a_buffer_kib"),
     (["verify", "--beat-bytes", "3", "--json"], "beat_bytes"),
-    (["verify", "--gemm", "4x4x4", "--latency", "0", "--json"], None),
-    (["verify", "--gemm", "banana", "--json"], None),
-    (["verify", "--sim", "modelsim", "--json"], None),
-    (["verify", "--stall-prob", "1.5", "--json"], None),
-    (["rtl", "--json"], None),
-    (["verify", "--rows", "x", "--json"], None),
+    (["verify", "--gemm", "4x4x4", "--latency", "0", "--json"], "latency"),
+    (["verify", "--gemm", "banana", "--json"], "gemm"),
+    (["verify", "--sim", "modelsim", "--json"], "sim"),
+    (["verify", "--stall-prob", "1.5", "--json"], "stall-prob"),
+    (["verify", "--stall-prob", "1", "--json"], "stall-prob"),
+    (["verify", "--seed", "-1", "--json"], "seed"),
+    (["verify", "--unit", "array", "--latency", "5", "--json"], "latency"),
+    (["rtl", "--json"], "out"),
+    (["rtl", "--out", "", "--json"], "out"),
+    (["verify", "--rows", "x", "--json"], "rows"),
+    (["validate", "--seed", "-1", "--json"], "seed"),
+    (["perf", "--gemm", "8x8x8", "--bytes-per-cycle", "inf", "--json"], "bytes-per-cycle"),
+    (["perf", "--gemm", "8x8x8", "--batch", "4", "--json"], "batch"),
+    (["perf", "--gemm", "1" * 321 + "x8x8", "--json"], "gemm"),
 ])
 def test_bad_input_is_one_line_without_traceback(args, parameter):
     rc, out, err = run_cli(*args)
-    assert rc != 0
+    assert rc == 2
     assert "Traceback" not in err and "Traceback" not in out
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("systolab: error:")
-    payload = json.loads(out)
-    assert payload["parameter"] == parameter
-    flag = {"gemm": "gemm", "sim": "sim", "stall": "stall-prob", "rtl": "--out", "x": "--rows", "lat": "latency"}
-    if parameter:
-        assert parameter in lines[0]
-    else:
-        assert any(word in lines[0] for word in flag.values())
+    assert len(lines) == 1 and lines[0].startswith(f"systolab: error: {parameter}:"), lines
+    assert json.loads(out)["parameter"] == parameter
+
+
+def test_rtl_refuses_a_file_or_a_foreign_folder(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    for out, why in ((f, "is a file"), (f / "sub", "is a file"), (tmp_path, "holds files systolab did not write")):
+        rc, _, err = run_cli("rtl", "--out", str(out))
+        assert rc == 2 and "out: " in err and why in err and "Traceback" not in err
 
 
 def test_config_file_and_flag_override(tmp_path, capsys):
@@ -126,9 +150,11 @@ def test_config_file_and_flag_override(tmp_path, capsys):
 def test_gpu_json_contract(capsys):
     assert main(["gpu", "--gpu", "h100-sxm", "--gemm", "4096x4096x4096", "--dtype", "bf16", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    for key in ("seconds", "tflops", "bound", "compute_efficiency", "memory_efficiency", "wave_efficiency"):
+    for key in ("seconds", "tflops", "bound", "gemms", "workload", "units_per_second"):
         assert key in out
-    assert out["bound"] == "compute" and 700 < out["tflops"] < 989.4
+    for key in ("compute_efficiency", "memory_efficiency", "wave_efficiency"):
+        assert key in out["gemms"][0]
+    assert out["bound"] == "compute" and 700 < out["tflops"] < 989.4 and out["workload"] is None
 
 
 @pytest.mark.parametrize("gpu, eccn", [("a100-sxm4-80gb", "3A090.a.1"), ("h100-sxm", "3A090.a.1"),
@@ -145,6 +171,17 @@ def test_export_control_custom_chip(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["eccn"] == "none" and out["tpp"] == pytest.approx(734, abs=1)
     assert out["headroom"]["largest_square_array_outside_3A090"] >= 256
+    assert out["headroom"]["tpp_limit_outside_3A090"] == pytest.approx(1600)
+
+
+def test_export_control_needs_the_inputs_its_rule_tests(capsys):
+    args = ["export-control", "--rows", "4096", "--cols", "4096", "--clock-mhz", "10000", "--die-area-mm2", "100",
+            "--rule-date", "2023-01-01", "--json"]
+    assert main(args) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["parameter"] == "io-bidir-gbps"
+    assert main(args[:-1] + ["--io-bidir-gbps", "900", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["eccn"] == "3A090.a"
 
 
 @pytest.mark.parametrize("args, word", [
@@ -152,7 +189,13 @@ def test_export_control_custom_chip(capsys):
     (["gpu", "--gpu", "h100-sxm"], "gemm"),
     (["gpu", "--gpu", "h100-sxm", "--gemm", "1x1x1", "--dtype", "int3"], "dtype"),
     (["export-control", "--rows", "4"], "cols"),
-    (["export-control", "--gpu", "h20", "--rows", "4"], "gpu"),
+    (["export-control", "--gpu", "h20", "--rows", "4"], "rows"),
+    (["export-control", "--gpu", "h20", "--cores", "4"], "cores"),
+    (["export-control", "--gpu", "h20", "--not-data-center"], "not-data-center"),
+    (["export-control", "--rows", "4", "--cols", "4", "--clock-mhz", "inf", "--die-area-mm2", "10"], "clock-mhz"),
+    (["export-control", "--rows", "4", "--cols", "4", "--clock-mhz", "9", "--die-area-mm2", "10",
+      "--io-bidir-gbps", "-5"], "io-bidir-gbps"),
+    (["gpu", "--gpu", "h100-sxm", "--workload", "llama3-8b-decode", "--seq-len", "100000000"], "workload"),
     (["export-control", "--gpu", "h20", "--rule-date", "yesterday"], "rule-date"),
 ])
 def test_model_commands_reject_bad_input_in_one_line(args, word):

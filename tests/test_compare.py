@@ -1,5 +1,6 @@
 """Chip model, sizing helpers, the comparison and `systolab compare`."""
 import json
+import re
 import subprocess
 import sys
 
@@ -44,21 +45,63 @@ def test_sizing_helpers():
         match_gpu(chip, "h100-sxm", by="colour")
 
 
-def test_bad_chip_files_name_the_field(tmp_path):
+def _chip_file(tmp_path, edit):
+    """A one-chip YAML file: the default chip with ``edit`` applied to its table."""
+    import yaml
+
+    from systolab.models.chip import CHIPS_FILE
+
+    d = yaml.safe_load(CHIPS_FILE.read_text())
+    table = d["chips"][d["default"]]
+    edit(table)
     f = tmp_path / "chips.yaml"
-    f.write_text("schema: systolab-chips/1\nchips:\n  x:\n    core: {rows: 0}\n")
-    with pytest.raises(SpecError, match="rows"):
+    f.write_text(yaml.safe_dump({"schema": "systolab-chips/1", "chips": {"x": table}}))
+    return f
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda t: t["core"].__setitem__("rows", 0), "chips.x.core.rows: must be in 1..64"),
+    (lambda t: t["dram"].__setitem__("kind", "SRAM"), "chips.x.dram.kind: must be one of HBM, DDR"),
+    (lambda t: t.__setitem__("colck_mhz", 900), "chips.x.colck_mhz: unknown chip field"),
+    (lambda t: t.pop("core"), "chips.x.core: missing"),
+    (lambda t: t["dram"].__setitem__("latency", 5), "chips.x.dram.latency: unknown DRAM field"),
+    (lambda t: t.__setitem__("clock_mhz", float("inf")), "chips.x.clock_mhz: must be a finite number"),
+    (lambda t: t.__setitem__("cores", 0), "chips.x.cores: must be in 1.."),
+    (lambda t: t.__setitem__("noc_overhead_fraction", 1.0), "chips.x.noc_overhead_fraction: must be < 1"),
+])
+def test_bad_chip_files_name_the_field(tmp_path, edit, field):
+    f = _chip_file(tmp_path, edit)
+    with pytest.raises(SpecError, match=re.escape(field)):
         load_chips(str(f))
-    f.write_text("schema: systolab-chips/1\nchips:\n  x:\n    core: {rows: 4}\n    dram: {kind: SRAM}\n")
-    with pytest.raises(SpecError, match="dram.kind"):
-        load_chips(str(f))
+
+
+def test_unknown_chip_name():
     with pytest.raises(UserError, match="chip"):
         get_chip("no-such-chip")
 
 
+def test_chip_config_is_validated_and_derived():
+    from systolab.models.chip import ReticleWarning
+
+    chip = get_chip()
+    small = chip.derive(rows=32, cols=32, cores=300)
+    assert small.name == "sl-n4-os64+cols=32,cores=300,rows=32" and small.core.rows == 32
+    assert small.config_hash != chip.config_hash and chip.derive(name="copy").config_hash == chip.config_hash
+    assert chip.derive(dram_stacks=4).dram.GBps == 4 * chip.dram.GBps_per_stack
+    with pytest.warns(ReticleWarning, match="reticle limit"):
+        chip.derive(cores=4000)
+    with pytest.raises(UserError, match="colour: not a chip, core or DRAM field"):
+        chip.derive(colour="red")
+    with pytest.raises(UserError, match="cores: must be in 1"):
+        chip.derive(cores=0)
+    with pytest.raises(UserError, match="rows: must be in 1..64"):
+        chip.derive(rows=65)
+
+
 def test_compare_rows_cover_every_device_and_workload():
     chip = get_chip()
-    result = compare(chip, workloads=("llama3-8b-decode", "dlrm"), gpus=("h100-sxm", "h20"), progress=lambda m: None)
+    result = compare(chip, workloads=("llama3-8b-decode", "dlrm"), gpus=("h100-sxm", "h20"),
+                     iso=("area", "power", "price"), progress=lambda m: None)
     assert len(result["rows"]) == 2 * 3
     perf = chip.workload_perf(get_workload("dlrm", dtype="int8").gemms)
     mine = next(r for r in result["rows"] if r["device"] == chip.name and r["workload"] == "dlrm")
@@ -73,6 +116,8 @@ def test_compare_rows_cover_every_device_and_workload():
     assert {r["view"] for r in iso} == {"iso-area", "iso-power", "iso-price"}
     area = next(r for r in iso if r["view"] == "iso-area" and r["gpu"] == "h100-sxm")
     assert area["die_mm2"] <= 814 and area["ratio"] == pytest.approx(area["throughput"] / area["gpu_throughput"])
+    assert all(r["die_mm2"] <= 858 for r in iso)          # never past the reticle limit
+    assert not compare(chip, workloads=("dlrm",), gpus=("h20",), progress=lambda m: None)["iso"]
     with pytest.raises(UserError, match="gpu"):
         compare(chip, gpus=("h100-sxm", "rtx-4090"), progress=lambda m: None)
 

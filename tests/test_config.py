@@ -41,7 +41,9 @@ def test_int16_needs_32_bit_accumulator():
 
 def test_frozen():
     c = AcceleratorConfig()
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         c.rows = 8  # type: ignore[misc]
 
 

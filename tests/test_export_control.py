@@ -4,7 +4,7 @@ from systolab.errors import UserError
 from systolab.models import export_control as ec
 from systolab.models.gpu_specs import get_gpu, load_gpus
 
-# Classes from ../shared/reference/gpus.csv (class_oct2023_datacenter and class_oct2022).
+# Classes as published for each GPU (docs/reference.md): Oct-2023 data-center classes and Oct-2022.
 EXPECTED_2023 = {
     "v100-sxm2": "none", "a100-sxm4-80gb": "3A090.a.1", "a800-sxm4-80gb": "3A090.a.1", "h100-sxm": "3A090.a.1",
     "h100-pcie": "3A090.a.1", "h800-sxm": "3A090.a.1", "h20": "none", "h200-sxm": "3A090.a.1",
@@ -77,17 +77,19 @@ def test_designing_around_the_rule():
     f = ec.max_clock_mhz(rows=256, cols=256, dtype="int8", die_area_mm2=331)
     assert ec.custom_chip_tpp(rows=256, cols=256, dtype="int8", clock_mhz=f) < 1600
     assert ec.custom_chip_tpp(rows=256, cols=256, dtype="int8", clock_mhz=f + 1) >= 1600
-    # A big die can carry more TPP outside 3A090: PD < 1.6 with TPP < 4800.
-    assert ec.max_tpp(die_area_mm2=2000) == pytest.approx(3199, abs=1)
+    # A big die can carry more TPP outside 3A090: PD < 1.6 with TPP < 4800 (limit 1.6 x 2000).
+    assert ec.max_tpp(die_area_mm2=2000) == pytest.approx(3200)
     with pytest.raises(UserError, match="allowed: unknown class"):
         ec.max_tpp(die_area_mm2=100, allowed=("3A090.z",))
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(rows=0, cols=4, dtype="int8", clock_mhz=700, die_area_mm2=100), "rows: must be a positive integer"),
-    (dict(rows=4, cols=4, dtype="int8", clock_mhz=-1, die_area_mm2=100), "clock-mhz: must be a positive number"),
+    (dict(rows=0, cols=4, dtype="int8", clock_mhz=700, die_area_mm2=100), "rows: must be in 1.."),
+    (dict(rows=4, cols=4, dtype="int8", clock_mhz=-1, die_area_mm2=100), "clock-mhz: must be > 0"),
+    (dict(rows=4, cols=4, dtype="int8", clock_mhz=float("inf"), die_area_mm2=100), "clock-mhz: must be a finite"),
     (dict(rows=4, cols=4, dtype="int4", clock_mhz=700, die_area_mm2=100), "dtype: 'int4' has no TPP bit length"),
-    (dict(rows=4, cols=4, dtype="int8", clock_mhz=700, die_area_mm2=0), "die-area-mm2: must be a positive number"),
+    (dict(rows=4, cols=4, dtype="int8", clock_mhz=700, die_area_mm2=0), "die-area-mm2: must be > 0"),
+    (dict(rows=4, cols=4, dtype="int8", clock_mhz=700, die_area_mm2=100, io_bidir_GBps=-1), "io-bidir-gbps: must be >= 0"),
 ])
 def test_bad_custom_chip_inputs(kwargs, message):
     with pytest.raises(UserError, match=message):
@@ -97,3 +99,44 @@ def test_bad_custom_chip_inputs(kwargs, message):
 def test_bad_rule_date():
     with pytest.raises(UserError, match="rule-date: expected YYYY-MM-DD"):
         ec.rule_set_for("17/11/2023")
+
+
+def test_non_finite_tpp_is_refused():
+    with pytest.raises(UserError, match="tpp: must be a finite number"):
+        ec.classify(tpp=float("nan"), die_area_mm2=100)
+
+
+def test_numpy_integers_are_accepted():
+    import numpy as np
+
+    r = ec.classify_custom(rows=np.int64(64), cols=np.int32(64), dtype="int8", clock_mhz=np.float64(700),
+                           die_area_mm2=100, cores=np.int64(2))
+    assert r.tpp == pytest.approx(2 * 2 * 64 * 64 * 700e6 / 1e12 * 8)
+
+
+def test_unknown_inputs_leave_the_class_undetermined():
+    # Oct-2022: TPP >= 4800 is controlled only with I/O >= 600 GB/s, so without the I/O
+    # figure the class cannot be decided (it used to read "none").
+    r = ec.classify(tpp=2_684_355, die_area_mm2=100, rule_date="2023-01-01")
+    assert r.eccn == "undetermined" and r.missing == ("io-bidir-gbps",) and not r.determined
+    assert ec.classify(tpp=2_684_355, die_area_mm2=100, io_bidir_GBps=100, rule_date="2023-01-01").eccn == "none"
+    assert ec.classify(tpp=2_684_355, die_area_mm2=100, io_bidir_GBps=900, rule_date="2023-01-01").eccn == "3A090.a"
+    # Oct-2023: a TPP of 3000 without a die area may be a.2, b.1 or none
+    assert ec.classify(tpp=3000, die_area_mm2=None).missing == ("die-area-mm2",)
+    # ... while a TPP of 5000 is a.1 whatever the area
+    assert ec.classify(tpp=5000, die_area_mm2=None).eccn == "3A090.a.1"
+
+
+def test_headroom_follows_every_input():
+    # not designed for data centers: outside 3A090 up to TPP 4800 whatever the density
+    assert ec.max_tpp(die_area_mm2=100, data_center=False) == pytest.approx(4800)
+    assert ec.max_tpp(die_area_mm2=100) == pytest.approx(1600)         # a.2: TPP >= 1600 at PD 16
+    # Oct-2022 with I/O under 600 GB/s: never controlled, so no limit (not a search bound)
+    assert ec.max_tpp(die_area_mm2=100, io_bidir_GBps=400, rule_date="2023-01-01") is None
+    assert ec.max_clock_mhz(rows=64, cols=64, dtype="int8", die_area_mm2=100, io_bidir_GBps=400,
+                            rule_date="2023-01-01") is None
+    with pytest.raises(UserError, match="io-bidir-gbps: needed"):
+        ec.max_tpp(die_area_mm2=100, rule_date="2023-01-01")
+    n = ec.largest_square_array(dtype="int8", clock_mhz=1000, die_area_mm2=100, data_center=False)
+    assert ec.custom_chip_tpp(rows=n, cols=n, dtype="int8", clock_mhz=1000) < 4800
+    assert ec.custom_chip_tpp(rows=n + 1, cols=n + 1, dtype="int8", clock_mhz=1000) >= 4800

@@ -11,7 +11,6 @@ from systolab.errors import UserError
 from systolab.models.perf import MemorySystem, chip_perf, core_perf, split_gemm, workload_perf
 from systolab.sim.validate import default_cases, validate
 
-
 # cycle residual allowed per validation case: none (the model is exact on the whole grid)
 RESIDUAL = [0, 0, 0, 0, 0, 0]
 
@@ -135,6 +134,6 @@ def test_perf_table_is_one_call_over_configs_and_shapes():
     assert t["cycles"].shape == (2, 3)
     assert t["cycles"][0, 0] == 16443 == t["cycles"][0, 2]
     assert t["cycles"][1, 1] == core_perf(cfgs[1], 1, 4096, 4096, MemorySystem(10, 16)).cycles
-    assert ((0 < t["utilization"]) & (t["utilization"] <= 1)).all()
+    assert ((t["utilization"] > 0) & (t["utilization"] <= 1)).all()
     with pytest.raises(UserError, match="shapes"):
         perf_table(cfgs, [(1, 2)])

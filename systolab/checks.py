@@ -1,0 +1,74 @@
+"""Parameter checks shared by every public function and command.
+
+Each check takes the parameter's name as the user spells it, accepts what a user
+naturally passes (numpy integers and floats included, never ``bool``), rejects what
+would break a model later (``inf``, ``nan``, out-of-range values, 300-digit integers),
+and raises :class:`~systolab.errors.UserError` naming the parameter.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+from .errors import UserError
+
+#: Largest GEMM dimension or count the models accept (beyond it, nothing is meaningful
+#: and integer arithmetic in numpy would overflow).
+MAX_DIM = 2**31 - 1
+#: Seeds go to numpy's generators, which take non-negative integers.
+MAX_SEED = 2**63 - 1
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: Any, *, lo: int = 1, hi: int = MAX_DIM) -> int:
+    """``value`` as an ``int`` in ``lo..hi``."""
+    if not is_int(value):
+        raise UserError(f"{name}: must be an integer in {lo}..{hi}, not {value!r}", parameter=name)
+    v = int(value)
+    if not lo <= v <= hi:
+        shown = v if abs(v) < 10**12 else f"a {len(str(abs(v)))}-digit number"
+        raise UserError(f"{name}: must be in {lo}..{hi}, not {shown}", parameter=name)
+    return v
+
+
+def check_seed(name: str, value: Any) -> int:
+    return check_int(name, value, lo=0, hi=MAX_SEED)
+
+
+def check_real(name: str, value: Any, *, lo: float | None = None, hi: float | None = None,
+               lo_open: bool = False, hi_open: bool = False) -> float:
+    """``value`` as a finite ``float`` within the bounds (open or closed)."""
+    if not is_real(value):
+        raise UserError(f"{name}: must be a number, not {value!r}", parameter=name)
+    v = float(value)
+    if not math.isfinite(v):
+        raise UserError(f"{name}: must be a finite number, not {v}", parameter=name)
+    if lo is not None and (v <= lo if lo_open else v < lo):
+        raise UserError(f"{name}: must be {'>' if lo_open else '>='} {lo:g}, not {v:g}", parameter=name)
+    if hi is not None and (v >= hi if hi_open else v > hi):
+        raise UserError(f"{name}: must be {'<' if hi_open else '<='} {hi:g}, not {v:g}", parameter=name)
+    return v
+
+
+def check_positive(name: str, value: Any) -> float:
+    """A finite number > 0."""
+    return check_real(name, value, lo=0.0, lo_open=True)
+
+
+def check_nonnegative(name: str, value: Any) -> float:
+    """A finite number >= 0."""
+    return check_real(name, value, lo=0.0)
+
+
+def check_choice(name: str, value: Any, choices) -> str:
+    if value not in tuple(choices):
+        raise UserError(f"{name}: must be one of {', '.join(map(str, choices))}, not {value!r}", parameter=name)
+    return value

@@ -1,0 +1,75 @@
+"""``systolab area``: silicon area from synthesis and from the analytic model; energy of a GEMM."""
+from __future__ import annotations
+
+import argparse
+
+from .common import design_from_args, emit
+
+
+def add_parser(sub, parents) -> None:
+    p = sub.add_parser("area", parents=[parents.design, parents.json],
+                       help="silicon area from synthesis and from the analytic model; energy of a GEMM")
+    p.add_argument("--node", default="n7", help="process node: n28, n16, n7 (default), n5, n4, n3")
+    p.add_argument("--liberty", metavar="FILE", help="also map to this Liberty standard-cell library (um2)")
+    p.add_argument("--gemm", metavar="MxNxK", help="also report energy, power and TOPS/W of this GEMM")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models import area as area_model
+    from ..models.energy import gemm_energy
+    from ..models.gemm import parse_gemm
+    from ..models.nodes import get_node
+    from ..models.synthesis import synthesize
+
+    config = design_from_args(args)
+    node = get_node(args.node)
+    gemm = parse_gemm(args.gemm, dtype=config.dtype) if args.gemm else None
+    synth = synthesize(config)
+    model = area_model.model_area(config, node=node.name)
+    synth_mm2 = area_model.synth_area_mm2(synth.transistors, node.name)
+    payload = {
+        "design": config.to_dict(), "node": node.name,
+        "synth_area_mm2": synth_mm2, "model_area_mm2": model.mm2,
+        "model_error_pct": 100 * (model.mm2 - synth_mm2) / synth_mm2,
+        "synth_transistors": synth.transistors, "model_transistors": model.transistors,
+        "nand2_equivalent": synth.nand2_equivalent,
+        "breakdown": synth.breakdown(),
+        "cells_by_type": {"pe": synth.pe.cells_by_type, "top_level": synth.top.cells_by_type},
+        "flip_flops": synth.pe_count * synth.pe.flip_flops + synth.top.flip_flops,
+        "logic_depth_gates": {"pe": synth.pe.logic_depth, "top_level": synth.top.logic_depth},
+        "assumed_clock_MHz": node.default_clock_MHz.value,
+        "clock_source": node.default_clock_MHz.source,
+        "assumptions": list(model.assumptions),
+        "liberty": None, "energy": None,
+    }
+    if args.liberty:
+        lib = synthesize(config, liberty=args.liberty)
+        payload["liberty"] = {"file": str(args.liberty), "area_um2": lib.area_um2,
+                              "area_mm2": lib.area_um2 / 1e6,
+                              "note": "at the library's own process, not scaled to --node"}
+    if gemm is not None:
+        e = gemm_energy(config, gemm, node=node.name)
+        payload["energy"] = {"gemm": args.gemm, "joules": e.joules, "seconds": e.seconds,
+                             "average_watts": e.average_watts, "tops_per_watt": e.tops_per_watt,
+                             "assumptions": list(e.assumptions)}
+
+    def human(p: dict) -> str:
+        b = p["breakdown"]
+        lines = [f"{config.name} at {p['node']}: synthesis {p['synth_area_mm2']:.4f} mm2, "
+                 f"model {p['model_area_mm2']:.4f} mm2 ({p['model_error_pct']:+.2f} %)",
+                 f"  {p['synth_transistors']} transistors, {p['nand2_equivalent']:.0f} NAND2-eq, "
+                 f"{p['flip_flops']} flip-flops; PEs {b['pe_share']:.1%} of the area",
+                 f"  logic depth (gates): PE {p['logic_depth_gates']['pe']}, top {p['logic_depth_gates']['top_level']}; "
+                 f"assumed clock {p['assumed_clock_MHz']:g} MHz"]
+        if p["liberty"]:
+            lines.append(f"  liberty {p['liberty']['file']}: {p['liberty']['area_um2']:.0f} um2")
+        if p["energy"]:
+            e = p["energy"]
+            lines.append(f"  {e['gemm']}: {e['joules'] * 1e6:.2f} uJ in {e['seconds'] * 1e6:.1f} us, "
+                         f"{e['average_watts']:.3f} W, {e['tops_per_watt']:.2f} TOPS/W")
+        lines += [f"  assumption: {a}" for a in p["assumptions"]]
+        return "\n".join(lines)
+
+    emit(args, payload, human)
+    return 0

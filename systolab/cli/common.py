@@ -1,0 +1,170 @@
+"""What the commands share: the parser class, argument types, parent parsers for the
+design, memory and workload flags, and the one way a command prints its result."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from ..checks import MAX_DIM, MAX_SEED
+from ..config import AcceleratorConfig
+from ..errors import UserError
+
+DESIGN_FIELDS = ("rows", "cols", "dataflow", "dtype", "acc_bits", "overflow", "beat_bytes", "a_buffer_kib",
+                 "b_buffer_kib", "acc_buffer_kib")
+
+_ARG_NAME = re.compile(r"argument (?:-\w+/)?-{0,2}([\w-]+)")
+_REQUIRED = re.compile(r"arguments are required: --?([\w-]+)")
+_UNKNOWN = re.compile(r"unrecognized arguments: --?([\w-]+)")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`UserError` (one line, the flag named) instead of
+    printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        arg = _ARG_NAME.match(message)
+        if arg:     # "argument --seq-len: invalid ..." -> "seq-len: invalid ..."
+            name = "command" if arg.group(1) == "COMMAND" else arg.group(1)
+            raise UserError(f"{name}: {message[arg.end():].lstrip(': ')}", parameter=name)
+        m = _REQUIRED.search(message) or _UNKNOWN.search(message)
+        raise UserError(f"{m.group(1)}: {message}" if m else message, parameter=m.group(1) if m else None)
+
+
+# -- argument types: each rejects what the models would choke on later --------------------------
+def int_in(lo: int, hi: int = MAX_DIM) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        t = text.strip()
+        if not re.fullmatch(r"[+-]?\d{1,30}", t):
+            raise argparse.ArgumentTypeError(f"must be an integer in {lo}..{hi}, not {text!r}")
+        v = int(t)
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"must be in {lo}..{hi}, not {v}")
+        return v
+    parse.__name__ = "integer"
+    return parse
+
+
+def real_in(lo: float | None = None, hi: float | None = None, *, lo_open: bool = True) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+        if lo is not None and (v <= lo if lo_open else v < lo):
+            raise argparse.ArgumentTypeError(f"must be {'>' if lo_open else '>='} {lo:g}, not {text}")
+        if hi is not None and v > hi:
+            raise argparse.ArgumentTypeError(f"must be <= {hi:g}, not {text}")
+        return v
+    parse.__name__ = "number"
+    return parse
+
+
+positive_int = int_in(1)
+seed_int = int_in(0, MAX_SEED)
+positive_real = real_in(0.0)
+nonnegative_real = real_in(0.0, lo_open=False)
+
+
+# -- parent parsers ---------------------------------------------------------------------------------
+def json_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return p
+
+
+def design_parent() -> argparse.ArgumentParser:
+    """The core's design fields (``AcceleratorConfig``), or ``--config FILE``."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("design (AcceleratorConfig fields; flags override --config)")
+    g.add_argument("--config", metavar="FILE", help="TOML/YAML file with the design fields")
+    g.add_argument("--rows", type=int_in(1, 64), help="array rows, 1..64 (default 4)")
+    g.add_argument("--cols", type=int_in(1, 64), help="array columns, 1..64 (default 4)")
+    g.add_argument("--dataflow", help="os (output-stationary) or ws (weight-stationary); default os")
+    g.add_argument("--dtype", help="int8, uint8 or int16 (default int8)")
+    g.add_argument("--acc-bits", type=int_in(1, 64), dest="acc_bits", help="accumulator width in bits (default 32)")
+    g.add_argument("--overflow", help="wrap or saturate (default wrap)")
+    g.add_argument("--beat-bytes", type=int_in(1, 64), dest="beat_bytes", help="memory data beat in bytes (default 16)")
+    for buf, default in (("a", 8), ("b", 8), ("acc", 16)):
+        g.add_argument(f"--{buf}-buffer-kib", type=positive_real, dest=f"{buf}_buffer_kib",
+                       help=f"{buf.upper()} buffer SRAM in KiB (default {default})")
+    return p
+
+
+def memory_parent(*, bandwidth_help: str = "memory bandwidth in bytes per cycle (default 16)") -> argparse.ArgumentParser:
+    """The external memory a core sees in simulation and in the cycle model."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("external memory")
+    g.add_argument("--latency", type=int_in(1, 100_000), help="read latency in cycles (default 10)")
+    g.add_argument("--bytes-per-cycle", type=real_in(0.0, 1024.0), dest="bytes_per_cycle", help=bandwidth_help)
+    return p
+
+
+def memory_given(args: argparse.Namespace) -> bool:
+    return args.latency is not None or args.bytes_per_cycle is not None
+
+
+def memory_from_args(args: argparse.Namespace) -> tuple[int, float]:
+    """(latency in cycles, bytes per cycle), defaults filled in."""
+    return (10 if args.latency is None else args.latency,
+            16.0 if args.bytes_per_cycle is None else args.bytes_per_cycle)
+
+
+def workload_parent(*, workload_help: str = "a built-in workload or a GEMM/SCALE-Sim CSV") -> argparse.ArgumentParser:
+    """``--gemm`` or ``--workload`` with its batch and sequence length."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("what to run (one of --gemm, --workload)")
+    g.add_argument("--gemm", metavar="MxNxK", help="one GEMM")
+    g.add_argument("--workload", metavar="NAME_OR_FILE", help=workload_help)
+    g.add_argument("--batch", type=positive_int, help="batch of a built-in workload")
+    g.add_argument("--seq-len", type=positive_int, dest="seq_len", help="sequence length of a built-in workload")
+    return p
+
+
+# -- resolving flags ---------------------------------------------------------------------------------
+def design_from_args(args: argparse.Namespace) -> AcceleratorConfig:
+    """The design named by ``--config`` and the design flags (flags win)."""
+    base = AcceleratorConfig.from_file(args.config).to_dict() if args.config else {}
+    flags = {f: getattr(args, f) for f in DESIGN_FIELDS if getattr(args, f, None) is not None}
+    return AcceleratorConfig.from_dict({**base, **flags}, source="command line")
+
+
+def gemms_from_args(args: argparse.Namespace, dtype: str):
+    """(GEMMs, workload or None) from exactly one of --gemm and --workload; --batch and
+    --seq-len belong to --workload."""
+    from ..models.gemm import parse_gemm
+    from ..models.workloads import get_workload
+
+    if bool(args.gemm) == bool(args.workload):
+        raise UserError("gemm: give exactly one of --gemm MxNxK or --workload NAME_OR_FILE")
+    if args.gemm:
+        for flag, v in (("batch", args.batch), ("seq-len", args.seq_len)):
+            if v is not None:
+                raise UserError(f"{flag}: applies to --workload, not to --gemm")
+        return [parse_gemm(args.gemm, dtype=dtype)], None
+    workload = get_workload(args.workload, batch=args.batch, seq_len=args.seq_len, dtype=dtype)
+    return list(workload.gemms), workload
+
+
+# -- output --------------------------------------------------------------------------------------------
+def finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def emit(args: argparse.Namespace, payload: dict, human: Callable[[dict], str]) -> None:
+    if args.json:
+        print(json.dumps(finite_json(payload), sort_keys=True, default=str, allow_nan=False))
+    else:
+        print(human(payload))

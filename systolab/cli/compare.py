@@ -1,0 +1,60 @@
+"""``systolab compare``: the main job, a custom chip of systolab cores against Nvidia GPUs."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UserError
+from .common import emit, positive_int, real_in
+
+ISO_VIEWS = ("area", "power", "price")
+
+
+def add_parser(sub, parents) -> None:
+    p = sub.add_parser("compare", parents=[parents.json],
+                       help="the main job: a custom chip of systolab cores against Nvidia GPUs")
+    p.add_argument("chip", nargs="?", help="chip name in models/data/chips.yaml or a chips YAML file (default chip)")
+    p.add_argument("--workload", action="append", metavar="W",
+                   help="built-in workload or CSV, repeatable (default: llama3-8b-prefill, llama3-8b-decode, dlrm)")
+    p.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids (default h100-sxm,h200-sxm,h20,a100-sxm4-80gb,b200)")
+    p.add_argument("--batch", type=positive_int, help="batch of the built-in workloads")
+    p.add_argument("--seq-len", type=positive_int, dest="seq_len", help="sequence length of the LLM workloads")
+    p.add_argument("--fit-die-mm2", type=real_in(0.0, 1e5), dest="fit_die_mm2",
+                   help="resize the chip to the most cores in this die area")
+    p.add_argument("--fit-power-w", type=real_in(0.0, 1e6), dest="fit_power_w", help="... and/or under this TDP")
+    p.add_argument("--iso", metavar="VIEWS",
+                   help="also resize the chip to each GPU's die area, TDP and/or price: a comma list of "
+                        "area, power, price (default: none)")
+    p.add_argument("--out", default="out/compare", metavar="DIR", help="output folder (default out/compare)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..files import check_output_folder
+    from ..models.chip import fit_cores, get_chip
+    from ..models.compare import DEFAULT_GPUS, DEFAULT_WORKLOADS, compare
+    from ..models.report import write_report
+
+    chip = get_chip(args.chip)
+    check_output_folder(args.out)                    # before any work
+    iso = tuple(v.strip() for v in args.iso.split(",") if v.strip()) if args.iso else ()
+    for v in iso:
+        if v not in ISO_VIEWS:
+            raise UserError(f"iso: unknown view {v!r}; choose from {', '.join(ISO_VIEWS)}")
+    if args.fit_die_mm2 is not None or args.fit_power_w is not None:
+        chip = fit_cores(chip, die_mm2=args.fit_die_mm2, power_W=args.fit_power_w)
+    gpus = tuple(g.strip() for g in args.gpus.split(",") if g.strip()) if args.gpus is not None else DEFAULT_GPUS
+    workloads = tuple(args.workload) if args.workload else DEFAULT_WORKLOADS
+    result = compare(chip, workloads=workloads, gpus=gpus, batch=args.batch, seq_len=args.seq_len, iso=iso)
+    files = write_report(result, args.out)
+    payload = {k: result[k] for k in ("chip", "devices", "workloads", "rows", "iso", "model_errors", "assumptions")}
+    payload["files"] = files
+
+    def human(p: dict) -> str:
+        lines = [f"{chip.name}: {len(p['devices'])} devices x {len(p['workloads'])} workloads -> {p['files']['report']}"]
+        for r in p["rows"]:
+            lines.append(f"  {r['workload']:20} {r['device']:16} {r['throughput']:14.4g} {r['unit']}s/s "
+                         f"{r['bound']:8} util {r['utilization']:.3f}  {r['eccn']}")
+        return "\n".join(lines)
+
+    emit(args, payload, human)
+    return 0

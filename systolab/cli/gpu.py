@@ -1,0 +1,45 @@
+"""``systolab gpu``: modelled time of a GEMM or workload on an Nvidia GPU."""
+from __future__ import annotations
+
+import argparse
+
+from .common import emit, gemms_from_args
+
+
+def add_parser(sub, parents) -> None:
+    p = sub.add_parser("gpu", parents=[parents.workload, parents.json], help="modelled GEMM time on an Nvidia GPU")
+    p.add_argument("--gpu", required=True, metavar="ID", help="GPU id, e.g. h100-sxm (see models/data/gpus.yaml)")
+    p.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp8_e4m3, fp8_e5m2, int8, tf32, fp32")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models.gpu import estimate_workload
+    from ..models.gpu_specs import get_gpu
+
+    gpu = get_gpu(args.gpu)
+    gemms, workload = gemms_from_args(args, args.dtype)
+    if workload is not None:
+        workload.check_fits(gpu.memory_GB, gpu.id)
+    est = estimate_workload(gpu, gemms)
+    per = [e.to_dict() for e in est.gemms]
+    payload = {"gpu": gpu.id, "name": gpu.name, "dtype": args.dtype, "seconds": est.seconds, "tflops": est.tflops,
+               "bound": est.bound, "flops": est.flops, "extrapolated": any(e.extrapolated for e in est.gemms),
+               "gemms": per, "notes": sorted({n for e in est.gemms for n in e.notes}),
+               "workload": workload.to_dict() if workload is not None else None,
+               "units_per_second": workload.units_per_run / est.seconds if workload is not None else None}
+    if workload is not None:
+        payload[f"{workload.unit}s_per_second"] = payload["units_per_second"]
+
+    def human(p: dict) -> str:
+        lines = [f"{p['name']} ({p['gpu']}), {p['dtype']}: {p['seconds'] * 1e6:.1f} us, {p['tflops']:.1f} TFLOPS, "
+                 f"{p['bound']}-bound{' (extrapolated)' if p['extrapolated'] else ''}"]
+        for g in p["gemms"]:
+            d = g["gemm"]
+            lines.append(f"  {d['name']:20} {d['M']}x{d['N']}x{d['K']} x{d['count']}: {g['seconds'] * 1e6:10.1f} us "
+                         f"{g['tflops']:8.1f} TFLOPS {g['bound']:8} tile {g['tile']} split-k {g['split_k']}")
+        lines += [f"  note: {n}" for n in p["notes"]]
+        return "\n".join(lines)
+
+    emit(args, payload, human)
+    return 0

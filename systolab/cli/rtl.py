@@ -1,0 +1,34 @@
+"""``systolab rtl``: the design's Verilog and a manifest of parameters and ports."""
+from __future__ import annotations
+
+import argparse
+
+from .common import design_from_args, emit
+
+
+def add_parser(sub, parents) -> None:
+    p = sub.add_parser("rtl", parents=[parents.design, parents.json],
+                       help="write the design's Verilog (the core, or the bare array) and a manifest")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or written by systolab)")
+    p.add_argument("--unit", choices=("core", "array"), default="core",
+                   help="core: the accelerator core with buffers, memory port and controller (default); "
+                        "array: the bare systolic array")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..files import staged_folder
+    from ..hdl.verilog import generate_verilog
+
+    config = design_from_args(args)
+    with staged_folder(args.out, what=f"systolab rtl --unit {args.unit}") as stage:
+        staged = generate_verilog(config, stage, unit=args.unit)
+    final = Path(args.out).absolute()
+    payload = {**staged.to_dict(), "verilog": str(final / staged.verilog.name),
+               "manifest": str(final / staged.manifest.name)}
+    emit(args, payload, lambda p: (
+        f"wrote {p['verilog']} (top {p['top']}) and {p['manifest']}\n"
+        + "\n".join(f"  {q['direction']:6} {q['width']:6}  {q['name']}" for q in p["ports"])))
+    return 0

@@ -1,0 +1,38 @@
+"""``systolab validate``: the cycle model against the RTL's counters over a shape grid."""
+from __future__ import annotations
+
+import argparse
+
+from .common import emit, int_in, seed_int
+
+
+def add_parser(sub, parents) -> None:
+    p = sub.add_parser("validate", parents=[parents.json],
+                       help="the cycle model against the RTL's counters over a shape grid")
+    p.add_argument("--shapes", type=int_in(1, 10_000), default=50,
+                   help="shapes per configuration (default 50; 6 configurations)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the random shapes and values (default 0)")
+    p.add_argument("--sim", default="auto", help="verilator, icarus, amaranth or auto (default)")
+    p.add_argument("--jobs", type=int_in(1, 256), default=2, help="configurations simulated in parallel (default 2)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..sim.runner import resolve_simulator
+    from ..sim.validate import default_cases, validate
+
+    sim = resolve_simulator(args.sim)
+    report = validate(default_cases(shapes_per_case=args.shapes, seed=args.seed), simulator=sim, seed=args.seed,
+                      jobs=args.jobs)
+
+    def human(p: dict) -> str:
+        lines = [f"{p['shapes']} GEMMs on {p['configurations']} configurations ({p['simulator']}): "
+                 f"{p['exact_cycles']} cycle-exact, max |error| {p['max_abs_cycle_error']} cycles "
+                 f"({p['max_rel_cycle_error']:.2%}); other counters max |error| "
+                 + ", ".join(f"{k} {v}" for k, v in p["max_abs_error"].items() if k != "cycles")]
+        for label, c in p["cases"].items():
+            lines.append(f"  {label:42} {c['exact']}/{c['shapes']} exact, max |error| {c['max_abs_cycle_error']}")
+        return "\n".join(lines)
+
+    emit(args, report, human)
+    return 0 if report["all_passed"] else 1

@@ -1,0 +1,104 @@
+"""``systolab verify``: GEMMs through the RTL, checked bit-exactly against the golden model."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UserError
+from .common import design_from_args, emit, int_in, memory_from_args, memory_given, real_in, seed_int
+
+
+def add_parser(sub, parents) -> None:
+    p = sub.add_parser("verify", parents=[parents.design, parents.memory, parents.json],
+                       help="random and corner-case GEMMs through the RTL, checked bit-exactly")
+    p.add_argument("--gemm", metavar="MxNxK", help="one GEMM of this shape (random values)")
+    p.add_argument("--gemms", type=int_in(0, 10_000), default=8, metavar="N",
+                   help="random GEMMs (default 8), plus the corner cases")
+    p.add_argument("--no-corners", action="store_true", help="skip the corner cases")
+    p.add_argument("--seed", type=seed_int, default=1, help="seed for values and stalls (default 1)")
+    p.add_argument("--sim", default="auto", help="verilator, icarus, amaranth or auto (default: verilator, else icarus)")
+    p.add_argument("--stall-prob", type=real_in(0.0, 1.0, lo_open=False), default=0.2, dest="stall_prob",
+                   help="chance of a gap/back-pressure per beat on every stream, in [0, 1) (default 0.2)")
+    p.add_argument("--waves", action="store_true", help="write a waveform and report where")
+    p.add_argument("--unit", choices=("core", "array"), default="core",
+                   help="core: whole GEMMs from memory through buffers and controller (default); "
+                        "array: products that fit one pass of the bare systolic array")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models.gemm import parse_gemm
+
+    config = design_from_args(args)
+    if args.stall_prob >= 1.0:
+        raise UserError(f"stall-prob: must be < 1 (at 1 nothing ever moves), not {args.stall_prob:g}")
+    gemm = parse_gemm(args.gemm) if args.gemm else None
+    if args.unit == "core":
+        return _core(args, config, gemm)
+    if memory_given(args):
+        raise UserError("latency: --latency and --bytes-per-cycle describe the core's memory; the bare array "
+                        "(--unit array) has none")
+    return _array(args, config, gemm)
+
+
+def _core(args, config, gemm) -> int:
+    from ..sim.core_bench import core_shapes
+    from ..sim.verify import verify_core
+
+    if gemm is not None:
+        shapes = [(gemm.M, gemm.N, gemm.K)]
+    else:
+        shapes = core_shapes(config, count=args.gemms, seed=args.seed, corners=not args.no_corners)
+        if not shapes:
+            raise UserError("gemms: nothing to run (0 random GEMMs and --no-corners)")
+    latency, bytes_per_cycle = memory_from_args(args)
+    report = verify_core(config, shapes, seed=args.seed, simulator=args.sim, latency=latency,
+                         bytes_per_cycle=bytes_per_cycle, stall_prob=args.stall_prob, waves=args.waves)
+
+    def human(p: dict) -> str:
+        lines = [f"{config.name} core, {p['gemms']} GEMM(s) on {p['simulator']} (seed {p['seed']}): "
+                 f"{'PASSED' if p['passed'] else 'FAILED'}, {p['mismatches']} mismatching elements"]
+        for shape, cnt, util in zip(p["shapes"], p["counters"], p["utilization"]):
+            lines.append(f"  {'x'.join(map(str, shape)):>12}  {cnt['cycles']:8} cycles, utilisation {util:.3f}, "
+                         f"busy {cnt['busy_cycles']}, memory stalls {cnt['stall_cycles']}, {cnt['macs']} MACs, "
+                         f"{cnt['bytes_read']} B read, {cnt['bytes_written']} B written")
+        if p["waveform"]:
+            lines.append(f"  waveform: {p['waveform']}")
+        return "\n".join(lines + [f"  {m}" for m in p["messages"]])
+
+    emit(args, report.to_dict(), human)
+    return 0 if report.passed else 1
+
+
+def _array(args, config, gemm) -> int:
+    import numpy as np
+
+    from ..sim.stimulus import campaign, check_fits, random_product
+    from ..sim.verify import verify_products
+
+    if gemm is not None:
+        try:
+            check_fits(config, gemm.M, gemm.N, gemm.K)
+        except ValueError as exc:
+            raise UserError(f"gemm: {exc}") from None
+        rng = np.random.default_rng(args.seed)
+        products = [random_product(rng, config, f"gemm_{gemm.M}x{gemm.N}x{gemm.K}", gemm.M, gemm.N, gemm.K)]
+    else:
+        products = campaign(config, count=args.gemms, seed=args.seed, corners=not args.no_corners)
+        if not products:
+            raise UserError("gemms: nothing to run (0 random products and --no-corners)")
+    report = verify_products(config, products, seed=args.seed, simulator=args.sim, stall_prob=args.stall_prob,
+                             waves=args.waves)
+    payload = {"design": config.to_dict(), "unit": "array", **report.to_dict()}
+
+    def human(p: dict) -> str:
+        lines = [f"{config.name}: {p['gemms']} products on {p['simulator']} (seed {p['seed']}, "
+                 f"{p['seconds']} s): {'PASSED' if p['passed'] else 'FAILED'}, {p['mismatches']} mismatching elements"]
+        for label, shape, cyc in zip(p["labels"], p["shapes"], p["cycles"]):
+            lines.append(f"  {label:16} {'x'.join(map(str, shape)):>10}  {cyc:6} cycles")
+        if p["waveform"]:
+            lines.append(f"  waveform: {p['waveform']}")
+        lines += [f"  {m}" for m in p["messages"]]
+        return "\n".join(lines)
+
+    emit(args, payload, human)
+    return 0 if report.passed else 1

@@ -1,0 +1,183 @@
+"""Crash-safe files and folders, and reading user files with clear errors.
+
+Everything systolab writes goes through here: a file is written to a temporary sibling
+and renamed into place; an output folder is built in a staging folder beside it and
+swapped in when complete, so a run killed at any moment leaves either the old folder or
+the new one, never a mix. Staging folders of killed runs carry their process id and are
+removed by the next run once that process is gone.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import UserError
+
+#: Marks a folder as written by systolab (an output folder systolab may replace).
+MARKER = ".systolab"
+# what killed runs leave behind: <kind>-<pid>-<random>, possibly after ".<name>."
+_STALE = re.compile(r"(?:^|\.)(?:staging|old|tmp|build|run|synth)-(\d+)-[^.]*$")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(folder: Path, prefix: str = "") -> None:
+    """Remove leftovers of killed runs in ``folder``: entries named
+    ``[prefix]<kind>-<pid>-...`` whose process no longer exists."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        m = _STALE.search(entry.name)
+        if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary sibling and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def read_text(path: str | Path, *, parameter: str) -> str:
+    """A user's text file as UTF-8; a missing, unreadable or non-UTF-8 file is a
+    :class:`UserError` naming ``parameter``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{parameter}: no such file: {path}", parameter=parameter)
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{parameter}: {path} is not UTF-8 text (byte {exc.start}: {exc.reason})",
+                        parameter=parameter) from None
+    except OSError as exc:
+        raise UserError(f"{parameter}: cannot read {path}: {exc.strerror}", parameter=parameter) from None
+
+
+def check_output_folder(out: str | Path, *, parameter: str = "out") -> Path:
+    """``out`` as a folder systolab may (re)write: not empty text, not a file, not a
+    folder of someone else's files, inside a folder that can be created and written."""
+    if out is None or str(out).strip() == "":
+        raise UserError(f"{parameter}: give a folder name (an empty path would write into the current folder)",
+                        parameter=parameter)
+    path = Path(out).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{parameter}: {out} is a file, not a folder", parameter=parameter)
+    if path.is_dir() and not (path / MARKER).exists():
+        try:
+            foreign = any(path.iterdir())
+        except OSError as exc:
+            raise UserError(f"{parameter}: cannot read {out}: {exc.strerror}", parameter=parameter) from None
+        if foreign:
+            raise UserError(f"{parameter}: {out} holds files systolab did not write; choose a new or empty folder",
+                            parameter=parameter)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{parameter}: {parent} is a file, so {out} cannot be a folder", parameter=parameter)
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UserError(f"{parameter}: {parent} is not writable", parameter=parameter)
+            break
+    return path
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | Path, *, parameter: str = "out", what: str = "") -> Iterator[Path]:
+    """Build an output folder in a staging folder beside it; on success swap it in.
+
+    Files whose bytes did not change keep their old modification time (build tools that
+    watch the folder see only real changes). On any error the staging folder is removed
+    and ``out`` is left as it was.
+    """
+    path = check_output_folder(out, parameter=parameter)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{parameter}: cannot create {path.parent}: {exc.strerror}", parameter=parameter) from None
+    sweep_stale(path.parent, f".{path.name}.")
+    stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.staging-{os.getpid()}-", dir=path.parent))
+    try:
+        yield stage
+        (stage / MARKER).write_text(json.dumps({"written_by": "systolab", "what": what}) + "\n")
+        old = None
+        if path.exists():
+            for f in stage.rglob("*"):
+                prev = path / f.relative_to(stage)
+                if f.is_file() and prev.is_file() and prev.stat().st_size == f.stat().st_size \
+                        and prev.read_bytes() == f.read_bytes():
+                    st = prev.stat()
+                    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+            old = path.parent / f".{path.name}.old-{os.getpid()}-{stage.name[-8:]}"
+            os.rename(path, old)
+        os.rename(stage, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def cache_root() -> Path:
+    """The build cache: ``$SYSTOLAB_CACHE``, else ``$XDG_CACHE_HOME/systolab`` or
+    ``~/.cache/systolab``; created on first use. A path that cannot be a writable folder
+    is a :class:`UserError` naming ``SYSTOLAB_CACHE``."""
+    given = os.environ.get("SYSTOLAB_CACHE")
+    root = Path(given or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                                      "systolab")).expanduser()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"SYSTOLAB_CACHE: cannot use {root} as the build cache: {exc.strerror or exc}",
+                        parameter="SYSTOLAB_CACHE") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise UserError(f"SYSTOLAB_CACHE: {root} is not writable", parameter="SYSTOLAB_CACHE")
+    return root
+
+
+def default_out(name: str) -> Path:
+    """``out/<name>`` of the systolab clone the working directory is in (a notebook in
+    ``notebooks/`` writes to the repository's ``out/``), else ``./out/<name>``."""
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise UserError(f"name: a plain folder name, not {name!r}")
+    here = Path.cwd().absolute()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "systolab" / "__init__.py").is_file():
+            return folder / "out" / name
+    return here / "out" / name
