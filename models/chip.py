@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..checks import check_choice, check_int, check_nonnegative, check_positive, check_real
+from ..checks import check_choice, check_int, check_positive, check_real
 from ..config import AcceleratorConfig
 from ..errors import ConfigError, UserError
 from .specs import DATA_DIR, SpecError, load_yaml
@@ -49,9 +49,9 @@ class DramConfig:
     def __post_init__(self) -> None:
         _field(self, "kind", lambda v: check_choice("kind", v, DRAM_KINDS))
         _field(self, "stacks", lambda v: check_int("stacks", v, hi=64))
-        for name in ("GB_per_stack", "GBps_per_stack", "latency_ns"):
-            _field(self, name, lambda v, n=name: check_positive(n, v))
-        _field(self, "phy_mm2_per_stack", lambda v: check_nonnegative("phy_mm2_per_stack", v))
+        for name, hi in (("GB_per_stack", 1e5), ("GBps_per_stack", 1e6), ("latency_ns", 1e6)):
+            _field(self, name, lambda v, n=name, h=hi: check_real(n, v, lo=0.0, lo_open=True, hi=h))
+        _field(self, "phy_mm2_per_stack", lambda v: check_real("phy_mm2_per_stack", v, lo=0.0, hi=1e4))
 
     @property
     def GBps(self) -> float:

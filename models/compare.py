@@ -176,8 +176,11 @@ def compare(chip, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS, gpus: tuple
     for view in iso:
         if view not in ("area", "power", "price"):
             raise UserError(f"iso: unknown view {view!r}; choose from area, power, price")
-    for g in gpus:
-        get_gpu(g)                       # names a bad id before any work
+    for g in gpus:                       # names a bad id before any work
+        try:
+            get_gpu(g)
+        except UserError as exc:
+            raise UserError(f"gpus: {str(exc).split(': ', 1)[-1]}", parameter="gpus") from None
     if seq_len is not None and all(w in NO_SEQ_LEN for w in workloads):
         raise UserError(f"seq-len: none of {', '.join(workloads)} has a sequence length")
     dtype = chip.core.dtype

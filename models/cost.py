@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ..checks import check_int, check_nonnegative, check_positive
 from ..errors import UserError
 from .gpu_specs import GpuSpec
 from .specs import DATA_DIR, SpecError, load_yaml, need
@@ -95,9 +96,7 @@ def cost_inputs(path: str = str(COST_FILE)) -> CostInputs:
 
 
 def _positive(name: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-        raise UserError(f"{name}: must be a positive number, not {v!r}")
-    return float(v)
+    return check_positive(name, v)
 
 
 def _node(node: str) -> dict[str, Figure]:
@@ -113,7 +112,9 @@ def dies_per_wafer(die_area_mm2: float, *, wafer_diameter_mm: float | None = Non
     """Gross dies per wafer: pi r^2 / A - pi d / sqrt(2 A), on the usable diameter."""
     a = _positive("die_area_mm2", die_area_mm2)
     ci = cost_inputs()
-    d = (wafer_diameter_mm or ci.wafer_diameter_mm) - 2 * (ci.edge_exclusion_mm if edge_exclusion_mm is None else edge_exclusion_mm)
+    diameter = ci.wafer_diameter_mm if wafer_diameter_mm is None else check_positive("wafer_diameter_mm", wafer_diameter_mm)
+    edge = ci.edge_exclusion_mm if edge_exclusion_mm is None else check_nonnegative("edge_exclusion_mm", edge_exclusion_mm)
+    d = diameter - 2 * edge
     n = math.pi * (d / 2) ** 2 / a - math.pi * d / math.sqrt(2 * a)
     return max(0, math.floor(n))
 
@@ -121,9 +122,8 @@ def dies_per_wafer(die_area_mm2: float, *, wafer_diameter_mm: float | None = Non
 def die_yield(die_area_mm2: float, defect_density_per_cm2: float, *, alpha: float | None = None) -> float:
     """Negative-binomial yield (1 + A D0 / alpha)^-alpha, A in cm^2."""
     a = _positive("die_area_mm2", die_area_mm2) / 100.0
-    if isinstance(defect_density_per_cm2, bool) or not isinstance(defect_density_per_cm2, (int, float)) or defect_density_per_cm2 < 0:
-        raise UserError(f"defect_density_per_cm2: must be a non-negative number, not {defect_density_per_cm2!r}")
-    al = alpha or cost_inputs().alpha
+    check_nonnegative("defect_density_per_cm2", defect_density_per_cm2)
+    al = check_positive("alpha", alpha) if alpha is not None else cost_inputs().alpha
     return (1 + a * defect_density_per_cm2 / al) ** -al
 
 
@@ -149,8 +149,7 @@ def unit_cost(*, die_area_mm2: float, node: str, memory_GB: float = 0.0, memory_
     ci = cost_inputs()
     if memory_kind not in ci.memory_usd_per_GB:
         raise UserError(f"memory_kind: choose one of {', '.join(ci.memory_usd_per_GB)}, not {memory_kind!r}")
-    if isinstance(memory_GB, bool) or not isinstance(memory_GB, (int, float)) or memory_GB < 0:
-        raise UserError(f"memory_GB: must be a non-negative number, not {memory_GB!r}")
+    memory_GB = check_nonnegative("memory_GB", memory_GB)
     package = package or ("hbm_2p5d" if memory_kind == "HBM" and memory_GB > 0 else "organic")
     if package not in ci.packaging_usd:
         raise UserError(f"package: choose one of {', '.join(ci.packaging_usd)}, not {package!r}")
@@ -166,8 +165,7 @@ def unit_cost(*, die_area_mm2: float, node: str, memory_GB: float = 0.0, memory_
 
 def nre_per_unit(node: str, volume: int) -> Estimate:
     """Design and mask-set cost spread over ``volume`` units."""
-    if isinstance(volume, bool) or not isinstance(volume, int) or volume < 1:
-        raise UserError(f"volume: must be a positive integer, not {volume!r}")
+    volume = check_int("volume", volume, hi=1 << 40)
     f = _node(node)
     tot = {c: (f["design_nre_usd"].at(c) + f["mask_set_usd"].at(c)) / volume for c in CASES}
     return Estimate(tot["value"], tot["low"], tot["high"],
@@ -187,8 +185,7 @@ def fleet(*, unit_price_usd: float, throughput_per_unit: float, budget_usd: floa
     """How many units a budget buys (default $7B) and their aggregate throughput."""
     budget = _positive("budget_usd", budget_usd if budget_usd is not None else cost_inputs().default_budget_usd)
     price = _positive("unit_price_usd", unit_price_usd)
-    if isinstance(throughput_per_unit, bool) or not isinstance(throughput_per_unit, (int, float)) or throughput_per_unit < 0:
-        raise UserError(f"throughput_per_unit: must be a non-negative number, not {throughput_per_unit!r}")
+    check_nonnegative("throughput_per_unit", throughput_per_unit)
     units = math.floor(budget / price)
     return {"budget_usd": budget, "unit_price_usd": price, "units": units,
             "aggregate_throughput": units * throughput_per_unit}

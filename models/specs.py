@@ -24,10 +24,16 @@ class SpecError(UserError):
 
 @cache
 def _load_cached(path: str, mtime_ns: int) -> Any:
+    from ..files import read_text
+
     try:
-        return yaml.safe_load(Path(path).read_text())
+        return yaml.safe_load(read_text(path, parameter="file"))
+    except SpecError:
+        raise
+    except UserError as exc:
+        raise SpecError(path, "(file)", str(exc).split(": ", 1)[-1]) from None
     except yaml.YAMLError as exc:
-        raise SpecError(path, "(file)", f"cannot parse YAML: {exc}") from None
+        raise SpecError(path, "(file)", f"cannot parse YAML: {' '.join(str(exc).split())}") from None
 
 
 def load_yaml(path: str | Path) -> Any:

@@ -10,10 +10,19 @@ The public API for scripts and notebooks (the command line is ``systolab``)::
     sl.evaluate_gpu("h20", wl).throughput                  # tokens/s on the same workload and dtype
     chip.derive(rows=32, cols=32, cores=400)               # a validated variant
 """
-from .config import AcceleratorConfig
-from .errors import ConfigError, SimulationError, UserError
-from .files import default_out
-from .models import (
+from pathlib import Path as _Path
+
+# Imported from the repository itself (the working directory is the clone), hdl/, models/
+# and sim/ sit beside this folder rather than inside it as in an installed package: map
+# them in as systolab.hdl, systolab.models and systolab.sim.
+_here = _Path(__file__).parent
+if not (_here / "models").is_dir() and (_here.parent / "models" / "__init__.py").is_file():
+    __path__.append(str(_here.parent))
+
+from .config import AcceleratorConfig  # noqa: E402
+from .errors import ConfigError, SimulationError, UserError  # noqa: E402
+from .files import default_out  # noqa: E402
+from .models import (  # noqa: E402
     ChipConfig,
     DramConfig,
     Evaluation,

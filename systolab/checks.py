@@ -48,7 +48,10 @@ def check_real(name: str, value: Any, *, lo: float | None = None, hi: float | No
     """``value`` as a finite ``float`` within the bounds (open or closed)."""
     if not is_real(value):
         raise UserError(f"{name}: must be a number, not {value!r}", parameter=name)
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:          # an integer beyond any float
+        v = math.inf if value > 0 else -math.inf
     if not math.isfinite(v):
         raise UserError(f"{name}: must be a finite number, not {v}", parameter=name)
     if lo is not None and (v <= lo if lo_open else v < lo):

@@ -260,7 +260,9 @@ class AcceleratorConfig:
                 data = {} if data is None else data
         except Exception as exc:  # tomllib.TOMLDecodeError, yaml.YAMLError and friends
             raise ConfigError("config", f"{path}: cannot parse: {' '.join(str(exc).split())}") from None
-        if isinstance(data, Mapping) and "accelerator" in data:
+        if not isinstance(data, Mapping):
+            raise ConfigError("config", f"{path}: must hold a table of design fields, not a {type(data).__name__}")
+        if "accelerator" in data:
             others = sorted(set(data) - {"accelerator"})
             if others:
                 raise ConfigError(others[0], f"sits beside the [accelerator] table in {path}: put every field "

@@ -167,3 +167,21 @@ def test_chip_power_includes_leakage_and_overhead():
     assert idle["total_W"] == pytest.approx(p["leakage_W"])
     with pytest.raises(UserError, match="cores"):
         chip_power_W(cfg, cores=0, node="n7")
+
+
+def test_chip_energy_takes_the_same_activity_path_as_a_core():
+    # one weight-stationary core: the chip's energy equals the core model's on the same
+    # GEMM, partial sums through the accumulator buffer included (once missing from compare)
+    from systolab.models.chip import get_chip
+    from systolab.models.energy import activity_energy, gemm_activity
+    from systolab.models.workloads import Workload
+
+    chip = get_chip("sl-n4-ws64").derive(cores=1)
+    g = Gemm(256, 256, 512, "int8")
+    ev = chip.evaluate(Workload("one", (g,)))
+    p = chip.workload_perf([g]).gemms[0]
+    act = gemm_activity(chip.core, 256, 256, 512, cycles=p["cycles"], bytes_read=p["bytes_read"],
+                        bytes_written=p["bytes_written"])
+    assert act.sram_bytes > 2 * p["bytes_read"]                    # the partial sums are counted
+    e = activity_energy(chip.core, act, node=chip.node, clock_MHz=chip.clock_mhz, dram=chip.dram.kind, cores=1)
+    assert ev.energy_J == pytest.approx(e.joules)

@@ -227,3 +227,20 @@ def test_gpu_on_a_builtin_workload(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["bound"] == "memory" and out["tokens_per_second"] > 0
     assert out["workload"]["units_per_run"] == 16
+
+
+def test_verify_core_writes_the_waveform_it_names(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYSTOLAB_CACHE", str(tmp_path))
+    assert main(["verify", "--gemm", "3x2x2", "--sim", "amaranth", "--waves", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["waveform"] and out["waveform"].endswith(".vcd")
+    from pathlib import Path
+
+    assert "$timescale" in Path(out["waveform"]).read_text()
+
+
+def test_flags_that_do_not_apply_are_refused(tmp_path):
+    rc, _, err = run_cli("compare", "--workload", "dlrm", "--seq-len", "512", "--out", str(tmp_path / "c"))
+    assert rc == 2 and "seq-len: none of dlrm has a sequence length" in err
+    rc, _, err = run_cli("perf", "--workload", "dlrm", "--seq-len", "512")
+    assert rc == 2 and "seq-len: dlrm has no sequence length" in err

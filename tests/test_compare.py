@@ -136,7 +136,7 @@ def test_compare_cli_writes_the_report(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, parameter", [
-    (["--gpus", "h100-sxm,nope"], "gpu"),
+    (["--gpus", "h100-sxm,nope"], "gpus"),
     (["--gpus", ","], "gpus"),
     (["--fit-power-w", "-3"], "fit-power-w"),
     (["--out", "/dev/null/report"], "out"),
@@ -146,3 +146,39 @@ def test_compare_cli_bad_input_is_one_line(tmp_path, args, parameter):
     r = subprocess.run(argv, capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"error: {parameter}" in r.stderr, r.stderr
+
+
+def test_plots_return_figures_and_draw_into_given_axes():
+    from matplotlib.figure import Figure
+
+    from systolab.models.report import plot_efficiency, plot_export_map, plot_latency_per_layer, plot_roofline
+
+    result = compare(get_chip(), workloads=("dlrm",), gpus=("h20",), progress=lambda m: None)
+    for fn in (plot_roofline, plot_latency_per_layer, plot_export_map):
+        assert isinstance(fn(result), Figure)
+        fig = Figure()
+        ax = fig.subplots()
+        assert fn(result, ax=ax) is fig and ax.has_data()
+    fig = Figure()
+    axes = fig.subplots(1, 3)
+    assert plot_efficiency(result, ax=axes) is fig
+    with pytest.raises(UserError, match="ax: this plot needs 3 axes"):
+        plot_efficiency(result, ax=[axes[0]])
+
+
+def test_evaluations_render_and_convert():
+    import systolab as sl
+
+    chip = sl.get_chip()
+    wl = sl.get_workload("dlrm", dtype="int8", batch=256)
+    mine, theirs = chip.evaluate(wl), sl.evaluate_gpu("h20", wl)
+    for ev in (mine, theirs):
+        df = ev.to_frame()
+        assert list(df["name"]) == [g.name for g in wl.gemms] and "seconds_s" in df.columns
+        assert df["seconds_s"].sum() == pytest.approx(ev.seconds, rel=1e-6)
+        assert "<b>dlrm</b>" in ev._repr_html_() and ev.to_dict()["samples_per_second"] == ev.throughput
+    assert "ECCN" in chip._repr_html_() and "ECCN" in chip.export_class()._repr_html_()
+    with pytest.raises(UserError, match="dtype: dlrm is bf16 but sl-n4-os64's cores compute int8"):
+        chip.evaluate(sl.get_workload("dlrm", dtype="bf16"))
+    assert set(sl.list_workloads()) >= {"llama3-8b-decode", "dlrm"} and "h20" in sl.list_gpus()
+    assert sl.list_chips()[0] == "sl-n4-os64"

@@ -137,3 +137,26 @@ def test_perf_table_is_one_call_over_configs_and_shapes():
     assert ((t["utilization"] > 0) & (t["utilization"] <= 1)).all()
     with pytest.raises(UserError, match="shapes"):
         perf_table(cfgs, [(1, 2)])
+
+
+def test_never_below_the_roofline_and_sub_byte_bandwidth_refused():
+    cfg = AcceleratorConfig(rows=4, cols=4)
+    with pytest.raises(UserError, match="bytes_per_cycle: must be >= 1"):
+        MemorySystem(10, 0.5)
+    for bpc in (1, 1.5, 3):
+        for shape in ((1, 1, 1), (1, 16, 40), (9, 6, 1), (33, 17, 40)):
+            p = core_perf(cfg, *shape, MemorySystem(10, bpc))
+            assert p.cycles >= p.bytes_read / bpc and p.cycles >= p.roofline_cycles
+    # a chip whose cores get less than a byte per cycle each: its reads at that share bound it
+    from systolab.models.perf import chip_perf
+
+    c = chip_perf(cfg, 64, 256, 64, cores=64, clock_hz=1e9, dram_bytes_per_s=8e9)
+    share = 8e9 / 1e9 / int(c.split.split("/")[1])
+    assert share < 1 and c.bound == "memory"
+    assert c.cycles >= core_perf(cfg, 64, 4, 64).bytes_read / share
+
+
+def test_latency_dominated_runs_say_so():
+    p = core_perf(AcceleratorConfig(rows=4, cols=4), 1, 1, 1, MemorySystem(100, 16))
+    assert p.bound == "latency" and p.cycles > 100
+    assert core_perf(AcceleratorConfig(rows=4, cols=4), 64, 64, 64).bound == "compute"

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = design_from_args(args)
     node = get_node(args.node)
-    gemm = parse_gemm(args.gemm, dtype=config.dtype) if args.gemm else None
+    gemm = parse_gemm(args.gemm, dtype=config.dtype) if args.gemm is not None else None
     synth = synthesize(config)
     model = area_model.model_area(config, node=node.name)
     synth_mm2 = area_model.synth_area_mm2(synth.transistors, node.name)

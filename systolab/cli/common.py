@@ -25,6 +25,12 @@ class Parser(argparse.ArgumentParser):
     """argparse that raises :class:`UserError` (one line, the flag named) instead of
     printing usage and exiting."""
 
+    def _get_values(self, action, arg_strings):
+        # argparse turns `--flag=--` into an empty list for a one-value flag: refuse it
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            raise argparse.ArgumentError(action, "expected a value, not '--'")
+        return super()._get_values(action, arg_strings)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         arg = _ARG_NAME.match(message)
         if arg:     # "argument --seq-len: invalid ..." -> "seq-len: invalid ..."
@@ -140,9 +146,9 @@ def gemms_from_args(args: argparse.Namespace, dtype: str):
     from ..models.gemm import parse_gemm
     from ..models.workloads import get_workload
 
-    if bool(args.gemm) == bool(args.workload):
+    if (args.gemm is None) == (args.workload is None):
         raise UserError("gemm: give exactly one of --gemm MxNxK or --workload NAME_OR_FILE")
-    if args.gemm:
+    if args.gemm is not None:
         for flag, v in (("batch", args.batch), ("seq-len", args.seq_len)):
             if v is not None:
                 raise UserError(f"{flag}: applies to --workload, not to --gemm")

@@ -36,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
 
     chip = get_chip(args.chip)
     check_output_folder(args.out)                    # before any work
-    iso = tuple(v.strip() for v in args.iso.split(",") if v.strip()) if args.iso else ()
+    iso = tuple(v.strip() for v in args.iso.split(",") if v.strip()) if args.iso is not None else ()
+    if args.iso is not None and not iso:
+        raise UserError(f"iso: name at least one of {', '.join(ISO_VIEWS)}")
     for v in iso:
         if v not in ISO_VIEWS:
             raise UserError(f"iso: unknown view {v!r}; choose from {', '.join(ISO_VIEWS)}")

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     config = design_from_args(args)
     if args.stall_prob >= 1.0:
         raise UserError(f"stall-prob: must be < 1 (at 1 nothing ever moves), not {args.stall_prob:g}")
-    gemm = parse_gemm(args.gemm) if args.gemm else None
+    gemm = parse_gemm(args.gemm) if args.gemm is not None else None
     if args.unit == "core":
         return _core(args, config, gemm)
     if memory_given(args):
