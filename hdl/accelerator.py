@@ -56,15 +56,15 @@ def descriptor_layout() -> data.StructLayout:
     })
 
 
-def memory_port_signature(beat_bytes: int) -> wiring.Signature:
-    """The accelerator's side of the external memory port (it is the requester).
+def memory_port_signature(beat_bytes: int, addr_bits: int = ADDR_BITS) -> wiring.Signature:
+    """The requester's side of a memory port (the core's, and the chip's DMA's to DRAM).
 
     Reads: a command {addr, beats} is answered by ``beats`` data beats, in order, beat j
     holding the bytes at addr + j * beat_bytes (addresses need no alignment). Writes: a
     command {addr, beats} followed by that many beats with a byte strobe each; a beat may
     follow its command from the next cycle on.
     """
-    cmd = data.StructLayout({"addr": ADDR_BITS, "beats": DIM_BITS})
+    cmd = data.StructLayout({"addr": addr_bits, "beats": DIM_BITS})
     return wiring.Signature({
         "rd_cmd": Out(stream.Signature(cmd)),
         "rd_data": In(stream.Signature(8 * beat_bytes)),

@@ -78,7 +78,9 @@ def _field(obj: Any, name: str, check) -> None:
 
 #: Fields of a chip besides its name and description (the YAML schema; units in the names).
 CHIP_FIELDS = ("core", "cores", "clock_mhz", "node", "global_sram_mib", "noc_overhead_fraction", "io_area_mm2",
-               "io_bidir_GBps", "dram", "volume_units")
+               "io_bidir_GBps", "dram", "volume_units", "dma_beat_bytes", "sram_latency_cycles", "acc_sram_fraction")
+#: Chip fields a YAML table may leave out, with the value they then take (None: derived).
+CHIP_DEFAULTS = {"dma_beat_bytes": None, "sram_latency_cycles": 2, "acc_sram_fraction": 0.25}
 DRAM_FIELDS = ("kind", "stacks", "GB_per_stack", "GBps_per_stack", "phy_mm2_per_stack", "latency_ns")
 
 
@@ -122,6 +124,9 @@ class ChipConfig:
     io_bidir_GBps: float
     dram: DramConfig
     volume_units: int
+    dma_beat_bytes: int | None = None
+    sram_latency_cycles: int = 2
+    acc_sram_fraction: float = 0.25
 
     def __post_init__(self) -> None:
         from .nodes import load_nodes
@@ -143,6 +148,24 @@ class ChipConfig:
         _field(self, "io_area_mm2", lambda v: check_real("io_area_mm2", v, lo=0.0, hi=1e5))
         _field(self, "io_bidir_GBps", lambda v: check_real("io_bidir_GBps", v, lo=0.0, hi=1e7))
         _field(self, "volume_units", lambda v: check_int("volume_units", v, hi=1 << 40))
+        W = self.core.beat_bytes
+        if self.dma_beat_bytes is None:
+            object.__setattr__(self, "dma_beat_bytes", W)
+        _field(self, "dma_beat_bytes", lambda v: check_int("dma_beat_bytes", v, lo=W, hi=1 << 16))
+        if self.dma_beat_bytes & (self.dma_beat_bytes - 1) or self.dma_beat_bytes % W:
+            raise ConfigError("dma_beat_bytes", f"must be a power of two and a multiple of the core's beat ({W} "
+                                                f"bytes), not {self.dma_beat_bytes}")
+        _field(self, "sram_latency_cycles", lambda v: check_int("sram_latency_cycles", v, hi=64))
+        _field(self, "acc_sram_fraction",
+               lambda v: check_real("acc_sram_fraction", v, lo=0.0, lo_open=True, hi=1.0, hi_open=True))
+        # what the chip's slices and accumulate-on-write need of the core (see hdl/chip.py)
+        cfg = self.core
+        if cfg.acc_bits % 8:
+            raise ConfigError("core.acc_bits", f"must be a whole number of bytes on a chip (partial sums are added "
+                                               f"in the SRAM in the accumulators' width), not {cfg.acc_bits}")
+        if cfg.cols * cfg.acc_bytes % W:
+            raise ConfigError("core.cols", f"cols x accumulator bytes ({cfg.cols} x {cfg.acc_bytes}) must be a "
+                                           f"multiple of beat_bytes ({W}) so that every N-tile's results start on a beat")
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> ChipConfig:
@@ -153,7 +176,7 @@ class ChipConfig:
         unknown = sorted(set(data) - set(CHIP_FIELDS) - {"description"})
         if unknown:
             raise ConfigError(unknown[0], f"unknown chip field; known fields: {', '.join(CHIP_FIELDS)}, description")
-        missing = [k for k in CHIP_FIELDS if k not in data]
+        missing = [k for k in CHIP_FIELDS if k not in data and k not in CHIP_DEFAULTS]
         if missing:
             raise ConfigError(missing[0], "missing")
         try:
@@ -173,7 +196,7 @@ class ChipConfig:
             dram = DramConfig(**{k: dr[k] for k in DRAM_FIELDS})
         except ConfigError as exc:
             raise ConfigError(f"dram.{exc.field}", str(exc).split(": ", 1)[-1]) from None
-        rest = {k: data[k] for k in CHIP_FIELDS if k not in ("core", "dram")}
+        rest = {k: data.get(k, CHIP_DEFAULTS.get(k)) for k in CHIP_FIELDS if k not in ("core", "dram")}
         return cls(name=name, description=" ".join(str(data.get("description", "")).split()), core=core,
                    dram=dram, **rest)
 
@@ -234,6 +257,35 @@ class ChipConfig:
                 raise UserError(f"cores: {msg}", parameter="cores")
             warnings.warn(msg, ReticleWarning, stacklevel=3)
         return die
+
+    # -- the global SRAM, one slice per core ---------------------------------------------
+    @property
+    def slice_bytes(self) -> int:
+        """Bytes of global SRAM per core."""
+        return int(self.global_sram_mib * 2**20) // self.cores
+
+    @property
+    def operand_words(self) -> int:
+        """Words (of ``dma_beat_bytes``) of a slice's operand memory, both buffers."""
+        return 2 * int(self.slice_bytes * (1 - self.acc_sram_fraction) / 2 // self.dma_beat_bytes)
+
+    @property
+    def acc_words(self) -> int:
+        """Words of a slice's accumulator memory, both buffers."""
+        return 2 * int(self.slice_bytes * self.acc_sram_fraction / 2 // self.dma_beat_bytes)
+
+    @property
+    def slice_queue_depth(self) -> int:
+        """Commands a slice's port holds: more than a core's loader keeps in flight."""
+        return 2 * (self.core.tile_m + self.core.cols) + 8
+
+    @property
+    def dram_latency_cycles(self) -> int:
+        return max(1, round(self.dram.latency_ns * self.clock_mhz / 1000))
+
+    @property
+    def dram_bytes_per_cycle(self) -> float:
+        return self.dram.GBps * 1e3 / self.clock_mhz
 
     # -- peak rates ------------------------------------------------------------------------
     @property

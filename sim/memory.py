@@ -2,7 +2,9 @@
 
 Serves the accelerator's memory port (``hdl.accelerator.memory_port_signature``) in
 Amaranth's simulator: read commands are answered ``latency`` cycles after acceptance, at
-most ``bytes_per_cycle`` bytes per cycle on average (one beat per cycle at most), with
+most ``bytes_per_cycle`` bytes per cycle on average (one beat per cycle at most; with
+``charge_writes``, read and write beats share that bandwidth, as a chip's DRAM does; the
+core's own port model charges reads only, which its cycle model was validated on), with
 seeded random stalls on every channel. Writes are checked against the allowed regions
 (the rows of C): a write outside them is recorded as a violation and not performed.
 """
@@ -21,6 +23,7 @@ class ExternalMemory:
     bytes_per_cycle: float = 16.0
     stall_prob: float = 0.0
     seed: int = 0
+    charge_writes: bool = False
     data: bytearray = field(init=False)
     writable: list[tuple[int, int]] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
@@ -87,9 +90,10 @@ class ExternalMemory:
             self._driven = out
             return out
         stall = lambda: bool(self.rng.random() < self.stall_prob)  # noqa: E731
-        out = {"rd_cmd_ready": int(not stall()), "wr_cmd_ready": int(not stall()),
-               "wr_data_ready": int(bool(self._writes) and not stall())}
         self._credit = min(self._credit + self.bytes_per_cycle, max(W, self.bytes_per_cycle))
+        out = {"rd_cmd_ready": int(not stall()), "wr_cmd_ready": int(not stall()),
+               "wr_data_ready": int(bool(self._writes) and not stall()
+                                    and (not self.charge_writes or self._credit >= W))}
         if self._beat is None and self._reads and self._reads[0][0] <= self._cycle and self._credit >= W and not stall():
             self._beat = self._read_bytes(self._reads[0][1], W)
         out["rd_data_valid"] = int(self._beat is not None)
@@ -116,6 +120,8 @@ class ExternalMemory:
             if wr_cmd_valid and d["wr_cmd_ready"]:
                 self._writes.append([wr_cmd_addr, wr_cmd_beats])
             if wr_data_valid and d["wr_data_ready"]:
+                if self.charge_writes:
+                    self._credit -= W
                 head = self._writes[0]
                 for byte in range(W):
                     if wr_strobe >> byte & 1:

@@ -1,0 +1,280 @@
+"""The chip: N accelerator cores around a banked global SRAM, a DMA to DRAM and a
+controller that runs a whole blocked GEMM from one descriptor.
+
+The global SRAM is one slice per core (:class:`~systolab.hdl.slice.SramSlice`): the
+core's operands and accumulators, each double-buffered. A GEMM (``count`` independent
+products of M x N x K, see :func:`~systolab.hdl.dma.descriptor_layout`) runs as *steps*,
+one per (product group, M-block, N-block, K-block), in that loop order (K innermost). In
+a step every core of the grid computes its part of the block, a sub-GEMM of up to
+``mc`` x ``nc`` x ``kb`` from its slice (an ordinary descriptor to the unchanged core),
+while the DMA writes back the previous output block and loads the next step's operands
+into the other buffers. The step ends when the cores and the DMA have all finished (a
+barrier); then the next begins. Partial sums of later K-blocks are added into the
+accumulator buffer by the slice's accumulate-on-write, so they never leave the chip; a
+block's results go to DRAM while the next block computes.
+
+The controller rejects a descriptor it cannot run and reports why (:data:`REJECT`): a
+zero field, a grid larger than the chip, groups that do not cover the block, a block
+whose operands or accumulators do not fit a slice, or saturating accumulation over more
+than one K-block (saturation is per addition in ascending k, which an SRAM addition of
+block partial sums cannot reproduce).
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .accelerator import COUNTER_BITS, DIM_BITS, AcceleratorCore, memory_port_signature
+from .accelerator import descriptor_layout as core_descriptor
+from .dma import ADDR, ChipDma, descriptor_layout
+from .slice import SramSlice
+
+#: Why the controller rejected a descriptor (``status`` with ``done``); 0 = ran.
+REJECT = {1: "a zero dimension, block, group size or grid size", 2: "grid larger than the chip's cores",
+          3: "the row and column groups do not cover the block", 4: "the operands of a block do not fit a slice",
+          5: "the accumulators of a block do not fit a slice",
+          6: "saturating accumulation needs the whole K in one block"}
+CHIP_COUNTERS = ("cycles", "steps", "macs", "dram_bytes_read", "dram_bytes_written", "sram_bytes_read",
+                 "sram_bytes_written")
+
+
+class ChipTop(wiring.Component):
+    """The chip described by ``chip`` (a :class:`~systolab.models.chip.ChipConfig`; the
+    RTL reads ``core``, ``cores``, ``dma_beat_bytes``, ``operand_words``, ``acc_words``,
+    ``sram_latency_cycles`` and ``slice_queue_depth``).
+
+    Attributes
+    ----------
+    cmd : In(stream.Signature(descriptor_layout()))
+        GEMM descriptors; one runs at a time.
+    mem : Out(memory_port_signature(dma_beat_bytes, 40))
+        The DRAM port.
+    done : Out(1)
+        High for one cycle when a GEMM's last result has been written (or it was rejected).
+    status : Out(3)
+        With ``done``: 0 when the GEMM ran, else the reason code of :data:`REJECT`.
+    cycles, steps, macs, dram_bytes_read, dram_bytes_written, sram_bytes_read, sram_bytes_written : Out(48)
+        Counters of the last (or running) GEMM.
+    busy<c> : Out(48)
+        Cycles core c's array took operands, over the whole GEMM.
+    """
+
+    def __init__(self, chip):
+        self._chip = chip
+        core = chip.core
+        self._word = chip.dma_beat_bytes
+        ports = {"cmd": In(stream.Signature(descriptor_layout())), "mem": Out(memory_port_signature(self._word, ADDR)),
+                 "done": Out(1), "status": Out(3), **{name: Out(COUNTER_BITS) for name in CHIP_COUNTERS},
+                 **{f"busy{c}": Out(COUNTER_BITS) for c in range(chip.cores)}}
+        self._core_config = core
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        chip, cfg = self._chip, self._core_config
+        N, Wd, W = chip.cores, self._word, cfg.beat_bytes
+        eb, ab = cfg.input_bytes, cfg.acc_bytes
+        op_half, acc_half = chip.operand_words // 2, chip.acc_words // 2
+        wshift = (Wd - 1).bit_length()
+
+        def words(nbytes):
+            return (nbytes + (Wd - 1)) >> wshift if Wd > 1 else nbytes
+
+        cores = [AcceleratorCore(cfg) for _ in range(N)]
+        slices = [SramSlice(cfg, word_bytes=Wd, operand_words=2 * op_half, acc_words=2 * acc_half,
+                            latency=chip.sram_latency_cycles, queue_depth=chip.slice_queue_depth) for _ in range(N)]
+        m.submodules.dma = dma = ChipDma(cores=N, word_bytes=Wd, input_bytes=eb, acc_bytes=ab, op_half=op_half,
+                                         acc_half=acc_half)
+        wiring.connect(m, wiring.flipped(self.mem), dma.mem)
+        for c in range(N):
+            m.submodules[f"core{c}"] = cores[c]
+            m.submodules[f"slice{c}"] = slices[c]
+            wiring.connect(m, cores[c].mem, slices[c].core)
+            m.d.comb += [slices[c].dma_op_addr.eq(getattr(dma, f"op_addr{c}")),
+                         slices[c].dma_op_data.eq(getattr(dma, f"op_data{c}")),
+                         slices[c].dma_op_en.eq(getattr(dma, f"op_en{c}")),
+                         slices[c].dma_acc_addr.eq(getattr(dma, f"acc_addr{c}")),
+                         getattr(dma, f"acc_data{c}").eq(slices[c].dma_acc_data)]
+
+        d = Signal(descriptor_layout())
+        m.d.comb += dma.desc.eq(d)
+        IDLE, CHECK, SETUP, PROLOGUE, WAIT_LOAD, ISSUE, RUN, EPILOGUE, WAIT_WB, FINISH = range(10)
+        state = Signal(range(10))
+        m.d.comb += self.cmd.ready.eq(state == IDLE)
+        accept = self.cmd.valid & self.cmd.ready
+        with m.If(state != IDLE):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+
+        # -- each core's place in the grid (assigned in SETUP, one core per cycle) ------------------
+        cq = [Signal(DIM_BITS, name=f"core{c}_q") for c in range(N)]
+        ci = [Signal(DIM_BITS, name=f"core{c}_i") for c in range(N)]
+        cj = [Signal(DIM_BITS, name=f"core{c}_j") for c in range(N)]
+        con = [Signal(name=f"core{c}_on") for c in range(N)]
+        row0 = [Signal(DIM_BITS + 8, name=f"core{c}_row0") for c in range(N)]
+        col0 = [Signal(DIM_BITS + 8, name=f"core{c}_col0") for c in range(N)]
+        for c in range(N):
+            m.d.comb += [getattr(dma, f"core_q{c}").eq(cq[c]), getattr(dma, f"core_i{c}").eq(ci[c]),
+                         getattr(dma, f"core_j{c}").eq(cj[c]), getattr(dma, f"core_on{c}").eq(con[c])]
+        sq, si, sj = Signal(DIM_BITS), Signal(DIM_BITS), Signal(DIM_BITS)
+        srow, scol = Signal(DIM_BITS + 8), Signal(DIM_BITS + 8)
+        setup_c = Signal(range(N + 1))
+
+        # -- the step: its origin (product group p0, m0, n0, k0) and the next one --------------------
+        p0, m0, n0, k0 = (Signal(24, name=n) for n in ("p0", "m0", "n0", "k0"))
+        s_buf, c_buf = Signal(), Signal()        # operand buffer of this step, accumulator buffer of its block
+        first_step = Signal()
+
+        def extent(origin, total, block):
+            rest = total - origin
+            return Mux(rest < block, rest, block)
+
+        mlen, nlen, klen = extent(m0, d.m, d.mb), extent(n0, d.n, d.nb), extent(k0, d.k, d.kb)
+        nk = k0 + d.kb >= d.k
+        nn = n0 + d.nb >= d.n
+        nm = m0 + d.mb >= d.m
+        np_ = p0 + d.gp >= d.count
+        last_step = nk & nn & nm & np_
+        nxt_k0 = Mux(nk, 0, k0 + d.kb)
+        nxt_n0 = Mux(nk, Mux(nn, 0, n0 + d.nb), n0)
+        nxt_m0 = Mux(nk & nn, Mux(nm, 0, m0 + d.mb), m0)
+        nxt_p0 = Mux(nk & nn & nm, p0 + d.gp, p0)
+
+        def load_job(job, p, mm, nn_, kk, buf):
+            m.d.comb += [job.ld.eq(1), job.ld_p.eq(p), job.ld_m0.eq(mm), job.ld_n0.eq(nn_), job.ld_k0.eq(kk),
+                         job.ld_mlen.eq(extent(mm, d.m, d.mb)), job.ld_nlen.eq(extent(nn_, d.n, d.nb)),
+                         job.ld_klen.eq(extent(kk, d.k, d.kb)), job.ld_buf.eq(buf)]
+
+        # the block last finished (to write back): its origin and buffer
+        wb_p, wb_m0, wb_n0 = Signal(24), Signal(24), Signal(24)
+        wb_buf = Signal()
+
+        def wb_job(job, p, mm, nn_, buf):
+            m.d.comb += [job.wb.eq(1), job.wb_p.eq(p), job.wb_m0.eq(mm), job.wb_n0.eq(nn_),
+                         job.wb_mlen.eq(extent(mm, d.m, d.mb)), job.wb_nlen.eq(extent(nn_, d.n, d.nb)),
+                         job.wb_buf.eq(buf)]
+
+        # -- the cores' sub-GEMMs of this step ------------------------------------------------------
+        pitch_k = Signal(DIM_BITS)
+        pitch_c = Signal(DIM_BITS)
+        m.d.comb += [pitch_k.eq(words(klen * eb)), pitch_c.eq(words(d.nc * ab))]
+        pending = Signal(N)
+        issue = Signal()
+        accumulate = Signal()
+        for c in range(N):
+            cd = Signal(core_descriptor(), name=f"core{c}_desc")
+            rows = Signal(DIM_BITS + 1, name=f"core{c}_rows")
+            cols = Signal(DIM_BITS + 1, name=f"core{c}_cols")
+            m.d.comb += [rows.eq(Mux(mlen > row0[c], Mux(mlen - row0[c] < d.mc, mlen - row0[c], d.mc), 0)),
+                         cols.eq(Mux(nlen > col0[c], Mux(nlen - col0[c] < d.nc, nlen - col0[c], d.nc), 0))]
+            works = con[c] & (p0 + cq[c] < d.count) & (rows != 0) & (cols != 0)
+            a_word = s_buf * op_half
+            m.d.comb += [cd.m.eq(rows), cd.n.eq(cols), cd.k.eq(klen),
+                         cd.a_addr.eq(a_word * Wd), cd.lda.eq(pitch_k * Wd),
+                         cd.b_addr.eq((a_word + d.mc * pitch_k) * Wd), cd.ldb.eq(pitch_k * Wd),
+                         cd.c_addr.eq(slices[c].acc_base + c_buf * acc_half * Wd), cd.ldc.eq(pitch_c * Wd),
+                         cores[c].cmd.payload.eq(cd), cores[c].cmd.valid.eq(issue & works),
+                         slices[c].accumulate.eq(accumulate)]
+            with m.If(issue & works):
+                m.d.sync += pending[c].eq(1)
+            with m.Elif(cores[c].done):
+                m.d.sync += pending[c].eq(0)
+            busy = getattr(self, f"busy{c}")
+            with m.If(accept):
+                m.d.sync += busy.eq(0)
+            with m.Elif(cores[c].done):
+                m.d.sync += busy.eq(busy + cores[c].busy_cycles)
+
+        # -- counters -------------------------------------------------------------------------------
+        mac_sum = sum(Mux(cores[c].done, cores[c].macs, 0) for c in range(N))
+        core_reads = sum(Mux(slices[c].core.rd_data.valid & slices[c].core.rd_data.ready, W, 0) for c in range(N))
+        core_writes = sum(Mux(slices[c].core.wr_data.valid & slices[c].core.wr_data.ready, W, 0) for c in range(N))
+        rmw_reads = Mux(accumulate, core_writes, 0)
+        sram_read = Signal(COUNTER_BITS)
+        sram_written = Signal(COUNTER_BITS)
+        m.d.comb += [dma.clear.eq(accept),
+                     self.dram_bytes_read.eq(dma.bytes_read), self.dram_bytes_written.eq(dma.bytes_written),
+                     self.sram_bytes_read.eq(sram_read + dma.sram_read),
+                     self.sram_bytes_written.eq(sram_written + dma.sram_written)]
+        with m.If(accept):
+            m.d.sync += [self.macs.eq(0), sram_read.eq(0), sram_written.eq(0), self.steps.eq(0), self.cycles.eq(0)]
+        with m.Else():
+            m.d.sync += [self.macs.eq(self.macs + mac_sum), sram_read.eq(sram_read + core_reads + rmw_reads),
+                         sram_written.eq(sram_written + core_writes)]
+
+        # -- the controller ---------------------------------------------------------------------------
+        m.d.comb += [self.done.eq(state == FINISH)]
+        status = Signal(3)
+        m.d.comb += self.status.eq(status)
+        with m.Switch(state):
+            with m.Case(IDLE), m.If(accept):
+                m.d.sync += [d.eq(self.cmd.payload), state.eq(CHECK), status.eq(0)]
+            with m.Case(CHECK):
+                need_ops = (d.mc + d.nc) * words(d.kb * eb)
+                need_acc = d.mc * words(d.nc * ab)
+                zero = ((d.m == 0) | (d.n == 0) | (d.k == 0) | (d.count == 0) | (d.mb == 0) | (d.nb == 0)
+                        | (d.kb == 0) | (d.mc == 0) | (d.nc == 0) | (d.gp == 0) | (d.gm == 0) | (d.gn == 0))
+                with m.If(zero):
+                    m.d.sync += [status.eq(1), state.eq(FINISH)]
+                with m.Elif(d.gp * d.gm * d.gn > N):
+                    m.d.sync += [status.eq(2), state.eq(FINISH)]
+                with m.Elif((d.mc * d.gm < d.mb) | (d.nc * d.gn < d.nb)):
+                    m.d.sync += [status.eq(3), state.eq(FINISH)]
+                with m.Elif(need_ops > op_half):
+                    m.d.sync += [status.eq(4), state.eq(FINISH)]
+                with m.Elif(need_acc > acc_half):
+                    m.d.sync += [status.eq(5), state.eq(FINISH)]
+                with m.Elif((d.kb < d.k) if cfg.overflow == "saturate" else False):
+                    m.d.sync += [status.eq(6), state.eq(FINISH)]
+                with m.Else():
+                    m.d.sync += [state.eq(SETUP), setup_c.eq(0), sq.eq(0), si.eq(0), sj.eq(0), srow.eq(0), scol.eq(0)]
+            with m.Case(SETUP):
+                for c in range(N):
+                    with m.If(setup_c == c):
+                        m.d.sync += [cq[c].eq(sq), ci[c].eq(si), cj[c].eq(sj), row0[c].eq(srow), col0[c].eq(scol),
+                                     con[c].eq(sq < d.gp)]
+                with m.If(sj + 1 >= d.gn):
+                    m.d.sync += [sj.eq(0), scol.eq(0)]
+                    with m.If(si + 1 >= d.gm):
+                        m.d.sync += [si.eq(0), srow.eq(0), sq.eq(sq + 1)]
+                    with m.Else():
+                        m.d.sync += [si.eq(si + 1), srow.eq(srow + d.mc)]
+                with m.Else():
+                    m.d.sync += [sj.eq(sj + 1), scol.eq(scol + d.nc)]
+                m.d.sync += setup_c.eq(setup_c + 1)
+                with m.If(setup_c == N - 1):
+                    m.d.sync += [state.eq(PROLOGUE), p0.eq(0), m0.eq(0), n0.eq(0), k0.eq(0), s_buf.eq(0),
+                                 c_buf.eq(0), first_step.eq(1)]
+            with m.Case(PROLOGUE):       # the first step's operands, nothing to overlap with
+                load_job(dma.job, p0, m0, n0, k0, 0)
+                m.d.comb += dma.start.eq(1)
+                m.d.sync += state.eq(WAIT_LOAD)
+            with m.Case(WAIT_LOAD), m.If(~dma.busy):
+                m.d.sync += state.eq(ISSUE)
+            with m.Case(ISSUE):          # start the cores on this step, the DMA on its transfers
+                m.d.comb += issue.eq(1)
+                with m.If(~first_step & (k0 == 0)):
+                    wb_job(dma.job, wb_p, wb_m0, wb_n0, wb_buf)
+                with m.If(~last_step):
+                    load_job(dma.job, nxt_p0, nxt_m0, nxt_n0, nxt_k0, ~s_buf)
+                m.d.comb += dma.start.eq(1)
+                m.d.sync += [state.eq(RUN), self.steps.eq(self.steps + 1), accumulate.eq(k0 != 0)]
+            with m.Case(RUN):            # the barrier: every core done, the DMA idle
+                with m.If((pending == 0) & ~dma.busy):
+                    with m.If(last_step):
+                        m.d.sync += [state.eq(EPILOGUE), wb_p.eq(p0), wb_m0.eq(m0), wb_n0.eq(n0), wb_buf.eq(c_buf)]
+                    with m.Else():
+                        with m.If(nk):              # the block is complete: remember it for write-back
+                            m.d.sync += [wb_p.eq(p0), wb_m0.eq(m0), wb_n0.eq(n0), wb_buf.eq(c_buf),
+                                         c_buf.eq(~c_buf)]
+                        m.d.sync += [p0.eq(nxt_p0), m0.eq(nxt_m0), n0.eq(nxt_n0), k0.eq(nxt_k0),
+                                     s_buf.eq(~s_buf), first_step.eq(0), state.eq(ISSUE)]
+            with m.Case(EPILOGUE):       # the last block's results
+                wb_job(dma.job, wb_p, wb_m0, wb_n0, wb_buf)
+                m.d.comb += dma.start.eq(1)
+                m.d.sync += state.eq(WAIT_WB)
+            with m.Case(WAIT_WB), m.If(~dma.busy):
+                m.d.sync += state.eq(FINISH)
+            with m.Case(FINISH):
+                m.d.sync += state.eq(IDLE)
+        return m
