@@ -21,6 +21,8 @@ block partial sums cannot reproduce).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -39,10 +41,58 @@ CHIP_COUNTERS = ("cycles", "steps", "macs", "dram_bytes_read", "dram_bytes_writt
                  "sram_bytes_written")
 
 
+@dataclass(frozen=True)
+class Blocking:
+    """How a GEMM is blocked and split over the chip's cores (the descriptor's fields
+    chosen by software): blocks of ``mb`` x ``nb`` x ``kb``; a grid of ``gp`` products x
+    ``gm`` row groups of ``mc`` rows x ``gn`` column groups of ``nc`` columns."""
+
+    mb: int
+    nb: int
+    kb: int
+    mc: int
+    nc: int
+    gp: int = 1
+    gm: int = 1
+    gn: int = 1
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+    def __str__(self) -> str:
+        return (f"{self.mb}x{self.nb}x{self.kb}/{self.gp}x{self.gm}x{self.gn}"
+                f"({self.mc}x{self.nc})")
+
+
+def slice_words(chip, nbytes: int) -> int:
+    """Words of the chip's SRAM (``dma_beat_bytes`` each) that ``nbytes`` occupy."""
+    return -(-nbytes // chip.dma_beat_bytes)
+
+
+def blocking_status(chip, M: int, N: int, K: int, count: int, b: Blocking) -> int:
+    """The controller's verdict on a descriptor (0: runs; else the code of :data:`REJECT`),
+    computed as the RTL computes it, in the same order."""
+    cfg = chip.core
+    fields_ = (M, N, K, count, b.mb, b.nb, b.kb, b.mc, b.nc, b.gp, b.gm, b.gn)
+    if any(v == 0 for v in fields_):
+        return 1
+    if b.gp * b.gm * b.gn > chip.cores:
+        return 2
+    if b.mc * b.gm < b.mb or b.nc * b.gn < b.nb:
+        return 3
+    if (b.mc + b.nc) * slice_words(chip, b.kb * cfg.input_bytes) > chip.operand_words // 2:
+        return 4
+    if b.mc * slice_words(chip, b.nc * cfg.acc_bytes) > chip.acc_words // 2:
+        return 5
+    if cfg.overflow == "saturate" and b.kb < K:
+        return 6
+    return 0
+
+
 class ChipTop(wiring.Component):
     """The chip described by ``chip`` (a :class:`~systolab.models.chip.ChipConfig`; the
     RTL reads ``core``, ``cores``, ``dma_beat_bytes``, ``operand_words``, ``acc_words``,
-    ``sram_latency_cycles`` and ``slice_queue_depth``).
+    ``sram_latency_cycles``, ``slice_queue_depth`` and ``dram_latency_cycles``).
 
     Attributes
     ----------
@@ -85,7 +135,7 @@ class ChipTop(wiring.Component):
         slices = [SramSlice(cfg, word_bytes=Wd, operand_words=2 * op_half, acc_words=2 * acc_half,
                             latency=chip.sram_latency_cycles, queue_depth=chip.slice_queue_depth) for _ in range(N)]
         m.submodules.dma = dma = ChipDma(cores=N, word_bytes=Wd, input_bytes=eb, acc_bytes=ab, op_half=op_half,
-                                         acc_half=acc_half)
+                                         acc_half=acc_half, queue_depth=chip.dram_latency_cycles + 4)
         wiring.connect(m, wiring.flipped(self.mem), dma.mem)
         for c in range(N):
             m.submodules[f"core{c}"] = cores[c]
@@ -207,8 +257,9 @@ class ChipTop(wiring.Component):
         status = Signal(3)
         m.d.comb += self.status.eq(status)
         with m.Switch(state):
-            with m.Case(IDLE), m.If(accept):
-                m.d.sync += [d.eq(self.cmd.payload), state.eq(CHECK), status.eq(0)]
+            with m.Case(IDLE):
+                with m.If(accept):
+                    m.d.sync += [d.eq(self.cmd.payload), state.eq(CHECK), status.eq(0)]
             with m.Case(CHECK):
                 need_ops = (d.mc + d.nc) * words(d.kb * eb)
                 need_acc = d.mc * words(d.nc * ab)
@@ -249,8 +300,9 @@ class ChipTop(wiring.Component):
                 load_job(dma.job, p0, m0, n0, k0, 0)
                 m.d.comb += dma.start.eq(1)
                 m.d.sync += state.eq(WAIT_LOAD)
-            with m.Case(WAIT_LOAD), m.If(~dma.busy):
-                m.d.sync += state.eq(ISSUE)
+            with m.Case(WAIT_LOAD):
+                with m.If(~dma.busy):
+                    m.d.sync += state.eq(ISSUE)
             with m.Case(ISSUE):          # start the cores on this step, the DMA on its transfers
                 m.d.comb += issue.eq(1)
                 with m.If(~first_step & (k0 == 0)):
@@ -273,8 +325,9 @@ class ChipTop(wiring.Component):
                 wb_job(dma.job, wb_p, wb_m0, wb_n0, wb_buf)
                 m.d.comb += dma.start.eq(1)
                 m.d.sync += state.eq(WAIT_WB)
-            with m.Case(WAIT_WB), m.If(~dma.busy):
-                m.d.sync += state.eq(FINISH)
+            with m.Case(WAIT_WB):
+                with m.If(~dma.busy):
+                    m.d.sync += state.eq(FINISH)
             with m.Case(FINISH):
                 m.d.sync += state.eq(IDLE)
         return m

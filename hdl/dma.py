@@ -25,7 +25,6 @@ from .queue import Queue
 
 ADDR = 40            # DRAM byte addresses on the chip's port
 COUNT_BITS = 48
-SEG_QUEUE = 8        # segments between the command side and the data side
 IDLE, WRITE_BACK, WB_DRAIN, LOAD, LD_DRAIN = range(5)
 
 
@@ -67,6 +66,9 @@ class ChipDma(wiring.Component):
         Bytes of one operand element and of one accumulator value.
     op_half, acc_half : int
         Words of one operand buffer and of one accumulator buffer in a slice.
+    queue_depth : int
+        Segments between the command side and the data side: more than the DRAM's latency
+        in cycles, so that issuing never waits on the queue in a way that delays a beat.
 
     Attributes
     ----------
@@ -97,9 +99,9 @@ class ChipDma(wiring.Component):
     """
 
     def __init__(self, *, cores: int, word_bytes: int, input_bytes: int, acc_bytes: int, op_half: int,
-                 acc_half: int):
+                 acc_half: int, queue_depth: int):
         self._n, self._wd, self._eb, self._ab = cores, word_bytes, input_bytes, acc_bytes
-        self._op_half, self._acc_half = op_half, acc_half
+        self._op_half, self._acc_half, self._queue_depth = op_half, acc_half, queue_depth
         ports = {
             "mem": Out(memory_port_signature(word_bytes, ADDR)),
             "desc": In(descriptor_layout()), "start": In(1), "job": In(job_layout()), "busy": Out(1),
@@ -131,8 +133,8 @@ class ChipDma(wiring.Component):
         on_b = Signal()
 
         seg = data.StructLayout({"beats": DIM_BITS, "word": 24, "nbytes": 24, "core": DIM_BITS, "mask": N})
-        m.submodules.wq = wq = Queue(seg, SEG_QUEUE)
-        m.submodules.rq = rq = Queue(seg, SEG_QUEUE)
+        m.submodules.wq = wq = Queue(seg, self._queue_depth)
+        m.submodules.rq = rq = Queue(seg, self._queue_depth)
 
         # -- write-back segments ------------------------------------------------------------------
         p_wb = job.wb_p + q
@@ -149,8 +151,7 @@ class ChipDma(wiring.Component):
                      wseg.word.eq(job.wb_buf * self._acc_half + lr * pitch_c),
                      wc.payload.addr.eq(d.c_addr + p_wb * d.c_step + (job.wb_m0 + r) * d.ldc + (job.wb_n0 + col0) * ab),
                      wc.payload.beats.eq(wseg.beats)]
-        wb_live = (p_wb < d.count) & (ncols != 0)
-        m.d.comb += [wc.valid.eq((phase == WRITE_BACK) & wb_live & ~wq.full),
+        m.d.comb += [wc.valid.eq((phase == WRITE_BACK) & ~wq.full),
                      wq.push.eq(wc.valid & wc.ready), wq.push_data.eq(wseg)]
 
         # -- load segments --------------------------------------------------------------------------
@@ -167,8 +168,7 @@ class ChipDma(wiring.Component):
         for c in range(N):
             cq, ci, cj, on = (getattr(self, f"core_{x}{c}") for x in ("q", "i", "j", "on"))
             m.d.comb += rseg.mask[c].eq(on & (cq == q) & Mux(on_b, cj == i, ci == i))
-        ld_live = p_ld < d.count
-        m.d.comb += [rc.valid.eq((phase == LOAD) & ld_live & ~rq.full),
+        m.d.comb += [rc.valid.eq((phase == LOAD) & ~rq.full),
                      rq.push.eq(rc.valid & rc.ready), rq.push_data.eq(rseg)]
 
         # -- the generator ----------------------------------------------------------------------
@@ -184,43 +184,46 @@ class ChipDma(wiring.Component):
                 with m.Else():
                     m.d.sync += lr.eq(lr + 1)
 
-        def next_q(done_phase):
+        def next_q(done_phase, p0):
             def go():
-                with m.If(q + 1 >= d.gp):
+                with m.If((q + 1 >= d.gp) | (p0 + q + 1 >= d.count)):
                     m.d.sync += [q.eq(0), phase.eq(done_phase)]
                 with m.Else():
                     m.d.sync += q.eq(q + 1)
             return go
 
         w_busy, r_busy = Signal(), Signal()
+        # One segment a cycle, no bubbles: each move looks one position ahead (the next column
+        # group holds columns, the next product exists), so that the last segment of a row,
+        # of a product, of the job moves straight on.
+        next_group_empty = (j + 1 >= d.gn) | ((j + 1) * d.nc >= job.wb_nlen)
         with m.Switch(phase):
-            with m.Case(IDLE), m.If(self.start):
-                m.d.sync += [job.eq(self.job), q.eq(0), r.eq(0), i.eq(0), lr.eq(0), j.eq(0), on_b.eq(0),
-                             phase.eq(Mux(self.job.wb, WRITE_BACK, Mux(self.job.ld, LOAD, IDLE)))]
+            with m.Case(IDLE):
+                with m.If(self.start):
+                    m.d.sync += [job.eq(self.job), q.eq(0), r.eq(0), i.eq(0), lr.eq(0), j.eq(0), on_b.eq(0),
+                                 phase.eq(Mux(self.job.wb, WRITE_BACK, Mux(self.job.ld, LOAD, IDLE)))]
             with m.Case(WRITE_BACK):
-                with m.If(p_wb >= d.count):                      # no more products in this group
-                    m.d.sync += [q.eq(0), r.eq(0), i.eq(0), lr.eq(0), j.eq(0), phase.eq(WB_DRAIN)]
-                with m.Elif((ncols == 0) | wq.push):              # this column group done (or empty)
-                    with m.If((ncols == 0) | (j + 1 >= d.gn)):
+                with m.If(wq.push):
+                    with m.If(next_group_empty):
                         m.d.sync += j.eq(0)
-                        next_row(job.wb_mlen, d.mc, next_q(WB_DRAIN))
+                        next_row(job.wb_mlen, d.mc, next_q(WB_DRAIN, job.wb_p))
                     with m.Else():
                         m.d.sync += j.eq(j + 1)
-            with m.Case(WB_DRAIN), m.If(~wq.nonempty & ~w_busy):
-                m.d.sync += phase.eq(Mux(job.ld, LOAD, IDLE))
+            with m.Case(WB_DRAIN):
+                with m.If(~wq.nonempty & ~w_busy):
+                    m.d.sync += phase.eq(Mux(job.ld, LOAD, IDLE))
             with m.Case(LOAD):
-                with m.If(p_ld >= d.count):
-                    m.d.sync += [q.eq(0), r.eq(0), i.eq(0), lr.eq(0), on_b.eq(0), phase.eq(LD_DRAIN)]
-                with m.Elif(rq.push):
+                with m.If(rq.push):
                     def after_rows():
                         with m.If(~on_b):
                             m.d.sync += on_b.eq(1)
                         with m.Else():
                             m.d.sync += on_b.eq(0)
-                            next_q(LD_DRAIN)()
+                            next_q(LD_DRAIN, job.ld_p)()
                     next_row(Mux(on_b, job.ld_nlen, job.ld_mlen), Mux(on_b, d.nc, d.mc), after_rows)
-            with m.Case(LD_DRAIN), m.If(~rq.nonempty & ~r_busy):
-                m.d.sync += phase.eq(IDLE)
+            with m.Case(LD_DRAIN):
+                with m.If(~rq.nonempty & ~r_busy):
+                    m.d.sync += phase.eq(IDLE)
 
         # -- data side: write-back beats from the accumulator memory of the segment's core --------
         wcur = Signal(seg)

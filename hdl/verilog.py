@@ -94,10 +94,12 @@ def generate_verilog(config: AcceleratorConfig, out_dir: str | Path, *, unit: st
     return VerilogOutput(verilog=vpath, manifest=mpath, top=UNITS[unit], unit=unit, params=params, ports=ports)
 
 
-def hdl_fingerprint(config: AcceleratorConfig) -> str:
+def hdl_fingerprint(config) -> str:
     """Hash of everything the generated Verilog depends on: configuration, generator
     sources, the modules that derive the hardware's parameters (``config.py``: k_chunk,
-    tile_m; ``dtypes.py``) and the Amaranth version (hashlib, so stable across processes)."""
+    tile_m; ``dtypes.py``) and the Amaranth version (hashlib, so stable across processes).
+    ``config`` is an :class:`AcceleratorConfig` or a chip (anything with
+    ``canonical_json()``)."""
     import amaranth
 
     h = hashlib.sha256(config.canonical_json().encode())

@@ -206,12 +206,15 @@ class ChipConfig:
         d["core"], d["dram"] = self.core.to_dict(), self.dram.to_dict()
         return d
 
+    def canonical_json(self) -> str:
+        """Every field but the name and description, as canonical JSON."""
+        d = {k: v for k, v in self.to_dict().items() if k not in ("name", "description")}
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
+
     @property
     def config_hash(self) -> str:
-        """SHA-256 (first 16 hex digits) of the canonical JSON of every field but the
-        name and description: equal hardware, equal hash."""
-        d = {k: v for k, v in self.to_dict().items() if k not in ("name", "description")}
-        return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+        """SHA-256 (first 16 hex digits) of :meth:`canonical_json`: equal hardware, equal hash."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
     # -- variants ----------------------------------------------------------------------------
     def derive(self, *, name: str | None = None, **changes: Any) -> ChipConfig:

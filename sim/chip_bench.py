@@ -12,29 +12,10 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from ..errors import SimulationError, UserError
-from ..hdl.chip import CHIP_COUNTERS, REJECT, ChipTop
+from ..hdl.chip import CHIP_COUNTERS, REJECT, Blocking, ChipTop
 from .golden import golden_matmul
 
 sys.set_int_max_str_digits(0)
-
-
-@dataclass(frozen=True)
-class Blocking:
-    """How a GEMM is blocked and split over the chip's cores (the descriptor's fields):
-    blocks of ``mb`` x ``nb`` x ``kb``; a grid of ``gp`` products x ``gm`` row groups of
-    ``mc`` rows x ``gn`` column groups of ``nc`` columns."""
-
-    mb: int
-    nb: int
-    kb: int
-    mc: int
-    nc: int
-    gp: int = 1
-    gm: int = 1
-    gn: int = 1
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 @dataclass
@@ -84,13 +65,12 @@ def layout(chip, products, *, latency: int, bytes_per_cycle: float, stall_prob: 
     return mem, desc
 
 
-def run_chip_gemm(chip, products, blocking: Blocking, *, latency: int | None = None,
-                  bytes_per_cycle: float | None = None, stall_prob: float = 0.0, seed: int = 0,
+def run_chip_gemm(chip, products, blocking: Blocking, *, stall_prob: float = 0.0, seed: int = 0,
                   reset_after_cycles: int | None = None, max_cycles: int = 5_000_000,
                   vcd: str | Path | None = None) -> ChipRun:
     """``products`` (a list of (A, B) of one shape: ``count`` independent GEMMs) on the chip
-    RTL as one descriptor with ``blocking``. DRAM latency and bandwidth default to the
-    chip's (``dram_latency_cycles``, ``dram_bytes_per_cycle``). With
+    RTL as one descriptor with ``blocking``. DRAM latency and bandwidth are the chip's
+    (``dram_latency_cycles``, ``dram_bytes_per_cycle``; derive a chip to change them). With
     ``reset_after_cycles`` the descriptor is abandoned by a reset that many cycles in, then
     run again from the start."""
     from .core_bench import check_memory, check_products
@@ -98,8 +78,7 @@ def run_chip_gemm(chip, products, blocking: Blocking, *, latency: int | None = N
     products = check_products(chip.core, products)
     if len({(a.shape, b.shape) for a, b in products}) != 1:
         raise UserError("products: one descriptor runs products of one shape")
-    latency = chip.dram_latency_cycles if latency is None else latency
-    bytes_per_cycle = chip.dram_bytes_per_cycle if bytes_per_cycle is None else bytes_per_cycle
+    latency, bytes_per_cycle = chip.dram_latency_cycles, chip.dram_bytes_per_cycle
     check_memory(latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob, seed=seed)
     mem, desc = layout(chip, products, latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob,
                        seed=seed)
@@ -155,3 +134,62 @@ def run_chip_gemm(chip, products, blocking: Blocking, *, latency: int | None = N
                    signed=cfg.acc_signed) for p in range(len(products))]
     return ChipRun(cs, [golden_matmul(a, b, cfg) for a, b in products], state["counters"], state["busy"],
                    state["status"], list(mem.violations))
+
+
+def fit_blocking(chip, M: int, N: int, K: int, count: int, *, mb: int, nb: int, kb: int, gp: int = 1, gm: int = 1,
+                 gn: int = 1) -> Blocking:
+    """The blocking with these block sizes and grid (per-core groups as even as they go),
+    its blocks shrunk (K first, then the larger of M and N) until they fit a slice."""
+    from ..hdl.chip import blocking_status
+
+    mb, nb, kb = min(mb, M), min(nb, N), min(kb, K)
+    while True:
+        b = Blocking(mb, nb, kb, -(-mb // gm), -(-nb // gn), gp, gm, gn)
+        status = blocking_status(chip, M, N, K, count, b)
+        if status not in (4, 5):
+            return b
+        if status == 4 and kb > 1 and chip.core.overflow != "saturate":
+            kb = max(1, kb // 2)
+        elif nb >= mb and nb > 1:
+            nb = max(1, nb // 2)
+        elif mb > 1:
+            mb = max(1, mb // 2)
+        else:
+            return b                       # even 1x1 does not fit: the caller sees the status
+
+
+def chip_campaign(chip, *, count: int, seed: int, corners: bool = True, max_dim: int = 24):
+    """(M, N, K, products, blocking) cases for the chip: the corner classes (1x1x1, M = 1,
+    N = 1, K = 1, one block and several blocks in every dimension, edges off the block,
+    several products over the grid), then ``count`` random ones."""
+    rng = np.random.default_rng(seed)
+    n = chip.cores
+    cases = []
+    if corners:
+        R, C = chip.core.rows, chip.core.cols
+        for (M, N, K, p, kw) in [
+            (1, 1, 1, 1, dict(mb=1, nb=1, kb=1)),
+            (1, 3 * C + 1, 20, 1, dict(mb=1, nb=C, kb=8, gn=n)),                   # GEMV: M = 1, blocks in N and K
+            (2 * R + 1, 1, 9, 1, dict(mb=R, nb=1, kb=4, gm=n)),                    # N = 1, blocks in M and K
+            (R + 3, C + 2, 1, 1, dict(mb=R + 3, nb=C + 2, kb=1, gn=min(2, n))),    # K = 1, one block
+            (2 * R + 3, 2 * C + 1, 40, 1, dict(mb=R, nb=C, kb=16, gm=min(2, n), gn=max(1, n // 2))),
+            (3, 5, 7, 2 * n + 1, dict(mb=3, nb=5, kb=7, gp=n)),                    # products over the grid
+            (R, C, 3 * chip.core.k_chunk + 5, 1, dict(mb=R, nb=C, kb=10**6)),      # one block, K over chunks
+        ]:
+            cases.append((M, N, K, p, fit_blocking(chip, M, N, K, p, **kw)))
+    for _ in range(count):
+        M, N, K = (int(v) for v in rng.integers(1, max_dim + 1, 3))
+        p = int(rng.choice([1, 1, 1, 2, 3]))
+        gp = int(rng.integers(1, min(p, n) + 1))
+        gm = int(rng.integers(1, n // gp + 1))
+        gn = int(rng.integers(1, n // (gp * gm) + 1))
+        kw = dict(mb=int(rng.integers(1, M + 1)), nb=int(rng.integers(1, N + 1)), kb=int(rng.integers(1, K + 1)),
+                  gp=gp, gm=gm, gn=gn)
+        cases.append((M, N, K, p, fit_blocking(chip, M, N, K, p, **kw)))
+    return cases
+
+
+def random_products(chip, M: int, N: int, K: int, count: int, rng) -> list:
+    dt = chip.core.input_dtype
+    return [(rng.integers(dt.min_int, dt.max_int, (M, K), endpoint=True),
+             rng.integers(dt.min_int, dt.max_int, (K, N), endpoint=True)) for _ in range(count)]

@@ -17,15 +17,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, Timer
 
 from ..config import AcceleratorConfig
-from ..hdl.accelerator import COUNTERS, descriptor_layout
+from ..hdl.accelerator import ADDR_BITS, COUNTERS, descriptor_layout
+from .cocotb_memory import logic_int, serve_memory
 from .core_bench import layout_products
-
-
-def _u(sig) -> int:
-    """The signal as an unsigned integer; X/Z bits (Icarus: FIFO storage never written, seen
-    only on payloads whose valid is low) read as 0."""
-    bits = str(sig.value).upper().replace("X", "0").replace("Z", "0")
-    return int(bits, 2)
 
 
 @cocotb.test()
@@ -45,42 +39,24 @@ async def run_core_plan(dut):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
 
-    async def memory():
-        rc, wc, wd = "mem__rd_cmd__", "mem__wr_cmd__", "mem__wr_data__"
-        while not state["done"]:
-            out = mem.drive()
-            getattr(dut, rc + "ready").value = out["rd_cmd_ready"]
-            getattr(dut, wc + "ready").value = out["wr_cmd_ready"]
-            getattr(dut, wd + "ready").value = out["wr_data_ready"]
-            dut.mem__rd_data__valid.value = out["rd_data_valid"]
-            dut.mem__rd_data__payload.value = out["rd_data"]
-            await RisingEdge(dut.clk)
-            rcp, wcp = _u(getattr(dut, rc + "payload")), _u(getattr(dut, wc + "payload"))
-            wdp = _u(getattr(dut, wd + "payload"))
-            mem.observe(rd_cmd_valid=_u(getattr(dut, rc + "valid")), rd_cmd_addr=rcp & 0xFFFFFFFF,
-                        rd_cmd_beats=rcp >> 32, rd_data_ready=_u(dut.mem__rd_data__ready),
-                        wr_cmd_valid=_u(getattr(dut, wc + "valid")), wr_cmd_addr=wcp & 0xFFFFFFFF,
-                        wr_cmd_beats=wcp >> 32, wr_data_valid=_u(getattr(dut, wd + "valid")),
-                        wr_data=wdp & ((1 << (8 * W)) - 1), wr_strobe=wdp >> (8 * W))
-
-    cocotb.start_soon(memory())
+    cocotb.start_soon(serve_memory(dut, lambda: mem, W, ADDR_BITS, lambda: state["done"]))
     counters = []
     for d in layout:
         dut.cmd__payload.value = desc.const(d).as_value().value
         dut.cmd__valid.value = 1
         while True:
             await RisingEdge(dut.clk)
-            if _u(dut.cmd__ready):
+            if logic_int(dut.cmd__ready):
                 break
         dut.cmd__valid.value = 0
         for _ in range(plan["max_cycles"]):
             await RisingEdge(dut.clk)
-            if _u(dut.done):
+            if logic_int(dut.done):
                 break
         else:
             raise AssertionError(f"GEMM {d['m']}x{d['n']}x{d['k']} did not finish")
         await ReadOnly()  # the counters as the final edge left them (as Amaranth's ctx.get sees them)
-        counters.append({c: _u(getattr(dut, c)) for c in COUNTERS})
+        counters.append({c: logic_int(getattr(dut, c)) for c in COUNTERS})
         await Timer(1, unit="ns")  # back to a writable phase, still before the next edge
     state["done"] = True
     ab = (cfg.acc_bits + 7) // 8

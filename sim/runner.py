@@ -223,3 +223,33 @@ def run_core_hdl(config: AcceleratorConfig, products: list, simulator: str, *, l
     out = json.loads(text)
     out["waveform"] = str(waveform.with_suffix(".vcd" if simulator == "verilator" else ".fst")) if waves else None
     return out
+
+
+CHIP_TOP = "systolab_chip"
+
+
+def run_chip_hdl(chip, cases: list, simulator: str, *, stall_prob: float = 0.0, seed: int = 0,
+                 max_cycles: int = 5_000_000) -> list[dict]:
+    """Descriptors on the chip's Verilog under cocotb (Verilator or Icarus), one simulation:
+    ``cases`` are (products, blocking) pairs. Returns per case the C matrices, counters,
+    per-core busy cycles, status and DRAM write violations."""
+    import json
+
+    from amaranth.back import verilog as amaranth_verilog
+
+    from ..hdl.chip import ChipTop
+
+    folder = cache_root() / "builds" / f"chip-{chip.name}-{chip.config_hash}" / simulator
+    plan = json.dumps({"chip": chip.to_dict(), "stall_prob": stall_prob, "seed": seed, "max_cycles": max_cycles,
+                       "cases": [{"products": [{"a": a.tolist(), "b": b.tolist()} for a, b in products],
+                                  "blocking": blocking.to_dict()} for products, blocking in cases]})
+    with _locked(folder), _tool_environment(simulator):
+        vpath = folder / "rtl" / f"{CHIP_TOP}.v"
+        stamp = folder / "rtl" / "fingerprint"
+        fp = hdl_fingerprint(chip)
+        if not (vpath.exists() and stamp.exists() and stamp.read_text() == fp):
+            atomic_write_text(vpath, amaranth_verilog.convert(ChipTop(chip), name=CHIP_TOP, emit_src=False))
+            atomic_write_text(stamp, fp)
+        text = _cocotb_run(folder, simulator, verilog=vpath, top=CHIP_TOP, test_module="systolab.sim.cocotb_chip",
+                           plan_json=plan, seed=seed)
+    return json.loads(text)["results"]
