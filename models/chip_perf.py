@@ -122,10 +122,13 @@ def _groups(length: int, size: int, groups: int) -> list[int]:
     return [max(0, min(size, length - g * size)) for g in range(groups)]
 
 
-def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: int = 1) -> ChipGemmPerf:
+def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: int = 1,
+                   trace: list | None = None) -> ChipGemmPerf:
     """The chip's counters for ``count`` independent M x N x K products run as one
     descriptor with ``blocking``; a blocking the controller would reject is a
-    :class:`UserError` saying why."""
+    :class:`UserError` saying why. With ``trace``, each step's (ISSUE cycle, last core
+    done, DMA idle) is appended to it (cycles counted from the one after the descriptor
+    was accepted)."""
     M, N, K, count = check_int("M", M), check_int("N", N), check_int("K", K), check_int("count", count)
     if not isinstance(blocking, Blocking):
         raise TypeError(f"blocking must be a Blocking, not {type(blocking).__name__}")
@@ -206,6 +209,8 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
         else:
             t_free = issue                    # nothing to move: the DMA never leaves idle
         barrier = max(issue + 1, last_done + 1, t_free)
+        if trace is not None:
+            trace.append((issue, last_done, t_free))
         if k0 + b.kb >= K:                    # this step completes its output block
             prev_block = (p0, mlen, nlen)
         issue = barrier + 1

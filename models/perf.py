@@ -228,7 +228,7 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     lat = memory.latency_cycles
 
     def chunk(state, rows, cols, klen, first, last):
-        L, Wt, F2, F1, T, S1, S2, S3, S4, Wr, Z0, Z, (prev_rows, nb_prev) = state
+        L, Wt, F2, F1, T, S1, S2, S3, S4, Wr, Z0, Z, Zb, (prev_rows, nb_prev) = state
         fill = (rows + cols) * _ceil_div(klen * eb, W) * beat_t + rx
         # the loader takes a chunk when its queue (4 chunks) has room, i.e. after the
         # receiver started the chunk 4 before; its reads return `lat` cycles later
@@ -252,8 +252,16 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
                 elif start < lo < start + klen:
                     start += hi - lo
             F = start + klen
-            if last:   # the array takes a tile's last slice >= max(R, C) cycles after the previous one
-                F = max(F, Wt + max(R, C))
+            if Zb > NEG // 2 and start <= Zb < F:    # the router's bubble froze the array mid-feed
+                F += 1
+            if last:   # the array takes a tile's last slice >= max(R, C) unfrozen cycles after the previous one
+                frozen = Zb > NEG // 2 and Wt <= Zb < Wt + max(R, C)
+                F = max(F, Wt + max(R, C) + frozen)
+                # the router takes the next tile one cycle after routing a tile's last row: a
+                # tile whose rows follow the previous tile's without a gap (last slices exactly R
+                # apart, R >= C) finds it busy, and the array freezes that cycle
+                if R >= C and Wt > NEG // 2 and F - Wt == R:
+                    Zb = Wt + C + R - 1
                 Wt = F
         else:
             def steps(t0, n):
@@ -283,7 +291,7 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
                     _ceil_div(int(queue * nb + first_out - ws - 1), nb - 1) if nb > 1 else rows)
                 Z0, Z = (first_out + j, Wr - queue * nb) if j < rows else (NEG, NEG)
                 nb_prev = nb
-        return (L, Wt, F1, F, T_next, S, S1, S2, S3, Wr, Z0, Z, (rows, nb_prev))
+        return (L, Wt, F1, F, T_next, S, S1, S2, S3, Wr, Z0, Z, Zb, (rows, nb_prev))
 
     def tile(rows, cols):
         def run(state):
@@ -304,7 +312,7 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     # wait for it, which the receiver's own start-up hides for beats up to _RX_GAP cycles)
     head = max(0, beat_t - _RX_GAP)
     state = (float(max(memory.latency_cycles, _FIRST_BEAT_MIN) - head), NEG, NEG, NEG, float(-head),
-             NEG, NEG, NEG, NEG, NEG, NEG, NEG, (0, 1))
+             NEG, NEG, NEG, NEG, NEG, NEG, NEG, NEG, (0, 1))
     for rows, count in _edge_runs(M, TM):
         state = _repeat(state, m_block(rows), count)
     F = state[3]
@@ -313,7 +321,7 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     if os_:
         # row 0 leaves the array C - 1 cycles after the last slice, but is routed no earlier
         # than the tile's entry through the tile queue (3 cycles)
-        tail = max(C, _OS_TILE_QUEUE) + last_rows * nb + _OS_TAIL
+        tail = max(C, _OS_TILE_QUEUE) + last_rows * nb + _OS_TAIL + (state[12] >= F)
     else:
         return int(math.ceil(max(F + R + C + _WS_TAIL, state[9] + _WS_WRITE_TAIL)))
     return int(math.ceil(F + tail))

@@ -113,3 +113,99 @@ def validate(cases: list[ValidationCase], *, simulator: str = "verilator", seed:
             "exact_cycles": sum(e == 0 for e in cyc),
             "max_abs_error": {k: max(abs(r["error"][k]) for r in rows) for k in COMPARED},
             "cases": per_case, "worst": worst}
+
+
+# -- the chip -----------------------------------------------------------------------------------
+CHIP_COMPARED = ("cycles", "steps", "macs", "busy", "dram_bytes_read", "dram_bytes_written", "sram_bytes_read",
+                 "sram_bytes_written")
+
+
+@dataclass(frozen=True)
+class ChipValidationCase:
+    """A chip and the descriptors (M, N, K, count, blocking) to run on it."""
+
+    chip: object
+    gemms: tuple
+    label: str
+
+
+def default_chip_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[ChipValidationCase]:
+    """Four chips — 1, 2 and 4 cores; both dataflows; a global SRAM that holds a whole K
+    and one that forces many K-blocks; DRAM that leaves the cores compute-bound and DRAM
+    that binds — each with the corner classes and random shapes (1..24, one to three
+    products) under random blockings that fit."""
+    from ..models.chip import get_chip
+    from .chip_bench import chip_campaign
+
+    tiny, small = get_chip("sl-tiny"), get_chip("sl-small")
+    chips = [
+        (tiny, "sl-tiny: 2 OS cores, 16 KiB, 12 B/cycle DRAM (binds), latency 20"),
+        (tiny.derive(dataflow="ws", cores=1, global_sram_mib=0.25, dram_GBps_per_stack=64, dram_latency_ns=5,
+                     name="sl-tiny-ws-1core"), "1 WS core, 256 KiB (one K-block), 64 B/cycle DRAM, latency 5"),
+        (small, "sl-small: 4 OS 8x8 cores, 128 KiB, one beat a cycle, latency 40"),
+        (small.derive(dataflow="ws", global_sram_mib=1 / 64, dram_GBps_per_stack=8, dram_latency_ns=60,
+                      name="sl-small-ws-16k"), "4 WS 8x8 cores, 16 KiB (many K-blocks), 8 B/cycle DRAM, latency 60"),
+    ]
+    out = []
+    for chip, label in chips:
+        cases = chip_campaign(chip, count=max(0, shapes_per_case - 7), seed=seed)[:shapes_per_case]
+        out.append(ChipValidationCase(chip, tuple(cases), label))
+    return out
+
+
+def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[dict]:
+    from .chip_bench import random_products, run_chip_gemm
+    from .runner import run_chip_hdl
+
+    rng = np.random.default_rng(seed)
+    runs = [(random_products(case.chip, M, N, K, p, rng), blk) for M, N, K, p, blk in case.gemms]
+    if simulator == "amaranth":
+        results = []
+        for products, blk in runs:
+            r = run_chip_gemm(case.chip, products, blk)
+            results.append(r.counters | {"busy": r.busy, "passed": r.passed})
+        return results
+    from .golden import golden_matmul
+
+    out = run_chip_hdl(case.chip, runs, simulator)
+    return [r["counters"] | {"busy": r["busy"], "passed": r["status"] == 0 and not r["violations"] and all(
+        np.array_equal(np.array(c, dtype=object), golden_matmul(a, b, case.chip.core).astype(object))
+        for c, (a, b) in zip(r["c"], products))} for (products, _), r in zip(runs, out)]
+
+
+def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilator", seed: int = 0, jobs: int = 2,
+                  progress=None) -> dict:
+    """Every case on the chip RTL against the chip cycle model (``models/chip_perf.py``),
+    every counter compared; the report has the fields of :func:`validate`."""
+    from ..models.chip_perf import chip_gemm_perf
+
+    progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    rows = []
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(_run_chip_case, case, simulator, seed): case for case in cases}
+        for done, future in enumerate(futures, start=1):
+            case = futures[future]
+            measured = future.result()
+            progress(f"validate --chip: {done}/{len(cases)} {case.label} ({len(case.gemms)} GEMMs)")
+            for (M, N, K, p, blk), got in zip(case.gemms, measured):
+                model = chip_gemm_perf(case.chip, M, N, K, blk, count=p).counters()
+                rows.append({"case": case.label, "shape": [M, N, K], "count": p, "blocking": str(blk),
+                             "passed": got["passed"], "rtl": {k: got[k] for k in CHIP_COMPARED},
+                             "model": {k: model[k] for k in CHIP_COMPARED}})
+    for r in rows:
+        r["error"] = {k: (max(abs(a - b) for a, b in zip(r["model"][k], r["rtl"][k])) if k == "busy"
+                          else r["model"][k] - r["rtl"][k]) for k in CHIP_COMPARED}
+    cyc = [abs(r["error"]["cycles"]) for r in rows]
+    rel = [abs(r["error"]["cycles"]) / r["rtl"]["cycles"] for r in rows]
+    per_case = {}
+    for case in cases:
+        errs = [abs(r["error"]["cycles"]) for r in rows if r["case"] == case.label]
+        per_case[case.label] = {"shapes": len(errs), "exact": sum(e == 0 for e in errs),
+                                "max_abs_cycle_error": max(errs), "chip": case.chip.to_dict()}
+    worst = sorted(rows, key=lambda r: -abs(r["error"]["cycles"]))[:10]
+    return {"shapes": len(rows), "configurations": len(cases), "simulator": simulator, "seed": seed,
+            "all_passed": all(r["passed"] for r in rows),
+            "max_abs_cycle_error": max(cyc), "max_rel_cycle_error": max(rel),
+            "exact_cycles": sum(e == 0 for e in cyc),
+            "max_abs_error": {k: max(abs(r["error"][k]) for r in rows) for k in CHIP_COMPARED},
+            "cases": per_case, "worst": worst}

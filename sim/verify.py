@@ -190,3 +190,95 @@ def verify_core(config: AcceleratorConfig, shapes: list[tuple[int, int, int]], *
         utilization=[cnt["macs"] / (config.rows * config.cols * cnt["cycles"]) for cnt in counters],
         counters=counters, k_chunk=config.k_chunk, tile_m=config.tile_m, memory=memory, messages=messages,
         waveform=waveform, seconds=round(time.perf_counter() - t0, 3))
+
+
+@dataclass
+class ChipVerifyReport:
+    """Outcome of GEMMs on the chip RTL (``systolab verify --chip --json``); every per-GEMM
+    field is a list in GEMM order."""
+
+    chip: dict
+    passed: bool
+    gemms: int
+    mismatches: int
+    seed: int
+    simulator: str
+    shapes: list[list[int]]
+    counts: list[int]
+    blockings: list[dict]
+    cycles: list[int]
+    model_cycles: list[int]
+    utilization: list[float]
+    counters: list[dict]
+    per_core_busy: list[list[int]]
+    dram_bytes_read: list[int]
+    dram_bytes_written: list[int]
+    sram_bytes_read: list[int]
+    sram_bytes_written: list[int]
+    status: list[int]
+    messages: list[str] = field(default_factory=list)
+    stall_prob: float = 0.0
+    seconds: float = 0.0
+    unit: str = "chip"
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, stall_prob: float = 0.2
+                ) -> ChipVerifyReport:
+    """``cases`` — (M, N, K, count, blocking) — on the chip RTL with random operands
+    (seeded) and random stalls on the DRAM port, C checked bit-exactly against the golden
+    model; cycles and every counter from the chip's own counters, the cycle model's
+    prediction beside them (equal without stalls)."""
+    import numpy as np
+
+    from ..checks import check_real, check_seed
+    from ..models.chip_perf import chip_gemm_perf
+    from .chip_bench import random_products, run_chip_gemm
+    from .golden import golden_matmul
+    from .runner import run_chip_hdl
+
+    check_seed("seed", seed)
+    check_real("stall_prob", stall_prob, lo=0.0, hi=1.0, hi_open=True)
+    if not cases:
+        raise UserError("gemms: nothing to run")
+    sim = resolve_simulator(simulator)
+    rng = np.random.default_rng(seed)
+    runs = [(random_products(chip, M, N, K, p, rng), blk) for M, N, K, p, blk in cases]
+    t0 = time.perf_counter()
+    if sim == "amaranth":
+        outs = []
+        for products, blk in runs:
+            r = run_chip_gemm(chip, products, blk, stall_prob=stall_prob, seed=seed)
+            outs.append({"c": r.c, "counters": r.counters, "busy": r.busy, "status": r.status,
+                         "violations": r.violations})
+    else:
+        outs = run_chip_hdl(chip, runs, sim, stall_prob=stall_prob, seed=seed)
+    messages, mismatches = [], 0
+    for (M, N, K, p, blk), (products, _), out in zip(cases, runs, outs):
+        if out["status"]:
+            messages.append(f"{M}x{N}x{K} x{p} with {blk}: rejected by the controller (status {out['status']})")
+            mismatches += M * N * p
+            continue
+        for q, ((a, b), c) in enumerate(zip(products, out["c"])):
+            expected = golden_matmul(a, b, chip.core)
+            wrong = np.argwhere(np.array(c, dtype=object) != expected.astype(object))
+            mismatches += len(wrong)
+            messages += [f"{M}x{N}x{K} product {q} with {blk}: C[{r},{s}] expected {expected[r, s]}, got {c[r][s]} "
+                         f"(seed {seed})" for r, s in wrong[:3]]
+        messages += out["violations"][:5]
+    counters = [o["counters"] for o in outs]
+    pes = chip.cores * chip.core.rows * chip.core.cols
+    return ChipVerifyReport(
+        chip=chip.to_dict(), passed=mismatches == 0 and not any(o["violations"] for o in outs), gemms=len(cases),
+        mismatches=int(mismatches), seed=seed, simulator=sim, shapes=[[M, N, K] for M, N, K, _, _ in cases],
+        counts=[p for *_, p, _ in cases], blockings=[blk.to_dict() for *_, blk in cases],
+        cycles=[c["cycles"] for c in counters],
+        model_cycles=[chip_gemm_perf(chip, M, N, K, blk, count=p).cycles for M, N, K, p, blk in cases],
+        utilization=[c["macs"] / (pes * c["cycles"]) for c in counters], counters=counters,
+        per_core_busy=[o["busy"] for o in outs], dram_bytes_read=[c["dram_bytes_read"] for c in counters],
+        dram_bytes_written=[c["dram_bytes_written"] for c in counters],
+        sram_bytes_read=[c["sram_bytes_read"] for c in counters],
+        sram_bytes_written=[c["sram_bytes_written"] for c in counters], status=[o["status"] for o in outs],
+        messages=messages, stall_prob=stall_prob, seconds=round(time.perf_counter() - t0, 3))

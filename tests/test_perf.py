@@ -160,3 +160,18 @@ def test_latency_dominated_runs_say_so():
     p = core_perf(AcceleratorConfig(rows=4, cols=4), 1, 1, 1, MemorySystem(100, 16))
     assert p.bound == "latency" and p.cycles > 100
     assert core_perf(AcceleratorConfig(rows=4, cols=4), 64, 64, 64).bound == "compute"
+
+
+@pytest.mark.parametrize("shape", [(9, 1, 1), (17, 9, 1), (1, 9, 2), (10, 2, 5), (16, 1, 1)])
+def test_router_bubble_between_back_to_back_tiles(shape):
+    # Tiles whose last slices are exactly R cycles apart (short K, small edge tiles) send
+    # their rows right after the previous tile's: the result router, which takes a tile
+    # one cycle after finishing the last, freezes the array for that cycle.
+    from systolab.sim.core_bench import run_gemms
+
+    cfg = AcceleratorConfig(rows=8, cols=8, beat_bytes=32, a_buffer_kib=2, b_buffer_kib=2)
+    rng = np.random.default_rng(1)
+    M, N, K = shape
+    run = run_gemms(cfg, [(rng.integers(-9, 9, (M, K)), rng.integers(-9, 9, (K, N)))], latency=2,
+                    bytes_per_cycle=32)[0]
+    assert run.passed and run.counters["cycles"] == core_perf(cfg, M, N, K, MemorySystem(2, 32)).cycles
