@@ -65,7 +65,12 @@ class Blocking:
 
 
 def slice_words(chip, nbytes: int) -> int:
-    """Words of the chip's SRAM (``dma_beat_bytes`` each) that ``nbytes`` occupy."""
+    """Words of a slice (a core beat each) that ``nbytes`` occupy."""
+    return -(-nbytes // chip.core.beat_bytes)
+
+
+def dram_beats(chip, nbytes: int) -> int:
+    """DRAM beats (``dma_beat_bytes`` each) that move a segment of ``nbytes``."""
     return -(-nbytes // chip.dma_beat_bytes)
 
 
@@ -126,22 +131,23 @@ class ChipTop(wiring.Component):
         N, Wd, W = chip.cores, self._word, cfg.beat_bytes
         eb, ab = cfg.input_bytes, cfg.acc_bytes
         op_half, acc_half = chip.operand_words // 2, chip.acc_words // 2
-        wshift = (Wd - 1).bit_length()
+        wshift = (W - 1).bit_length()
 
-        def words(nbytes):
-            return (nbytes + (Wd - 1)) >> wshift if Wd > 1 else nbytes
+        def words(nbytes):                       # slice words (core beats)
+            return (nbytes + (W - 1)) >> wshift if W > 1 else nbytes
 
         cores = [AcceleratorCore(cfg) for _ in range(N)]
-        slices = [SramSlice(cfg, word_bytes=Wd, operand_words=2 * op_half, acc_words=2 * acc_half,
+        slices = [SramSlice(cfg, banks=Wd // W, operand_words=2 * op_half, acc_words=2 * acc_half,
                             latency=chip.sram_latency_cycles, queue_depth=chip.slice_queue_depth) for _ in range(N)]
-        m.submodules.dma = dma = ChipDma(cores=N, word_bytes=Wd, input_bytes=eb, acc_bytes=ab, op_half=op_half,
-                                         acc_half=acc_half, queue_depth=chip.dram_latency_cycles + 4)
+        m.submodules.dma = dma = ChipDma(cores=N, word_bytes=Wd, core_beat=W, input_bytes=eb, acc_bytes=ab,
+                                         op_half=op_half, acc_half=acc_half, queue_depth=chip.dram_latency_cycles + 4)
         wiring.connect(m, wiring.flipped(self.mem), dma.mem)
         for c in range(N):
             m.submodules[f"core{c}"] = cores[c]
             m.submodules[f"slice{c}"] = slices[c]
             wiring.connect(m, cores[c].mem, slices[c].core)
             m.d.comb += [slices[c].dma_op_addr.eq(getattr(dma, f"op_addr{c}")),
+                         slices[c].dma_op_words.eq(getattr(dma, f"op_words{c}")),
                          slices[c].dma_op_data.eq(getattr(dma, f"op_data{c}")),
                          slices[c].dma_op_en.eq(getattr(dma, f"op_en{c}")),
                          slices[c].dma_acc_addr.eq(getattr(dma, f"acc_addr{c}")),
@@ -220,9 +226,9 @@ class ChipTop(wiring.Component):
             works = con[c] & (p0 + cq[c] < d.count) & (rows != 0) & (cols != 0)
             a_word = s_buf * op_half
             m.d.comb += [cd.m.eq(rows), cd.n.eq(cols), cd.k.eq(klen),
-                         cd.a_addr.eq(a_word * Wd), cd.lda.eq(pitch_k * Wd),
-                         cd.b_addr.eq((a_word + d.mc * pitch_k) * Wd), cd.ldb.eq(pitch_k * Wd),
-                         cd.c_addr.eq(slices[c].acc_base + c_buf * acc_half * Wd), cd.ldc.eq(pitch_c * Wd),
+                         cd.a_addr.eq(a_word * W), cd.lda.eq(pitch_k * W),
+                         cd.b_addr.eq((a_word + d.mc * pitch_k) * W), cd.ldb.eq(pitch_k * W),
+                         cd.c_addr.eq(slices[c].acc_base + c_buf * acc_half * W), cd.ldc.eq(pitch_c * W),
                          cores[c].cmd.payload.eq(cd), cores[c].cmd.valid.eq(issue & works),
                          slices[c].accumulate.eq(accumulate)]
             with m.If(issue & works):

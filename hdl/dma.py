@@ -61,7 +61,9 @@ class ChipDma(wiring.Component):
     ----------
     cores : int
     word_bytes : int
-        DRAM beat = slice word, in bytes.
+        DRAM beat, in bytes: ``banks`` slice words (core beats) of ``core_beat`` bytes.
+    core_beat : int
+        A slice word (the cores' beat), in bytes.
     input_bytes, acc_bytes : int
         Bytes of one operand element and of one accumulator value.
     op_half, acc_half : int
@@ -80,10 +82,11 @@ class ChipDma(wiring.Component):
     busy : Out(1)
     core_q<c>, core_i<c>, core_j<c>, core_on<c> : In
         Core c's place in the grid (product, row group, column group; ``on`` if used).
-    op_addr<c>, op_data<c>, op_en<c> : Out
-        Operand word writes into slice c.
+    op_addr<c>, op_words<c>, op_data<c>, op_en<c> : Out
+        Operand writes into slice c: ``op_words`` consecutive words from word ``op_addr``.
     acc_addr<c> : Out, acc_data<c> : In
-        Accumulator word reads from slice c (combinational).
+        Accumulator reads from slice c: a beat's worth of words from ``acc_addr``
+        (combinational).
     bytes_read, bytes_written, sram_written, sram_read : Out(48)
         Since the last ``clear``: DRAM bytes read (whole beats) and written (strobed bytes),
         bytes written into slices (a multicast beat counts once per slice) and read from
@@ -98,9 +101,9 @@ class ChipDma(wiring.Component):
     write-back's, if there is no load).
     """
 
-    def __init__(self, *, cores: int, word_bytes: int, input_bytes: int, acc_bytes: int, op_half: int,
-                 acc_half: int, queue_depth: int):
-        self._n, self._wd, self._eb, self._ab = cores, word_bytes, input_bytes, acc_bytes
+    def __init__(self, *, cores: int, word_bytes: int, core_beat: int, input_bytes: int, acc_bytes: int,
+                 op_half: int, acc_half: int, queue_depth: int):
+        self._n, self._wd, self._eb, self._ab, self._w = cores, word_bytes, input_bytes, acc_bytes, core_beat
         self._op_half, self._acc_half, self._queue_depth = op_half, acc_half, queue_depth
         ports = {
             "mem": Out(memory_port_signature(word_bytes, ADDR)),
@@ -111,19 +114,24 @@ class ChipDma(wiring.Component):
         for c in range(cores):
             ports.update({f"core_q{c}": In(DIM_BITS), f"core_i{c}": In(DIM_BITS), f"core_j{c}": In(DIM_BITS),
                           f"core_on{c}": In(1), f"op_addr{c}": Out(range(2 * op_half)),
+                          f"op_words{c}": Out(range(word_bytes // core_beat + 1)),
                           f"op_data{c}": Out(8 * word_bytes), f"op_en{c}": Out(1),
                           f"acc_addr{c}": Out(range(2 * acc_half)), f"acc_data{c}": In(8 * word_bytes)})
         super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
-        N, Wd, eb, ab = self._n, self._wd, self._eb, self._ab
+        N, Wd, eb, ab, W = self._n, self._wd, self._eb, self._ab, self._w
+        lanes = Wd // W                    # slice words a DRAM beat spans
         d = self.desc
         job = Signal(job_layout())
         wshift = (Wd - 1).bit_length()
 
-        def words(nbytes):
+        def beats(nbytes):                  # DRAM beats of a segment
             return (nbytes + (Wd - 1)) >> wshift if Wd > 1 else nbytes
+
+        def words(nbytes):                  # slice words of a segment
+            return (nbytes + (W - 1)) >> (W - 1).bit_length() if W > 1 else nbytes
 
         phase = Signal(range(5))
         m.d.comb += self.busy.eq(phase != IDLE)
@@ -132,7 +140,8 @@ class ChipDma(wiring.Component):
         q, r, i, lr, j = (Signal(DIM_BITS, name=f"gen_{n}") for n in ("q", "r", "i", "lr", "j"))
         on_b = Signal()
 
-        seg = data.StructLayout({"beats": DIM_BITS, "word": 24, "nbytes": 24, "core": DIM_BITS, "mask": N})
+        seg = data.StructLayout({"beats": DIM_BITS, "word": 24, "words": DIM_BITS, "nbytes": 24, "core": DIM_BITS,
+                                 "mask": N})
         m.submodules.wq = wq = Queue(seg, self._queue_depth)
         m.submodules.rq = rq = Queue(seg, self._queue_depth)
 
@@ -146,7 +155,7 @@ class ChipDma(wiring.Component):
         m.d.comb += pitch_c.eq(words(d.nc * ab))
         wc = self.mem.wr_cmd
         wseg = Signal(seg)
-        m.d.comb += [wseg.nbytes.eq(ncols * ab), wseg.beats.eq(words(ncols * ab)),
+        m.d.comb += [wseg.nbytes.eq(ncols * ab), wseg.beats.eq(beats(ncols * ab)), wseg.words.eq(words(ncols * ab)),
                      wseg.core.eq(q * d.gm * d.gn + i * d.gn + j),
                      wseg.word.eq(job.wb_buf * self._acc_half + lr * pitch_c),
                      wc.payload.addr.eq(d.c_addr + p_wb * d.c_step + (job.wb_m0 + r) * d.ldc + (job.wb_n0 + col0) * ab),
@@ -162,9 +171,9 @@ class ChipDma(wiring.Component):
         rseg = Signal(seg)
         a_row = d.a_addr + p_ld * d.a_step + (job.ld_m0 + r) * d.lda + job.ld_k0 * eb
         b_col = d.b_addr + p_ld * d.b_step + (job.ld_n0 + r) * d.ldb + job.ld_k0 * eb
-        m.d.comb += [rseg.beats.eq(pitch_k),
+        m.d.comb += [rseg.beats.eq(beats(job.ld_klen * eb)), rseg.words.eq(pitch_k),
                      rseg.word.eq(job.ld_buf * self._op_half + Mux(on_b, d.mc * pitch_k, 0) + lr * pitch_k),
-                     rc.payload.addr.eq(Mux(on_b, b_col, a_row)), rc.payload.beats.eq(pitch_k)]
+                     rc.payload.addr.eq(Mux(on_b, b_col, a_row)), rc.payload.beats.eq(rseg.beats)]
         for c in range(N):
             cq, ci, cj, on = (getattr(self, f"core_{x}{c}") for x in ("q", "i", "j", "on"))
             m.d.comb += rseg.mask[c].eq(on & (cq == q) & Mux(on_b, cj == i, ci == i))
@@ -240,7 +249,7 @@ class ChipDma(wiring.Component):
             m.d.sync += [wcur.eq(wq.head), w_busy.eq(1), wk.eq(0)]
         word_data = Signal(8 * Wd)
         for c in range(N):
-            m.d.comb += getattr(self, f"acc_addr{c}").eq(wcur.word + wk)
+            m.d.comb += getattr(self, f"acc_addr{c}").eq(wcur.word + wk * lanes)
             with m.If(wcur.core == c):
                 m.d.comb += word_data.eq(getattr(self, f"acc_data{c}"))
         left = Signal(24)
@@ -262,9 +271,13 @@ class ChipDma(wiring.Component):
                 m.d.sync += r_busy.eq(0)
         with m.If(rq.pop):
             m.d.sync += [rcur.eq(rq.head), r_busy.eq(1), rk.eq(0)]
+        r_words = Signal(range(lanes + 1))  # slice words this beat fills (fewer at a row's end)
+        m.d.comb += r_words.eq(Mux(rcur.words - rk * lanes < lanes, rcur.words - rk * lanes, lanes))
         for c in range(N):
-            m.d.comb += [getattr(self, f"op_addr{c}").eq(rcur.word + rk), getattr(self, f"op_data{c}").eq(rdp.payload),
-                         getattr(self, f"op_en{c}").eq(r_take & rcur.mask[c])]
+            m.d.comb += [getattr(self, f"op_addr{c}").eq(rcur.word + rk * lanes), getattr(self, f"op_data{c}").eq(rdp.payload),
+                         getattr(self, f"op_words{c}").eq(r_words), getattr(self, f"op_en{c}").eq(r_take & rcur.mask[c])]
+        w_words = Signal(range(lanes + 1))
+        m.d.comb += w_words.eq(Mux(wcur.words - wk * lanes < lanes, wcur.words - wk * lanes, lanes))
 
         # -- counters ------------------------------------------------------------------------------
         copies = sum(rcur.mask[c] for c in range(N))
@@ -275,8 +288,8 @@ class ChipDma(wiring.Component):
         with m.Else():
             with m.If(r_take):
                 m.d.sync += [self.bytes_read.eq(self.bytes_read + Wd),
-                             self.sram_written.eq(self.sram_written + copies * Wd)]
+                             self.sram_written.eq(self.sram_written + copies * r_words * W)]
             with m.If(w_take):
                 m.d.sync += [self.bytes_written.eq(self.bytes_written + strobed),
-                             self.sram_read.eq(self.sram_read + Wd)]
+                             self.sram_read.eq(self.sram_read + w_words * W)]
         return m

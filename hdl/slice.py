@@ -1,6 +1,8 @@
 """One core's slice of the chip's global SRAM, behind the core's own memory port.
 
-A slice holds two memories of ``word_bytes``-wide words (the chip's DMA beat):
+A slice holds two memories, each of ``banks`` banks of core-beat-wide words (a DMA beat
+is ``banks`` core beats: the DMA writes or reads one word in every bank a cycle; word w
+sits in bank ``w % banks``):
 
 * the *operand* memory (A rows and B columns, two buffers: the DMA fills one while the
   core reads the other), written by the DMA, read by the core;
@@ -10,9 +12,9 @@ A slice holds two memories of ``word_bytes``-wide words (the chip's DMA beat):
   width), which is how partial sums of later K-blocks stay on chip — and read by the DMA.
 
 The core sees byte addresses: operands from 0, the accumulator memory from
-:attr:`SramSlice.acc_base`. Every row the core touches starts on a word and every access
-written is one core beat inside one word (the chip's layout guarantees it), a lane of the
-word; a read beat may start at any byte.
+:attr:`SramSlice.acc_base`. A core write is one word (the chip's layout puts every C row
+on a word); a core read may start at any byte (weight-stationary K-chunks of an A row do)
+and then touches two words. A DMA beat covers ``banks`` consecutive words from any word.
 
 Timing contract of the core's port (what ``sim/memory.py``'s ``ExternalMemory`` does with
 ``bytes_per_cycle`` = the core's beat and no stalls, so the core's cycle model holds as
@@ -44,15 +46,15 @@ class SramSlice(wiring.Component):
     Parameters
     ----------
     config : AcceleratorConfig
-        The core this slice serves (its beat width and accumulator format).
-    word_bytes : int
-        Width of a memory word (the DMA beat): a multiple of the core's beat.
+        The core this slice serves (its beat is the slice's word; its accumulator format).
+    banks : int
+        Words a DMA beat spans (a power of two).
     operand_words, acc_words : int
-        Depth of the operand and accumulator memories (both buffers together).
+        Words of the operand and accumulator memories (both buffers together).
     latency : int
         Cycles from a read command to its first beat on the core's port (>= 1).
     queue_depth : int
-        Read and write commands the port holds (the core never has more in flight).
+        Read and write commands the port holds.
 
     Attributes
     ----------
@@ -60,51 +62,81 @@ class SramSlice(wiring.Component):
         The core's memory port (the core is the requester).
     accumulate : In(1)
         Core writes add to the stored accumulators instead of replacing them.
-    dma_op_addr, dma_op_data, dma_op_en : In
-        A DMA write of one operand word.
+    dma_op_addr, dma_op_words, dma_op_data, dma_op_en : In
+        A DMA write of ``dma_op_words`` (1..banks) consecutive operand words from word
+        ``dma_op_addr``, lane i of ``dma_op_data`` into word ``dma_op_addr + i``.
     dma_acc_addr : In, dma_acc_data : Out
-        A DMA read of one accumulator word (combinational).
+        A DMA read of ``banks`` consecutive accumulator words from ``dma_acc_addr``
+        (combinational).
     """
 
-    def __init__(self, config: AcceleratorConfig, *, word_bytes: int, operand_words: int, acc_words: int,
+    def __init__(self, config: AcceleratorConfig, *, banks: int, operand_words: int, acc_words: int,
                  latency: int = 2, queue_depth: int = 64):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, not {type(config).__name__}")
-        W = config.beat_bytes
-        if not isinstance(word_bytes, int) or word_bytes < W or word_bytes % W:
-            raise ValueError(f"word_bytes must be a multiple of the core's beat ({W}), not {word_bytes!r}")
+        if not isinstance(banks, int) or banks < 1 or banks & (banks - 1):
+            raise ValueError(f"banks must be a power of two, not {banks!r}")
         for name, v in (("operand_words", operand_words), ("acc_words", acc_words), ("latency", latency),
                         ("queue_depth", queue_depth)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
-        self._config, self._word, self._op_words, self._acc_words = config, word_bytes, operand_words, acc_words
+        self._config, self._banks, self._op_words, self._acc_words = config, banks, operand_words, acc_words
         self._latency, self._queue_depth = latency, queue_depth
+        W = config.beat_bytes
         super().__init__({
             "core": In(memory_port_signature(W)),
             "accumulate": In(1),
-            "dma_op_addr": In(range(operand_words)), "dma_op_data": In(8 * word_bytes), "dma_op_en": In(1),
-            "dma_acc_addr": In(range(acc_words)), "dma_acc_data": Out(8 * word_bytes),
+            "dma_op_addr": In(range(operand_words)), "dma_op_words": In(range(banks + 1)),
+            "dma_op_data": In(8 * W * banks), "dma_op_en": In(1),
+            "dma_acc_addr": In(range(acc_words)), "dma_acc_data": Out(8 * W * banks),
         })
 
     @property
     def acc_base(self) -> int:
         """Byte address of the accumulator memory on the core's port."""
-        return self._op_words * self._word
+        return self._op_words * self._config.beat_bytes
 
     def elaborate(self, platform):
         m = Module()
-        cfg, Wd, W = self._config, self._word, self._config.beat_bytes
-        lanes = Wd // W
-        lane_bits = max(1, (lanes - 1).bit_length())
-        word_shift = (Wd - 1).bit_length() if Wd > 1 else 0
-        lane_shift = (W - 1).bit_length() if W > 1 else 0
+        cfg, q = self._config, self._banks
+        W = cfg.beat_bytes
+        qb = (q - 1).bit_length()                 # log2(banks)
+        wshift = (W - 1).bit_length()             # log2(word bytes)
 
-        m.submodules.operands = ops = Memory(shape=8 * Wd, depth=self._op_words, init=[])
-        m.submodules.accs = accs = Memory(shape=8 * Wd, depth=self._acc_words, init=[])
-        dma_wp = ops.write_port()
-        m.d.comb += [dma_wp.addr.eq(self.dma_op_addr), dma_wp.data.eq(self.dma_op_data), dma_wp.en.eq(self.dma_op_en)]
-        dma_rp = accs.read_port(domain="comb")
-        m.d.comb += [dma_rp.addr.eq(self.dma_acc_addr), self.dma_acc_data.eq(dma_rp.data)]
+        def banked(name: str, words: int):
+            depth = -(-words // q)
+            return [Memory(shape=8 * W, depth=depth, init=[]) for _ in range(q)], depth
+
+        ops, op_depth = banked("ops", self._op_words)
+        accs, acc_depth = banked("accs", self._acc_words)
+        for b in range(q):
+            m.submodules[f"ops{b}"] = ops[b]
+            m.submodules[f"accs{b}"] = accs[b]
+
+        def bank_of(word):
+            return word[:qb] if qb else 0
+
+        def index_of(word):
+            return word >> qb
+
+        # -- the DMA side: `banks` consecutive words a cycle, rotated onto the banks -----------
+        for b in range(q):
+            t = Signal(range(q), name=f"dma_lane{b}")     # which lane of the beat lands in bank b
+            m.d.comb += t.eq((b - bank_of(self.dma_op_addr)) % q if qb else 0)
+            wp = ops[b].write_port()
+            m.d.comb += [wp.addr.eq(index_of(self.dma_op_addr + t)), wp.data.eq(self.dma_op_data.word_select(t, 8 * W)),
+                         wp.en.eq(self.dma_op_en & (t < self.dma_op_words))]
+        acc_lanes = []
+        for lane in range(q):
+            w = self.dma_acc_addr + lane
+            rp_data = Signal(8 * W, name=f"dma_acc_lane{lane}")
+            for b in range(q):
+                rp = accs[b].read_port(domain="comb")
+                m.d.comb += rp.addr.eq(index_of(w))
+                with m.If(bank_of(w) == b):
+                    m.d.comb += rp_data.eq(rp.data)
+            acc_lanes.append(rp_data)
+        m.d.comb += self.dma_acc_data.eq(Cat(*acc_lanes))
 
         now = Signal(TIME_BITS)
         m.d.sync += now.eq(now + 1)
@@ -118,16 +150,22 @@ class SramSlice(wiring.Component):
                      rdq.push_data.beats.eq(rc.payload.beats)]
         offset = Signal(DIM_BITS)                 # beats of the head command already sent
         head_addr = Signal(ADDR_BITS)
-        m.d.comb += head_addr.eq(rdq.head.addr + (offset << lane_shift))
-        # a beat may start at any byte (weight-stationary K-chunks of an A row do): the two
-        # words it can touch, shifted
-        lo_rp, hi_rp = ops.read_port(domain="comb"), ops.read_port(domain="comb")
-        word = Signal(range(self._op_words))
-        m.d.comb += [word.eq(head_addr >> word_shift), lo_rp.addr.eq(word),
-                     hi_rp.addr.eq(Mux(word + 1 < self._op_words, word + 1, word))]
-        byte = head_addr[:word_shift] if word_shift else 0
-        both = Signal(16 * Wd)
-        m.d.comb += both.eq(Cat(lo_rp.data, hi_rp.data) >> (byte << 3) if word_shift else lo_rp.data)
+        m.d.comb += head_addr.eq(rdq.head.addr + (offset << wshift))
+        # a beat may start at any byte: the two words it can touch, shifted
+        lo_word, hi_word = Signal(ADDR_BITS), Signal(ADDR_BITS)
+        m.d.comb += [lo_word.eq(head_addr >> wshift), hi_word.eq(lo_word + 1)]
+        lo, hi = Signal(8 * W), Signal(8 * W)
+        for b in range(q):
+            rlo, rhi = ops[b].read_port(domain="comb"), ops[b].read_port(domain="comb")
+            m.d.comb += [rlo.addr.eq(index_of(lo_word)),
+                         rhi.addr.eq(Mux(index_of(hi_word) < op_depth, index_of(hi_word), 0))]
+            with m.If(bank_of(lo_word) == b):
+                m.d.comb += lo.eq(rlo.data)
+            with m.If(bank_of(hi_word) == b):
+                m.d.comb += hi.eq(rhi.data)
+        byte = head_addr[:wshift] if wshift else 0
+        both = Signal(16 * W)
+        m.d.comb += both.eq(Cat(lo, hi) >> (byte << 3) if wshift else lo)
         m.d.comb += [rdd.valid.eq(rdq.nonempty & (rdq.head.ready <= now)), rdd.payload.eq(both[:8 * W])]
         sent = rdd.valid & rdd.ready
         last = offset == rdq.head.beats - 1
@@ -135,34 +173,37 @@ class SramSlice(wiring.Component):
         with m.If(sent):
             m.d.sync += offset.eq(Mux(last, 0, offset + 1))
 
-        # -- writes: accumulator beats, added to what is stored when `accumulate` -----------------
+        # -- writes: accumulator words, added to what is stored when `accumulate` ----------------
         wr_entry = data.StructLayout({"addr": ADDR_BITS, "beats": DIM_BITS})
         m.submodules.wrq = wrq = Queue(wr_entry, self._queue_depth)
         wc, wd = self.core.wr_cmd, self.core.wr_data
         m.d.comb += [wc.ready.eq(~wrq.full), wrq.push.eq(wc.valid & ~wrq.full), wrq.push_data.addr.eq(wc.payload.addr),
                      wrq.push_data.beats.eq(wc.payload.beats), wd.ready.eq(wrq.nonempty)]
         woffset = Signal(DIM_BITS)
-        waddr = Signal(ADDR_BITS)
-        m.d.comb += waddr.eq(wrq.head.addr - self.acc_base + (woffset << lane_shift))
-        acc_rp = accs.read_port(domain="comb")
-        acc_wp = accs.write_port(granularity=8 * W)
-        wlane = Signal(lane_bits)
-        m.d.comb += [acc_rp.addr.eq(waddr >> word_shift), acc_wp.addr.eq(waddr >> word_shift),
-                     wlane.eq(waddr[lane_shift:lane_shift + lane_bits] if lanes > 1 else 0)]
+        wword = Signal(ADDR_BITS)
+        m.d.comb += wword.eq(((wrq.head.addr - self.acc_base) >> wshift) + woffset)
         old = Signal(8 * W)
-        m.d.comb += old.eq(acc_rp.data.word_select(wlane, 8 * W) if lanes > 1 else acc_rp.data)
+        wps = []
+        for b in range(q):
+            rp = accs[b].read_port(domain="comb")
+            m.d.comb += rp.addr.eq(index_of(wword))
+            with m.If(bank_of(wword) == b):
+                m.d.comb += old.eq(rp.data)
+            wp = accs[b].write_port()
+            m.d.comb += wp.addr.eq(index_of(wword))
+            wps.append(wp)
         ab = cfg.acc_bytes
         new = Signal(8 * W)
         for e in range(W // ab):
-            lo, hi = 8 * ab * e, 8 * ab * (e + 1)
+            lo_b, hi_b = 8 * ab * e, 8 * ab * (e + 1)
             take = wd.payload.strobe[ab * e]      # strobes cover whole accumulators
             summed = Signal(unsigned(8 * ab), name=f"acc_sum{e}")
-            m.d.comb += summed.eq(old[lo:hi] + wd.payload.data[lo:hi])
-            m.d.comb += new[lo:hi].eq(Mux(take, Mux(self.accumulate, summed, wd.payload.data[lo:hi]), old[lo:hi]))
-        m.d.comb += acc_wp.data.eq(Cat(*([new] * lanes)))
+            m.d.comb += summed.eq(old[lo_b:hi_b] + wd.payload.data[lo_b:hi_b])
+            m.d.comb += new[lo_b:hi_b].eq(Mux(take, Mux(self.accumulate, summed, wd.payload.data[lo_b:hi_b]),
+                                              old[lo_b:hi_b]))
         accepted = wd.valid & wd.ready
-        for n in range(lanes):
-            m.d.comb += acc_wp.en[n].eq(accepted & (wlane == n))
+        for b, wp in enumerate(wps):
+            m.d.comb += [wp.data.eq(new), wp.en.eq(accepted & (bank_of(wword) == b))]
         wlast = woffset == wrq.head.beats - 1
         m.d.comb += wrq.pop.eq(accepted & wlast)
         with m.If(accepted):

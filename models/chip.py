@@ -269,13 +269,15 @@ class ChipConfig:
 
     @property
     def operand_words(self) -> int:
-        """Words (of ``dma_beat_bytes``) of a slice's operand memory, both buffers."""
-        return 2 * int(self.slice_bytes * (1 - self.acc_sram_fraction) / 2 // self.dma_beat_bytes)
+        """Words (core beats) of a slice's operand memory, both buffers, in whole DMA beats."""
+        beat = self.dma_beat_bytes
+        return 2 * int(self.slice_bytes * (1 - self.acc_sram_fraction) / 2 // beat) * (beat // self.core.beat_bytes)
 
     @property
     def acc_words(self) -> int:
-        """Words of a slice's accumulator memory, both buffers."""
-        return 2 * int(self.slice_bytes * self.acc_sram_fraction / 2 // self.dma_beat_bytes)
+        """Words (core beats) of a slice's accumulator memory, both buffers, in whole DMA beats."""
+        beat = self.dma_beat_bytes
+        return 2 * int(self.slice_bytes * self.acc_sram_fraction / 2 // beat) * (beat // self.core.beat_bytes)
 
     @property
     def slice_queue_depth(self) -> int:

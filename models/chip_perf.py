@@ -35,7 +35,7 @@ from functools import lru_cache
 
 from ..checks import check_int
 from ..errors import UserError
-from ..hdl.chip import REJECT, Blocking, blocking_status, slice_words
+from ..hdl.chip import REJECT, Blocking, blocking_status, dram_beats, slice_words
 from .perf import MemorySystem, core_counters, core_cycles
 
 NEVER = -(1 << 60)
@@ -147,14 +147,14 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
         """Read phase of a job; returns the cycle the DMA is idle again."""
         issue = t0 + 1 if after_wb is None else after_wb + 2
         live = min(b.gp, count - p0)
-        beats = live * (mlen + nlen) * slice_words(chip, klen * eb)
+        beats = live * (mlen + nlen) * dram_beats(chip, klen * eb)
         first = dram.first_beat(issue + max(L, 2))
         return dram.beats(first, beats) + 2
 
     def write_back(t0: int, p0: int, mlen: int, nlen: int) -> int:
         """Write phase of a job; returns the cycle of its last beat."""
         live = min(b.gp, count - p0)
-        beats = live * mlen * sum(slice_words(chip, c * ab) for c in _groups(nlen, b.nc, b.gn) if c)
+        beats = live * mlen * sum(dram_beats(chip, c * ab) for c in _groups(nlen, b.nc, b.gn) if c)
         first = dram.first_beat(t0 + 3)
         return dram.beats(first, beats)
 
@@ -218,7 +218,7 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
     t_lw = write_back(issue, *prev_block)
     sram_read += _dma_sram_reads(chip, b, count, *prev_block)
     finish = t_lw + 2 + 1
-    dram_read = sum(count_p * (ml + nl) * slice_words(chip, kl * eb) * Wd
+    dram_read = sum(count_p * (ml + nl) * dram_beats(chip, kl * eb) * Wd
                     for count_p, ml, nl, kl in _loads(M, N, K, count, b))
     return ChipGemmPerf(cycles=finish + 1, steps=steps, macs=M * N * K * count, busy=tuple(busy),
                         dram_bytes_read=dram_read, dram_bytes_written=M * N * ab * count,
@@ -239,14 +239,14 @@ def _dma_sram_writes(chip, b, count, p0, mlen, nlen, klen) -> int:
     """Slice bytes a load writes: an A row into its row group's gn slices, a B column into
     its column group's gm slices."""
     live = min(b.gp, count - p0)
-    return live * (mlen * b.gn + nlen * b.gm) * slice_words(chip, klen * chip.core.input_bytes) * chip.dma_beat_bytes
+    return live * (mlen * b.gn + nlen * b.gm) * slice_words(chip, klen * chip.core.input_bytes) * chip.core.beat_bytes
 
 
 def _dma_sram_reads(chip, b, count, p0, mlen, nlen) -> int:
     live = min(b.gp, count - p0)
     ab = chip.core.acc_bytes
     words = sum(slice_words(chip, c * ab) for c in _groups(nlen, b.nc, b.gn) if c)
-    return live * mlen * words * chip.dma_beat_bytes
+    return live * mlen * words * chip.core.beat_bytes
 
 
 @lru_cache(maxsize=65536)
@@ -256,3 +256,83 @@ def _core_step(cfg, port, rows: int, cols: int, klen: int) -> tuple[int, int, in
     tiles = [t for t in _groups(cols, cfg.cols, math.ceil(cols / cfg.cols))]
     beats = rows * sum(-(-t * cfg.acc_bytes // cfg.beat_bytes) for t in tiles)
     return core_cycles(cfg, rows, cols, klen, port), c["busy_cycles"], c["bytes_read"], beats * cfg.beat_bytes
+
+
+# -- fast evaluation for the search ---------------------------------------------------------------
+def _job_cycles(Bw: int, Br: int, L: int, sp: int) -> int:
+    """Cycles from a job's start to the DMA idle again, when the DRAM's credit cannot bind
+    across phases (see :func:`chip_gemm_cycles`)."""
+    if not Bw and not Br:
+        return 0
+    t = 0
+    if Bw:
+        t = 3 + (Bw - 1) * sp                  # last write beat
+        if not Br:
+            return t + 2
+        first = t + 2 + max(L, 2)
+    else:
+        first = 1 + max(L, 2)
+    return first + (Br - 1) * sp + 2
+
+
+def chip_gemm_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) -> int:
+    """The cycles :func:`chip_gemm_perf` returns, in time proportional to the number of
+    output blocks rather than steps: the K-steps inside a block repeat exactly, and the
+    DRAM's credit (a beat every ``spacing`` cycles) cannot delay a job's first beat when
+    ``spacing`` is at most 6 and at most 2 + max(latency, 2) (a job starts no earlier than
+    three cycles after the last one's final beat; a load follows its write-back by two
+    cycles plus the latency), so each step's length depends on its own sizes alone.
+    Otherwise it falls back to the step-by-step model. No parameter checks: the caller
+    (the search) passes valid blockings."""
+    L = chip.dram_latency_cycles
+    sp = _beat_spacing(chip.dma_beat_bytes, chip.dram_bytes_per_cycle)
+    if sp > min(6, 2 + max(L, 2)):
+        return chip_gemm_perf(chip, M, N, K, b, count=count).cycles
+    cfg = chip.core
+    eb, ab = cfg.input_bytes, cfg.acc_bytes
+    port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
+    nk = -(-K // b.kb)
+    k_edge = K - (nk - 1) * b.kb
+
+    def words_k(klen):
+        return dram_beats(chip, klen * eb)
+
+    def core_max(mlen, nlen, klen, live):
+        worst = 0
+        for rows in {r for r in _groups(mlen, b.mc, b.gm) if r}:
+            for cols in {c for c in _groups(nlen, b.nc, b.gn) if c}:
+                worst = max(worst, _core_step(cfg, port, rows, cols, klen)[0])
+        return worst if live else 0
+
+    def wb_beats(mlen, nlen, live):
+        return live * mlen * sum(dram_beats(chip, c * ab) for c in _groups(nlen, b.nc, b.gn) if c)
+
+    def step(core, Bw, Br):
+        return 1 + max(1, core + 1, _job_cycles(Bw, Br, L, sp))
+
+    blocks = [(min(b.gp, count - p0), _extent(m0, M, b.mb), _extent(n0, N, b.nb))
+              for p0 in range(0, count, b.gp) for m0 in range(0, M, b.mb) for n0 in range(0, N, b.nb)]
+    live0, ml0, nl0 = blocks[0]
+    total = chip.cores + 1 + _job_cycles(0, live0 * (ml0 + nl0) * words_k(min(b.kb, K)), L, sp) + 1
+    klens = [b.kb] * (nk - 1) + [k_edge]
+    for x, (live, ml, nl) in enumerate(blocks):
+        per_k = (ml + nl) * live
+        core_full = core_max(ml, nl, b.kb, live) if nk > 1 else 0
+        core_edge = core_max(ml, nl, k_edge, live)
+        Bw_first = wb_beats(blocks[x - 1][1], blocks[x - 1][2], blocks[x - 1][0]) if x else 0
+        nxt = blocks[x + 1] if x + 1 < len(blocks) else None
+        Br_next_block = nxt[0] * (nxt[1] + nxt[2]) * words_k(min(b.kb, K)) if nxt else 0
+        for j in range(nk):
+            if 1 <= j < nk - 2:                # the interior K-steps: all alike
+                if j == 1:
+                    total += (nk - 3) * step(core_full, 0, per_k * words_k(b.kb))
+                continue
+            core = core_full if j < nk - 1 else core_edge
+            Bw = Bw_first if j == 0 else 0
+            Br = per_k * words_k(klens[j + 1]) if j + 1 < nk else Br_next_block
+            if nxt is None and j == nk - 1:    # the last step: barrier, then the epilogue
+                total += max(1, core + 1, _job_cycles(Bw, Br, L, sp)) + 1
+                total += _job_cycles(wb_beats(ml, nl, live), 0, L, sp) + 2
+            else:
+                total += step(core, Bw, Br)
+    return total

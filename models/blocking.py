@@ -1,0 +1,137 @@
+"""Block sizes and core grids for a GEMM on the chip: the space searched, the search, and
+the traffic bounds reported beside every choice.
+
+**The space.** A blocking (``hdl/chip.py``'s :class:`Blocking`) fixes the block
+``mb x nb x kb`` and the grid ``gp x gm x gn`` of cores (``mc = ceil(mb / gm)`` rows and
+``nc = ceil(nb / gn)`` columns each). :func:`candidates` enumerates, for every product
+group size ``gp`` in {1, 2, 4, ..., min(count, cores)} and every row-group count ``gm`` in
+{1, 2, 4, ...} (with ``gn`` the cores left, ``cores // (gp * gm)``): per-core rows ``mc``
+in {tile_m * 2^i} and the even split ceil(M / gm); per-core columns ``nc`` in
+{cols * 2^i} and ceil(N / gn); K-blocks ``kb`` of the whole K, of the largest multiple of
+a beat that fits the slice and its halves down to a quarter, and of every power-of-two
+number of beats (from eight) that fits. Blockings the controller
+would reject are dropped. :func:`search_blocking` evaluates every candidate with the
+chip's cycle model and keeps the fastest (ties: less DRAM traffic, then the order above).
+
+**Traffic.** A blocking reads every A element once per N-block and every B element once
+per M-block (the DMA multicasts within a block) and writes C once:
+:func:`blocking_traffic`. Whatever the blocking, a chip whose on-chip memory holds S
+operand elements moves at least
+
+    Q >= 2 M N K / sqrt(S) - 2 S   elements           (per product)
+
+between DRAM and chip for the classical M x N x K product (Hong and Kung, 1981; the
+constant from Smith, Lowery, Langou and van de Geijn, "A tight I/O lower bound for matrix
+multiplication", 2019), and never less than reading A and B and writing C once. In bytes,
+each element moved costs at least ``input_bytes`` and S = on-chip bytes / ``input_bytes``
+(accumulators are wider, so this under-counts, as a lower bound may):
+:func:`dram_traffic_lower_bound`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..checks import check_int
+from ..errors import UserError
+from ..hdl.chip import Blocking, blocking_status
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The chosen blocking and what the search saw."""
+
+    blocking: Blocking
+    cycles: int
+    candidates: int
+    dram_bytes_lower_bound: int
+    blocking_traffic_bytes: int
+
+    def to_dict(self) -> dict:
+        return {"blocking": self.blocking.to_dict(), "cycles": self.cycles, "candidates": self.candidates,
+                "dram_bytes_lower_bound": self.dram_bytes_lower_bound,
+                "blocking_traffic_bytes": self.blocking_traffic_bytes}
+
+
+def on_chip_bytes(chip) -> int:
+    """Every byte of on-chip storage that can hold operands: the global SRAM and the cores'
+    own buffers."""
+    return int(chip.global_sram_mib * 2**20) + chip.cores * int(chip.core.buffer_kib * 1024)
+
+
+def dram_traffic_lower_bound(chip, M: int, N: int, K: int, count: int = 1) -> int:
+    """The least DRAM traffic (bytes) any schedule of ``count`` M x N x K products needs on
+    this chip (module docstring)."""
+    cfg = chip.core
+    eb, ab = cfg.input_bytes, cfg.acc_bytes
+    S = on_chip_bytes(chip) / eb
+    compulsory = (M * K + K * N) * eb + M * N * ab
+    hong_kung = eb * (2 * M * N * K / math.sqrt(S) - 2 * S)
+    return int(count * max(compulsory, math.ceil(hong_kung)))
+
+
+def blocking_traffic(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) -> int:
+    """DRAM bytes a blocking must move (no padding): A once per N-block, B once per
+    M-block, C once."""
+    cfg = chip.core
+    eb, ab = cfg.input_bytes, cfg.acc_bytes
+    return count * ((M * K * math.ceil(N / b.nb) + N * K * math.ceil(M / b.mb)) * eb + M * N * ab)
+
+
+def _powers(unit: int, limit: int) -> list[int]:
+    out, v = [], unit
+    while v < limit:
+        out.append(v)
+        v *= 2
+    return out + [limit]
+
+
+def candidates(chip, M: int, N: int, K: int, count: int = 1) -> list[Blocking]:
+    """The search space of the module docstring, valid blockings only, in a fixed order."""
+    cfg, n = chip.core, chip.cores
+    out: list[Blocking] = []
+    seen: set[Blocking] = set()
+    k_unit = cfg.elements_per_beat
+    for gp in sorted(set(_powers(1, min(count, n)))):
+        for gm in sorted(set(_powers(1, n // gp))):
+            gn = n // (gp * gm)
+            if gn < 1:
+                continue
+            for mc in sorted(set(_powers(cfg.tile_m, math.ceil(M / gm)))):
+                for nc in sorted(set(_powers(cfg.cols, math.ceil(N / gn)))):
+                    mb, nb = min(M, mc * gm), min(N, nc * gn)
+                    mc_, nc_ = math.ceil(mb / gm), math.ceil(nb / gn)
+                    # the largest K-block that fits the operand buffer
+                    words = chip.operand_words // 2 // (mc_ + nc_)
+                    kb_fit = words * cfg.beat_bytes // cfg.input_bytes // k_unit * k_unit
+                    kbs = {K} | {max(k_unit, min(K, kb_fit // d)) for d in (1, 2, 4)} | {
+                        k for k in _powers(k_unit * 8, K) if k <= kb_fit}
+                    for kb in sorted(kbs, reverse=True):
+                        b = Blocking(mb, nb, kb, mc_, nc_, gp, gm, gn)
+                        if b not in seen and blocking_status(chip, M, N, K, count, b) == 0:
+                            seen.add(b)
+                            out.append(b)
+    return out
+
+
+def search_blocking(chip, M: int, N: int, K: int, count: int = 1) -> SearchResult:
+    """The fastest blocking of :func:`candidates` by the chip's cycle model (exhaustive).
+    No valid blocking (a slice too small for one tile) is a :class:`UserError` saying which
+    capacity rules it out."""
+    from .chip_perf import chip_gemm_cycles
+
+    M, N, K, count = check_int("M", M), check_int("N", N), check_int("K", K), check_int("count", count)
+    cands = candidates(chip, M, N, K, count)
+    if not cands:
+        one = Blocking(1, 1, 1, 1, 1)
+        why = {4: "operand", 5: "accumulator"}.get(blocking_status(chip, M, N, K, count, one), "operand")
+        raise UserError(f"chip: {chip.name}'s slices ({chip.slice_bytes} bytes per core) cannot hold the {why} "
+                        f"buffers of any blocking of {M}x{N}x{K}", parameter="chip")
+    best = None
+    for b in cands:
+        cyc = chip_gemm_cycles(chip, M, N, K, b, count)
+        key = (cyc, blocking_traffic(chip, M, N, K, b, count))
+        if best is None or key < best[0]:
+            best = (key, b)
+    (cyc, traffic), b = best
+    return SearchResult(b, cyc, len(cands), dram_traffic_lower_bound(chip, M, N, K, count), traffic)
