@@ -13,30 +13,34 @@ barrier); then the next begins. Partial sums of later K-blocks are added into th
 accumulator buffer by the slice's accumulate-on-write, so they never leave the chip; a
 block's results go to DRAM while the next block computes.
 
+The DMA has ``dma_channels`` channels, each with its own DRAM port (``mem0`` ...); how
+the groups of a step's grid are shared among them is in ``hdl/dma.py``.
+
 The controller rejects a descriptor it cannot run and reports why (:data:`REJECT`): a
 zero field, a grid larger than the chip, groups that do not cover the block, a block
-whose operands or accumulators do not fit a slice, or saturating accumulation over more
+whose operands or accumulators do not fit a slice, saturating accumulation over more
 than one K-block (saturation is per addition in ascending k, which an SRAM addition of
-block partial sums cannot reproduce).
+block partial sums cannot reproduce), or ``gp`` or ``gm`` not a power of two.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .accelerator import COUNTER_BITS, DIM_BITS, AcceleratorCore, memory_port_signature
 from .accelerator import descriptor_layout as core_descriptor
-from .dma import ADDR, ChipDma, descriptor_layout
+from .dma import ADDR, LOG_BITS, DmaChannel, descriptor_layout, job_layout
 from .slice import SramSlice
 
 #: Why the controller rejected a descriptor (``status`` with ``done``); 0 = ran.
 REJECT = {1: "a zero dimension, block, group size or grid size", 2: "grid larger than the chip's cores",
           3: "the row and column groups do not cover the block", 4: "the operands of a block do not fit a slice",
           5: "the accumulators of a block do not fit a slice",
-          6: "saturating accumulation needs the whole K in one block"}
+          6: "saturating accumulation needs the whole K in one block",
+          7: "the product and row group counts (gp, gm) must be powers of two"}
 CHIP_COUNTERS = ("cycles", "steps", "macs", "dram_bytes_read", "dram_bytes_written", "sram_bytes_read",
                  "sram_bytes_written")
 
@@ -64,13 +68,18 @@ class Blocking:
                 f"({self.mc}x{self.nc})")
 
 
+def core_index(b: Blocking, q: int, i: int, j: int) -> int:
+    """The core that computes product q, row group i, column group j of a step."""
+    return (j * b.gp + q) * b.gm + i
+
+
 def slice_words(chip, nbytes: int) -> int:
     """Words of a slice (a core beat each) that ``nbytes`` occupy."""
     return -(-nbytes // chip.core.beat_bytes)
 
 
 def dram_beats(chip, nbytes: int) -> int:
-    """DRAM beats (``dma_beat_bytes`` each) that move a segment of ``nbytes``."""
+    """DRAM beats (``dma_beat_bytes`` each, on any channel) that move a segment of ``nbytes``."""
     return -(-nbytes // chip.dma_beat_bytes)
 
 
@@ -91,20 +100,23 @@ def blocking_status(chip, M: int, N: int, K: int, count: int, b: Blocking) -> in
         return 5
     if cfg.overflow == "saturate" and b.kb < K:
         return 6
+    if b.gp & (b.gp - 1) or b.gm & (b.gm - 1):
+        return 7
     return 0
 
 
 class ChipTop(wiring.Component):
     """The chip described by ``chip`` (a :class:`~systolab.models.chip.ChipConfig`; the
-    RTL reads ``core``, ``cores``, ``dma_beat_bytes``, ``operand_words``, ``acc_words``,
-    ``sram_latency_cycles``, ``slice_queue_depth`` and ``dram_latency_cycles``).
+    RTL reads ``core``, ``cores``, ``dma_channels``, ``dma_beat_bytes``, ``operand_words``,
+    ``acc_words``, ``sram_latency_cycles``, ``slice_queue_depth`` and
+    ``dram_latency_cycles``).
 
     Attributes
     ----------
     cmd : In(stream.Signature(descriptor_layout()))
         GEMM descriptors; one runs at a time.
-    mem : Out(memory_port_signature(dma_beat_bytes, 40))
-        The DRAM port.
+    mem0, mem1, ... : Out(memory_port_signature(dma_beat_bytes, 40))
+        The DRAM ports, one per DMA channel.
     done : Out(1)
         High for one cycle when a GEMM's last result has been written (or it was rejected).
     status : Out(3)
@@ -117,18 +129,18 @@ class ChipTop(wiring.Component):
 
     def __init__(self, chip):
         self._chip = chip
-        core = chip.core
         self._word = chip.dma_beat_bytes
-        ports = {"cmd": In(stream.Signature(descriptor_layout())), "mem": Out(memory_port_signature(self._word, ADDR)),
+        ports = {"cmd": In(stream.Signature(descriptor_layout())),
+                 **{f"mem{ch}": Out(memory_port_signature(self._word, ADDR)) for ch in range(chip.dma_channels)},
                  "done": Out(1), "status": Out(3), **{name: Out(COUNTER_BITS) for name in CHIP_COUNTERS},
                  **{f"busy{c}": Out(COUNTER_BITS) for c in range(chip.cores)}}
-        self._core_config = core
         super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
-        chip, cfg = self._chip, self._core_config
-        N, Wd, W = chip.cores, self._word, cfg.beat_bytes
+        chip, cfg = self._chip, self._chip.core
+        N, Wd, W, C = chip.cores, self._word, cfg.beat_bytes, chip.dma_channels
+        lgC = (C - 1).bit_length()
         eb, ab = cfg.input_bytes, cfg.acc_bytes
         op_half, acc_half = chip.operand_words // 2, chip.acc_words // 2
         wshift = (W - 1).bit_length()
@@ -136,25 +148,23 @@ class ChipTop(wiring.Component):
         def words(nbytes):                       # slice words (core beats)
             return (nbytes + (W - 1)) >> wshift if W > 1 else nbytes
 
+        d = Signal(descriptor_layout())
+        lg_gp, lg_gm = Signal(LOG_BITS), Signal(LOG_BITS)
+        lg_g = Signal(LOG_BITS + 1)
+        m.d.comb += lg_g.eq(lg_gp + lg_gm)
+
         cores = [AcceleratorCore(cfg) for _ in range(N)]
         slices = [SramSlice(cfg, banks=Wd // W, operand_words=2 * op_half, acc_words=2 * acc_half,
                             latency=chip.sram_latency_cycles, queue_depth=chip.slice_queue_depth) for _ in range(N)]
-        m.submodules.dma = dma = ChipDma(cores=N, word_bytes=Wd, core_beat=W, input_bytes=eb, acc_bytes=ab,
-                                         op_half=op_half, acc_half=acc_half, queue_depth=chip.dram_latency_cycles + 4)
-        wiring.connect(m, wiring.flipped(self.mem), dma.mem)
-        for c in range(N):
-            m.submodules[f"core{c}"] = cores[c]
-            m.submodules[f"slice{c}"] = slices[c]
-            wiring.connect(m, cores[c].mem, slices[c].core)
-            m.d.comb += [slices[c].dma_op_addr.eq(getattr(dma, f"op_addr{c}")),
-                         slices[c].dma_op_words.eq(getattr(dma, f"op_words{c}")),
-                         slices[c].dma_op_data.eq(getattr(dma, f"op_data{c}")),
-                         slices[c].dma_op_en.eq(getattr(dma, f"op_en{c}")),
-                         slices[c].dma_acc_addr.eq(getattr(dma, f"acc_addr{c}")),
-                         getattr(dma, f"acc_data{c}").eq(slices[c].dma_acc_data)]
+        dmas = [DmaChannel(channel=ch, channels=C, cores=N, word_bytes=Wd, core_beat=W, input_bytes=eb, acc_bytes=ab,
+                           op_half=op_half, acc_half=acc_half, queue_depth=chip.dram_latency_cycles + 4)
+                for ch in range(C)]
+        for ch, dma in enumerate(dmas):
+            m.submodules[f"dma{ch}"] = dma
+            wiring.connect(m, wiring.flipped(getattr(self, f"mem{ch}")), dma.mem)
+            m.d.comb += [dma.desc.eq(d), dma.lg_gp.eq(lg_gp), dma.lg_gm.eq(lg_gm)]
+        dma_busy = Cat(dma.busy for dma in dmas).any()
 
-        d = Signal(descriptor_layout())
-        m.d.comb += dma.desc.eq(d)
         IDLE, CHECK, SETUP, PROLOGUE, WAIT_LOAD, ISSUE, RUN, EPILOGUE, WAIT_WB, FINISH = range(10)
         state = Signal(range(10))
         m.d.comb += self.cmd.ready.eq(state == IDLE)
@@ -162,19 +172,52 @@ class ChipTop(wiring.Component):
         with m.If(state != IDLE):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
-        # -- each core's place in the grid (assigned in SETUP, one core per cycle) ------------------
+        # -- each core's place in the grid: c = j*G + q*gm + i (set in SETUP, one cycle) ----------
         cq = [Signal(DIM_BITS, name=f"core{c}_q") for c in range(N)]
-        ci = [Signal(DIM_BITS, name=f"core{c}_i") for c in range(N)]
-        cj = [Signal(DIM_BITS, name=f"core{c}_j") for c in range(N)]
         con = [Signal(name=f"core{c}_on") for c in range(N)]
         row0 = [Signal(DIM_BITS + 8, name=f"core{c}_row0") for c in range(N)]
         col0 = [Signal(DIM_BITS + 8, name=f"core{c}_col0") for c in range(N)]
+        a_grp = [Signal(DIM_BITS, name=f"core{c}_a") for c in range(N)]     # A group: c mod G
+        b_grp = [Signal(DIM_BITS, name=f"core{c}_b") for c in range(N)]     # B group: c >> log2(gm)
+
+        # -- operand routing: a slice's A rows from channel (c mod G) mod C, B columns from
+        #    channel (c >> log2 gm) mod C; a mux of the few channels each can be -------------
+        lg_a = Signal(range(lgC + 1))            # log2 of the channels A groups spread over
+        m.d.comb += lg_a.eq(Mux(lg_g < lgC, lg_g, lgC))
+        sram_written = Signal(COUNTER_BITS)
+        written = []
         for c in range(N):
-            m.d.comb += [getattr(dma, f"core_q{c}").eq(cq[c]), getattr(dma, f"core_i{c}").eq(ci[c]),
-                         getattr(dma, f"core_j{c}").eq(cj[c]), getattr(dma, f"core_on{c}").eq(con[c])]
-        sq, si, sj = Signal(DIM_BITS), Signal(DIM_BITS), Signal(DIM_BITS)
-        srow, scol = Signal(DIM_BITS + 8), Signal(DIM_BITS + 8)
-        setup_c = Signal(range(N + 1))
+            for port, sel_of, grp in (("a", lambda c=c: {k: c % (1 << k) for k in range(lgC + 1)}, a_grp[c]),
+                                      ("b", lambda c=c: {s: (c >> s) % C for s in range(max(1, N).bit_length())},
+                                       b_grp[c])):
+                choices = sel_of()
+                key = lg_a if port == "a" else lg_gm
+                src = {x: Signal(name=f"slice{c}_{port}_{x}", shape=shape) for x, shape in
+                       (("b", 1), ("group", DIM_BITS), ("addr", range(2 * op_half)),
+                        ("words", range(Wd // W + 1)), ("data", 8 * Wd), ("en", 1))}
+                with m.Switch(key):
+                    for k, chn in choices.items():
+                        with m.Case(k):
+                            m.d.comb += [src[x].eq(getattr(dmas[chn], f"op_{x}")) for x in src]
+                en = Signal(name=f"slice{c}_{port}_en")
+                m.d.comb += en.eq(src["en"] & (src["b"] == (port == "b")) & (src["group"] == grp) & con[c])
+                m.d.comb += [getattr(slices[c], f"dma_{port}_{x}").eq(src[x]) for x in ("addr", "words", "data")]
+                m.d.comb += getattr(slices[c], f"dma_{port}_en").eq(en)
+                written.append(Mux(en, src["words"] * W, 0))
+            # accumulator reads by the channel of the core's B group
+            with m.Switch(lg_gm):
+                for s_, chn in {s_: (c >> s_) % C for s_ in range(max(1, N).bit_length())}.items():
+                    with m.Case(s_):
+                        m.d.comb += slices[c].dma_acc_addr.eq(dmas[chn].acc_addr)
+        for dma in dmas:
+            with m.Switch(dma.acc_core):
+                for c in range(N):
+                    with m.Case(c):
+                        m.d.comb += dma.acc_data.eq(slices[c].dma_acc_data)
+        for c in range(N):
+            m.submodules[f"core{c}"] = cores[c]
+            m.submodules[f"slice{c}"] = slices[c]
+            wiring.connect(m, cores[c].mem, slices[c].core)
 
         # -- the step: its origin (product group p0, m0, n0, k0) and the next one --------------------
         p0, m0, n0, k0 = (Signal(24, name=n) for n in ("p0", "m0", "n0", "k0"))
@@ -195,8 +238,12 @@ class ChipTop(wiring.Component):
         nxt_n0 = Mux(nk, Mux(nn, 0, n0 + d.nb), n0)
         nxt_m0 = Mux(nk & nn, Mux(nm, 0, m0 + d.mb), m0)
         nxt_p0 = Mux(nk & nn & nm, p0 + d.gp, p0)
+        start = Signal()
+        job = Signal(job_layout())
+        for dma in dmas:
+            m.d.comb += [dma.start.eq(start), dma.job.eq(job)]
 
-        def load_job(job, p, mm, nn_, kk, buf):
+        def load_job(p, mm, nn_, kk, buf):
             m.d.comb += [job.ld.eq(1), job.ld_p.eq(p), job.ld_m0.eq(mm), job.ld_n0.eq(nn_), job.ld_k0.eq(kk),
                          job.ld_mlen.eq(extent(mm, d.m, d.mb)), job.ld_nlen.eq(extent(nn_, d.n, d.nb)),
                          job.ld_klen.eq(extent(kk, d.k, d.kb)), job.ld_buf.eq(buf)]
@@ -205,7 +252,7 @@ class ChipTop(wiring.Component):
         wb_p, wb_m0, wb_n0 = Signal(24), Signal(24), Signal(24)
         wb_buf = Signal()
 
-        def wb_job(job, p, mm, nn_, buf):
+        def wb_job(p, mm, nn_, buf):
             m.d.comb += [job.wb.eq(1), job.wb_p.eq(p), job.wb_m0.eq(mm), job.wb_n0.eq(nn_),
                          job.wb_mlen.eq(extent(mm, d.m, d.mb)), job.wb_nlen.eq(extent(nn_, d.n, d.nb)),
                          job.wb_buf.eq(buf)]
@@ -247,21 +294,30 @@ class ChipTop(wiring.Component):
         core_writes = sum(Mux(slices[c].core.wr_data.valid & slices[c].core.wr_data.ready, W, 0) for c in range(N))
         rmw_reads = Mux(accumulate, core_writes, 0)
         sram_read = Signal(COUNTER_BITS)
-        sram_written = Signal(COUNTER_BITS)
-        m.d.comb += [dma.clear.eq(accept),
-                     self.dram_bytes_read.eq(dma.bytes_read), self.dram_bytes_written.eq(dma.bytes_written),
-                     self.sram_bytes_read.eq(sram_read + dma.sram_read),
-                     self.sram_bytes_written.eq(sram_written + dma.sram_written)]
+        for dma in dmas:
+            m.d.comb += dma.clear.eq(accept)
+        m.d.comb += [self.dram_bytes_read.eq(sum(dma.bytes_read for dma in dmas)),
+                     self.dram_bytes_written.eq(sum(dma.bytes_written for dma in dmas)),
+                     self.sram_bytes_read.eq(sram_read + sum(dma.sram_read for dma in dmas)),
+                     self.sram_bytes_written.eq(sram_written)]
         with m.If(accept):
             m.d.sync += [self.macs.eq(0), sram_read.eq(0), sram_written.eq(0), self.steps.eq(0), self.cycles.eq(0)]
         with m.Else():
             m.d.sync += [self.macs.eq(self.macs + mac_sum), sram_read.eq(sram_read + core_reads + rmw_reads),
-                         sram_written.eq(sram_written + core_writes)]
+                         sram_written.eq(sram_written + core_writes + sum(written))]
 
         # -- the controller ---------------------------------------------------------------------------
         m.d.comb += [self.done.eq(state == FINISH)]
         status = Signal(3)
         m.d.comb += self.status.eq(status)
+
+        def log2(v):                             # of a power of two
+            out = Signal(LOG_BITS)
+            for b_ in range(DIM_BITS):
+                with m.If(v[b_]):
+                    m.d.comb += out.eq(b_)
+            return out
+
         with m.Switch(state):
             with m.Case(IDLE):
                 with m.If(accept):
@@ -283,42 +339,36 @@ class ChipTop(wiring.Component):
                     m.d.sync += [status.eq(5), state.eq(FINISH)]
                 with m.Elif((d.kb < d.k) if cfg.overflow == "saturate" else False):
                     m.d.sync += [status.eq(6), state.eq(FINISH)]
+                with m.Elif(((d.gp & (d.gp - 1)) != 0) | ((d.gm & (d.gm - 1)) != 0)):
+                    m.d.sync += [status.eq(7), state.eq(FINISH)]
                 with m.Else():
-                    m.d.sync += [state.eq(SETUP), setup_c.eq(0), sq.eq(0), si.eq(0), sj.eq(0), srow.eq(0), scol.eq(0)]
+                    m.d.sync += [state.eq(SETUP), lg_gp.eq(log2(d.gp)), lg_gm.eq(log2(d.gm))]
             with m.Case(SETUP):
                 for c in range(N):
-                    with m.If(setup_c == c):
-                        m.d.sync += [cq[c].eq(sq), ci[c].eq(si), cj[c].eq(sj), row0[c].eq(srow), col0[c].eq(scol),
-                                     con[c].eq(sq < d.gp)]
-                with m.If(sj + 1 >= d.gn):
-                    m.d.sync += [sj.eq(0), scol.eq(0)]
-                    with m.If(si + 1 >= d.gm):
-                        m.d.sync += [si.eq(0), srow.eq(0), sq.eq(sq + 1)]
-                    with m.Else():
-                        m.d.sync += [si.eq(si + 1), srow.eq(srow + d.mc)]
-                with m.Else():
-                    m.d.sync += [sj.eq(sj + 1), scol.eq(scol + d.nc)]
-                m.d.sync += setup_c.eq(setup_c + 1)
-                with m.If(setup_c == N - 1):
-                    m.d.sync += [state.eq(PROLOGUE), p0.eq(0), m0.eq(0), n0.eq(0), k0.eq(0), s_buf.eq(0),
-                                 c_buf.eq(0), first_step.eq(1)]
+                    j = Const(c) >> lg_g
+                    a = Const(c) & ((Const(1) << lg_g) - 1)[:DIM_BITS]
+                    i = Const(c) & ((Const(1) << lg_gm) - 1)[:DIM_BITS]
+                    m.d.sync += [cq[c].eq(a >> lg_gm), row0[c].eq(i * d.mc), col0[c].eq(j * d.nc),
+                                 con[c].eq(j < d.gn), a_grp[c].eq(a), b_grp[c].eq(Const(c) >> lg_gm)]
+                m.d.sync += [state.eq(PROLOGUE), p0.eq(0), m0.eq(0), n0.eq(0), k0.eq(0), s_buf.eq(0),
+                             c_buf.eq(0), first_step.eq(1)]
             with m.Case(PROLOGUE):       # the first step's operands, nothing to overlap with
-                load_job(dma.job, p0, m0, n0, k0, 0)
-                m.d.comb += dma.start.eq(1)
+                load_job(p0, m0, n0, k0, 0)
+                m.d.comb += start.eq(1)
                 m.d.sync += state.eq(WAIT_LOAD)
             with m.Case(WAIT_LOAD):
-                with m.If(~dma.busy):
+                with m.If(~dma_busy):
                     m.d.sync += state.eq(ISSUE)
             with m.Case(ISSUE):          # start the cores on this step, the DMA on its transfers
                 m.d.comb += issue.eq(1)
                 with m.If(~first_step & (k0 == 0)):
-                    wb_job(dma.job, wb_p, wb_m0, wb_n0, wb_buf)
+                    wb_job(wb_p, wb_m0, wb_n0, wb_buf)
                 with m.If(~last_step):
-                    load_job(dma.job, nxt_p0, nxt_m0, nxt_n0, nxt_k0, ~s_buf)
-                m.d.comb += dma.start.eq(1)
+                    load_job(nxt_p0, nxt_m0, nxt_n0, nxt_k0, ~s_buf)
+                m.d.comb += start.eq(1)
                 m.d.sync += [state.eq(RUN), self.steps.eq(self.steps + 1), accumulate.eq(k0 != 0)]
             with m.Case(RUN):            # the barrier: every core done, the DMA idle
-                with m.If((pending == 0) & ~dma.busy):
+                with m.If((pending == 0) & ~dma_busy):
                     with m.If(last_step):
                         m.d.sync += [state.eq(EPILOGUE), wb_p.eq(p0), wb_m0.eq(m0), wb_n0.eq(n0), wb_buf.eq(c_buf)]
                     with m.Else():
@@ -328,11 +378,11 @@ class ChipTop(wiring.Component):
                         m.d.sync += [p0.eq(nxt_p0), m0.eq(nxt_m0), n0.eq(nxt_n0), k0.eq(nxt_k0),
                                      s_buf.eq(~s_buf), first_step.eq(0), state.eq(ISSUE)]
             with m.Case(EPILOGUE):       # the last block's results
-                wb_job(dma.job, wb_p, wb_m0, wb_n0, wb_buf)
-                m.d.comb += dma.start.eq(1)
+                wb_job(wb_p, wb_m0, wb_n0, wb_buf)
+                m.d.comb += start.eq(1)
                 m.d.sync += state.eq(WAIT_WB)
             with m.Case(WAIT_WB):
-                with m.If(~dma.busy):
+                with m.If(~dma_busy):
                     m.d.sync += state.eq(FINISH)
             with m.Case(FINISH):
                 m.d.sync += state.eq(IDLE)

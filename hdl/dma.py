@@ -1,22 +1,33 @@
-"""The chip's DMA engine: operand blocks from DRAM into the cores' SRAM slices, and
-finished output blocks from the slices back to DRAM.
+"""The chip's DMA: ``C`` channels (a power of two), each with its own DRAM port, moving
+operand blocks from DRAM into the cores' SRAM slices and finished output blocks back.
 
-A *job* is one step's worth of transfers, in two phases, one after the other:
+The cores of a step's grid are numbered ``c = j * G + q * gm + i`` (product q of the
+group, row group i, column group j; ``G = gp * gm``, with ``gp`` and ``gm`` powers of
+two). An *A group* ``a = q * gm + i`` (the A rows of product q that row group i computes)
+goes to every core with ``c % G == a``; a *B group* ``b = j * gp + q`` (the B columns of
+column group j of product q) to every core with ``c >> log2(gm) == b``. Channel ``ch``
+moves the A groups with ``a % C == ch`` and the B groups with ``b % C == ch``, and writes
+back the outputs of the cores of its B groups. So a slice's A rows all come from one
+channel and its B columns from one other, fixed for a descriptor: the chip routes each
+channel to a slice through a mux of ``log2(C) + 1`` (A) or ``log2(cores) + 1`` (B) inputs,
+not a crossbar.
 
-1. **write-back** of a finished output block: one DRAM write per (output row, column
-   group) segment, i.e. the part of the row one core computed, read from that core's
-   accumulator memory; strobes mask the end of the row;
-2. **load** of the next step's operands: one DRAM read per A row (the K-block of it),
-   then one per B column; each beat is written, in the cycle it arrives, into every slice
-   that needs it (an A row into every core of its row group, a B column into every core
-   of its column group: a multicast write, each slice having its own write port).
+A *job* is one step's transfers, on every channel at once, in two phases each:
 
-A generator issues one segment per cycle on the memory's command stream and hands the
-segment to the data side through a queue; the data side moves the beats in order.
+1. **write-back** of the finished output block: one DRAM write per (output row, core)
+   segment, read from that core's accumulator memory; strobes mask the end of the row;
+2. **load** of the next step's operands: one DRAM read per A row (the K-block of it) of
+   the channel's A groups, then one per B column of its B groups; each beat is written,
+   in the cycle it arrives, into every slice of the group (a multicast write: a slice has
+   a write port for A and one for B).
+
+A channel's generator issues one segment per cycle on its memory's command stream,
+skipping empty groups without a bubble, and hands each segment to its data side through
+a queue; the data side moves the beats in order.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,7 +36,8 @@ from .queue import Queue
 
 ADDR = 40            # DRAM byte addresses on the chip's port
 COUNT_BITS = 48
-IDLE, WRITE_BACK, WB_DRAIN, LOAD, LD_DRAIN = range(5)
+IDLE, WRITE_BACK, WB_DRAIN, LOAD_A, LOAD_B, LD_DRAIN = range(6)
+LOG_BITS = 5          # log2 of a grid size (cores < 2**24)
 
 
 def descriptor_layout() -> data.StructLayout:
@@ -33,7 +45,7 @@ def descriptor_layout() -> data.StructLayout:
     major, B column-major, C row-major, product p at ``a_addr + p * a_step`` ...), cut into
     blocks of ``mb`` x ``nb`` x ``kb``, each block split over a grid of ``gp`` products x
     ``gm`` row groups (``mc`` rows each) x ``gn`` column groups (``nc`` columns each) of
-    cores."""
+    cores (``gp`` and ``gm`` powers of two)."""
     return data.StructLayout({
         "m": 24, "n": 24, "k": 24, "count": 24,
         "a_addr": ADDR, "lda": ADDR, "a_step": ADDR,
@@ -54,14 +66,19 @@ def job_layout() -> data.StructLayout:
     })
 
 
-class ChipDma(wiring.Component):
-    """DMA between the DRAM port and the ``cores`` SRAM slices.
+
+class DmaChannel(wiring.Component):
+    """One DMA channel: its DRAM port, the A groups, B groups and write-backs that are its
+    share of every job (see the module docstring).
 
     Parameters
     ----------
+    channel, channels : int
+        This channel's index and the number of channels (a power of two).
     cores : int
     word_bytes : int
-        DRAM beat, in bytes: ``banks`` slice words (core beats) of ``core_beat`` bytes.
+        The channel's DRAM beat, in bytes: ``banks`` slice words (core beats) of
+        ``core_beat`` bytes.
     core_beat : int
         A slice word (the cores' beat), in bytes.
     input_bytes, acc_bytes : int
@@ -75,53 +92,53 @@ class ChipDma(wiring.Component):
     Attributes
     ----------
     mem : Out(memory_port_signature(word_bytes, ADDR))
-    desc : In(descriptor_layout())
-        The GEMM being run (held by the controller).
+    desc : In(descriptor_layout()), lg_gp, lg_gm : In(LOG_BITS)
+        The GEMM being run and log2 of its ``gp`` and ``gm`` (held by the controller).
     start : In(1), job : In(job_layout())
         A job starts when ``start`` is high while ``busy`` is low.
     busy : Out(1)
-    core_q<c>, core_i<c>, core_j<c>, core_on<c> : In
-        Core c's place in the grid (product, row group, column group; ``on`` if used).
-    op_addr<c>, op_words<c>, op_data<c>, op_en<c> : Out
-        Operand writes into slice c: ``op_words`` consecutive words from word ``op_addr``.
-    acc_addr<c> : Out, acc_data<c> : In
-        Accumulator reads from slice c: a beat's worth of words from ``acc_addr``
-        (combinational).
-    bytes_read, bytes_written, sram_written, sram_read : Out(48)
-        Since the last ``clear``: DRAM bytes read (whole beats) and written (strobed bytes),
-        bytes written into slices (a multicast beat counts once per slice) and read from
-        them.
+    op_b, op_group, op_addr, op_words, op_data, op_en : Out
+        The operand write of this cycle: ``op_words`` consecutive words from word
+        ``op_addr`` of every slice of group ``op_group``, a B group if ``op_b`` else an A
+        group; ``op_en`` when a beat arrives.
+    acc_core, acc_addr : Out, acc_data : In
+        Accumulator read: a beat's worth of words from word ``acc_addr`` of core
+        ``acc_core`` (combinational).
+    bytes_read, bytes_written, sram_read : Out(48)
+        Since the last ``clear``: DRAM bytes read (whole beats) and written (strobed
+        bytes), and accumulator bytes read from the slices (whole words).
 
-    Timing contract (no stalls on the port): the write-back's segments issue one per
-    cycle from the cycle after ``start``; its data beats follow from the cycle after
-    their command, one per cycle when the memory takes them; the load's segments issue one
-    per cycle from the second cycle after the write-back's last beat was taken (the first
-    after ``start`` if there is no write-back); its beats are written into the slices the
-    cycle they arrive; ``busy`` falls the cycle after the load's last beat (or the
-    write-back's, if there is no load).
+    Timing contract (no stalls on the port), per channel and job: the write-back's
+    segments issue one per cycle from the cycle after ``start``; its data beats follow
+    from the cycle after their command, one per cycle when the memory takes them; the
+    load's segments issue one per cycle from the second cycle after the write-back's last
+    beat was taken (the first after ``start`` if the channel has no write-back in this
+    job); its beats are written into the slices the cycle they arrive; ``busy`` falls the
+    cycle after the load's last beat (or the write-back's, if there is no load), and never
+    rises for a job that has nothing for this channel.
     """
 
-    def __init__(self, *, cores: int, word_bytes: int, core_beat: int, input_bytes: int, acc_bytes: int,
-                 op_half: int, acc_half: int, queue_depth: int):
+    def __init__(self, *, channel: int, channels: int, cores: int, word_bytes: int, core_beat: int,
+                 input_bytes: int, acc_bytes: int, op_half: int, acc_half: int, queue_depth: int):
+        if channels < 1 or channels & (channels - 1) or not 0 <= channel < channels:
+            raise ValueError(f"channel {channel} of {channels}: channels must be a power of two")
+        self._ch, self._nch = channel, channels
         self._n, self._wd, self._eb, self._ab, self._w = cores, word_bytes, input_bytes, acc_bytes, core_beat
         self._op_half, self._acc_half, self._queue_depth = op_half, acc_half, queue_depth
-        ports = {
+        super().__init__({
             "mem": Out(memory_port_signature(word_bytes, ADDR)),
-            "desc": In(descriptor_layout()), "start": In(1), "job": In(job_layout()), "busy": Out(1),
-            "clear": In(1),
-            **{name: Out(COUNT_BITS) for name in ("bytes_read", "bytes_written", "sram_written", "sram_read")},
-        }
-        for c in range(cores):
-            ports.update({f"core_q{c}": In(DIM_BITS), f"core_i{c}": In(DIM_BITS), f"core_j{c}": In(DIM_BITS),
-                          f"core_on{c}": In(1), f"op_addr{c}": Out(range(2 * op_half)),
-                          f"op_words{c}": Out(range(word_bytes // core_beat + 1)),
-                          f"op_data{c}": Out(8 * word_bytes), f"op_en{c}": Out(1),
-                          f"acc_addr{c}": Out(range(2 * acc_half)), f"acc_data{c}": In(8 * word_bytes)})
-        super().__init__(ports)
+            "desc": In(descriptor_layout()), "lg_gp": In(LOG_BITS), "lg_gm": In(LOG_BITS),
+            "start": In(1), "job": In(job_layout()), "busy": Out(1), "clear": In(1),
+            "op_b": Out(1), "op_group": Out(DIM_BITS), "op_addr": Out(range(2 * op_half)),
+            "op_words": Out(range(word_bytes // core_beat + 1)), "op_data": Out(8 * word_bytes), "op_en": Out(1),
+            "acc_core": Out(range(cores)), "acc_addr": Out(range(2 * acc_half)), "acc_data": In(8 * word_bytes),
+            **{name: Out(COUNT_BITS) for name in ("bytes_read", "bytes_written", "sram_read")},
+        })
 
     def elaborate(self, platform):
         m = Module()
-        N, Wd, eb, ab, W = self._n, self._wd, self._eb, self._ab, self._w
+        ch, lgC = self._ch, (self._nch - 1).bit_length()
+        Wd, eb, ab, W = self._wd, self._eb, self._ab, self._w
         lanes = Wd // W                    # slice words a DRAM beat spans
         d = self.desc
         job = Signal(job_layout())
@@ -133,103 +150,121 @@ class ChipDma(wiring.Component):
         def words(nbytes):                  # slice words of a segment
             return (nbytes + (W - 1)) >> (W - 1).bit_length() if W > 1 else nbytes
 
-        phase = Signal(range(5))
-        m.d.comb += self.busy.eq(phase != IDLE)
-        # generator position: product q of the group, row r (row group i, local row lr),
-        # column group j (write-back); during the load the B columns reuse r / i / lr.
-        q, r, i, lr, j = (Signal(DIM_BITS, name=f"gen_{n}") for n in ("q", "r", "i", "lr", "j"))
-        on_b = Signal()
+        def clamp(rest, size):              # min(size, rest), rest >= 0
+            return Mux(rest < size, rest, size)
 
-        seg = data.StructLayout({"beats": DIM_BITS, "word": 24, "words": DIM_BITS, "nbytes": 24, "core": DIM_BITS,
-                                 "mask": N})
+        # -- this channel's share: A groups a = q*gm + i, B groups b = j*gp + q with index = ch (mod C)
+        def share(lg):
+            """(first, step) of the low field (width 2**lg) and of the high field of the
+            group indices this channel owns."""
+            lo, hi = Signal(range(lgC + 1)), Signal(range(lgC + 1))
+            m.d.comb += [lo.eq(Mux(lg < lgC, lg, lgC)), hi.eq(lgC - lo)]
+            step = Signal(DIM_BITS)
+            m.d.comb += step.eq(Const(1) << lo)
+            return (Const(ch) & (step - 1)[:DIM_BITS], step, Const(ch) >> lo, Const(1) << hi)
+
+        i0, istep, qa0, qastep = share(self.lg_gm)     # A: row group (low), product (high)
+        qb0, qbstep, j0, jstep = share(self.lg_gp)     # B: product (low), column group (high)
+
+        def live(p):                                    # products of the group that exist
+            return clamp(d.count - p, d.gp)
+
+        def nonempty(jb):
+            """(write-back, A, B) hold work for this channel in job ``jb``."""
+            return ((qb0 < live(jb.wb_p)) & (j0 * d.nc < jb.wb_nlen),
+                    (qa0 < live(jb.ld_p)) & (i0 * d.mc < jb.ld_mlen),
+                    (qb0 < live(jb.ld_p)) & (j0 * d.nc < jb.ld_nlen))
+
+        phase = Signal(range(6))
+        m.d.comb += self.busy.eq(phase != IDLE)
+        qa, ia, ra = (Signal(DIM_BITS, name=f"a_{n}") for n in "qir")         # load: A
+        qb, jb, rb = (Signal(DIM_BITS, name=f"b_{n}") for n in "qjr")         # load: B
+        qw, jw, iw, rw = (Signal(DIM_BITS, name=f"w_{n}") for n in "qjir")    # write-back
+
+        def advance(levels, at_end):
+            """Step a loop nest (innermost first: (counter, first, step, valid(next))) to its
+            next valid position in one cycle, or call ``at_end`` past the last."""
+            for n, (sig, _, step, ok) in enumerate(levels):
+                with (m.If if n == 0 else m.Elif)(ok(sig + step)):
+                    m.d.sync += sig.eq(sig + step)
+                    for inner, first, _, _ in levels[:n]:
+                        m.d.sync += inner.eq(first)
+            with m.Else():
+                for sig, first, _, _ in levels:
+                    m.d.sync += sig.eq(first)
+                at_end()
+
+        seg = data.StructLayout({"beats": DIM_BITS, "word": 24, "words": DIM_BITS, "nbytes": 24,
+                                 "core": range(self._n), "group": DIM_BITS, "b": 1})
         m.submodules.wq = wq = Queue(seg, self._queue_depth)
         m.submodules.rq = rq = Queue(seg, self._queue_depth)
+        lg_g = self.lg_gp + self.lg_gm
 
-        # -- write-back segments ------------------------------------------------------------------
-        p_wb = job.wb_p + q
-        col0 = Signal(24)
-        ncols = Signal(DIM_BITS + 1)        # columns of column group j in this block
-        m.d.comb += [col0.eq(j * d.nc),
-                     ncols.eq(Mux(job.wb_nlen > col0, Mux(job.wb_nlen - col0 < d.nc, job.wb_nlen - col0, d.nc), 0))]
-        pitch_c = Signal(DIM_BITS)
-        m.d.comb += pitch_c.eq(words(d.nc * ab))
+        # -- write-back segments: row rw of row group iw of the core of B group (qw, jw) ----------
+        w_cols = clamp(job.wb_nlen - jw * d.nc, d.nc)
+        w_rows = clamp(job.wb_mlen - iw * d.mc, d.mc)
         wc = self.mem.wr_cmd
         wseg = Signal(seg)
-        m.d.comb += [wseg.nbytes.eq(ncols * ab), wseg.beats.eq(beats(ncols * ab)), wseg.words.eq(words(ncols * ab)),
-                     wseg.core.eq(q * d.gm * d.gn + i * d.gn + j),
-                     wseg.word.eq(job.wb_buf * self._acc_half + lr * pitch_c),
-                     wc.payload.addr.eq(d.c_addr + p_wb * d.c_step + (job.wb_m0 + r) * d.ldc + (job.wb_n0 + col0) * ab),
+        m.d.comb += [wseg.nbytes.eq(w_cols * ab), wseg.beats.eq(beats(w_cols * ab)), wseg.words.eq(words(w_cols * ab)),
+                     wseg.core.eq((jw << lg_g) | (qw << self.lg_gm) | iw),
+                     wseg.word.eq(job.wb_buf * self._acc_half + rw * words(d.nc * ab)),
+                     wc.payload.addr.eq(d.c_addr + (job.wb_p + qw) * d.c_step + (job.wb_m0 + iw * d.mc + rw) * d.ldc
+                                        + (job.wb_n0 + jw * d.nc) * ab),
                      wc.payload.beats.eq(wseg.beats)]
         m.d.comb += [wc.valid.eq((phase == WRITE_BACK) & ~wq.full),
                      wq.push.eq(wc.valid & wc.ready), wq.push_data.eq(wseg)]
 
-        # -- load segments --------------------------------------------------------------------------
-        p_ld = job.ld_p + q
+        # -- load segments: A row ra of group (qa, ia), then B column rb of group (qb, jb) --------
+        on_b = phase == LOAD_B
         pitch_k = Signal(DIM_BITS)
         m.d.comb += pitch_k.eq(words(job.ld_klen * eb))
         rc = self.mem.rd_cmd
         rseg = Signal(seg)
-        a_row = d.a_addr + p_ld * d.a_step + (job.ld_m0 + r) * d.lda + job.ld_k0 * eb
-        b_col = d.b_addr + p_ld * d.b_step + (job.ld_n0 + r) * d.ldb + job.ld_k0 * eb
-        m.d.comb += [rseg.beats.eq(beats(job.ld_klen * eb)), rseg.words.eq(pitch_k),
-                     rseg.word.eq(job.ld_buf * self._op_half + Mux(on_b, d.mc * pitch_k, 0) + lr * pitch_k),
+        a_row = d.a_addr + (job.ld_p + qa) * d.a_step + (job.ld_m0 + ia * d.mc + ra) * d.lda + job.ld_k0 * eb
+        b_col = d.b_addr + (job.ld_p + qb) * d.b_step + (job.ld_n0 + jb * d.nc + rb) * d.ldb + job.ld_k0 * eb
+        m.d.comb += [rseg.beats.eq(beats(job.ld_klen * eb)), rseg.words.eq(pitch_k), rseg.b.eq(on_b),
+                     rseg.group.eq(Mux(on_b, (jb << self.lg_gp) | qb, (qa << self.lg_gm) | ia)),
+                     rseg.word.eq(job.ld_buf * self._op_half + Mux(on_b, (d.mc + rb) * pitch_k, ra * pitch_k)),
                      rc.payload.addr.eq(Mux(on_b, b_col, a_row)), rc.payload.beats.eq(rseg.beats)]
-        for c in range(N):
-            cq, ci, cj, on = (getattr(self, f"core_{x}{c}") for x in ("q", "i", "j", "on"))
-            m.d.comb += rseg.mask[c].eq(on & (cq == q) & Mux(on_b, cj == i, ci == i))
-        m.d.comb += [rc.valid.eq((phase == LOAD) & ~rq.full),
+        m.d.comb += [rc.valid.eq(((phase == LOAD_A) | on_b) & ~rq.full),
                      rq.push.eq(rc.valid & rc.ready), rq.push_data.eq(rseg)]
 
         # -- the generator ----------------------------------------------------------------------
-        def next_row(rows, group, at_end):
-            """Row r + 1 (with its group and local row), or ``at_end`` past the last row."""
-            with m.If(r + 1 >= rows):
-                m.d.sync += [r.eq(0), i.eq(0), lr.eq(0)]
-                at_end()
-            with m.Else():
-                m.d.sync += r.eq(r + 1)
-                with m.If(lr + 1 >= group):
-                    m.d.sync += [lr.eq(0), i.eq(i + 1)]
-                with m.Else():
-                    m.d.sync += lr.eq(lr + 1)
-
-        def next_q(done_phase, p0):
-            def go():
-                with m.If((q + 1 >= d.gp) | (p0 + q + 1 >= d.count)):
-                    m.d.sync += [q.eq(0), phase.eq(done_phase)]
-                with m.Else():
-                    m.d.sync += q.eq(q + 1)
-            return go
+        def load_phase(jb_):
+            _, has_a, has_b = nonempty(jb_)
+            return Mux(jb_.ld & has_a, LOAD_A, Mux(jb_.ld & has_b, LOAD_B, IDLE))
 
         w_busy, r_busy = Signal(), Signal()
-        # One segment a cycle, no bubbles: each move looks one position ahead (the next column
-        # group holds columns, the next product exists), so that the last segment of a row,
-        # of a product, of the job moves straight on.
-        next_group_empty = (j + 1 >= d.gn) | ((j + 1) * d.nc >= job.wb_nlen)
         with m.Switch(phase):
             with m.Case(IDLE):
                 with m.If(self.start):
-                    m.d.sync += [job.eq(self.job), q.eq(0), r.eq(0), i.eq(0), lr.eq(0), j.eq(0), on_b.eq(0),
-                                 phase.eq(Mux(self.job.wb, WRITE_BACK, Mux(self.job.ld, LOAD, IDLE)))]
+                    has_w, _, _ = nonempty(self.job)
+                    m.d.sync += [job.eq(self.job), qa.eq(qa0), ia.eq(i0), ra.eq(0), qb.eq(qb0), jb.eq(j0), rb.eq(0),
+                                 qw.eq(qb0), jw.eq(j0), iw.eq(0), rw.eq(0),
+                                 phase.eq(Mux(self.job.wb & has_w, WRITE_BACK, load_phase(self.job)))]
             with m.Case(WRITE_BACK):
                 with m.If(wq.push):
-                    with m.If(next_group_empty):
-                        m.d.sync += j.eq(0)
-                        next_row(job.wb_mlen, d.mc, next_q(WB_DRAIN, job.wb_p))
-                    with m.Else():
-                        m.d.sync += j.eq(j + 1)
+                    advance([(rw, 0, 1, lambda v: v < w_rows),
+                             (iw, 0, 1, lambda v: v * d.mc < job.wb_mlen),
+                             (jw, j0, jstep, lambda v: v * d.nc < job.wb_nlen),
+                             (qw, qb0, qbstep, lambda v: v < live(job.wb_p))],
+                            lambda: m.d.sync.__iadd__(phase.eq(WB_DRAIN)))
             with m.Case(WB_DRAIN):
                 with m.If(~wq.nonempty & ~w_busy):
-                    m.d.sync += phase.eq(Mux(job.ld, LOAD, IDLE))
-            with m.Case(LOAD):
+                    m.d.sync += phase.eq(load_phase(job))
+            with m.Case(LOAD_A):
                 with m.If(rq.push):
-                    def after_rows():
-                        with m.If(~on_b):
-                            m.d.sync += on_b.eq(1)
-                        with m.Else():
-                            m.d.sync += on_b.eq(0)
-                            next_q(LD_DRAIN, job.ld_p)()
-                    next_row(Mux(on_b, job.ld_nlen, job.ld_mlen), Mux(on_b, d.nc, d.mc), after_rows)
+                    _, _, has_b = nonempty(job)
+                    advance([(ra, 0, 1, lambda v: v < clamp(job.ld_mlen - ia * d.mc, d.mc)),
+                             (ia, i0, istep, lambda v: v * d.mc < job.ld_mlen),
+                             (qa, qa0, qastep, lambda v: v < live(job.ld_p))],
+                            lambda: m.d.sync.__iadd__(phase.eq(Mux(has_b, LOAD_B, LD_DRAIN))))
+            with m.Case(LOAD_B):
+                with m.If(rq.push):
+                    advance([(rb, 0, 1, lambda v: v < clamp(job.ld_nlen - jb * d.nc, d.nc)),
+                             (jb, j0, jstep, lambda v: v * d.nc < job.ld_nlen),
+                             (qb, qb0, qbstep, lambda v: v < live(job.ld_p))],
+                            lambda: m.d.sync.__iadd__(phase.eq(LD_DRAIN)))
             with m.Case(LD_DRAIN):
                 with m.If(~rq.nonempty & ~r_busy):
                     m.d.sync += phase.eq(IDLE)
@@ -247,18 +282,14 @@ class ChipDma(wiring.Component):
                 m.d.sync += w_busy.eq(0)
         with m.If(wq.pop):                               # after the block above: the next segment wins
             m.d.sync += [wcur.eq(wq.head), w_busy.eq(1), wk.eq(0)]
-        word_data = Signal(8 * Wd)
-        for c in range(N):
-            m.d.comb += getattr(self, f"acc_addr{c}").eq(wcur.word + wk * lanes)
-            with m.If(wcur.core == c):
-                m.d.comb += word_data.eq(getattr(self, f"acc_data{c}"))
+        m.d.comb += [self.acc_core.eq(wcur.core), self.acc_addr.eq(wcur.word + wk * lanes)]
         left = Signal(24)
         m.d.comb += left.eq(wcur.nbytes - (wk << wshift))
         for b in range(Wd):
             m.d.comb += wdp.payload.strobe[b].eq(b < left)
-        m.d.comb += [wdp.valid.eq(w_busy), wdp.payload.data.eq(word_data)]
+        m.d.comb += [wdp.valid.eq(w_busy), wdp.payload.data.eq(self.acc_data)]
 
-        # -- data side: load beats into every slice of the segment's mask ----------------------
+        # -- data side: load beats into the slices of the segment's group -----------------------
         rcur = Signal(seg)
         rk = Signal(DIM_BITS)
         rdp = self.mem.rd_data
@@ -271,25 +302,18 @@ class ChipDma(wiring.Component):
                 m.d.sync += r_busy.eq(0)
         with m.If(rq.pop):
             m.d.sync += [rcur.eq(rq.head), r_busy.eq(1), rk.eq(0)]
-        r_words = Signal(range(lanes + 1))  # slice words this beat fills (fewer at a row's end)
-        m.d.comb += r_words.eq(Mux(rcur.words - rk * lanes < lanes, rcur.words - rk * lanes, lanes))
-        for c in range(N):
-            m.d.comb += [getattr(self, f"op_addr{c}").eq(rcur.word + rk * lanes), getattr(self, f"op_data{c}").eq(rdp.payload),
-                         getattr(self, f"op_words{c}").eq(r_words), getattr(self, f"op_en{c}").eq(r_take & rcur.mask[c])]
-        w_words = Signal(range(lanes + 1))
-        m.d.comb += w_words.eq(Mux(wcur.words - wk * lanes < lanes, wcur.words - wk * lanes, lanes))
+        m.d.comb += [self.op_b.eq(rcur.b), self.op_group.eq(rcur.group), self.op_addr.eq(rcur.word + rk * lanes),
+                     self.op_words.eq(clamp(rcur.words - rk * lanes, lanes)), self.op_data.eq(rdp.payload),
+                     self.op_en.eq(r_take)]
 
         # -- counters ------------------------------------------------------------------------------
-        copies = sum(rcur.mask[c] for c in range(N))
         strobed = sum(wdp.payload.strobe[b] for b in range(Wd))
         with m.If(self.clear):
-            m.d.sync += [self.bytes_read.eq(0), self.bytes_written.eq(0), self.sram_written.eq(0),
-                         self.sram_read.eq(0)]
+            m.d.sync += [self.bytes_read.eq(0), self.bytes_written.eq(0), self.sram_read.eq(0)]
         with m.Else():
             with m.If(r_take):
-                m.d.sync += [self.bytes_read.eq(self.bytes_read + Wd),
-                             self.sram_written.eq(self.sram_written + copies * r_words * W)]
+                m.d.sync += self.bytes_read.eq(self.bytes_read + Wd)
             with m.If(w_take):
                 m.d.sync += [self.bytes_written.eq(self.bytes_written + strobed),
-                             self.sram_read.eq(self.sram_read + w_words * W)]
+                             self.sram_read.eq(self.sram_read + clamp(wcur.words - wk * lanes, lanes) * W)]
         return m

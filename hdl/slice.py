@@ -5,7 +5,9 @@ is ``banks`` core beats: the DMA writes or reads one word in every bank a cycle;
 sits in bank ``w % banks``):
 
 * the *operand* memory (A rows and B columns, two buffers: the DMA fills one while the
-  core reads the other), written by the DMA, read by the core;
+  core reads the other), written by the DMA through two ports (A rows and B columns come
+  from different DMA channels, possibly in the same cycle; they never share a word),
+  read by the core;
 * the *accumulator* memory (C, two buffers: the core accumulates one output block while
   the DMA writes the other back), written by the core — with ``accumulate`` set, each
   incoming accumulator value is added to the stored one (wrap-around in the accumulator
@@ -62,9 +64,11 @@ class SramSlice(wiring.Component):
         The core's memory port (the core is the requester).
     accumulate : In(1)
         Core writes add to the stored accumulators instead of replacing them.
-    dma_op_addr, dma_op_words, dma_op_data, dma_op_en : In
-        A DMA write of ``dma_op_words`` (1..banks) consecutive operand words from word
-        ``dma_op_addr``, lane i of ``dma_op_data`` into word ``dma_op_addr + i``.
+    dma_a_addr, dma_a_words, dma_a_data, dma_a_en : In
+        A DMA write of ``dma_a_words`` (1..banks) consecutive operand words from word
+        ``dma_a_addr``, lane i of ``dma_a_data`` into word ``dma_a_addr + i`` (A rows).
+    dma_b_addr, dma_b_words, dma_b_data, dma_b_en : In
+        The same, for the second write port (B columns).
     dma_acc_addr : In, dma_acc_data : Out
         A DMA read of ``banks`` consecutive accumulator words from ``dma_acc_addr``
         (combinational).
@@ -86,8 +90,8 @@ class SramSlice(wiring.Component):
         super().__init__({
             "core": In(memory_port_signature(W)),
             "accumulate": In(1),
-            "dma_op_addr": In(range(operand_words)), "dma_op_words": In(range(banks + 1)),
-            "dma_op_data": In(8 * W * banks), "dma_op_en": In(1),
+            **{f"dma_{p}_{name}": In(shape) for p in "ab" for name, shape in (
+                ("addr", range(operand_words)), ("words", range(banks + 1)), ("data", 8 * W * banks), ("en", 1))},
             "dma_acc_addr": In(range(acc_words)), "dma_acc_data": Out(8 * W * banks),
         })
 
@@ -119,13 +123,15 @@ class SramSlice(wiring.Component):
         def index_of(word):
             return word >> qb
 
-        # -- the DMA side: `banks` consecutive words a cycle, rotated onto the banks -----------
-        for b in range(q):
-            t = Signal(range(q), name=f"dma_lane{b}")     # which lane of the beat lands in bank b
-            m.d.comb += t.eq((b - bank_of(self.dma_op_addr)) % q if qb else 0)
-            wp = ops[b].write_port()
-            m.d.comb += [wp.addr.eq(index_of(self.dma_op_addr + t)), wp.data.eq(self.dma_op_data.word_select(t, 8 * W)),
-                         wp.en.eq(self.dma_op_en & (t < self.dma_op_words))]
+        # -- the DMA side: `banks` consecutive words a cycle per port, rotated onto the banks --
+        for port in "ab":
+            addr, n_words, beat, en = (getattr(self, f"dma_{port}_{x}") for x in ("addr", "words", "data", "en"))
+            for b in range(q):
+                t = Signal(range(q), name=f"dma_{port}_lane{b}")     # which lane of the beat lands in bank b
+                m.d.comb += t.eq((b - bank_of(addr)) % q if qb else 0)
+                wp = ops[b].write_port()
+                m.d.comb += [wp.addr.eq(index_of(addr + t)), wp.data.eq(beat.word_select(t, 8 * W)),
+                             wp.en.eq(en & (t < n_words))]
         acc_lanes = []
         for lane in range(q):
             w = self.dma_acc_addr + lane

@@ -78,9 +78,10 @@ def _field(obj: Any, name: str, check) -> None:
 
 #: Fields of a chip besides its name and description (the YAML schema; units in the names).
 CHIP_FIELDS = ("core", "cores", "clock_mhz", "node", "global_sram_mib", "noc_overhead_fraction", "io_area_mm2",
-               "io_bidir_GBps", "dram", "volume_units", "dma_beat_bytes", "sram_latency_cycles", "acc_sram_fraction")
+               "io_bidir_GBps", "dram", "volume_units", "dma_channels", "dma_beat_bytes", "sram_latency_cycles",
+               "acc_sram_fraction")
 #: Chip fields a YAML table may leave out, with the value they then take (None: derived).
-CHIP_DEFAULTS = {"dma_beat_bytes": None, "sram_latency_cycles": 2, "acc_sram_fraction": 0.25}
+CHIP_DEFAULTS = {"dma_channels": 1, "dma_beat_bytes": None, "sram_latency_cycles": 2, "acc_sram_fraction": 0.25}
 DRAM_FIELDS = ("kind", "stacks", "GB_per_stack", "GBps_per_stack", "phy_mm2_per_stack", "latency_ns")
 
 
@@ -110,6 +111,16 @@ class ChipConfig:
     dram : DramConfig
     volume_units : int
         Parts the NRE is spread over.
+    dma_channels : int
+        DMA channels, each with its own port to DRAM and an equal share of its bandwidth
+        (a power of two; default 1).
+    dma_beat_bytes : int
+        A channel's DRAM beat, bytes (a power of two, a multiple of the core's beat;
+        default the core's beat).
+    sram_latency_cycles : int
+        Cycles from a core's read command to its first beat from its SRAM slice (default 2).
+    acc_sram_fraction : float
+        Share of each core's slice of the global SRAM that holds accumulators (default 0.25).
     """
 
     name: str
@@ -124,6 +135,7 @@ class ChipConfig:
     io_bidir_GBps: float
     dram: DramConfig
     volume_units: int
+    dma_channels: int = 1
     dma_beat_bytes: int | None = None
     sram_latency_cycles: int = 2
     acc_sram_fraction: float = 0.25
@@ -148,6 +160,9 @@ class ChipConfig:
         _field(self, "io_area_mm2", lambda v: check_real("io_area_mm2", v, lo=0.0, hi=1e5))
         _field(self, "io_bidir_GBps", lambda v: check_real("io_bidir_GBps", v, lo=0.0, hi=1e7))
         _field(self, "volume_units", lambda v: check_int("volume_units", v, hi=1 << 40))
+        _field(self, "dma_channels", lambda v: check_int("dma_channels", v, hi=1 << 12))
+        if self.dma_channels & (self.dma_channels - 1):
+            raise ConfigError("dma_channels", f"must be a power of two, not {self.dma_channels}")
         W = self.core.beat_bytes
         if self.dma_beat_bytes is None:
             object.__setattr__(self, "dma_beat_bytes", W)
@@ -290,7 +305,25 @@ class ChipConfig:
 
     @property
     def dram_bytes_per_cycle(self) -> float:
+        """DRAM bandwidth in bytes per clock cycle, all channels together (reads and writes
+        share it)."""
         return self.dram.GBps * 1e3 / self.clock_mhz
+
+    @property
+    def channel_bytes_per_cycle(self) -> float:
+        """Each DMA channel's share of the DRAM bandwidth, bytes per cycle (rounded to 9
+        significant digits, so that 4915.2 GB/s over 8 channels at 1.2 GHz is 512 exactly)."""
+        return float(f"{self.dram_bytes_per_cycle / self.dma_channels:.9g}")
+
+    @property
+    def dram_effective_bytes_per_cycle(self) -> float:
+        """What the DMA can move a cycle, all channels together: a channel moves whole beats,
+        so a beat wider than the channel's share waits for the share to fill it (``hdl/dma.py``,
+        ``sim/memory.py``), and a narrower one leaves the rest unused."""
+        from .chip_perf import beat_spacing
+
+        spacing = beat_spacing(self.dma_beat_bytes, self.channel_bytes_per_cycle)
+        return self.dma_channels * min(self.dma_beat_bytes / spacing, self.channel_bytes_per_cycle)
 
     # -- peak rates ------------------------------------------------------------------------
     @property

@@ -35,7 +35,7 @@ from functools import lru_cache
 
 from ..checks import check_int
 from ..errors import UserError
-from ..hdl.chip import REJECT, Blocking, blocking_status, dram_beats, slice_words
+from ..hdl.chip import REJECT, Blocking, blocking_status, core_index, dram_beats, slice_words
 from .perf import MemorySystem, core_counters, core_cycles
 
 NEVER = -(1 << 60)
@@ -82,14 +82,14 @@ class ChipGemmPerf:
 
 
 class _Dram:
-    """The DRAM's bandwidth credit (``sim/memory.py``, reads and writes charged): it grows
-    by ``bytes_per_cycle`` a cycle up to one beat (or ``bytes_per_cycle`` if larger), and a
-    beat needs a whole beat of it, so beats are ``spacing`` cycles apart when back to back
-    and the first beat after an idle stretch of that length is not delayed."""
+    """A DMA channel's bandwidth credit (``sim/memory.py``, reads and writes charged): it
+    grows by ``bytes_per_cycle`` a cycle up to one beat (or ``bytes_per_cycle`` if larger),
+    and a beat needs a whole beat of it, so beats are ``spacing`` cycles apart when back to
+    back and the first beat after an idle stretch of that length is not delayed."""
 
     def __init__(self, word: int, bytes_per_cycle: float):
         self.word = word
-        self.spacing = _beat_spacing(word, bytes_per_cycle)
+        self.spacing = beat_spacing(word, bytes_per_cycle)
         self.last = NEVER                    # cycle of the last beat
 
     def first_beat(self, earliest: int) -> int:
@@ -102,8 +102,9 @@ class _Dram:
 
 
 @lru_cache(maxsize=64)
-def _beat_spacing(word: int, bytes_per_cycle: float) -> int:
-    """Cycles between back-to-back beats, from the credit's own float arithmetic."""
+def beat_spacing(word: int, bytes_per_cycle: float) -> int:
+    """Cycles between back-to-back beats of ``word`` bytes on a channel of
+    ``bytes_per_cycle``, from the credit's own float arithmetic."""
     if bytes_per_cycle >= word:
         return 1
     credit, cycles = 0.0, 0
@@ -122,6 +123,37 @@ def _groups(length: int, size: int, groups: int) -> list[int]:
     return [max(0, min(size, length - g * size)) for g in range(groups)]
 
 
+def _share(lg: int, lg_channels: int, ch: int) -> tuple[int, int, int, int]:
+    """Channel ``ch``'s groups (``hdl/dma.py``): (first, step) of the low field of the
+    group index (``2**lg`` wide) and of the high field."""
+    lo = min(lg, lg_channels)
+    return ch & ((1 << lo) - 1), 1 << lo, ch >> lo, 1 << (lg_channels - lo)
+
+
+def _count(first: int, step: int, end: int) -> int:
+    return max(0, -(-(end - first) // step))
+
+
+@lru_cache(maxsize=1 << 16)
+def _channel_beats(chip, b: Blocking, live: int, mlen: int, nlen: int, klen: int | None) -> tuple[int, ...]:
+    """DRAM beats each channel moves for a block: its load (``klen`` given) of the A rows
+    and B columns of its groups, or its write-back (``klen`` None) of its cores' rows."""
+    lgC = chip.dma_channels.bit_length() - 1
+    lg_gp, lg_gm = b.gp.bit_length() - 1, b.gm.bit_length() - 1
+    out = []
+    for ch in range(chip.dma_channels):
+        qb0, qbstep, j0, jstep = _share(lg_gp, lgC, ch)
+        nq_b = _count(qb0, qbstep, live)
+        cols = [min(b.nc, nlen - j * b.nc) for j in range(j0, -(-nlen // b.nc), jstep)]
+        if klen is None:
+            out.append(nq_b * mlen * sum(dram_beats(chip, c * chip.core.acc_bytes) for c in cols))
+            continue
+        i0, istep, qa0, qastep = _share(lg_gm, lgC, ch)
+        rows = sum(min(b.mc, mlen - i * b.mc) for i in range(i0, -(-mlen // b.mc), istep))
+        out.append((_count(qa0, qastep, live) * rows + nq_b * sum(cols)) * dram_beats(chip, klen * chip.core.input_bytes))
+    return tuple(out)
+
+
 def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: int = 1,
                    trace: list | None = None) -> ChipGemmPerf:
     """The chip's counters for ``count`` independent M x N x K products run as one
@@ -137,113 +169,95 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
         raise UserError(f"block: {blocking} is rejected by the chip's controller: {REJECT[status]}",
                         parameter="block")
     cfg, b = chip.core, blocking
-    n_cores, Wd, W = chip.cores, chip.dma_beat_bytes, cfg.beat_bytes
-    eb, ab = cfg.input_bytes, cfg.acc_bytes
+    n_cores, Wd = chip.cores, chip.dma_beat_bytes
+    ab = cfg.acc_bytes
     L = chip.dram_latency_cycles
-    dram = _Dram(Wd, chip.dram_bytes_per_cycle)
-    port = MemorySystem(chip.sram_latency_cycles, float(W))
+    drams = [_Dram(Wd, chip.channel_bytes_per_cycle) for _ in range(chip.dma_channels)]
+    port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
 
-    def load(t0: int, p0: int, mlen: int, nlen: int, klen: int, after_wb: int | None) -> int:
-        """Read phase of a job; returns the cycle the DMA is idle again."""
-        issue = t0 + 1 if after_wb is None else after_wb + 2
-        live = min(b.gp, count - p0)
-        beats = live * (mlen + nlen) * dram_beats(chip, klen * eb)
-        first = dram.first_beat(issue + max(L, 2))
-        return dram.beats(first, beats) + 2
-
-    def write_back(t0: int, p0: int, mlen: int, nlen: int) -> int:
-        """Write phase of a job; returns the cycle of its last beat."""
-        live = min(b.gp, count - p0)
-        beats = live * mlen * sum(dram_beats(chip, c * ab) for c in _groups(nlen, b.nc, b.gn) if c)
-        first = dram.first_beat(t0 + 3)
-        return dram.beats(first, beats)
+    def job(t0: int, wb: tuple | None, ld: tuple | None) -> tuple[int, int | None]:
+        """A job started at ``t0`` on every channel: (cycle the DMA is idle again, cycle of
+        the write-back's last beat on any channel)."""
+        w_beats = _channel_beats(chip, b, *wb, None) if wb else (0,) * len(drams)
+        r_beats = _channel_beats(chip, b, *ld) if ld else (0,) * len(drams)
+        free, last_w = t0, None
+        for dram, bw, br in zip(drams, w_beats, r_beats):
+            issue = t0 + 1
+            if bw:
+                t_lw = dram.beats(dram.first_beat(t0 + 3), bw)
+                last_w = t_lw if last_w is None else max(last_w, t_lw)
+                issue, end = t_lw + 2, t_lw + 2
+            if br:
+                end = dram.beats(dram.first_beat(issue + max(L, 2)), br) + 2
+            if bw or br:
+                free = max(free, end)
+        return free, last_w
 
     # totals that follow from the blocking alone
     sram_read = sram_written = 0
     busy = [0] * n_cores
     steps = 0
 
-    # the controller: CHECK at t = 0, SETUP t = 1..N, PROLOGUE at N + 1
-    t = n_cores + 1
-    first_origin = (0, 0, 0, 0)
-    mlen0, nlen0, klen0 = _extent(0, M, b.mb), _extent(0, N, b.nb), _extent(0, K, b.kb)
-    t_free = load(t, 0, mlen0, nlen0, klen0, None)
-    issue = t_free + 1                       # WAIT_LOAD sees the DMA idle, then ISSUE
+    def ld_of(origin):
+        p0, m0, n0, k0 = origin
+        return min(b.gp, count - p0), _extent(m0, M, b.mb), _extent(n0, N, b.nb), _extent(k0, K, b.kb)
+
+    # the controller: CHECK at t = 0, SETUP at 1, PROLOGUE at 2
     origins = [(p0, m0, n0, k0) for p0 in range(0, count, b.gp) for m0 in range(0, M, b.mb)
                for n0 in range(0, N, b.nb) for k0 in range(0, K, b.kb)]
-    assert origins[0] == first_origin
+    t_free, _ = job(2, None, ld_of(origins[0]))
+    issue = t_free + 1                       # WAIT_LOAD sees the DMA idle, then ISSUE
     prev_block = None
-    sram_written += _dma_sram_writes(chip, b, count, 0, mlen0, nlen0, klen0)
+    sram_written += _dma_sram_writes(chip, b, *ld_of(origins[0]))
     for s, (p0, m0, n0, k0) in enumerate(origins):
         steps += 1
-        mlen, nlen, klen = _extent(m0, M, b.mb), _extent(n0, N, b.nb), _extent(k0, K, b.kb)
+        live, mlen, nlen, klen = ld_of((p0, m0, n0, k0))
         # the cores' sub-GEMMs
         last_done = NEVER
         rows_g, cols_g = _groups(mlen, b.mc, b.gm), _groups(nlen, b.nc, b.gn)
-        for q in range(b.gp):
-            if p0 + q >= count:
-                continue
+        for q in range(live):
             for gi, rows in enumerate(rows_g):
                 for gj, cols in enumerate(cols_g):
                     if not rows or not cols:
                         continue
-                    c = q * b.gm * b.gn + gi * b.gn + gj
                     cyc, busy_c, reads, writes = _core_step(cfg, port, rows, cols, klen)
                     last_done = max(last_done, issue + cyc)
-                    busy[c] += busy_c
+                    busy[core_index(b, q, gi, gj)] += busy_c
                     sram_read += reads + (writes if k0 else 0)
                     sram_written += writes
         # the DMA's job
-        wb = s > 0 and k0 == 0
-        nxt = origins[s + 1] if s + 1 < len(origins) else None
-        t_lw = write_back(issue, *prev_block) if wb else None
+        wb = prev_block if s > 0 and k0 == 0 else None
+        nxt = ld_of(origins[s + 1]) if s + 1 < len(origins) else None
         if wb:
-            sram_read += _dma_sram_reads(chip, b, count, *prev_block)
-        if nxt is not None:
-            np0, nm0, nn0, nk0 = nxt
-            nml, nnl, nkl = _extent(nm0, M, b.mb), _extent(nn0, N, b.nb), _extent(nk0, K, b.kb)
-            t_free = load(issue, np0, nml, nnl, nkl, t_lw)
-            sram_written += _dma_sram_writes(chip, b, count, np0, nml, nnl, nkl)
-        elif wb:
-            t_free = t_lw + 2
-        else:
-            t_free = issue                    # nothing to move: the DMA never leaves idle
+            sram_read += _dma_sram_reads(chip, b, *wb)
+        if nxt:
+            sram_written += _dma_sram_writes(chip, b, *nxt)
+        t_free, _ = job(issue, wb, nxt)
         barrier = max(issue + 1, last_done + 1, t_free)
         if trace is not None:
             trace.append((issue, last_done, t_free))
         if k0 + b.kb >= K:                    # this step completes its output block
-            prev_block = (p0, mlen, nlen)
+            prev_block = (live, mlen, nlen)
         issue = barrier + 1
     # the epilogue: EPILOGUE at barrier + 1 (= issue), the last block's write-back
-    t_lw = write_back(issue, *prev_block)
-    sram_read += _dma_sram_reads(chip, b, count, *prev_block)
+    _, t_lw = job(issue, prev_block, None)
+    sram_read += _dma_sram_reads(chip, b, *prev_block)
     finish = t_lw + 2 + 1
-    dram_read = sum(count_p * (ml + nl) * dram_beats(chip, kl * eb) * Wd
-                    for count_p, ml, nl, kl in _loads(M, N, K, count, b))
+    dram_read = sum(live * (ml + nl) * dram_beats(chip, kl * cfg.input_bytes) * Wd
+                    for live, ml, nl, kl in map(ld_of, origins))
     return ChipGemmPerf(cycles=finish + 1, steps=steps, macs=M * N * K * count, busy=tuple(busy),
                         dram_bytes_read=dram_read, dram_bytes_written=M * N * ab * count,
                         sram_bytes_read=sram_read, sram_bytes_written=sram_written, cores=n_cores,
                         pes_per_core=cfg.rows * cfg.cols, dram_bytes_per_cycle=chip.dram_bytes_per_cycle)
 
 
-def _loads(M, N, K, count, b):
-    for p0 in range(0, count, b.gp):
-        live = min(b.gp, count - p0)
-        for m0 in range(0, M, b.mb):
-            for n0 in range(0, N, b.nb):
-                for k0 in range(0, K, b.kb):
-                    yield live, _extent(m0, M, b.mb), _extent(n0, N, b.nb), _extent(k0, K, b.kb)
-
-
-def _dma_sram_writes(chip, b, count, p0, mlen, nlen, klen) -> int:
+def _dma_sram_writes(chip, b, live, mlen, nlen, klen) -> int:
     """Slice bytes a load writes: an A row into its row group's gn slices, a B column into
     its column group's gm slices."""
-    live = min(b.gp, count - p0)
     return live * (mlen * b.gn + nlen * b.gm) * slice_words(chip, klen * chip.core.input_bytes) * chip.core.beat_bytes
 
 
-def _dma_sram_reads(chip, b, count, p0, mlen, nlen) -> int:
-    live = min(b.gp, count - p0)
+def _dma_sram_reads(chip, b, live, mlen, nlen) -> int:
     ab = chip.core.acc_bytes
     words = sum(slice_words(chip, c * ab) for c in _groups(nlen, b.nc, b.gn) if c)
     return live * mlen * words * chip.core.beat_bytes
@@ -275,64 +289,62 @@ def _job_cycles(Bw: int, Br: int, L: int, sp: int) -> int:
     return first + (Br - 1) * sp + 2
 
 
+def _step_dma(chip, b: Blocking, wb: tuple | None, ld: tuple | None, L: int, sp: int) -> int:
+    """Cycles from a job's start until every channel is idle again (credit not binding)."""
+    C = chip.dma_channels
+    w = _channel_beats(chip, b, *wb, None) if wb else (0,) * C
+    r = _channel_beats(chip, b, *ld) if ld else (0,) * C
+    return max(_job_cycles(bw, br, L, sp) for bw, br in zip(w, r))
+
+
 def chip_gemm_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) -> int:
     """The cycles :func:`chip_gemm_perf` returns, in time proportional to the number of
-    output blocks rather than steps: the K-steps inside a block repeat exactly, and the
-    DRAM's credit (a beat every ``spacing`` cycles) cannot delay a job's first beat when
-    ``spacing`` is at most 6 and at most 2 + max(latency, 2) (a job starts no earlier than
-    three cycles after the last one's final beat; a load follows its write-back by two
-    cycles plus the latency), so each step's length depends on its own sizes alone.
+    output blocks rather than steps: the K-steps inside a block repeat exactly, and a
+    channel's DRAM credit (a beat every ``spacing`` cycles) cannot delay a job's first beat
+    when ``spacing`` is at most 6 and at most 2 + max(latency, 2) (a job starts no earlier
+    than three cycles after the last one's final beat; a load follows its write-back by
+    two cycles plus the latency), so each step's length depends on its own sizes alone.
     Otherwise it falls back to the step-by-step model. No parameter checks: the caller
     (the search) passes valid blockings."""
     L = chip.dram_latency_cycles
-    sp = _beat_spacing(chip.dma_beat_bytes, chip.dram_bytes_per_cycle)
+    sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
     if sp > min(6, 2 + max(L, 2)):
         return chip_gemm_perf(chip, M, N, K, b, count=count).cycles
     cfg = chip.core
-    eb, ab = cfg.input_bytes, cfg.acc_bytes
     port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
     nk = -(-K // b.kb)
     k_edge = K - (nk - 1) * b.kb
 
-    def words_k(klen):
-        return dram_beats(chip, klen * eb)
-
-    def core_max(mlen, nlen, klen, live):
+    def core_max(mlen, nlen, klen):
         worst = 0
         for rows in {r for r in _groups(mlen, b.mc, b.gm) if r}:
             for cols in {c for c in _groups(nlen, b.nc, b.gn) if c}:
                 worst = max(worst, _core_step(cfg, port, rows, cols, klen)[0])
-        return worst if live else 0
+        return worst
 
-    def wb_beats(mlen, nlen, live):
-        return live * mlen * sum(dram_beats(chip, c * ab) for c in _groups(nlen, b.nc, b.gn) if c)
-
-    def step(core, Bw, Br):
-        return 1 + max(1, core + 1, _job_cycles(Bw, Br, L, sp))
+    def step(core, wb, ld):
+        return 1 + max(1, core + 1, _step_dma(chip, b, wb, ld, L, sp))
 
     blocks = [(min(b.gp, count - p0), _extent(m0, M, b.mb), _extent(n0, N, b.nb))
               for p0 in range(0, count, b.gp) for m0 in range(0, M, b.mb) for n0 in range(0, N, b.nb)]
-    live0, ml0, nl0 = blocks[0]
-    total = chip.cores + 1 + _job_cycles(0, live0 * (ml0 + nl0) * words_k(min(b.kb, K)), L, sp) + 1
+    total = 2 + _step_dma(chip, b, None, (*blocks[0], min(b.kb, K)), L, sp) + 1
     klens = [b.kb] * (nk - 1) + [k_edge]
-    for x, (live, ml, nl) in enumerate(blocks):
-        per_k = (ml + nl) * live
-        core_full = core_max(ml, nl, b.kb, live) if nk > 1 else 0
-        core_edge = core_max(ml, nl, k_edge, live)
-        Bw_first = wb_beats(blocks[x - 1][1], blocks[x - 1][2], blocks[x - 1][0]) if x else 0
+    for x, blk in enumerate(blocks):
+        core_full = core_max(*blk[1:], b.kb) if nk > 1 else 0
+        core_edge = core_max(*blk[1:], k_edge)
+        wb_first = blocks[x - 1] if x else None
         nxt = blocks[x + 1] if x + 1 < len(blocks) else None
-        Br_next_block = nxt[0] * (nxt[1] + nxt[2]) * words_k(min(b.kb, K)) if nxt else 0
         for j in range(nk):
             if 1 <= j < nk - 2:                # the interior K-steps: all alike
                 if j == 1:
-                    total += (nk - 3) * step(core_full, 0, per_k * words_k(b.kb))
+                    total += (nk - 3) * step(core_full, None, (*blk, b.kb))
                 continue
             core = core_full if j < nk - 1 else core_edge
-            Bw = Bw_first if j == 0 else 0
-            Br = per_k * words_k(klens[j + 1]) if j + 1 < nk else Br_next_block
+            wb = wb_first if j == 0 else None
+            ld = (*blk, klens[j + 1]) if j + 1 < nk else ((*nxt, min(b.kb, K)) if nxt else None)
             if nxt is None and j == nk - 1:    # the last step: barrier, then the epilogue
-                total += max(1, core + 1, _job_cycles(Bw, Br, L, sp)) + 1
-                total += _job_cycles(wb_beats(ml, nl, live), 0, L, sp) + 2
+                total += max(1, core + 1, _step_dma(chip, b, wb, ld, L, sp)) + 1
+                total += _step_dma(chip, b, blk, None, L, sp) + 2
             else:
-                total += step(core, Bw, Br)
+                total += step(core, wb, ld)
     return total

@@ -39,9 +39,10 @@ class ChipRun:
         return REJECT.get(self.status)
 
 
-def layout(chip, products, *, latency: int, bytes_per_cycle: float, stall_prob: float, seed: int):
+def layout(chip, products, *, stall_prob: float, seed: int):
     """DRAM holding ``products`` (equal shapes) at odd strides, writes allowed in C only,
-    and the descriptor's address fields."""
+    its ports (one per DMA channel: the chip's latency and per-channel bandwidth) and the
+    descriptor's address fields."""
     from .memory import ExternalMemory
 
     cfg = chip.core
@@ -51,8 +52,9 @@ def layout(chip, products, *, latency: int, bytes_per_cycle: float, stall_prob: 
     a_bytes, b_bytes, c_bytes = M * lda + 64, N * ldb + 64, M * ldc + 64
     a_step = b_step = c_step = a_bytes + b_bytes + c_bytes
     base = 64
-    mem = ExternalMemory(base + len(products) * a_step + 4096, latency=latency, bytes_per_cycle=bytes_per_cycle,
-                         stall_prob=stall_prob, seed=seed, charge_writes=True)
+    mem = ExternalMemory(base + len(products) * a_step + 4096, latency=chip.dram_latency_cycles,
+                         bytes_per_cycle=chip.channel_bytes_per_cycle, stall_prob=stall_prob, seed=seed,
+                         charge_writes=True)
     for p, (a, b) in enumerate(products):
         a_addr = base + p * a_step
         mem.store(a_addr, a, row_stride=lda, elem_bytes=eb)
@@ -62,7 +64,7 @@ def layout(chip, products, *, latency: int, bytes_per_cycle: float, stall_prob: 
             mem.allow_writes(c_addr + r * ldc, c_addr + r * ldc + N * ab)
     desc = dict(m=M, n=N, k=K, count=len(products), a_addr=base, lda=lda, a_step=a_step, b_addr=base + a_bytes,
                 ldb=ldb, b_step=b_step, c_addr=base + a_bytes + b_bytes, ldc=ldc, c_step=c_step)
-    return mem, desc
+    return mem, mem.ports(chip.dma_channels, chip.channel_bytes_per_cycle), desc
 
 
 def run_chip_gemm(chip, products, blocking: Blocking, *, stall_prob: float = 0.0, seed: int = 0,
@@ -70,7 +72,8 @@ def run_chip_gemm(chip, products, blocking: Blocking, *, stall_prob: float = 0.0
                   vcd: str | Path | None = None) -> ChipRun:
     """``products`` (a list of (A, B) of one shape: ``count`` independent GEMMs) on the chip
     RTL as one descriptor with ``blocking``. DRAM latency and bandwidth are the chip's
-    (``dram_latency_cycles``, ``dram_bytes_per_cycle``; derive a chip to change them). With
+    (``dram_latency_cycles``, ``channel_bytes_per_cycle`` on each channel's port; derive a
+    chip to change them), with ``stall_prob`` random stalls on every port. With
     ``reset_after_cycles`` the descriptor is abandoned by a reset that many cycles in, then
     run again from the start."""
     from .core_bench import check_memory, check_products
@@ -78,10 +81,9 @@ def run_chip_gemm(chip, products, blocking: Blocking, *, stall_prob: float = 0.0
     products = check_products(chip.core, products)
     if len({(a.shape, b.shape) for a, b in products}) != 1:
         raise UserError("products: one descriptor runs products of one shape")
-    latency, bytes_per_cycle = chip.dram_latency_cycles, chip.dram_bytes_per_cycle
-    check_memory(latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob, seed=seed)
-    mem, desc = layout(chip, products, latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob,
-                       seed=seed)
+    check_memory(latency=chip.dram_latency_cycles, bytes_per_cycle=chip.channel_bytes_per_cycle,
+                 stall_prob=stall_prob, seed=seed)
+    mem, ports, desc = layout(chip, products, stall_prob=stall_prob, seed=seed)
     desc.update(blocking.to_dict())
     dut = ChipTop(chip)
     m = Module()
@@ -99,12 +101,14 @@ def run_chip_gemm(chip, products, blocking: Blocking, *, stall_prob: float = 0.0
         if reset_after_cycles is not None:
             await submit()
             await ctx.tick().repeat(reset_after_cycles)
-            mem.hold_reset(True)
+            for port in ports:
+                port.hold_reset(True)
             ctx.set(cd.rst, 1)
             await ctx.delay(2e-8)
             ctx.set(cd.rst, 0)
             await ctx.tick()
-            mem.hold_reset(False)
+            for port in ports:
+                port.hold_reset(False)
         await submit()
         for _ in range(max_cycles):
             _, _, done = await ctx.tick().sample(dut.done)
@@ -121,7 +125,9 @@ def run_chip_gemm(chip, products, blocking: Blocking, *, stall_prob: float = 0.0
     sim = Simulator(m)
     sim.add_clock(1e-8)
     sim.add_testbench(host)
-    sim.add_testbench(mem.process(dut.mem, chip.dma_beat_bytes, lambda: state["done"]), background=True)
+    for ch, port in enumerate(ports):
+        sim.add_testbench(port.process(getattr(dut, f"mem{ch}"), chip.dma_beat_bytes, lambda: state["done"]),
+                          background=True)
     if vcd is None:
         sim.run()
     else:
@@ -161,27 +167,33 @@ def fit_blocking(chip, M: int, N: int, K: int, count: int, *, mb: int, nb: int, 
 def chip_campaign(chip, *, count: int, seed: int, corners: bool = True, max_dim: int = 24):
     """(M, N, K, products, blocking) cases for the chip: the corner classes (1x1x1, M = 1,
     N = 1, K = 1, one block and several blocks in every dimension, edges off the block,
-    several products over the grid), then ``count`` random ones."""
+    several products over the grid), then ``count`` random ones (grids of every shape the
+    controller takes: ``gp`` and ``gm`` powers of two)."""
     rng = np.random.default_rng(seed)
     n = chip.cores
+    p2 = 1 << (n.bit_length() - 1)                 # the largest power of two <= cores
     cases = []
     if corners:
         R, C = chip.core.rows, chip.core.cols
         for (M, N, K, p, kw) in [
             (1, 1, 1, 1, dict(mb=1, nb=1, kb=1)),
             (1, 3 * C + 1, 20, 1, dict(mb=1, nb=C, kb=8, gn=n)),                   # GEMV: M = 1, blocks in N and K
-            (2 * R + 1, 1, 9, 1, dict(mb=R, nb=1, kb=4, gm=n)),                    # N = 1, blocks in M and K
+            (2 * R + 1, 1, 9, 1, dict(mb=R, nb=1, kb=4, gm=p2)),                   # N = 1, blocks in M and K
             (R + 3, C + 2, 1, 1, dict(mb=R + 3, nb=C + 2, kb=1, gn=min(2, n))),    # K = 1, one block
-            (2 * R + 3, 2 * C + 1, 40, 1, dict(mb=R, nb=C, kb=16, gm=min(2, n), gn=max(1, n // 2))),
-            (3, 5, 7, 2 * n + 1, dict(mb=3, nb=5, kb=7, gp=n)),                    # products over the grid
+            (2 * R + 3, 2 * C + 1, 40, 1, dict(mb=R, nb=C, kb=16, gm=min(2, p2), gn=max(1, n // 2))),
+            (3, 5, 7, 2 * n + 1, dict(mb=3, nb=5, kb=7, gp=p2)),                   # products over the grid
             (R, C, 3 * chip.core.k_chunk + 5, 1, dict(mb=R, nb=C, kb=10**6)),      # one block, K over chunks
         ]:
             cases.append((M, N, K, p, fit_blocking(chip, M, N, K, p, **kw)))
+
+    def pow2_upto(limit: int) -> int:
+        return 1 << int(rng.integers(0, limit.bit_length()))
+
     for _ in range(count):
         M, N, K = (int(v) for v in rng.integers(1, max_dim + 1, 3))
         p = int(rng.choice([1, 1, 1, 2, 3]))
-        gp = int(rng.integers(1, min(p, n) + 1))
-        gm = int(rng.integers(1, n // gp + 1))
+        gp = pow2_upto(min(p, n))
+        gm = pow2_upto(n // gp)
         gn = int(rng.integers(1, n // (gp * gm) + 1))
         kw = dict(mb=int(rng.integers(1, M + 1)), nb=int(rng.integers(1, N + 1)), kb=int(rng.integers(1, K + 1)),
                   gp=gp, gm=gm, gn=gn)

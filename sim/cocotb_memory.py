@@ -15,26 +15,37 @@ def logic_int(sig) -> int:
     return int(bits, 2)
 
 
-async def serve_memory(dut, mem, beat_bytes: int, addr_bits: int, stop) -> None:
-    """Serve ``dut.mem__*`` from ``mem()`` (a callable: the memory may be swapped between
+async def serve_memory(dut, mem, beat_bytes: int, addr_bits: int, stop, port: str = "mem") -> None:
+    """Serve ``dut.<port>__*`` from ``mem()`` (a callable: the memory may be swapped between
     descriptors) until ``stop()``."""
     cmd = data.StructLayout({"addr": addr_bits, "beats": DIM_BITS})
     beat = data.StructLayout({"data": 8 * beat_bytes, "strobe": beat_bytes})
-    rc, wc, wd = "mem__rd_cmd__", "mem__wr_cmd__", "mem__wr_data__"
+
+    def field(layout, name):
+        f = layout[name]
+        return f.offset, (1 << f.width) - 1
+
+    (a_at, a_mask), (n_at, n_mask) = field(cmd, "addr"), field(cmd, "beats")
+    (d_at, d_mask), (s_at, s_mask) = field(beat, "data"), field(beat, "strobe")
+    h = {f"{ch}_{x}": getattr(dut, f"{port}__{ch}__{x}") for ch in ("rd_cmd", "wr_cmd", "wr_data", "rd_data")
+         for x in ("valid", "ready", "payload")}
+    drives = (("rd_cmd_ready", h["rd_cmd_ready"]), ("wr_cmd_ready", h["wr_cmd_ready"]),
+              ("wr_data_ready", h["wr_data_ready"]), ("rd_data_valid", h["rd_data_valid"]),
+              ("rd_data", h["rd_data_payload"]))
+    last: dict = {}
     while not stop():
         m = mem()
         out = m.drive()
-        getattr(dut, rc + "ready").value = out["rd_cmd_ready"]
-        getattr(dut, wc + "ready").value = out["wr_cmd_ready"]
-        getattr(dut, wd + "ready").value = out["wr_data_ready"]
-        dut.mem__rd_data__valid.value = out["rd_data_valid"]
-        dut.mem__rd_data__payload.value = out["rd_data"]
+        for key, handle in drives:              # write only what changed: cocotb writes are not free
+            if last.get(key) != out[key]:
+                handle.value = last[key] = out[key]
         await RisingEdge(dut.clk)
-        rcp = cmd.from_bits(logic_int(getattr(dut, rc + "payload")))
-        wcp = cmd.from_bits(logic_int(getattr(dut, wc + "payload")))
-        wdp = beat.from_bits(logic_int(getattr(dut, wd + "payload")))
-        m.observe(rd_cmd_valid=logic_int(getattr(dut, rc + "valid")), rd_cmd_addr=int(rcp.addr),
-                  rd_cmd_beats=int(rcp.beats), rd_data_ready=logic_int(dut.mem__rd_data__ready),
-                  wr_cmd_valid=logic_int(getattr(dut, wc + "valid")), wr_cmd_addr=int(wcp.addr),
-                  wr_cmd_beats=int(wcp.beats), wr_data_valid=logic_int(getattr(dut, wd + "valid")),
-                  wr_data=int(wdp.data), wr_strobe=int(wdp.strobe))
+        # payloads are decoded only when their valid is high (a wide payload costs a string conversion)
+        rc_valid, wc_valid, wd_valid = (logic_int(h[x]) for x in ("rd_cmd_valid", "wr_cmd_valid", "wr_data_valid"))
+        rcp = logic_int(h["rd_cmd_payload"]) if rc_valid else 0
+        wcp = logic_int(h["wr_cmd_payload"]) if wc_valid else 0
+        wdp = logic_int(h["wr_data_payload"]) if wd_valid else 0
+        m.observe(rd_cmd_valid=rc_valid, rd_cmd_addr=rcp >> a_at & a_mask, rd_cmd_beats=rcp >> n_at & n_mask,
+                  rd_data_ready=logic_int(h["rd_data_ready"]),
+                  wr_cmd_valid=wc_valid, wr_cmd_addr=wcp >> a_at & a_mask, wr_cmd_beats=wcp >> n_at & n_mask,
+                  wr_data_valid=wd_valid, wr_data=wdp >> d_at & d_mask, wr_strobe=wdp >> s_at & s_mask)

@@ -10,6 +10,7 @@ seeded random stalls on every channel. Writes are checked against the allowed re
 """
 from __future__ import annotations
 
+import copy
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -64,6 +65,18 @@ class ExternalMemory:
             self.violations.append(f"write to 0x{addr:x} outside C")
             return
         self.data[addr] = value
+
+    def ports(self, n: int, bytes_per_cycle: float) -> list[ExternalMemory]:
+        """``n`` ports onto these bytes (a chip's DMA channels): each with its own command
+        queues, its own bandwidth credit of ``bytes_per_cycle`` and its own stalls (seeded
+        from ``(seed, port)``), all reading and writing the same storage."""
+        out = []
+        for k in range(n):
+            port = copy.copy(self)
+            port.bytes_per_cycle = bytes_per_cycle
+            port.rng = np.random.default_rng([self.seed, k])
+            out.append(port)
+        return out
 
     # -- Amaranth simulator process ----------------------------------------------------------
     def hold_reset(self, held: bool) -> None:  # noqa: D401
