@@ -37,10 +37,11 @@ from .slice import SramSlice
 
 #: Why the controller rejected a descriptor (``status`` with ``done``); 0 = ran.
 REJECT = {1: "a zero dimension, block, group size or grid size", 2: "grid larger than the chip's cores",
-          3: "the row and column groups do not cover the block", 4: "the operands of a block do not fit a slice",
+          3: "the row, column and K-groups do not cover the block, or a K-group gets no part of it",
+          4: "the operands of a block do not fit a slice",
           5: "the accumulators of a block do not fit a slice",
-          6: "saturating accumulation needs the whole K in one block",
-          7: "the product and row group counts (gp, gm) must be powers of two"}
+          6: "saturating accumulation needs the whole K in one block and one K-group",
+          7: "the product, row and K-group counts (gp, gm, gk) must be powers of two"}
 CHIP_COUNTERS = ("cycles", "steps", "macs", "dram_bytes_read", "dram_bytes_written", "sram_bytes_read",
                  "sram_bytes_written")
 
@@ -49,7 +50,8 @@ CHIP_COUNTERS = ("cycles", "steps", "macs", "dram_bytes_read", "dram_bytes_writt
 class Blocking:
     """How a GEMM is blocked and split over the chip's cores (the descriptor's fields
     chosen by software): blocks of ``mb`` x ``nb`` x ``kb``; a grid of ``gp`` products x
-    ``gm`` row groups of ``mc`` rows x ``gn`` column groups of ``nc`` columns."""
+    ``gm`` row groups of ``mc`` rows x ``gn`` column groups of ``nc`` columns x ``gk``
+    K-groups of ``kc`` (split-K; ``kc`` 0 means ``kb``)."""
 
     mb: int
     nb: int
@@ -59,18 +61,30 @@ class Blocking:
     gp: int = 1
     gm: int = 1
     gn: int = 1
+    gk: int = 1
+    kc: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kc == 0:
+            object.__setattr__(self, "kc", self.kb)
+
+    @property
+    def cores(self) -> int:
+        """Cores the grid uses."""
+        return self.gp * self.gm * self.gn * self.gk
 
     def to_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
 
     def __str__(self) -> str:
-        return (f"{self.mb}x{self.nb}x{self.kb}/{self.gp}x{self.gm}x{self.gn}"
-                f"({self.mc}x{self.nc})")
+        split = f"x{self.gk}" if self.gk > 1 else ""
+        return (f"{self.mb}x{self.nb}x{self.kb}/{self.gp}x{self.gm}x{self.gn}{split}"
+                f"({self.mc}x{self.nc}{f'x{self.kc}' if split else ''})")
 
 
-def core_index(b: Blocking, q: int, i: int, j: int) -> int:
-    """The core that computes product q, row group i, column group j of a step."""
-    return (j * b.gp + q) * b.gm + i
+def core_index(b: Blocking, q: int, i: int, j: int, kk: int = 0) -> int:
+    """The core that computes product q, row group i, column group j, K-group kk of a step."""
+    return ((j * b.gk + kk) * b.gp + q) * b.gm + i
 
 
 def slice_words(chip, nbytes: int) -> int:
@@ -87,20 +101,20 @@ def blocking_status(chip, M: int, N: int, K: int, count: int, b: Blocking) -> in
     """The controller's verdict on a descriptor (0: runs; else the code of :data:`REJECT`),
     computed as the RTL computes it, in the same order."""
     cfg = chip.core
-    fields_ = (M, N, K, count, b.mb, b.nb, b.kb, b.mc, b.nc, b.gp, b.gm, b.gn)
+    fields_ = (M, N, K, count, b.mb, b.nb, b.kb, b.mc, b.nc, b.gp, b.gm, b.gn, b.gk, b.kc)
     if any(v == 0 for v in fields_):
         return 1
-    if b.gp * b.gm * b.gn > chip.cores:
+    if b.cores > chip.cores:
         return 2
-    if b.mc * b.gm < b.mb or b.nc * b.gn < b.nb:
+    if b.mc * b.gm < b.mb or b.nc * b.gn < b.nb or b.kc * b.gk < b.kb or b.kc * (b.gk - 1) >= min(b.kb, K):
         return 3
-    if (b.mc + b.nc) * slice_words(chip, b.kb * cfg.input_bytes) > chip.operand_words // 2:
+    if (b.mc + b.nc) * slice_words(chip, b.kc * cfg.input_bytes) > chip.operand_words // 2:
         return 4
     if b.mc * slice_words(chip, b.nc * cfg.acc_bytes) > chip.acc_words // 2:
         return 5
-    if cfg.overflow == "saturate" and b.kb < K:
+    if cfg.overflow == "saturate" and (b.kb < K or b.gk > 1):
         return 6
-    if b.gp & (b.gp - 1) or b.gm & (b.gm - 1):
+    if b.gp & (b.gp - 1) or b.gm & (b.gm - 1) or b.gk & (b.gk - 1):
         return 7
     return 0
 
@@ -149,9 +163,9 @@ class ChipTop(wiring.Component):
             return (nbytes + (W - 1)) >> wshift if W > 1 else nbytes
 
         d = Signal(descriptor_layout())
-        lg_gp, lg_gm = Signal(LOG_BITS), Signal(LOG_BITS)
-        lg_g = Signal(LOG_BITS + 1)
-        m.d.comb += lg_g.eq(lg_gp + lg_gm)
+        lg_gp, lg_gm, lg_gk = Signal(LOG_BITS), Signal(LOG_BITS), Signal(LOG_BITS)
+        lg_g = Signal(LOG_BITS + 2)              # log2(gk * gp * gm): the cores of one column group
+        m.d.comb += lg_g.eq(lg_gk + lg_gp + lg_gm)
 
         cores = [AcceleratorCore(cfg) for _ in range(N)]
         slices = [SramSlice(cfg, banks=Wd // W, operand_words=2 * op_half, acc_words=2 * acc_half,
@@ -162,7 +176,7 @@ class ChipTop(wiring.Component):
         for ch, dma in enumerate(dmas):
             m.submodules[f"dma{ch}"] = dma
             wiring.connect(m, wiring.flipped(getattr(self, f"mem{ch}")), dma.mem)
-            m.d.comb += [dma.desc.eq(d), dma.lg_gp.eq(lg_gp), dma.lg_gm.eq(lg_gm)]
+            m.d.comb += [dma.desc.eq(d), dma.lg_gp.eq(lg_gp), dma.lg_gm.eq(lg_gm), dma.lg_gk.eq(lg_gk)]
         dma_busy = Cat(dma.busy for dma in dmas).any()
 
         IDLE, CHECK, SETUP, PROLOGUE, WAIT_LOAD, ISSUE, RUN, EPILOGUE, WAIT_WB, FINISH = range(10)
@@ -172,16 +186,18 @@ class ChipTop(wiring.Component):
         with m.If(state != IDLE):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
-        # -- each core's place in the grid: c = j*G + q*gm + i (set in SETUP, one cycle) ----------
+        # -- each core's place in the grid: c = ((j*gk + kk)*gp + q)*gm + i (set in SETUP, one cycle) --
         cq = [Signal(DIM_BITS, name=f"core{c}_q") for c in range(N)]
+        k0c = [Signal(DIM_BITS + 8, name=f"core{c}_k0") for c in range(N)]
         con = [Signal(name=f"core{c}_on") for c in range(N)]
         row0 = [Signal(DIM_BITS + 8, name=f"core{c}_row0") for c in range(N)]
         col0 = [Signal(DIM_BITS + 8, name=f"core{c}_col0") for c in range(N)]
         a_grp = [Signal(DIM_BITS, name=f"core{c}_a") for c in range(N)]     # A group: c mod G
         b_grp = [Signal(DIM_BITS, name=f"core{c}_b") for c in range(N)]     # B group: c >> log2(gm)
+        acc_ch = [Signal(range(C), name=f"core{c}_wb_channel") for c in range(N)]  # who writes c's results back
 
-        # -- operand routing: a slice's A rows from channel (c mod G) mod C, B columns from
-        #    channel (c >> log2 gm) mod C; a mux of the few channels each can be -------------
+        # -- operand routing: a slice's A rows from channel (c mod G) mod C (G = gk*gp*gm), B
+        #    columns from channel (c >> log2 gm) mod C; a mux of the few channels each can be --
         lg_a = Signal(range(lgC + 1))            # log2 of the channels A groups spread over
         m.d.comb += lg_a.eq(Mux(lg_g < lgC, lg_g, lgC))
         sram_written = Signal(COUNTER_BITS)
@@ -204,16 +220,24 @@ class ChipTop(wiring.Component):
                 m.d.comb += [getattr(slices[c], f"dma_{port}_{x}").eq(src[x]) for x in ("addr", "words", "data")]
                 m.d.comb += getattr(slices[c], f"dma_{port}_en").eq(en)
                 written.append(Mux(en, src["words"] * W, 0))
-            # accumulator reads by the channel of the core's B group
-            with m.Switch(lg_gm):
-                for s_, chn in {s_: (c >> s_) % C for s_ in range(max(1, N).bit_length())}.items():
-                    with m.Case(s_):
+            # accumulator reads by the channel writing back the core's group (its kk = 0 B group)
+            with m.Switch(acc_ch[c]):
+                for chn in range(C):
+                    with m.Case(chn):
                         m.d.comb += slices[c].dma_acc_addr.eq(dmas[chn].acc_addr)
+        # a write-back beat: the K-groups' partial sums (the cores differing from acc_core in kk
+        # only), added lane by lane in the accumulators' width
+        kk_mask = Signal(DIM_BITS)
+        m.d.comb += kk_mask.eq(((Const(1) << lg_gk) - 1)[:DIM_BITS] << (lg_gp + lg_gm))
         for dma in dmas:
-            with m.Switch(dma.acc_core):
-                for c in range(N):
-                    with m.Case(c):
-                        m.d.comb += dma.acc_data.eq(slices[c].dma_acc_data)
+            lanes_ = []
+            for lane in range(Wd // ab):
+                part = [Mux(((Const(c) ^ dma.acc_core) & ~kk_mask) == 0,
+                            slices[c].dma_acc_data[8 * ab * lane:8 * ab * (lane + 1)], 0) for c in range(N)]
+                total = Signal(8 * ab, name=f"wb_sum_{lane}")
+                m.d.comb += total.eq(sum(part))
+                lanes_.append(total)
+            m.d.comb += dma.acc_data.eq(Cat(*lanes_))
         for c in range(N):
             m.submodules[f"core{c}"] = cores[c]
             m.submodules[f"slice{c}"] = slices[c]
@@ -258,9 +282,9 @@ class ChipTop(wiring.Component):
                          job.wb_buf.eq(buf)]
 
         # -- the cores' sub-GEMMs of this step ------------------------------------------------------
-        pitch_k = Signal(DIM_BITS)
+        pitch_k = Signal(DIM_BITS)               # a core's rows: its K-range of the step, in words
         pitch_c = Signal(DIM_BITS)
-        m.d.comb += [pitch_k.eq(words(klen * eb)), pitch_c.eq(words(d.nc * ab))]
+        m.d.comb += [pitch_k.eq(words(Mux(klen < d.kc, klen, d.kc) * eb)), pitch_c.eq(words(d.nc * ab))]
         pending = Signal(N)
         issue = Signal()
         accumulate = Signal()
@@ -268,11 +292,13 @@ class ChipTop(wiring.Component):
             cd = Signal(core_descriptor(), name=f"core{c}_desc")
             rows = Signal(DIM_BITS + 1, name=f"core{c}_rows")
             cols = Signal(DIM_BITS + 1, name=f"core{c}_cols")
+            ks = Signal(DIM_BITS + 1, name=f"core{c}_k")
             m.d.comb += [rows.eq(Mux(mlen > row0[c], Mux(mlen - row0[c] < d.mc, mlen - row0[c], d.mc), 0)),
-                         cols.eq(Mux(nlen > col0[c], Mux(nlen - col0[c] < d.nc, nlen - col0[c], d.nc), 0))]
-            works = con[c] & (p0 + cq[c] < d.count) & (rows != 0) & (cols != 0)
+                         cols.eq(Mux(nlen > col0[c], Mux(nlen - col0[c] < d.nc, nlen - col0[c], d.nc), 0)),
+                         ks.eq(Mux(klen > k0c[c], Mux(klen - k0c[c] < d.kc, klen - k0c[c], d.kc), 0))]
+            works = con[c] & (p0 + cq[c] < d.count) & (rows != 0) & (cols != 0) & (ks != 0)
             a_word = s_buf * op_half
-            m.d.comb += [cd.m.eq(rows), cd.n.eq(cols), cd.k.eq(klen),
+            m.d.comb += [cd.m.eq(rows), cd.n.eq(cols), cd.k.eq(ks),
                          cd.a_addr.eq(a_word * W), cd.lda.eq(pitch_k * W),
                          cd.b_addr.eq((a_word + d.mc * pitch_k) * W), cd.ldb.eq(pitch_k * W),
                          cd.c_addr.eq(slices[c].acc_base + c_buf * acc_half * W), cd.ldc.eq(pitch_c * W),
@@ -323,33 +349,41 @@ class ChipTop(wiring.Component):
                 with m.If(accept):
                     m.d.sync += [d.eq(self.cmd.payload), state.eq(CHECK), status.eq(0)]
             with m.Case(CHECK):
-                need_ops = (d.mc + d.nc) * words(d.kb * eb)
+                need_ops = (d.mc + d.nc) * words(d.kc * eb)
                 need_acc = d.mc * words(d.nc * ab)
                 zero = ((d.m == 0) | (d.n == 0) | (d.k == 0) | (d.count == 0) | (d.mb == 0) | (d.nb == 0)
-                        | (d.kb == 0) | (d.mc == 0) | (d.nc == 0) | (d.gp == 0) | (d.gm == 0) | (d.gn == 0))
+                        | (d.kb == 0) | (d.mc == 0) | (d.nc == 0) | (d.gp == 0) | (d.gm == 0) | (d.gn == 0)
+                        | (d.gk == 0) | (d.kc == 0))
+                k_first = Mux(d.kb < d.k, d.kb, d.k)
                 with m.If(zero):
                     m.d.sync += [status.eq(1), state.eq(FINISH)]
-                with m.Elif(d.gp * d.gm * d.gn > N):
+                with m.Elif(d.gp * d.gm * d.gn * d.gk > N):
                     m.d.sync += [status.eq(2), state.eq(FINISH)]
-                with m.Elif((d.mc * d.gm < d.mb) | (d.nc * d.gn < d.nb)):
+                with m.Elif((d.mc * d.gm < d.mb) | (d.nc * d.gn < d.nb) | (d.kc * d.gk < d.kb)
+                            | (d.kc * (d.gk - 1) >= k_first)):
                     m.d.sync += [status.eq(3), state.eq(FINISH)]
                 with m.Elif(need_ops > op_half):
                     m.d.sync += [status.eq(4), state.eq(FINISH)]
                 with m.Elif(need_acc > acc_half):
                     m.d.sync += [status.eq(5), state.eq(FINISH)]
-                with m.Elif((d.kb < d.k) if cfg.overflow == "saturate" else False):
+                with m.Elif(((d.kb < d.k) | (d.gk > 1)) if cfg.overflow == "saturate" else False):
                     m.d.sync += [status.eq(6), state.eq(FINISH)]
-                with m.Elif(((d.gp & (d.gp - 1)) != 0) | ((d.gm & (d.gm - 1)) != 0)):
+                with m.Elif(((d.gp & (d.gp - 1)) != 0) | ((d.gm & (d.gm - 1)) != 0) | ((d.gk & (d.gk - 1)) != 0)):
                     m.d.sync += [status.eq(7), state.eq(FINISH)]
                 with m.Else():
-                    m.d.sync += [state.eq(SETUP), lg_gp.eq(log2(d.gp)), lg_gm.eq(log2(d.gm))]
+                    m.d.sync += [state.eq(SETUP), lg_gp.eq(log2(d.gp)), lg_gm.eq(log2(d.gm)), lg_gk.eq(log2(d.gk))]
             with m.Case(SETUP):
+                def field(c, at, lg):                # bits at..at+lg of the core index
+                    return (Const(c) >> at) & ((Const(1) << lg) - 1)[:DIM_BITS]
+
                 for c in range(N):
                     j = Const(c) >> lg_g
-                    a = Const(c) & ((Const(1) << lg_g) - 1)[:DIM_BITS]
-                    i = Const(c) & ((Const(1) << lg_gm) - 1)[:DIM_BITS]
-                    m.d.sync += [cq[c].eq(a >> lg_gm), row0[c].eq(i * d.mc), col0[c].eq(j * d.nc),
-                                 con[c].eq(j < d.gn), a_grp[c].eq(a), b_grp[c].eq(Const(c) >> lg_gm)]
+                    b = Const(c) >> lg_gm
+                    m.d.sync += [cq[c].eq(field(c, lg_gm, lg_gp)), row0[c].eq(field(c, 0, lg_gm) * d.mc),
+                                 col0[c].eq(j * d.nc), k0c[c].eq(field(c, lg_gm + lg_gp, lg_gk) * d.kc),
+                                 con[c].eq(j < d.gn), a_grp[c].eq(field(c, 0, lg_g)), b_grp[c].eq(b),
+                                 acc_ch[c].eq((b & ~(((Const(1) << lg_gk) - 1)[:DIM_BITS] << lg_gp))[:max(1, lgC)]
+                                              if lgC else 0)]
                 m.d.sync += [state.eq(PROLOGUE), p0.eq(0), m0.eq(0), n0.eq(0), k0.eq(0), s_buf.eq(0),
                              c_buf.eq(0), first_step.eq(1)]
             with m.Case(PROLOGUE):       # the first step's operands, nothing to overlap with

@@ -1,25 +1,32 @@
 """The chip's DMA: ``C`` channels (a power of two), each with its own DRAM port, moving
 operand blocks from DRAM into the cores' SRAM slices and finished output blocks back.
 
-The cores of a step's grid are numbered ``c = j * G + q * gm + i`` (product q of the
-group, row group i, column group j; ``G = gp * gm``, with ``gp`` and ``gm`` powers of
-two). An *A group* ``a = q * gm + i`` (the A rows of product q that row group i computes)
-goes to every core with ``c % G == a``; a *B group* ``b = j * gp + q`` (the B columns of
-column group j of product q) to every core with ``c >> log2(gm) == b``. Channel ``ch``
-moves the A groups with ``a % C == ch`` and the B groups with ``b % C == ch``, and writes
-back the outputs of the cores of its B groups. So a slice's A rows all come from one
-channel and its B columns from one other, fixed for a descriptor: the chip routes each
-channel to a slice through a mux of ``log2(C) + 1`` (A) or ``log2(cores) + 1`` (B) inputs,
-not a crossbar.
+**The grid.** A step's block is split over ``gp`` products x ``gm`` row groups x ``gn``
+column groups x ``gk`` K-groups of cores (``gp``, ``gm``, ``gk`` powers of two): core
 
-A *job* is one step's transfers, on every channel at once, in two phases each:
+    c = ((j * gk + kk) * gp + q) * gm + i
 
-1. **write-back** of the finished output block: one DRAM write per (output row, core)
-   segment, read from that core's accumulator memory; strobes mask the end of the row;
-2. **load** of the next step's operands: one DRAM read per A row (the K-block of it) of
-   the channel's A groups, then one per B column of its B groups; each beat is written,
-   in the cycle it arrives, into every slice of the group (a multicast write: a slice has
-   a write port for A and one for B).
+computes rows ``i * mc ...`` and columns ``j * nc ...`` of product q over the K-range
+``kk * kc ...`` of the block. An *A group* ``a = (kk * gp + q) * gm + i`` (those A rows,
+that K-range) goes to every core with ``c % (gk * gp * gm) == a``; a *B group*
+``b = (j * gk + kk) * gp + q`` to every core with ``c >> log2(gm) == b``.
+
+**The channels.** Channel ``ch`` moves the A groups with ``a % C == ch`` and the B groups
+with ``b % C == ch``; it writes back the outputs of its B groups with ``kk == 0``, adding
+the ``gk`` partial sums (the cores ``c + kk * gp * gm``) as it reads them (split-K: the
+reduction is in the write path, in the accumulators' width). So a slice's A rows all come
+from one channel and its B columns from one other, fixed for a descriptor: the chip
+routes each channel to a slice through a mux of ``log2(C) + 1`` (A) or
+``log2(cores) + 1`` (B) inputs, not a crossbar.
+
+**A job** is one step's transfers, on every channel at once, in two phases each:
+
+1. **write-back** of the finished output block: one DRAM write per (output row, core
+   group) segment; strobes mask the end of the row;
+2. **load** of the next step's operands: one DRAM read per A row (its K-range) of the
+   channel's A groups, then one per B column of its B groups; each beat is written, in
+   the cycle it arrives, into every slice of the group (a multicast write: a slice has a
+   write port for A and one for B).
 
 A channel's generator issues one segment per cycle on its memory's command stream,
 skipping empty groups without a bubble, and hands each segment to its data side through
@@ -44,15 +51,16 @@ def descriptor_layout() -> data.StructLayout:
     """A GEMM on the chip: ``count`` independent products C = A @ B of M x N x K (A row-
     major, B column-major, C row-major, product p at ``a_addr + p * a_step`` ...), cut into
     blocks of ``mb`` x ``nb`` x ``kb``, each block split over a grid of ``gp`` products x
-    ``gm`` row groups (``mc`` rows each) x ``gn`` column groups (``nc`` columns each) of
-    cores (``gp`` and ``gm`` powers of two)."""
+    ``gm`` row groups (``mc`` rows each) x ``gn`` column groups (``nc`` columns each) x
+    ``gk`` K-groups (``kc`` of the block's K each) of cores (``gp``, ``gm`` and ``gk``
+    powers of two)."""
     return data.StructLayout({
         "m": 24, "n": 24, "k": 24, "count": 24,
         "a_addr": ADDR, "lda": ADDR, "a_step": ADDR,
         "b_addr": ADDR, "ldb": ADDR, "b_step": ADDR,
         "c_addr": ADDR, "ldc": ADDR, "c_step": ADDR,
         "mb": DIM_BITS, "nb": DIM_BITS, "kb": DIM_BITS, "mc": DIM_BITS, "nc": DIM_BITS,
-        "gp": DIM_BITS, "gm": DIM_BITS, "gn": DIM_BITS,
+        "gp": DIM_BITS, "gm": DIM_BITS, "gn": DIM_BITS, "gk": DIM_BITS, "kc": DIM_BITS,
     })
 
 
@@ -65,6 +73,30 @@ def job_layout() -> data.StructLayout:
         "ld_klen": DIM_BITS, "ld_buf": 1,
     })
 
+
+
+def shares(ch: int, lg_channels: int, fields: list, m: Module | None = None) -> list:
+    """Channel ``ch``'s part of the groups whose index packs ``fields`` (log2 of each
+    field's size, lowest first; the last field unbounded): per field, (first, step) of
+    the values it takes. The channel's ``lg_channels`` index bits fill the fields from the
+    bottom. On Python ints (the model) without ``m``; on Amaranth values (the RTL, whose
+    comb logic goes into ``m``) with it."""
+    out: list = []
+    used: object = 0
+    for n, lg in enumerate(fields):
+        last = n == len(fields) - 1
+        if m is None:
+            bits = lg_channels - used if last else min(lg, lg_channels - used)
+            step = 1 << bits
+            out.append(((ch >> used) & (step - 1), step))
+        else:
+            room, bits = Signal(range(lg_channels + 1)), Signal(range(lg_channels + 1))
+            step, first = Signal(DIM_BITS), Signal(DIM_BITS)
+            m.d.comb += [room.eq(lg_channels - used), bits.eq(room if last else Mux(lg < room, lg, room)),
+                         step.eq(Const(1) << bits), first.eq((Const(ch) >> used) & (step - 1))]
+            out.append((first, step))
+        used = used + bits
+    return out
 
 
 class DmaChannel(wiring.Component):
@@ -92,8 +124,8 @@ class DmaChannel(wiring.Component):
     Attributes
     ----------
     mem : Out(memory_port_signature(word_bytes, ADDR))
-    desc : In(descriptor_layout()), lg_gp, lg_gm : In(LOG_BITS)
-        The GEMM being run and log2 of its ``gp`` and ``gm`` (held by the controller).
+    desc : In(descriptor_layout()), lg_gp, lg_gm, lg_gk : In(LOG_BITS)
+        The GEMM being run and log2 of its ``gp``, ``gm`` and ``gk`` (held by the controller).
     start : In(1), job : In(job_layout())
         A job starts when ``start`` is high while ``busy`` is low.
     busy : Out(1)
@@ -103,10 +135,11 @@ class DmaChannel(wiring.Component):
         group; ``op_en`` when a beat arrives.
     acc_core, acc_addr : Out, acc_data : In
         Accumulator read: a beat's worth of words from word ``acc_addr`` of core
-        ``acc_core`` (combinational).
+        ``acc_core`` and of the ``gk - 1`` cores of its other K-groups, summed
+        (combinational; the chip adds them).
     bytes_read, bytes_written, sram_read : Out(48)
         Since the last ``clear``: DRAM bytes read (whole beats) and written (strobed
-        bytes), and accumulator bytes read from the slices (whole words).
+        bytes), and accumulator bytes read from the slices (whole words, every K-group's).
 
     Timing contract (no stalls on the port), per channel and job: the write-back's
     segments issue one per cycle from the cycle after ``start``; its data beats follow
@@ -127,7 +160,7 @@ class DmaChannel(wiring.Component):
         self._op_half, self._acc_half, self._queue_depth = op_half, acc_half, queue_depth
         super().__init__({
             "mem": Out(memory_port_signature(word_bytes, ADDR)),
-            "desc": In(descriptor_layout()), "lg_gp": In(LOG_BITS), "lg_gm": In(LOG_BITS),
+            "desc": In(descriptor_layout()), "lg_gp": In(LOG_BITS), "lg_gm": In(LOG_BITS), "lg_gk": In(LOG_BITS),
             "start": In(1), "job": In(job_layout()), "busy": Out(1), "clear": In(1),
             "op_b": Out(1), "op_group": Out(DIM_BITS), "op_addr": Out(range(2 * op_half)),
             "op_words": Out(range(word_bytes // core_beat + 1)), "op_data": Out(8 * word_bytes), "op_en": Out(1),
@@ -143,6 +176,7 @@ class DmaChannel(wiring.Component):
         d = self.desc
         job = Signal(job_layout())
         wshift = (Wd - 1).bit_length()
+        lg_gp, lg_gm, lg_gk = self.lg_gp, self.lg_gm, self.lg_gk
 
         def beats(nbytes):                  # DRAM beats of a segment
             return (nbytes + (Wd - 1)) >> wshift if Wd > 1 else nbytes
@@ -153,33 +187,28 @@ class DmaChannel(wiring.Component):
         def clamp(rest, size):              # min(size, rest), rest >= 0
             return Mux(rest < size, rest, size)
 
-        # -- this channel's share: A groups a = q*gm + i, B groups b = j*gp + q with index = ch (mod C)
-        def share(lg):
-            """(first, step) of the low field (width 2**lg) and of the high field of the
-            group indices this channel owns."""
-            lo, hi = Signal(range(lgC + 1)), Signal(range(lgC + 1))
-            m.d.comb += [lo.eq(Mux(lg < lgC, lg, lgC)), hi.eq(lgC - lo)]
-            step = Signal(DIM_BITS)
-            m.d.comb += step.eq(Const(1) << lo)
-            return (Const(ch) & (step - 1)[:DIM_BITS], step, Const(ch) >> lo, Const(1) << hi)
-
-        i0, istep, qa0, qastep = share(self.lg_gm)     # A: row group (low), product (high)
-        qb0, qbstep, j0, jstep = share(self.lg_gp)     # B: product (low), column group (high)
+        # -- this channel's groups: A a = (kk*gp + q)*gm + i, B b = (j*gk + kk)*gp + q, = ch (mod C)
+        (i0, istep), (qa0, qastep), (ka0, kastep) = shares(ch, lgC, [lg_gm, lg_gp, None], m)
+        (qb0, qbstep), (kb0, kbstep), (j0, jstep) = shares(ch, lgC, [lg_gp, lg_gk, None], m)
 
         def live(p):                                    # products of the group that exist
             return clamp(d.count - p, d.gp)
 
+        def k_ok(kk, klen):                             # K-group kk has part of a K-block of klen
+            return (kk < d.gk) & (kk * d.kc < klen)
+
         def nonempty(jb):
-            """(write-back, A, B) hold work for this channel in job ``jb``."""
-            return ((qb0 < live(jb.wb_p)) & (j0 * d.nc < jb.wb_nlen),
-                    (qa0 < live(jb.ld_p)) & (i0 * d.mc < jb.ld_mlen),
-                    (qb0 < live(jb.ld_p)) & (j0 * d.nc < jb.ld_nlen))
+            """(write-back, A, B) hold work for this channel in job ``jb``: the channel's
+            first group of each kind exists (its B groups write back only with kk = 0)."""
+            return ((kb0 == 0) & (qb0 < live(jb.wb_p)) & (j0 * d.nc < jb.wb_nlen),
+                    (i0 * d.mc < jb.ld_mlen) & (qa0 < live(jb.ld_p)) & k_ok(ka0, jb.ld_klen),
+                    (qb0 < live(jb.ld_p)) & k_ok(kb0, jb.ld_klen) & (j0 * d.nc < jb.ld_nlen))
 
         phase = Signal(range(6))
         m.d.comb += self.busy.eq(phase != IDLE)
-        qa, ia, ra = (Signal(DIM_BITS, name=f"a_{n}") for n in "qir")         # load: A
-        qb, jb, rb = (Signal(DIM_BITS, name=f"b_{n}") for n in "qjr")         # load: B
-        qw, jw, iw, rw = (Signal(DIM_BITS, name=f"w_{n}") for n in "qjir")    # write-back
+        ra, ia, qa, ka = (Signal(DIM_BITS, name=f"a_{n}") for n in ("r", "i", "q", "kk"))     # load: A
+        rb, qb, kb, jb = (Signal(DIM_BITS, name=f"b_{n}") for n in ("r", "q", "kk", "j"))     # load: B
+        rw, iw, jw, qw = (Signal(DIM_BITS, name=f"w_{n}") for n in ("r", "i", "j", "q"))      # write-back
 
         def advance(levels, at_end):
             """Step a loop nest (innermost first: (counter, first, step, valid(next))) to its
@@ -198,15 +227,16 @@ class DmaChannel(wiring.Component):
                                  "core": range(self._n), "group": DIM_BITS, "b": 1})
         m.submodules.wq = wq = Queue(seg, self._queue_depth)
         m.submodules.rq = rq = Queue(seg, self._queue_depth)
-        lg_g = self.lg_gp + self.lg_gm
+        lg_qg = Signal(LOG_BITS + 2)                    # log2(gk * gp * gm): the cores of one column group
+        m.d.comb += lg_qg.eq(lg_gk + lg_gp + lg_gm)
 
-        # -- write-back segments: row rw of row group iw of the core of B group (qw, jw) ----------
+        # -- write-back segments: row rw of row group iw of product qw, column group jw (kk = 0) ----
         w_cols = clamp(job.wb_nlen - jw * d.nc, d.nc)
         w_rows = clamp(job.wb_mlen - iw * d.mc, d.mc)
         wc = self.mem.wr_cmd
         wseg = Signal(seg)
         m.d.comb += [wseg.nbytes.eq(w_cols * ab), wseg.beats.eq(beats(w_cols * ab)), wseg.words.eq(words(w_cols * ab)),
-                     wseg.core.eq((jw << lg_g) | (qw << self.lg_gm) | iw),
+                     wseg.core.eq((jw << lg_qg) | (qw << lg_gm) | iw),
                      wseg.word.eq(job.wb_buf * self._acc_half + rw * words(d.nc * ab)),
                      wc.payload.addr.eq(d.c_addr + (job.wb_p + qw) * d.c_step + (job.wb_m0 + iw * d.mc + rw) * d.ldc
                                         + (job.wb_n0 + jw * d.nc) * ab),
@@ -214,16 +244,23 @@ class DmaChannel(wiring.Component):
         m.d.comb += [wc.valid.eq((phase == WRITE_BACK) & ~wq.full),
                      wq.push.eq(wc.valid & wc.ready), wq.push_data.eq(wseg)]
 
-        # -- load segments: A row ra of group (qa, ia), then B column rb of group (qb, jb) --------
+        # -- load segments: A row ra of group (ka, qa, ia), then B column rb of group (jb, kb, qb) --
         on_b = phase == LOAD_B
+        kpart = Signal(DIM_BITS)            # the K-range of a core in this step (the last may be shorter)
+        m.d.comb += kpart.eq(clamp(job.ld_klen, d.kc))
         pitch_k = Signal(DIM_BITS)
-        m.d.comb += pitch_k.eq(words(job.ld_klen * eb))
+        m.d.comb += pitch_k.eq(words(kpart * eb))
+        kk = Mux(on_b, kb, ka)
+        seg_k = Signal(DIM_BITS)
+        m.d.comb += seg_k.eq(clamp(job.ld_klen - kk * d.kc, d.kc))
         rc = self.mem.rd_cmd
         rseg = Signal(seg)
-        a_row = d.a_addr + (job.ld_p + qa) * d.a_step + (job.ld_m0 + ia * d.mc + ra) * d.lda + job.ld_k0 * eb
-        b_col = d.b_addr + (job.ld_p + qb) * d.b_step + (job.ld_n0 + jb * d.nc + rb) * d.ldb + job.ld_k0 * eb
-        m.d.comb += [rseg.beats.eq(beats(job.ld_klen * eb)), rseg.words.eq(pitch_k), rseg.b.eq(on_b),
-                     rseg.group.eq(Mux(on_b, (jb << self.lg_gp) | qb, (qa << self.lg_gm) | ia)),
+        k_at = (job.ld_k0 + kk * d.kc) * eb
+        a_row = d.a_addr + (job.ld_p + qa) * d.a_step + (job.ld_m0 + ia * d.mc + ra) * d.lda + k_at
+        b_col = d.b_addr + (job.ld_p + qb) * d.b_step + (job.ld_n0 + jb * d.nc + rb) * d.ldb + k_at
+        m.d.comb += [rseg.beats.eq(beats(seg_k * eb)), rseg.words.eq(words(seg_k * eb)), rseg.b.eq(on_b),
+                     rseg.group.eq(Mux(on_b, (((jb << lg_gk) | kb) << lg_gp) | qb,
+                                       (((ka << lg_gp) | qa) << lg_gm) | ia)),
                      rseg.word.eq(job.ld_buf * self._op_half + Mux(on_b, (d.mc + rb) * pitch_k, ra * pitch_k)),
                      rc.payload.addr.eq(Mux(on_b, b_col, a_row)), rc.payload.beats.eq(rseg.beats)]
         m.d.comb += [rc.valid.eq(((phase == LOAD_A) | on_b) & ~rq.full),
@@ -239,8 +276,8 @@ class DmaChannel(wiring.Component):
             with m.Case(IDLE):
                 with m.If(self.start):
                     has_w, _, _ = nonempty(self.job)
-                    m.d.sync += [job.eq(self.job), qa.eq(qa0), ia.eq(i0), ra.eq(0), qb.eq(qb0), jb.eq(j0), rb.eq(0),
-                                 qw.eq(qb0), jw.eq(j0), iw.eq(0), rw.eq(0),
+                    m.d.sync += [job.eq(self.job), ra.eq(0), ia.eq(i0), qa.eq(qa0), ka.eq(ka0),
+                                 rb.eq(0), qb.eq(qb0), kb.eq(kb0), jb.eq(j0), rw.eq(0), iw.eq(0), jw.eq(j0), qw.eq(qb0),
                                  phase.eq(Mux(self.job.wb & has_w, WRITE_BACK, load_phase(self.job)))]
             with m.Case(WRITE_BACK):
                 with m.If(wq.push):
@@ -257,19 +294,21 @@ class DmaChannel(wiring.Component):
                     _, _, has_b = nonempty(job)
                     advance([(ra, 0, 1, lambda v: v < clamp(job.ld_mlen - ia * d.mc, d.mc)),
                              (ia, i0, istep, lambda v: v * d.mc < job.ld_mlen),
-                             (qa, qa0, qastep, lambda v: v < live(job.ld_p))],
-                            lambda: m.d.sync.__iadd__(phase.eq(Mux(has_b, LOAD_B, LD_DRAIN))))
+                             (qa, qa0, qastep, lambda v: v < live(job.ld_p)),
+                             (ka, ka0, kastep, lambda v: k_ok(v, job.ld_klen))],
+                            lambda: m.d.sync.__iadd__(phase.eq(Mux(job.ld & has_b, LOAD_B, LD_DRAIN))))
             with m.Case(LOAD_B):
                 with m.If(rq.push):
                     advance([(rb, 0, 1, lambda v: v < clamp(job.ld_nlen - jb * d.nc, d.nc)),
-                             (jb, j0, jstep, lambda v: v * d.nc < job.ld_nlen),
-                             (qb, qb0, qbstep, lambda v: v < live(job.ld_p))],
+                             (qb, qb0, qbstep, lambda v: v < live(job.ld_p)),
+                             (kb, kb0, kbstep, lambda v: k_ok(v, job.ld_klen)),
+                             (jb, j0, jstep, lambda v: v * d.nc < job.ld_nlen)],
                             lambda: m.d.sync.__iadd__(phase.eq(LD_DRAIN)))
             with m.Case(LD_DRAIN):
                 with m.If(~rq.nonempty & ~r_busy):
                     m.d.sync += phase.eq(IDLE)
 
-        # -- data side: write-back beats from the accumulator memory of the segment's core --------
+        # -- data side: write-back beats, the K-groups' partial sums added by the chip ------------
         wcur = Signal(seg)
         wk = Signal(DIM_BITS)
         wdp = self.mem.wr_data
@@ -315,5 +354,5 @@ class DmaChannel(wiring.Component):
                 m.d.sync += self.bytes_read.eq(self.bytes_read + Wd)
             with m.If(w_take):
                 m.d.sync += [self.bytes_written.eq(self.bytes_written + strobed),
-                             self.sram_read.eq(self.sram_read + clamp(wcur.words - wk * lanes, lanes) * W)]
+                             self.sram_read.eq(self.sram_read + d.gk * clamp(wcur.words - wk * lanes, lanes) * W)]
         return m

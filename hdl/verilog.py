@@ -17,6 +17,7 @@ from .array import build_array
 
 TOP_NAME = "systolab_top"     # the bare systolic array
 CORE_TOP = "systolab_core"    # the accelerator core: array, buffers, memory port, controller
+CHIP_TOP = "systolab_chip"    # the chip: cores, SRAM slices, DMA channels, blocked-GEMM controller
 #: What :func:`generate_verilog` can write, and the top module of each.
 UNITS = {"core": CORE_TOP, "array": TOP_NAME}
 
@@ -92,6 +93,48 @@ def generate_verilog(config: AcceleratorConfig, out_dir: str | Path, *, unit: st
     if not mpath.exists() or mpath.read_text() != mtext:
         atomic_write_text(mpath, mtext)
     return VerilogOutput(verilog=vpath, manifest=mpath, top=UNITS[unit], unit=unit, params=params, ports=ports)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        atomic_write_text(path, text)
+
+
+def chip_verilog_text(chip) -> str:
+    """The Verilog of the chip (a :class:`~systolab.models.chip.ChipConfig`; top module
+    :data:`CHIP_TOP`)."""
+    from .chip import ChipTop
+
+    return verilog.convert(ChipTop(chip), name=CHIP_TOP, emit_src=False)
+
+
+def generate_chip_verilog(chip, out_dir: str | Path) -> VerilogOutput:
+    """Write ``systolab_chip.v`` and ``manifest.json`` for ``chip`` into ``out_dir`` (each
+    atomically, only when changed). The manifest holds the chip's fields and the values
+    derived from them that the RTL uses (slice words, queue depth, DRAM latency in
+    cycles), every port, the descriptor's fields (bit offset and width, for software that
+    packs it) and the controller's reject codes. Elaboration time grows with the cores:
+    chips of hundreds of cores are modelled (``models/chip_perf.py``), not generated."""
+    from .chip import ChipTop, REJECT
+    from .dma import descriptor_layout
+
+    out_dir = Path(out_dir)
+    top = ChipTop(chip)
+    vpath = out_dir / f"{CHIP_TOP}.v"
+    _write_if_changed(vpath, verilog.convert(top, name=CHIP_TOP, emit_src=False))
+    ports = [{"name": "clk", "direction": "input", "width": 1},
+             {"name": "rst", "direction": "input", "width": 1}] + _ports(top)
+    layout = descriptor_layout()
+    params = {**chip.to_dict(), "config_hash": chip.config_hash, "operand_words": chip.operand_words,
+              "acc_words": chip.acc_words, "slice_bytes": chip.slice_bytes, "slice_queue_depth": chip.slice_queue_depth,
+              "dram_latency_cycles": chip.dram_latency_cycles, "channel_bytes_per_cycle": chip.channel_bytes_per_cycle,
+              "descriptor": {name: {"offset": layout[name].offset, "width": layout[name].width}
+                             for name, _ in layout},
+              "reject_codes": {str(k): v for k, v in REJECT.items()}}
+    manifest = {"top": CHIP_TOP, "unit": "chip", "verilog": vpath.name, "params": params, "ports": ports}
+    mpath = out_dir / "manifest.json"
+    _write_if_changed(mpath, json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    return VerilogOutput(verilog=vpath, manifest=mpath, top=CHIP_TOP, unit="chip", params=params, ports=ports)
 
 
 def hdl_fingerprint(config) -> str:

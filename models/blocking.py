@@ -2,15 +2,17 @@
 the traffic bounds reported beside every choice.
 
 **The space.** A blocking (``hdl/chip.py``'s :class:`Blocking`) fixes the block
-``mb x nb x kb`` and the grid ``gp x gm x gn`` of cores (``mc = ceil(mb / gm)`` rows and
-``nc = ceil(nb / gn)`` columns each). :func:`candidates` enumerates, for every product
-group size ``gp`` in {1, 2, 4, ..., min(count, cores)} and every row-group count ``gm`` in
-{1, 2, 4, ...} (with ``gn`` the cores left, ``cores // (gp * gm)``): per-core rows ``mc``
-in {tile_m * 2^i} and the even split ceil(M / gm); per-core columns ``nc`` in
-{cols * 2^i} and ceil(N / gn); K-blocks ``kb`` of the whole K, of the largest multiple of
-a beat that fits the slice and its halves down to a quarter, and of every power-of-two
-number of beats (from eight) that fits. Blockings the controller
-would reject are dropped. :func:`search_blocking` evaluates every candidate with the
+``mb x nb x kb`` and the grid ``gp x gm x gn x gk`` of cores (``mc = ceil(mb / gm)`` rows,
+``nc = ceil(nb / gn)`` columns and ``kc = ceil(kb / gk)`` of K each). :func:`candidates`
+enumerates, for every product group size ``gp`` in {1, 2, 4, ..., min(count, cores)},
+every row-group count ``gm`` in {1, 2, 4, ...} and, when the output tiles
+(ceil(M / tile_m) x ceil(N / cols) x count) are fewer than the cores, every K-group count
+``gk`` in {1, 2, 4, ...} (split-K; otherwise gk = 1), with ``gn`` the cores left: per-core
+rows ``mc`` in {tile_m * 2^i} and the even split ceil(M / gm); per-core columns ``nc`` in
+{cols * 2^i} and ceil(N / gn); per-core K-ranges ``kc`` of ceil(K / gk), of the largest
+multiple of a beat that fits the slice and its halves down to a quarter, and of every
+power-of-two number of beats (from eight) that fits (``kb = min(K, gk * kc)``). Blockings
+the controller would reject are dropped. :func:`search_blocking` evaluates every candidate with the
 chip's cycle model and keeps the fastest (ties: less DRAM traffic, then the order above).
 
 **Traffic.** A blocking reads every A element once per N-block and every B element once
@@ -92,25 +94,29 @@ def candidates(chip, M: int, N: int, K: int, count: int = 1) -> list[Blocking]:
     out: list[Blocking] = []
     seen: set[Blocking] = set()
     k_unit = cfg.elements_per_beat
+    # split-K only where the output tiles cannot occupy every core (decode's GEMVs)
+    tiles = math.ceil(M / cfg.tile_m) * math.ceil(N / cfg.cols) * count
     for gp in sorted(set(_powers(1, min(count, n)))):
         for gm in sorted(set(_powers(1, n // gp))):
-            gn = n // (gp * gm)
-            if gn < 1:
-                continue
-            for mc in sorted(set(_powers(cfg.tile_m, math.ceil(M / gm)))):
-                for nc in sorted(set(_powers(cfg.cols, math.ceil(N / gn)))):
-                    mb, nb = min(M, mc * gm), min(N, nc * gn)
-                    mc_, nc_ = math.ceil(mb / gm), math.ceil(nb / gn)
-                    # the largest K-block that fits the operand buffer
-                    words = chip.operand_words // 2 // (mc_ + nc_)
-                    kb_fit = words * cfg.beat_bytes // cfg.input_bytes // k_unit * k_unit
-                    kbs = {K} | {max(k_unit, min(K, kb_fit // d)) for d in (1, 2, 4)} | {
-                        k for k in _powers(k_unit * 8, K) if k <= kb_fit}
-                    for kb in sorted(kbs, reverse=True):
-                        b = Blocking(mb, nb, kb, mc_, nc_, gp, gm, gn)
-                        if b not in seen and blocking_status(chip, M, N, K, count, b) == 0:
-                            seen.add(b)
-                            out.append(b)
+            for gk in sorted(set(_powers(1, n // (gp * gm)))) if tiles < n else [1]:
+                gn = n // (gp * gm * gk)
+                if gn < 1 or (gk > 1 and K < 2 * k_unit * gk):
+                    continue
+                for mc in sorted(set(_powers(cfg.tile_m, math.ceil(M / gm)))):
+                    for nc in sorted(set(_powers(cfg.cols, math.ceil(N / gn)))):
+                        mb, nb = min(M, mc * gm), min(N, nc * gn)
+                        mc_, nc_ = math.ceil(mb / gm), math.ceil(nb / gn)
+                        # the largest K-range per core that fits the operand buffer
+                        words = chip.operand_words // 2 // (mc_ + nc_)
+                        kc_fit = words * cfg.beat_bytes // cfg.input_bytes // k_unit * k_unit
+                        kcs = {math.ceil(K / gk)} | {max(k_unit, min(K, kc_fit // d)) for d in (1, 2, 4)} | {
+                            k for k in _powers(k_unit * 8, K) if k <= kc_fit}
+                        for kc in sorted(kcs, reverse=True):
+                            kb = min(K, kc * gk)
+                            b = Blocking(mb, nb, kb, mc_, nc_, gp, gm, gn, gk, math.ceil(kb / gk))
+                            if b not in seen and blocking_status(chip, M, N, K, count, b) == 0:
+                                seen.add(b)
+                                out.append(b)
     return out
 
 

@@ -7,9 +7,11 @@ power and energy from :mod:`.energy`, cost from :mod:`.cost`, time from :mod:`.p
 (the cycle model of the core's RTL), export class from :mod:`.export_control`.
 
 What the chip model leaves out (stated wherever a number depends on it): the controller
-and FIFO logic of each core (the area model covers the array and its skew registers; the
-buffers are SRAM macros), reuse through the global SRAM (its area and leakage count, but
-every core streams its operands from DRAM as the RTL does), and chip-to-chip scaling.
+and FIFO logic of each core and the chip's DMA and routing (the area model covers the
+array and its skew registers; the buffers are SRAM macros; the NoC is a fraction of the
+cores' area), and chip-to-chip scaling. Time comes from the chip's cycle model
+(``models/chip_perf.py``, equal to the chip RTL's counters), with each GEMM blocked over the
+global SRAM by the exhaustive search of ``models/blocking.py``.
 """
 from __future__ import annotations
 
@@ -261,7 +263,9 @@ class ChipConfig:
         return out
 
     def with_cores(self, cores: int) -> ChipConfig:
-        return replace(self, cores=cores)
+        """The chip resized to ``cores`` cores, each keeping its slice of the global SRAM
+        (so blockings that fit one chip fit the other)."""
+        return replace(self, cores=cores, global_sram_mib=self.global_sram_mib * cores / self.cores)
 
     def check_reticle(self, *, warn: bool = False) -> float:
         """The die area (mm²); above the reticle limit, warn (``warn=True``) or raise."""
@@ -398,10 +402,11 @@ class ChipConfig:
                 f"<br><i>{self.description}</i>")
 
     def workload_perf(self, gemms):
-        from .perf import workload_perf
+        """``gemms`` on this chip, each with the blocking the search picks, timed by the
+        chip's cycle model (see :func:`~systolab.models.chip_workload.chip_workload_perf`)."""
+        from .chip_workload import chip_workload_perf
 
-        return workload_perf(self.core, gemms, cores=self.cores, clock_hz=self.clock_hz,
-                             dram_bytes_per_s=self.dram.GBps * 1e9, dram_latency_ns=self.dram.latency_ns)
+        return chip_workload_perf(self, gemms)
 
     def summary(self) -> dict:
         a, p, c, e = self.area(), self.power_W(), self.unit_cost(), self.export_class()

@@ -36,6 +36,7 @@ from functools import lru_cache
 from ..checks import check_int
 from ..errors import UserError
 from ..hdl.chip import REJECT, Blocking, blocking_status, core_index, dram_beats, slice_words
+from ..hdl.dma import shares
 from .perf import MemorySystem, core_counters, core_cycles
 
 NEVER = -(1 << 60)
@@ -53,6 +54,7 @@ class ChipGemmPerf:
     dram_bytes_written: int
     sram_bytes_read: int
     sram_bytes_written: int
+    core_bytes_read: int           # the cores' reads from their slices (part of sram_bytes_read)
     cores: int
     pes_per_core: int
     dram_bytes_per_cycle: float
@@ -123,34 +125,44 @@ def _groups(length: int, size: int, groups: int) -> list[int]:
     return [max(0, min(size, length - g * size)) for g in range(groups)]
 
 
-def _share(lg: int, lg_channels: int, ch: int) -> tuple[int, int, int, int]:
-    """Channel ``ch``'s groups (``hdl/dma.py``): (first, step) of the low field of the
-    group index (``2**lg`` wide) and of the high field."""
-    lo = min(lg, lg_channels)
-    return ch & ((1 << lo) - 1), 1 << lo, ch >> lo, 1 << (lg_channels - lo)
+def _kparts(b: Blocking, klen: int) -> list[int]:
+    """The K-groups' parts of a K-block of ``klen`` (empty parts left out)."""
+    return [min(b.kc, klen - kk * b.kc) for kk in range(b.gk) if kk * b.kc < klen]
 
 
-def _count(first: int, step: int, end: int) -> int:
-    return max(0, -(-(end - first) // step))
+def _values(first: int, step: int, ok) -> list[int]:
+    out, v = [], first
+    while ok(v):
+        out.append(v)
+        v += step
+    return out
 
 
 @lru_cache(maxsize=1 << 16)
 def _channel_beats(chip, b: Blocking, live: int, mlen: int, nlen: int, klen: int | None) -> tuple[int, ...]:
-    """DRAM beats each channel moves for a block: its load (``klen`` given) of the A rows
-    and B columns of its groups, or its write-back (``klen`` None) of its cores' rows."""
+    """DRAM beats each channel moves for a block (``hdl/dma.py``): its load (``klen``
+    given) of the A rows and B columns of its groups, or its write-back (``klen`` None)
+    of the rows of its K-group-0 B groups."""
     lgC = chip.dma_channels.bit_length() - 1
-    lg_gp, lg_gm = b.gp.bit_length() - 1, b.gm.bit_length() - 1
+    lg_gp, lg_gm, lg_gk = (v.bit_length() - 1 for v in (b.gp, b.gm, b.gk))
+    eb, ab = chip.core.input_bytes, chip.core.acc_bytes
     out = []
     for ch in range(chip.dma_channels):
-        qb0, qbstep, j0, jstep = _share(lg_gp, lgC, ch)
-        nq_b = _count(qb0, qbstep, live)
-        cols = [min(b.nc, nlen - j * b.nc) for j in range(j0, -(-nlen // b.nc), jstep)]
+        (qb0, qbs), (kb0, kbs), (j0, js) = shares(ch, lgC, [lg_gp, lg_gk, None])
+        qs_b = _values(qb0, qbs, lambda q: q < live)
+        cols = [min(b.nc, nlen - j * b.nc) for j in _values(j0, js, lambda j: j * b.nc < nlen)]
         if klen is None:
-            out.append(nq_b * mlen * sum(dram_beats(chip, c * chip.core.acc_bytes) for c in cols))
+            out.append(len(qs_b) * mlen * sum(dram_beats(chip, c * ab) for c in cols) if kb0 == 0 else 0)
             continue
-        i0, istep, qa0, qastep = _share(lg_gm, lgC, ch)
-        rows = sum(min(b.mc, mlen - i * b.mc) for i in range(i0, -(-mlen // b.mc), istep))
-        out.append((_count(qa0, qastep, live) * rows + nq_b * sum(cols)) * dram_beats(chip, klen * chip.core.input_bytes))
+        (i0, i_s), (qa0, qas), (ka0, kas) = shares(ch, lgC, [lg_gm, lg_gp, None])
+        parts = _kparts(b, klen)
+
+        def k_beats(first, step):
+            return sum(dram_beats(chip, parts[kk] * eb) for kk in _values(first, step, lambda kk: kk < len(parts)))
+
+        rows = sum(min(b.mc, mlen - i * b.mc) for i in _values(i0, i_s, lambda i: i * b.mc < mlen))
+        n_qa = len(_values(qa0, qas, lambda q: q < live))
+        out.append(n_qa * rows * k_beats(ka0, kas) + len(qs_b) * sum(cols) * k_beats(kb0, kbs))
     return tuple(out)
 
 
@@ -194,7 +206,7 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
         return free, last_w
 
     # totals that follow from the blocking alone
-    sram_read = sram_written = 0
+    sram_read = sram_written = core_read = 0
     busy = [0] * n_cores
     steps = 0
 
@@ -218,13 +230,15 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
         for q in range(live):
             for gi, rows in enumerate(rows_g):
                 for gj, cols in enumerate(cols_g):
-                    if not rows or not cols:
-                        continue
-                    cyc, busy_c, reads, writes = _core_step(cfg, port, rows, cols, klen)
-                    last_done = max(last_done, issue + cyc)
-                    busy[core_index(b, q, gi, gj)] += busy_c
-                    sram_read += reads + (writes if k0 else 0)
-                    sram_written += writes
+                    for kk, ks in enumerate(_kparts(b, klen)):
+                        if not rows or not cols:
+                            continue
+                        cyc, busy_c, reads, writes = _core_step(cfg, port, rows, cols, ks)
+                        last_done = max(last_done, issue + cyc)
+                        busy[core_index(b, q, gi, gj, kk)] += busy_c
+                        sram_read += reads + (writes if k0 else 0)
+                        core_read += reads
+                        sram_written += writes
         # the DMA's job
         wb = prev_block if s > 0 and k0 == 0 else None
         nxt = ld_of(origins[s + 1]) if s + 1 < len(origins) else None
@@ -243,24 +257,26 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
     _, t_lw = job(issue, prev_block, None)
     sram_read += _dma_sram_reads(chip, b, *prev_block)
     finish = t_lw + 2 + 1
-    dram_read = sum(live * (ml + nl) * dram_beats(chip, kl * cfg.input_bytes) * Wd
+    dram_read = sum(live * (ml + nl) * sum(dram_beats(chip, k * cfg.input_bytes) for k in _kparts(b, kl)) * Wd
                     for live, ml, nl, kl in map(ld_of, origins))
     return ChipGemmPerf(cycles=finish + 1, steps=steps, macs=M * N * K * count, busy=tuple(busy),
                         dram_bytes_read=dram_read, dram_bytes_written=M * N * ab * count,
-                        sram_bytes_read=sram_read, sram_bytes_written=sram_written, cores=n_cores,
+                        sram_bytes_read=sram_read, sram_bytes_written=sram_written, core_bytes_read=core_read,
+                        cores=n_cores,
                         pes_per_core=cfg.rows * cfg.cols, dram_bytes_per_cycle=chip.dram_bytes_per_cycle)
 
 
 def _dma_sram_writes(chip, b, live, mlen, nlen, klen) -> int:
-    """Slice bytes a load writes: an A row into its row group's gn slices, a B column into
-    its column group's gm slices."""
-    return live * (mlen * b.gn + nlen * b.gm) * slice_words(chip, klen * chip.core.input_bytes) * chip.core.beat_bytes
+    """Slice bytes a load writes: each K-part of an A row into its row group's gn slices,
+    of a B column into its column group's gm slices."""
+    words = sum(slice_words(chip, k * chip.core.input_bytes) for k in _kparts(b, klen))
+    return live * (mlen * b.gn + nlen * b.gm) * words * chip.core.beat_bytes
 
 
 def _dma_sram_reads(chip, b, live, mlen, nlen) -> int:
     ab = chip.core.acc_bytes
     words = sum(slice_words(chip, c * ab) for c in _groups(nlen, b.nc, b.gn) if c)
-    return live * mlen * words * chip.core.beat_bytes
+    return live * mlen * words * chip.core.beat_bytes * b.gk      # every K-group's partial sums
 
 
 @lru_cache(maxsize=65536)
@@ -297,15 +313,22 @@ def _step_dma(chip, b: Blocking, wb: tuple | None, ld: tuple | None, L: int, sp:
     return max(_job_cycles(bw, br, L, sp) for bw, br in zip(w, r))
 
 
+def _sizes(length: int, size: int) -> set[int]:
+    """The distinct non-zero sizes of consecutive groups of ``size`` over ``length``."""
+    full, rest = divmod(length, size)
+    return ({size} if full else set()) | ({rest} if rest else set())
+
+
 def chip_gemm_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) -> int:
     """The cycles :func:`chip_gemm_perf` returns, in time proportional to the number of
-    output blocks rather than steps: the K-steps inside a block repeat exactly, and a
-    channel's DRAM credit (a beat every ``spacing`` cycles) cannot delay a job's first beat
-    when ``spacing`` is at most 6 and at most 2 + max(latency, 2) (a job starts no earlier
-    than three cycles after the last one's final beat; a load follows its write-back by
-    two cycles plus the latency), so each step's length depends on its own sizes alone.
-    Otherwise it falls back to the step-by-step model. No parameter checks: the caller
-    (the search) passes valid blockings."""
+    output blocks rather than steps, each distinct block (with its neighbours) evaluated
+    once: the K-steps inside a block repeat exactly, and a channel's DRAM credit (a beat
+    every ``spacing`` cycles) cannot delay a job's first beat when ``spacing`` is at most
+    6 and at most 2 + max(latency, 2) (a job starts no earlier than three cycles after the
+    last one's final beat; a load follows its write-back by two cycles plus the latency),
+    so each step's length depends on its own sizes alone. Otherwise it falls back to the
+    step-by-step model. No parameter checks: the caller (the search) passes valid
+    blockings."""
     L = chip.dram_latency_cycles
     sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
     if sp > min(6, 2 + max(L, 2)):
@@ -316,35 +339,41 @@ def chip_gemm_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) 
     k_edge = K - (nk - 1) * b.kb
 
     def core_max(mlen, nlen, klen):
-        worst = 0
-        for rows in {r for r in _groups(mlen, b.mc, b.gm) if r}:
-            for cols in {c for c in _groups(nlen, b.nc, b.gn) if c}:
-                worst = max(worst, _core_step(cfg, port, rows, cols, klen)[0])
-        return worst
+        return max(_core_step(cfg, port, rows, cols, ks)[0] for rows in _sizes(mlen, b.mc)
+                   for cols in _sizes(nlen, b.nc) for ks in set(_kparts(b, klen)))
 
     def step(core, wb, ld):
         return 1 + max(1, core + 1, _step_dma(chip, b, wb, ld, L, sp))
 
-    blocks = [(min(b.gp, count - p0), _extent(m0, M, b.mb), _extent(n0, N, b.nb))
-              for p0 in range(0, count, b.gp) for m0 in range(0, M, b.mb) for n0 in range(0, N, b.nb)]
-    total = 2 + _step_dma(chip, b, None, (*blocks[0], min(b.kb, K)), L, sp) + 1
-    klens = [b.kb] * (nk - 1) + [k_edge]
-    for x, blk in enumerate(blocks):
+    def block_cycles(prev, blk, nxt) -> int:
+        """A block's K-steps, the previous block's write-back in its first, the next
+        block's first load in its last (and the epilogue after the last block)."""
+        total = 0
         core_full = core_max(*blk[1:], b.kb) if nk > 1 else 0
         core_edge = core_max(*blk[1:], k_edge)
-        wb_first = blocks[x - 1] if x else None
-        nxt = blocks[x + 1] if x + 1 < len(blocks) else None
+        klens = [b.kb] * (nk - 1) + [k_edge]
         for j in range(nk):
             if 1 <= j < nk - 2:                # the interior K-steps: all alike
                 if j == 1:
                     total += (nk - 3) * step(core_full, None, (*blk, b.kb))
                 continue
             core = core_full if j < nk - 1 else core_edge
-            wb = wb_first if j == 0 else None
+            wb = prev if j == 0 else None
             ld = (*blk, klens[j + 1]) if j + 1 < nk else ((*nxt, min(b.kb, K)) if nxt else None)
             if nxt is None and j == nk - 1:    # the last step: barrier, then the epilogue
                 total += max(1, core + 1, _step_dma(chip, b, wb, ld, L, sp)) + 1
                 total += _step_dma(chip, b, blk, None, L, sp) + 2
             else:
                 total += step(core, wb, ld)
+        return total
+
+    blocks = [(min(b.gp, count - p0), _extent(m0, M, b.mb), _extent(n0, N, b.nb))
+              for p0 in range(0, count, b.gp) for m0 in range(0, M, b.mb) for n0 in range(0, N, b.nb)]
+    total = 2 + _step_dma(chip, b, None, (*blocks[0], min(b.kb, K)), L, sp) + 1
+    memo: dict[tuple, int] = {}
+    for x, blk in enumerate(blocks):
+        key = (blocks[x - 1] if x else None, blk, blocks[x + 1] if x + 1 < len(blocks) else None)
+        if key not in memo:
+            memo[key] = block_cycles(*key)
+        total += memo[key]
     return total

@@ -45,8 +45,9 @@ class Activity:
     cycles: int
     macs_useful: int
     macs_issued: int        # including padding of edge tiles
-    sram_bytes: int
+    sram_bytes: int         # the cores' own buffers
     dram_bytes: int
+    global_sram_bytes: int = 0   # a chip's global SRAM (its slices)
 
     def __add__(self, other: Activity) -> Activity:
         return Activity(*(a + b for a, b in zip(astuple(self), astuple(other))))
@@ -64,12 +65,19 @@ def gemm_activity(config: AcceleratorConfig, M: int, N: int, K: int, *, cycles: 
     from .perf import core_counters
 
     issued = core_counters(config, M, N, K)["busy_cycles"] * config.rows * config.cols
+    return Activity(cycles * count, M * N * K * count, issued * count,
+                    core_sram_bytes(config, M, N, K, bytes_read) * count, (bytes_read + bytes_written) * count)
+
+
+def core_sram_bytes(config: AcceleratorConfig, M: int, N: int, K: int, bytes_read: int) -> int:
+    """Bytes through a core's own buffers for an M x N x K GEMM whose operands arrived as
+    ``bytes_read`` on its port: each is written into a buffer and read out once, and a
+    weight-stationary core's partial sums go to its accumulator buffer and back."""
     sram = 2 * bytes_read
     if config.dataflow == "ws":
         partial_rows = M * math.ceil(N / config.cols) * (math.ceil(K / config.rows) - 1)
         sram += 2 * partial_rows * config.cols * config.acc_bytes
-    return Activity(cycles * count, M * N * K * count, issued * count, sram * count,
-                    (bytes_read + bytes_written) * count)
+    return sram
 
 
 def core_activity(config: AcceleratorConfig, gemm: Gemm, memory=None) -> Activity:
@@ -120,11 +128,12 @@ def sram_energy_pJ_per_byte(buffer_KiB: float, node: str) -> float:
 
 
 def activity_energy(config: AcceleratorConfig, act: Activity, *, node: str, clock_MHz: float | None = None,
-                    dram: str = "HBM", cores: int = 1) -> EnergyEstimate:
+                    dram: str = "HBM", cores: int = 1, global_slice_KiB: float = 0.0) -> EnergyEstimate:
     """Joules, average watts and TOPS/W of ``act`` on ``cores`` cores of ``config`` at
-    ``node``: issued MACs, SRAM bytes (at the energy of the core's own buffer size) and
-    DRAM bytes at their per-op energies, the overhead fraction on top, and the leakage of
-    all ``cores`` arrays over ``act.cycles``."""
+    ``node``: issued MACs, SRAM bytes (the cores' buffers at the energy of their size, the
+    global SRAM's at the energy of a ``global_slice_KiB`` slice) and DRAM bytes at their
+    per-op energies, the overhead fraction on top, and the leakage of all ``cores`` arrays
+    over ``act.cycles``."""
     buffer_KiB = config.buffer_kib
     d = energy_data()
     n = get_node(node)
@@ -133,6 +142,8 @@ def activity_energy(config: AcceleratorConfig, act: Activity, *, node: str, cloc
         raise UserError(f"dram: choose one of {', '.join(d['dram_pJ_per_byte'])}, not {dram!r}")
     e_mac = act.macs_issued * mac_energy_pJ(config, node) * 1e-12
     e_sram = act.sram_bytes * sram_energy_pJ_per_byte(buffer_KiB, node) * 1e-12
+    if act.global_sram_bytes:
+        e_sram += act.global_sram_bytes * sram_energy_pJ_per_byte(global_slice_KiB, node) * 1e-12
     e_dram = act.dram_bytes * d["dram_pJ_per_byte"][dram]["value"] * 1e-12
     seconds = act.cycles / (clock * 1e6)
     dynamic = (e_mac + e_sram + e_dram) * (1 + d["overhead_fraction"])

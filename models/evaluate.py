@@ -42,6 +42,8 @@ class Evaluation:
         The device's dense peak in the dtype it ran at, TOPS (10^12 operations/s).
     dram_bytes : int
         Off-chip bytes read and written in one run (modelled).
+    dram_peak_GBps : float
+        The device's DRAM bandwidth, GB/s (:attr:`dram_bandwidth_utilization` divides by it).
     model : str
         The models behind the numbers.
     notes : tuple of str
@@ -67,6 +69,12 @@ class Evaluation:
     model: str
     notes: tuple[str, ...] = field(default=())
     gemms: tuple[dict, ...] = field(default=())
+    dram_peak_GBps: float = 0.0
+
+    @property
+    def dram_bandwidth_utilization(self) -> float:
+        """Off-chip bytes moved over what the device's DRAM could move in the time, 0..1."""
+        return self.dram_GBps / self.dram_peak_GBps if self.dram_peak_GBps else float("nan")
 
     @property
     def throughput(self) -> float:
@@ -94,7 +102,8 @@ class Evaluation:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d.update(notes=list(self.notes), gemms=[dict(g) for g in self.gemms], throughput=self.throughput,
                  avg_power_W=self.avg_power_W, energy_per_unit_J=self.energy_per_unit_J,
-                 achieved_tops=self.achieved_tops, dram_GBps=self.dram_GBps)
+                 achieved_tops=self.achieved_tops, dram_GBps=self.dram_GBps,
+                 dram_bandwidth_utilization=self.dram_bandwidth_utilization)
         d[f"{self.unit}s_per_second"] = self.throughput
         return d
 
@@ -120,10 +129,10 @@ def _check_workload(workload: Any) -> Workload:
 
 
 def evaluate_chip(chip, workload: Workload) -> Evaluation:
-    """``workload`` on the custom ``chip``: time from the cycle model of the core's RTL
-    (the GEMMs one after another, each split over the cores), energy from the activity
-    model, checked against the chip's DRAM capacity."""
-    from .energy import Activity, activity_energy, gemm_activity
+    """``workload`` on the custom ``chip``: time from the chip's cycle model (equal to the
+    chip RTL's counters; each GEMM blocked by the search, the GEMMs one after another),
+    energy from the activity model, checked against the chip's DRAM capacity."""
+    from .energy import Activity, activity_energy, core_sram_bytes
 
     workload = _check_workload(workload)
     if workload.dtype != chip.core.dtype:
@@ -134,16 +143,22 @@ def evaluate_chip(chip, workload: Workload) -> Evaluation:
     act = Activity(0, 0, 0, 0, 0)
     rows = []
     for g in perf.gemms:
-        act = act + gemm_activity(chip.core, g["M"], g["N"], g["K"], cycles=g["cycles"], bytes_read=g["bytes_read"],
-                                  bytes_written=g["bytes_written"], count=g["count"])
-        rows.append({"name": g["name"], "M": g["M"], "N": g["N"], "K": g["K"], "count": g["count"],
-                     "seconds": g["seconds"] * g["count"], "utilization": g["utilization"], "bound": g["bound"]})
+        # the cores' own buffers as for a lone core (the operands they read from their slices;
+        # weight-stationary partial sums as for the whole GEMM on one core), the global SRAM apart
+        core_sram = core_sram_bytes(chip.core, g["M"], g["N"], g["K"], g["core_bytes_read"] // g["count"])
+        act = act + Activity(g["cycles"], g["M"] * g["N"] * g["K"] * g["count"], g["macs_issued"],
+                             core_sram * g["count"], g["bytes_read"] + g["bytes_written"], g["sram_bytes"])
+        rows.append({k: g[k] for k in ("name", "M", "N", "K", "count", "parallel", "blocking", "seconds",
+                                       "utilization", "dram_bandwidth_utilization", "bound")})
     energy = activity_energy(chip.core, act, node=chip.node, clock_MHz=chip.clock_mhz, dram=chip.dram.kind,
-                             cores=chip.cores)
+                             cores=chip.cores, global_slice_KiB=chip.slice_bytes / 1024)
     return Evaluation(chip.name, "custom", workload.name, workload.dtype, workload.unit, workload.units_per_run,
                       perf.seconds, perf.utilization, perf.bound, energy.joules, workload.flops, chip.peak_tops,
-                      perf.bytes_moved, "time: models/perf.py (cycle model of the core's RTL); energy: models/energy.py",
-                      tuple(workload.assumptions) + tuple(energy.assumptions), tuple(rows))
+                      perf.bytes_moved, "time: models/chip_perf.py (cycle model of the chip's RTL, blockings from "
+                      "models/blocking.py's search); energy: models/energy.py",
+                      tuple(workload.assumptions) + tuple(energy.assumptions) + (
+                          "one GEMM (descriptor) at a time: no overlap of one GEMM's last write-back with the "
+                          "next one's first load",), tuple(rows), dram_peak_GBps=chip.dram.GBps)
 
 
 def evaluate_gpu(gpu, workload: Workload) -> Evaluation:
@@ -165,4 +180,5 @@ def evaluate_gpu(gpu, workload: Workload) -> Evaluation:
                       est.seconds, est.tflops / peak, est.bound, spec.tdp_W * est.seconds, workload.flops, peak,
                       sum(e.bytes_moved for e in est.gemms),
                       "time: models/gpu.py (GEMM model calibrated on public measurements); energy = TDP x time",
-                      tuple(workload.assumptions) + tuple(notes) + tuple(gemm_notes), rows)
+                      tuple(workload.assumptions) + tuple(notes) + tuple(gemm_notes), rows,
+                      dram_peak_GBps=spec.mem_bw_GBps)

@@ -20,7 +20,10 @@ OUTPUT_BYTES = {"int32": 4, "bf16": 2, "fp16": 2, "fp32": 4}
 
 @dataclass(frozen=True)
 class Gemm:
-    """``count`` independent products C[M, N] = A[M, K] @ B[K, N] in ``dtype``."""
+    """``count`` products C[M, N] = A[M, K] @ B[K, N] in ``dtype``, run ``parallel`` at a
+    time: ``parallel`` of them are independent of each other at one point of the workload
+    (the attention heads of one layer) and may run as one batched call; the
+    ``count / parallel`` rounds run one after another (the layers)."""
 
     M: int
     N: int
@@ -28,16 +31,25 @@ class Gemm:
     dtype: str = "bf16"
     count: int = 1
     name: str = "gemm"
+    parallel: int = 1
 
     def __post_init__(self) -> None:
-        for dim in ("M", "N", "K", "count"):
+        for dim in ("M", "N", "K", "count", "parallel"):
             v = getattr(self, dim)
             if not is_int(v) or not 1 <= v <= MAX_DIM:
                 raise UserError(f"{dim}: must be an integer in 1..{MAX_DIM}, not "
                                 f"{v if not is_int(v) or abs(v) < 10**12 else 'a huge number'} (gemm {self.name!r})",
                                 parameter=dim)
             object.__setattr__(self, dim, int(v))
+        if self.count % self.parallel:
+            raise UserError(f"parallel: must divide count ({self.count}), not {self.parallel} (gemm {self.name!r})",
+                            parameter="parallel")
         get_dtype(self.dtype)
+
+    @property
+    def rounds(self) -> int:
+        """Calls of ``parallel`` products one after another."""
+        return self.count // self.parallel
 
     @property
     def flops(self) -> int:
@@ -64,7 +76,7 @@ def parse_gemm(text: str, *, dtype: str = "bf16", name: str | None = None) -> Ge
 
 
 def load_gemm_list(path: str | Path, *, dtype: str) -> list[Gemm]:
-    """GEMMs from a CSV file with a header ``name,M,N,K[,count][,dtype]``."""
+    """GEMMs from a CSV file with a header ``name,M,N,K[,count][,dtype][,parallel]``."""
     from ..files import read_text
 
     path = Path(path)
@@ -79,7 +91,8 @@ def load_gemm_list(path: str | Path, *, dtype: str) -> list[Gemm]:
             if None in row.values() or None in row:
                 raise ValueError(f"expected {len(reader.fieldnames or [])} fields as the header has")
             gemms.append(Gemm(_dim("M", row["M"]), _dim("N", row["N"]), _dim("K", row["K"]), row.get("dtype") or dtype,
-                              _dim("count", row.get("count") or "1"), row.get("name") or f"row{line}"))
+                              _dim("count", row.get("count") or "1"), row.get("name") or f"row{line}",
+                              _dim("parallel", row.get("parallel") or "1")))
         except (ValueError, UserError) as exc:
             raise UserError(f"workload: {path} line {line}: {exc}") from None
     if not gemms:

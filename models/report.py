@@ -177,17 +177,24 @@ def conclusions(result: dict) -> list[str]:
         if mine["usd_per_million_units"] and cheapest:
             s += (f"; cost per million {w['unit']}s ${_fmt(mine['usd_per_million_units'])} vs "
                   f"${_fmt(cheapest['usd_per_million_units'])} on {cheapest['device']} (cheapest GPU)")
-        s += (f"; it moves {_fmt(mine['dram_GBps'])} GB/s over its {_fmt(chip['dram_GBps'])} GB/s of DRAM "
-              "bandwidth (reads and writes; the memory model charges reads against the bandwidth)")
-        lines.append(s + ". [time: custom = cycle model of the RTL, GPUs = calibrated GEMM model; cost: cost model]")
-    mem_bound = [r for r in result["rows"] if r["kind"] == "custom" and r["bound"] == "memory"]
+        s += (f"; it moves {_fmt(mine['dram_GBps'])} GB/s, {mine['dram_bandwidth_utilization']:.1%} of its "
+              f"{_fmt(chip['dram_GBps'])} GB/s of DRAM bandwidth (reads and writes share it)")
+        lines.append(s + ". [time: custom = cycle model of the chip RTL, GPUs = calibrated GEMM model; cost: cost "
+                         "model]")
+    custom = [r for r in result["rows"] if r["kind"] == "custom"]
+    mem_bound = [r for r in custom if r["bound"] == "memory"]
     if mem_bound:
-        lines.append(f"{chip['name']} is DRAM-bound on {len(mem_bound)} of {len(result['workloads'])} workloads: the "
-                     "core streams its operands from DRAM for every tile (the RTL has no reuse through the global "
-                     "SRAM), so adding cores does not help there; a tile-reuse level in the global SRAM is the lever. "
-                     "Where it reads far less than its DRAM bandwidth, the GEMM is split over few cores (few N-tiles) "
-                     f"and each core's port ({chip['core']['beat_bytes']} bytes per cycle) caps its share: wider ports "
-                     "or splitting K as well would use the rest.")
+        lines.append(f"{chip['name']} is DRAM-bound on {', '.join(r['workload'] for r in mem_bound)}: each GEMM "
+                     "keeps its blocks in the global SRAM (A re-read once per N-block, B once per M-block), so "
+                     "what is left is compulsory traffic (weights, KV cache, outputs) at the DRAM's rate; more DRAM "
+                     "bandwidth, not more cores, is the lever there. [chip cycle model, blocking search]")
+    compute_bound = [r for r in custom if r["bound"] == "compute"]
+    if compute_bound:
+        shares = ", ".join(f"{r['utilization']:.1%}" for r in compute_bound)
+        lines.append(f"Compute-bound on {', '.join(r['workload'] for r in compute_bound)} at {shares} of peak: "
+                     "the rest is each "
+                     "core's fill and drain per block and the barrier between steps (more SRAM per core means "
+                     "larger blocks). [chip cycle model]")
     lines.append(f"Export class of {chip['name']}: {chip['eccn']} (TPP {_fmt(chip['tpp'])}, performance density "
                  f"{_fmt(chip['performance_density'])}). [export-control model]")
     return lines
@@ -238,7 +245,8 @@ def render_markdown(result: dict) -> str:
                                    if r["usd_per_million_units"] else "n/a"))
                 for r in result["rows"] if r["workload"] == w["name"]]
         md += _table(rows, [("device", "device"), ("seconds", "s per run"), ("throughput", f"{w['unit']}s/s"),
-                            ("utilization", "utilisation"), ("bound", "bound"), ("energy_per_unit_J", "J per unit"),
+                            ("utilization", "utilisation"), ("dram_bandwidth_utilization", "DRAM BW used"),
+                            ("bound", "bound"), ("energy_per_unit_J", "J per unit"),
                             ("throughput_per_mm2", "per mm²"), ("throughput_per_W", "per W"),
                             ("throughput_per_kusd", "per k$"), ("cost_text", "$ per M units (range)"),
                             ("eccn", "ECCN")])

@@ -124,8 +124,8 @@ def decoder(shape: DecoderShape, *, phase: str, dtype: str, batch: int = 1, seq_
         Gemm(T, kv, s.hidden, dtype, L, "attn_k"),
         Gemm(T, kv, s.hidden, dtype, L, "attn_v"),
         # scores Q K^T and context P V, per sequence and KV head, the group's query heads stacked
-        Gemm(group * q_len, seq_len, s.head_dim, dtype, L * batch * s.kv_heads, "attn_scores"),
-        Gemm(group * q_len, s.head_dim, seq_len, dtype, L * batch * s.kv_heads, "attn_context"),
+        Gemm(group * q_len, seq_len, s.head_dim, dtype, L * batch * s.kv_heads, "attn_scores", batch * s.kv_heads),
+        Gemm(group * q_len, s.head_dim, seq_len, dtype, L * batch * s.kv_heads, "attn_context", batch * s.kv_heads),
         Gemm(T, s.hidden, s.hidden, dtype, L, "attn_out"),
     ]
     assumptions = ["element-wise ops, softmax, RMSNorm, RoPE and embedding look-up are not GEMMs: left out",
@@ -135,9 +135,9 @@ def decoder(shape: DecoderShape, *, phase: str, dtype: str, batch: int = 1, seq_
         active = min(s.experts, T * s.experts_per_token)
         routed = -(-T * s.experts_per_token // active)
         g += [Gemm(T, s.experts, s.hidden, dtype, L, "moe_router"),
-              Gemm(routed, s.ffn, s.hidden, dtype, L * active, "moe_gate"),
-              Gemm(routed, s.ffn, s.hidden, dtype, L * active, "moe_up"),
-              Gemm(routed, s.hidden, s.ffn, dtype, L * active, "moe_down")]
+              Gemm(routed, s.ffn, s.hidden, dtype, L * active, "moe_gate", active),
+              Gemm(routed, s.ffn, s.hidden, dtype, L * active, "moe_up", active),
+              Gemm(routed, s.hidden, s.ffn, dtype, L * active, "moe_down", active)]
         assumptions.append(f"tokens spread evenly over the {s.experts} experts ({s.experts_per_token} per token)")
     else:
         g += [Gemm(T, s.ffn, s.hidden, dtype, L, "mlp_gate"), Gemm(T, s.ffn, s.hidden, dtype, L, "mlp_up"),
@@ -165,8 +165,8 @@ def bert_base(*, dtype: str, batch: int = 1, seq_len: int = 128) -> Workload:
     T, H, L, heads = batch * seq_len, 768, 12, 12
     d = H // heads
     g = (Gemm(T, 3 * H, H, dtype, L, "qkv"),
-         Gemm(seq_len, seq_len, d, dtype, L * batch * heads, "attn_scores"),
-         Gemm(seq_len, d, seq_len, dtype, L * batch * heads, "attn_context"),
+         Gemm(seq_len, seq_len, d, dtype, L * batch * heads, "attn_scores", batch * heads),
+         Gemm(seq_len, d, seq_len, dtype, L * batch * heads, "attn_context", batch * heads),
          Gemm(T, H, H, dtype, L, "attn_out"),
          Gemm(T, 3072, H, dtype, L, "ffn1"),
          Gemm(T, H, 3072, dtype, L, "ffn2"))

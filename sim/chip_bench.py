@@ -143,14 +143,17 @@ def run_chip_gemm(chip, products, blocking: Blocking, *, stall_prob: float = 0.0
 
 
 def fit_blocking(chip, M: int, N: int, K: int, count: int, *, mb: int, nb: int, kb: int, gp: int = 1, gm: int = 1,
-                 gn: int = 1) -> Blocking:
-    """The blocking with these block sizes and grid (per-core groups as even as they go),
-    its blocks shrunk (K first, then the larger of M and N) until they fit a slice."""
+                 gn: int = 1, gk: int = 1) -> Blocking:
+    """The blocking with these block sizes and grid (per-core groups as even as they go;
+    fewer K-groups if the K-block has too little for them), its blocks shrunk (K first,
+    then the larger of M and N) until they fit a slice."""
     from ..hdl.chip import blocking_status
 
     mb, nb, kb = min(mb, M), min(nb, N), min(kb, K)
     while True:
-        b = Blocking(mb, nb, kb, -(-mb // gm), -(-nb // gn), gp, gm, gn)
+        while gk > 1 and -(-kb // gk) * (gk - 1) >= kb:
+            gk //= 2
+        b = Blocking(mb, nb, kb, -(-mb // gm), -(-nb // gn), gp, gm, gn, gk, -(-kb // gk))
         status = blocking_status(chip, M, N, K, count, b)
         if status not in (4, 5):
             return b
@@ -167,8 +170,8 @@ def fit_blocking(chip, M: int, N: int, K: int, count: int, *, mb: int, nb: int, 
 def chip_campaign(chip, *, count: int, seed: int, corners: bool = True, max_dim: int = 24):
     """(M, N, K, products, blocking) cases for the chip: the corner classes (1x1x1, M = 1,
     N = 1, K = 1, one block and several blocks in every dimension, edges off the block,
-    several products over the grid), then ``count`` random ones (grids of every shape the
-    controller takes: ``gp`` and ``gm`` powers of two)."""
+    several products over the grid, split-K), then ``count`` random ones (grids of every
+    shape the controller takes: ``gp``, ``gm`` and ``gk`` powers of two)."""
     rng = np.random.default_rng(seed)
     n = chip.cores
     p2 = 1 << (n.bit_length() - 1)                 # the largest power of two <= cores
@@ -183,6 +186,8 @@ def chip_campaign(chip, *, count: int, seed: int, corners: bool = True, max_dim:
             (2 * R + 3, 2 * C + 1, 40, 1, dict(mb=R, nb=C, kb=16, gm=min(2, p2), gn=max(1, n // 2))),
             (3, 5, 7, 2 * n + 1, dict(mb=3, nb=5, kb=7, gp=p2)),                   # products over the grid
             (R, C, 3 * chip.core.k_chunk + 5, 1, dict(mb=R, nb=C, kb=10**6)),      # one block, K over chunks
+            (1, 2 * C + 1, 45, 1, dict(mb=1, nb=2 * C + 1, kb=20, gn=max(1, n // p2), gk=p2)),  # split-K GEMV
+            (R + 1, C + 3, 50, 1, dict(mb=R + 1, nb=C + 3, kb=50, gm=min(2, p2), gk=max(1, p2 // 2))),  # split-K
         ]:
             cases.append((M, N, K, p, fit_blocking(chip, M, N, K, p, **kw)))
 
@@ -194,9 +199,10 @@ def chip_campaign(chip, *, count: int, seed: int, corners: bool = True, max_dim:
         p = int(rng.choice([1, 1, 1, 2, 3]))
         gp = pow2_upto(min(p, n))
         gm = pow2_upto(n // gp)
-        gn = int(rng.integers(1, n // (gp * gm) + 1))
+        gk = pow2_upto(n // (gp * gm)) if rng.random() < 0.3 else 1
+        gn = int(rng.integers(1, n // (gp * gm * gk) + 1))
         kw = dict(mb=int(rng.integers(1, M + 1)), nb=int(rng.integers(1, N + 1)), kb=int(rng.integers(1, K + 1)),
-                  gp=gp, gm=gm, gn=gn)
+                  gp=gp, gm=gm, gn=gn, gk=gk)
         cases.append((M, N, K, p, fit_blocking(chip, M, N, K, p, **kw)))
     return cases
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..config import AcceleratorConfig
 from ..errors import SimulationError, UserError
 from ..files import atomic_write_text, cache_root, sweep_stale
-from ..hdl.verilog import CORE_TOP, TOP_NAME, UNITS, generate_verilog, hdl_fingerprint
+from ..hdl.verilog import CHIP_TOP, CORE_TOP, TOP_NAME, UNITS, chip_verilog_text, generate_verilog, hdl_fingerprint
 from .plan import Plan, RunResult
 
 SIMULATORS = ("verilator", "icarus", "amaranth")
@@ -225,7 +225,6 @@ def run_core_hdl(config: AcceleratorConfig, products: list, simulator: str, *, l
     return out
 
 
-CHIP_TOP = "systolab_chip"
 
 
 def run_chip_hdl(chip, cases: list, simulator: str, *, stall_prob: float = 0.0, seed: int = 0,
@@ -234,10 +233,6 @@ def run_chip_hdl(chip, cases: list, simulator: str, *, stall_prob: float = 0.0, 
     ``cases`` are (products, blocking) pairs. Returns per case the C matrices, counters,
     per-core busy cycles, status and DRAM write violations."""
     import json
-
-    from amaranth.back import verilog as amaranth_verilog
-
-    from ..hdl.chip import ChipTop
 
     folder = cache_root() / "builds" / f"chip-{chip.name}-{chip.config_hash}" / simulator
     plan = json.dumps({"chip": chip.to_dict(), "stall_prob": stall_prob, "seed": seed, "max_cycles": max_cycles,
@@ -248,7 +243,7 @@ def run_chip_hdl(chip, cases: list, simulator: str, *, stall_prob: float = 0.0, 
         stamp = folder / "rtl" / "fingerprint"
         fp = hdl_fingerprint(chip)
         if not (vpath.exists() and stamp.exists() and stamp.read_text() == fp):
-            atomic_write_text(vpath, amaranth_verilog.convert(ChipTop(chip), name=CHIP_TOP, emit_src=False))
+            atomic_write_text(vpath, chip_verilog_text(chip))
             atomic_write_text(stamp, fp)
         text = _cocotb_run(folder, simulator, verilog=vpath, top=CHIP_TOP, test_module="systolab.sim.cocotb_chip",
                            plan_json=plan, seed=seed)

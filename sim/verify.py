@@ -216,6 +216,8 @@ class ChipVerifyReport:
     sram_bytes_read: list[int]
     sram_bytes_written: list[int]
     status: list[int]
+    blocking_traffic_bytes: list[int] = field(default_factory=list)   # what the blocks must move (no padding)
+    dram_bytes_lower_bound: list[int] = field(default_factory=list)   # any schedule on this chip
     messages: list[str] = field(default_factory=list)
     stall_prob: float = 0.0
     seconds: float = 0.0
@@ -234,6 +236,7 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
     import numpy as np
 
     from ..checks import check_real, check_seed
+    from ..models.blocking import blocking_traffic, dram_traffic_lower_bound
     from ..models.chip_perf import chip_gemm_perf
     from .chip_bench import random_products, run_chip_gemm
     from .golden import golden_matmul
@@ -281,4 +284,6 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
         dram_bytes_written=[c["dram_bytes_written"] for c in counters],
         sram_bytes_read=[c["sram_bytes_read"] for c in counters],
         sram_bytes_written=[c["sram_bytes_written"] for c in counters], status=[o["status"] for o in outs],
+        blocking_traffic_bytes=[blocking_traffic(chip, M, N, K, blk, p) for M, N, K, p, blk in cases],
+        dram_bytes_lower_bound=[dram_traffic_lower_bound(chip, M, N, K, p) for M, N, K, p, _ in cases],
         messages=messages, stall_prob=stall_prob, seconds=round(time.perf_counter() - t0, 3))

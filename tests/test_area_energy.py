@@ -170,18 +170,25 @@ def test_chip_power_includes_leakage_and_overhead():
 
 
 def test_chip_energy_takes_the_same_activity_path_as_a_core():
-    # one weight-stationary core: the chip's energy equals the core model's on the same
-    # GEMM, partial sums through the accumulator buffer included (once missing from compare)
+    # one weight-stationary core: the chip's energy counts the core's own buffers as the core
+    # model does, partial sums through its accumulator buffer included (once missing from
+    # compare), and the global SRAM's traffic apart, at the energy of its slice size
     from systolab.models.chip import get_chip
-    from systolab.models.energy import activity_energy, gemm_activity
+    from systolab.models.energy import Activity, activity_energy, core_sram_bytes
     from systolab.models.workloads import Workload
 
     chip = get_chip("sl-n4-ws64").derive(cores=1)
     g = Gemm(256, 256, 512, "int8")
     ev = chip.evaluate(Workload("one", (g,)))
     p = chip.workload_perf([g]).gemms[0]
-    act = gemm_activity(chip.core, 256, 256, 512, cycles=p["cycles"], bytes_read=p["bytes_read"],
-                        bytes_written=p["bytes_written"])
-    assert act.sram_bytes > 2 * p["bytes_read"]                    # the partial sums are counted
-    e = activity_energy(chip.core, act, node=chip.node, clock_MHz=chip.clock_mhz, dram=chip.dram.kind, cores=1)
+    own = core_sram_bytes(chip.core, 256, 256, 512, p["core_bytes_read"])
+    assert own > 2 * p["core_bytes_read"] and p["sram_bytes"] > 0     # partial sums and global SRAM counted
+    act = Activity(p["cycles"], 256 * 256 * 512, p["macs_issued"], own, p["bytes_read"] + p["bytes_written"],
+                   p["sram_bytes"])
+    e = activity_energy(chip.core, act, node=chip.node, clock_MHz=chip.clock_mhz, dram=chip.dram.kind, cores=1,
+                        global_slice_KiB=chip.slice_bytes / 1024)
     assert ev.energy_J == pytest.approx(e.joules)
+    flat = activity_energy(chip.core, act, node=chip.node, clock_MHz=chip.clock_mhz, dram=chip.dram.kind, cores=1)
+    assert e.sram_joules > flat.sram_joules                      # a 64 MiB slice costs more per byte
+
+

@@ -21,7 +21,7 @@ def test_default_chip_is_consistent():
     parts = a["cores_mm2"] + a["noc_mm2"] + a["global_sram_mm2"] + a["dram_phy_mm2"] + a["io_mm2"]
     assert a["die_mm2"] == pytest.approx(parts)
     assert a["cores_mm2"] == pytest.approx(chip.cores * (a["core_array_mm2"] + a["core_sram_mm2"]))
-    assert s["peak_tops"] == pytest.approx(2 * 64 * 64 * chip.cores * chip.clock_mhz * 1e6 / 1e12)
+    assert s["peak_tops"] == pytest.approx(2 * chip.core.rows * chip.core.cols * chip.cores * chip.clock_mhz * 1e6 / 1e12)
     assert s["unit_cost_range_usd"][0] <= s["unit_cost_usd"] <= s["unit_cost_range_usd"][1]
     assert s["eccn"].startswith("3A090") or s["eccn"] == "none"
     assert s["tdp_W"] > s["power"]["dram_W"] > 0
@@ -84,12 +84,12 @@ def test_chip_config_is_validated_and_derived():
     from systolab.models.chip import ReticleWarning
 
     chip = get_chip()
-    small = chip.derive(rows=32, cols=32, cores=300)
-    assert small.name == "sl-n4-os64+cols=32,cores=300,rows=32" and small.core.rows == 32
+    small = chip.derive(rows=16, cols=16, cores=300)
+    assert small.name == "sl-n4-os32+cols=16,cores=300,rows=16" and small.core.rows == 16
     assert small.config_hash != chip.config_hash and chip.derive(name="copy").config_hash == chip.config_hash
     assert chip.derive(dram_stacks=4).dram.GBps == 4 * chip.dram.GBps_per_stack
     with pytest.warns(ReticleWarning, match="reticle limit"):
-        chip.derive(cores=4000)
+        chip.derive(cores=8000)
     with pytest.raises(UserError, match="colour: not a chip, core or DRAM field"):
         chip.derive(colour="red")
     with pytest.raises(UserError, match="cores: must be in 1"):
@@ -178,7 +178,7 @@ def test_evaluations_render_and_convert():
         assert df["seconds_s"].sum() == pytest.approx(ev.seconds, rel=1e-6)
         assert "<b>dlrm</b>" in ev._repr_html_() and ev.to_dict()["samples_per_second"] == ev.throughput
     assert "ECCN" in chip._repr_html_() and "ECCN" in chip.export_class()._repr_html_()
-    with pytest.raises(UserError, match="dtype: dlrm is bf16 but sl-n4-os64's cores compute int8"):
+    with pytest.raises(UserError, match="dtype: dlrm is bf16 but sl-n4-os32's cores compute int8"):
         chip.evaluate(sl.get_workload("dlrm", dtype="bf16"))
     assert set(sl.list_workloads()) >= {"llama3-8b-decode", "dlrm"} and "h20" in sl.list_gpus()
-    assert sl.list_chips()[0] == "sl-n4-os64"
+    assert sl.list_chips()[0] == "sl-n4-os32"

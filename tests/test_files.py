@@ -85,7 +85,7 @@ def test_a_killed_compare_leaves_the_previous_report_whole(tmp_path):
         proc.wait()
         assert _files(out) == set(before)                 # the whole old set or the whole new one
         summary = json.loads((out / "summary.json").read_text())
-        assert {r["device"] for r in summary["rows"]} == {"sl-n4-os64", "h20"}
+        assert {r["device"] for r in summary["rows"]} == {"sl-n4-os32", "h20"}
     subprocess.run(argv, check=True, capture_output=True, timeout=300)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cmp"]      # staging folders of the dead are gone
 
@@ -122,7 +122,7 @@ def test_import_works_beside_a_folder_named_systolab(tmp_path):
                            "print(sl.get_chip().name, AcceleratorConfig().name)"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "sl-n4-os64 os_4x4_int8_acc32_wrap" in proc.stdout
+    assert "sl-n4-os32 os_4x4_int8_acc32_wrap" in proc.stdout
 
 
 @pytest.mark.verilator

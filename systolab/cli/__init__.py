@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 from ..errors import SimulationError, UserError
 from . import area, compare, export_control, gpu, perf, rtl, validate, verify
-from .common import Parser, design_parent, json_parent, memory_parent, workload_parent
+from .common import Parser, chip_parent, design_parent, json_parent, memory_parent, workload_parent
 
 COMMANDS = (rtl, verify, perf, validate, compare, area, gpu, export_control)
 
@@ -24,7 +24,8 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     parents = SimpleNamespace(json=json_parent(), design=design_parent(), memory=memory_parent(),
-                              workload=workload_parent())
+                              workload=workload_parent(), chip=chip_parent(blocking=False),
+                              chip_run=chip_parent(blocking=True))
     for command in COMMANDS:
         command.add_parser(sub, parents)
     return parser

@@ -132,6 +132,80 @@ def workload_parent(*, workload_help: str = "a built-in workload or a GEMM/SCALE
     return p
 
 
+def chip_parent(*, blocking: bool) -> argparse.ArgumentParser:
+    """``--chip NAME|FILE`` (the chip instead of a lone core) and, for commands that run
+    one descriptor, its product count and blocking."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("chip (instead of a lone core: the design flags then do not apply)")
+    g.add_argument("--chip", metavar="NAME_OR_FILE",
+                   help="a chip of models/data/chips.yaml (systolab list) or a chips YAML file")
+    if blocking:
+        g.add_argument("--count", type=int_in(1, 1 << 20), help="independent products in the descriptor (default 1)")
+        g.add_argument("--block", metavar="MBxNBxKB", help="block sizes (default: the fastest by the blocking search)")
+        g.add_argument("--grid", metavar="GPxGMxGN[xGK]",
+                       help="cores per block: products x row groups x column groups [x K-groups] (with --block; "
+                            "default: the fastest grid for the block)")
+    return p
+
+
+def _dims(text: str, flag: str, n: tuple[int, ...]) -> list[int]:
+    m = re.fullmatch(r"\s*(\d{1,9}(?:\s*[xX]\s*\d{1,9})*)\s*", text or "")
+    parts = [int(v) for v in re.split(r"\s*[xX]\s*", m.group(1))] if m else []
+    if len(parts) not in n or not all(1 <= v <= MAX_DIM for v in parts):
+        want = " or ".join(f"{k} positive integers joined by x" for k in n)
+        raise UserError(f"{flag}: expected {want}, not {text!r}", parameter=flag)
+    return parts
+
+
+def chip_from_args(args: argparse.Namespace):
+    """The chip of ``--chip``, refusing the flags that describe a lone core or its memory."""
+    from ..models.chip import get_chip
+
+    given = [f for f in (*DESIGN_FIELDS, "config", "latency", "bytes_per_cycle", "cores", "clock_mhz", "unit")
+             if getattr(args, f, None) is not None]
+    if given:
+        flag = given[0].replace("_", "-")
+        raise UserError(f"{flag}: describes a lone core; --chip takes its cores, memory and clock from the chip's "
+                        "table (derive a chip file to change them)", parameter=flag)
+    try:
+        return get_chip(args.chip)
+    except UserError as exc:
+        raise UserError(f"chip: {str(exc).split(': ', 1)[-1]}", parameter="chip") from None
+
+
+def blocking_from_args(args: argparse.Namespace, chip, M: int, N: int, K: int, count: int):
+    """(blocking, search result or None) for one descriptor: ``--block`` and ``--grid``
+    as given (checked as the chip's controller checks them), ``--block`` alone with the
+    fastest grid for it, neither: the search's choice."""
+    import math
+
+    from ..hdl.chip import REJECT, Blocking, blocking_status
+    from ..models.blocking import candidates, search_blocking
+    from ..models.chip_perf import chip_gemm_cycles
+
+    if args.block is None:
+        if args.grid is not None:
+            raise UserError("grid: give --block with it (a grid splits a block)", parameter="grid")
+        found = search_blocking(chip, M, N, K, count)
+        return found.blocking, found
+    mb, nb, kb = _dims(args.block, "block", (3,))
+    if args.grid is None:
+        same = [b for b in candidates(chip, M, N, K, count) if (b.mb, b.nb, b.kb) == (min(mb, M), min(nb, N), min(kb, K))]
+        if same:
+            return min(same, key=lambda b: chip_gemm_cycles(chip, M, N, K, b, count)), None
+        gp, gm, gn, gk = 1, 1, chip.cores, 1
+    else:
+        gp, gm, gn, *rest = _dims(args.grid, "grid", (3, 4))
+        gk = rest[0] if rest else 1
+    b = Blocking(mb, nb, kb, math.ceil(mb / gm), math.ceil(nb / gn), gp, gm, gn, gk, math.ceil(kb / gk))
+    status = blocking_status(chip, M, N, K, count, b)
+    if status:
+        flag = "grid" if status in (2, 7) and args.grid is not None else "block"
+        raise UserError(f"{flag}: {b} on {chip.name} ({chip.slice_bytes:,} bytes of SRAM per core): "
+                        f"{REJECT[status]}", parameter=flag)
+    return b, None
+
+
 # -- resolving flags ---------------------------------------------------------------------------------
 def design_from_args(args: argparse.Namespace) -> AcceleratorConfig:
     """The design named by ``--config`` and the design flags (flags win)."""

@@ -1,31 +1,42 @@
-"""``systolab perf``: the cycle model's time, utilisation and bound of a GEMM or workload."""
+"""``systolab perf``: the cycle model's time, utilisation and bound of a GEMM or workload,
+on a lone core (or cores streaming from DRAM) or on a chip (``--chip``)."""
 from __future__ import annotations
 
 import argparse
 
+from ..errors import UserError
 from .common import design_from_args, emit, gemms_from_args, int_in, memory_from_args, real_in
 
 
 def add_parser(sub, parents) -> None:
-    p = sub.add_parser("perf", parents=[parents.design, parents.workload, parents.memory, parents.json],
+    p = sub.add_parser("perf", parents=[parents.design, parents.workload, parents.memory, parents.chip_run,
+                                        parents.json],
                        help="modelled cycles, time, utilisation and bound of a GEMM or workload")
-    p.add_argument("--cores", type=int_in(1, 1_000_000), default=1,
-                   help="identical cores sharing the memory bandwidth (default 1)")
-    p.add_argument("--clock-mhz", type=real_in(0.0, 100_000.0), default=1000.0, dest="clock_mhz",
-                   help="clock in MHz (default 1000)")
+    p.add_argument("--cores", type=int_in(1, 1_000_000),
+                   help="identical cores sharing the memory bandwidth, each streaming from DRAM (default 1; "
+                        "not with --chip)")
+    p.add_argument("--clock-mhz", type=real_in(0.0, 100_000.0), dest="clock_mhz",
+                   help="clock in MHz (default 1000; not with --chip)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.chip is not None:
+        return _chip(args)
+    for flag in ("count", "block", "grid"):
+        if getattr(args, flag) is not None:
+            raise UserError(f"{flag}: applies to --chip", parameter=flag)
     from ..models.perf import workload_perf
 
     config = design_from_args(args)
     gemms, workload = gemms_from_args(args, config.dtype)
     latency, bytes_per_cycle = memory_from_args(args)
-    clock = args.clock_mhz * 1e6
-    perf = workload_perf(config, gemms, cores=args.cores, clock_hz=clock, dram_bytes_per_s=bytes_per_cycle * clock,
+    cores = args.cores or 1
+    clock_mhz = args.clock_mhz or 1000.0
+    clock = clock_mhz * 1e6
+    perf = workload_perf(config, gemms, cores=cores, clock_hz=clock, dram_bytes_per_s=bytes_per_cycle * clock,
                          dram_latency_ns=latency / clock * 1e9)
-    payload = {"design": config.to_dict(), "cores": args.cores, "clock_mhz": args.clock_mhz,
+    payload = {"design": config.to_dict(), "cores": cores, "clock_mhz": clock_mhz,
                "bytes_per_cycle": bytes_per_cycle, "latency_cycles": latency, **perf.to_dict(),
                "workload": workload.to_dict() if workload is not None else None,
                "units_per_second": workload.units_per_run / perf.seconds if workload is not None else None,
@@ -41,6 +52,66 @@ def run(args: argparse.Namespace) -> int:
             lines.append(f"  {g['name']:20} {g['M']}x{g['N']}x{g['K']} x{g['count']}: {g['cycles']:12} cycles "
                          f"util {g['utilization']:.3f} {g['bound']:8} split {g['split']}")
         return "\n".join(lines)
+
+    emit(args, payload, human)
+    return 0
+
+
+def _chip(args: argparse.Namespace) -> int:
+    from ..models.blocking import blocking_traffic, dram_traffic_lower_bound
+    from ..models.chip_perf import chip_gemm_perf
+    from ..models.chip_workload import chip_workload_perf, gemm_bound
+    from .common import blocking_from_args, chip_from_args
+
+    chip = chip_from_args(args)
+    gemms, workload = gemms_from_args(args, chip.core.dtype)
+    base = {"chip": chip.to_dict(), "model": "models/chip_perf.py (cycle model of the chip RTL; error vs RTL: "
+                                             "systolab validate --chip)"}
+    if workload is None:
+        g = gemms[0]
+        count = args.count or 1
+        blocking, found = blocking_from_args(args, chip, g.M, g.N, g.K, count)
+        p = chip_gemm_perf(chip, g.M, g.N, g.K, blocking, count=count)
+        payload = {**base, "gemm": [g.M, g.N, g.K], "count": count, "blocking": blocking.to_dict(),
+                   "blocking_text": str(blocking), "searched": found is not None,
+                   "candidates": found.candidates if found else None, **p.counters(), "per_core_busy": list(p.busy),
+                   "seconds": p.cycles / chip.clock_hz, "utilization": p.utilization,
+                   "dram_bandwidth_utilization": p.dram_bandwidth_utilization, "bound": gemm_bound(chip, p),
+                   "blocking_traffic_bytes": blocking_traffic(chip, g.M, g.N, g.K, blocking, count),
+                   "dram_bytes_lower_bound": dram_traffic_lower_bound(chip, g.M, g.N, g.K, count)}
+        payload.pop("busy")
+
+        def human(q: dict) -> str:
+            moved = q["dram_bytes_read"] + q["dram_bytes_written"]
+            return "\n".join([
+                f"{chip.name}: {'x'.join(map(str, q['gemm']))} x{q['count']} as {q['blocking_text']}"
+                f"{' (searched, ' + str(q['candidates']) + ' candidates)' if q['searched'] else ''}",
+                f"  {q['cycles']} cycles ({q['seconds'] * 1e6:.2f} us), {q['steps']} steps, utilisation "
+                f"{q['utilization']:.3f}, {q['bound']}-bound",
+                f"  DRAM {q['dram_bytes_read']:,} B read + {q['dram_bytes_written']:,} B written = {moved:,} B "
+                f"({q['dram_bandwidth_utilization']:.1%} of its bandwidth); the blocks must move "
+                f"{q['blocking_traffic_bytes']:,} B, any schedule at least {q['dram_bytes_lower_bound']:,} B",
+                f"  SRAM {q['sram_bytes_read']:,} B read, {q['sram_bytes_written']:,} B written; busiest core "
+                f"{max(q['per_core_busy'])} busy cycles"])
+    else:
+        for flag in ("count", "block", "grid"):
+            if getattr(args, flag) is not None:
+                raise UserError(f"{flag}: applies to --gemm (a workload's GEMMs are blocked by the search)",
+                                parameter=flag)
+        perf = chip_workload_perf(chip, gemms)
+        payload = {**base, **perf.to_dict(), "workload": workload.to_dict(),
+                   "units_per_second": workload.units_per_run / perf.seconds,
+                   f"{workload.unit}s_per_second": workload.units_per_run / perf.seconds,
+                   "dram_bandwidth_utilization": perf.bytes_moved / (chip.dram_bytes_per_cycle * perf.cycles)}
+
+        def human(q: dict) -> str:
+            lines = [f"{chip.name}: {workload.name}, {q['cycles']} cycles ({q['seconds'] * 1e3:.3f} ms), "
+                     f"utilisation {q['utilization']:.3f}, DRAM bandwidth used {q['dram_bandwidth_utilization']:.3f}, "
+                     f"{q['bound']}-bound"]
+            for g in q["gemms"][:40]:
+                lines.append(f"  {g['name']:14} {g['M']}x{g['N']}x{g['K']} x{g['count']}: {g['blocking']:34} "
+                             f"util {g['utilization']:.3f} DRAM {g['dram_bandwidth_utilization']:.3f} {g['bound']}")
+            return "\n".join(lines)
 
     emit(args, payload, human)
     return 0

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import argparse
 
-from .common import design_from_args, emit
+from .common import chip_from_args, design_from_args, emit
 
 
 def add_parser(sub, parents) -> None:
-    p = sub.add_parser("rtl", parents=[parents.design, parents.json],
-                       help="write the design's Verilog (the core, or the bare array) and a manifest")
+    p = sub.add_parser("rtl", parents=[parents.design, parents.chip, parents.json],
+                       help="write the Verilog of the core, the bare array or a whole chip, and a manifest")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or written by systolab)")
-    p.add_argument("--unit", choices=("core", "array"), default="core",
+    p.add_argument("--unit", choices=("core", "array"),
                    help="core: the accelerator core with buffers, memory port and controller (default); "
-                        "array: the bare systolic array")
+                        "array: the bare systolic array (not with --chip)")
     p.set_defaults(func=run)
 
 
@@ -20,11 +20,20 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..files import staged_folder
-    from ..hdl.verilog import generate_verilog
+    from ..hdl.verilog import generate_chip_verilog, generate_verilog
 
-    config = design_from_args(args)
-    with staged_folder(args.out, what=f"systolab rtl --unit {args.unit}") as stage:
-        staged = generate_verilog(config, stage, unit=args.unit)
+    if args.chip is not None:
+        from .verify import check_simulable
+
+        chip = chip_from_args(args)
+        check_simulable(chip, "rtl")
+        with staged_folder(args.out, what=f"systolab rtl --chip {chip.name}") as stage:
+            staged = generate_chip_verilog(chip, stage)
+    else:
+        unit = args.unit or "core"
+        config = design_from_args(args)
+        with staged_folder(args.out, what=f"systolab rtl --unit {unit}") as stage:
+            staged = generate_verilog(config, stage, unit=unit)
     final = Path(args.out).absolute()
     payload = {**staged.to_dict(), "verilog": str(final / staged.verilog.name),
                "manifest": str(final / staged.manifest.name)}

@@ -9,8 +9,11 @@ from .common import emit, int_in, seed_int
 def add_parser(sub, parents) -> None:
     p = sub.add_parser("validate", parents=[parents.json],
                        help="the cycle model against the RTL's counters over a shape grid")
+    p.add_argument("--chip", action="store_true",
+                   help="the chip cycle model against the chip RTL (4 chips: 1, 2 and 4 cores, both dataflows, "
+                        "1 to 4 DMA channels) instead of the core's")
     p.add_argument("--shapes", type=int_in(1, 10_000), default=50,
-                   help="shapes per configuration (default 50; 6 configurations)")
+                   help="shapes (GEMMs) per configuration (default 50; 6 core configurations or 4 chips)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the random shapes and values (default 0)")
     p.add_argument("--sim", default="auto", help="verilator, icarus, amaranth or auto (default)")
     p.add_argument("--jobs", type=int_in(1, 256), default=2, help="configurations simulated in parallel (default 2)")
@@ -19,11 +22,15 @@ def add_parser(sub, parents) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..sim.runner import resolve_simulator
-    from ..sim.validate import default_cases, validate
+    from ..sim.validate import default_cases, default_chip_cases, validate, validate_chip
 
     sim = resolve_simulator(args.sim)
-    report = validate(default_cases(shapes_per_case=args.shapes, seed=args.seed), simulator=sim, seed=args.seed,
-                      jobs=args.jobs)
+    if args.chip:
+        report = validate_chip(default_chip_cases(shapes_per_case=args.shapes, seed=args.seed), simulator=sim,
+                               seed=args.seed, jobs=args.jobs)
+    else:
+        report = validate(default_cases(shapes_per_case=args.shapes, seed=args.seed), simulator=sim, seed=args.seed,
+                          jobs=args.jobs)
 
     def human(p: dict) -> str:
         lines = [f"{p['shapes']} GEMMs on {p['configurations']} configurations ({p['simulator']}): "

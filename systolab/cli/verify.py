@@ -8,8 +8,8 @@ from .common import design_from_args, emit, int_in, memory_from_args, memory_giv
 
 
 def add_parser(sub, parents) -> None:
-    p = sub.add_parser("verify", parents=[parents.design, parents.memory, parents.json],
-                       help="random and corner-case GEMMs through the RTL, checked bit-exactly")
+    p = sub.add_parser("verify", parents=[parents.design, parents.memory, parents.chip_run, parents.json],
+                       help="random and corner-case GEMMs through the RTL (core, array or chip), checked bit-exactly")
     p.add_argument("--gemm", metavar="MxNxK", help="one GEMM of this shape (random values)")
     p.add_argument("--gemms", type=int_in(0, 10_000), default=8, metavar="N",
                    help="random GEMMs (default 8), plus the corner cases")
@@ -19,9 +19,9 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--stall-prob", type=real_in(0.0, 1.0, lo_open=False), default=0.2, dest="stall_prob",
                    help="chance of a gap/back-pressure per beat on every stream, in [0, 1) (default 0.2)")
     p.add_argument("--waves", action="store_true", help="write a waveform and report where")
-    p.add_argument("--unit", choices=("core", "array"), default="core",
+    p.add_argument("--unit", choices=("core", "array"),
                    help="core: whole GEMMs from memory through buffers and controller (default); "
-                        "array: products that fit one pass of the bare systolic array")
+                        "array: products that fit one pass of the bare systolic array (not with --chip)")
     p.set_defaults(func=run)
 
 
@@ -32,7 +32,12 @@ def run(args: argparse.Namespace) -> int:
     if args.stall_prob >= 1.0:
         raise UserError(f"stall-prob: must be < 1 (at 1 nothing ever moves), not {args.stall_prob:g}")
     gemm = parse_gemm(args.gemm) if args.gemm is not None else None
-    if args.unit == "core":
+    if args.chip is not None:
+        return _chip(args, gemm)
+    for flag in ("count", "block", "grid"):
+        if getattr(args, flag) is not None:
+            raise UserError(f"{flag}: applies to --chip", parameter=flag)
+    if args.unit in (None, "core"):
         return _core(args, config, gemm)
     if memory_given(args):
         raise UserError("latency: --latency and --bytes-per-cycle describe the core's memory; the bare array "
@@ -102,3 +107,62 @@ def _array(args, config, gemm) -> int:
 
     emit(args, payload, human)
     return 0 if report.passed else 1
+
+
+#: Processing elements beyond which a chip is modelled, not simulated (Amaranth elaborates
+#: about a dozen PEs a second, and Verilator's build grows with them).
+MAX_SIMULATED_PES = 16_384
+
+
+def check_simulable(chip, what: str) -> None:
+    pes = chip.cores * chip.core.rows * chip.core.cols
+    if pes > MAX_SIMULATED_PES:
+        raise UserError(f"chip: {chip.name} has {pes:,} PEs, more than the {MAX_SIMULATED_PES:,} that {what} takes "
+                        "in reasonable time; use a scaled-down chip (fewer or smaller cores: ChipConfig.derive) for "
+                        "the RTL, and systolab perf --chip for the full one (its model equals the RTL)",
+                        parameter="chip")
+
+
+def _chip(args, gemm) -> int:
+    from ..sim.chip_bench import chip_campaign
+    from ..sim.verify import verify_chip
+    from .common import blocking_from_args, chip_from_args
+
+    chip = chip_from_args(args)
+    check_simulable(chip, "verify")
+    if args.waves:
+        raise UserError("waves: the chip bench writes no waveform from the command line; call "
+                        "systolab.sim.chip_bench.run_chip_gemm(..., vcd=PATH) for one descriptor", parameter="waves")
+    if gemm is not None:
+        count = args.count or 1
+        blocking, _ = blocking_from_args(args, chip, gemm.M, gemm.N, gemm.K, count)
+        cases = [(gemm.M, gemm.N, gemm.K, count, blocking)]
+    else:
+        for flag in ("count", "block", "grid"):
+            if getattr(args, flag) is not None:
+                raise UserError(f"{flag}: applies to --gemm (random GEMMs get random blockings)", parameter=flag)
+        cases = chip_campaign(chip, count=args.gemms, seed=args.seed, corners=not args.no_corners)
+        if not cases:
+            raise UserError("gemms: nothing to run (0 random GEMMs and --no-corners)", parameter="gemms")
+    report = verify_chip(chip, cases, seed=args.seed, simulator=args.sim, stall_prob=args.stall_prob)
+
+    def human(p: dict) -> str:
+        lines = [f"{chip.name}: {p['gemms']} GEMM(s) on {p['simulator']} (seed {p['seed']}, stalls "
+                 f"{p['stall_prob']:g}, {p['seconds']} s): {'PASSED' if p['passed'] else 'FAILED'}, "
+                 f"{p['mismatches']} mismatching elements"]
+        for shape, n, blk, cnt, model in zip(p["shapes"], p["counts"], p["blockings"], p["counters"],
+                                              p["model_cycles"]):
+            lines.append(f"  {'x'.join(map(str, shape)):>12} x{n} {_blocking_text(blk):30} {cnt['cycles']:8} cycles "
+                         f"(model {model} without stalls), DRAM {cnt['dram_bytes_read']} B read "
+                         f"{cnt['dram_bytes_written']} B written, SRAM {cnt['sram_bytes_read']} B read "
+                         f"{cnt['sram_bytes_written']} B written")
+        return "\n".join(lines + [f"  {m}" for m in p["messages"]])
+
+    emit(args, report.to_dict(), human)
+    return 0 if report.passed else 1
+
+
+def _blocking_text(b: dict) -> str:
+    from ..hdl.chip import Blocking
+
+    return str(Blocking(**b))
