@@ -115,7 +115,7 @@ def generate_chip_verilog(chip, out_dir: str | Path) -> VerilogOutput:
     cycles), every port, the descriptor's fields (bit offset and width, for software that
     packs it) and the controller's reject codes. Elaboration time grows with the cores:
     chips of hundreds of cores are modelled (``models/chip_perf.py``), not generated."""
-    from .chip import ChipTop, REJECT
+    from .chip import REJECT, ChipTop
     from .dma import descriptor_layout
 
     out_dir = Path(out_dir)

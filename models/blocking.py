@@ -100,7 +100,7 @@ def candidates(chip, M: int, N: int, K: int, count: int = 1) -> list[Blocking]:
         for gm in sorted(set(_powers(1, n // gp))):
             for gk in sorted(set(_powers(1, n // (gp * gm)))) if tiles < n else [1]:
                 gn = n // (gp * gm * gk)
-                if gn < 1 or (gk > 1 and K < 2 * k_unit * gk):
+                if gn < 1 or (gk > 1 and 2 * k_unit * gk > K):
                     continue
                 for mc in sorted(set(_powers(cfg.tile_m, math.ceil(M / gm)))):
                     for nc in sorted(set(_powers(cfg.cols, math.ceil(N / gn)))):

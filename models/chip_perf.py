@@ -146,6 +146,11 @@ def _channel_beats(chip, b: Blocking, live: int, mlen: int, nlen: int, klen: int
     lgC = chip.dma_channels.bit_length() - 1
     lg_gp, lg_gm, lg_gk = (v.bit_length() - 1 for v in (b.gp, b.gm, b.gk))
     eb, ab = chip.core.input_bytes, chip.core.acc_bytes
+    parts = _kparts(b, klen) if klen is not None else []
+
+    def k_beats(first, step):            # a row's beats over the K-groups first, first + step, ...
+        return sum(dram_beats(chip, parts[kk] * eb) for kk in _values(first, step, lambda kk: kk < len(parts)))
+
     out = []
     for ch in range(chip.dma_channels):
         (qb0, qbs), (kb0, kbs), (j0, js) = shares(ch, lgC, [lg_gp, lg_gk, None])
@@ -155,11 +160,6 @@ def _channel_beats(chip, b: Blocking, live: int, mlen: int, nlen: int, klen: int
             out.append(len(qs_b) * mlen * sum(dram_beats(chip, c * ab) for c in cols) if kb0 == 0 else 0)
             continue
         (i0, i_s), (qa0, qas), (ka0, kas) = shares(ch, lgC, [lg_gm, lg_gp, None])
-        parts = _kparts(b, klen)
-
-        def k_beats(first, step):
-            return sum(dram_beats(chip, parts[kk] * eb) for kk in _values(first, step, lambda kk: kk < len(parts)))
-
         rows = sum(min(b.mc, mlen - i * b.mc) for i in _values(i0, i_s, lambda i: i * b.mc < mlen))
         n_qa = len(_values(qa0, qas, lambda q: q < live))
         out.append(n_qa * rows * k_beats(ka0, kas) + len(qs_b) * sum(cols) * k_beats(kb0, kbs))
