@@ -130,25 +130,28 @@ class ChipValidationCase:
 
 
 def default_chip_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[ChipValidationCase]:
-    """Four chips — 1, 2 and 4 cores; both dataflows; a global SRAM that holds a whole K
-    and one that forces many K-blocks; DRAM that leaves the cores compute-bound and DRAM
-    that binds — each with the corner classes and random shapes (1..24, one to three
-    products) under random blockings that fit."""
+    """Four chips — 1, 2 and 4 cores; both dataflows; 1, 2 and 4 DMA channels; a global
+    SRAM that holds a whole K and one that forces many K-blocks; DRAM that leaves the
+    cores compute-bound and DRAM that binds — each with the corner classes (split-K among
+    them) and random shapes (1..24, one to three products) under random blockings that
+    fit."""
     from ..models.chip import get_chip
     from .chip_bench import chip_campaign
 
     tiny, small = get_chip("sl-tiny"), get_chip("sl-small")
     chips = [
-        (tiny, "sl-tiny: 2 OS cores, 16 KiB, 12 B/cycle DRAM (binds), latency 20"),
-        (tiny.derive(dataflow="ws", cores=1, global_sram_mib=0.25, dram_GBps_per_stack=64, dram_latency_ns=5,
-                     name="sl-tiny-ws-1core"), "1 WS core, 256 KiB (one K-block), 64 B/cycle DRAM, latency 5"),
-        (small, "sl-small: 4 OS 8x8 cores, 128 KiB, one beat a cycle, latency 40"),
-        (small.derive(dataflow="ws", global_sram_mib=1 / 64, dram_GBps_per_stack=8, dram_latency_ns=60,
-                      name="sl-small-ws-16k"), "4 WS 8x8 cores, 16 KiB (many K-blocks), 8 B/cycle DRAM, latency 60"),
+        (tiny, "sl-tiny: 2 OS 4x4 cores, 2 channels, 16 KiB, 12 B/cycle DRAM (binds), latency 20"),
+        (tiny.derive(dataflow="ws", cores=1, dma_channels=1, global_sram_mib=0.25, dram_GBps_per_stack=64,
+                     dram_latency_ns=5, name="sl-tiny-ws-1core"),
+         "1 WS 4x4 core, 1 channel, 256 KiB (one K-block), 64 B/cycle DRAM, latency 5"),
+        (small, "sl-small: 4 OS 8x8 cores, 2 channels, 128 KiB, one beat a cycle per channel, latency 40"),
+        (small.derive(dataflow="ws", global_sram_mib=1 / 64, dma_channels=4, dram_GBps_per_stack=8,
+                      dram_latency_ns=60, name="sl-small-ws-16k"),
+         "4 WS 8x8 cores, 4 channels, 16 KiB (many K-blocks), 8 B/cycle DRAM, latency 60"),
     ]
     out = []
     for chip, label in chips:
-        cases = chip_campaign(chip, count=max(0, shapes_per_case - 7), seed=seed)[:shapes_per_case]
+        cases = chip_campaign(chip, count=max(0, shapes_per_case - 9), seed=seed)[:shapes_per_case]
         out.append(ChipValidationCase(chip, tuple(cases), label))
     return out
 
