@@ -23,7 +23,7 @@ def _check_dim(name: str, value: object) -> int:
     return value
 
 
-def _result_stream(mac: IntegerMac, cols: int) -> stream.Signature:
+def result_stream(mac: IntegerMac, cols: int) -> stream.Signature:
     return stream.Signature(data.StructLayout({"c": data.ArrayLayout(mac.acc_shape, cols), "last": 1}))
 
 
@@ -101,7 +101,7 @@ class OutputStationaryArray(_Array):
                 "b": data.ArrayLayout(mac.input_shape, cols),
                 "last": 1,
             }))),
-            "results": Out(_result_stream(mac, cols)),
+            "results": Out(result_stream(mac, cols)),
         })
 
     @property
@@ -207,7 +207,7 @@ class WeightStationaryArray(_Array):
                 "psum": data.ArrayLayout(mac.acc_shape, cols),
                 "last": 1,
             }))),
-            "results": Out(_result_stream(mac, cols)),
+            "results": Out(result_stream(mac, cols)),
         })
 
     @property

@@ -30,9 +30,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .accelerator import COUNTER_BITS, DIM_BITS, AcceleratorCore, memory_port_signature
-from .accelerator import descriptor_layout as core_descriptor
+from .accelerator import COUNTER_BITS, AcceleratorCore
 from .dma import ADDR, LOG_BITS, DmaChannel, descriptor_layout, job_layout
+from .ports import DIM_BITS, memory_port_signature
+from .ports import descriptor_layout as core_descriptor
 from .slice import SramSlice
 
 #: Why the controller rejected a descriptor (``status`` with ``done``); 0 = ran.

@@ -38,7 +38,7 @@ from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .accelerator import DIM_BITS, memory_port_signature
+from .ports import DIM_BITS, memory_port_signature
 from .queue import Queue
 
 ADDR = 40            # DRAM byte addresses on the chip's port

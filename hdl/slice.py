@@ -35,7 +35,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
-from .accelerator import ADDR_BITS, DIM_BITS, memory_port_signature
+from .ports import ADDR_BITS, DIM_BITS, memory_port_signature
 from .queue import Queue
 
 TIME_BITS = 32

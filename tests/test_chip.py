@@ -126,7 +126,7 @@ def test_chip_scale_targets_of_the_default_chip():
 # -- the RTL ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_cases():
-    return chip_campaign(TINY, count=8, seed=5)
+    return chip_campaign(TINY, count=6, seed=5)
 
 
 @pytest.mark.verilator
@@ -149,7 +149,8 @@ def test_tiny_chip_on_verilator_equals_the_model_and_the_golden_model(tiny_cases
 def test_tiny_chip_under_stalls_is_bit_exact_and_no_faster(tiny_cases):
     from systolab.sim.verify import verify_chip
 
-    report = verify_chip(TINY, tiny_cases, seed=7, simulator="verilator", stall_prob=0.3)
+    corners = tiny_cases[:9]       # the edge classes; random shapes under stalls run in the slow suite
+    report = verify_chip(TINY, corners, seed=7, simulator="verilator", stall_prob=0.3)
     assert report.passed and report.mismatches == 0
     assert all(c >= m for c, m in zip(report.cycles, report.model_cycles))
     assert report.blocking_traffic_bytes and all(b >= f for b, f in zip(report.blocking_traffic_bytes,
