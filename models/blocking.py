@@ -34,8 +34,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..checks import check_int
-from ..errors import UserError
 from ..hdl.chip import Blocking, blocking_status
 
 
@@ -121,23 +119,10 @@ def candidates(chip, M: int, N: int, K: int, count: int = 1) -> list[Blocking]:
 
 
 def search_blocking(chip, M: int, N: int, K: int, count: int = 1) -> SearchResult:
-    """The fastest blocking of :func:`candidates` by the chip's cycle model (exhaustive).
-    No valid blocking (a slice too small for one tile) is a :class:`UserError` saying which
-    capacity rules it out."""
-    from .chip_perf import chip_gemm_cycles
+    """The fastest blocking of :func:`candidates` by the chip's cycle model (the mapper's
+    exhaustive search, ``models/mapper.py``). No valid blocking (a slice too small for one
+    tile) is a :class:`UserError` saying which capacity rules it out."""
+    from .mapper import map_gemm
 
-    M, N, K, count = check_int("M", M), check_int("N", N), check_int("K", K), check_int("count", count)
-    cands = candidates(chip, M, N, K, count)
-    if not cands:
-        one = Blocking(1, 1, 1, 1, 1)
-        why = {4: "operand", 5: "accumulator"}.get(blocking_status(chip, M, N, K, count, one), "operand")
-        raise UserError(f"chip: {chip.name}'s slices ({chip.slice_bytes} bytes per core) cannot hold the {why} "
-                        f"buffers of any blocking of {M}x{N}x{K}", parameter="chip")
-    best = None
-    for b in cands:
-        cyc = chip_gemm_cycles(chip, M, N, K, b, count)
-        key = (cyc, blocking_traffic(chip, M, N, K, b, count))
-        if best is None or key < best[0]:
-            best = (key, b)
-    (cyc, traffic), b = best
-    return SearchResult(b, cyc, len(cands), dram_traffic_lower_bound(chip, M, N, K, count), traffic)
+    m = map_gemm(chip, M, N, K, count, "exhaustive")
+    return SearchResult(m.blocking, m.cycles, m.candidates, m.dram_bytes_lower_bound, m.blocking_traffic_bytes)

@@ -22,7 +22,10 @@ CHIP_VALIDATION = "TBD"
 ASSUMPTIONS = [
     "every device runs the workload in the chip's dtype (int8 for the int8 chips; the GPU model uses each "
     "GPU's tensor rate in that dtype, or states its fallback)",
-    "GEMMs run one after another (no overlap between layers, no batching across requests); non-GEMM work "
+    "both sides read a workload alike: layers run one after another, and within a layer the independent products "
+    "of a GEMM (heads, sequences, experts) run as one batched call (GPU: one launch, tiles sharing waves; chip: one "
+    "descriptor spread over the cores); before 2026-11-29 the GPU model put all layers' tiles in one wave schedule "
+    "with one launch, which made batch-1 decode 1.4-1.75x too fast (H100, H200, H20); no batching across requests; non-GEMM work "
     "(softmax, norms, embeddings) is left out on every device alike",
     "GPU energy = board TDP x time (GPUs run near TDP under GEMM load; an upper bound for memory-bound phases); "
     "custom-chip energy from the activity-based energy model",

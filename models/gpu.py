@@ -11,6 +11,11 @@ Model (per GEMM, per GPU, per dtype):
 * **memory**: compulsory traffic (A and B read once, C written once) at peak DRAM
   bandwidth times a *memory efficiency*.
 * time = max(compute, memory) + launch overhead.
+* **order**: a GEMM of ``count`` products runs as ``count / parallel`` kernel calls one
+  after another (the layers: a layer starts when the previous one has ended), each a
+  batched call of ``parallel`` independent products (heads, sequences, experts) whose
+  tiles share the waves. So waves and launches are counted per call, not over the whole
+  workload at once.
 
 The compute efficiency is fitted per GPU family and dtype class to the best-case
 measurements in ``data/gemm_calibration.csv`` (large, compute-bound shapes). Families or
@@ -100,6 +105,7 @@ class GpuGemmEstimate:
     bytes_moved: int
     extrapolated: bool
     notes: tuple[str, ...] = field(default=())
+    launches: int = 1         # kernel launches: one per round (two with split-K)
 
     @property
     def tflops(self) -> float:
@@ -115,13 +121,14 @@ class GpuGemmEstimate:
     def to_dict(self) -> dict:
         g = self.gemm
         return {
-            "gpu": self.gpu, "gemm": {"name": g.name, "M": g.M, "N": g.N, "K": g.K, "count": g.count, "dtype": g.dtype},
+            "gpu": self.gpu, "gemm": {"name": g.name, "M": g.M, "N": g.N, "K": g.K, "count": g.count,
+                                      "parallel": g.parallel, "dtype": g.dtype},
             "seconds": self.seconds, "tflops": self.tflops, "bound": self.bound,
             "compute_s": self.compute_s, "memory_s": self.memory_s, "launch_s": self.launch_s,
             "peak_tflops": self.peak_tflops, "dtype_used": self.dtype_used,
             "compute_efficiency": self.compute_efficiency, "memory_efficiency": self.memory_efficiency,
             "wave_efficiency": self.wave_efficiency, "tile": list(self.tile), "split_k": self.split_k,
-            "waves": self.waves, "bytes": self.bytes_moved, "roofline_s": self.roofline_s,
+            "waves": self.waves, "launches": self.launches, "bytes": self.bytes_moved, "roofline_s": self.roofline_s,
             "extrapolated": self.extrapolated, "notes": list(self.notes),
         }
 
@@ -143,7 +150,9 @@ def _mem_eff(gpu: GpuSpec, a: ModelAssumptions) -> float:
 
 
 def _raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: ModelAssumptions):
-    """Best (time, compute, memory, launch, tile, split, waves, wave_eff, bytes) over tilings."""
+    """Best (time, compute, memory, launch, tile, split, waves, wave_eff, bytes, launches)
+    over tilings. The GEMM runs as ``gemm.rounds`` kernel calls one after another (the
+    layers), each a batched call of ``gemm.parallel`` products whose tiles share waves."""
     sms = gpu.sm_count
     per_sm = peak_tflops * 1e12 * eff / sms
     bw = gpu.mem_bw_GBps * 1e9 * _mem_eff(gpu, a)
@@ -152,21 +161,22 @@ def _raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: M
     for tm, tn in a.tiles:
         if min(tm, tn) < a.skinny_below and not skinny_ok:
             continue
-        tiles = math.ceil(gemm.M / tm) * math.ceil(gemm.N / tn) * gemm.count
+        tiles = math.ceil(gemm.M / tm) * math.ceil(gemm.N / tn) * gemm.parallel
         for s in a.split_k:
             if s > 1 and gemm.K / s < a.min_k_per_split:
                 continue
-            ctas = tiles * s
-            waves = math.ceil(ctas / sms)
+            waves = math.ceil(tiles * s / sms) * gemm.rounds
             k_per = math.ceil(gemm.K / s)
             compute = waves * 2 * tm * tn * k_per / per_sm
             extra = 2 * s * gemm.M * gemm.N * 4 * gemm.count if s > 1 else 0
             nbytes = gemm.min_bytes + extra
             memory = nbytes / bw
-            launch = a.launch_s * (2 if s > 1 else 1)
+            launches = gemm.rounds * (2 if s > 1 else 1)
+            launch = a.launch_s * launches
+            # every call is alike, so the rounds' max(compute, memory) add up to the totals'
             total = max(compute, memory) + launch
             wave_eff = (2 * gemm.M * gemm.N * gemm.K * gemm.count) / (waves * sms * 2 * tm * tn * k_per)
-            cand = (total, compute, memory, launch, (tm, tn), s, waves, wave_eff, nbytes)
+            cand = (total, compute, memory, launch, (tm, tn), s, waves, wave_eff, nbytes, launches)
             if best is None or cand[0] < best[0]:
                 best = cand
     return best
@@ -284,13 +294,15 @@ def estimate_gemm(gpu: GpuSpec | str, gemm: Gemm) -> GpuGemmEstimate:
     eff, extrapolated, how = calibration().lookup(gpu.family, DTYPE_CLASS[dtype_used])
     notes = notes + [f"compute efficiency {eff:.3f}: {how}"]
     notes += gpu.flags(f"peak_dense_tflops.{dtype_used}", "sm_count", "mem_bw_GBps")
-    total, compute, memory, launch, tile, split, waves, wave_eff, nbytes = _raw_estimate(gpu, gemm, peak, eff, a)
-    if gemm.M * gemm.N * gemm.count < gpu.sm_count * 64 * 64:
+    total, compute, memory, launch, tile, split, waves, wave_eff, nbytes, launches = _raw_estimate(gpu, gemm, peak,
+                                                                                                  eff, a)
+    if gemm.M * gemm.N * gemm.parallel < gpu.sm_count * 64 * 64:
         notes.append("few output tiles: the model's split-K choice stands in for cuBLAS's small-GEMM kernels (extrapolation)")
         extrapolated = True
     bound = "latency" if launch > max(compute, memory) else ("compute" if compute >= memory else "memory")
     est = GpuGemmEstimate(gpu.id, gemm, total, compute, memory, launch, bound, peak, dtype_used, eff,
                           _mem_eff(gpu, a), wave_eff, tile, split, waves, nbytes, extrapolated, tuple(notes),
+                          launches=launches,
                           _peak_bw=gpu.mem_bw_GBps * 1e9)
     return est
 

@@ -74,7 +74,7 @@ def test_chip_config_checks_its_fields():
 
 def test_a_chip_too_small_for_any_block_is_a_clear_error():
     starved = TINY.derive(global_sram_mib=0.0001)
-    with pytest.raises(UserError, match="cannot hold the operand buffers of any blocking") as exc:
+    with pytest.raises(UserError, match="cannot hold the operand buffers of any mapping") as exc:
         search_blocking(starved, 64, 64, 64)
     assert exc.value.parameter == "chip"
 

@@ -28,6 +28,20 @@ def test_sensible_from_gemv_to_large_prefill(gpu, dtype):
         prev = e.seconds
 
 
+@pytest.mark.parametrize("shape", [(1, 4096, 4096), (16, 1024, 128), (2048, 4096, 4096)])
+def test_layers_run_one_after_another_and_heads_share_waves(shape):
+    """A GEMM of 32 layers costs 32 single calls (a launch each, waves per call); 32
+    independent heads in one batched call share waves and one launch, so never cost more."""
+    M, N, K = shape
+    one = estimate_gemm("h100-sxm", Gemm(M, N, K, "int8"))
+    layers = estimate_gemm("h100-sxm", Gemm(M, N, K, "int8", count=32))
+    heads = estimate_gemm("h100-sxm", Gemm(M, N, K, "int8", count=32, parallel=32))
+    assert layers.seconds == pytest.approx(32 * one.seconds, rel=1e-12)
+    assert layers.waves == 32 * one.waves and layers.launches == 32 * one.launches
+    assert heads.launches == one.launches
+    assert heads.seconds <= layers.seconds
+
+
 def test_decode_gemv_is_memory_bound_and_prefill_compute_bound():
     assert estimate_gemm("h100-sxm", Gemm(1, 8192, 8192, "bf16")).bound == "memory"
     assert estimate_gemm("h100-sxm", Gemm(8192, 8192, 8192, "bf16")).bound == "compute"

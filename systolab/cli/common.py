@@ -145,7 +145,17 @@ def chip_parent(*, blocking: bool) -> argparse.ArgumentParser:
         g.add_argument("--grid", metavar="GPxGMxGN[xGK]",
                        help="cores per block: products x row groups x column groups [x K-groups] (with --block; "
                             "default: the fastest grid for the block)")
+        search_argument(g)
     return p
+
+
+def search_argument(group) -> None:
+    """``--search fast|exhaustive``: the mapper's search (``models/mapper.py``)."""
+    from ..models.mapper import SEARCHES
+
+    group.add_argument("--search", choices=SEARCHES, default="fast",
+                       help="the mapper's search when no --block is given: fast (screened, the default) or "
+                            "exhaustive (every mapping timed by the exact model)")
 
 
 def _dims(text: str, flag: str, n: tuple[int, ...]) -> list[int]:
@@ -180,13 +190,14 @@ def blocking_from_args(args: argparse.Namespace, chip, M: int, N: int, K: int, c
     import math
 
     from ..hdl.chip import REJECT, Blocking, blocking_status
-    from ..models.blocking import candidates, search_blocking
+    from ..models.blocking import candidates
     from ..models.chip_perf import chip_gemm_cycles
+    from ..models.mapper import map_gemm
 
     if args.block is None:
         if args.grid is not None:
             raise UserError("grid: give --block with it (a grid splits a block)", parameter="grid")
-        found = search_blocking(chip, M, N, K, count)
+        found = map_gemm(chip, M, N, K, count, getattr(args, "search", "fast"))
         return found.blocking, found
     mb, nb, kb = _dims(args.block, "block", (3,))
     if args.grid is None:

@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
 def _chip(args: argparse.Namespace) -> int:
     from ..models.blocking import blocking_traffic, dram_traffic_lower_bound
     from ..models.chip_perf import chip_gemm_perf
-    from ..models.chip_workload import chip_workload_perf, gemm_bound
+    from ..models.chip_workload import chip_workload_perf
+    from ..models.mapper import chip_bound
     from .common import blocking_from_args, chip_from_args
 
     chip = chip_from_args(args)
@@ -76,7 +77,7 @@ def _chip(args: argparse.Namespace) -> int:
                    "blocking_text": str(blocking), "searched": found is not None,
                    "candidates": found.candidates if found else None, **p.counters(), "per_core_busy": list(p.busy),
                    "seconds": p.cycles / chip.clock_hz, "utilization": p.utilization,
-                   "dram_bandwidth_utilization": p.dram_bandwidth_utilization, "bound": gemm_bound(chip, p),
+                   "dram_bandwidth_utilization": p.dram_bandwidth_utilization, "bound": chip_bound(chip, p),
                    "blocking_traffic_bytes": blocking_traffic(chip, g.M, g.N, g.K, blocking, count),
                    "dram_bytes_lower_bound": dram_traffic_lower_bound(chip, g.M, g.N, g.K, count)}
         payload.pop("busy")
@@ -96,9 +97,9 @@ def _chip(args: argparse.Namespace) -> int:
     else:
         for flag in ("count", "block", "grid"):
             if getattr(args, flag) is not None:
-                raise UserError(f"{flag}: applies to --gemm (a workload's GEMMs are blocked by the search)",
+                raise UserError(f"{flag}: applies to --gemm (a workload's GEMMs are mapped by the search)",
                                 parameter=flag)
-        perf = chip_workload_perf(chip, gemms)
+        perf = chip_workload_perf(chip, gemms, args.search)
         payload = {**base, **perf.to_dict(), "workload": workload.to_dict(),
                    "units_per_second": workload.units_per_run / perf.seconds,
                    f"{workload.unit}s_per_second": workload.units_per_run / perf.seconds,

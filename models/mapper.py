@@ -1,0 +1,207 @@
+"""The chip's mapper: how a GEMM (``count`` independent products of M x N x K) is blocked
+and spread over the cores, chosen by a search, and reported with the traffic bound.
+
+**The mapping space** is :func:`~systolab.models.blocking.candidates`: the block held in
+the global SRAM (``mb x nb x kb``, levels DRAM -> global SRAM), the split over cores
+(``gp`` products x ``gm`` rows x ``gn`` columns x ``gk`` K-groups, split-K paying its
+reduction on write-back) and each core's part (``mc x nc x kc``, which the core cuts into
+its own buffers' chunks, ``tile_m x cols x k_chunk``: the core buffer level is fixed by
+the core's configuration). The loop order is the controller's: product groups, M-blocks,
+N-blocks, K-blocks innermost (``hdl/chip.py``). With K innermost the partial sums stay in
+the slices; the other orders would only matter if the controller kept an operand block
+across steps, which it does not (each step loads its A and B blocks), so the order is
+reported, not searched.
+
+**Searches.**
+
+* ``exhaustive``: every candidate timed by the exact cycle model
+  (:func:`~systolab.models.chip_perf.chip_gemm_cycles`, equal to the RTL's counters);
+  the reference.
+* ``fast``: every candidate ranked by a screening model (:func:`screen_cycles`,
+  vectorised over the candidates: full-size blocks only, each step as long as the
+  slower of its core's sub-GEMM and its busiest DMA channel), then the best
+  :data:`FAST_SHORTLIST` timed by the exact model. Its ranking error against the exact
+  model and its gap to the exhaustive optimum are measured in ``benchmarks/mapper.py``.
+
+Whatever the search, the numbers reported come from the exact model.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..checks import check_int
+from ..errors import UserError
+from .blocking import blocking_traffic, candidates, dram_traffic_lower_bound
+from .chip_perf import ChipGemmPerf, _core_step, chip_gemm_cycles, chip_gemm_perf
+from .perf import MemorySystem, classify_bound
+
+SEARCHES = ("fast", "exhaustive")
+#: The fast search times the best-screened ``FAST_SHORTLIST`` candidates, and at least
+#: ``FAST_FRACTION`` of the space, with the exact model.
+FAST_SHORTLIST = 48
+FAST_FRACTION = 0.15
+#: The controller's loop order, outermost first.
+LOOP_ORDER = "product groups > M-blocks > N-blocks > K-blocks (K innermost; partial sums stay in the slices)"
+
+
+def check_search(search: str) -> str:
+    if search not in SEARCHES:
+        raise UserError(f"search: must be one of {', '.join(SEARCHES)}, not {search!r}", parameter="search")
+    return search
+
+
+def _core_lookup(cfg, port, rows: np.ndarray, cols: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """The exact cycles of each core sub-GEMM (rows x cols x ks), one model call per
+    distinct shape."""
+    shapes = np.stack([rows, cols, ks], axis=1)
+    uniq, inverse = np.unique(shapes, axis=0, return_inverse=True)
+    cycles = np.array([_core_step(cfg, port, int(r), int(c), int(k))[0] if r and c and k else 0 for r, c, k in uniq],
+                      dtype=np.float64)
+    return cycles[inverse.reshape(-1)]
+
+
+def _pieces(length: int, block: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A dimension of ``length`` cut into blocks: (size, how many) of the full blocks and
+    of the edge block."""
+    full, rest = np.divmod(length, block)
+    return [(block, full), (rest, (rest > 0).astype(np.int64))]
+
+
+def screen_cycles(chip, M: int, N: int, K: int, count: int, blockings) -> np.ndarray:
+    """Screening estimate of each blocking's cycles (an array), vectorised over the
+    blockings: every distinct output block (full and edge sizes in each dimension) costs
+    its K-steps, each ``2 + max(core, load)``, where the core's sub-GEMM is timed by the
+    exact core model and a load or write-back by its busiest channel's bytes at the
+    channel's rate plus the DRAM latency; a block's first step also carries the previous
+    block's write-back. It ignores the DRAM credit's phase and the neighbours' sizes."""
+    cfg = chip.core
+    eb, ab = cfg.input_bytes, cfg.acc_bytes
+    C = chip.dma_channels
+    bpc = chip.channel_bytes_per_cycle
+    L = chip.dram_latency_cycles + 4
+    port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
+    f = np.array([[b.mb, b.nb, b.kb, b.mc, b.nc, b.kc, b.gp, b.gm, b.gn, b.gk] for b in blockings],
+                 dtype=np.int64).reshape(-1, 10)
+    mb, nb, kb, mc, nc, kc, gp, gm, gn, gk = f.T
+    nk = -(-K // kb)
+    k_edge = K - (nk - 1) * kb
+
+    def load(live, rows, cols, klen):
+        part = np.minimum(kc, klen)
+        a = np.ceil(live * -(-rows // mc) * gk / C) * np.minimum(mc, rows)
+        b = np.ceil(live * -(-cols // nc) * gk / C) * np.minimum(nc, cols)
+        return np.ceil((a + b) * part * eb / cfg.beat_bytes) * cfg.beat_bytes / bpc + L
+
+    total, last_wb = np.zeros(len(f)), np.zeros(len(f))
+    first_load = None
+    for live, n_p in _pieces(count, gp):
+        for rows, n_m in _pieces(M, mb):
+            for cols, n_n in _pieces(N, nb):
+                n = n_p * n_m * n_n
+                if not n.any():
+                    continue
+                r, c = np.minimum(mc, rows), np.minimum(nc, cols)
+                core_full = _core_lookup(cfg, port, r, c, np.minimum(kc, kb))
+                core_edge = _core_lookup(cfg, port, r, c, np.minimum(kc, k_edge))
+                ld_full, ld_edge = load(live, rows, cols, kb), load(live, rows, cols, k_edge)
+                wb = np.ceil(live * -(-cols // nc) / np.maximum(1, C // gk)) * rows * c * ab / bpc + L
+                steps = np.where(nk > 1, 2 + np.maximum(core_full, wb + ld_full), 0) + \
+                    np.maximum(nk - 2, 0) * (2 + np.maximum(core_full, ld_full)) + \
+                    2 + np.maximum(core_edge, np.where(nk > 1, ld_edge, wb + ld_edge))
+                total += n * steps
+                last_wb = np.where(n > 0, wb, last_wb)      # the epilogue: the last block's write-back
+                if first_load is None:
+                    first_load = np.where(nk > 1, ld_full, ld_edge)
+    return total + last_wb + (first_load if first_load is not None else 0)
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A GEMM's mapping on a chip and what the exact cycle model says of it."""
+
+    chip: str
+    M: int
+    N: int
+    K: int
+    count: int
+    search: str
+    blocking: object            # hdl.chip.Blocking
+    perf: ChipGemmPerf
+    bound: str
+    candidates: int             # mappings in the space
+    evaluated: int              # mappings the exact model timed
+    dram_bytes_lower_bound: int
+    blocking_traffic_bytes: int
+    clock_hz: float
+
+    @property
+    def cycles(self) -> int:
+        return self.perf.cycles
+
+    @property
+    def seconds(self) -> float:
+        return self.perf.cycles / self.clock_hz
+
+    @property
+    def dram_bytes(self) -> int:
+        return self.perf.dram_bytes_read + self.perf.dram_bytes_written
+
+    def to_dict(self) -> dict:
+        p = self.perf
+        return {"gemm": [self.M, self.N, self.K], "count": self.count, "search": self.search,
+                "mapping": {**self.blocking.to_dict(), "text": str(self.blocking), "loop_order": LOOP_ORDER},
+                "cycles": p.cycles, "seconds": self.seconds, "utilization": p.utilization,
+                "dram_bytes": self.dram_bytes, "dram_bytes_read": p.dram_bytes_read,
+                "dram_bytes_written": p.dram_bytes_written, "dram_bytes_lower_bound": self.dram_bytes_lower_bound,
+                "blocking_traffic_bytes": self.blocking_traffic_bytes,
+                "dram_bandwidth_utilization": p.dram_bandwidth_utilization, "bound": self.bound,
+                "candidates": self.candidates, "evaluated": self.evaluated}
+
+
+def chip_bound(chip, perf: ChipGemmPerf) -> str:
+    """At chip level: ``compute`` (the busiest core's array), ``memory`` (the DRAM's bytes
+    at the rate the DMA can move them) or ``latency`` (neither accounts for half the
+    cycles: fill, drain and step barriers)."""
+    dram = (perf.dram_bytes_read + perf.dram_bytes_written) / chip.dram_effective_bytes_per_cycle
+    return classify_bound(perf.cycles, max(perf.busy), dram)
+
+
+def _no_mapping(chip, M: int, N: int, K: int) -> UserError:
+    from ..hdl.chip import Blocking, blocking_status
+
+    one = Blocking(1, 1, 1, 1, 1)
+    why = {4: "operand", 5: "accumulator"}.get(blocking_status(chip, M, N, K, 1, one), "operand")
+    return UserError(f"chip: {chip.name}'s slices ({chip.slice_bytes} bytes per core) cannot hold the {why} "
+                     f"buffers of any mapping of {M}x{N}x{K}", parameter="chip")
+
+
+@lru_cache(maxsize=4096)
+def map_gemm(chip, M: int, N: int, K: int, count: int = 1, search: str = "fast") -> Mapping:
+    """The mapping the ``search`` picks for ``count`` M x N x K products as one
+    descriptor, timed by the exact model (ties: less DRAM traffic, then the space's
+    order). A space with no valid mapping is a :class:`UserError` saying which capacity
+    rules it out."""
+    M, N, K, count = check_int("M", M), check_int("N", N), check_int("K", K), check_int("count", count)
+    check_search(search)
+    cands = candidates(chip, M, N, K, count)
+    if not cands:
+        raise _no_mapping(chip, M, N, K)
+    keep = max(FAST_SHORTLIST, math.ceil(FAST_FRACTION * len(cands)))
+    if search == "fast" and len(cands) > keep:
+        order = np.argsort(screen_cycles(chip, M, N, K, count, cands), kind="stable")[:keep]
+        shortlist = [cands[i] for i in sorted(order)]
+    else:
+        shortlist = cands
+    best = min(((chip_gemm_cycles(chip, M, N, K, b, count), blocking_traffic(chip, M, N, K, b, count), x)
+                for x, b in enumerate(shortlist)))
+    b = shortlist[best[2]]
+    perf = chip_gemm_perf(chip, M, N, K, b, count=count)
+    return Mapping(chip.name, M, N, K, count, search, b, perf, chip_bound(chip, perf), len(cands), len(shortlist),
+                   dram_traffic_lower_bound(chip, M, N, K, count), best[1], chip.clock_hz)
+
+
+__all__ = ["FAST_FRACTION", "FAST_SHORTLIST", "LOOP_ORDER", "SEARCHES", "Mapping", "chip_bound", "map_gemm", "screen_cycles"]

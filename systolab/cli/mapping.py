@@ -1,0 +1,79 @@
+"""``systolab map``: the mapper's choice for a GEMM or every GEMM of a workload on a chip."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UserError
+from .common import emit, int_in, search_argument
+
+
+def add_parser(sub, parents) -> None:
+    p = sub.add_parser("map", parents=[parents.json, parents.workload, parents.chip],
+                       help="how the mapper blocks and spreads a GEMM or a workload over a chip's cores")
+    g = p.add_argument_group("mapping")
+    search_argument(g)
+    g.add_argument("--count", type=int_in(1, 1 << 20),
+                   help="independent products of --gemm in one descriptor (default 1)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models.mapper import map_gemm
+    from .common import chip_from_args, gemms_from_args
+
+    if args.chip is None:
+        raise UserError("chip: map needs --chip NAME_OR_FILE (a chip of models/data/chips.yaml or a chips YAML file)",
+                        parameter="chip")
+    chip = chip_from_args(args)
+    gemms, workload = gemms_from_args(args, chip.core.dtype)
+    base = {"chip": chip.name, "search": args.search,
+            "model": "mappings timed by models/chip_perf.py (equal to the chip RTL's counters: systolab validate "
+                     "--chip)"}
+    if workload is None:
+        g = gemms[0]
+        m = map_gemm(chip, g.M, g.N, g.K, args.count or 1, args.search)
+        payload = {**base, "gemms": [{"name": g.name, **m.to_dict()}]}
+        payload["totals"] = _totals(chip, payload["gemms"])
+    else:
+        if args.count is not None:
+            raise UserError("count: applies to --gemm (a workload's GEMMs carry their own)", parameter="count")
+        rows = []
+        for g in gemms:
+            m = map_gemm(chip, g.M, g.N, g.K, g.parallel, args.search)
+            rounds = g.count // g.parallel
+            d = m.to_dict()
+            rows.append({"name": g.name, **d, "count": g.count, "parallel": g.parallel, "rounds": rounds,
+                         **{k: d[k] * rounds for k in ("cycles", "seconds", "dram_bytes", "dram_bytes_read",
+                                                       "dram_bytes_written", "dram_bytes_lower_bound",
+                                                       "blocking_traffic_bytes")}})
+        payload = {**base, "workload": workload.to_dict(), "gemms": rows, "totals": _totals(chip, rows)}
+
+    def human(q: dict) -> str:
+        t = q["totals"]
+        lines = [f"{chip.name} ({q['search']} search): {t['cycles']:,} cycles ({t['seconds'] * 1e3:.4f} ms), "
+                 f"MAC utilisation {t['utilization']:.3f}, DRAM bandwidth used {t['dram_bandwidth_utilization']:.3f}, "
+                 f"{t['bound']}-bound; DRAM {t['dram_bytes']:,} B (lower bound {t['dram_bytes_lower_bound']:,} B)"]
+        for r in q["gemms"][:60]:
+            lines.append(f"  {r['name']:14} {'x'.join(map(str, r['gemm']))} x{r['count']}: {r['mapping']['text']:36} "
+                         f"util {r['utilization']:.3f} DRAM {r['dram_bandwidth_utilization']:.3f} {r['bound']:8} "
+                         f"bytes/bound {r['dram_bytes'] / max(1, r['dram_bytes_lower_bound']):.3f} "
+                         f"({r['evaluated']} of {r['candidates']} timed)")
+        lines.append(f"  loop order: {q['gemms'][0]['mapping']['loop_order']}")
+        return "\n".join(lines)
+
+    emit(args, payload, human)
+    return 0
+
+
+def _totals(chip, rows: list[dict]) -> dict:
+    cycles = sum(r["cycles"] for r in rows)
+    macs = sum(r["gemm"][0] * r["gemm"][1] * r["gemm"][2] * r["count"] for r in rows)
+    moved = sum(r["dram_bytes"] for r in rows)
+    by: dict[str, int] = {}
+    for r in rows:
+        by[r["bound"]] = by.get(r["bound"], 0) + r["cycles"]
+    return {"cycles": cycles, "seconds": cycles / chip.clock_hz,
+            "utilization": macs / (chip.cores * chip.core.rows * chip.core.cols * cycles),
+            "dram_bytes": moved, "dram_bytes_lower_bound": sum(r["dram_bytes_lower_bound"] for r in rows),
+            "dram_bandwidth_utilization": moved / (chip.dram_bytes_per_cycle * cycles),
+            "bound": max(sorted(by), key=lambda b: by[b])}

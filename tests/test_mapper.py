@@ -1,0 +1,77 @@
+"""The mapper: fast search against the exhaustive one, reported numbers from the exact model,
+`systolab map`, and bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from systolab.cli import main
+from systolab.errors import UserError
+from systolab.models.blocking import candidates
+from systolab.models.chip import get_chip
+from systolab.models.chip_perf import chip_gemm_perf
+from systolab.models.mapper import map_gemm, screen_cycles
+
+OS32 = get_chip("sl-n4-os32")
+
+
+@pytest.mark.parametrize("shape", [(1, 4096, 4096, 1), (4, 128, 2048, 8), (2048, 4096, 4096, 1), (1151, 1383, 2991, 1),
+                                   (2447, 2012, 9, 1), (16, 14336, 4096, 1)])
+def test_fast_search_within_2_percent_of_the_exhaustive_optimum(shape):
+    M, N, K, p = shape
+    ex = map_gemm(OS32, M, N, K, p, "exhaustive")
+    fa = map_gemm(OS32, M, N, K, p, "fast")
+    assert fa.cycles <= 1.02 * ex.cycles
+    assert fa.evaluated < fa.candidates or fa.candidates <= 48
+    # every number reported is the exact model's for the chosen mapping
+    assert fa.perf == chip_gemm_perf(OS32, M, N, K, fa.blocking, count=p)
+
+
+def test_screen_ranks_the_exact_optimum_near_the_top():
+    M, N, K = 1151, 1383, 2991
+    cands = candidates(OS32, M, N, K)
+    s = screen_cycles(OS32, M, N, K, 1, cands)
+    best = cands.index(map_gemm(OS32, M, N, K, 1, "exhaustive").blocking)
+    assert s.shape == (len(cands),) and np.all(s > 0)
+    assert np.sum(s < s[best]) <= 0.15 * len(cands)
+
+
+def test_memory_bound_gemv_moves_no_more_than_its_lower_bound_allows():
+    m = map_gemm(OS32, 1, 4096, 14336, 1)
+    assert m.bound == "memory" and m.dram_bytes <= 1.1 * m.dram_bytes_lower_bound
+    assert m.to_dict()["dram_bandwidth_utilization"] > 0.85
+
+
+def test_bad_search_and_impossible_mapping_name_the_parameter():
+    with pytest.raises(UserError) as e:
+        map_gemm(OS32, 8, 8, 8, 1, "greedy")
+    assert e.value.parameter == "search"
+    starved = get_chip("sl-tiny").derive(global_sram_mib=0.0001)
+    with pytest.raises(UserError) as e:
+        map_gemm(starved, 64, 64, 64)
+    assert e.value.parameter == "chip" and "cannot hold" in str(e.value)
+
+
+def test_map_cli_gemm_and_workload(capsys):
+    assert main(["map", "--chip", "sl-n4-os32", "--gemm", "2048x4096x4096", "--json"]) == 0
+    q = json.loads(capsys.readouterr().out)
+    row = q["gemms"][0]
+    assert row["mapping"]["mb"] >= 1 and row["cycles"] == q["totals"]["cycles"]
+    assert row["dram_bytes"] >= row["dram_bytes_lower_bound"] > 0 and row["bound"] in ("compute", "memory", "latency")
+    assert main(["map", "--chip", "sl-n4-os32", "--workload", "llama3-8b-decode", "--batch", "1", "--json"]) == 0
+    w = json.loads(capsys.readouterr().out)
+    assert w["totals"]["dram_bandwidth_utilization"] >= 0.85 and w["totals"]["bound"] == "memory"
+    assert main(["perf", "--chip", "sl-n4-os32", "--workload", "llama3-8b-decode", "--batch", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cycles"] == w["totals"]["cycles"]
+
+
+@pytest.mark.parametrize("argv, parameter", [
+    (["map", "--gemm", "8x8x8"], "chip"),
+    (["map", "--chip", "sl-n4-os32", "--gemm", "8x8x8", "--search", "greedy"], "search"),
+    (["map", "--chip", "sl-n4-os32", "--workload", "dlrm", "--count", "2"], "count"),
+])
+def test_map_cli_bad_input(capsys, argv, parameter):
+    assert main(argv + ["--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == parameter
