@@ -75,26 +75,22 @@ def job_layout() -> data.StructLayout:
 
 
 
-def shares(ch: int, lg_channels: int, fields: list, m: Module | None = None) -> list:
+def shares(ch: int, lg_channels: int, fields: list, m: Module) -> list:
     """Channel ``ch``'s part of the groups whose index packs ``fields`` (log2 of each
-    field's size, lowest first; the last field unbounded): per field, (first, step) of
-    the values it takes. The channel's ``lg_channels`` index bits fill the fields from the
-    bottom. On Python ints (the model) without ``m``; on Amaranth values (the RTL, whose
-    comb logic goes into ``m``) with it."""
+    field's size as Amaranth values, lowest first; the last field unbounded): per field,
+    (first, step) of the values it takes, i.e. the groups whose index is ``ch`` modulo the
+    channel count (the model counts them that way, ``models/chip_perf.py``). The
+    channel's ``lg_channels`` index bits fill the fields from the bottom; the comb logic
+    goes into ``m``."""
     out: list = []
     used: object = 0
     for n, lg in enumerate(fields):
         last = n == len(fields) - 1
-        if m is None:
-            bits = lg_channels - used if last else min(lg, lg_channels - used)
-            step = 1 << bits
-            out.append(((ch >> used) & (step - 1), step))
-        else:
-            room, bits = Signal(range(lg_channels + 1)), Signal(range(lg_channels + 1))
-            step, first = Signal(DIM_BITS), Signal(DIM_BITS)
-            m.d.comb += [room.eq(lg_channels - used), bits.eq(room if last else Mux(lg < room, lg, room)),
-                         step.eq(Const(1) << bits), first.eq((Const(ch) >> used) & (step - 1))]
-            out.append((first, step))
+        room, bits = Signal(range(lg_channels + 1)), Signal(range(lg_channels + 1))
+        step, first = Signal(DIM_BITS), Signal(DIM_BITS)
+        m.d.comb += [room.eq(lg_channels - used), bits.eq(room if last else Mux(lg < room, lg, room)),
+                     step.eq(Const(1) << bits), first.eq((Const(ch) >> used) & (step - 1))]
+        out.append((first, step))
         used = used + bits
     return out
 

@@ -33,10 +33,11 @@ import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
+import numpy as np
+
 from ..checks import check_int
 from ..errors import UserError
 from ..hdl.chip import REJECT, Blocking, blocking_status, core_index, dram_beats, slice_words
-from ..hdl.dma import shares
 from .perf import MemorySystem, core_counters, core_cycles
 
 NEVER = -(1 << 60)
@@ -130,40 +131,33 @@ def _kparts(b: Blocking, klen: int) -> list[int]:
     return [min(b.kc, klen - kk * b.kc) for kk in range(b.gk) if kk * b.kc < klen]
 
 
-def _values(first: int, step: int, ok) -> list[int]:
-    out, v = [], first
-    while ok(v):
-        out.append(v)
-        v += step
-    return out
-
-
 @lru_cache(maxsize=1 << 16)
 def _channel_beats(chip, b: Blocking, live: int, mlen: int, nlen: int, klen: int | None) -> tuple[int, ...]:
     """DRAM beats each channel moves for a block (``hdl/dma.py``): its load (``klen``
     given) of the A rows and B columns of its groups, or its write-back (``klen`` None)
-    of the rows of its K-group-0 B groups."""
-    lgC = chip.dma_channels.bit_length() - 1
-    lg_gp, lg_gm, lg_gk = (v.bit_length() - 1 for v in (b.gp, b.gm, b.gk))
+    of the rows of its K-group-0 B groups. Channel ``ch`` has the A groups
+    ``a = (kk * gp + q) * gm + i`` and the B groups ``b = (j * gk + kk) * gp + q`` with
+    index ``% channels == ch`` (what :func:`~systolab.hdl.dma.shares` enumerates)."""
+    C, W = chip.dma_channels, chip.dma_beat_bytes
     eb, ab = chip.core.input_bytes, chip.core.acc_bytes
-    parts = _kparts(b, klen) if klen is not None else []
-
-    def k_beats(first, step):            # a row's beats over the K-groups first, first + step, ...
-        return sum(dram_beats(chip, parts[kk] * eb) for kk in _values(first, step, lambda kk: kk < len(parts)))
-
-    out = []
-    for ch in range(chip.dma_channels):
-        (qb0, qbs), (kb0, kbs), (j0, js) = shares(ch, lgC, [lg_gp, lg_gk, None])
-        qs_b = _values(qb0, qbs, lambda q: q < live)
-        cols = [min(b.nc, nlen - j * b.nc) for j in _values(j0, js, lambda j: j * b.nc < nlen)]
-        if klen is None:
-            out.append(len(qs_b) * mlen * sum(dram_beats(chip, c * ab) for c in cols) if kb0 == 0 else 0)
-            continue
-        (i0, i_s), (qa0, qas), (ka0, kas) = shares(ch, lgC, [lg_gm, lg_gp, None])
-        rows = sum(min(b.mc, mlen - i * b.mc) for i in _values(i0, i_s, lambda i: i * b.mc < mlen))
-        n_qa = len(_values(qa0, qas, lambda q: q < live))
-        out.append(n_qa * rows * k_beats(ka0, kas) + len(qs_b) * sum(cols) * k_beats(kb0, kbs))
-    return tuple(out)
+    q = np.arange(live)
+    j = np.arange(-(-nlen // b.nc))
+    cols = np.minimum(b.nc, nlen - j * b.nc)
+    if klen is None:
+        groups = (j[:, None] * b.gk) * b.gp + q[None, :]
+        beats = np.broadcast_to((mlen * -(-(cols * ab) // W))[:, None], groups.shape)
+        return tuple(int(v) for v in np.bincount((groups % C).ravel(), beats.ravel(), minlength=C))
+    part_beats = -(-(np.array(_kparts(b, klen)) * eb) // W)
+    kk = np.arange(len(part_beats))
+    i = np.arange(-(-mlen // b.mc))
+    rows = np.minimum(b.mc, mlen - i * b.mc)
+    a_groups = (kk[:, None, None] * b.gp + q[None, :, None]) * b.gm + i[None, None, :]
+    a_beats = part_beats[:, None, None] * rows[None, None, :] + 0 * a_groups
+    b_groups = (j[:, None, None] * b.gk + kk[None, :, None]) * b.gp + q[None, None, :]
+    b_beats = cols[:, None, None] * part_beats[None, :, None] + 0 * b_groups
+    out = (np.bincount((a_groups % C).ravel(), a_beats.ravel(), minlength=C)
+           + np.bincount((b_groups % C).ravel(), b_beats.ravel(), minlength=C))
+    return tuple(int(v) for v in out)
 
 
 def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: int = 1,
@@ -207,7 +201,6 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
 
     # totals that follow from the blocking alone
     sram_read = sram_written = core_read = 0
-    busy = [0] * n_cores
     steps = 0
 
     def ld_of(origin):
@@ -221,24 +214,40 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
     issue = t_free + 1                       # WAIT_LOAD sees the DMA idle, then ISSUE
     prev_block = None
     sram_written += _dma_sram_writes(chip, b, *ld_of(origins[0]))
+    memo: dict[tuple, tuple] = {}
+
+    def cores_of(live: int, mlen: int, nlen: int, klen: int) -> tuple:
+        """A step's sub-GEMMs: (longest, busy cycles per core, SRAM bytes the cores read
+        and write), the same for every step of these sizes."""
+        key = (live, mlen, nlen, klen)
+        if key not in memo:
+            longest, add, reads_sum, writes_sum = NEVER, np.zeros(n_cores, dtype=np.int64), 0, 0
+            rows_g, cols_g = _groups(mlen, b.mc, b.gm), _groups(nlen, b.nc, b.gn)
+            for q in range(live):
+                for gi, rows in enumerate(rows_g):
+                    for gj, cols in enumerate(cols_g):
+                        for kk, ks in enumerate(_kparts(b, klen)):
+                            if not rows or not cols:
+                                continue
+                            cyc, busy_c, reads, writes = _core_step(cfg, port, rows, cols, ks)
+                            longest = max(longest, cyc)
+                            add[core_index(b, q, gi, gj, kk)] += busy_c
+                            reads_sum += reads
+                            writes_sum += writes
+            memo[key] = longest, add, reads_sum, writes_sum
+        return memo[key]
+
+    busy_total = np.zeros(n_cores, dtype=np.int64)
     for s, (p0, m0, n0, k0) in enumerate(origins):
         steps += 1
         live, mlen, nlen, klen = ld_of((p0, m0, n0, k0))
         # the cores' sub-GEMMs
-        last_done = NEVER
-        rows_g, cols_g = _groups(mlen, b.mc, b.gm), _groups(nlen, b.nc, b.gn)
-        for q in range(live):
-            for gi, rows in enumerate(rows_g):
-                for gj, cols in enumerate(cols_g):
-                    for kk, ks in enumerate(_kparts(b, klen)):
-                        if not rows or not cols:
-                            continue
-                        cyc, busy_c, reads, writes = _core_step(cfg, port, rows, cols, ks)
-                        last_done = max(last_done, issue + cyc)
-                        busy[core_index(b, q, gi, gj, kk)] += busy_c
-                        sram_read += reads + (writes if k0 else 0)
-                        core_read += reads
-                        sram_written += writes
+        longest, add, reads, writes = cores_of(live, mlen, nlen, klen)
+        last_done = issue + longest if longest != NEVER else NEVER
+        busy_total += add
+        sram_read += reads + (writes if k0 else 0)
+        core_read += reads
+        sram_written += writes
         # the DMA's job
         wb = prev_block if s > 0 and k0 == 0 else None
         nxt = ld_of(origins[s + 1]) if s + 1 < len(origins) else None
@@ -259,7 +268,7 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
     finish = t_lw + 2 + 1
     dram_read = sum(live * (ml + nl) * sum(dram_beats(chip, k * cfg.input_bytes) for k in _kparts(b, kl)) * Wd
                     for live, ml, nl, kl in map(ld_of, origins))
-    return ChipGemmPerf(cycles=finish + 1, steps=steps, macs=M * N * K * count, busy=tuple(busy),
+    return ChipGemmPerf(cycles=finish + 1, steps=steps, macs=M * N * K * count, busy=tuple(int(v) for v in busy_total),
                         dram_bytes_read=dram_read, dram_bytes_written=M * N * ab * count,
                         sram_bytes_read=sram_read, sram_bytes_written=sram_written, core_bytes_read=core_read,
                         cores=n_cores,
@@ -305,6 +314,7 @@ def _job_cycles(Bw: int, Br: int, L: int, sp: int) -> int:
     return first + (Br - 1) * sp + 2
 
 
+@lru_cache(maxsize=1 << 16)
 def _step_dma(chip, b: Blocking, wb: tuple | None, ld: tuple | None, L: int, sp: int) -> int:
     """Cycles from a job's start until every channel is idle again (credit not binding)."""
     C = chip.dma_channels
