@@ -8,7 +8,8 @@ enumerates, for every product group size ``gp`` in {1, 2, 4, ..., min(count, cor
 every row-group count ``gm`` in {1, 2, 4, ...} and, when the output tiles
 (ceil(M / tile_m) x ceil(N / cols) x count) are fewer than the cores, every K-group count
 ``gk`` in {1, 2, 4, ...} (split-K; otherwise gk = 1), with ``gn`` the cores left: per-core
-rows ``mc`` in {tile_m * 2^i} and the even split ceil(M / gm); per-core columns ``nc`` in
+rows ``mc`` in {rows * 2^i} (for a WS core, whose M-block is ``tile_m`` >= rows, also
+below it) and the even split ceil(M / gm); per-core columns ``nc`` in
 {cols * 2^i} and ceil(N / gn); per-core K-ranges ``kc`` of ceil(K / gk), of the largest
 multiple of a beat that fits the slice and its halves down to a quarter, and of every
 power-of-two number of beats (from eight) that fits (``kb = min(K, gk * kc)``). Blockings
@@ -100,7 +101,7 @@ def candidates(chip, M: int, N: int, K: int, count: int = 1) -> list[Blocking]:
                 gn = n // (gp * gm * gk)
                 if gn < 1 or (gk > 1 and 2 * k_unit * gk > K):
                     continue
-                for mc in sorted(set(_powers(cfg.tile_m, math.ceil(M / gm)))):
+                for mc in sorted(set(_powers(min(cfg.rows, cfg.tile_m), math.ceil(M / gm)))):
                     for nc in sorted(set(_powers(cfg.cols, math.ceil(N / gn)))):
                         mb, nb = min(M, mc * gm), min(N, nc * gn)
                         mc_, nc_ = math.ceil(mb / gm), math.ceil(nb / gn)

@@ -21,7 +21,7 @@ def chip_workload_perf(chip, gemms, search: str = "fast") -> WorkloadPerf:
     SRAM bytes, and the DRAM traffic's lower bound."""
     check_search(search)
     rows, cycles, macs, issued, moved, read = [], 0, 0, 0, 0, 0
-    by_bound = {"compute": 0, "memory": 0, "latency": 0}
+    by_bound = {"compute": 0, "memory": 0, "sram": 0, "latency": 0}
     pes = chip.core.rows * chip.core.cols
     for g in gemms:
         parallel = getattr(g, "parallel", 1)

@@ -32,8 +32,9 @@ class Evaluation:
     utilization : float
         Achieved over peak operations per second in the dtype, 0..1.
     bound : str
-        What limits the run as a whole: ``compute``, ``memory`` (DRAM bandwidth) or
-        ``latency`` (pipeline fill, memory latency, kernel launches).
+        What limits the run as a whole: ``compute``, ``memory`` (DRAM bandwidth),
+        ``sram`` (a custom chip's cores starved by their SRAM ports) or ``latency``
+        (pipeline fill, memory latency, kernel launches).
     energy_J : float
         Energy of one run, J.
     flops : int

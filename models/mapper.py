@@ -38,7 +38,7 @@ from ..checks import check_int
 from ..errors import UserError
 from .blocking import blocking_traffic, candidates, dram_traffic_lower_bound
 from .chip_perf import ChipGemmPerf, _core_step, chip_gemm_cycles, chip_gemm_perf
-from .perf import MemorySystem, classify_bound
+from .perf import MemorySystem
 
 SEARCHES = ("fast", "exhaustive")
 #: The fast search times the best-screened ``FAST_SHORTLIST`` candidates, and at least
@@ -55,13 +55,23 @@ def check_search(search: str) -> str:
     return search
 
 
+@lru_cache(maxsize=64)
+def _core_table(cfg, port) -> dict:
+    """Exact core sub-GEMM cycles by (rows, cols, K), filled as the screen asks."""
+    return {}
+
+
 def _core_lookup(cfg, port, rows: np.ndarray, cols: np.ndarray, ks: np.ndarray) -> np.ndarray:
     """The exact cycles of each core sub-GEMM (rows x cols x ks), one model call per
     distinct shape."""
+    table = _core_table(cfg, port)
     shapes = np.stack([rows, cols, ks], axis=1)
     uniq, inverse = np.unique(shapes, axis=0, return_inverse=True)
-    cycles = np.array([_core_step(cfg, port, int(r), int(c), int(k))[0] if r and c and k else 0 for r, c, k in uniq],
-                      dtype=np.float64)
+    cycles = np.empty(len(uniq))
+    for x, (r, c, k) in enumerate(uniq.tolist()):
+        if (r, c, k) not in table:
+            table[r, c, k] = _core_step(cfg, port, r, c, k)[0] if r and c and k else 0
+        cycles[x] = table[r, c, k]
     return cycles[inverse.reshape(-1)]
 
 
@@ -164,11 +174,17 @@ class Mapping:
 
 
 def chip_bound(chip, perf: ChipGemmPerf) -> str:
-    """At chip level: ``compute`` (the busiest core's array), ``memory`` (the DRAM's bytes
-    at the rate the DMA can move them) or ``latency`` (neither accounts for half the
-    cycles: fill, drain and step barriers)."""
-    dram = (perf.dram_bytes_read + perf.dram_bytes_written) / chip.dram_effective_bytes_per_cycle
-    return classify_bound(perf.cycles, max(perf.busy), dram)
+    """What limits a descriptor at chip level, when it accounts for at least half of the
+    cycles: ``compute`` (the busiest core's array), ``memory`` (the DRAM's bytes at the
+    rate the DMA can move them) or ``sram`` (the cores' reads from their slices, one core
+    beat a cycle per port, averaged over the cores in use); else ``latency`` (fill,
+    drain, DRAM latency and step barriers). Ties go to compute, then memory."""
+    active = sum(1 for b in perf.busy if b) or 1
+    parts = {"compute": max(perf.busy),
+             "memory": (perf.dram_bytes_read + perf.dram_bytes_written) / chip.dram_effective_bytes_per_cycle,
+             "sram": perf.core_bytes_read / (active * chip.core.beat_bytes)}
+    name = max(parts, key=lambda k: (parts[k], -list(parts).index(k)))
+    return name if parts[name] >= 0.5 * perf.cycles else "latency"
 
 
 def _no_mapping(chip, M: int, N: int, K: int) -> UserError:

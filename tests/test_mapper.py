@@ -44,6 +44,16 @@ def test_memory_bound_gemv_moves_no_more_than_its_lower_bound_allows():
     assert m.to_dict()["dram_bandwidth_utilization"] > 0.85
 
 
+def test_chip_level_bound_names_what_limits_the_chip():
+    """A decode GEMV at under 1 % utilisation is DRAM-bound (not compute, as the busiest
+    core's port alone would say); 64x64 output-stationary cores need 128 bytes a cycle from
+    a 64-byte slice port, so prefill on them is SRAM-bound; 32x32 cores are compute-bound."""
+    gemv = map_gemm(OS32, 1, 4096, 4096)
+    assert gemv.perf.utilization < 0.01 and gemv.bound == "memory"
+    assert map_gemm(get_chip("sl-n4-os64"), 2048, 4096, 4096).bound == "sram"
+    assert map_gemm(OS32, 2048, 4096, 4096).bound == "compute"
+
+
 def test_bad_search_and_impossible_mapping_name_the_parameter():
     with pytest.raises(UserError) as e:
         map_gemm(OS32, 8, 8, 8, 1, "greedy")
@@ -59,7 +69,7 @@ def test_map_cli_gemm_and_workload(capsys):
     q = json.loads(capsys.readouterr().out)
     row = q["gemms"][0]
     assert row["mapping"]["mb"] >= 1 and row["cycles"] == q["totals"]["cycles"]
-    assert row["dram_bytes"] >= row["dram_bytes_lower_bound"] > 0 and row["bound"] in ("compute", "memory", "latency")
+    assert row["dram_bytes"] >= row["dram_bytes_lower_bound"] > 0 and row["bound"] in ("compute", "memory", "sram", "latency")
     assert main(["map", "--chip", "sl-n4-os32", "--workload", "llama3-8b-decode", "--batch", "1", "--json"]) == 0
     w = json.loads(capsys.readouterr().out)
     assert w["totals"]["dram_bandwidth_utilization"] >= 0.85 and w["totals"]["bound"] == "memory"
