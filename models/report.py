@@ -182,18 +182,18 @@ def conclusions(result: dict) -> list[str]:
         lines.append(s + ". [time: custom = cycle model of the chip RTL, GPUs = calibrated GEMM model; cost: cost "
                          "model]")
     custom = [r for r in result["rows"] if r["kind"] == "custom"]
-    mem_bound = [r for r in custom if r["bound"] == "memory"]
-    if mem_bound:
-        lines.append(f"{chip['name']} is DRAM-bound on {', '.join(r['workload'] for r in mem_bound)}: each GEMM "
-                     "keeps its blocks in the global SRAM (A re-read once per N-block, B once per M-block), so "
-                     "what is left is compulsory traffic (weights, KV cache, outputs) at the DRAM's rate; more DRAM "
-                     "bandwidth, not more cores, is the lever there. [chip cycle model, mapper]")
-    sram_bound = [r for r in custom if r["bound"] == "sram"]
-    if sram_bound:
-        lines.append(f"{chip['name']} is SRAM-port-bound on {', '.join(r['workload'] for r in sram_bound)}: its "
-                     "cores read more operand bytes per cycle than their slice's port carries (an output-stationary "
-                     "core needs rows + columns bytes a cycle), so wider ports or smaller cores are the lever. "
-                     "[chip cycle model]")
+    why = {
+        "memory": ("DRAM-bound", "each GEMM keeps its blocks in the global SRAM (A re-read once per N-block, B once "
+                   "per M-block), so what is left is compulsory traffic (weights, KV cache, outputs) at the DRAM's "
+                   "rate; more DRAM bandwidth, not more cores, is the lever there. [chip cycle model, mapper]"),
+        "sram": ("SRAM-port-bound", "its cores read more operand bytes per cycle than their slice's port carries "
+                 "(an output-stationary core needs rows + columns bytes a cycle), so wider ports or smaller cores "
+                 "are the lever. [chip cycle model]"),
+    }
+    for bound, (label, text) in why.items():
+        hit = [r["workload"] for r in custom if r["bound"] == bound]
+        if hit:
+            lines.append(f"{chip['name']} is {label} on {', '.join(hit)}: {text}")
     compute_bound = [r for r in custom if r["bound"] == "compute"]
     if compute_bound:
         shares = ", ".join(f"{r['utilization']:.1%}" for r in compute_bound)
