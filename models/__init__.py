@@ -8,14 +8,15 @@ from .export_control import ExportClass, classify, classify_custom, classify_gpu
 from .gemm import Gemm, parse_gemm
 from .gpu import estimate_gemm, estimate_workload
 from .gpu_specs import GpuSpec, get_gpu, list_gpus
+from .mapper import Mapping, map_gemm
 from .perf import MemorySystem, chip_perf, core_perf, workload_perf
 from .report import write_report
 from .workloads import Workload, get_workload, list_workloads
 
 __all__ = [
     "ChipConfig", "DramConfig", "Evaluation", "ExportClass", "Gemm", "GpuSpec", "MemorySystem", "ReticleWarning",
-    "Workload", "chip_perf", "classify", "classify_custom", "classify_gpu", "compare", "core_perf", "estimate_gemm",
+    "Mapping", "Workload", "chip_perf", "classify", "classify_custom", "classify_gpu", "compare", "core_perf", "estimate_gemm",
     "estimate_workload", "evaluate_chip", "evaluate_gpu", "fit_cores", "get_chip", "get_gpu", "get_workload",
-    "largest_outside", "list_chips", "list_gpus", "list_workloads", "match_gpu", "parse_gemm", "workload_perf",
+    "largest_outside", "list_chips", "list_gpus", "list_workloads", "map_gemm", "match_gpu", "parse_gemm", "workload_perf",
     "write_report",
 ]

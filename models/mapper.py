@@ -161,6 +161,21 @@ class Mapping:
     def dram_bytes(self) -> int:
         return self.perf.dram_bytes_read + self.perf.dram_bytes_written
 
+    def to_frame(self):
+        """One row (pandas): the mapping's fields and the exact model's numbers, units in
+        the column names."""
+        import pandas as pd
+
+        d = self.to_dict()
+        mapping = d.pop("mapping")
+        d["M"], d["N"], d["K"] = d.pop("gemm")
+        d = {("seconds_s" if k == "seconds" else k): v for k, v in d.items()}
+        return pd.DataFrame([{**{f"map_{k}": v for k, v in mapping.items()}, **d}])
+
+    def _repr_html_(self) -> str:
+        return (f"<b>{self.M}x{self.N}x{self.K}</b> x{self.count} on <b>{self.chip}</b> ({self.search} search): "
+                f"{self.blocking}, {self.cycles:,} cycles, {self.bound}-bound" + self.to_frame().to_html())
+
     def to_dict(self) -> dict:
         p = self.perf
         return {"gemm": [self.M, self.N, self.K], "count": self.count, "search": self.search,
@@ -199,7 +214,8 @@ def _no_mapping(chip, M: int, N: int, K: int) -> UserError:
 @lru_cache(maxsize=4096)
 def map_gemm(chip, M: int, N: int, K: int, count: int = 1, search: str = "fast") -> Mapping:
     """The mapping the ``search`` picks for ``count`` M x N x K products as one
-    descriptor, timed by the exact model (ties: less DRAM traffic, then the space's
+    descriptor on ``chip`` (a :class:`~systolab.models.chip.ChipConfig`), timed by the
+    exact model (cycles of the chip's clock; bytes) (ties: less DRAM traffic, then the space's
     order). A space with no valid mapping is a :class:`UserError` saying which capacity
     rules it out."""
     M, N, K, count = check_int("M", M), check_int("N", N), check_int("K", K), check_int("count", count)

@@ -9,6 +9,7 @@ The public API for scripts and notebooks (the command line is ``systolab``)::
     chip.evaluate(wl).to_frame()                           # per-GEMM table (pandas)
     sl.evaluate_gpu("h20", wl).throughput                  # tokens/s on the same workload and dtype
     chip.derive(rows=32, cols=32, cores=400)               # a validated variant
+    sl.map_gemm(chip, 2048, 4096, 4096).to_frame()         # the mapper's blocking and the exact model's numbers
 """
 from pathlib import Path as _Path
 
@@ -29,6 +30,7 @@ from .models import (  # noqa: E402
     ExportClass,
     Gemm,
     GpuSpec,
+    Mapping,
     MemorySystem,
     ReticleWarning,
     Workload,
@@ -47,6 +49,7 @@ from .models import (  # noqa: E402
     list_chips,
     list_gpus,
     list_workloads,
+    map_gemm,
     match_gpu,
     parse_gemm,
     write_report,
@@ -55,8 +58,8 @@ from .models import (  # noqa: E402
 __version__ = "0.1.0"
 __all__ = [
     "AcceleratorConfig", "ChipConfig", "ConfigError", "DramConfig", "Evaluation", "ExportClass", "Gemm", "GpuSpec",
-    "MemorySystem", "ReticleWarning", "SimulationError", "UserError", "Workload", "__version__", "classify",
+    "Mapping", "MemorySystem", "ReticleWarning", "SimulationError", "UserError", "Workload", "__version__", "classify",
     "classify_custom", "classify_gpu", "compare", "core_perf", "default_out", "evaluate_chip", "evaluate_gpu",
     "fit_cores", "get_chip", "get_gpu", "get_workload", "largest_outside", "list_chips", "list_gpus",
-    "list_workloads", "match_gpu", "parse_gemm", "write_report",
+    "list_workloads", "map_gemm", "match_gpu", "parse_gemm", "write_report",
 ]

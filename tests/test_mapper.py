@@ -27,6 +27,8 @@ def test_fast_search_within_2_percent_of_the_exhaustive_optimum(shape):
     assert fa.evaluated < fa.candidates or fa.candidates <= 48
     # every number reported is the exact model's for the chosen mapping
     assert fa.perf == chip_gemm_perf(OS32, M, N, K, fa.blocking, count=p)
+    row = fa.to_frame().iloc[0]
+    assert row["cycles"] == fa.cycles and row["map_mb"] == fa.blocking.mb and row["seconds_s"] > 0
 
 
 def test_screen_ranks_the_exact_optimum_near_the_top():
