@@ -10,6 +10,7 @@ The public API for scripts and notebooks (the command line is ``systolab``)::
     sl.evaluate_gpu("h20", wl).throughput                  # tokens/s on the same workload and dtype
     chip.derive(rows=32, cols=32, cores=400)               # a validated variant
     sl.map_gemm(chip, 2048, 4096, 4096).to_frame()         # the mapper's blocking and the exact model's numbers
+    sl.explore("h20-beater", db="out/h20.sqlite", search="lhs", trials=64)   # a design space, resumable
 """
 from pathlib import Path as _Path
 
@@ -54,12 +55,13 @@ from .models import (  # noqa: E402
     parse_gemm,
     write_report,
 )
+from .models.explore import explore  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
     "AcceleratorConfig", "ChipConfig", "ConfigError", "DramConfig", "Evaluation", "ExportClass", "Gemm", "GpuSpec",
     "Mapping", "MemorySystem", "ReticleWarning", "SimulationError", "UserError", "Workload", "__version__", "classify",
-    "classify_custom", "classify_gpu", "compare", "core_perf", "default_out", "evaluate_chip", "evaluate_gpu",
+    "classify_custom", "classify_gpu", "compare", "core_perf", "default_out", "evaluate_chip", "evaluate_gpu", "explore",
     "fit_cores", "get_chip", "get_gpu", "get_workload", "largest_outside", "list_chips", "list_gpus",
     "list_workloads", "map_gemm", "match_gpu", "parse_gemm", "write_report",
 ]

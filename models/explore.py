@@ -1,0 +1,475 @@
+"""Design-space exploration: a space file, samplers, a crash-safe store and Pareto fronts.
+
+**The space** (YAML, or the same as a dict)::
+
+    base: sl-n4-os32                  # the chip varied (a chips.yaml name; default chip if absent)
+    parameters:                       # any field ChipConfig.derive takes
+      rows: [16, 32]                  # a list of values
+      cores: {min: 128, max: 512, step: 128}   # a range (inclusive; integers when min, max, step are)
+      clock_mhz: {min: 800, max: 1400}         # a continuous range (random and lhs only)
+    workloads:
+      - {name: llama3-8b-decode, batch: 1}
+      - {name: llama3-8b-prefill, seq_len: 2048}
+    objectives:
+      - {metric: throughput, workload: llama3-8b-decode, goal: max}
+      - {metric: usd_per_million_units, workload: llama3-8b-decode, goal: min}
+      - {metric: die_mm2, goal: min}
+    constraints:
+      export_class: none              # the allowed ECCN (``none``: outside 3A090) ...
+      rule_date: "2025-01-15"         # ... under the rule set in force on this date
+      die_mm2_max: 858                # the reticle limit
+      power_W_max: 700
+      beat: [{gpu: h20, workload: llama3-8b-decode, ratio: 1.0}]
+
+Metrics of a design: ``die_mm2``, ``power_W``, ``unit_cost_usd``, ``peak_tops``, ``tpp``;
+per workload: ``throughput`` (units/s), ``seconds``, ``utilization``,
+``energy_per_unit_J``, ``usd_per_million_units``. Every number comes from the models that
+``systolab compare`` uses (the chip model through the mapper, area, power, cost, export).
+
+**Search.** ``grid`` (every combination of lists and stepped ranges, in a fixed order),
+``random`` and ``lhs`` (Latin hypercube) with a seed: the same seed gives the same points.
+
+**The store** is SQLite: each evaluated point is one row (its design hash, the design, the
+model version, the results) committed in its own transaction. A run killed at any moment
+loses at most the points being evaluated; rerunning the same command skips every stored
+hash, so nothing is evaluated twice and the final set of points (hence the Pareto front)
+is the same as an uninterrupted run's. The design hash is SHA-256 of the canonical JSON of
+the design and workloads (never Python's ``hash()``).
+
+**The Pareto front** is computed exactly from the stored feasible points (no point of the
+front is dominated by another feasible point in every objective).
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, UserError
+
+SEARCHES = ("grid", "random", "lhs")
+#: Spaces usable by name (``systolab explore h20-beater``).
+SPACES_DIR = Path(__file__).parent / "data" / "spaces"
+DESIGN_METRICS = ("die_mm2", "power_W", "unit_cost_usd", "peak_tops", "tpp")
+WORKLOAD_METRICS = ("throughput", "seconds", "utilization", "energy_per_unit_J", "usd_per_million_units")
+SPACE_KEYS = ("base", "parameters", "workloads", "objectives", "constraints")
+CONSTRAINT_KEYS = ("export_class", "rule_date", "die_mm2_max", "power_W_max", "beat")
+
+
+def _err(where: str, field: str, message: str) -> UserError:
+    return UserError(f"space: {where}: {field}: {message}", parameter="space")
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    goal: str                   # "max" or "min"
+    workload: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.metric}[{self.workload}]" if self.workload else self.metric
+
+
+@dataclass(frozen=True)
+class Space:
+    """A validated space: what is varied, on which workloads, for which objectives."""
+
+    source: str
+    base: str | None
+    parameters: dict[str, dict]     # name -> {"values": [...]} or {"min", "max", "step"|None}
+    workloads: tuple[dict, ...]     # {"name": ..., "batch": ..., "seq_len": ...}
+    objectives: tuple[Objective, ...]
+    constraints: dict[str, Any]
+
+    def grid(self) -> list[dict]:
+        """Every combination, parameters in file order, values in ascending order."""
+        axes = []
+        for name, p in self.parameters.items():
+            if "values" in p:
+                axes.append(p["values"])
+            elif p.get("step") is None:
+                raise _err(self.source, f"parameters.{name}", "a continuous range has no grid: give step or values")
+            else:
+                n = int(math.floor((p["max"] - p["min"]) / p["step"] + 1e-9)) + 1
+                vals = [p["min"] + i * p["step"] for i in range(n)]
+                axes.append([int(v) if p["int"] else v for v in vals])
+        return [dict(zip(self.parameters, combo)) for combo in itertools.product(*axes)]
+
+    def sample(self, search: str, trials: int, seed: int) -> list[dict]:
+        """``trials`` points by ``random`` or ``lhs`` sampling (deterministic in ``seed``)."""
+        rng = np.random.default_rng(seed)
+        d = len(self.parameters)
+        if search == "random":
+            u = rng.random((trials, d))
+        else:                       # Latin hypercube: one point per stratum in every dimension
+            u = (np.argsort(rng.random((d, trials)), axis=1).T + rng.random((trials, d))) / trials
+        return [{name: self._value(p, float(u[i, j])) for j, (name, p) in enumerate(self.parameters.items())}
+                for i in range(trials)]
+
+    @staticmethod
+    def _value(p: dict, u: float):
+        if "values" in p:
+            return p["values"][min(int(u * len(p["values"])), len(p["values"]) - 1)]
+        if p.get("step") is not None:
+            n = int(math.floor((p["max"] - p["min"]) / p["step"] + 1e-9)) + 1
+            v = p["min"] + min(int(u * n), n - 1) * p["step"]
+        else:
+            v = p["min"] + u * (p["max"] - p["min"])
+        return int(round(v)) if p["int"] else round(v, 9)
+
+
+def load_space(space: str | Path | dict) -> Space:
+    """A space from a YAML file, a bundled space's name (``models/data/spaces``) or a
+    dict; every error names the file and the field."""
+    from ..files import read_text
+    from .chip import get_chip
+    from .workloads import BUILTINS
+
+    if isinstance(space, dict):
+        data, source = space, "<dict>"
+    else:
+        bundled = SPACES_DIR / f"{space}.yaml"
+        if not Path(space).exists() and bundled.is_file():
+            space = bundled
+        import yaml
+
+        source = str(space)
+        try:
+            data = yaml.safe_load(read_text(space, parameter="space"))
+        except yaml.YAMLError as exc:
+            raise _err(source, "(file)", f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise _err(source, "(file)", "expected a mapping with parameters, workloads and objectives")
+    for key in data:
+        if key not in SPACE_KEYS:
+            raise _err(source, str(key), f"unknown key; expected {', '.join(SPACE_KEYS)}")
+    base = data.get("base")
+    try:
+        chip = get_chip(base)
+    except UserError as exc:
+        raise _err(source, "base", str(exc).split(": ", 1)[-1]) from None
+    params = data.get("parameters")
+    if not isinstance(params, dict) or not params:
+        raise _err(source, "parameters", "give at least one parameter to vary (a list or a {min, max} range)")
+    parsed: dict[str, dict] = {}
+    for name, spec in params.items():
+        where = f"parameters.{name}"
+        try:
+            if _first(spec) is not None:
+                chip.derive(**{name: _first(spec)})
+        except UserError as exc:
+            raise _err(source, where, str(exc).split(": ", 1)[-1]) from None
+        except (TypeError, ValueError) as exc:
+            raise _err(source, where, str(exc)) from None
+        parsed[name] = _parse_range(source, where, spec)
+    workloads = data.get("workloads")
+    if not isinstance(workloads, list) or not workloads:
+        raise _err(source, "workloads", "give at least one workload, e.g. {name: llama3-8b-decode, batch: 1}")
+    wls = []
+    for i, w in enumerate(workloads):
+        w = {"name": w} if isinstance(w, str) else w
+        if not isinstance(w, dict) or w.get("name") not in BUILTINS or set(w) - {"name", "batch", "seq_len"}:
+            raise _err(source, f"workloads[{i}]", f"expected {{name, batch, seq_len}} with a built-in name "
+                                                  f"({', '.join(BUILTINS)}), not {w!r}")
+        wls.append(dict(w))
+    names = [w["name"] for w in wls]
+    objectives = data.get("objectives")
+    if not isinstance(objectives, list) or not objectives:
+        raise _err(source, "objectives", "give at least one objective, e.g. {metric: die_mm2, goal: min}")
+    objs = []
+    for i, o in enumerate(objectives):
+        where = f"objectives[{i}]"
+        if not isinstance(o, dict) or set(o) - {"metric", "goal", "workload"}:
+            raise _err(source, where, "expected {metric, goal, workload}")
+        metric, goal, wl = o.get("metric"), o.get("goal"), o.get("workload")
+        if metric not in DESIGN_METRICS + WORKLOAD_METRICS:
+            raise _err(source, f"{where}.metric", f"unknown metric {metric!r}; choose one of "
+                                                  f"{', '.join(DESIGN_METRICS + WORKLOAD_METRICS)}")
+        if goal not in ("max", "min"):
+            raise _err(source, f"{where}.goal", f"must be max or min, not {goal!r}")
+        if metric in WORKLOAD_METRICS and wl not in names:
+            raise _err(source, f"{where}.workload", f"must name one of the space's workloads ({', '.join(names)}), "
+                                                    f"not {wl!r}")
+        if metric in DESIGN_METRICS and wl is not None:
+            raise _err(source, f"{where}.workload", f"{metric} is a property of the design, not of a workload")
+        objs.append(Objective(metric, goal, wl))
+    constraints = data.get("constraints") or {}
+    if not isinstance(constraints, dict):
+        raise _err(source, "constraints", "expected a mapping")
+    for key, value in constraints.items():
+        if key not in CONSTRAINT_KEYS:
+            raise _err(source, f"constraints.{key}", f"unknown constraint; expected {', '.join(CONSTRAINT_KEYS)}")
+        if key in ("die_mm2_max", "power_W_max") and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                                       or value <= 0):
+            raise _err(source, f"constraints.{key}", f"must be a positive number, not {value!r}")
+    for i, b in enumerate(constraints.get("beat") or []):
+        if not isinstance(b, dict) or set(b) != {"gpu", "workload", "ratio"} or b["workload"] not in names:
+            raise _err(source, f"constraints.beat[{i}]", "expected {gpu, workload (one of the space's), ratio}")
+        from .gpu_specs import get_gpu
+
+        try:
+            get_gpu(b["gpu"])
+        except UserError as exc:
+            raise _err(source, f"constraints.beat[{i}].gpu", str(exc).split(": ", 1)[-1]) from None
+    return Space(source, base, parsed, tuple(wls), tuple(objs), dict(constraints))
+
+
+def _first(spec):
+    """A value the range takes (to check the parameter's name and type early)."""
+    if isinstance(spec, list):
+        return spec[0] if spec else None
+    if isinstance(spec, dict):
+        return spec.get("min")
+    return spec
+
+
+def _parse_range(source: str, where: str, spec) -> dict:
+    if isinstance(spec, list):
+        if not spec:
+            raise _err(source, where, "an empty list of values")
+        return {"values": sorted(spec, key=lambda v: (str(type(v)), v)), "int": False}
+    if not isinstance(spec, dict) or set(spec) - {"min", "max", "step"} or not {"min", "max"} <= set(spec):
+        raise _err(source, where, "expected a list of values or {min, max[, step]}")
+    lo, hi, step = spec["min"], spec["max"], spec.get("step")
+    nums = [v for v in (lo, hi, step) if v is not None]
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in nums):
+        raise _err(source, where, "min, max and step must be numbers")
+    if hi < lo or (step is not None and step <= 0):
+        raise _err(source, where, f"an empty range (min {lo}, max {hi}, step {step})")
+    return {"min": lo, "max": hi, "step": step, "int": all(isinstance(v, int) for v in nums)}
+
+
+def design_hash(design: dict, space: Space) -> str:
+    """SHA-256 of the canonical JSON of the base, the design and the workloads."""
+    text = json.dumps({"base": space.base, "design": design, "workloads": list(space.workloads)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def model_version() -> str:
+    """systolab's version and a hash of the model sources and data that evaluate a point."""
+    from .. import __version__
+
+    h = hashlib.sha256(__version__.encode())
+    here = Path(__file__).parent
+    for f in sorted(f for f in [*here.glob("*.py"), *(here / "data").rglob("*")] if f.is_file()):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return f"{__version__}+{h.hexdigest()[:12]}"
+
+
+def evaluate_point(space: Space, design: dict) -> dict:
+    """The metrics of one design on the space's workloads, and its constraint verdicts."""
+    import warnings
+
+    from .chip import ReticleWarning, get_chip
+    from .cost import usd_per_million_tokens
+    from .evaluate import evaluate_gpu
+    from .workloads import get_workload
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReticleWarning)
+        try:
+            chip = get_chip(space.base).derive(**design)
+        except (UserError, ConfigError) as exc:     # a combination the chip model refuses
+            return {"feasible": False, "failed": ["design"], "error": str(exc), "workloads": {}}
+    c = space.constraints
+    s = chip.summary()
+    out: dict[str, Any] = {"die_mm2": s["die_mm2"], "power_W": s["tdp_W"], "unit_cost_usd": s["unit_cost_usd"],
+                           "peak_tops": s["peak_tops"], "tpp": s["tpp"],
+                           "eccn": chip.export_class(rule_date=c.get("rule_date")).eccn, "workloads": {}}
+    for w in space.workloads:
+        wl = get_workload(w["name"], dtype=chip.core.dtype, batch=w.get("batch"), seq_len=w.get("seq_len"))
+        try:
+            ev = chip.evaluate(wl)
+        except UserError as exc:                      # e.g. the workload does not fit the chip's memory
+            out.update(feasible=False, failed=["capacity"], error=str(exc))
+            return out
+        cost = usd_per_million_tokens(unit_capex_usd=s["unit_cost_usd"], power_W=s["tdp_W"],
+                                      tokens_per_s=ev.throughput)
+        out["workloads"][w["name"]] = {"throughput": ev.throughput, "seconds": ev.seconds,
+                                       "utilization": ev.utilization, "energy_per_unit_J": ev.energy_per_unit_J,
+                                       "usd_per_million_units": cost.usd}
+    failed = []
+    if "export_class" in c and out["eccn"] != c["export_class"]:
+        failed.append("export_class")
+    if "die_mm2_max" in c and out["die_mm2"] > c["die_mm2_max"]:
+        failed.append("die_mm2_max")
+    if "power_W_max" in c and out["power_W"] > c["power_W_max"]:
+        failed.append("power_W_max")
+    for i, b in enumerate(c.get("beat") or []):
+        w = next(x for x in space.workloads if x["name"] == b["workload"])
+        wl = get_workload(w["name"], dtype=chip.core.dtype, batch=w.get("batch"), seq_len=w.get("seq_len"))
+        if out["workloads"][w["name"]]["throughput"] < b["ratio"] * evaluate_gpu(b["gpu"], wl).throughput:
+            failed.append(f"beat[{i}]")
+    out["failed"] = failed
+    out["feasible"] = not failed
+    return out
+
+
+def objective_values(space: Space, result: dict) -> list[float]:
+    return [result["workloads"][o.workload][o.metric] if o.workload else result[o.metric] for o in space.objectives]
+
+
+def pareto(space: Space, points: list[dict]) -> list[dict]:
+    """The feasible points no other feasible point dominates (exact, O(n^2))."""
+    feas = [p for p in points if p["result"]["feasible"]]
+    if not feas:
+        return []
+    sign = np.array([-1.0 if o.goal == "max" else 1.0 for o in space.objectives])
+    vals = np.array([objective_values(space, p["result"]) for p in feas])* sign
+    front = []
+    for i, p in enumerate(feas):
+        dominated = np.any(np.all(vals <= vals[i], axis=1) & np.any(vals < vals[i], axis=1))
+        if not dominated:
+            front.append(p)
+    return front
+
+
+class Store:
+    """The SQLite store: one row per evaluated design, each in its own transaction."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=60)
+            with self.db:
+                self.db.execute("CREATE TABLE IF NOT EXISTS points (hash TEXT PRIMARY KEY, design TEXT NOT NULL, "
+                                "model_version TEXT NOT NULL, result TEXT NOT NULL)")
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"db: {self.path} is not a systolab store ({exc})", parameter="db") from None
+
+    def hashes(self) -> set[str]:
+        return {h for (h,) in self.db.execute("SELECT hash FROM points")}
+
+    def put(self, h: str, design: dict, version: str, result: dict) -> None:
+        with self.db:                                   # one transaction per point
+            self.db.execute("INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?)",
+                            (h, json.dumps(design, sort_keys=True), version, json.dumps(result, sort_keys=True)))
+
+    def get(self, h: str) -> dict | None:
+        row = self.db.execute("SELECT design, model_version, result FROM points WHERE hash = ?", (h,)).fetchone()
+        if row is None:
+            return None
+        return {"design_hash": h, "design": json.loads(row[0]), "model_version": row[1], "result": json.loads(row[2])}
+
+    def points(self, hashes: list[str]) -> list[dict]:
+        return [p for p in (self.get(h) for h in hashes) if p is not None]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _evaluate_job(args):
+    space, design = args
+    return evaluate_point(space, design)
+
+
+def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid", trials: int = 64, seed: int = 0,
+                jobs: int = 1, progress: bool = False) -> dict:
+    """Evaluate the space's points (skipping those already in ``db``), then the Pareto
+    front of the feasible ones. Returns ``points``, ``feasible``, ``pareto``, the
+    constraint that binds when nothing is feasible, and ``store``."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    sp = load_space(space)
+    if search not in SEARCHES:
+        raise UserError(f"search: must be one of {', '.join(SEARCHES)}, not {search!r}", parameter="search")
+    designs = sp.grid() if search == "grid" else sp.sample(search, trials, seed)
+    order = list(dict.fromkeys(design_hash(d, sp) for d in designs))
+    by_hash = {design_hash(d, sp): d for d in designs}
+    store = Store(db)
+    version = model_version()
+    todo = [h for h in order if h not in store.hashes()]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(order), initial=len(order) - len(todo), desc="explore", unit="point", file=None)
+    try:
+        if jobs > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(jobs) as pool:
+                for h, result in zip(todo, pool.map(_evaluate_job, [(sp, by_hash[h]) for h in todo])):
+                    store.put(h, by_hash[h], version, result)
+                    bar and bar.update()
+        else:
+            for h in todo:
+                store.put(h, by_hash[h], version, evaluate_point(sp, by_hash[h]))
+                bar and bar.update()
+        points = store.points(order)
+    finally:
+        if bar:
+            bar.close()
+        store.close()
+    front = pareto(sp, points)
+    feasible = [p for p in points if p["result"]["feasible"]]
+    why = {}
+    for p in points:
+        for f in p["result"]["failed"]:
+            why[f] = why.get(f, 0) + 1
+    return {"space": sp.source, "search": search, "seed": seed, "points": len(points), "evaluated": len(todo),
+            "feasible": len(feasible), "objectives": [o.label for o in sp.objectives],
+            "pareto": [{"design_hash": p["design_hash"], "design": p["design"],
+                        "objectives": dict(zip([o.label for o in sp.objectives], objective_values(sp, p["result"])))}
+                       for p in front],
+            "rejected_by": why, "binding": max(why, key=lambda k: why[k]) if why and not feasible else None,
+            "store": str(Path(db)), "all_points": points}
+
+
+#: Units of the metrics, for column names.
+UNITS = {"die_mm2": "die_mm2", "power_W": "power_W", "unit_cost_usd": "unit_cost_usd", "peak_tops": "peak_TOPS",
+         "tpp": "tpp", "throughput": "throughput_units_per_s", "seconds": "seconds_s", "utilization": "utilization",
+         "energy_per_unit_J": "energy_per_unit_J", "usd_per_million_units": "usd_per_million_units"}
+
+
+def points_frame(points: list[dict], front: set[str] = frozenset()):
+    """The stored points as a pandas DataFrame: the design, feasibility, the constraints
+    that failed, the design's metrics and each workload's (``<workload>.<metric>``), units
+    in the column names, and whether the point is on the Pareto front."""
+    import pandas as pd
+
+    rows = []
+    for p in points:
+        r = p["result"]
+        row = {"design_hash": p["design_hash"], **p["design"], "feasible": r["feasible"],
+               "failed": ";".join(r["failed"]), "eccn": r.get("eccn"),
+               **{UNITS[k]: r.get(k) for k in DESIGN_METRICS}}
+        for w, m in r["workloads"].items():
+            row.update({f"{w}.{UNITS[k]}": v for k, v in m.items()})
+        row["pareto"] = p["design_hash"] in front
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def explore(space: str | Path | dict, *, db: str | Path, search: str = "grid", trials: int = 64, seed: int = 0,
+            jobs: int = 1, progress: bool = False):
+    """:func:`run_explore` for notebooks: every point of the run as a DataFrame
+    (:func:`points_frame`); the summary (Pareto front, feasible count, the binding
+    constraint) in ``.attrs``."""
+    res = run_explore(space, db=db, search=search, trials=trials, seed=seed, jobs=jobs, progress=progress)
+    df = points_frame(res.pop("all_points"), {p["design_hash"] for p in res["pareto"]})
+    df.attrs.update(res)
+    return df
+
+
+def replay(space: str | Path | dict, *, db: str | Path, design_hash_: str) -> dict:
+    """Re-evaluate one stored point; ``identical`` says whether the results are bit-identical."""
+    sp = load_space(space)
+    store = Store(db)
+    try:
+        stored = store.get(design_hash_)
+    finally:
+        store.close()
+    if stored is None:
+        raise UserError(f"replay: no point {design_hash_!r} in {db}", parameter="replay")
+    again = json.loads(json.dumps(evaluate_point(sp, stored["design"]), sort_keys=True))
+    return {"design_hash": design_hash_, "design": stored["design"], "identical": again == stored["result"],
+            "stored_model_version": stored["model_version"], "model_version": model_version(), "result": again}

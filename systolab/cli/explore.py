@@ -1,0 +1,62 @@
+"""``systolab explore``: a design space searched under constraints, kept in a crash-safe store."""
+from __future__ import annotations
+
+import argparse
+
+from .common import emit, int_in, seed_int
+
+
+def add_parser(sub, parents) -> None:
+    from ..models.explore import SEARCHES
+
+    p = sub.add_parser("explore", parents=[parents.json],
+                       help="evaluate a design space (YAML) under constraints; Pareto front; resumable")
+    p.add_argument("space", nargs="?", help="the space file (YAML): parameters, workloads, objectives, constraints")
+    p.add_argument("--out", default=None, help="folder for report.md, points.csv and pareto.csv "
+                                               "(default out/explore)")
+    p.add_argument("--db", default=None, help="the SQLite store (default OUT/explore.sqlite); rerunning resumes")
+    p.add_argument("--search", choices=SEARCHES, default="grid", help="grid (default), random or lhs")
+    p.add_argument("--trials", type=int_in(1, 1_000_000), default=64, help="points for random and lhs (default 64)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of random and lhs (default 0)")
+    p.add_argument("--jobs", type=int_in(1, 256), default=1, help="local worker processes (default 1)")
+    p.add_argument("--replay", metavar="HASH", help="re-evaluate one stored point and say if it is bit-identical")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from ..errors import UserError
+    from ..files import atomic_write_text
+    from ..models.explore import points_frame, replay, run_explore
+
+    if args.space is None:
+        raise UserError("space: give the space file (YAML)", parameter="space")
+    out = Path(args.out or "out/explore")
+    db = Path(args.db) if args.db else out / "explore.sqlite"
+    if args.replay:
+        r = replay(args.space, db=db, design_hash_=args.replay)
+        emit(args, r, lambda q: f"{q['design_hash']}: {'bit-identical' if q['identical'] else 'DIFFERENT'} "
+                                f"({q['design']})")
+        return 0 if r["identical"] else 1
+    res = run_explore(args.space, db=db, search=args.search, trials=args.trials, seed=args.seed, jobs=args.jobs,
+                  progress=not args.json and sys.stderr.isatty())
+    df = points_frame(res.pop("all_points"), {p["design_hash"] for p in res["pareto"]})
+    atomic_write_text(out / "points.csv", df.to_csv(index=False))
+    atomic_write_text(out / "pareto.csv", df[df["pareto"]].to_csv(index=False) if len(df) else "")
+    res["outputs"] = {"points": str(out / "points.csv"), "pareto": str(out / "pareto.csv")}
+
+    def human(q: dict) -> str:
+        lines = [f"{q['points']} points ({q['evaluated']} evaluated now, the rest from {q['store']}), "
+                 f"{q['feasible']} feasible, {len(q['pareto'])} on the Pareto front of {', '.join(q['objectives'])}"]
+        if not q["feasible"] and q["binding"]:
+            lines.append(f"  nothing is feasible: {q['binding']} rejects {q['rejected_by'][q['binding']]} of them "
+                         f"(all constraints: {q['rejected_by']})")
+        for p in q["pareto"][:20]:
+            vals = ", ".join(f"{k} {v:.4g}" for k, v in p["objectives"].items())
+            lines.append(f"  {p['design_hash']} {p['design']}: {vals}")
+        return "\n".join(lines)
+
+    emit(args, res, human)
+    return 0

@@ -1,0 +1,143 @@
+"""Design-space exploration: the space file's checks, samplers, the store's resume after
+kill -9, exact Pareto fronts and bit-identical replay."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from systolab.cli import main
+from systolab.errors import UserError
+from systolab.models.explore import explore, load_space, pareto, replay, run_explore
+
+SPACE = {
+    "base": "sl-n7-os32-edge",
+    "parameters": {"cores": [4, 8, 16], "clock_mhz": {"min": 600, "max": 800, "step": 200}},
+    "workloads": [{"name": "bert-base", "batch": 1, "seq_len": 128}],
+    "objectives": [{"metric": "throughput", "workload": "bert-base", "goal": "max"},
+                   {"metric": "power_W", "goal": "min"}],
+    "constraints": {"die_mm2_max": 858},
+}
+
+
+def _space(**changes) -> dict:
+    d = json.loads(json.dumps(SPACE))
+    for key, value in changes.items():
+        d[key] = value
+    return d
+
+
+@pytest.mark.parametrize("change, field", [
+    (dict(parameters={"corez": [4]}), "parameters.corez"),
+    (dict(parameters={"cores": []}), "parameters.cores"),
+    (dict(parameters={"cores": {"min": 8, "max": 4}}), "parameters.cores"),
+    (dict(objectives=[{"metric": "tokens", "goal": "max"}]), "objectives[0].metric"),
+    (dict(objectives=[{"metric": "throughput", "workload": "dlrm", "goal": "max"}]), "objectives[0].workload"),
+    (dict(constraints={"die_max": 1}), "constraints.die_max"),
+    (dict(workloads=[{"name": "gpt5"}]), "workloads[0]"),
+    (dict(speed=1), "speed"),
+])
+def test_a_bad_space_names_the_file_and_field(tmp_path, change, field):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(_space(**change)))
+    with pytest.raises(UserError) as e:
+        load_space(path)
+    assert str(path) in str(e.value) and field in str(e.value) and e.value.parameter == "space"
+
+
+def test_grid_random_and_lhs_are_deterministic_and_cover_the_space():
+    sp = load_space(_space(parameters={"cores": [4, 8, 16], "clock_mhz": {"min": 600, "max": 1000}}))
+    with pytest.raises(UserError, match="continuous range has no grid"):
+        sp.grid()
+    a, b = sp.sample("lhs", 30, seed=3), sp.sample("lhs", 30, seed=3)
+    assert a == b and a != sp.sample("lhs", 30, seed=4)
+    clocks = np.sort([p["clock_mhz"] for p in a])
+    # a Latin hypercube puts exactly one point in each of the 30 strata of every dimension
+    assert np.array_equal(np.floor((clocks - 600) / 400 * 30).astype(int), np.arange(30))
+    assert {p["cores"] for p in sp.sample("random", 40, seed=1)} == {4, 8, 16}
+    assert len(load_space(SPACE).grid()) == 6
+
+
+def test_pareto_front_is_exact(tmp_path):
+    res = run_explore(SPACE, db=tmp_path / "db.sqlite")
+    points = res["all_points"]
+    assert res["points"] == 6 and res["feasible"] == 6
+    front = {p["design_hash"] for p in res["pareto"]}
+    for p in points:
+        t, w = p["result"]["workloads"]["bert-base"]["throughput"], p["result"]["power_W"]
+        dominated = any(q["result"]["workloads"]["bert-base"]["throughput"] >= t and q["result"]["power_W"] <= w
+                        and (q["result"]["workloads"]["bert-base"]["throughput"] > t or q["result"]["power_W"] < w)
+                        for q in points)
+        assert (p["design_hash"] in front) == (not dominated)
+    assert pareto(load_space(SPACE), []) == []
+
+
+def test_infeasible_space_says_which_constraint_empties_it(tmp_path, capsys):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(_space(constraints={"power_W_max": 0.5})))
+    assert main(["explore", str(path), "--out", str(tmp_path / "out"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["feasible"] == 0 and out["pareto"] == [] and out["binding"] == "power_W_max"
+
+
+def test_replay_is_bit_identical(tmp_path, capsys):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(SPACE))
+    assert main(["explore", str(path), "--out", str(tmp_path / "out"), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    h = first["pareto"][0]["design_hash"]
+    assert replay(path, db=tmp_path / "out" / "explore.sqlite", design_hash_=h)["identical"]
+    assert main(["explore", str(path), "--out", str(tmp_path / "out"), "--replay", "feedface", "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == "replay"
+
+
+def test_a_killed_sweep_resumes_with_nothing_lost_or_repeated(tmp_path):
+    """kill -9 a real sweep mid-run; the rerun evaluates only what is missing and ends with
+    the uninterrupted run's points and Pareto front."""
+    space = _space(parameters={"cores": [2, 4, 8, 16], "clock_mhz": [500, 600, 700, 800]})
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space))
+    db = tmp_path / "killed.sqlite"
+    argv = [sys.executable, "-m", "systolab", "explore", str(path), "--out", str(tmp_path / "k"), "--db", str(db),
+            "--json"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    stored = 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as c:
+                    stored = c.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+            except sqlite3.OperationalError:
+                stored = 0
+            if stored >= 3:
+                break
+    assert proc.poll() is None, "the sweep finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(db) as c:
+        before = c.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+    assert 3 <= before < 16
+    resumed = run_explore(space, db=db)
+    assert resumed["evaluated"] == 16 - before and resumed["points"] == 16
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT COUNT(*), COUNT(DISTINCT hash) FROM points").fetchone() == (16, 16)
+    clean = run_explore(space, db=tmp_path / "clean.sqlite")
+    assert resumed["pareto"] == clean["pareto"]
+    assert [p["result"] for p in resumed["all_points"]] == [p["result"] for p in clean["all_points"]]
+
+
+def test_library_explore_returns_a_frame_with_units(tmp_path):
+    df = explore(SPACE, db=tmp_path / "db.sqlite")
+    assert len(df) == 6 and {"cores", "clock_mhz", "power_W", "bert-base.throughput_units_per_s",
+                             "bert-base.seconds_s", "pareto"} <= set(df.columns)
+    assert df.attrs["feasible"] == 6 and df["pareto"].sum() == len(df.attrs["pareto"]) >= 1
