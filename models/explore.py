@@ -27,7 +27,9 @@ per workload: ``throughput`` (units/s), ``seconds``, ``utilization``,
 ``systolab compare`` uses (the chip model through the mapper, area, power, cost, export).
 
 **Search.** ``grid`` (every combination of lists and stepped ranges, in a fixed order),
-``random`` and ``lhs`` (Latin hypercube) with a seed: the same seed gives the same points.
+``random`` and ``lhs`` (Latin hypercube) with a seed: the same seed gives the same points;
+``nsga2`` and ``tpe``: Optuna's multi-objective samplers, the constraints set on each
+trial (its study is stored beside the store and resumed by name).
 
 **The store** is SQLite: each evaluated point is one row (its design hash, the design, the
 model version, the results) committed in its own transaction. A run killed at any moment
@@ -54,7 +56,10 @@ import numpy as np
 
 from ..errors import ConfigError, UserError
 
-SEARCHES = ("grid", "random", "lhs")
+#: Samplers of our own (exact, resumable to the same points) and Optuna's multi-objective
+#: searches under constraints (NSGA-II, TPE).
+OPTUNA_SEARCHES = ("nsga2", "tpe")
+SEARCHES = ("grid", "random", "lhs", *OPTUNA_SEARCHES)
 #: Spaces usable by name (``systolab explore h20-beater``).
 SPACES_DIR = Path(__file__).parent / "data" / "spaces"
 DESIGN_METRICS = ("die_mm2", "power_W", "unit_cost_usd", "peak_tops", "tpp")
@@ -373,6 +378,59 @@ def _evaluate_job(args):
     return evaluate_point(space, design)
 
 
+def _suggest(trial, name: str, p: dict):
+    if "values" in p:
+        return trial.suggest_categorical(name, p["values"])
+    step = p.get("step")
+    if p["int"]:
+        return trial.suggest_int(name, p["min"], p["max"], step=step or 1)
+    return trial.suggest_float(name, p["min"], p["max"], step=step)
+
+
+def _optuna_search(sp: Space, store: Store, version: str, db: Path, search: str, trials: int, seed: int,
+                   bar) -> tuple[list[str], int]:
+    """Optuna's NSGA-II or TPE with the space's constraints (``Trial.set_constraint``): its
+    study lives beside the store (``<db>.optuna.sqlite``, resumed by name), every point in
+    our store, so a point the search proposes again is read, not evaluated."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if search == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, trials // 5)))
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    name = f"{search}-seed{seed}-{hashlib.sha256(repr(sp).encode()).hexdigest()[:12]}"
+    study = optuna.create_study(study_name=name, storage=f"sqlite:///{db.with_suffix('.optuna.sqlite')}",
+                                sampler=sampler, load_if_exists=True,
+                                directions=["maximize" if o.goal == "max" else "minimize" for o in sp.objectives])
+    finished = [t for t in study.trials if t.state.is_finished() and "design_hash" in t.user_attrs]
+    order = [t.user_attrs["design_hash"] for t in finished]
+    if bar:
+        bar.update(len(finished))
+    evaluated = 0
+    for _ in range(max(0, trials - len(finished))):
+        trial = study.ask()
+        design = {n: _suggest(trial, n, p) for n, p in sp.parameters.items()}
+        h = design_hash(design, sp)
+        stored = store.get(h)
+        if stored is None:
+            result = evaluate_point(sp, design)
+            store.put(h, design, version, result)
+            evaluated += 1
+        else:
+            result = stored["result"]
+        trial.set_user_attr("design_hash", h)
+        trial.set_constraint("violations", 0.0 if result["feasible"] else float(len(result["failed"])))
+        try:
+            study.tell(trial, objective_values(sp, result))
+        except KeyError:                                  # no metrics: a design the models refuse
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        order.append(h)
+        if bar:
+            bar.update()
+    return list(dict.fromkeys(order)), evaluated
+
+
 def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid", trials: int = 64, seed: int = 0,
                 jobs: int = 1, progress: bool = False) -> dict:
     """Evaluate the space's points (skipping those already in ``db``), then the Pareto
@@ -383,27 +441,33 @@ def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid
     sp = load_space(space)
     if search not in SEARCHES:
         raise UserError(f"search: must be one of {', '.join(SEARCHES)}, not {search!r}", parameter="search")
-    designs = sp.grid() if search == "grid" else sp.sample(search, trials, seed)
-    order = list(dict.fromkeys(design_hash(d, sp) for d in designs))
-    by_hash = {design_hash(d, sp): d for d in designs}
     store = Store(db)
     version = model_version()
-    todo = [h for h in order if h not in store.hashes()]
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(order), initial=len(order) - len(todo), desc="explore", unit="point", file=None)
+        bar = tqdm(total=len(sp.grid()) if search == "grid" else trials, desc="explore", unit="point")
     try:
-        if jobs > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(jobs) as pool:
-                for h, result in zip(todo, pool.map(_evaluate_job, [(sp, by_hash[h]) for h in todo])):
-                    store.put(h, by_hash[h], version, result)
-                    bar and bar.update()
+        if search in OPTUNA_SEARCHES:
+            order, evaluated = _optuna_search(sp, store, version, Path(db), search, trials, seed, bar)
         else:
-            for h in todo:
-                store.put(h, by_hash[h], version, evaluate_point(sp, by_hash[h]))
-                bar and bar.update()
+            designs = sp.grid() if search == "grid" else sp.sample(search, trials, seed)
+            order = list(dict.fromkeys(design_hash(d, sp) for d in designs))
+            by_hash = {design_hash(d, sp): d for d in designs}
+            todo = [h for h in order if h not in store.hashes()]
+            evaluated = len(todo)
+            if bar:
+                bar.update(len(designs) - len(todo))
+            if jobs > 1 and len(todo) > 1:
+                with ProcessPoolExecutor(jobs) as pool:
+                    for h, result in zip(todo, pool.map(_evaluate_job, [(sp, by_hash[h]) for h in todo])):
+                        store.put(h, by_hash[h], version, result)
+                        bar and bar.update()
+            else:
+                for h in todo:
+                    store.put(h, by_hash[h], version, evaluate_point(sp, by_hash[h]))
+                    bar and bar.update()
         points = store.points(order)
     finally:
         if bar:
@@ -415,7 +479,7 @@ def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid
     for p in points:
         for f in p["result"]["failed"]:
             why[f] = why.get(f, 0) + 1
-    return {"space": sp.source, "search": search, "seed": seed, "points": len(points), "evaluated": len(todo),
+    return {"space": sp.source, "search": search, "seed": seed, "points": len(points), "evaluated": evaluated,
             "feasible": len(feasible), "objectives": [o.label for o in sp.objectives],
             "pareto": [{"design_hash": p["design_hash"], "design": p["design"],
                         "objectives": dict(zip([o.label for o in sp.objectives], objective_values(sp, p["result"])))}

@@ -141,3 +141,13 @@ def test_library_explore_returns_a_frame_with_units(tmp_path):
     assert len(df) == 6 and {"cores", "clock_mhz", "power_W", "bert-base.throughput_units_per_s",
                              "bert-base.seconds_s", "pareto"} <= set(df.columns)
     assert df.attrs["feasible"] == 6 and df["pareto"].sum() == len(df.attrs["pareto"]) >= 1
+
+
+@pytest.mark.parametrize("search", ["nsga2", "tpe"])
+def test_optuna_searches_store_every_point_and_resume(tmp_path, search):
+    space = _space(parameters={"cores": {"min": 4, "max": 32, "step": 4}, "clock_mhz": [500, 700, 900]})
+    first = run_explore(space, db=tmp_path / "db.sqlite", search=search, trials=6, seed=2)
+    assert 1 <= first["points"] <= 6 and first["evaluated"] == first["points"]
+    again = run_explore(space, db=tmp_path / "db.sqlite", search=search, trials=8, seed=2)
+    assert again["points"] >= first["points"] and again["evaluated"] <= 2
+    assert all(p["design_hash"] for p in again["pareto"])
