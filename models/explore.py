@@ -253,8 +253,11 @@ def _parse_range(source: str, where: str, spec) -> dict:
 
 
 def design_hash(design: dict, space: Space) -> str:
-    """SHA-256 of the canonical JSON of the base, the design and the workloads."""
-    text = json.dumps({"base": space.base, "design": design, "workloads": list(space.workloads)}, sort_keys=True)
+    """SHA-256 of the canonical JSON of the base, the design, the workloads and the export
+    rule date: what the stored metrics depend on (the other constraints are judged when
+    the points are read, so changing them re-evaluates nothing)."""
+    text = json.dumps({"base": space.base, "design": design, "workloads": list(space.workloads),
+                       "rule_date": space.constraints.get("rule_date")}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -271,12 +274,13 @@ def model_version() -> str:
 
 
 def evaluate_point(space: Space, design: dict) -> dict:
-    """The metrics of one design on the space's workloads, and its constraint verdicts."""
+    """The metrics of one design on the space's workloads (what the store keeps; the
+    constraints are judged when the points are read, :func:`judge`). A design the chip
+    model refuses, or one whose memory cannot hold a workload, is marked ``invalid``."""
     import warnings
 
     from .chip import ReticleWarning, get_chip
     from .cost import usd_per_million_tokens
-    from .evaluate import evaluate_gpu
     from .workloads import get_workload
 
     with warnings.catch_warnings():
@@ -284,39 +288,55 @@ def evaluate_point(space: Space, design: dict) -> dict:
         try:
             chip = get_chip(space.base).derive(**design)
         except (UserError, ConfigError) as exc:     # a combination the chip model refuses
-            return {"feasible": False, "failed": ["design"], "error": str(exc), "workloads": {}}
-    c = space.constraints
+            return {"invalid": "design", "error": str(exc), "workloads": {}}
     s = chip.summary()
     out: dict[str, Any] = {"die_mm2": s["die_mm2"], "power_W": s["tdp_W"], "unit_cost_usd": s["unit_cost_usd"],
                            "peak_tops": s["peak_tops"], "tpp": s["tpp"],
-                           "eccn": chip.export_class(rule_date=c.get("rule_date")).eccn, "workloads": {}}
+                           "eccn": chip.export_class(rule_date=space.constraints.get("rule_date")).eccn,
+                           "workloads": {}}
     for w in space.workloads:
         wl = get_workload(w["name"], dtype=chip.core.dtype, batch=w.get("batch"), seq_len=w.get("seq_len"))
         try:
             ev = chip.evaluate(wl)
         except UserError as exc:                      # e.g. the workload does not fit the chip's memory
-            out.update(feasible=False, failed=["capacity"], error=str(exc))
-            return out
+            return {**out, "invalid": "capacity", "error": str(exc)}
         cost = usd_per_million_tokens(unit_capex_usd=s["unit_cost_usd"], power_W=s["tdp_W"],
                                       tokens_per_s=ev.throughput)
         out["workloads"][w["name"]] = {"throughput": ev.throughput, "seconds": ev.seconds,
                                        "utilization": ev.utilization, "energy_per_unit_J": ev.energy_per_unit_J,
                                        "usd_per_million_units": cost.usd}
-    failed = []
-    if "export_class" in c and out["eccn"] != c["export_class"]:
-        failed.append("export_class")
-    if "die_mm2_max" in c and out["die_mm2"] > c["die_mm2_max"]:
-        failed.append("die_mm2_max")
-    if "power_W_max" in c and out["power_W"] > c["power_W_max"]:
-        failed.append("power_W_max")
-    for i, b in enumerate(c.get("beat") or []):
-        w = next(x for x in space.workloads if x["name"] == b["workload"])
-        wl = get_workload(w["name"], dtype=chip.core.dtype, batch=w.get("batch"), seq_len=w.get("seq_len"))
-        if out["workloads"][w["name"]]["throughput"] < b["ratio"] * evaluate_gpu(b["gpu"], wl).throughput:
-            failed.append(f"beat[{i}]")
-    out["failed"] = failed
-    out["feasible"] = not failed
     return out
+
+
+def gpu_targets(space: Space) -> list[float]:
+    """The throughput each ``beat`` constraint asks for (its GPU's times its ratio)."""
+    from .chip import get_chip
+    from .evaluate import evaluate_gpu
+    from .workloads import get_workload
+
+    dtype = get_chip(space.base).core.dtype
+    targets = []
+    for b in space.constraints.get("beat") or []:
+        w = next(x for x in space.workloads if x["name"] == b["workload"])
+        wl = get_workload(w["name"], dtype=dtype, batch=w.get("batch"), seq_len=w.get("seq_len"))
+        targets.append(b["ratio"] * evaluate_gpu(b["gpu"], wl).throughput)
+    return targets
+
+
+def judge(space: Space, metrics: dict, targets: list[float]) -> dict:
+    """``metrics`` with the constraints' verdicts: ``failed`` (the constraints it breaks,
+    or ``design`` / ``capacity`` for an invalid design) and ``feasible``."""
+    c = space.constraints
+    if "invalid" in metrics:
+        failed = [metrics["invalid"]]
+    else:
+        failed = [k for k, bad in (("export_class", "export_class" in c and metrics["eccn"] != c["export_class"]),
+                                   ("die_mm2_max", "die_mm2_max" in c and metrics["die_mm2"] > c["die_mm2_max"]),
+                                   ("power_W_max", "power_W_max" in c and metrics["power_W"] > c["power_W_max"]))
+                  if bad]
+        failed += [f"beat[{i}]" for i, (b, t) in enumerate(zip(c.get("beat") or [], targets))
+                   if metrics["workloads"][b["workload"]]["throughput"] < t]
+    return {**metrics, "failed": failed, "feasible": not failed}
 
 
 def objective_values(space: Space, result: dict) -> list[float]:
@@ -388,7 +408,7 @@ def _suggest(trial, name: str, p: dict):
 
 
 def _optuna_search(sp: Space, store: Store, version: str, db: Path, search: str, trials: int, seed: int,
-                   bar) -> tuple[list[str], int]:
+                   targets: list[float], bar) -> tuple[list[str], int]:
     """Optuna's NSGA-II or TPE with the space's constraints (``Trial.set_constraint``): its
     study lives beside the store (``<db>.optuna.sqlite``, resumed by name), every point in
     our store, so a point the search proposes again is read, not evaluated."""
@@ -419,6 +439,7 @@ def _optuna_search(sp: Space, store: Store, version: str, db: Path, search: str,
             evaluated += 1
         else:
             result = stored["result"]
+        result = judge(sp, result, targets)
         trial.set_user_attr("design_hash", h)
         trial.set_constraint("violations", 0.0 if result["feasible"] else float(len(result["failed"])))
         try:
@@ -443,6 +464,7 @@ def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid
         raise UserError(f"search: must be one of {', '.join(SEARCHES)}, not {search!r}", parameter="search")
     store = Store(db)
     version = model_version()
+    targets = gpu_targets(sp)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -450,7 +472,7 @@ def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid
         bar = tqdm(total=len(sp.grid()) if search == "grid" else trials, desc="explore", unit="point")
     try:
         if search in OPTUNA_SEARCHES:
-            order, evaluated = _optuna_search(sp, store, version, Path(db), search, trials, seed, bar)
+            order, evaluated = _optuna_search(sp, store, version, Path(db), search, trials, seed, targets, bar)
         else:
             designs = sp.grid() if search == "grid" else sp.sample(search, trials, seed)
             order = list(dict.fromkeys(design_hash(d, sp) for d in designs))
@@ -468,7 +490,7 @@ def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid
                 for h in todo:
                     store.put(h, by_hash[h], version, evaluate_point(sp, by_hash[h]))
                     bar and bar.update()
-        points = store.points(order)
+        points = [{**p, "result": judge(sp, p["result"], targets)} for p in store.points(order)]
     finally:
         if bar:
             bar.close()
@@ -537,3 +559,96 @@ def replay(space: str | Path | dict, *, db: str | Path, design_hash_: str) -> di
     again = json.loads(json.dumps(evaluate_point(sp, stored["design"]), sort_keys=True))
     return {"design_hash": design_hash_, "design": stored["design"], "identical": again == stored["result"],
             "stored_model_version": stored["model_version"], "model_version": model_version(), "result": again}
+
+
+#: GPUs drawn as reference points in the report (those the space's ``beat`` names are added).
+REFERENCE_GPUS = ("h100-sxm", "h20")
+
+
+def gpu_reference(space: Space, gpus: tuple[str, ...] = REFERENCE_GPUS) -> dict[str, dict]:
+    """The space's metrics on GPUs (the compare model: same workloads, the chip's dtype),
+    as results shaped like a design's, for reference points."""
+    from .chip import get_chip
+    from .compare import _row, gpu_device
+    from .evaluate import evaluate_gpu
+    from .workloads import get_workload
+
+    dtype = get_chip(space.base).core.dtype
+    names = list(dict.fromkeys([*gpus, *(b["gpu"] for b in space.constraints.get("beat") or [])]))
+    out = {}
+    for g in names:
+        dev = gpu_device(g, dtype)
+        res: dict[str, Any] = {"die_mm2": dev.die_mm2, "power_W": dev.tdp_W, "unit_cost_usd": dev.price_usd,
+                               "peak_tops": dev.peak_tops, "tpp": dev.tpp, "eccn": dev.eccn, "workloads": {}}
+        for w in space.workloads:
+            wl = get_workload(w["name"], dtype=dtype, batch=w.get("batch"), seq_len=w.get("seq_len"))
+            row = _row(dev, evaluate_gpu(g, wl))
+            res["workloads"][w["name"]] = {k: row.get(k) for k in WORKLOAD_METRICS}
+        out[g] = res
+    return out
+
+
+def plot_pareto(space: Space, points: list[dict], front: set[str], gpus: dict[str, dict] | None = None, ax=None):
+    """The first two objectives of every point (grey: infeasible, blue: feasible, red: the
+    Pareto front) with GPUs as labelled reference points. Returns the ``Figure``."""
+    from .report import _axes
+
+    fig, ax = _axes(ax, (7, 5))
+    o1, o2 = (space.objectives + space.objectives)[:2]
+
+    def xy(result):
+        try:
+            return objective_values(space, result)[:1] + [
+                result["workloads"][o2.workload][o2.metric] if o2.workload else result[o2.metric]]
+        except KeyError:
+            return None
+
+    for kind, color, pick in (("infeasible", "0.75", lambda p: not p["result"]["feasible"]),
+                              ("feasible", "tab:blue", lambda p: p["result"]["feasible"]),
+                              ("Pareto front", "tab:red", lambda p: p["design_hash"] in front)):
+        pts = [v for p in points if pick(p) and (v := xy(p["result"])) is not None]
+        if pts:
+            ax.scatter(*zip(*pts), s=14 if kind != "Pareto front" else 30, c=color, label=kind)
+    for g, res in (gpus or {}).items():
+        v = xy(res)
+        if v is not None and None not in v:
+            ax.scatter(*v, marker="*", s=160, c="k")
+            ax.annotate(g, v, textcoords="offset points", xytext=(5, 5))
+    ax.set_xlabel(f"{o1.label} ({o1.goal})")
+    ax.set_ylabel(f"{o2.label} ({o2.goal})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(f"{len(points)} designs, {len(front)} on the Pareto front")
+    return fig
+
+
+def report_markdown(space: Space, res: dict, gpus: dict[str, dict]) -> str:
+    """The run's report: the Pareto table, the best point per objective against each GPU,
+    and the constraint that binds."""
+    labels = [o.label for o in space.objectives]
+    lines = [f"# Exploration of {space.source}", "",
+             f"{res['points']} points ({res['search']}, seed {res['seed']}), {res['feasible']} feasible, "
+             f"{len(res['pareto'])} on the Pareto front. Store: `{res['store']}`.", ""]
+    if res["rejected_by"]:
+        lines.append("Rejected by constraint: " + ", ".join(f"{k} {v}" for k, v in res["rejected_by"].items())
+                     + (f"; nothing is feasible, and `{res['binding']}` rejects the most." if res["binding"] else "."))
+        lines.append("")
+    if res["pareto"]:
+        lines += ["## Pareto front", "", "| design_hash | design | " + " | ".join(labels) + " |",
+                  "|---|---|" + "---:|" * len(labels)]
+        for p in res["pareto"]:
+            lines.append(f"| {p['design_hash']} | {p['design']} | "
+                         + " | ".join(f"{p['objectives'][k]:.4g}" for k in labels) + " |")
+        lines += ["", "## Best point per objective against the GPUs", ""]
+        for o in space.objectives:
+            best = (max if o.goal == "max" else min)(res["pareto"], key=lambda p: p["objectives"][o.label])
+            v = best["objectives"][o.label]
+            refs = []
+            for g, r in gpus.items():
+                gv = r["workloads"].get(o.workload, {}).get(o.metric) if o.workload else r.get(o.metric)
+                if gv:
+                    refs.append(f"{g} {gv:.4g} ({v / gv:.2f}x)")
+            lines.append(f"- {o.label} ({o.goal}): {v:.4g} at {best['design']}; " + (", ".join(refs) or "no GPU value"))
+    lines += ["", "![Pareto front](pareto.png)", ""]
+    return "\n".join(lines)

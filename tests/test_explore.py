@@ -94,7 +94,7 @@ def test_replay_is_bit_identical(tmp_path, capsys):
     assert main(["explore", str(path), "--out", str(tmp_path / "out"), "--json"]) == 0
     first = json.loads(capsys.readouterr().out)
     h = first["pareto"][0]["design_hash"]
-    assert replay(path, db=tmp_path / "out" / "explore.sqlite", design_hash_=h)["identical"]
+    assert replay(path, db=tmp_path / "out.sqlite", design_hash_=h)["identical"]
     assert main(["explore", str(path), "--out", str(tmp_path / "out"), "--replay", "feedface", "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == "replay"
 

@@ -14,7 +14,8 @@ def add_parser(sub, parents) -> None:
     p.add_argument("space", nargs="?", help="the space file (YAML): parameters, workloads, objectives, constraints")
     p.add_argument("--out", default=None, help="folder for report.md, points.csv and pareto.csv "
                                                "(default out/explore)")
-    p.add_argument("--db", default=None, help="the SQLite store (default OUT/explore.sqlite); rerunning resumes")
+    p.add_argument("--db", default=None, help="the SQLite store (default OUT.sqlite beside the output folder); "
+                                              "rerunning resumes")
     p.add_argument("--search", choices=SEARCHES, default="grid", help="grid (default), random or lhs")
     p.add_argument("--trials", type=int_in(1, 1_000_000), default=64, help="points for random and lhs (default 64)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of random and lhs (default 0)")
@@ -28,13 +29,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import UserError
-    from ..files import atomic_write_text
-    from ..models.explore import points_frame, replay, run_explore
+    from ..files import atomic_write_text, staged_folder
+    from ..models.explore import gpu_reference, load_space, plot_pareto, points_frame, replay, report_markdown, run_explore
 
     if args.space is None:
         raise UserError("space: give the space file (YAML)", parameter="space")
     out = Path(args.out or "out/explore")
-    db = Path(args.db) if args.db else out / "explore.sqlite"
+    db = Path(args.db) if args.db else out.with_name(out.name + ".sqlite")
     if args.replay:
         r = replay(args.space, db=db, design_hash_=args.replay)
         emit(args, r, lambda q: f"{q['design_hash']}: {'bit-identical' if q['identical'] else 'DIFFERENT'} "
@@ -42,10 +43,19 @@ def run(args: argparse.Namespace) -> int:
         return 0 if r["identical"] else 1
     res = run_explore(args.space, db=db, search=args.search, trials=args.trials, seed=args.seed, jobs=args.jobs,
                   progress=not args.json and sys.stderr.isatty())
-    df = points_frame(res.pop("all_points"), {p["design_hash"] for p in res["pareto"]})
-    atomic_write_text(out / "points.csv", df.to_csv(index=False))
-    atomic_write_text(out / "pareto.csv", df[df["pareto"]].to_csv(index=False) if len(df) else "")
-    res["outputs"] = {"points": str(out / "points.csv"), "pareto": str(out / "pareto.csv")}
+    points = res.pop("all_points")
+    front = {p["design_hash"] for p in res["pareto"]}
+    df = points_frame(points, front)
+    sp = load_space(args.space)
+    gpus = gpu_reference(sp)
+    if out.resolve() in db.resolve().parents:
+        raise UserError("db: keep the store outside --out (the output folder is replaced whole)", parameter="db")
+    with staged_folder(out, what="systolab explore") as stage:
+        atomic_write_text(stage / "points.csv", df.to_csv(index=False))
+        atomic_write_text(stage / "pareto.csv", df[df["pareto"]].to_csv(index=False) if len(df) else "")
+        plot_pareto(sp, points, front, gpus).savefig(stage / "pareto.png", dpi=110)
+        atomic_write_text(stage / "report.md", report_markdown(sp, res, gpus))
+    res["outputs"] = {name: str(out / name) for name in ("report.md", "points.csv", "pareto.csv", "pareto.png")}
 
     def human(q: dict) -> str:
         lines = [f"{q['points']} points ({q['evaluated']} evaluated now, the rest from {q['store']}), "
