@@ -151,3 +151,16 @@ def test_optuna_searches_store_every_point_and_resume(tmp_path, search):
     again = run_explore(space, db=tmp_path / "db.sqlite", search=search, trials=8, seed=2)
     assert again["points"] >= first["points"] and again["evaluated"] <= 2
     assert all(p["design_hash"] for p in again["pareto"])
+
+
+@pytest.mark.parametrize("argv, parameter", [
+    (["--trials", "5"], "trials"),
+    (["--search", "nsga2", "--jobs", "2"], "jobs"),
+    (["--replay", "abc", "--search", "lhs"], "search"),
+    (["--search", "anneal"], "search"),
+])
+def test_explore_cli_refuses_flags_that_would_be_ignored(tmp_path, capsys, argv, parameter):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(SPACE))
+    assert main(["explore", str(path), "--out", str(tmp_path / "o"), *argv, "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == parameter

@@ -16,10 +16,13 @@ def add_parser(sub, parents) -> None:
                                                "(default out/explore)")
     p.add_argument("--db", default=None, help="the SQLite store (default OUT.sqlite beside the output folder); "
                                               "rerunning resumes")
-    p.add_argument("--search", choices=SEARCHES, default="grid", help="grid (default), random or lhs")
-    p.add_argument("--trials", type=int_in(1, 1_000_000), default=64, help="points for random and lhs (default 64)")
-    p.add_argument("--seed", type=seed_int, default=0, help="seed of random and lhs (default 0)")
-    p.add_argument("--jobs", type=int_in(1, 256), default=1, help="local worker processes (default 1)")
+    p.add_argument("--search", choices=SEARCHES, default=None,
+                   help="grid (default), random, lhs (Latin hypercube), nsga2 or tpe (Optuna)")
+    p.add_argument("--trials", type=int_in(1, 1_000_000), default=None,
+                   help="points for random, lhs, nsga2 and tpe (default 64)")
+    p.add_argument("--seed", type=seed_int, default=None, help="seed of the non-grid searches (default 0)")
+    p.add_argument("--jobs", type=int_in(1, 256), default=None, help="local worker processes (default 1; grid, "
+                                                                      "random and lhs)")
     p.add_argument("--replay", metavar="HASH", help="re-evaluate one stored point and say if it is bit-identical")
     p.set_defaults(func=run)
 
@@ -36,12 +39,27 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("space: give the space file (YAML)", parameter="space")
     out = Path(args.out or "out/explore")
     db = Path(args.db) if args.db else out.with_name(out.name + ".sqlite")
+    search = args.search or "grid"
+    if args.replay:
+        given = [f for f in ("search", "trials", "seed", "jobs") if getattr(args, f) is not None]
+        if given:
+            raise UserError(f"{given[0]}: does not apply to --replay (it re-evaluates one stored point)",
+                            parameter=given[0])
+    elif search == "grid":
+        given = [f for f in ("trials", "seed") if getattr(args, f) is not None]
+        if given:
+            raise UserError(f"{given[0]}: the grid evaluates every combination; {given[0]} applies to random, lhs, "
+                            "nsga2 and tpe", parameter=given[0])
+    elif search in ("nsga2", "tpe") and args.jobs is not None:
+        raise UserError("jobs: nsga2 and tpe propose one point at a time here; jobs applies to grid, random and lhs",
+                        parameter="jobs")
     if args.replay:
         r = replay(args.space, db=db, design_hash_=args.replay)
         emit(args, r, lambda q: f"{q['design_hash']}: {'bit-identical' if q['identical'] else 'DIFFERENT'} "
                                 f"({q['design']})")
         return 0 if r["identical"] else 1
-    res = run_explore(args.space, db=db, search=args.search, trials=args.trials, seed=args.seed, jobs=args.jobs,
+    res = run_explore(args.space, db=db, search=search, trials=args.trials or 64, seed=args.seed or 0,
+                      jobs=args.jobs or 1,
                   progress=not args.json and sys.stderr.isatty())
     points = res.pop("all_points")
     front = {p["design_hash"] for p in res["pareto"]}
