@@ -38,6 +38,8 @@ BASE = {
     "rtl": ["rtl", "--out", "{tmp}/rtl"],
     "verify": ["verify", "--gemm", "2x2x2", "--sim", "amaranth"],
     "perf": ["perf", "--gemm", "8x8x8"],
+    "map": ["map", "--chip", "sl-tiny", "--gemm", "8x8x8"],
+    "explore": ["explore", "{tmp}/no-such-space.yaml", "--out", "{tmp}/ex", "--search", "lhs"],
     "validate": ["validate", "--sim", "amaranth", "--shapes", "1"],
     "compare": ["compare", "--out", "{tmp}/cmp", "--workload", "dlrm", "--gpus", "h20"],
     "area": ["area", "--rows", "2", "--cols", "2"],
@@ -58,6 +60,8 @@ FLAGS = {
     "perf": {"gemm": ["0x1x1", "1x1", ""], "cores": POSITIVE_INT, "clock-mhz": POSITIVE_REAL,
              "latency": POSITIVE_INT, "bytes-per-cycle": POSITIVE_REAL, "batch": POSITIVE_INT,
              "seq-len": POSITIVE_INT},
+    "map": {"gemm": ["0x1x1", "1x1", ""], "count": POSITIVE_INT, "search": None, "chip": None},
+    "explore": {"trials": POSITIVE_INT, "seed": SEED, "jobs": POSITIVE_INT, "search": None, "out": [""]},
     "validate": {"shapes": POSITIVE_INT, "seed": SEED, "jobs": POSITIVE_INT, "sim": None},
     "compare": {"batch": POSITIVE_INT, "seq-len": POSITIVE_INT, "fit-die-mm2": POSITIVE_REAL,
                 "fit-power-w": POSITIVE_REAL, "gpus": None, "iso": None, "out": [""]},
@@ -71,7 +75,8 @@ VALID_NAMES = {"dataflow": {"os", "ws"}, "dtype": {"int8", "uint8", "int16", "bf
                                                    "tf32", "fp32"},
                "overflow": {"wrap", "saturate"}, "sim": {"auto", "verilator", "icarus", "amaranth"},
                "node": {"n28", "n16", "n7", "n5", "n4", "n3"}, "gpus": set(), "iso": {"area", "power", "price"},
-               "gpu": set(), "rule-date": set()}
+               "gpu": set(), "rule-date": set(), "search": {"fast", "exhaustive", "grid", "random", "lhs", "nsga2", "tpe"},
+               "chip": set()}
 
 
 def _cli(argv: list[str]) -> tuple[int, str, str]:

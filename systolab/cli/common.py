@@ -177,6 +177,9 @@ def chip_from_args(args: argparse.Namespace):
         flag = given[0].replace("_", "-")
         raise UserError(f"{flag}: describes a lone core; --chip takes its cores, memory and clock from the chip's "
                         "table (derive a chip file to change them)", parameter=flag)
+    if not str(args.chip).strip():
+        raise UserError("chip: give a chip name (systolab list) or a chips YAML file, not an empty string",
+                        parameter="chip")
     try:
         return get_chip(args.chip)
     except UserError as exc:

@@ -32,12 +32,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import UserError
-    from ..files import atomic_write_text, staged_folder
+    from ..files import atomic_write_text, check_output_folder, staged_folder
     from ..models.explore import gpu_reference, load_space, plot_pareto, points_frame, replay, report_markdown, run_explore
 
+    out = check_output_folder("out/explore" if args.out is None else args.out)   # before any work
     if args.space is None:
         raise UserError("space: give the space file (YAML)", parameter="space")
-    out = Path(args.out or "out/explore")
     db = Path(args.db) if args.db else out.with_name(out.name + ".sqlite")
     search = args.search or "grid"
     if args.replay:
