@@ -105,7 +105,7 @@ class Space:
             else:
                 n = int(math.floor((p["max"] - p["min"]) / p["step"] + 1e-9)) + 1
                 vals = [p["min"] + i * p["step"] for i in range(n)]
-                axes.append([int(v) if p["int"] else v for v in vals])
+                axes.append([int(v) if p["int"] else round(v, 9) for v in vals])
         return [dict(zip(self.parameters, combo)) for combo in itertools.product(*axes)]
 
     def sample(self, search: str, trials: int, seed: int) -> list[dict]:
