@@ -66,13 +66,13 @@ def test_saturation_and_wrap_over_k_chunks(dataflow):
 
 
 def test_keeps_the_array_busy_with_enough_bandwidth():
-    """64x64x64 on 4x4 with 16 B/cycle: at least 95 % MAC utilisation, at latency 10 and 100."""
+    """64x64x64 on 4x4 with 16 B/cycle: at least 95 % MAC utilisation even at latency 100
+    (latency 10 is the CLI's done-when run on Verilator, tests/test_cli.py)."""
     cfg = AcceleratorConfig(rows=4, cols=4)
     a, b = _operands(cfg, 64, 64, 64, seed=1)
-    for latency in (10, 100):
-        run = run_gemm(cfg, a, b, latency=latency)
-        assert run.passed
-        assert run.utilization >= 0.95, (latency, run.utilization, run.counters)
+    run = run_gemm(cfg, a, b, latency=100)
+    assert run.passed
+    assert run.utilization >= 0.95, (run.utilization, run.counters)
 
 
 def test_weight_stationary_overlaps_weight_loads():
