@@ -140,6 +140,24 @@ def _channel_beats(chip, b: Blocking, live: int, mlen: int, nlen: int, klen: int
     index ``% channels == ch`` (what :func:`~systolab.hdl.dma.shares` enumerates)."""
     C, W = chip.dma_channels, chip.dma_beat_bytes
     eb, ab = chip.core.input_bytes, chip.core.acc_bytes
+    n_i, n_j = -(-mlen // b.mc), -(-nlen // b.nc)
+    if live * (n_i + n_j) * b.gk <= 256:          # few groups: plain Python is faster than numpy here
+        out = [0] * C
+        cols_ = [min(b.nc, nlen - j * b.nc) for j in range(n_j)]
+        if klen is None:
+            for j, c in enumerate(cols_):
+                for q in range(live):
+                    out[(j * b.gk * b.gp + q) % C] += mlen * -(-(c * ab) // W)
+            return tuple(out)
+        parts = [-(-(k * eb) // W) for k in _kparts(b, klen)]
+        rows_ = [min(b.mc, mlen - i * b.mc) for i in range(n_i)]
+        for kk, pb in enumerate(parts):
+            for q in range(live):
+                for i, r in enumerate(rows_):
+                    out[((kk * b.gp + q) * b.gm + i) % C] += pb * r
+                for j, c in enumerate(cols_):
+                    out[((j * b.gk + kk) * b.gp + q) % C] += c * pb
+        return tuple(out)
     q = np.arange(live)
     j = np.arange(-(-nlen // b.nc))
     cols = np.minimum(b.nc, nlen - j * b.nc)
