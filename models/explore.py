@@ -623,6 +623,19 @@ def plot_pareto(space: Space, points: list[dict], front: set[str], gpus: dict[st
     return fig
 
 
+def export_map(points: list[dict], front: set[str], gpus: dict[str, dict], ax=None):
+    """The Pareto points (at most 20, labelled by hash) and the GPUs on the ECCN 3A090 map
+    (TPP against performance density, with the rule's thresholds). Returns the ``Figure``."""
+    from .report import plot_export_map
+
+    devices = [{"id": p["design_hash"][:6], "kind": "custom", "tpp": p["result"]["tpp"], "eccn": p["result"]["eccn"],
+                "performance_density": p["result"]["tpp"] / p["result"]["die_mm2"]}
+               for p in points if p["design_hash"] in front][:20]
+    devices += [{"id": g, "kind": "gpu", "tpp": r["tpp"], "eccn": r["eccn"],
+                 "performance_density": r["tpp"] / r["die_mm2"] if r["die_mm2"] else None} for g, r in gpus.items()]
+    return plot_export_map({"devices": devices}, ax=ax)
+
+
 def report_markdown(space: Space, res: dict, gpus: dict[str, dict]) -> str:
     """The run's report: the Pareto table, the best point per objective against each GPU,
     and the constraint that binds."""
@@ -650,5 +663,5 @@ def report_markdown(space: Space, res: dict, gpus: dict[str, dict]) -> str:
                 if gv:
                     refs.append(f"{g} {gv:.4g} ({v / gv:.2f}x)")
             lines.append(f"- {o.label} ({o.goal}): {v:.4g} at {best['design']}; " + (", ".join(refs) or "no GPU value"))
-    lines += ["", "![Pareto front](pareto.png)", ""]
+    lines += ["", "![Pareto front](pareto.png)", "", "![ECCN 3A090 map](export_map.png)", ""]
     return "\n".join(lines)

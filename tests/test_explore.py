@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,6 +94,8 @@ def test_replay_is_bit_identical(tmp_path, capsys):
     path.write_text(yaml.safe_dump(SPACE))
     assert main(["explore", str(path), "--out", str(tmp_path / "out"), "--json"]) == 0
     first = json.loads(capsys.readouterr().out)
+    assert all(Path(f).is_file() and Path(f).stat().st_size > 0 for f in first["outputs"].values())
+    assert "## Pareto front" in (tmp_path / "out" / "report.md").read_text()
     h = first["pareto"][0]["design_hash"]
     assert replay(path, db=tmp_path / "out.sqlite", design_hash_=h)["identical"]
     assert main(["explore", str(path), "--out", str(tmp_path / "out"), "--replay", "feedface", "--json"]) == 2

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import UserError
     from ..files import atomic_write_text, check_output_folder, staged_folder
-    from ..models.explore import gpu_reference, load_space, plot_pareto, points_frame, replay, report_markdown, run_explore
+    from ..models.explore import export_map, gpu_reference, load_space, plot_pareto, points_frame, replay, report_markdown, run_explore
 
     out = check_output_folder("out/explore" if args.out is None else args.out)   # before any work
     if args.space is None:
@@ -72,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(stage / "points.csv", df.to_csv(index=False))
         atomic_write_text(stage / "pareto.csv", df[df["pareto"]].to_csv(index=False) if len(df) else "")
         plot_pareto(sp, points, front, gpus).savefig(stage / "pareto.png", dpi=110)
+        export_map(points, front, gpus).savefig(stage / "export_map.png", dpi=110)
         atomic_write_text(stage / "report.md", report_markdown(sp, res, gpus))
-    res["outputs"] = {name: str(out / name) for name in ("report.md", "points.csv", "pareto.csv", "pareto.png")}
+    res["outputs"] = {name: str(out / name)
+                      for name in ("report.md", "points.csv", "pareto.csv", "pareto.png", "export_map.png")}
 
     def human(q: dict) -> str:
         lines = [f"{q['points']} points ({q['evaluated']} evaluated now, the rest from {q['store']}), "
