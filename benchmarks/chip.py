@@ -49,7 +49,7 @@ def scale(chip_name: str | None) -> None:
 
 def traffic() -> None:
     import systolab as sl
-    from systolab.models.blocking import blocking_traffic, dram_traffic_lower_bound, search_blocking
+    from systolab.models.blocking import blocking_traffic, dram_traffic_lower_bound
     from systolab.models.chip_perf import chip_gemm_perf
     from systolab.sim.chip_bench import random_products
     from systolab.sim.golden import golden_matmul
@@ -58,15 +58,12 @@ def traffic() -> None:
     chip = sl.get_chip("sl-small")
     shapes = [(128, 128, 256), (96, 160, 512), (256, 64, 384)]
     rng = np.random.default_rng(0)
-    runs, picks = [], []
-    for M, N, K in shapes:
-        found = search_blocking(chip, M, N, K)
-        picks.append(found)
-        runs.append((random_products(chip, M, N, K, 1, rng), found.blocking))
+    runs = [(random_products(chip, M, N, K, 1, rng), sl.map_gemm(chip, M, N, K, search="exhaustive").blocking)
+            for M, N, K in shapes]
     t = time.perf_counter()
     outs = run_chip_hdl(chip, runs, "verilator")
     print(f"{chip.name} on Verilator ({time.perf_counter() - t:.0f} s, build included):")
-    for (M, N, K), _found, (products, blk), out in zip(shapes, picks, runs, outs):
+    for (M, N, K), (products, blk), out in zip(shapes, runs, outs):
         (a, b), = products
         ok = np.array_equal(np.array(out["c"][0], dtype=object), golden_matmul(a, b, chip.core).astype(object))
         moved = out["counters"]["dram_bytes_read"] + out["counters"]["dram_bytes_written"]

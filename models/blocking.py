@@ -1,4 +1,4 @@
-"""Block sizes and core grids for a GEMM on the chip: the space searched, the search, and
+"""Block sizes and core grids for a GEMM on the chip: the space the mapper searches and
 the traffic bounds reported beside every choice.
 
 **The space.** A blocking (``hdl/chip.py``'s :class:`Blocking`) fixes the block
@@ -13,8 +13,7 @@ below it) and the even split ceil(M / gm); per-core columns ``nc`` in
 {cols * 2^i} and ceil(N / gn); per-core K-ranges ``kc`` of ceil(K / gk), of the largest
 multiple of a beat that fits the slice and its halves down to a quarter, and of every
 power-of-two number of beats (from eight) that fits (``kb = min(K, gk * kc)``). Blockings
-the controller would reject are dropped. :func:`search_blocking` evaluates every candidate with the
-chip's cycle model and keeps the fastest (ties: less DRAM traffic, then the order above).
+the controller would reject are dropped. The mapper (``models/mapper.py``) searches it.
 
 **Traffic.** A blocking reads every A element once per N-block and every B element once
 per M-block (the DMA multicasts within a block) and writes C once:
@@ -33,25 +32,8 @@ each element moved costs at least ``input_bytes`` and S = on-chip bytes / ``inpu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from ..hdl.chip import Blocking, blocking_status
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """The chosen blocking and what the search saw."""
-
-    blocking: Blocking
-    cycles: int
-    candidates: int
-    dram_bytes_lower_bound: int
-    blocking_traffic_bytes: int
-
-    def to_dict(self) -> dict:
-        return {"blocking": self.blocking.to_dict(), "cycles": self.cycles, "candidates": self.candidates,
-                "dram_bytes_lower_bound": self.dram_bytes_lower_bound,
-                "blocking_traffic_bytes": self.blocking_traffic_bytes}
 
 
 def on_chip_bytes(chip) -> int:
@@ -117,13 +99,3 @@ def candidates(chip, M: int, N: int, K: int, count: int = 1) -> list[Blocking]:
                                 seen.add(b)
                                 out.append(b)
     return out
-
-
-def search_blocking(chip, M: int, N: int, K: int, count: int = 1) -> SearchResult:
-    """The fastest blocking of :func:`candidates` by the chip's cycle model (the mapper's
-    exhaustive search, ``models/mapper.py``). No valid blocking (a slice too small for one
-    tile) is a :class:`UserError` saying which capacity rules it out."""
-    from .mapper import map_gemm
-
-    m = map_gemm(chip, M, N, K, count, "exhaustive")
-    return SearchResult(m.blocking, m.cycles, m.candidates, m.dram_bytes_lower_bound, m.blocking_traffic_bytes)

@@ -9,8 +9,9 @@ next one's prologue (the RTL runs one descriptor at a time).
 """
 from __future__ import annotations
 
+from ..checks import check_choice
 from ..errors import UserError
-from .mapper import check_search, map_gemm
+from .mapper import SEARCHES, map_gemm
 from .perf import WorkloadPerf
 
 
@@ -19,7 +20,7 @@ def chip_workload_perf(chip, gemms, search: str = "fast") -> WorkloadPerf:
     after another, each mapped by the mapper's ``search`` (``models/mapper.py``). Per GEMM
     row: the mapping, cycles and seconds of all its copies, utilisation, bound, DRAM and
     SRAM bytes, and the DRAM traffic's lower bound."""
-    check_search(search)
+    check_choice("search", search, SEARCHES)
     rows, cycles, macs, issued, moved, read = [], 0, 0, 0, 0, 0
     by_bound = {"compute": 0, "memory": 0, "sram": 0, "latency": 0}
     pes = chip.core.rows * chip.core.cols

@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import check_choice, check_int, check_seed
 from ..errors import ConfigError, UserError
 
 #: Samplers of our own (exact, resumable to the same points) and Optuna's multi-objective
@@ -460,8 +461,11 @@ def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid
     from concurrent.futures import ProcessPoolExecutor
 
     sp = load_space(space)
-    if search not in SEARCHES:
-        raise UserError(f"search: must be one of {', '.join(SEARCHES)}, not {search!r}", parameter="search")
+    check_choice("search", search, SEARCHES)
+    trials, seed, jobs = check_int("trials", trials, hi=1_000_000), check_seed("seed", seed), check_int("jobs", jobs, hi=256)
+    if jobs > 1 and search in OPTUNA_SEARCHES:
+        raise UserError("jobs: nsga2 and tpe propose one point at a time; jobs applies to grid, random and lhs",
+                        parameter="jobs")
     store = Store(db)
     version = model_version()
     targets = gpu_targets(sp)
@@ -477,7 +481,8 @@ def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid
             designs = sp.grid() if search == "grid" else sp.sample(search, trials, seed)
             order = list(dict.fromkeys(design_hash(d, sp) for d in designs))
             by_hash = {design_hash(d, sp): d for d in designs}
-            todo = [h for h in order if h not in store.hashes()]
+            stored = store.hashes()
+            todo = [h for h in order if h not in stored]
             evaluated = len(todo)
             if bar:
                 bar.update(len(designs) - len(todo))

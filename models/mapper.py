@@ -36,7 +36,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..checks import check_int
+from ..checks import check_choice, check_int
 from ..errors import UserError
 from .blocking import blocking_traffic, candidates, dram_traffic_lower_bound
 from .chip_perf import ChipGemmPerf, _core_step, chip_gemm_cycles, chip_gemm_perf
@@ -49,13 +49,6 @@ FAST_SHORTLIST = 48
 FAST_FRACTION = 0.15
 #: The controller's loop order, outermost first.
 LOOP_ORDER = "product groups > M-blocks > N-blocks > K-blocks (K innermost; partial sums stay in the slices)"
-
-
-def check_search(search: str) -> str:
-    """``search`` if it names a search, else a :class:`UserError` naming ``search``."""
-    if search not in SEARCHES:
-        raise UserError(f"search: must be one of {', '.join(SEARCHES)}, not {search!r}", parameter="search")
-    return search
 
 
 @lru_cache(maxsize=64)
@@ -217,12 +210,16 @@ def _no_mapping(chip, M: int, N: int, K: int) -> UserError:
 @lru_cache(maxsize=4096)
 def map_gemm(chip, M: int, N: int, K: int, count: int = 1, search: str = "fast") -> Mapping:
     """The mapping the ``search`` picks for ``count`` M x N x K products as one
-    descriptor on ``chip`` (a :class:`~systolab.models.chip.ChipConfig`), timed by the
-    exact model (cycles of the chip's clock; bytes) (ties: less DRAM traffic, then the space's
-    order). A space with no valid mapping is a :class:`UserError` saying which capacity
-    rules it out."""
+    descriptor on ``chip`` (a :class:`~systolab.models.chip.ChipConfig`), with the exact
+    model's counters (cycles of the chip's clock, bytes); ties go to less DRAM traffic,
+    then to the space's order. A space with no valid mapping is a :class:`UserError`
+    saying which capacity rules it out."""
+    from .chip import ChipConfig
+
+    if not isinstance(chip, ChipConfig):
+        raise TypeError(f"chip must be a ChipConfig (systolab.get_chip), not {type(chip).__name__}")
     M, N, K, count = check_int("M", M), check_int("N", N), check_int("K", K), check_int("count", count)
-    check_search(search)
+    check_choice("search", search, SEARCHES)
     cands = candidates(chip, M, N, K, count)
     if not cands:
         raise _no_mapping(chip, M, N, K)

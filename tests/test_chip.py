@@ -16,9 +16,10 @@ import pytest
 from systolab.cli import main
 from systolab.errors import ConfigError, UserError
 from systolab.hdl.chip import REJECT, Blocking, blocking_status
-from systolab.models.blocking import blocking_traffic, candidates, dram_traffic_lower_bound, on_chip_bytes, search_blocking
+from systolab.models.blocking import blocking_traffic, candidates, dram_traffic_lower_bound, on_chip_bytes
 from systolab.models.chip import get_chip
 from systolab.models.chip_perf import chip_gemm_cycles, chip_gemm_perf
+from systolab.models.mapper import map_gemm
 from systolab.sim.chip_bench import chip_campaign, random_products, run_chip_gemm
 from systolab.sim.golden import golden_matmul
 
@@ -75,7 +76,7 @@ def test_chip_config_checks_its_fields():
 def test_a_chip_too_small_for_any_block_is_a_clear_error():
     starved = TINY.derive(global_sram_mib=0.0001)
     with pytest.raises(UserError, match="cannot hold the operand buffers of any mapping") as exc:
-        search_blocking(starved, 64, 64, 64)
+        map_gemm(starved, 64, 64, 64, search="exhaustive")
     assert exc.value.parameter == "chip"
 
 
@@ -89,7 +90,7 @@ def test_fast_model_equals_the_step_model(chip):
 
 def test_search_finds_the_fastest_candidate_and_respects_the_bounds():
     M, N, K = 40, 36, 100
-    found = search_blocking(SMALL, M, N, K)
+    found = map_gemm(SMALL, M, N, K, search="exhaustive")
     cands = candidates(SMALL, M, N, K)
     cycles = [chip_gemm_perf(SMALL, M, N, K, b).cycles for b in cands]
     assert found.cycles == min(cycles) == chip_gemm_perf(SMALL, M, N, K, found.blocking).cycles

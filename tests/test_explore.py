@@ -139,6 +139,14 @@ def test_a_killed_sweep_resumes_with_nothing_lost_or_repeated(tmp_path):
     assert [p["result"] for p in resumed["all_points"]] == [p["result"] for p in clean["all_points"]]
 
 
+@pytest.mark.parametrize("kwargs, parameter", [(dict(trials=0, search="lhs"), "trials"), (dict(seed=-1), "seed"),
+                                               (dict(jobs=2, search="tpe"), "jobs"), (dict(search="anneal"), "search")])
+def test_library_explore_checks_its_parameters(tmp_path, kwargs, parameter):
+    with pytest.raises(UserError) as e:
+        run_explore(SPACE, db=tmp_path / "db.sqlite", **kwargs)
+    assert e.value.parameter == parameter
+
+
 def test_library_explore_returns_a_frame_with_units(tmp_path):
     df = explore(SPACE, db=tmp_path / "db.sqlite")
     assert len(df) == 6 and {"cores", "clock_mhz", "power_W", "bert-base.throughput_units_per_s",

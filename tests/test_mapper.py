@@ -60,6 +60,8 @@ def test_bad_search_and_impossible_mapping_name_the_parameter():
     with pytest.raises(UserError) as e:
         map_gemm(OS32, 8, 8, 8, 1, "greedy")
     assert e.value.parameter == "search"
+    with pytest.raises(TypeError, match="ChipConfig"):
+        map_gemm("sl-n4-os32", 8, 8, 8)
     starved = get_chip("sl-tiny").derive(global_sram_mib=0.0001)
     with pytest.raises(UserError) as e:
         map_gemm(starved, 64, 64, 64)

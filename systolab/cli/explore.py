@@ -50,9 +50,6 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise UserError(f"{given[0]}: the grid evaluates every combination; {given[0]} applies to random, lhs, "
                             "nsga2 and tpe", parameter=given[0])
-    elif search in ("nsga2", "tpe") and args.jobs is not None:
-        raise UserError("jobs: nsga2 and tpe propose one point at a time here; jobs applies to grid, random and lhs",
-                        parameter="jobs")
     if args.replay:
         r = replay(args.space, db=db, design_hash_=args.replay)
         emit(args, r, lambda q: f"{q['design_hash']}: {'bit-identical' if q['identical'] else 'DIFFERENT'} "
