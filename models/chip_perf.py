@@ -138,44 +138,25 @@ def _channel_beats(chip, b: Blocking, live: int, mlen: int, nlen: int, klen: int
     of the rows of its K-group-0 B groups. Channel ``ch`` has the A groups
     ``a = (kk * gp + q) * gm + i`` and the B groups ``b = (j * gk + kk) * gp + q`` with
     index ``% channels == ch`` (what :func:`~systolab.hdl.dma.shares` enumerates)."""
-    C, W = chip.dma_channels, chip.dma_beat_bytes
+    C = chip.dma_channels
     eb, ab = chip.core.input_bytes, chip.core.acc_bytes
     n_i, n_j = -(-mlen // b.mc), -(-nlen // b.nc)
-    if live * (n_i + n_j) * b.gk <= 256:          # few groups: plain Python is faster than numpy here
-        out = [0] * C
-        cols_ = [min(b.nc, nlen - j * b.nc) for j in range(n_j)]
-        if klen is None:
-            for j, c in enumerate(cols_):
-                for q in range(live):
-                    out[(j * b.gk * b.gp + q) % C] += mlen * -(-(c * ab) // W)
-            return tuple(out)
-        parts = [-(-(k * eb) // W) for k in _kparts(b, klen)]
-        rows_ = [min(b.mc, mlen - i * b.mc) for i in range(n_i)]
-        for kk, pb in enumerate(parts):
-            for q in range(live):
-                for i, r in enumerate(rows_):
-                    out[((kk * b.gp + q) * b.gm + i) % C] += pb * r
-                for j, c in enumerate(cols_):
-                    out[((j * b.gk + kk) * b.gp + q) % C] += c * pb
-        return tuple(out)
-    q = np.arange(live)
-    j = np.arange(-(-nlen // b.nc))
-    cols = np.minimum(b.nc, nlen - j * b.nc)
+    out = [0] * C
+    cols = [min(b.nc, nlen - j * b.nc) for j in range(n_j)]
     if klen is None:
-        groups = (j[:, None] * b.gk) * b.gp + q[None, :]
-        beats = np.broadcast_to((mlen * -(-(cols * ab) // W))[:, None], groups.shape)
-        return tuple(int(v) for v in np.bincount((groups % C).ravel(), beats.ravel(), minlength=C))
-    part_beats = -(-(np.array(_kparts(b, klen)) * eb) // W)
-    kk = np.arange(len(part_beats))
-    i = np.arange(-(-mlen // b.mc))
-    rows = np.minimum(b.mc, mlen - i * b.mc)
-    a_groups = (kk[:, None, None] * b.gp + q[None, :, None]) * b.gm + i[None, None, :]
-    a_beats = part_beats[:, None, None] * rows[None, None, :] + 0 * a_groups
-    b_groups = (j[:, None, None] * b.gk + kk[None, :, None]) * b.gp + q[None, None, :]
-    b_beats = cols[:, None, None] * part_beats[None, :, None] + 0 * b_groups
-    out = (np.bincount((a_groups % C).ravel(), a_beats.ravel(), minlength=C)
-           + np.bincount((b_groups % C).ravel(), b_beats.ravel(), minlength=C))
-    return tuple(int(v) for v in out)
+        for j, c in enumerate(cols):
+            for q in range(live):
+                out[(j * b.gk * b.gp + q) % C] += mlen * dram_beats(chip, c * ab)
+        return tuple(out)
+    rows = [min(b.mc, mlen - i * b.mc) for i in range(n_i)]
+    for kk, part in enumerate(_kparts(b, klen)):
+        beats = dram_beats(chip, part * eb)
+        for q in range(live):
+            for i, r in enumerate(rows):
+                out[((kk * b.gp + q) * b.gm + i) % C] += beats * r
+            for j, c in enumerate(cols):
+                out[((j * b.gk + kk) * b.gp + q) % C] += c * beats
+    return tuple(out)
 
 
 def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: int = 1,
