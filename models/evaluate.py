@@ -131,7 +131,7 @@ def _check_workload(workload: Any) -> Workload:
 
 def evaluate_chip(chip, workload: Workload) -> Evaluation:
     """``workload`` on the custom ``chip``: time from the chip's cycle model (equal to the
-    chip RTL's counters; each GEMM blocked by the search, the GEMMs one after another),
+    chip RTL's counters; each GEMM mapped by the mapper, the GEMMs one after another),
     energy from the activity model, checked against the chip's DRAM capacity."""
     from .energy import Activity, activity_energy, core_sram_bytes
 
@@ -155,8 +155,8 @@ def evaluate_chip(chip, workload: Workload) -> Evaluation:
                              cores=chip.cores, global_slice_KiB=chip.slice_bytes / 1024)
     return Evaluation(chip.name, "custom", workload.name, workload.dtype, workload.unit, workload.units_per_run,
                       perf.seconds, perf.utilization, perf.bound, energy.joules, workload.flops, chip.peak_tops,
-                      perf.bytes_moved, "time: models/chip_perf.py (cycle model of the chip's RTL, blockings from "
-                      "models/blocking.py's search); energy: models/energy.py",
+                      perf.bytes_moved, "time: models/chip_perf.py (cycle model of the chip's RTL, mappings from "
+                      "models/mapper.py); energy: models/energy.py",
                       tuple(workload.assumptions) + tuple(energy.assumptions) + (
                           "one GEMM (descriptor) at a time: no overlap of one GEMM's last write-back with the "
                           "next one's first load",), tuple(rows), dram_peak_GBps=chip.dram.GBps)

@@ -141,7 +141,7 @@ def chip_parent(*, blocking: bool) -> argparse.ArgumentParser:
                    help="a chip of models/data/chips.yaml (systolab list) or a chips YAML file")
     if blocking:
         g.add_argument("--count", type=int_in(1, 1 << 20), help="independent products in the descriptor (default 1)")
-        g.add_argument("--block", metavar="MBxNBxKB", help="block sizes (default: the fastest by the blocking search)")
+        g.add_argument("--block", metavar="MBxNBxKB", help="block sizes (default: the mapper's choice, see --search)")
         g.add_argument("--grid", metavar="GPxGMxGN[xGK]",
                        help="cores per block: products x row groups x column groups [x K-groups] (with --block; "
                             "default: the fastest grid for the block)")
