@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checks import check_choice, check_int, check_positive, check_real
-from ..config import AcceleratorConfig
+from ..config import AcceleratorConfig, hash_once, state_without_hash
 from ..errors import ConfigError, UserError
 from .specs import DATA_DIR, SpecError, load_yaml
 
@@ -141,6 +141,9 @@ class ChipConfig:
     dma_beat_bytes: int | None = None
     sram_latency_cycles: int = 2
     acc_sram_fraction: float = 0.25
+
+    __hash__ = hash_once
+    __getstate__ = state_without_hash
 
     def __post_init__(self) -> None:
         from .nodes import load_nodes

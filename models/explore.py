@@ -370,6 +370,8 @@ class Store:
             with self.db:
                 self.db.execute("CREATE TABLE IF NOT EXISTS points (hash TEXT PRIMARY KEY, design TEXT NOT NULL, "
                                 "model_version TEXT NOT NULL, result TEXT NOT NULL)")
+                self.db.execute("CREATE TABLE IF NOT EXISTS deep (hash TEXT PRIMARY KEY, model_version TEXT NOT NULL, "
+                                "result TEXT NOT NULL)")
         except sqlite3.DatabaseError as exc:
             raise UserError(f"db: {self.path} is not a systolab store ({exc})", parameter="db") from None
 
@@ -390,6 +392,15 @@ class Store:
     def points(self, hashes: list[str]) -> list[dict]:
         return [p for p in (self.get(h) for h in hashes) if p is not None]
 
+    def deep(self, h: str) -> dict | None:
+        """The deep stage's result for a point, if it ran."""
+        row = self.db.execute("SELECT result FROM deep WHERE hash = ?", (h,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put_deep(self, h: str, version: str, result: dict) -> None:
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO deep VALUES (?, ?, ?)", (h, version, json.dumps(result, sort_keys=True)))
+
     def close(self) -> None:
         self.db.close()
 
@@ -397,6 +408,18 @@ class Store:
 def _evaluate_job(args):
     space, design = args
     return evaluate_point(space, design)
+
+
+def _deep_job(job):
+    """The deep stage of one point; a tool that fails is reported, not stored (a rerun
+    tries again)."""
+    from ..errors import SimulationError
+    from .deep import deep_check
+
+    try:
+        return deep_check(job)
+    except (UserError, SimulationError) as exc:
+        return {"error": str(exc)}
 
 
 def _suggest(trial, name: str, p: dict):
@@ -409,10 +432,12 @@ def _suggest(trial, name: str, p: dict):
 
 
 def _optuna_search(sp: Space, store: Store, version: str, db: Path, search: str, trials: int, seed: int,
-                   targets: list[float], bar) -> tuple[list[str], int]:
+                   targets: list[float], bar, ex) -> tuple[list[str], int]:
     """Optuna's NSGA-II or TPE with the space's constraints (``Trial.set_constraint``): its
     study lives beside the store (``<db>.optuna.sqlite``, resumed by name), every point in
-    our store, so a point the search proposes again is read, not evaluated."""
+    our store, so a point the search proposes again is read, not evaluated. It asks as
+    many trials at a time as the executor has workers, evaluates them there and tells
+    them in the order asked (deterministic for a given number of workers)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -429,43 +454,49 @@ def _optuna_search(sp: Space, store: Store, version: str, db: Path, search: str,
     if bar:
         bar.update(len(finished))
     evaluated = 0
-    for _ in range(max(0, trials - len(finished))):
-        trial = study.ask()
-        design = {n: _suggest(trial, n, p) for n, p in sp.parameters.items()}
-        h = design_hash(design, sp)
-        stored = store.get(h)
-        if stored is None:
-            result = evaluate_point(sp, design)
-            store.put(h, design, version, result)
-            evaluated += 1
-        else:
-            result = stored["result"]
-        result = judge(sp, result, targets)
-        trial.set_user_attr("design_hash", h)
-        trial.set_constraint("violations", 0.0 if result["feasible"] else float(len(result["failed"])))
-        try:
-            study.tell(trial, objective_values(sp, result))
-        except KeyError:                                  # no metrics: a design the models refuse
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        order.append(h)
-        if bar:
-            bar.update()
+    left = max(0, trials - len(finished))
+    while left:
+        batch = [study.ask() for _ in range(min(left, ex.workers))]
+        left -= len(batch)
+        designs = [{n: _suggest(t, n, p) for n, p in sp.parameters.items()} for t in batch]
+        hashes = [design_hash(d, sp) for d in designs]
+        results = {h: st["result"] for h in hashes if (st := store.get(h)) is not None}
+        todo = list({h: d for h, d in zip(hashes, designs) if h not in results}.items())
+        for i, result in ex.imap(_evaluate_job, [(sp, d) for _, d in todo]):
+            store.put(todo[i][0], todo[i][1], version, result)
+            results[todo[i][0]] = result
+        evaluated += len(todo)
+        for trial, h in zip(batch, hashes):
+            result = judge(sp, results[h], targets)
+            trial.set_user_attr("design_hash", h)
+            trial.set_constraint("violations", 0.0 if result["feasible"] else float(len(result["failed"])))
+            try:
+                study.tell(trial, objective_values(sp, result))
+            except KeyError:                              # no metrics: a design the models refuse
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            order.append(h)
+            if bar:
+                bar.update()
     return list(dict.fromkeys(order)), evaluated
 
 
 def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid", trials: int = 64, seed: int = 0,
-                jobs: int = 1, progress: bool = False) -> dict:
-    """Evaluate the space's points (skipping those already in ``db``), then the Pareto
-    front of the feasible ones. Returns ``points``, ``feasible``, ``pareto``, the
-    constraint that binds when nothing is feasible, and ``store``."""
-    from concurrent.futures import ProcessPoolExecutor
+                jobs: int = 1, executor: str = "local", deep: int = 0, progress: bool = False) -> dict:
+    """Evaluate the space's points (skipping those already in ``db``) on ``executor``
+    (``local`` with ``jobs`` processes, or ``dask://HOST:PORT``), then the Pareto front
+    of the feasible ones, then the deep stage (:mod:`~systolab.models.deep`) of its first
+    ``deep`` points (best first objective first) on the same executor. Returns
+    ``points``, ``feasible``, ``pareto``, the constraint that binds when nothing is
+    feasible, ``deep`` and ``store``."""
+    from ..executors import open_executor, parse_executor
 
     sp = load_space(space)
     check_choice("search", search, SEARCHES)
     trials, seed, jobs = check_int("trials", trials, hi=1_000_000), check_seed("seed", seed), check_int("jobs", jobs, hi=256)
-    if jobs > 1 and search in OPTUNA_SEARCHES:
-        raise UserError("jobs: nsga2 and tpe propose one point at a time; jobs applies to grid, random and lhs",
-                        parameter="jobs")
+    deep = check_int("deep", deep, lo=0, hi=10_000)
+    parse_executor(executor)
+    if jobs > 1 and parse_executor(executor)[0] != "local":
+        raise UserError("jobs: sets the local processes; a Dask cluster has its own workers", parameter="jobs")
     store = Store(db)
     version = model_version()
     targets = gpu_targets(sp)
@@ -475,32 +506,28 @@ def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid
 
         bar = tqdm(total=len(sp.grid()) if search == "grid" else trials, desc="explore", unit="point")
     try:
-        if search in OPTUNA_SEARCHES:
-            order, evaluated = _optuna_search(sp, store, version, Path(db), search, trials, seed, targets, bar)
-        else:
-            designs = sp.grid() if search == "grid" else sp.sample(search, trials, seed)
-            order = list(dict.fromkeys(design_hash(d, sp) for d in designs))
-            by_hash = {design_hash(d, sp): d for d in designs}
-            stored = store.hashes()
-            todo = [h for h in order if h not in stored]
-            evaluated = len(todo)
-            if bar:
-                bar.update(len(designs) - len(todo))
-            if jobs > 1 and len(todo) > 1:
-                with ProcessPoolExecutor(jobs) as pool:
-                    for h, result in zip(todo, pool.map(_evaluate_job, [(sp, by_hash[h]) for h in todo])):
-                        store.put(h, by_hash[h], version, result)
-                        bar and bar.update()
+        with open_executor(executor, jobs=jobs, version=model_version) as ex:
+            if search in OPTUNA_SEARCHES:
+                order, evaluated = _optuna_search(sp, store, version, Path(db), search, trials, seed, targets, bar, ex)
             else:
-                for h in todo:
-                    store.put(h, by_hash[h], version, evaluate_point(sp, by_hash[h]))
+                designs = sp.grid() if search == "grid" else sp.sample(search, trials, seed)
+                order = list(dict.fromkeys(design_hash(d, sp) for d in designs))
+                by_hash = {design_hash(d, sp): d for d in designs}
+                stored = store.hashes()
+                todo = [h for h in order if h not in stored]
+                evaluated = len(todo)
+                if bar:
+                    bar.update(len(designs) - len(todo))
+                for i, result in ex.imap(_evaluate_job, [(sp, by_hash[h]) for h in todo]):
+                    store.put(todo[i], by_hash[todo[i]], version, result)
                     bar and bar.update()
-        points = [{**p, "result": judge(sp, p["result"], targets)} for p in store.points(order)]
+            points = [{**p, "result": judge(sp, p["result"], targets)} for p in store.points(order)]
+            front = pareto(sp, points)
+            deep_out = _run_deep(sp, store, version, front, deep, seed, ex) if deep else []
     finally:
         if bar:
             bar.close()
         store.close()
-    front = pareto(sp, points)
     feasible = [p for p in points if p["result"]["feasible"]]
     why = {}
     for p in points:
@@ -512,7 +539,22 @@ def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid
                         "objectives": dict(zip([o.label for o in sp.objectives], objective_values(sp, p["result"])))}
                        for p in front],
             "rejected_by": why, "binding": max(why, key=lambda k: why[k]) if why and not feasible else None,
-            "store": str(Path(db)), "all_points": points}
+            "deep": deep_out, "executor": executor, "store": str(Path(db)), "all_points": points}
+
+
+def _run_deep(sp: Space, store: Store, version: str, front: list[dict], k: int, seed: int, ex) -> list[dict]:
+    """The deep stage of the front's first ``k`` points (best first objective first), those
+    not yet in the store's ``deep`` table run on the executor, each stored as it returns."""
+    first = sp.objectives[0]
+    ranked = sorted(front, key=lambda p: objective_values(sp, p["result"])[0] * (-1 if first.goal == "max" else 1))[:k]
+    done = {p["design_hash"]: r for p in ranked if (r := store.deep(p["design_hash"])) is not None}
+    todo = [p for p in ranked if p["design_hash"] not in done]
+    for i, result in ex.imap(_deep_job, [(sp.base, p["design"], seed) for p in todo]):
+        h = todo[i]["design_hash"]
+        if "error" not in result:
+            store.put_deep(h, version, result)
+        done[h] = result
+    return [{"design_hash": p["design_hash"], "design": p["design"], **done[p["design_hash"]]} for p in ranked]
 
 
 #: Units of the metrics, for column names.
@@ -541,11 +583,12 @@ def points_frame(points: list[dict], front: set[str] = frozenset()):
 
 
 def explore(space: str | Path | dict, *, db: str | Path, search: str = "grid", trials: int = 64, seed: int = 0,
-            jobs: int = 1, progress: bool = False):
+            jobs: int = 1, executor: str = "local", deep: int = 0, progress: bool = False):
     """:func:`run_explore` for notebooks: every point of the run as a DataFrame
     (:func:`points_frame`); the summary (Pareto front, feasible count, the binding
-    constraint) in ``.attrs``."""
-    res = run_explore(space, db=db, search=search, trials=trials, seed=seed, jobs=jobs, progress=progress)
+    constraint, the deep stage) in ``.attrs``."""
+    res = run_explore(space, db=db, search=search, trials=trials, seed=seed, jobs=jobs, executor=executor, deep=deep,
+                      progress=progress)
     df = points_frame(res.pop("all_points"), {p["design_hash"] for p in res["pareto"]})
     df.attrs.update(res)
     return df
@@ -668,5 +711,16 @@ def report_markdown(space: Space, res: dict, gpus: dict[str, dict]) -> str:
                 if gv:
                     refs.append(f"{g} {gv:.4g} ({v / gv:.2f}x)")
             lines.append(f"- {o.label} ({o.goal}): {v:.4g} at {best['design']}; " + (", ".join(refs) or "no GPU value"))
+    if res.get("deep"):
+        lines += ["", "## Deep stage: the core's RTL on Verilator, its array synthesised", "",
+                  "| design_hash | GEMMs bit-exact | RTL cycles = model | array mm², synthesis | model error | s |",
+                  "|---|---|---|---:|---:|---:|"]
+        for d in res["deep"]:
+            if "error" in d:
+                lines.append(f"| {d['design_hash']} | failed: {d['error']} | | | | |")
+            else:
+                lines.append(f"| {d['design_hash']} | {'yes' if d['passed'] else 'NO'} | "
+                             f"{'yes' if d['cycles_exact'] else 'NO'} {d['rtl_cycles']} | {d['synth_array_mm2']:.4g} | "
+                             f"{d['area_error']:+.1%} | {d['verify_s'] + d['synth_s']:.0f} |")
     lines += ["", "![Pareto front](pareto.png)", "", "![ECCN 3A090 map](export_map.png)", ""]
     return "\n".join(lines)

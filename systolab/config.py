@@ -27,6 +27,21 @@ BEAT_BYTES = (2, 4, 8, 16, 32, 64)
 MAX_CHUNK = 1 << 15       # K-chunk / M-block limit (the controller's 16-bit counters)
 
 
+def hash_once(self) -> int:
+    """A frozen config's hash, computed once: configs key the models' caches, and hashing
+    every field at each lookup dominated the mapper's time. (``__getstate__`` below keeps
+    it out of pickles: string hashes differ between processes.)"""
+    h = self.__dict__.get("_hash")
+    if h is None:
+        h = hash(tuple(getattr(self, f.name) for f in fields(self)))
+        object.__setattr__(self, "_hash", h)
+    return h
+
+
+def state_without_hash(self) -> dict:
+    return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
+
 def _check_kib(field: str, value: Any) -> float:
     if not is_real(value) or not 0 < value <= 1 << 20:
         raise ConfigError(field, f"must be a buffer size in KiB, > 0 and <= 1048576, not {value!r}")
@@ -95,6 +110,9 @@ class AcceleratorConfig:
     a_buffer_kib: float = 8.0
     b_buffer_kib: float = 8.0
     acc_buffer_kib: float = 16.0
+
+    __hash__ = hash_once
+    __getstate__ = state_without_hash
 
     def __post_init__(self) -> None:
         for name in ("rows", "cols", "acc_bits", "beat_bytes"):

@@ -140,7 +140,10 @@ def test_a_killed_sweep_resumes_with_nothing_lost_or_repeated(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, parameter", [(dict(trials=0, search="lhs"), "trials"), (dict(seed=-1), "seed"),
-                                               (dict(jobs=2, search="tpe"), "jobs"), (dict(search="anneal"), "search")])
+                                               (dict(jobs=2, executor="dask://127.0.0.1:8786"), "jobs"),
+                                               (dict(executor="ray://127.0.0.1:10001"), "executor"),
+                                               (dict(executor="dask://nohost"), "executor"), (dict(deep=-1), "deep"),
+                                               (dict(search="anneal"), "search")])
 def test_library_explore_checks_its_parameters(tmp_path, kwargs, parameter):
     with pytest.raises(UserError) as e:
         run_explore(SPACE, db=tmp_path / "db.sqlite", **kwargs)
@@ -166,7 +169,8 @@ def test_optuna_searches_store_every_point_and_resume(tmp_path, search):
 
 @pytest.mark.parametrize("argv, parameter", [
     (["--trials", "5"], "trials"),
-    (["--search", "nsga2", "--jobs", "2"], "jobs"),
+    (["--replay", "abc", "--deep", "1"], "deep"),
+    (["--executor", "ray://127.0.0.1:10001"], "executor"),
     (["--replay", "abc", "--search", "lhs"], "search"),
     (["--search", "anneal"], "search"),
 ])
@@ -175,3 +179,42 @@ def test_explore_cli_refuses_flags_that_would_be_ignored(tmp_path, capsys, argv,
     path.write_text(yaml.safe_dump(SPACE))
     assert main(["explore", str(path), "--out", str(tmp_path / "o"), *argv, "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == parameter
+
+
+def test_a_local_dask_cluster_of_two_workers_gives_the_local_result(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    local = run_explore(SPACE, db=tmp_path / "local.sqlite")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        address = "dask://" + cluster.scheduler_address.removeprefix("tcp://")
+        remote = run_explore(SPACE, db=tmp_path / "dask.sqlite", executor=address)
+        again = run_explore(SPACE, db=tmp_path / "dask.sqlite", executor=address)
+        tpe = run_explore(SPACE, db=tmp_path / "tpe.sqlite", executor=address, search="tpe", trials=4, seed=1)
+    assert remote["evaluated"] == 6 and again["evaluated"] == 0 and remote["executor"] == address
+    assert [p["result"] for p in remote["all_points"]] == [p["result"] for p in local["all_points"]]
+    assert remote["pareto"] == local["pareto"]
+    assert 1 <= tpe["points"] <= 4 and tpe["evaluated"] == tpe["points"]
+
+
+def test_optuna_searches_ask_a_batch_per_local_worker(tmp_path):
+    space = _space(parameters={"cores": {"min": 4, "max": 32, "step": 4}, "clock_mhz": [500, 700, 900]})
+    one = run_explore(space, db=tmp_path / "a.sqlite", search="nsga2", trials=6, seed=3, jobs=2)
+    two = run_explore(space, db=tmp_path / "b.sqlite", search="nsga2", trials=6, seed=3, jobs=2)
+    assert one["pareto"] == two["pareto"] and 1 <= one["points"] <= 6
+
+
+@pytest.mark.verilator
+def test_the_deep_stage_verifies_a_pareto_point_and_is_kept_in_the_store(tmp_path, monkeypatch):
+    space = _space(base="sl-tiny", parameters={"cores": [1, 2]}, constraints={})
+    res = run_explore(space, db=tmp_path / "db.sqlite", deep=1)
+    (d,) = res["deep"]
+    assert d["design_hash"] == res["pareto"][0]["design_hash"] or d["design_hash"] in {
+        p["design_hash"] for p in res["pareto"]}
+    assert d["passed"] and d["cycles_exact"] and d["rtl_cycles"] == d["model_cycles"]
+    assert abs(d["area_error"]) < 0.05 and d["synth_array_mm2"] > 0
+
+    def boom(job):
+        raise AssertionError("the deep stage ran again")
+
+    monkeypatch.setattr("systolab.models.deep.deep_check", boom)
+    again = run_explore(space, db=tmp_path / "db.sqlite", deep=1)
+    assert again["deep"] == res["deep"] and again["evaluated"] == 0

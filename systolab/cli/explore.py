@@ -21,8 +21,11 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--trials", type=int_in(1, 1_000_000), default=None,
                    help="points for random, lhs, nsga2 and tpe (default 64)")
     p.add_argument("--seed", type=seed_int, default=None, help="seed of the non-grid searches (default 0)")
-    p.add_argument("--jobs", type=int_in(1, 256), default=None, help="local worker processes (default 1; grid, "
-                                                                      "random and lhs)")
+    p.add_argument("--jobs", type=int_in(1, 256), default=None, help="local worker processes (default 1)")
+    p.add_argument("--executor", default=None, metavar="local|dask://HOST:PORT",
+                   help="where points are evaluated: local processes (default) or a Dask scheduler's workers")
+    p.add_argument("--deep", type=int_in(0, 10_000), default=None, metavar="K",
+                   help="verify the core RTL (Verilator) and synthesise the array of the first K Pareto points")
     p.add_argument("--replay", metavar="HASH", help="re-evaluate one stored point and say if it is bit-identical")
     p.set_defaults(func=run)
 
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     db = Path(args.db) if args.db else out.with_name(out.name + ".sqlite")
     search = args.search or "grid"
     if args.replay:
-        given = [f for f in ("search", "trials", "seed", "jobs") if getattr(args, f) is not None]
+        given = [f for f in ("search", "trials", "seed", "jobs", "executor", "deep") if getattr(args, f) is not None]
         if given:
             raise UserError(f"{given[0]}: does not apply to --replay (it re-evaluates one stored point)",
                             parameter=given[0])
@@ -56,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
                                 f"({q['design']})")
         return 0 if r["identical"] else 1
     res = run_explore(args.space, db=db, search=search, trials=args.trials or 64, seed=args.seed or 0,
-                      jobs=args.jobs or 1,
-                  progress=not args.json and sys.stderr.isatty())
+                      jobs=args.jobs or 1, executor=args.executor or "local", deep=args.deep or 0,
+                      progress=not args.json and sys.stderr.isatty())
     points = res.pop("all_points")
     front = {p["design_hash"] for p in res["pareto"]}
     df = points_frame(points, front)
@@ -83,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
         for p in q["pareto"][:20]:
             vals = ", ".join(f"{k} {v:.4g}" for k, v in p["objectives"].items())
             lines.append(f"  {p['design_hash']} {p['design']}: {vals}")
+        for d in q["deep"]:
+            lines.append(f"  deep {d['design_hash']}: " + (f"failed: {d['error']}" if "error" in d else
+                         f"RTL {'bit-exact' if d['passed'] else 'MISMATCH'}, cycles "
+                         f"{'equal to the model' if d['cycles_exact'] else 'DIFFER from the model'}, "
+                         f"array {d['synth_array_mm2']:.4g} mm² synthesised (model {d['area_error']:+.1%})"))
         return "\n".join(lines)
 
     emit(args, res, human)
