@@ -1,19 +1,30 @@
-"""Design-space exploration: how fast the analytic stage evaluates points, and how much of
-the exhaustive grid's Pareto hypervolume the multi-objective searches reach with 10 % of
-its evaluations.
+"""Design-space exploration: how fast the analytic stage evaluates points, how much of the
+exhaustive grid's Pareto hypervolume the multi-objective searches reach with 10 % of its
+evaluations, and how the deep stage scales with workers.
 
-The space: the edge chip with 4 ... 128 cores (step 4) x 500 ... 1,200 MHz (step 50) = 480
-designs, on BERT-base (batch 1, 128 tokens); objectives: throughput (max) and power
-(min); constraint: die <= 858 mm². The grid runs on ``--jobs`` local processes (a fresh
-store, so every point is evaluated); NSGA-II and TPE get 48 trials each (10 %), seeds 0-2.
-Hypervolume (2-D, exact): the area the front dominates up to the reference point (the
-grid's worst throughput and power), in the objectives normalised by the grid's ranges.
+``speed``: the edge chip with 4 ... 128 cores (step 4) x 500 ... 1,200 MHz (step 50) x 2, 4,
+8 or 16 LPDDR5 channels = 1,920 designs, each on BERT-base (batch 1, 128 tokens) and
+Llama-3-8B decode (batch 1): 3,840 points (design x workload), on ``--jobs`` local
+processes with a fresh store (every point evaluated).
 
-Usage: ``.venv/bin/python benchmarks/explore.py [--jobs 2]``
+``search``: two spaces, the first two parameters alone (480 designs) and all three (1,920),
+on BERT-base; objectives throughput (max) and power (min); die <= 858 mm². NSGA-II and TPE
+get 10 % of the grid's points (48 and 192 distinct points), and the baseline, uniform
+random draws, as many draws; seeds 0-2. Hypervolume (2-D, exact): the area the front dominates up to
+the reference point (the grid's worst throughput and power), in the objectives
+normalised by the grid's ranges.
+
+``deep``: the deep stage (each point's core RTL built and run on Verilator, its array
+synthesised) of 8 small cores (4 ... 11 rows x 4 columns, on ``sl-tiny``: all on the front)
+on a local Dask cluster of 1 and then 2 workers, each with a cold build cache: the
+throughput ratio of 2 workers over 1.
+
+Usage: ``.venv/bin/python benchmarks/explore.py [speed|search|deep|all] [--jobs 2]``
 """
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -44,31 +55,114 @@ def hypervolume(front: list[dict], lo: np.ndarray, hi: np.ndarray) -> float:
     return area
 
 
-def main() -> None:
+DEEP_SPACE = {
+    "base": "sl-tiny",
+    "parameters": {"rows": [4, 5, 6, 7, 8, 9, 10, 11]},
+    "workloads": [{"name": "bert-base", "batch": 1, "seq_len": 128}],
+    "objectives": [{"metric": "die_mm2", "goal": "min"}, {"metric": "peak_tops", "goal": "max"}],
+}
+
+
+def _spin(n: int) -> int:
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+
+
+def cpu_ratio() -> float:
+    """This machine's own 2-process speed-up on pure Python arithmetic (shared VMs give
+    less than 2x): the ceiling to read the deep stage's ratio against."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    n = 20_000_000
+    t = time.perf_counter()
+    _spin(n), _spin(n)
+    one = time.perf_counter() - t
+    with ProcessPoolExecutor(2) as pool:
+        t = time.perf_counter()
+        list(pool.map(_spin, [n, n]))
+        two = time.perf_counter() - t
+    return one / two
+
+
+def deep() -> None:
+    from distributed import LocalCluster
+
     from systolab.models.explore import run_explore
 
+    print(f"this machine, 2 processes of pure Python over 1: {cpu_ratio():.2f}x", flush=True)
+    tmp = Path(tempfile.mkdtemp())
+    rates = {}
+    for workers in (1, 2):
+        os.environ["SYSTOLAB_CACHE"] = str(tmp / f"cache{workers}")       # cold builds for each run
+        db = tmp / f"deep{workers}.sqlite"
+        with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster:
+            address = "dask://" + cluster.scheduler_address.removeprefix("tcp://")
+            first = run_explore(DEEP_SPACE, db=db, executor=address)
+            k = len(first["pareto"])
+            t = time.perf_counter()
+            res = run_explore(DEEP_SPACE, db=db, executor=address, deep=k)
+            dt = time.perf_counter() - t
+        ok = sum(1 for d in res["deep"] if d.get("passed") and d.get("cycles_exact"))
+        rates[workers] = k / dt
+        print(f"{workers} worker(s): deep stage of {k} points in {dt:.1f} s = {k / dt * 60:.2f} points/min; "
+              f"{ok}/{k} bit-exact with cycles equal to the model; area model error "
+              + ", ".join(f"{d['area_error']:+.1%}" for d in res["deep"] if "area_error" in d), flush=True)
+    print(f"2 workers / 1 worker: {rates[2] / rates[1]:.2f}x (pure Python now: {cpu_ratio():.2f}x)")
+
+
+def speed(jobs: int) -> None:
+    from systolab.models.explore import run_explore
+
+    space = {**SPACE, "parameters": {**SPACE["parameters"], "dram_stacks": [2, 4, 8, 16]},
+             "workloads": [*SPACE["workloads"], {"name": "llama3-8b-decode", "batch": 1}]}
+    t = time.perf_counter()
+    res = run_explore(space, db=Path(tempfile.mkdtemp()) / "speed.sqlite", jobs=jobs)
+    dt = time.perf_counter() - t
+    points = res["points"] * len(space["workloads"])
+    print(f"speed: {res['points']} designs x {len(space['workloads'])} workloads = {points} points in {dt:.1f} s on "
+          f"{jobs} processes = {points / dt:.1f} points/s (10,000 points: {10_000 / (points / dt) / 60:.1f} min)")
+
+
+def search(jobs: int) -> None:
+    from systolab.models.explore import run_explore
+
+    tmp = Path(tempfile.mkdtemp())
+    for name, params in (("480", SPACE["parameters"]),
+                         ("1920", {**SPACE["parameters"], "dram_stacks": [2, 4, 8, 16]})):
+        space = {**SPACE, "parameters": params}
+        grid = run_explore(space, db=tmp / f"grid{name}.sqlite", jobs=jobs)
+        vals = np.array([[p["result"]["workloads"]["bert-base"]["throughput"], p["result"]["power_W"]]
+                         for p in grid["all_points"] if p["result"]["feasible"]])
+        lo, hi = vals.min(axis=0), vals.max(axis=0)
+        ref = hypervolume(grid["pareto"], lo, hi)
+        budget = grid["points"] // 10
+        print(f"space of {grid['points']} designs ({len(grid['pareto'])} on the front); budget {budget} points")
+        for method in ("nsga2", "tpe", "random"):
+            hvs = []
+            for seed in range(3):
+                if method == "random":      # the baseline: uniform draws (repeats possible), no learning
+                    r = run_explore(space, db=tmp / f"{name}{method}{seed}.sqlite", search="random", trials=budget,
+                                    seed=seed)
+                else:
+                    r = run_explore(space, db=tmp / f"{name}{method}{seed}.sqlite", search=method, trials=budget,
+                                    seed=seed, jobs=1)
+                hvs.append(hypervolume(r["pareto"], lo, hi) / ref if r["pareto"] else 0.0)
+            print(f"  {method:6}: hypervolume " + ", ".join(f"{h:.1%}" for h in hvs) + " of the grid's (seeds 0-2)")
+
+
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("part", nargs="?", choices=("speed", "search", "deep", "all"), default="all")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp())
-    t = time.perf_counter()
-    grid = run_explore(SPACE, db=tmp / "grid.sqlite", search="grid", jobs=args.jobs)
-    dt = time.perf_counter() - t
-    print(f"grid: {grid['points']} points in {dt:.1f} s on {args.jobs} processes = {grid['points'] / dt:.1f} points/s "
-          f"({len(grid['pareto'])} on the front)")
-    vals = np.array([[p["result"]["workloads"]["bert-base"]["throughput"], p["result"]["power_W"]]
-                     for p in grid["all_points"] if p["result"]["feasible"]])
-    lo = np.array([vals[:, 0].min(), vals[:, 1].min()])
-    hi = np.array([vals[:, 0].max(), vals[:, 1].max()])
-    ref = hypervolume(grid["pareto"], lo, hi)
-    budget = grid["points"] // 10
-    for search in ("nsga2", "tpe"):
-        for seed in range(3):
-            t = time.perf_counter()
-            r = run_explore(SPACE, db=tmp / f"{search}{seed}.sqlite", search=search, trials=budget, seed=seed)
-            hv = hypervolume(r["pareto"], lo, hi) if r["pareto"] else 0.0
-            print(f"{search} seed {seed}: {budget} trials ({r['evaluated']} distinct points) in "
-                  f"{time.perf_counter() - t:.1f} s: hypervolume {hv / ref:.1%} of the grid's")
+    if args.part in ("speed", "all"):
+        speed(args.jobs)
+    if args.part in ("search", "all"):
+        search(args.jobs)
+    if args.part in ("deep", "all"):
+        deep()
 
 
 if __name__ == "__main__":

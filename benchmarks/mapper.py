@@ -110,6 +110,7 @@ def speed(chip_name: str) -> None:
         screen_cycles(chip, M, N, K, 1, cands)
     s_rate = reps * len(cands) / (time.perf_counter() - t)
     chip_perf._core_step.cache_clear()
+    chip_perf._core_max.cache_clear()
     t = time.perf_counter()
     for b in cands:
         chip_gemm_cycles(chip, M, N, K, b)
@@ -125,6 +126,7 @@ def speed(chip_name: str) -> None:
         chip_perf._core_step.cache_clear()
         chip_perf._channel_beats.cache_clear()
         chip_perf._step_dma.cache_clear()
+        chip_perf._core_max.cache_clear()
         t = time.perf_counter()
         for g in wl.gemms:
             map_gemm(chip, g.M, g.N, g.K, g.parallel, search)

@@ -32,6 +32,8 @@ each element moved costs at least ``input_bytes`` and S = on-chip bytes / ``inpu
 from __future__ import annotations
 
 import math
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from ..hdl.chip import Blocking, blocking_status
 
@@ -69,8 +71,24 @@ def _powers(unit: int, limit: int) -> list[int]:
     return out + [limit]
 
 
+class _Capacity(NamedTuple):
+    """What the space depends on (as the chip's controller judges a blocking): the core,
+    their number and the slices' words; not the clock or the DRAM, so that the chips of
+    an exploration that differ only in those share one enumeration."""
+
+    core: Any
+    cores: int
+    operand_words: int
+    acc_words: int
+
+
 def candidates(chip, M: int, N: int, K: int, count: int = 1) -> list[Blocking]:
     """The search space of the module docstring, valid blockings only, in a fixed order."""
+    return list(_candidates(_Capacity(chip.core, chip.cores, chip.operand_words, chip.acc_words), M, N, K, count))
+
+
+@lru_cache(maxsize=1024)
+def _candidates(chip: _Capacity, M: int, N: int, K: int, count: int) -> tuple[Blocking, ...]:
     cfg, n = chip.core, chip.cores
     out: list[Blocking] = []
     seen: set[Blocking] = set()
@@ -98,4 +116,4 @@ def candidates(chip, M: int, N: int, K: int, count: int = 1) -> list[Blocking]:
                             if b not in seen and blocking_status(chip, M, N, K, count, b) == 0:
                                 seen.add(b)
                                 out.append(b)
-    return out
+    return tuple(out)

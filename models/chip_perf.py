@@ -128,29 +128,42 @@ def _groups(length: int, size: int, groups: int) -> list[int]:
 
 def _kparts(b: Blocking, klen: int) -> list[int]:
     """The K-groups' parts of a K-block of ``klen`` (empty parts left out)."""
-    return [min(b.kc, klen - kk * b.kc) for kk in range(b.gk) if kk * b.kc < klen]
+    return _kparts_of(b.kc, b.gk, klen)
+
+
+def _kparts_of(kc: int, gk: int, klen: int) -> list[int]:
+    return [min(kc, klen - kk * kc) for kk in range(gk) if kk * kc < klen]
+
+
+@lru_cache(maxsize=256)
+def _dma_shape(chip) -> tuple[int, int, int, int]:
+    """What a block's DMA beats depend on: (channels, DMA beat bytes, operand bytes,
+    accumulator bytes). The caches below are keyed by it rather than by the chip, so
+    that chips differing only in cores, clock or DRAM (an exploration's points) share them."""
+    return chip.dma_channels, chip.dma_beat_bytes, chip.core.input_bytes, chip.core.acc_bytes
 
 
 @lru_cache(maxsize=1 << 16)
-def _channel_beats(chip, b: Blocking, live: int, mlen: int, nlen: int, klen: int | None) -> tuple[int, ...]:
-    """DRAM beats each channel moves for a block (``hdl/dma.py``): its load (``klen``
-    given) of the A rows and B columns of its groups, or its write-back (``klen`` None)
-    of the rows of its K-group-0 B groups. Channel ``ch`` has the A groups
-    ``a = (kk * gp + q) * gm + i`` and the B groups ``b = (j * gk + kk) * gp + q`` with
-    index ``% channels == ch`` (what :func:`~systolab.hdl.dma.shares` enumerates)."""
-    C = chip.dma_channels
-    eb, ab = chip.core.input_bytes, chip.core.acc_bytes
+def _channel_beats(shape: tuple, b: Blocking, live: int, mlen: int, nlen: int, klen: int | None) -> tuple[int, ...]:
+    """DRAM beats each channel moves for a block (``hdl/dma.py``) on a chip of
+    :func:`_dma_shape` ``shape``: its load (``klen`` given) of the A rows and B columns of
+    its groups, or its write-back (``klen`` None) of the rows of its K-group-0 B groups.
+    Channel ``ch`` has the A groups ``a = (kk * gp + q) * gm + i`` and the B groups
+    ``b = (j * gk + kk) * gp + q`` with index ``% channels == ch`` (what
+    :func:`~systolab.hdl.dma.shares` enumerates); a segment of n bytes is
+    ``ceil(n / beat)`` beats (:func:`~systolab.hdl.chip.dram_beats`)."""
+    C, beat, eb, ab = shape
     n_i, n_j = -(-mlen // b.mc), -(-nlen // b.nc)
     out = [0] * C
     cols = [min(b.nc, nlen - j * b.nc) for j in range(n_j)]
     if klen is None:
         for j, c in enumerate(cols):
             for q in range(live):
-                out[(j * b.gk * b.gp + q) % C] += mlen * dram_beats(chip, c * ab)
+                out[(j * b.gk * b.gp + q) % C] += mlen * -(-c * ab // beat)
         return tuple(out)
     rows = [min(b.mc, mlen - i * b.mc) for i in range(n_i)]
     for kk, part in enumerate(_kparts(b, klen)):
-        beats = dram_beats(chip, part * eb)
+        beats = -(-part * eb // beat)
         for q in range(live):
             for i, r in enumerate(rows):
                 out[((kk * b.gp + q) * b.gm + i) % C] += beats * r
@@ -179,12 +192,13 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
     L = chip.dram_latency_cycles
     drams = [_Dram(Wd, chip.channel_bytes_per_cycle) for _ in range(chip.dma_channels)]
     port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
+    shape = _dma_shape(chip)
 
     def job(t0: int, wb: tuple | None, ld: tuple | None) -> tuple[int, int | None]:
         """A job started at ``t0`` on every channel: (cycle the DMA is idle again, cycle of
         the write-back's last beat on any channel)."""
-        w_beats = _channel_beats(chip, b, *wb, None) if wb else (0,) * len(drams)
-        r_beats = _channel_beats(chip, b, *ld) if ld else (0,) * len(drams)
+        w_beats = _channel_beats(shape, b, *wb, None) if wb else (0,) * len(drams)
+        r_beats = _channel_beats(shape, b, *ld) if ld else (0,) * len(drams)
         free, last_w = t0, None
         for dram, bw, br in zip(drams, w_beats, r_beats):
             issue = t0 + 1
@@ -314,12 +328,20 @@ def _job_cycles(Bw: int, Br: int, L: int, sp: int) -> int:
 
 
 @lru_cache(maxsize=1 << 16)
-def _step_dma(chip, b: Blocking, wb: tuple | None, ld: tuple | None, L: int, sp: int) -> int:
+def _step_dma(shape: tuple, b: Blocking, wb: tuple | None, ld: tuple | None, L: int, sp: int) -> int:
     """Cycles from a job's start until every channel is idle again (credit not binding)."""
-    C = chip.dma_channels
-    w = _channel_beats(chip, b, *wb, None) if wb else (0,) * C
-    r = _channel_beats(chip, b, *ld) if ld else (0,) * C
+    C = shape[0]
+    w = _channel_beats(shape, b, *wb, None) if wb else (0,) * C
+    r = _channel_beats(shape, b, *ld) if ld else (0,) * C
     return max(_job_cycles(bw, br, L, sp) for bw, br in zip(w, r))
+
+
+@lru_cache(maxsize=1 << 16)
+def _core_max(cfg, port, mc: int, nc: int, kc: int, gk: int, mlen: int, nlen: int, klen: int) -> int:
+    """The slowest core sub-GEMM of a K-step over an ``mlen`` x ``nlen`` x ``klen`` block
+    cut into ``mc`` x ``nc`` parts and ``gk`` K-groups of ``kc``."""
+    return max(_core_step(cfg, port, rows, cols, ks)[0] for rows in _sizes(mlen, mc) for cols in _sizes(nlen, nc)
+               for ks in set(_kparts_of(kc, gk, klen)))
 
 
 def _sizes(length: int, size: int) -> set[int]:
@@ -347,12 +369,13 @@ def chip_gemm_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) 
     nk = -(-K // b.kb)
     k_edge = K - (nk - 1) * b.kb
 
+    shape = _dma_shape(chip)
+
     def core_max(mlen, nlen, klen):
-        return max(_core_step(cfg, port, rows, cols, ks)[0] for rows in _sizes(mlen, b.mc)
-                   for cols in _sizes(nlen, b.nc) for ks in set(_kparts(b, klen)))
+        return _core_max(cfg, port, b.mc, b.nc, b.kc, b.gk, mlen, nlen, klen)
 
     def step(core, wb, ld):
-        return 1 + max(1, core + 1, _step_dma(chip, b, wb, ld, L, sp))
+        return 1 + max(1, core + 1, _step_dma(shape, b, wb, ld, L, sp))
 
     def block_cycles(prev, blk, nxt) -> int:
         """A block's K-steps, the previous block's write-back in its first, the next
@@ -370,15 +393,15 @@ def chip_gemm_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) 
             wb = prev if j == 0 else None
             ld = (*blk, klens[j + 1]) if j + 1 < nk else ((*nxt, min(b.kb, K)) if nxt else None)
             if nxt is None and j == nk - 1:    # the last step: barrier, then the epilogue
-                total += max(1, core + 1, _step_dma(chip, b, wb, ld, L, sp)) + 1
-                total += _step_dma(chip, b, blk, None, L, sp) + 2
+                total += max(1, core + 1, _step_dma(shape, b, wb, ld, L, sp)) + 1
+                total += _step_dma(shape, b, blk, None, L, sp) + 2
             else:
                 total += step(core, wb, ld)
         return total
 
     blocks = [(min(b.gp, count - p0), _extent(m0, M, b.mb), _extent(n0, N, b.nb))
               for p0 in range(0, count, b.gp) for m0 in range(0, M, b.mb) for n0 in range(0, N, b.nb)]
-    total = 2 + _step_dma(chip, b, None, (*blocks[0], min(b.kb, K)), L, sp) + 1
+    total = 2 + _step_dma(shape, b, None, (*blocks[0], min(b.kb, K)), L, sp) + 1
     memo: dict[tuple, int] = {}
     for x, blk in enumerate(blocks):
         key = (blocks[x - 1] if x else None, blk, blocks[x + 1] if x + 1 < len(blocks) else None)

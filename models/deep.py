@@ -14,7 +14,8 @@ against its cycle model by ``systolab validate --chip`` over chip parameters; a 
 chip, hundreds of cores of it, is beyond what a simulator runs per point.
 
 Each check is a job for an executor (``systolab.executors``): a module-level function of
-plain data, deterministic in its seed.
+plain data, deterministic in its seed, using one core (its Verilator build runs
+``make -j1``), so that an executor's workers, not the build, are the parallelism.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def deep_check(job: tuple) -> dict:
     """``job`` = (base chip name or None, design dict, seed): the core's RTL run on
     Verilator and its array synthesised, as a dict (``passed``, ``cycles_exact``, the
     cycles of both, the areas and their error, seconds)."""
+    from ..sim.runner import build_jobs
     from ..sim.verify import verify_core
     from .area import model_area, synth_area_mm2
     from .chip import get_chip
@@ -48,8 +50,9 @@ def deep_check(job: tuple) -> dict:
     core = chip.core
     shapes = deep_shapes(core)
     t0 = time.perf_counter()
-    rep = verify_core(core, shapes, seed=seed, simulator="verilator", latency=MEMORY_LATENCY_CYCLES,
-                      bytes_per_cycle=MEMORY_BYTES_PER_CYCLE, stall_prob=0.0)
+    with build_jobs(1):                     # one core per job: the executor's workers are the parallelism
+        rep = verify_core(core, shapes, seed=seed, simulator="verilator", latency=MEMORY_LATENCY_CYCLES,
+                          bytes_per_cycle=MEMORY_BYTES_PER_CYCLE, stall_prob=0.0)
     memory = MemorySystem(MEMORY_LATENCY_CYCLES, MEMORY_BYTES_PER_CYCLE)
     model = [core_cycles(core, M, N, K, memory) for M, N, K in shapes]
     t1 = time.perf_counter()

@@ -20,16 +20,23 @@
       die_mm2_max: 858                # the reticle limit
       power_W_max: 700
       beat: [{gpu: h20, workload: llama3-8b-decode, ratio: 1.0}]
+    budget_usd: 7.0e+9                # what a fleet may cost (default: the cost model's $7B)
+    gpus: [h100-sxm, h200, h20]       # GPUs drawn as reference points (default h100-sxm, h20)
 
-Metrics of a design: ``die_mm2``, ``power_W``, ``unit_cost_usd``, ``peak_tops``, ``tpp``;
-per workload: ``throughput`` (units/s), ``seconds``, ``utilization``,
-``energy_per_unit_J``, ``usd_per_million_units``. Every number comes from the models that
-``systolab compare`` uses (the chip model through the mapper, area, power, cost, export).
+Metrics of a design: ``die_mm2``, ``power_W``, ``unit_cost_usd``, ``peak_tops``, ``tpp``,
+``fleet_units`` (chips the budget buys at the unit cost); per workload: ``throughput``
+(units/s), ``seconds``, ``utilization``, ``energy_per_unit_J``, ``usd_per_million_units``,
+``fleet_throughput`` (units/s of the budget's fleet, one workload run per device at a
+time). Every number comes from the models that ``systolab compare`` uses (the chip model
+through the mapper, area, power, cost, export); the fleet metrics follow from them and
+the budget when the points are read, so changing the budget re-evaluates nothing.
 
 **Search.** ``grid`` (every combination of lists and stepped ranges, in a fixed order),
 ``random`` and ``lhs`` (Latin hypercube) with a seed: the same seed gives the same points;
 ``nsga2`` and ``tpe``: Optuna's multi-objective samplers, the constraints set on each
-trial (its study is stored beside the store and resumed by name).
+trial (its study is stored beside the store and resumed by name); their budget
+(``trials``) counts distinct points, so a proposal of a point already seen is answered
+from the store and not counted.
 
 **The store** is SQLite: each evaluated point is one row (its design hash, the design, the
 model version, the results) committed in its own transaction. A run killed at any moment
@@ -61,11 +68,17 @@ from ..errors import ConfigError, UserError
 #: searches under constraints (NSGA-II, TPE).
 OPTUNA_SEARCHES = ("nsga2", "tpe")
 SEARCHES = ("grid", "random", "lhs", *OPTUNA_SEARCHES)
+#: An Optuna search stops after this many proposals per point of its budget, should it
+#: keep proposing points it has already seen.
+MAX_ASKS_PER_POINT = 20
 #: Spaces usable by name (``systolab explore h20-beater``).
 SPACES_DIR = Path(__file__).parent / "data" / "spaces"
-DESIGN_METRICS = ("die_mm2", "power_W", "unit_cost_usd", "peak_tops", "tpp")
-WORKLOAD_METRICS = ("throughput", "seconds", "utilization", "energy_per_unit_J", "usd_per_million_units")
-SPACE_KEYS = ("base", "parameters", "workloads", "objectives", "constraints")
+DESIGN_METRICS = ("die_mm2", "power_W", "unit_cost_usd", "peak_tops", "tpp", "fleet_units")
+WORKLOAD_METRICS = ("throughput", "seconds", "utilization", "energy_per_unit_J", "usd_per_million_units",
+                    "fleet_throughput")
+SPACE_KEYS = ("base", "parameters", "workloads", "objectives", "constraints", "budget_usd", "gpus")
+#: GPUs drawn as reference points when the space names none (those ``beat`` names are added).
+REFERENCE_GPUS = ("h100-sxm", "h20")
 CONSTRAINT_KEYS = ("export_class", "rule_date", "die_mm2_max", "power_W_max", "beat")
 
 
@@ -94,6 +107,8 @@ class Space:
     workloads: tuple[dict, ...]     # {"name": ..., "batch": ..., "seq_len": ...}
     objectives: tuple[Objective, ...]
     constraints: dict[str, Any]
+    budget_usd: float = 7e9
+    gpus: tuple[str, ...] = REFERENCE_GPUS
 
     def grid(self) -> list[dict]:
         """Every combination, parameters in file order, values in ascending order."""
@@ -137,6 +152,8 @@ def load_space(space: str | Path | dict) -> Space:
     dict; every error names the file and the field."""
     from ..files import read_text
     from .chip import get_chip
+    from .cost import cost_inputs
+    from .gpu_specs import get_gpu
     from .workloads import BUILTINS
 
     if isinstance(space, dict):
@@ -219,13 +236,22 @@ def load_space(space: str | Path | dict) -> Space:
     for i, b in enumerate(constraints.get("beat") or []):
         if not isinstance(b, dict) or set(b) != {"gpu", "workload", "ratio"} or b["workload"] not in names:
             raise _err(source, f"constraints.beat[{i}]", "expected {gpu, workload (one of the space's), ratio}")
-        from .gpu_specs import get_gpu
-
         try:
             get_gpu(b["gpu"])
         except UserError as exc:
             raise _err(source, f"constraints.beat[{i}].gpu", str(exc).split(": ", 1)[-1]) from None
-    return Space(source, base, parsed, tuple(wls), tuple(objs), dict(constraints))
+    budget = data.get("budget_usd", cost_inputs().default_budget_usd)
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+        raise _err(source, "budget_usd", f"must be a positive number of dollars, not {budget!r}")
+    gpus = data.get("gpus", list(REFERENCE_GPUS))
+    if not isinstance(gpus, list) or not gpus:
+        raise _err(source, "gpus", "expected a list of GPU ids")
+    for i, g in enumerate(gpus):
+        try:
+            get_gpu(g)
+        except UserError as exc:
+            raise _err(source, f"gpus[{i}]", str(exc).split(": ", 1)[-1]) from None
+    return Space(source, base, parsed, tuple(wls), tuple(objs), dict(constraints), float(budget), tuple(gpus))
 
 
 def _first(spec):
@@ -331,6 +357,7 @@ def judge(space: Space, metrics: dict, targets: list[float]) -> dict:
     if "invalid" in metrics:
         failed = [metrics["invalid"]]
     else:
+        metrics = with_fleet(metrics, space.budget_usd)
         failed = [k for k, bad in (("export_class", "export_class" in c and metrics["eccn"] != c["export_class"]),
                                    ("die_mm2_max", "die_mm2_max" in c and metrics["die_mm2"] > c["die_mm2_max"]),
                                    ("power_W_max", "power_W_max" in c and metrics["power_W"] > c["power_W_max"]))
@@ -338,6 +365,15 @@ def judge(space: Space, metrics: dict, targets: list[float]) -> dict:
         failed += [f"beat[{i}]" for i, (b, t) in enumerate(zip(c.get("beat") or [], targets))
                    if metrics["workloads"][b["workload"]]["throughput"] < t]
     return {**metrics, "failed": failed, "feasible": not failed}
+
+
+def with_fleet(metrics: dict, budget_usd: float) -> dict:
+    """``metrics`` with what ``budget_usd`` buys: ``fleet_units`` (whole devices at the unit
+    cost) and each workload's ``fleet_throughput``; ``None`` without a unit cost."""
+    units = math.floor(budget_usd / metrics["unit_cost_usd"]) if metrics.get("unit_cost_usd") else None
+    return {**metrics, "fleet_units": units,
+            "workloads": {w: {**m, "fleet_throughput": None if units is None else units * m["throughput"]}
+                          for w, m in metrics["workloads"].items()}}
 
 
 def objective_values(space: Space, result: dict) -> list[float]:
@@ -451,13 +487,18 @@ def _optuna_search(sp: Space, store: Store, version: str, db: Path, search: str,
                                 directions=["maximize" if o.goal == "max" else "minimize" for o in sp.objectives])
     finished = [t for t in study.trials if t.state.is_finished() and "design_hash" in t.user_attrs]
     order = [t.user_attrs["design_hash"] for t in finished]
+    seen = set(order)
     if bar:
-        bar.update(len(finished))
-    evaluated = 0
-    left = max(0, trials - len(finished))
-    while left:
-        batch = [study.ask() for _ in range(min(left, ex.workers))]
-        left -= len(batch)
+        bar.update(len(seen))
+    evaluated, asks = 0, len(study.trials)
+    # the budget is distinct points: a proposal already seen is told again from the store
+    # and not counted; a space with fewer points than the budget ends the search
+    size = math.prod(len(p["values"]) for p in sp.parameters.values()) if all(
+        "values" in p for p in sp.parameters.values()) else math.inf
+    limit = asks + MAX_ASKS_PER_POINT * trials
+    while len(seen) < min(trials, size) and asks < limit:
+        batch = [study.ask() for _ in range(min(trials - len(seen), ex.workers))]
+        asks += len(batch)
         designs = [{n: _suggest(t, n, p) for n, p in sp.parameters.items()} for t in batch]
         hashes = [design_hash(d, sp) for d in designs]
         results = {h: st["result"] for h in hashes if (st := store.get(h)) is not None}
@@ -471,12 +512,17 @@ def _optuna_search(sp: Space, store: Store, version: str, db: Path, search: str,
             trial.set_user_attr("design_hash", h)
             trial.set_constraint("violations", 0.0 if result["feasible"] else float(len(result["failed"])))
             try:
-                study.tell(trial, objective_values(sp, result))
+                values = objective_values(sp, result)
             except KeyError:                              # no metrics: a design the models refuse
+                values = None
+            if values is None or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(trial, values)
             order.append(h)
-            if bar:
+            if bar and h not in seen:
                 bar.update()
+            seen.add(h)
     return list(dict.fromkeys(order)), evaluated
 
 
@@ -542,6 +588,13 @@ def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid
             "deep": deep_out, "executor": executor, "store": str(Path(db)), "all_points": points}
 
 
+def _pes(sp: Space, design: dict) -> int:
+    from .chip import get_chip
+
+    core = get_chip(sp.base).derive(**design).core
+    return core.rows * core.cols
+
+
 def _run_deep(sp: Space, store: Store, version: str, front: list[dict], k: int, seed: int, ex) -> list[dict]:
     """The deep stage of the front's first ``k`` points (best first objective first), those
     not yet in the store's ``deep`` table run on the executor, each stored as it returns."""
@@ -549,6 +602,8 @@ def _run_deep(sp: Space, store: Store, version: str, front: list[dict], k: int, 
     ranked = sorted(front, key=lambda p: objective_values(sp, p["result"])[0] * (-1 if first.goal == "max" else 1))[:k]
     done = {p["design_hash"]: r for p in ranked if (r := store.deep(p["design_hash"])) is not None}
     todo = [p for p in ranked if p["design_hash"] not in done]
+    # the largest arrays first, so that the last job to finish is a short one
+    todo.sort(key=lambda p: -_pes(sp, p["design"]))
     for i, result in ex.imap(_deep_job, [(sp.base, p["design"], seed) for p in todo]):
         h = todo[i]["design_hash"]
         if "error" not in result:
@@ -559,7 +614,8 @@ def _run_deep(sp: Space, store: Store, version: str, front: list[dict], k: int, 
 
 #: Units of the metrics, for column names.
 UNITS = {"die_mm2": "die_mm2", "power_W": "power_W", "unit_cost_usd": "unit_cost_usd", "peak_tops": "peak_TOPS",
-         "tpp": "tpp", "throughput": "throughput_units_per_s", "seconds": "seconds_s", "utilization": "utilization",
+         "tpp": "tpp", "fleet_units": "fleet_units", "fleet_throughput": "fleet_throughput_units_per_s",
+         "throughput": "throughput_units_per_s", "seconds": "seconds_s", "utilization": "utilization",
          "energy_per_unit_J": "energy_per_unit_J", "usd_per_million_units": "usd_per_million_units"}
 
 
@@ -609,20 +665,16 @@ def replay(space: str | Path | dict, *, db: str | Path, design_hash_: str) -> di
             "stored_model_version": stored["model_version"], "model_version": model_version(), "result": again}
 
 
-#: GPUs drawn as reference points in the report (those the space's ``beat`` names are added).
-REFERENCE_GPUS = ("h100-sxm", "h20")
-
-
-def gpu_reference(space: Space, gpus: tuple[str, ...] = REFERENCE_GPUS) -> dict[str, dict]:
-    """The space's metrics on GPUs (the compare model: same workloads, the chip's dtype),
-    as results shaped like a design's, for reference points."""
+def gpu_reference(space: Space) -> dict[str, dict]:
+    """The space's metrics on its reference GPUs (the compare model: same workloads, the
+    chip's dtype, the fleet the space's budget buys), shaped like a design's results."""
     from .chip import get_chip
     from .compare import _row, gpu_device
     from .evaluate import evaluate_gpu
     from .workloads import get_workload
 
     dtype = get_chip(space.base).core.dtype
-    names = list(dict.fromkeys([*gpus, *(b["gpu"] for b in space.constraints.get("beat") or [])]))
+    names = list(dict.fromkeys([*space.gpus, *(b["gpu"] for b in space.constraints.get("beat") or [])]))
     out = {}
     for g in names:
         dev = gpu_device(g, dtype)
@@ -632,7 +684,7 @@ def gpu_reference(space: Space, gpus: tuple[str, ...] = REFERENCE_GPUS) -> dict[
             wl = get_workload(w["name"], dtype=dtype, batch=w.get("batch"), seq_len=w.get("seq_len"))
             row = _row(dev, evaluate_gpu(g, wl))
             res["workloads"][w["name"]] = {k: row.get(k) for k in WORKLOAD_METRICS}
-        out[g] = res
+        out[g] = with_fleet(res, space.budget_usd)
     return out
 
 

@@ -85,6 +85,20 @@ def _tool_environment(simulator: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def build_jobs(n: int) -> Iterator[None]:
+    """Simulator builds inside run ``make -j n`` (cocotb's default: every core, up to 4):
+    one job per worker when an executor's workers are the parallelism."""
+    import cocotb_tools.runner as cocotb_runner
+
+    saved = cocotb_runner.MAX_PARALLEL_BUILD_JOBS
+    cocotb_runner.MAX_PARALLEL_BUILD_JOBS = n
+    try:
+        yield
+    finally:
+        cocotb_runner.MAX_PARALLEL_BUILD_JOBS = saved
+
+
+@contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "w") as fh:

@@ -55,13 +55,13 @@ from .models import (  # noqa: E402
     parse_gemm,
     write_report,
 )
-from .models.explore import explore  # noqa: E402
+from .models.explore import explore, gpu_reference, load_space  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
     "AcceleratorConfig", "ChipConfig", "ConfigError", "DramConfig", "Evaluation", "ExportClass", "Gemm", "GpuSpec",
     "Mapping", "MemorySystem", "ReticleWarning", "SimulationError", "UserError", "Workload", "__version__", "classify",
     "classify_custom", "classify_gpu", "compare", "core_perf", "default_out", "evaluate_chip", "evaluate_gpu", "explore",
-    "fit_cores", "get_chip", "get_gpu", "get_workload", "largest_outside", "list_chips", "list_gpus",
+    "fit_cores", "get_chip", "get_gpu", "get_workload", "gpu_reference", "load_space", "largest_outside", "list_chips", "list_gpus",
     "list_workloads", "map_gemm", "match_gpu", "parse_gemm", "write_report",
 ]

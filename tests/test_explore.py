@@ -45,6 +45,8 @@ def _space(**changes) -> dict:
     (dict(constraints={"die_max": 1}), "constraints.die_max"),
     (dict(workloads=[{"name": "gpt5"}]), "workloads[0]"),
     (dict(speed=1), "speed"),
+    (dict(budget_usd=-1), "budget_usd"),
+    (dict(gpus=["h999"]), "gpus[0]"),
 ])
 def test_a_bad_space_names_the_file_and_field(tmp_path, change, field):
     path = tmp_path / "space.yaml"
@@ -218,3 +220,22 @@ def test_the_deep_stage_verifies_a_pareto_point_and_is_kept_in_the_store(tmp_pat
     monkeypatch.setattr("systolab.models.deep.deep_check", boom)
     again = run_explore(space, db=tmp_path / "db.sqlite", deep=1)
     assert again["deep"] == res["deep"] and again["evaluated"] == 0
+
+
+def test_fleet_metrics_follow_the_budget_without_reevaluating(tmp_path):
+    space = _space(objectives=[{"metric": "fleet_throughput", "workload": "bert-base", "goal": "max"},
+                               {"metric": "fleet_units", "goal": "max"}], budget_usd=1e6)
+    small = explore(space, db=tmp_path / "db.sqlite")
+    big = explore({**space, "budget_usd": 1e9}, db=tmp_path / "db.sqlite")
+    assert big.attrs["evaluated"] == 0                      # the budget is judged at read
+    for df, budget in ((small, 1e6), (big, 1e9)):
+        assert (df["fleet_units"] == np.floor(budget / df["unit_cost_usd"])).all()
+        assert np.allclose(df["bert-base.fleet_throughput_units_per_s"],
+                           df["fleet_units"] * df["bert-base.throughput_units_per_s"])
+
+
+def test_the_bundled_spaces_load_by_name():
+    for name in ("h20-beater", "fleet-7b"):
+        sp = load_space(name)
+        assert sp.source.endswith(f"{name}.yaml") and sp.grid()
+    assert load_space("fleet-7b").budget_usd == 7e9 and "b200" in load_space("fleet-7b").gpus

@@ -10,6 +10,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SMALL = {
     "quickstart.ipynb": 'ROWS, COLS, DATAFLOW = 4, 4, "ws"\nGEMM = (9, 6, 5)\nWORKLOADS = ("dlrm",)\nOUT = {out!r}\n',
     "build_vs_buy.ipynb": 'BUDGET_USD = 1e9\nWORKLOAD = "llama3-8b-decode"\nBATCH = 4\nGPUS = ("h20", "h100-sxm")\n',
+    "explore_h20_beater.ipynb": 'SPACE = "h20-beater"\nSEARCH, TRIALS, SEED = "lhs", 6, 0\nDB = {out!r} + "/store.sqlite"\n',
 }
 
 
@@ -55,3 +56,12 @@ def test_build_vs_buy_runs_under_a_kernel(tmp_path):
     assert _mime(nb, "text/html") >= 1          # the export class renders
     assert not (NOTEBOOKS / "out").exists()     # outputs go to the repository's out/, never notebooks/out/
     json.dumps(nb)                              # outputs are plain JSON
+
+
+def test_explore_h20_beater_runs_under_a_kernel(tmp_path):
+    nb = _run("explore_h20_beater.ipynb", tmp_path)
+    text = _text(nb)
+    assert "6 designs (6 evaluated now)" in text and "h20" in text
+    assert (tmp_path / "out" / "store.sqlite").is_file()
+    assert _mime(nb, "text/html") >= 1          # the Pareto table
+    assert _mime(nb, "image/png") >= 1          # the plot with the GPUs
