@@ -689,37 +689,51 @@ def gpu_reference(space: Space) -> dict[str, dict]:
 
 
 def plot_pareto(space: Space, points: list[dict], front: set[str], gpus: dict[str, dict] | None = None, ax=None):
-    """The first two objectives of every point (grey: infeasible, blue: feasible, red: the
-    Pareto front) with GPUs as labelled reference points. Returns the ``Figure``."""
-    from .report import _axes
+    """Every point in each 2-D projection of the objectives (one panel per pair; grey:
+    infeasible, blue: feasible, red: the Pareto front) with GPUs as labelled reference
+    points. Returns the ``Figure`` (drawn into ``ax``, one axes per pair, when given)."""
+    from matplotlib.figure import Figure
 
-    fig, ax = _axes(ax, (7, 5))
-    o1, o2 = (space.objectives + space.objectives)[:2]
+    objs = space.objectives
+    pairs = list(itertools.combinations(range(len(objs)), 2)) or [(0, 0)]
+    if ax is None:
+        fig = Figure(figsize=(6.5 * len(pairs), 5))
+        axes = list(np.atleast_1d(fig.subplots(1, len(pairs))))
+    else:
+        axes = list(np.atleast_1d(ax))
+        if len(axes) != len(pairs):
+            raise UserError(f"ax: this space's objectives need {len(pairs)} axes, not {len(axes)}", parameter="ax")
+        fig = axes[0].figure
 
-    def xy(result):
+    def value(result, o):
         try:
-            return objective_values(space, result)[:1] + [
-                result["workloads"][o2.workload][o2.metric] if o2.workload else result[o2.metric]]
+            v = result["workloads"][o.workload][o.metric] if o.workload else result[o.metric]
         except KeyError:
             return None
+        return v if isinstance(v, (int, float)) and v > 0 else None
 
-    for kind, color, pick in (("infeasible", "0.75", lambda p: not p["result"]["feasible"]),
-                              ("feasible", "tab:blue", lambda p: p["result"]["feasible"]),
-                              ("Pareto front", "tab:red", lambda p: p["design_hash"] in front)):
-        pts = [v for p in points if pick(p) and (v := xy(p["result"])) is not None]
-        if pts:
-            ax.scatter(*zip(*pts), s=14 if kind != "Pareto front" else 30, c=color, label=kind)
-    for g, res in (gpus or {}).items():
-        v = xy(res)
-        if v is not None and None not in v:
-            ax.scatter(*v, marker="*", s=160, c="k")
-            ax.annotate(g, v, textcoords="offset points", xytext=(5, 5))
-    ax.set_xlabel(f"{o1.label} ({o1.goal})")
-    ax.set_ylabel(f"{o2.label} ({o2.goal})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.legend(loc="best", fontsize=8)
-    ax.set_title(f"{len(points)} designs, {len(front)} on the Pareto front")
+    for a, (i, j) in zip(axes, pairs):
+        def xy(result, i=i, j=j):
+            v = (value(result, objs[i]), value(result, objs[j]))
+            return None if None in v else v
+
+        for kind, color, pick in (("infeasible", "0.75", lambda p: not p["result"]["feasible"]),
+                                  ("feasible", "tab:blue", lambda p: p["result"]["feasible"]),
+                                  ("Pareto front", "tab:red", lambda p: p["design_hash"] in front)):
+            pts = [v for p in points if pick(p) and (v := xy(p["result"])) is not None]
+            if pts:
+                a.scatter(*zip(*pts), s=14 if kind != "Pareto front" else 30, c=color, label=kind)
+        for g, res in (gpus or {}).items():
+            v = xy(res)
+            if v is not None:
+                a.scatter(*v, marker="*", s=160, c="k")
+                a.annotate(g, v, textcoords="offset points", xytext=(5, 5))
+        a.set_xlabel(f"{objs[i].label} ({objs[i].goal})")
+        a.set_ylabel(f"{objs[j].label} ({objs[j].goal})")
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.legend(loc="best", fontsize=8)
+    fig.suptitle(f"{len(points)} designs, {len(front)} on the Pareto front")
     return fig
 
 

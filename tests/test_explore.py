@@ -239,3 +239,18 @@ def test_the_bundled_spaces_load_by_name():
         sp = load_space(name)
         assert sp.source.endswith(f"{name}.yaml") and sp.grid()
     assert load_space("fleet-7b").budget_usd == 7e9 and "b200" in load_space("fleet-7b").gpus
+
+
+def test_the_pareto_plot_has_a_panel_per_pair_of_objectives(tmp_path):
+    from systolab.models.explore import plot_pareto
+
+    space = _space(objectives=[*SPACE["objectives"], {"metric": "die_mm2", "goal": "min"}])
+    res = run_explore(space, db=tmp_path / "db.sqlite")
+    sp = load_space(space)
+    fig = plot_pareto(sp, res["all_points"], {p["design_hash"] for p in res["pareto"]})
+    assert len(fig.axes) == 3
+    assert [a.get_xlabel().split(" ")[0] for a in fig.axes] == ["throughput[bert-base]", "throughput[bert-base]",
+                                                                 "power_W"]
+    assert all(len(a.collections) >= 2 for a in fig.axes)     # feasible points and the front on every panel
+    with pytest.raises(UserError, match="3 axes"):
+        plot_pareto(sp, res["all_points"], set(), ax=fig.axes[0])
