@@ -29,7 +29,9 @@ regimes where that one approximates).
 """
 from __future__ import annotations
 
+import itertools
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -399,13 +401,15 @@ def chip_gemm_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) 
                 total += step(core, wb, ld)
         return total
 
-    blocks = [(min(b.gp, count - p0), _extent(m0, M, b.mb), _extent(n0, N, b.nb))
-              for p0 in range(0, count, b.gp) for m0 in range(0, M, b.mb) for n0 in range(0, N, b.nb)]
+    # the blocks in the controller's order (products, then M, then N), each with its
+    # neighbours; equal triples counted, each distinct one evaluated once
+    blocks = list(itertools.product(_extents(count, b.gp), _extents(M, b.mb), _extents(N, b.nb)))
     total = 2 + _step_dma(shape, b, None, (*blocks[0], min(b.kb, K)), L, sp) + 1
-    memo: dict[tuple, int] = {}
-    for x, blk in enumerate(blocks):
-        key = (blocks[x - 1] if x else None, blk, blocks[x + 1] if x + 1 < len(blocks) else None)
-        if key not in memo:
-            memo[key] = block_cycles(*key)
-        total += memo[key]
-    return total
+    triples = Counter(zip([None, *blocks[:-1]], blocks, [*blocks[1:], None]))
+    return total + sum(n * block_cycles(*key) for key, n in triples.items())
+
+
+def _extents(length: int, block: int) -> list[int]:
+    """The sizes of consecutive blocks of ``block`` over ``length``."""
+    full, rest = divmod(length, block)
+    return [block] * full + ([rest] if rest else [])
