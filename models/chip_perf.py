@@ -232,24 +232,9 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
     memo: dict[tuple, tuple] = {}
 
     def cores_of(live: int, mlen: int, nlen: int, klen: int) -> tuple:
-        """A step's sub-GEMMs: (longest, busy cycles per core, SRAM bytes the cores read
-        and write), the same for every step of these sizes."""
         key = (live, mlen, nlen, klen)
         if key not in memo:
-            longest, add, reads_sum, writes_sum = NEVER, np.zeros(n_cores, dtype=np.int64), 0, 0
-            rows_g, cols_g = _groups(mlen, b.mc, b.gm), _groups(nlen, b.nc, b.gn)
-            for q in range(live):
-                for gi, rows in enumerate(rows_g):
-                    for gj, cols in enumerate(cols_g):
-                        for kk, ks in enumerate(_kparts(b, klen)):
-                            if not rows or not cols:
-                                continue
-                            cyc, busy_c, reads, writes = _core_step(cfg, port, rows, cols, ks)
-                            longest = max(longest, cyc)
-                            add[core_index(b, q, gi, gj, kk)] += busy_c
-                            reads_sum += reads
-                            writes_sum += writes
-            memo[key] = longest, add, reads_sum, writes_sum
+            memo[key] = _step_cores(chip, port, b, live, mlen, nlen, klen)
         return memo[key]
 
     busy_total = np.zeros(n_cores, dtype=np.int64)
@@ -287,6 +272,58 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
                         dram_bytes_read=dram_read, dram_bytes_written=M * N * ab * count,
                         sram_bytes_read=sram_read, sram_bytes_written=sram_written, core_bytes_read=core_read,
                         cores=n_cores,
+                        pes_per_core=cfg.rows * cfg.cols, dram_bytes_per_cycle=chip.dram_bytes_per_cycle)
+
+
+def _step_cores(chip, port, b: Blocking, live: int, mlen: int, nlen: int, klen: int) -> tuple:
+    """A step's sub-GEMMs: (longest, busy cycles per core, SRAM bytes the cores read and
+    write), the same for every step of these sizes."""
+    cfg = chip.core
+    longest, add, reads_sum, writes_sum = NEVER, np.zeros(chip.cores, dtype=np.int64), 0, 0
+    rows_g, cols_g = _groups(mlen, b.mc, b.gm), _groups(nlen, b.nc, b.gn)
+    for q in range(live):
+        for gi, rows in enumerate(rows_g):
+            for gj, cols in enumerate(cols_g):
+                for kk, ks in enumerate(_kparts(b, klen)):
+                    if not rows or not cols:
+                        continue
+                    cyc, busy_c, reads, writes = _core_step(cfg, port, rows, cols, ks)
+                    longest = max(longest, cyc)
+                    add[core_index(b, q, gi, gj, kk)] += busy_c
+                    reads_sum += reads
+                    writes_sum += writes
+    return longest, add, reads_sum, writes_sum
+
+
+def chip_gemm_counters(chip, M: int, N: int, K: int, b: Blocking, count: int = 1, *, cycles: int | None = None
+                       ) -> ChipGemmPerf:
+    """What :func:`chip_gemm_perf` returns, without stepping through the schedule: every
+    counter but the cycles is a sum over the steps of what each step's sizes alone decide
+    (its sub-GEMMs, its load, its block's write-back), so equal steps are counted once;
+    the cycles come from :func:`chip_gemm_cycles` (or ``cycles``, when the caller has
+    them). No parameter checks: the caller (the search) passes valid blockings."""
+    cfg = chip.core
+    port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
+    blocks = Counter(itertools.product(_extents(count, b.gp), _extents(M, b.mb), _extents(N, b.nb)))
+    kinfo = Counter((klen, i == 0) for i, klen in enumerate(_extents(K, b.kb)))
+    busy = np.zeros(chip.cores, dtype=np.int64)
+    sram_read = sram_written = core_read = dram_read = 0
+    for (live, mlen, nlen), n_blocks in blocks.items():
+        sram_read += n_blocks * _dma_sram_reads(chip, b, live, mlen, nlen)      # its write-back
+        for (klen, first), n_k in kinfo.items():
+            n = n_blocks * n_k
+            _, add, reads, writes = _step_cores(chip, port, b, live, mlen, nlen, klen)
+            busy += n * add
+            sram_read += n * (reads + (0 if first else writes))     # later K-blocks add to the partial sums
+            core_read += n * reads
+            sram_written += n * (writes + _dma_sram_writes(chip, b, live, mlen, nlen, klen))
+            dram_read += n * live * (mlen + nlen) * chip.dma_beat_bytes * sum(
+                dram_beats(chip, k * cfg.input_bytes) for k in _kparts(b, klen))
+    return ChipGemmPerf(cycles=chip_gemm_cycles(chip, M, N, K, b, count) if cycles is None else cycles,
+                        steps=sum(blocks.values()) * sum(kinfo.values()), macs=M * N * K * count,
+                        busy=tuple(int(v) for v in busy), dram_bytes_read=dram_read,
+                        dram_bytes_written=M * N * cfg.acc_bytes * count, sram_bytes_read=sram_read,
+                        sram_bytes_written=sram_written, core_bytes_read=core_read, cores=chip.cores,
                         pes_per_core=cfg.rows * cfg.cols, dram_bytes_per_cycle=chip.dram_bytes_per_cycle)
 
 

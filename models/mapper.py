@@ -26,7 +26,10 @@ reported, not searched.
   exhaustive optimum are measured by ``benchmarks/mapper.py``: within 1.3 % on 200 GEMMs
   x 4 chips.
 
-Whatever the search, the numbers reported come from the exact model.
+Whatever the search, the numbers reported come from the exact model: the cycles from
+:func:`~systolab.models.chip_perf.chip_gemm_cycles`, the other counters from
+:func:`~systolab.models.chip_perf.chip_gemm_counters` (each step's counters summed over
+the distinct steps), both equal to the step-by-step model (``tests/test_chip.py``).
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ import numpy as np
 from ..checks import check_choice, check_int
 from ..errors import UserError
 from .blocking import blocking_traffic, candidates, dram_traffic_lower_bound
-from .chip_perf import ChipGemmPerf, _core_step, chip_gemm_cycles, chip_gemm_perf
+from .chip_perf import ChipGemmPerf, _core_step, chip_gemm_counters, chip_gemm_cycles
 from .perf import MemorySystem
 
 SEARCHES = ("fast", "exhaustive")
@@ -247,7 +250,7 @@ def map_gemm(chip, M: int, N: int, K: int, count: int = 1, search: str = "fast")
             best = min(best, best_of(more))
             timed += more
     b = best[3]
-    perf = chip_gemm_perf(chip, M, N, K, b, count=count)
+    perf = chip_gemm_counters(chip, M, N, K, b, count, cycles=best[0])
     return Mapping(chip.name, M, N, K, count, search, b, perf, chip_bound(chip, perf), len(cands), len(timed),
                    dram_traffic_lower_bound(chip, M, N, K, count), best[1], chip.clock_hz)
 

@@ -18,7 +18,7 @@ from systolab.errors import ConfigError, UserError
 from systolab.hdl.chip import REJECT, Blocking, blocking_status
 from systolab.models.blocking import blocking_traffic, candidates, dram_traffic_lower_bound, on_chip_bytes
 from systolab.models.chip import get_chip
-from systolab.models.chip_perf import chip_gemm_cycles, chip_gemm_perf
+from systolab.models.chip_perf import chip_gemm_counters, chip_gemm_cycles, chip_gemm_perf
 from systolab.models.mapper import map_gemm
 from systolab.sim.chip_bench import chip_campaign, random_products, run_chip_gemm
 from systolab.sim.golden import golden_matmul
@@ -85,7 +85,9 @@ def test_a_chip_too_small_for_any_block_is_a_clear_error():
                                   SMALL.derive(cores=8, dma_channels=4)], ids=["tiny", "small-ws", "tiny-slow", "8x4"])
 def test_fast_model_equals_the_step_model(chip):
     for M, N, K, p, blk in chip_campaign(chip, count=60, seed=3, max_dim=48):
-        assert chip_gemm_cycles(chip, M, N, K, blk, p) == chip_gemm_perf(chip, M, N, K, blk, count=p).cycles
+        perf = chip_gemm_perf(chip, M, N, K, blk, count=p)
+        assert chip_gemm_cycles(chip, M, N, K, blk, p) == perf.cycles
+        assert chip_gemm_counters(chip, M, N, K, blk, p) == perf
 
 
 def test_search_finds_the_fastest_candidate_and_respects_the_bounds():
