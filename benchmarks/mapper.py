@@ -111,6 +111,7 @@ def speed(chip_name: str) -> None:
     s_rate = reps * len(cands) / (time.perf_counter() - t)
     chip_perf._core_step.cache_clear()
     chip_perf._core_max.cache_clear()
+    chip_perf._block_model_cycles.cache_clear()
     t = time.perf_counter()
     for b in cands:
         chip_gemm_cycles(chip, M, N, K, b)
@@ -129,6 +130,7 @@ def speed(chip_name: str) -> None:
         chip_perf._channel_beats.cache_clear()
         chip_perf._step_dma.cache_clear()
         chip_perf._core_max.cache_clear()
+        chip_perf._block_model_cycles.cache_clear()
         blocking._candidates.cache_clear()
         t = time.perf_counter()
         for g in wl.gemms:

@@ -30,6 +30,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..config import hash_once, state_without_hash
 from .accelerator import COUNTER_BITS, AcceleratorCore
 from .dma import ADDR, LOG_BITS, DmaChannel, descriptor_layout, job_layout
 from .ports import DIM_BITS, memory_port_signature
@@ -65,6 +66,9 @@ class Blocking:
     gk: int = 1
     kc: int = 0
 
+    __hash__ = hash_once               # blockings key the cycle model's caches
+    __getstate__ = state_without_hash
+
     def __post_init__(self) -> None:
         if self.kc == 0:
             object.__setattr__(self, "kc", self.kb)
@@ -75,7 +79,7 @@ class Blocking:
         return self.gp * self.gm * self.gn * self.gk
 
     def to_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+        return state_without_hash(self)
 
     def __str__(self) -> str:
         split = f"x{self.gk}" if self.gk > 1 else ""

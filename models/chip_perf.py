@@ -398,45 +398,48 @@ def chip_gemm_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) 
     last one's final beat; a load follows its write-back by two cycles plus the latency),
     so each step's length depends on its own sizes alone. Otherwise it falls back to the
     step-by-step model. No parameter checks: the caller (the search) passes valid
-    blockings."""
+    blockings.
+
+    The result depends on the chip only through its core, slice latency, DMA shape, DRAM
+    latency and beat spacing, and is cached by those: chips that differ in cores, clock
+    or DRAM bandwidth but agree on them (an exploration's points) share it."""
     L = chip.dram_latency_cycles
     sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
     if sp > min(6, 2 + max(L, 2)):
         return chip_gemm_perf(chip, M, N, K, b, count=count).cycles
-    cfg = chip.core
-    port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
+    return _block_model_cycles(chip.core, chip.sram_latency_cycles, _dma_shape(chip), L, sp, M, N, K, b, count)
+
+
+@lru_cache(maxsize=1 << 16)
+def _block_model_cycles(cfg, sram_latency: int, shape: tuple, L: int, sp: int, M: int, N: int, K: int, b: Blocking,
+                        count: int) -> int:
+    port = MemorySystem(sram_latency, float(cfg.beat_bytes))
     nk = -(-K // b.kb)
     k_edge = K - (nk - 1) * b.kb
-
-    shape = _dma_shape(chip)
-
-    def core_max(mlen, nlen, klen):
-        return _core_max(cfg, port, b.mc, b.nc, b.kc, b.gk, mlen, nlen, klen)
+    mc, nc, kc, gk, kb0 = b.mc, b.nc, b.kc, b.gk, min(b.kb, K)
 
     def step(core, wb, ld):
         return 1 + max(1, core + 1, _step_dma(shape, b, wb, ld, L, sp))
 
     def block_cycles(prev, blk, nxt) -> int:
         """A block's K-steps, the previous block's write-back in its first, the next
-        block's first load in its last (and the epilogue after the last block)."""
+        block's first load in its last (and the epilogue after the last block); the
+        interior K-steps are all alike."""
+        core_edge = _core_max(cfg, port, mc, nc, kc, gk, blk[1], blk[2], k_edge)
+        wb = prev
         total = 0
-        core_full = core_max(*blk[1:], b.kb) if nk > 1 else 0
-        core_edge = core_max(*blk[1:], k_edge)
-        klens = [b.kb] * (nk - 1) + [k_edge]
-        for j in range(nk):
-            if 1 <= j < nk - 2:                # the interior K-steps: all alike
-                if j == 1:
-                    total += (nk - 3) * step(core_full, None, (*blk, b.kb))
-                continue
-            core = core_full if j < nk - 1 else core_edge
-            wb = prev if j == 0 else None
-            ld = (*blk, klens[j + 1]) if j + 1 < nk else ((*nxt, min(b.kb, K)) if nxt else None)
-            if nxt is None and j == nk - 1:    # the last step: barrier, then the epilogue
-                total += max(1, core + 1, _step_dma(shape, b, wb, ld, L, sp)) + 1
-                total += _step_dma(shape, b, blk, None, L, sp) + 2
-            else:
-                total += step(core, wb, ld)
-        return total
+        if nk > 1:
+            core_full = _core_max(cfg, port, mc, nc, kc, gk, blk[1], blk[2], b.kb)
+            total += step(core_full, prev, (*blk, b.kb if nk > 2 else k_edge))
+            if nk > 3:
+                total += (nk - 3) * step(core_full, None, (*blk, b.kb))
+            if nk > 2:
+                total += step(core_full, None, (*blk, k_edge))
+            wb = None
+        if nxt is None:                        # the last step: barrier, then the epilogue
+            return total + max(1, core_edge + 1, _step_dma(shape, b, wb, None, L, sp)) + 1 + \
+                _step_dma(shape, b, blk, None, L, sp) + 2
+        return total + step(core_edge, wb, (*nxt, kb0))
 
     # the blocks in the controller's order (products, then M, then N), each with its
     # neighbours; equal triples counted, each distinct one evaluated once
