@@ -2,9 +2,9 @@
 exhaustive grid's Pareto hypervolume the multi-objective searches reach with 10 % of its
 evaluations, and how the deep stage scales with workers.
 
-``speed``: the edge chip with 4 ... 128 cores (step 4) x 500 ... 1,200 MHz (step 50) x 2, 4,
-8 or 16 LPDDR5 channels = 1,920 designs, each on BERT-base (batch 1, 128 tokens) and
-Llama-3-8B decode (batch 1): 3,840 points (design x workload), on ``--jobs`` local
+``speed``: the edge chip with 4 ... 128 cores (step 4) x 500 ... 1,200 MHz (step 20) x 1, 2,
+4, 8 or 16 LPDDR5 channels = 5,760 designs, each on BERT-base (batch 1, 128 tokens) and
+Llama-3-8B decode (batch 1): 11,520 points (design x workload), on ``--jobs`` local
 processes with a fresh store (every point evaluated).
 
 ``search``: two spaces, the first two parameters alone (480 designs) and all three (1,920),
@@ -115,7 +115,9 @@ def deep() -> None:
 def speed(jobs: int) -> None:
     from systolab.models.explore import run_explore
 
-    space = {**SPACE, "parameters": {**SPACE["parameters"], "dram_stacks": [2, 4, 8, 16]},
+    space = {**SPACE, "parameters": {"cores": {"min": 4, "max": 128, "step": 4},
+                                     "clock_mhz": {"min": 500, "max": 1200, "step": 20},
+                                     "dram_stacks": [1, 2, 4, 8, 16]},
              "workloads": [*SPACE["workloads"], {"name": "llama3-8b-decode", "batch": 1}]}
     t = time.perf_counter()
     res = run_explore(space, db=Path(tempfile.mkdtemp()) / "speed.sqlite", jobs=jobs)

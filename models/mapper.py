@@ -64,8 +64,13 @@ def _core_lookup(cfg, port, rows: np.ndarray, cols: np.ndarray, ks: np.ndarray) 
     """The exact cycles of each core sub-GEMM (rows x cols x ks), one model call per
     distinct shape."""
     table = _core_table(cfg, port)
-    shapes = np.stack([rows, cols, ks], axis=1)
-    uniq, inverse = np.unique(shapes, axis=0, return_inverse=True)
+    rows, cols, ks = (np.asarray(v, dtype=np.int64) for v in (rows, cols, ks))
+    if max(rows.max(initial=0), cols.max(initial=0), ks.max(initial=0)) < 1 << 21:
+        # one int64 key per shape: a 1-D unique is far cheaper than unique(axis=0)
+        keys, inverse = np.unique((rows << 42) | (cols << 21) | ks, return_inverse=True)
+        uniq = np.stack([keys >> 42, (keys >> 21) & ((1 << 21) - 1), keys & ((1 << 21) - 1)], axis=1)
+    else:
+        uniq, inverse = np.unique(np.stack([rows, cols, ks], axis=1), axis=0, return_inverse=True)
     cycles = np.empty(len(uniq))
     for x, (r, c, k) in enumerate(uniq.tolist()):
         if (r, c, k) not in table:
