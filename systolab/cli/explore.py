@@ -19,7 +19,7 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--search", choices=SEARCHES, default=None,
                    help="grid (default), random, lhs (Latin hypercube), nsga2 or tpe (Optuna)")
     p.add_argument("--trials", type=int_in(1, 1_000_000), default=None,
-                   help="points for random, lhs, nsga2 and tpe (default 64)")
+                   help="points for random, lhs, nsga2 and tpe (default 64; nsga2 and tpe count distinct points)")
     p.add_argument("--seed", type=seed_int, default=None, help="seed of the non-grid searches (default 0)")
     p.add_argument("--jobs", type=int_in(1, 256), default=None, help="local worker processes (default 1)")
     p.add_argument("--executor", default=None, metavar="local|dask://HOST:PORT",
