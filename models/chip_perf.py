@@ -189,10 +189,8 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
         raise UserError(f"block: {blocking} is rejected by the chip's controller: {REJECT[status]}",
                         parameter="block")
     cfg, b = chip.core, blocking
-    n_cores, Wd = chip.cores, chip.dma_beat_bytes
-    ab = cfg.acc_bytes
     L = chip.dram_latency_cycles
-    drams = [_Dram(Wd, chip.channel_bytes_per_cycle) for _ in range(chip.dma_channels)]
+    drams = [_Dram(chip.dma_beat_bytes, chip.channel_bytes_per_cycle) for _ in range(chip.dma_channels)]
     port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
     shape = _dma_shape(chip)
 
@@ -214,10 +212,6 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
                 free = max(free, end)
         return free, last_w
 
-    # totals that follow from the blocking alone
-    sram_read = sram_written = core_read = 0
-    steps = 0
-
     def ld_of(origin):
         p0, m0, n0, k0 = origin
         return min(b.gp, count - p0), _extent(m0, M, b.mb), _extent(n0, N, b.nb), _extent(k0, K, b.kb)
@@ -228,33 +222,13 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
     t_free, _ = job(2, None, ld_of(origins[0]))
     issue = t_free + 1                       # WAIT_LOAD sees the DMA idle, then ISSUE
     prev_block = None
-    sram_written += _dma_sram_writes(chip, b, *ld_of(origins[0]))
-    memo: dict[tuple, tuple] = {}
-
-    def cores_of(live: int, mlen: int, nlen: int, klen: int) -> tuple:
-        key = (live, mlen, nlen, klen)
-        if key not in memo:
-            memo[key] = _step_cores(chip, port, b, live, mlen, nlen, klen)
-        return memo[key]
-
-    busy_total = np.zeros(n_cores, dtype=np.int64)
     for s, (p0, m0, n0, k0) in enumerate(origins):
-        steps += 1
         live, mlen, nlen, klen = ld_of((p0, m0, n0, k0))
-        # the cores' sub-GEMMs
-        longest, add, reads, writes = cores_of(live, mlen, nlen, klen)
-        last_done = issue + longest if longest != NEVER else NEVER
-        busy_total += add
-        sram_read += reads + (writes if k0 else 0)
-        core_read += reads
-        sram_written += writes
+        # the cores' sub-GEMMs: the slowest ends the step
+        last_done = issue + _core_max(cfg, port, b.mc, b.nc, b.kc, b.gk, mlen, nlen, klen)
         # the DMA's job
         wb = prev_block if s > 0 and k0 == 0 else None
         nxt = ld_of(origins[s + 1]) if s + 1 < len(origins) else None
-        if wb:
-            sram_read += _dma_sram_reads(chip, b, *wb)
-        if nxt:
-            sram_written += _dma_sram_writes(chip, b, *nxt)
         t_free, _ = job(issue, wb, nxt)
         barrier = max(issue + 1, last_done + 1, t_free)
         if trace is not None:
@@ -264,22 +238,16 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
         issue = barrier + 1
     # the epilogue: EPILOGUE at barrier + 1 (= issue), the last block's write-back
     _, t_lw = job(issue, prev_block, None)
-    sram_read += _dma_sram_reads(chip, b, *prev_block)
     finish = t_lw + 2 + 1
-    dram_read = sum(live * (ml + nl) * sum(dram_beats(chip, k * cfg.input_bytes) for k in _kparts(b, kl)) * Wd
-                    for live, ml, nl, kl in map(ld_of, origins))
-    return ChipGemmPerf(cycles=finish + 1, steps=steps, macs=M * N * K * count, busy=tuple(int(v) for v in busy_total),
-                        dram_bytes_read=dram_read, dram_bytes_written=M * N * ab * count,
-                        sram_bytes_read=sram_read, sram_bytes_written=sram_written, core_bytes_read=core_read,
-                        cores=n_cores,
-                        pes_per_core=cfg.rows * cfg.cols, dram_bytes_per_cycle=chip.dram_bytes_per_cycle)
+    # every other counter follows from the steps' sizes alone: one accounting for both models
+    return chip_gemm_counters(chip, M, N, K, b, count, cycles=finish + 1)
 
 
 def _step_cores(chip, port, b: Blocking, live: int, mlen: int, nlen: int, klen: int) -> tuple:
-    """A step's sub-GEMMs: (longest, busy cycles per core, SRAM bytes the cores read and
-    write), the same for every step of these sizes."""
+    """A step's sub-GEMMs: (busy cycles per core, SRAM bytes the cores read and write),
+    the same for every step of these sizes."""
     cfg = chip.core
-    longest, add, reads_sum, writes_sum = NEVER, np.zeros(chip.cores, dtype=np.int64), 0, 0
+    add, reads_sum, writes_sum = np.zeros(chip.cores, dtype=np.int64), 0, 0
     rows_g, cols_g = _groups(mlen, b.mc, b.gm), _groups(nlen, b.nc, b.gn)
     for q in range(live):
         for gi, rows in enumerate(rows_g):
@@ -287,21 +255,21 @@ def _step_cores(chip, port, b: Blocking, live: int, mlen: int, nlen: int, klen: 
                 for kk, ks in enumerate(_kparts(b, klen)):
                     if not rows or not cols:
                         continue
-                    cyc, busy_c, reads, writes = _core_step(cfg, port, rows, cols, ks)
-                    longest = max(longest, cyc)
+                    _, busy_c, reads, writes = _core_step(cfg, port, rows, cols, ks)
                     add[core_index(b, q, gi, gj, kk)] += busy_c
                     reads_sum += reads
                     writes_sum += writes
-    return longest, add, reads_sum, writes_sum
+    return add, reads_sum, writes_sum
 
 
 def chip_gemm_counters(chip, M: int, N: int, K: int, b: Blocking, count: int = 1, *, cycles: int | None = None
                        ) -> ChipGemmPerf:
     """What :func:`chip_gemm_perf` returns, without stepping through the schedule: every
     counter but the cycles is a sum over the steps of what each step's sizes alone decide
-    (its sub-GEMMs, its load, its block's write-back), so equal steps are counted once;
-    the cycles come from :func:`chip_gemm_cycles` (or ``cycles``, when the caller has
-    them). No parameter checks: the caller (the search) passes valid blockings."""
+    (its sub-GEMMs, its load, its block's write-back), so equal steps are counted once
+    (:func:`chip_gemm_perf` takes them from here too; the RTL tests check them); the
+    cycles come from :func:`chip_gemm_cycles` (or ``cycles``, when the caller has them).
+    No parameter checks: the caller (the search) passes valid blockings."""
     cfg = chip.core
     port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
     blocks = Counter(itertools.product(_extents(count, b.gp), _extents(M, b.mb), _extents(N, b.nb)))
@@ -312,7 +280,7 @@ def chip_gemm_counters(chip, M: int, N: int, K: int, b: Blocking, count: int = 1
         sram_read += n_blocks * _dma_sram_reads(chip, b, live, mlen, nlen)      # its write-back
         for (klen, first), n_k in kinfo.items():
             n = n_blocks * n_k
-            _, add, reads, writes = _step_cores(chip, port, b, live, mlen, nlen, klen)
+            add, reads, writes = _step_cores(chip, port, b, live, mlen, nlen, klen)
             busy += n * add
             sram_read += n * (reads + (0 if first else writes))     # later K-blocks add to the partial sums
             core_read += n * reads

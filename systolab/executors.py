@@ -23,9 +23,6 @@ from typing import Any
 
 from .errors import UserError
 
-#: Executors by kind: ``local`` or a Dask scheduler's address.
-KINDS = ("local", "dask")
-
 
 def parse_executor(spec: str | None) -> tuple[str, str | None]:
     """``(kind, address)`` of an executor spec; errors name ``executor``."""
@@ -128,4 +125,4 @@ def open_executor(spec: str | None = "local", *, jobs: int = 1, version: Callabl
         client.close()
 
 
-__all__ = ["KINDS", "Executor", "open_executor", "parse_executor"]
+__all__ = ["Executor", "open_executor", "parse_executor"]
