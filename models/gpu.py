@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 from ..errors import UserError
@@ -63,6 +63,8 @@ class ModelAssumptions:
     min_k_per_split: int
     skinny_below: int
     basis: dict[str, str]
+    wave_overhead_s: float = 0.0     # fixed cost of every wave of tiles (prologue, epilogue, sync)
+    compute_derate: float = 1.0      # sustained tensor throughput / the best-shape benchmark's
 
 
 @cache
@@ -79,7 +81,9 @@ def assumptions(path: str = str(MODEL_FILE)) -> ModelAssumptions:
         min_k_per_split=need(path, "", d, "min_k_per_split", int, positive=True),
         skinny_below=need(path, "", d, "skinny_tiles_below", int, positive=True),
         basis={"memory_efficiency": me.get("basis", ""), "launch_overhead": d.get("launch_basis", ""),
-               "tiles": d.get("tiles_basis", "")},
+               "tiles": d.get("tiles_basis", ""), "fit": d.get("fit_basis", "")},
+        wave_overhead_s=float(need(path, "", d, "wave_overhead_s", (int, float), optional=True) or 0.0),
+        compute_derate=float(need(path, "", d, "compute_derate", (int, float), positive=True, optional=True) or 1.0),
     )
 
 
@@ -167,7 +171,7 @@ def _raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: M
                 continue
             waves = math.ceil(tiles * s / sms) * gemm.rounds
             k_per = math.ceil(gemm.K / s)
-            compute = waves * 2 * tm * tn * k_per / per_sm
+            compute = waves * (2 * tm * tn * k_per / (per_sm * a.compute_derate) + a.wave_overhead_s)
             extra = 2 * s * gemm.M * gemm.N * 4 * gemm.count if s > 1 else 0
             nbytes = gemm.min_bytes + extra
             memory = nbytes / bw
@@ -231,9 +235,15 @@ def _fit_point(gpu: GpuSpec, gemm: Gemm, peak: float, measured_tflops: float, a:
     return (lo + hi) / 2
 
 
+def _benchmark_assumptions() -> ModelAssumptions:
+    """The assumptions the best-shape GEMM benchmarks are read with: no serving derate
+    (they measure what one GEMM shape sustains when run alone, over and over)."""
+    return replace(assumptions(), compute_derate=1.0)
+
+
 @cache
 def calibration(path: str = str(CALIBRATION_FILE)) -> Calibration:
-    a = assumptions()
+    a = _benchmark_assumptions()
     gpus = load_gpus()
     points = []
     with open(path, newline="") as fh:
@@ -257,7 +267,7 @@ def calibration_report() -> list[dict]:
     leave-one-out (efficiency fitted without this point, from its dtype class elsewhere)."""
     cal = calibration()
     gpus = load_gpus()
-    a = assumptions()
+    a = _benchmark_assumptions()
     rows = []
     for i, p in enumerate(cal.points):
         gpu = gpus[p.gpu_id]
@@ -280,6 +290,22 @@ def calibration_report() -> list[dict]:
             "fitted_efficiency": round(p.fitted_efficiency, 4),
         })
     return rows
+
+
+def gemm_terms(gpu: GpuSpec, gemm: Gemm) -> tuple[float, int, int, int]:
+    """(math_s, waves, bytes, launches) of ``gemm`` at the tiling the model picks: math_s
+    is the waves' tensor time at the calibrated efficiency, before the serving derate and
+    the per-wave overhead (the serving fit varies those, :mod:`~systolab.models.serving_fit`)."""
+    a = assumptions()
+    dtype_used, peak, _ = resolve_peak(gpu, gemm.dtype)
+    eff = calibration().lookup(gpu.family, DTYPE_CLASS[dtype_used])[0]
+    _, compute, _, _, _, _, waves, _, nbytes, launches = _raw_estimate(gpu, gemm, peak, eff, a)
+    return (compute - waves * a.wave_overhead_s) * a.compute_derate, waves, nbytes, launches
+
+
+def memory_efficiency(gpu: GpuSpec) -> float:
+    """Fraction of peak DRAM bandwidth a streaming kernel sustains on ``gpu``."""
+    return _mem_eff(gpu, assumptions())
 
 
 # -- public API ----------------------------------------------------------------------------

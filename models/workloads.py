@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache, partial
 from pathlib import Path
 
 from ..checks import check_int
@@ -18,6 +19,7 @@ from ..dtypes import get_dtype
 from ..errors import UserError
 from ..files import read_text
 from .gemm import STORAGE_BYTES, Gemm, load_gemm_list
+from .specs import DATA_DIR, SpecError, load_yaml, need
 
 
 @dataclass(frozen=True)
@@ -91,19 +93,60 @@ class DecoderShape:
     source: str
     experts: int = 1
     experts_per_token: int = 1
+    max_context: int = 0      # longest context the model supports, tokens (0: not stated)
 
     @property
     def head_dim(self) -> int:
         return self.hidden // self.heads
 
+    @property
+    def params(self) -> int:
+        """Parameters: every layer's projections (all experts), router, embedding and LM head."""
+        kv = self.kv_heads * self.head_dim
+        per_layer = 2 * self.hidden * self.hidden + 2 * self.hidden * kv + 3 * self.hidden * self.ffn * self.experts
+        per_layer += self.hidden * self.experts if self.experts > 1 else 0
+        return self.layers * per_layer + 2 * self.vocab * self.hidden
 
-LLAMA3_8B = DecoderShape("llama3-8b", 4096, 32, 32, 8, 14336, 128256,
-                         "Meta Llama 3 8B config.json (hidden 4096, 32 layers, 32 heads, 8 KV heads, FFN 14336)")
-LLAMA3_70B = DecoderShape("llama3-70b", 8192, 80, 64, 8, 28672, 128256,
-                          "Meta Llama 3 70B config.json (hidden 8192, 80 layers, 64 heads, 8 KV heads, FFN 28672)")
-MIXTRAL_8X7B = DecoderShape("mixtral-8x7b", 4096, 32, 32, 8, 14336, 32000,
-                            "Mistral AI Mixtral-8x7B config.json (8 experts, top-2 routing)", experts=8,
-                            experts_per_token=2)
+    def to_dict(self) -> dict:
+        return {"name": self.name, "hidden": self.hidden, "layers": self.layers, "heads": self.heads,
+                "kv_heads": self.kv_heads, "head_dim": self.head_dim, "ffn": self.ffn, "vocab": self.vocab,
+                "experts": self.experts, "experts_per_token": self.experts_per_token,
+                "max_context": self.max_context, "params": self.params, "source": self.source}
+
+
+LLM_FILE = DATA_DIR / "llm_models.yaml"
+
+
+@cache
+def llm_models(path: str = str(LLM_FILE)) -> dict[str, DecoderShape]:
+    """The built-in LLMs of ``data/llm_models.yaml`` by name (aliases included)."""
+    data = load_yaml(path)
+    out: dict[str, DecoderShape] = {}
+    for name, d in need(path, "", data, "models", dict).items():
+        ints = {k: need(path, name, d, k, int, positive=True)
+                for k in ("hidden", "layers", "heads", "kv_heads", "ffn", "vocab", "max_context")}
+        ints.update({k: need(path, name, d, k, int, positive=True, optional=True) or 1
+                     for k in ("experts", "experts_per_token")})
+        if ints["hidden"] % ints["heads"] or ints["heads"] % ints["kv_heads"]:
+            raise SpecError(path, name, "heads must divide hidden and kv_heads must divide heads")
+        shape = DecoderShape(name=name, source=need(path, name, d, "source", str), **ints)
+        for alias in [name, *d.get("aliases", [])]:
+            out[alias] = shape
+    return out
+
+
+def get_llm(name: str) -> DecoderShape:
+    """A built-in LLM by name or alias; a :class:`UserError` naming ``model`` otherwise."""
+    models = llm_models()
+    if not isinstance(name, str) or name not in models:
+        raise UserError(f"model: {name!r} is not a built-in model; choose one of {', '.join(models)}",
+                        parameter="model")
+    return models[name]
+
+
+LLAMA3_8B = get_llm("llama3-8b")
+LLAMA3_70B = get_llm("llama3-70b")
+MIXTRAL_8X7B = get_llm("mixtral-8x7b")
 
 
 def decoder(shape: DecoderShape, *, phase: str, dtype: str, batch: int = 1, seq_len: int = 2048) -> Workload:
@@ -147,9 +190,7 @@ def decoder(shape: DecoderShape, *, phase: str, dtype: str, batch: int = 1, seq_
     tokens = batch * q_len
     # resident: every weight (all experts), the embedding table, the KV cache of every
     # sequence, and a few activation tensors of the widest layer
-    per_layer = 2 * s.hidden * s.hidden + 2 * s.hidden * kv + 3 * s.hidden * s.ffn * s.experts
-    per_layer += s.hidden * s.experts if s.experts > 1 else 0
-    weights = L * per_layer + 2 * s.vocab * s.hidden
+    weights = s.params
     elem = STORAGE_BYTES[dtype]
     kv = 2 * L * batch * seq_len * kv * elem
     acts = 4 * T * max(s.hidden, s.ffn) * elem
@@ -213,12 +254,9 @@ def resnet50(*, dtype: str, batch: int = 1) -> Workload:
 
 
 BUILTINS: dict[str, Callable[..., Workload]] = {
-    "llama3-8b-prefill": lambda **k: decoder(LLAMA3_8B, phase="prefill", **k),
-    "llama3-8b-decode": lambda **k: decoder(LLAMA3_8B, phase="decode", **k),
-    "llama3-70b-prefill": lambda **k: decoder(LLAMA3_70B, phase="prefill", **k),
-    "llama3-70b-decode": lambda **k: decoder(LLAMA3_70B, phase="decode", **k),
-    "mixtral-8x7b-prefill": lambda **k: decoder(MIXTRAL_8X7B, phase="prefill", **k),
-    "mixtral-8x7b-decode": lambda **k: decoder(MIXTRAL_8X7B, phase="decode", **k),
+    f"{m}-{phase}": partial(decoder, shape, phase=phase)
+    for m, shape in llm_models().items() if m == shape.name for phase in ("prefill", "decode")
+} | {
     "bert-base": bert_base,
     "dlrm": dlrm,
     "resnet50": resnet50,
