@@ -38,6 +38,10 @@ from .gpu_specs import GpuSpec, get_gpu, load_gpus
 from .specs import DATA_DIR, load_yaml, need
 
 MODEL_FILE = DATA_DIR / "gpu_model.yaml"
+FIT_FILE = DATA_DIR / "gpu_fit.yaml"
+#: The parameters gpu_fit.yaml holds (fitted by :mod:`~systolab.models.serving_fit`).
+FIT_PARAMS = ("compute_derate", "wave_overhead_s", "memory_efficiency_HBM", "memory_efficiency_GDDR",
+              "launch_overhead_s")
 CALIBRATION_FILE = DATA_DIR / "gemm_calibration.csv"
 
 #: Which peak a dtype runs at when the GPU has no rate of its own for it, in order.
@@ -67,23 +71,28 @@ class ModelAssumptions:
     compute_derate: float = 1.0      # sustained tensor throughput / the best-shape benchmark's
 
 
-@cache
-def assumptions(path: str = str(MODEL_FILE)) -> ModelAssumptions:
+def fitted(path: str = str(FIT_FILE)) -> dict[str, float]:
+    """The fitted parameters of ``gpu_fit.yaml`` (see :data:`FIT_PARAMS`)."""
     d = load_yaml(path)
-    me = need(path, "", d, "memory_efficiency", dict)
+    return {k: float(need(path, "", d, k, (int, float), positive=True)) for k in FIT_PARAMS}
+
+
+@cache
+def assumptions(path: str = str(MODEL_FILE), fit_path: str = str(FIT_FILE)) -> ModelAssumptions:
+    d = load_yaml(path)
     tiles = need(path, "", d, "tiles", list)
+    f = fitted(fit_path)
     return ModelAssumptions(
-        mem_eff_hbm=need(path, "memory_efficiency", me, "HBM", (int, float), positive=True),
-        mem_eff_gddr=need(path, "memory_efficiency", me, "GDDR", (int, float), positive=True),
-        launch_s=need(path, "", d, "launch_overhead_s", (int, float), positive=True),
+        mem_eff_hbm=f["memory_efficiency_HBM"],
+        mem_eff_gddr=f["memory_efficiency_GDDR"],
+        launch_s=f["launch_overhead_s"],
         tiles=tuple((int(a), int(b)) for a, b in tiles),
         split_k=tuple(int(s) for s in need(path, "", d, "split_k", list)),
         min_k_per_split=need(path, "", d, "min_k_per_split", int, positive=True),
         skinny_below=need(path, "", d, "skinny_tiles_below", int, positive=True),
-        basis={"memory_efficiency": me.get("basis", ""), "launch_overhead": d.get("launch_basis", ""),
-               "tiles": d.get("tiles_basis", ""), "fit": d.get("fit_basis", "")},
-        wave_overhead_s=float(need(path, "", d, "wave_overhead_s", (int, float), optional=True) or 0.0),
-        compute_derate=float(need(path, "", d, "compute_derate", (int, float), positive=True, optional=True) or 1.0),
+        basis={"tiles": d.get("tiles_basis", ""), "fit": load_yaml(fit_path).get("basis", "")},
+        wave_overhead_s=f["wave_overhead_s"],
+        compute_derate=f["compute_derate"],
     )
 
 

@@ -130,11 +130,13 @@ def _vector(name: str, calls: int, elements: float, read: float, written: float)
 
 
 def step_ops(model: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, prec: Precision,
-             layers: int | None = None) -> list[Op]:
+             layers: int | None = None, kv_shared: bool = True) -> list[Op]:
     """The operators of one forward step on one device of a ``tp``-way tensor-parallel
     group: ``seqs`` sequences each adding ``q_len`` tokens (the prompt in a prefill, one
     token in a decode) to a context that then holds ``ctx`` tokens, over ``layers``
-    layers (default all)."""
+    layers (default all). ``kv_shared=False`` stands for a decode-attention kernel that
+    reads the KV cache once per query head rather than once per KV head (grouped-query
+    attention without reuse, as TensorRT-LLM's before its XQA kernel, v0.8)."""
     m, L = model, layers or model.layers
     T = seqs * q_len                                   # tokens through the projections
     h, hd, a = m.hidden, m.head_dim, prec.bytes("act")
@@ -148,8 +150,9 @@ def step_ops(model: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, p
            _vector("rope", L, 6 * T * (heads + kvh) * hd, T * (heads + kvh) * hd * a, T * (heads + kvh) * hd * a)]
     # attention: causal scores and context for the new tokens against the context
     pairs = seqs * heads * (q_len * ctx - q_len * (q_len - 1) / 2)
+    reads = kvh if kv_shared or q_len > 1 else heads
     att_bytes = (T * heads * hd * 2 * a                       # read Q, write O
-                 + seqs * ctx * 2 * kvh * hd * kvb            # read K and V of the whole context
+                 + seqs * ctx * 2 * reads * hd * kvb          # read K and V of the whole context
                  + T * 2 * kvh * hd * kvb)                    # write the new K and V
     ops.append(Op("attention", "attention", L, flops=4 * hd * pairs, bytes=att_bytes, elements=5 * pairs,
                   attention=(seqs, q_len, ctx, heads, kvh, hd)))
@@ -566,14 +569,14 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
 
 
 def serving_plan(shape: DecoderShape, *, isl: int, osl: int, seqs: int, static: bool, tp: int, pp: int,
-                 prec: Precision) -> dict:
+                 prec: Precision, kv_shared: bool = True) -> dict:
     """The forward steps a scenario is timed by: ``steps`` as (weight, operators); the run
     takes sum(weight x step time) and the first token sum(``ttft`` x step time). With ``pp`` stages the batch runs as ``pp`` micro-batches: a step's
     operators are those of one micro-batch through all layers, plus the hand-overs."""
     micro = -(-seqs // pp)
 
     def ops(n: int, q_len: int, ctx: int) -> list[Op]:
-        out = step_ops(shape, seqs=n, q_len=q_len, ctx=ctx, tp=tp, prec=prec)
+        out = step_ops(shape, seqs=n, q_len=q_len, ctx=ctx, tp=tp, prec=prec, kv_shared=kv_shared)
         if pp > 1:
             out.append(Op("pipeline_send", "collective", pp - 1, collective="send",
                           message_bytes=n * q_len * shape.hidden * prec.bytes("act")))
@@ -600,3 +603,76 @@ def decode_contexts(isl: int, osl: int, samples: int = DECODE_SAMPLES) -> list[i
     if n <= samples:
         return [isl + 1 + j for j in range(n)]
     return [isl + 1 + int((j + 0.5) * n / samples) for j in range(samples)]
+
+
+# -- fleets --------------------------------------------------------------------------------
+#: Tensor-parallel sizes tried, smallest first, when a fleet's ``tp`` is not given.
+AUTO_TP = (1, 2, 4, 8, 16, 32, 64)
+
+
+def serve_auto(device: Any, model: str | DecoderShape, *, tp: int | None = None, **kwargs) -> ServingResult:
+    """:func:`serve` at ``tp``, or at the smallest tensor-parallel size in :data:`AUTO_TP`
+    on which the scenario fits (the last size's error when none does)."""
+    if tp is not None:
+        return serve(device, model, tp=tp, **kwargs)
+    error: UserError | None = None
+    for t in AUTO_TP:
+        try:
+            return serve(device, model, tp=t, **kwargs)
+        except UserError as exc:
+            if exc.parameter not in ("tp", "batch", "concurrency", "isl"):
+                raise
+            error = exc
+    assert error is not None
+    raise error
+
+
+def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch: int | None = None,
+          concurrency: int | None = None, tp: int | None = None, pp: int = 1, budget_usd: float | None = None,
+          dtype: str | None = None, kv_dtype: str | None = None) -> list[dict]:
+    """For each device (GPU ids, chips): the serving result at ``tp`` (default the smallest
+    that fits), the devices a budget buys (default the cost model's $7B) at the unit price
+    (and its range), the replicas of ``tp x pp`` devices they make, and the fleet's output
+    tokens/s; tokens/s per device, per k$ and per W. A device without a price, or on which
+    the scenario fits at no tensor-parallel size, gets a row with the reason."""
+    from .cost import cost_inputs
+
+    budget = float(budget_usd) if budget_usd is not None else cost_inputs().default_budget_usd
+    if not math.isfinite(budget) or budget <= 0:
+        raise UserError(f"budget-usd: must be a positive number, not {budget_usd!r}", parameter="budget-usd")
+    if not devices:
+        raise UserError("device: give at least one device", parameter="device")
+    rows = []
+    for d in devices:
+        try:
+            r = serve_auto(d, model, tp=tp, isl=isl, osl=osl, batch=batch, concurrency=concurrency, pp=pp,
+                           dtype=dtype, kv_dtype=kv_dtype)
+        except UserError as exc:
+            if exc.parameter in ("model", "isl", "osl", "batch", "concurrency", "kv-dtype") and tp is None and \
+                    "context" in str(exc):
+                raise
+            if exc.parameter in ("device",):
+                raise
+            rows.append({"device": getattr(d, "name", d), "note": str(exc)})
+            continue
+        dev = get_device(d, dtype)
+        row = {"device": r.device, "kind": r.kind, "dtype": r.dtype, "tp": r.tp, "pp": r.pp,
+               "output_tokens_per_s": r.output_tokens_per_s, "tpot_s": r.tpot_s, "ttft_s": r.ttft_s,
+               "max_batch": r.max_batch, "power_W": dev.power_W,
+               "tokens_per_s_per_W": r.output_tokens_per_s / dev.power_W,
+               "energy_per_token_J": r.energy_per_token_J, "usd_per_million_tokens": r.usd_per_million_tokens,
+               "budget_usd": budget, "unit_price_usd": dev.price_usd, "units": None, "replicas": None,
+               "fleet_output_tokens_per_s": None, "tokens_per_s_per_kusd": None}
+        if dev.price_usd:
+            lo, hi = dev.price_range_usd or (dev.price_usd, dev.price_usd)
+            units = math.floor(budget / dev.price_usd)
+            replicas = units // r.devices
+            row.update(units=units, units_range=[math.floor(budget / hi), math.floor(budget / lo)],
+                       replicas=replicas, fleet_output_tokens_per_s=replicas * r.output_tokens_per_s_group,
+                       fleet_output_tokens_per_s_range=[math.floor(budget / hi) // r.devices * r.output_tokens_per_s_group,
+                                                        math.floor(budget / lo) // r.devices * r.output_tokens_per_s_group],
+                       tokens_per_s_per_kusd=r.output_tokens_per_s / dev.price_usd * 1e3)
+        else:
+            row["note"] = "no public price: no fleet"
+        rows.append(row)
+    return rows

@@ -19,6 +19,7 @@ DESIGN_FIELDS = ("rows", "cols", "dataflow", "dtype", "acc_bits", "overflow", "b
 _ARG_NAME = re.compile(r"argument (?:-\w+/)?-{0,2}([\w-]+)")
 _REQUIRED = re.compile(r"arguments are required: --?([\w-]+)")
 _UNKNOWN = re.compile(r"unrecognized arguments: --?([\w-]+)")
+_ONE_OF = re.compile(r"one of the arguments --?([\w-]+)")
 
 
 class Parser(argparse.ArgumentParser):
@@ -36,7 +37,7 @@ class Parser(argparse.ArgumentParser):
         if arg:     # "argument --seq-len: invalid ..." -> "seq-len: invalid ..."
             name = "command" if arg.group(1) == "COMMAND" else arg.group(1)
             raise UserError(f"{name}: {message[arg.end():].lstrip(': ')}", parameter=name)
-        m = _REQUIRED.search(message) or _UNKNOWN.search(message)
+        m = _REQUIRED.search(message) or _UNKNOWN.search(message) or _ONE_OF.search(message)
         raise UserError(f"{m.group(1)}: {message}" if m else message, parameter=m.group(1) if m else None)
 
 

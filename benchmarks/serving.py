@@ -1,0 +1,73 @@
+"""The serving model's accuracy against public serving measurements, and its fit.
+
+1. ``fit``: fit the GPU model's five shared parameters to the measurements of
+   ``models/data/serving_measurements.csv`` and store them in ``models/data/gpu_fit.yaml``
+   (repeated until they settle; see ``systolab.models.serving_fit``).
+2. ``loo``: every measurement against the stored fit (in-sample) and against a fit to all
+   the other measurements (leave-one-out), with the median and worst |error| per metric.
+3. ``tp``: Llama-3-70B decode with tensor parallelism on 2, 4 and 8 devices of each kind
+   (the GPUs of ``systolab compare`` and the default chip): tokens/s per device, TPOT and
+   the largest batch the KV cache allows.
+
+Usage: ``.venv/bin/python benchmarks/serving.py [fit|loo|tp]``
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def do_fit() -> None:
+    from systolab.models import serving_fit as sf
+
+    t0 = time.perf_counter()
+    theta, rows = sf.refit()
+    print(f"fitted in {time.perf_counter() - t0:.1f} s:", dict(zip(
+        ("compute_derate", "wave_overhead_s", "mem_eff_hbm", "mem_eff_gddr", "launch_s"), theta.round(9).tolist())))
+    print(sf.summary(rows))
+
+
+def do_loo() -> None:
+    from systolab.models import serving_fit as sf
+
+    t0 = time.perf_counter()
+    rows = sf.report(loo=True)
+    print(f"{'measurement':32} {'measured':>10} {'model':>10} {'err %':>7} {'LOO':>10} {'LOO err %':>9}")
+    for r in rows:
+        print(f"{r['id']:32} {r['measured']:>10.4g} {r['model_value']:>10.4g} {r['error_pct']:>7.1f} "
+              f"{r['loo_value']:>10.4g} {r['loo_error_pct']:>9.1f}")
+    for metric, s in sf.summary(rows).items():
+        print(f"{metric}: n={s['n']}, median |error| {s['median_abs_error_pct']:.1f} % (LOO "
+              f"{s['median_abs_loo_error_pct']:.1f} %), worst {s['worst_abs_error_pct']:.1f} % (LOO "
+              f"{s['worst_abs_loo_error_pct']:.1f} %, {s['worst_loo_case']})")
+    print(f"({time.perf_counter() - t0:.0f} s)")
+
+
+def do_tp() -> None:
+    from systolab.errors import UserError
+    from systolab.models.chip import get_chip
+    from systolab.models.compare import DEFAULT_GPUS
+    from systolab.models.serving import serve
+
+    devices = list(DEFAULT_GPUS) + [get_chip().name]
+    print(f"{'device':16} {'tp':>3} {'tok/s/device':>12} {'TPOT ms':>8} {'TTFT ms':>8} {'max batch':>9}")
+    for dev in devices:
+        for tp in (2, 4, 8):
+            try:
+                r = serve(dev, "llama3-70b", isl=2048, osl=256, batch=32, tp=tp)
+            except UserError as exc:
+                print(f"{dev:16} {tp:>3} {exc}")
+                continue
+            print(f"{dev:16} {tp:>3} {r.output_tokens_per_s:>12,.0f} {r.tpot_s * 1e3:>8.2f} {r.ttft_s * 1e3:>8.1f} "
+                  f"{r.max_batch:>9,}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", nargs="?", default="loo", choices=["fit", "loo", "tp"])
+    a = p.parse_args()
+    {"fit": do_fit, "loo": do_loo, "tp": do_tp}[a.what]()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""Calibration of the GPU model on public LLM-serving measurements.
+
+The measurements (``data/serving_measurements.csv``, sources in ``data/serving.yaml``)
+are whole serving runs: output tokens/s of a static batch, and time to the first token at
+batch 1. Each is replayed through the serving model (:mod:`~systolab.models.serving`),
+whose GPU time is, per operator, ``max(tensor time / derate + waves x wave overhead,
+bytes / (peak bandwidth x memory efficiency)) + kernels x launch overhead +
+communication`` (:func:`~systolab.models.serving.combine`). Five parameters are fitted,
+shared by every GPU: the compute derate (tensor throughput sustained in serving, against
+the best-shape GEMM benchmarks the per-family efficiency is fitted on, which folds in the
+clock under the power limit), the fixed cost per wave of tiles, the HBM and GDDR memory
+efficiencies, and the fixed cost per kernel.
+
+The fit minimises the squared log error over the measurements by coordinate search
+(golden sections on each parameter in turn, in log space, deterministic). Its error is
+reported leave-one-out: each measurement predicted by a fit to all the others.
+The tile choice of every GEMM is made at the stored parameters and held during a fit.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from ..errors import UserError
+from .serving import (SERVING_FILE, GpuParams, GpuServing, Precision, combine, memory_plan, serving_data,
+                      serving_plan)
+from .specs import DATA_DIR, load_yaml
+from .workloads import get_llm
+
+MEASUREMENTS_FILE = DATA_DIR / "serving_measurements.csv"
+METRICS = ("output_tokens_per_s_per_gpu", "ttft_s")
+#: Search bounds of each parameter (GpuParams order); all are searched in log space.
+BOUNDS = ((0.3, 1.5), (1e-8, 2e-5), (0.5, 0.95), (0.5, 0.95), (1e-7, 5e-5))
+PASSES = 8
+
+
+@dataclass(frozen=True)
+class Measurement:
+    id: str
+    gpu_id: str
+    model: str
+    dtype: str
+    kv_dtype: str
+    tp: int
+    batch: int
+    isl: int
+    osl: int
+    metric: str
+    value: float
+    source: str
+    notes: str
+    kv_shared: bool    # the decode-attention kernel reads each KV head once for its query heads
+
+
+@cache
+def measurements(path: str = str(MEASUREMENTS_FILE)) -> tuple[Measurement, ...]:
+    """The public serving measurements, validated (a bad row names its line and column)."""
+    sources = load_yaml(SERVING_FILE).get("measurement_sources", {})
+    out = []
+    with open(path, newline="") as fh:
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                m = Measurement(row["id"], row["gpu_id"], row["model"], row["dtype"], row["kv_dtype"],
+                                int(row["tp"]), int(row["batch"]), int(row["isl"]), int(row["osl"]),
+                                row["metric"], float(row["value"]), row["source"], row["notes"],
+                                {"per_kv_head": True, "per_query_head": False}[row["kv_reads"]])
+            except (KeyError, ValueError) as exc:
+                raise UserError(f"{path} line {line}: {exc}") from None
+            if m.metric not in METRICS or m.source not in sources or not m.value > 0:
+                raise UserError(f"{path} line {line}: metric must be one of {METRICS}, source a key of "
+                                f"measurement_sources in {SERVING_FILE.name}, value > 0")
+            out.append(m)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Replay:
+    """One measurement as cost terms: the run's time is ``total @ combine(terms)`` and
+    the first token's ``ttft @ combine(terms)``."""
+
+    terms: np.ndarray
+    total: np.ndarray
+    ttft: np.ndarray
+    tokens_per_device: float    # output tokens of the run per device
+
+
+def _replay(m: Measurement) -> _Replay:
+    dev = GpuServing(m.gpu_id, m.dtype)
+    shape = get_llm(m.model)
+    prec = Precision(m.dtype, m.kv_dtype)
+    plan = serving_plan(shape, isl=m.isl, osl=m.osl, seqs=m.batch, static=True, tp=m.tp, pp=1, prec=prec,
+                        kv_shared=m.kv_shared)
+    blocks, total, ttft = [], [], []
+    for (w, ops), c in zip(plan["steps"], plan["ttft"]):
+        t = dev.terms(ops, m.tp)
+        blocks.append(t)
+        total.append(np.full(len(t), w))
+        ttft.append(np.full(len(t), c))
+    return _Replay(np.vstack(blocks), np.concatenate(total), np.concatenate(ttft), m.batch * m.osl / m.tp)
+
+
+@cache
+def replays() -> tuple[_Replay, ...]:
+    return tuple(_replay(m) for m in measurements())
+
+
+def predict(theta: np.ndarray, which: list[int] | None = None) -> np.ndarray:
+    """Each measurement's modelled value (its metric's unit) at parameters ``theta``."""
+    ms, rs = measurements(), replays()
+    idx = range(len(ms)) if which is None else which
+    out = []
+    for i in idx:
+        r, sec = rs[i], combine(rs[i].terms, theta)
+        if ms[i].metric == "ttft_s":
+            out.append(float(r.ttft @ sec))
+        else:
+            out.append(r.tokens_per_device / float(r.total @ sec))
+    return np.array(out)
+
+
+def _loss(theta: np.ndarray, idx: list[int], measured: np.ndarray) -> float:
+    return float(np.sum(np.log(predict(theta, idx) / measured) ** 2))
+
+
+def fit(which: list[int] | None = None, start: np.ndarray | None = None) -> np.ndarray:
+    """Parameters (:class:`GpuParams` order) that minimise the squared log error over the
+    measurements ``which`` (default all)."""
+    idx = list(range(len(measurements()))) if which is None else list(which)
+    measured = np.array([measurements()[i].value for i in idx])
+    x = np.log(np.clip(GpuParams.stored().as_array() if start is None else start,
+                       [b[0] for b in BOUNDS], [b[1] for b in BOUNDS]))
+    golden = (math.sqrt(5) - 1) / 2
+    for _ in range(PASSES):
+        for k, (lo_b, hi_b) in enumerate(BOUNDS):
+            lo, hi = math.log(lo_b), math.log(hi_b)
+
+            def f(v: float) -> float:
+                y = x.copy()
+                y[k] = v
+                return _loss(np.exp(y), idx, measured)
+
+            a, b = lo, hi
+            c, d = b - golden * (b - a), a + golden * (b - a)
+            fc, fd = f(c), f(d)
+            for _ in range(40):
+                if fc < fd:
+                    b, d, fd = d, c, fc
+                    c = b - golden * (b - a)
+                    fc = f(c)
+                else:
+                    a, c, fc = c, d, fd
+                    d = a + golden * (b - a)
+                    fd = f(d)
+            best = (a + b) / 2
+            if f(best) < f(x[k]):
+                x[k] = best
+    return np.exp(x)
+
+
+def report(theta: np.ndarray | None = None, *, loo: bool = True) -> list[dict]:
+    """Every measurement against the model at ``theta`` (default: the stored fit) and,
+    with ``loo``, against a fit to all the other measurements."""
+    ms = measurements()
+    theta = GpuParams.stored().as_array() if theta is None else theta
+    pred = predict(theta)
+    rows = []
+    for i, m in enumerate(ms):
+        row = {"id": m.id, "gpu": m.gpu_id, "model": m.model, "dtype": m.dtype, "tp": m.tp, "batch": m.batch,
+               "isl": m.isl, "osl": m.osl, "metric": m.metric, "measured": m.value, "model_value": float(pred[i]),
+               "error_pct": 100 * (pred[i] / m.value - 1)}
+        if loo:
+            others = [j for j in range(len(ms)) if j != i]
+            p = predict(fit(others, start=theta), [i])[0]
+            row.update(loo_value=float(p), loo_error_pct=100 * (p / m.value - 1))
+        rows.append(row)
+    return rows
+
+
+def summary(rows: list[dict]) -> dict:
+    """Median and worst |error| (in-sample and leave-one-out) per metric."""
+    out = {}
+    for metric in METRICS:
+        sel = [r for r in rows if r["metric"] == metric]
+        if not sel:
+            continue
+        d = {"n": len(sel), "median_abs_error_pct": float(np.median([abs(r["error_pct"]) for r in sel])),
+             "worst_abs_error_pct": float(max(abs(r["error_pct"]) for r in sel))}
+        if "loo_error_pct" in sel[0]:
+            loo = [abs(r["loo_error_pct"]) for r in sel]
+            worst = max(sel, key=lambda r: abs(r["loo_error_pct"]))
+            d.update(median_abs_loo_error_pct=float(np.median(loo)), worst_abs_loo_error_pct=float(max(loo)),
+                     worst_loo_case=worst["id"])
+        out[metric] = d
+    return out
+
+
+def check_capacity() -> list[str]:
+    """Ids of measurements whose run would not fit the model's memory accounting."""
+    bad = []
+    for m in measurements():
+        dev = GpuServing(m.gpu_id, m.dtype)
+        mem = memory_plan(get_llm(m.model), tp=m.tp, pp=1, prec=Precision(m.dtype, m.kv_dtype),
+                          tokens_per_seq=m.isl + m.osl, prefill_tokens=m.batch * m.isl)
+        need = mem["weights"] + mem["activations"] + m.batch * mem["kv_per_sequence"]
+        if need > dev.memory_bytes * serving_data().usable_memory_fraction:
+            bad.append(m.id)
+    return bad
+
+
+def store(theta: np.ndarray, rows: list[dict] | None = None, path: str | None = None) -> None:
+    """Write ``theta`` to ``data/gpu_fit.yaml`` (atomically), with the fit's in-sample error
+    when ``rows`` (from :func:`report`) are given; every later model run reads it."""
+    import yaml
+
+    from ..files import atomic_write_text
+    from .gpu import FIT_FILE, FIT_PARAMS, assumptions, calibration
+
+    doc: dict = {"schema": "systolab-gpu-fit/1"}
+    doc.update({k: float(f"{v:.6g}") for k, v in zip(FIT_PARAMS, theta)})
+    doc["measurements"] = len(measurements())
+    doc["basis"] = (
+        "fitted by `python benchmarks/serving.py fit` (systolab.models.serving_fit): least squared log error of "
+        f"the serving model against the {len(measurements())} public serving measurements in "
+        "serving_measurements.csv (static-batch output tokens/s and batch-1 time to first token on H100, H200, A100 "
+        "and L40S, Llama-2 7B/13B/70B, FP8 and FP16); all GPUs share these values. compute_derate: tensor "
+        "throughput in serving over the best-shape GEMM benchmarks of gemm_calibration.csv (clocks under the power "
+        "limit, less-tuned kernels); memory efficiencies: fraction of peak DRAM bandwidth (searched up to 0.95); "
+        "launch_overhead_s: fixed cost per kernel; wave_overhead_s: fixed cost per wave of tiles.")
+    if rows:
+        doc["in_sample"] = summary(rows)
+    text = ("# Written by the serving fit; do not edit by hand (rerun `python benchmarks/serving.py fit`).\n"
+            + yaml.safe_dump(doc, sort_keys=False, width=100))
+    atomic_write_text(path or FIT_FILE, text)
+    for cached in (assumptions, calibration, replays):
+        cached.cache_clear()
+    from .serving import _gpu_gemm_terms
+
+    _gpu_gemm_terms.cache_clear()
+
+
+def refit(rounds: int = 6, rtol: float = 1e-3) -> tuple[np.ndarray, list[dict]]:
+    """Fit and store until the parameters settle: a stored fit changes the tilings the
+    GEMMs are timed at and the per-family GEMM efficiencies (fitted with the per-wave
+    cost), so the fit is repeated from its own result (at most ``rounds`` times)."""
+    theta = GpuParams.stored().as_array()
+    for _ in range(rounds):
+        new = fit(start=theta)
+        rows = report(new, loo=False)
+        store(new, rows)
+        done = bool(np.all(np.abs(new / theta - 1) < rtol))
+        theta = new
+        if done:
+            break
+    return theta, rows

@@ -1,0 +1,58 @@
+"""``systolab fleet``: what a budget buys of each device for serving one LLM scenario."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UserError
+from .common import emit, positive_int, real_in
+from .serve import scenario_parent
+
+
+def add_parser(sub, parents) -> None:
+    p = sub.add_parser("fleet", parents=[scenario_parent(), parents.json],
+                       help="serving fleets for a budget: devices, replicas and tokens/s per device kind")
+    p.add_argument("--budget-usd", dest="budget_usd", type=real_in(0.0, 1e15), metavar="USD",
+                   help="what the fleet may cost (default the cost model's $7B)")
+    p.add_argument("--devices", metavar="IDS",
+                   help="comma-separated GPU ids and chips (default: the compare GPUs and the default chip)")
+    p.add_argument("--tp", type=positive_int, metavar="T",
+                   help="tensor-parallel devices per replica (default: the smallest that fits, per device)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models.chip import get_chip
+    from ..models.compare import DEFAULT_GPUS
+    from ..models.serving import fleet
+
+    if args.devices is not None:
+        devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+        if not devices:
+            raise UserError("devices: name at least one GPU id or chip")
+    else:
+        devices = [get_chip().name, *DEFAULT_GPUS]
+    rows = fleet(devices, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
+                 tp=args.tp, pp=args.pp, budget_usd=args.budget_usd, dtype=args.dtype, kv_dtype=args.kv_dtype)
+    budget = next((r["budget_usd"] for r in rows if "budget_usd" in r), args.budget_usd)
+    payload = {"model": args.model, "isl": args.isl, "osl": args.osl, "batch": args.batch,
+               "concurrency": args.concurrency, "budget_usd": budget, "rows": rows}
+
+    def human(p: dict) -> str:
+        lines = [f"{p['model']}, {p['isl']} + {p['osl']} tokens, budget ${p['budget_usd']:,.0f}",
+                 f"  {'device':16} {'tp':>3} {'tok/s/dev':>10} {'units':>10} {'replicas':>9} {'fleet tok/s':>14} "
+                 f"{'tok/s/k$':>9} {'tok/s/W':>8} {'$/M tok':>8}"]
+        for r in p["rows"]:
+            if "output_tokens_per_s" not in r:
+                lines.append(f"  {r['device']:16} {r['note']}")
+                continue
+            f = r["fleet_output_tokens_per_s"]
+            lines.append(f"  {r['device']:16} {r['tp']:>3} {r['output_tokens_per_s']:>10,.0f} "
+                         f"{r['units'] if r['units'] is not None else '-':>10,} "
+                         f"{r['replicas'] if r['replicas'] is not None else '-':>9,} "
+                         f"{f'{f:,.4g}' if f is not None else '-':>14} "
+                         f"{r['tokens_per_s_per_kusd'] or 0:>9.3g} {r['tokens_per_s_per_W']:>8.3g} "
+                         f"{r['usd_per_million_tokens'] or 0:>8.3g}" + (f"  {r['note']}" if r.get("note") else ""))
+        return "\n".join(lines)
+
+    emit(args, payload, human)
+    return 0

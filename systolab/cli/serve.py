@@ -1,0 +1,59 @@
+"""``systolab serve``: an LLM served on tensor- and pipeline-parallel devices of one kind."""
+from __future__ import annotations
+
+import argparse
+
+from .common import emit, positive_int
+
+DTYPES = ("int8", "uint8", "int16", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp32", "tf32")
+
+
+def scenario_parent() -> argparse.ArgumentParser:
+    """The flags ``serve`` and ``fleet`` share: model, lengths, batching, parallelism, dtypes."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--model", required=True, metavar="NAME",
+                   help="built-in LLM: llama2-7b, llama2-13b, llama2-70b, llama3-8b, llama3-70b, mixtral-8x7b")
+    p.add_argument("--isl", type=positive_int, required=True, metavar="N", help="prompt (input) tokens per request")
+    p.add_argument("--osl", type=positive_int, required=True, metavar="N", help="output tokens per request")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--batch", type=positive_int, metavar="B", help="static batch: B requests start together")
+    group.add_argument("--concurrency", type=positive_int, metavar="C",
+                       help="continuous batching: C requests in flight, each finished one replaced")
+    p.add_argument("--pp", type=positive_int, default=1, metavar="P", help="pipeline-parallel stages (default 1)")
+    p.add_argument("--dtype", choices=DTYPES, metavar="D",
+                   help="weights and GEMMs (default: a chip's dtype; a GPU's fp8_e4m3 where it has it, else bf16)")
+    p.add_argument("--kv-dtype", dest="kv_dtype", choices=DTYPES, metavar="D", help="KV cache (default --dtype)")
+    return p
+
+
+def add_parser(sub, parents) -> None:
+    p = sub.add_parser("serve", parents=[scenario_parent(), parents.json],
+                       help="LLM serving: TTFT, TPOT, tokens/s, KV-cache limit, J/token, $/M tokens")
+    p.add_argument("--device", required=True, metavar="ID|CHIP", help="GPU id, chip name or chips YAML file")
+    p.add_argument("--tp", type=positive_int, default=1, metavar="T", help="tensor-parallel devices (default 1)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models.serving import serve
+
+    r = serve(args.device, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
+              tp=args.tp, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype)
+
+    def human(p: dict) -> str:
+        m = p["memory"]
+        cost = p["usd_per_million_tokens"]
+        lines = [f"{p['model']} on {p['devices']} x {p['device']} (tp {p['tp']}, pp {p['pp']}), {p['dtype']} weights, "
+                 f"{p['kv_dtype']} KV; {p['batching']} batching of {p['sequences']}, {p['isl']} + {p['osl']} tokens",
+                 f"  TTFT {p['ttft_s'] * 1e3:,.1f} ms   TPOT {p['tpot_s'] * 1e3:,.2f} ms   "
+                 f"{p['output_tokens_per_s']:,.0f} output tokens/s per device ({p['output_tokens_per_s_group']:,.0f} "
+                 f"per group)",
+                 f"  max batch {p['max_batch']:,} (KV cache {m['kv_per_sequence'] / 1e9:,.3f} GB per request; weights "
+                 f"{m['weights'] / 1e9:,.1f} GB, of {m['capacity'] / 1e9:,.1f} GB usable per device)",
+                 f"  {p['energy_per_token_J']:.3g} J/token   "
+                 + (f"${cost:.3g} per million tokens" if cost is not None else "no public price: no $/token")]
+        lines += [f"  note: {n}" for n in p["notes"]]
+        return "\n".join(lines)
+
+    emit(args, r.to_dict(), human)
+    return 0
