@@ -1,6 +1,6 @@
 """The serving model's accuracy against public serving measurements, and its fit.
 
-1. ``fit``: fit the GPU model's five shared parameters to the measurements of
+1. ``fit``: fit the GPU model's four shared parameters to the measurements of
    ``models/data/serving_measurements.csv`` and store them in ``models/data/gpu_fit.yaml``
    (repeated until they settle; see ``systolab.models.serving_fit``).
 2. ``loo``: every measurement against the stored fit (in-sample) and against a fit to all
@@ -23,7 +23,7 @@ def do_fit() -> None:
     t0 = time.perf_counter()
     theta, rows = sf.refit()
     print(f"fitted in {time.perf_counter() - t0:.1f} s:", dict(zip(
-        ("compute_derate", "wave_overhead_s", "mem_eff_hbm", "mem_eff_gddr", "launch_s"), theta.round(9).tolist())))
+        ("compute_derate", "mem_eff_hbm", "mem_eff_gddr", "launch_s"), theta.round(9).tolist())))
     print(sf.summary(rows))
 
 

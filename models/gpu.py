@@ -40,8 +40,7 @@ from .specs import DATA_DIR, load_yaml, need
 MODEL_FILE = DATA_DIR / "gpu_model.yaml"
 FIT_FILE = DATA_DIR / "gpu_fit.yaml"
 #: The parameters gpu_fit.yaml holds (fitted by :mod:`~systolab.models.serving_fit`).
-FIT_PARAMS = ("compute_derate", "wave_overhead_s", "memory_efficiency_HBM", "memory_efficiency_GDDR",
-              "launch_overhead_s")
+FIT_PARAMS = ("compute_derate", "memory_efficiency_HBM", "memory_efficiency_GDDR", "launch_overhead_s")
 CALIBRATION_FILE = DATA_DIR / "gemm_calibration.csv"
 
 #: Which peak a dtype runs at when the GPU has no rate of its own for it, in order.
@@ -67,7 +66,6 @@ class ModelAssumptions:
     min_k_per_split: int
     skinny_below: int
     basis: dict[str, str]
-    wave_overhead_s: float = 0.0     # fixed cost of every wave of tiles (prologue, epilogue, sync)
     compute_derate: float = 1.0      # sustained tensor throughput / the best-shape benchmark's
 
 
@@ -91,7 +89,6 @@ def assumptions(path: str = str(MODEL_FILE), fit_path: str = str(FIT_FILE)) -> M
         min_k_per_split=need(path, "", d, "min_k_per_split", int, positive=True),
         skinny_below=need(path, "", d, "skinny_tiles_below", int, positive=True),
         basis={"tiles": d.get("tiles_basis", ""), "fit": load_yaml(fit_path).get("basis", "")},
-        wave_overhead_s=f["wave_overhead_s"],
         compute_derate=f["compute_derate"],
     )
 
@@ -180,7 +177,7 @@ def _raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: M
                 continue
             waves = math.ceil(tiles * s / sms) * gemm.rounds
             k_per = math.ceil(gemm.K / s)
-            compute = waves * (2 * tm * tn * k_per / (per_sm * a.compute_derate) + a.wave_overhead_s)
+            compute = waves * 2 * tm * tn * k_per / (per_sm * a.compute_derate)
             extra = 2 * s * gemm.M * gemm.N * 4 * gemm.count if s > 1 else 0
             nbytes = gemm.min_bytes + extra
             memory = nbytes / bw
@@ -245,9 +242,10 @@ def _fit_point(gpu: GpuSpec, gemm: Gemm, peak: float, measured_tflops: float, a:
 
 
 def _benchmark_assumptions() -> ModelAssumptions:
-    """The assumptions the best-shape GEMM benchmarks are read with: no serving derate
-    (they measure what one GEMM shape sustains when run alone, over and over)."""
-    return replace(assumptions(), compute_derate=1.0)
+    """The assumptions the best-shape GEMM benchmarks are read with: no serving derate and
+    no fixed cost per kernel (they time one GEMM shape run back to back, over and over,
+    with its launches queued ahead of it)."""
+    return replace(assumptions(), compute_derate=1.0, launch_s=0.0)
 
 
 @cache
@@ -301,15 +299,15 @@ def calibration_report() -> list[dict]:
     return rows
 
 
-def gemm_terms(gpu: GpuSpec, gemm: Gemm) -> tuple[float, int, int, int]:
-    """(math_s, waves, bytes, launches) of ``gemm`` at the tiling the model picks: math_s
-    is the waves' tensor time at the calibrated efficiency, before the serving derate and
-    the per-wave overhead (the serving fit varies those, :mod:`~systolab.models.serving_fit`)."""
+def gemm_terms(gpu: GpuSpec, gemm: Gemm) -> tuple[float, int, int]:
+    """(math_s, bytes, launches) of ``gemm`` at the tiling the model picks: math_s is the
+    waves' tensor time at the calibrated efficiency before the serving derate (which the
+    serving fit varies, :mod:`~systolab.models.serving_fit`)."""
     a = assumptions()
     dtype_used, peak, _ = resolve_peak(gpu, gemm.dtype)
     eff = calibration().lookup(gpu.family, DTYPE_CLASS[dtype_used])[0]
-    _, compute, _, _, _, _, waves, _, nbytes, launches = _raw_estimate(gpu, gemm, peak, eff, a)
-    return (compute - waves * a.wave_overhead_s) * a.compute_derate, waves, nbytes, launches
+    _, compute, _, _, _, _, _, _, nbytes, launches = _raw_estimate(gpu, gemm, peak, eff, a)
+    return compute * a.compute_derate, nbytes, launches
 
 
 def memory_efficiency(gpu: GpuSpec) -> float:

@@ -210,7 +210,7 @@ def collective_seconds(kind: str, message_bytes: float, devices: int, link_GBps:
 
 # -- devices -------------------------------------------------------------------------------
 #: Columns of a GPU operator's cost terms (see :meth:`GpuServing.terms`).
-TERMS = ("math_s", "waves", "hbm_s", "gddr_s", "kernels", "fixed_s")
+TERMS = ("math_s", "hbm_s", "gddr_s", "kernels", "fixed_s")
 
 
 @dataclass(frozen=True)
@@ -218,31 +218,29 @@ class GpuParams:
     """The GPU model's parameters that the serving fit sets (``data/gpu_model.yaml``)."""
 
     compute_derate: float
-    wave_overhead_s: float
     mem_eff_hbm: float
     mem_eff_gddr: float
     launch_s: float
 
     def as_array(self) -> np.ndarray:
-        return np.array([self.compute_derate, self.wave_overhead_s, self.mem_eff_hbm, self.mem_eff_gddr,
-                         self.launch_s])
+        return np.array([self.compute_derate, self.mem_eff_hbm, self.mem_eff_gddr, self.launch_s])
 
     @classmethod
     def stored(cls) -> GpuParams:
         from .gpu import assumptions
 
         a = assumptions()
-        return cls(a.compute_derate, a.wave_overhead_s, a.mem_eff_hbm, a.mem_eff_gddr, a.launch_s)
+        return cls(a.compute_derate, a.mem_eff_hbm, a.mem_eff_gddr, a.launch_s)
 
 
 def combine(terms: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Seconds of each operator (rows of ``terms``, columns :data:`TERMS`) at parameters
     ``theta`` (:class:`GpuParams` order): max(tensor time, DRAM time) + kernels' fixed cost
     + communication."""
-    derate, wave, m_hbm, m_gddr, launch = theta
-    compute = terms[..., 0] / derate + terms[..., 1] * wave
-    memory = terms[..., 2] / m_hbm + terms[..., 3] / m_gddr
-    return np.maximum(compute, memory) + terms[..., 4] * launch + terms[..., 5]
+    derate, m_hbm, m_gddr, launch = theta
+    compute = terms[..., 0] / derate
+    memory = terms[..., 1] / m_hbm + terms[..., 2] / m_gddr
+    return np.maximum(compute, memory) + terms[..., 3] * launch + terms[..., 4]
 
 
 class GpuServing:
@@ -286,23 +284,20 @@ class GpuServing:
             row = out[i]
             if op.kind == "gemm":
                 assert op.gemm is not None
-                math_s, waves, nbytes, launches = _gpu_gemm_terms(self.id, op.gemm)
-                row[0], row[1], row[4] = math_s, waves, launches
-                row[3 if self._gddr else 2] = nbytes / bw
+                math_s, nbytes, launches = _gpu_gemm_terms(self.id, op.gemm)
+                row[0], row[3] = math_s, launches
+                row[2 if self._gddr else 1] = nbytes / bw
             elif op.kind == "attention":
                 assert op.attention is not None
-                seqs, q_len, _, heads, _, _ = op.attention
-                per_call = op.flops / (self._half_peak * 1e12 * self._half_eff)
-                row[0] = per_call * op.calls
-                row[1] = op.calls * math.ceil(seqs * heads * math.ceil(q_len / 128) / self.spec.sm_count)
-                row[3 if self._gddr else 2] = op.bytes * op.calls / bw
-                row[4] = op.calls
+                row[0] = op.flops * op.calls / (self._half_peak * 1e12 * self._half_eff)
+                row[2 if self._gddr else 1] = op.bytes * op.calls / bw
+                row[3] = op.calls
             elif op.kind == "vector":
-                row[3 if self._gddr else 2] = op.bytes * op.calls / bw
-                row[4] = op.calls
+                row[2 if self._gddr else 1] = op.bytes * op.calls / bw
+                row[3] = op.calls
             else:
-                row[4] = op.calls
-                row[5] = op.calls * collective_seconds(op.collective, op.message_bytes, tp, self.link_GBps,
+                row[3] = op.calls
+                row[4] = op.calls * collective_seconds(op.collective, op.message_bytes, tp, self.link_GBps,
                                                        self.link_latency_s)
         return out
 
@@ -312,7 +307,7 @@ class GpuServing:
 
 
 @cache
-def _gpu_gemm_terms(gpu_id: str, gemm: Gemm) -> tuple[float, int, int, int]:
+def _gpu_gemm_terms(gpu_id: str, gemm: Gemm) -> tuple[float, int, int]:
     from .gpu import gemm_terms
     from .gpu_specs import get_gpu
 

@@ -154,7 +154,7 @@ def test_gpu_json_contract(capsys):
         assert key in out
     for key in ("compute_efficiency", "memory_efficiency", "wave_efficiency"):
         assert key in out["gemms"][0]
-    assert out["bound"] == "compute" and 700 < out["tflops"] < 989.4 and out["workload"] is None
+    assert out["bound"] == "compute" and 600 < out["tflops"] < 989.4 and out["workload"] is None
 
 
 @pytest.mark.parametrize("gpu, eccn", [("a100-sxm4-80gb", "3A090.a.1"), ("h100-sxm", "3A090.a.1"),
@@ -225,7 +225,9 @@ def test_gpu_on_a_builtin_workload(capsys):
     assert main(["gpu", "--gpu", "h20", "--workload", "llama3-8b-decode", "--batch", "16", "--seq-len", "1024",
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["bound"] == "memory" and out["tokens_per_second"] > 0
+    # batch-16 decode streams weights; the fitted per-kernel cost outweighs the smaller GEMMs' streaming
+    assert out["bound"] in ("memory", "latency") and out["tokens_per_second"] > 0
+    assert {g["bound"] for g in out["gemms"]} >= {"memory"}
     assert out["workload"]["units_per_run"] == 16
 
 
