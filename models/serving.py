@@ -525,7 +525,10 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     if mem["weights"] > capacity:
         raise UserError(f"tp: {shape.name}'s weights need {mem['weights'] / gb:,.1f} GB on each of {tp * pp} "
                         f"{dev.id}, more than the {capacity / gb:,.1f} GB usable; raise tp or pp", parameter="tp")
-    max_batch = int(max(0.0, free) // mem["kv_per_sequence"])
+    # static batching prefills the whole batch at once: its activations grow with the batch
+    act_per_seq = mem["activations"] / prefill_seqs / pp if static else 0.0
+    max_batch = int(max(0.0, capacity - mem["weights"] - (0.0 if static else mem["activations"]))
+                    // (mem["kv_per_sequence"] + act_per_seq))
     if max_batch < 1:
         raise UserError(f"isl: one request of {isl + osl:,} tokens needs {mem['kv_per_sequence'] / gb:,.2f} GB of "
                         f"KV cache per device; {max(0.0, free) / gb:,.2f} GB is left on {dev.id} after weights and "
