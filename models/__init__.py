@@ -11,10 +11,11 @@ from .gpu_specs import GpuSpec, get_gpu, list_gpus
 from .mapper import Mapping, map_gemm
 from .perf import MemorySystem, chip_perf, core_perf, workload_perf
 from .report import write_report
-from .workloads import Workload, get_workload, list_workloads
+from .serving import ServingResult, fleet, serve
+from .workloads import DecoderShape, Workload, get_llm, get_workload, list_workloads, llm_models
 
 __all__ = [
-    "ChipConfig", "DramConfig", "Evaluation", "ExportClass", "Gemm", "GpuSpec", "MemorySystem", "ReticleWarning",
+    "ChipConfig", "DecoderShape", "DramConfig", "ServingResult", "fleet", "get_llm", "llm_models", "serve", "Evaluation", "ExportClass", "Gemm", "GpuSpec", "MemorySystem", "ReticleWarning",
     "Mapping", "Workload", "chip_perf", "classify", "classify_custom", "classify_gpu", "compare", "core_perf", "estimate_gemm",
     "estimate_workload", "evaluate_chip", "evaluate_gpu", "fit_cores", "get_chip", "get_gpu", "get_workload",
     "largest_outside", "list_chips", "list_gpus", "list_workloads", "map_gemm", "match_gpu", "parse_gemm", "workload_perf",

@@ -17,6 +17,8 @@ from ..errors import UserError
 
 DEFAULT_GPUS = ("h100-sxm", "h200-sxm", "h20", "a100-sxm4-80gb", "b200")
 DEFAULT_WORKLOADS = ("llama3-8b-prefill", "llama3-8b-decode", "dlrm")
+#: The serving scenario of the report's serving section (and of ``systolab fleet``'s examples).
+DEFAULT_SERVING = {"model": "llama3-70b", "isl": 2048, "osl": 256, "concurrency": 64}
 #: The chip model's measured error, as benchmarks/README.md records it (systolab validate --chip --json).
 CHIP_VALIDATION = ("200 of 200 GEMMs cycle-exact, every counter (cycles, steps, MACs, busy per core, DRAM and SRAM "
                    "bytes) equal, on 4 chips: 1, 2 and 4 cores, both dataflows, 1 to 4 DMA channels")
@@ -104,6 +106,21 @@ def _row(device: Device, ev) -> dict:
     return row
 
 
+#: The serving fit's leave-one-out error, as benchmarks/README.md records it (python benchmarks/serving.py loo).
+SERVING_LOO = ("leave-one-out median |error| 7.1 % on output tokens/s (worst 29.0 %, A100 Llama-2-70B 128 + 2,048 "
+               "tokens) and 8.3 % on time to first token (worst 13.6 %)")
+
+
+def _serving_fit_text() -> str:
+    from .gpu import FIT_FILE
+    from .specs import load_yaml
+
+    d = load_yaml(FIT_FILE)
+    s = d.get("in_sample", {}).get("output_tokens_per_s_per_gpu", {})
+    return (f"{d['measurements']} measurements (H100, H200, A100, L40S; Llama-2 7B to 70B), in-sample median |error| "
+            f"{s.get('median_abs_error_pct', float('nan')):.1f} % on tokens/s, {SERVING_LOO}")
+
+
 def model_errors() -> dict:
     """Each model's measured error, as the report cites it (computed live where cheap)."""
     from .area import load_fit
@@ -124,7 +141,8 @@ def model_errors() -> dict:
         "gpu_time": f"calibrated GEMM model vs {len(cal)} public measurements: mean |error| "
                     f"{sum(abs(r['error_pct']) for r in cal) / len(cal):.1f} %, max {max(abs(r['error_pct']) for r in cal):.1f} %, "
                     f"leave-one-out mean {sum(abs(r['loo_error_pct']) for r in cal if r['loo_error_pct'] is not None) / len(cal):.1f} % "
-                    "(benchmarks/gpu_calibration.py); memory-bound efficiency and launch overhead are assumptions",
+                    "(benchmarks/gpu_calibration.py), best-shape GEMMs; the serving derate, memory efficiency and "
+                    f"per-kernel cost are fitted on public serving measurements: {_serving_fit_text()}",
         "gpu_energy": "TDP x time (assumption, an upper bound)",
         "cost": "die cost from wafer cost, yield and dies/wafer; HBM, packaging and NRE are assumptions with ranges "
                 "(data/cost.yaml); GPU prices are press estimates",
@@ -163,10 +181,12 @@ def iso_views(chip, workloads, gpu_rows: list[dict], views: tuple[str, ...] = ("
 
 def compare(chip, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS, gpus: tuple[str, ...] = DEFAULT_GPUS,
             batch: int | None = None, seq_len: int | None = None, iso: tuple[str, ...] = (),
-            progress=None) -> dict:
+            serving: dict | None = DEFAULT_SERVING, budget_usd: float | None = None, progress=None) -> dict:
     """Every device on every workload, all in the chip's dtype; returns ``rows`` (device x
     workload), ``devices``, ``workloads``, ``iso`` (the views named in ``iso``: any of
-    ``area``, ``power``, ``price``; none by default), ``model_errors`` and ``assumptions``.
+    ``area``, ``power``, ``price``; none by default), ``serving`` (the LLM-serving scenario
+    ``serving`` on every device in its own serving dtype, with the fleet ``budget_usd``
+    buys, default $7B; ``None`` skips it), ``model_errors`` and ``assumptions``.
     ``seq_len`` applies to the workloads that have a sequence length (an error when none
     of them does)."""
     from .chip import get_chip
@@ -207,6 +227,13 @@ def compare(chip, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS, gpus: tuple
     if iso:
         progress(f"compare: iso views ({', '.join(iso)})")
         iso_rows = iso_views(chip, wls, [r for r in rows if r["kind"] == "gpu"], tuple(iso))
+    serving_section = None
+    if serving is not None:
+        from .serving import fleet
+
+        progress(f"compare: serving {serving.get('model')} on {len(devices)} devices")
+        serving_section = {"scenario": dict(serving),
+                           "rows": fleet([chip, *gpus], budget_usd=budget_usd, **serving)}
     return {"chip": chip.summary(), "devices": [d.__dict__ for d in devices], "dtype": dtype,
-            "workloads": [w.to_dict() for w in wls], "rows": rows, "iso": iso_rows, "model_errors": model_errors(),
-            "assumptions": ASSUMPTIONS}
+            "workloads": [w.to_dict() for w in wls], "rows": rows, "iso": iso_rows, "serving": serving_section,
+            "model_errors": model_errors(), "assumptions": ASSUMPTIONS}

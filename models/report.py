@@ -217,12 +217,38 @@ def write_report(result: dict, out: str | Path) -> dict:
         for name, fn in zip(PLOTS, plotters):
             fn(result).savefig(stage / name, dpi=110)
         (stage / "report.md").write_text(render_markdown(result))
-        summary = {k: result[k] for k in ("chip", "devices", "dtype", "workloads", "rows", "iso", "model_errors",
-                                          "assumptions") if k in result}
+        summary = {k: result[k] for k in ("chip", "devices", "dtype", "workloads", "rows", "iso", "serving",
+                                          "model_errors", "assumptions") if k in result}
         (stage / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
     out = Path(out).absolute()
     return {"report": str(out / "report.md"), "summary": str(out / "summary.json"),
             "plots": [str(out / p) for p in PLOTS]}
+
+
+def serving_markdown(serving: dict | None) -> list[str]:
+    """The report's serving section: tokens/s per device, per k$ and per W, and the fleet
+    a budget buys, for each device in its own serving dtype."""
+    if not serving:
+        return []
+    sc, rows = serving["scenario"], serving["rows"]
+    batching = (f"continuous batching of {sc['concurrency']} requests" if sc.get("concurrency")
+                else f"static batches of {sc.get('batch')}")
+    budget = next((r["budget_usd"] for r in rows if "budget_usd" in r), None)
+    md = ["", f"## Serving {sc['model']}", "",
+          f"{sc['isl']:,} prompt + {sc['osl']:,} output tokens per request, {batching}; each device in its own "
+          "serving dtype (the chip's; FP8 on GPUs that have it, else BF16), tensor-parallel over the fewest devices "
+          "on which weights, activations and KV cache fit. Fleet: whole replicas the budget"
+          + (f" (${budget:,.0f})" if budget else "") + " buys at each unit price. [serving model: operators "
+          "incl. non-GEMM work and collectives; GPUs calibrated on public serving measurements "
+          "(benchmarks/README.md); chip GEMMs on its cycle model]", ""]
+    md += _table([r for r in rows if "output_tokens_per_s" in r],
+                 [("device", "device"), ("dtype", "dtype"), ("tp", "tp"), ("ttft_s", "TTFT s"), ("tpot_s", "TPOT s"),
+                  ("output_tokens_per_s", "tok/s per device"), ("tokens_per_s_per_kusd", "tok/s per k$"),
+                  ("tokens_per_s_per_W", "tok/s per W"), ("energy_per_token_J", "J/token"),
+                  ("usd_per_million_tokens", "$ per M tokens"), ("units", "units for budget"),
+                  ("fleet_output_tokens_per_s", "fleet tok/s")])
+    md += [f"- {r['device']}: {r['note']}" for r in rows if r.get("note")]
+    return md
 
 
 def render_markdown(result: dict) -> str:
@@ -267,6 +293,7 @@ def render_markdown(result: dict) -> str:
                       ("throughput", "throughput"), ("gpu_throughput", "GPU throughput"), ("ratio", "ratio"),
                       ("binds", "binds")])
         md += [f"- {r['view']} with {r['gpu']}: {r['note']}" for r in result["iso"] if "note" in r]
+    md += serving_markdown(result.get("serving"))
     md += ["", "## Models behind the numbers and their measured errors", ""]
     md += [f"- **{k}**: {v}" for k, v in result["model_errors"].items()]
     md += ["", "## Assumptions", ""] + [f"- {' '.join(a.split())}" for a in result["assumptions"]]

@@ -11,6 +11,8 @@ The public API for scripts and notebooks (the command line is ``systolab``)::
     chip.derive(rows=32, cols=32, cores=400)               # a validated variant
     sl.map_gemm(chip, 2048, 4096, 4096).to_frame()         # the mapper's blocking and the exact model's numbers
     sl.explore("h20-beater", db="out/h20.sqlite", search="lhs", trials=64)   # a design space, resumable
+    sl.serve("h200-sxm", "llama3-70b", isl=2048, osl=256, concurrency=64, tp=2).to_dict()   # LLM serving
+    sl.fleet(["h100-sxm", chip], "llama3-70b", isl=2048, osl=256, concurrency=64)   # what $7B buys
 """
 from pathlib import Path as _Path
 
@@ -26,6 +28,7 @@ from .errors import ConfigError, SimulationError, UserError  # noqa: E402
 from .files import default_out  # noqa: E402
 from .models import (  # noqa: E402
     ChipConfig,
+    DecoderShape,
     DramConfig,
     Evaluation,
     ExportClass,
@@ -34,6 +37,7 @@ from .models import (  # noqa: E402
     Mapping,
     MemorySystem,
     ReticleWarning,
+    ServingResult,
     Workload,
     classify,
     classify_custom,
@@ -43,23 +47,28 @@ from .models import (  # noqa: E402
     evaluate_chip,
     evaluate_gpu,
     fit_cores,
+    fleet,
     get_chip,
     get_gpu,
+    get_llm,
     get_workload,
     largest_outside,
     list_chips,
     list_gpus,
     list_workloads,
+    llm_models,
     map_gemm,
     match_gpu,
     parse_gemm,
+    serve,
     write_report,
 )
 from .models.explore import explore, gpu_reference, load_space  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
-    "AcceleratorConfig", "ChipConfig", "ConfigError", "DramConfig", "Evaluation", "ExportClass", "Gemm", "GpuSpec",
+    "AcceleratorConfig", "ChipConfig", "ConfigError", "DecoderShape", "DramConfig", "ServingResult", "fleet", "get_llm",
+    "llm_models", "serve", "Evaluation", "ExportClass", "Gemm", "GpuSpec",
     "Mapping", "MemorySystem", "ReticleWarning", "SimulationError", "UserError", "Workload", "__version__", "classify",
     "classify_custom", "classify_gpu", "compare", "core_perf", "default_out", "evaluate_chip", "evaluate_gpu", "explore",
     "fit_cores", "get_chip", "get_gpu", "get_workload", "gpu_reference", "load_space", "largest_outside", "list_chips", "list_gpus",

@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     workloads = tuple(args.workload) if args.workload else DEFAULT_WORKLOADS
     result = compare(chip, workloads=workloads, gpus=gpus, batch=args.batch, seq_len=args.seq_len, iso=iso)
     files = write_report(result, args.out)
-    payload = {k: result[k] for k in ("chip", "devices", "workloads", "rows", "iso", "model_errors", "assumptions")}
+    payload = {k: result[k] for k in ("chip", "devices", "workloads", "rows", "iso", "serving", "model_errors",
+                                      "assumptions")}
     payload["files"] = files
 
     def human(p: dict) -> str:
@@ -56,6 +57,14 @@ def run(args: argparse.Namespace) -> int:
         for r in p["rows"]:
             lines.append(f"  {r['workload']:20} {r['device']:16} {r['throughput']:14.4g} {r['unit']}s/s "
                          f"{r['bound']:8} util {r['utilization']:.3f}  {r['eccn']}")
+        if p["serving"]:
+            sc = p["serving"]["scenario"]
+            lines.append(f"  serving {sc['model']} ({sc['isl']} + {sc['osl']} tokens):")
+            for r in p["serving"]["rows"]:
+                if "output_tokens_per_s" in r:
+                    fleet = r["fleet_output_tokens_per_s"]
+                    lines.append(f"  {'':20} {r['device']:16} {r['output_tokens_per_s']:14.4g} tokens/s per device "
+                                 f"(tp {r['tp']}), fleet {f'{fleet:.4g}' if fleet else 'n/a'} tokens/s")
         return "\n".join(lines)
 
     emit(args, payload, human)
