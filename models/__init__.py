@@ -15,9 +15,10 @@ from .serving import ServingResult, fleet, serve
 from .workloads import DecoderShape, Workload, get_llm, get_workload, list_workloads, llm_models
 
 __all__ = [
-    "ChipConfig", "DecoderShape", "DramConfig", "ServingResult", "fleet", "get_llm", "llm_models", "serve", "Evaluation", "ExportClass", "Gemm", "GpuSpec", "MemorySystem", "ReticleWarning",
-    "Mapping", "Workload", "chip_perf", "classify", "classify_custom", "classify_gpu", "compare", "core_perf", "estimate_gemm",
-    "estimate_workload", "evaluate_chip", "evaluate_gpu", "fit_cores", "get_chip", "get_gpu", "get_workload",
-    "largest_outside", "list_chips", "list_gpus", "list_workloads", "map_gemm", "match_gpu", "parse_gemm", "workload_perf",
+    "ChipConfig", "DecoderShape", "DramConfig", "Evaluation", "ExportClass", "Gemm", "GpuSpec", "Mapping",
+    "MemorySystem", "ReticleWarning", "ServingResult", "Workload", "chip_perf", "classify", "classify_custom",
+    "classify_gpu", "compare", "core_perf", "estimate_gemm", "estimate_workload", "evaluate_chip", "evaluate_gpu",
+    "fit_cores", "fleet", "get_chip", "get_gpu", "get_llm", "get_workload", "largest_outside", "list_chips",
+    "list_gpus", "list_workloads", "llm_models", "map_gemm", "match_gpu", "parse_gemm", "serve", "workload_perf",
     "write_report",
 ]

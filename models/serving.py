@@ -569,7 +569,8 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
 def serving_plan(shape: DecoderShape, *, isl: int, osl: int, seqs: int, static: bool, tp: int, pp: int,
                  prec: Precision, kv_shared: bool = True) -> dict:
     """The forward steps a scenario is timed by: ``steps`` as (weight, operators); the run
-    takes sum(weight x step time) and the first token sum(``ttft`` x step time). With ``pp`` stages the batch runs as ``pp`` micro-batches: a step's
+    takes sum(weight x step time) and the first token sum(``ttft`` x step time). With
+    ``pp`` stages the batch runs as ``pp`` micro-batches: a step's
     operators are those of one micro-batch through all layers, plus the hand-overs."""
     micro = -(-seqs // pp)
 

@@ -30,8 +30,7 @@ from functools import cache
 import numpy as np
 
 from ..errors import UserError
-from .serving import (SERVING_FILE, GpuParams, GpuServing, Precision, combine, memory_plan, serving_data,
-                      serving_plan)
+from .serving import SERVING_FILE, GpuParams, GpuServing, Precision, combine, memory_plan, serving_data, serving_plan
 from .specs import DATA_DIR, load_yaml
 from .workloads import get_llm
 
@@ -142,7 +141,7 @@ def fit(which: list[int] | None = None, start: np.ndarray | None = None) -> np.n
         for k, (lo_b, hi_b) in enumerate(BOUNDS):
             lo, hi = math.log(lo_b), math.log(hi_b)
 
-            def f(v: float) -> float:
+            def f(v: float, k: int = k) -> float:
                 y = x.copy()
                 y[k] = v
                 return _loss(np.exp(y), idx, measured)

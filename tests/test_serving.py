@@ -12,8 +12,18 @@ from systolab.models import serving_fit as sf
 from systolab.models.chip import get_chip
 from systolab.models.chip_workload import chip_workload_perf
 from systolab.models.compare import DEFAULT_GPUS
-from systolab.models.serving import (ChipServing, GpuParams, Precision, collective_seconds, decode_contexts, fleet,
-                                     get_device, serve, serve_auto, step_ops)
+from systolab.models.serving import (
+    ChipServing,
+    GpuParams,
+    Precision,
+    collective_seconds,
+    decode_contexts,
+    fleet,
+    get_device,
+    serve,
+    serve_auto,
+    step_ops,
+)
 from systolab.models.workloads import DecoderShape, get_llm, llm_models
 
 # published parameter counts, billions (model cards: Llama 2 7B/13B/70B, Llama 3 8B/70B, Mixtral 46.7B)
