@@ -1,6 +1,6 @@
 """The serving model's accuracy against public serving measurements, and its fit.
 
-1. ``fit``: fit the GPU model's four shared parameters to the measurements of
+1. ``fit``: fit the GPU model's parameters (three shared, a per-kernel cost per runtime) to the measurements of
    ``models/data/serving_measurements.csv`` and store them in ``models/data/gpu_fit.yaml``
    (repeated until they settle; see ``systolab.models.serving_fit``).
 2. ``loo``: every measurement against the stored fit (in-sample) and against a fit to all
@@ -22,8 +22,8 @@ def do_fit() -> None:
 
     t0 = time.perf_counter()
     theta, rows = sf.refit()
-    print(f"fitted in {time.perf_counter() - t0:.1f} s:", dict(zip(
-        ("compute_derate", "mem_eff_hbm", "mem_eff_gddr", "launch_s"), theta.round(9).tolist())))
+    names = ["compute_derate", "mem_eff_hbm", "mem_eff_gddr", *[f"launch_s[{r}]" for r in sf.runtimes()]]
+    print(f"fitted in {time.perf_counter() - t0:.1f} s:", dict(zip(names, theta.round(9).tolist())))
     print(sf.summary(rows))
 
 

@@ -36,8 +36,10 @@ from .workloads import get_llm
 
 MEASUREMENTS_FILE = DATA_DIR / "serving_measurements.csv"
 METRICS = ("output_tokens_per_s_per_gpu", "ttft_s")
-#: Search bounds of each parameter (GpuParams order); all are searched in log space.
-BOUNDS = ((0.3, 1.5), (0.5, 0.95), (0.5, 0.95), (1e-7, 5e-5))
+#: Search bounds of the shared parameters (compute derate, HBM and GDDR memory efficiency)
+#: and of each runtime's fixed cost per kernel; all are searched in log space.
+SHARED_BOUNDS = ((0.3, 1.5), (0.5, 0.95), (0.5, 0.95))
+LAUNCH_BOUNDS = (1e-7, 5e-5)
 PASSES = 8
 
 
@@ -57,6 +59,7 @@ class Measurement:
     source: str
     notes: str
     kv_shared: bool    # the decode-attention kernel reads each KV head once for its query heads
+    runtime: str       # the serving runtime: its fixed cost per kernel is fitted on its own
 
 
 @cache
@@ -70,7 +73,7 @@ def measurements(path: str = str(MEASUREMENTS_FILE)) -> tuple[Measurement, ...]:
                 m = Measurement(row["id"], row["gpu_id"], row["model"], row["dtype"], row["kv_dtype"],
                                 int(row["tp"]), int(row["batch"]), int(row["isl"]), int(row["osl"]),
                                 row["metric"], float(row["value"]), row["source"], row["notes"],
-                                {"per_kv_head": True, "per_query_head": False}[row["kv_reads"]])
+                                {"per_kv_head": True, "per_query_head": False}[row["kv_reads"]], row["runtime"])
             except (KeyError, ValueError) as exc:
                 raise UserError(f"{path} line {line}: {exc}") from None
             if m.metric not in METRICS or m.source not in sources or not m.value > 0:
@@ -111,13 +114,47 @@ def replays() -> tuple[_Replay, ...]:
     return tuple(_replay(m) for m in measurements())
 
 
+def runtimes() -> tuple[str, ...]:
+    """The serving runtimes of the measurements, sorted: the fit's per-kernel costs follow
+    the three shared parameters in this order."""
+    return tuple(sorted({m.runtime for m in measurements()}))
+
+
+def default_runtime() -> str:
+    """The runtime whose per-kernel cost every GPU estimate uses (``serving.yaml``)."""
+    name = load_yaml(SERVING_FILE).get("default_runtime")
+    if name not in runtimes():
+        raise UserError(f"{SERVING_FILE}: default_runtime must be one of the measurements' runtimes "
+                        f"({', '.join(runtimes())}), not {name!r}")
+    return name
+
+
+def bounds() -> list[tuple[float, float]]:
+    return [*SHARED_BOUNDS, *[LAUNCH_BOUNDS] * len(runtimes())]
+
+
+def stored_theta() -> np.ndarray:
+    """The stored fit as the search's parameter vector (shared, then per-runtime costs)."""
+    from .gpu import FIT_FILE
+
+    shared = GpuParams.stored().as_array()
+    by_runtime = load_yaml(FIT_FILE).get("launch_overhead_s_by_runtime") or {}
+    return np.array([*shared[:3], *[float(by_runtime.get(r, shared[3])) for r in runtimes()]])
+
+
+def _params_of(theta: np.ndarray, i: int) -> np.ndarray:
+    """The four :class:`GpuParams` of measurement ``i``: the shared ones and its runtime's cost."""
+    return np.array([*theta[:3], theta[3 + runtimes().index(measurements()[i].runtime)]])
+
+
 def predict(theta: np.ndarray, which: list[int] | None = None) -> np.ndarray:
-    """Each measurement's modelled value (its metric's unit) at parameters ``theta``."""
+    """Each measurement's modelled value (its metric's unit) at parameters ``theta``
+    (the order of :func:`bounds`)."""
     ms, rs = measurements(), replays()
     idx = range(len(ms)) if which is None else which
     out = []
     for i in idx:
-        r, sec = rs[i], combine(rs[i].terms, theta)
+        r, sec = rs[i], combine(rs[i].terms, _params_of(theta, i))
         if ms[i].metric == "ttft_s":
             out.append(float(r.ttft @ sec))
         else:
@@ -130,15 +167,15 @@ def _loss(theta: np.ndarray, idx: list[int], measured: np.ndarray) -> float:
 
 
 def fit(which: list[int] | None = None, start: np.ndarray | None = None) -> np.ndarray:
-    """Parameters (:class:`GpuParams` order) that minimise the squared log error over the
-    measurements ``which`` (default all)."""
+    """Parameters (the order of :func:`bounds`) that minimise the squared log error over
+    the measurements ``which`` (default all)."""
     idx = list(range(len(measurements()))) if which is None else list(which)
     measured = np.array([measurements()[i].value for i in idx])
-    x = np.log(np.clip(GpuParams.stored().as_array() if start is None else start,
-                       [b[0] for b in BOUNDS], [b[1] for b in BOUNDS]))
+    limits = bounds()
+    x = np.log(np.clip(stored_theta() if start is None else start, [b[0] for b in limits], [b[1] for b in limits]))
     golden = (math.sqrt(5) - 1) / 2
     for _ in range(PASSES):
-        for k, (lo_b, hi_b) in enumerate(BOUNDS):
+        for k, (lo_b, hi_b) in enumerate(limits):
             lo, hi = math.log(lo_b), math.log(hi_b)
 
             def f(v: float, k: int = k) -> float:
@@ -168,11 +205,11 @@ def report(theta: np.ndarray | None = None, *, loo: bool = True) -> list[dict]:
     """Every measurement against the model at ``theta`` (default: the stored fit) and,
     with ``loo``, against a fit to all the other measurements."""
     ms = measurements()
-    theta = GpuParams.stored().as_array() if theta is None else theta
+    theta = stored_theta() if theta is None else theta
     pred = predict(theta)
     rows = []
     for i, m in enumerate(ms):
-        row = {"id": m.id, "gpu": m.gpu_id, "model": m.model, "dtype": m.dtype, "tp": m.tp, "batch": m.batch,
+        row = {"id": m.id, "gpu": m.gpu_id, "runtime": m.runtime, "model": m.model, "dtype": m.dtype, "tp": m.tp, "batch": m.batch,
                "isl": m.isl, "osl": m.osl, "metric": m.metric, "measured": m.value, "model_value": float(pred[i]),
                "error_pct": 100 * (pred[i] / m.value - 1)}
         if loo:
@@ -223,13 +260,18 @@ def store(theta: np.ndarray, rows: list[dict] | None = None, path: str | None = 
     from .gpu import FIT_FILE, FIT_PARAMS, assumptions, calibration
 
     doc: dict = {"schema": "systolab-gpu-fit/1"}
-    doc.update({k: float(f"{v:.6g}") for k, v in zip(FIT_PARAMS, theta)})
+    by_runtime = {r: float(f"{v:.6g}") for r, v in zip(runtimes(), theta[3:])}
+    doc.update({k: float(f"{v:.6g}") for k, v in zip(FIT_PARAMS, [*theta[:3], by_runtime[default_runtime()]])})
+    doc["default_runtime"] = default_runtime()
+    doc["launch_overhead_s_by_runtime"] = by_runtime
     doc["measurements"] = len(measurements())
     doc["basis"] = (
         "fitted by `python benchmarks/serving.py fit` (systolab.models.serving_fit): least squared log error of "
         f"the serving model against the {len(measurements())} public serving measurements in "
         "serving_measurements.csv (static-batch output tokens/s and batch-1 time to first token on H100, H200, A100 "
-        "and L40S, Llama-2 7B/13B/70B, FP8 and FP16); all GPUs share these values. compute_derate: tensor "
+        "and L40S; Llama-2 7B/13B/70B, Llama-3 8B/70B and Mixtral-8x7B; FP8, FP16 and BF16; TensorRT-LLM, LMDeploy "
+        "and vLLM); all GPUs share these values. launch_overhead_s is the default runtime's (the one projections "
+        "assume); each runtime's is in launch_overhead_s_by_runtime. compute_derate: tensor "
         "throughput in serving over the best-shape GEMM benchmarks of gemm_calibration.csv (clocks under the power "
         "limit, less-tuned kernels); memory efficiencies: fraction of peak DRAM bandwidth (searched up to 0.95); "
         "launch_overhead_s: fixed cost per kernel.")
@@ -249,7 +291,7 @@ def refit(rounds: int = 6, rtol: float = 1e-3) -> tuple[np.ndarray, list[dict]]:
     """Fit and store until the parameters settle: a stored fit changes the tilings the
     GEMMs are timed at and the per-family GEMM efficiencies (fitted with the per-kernel
     cost), so the fit is repeated from its own result (at most ``rounds`` times)."""
-    theta = GpuParams.stored().as_array()
+    theta = stored_theta()
     for _ in range(rounds):
         new = fit(start=theta)
         rows = report(new, loo=False)

@@ -203,7 +203,7 @@ def test_the_stored_gpu_fit_is_the_fit_of_the_stored_measurements():
     ms = sf.measurements()
     assert len(ms) >= 20 and len({m.gpu_id for m in ms}) >= 4
     assert sf.check_capacity() == []        # every published run fits the memory accounting
-    stored = GpuParams.stored().as_array()
+    stored = sf.stored_theta()
     np.testing.assert_allclose(sf.fit(start=stored), stored, rtol=0.01)
     s = sf.summary(sf.report(loo=False))
     assert s["output_tokens_per_s_per_gpu"]["median_abs_error_pct"] <= 10
