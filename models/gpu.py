@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 
 from ..errors import UserError
-from .gemm import Gemm
+from .gemm import STORAGE_BYTES, Gemm
 from .gpu_specs import GpuSpec, get_gpu, load_gpus
 from .specs import DATA_DIR, load_yaml, need
 
@@ -41,6 +41,8 @@ MODEL_FILE = DATA_DIR / "gpu_model.yaml"
 FIT_FILE = DATA_DIR / "gpu_fit.yaml"
 #: The parameters gpu_fit.yaml holds (fitted by :mod:`~systolab.models.serving_fit`).
 FIT_PARAMS = ("compute_derate", "memory_efficiency_HBM", "memory_efficiency_GDDR", "launch_overhead_s")
+#: The GEMM-shape parameters gpu_fit.yaml holds (fitted by :mod:`~systolab.models.gemm_fit`).
+SHAPE_PARAMS = ("tile_overhead_k", "operand_bytes_per_clock", "dram_sm_fraction")
 CALIBRATION_FILE = DATA_DIR / "gemm_calibration.csv"
 
 #: Which peak a dtype runs at when the GPU has no rate of its own for it, in order.
@@ -67,12 +69,15 @@ class ModelAssumptions:
     skinny_below: int
     basis: dict[str, str]
     compute_derate: float = 1.0      # sustained tensor throughput / the best-shape benchmark's
+    tile_overhead_k: float = 0.0     # fixed cost of every output tile (pipeline fill, epilogue), as extra K
+    operand_bytes_per_clock: float = 0.0   # operand bytes an SM draws from L2 per clock (0: unlimited)
+    dram_sm_fraction: float = 0.0    # share of the SMs whose CTAs it takes to draw the DRAM's bandwidth
 
 
 def fitted(path: str = str(FIT_FILE)) -> dict[str, float]:
     """The fitted parameters of ``gpu_fit.yaml`` (see :data:`FIT_PARAMS`)."""
     d = load_yaml(path)
-    return {k: float(need(path, "", d, k, (int, float), positive=True)) for k in FIT_PARAMS}
+    return {k: float(need(path, "", d, k, (int, float), positive=True)) for k in FIT_PARAMS + SHAPE_PARAMS}
 
 
 @cache
@@ -90,6 +95,9 @@ def assumptions(path: str = str(MODEL_FILE), fit_path: str = str(FIT_FILE)) -> M
         skinny_below=need(path, "", d, "skinny_tiles_below", int, positive=True),
         basis={"tiles": d.get("tiles_basis", ""), "fit": load_yaml(fit_path).get("basis", "")},
         compute_derate=f["compute_derate"],
+        tile_overhead_k=f["tile_overhead_k"],
+        operand_bytes_per_clock=f["operand_bytes_per_clock"],
+        dram_sm_fraction=f["dram_sm_fraction"],
     )
 
 
@@ -159,12 +167,28 @@ def _mem_eff(gpu: GpuSpec, a: ModelAssumptions) -> float:
     return a.mem_eff_gddr if gpu.memory_type.upper().startswith("GDDR") else a.mem_eff_hbm
 
 
+@cache
+def _family_clock_MHz(family: str) -> float:
+    clocks = [g.boost_clock_MHz for g in load_gpus().values() if g.family == family and g.boost_clock_MHz]
+    return max(clocks) if clocks else 1500.0
+
+
+def _clock_MHz(gpu: GpuSpec) -> float:
+    """The SM clock, MHz; where it is not published (H20), the fastest of its family's."""
+    return gpu.boost_clock_MHz or _family_clock_MHz(gpu.family)
+
+
 def _raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: ModelAssumptions):
     """Best (time, compute, memory, launch, tile, split, waves, wave_eff, bytes, launches)
     over tilings. The GEMM runs as ``gemm.rounds`` kernel calls one after another (the
     layers), each a batched call of ``gemm.parallel`` products whose tiles share waves."""
     sms = gpu.sm_count
     per_sm = peak_tflops * 1e12 * eff / sms
+    # an SM's L2 feed, bytes/s: so many bytes per clock (the L2 is not throttled with the
+    # tensor cores of export SKUs such as the H20)
+    feed = a.operand_bytes_per_clock * _clock_MHz(gpu) * 1e6 if a.operand_bytes_per_clock else math.inf
+    half = (gpu.peak("bf16") or gpu.peak("fp16") or peak_tflops) * 1e12 / sms
+    elem = STORAGE_BYTES[gemm.dtype]
     bw = gpu.mem_bw_GBps * 1e9 * _mem_eff(gpu, a)
     best = None
     skinny_ok = min(gemm.M, gemm.N) < a.skinny_below
@@ -177,10 +201,15 @@ def _raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: M
                 continue
             waves = math.ceil(tiles * s / sms) * gemm.rounds
             k_per = math.ceil(gemm.K / s)
-            compute = waves * 2 * tm * tn * k_per / (per_sm * a.compute_derate)
+            # a tile's time: its MACs at the SM's rate or its operands at the SM's L2 feed,
+            # whichever is longer, plus its fixed prologue/epilogue cost
+            tile_s = max(2 * tm * tn * k_per / (per_sm * a.compute_derate), (tm + tn) * k_per * elem / feed)
+            # the fixed cost: tile_overhead_k more of K at the SM's 16-bit rate (faster SMs pay less)
+            compute = waves * (tile_s + 2 * tm * tn * a.tile_overhead_k / half)
             extra = 2 * s * gemm.M * gemm.N * 4 * gemm.count if s > 1 else 0
             nbytes = gemm.min_bytes + extra
-            memory = nbytes / bw
+            # too few CTAs in flight cannot draw the DRAM's full bandwidth
+            memory = nbytes / (bw * min(1.0, tiles * s / (sms * a.dram_sm_fraction or 1)))
             launches = gemm.rounds * (2 if s > 1 else 1)
             launch = a.launch_s * launches
             # every call is alike, so the rounds' max(compute, memory) add up to the totals'
@@ -231,7 +260,7 @@ class Calibration:
 def _fit_point(gpu: GpuSpec, gemm: Gemm, peak: float, measured_tflops: float, a: ModelAssumptions) -> float:
     """Efficiency at which the model's time equals the measured one (bisection)."""
     target = gemm.flops / (measured_tflops * 1e12)
-    lo, hi = 1e-3, 1.5
+    lo, hi = 1e-3, 1.0          # an efficiency above 1 would beat the peak
     for _ in range(80):
         mid = (lo + hi) / 2
         if _raw_estimate(gpu, gemm, peak, mid, a)[0] > target:
@@ -250,7 +279,12 @@ def _benchmark_assumptions() -> ModelAssumptions:
 
 @cache
 def calibration(path: str = str(CALIBRATION_FILE)) -> Calibration:
-    a = _benchmark_assumptions()
+    """The per-family compute efficiencies, fitted on the best-shape GEMM benchmarks."""
+    return calibrate(_benchmark_assumptions(), path)
+
+
+def calibrate(a: ModelAssumptions, path: str = str(CALIBRATION_FILE)) -> Calibration:
+    """:func:`calibration` under the assumptions ``a`` (the GEMM-shape fit varies them)."""
     gpus = load_gpus()
     points = []
     with open(path, newline="") as fh:

@@ -251,53 +251,67 @@ def check_capacity() -> list[str]:
     return bad
 
 
-def store(theta: np.ndarray, rows: list[dict] | None = None, path: str | None = None) -> None:
-    """Write ``theta`` to ``data/gpu_fit.yaml`` (atomically), with the fit's in-sample error
-    when ``rows`` (from :func:`report`) are given; every later model run reads it."""
+def update_fit_file(values: dict, path: str | None = None) -> None:
+    """Merge ``values`` into ``gpu_fit.yaml`` (atomically) and drop every cache that read it."""
     import yaml
 
     from ..files import atomic_write_text
-    from .gpu import FIT_FILE, FIT_PARAMS, assumptions, calibration
+    from .gpu import FIT_FILE, assumptions, calibration
+    from .serving import _gpu_gemm_terms
 
-    doc: dict = {"schema": "systolab-gpu-fit/1"}
+    target = path or FIT_FILE
+    doc = dict(load_yaml(target))
+    doc.update(values)
+    text = ("# Written by the GPU fits; do not edit by hand (rerun `python benchmarks/serving.py fit`).\n"
+            + yaml.safe_dump(doc, sort_keys=False, width=100))
+    atomic_write_text(target, text)
+    for cached in (assumptions, calibration, replays, _gpu_gemm_terms):
+        cached.cache_clear()
+
+
+def store(theta: np.ndarray, rows: list[dict] | None = None, path: str | None = None) -> None:
+    """Write ``theta`` to ``data/gpu_fit.yaml`` (atomically), with the fit's in-sample error
+    when ``rows`` (from :func:`report`) are given; every later model run reads it."""
+    from .gpu import FIT_PARAMS
+
     by_runtime = {r: float(f"{v:.6g}") for r, v in zip(runtimes(), theta[3:])}
+    doc: dict = {"schema": "systolab-gpu-fit/1"}
     doc.update({k: float(f"{v:.6g}") for k, v in zip(FIT_PARAMS, [*theta[:3], by_runtime[default_runtime()]])})
     doc["default_runtime"] = default_runtime()
     doc["launch_overhead_s_by_runtime"] = by_runtime
     doc["measurements"] = len(measurements())
     doc["basis"] = (
-        "fitted by `python benchmarks/serving.py fit` (systolab.models.serving_fit): least squared log error of "
+        "fitted by `python benchmarks/serving.py fit`: systolab.models.serving_fit (least squared log error of "
         f"the serving model against the {len(measurements())} public serving measurements in "
-        "serving_measurements.csv (static-batch output tokens/s and batch-1 time to first token on H100, H200, A100 "
+        "serving_measurements.csv: static-batch output tokens/s and batch-1 time to first token on H100, H200, A100 "
         "and L40S; Llama-2 7B/13B/70B, Llama-3 8B/70B and Mixtral-8x7B; FP8, FP16 and BF16; TensorRT-LLM, LMDeploy "
-        "and vLLM); all GPUs share these values. launch_overhead_s is the default runtime's (the one projections "
-        "assume); each runtime's is in launch_overhead_s_by_runtime. compute_derate: tensor "
-        "throughput in serving over the best-shape GEMM benchmarks of gemm_calibration.csv (clocks under the power "
-        "limit, less-tuned kernels); memory efficiencies: fraction of peak DRAM bandwidth (searched up to 0.95); "
-        "launch_overhead_s: fixed cost per kernel.")
+        "and vLLM) sets compute_derate (tensor throughput in serving over the best-shape GEMM benchmarks of "
+        "gemm_calibration.csv: clocks under the power limit, less tuned kernels), the memory efficiencies "
+        "(fraction of peak DRAM bandwidth, searched up to 0.95) and the fixed cost per kernel of each runtime "
+        "(launch_overhead_s is the default runtime's, the one projections assume); systolab.models.gemm_fit sets "
+        "the GEMM-shape terms tile_overhead_k, operand_bytes_per_clock and dram_sm_fraction on gemm_heldout.csv's dense "
+        "rows marked fit (its heldout rows never enter a fit). All GPUs share these values.")
     if rows:
         doc["in_sample"] = summary(rows)
-    text = ("# Written by the serving fit; do not edit by hand (rerun `python benchmarks/serving.py fit`).\n"
-            + yaml.safe_dump(doc, sort_keys=False, width=100))
-    atomic_write_text(path or FIT_FILE, text)
-    for cached in (assumptions, calibration, replays):
-        cached.cache_clear()
-    from .serving import _gpu_gemm_terms
-
-    _gpu_gemm_terms.cache_clear()
+    update_fit_file(doc, path)
 
 
-def refit(rounds: int = 6, rtol: float = 1e-3) -> tuple[np.ndarray, list[dict]]:
-    """Fit and store until the parameters settle: a stored fit changes the tilings the
-    GEMMs are timed at and the per-family GEMM efficiencies (fitted with the per-kernel
-    cost), so the fit is repeated from its own result (at most ``rounds`` times)."""
-    theta = stored_theta()
+def refit(rounds: int = 4, rtol: float = 1e-2) -> tuple[np.ndarray, list[dict]]:
+    """Fit and store both fits until their parameters settle: the GEMM-shape terms
+    (:mod:`~systolab.models.gemm_fit`) and the serving parameters change each other's
+    inputs (tilings, per-family efficiencies), so each is refitted from the other's
+    result (at most ``rounds`` times). Returns the serving parameters and rows."""
+    from . import gemm_fit
+
+    theta, shape = stored_theta(), gemm_fit.stored()
     for _ in range(rounds):
+        new_shape = gemm_fit.fit(shape)
+        gemm_fit.store(new_shape, gemm_fit.report(new_shape))
         new = fit(start=theta)
         rows = report(new, loo=False)
         store(new, rows)
-        done = bool(np.all(np.abs(new / theta - 1) < rtol))
-        theta = new
+        done = bool(np.all(np.abs(new / theta - 1) < rtol) and np.all(np.abs(new_shape / shape - 1) < rtol))
+        theta, shape = new, new_shape
         if done:
             break
     return theta, rows

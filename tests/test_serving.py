@@ -8,13 +8,13 @@ import pytest
 
 from systolab.cli import main
 from systolab.errors import UserError
+from systolab.models import gemm_fit
 from systolab.models import serving_fit as sf
 from systolab.models.chip import get_chip
 from systolab.models.chip_workload import chip_workload_perf
 from systolab.models.compare import DEFAULT_GPUS
 from systolab.models.serving import (
     ChipServing,
-    GpuParams,
     Precision,
     collective_seconds,
     decode_contexts,
@@ -204,7 +204,7 @@ def test_the_stored_gpu_fit_is_the_fit_of_the_stored_measurements():
     assert len(ms) >= 20 and len({m.gpu_id for m in ms}) >= 4
     assert sf.check_capacity() == []        # every published run fits the memory accounting
     stored = sf.stored_theta()
-    np.testing.assert_allclose(sf.fit(start=stored), stored, rtol=0.01)
+    np.testing.assert_allclose(sf.fit(start=stored), stored, rtol=0.02)
     s = sf.summary(sf.report(loo=False))
     assert s["output_tokens_per_s_per_gpu"]["median_abs_error_pct"] <= 10
     assert s["ttft_s"]["median_abs_error_pct"] <= 10
@@ -267,3 +267,14 @@ def test_fleet_command(capsys):
     assert out["budget_usd"] == 1e9 and [r["device"] for r in out["rows"]] == ["h100-sxm", "sl-n4-os32"]
     assert all(r["fleet_output_tokens_per_s"] > 0 for r in out["rows"])
     assert get_device("h100-sxm").dtype == "fp8_e4m3" and get_device("a100-sxm4-80gb").dtype == "bf16"
+
+
+def test_gemm_shape_terms_hold_on_gemms_left_out_of_their_fit():
+    """benchmarks/gpu_calibration.py records the table; skinny (M = 64, 128) and small-K
+    (512) GEMMs are among the held-out rows."""
+    rows = gemm_fit.report()
+    held = [r for r in rows if r["role"] == "held out"]
+    assert len(held) >= 10 and {64, 128} <= {r["M"] for r in held} and 512 in {r["K"] for r in held}
+    s = gemm_fit.summary(rows)
+    assert s["held out"]["median_abs_error_pct"] <= 10
+    assert s["fit"]["median_abs_error_pct"] <= 15
