@@ -81,9 +81,10 @@ def _field(obj: Any, name: str, check) -> None:
 #: Fields of a chip besides its name and description (the YAML schema; units in the names).
 CHIP_FIELDS = ("core", "cores", "clock_mhz", "node", "global_sram_mib", "noc_overhead_fraction", "io_area_mm2",
                "io_bidir_GBps", "dram", "volume_units", "dma_channels", "dma_beat_bytes", "sram_latency_cycles",
-               "acc_sram_fraction")
+               "acc_sram_fraction", "vector_lanes")
 #: Chip fields a YAML table may leave out, with the value they then take (None: derived).
-CHIP_DEFAULTS = {"dma_channels": 1, "dma_beat_bytes": None, "sram_latency_cycles": 2, "acc_sram_fraction": 0.25}
+CHIP_DEFAULTS = {"dma_channels": 1, "dma_beat_bytes": None, "sram_latency_cycles": 2, "acc_sram_fraction": 0.25,
+                 "vector_lanes": None}
 DRAM_FIELDS = ("kind", "stacks", "GB_per_stack", "GBps_per_stack", "phy_mm2_per_stack", "latency_ns")
 
 
@@ -123,6 +124,11 @@ class ChipConfig:
         Cycles from a core's read command to its first beat from its SRAM slice (default 2).
     acc_sram_fraction : float
         Share of each core's slice of the global SRAM that holds accumulators (default 0.25).
+    vector_lanes : int or None
+        32-bit floating-point lanes of the vector unit that runs the non-GEMM work of a
+        workload (norms, softmax, activations) at the chip clock; ``None`` (default): one
+        per array column of every core (:attr:`lanes`). Its area and power are part of
+        the chip's (``data/energy.yaml: vector_lane``).
     """
 
     name: str
@@ -141,6 +147,7 @@ class ChipConfig:
     dma_beat_bytes: int | None = None
     sram_latency_cycles: int = 2
     acc_sram_fraction: float = 0.25
+    vector_lanes: int | None = None
 
     __hash__ = hash_once
     __getstate__ = state_without_hash
@@ -176,6 +183,8 @@ class ChipConfig:
             raise ConfigError("dma_beat_bytes", f"must be a power of two and a multiple of the core's beat ({W} "
                                                 f"bytes), not {self.dma_beat_bytes}")
         _field(self, "sram_latency_cycles", lambda v: check_int("sram_latency_cycles", v, hi=64))
+        if self.vector_lanes is not None:
+            _field(self, "vector_lanes", lambda v: check_int("vector_lanes", v, hi=1 << 26))
         _field(self, "acc_sram_fraction",
                lambda v: check_real("acc_sram_fraction", v, lo=0.0, lo_open=True, hi=1.0, hi_open=True))
         # what the chip's slices and accumulate-on-write need of the core (see hdl/chip.py)
@@ -353,10 +362,23 @@ class ChipConfig:
         noc = cores * self.noc_overhead_fraction
         glob = node.sram_mm2(self.global_sram_mib * 2**20 * 8)
         phy = self.dram.stacks * self.dram.phy_mm2_per_stack
-        total = cores + noc + glob + phy + self.io_area_mm2
+        vector = node.logic_mm2(self.lanes * _vector_lane()["nand2_equivalent"])
+        total = cores + noc + glob + phy + self.io_area_mm2 + vector
         return {"die_mm2": total, "core_array_mm2": array.mm2, "core_sram_mm2": core_sram, "cores_mm2": cores,
                 "noc_mm2": noc, "global_sram_mm2": glob, "dram_phy_mm2": phy, "io_mm2": self.io_area_mm2,
-                "basis": list(array.assumptions)}
+                "vector_mm2": vector, "basis": list(array.assumptions) + [_vector_lane()["area_source"]]}
+
+    @property
+    def lanes(self) -> int:
+        """Lanes of the vector unit: ``vector_lanes``, or one per array column of every core."""
+        return self.vector_lanes or self.cores * self.core.cols
+
+    def vector_pJ_per_op(self) -> float:
+        """Energy of one element operation on the vector unit, pJ (at this node)."""
+        from .nodes import get_node
+
+        v = _vector_lane()
+        return v["fma_pJ_45nm"] * v["overhead_factor"] * get_node(self.node).energy_scale_vs_45nm.value
 
     def power_W(self) -> dict:
         """Design power: all cores busy at the clock, plus DRAM at full bandwidth."""
@@ -365,8 +387,9 @@ class ChipConfig:
         logic = chip_power_W(self.core, cores=self.cores, node=self.node, clock_MHz=self.clock_mhz)
         dram_pj = energy_data()["dram_pJ_per_byte"][self.dram.kind]["value"]
         dram = self.dram.GBps * 1e9 * dram_pj * 1e-12
-        return {"tdp_W": logic["total_W"] + dram, "logic_W": logic["total_W"], "leakage_W": logic["leakage_W"],
-                "dram_W": dram, "basis": logic["basis"]}
+        vector = self.lanes * self.clock_hz * self.vector_pJ_per_op() * 1e-12
+        return {"tdp_W": logic["total_W"] + dram + vector, "logic_W": logic["total_W"], "leakage_W": logic["leakage_W"],
+                "dram_W": dram, "vector_W": vector, "basis": logic["basis"]}
 
     def unit_cost(self) -> dict:
         from .cost import nre_per_unit, unit_cost
@@ -419,6 +442,12 @@ class ChipConfig:
                 "tdp_W": p["tdp_W"], "unit_cost_usd": c["usd"], "unit_cost_range_usd": [c["low_usd"], c["high_usd"]],
                 "eccn": e.eccn, "tpp": e.tpp, "performance_density": e.performance_density,
                 "area": a, "power": p, "cost": c}
+
+
+def _vector_lane() -> dict:
+    from .energy import energy_data
+
+    return energy_data()["vector_lane"]
 
 
 @lru_cache(maxsize=256)

@@ -35,6 +35,9 @@ def energy_data(path: str = str(ENERGY_FILE)) -> dict:
         need(p, "", d, key, (dict, list))
     for key in ("int32_add_pJ_45nm", "pe_overhead_factor", "leakage_fraction_of_peak_dynamic", "overhead_fraction"):
         need(p, "", d, key, (int, float))
+    lane = need(p, "", d, "vector_lane", dict)
+    for key in ("fma_pJ_45nm", "nand2_equivalent", "overhead_factor"):
+        need(p, "vector_lane", lane, key, (int, float), positive=True)
     return d
 
 

@@ -29,6 +29,7 @@ from functools import cache
 
 import numpy as np
 
+from .fitting import coordinate_search
 from .gemm import Gemm
 from .gpu import DTYPE_CLASS, SHAPE_PARAMS, Calibration, ModelAssumptions, _benchmark_assumptions, _raw_estimate, calibrate, resolve_peak
 from .gpu_specs import get_gpu
@@ -108,31 +109,7 @@ def _loss(theta: np.ndarray) -> float:
 
 def fit(start: np.ndarray) -> np.ndarray:
     """Shape terms minimising the squared log error over the fit measurements."""
-    x = np.log(np.clip(start, [b[0] for b in BOUNDS], [b[1] for b in BOUNDS]))
-    golden = (math.sqrt(5) - 1) / 2
-    for _ in range(PASSES):
-        for k, (lo_b, hi_b) in enumerate(BOUNDS):
-            def f(v: float, k: int = k) -> float:
-                y = x.copy()
-                y[k] = v
-                return _loss(np.exp(y))
-
-            a, b = math.log(lo_b), math.log(hi_b)
-            c, d = b - golden * (b - a), a + golden * (b - a)
-            fc, fd = f(c), f(d)
-            for _ in range(STEPS):
-                if fc < fd:
-                    b, d, fd = d, c, fc
-                    c = b - golden * (b - a)
-                    fc = f(c)
-                else:
-                    a, c, fc = c, d, fd
-                    d = a + golden * (b - a)
-                    fd = f(d)
-            best = (a + b) / 2
-            if f(best) < f(x[k]):
-                x[k] = best
-    return np.exp(x)
+    return coordinate_search(_loss, start, BOUNDS, passes=PASSES, steps=STEPS)
 
 
 def stored() -> np.ndarray:

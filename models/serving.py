@@ -316,8 +316,8 @@ def _gpu_gemm_terms(gpu_id: str, gemm: Gemm) -> tuple[float, int, int]:
 
 class ChipServing:
     """A systolab chip as a serving device: GEMMs through the mapper and the chip's cycle
-    model (equal to its RTL), everything else on a vector unit of one 32-bit lane per
-    array column of every core at the chip's clock."""
+    model (equal to its RTL), everything else on its vector unit (``ChipConfig.lanes``
+    32-bit lanes at the chip's clock)."""
 
     kind = "custom"
 
@@ -335,9 +335,10 @@ class ChipServing:
         self.link = "chip"
         self.link_GBps = chip.io_bidir_GBps / 2
         self.link_latency_s = serving_data().link_latency_s["chip"]
-        self.vector_lanes = chip.cores * chip.core.cols
-        self.notes = (f"vector unit: {self.vector_lanes} lanes at {chip.clock_mhz:g} MHz (one per array column); "
-                      f"its area and energy are not yet in the chip's area and power models",)
+        self.vector_lanes = chip.lanes
+        self.notes = (f"vector unit: {self.vector_lanes:,} 32-bit lanes at {chip.clock_mhz:g} MHz, "
+                      f"{s['area']['vector_mm2']:.1f} mm², {s['power']['vector_W']:.0f} W at full activity "
+                      f"(data/energy.yaml: vector_lane, an assumption)",)
 
     def __repr__(self) -> str:
         return f"ChipServing({self.id!r})"

@@ -23,13 +23,13 @@ The tile choice of every GEMM is made at the stored parameters and held during a
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 
 from ..errors import UserError
+from .fitting import coordinate_search
 from .serving import SERVING_FILE, GpuParams, GpuServing, Precision, combine, memory_plan, serving_data, serving_plan
 from .specs import DATA_DIR, load_yaml
 from .workloads import get_llm
@@ -171,34 +171,8 @@ def fit(which: list[int] | None = None, start: np.ndarray | None = None) -> np.n
     the measurements ``which`` (default all)."""
     idx = list(range(len(measurements()))) if which is None else list(which)
     measured = np.array([measurements()[i].value for i in idx])
-    limits = bounds()
-    x = np.log(np.clip(stored_theta() if start is None else start, [b[0] for b in limits], [b[1] for b in limits]))
-    golden = (math.sqrt(5) - 1) / 2
-    for _ in range(PASSES):
-        for k, (lo_b, hi_b) in enumerate(limits):
-            lo, hi = math.log(lo_b), math.log(hi_b)
-
-            def f(v: float, k: int = k) -> float:
-                y = x.copy()
-                y[k] = v
-                return _loss(np.exp(y), idx, measured)
-
-            a, b = lo, hi
-            c, d = b - golden * (b - a), a + golden * (b - a)
-            fc, fd = f(c), f(d)
-            for _ in range(40):
-                if fc < fd:
-                    b, d, fd = d, c, fc
-                    c = b - golden * (b - a)
-                    fc = f(c)
-                else:
-                    a, c, fc = c, d, fd
-                    d = a + golden * (b - a)
-                    fd = f(d)
-            best = (a + b) / 2
-            if f(best) < f(x[k]):
-                x[k] = best
-    return np.exp(x)
+    return coordinate_search(lambda theta: _loss(theta, idx, measured), stored_theta() if start is None else start,
+                             bounds(), passes=PASSES, steps=40)
 
 
 def report(theta: np.ndarray | None = None, *, loo: bool = True) -> list[dict]:
