@@ -117,9 +117,13 @@ def _serving_fit_text() -> str:
 
     d = load_yaml(FIT_FILE)
     s = d.get("in_sample", {}).get("output_tokens_per_s_per_gpu", {})
+    g = d.get("gemm_errors", {}).get("held out", {})
+    shape = (f"; GEMM-shape terms (per-tile cost, DRAM share of few tiles) on {g['n']} public skinny and small-K "
+             f"GEMMs left out of their fit: median |error| {g['median_abs_error_pct']:.1f} %, worst "
+             f"{g['worst_abs_error_pct']:.1f} % (models/gemm_fit.py)") if g else ""
     return (f"{d['measurements']} measurements (H100, H200, A100, L40S; Llama-2, Llama-3, Mixtral; TensorRT-LLM, "
             f"LMDeploy, vLLM), in-sample median |error| "
-            f"{s.get('median_abs_error_pct', float('nan')):.1f} % on tokens/s, {SERVING_LOO}")
+            f"{s.get('median_abs_error_pct', float('nan')):.1f} % on tokens/s, {SERVING_LOO}{shape}")
 
 
 def model_errors() -> dict:

@@ -11,6 +11,8 @@ SMALL = {
     "quickstart.ipynb": 'ROWS, COLS, DATAFLOW = 4, 4, "ws"\nGEMM = (9, 6, 5)\nWORKLOADS = ("dlrm",)\nOUT = {out!r}\n',
     "build_vs_buy.ipynb": 'BUDGET_USD = 1e9\nWORKLOAD = "llama3-8b-decode"\nBATCH = 4\nGPUS = ("h20", "h100-sxm")\n',
     "explore_h20_beater.ipynb": 'SPACE = "h20-beater"\nSEARCH, TRIALS, SEED = "lhs", 6, 0\nDB = {out!r} + "/store.sqlite"\n',
+    "serving_fleet.ipynb": 'MODEL, ISL, OSL, CONCURRENCY = "llama3-8b", 512, 64, 8\nGPU = "h100-sxm"\n'
+                           'DEVICES = ("sl-n4-os32", "h100-sxm")\nBUDGET_USD = 1e8\n',
 }
 
 
@@ -65,3 +67,11 @@ def test_explore_h20_beater_runs_under_a_kernel(tmp_path):
     assert (tmp_path / "out" / "store.sqlite").is_file()
     assert _mime(nb, "text/html") >= 1          # the Pareto table
     assert _mime(nb, "image/png") >= 1          # the plot with the GPUs
+
+
+def test_serving_fleet_runs_under_a_kernel(tmp_path):
+    nb = _run("serving_fleet.ipynb", tmp_path)
+    text = _text(nb)
+    assert "budget $100,000,000" in text
+    assert _mime(nb, "text/html") >= 3          # the two devices, the decode step, the fleet
+    assert _mime(nb, "image/png") >= 1          # the fleet plot
