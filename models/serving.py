@@ -61,7 +61,6 @@ ASSUMPTIONS = [
 class ServingData:
     usable_memory_fraction: float
     link_latency_s: dict[str, float]
-    gpu_link: dict[str, str]
     basis: dict[str, str]
 
 
@@ -73,7 +72,6 @@ def serving_data(path: str = str(SERVING_FILE)) -> ServingData:
         usable_memory_fraction=need(path, "", d, "usable_memory_fraction", float, positive=True),
         link_latency_s={k: float(need(path, "link_latency_s", lat, k, (int, float), positive=True))
                         for k in lat if k != "basis"},
-        gpu_link={},
         basis={"usable_memory_fraction": d.get("usable_memory_basis", ""), "link_latency_s": lat.get("basis", "")})
 
 
@@ -268,7 +266,7 @@ class GpuServing:
         self.link = "nvlink" if nv else "pcie"
         self.link_GBps = (nv or self.spec.pcie_bidir_GBps) / 2
         self.link_latency_s = serving_data().link_latency_s[self.link]
-        half, self._half_peak, _ = resolve_peak(self.spec, "bf16" if self.spec.peak("bf16") else "fp16")
+        _, self._half_peak, _ = resolve_peak(self.spec, "bf16" if self.spec.peak("bf16") else "fp16")
         self._half_eff = calibration().lookup(self.spec.family, "half")[0]
         self._gddr = self.spec.memory_type.upper().startswith("GDDR")
         self.notes = tuple(self.spec.flags(f"peak_dense_tflops.{dtype}", "mem_bw_GBps", "tdp_W"))
