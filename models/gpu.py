@@ -3,14 +3,17 @@
 Model (per GEMM, per GPU, per dtype):
 
 * **compute**: the output is cut into CTA tiles (``gpu_model.yaml``); each SM computes
-  one tile at a time at 1/SM_count of the dense peak times a *compute efficiency*; tiles
-  run in waves over the SMs, so a partial last wave costs a whole wave (wave
-  quantisation) and partial edge tiles cost whole tiles. When there are too few tiles to
-  fill the SMs the model may split K (split-K), paying the partial sums' traffic and a
-  second launch. The best tile/split is chosen, as cuBLAS's heuristics try to.
+  one tile at a time at 1/SM_count of the dense peak times a *compute efficiency* (and,
+  outside the best-shape benchmarks, a *compute derate*), or as fast as its L2 feeds the
+  tile's operands if that is slower, plus a fixed *per-tile cost*; tiles run in waves
+  over the SMs, so a partial last wave costs a whole wave (wave quantisation) and partial
+  edge tiles cost whole tiles. When there are too few tiles to fill the SMs the model may
+  split K (split-K), paying the partial sums' traffic and a second launch. The best
+  tile/split is chosen, as cuBLAS's heuristics try to.
 * **memory**: compulsory traffic (A and B read once, C written once) at peak DRAM
-  bandwidth times a *memory efficiency*.
-* time = max(compute, memory) + launch overhead.
+  bandwidth times a *memory efficiency*, in proportion when too few tiles are in flight
+  to draw it all.
+* time = max(compute, memory) + a fixed cost per kernel.
 * **order**: a GEMM of ``count`` products runs as ``count / parallel`` kernel calls one
   after another (the layers: a layer starts when the previous one has ended), each a
   batched call of ``parallel`` independent products (heads, sequences, experts) whose
@@ -18,12 +21,14 @@ Model (per GEMM, per GPU, per dtype):
   workload at once.
 
 The compute efficiency is fitted per GPU family and dtype class to the best-case
-measurements in ``data/gemm_calibration.csv`` (large, compute-bound shapes). Families or
-dtype classes with no measurement borrow a fitted value, and the estimate says so
-(``extrapolated``). Memory efficiency and launch overhead are stated assumptions, not fits.
-Not modelled: L2-resident reuse for small GEMMs (it can make them faster than DRAM
-allows), clock throttling under power limits, epilogue fusion, and kernels other than
-GEMM.
+measurements in ``data/gemm_calibration.csv`` (large, compute-bound shapes; at most 1).
+Families or dtype classes with no measurement borrow a fitted value, and the estimate says
+so (``extrapolated``). The per-tile cost, L2 feed and DRAM share are fitted on public
+skinny and small-K GEMMs (:mod:`~systolab.models.gemm_fit`); memory efficiency, compute
+derate (clocks under the power limit) and the per-kernel cost on public serving runs
+(:mod:`~systolab.models.serving_fit`); all are in ``data/gpu_fit.yaml``. Not modelled:
+L2-resident reuse for small GEMMs (it can make them faster than DRAM allows), epilogue
+fusion, and kernels other than GEMM (the serving model adds those).
 """
 from __future__ import annotations
 
