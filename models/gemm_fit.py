@@ -29,6 +29,7 @@ from functools import cache
 
 import numpy as np
 
+from ..errors import UserError
 from .fitting import coordinate_search
 from .gemm import Gemm
 from .gpu import DTYPE_CLASS, SHAPE_PARAMS, Calibration, ModelAssumptions, _benchmark_assumptions, _raw_estimate, calibrate, resolve_peak
@@ -36,7 +37,7 @@ from .gpu_specs import get_gpu
 from .specs import DATA_DIR
 
 HELDOUT_FILE = DATA_DIR / "gemm_heldout.csv"
-#: Search bounds of SHAPE_PARAMS and of the measured library's derate, in log space.
+#: Search bounds of SHAPE_PARAMS and of the measured library's two efficiencies, in log space.
 BOUNDS = ((1.0, 4096.0), (8.0, 1024.0), (0.02, 1.0), (0.5, 1.0), (0.5, 1.0))
 PASSES = 4
 STEPS = 24
@@ -48,19 +49,24 @@ class GemmMeasurement:
     gpu_id: str
     gemm: Gemm
     tflops: float
-    fit: bool          # in the fit (dense GEMMs) or held out (grouped GEMMs)
-    source: str
+    fit: bool          # role "fit" (sets the shape terms) or "heldout" (never enters a fit)
 
 
 @cache
 def gemm_measurements(path: str = str(HELDOUT_FILE)) -> tuple[GemmMeasurement, ...]:
+    """The GEMM measurements, validated (a bad row names its line)."""
     out = []
     with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            groups = int(row["groups"])
-            g = Gemm(int(row["M"]), int(row["N"]), int(row["K"]), row["dtype"], groups, row["notes"], groups)
-            out.append(GemmMeasurement(row["device"], row["model_gpu_id"], g, float(row["achieved_tflops"]),
-                                       row["role"] == "fit", row["source"]))
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                groups = int(row["groups"])
+                g = Gemm(int(row["M"]), int(row["N"]), int(row["K"]), row["dtype"], groups, row["notes"], groups)
+                if row["role"] not in ("fit", "heldout") or not row["source"] or float(row["achieved_tflops"]) <= 0:
+                    raise ValueError("role must be fit or heldout, source given, achieved_tflops > 0")
+                out.append(GemmMeasurement(row["device"], row["model_gpu_id"], g, float(row["achieved_tflops"]),
+                                           row["role"] == "fit"))
+            except (KeyError, ValueError, UserError) as exc:
+                raise UserError(f"{path} line {line}: {exc}") from None
     return tuple(out)
 
 
@@ -113,7 +119,7 @@ def fit(start: np.ndarray) -> np.ndarray:
 
 
 def stored() -> np.ndarray:
-    """The stored shape terms and library derate (``gpu_fit.yaml``)."""
+    """The stored shape terms and library efficiencies (``gpu_fit.yaml``)."""
     from .gpu import FIT_FILE, assumptions
     from .specs import load_yaml
 
@@ -124,7 +130,7 @@ def stored() -> np.ndarray:
 
 
 def store(theta: np.ndarray, rows: list[dict]) -> None:
-    """Write the shape terms (and the library derate, with the fit's errors) into
+    """Write the shape terms (and the library efficiencies, with the fit's errors) into
     ``gpu_fit.yaml``, keeping what the serving fit wrote."""
     from .serving_fit import update_fit_file
 

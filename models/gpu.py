@@ -80,7 +80,7 @@ class ModelAssumptions:
 
 
 def fitted(path: str = str(FIT_FILE)) -> dict[str, float]:
-    """The fitted parameters of ``gpu_fit.yaml`` (see :data:`FIT_PARAMS`)."""
+    """The fitted parameters of ``gpu_fit.yaml`` (:data:`FIT_PARAMS` and :data:`SHAPE_PARAMS`)."""
     d = load_yaml(path)
     return {k: float(need(path, "", d, k, (int, float), positive=True)) for k in FIT_PARAMS + SHAPE_PARAMS}
 

@@ -59,9 +59,10 @@ ASSUMPTIONS = [
 # -- data ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ServingData:
+    """The serving model's stated assumptions (``data/serving.yaml``, each with its basis there)."""
+
     usable_memory_fraction: float
     link_latency_s: dict[str, float]
-    basis: dict[str, str]
 
 
 @cache
@@ -71,8 +72,7 @@ def serving_data(path: str = str(SERVING_FILE)) -> ServingData:
     return ServingData(
         usable_memory_fraction=need(path, "", d, "usable_memory_fraction", float, positive=True),
         link_latency_s={k: float(need(path, "link_latency_s", lat, k, (int, float), positive=True))
-                        for k in lat if k != "basis"},
-        basis={"usable_memory_fraction": d.get("usable_memory_basis", ""), "link_latency_s": lat.get("basis", "")})
+                        for k in lat if k != "basis"})
 
 
 # -- operators -----------------------------------------------------------------------------
@@ -128,14 +128,14 @@ def _vector(name: str, calls: int, elements: float, read: float, written: float)
 
 
 def step_ops(model: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, prec: Precision,
-             layers: int | None = None, kv_shared: bool = True) -> list[Op]:
+             kv_shared: bool = True) -> list[Op]:
     """The operators of one forward step on one device of a ``tp``-way tensor-parallel
     group: ``seqs`` sequences each adding ``q_len`` tokens (the prompt in a prefill, one
-    token in a decode) to a context that then holds ``ctx`` tokens, over ``layers``
-    layers (default all). ``kv_shared=False`` stands for a decode-attention kernel that
+    token in a decode) to a context that then holds ``ctx`` tokens, through every layer
+    (with pipeline stages, the stages' layers one after another). ``kv_shared=False`` stands for a decode-attention kernel that
     reads the KV cache once per query head rather than once per KV head (grouped-query
     attention without reuse, as TensorRT-LLM's before its XQA kernel, v0.8)."""
-    m, L = model, layers or model.layers
+    m, L = model, model.layers
     T = seqs * q_len                                   # tokens through the projections
     h, hd, a = m.hidden, m.head_dim, prec.bytes("act")
     heads = m.heads // tp
@@ -213,7 +213,7 @@ TERMS = ("math_s", "hbm_s", "gddr_s", "kernels", "fixed_s")
 
 @dataclass(frozen=True)
 class GpuParams:
-    """The GPU model's parameters that the serving fit sets (``data/gpu_model.yaml``)."""
+    """The GPU model's parameters that the serving fit sets (``data/gpu_fit.yaml``)."""
 
     compute_derate: float
     mem_eff_hbm: float
@@ -268,7 +268,7 @@ class GpuServing:
         self.link_latency_s = serving_data().link_latency_s[self.link]
         _, self._half_peak, _ = resolve_peak(self.spec, "bf16" if self.spec.peak("bf16") else "fp16")
         self._half_eff = calibration().lookup(self.spec.family, "half")[0]
-        self._gddr = self.spec.memory_type.upper().startswith("GDDR")
+        self._mem_col = 2 if self.spec.memory_type.upper().startswith("GDDR") else 1   # gddr_s or hbm_s
         self.notes = tuple(self.spec.flags(f"peak_dense_tflops.{dtype}", "mem_bw_GBps", "tdp_W"))
 
     def __repr__(self) -> str:
@@ -284,14 +284,14 @@ class GpuServing:
                 assert op.gemm is not None
                 math_s, nbytes, launches = _gpu_gemm_terms(self.id, op.gemm)
                 row[0], row[3] = math_s, launches
-                row[2 if self._gddr else 1] = nbytes / bw
+                row[self._mem_col] = nbytes / bw
             elif op.kind == "attention":
                 assert op.attention is not None
                 row[0] = op.flops * op.calls / (self._half_peak * 1e12 * self._half_eff)
-                row[2 if self._gddr else 1] = op.bytes * op.calls / bw
+                row[self._mem_col] = op.bytes * op.calls / bw
                 row[3] = op.calls
             elif op.kind == "vector":
-                row[2 if self._gddr else 1] = op.bytes * op.calls / bw
+                row[self._mem_col] = op.bytes * op.calls / bw
                 row[3] = op.calls
             else:
                 row[3] = op.calls
@@ -344,15 +344,13 @@ class ChipServing:
     def _vector_s(self, elements: float, nbytes: float) -> float:
         return max(elements / (self.vector_lanes * self.chip.clock_hz), nbytes / (self.chip.dram.GBps * 1e9))
 
-    def _gemm_s(self, g: Gemm) -> float:
-        return _chip_gemm_seconds(self.chip, g.M, g.N, g.K, g.count, g.parallel, g.dtype)
 
     def seconds(self, ops: list[Op], tp: int) -> np.ndarray:
         out = np.zeros(len(ops))
         for i, op in enumerate(ops):
             if op.kind == "gemm":
                 assert op.gemm is not None
-                out[i] = self._gemm_s(op.gemm)
+                out[i] = _chip_gemm_seconds(self.chip, op.gemm)
             elif op.kind == "attention":
                 assert op.attention is not None
                 seqs, q_len, ctx, heads, kvh, hd = op.attention
@@ -361,7 +359,7 @@ class ChipServing:
                 context = Gemm(group * q_len, hd, ctx, self.dtype, n, "attn_context", seqs * kvh)
                 dense = seqs * heads * q_len * ctx
                 softmax = self._vector_s(5 * dense, 2 * dense * 2) * op.calls   # scores out and back, 16-bit
-                out[i] = self._gemm_s(scores) + self._gemm_s(context) + softmax
+                out[i] = _chip_gemm_seconds(self.chip, scores) + _chip_gemm_seconds(self.chip, context) + softmax
             elif op.kind == "vector":
                 out[i] = self._vector_s(op.elements, op.bytes) * op.calls
             else:
@@ -371,10 +369,10 @@ class ChipServing:
 
 
 @cache
-def _chip_gemm_seconds(chip, M: int, N: int, K: int, count: int, parallel: int, dtype: str) -> float:
+def _chip_gemm_seconds(chip, gemm: Gemm) -> float:
     from .chip_workload import chip_workload_perf
 
-    return chip_workload_perf(chip, [Gemm(M, N, K, dtype, count, "gemm", parallel)]).seconds
+    return chip_workload_perf(chip, [gemm]).seconds
 
 
 def get_device(device: Any, dtype: str | None = None) -> GpuServing | ChipServing:
@@ -481,6 +479,25 @@ def _positive_int(name: str, v: Any) -> int:
     return check_int(name, v, hi=1 << 30)
 
 
+def check_request(model: str | DecoderShape, *, isl: Any, osl: Any, batch: Any,
+                  concurrency: Any) -> tuple[DecoderShape, int, int, bool, int]:
+    """What a scenario asks of any device, checked: (model, isl, osl, static batching?,
+    sequences). A :class:`UserError` names the parameter: an unknown model, lengths that
+    are not positive or exceed the model's context, both or neither of ``batch`` and
+    ``concurrency``."""
+    shape = model if isinstance(model, DecoderShape) else get_llm(model)
+    isl, osl = _positive_int("isl", isl), _positive_int("osl", osl)
+    if isl + osl > shape.max_context:
+        raise UserError(f"isl: {isl} prompt + {osl} output tokens exceed {shape.name}'s context of "
+                        f"{shape.max_context:,} tokens", parameter="isl")
+    if (batch is None) == (concurrency is None):
+        raise UserError("batch: give exactly one of batch (static batching) and concurrency (continuous batching)",
+                        parameter="batch")
+    static = batch is not None
+    seqs = _positive_int("batch" if static else "concurrency", batch if static else concurrency)
+    return shape, isl, osl, static, seqs
+
+
 def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: int | None = None,
           concurrency: int | None = None, tp: int = 1, pp: int = 1, dtype: str | None = None,
           kv_dtype: str | None = None) -> ServingResult:
@@ -492,14 +509,8 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     has it, else bf16); ``kv_dtype`` the KV cache's (default ``dtype``). A request that
     cannot fit, parallelism that does not divide the model, or a dtype the device lacks
     raises :class:`UserError` naming the parameter."""
-    shape = model if isinstance(model, DecoderShape) else get_llm(model)
-    isl, osl = _positive_int("isl", isl), _positive_int("osl", osl)
+    shape, isl, osl, static, seqs = check_request(model, isl=isl, osl=osl, batch=batch, concurrency=concurrency)
     tp, pp = _positive_int("tp", tp), _positive_int("pp", pp)
-    if (batch is None) == (concurrency is None):
-        raise UserError("batch: give exactly one of batch (static batching) and concurrency (continuous batching)",
-                        parameter="batch")
-    static = batch is not None
-    seqs = _positive_int("batch" if static else "concurrency", batch if static else concurrency)
     dev = device if isinstance(device, (GpuServing, ChipServing)) else get_device(device, dtype)
     if dtype is not None and dtype != dev.dtype:
         raise UserError(f"dtype: the device was made for {dev.dtype}, not {dtype}", parameter="dtype")
@@ -512,9 +523,6 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
         raise UserError(f"kv-dtype: {dev.id} computes attention in {dev.dtype}; the KV cache must be {dev.dtype}",
                         parameter="kv-dtype")
     check_parallelism(shape, tp, pp)
-    if isl + osl > shape.max_context:
-        raise UserError(f"isl: {isl} prompt + {osl} output tokens exceed {shape.name}'s context of "
-                        f"{shape.max_context:,} tokens", parameter="isl")
     prec = Precision(dev.dtype, kv_dtype)
     prefill_seqs = -(-seqs // pp) if static else 1
     mem = memory_plan(shape, tp=tp, pp=pp, prec=prec, tokens_per_seq=isl + osl, prefill_tokens=prefill_seqs * isl)
@@ -633,27 +641,24 @@ def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch
     (and its range), the replicas of ``tp x pp`` devices they make, and the fleet's output
     tokens/s; tokens/s per device, per k$ and per W. A device without a price, or on which
     the scenario fits at no tensor-parallel size, gets a row with the reason."""
-    from .cost import cost_inputs
+    from .cost import fleet as buy
 
-    budget = float(budget_usd) if budget_usd is not None else cost_inputs().default_budget_usd
-    if not math.isfinite(budget) or budget <= 0:
-        raise UserError(f"budget-usd: must be a positive number, not {budget_usd!r}", parameter="budget-usd")
-    if not devices:
-        raise UserError("device: give at least one device", parameter="device")
+    shape = check_request(model, isl=isl, osl=osl, batch=batch, concurrency=concurrency)[0]
+    if not devices or isinstance(devices, str):
+        raise UserError("device: give a list of at least one device", parameter="device")
+    # the budget resolved (default $7B) and checked before any work
+    budget = buy(unit_price_usd=1.0, throughput_per_unit=0.0, budget_usd=budget_usd)["budget_usd"]
     rows = []
     for d in devices:
         try:
-            r = serve_auto(d, model, tp=tp, isl=isl, osl=osl, batch=batch, concurrency=concurrency, pp=pp,
+            dev = get_device(d, dtype)
+            r = serve_auto(dev, shape, tp=tp, isl=isl, osl=osl, batch=batch, concurrency=concurrency, pp=pp,
                            dtype=dtype, kv_dtype=kv_dtype)
         except UserError as exc:
-            if exc.parameter in ("model", "isl", "osl", "batch", "concurrency", "kv-dtype") and tp is None and \
-                    "context" in str(exc):
+            if exc.parameter == "device":          # not a device at all
                 raise
-            if exc.parameter in ("device",):
-                raise
-            rows.append({"device": getattr(d, "name", d), "note": str(exc)})
+            rows.append({"device": getattr(d, "name", d), "note": str(exc)})   # this device cannot serve it
             continue
-        dev = get_device(d, dtype)
         row = {"device": r.device, "kind": r.kind, "dtype": r.dtype, "tp": r.tp, "pp": r.pp,
                "output_tokens_per_s": r.output_tokens_per_s, "tpot_s": r.tpot_s, "ttft_s": r.ttft_s,
                "max_batch": r.max_batch, "power_W": dev.power_W,
@@ -662,13 +667,14 @@ def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch
                "budget_usd": budget, "unit_price_usd": dev.price_usd, "units": None, "replicas": None,
                "fleet_output_tokens_per_s": None, "tokens_per_s_per_kusd": None}
         if dev.price_usd:
+            # a replica (tp x pp devices) is what the budget buys whole
             lo, hi = dev.price_range_usd or (dev.price_usd, dev.price_usd)
-            units = math.floor(budget / dev.price_usd)
-            replicas = units // r.devices
-            row.update(units=units, units_range=[math.floor(budget / hi), math.floor(budget / lo)],
-                       replicas=replicas, fleet_output_tokens_per_s=replicas * r.output_tokens_per_s_group,
-                       fleet_output_tokens_per_s_range=[math.floor(budget / hi) // r.devices * r.output_tokens_per_s_group,
-                                                        math.floor(budget / lo) // r.devices * r.output_tokens_per_s_group],
+            mid, few, many = (buy(unit_price_usd=price * r.devices, throughput_per_unit=r.output_tokens_per_s_group,
+                                  budget_usd=budget) for price in (dev.price_usd, hi, lo))
+            row.update(replicas=mid["units"], units=mid["units"] * r.devices,
+                       units_range=[few["units"] * r.devices, many["units"] * r.devices],
+                       fleet_output_tokens_per_s=mid["aggregate_throughput"],
+                       fleet_output_tokens_per_s_range=[few["aggregate_throughput"], many["aggregate_throughput"]],
                        tokens_per_s_per_kusd=r.output_tokens_per_s / dev.price_usd * 1e3)
         else:
             row["note"] = "no public price: no fleet"

@@ -5,15 +5,18 @@ are whole serving runs: output tokens/s of a static batch, and time to the first
 batch 1. Each is replayed through the serving model (:mod:`~systolab.models.serving`),
 whose GPU time is, per operator, ``max(tensor time / derate, bytes / (peak bandwidth x
 memory efficiency)) + kernels x launch overhead + communication``
-(:func:`~systolab.models.serving.combine`). Four parameters are fitted, shared by every
-GPU: the compute derate (tensor throughput sustained in serving, against the best-shape
-GEMM benchmarks the per-family efficiency is fitted on, which folds in the clock under the
-power limit), the HBM and GDDR memory efficiencies, and the fixed cost per kernel.
+(:func:`~systolab.models.serving.combine`). Fitted, and shared by every GPU: the compute
+derate (tensor throughput sustained in serving, against the best-shape GEMM benchmarks
+the per-family efficiency is fitted on, which folds in the clock under the power limit)
+and the HBM and GDDR memory efficiencies; fitted per serving runtime (each measurement
+names its own): the fixed cost per kernel, since launch paths differ (CUDA graphs or
+not). Projections use the default runtime's (``serving.yaml: default_runtime``).
 
-A fixed cost per wave of tiles was tried as a fifth parameter: it fitted at about 3 us
-and lowered the in-sample serving error (8.3 to 5.8 % median), but the best-shape GEMM
-benchmarks then needed tensor efficiencies above 1 (a GEMM modelled faster than its
-roofline), so it is not part of the model.
+A fixed cost per wave of tiles was tried as another shared parameter (on the first 36
+measurements): it fitted at about 3 us and lowered the in-sample serving error (8.3 to
+5.8 % median), but the best-shape GEMM benchmarks then needed tensor efficiencies above 1
+(a GEMM modelled faster than its roofline), so it is not part of the model; the GEMM-shape
+terms of :mod:`~systolab.models.gemm_fit` took its place.
 
 The fit minimises the squared log error over the measurements by coordinate search
 (golden sections on each parameter in turn, in log space, deterministic). Its error is
@@ -30,7 +33,7 @@ import numpy as np
 
 from ..errors import UserError
 from .fitting import coordinate_search
-from .serving import SERVING_FILE, GpuParams, GpuServing, Precision, combine, memory_plan, serving_data, serving_plan
+from .serving import SERVING_FILE, GpuParams, GpuServing, Precision, combine, serve, serving_plan
 from .specs import DATA_DIR, load_yaml
 from .workloads import get_llm
 
@@ -213,14 +216,13 @@ def summary(rows: list[dict]) -> dict:
 
 
 def check_capacity() -> list[str]:
-    """Ids of measurements whose run would not fit the model's memory accounting."""
+    """Ids of measurements that :func:`~systolab.models.serving.serve` refuses (a published
+    run that does not fit the model's memory accounting, or is not a valid scenario)."""
     bad = []
     for m in measurements():
-        dev = GpuServing(m.gpu_id, m.dtype)
-        mem = memory_plan(get_llm(m.model), tp=m.tp, pp=1, prec=Precision(m.dtype, m.kv_dtype),
-                          tokens_per_seq=m.isl + m.osl, prefill_tokens=m.batch * m.isl)
-        need = mem["weights"] + mem["activations"] + m.batch * mem["kv_per_sequence"]
-        if need > dev.memory_bytes * serving_data().usable_memory_fraction:
+        try:
+            serve(m.gpu_id, m.model, isl=m.isl, osl=m.osl, batch=m.batch, tp=m.tp, dtype=m.dtype, kv_dtype=m.kv_dtype)
+        except UserError:
             bad.append(m.id)
     return bad
 

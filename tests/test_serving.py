@@ -222,8 +222,9 @@ def test_fleets_buy_whole_replicas_for_the_budget():
     rows = fleet(["h100-sxm", "sl-n4-os32", "h800-sxm"], "llama3-70b", isl=1024, osl=256, concurrency=32,
                  budget_usd=1e8)
     h100, chip, h800 = rows
-    assert h100["units"] == math.floor(1e8 / h100["unit_price_usd"])
-    assert h100["replicas"] == h100["units"] // h100["tp"]
+    # the budget buys whole replicas of tp devices
+    assert h100["replicas"] == math.floor(1e8 / (h100["unit_price_usd"] * h100["tp"]))
+    assert h100["units"] == h100["replicas"] * h100["tp"]
     one = serve_auto("h100-sxm", "llama3-70b", isl=1024, osl=256, concurrency=32)
     assert h100["tp"] == one.tp and h100["fleet_output_tokens_per_s"] == pytest.approx(
         h100["replicas"] * one.output_tokens_per_s_group)
@@ -231,7 +232,13 @@ def test_fleets_buy_whole_replicas_for_the_budget():
     assert h800["units"] is None and "no public price" in h800["note"]
     with pytest.raises(UserError) as e:
         fleet(["h100-sxm"], "llama3-70b", isl=1, osl=1, batch=1, budget_usd=-1)
-    assert e.value.parameter == "budget-usd"
+    assert e.value.parameter == "budget_usd"
+    # what no device could serve fails once, before any work; what one device cannot is its row
+    with pytest.raises(UserError) as e:
+        fleet(["h100-sxm"], "llama3-8b", isl=200_000, osl=1, batch=1)
+    assert e.value.parameter == "isl"
+    a100 = fleet(["a100-sxm4-80gb"], "llama3-8b", isl=100, osl=10, batch=1, dtype="fp8_e4m3")[0]
+    assert "no fp8_e4m3 tensor rate" in a100["note"] and "units" not in a100
 
 
 def test_serve_command_json_contract(capsys):

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         devices = [get_chip().name, *DEFAULT_GPUS]
     rows = fleet(devices, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
                  tp=args.tp, pp=args.pp, budget_usd=args.budget_usd, dtype=args.dtype, kv_dtype=args.kv_dtype)
-    budget = next((r["budget_usd"] for r in rows if "budget_usd" in r), args.budget_usd)
+    budget = next((r["budget_usd"] for r in rows if "budget_usd" in r), args.budget_usd)   # the default resolved
     payload = {"model": args.model, "isl": args.isl, "osl": args.osl, "batch": args.batch,
                "concurrency": args.concurrency, "budget_usd": budget, "rows": rows}
 
