@@ -1,10 +1,11 @@
 """Amaranth hardware generators: MAC units, processing elements, systolic arrays."""
 from .array import OutputStationaryArray, WeightStationaryArray, array_signature, build_array
-from .mac import IntegerMac
+from .float_mac import FloatMac
+from .mac import IntegerMac, mac_for
 from .pe import OutputStationaryPE, WeightStationaryPE
 from .verilog import generate_verilog
 
 __all__ = [
-    "IntegerMac", "OutputStationaryPE", "WeightStationaryPE",
+    "IntegerMac", "FloatMac", "mac_for", "OutputStationaryPE", "WeightStationaryPE",
     "OutputStationaryArray", "WeightStationaryArray", "array_signature", "build_array", "generate_verilog",
 ]

@@ -44,7 +44,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import AcceleratorConfig
 from .array import OutputStationaryArray, WeightStationaryArray
 from .core_parts import ChunkLoader, ChunkReceiver, ChunkSequencer, ResultWriter, chunk_layout
-from .mac import IntegerMac
+from .mac import mac_for
 from .ports import ADDR_BITS, DIM_BITS, ceil_div, descriptor_layout, memory_port_signature
 
 __all__ = ["ADDR_BITS", "COUNTERS", "COUNTER_BITS", "DIM_BITS", "AcceleratorCore", "descriptor_layout",
@@ -96,7 +96,7 @@ class AcceleratorCore(wiring.Component):
         m = Module()
         cfg = self._config
         R, C = cfg.rows, cfg.cols
-        mac = IntegerMac.from_config(cfg)
+        mac = mac_for(cfg)
         array_type = OutputStationaryArray if cfg.dataflow == "os" else WeightStationaryArray
         m.submodules.array = array = array_type(rows=R, cols=C, mac=mac)
         m.submodules.sequencer = seq = ChunkSequencer(cfg)
@@ -235,7 +235,7 @@ class AcceleratorCore(wiring.Component):
         cfg = self._config
         R, C, TM = cfg.rows, cfg.cols, cfg.tile_m
         chunk = chunk_layout(cfg)
-        mac = IntegerMac.from_config(cfg)
+        mac = mac_for(cfg)
         ops = array.operands
         # -- weight feeder: a chunk's B tile into the array's idle weight bank ----------------
         m.submodules.weighted_q = weighted_q = fifo.SyncFIFOBuffered(width=chunk.size, depth=2)

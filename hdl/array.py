@@ -13,7 +13,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import MAX_ARRAY_DIM, AcceleratorConfig
-from .mac import IntegerMac
+from .mac import FloatMac, IntegerMac, mac_for
 from .pe import OutputStationaryPE, WeightStationaryPE
 
 
@@ -23,7 +23,7 @@ def _check_dim(name: str, value: object) -> int:
     return value
 
 
-def result_stream(mac: IntegerMac, cols: int) -> stream.Signature:
+def result_stream(mac: IntegerMac | FloatMac, cols: int) -> stream.Signature:
     return stream.Signature(data.StructLayout({"c": data.ArrayLayout(mac.acc_shape, cols), "last": 1}))
 
 
@@ -40,14 +40,14 @@ def _delayed(m: Module, value: Value, cycles: int, en: Value, name: str) -> Valu
 class _Array(wiring.Component):
     """What both arrays share: validated size, the MAC unit, ports from ``signature_for``."""
 
-    def __init__(self, *, rows: int, cols: int, mac: IntegerMac):
+    def __init__(self, *, rows: int, cols: int, mac: IntegerMac | FloatMac):
         self._rows = _check_dim("rows", rows)
         self._cols = _check_dim("cols", cols)
         self._mac = mac
         super().__init__(self.signature_for(rows=rows, cols=cols, mac=mac))
 
     @staticmethod
-    def signature_for(*, rows: int, cols: int, mac: IntegerMac) -> wiring.Signature:
+    def signature_for(*, rows: int, cols: int, mac: IntegerMac | FloatMac) -> wiring.Signature:
         raise NotImplementedError
 
     @property
@@ -83,7 +83,7 @@ class OutputStationaryArray(_Array):
     ----------
     rows, cols : int
         Array size, each 1..64.
-    mac : IntegerMac
+    mac : IntegerMac or FloatMac
 
     Attributes
     ----------
@@ -93,7 +93,7 @@ class OutputStationaryArray(_Array):
     """
 
     @staticmethod
-    def signature_for(*, rows: int, cols: int, mac: IntegerMac) -> wiring.Signature:
+    def signature_for(*, rows: int, cols: int, mac: IntegerMac | FloatMac) -> wiring.Signature:
         """The ports of an array with these parameters (testbenches read layouts here)."""
         return wiring.Signature({
             "operands": In(stream.Signature(data.StructLayout({
@@ -187,7 +187,7 @@ class WeightStationaryArray(_Array):
     ----------
     rows, cols : int
         Array size, each 1..64 (rows span K, cols span N).
-    mac : IntegerMac
+    mac : IntegerMac or FloatMac
 
     Attributes
     ----------
@@ -198,7 +198,7 @@ class WeightStationaryArray(_Array):
     """
 
     @staticmethod
-    def signature_for(*, rows: int, cols: int, mac: IntegerMac) -> wiring.Signature:
+    def signature_for(*, rows: int, cols: int, mac: IntegerMac | FloatMac) -> wiring.Signature:
         """The ports of an array with these parameters (testbenches read layouts here)."""
         return wiring.Signature({
             "weights": In(stream.Signature(data.ArrayLayout(mac.input_shape, cols))),
@@ -296,10 +296,10 @@ def _array_class(config: AcceleratorConfig) -> type[OutputStationaryArray] | typ
 
 def build_array(config: AcceleratorConfig) -> OutputStationaryArray | WeightStationaryArray:
     """The systolic array described by ``config``."""
-    return _array_class(config)(rows=config.rows, cols=config.cols, mac=IntegerMac.from_config(config))
+    return _array_class(config)(rows=config.rows, cols=config.cols, mac=mac_for(config))
 
 
 def array_signature(config: AcceleratorConfig) -> wiring.Signature:
     """The ports of the array ``config`` describes, without building it."""
     return _array_class(config).signature_for(rows=config.rows, cols=config.cols,
-                                              mac=IntegerMac.from_config(config))
+                                              mac=mac_for(config))

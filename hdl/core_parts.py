@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 from .array import result_stream
-from .mac import IntegerMac
+from .mac import mac_for
 from .ports import ADDR_BITS, DIM_BITS, ceil_div, command_layout, descriptor_layout
 
 
@@ -262,7 +262,7 @@ class ResultWriter(wiring.Component):
     def __init__(self, config: AcceleratorConfig):
         self._config = _check(config)
         W = config.beat_bytes
-        mac = IntegerMac.from_config(config)
+        mac = mac_for(config)
         super().__init__({
             "tile_push": In(1), "tile": In(tile_layout(config)), "tile_room": Out(1),
             "results": In(result_stream(mac, config.cols)), "known": In(1), "final": In(1),

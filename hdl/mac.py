@@ -2,15 +2,17 @@
 
 A MAC unit is a small description object, not a netlist: the processing element asks it
 for its operand and accumulator shapes and for the expression ``acc + a * b`` with the
-configured overflow behaviour. Swapping the unit (a floating-point MAC later) changes the
-arithmetic without touching the PE's dataflow plumbing, and adds no Verilog module per PE.
+configured overflow behaviour. Swapping the unit (:class:`FloatMac` for floating point)
+changes the arithmetic without touching the PE's dataflow plumbing, and adds no Verilog
+module per PE: a unit that needs intermediate signals adds them to the PE's own module.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Const, Mux, Shape, Value, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Shape, Value, signed, unsigned
 
 from ..config import OVERFLOW_MODES, AcceleratorConfig
 from ..dtypes import DType
+from .float_mac import FloatMac
 
 
 class IntegerMac:
@@ -62,8 +64,9 @@ class IntegerMac:
     def overflow(self) -> str:
         return self._overflow
 
-    def accumulate(self, acc: Value, a: Value, b: Value) -> Value:
-        """Expression for ``acc + a * b`` in the accumulator's shape."""
+    def accumulate(self, m: Module, acc: Value, a: Value, b: Value) -> Value:
+        """Expression for ``acc + a * b`` in the accumulator's shape (``m``, the PE's
+        module, is unused: the expression needs no signals of its own)."""
         total = acc + a * b  # Amaranth widens: exact, no overflow inside the expression
         if self._overflow == "saturate":
             shape = self.acc_shape
@@ -72,3 +75,15 @@ class IntegerMac:
             total = Mux(total > hi, hi, Mux(total < lo, lo, total))
         wrapped = total[: self._acc_bits]
         return wrapped.as_signed() if self._dtype.signed else wrapped
+
+    def add(self, m: Module, x: Value, y: Value) -> Value:
+        """``x + y`` wrapped to the accumulator width (how the chip adds a later K-block's
+        partial sums to the stored ones)."""
+        return (x + y)[: self._acc_bits]
+
+
+def mac_for(config: AcceleratorConfig) -> IntegerMac | FloatMac:
+    """The MAC unit that ``config``'s input format needs."""
+    if config.is_float:
+        return FloatMac.from_config(config)
+    return IntegerMac.from_config(config)

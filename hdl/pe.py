@@ -10,12 +10,12 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .mac import IntegerMac
+from .mac import FloatMac, IntegerMac
 
 
-def _check_mac(mac: object) -> IntegerMac:
+def _check_mac(mac: object) -> IntegerMac | FloatMac:
     if not hasattr(mac, "accumulate") or not hasattr(mac, "acc_shape"):
-        raise TypeError(f"mac must be a MAC unit such as IntegerMac, not {mac!r}")
+        raise TypeError(f"mac must be a MAC unit such as IntegerMac or FloatMac, not {mac!r}")
     return mac  # type: ignore[return-value]
 
 
@@ -30,7 +30,7 @@ class OutputStationaryPE(wiring.Component):
 
     Parameters
     ----------
-    mac : IntegerMac
+    mac : IntegerMac or FloatMac
         Arithmetic unit (operand/accumulator shapes, overflow behaviour).
 
     Attributes
@@ -48,7 +48,7 @@ class OutputStationaryPE(wiring.Component):
         Last finished sum; stable until the next ``last`` operand.
     """
 
-    def __init__(self, *, mac: IntegerMac):
+    def __init__(self, *, mac: IntegerMac | FloatMac):
         self._mac = _check_mac(mac)
         shape = mac.input_shape
         super().__init__({
@@ -61,7 +61,7 @@ class OutputStationaryPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         acc = Signal(self._mac.acc_shape)
-        total = self._mac.accumulate(acc, self.a_in, self.b_in)
+        total = self._mac.accumulate(m, acc, self.a_in, self.b_in)
         with m.If(self.en):
             m.d.sync += [
                 self.a_out.eq(self.a_in),
@@ -88,7 +88,7 @@ class WeightStationaryPE(wiring.Component):
 
     Parameters
     ----------
-    mac : IntegerMac
+    mac : IntegerMac or FloatMac
 
     Attributes
     ----------
@@ -104,7 +104,7 @@ class WeightStationaryPE(wiring.Component):
         Registered outputs, as the inputs.
     """
 
-    def __init__(self, *, mac: IntegerMac):
+    def __init__(self, *, mac: IntegerMac | FloatMac):
         self._mac = _check_mac(mac)
         shape = mac.input_shape
         super().__init__({
@@ -129,6 +129,6 @@ class WeightStationaryPE(wiring.Component):
                 self.valid_out.eq(self.valid_in),
                 self.last_out.eq(self.valid_in & self.last_in),
                 self.bank_out.eq(self.bank_in),
-                self.psum_out.eq(self._mac.accumulate(self.psum_in, self.a_in, weight)),
+                self.psum_out.eq(self._mac.accumulate(m, self.psum_in, self.a_in, weight)),
             ]
         return m

@@ -35,7 +35,7 @@ from amaranth.back import verilog
 from ..config import AcceleratorConfig
 from ..errors import SimulationError, UserError
 from ..files import atomic_write_text, cache_root, sweep_stale
-from ..hdl import IntegerMac, OutputStationaryPE, WeightStationaryPE, build_array
+from ..hdl import OutputStationaryPE, WeightStationaryPE, build_array, mac_for
 from ..hdl.verilog import TOP_NAME, hdl_fingerprint
 
 GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
@@ -115,7 +115,7 @@ def yosys_version() -> str:
 
 
 def _pe_component(config: AcceleratorConfig):
-    mac = IntegerMac.from_config(config)
+    mac = mac_for(config)
     return (OutputStationaryPE if config.dataflow == "os" else WeightStationaryPE)(mac=mac)
 
 

@@ -1,6 +1,15 @@
-"""The numpy golden model: integer matrix multiply with the hardware's exact overflow rules.
+"""The numpy golden model: matrix multiply with the hardware's exact arithmetic.
 
 Written once and imported by the Amaranth tests, the cocotb checker and the model tests.
+
+Floating point (see :class:`systolab.hdl.FloatMac`): operands and results are raw bit
+patterns (integers). ``C = init + A @ B`` is a chain of fused multiply-adds in ascending k,
+each rounded once to fp32 (round-to-nearest-even). The product of two inputs is exact in
+float64; the sum is formed in float64 with *round-to-odd* (the float64 sum, moved to its
+odd neighbour when the TwoSum error says it was inexact), which makes the final rounding to
+fp32 correct: 53 bits >= 24 + 2 (Boldo and Melquiond, "Emulation of FMA and correctly
+rounded sums: proved algorithms using rounding to odd", IEEE Trans. Computers 57(4), 2008).
+The formats come from ``ml_dtypes``; NaNs become the canonical ``0x7FC00000``.
 
 Semantics (see :class:`systolab.hdl.IntegerMac`): ``C = init + A @ B`` accumulated in
 ascending k. ``wrap`` keeps the result modulo 2**acc_bits (two's complement for signed
@@ -10,9 +19,13 @@ addition, so it is evaluated step by step in k.
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from ..config import AcceleratorConfig
+from ..dtypes import DType, get_dtype
+
+FP32 = get_dtype("fp32")
 
 
 def _as_int_matrix(name: str, x: object) -> np.ndarray:
@@ -35,17 +48,75 @@ def wrap_to(values: np.ndarray, bits: int, signed: bool) -> np.ndarray:
     return out
 
 
+CANONICAL_NAN = 0x7FC00000
+_F32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
+
+
+def decode(bits: object, dtype: DType, *, flush: bool = False) -> np.ndarray:
+    """float64 values of raw ``dtype`` bit patterns (subnormals flushed to signed zeros
+    with ``flush``)."""
+    raw = np.asarray(bits)
+    store = {8: np.uint8, 16: np.uint16, 32: np.uint32}[dtype.bits]
+    values = raw.astype(np.int64).astype(store).view(dtype.numpy_type).astype(np.float64)
+    if flush:
+        tiny = float(ml_dtypes.finfo(dtype.numpy_type).smallest_normal)
+        values = np.where(np.abs(values) < tiny, np.copysign(0.0, values), values)
+    return values
+
+
+def encode(values: object, dtype: DType) -> np.ndarray:
+    """Raw bit patterns (int64) of ``values`` rounded to ``dtype`` (nearest-even)."""
+    store = {8: np.uint8, 16: np.uint16, 32: np.uint32}[dtype.bits]
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(values, np.float64).astype(dtype.numpy_type).view(store).astype(np.int64)
+
+
+def fma_fp32(acc: object, a: object, b: object, dtype: DType, *, flush: bool = False) -> np.ndarray:
+    """fp32 bits of ``round(acc + a * b)``, elementwise: ``acc`` raw fp32 bits, ``a`` and
+    ``b`` raw ``dtype`` bits (broadcast together)."""
+    c = decode(acc, FP32, flush=flush)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = decode(a, dtype, flush=flush) * decode(b, dtype, flush=flush)   # exact
+        s = c + p
+        bv = s - c                                   # TwoSum: err is exactly (c + p) - s
+        err = (c - (s - bv)) + (p - bv)
+        inexact = np.isfinite(s) & (err != 0)
+        even = (s.view(np.int64) & 1) == 0
+        s = np.where(inexact & even, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
+        out = encode(s, FP32)
+    out = np.where(np.isnan(s), CANONICAL_NAN, out)
+    if flush:
+        tiny = (out & 0x7F800000) == 0
+        out = np.where(tiny, out & 0x80000000, out)
+    return out
+
+
+def _float_matmul(A: np.ndarray, B: np.ndarray, config: AcceleratorConfig, C0: np.ndarray) -> np.ndarray:
+    dt, flush = config.input_dtype, config.subnormals == "flush"
+    for name, arr in (("a", A), ("b", B)):
+        if arr.size and (arr.min() < 0 or arr.max() >= 1 << dt.bits):
+            raise ValueError(f"{name} must hold raw {dt.name} bit patterns, 0..{(1 << dt.bits) - 1}")
+    if C0.size and (C0.min() < 0 or C0.max() >= 1 << 32):
+        raise ValueError("init must hold raw fp32 bit patterns, 0..4294967295")
+    acc = C0
+    for k in range(A.shape[1]):
+        acc = fma_fp32(acc, A[:, k][:, None], B[k, :][None, :], dt, flush=flush)
+    return acc
+
+
 def golden_matmul(a: object, b: object, config: AcceleratorConfig, init: object | None = None) -> np.ndarray:
     """Expected accumulator values of ``init + a @ b`` on hardware described by ``config``.
 
     Parameters
     ----------
-    a : (M, K) integer matrix, values in the input format's range.
+    a : (M, K) integer matrix, values in the input format's range (floating point: raw bit
+        patterns of the format).
     b : (K, N) integer matrix, likewise.
     config : AcceleratorConfig
         Supplies ``dtype``, ``acc_bits`` and ``overflow``.
     init : (M, N) integer matrix, optional
-        Initial accumulator values (within the accumulator's range); zero by default.
+        Initial accumulator values (within the accumulator's range; floating point: raw
+        fp32 bits); zero (+0.0) by default.
 
     Returns
     -------
@@ -55,14 +126,16 @@ def golden_matmul(a: object, b: object, config: AcceleratorConfig, init: object 
     A, B = _as_int_matrix("a", a), _as_int_matrix("b", b)
     if A.shape[1] != B.shape[0]:
         raise ValueError(f"a is {A.shape} and b is {B.shape}: inner dimensions differ")
-    dt = config.input_dtype
-    for name, arr in (("a", A), ("b", B)):
-        if arr.size and (arr.min() < dt.min_int or arr.max() > dt.max_int):
-            raise ValueError(f"{name} holds values outside the {dt.name} range {dt.min_int}..{dt.max_int}")
     M, N = A.shape[0], B.shape[1]
     C0 = np.zeros((M, N), np.int64) if init is None else _as_int_matrix("init", init)
     if C0.shape != (M, N):
         raise ValueError(f"init must have shape {(M, N)}, not {C0.shape}")
+    if config.is_float:
+        return _float_matmul(A, B, config, C0)
+    dt = config.input_dtype
+    for name, arr in (("a", A), ("b", B)):
+        if arr.size and (arr.min() < dt.min_int or arr.max() > dt.max_int):
+            raise ValueError(f"{name} holds values outside the {dt.name} range {dt.min_int}..{dt.max_int}")
     bits, signed = config.acc_bits, config.acc_signed
     if config.overflow == "wrap":
         return wrap_to(C0 + A @ B, bits, signed)

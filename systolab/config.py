@@ -16,15 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from .checks import is_int, is_real
-from .dtypes import HARDWARE_DTYPES, DType, get_dtype
+from .dtypes import FLOAT_ACC_BITS, HARDWARE_DTYPES, DType, get_dtype
 from .errors import ConfigError, UserError
 
 DATAFLOWS = ("os", "ws")
 OVERFLOW_MODES = ("wrap", "saturate")
+SUBNORMAL_MODES = ("keep", "flush")
 MAX_ARRAY_DIM = 64
 MAX_ACC_BITS = 64
 BEAT_BYTES = (2, 4, 8, 16, 32, 64)
 MAX_CHUNK = 1 << 15       # K-chunk / M-block limit (the controller's 16-bit counters)
+
+
+#: Fields added after the first release, with their defaults: omitted from the canonical
+#: JSON at those defaults so that configuration ids (caches, resumable sweeps) stay stable.
+_LATER_FIELDS = {"subnormals": "keep"}
 
 
 def hash_once(self) -> int:
@@ -75,13 +81,19 @@ class AcceleratorConfig:
         or ``"ws"`` (weight-stationary: each PE holds one weight, A streams in, partial
         sums flow down the columns).
     dtype : str
-        Input format: ``int8``, ``uint8`` or ``int16``.
+        Input format: ``int8``, ``uint8`` or ``int16`` (integer accumulation), or ``bf16``,
+        ``fp16``, ``fp8_e4m3``, ``fp8_e5m2`` (fp32 accumulation, see :class:`FloatMac`).
     acc_bits : int
-        Accumulator width in bits, at least the product width (2 x input bits) and at most
-        64. The accumulator is signed for signed inputs and unsigned for ``uint8``.
+        Integers: accumulator width in bits, at least the product width (2 x input bits)
+        and at most 64; signed for signed inputs and unsigned for ``uint8``. Floating
+        point: 32 (IEEE binary32), the only width built.
     overflow : str
-        ``"wrap"`` (two's-complement wrap-around, i.e. modulo 2**acc_bits) or
-        ``"saturate"`` (clamp to the accumulator range after every addition).
+        Integers: ``"wrap"`` (two's-complement wrap-around, i.e. modulo 2**acc_bits) or
+        ``"saturate"`` (clamp to the accumulator range after every addition). Floating
+        point: ``"wrap"`` only, which there means IEEE overflow to ±Inf.
+    subnormals : str
+        Floating point: ``"keep"`` (IEEE gradual underflow) or ``"flush"`` (subnormal
+        inputs, accumulators and results count as zeros of their sign). Integers: ``"keep"``.
     beat_bytes : int
         Width of one external-memory data beat in bytes (2..64, a power of two, at least
         one input element).
@@ -110,6 +122,7 @@ class AcceleratorConfig:
     a_buffer_kib: float = 8.0
     b_buffer_kib: float = 8.0
     acc_buffer_kib: float = 16.0
+    subnormals: str = "keep"
 
     __hash__ = hash_once
     __getstate__ = state_without_hash
@@ -128,9 +141,20 @@ class AcceleratorConfig:
                 "dtype",
                 f"{self.dtype!r} has no hardware MAC yet; choose one of {', '.join(HARDWARE_DTYPES)}",
             )
-        product_bits = self.input_dtype.product_bits
-        _check_int("acc_bits", self.acc_bits, product_bits, MAX_ACC_BITS)
         _check_choice("overflow", self.overflow, OVERFLOW_MODES)
+        _check_choice("subnormals", self.subnormals, SUBNORMAL_MODES)
+        if self.is_float:
+            if self.acc_bits != FLOAT_ACC_BITS:
+                raise ConfigError("acc_bits", f"{self.dtype} accumulates in fp32: must be {FLOAT_ACC_BITS}, "
+                                              f"not {self.acc_bits!r}")
+            if self.overflow != "wrap":
+                raise ConfigError("overflow", f"{self.dtype} overflows to ±Inf as IEEE 754 does: leave it at "
+                                              f"'wrap'; 'saturate' is for integer formats")
+        else:
+            _check_int("acc_bits", self.acc_bits, self.input_dtype.product_bits, MAX_ACC_BITS)
+            if self.subnormals != "keep":
+                raise ConfigError("subnormals", f"applies to floating-point formats only; {self.dtype} "
+                                                f"takes 'keep', not {self.subnormals!r}")
         eb = self.input_bytes
         if self.beat_bytes not in BEAT_BYTES or self.beat_bytes < eb:
             raise ConfigError("beat_bytes", f"must be a power of two in 2..64 and >= {eb}, not {self.beat_bytes!r}")
@@ -166,8 +190,14 @@ class AcceleratorConfig:
         return get_dtype(self.dtype)
 
     @property
+    def is_float(self) -> bool:
+        return self.input_dtype.kind == "float"
+
+    @property
     def acc_signed(self) -> bool:
-        return self.input_dtype.signed
+        """Whether memory and ports hold the accumulator as a signed integer (floats travel
+        as raw, unsigned bit patterns)."""
+        return self.input_dtype.signed and not self.is_float
 
     @property
     def acc_min(self) -> int:
@@ -229,7 +259,11 @@ class AcceleratorConfig:
         return asdict(self)
 
     def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        d = self.to_dict()
+        for name, default in _LATER_FIELDS.items():  # at their default they keep earlier ids
+            if d[name] == default:
+                del d[name]
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @property
     def config_hash(self) -> str:
@@ -239,6 +273,9 @@ class AcceleratorConfig:
     @property
     def name(self) -> str:
         """Short human-readable id, e.g. ``os_4x4_int8_acc32_wrap``."""
+        if self.is_float:
+            ftz = "_ftz" if self.subnormals == "flush" else ""
+            return f"{self.dataflow}_{self.rows}x{self.cols}_{self.dtype}_fp32acc{ftz}"
         return f"{self.dataflow}_{self.rows}x{self.cols}_{self.dtype}_acc{self.acc_bits}_{self.overflow}"
 
     # -- loading ----------------------------------------------------------------------------

@@ -24,12 +24,22 @@ class DType:
         ``"int"`` or ``"float"``.
     signed : bool
         Two's-complement signed (integers); always True for floats.
+    exp_bits, man_bits : int
+        Floating point: exponent and stored mantissa (fraction) bits; 0 for integers. The
+        exponent bias is ``2**(exp_bits - 1) - 1`` for every format here.
+    has_inf : bool
+        Floating point: the all-ones exponent encodes Inf (mantissa 0) and NaN (any other
+        mantissa), as in IEEE 754. False for OCP fp8 E4M3, which has no Inf and only one NaN
+        mantissa (all ones), so that the all-ones exponent still holds finite values.
     """
 
     name: str
     bits: int
     kind: str
     signed: bool
+    exp_bits: int = 0
+    man_bits: int = 0
+    has_inf: bool = True
 
     @property
     def min_int(self) -> int:
@@ -48,6 +58,25 @@ class DType:
         """Width that holds any product of two values of this format exactly."""
         return 2 * self.bits
 
+    @property
+    def bias(self) -> int:
+        """Floating point: the exponent bias."""
+        if self.kind != "float":
+            raise TypeError(f"{self.name} is not a floating-point format")
+        return (1 << (self.exp_bits - 1)) - 1
+
+    @property
+    def numpy_type(self) -> type:
+        """The numpy scalar type of this floating-point format (``ml_dtypes`` for the
+        8- and 16-bit formats numpy lacks); values and raw bits convert through it."""
+        if self.kind != "float":
+            raise TypeError(f"{self.name} is not a floating-point format")
+        import ml_dtypes
+        import numpy as np
+
+        return {"fp8_e4m3": ml_dtypes.float8_e4m3fn, "fp8_e5m2": ml_dtypes.float8_e5m2,
+                "fp16": np.float16, "bf16": ml_dtypes.bfloat16, "fp32": np.float32}[self.name]
+
 
 DTYPES: dict[str, DType] = {
     d.name: d
@@ -55,18 +84,21 @@ DTYPES: dict[str, DType] = {
         DType("int8", 8, "int", True),
         DType("uint8", 8, "int", False),
         DType("int16", 16, "int", True),
-        DType("fp8_e4m3", 8, "float", True),
-        DType("fp8_e5m2", 8, "float", True),
-        DType("fp16", 16, "float", True),
-        DType("bf16", 16, "float", True),
-        DType("tf32", 19, "float", True),
-        DType("fp32", 32, "float", True),
+        # OCP 8-bit floating point (OFP8) v1.0, 2023: E4M3 (no Inf, NaN = S.1111.111, max
+        # 448) and E5M2 (IEEE-like); IEEE 754 binary16; bfloat16; TF32 (NVIDIA); binary32.
+        DType("fp8_e4m3", 8, "float", True, 4, 3, has_inf=False),
+        DType("fp8_e5m2", 8, "float", True, 5, 2),
+        DType("fp16", 16, "float", True, 5, 10),
+        DType("bf16", 16, "float", True, 8, 7),
+        DType("tf32", 19, "float", True, 8, 10),
+        DType("fp32", 32, "float", True, 8, 23),
     )
 }
 
-#: Formats the hardware generator can build today. Floating-point MAC units plug into the
-#: same processing element later (see ``systolab.hdl.mac``).
-HARDWARE_DTYPES = ("int8", "uint8", "int16")
+#: Input formats the hardware generator builds: integers (``IntegerMac``) and the
+#: floating-point formats with fp32 accumulation (``FloatMac``).
+HARDWARE_DTYPES = ("int8", "uint8", "int16", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2")
+FLOAT_ACC_BITS = 32          # floating-point inputs accumulate in IEEE binary32
 
 
 def get_dtype(name: str, *, field: str = "dtype") -> DType:

@@ -22,7 +22,8 @@ def test_defaults_are_valid_and_named():
     ("rows", "4", "rows: must be an integer"),
     ("dataflow", "is", "dataflow: must be one of os, ws, not 'is'"),
     ("dtype", "int4", "dtype: unknown dtype 'int4'"),
-    ("dtype", "bf16", "dtype: 'bf16' has no hardware MAC yet"),
+    ("dtype", "tf32", "dtype: 'tf32' has no hardware MAC yet"),
+    ("subnormals", "ftz", "subnormals: must be one of keep, flush, not 'ftz'"),
     ("acc_bits", 15, "acc_bits: must be in 16..64, not 15"),
     ("acc_bits", 65, "acc_bits: must be in 16..64"),
     ("overflow", "clamp", "overflow: must be one of wrap, saturate, not 'clamp'"),
@@ -32,6 +33,25 @@ def test_bad_values_name_the_field(field, value, fragment):
         AcceleratorConfig(**{field: value})
     assert info.value.field == field
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("changes, field, fragment", [
+    ({"dtype": "bf16", "acc_bits": 16}, "acc_bits", "bf16 accumulates in fp32: must be 32, not 16"),
+    ({"dtype": "fp8_e4m3", "overflow": "saturate"}, "overflow", "overflows to ±Inf"),
+    ({"dtype": "int8", "subnormals": "flush"}, "subnormals", "applies to floating-point formats only"),
+])
+def test_float_fields_are_checked(changes, field, fragment):
+    with pytest.raises(ConfigError) as info:
+        AcceleratorConfig(**changes)
+    assert info.value.field == field and fragment in str(info.value)
+
+
+def test_float_configs_are_named_and_keep_integer_ids():
+    c = AcceleratorConfig(dtype="fp8_e5m2", subnormals="flush", dataflow="ws")
+    assert c.is_float and not c.acc_signed and c.name == "ws_4x4_fp8_e5m2_fp32acc_ftz"
+    assert c.config_hash != c.replace(subnormals="keep").config_hash
+    # a field added later is left out of the canonical JSON at its default
+    assert "subnormals" not in AcceleratorConfig().canonical_json()
 
 
 def test_int16_needs_32_bit_accumulator():
@@ -52,7 +72,7 @@ def test_hash_is_content_based_and_stable():
     b = AcceleratorConfig.from_dict({"dataflow": "ws", "cols": 5, "rows": 3})
     assert a.config_hash == b.config_hash
     assert a.config_hash != a.replace(rows=4).config_hash
-    assert json.loads(a.canonical_json()) == a.to_dict()
+    assert json.loads(a.canonical_json()) == {k: v for k, v in a.to_dict().items() if k != "subnormals"}
     # Pinned: a change here silently invalidates every cache and build folder.
     assert AcceleratorConfig().config_hash == "26208debad8b0d3f"
 

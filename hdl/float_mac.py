@@ -1,0 +1,206 @@
+"""Floating-point multiply-accumulate: bf16, fp16 or OCP fp8 products accumulated in fp32.
+
+Each step computes ``acc' = round(acc + a * b)`` with a single rounding (a fused
+multiply-add): the product of two inputs is exact (at most 11 x 11 significand bits), the
+sum is formed exactly up to a sticky bit, and the result is rounded once to IEEE binary32,
+round-to-nearest-even. A dot product is a chain of such steps in ascending k, the order
+both dataflows use, which :func:`systolab.sim.golden.golden_matmul` reproduces bit for bit.
+
+Special values (inputs, accumulator and result):
+
+* NaN in, ``Inf x 0`` or ``Inf - Inf`` give the canonical quiet NaN ``0x7FC00000``;
+* an Inf operand gives a signed Inf; a finite sum beyond the fp32 range rounds to Inf
+  (only bf16 products can get there);
+* an exact zero sum is +0, except ``-0 + -0`` = -0; a result that rounds to zero keeps
+  the sign of the exact sum (IEEE 754 round-to-nearest rules);
+* fp8 E4M3 (OCP) has no Inf: its exponent 1111 holds finite values up to 448 and only
+  ``S.1111.111`` is NaN; E5M2, fp16 and bf16 follow IEEE 754;
+* ``subnormals="keep"`` implements gradual underflow; ``"flush"`` counts subnormal inputs
+  and accumulators as zeros of their sign and flushes a subnormal result to a zero of its
+  sign after rounding (as many accelerators do, to save the normalisation logic).
+
+Datapath (combinational, added to the PE's own module so the hierarchy stays one module per
+PE): unpack, multiply significands, normalise both addends to 24-bit significands, align
+the smaller one into a window 26 bits below the larger one's (bits shifted further are
+ORed into its lowest bit: it then sits at least two bits below the rounding position, so
+the rounding is that of the exact sum), add or subtract, find the leading one, place the
+rounding position at the normal or, below 2**-126, the subnormal ulp, round, and encode;
+the encoding adds the rounded significand to the exponent field, so a carry out of the
+significand bumps the exponent and a subnormal rounding up becomes the smallest normal.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+
+from ..config import SUBNORMAL_MODES, AcceleratorConfig
+from ..dtypes import DType, get_dtype
+
+FP32 = get_dtype("fp32")
+CANONICAL_NAN = 0x7FC00000
+INF_BITS = 0x7F800000
+_SIG = FP32.man_bits + 1                  # 24: normalised significand width
+_GUARD = 26                               # window bits below the larger addend's significand
+_EXP = signed(12)                         # unbiased exponents: bf16 products reach 2**±266
+_EMIN_ULP = -(FP32.bias - 1 + FP32.man_bits)   # -149: the exponent of the smallest subnormal
+
+
+class _Operand(NamedTuple):
+    """An addend: value = (-1)**sign x sig x 2**exp, or a special value."""
+
+    sign: Value
+    sig: Value
+    exp: Value
+    zero: Value
+    inf: Value
+    nan: Value
+
+
+def _highest_one(x: Value) -> Value:
+    """Index of the most significant set bit of ``x`` (0 when ``x`` is 0): a balanced
+    tree of halves, log2(width) multiplexers deep."""
+    if len(x) == 1:
+        return Const(0, 1)
+    half = len(x) // 2
+    lo, hi = x[:half], x[half:]
+    return Mux(hi != 0, _highest_one(hi) + half, _highest_one(lo))
+
+
+class FloatMac:
+    """Floating-point multiply-accumulate into an fp32 accumulator (see the module notes).
+
+    Parameters
+    ----------
+    dtype : DType
+        Input format: bf16, fp16, fp8_e4m3 or fp8_e5m2. Operands travel as raw bit
+        patterns (``unsigned(dtype.bits)``), the accumulator as raw fp32 bits.
+    subnormals : str
+        ``"keep"`` (IEEE gradual underflow) or ``"flush"`` (to zeros of their sign).
+
+    Raises
+    ------
+    ValueError
+        ``dtype`` is not a buildable floating-point input format, or ``subnormals`` is not
+        one of the modes.
+    """
+
+    INPUTS = ("bf16", "fp16", "fp8_e4m3", "fp8_e5m2")
+
+    def __init__(self, *, dtype: DType, subnormals: str = "keep"):
+        if not isinstance(dtype, DType) or dtype.name not in self.INPUTS:
+            raise ValueError(f"FloatMac dtype must be one of {self.INPUTS}, not {getattr(dtype, 'name', dtype)!r}")
+        if subnormals not in SUBNORMAL_MODES:
+            raise ValueError(f"FloatMac subnormals must be one of {SUBNORMAL_MODES}, not {subnormals!r}")
+        self._dtype = dtype
+        self._flush = subnormals == "flush"
+
+    @classmethod
+    def from_config(cls, config: AcceleratorConfig) -> FloatMac:
+        return cls(dtype=config.input_dtype, subnormals=config.subnormals)
+
+    @property
+    def input_shape(self) -> Shape:
+        return unsigned(self._dtype.bits)
+
+    @property
+    def acc_shape(self) -> Shape:
+        return unsigned(FP32.bits)
+
+    # -- datapath -------------------------------------------------------------------------
+    def _unpack(self, m: Module, x: Value, dt: DType, name: str) -> _Operand:
+        e, f = dt.exp_bits, dt.man_bits
+        frac, ex, sign = x[:f], x[f:f + e], x[f + e]
+        top = ex == (1 << e) - 1
+        inf = (top & (frac == 0)) if dt.has_inf else Const(0, 1)
+        nan = top & ((frac != 0) if dt.has_inf else (frac == (1 << f) - 1))
+        sig = Signal(f + 1, name=f"{name}_sig")
+        exp = Signal(_EXP, name=f"{name}_exp")
+        m.d.comb += [
+            sig.eq(Mux(ex != 0, Cat(frac, Const(1, 1)), 0 if self._flush else frac)),
+            exp.eq(Mux(ex != 0, ex, 1) - (dt.bias + f)),
+        ]
+        return _Operand(sign, sig, exp, sig == 0, inf, nan)
+
+    @staticmethod
+    def _normalise(m: Module, x: _Operand, name: str) -> _Operand:
+        """The same value with a 24-bit significand whose top bit is set (unless zero)."""
+        shift = Signal(range(_SIG), name=f"{name}_lz")
+        sig = Signal(_SIG, name=f"{name}_nsig")
+        exp = Signal(_EXP, name=f"{name}_nexp")
+        m.d.comb += [
+            shift.eq(_SIG - 1 - _highest_one(x.sig)),
+            sig.eq(x.sig << shift),
+            exp.eq(x.exp - shift),
+        ]
+        return x._replace(sig=sig, exp=exp)
+
+    def _product(self, m: Module, a: Value, b: Value) -> _Operand:
+        x, y = (self._unpack(m, v, self._dtype, n) for n, v in (("a", a), ("b", b)))
+        sig = Signal(2 * (self._dtype.man_bits + 1), name="p_sig")
+        exp = Signal(_EXP, name="p_exp")
+        m.d.comb += [sig.eq(x.sig * y.sig), exp.eq(x.exp + y.exp)]
+        nan = x.nan | y.nan | (x.inf & (y.zero & ~y.nan)) | ((x.zero & ~x.nan) & y.inf)
+        return _Operand(x.sign ^ y.sign, sig, exp, sig == 0, (x.inf | y.inf) & ~nan, nan)
+
+    def _sum(self, m: Module, x: _Operand, y: _Operand) -> Value:
+        """fp32 bits of round(x + y), both operands normalised."""
+        W = _SIG + _GUARD
+        x_big = y.zero | (~x.zero & (x.exp >= y.exp))
+        big = _Operand(*(Mux(x_big, u, v) for u, v in zip(x, y)))
+        small = _Operand(*(Mux(x_big, v, u) for u, v in zip(x, y)))
+        dist = Signal(range(W + 2), name="align")
+        m.d.comb += dist.eq(Mux(big.exp - small.exp > W + 1, W + 1, big.exp - small.exp))
+        small_full = Cat(Const(0, _GUARD), small.sig)
+        aligned = Signal(W, name="aligned")
+        m.d.comb += aligned.eq(small_full >> dist)
+        jam = (aligned << dist)[:W] != small_full          # bits shifted out of the window
+        addend = aligned | jam
+        total = Signal(signed(W + 2), name="total")
+        big_w = Cat(Const(0, _GUARD), big.sig)
+        m.d.comb += total.eq(Mux(big.sign ^ small.sign, big_w - addend, big_w + addend))
+        mag = Signal(W + 1, name="mag")
+        m.d.comb += mag.eq(Mux(total < 0, -total, total))
+        sign = big.sign ^ (total < 0)
+        e0 = big.exp - _GUARD                                # value = mag x 2**e0
+
+        # The ulp of the result: 24 significant bits, but never below the subnormal ulp.
+        lsb = Signal(signed(_EXP.width + 1), name="ulp_pos")
+        normal_lsb = _highest_one(mag) - (_SIG - 1)
+        sub_lsb = _EMIN_ULP - e0
+        m.d.comb += lsb.eq(Mux(normal_lsb > sub_lsb, normal_lsb, sub_lsb))
+        ext = Cat(Const(0, 2), mag)                          # round and sticky positions
+        right = Signal(range(len(ext) + 1), name="right")
+        m.d.comb += right.eq(Mux(lsb > len(ext), len(ext), Mux(lsb > 0, lsb, 0)))
+        shifted = Signal(len(ext), name="shifted")
+        m.d.comb += shifted.eq(ext >> right)
+        lost = (shifted << right)[:len(ext)] != ext
+        left = Signal(range(_SIG), name="left")           # lsb >= -23: the leading one is at bit >= 0
+        m.d.comb += left.eq(Mux(lsb < 0, -lsb, 0))
+        q = Signal(_SIG + 1, name="q")
+        m.d.comb += q.eq((shifted[2:] << left)[:_SIG + 1])
+        up = shifted[1] & (shifted[0] | lost | q[0])
+        field = Signal(unsigned(36), name="field")
+        m.d.comb += field.eq(((lsb + e0 - _EMIN_ULP) << FP32.man_bits) + q + up)
+        magnitude = Mux(field >= INF_BITS, INF_BITS, field[:31])
+        if self._flush:
+            magnitude = Mux(field < (1 << FP32.man_bits), 0, magnitude)
+        finite = Mux(mag == 0, Cat(Const(0, 31), x.zero & y.zero & x.sign & y.sign), Cat(magnitude, sign))
+
+        nan = x.nan | y.nan | (x.inf & y.inf & (x.sign != y.sign))
+        inf_sign = Mux(x.inf, x.sign, y.sign)
+        out = Signal(FP32.bits, name="fma")
+        m.d.comb += out.eq(Mux(nan, CANONICAL_NAN,
+                               Mux(x.inf | y.inf, Cat(Const(INF_BITS, 31), inf_sign), finite)))
+        return out
+
+    def accumulate(self, m: Module, acc: Value, a: Value, b: Value) -> Value:
+        """fp32 bits of ``round(acc + a * b)``; the logic is added to ``m``."""
+        c = self._normalise(m, self._unpack(m, acc, FP32, "acc"), "acc")
+        return self._sum(m, c, self._normalise(m, self._product(m, a, b), "p"))
+
+    def add(self, m: Module, x: Value, y: Value) -> Value:
+        """fp32 bits of ``round(x + y)`` for two fp32 values (``x`` first: the chip adds
+        a later K-block's partial sums to the stored ones this way)."""
+        u = self._normalise(m, self._unpack(m, x, FP32, "x"), "x")
+        return self._sum(m, u, self._normalise(m, self._unpack(m, y, FP32, "y"), "y"))
