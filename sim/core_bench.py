@@ -98,9 +98,11 @@ def check_products(config: AcceleratorConfig, products) -> list[tuple[np.ndarray
             if x.dtype.kind not in "iu" and not (x.dtype == object and all(is_int(v) for v in x.flat)):
                 raise UserError(f"products[{i}]: {name} must hold integers, not {x.dtype}")
             lo, hi = int(x.min()), int(x.max())
-            if lo < dt.min_int or hi > dt.max_int:
-                raise UserError(f"products[{i}]: {name} holds {lo if lo < dt.min_int else hi}, outside {config.dtype} "
-                                f"({dt.min_int}..{dt.max_int})")
+            low, high = dt.code_range
+            if lo < low or hi > high:
+                what = " raw bits" if config.is_float else ""
+                raise UserError(f"products[{i}]: {name} holds {lo if lo < low else hi}, outside {config.dtype}{what} "
+                                f"({low}..{high})")
         if a.shape[1] != b.shape[0]:
             raise UserError(f"products[{i}]: A is {a.shape[0]}x{a.shape[1]} but B is {b.shape[0]}x{b.shape[1]} "
                             "(A's columns must equal B's rows)")

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import ml_dtypes
 import numpy as np
 
 from ..config import AcceleratorConfig
+from ..dtypes import DType
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,47 @@ def check_fits(config: AcceleratorConfig, m: int, n: int, k: int) -> None:
             )
 
 
+def random_operands(rng: np.random.Generator, dtype: DType, shape: tuple[int, ...]) -> np.ndarray:
+    """Random operands of ``dtype`` (int64): integers uniform over the format's range;
+    floating point as raw bit patterns of standard-normal values rounded to the format
+    (sums then cancel and carry as real dot products do; special values come from
+    :func:`float_specials`)."""
+    if dtype.kind == "float":
+        from .golden import encode
+
+        return encode(rng.standard_normal(shape), dtype)
+    return rng.integers(dtype.min_int, dtype.max_int, size=shape, endpoint=True, dtype=np.int64)
+
+
+def float_specials(dtype: DType) -> dict[str, int]:
+    """Raw bit patterns of a floating-point format's edge values: ±0, ±Inf (where the format
+    has it), NaN, the largest and smallest normals, the smallest and largest subnormals, 1."""
+    from .golden import encode
+
+    info = ml_dtypes.finfo(dtype.numpy_type)
+    top = (1 << (dtype.bits - 1))
+    values = {
+        "+0": 0, "-0": top, "one": int(encode(1.0, dtype)), "minus_one": int(encode(-1.0, dtype)),
+        "max": int(encode(float(info.max), dtype)), "-max": int(encode(-float(info.max), dtype)),
+        "min_normal": int(encode(float(info.smallest_normal), dtype)),
+        "min_subnormal": 1, "-min_subnormal": top | 1,
+        "max_subnormal": (1 << dtype.man_bits) - 1,
+        "nan": (1 << dtype.bits) - 1 if not dtype.has_inf else ((1 << dtype.exp_bits) - 1) << dtype.man_bits | 1,
+    }
+    if dtype.has_inf:
+        values["inf"] = ((1 << dtype.exp_bits) - 1) << dtype.man_bits
+        values["-inf"] = top | values["inf"]
+    return values
+
+
+def sprinkle_specials(rng: np.random.Generator, dtype: DType, x: np.ndarray, share: float = 0.1) -> np.ndarray:
+    """``x`` with ``share`` of its entries replaced by :func:`float_specials` of ``dtype``."""
+    edges = np.array(list(float_specials(dtype).values()), np.int64)
+    return np.where(rng.random(x.shape) < share, rng.choice(edges, x.shape), x)
+
+
 def _random_matrix(rng: np.random.Generator, config: AcceleratorConfig, shape: tuple[int, int]) -> np.ndarray:
-    dt = config.input_dtype
-    return rng.integers(dt.min_int, dt.max_int, size=shape, endpoint=True, dtype=np.int64)
+    return random_operands(rng, config.input_dtype, shape)
 
 
 def random_product(rng: np.random.Generator, config: AcceleratorConfig, label: str,
@@ -64,8 +104,27 @@ def random_product(rng: np.random.Generator, config: AcceleratorConfig, label: s
     return Product(label, _random_matrix(rng, config, (m, k)), _random_matrix(rng, config, (k, n)))
 
 
+def _float_corners(config: AcceleratorConfig, rng: np.random.Generator, M: int, N: int, K: int) -> list[Product]:
+    dt = config.input_dtype
+    sp = float_specials(dt)
+    full = lambda v, shape: np.full(shape, v, np.int64)  # noqa: E731
+    sprinkled = lambda shape: sprinkle_specials(rng, dt, _random_matrix(rng, config, shape), 0.3)  # noqa: E731
+    alternate = np.where(np.arange(K)[:, None] % 2 == 0, sp["one"], sp["minus_one"]) * np.ones((K, N), np.int64)
+    return [
+        Product("all_max", full(sp["max"], (M, K)), full(sp["max"], (K, N))),       # bf16 overflows to Inf
+        Product("max_times_minus_max", full(sp["max"], (M, K)), full(sp["-max"], (K, N))),
+        Product("tiny", full(sp["min_subnormal"], (M, K)), full(sp["min_subnormal"], (K, N))),
+        Product("cancellation", full(sp["max"], (M, K)), alternate),                # sums return to exact 0
+        Product("specials", sprinkled((M, K)), sprinkled((K, N))),                  # NaN, Inf x 0, Inf - Inf
+        Product("zeros", np.zeros((M, K), np.int64), _random_matrix(rng, config, (K, N))),
+        Product("identity", _random_matrix(rng, config, (M, K)), np.where(np.eye(K, N, dtype=bool), sp["one"], 0)),
+    ]
+
+
 def corner_products(config: AcceleratorConfig, rng: np.random.Generator) -> list[Product]:
-    """Corner cases: extremes that overflow, zeros, identity, K = 1, one row, one column."""
+    """Corner cases: extremes that overflow, zeros, identity, K = 1, one row, one column;
+    floating point: overflow, underflow, exact cancellation and special values instead of
+    the integer extremes."""
     dt = config.input_dtype
     lm, ln, lk = array_limits(config)
     M, N = lm or 2 * config.rows, ln
@@ -73,6 +132,16 @@ def corner_products(config: AcceleratorConfig, rng: np.random.Generator) -> list
     # where the array allows it (OS: any K; WS: K <= rows, so use the preload instead).
     K = lk or 64
     full = lambda v, shape: np.full(shape, v, np.int64)  # noqa: E731
+    if config.is_float:
+        out = _float_corners(config, rng, M, N, K)
+        for name, kw in (("k_is_1", dict(k=1)), ("one_row", dict(m=1)), ("one_col", dict(n=1))):
+            out.append(random_product(rng, config, name, **kw))
+        if config.dataflow == "ws":   # start from fp32 extremes: the preload path carries raw bits
+            p = random_product(rng, config, "init_fp32_edges")
+            init = rng.choice(np.array([0x7F7FFFFF, 0xFF7FFFFF, 0x00000001, 0x80000000, 0x7F800000, 0x7FC00000],
+                                       np.int64), p.shape[:2])
+            out.append(Product(p.label, p.a, p.b, init))
+        return out
     out = [
         Product("all_min", full(dt.min_int, (M, K)), full(dt.min_int, (K, N))),
         Product("all_max", full(dt.max_int, (M, K)), full(dt.max_int, (K, N))),

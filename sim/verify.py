@@ -11,7 +11,7 @@ from .checker import Scoreboard
 from .plan import Plan
 from .protocol import ArrayProtocol
 from .runner import resolve_simulator, run_plan_hdl
-from .stimulus import Product
+from .stimulus import Product, random_operands, sprinkle_specials
 
 
 @dataclass
@@ -141,6 +141,8 @@ def verify_core(config: AcceleratorConfig, shapes: list[tuple[int, int, int]], *
     """Whole GEMMs of ``shapes`` (M, N, K) with random operands (seeded) through the
     accelerator core (external memory, buffers, tiled controller), C checked bit-exactly
     against the golden model; cycles and utilisation from the core's own counters.
+    Floating point: every other GEMM has 10 % of its operands replaced by the format's
+    special values (:func:`~systolab.sim.stimulus.float_specials`).
 
     A mismatch message names the element, expected and got values, the seed and the
     waveform (written with ``waves``; rerun with it to get one)."""
@@ -159,8 +161,10 @@ def verify_core(config: AcceleratorConfig, shapes: list[tuple[int, int, int]], *
     sim = resolve_simulator(simulator)
     rng = np.random.default_rng(seed)
     dt = config.input_dtype
-    products = [(rng.integers(dt.min_int, dt.max_int, (M, K), endpoint=True),
-                 rng.integers(dt.min_int, dt.max_int, (K, N), endpoint=True)) for M, N, K in shapes]
+    products = [(random_operands(rng, dt, (M, K)), random_operands(rng, dt, (K, N))) for M, N, K in shapes]
+    if config.is_float:   # every other GEMM carries special values (NaN, ±Inf, ±0, extremes)
+        products = [(sprinkle_specials(rng, dt, a), sprinkle_specials(rng, dt, b)) if i % 2 else (a, b)
+                    for i, (a, b) in enumerate(products)]
     memory = dict(latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob)
     t0 = time.perf_counter()
     if sim == "amaranth":

@@ -54,6 +54,14 @@ class DType:
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
 
     @property
+    def code_range(self) -> tuple[int, int]:
+        """(lowest, highest) integer that carries a value of this format to the hardware:
+        the values themselves for integers, the raw bit patterns for floating point."""
+        if self.kind == "float":
+            return 0, (1 << self.bits) - 1
+        return self.min_int, self.max_int
+
+    @property
     def product_bits(self) -> int:
         """Width that holds any product of two values of this format exactly."""
         return 2 * self.bits

@@ -14,7 +14,7 @@ from ..config import AcceleratorConfig
 from ..errors import UserError
 
 DESIGN_FIELDS = ("rows", "cols", "dataflow", "dtype", "acc_bits", "overflow", "beat_bytes", "a_buffer_kib",
-                 "b_buffer_kib", "acc_buffer_kib")
+                 "b_buffer_kib", "acc_buffer_kib", "subnormals")
 
 _ARG_NAME = re.compile(r"argument (?:-\w+/)?-{0,2}([\w-]+)")
 _REQUIRED = re.compile(r"arguments are required: --?([\w-]+)")
@@ -93,9 +93,12 @@ def design_parent() -> argparse.ArgumentParser:
     g.add_argument("--rows", type=int_in(1, 64), help="array rows, 1..64 (default 4)")
     g.add_argument("--cols", type=int_in(1, 64), help="array columns, 1..64 (default 4)")
     g.add_argument("--dataflow", help="os (output-stationary) or ws (weight-stationary); default os")
-    g.add_argument("--dtype", help="int8, uint8 or int16 (default int8)")
-    g.add_argument("--acc-bits", type=int_in(1, 64), dest="acc_bits", help="accumulator width in bits (default 32)")
-    g.add_argument("--overflow", help="wrap or saturate (default wrap)")
+    g.add_argument("--dtype", help="int8, uint8, int16, or bf16, fp16, fp8_e4m3, fp8_e5m2 with fp32 "
+                                   "accumulation (default int8)")
+    g.add_argument("--acc-bits", type=int_in(1, 64), dest="acc_bits",
+                   help="accumulator width in bits (default 32; floating point: 32 only)")
+    g.add_argument("--overflow", help="wrap or saturate (default wrap; floating point: wrap = IEEE overflow to Inf)")
+    g.add_argument("--subnormals", help="floating point: keep (IEEE, default) or flush to signed zeros")
     g.add_argument("--beat-bytes", type=int_in(1, 64), dest="beat_bytes", help="memory data beat in bytes (default 16)")
     for buf, default in (("a", 8), ("b", 8), ("acc", 16)):
         g.add_argument(f"--{buf}-buffer-kib", type=positive_real, dest=f"{buf}_buffer_kib",
