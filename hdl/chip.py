@@ -20,7 +20,10 @@ The controller rejects a descriptor it cannot run and reports why (:data:`REJECT
 zero field, a grid larger than the chip, groups that do not cover the block, a block
 whose operands or accumulators do not fit a slice, saturating accumulation over more
 than one K-block (saturation is per addition in ascending k, which an SRAM addition of
-block partial sums cannot reproduce), or ``gp`` or ``gm`` not a power of two.
+block partial sums cannot reproduce), floating-point accumulation over more than one
+K-group (the write-back adds the K-groups' partial sums in one step, in no order an fp32
+chain defines; K-blocks are fine: each is added to the stored sums in K order with one
+fp32 rounding), or ``gp`` or ``gm`` not a power of two.
 """
 from __future__ import annotations
 
@@ -42,7 +45,8 @@ REJECT = {1: "a zero dimension, block, group size or grid size", 2: "grid larger
           3: "the row, column and K-groups do not cover the block, or a K-group gets no part of it",
           4: "the operands of a block do not fit a slice",
           5: "the accumulators of a block do not fit a slice",
-          6: "saturating accumulation needs the whole K in one block and one K-group",
+          6: "saturating accumulation needs the whole K in one block and one K-group; floating-point "
+             "accumulation needs one K-group",
           7: "the product, row and K-group counts (gp, gm, gk) must be powers of two"}
 CHIP_COUNTERS = ("cycles", "steps", "macs", "dram_bytes_read", "dram_bytes_written", "sram_bytes_read",
                  "sram_bytes_written")
@@ -117,7 +121,7 @@ def blocking_status(chip, M: int, N: int, K: int, count: int, b: Blocking) -> in
         return 4
     if b.mc * slice_words(chip, b.nc * cfg.acc_bytes) > chip.acc_words // 2:
         return 5
-    if cfg.overflow == "saturate" and (b.kb < K or b.gk > 1):
+    if (cfg.overflow == "saturate" and (b.kb < K or b.gk > 1)) or (cfg.is_float and b.gk > 1):
         return 6
     if b.gp & (b.gp - 1) or b.gm & (b.gm - 1) or b.gk & (b.gk - 1):
         return 7
@@ -371,7 +375,8 @@ class ChipTop(wiring.Component):
                     m.d.sync += [status.eq(4), state.eq(FINISH)]
                 with m.Elif(need_acc > acc_half):
                     m.d.sync += [status.eq(5), state.eq(FINISH)]
-                with m.Elif(((d.kb < d.k) | (d.gk > 1)) if cfg.overflow == "saturate" else False):
+                with m.Elif(((d.kb < d.k) | (d.gk > 1)) if cfg.overflow == "saturate" else
+                            (d.gk > 1) if cfg.is_float else False):
                     m.d.sync += [status.eq(6), state.eq(FINISH)]
                 with m.Elif(((d.gp & (d.gp - 1)) != 0) | ((d.gm & (d.gm - 1)) != 0) | ((d.gk & (d.gk - 1)) != 0)):
                     m.d.sync += [status.eq(7), state.eq(FINISH)]

@@ -11,7 +11,8 @@ sits in bank ``w % banks``):
 * the *accumulator* memory (C, two buffers: the core accumulates one output block while
   the DMA writes the other back), written by the core — with ``accumulate`` set, each
   incoming accumulator value is added to the stored one (wrap-around in the accumulator
-  width), which is how partial sums of later K-blocks stay on chip — and read by the DMA.
+  width; floating point: an fp32 addition, stored value first, rounded to nearest even),
+  which is how partial sums of later K-blocks stay on chip — and read by the DMA.
 
 The core sees byte addresses: operands from 0, the accumulator memory from
 :attr:`SramSlice.acc_base`. A core write is one word (the chip's layout puts every C row
@@ -35,6 +36,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
+from .mac import mac_for
 from .ports import ADDR_BITS, DIM_BITS, memory_port_signature
 from .queue import Queue
 
@@ -199,12 +201,13 @@ class SramSlice(wiring.Component):
             m.d.comb += wp.addr.eq(index_of(wword))
             wps.append(wp)
         ab = cfg.acc_bytes
+        mac = mac_for(cfg)
         new = Signal(8 * W)
         for e in range(W // ab):
             lo_b, hi_b = 8 * ab * e, 8 * ab * (e + 1)
             take = wd.payload.strobe[ab * e]      # strobes cover whole accumulators
             summed = Signal(unsigned(8 * ab), name=f"acc_sum{e}")
-            m.d.comb += summed.eq(old[lo_b:hi_b] + wd.payload.data[lo_b:hi_b])
+            m.d.comb += summed.eq(mac.add(m, old[lo_b:hi_b], wd.payload.data[lo_b:hi_b]))
             m.d.comb += new[lo_b:hi_b].eq(Mux(take, Mux(self.accumulate, summed, wd.payload.data[lo_b:hi_b]),
                                               old[lo_b:hi_b]))
         accepted = wd.valid & wd.ready

@@ -7,6 +7,9 @@ Analytic model (transistors, generic-gate flow; NAND2-equivalent = transistors /
 * PE = a + b x acc_bits for each (dataflow, dtype, overflow): the multiplier is fixed by the
   input format and the adder and registers grow linearly with the accumulator (synthesis
   confirms it: e.g. the OS int8 PE grows 233-235 transistors per accumulator bit).
+  Floating-point formats accumulate in fp32 only, so their PE is one synthesised constant
+  per (dataflow, dtype, subnormals) (b = 0); the top level carries raw bits, so it is the
+  same logic as an integer array of the same widths and shares its fit.
 * top = g_reg x skew_register_bits + g_mux x output_mux_bits + g_row x rows + g_col x cols
   + g_0 per dataflow, with the register and multiplexer bit counts the array's structure
   implies (operand skew triangles, WS partial-sum skew and de-skew, the OS output-row
@@ -36,7 +39,8 @@ TOP_TERMS = ("reg", "mux", "row", "col", "const")
 
 
 def pe_family(config: AcceleratorConfig) -> str:
-    return f"{config.dataflow}_{config.dtype}_{config.overflow}"
+    mode = config.subnormals if config.is_float else config.overflow
+    return f"{config.dataflow}_{config.dtype}_{mode}"
 
 
 def top_features(config: AcceleratorConfig, rows: int | None = None, cols: int | None = None) -> np.ndarray:
@@ -70,10 +74,14 @@ class AreaFit:
 def fit(samples: list[tuple[AcceleratorConfig, int, int]]) -> AreaFit:
     """Fit from (config, PE transistors, top-level transistors) synthesis samples."""
     by_family: dict[str, dict[int, int]] = {}
+    floats = {pe_family(c) for c, _, _ in samples if c.is_float}
     for c, p, _ in samples:
         by_family.setdefault(pe_family(c), {})[c.acc_bits] = p
     pe = {}
     for fam, pts in sorted(by_family.items()):
+        if fam in floats:                  # one accumulator width: the synthesised PE itself
+            pe[fam] = (float(next(iter(pts.values()))), 0.0)
+            continue
         if len(pts) < 2:
             raise ValueError(f"need PEs of at least two accumulator widths for {fam}, have {sorted(pts)}")
         b, a = np.polyfit(list(pts), list(pts.values()), 1)

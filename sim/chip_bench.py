@@ -139,7 +139,7 @@ def run_chip_gemm(chip, products, blocking: Blocking, *, stall_prob: float = 0.0
     M, N = desc["m"], desc["n"]
     cs = [mem.load(desc["c_addr"] + p * desc["c_step"], M, N, row_stride=desc["ldc"], elem_bytes=ab,
                    signed=cfg.acc_signed) for p in range(len(products))]
-    return ChipRun(cs, [golden_matmul(a, b, cfg) for a, b in products], state["counters"], state["busy"],
+    return ChipRun(cs, [golden_matmul(a, b, cfg, k_block=blocking.kb) for a, b in products], state["counters"], state["busy"],
                    state["status"], list(mem.violations))
 
 
@@ -190,6 +190,8 @@ def chip_campaign(chip, *, count: int, seed: int, corners: bool = True, max_dim:
             (1, 2 * C + 1, 45, 1, dict(mb=1, nb=2 * C + 1, kb=20, gn=max(1, n // p2), gk=p2)),  # split-K GEMV
             (R + 1, C + 3, 50, 1, dict(mb=R + 1, nb=C + 3, kb=50, gm=min(2, p2), gk=max(1, p2 // 2))),  # split-K
         ]:
+            if chip.core.is_float:     # one K-group: see hdl/chip.py's REJECT[6]
+                kw = dict(kw, gk=1)
             cases.append((M, N, K, p, fit_blocking(chip, M, N, K, p, **kw)))
 
     def pow2_upto(limit: int) -> int:
@@ -200,7 +202,7 @@ def chip_campaign(chip, *, count: int, seed: int, corners: bool = True, max_dim:
         p = int(rng.choice([1, 1, 1, 2, 3]))
         gp = pow2_upto(min(p, n))
         gm = pow2_upto(n // gp)
-        gk = pow2_upto(n // (gp * gm)) if rng.random() < 0.3 else 1
+        gk = pow2_upto(n // (gp * gm)) if rng.random() < 0.3 and not chip.core.is_float else 1
         gn = int(rng.integers(1, n // (gp * gm * gk) + 1))
         kw = dict(mb=int(rng.integers(1, M + 1)), nb=int(rng.integers(1, N + 1)), kb=int(rng.integers(1, K + 1)),
                   gp=gp, gm=gm, gn=gn, gk=gk)

@@ -91,20 +91,28 @@ def fma_fp32(acc: object, a: object, b: object, dtype: DType, *, flush: bool = F
     return out
 
 
-def _float_matmul(A: np.ndarray, B: np.ndarray, config: AcceleratorConfig, C0: np.ndarray) -> np.ndarray:
+def _float_matmul(A: np.ndarray, B: np.ndarray, config: AcceleratorConfig, C0: np.ndarray,
+                  k_block: int | None) -> np.ndarray:
     dt, flush = config.input_dtype, config.subnormals == "flush"
     for name, arr in (("a", A), ("b", B)):
         if arr.size and (arr.min() < 0 or arr.max() >= 1 << dt.bits):
             raise ValueError(f"{name} must hold raw {dt.name} bit patterns, 0..{(1 << dt.bits) - 1}")
     if C0.size and (C0.min() < 0 or C0.max() >= 1 << 32):
         raise ValueError("init must hold raw fp32 bit patterns, 0..4294967295")
-    acc = C0
-    for k in range(A.shape[1]):
-        acc = fma_fp32(acc, A[:, k][:, None], B[k, :][None, :], dt, flush=flush)
-    return acc
+    K = A.shape[1]
+    step = K if k_block is None else k_block
+    one = encode(1.0, FP32)
+    total = C0
+    for k0 in range(0, max(K, 1), step):
+        acc = np.zeros_like(C0) if k0 else C0
+        for k in range(k0, min(K, k0 + step)):
+            acc = fma_fp32(acc, A[:, k][:, None], B[k, :][None, :], dt, flush=flush)
+        total = fma_fp32(total, acc, one, FP32, flush=flush) if k0 else acc
+    return total
 
 
-def golden_matmul(a: object, b: object, config: AcceleratorConfig, init: object | None = None) -> np.ndarray:
+def golden_matmul(a: object, b: object, config: AcceleratorConfig, init: object | None = None, *,
+                  k_block: int | None = None) -> np.ndarray:
     """Expected accumulator values of ``init + a @ b`` on hardware described by ``config``.
 
     Parameters
@@ -117,6 +125,10 @@ def golden_matmul(a: object, b: object, config: AcceleratorConfig, init: object 
     init : (M, N) integer matrix, optional
         Initial accumulator values (within the accumulator's range; floating point: raw
         fp32 bits); zero (+0.0) by default.
+    k_block : int, optional
+        Floating point on the chip: K is summed in blocks of this many, each block's fp32
+        chain from +0 and then added to the running sums (the chip's K-block order). The
+        integer results do not depend on it (wrap-around is exact modulo 2**acc_bits).
 
     Returns
     -------
@@ -130,8 +142,10 @@ def golden_matmul(a: object, b: object, config: AcceleratorConfig, init: object 
     C0 = np.zeros((M, N), np.int64) if init is None else _as_int_matrix("init", init)
     if C0.shape != (M, N):
         raise ValueError(f"init must have shape {(M, N)}, not {C0.shape}")
+    if k_block is not None and (isinstance(k_block, bool) or not isinstance(k_block, int) or k_block < 1):
+        raise ValueError(f"k_block must be a positive integer, not {k_block!r}")
     if config.is_float:
-        return _float_matmul(A, B, config, C0)
+        return _float_matmul(A, B, config, C0, k_block)
     dt = config.input_dtype
     for name, arr in (("a", A), ("b", B)):
         if arr.size and (arr.min() < dt.min_int or arr.max() > dt.max_int):

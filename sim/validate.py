@@ -172,8 +172,8 @@ def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[
 
     out = run_chip_hdl(case.chip, runs, simulator)
     return [r["counters"] | {"busy": r["busy"], "passed": r["status"] == 0 and not r["violations"] and all(
-        np.array_equal(np.array(c, dtype=object), golden_matmul(a, b, case.chip.core).astype(object))
-        for c, (a, b) in zip(r["c"], products))} for (products, _), r in zip(runs, out)]
+        np.array_equal(np.array(c, dtype=object), golden_matmul(a, b, case.chip.core, k_block=blk.kb).astype(object))
+        for c, (a, b) in zip(r["c"], products))} for (products, blk), r in zip(runs, out)]
 
 
 def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilator", seed: int = 0, jobs: int = 2,

@@ -269,7 +269,7 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
             mismatches += M * N * p
             continue
         for q, ((a, b), c) in enumerate(zip(products, out["c"])):
-            expected = golden_matmul(a, b, chip.core)
+            expected = golden_matmul(a, b, chip.core, k_block=blk.kb)
             wrong = np.argwhere(np.array(c, dtype=object) != expected.astype(object))
             mismatches += len(wrong)
             messages += [f"{M}x{N}x{K} product {q} with {blk}: C[{r},{s}] expected {expected[r, s]}, got {c[r][s]} "

@@ -172,11 +172,13 @@ def _dims(text: str, flag: str, n: tuple[int, ...]) -> list[int]:
 
 
 def chip_from_args(args: argparse.Namespace):
-    """The chip of ``--chip``, refusing the flags that describe a lone core or its memory."""
+    """The chip of ``--chip``, refusing the flags that describe a lone core or its memory
+    (``--dtype`` and ``--subnormals`` derive the chip with its cores in that format)."""
     from ..models.chip import get_chip
 
+    number_format = ("dtype", "subnormals")
     given = [f for f in (*DESIGN_FIELDS, "config", "latency", "bytes_per_cycle", "cores", "clock_mhz", "unit")
-             if getattr(args, f, None) is not None]
+             if getattr(args, f, None) is not None and f not in number_format]
     if given:
         flag = given[0].replace("_", "-")
         raise UserError(f"{flag}: describes a lone core; --chip takes its cores, memory and clock from the chip's "
@@ -185,9 +187,11 @@ def chip_from_args(args: argparse.Namespace):
         raise UserError("chip: give a chip name (systolab list) or a chips YAML file, not an empty string",
                         parameter="chip")
     try:
-        return get_chip(args.chip)
+        chip = get_chip(args.chip)
     except UserError as exc:
         raise UserError(f"chip: {str(exc).split(': ', 1)[-1]}", parameter="chip") from None
+    changes = {f: getattr(args, f) for f in number_format if getattr(args, f, None) is not None}
+    return chip.derive(**changes) if changes else chip
 
 
 def blocking_from_args(args: argparse.Namespace, chip, M: int, N: int, K: int, count: int):
