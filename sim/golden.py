@@ -57,7 +57,8 @@ def decode(bits: object, dtype: DType, *, flush: bool = False) -> np.ndarray:
     with ``flush``)."""
     raw = np.asarray(bits)
     store = {8: np.uint8, 16: np.uint16, 32: np.uint32}[dtype.bits]
-    values = raw.astype(np.int64).astype(store).view(dtype.numpy_type).astype(np.float64)
+    with np.errstate(invalid="ignore"):   # NaN patterns convert to NaN, as they should
+        values = raw.astype(np.int64).astype(store).view(dtype.numpy_type).astype(np.float64)
     if flush:
         tiny = float(ml_dtypes.finfo(dtype.numpy_type).smallest_normal)
         values = np.where(np.abs(values) < tiny, np.copysign(0.0, values), values)

@@ -1,0 +1,243 @@
+"""Floating-point datapaths: the golden model against exact arithmetic, the FloatMac RTL
+against the golden model (special values here, 10,000 random products per format in the
+slow suite), and whole GEMMs on the core (Amaranth here; Verilator, both dataflows, and
+the chip in the slow suite)."""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from systolab import AcceleratorConfig
+from systolab.dtypes import get_dtype
+from systolab.hdl import FloatMac
+from systolab.sim.golden import CANONICAL_NAN, decode, encode, fma_fp32, golden_matmul
+from systolab.sim.mac_bench import evaluate_mac
+from systolab.sim.stimulus import float_specials
+
+FLOATS = ("bf16", "fp16", "fp8_e4m3", "fp8_e5m2")
+FP32 = get_dtype("fp32")
+
+
+def exact_fp32(value: Fraction, sign_if_zero: int = 0) -> int:
+    """IEEE binary32 bits of ``value`` rounded to nearest even, from exact rationals: an
+    implementation independent of the golden model's round-to-odd."""
+    if value == 0:
+        return sign_if_zero << 31
+    sign, mag = (1, -value) if value < 0 else (0, value)
+    e = math.floor(math.log2(mag.numerator) - math.log2(mag.denominator))
+    while Fraction(2) ** e > mag:
+        e -= 1
+    while Fraction(2) ** (e + 1) <= mag:
+        e += 1
+    ulp_exp = max(e, -126) - 23
+    scaled = mag / Fraction(2) ** ulp_exp
+    q, rem = divmod(scaled.numerator, scaled.denominator)
+    if 2 * rem > scaled.denominator or (2 * rem == scaled.denominator and q & 1):
+        q += 1
+    bits = ((ulp_exp + 149) << 23) + q if q else 0
+    return (sign << 31) | min(bits, 0x7F800000)
+
+
+def as_fraction(bits: int, dtype) -> Fraction:
+    return Fraction(float(decode(np.array([bits]), dtype)[0]))
+
+
+@pytest.mark.parametrize("fmt", FLOATS)
+def test_golden_fma_equals_exact_rounding(fmt):
+    """Round-to-odd in float64 then to fp32 equals exact rational rounding, including sums
+    whose bits span far more than float64 holds (random exponents on both sides)."""
+    dt = get_dtype(fmt)
+    rng = np.random.default_rng(3)
+    n = 3000
+    sp = float_specials(dt)
+    finite = [v for k, v in sp.items() if "inf" not in k and k != "nan"]
+    a = np.where(rng.random(n) < 0.2, rng.choice(finite, n), rng.integers(0, 1 << dt.bits, n))
+    b = np.where(rng.random(n) < 0.2, rng.choice(finite, n), rng.integers(0, 1 << dt.bits, n))
+    acc = rng.integers(0, 1 << 32, n)
+    with np.errstate(invalid="ignore"):
+        near = encode(-decode(a, dt) * decode(b, dt) * (1 + rng.normal(0, 1e-6, n)), FP32)
+    acc = np.where(rng.random(n) < 0.5, acc, near)
+    got = fma_fp32(acc, a, b, dt)
+    checked = 0
+    for i in range(n):
+        x, y, c = (float(decode(np.array([v]), d)[0]) for v, d in ((a[i], dt), (b[i], dt), (acc[i], FP32)))
+        if not all(math.isfinite(v) for v in (x, y, c)):
+            continue
+        exact = Fraction(c) + Fraction(x) * Fraction(y)
+        both_negative_zero = c == 0 and x * y == 0 and math.copysign(1, c) < 0 and math.copysign(1, x * y) < 0
+        assert got[i] == exact_fp32(exact, int(both_negative_zero)), (hex(acc[i]), hex(a[i]), hex(b[i]))
+        checked += 1
+    assert checked > n // 2
+
+
+def test_golden_special_value_rules():
+    dt = get_dtype("bf16")
+    sp = float_specials(dt)
+    one32, neg_zero32 = int(encode(1.0, FP32)), 0x80000000
+
+    def f(acc, a, b, fmt=dt, flush=False):
+        return int(fma_fp32(np.array([acc]), np.array([a]), np.array([b]), fmt, flush=flush)[0])
+
+    assert f(0, sp["inf"], sp["+0"]) == CANONICAL_NAN                      # Inf x 0
+    assert f(0xFF800000, sp["inf"], sp["one"]) == CANONICAL_NAN            # -Inf + Inf
+    assert f(0, sp["max"], sp["max"]) == 0x7F800000                       # bf16 product beyond fp32: Inf
+    assert f(neg_zero32, sp["-0"], sp["one"]) == neg_zero32                # -0 + -0 = -0
+    assert f(0, sp["-0"], sp["one"]) == 0                                  # +0 + -0 = +0
+    assert f(one32, sp["minus_one"], sp["one"]) == 0                       # exact cancellation: +0
+    assert f(0, sp["nan"], sp["+0"]) == CANONICAL_NAN
+    # bf16's smallest subnormal squared (2**-266) underflows fp32: a zero of the product's sign
+    assert f(0, sp["-min_subnormal"], sp["min_subnormal"]) == neg_zero32
+    # fp16: 2**-14 x 2**-12 = 2**-26 is an fp32 normal; flush keeps it (only fp16 subnormal
+    # inputs and fp32 subnormal results flush)
+    h = get_dtype("fp16")
+    hs = float_specials(h)
+    assert f(0, hs["min_normal"], int(encode(2.0 ** -12, h)), h) == int(encode(2.0 ** -26, FP32))
+    assert f(0, hs["min_subnormal"], hs["one"], h, flush=True) == 0
+    # E4M3 has no Inf: 0x7F/0xFF are its NaNs, 0x7E is 448
+    e4 = get_dtype("fp8_e4m3")
+    assert decode(np.array([0x7E]), e4)[0] == 448.0 and np.isnan(decode(np.array([0x7F]), e4)[0])
+    assert f(0, 0x7E, 0x7E, e4) == int(encode(448.0 ** 2, FP32))
+    # round to nearest even on a tie: 1 + 2**-24 is halfway between 1 and 1 + 2**-23
+    tiny = int(encode(2.0 ** -12, h))
+    assert f(one32, tiny, tiny, h) == one32
+    assert f(one32 + 1, tiny, tiny, h) == one32 + 2
+
+
+def _special_grid(fmt):
+    dt = get_dtype(fmt)
+    edges = list(float_specials(dt).values())
+    accs = [0, 0x80000000, int(encode(1.0, FP32)), 0x7F7FFFFF, 0x00000001, 0xFF800000, CANONICAL_NAN]
+    a, b, acc = (np.array(v).ravel() for v in np.meshgrid(edges, edges, accs, indexing="ij"))
+    return dt, acc, a, b
+
+
+@pytest.mark.parametrize("subnormals", ["keep", "flush"])
+@pytest.mark.parametrize("fmt", FLOATS)
+def test_mac_rtl_special_values(fmt, subnormals):
+    """Every pair of the format's edge values (±0, ±Inf, NaN, largest and smallest normal,
+    subnormals, ±1) on every accumulator edge (±0, 1, fp32 max, smallest subnormal, -Inf,
+    NaN): 0 mismatches against the golden model."""
+    dt, acc, a, b = _special_grid(fmt)
+    got = evaluate_mac(FloatMac(dtype=dt, subnormals=subnormals), acc, a, b)
+    expected = fma_fp32(acc, a, b, dt, flush=subnormals == "flush")
+    wrong = np.nonzero(got != expected)[0]
+    assert len(wrong) == 0, [(hex(acc[i]), hex(a[i]), hex(b[i]), hex(expected[i]), hex(got[i])) for i in wrong[:5]]
+
+
+def test_mac_rtl_cancellation_and_fp32_add():
+    """Sums that cancel to a few bits (the normalising shift's whole range), and the
+    chip's fp32 addition of partial sums."""
+    dt = get_dtype("fp16")
+    rng = np.random.default_rng(5)
+    a = encode(rng.standard_normal(300), dt)
+    b = encode(rng.standard_normal(300), dt)
+    p = decode(a, dt) * decode(b, dt)
+    acc = encode(-p * (1 + rng.choice([0, 1e-7, -1e-7, 1e-4], 300)), FP32)
+    mac = FloatMac(dtype=dt)
+    assert np.array_equal(evaluate_mac(mac, acc, a, b), fma_fp32(acc, a, b, dt))
+
+    from amaranth.hdl import Module, Signal
+    from amaranth.sim import Simulator
+
+    x32 = encode(rng.standard_normal(200) * 10.0 ** rng.integers(-30, 30, 200), FP32)
+    y32 = np.where(rng.random(200) < 0.5, x32 ^ 0x80000001, encode(rng.standard_normal(200), FP32))
+    m = Module()
+    x, y = Signal(32), Signal(32)
+    out = Signal(32)
+    m.d.comb += out.eq(mac.add(m, x, y))
+    got = []
+
+    async def bench(ctx):
+        for u, v in zip(x32, y32):
+            ctx.set(x, int(u))
+            ctx.set(y, int(v))
+            got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == list(fma_fp32(x32, y32, int(encode(1.0, FP32)), FP32))
+
+
+@pytest.mark.parametrize("fmt, dataflow", [("bf16", "os"), ("fp16", "ws"), ("fp8_e4m3", "ws"), ("fp8_e5m2", "os")])
+def test_float_core_gemms_on_amaranth(fmt, dataflow):
+    """Whole GEMMs (K over several chunks, special values sprinkled in) on the core."""
+    from systolab.sim.core_bench import run_gemms
+    from systolab.sim.stimulus import random_operands, sprinkle_specials
+
+    cfg = AcceleratorConfig(rows=2, cols=2, dataflow=dataflow, dtype=fmt, beat_bytes=4,
+                            a_buffer_kib=0.0625, b_buffer_kib=0.0625, acc_buffer_kib=0.0625)
+    rng = np.random.default_rng(11)
+    dt = cfg.input_dtype
+    products = [(random_operands(rng, dt, (3, 9)), random_operands(rng, dt, (9, 3))),
+                (sprinkle_specials(rng, dt, random_operands(rng, dt, (2, 17)), 0.2),
+                 sprinkle_specials(rng, dt, random_operands(rng, dt, (17, 3)), 0.2))]
+    runs = run_gemms(cfg, products, stall_prob=0.2, seed=4)
+    for run, (a, b) in zip(runs, products):
+        assert np.array_equal(np.array(run.c, dtype=np.int64), golden_matmul(a, b, cfg))
+    assert any(np.any(np.asarray(r.c) == CANONICAL_NAN) for r in runs)   # the specials reached C
+
+
+def test_golden_k_blocks_change_the_order_not_integers():
+    rng = np.random.default_rng(2)
+    f = AcceleratorConfig(dtype="bf16")
+    a, b = encode(rng.standard_normal((4, 64)) * 100, f.input_dtype), encode(rng.standard_normal((64, 4)), f.input_dtype)
+    whole, blocked = golden_matmul(a, b, f), golden_matmul(a, b, f, k_block=16)
+    assert np.allclose(decode(whole, FP32), decode(blocked, FP32), rtol=1e-4)
+    i = AcceleratorConfig()
+    ai, bi = rng.integers(-128, 128, (4, 64)), rng.integers(-128, 128, (64, 4))
+    assert np.array_equal(golden_matmul(ai, bi, i), golden_matmul(ai, bi, i, k_block=16))
+    with pytest.raises(ValueError, match="k_block"):
+        golden_matmul(a, b, f, k_block=0)
+    with pytest.raises(ValueError, match="raw bf16 bit patterns"):
+        golden_matmul(a + 70000, b, f)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", FLOATS)
+def test_mac_rtl_random_products(fmt):
+    """10,000 random products per format and subnormal mode: random bit patterns (every
+    class), and accumulators that nearly cancel the product."""
+    dt = get_dtype(fmt)
+    rng = np.random.default_rng(17)
+    n = 10_000
+    for subnormals in ("keep", "flush"):
+        a, b = rng.integers(0, 1 << dt.bits, n), rng.integers(0, 1 << dt.bits, n)
+        with np.errstate(invalid="ignore"):
+            near = encode(-decode(a, dt) * decode(b, dt) * (1 + rng.normal(0, 1e-4, n)), FP32)
+        acc = np.where(rng.random(n) < 0.5, rng.integers(0, 1 << 32, n), near)
+        got = evaluate_mac(FloatMac(dtype=dt, subnormals=subnormals), acc, a, b)
+        assert int(np.sum(got != fma_fp32(acc, a, b, dt, flush=subnormals == "flush"))) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("fmt", FLOATS)
+def test_float_core_verify_on_verilator(fmt, dataflow):
+    from systolab.sim.core_bench import core_shapes
+    from systolab.sim.runner import simulator_status
+    from systolab.sim.verify import verify_core
+
+    if simulator_status()["verilator"]:
+        pytest.skip(simulator_status()["verilator"])
+    cfg = AcceleratorConfig(rows=4, cols=4, dataflow=dataflow, dtype=fmt)
+    report = verify_core(cfg, core_shapes(cfg, count=8, seed=1), seed=1, simulator="verilator")
+    assert report.passed and report.mismatches == 0, report.messages
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["bf16", "fp8_e4m3"])
+def test_float_chip_verify_on_verilator(fmt):
+    import systolab as sl
+    from systolab.sim.chip_bench import chip_campaign
+    from systolab.sim.runner import simulator_status
+    from systolab.sim.verify import verify_chip
+
+    if simulator_status()["verilator"]:
+        pytest.skip(simulator_status()["verilator"])
+    chip = sl.get_chip("sl-small").derive(dtype=fmt)
+    report = verify_chip(chip, chip_campaign(chip, count=4, seed=2), seed=2, simulator="verilator")
+    assert report.passed and report.mismatches == 0, report.messages
