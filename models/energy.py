@@ -115,8 +115,19 @@ class EnergyEstimate:
 
 
 def mac_energy_pJ(config: AcceleratorConfig, node: str) -> float:
-    """Energy of one MAC in a PE at ``node`` (multiply + accumulate + PE overhead)."""
+    """Energy of one MAC in a PE at ``node`` (multiply + accumulate + PE overhead).
+
+    Floating point: the int8 MAC with a 32-bit accumulator (Horowitz's figures) scaled by
+    the synthesised PE's size against that int8 PE of the same dataflow (``float_mac`` in
+    data/energy.yaml: switched capacitance taken as proportional to gate count)."""
     d = energy_data()
+    if config.is_float:
+        from .area import load_fit
+
+        fit = load_fit()
+        anchor = config.replace(dtype="int8", acc_bits=32, overflow="wrap", subnormals="keep")
+        ratio = fit.pe_transistors(config) / fit.pe_transistors(anchor)
+        return mac_energy_pJ(anchor, node) * ratio
     mac = d["mac_pJ_45nm"].get(config.dtype)
     if mac is None:
         raise UserError(f"dtype: no MAC energy for {config.dtype!r}")

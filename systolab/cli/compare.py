@@ -13,6 +13,11 @@ def add_parser(sub, parents) -> None:
     p = sub.add_parser("compare", parents=[parents.json],
                        help="the main job: a custom chip of systolab cores against Nvidia GPUs")
     p.add_argument("chip", nargs="?", help="chip name in models/data/chips.yaml or a chips YAML file (default chip)")
+    p.add_argument("--dtype", metavar="D",
+                   help="run the comparison in this format: the chip's cores are derived to it (bf16, fp16, "
+                        "fp8_e4m3, fp8_e5m2 accumulate in fp32; int8, uint8, int16) and every GPU runs at its "
+                        "tensor rate in it (default: the chip's own format)")
+    p.add_argument("--subnormals", help="with a floating-point --dtype: keep (default) or flush")
     p.add_argument("--workload", action="append", metavar="W",
                    help="built-in workload or CSV, repeatable (default: llama3-8b-prefill, llama3-8b-decode, dlrm)")
     p.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids (default h100-sxm,h200-sxm,h20,a100-sxm4-80gb,b200)")
@@ -35,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
     from ..models.report import write_report
 
     chip = get_chip(args.chip)
+    if args.subnormals is not None and args.dtype is None:
+        raise UserError("subnormals: applies with a floating-point --dtype", parameter="subnormals")
+    changes = {k: getattr(args, k) for k in ("dtype", "subnormals") if getattr(args, k) is not None}
+    if changes:
+        chip = chip.derive(**changes)
     check_output_folder(args.out)                    # before any work
     iso = tuple(v.strip() for v in args.iso.split(",") if v.strip()) if args.iso is not None else ()
     if args.iso is not None and not iso:
