@@ -76,11 +76,6 @@ class IntegerMac:
         wrapped = total[: self._acc_bits]
         return wrapped.as_signed() if self._dtype.signed else wrapped
 
-    def add(self, m: Module, x: Value, y: Value) -> Value:
-        """``x + y`` wrapped to the accumulator width (how the chip adds a later K-block's
-        partial sums to the stored ones)."""
-        return (x + y)[: self._acc_bits]
-
 
 def mac_for(config: AcceleratorConfig) -> IntegerMac | FloatMac:
     """The MAC unit that ``config``'s input format needs."""

@@ -201,13 +201,13 @@ class SramSlice(wiring.Component):
             m.d.comb += wp.addr.eq(index_of(wword))
             wps.append(wp)
         ab = cfg.acc_bytes
-        mac = mac_for(cfg)
+        add = (lambda x, y: mac_for(cfg).add(m, x, y)) if cfg.is_float else (lambda x, y: x + y)
         new = Signal(8 * W)
         for e in range(W // ab):
             lo_b, hi_b = 8 * ab * e, 8 * ab * (e + 1)
             take = wd.payload.strobe[ab * e]      # strobes cover whole accumulators
             summed = Signal(unsigned(8 * ab), name=f"acc_sum{e}")
-            m.d.comb += summed.eq(mac.add(m, old[lo_b:hi_b], wd.payload.data[lo_b:hi_b]))
+            m.d.comb += summed.eq(add(old[lo_b:hi_b], wd.payload.data[lo_b:hi_b]))  # ints: wrap in 8*ab bits
             m.d.comb += new[lo_b:hi_b].eq(Mux(take, Mux(self.accumulate, summed, wd.payload.data[lo_b:hi_b]),
                                               old[lo_b:hi_b]))
         accepted = wd.valid & wd.ready
