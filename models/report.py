@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..dtypes import get_dtype
+
 PLOTS = ("roofline.png", "latency_per_layer.png", "efficiency.png", "export_map.png")
 
 
@@ -48,18 +50,20 @@ def plot_roofline(result: dict, ax=None):
         roof = np.minimum(d["peak_tops"], x * d["dram_GBps"] / 1e3)
         ax.plot(x, roof, lw=2 if d["kind"] == "custom" else 1, label=d["id"])
     custom = result["rows"][0]["device"]
+    dtype = result.get("dtype", "int8")
+    eb = get_dtype(dtype).bits / 8
     marks = "osD^v<>"
     for i, w in enumerate(result["workloads"]):
         row = next(r for r in result["rows"] if r["device"] == custom and r["workload"] == w["name"])
         xs, ys = [], []
         for g in row["gemms"]:
             flops = 2 * g["M"] * g["N"] * g["K"] * g["count"]
-            nbytes = (g["M"] * g["K"] + g["K"] * g["N"] + 4 * g["M"] * g["N"]) * g["count"]
+            nbytes = ((g["M"] * g["K"] + g["K"] * g["N"]) * eb + 4 * g["M"] * g["N"]) * g["count"]
             xs.append(flops / nbytes)
             ys.append(flops / g["seconds"] / 1e12)
         ax.scatter(xs, ys, marker=marks[i % len(marks)], s=28, zorder=5, label=f"{w['name']} GEMMs on {custom}")
-    ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (int8 ops per DRAM byte, compulsory traffic)",
-           ylabel="TOPS (int8, dense)", title="Roofline: devices and the workloads' GEMMs")
+    ax.set(xscale="log", yscale="log", xlabel=f"arithmetic intensity ({dtype} ops per DRAM byte, compulsory traffic)",
+           ylabel=f"TOPS ({dtype}, dense)", title="Roofline: devices and the workloads' GEMMs")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -258,7 +262,7 @@ def render_markdown(result: dict) -> str:
           f"{chip['description']}", "",
           "## Conclusions", ""] + [f"- {c}" for c in conclusions(result)] + [
           "", "## Devices", ""]
-    md += _table(result["devices"], [("id", "device"), ("kind", "kind"), ("peak_tops", "int8 TOPS"),
+    md += _table(result["devices"], [("id", "device"), ("kind", "kind"), ("peak_tops", f"{result.get('dtype', 'int8')} TOPS"),
                                      ("die_mm2", "die mm²"), ("tdp_W", "TDP W"), ("dram_GBps", "DRAM GB/s"),
                                      ("price_usd", "unit price $"), ("eccn", "ECCN 3A090"), ("tpp", "TPP"),
                                      ("performance_density", "PD")])

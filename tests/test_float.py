@@ -241,3 +241,38 @@ def test_float_chip_verify_on_verilator(fmt):
     chip = sl.get_chip("sl-small").derive(dtype=fmt)
     report = verify_chip(chip, chip_campaign(chip, count=4, seed=2), seed=2, simulator="verilator")
     assert report.passed and report.mismatches == 0, report.messages
+
+
+def test_cli_verify_array_and_errors(capsys):
+    import json
+
+    from systolab.cli import main
+
+    assert main(["verify", "--unit", "array", "--rows", "2", "--cols", "3", "--dataflow", "ws", "--dtype", "fp8_e5m2",
+                 "--subnormals", "flush", "--sim", "amaranth", "--gemms", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["passed"] and out["mismatches"] == 0 and "specials" in out["labels"] and "init_fp32_edges" in out["labels"]
+    assert main(["verify", "--dtype", "bf16", "--acc-bits", "16", "--json"]) == 2
+    err = json.loads(capsys.readouterr().out)
+    assert err["parameter"] in ("acc_bits", "acc-bits") and "fp32" in err["error"]
+
+
+def test_compare_in_fp8_prices_both_sides_at_8_bits(tmp_path, capsys):
+    import json
+
+    from systolab.cli import main
+
+    args = ["compare", "--workload", "llama3-8b-decode", "--gpus", "h20,h100-sxm", "--json"]
+    assert main([*args, "--dtype", "fp8_e4m3", "--out", str(tmp_path / "fp8")]) == 0
+    fp8 = json.loads(capsys.readouterr().out)
+    assert main([*args, "--dtype", "bf16", "--out", str(tmp_path / "bf16")]) == 0
+    bf16 = json.loads(capsys.readouterr().out)
+    chip8, chip16 = fp8["devices"][0], bf16["devices"][0]
+    assert chip8["name"].startswith("sl-n4-os32") and "fp8_e4m3" in chip8["id"]
+    assert chip16["tpp"] == pytest.approx(2 * chip8["tpp"])                  # bit length 16 vs 8, same peak
+    assert chip16["die_mm2"] > chip8["die_mm2"]                               # bf16 MACs are larger
+    h100_8, h100_16 = (next(d for d in p["devices"] if d["id"] == "h100-sxm") for p in (fp8, bf16))
+    assert h100_8["peak_tops"] == pytest.approx(2 * h100_16["peak_tops"], rel=1e-3)   # the fp8 tensor rate
+    assert "fp8_e4m3 TOPS" in (tmp_path / "fp8" / "report.md").read_text()
+    assert main(["compare", "--subnormals", "flush", "--out", str(tmp_path / "x"), "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == "subnormals"
