@@ -276,3 +276,17 @@ def test_compare_in_fp8_prices_both_sides_at_8_bits(tmp_path, capsys):
     assert "fp8_e4m3 TOPS" in (tmp_path / "fp8" / "report.md").read_text()
     assert main(["compare", "--subnormals", "flush", "--out", str(tmp_path / "x"), "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == "subnormals"
+
+
+def test_explore_takes_the_format_as_a_parameter(tmp_path):
+    from systolab.models.explore import explore
+
+    space = {"base": "sl-n7-os32-edge", "parameters": {"cores": [4], "dtype": ["int8", "fp8_e4m3", "bf16"]},
+             "workloads": [{"name": "bert-base", "batch": 1, "seq_len": 128}],
+             "objectives": [{"metric": "throughput", "workload": "bert-base", "goal": "max"},
+                            {"metric": "die_mm2", "goal": "min"}]}
+    df = explore(space, db=tmp_path / "db.sqlite").set_index("dtype")
+    assert df.attrs["feasible"] == 3
+    assert df.loc["int8", "die_mm2"] < df.loc["fp8_e4m3", "die_mm2"] < df.loc["bf16", "die_mm2"]
+    assert df.loc["bf16", "tpp"] == pytest.approx(2 * df.loc["fp8_e4m3", "tpp"])
+    assert df.loc["int8", "pareto"] and not df.loc["bf16", "pareto"]   # bf16: larger and no faster
