@@ -13,6 +13,8 @@ SMALL = {
     "explore_h20_beater.ipynb": 'SPACE = "h20-beater"\nSEARCH, TRIALS, SEED = "lhs", 6, 0\nDB = {out!r} + "/store.sqlite"\n',
     "serving_fleet.ipynb": 'MODEL, ISL, OSL, CONCURRENCY = "llama3-8b", 512, 64, 8\nGPU = "h100-sxm"\n'
                            'DEVICES = ("sl-n4-os32", "h100-sxm")\nBUDGET_USD = 1e8\n',
+    "number_formats.ipynb": 'FORMATS = ("int8", "fp8_e4m3", "bf16")\nROWS, COLS, DATAFLOW = 2, 2, "ws"\nGEMM = (3, 2, 9)\n'
+                            'WORKLOAD = "llama3-8b-decode"\nGPUS = ("h100-sxm",)\n',
 }
 
 
@@ -75,3 +77,11 @@ def test_serving_fleet_runs_under_a_kernel(tmp_path):
     assert "budget $100,000,000" in text
     assert _mime(nb, "text/html") >= 3          # the two devices, the decode step, the fleet
     assert _mime(nb, "image/png") >= 1          # the fleet plot
+
+
+def test_number_formats_runs_under_a_kernel():
+    nb = _run("number_formats.ipynb", Path("."))
+    text = _text(nb)
+    assert "llama3-8b-decode, tokens/s by device and format" in text
+    assert _mime(nb, "text/html") >= 4          # verification, area, throughput and TPP tables
+    assert _mime(nb, "image/png") >= 1          # the area bars
