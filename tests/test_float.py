@@ -290,3 +290,32 @@ def test_explore_takes_the_format_as_a_parameter(tmp_path):
     assert df.loc["int8", "die_mm2"] < df.loc["fp8_e4m3", "die_mm2"] < df.loc["bf16", "die_mm2"]
     assert df.loc["bf16", "tpp"] == pytest.approx(2 * df.loc["fp8_e4m3", "tpp"])
     assert df.loc["int8", "pareto"] and not df.loc["bf16", "pareto"]   # bf16: larger and no faster
+
+
+@pytest.mark.parametrize("fmt, dataflow", [("fp8_e4m3", "os"), ("bf16", "ws")])
+def test_float_chip_on_amaranth_accumulates_k_blocks_in_order(fmt, dataflow):
+    """The chip RTL in Amaranth: three K-blocks, each added to the stored sums by the
+    slice's fp32 adder, special values in A, stalls on the DRAM ports."""
+    import systolab as sl
+    from systolab.sim.chip_bench import fit_blocking, run_chip_gemm
+    from systolab.sim.stimulus import random_operands, sprinkle_specials
+
+    chip = sl.get_chip("sl-tiny").derive(dtype=fmt, dataflow=dataflow)
+    rng = np.random.default_rng(1)
+    dt = chip.core.input_dtype
+    M, N, K = 5, 6, 40
+    a, b = sprinkle_specials(rng, dt, random_operands(rng, dt, (M, K)), 0.05), random_operands(rng, dt, (K, N))
+    blk = fit_blocking(chip, M, N, K, 1, mb=M, nb=N, kb=16)
+    assert blk.kb < K and blk.gk == 1
+    run = run_chip_gemm(chip, [(a, b)], blk, stall_prob=0.1, seed=3)
+    assert run.status == 0 and run.passed
+    assert np.array_equal(np.asarray(run.c[0], np.int64), golden_matmul(a, b, chip.core, k_block=blk.kb))
+
+
+def test_float_chip_refuses_split_k():
+    import systolab as sl
+    from systolab.hdl.chip import Blocking, blocking_status
+
+    chip = sl.get_chip("sl-tiny").derive(dtype="fp16")
+    assert blocking_status(chip, 4, 4, 32, 1, Blocking(4, 4, 32, 4, 4, 1, 1, 1, 2, 16)) == 6
+    assert blocking_status(chip.derive(dtype="int8"), 4, 4, 32, 1, Blocking(4, 4, 32, 4, 4, 1, 1, 1, 2, 16)) == 0
