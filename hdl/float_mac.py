@@ -35,7 +35,7 @@ from typing import NamedTuple
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 
 from ..config import SUBNORMAL_MODES, AcceleratorConfig
-from ..dtypes import DType, get_dtype
+from ..dtypes import HARDWARE_DTYPES, DType, get_dtype
 
 FP32 = get_dtype("fp32")
 CANONICAL_NAN = 0x7FC00000
@@ -85,7 +85,7 @@ class FloatMac:
         one of the modes.
     """
 
-    INPUTS = ("bf16", "fp16", "fp8_e4m3", "fp8_e5m2")
+    INPUTS = tuple(d for d in HARDWARE_DTYPES if get_dtype(d).kind == "float")
 
     def __init__(self, *, dtype: DType, subnormals: str = "keep"):
         if not isinstance(dtype, DType) or dtype.name not in self.INPUTS:
@@ -140,7 +140,7 @@ class FloatMac:
         sig = Signal(2 * (self._dtype.man_bits + 1), name="p_sig")
         exp = Signal(_EXP, name="p_exp")
         m.d.comb += [sig.eq(x.sig * y.sig), exp.eq(x.exp + y.exp)]
-        nan = x.nan | y.nan | (x.inf & (y.zero & ~y.nan)) | ((x.zero & ~x.nan) & y.inf)
+        nan = x.nan | y.nan | (x.inf & y.zero) | (x.zero & y.inf)    # NaN and Inf are never zero
         return _Operand(x.sign ^ y.sign, sig, exp, sig == 0, (x.inf | y.inf) & ~nan, nan)
 
     def _sum(self, m: Module, x: _Operand, y: _Operand) -> Value:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import AcceleratorConfig
-from .golden import golden_matmul
+from .golden import golden_matmul, show_value
 from .stimulus import Product
 
 
@@ -61,10 +61,11 @@ class Scoreboard:
         return found
 
     def describe(self, mm: Mismatch) -> str:
-        got = "nothing" if mm.got is None else mm.got
+        got = "nothing" if mm.got is None else show_value(mm.got, self.config)
         where = f"; waveform: {self.waveform}" if self.waveform else "; rerun with --waves for a waveform"
         return (f"product {mm.product} ({mm.label}, MxNxK={'x'.join(map(str, self.products[mm.product].shape))}) "
-                f"C[{mm.row},{mm.col}]: expected {mm.expected}, got {got} (seed {self.seed}{where})")
+                f"C[{mm.row},{mm.col}]: expected {show_value(mm.expected, self.config)}, got {got} "
+                f"(seed {self.seed}{where})")
 
     @property
     def passed(self) -> bool:

@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 from ..errors import SimulationError, UserError
 from ..hdl.chip import CHIP_COUNTERS, REJECT, Blocking, ChipTop
 from .golden import golden_matmul
-from .stimulus import random_operands
+from .stimulus import random_gemm
 
 sys.set_int_max_str_digits(0)
 
@@ -212,4 +212,4 @@ def chip_campaign(chip, *, count: int, seed: int, corners: bool = True, max_dim:
 
 def random_products(chip, M: int, N: int, K: int, count: int, rng) -> list:
     dt = chip.core.input_dtype
-    return [(random_operands(rng, dt, (M, K)), random_operands(rng, dt, (K, N))) for _ in range(count)]
+    return [random_gemm(rng, dt, M, N, K) for _ in range(count)]

@@ -49,14 +49,14 @@ def wrap_to(values: np.ndarray, bits: int, signed: bool) -> np.ndarray:
 
 
 CANONICAL_NAN = 0x7FC00000
-_F32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
+_STORAGE = {8: np.uint8, 16: np.uint16, 32: np.uint32}    # unsigned integers of a format's width
 
 
 def decode(bits: object, dtype: DType, *, flush: bool = False) -> np.ndarray:
     """float64 values of raw ``dtype`` bit patterns (subnormals flushed to signed zeros
     with ``flush``)."""
     raw = np.asarray(bits)
-    store = {8: np.uint8, 16: np.uint16, 32: np.uint32}[dtype.bits]
+    store = _STORAGE[dtype.bits]
     with np.errstate(invalid="ignore"):   # NaN patterns convert to NaN, as they should
         values = raw.astype(np.int64).astype(store).view(dtype.numpy_type).astype(np.float64)
     if flush:
@@ -67,7 +67,7 @@ def decode(bits: object, dtype: DType, *, flush: bool = False) -> np.ndarray:
 
 def encode(values: object, dtype: DType) -> np.ndarray:
     """Raw bit patterns (int64) of ``values`` rounded to ``dtype`` (nearest-even)."""
-    store = {8: np.uint8, 16: np.uint16, 32: np.uint32}[dtype.bits]
+    store = _STORAGE[dtype.bits]
     with np.errstate(over="ignore", invalid="ignore"):
         return np.asarray(values, np.float64).astype(dtype.numpy_type).view(store).astype(np.int64)
 
@@ -95,9 +95,6 @@ def fma_fp32(acc: object, a: object, b: object, dtype: DType, *, flush: bool = F
 def _float_matmul(A: np.ndarray, B: np.ndarray, config: AcceleratorConfig, C0: np.ndarray,
                   k_block: int | None) -> np.ndarray:
     dt, flush = config.input_dtype, config.subnormals == "flush"
-    for name, arr in (("a", A), ("b", B)):
-        if arr.size and (arr.min() < 0 or arr.max() >= 1 << dt.bits):
-            raise ValueError(f"{name} must hold raw {dt.name} bit patterns, 0..{(1 << dt.bits) - 1}")
     if C0.size and (C0.min() < 0 or C0.max() >= 1 << 32):
         raise ValueError("init must hold raw fp32 bit patterns, 0..4294967295")
     K = A.shape[1]
@@ -110,6 +107,14 @@ def _float_matmul(A: np.ndarray, B: np.ndarray, config: AcceleratorConfig, C0: n
             acc = fma_fp32(acc, A[:, k][:, None], B[k, :][None, :], dt, flush=flush)
         total = fma_fp32(total, acc, one, FP32, flush=flush) if k0 else acc
     return total
+
+
+def show_value(value: object, config: AcceleratorConfig) -> str:
+    """An accumulator value as a message shows it: integers as they are, fp32 bit patterns
+    in hex with the number they encode."""
+    if value is None or not config.is_float:
+        return str(value)
+    return f"0x{int(value):08x} ({float(decode(np.array([value]), FP32)[0]):.9g})"
 
 
 def golden_matmul(a: object, b: object, config: AcceleratorConfig, init: object | None = None, *,
@@ -145,12 +150,14 @@ def golden_matmul(a: object, b: object, config: AcceleratorConfig, init: object 
         raise ValueError(f"init must have shape {(M, N)}, not {C0.shape}")
     if k_block is not None and (isinstance(k_block, bool) or not isinstance(k_block, int) or k_block < 1):
         raise ValueError(f"k_block must be a positive integer, not {k_block!r}")
+    dt = config.input_dtype
+    lo, hi = dt.code_range
+    for name, arr in (("a", A), ("b", B)):
+        if arr.size and (arr.min() < lo or arr.max() > hi):
+            raise ValueError(f"{name} must hold raw {dt.name} bit patterns, {lo}..{hi}" if config.is_float
+                             else f"{name} holds values outside the {dt.name} range {lo}..{hi}")
     if config.is_float:
         return _float_matmul(A, B, config, C0, k_block)
-    dt = config.input_dtype
-    for name, arr in (("a", A), ("b", B)):
-        if arr.size and (arr.min() < dt.min_int or arr.max() > dt.max_int):
-            raise ValueError(f"{name} holds values outside the {dt.name} range {dt.min_int}..{dt.max_int}")
     bits, signed = config.acc_bits, config.acc_signed
     if config.overflow == "wrap":
         return wrap_to(C0 + A @ B, bits, signed)

@@ -2,7 +2,8 @@
 ``acc + a * b`` out, to check the datapath against the golden model value by value.
 
 One unit, driven one value at a time: copies side by side made each step slower than
-their number (measured: 8 copies, 4x the time per value), about 5 ms per fp value here.
+their number (measured: 8 copies, 4x the time per value). A FloatMac takes about 2.6 ms
+per value on the 2-core development VM (2026-11-30: 500 values in 1.2-1.5 s per format).
 """
 from __future__ import annotations
 

@@ -61,6 +61,11 @@ def random_operands(rng: np.random.Generator, dtype: DType, shape: tuple[int, ..
     return rng.integers(dtype.min_int, dtype.max_int, size=shape, endpoint=True, dtype=np.int64)
 
 
+def random_gemm(rng: np.random.Generator, dtype: DType, M: int, N: int, K: int) -> tuple[np.ndarray, np.ndarray]:
+    """(A, B) of an M x N x K product with :func:`random_operands`."""
+    return random_operands(rng, dtype, (M, K)), random_operands(rng, dtype, (K, N))
+
+
 def float_specials(dtype: DType) -> dict[str, int]:
     """Raw bit patterns of a floating-point format's edge values: ±0, ±Inf (where the format
     has it), NaN, the largest and smallest normals, the smallest and largest subnormals, 1."""

@@ -59,11 +59,11 @@ def default_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Validatio
 def _run_case(case: ValidationCase, simulator: str, seed: int) -> list[dict]:
     from .core_bench import run_gemms
     from .runner import run_core_hdl
-    from .stimulus import random_operands
+    from .stimulus import random_gemm
 
     rng = np.random.default_rng(seed)
     dt = case.config.input_dtype
-    products = [(random_operands(rng, dt, (M, K)), random_operands(rng, dt, (K, N))) for M, N, K in case.shapes]
+    products = [random_gemm(rng, dt, M, N, K) for M, N, K in case.shapes]
     params = dict(latency=case.memory.latency_cycles, bytes_per_cycle=case.memory.bytes_per_cycle, seed=seed)
     if simulator == "amaranth":
         runs = run_gemms(case.config, products, **params)

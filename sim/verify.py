@@ -11,7 +11,7 @@ from .checker import Scoreboard
 from .plan import Plan
 from .protocol import ArrayProtocol
 from .runner import resolve_simulator, run_plan_hdl
-from .stimulus import Product, random_operands, sprinkle_specials
+from .stimulus import Product, random_gemm, sprinkle_specials
 
 
 @dataclass
@@ -150,7 +150,7 @@ def verify_core(config: AcceleratorConfig, shapes: list[tuple[int, int, int]], *
 
     from ..checks import check_int, check_seed
     from .core_bench import check_memory, run_gemms
-    from .golden import golden_matmul
+    from .golden import golden_matmul, show_value
     from .runner import run_core_hdl, waveform_path
 
     check_memory(latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob, seed=seed)
@@ -161,7 +161,7 @@ def verify_core(config: AcceleratorConfig, shapes: list[tuple[int, int, int]], *
     sim = resolve_simulator(simulator)
     rng = np.random.default_rng(seed)
     dt = config.input_dtype
-    products = [(random_operands(rng, dt, (M, K)), random_operands(rng, dt, (K, N))) for M, N, K in shapes]
+    products = [random_gemm(rng, dt, M, N, K) for M, N, K in shapes]
     if config.is_float:   # every other GEMM carries special values (NaN, ±Inf, ±0, extremes)
         products = [(sprinkle_specials(rng, dt, a), sprinkle_specials(rng, dt, b)) if i % 2 else (a, b)
                     for i, (a, b) in enumerate(products)]
@@ -183,7 +183,8 @@ def verify_core(config: AcceleratorConfig, shapes: list[tuple[int, int, int]], *
         expected = golden_matmul(a, b, config)
         wrong = np.argwhere(np.array(c, dtype=object) != expected.astype(object))
         mismatches += len(wrong)
-        messages += [f"{a.shape[0]}x{b.shape[1]}x{a.shape[1]}: C[{r},{q}] expected {expected[r, q]}, got {c[r, q]} "
+        messages += [f"{a.shape[0]}x{b.shape[1]}x{a.shape[1]}: C[{r},{q}] expected "
+                     f"{show_value(expected[r, q], config)}, got {show_value(c[r, q], config)} "
                      f"(seed {seed}; {where})" for r, q in wrong[:5]]
     messages += violations[:10]
     counters = [cnt for _, cnt in outs]
@@ -243,7 +244,7 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
     from ..models.blocking import blocking_traffic, dram_traffic_lower_bound
     from ..models.chip_perf import chip_gemm_perf
     from .chip_bench import random_products, run_chip_gemm
-    from .golden import golden_matmul
+    from .golden import golden_matmul, show_value
     from .runner import run_chip_hdl
 
     check_seed("seed", seed)
@@ -272,7 +273,8 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
             expected = golden_matmul(a, b, chip.core, k_block=blk.kb)
             wrong = np.argwhere(np.array(c, dtype=object) != expected.astype(object))
             mismatches += len(wrong)
-            messages += [f"{M}x{N}x{K} product {q} with {blk}: C[{r},{s}] expected {expected[r, s]}, got {c[r][s]} "
+            messages += [f"{M}x{N}x{K} product {q} with {blk}: C[{r},{s}] expected "
+                         f"{show_value(expected[r, s], chip.core)}, got {show_value(c[r][s], chip.core)} "
                          f"(seed {seed})" for r, s in wrong[:3]]
         messages += out["violations"][:5]
     counters = [o["counters"] for o in outs]

@@ -77,13 +77,14 @@ class DType:
     def numpy_type(self) -> type:
         """The numpy scalar type of this floating-point format (``ml_dtypes`` for the
         8- and 16-bit formats numpy lacks); values and raw bits convert through it."""
-        if self.kind != "float":
-            raise TypeError(f"{self.name} is not a floating-point format")
         import ml_dtypes
         import numpy as np
 
-        return {"fp8_e4m3": ml_dtypes.float8_e4m3fn, "fp8_e5m2": ml_dtypes.float8_e5m2,
-                "fp16": np.float16, "bf16": ml_dtypes.bfloat16, "fp32": np.float32}[self.name]
+        types = {"fp8_e4m3": ml_dtypes.float8_e4m3fn, "fp8_e5m2": ml_dtypes.float8_e5m2,
+                 "fp16": np.float16, "bf16": ml_dtypes.bfloat16, "fp32": np.float32}
+        if self.name not in types:
+            raise TypeError(f"{self.name} has no numpy type here (formats with one: {', '.join(types)})")
+        return types[self.name]
 
 
 DTYPES: dict[str, DType] = {

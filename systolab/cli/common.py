@@ -16,6 +16,7 @@ from ..errors import UserError
 DESIGN_FIELDS = ("rows", "cols", "dataflow", "dtype", "acc_bits", "overflow", "beat_bytes", "a_buffer_kib",
                  "b_buffer_kib", "acc_buffer_kib", "subnormals")
 
+NUMBER_FORMAT = ("dtype", "subnormals")      # core fields a chip's cores can be derived to
 _ARG_NAME = re.compile(r"argument (?:-\w+/)?-{0,2}([\w-]+)")
 _REQUIRED = re.compile(r"arguments are required: --?([\w-]+)")
 _UNKNOWN = re.compile(r"unrecognized arguments: --?([\w-]+)")
@@ -176,9 +177,8 @@ def chip_from_args(args: argparse.Namespace):
     (``--dtype`` and ``--subnormals`` derive the chip with its cores in that format)."""
     from ..models.chip import get_chip
 
-    number_format = ("dtype", "subnormals")
     given = [f for f in (*DESIGN_FIELDS, "config", "latency", "bytes_per_cycle", "cores", "clock_mhz", "unit")
-             if getattr(args, f, None) is not None and f not in number_format]
+             if getattr(args, f, None) is not None and f not in NUMBER_FORMAT]
     if given:
         flag = given[0].replace("_", "-")
         raise UserError(f"{flag}: describes a lone core; --chip takes its cores, memory and clock from the chip's "
@@ -190,7 +190,12 @@ def chip_from_args(args: argparse.Namespace):
         chip = get_chip(args.chip)
     except UserError as exc:
         raise UserError(f"chip: {str(exc).split(': ', 1)[-1]}", parameter="chip") from None
-    changes = {f: getattr(args, f) for f in number_format if getattr(args, f, None) is not None}
+    return in_number_format(chip, args)
+
+
+def in_number_format(chip, args: argparse.Namespace):
+    """``chip`` with its cores derived to ``--dtype`` / ``--subnormals`` where given."""
+    changes = {f: getattr(args, f) for f in NUMBER_FORMAT if getattr(args, f, None) is not None}
     return chip.derive(**changes) if changes else chip
 
 

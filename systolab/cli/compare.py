@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from .common import emit, positive_int, real_in
+from .common import emit, in_number_format, positive_int, real_in
 
 ISO_VIEWS = ("area", "power", "price")
 
@@ -17,7 +17,7 @@ def add_parser(sub, parents) -> None:
                    help="run the comparison in this format: the chip's cores are derived to it (bf16, fp16, "
                         "fp8_e4m3, fp8_e5m2 accumulate in fp32; int8, uint8, int16) and every GPU runs at its "
                         "tensor rate in it (default: the chip's own format)")
-    p.add_argument("--subnormals", help="with a floating-point --dtype: keep (default) or flush")
+    p.add_argument("--subnormals", help="floating-point cores: keep (IEEE, default) or flush to signed zeros")
     p.add_argument("--workload", action="append", metavar="W",
                    help="built-in workload or CSV, repeatable (default: llama3-8b-prefill, llama3-8b-decode, dlrm)")
     p.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids (default h100-sxm,h200-sxm,h20,a100-sxm4-80gb,b200)")
@@ -39,12 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ..models.compare import DEFAULT_GPUS, DEFAULT_WORKLOADS, compare
     from ..models.report import write_report
 
-    chip = get_chip(args.chip)
-    if args.subnormals is not None and args.dtype is None:
-        raise UserError("subnormals: applies with a floating-point --dtype", parameter="subnormals")
-    changes = {k: getattr(args, k) for k in ("dtype", "subnormals") if getattr(args, k) is not None}
-    if changes:
-        chip = chip.derive(**changes)
+    chip = in_number_format(get_chip(args.chip), args)
     check_output_folder(args.out)                    # before any work
     iso = tuple(v.strip() for v in args.iso.split(",") if v.strip()) if args.iso is not None else ()
     if args.iso is not None and not iso:
