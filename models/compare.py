@@ -142,7 +142,9 @@ def model_errors() -> dict:
         "custom_area": f"array area fit vs Yosys synthesis: held-out max {max(held):.2f} % up to 16x16 "
                        f"(benchmarks/area_fit.py); 64x64 extrapolates; SRAM macros from node bit-cell areas; "
                        f"NoC/I/O/PHY shares are assumptions",
-        "custom_energy": "activity x per-op energies (Horowitz 45 nm scaled to the node): not measured against silicon",
+        "custom_energy": "activity x per-op energies (Horowitz 45 nm scaled to the node): not measured against silicon; "
+                         "floating-point MACs are the int8 MAC scaled by the synthesised PE size, 2.4x below Horowitz's "
+                         "own FP units for fp16 (data/energy.yaml: float_mac)",
         "gpu_time": f"calibrated GEMM model vs {len(cal)} public measurements: mean |error| "
                     f"{sum(abs(r['error_pct']) for r in cal) / len(cal):.1f} %, max {max(abs(r['error_pct']) for r in cal):.1f} %, "
                     f"leave-one-out mean {sum(abs(r['loo_error_pct']) for r in cal if r['loo_error_pct'] is not None) / len(cal):.1f} % "
