@@ -3,9 +3,9 @@ traffic against the lower bound, speed, and how decode scales with cores.
 
 1. ``quality``: every distinct GEMM of the built-in workloads at several batch sizes and
    sequence lengths, plus random shapes (200 or more in all), on several chips: the fast
-   search's cycles over the exhaustive optimum's (worst and count above 2 %), the
+   search's cycles over the fewest any mapping takes (worst and count above 2 %), the
    screening model's rank error (where the exact optimum sits in its ranking), and, on
-   memory-bound GEMMs, DRAM bytes over the lower bound.
+   memory-bound GEMMs, DRAM bytes over the lower bound (in bytes, and in the DMA's beats).
 2. ``speed``: screening evaluations per second (vectorised), exact evaluations per second,
    and the time to map a whole Llama-3-70B prefill, cold caches.
 3. ``scaling``: batch-16 decode with 4,096-token contexts on the default chip with 64 ...
@@ -62,6 +62,7 @@ def workload_gemms() -> list[tuple[int, int, int, int]]:
 def quality(chip_names: list[str]) -> None:
     import systolab as sl
     from systolab.models.blocking import candidates
+    from systolab.models.chip_perf import chip_gemm_cycles
     from systolab.models.mapper import map_gemm, screen_cycles
 
     shapes = suite()
@@ -70,25 +71,33 @@ def quality(chip_names: list[str]) -> None:
     for name in chip_names:
         chip = sl.get_chip(name)
         t = time.perf_counter()
-        gaps, ranks, ratios, over, over_work = [], [], [], 0, 0
+        gaps, ex_gaps, ranks, ratios, dma_ratios = [], [], [], [], []
         for x, (M, N, K, p) in enumerate(shapes):
             ex = map_gemm(chip, M, N, K, p, "exhaustive")
             fa = map_gemm(chip, M, N, K, p, "fast")
-            gaps.append(fa.cycles / ex.cycles - 1)
             cands = candidates(chip, M, N, K, p)
+            exact = [chip_gemm_cycles(chip, M, N, K, b, p) for b in cands]     # cached by the exhaustive search
+            fastest = min(exact)
+            gaps.append(fa.cycles / fastest - 1)
+            ex_gaps.append(ex.cycles / fastest - 1)
             screened = screen_cycles(chip, M, N, K, p, cands)
-            best = cands.index(ex.blocking)
+            best = int(np.argmin(exact))
             ranks.append(int(np.sum(screened < screened[best])) / len(cands))
             if fa.bound == "memory":
-                ratios.append(fa.dram_bytes / fa.dram_bytes_lower_bound)
-                over += ratios[-1] > 1.1
-                over_work += ratios[-1] > 1.1 and x < n_work
+                ratios.append((fa.dram_bytes / fa.dram_bytes_lower_bound, x < n_work))
+                dma_ratios.append((fa.dram_bytes / fa.dram_bytes_lower_bound_dma, x < n_work))
         g = np.array(gaps)
-        print(f"{chip.name:16} worst fast/exhaustive gap {g.max():.2%} (mean {g.mean():.3%}, {int(np.sum(g > 0.02))} "
-              f"over 2 %); exact optimum in the screen's best {max(ranks):.0%} at worst; memory-bound GEMMs "
-              f"{len(ratios)}: DRAM bytes / lower bound median {np.median(ratios) if ratios else 0:.3f}, "
-              f"max {max(ratios) if ratios else 0:.3f}, {over} over 1.1 ({over_work} of them workload GEMMs)  "
-              f"({time.perf_counter() - t:.0f} s)")
+
+        def spread(rs):
+            r = [v for v, _ in rs] or [0.0]
+            over = [work for v, work in rs if v > 1.1]
+            return f"median {np.median(r):.3f}, max {max(r):.3f}, {len(over)} over 1.1 ({sum(over)} workload GEMMs)"
+
+        print(f"{chip.name:16} worst fast gap to the fewest cycles {g.max():.2%} (mean {g.mean():.3%}, "
+              f"{int(np.sum(g > 0.02))} over 2 %; the exhaustive search's own, from the traffic rule, "
+              f"{max(ex_gaps):.2%}); exact optimum in the screen's best {max(ranks):.0%} at worst; "
+              f"memory-bound GEMMs {len(ratios)}: DRAM bytes / lower bound {spread(ratios)}; "
+              f"/ lower bound in the DMA's beats {spread(dma_ratios)}  ({time.perf_counter() - t:.0f} s)")
 
 
 def speed(chip_name: str) -> None:

@@ -10,9 +10,12 @@ every row-group count ``gm`` in {1, 2, 4, ...} and, when the output tiles
 ``gk`` in {1, 2, 4, ...} (split-K; otherwise gk = 1), with ``gn`` the cores left: per-core
 rows ``mc`` in {rows * 2^i} (for a WS core, whose M-block is ``tile_m`` >= rows, also
 below it) and the even split ceil(M / gm); per-core columns ``nc`` in
-{cols * 2^i} and ceil(N / gn); per-core K-ranges ``kc`` of ceil(K / gk), of the largest
-multiple of a beat that fits the slice and its halves down to a quarter, and of every
-power-of-two number of beats (from eight) that fits (``kb = min(K, gk * kc)``). Blockings
+{cols * 2^i} and ceil(N / gn); per-core K-ranges ``kc`` of ceil(K / gk) and (split-K)
+that rounded up to whole DMA beats, of the largest multiple of a DMA beat (else of a core
+beat) that fits the slice and its halves down to a quarter, and of every power-of-two
+number of core beats (from eight) that fits (``kb = min(K, gk * kc)``). K-ranges in whole
+DMA beats matter because the DMA reads each K-part of a row in whole beats: 1,203 bytes of
+K in four parts of 301 take 12 beats of 128 bytes, in parts of 384 (the last 51) 10. Blockings
 the controller would reject are dropped. The mapper (``models/mapper.py``) searches it.
 
 **Traffic.** A blocking reads every A element once per N-block and every B element once
@@ -28,6 +31,15 @@ multiplication", 2019), and never less than reading A and B and writing C once. 
 each element moved costs at least ``input_bytes`` and S = on-chip bytes / ``input_bytes``
 (accumulators are wider, so this under-counts, as a lower bound may):
 :func:`dram_traffic_lower_bound`.
+
+**In the DMA's beats.** The chip's DMA reads an operand row (of A) or column (of B)
+segment by segment, each a whole number of DRAM beats (``hdl/dma.py``), and the sum of
+the segments' beats is at least the beats of the whole row: so on this chip every A row
+and B column costs at least ``ceil(K * input_bytes / beat)`` beats, and the compulsory
+traffic is counted that way in :func:`dma_traffic_lower_bound` (the Hong–Kung term as
+above). The gap between the two bounds is what the DMA's granularity costs (short rows:
+attention's K = 64 on 256-byte beats reads 4x its bytes); the gap between the second and
+a mapping's traffic is what the blocking costs.
 """
 from __future__ import annotations
 
@@ -47,10 +59,22 @@ def on_chip_bytes(chip) -> int:
 def dram_traffic_lower_bound(chip, M: int, N: int, K: int, count: int = 1) -> int:
     """The least DRAM traffic (bytes) any schedule of ``count`` M x N x K products needs on
     this chip (module docstring)."""
+    return _lower_bound(chip, M, N, K, count, K * chip.core.input_bytes)
+
+
+def dma_traffic_lower_bound(chip, M: int, N: int, K: int, count: int = 1) -> int:
+    """The least DRAM traffic (bytes) any schedule of ``count`` M x N x K products needs on
+    this chip with its DMA, which reads operand rows in whole beats (module docstring)."""
+    beat = chip.dma_beat_bytes
+    return _lower_bound(chip, M, N, K, count, -(-K * chip.core.input_bytes // beat) * beat)
+
+
+def _lower_bound(chip, M: int, N: int, K: int, count: int, row_bytes: int) -> int:
+    """max(compulsory, Hong–Kung) with every A row and B column costing ``row_bytes``."""
     cfg = chip.core
     eb, ab = cfg.input_bytes, cfg.acc_bytes
     S = on_chip_bytes(chip) / eb
-    compulsory = (M * K + K * N) * eb + M * N * ab
+    compulsory = (M + N) * row_bytes + M * N * ab
     hong_kung = eb * (2 * M * N * K / math.sqrt(S) - 2 * S)
     return int(count * max(compulsory, math.ceil(hong_kung)))
 
@@ -80,11 +104,12 @@ class _Capacity(NamedTuple):
     cores: int
     operand_words: int
     acc_words: int
+    dma_beat_bytes: int
 
 
 def candidates(chip, M: int, N: int, K: int, count: int = 1) -> list[Blocking]:
     """The search space of the module docstring, valid blockings only, in a fixed order."""
-    return list(_candidates(_Capacity(chip.core, chip.cores, chip.operand_words, chip.acc_words), M, N, K, count))
+    return list(_candidates(_Capacity(chip.core, chip.cores, chip.operand_words, chip.acc_words, chip.dma_beat_bytes), M, N, K, count))
 
 
 @lru_cache(maxsize=1024)
@@ -93,6 +118,7 @@ def _candidates(chip: _Capacity, M: int, N: int, K: int, count: int) -> tuple[Bl
     out: list[Blocking] = []
     seen: set[Blocking] = set()
     k_unit = cfg.elements_per_beat
+    k_dma = chip.dma_beat_bytes // cfg.input_bytes           # a DMA beat's elements
     # split-K only where the output tiles cannot occupy every core (decode's GEMVs)
     tiles = math.ceil(M / cfg.tile_m) * math.ceil(N / cfg.cols) * count
     for gp in sorted(set(_powers(1, min(count, n)))):
@@ -107,12 +133,15 @@ def _candidates(chip: _Capacity, M: int, N: int, K: int, count: int) -> tuple[Bl
                         mc_, nc_ = math.ceil(mb / gm), math.ceil(nb / gn)
                         # the largest K-range per core that fits the operand buffer
                         words = chip.operand_words // 2 // (mc_ + nc_)
-                        kc_fit = words * cfg.beat_bytes // cfg.input_bytes // k_unit * k_unit
+                        kc_fit = words * cfg.beat_bytes // cfg.input_bytes
+                        kc_fit = kc_fit // k_dma * k_dma if kc_fit >= k_dma else kc_fit // k_unit * k_unit
                         kcs = {math.ceil(K / gk)} | {max(k_unit, min(K, kc_fit // d)) for d in (1, 2, 4)} | {
                             k for k in _powers(k_unit * 8, K) if k <= kc_fit}
-                        for kc in sorted(kcs, reverse=True):
+                        aligned = -(-K // (gk * k_dma)) * k_dma if gk > 1 else 0
+                        for kc in sorted(kcs | ({aligned} if aligned else set()), reverse=True):
                             kb = min(K, kc * gk)
-                            b = Blocking(mb, nb, kb, mc_, nc_, gp, gm, gn, gk, math.ceil(kb / gk))
+                            kc_ = kc if kc == aligned else math.ceil(kb / gk)
+                            b = Blocking(mb, nb, kb, mc_, nc_, gp, gm, gn, gk, kc_)
                             if b not in seen and blocking_status(chip, M, N, K, count, b) == 0:
                                 seen.add(b)
                                 out.append(b)

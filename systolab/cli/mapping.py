@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
             rows.append({"name": g.name, **d, "count": g.count, "parallel": g.parallel, "rounds": rounds,
                          **{k: d[k] * rounds for k in ("cycles", "seconds", "dram_bytes", "dram_bytes_read",
                                                        "dram_bytes_written", "dram_bytes_lower_bound",
+                                                       "dram_bytes_lower_bound_dma",
                                                        "blocking_traffic_bytes")}})
         payload = {**base, "workload": workload.to_dict(), "gemms": rows, "totals": _totals(chip, rows)}
 
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         t = q["totals"]
         lines = [f"{chip.name} ({q['search']} search): {t['cycles']:,} cycles ({t['seconds'] * 1e3:.4f} ms), "
                  f"MAC utilisation {t['utilization']:.3f}, DRAM bandwidth used {t['dram_bandwidth_utilization']:.3f}, "
-                 f"{t['bound']}-bound; DRAM {t['dram_bytes']:,} B (lower bound {t['dram_bytes_lower_bound']:,} B)"]
+                 f"{t['bound']}-bound; DRAM {t['dram_bytes']:,} B (lower bound {t['dram_bytes_lower_bound']:,} B, "
+                 f"{t['dram_bytes_lower_bound_dma']:,} B in the DMA's beats)"]
         for r in q["gemms"][:60]:
             lines.append(f"  {r['name']:14} {'x'.join(map(str, r['gemm']))} x{r['count']}: {r['mapping']['text']:36} "
                          f"util {r['utilization']:.3f} DRAM {r['dram_bandwidth_utilization']:.3f} {r['bound']:8} "
@@ -75,5 +77,6 @@ def _totals(chip, rows: list[dict]) -> dict:
     return {"cycles": cycles, "seconds": cycles / chip.clock_hz,
             "utilization": macs / (chip.cores * chip.core.rows * chip.core.cols * cycles),
             "dram_bytes": moved, "dram_bytes_lower_bound": sum(r["dram_bytes_lower_bound"] for r in rows),
+            "dram_bytes_lower_bound_dma": sum(r["dram_bytes_lower_bound_dma"] for r in rows),
             "dram_bandwidth_utilization": moved / (chip.dram_bytes_per_cycle * cycles),
             "bound": max(sorted(by), key=lambda b: by[b])}
