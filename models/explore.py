@@ -10,6 +10,7 @@
     workloads:
       - {name: llama3-8b-decode, batch: 1}
       - {name: llama3-8b-prefill, seq_len: 2048}
+      - {serve: llama3-70b, isl: 2048, osl: 256, concurrency: 64}   # LLM serving (name llama3-70b-serving)
     objectives:
       - {metric: throughput, workload: llama3-8b-decode, goal: max}
       - {metric: usd_per_million_units, workload: llama3-8b-decode, goal: min}
@@ -25,9 +26,19 @@
 
 Metrics of a design: ``die_mm2``, ``power_W``, ``unit_cost_usd``, ``peak_tops``, ``tpp``,
 ``fleet_units`` (chips the budget buys at the unit cost); per workload: ``throughput``
-(units/s), ``seconds``, ``utilization``, ``energy_per_unit_J``, ``usd_per_million_units``,
-``fleet_throughput`` (units/s of the budget's fleet, one workload run per device at a
-time). Every number comes from the models that ``systolab compare`` uses (the chip model
+(units/s per device), ``seconds``, ``utilization``, ``energy_per_unit_J``,
+``usd_per_million_units``, ``fleet_throughput`` (units/s of the budget's fleet).
+
+A workload is a built-in one (``name`` with its ``batch`` and ``seq_len``: each device
+runs it alone, a fleet is whole devices) or an LLM *serving* scenario (``serve``: a model
+of ``data/llm_models.yaml``, ``isl``, ``osl``, and ``batch`` or ``concurrency``; optional
+``tp`` and ``name``, default ``<model>-serving``), timed by the serving model
+(:func:`~systolab.models.serving.serve_auto`: the smallest tensor-parallel group that
+holds the model and its KV cache, unless ``tp`` is given). Its ``throughput`` is output
+tokens/s per device, ``seconds`` the time per output token, ``ttft_s`` the time to first
+token, ``devices`` the group's size, and the fleet buys whole groups. The reference GPUs
+serve it in their own serving format (fp8 where they have it, else bf16), as
+``systolab fleet`` does. Every number comes from the models that ``systolab compare`` uses (the chip model
 through the mapper, area, power, cost, export); the fleet metrics follow from them and
 the budget when the points are read, so changing the budget re-evaluates nothing.
 
@@ -74,8 +85,12 @@ MAX_ASKS_PER_POINT = 20
 #: Spaces usable by name (``systolab explore h20-beater``).
 SPACES_DIR = Path(__file__).parent / "data" / "spaces"
 DESIGN_METRICS = ("die_mm2", "power_W", "unit_cost_usd", "peak_tops", "tpp", "fleet_units")
-WORKLOAD_METRICS = ("throughput", "seconds", "utilization", "energy_per_unit_J", "usd_per_million_units",
-                    "fleet_throughput")
+GEMM_METRICS = ("throughput", "seconds", "utilization", "energy_per_unit_J", "usd_per_million_units",
+                "fleet_throughput")
+SERVING_METRICS = ("throughput", "seconds", "ttft_s", "devices", "energy_per_unit_J", "usd_per_million_units",
+                   "fleet_throughput")
+WORKLOAD_METRICS = tuple(dict.fromkeys(GEMM_METRICS + SERVING_METRICS))
+SERVING_KEYS = ("serve", "name", "isl", "osl", "batch", "concurrency", "tp")
 SPACE_KEYS = ("base", "parameters", "workloads", "objectives", "constraints", "budget_usd", "gpus")
 #: GPUs drawn as reference points when the space names none (those ``beat`` names are added).
 REFERENCE_GPUS = ("h100-sxm", "h20")
@@ -104,7 +119,7 @@ class Space:
     source: str
     base: str | None
     parameters: dict[str, dict]     # name -> {"values": [...]} or {"min", "max", "step"|None}
-    workloads: tuple[dict, ...]     # {"name": ..., "batch": ..., "seq_len": ...}
+    workloads: tuple[dict, ...]     # {"name", "batch", "seq_len"} or a serving scenario {"serve", "name", ...}
     objectives: tuple[Objective, ...]
     constraints: dict[str, Any]
     budget_usd: float = 7e9
@@ -199,11 +214,18 @@ def load_space(space: str | Path | dict) -> Space:
     wls = []
     for i, w in enumerate(workloads):
         w = {"name": w} if isinstance(w, str) else w
+        if isinstance(w, dict) and "serve" in w:
+            wls.append(_serving_workload(source, f"workloads[{i}]", w))
+            continue
         if not isinstance(w, dict) or w.get("name") not in BUILTINS or set(w) - {"name", "batch", "seq_len"}:
             raise _err(source, f"workloads[{i}]", f"expected {{name, batch, seq_len}} with a built-in name "
-                                                  f"({', '.join(BUILTINS)}), not {w!r}")
+                                                  f"({', '.join(BUILTINS)}) or a serving scenario {{serve, isl, "
+                                                  f"osl, batch or concurrency}}, not {w!r}")
         wls.append(dict(w))
     names = [w["name"] for w in wls]
+    if len(set(names)) < len(names):
+        raise _err(source, "workloads", f"two workloads share a name ({', '.join(names)}); give serving ones a name")
+    kinds = {w["name"]: SERVING_METRICS if "serve" in w else GEMM_METRICS for w in wls}
     objectives = data.get("objectives")
     if not isinstance(objectives, list) or not objectives:
         raise _err(source, "objectives", "give at least one objective, e.g. {metric: die_mm2, goal: min}")
@@ -221,6 +243,8 @@ def load_space(space: str | Path | dict) -> Space:
         if metric in WORKLOAD_METRICS and wl not in names:
             raise _err(source, f"{where}.workload", f"must name one of the space's workloads ({', '.join(names)}), "
                                                     f"not {wl!r}")
+        if metric in WORKLOAD_METRICS and metric not in kinds[wl]:
+            raise _err(source, f"{where}.metric", f"{wl} has no {metric}; its metrics are {', '.join(kinds[wl])}")
         if metric in DESIGN_METRICS and wl is not None:
             raise _err(source, f"{where}.workload", f"{metric} is a property of the design, not of a workload")
         objs.append(Objective(metric, goal, wl))
@@ -252,6 +276,39 @@ def load_space(space: str | Path | dict) -> Space:
         except UserError as exc:
             raise _err(source, f"gpus[{i}]", str(exc).split(": ", 1)[-1]) from None
     return Space(source, base, parsed, tuple(wls), tuple(objs), dict(constraints), float(budget), tuple(gpus))
+
+
+def _serving_workload(source: str, where: str, w: dict) -> dict:
+    """A serving scenario of a space, checked by the serving model's own checks."""
+    from .serving import check_request
+    from .workloads import get_llm
+
+    if unknown := set(w) - set(SERVING_KEYS):
+        raise _err(source, f"{where}.{sorted(map(str, unknown))[0]}", f"unknown key; a serving workload takes "
+                                                                      f"{', '.join(SERVING_KEYS)}")
+    try:
+        get_llm(w["serve"])
+        check_request(w["serve"], isl=w.get("isl"), osl=w.get("osl"), batch=w.get("batch"),
+                      concurrency=w.get("concurrency"))
+        if w.get("tp") is not None:
+            check_int("tp", w["tp"])
+    except UserError as exc:
+        field = "serve" if exc.parameter == "model" else exc.parameter or "serve"
+        raise _err(source, f"{where}.{field}", str(exc).split(": ", 1)[-1]) from None
+    name = w.get("name", f"{w['serve']}-serving")
+    if not isinstance(name, str) or not name:
+        raise _err(source, f"{where}.name", f"must be a non-empty string, not {name!r}")
+    return {**w, "name": name}
+
+
+def serving_metrics(device, w: dict) -> dict:
+    """A serving workload's metrics on ``device`` (a chip or a GPU id, in its own format)."""
+    from .serving import serve_auto
+
+    r = serve_auto(device, w["serve"], tp=w.get("tp"), isl=w["isl"], osl=w["osl"], batch=w.get("batch"),
+                   concurrency=w.get("concurrency"))
+    return {"throughput": r.output_tokens_per_s, "seconds": r.tpot_s, "ttft_s": r.ttft_s, "devices": r.devices,
+            "energy_per_unit_J": r.energy_per_token_J, "usd_per_million_units": r.usd_per_million_tokens}
 
 
 def _first(spec):
@@ -322,6 +379,12 @@ def evaluate_point(space: Space, design: dict) -> dict:
                            "eccn": chip.export_class(rule_date=space.constraints.get("rule_date")).eccn,
                            "workloads": {}}
     for w in space.workloads:
+        if "serve" in w:
+            try:
+                out["workloads"][w["name"]] = serving_metrics(chip, w)
+            except UserError as exc:                  # the model or its KV cache fits no tensor-parallel group
+                return {**out, "invalid": "capacity", "error": str(exc)}
+            continue
         wl = get_workload(w["name"], dtype=chip.core.dtype, batch=w.get("batch"), seq_len=w.get("seq_len"))
         try:
             ev = chip.evaluate(wl)
@@ -345,6 +408,9 @@ def gpu_targets(space: Space) -> list[float]:
     targets = []
     for b in space.constraints.get("beat") or []:
         w = next(x for x in space.workloads if x["name"] == b["workload"])
+        if "serve" in w:
+            targets.append(b["ratio"] * serving_metrics(b["gpu"], w)["throughput"])
+            continue
         wl = get_workload(w["name"], dtype=dtype, batch=w.get("batch"), seq_len=w.get("seq_len"))
         targets.append(b["ratio"] * evaluate_gpu(b["gpu"], wl).throughput)
     return targets
@@ -369,11 +435,18 @@ def judge(space: Space, metrics: dict, targets: list[float]) -> dict:
 
 def with_fleet(metrics: dict, budget_usd: float) -> dict:
     """``metrics`` with what ``budget_usd`` buys: ``fleet_units`` (whole devices at the unit
-    cost) and each workload's ``fleet_throughput``; ``None`` without a unit cost."""
+    cost) and each workload's ``fleet_throughput`` (its whole groups of ``devices``, one
+    for a built-in workload); ``None`` without a unit cost or a throughput."""
     units = math.floor(budget_usd / metrics["unit_cost_usd"]) if metrics.get("unit_cost_usd") else None
+
+    def fleet(m: dict) -> float | None:
+        if units is None or m.get("throughput") is None:
+            return None
+        group = m.get("devices") or 1
+        return units // group * group * m["throughput"]
+
     return {**metrics, "fleet_units": units,
-            "workloads": {w: {**m, "fleet_throughput": None if units is None else units * m["throughput"]}
-                          for w, m in metrics["workloads"].items()}}
+            "workloads": {w: {**m, "fleet_throughput": fleet(m)} for w, m in metrics["workloads"].items()}}
 
 
 def objective_values(space: Space, result: dict) -> list[float]:
@@ -616,7 +689,8 @@ def _run_deep(sp: Space, store: Store, version: str, front: list[dict], k: int, 
 UNITS = {"die_mm2": "die_mm2", "power_W": "power_W", "unit_cost_usd": "unit_cost_usd", "peak_tops": "peak_TOPS",
          "tpp": "tpp", "fleet_units": "fleet_units", "fleet_throughput": "fleet_throughput_units_per_s",
          "throughput": "throughput_units_per_s", "seconds": "seconds_s", "utilization": "utilization",
-         "energy_per_unit_J": "energy_per_unit_J", "usd_per_million_units": "usd_per_million_units"}
+         "energy_per_unit_J": "energy_per_unit_J", "usd_per_million_units": "usd_per_million_units",
+         "ttft_s": "ttft_s", "devices": "devices"}
 
 
 def points_frame(points: list[dict], front: set[str] = frozenset()):
@@ -681,9 +755,15 @@ def gpu_reference(space: Space) -> dict[str, dict]:
         res: dict[str, Any] = {"die_mm2": dev.die_mm2, "power_W": dev.tdp_W, "unit_cost_usd": dev.price_usd,
                                "peak_tops": dev.peak_tops, "tpp": dev.tpp, "eccn": dev.eccn, "workloads": {}}
         for w in space.workloads:
+            if "serve" in w:
+                try:
+                    res["workloads"][w["name"]] = serving_metrics(g, w)
+                except UserError:               # fits no tensor-parallel group of this GPU: no reference
+                    res["workloads"][w["name"]] = {}
+                continue
             wl = get_workload(w["name"], dtype=dtype, batch=w.get("batch"), seq_len=w.get("seq_len"))
             row = _row(dev, evaluate_gpu(g, wl))
-            res["workloads"][w["name"]] = {k: row.get(k) for k in WORKLOAD_METRICS}
+            res["workloads"][w["name"]] = {k: row.get(k) for k in GEMM_METRICS}
         out[g] = with_fleet(res, space.budget_usd)
     return out
 

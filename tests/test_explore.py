@@ -47,6 +47,13 @@ def _space(**changes) -> dict:
     (dict(speed=1), "speed"),
     (dict(budget_usd=-1), "budget_usd"),
     (dict(gpus=["h999"]), "gpus[0]"),
+    (dict(workloads=[{"serve": "llama9", "isl": 8, "osl": 8, "batch": 1}]), "workloads[0].serve"),
+    (dict(workloads=[{"serve": "llama3-8b", "isl": 8, "osl": 8}]), "workloads[0].batch"),
+    (dict(workloads=[{"serve": "llama3-8b", "isl": 0, "osl": 8, "batch": 1}]), "workloads[0].isl"),
+    (dict(workloads=[{"serve": "llama3-8b", "isl": 8, "osl": 8, "batch": 1, "pp": 2}]), "workloads[0].pp"),
+    (dict(workloads=[{"serve": "llama3-8b", "isl": 8, "osl": 8, "batch": 1}],
+          objectives=[{"metric": "utilization", "workload": "llama3-8b-serving", "goal": "max"}]),
+     "objectives[0].metric"),
 ])
 def test_a_bad_space_names_the_file_and_field(tmp_path, change, field):
     path = tmp_path / "space.yaml"
@@ -232,6 +239,39 @@ def test_fleet_metrics_follow_the_budget_without_reevaluating(tmp_path):
         assert (df["fleet_units"] == np.floor(budget / df["unit_cost_usd"])).all()
         assert np.allclose(df["bert-base.fleet_throughput_units_per_s"],
                            df["fleet_units"] * df["bert-base.throughput_units_per_s"])
+
+
+def test_a_serving_workload_is_timed_by_the_serving_model_and_buys_whole_groups(tmp_path):
+    from systolab.models.serving import serve_auto
+
+    w = {"serve": "llama3-8b", "isl": 512, "osl": 64, "concurrency": 8}
+    space = _space(base="sl-n4-os32", parameters={"cores": [64, 512], "dram_stacks": [1]},
+                   workloads=[w], budget_usd=1e8,
+                   objectives=[{"metric": "fleet_throughput", "workload": "llama3-8b-serving", "goal": "max"},
+                               {"metric": "ttft_s", "workload": "llama3-8b-serving", "goal": "min"}],
+                   gpus=["h100-sxm", "h20"])
+    res = run_explore(space, db=tmp_path / "db.sqlite")
+    assert res["points"] == 2 and res["feasible"] == 2 and res["pareto"]
+    for p in res["all_points"]:
+        chip = __import__("systolab").get_chip("sl-n4-os32").derive(**p["design"])
+        r = serve_auto(chip, "llama3-8b", isl=512, osl=64, concurrency=8)
+        m = p["result"]["workloads"]["llama3-8b-serving"]
+        assert (m["throughput"], m["ttft_s"], m["devices"]) == (r.output_tokens_per_s, r.ttft_s, r.devices)
+        groups = p["result"]["fleet_units"] // r.devices
+        assert m["fleet_throughput"] == pytest.approx(groups * r.output_tokens_per_s_group)
+    # the GPUs serve it too (in their own format), as reference points
+    from systolab.models.explore import gpu_reference
+
+    ref = gpu_reference(load_space(space))
+    assert ref["h100-sxm"]["workloads"]["llama3-8b-serving"]["throughput"] == pytest.approx(
+        serve_auto("h100-sxm", "llama3-8b", isl=512, osl=64, concurrency=8).output_tokens_per_s)
+
+
+def test_a_design_whose_memory_holds_no_serving_group_is_marked_capacity(tmp_path):
+    space = _space(workloads=[{"serve": "llama3-70b", "isl": 2048, "osl": 256, "concurrency": 64, "tp": 1}],
+                   objectives=[{"metric": "throughput", "workload": "llama3-70b-serving", "goal": "max"}])
+    res = run_explore(space, db=tmp_path / "db.sqlite")
+    assert res["feasible"] == 0 and res["pareto"] == [] and res["binding"] == "capacity"
 
 
 def test_the_bundled_spaces_load_by_name():
