@@ -4,12 +4,14 @@
    ``models/data/serving_measurements.csv`` and store them in ``models/data/gpu_fit.yaml``
    (repeated until they settle; see ``systolab.models.serving_fit``).
 2. ``loo``: every measurement against the stored fit (in-sample) and against a fit to all
-   the other measurements (leave-one-out), with the median and worst |error| per metric.
+   the other measurements (leave-one-out), with the median and worst |error| per metric;
+   ``--write`` records the leave-one-out summary in ``models/data/gpu_fit.yaml``, where the
+   compare report cites it (a refit clears it).
 3. ``tp``: Llama-3-70B decode with tensor parallelism on 2, 4 and 8 devices of each kind
    (the GPUs of ``systolab compare`` and the default chip): tokens/s per device, TPOT and
    the largest batch the KV cache allows.
 
-Usage: ``.venv/bin/python benchmarks/serving.py [fit|loo|tp]``
+Usage: ``.venv/bin/python benchmarks/serving.py [fit|loo [--write]|tp]``
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def do_fit() -> None:
     print(sf.summary(rows))
 
 
-def do_loo() -> None:
+def do_loo(write: bool = False) -> None:
     from systolab.models import serving_fit as sf
 
     t0 = time.perf_counter()
@@ -41,6 +43,9 @@ def do_loo() -> None:
               f"{s['median_abs_loo_error_pct']:.1f} %), worst {s['worst_abs_error_pct']:.1f} % (LOO "
               f"{s['worst_abs_loo_error_pct']:.1f} %, {s['worst_loo_case']})")
     print(f"({time.perf_counter() - t0:.0f} s)")
+    if write:
+        sf.store_loo(rows)
+        print("leave-one-out errors written to models/data/gpu_fit.yaml (the compare report cites them)")
 
 
 def do_tp() -> None:
@@ -65,8 +70,11 @@ def do_tp() -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", nargs="?", default="loo", choices=["fit", "loo", "tp"])
+    p.add_argument("--write", action="store_true", help="loo: record the leave-one-out errors in gpu_fit.yaml")
     a = p.parse_args()
-    {"fit": do_fit, "loo": do_loo, "tp": do_tp}[a.what]()
+    if a.write and a.what != "loo":
+        p.error("--write: only loo writes its result")
+    {"fit": do_fit, "loo": lambda: do_loo(a.write), "tp": do_tp}[a.what]()
 
 
 if __name__ == "__main__":

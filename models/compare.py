@@ -107,10 +107,6 @@ def _row(device: Device, ev) -> dict:
 
 
 #: The serving fit's leave-one-out error, as benchmarks/README.md records it (python benchmarks/serving.py loo).
-SERVING_LOO = ("leave-one-out median |error| 5.8 % on output tokens/s (44 runs; worst 28.8 %, A100 Llama-2-70B "
-               "128 + 2,048 tokens on TensorRT-LLM 0.6) and 6.5 % on time to first token (10 runs; worst 11.9 %)")
-
-
 def _serving_fit_text() -> str:
     from .gpu import FIT_FILE
     from .specs import load_yaml
@@ -121,9 +117,15 @@ def _serving_fit_text() -> str:
     shape = (f"; GEMM-shape terms (per-tile cost, DRAM share of few tiles) on {g['n']} public skinny and small-K "
              f"GEMMs left out of their fit: median |error| {g['median_abs_error_pct']:.1f} %, worst "
              f"{g['worst_abs_error_pct']:.1f} % (models/gemm_fit.py)") if g else ""
+    loo = d.get("leave_one_out") or {}
+    names = {"output_tokens_per_s_per_gpu": "output tokens/s", "ttft_s": "time to first token"}
+    held = " and ".join(f"{v['median_abs_loo_error_pct']:.1f} % on {names.get(m, m)} ({v['n']} runs; worst "
+                        f"{v['worst_abs_loo_error_pct']:.1f} %, {v['worst_loo_case']})" for m, v in loo.items())
+    held = (f"leave-one-out median |error| {held}" if held else
+            "leave-one-out error not recorded for this fit (python benchmarks/serving.py loo --write)")
     return (f"{d['measurements']} measurements (H100, H200, A100, L40S; Llama-2, Llama-3, Mixtral; TensorRT-LLM, "
             f"LMDeploy, vLLM), in-sample median |error| "
-            f"{s.get('median_abs_error_pct', float('nan')):.1f} % on tokens/s, {SERVING_LOO}{shape}")
+            f"{s.get('median_abs_error_pct', float('nan')):.1f} % on tokens/s, {held}{shape}")
 
 
 def model_errors() -> dict:

@@ -269,7 +269,16 @@ def store(theta: np.ndarray, rows: list[dict] | None = None, path: str | None = 
         "rows marked fit (its heldout rows never enter a fit). All GPUs share these values.")
     if rows:
         doc["in_sample"] = summary(rows)
+    doc["leave_one_out"] = None         # a new fit: its leave-one-out error is measured again (store_loo)
     update_fit_file(doc, path)
+
+
+def store_loo(rows: list[dict], path: str | None = None) -> None:
+    """Record the leave-one-out error of the stored fit (``rows`` from :func:`report`
+    with ``loo``) in ``data/gpu_fit.yaml``, where the compare report reads it."""
+    loo = {metric: {k: s[k] for k in ("n", "median_abs_loo_error_pct", "worst_abs_loo_error_pct", "worst_loo_case")}
+           for metric, s in summary(rows).items()}
+    update_fit_file({"leave_one_out": loo}, path)
 
 
 def refit(rounds: int = 4, rtol: float = 1e-2) -> tuple[np.ndarray, list[dict]]:

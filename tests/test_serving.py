@@ -13,6 +13,7 @@ from systolab.models import serving_fit as sf
 from systolab.models.chip import get_chip
 from systolab.models.chip_workload import chip_workload_perf
 from systolab.models.compare import DEFAULT_GPUS
+from systolab.models.gpu import FIT_FILE
 from systolab.models.serving import (
     ChipServing,
     Precision,
@@ -24,6 +25,7 @@ from systolab.models.serving import (
     serve_auto,
     step_ops,
 )
+from systolab.models.specs import load_yaml
 from systolab.models.workloads import DecoderShape, get_llm, llm_models
 
 # published parameter counts, billions (model cards: Llama 2 7B/13B/70B, Llama 3 8B/70B, Mixtral 46.7B)
@@ -212,10 +214,33 @@ def test_the_stored_gpu_fit_is_the_fit_of_the_stored_measurements():
 
 @pytest.mark.slow
 def test_leave_one_out_error_of_the_serving_fit():
-    """benchmarks/serving.py loo records these figures."""
+    """benchmarks/serving.py loo --write records these figures."""
     s = sf.summary(sf.report(loo=True))
     assert s["output_tokens_per_s_per_gpu"]["median_abs_loo_error_pct"] <= 10
     assert s["ttft_s"]["median_abs_loo_error_pct"] <= 10
+    stored = load_yaml(FIT_FILE)["leave_one_out"]
+    for metric, v in stored.items():
+        assert v["median_abs_loo_error_pct"] == pytest.approx(s[metric]["median_abs_loo_error_pct"], rel=0.02)
+
+
+def test_the_compare_report_cites_the_recorded_leave_one_out_error(tmp_path):
+    """A refit clears the recorded leave-one-out error (it belonged to the old fit), the
+    loo benchmark records it again, and the report cites what is recorded."""
+    from systolab.models.compare import _serving_fit_text
+
+    loo = load_yaml(FIT_FILE).get("leave_one_out")
+    assert loo, "gpu_fit.yaml has no leave-one-out error: run python benchmarks/serving.py loo --write"
+    text = _serving_fit_text()
+    for v in loo.values():
+        assert f"{v['median_abs_loo_error_pct']:.1f} %" in text and v["worst_loo_case"] in text
+    copy = tmp_path / "fit.yaml"
+    copy.write_text(FIT_FILE.read_text())
+    sf.store(sf.stored_theta(), path=str(copy))
+    assert load_yaml(copy)["leave_one_out"] is None
+    rows = [{"metric": "ttft_s", "error_pct": 1.0, "loo_error_pct": e, "id": f"run{e}"} for e in (-3.0, 2.0, 9.0)]
+    sf.store_loo(rows, path=str(copy))
+    assert load_yaml(copy)["leave_one_out"] == {"ttft_s": {"n": 3, "median_abs_loo_error_pct": 3.0,
+                                                          "worst_abs_loo_error_pct": 9.0, "worst_loo_case": "run9.0"}}
 
 
 def test_fleets_buy_whole_replicas_for_the_budget():
