@@ -73,10 +73,14 @@ def test_map_cli_gemm_and_workload(capsys):
     q = json.loads(capsys.readouterr().out)
     row = q["gemms"][0]
     assert row["mapping"]["mb"] >= 1 and row["cycles"] == q["totals"]["cycles"]
-    assert row["dram_bytes"] >= row["dram_bytes_lower_bound"] > 0 and row["bound"] in ("compute", "memory", "sram", "latency")
+    assert row["dram_bytes"] >= row["dram_bytes_lower_bound_dma"] >= row["dram_bytes_lower_bound"] > 0
+    assert row["bound"] in ("compute", "memory", "sram", "latency")
     assert main(["map", "--chip", "sl-n4-os32", "--workload", "llama3-8b-decode", "--batch", "1", "--json"]) == 0
     w = json.loads(capsys.readouterr().out)
     assert w["totals"]["dram_bandwidth_utilization"] >= 0.85 and w["totals"]["bound"] == "memory"
+    t = w["totals"]
+    assert t["dram_bytes_lower_bound_dma"] == sum(r["dram_bytes_lower_bound_dma"] for r in w["gemms"])
+    assert t["dram_bytes"] >= t["dram_bytes_lower_bound_dma"] >= t["dram_bytes_lower_bound"]
     assert main(["perf", "--chip", "sl-n4-os32", "--workload", "llama3-8b-decode", "--batch", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["cycles"] == w["totals"]["cycles"]
 
