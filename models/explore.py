@@ -175,11 +175,12 @@ def load_space(space: str | Path | dict) -> Space:
         data, source = space, "<dict>"
     else:
         bundled = SPACES_DIR / f"{space}.yaml"
+        source = str(space)
         if not Path(space).exists() and bundled.is_file():
+            source = f"models/data/spaces/{space}.yaml"     # where it lives in the project, not the install
             space = bundled
         import yaml
 
-        source = str(space)
         try:
             data = yaml.safe_load(read_text(space, parameter="space"))
         except yaml.YAMLError as exc:
