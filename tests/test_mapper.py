@@ -6,12 +6,14 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from systolab.cli import main
 from systolab.errors import UserError
-from systolab.models.blocking import candidates
+from systolab.models.blocking import blocking_traffic, candidates, dma_traffic_lower_bound, dram_traffic_lower_bound
 from systolab.models.chip import get_chip
-from systolab.models.chip_perf import chip_gemm_perf
+from systolab.models.chip_perf import chip_gemm_counters, chip_gemm_perf
 from systolab.models.mapper import map_gemm, screen_cycles
 
 OS32 = get_chip("sl-n4-os32")
@@ -93,3 +95,21 @@ def test_map_cli_gemm_and_workload(capsys):
 def test_map_cli_bad_input(capsys, argv, parameter):
     assert main(argv + ["--json"]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == parameter
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(M=st.integers(1, 300), N=st.integers(1, 300), K=st.integers(1, 600), count=st.integers(1, 3),
+       wide=st.booleans(), pick=st.integers(0, 1 << 30))
+def test_no_mapping_moves_less_than_either_traffic_bound(M, N, K, count, wide, pick):
+    """The byte bound holds for any schedule; the DMA-beat bound for this DMA (rows read in
+    whole beats): every mapping in the space moves at least both."""
+    chip = get_chip("sl-small")
+    if wide:                                        # beats four times the core's: short rows waste more
+        chip = chip.derive(dma_beat_bytes=4 * chip.core.beat_bytes)
+    cands = candidates(chip, M, N, K, count)
+    floor, dma_floor = dram_traffic_lower_bound(chip, M, N, K, count), dma_traffic_lower_bound(chip, M, N, K, count)
+    assert dma_floor >= floor
+    for b in (cands[pick % len(cands)], cands[-1 - pick % len(cands)]):
+        p = chip_gemm_counters(chip, M, N, K, b, count)
+        assert p.dram_bytes_read + p.dram_bytes_written >= dma_floor
+        assert p.dram_bytes_read + p.dram_bytes_written >= blocking_traffic(chip, M, N, K, b, count)
