@@ -106,7 +106,6 @@ def _row(device: Device, ev) -> dict:
     return row
 
 
-#: The serving fit's leave-one-out error, as benchmarks/README.md records it (python benchmarks/serving.py loo).
 def _serving_fit_text() -> str:
     from .gpu import FIT_FILE
     from .specs import load_yaml

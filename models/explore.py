@@ -38,9 +38,11 @@ holds the model and its KV cache, unless ``tp`` is given). Its ``throughput`` is
 tokens/s per device, ``seconds`` the time per output token, ``ttft_s`` the time to first
 token, ``devices`` the group's size, and the fleet buys whole groups. The reference GPUs
 serve it in their own serving format (fp8 where they have it, else bf16), as
-``systolab fleet`` does. Every number comes from the models that ``systolab compare`` uses (the chip model
-through the mapper, area, power, cost, export); the fleet metrics follow from them and
-the budget when the points are read, so changing the budget re-evaluates nothing.
+``systolab fleet`` does.
+
+Every number comes from the models that ``systolab compare`` uses (the chip model through
+the mapper, area, power, cost, export); the fleet metrics follow from them and the budget
+when the points are read, so changing the budget re-evaluates nothing.
 
 **Search.** ``grid`` (every combination of lists and stepped ranges, in a fixed order),
 ``random`` and ``lhs`` (Latin hypercube) with a seed: the same seed gives the same points;
@@ -282,13 +284,11 @@ def load_space(space: str | Path | dict) -> Space:
 def _serving_workload(source: str, where: str, w: dict) -> dict:
     """A serving scenario of a space, checked by the serving model's own checks."""
     from .serving import check_request
-    from .workloads import get_llm
 
     if unknown := set(w) - set(SERVING_KEYS):
         raise _err(source, f"{where}.{sorted(map(str, unknown))[0]}", f"unknown key; a serving workload takes "
                                                                       f"{', '.join(SERVING_KEYS)}")
     try:
-        get_llm(w["serve"])
         check_request(w["serve"], isl=w.get("isl"), osl=w.get("osl"), batch=w.get("batch"),
                       concurrency=w.get("concurrency"))
         if w.get("tp") is not None:
