@@ -135,7 +135,7 @@ def speed(jobs: int) -> None:
           f"{jobs} processes = {points / dt:.1f} points/s (10,000 points: {10_000 / (points / dt) / 60:.1f} min)")
 
 
-def search(jobs: int, spaces: list[str], seeds: int) -> None:
+def search(jobs: int, spaces: list[str], seeds: int, methods: list[str]) -> None:
     import shutil
 
     from systolab.models.explore import run_explore
@@ -151,7 +151,7 @@ def search(jobs: int, spaces: list[str], seeds: int) -> None:
         ref = hypervolume(grid["pareto"], lo, hi)
         budget = grid["points"] // 10
         print(f"space of {grid['points']} designs ({len(grid['pareto'])} on the front); budget {budget} points")
-        for method in ("nsga2", "tpe", "random"):
+        for method in methods:
             hvs = []
             for seed in range(seeds):
                 # each run starts from a copy of the grid's store: a proposal is answered from it
@@ -173,16 +173,19 @@ def main() -> None:
     ap.add_argument("part", nargs="?", choices=("speed", "search", "deep", "all"), default="all")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=10, help="search: seeds per search (default %(default)s)")
+    ap.add_argument("--methods", default="nsga2,tpe,random", help="search: the searches to run (default %(default)s)")
     ap.add_argument("--spaces", default=",".join(SEARCH_SPACES),
                     help="search spaces to run, by design count (default: %(default)s)")
     args = ap.parse_args()
-    spaces = args.spaces.split(",")
+    spaces, methods = args.spaces.split(","), args.methods.split(",")
+    if bad := set(methods) - {"nsga2", "tpe", "random"}:
+        ap.error(f"--methods: unknown {sorted(bad)}; choose from nsga2, tpe, random")
     if unknown := set(spaces) - set(SEARCH_SPACES):
         ap.error(f"--spaces: unknown {sorted(unknown)}; choose from {', '.join(SEARCH_SPACES)}")
     if args.part in ("speed", "all"):
         speed(args.jobs)
     if args.part in ("search", "all"):
-        search(args.jobs, spaces, args.seeds)
+        search(args.jobs, spaces, args.seeds, methods)
     if args.part in ("deep", "all"):
         deep()
 
