@@ -275,7 +275,8 @@ def chip_gemm_counters(chip, M: int, N: int, K: int, b: Blocking, count: int = 1
     blocks = Counter(itertools.product(_extents(count, b.gp), _extents(M, b.mb), _extents(N, b.nb)))
     kinfo = Counter((klen, i == 0) for i, klen in enumerate(_extents(K, b.kb)))
     busy = np.zeros(chip.cores, dtype=np.int64)
-    sram_read = sram_written = core_read = dram_read = 0
+    sram_read = sram_written = core_read = 0
+    dram_read = chip_dram_bytes_read(chip, M, N, K, b, count)
     for (live, mlen, nlen), n_blocks in blocks.items():
         sram_read += n_blocks * _dma_sram_reads(chip, b, live, mlen, nlen)      # its write-back
         for (klen, first), n_k in kinfo.items():
@@ -285,14 +286,22 @@ def chip_gemm_counters(chip, M: int, N: int, K: int, b: Blocking, count: int = 1
             sram_read += n * (reads + (0 if first else writes))     # later K-blocks add to the partial sums
             core_read += n * reads
             sram_written += n * (writes + _dma_sram_writes(chip, b, live, mlen, nlen, klen))
-            dram_read += n * live * (mlen + nlen) * chip.dma_beat_bytes * sum(
-                dram_beats(chip, k * cfg.input_bytes) for k in _kparts(b, klen))
     return ChipGemmPerf(cycles=chip_gemm_cycles(chip, M, N, K, b, count) if cycles is None else cycles,
                         steps=sum(blocks.values()) * sum(kinfo.values()), macs=M * N * K * count,
                         busy=tuple(int(v) for v in busy), dram_bytes_read=dram_read,
                         dram_bytes_written=M * N * cfg.acc_bytes * count, sram_bytes_read=sram_read,
                         sram_bytes_written=sram_written, core_bytes_read=core_read, cores=chip.cores,
                         pes_per_core=cfg.rows * cfg.cols, dram_bytes_per_cycle=chip.dram_bytes_per_cycle)
+
+
+def chip_dram_bytes_read(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) -> int:
+    """DRAM bytes the DMA reads for a descriptor (the RTL's ``dram_bytes_read``): every
+    block loads its rows of A and columns of B for every K-block, each K-part of a row in
+    whole beats (:func:`~systolab.hdl.chip.dram_beats`). Cheap: no cycle model."""
+    rows_and_cols = sum(live * (mlen + nlen) for live, mlen, nlen in
+                        itertools.product(_extents(count, b.gp), _extents(M, b.mb), _extents(N, b.nb)))
+    beats = sum(dram_beats(chip, k * chip.core.input_bytes) for klen in _extents(K, b.kb) for k in _kparts(b, klen))
+    return rows_and_cols * beats * chip.dma_beat_bytes
 
 
 def _dma_sram_writes(chip, b, live, mlen, nlen, klen) -> int:

@@ -99,7 +99,7 @@ def test_search_finds_the_fastest_candidate_and_respects_the_bounds():
     # the fastest within the tolerance, and of those the least traffic
     near = [b for b, c in zip(cands, cycles) if c <= min(cycles) * (1 + TRAFFIC_TOLERANCE)]
     assert found.blocking in near and found.cycles > min(cycles)          # here a slower one moves less
-    assert found.blocking_traffic_bytes == min(blocking_traffic(SMALL, M, N, K, b) for b in near)
+    assert found.perf.dram_bytes_read == min(chip_gemm_perf(SMALL, M, N, K, b).dram_bytes_read for b in near)
     assert found.candidates == len(cands) == len(set(cands))
     floor = dram_traffic_lower_bound(SMALL, M, N, K)
     dma_floor = dma_traffic_lower_bound(SMALL, M, N, K)

@@ -17,6 +17,7 @@ import yaml
 
 from systolab.cli import main
 from systolab.errors import UserError
+from systolab.models.chip import get_chip
 from systolab.models.explore import explore, load_space, pareto, replay, run_explore
 
 SPACE = {
@@ -253,7 +254,7 @@ def test_a_serving_workload_is_timed_by_the_serving_model_and_buys_whole_groups(
     res = run_explore(space, db=tmp_path / "db.sqlite")
     assert res["points"] == 2 and res["feasible"] == 2 and res["pareto"]
     for p in res["all_points"]:
-        chip = __import__("systolab").get_chip("sl-n4-os32").derive(**p["design"])
+        chip = get_chip("sl-n4-os32").derive(**p["design"])
         r = serve_auto(chip, "llama3-8b", isl=512, osl=64, concurrency=8)
         m = p["result"]["workloads"]["llama3-8b-serving"]
         assert (m["throughput"], m["ttft_s"], m["devices"]) == (r.output_tokens_per_s, r.ttft_s, r.devices)
