@@ -380,11 +380,19 @@ def chip_gemm_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) 
     The result depends on the chip only through its core, slice latency, DMA shape, DRAM
     latency and beat spacing, and is cached by those: chips that differ in cores, clock
     or DRAM bandwidth but agree on them (an exploration's points) share it."""
-    L = chip.dram_latency_cycles
-    sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
-    if sp > min(6, 2 + max(L, 2)):
+    if not block_model_applies(chip):
         return chip_gemm_perf(chip, M, N, K, b, count=count).cycles
-    return _block_model_cycles(chip.core, chip.sram_latency_cycles, _dma_shape(chip), L, sp, M, N, K, b, count)
+    sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
+    return _block_model_cycles(chip.core, chip.sram_latency_cycles, _dma_shape(chip), chip.dram_latency_cycles, sp,
+                               M, N, K, b, count)
+
+
+def block_model_applies(chip) -> bool:
+    """Whether a step's length depends on its own sizes alone (:func:`chip_gemm_cycles`):
+    the DRAM credit cannot delay a job's first beat (beat spacing at most 6 and at most
+    2 + max(latency, 2))."""
+    sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
+    return sp <= min(6, 2 + max(chip.dram_latency_cycles, 2))
 
 
 @lru_cache(maxsize=1 << 16)

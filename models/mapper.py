@@ -14,17 +14,18 @@ reported, not searched.
 
 **Searches.**
 
-* ``exhaustive``: every candidate timed by the exact cycle model
+* ``exhaustive``: every candidate timed one by one by the exact cycle model
   (:func:`~systolab.models.chip_perf.chip_gemm_cycles`, equal to the RTL's counters);
   the reference.
-* ``fast``: every candidate ranked by a screening model (:func:`screen_cycles`,
-  vectorised over the candidates: every distinct output block's K-steps, each as long as
-  the slower of its core's exact sub-GEMM and its busiest DMA channel's bytes at the
-  channel's rate), then the best-screened 15 % (at least :data:`FAST_SHORTLIST`) timed by
-  the exact model, then every mapping with the winner's grid (the screen misjudges block
-  sizes more than grids). Its ranking error against the exact model and its gap to the
-  fewest cycles in the space are measured by ``benchmarks/mapper.py``: within 1.74 % on
-  200 GEMMs x 4 chips.
+* ``fast``: every candidate timed by the same exact model vectorised over the candidates
+  (:func:`~systolab.models.chip_batch.chip_gemm_cycles_batch`, equal to it on every
+  mapping: ``tests/test_chip_batch.py``), so it finds the exhaustive search's choice, about
+  100,000 mappings a second once the core's sub-GEMMs are known (``benchmarks/mapper.py``).
+  Where the exact model must step through the schedule (a DRAM channel so slow that its
+  credit delays a job's first beat: :func:`~systolab.models.chip_perf.block_model_applies`),
+  the candidates are ranked by the block model as a screen (:func:`screen_cycles`), the
+  best-screened 15 % (at least :data:`FAST_SHORTLIST`) timed exactly, then every mapping
+  with the incumbent's grid.
 
 **Choice.** Of the mappings a search timed, those within :data:`TRAFFIC_TOLERANCE` (1 %)
 of the fewest cycles count as equally fast, and the one of them whose DMA reads the fewest
@@ -49,8 +50,8 @@ import numpy as np
 from ..checks import check_choice, check_int
 from ..errors import UserError
 from .blocking import blocking_traffic, candidates, dma_traffic_lower_bound, dram_traffic_lower_bound
-from .chip_perf import ChipGemmPerf, _core_step, chip_dram_bytes_read, chip_gemm_counters, chip_gemm_cycles
-from .perf import MemorySystem
+from .chip_batch import block_model_cycles_batch, chip_gemm_cycles_batch
+from .chip_perf import ChipGemmPerf, block_model_applies, chip_dram_bytes_read, chip_gemm_counters, chip_gemm_cycles
 
 SEARCHES = ("fast", "exhaustive")
 #: The fast search times the best-screened ``FAST_FRACTION`` of the space, and at least
@@ -63,84 +64,13 @@ TRAFFIC_TOLERANCE = 0.01
 LOOP_ORDER = "product groups > M-blocks > N-blocks > K-blocks (K innermost; partial sums stay in the slices)"
 
 
-@lru_cache(maxsize=64)
-def _core_table(cfg, port) -> dict:
-    """Exact core sub-GEMM cycles by (rows, cols, K), filled as the screen asks."""
-    return {}
-
-
-def _core_lookup(cfg, port, rows: np.ndarray, cols: np.ndarray, ks: np.ndarray) -> np.ndarray:
-    """The exact cycles of each core sub-GEMM (rows x cols x ks), one model call per
-    distinct shape."""
-    table = _core_table(cfg, port)
-    rows, cols, ks = (np.asarray(v, dtype=np.int64) for v in (rows, cols, ks))
-    if max(rows.max(initial=0), cols.max(initial=0), ks.max(initial=0)) < 1 << 21:
-        # one int64 key per shape: a 1-D unique is far cheaper than unique(axis=0)
-        keys, inverse = np.unique((rows << 42) | (cols << 21) | ks, return_inverse=True)
-        uniq = np.stack([keys >> 42, (keys >> 21) & ((1 << 21) - 1), keys & ((1 << 21) - 1)], axis=1)
-    else:
-        uniq, inverse = np.unique(np.stack([rows, cols, ks], axis=1), axis=0, return_inverse=True)
-    cycles = np.empty(len(uniq))
-    for x, (r, c, k) in enumerate(uniq.tolist()):
-        if (r, c, k) not in table:
-            table[r, c, k] = _core_step(cfg, port, r, c, k)[0] if r and c and k else 0
-        cycles[x] = table[r, c, k]
-    return cycles[inverse.reshape(-1)]
-
-
-def _pieces(length: int, block: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """A dimension of ``length`` cut into blocks: (size, how many) of the full blocks and
-    of the edge block."""
-    full, rest = np.divmod(length, block)
-    return [(block, full), (rest, (rest > 0).astype(np.int64))]
-
-
 def screen_cycles(chip, M: int, N: int, K: int, count: int, blockings) -> np.ndarray:
     """Screening estimate of each blocking's cycles (an array), vectorised over the
-    blockings: every distinct output block (full and edge sizes in each dimension) costs
-    its K-steps, each ``2 + max(core, load)``, where the core's sub-GEMM is timed by the
-    exact core model and a load or write-back by its busiest channel's bytes at the
-    channel's rate plus the DRAM latency; a block's first step also carries the previous
-    block's write-back. It ignores the DRAM credit's phase and the neighbours' sizes."""
-    cfg = chip.core
-    eb, ab = cfg.input_bytes, cfg.acc_bytes
-    C = chip.dma_channels
-    bpc = chip.channel_bytes_per_cycle
-    L = chip.dram_latency_cycles + 4
-    port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
-    f = np.array([[b.mb, b.nb, b.kb, b.mc, b.nc, b.kc, b.gp, b.gm, b.gn, b.gk] for b in blockings],
-                 dtype=np.int64).reshape(-1, 10)
-    mb, nb, kb, mc, nc, kc, gp, gm, gn, gk = f.T
-    nk = -(-K // kb)
-    k_edge = K - (nk - 1) * kb
-
-    def load(live, rows, cols, klen):
-        part = np.minimum(kc, klen)
-        a = np.ceil(live * -(-rows // mc) * gk / C) * np.minimum(mc, rows)
-        b = np.ceil(live * -(-cols // nc) * gk / C) * np.minimum(nc, cols)
-        return np.ceil((a + b) * part * eb / cfg.beat_bytes) * cfg.beat_bytes / bpc + L
-
-    total, last_wb = np.zeros(len(f)), np.zeros(len(f))
-    first_load = None
-    for live, n_p in _pieces(count, gp):
-        for rows, n_m in _pieces(M, mb):
-            for cols, n_n in _pieces(N, nb):
-                n = n_p * n_m * n_n
-                if not n.any():
-                    continue
-                r, c = np.minimum(mc, rows), np.minimum(nc, cols)
-                core_full = _core_lookup(cfg, port, r, c, np.minimum(kc, kb))
-                core_edge = _core_lookup(cfg, port, r, c, np.minimum(kc, k_edge))
-                ld_full, ld_edge = load(live, rows, cols, kb), load(live, rows, cols, k_edge)
-                wb = np.ceil(live * -(-cols // nc) / np.maximum(1, C // gk)) * rows * c * ab / bpc + L
-                steps = np.where(nk > 1, 2 + np.maximum(core_full, wb + ld_full), 0) + \
-                    np.maximum(nk - 2, 0) * (2 + np.maximum(core_full, ld_full)) + \
-                    2 + np.maximum(core_edge, np.where(nk > 1, ld_edge, wb + ld_edge))
-                total += n * steps
-                last_wb = np.where(n > 0, wb, last_wb)      # the epilogue: the last block's write-back
-                if first_load is None:
-                    first_load = np.where(nk > 1, ld_full, ld_edge)
-    return total + last_wb + (first_load if first_load is not None else 0)
+    blockings: the block model (:func:`~systolab.models.chip_batch.block_model_cycles_batch`),
+    exact where it applies and used to screen where it does not (it ignores the DRAM
+    credit's delays across a step's phases, which a channel of fewer bytes a cycle than
+    a sixth of a DMA beat shows)."""
+    return block_model_cycles_batch(chip, M, N, K, blockings, count).astype(float)
 
 
 @dataclass(frozen=True)
@@ -226,6 +156,34 @@ def _no_mapping(chip, M: int, N: int, K: int) -> UserError:
                      f"buffers of any mapping of {M}x{N}x{K}", parameter="chip")
 
 
+def _choose(chip, M: int, N: int, K: int, count: int, cands, rows) -> tuple[int, int, int]:
+    """(DRAM bytes read, cycles, position) of the choice among (cycles, position) ``rows``:
+    of those within :data:`TRAFFIC_TOLERANCE` of the fewest cycles, the fewest bytes."""
+    rows = list(rows)
+    fastest = min(c for c, _ in rows)
+    return min((chip_dram_bytes_read(chip, M, N, K, cands[x], count), c, x) for c, x in rows
+               if c <= fastest * (1 + TRAFFIC_TOLERANCE))
+
+
+def _shortlist(chip, M: int, N: int, K: int, count: int, cands) -> tuple[list[int], list[int]]:
+    """(positions, exact cycles) of the mappings the screen shortlists: the best-screened
+    :data:`FAST_FRACTION` (at least :data:`FAST_SHORTLIST`), then every mapping with the
+    incumbent's grid (the screen misjudges block sizes more than grids)."""
+    keep = max(FAST_SHORTLIST, math.ceil(FAST_FRACTION * len(cands)))
+    if len(cands) <= keep:
+        timed = list(range(len(cands)))
+    else:
+        timed = sorted(np.argsort(screen_cycles(chip, M, N, K, count, cands), kind="stable")[:keep].tolist())
+    cycles = [chip_gemm_cycles(chip, M, N, K, cands[x], count) for x in timed]
+    if len(timed) < len(cands):
+        b = cands[_choose(chip, M, N, K, count, cands, zip(cycles, timed))[2]]
+        seen = set(timed)
+        more = [x for x, c in enumerate(cands) if (c.gp, c.gm, c.gn, c.gk) == (b.gp, b.gm, b.gn, b.gk) and x not in seen]
+        timed += more
+        cycles += [chip_gemm_cycles(chip, M, N, K, cands[x], count) for x in more]
+    return timed, cycles
+
+
 @lru_cache(maxsize=4096)
 def map_gemm(chip, M: int, N: int, K: int, count: int = 1, search: str = "fast") -> Mapping:
     """The mapping the ``search`` picks for ``count`` M x N x K products as one
@@ -243,36 +201,18 @@ def map_gemm(chip, M: int, N: int, K: int, count: int = 1, search: str = "fast")
     cands = candidates(chip, M, N, K, count)
     if not cands:
         raise _no_mapping(chip, M, N, K)
-    keep = max(FAST_SHORTLIST, math.ceil(FAST_FRACTION * len(cands)))
-    if search == "fast" and len(cands) > keep:
-        order = np.argsort(screen_cycles(chip, M, N, K, count, cands), kind="stable")[:keep]
-        timed = [cands[i] for i in sorted(order)]
+    if search == "exhaustive":
+        timed = list(range(len(cands)))
+        cycles = [chip_gemm_cycles(chip, M, N, K, b, count) for b in cands]
+    elif block_model_applies(chip):
+        timed = list(range(len(cands)))
+        cycles = chip_gemm_cycles_batch(chip, M, N, K, cands, count).tolist()
     else:
-        timed = cands
-
-    position = {b: x for x, b in enumerate(cands)}
-
-    def exact(blockings):
-        return [(chip_gemm_cycles(chip, M, N, K, b, count), position[b], b) for b in blockings]
-
-    def choose(rows):
-        fastest = min(r[0] for r in rows)
-        near = [(chip_dram_bytes_read(chip, M, N, K, r[2], count), *r) for r in rows
-                if r[0] <= fastest * (1 + TRAFFIC_TOLERANCE)]
-        return min(near)
-
-    rows = exact(timed)
-    if len(timed) < len(cands):
-        # refine: the screen misjudges block sizes more than grids, so time every mapping
-        # with the incumbent's grid as well
-        b = choose(rows)[3]
-        grid = (b.gp, b.gm, b.gn, b.gk)
-        seen = set(timed)
-        more = [c for c in cands if (c.gp, c.gm, c.gn, c.gk) == grid and c not in seen]
-        rows += exact(more)
-    _, cycles, _, b = choose(rows)
+        timed, cycles = _shortlist(chip, M, N, K, count, cands)
+    _, cycles, x = _choose(chip, M, N, K, count, cands, zip(cycles, timed))
+    b = cands[x]
     perf = chip_gemm_counters(chip, M, N, K, b, count, cycles=cycles)
-    return Mapping(chip.name, M, N, K, count, search, b, perf, chip_bound(chip, perf), len(cands), len(rows),
+    return Mapping(chip.name, M, N, K, count, search, b, perf, chip_bound(chip, perf), len(cands), len(timed),
                    dram_traffic_lower_bound(chip, M, N, K, count), dma_traffic_lower_bound(chip, M, N, K, count),
                    blocking_traffic(chip, M, N, K, b, count), chip.clock_hz)
 

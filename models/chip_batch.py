@@ -1,0 +1,261 @@
+"""The chip's exact cycle model, vectorised over the blockings of one GEMM.
+
+:func:`chip_gemm_cycles_batch` returns, for many blockings at once, the cycles
+:func:`~systolab.models.chip_perf.chip_gemm_cycles` returns for each: the same numbers
+(``tests/test_chip_batch.py`` compares them on every blocking of the mapper's spaces, on
+every built-in chip), from numpy arrays instead of a Python walk per blocking. It follows
+that model (each output block's K-steps; a step lasts until its slowest core sub-GEMM and
+its DMA job are done) and vectorises its three costly parts:
+
+* **The blocks and their neighbours.** Blocks run in the controller's order (product
+  groups, then M, then N), and a block's steps depend on its own sizes and its
+  neighbours' (the previous block's write-back, the next block's first load). In each
+  dimension every block but the last is full-sized, so of a dimension of n blocks the
+  indices 0, 1 (standing for 1 ... n-3), n-2 and n-1 are all the cases there are: their
+  product over the three dimensions, weighted by how many positions each stands for,
+  is every (previous, block, next) triple of the schedule.
+* **The DMA channels.** A job lasts as long as its busiest channel's beats take. A load
+  sends A row ``i`` of product ``q``'s K-part ``kk`` to channel ``((kk gp + q) gm + i) mod
+  C``, B column ``j`` to ``((j gk + kk) gp + q) mod C``, a write-back's row group to
+  ``(j gk gp + q) mod C`` (``hdl/dma.py``). The group counts ``gp``, ``gm``, ``gk`` and
+  the channels ``C`` are powers of two (the controller and the chip configuration insist),
+  so a group index is a mixed-radix number whose residue mod C keeps its low digits: a
+  channel is a tuple of digits, and its beats are a product over the digits of the
+  weights (rows or columns, beats per K-part) of the groups with that digit. Every group
+  weighs the same but the last of a dimension, which weighs no more, so digit 0 weighs
+  the most in every dimension: **channel 0 is the busiest**, in every load and write-back
+  (``tests/test_chip_batch.py`` checks it on the scalar model), and each job's length is
+  computed in closed form from channel 0's beats.
+* **The cores.** A step's slowest core sub-GEMM is the largest of at most eight exact core
+  model results (full and edge rows, columns and K-parts), looked up in a table filled once
+  per distinct shape (:class:`CoreTable`): the core model itself (``models/perf.py``) is
+  not vectorised, and it dominates a cold evaluation (about 0.4 ms a new shape).
+
+The exact model applies while a channel's DRAM credit cannot delay a job's first beat
+(:func:`~systolab.models.chip_perf.block_model_applies`); otherwise
+:func:`chip_gemm_cycles_batch` times each blocking with the scalar model, and
+:func:`block_model_cycles_batch` is the mapper's screen.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from operator import attrgetter
+
+import numpy as np
+
+from .chip_perf import _core_step, _dma_shape, beat_spacing, block_model_applies, chip_gemm_cycles
+from .perf import MemorySystem
+
+_BITS = 21                                  # per dimension in a packed core-shape key
+#: A block type's two part sizes (columns of ``parts_of``'s sizes): the full part, its rest.
+_OPTIONS = np.array([[0, 1], [0, 2]])
+_FIELDS = ("mb", "nb", "kb", "mc", "nc", "kc", "gp", "gm", "gn", "gk")
+
+
+class CoreTable:
+    """Exact core sub-GEMM cycles (``_core_step``) by shape, for vectorised lookups:
+    packed (rows, cols, K) keys kept sorted with their cycles, extended by the shapes a
+    lookup misses. A shape with a zero dimension costs 0."""
+
+    def __init__(self, cfg, port: MemorySystem):
+        self.cfg, self.port = cfg, port
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.cycles = np.zeros(0, dtype=np.int64)
+
+    def __call__(self, rows, cols, ks) -> np.ndarray:
+        """Cycles of each rows x cols x ks shape (arrays that broadcast together)."""
+        rows, cols, ks = (np.asarray(v, dtype=np.int64) for v in (rows, cols, ks))
+        present = (rows > 0) & (cols > 0) & (ks > 0)
+        if max(rows.max(initial=0), cols.max(initial=0), ks.max(initial=0)) >= 1 << _BITS:
+            return np.vectorize(lambda r, c, k, p: _core_step(self.cfg, self.port, int(r), int(c), int(k))[0]
+                                if p else 0, otypes=[np.int64])(rows, cols, ks, present)
+        key = (rows << 2 * _BITS) | (cols << _BITS) | ks
+        present = np.broadcast_to(present, key.shape)
+        out = np.zeros(key.shape, dtype=np.int64)
+        key = key[present]
+        idx = self._find(key)
+        miss = self.keys[idx] != key if len(self.keys) else np.ones(len(key), bool)
+        if miss.any():
+            new = np.unique(key[miss])
+            mask = (1 << _BITS) - 1
+            cyc = [_core_step(self.cfg, self.port, int(k >> 2 * _BITS), int((k >> _BITS) & mask), int(k & mask))[0]
+                   for k in new.tolist()]
+            keys = np.concatenate([self.keys, new])
+            order = np.argsort(keys, kind="stable")
+            self.keys, self.cycles = keys[order], np.concatenate([self.cycles, np.array(cyc, dtype=np.int64)])[order]
+            idx = self._find(key)
+        out[present] = self.cycles[idx]
+        return out
+
+    def _find(self, key: np.ndarray) -> np.ndarray:
+        return np.minimum(np.searchsorted(self.keys, key), max(len(self.keys) - 1, 0))
+
+
+@lru_cache(maxsize=64)
+def core_table(cfg, port: MemorySystem) -> CoreTable:
+    """The :class:`CoreTable` of a core configuration behind a slice port (shared by every
+    chip with that core and port)."""
+    return CoreTable(cfg, port)
+
+
+def blocking_fields(blockings) -> np.ndarray:
+    """The blockings' fields as an (n, 10) int64 array, columns in :data:`_FIELDS` order."""
+    get = attrgetter(*_FIELDS)
+    return np.array([get(b) for b in blockings], dtype=np.int64).reshape(-1, len(_FIELDS))
+
+
+def chip_gemm_cycles_batch(chip, M: int, N: int, K: int, blockings, count: int = 1) -> np.ndarray:
+    """:func:`~systolab.models.chip_perf.chip_gemm_cycles` of every blocking (an int64
+    array of chip clock cycles, in the blockings' order) for ``count`` M x N x K products
+    as one descriptor. No parameter checks: the caller (the mapper) passes the controller's
+    valid blockings."""
+    blockings = list(blockings)
+    if not block_model_applies(chip):
+        return np.array([chip_gemm_cycles(chip, M, N, K, b, count) for b in blockings], dtype=np.int64)
+    return block_model_cycles_batch(chip, M, N, K, blockings, count)
+
+
+def block_model_cycles_batch(chip, M: int, N: int, K: int, blockings, count: int = 1) -> np.ndarray:
+    """The block model's cycles of every blocking, whether or not it applies to the chip:
+    exact where :func:`~systolab.models.chip_perf.block_model_applies`, elsewhere an
+    estimate that ignores the DRAM credit's delays across a step's phases (the mapper's
+    screen)."""
+    blockings = list(blockings)
+    if not blockings:
+        return np.zeros(0, dtype=np.int64)
+    port = MemorySystem(chip.sram_latency_cycles, float(chip.core.beat_bytes))
+    sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
+    return _cycles(core_table(chip.core, port), _dma_shape(chip), chip.dram_latency_cycles, sp,
+                   M, N, K, count, blocking_fields(blockings))
+
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+def _radices(C: int, *radices) -> list[np.ndarray]:
+    """How much of each digit of a group index ``t0 + r0 (t1 + r1 (t2 + ...))`` (radices
+    ``r0, r1, ...`` per blocking, powers of two; the last ``None``: unbounded) survives
+    ``mod C`` (C a power of two): the low digits whole, the one that crosses C modulo what
+    is left of C, the ones above not at all (radix 1)."""
+    out, below = [], np.ones_like(radices[0])
+    for r in radices:
+        room = np.maximum(1, C // below)
+        c = room if r is None else np.minimum(r, room)
+        out.append(c)
+        below = below * c
+    return out
+
+
+def _channel0(count: np.ndarray, radix: np.ndarray, w_full, w_last) -> np.ndarray:
+    """The weight on channel 0 of one digit: the sum over t < ``count`` (``w_full`` each,
+    ``w_last`` for the last) with t a multiple of ``radix``. Arrays (n, types)."""
+    c = radix[:, None]
+    return w_full * ((count - 1 + c - 1) // c) + w_last * ((count - 1) % c == 0)
+
+
+def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M: int, N: int, K: int, count: int,
+            f: np.ndarray) -> np.ndarray:
+    C, beat, eb, ab = shape
+    mb, nb, kb, mc, nc, kc, gp, gm, gn, gk = f.T
+    n = len(f)
+    Lm = max(L, 2)
+    # per dimension (products, M, N, K): how many blocks, and the sizes by type (axis 2:
+    # 0 a full block, 1 the dimension's last block)
+    lengths = np.array([count, M, N, K], dtype=np.int64)[:, None]
+    block = np.stack([gp, mb, nb, kb])
+    n_p, n_m, n_n, nk = blocks = _ceil(lengths, block)
+    live, mlen, nlen, klen = np.stack([block, lengths - (blocks - 1) * block], axis=2)
+
+    # the cores: the slowest sub-GEMM of a step, by (M-type, N-type, K-type): of the full
+    # part (if the block has one) and the rest (if any) in each dimension; the sizes (3,
+    # full part, a full block's rest, the last block's rest) and which a type has (2 x 2)
+    length, part = np.stack([mlen, nlen, klen]), np.stack([mc, nc, kc])[:, :, None]
+    rest = length % part
+    (rs, cs, ks), (rh, ch, kh) = np.concatenate([part, rest], axis=2), np.stack([length >= part, rest > 0], axis=3)
+    cyc = table(rs[:, :, None, None], cs[:, None, :, None], ks[:, None, None, :])      # (n, 3, 3, 3)
+    x = (cyc[:, _OPTIONS] * rh[:, :, :, None, None]).max(axis=2)                          # (n, tm, 3, 3)
+    x = (x[:, :, _OPTIONS] * ch[:, None, :, :, None]).max(axis=3)                         # (n, tm, tn, 3)
+    core = (x[:, :, :, _OPTIONS] * kh[:, None, None]).max(axis=4)                         # (n, tm, tn, tk)
+
+    # the DMA: the busiest channel's beats of every load (tp, tm, tn, tk) and write-back
+    # (tp, tm, tn), which is channel 0 (module docstring)
+    ones = np.ones((n, 2), dtype=np.int64)
+    parts = _ceil(klen, kc[:, None])
+    beats_full = _ceil(kc * eb, beat)[:, None] * ones
+    beats_last = _ceil((klen - (parts - 1) * kc[:, None]) * eb, beat)
+    row_groups, col_groups = _ceil(mlen, mc[:, None]), _ceil(nlen, nc[:, None])
+    rows_last = mlen - (row_groups - 1) * mc[:, None]
+    cols_last = nlen - (col_groups - 1) * nc[:, None]
+    # A rows: group index i + gm (q + gp kk); B columns: q + gp (kk + gk j); write-backs: q + gp gk j
+    r_i, r_q, r_k = _radices(C, gm, gp, gk)
+    a = _channel0(parts, r_k, beats_full, beats_last)[:, None, None, None, :] * \
+        _channel0(live, r_q, ones, ones)[:, :, None, None, None] * \
+        _channel0(row_groups, r_i, mc[:, None] * ones, rows_last)[:, None, :, None, None]
+    r_q, r_k, r_j = _radices(C, gp, gk, None)
+    per_q = _channel0(live, r_q, ones, ones)
+    b = _channel0(col_groups, r_j, nc[:, None] * ones, cols_last)[:, None, None, :, None] * \
+        _channel0(parts, r_k, beats_full, beats_last)[:, None, None, None, :] * per_q[:, :, None, None, None]
+    wb_cols = _channel0(col_groups, r_j, _ceil(nc[:, None] * ab, beat) * ones, _ceil(cols_last * ab, beat))
+    # index 16 (loads) and 8 (write-backs): nothing
+    loads = np.zeros((n, 17), dtype=np.int64)
+    np.add(a, b, out=loads[:, :16].reshape(n, 2, 2, 2, 2))
+    wbs = np.zeros((n, 9), dtype=np.int64)
+    np.multiply((wb_cols[:, None, :] * per_q[:, :, None])[:, :, None, :], mlen[:, None, :, None],
+                out=wbs[:, :8].reshape(n, 2, 2, 2))
+    load_alone, wb_alone = _job(0, loads, sp, Lm), _job(wbs, 0, sp, Lm)
+
+    # the blocks: representative indices per dimension (0, 1, n-2, n-1) and how many
+    # positions each stands for (1, n-3, 1, 1; none where they coincide)
+    pmn = blocks[:3]
+    (ip, im, jn) = np.stack([np.zeros_like(pmn), np.ones_like(pmn), pmn - 2, pmn - 1], axis=2)
+    (wp, wm, wn) = np.stack([np.ones_like(pmn), np.maximum(pmn - 3, 0), pmn >= 3, pmn >= 2], axis=2)
+    weight = wp[:, :, None, None] * wm[:, None, :, None] * wn[:, None, None, :]
+    cand, sp_, sm_, sn_ = np.nonzero(weight)
+    w = weight[cand, sp_, sm_, sn_]
+    ip, im, jn = ip[cand, sp_], im[cand, sm_], jn[cand, sn_]
+    NP, NM, NN, nk_ = n_p[cand], n_m[cand], n_n[cand], nk[cand]
+    tp, tm, tn = ip == NP - 1, im == NM - 1, jn == NN - 1
+    cur = (tp * 4 + tm * 2 + tn).astype(np.int64)
+    # the previous block (None at the first) and the next (None at the last)
+    has_prev = (ip > 0) | (im > 0) | (jn > 0)
+    prev = np.where((jn > 0) | (im > 0), tp, False) * 4 + np.where(jn > 0, tm, im == 0) * 2 + (jn == 0)
+    prev = np.where(has_prev, prev, 8)
+    in_n, in_m = jn < NN - 1, im < NM - 1
+    has_next = in_n | in_m | (ip < NP - 1)
+    nxt = np.where(in_n | in_m, tp, ip + 1 == NP - 1) * 4 + \
+        np.where(in_n, tm, np.where(in_m, im + 1 == NM - 1, NM == 1)) * 2 + \
+        np.where(in_n, jn + 1 == NN - 1, NN == 1)
+    nxt = np.where(has_next, nxt, 8)
+
+    # the one DMA job per block that overlaps a write-back with a load: the previous block's
+    # write-back with this block's second K-block (several K-blocks) or with the next
+    # block's first (one K-block)
+    k_second = np.where(nk_ > 2, 0, 1)
+    pair_load = np.where(nk_ > 1, cur * 2 + k_second, np.where(has_next, nxt * 2, 16))
+    pair = _job(wbs[cand, prev], loads[cand, pair_load], sp, Lm)
+
+    c_full, c_edge = core[cand, tm.astype(np.int64), tn.astype(np.int64)].T
+    step_full_kb = 1 + np.maximum(c_full + 1, load_alone[cand, cur * 2])
+    step_full_ke = 1 + np.maximum(c_full + 1, load_alone[cand, cur * 2 + 1])
+    epilogue = 3 + wb_alone[cand, cur]
+    several = (1 + np.maximum(c_full + 1, pair)) + np.maximum(nk_ - 3, 0) * step_full_kb + \
+        (nk_ > 2) * step_full_ke + \
+        np.where(has_next, 1 + np.maximum(c_edge + 1, load_alone[cand, nxt * 2]), c_edge + 1 + epilogue)
+    one = np.where(has_next, 1 + np.maximum(c_edge + 1, pair), np.maximum(c_edge + 1, pair) + epilogue)
+    blocks = np.where(nk_ > 1, several, one)
+    first = (n_p == 1) * 4 + (n_m == 1) * 2 + (n_n == 1)
+    total = 3 + load_alone[np.arange(n), first * 2]
+    return (total + np.bincount(cand, weights=w * blocks, minlength=n)).round().astype(np.int64)
+
+
+def _job(bw: np.ndarray, br: np.ndarray, sp: int, Lm: int) -> np.ndarray:
+    """Cycles from a DMA job's start to the channel idle again, per channel, for ``bw``
+    write-back beats and then ``br`` load beats (``chip_perf._job_cycles``): beats ``sp``
+    apart, 5 - sp cycles more for a write-back, 3 + latency - sp for a load, one fewer
+    for both."""
+    w, r = bw > 0, br > 0
+    return sp * (bw + br) + w * (5 - sp) + r * (3 + Lm - sp) - (w & r)
+
+
+__all__ = ["CoreTable", "block_model_cycles_batch", "blocking_fields", "chip_gemm_cycles_batch", "core_table"]

@@ -1,0 +1,80 @@
+"""The vectorised exact cycle model equals the scalar one on every blocking of the mapper's
+spaces, on every built-in chip and on DMA shapes the built-ins lack."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from systolab.models.blocking import candidates
+from systolab.models.chip import get_chip, list_chips
+from systolab.models.chip_batch import block_model_cycles_batch, chip_gemm_cycles_batch, core_table
+from systolab.models.chip_perf import _channel_beats, _core_step, _dma_shape, block_model_applies, chip_gemm_cycles
+from systolab.models.perf import MemorySystem
+
+CHIPS = [get_chip(name) for name in list_chips()] + [
+    get_chip("sl-small").derive(dma_channels=1), get_chip("sl-small").derive(dma_channels=4, dma_beat_bytes=64),
+    get_chip("sl-n7-os32-edge").derive(dma_channels=16, sram_latency_cycles=5),
+    get_chip("sl-n4-os32").derive(dram_stacks=3)]     # beats 2 cycles apart
+
+
+def _scalar(chip, M, N, K, count, cands):
+    return np.array([chip_gemm_cycles(chip, M, N, K, b, count) for b in cands])
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(chip=st.sampled_from(CHIPS), M=st.integers(1, 3000), N=st.integers(1, 3000), K=st.integers(1, 5000),
+       count=st.sampled_from([1, 1, 2, 3, 8, 33]))
+def test_batch_equals_the_scalar_model_on_every_mapping(chip, M, N, K, count):
+    assert block_model_applies(chip)
+    cands = candidates(chip, M, N, K, count)
+    got = chip_gemm_cycles_batch(chip, M, N, K, cands, count)
+    assert got.dtype == np.int64 and got.shape == (len(cands),)
+    assert np.array_equal(got, _scalar(chip, M, N, K, count, cands))
+
+
+@pytest.mark.parametrize("shape", [(2048, 4096, 4096, 1), (1, 4096, 14336, 1), (16, 128, 4096, 256), (16, 4096, 128, 256)])
+def test_batch_equals_the_scalar_model_on_workload_shapes(shape):
+    M, N, K, count = shape
+    chip = get_chip("sl-n4-os32")
+    cands = candidates(chip, M, N, K, count)
+    assert np.array_equal(chip_gemm_cycles_batch(chip, M, N, K, cands, count), _scalar(chip, M, N, K, count, cands))
+
+
+def test_where_the_credit_binds_the_batch_steps_and_the_block_model_screens():
+    chip = get_chip("sl-small").derive(clock_mhz=8000)          # 4 bytes a cycle per channel, 32-byte beats
+    assert not block_model_applies(chip)
+    M, N, K = 40, 24, 100
+    cands = candidates(chip, M, N, K)
+    exact = _scalar(chip, M, N, K, 1, cands)
+    assert np.array_equal(chip_gemm_cycles_batch(chip, M, N, K, cands), exact)
+    screen = block_model_cycles_batch(chip, M, N, K, cands)
+    assert np.all(screen <= exact) and not np.array_equal(screen, exact)     # the credit only delays
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(chip=st.sampled_from(CHIPS), M=st.integers(1, 2000), N=st.integers(1, 2000), K=st.integers(1, 4000),
+       count=st.integers(1, 9), pick=st.integers(0, 1 << 20), kind=st.sampled_from(["load", "write-back"]))
+def test_channel_zero_is_the_busiest(chip, M, N, K, count, pick, kind):
+    """What the batch model rests on: with power-of-two channels and core groups, channel 0
+    moves the most beats in every load and write-back."""
+    cands = candidates(chip, M, N, K, count)
+    b = cands[pick % len(cands)]
+    klen = min(b.kb, K) if kind == "load" else None
+    beats = _channel_beats(_dma_shape(chip), b, min(b.gp, count), min(b.mb, M), min(b.nb, N), klen)
+    assert beats[0] == max(beats) > 0
+
+
+def test_core_table_matches_the_core_model_and_costs_nothing_for_empty_shapes():
+    chip = get_chip("sl-small")
+    port = MemorySystem(chip.sram_latency_cycles, float(chip.core.beat_bytes))
+    table = core_table(chip.core, port)
+    rows, cols, ks = np.array([[3], [8], [0]]), np.array([5, 16]), np.array([[[40]], [[7]]])
+    got = table(rows, cols, ks)
+    assert got.shape == (2, 3, 2)
+    for x, r in enumerate(rows[:, 0]):
+        for y, c in enumerate(cols):
+            for z, k in enumerate(ks[:, 0, 0]):
+                assert got[z, x, y] == (_core_step(chip.core, port, int(r), int(c), int(k))[0] if r else 0)
+    assert np.array_equal(table(rows, cols, ks), got)               # the second time from the table
