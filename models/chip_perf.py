@@ -381,10 +381,16 @@ def chip_gemm_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) 
     latency and beat spacing, and is cached by those: chips that differ in cores, clock
     or DRAM bandwidth but agree on them (an exploration's points) share it."""
     if not block_model_applies(chip):
-        return chip_gemm_perf(chip, M, N, K, b, count=count).cycles
+        return _stepped_cycles(chip, M, N, K, b, count)
     sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
     return _block_model_cycles(chip.core, chip.sram_latency_cycles, _dma_shape(chip), chip.dram_latency_cycles, sp,
                                M, N, K, b, count)
+
+
+@lru_cache(maxsize=1 << 14)
+def _stepped_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int) -> int:
+    """The step-by-step model's cycles (slow: a search asks for the same ones again)."""
+    return chip_gemm_perf(chip, M, N, K, b, count=count).cycles
 
 
 def block_model_applies(chip) -> bool:
