@@ -28,8 +28,9 @@ its DMA job are done) and vectorises its three costly parts:
   computed in closed form from channel 0's beats.
 * **The cores.** A step's slowest core sub-GEMM is the largest of at most eight exact core
   model results (full and edge rows, columns and K-parts), looked up in a table filled once
-  per distinct shape (:class:`CoreTable`): the core model itself (``models/perf.py``) is
-  not vectorised, and it dominates a cold evaluation (about 0.4 ms a new shape).
+  per distinct shape (:class:`CoreTable`, kept between processes in the build cache): the
+  core model itself (``models/perf.py``) is not vectorised, and it dominates a cold
+  evaluation (about 0.16 ms a new shape; most mappings bring one).
 
 The exact model applies while a channel's DRAM credit cannot delay a job's first beat
 (:func:`~systolab.models.chip_perf.block_model_applies`); otherwise
@@ -38,8 +39,15 @@ The exact model applies while a channel's DRAM credit cannot delay a job's first
 """
 from __future__ import annotations
 
+import atexit
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
 from functools import lru_cache
 from operator import attrgetter
+from pathlib import Path
 
 import numpy as np
 
@@ -47,20 +55,31 @@ from .chip_perf import _core_step, _dma_shape, beat_spacing, block_model_applies
 from .perf import MemorySystem
 
 _BITS = 21                                  # per dimension in a packed core-shape key
-#: A block type's two part sizes (columns of ``parts_of``'s sizes): the full part, its rest.
-_OPTIONS = np.array([[0, 1], [0, 2]])
+#: A kept core table is written every this many new shapes (and at exit).
+SAVE_EVERY = 2000
+#: What a core sub-GEMM's cycles depend on besides the core and the port.
+_CORE_MODEL_SOURCES = (Path(__file__).with_name("perf.py"), Path(__file__).with_name("chip_perf.py"))
 _FIELDS = ("mb", "nb", "kb", "mc", "nc", "kc", "gp", "gm", "gn", "gk")
 
 
 class CoreTable:
     """Exact core sub-GEMM cycles (``_core_step``) by shape, for vectorised lookups:
     packed (rows, cols, K) keys kept sorted with their cycles, extended by the shapes a
-    lookup misses. A shape with a zero dimension costs 0."""
+    lookup misses. A shape with a zero dimension costs 0.
 
-    def __init__(self, cfg, port: MemorySystem):
-        self.cfg, self.port = cfg, port
+    With ``path`` the table is kept between processes (:func:`core_table` puts it in the
+    build cache): read when the table is made, written (merged with what another process
+    wrote, atomically) every :data:`SAVE_EVERY` new shapes and at exit. A file that cannot
+    be read or written is ignored: the table is then this process's alone."""
+
+    def __init__(self, cfg, port: MemorySystem, path: Path | None = None):
+        self.cfg, self.port, self.path = cfg, port, path
         self.keys = np.zeros(0, dtype=np.int64)
         self.cycles = np.zeros(0, dtype=np.int64)
+        self.unsaved = 0
+        if path is not None:
+            self._merge(*self._read())
+            atexit.register(self.save)
 
     def __call__(self, rows, cols, ks) -> np.ndarray:
         """Cycles of each rows x cols x ks shape (arrays that broadcast together)."""
@@ -80,9 +99,10 @@ class CoreTable:
             mask = (1 << _BITS) - 1
             cyc = [_core_step(self.cfg, self.port, int(k >> 2 * _BITS), int((k >> _BITS) & mask), int(k & mask))[0]
                    for k in new.tolist()]
-            keys = np.concatenate([self.keys, new])
-            order = np.argsort(keys, kind="stable")
-            self.keys, self.cycles = keys[order], np.concatenate([self.cycles, np.array(cyc, dtype=np.int64)])[order]
+            self._merge(new, np.array(cyc, dtype=np.int64))
+            self.unsaved += len(new)
+            if self.path is not None and self.unsaved >= SAVE_EVERY:
+                self.save()
             idx = self._find(key)
         out[present] = self.cycles[idx]
         return out
@@ -90,12 +110,58 @@ class CoreTable:
     def _find(self, key: np.ndarray) -> np.ndarray:
         return np.minimum(np.searchsorted(self.keys, key), max(len(self.keys) - 1, 0))
 
+    def _merge(self, keys: np.ndarray, cycles: np.ndarray) -> None:
+        keys, first = np.unique(np.concatenate([self.keys, keys]), return_index=True)
+        self.keys, self.cycles = keys, np.concatenate([self.cycles, cycles])[first]
+
+    def _read(self) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            with np.load(self.path, allow_pickle=False) as f:
+                keys, cycles = f["keys"].astype(np.int64), f["cycles"].astype(np.int64)
+            if keys.shape == cycles.shape and keys.ndim == 1:
+                return keys, cycles
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+            pass
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+    def save(self) -> None:
+        """Write the table to ``path``, merged with what is there (atomically: a killed
+        process leaves the old file or the new one)."""
+        if self.path is None or not self.unsaved:
+            return
+        self._merge(*self._read())
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    np.savez(fh, keys=self.keys, cycles=self.cycles)
+                os.replace(tmp, self.path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except OSError:
+            return
+        self.unsaved = 0
+
 
 @lru_cache(maxsize=64)
 def core_table(cfg, port: MemorySystem) -> CoreTable:
     """The :class:`CoreTable` of a core configuration behind a slice port (shared by every
-    chip with that core and port)."""
-    return CoreTable(cfg, port)
+    chip with that core and port), kept in the build cache (``$SYSTOLAB_CACHE``) under a
+    hash of the core, the port and the core model's source, so that a change of the model
+    starts a new table."""
+    from ..errors import UserError
+    from ..files import cache_root
+
+    try:
+        root = cache_root()
+    except UserError:
+        return CoreTable(cfg, port)
+    h = hashlib.sha256(json.dumps([cfg.canonical_json(), port.latency_cycles, port.bytes_per_cycle]).encode())
+    for source in _CORE_MODEL_SOURCES:
+        h.update(source.read_bytes())
+    return CoreTable(cfg, port, root / "core-cycles" / f"{cfg.name}-{h.hexdigest()[:16]}.npz")
 
 
 def blocking_fields(blockings) -> np.ndarray:
@@ -165,18 +231,22 @@ def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M: int, N: int, K: 
     lengths = np.array([count, M, N, K], dtype=np.int64)[:, None]
     block = np.stack([gp, mb, nb, kb])
     n_p, n_m, n_n, nk = blocks = _ceil(lengths, block)
-    live, mlen, nlen, klen = np.stack([block, lengths - (blocks - 1) * block], axis=2)
+    # (a full block never exceeds its dimension: the first load of a single-K-block GEMM
+    # takes min(kb, K))
+    live, mlen, nlen, klen = np.stack([np.minimum(block, lengths), lengths - (blocks - 1) * block], axis=2)
 
     # the cores: the slowest sub-GEMM of a step, by (M-type, N-type, K-type): of the full
-    # part (if the block has one) and the rest (if any) in each dimension; the sizes (3,
-    # full part, a full block's rest, the last block's rest) and which a type has (2 x 2)
-    length, part = np.stack([mlen, nlen, klen]), np.stack([mc, nc, kc])[:, :, None]
-    rest = length % part
-    (rs, cs, ks), (rh, ch, kh) = np.concatenate([part, rest], axis=2), np.stack([length >= part, rest > 0], axis=3)
-    cyc = table(rs[:, :, None, None], cs[:, None, :, None], ks[:, None, None, :])      # (n, 3, 3, 3)
-    x = (cyc[:, _OPTIONS] * rh[:, :, :, None, None]).max(axis=2)                          # (n, tm, 3, 3)
-    x = (x[:, :, _OPTIONS] * ch[:, None, :, :, None]).max(axis=3)                         # (n, tm, tn, 3)
-    core = (x[:, :, :, _OPTIONS] * kh[:, None, None]).max(axis=4)                         # (n, tm, tn, tk)
+    # part and the rest in each dimension. Sizes: the full part, a full block's rest, the
+    # last block's rest (a rest of 0 costs 0); a last block may be smaller than a part.
+    length, part = np.stack([mlen, nlen, klen]), np.stack([mc, nc, kc])
+    sizes = np.concatenate([part[:, :, None], length % part[:, :, None]], axis=2)      # (3, n, 3)
+    whole = length >= part[:, :, None]                                                  # (3, n, 2)
+    cyc = table(sizes[0][:, :, None, None], sizes[1][:, None, :, None], sizes[2][:, None, None, :])
+    for axis, w in enumerate(whole, start=1):     # each dimension's two types, one axis at a time
+        full, rest0, rest1 = (np.take(cyc, i, axis=axis) for i in range(3))
+        w = w.reshape((-1, 2) + (1,) * (full.ndim - 1))
+        cyc = np.stack([np.maximum(full * w[:, 0], rest0), np.maximum(full * w[:, 1], rest1)], axis=axis)
+    core = cyc                                                                          # (n, tm, tn, tk)
 
     # the DMA: the busiest channel's beats of every load (tp, tm, tn, tk) and write-back
     # (tp, tm, tn), which is channel 0 (module docstring)
@@ -210,9 +280,8 @@ def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M: int, N: int, K: 
     pmn = blocks[:3]
     (ip, im, jn) = np.stack([np.zeros_like(pmn), np.ones_like(pmn), pmn - 2, pmn - 1], axis=2)
     (wp, wm, wn) = np.stack([np.ones_like(pmn), np.maximum(pmn - 3, 0), pmn >= 3, pmn >= 2], axis=2)
-    weight = wp[:, :, None, None] * wm[:, None, :, None] * wn[:, None, None, :]
-    cand, sp_, sm_, sn_ = np.nonzero(weight)
-    w = weight[cand, sp_, sm_, sn_]
+    cand, sp_, sm_, sn_ = np.nonzero((wp > 0)[:, :, None, None] & (wm > 0)[:, None, :, None] & (wn > 0)[:, None, None, :])
+    w = wp[cand, sp_] * wm[cand, sm_] * wn[cand, sn_]
     ip, im, jn = ip[cand, sp_], im[cand, sm_], jn[cand, sn_]
     NP, NM, NN, nk_ = n_p[cand], n_m[cand], n_n[cand], nk[cand]
     tp, tm, tn = ip == NP - 1, im == NM - 1, jn == NN - 1

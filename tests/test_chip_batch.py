@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from systolab.hdl.chip import Blocking, blocking_status
 from systolab.models.blocking import candidates
 from systolab.models.chip import get_chip, list_chips
-from systolab.models.chip_batch import block_model_cycles_batch, chip_gemm_cycles_batch, core_table
+from systolab.models.chip_batch import CoreTable, block_model_cycles_batch, chip_gemm_cycles_batch, core_table
 from systolab.models.chip_perf import _channel_beats, _core_step, _dma_shape, block_model_applies, chip_gemm_cycles
 from systolab.models.perf import MemorySystem
 
@@ -78,3 +79,35 @@ def test_core_table_matches_the_core_model_and_costs_nothing_for_empty_shapes():
             for z, k in enumerate(ks[:, 0, 0]):
                 assert got[z, x, y] == (_core_step(chip.core, port, int(r), int(c), int(k))[0] if r else 0)
     assert np.array_equal(table(rows, cols, ks), got)               # the second time from the table
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(chip=st.sampled_from(CHIPS[:3] + CHIPS[6:8]), M=st.integers(1, 200), N=st.integers(1, 200), K=st.integers(1, 300),
+       count=st.integers(1, 5), sizes=st.tuples(*[st.integers(1, 64)] * 6), logs=st.tuples(*[st.integers(0, 2)] * 3),
+       gn=st.integers(1, 3))
+def test_batch_equals_the_scalar_model_on_any_valid_blocking(chip, M, N, K, count, sizes, logs, gn):
+    """Blockings outside the mapper's space too (a part larger than its block, K-groups
+    past the block's K): whatever the controller runs."""
+    mb, nb, kb, mc, nc, kc = sizes
+    gp, gm, gk = (1 << v for v in logs)
+    b = Blocking(mb, nb, kb, mc, nc, gp, gm, gn, gk, kc)
+    assume(blocking_status(chip, M, N, K, count, b) == 0)
+    assert chip_gemm_cycles_batch(chip, M, N, K, [b], count)[0] == chip_gemm_cycles(chip, M, N, K, b, count)
+
+
+def test_a_core_table_is_kept_between_processes_and_a_bad_file_is_ignored(tmp_path):
+    chip = get_chip("sl-small")
+    port = MemorySystem(chip.sram_latency_cycles, float(chip.core.beat_bytes))
+    path = tmp_path / "table.npz"
+    first = CoreTable(chip.core, port, path)
+    cycles = first(np.array([3, 8])[:, None], np.array([5, 16]), 40)
+    first.save()
+    again = CoreTable(chip.core, port, path)            # as a new process finds it
+    assert len(again.keys) == 4 and np.array_equal(again(np.array([3, 8])[:, None], np.array([5, 16]), 40), cycles)
+    assert again.unsaved == 0                           # nothing recomputed
+    path.write_bytes(b"not a table")
+    broken = CoreTable(chip.core, port, path)
+    assert len(broken.keys) == 0 and np.array_equal(broken(np.array([3, 8])[:, None], np.array([5, 16]), 40), cycles)
+    broken.save()
+    assert len(CoreTable(chip.core, port, path).keys) == 4     # the bad file replaced whole
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]     # no temporary left
