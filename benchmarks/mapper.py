@@ -116,7 +116,7 @@ def quality(chip_names: list[str], max_stepped_macs: int = 1 << 31) -> None:
             over = [work for v, work in rs if v > 1.1]
             return f"median {np.median(r):.3f}, max {max(r):.3f}, {len(over)} over 1.1 ({sum(over)} workload GEMMs)"
 
-        how = "vectorised exact model, whole space" if block_model_applies(chip) else "screened shortlist"
+        how = "vectorised exact model, whole space" if block_model_applies(chip) else "pruned by the block model's bound"
         print(f"{chip.name:16} {measured} GEMMs; fast search ({how}, {np.mean(timed):.0%} of the space timed on average): "
               f"worst gap to the fewest cycles {g.max():.2%} (mean {g.mean():.3%}, {int(np.sum(g > 0.02))} over 2 %), "
               f"choice differs from the exhaustive search's on {differ} GEMMs; the exhaustive search's own gap, "

@@ -19,13 +19,14 @@ reported, not searched.
   the reference.
 * ``fast``: every candidate timed by the same exact model vectorised over the candidates
   (:func:`~systolab.models.chip_batch.chip_gemm_cycles_batch`, equal to it on every
-  mapping: ``tests/test_chip_batch.py``), so it finds the exhaustive search's choice, about
-  100,000 mappings a second once the core's sub-GEMMs are known (``benchmarks/mapper.py``).
+  mapping: ``tests/test_chip_batch.py``), so it finds the exhaustive search's choice, at
+  80,000-145,000 mappings a second once the core's sub-GEMMs are known (``benchmarks/mapper.py``).
   Where the exact model must step through the schedule (a DRAM channel so slow that its
   credit delays a job's first beat: :func:`~systolab.models.chip_perf.block_model_applies`),
-  the candidates are ranked by the block model as a screen (:func:`screen_cycles`), the
-  best-screened 15 % (at least :data:`FAST_SHORTLIST`) timed exactly, then every mapping
-  with the incumbent's grid.
+  the block model (:func:`screen_cycles`) is a lower bound on each mapping's cycles; the
+  mappings are timed exactly in its order until the next bound is more than
+  :data:`TRAFFIC_TOLERANCE` over the fewest cycles found, and no mapping left can change
+  the choice: again the exhaustive search's, found from a fraction of the space.
 
 **Choice.** Of the mappings a search timed, those within :data:`TRAFFIC_TOLERANCE` (1 %)
 of the fewest cycles count as equally fast, and the one of them whose DMA reads the fewest
@@ -54,10 +55,6 @@ from .chip_batch import block_model_cycles_batch, chip_gemm_cycles_batch
 from .chip_perf import ChipGemmPerf, block_model_applies, chip_dram_bytes_read, chip_gemm_counters, chip_gemm_cycles
 
 SEARCHES = ("fast", "exhaustive")
-#: The fast search times the best-screened ``FAST_FRACTION`` of the space, and at least
-#: ``FAST_SHORTLIST`` candidates, with the exact model (smaller spaces: all of them).
-FAST_SHORTLIST = 48
-FAST_FRACTION = 0.15
 #: Mappings within this fraction of the fewest cycles are equally fast; the least traffic wins.
 TRAFFIC_TOLERANCE = 0.01
 #: The controller's loop order, outermost first.
@@ -65,11 +62,10 @@ LOOP_ORDER = "product groups > M-blocks > N-blocks > K-blocks (K innermost; part
 
 
 def screen_cycles(chip, M: int, N: int, K: int, count: int, blockings) -> np.ndarray:
-    """Screening estimate of each blocking's cycles (an array), vectorised over the
-    blockings: the block model (:func:`~systolab.models.chip_batch.block_model_cycles_batch`),
-    exact where it applies and used to screen where it does not (it ignores the DRAM
-    credit's delays across a step's phases, which a channel of fewer bytes a cycle than
-    a sixth of a DMA beat shows)."""
+    """The block model's cycles of each blocking (an array), vectorised over the blockings
+    (:func:`~systolab.models.chip_batch.block_model_cycles_batch`): exact where it applies,
+    elsewhere a lower bound on the exact cycles (it leaves out the DRAM credit's delays,
+    which a channel of fewer bytes a cycle than a sixth of a DMA beat shows)."""
     return block_model_cycles_batch(chip, M, N, K, blockings, count).astype(float)
 
 
@@ -165,22 +161,20 @@ def _choose(chip, M: int, N: int, K: int, count: int, cands, rows) -> tuple[int,
                if c <= fastest * (1 + TRAFFIC_TOLERANCE))
 
 
-def _shortlist(chip, M: int, N: int, K: int, count: int, cands) -> tuple[list[int], list[int]]:
-    """(positions, exact cycles) of the mappings the screen shortlists: the best-screened
-    :data:`FAST_FRACTION` (at least :data:`FAST_SHORTLIST`), then every mapping with the
-    incumbent's grid (the screen misjudges block sizes more than grids)."""
-    keep = max(FAST_SHORTLIST, math.ceil(FAST_FRACTION * len(cands)))
-    if len(cands) <= keep:
-        timed = list(range(len(cands)))
-    else:
-        timed = sorted(np.argsort(screen_cycles(chip, M, N, K, count, cands), kind="stable")[:keep].tolist())
-    cycles = [chip_gemm_cycles(chip, M, N, K, cands[x], count) for x in timed]
-    if len(timed) < len(cands):
-        b = cands[_choose(chip, M, N, K, count, cands, zip(cycles, timed))[2]]
-        seen = set(timed)
-        more = [x for x, c in enumerate(cands) if (c.gp, c.gm, c.gn, c.gk) == (b.gp, b.gm, b.gn, b.gk) and x not in seen]
-        timed += more
-        cycles += [chip_gemm_cycles(chip, M, N, K, cands[x], count) for x in more]
+def _pruned(chip, M: int, N: int, K: int, count: int, cands) -> tuple[list[int], list[int]]:
+    """(positions, exact cycles) of the mappings timed where the exact model steps: in the
+    order of the block model's cycles, a lower bound there (the DRAM credit only delays
+    jobs), until the next bound exceeds the fewest cycles found by more than
+    :data:`TRAFFIC_TOLERANCE`. No mapping left can be within it, so the choice is the
+    exhaustive search's."""
+    bound = screen_cycles(chip, M, N, K, count, cands)
+    timed, cycles, fastest = [], [], math.inf
+    for x in np.argsort(bound, kind="stable").tolist():
+        if bound[x] > fastest * (1 + TRAFFIC_TOLERANCE):
+            break
+        timed.append(x)
+        cycles.append(chip_gemm_cycles(chip, M, N, K, cands[x], count))
+        fastest = min(fastest, cycles[-1])
     return timed, cycles
 
 
@@ -208,7 +202,7 @@ def map_gemm(chip, M: int, N: int, K: int, count: int = 1, search: str = "fast")
         timed = list(range(len(cands)))
         cycles = chip_gemm_cycles_batch(chip, M, N, K, cands, count).tolist()
     else:
-        timed, cycles = _shortlist(chip, M, N, K, count, cands)
+        timed, cycles = _pruned(chip, M, N, K, count, cands)
     _, cycles, x = _choose(chip, M, N, K, count, cands, zip(cycles, timed))
     b = cands[x]
     perf = chip_gemm_counters(chip, M, N, K, b, count, cycles=cycles)
@@ -217,5 +211,5 @@ def map_gemm(chip, M: int, N: int, K: int, count: int = 1, search: str = "fast")
                    blocking_traffic(chip, M, N, K, b, count), chip.clock_hz)
 
 
-__all__ = ["FAST_FRACTION", "FAST_SHORTLIST", "LOOP_ORDER", "SEARCHES", "TRAFFIC_TOLERANCE", "Mapping", "chip_bound",
+__all__ = ["LOOP_ORDER", "SEARCHES", "TRAFFIC_TOLERANCE", "Mapping", "chip_bound",
            "map_gemm", "screen_cycles"]

@@ -54,6 +54,17 @@ def test_where_the_credit_binds_the_batch_steps_and_the_block_model_screens():
     assert np.all(screen <= exact) and not np.array_equal(screen, exact)     # the credit only delays
 
 
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(M=st.integers(1, 300), N=st.integers(1, 300), K=st.integers(1, 600), count=st.integers(1, 4),
+       clock=st.sampled_from([3000, 8000, 20000]), wide=st.booleans())
+def test_where_the_credit_binds_the_block_model_is_a_lower_bound(M, N, K, count, clock, wide):
+    """What the fast search's pruning rests on: leaving out the credit's delays never
+    adds cycles."""
+    chip = get_chip("sl-small").derive(clock_mhz=clock, **({"dma_beat_bytes": 64} if wide else {}))
+    cands = candidates(chip, M, N, K, count)
+    assert np.all(block_model_cycles_batch(chip, M, N, K, cands, count) <= _scalar(chip, M, N, K, count, cands))
+
+
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(chip=st.sampled_from(CHIPS), M=st.integers(1, 2000), N=st.integers(1, 2000), K=st.integers(1, 4000),
        count=st.integers(1, 9), pick=st.integers(0, 1 << 20), kind=st.sampled_from(["load", "write-back"]))
