@@ -146,7 +146,7 @@ def speed(chip_name: str) -> None:
             os.environ["SYSTOLAB_CACHE"] = tempfile.mkdtemp(prefix="systolab-bench-")
         map_gemm.cache_clear()
         core_table.cache_clear()
-        for f in (chip_perf._core_step, chip_perf._channel_beats, chip_perf._step_dma, chip_perf._core_max,
+        for f in (chip_perf._core_step, chip_perf._channel_beats, chip_perf._step_dma, chip_perf._core_max, chip_perf._stepped_cycles,
                   chip_perf._block_model_cycles, blocking._candidates):
             f.cache_clear()
 

@@ -20,8 +20,6 @@ DEFAULT_WORKLOADS = ("llama3-8b-prefill", "llama3-8b-decode", "dlrm")
 #: The serving scenario of the report's serving section (and of ``systolab fleet``'s examples).
 DEFAULT_SERVING = {"model": "llama3-70b", "isl": 2048, "osl": 256, "concurrency": 64}
 #: The chip model's measured error, as benchmarks/README.md records it (systolab validate --chip --json).
-CHIP_VALIDATION = ("200 of 200 GEMMs cycle-exact, every counter (cycles, steps, MACs, busy per core, DRAM and SRAM "
-                   "bytes) equal, on 4 chips: 1, 2 and 4 cores, both dataflows, 1 to 4 DMA channels")
 ASSUMPTIONS = [
     "every device runs the workload in the chip's dtype (int8 for the int8 chips; the GPU model uses each "
     "GPU's tensor rate in that dtype, or states its fallback)",
@@ -127,6 +125,24 @@ def _serving_fit_text() -> str:
             f"{s.get('median_abs_error_pct', float('nan')):.1f} % on tokens/s, {held}{shape}")
 
 
+def validation_text(kind: str) -> str:
+    """The recorded run of ``systolab validate`` (``kind``: ``core`` or ``chip``) in words,
+    from ``models/data/validation.yaml``: the report cites what was measured, with its date
+    and command."""
+    from ..sim.validate import recorded
+
+    r = recorded(kind)
+    flag = " --chip" if kind == "chip" else ""
+    if r is None:
+        return f"not recorded (run `systolab validate{flag} --record`)"
+    off = [k for k, v in r["max_abs_error"].items() if k != "cycles" and v]
+    cases = "; ".join(f"{label}: {exact}" for label, exact in r["cases"].items())
+    return (f"{r['exact_cycles']} of {r['shapes']} GEMMs cycle-exact (max |error| {r['max_abs_cycle_error']} cycles), "
+            + (f"{', '.join(off)} off" if off else "every other counter equal")
+            + f"{'' if r['all_passed'] else ', results NOT all correct'} on {r['configurations']} "
+            f"{'chips' if kind == 'chip' else 'configurations'} ({cases}) ({r['simulator']}, {r['date']}: {r['command']})")
+
+
 def model_errors() -> dict:
     """Each model's measured error, as the report cites it (computed live where cheap)."""
     from .area import load_fit
@@ -136,10 +152,9 @@ def model_errors() -> dict:
     fit = load_fit()
     held = [abs(h["error_pct"]) for h in fit.residuals["held_out"]]
     return {
-        "custom_time": "chip cycle model (models/chip_perf.py) vs the chip RTL's counters: "
-                       f"{CHIP_VALIDATION} (systolab validate --chip); core model vs the core RTL: 300 of 300 GEMMs "
-                       "cycle-exact on 6 configurations (systolab validate). Chips of hundreds of cores are modelled, "
-                       "not simulated: the RTL is the same generator, verified on 1 to 4 cores",
+        "custom_time": f"chip cycle model (models/chip_perf.py) vs the chip RTL's counters: {validation_text('chip')}; "
+                       f"core model vs the core RTL: {validation_text('core')}. Chips of hundreds of cores are "
+                       "modelled, not simulated: the RTL is the same generator, verified on 1 to 4 cores",
         "custom_area": f"array area fit vs Yosys synthesis: held-out max {max(held):.2f} % up to 16x16 "
                        f"(benchmarks/area_fit.py); 64x64 extrapolates; SRAM macros from node bit-cell areas; "
                        f"NoC/I/O/PHY shares are assumptions",

@@ -64,8 +64,8 @@ LOOP_ORDER = "product groups > M-blocks > N-blocks > K-blocks (K innermost; part
 def screen_cycles(chip, M: int, N: int, K: int, count: int, blockings) -> np.ndarray:
     """The block model's cycles of each blocking (an array), vectorised over the blockings
     (:func:`~systolab.models.chip_batch.block_model_cycles_batch`): exact where it applies,
-    elsewhere a lower bound on the exact cycles (it leaves out the DRAM credit's delays,
-    which a channel of fewer bytes a cycle than a sixth of a DMA beat shows)."""
+    elsewhere a lower bound on the exact cycles (it leaves out the delays of a DRAM credit
+    so slow that a channel's beats are more than 6 cycles apart)."""
     return block_model_cycles_batch(chip, M, N, K, blockings, count).astype(float)
 
 

@@ -212,3 +212,43 @@ def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilato
             "exact_cycles": sum(e == 0 for e in cyc),
             "max_abs_error": {k: max(abs(r["error"][k]) for r in rows) for k in CHIP_COMPARED},
             "cases": per_case, "worst": worst}
+
+
+# -- the record the compare report cites -------------------------------------------------------
+def record_file():
+    """``models/data/validation.yaml``: the last recorded run of each validation."""
+    from ..models.specs import DATA_DIR
+
+    return DATA_DIR / "validation.yaml"
+
+
+def record(report: dict, kind: str, *, command: str, path=None) -> None:
+    """Store a run's summary (``kind``: ``core`` or ``chip``) in :func:`record_file`, with
+    its date and command, atomically: what the compare report cites as the cycle models'
+    error comes from here, not from hand-written text."""
+    import datetime
+
+    import yaml
+
+    from ..files import atomic_write_text
+    from ..models.specs import load_yaml
+
+    if kind not in ("core", "chip"):
+        raise ValueError(f"kind: 'core' or 'chip', not {kind!r}")
+    target = path or record_file()
+    doc = dict(load_yaml(target)) if target.exists() else {}
+    doc[kind] = {"date": datetime.date.today().isoformat(), "command": command,
+                 **{k: report[k] for k in ("simulator", "seed", "shapes", "configurations", "exact_cycles",
+                                            "max_abs_cycle_error", "all_passed")},
+                 "max_abs_error": {k: int(v) for k, v in report["max_abs_error"].items()},
+                 "cases": {label: f"{c['exact']}/{c['shapes']} exact" for label, c in report["cases"].items()}}
+    atomic_write_text(target, "# Written by `systolab validate [--chip] --record`; do not edit by hand.\n"
+                      + yaml.safe_dump(doc, sort_keys=False, width=100))
+
+
+def recorded(kind: str, path=None) -> dict | None:
+    """The recorded run of ``kind`` (``core`` or ``chip``), or None."""
+    from ..models.specs import load_yaml
+
+    target = path or record_file()
+    return dict(load_yaml(target)).get(kind) if target.exists() else None

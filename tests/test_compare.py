@@ -188,3 +188,27 @@ def test_evaluations_render_and_convert():
         chip.evaluate(sl.get_workload("dlrm", dtype="bf16"))
     assert set(sl.list_workloads()) >= {"llama3-8b-decode", "dlrm"} and "h20" in sl.list_gpus()
     assert sl.list_chips()[0] == "sl-n4-os32"
+
+
+def test_the_cycle_models_error_is_cited_from_the_recorded_validation_runs(tmp_path, monkeypatch):
+    """The report's claim about the cycle models is the last recorded `systolab validate`
+    run, not text: the repository's records say every GEMM was exact, and a different
+    record changes what the report says."""
+    from systolab.models.compare import validation_text
+    from systolab.sim import validate as val
+
+    for kind in ("core", "chip"):
+        r = val.recorded(kind)
+        assert r is not None and r["all_passed"] and r["exact_cycles"] == r["shapes"] > 0
+        assert not any(r["max_abs_error"].values())
+        assert validation_text(kind).startswith(f"{r['shapes']} of {r['shapes']} GEMMs cycle-exact")
+    record = tmp_path / "validation.yaml"
+    monkeypatch.setattr(val, "record_file", lambda: record)
+    assert validation_text("chip").startswith("not recorded")
+    report = {"simulator": "verilator", "seed": 1, "shapes": 3, "configurations": 1, "exact_cycles": 2,
+              "max_abs_cycle_error": 4, "all_passed": True, "max_abs_error": {"cycles": 4, "steps": 0, "macs": 1},
+              "cases": {"a chip": {"exact": 2, "shapes": 3}}}
+    val.record(report, "chip", command="systolab validate --chip")
+    text = validation_text("chip")
+    assert text.startswith("2 of 3 GEMMs cycle-exact (max |error| 4 cycles), macs off on 1 chips (a chip: 2/3 exact)")
+    assert validation_text("core").startswith("not recorded")

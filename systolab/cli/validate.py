@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .common import emit, int_in, seed_int
 
@@ -17,12 +18,14 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the random shapes and values (default 0)")
     p.add_argument("--sim", default="auto", help="verilator, icarus, amaranth or auto (default)")
     p.add_argument("--jobs", type=int_in(1, 256), default=2, help="configurations simulated in parallel (default 2)")
+    p.add_argument("--record", action="store_true",
+                   help="store the run's summary in models/data/validation.yaml, where the compare report cites it")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..sim.runner import resolve_simulator
-    from ..sim.validate import default_cases, default_chip_cases, validate, validate_chip
+    from ..sim.validate import default_cases, default_chip_cases, record, record_file, validate, validate_chip
 
     sim = resolve_simulator(args.sim)
     if args.chip:
@@ -41,5 +44,10 @@ def run(args: argparse.Namespace) -> int:
             lines.append(f"  {label:42} {c['exact']}/{c['shapes']} exact, max |error| {c['max_abs_cycle_error']}")
         return "\n".join(lines)
 
+    if args.record:
+        command = " ".join(["systolab validate", *(["--chip"] if args.chip else []), f"--shapes {args.shapes}",
+                            f"--seed {args.seed}", f"--sim {sim}"])
+        record(report, "chip" if args.chip else "core", command=command)
+        print(f"validate: recorded in {record_file()}", file=sys.stderr)
     emit(args, report, human)
     return 0 if report["all_passed"] else 1
