@@ -35,15 +35,14 @@ its DMA job are done) and vectorises its three costly parts:
 The exact model applies while a channel's DRAM credit cannot delay a job's first beat
 (:func:`~systolab.models.chip_perf.block_model_applies`); otherwise
 :func:`chip_gemm_cycles_batch` times each blocking with the scalar model, and
-:func:`block_model_cycles_batch` is the mapper's screen.
+:func:`block_model_cycles_batch` is a lower bound the mapper prunes by.
 """
 from __future__ import annotations
 
 import atexit
 import hashlib
+import io
 import json
-import os
-import tempfile
 import zipfile
 from functools import lru_cache
 from operator import attrgetter
@@ -129,17 +128,13 @@ class CoreTable:
         process leaves the old file or the new one)."""
         if self.path is None or not self.unsaved:
             return
+        from ..files import atomic_write_bytes
+
         self._merge(*self._read())
+        data = io.BytesIO()
+        np.savez(data, keys=self.keys, cycles=self.cycles)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    np.savez(fh, keys=self.keys, cycles=self.cycles)
-                os.replace(tmp, self.path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            atomic_write_bytes(self.path, data.getvalue())
         except OSError:
             return
         self.unsaved = 0
@@ -183,9 +178,9 @@ def chip_gemm_cycles_batch(chip, M: int, N: int, K: int, blockings, count: int =
 
 def block_model_cycles_batch(chip, M: int, N: int, K: int, blockings, count: int = 1) -> np.ndarray:
     """The block model's cycles of every blocking, whether or not it applies to the chip:
-    exact where :func:`~systolab.models.chip_perf.block_model_applies`, elsewhere an
-    estimate that ignores the DRAM credit's delays across a step's phases (the mapper's
-    screen)."""
+    exact where :func:`~systolab.models.chip_perf.block_model_applies`, elsewhere a lower
+    bound on the exact cycles (it leaves out the DRAM credit's delays), by which the
+    mapper prunes."""
     blockings = list(blockings)
     if not blockings:
         return np.zeros(0, dtype=np.int64)
