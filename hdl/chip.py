@@ -4,11 +4,15 @@ controller that runs a whole blocked GEMM from one descriptor.
 The global SRAM is one slice per core (:class:`~systolab.hdl.slice.SramSlice`): the
 core's operands and accumulators, each double-buffered. A GEMM (``count`` independent
 products of M x N x K, see :func:`~systolab.hdl.dma.descriptor_layout`) runs as *steps*,
-one per (product group, M-block, N-block, K-block), in that loop order (K innermost). In
-a step every core of the grid computes its part of the block, a sub-GEMM of up to
-``mc`` x ``nc`` x ``kb`` from its slice (an ordinary descriptor to the unchanged core),
-while the DMA writes back the previous output block and loads the next step's operands
-into the other buffers. The step ends when the cores and the DMA have all finished (a
+one per (product group, M-block, N-block, K-block), in that loop order (K innermost) or,
+with the descriptor's ``order`` set, with the N-blocks outside the M-blocks. In a step
+every core of the grid computes its part of the block, a sub-GEMM of up to ``mc`` x
+``nc`` x ``kb`` from its slice (an ordinary descriptor to the unchanged core), while the
+DMA writes back the previous output block and loads the next step's operands into the
+other buffers. A and B have a buffer select each: where the next step's A block (same
+products, M-block and K-block) or B block is this step's, it is not loaded again and the
+next step reads it where it is (with one K-block: A along a row of N-blocks, B along a
+column of M-blocks). The step ends when the cores and the DMA have all finished (a
 barrier); then the next begins. Partial sums of later K-blocks are added into the
 accumulator buffer by the slice's accumulate-on-write, so they never leave the chip; a
 block's results go to DRAM while the next block computes.
@@ -57,7 +61,11 @@ class Blocking:
     """How a GEMM is blocked and split over the chip's cores (the descriptor's fields
     chosen by software): blocks of ``mb`` x ``nb`` x ``kb``; a grid of ``gp`` products x
     ``gm`` row groups of ``mc`` rows x ``gn`` column groups of ``nc`` columns x ``gk``
-    K-groups of ``kc`` (split-K; ``kc`` 0 means ``kb``)."""
+    K-groups of ``kc`` (split-K; ``kc`` 0 means ``kb``); the steps in loop ``order`` 0
+    (product groups, M-blocks, N-blocks, K-blocks; K innermost) or 1 (N-blocks outside
+    the M-blocks). A step whose A (or B) block is the previous step's keeps it on chip
+    instead of loading it again: with one K-block, A along the N-blocks of order 0, B
+    along the M-blocks of order 1."""
 
     mb: int
     nb: int
@@ -69,6 +77,7 @@ class Blocking:
     gn: int = 1
     gk: int = 1
     kc: int = 0
+    order: int = 0
 
     __hash__ = hash_once               # blockings key the cycle model's caches
     __getstate__ = state_without_hash
@@ -88,7 +97,7 @@ class Blocking:
     def __str__(self) -> str:
         split = f"x{self.gk}" if self.gk > 1 else ""
         return (f"{self.mb}x{self.nb}x{self.kb}/{self.gp}x{self.gm}x{self.gn}{split}"
-                f"({self.mc}x{self.nc}{f'x{self.kc}' if split else ''})")
+                f"({self.mc}x{self.nc}{f'x{self.kc}' if split else ''}){'/n-outer' if self.order else ''}")
 
 
 def core_index(b: Blocking, q: int, i: int, j: int, kk: int = 0) -> int:
@@ -254,7 +263,7 @@ class ChipTop(wiring.Component):
 
         # -- the step: its origin (product group p0, m0, n0, k0) and the next one --------------------
         p0, m0, n0, k0 = (Signal(24, name=n) for n in ("p0", "m0", "n0", "k0"))
-        s_buf, c_buf = Signal(), Signal()        # operand buffer of this step, accumulator buffer of its block
+        a_buf, b_buf, c_buf = Signal(), Signal(), Signal()  # this step's A and B buffers, its block's accumulators
         first_step = Signal()
 
         def extent(origin, total, block):
@@ -268,18 +277,21 @@ class ChipTop(wiring.Component):
         np_ = p0 + d.gp >= d.count
         last_step = nk & nn & nm & np_
         nxt_k0 = Mux(nk, 0, k0 + d.kb)
-        nxt_n0 = Mux(nk, Mux(nn, 0, n0 + d.nb), n0)
-        nxt_m0 = Mux(nk & nn, Mux(nm, 0, m0 + d.mb), m0)
+        nxt_n0 = Mux(Mux(d.order, nk & nm, nk), Mux(nn, 0, n0 + d.nb), n0)     # order 1: M-blocks inside
+        nxt_m0 = Mux(Mux(d.order, nk, nk & nn), Mux(nm, 0, m0 + d.mb), m0)
         nxt_p0 = Mux(nk & nn & nm, p0 + d.gp, p0)
+        same_a = (nxt_p0 == p0) & (nxt_m0 == m0) & (nxt_k0 == k0)   # the next step's A block is this one's
+        same_b = (nxt_p0 == p0) & (nxt_n0 == n0) & (nxt_k0 == k0)
         start = Signal()
         job = Signal(job_layout())
         for dma in dmas:
             m.d.comb += [dma.start.eq(start), dma.job.eq(job)]
 
-        def load_job(p, mm, nn_, kk, buf):
+        def load_job(p, mm, nn_, kk, abuf, bbuf, ld_a, ld_b):
             m.d.comb += [job.ld.eq(1), job.ld_p.eq(p), job.ld_m0.eq(mm), job.ld_n0.eq(nn_), job.ld_k0.eq(kk),
                          job.ld_mlen.eq(extent(mm, d.m, d.mb)), job.ld_nlen.eq(extent(nn_, d.n, d.nb)),
-                         job.ld_klen.eq(extent(kk, d.k, d.kb)), job.ld_buf.eq(buf)]
+                         job.ld_klen.eq(extent(kk, d.k, d.kb)), job.ld_abuf.eq(abuf), job.ld_bbuf.eq(bbuf),
+                         job.ld_a.eq(ld_a), job.ld_b.eq(ld_b)]
 
         # the block last finished (to write back): its origin and buffer
         wb_p, wb_m0, wb_n0 = Signal(24), Signal(24), Signal(24)
@@ -306,10 +318,9 @@ class ChipTop(wiring.Component):
                          cols.eq(Mux(nlen > col0[c], Mux(nlen - col0[c] < d.nc, nlen - col0[c], d.nc), 0)),
                          ks.eq(Mux(klen > k0c[c], Mux(klen - k0c[c] < d.kc, klen - k0c[c], d.kc), 0))]
             works = con[c] & (p0 + cq[c] < d.count) & (rows != 0) & (cols != 0) & (ks != 0)
-            a_word = s_buf * op_half
             m.d.comb += [cd.m.eq(rows), cd.n.eq(cols), cd.k.eq(ks),
-                         cd.a_addr.eq(a_word * W), cd.lda.eq(pitch_k * W),
-                         cd.b_addr.eq((a_word + d.mc * pitch_k) * W), cd.ldb.eq(pitch_k * W),
+                         cd.a_addr.eq(a_buf * op_half * W), cd.lda.eq(pitch_k * W),
+                         cd.b_addr.eq((b_buf * op_half + d.mc * pitch_k) * W), cd.ldb.eq(pitch_k * W),
                          cd.c_addr.eq(slices[c].acc_base + c_buf * acc_half * W), cd.ldc.eq(pitch_c * W),
                          cores[c].cmd.payload.eq(cd), cores[c].cmd.valid.eq(issue & works),
                          slices[c].accumulate.eq(accumulate)]
@@ -394,10 +405,10 @@ class ChipTop(wiring.Component):
                                  con[c].eq(j < d.gn), a_grp[c].eq(field(c, 0, lg_g)), b_grp[c].eq(b),
                                  acc_ch[c].eq((b & ~(((Const(1) << lg_gk) - 1)[:DIM_BITS] << lg_gp))[:max(1, lgC)]
                                               if lgC else 0)]
-                m.d.sync += [state.eq(PROLOGUE), p0.eq(0), m0.eq(0), n0.eq(0), k0.eq(0), s_buf.eq(0),
+                m.d.sync += [state.eq(PROLOGUE), p0.eq(0), m0.eq(0), n0.eq(0), k0.eq(0), a_buf.eq(0), b_buf.eq(0),
                              c_buf.eq(0), first_step.eq(1)]
             with m.Case(PROLOGUE):       # the first step's operands, nothing to overlap with
-                load_job(p0, m0, n0, k0, 0)
+                load_job(p0, m0, n0, k0, 0, 0, 1, 1)
                 m.d.comb += start.eq(1)
                 m.d.sync += state.eq(WAIT_LOAD)
             with m.Case(WAIT_LOAD):
@@ -407,8 +418,8 @@ class ChipTop(wiring.Component):
                 m.d.comb += issue.eq(1)
                 with m.If(~first_step & (k0 == 0)):
                     wb_job(wb_p, wb_m0, wb_n0, wb_buf)
-                with m.If(~last_step):
-                    load_job(nxt_p0, nxt_m0, nxt_n0, nxt_k0, ~s_buf)
+                with m.If(~last_step):          # what the next step does not share, into the other buffer
+                    load_job(nxt_p0, nxt_m0, nxt_n0, nxt_k0, ~a_buf, ~b_buf, ~same_a, ~same_b)
                 m.d.comb += start.eq(1)
                 m.d.sync += [state.eq(RUN), self.steps.eq(self.steps + 1), accumulate.eq(k0 != 0)]
             with m.Case(RUN):            # the barrier: every core done, the DMA idle
@@ -420,7 +431,8 @@ class ChipTop(wiring.Component):
                             m.d.sync += [wb_p.eq(p0), wb_m0.eq(m0), wb_n0.eq(n0), wb_buf.eq(c_buf),
                                          c_buf.eq(~c_buf)]
                         m.d.sync += [p0.eq(nxt_p0), m0.eq(nxt_m0), n0.eq(nxt_n0), k0.eq(nxt_k0),
-                                     s_buf.eq(~s_buf), first_step.eq(0), state.eq(ISSUE)]
+                                     a_buf.eq(a_buf ^ ~same_a), b_buf.eq(b_buf ^ ~same_b), first_step.eq(0),
+                                     state.eq(ISSUE)]
             with m.Case(EPILOGUE):       # the last block's results
                 wb_job(wb_p, wb_m0, wb_n0, wb_buf)
                 m.d.comb += start.eq(1)

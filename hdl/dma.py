@@ -26,7 +26,9 @@ routes each channel to a slice through a mux of ``log2(C) + 1`` (A) or
 2. **load** of the next step's operands: one DRAM read per A row (its K-range) of the
    channel's A groups, then one per B column of its B groups; each beat is written, in
    the cycle it arrives, into every slice of the group (a multicast write: a slice has a
-   write port for A and one for B).
+   write port for A and one for B). A job loads only the operands the next step does
+   not share with the current one (``ld_a``, ``ld_b``): a block kept on chip is read
+   where it is, from its own buffer (``ld_abuf``, ``ld_bbuf``).
 
 A channel's generator issues one segment per cycle on its memory's command stream,
 skipping empty groups without a bubble, and hands each segment to its data side through
@@ -53,24 +55,25 @@ def descriptor_layout() -> data.StructLayout:
     blocks of ``mb`` x ``nb`` x ``kb``, each block split over a grid of ``gp`` products x
     ``gm`` row groups (``mc`` rows each) x ``gn`` column groups (``nc`` columns each) x
     ``gk`` K-groups (``kc`` of the block's K each) of cores (``gp``, ``gm`` and ``gk``
-    powers of two)."""
+    powers of two); the blocks in ``order`` 0 (M-blocks outside N-blocks) or 1 (inside)."""
     return data.StructLayout({
         "m": 24, "n": 24, "k": 24, "count": 24,
         "a_addr": ADDR, "lda": ADDR, "a_step": ADDR,
         "b_addr": ADDR, "ldb": ADDR, "b_step": ADDR,
         "c_addr": ADDR, "ldc": ADDR, "c_step": ADDR,
         "mb": DIM_BITS, "nb": DIM_BITS, "kb": DIM_BITS, "mc": DIM_BITS, "nc": DIM_BITS,
-        "gp": DIM_BITS, "gm": DIM_BITS, "gn": DIM_BITS, "gk": DIM_BITS, "kc": DIM_BITS,
+        "gp": DIM_BITS, "gm": DIM_BITS, "gn": DIM_BITS, "gk": DIM_BITS, "kc": DIM_BITS, "order": 1,
     })
 
 
 def job_layout() -> data.StructLayout:
     """One step's DMA work: write back an output block (``wb``) and/or load a step's
-    operands (``ld``); origins, extents and buffers."""
+    operands (``ld``: its A block if ``ld_a``, its B block if ``ld_b``); origins, extents
+    and buffers."""
     return data.StructLayout({
         "wb": 1, "wb_p": 24, "wb_m0": 24, "wb_n0": 24, "wb_mlen": DIM_BITS, "wb_nlen": DIM_BITS, "wb_buf": 1,
         "ld": 1, "ld_p": 24, "ld_m0": 24, "ld_n0": 24, "ld_k0": 24, "ld_mlen": DIM_BITS, "ld_nlen": DIM_BITS,
-        "ld_klen": DIM_BITS, "ld_buf": 1,
+        "ld_klen": DIM_BITS, "ld_a": 1, "ld_b": 1, "ld_abuf": 1, "ld_bbuf": 1,
     })
 
 
@@ -257,7 +260,8 @@ class DmaChannel(wiring.Component):
         m.d.comb += [rseg.beats.eq(beats(seg_k * eb)), rseg.words.eq(words(seg_k * eb)), rseg.b.eq(on_b),
                      rseg.group.eq(Mux(on_b, (((jb << lg_gk) | kb) << lg_gp) | qb,
                                        (((ka << lg_gp) | qa) << lg_gm) | ia)),
-                     rseg.word.eq(job.ld_buf * self._op_half + Mux(on_b, (d.mc + rb) * pitch_k, ra * pitch_k)),
+                     rseg.word.eq(Mux(on_b, job.ld_bbuf * self._op_half + (d.mc + rb) * pitch_k,
+                                      job.ld_abuf * self._op_half + ra * pitch_k)),
                      rc.payload.addr.eq(Mux(on_b, b_col, a_row)), rc.payload.beats.eq(rseg.beats)]
         m.d.comb += [rc.valid.eq(((phase == LOAD_A) | on_b) & ~rq.full),
                      rq.push.eq(rc.valid & rc.ready), rq.push_data.eq(rseg)]
@@ -265,7 +269,7 @@ class DmaChannel(wiring.Component):
         # -- the generator ----------------------------------------------------------------------
         def load_phase(jb_):
             _, has_a, has_b = nonempty(jb_)
-            return Mux(jb_.ld & has_a, LOAD_A, Mux(jb_.ld & has_b, LOAD_B, IDLE))
+            return Mux(jb_.ld & jb_.ld_a & has_a, LOAD_A, Mux(jb_.ld & jb_.ld_b & has_b, LOAD_B, IDLE))
 
         w_busy, r_busy = Signal(), Signal()
         with m.Switch(phase):
@@ -292,7 +296,7 @@ class DmaChannel(wiring.Component):
                              (ia, i0, istep, lambda v: v * d.mc < job.ld_mlen),
                              (qa, qa0, qastep, lambda v: v < live(job.ld_p)),
                              (ka, ka0, kastep, lambda v: k_ok(v, job.ld_klen))],
-                            lambda: m.d.sync.__iadd__(phase.eq(Mux(job.ld & has_b, LOAD_B, LD_DRAIN))))
+                            lambda: m.d.sync.__iadd__(phase.eq(Mux(job.ld_b & has_b, LOAD_B, LD_DRAIN))))
             with m.Case(LOAD_B):
                 with m.If(rq.push):
                     advance([(rb, 0, 1, lambda v: v < clamp(job.ld_nlen - jb * d.nc, d.nc)),

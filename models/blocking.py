@@ -22,8 +22,10 @@ as fewer K-steps can outweigh the partial beats (``sl-n4-os64``: 640-byte K-bloc
 the controller would reject are dropped. The mapper (``models/mapper.py``) searches it.
 
 **Traffic.** A blocking reads every A element once per N-block and every B element once
-per M-block (the DMA multicasts within a block) and writes C once:
-:func:`blocking_traffic`. Whatever the blocking, a chip whose on-chip memory holds S
+per M-block (the DMA multicasts within a block), except where the controller keeps a block
+on chip between steps (one K-block: A along the N-blocks in loop order 0, B along the
+M-blocks in order 1; both orders are in the space where there are several of each), and
+writes C once: :func:`blocking_traffic`. Whatever the blocking, a chip whose on-chip memory holds S
 operand elements moves at least
 
     Q >= 2 M N K / sqrt(S) - 2 S   elements           (per product)
@@ -47,10 +49,12 @@ a mapping's traffic is what the blocking costs.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from ..hdl.chip import Blocking, blocking_status
+from .chip_perf import load_counts
 
 
 def on_chip_bytes(chip) -> int:
@@ -83,11 +87,12 @@ def _lower_bound(chip, M: int, N: int, K: int, count: int, row_bytes: int) -> in
 
 
 def blocking_traffic(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) -> int:
-    """DRAM bytes a blocking must move (no padding): A once per N-block, B once per
-    M-block, C once."""
+    """DRAM bytes a blocking must move (no padding): A once per N-block and B once per
+    M-block unless the block stays on chip between steps
+    (:func:`~systolab.models.chip_perf.load_counts`), C once."""
     cfg = chip.core
-    eb, ab = cfg.input_bytes, cfg.acc_bytes
-    return count * ((M * K * math.ceil(N / b.nb) + N * K * math.ceil(M / b.mb)) * eb + M * N * ab)
+    loads_a, loads_b = load_counts(M, N, K, b)
+    return count * ((M * loads_a + N * loads_b) * K * cfg.input_bytes + M * N * cfg.acc_bytes)
 
 
 def _powers(unit: int, limit: int) -> list[int]:
@@ -150,4 +155,6 @@ def _candidates(chip: _Capacity, M: int, N: int, K: int, count: int) -> tuple[Bl
                             if b not in seen and blocking_status(chip, M, N, K, count, b) == 0:
                                 seen.add(b)
                                 out.append(b)
+                                if kb == K and mb < M and nb < N:    # the order decides which operand stays
+                                    out.append(replace(b, order=1))
     return tuple(out)

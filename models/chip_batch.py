@@ -58,7 +58,7 @@ _BITS = 21                                  # per dimension in a packed core-sha
 SAVE_EVERY = 2000
 #: What a core sub-GEMM's cycles depend on besides the core and the port.
 _CORE_MODEL_SOURCES = (Path(__file__).with_name("perf.py"), Path(__file__).with_name("chip_perf.py"))
-_FIELDS = ("mb", "nb", "kb", "mc", "nc", "kc", "gp", "gm", "gn", "gk")
+_FIELDS = ("mb", "nb", "kb", "mc", "nc", "kc", "gp", "gm", "gn", "gk", "order")
 
 
 class CoreTable:
@@ -160,7 +160,7 @@ def core_table(cfg, port: MemorySystem) -> CoreTable:
 
 
 def blocking_fields(blockings) -> np.ndarray:
-    """The blockings' fields as an (n, 10) int64 array, columns in :data:`_FIELDS` order."""
+    """The blockings' fields as an (n, 11) int64 array, columns in :data:`_FIELDS` order."""
     get = attrgetter(*_FIELDS)
     return np.array([get(b) for b in blockings], dtype=np.int64).reshape(-1, len(_FIELDS))
 
@@ -218,7 +218,7 @@ def _channel0(count: np.ndarray, radix: np.ndarray, w_full, w_last) -> np.ndarra
 def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M: int, N: int, K: int, count: int,
             f: np.ndarray) -> np.ndarray:
     C, beat, eb, ab = shape
-    mb, nb, kb, mc, nc, kc, gp, gm, gn, gk = f.T
+    mb, nb, kb, mc, nc, kc, gp, gm, gn, gk, order = f.T
     n = len(f)
     Lm = max(L, 2)
     # per dimension (products, M, N, K): how many blocks, and the sizes by type (axis 2:
@@ -262,44 +262,57 @@ def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M: int, N: int, K: 
     b = _channel0(col_groups, r_j, nc[:, None] * ones, cols_last)[:, None, None, :, None] * \
         _channel0(parts, r_k, beats_full, beats_last)[:, None, None, None, :] * per_q[:, :, None, None, None]
     wb_cols = _channel0(col_groups, r_j, _ceil(nc[:, None] * ab, beat) * ones, _ceil(cols_last * ab, beat))
-    # index 16 (loads) and 8 (write-backs): nothing
-    loads = np.zeros((n, 17), dtype=np.int64)
+    # loads of both operands (0 ... 15 by type), of A alone (17 ...), of B alone (34 ...); 16
+    # and 8 (write-backs): nothing
+    loads = np.zeros((n, 3 * 17), dtype=np.int64)
     np.add(a, b, out=loads[:, :16].reshape(n, 2, 2, 2, 2))
+    loads[:, 17:33] = np.broadcast_to(a, (n, 2, 2, 2, 2)).reshape(n, 16)
+    loads[:, 34:50] = np.broadcast_to(b, (n, 2, 2, 2, 2)).reshape(n, 16)
     wbs = np.zeros((n, 9), dtype=np.int64)
     np.multiply((wb_cols[:, None, :] * per_q[:, :, None])[:, :, None, :], mlen[:, None, :, None],
                 out=wbs[:, :8].reshape(n, 2, 2, 2))
-    load_alone, wb_alone = _job(0, loads, sp, Lm), _job(wbs, 0, sp, Lm)
+    load_alone, wb_alone = _job(0, loads[:, :17], sp, Lm), _job(wbs, 0, sp, Lm)
 
     # the blocks: representative indices per dimension (0, 1, n-2, n-1) and how many
-    # positions each stands for (1, n-3, 1, 1; none where they coincide)
-    pmn = blocks[:3]
-    (ip, im, jn) = np.stack([np.zeros_like(pmn), np.ones_like(pmn), pmn - 2, pmn - 1], axis=2)
-    (wp, wm, wn) = np.stack([np.ones_like(pmn), np.maximum(pmn - 3, 0), pmn >= 3, pmn >= 2], axis=2)
-    cand, sp_, sm_, sn_ = np.nonzero((wp > 0)[:, :, None, None] & (wm > 0)[:, None, :, None] & (wn > 0)[:, None, None, :])
-    w = wp[cand, sp_] * wm[cand, sm_] * wn[cand, sn_]
-    ip, im, jn = ip[cand, sp_], im[cand, sm_], jn[cand, sn_]
-    NP, NM, NN, nk_ = n_p[cand], n_m[cand], n_n[cand], nk[cand]
-    tp, tm, tn = ip == NP - 1, im == NM - 1, jn == NN - 1
-    cur = (tp * 4 + tm * 2 + tn).astype(np.int64)
+    # positions each stands for (1, n-3, 1, 1; none where they coincide), in the loop
+    # order: products, the outer and the inner of M and N (N inner for order 0)
+    inner_m = order == 1
+    poi = np.stack([n_p, np.where(inner_m, n_n, n_m), np.where(inner_m, n_m, n_n)])
+    (ip, io, ii) = np.stack([np.zeros_like(poi), np.ones_like(poi), poi - 2, poi - 1], axis=2)
+    (wp, wo, wi) = np.stack([np.ones_like(poi), np.maximum(poi - 3, 0), poi >= 3, poi >= 2], axis=2)
+    cand, sp_, so_, si_ = np.nonzero((wp > 0)[:, :, None, None] & (wo > 0)[:, None, :, None] & (wi > 0)[:, None, None, :])
+    w = wp[cand, sp_] * wo[cand, so_] * wi[cand, si_]
+    ip, io, ii = ip[cand, sp_], io[cand, so_], ii[cand, si_]
+    NP, NO, NI, nk_, inner_m = poi[0, cand], poi[1, cand], poi[2, cand], nk[cand], inner_m[cand]
+
+    def code(tp, to, ti):                      # a block's type index: (last p, last M, last N)
+        return (tp * 4 + np.where(inner_m, ti, to) * 2 + np.where(inner_m, to, ti)).astype(np.int64)
+
+    tp, to, ti = ip == NP - 1, io == NO - 1, ii == NI - 1
+    cur = code(tp, to, ti)
     # the previous block (None at the first) and the next (None at the last)
-    has_prev = (ip > 0) | (im > 0) | (jn > 0)
-    prev = np.where((jn > 0) | (im > 0), tp, False) * 4 + np.where(jn > 0, tm, im == 0) * 2 + (jn == 0)
-    prev = np.where(has_prev, prev, 8)
-    in_n, in_m = jn < NN - 1, im < NM - 1
-    has_next = in_n | in_m | (ip < NP - 1)
-    nxt = np.where(in_n | in_m, tp, ip + 1 == NP - 1) * 4 + \
-        np.where(in_n, tm, np.where(in_m, im + 1 == NM - 1, NM == 1)) * 2 + \
-        np.where(in_n, jn + 1 == NN - 1, NN == 1)
-    nxt = np.where(has_next, nxt, 8)
+    has_prev = (ip > 0) | (io > 0) | (ii > 0)
+    prev = np.where(has_prev, code(np.where((ii > 0) | (io > 0), tp, False), np.where(ii > 0, to, io == 0), ii == 0), 8)
+    in_i, in_o = ii < NI - 1, io < NO - 1
+    has_next = in_i | in_o | (ip < NP - 1)
+    nxt = np.where(has_next, code(np.where(in_i | in_o, tp, ip + 1 == NP - 1),
+                                  np.where(in_i, to, np.where(in_o, io + 1 == NO - 1, NO == 1)),
+                                  np.where(in_i, ii + 1 == NI - 1, NI == 1)), 8)
+    # with one K-block, what the next block shares stays on chip: the outer dimension's
+    # operand (A for order 0) along the inner blocks, the inner one's where the inner
+    # dimension is one block (hdl/chip.py)
+    keep_outer, keep_inner = in_i, (NI == 1) & in_o
+    keep_a, keep_b = np.where(inner_m, keep_inner, keep_outer), np.where(inner_m, keep_outer, keep_inner)
+    variant = np.where(keep_a, 2, np.where(keep_b, 1, 0)) * 17       # B alone, A alone, both
 
     # the one DMA job per block that overlaps a write-back with a load: the previous block's
     # write-back with this block's second K-block (several K-blocks) or with the next
     # block's first (one K-block)
     k_second = np.where(nk_ > 2, 0, 1)
-    pair_load = np.where(nk_ > 1, cur * 2 + k_second, np.where(has_next, nxt * 2, 16))
+    pair_load = np.where(nk_ > 1, cur * 2 + k_second, np.where(has_next, variant + nxt * 2, 16))
     pair = _job(wbs[cand, prev], loads[cand, pair_load], sp, Lm)
 
-    c_full, c_edge = core[cand, tm.astype(np.int64), tn.astype(np.int64)].T
+    c_full, c_edge = core[cand, (cur >> 1) & 1, cur & 1].T
     step_full_kb = 1 + np.maximum(c_full + 1, load_alone[cand, cur * 2])
     step_full_ke = 1 + np.maximum(c_full + 1, load_alone[cand, cur * 2 + 1])
     epilogue = 3 + wb_alone[cand, cur]

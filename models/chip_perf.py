@@ -2,14 +2,16 @@
 runs it, and the counters the RTL reports.
 
 The chip runs a descriptor as *steps* (product group, M-block, N-block, K-block; K
-innermost). The model follows the controller exactly:
+innermost; with the blocking's ``order`` 1, N-blocks outside M-blocks). The model follows
+the controller exactly:
 
 * ``CHECK`` (1 cycle), ``SETUP`` (one cycle per core), then the *prologue*: the DMA loads
   step 0's operands while nothing else runs;
 * each step: in its ``ISSUE`` cycle every working core gets its sub-GEMM and the DMA a
   job (write back the output block finished by the previous step, if this step starts a
-  new one; load the next step's operands); a barrier ends the step once every core is done
-  and the DMA is idle; the next ``ISSUE`` follows;
+  new one; load the next step's operands, but not an A or B block the next step shares
+  with this one: it stays on chip); a barrier ends the step once every core is done and
+  the DMA is idle; the next ``ISSUE`` follows;
 * the *epilogue*: the DMA writes back the last block; ``done`` the cycle after.
 
 A core's part of a step takes exactly what the core's cycle model says (``models/perf.py``)
@@ -145,11 +147,45 @@ def _dma_shape(chip) -> tuple[int, int, int, int]:
     return chip.dma_channels, chip.dma_beat_bytes, chip.core.input_bytes, chip.core.acc_bytes
 
 
+#: Which operands a load moves (bits): A, B or both (:func:`load_ops`).
+LOAD_A, LOAD_B, LOAD_AB = 1, 2, 3
+
+
+def load_ops(b: Blocking, cur: tuple, nxt: tuple) -> int:
+    """What the step at origin ``nxt`` (p0, m0, n0, k0) loads after the step at ``cur``:
+    not an operand block the two share (same products and K-block, and same M-block for
+    A or same N-block for B), which stays on chip."""
+    same_pk = cur[0] == nxt[0] and cur[3] == nxt[3]
+    return (0 if same_pk and cur[1] == nxt[1] else LOAD_A) | (0 if same_pk and cur[2] == nxt[2] else LOAD_B)
+
+
+def step_origins(M: int, N: int, K: int, b: Blocking, count: int = 1) -> list[tuple[int, int, int, int]]:
+    """Every step's origin (p0, m0, n0, k0) in the controller's order: products, then M-
+    and N-blocks (N inside for ``order`` 0, M inside for 1), then K-blocks."""
+    ps, ms, ns, ks = range(0, count, b.gp), range(0, M, b.mb), range(0, N, b.nb), range(0, K, b.kb)
+    if b.order:
+        return [(p, m, n, k) for p in ps for n in ns for m in ms for k in ks]
+    return [(p, m, n, k) for p in ps for m in ms for n in ns for k in ks]
+
+
+def load_counts(M: int, N: int, K: int, b: Blocking) -> tuple[int, int]:
+    """How many times a descriptor loads each A block and each B block: A once per
+    N-block and B once per M-block, but once in all where it stays on chip from step to
+    step (one K-block; A along the N-blocks of order 0 or with one M-block, B along the
+    M-blocks of order 1 or with one N-block)."""
+    n_m, n_n = -(-M // b.mb), -(-N // b.nb)
+    if b.kb < K:
+        return n_n, n_m
+    return (1 if b.order == 0 or n_m == 1 else n_n), (1 if b.order == 1 or n_n == 1 else n_m)
+
+
 @lru_cache(maxsize=1 << 16)
-def _channel_beats(shape: tuple, b: Blocking, live: int, mlen: int, nlen: int, klen: int | None) -> tuple[int, ...]:
+def _channel_beats(shape: tuple, b: Blocking, live: int, mlen: int, nlen: int, klen: int | None,
+                   ops: int = LOAD_AB) -> tuple[int, ...]:
     """DRAM beats each channel moves for a block (``hdl/dma.py``) on a chip of
-    :func:`_dma_shape` ``shape``: its load (``klen`` given) of the A rows and B columns of
-    its groups, or its write-back (``klen`` None) of the rows of its K-group-0 B groups.
+    :func:`_dma_shape` ``shape``: its load (``klen`` given) of the A rows (``ops`` has
+    :data:`LOAD_A`) and B columns (:data:`LOAD_B`) of its groups, or its write-back
+    (``klen`` None) of the rows of its K-group-0 B groups.
     Channel ``ch`` has the A groups ``a = (kk * gp + q) * gm + i`` and the B groups
     ``b = (j * gk + kk) * gp + q`` with index ``% channels == ch`` (what
     :func:`~systolab.hdl.dma.shares` enumerates); a segment of n bytes is
@@ -167,9 +203,9 @@ def _channel_beats(shape: tuple, b: Blocking, live: int, mlen: int, nlen: int, k
     for kk, part in enumerate(_kparts(b, klen)):
         beats = -(-part * eb // beat)
         for q in range(live):
-            for i, r in enumerate(rows):
+            for i, r in enumerate(rows if ops & LOAD_A else ()):
                 out[((kk * b.gp + q) * b.gm + i) % C] += beats * r
-            for j, c in enumerate(cols):
+            for j, c in enumerate(cols if ops & LOAD_B else ()):
                 out[((j * b.gk + kk) * b.gp + q) % C] += c * beats
     return tuple(out)
 
@@ -184,6 +220,9 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
     M, N, K, count = check_int("M", M), check_int("N", N), check_int("K", K), check_int("count", count)
     if not isinstance(blocking, Blocking):
         raise TypeError(f"blocking must be a Blocking, not {type(blocking).__name__}")
+    if blocking.order not in (0, 1):
+        raise UserError(f"block: loop order {blocking.order!r} is not 0 (N-blocks inside) or 1 (M-blocks inside)",
+                        parameter="block")
     status = blocking_status(chip, M, N, K, count, blocking)
     if status:
         raise UserError(f"block: {blocking} is rejected by the chip's controller: {REJECT[status]}",
@@ -212,23 +251,22 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
                 free = max(free, end)
         return free, last_w
 
-    def ld_of(origin):
+    def ld_of(origin, ops=LOAD_AB):
         p0, m0, n0, k0 = origin
-        return min(b.gp, count - p0), _extent(m0, M, b.mb), _extent(n0, N, b.nb), _extent(k0, K, b.kb)
+        return min(b.gp, count - p0), _extent(m0, M, b.mb), _extent(n0, N, b.nb), _extent(k0, K, b.kb), ops
 
     # the controller: CHECK at t = 0, SETUP at 1, PROLOGUE at 2
-    origins = [(p0, m0, n0, k0) for p0 in range(0, count, b.gp) for m0 in range(0, M, b.mb)
-               for n0 in range(0, N, b.nb) for k0 in range(0, K, b.kb)]
+    origins = step_origins(M, N, K, b, count)
     t_free, _ = job(2, None, ld_of(origins[0]))
     issue = t_free + 1                       # WAIT_LOAD sees the DMA idle, then ISSUE
     prev_block = None
     for s, (p0, m0, n0, k0) in enumerate(origins):
-        live, mlen, nlen, klen = ld_of((p0, m0, n0, k0))
+        live, mlen, nlen, klen, _ = ld_of((p0, m0, n0, k0))
         # the cores' sub-GEMMs: the slowest ends the step
         last_done = issue + _core_max(cfg, port, b.mc, b.nc, b.kc, b.gk, mlen, nlen, klen)
         # the DMA's job
         wb = prev_block if s > 0 and k0 == 0 else None
-        nxt = ld_of(origins[s + 1]) if s + 1 < len(origins) else None
+        nxt = ld_of(origins[s + 1], load_ops(b, origins[s], origins[s + 1])) if s + 1 < len(origins) else None
         t_free, _ = job(issue, wb, nxt)
         barrier = max(issue + 1, last_done + 1, t_free)
         if trace is not None:
@@ -285,7 +323,8 @@ def chip_gemm_counters(chip, M: int, N: int, K: int, b: Blocking, count: int = 1
             busy += n * add
             sram_read += n * (reads + (0 if first else writes))     # later K-blocks add to the partial sums
             core_read += n * reads
-            sram_written += n * (writes + _dma_sram_writes(chip, b, live, mlen, nlen, klen))
+            sram_written += n * writes
+    sram_written += _dma_sram_writes(chip, M, N, K, b, count)
     return ChipGemmPerf(cycles=chip_gemm_cycles(chip, M, N, K, b, count) if cycles is None else cycles,
                         steps=sum(blocks.values()) * sum(kinfo.values()), macs=M * N * K * count,
                         busy=tuple(int(v) for v in busy), dram_bytes_read=dram_read,
@@ -295,20 +334,20 @@ def chip_gemm_counters(chip, M: int, N: int, K: int, b: Blocking, count: int = 1
 
 
 def chip_dram_bytes_read(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) -> int:
-    """DRAM bytes the DMA reads for a descriptor (the RTL's ``dram_bytes_read``): every
-    block loads its rows of A and columns of B for every K-block, each K-part of a row in
-    whole beats (:func:`~systolab.hdl.chip.dram_beats`). Cheap: no cycle model."""
-    rows_and_cols = sum(live * (mlen + nlen) for live, mlen, nlen in
-                        itertools.product(_extents(count, b.gp), _extents(M, b.mb), _extents(N, b.nb)))
+    """DRAM bytes the DMA reads for a descriptor (the RTL's ``dram_bytes_read``): each
+    A and B block as many times as it is loaded (:func:`load_counts`), each K-part of a
+    row in whole beats (:func:`~systolab.hdl.chip.dram_beats`). Cheap: no cycle model."""
+    loads_a, loads_b = load_counts(M, N, K, b)
     beats = sum(dram_beats(chip, k * chip.core.input_bytes) for klen in _extents(K, b.kb) for k in _kparts(b, klen))
-    return rows_and_cols * beats * chip.dma_beat_bytes
+    return count * (loads_a * M + loads_b * N) * beats * chip.dma_beat_bytes
 
 
-def _dma_sram_writes(chip, b, live, mlen, nlen, klen) -> int:
-    """Slice bytes a load writes: each K-part of an A row into its row group's gn slices,
-    of a B column into its column group's gm slices."""
-    words = sum(slice_words(chip, k * chip.core.input_bytes) for k in _kparts(b, klen))
-    return live * (mlen * b.gn + nlen * b.gm) * words * chip.core.beat_bytes
+def _dma_sram_writes(chip, M: int, N: int, K: int, b: Blocking, count: int) -> int:
+    """Slice bytes the loads write: each K-part of an A row into its row group's gn
+    slices, of a B column into its column group's gm slices, as often as it is loaded."""
+    loads_a, loads_b = load_counts(M, N, K, b)
+    words = sum(slice_words(chip, k * chip.core.input_bytes) for klen in _extents(K, b.kb) for k in _kparts(b, klen))
+    return count * (loads_a * M * b.gn + loads_b * N * b.gm) * words * chip.core.beat_bytes
 
 
 def _dma_sram_reads(chip, b, live, mlen, nlen) -> int:
@@ -412,32 +451,34 @@ def _block_model_cycles(cfg, sram_latency: int, shape: tuple, L: int, sp: int, M
     def step(core, wb, ld):
         return 1 + max(1, core + 1, _step_dma(shape, b, wb, ld, L, sp))
 
-    def block_cycles(prev, blk, nxt) -> int:
+    def block_cycles(prev, blk, nxt, ops) -> int:
         """A block's K-steps, the previous block's write-back in its first, the next
-        block's first load in its last (and the epilogue after the last block); the
-        interior K-steps are all alike."""
+        block's first load (of ``ops``) in its last (and the epilogue after the last
+        block); the interior K-steps are all alike."""
         core_edge = _core_max(cfg, port, mc, nc, kc, gk, blk[1], blk[2], k_edge)
         wb = prev
         total = 0
         if nk > 1:
             core_full = _core_max(cfg, port, mc, nc, kc, gk, blk[1], blk[2], b.kb)
-            total += step(core_full, prev, (*blk, b.kb if nk > 2 else k_edge))
+            total += step(core_full, prev, (*blk, b.kb if nk > 2 else k_edge, LOAD_AB))
             if nk > 3:
-                total += (nk - 3) * step(core_full, None, (*blk, b.kb))
+                total += (nk - 3) * step(core_full, None, (*blk, b.kb, LOAD_AB))
             if nk > 2:
-                total += step(core_full, None, (*blk, k_edge))
+                total += step(core_full, None, (*blk, k_edge, LOAD_AB))
             wb = None
         if nxt is None:                        # the last step: barrier, then the epilogue
             return total + max(1, core_edge + 1, _step_dma(shape, b, wb, None, L, sp)) + 1 + \
                 _step_dma(shape, b, blk, None, L, sp) + 2
-        return total + step(core_edge, wb, (*nxt, kb0))
+        return total + step(core_edge, wb, (*nxt, kb0, ops))
 
-    # the blocks in the controller's order (products, then M, then N), each with its
-    # neighbours; equal triples counted, each distinct one evaluated once
-    blocks = list(itertools.product(_extents(count, b.gp), _extents(M, b.mb), _extents(N, b.nb)))
-    total = 2 + _step_dma(shape, b, None, (*blocks[0], min(b.kb, K)), L, sp) + 1
-    triples = Counter(zip([None, *blocks[:-1]], blocks, [*blocks[1:], None]))
-    return total + sum(n * block_cycles(*key) for key, n in triples.items())
+    # the blocks in the controller's order (products, then M and N), each with its
+    # neighbours and what the next one loads; equal keys counted, each evaluated once
+    origins = step_origins(M, N, 1, b, count)          # one K-step a block
+    sizes = [(min(b.gp, count - p), _extent(m, M, b.mb), _extent(n, N, b.nb)) for p, m, n, _ in origins]
+    ops = [LOAD_AB if nk > 1 else load_ops(b, o, o2) for o, o2 in zip(origins, origins[1:])] + [LOAD_AB]
+    total = 2 + _step_dma(shape, b, None, (*sizes[0], min(b.kb, K), LOAD_AB), L, sp) + 1
+    keys = Counter(zip([None, *sizes[:-1]], sizes, [*sizes[1:], None], ops))
+    return total + sum(n * block_cycles(*key) for key, n in keys.items())
 
 
 def _extents(length: int, block: int) -> list[int]:

@@ -6,11 +6,12 @@ the global SRAM (``mb x nb x kb``, levels DRAM -> global SRAM), the split over c
 (``gp`` products x ``gm`` rows x ``gn`` columns x ``gk`` K-groups, split-K paying its
 reduction on write-back) and each core's part (``mc x nc x kc``, which the core cuts into
 its own buffers' chunks, ``tile_m x cols x k_chunk``: the core buffer level is fixed by
-the core's configuration). The loop order is the controller's: product groups, M-blocks,
-N-blocks, K-blocks innermost (``hdl/chip.py``). With K innermost the partial sums stay in
-the slices; the other orders would only matter if the controller kept an operand block
-across steps, which it does not (each step loads its A and B blocks), so the order is
-reported, not searched.
+the core's configuration) and the loop order: product groups, then M- and N-blocks in
+either order, K-blocks innermost (``hdl/chip.py``). With K innermost the partial sums stay
+in the slices; with one K-block the controller keeps an operand block on chip while the
+steps share it, A along a row of N-blocks (N inside, order 0) or B along a column of
+M-blocks (M inside, order 1), so both orders are searched where there are several M- and
+N-blocks (elsewhere they run alike).
 
 **Searches.**
 
@@ -57,8 +58,9 @@ from .chip_perf import ChipGemmPerf, block_model_applies, chip_dram_bytes_read, 
 SEARCHES = ("fast", "exhaustive")
 #: Mappings within this fraction of the fewest cycles are equally fast; the least traffic wins.
 TRAFFIC_TOLERANCE = 0.01
-#: The controller's loop order, outermost first.
-LOOP_ORDER = "product groups > M-blocks > N-blocks > K-blocks (K innermost; partial sums stay in the slices)"
+#: The controller's loop orders (a blocking's ``order``), outermost first.
+LOOP_ORDERS = ("product groups > M-blocks > N-blocks > K-blocks (K innermost; A stays on chip along N)",
+               "product groups > N-blocks > M-blocks > K-blocks (K innermost; B stays on chip along M)")
 
 
 def screen_cycles(chip, M: int, N: int, K: int, count: int, blockings) -> np.ndarray:
@@ -119,7 +121,7 @@ class Mapping:
     def to_dict(self) -> dict:
         p = self.perf
         return {"gemm": [self.M, self.N, self.K], "count": self.count, "search": self.search,
-                "mapping": {**self.blocking.to_dict(), "text": str(self.blocking), "loop_order": LOOP_ORDER},
+                "mapping": {**self.blocking.to_dict(), "text": str(self.blocking), "loop_order": LOOP_ORDERS[self.blocking.order]},
                 "cycles": p.cycles, "seconds": self.seconds, "utilization": p.utilization,
                 "dram_bytes": self.dram_bytes, "dram_bytes_read": p.dram_bytes_read,
                 "dram_bytes_written": p.dram_bytes_written, "dram_bytes_lower_bound": self.dram_bytes_lower_bound,
@@ -211,5 +213,5 @@ def map_gemm(chip, M: int, N: int, K: int, count: int = 1, search: str = "fast")
                    blocking_traffic(chip, M, N, K, b, count), chip.clock_hz)
 
 
-__all__ = ["LOOP_ORDER", "SEARCHES", "TRAFFIC_TOLERANCE", "Mapping", "chip_bound",
+__all__ = ["LOOP_ORDERS", "SEARCHES", "TRAFFIC_TOLERANCE", "Mapping", "chip_bound",
            "map_gemm", "screen_cycles"]

@@ -144,7 +144,7 @@ def run_chip_gemm(chip, products, blocking: Blocking, *, stall_prob: float = 0.0
 
 
 def fit_blocking(chip, M: int, N: int, K: int, count: int, *, mb: int, nb: int, kb: int, gp: int = 1, gm: int = 1,
-                 gn: int = 1, gk: int = 1) -> Blocking:
+                 gn: int = 1, gk: int = 1, order: int = 0) -> Blocking:
     """The blocking with these block sizes and grid (per-core groups as even as they go;
     fewer K-groups if the K-block has too little for them), its blocks shrunk (K first,
     then the larger of M and N) until they fit a slice."""
@@ -154,7 +154,7 @@ def fit_blocking(chip, M: int, N: int, K: int, count: int, *, mb: int, nb: int, 
     while True:
         while gk > 1 and -(-kb // gk) * (gk - 1) >= kb:
             gk //= 2
-        b = Blocking(mb, nb, kb, -(-mb // gm), -(-nb // gn), gp, gm, gn, gk, -(-kb // gk))
+        b = Blocking(mb, nb, kb, -(-mb // gm), -(-nb // gn), gp, gm, gn, gk, -(-kb // gk), order)
         status = blocking_status(chip, M, N, K, count, b)
         if status not in (4, 5):
             return b
@@ -171,8 +171,10 @@ def fit_blocking(chip, M: int, N: int, K: int, count: int, *, mb: int, nb: int, 
 def chip_campaign(chip, *, count: int, seed: int, corners: bool = True, max_dim: int = 24):
     """(M, N, K, products, blocking) cases for the chip: the corner classes (1x1x1, M = 1,
     N = 1, K = 1, one block and several blocks in every dimension, edges off the block,
-    several products over the grid, split-K), then ``count`` random ones (grids of every
-    shape the controller takes: ``gp``, ``gm`` and ``gk`` powers of two)."""
+    several products over the grid, split-K, operand blocks kept on chip in both loop
+    orders), then ``count`` random ones (grids of every shape the controller takes:
+    ``gp``, ``gm`` and ``gk`` powers of two; either loop order; a third with one K-block,
+    where operands stay on chip from step to step)."""
     rng = np.random.default_rng(seed)
     n = chip.cores
     p2 = 1 << (n.bit_length() - 1)                 # the largest power of two <= cores
@@ -189,6 +191,9 @@ def chip_campaign(chip, *, count: int, seed: int, corners: bool = True, max_dim:
             (R, C, 3 * chip.core.k_chunk + 5, 1, dict(mb=R, nb=C, kb=10**6)),      # one block, K over chunks
             (1, 2 * C + 1, 45, 1, dict(mb=1, nb=2 * C + 1, kb=20, gn=max(1, n // p2), gk=p2)),  # split-K GEMV
             (R + 1, C + 3, 50, 1, dict(mb=R + 1, nb=C + 3, kb=50, gm=min(2, p2), gk=max(1, p2 // 2))),  # split-K
+            (2 * R + 1, 2 * C + 3, 9, 2, dict(mb=R, nb=C, kb=9, gm=min(2, p2))),           # A kept along N
+            (2 * R + 1, 2 * C + 3, 9, 2, dict(mb=R, nb=C, kb=9, gn=min(2, n), order=1)),   # B kept along M
+            (3 * R + 2, C, 7, 1, dict(mb=R, nb=C, kb=7, gn=n)),                         # B kept, one N-block
         ]:
             if chip.core.is_float:     # one K-group: see hdl/chip.py's REJECT[6]
                 kw = dict(kw, gk=1)
@@ -204,8 +209,9 @@ def chip_campaign(chip, *, count: int, seed: int, corners: bool = True, max_dim:
         gm = pow2_upto(n // gp)
         gk = pow2_upto(n // (gp * gm)) if rng.random() < 0.3 and not chip.core.is_float else 1
         gn = int(rng.integers(1, n // (gp * gm * gk) + 1))
-        kw = dict(mb=int(rng.integers(1, M + 1)), nb=int(rng.integers(1, N + 1)), kb=int(rng.integers(1, K + 1)),
-                  gp=gp, gm=gm, gn=gn, gk=gk)
+        kb = K if rng.random() < 1 / 3 else int(rng.integers(1, K + 1))
+        kw = dict(mb=int(rng.integers(1, M + 1)), nb=int(rng.integers(1, N + 1)), kb=kb,
+                  gp=gp, gm=gm, gn=gn, gk=gk, order=int(rng.integers(0, 2)))
         cases.append((M, N, K, p, fit_blocking(chip, M, N, K, p, **kw)))
     return cases
 

@@ -91,7 +91,7 @@ def test_fast_model_equals_the_step_model(chip):
 
 
 def test_search_finds_the_fastest_candidate_and_respects_the_bounds():
-    M, N, K = 40, 36, 100
+    M, N, K = 116, 57, 223
     found = map_gemm(SMALL, M, N, K, search="exhaustive")
     cands = candidates(SMALL, M, N, K)
     cycles = [chip_gemm_perf(SMALL, M, N, K, b).cycles for b in cands]
@@ -162,6 +162,8 @@ def test_tiny_chip_on_verilator_equals_the_model_and_the_golden_model(tiny_cases
     kinds = {(blk.gk > 1, blk.gp > 1, -(-M // blk.mb) > 1, -(-N // blk.nb) > 1, -(-K // blk.kb) > 1)
              for M, N, K, p, blk in tiny_cases}
     assert any(k[0] for k in kinds) and any(k[1] for k in kinds) and all(any(k[i] for k in kinds) for i in (2, 3, 4))
+    kept = {blk.order for M, N, K, p, blk in tiny_cases if blk.kb >= K and blk.mb < M and blk.nb < N}
+    assert kept == {0, 1}             # operands kept on chip in both loop orders
 
 
 @pytest.mark.verilator
@@ -194,6 +196,24 @@ def test_weight_stationary_chip_with_split_k_on_amaranth():
     r = run_chip_gemm(chip, random_products(chip, M, N, K, 1, rng), blk, stall_prob=0.0)
     model = chip_gemm_perf(chip, M, N, K, blk)
     assert r.passed and r.counters["cycles"] == model.cycles and r.busy == list(model.busy)
+
+
+@pytest.mark.parametrize("order, loads", [(0, (1, 3)), (1, (4, 1))])
+def test_operands_stay_on_chip_while_the_steps_share_them_on_amaranth(order, loads):
+    # 3 M-blocks x 4 N-blocks, one K-block: order 0 loads A once (B per M-block), order 1 B once
+    rng = np.random.default_rng(4)
+    M, N, K = 9, 13, 8
+    blk = Blocking(4, 4, 8, 4, 2, gn=2, order=order)
+    r = run_chip_gemm(TINY, random_products(TINY, M, N, K, 1, rng), blk)
+    model = chip_gemm_perf(TINY, M, N, K, blk)
+    row = -(-K * TINY.core.input_bytes // TINY.dma_beat_bytes) * TINY.dma_beat_bytes
+    assert r.passed and r.counters == {k: v for k, v in model.counters().items() if k != "busy"}
+    assert r.counters["dram_bytes_read"] == (M * loads[0] + N * loads[1]) * row
+    assert blocking_traffic(TINY, M, N, K, blk) == (M * loads[0] + N * loads[1]) * K + M * N * TINY.core.acc_bytes
+    # two K-blocks: every step loads both
+    two = Blocking(4, 4, 4, 4, 2, gn=2, order=order)
+    half = -(-4 * TINY.core.input_bytes // TINY.dma_beat_bytes) * TINY.dma_beat_bytes
+    assert chip_gemm_perf(TINY, M, N, K, two).dram_bytes_read == (M * 4 + N * 3) * 2 * half
 
 
 def test_a_rejected_descriptor_reports_its_reason_on_the_rtl():

@@ -11,7 +11,7 @@ from systolab.hdl.chip import Blocking, blocking_status
 from systolab.models.blocking import candidates
 from systolab.models.chip import get_chip, list_chips
 from systolab.models.chip_batch import CoreTable, block_model_cycles_batch, chip_gemm_cycles_batch, core_table
-from systolab.models.chip_perf import _channel_beats, _core_step, _dma_shape, block_model_applies, chip_gemm_cycles
+from systolab.models.chip_perf import LOAD_A, LOAD_AB, LOAD_B, _channel_beats, _core_step, _dma_shape, block_model_applies, chip_gemm_cycles
 from systolab.models.perf import MemorySystem
 
 CHIPS = [get_chip(name) for name in list_chips()] + [
@@ -67,14 +67,17 @@ def test_where_the_credit_binds_the_block_model_is_a_lower_bound(M, N, K, count,
 
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(chip=st.sampled_from(CHIPS), M=st.integers(1, 2000), N=st.integers(1, 2000), K=st.integers(1, 4000),
-       count=st.integers(1, 9), pick=st.integers(0, 1 << 20), kind=st.sampled_from(["load", "write-back"]))
+       count=st.integers(1, 9), pick=st.integers(0, 1 << 20),
+       kind=st.sampled_from(["load", "load A", "load B", "write-back"]))
 def test_channel_zero_is_the_busiest(chip, M, N, K, count, pick, kind):
     """What the batch model rests on: with power-of-two channels and core groups, channel 0
-    moves the most beats in every load and write-back."""
+    moves the most beats in every load (of both operands or of one, the other kept on
+    chip) and write-back."""
     cands = candidates(chip, M, N, K, count)
     b = cands[pick % len(cands)]
-    klen = min(b.kb, K) if kind == "load" else None
-    beats = _channel_beats(_dma_shape(chip), b, min(b.gp, count), min(b.mb, M), min(b.nb, N), klen)
+    klen = min(b.kb, K) if kind.startswith("load") else None
+    ops = {"load A": LOAD_A, "load B": LOAD_B}.get(kind, LOAD_AB)
+    beats = _channel_beats(_dma_shape(chip), b, min(b.gp, count), min(b.mb, M), min(b.nb, N), klen, ops)
     assert beats[0] == max(beats) > 0
 
 

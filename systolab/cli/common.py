@@ -150,6 +150,9 @@ def chip_parent(*, blocking: bool) -> argparse.ArgumentParser:
         g.add_argument("--grid", metavar="GPxGMxGN[xGK]",
                        help="cores per block: products x row groups x column groups [x K-groups] (with --block; "
                             "default: the fastest grid for the block)")
+        g.add_argument("--order", choices=("mn", "nm"),
+                       help="loop order of the M- and N-blocks (with --block): mn (N-blocks inside: with one K-block A "
+                            "stays on chip along them) or nm (M-blocks inside: B stays); default: the faster")
         search_argument(g)
     return p
 
@@ -210,21 +213,25 @@ def blocking_from_args(args: argparse.Namespace, chip, M: int, N: int, K: int, c
     from ..models.chip_perf import chip_gemm_cycles
     from ..models.mapper import map_gemm
 
+    order = getattr(args, "order", None)
     if args.block is None:
-        if args.grid is not None:
-            raise UserError("grid: give --block with it (a grid splits a block)", parameter="grid")
+        for flag, why in (("grid", "a grid splits a block"), ("order", "an order runs the blocks")):
+            if getattr(args, flag, None) is not None:
+                raise UserError(f"{flag}: give --block with it ({why})", parameter=flag)
         found = map_gemm(chip, M, N, K, count, getattr(args, "search", "fast"))
         return found.blocking, found
     mb, nb, kb = _dims(args.block, "block", (3,))
     if args.grid is None:
-        same = [b for b in candidates(chip, M, N, K, count) if (b.mb, b.nb, b.kb) == (min(mb, M), min(nb, N), min(kb, K))]
+        same = [b for b in candidates(chip, M, N, K, count) if (b.mb, b.nb, b.kb) == (min(mb, M), min(nb, N), min(kb, K))
+                and (order is None or b.order == ("mn", "nm").index(order))]
         if same:
             return min(same, key=lambda b: chip_gemm_cycles(chip, M, N, K, b, count)), None
         gp, gm, gn, gk = 1, 1, chip.cores, 1
     else:
         gp, gm, gn, *rest = _dims(args.grid, "grid", (3, 4))
         gk = rest[0] if rest else 1
-    b = Blocking(mb, nb, kb, math.ceil(mb / gm), math.ceil(nb / gn), gp, gm, gn, gk, math.ceil(kb / gk))
+    b = Blocking(mb, nb, kb, math.ceil(mb / gm), math.ceil(nb / gn), gp, gm, gn, gk, math.ceil(kb / gk),
+                 order=("mn", "nm").index(order or "mn"))
     status = blocking_status(chip, M, N, K, count, b)
     if status:
         flag = "grid" if status in (2, 7) and args.grid is not None else "block"

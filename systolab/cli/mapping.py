@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
                          f"util {r['utilization']:.3f} DRAM {r['dram_bandwidth_utilization']:.3f} {r['bound']:8} "
                          f"bytes/bound {r['dram_bytes'] / max(1, r['dram_bytes_lower_bound']):.3f} "
                          f"({r['evaluated']} of {r['candidates']} timed)")
-        lines.append(f"  loop order: {q['gemms'][0]['mapping']['loop_order']}")
+        orders = dict.fromkeys(r["mapping"]["loop_order"] for r in q["gemms"])
+        lines += [f"  loop order{' (/n-outer)' if 'N-blocks > M' in o else ''}: {o}" for o in orders]
         return "\n".join(lines)
 
     emit(args, payload, human)

@@ -23,7 +23,7 @@ def add_parser(sub, parents) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.chip is not None:
         return _chip(args)
-    for flag in ("count", "block", "grid"):
+    for flag in ("count", "block", "grid", "order"):
         if getattr(args, flag) is not None:
             raise UserError(f"{flag}: applies to --chip", parameter=flag)
     from ..models.perf import workload_perf
@@ -95,7 +95,7 @@ def _chip(args: argparse.Namespace) -> int:
                 f"  SRAM {q['sram_bytes_read']:,} B read, {q['sram_bytes_written']:,} B written; busiest core "
                 f"{max(q['per_core_busy'])} busy cycles"])
     else:
-        for flag in ("count", "block", "grid"):
+        for flag in ("count", "block", "grid", "order"):
             if getattr(args, flag) is not None:
                 raise UserError(f"{flag}: applies to --gemm (a workload's GEMMs are mapped by the search)",
                                 parameter=flag)

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     gemm = parse_gemm(args.gemm) if args.gemm is not None else None
     if args.chip is not None:
         return _chip(args, gemm)
-    for flag in ("count", "block", "grid"):
+    for flag in ("count", "block", "grid", "order"):
         if getattr(args, flag) is not None:
             raise UserError(f"{flag}: applies to --chip", parameter=flag)
     if args.unit in (None, "core"):
@@ -138,7 +138,7 @@ def _chip(args, gemm) -> int:
         blocking, _ = blocking_from_args(args, chip, gemm.M, gemm.N, gemm.K, count)
         cases = [(gemm.M, gemm.N, gemm.K, count, blocking)]
     else:
-        for flag in ("count", "block", "grid"):
+        for flag in ("count", "block", "grid", "order"):
             if getattr(args, flag) is not None:
                 raise UserError(f"{flag}: applies to --gemm (random GEMMs get random blockings)", parameter=flag)
         cases = chip_campaign(chip, count=args.gemms, seed=args.seed, corners=not args.no_corners)
