@@ -6,7 +6,8 @@
    default's; and the search's speed (blockings evaluated per second).
 2. ``traffic``: large GEMMs on sl-small's RTL (Verilator) with the search's blocking: DRAM
    bytes measured by the chip's counters over the traffic the block sizes require
-   (A once per N-block, B once per M-block, C once) and over the lower bound any schedule
+   (A once per N-block, B once per M-block, less what stays on chip between steps, C
+   once) and over the lower bound any schedule
    meets (Hong-Kung), and the model's cycles beside the RTL's.
 
 Usage: ``.venv/bin/python benchmarks/chip.py [scale|traffic|all] [--chip NAME]``

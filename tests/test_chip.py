@@ -247,7 +247,11 @@ def test_perf_chip_cli(capsys):
         assert out[key] > 0
     code, out = _run_json(capsys, ["perf", "--chip", "sl-small", "--gemm", "64x48x100", "--block", "32x48x64",
                                    "--grid", "1x2x2"])
-    assert code == 0 and out["blocking"]["mc"] == 16 and out["blocking"]["nc"] == 24
+    assert code == 0 and out["blocking"]["mc"] == 16 and out["blocking"]["nc"] == 24 and out["blocking"]["order"] == 0
+    code, out = _run_json(capsys, ["perf", "--chip", "sl-small", "--gemm", "64x48x100", "--block", "32x16x100",
+                                   "--grid", "1x2x2", "--order", "nm"])
+    assert code == 0 and out["blocking"]["order"] == 1 and out["blocking_text"].endswith("/n-outer")
+    assert out["blocking_traffic_bytes"] == 64 * 100 * 3 + 48 * 100 + 64 * 48 * 4     # A per N-block, B once
     code, out = _run_json(capsys, ["perf", "--chip", "sl-small", "--workload", "bert-base", "--seq-len", "64"])
     assert code == 0 and out["gemms"] and 0 < out["utilization"] <= 1
 
@@ -266,6 +270,8 @@ def test_rtl_chip_cli(tmp_path, capsys):
     (["perf", "--chip", "sl-tiny", "--gemm", "64x64x6400", "--block", "64x64x6400", "--grid", "1x1x1"], "block"),
     (["perf", "--chip", "sl-tiny", "--gemm", "8x8x8", "--block", "8x8x8", "--grid", "1x3x1"], "grid"),
     (["perf", "--chip", "sl-tiny", "--gemm", "8x8x8", "--grid", "1x1x2"], "grid"),
+    (["perf", "--chip", "sl-tiny", "--gemm", "8x8x8", "--order", "nm"], "order"),
+    (["perf", "--gemm", "8x8x8", "--order", "nm"], "order"),
     (["perf", "--chip", "sl-tiny", "--gemm", "8x8x8", "--block", "8x8"], "block"),
     (["perf", "--chip", "sl-tiny", "--rows", "8", "--gemm", "8x8x8"], "rows"),
     (["perf", "--chip", "no-such-chip", "--gemm", "8x8x8"], "chip"),
