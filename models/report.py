@@ -188,8 +188,9 @@ def conclusions(result: dict) -> list[str]:
     custom = [r for r in result["rows"] if r["kind"] == "custom"]
     why = {
         "memory": ("DRAM-bound", "each GEMM keeps its blocks in the global SRAM (A re-read once per N-block, B once "
-                   "per M-block, less what stays on chip from step to step), so what is left is compulsory traffic (weights, KV cache, outputs) at the DRAM's "
-                   "rate; more DRAM bandwidth, not more cores, is the lever there. [chip cycle model, mapper]"),
+                   "per M-block, less what stays on chip from step to step), so what is left is compulsory "
+                   "traffic (weights, KV cache, outputs) at the DRAM's rate; more DRAM bandwidth, not more cores, "
+                   "is the lever there. [chip cycle model, mapper]"),
         "sram": ("SRAM-port-bound", "its cores read more operand bytes per cycle than their slice's port carries "
                  "(an output-stationary core needs rows + columns bytes a cycle), so wider ports or smaller cores "
                  "are the lever. [chip cycle model]"),
