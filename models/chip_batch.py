@@ -190,6 +190,22 @@ def block_model_cycles_batch(chip, M: int, N: int, K: int, blockings, count: int
                    M, N, K, count, blocking_fields(blockings))
 
 
+def block_model_cycles_many(chip, problems) -> list[np.ndarray]:
+    """:func:`block_model_cycles_batch` of several GEMMs in one vectorised pass: for each
+    (M, N, K, count, blockings) of ``problems``, an int64 array of cycles. One pass costs
+    numpy's per-call overhead once instead of once a GEMM (a workload's GEMMs)."""
+    problems = [(M, N, K, count, list(bs)) for M, N, K, count, bs in problems]
+    sizes = [len(bs) for *_, bs in problems]
+    if not sum(sizes):
+        return [np.zeros(0, dtype=np.int64) for _ in problems]
+    per_row = [np.repeat(np.array([p[i] for p in problems], dtype=np.int64), sizes) for i in range(4)]
+    port = MemorySystem(chip.sram_latency_cycles, float(chip.core.beat_bytes))
+    sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
+    out = _cycles(core_table(chip.core, port), _dma_shape(chip), chip.dram_latency_cycles, sp, *per_row,
+                  blocking_fields([b for *_, bs in problems for b in bs]))
+    return np.split(out, np.cumsum(sizes)[:-1])
+
+
 def _ceil(a, b):
     return -(-a // b)
 
@@ -215,15 +231,16 @@ def _channel0(count: np.ndarray, radix: np.ndarray, w_full, w_last) -> np.ndarra
     return w_full * ((count - 1 + c - 1) // c) + w_last * ((count - 1) % c == 0)
 
 
-def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M: int, N: int, K: int, count: int,
-            f: np.ndarray) -> np.ndarray:
+def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M, N, K, count, f: np.ndarray) -> np.ndarray:
+    """The block model's cycles of the blockings ``f`` (rows of :func:`blocking_fields`);
+    ``M``, ``N``, ``K`` and ``count`` are numbers or arrays, one value per row."""
     C, beat, eb, ab = shape
     mb, nb, kb, mc, nc, kc, gp, gm, gn, gk, order = f.T
     n = len(f)
     Lm = max(L, 2)
     # per dimension (products, M, N, K): how many blocks, and the sizes by type (axis 2:
     # 0 a full block, 1 the dimension's last block)
-    lengths = np.array([count, M, N, K], dtype=np.int64)[:, None]
+    lengths = np.stack([np.broadcast_to(np.asarray(v, dtype=np.int64), (n,)) for v in (count, M, N, K)])
     block = np.stack([gp, mb, nb, kb])
     n_p, n_m, n_n, nk = blocks = _ceil(lengths, block)
     # (a full block never exceeds its dimension: the first load of a single-K-block GEMM
@@ -335,4 +352,4 @@ def _job(bw: np.ndarray, br: np.ndarray, sp: int, Lm: int) -> np.ndarray:
     return sp * (bw + br) + w * (5 - sp) + r * (3 + Lm - sp) - (w & r)
 
 
-__all__ = ["CoreTable", "block_model_cycles_batch", "blocking_fields", "chip_gemm_cycles_batch", "core_table"]
+__all__ = ["CoreTable", "block_model_cycles_batch", "block_model_cycles_many", "blocking_fields", "chip_gemm_cycles_batch", "core_table"]

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..checks import check_int
 from ..errors import UserError
-from ..hdl.chip import REJECT, Blocking, blocking_status, core_index, dram_beats, slice_words
+from ..hdl.chip import REJECT, Blocking, blocking_status, dram_beats, slice_words
 from .perf import MemorySystem, core_counters, core_cycles
 
 NEVER = -(1 << 60)
@@ -283,21 +283,19 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
 
 def _step_cores(chip, port, b: Blocking, live: int, mlen: int, nlen: int, klen: int) -> tuple:
     """A step's sub-GEMMs: (busy cycles per core, SRAM bytes the cores read and write),
-    the same for every step of these sizes."""
-    cfg = chip.core
-    add, reads_sum, writes_sum = np.zeros(chip.cores, dtype=np.int64), 0, 0
-    rows_g, cols_g = _groups(mlen, b.mc, b.gm), _groups(nlen, b.nc, b.gn)
-    for q in range(live):
-        for gi, rows in enumerate(rows_g):
-            for gj, cols in enumerate(cols_g):
-                for kk, ks in enumerate(_kparts(b, klen)):
-                    if not rows or not cols:
-                        continue
-                    _, busy_c, reads, writes = _core_step(cfg, port, rows, cols, ks)
-                    add[core_index(b, q, gi, gj, kk)] += busy_c
-                    reads_sum += reads
-                    writes_sum += writes
-    return add, reads_sum, writes_sum
+    the same for every step of these sizes. Core (q, i, j, kk) is
+    :func:`~systolab.hdl.chip.core_index`: the grid's cores in (j, kk, q, i) order."""
+    rows, i_rows = np.unique(_groups(mlen, b.mc, b.gm), return_inverse=True)
+    cols, i_cols = np.unique(_groups(nlen, b.nc, b.gn), return_inverse=True)
+    ks, i_ks = np.unique(_kparts(b, klen), return_inverse=True)
+    # (busy, reads, writes) of each distinct sub-GEMM (at most two sizes a dimension)
+    table = np.array([[[_core_step(chip.core, port, r, c, k)[1:] if r and c else (0, 0, 0) for k in ks.tolist()]
+                       for c in cols.tolist()] for r in rows.tolist()], dtype=np.int64)
+    grid = table[i_rows[:, None, None], i_cols[None, :, None], i_ks[None, None, :]]      # (gm, gn, parts, 3)
+    add = np.zeros(chip.cores, dtype=np.int64)
+    add[:b.cores].reshape(b.gn, b.gk, b.gp, b.gm)[:, :len(i_ks), :live, :] = \
+        grid[..., 0].transpose(1, 2, 0)[:, :, None, :]
+    return add, live * int(grid[..., 1].sum()), live * int(grid[..., 2].sum())
 
 
 def chip_gemm_counters(chip, M: int, N: int, K: int, b: Blocking, count: int = 1, *, cycles: int | None = None
@@ -338,15 +336,26 @@ def chip_dram_bytes_read(chip, M: int, N: int, K: int, b: Blocking, count: int =
     A and B block as many times as it is loaded (:func:`load_counts`), each K-part of a
     row in whole beats (:func:`~systolab.hdl.chip.dram_beats`). Cheap: no cycle model."""
     loads_a, loads_b = load_counts(M, N, K, b)
-    beats = sum(dram_beats(chip, k * chip.core.input_bytes) for klen in _extents(K, b.kb) for k in _kparts(b, klen))
+    beats = _over_k_parts(b, K, lambda k: dram_beats(chip, k * chip.core.input_bytes))
     return count * (loads_a * M + loads_b * N) * beats * chip.dma_beat_bytes
+
+
+def _over_k_parts(b: Blocking, K: int, per_part) -> int:
+    """The sum of ``per_part(length)`` over every K-part of every K-block of a row of K:
+    the K-blocks are alike but the last, and a K-block's parts are ``kc`` long but its last."""
+    def block(klen: int) -> int:
+        full, rest = divmod(klen, b.kc)
+        return full * per_part(b.kc) + (per_part(rest) if rest else 0)
+
+    nk = -(-K // b.kb)
+    return (nk - 1) * block(b.kb) + block(K - (nk - 1) * b.kb)
 
 
 def _dma_sram_writes(chip, M: int, N: int, K: int, b: Blocking, count: int) -> int:
     """Slice bytes the loads write: each K-part of an A row into its row group's gn
     slices, of a B column into its column group's gm slices, as often as it is loaded."""
     loads_a, loads_b = load_counts(M, N, K, b)
-    words = sum(slice_words(chip, k * chip.core.input_bytes) for klen in _extents(K, b.kb) for k in _kparts(b, klen))
+    words = _over_k_parts(b, K, lambda k: slice_words(chip, k * chip.core.input_bytes))
     return count * (loads_a * M * b.gn + loads_b * N * b.gm) * words * chip.core.beat_bytes
 
 

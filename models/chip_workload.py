@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..checks import check_choice
 from ..errors import UserError
-from .mapper import SEARCHES, map_gemm
+from .mapper import SEARCHES, map_gemms
 from .perf import WorkloadPerf
 
 
@@ -24,9 +24,10 @@ def chip_workload_perf(chip, gemms, search: str = "fast") -> WorkloadPerf:
     rows, cycles, macs, issued, moved, read = [], 0, 0, 0, 0, 0
     by_bound = {"compute": 0, "memory": 0, "sram": 0, "latency": 0}
     pes = chip.core.rows * chip.core.cols
-    for g in gemms:
+    gemms = list(gemms)
+    mappings = map_gemms(chip, [(g.M, g.N, g.K, getattr(g, "parallel", 1)) for g in gemms], search)
+    for g, mapping in zip(gemms, mappings):
         parallel = getattr(g, "parallel", 1)
-        mapping = map_gemm(chip, g.M, g.N, g.K, parallel, search)
         p, bound = mapping.perf, mapping.bound
         rounds = g.count // parallel
         cycles += p.cycles * rounds

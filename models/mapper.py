@@ -44,15 +44,15 @@ the distinct steps), both equal to the step-by-step model (``tests/test_chip.py`
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from ..checks import check_choice, check_int
 from ..errors import UserError
 from .blocking import blocking_traffic, candidates, dma_traffic_lower_bound, dram_traffic_lower_bound
-from .chip_batch import block_model_cycles_batch, chip_gemm_cycles_batch
+from .chip_batch import block_model_cycles_batch, block_model_cycles_many
 from .chip_perf import ChipGemmPerf, block_model_applies, chip_dram_bytes_read, chip_gemm_counters, chip_gemm_cycles
 
 SEARCHES = ("fast", "exhaustive")
@@ -180,7 +180,11 @@ def _pruned(chip, M: int, N: int, K: int, count: int, cands) -> tuple[list[int],
     return timed, cycles
 
 
-@lru_cache(maxsize=4096)
+#: Mappings found, by (chip, M, N, K, count, search); the oldest go past this many.
+CACHE_SIZE = 4096
+_found: OrderedDict = OrderedDict()
+
+
 def map_gemm(chip, M: int, N: int, K: int, count: int = 1, search: str = "fast") -> Mapping:
     """The mapping the ``search`` picks for ``count`` M x N x K products as one
     descriptor on ``chip`` (a :class:`~systolab.models.chip.ChipConfig`), with the exact
@@ -188,21 +192,50 @@ def map_gemm(chip, M: int, N: int, K: int, count: int = 1, search: str = "fast")
     :data:`TRAFFIC_TOLERANCE` of the fewest cycles the one whose DMA reads the fewest DRAM
     bytes wins, then the fewer cycles, then the space's order. A space with no valid
     mapping is a :class:`UserError` saying which capacity rules it out."""
+    return map_gemms(chip, [(M, N, K, count)], search)[0]
+
+
+def map_gemms(chip, gemms, search: str = "fast") -> list[Mapping]:
+    """:func:`map_gemm` of each (M, N, K, count) of ``gemms`` (a workload's GEMMs): the
+    same mappings, the fast search's spaces timed in one vectorised pass where the block
+    model is exact (numpy's per-call cost paid once, not once a GEMM). Results are kept
+    (:data:`CACHE_SIZE`); :func:`clear_cache` forgets them."""
     from .chip import ChipConfig
 
     if not isinstance(chip, ChipConfig):
         raise TypeError(f"chip must be a ChipConfig (systolab.get_chip), not {type(chip).__name__}")
-    M, N, K, count = check_int("M", M), check_int("N", N), check_int("K", K), check_int("count", count)
     check_choice("search", search, SEARCHES)
-    cands = candidates(chip, M, N, K, count)
-    if not cands:
-        raise _no_mapping(chip, M, N, K)
-    if search == "exhaustive":
+    keys = []
+    for M, N, K, count in gemms:
+        keys.append((chip, check_int("M", M), check_int("N", N), check_int("K", K), check_int("count", count), search))
+    todo = [k for k in dict.fromkeys(keys) if k not in _found]
+    spaces = []
+    for _, M, N, K, count, _ in todo:
+        spaces.append(candidates(chip, M, N, K, count))
+        if not spaces[-1]:
+            raise _no_mapping(chip, M, N, K)
+    batched = search == "fast" and block_model_applies(chip)
+    timed = block_model_cycles_many(chip, [(*k[1:5], c) for k, c in zip(todo, spaces)]) if batched else [None] * len(todo)
+    for key, cands, cycles in zip(todo, spaces, timed):
+        _found[key] = _finish(chip, *key[1:], cands, cycles)
+        while len(_found) > CACHE_SIZE:
+            _found.popitem(last=False)
+    return [_found[k] for k in keys]
+
+
+def clear_cache() -> None:
+    """Forget the mappings found (benchmarks time a cold search)."""
+    _found.clear()
+
+
+def _finish(chip, M: int, N: int, K: int, count: int, search: str, cands, cycles_all) -> Mapping:
+    """The search's choice among ``cands`` (``cycles_all``: every one's cycles, when the
+    fast search has them) with the exact model's counters."""
+    if cycles_all is not None:
+        timed, cycles = list(range(len(cands))), cycles_all.tolist()
+    elif search == "exhaustive":
         timed = list(range(len(cands)))
         cycles = [chip_gemm_cycles(chip, M, N, K, b, count) for b in cands]
-    elif block_model_applies(chip):
-        timed = list(range(len(cands)))
-        cycles = chip_gemm_cycles_batch(chip, M, N, K, cands, count).tolist()
     else:
         timed, cycles = _pruned(chip, M, N, K, count, cands)
     _, cycles, x = _choose(chip, M, N, K, count, cands, zip(cycles, timed))
@@ -213,5 +246,5 @@ def map_gemm(chip, M: int, N: int, K: int, count: int = 1, search: str = "fast")
                    blocking_traffic(chip, M, N, K, b, count), chip.clock_hz)
 
 
-__all__ = ["LOOP_ORDERS", "SEARCHES", "TRAFFIC_TOLERANCE", "Mapping", "chip_bound",
-           "map_gemm", "screen_cycles"]
+__all__ = ["CACHE_SIZE", "LOOP_ORDERS", "SEARCHES", "TRAFFIC_TOLERANCE", "Mapping", "chip_bound",
+           "clear_cache", "map_gemm", "map_gemms", "screen_cycles"]
