@@ -59,6 +59,7 @@ from ..config import AcceleratorConfig
 from ..errors import UserError
 
 NEG = -(1 << 60)          # "never" for pipeline stages that have not run yet
+_NEVER_RAN = NEG // 2     # a time at or below this has not happened
 
 # Controller latencies, in cycles (from the RTL's FIFOs and state machines; the names say
 # where each one sits, the validation pins their values).
@@ -145,15 +146,23 @@ def _edge_runs(total: int, step: int) -> list[tuple[int, int]]:
 
 
 def _shift(a: tuple, b: tuple):
-    """(times that moved, by how much) from state a to b, when all moved by one amount."""
+    """(times that moved, by how much) from state a to b, when all moved by one amount
+    (and none that has run in b had not in a). One pass: the search's hot loop."""
     if a[-1] != b[-1]:
         return None
-    live = [i for i, t in enumerate(b[:-1]) if t > NEG // 2]
-    if not all(a[i] > NEG // 2 for i in live):
-        return None
-    moving = tuple(i for i in live if b[i] != a[i])
-    shifts = {b[i] - a[i] for i in moving}
-    return (moving, shifts.pop()) if len(shifts) == 1 else None
+    moving, d = [], None
+    for i, (ta, tb) in enumerate(zip(a[:-1], b[:-1])):
+        if tb <= _NEVER_RAN:
+            continue
+        if ta <= _NEVER_RAN:
+            return None
+        if tb != ta:
+            if d is None:
+                d = tb - ta
+            elif tb - ta != d:
+                return None
+            moving.append(i)
+    return None if d is None else (tuple(moving), d)
 
 
 def _repeat(state: tuple, step, count: int, max_period: int = 8) -> tuple:
