@@ -50,8 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .chip_perf import _core_step, _dma_shape, beat_spacing, block_model_applies, chip_gemm_cycles
-from .perf import MemorySystem
+from .chip_perf import _dma_shape, beat_spacing, block_model_applies, chip_gemm_cycles
+from .perf import MemorySystem, core_cycles
 
 _BITS = 21                                  # per dimension in a packed core-shape key
 #: A kept core table is written every this many new shapes (and at exit).
@@ -62,7 +62,8 @@ _FIELDS = ("mb", "nb", "kb", "mc", "nc", "kc", "gp", "gm", "gn", "gk", "order")
 
 
 class CoreTable:
-    """Exact core sub-GEMM cycles (``_core_step``) by shape, for vectorised lookups:
+    """Exact core sub-GEMM cycles (``models/perf.py: core_cycles``, the cycles of
+    ``chip_perf._core_step``) by shape, for vectorised lookups:
     packed (rows, cols, K) keys kept sorted with their cycles, extended by the shapes a
     lookup misses. A shape with a zero dimension costs 0.
 
@@ -85,7 +86,7 @@ class CoreTable:
         rows, cols, ks = (np.asarray(v, dtype=np.int64) for v in (rows, cols, ks))
         present = (rows > 0) & (cols > 0) & (ks > 0)
         if max(rows.max(initial=0), cols.max(initial=0), ks.max(initial=0)) >= 1 << _BITS:
-            return np.vectorize(lambda r, c, k, p: _core_step(self.cfg, self.port, int(r), int(c), int(k))[0]
+            return np.vectorize(lambda r, c, k, p: core_cycles(self.cfg, int(r), int(c), int(k), self.port)
                                 if p else 0, otypes=[np.int64])(rows, cols, ks, present)
         key = (rows << 2 * _BITS) | (cols << _BITS) | ks
         present = np.broadcast_to(present, key.shape)
@@ -96,7 +97,7 @@ class CoreTable:
         if miss.any():
             new = np.unique(key[miss])
             mask = (1 << _BITS) - 1
-            cyc = [_core_step(self.cfg, self.port, int(k >> 2 * _BITS), int((k >> _BITS) & mask), int(k & mask))[0]
+            cyc = [core_cycles(self.cfg, int(k >> 2 * _BITS), int((k >> _BITS) & mask), int(k & mask), self.port)
                    for k in new.tolist()]
             self._merge(new, np.array(cyc, dtype=np.int64))
             self.unsaved += len(new)

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 from ..checks import check_int, check_real
 from ..config import AcceleratorConfig
@@ -197,6 +198,13 @@ def _repeat(state: tuple, step, count: int, max_period: int = 8) -> tuple:
     return state
 
 
+@lru_cache(maxsize=256)
+def _geometry(config: AcceleratorConfig) -> tuple[int, int, int, int, int, int]:
+    """(rows, cols, beat bytes, input bytes, tile_m, k_chunk): derived properties, computed
+    once per configuration (the search asks for them tens of thousands of times)."""
+    return config.rows, config.cols, config.beat_bytes, config.input_bytes, config.tile_m, config.k_chunk
+
+
 def core_counters(config: AcceleratorConfig, M: int, N: int, K: int) -> dict:
     """Counters that follow from the tiling alone (exact): busy cycles, MACs, bytes."""
     M, N, K = _check_dims(M, N, K)
@@ -221,8 +229,7 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     M, N, K = _check_dims(M, N, K)
     if not isinstance(memory, MemorySystem):
         raise TypeError(f"memory must be a MemorySystem, not {type(memory).__name__}")
-    R, C, W, eb = config.rows, config.cols, config.beat_bytes, config.input_bytes
-    TM, KC = config.tile_m, config.k_chunk
+    R, C, W, eb, TM, KC = _geometry(config)
     # the memory's credit is capped at one beat, so a beat takes a whole number of cycles
     beat_t = max(1, math.ceil(W / memory.bytes_per_cycle - 1e-9)) if whole_beats else max(1.0, W / memory.bytes_per_cycle)
     # idle receiver cycles at a chunk boundary and at the A->B lane switch, less what the
