@@ -8,7 +8,7 @@ from .export_control import ExportClass, classify, classify_custom, classify_gpu
 from .gemm import Gemm, parse_gemm
 from .gpu import estimate_gemm, estimate_workload
 from .gpu_specs import GpuSpec, get_gpu, list_gpus
-from .mapper import Mapping, map_gemm
+from .mapper import Mapping, map_gemm, map_gemms, mapping_space, plot_mapping_space
 from .perf import MemorySystem, chip_perf, core_perf, workload_perf
 from .report import write_report
 from .serving import ServingResult, fleet, serve
@@ -19,6 +19,6 @@ __all__ = [
     "MemorySystem", "ReticleWarning", "ServingResult", "Workload", "chip_perf", "classify", "classify_custom",
     "classify_gpu", "compare", "core_perf", "estimate_gemm", "estimate_workload", "evaluate_chip", "evaluate_gpu",
     "fit_cores", "fleet", "get_chip", "get_gpu", "get_llm", "get_workload", "largest_outside", "list_chips",
-    "list_gpus", "list_workloads", "llm_models", "map_gemm", "match_gpu", "parse_gemm", "serve", "workload_perf",
-    "write_report",
+    "list_gpus", "list_workloads", "llm_models", "map_gemm", "map_gemms", "mapping_space", "match_gpu", "parse_gemm",
+    "plot_mapping_space", "serve", "workload_perf", "write_report",
 ]

@@ -52,7 +52,7 @@ import numpy as np
 from ..checks import check_choice, check_int
 from ..errors import UserError
 from .blocking import blocking_traffic, candidates, dma_traffic_lower_bound, dram_traffic_lower_bound
-from .chip_batch import block_model_cycles_batch, block_model_cycles_many
+from .chip_batch import block_model_cycles_batch, block_model_cycles_many, chip_gemm_cycles_batch
 from .chip_perf import ChipGemmPerf, block_model_applies, chip_dram_bytes_read, chip_gemm_counters, chip_gemm_cycles
 
 SEARCHES = ("fast", "exhaustive")
@@ -223,6 +223,51 @@ def map_gemms(chip, gemms, search: str = "fast") -> list[Mapping]:
     return [_found[k] for k in keys]
 
 
+def mapping_space(chip, M: int, N: int, K: int, count: int = 1):
+    """Every mapping of the space (:func:`~systolab.models.blocking.candidates`) with the
+    exact model's cycles and DRAM bytes: the trade-offs the search weighs, as a pandas
+    DataFrame, one row a mapping: the blocking's fields, ``text``, ``loop_order`` (0: A
+    stays on chip along the N-blocks, 1: B along the M-blocks), ``cycles``, ``seconds_s``,
+    ``dram_bytes`` (read in whole DMA beats, plus written), ``utilization`` (MACs over the
+    chip's peak) and ``chosen`` (the mapper's choice, whatever its search: the same)."""
+    import pandas as pd
+
+    chosen = map_gemm(chip, M, N, K, count)            # checks the parameters
+    cands = candidates(chip, M, N, K, count)
+    cycles = chip_gemm_cycles_batch(chip, M, N, K, cands, count)
+    written = M * N * chip.core.acc_bytes * count
+    frame = pd.DataFrame([b.to_dict() for b in cands]).rename(columns={"order": "loop_order"})
+    frame["text"] = [str(b) for b in cands]
+    frame["cycles"] = cycles
+    frame["seconds_s"] = cycles / chip.clock_hz
+    frame["dram_bytes"] = [chip_dram_bytes_read(chip, M, N, K, b, count) + written for b in cands]
+    frame["utilization"] = M * N * K * count / (chip.cores * chip.core.rows * chip.core.cols * cycles)
+    frame["chosen"] = [b == chosen.blocking for b in cands]
+    return frame
+
+
+def plot_mapping_space(chip, M: int, N: int, K: int, count: int = 1, ax=None):
+    """Each mapping's cycles against its DRAM bytes (:func:`mapping_space`), by loop order,
+    with the two traffic lower bounds and the mapper's choice. Returns the matplotlib
+    ``Figure`` (drawn into ``ax`` when given)."""
+    from .report import _axes
+
+    frame = mapping_space(chip, M, N, K, count)
+    fig, ax = _axes(ax, (7, 4.5))
+    for order, rows in frame.groupby("loop_order"):
+        ax.scatter(rows["dram_bytes"], rows["cycles"], s=12, alpha=0.6,
+                   label=("N-blocks inside (A stays)", "M-blocks inside (B stays)")[int(order)])
+    best = frame[frame["chosen"]]
+    ax.scatter(best["dram_bytes"], best["cycles"], s=90, facecolors="none", edgecolors="k", label="the mapper's choice")
+    for bound, style, name in ((dram_traffic_lower_bound, ":", "lower bound"),
+                               (dma_traffic_lower_bound, "--", "lower bound in DMA beats")):
+        ax.axvline(bound(chip, M, N, K, count), color="grey", ls=style, lw=1, label=name)
+    ax.set(xscale="log", yscale="log", xlabel="DRAM bytes (read + written)", ylabel="cycles",
+           title=f"{M}x{N}x{K} x{count} on {chip.name}: {len(frame)} mappings")
+    ax.legend(fontsize=8)
+    return fig
+
+
 def clear_cache() -> None:
     """Forget the mappings found (benchmarks time a cold search)."""
     _found.clear()
@@ -247,4 +292,4 @@ def _finish(chip, M: int, N: int, K: int, count: int, search: str, cands, cycles
 
 
 __all__ = ["CACHE_SIZE", "LOOP_ORDERS", "SEARCHES", "TRAFFIC_TOLERANCE", "Mapping", "chip_bound",
-           "clear_cache", "map_gemm", "map_gemms", "screen_cycles"]
+           "clear_cache", "map_gemm", "map_gemms", "mapping_space", "plot_mapping_space", "screen_cycles"]

@@ -58,8 +58,11 @@ from .models import (  # noqa: E402
     list_workloads,
     llm_models,
     map_gemm,
+    map_gemms,
+    mapping_space,
     match_gpu,
     parse_gemm,
+    plot_mapping_space,
     serve,
     write_report,
 )
@@ -72,5 +75,6 @@ __all__ = [
     "Mapping", "MemorySystem", "ReticleWarning", "SimulationError", "UserError", "Workload", "__version__", "classify",
     "classify_custom", "classify_gpu", "compare", "core_perf", "default_out", "evaluate_chip", "evaluate_gpu", "explore",
     "fit_cores", "get_chip", "get_gpu", "get_workload", "gpu_reference", "load_space", "largest_outside", "list_chips", "list_gpus",
-    "list_workloads", "map_gemm", "match_gpu", "parse_gemm", "write_report",
+    "list_workloads", "map_gemm", "map_gemms", "mapping_space", "match_gpu", "parse_gemm", "plot_mapping_space",
+    "write_report",
 ]

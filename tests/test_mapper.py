@@ -14,7 +14,7 @@ from systolab.errors import UserError
 from systolab.models.blocking import blocking_traffic, candidates, dma_traffic_lower_bound, dram_traffic_lower_bound
 from systolab.models.chip import get_chip
 from systolab.models.chip_perf import block_model_applies, chip_gemm_counters, chip_gemm_perf
-from systolab.models.mapper import map_gemm, screen_cycles
+from systolab.models.mapper import TRAFFIC_TOLERANCE, clear_cache, map_gemm, map_gemms, mapping_space, plot_mapping_space, screen_cycles
 
 OS32 = get_chip("sl-n4-os32")
 
@@ -57,6 +57,36 @@ def test_screen_is_the_exact_model_where_the_block_model_applies_and_a_bound_whe
         exact = np.array([chip_gemm_perf(chip, M, N, K, b).cycles for b in cands[::10]])
         assert s.shape == (len(cands),) and np.all(s > 0)
         assert np.array_equal(s[::10], exact) if exact_here else (np.all(s[::10] <= exact) and np.any(s[::10] < exact))
+
+
+def test_a_workload_mapped_in_one_pass_equals_its_gemms_mapped_one_by_one():
+    shapes = [(2048, 512, 128, 8), (1, 4096, 4096, 1), (77, 300, 1000, 3), (2048, 512, 128, 8)]
+    clear_cache()
+    together = map_gemms(OS32, shapes)
+    clear_cache()
+    alone = [map_gemm(OS32, *s) for s in shapes]
+    assert [(m.blocking, m.perf) for m in together] == [(m.blocking, m.perf) for m in alone]
+    assert together[0] is together[3]            # the same GEMM once
+    with pytest.raises(UserError) as exc:
+        map_gemms(OS32, [(8, 8, 8, 1), (8, 0, 8, 1)])
+    assert exc.value.parameter == "N"
+
+
+def test_mapping_space_shows_every_mapping_with_the_choice_and_plots():
+    from matplotlib.figure import Figure
+
+    M, N, K, p = 2048, 512, 128, 8
+    space = mapping_space(OS32, M, N, K, p)
+    cands = candidates(OS32, M, N, K, p)
+    assert len(space) == len(cands) and set(space.loop_order) == {0, 1}
+    chosen = space[space.chosen]
+    m = map_gemm(OS32, M, N, K, p)
+    assert len(chosen) == 1 and chosen.text.iloc[0] == str(m.blocking) and chosen.cycles.iloc[0] == m.cycles
+    for x in (0, len(cands) // 2, len(cands) - 1):     # the exact model's numbers
+        perf = chip_gemm_perf(OS32, M, N, K, cands[x], count=p)
+        assert (space.cycles[x], space.dram_bytes[x]) == (perf.cycles, perf.dram_bytes_read + perf.dram_bytes_written)
+    assert space.cycles.min() >= m.cycles / (1 + TRAFFIC_TOLERANCE)
+    assert isinstance(plot_mapping_space(OS32, M, N, K, p), Figure)
 
 
 def test_memory_bound_gemv_moves_no_more_than_its_lower_bound_allows():

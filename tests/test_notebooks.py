@@ -13,6 +13,7 @@ SMALL = {
     "explore_h20_beater.ipynb": 'SPACE = "h20-beater"\nSEARCH, TRIALS, SEED = "lhs", 6, 0\nDB = {out!r} + "/store.sqlite"\n',
     "serving_fleet.ipynb": 'MODEL, ISL, OSL, CONCURRENCY = "llama3-8b", 512, 64, 8\nGPU = "h100-sxm"\n'
                            'DEVICES = ("sl-n4-os32", "h100-sxm")\nBUDGET_USD = 1e8\n',
+    "mapping.ipynb": 'CHIP = "sl-small"\nGEMM = (64, 48, 100, 2)\nWORKLOAD = ("bert-base", {{"seq_len": 64}})\n',
     "number_formats.ipynb": 'FORMATS = ("int8", "fp8_e4m3", "bf16")\nROWS, COLS, DATAFLOW = 2, 2, "ws"\nGEMM = (3, 2, 9)\n'
                             'WORKLOAD = "llama3-8b-decode"\nGPUS = ("h100-sxm",)\n',
 }
@@ -85,3 +86,11 @@ def test_number_formats_runs_under_a_kernel():
     assert "llama3-8b-decode, tokens/s by device and format" in text
     assert _mime(nb, "text/html") >= 4          # verification, area, throughput and TPP tables
     assert _mime(nb, "image/png") >= 1          # the area bars
+
+
+def test_mapping_runs_under_a_kernel(tmp_path):
+    nb = _run("mapping.ipynb", tmp_path)
+    text = _text(nb)
+    assert "mappings; fewest cycles" in text and "x the bound in DMA beats" in text
+    assert _mime(nb, "text/html") >= 3          # the mapping, the space, the workload's table
+    assert _mime(nb, "image/png") >= 1          # the space's plot
