@@ -8,12 +8,15 @@ that model (each output block's K-steps; a step lasts until its slowest core sub
 its DMA job are done) and vectorises its three costly parts:
 
 * **The blocks and their neighbours.** Blocks run in the controller's order (product
-  groups, then M, then N), and a block's steps depend on its own sizes and its
-  neighbours' (the previous block's write-back, the next block's first load). In each
-  dimension every block but the last is full-sized, so of a dimension of n blocks the
-  indices 0, 1 (standing for 1 ... n-3), n-2 and n-1 are all the cases there are: their
-  product over the three dimensions, weighted by how many positions each stands for,
-  is every (previous, block, next) triple of the schedule.
+  groups, then M and N in the blocking's loop order), and a block's steps depend on its
+  own sizes and its neighbours' (the previous block's write-back, the next block's first
+  load, which leaves out an operand block the two share when there is one K-block). In
+  each dimension every block but the last is full-sized, so of a dimension of n blocks
+  the indices 0, 1 (standing for 1 ... n-3), n-2 and n-1 are all the cases there are:
+  their product over the three dimensions, weighted by how many positions each stands
+  for, is every (previous, block, next) triple of the schedule, and whether the next
+  block shares the outer operand (not the inner dimension's last block) or the inner one
+  (the inner dimension is one block) follows from the same indices.
 * **The DMA channels.** A job lasts as long as its busiest channel's beats take. A load
   sends A row ``i`` of product ``q``'s K-part ``kk`` to channel ``((kk gp + q) gm + i) mod
   C``, B column ``j`` to ``((j gk + kk) gp + q) mod C``, a write-back's row group to
