@@ -18,7 +18,7 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.mapper import map_gemm
+    from ..models.mapper import map_gemm, map_gemms
     from .common import chip_from_args, gemms_from_args
 
     if args.chip is None:
@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
         if args.count is not None:
             raise UserError("count: applies to --gemm (a workload's GEMMs carry their own)", parameter="count")
         rows = []
-        for g in gemms:
-            m = map_gemm(chip, g.M, g.N, g.K, g.parallel, args.search)
+        found = map_gemms(chip, [(g.M, g.N, g.K, g.parallel) for g in gemms], args.search)
+        for g, m in zip(gemms, found):
             rounds = g.count // g.parallel
             d = m.to_dict()
             rows.append({"name": g.name, **d, "count": g.count, "parallel": g.parallel, "rounds": rounds,
