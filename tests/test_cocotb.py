@@ -102,3 +102,40 @@ def test_verilator_long_campaign(seed):
     params = dict(rows=6, cols=7, dataflow=("os", "ws")[seed % 2], dtype=("int8", "uint8", "int16", "int8")[seed],
                   overflow=("wrap", "saturate")[seed // 2], acc_bits=32)
     _check(params, "verilator", seed=100 + seed, count=60)
+
+
+def test_verilator_runtime_objects_are_kept_and_reused(tmp_path, monkeypatch):
+    """The runtime objects a Verilator build compiled are kept (all or none) and copied into
+    the next build, with a step between Verilator and make that marks them newer than the
+    makefile Verilator writes; a runner that does not build in those two steps is left alone."""
+    from systolab.sim.runner import RUNTIME_OBJECTS, _keep_runtime, _reuse_runtime, _runtime_folder
+
+    monkeypatch.setenv("SYSTOLAB_CACHE", str(tmp_path / "cache"))
+    kept = _runtime_folder("verilator", waves=False)
+    assert _runtime_folder("icarus", waves=False) is None and kept != _runtime_folder("verilator", waves=True)
+    first = tmp_path / "first"
+    first.mkdir()
+    for name in (*RUNTIME_OBJECTS[:4], "verilator.o", "Vtop__ALL.o"):
+        (first / name).write_bytes(name.encode())
+    _keep_runtime(kept, first)
+    assert sorted(p.name for p in kept.glob("*.o")) == sorted(RUNTIME_OBJECTS[:4])   # not the design's
+
+    class Runner:
+        def __init__(self, cmds):
+            self.cmds = cmds
+
+        def _build_command(self):
+            return self.cmds
+
+    second = tmp_path / "second"
+    second.mkdir()
+    runner = Runner([["verilator", "-cc"], ["make", "-C", str(second)]])
+    _reuse_runtime(runner, kept, second)
+    assert (second / "verilated.o").read_bytes() == b"verilated.o" and not (second / "verilator.o").exists()
+    verilator, touch, make = runner._build_command()
+    assert verilator[0] == "verilator" and make[0] == "make"
+    assert touch[:2] == ["touch", "-c"] and sorted(touch[2:]) == sorted(str(second / n) for n in RUNTIME_OBJECTS[:4])
+    odd = Runner([["verilator", "--build"]])
+    _reuse_runtime(odd, kept, tmp_path)
+    assert odd._build_command() == [["verilator", "--build"]]
+    _reuse_runtime(Runner([]), None, second)          # nothing kept: nothing to do
