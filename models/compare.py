@@ -19,7 +19,6 @@ DEFAULT_GPUS = ("h100-sxm", "h200-sxm", "h20", "a100-sxm4-80gb", "b200")
 DEFAULT_WORKLOADS = ("llama3-8b-prefill", "llama3-8b-decode", "dlrm")
 #: The serving scenario of the report's serving section (and of ``systolab fleet``'s examples).
 DEFAULT_SERVING = {"model": "llama3-70b", "isl": 2048, "osl": 256, "concurrency": 64}
-#: The chip model's measured error, as benchmarks/README.md records it (systolab validate --chip --json).
 ASSUMPTIONS = [
     "every device runs the workload in the chip's dtype (int8 for the int8 chips; the GPU model uses each "
     "GPU's tensor rate in that dtype, or states its fallback)",

@@ -151,7 +151,8 @@ def _reuse_runtime(runner, kept: Path | None, build: Path) -> None:
     built: about four fifths of a small design's compile at -O0. Verilator's makefile
     makes them depend on the makefile it has just written, so the runner's build gets one
     step between Verilator and make that marks them newer (``touch -c``); where cocotb's
-    runner does not build in those two steps, nothing is copied and all is compiled."""
+    runner does not build in those two steps the step is left out, and make compiles the
+    copies over again (slower, never wrong)."""
     if kept is None or not (kept / ".complete").is_file() or not hasattr(runner, "_build_command"):
         return
     objs = [build / obj.name for obj in kept.glob("*.o")]

@@ -138,4 +138,7 @@ def test_verilator_runtime_objects_are_kept_and_reused(tmp_path, monkeypatch):
     odd = Runner([["verilator", "--build"]])
     _reuse_runtime(odd, kept, tmp_path)
     assert odd._build_command() == [["verilator", "--build"]]
-    _reuse_runtime(Runner([]), None, second)          # nothing kept: nothing to do
+    before = sorted(p.name for p in second.iterdir())
+    untouched = Runner([["verilator"], ["make"]])
+    _reuse_runtime(untouched, None, second)          # nothing kept: nothing copied, the build as it was
+    assert sorted(p.name for p in second.iterdir()) == before and untouched._build_command() == [["verilator"], ["make"]]

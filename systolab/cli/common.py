@@ -137,6 +137,10 @@ def workload_parent(*, workload_help: str = "a built-in workload or a GEMM/SCALE
     return p
 
 
+#: ``--order``'s values, by a blocking's ``order``: N-blocks inside (0), M-blocks inside (1).
+ORDER_FLAGS = ("mn", "nm")
+
+
 def chip_parent(*, blocking: bool) -> argparse.ArgumentParser:
     """``--chip NAME|FILE`` (the chip instead of a lone core) and, for commands that run
     one descriptor, its product count and blocking."""
@@ -150,7 +154,7 @@ def chip_parent(*, blocking: bool) -> argparse.ArgumentParser:
         g.add_argument("--grid", metavar="GPxGMxGN[xGK]",
                        help="cores per block: products x row groups x column groups [x K-groups] (with --block; "
                             "default: the fastest grid for the block)")
-        g.add_argument("--order", choices=("mn", "nm"),
+        g.add_argument("--order", choices=ORDER_FLAGS,
                        help="loop order of the M- and N-blocks (with --block): mn (N-blocks inside: with one K-block A "
                             "stays on chip along them) or nm (M-blocks inside: B stays); default: the faster")
         search_argument(g)
@@ -223,7 +227,7 @@ def blocking_from_args(args: argparse.Namespace, chip, M: int, N: int, K: int, c
     mb, nb, kb = _dims(args.block, "block", (3,))
     if args.grid is None:
         same = [b for b in candidates(chip, M, N, K, count) if (b.mb, b.nb, b.kb) == (min(mb, M), min(nb, N), min(kb, K))
-                and (order is None or b.order == ("mn", "nm").index(order))]
+                and (order is None or b.order == ORDER_FLAGS.index(order))]
         if same:
             return min(same, key=lambda b: chip_gemm_cycles(chip, M, N, K, b, count)), None
         gp, gm, gn, gk = 1, 1, chip.cores, 1
@@ -231,7 +235,7 @@ def blocking_from_args(args: argparse.Namespace, chip, M: int, N: int, K: int, c
         gp, gm, gn, *rest = _dims(args.grid, "grid", (3, 4))
         gk = rest[0] if rest else 1
     b = Blocking(mb, nb, kb, math.ceil(mb / gm), math.ceil(nb / gn), gp, gm, gn, gk, math.ceil(kb / gk),
-                 order=("mn", "nm").index(order or "mn"))
+                 order=ORDER_FLAGS.index(order or "mn"))
     status = blocking_status(chip, M, N, K, count, b)
     if status:
         flag = "grid" if status in (2, 7) and args.grid is not None else "block"

@@ -18,7 +18,7 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.mapper import map_gemm, map_gemms
+    from ..models.mapper import LOOP_ORDERS, map_gemm, map_gemms
     from .common import chip_from_args, gemms_from_args
 
     if args.chip is None:
@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
                          f"util {r['utilization']:.3f} DRAM {r['dram_bandwidth_utilization']:.3f} {r['bound']:8} "
                          f"bytes/bound {r['dram_bytes'] / max(1, r['dram_bytes_lower_bound']):.3f} "
                          f"({r['evaluated']} of {r['candidates']} timed)")
-        orders = dict.fromkeys(r["mapping"]["loop_order"] for r in q["gemms"])
-        lines += [f"  loop order{' (/n-outer)' if 'N-blocks > M' in o else ''}: {o}" for o in orders]
+        for order in sorted({r["mapping"]["order"] for r in q["gemms"]}):
+            lines.append(f"  loop order{' (/n-outer)' if order else ''}: {LOOP_ORDERS[order]}")
         return "\n".join(lines)
 
     emit(args, payload, human)
