@@ -54,13 +54,13 @@ from pathlib import Path
 import numpy as np
 
 from .chip_perf import _dma_shape, beat_spacing, block_model_applies, chip_gemm_cycles
-from .perf import MemorySystem, core_cycles
+from .perf import MemorySystem, core_cycles_many
 
 _BITS = 21                                  # per dimension in a packed core-shape key
 #: A kept core table is written every this many new shapes (and at exit).
 SAVE_EVERY = 2000
 #: What a core sub-GEMM's cycles depend on besides the core and the port.
-_CORE_MODEL_SOURCES = (Path(__file__).with_name("perf.py"), Path(__file__).with_name("chip_perf.py"))
+_CORE_MODEL_SOURCES = tuple(Path(__file__).with_name(f) for f in ("perf.py", "core_kernel.py", "chip_perf.py"))
 _FIELDS = ("mb", "nb", "kb", "mc", "nc", "kc", "gp", "gm", "gn", "gk", "order")
 
 
@@ -89,8 +89,10 @@ class CoreTable:
         rows, cols, ks = (np.asarray(v, dtype=np.int64) for v in (rows, cols, ks))
         present = (rows > 0) & (cols > 0) & (ks > 0)
         if max(rows.max(initial=0), cols.max(initial=0), ks.max(initial=0)) >= 1 << _BITS:
-            return np.vectorize(lambda r, c, k, p: core_cycles(self.cfg, int(r), int(c), int(k), self.port)
-                                if p else 0, otypes=[np.int64])(rows, cols, ks, present)
+            rows, cols, ks, present = np.broadcast_arrays(rows, cols, ks, present)
+            out = np.zeros(rows.shape, dtype=np.int64)
+            out[present] = core_cycles_many(self.cfg, rows[present], cols[present], ks[present], self.port)
+            return out
         key = (rows << 2 * _BITS) | (cols << _BITS) | ks
         present = np.broadcast_to(present, key.shape)
         out = np.zeros(key.shape, dtype=np.int64)
@@ -100,9 +102,7 @@ class CoreTable:
         if miss.any():
             new = np.unique(key[miss])
             mask = (1 << _BITS) - 1
-            cyc = [core_cycles(self.cfg, int(k >> 2 * _BITS), int((k >> _BITS) & mask), int(k & mask), self.port)
-                   for k in new.tolist()]
-            self._merge(new, np.array(cyc, dtype=np.int64))
+            self._merge(new, core_cycles_many(self.cfg, new >> 2 * _BITS, (new >> _BITS) & mask, new & mask, self.port))
             self.unsaved += len(new)
             if self.path is not None and self.unsaved >= SAVE_EVERY:
                 self.save()

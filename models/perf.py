@@ -27,9 +27,13 @@ chunk with ``rows`` valid rows, ``cols`` valid columns and ``klen`` K elements:
   tile's rows.
 
 Each stage end is a max of its predecessors plus its duration (a max-plus recurrence); the
-integer constants below are the controller's FIFO and state-machine latencies. Runs of
-identical chunks, tiles and M-blocks become periodic within a few steps; the evaluation
-steps until two consecutive periods (of up to 8 steps) agree and then jumps.
+integer constants (in :mod:`~systolab.models.core_kernel`) are the controller's FIFO and
+state-machine latencies. Runs of identical chunks, tiles and M-blocks become periodic
+within a few steps; the evaluation steps until two consecutive periods (of up to 8 steps)
+agree and then jumps. The recurrence is compiled with Numba (``core_kernel.py``): about
+1.5 us a shape where the same code in Python took 0.5 ms (benchmarks/README.md), so a
+mapper's search of tens of thousands of core sub-GEMMs costs tens of milliseconds. It is
+compiled on first use and kept in Numba's cache (about 8 s once per machine and source).
 
 Measured against the RTL (``systolab validate``, 6 configurations x 50 shapes on
 Verilator): every cycle count exact. Residuals seen outside that grid, all in regimes the
@@ -55,29 +59,11 @@ import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
+import numpy as np
+
 from ..checks import check_int, check_real
 from ..config import AcceleratorConfig
 from ..errors import UserError
-
-NEG = -(1 << 60)          # "never" for pipeline stages that have not run yet
-_NEVER_RAN = NEG // 2     # a time at or below this has not happened
-
-# Controller latencies, in cycles (from the RTL's FIFOs and state machines; the names say
-# where each one sits, the validation pins their values).
-_RX_GAP = 4               # receiver: last beat of a chunk -> first beat of the next (done, start, refill)
-_RX_SWITCH_GAP = 2        # receiver: last A beat -> first B beat of a chunk
-_FIRST_BEAT_MIN = 2       # descriptor accepted -> receiver ready for the first beat
-_LD_QUEUE_GAP = 1         # receiver takes chunk i-4 -> loader may take chunk i
-_LD_CHUNK_GAP = 2         # loader: A->B switch and the idle cycle after a chunk's commands
-_OS_FEED_GAP = 1          # filled chunk -> first k-slice
-_WS_WEIGHT_GAP = 1        # filled chunk -> first weight row
-_WS_BANK_GAP = -1         # array weight bank release, relative to R + C - 2
-_WS_ROW_GAP = 2           # weights loaded -> first A row
-_WS_WRITE_GAP = 3         # a final row entering the array -> its first write beat, less R + C
-_OS_TAIL = 4              # router, row/command queues, write command -> last data beat
-_OS_TILE_QUEUE = 3
-_WS_TAIL = 4
-_WS_WRITE_TAIL = 1         # last row written (writer end) -> done
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -140,69 +126,12 @@ def _k_runs(K: int, KC: int) -> list[tuple[int, bool, bool, int]]:
     return runs + [(K - (nk - 1) * KC, False, True, 1)]
 
 
-def _edge_runs(total: int, step: int) -> list[tuple[int, int]]:
-    """(size, count) runs of tiles of ``step`` over ``total``: full ones, then the edge."""
-    full, rem = divmod(total, step)
-    return [(s, c) for s, c in ((step, full), (rem, 1 if rem else 0)) if c]
-
-
-def _shift(a: tuple, b: tuple):
-    """(times that moved, by how much) from state a to b, when all moved by one amount
-    (and none that has run in b had not in a). One pass: the search's hot loop."""
-    if a[-1] != b[-1]:
-        return None
-    moving, d = [], None
-    for i, (ta, tb) in enumerate(zip(a[:-1], b[:-1])):
-        if tb <= _NEVER_RAN:
-            continue
-        if ta <= _NEVER_RAN:
-            return None
-        if tb != ta:
-            if d is None:
-                d = tb - ta
-            elif tb - ta != d:
-                return None
-            moving.append(i)
-    return None if d is None else (tuple(moving), d)
-
-
-def _repeat(state: tuple, step, count: int, max_period: int = 8) -> tuple:
-    """``step`` applied ``count`` times. Once the last two stretches of p steps (p up to
-    ``max_period``) each advanced the same times by the same amount (the others, stale for
-    this run, unchanged), the run is periodic: whole periods are one jump and the remainder
-    is stepped."""
-    if count <= 4:             # too short for a period to pay off
-        for _ in range(count):
-            state = step(state)
-        return state
-    hist = [state]
-    done = 0
-    while done < count:
-        state = step(state)
-        done += 1
-        hist.append(state)
-        for p in range(1, max_period + 1):
-            if len(hist) < 2 * p + 1 or count - done < p or (p > 1 and len(hist) % p):
-                continue
-            sig = _shift(hist[-1 - p], hist[-1])
-            if sig is None or sig != _shift(hist[-1 - 2 * p], hist[-1 - p]):
-                continue
-            periods = (count - done) // p
-            moving, d = sig
-            state = tuple(t + periods * d if i in moving else t for i, t in enumerate(state[:-1])) + (state[-1],)
-            done += periods * p
-            hist = [state]
-            break
-        if len(hist) > 4 * max_period + 1:
-            hist = hist[-(2 * max_period + 1):]
-    return state
-
-
 @lru_cache(maxsize=256)
-def _geometry(config: AcceleratorConfig) -> tuple[int, int, int, int, int, int]:
-    """(rows, cols, beat bytes, input bytes, tile_m, k_chunk): derived properties, computed
-    once per configuration (the search asks for them tens of thousands of times)."""
-    return config.rows, config.cols, config.beat_bytes, config.input_bytes, config.tile_m, config.k_chunk
+def _geometry(config: AcceleratorConfig, latency_cycles: int) -> np.ndarray:
+    """The compiled model's geometry vector (``core_kernel.G*``) of a configuration behind
+    a memory of this latency, computed once (the search asks tens of thousands of times)."""
+    return np.array([config.rows, config.cols, config.beat_bytes, config.input_bytes, config.tile_m, config.k_chunk,
+                     config.acc_bytes, config.dataflow == "os", latency_cycles], dtype=np.int64)
 
 
 def core_counters(config: AcceleratorConfig, M: int, N: int, K: int) -> dict:
@@ -229,118 +158,37 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     M, N, K = _check_dims(M, N, K)
     if not isinstance(memory, MemorySystem):
         raise TypeError(f"memory must be a MemorySystem, not {type(memory).__name__}")
-    R, C, W, eb, TM, KC = _geometry(config)
-    # the memory's credit is capped at one beat, so a beat takes a whole number of cycles
-    beat_t = max(1, math.ceil(W / memory.bytes_per_cycle - 1e-9)) if whole_beats else max(1.0, W / memory.bytes_per_cycle)
-    # idle receiver cycles at a chunk boundary and at the A->B lane switch, less what the
-    # memory's credit refill would have cost anyway
-    rx = max(0, _RX_GAP - beat_t) + max(0, _RX_SWITCH_GAP - beat_t)
-    os_ = config.dataflow == "os"
-    queue = 2 * max(R, C)   # rows the write queue holds
+    from .core_kernel import cycles_many
 
-    # state: fill end L; weights end Wt (OS: last tile's end); feed ends F_{i-2}, F_{i-1}; loader take
-    # time T; fill starts S_{i-1..i-4}; writer end Wr; write-queue freeze [Z0, Z); and, not a time,
-    # (rows of the previous chunk, beats per row of the last final chunk)
-    lat = memory.latency_cycles
+    return int(cycles_many(_geometry(config, memory.latency_cycles), _beat_cycles(memory, config.beat_bytes, whole_beats),
+                           *(np.array([v], dtype=np.int64) for v in (M, N, K)))[0])
 
-    def chunk(state, rows, cols, klen, first, last):
-        L, Wt, F2, F1, T, S1, S2, S3, S4, Wr, Z0, Z, Zb, (prev_rows, nb_prev) = state
-        fill = (rows + cols) * _ceil_div(klen * eb, W) * beat_t + rx
-        # the loader takes a chunk when its queue (4 chunks) has room, i.e. after the
-        # receiver started the chunk 4 before; its reads return `lat` cycles later
-        T = max(T, S4 + _LD_QUEUE_GAP)
-        S = max(L, F2)
-        begin = max(S, T + lat)
-        # the memory idled since the last fill: its credit is full and the first beat does
-        # not wait for it (what the receiver's own gap does not already hide)
-        L = begin + fill - max(0, min(beat_t - _RX_GAP, begin - L))
-        # a loader further ahead than the latency never binds again (S grows faster than the
-        # loader's own pace): pinning it to S - lat keeps runs periodic without changing L
-        T_next = max(T, S - lat) + rows + cols + _LD_CHUNK_GAP
-        if os_:
-            start = max(F1, L + _OS_FEED_GAP)
-            # the previous tile's first result row waits (array frozen) until its tile has
-            # come through the tile queue: cycles [Wt - 1 + C, Wt - 1 + 3) when C < 3
-            lo, hi = Wt - 1 + C, Wt - 1 + _OS_TILE_QUEUE
-            if lo < hi and Wt > NEG // 2:
-                if lo <= start < hi:
-                    start = hi
-                elif start < lo < start + klen:
-                    start += hi - lo
-            F = start + klen
-            if Zb > NEG // 2 and start <= Zb < F:    # the router's bubble froze the array mid-feed
-                F += 1
-            if last:   # the array takes a tile's last slice >= max(R, C) unfrozen cycles after the previous one
-                frozen = Zb > NEG // 2 and Wt <= Zb < Wt + max(R, C)
-                F = max(F, Wt + max(R, C) + frozen)
-                # the router takes the next tile one cycle after routing a tile's last row: a
-                # tile whose rows follow the previous tile's without a gap (last slices exactly R
-                # apart, R >= C) finds it busy, and the array freezes that cycle
-                if R >= C and Wt > NEG // 2 and F - Wt == R:
-                    Zb = Wt + C + R - 1
-                Wt = F
-        else:
-            def steps(t0, n):
-                """Time after n array steps from t0: while the write queue is full
-                ([Z0, Z)), the array moves one step per row written (nb_prev cycles)."""
-                if n == 0 or t0 >= Z or t0 + n <= Z0:
-                    return t0 + n
-                free = min(n, max(0, int(Z0 - t0)))
-                t1, n1 = max(t0, Z0), n - free
-                k = min(n1, _ceil_div(int(Z - t1), nb_prev))
-                return t1 + k * nb_prev if k == n1 else max(t1 + k * nb_prev, Z) + (n1 - k)
 
-            Wt = steps(max(Wt, L + _WS_WEIGHT_GAP, F2 + R + C - 2 + _WS_BANK_GAP), R)
-            start = max(F1, Wt + _WS_ROW_GAP)
-            if not first:
-                start = max(start, F1 - prev_rows + R + C)
-            F = steps(start, rows)
-            if last:
-                # the writer sends nb beats per row, starting R + C + 3 cycles after the first
-                # row entered; when it falls behind, the queue (Q rows) fills and the array
-                # freezes [Z0, Z), moving one step per row written, until its last row is out
-                nb = _ceil_div(cols * config.acc_bytes, W)
-                first_out, ws = start + R + C - 1, max(Wr, start + R + C + _WS_WRITE_GAP)
-                Wr = ws + rows * nb
-                F = max(F, Wr - (R + C + queue) * nb + _WS_WRITE_GAP)
-                j = queue if queue < ws - first_out else (
-                    _ceil_div(int(queue * nb + first_out - ws - 1), nb - 1) if nb > 1 else rows)
-                Z0, Z = (first_out + j, Wr - queue * nb) if j < rows else (NEG, NEG)
-                nb_prev = nb
-        return (L, Wt, F1, F, T_next, S, S1, S2, S3, Wr, Z0, Z, Zb, (rows, nb_prev))
+def core_cycles_many(config: AcceleratorConfig, M, N, K, memory: MemorySystem = MemorySystem(), *,
+                     whole_beats: bool = True):
+    """:func:`core_cycles` of many shapes at once (arrays of M, N and K, each entry >= 1):
+    an int64 array. One compiled loop, about a microsecond a shape; the mapper's search
+    asks for tens of thousands."""
+    if not isinstance(memory, MemorySystem):
+        raise TypeError(f"memory must be a MemorySystem, not {type(memory).__name__}")
+    M, N, K = np.broadcast_arrays(*(np.asarray(v, dtype=np.int64) for v in (M, N, K)))
+    for name, v in (("M", M), ("N", N), ("K", K)):
+        if v.size and v.min() < 1:
+            raise UserError(f"{name}: every entry must be >= 1, got {int(v.min())}")
+    from .core_kernel import cycles_many
 
-    def tile(rows, cols):
-        def run(state):
-            for klen, first, last, count in _k_runs(K, KC):
-                state = _repeat(state, lambda s, k=klen, f=first, la=last: chunk(s, rows, cols, k, f, la), count)
-            return state
-        return run
+    out = cycles_many(_geometry(config, memory.latency_cycles), _beat_cycles(memory, config.beat_bytes, whole_beats),
+                      *(np.ascontiguousarray(v).ravel() for v in (M, N, K)))
+    return out.reshape(M.shape)
 
-    def m_block(rows):
-        def run(state):
-            for cols, count in _edge_runs(N, C):
-                state = _repeat(state, tile(rows, cols), count)
-            return state
-        return run
 
-    # the first beat: memory latency, but not before the receiver has started
-    # (the memory's credit is full when the first data is ready: the first beat does not
-    # wait for it, which the receiver's own start-up hides for beats up to _RX_GAP cycles)
-    head = max(0, beat_t - _RX_GAP)
-    state = (float(max(memory.latency_cycles, _FIRST_BEAT_MIN) - head), NEG, NEG, NEG, float(-head),
-             NEG, NEG, NEG, NEG, NEG, NEG, NEG, NEG, (0, 1))
-    for rows, count in _edge_runs(M, TM):
-        state = _repeat(state, m_block(rows), count)
-    F = state[3]
-    last_rows = M - (_ceil_div(M, TM) - 1) * TM
-    nb = _ceil_div((N - (_ceil_div(N, C) - 1) * C) * config.acc_bytes, W)
-    if os_:
-        # row 0 leaves the array C - 1 cycles after the last slice, but is routed no earlier
-        # than the tile's entry through the tile queue (3 cycles)
-        tail = max(C, _OS_TILE_QUEUE) + last_rows * nb + _OS_TAIL + (state[12] >= F)
-    else:
-        return int(math.ceil(max(F + R + C + _WS_TAIL, state[9] + _WS_WRITE_TAIL)))
-    return int(math.ceil(F + tail))
+def _beat_cycles(memory: MemorySystem, beat_bytes: int, whole_beats: bool) -> float:
+    """Cycles between beats: the memory's credit is capped at one beat, so a beat takes a
+    whole number of cycles (``whole_beats``), or else the average spacing, at most one
+    beat a cycle."""
+    if whole_beats:
+        return float(max(1, math.ceil(beat_bytes / memory.bytes_per_cycle - 1e-9)))
+    return max(1.0, beat_bytes / memory.bytes_per_cycle)
 
 
 def classify_bound(cycles: float, compute_cycles: float, memory_cycles: float) -> str:
@@ -365,9 +213,7 @@ def core_perf(config: AcceleratorConfig, M: int, N: int, K: int, memory: MemoryS
     roofline = max(counts["macs"] / pes, counts["bytes_read"] / min(memory.bytes_per_cycle, config.beat_bytes))
     cycles = max(cycles, math.ceil(roofline - 1e-9))
     beats = counts["bytes_read"] // config.beat_bytes
-    beat_cycles = (max(1, math.ceil(config.beat_bytes / memory.bytes_per_cycle - 1e-9)) if whole_beats
-                   else max(1.0, config.beat_bytes / memory.bytes_per_cycle))
-    bound = classify_bound(cycles, counts["busy_cycles"], beats * beat_cycles)
+    bound = classify_bound(cycles, counts["busy_cycles"], beats * _beat_cycles(memory, config.beat_bytes, whole_beats))
     return CorePerf(cycles=cycles, roofline_cycles=roofline, bound=bound, pes=pes, **counts)
 
 

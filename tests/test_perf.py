@@ -175,3 +175,43 @@ def test_router_bubble_between_back_to_back_tiles(shape):
     run = run_gemms(cfg, [(rng.integers(-9, 9, (M, K)), rng.integers(-9, 9, (K, N)))], latency=2,
                     bytes_per_cycle=32)[0]
     assert run.passed and run.counters["cycles"] == core_perf(cfg, M, N, K, MemorySystem(2, 32)).cycles
+
+
+_KERNEL_CASES = [  # (core, memory latency, bytes per cycle, whole beats): OS, WS, odd and edge arrays
+    (dict(rows=4, cols=4), 10, 16.0, True),
+    (dict(rows=8, cols=3, dataflow="ws", beat_bytes=8), 2, 3.0, True),
+    (dict(rows=2, cols=16, dtype="int16", a_buffer_kib=1, b_buffer_kib=1), 40, 7.5, False),
+    (dict(rows=16, cols=16, dataflow="ws", beat_bytes=64), 5, 64.0, False),
+]
+_KERNEL_SHAPES = [(1, 1, 1), (9, 29, 8), (40, 2, 5), (64, 64, 64), (1, 4096, 300), (300, 17, 1000), (130, 257, 33)]
+
+
+def _kernel_cycles() -> list[list[int]]:
+    from systolab.models.perf import core_cycles_many
+
+    return [core_cycles_many(AcceleratorConfig(**p), *np.array(_KERNEL_SHAPES).T, MemorySystem(lat, bpc), whole_beats=w).tolist()
+            for p, lat, bpc, w in _KERNEL_CASES]
+
+
+def test_compiled_core_model_equals_the_same_code_run_by_python():
+    # The recurrence (models/core_kernel.py) is compiled by Numba; run uncompiled, it is
+    # plain Python: any difference in integer or float semantics would show here.
+    import os
+    import subprocess
+    import sys
+
+    code = f"import json, sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import test_perf as t; print(json.dumps(t._kernel_cycles()))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "NUMBA_DISABLE_JIT": "1"})
+    assert json.loads(run.stdout) == _kernel_cycles()
+
+
+def test_core_cycles_many_equals_one_at_a_time_and_checks_its_input():
+    from systolab.models.perf import core_cycles, core_cycles_many
+
+    cfg, mem = AcceleratorConfig(rows=8, cols=4, dataflow="ws"), MemorySystem(10, 4)
+    M, N, K = np.array(_KERNEL_SHAPES).T
+    assert core_cycles_many(cfg, M, N, K, mem).tolist() == [core_cycles(cfg, *s, mem) for s in _KERNEL_SHAPES]
+    assert core_cycles_many(cfg, M.reshape(7, 1), 5, 7, mem).shape == (7, 1)       # broadcasts
+    with pytest.raises(UserError, match="^K: every entry must be >= 1"):
+        core_cycles_many(cfg, M, N, K - 1, mem)
