@@ -149,9 +149,9 @@ def speed(chip_name: str) -> None:
     chip = get(chip_name)
     port = MemorySystem(chip.sram_latency_cycles, float(chip.core.beat_bytes))
     t = time.perf_counter()
-    core_cycles_many(chip.core, [1], [1], [1], port)
-    print(f"{chip.name}: the compiled core model ready in {time.perf_counter() - t:.2f} s (compiled once per machine, "
-          f"then loaded from Numba's cache)")
+    chip_gemm_cycles_batch(chip, 64, 64, 64, candidates(chip, 64, 64, 64))
+    print(f"{chip.name}: the compiled core and block models ready in {time.perf_counter() - t:.2f} s (compiled once "
+          f"per machine, then loaded from Numba's cache)")
 
     def cold(kept: bool = False):
         """Every cache emptied; the core tables kept in the build cache too, unless ``kept``

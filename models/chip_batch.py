@@ -3,9 +3,11 @@
 :func:`chip_gemm_cycles_batch` returns, for many blockings at once, the cycles
 :func:`~systolab.models.chip_perf.chip_gemm_cycles` returns for each: the same numbers
 (``tests/test_chip_batch.py`` compares them on every blocking of the mapper's spaces, on
-every built-in chip), from numpy arrays instead of a Python walk per blocking. It follows
-that model (each output block's K-steps; a step lasts until its slowest core sub-GEMM and
-its DMA job are done) and vectorises its three costly parts:
+every built-in chip), from a compiled loop over the blockings
+(:func:`~systolab.models.chip_kernel.block_cycles`) instead of a Python walk through each
+one's schedule. It follows that model (each output block's K-steps; a step lasts until
+its slowest core sub-GEMM and its DMA job are done) and reduces its three costly parts to
+closed forms:
 
 * **The blocks and their neighbours.** Blocks run in the controller's order (product
   groups, then M and N in the blocking's loop order), and a block's steps depend on its
@@ -31,9 +33,9 @@ its DMA job are done) and vectorises its three costly parts:
   computed in closed form from channel 0's beats.
 * **The cores.** A step's slowest core sub-GEMM is the largest of at most eight exact core
   model results (full and edge rows, columns and K-parts), looked up in a table filled once
-  per distinct shape (:class:`CoreTable`, kept between processes in the build cache): the
-  core model itself (``models/perf.py``) is not vectorised, and it dominates a cold
-  evaluation (about 0.16 ms a new shape; most mappings bring one).
+  per distinct shape (:class:`CoreTable`, kept between processes in the build cache) by
+  the compiled core model (``models/core_kernel.py``, about a microsecond a new shape;
+  most mappings bring one).
 
 The exact model applies while a channel's DRAM credit cannot delay a job's first beat
 (:func:`~systolab.models.chip_perf.block_model_applies`); otherwise
@@ -210,150 +212,29 @@ def block_model_cycles_many(chip, problems) -> list[np.ndarray]:
     return np.split(out, np.cumsum(sizes)[:-1])
 
 
-def _ceil(a, b):
-    return -(-a // b)
-
-
-def _radices(C: int, *radices) -> list[np.ndarray]:
-    """How much of each digit of a group index ``t0 + r0 (t1 + r1 (t2 + ...))`` (radices
-    ``r0, r1, ...`` per blocking, powers of two; the last ``None``: unbounded) survives
-    ``mod C`` (C a power of two): the low digits whole, the one that crosses C modulo what
-    is left of C, the ones above not at all (radix 1)."""
-    out, below = [], np.ones_like(radices[0])
-    for r in radices:
-        room = np.maximum(1, C // below)
-        c = room if r is None else np.minimum(r, room)
-        out.append(c)
-        below = below * c
-    return out
-
-
-def _channel0(count: np.ndarray, radix: np.ndarray, w_full, w_last) -> np.ndarray:
-    """The weight on channel 0 of one digit: the sum over t < ``count`` (``w_full`` each,
-    ``w_last`` for the last) with t a multiple of ``radix``. Arrays (n, types)."""
-    c = radix[:, None]
-    return w_full * ((count - 1 + c - 1) // c) + w_last * ((count - 1) % c == 0)
-
-
 def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M, N, K, count, f: np.ndarray) -> np.ndarray:
     """The block model's cycles of the blockings ``f`` (rows of :func:`blocking_fields`);
-    ``M``, ``N``, ``K`` and ``count`` are numbers or arrays, one value per row."""
+    ``M``, ``N``, ``K`` and ``count`` are numbers or arrays, one value per row. The core
+    sub-GEMMs' cycles are looked up here (the table fills what it misses); the rest is
+    the compiled loop of :func:`~systolab.models.chip_kernel.block_cycles`."""
+    from .chip_kernel import block_cycles
+
     C, beat, eb, ab = shape
-    mb, nb, kb, mc, nc, kc, gp, gm, gn, gk, order = f.T
+    mb, nb, kb, mc, nc, kc, gp = f.T[:7]
     n = len(f)
-    Lm = max(L, 2)
-    # per dimension (products, M, N, K): how many blocks, and the sizes by type (axis 2:
-    # 0 a full block, 1 the dimension's last block)
-    lengths = np.stack([np.broadcast_to(np.asarray(v, dtype=np.int64), (n,)) for v in (count, M, N, K)])
-    block = np.stack([gp, mb, nb, kb])
-    n_p, n_m, n_n, nk = blocks = _ceil(lengths, block)
-    # (a full block never exceeds its dimension: the first load of a single-K-block GEMM
-    # takes min(kb, K))
-    live, mlen, nlen, klen = np.stack([np.minimum(block, lengths), lengths - (blocks - 1) * block], axis=2)
-
-    # the cores: the slowest sub-GEMM of a step, by (M-type, N-type, K-type): of the full
-    # part and the rest in each dimension. Sizes: the full part, a full block's rest, the
-    # last block's rest (a rest of 0 costs 0); a last block may be smaller than a part.
-    length, part = np.stack([mlen, nlen, klen]), np.stack([mc, nc, kc])
-    sizes = np.concatenate([part[:, :, None], length % part[:, :, None]], axis=2)      # (3, n, 3)
-    whole = length >= part[:, :, None]                                                  # (3, n, 2)
+    M, N, K, count = (np.broadcast_to(np.asarray(v, dtype=np.int64), (n,)) for v in (M, N, K, count))
+    # the sub-GEMM sizes by dimension: the full part, a full block's rest, the last block's rest
+    sizes = []
+    for length, block, part in ((M, mb, mc), (N, nb, nc), (K, kb, kc)):
+        full, last = np.minimum(block, length), length - (_ceil(length, block) - 1) * block
+        sizes.append(np.stack([part, full % part, last % part], axis=1))
     cyc = table(sizes[0][:, :, None, None], sizes[1][:, None, :, None], sizes[2][:, None, None, :])
-    for axis, w in enumerate(whole, start=1):     # each dimension's two types, one axis at a time
-        full, rest0, rest1 = (np.take(cyc, i, axis=axis) for i in range(3))
-        w = w.reshape((-1, 2) + (1,) * (full.ndim - 1))
-        cyc = np.stack([np.maximum(full * w[:, 0], rest0), np.maximum(full * w[:, 1], rest1)], axis=axis)
-    core = cyc                                                                          # (n, tm, tn, tk)
-
-    # the DMA: the busiest channel's beats of every load (tp, tm, tn, tk) and write-back
-    # (tp, tm, tn), which is channel 0 (module docstring)
-    ones = np.ones((n, 2), dtype=np.int64)
-    parts = _ceil(klen, kc[:, None])
-    beats_full = _ceil(kc * eb, beat)[:, None] * ones
-    beats_last = _ceil((klen - (parts - 1) * kc[:, None]) * eb, beat)
-    row_groups, col_groups = _ceil(mlen, mc[:, None]), _ceil(nlen, nc[:, None])
-    rows_last = mlen - (row_groups - 1) * mc[:, None]
-    cols_last = nlen - (col_groups - 1) * nc[:, None]
-    # A rows: group index i + gm (q + gp kk); B columns: q + gp (kk + gk j); write-backs: q + gp gk j
-    r_i, r_q, r_k = _radices(C, gm, gp, gk)
-    a = _channel0(parts, r_k, beats_full, beats_last)[:, None, None, None, :] * \
-        _channel0(live, r_q, ones, ones)[:, :, None, None, None] * \
-        _channel0(row_groups, r_i, mc[:, None] * ones, rows_last)[:, None, :, None, None]
-    r_q, r_k, r_j = _radices(C, gp, gk, None)
-    per_q = _channel0(live, r_q, ones, ones)
-    b = _channel0(col_groups, r_j, nc[:, None] * ones, cols_last)[:, None, None, :, None] * \
-        _channel0(parts, r_k, beats_full, beats_last)[:, None, None, None, :] * per_q[:, :, None, None, None]
-    wb_cols = _channel0(col_groups, r_j, _ceil(nc[:, None] * ab, beat) * ones, _ceil(cols_last * ab, beat))
-    # loads of both operands (0 ... 15 by type), of A alone (17 ...), of B alone (34 ...); 16
-    # and 8 (write-backs): nothing
-    loads = np.zeros((n, 3 * 17), dtype=np.int64)
-    np.add(a, b, out=loads[:, :16].reshape(n, 2, 2, 2, 2))
-    loads[:, 17:33] = np.broadcast_to(a, (n, 2, 2, 2, 2)).reshape(n, 16)
-    loads[:, 34:50] = np.broadcast_to(b, (n, 2, 2, 2, 2)).reshape(n, 16)
-    wbs = np.zeros((n, 9), dtype=np.int64)
-    np.multiply((wb_cols[:, None, :] * per_q[:, :, None])[:, :, None, :], mlen[:, None, :, None],
-                out=wbs[:, :8].reshape(n, 2, 2, 2))
-    load_alone, wb_alone = _job(0, loads[:, :17], sp, Lm), _job(wbs, 0, sp, Lm)
-
-    # the blocks: representative indices per dimension (0, 1, n-2, n-1) and how many
-    # positions each stands for (1, n-3, 1, 1; none where they coincide), in the loop
-    # order: products, the outer and the inner of M and N (N inner for order 0)
-    inner_m = order == 1
-    poi = np.stack([n_p, np.where(inner_m, n_n, n_m), np.where(inner_m, n_m, n_n)])
-    (ip, io, ii) = np.stack([np.zeros_like(poi), np.ones_like(poi), poi - 2, poi - 1], axis=2)
-    (wp, wo, wi) = np.stack([np.ones_like(poi), np.maximum(poi - 3, 0), poi >= 3, poi >= 2], axis=2)
-    cand, sp_, so_, si_ = np.nonzero((wp > 0)[:, :, None, None] & (wo > 0)[:, None, :, None] & (wi > 0)[:, None, None, :])
-    w = wp[cand, sp_] * wo[cand, so_] * wi[cand, si_]
-    ip, io, ii = ip[cand, sp_], io[cand, so_], ii[cand, si_]
-    NP, NO, NI, nk_, inner_m = poi[0, cand], poi[1, cand], poi[2, cand], nk[cand], inner_m[cand]
-
-    def code(tp, to, ti):                      # a block's type index: (last p, last M, last N)
-        return (tp * 4 + np.where(inner_m, ti, to) * 2 + np.where(inner_m, to, ti)).astype(np.int64)
-
-    tp, to, ti = ip == NP - 1, io == NO - 1, ii == NI - 1
-    cur = code(tp, to, ti)
-    # the previous block (None at the first) and the next (None at the last)
-    has_prev = (ip > 0) | (io > 0) | (ii > 0)
-    prev = np.where(has_prev, code(np.where((ii > 0) | (io > 0), tp, False), np.where(ii > 0, to, io == 0), ii == 0), 8)
-    in_i, in_o = ii < NI - 1, io < NO - 1
-    has_next = in_i | in_o | (ip < NP - 1)
-    nxt = np.where(has_next, code(np.where(in_i | in_o, tp, ip + 1 == NP - 1),
-                                  np.where(in_i, to, np.where(in_o, io + 1 == NO - 1, NO == 1)),
-                                  np.where(in_i, ii + 1 == NI - 1, NI == 1)), 8)
-    # with one K-block, what the next block shares stays on chip: the outer dimension's
-    # operand (A for order 0) along the inner blocks, the inner one's where the inner
-    # dimension is one block (hdl/chip.py)
-    keep_outer, keep_inner = in_i, (NI == 1) & in_o
-    keep_a, keep_b = np.where(inner_m, keep_inner, keep_outer), np.where(inner_m, keep_outer, keep_inner)
-    variant = np.where(keep_a, 2, np.where(keep_b, 1, 0)) * 17       # B alone, A alone, both
-
-    # the one DMA job per block that overlaps a write-back with a load: the previous block's
-    # write-back with this block's second K-block (several K-blocks) or with the next
-    # block's first (one K-block)
-    k_second = np.where(nk_ > 2, 0, 1)
-    pair_load = np.where(nk_ > 1, cur * 2 + k_second, np.where(has_next, variant + nxt * 2, 16))
-    pair = _job(wbs[cand, prev], loads[cand, pair_load], sp, Lm)
-
-    c_full, c_edge = core[cand, (cur >> 1) & 1, cur & 1].T
-    step_full_kb = 1 + np.maximum(c_full + 1, load_alone[cand, cur * 2])
-    step_full_ke = 1 + np.maximum(c_full + 1, load_alone[cand, cur * 2 + 1])
-    epilogue = 3 + wb_alone[cand, cur]
-    several = (1 + np.maximum(c_full + 1, pair)) + np.maximum(nk_ - 3, 0) * step_full_kb + \
-        (nk_ > 2) * step_full_ke + \
-        np.where(has_next, 1 + np.maximum(c_edge + 1, load_alone[cand, nxt * 2]), c_edge + 1 + epilogue)
-    one = np.where(has_next, 1 + np.maximum(c_edge + 1, pair), np.maximum(c_edge + 1, pair) + epilogue)
-    blocks = np.where(nk_ > 1, several, one)
-    first = (n_p == 1) * 4 + (n_m == 1) * 2 + (n_n == 1)
-    total = 3 + load_alone[np.arange(n), first * 2]
-    return (total + np.bincount(cand, weights=w * blocks, minlength=n)).round().astype(np.int64)
+    return block_cycles(cyc, np.ascontiguousarray(f), *(np.ascontiguousarray(v) for v in (M, N, K, count)),
+                        C, beat, eb, ab, L, sp)
 
 
-def _job(bw: np.ndarray, br: np.ndarray, sp: int, Lm: int) -> np.ndarray:
-    """Cycles from a DMA job's start to the channel idle again, per channel, for ``bw``
-    write-back beats and then ``br`` load beats (``chip_perf._job_cycles``): beats ``sp``
-    apart, 5 - sp cycles more for a write-back, 3 + latency - sp for a load, one fewer
-    for both."""
-    w, r = bw > 0, br > 0
-    return sp * (bw + br) + w * (5 - sp) + r * (3 + Lm - sp) - (w & r)
+def _ceil(a, b):
+    return -(-a // b)
 
 
 __all__ = ["CoreTable", "block_model_cycles_batch", "block_model_cycles_many", "blocking_fields", "chip_gemm_cycles_batch", "core_table"]
