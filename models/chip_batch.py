@@ -60,7 +60,7 @@ from .perf import MemorySystem, core_cycles_many
 
 _BITS = 21                                  # per dimension in a packed core-shape key
 #: A kept core table is written every this many new shapes (and at exit).
-SAVE_EVERY = 2000
+SAVE_EVERY = 20_000
 #: What a core sub-GEMM's cycles depend on besides the core and the port.
 _CORE_MODEL_SOURCES = tuple(Path(__file__).with_name(f) for f in ("perf.py", "core_kernel.py", "chip_perf.py"))
 _FIELDS = ("mb", "nb", "kb", "mc", "nc", "kc", "gp", "gm", "gn", "gk", "order")

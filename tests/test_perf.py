@@ -200,7 +200,8 @@ def test_compiled_core_model_equals_the_same_code_run_by_python():
     import subprocess
     import sys
 
-    code = f"import json, sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import test_perf as t; print(json.dumps(t._kernel_cycles()))"
+    code = (f"import json, sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import test_perf as t; "
+            "print(json.dumps(t._kernel_cycles()))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "NUMBA_DISABLE_JIT": "1"})
     assert json.loads(run.stdout) == _kernel_cycles()
