@@ -149,6 +149,7 @@ def speed(chip_name: str) -> None:
     chip = get(chip_name)
     port = MemorySystem(chip.sram_latency_cycles, float(chip.core.beat_bytes))
     t = time.perf_counter()
+    core_cycles_many(chip.core, [1], [1], [1], port)
     chip_gemm_cycles_batch(chip, 64, 64, 64, candidates(chip, 64, 64, 64))
     print(f"{chip.name}: the compiled core and block models ready in {time.perf_counter() - t:.2f} s (compiled once "
           f"per machine, then loaded from Numba's cache)")

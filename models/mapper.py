@@ -21,7 +21,7 @@ N-blocks (elsewhere they run alike).
 * ``fast``: every candidate timed by the same exact model vectorised over the candidates
   (:func:`~systolab.models.chip_batch.chip_gemm_cycles_batch`, equal to it on every
   mapping: ``tests/test_chip_batch.py``), so it finds the exhaustive search's choice, at
-  80,000-145,000 mappings a second once the core's sub-GEMMs are known (``benchmarks/mapper.py``).
+  a quarter of a million mappings a second, cold or warm (compiled, ``benchmarks/mapper.py``).
   Where the exact model must step through the schedule (a DRAM channel so slow that its
   credit delays a job's first beat: :func:`~systolab.models.chip_perf.block_model_applies`),
   the block model (:func:`screen_cycles`) is a lower bound on each mapping's cycles; the
@@ -197,8 +197,8 @@ def map_gemm(chip, M: int, N: int, K: int, count: int = 1, search: str = "fast")
 
 def map_gemms(chip, gemms, search: str = "fast") -> list[Mapping]:
     """:func:`map_gemm` of each (M, N, K, count) of ``gemms`` (a workload's GEMMs): the
-    same mappings, the fast search's spaces timed in one vectorised pass where the block
-    model is exact (numpy's per-call cost paid once, not once a GEMM). Results are kept
+    same mappings, the fast search's spaces timed in one pass where the block model is
+    exact (the per-call costs paid once, not once a GEMM). Results are kept
     (:data:`CACHE_SIZE`); :func:`clear_cache` forgets them."""
     from .chip import ChipConfig
 
