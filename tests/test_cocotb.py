@@ -106,11 +106,14 @@ def test_verilator_long_campaign(seed):
 
 def test_verilator_runtime_objects_are_kept_and_reused(tmp_path, monkeypatch):
     """The runtime objects a Verilator build compiled are kept (all or none) and copied into
-    the next build, with a step between Verilator and make that marks them newer than the
-    makefile Verilator writes; a runner that does not build in those two steps is left alone."""
-    from systolab.sim.runner import RUNTIME_OBJECTS, _keep_runtime, _reuse_runtime, _runtime_folder
+    the next build; between Verilator and make, the build marks them newer than the
+    makefile Verilator writes and makes the precompiled header once; only the top
+    module's signals are public. A runner that does not build in those two steps is left
+    alone."""
+    from systolab.sim.runner import RUNTIME_OBJECTS, _adjust_build, _keep_runtime, _reuse_runtime, _runtime_folder
 
     monkeypatch.setenv("SYSTOLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MAKEFLAGS", "OPT_FAST=-O0 OPT_SLOW=-O0")
     kept = _runtime_folder("verilator", waves=False)
     assert _runtime_folder("icarus", waves=False) is None and kept != _runtime_folder("verilator", waves=True)
     first = tmp_path / "first"
@@ -129,16 +132,22 @@ def test_verilator_runtime_objects_are_kept_and_reused(tmp_path, monkeypatch):
 
     second = tmp_path / "second"
     second.mkdir()
-    runner = Runner([["verilator", "-cc"], ["make", "-C", str(second)]])
-    _reuse_runtime(runner, kept, second)
+    make = ["make", "-C", str(second), "-f", "Vtop.mk"]
+    runner = Runner([["verilator", "-cc", "--vpi", "--public-flat-rw", "--prefix", "Vtop"], make])
+    copies = _reuse_runtime(kept, second)
     assert (second / "verilated.o").read_bytes() == b"verilated.o" and not (second / "verilator.o").exists()
-    verilator, touch, make = runner._build_command()
-    assert verilator[0] == "verilator" and make[0] == "make"
+    _adjust_build(runner, second, copies)
+    verilator, pch, copy, touch, last = runner._build_command()
+    assert verilator == ["verilator", "-cc", "--vpi", "--public-depth", "1", "--prefix", "Vtop"] and last == make
+    assert pch == [*make, "Vtop__pch.h.fast.gch"] and copy == ["cp", str(second / "Vtop__pch.h.fast.gch"),
+                                                                str(second / "Vtop__pch.h.slow.gch")]
     assert touch[:2] == ["touch", "-c"] and sorted(touch[2:]) == sorted(str(second / n) for n in RUNTIME_OBJECTS[:4])
     odd = Runner([["verilator", "--build"]])
-    _reuse_runtime(odd, kept, tmp_path)
+    _adjust_build(odd, tmp_path, copies)
     assert odd._build_command() == [["verilator", "--build"]]
     before = sorted(p.name for p in second.iterdir())
-    untouched = Runner([["verilator"], ["make"]])
-    _reuse_runtime(untouched, None, second)          # nothing kept: nothing copied, the build as it was
-    assert sorted(p.name for p in second.iterdir()) == before and untouched._build_command() == [["verilator"], ["make"]]
+    assert _reuse_runtime(None, second) == [] and sorted(p.name for p in second.iterdir()) == before   # nothing kept
+    monkeypatch.setenv("MAKEFLAGS", "OPT_FAST=-O2 OPT_SLOW=-O0")       # two different headers: make builds both
+    plain = Runner([["verilator"], ["make"]])
+    _adjust_build(plain, second, [])
+    assert plain._build_command() == [["verilator"], ["make"]]
