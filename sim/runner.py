@@ -159,6 +159,45 @@ def _reuse_runtime(kept: Path | None, build: Path) -> list[Path]:
     return objs
 
 
+#: make arguments that build a Verilator makefile's runtime objects alone (its global
+#: objects, named once every makefile is read: hence the second expansion).
+_RUNTIME_TARGET = ["--eval=.SECONDEXPANSION:", "--eval=systolab-runtime: $$(VK_GLOBAL_OBJS)", "systolab-runtime"]
+
+
+def _ensure_runtime(kept: Path | None, waves: bool) -> None:
+    """Compile Verilator's runtime objects into ``kept`` unless they are there: from an
+    empty design, make building those objects alone, under a lock, so that processes
+    starting cold together (an executor's workers, the test suite's) compile them once:
+    the others wait for them (about 15 s at -O0) rather than compile the same beside it.
+    Call inside :func:`_tool_environment`. A failure here is left to the real build,
+    which compiles them itself."""
+    if kept is None or (kept / ".complete").is_file():
+        return
+    from cocotb_tools.runner import get_runner
+
+    with _locked(kept.parent):
+        if (kept / ".complete").is_file():           # another process made them meanwhile
+            return
+        private = Path(tempfile.mkdtemp(prefix=f"runtime-{os.getpid()}-", dir=kept.parent))
+        try:
+            (private / "empty.v").write_text("module empty(input wire clk);\nendmodule\n")
+            runner = get_runner("verilator")
+            commands = runner._build_command
+
+            def runtime_only():
+                cmds = commands()
+                return [cmds[0], [*cmds[1], *_RUNTIME_TARGET]] if len(cmds) == 2 and cmds[1][0] == "make" else cmds
+
+            runner._build_command = runtime_only
+            runner.build(sources=[private / "empty.v"], hdl_toplevel="empty", build_dir=private / "build",
+                         build_args=["-Wno-fatal"], waves=waves, timescale=("1ns", "1ps"), log_file=private / "build.log")
+            _keep_runtime(kept, private / "build")
+        except (RuntimeError, SystemExit, OSError):
+            pass
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+
+
 #: What cocotb's runner makes public to VPI (every signal, writable) and what the
 #: testbenches need: the top module's ports (they read nothing inside). Every public
 #: signal costs a registration in Verilator's symbol table (a 5x4 core's: 415 kB of C++
@@ -240,6 +279,7 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
     log = private / "build.log"
     kept = _runtime_folder(simulator, waves)
     if simulator == "verilator":
+        _ensure_runtime(kept, waves)
         _adjust_build(runner, private, _reuse_runtime(kept, private))
     try:
         runner.build(sources=[verilog], hdl_toplevel=top, build_dir=private,

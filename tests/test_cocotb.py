@@ -104,6 +104,25 @@ def test_verilator_long_campaign(seed):
     _check(params, "verilator", seed=100 + seed, count=60)
 
 
+@pytest.mark.verilator
+def test_verilator_runtime_objects_are_compiled_once_for_all(tmp_path, monkeypatch):
+    """A cold cache gets Verilator's runtime objects from an empty design, compiled alone
+    (no design objects), once: a second call finds them and compiles nothing."""
+    from systolab.sim.runner import _ensure_runtime, _runtime_folder, _tool_environment
+
+    monkeypatch.setenv("SYSTOLAB_CACHE", str(tmp_path))
+    with _tool_environment("verilator"):
+        kept = _runtime_folder("verilator", waves=False)
+        _ensure_runtime(kept, waves=False)
+        objs = sorted(p.name for p in kept.glob("*.o"))
+        stamp = (kept / ".complete").stat().st_mtime_ns
+        _ensure_runtime(kept, waves=False)
+        _ensure_runtime(None, waves=False)
+    assert {"verilated.o", "verilated_vpi.o"} <= set(objs) and all(n.startswith("verilated") for n in objs)
+    assert (kept / ".complete").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in kept.parent.iterdir() if not p.name.startswith(".")) == [kept.name]  # no leftovers
+
+
 def test_verilator_runtime_objects_are_kept_and_reused(tmp_path, monkeypatch):
     """The runtime objects a Verilator build compiled are kept (all or none) and copied into
     the next build; between Verilator and make, the build marks them newer than the
