@@ -333,10 +333,8 @@ def perf_table(configs, shapes, memory: MemorySystem = MemorySystem()) -> dict:
     """Every configuration on every shape in one call: arrays of shape (configs, shapes)
     for ``cycles``, ``busy_cycles``, ``macs``, ``bytes_read``, ``bytes_written``,
     ``utilization`` and ``memory_bound``. Each distinct (configuration, shape) pair is
-    evaluated once (repeated shapes in a workload cost nothing). The evaluation itself is a
-    Python loop over pairs, not numpy-vectorised (see benchmarks/README.md for its speed)."""
-    import numpy as np
-
+    evaluated once (repeated shapes in a workload cost nothing), each by :func:`core_perf`
+    (the compiled recurrence: microseconds a pair, the counters in Python around it)."""
     configs, shapes = list(configs), [tuple(s) for s in shapes]
     if not configs or not shapes:
         raise UserError("perf_table: give at least one configuration and one shape")
