@@ -120,7 +120,7 @@ def blocking_status(chip, M: int, N: int, K: int, count: int, b: Blocking) -> in
     computed as the RTL computes it, in the same order."""
     cfg = chip.core
     fields_ = (M, N, K, count, b.mb, b.nb, b.kb, b.mc, b.nc, b.gp, b.gm, b.gn, b.gk, b.kc)
-    if any(v == 0 for v in fields_):
+    if 0 in fields_:
         return 1
     if b.cores > chip.cores:
         return 2

@@ -124,7 +124,7 @@ def candidates(chip, M: int, N: int, K: int, count: int = 1) -> list[Blocking]:
 def _candidates(chip: _Capacity, M: int, N: int, K: int, count: int) -> tuple[Blocking, ...]:
     cfg, n = chip.core, chip.cores
     out: list[Blocking] = []
-    seen: set[Blocking] = set()
+    seen: set[tuple] = set()         # fields already tried (a tuple hashes far faster than a Blocking)
     k_unit = cfg.elements_per_beat
     k_dma = chip.dma_beat_bytes // cfg.input_bytes           # a DMA beat's elements
     # split-K only where the output tiles cannot occupy every core (decode's GEMVs)
@@ -151,9 +151,12 @@ def _candidates(chip: _Capacity, M: int, N: int, K: int, count: int) -> tuple[Bl
                         for kc in sorted(kcs | ({aligned} if aligned else set()), reverse=True):
                             kb = min(K, kc * gk)
                             kc_ = kc if kc == aligned else math.ceil(kb / gk)
-                            b = Blocking(mb, nb, kb, mc_, nc_, gp, gm, gn, gk, kc_)
-                            if b not in seen and blocking_status(chip, M, N, K, count, b) == 0:
-                                seen.add(b)
+                            key = (mb, nb, kb, mc_, nc_, gp, gm, gn, gk, kc_)
+                            if key in seen:
+                                continue
+                            seen.add(key)
+                            b = Blocking(*key)
+                            if blocking_status(chip, M, N, K, count, b) == 0:
                                 out.append(b)
                                 if kb == K and mb < M and nb < N:    # the order decides which operand stays
                                     out.append(replace(b, order=1))
