@@ -220,7 +220,7 @@ def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M, N, K, count, f: 
     from .chip_kernel import block_cycles
 
     C, beat, eb, ab = shape
-    mb, nb, kb, mc, nc, kc, gp = f.T[:7]
+    mb, nb, kb, mc, nc, kc = f.T[:6]
     n = len(f)
     M, N, K, count = (np.broadcast_to(np.asarray(v, dtype=np.int64), (n,)) for v in (M, N, K, count))
     # the sub-GEMM sizes by dimension: the full part, a full block's rest, the last block's rest

@@ -18,7 +18,7 @@ from numba import njit
 NEG = -float(1 << 60)      # "never" for pipeline stages that have not run yet
 NEVER_RAN = NEG / 2        # a time at or below this has not happened
 MAX_PERIOD = 8             # longest period (in steps) a run is tested for
-_HIST = 4 * MAX_PERIOD + 2  # states a run keeps (trimmed to the last 2 periods + 1 beyond 4 + 1)
+_HIST = 4 * MAX_PERIOD + 2  # rows of a run's history: over 4 periods + 1 states, it keeps the last 2 periods + 1
 
 # Controller latencies, in cycles (from the RTL's FIFOs and state machines; the names say
 # where each one sits, the validation pins their values).
