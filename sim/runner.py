@@ -189,8 +189,11 @@ def _ensure_runtime(kept: Path | None, waves: bool) -> None:
                 return [cmds[0], [*cmds[1], *_RUNTIME_TARGET]] if len(cmds) == 2 and cmds[1][0] == "make" else cmds
 
             runner._build_command = runtime_only
-            runner.build(sources=[private / "empty.v"], hdl_toplevel="empty", build_dir=private / "build",
-                         build_args=["-Wno-fatal"], waves=waves, timescale=("1ns", "1ps"), log_file=private / "build.log")
+            # every core: processes that started cold together are waiting on the lock
+            with build_jobs(min(os.cpu_count() or 1, 4)):
+                runner.build(sources=[private / "empty.v"], hdl_toplevel="empty", build_dir=private / "build",
+                             build_args=["-Wno-fatal"], waves=waves, timescale=("1ns", "1ps"),
+                             log_file=private / "build.log")
             _keep_runtime(kept, private / "build")
         except (RuntimeError, SystemExit, OSError):
             pass
