@@ -100,11 +100,6 @@ class Blocking:
                 f"({self.mc}x{self.nc}{f'x{self.kc}' if split else ''}){'/n-outer' if self.order else ''}")
 
 
-def core_index(b: Blocking, q: int, i: int, j: int, kk: int = 0) -> int:
-    """The core that computes product q, row group i, column group j, K-group kk of a step."""
-    return ((j * b.gk + kk) * b.gp + q) * b.gm + i
-
-
 def slice_words(chip, nbytes: int) -> int:
     """Words of a slice (a core beat each) that ``nbytes`` occupy."""
     return -(-nbytes // chip.core.beat_bytes)

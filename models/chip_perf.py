@@ -283,8 +283,9 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
 
 def _step_cores(chip, port, b: Blocking, live: int, mlen: int, nlen: int, klen: int) -> tuple:
     """A step's sub-GEMMs: (busy cycles per core, SRAM bytes the cores read and write),
-    the same for every step of these sizes. Core (q, i, j, kk) is
-    :func:`~systolab.hdl.chip.core_index`: the grid's cores in (j, kk, q, i) order."""
+    the same for every step of these sizes. The core of product q, row group i, column
+    group j and K-group kk is ``((j gk + kk) gp + q) gm + i`` (the controller's order,
+    ``hdl/dma.py``'s groups)."""
     rows, i_rows = np.unique(_groups(mlen, b.mc, b.gm), return_inverse=True)
     cols, i_cols = np.unique(_groups(nlen, b.nc, b.gn), return_inverse=True)
     ks, i_ks = np.unique(_kparts(b, klen), return_inverse=True)

@@ -206,7 +206,10 @@ def map_gemms(chip, gemms, search: str = "fast") -> list[Mapping]:
         raise TypeError(f"chip must be a ChipConfig (systolab.get_chip), not {type(chip).__name__}")
     check_choice("search", search, SEARCHES)
     keys = []
-    for M, N, K, count in gemms:
+    for i, gemm in enumerate(gemms):
+        if not isinstance(gemm, (tuple, list)) or len(gemm) != 4:
+            raise UserError(f"gemms[{i}]: must be (M, N, K, count), not {gemm!r}", parameter="gemms")
+        M, N, K, count = gemm
         keys.append((chip, check_int("M", M), check_int("N", N), check_int("K", K), check_int("count", count), search))
     todo = [k for k in dict.fromkeys(keys) if k not in _found]
     spaces = []

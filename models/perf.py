@@ -61,7 +61,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..checks import check_int, check_real
+from ..checks import MAX_DIM, check_int, check_real
 from ..config import AcceleratorConfig
 from ..errors import UserError
 
@@ -166,15 +166,23 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
 
 def core_cycles_many(config: AcceleratorConfig, M, N, K, memory: MemorySystem = MemorySystem(), *,
                      whole_beats: bool = True):
-    """:func:`core_cycles` of many shapes at once (arrays of M, N and K, each entry >= 1):
-    an int64 array. One compiled loop, about a microsecond a shape; the mapper's search
-    asks for tens of thousands."""
+    """:func:`core_cycles` of many shapes at once (integer arrays of M, N and K that
+    broadcast together, each entry in 1..2**31-1): an int64 array of cycles. One compiled
+    loop, about a microsecond a shape; the mapper's search asks for tens of thousands."""
     if not isinstance(memory, MemorySystem):
         raise TypeError(f"memory must be a MemorySystem, not {type(memory).__name__}")
-    M, N, K = np.broadcast_arrays(*(np.asarray(v, dtype=np.int64) for v in (M, N, K)))
-    for name, v in (("M", M), ("N", N), ("K", K)):
-        if v.size and v.min() < 1:
-            raise UserError(f"{name}: every entry must be >= 1, got {int(v.min())}")
+    dims = {"M": np.asarray(M), "N": np.asarray(N), "K": np.asarray(K)}
+    for name, v in dims.items():
+        if v.dtype.kind not in "iu":
+            raise UserError(f"{name}: must be integers, not {v.dtype}", parameter=name)
+        if v.size and not (v.min() >= 1 and v.max() <= MAX_DIM):
+            bad = int(v.min()) if v.min() < 1 else int(v.max())
+            raise UserError(f"{name}: every entry must be in 1..{MAX_DIM}, got {bad}", parameter=name)
+    try:
+        M, N, K = np.broadcast_arrays(*(v.astype(np.int64) for v in dims.values()))
+    except ValueError:
+        raise UserError(f"M, N, K: shapes {', '.join(str(v.shape) for v in dims.values())} do not broadcast together",
+                        parameter="M") from None
     from .core_kernel import cycles_many
 
     out = cycles_many(_geometry(config, memory.latency_cycles), _beat_cycles(memory, config.beat_bytes, whole_beats),

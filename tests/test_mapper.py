@@ -70,6 +70,9 @@ def test_a_workload_mapped_in_one_pass_equals_its_gemms_mapped_one_by_one():
     with pytest.raises(UserError) as exc:
         map_gemms(OS32, [(8, 8, 8, 1), (8, 0, 8, 1)])
     assert exc.value.parameter == "N"
+    with pytest.raises(UserError, match=r"^gemms\[1\]: must be \(M, N, K, count\)") as exc:
+        map_gemms(OS32, [(8, 8, 8, 1), (8, 8, 8)])
+    assert exc.value.parameter == "gemms"
 
 
 def test_mapping_space_shows_every_mapping_with_the_choice_and_plots():

@@ -214,5 +214,12 @@ def test_core_cycles_many_equals_one_at_a_time_and_checks_its_input():
     M, N, K = np.array(_KERNEL_SHAPES).T
     assert core_cycles_many(cfg, M, N, K, mem).tolist() == [core_cycles(cfg, *s, mem) for s in _KERNEL_SHAPES]
     assert core_cycles_many(cfg, M.reshape(7, 1), 5, 7, mem).shape == (7, 1)       # broadcasts
-    with pytest.raises(UserError, match="^K: every entry must be >= 1"):
+    with pytest.raises(UserError, match="^K: every entry must be in 1..") as e:
         core_cycles_many(cfg, M, N, K - 1, mem)
+    assert e.value.parameter == "K"
+    with pytest.raises(UserError, match="^N: must be integers") as e:
+        core_cycles_many(cfg, M, N + 0.5, K, mem)
+    with pytest.raises(UserError, match="^M: every entry must be in 1..2147483647, got 2147483648"):
+        core_cycles_many(cfg, [2**31], 1, 1, mem)
+    with pytest.raises(UserError, match="do not broadcast"):
+        core_cycles_many(cfg, M, [1, 2], K, mem)
