@@ -204,19 +204,37 @@ def _ensure_runtime(kept: Path | None, waves: bool) -> None:
 #: What cocotb's runner makes public to VPI (every signal, writable) and what the
 #: testbenches need: the top module's ports (they read nothing inside). Every public
 #: signal costs a registration in Verilator's symbol table (a 5x4 core's: 415 kB of C++
-#: against 107 kB).
-_PUBLIC_ALL, _PUBLIC_TOP = ["--public-flat-rw"], ["--public-depth", "1"]
+#: against 107 kB). With the inside private, Verilator flattens the design, and its pass
+#: merging conditionals grows faster than quadratically on the flat code: verilating a
+#: 16x8 core took 68 s with it and 3.7 s without, a 32x32 core over 22 minutes and 30 s
+#: (``-fno-merge-cond``; docs/toolchain.md, 11).
+_PUBLIC_ALL, _PUBLIC_TOP = ["--public-flat-rw"], ["--public-depth", "1", "-fno-merge-cond"]
 #: The make flags under which Verilator's two precompiled headers are the same file.
 _SAME_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0"
+#: Designs of less Verilog than this compile as one C++ file (Verilator's
+#: ``VM_PARALLEL_BUILDS=0``) even when make may run jobs side by side: the headers are
+#: parsed once, no precompiled header is made, and it is faster on 2 cores up to about a
+#: 16x16 core (1.3 MB of Verilog: 15.1 s against 13.7 s; a 9x4 core 4.5 s against 11.5 s).
+#: With one make job every design compiles as one file (a 32x32 core: 44 s against 55 s).
+UNITY_MAX_VERILOG_BYTES = 1_000_000
 
 
-def _adjust_build(runner, build: Path, runtime: list[Path]) -> None:
+def _unity(verilog: Path) -> bool:
+    """Whether ``verilog`` is compiled as one C++ file (:data:`UNITY_MAX_VERILOG_BYTES`)."""
+    import cocotb_tools.runner as cocotb_runner
+
+    return cocotb_runner.MAX_PARALLEL_BUILD_JOBS == 1 or verilog.stat().st_size < UNITY_MAX_VERILOG_BYTES
+
+
+def _adjust_build(runner, build: Path, runtime: list[Path], *, unity: bool) -> None:
     """Adjust cocotb's Verilator build, two steps (Verilator, then make), where it is that:
 
     * only the top module's signals public (:data:`_PUBLIC_TOP`);
-    * between the steps, the precompiled header built once: make builds a "fast" and a
-      "slow" one, the same file when both are compiled at -O0 (:data:`_SAME_OPT`), about
-      5 s each, so the fast one is built and copied to the slow one's name;
+    * with ``unity``, the design compiled as one C++ file (make's ``VM_PARALLEL_BUILDS=0``);
+      otherwise, between the steps, the precompiled header built once: make builds a
+      "fast" and a "slow" one, the same file when both are compiled at -O0
+      (:data:`_SAME_OPT`), about 5 s each, so the fast one is built and copied to the
+      slow one's name;
     * and the ``runtime`` objects copied in (:func:`_reuse_runtime`) marked newer than
       the makefile (``touch -c``).
 
@@ -236,7 +254,9 @@ def _adjust_build(runner, build: Path, runtime: list[Path]) -> None:
                 verilate[i:i + len(_PUBLIC_ALL)] = _PUBLIC_TOP
                 break
         between = []
-        if _SAME_OPT in os.environ.get("MAKEFLAGS", ""):
+        if unity:
+            make = [*make, "VM_PARALLEL_BUILDS=0"]
+        elif _SAME_OPT in os.environ.get("MAKEFLAGS", ""):
             fast, slow = build / "Vtop__pch.h.fast.gch", build / "Vtop__pch.h.slow.gch"
             between += [[*make, fast.name], ["cp", str(fast), str(slow)]]
         if runtime:
@@ -283,7 +303,7 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
     kept = _runtime_folder(simulator, waves)
     if simulator == "verilator":
         _ensure_runtime(kept, waves)
-        _adjust_build(runner, private, _reuse_runtime(kept, private))
+        _adjust_build(runner, private, _reuse_runtime(kept, private), unity=_unity(verilog))
     try:
         runner.build(sources=[verilog], hdl_toplevel=top, build_dir=private,
                      build_args=["-Wno-fatal"] if simulator == "verilator" else [], waves=waves,
@@ -327,7 +347,11 @@ def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_m
                     test_dir=work,
                     results_xml=str(work / "results.xml"),
                     plusargs=[f"+dumpfile_path={dump}"] if waves and simulator == "icarus" else [],
-                    extra_env={"SYSTOLAB_PLAN": str(plan_path), "SYSTOLAB_RESULT": str(result_path),
+                    # pytest's assertion rewriting for the testbenches alone: cocotb's default
+                    # ("*.py") recompiles every module imported, numpy and Amaranth included,
+                    # from source on every run (about 2 s; docs/toolchain.md, 12)
+                    extra_env={"COCOTB_REWRITE_ASSERTION_FILES": "cocotb_*.py",
+                               "SYSTOLAB_PLAN": str(plan_path), "SYSTOLAB_RESULT": str(result_path),
                                "SYSTOLAB_WAVEFORM": str(waveform or ""), "COCOTB_RANDOM_SEED": str(seed)},
                     waves=waves, log_file=log)
     except (RuntimeError, SystemExit) as exc:

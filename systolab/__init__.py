@@ -14,7 +14,9 @@ The public API for scripts and notebooks (the command line is ``systolab``)::
     sl.serve("h200-sxm", "llama3-70b", isl=2048, osl=256, concurrency=64, tp=2).to_dict()   # LLM serving
     sl.fleet(["h100-sxm", chip], "llama3-70b", isl=2048, osl=256, concurrency=64)   # what $7B buys
 """
+import importlib
 from pathlib import Path as _Path
+from typing import TYPE_CHECKING
 
 # Imported from the repository itself (the working directory is the clone), hdl/, models/
 # and sim/ sit beside this folder rather than inside it as in an installed package: map
@@ -23,50 +25,83 @@ _here = _Path(__file__).parent
 if not (_here / "models").is_dir() and (_here.parent / "models" / "__init__.py").is_file():
     __path__.append(str(_here.parent))
 
-from .config import AcceleratorConfig  # noqa: E402
-from .errors import ConfigError, SimulationError, UserError  # noqa: E402
-from .files import default_out  # noqa: E402
-from .models import (  # noqa: E402
-    ChipConfig,
-    DecoderShape,
-    DramConfig,
-    Evaluation,
-    ExportClass,
-    Gemm,
-    GpuSpec,
-    Mapping,
-    MemorySystem,
-    ReticleWarning,
-    ServingResult,
-    Workload,
-    classify,
-    classify_custom,
-    classify_gpu,
-    compare,
-    core_perf,
-    evaluate_chip,
-    evaluate_gpu,
-    fit_cores,
-    fleet,
-    get_chip,
-    get_gpu,
-    get_llm,
-    get_workload,
-    largest_outside,
-    list_chips,
-    list_gpus,
-    list_workloads,
-    llm_models,
-    map_gemm,
-    map_gemms,
-    mapping_space,
-    match_gpu,
-    parse_gemm,
-    plot_mapping_space,
-    serve,
-    write_report,
-)
-from .models.explore import explore, gpu_reference, load_space  # noqa: E402
+# The names below are imported when first used (PEP 562): a process that needs one corner
+# of systolab (a cocotb testbench inside the simulator, an executor's worker) does not
+# pay for importing all of it (the models, Amaranth, numba: about 3 s in a simulator).
+_SOURCES = {
+    "config": ("AcceleratorConfig",),
+    "errors": ("ConfigError", "SimulationError", "UserError"),
+    "files": ("default_out",),
+    "models": ("ChipConfig", "DecoderShape", "DramConfig", "Evaluation", "ExportClass", "Gemm", "GpuSpec", "Mapping",
+               "MemorySystem", "ReticleWarning", "ServingResult", "Workload", "classify", "classify_custom",
+               "classify_gpu", "compare", "core_perf", "evaluate_chip", "evaluate_gpu", "fit_cores", "fleet", "get_chip",
+               "get_gpu", "get_llm", "get_workload", "largest_outside", "list_chips", "list_gpus", "list_workloads",
+               "llm_models", "map_gemm", "map_gemms", "mapping_space", "match_gpu", "parse_gemm", "plot_mapping_space",
+               "serve", "write_report"),
+    "models.explore": ("explore", "gpu_reference", "load_space"),
+}
+_WHERE = {name: module for module, names in _SOURCES.items() for name in names}
+
+if TYPE_CHECKING:
+    from .config import AcceleratorConfig
+    from .errors import ConfigError, SimulationError, UserError
+    from .files import default_out
+    from .models import (
+        ChipConfig,
+        DecoderShape,
+        DramConfig,
+        Evaluation,
+        ExportClass,
+        Gemm,
+        GpuSpec,
+        Mapping,
+        MemorySystem,
+        ReticleWarning,
+        ServingResult,
+        Workload,
+        classify,
+        classify_custom,
+        classify_gpu,
+        compare,
+        core_perf,
+        evaluate_chip,
+        evaluate_gpu,
+        fit_cores,
+        fleet,
+        get_chip,
+        get_gpu,
+        get_llm,
+        get_workload,
+        largest_outside,
+        list_chips,
+        list_gpus,
+        list_workloads,
+        llm_models,
+        map_gemm,
+        map_gemms,
+        mapping_space,
+        match_gpu,
+        parse_gemm,
+        plot_mapping_space,
+        serve,
+        write_report,
+    )
+    from .models.explore import explore, gpu_reference, load_space
+
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'systolab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
 
 __version__ = "0.1.0"
 __all__ = [

@@ -123,12 +123,26 @@ def test_verilator_runtime_objects_are_compiled_once_for_all(tmp_path, monkeypat
     assert sorted(p.name for p in kept.parent.iterdir() if not p.name.startswith(".")) == [kept.name]  # no leftovers
 
 
+def test_small_designs_and_single_jobs_compile_as_one_file(tmp_path):
+    """One C++ file for a design below the size limit, or whenever make runs one job; a
+    large design with make jobs side by side compiles file by file."""
+    from systolab.sim.runner import UNITY_MAX_VERILOG_BYTES, _unity, build_jobs
+
+    small, large = tmp_path / "small.v", tmp_path / "large.v"
+    small.write_bytes(b" " * (UNITY_MAX_VERILOG_BYTES - 1))
+    large.write_bytes(b" " * UNITY_MAX_VERILOG_BYTES)
+    with build_jobs(2):
+        assert _unity(small) and not _unity(large)
+    with build_jobs(1):
+        assert _unity(large)
+
+
 def test_verilator_runtime_objects_are_kept_and_reused(tmp_path, monkeypatch):
     """The runtime objects a Verilator build compiled are kept (all or none) and copied into
     the next build; between Verilator and make, the build marks them newer than the
-    makefile Verilator writes and makes the precompiled header once; only the top
-    module's signals are public. A runner that does not build in those two steps is left
-    alone."""
+    makefile Verilator writes and makes the precompiled header once, or compiles the design
+    as one C++ file; only the top module's signals are public. A runner that does not build
+    in those two steps is left alone."""
     from systolab.sim.runner import RUNTIME_OBJECTS, _adjust_build, _keep_runtime, _reuse_runtime, _runtime_folder
 
     monkeypatch.setenv("SYSTOLAB_CACHE", str(tmp_path / "cache"))
@@ -155,18 +169,24 @@ def test_verilator_runtime_objects_are_kept_and_reused(tmp_path, monkeypatch):
     runner = Runner([["verilator", "-cc", "--vpi", "--public-flat-rw", "--prefix", "Vtop"], make])
     copies = _reuse_runtime(kept, second)
     assert (second / "verilated.o").read_bytes() == b"verilated.o" and not (second / "verilator.o").exists()
-    _adjust_build(runner, second, copies)
+    _adjust_build(runner, second, copies, unity=False)
     verilator, pch, copy, touch, last = runner._build_command()
-    assert verilator == ["verilator", "-cc", "--vpi", "--public-depth", "1", "--prefix", "Vtop"] and last == make
+    assert verilator == ["verilator", "-cc", "--vpi", "--public-depth", "1", "-fno-merge-cond", "--prefix", "Vtop"]
+    assert last == make
     assert pch == [*make, "Vtop__pch.h.fast.gch"] and copy == ["cp", str(second / "Vtop__pch.h.fast.gch"),
                                                                 str(second / "Vtop__pch.h.slow.gch")]
     assert touch[:2] == ["touch", "-c"] and sorted(touch[2:]) == sorted(str(second / n) for n in RUNTIME_OBJECTS[:4])
+    one = Runner([["verilator", "--public-flat-rw"], make])
+    _adjust_build(one, second, copies, unity=True)                  # one C++ file: no precompiled header
+    verilator, touch, last = one._build_command()
+    assert verilator[1:] == ["--public-depth", "1", "-fno-merge-cond"] and touch[:2] == ["touch", "-c"]
+    assert last == [*make, "VM_PARALLEL_BUILDS=0"]
     odd = Runner([["verilator", "--build"]])
-    _adjust_build(odd, tmp_path, copies)
+    _adjust_build(odd, tmp_path, copies, unity=True)
     assert odd._build_command() == [["verilator", "--build"]]
     before = sorted(p.name for p in second.iterdir())
     assert _reuse_runtime(None, second) == [] and sorted(p.name for p in second.iterdir()) == before   # nothing kept
     monkeypatch.setenv("MAKEFLAGS", "OPT_FAST=-O2 OPT_SLOW=-O0")       # two different headers: make builds both
     plain = Runner([["verilator"], ["make"]])
-    _adjust_build(plain, second, [])
+    _adjust_build(plain, second, [], unity=False)
     assert plain._build_command() == [["verilator"], ["make"]]
