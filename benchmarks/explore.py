@@ -20,7 +20,8 @@ normalised by the grid's ranges.
 
 ``deep``: the deep stage (each point's core RTL built and run on Verilator, its array
 synthesised) of 8 small cores (4 ... 11 rows x 4 columns, on ``sl-tiny``: all on the front)
-on a local Dask cluster of 1 and then 2 workers, each with a cold build cache: the
+on a local Dask cluster of 1 and then 2 workers, each with cold design builds (Verilator's
+runtime objects, compiled once per machine, are made first and timed apart): the
 throughput ratio of 2 workers over 1.
 
 Usage: ``.venv/bin/python benchmarks/explore.py [speed|search|deep|all] [--jobs 2]``
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -94,12 +96,23 @@ def deep() -> None:
     from distributed import LocalCluster
 
     from systolab.models.explore import run_explore
+    from systolab.sim.runner import prepare_verilator
 
     print(f"this machine, 2 processes of pure Python over 1: {cpu_ratio():.2f}x", flush=True)
     tmp = Path(tempfile.mkdtemp())
+    # Verilator's runtime objects are compiled once per machine and tools' versions (the
+    # first Verilator build anywhere does it): made here, timed apart, and shared by both
+    # runs, whose design builds start cold
+    os.environ["SYSTOLAB_CACHE"] = str(tmp / "toolchain")
+    t = time.perf_counter()
+    runtime = prepare_verilator()
+    print(f"Verilator's runtime objects, once per machine: {time.perf_counter() - t:.1f} s", flush=True)
     rates = {}
     for workers in (1, 2):
-        os.environ["SYSTOLAB_CACHE"] = str(tmp / f"cache{workers}")       # cold builds for each run
+        cache = tmp / f"cache{workers}"                 # cold design builds for each run
+        if runtime is not None:
+            shutil.copytree(runtime, cache / runtime.relative_to(tmp / "toolchain"))
+        os.environ["SYSTOLAB_CACHE"] = str(cache)
         db = tmp / f"deep{workers}.sqlite"
         with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster:
             address = "dask://" + cluster.scheduler_address.removeprefix("tcp://")
@@ -110,7 +123,9 @@ def deep() -> None:
             dt = time.perf_counter() - t
         ok = sum(1 for d in res["deep"] if d.get("passed") and d.get("cycles_exact"))
         rates[workers] = k / dt
-        print(f"{workers} worker(s): deep stage of {k} points in {dt:.1f} s = {k / dt * 60:.2f} points/min; "
+        jobs = sum(d["verify_s"] + d["synth_s"] for d in res["deep"] if "verify_s" in d)
+        print(f"{workers} worker(s): deep stage of {k} points in {dt:.1f} s = {k / dt * 60:.2f} points/min "
+              f"(the jobs' own times add up to {jobs:.1f} s); "
               f"{ok}/{k} bit-exact with cycles equal to the model; area model error "
               + ", ".join(f"{d['area_error']:+.1%}" for d in res["deep"] if "area_error" in d), flush=True)
     print(f"2 workers / 1 worker: {rates[2] / rates[1]:.2f}x (pure Python now: {cpu_ratio():.2f}x)")
@@ -136,7 +151,6 @@ def speed(jobs: int) -> None:
 
 
 def search(jobs: int, spaces: list[str], seeds: int, methods: list[str]) -> None:
-    import shutil
 
     from systolab.models.explore import run_explore
 

@@ -347,12 +347,14 @@ def design_hash(design: dict, space: Space) -> str:
 
 
 def model_version() -> str:
-    """systolab's version and a hash of the model sources and data that evaluate a point."""
-    from .. import __version__
+    """systolab's version and a hash of the model sources and data that evaluate a point,
+    with the configuration classes they derive a design's parameters with."""
+    from .. import __version__, config, dtypes
 
     h = hashlib.sha256(__version__.encode())
     here = Path(__file__).parent
-    for f in sorted(f for f in [*here.glob("*.py"), *(here / "data").rglob("*")] if f.is_file()):
+    files = [*here.glob("*.py"), *(here / "data").rglob("*")]
+    for f in [*sorted(f for f in files if f.is_file()), Path(config.__file__), Path(dtypes.__file__)]:
         h.update(f.name.encode())
         h.update(f.read_bytes())
     return f"{__version__}+{h.hexdigest()[:12]}"

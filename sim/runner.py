@@ -201,6 +201,19 @@ def _ensure_runtime(kept: Path | None, waves: bool) -> None:
             shutil.rmtree(private, ignore_errors=True)
 
 
+def prepare_verilator(*, waves: bool = False) -> Path | None:
+    """Compile Verilator's runtime objects into the build cache now, as the first Verilator
+    build would (once per machine, tools' versions and flags), and return their folder;
+    None when Verilator is not available or they could not be made (builds then compile
+    them themselves)."""
+    if simulator_status()["verilator"] is not None:
+        return None
+    with _tool_environment("verilator"):
+        kept = _runtime_folder("verilator", waves)
+        _ensure_runtime(kept, waves)
+    return kept if kept is not None and (kept / ".complete").is_file() else None
+
+
 #: What cocotb's runner makes public to VPI (every signal, writable) and what the
 #: testbenches need: the top module's ports (they read nothing inside). Every public
 #: signal costs a registration in Verilator's symbol table (a 5x4 core's: 415 kB of C++

@@ -108,16 +108,15 @@ def test_verilator_long_campaign(seed):
 def test_verilator_runtime_objects_are_compiled_once_for_all(tmp_path, monkeypatch):
     """A cold cache gets Verilator's runtime objects from an empty design, compiled alone
     (no design objects), once: a second call finds them and compiles nothing."""
-    from systolab.sim.runner import _ensure_runtime, _runtime_folder, _tool_environment
+    from systolab.sim.runner import _ensure_runtime, prepare_verilator
 
     monkeypatch.setenv("SYSTOLAB_CACHE", str(tmp_path))
-    with _tool_environment("verilator"):
-        kept = _runtime_folder("verilator", waves=False)
-        _ensure_runtime(kept, waves=False)
-        objs = sorted(p.name for p in kept.glob("*.o"))
-        stamp = (kept / ".complete").stat().st_mtime_ns
-        _ensure_runtime(kept, waves=False)
-        _ensure_runtime(None, waves=False)
+    kept = prepare_verilator()
+    assert kept is not None and kept.is_relative_to(tmp_path)
+    objs = sorted(p.name for p in kept.glob("*.o"))
+    stamp = (kept / ".complete").stat().st_mtime_ns
+    assert prepare_verilator() == kept
+    _ensure_runtime(None, waves=False)
     assert {"verilated.o", "verilated_vpi.o"} <= set(objs) and all(n.startswith("verilated") for n in objs)
     assert (kept / ".complete").stat().st_mtime_ns == stamp
     assert sorted(p.name for p in kept.parent.iterdir() if not p.name.startswith(".")) == [kept.name]  # no leftovers
