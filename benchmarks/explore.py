@@ -92,7 +92,7 @@ def cpu_ratio() -> float:
     return one / two
 
 
-def deep(order: tuple[int, ...] = (1, 2, 2, 1)) -> None:
+def deep() -> None:
     from distributed import LocalCluster
 
     from systolab.models.explore import run_explore
@@ -110,7 +110,7 @@ def deep(order: tuple[int, ...] = (1, 2, 2, 1)) -> None:
     seconds, points = {1: 0.0, 2: 0.0}, {1: 0, 2: 0}
     # 1, 2, 2, 1 workers: the VM's speed drifts by tens of percent within minutes, and a
     # drift over the four runs weighs on both sides alike
-    for run, workers in enumerate(order):
+    for run, workers in enumerate((1, 2, 2, 1)):
         cache = tmp / f"cache{run}"                     # cold design builds for each run
         if runtime is not None:
             shutil.copytree(runtime, cache / runtime.relative_to(tmp / "toolchain"))

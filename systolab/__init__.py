@@ -41,6 +41,9 @@ _SOURCES = {
     "models.explore": ("explore", "gpu_reference", "load_space"),
 }
 _WHERE = {name: module for module, names in _SOURCES.items() for name in names}
+# (the imports below and the literal __all__ repeat these names for mypy and ruff, which
+# read them statically: ruff fails an import left out of __all__, and
+# tests/test_packaging.py fails when __all__ and this table differ)
 
 if TYPE_CHECKING:
     from .config import AcceleratorConfig
@@ -87,7 +90,6 @@ if TYPE_CHECKING:
         write_report,
     )
     from .models.explore import explore, gpu_reference, load_space
-
 
 
 def __getattr__(name: str):

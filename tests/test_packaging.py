@@ -15,3 +15,24 @@ def test_every_source_package_is_installed():
             rel = init.parent.relative_to(ROOT / folder)
             found.add(".".join([name, *rel.parts]) if rel.parts else name)
     assert found == listed, f"pyproject.toml packages differ from the source tree: {sorted(found ^ listed)}"
+
+
+def test_public_names_resolve_lazily_and_a_testbench_import_stays_light():
+    """Every name of ``systolab.__all__`` resolves (imported on first use, PEP 562), an
+    unknown one is an AttributeError, and importing the core testbench, as the simulator
+    does, leaves the models unimported."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    import systolab
+
+    assert set(systolab.__all__) == {"__version__", *systolab._WHERE}
+    assert all(getattr(systolab, name) is not None for name in systolab.__all__)
+    assert set(systolab.__all__) <= set(dir(systolab))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        systolab.nope  # noqa: B018
+    code = "import sys, systolab.sim.cocotb_core; print(any(m.startswith('systolab.models') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
