@@ -53,8 +53,8 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="store the fit in models/data/area_fit.yaml")
     args = ap.parse_args()
     from systolab import AcceleratorConfig
-    from systolab.models import area
-    from systolab.models.synthesis import synthesize, yosys_version
+    from systolab.models.silicon import area
+    from systolab.models.silicon.synthesis import synthesize, yosys_version
 
     # cold vs warm: a fresh cache for the timing runs only
     saved = os.environ.get("SYSTOLAB_CACHE")

@@ -23,8 +23,8 @@ import numpy as np
 
 def scale(chip_name: str | None) -> None:
     import systolab as sl
-    from systolab.models.blocking import candidates
-    from systolab.models.chip_perf import chip_gemm_cycles
+    from systolab.models.chip.blocking import candidates
+    from systolab.models.chip.perf import chip_gemm_cycles
 
     warnings.simplefilter("ignore")
     chip, old = sl.get_chip(chip_name), sl.get_chip("sl-n4-os64")
@@ -50,8 +50,8 @@ def scale(chip_name: str | None) -> None:
 
 def traffic() -> None:
     import systolab as sl
-    from systolab.models.blocking import blocking_traffic, dram_traffic_lower_bound
-    from systolab.models.chip_perf import chip_gemm_perf
+    from systolab.models.chip.blocking import blocking_traffic, dram_traffic_lower_bound
+    from systolab.models.chip.perf import chip_gemm_perf
     from systolab.sim.chip_bench import random_products
     from systolab.sim.golden import golden_matmul
     from systolab.sim.runner import run_chip_hdl

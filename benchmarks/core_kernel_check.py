@@ -40,7 +40,7 @@ def reference_module():
 def main() -> None:
     from systolab import AcceleratorConfig
     from systolab.errors import ConfigError
-    from systolab.models.perf import MemorySystem, core_cycles_many
+    from systolab.models.core.perf import MemorySystem, core_cycles_many
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cores", type=int, default=300)

@@ -7,7 +7,7 @@ Prints (1) each calibration point's measured and modelled TFLOPS with the in-sam
 error (efficiency fitted per GPU family and dtype class) and the leave-one-out error
 (efficiency fitted without that point), and (2) modelled TFLOPS for M = 1 ... 32768 with
 N = K = 8192 in bf16 on every GPU, and (3) the GEMM-shape terms' fit and held-out error
-on DeepGEMM's H800 table (systolab.models.gemm_fit). Record the output in
+on DeepGEMM's H800 table (systolab.models.gpu.fit). Record the output in
 benchmarks/README.md.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ import time
 
 
 def main() -> None:
-    from systolab.models.gemm import Gemm
-    from systolab.models.gpu import calibration, calibration_report, estimate_gemm
-    from systolab.models.gpu_specs import load_gpus
+    from systolab.models.gpu.model import calibration, calibration_report, estimate_gemm
+    from systolab.models.gpu.specs import load_gpus
+    from systolab.models.workloads.gemm import Gemm
 
     t0 = time.perf_counter()
     rows = calibration_report()
@@ -46,7 +46,7 @@ def main() -> None:
         print(f"{gid:16}" + "".join(f"{c:>17}" for c in cells))
     print("* extrapolated (no calibration for this family/dtype, a fallback dtype, or few output tiles)")
 
-    from systolab.models import gemm_fit
+    from systolab.models.gpu import fit as gemm_fit
 
     shape = gemm_fit.report()
     print("\nGEMM shapes (models/data/gemm_heldout.csv: DeepGEMM, H800 FP8; `fit` rows set the shape terms)")

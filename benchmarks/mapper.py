@@ -77,9 +77,9 @@ def get(spec: str):
 
 
 def quality(chip_names: list[str], max_stepped_macs: int = 1 << 31) -> None:
-    from systolab.models.blocking import candidates
-    from systolab.models.chip_perf import block_model_applies, chip_dram_bytes_read, chip_gemm_cycles
-    from systolab.models.mapper import map_gemm, screen_cycles
+    from systolab.models.chip.blocking import candidates
+    from systolab.models.chip.mapper import map_gemm, screen_cycles
+    from systolab.models.chip.perf import block_model_applies, chip_dram_bytes_read, chip_gemm_cycles
 
     shapes = suite()
     n_work = len(workload_gemms())
@@ -137,15 +137,15 @@ def speed(chip_name: str) -> None:
     import importlib
 
     import systolab as sl
-    from systolab.models.blocking import candidates
-    from systolab.models.chip_batch import block_model_cycles_many, chip_gemm_cycles_batch, core_table
-    from systolab.models.chip_perf import chip_gemm_cycles
-    from systolab.models.mapper import clear_cache, map_gemms
-    from systolab.models.perf import MemorySystem, core_cycles_many
+    from systolab.models.chip.batch import block_model_cycles_many, chip_gemm_cycles_batch, core_table
+    from systolab.models.chip.blocking import candidates
+    from systolab.models.chip.mapper import clear_cache, map_gemms
+    from systolab.models.chip.perf import chip_gemm_cycles
+    from systolab.models.core.perf import MemorySystem, core_cycles_many
 
-    chip_perf = importlib.import_module("systolab.models.chip_perf")     # the module, not models.chip_perf()
-    blocking = importlib.import_module("systolab.models.blocking")
-    chip_batch = importlib.import_module("systolab.models.chip_batch")
+    chip_perf = importlib.import_module("systolab.models.chip.perf")     # the module, not models.chip_perf()
+    blocking = importlib.import_module("systolab.models.chip.blocking")
+    chip_batch = importlib.import_module("systolab.models.chip.batch")
     chip = get(chip_name)
     port = MemorySystem(chip.sram_latency_cycles, float(chip.core.beat_bytes))
     t = time.perf_counter()

@@ -18,8 +18,8 @@ import numpy as np
 
 def main() -> None:
     from systolab import AcceleratorConfig
-    from systolab.models.perf import MemorySystem, core_cycles_many, core_perf
-    from systolab.models.workloads import get_workload
+    from systolab.models.core.perf import MemorySystem, core_cycles_many, core_perf
+    from systolab.models.workloads.catalog import get_workload
 
     shapes = sorted({(g.M, g.N, g.K) for name in ("llama3-8b-prefill", "llama3-8b-decode")
                      for g in get_workload(name, dtype="int8").gemms})

@@ -96,7 +96,7 @@ def run_scalesim(py: Path, M: int, N: int, K: int, array: int) -> dict:
 
 def main() -> None:
     from systolab import AcceleratorConfig
-    from systolab.models.perf import MemorySystem, core_perf
+    from systolab.models.core.perf import MemorySystem, core_perf
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--venv", type=Path, default=ROOT / "build" / "scalesim-venv")

@@ -2,7 +2,7 @@
 
 1. ``fit``: fit the GPU model's parameters (three shared, a per-kernel cost per runtime) to the measurements of
    ``models/data/serving_measurements.csv`` and store them in ``models/data/gpu_fit.yaml``
-   (repeated until they settle; see ``systolab.models.serving_fit``).
+   (repeated until they settle; see ``systolab.models.serving.fit``).
 2. ``loo``: every measurement against the stored fit (in-sample) and against a fit to all
    the other measurements (leave-one-out), with the median and worst |error| per metric;
    ``--write`` records the leave-one-out summary in ``models/data/gpu_fit.yaml``, where the
@@ -20,7 +20,7 @@ import time
 
 
 def do_fit() -> None:
-    from systolab.models import serving_fit as sf
+    from systolab.models.serving import fit as sf
 
     t0 = time.perf_counter()
     theta, rows = sf.refit()
@@ -30,7 +30,7 @@ def do_fit() -> None:
 
 
 def do_loo(write: bool = False) -> None:
-    from systolab.models import serving_fit as sf
+    from systolab.models.serving import fit as sf
 
     t0 = time.perf_counter()
     rows = sf.report(loo=True)
@@ -50,9 +50,9 @@ def do_loo(write: bool = False) -> None:
 
 def do_tp() -> None:
     from systolab.errors import UserError
-    from systolab.models.chip import get_chip
-    from systolab.models.compare import DEFAULT_GPUS
-    from systolab.models.serving import serve
+    from systolab.models.chip.config import get_chip
+    from systolab.models.report.compare import DEFAULT_GPUS
+    from systolab.models.serving.model import serve
 
     devices = list(DEFAULT_GPUS) + [get_chip().name]
     print(f"{'device':16} {'tp':>3} {'tok/s/device':>12} {'TPOT ms':>8} {'TTFT ms':>8} {'max batch':>9}")

@@ -31,109 +31,22 @@ fp32 rounding), or ``gp`` or ``gm`` not a power of two.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import hash_once, state_without_hash
 from .accelerator import COUNTER_BITS, AcceleratorCore
 from .dma import ADDR, LOG_BITS, DmaChannel, descriptor_layout, job_layout
 from .ports import DIM_BITS, memory_port_signature
 from .ports import descriptor_layout as core_descriptor
 from .slice import SramSlice
 
-#: Why the controller rejected a descriptor (``status`` with ``done``); 0 = ran.
-REJECT = {1: "a zero dimension, block, group size or grid size", 2: "grid larger than the chip's cores",
-          3: "the row, column and K-groups do not cover the block, or a K-group gets no part of it",
-          4: "the operands of a block do not fit a slice",
-          5: "the accumulators of a block do not fit a slice",
-          6: "saturating accumulation needs the whole K in one block and one K-group; floating-point "
-             "accumulation needs one K-group",
-          7: "the product, row and K-group counts (gp, gm, gk) must be powers of two"}
 CHIP_COUNTERS = ("cycles", "steps", "macs", "dram_bytes_read", "dram_bytes_written", "sram_bytes_read",
                  "sram_bytes_written")
 
 
-@dataclass(frozen=True)
-class Blocking:
-    """How a GEMM is blocked and split over the chip's cores (the descriptor's fields
-    chosen by software): blocks of ``mb`` x ``nb`` x ``kb``; a grid of ``gp`` products x
-    ``gm`` row groups of ``mc`` rows x ``gn`` column groups of ``nc`` columns x ``gk``
-    K-groups of ``kc`` (split-K; ``kc`` 0 means ``kb``); the steps in loop ``order`` 0
-    (product groups, M-blocks, N-blocks, K-blocks; K innermost) or 1 (N-blocks outside
-    the M-blocks). A step whose A (or B) block is the previous step's keeps it on chip
-    instead of loading it again: with one K-block, A along the N-blocks of order 0, B
-    along the M-blocks of order 1."""
-
-    mb: int
-    nb: int
-    kb: int
-    mc: int
-    nc: int
-    gp: int = 1
-    gm: int = 1
-    gn: int = 1
-    gk: int = 1
-    kc: int = 0
-    order: int = 0
-
-    __hash__ = hash_once               # blockings key the cycle model's caches
-    __getstate__ = state_without_hash
-
-    def __post_init__(self) -> None:
-        if self.kc == 0:
-            object.__setattr__(self, "kc", self.kb)
-
-    @property
-    def cores(self) -> int:
-        """Cores the grid uses."""
-        return self.gp * self.gm * self.gn * self.gk
-
-    def to_dict(self) -> dict[str, int]:
-        return state_without_hash(self)
-
-    def __str__(self) -> str:
-        split = f"x{self.gk}" if self.gk > 1 else ""
-        return (f"{self.mb}x{self.nb}x{self.kb}/{self.gp}x{self.gm}x{self.gn}{split}"
-                f"({self.mc}x{self.nc}{f'x{self.kc}' if split else ''}){'/n-outer' if self.order else ''}")
-
-
-def slice_words(chip, nbytes: int) -> int:
-    """Words of a slice (a core beat each) that ``nbytes`` occupy."""
-    return -(-nbytes // chip.core.beat_bytes)
-
-
-def dram_beats(chip, nbytes: int) -> int:
-    """DRAM beats (``dma_beat_bytes`` each, on any channel) that move a segment of ``nbytes``."""
-    return -(-nbytes // chip.dma_beat_bytes)
-
-
-def blocking_status(chip, M: int, N: int, K: int, count: int, b: Blocking) -> int:
-    """The controller's verdict on a descriptor (0: runs; else the code of :data:`REJECT`),
-    computed as the RTL computes it, in the same order."""
-    cfg = chip.core
-    fields_ = (M, N, K, count, b.mb, b.nb, b.kb, b.mc, b.nc, b.gp, b.gm, b.gn, b.gk, b.kc)
-    if 0 in fields_:
-        return 1
-    if b.cores > chip.cores:
-        return 2
-    if b.mc * b.gm < b.mb or b.nc * b.gn < b.nb or b.kc * b.gk < b.kb or b.kc * (b.gk - 1) >= min(b.kb, K):
-        return 3
-    if (b.mc + b.nc) * slice_words(chip, b.kc * cfg.input_bytes) > chip.operand_words // 2:
-        return 4
-    if b.mc * slice_words(chip, b.nc * cfg.acc_bytes) > chip.acc_words // 2:
-        return 5
-    if (cfg.overflow == "saturate" and (b.kb < K or b.gk > 1)) or (cfg.is_float and b.gk > 1):
-        return 6
-    if b.gp & (b.gp - 1) or b.gm & (b.gm - 1) or b.gk & (b.gk - 1):
-        return 7
-    return 0
-
-
 class ChipTop(wiring.Component):
-    """The chip described by ``chip`` (a :class:`~systolab.models.chip.ChipConfig`; the
+    """The chip described by ``chip`` (a :class:`~systolab.models.chip.config.ChipConfig`; the
     RTL reads ``core``, ``cores``, ``dma_channels``, ``dma_beat_bytes``, ``operand_words``,
     ``acc_words``, ``sram_latency_cycles``, ``slice_queue_depth`` and
     ``dram_latency_cycles``).

@@ -101,7 +101,7 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def chip_verilog_text(chip) -> str:
-    """The Verilog of the chip (a :class:`~systolab.models.chip.ChipConfig`; top module
+    """The Verilog of the chip (a :class:`~systolab.models.chip.config.ChipConfig`; top module
     :data:`CHIP_TOP`)."""
     from .chip import ChipTop
 
@@ -114,8 +114,9 @@ def generate_chip_verilog(chip, out_dir: str | Path) -> VerilogOutput:
     derived from them that the RTL uses (slice words, queue depth, DRAM latency in
     cycles), every port, the descriptor's fields (bit offset and width, for software that
     packs it) and the controller's reject codes. Elaboration time grows with the cores:
-    chips of hundreds of cores are modelled (``models/chip_perf.py``), not generated."""
-    from .chip import REJECT, ChipTop
+    chips of hundreds of cores are modelled (``models/chip/perf.py``), not generated."""
+    from ..blocking import REJECT
+    from .chip import ChipTop
     from .dma import descriptor_layout
 
     out_dir = Path(out_dir)

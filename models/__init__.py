@@ -1,18 +1,18 @@
 """Analytic models: performance (core and chip, equal to the RTL's counters), area, energy,
 Nvidia GPUs, export control, cost and the comparison; each module's docstring states its
 assumptions and its measured error."""
-from .chip import ChipConfig, DramConfig, ReticleWarning, fit_cores, get_chip, largest_outside, list_chips, match_gpu
-from .compare import compare
-from .evaluate import Evaluation, evaluate_chip, evaluate_gpu
-from .export_control import ExportClass, classify, classify_custom, classify_gpu
-from .gemm import Gemm, parse_gemm
-from .gpu import estimate_gemm, estimate_workload
-from .gpu_specs import GpuSpec, get_gpu, list_gpus
-from .mapper import Mapping, map_gemm, map_gemms, mapping_space, plot_mapping_space
-from .perf import MemorySystem, chip_perf, core_perf, workload_perf
-from .report import write_report
-from .serving import ServingResult, fleet, serve
-from .workloads import DecoderShape, Workload, get_llm, get_workload, list_workloads, llm_models
+from .chip.config import ChipConfig, DramConfig, ReticleWarning, fit_cores, get_chip, largest_outside, list_chips, match_gpu
+from .chip.mapper import Mapping, map_gemm, map_gemms, mapping_space, plot_mapping_space
+from .core.perf import MemorySystem, chip_perf, core_perf, workload_perf
+from .gpu.model import estimate_gemm, estimate_workload
+from .gpu.specs import GpuSpec, get_gpu, list_gpus
+from .legal.export_control import ExportClass, classify, classify_custom, classify_gpu
+from .report.compare import compare
+from .report.evaluate import Evaluation, evaluate_chip, evaluate_gpu
+from .report.figures import write_report
+from .serving.model import ServingResult, fleet, serve
+from .workloads.catalog import DecoderShape, Workload, get_llm, get_workload, list_workloads, llm_models
+from .workloads.gemm import Gemm, parse_gemm
 
 __all__ = [
     "ChipConfig", "DecoderShape", "DramConfig", "Evaluation", "ExportClass", "Gemm", "GpuSpec", "Mapping",

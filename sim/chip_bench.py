@@ -11,8 +11,9 @@ import numpy as np
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
+from ..blocking import REJECT, Blocking
 from ..errors import SimulationError, UserError
-from ..hdl.chip import CHIP_COUNTERS, REJECT, Blocking, ChipTop
+from ..hdl.chip import CHIP_COUNTERS, ChipTop
 from .golden import golden_matmul
 from .stimulus import random_gemm
 
@@ -148,7 +149,7 @@ def fit_blocking(chip, M: int, N: int, K: int, count: int, *, mb: int, nb: int, 
     """The blocking with these block sizes and grid (per-core groups as even as they go;
     fewer K-groups if the K-block has too little for them), its blocks shrunk (K first,
     then the larger of M and N) until they fit a slice."""
-    from ..hdl.chip import blocking_status
+    from ..blocking import blocking_status
 
     mb, nb, kb = min(mb, M), min(nb, N), min(kb, K)
     while True:

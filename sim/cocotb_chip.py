@@ -18,7 +18,7 @@ from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 
 from ..hdl.chip import CHIP_COUNTERS
 from ..hdl.dma import ADDR, descriptor_layout
-from ..models.chip import ChipConfig
+from ..models.chip.config import ChipConfig
 from .chip_bench import layout
 from .cocotb_memory import logic_int, serve_memory
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import AcceleratorConfig
-from ..models.perf import MemorySystem, core_counters, core_cycles
+from ..models.core.perf import MemorySystem, core_counters, core_cycles
 
 COMPARED = ("cycles", "busy_cycles", "macs", "bytes_read", "bytes_written")
 
@@ -135,7 +135,7 @@ def default_chip_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Chip
     cores compute-bound and DRAM that binds — each with the corner classes (split-K among
     them) and random shapes (1..24, one to three products) under random blockings that
     fit."""
-    from ..models.chip import get_chip
+    from ..models.chip.config import get_chip
     from .chip_bench import chip_campaign
 
     tiny, small = get_chip("sl-tiny"), get_chip("sl-small")
@@ -180,7 +180,7 @@ def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilato
                   progress=None) -> dict:
     """Every case on the chip RTL against the chip cycle model (``models/chip_perf.py``),
     every counter compared; the report has the fields of :func:`validate`."""
-    from ..models.chip_perf import chip_gemm_perf
+    from ..models.chip.perf import chip_gemm_perf
 
     progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     rows = []

@@ -241,8 +241,8 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
     import numpy as np
 
     from ..checks import check_real, check_seed
-    from ..models.blocking import blocking_traffic, dram_traffic_lower_bound
-    from ..models.chip_perf import chip_gemm_perf
+    from ..models.chip.blocking import blocking_traffic, dram_traffic_lower_bound
+    from ..models.chip.perf import chip_gemm_perf
     from .chip_bench import random_products, run_chip_gemm
     from .golden import golden_matmul, show_value
     from .runner import run_chip_hdl

@@ -65,7 +65,6 @@ if TYPE_CHECKING:
         classify,
         classify_custom,
         classify_gpu,
-        compare,
         core_perf,
         evaluate_chip,
         evaluate_gpu,
@@ -89,7 +88,8 @@ if TYPE_CHECKING:
         serve,
         write_report,
     )
-    from .models.explore import explore, gpu_reference, load_space
+    from .models.explore.engine import explore, gpu_reference, load_space
+    from .models.report import compare
 
 
 def __getattr__(name: str):

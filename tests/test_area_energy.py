@@ -7,11 +7,11 @@ import pytest
 
 from systolab import AcceleratorConfig
 from systolab.errors import UserError
-from systolab.models import area
-from systolab.models.energy import chip_power_W, core_activity, gemm_energy, mac_energy_pJ, workload_energy
-from systolab.models.gemm import Gemm
-from systolab.models.nodes import get_node, load_nodes
-from systolab.models.synthesis import synthesize
+from systolab.models.silicon import area
+from systolab.models.silicon.energy import chip_power_W, core_activity, gemm_energy, mac_energy_pJ, workload_energy
+from systolab.models.silicon.nodes import get_node, load_nodes
+from systolab.models.silicon.synthesis import synthesize
+from systolab.models.workloads.gemm import Gemm
 
 OSU_LIB = "usr/share/qflow/tech/osu018/osu018_stdcells.lib"
 
@@ -132,7 +132,7 @@ def test_activity_counts_edge_padding():
 
 
 def test_core_activity_follows_the_cycle_model():
-    from systolab.models.perf import MemorySystem, core_counters, core_cycles
+    from systolab.models.core.perf import MemorySystem, core_counters, core_cycles
 
     for df in ("os", "ws"):
         cfg = AcceleratorConfig(rows=4, cols=4, dataflow=df)
@@ -173,9 +173,9 @@ def test_chip_energy_takes_the_same_activity_path_as_a_core():
     # one weight-stationary core: the chip's energy counts the core's own buffers as the core
     # model does, partial sums through its accumulator buffer included (once missing from
     # compare), and the global SRAM's traffic apart, at the energy of its slice size
-    from systolab.models.chip import get_chip
-    from systolab.models.energy import Activity, activity_energy, core_sram_bytes
-    from systolab.models.workloads import Workload
+    from systolab.models.chip.config import get_chip
+    from systolab.models.silicon.energy import Activity, activity_energy, core_sram_bytes
+    from systolab.models.workloads.catalog import Workload
 
     chip = get_chip("sl-n4-ws64").derive(cores=1)
     g = Gemm(256, 256, 512, "int8")

@@ -13,13 +13,13 @@ import math
 import numpy as np
 import pytest
 
+from systolab.blocking import REJECT, Blocking, blocking_status
 from systolab.cli import main
 from systolab.errors import ConfigError, UserError
-from systolab.hdl.chip import REJECT, Blocking, blocking_status
-from systolab.models.blocking import blocking_traffic, candidates, dma_traffic_lower_bound, dram_traffic_lower_bound, on_chip_bytes
-from systolab.models.chip import get_chip
-from systolab.models.chip_perf import chip_gemm_counters, chip_gemm_cycles, chip_gemm_perf
-from systolab.models.mapper import TRAFFIC_TOLERANCE, map_gemm
+from systolab.models.chip.blocking import blocking_traffic, candidates, dma_traffic_lower_bound, dram_traffic_lower_bound, on_chip_bytes
+from systolab.models.chip.config import get_chip
+from systolab.models.chip.mapper import TRAFFIC_TOLERANCE, map_gemm
+from systolab.models.chip.perf import chip_gemm_counters, chip_gemm_cycles, chip_gemm_perf
 from systolab.sim.chip_bench import chip_campaign, random_products, run_chip_gemm
 from systolab.sim.golden import golden_matmul
 
@@ -130,7 +130,7 @@ def test_lower_bound_is_hong_kung_for_large_products():
 
 def test_chip_scale_targets_of_the_default_chip():
     # issue 11's targets at chip scale, in the model: prefill compute-bound, decode at the HBM's rate
-    from systolab.models.workloads import get_workload
+    from systolab.models.workloads.catalog import get_workload
 
     chip = get_chip()
     area, power = chip.area()["die_mm2"], chip.power_W()["tdp_W"]

@@ -7,12 +7,12 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from systolab.hdl.chip import Blocking, blocking_status
-from systolab.models.blocking import candidates
-from systolab.models.chip import get_chip, list_chips
-from systolab.models.chip_batch import CoreTable, block_model_cycles_batch, chip_gemm_cycles_batch, core_table
-from systolab.models.chip_perf import LOAD_A, LOAD_AB, LOAD_B, _channel_beats, _core_step, _dma_shape, block_model_applies, chip_gemm_cycles
-from systolab.models.perf import MemorySystem
+from systolab.blocking import Blocking, blocking_status
+from systolab.models.chip.batch import CoreTable, block_model_cycles_batch, chip_gemm_cycles_batch, core_table
+from systolab.models.chip.blocking import candidates
+from systolab.models.chip.config import get_chip, list_chips
+from systolab.models.chip.perf import LOAD_A, LOAD_AB, LOAD_B, _channel_beats, _core_step, _dma_shape, block_model_applies, chip_gemm_cycles
+from systolab.models.core.perf import MemorySystem
 
 CHIPS = [get_chip(name) for name in list_chips()] + [
     get_chip("sl-small").derive(dma_channels=1), get_chip("sl-small").derive(dma_channels=4, dma_beat_bytes=64),

@@ -8,10 +8,10 @@ import pytest
 
 from systolab.cli import main
 from systolab.errors import UserError
-from systolab.models.chip import fit_cores, get_chip, largest_outside, load_chips, match_gpu
-from systolab.models.compare import DEFAULT_GPUS, compare
+from systolab.models.chip.config import fit_cores, get_chip, largest_outside, load_chips, match_gpu
+from systolab.models.report.compare import DEFAULT_GPUS, compare
 from systolab.models.specs import SpecError
-from systolab.models.workloads import get_workload
+from systolab.models.workloads.catalog import get_workload
 
 
 def test_default_chip_is_consistent():
@@ -55,7 +55,7 @@ def _chip_file(tmp_path, edit):
     """A one-chip YAML file: the default chip with ``edit`` applied to its table."""
     import yaml
 
-    from systolab.models.chip import CHIPS_FILE
+    from systolab.models.chip.config import CHIPS_FILE
 
     d = yaml.safe_load(CHIPS_FILE.read_text())
     table = d["chips"][d["default"]]
@@ -87,7 +87,7 @@ def test_unknown_chip_name():
 
 
 def test_chip_config_is_validated_and_derived():
-    from systolab.models.chip import ReticleWarning
+    from systolab.models.chip.config import ReticleWarning
 
     chip = get_chip()
     small = chip.derive(rows=16, cols=16, cores=300)
@@ -157,7 +157,7 @@ def test_compare_cli_bad_input_is_one_line(tmp_path, args, parameter):
 def test_plots_return_figures_and_draw_into_given_axes():
     from matplotlib.figure import Figure
 
-    from systolab.models.report import plot_efficiency, plot_export_map, plot_latency_per_layer, plot_roofline
+    from systolab.models.report.figures import plot_efficiency, plot_export_map, plot_latency_per_layer, plot_roofline
 
     result = compare(get_chip(), workloads=("dlrm",), gpus=("h20",), progress=lambda m: None)
     for fn in (plot_roofline, plot_latency_per_layer, plot_export_map):
@@ -194,7 +194,7 @@ def test_the_cycle_models_error_is_cited_from_the_recorded_validation_runs(tmp_p
     """The report's claim about the cycle models is the last recorded `systolab validate`
     run, not text: the repository's records say every GEMM was exact, and a different
     record changes what the report says."""
-    from systolab.models.compare import validation_text
+    from systolab.models.report.compare import validation_text
     from systolab.sim import validate as val
 
     for kind in ("core", "chip"):

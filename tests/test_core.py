@@ -173,6 +173,6 @@ def test_256_cubed_on_16x16_keeps_the_array_busy():
     assert np.array_equal(np.array(out["c"][0], dtype=object), golden_matmul(a, b, cfg).astype(object))
     c = out["counters"][0]
     assert c["macs"] / (256 * c["cycles"]) >= 0.95, c
-    from systolab.models.perf import MemorySystem, core_perf
+    from systolab.models.core.perf import MemorySystem, core_perf
 
     assert core_perf(cfg, 256, 256, 256, MemorySystem(20, 32)).cycles == c["cycles"]

@@ -2,8 +2,8 @@
 import pytest
 
 from systolab.errors import UserError
-from systolab.models import cost
-from systolab.models.gpu_specs import get_gpu
+from systolab.models.cost import pricing as cost
+from systolab.models.gpu.specs import get_gpu
 
 
 def test_dies_per_wafer_hand_computed():
@@ -77,7 +77,7 @@ def test_bad_inputs_name_the_parameter(call, message):
 
 
 def test_gpu_fleet_for_a_workload():
-    from systolab.models.gemm import Gemm
+    from systolab.models.workloads.gemm import Gemm
 
     gemms = [Gemm(2048, 4096, 4096, "bf16", count=32)]
     rows = {r["gpu"]: r for r in cost.gpu_fleet(gemms, gpu_ids=["h100-sxm", "h20", "l4"])}

@@ -17,8 +17,8 @@ import yaml
 
 from systolab.cli import main
 from systolab.errors import UserError
-from systolab.models.chip import get_chip
-from systolab.models.explore import explore, load_space, pareto, replay, run_explore
+from systolab.models.chip.config import get_chip
+from systolab.models.explore.engine import explore, load_space, pareto, replay, run_explore
 
 SPACE = {
     "base": "sl-n7-os32-edge",
@@ -228,7 +228,7 @@ def test_the_deep_stage_verifies_a_pareto_point_and_is_kept_in_the_store(tmp_pat
     def boom(job):
         raise AssertionError("the deep stage ran again")
 
-    monkeypatch.setattr("systolab.models.deep.deep_check", boom)
+    monkeypatch.setattr("systolab.sim.deep.deep_check", boom)
     again = run_explore(space, db=tmp_path / "db.sqlite", deep=1)
     assert again["deep"] == res["deep"] and again["evaluated"] == 0
 
@@ -246,7 +246,7 @@ def test_fleet_metrics_follow_the_budget_without_reevaluating(tmp_path):
 
 
 def test_a_serving_workload_is_timed_by_the_serving_model_and_buys_whole_groups(tmp_path):
-    from systolab.models.serving import serve_auto
+    from systolab.models.serving.model import serve_auto
 
     w = {"serve": "llama3-8b", "isl": 512, "osl": 64, "concurrency": 8}
     space = _space(base="sl-n4-os32", parameters={"cores": [64, 512], "dram_stacks": [1]},
@@ -264,7 +264,7 @@ def test_a_serving_workload_is_timed_by_the_serving_model_and_buys_whole_groups(
         groups = p["result"]["fleet_units"] // r.devices
         assert m["fleet_throughput"] == pytest.approx(groups * r.output_tokens_per_s_group)
     # the GPUs serve it too (in their own format), as reference points
-    from systolab.models.explore import gpu_reference
+    from systolab.models.explore.engine import gpu_reference
 
     ref = gpu_reference(load_space(space))
     assert ref["h100-sxm"]["workloads"]["llama3-8b-serving"]["throughput"] == pytest.approx(
@@ -286,7 +286,7 @@ def test_the_bundled_spaces_load_by_name():
 
 
 def test_the_pareto_plot_has_a_panel_per_pair_of_objectives(tmp_path):
-    from systolab.models.explore import plot_pareto
+    from systolab.models.explore.engine import plot_pareto
 
     space = _space(objectives=[*SPACE["objectives"], {"metric": "die_mm2", "goal": "min"}])
     res = run_explore(space, db=tmp_path / "db.sqlite")

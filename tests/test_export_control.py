@@ -1,8 +1,8 @@
 import pytest
 
 from systolab.errors import UserError
-from systolab.models import export_control as ec
-from systolab.models.gpu_specs import get_gpu, load_gpus
+from systolab.models.gpu.specs import get_gpu, load_gpus
+from systolab.models.legal import export_control as ec
 
 # Classes as published for each GPU (docs/reference.md): Oct-2023 data-center classes and Oct-2022.
 EXPECTED_2023 = {

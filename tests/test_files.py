@@ -91,7 +91,7 @@ def test_a_killed_compare_leaves_the_previous_report_whole(tmp_path):
 
 
 def test_a_truncated_synthesis_cache_entry_is_rebuilt(tmp_path, monkeypatch):
-    from systolab.models import synthesis
+    from systolab.models.silicon import synthesis
 
     monkeypatch.setenv("SYSTOLAB_CACHE", os.environ["SYSTOLAB_CACHE"])
     cfg = AcceleratorConfig(rows=1, cols=1)

@@ -285,7 +285,7 @@ def test_compare_in_fp8_prices_both_sides_at_8_bits(tmp_path, capsys):
 
 
 def test_explore_takes_the_format_as_a_parameter(tmp_path):
-    from systolab.models.explore import explore
+    from systolab.models.explore.engine import explore
 
     space = {"base": "sl-n7-os32-edge", "parameters": {"cores": [4], "dtype": ["int8", "fp8_e4m3", "bf16"]},
              "workloads": [{"name": "bert-base", "batch": 1, "seq_len": 128}],
@@ -320,7 +320,7 @@ def test_float_chip_on_amaranth_accumulates_k_blocks_in_order(fmt, dataflow):
 
 def test_float_chip_refuses_split_k():
     import systolab as sl
-    from systolab.hdl.chip import Blocking, blocking_status
+    from systolab.blocking import Blocking, blocking_status
 
     chip = sl.get_chip("sl-tiny").derive(dtype="fp16")
     assert blocking_status(chip, 4, 4, 32, 1, Blocking(4, 4, 32, 4, 4, 1, 1, 1, 2, 16)) == 6

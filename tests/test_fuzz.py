@@ -230,8 +230,8 @@ def test_library_config_fields(field, value, kib, kib_value):
 @FUZZ
 @given(dim=st.sampled_from(["M", "N", "K"]), value=bad_numbers)
 def test_library_models_reject_bad_shapes(dim, value):
-    from systolab.models.gemm import Gemm
-    from systolab.models.perf import core_perf
+    from systolab.models.core.perf import core_perf
+    from systolab.models.workloads.gemm import Gemm
 
     shape = {"M": 8, "N": 8, "K": 8, dim: value}
     _raises_cleanly(Gemm, shape["M"], shape["N"], shape["K"], "int8")
@@ -241,7 +241,7 @@ def test_library_models_reject_bad_shapes(dim, value):
 @FUZZ
 @given(latency=bad_numbers, bandwidth=st.one_of(bad_reals, st.sampled_from([0.5, 2000.0])))
 def test_library_memory_system(latency, bandwidth):
-    from systolab.models.perf import MemorySystem
+    from systolab.models.core.perf import MemorySystem
 
     _raises_cleanly(MemorySystem, latency_cycles=latency)
     _raises_cleanly(MemorySystem, bytes_per_cycle=bandwidth)
@@ -250,7 +250,7 @@ def test_library_memory_system(latency, bandwidth):
 @FUZZ
 @given(name=st.sampled_from(["cores", "clock_hz", "dram_bytes_per_s"]), value=bad_reals)
 def test_library_chip_perf(name, value):
-    from systolab.models.perf import chip_perf
+    from systolab.models.core.perf import chip_perf
 
     kwargs = {"cores": 4, "clock_hz": 1e9, "dram_bytes_per_s": 1e11, name: value}
     _raises_cleanly(chip_perf, AcceleratorConfig(), 64, 64, 64, **kwargs)
@@ -259,7 +259,7 @@ def test_library_chip_perf(name, value):
 @FUZZ
 @given(name=st.sampled_from(["tpp", "die_area_mm2", "io_bidir_GBps", "dram_bw_GBps"]), value=bad_reals)
 def test_library_export_control(name, value):
-    from systolab.models.export_control import classify
+    from systolab.models.legal.export_control import classify
 
     kwargs = {"tpp": 100.0, "die_area_mm2": 100.0, name: value}
     if name != "tpp" and value is None:
@@ -275,7 +275,7 @@ def test_library_export_control(name, value):
 @given(field=st.sampled_from(["cores", "clock_mhz", "global_sram_mib", "noc_overhead_fraction", "rows",
                               "dram_stacks", "dram_GBps_per_stack", "volume_units"]), value=bad_numbers)
 def test_library_chip_derive(field, value):
-    from systolab.models.chip import get_chip
+    from systolab.models.chip.config import get_chip
 
     valid = {"global_sram_mib": (0, 1.5), "noc_overhead_fraction": (0,), "clock_mhz": (1.5,),
              "dram_GBps_per_stack": (1.5,)}
@@ -287,7 +287,7 @@ def test_library_chip_derive(field, value):
 @FUZZ
 @given(name=st.sampled_from(["batch", "seq_len"]), value=bad_numbers)
 def test_library_workloads(name, value):
-    from systolab.models.workloads import get_workload
+    from systolab.models.workloads.catalog import get_workload
 
     if value is None:
         return                                        # None means "the default"
@@ -297,7 +297,7 @@ def test_library_workloads(name, value):
 @FUZZ
 @given(name=st.sampled_from(["die_area_mm2", "memory_GB"]), value=bad_reals)
 def test_library_cost(name, value):
-    from systolab.models.cost import unit_cost
+    from systolab.models.cost.pricing import unit_cost
 
     if name == "memory_GB" and value == 0:
         return

@@ -3,9 +3,9 @@ import math
 import pytest
 
 from systolab.errors import UserError
-from systolab.models.gemm import Gemm, load_gemm_list, parse_gemm
-from systolab.models.gpu import calibration, calibration_report, estimate_gemm, estimate_workload, fitted
-from systolab.models.gpu_specs import load_gpus
+from systolab.models.gpu.model import calibration, calibration_report, estimate_gemm, estimate_workload, fitted
+from systolab.models.gpu.specs import load_gpus
+from systolab.models.workloads.gemm import Gemm, load_gemm_list, parse_gemm
 
 GPUS = list(load_gpus())
 DTYPES = ["bf16", "fp16", "fp8_e4m3", "int8"]

@@ -1,7 +1,7 @@
 import pytest
 
 from systolab.errors import UserError
-from systolab.models.gpu_specs import get_gpu, load_gpus
+from systolab.models.gpu.specs import get_gpu, load_gpus
 from systolab.models.specs import SpecError
 
 DESIGN_IDS = ["v100-sxm2", "a100-sxm4-80gb", "a800-sxm4-80gb", "h100-sxm", "h100-pcie", "h800-sxm",
@@ -45,7 +45,7 @@ def test_unknown_gpu_names_the_parameter():
 def test_bad_spec_file_names_file_and_field(tmp_path, mutation, field):
     import yaml
 
-    from systolab.models.gpu_specs import GPU_FILE
+    from systolab.models.gpu.specs import GPU_FILE
 
     data = yaml.safe_load(GPU_FILE.read_text())
     mutation(data)

@@ -11,10 +11,18 @@ from hypothesis import strategies as st
 
 from systolab.cli import main
 from systolab.errors import UserError
-from systolab.models.blocking import blocking_traffic, candidates, dma_traffic_lower_bound, dram_traffic_lower_bound
-from systolab.models.chip import get_chip
-from systolab.models.chip_perf import block_model_applies, chip_gemm_counters, chip_gemm_perf
-from systolab.models.mapper import TRAFFIC_TOLERANCE, clear_cache, map_gemm, map_gemms, mapping_space, plot_mapping_space, screen_cycles
+from systolab.models.chip.blocking import blocking_traffic, candidates, dma_traffic_lower_bound, dram_traffic_lower_bound
+from systolab.models.chip.config import get_chip
+from systolab.models.chip.mapper import (
+    TRAFFIC_TOLERANCE,
+    clear_cache,
+    map_gemm,
+    map_gemms,
+    mapping_space,
+    plot_mapping_space,
+    screen_cycles,
+)
+from systolab.models.chip.perf import block_model_applies, chip_gemm_counters, chip_gemm_perf
 
 OS32 = get_chip("sl-n4-os32")
 

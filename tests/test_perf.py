@@ -8,7 +8,7 @@ import pytest
 from systolab import AcceleratorConfig
 from systolab.cli import main
 from systolab.errors import UserError
-from systolab.models.perf import MemorySystem, chip_perf, core_perf, split_gemm, workload_perf
+from systolab.models.core.perf import MemorySystem, chip_perf, core_perf, split_gemm, workload_perf
 from systolab.sim.validate import default_cases, validate
 
 # cycle residual allowed per validation case: none (the model is exact on the whole grid)
@@ -64,7 +64,7 @@ def test_chip_splits_n_then_m_and_scales():
 
 
 def test_workload_sums_its_gemms():
-    from systolab.models.workloads import get_workload
+    from systolab.models.workloads.catalog import get_workload
 
     cfg = AcceleratorConfig(rows=16, cols=16)
     w = get_workload("llama3-8b-prefill", batch=1, seq_len=128, dtype="int8")
@@ -126,7 +126,7 @@ def test_golden_cycle_counts(params, shape, latency, bandwidth, rtl_cycles):
 
 
 def test_perf_table_is_one_call_over_configs_and_shapes():
-    from systolab.models.perf import perf_table
+    from systolab.models.core.perf import perf_table
 
     cfgs = [AcceleratorConfig(rows=4, cols=4), AcceleratorConfig(rows=8, cols=4, dataflow="ws")]
     shapes = [(64, 64, 64), (1, 4096, 4096), (64, 64, 64)]
@@ -148,7 +148,7 @@ def test_never_below_the_roofline_and_sub_byte_bandwidth_refused():
             p = core_perf(cfg, *shape, MemorySystem(10, bpc))
             assert p.cycles >= p.bytes_read / bpc and p.cycles >= p.roofline_cycles
     # a chip whose cores get less than a byte per cycle each: its reads at that share bound it
-    from systolab.models.perf import chip_perf
+    from systolab.models.core.perf import chip_perf
 
     c = chip_perf(cfg, 64, 256, 64, cores=64, clock_hz=1e9, dram_bytes_per_s=8e9)
     share = 8e9 / 1e9 / int(c.split.split("/")[1])
@@ -187,7 +187,7 @@ _KERNEL_SHAPES = [(1, 1, 1), (9, 29, 8), (40, 2, 5), (64, 64, 64), (1, 4096, 300
 
 
 def _kernel_cycles() -> list[list[int]]:
-    from systolab.models.perf import core_cycles_many
+    from systolab.models.core.perf import core_cycles_many
 
     return [core_cycles_many(AcceleratorConfig(**p), *np.array(_KERNEL_SHAPES).T, MemorySystem(lat, bpc), whole_beats=w).tolist()
             for p, lat, bpc, w in _KERNEL_CASES]
@@ -208,7 +208,7 @@ def test_compiled_core_model_equals_the_same_code_run_by_python():
 
 
 def test_core_cycles_many_equals_one_at_a_time_and_checks_its_input():
-    from systolab.models.perf import core_cycles, core_cycles_many
+    from systolab.models.core.perf import core_cycles, core_cycles_many
 
     cfg, mem = AcceleratorConfig(rows=8, cols=4, dataflow="ws"), MemorySystem(10, 4)
     M, N, K = np.array(_KERNEL_SHAPES).T

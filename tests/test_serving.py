@@ -8,13 +8,13 @@ import pytest
 
 from systolab.cli import main
 from systolab.errors import UserError
-from systolab.models import gemm_fit
-from systolab.models import serving_fit as sf
-from systolab.models.chip import get_chip
-from systolab.models.chip_workload import chip_workload_perf
-from systolab.models.compare import DEFAULT_GPUS
-from systolab.models.gpu import FIT_FILE
-from systolab.models.serving import (
+from systolab.models.chip.config import get_chip
+from systolab.models.chip.workload import chip_workload_perf
+from systolab.models.gpu import fit as gemm_fit
+from systolab.models.gpu.model import FIT_FILE
+from systolab.models.report.compare import DEFAULT_GPUS
+from systolab.models.serving import fit as sf
+from systolab.models.serving.model import (
     ChipServing,
     Precision,
     collective_seconds,
@@ -26,7 +26,7 @@ from systolab.models.serving import (
     step_ops,
 )
 from systolab.models.specs import load_yaml
-from systolab.models.workloads import DecoderShape, get_llm, llm_models
+from systolab.models.workloads.catalog import DecoderShape, get_llm, llm_models
 
 # published parameter counts, billions (model cards: Llama 2 7B/13B/70B, Llama 3 8B/70B, Mixtral 46.7B)
 PARAMS_B = {"llama2-7b": 6.74, "llama2-13b": 13.0, "llama2-70b": 69.0, "llama3-8b": 8.03, "llama3-70b": 70.6,
@@ -226,7 +226,7 @@ def test_leave_one_out_error_of_the_serving_fit():
 def test_the_compare_report_cites_the_recorded_leave_one_out_error(tmp_path):
     """A refit clears the recorded leave-one-out error (it belonged to the old fit), the
     loo benchmark records it again, and the report cites what is recorded."""
-    from systolab.models.compare import _serving_fit_text
+    from systolab.models.report.compare import _serving_fit_text
 
     loo = load_yaml(FIT_FILE).get("leave_one_out")
     assert loo, "gpu_fit.yaml has no leave-one-out error: run python benchmarks/serving.py loo --write"

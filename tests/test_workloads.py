@@ -1,7 +1,7 @@
 import pytest
 
 from systolab.errors import UserError
-from systolab.models.workloads import (
+from systolab.models.workloads.catalog import (
     BUILTINS,
     LLAMA3_8B,
     MIXTRAL_8X7B,

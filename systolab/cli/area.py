@@ -16,11 +16,11 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import area as area_model
-    from ..models.energy import gemm_energy
-    from ..models.gemm import parse_gemm
-    from ..models.nodes import get_node
-    from ..models.synthesis import synthesize
+    from ..models.silicon import area as area_model
+    from ..models.silicon.energy import gemm_energy
+    from ..models.silicon.nodes import get_node
+    from ..models.silicon.synthesis import synthesize
+    from ..models.workloads.gemm import parse_gemm
 
     config = design_from_args(args)
     node = get_node(args.node)

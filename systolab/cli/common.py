@@ -163,7 +163,7 @@ def chip_parent(*, blocking: bool) -> argparse.ArgumentParser:
 
 def search_argument(group) -> None:
     """``--search fast|exhaustive``: the mapper's search (``models/mapper.py``)."""
-    from ..models.mapper import SEARCHES
+    from ..models.chip.mapper import SEARCHES
 
     group.add_argument("--search", choices=SEARCHES, default="fast",
                        help="the mapper's search when no --block is given: fast (screened, the default) or "
@@ -182,7 +182,7 @@ def _dims(text: str, flag: str, n: tuple[int, ...]) -> list[int]:
 def chip_from_args(args: argparse.Namespace):
     """The chip of ``--chip``, refusing the flags that describe a lone core or its memory
     (``--dtype`` and ``--subnormals`` derive the chip with its cores in that format)."""
-    from ..models.chip import get_chip
+    from ..models.chip.config import get_chip
 
     given = [f for f in (*DESIGN_FIELDS, "config", "latency", "bytes_per_cycle", "cores", "clock_mhz", "unit")
              if getattr(args, f, None) is not None and f not in NUMBER_FORMAT]
@@ -212,10 +212,10 @@ def blocking_from_args(args: argparse.Namespace, chip, M: int, N: int, K: int, c
     fastest grid for it, neither: the search's choice."""
     import math
 
-    from ..hdl.chip import REJECT, Blocking, blocking_status
-    from ..models.blocking import candidates
-    from ..models.chip_perf import chip_gemm_cycles
-    from ..models.mapper import map_gemm
+    from ..blocking import REJECT, Blocking, blocking_status
+    from ..models.chip.blocking import candidates
+    from ..models.chip.mapper import map_gemm
+    from ..models.chip.perf import chip_gemm_cycles
 
     order = getattr(args, "order", None)
     if args.block is None:
@@ -255,8 +255,8 @@ def design_from_args(args: argparse.Namespace) -> AcceleratorConfig:
 def gemms_from_args(args: argparse.Namespace, dtype: str):
     """(GEMMs, workload or None) from exactly one of --gemm and --workload; --batch and
     --seq-len belong to --workload."""
-    from ..models.gemm import parse_gemm
-    from ..models.workloads import get_workload
+    from ..models.workloads.catalog import get_workload
+    from ..models.workloads.gemm import parse_gemm
 
     if (args.gemm is None) == (args.workload is None):
         raise UserError("gemm: give exactly one of --gemm MxNxK or --workload NAME_OR_FILE")

@@ -35,9 +35,9 @@ def add_parser(sub, parents) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..files import check_output_folder
-    from ..models.chip import fit_cores, get_chip
-    from ..models.compare import DEFAULT_GPUS, DEFAULT_WORKLOADS, compare
-    from ..models.report import write_report
+    from ..models.chip.config import fit_cores, get_chip
+    from ..models.report.compare import DEFAULT_GPUS, DEFAULT_WORKLOADS, compare
+    from ..models.report.figures import write_report
 
     chip = in_number_format(get_chip(args.chip), args)
     check_output_folder(args.out)                    # before any work

@@ -7,7 +7,7 @@ from .common import emit, int_in, seed_int
 
 
 def add_parser(sub, parents) -> None:
-    from ..models.explore import SEARCHES
+    from ..models.explore.engine import SEARCHES
 
     p = sub.add_parser("explore", parents=[parents.json],
                        help="evaluate a design space (YAML) under constraints; Pareto front; resumable")
@@ -36,7 +36,16 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import UserError
     from ..files import atomic_write_text, check_output_folder, staged_folder
-    from ..models.explore import export_map, gpu_reference, load_space, plot_pareto, points_frame, replay, report_markdown, run_explore
+    from ..models.explore.engine import (
+        export_map,
+        gpu_reference,
+        load_space,
+        plot_pareto,
+        points_frame,
+        replay,
+        report_markdown,
+        run_explore,
+    )
 
     out = check_output_folder("out/explore" if args.out is None else args.out)   # before any work
     if args.space is None:

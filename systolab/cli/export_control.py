@@ -37,8 +37,8 @@ def _flag(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import export_control as ec
-    from ..models.gpu_specs import get_gpu
+    from ..models.gpu.specs import get_gpu
+    from ..models.legal import export_control as ec
 
     given = [f for f in CUSTOM_FLAGS if getattr(args, f) not in (None, False)]
     if args.gpu:

@@ -21,9 +21,9 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.chip import get_chip
-    from ..models.compare import DEFAULT_GPUS
-    from ..models.serving import fleet
+    from ..models.chip.config import get_chip
+    from ..models.report.compare import DEFAULT_GPUS
+    from ..models.serving.model import fleet
 
     if args.devices is not None:
         devices = [d.strip() for d in args.devices.split(",") if d.strip()]

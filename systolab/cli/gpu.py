@@ -14,8 +14,8 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.gpu import estimate_workload
-    from ..models.gpu_specs import get_gpu
+    from ..models.gpu.model import estimate_workload
+    from ..models.gpu.specs import get_gpu
 
     gpu = get_gpu(args.gpu)
     gemms, workload = gemms_from_args(args, args.dtype)

@@ -18,7 +18,7 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.mapper import LOOP_ORDERS, map_gemm, map_gemms
+    from ..models.chip.mapper import LOOP_ORDERS, map_gemm, map_gemms
     from .common import chip_from_args, gemms_from_args
 
     if args.chip is None:

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("count", "block", "grid", "order"):
         if getattr(args, flag) is not None:
             raise UserError(f"{flag}: applies to --chip", parameter=flag)
-    from ..models.perf import workload_perf
+    from ..models.core.perf import workload_perf
 
     config = design_from_args(args)
     gemms, workload = gemms_from_args(args, config.dtype)
@@ -58,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _chip(args: argparse.Namespace) -> int:
-    from ..models.blocking import blocking_traffic, dram_traffic_lower_bound
-    from ..models.chip_perf import chip_gemm_perf
-    from ..models.chip_workload import chip_workload_perf
-    from ..models.mapper import chip_bound
+    from ..models.chip.blocking import blocking_traffic, dram_traffic_lower_bound
+    from ..models.chip.mapper import chip_bound
+    from ..models.chip.perf import chip_gemm_perf
+    from ..models.chip.workload import chip_workload_perf
     from .common import blocking_from_args, chip_from_args
 
     chip = chip_from_args(args)

@@ -35,7 +35,7 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.serving import serve
+    from ..models.serving.model import serve
 
     r = serve(args.device, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
               tp=args.tp, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype)

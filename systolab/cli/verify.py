@@ -26,7 +26,7 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.gemm import parse_gemm
+    from ..models.workloads.gemm import parse_gemm
 
     config = design_from_args(args)
     if args.stall_prob >= 1.0:
@@ -163,6 +163,6 @@ def _chip(args, gemm) -> int:
 
 
 def _blocking_text(b: dict) -> str:
-    from ..hdl.chip import Blocking
+    from ..blocking import Blocking
 
     return str(Blocking(**b))

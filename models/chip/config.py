@@ -1,0 +1,598 @@
+"""A custom chip: N identical systolab cores, SRAM, DRAM/HBM, NoC and I/O at a node.
+
+Described in ``data/chips.yaml`` (or any YAML with the same schema) and validated on load;
+from it follow peak rates, die area, power, cost and export class, each from the model that
+owns it: area from :mod:`.area` (fitted to Yosys synthesis) and :meth:`Node.sram_mm2`,
+power and energy from :mod:`.energy`, cost from :mod:`.cost`, time from :mod:`.perf`
+(the cycle model of the core's RTL), export class from :mod:`.export_control`.
+
+What the chip model leaves out (stated wherever a number depends on it): the controller
+and FIFO logic of each core and the chip's DMA and routing (the area model covers the
+array and its skew registers; the buffers are SRAM macros; the NoC is a fraction of the
+cores' area), and chip-to-chip scaling. Time comes from the chip's cycle model
+(``models/chip_perf.py``, equal to the chip RTL's counters), with each GEMM blocked over the
+global SRAM by the exhaustive search of ``models/blocking.py``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ...checks import check_choice, check_int, check_positive, check_real
+from ...config import AcceleratorConfig, hash_once, state_without_hash
+from ...errors import ConfigError, UserError
+from ..specs import DATA_DIR, SpecError, load_yaml
+
+CHIPS_FILE = DATA_DIR / "chips.yaml"
+DRAM_KINDS = ("HBM", "DDR")
+
+
+class ReticleWarning(UserWarning):
+    """A chip's die is larger than one lithography exposure field can print."""
+
+
+@dataclass(frozen=True)
+class DramConfig:
+    """The chip's off-chip memory: ``stacks`` HBM stacks or DDR channels."""
+
+    kind: str
+    stacks: int
+    GB_per_stack: float
+    GBps_per_stack: float
+    phy_mm2_per_stack: float
+    latency_ns: float
+
+    def __post_init__(self) -> None:
+        _field(self, "kind", lambda v: check_choice("kind", v, DRAM_KINDS))
+        _field(self, "stacks", lambda v: check_int("stacks", v, hi=64))
+        for name, hi in (("GB_per_stack", 1e5), ("GBps_per_stack", 1e6), ("latency_ns", 1e6)):
+            _field(self, name, lambda v, n=name, h=hi: check_real(n, v, lo=0.0, lo_open=True, hi=h))
+        _field(self, "phy_mm2_per_stack", lambda v: check_real("phy_mm2_per_stack", v, lo=0.0, hi=1e4))
+
+    @property
+    def GBps(self) -> float:
+        return self.stacks * self.GBps_per_stack
+
+    @property
+    def GB(self) -> float:
+        return self.stacks * self.GB_per_stack
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _field(obj: Any, name: str, check) -> None:
+    """Set ``obj.name`` (frozen dataclass) to ``check(value)``; a :class:`UserError` from
+    the check becomes a :class:`ConfigError` naming the field."""
+    try:
+        object.__setattr__(obj, name, check(getattr(obj, name)))
+    except ConfigError:
+        raise
+    except UserError as exc:
+        raise ConfigError(name, str(exc).split(": ", 1)[-1]) from None
+
+
+#: Fields of a chip besides its name and description (the YAML schema; units in the names).
+CHIP_FIELDS = ("core", "cores", "clock_mhz", "node", "global_sram_mib", "noc_overhead_fraction", "io_area_mm2",
+               "io_bidir_GBps", "dram", "volume_units", "dma_channels", "dma_beat_bytes", "sram_latency_cycles",
+               "acc_sram_fraction", "vector_lanes")
+#: Chip fields a YAML table may leave out, with the value they then take (None: derived).
+CHIP_DEFAULTS = {"dma_channels": 1, "dma_beat_bytes": None, "sram_latency_cycles": 2, "acc_sram_fraction": 0.25,
+                 "vector_lanes": None}
+DRAM_FIELDS = ("kind", "stacks", "GB_per_stack", "GBps_per_stack", "phy_mm2_per_stack", "latency_ns")
+
+
+@dataclass(frozen=True)
+class ChipConfig:
+    """A custom chip: ``cores`` identical systolab cores, a global SRAM, DRAM/HBM, NoC and
+    I/O at a process node. Frozen and validated on construction (a bad field raises
+    :class:`ConfigError` naming it); :meth:`derive` makes validated variants.
+
+    Parameters
+    ----------
+    name, description : str
+    core : AcceleratorConfig
+        The core every one of the ``cores`` instances is.
+    cores : int
+        Number of cores, >= 1.
+    clock_mhz : float
+        Clock of the cores, MHz.
+    node : str
+        Process node id in ``data/nodes.yaml`` (``n4``, ``n7`` ...).
+    global_sram_mib : float
+        Shared on-chip SRAM, MiB (>= 0).
+    noc_overhead_fraction : float
+        NoC, clocking and control area as a fraction of the cores' area, in [0, 1).
+    io_area_mm2, io_bidir_GBps : float
+        Host and chip-to-chip I/O: its area (mm²) and aggregate bidirectional bandwidth (GB/s).
+    dram : DramConfig
+    volume_units : int
+        Parts the NRE is spread over.
+    dma_channels : int
+        DMA channels, each with its own port to DRAM and an equal share of its bandwidth
+        (a power of two; default 1).
+    dma_beat_bytes : int
+        A channel's DRAM beat, bytes (a power of two, a multiple of the core's beat;
+        default the core's beat).
+    sram_latency_cycles : int
+        Cycles from a core's read command to its first beat from its SRAM slice (default 2).
+    acc_sram_fraction : float
+        Share of each core's slice of the global SRAM that holds accumulators (default 0.25).
+    vector_lanes : int or None
+        32-bit floating-point lanes of the vector unit that runs the non-GEMM work of a
+        workload (norms, softmax, activations) at the chip clock; ``None`` (default): one
+        per array column of every core (:attr:`lanes`). Its area and power are part of
+        the chip's (``data/energy.yaml: vector_lane``).
+    """
+
+    name: str
+    description: str
+    core: AcceleratorConfig
+    cores: int
+    clock_mhz: float
+    node: str
+    global_sram_mib: float
+    noc_overhead_fraction: float
+    io_area_mm2: float
+    io_bidir_GBps: float
+    dram: DramConfig
+    volume_units: int
+    dma_channels: int = 1
+    dma_beat_bytes: int | None = None
+    sram_latency_cycles: int = 2
+    acc_sram_fraction: float = 0.25
+    vector_lanes: int | None = None
+
+    __hash__ = hash_once
+    __getstate__ = state_without_hash
+
+    def __post_init__(self) -> None:
+        from ..silicon.nodes import load_nodes
+
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigError("name", f"must be a non-empty string, not {self.name!r}")
+        if not isinstance(self.description, str):
+            raise ConfigError("description", f"must be a string, not {type(self.description).__name__}")
+        if not isinstance(self.core, AcceleratorConfig):
+            raise ConfigError("core", f"must be an AcceleratorConfig, not {type(self.core).__name__}")
+        if not isinstance(self.dram, DramConfig):
+            raise ConfigError("dram", f"must be a DramConfig, not {type(self.dram).__name__}")
+        _field(self, "cores", lambda v: check_int("cores", v, hi=1 << 24))
+        _field(self, "clock_mhz", lambda v: check_real("clock_mhz", v, lo=0.0, lo_open=True, hi=100_000.0))
+        _field(self, "node", lambda v: check_choice("node", v, tuple(load_nodes())))
+        _field(self, "global_sram_mib", lambda v: check_real("global_sram_mib", v, lo=0.0, hi=1 << 20))
+        _field(self, "noc_overhead_fraction",
+               lambda v: check_real("noc_overhead_fraction", v, lo=0.0, hi=1.0, hi_open=True))
+        _field(self, "io_area_mm2", lambda v: check_real("io_area_mm2", v, lo=0.0, hi=1e5))
+        _field(self, "io_bidir_GBps", lambda v: check_real("io_bidir_GBps", v, lo=0.0, hi=1e7))
+        _field(self, "volume_units", lambda v: check_int("volume_units", v, hi=1 << 40))
+        _field(self, "dma_channels", lambda v: check_int("dma_channels", v, hi=1 << 12))
+        if self.dma_channels & (self.dma_channels - 1):
+            raise ConfigError("dma_channels", f"must be a power of two, not {self.dma_channels}")
+        W = self.core.beat_bytes
+        if self.dma_beat_bytes is None:
+            object.__setattr__(self, "dma_beat_bytes", W)
+        _field(self, "dma_beat_bytes", lambda v: check_int("dma_beat_bytes", v, lo=W, hi=1 << 16))
+        if self.dma_beat_bytes & (self.dma_beat_bytes - 1) or self.dma_beat_bytes % W:
+            raise ConfigError("dma_beat_bytes", f"must be a power of two and a multiple of the core's beat ({W} "
+                                                f"bytes), not {self.dma_beat_bytes}")
+        _field(self, "sram_latency_cycles", lambda v: check_int("sram_latency_cycles", v, hi=64))
+        if self.vector_lanes is not None:
+            _field(self, "vector_lanes", lambda v: check_int("vector_lanes", v, hi=1 << 26))
+        _field(self, "acc_sram_fraction",
+               lambda v: check_real("acc_sram_fraction", v, lo=0.0, lo_open=True, hi=1.0, hi_open=True))
+        # what the chip's slices and accumulate-on-write need of the core (see hdl/chip.py)
+        cfg = self.core
+        if cfg.acc_bits % 8:
+            raise ConfigError("core.acc_bits", f"must be a whole number of bytes on a chip (partial sums are added "
+                                               f"in the SRAM in the accumulators' width), not {cfg.acc_bits}")
+        if cfg.cols * cfg.acc_bytes % W:
+            raise ConfigError("core.cols", f"cols x accumulator bytes ({cfg.cols} x {cfg.acc_bytes}) must be a "
+                                           f"multiple of beat_bytes ({W}) so that every N-tile's results start on a beat")
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> ChipConfig:
+        """A chip from its YAML table; unknown or missing keys raise :class:`ConfigError`
+        naming them (``dram.kind``, ``core.rows`` ...)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(name, "must be a table of chip fields")
+        unknown = sorted(set(data) - set(CHIP_FIELDS) - {"description"})
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown chip field; known fields: {', '.join(CHIP_FIELDS)}, description")
+        missing = [k for k in CHIP_FIELDS if k not in data and k not in CHIP_DEFAULTS]
+        if missing:
+            raise ConfigError(missing[0], "missing")
+        try:
+            core = AcceleratorConfig.from_dict(data["core"], source="core")
+        except ConfigError as exc:
+            raise ConfigError(f"core.{exc.field}", str(exc).split(": ", 1)[-1]) from None
+        dr = data["dram"]
+        if not isinstance(dr, Mapping):
+            raise ConfigError("dram", "must be a table")
+        unknown = sorted(set(dr) - set(DRAM_FIELDS))
+        if unknown:
+            raise ConfigError(f"dram.{unknown[0]}", f"unknown DRAM field; known fields: {', '.join(DRAM_FIELDS)}")
+        missing = [k for k in DRAM_FIELDS if k not in dr]
+        if missing:
+            raise ConfigError(f"dram.{missing[0]}", "missing")
+        try:
+            dram = DramConfig(**{k: dr[k] for k in DRAM_FIELDS})
+        except ConfigError as exc:
+            raise ConfigError(f"dram.{exc.field}", str(exc).split(": ", 1)[-1]) from None
+        rest = {k: data.get(k, CHIP_DEFAULTS.get(k)) for k in CHIP_FIELDS if k not in ("core", "dram")}
+        return cls(name=name, description=" ".join(str(data.get("description", "")).split()), core=core,
+                   dram=dram, **rest)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The chip's fields as its YAML table holds them (plus ``name``)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["core"], d["dram"] = self.core.to_dict(), self.dram.to_dict()
+        return d
+
+    def canonical_json(self) -> str:
+        """Every field but the name and description, as canonical JSON."""
+        d = {k: v for k, v in self.to_dict().items() if k not in ("name", "description")}
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def config_hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of :meth:`canonical_json`: equal hardware, equal hash."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    # -- variants ----------------------------------------------------------------------------
+    def derive(self, *, name: str | None = None, **changes: Any) -> ChipConfig:
+        """A validated variant: core fields (``rows``, ``cols``, ``dataflow``, ``dtype``,
+        buffers ...), chip fields (``cores``, ``clock_mhz``, ``node``, ``global_sram_mib`` ...)
+        and DRAM fields (``dram_stacks``, ``dram_kind``, ``dram_GBps_per_stack`` ...).
+        Renamed ``<name>+<field>=<value>,...`` unless ``name`` is given. Warns
+        (:class:`ReticleWarning`) when the die exceeds the reticle limit."""
+        core_keys = {f.name for f in fields(AcceleratorConfig)}
+        core, chip, dram = {}, {}, {}
+        for key, value in changes.items():
+            if key in core_keys:
+                core[key] = value
+            elif key.startswith("dram_") and key[5:] in DRAM_FIELDS:
+                dram[key[5:]] = value
+            elif key in CHIP_FIELDS and key not in ("core", "dram"):
+                chip[key] = value
+            else:
+                known = sorted(core_keys) + [k for k in CHIP_FIELDS if k not in ("core", "dram")] + \
+                    [f"dram_{k}" for k in DRAM_FIELDS]
+                raise UserError(f"{key}: not a chip, core or DRAM field; known: {', '.join(known)}", parameter=key)
+        if not changes and name is None:
+            return self
+        auto = self.name + "+" + ",".join(f"{k}={changes[k]}" for k in sorted(changes)) if changes else self.name
+        out = replace(self, name=name if name is not None else auto,
+                      core=self.core.replace(**core) if core else self.core,
+                      dram=replace(self.dram, **dram) if dram else self.dram, **chip)
+        out.check_reticle(warn=True)
+        return out
+
+    def with_cores(self, cores: int) -> ChipConfig:
+        """The chip resized to ``cores`` cores, each keeping its slice of the global SRAM
+        (so blockings that fit one chip fit the other)."""
+        return replace(self, cores=cores, global_sram_mib=self.global_sram_mib * cores / self.cores)
+
+    def check_reticle(self, *, warn: bool = False) -> float:
+        """The die area (mm²); above the reticle limit, warn (``warn=True``) or raise."""
+        from ..silicon.nodes import reticle_limit_mm2
+
+        die, limit = self.area()["die_mm2"], reticle_limit_mm2()
+        if die > limit:
+            msg = (f"{self.name}: a {die:,.0f} mm² die exceeds the {limit:g} mm² reticle limit (one exposure "
+                   "field); it cannot be made as one die")
+            if not warn:
+                raise UserError(f"cores: {msg}", parameter="cores")
+            warnings.warn(msg, ReticleWarning, stacklevel=3)
+        return die
+
+    # -- the global SRAM, one slice per core ---------------------------------------------
+    @property
+    def slice_bytes(self) -> int:
+        """Bytes of global SRAM per core."""
+        return int(self.global_sram_mib * 2**20) // self.cores
+
+    @property
+    def operand_words(self) -> int:
+        """Words (core beats) of a slice's operand memory, both buffers, in whole DMA beats."""
+        beat = self.dma_beat_bytes
+        return 2 * int(self.slice_bytes * (1 - self.acc_sram_fraction) / 2 // beat) * (beat // self.core.beat_bytes)
+
+    @property
+    def acc_words(self) -> int:
+        """Words (core beats) of a slice's accumulator memory, both buffers, in whole DMA beats."""
+        beat = self.dma_beat_bytes
+        return 2 * int(self.slice_bytes * self.acc_sram_fraction / 2 // beat) * (beat // self.core.beat_bytes)
+
+    @property
+    def slice_queue_depth(self) -> int:
+        """Commands a slice's port holds: more than a core's loader keeps in flight."""
+        return 2 * (self.core.tile_m + self.core.cols) + 8
+
+    @property
+    def dram_latency_cycles(self) -> int:
+        return max(1, round(self.dram.latency_ns * self.clock_mhz / 1000))
+
+    @property
+    def dram_bytes_per_cycle(self) -> float:
+        """DRAM bandwidth in bytes per clock cycle, all channels together (reads and writes
+        share it)."""
+        return self.dram.GBps * 1e3 / self.clock_mhz
+
+    @property
+    def channel_bytes_per_cycle(self) -> float:
+        """Each DMA channel's share of the DRAM bandwidth, bytes per cycle (rounded to 9
+        significant digits, so that 4915.2 GB/s over 8 channels at 1.2 GHz is 512 exactly)."""
+        return float(f"{self.dram_bytes_per_cycle / self.dma_channels:.9g}")
+
+    @property
+    def dram_effective_bytes_per_cycle(self) -> float:
+        """What the DMA can move a cycle, all channels together: a channel moves whole beats,
+        so a beat wider than the channel's share waits for the share to fill it (``hdl/dma.py``,
+        ``sim/memory.py``), and a narrower one leaves the rest unused."""
+        from .perf import beat_spacing
+
+        spacing = beat_spacing(self.dma_beat_bytes, self.channel_bytes_per_cycle)
+        return self.dma_channels * min(self.dma_beat_bytes / spacing, self.channel_bytes_per_cycle)
+
+    # -- peak rates ------------------------------------------------------------------------
+    @property
+    def peak_tops(self) -> float:
+        """Dense peak in the core's dtype: 2 ops per MAC per PE per cycle."""
+        return 2 * self.core.rows * self.core.cols * self.cores * self.clock_mhz * 1e6 / 1e12
+
+    @property
+    def clock_hz(self) -> float:
+        return self.clock_mhz * 1e6
+
+    # -- derived views (each from its model) -------------------------------------------------
+    def area(self) -> dict:
+        """Die area breakdown in mm²."""
+        from ..silicon.nodes import get_node
+
+        node = get_node(self.node)
+        array, core_sram = _core_area(self.core, self.node)
+        cores = self.cores * (array.mm2 + core_sram)
+        noc = cores * self.noc_overhead_fraction
+        glob = node.sram_mm2(self.global_sram_mib * 2**20 * 8)
+        phy = self.dram.stacks * self.dram.phy_mm2_per_stack
+        vector = node.logic_mm2(self.lanes * _vector_lane()["nand2_equivalent"])
+        total = cores + noc + glob + phy + self.io_area_mm2 + vector
+        return {"die_mm2": total, "core_array_mm2": array.mm2, "core_sram_mm2": core_sram, "cores_mm2": cores,
+                "noc_mm2": noc, "global_sram_mm2": glob, "dram_phy_mm2": phy, "io_mm2": self.io_area_mm2,
+                "vector_mm2": vector, "basis": list(array.assumptions) + [_vector_lane()["area_source"]]}
+
+    @property
+    def lanes(self) -> int:
+        """Lanes of the vector unit: ``vector_lanes``, or one per array column of every core."""
+        return self.vector_lanes or self.cores * self.core.cols
+
+    def vector_pJ_per_op(self) -> float:
+        """Energy of one element operation on the vector unit, pJ (at this node)."""
+        from ..silicon.nodes import get_node
+
+        v = _vector_lane()
+        return v["fma_pJ_45nm"] * v["overhead_factor"] * get_node(self.node).energy_scale_vs_45nm.value
+
+    def power_W(self) -> dict:
+        """Design power: all cores busy at the clock, plus DRAM at full bandwidth."""
+        from ..silicon.energy import chip_power_W, energy_data
+
+        logic = chip_power_W(self.core, cores=self.cores, node=self.node, clock_MHz=self.clock_mhz)
+        dram_pj = energy_data()["dram_pJ_per_byte"][self.dram.kind]["value"]
+        dram = self.dram.GBps * 1e9 * dram_pj * 1e-12
+        vector = self.lanes * self.clock_hz * self.vector_pJ_per_op() * 1e-12
+        return {"tdp_W": logic["total_W"] + dram + vector, "logic_W": logic["total_W"], "leakage_W": logic["leakage_W"],
+                "dram_W": dram, "vector_W": vector, "basis": logic["basis"]}
+
+    def unit_cost(self) -> dict:
+        from ..cost.pricing import nre_per_unit, unit_cost
+
+        die = self.area()["die_mm2"]
+        part = unit_cost(die_area_mm2=die, node=self.node, memory_GB=self.dram.GB, memory_kind=self.dram.kind)
+        nre = nre_per_unit(self.node, self.volume_units)
+        return {"usd": part.usd + nre.usd, "low_usd": part.low_usd + nre.low_usd, "high_usd": part.high_usd + nre.high_usd,
+                "manufacturing_usd": part.usd, "nre_per_unit_usd": nre.usd, "breakdown": part.breakdown,
+                "sources": list(part.sources + nre.sources)}
+
+    def export_class(self, rule_date: str | None = None):
+        from ..legal.export_control import classify_custom
+
+        return classify_custom(rows=self.core.rows, cols=self.core.cols, dtype=self.core.dtype,
+                               clock_mhz=self.clock_mhz, die_area_mm2=self.area()["die_mm2"], cores=self.cores,
+                               io_bidir_GBps=self.io_bidir_GBps, dram_bw_GBps=self.dram.GBps, rule_date=rule_date)
+
+    def evaluate(self, workload):
+        """``workload`` (a :class:`Workload` in the cores' dtype) on this chip: an
+        :class:`~systolab.models.report.evaluate.Evaluation` with throughput, seconds, J per unit,
+        average W, the chip-level bound and a per-GEMM table."""
+        from ..report.evaluate import evaluate_chip
+
+        return evaluate_chip(self, workload)
+
+    def energy(self, workload):
+        """Energy of one run of ``workload``, J (see :meth:`evaluate`)."""
+        return self.evaluate(workload).energy_J
+
+    def _repr_html_(self) -> str:
+        s = self.summary()
+        return (f"<b>{self.name}</b>: {self.cores} x {self.core.name} at {self.clock_mhz:g} MHz, {self.node}; "
+                f"{s['peak_tops']:,.0f} {self.core.dtype} TOPS, {s['die_mm2']:,.0f} mm², {s['tdp_W']:,.0f} W TDP, "
+                f"{self.dram.GBps:,.0f} GB/s {self.dram.kind}, ~${s['unit_cost_usd']:,.0f}, ECCN {s['eccn']}"
+                f"<br><i>{self.description}</i>")
+
+    def workload_perf(self, gemms):
+        """``gemms`` on this chip, each with the blocking the search picks, timed by the
+        chip's cycle model (see :func:`~systolab.models.chip.workload.chip_workload_perf`)."""
+        from .workload import chip_workload_perf
+
+        return chip_workload_perf(self, gemms)
+
+    def summary(self) -> dict:
+        a, p, c, e = self.area(), self.power_W(), self.unit_cost(), self.export_class()
+        return {"name": self.name, "description": self.description, "core": self.core.to_dict(), "cores": self.cores,
+                "clock_mhz": self.clock_mhz, "node": self.node, "peak_tops": self.peak_tops,
+                "dram_GBps": self.dram.GBps, "dram_GB": self.dram.GB, "die_mm2": a["die_mm2"],
+                "tdp_W": p["tdp_W"], "unit_cost_usd": c["usd"], "unit_cost_range_usd": [c["low_usd"], c["high_usd"]],
+                "eccn": e.eccn, "tpp": e.tpp, "performance_density": e.performance_density,
+                "area": a, "power": p, "cost": c}
+
+
+def _vector_lane() -> dict:
+    from ..silicon.energy import energy_data
+
+    return energy_data()["vector_lane"]
+
+
+@lru_cache(maxsize=256)
+def _core_area(core: AcceleratorConfig, node_name: str):
+    """(array area model, core SRAM mm²) of one core: the part of a chip's area that sizing
+    searches ask for again and again."""
+    from ..silicon.area import model_area
+    from ..silicon.nodes import get_node
+
+    return model_area(core, node=node_name), get_node(node_name).sram_mm2(core.buffer_kib * 1024 * 8)
+
+
+# -- loading -----------------------------------------------------------------------------------
+@lru_cache(maxsize=8)
+def _load_chips(path: str, mtime_ns: int) -> tuple[str, dict[str, ChipConfig]]:
+    p = Path(path)
+    d = load_yaml(p)
+    if not isinstance(d, dict) or d.get("schema") != "systolab-chips/1":
+        raise SpecError(p, "schema", "must be systolab-chips/1")
+    unknown = sorted(set(d) - {"schema", "default", "chips"})
+    if unknown:
+        raise SpecError(p, unknown[0], "unknown top-level key; known: schema, default, chips")
+    chips = d.get("chips")
+    if not isinstance(chips, dict) or not chips:
+        raise SpecError(p, "chips", "must be a non-empty table of chips")
+    out = {}
+    for name, c in chips.items():
+        try:
+            out[str(name)] = ChipConfig.from_dict(str(name), c)
+        except ConfigError as exc:
+            raise SpecError(p, f"chips.{name}.{exc.field}", str(exc).split(": ", 1)[-1]) from None
+    default = d.get("default", next(iter(out)))
+    if default not in out:
+        raise SpecError(p, "default", f"names no chip in the file: {default!r}")
+    return default, out
+
+
+def load_chips(path: str | Path = CHIPS_FILE) -> tuple[str, dict[str, ChipConfig]]:
+    """(default chip name, chips by name) from a chips YAML file, validated: a bad file
+    names the file and the field (``chips.x.dram.kind``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(p, "(file)", "no such file")
+    return _load_chips(str(p.resolve()), p.stat().st_mtime_ns)
+
+
+def list_chips() -> list[str]:
+    """Names of the chips in ``data/chips.yaml`` (the default first)."""
+    default, chips = load_chips()
+    return [default] + [n for n in chips if n != default]
+
+
+def get_chip(name_or_file: str | ChipConfig | None = None) -> ChipConfig:
+    """A chip by name from ``data/chips.yaml`` (the default when None), or the default chip
+    of another chips YAML file."""
+    if isinstance(name_or_file, ChipConfig):
+        return name_or_file
+    if name_or_file is not None and not isinstance(name_or_file, str):
+        raise UserError(f"chip: give a chip name or a .yaml file, not {type(name_or_file).__name__}")
+    if name_or_file and Path(name_or_file).suffix in (".yaml", ".yml"):
+        if not Path(name_or_file).is_file():
+            raise UserError(f"chip: no such file: {name_or_file}")
+        default, chips = load_chips(name_or_file)
+        return chips[default]
+    default, chips = load_chips()
+    name = name_or_file or default
+    if name not in chips:
+        raise UserError(f"chip: {name!r} is not in {CHIPS_FILE.name} ({', '.join(chips)}) nor a .yaml file")
+    return chips[name]
+
+
+# -- sizing ------------------------------------------------------------------------------------
+def _most_cores(chip: ChipConfig, fits) -> ChipConfig:
+    """The chip with the most cores for which ``fits(chip)`` holds (monotone: more cores
+    never fit better); a budget that fits no core at all is a :class:`UserError`."""
+    if not fits(chip.with_cores(1)):
+        raise UserError("budget: not even one core fits (the fixed parts alone: DRAM PHYs, I/O, global SRAM)")
+    lo, hi = 1, 2
+    while fits(chip.with_cores(hi)):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(chip.with_cores(mid)) else (lo, mid)
+    return chip.with_cores(lo)
+
+
+def fit_cores(chip: ChipConfig, *, die_mm2: float | None = None, power_W: float | None = None,
+              reticle: bool = True) -> ChipConfig:
+    """The chip with the most cores that fits a die-area and/or power budget
+    ("what fits in 814 mm² at N4 under 700 W"), and (``reticle=True``) the reticle limit."""
+    from ..silicon.nodes import reticle_limit_mm2
+
+    if die_mm2 is None and power_W is None:
+        raise UserError("budget: give die_mm2, power_W or both")
+    die_mm2 = None if die_mm2 is None else check_positive("die_mm2", die_mm2)
+    power_W = None if power_W is None else check_positive("power_W", power_W)
+    caps = [d for d in (die_mm2, reticle_limit_mm2() if reticle else None) if d is not None]
+    die_cap = min(caps) if caps else None
+    return _most_cores(chip, lambda c: (die_cap is None or c.area()["die_mm2"] <= die_cap)
+                       and (power_W is None or c.power_W()["tdp_W"] <= power_W))
+
+
+def match_gpu(chip: ChipConfig, gpu_id: str, *, by: str) -> ChipConfig:
+    """The chip resized to a GPU's die area (``by="area"``), power (``"power"``) or price
+    (``"price"``, by unit cost) for iso comparisons, never past the reticle limit (what
+    binds is the smaller of the two; compare with :meth:`ChipConfig.check_reticle`)."""
+    from ..cost.pricing import gpu_price
+    from ..gpu.specs import get_gpu
+
+    gpu = get_gpu(gpu_id)
+    if by == "area":
+        if gpu.die_area_mm2 is None:
+            raise UserError(f"gpu: {gpu_id} has no published die area")
+        return fit_cores(chip, die_mm2=gpu.die_area_mm2)
+    if by == "power":
+        return fit_cores(chip, power_W=gpu.tdp_W)
+    if by == "price":
+        price = gpu_price(gpu)
+        if price is None:
+            raise UserError(f"gpu: {gpu_id} has no public price")
+        from ..silicon.nodes import reticle_limit_mm2
+
+        limit = reticle_limit_mm2()
+        return _most_cores(chip, lambda c: c.unit_cost()["usd"] <= price.usd and c.area()["die_mm2"] <= limit)
+    raise UserError(f"by: must be area, power or price, not {by!r}")
+
+
+def largest_outside(chip: ChipConfig, *, allowed: tuple[str, ...] = ("none",),
+                    rule_date: str | None = None) -> ChipConfig:
+    """The chip with the most cores whose ECCN 3A090 class is in ``allowed`` (default: not
+    controlled) under the rule set of ``rule_date`` (default: the latest), up to the
+    reticle limit (compare the result's die with :func:`reticle_limit_mm2` to see which
+    binds)."""
+    from ..legal.export_control import _check_allowed
+    from ..silicon.nodes import reticle_limit_mm2
+
+    _check_allowed(allowed)
+    limit = reticle_limit_mm2()
+    best, n = None, 1
+    while chip.with_cores(n).area()["die_mm2"] <= limit:
+        if chip.with_cores(n).export_class(rule_date).eccn in allowed:
+            best = n
+        elif best is not None:
+            break
+        n += 1
+    if best is None:
+        raise UserError(f"allowed: no core count within the reticle limit keeps {chip.name} in {', '.join(allowed)}")
+    return chip.with_cores(best)

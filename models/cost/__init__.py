@@ -1,0 +1,4 @@
+"""Cost: dies, yield, packaging and NRE for the chip; street prices for GPUs; $ per million tokens."""
+from .pricing import CostInputs, Estimate, cost_inputs, gpu_price, nre_per_unit, unit_cost, usd_per_million_tokens
+
+__all__ = ["cost_inputs", "CostInputs", "Estimate", "gpu_price", "nre_per_unit", "unit_cost", "usd_per_million_tokens"]

@@ -1,0 +1,413 @@
+"""Modelled GEMM time on Nvidia GPUs, calibrated on public measurements.
+
+Model (per GEMM, per GPU, per dtype):
+
+* **compute**: the output is cut into CTA tiles (``gpu_model.yaml``); each SM computes
+  one tile at a time at 1/SM_count of the dense peak times a *compute efficiency* (and,
+  outside the best-shape benchmarks, a *compute derate*), or as fast as its L2 feeds the
+  tile's operands if that is slower, plus a fixed *per-tile cost*; tiles run in waves
+  over the SMs, so a partial last wave costs a whole wave (wave quantisation) and partial
+  edge tiles cost whole tiles. When there are too few tiles to fill the SMs the model may
+  split K (split-K), paying the partial sums' traffic and a second launch. The best
+  tile/split is chosen, as cuBLAS's heuristics try to.
+* **memory**: compulsory traffic (A and B read once, C written once) at peak DRAM
+  bandwidth times a *memory efficiency*, in proportion when too few tiles are in flight
+  to draw it all.
+* time = max(compute, memory) + a fixed cost per kernel.
+* **order**: a GEMM of ``count`` products runs as ``count / parallel`` kernel calls one
+  after another (the layers: a layer starts when the previous one has ended), each a
+  batched call of ``parallel`` independent products (heads, sequences, experts) whose
+  tiles share the waves. So waves and launches are counted per call, not over the whole
+  workload at once.
+
+The compute efficiency is fitted per GPU family and dtype class to the best-case
+measurements in ``data/gemm_calibration.csv`` (large, compute-bound shapes; at most 1).
+Families or dtype classes with no measurement borrow a fitted value, and the estimate says
+so (``extrapolated``). The per-tile cost, L2 feed and DRAM share are fitted on public
+skinny and small-K GEMMs (:mod:`~systolab.models.gpu.fit`); memory efficiency, compute
+derate (clocks under the power limit) and the per-kernel cost on public serving runs
+(:mod:`~systolab.models.serving.fit`); all are in ``data/gpu_fit.yaml``. Not modelled:
+L2-resident reuse for small GEMMs (it can make them faster than DRAM allows), epilogue
+fusion, and kernels other than GEMM (the serving model adds those).
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field, replace
+from functools import cache
+
+from ...errors import UserError
+from ..specs import DATA_DIR, load_yaml, need
+from ..workloads.gemm import STORAGE_BYTES, Gemm
+from .specs import GpuSpec, get_gpu, load_gpus
+
+MODEL_FILE = DATA_DIR / "gpu_model.yaml"
+FIT_FILE = DATA_DIR / "gpu_fit.yaml"
+#: The parameters gpu_fit.yaml holds (fitted by :mod:`~systolab.models.serving.fit`).
+FIT_PARAMS = ("compute_derate", "memory_efficiency_HBM", "memory_efficiency_GDDR", "launch_overhead_s")
+#: The GEMM-shape parameters gpu_fit.yaml holds (fitted by :mod:`~systolab.models.gpu.fit`).
+SHAPE_PARAMS = ("tile_overhead_k", "operand_bytes_per_clock", "dram_sm_fraction")
+CALIBRATION_FILE = DATA_DIR / "gemm_calibration.csv"
+
+#: Which peak a dtype runs at when the GPU has no rate of its own for it, in order.
+FALLBACK = {
+    "fp8_e4m3": ["fp8_e5m2", "bf16", "fp16"], "fp8_e5m2": ["fp8_e4m3", "bf16", "fp16"],
+    "int8": ["fp16"], "uint8": ["int8", "fp16"], "int16": ["fp32"],
+    "bf16": ["fp32"], "fp16": ["fp32"], "tf32": ["fp32"], "fp32": [],
+}
+#: Calibration classes: dtypes that share tensor-core data paths share an efficiency.
+DTYPE_CLASS = {"fp16": "half", "bf16": "half", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8",
+               "int8": "int8", "uint8": "int8", "int16": "fp32", "tf32": "tf32", "fp32": "fp32"}
+#: When a class has no measurement, borrow the efficiency of these, in order.
+CLASS_BORROW = {"half": [], "fp8": ["half"], "int8": ["fp8", "half"], "tf32": ["half"], "fp32": ["half"]}
+
+
+@dataclass(frozen=True)
+class ModelAssumptions:
+    mem_eff_hbm: float
+    mem_eff_gddr: float
+    launch_s: float
+    tiles: tuple[tuple[int, int], ...]
+    split_k: tuple[int, ...]
+    min_k_per_split: int
+    skinny_below: int
+    basis: dict[str, str]
+    compute_derate: float = 1.0      # sustained tensor throughput / the best-shape benchmark's
+    tile_overhead_k: float = 0.0     # fixed cost of every output tile (pipeline fill, epilogue), as extra K
+    operand_bytes_per_clock: float = 0.0   # operand bytes an SM draws from L2 per clock (0: unlimited)
+    dram_sm_fraction: float = 0.0    # share of the SMs whose CTAs it takes to draw the DRAM's bandwidth
+
+
+def fitted(path: str = str(FIT_FILE)) -> dict[str, float]:
+    """The fitted parameters of ``gpu_fit.yaml`` (:data:`FIT_PARAMS` and :data:`SHAPE_PARAMS`)."""
+    d = load_yaml(path)
+    return {k: float(need(path, "", d, k, (int, float), positive=True)) for k in FIT_PARAMS + SHAPE_PARAMS}
+
+
+@cache
+def assumptions(path: str = str(MODEL_FILE), fit_path: str = str(FIT_FILE)) -> ModelAssumptions:
+    d = load_yaml(path)
+    tiles = need(path, "", d, "tiles", list)
+    f = fitted(fit_path)
+    return ModelAssumptions(
+        mem_eff_hbm=f["memory_efficiency_HBM"],
+        mem_eff_gddr=f["memory_efficiency_GDDR"],
+        launch_s=f["launch_overhead_s"],
+        tiles=tuple((int(a), int(b)) for a, b in tiles),
+        split_k=tuple(int(s) for s in need(path, "", d, "split_k", list)),
+        min_k_per_split=need(path, "", d, "min_k_per_split", int, positive=True),
+        skinny_below=need(path, "", d, "skinny_tiles_below", int, positive=True),
+        basis={"tiles": d.get("tiles_basis", ""), "fit": load_yaml(fit_path).get("basis", "")},
+        compute_derate=f["compute_derate"],
+        tile_overhead_k=f["tile_overhead_k"],
+        operand_bytes_per_clock=f["operand_bytes_per_clock"],
+        dram_sm_fraction=f["dram_sm_fraction"],
+    )
+
+
+@dataclass(frozen=True)
+class GpuGemmEstimate:
+    """Modelled time of one :class:`Gemm` (all its copies) on one GPU."""
+
+    gpu: str
+    gemm: Gemm
+    seconds: float
+    compute_s: float
+    memory_s: float
+    launch_s: float
+    bound: str                # "compute", "memory" or "latency" (launch overhead dominates)
+    peak_tflops: float        # dense peak of the dtype the GEMM ran at
+    dtype_used: str           # the dtype whose peak was used (after fallback)
+    compute_efficiency: float
+    memory_efficiency: float
+    wave_efficiency: float    # useful MACs / MACs the waves of tiles could have done
+    tile: tuple[int, int]
+    split_k: int
+    waves: int
+    bytes_moved: int
+    extrapolated: bool
+    notes: tuple[str, ...] = field(default=())
+    launches: int = 1         # kernel launches: one per round (two with split-K)
+
+    @property
+    def tflops(self) -> float:
+        return self.gemm.flops / self.seconds / 1e12
+
+    @property
+    def roofline_s(self) -> float:
+        """Lower bound: all FLOPs at dense peak, compulsory bytes at peak bandwidth."""
+        return max(self.gemm.flops / (self.peak_tflops * 1e12), self.gemm.min_bytes / self._peak_bw)
+
+    _peak_bw: float = 0.0
+
+    def to_dict(self) -> dict:
+        g = self.gemm
+        return {
+            "gpu": self.gpu, "gemm": {"name": g.name, "M": g.M, "N": g.N, "K": g.K, "count": g.count,
+                                      "parallel": g.parallel, "dtype": g.dtype},
+            "seconds": self.seconds, "tflops": self.tflops, "bound": self.bound,
+            "compute_s": self.compute_s, "memory_s": self.memory_s, "launch_s": self.launch_s,
+            "peak_tflops": self.peak_tflops, "dtype_used": self.dtype_used,
+            "compute_efficiency": self.compute_efficiency, "memory_efficiency": self.memory_efficiency,
+            "wave_efficiency": self.wave_efficiency, "tile": list(self.tile), "split_k": self.split_k,
+            "waves": self.waves, "launches": self.launches, "bytes": self.bytes_moved, "roofline_s": self.roofline_s,
+            "extrapolated": self.extrapolated, "notes": list(self.notes),
+        }
+
+
+def resolve_peak(gpu: GpuSpec, dtype: str) -> tuple[str, float, list[str]]:
+    """The dtype whose peak a GEMM in ``dtype`` runs at on ``gpu``, and why."""
+    if dtype not in FALLBACK:
+        raise UserError(f"dtype: {dtype!r} is not modelled on GPUs; choose one of {', '.join(FALLBACK)}")
+    if gpu.peak(dtype):
+        return dtype, gpu.peak(dtype), []
+    for alt in FALLBACK[dtype]:
+        if gpu.peak(alt):
+            return alt, gpu.peak(alt), [f"{gpu.id} has no {dtype} rate; modelled at its {alt} rate (storage stays {dtype})"]
+    raise UserError(f"dtype: {gpu.id} has no rate for {dtype} or a fallback ({', '.join(FALLBACK[dtype]) or 'none'})")
+
+
+def _mem_eff(gpu: GpuSpec, a: ModelAssumptions) -> float:
+    return a.mem_eff_gddr if gpu.memory_type.upper().startswith("GDDR") else a.mem_eff_hbm
+
+
+@cache
+def _family_clock_MHz(family: str) -> float:
+    clocks = [g.boost_clock_MHz for g in load_gpus().values() if g.family == family and g.boost_clock_MHz]
+    return max(clocks) if clocks else 1500.0
+
+
+def _clock_MHz(gpu: GpuSpec) -> float:
+    """The SM clock, MHz; where it is not published (H20), the fastest of its family's."""
+    return gpu.boost_clock_MHz or _family_clock_MHz(gpu.family)
+
+
+def _raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: ModelAssumptions):
+    """Best (time, compute, memory, launch, tile, split, waves, wave_eff, bytes, launches)
+    over tilings. The GEMM runs as ``gemm.rounds`` kernel calls one after another (the
+    layers), each a batched call of ``gemm.parallel`` products whose tiles share waves."""
+    sms = gpu.sm_count
+    per_sm = peak_tflops * 1e12 * eff / sms
+    # an SM's L2 feed, bytes/s: so many bytes per clock (the L2 is not throttled with the
+    # tensor cores of export SKUs such as the H20)
+    feed = a.operand_bytes_per_clock * _clock_MHz(gpu) * 1e6 if a.operand_bytes_per_clock else math.inf
+    half = (gpu.peak("bf16") or gpu.peak("fp16") or peak_tflops) * 1e12 / sms
+    elem = STORAGE_BYTES[gemm.dtype]
+    bw = gpu.mem_bw_GBps * 1e9 * _mem_eff(gpu, a)
+    best = None
+    skinny_ok = min(gemm.M, gemm.N) < a.skinny_below
+    for tm, tn in a.tiles:
+        if min(tm, tn) < a.skinny_below and not skinny_ok:
+            continue
+        tiles = math.ceil(gemm.M / tm) * math.ceil(gemm.N / tn) * gemm.parallel
+        for s in a.split_k:
+            if s > 1 and gemm.K / s < a.min_k_per_split:
+                continue
+            waves = math.ceil(tiles * s / sms) * gemm.rounds
+            k_per = math.ceil(gemm.K / s)
+            # a tile's time: its MACs at the SM's rate or its operands at the SM's L2 feed,
+            # whichever is longer, plus its fixed prologue/epilogue cost
+            tile_s = max(2 * tm * tn * k_per / (per_sm * a.compute_derate), (tm + tn) * k_per * elem / feed)
+            # the fixed cost: tile_overhead_k more of K at the SM's 16-bit rate (faster SMs pay less)
+            compute = waves * (tile_s + 2 * tm * tn * a.tile_overhead_k / half)
+            extra = 2 * s * gemm.M * gemm.N * 4 * gemm.count if s > 1 else 0
+            nbytes = gemm.min_bytes + extra
+            # too few CTAs in flight cannot draw the DRAM's full bandwidth
+            memory = nbytes / (bw * min(1.0, tiles * s / (sms * a.dram_sm_fraction or 1)))
+            launches = gemm.rounds * (2 if s > 1 else 1)
+            launch = a.launch_s * launches
+            # every call is alike, so the rounds' max(compute, memory) add up to the totals'
+            total = max(compute, memory) + launch
+            wave_eff = (2 * gemm.M * gemm.N * gemm.K * gemm.count) / (waves * sms * 2 * tm * tn * k_per)
+            cand = (total, compute, memory, launch, (tm, tn), s, waves, wave_eff, nbytes, launches)
+            if best is None or cand[0] < best[0]:
+                best = cand
+    return best
+
+
+# -- calibration ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CalibrationPoint:
+    device: str
+    gpu_id: str
+    dtype: str
+    M: int
+    N: int
+    K: int
+    measured_tflops: float
+    peak_tflops: float
+    fitted_efficiency: float   # efficiency that reproduces this point exactly
+    source: str
+    notes: str
+
+
+@dataclass(frozen=True)
+class Calibration:
+    points: tuple[CalibrationPoint, ...]
+    efficiency: dict[tuple[str, str], float]   # (family, dtype class) -> fitted mean
+
+    def lookup(self, family: str, dclass: str) -> tuple[float, bool, str]:
+        """(efficiency, extrapolated, how) for a family and dtype class."""
+        if (family, dclass) in self.efficiency:
+            return self.efficiency[(family, dclass)], False, f"fitted on {family} {dclass} measurements"
+        for alt in CLASS_BORROW[dclass]:
+            if (family, alt) in self.efficiency:
+                return self.efficiency[(family, alt)], True, f"{family} {dclass}: no measurement; {family} {alt} efficiency used"
+        for alt in [dclass] + CLASS_BORROW[dclass]:
+            vals = [e for (f, c), e in sorted(self.efficiency.items()) if c == alt]
+            if vals:
+                return sum(vals) / len(vals), True, f"{family} {dclass}: no measurement; mean {alt} efficiency of other families used"
+        vals = list(self.efficiency.values())
+        return sum(vals) / len(vals), True, "no measurement; mean of all fitted efficiencies used"
+
+
+def _fit_point(gpu: GpuSpec, gemm: Gemm, peak: float, measured_tflops: float, a: ModelAssumptions) -> float:
+    """Efficiency at which the model's time equals the measured one (bisection)."""
+    target = gemm.flops / (measured_tflops * 1e12)
+    lo, hi = 1e-3, 1.0          # an efficiency above 1 would beat the peak
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if _raw_estimate(gpu, gemm, peak, mid, a)[0] > target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _benchmark_assumptions() -> ModelAssumptions:
+    """The assumptions the best-shape GEMM benchmarks are read with: no serving derate and
+    no fixed cost per kernel (they time one GEMM shape run back to back, over and over,
+    with its launches queued ahead of it)."""
+    return replace(assumptions(), compute_derate=1.0, launch_s=0.0)
+
+
+@cache
+def calibration(path: str = str(CALIBRATION_FILE)) -> Calibration:
+    """The per-family compute efficiencies, fitted on the best-shape GEMM benchmarks."""
+    return calibrate(_benchmark_assumptions(), path)
+
+
+def calibrate(a: ModelAssumptions, path: str = str(CALIBRATION_FILE)) -> Calibration:
+    """:func:`calibration` under the assumptions ``a`` (the GEMM-shape fit varies them)."""
+    gpus = load_gpus()
+    points = []
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            gpu = gpus[row["model_gpu_id"]]
+            gemm = Gemm(int(row["M"]), int(row["N"]), int(row["K"]), row["dtype"], 1, row["device"])
+            peak = float(row["peak_tflops"])
+            measured = float(row["achieved_tflops"])
+            points.append(CalibrationPoint(row["device"], gpu.id, row["dtype"], gemm.M, gemm.N, gemm.K,
+                                           measured, peak, _fit_point(gpu, gemm, peak, measured, a),
+                                           row["source"], row["notes"]))
+    groups: dict[tuple[str, str], list[float]] = {}
+    for p in points:
+        groups.setdefault((gpus[p.gpu_id].family, DTYPE_CLASS[p.dtype]), []).append(p.fitted_efficiency)
+    eff = {k: sum(v) / len(v) for k, v in sorted(groups.items())}
+    return Calibration(tuple(points), eff)
+
+
+def calibration_report() -> list[dict]:
+    """Error of the model on every calibration point: in-sample (family mean) and
+    leave-one-out (efficiency fitted without this point, from its dtype class elsewhere)."""
+    cal = calibration()
+    gpus = load_gpus()
+    a = _benchmark_assumptions()
+    rows = []
+    for i, p in enumerate(cal.points):
+        gpu = gpus[p.gpu_id]
+        gemm = Gemm(p.M, p.N, p.K, p.dtype, 1, p.device)
+        eff, _, _ = cal.lookup(gpu.family, DTYPE_CLASS[p.dtype])
+        pred = gemm.flops / _raw_estimate(gpu, gemm, p.peak_tflops, eff, a)[0] / 1e12
+        others = [q for j, q in enumerate(cal.points) if j != i and DTYPE_CLASS[q.dtype] == DTYPE_CLASS[p.dtype]]
+        same_family = [q.fitted_efficiency for q in others if gpus[q.gpu_id].family == gpu.family]
+        pool = same_family or [q.fitted_efficiency for q in others]
+        loo = None
+        if pool:
+            loo_eff = sum(pool) / len(pool)
+            loo = gemm.flops / _raw_estimate(gpu, gemm, p.peak_tflops, loo_eff, a)[0] / 1e12
+        rows.append({
+            "device": p.device, "gpu_id": p.gpu_id, "dtype": p.dtype, "shape": f"{p.M}x{p.N}x{p.K}",
+            "measured_tflops": p.measured_tflops, "model_tflops": round(pred, 1),
+            "error_pct": round(100 * (pred - p.measured_tflops) / p.measured_tflops, 2),
+            "loo_model_tflops": None if loo is None else round(loo, 1),
+            "loo_error_pct": None if loo is None else round(100 * (loo - p.measured_tflops) / p.measured_tflops, 2),
+            "fitted_efficiency": round(p.fitted_efficiency, 4),
+        })
+    return rows
+
+
+def gemm_terms(gpu: GpuSpec, gemm: Gemm) -> tuple[float, int, int]:
+    """(math_s, bytes, launches) of ``gemm`` at the tiling the model picks: math_s is the
+    waves' tensor time at the calibrated efficiency before the serving derate (which the
+    serving fit varies, :mod:`~systolab.models.serving.fit`)."""
+    a = assumptions()
+    dtype_used, peak, _ = resolve_peak(gpu, gemm.dtype)
+    eff = calibration().lookup(gpu.family, DTYPE_CLASS[dtype_used])[0]
+    _, compute, _, _, _, _, _, _, nbytes, launches = _raw_estimate(gpu, gemm, peak, eff, a)
+    return compute * a.compute_derate, nbytes, launches
+
+
+def memory_efficiency(gpu: GpuSpec) -> float:
+    """Fraction of peak DRAM bandwidth a streaming kernel sustains on ``gpu``."""
+    return _mem_eff(gpu, assumptions())
+
+
+# -- public API ----------------------------------------------------------------------------
+def estimate_gemm(gpu: GpuSpec | str, gemm: Gemm) -> GpuGemmEstimate:
+    """Modelled time of ``gemm`` on ``gpu`` (a :class:`GpuSpec` or GPU id)."""
+    if isinstance(gpu, str):
+        gpu = get_gpu(gpu)
+    if not isinstance(gemm, Gemm):
+        raise TypeError(f"gemm must be a Gemm, not {type(gemm).__name__}")
+    a = assumptions()
+    dtype_used, peak, notes = resolve_peak(gpu, gemm.dtype)
+    eff, extrapolated, how = calibration().lookup(gpu.family, DTYPE_CLASS[dtype_used])
+    notes = notes + [f"compute efficiency {eff:.3f}: {how}"]
+    notes += gpu.flags(f"peak_dense_tflops.{dtype_used}", "sm_count", "mem_bw_GBps")
+    total, compute, memory, launch, tile, split, waves, wave_eff, nbytes, launches = _raw_estimate(gpu, gemm, peak,
+                                                                                                  eff, a)
+    if gemm.M * gemm.N * gemm.parallel < gpu.sm_count * 64 * 64:
+        notes.append("few output tiles: the model's split-K choice stands in for cuBLAS's small-GEMM kernels (extrapolation)")
+        extrapolated = True
+    bound = "latency" if launch > max(compute, memory) else ("compute" if compute >= memory else "memory")
+    est = GpuGemmEstimate(gpu.id, gemm, total, compute, memory, launch, bound, peak, dtype_used, eff,
+                          _mem_eff(gpu, a), wave_eff, tile, split, waves, nbytes, extrapolated, tuple(notes),
+                          launches=launches,
+                          _peak_bw=gpu.mem_bw_GBps * 1e9)
+    return est
+
+
+@dataclass(frozen=True)
+class GpuWorkloadEstimate:
+    gpu: str
+    gemms: tuple[GpuGemmEstimate, ...]
+
+    @property
+    def seconds(self) -> float:
+        return sum(e.seconds for e in self.gemms)
+
+    @property
+    def flops(self) -> int:
+        return sum(e.gemm.flops for e in self.gemms)
+
+    @property
+    def tflops(self) -> float:
+        return self.flops / self.seconds / 1e12
+
+    @property
+    def bound(self) -> str:
+        """The bound that accounts for the most time."""
+        by: dict[str, float] = {}
+        for e in self.gemms:
+            by[e.bound] = by.get(e.bound, 0.0) + e.seconds
+        return max(sorted(by), key=lambda k: by[k])
+
+
+def estimate_workload(gpu: GpuSpec | str, gemms: list[Gemm]) -> GpuWorkloadEstimate:
+    """Workload time on a GPU: the sum over its GEMMs (kernels run one after another)."""
+    if not gemms:
+        raise UserError("workload: holds no GEMMs")
+    spec = get_gpu(gpu) if isinstance(gpu, str) else gpu
+    return GpuWorkloadEstimate(spec.id, tuple(estimate_gemm(spec, g) for g in gemms))

@@ -1,0 +1,261 @@
+"""Build versus buy: a custom chip of systolab cores against Nvidia GPUs on the same workloads.
+
+One row per device x workload: time, throughput (tokens/s or samples/s), utilisation,
+bound, energy, TOPS/mm², TOPS/W, cost per unit of work and export class, with the model
+that produced each number and that model's measured error (:func:`model_errors`). Iso
+views (per mm², per W, per $) divide the same throughput by die area, power and price.
+
+The assumptions that qualify every row are :data:`ASSUMPTIONS` (also written into the
+report).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from ...errors import UserError
+
+DEFAULT_GPUS = ("h100-sxm", "h200-sxm", "h20", "a100-sxm4-80gb", "b200")
+DEFAULT_WORKLOADS = ("llama3-8b-prefill", "llama3-8b-decode", "dlrm")
+#: The serving scenario of the report's serving section (and of ``systolab fleet``'s examples).
+DEFAULT_SERVING = {"model": "llama3-70b", "isl": 2048, "osl": 256, "concurrency": 64}
+ASSUMPTIONS = [
+    "every device runs the workload in the chip's dtype (int8 for the int8 chips; the GPU model uses each "
+    "GPU's tensor rate in that dtype, or states its fallback)",
+    "both sides read a workload alike: layers run one after another, and within a layer the independent products "
+    "of a GEMM (heads, sequences, experts) run as one batched call (GPU: one launch, tiles sharing waves; chip: one "
+    "descriptor spread over the cores); before 2026-11-29 the GPU model put all layers' tiles in one wave schedule "
+    "with one launch, which made batch-1 decode 1.4-1.75x too fast (H100, H200, H20); no batching across requests; non-GEMM work "
+    "(softmax, norms, embeddings) is left out on every device alike",
+    "GPU energy = board TDP x time (GPUs run near TDP under GEMM load; an upper bound for memory-bound phases); "
+    "custom-chip energy from the activity-based energy model",
+    "cost per unit of work = amortised capex + energy at the cost model's PUE, electricity price, lifetime and "
+    "utilisation (ranges from data/cost.yaml)",
+    "the custom chip runs each GEMM as blocks through its global SRAM, mapped by the mapper's fast search "
+    "(models/mapper.py; within 2 % of the exhaustive optimum, benchmarks/README.md) and timed by the chip's cycle "
+    "model, which equals the chip RTL's counters; DRAM reads "
+    "and writes share its bandwidth; one GEMM runs at a time (no overlap of one GEMM's write-back with the next's "
+    "loads)",
+    "every workload's resident data (weights, KV cache, activations) must fit each device's memory",
+]
+
+
+@dataclass(frozen=True)
+class Device:
+    id: str
+    kind: str                   # "custom" or "gpu"
+    name: str
+    peak_tops: float
+    die_mm2: float | None
+    tdp_W: float
+    price_usd: float | None
+    price_range_usd: tuple[float, float] | None
+    dram_GBps: float
+    eccn: str
+    tpp: float
+    performance_density: float | None
+    notes: tuple[str, ...]
+
+
+def custom_device(chip) -> Device:
+    s = chip.summary()
+    return Device(chip.name, "custom", f"{chip.name} ({chip.cores}x {chip.core.name}, {chip.node.upper()})",
+                  s["peak_tops"], s["die_mm2"], s["tdp_W"], s["unit_cost_usd"], tuple(s["unit_cost_range_usd"]),
+                  s["dram_GBps"], s["eccn"], s["tpp"], s["performance_density"],
+                  (f"price = manufacturing cost + NRE over {chip.volume_units:,} units (cost model)",))
+
+
+def gpu_device(gpu_id: str, dtype: str = "int8") -> Device:
+    from ..cost.pricing import gpu_price
+    from ..gpu.model import resolve_peak
+    from ..gpu.specs import get_gpu
+    from ..legal.export_control import classify_gpu
+
+    gpu = get_gpu(gpu_id)
+    _, peak, notes = resolve_peak(gpu, dtype)
+    ec = classify_gpu(gpu)
+    price = gpu_price(gpu)
+    return Device(gpu.id, "gpu", gpu.name, peak, gpu.die_area_mm2, gpu.tdp_W, price.usd if price else None,
+                  (price.low_usd, price.high_usd) if price else None, gpu.mem_bw_GBps, ec.eccn, ec.tpp,
+                  ec.performance_density, tuple(notes) + tuple(gpu.flags("die_area_mm2", "peak_dense_tflops")))
+
+
+def _row(device: Device, ev) -> dict:
+    """One compare row from an :class:`~systolab.models.report.evaluate.Evaluation`, with the
+    per-mm², per-W and per-$ views and the cost per unit of work."""
+    from ..cost.pricing import usd_per_million_tokens
+
+    row = {"device": device.id, "kind": device.kind, "device_name": device.name, **ev.to_dict(),
+           "die_mm2": device.die_mm2, "tdp_W": device.tdp_W,
+           "tops_per_mm2": device.peak_tops / device.die_mm2 if device.die_mm2 else None,
+           "tops_per_W": device.peak_tops / device.tdp_W,
+           "throughput_per_mm2": ev.throughput / device.die_mm2 if device.die_mm2 else None,
+           "throughput_per_W": ev.throughput / device.tdp_W,
+           "price_usd": device.price_usd, "price_range_usd": device.price_range_usd,
+           "throughput_per_kusd": ev.throughput / device.price_usd * 1e3 if device.price_usd else None,
+           "eccn": device.eccn, "tpp": device.tpp, "performance_density": device.performance_density,
+           "usd_per_million_units": None, "usd_per_million_units_range": None}
+    row["peak_tops"] = device.peak_tops
+    if device.price_usd:
+        c = usd_per_million_tokens(unit_capex_usd=device.price_usd, power_W=device.tdp_W, tokens_per_s=ev.throughput)
+        row["usd_per_million_units"] = c.usd
+        row["usd_per_million_units_range"] = [c.low_usd, c.high_usd]
+    return row
+
+
+def _serving_fit_text() -> str:
+    from ..gpu.model import FIT_FILE
+    from ..specs import load_yaml
+
+    d = load_yaml(FIT_FILE)
+    s = d.get("in_sample", {}).get("output_tokens_per_s_per_gpu", {})
+    g = d.get("gemm_errors", {}).get("held out", {})
+    shape = (f"; GEMM-shape terms (per-tile cost, DRAM share of few tiles) on {g['n']} public skinny and small-K "
+             f"GEMMs left out of their fit: median |error| {g['median_abs_error_pct']:.1f} %, worst "
+             f"{g['worst_abs_error_pct']:.1f} % (models/gemm_fit.py)") if g else ""
+    loo = d.get("leave_one_out") or {}
+    names = {"output_tokens_per_s_per_gpu": "output tokens/s", "ttft_s": "time to first token"}
+    held = " and ".join(f"{v['median_abs_loo_error_pct']:.1f} % on {names.get(m, m)} ({v['n']} runs; worst "
+                        f"{v['worst_abs_loo_error_pct']:.1f} %, {v['worst_loo_case']})" for m, v in loo.items())
+    held = (f"leave-one-out median |error| {held}" if held else
+            "leave-one-out error not recorded for this fit (python benchmarks/serving.py loo --write)")
+    return (f"{d['measurements']} measurements (H100, H200, A100, L40S; Llama-2, Llama-3, Mixtral; TensorRT-LLM, "
+            f"LMDeploy, vLLM), in-sample median |error| "
+            f"{s.get('median_abs_error_pct', float('nan')):.1f} % on tokens/s, {held}{shape}")
+
+
+def validation_text(kind: str) -> str:
+    """The recorded run of ``systolab validate`` (``kind``: ``core`` or ``chip``) in words,
+    from ``models/data/validation.yaml``: the report cites what was measured, with its date
+    and command."""
+    from ...sim.validate import recorded
+
+    r = recorded(kind)
+    flag = " --chip" if kind == "chip" else ""
+    if r is None:
+        return f"not recorded (run `systolab validate{flag} --record`)"
+    off = [k for k, v in r["max_abs_error"].items() if k != "cycles" and v]
+    cases = "; ".join(f"{label}: {exact}" for label, exact in r["cases"].items())
+    return (f"{r['exact_cycles']} of {r['shapes']} GEMMs cycle-exact (max |error| {r['max_abs_cycle_error']} cycles), "
+            + (f"{', '.join(off)} off" if off else "every other counter equal")
+            + f"{'' if r['all_passed'] else ', results NOT all correct'} on {r['configurations']} "
+            f"{'chips' if kind == 'chip' else 'configurations'} ({cases}) ({r['simulator']}, {r['date']}: {r['command']})")
+
+
+def model_errors() -> dict:
+    """Each model's measured error, as the report cites it (computed live where cheap)."""
+    from ..gpu.model import calibration_report
+    from ..silicon.area import load_fit
+
+    cal = calibration_report()
+    fit = load_fit()
+    held = [abs(h["error_pct"]) for h in fit.residuals["held_out"]]
+    return {
+        "custom_time": f"chip cycle model (models/chip_perf.py) vs the chip RTL's counters: {validation_text('chip')}; "
+                       f"core model vs the core RTL: {validation_text('core')}. Chips of hundreds of cores are "
+                       "modelled, not simulated: the RTL is the same generator, verified on 1 to 4 cores",
+        "custom_area": f"array area fit vs Yosys synthesis: held-out max {max(held):.2f} % up to 16x16 "
+                       f"(benchmarks/area_fit.py); 64x64 extrapolates; SRAM macros from node bit-cell areas; "
+                       f"NoC/I/O/PHY shares are assumptions",
+        "custom_energy": "activity x per-op energies (Horowitz 45 nm scaled to the node): not measured against silicon; "
+                         "floating-point MACs are the int8 MAC scaled by the synthesised PE size, 2.4x below Horowitz's "
+                         "own FP units for fp16 (data/energy.yaml: float_mac)",
+        "gpu_time": f"calibrated GEMM model vs {len(cal)} public measurements: mean |error| "
+                    f"{sum(abs(r['error_pct']) for r in cal) / len(cal):.1f} %, max {max(abs(r['error_pct']) for r in cal):.1f} %, "
+                    f"leave-one-out mean {sum(abs(r['loo_error_pct']) for r in cal if r['loo_error_pct'] is not None) / len(cal):.1f} % "
+                    "(benchmarks/gpu_calibration.py), best-shape GEMMs; the serving derate, memory efficiency and "
+                    f"per-kernel cost are fitted on public serving measurements: {_serving_fit_text()}",
+        "gpu_energy": "TDP x time (assumption, an upper bound)",
+        "cost": "die cost from wafer cost, yield and dies/wafer; HBM, packaging and NRE are assumptions with ranges "
+                "(data/cost.yaml); GPU prices are press estimates",
+        "export": "ECCN 3A090 thresholds from the rule text (data/export_rules.yaml); TPP = dense TOPS x bit length",
+    }
+
+
+def iso_views(chip, workloads, gpu_rows: list[dict], views: tuple[str, ...] = ("area", "power", "price")) -> list[dict]:
+    """The chip resized (its number of cores) to each GPU's die area, TDP and/or price,
+    never past the reticle limit, and its throughput on each workload relative to that
+    GPU's. A budget too small for even one core, or a GPU without the figure, is reported
+    instead of a number; ``binds`` says whether the GPU's figure or the reticle stopped
+    the resizing."""
+    from ..chip.config import match_gpu
+    from ..silicon.nodes import reticle_limit_mm2
+
+    out = []
+    for by in views:
+        for gpu in dict.fromkeys(r["device"] for r in gpu_rows):
+            try:
+                sized = match_gpu(chip, gpu, by=by)
+            except UserError as exc:
+                out.append({"view": f"iso-{by}", "gpu": gpu, "note": str(exc)})
+                continue
+            die = sized.area()["die_mm2"]
+            binds = "reticle" if sized.with_cores(sized.cores + 1).area()["die_mm2"] > reticle_limit_mm2() else by
+            for wl in workloads:
+                mine = sized.evaluate(wl).throughput
+                theirs = next(r["throughput"] for r in gpu_rows if r["device"] == gpu and r["workload"] == wl.name)
+                out.append({"view": f"iso-{by}", "gpu": gpu, "workload": wl.name, "cores": sized.cores,
+                            "die_mm2": die, "tdp_W": sized.power_W()["tdp_W"],
+                            "unit_cost_usd": sized.unit_cost()["usd"], "throughput": mine,
+                            "gpu_throughput": theirs, "ratio": mine / theirs, "binds": binds})
+    return out
+
+
+def compare(chip, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS, gpus: tuple[str, ...] = DEFAULT_GPUS,
+            batch: int | None = None, seq_len: int | None = None, iso: tuple[str, ...] = (),
+            serving: dict | None = DEFAULT_SERVING, budget_usd: float | None = None, progress=None) -> dict:
+    """Every device on every workload, all in the chip's dtype; returns ``rows`` (device x
+    workload), ``devices``, ``workloads``, ``iso`` (the views named in ``iso``: any of
+    ``area``, ``power``, ``price``; none by default), ``serving`` (the LLM-serving scenario
+    ``serving`` on every device in its own serving dtype, with the fleet ``budget_usd``
+    buys, default $7B; ``None`` skips it), ``model_errors`` and ``assumptions``.
+    ``seq_len`` applies to the workloads that have a sequence length (an error when none
+    of them does)."""
+    from ..chip.config import get_chip
+    from ..gpu.specs import get_gpu
+    from ..workloads.catalog import NO_SEQ_LEN, get_workload
+    from .evaluate import evaluate_gpu
+
+    chip = get_chip(chip)
+    progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if isinstance(workloads, str) or not workloads:
+        raise UserError("workload: give at least one, as a list of names or files")
+    if isinstance(gpus, str) or not gpus:
+        raise UserError("gpus: give at least one GPU id to compare against, as a list")
+    if len(set(gpus)) != len(gpus):
+        raise UserError("gpus: listed twice")
+    for view in iso:
+        if view not in ("area", "power", "price"):
+            raise UserError(f"iso: unknown view {view!r}; choose from area, power, price")
+    for g in gpus:                       # names a bad id before any work
+        try:
+            get_gpu(g)
+        except UserError as exc:
+            raise UserError(f"gpus: {str(exc).split(': ', 1)[-1]}", parameter="gpus") from None
+    if seq_len is not None and all(w in NO_SEQ_LEN for w in workloads):
+        raise UserError(f"seq-len: none of {', '.join(workloads)} has a sequence length")
+    dtype = chip.core.dtype
+    wls = [get_workload(w, batch=batch, seq_len=seq_len if w not in NO_SEQ_LEN else None, dtype=dtype)
+           for w in workloads]
+    devices = [custom_device(chip)] + [gpu_device(g, dtype) for g in gpus]
+    rows = []
+    for wl in wls:
+        progress(f"compare: {wl.name} ({len(wl.gemms)} GEMMs) on {chip.name}")
+        rows.append(_row(devices[0], chip.evaluate(wl)))
+        for dev in devices[1:]:
+            progress(f"compare: {wl.name} on {dev.id}")
+            rows.append(_row(dev, evaluate_gpu(dev.id, wl)))
+    iso_rows = []
+    if iso:
+        progress(f"compare: iso views ({', '.join(iso)})")
+        iso_rows = iso_views(chip, wls, [r for r in rows if r["kind"] == "gpu"], tuple(iso))
+    serving_section = None
+    if serving is not None:
+        from ..serving.model import fleet
+
+        progress(f"compare: serving {serving.get('model')} on {len(devices)} devices")
+        serving_section = {"scenario": dict(serving),
+                           "rows": fleet([chip, *gpus], budget_usd=budget_usd, **serving)}
+    return {"chip": chip.summary(), "devices": [d.__dict__ for d in devices], "dtype": dtype,
+            "workloads": [w.to_dict() for w in wls], "rows": rows, "iso": iso_rows, "serving": serving_section,
+            "model_errors": model_errors(), "assumptions": ASSUMPTIONS}

@@ -1,0 +1,309 @@
+"""The `systolab compare` output folder: report.md, summary.json and PNG plots."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ...dtypes import get_dtype
+
+PLOTS = ("roofline.png", "latency_per_layer.png", "efficiency.png", "export_map.png")
+
+
+def _fmt(v, digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, str):
+        return v
+    if v == 0:
+        return "0"
+    if abs(v) >= 1e5 or abs(v) < 1e-3:
+        return f"{v:.{digits}g}"
+    return f"{v:,.{digits}g}" if abs(v) < 1000 else f"{v:,.0f}"
+
+
+def _axes(ax, figsize: tuple[float, float], ncols: int = 1):
+    """(figure, axes): the caller's axes, or a new figure's (no pyplot state: safe in
+    scripts, threads and notebooks, where a returned Figure shows inline)."""
+    if ax is not None:
+        axes = list(ax) if ncols > 1 else [ax]
+        if len(axes) != ncols:
+            from ...errors import UserError
+
+            raise UserError(f"ax: this plot needs {ncols} axes, not {len(axes)}")
+        return axes[0].figure, (axes if ncols > 1 else axes[0])
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    axes = fig.subplots(1, ncols, sharey=ncols > 1)
+    return fig, (list(axes) if ncols > 1 else axes)
+
+
+def plot_roofline(result: dict, ax=None):
+    """Each device's roofline (peak TOPS, DRAM bandwidth) with the workloads' GEMMs placed
+    at their arithmetic intensity and the throughput they reach on the custom chip.
+    Returns the matplotlib ``Figure`` (drawn into ``ax`` when given)."""
+    import numpy as np
+
+    fig, ax = _axes(ax, (8, 5.5))
+    x = np.logspace(-1, 4, 200)
+    for d in result["devices"]:
+        roof = np.minimum(d["peak_tops"], x * d["dram_GBps"] / 1e3)
+        ax.plot(x, roof, lw=2 if d["kind"] == "custom" else 1, label=d["id"])
+    custom = result["rows"][0]["device"]
+    dtype = result.get("dtype", "int8")
+    eb = get_dtype(dtype).bits / 8
+    marks = "osD^v<>"
+    for i, w in enumerate(result["workloads"]):
+        row = next(r for r in result["rows"] if r["device"] == custom and r["workload"] == w["name"])
+        xs, ys = [], []
+        for g in row["gemms"]:
+            flops = 2 * g["M"] * g["N"] * g["K"] * g["count"]
+            nbytes = ((g["M"] * g["K"] + g["K"] * g["N"]) * eb + 4 * g["M"] * g["N"]) * g["count"]
+            xs.append(flops / nbytes)
+            ys.append(flops / g["seconds"] / 1e12)
+        ax.scatter(xs, ys, marker=marks[i % len(marks)], s=28, zorder=5, label=f"{w['name']} GEMMs on {custom}")
+    ax.set(xscale="log", yscale="log", xlabel=f"arithmetic intensity ({dtype} ops per DRAM byte, compulsory traffic)",
+           ylabel=f"TOPS ({dtype}, dense)", title="Roofline: devices and the workloads' GEMMs")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_latency_per_layer(result: dict, ax=None, workload: str | None = None):
+    """Time per GEMM (all its copies) of ``workload`` (default: the first) on every device.
+    Returns the matplotlib ``Figure``."""
+    import numpy as np
+
+    wl = workload or result["workloads"][0]["name"]
+    rows = [r for r in result["rows"] if r["workload"] == wl]
+    if not rows:
+        from ...errors import UserError
+
+        raise UserError(f"workload: {wl!r} is not in this result")
+    names = [g["name"] for g in rows[0]["gemms"]]
+    fig, ax = _axes(ax, (max(8, 0.6 * len(names) + 3), 5))
+    width = 0.8 / len(rows)
+    for i, r in enumerate(rows):
+        ax.bar(np.arange(len(names)) + i * width, [g["seconds"] * 1e3 for g in r["gemms"]], width, label=r["device"])
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=45, ha="right", fontsize=7)
+    ax.set(ylabel="milliseconds per run", title=f"Latency per layer GEMM: {wl}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_efficiency(result: dict, ax=None):
+    """Throughput per mm², per W and per k$ for every device on every workload (relative
+    to the best device of that workload, so workloads share an axis). ``ax``: three axes,
+    or None. Returns the matplotlib ``Figure``."""
+    import numpy as np
+
+    keys = (("throughput_per_mm2", "per mm²"), ("throughput_per_W", "per W (TDP)"),
+            ("throughput_per_kusd", "per $ (unit price)"))
+    devices = [d["id"] for d in result["devices"]]
+    fig, axes = _axes(ax, (14, 4.5), ncols=3)
+    for ax, (key, label) in zip(axes, keys):
+        for j, w in enumerate(result["workloads"]):
+            vals = [next(r[key] for r in result["rows"] if r["device"] == d and r["workload"] == w["name"])
+                    for d in devices]
+            best = max((v for v in vals if v is not None), default=None)
+            rel = [(v / best if (v is not None and best) else 0) for v in vals]
+            ax.bar(np.arange(len(devices)) + j * 0.8 / len(result["workloads"]), rel,
+                   0.8 / len(result["workloads"]), label=w["name"])
+        ax.set_xticks(np.arange(len(devices)) + 0.3, devices, rotation=45, ha="right", fontsize=7)
+        ax.set_title(f"throughput {label}")
+    axes[0].set_ylabel("relative to the best device (0 = no public figure)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_export_map(result: dict, ax=None):
+    """TPP against performance density with the rule set's thresholds and every device.
+    Returns the matplotlib ``Figure``."""
+    from ..legal.export_control import rule_set_for
+
+    fig, ax = _axes(ax, (8, 5.5))
+    rules = rule_set_for(None)
+    styles = iter(["--", ":", "-.", (0, (5, 1)), (0, (1, 3)), (0, (3, 1, 1, 1))])
+    seen = set()
+    if rules is not None:
+        for name, conds in rules.classes:
+            style = next(styles, "--")
+            for c in conds:
+                if (c.metric, c.value) in seen or c.metric not in ("tpp", "pd"):
+                    continue
+                seen.add((c.metric, c.value))
+                if c.metric == "tpp":
+                    ax.axhline(c.value, ls=style, color="gray", lw=1)
+                    ax.text(0.11, c.value * 1.05, f"TPP {c.value:g} ({name})", fontsize=7, color="gray")
+                else:
+                    ax.axvline(c.value, ls=style, color="gray", lw=1)
+                    ax.text(c.value * 1.03, 150, f"PD {c.value:g}\n({name})", fontsize=7, color="gray")
+    for d in result["devices"]:
+        pd = d["performance_density"] if d["performance_density"] is not None else 0.12
+        ax.scatter([pd], [d["tpp"]], s=60 if d["kind"] == "custom" else 30,
+                   marker="*" if d["kind"] == "custom" else "o", zorder=5)
+        ax.annotate(f"{d['id']} ({d['eccn']})", (pd, d["tpp"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set(xscale="log", yscale="log", xlim=(0.1, 200), ylim=(100, 1e5), xlabel="performance density (TPP / mm²)",
+           ylabel="total processing performance (TPP)",
+           title=f"ECCN 3A090 map ({rules.id if rules else 'no rule'}); die area unknown plotted at PD 0.12")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _table(rows: list[dict], cols: list[tuple[str, str]]) -> list[str]:
+    out = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(_fmt(r.get(k)) for k, _ in cols) + " |")
+    return out
+
+
+def conclusions(result: dict) -> list[str]:
+    """Plain-word findings, each naming the model behind it."""
+    chip = result["chip"]
+    lines = []
+    for w in result["workloads"]:
+        rows = [r for r in result["rows"] if r["workload"] == w["name"]]
+        mine = rows[0]
+        gpus = [r for r in rows[1:]]
+        best = max(gpus, key=lambda r: r["throughput"])
+        cheapest = min((r for r in gpus if r["usd_per_million_units"]), key=lambda r: r["usd_per_million_units"],
+                       default=None)
+        h20 = next((r for r in gpus if r["device"] == "h20"), None)
+        s = (f"**{w['name']}**: {chip['name']} reaches {_fmt(mine['throughput'])} {w['unit']}s/s "
+             f"({mine['bound']}-bound, {mine['utilization']:.1%} of its peak), "
+             f"{mine['throughput'] / best['throughput']:.2f}x the fastest GPU ({best['device']}, {_fmt(best['throughput'])})")
+        if h20:
+            s += f" and {mine['throughput'] / h20['throughput']:.2f}x the H20 (the export-compliant GPU)"
+        if mine["usd_per_million_units"] and cheapest:
+            s += (f"; cost per million {w['unit']}s ${_fmt(mine['usd_per_million_units'])} vs "
+                  f"${_fmt(cheapest['usd_per_million_units'])} on {cheapest['device']} (cheapest GPU)")
+        s += (f"; it moves {_fmt(mine['dram_GBps'])} GB/s, {mine['dram_bandwidth_utilization']:.1%} of its "
+              f"{_fmt(chip['dram_GBps'])} GB/s of DRAM bandwidth (reads and writes share it)")
+        lines.append(s + ". [time: custom = cycle model of the chip RTL, GPUs = calibrated GEMM model; cost: cost "
+                         "model]")
+    custom = [r for r in result["rows"] if r["kind"] == "custom"]
+    why = {
+        "memory": ("DRAM-bound", "each GEMM keeps its blocks in the global SRAM (A re-read once per N-block, B once "
+                   "per M-block, less what stays on chip from step to step), so what is left is compulsory "
+                   "traffic (weights, KV cache, outputs) at the DRAM's rate; more DRAM bandwidth, not more cores, "
+                   "is the lever there. [chip cycle model, mapper]"),
+        "sram": ("SRAM-port-bound", "its cores read more operand bytes per cycle than their slice's port carries "
+                 "(an output-stationary core needs rows + columns bytes a cycle), so wider ports or smaller cores "
+                 "are the lever. [chip cycle model]"),
+    }
+    for bound, (label, text) in why.items():
+        hit = [r["workload"] for r in custom if r["bound"] == bound]
+        if hit:
+            lines.append(f"{chip['name']} is {label} on {', '.join(hit)}: {text}")
+    compute_bound = [r for r in custom if r["bound"] == "compute"]
+    if compute_bound:
+        shares = ", ".join(f"{r['utilization']:.1%}" for r in compute_bound)
+        lines.append(f"Compute-bound on {', '.join(r['workload'] for r in compute_bound)} at {shares} of peak: "
+                     "the rest is each "
+                     "core's fill and drain per block and the barrier between steps (more SRAM per core means "
+                     "larger blocks). [chip cycle model]")
+    lines.append(f"Export class of {chip['name']}: {chip['eccn']} (TPP {_fmt(chip['tpp'])}, performance density "
+                 f"{_fmt(chip['performance_density'])}). [export-control model]")
+    return lines
+
+
+def write_report(result: dict, out: str | Path) -> dict:
+    """Write report.md, summary.json and the plots into the folder ``out``, all at once:
+    they are built in a staging folder beside it and swapped in when complete, so a run
+    killed midway leaves the previous report whole. Returns the file paths."""
+    from ...files import staged_folder
+
+    with staged_folder(out, what="systolab compare") as stage:
+        plotters = (plot_roofline, plot_latency_per_layer, plot_efficiency, plot_export_map)
+        for name, fn in zip(PLOTS, plotters):
+            fn(result).savefig(stage / name, dpi=110)
+        (stage / "report.md").write_text(render_markdown(result))
+        summary = {k: result[k] for k in ("chip", "devices", "dtype", "workloads", "rows", "iso", "serving",
+                                          "model_errors", "assumptions") if k in result}
+        (stage / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
+    out = Path(out).absolute()
+    return {"report": str(out / "report.md"), "summary": str(out / "summary.json"),
+            "plots": [str(out / p) for p in PLOTS]}
+
+
+def serving_markdown(serving: dict | None) -> list[str]:
+    """The report's serving section: tokens/s per device, per k$ and per W, and the fleet
+    a budget buys, for each device in its own serving dtype."""
+    if not serving:
+        return []
+    sc, rows = serving["scenario"], serving["rows"]
+    batching = (f"continuous batching of {sc['concurrency']} requests" if sc.get("concurrency")
+                else f"static batches of {sc.get('batch')}")
+    budget = next((r["budget_usd"] for r in rows if "budget_usd" in r), None)
+    md = ["", f"## Serving {sc['model']}", "",
+          f"{sc['isl']:,} prompt + {sc['osl']:,} output tokens per request, {batching}; each device in its own "
+          "serving dtype (the chip's; FP8 on GPUs that have it, else BF16), tensor-parallel over the fewest devices "
+          "on which weights, activations and KV cache fit. Fleet: whole replicas the budget"
+          + (f" (${budget:,.0f})" if budget else "") + " buys at each unit price. [serving model: operators "
+          "incl. non-GEMM work and collectives; GPUs calibrated on public serving measurements "
+          "(benchmarks/README.md); chip GEMMs on its cycle model]", ""]
+    md += _table([r for r in rows if "output_tokens_per_s" in r],
+                 [("device", "device"), ("dtype", "dtype"), ("tp", "tp"), ("ttft_s", "TTFT s"), ("tpot_s", "TPOT s"),
+                  ("output_tokens_per_s", "tok/s per device"), ("tokens_per_s_per_kusd", "tok/s per k$"),
+                  ("tokens_per_s_per_W", "tok/s per W"), ("energy_per_token_J", "J/token"),
+                  ("usd_per_million_tokens", "$ per M tokens"), ("units", "units for budget"),
+                  ("fleet_output_tokens_per_s", "fleet tok/s")])
+    md += [f"- {r['device']}: {r['note']}" for r in rows if r.get("note")]
+    return md
+
+
+def render_markdown(result: dict) -> str:
+    """The report's text (Markdown)."""
+    chip = result["chip"]
+    md = [f"# Build versus buy: {chip['name']} against Nvidia GPUs", "",
+          f"{chip['description']}", "",
+          "## Conclusions", ""] + [f"- {c}" for c in conclusions(result)] + [
+          "", "## Devices", ""]
+    md += _table(result["devices"], [("id", "device"), ("kind", "kind"), ("peak_tops", f"{result.get('dtype', 'int8')} TOPS"),
+                                     ("die_mm2", "die mm²"), ("tdp_W", "TDP W"), ("dram_GBps", "DRAM GB/s"),
+                                     ("price_usd", "unit price $"), ("eccn", "ECCN 3A090"), ("tpp", "TPP"),
+                                     ("performance_density", "PD")])
+    a = chip["area"]
+    md += ["", f"Custom die {a['die_mm2']:.1f} mm²: cores {a['cores_mm2']:.1f} (array {a['core_array_mm2']:.3f} + "
+           f"SRAM {a['core_sram_mm2']:.3f} each), NoC {a['noc_mm2']:.1f}, global SRAM {a['global_sram_mm2']:.1f}, "
+           f"DRAM PHYs {a['dram_phy_mm2']:.1f}, I/O {a['io_mm2']:.1f}. Unit cost ${chip['unit_cost_usd']:,.0f} "
+           f"(range ${chip['unit_cost_range_usd'][0]:,.0f}–${chip['unit_cost_range_usd'][1]:,.0f}; manufacturing "
+           f"${chip['cost']['manufacturing_usd']:,.0f} + NRE ${chip['cost']['nre_per_unit_usd']:,.0f}). TDP "
+           f"{chip['tdp_W']:.0f} W (logic {chip['power']['logic_W']:.0f} W, DRAM {chip['power']['dram_W']:.0f} W)."]
+    for w in result["workloads"]:
+        md += ["", f"## {w['name']}", "", f"{w['source']}. Unit: {w['unit']} ({w['units_per_run']} per run); "
+               f"{w['gemms']} GEMMs, {w['flops'] / 1e9:,.1f} G ops.", ""]
+        rows = [dict(r, cost_text=(f"{_fmt(r['usd_per_million_units'])} ({_fmt(r['usd_per_million_units_range'][0])}"
+                                   f"–{_fmt(r['usd_per_million_units_range'][1])})"
+                                   if r["usd_per_million_units"] else "n/a"))
+                for r in result["rows"] if r["workload"] == w["name"]]
+        md += _table(rows, [("device", "device"), ("seconds", "s per run"), ("throughput", f"{w['unit']}s/s"),
+                            ("utilization", "utilisation"), ("dram_bandwidth_utilization", "DRAM BW used"),
+                            ("bound", "bound"), ("energy_per_unit_J", "J per unit"),
+                            ("throughput_per_mm2", "per mm²"), ("throughput_per_W", "per W"),
+                            ("throughput_per_kusd", "per k$"), ("cost_text", "$ per M units (range)"),
+                            ("eccn", "ECCN")])
+    if result.get("iso"):
+        md += ["", "## Iso-area, iso-power and iso-cost", "",
+               "The custom chip resized (number of cores) to each GPU's die area, TDP or price, never past the "
+               "reticle limit (`binds` says which stopped it); `ratio` = its "
+               "throughput over the GPU's on the same workload. [area, energy and cost models; time: cycle model]", ""]
+        md += _table([r for r in result["iso"] if "ratio" in r],
+                     [("view", "view"), ("gpu", "matched to"), ("workload", "workload"), ("cores", "cores"),
+                      ("die_mm2", "die mm²"), ("tdp_W", "TDP W"), ("unit_cost_usd", "unit $"),
+                      ("throughput", "throughput"), ("gpu_throughput", "GPU throughput"), ("ratio", "ratio"),
+                      ("binds", "binds")])
+        md += [f"- {r['view']} with {r['gpu']}: {r['note']}" for r in result["iso"] if "note" in r]
+    md += serving_markdown(result.get("serving"))
+    md += ["", "## Models behind the numbers and their measured errors", ""]
+    md += [f"- **{k}**: {v}" for k, v in result["model_errors"].items()]
+    md += ["", "## Assumptions", ""] + [f"- {' '.join(a.split())}" for a in result["assumptions"]]
+    notes = sorted({n for d in result["devices"] for n in d["notes"]})
+    if notes:
+        md += ["", "## Uncertain inputs", ""] + [f"- {n}" for n in notes]
+    md += ["", "## Plots", ""] + [f"![{p}]({p})" for p in PLOTS]
+    return "\n".join(md) + "\n"

@@ -1,0 +1,302 @@
+"""Calibration of the GPU model on public LLM-serving measurements.
+
+The measurements (``data/serving_measurements.csv``, sources in ``data/serving.yaml``)
+are whole serving runs: output tokens/s of a static batch, and time to the first token at
+batch 1. Each is replayed through the serving model (:mod:`~systolab.models.serving.model`),
+whose GPU time is, per operator, ``max(tensor time / derate, bytes / (peak bandwidth x
+memory efficiency)) + kernels x launch overhead + communication``
+(:func:`~systolab.models.serving.model.combine`). Fitted, and shared by every GPU: the compute
+derate (tensor throughput sustained in serving, against the best-shape GEMM benchmarks
+the per-family efficiency is fitted on, which folds in the clock under the power limit)
+and the HBM and GDDR memory efficiencies; fitted per serving runtime (each measurement
+names its own): the fixed cost per kernel, since launch paths differ (CUDA graphs or
+not). Projections use the default runtime's (``serving.yaml: default_runtime``).
+
+A fixed cost per wave of tiles was tried as another shared parameter (on the first 36
+measurements): it fitted at about 3 us and lowered the in-sample serving error (8.3 to
+5.8 % median), but the best-shape GEMM benchmarks then needed tensor efficiencies above 1
+(a GEMM modelled faster than its roofline), so it is not part of the model; the GEMM-shape
+terms of :mod:`~systolab.models.gpu.fit` took its place.
+
+The fit minimises the squared log error over the measurements by coordinate search
+(golden sections on each parameter in turn, in log space, deterministic). Its error is
+reported leave-one-out: each measurement predicted by a fit to all the others.
+The tile choice of every GEMM is made at the stored parameters and held during a fit.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from ...errors import UserError
+from ..fitting import coordinate_search
+from ..specs import DATA_DIR, load_yaml
+from ..workloads.catalog import get_llm
+from .model import SERVING_FILE, GpuParams, GpuServing, Precision, combine, serve, serving_plan
+
+MEASUREMENTS_FILE = DATA_DIR / "serving_measurements.csv"
+METRICS = ("output_tokens_per_s_per_gpu", "ttft_s")
+#: Search bounds of the shared parameters (compute derate, HBM and GDDR memory efficiency)
+#: and of each runtime's fixed cost per kernel; all are searched in log space.
+SHARED_BOUNDS = ((0.3, 1.5), (0.5, 0.95), (0.5, 0.95))
+LAUNCH_BOUNDS = (1e-7, 5e-5)
+PASSES = 8
+
+
+@dataclass(frozen=True)
+class Measurement:
+    id: str
+    gpu_id: str
+    model: str
+    dtype: str
+    kv_dtype: str
+    tp: int
+    batch: int
+    isl: int
+    osl: int
+    metric: str
+    value: float
+    source: str
+    notes: str
+    kv_shared: bool    # the decode-attention kernel reads each KV head once for its query heads
+    runtime: str       # the serving runtime: its fixed cost per kernel is fitted on its own
+
+
+@cache
+def measurements(path: str = str(MEASUREMENTS_FILE)) -> tuple[Measurement, ...]:
+    """The public serving measurements, validated (a bad row names its line and column)."""
+    sources = load_yaml(SERVING_FILE).get("measurement_sources", {})
+    out = []
+    with open(path, newline="") as fh:
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                m = Measurement(row["id"], row["gpu_id"], row["model"], row["dtype"], row["kv_dtype"],
+                                int(row["tp"]), int(row["batch"]), int(row["isl"]), int(row["osl"]),
+                                row["metric"], float(row["value"]), row["source"], row["notes"],
+                                {"per_kv_head": True, "per_query_head": False}[row["kv_reads"]], row["runtime"])
+            except (KeyError, ValueError) as exc:
+                raise UserError(f"{path} line {line}: {exc}") from None
+            if m.metric not in METRICS or m.source not in sources or not m.value > 0:
+                raise UserError(f"{path} line {line}: metric must be one of {METRICS}, source a key of "
+                                f"measurement_sources in {SERVING_FILE.name}, value > 0")
+            out.append(m)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Replay:
+    """One measurement as cost terms: the run's time is ``total @ combine(terms)`` and
+    the first token's ``ttft @ combine(terms)``."""
+
+    terms: np.ndarray
+    total: np.ndarray
+    ttft: np.ndarray
+    tokens_per_device: float    # output tokens of the run per device
+
+
+def _replay(m: Measurement) -> _Replay:
+    dev = GpuServing(m.gpu_id, m.dtype)
+    shape = get_llm(m.model)
+    prec = Precision(m.dtype, m.kv_dtype)
+    plan = serving_plan(shape, isl=m.isl, osl=m.osl, seqs=m.batch, static=True, tp=m.tp, pp=1, prec=prec,
+                        kv_shared=m.kv_shared)
+    blocks, total, ttft = [], [], []
+    for (w, ops), c in zip(plan["steps"], plan["ttft"]):
+        t = dev.terms(ops, m.tp)
+        blocks.append(t)
+        total.append(np.full(len(t), w))
+        ttft.append(np.full(len(t), c))
+    return _Replay(np.vstack(blocks), np.concatenate(total), np.concatenate(ttft), m.batch * m.osl / m.tp)
+
+
+@cache
+def replays() -> tuple[_Replay, ...]:
+    return tuple(_replay(m) for m in measurements())
+
+
+def runtimes() -> tuple[str, ...]:
+    """The serving runtimes of the measurements, sorted: the fit's per-kernel costs follow
+    the three shared parameters in this order."""
+    return tuple(sorted({m.runtime for m in measurements()}))
+
+
+def default_runtime() -> str:
+    """The runtime whose per-kernel cost every GPU estimate uses (``serving.yaml``)."""
+    name = load_yaml(SERVING_FILE).get("default_runtime")
+    if name not in runtimes():
+        raise UserError(f"{SERVING_FILE}: default_runtime must be one of the measurements' runtimes "
+                        f"({', '.join(runtimes())}), not {name!r}")
+    return name
+
+
+def bounds() -> list[tuple[float, float]]:
+    return [*SHARED_BOUNDS, *[LAUNCH_BOUNDS] * len(runtimes())]
+
+
+def stored_theta() -> np.ndarray:
+    """The stored fit as the search's parameter vector (shared, then per-runtime costs)."""
+    from ..gpu.model import FIT_FILE
+
+    shared = GpuParams.stored().as_array()
+    by_runtime = load_yaml(FIT_FILE).get("launch_overhead_s_by_runtime") or {}
+    return np.array([*shared[:3], *[float(by_runtime.get(r, shared[3])) for r in runtimes()]])
+
+
+def _params_of(theta: np.ndarray, i: int) -> np.ndarray:
+    """The four :class:`GpuParams` of measurement ``i``: the shared ones and its runtime's cost."""
+    return np.array([*theta[:3], theta[3 + runtimes().index(measurements()[i].runtime)]])
+
+
+def predict(theta: np.ndarray, which: list[int] | None = None) -> np.ndarray:
+    """Each measurement's modelled value (its metric's unit) at parameters ``theta``
+    (the order of :func:`bounds`)."""
+    ms, rs = measurements(), replays()
+    idx = range(len(ms)) if which is None else which
+    out = []
+    for i in idx:
+        r, sec = rs[i], combine(rs[i].terms, _params_of(theta, i))
+        if ms[i].metric == "ttft_s":
+            out.append(float(r.ttft @ sec))
+        else:
+            out.append(r.tokens_per_device / float(r.total @ sec))
+    return np.array(out)
+
+
+def _loss(theta: np.ndarray, idx: list[int], measured: np.ndarray) -> float:
+    return float(np.sum(np.log(predict(theta, idx) / measured) ** 2))
+
+
+def fit(which: list[int] | None = None, start: np.ndarray | None = None) -> np.ndarray:
+    """Parameters (the order of :func:`bounds`) that minimise the squared log error over
+    the measurements ``which`` (default all)."""
+    idx = list(range(len(measurements()))) if which is None else list(which)
+    measured = np.array([measurements()[i].value for i in idx])
+    return coordinate_search(lambda theta: _loss(theta, idx, measured), stored_theta() if start is None else start,
+                             bounds(), passes=PASSES, steps=40)
+
+
+def report(theta: np.ndarray | None = None, *, loo: bool = True) -> list[dict]:
+    """Every measurement against the model at ``theta`` (default: the stored fit) and,
+    with ``loo``, against a fit to all the other measurements."""
+    ms = measurements()
+    theta = stored_theta() if theta is None else theta
+    pred = predict(theta)
+    rows = []
+    for i, m in enumerate(ms):
+        row = {"id": m.id, "gpu": m.gpu_id, "runtime": m.runtime, "model": m.model, "dtype": m.dtype, "tp": m.tp, "batch": m.batch,
+               "isl": m.isl, "osl": m.osl, "metric": m.metric, "measured": m.value, "model_value": float(pred[i]),
+               "error_pct": 100 * (pred[i] / m.value - 1)}
+        if loo:
+            others = [j for j in range(len(ms)) if j != i]
+            p = predict(fit(others, start=theta), [i])[0]
+            row.update(loo_value=float(p), loo_error_pct=100 * (p / m.value - 1))
+        rows.append(row)
+    return rows
+
+
+def summary(rows: list[dict]) -> dict:
+    """Median and worst |error| (in-sample and leave-one-out) per metric."""
+    out = {}
+    for metric in METRICS:
+        sel = [r for r in rows if r["metric"] == metric]
+        if not sel:
+            continue
+        d = {"n": len(sel), "median_abs_error_pct": float(np.median([abs(r["error_pct"]) for r in sel])),
+             "worst_abs_error_pct": float(max(abs(r["error_pct"]) for r in sel))}
+        if "loo_error_pct" in sel[0]:
+            loo = [abs(r["loo_error_pct"]) for r in sel]
+            worst = max(sel, key=lambda r: abs(r["loo_error_pct"]))
+            d.update(median_abs_loo_error_pct=float(np.median(loo)), worst_abs_loo_error_pct=float(max(loo)),
+                     worst_loo_case=worst["id"])
+        out[metric] = d
+    return out
+
+
+def check_capacity() -> list[str]:
+    """Ids of measurements that :func:`~systolab.models.serving.model.serve` refuses (a published
+    run that does not fit the model's memory accounting, or is not a valid scenario)."""
+    bad = []
+    for m in measurements():
+        try:
+            serve(m.gpu_id, m.model, isl=m.isl, osl=m.osl, batch=m.batch, tp=m.tp, dtype=m.dtype, kv_dtype=m.kv_dtype)
+        except UserError:
+            bad.append(m.id)
+    return bad
+
+
+def update_fit_file(values: dict, path: str | None = None) -> None:
+    """Merge ``values`` into ``gpu_fit.yaml`` (atomically) and drop every cache that read it."""
+    import yaml
+
+    from ...files import atomic_write_text
+    from ..gpu.model import FIT_FILE, assumptions, calibration
+    from .model import _gpu_gemm_terms
+
+    target = path or FIT_FILE
+    doc = dict(load_yaml(target))
+    doc.update(values)
+    text = ("# Written by the GPU fits; do not edit by hand (rerun `python benchmarks/serving.py fit`).\n"
+            + yaml.safe_dump(doc, sort_keys=False, width=100))
+    atomic_write_text(target, text)
+    for cached in (assumptions, calibration, replays, _gpu_gemm_terms):
+        cached.cache_clear()
+
+
+def store(theta: np.ndarray, rows: list[dict] | None = None, path: str | None = None) -> None:
+    """Write ``theta`` to ``data/gpu_fit.yaml`` (atomically), with the fit's in-sample error
+    when ``rows`` (from :func:`report`) are given; every later model run reads it."""
+    from ..gpu.model import FIT_PARAMS
+
+    by_runtime = {r: float(f"{v:.6g}") for r, v in zip(runtimes(), theta[3:])}
+    doc: dict = {"schema": "systolab-gpu-fit/1"}
+    doc.update({k: float(f"{v:.6g}") for k, v in zip(FIT_PARAMS, [*theta[:3], by_runtime[default_runtime()]])})
+    doc["default_runtime"] = default_runtime()
+    doc["launch_overhead_s_by_runtime"] = by_runtime
+    doc["measurements"] = len(measurements())
+    doc["basis"] = (
+        "fitted by `python benchmarks/serving.py fit`: systolab.models.serving.fit (least squared log error of "
+        f"the serving model against the {len(measurements())} public serving measurements in "
+        "serving_measurements.csv: static-batch output tokens/s and batch-1 time to first token on H100, H200, A100 "
+        "and L40S; Llama-2 7B/13B/70B, Llama-3 8B/70B and Mixtral-8x7B; FP8, FP16 and BF16; TensorRT-LLM, LMDeploy "
+        "and vLLM) sets compute_derate (tensor throughput in serving over the best-shape GEMM benchmarks of "
+        "gemm_calibration.csv: clocks under the power limit, less tuned kernels), the memory efficiencies "
+        "(fraction of peak DRAM bandwidth, searched up to 0.95) and the fixed cost per kernel of each runtime "
+        "(launch_overhead_s is the default runtime's, the one projections assume); systolab.models.gpu.fit sets "
+        "the GEMM-shape terms tile_overhead_k, operand_bytes_per_clock and dram_sm_fraction on gemm_heldout.csv's dense "
+        "rows marked fit (its heldout rows never enter a fit). All GPUs share these values.")
+    if rows:
+        doc["in_sample"] = summary(rows)
+    doc["leave_one_out"] = None         # a new fit: its leave-one-out error is measured again (store_loo)
+    update_fit_file(doc, path)
+
+
+def store_loo(rows: list[dict], path: str | None = None) -> None:
+    """Record the leave-one-out error of the stored fit (``rows`` from :func:`report`
+    with ``loo``) in ``data/gpu_fit.yaml``, where the compare report reads it."""
+    loo = {metric: {k: s[k] for k in ("n", "median_abs_loo_error_pct", "worst_abs_loo_error_pct", "worst_loo_case")}
+           for metric, s in summary(rows).items()}
+    update_fit_file({"leave_one_out": loo}, path)
+
+
+def refit(rounds: int = 4, rtol: float = 1e-2) -> tuple[np.ndarray, list[dict]]:
+    """Fit and store both fits until their parameters settle: the GEMM-shape terms
+    (:mod:`~systolab.models.gpu.fit`) and the serving parameters change each other's
+    inputs (tilings, per-family efficiencies), so each is refitted from the other's
+    result (at most ``rounds`` times). Returns the serving parameters and rows."""
+    from ..gpu import fit as gemm_fit
+
+    theta, shape = stored_theta(), gemm_fit.stored()
+    for _ in range(rounds):
+        new_shape = gemm_fit.fit(shape)
+        gemm_fit.store(new_shape, gemm_fit.report(new_shape))
+        new = fit(start=theta)
+        rows = report(new, loo=False)
+        store(new, rows)
+        done = bool(np.all(np.abs(new / theta - 1) < rtol) and np.all(np.abs(new_shape / shape - 1) < rtol))
+        theta, shape = new, new_shape
+        if done:
+            break
+    return theta, rows

@@ -1,0 +1,682 @@
+"""LLM serving on one device kind: time to first token, time per output token, tokens/s,
+the KV-cache limit, energy and cost per token, over tensor and pipeline parallelism.
+
+Layers of the model:
+
+* **operators** (:func:`step_ops`): one forward step of a decoder-only model on one
+  device of a tensor-parallel group: the GEMMs (fused QKV, output projection, fused
+  gate/up, down, LM head; experts for mixture-of-experts models), attention, and the
+  non-GEMM work with its bytes and operations (embedding look-up, RMSNorm, RoPE, SwiGLU,
+  residual adds, sampling) and the collectives tensor parallelism needs (an all-reduce
+  after the attention and after the MLP of every layer, an all-gather of the logits).
+* **devices** (:class:`GpuServing`, :class:`ChipServing`): the time of each operator.
+  A GPU runs every operator as a kernel: GEMMs on the calibrated tile/wave model of
+  :mod:`~systolab.models.gpu.model`, attention as one fused (FlashAttention-style) kernel,
+  element-wise work as memory-bound kernels, each with a fixed cost per kernel. The
+  custom chip runs GEMMs (attention's included: it has no fused attention) through the
+  mapper and its cycle model, and the rest on its vector unit.
+* **scenario** (:func:`serve`): static batching (``batch``: all requests start together,
+  as in TensorRT-LLM's session benchmark) or continuous batching in steady state
+  (``concurrency``: as many requests in flight, a finished one replaced at once).
+
+Assumptions are collected in :data:`ASSUMPTIONS` and reported with every result.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from ...checks import check_int
+from ...errors import UserError
+from ..specs import DATA_DIR, load_yaml, need
+from ..workloads.catalog import DecoderShape, get_llm
+from ..workloads.gemm import STORAGE_BYTES, Gemm
+
+SERVING_FILE = DATA_DIR / "serving.yaml"
+#: Decode steps whose time is evaluated; the rest are interpolated (attention's cost is
+#: linear in the context length, the other operators' constant).
+DECODE_SAMPLES = 8
+
+ASSUMPTIONS = [
+    "one forward step = the operators of step_ops, run one after another on each device (no overlap of "
+    "communication with compute)",
+    "attention is causal: a prefill of s tokens does half the s x s score work; on a GPU it is one fused "
+    "kernel per layer (FlashAttention style) at the GPU's 16-bit tensor rate; the custom chip has no fused "
+    "attention and writes the scores to DRAM between its GEMMs and the softmax",
+    "activations between operators are 16-bit; GEMM operands are in the weights' dtype",
+    "static batching (--batch): every request prefills together, then decodes together; continuous batching "
+    "(--concurrency): steady state, each finished request replaced by a new one whose prefill runs alone",
+    "pipeline parallelism splits the batch into as many micro-batches as stages",
+    "mixture of experts: tokens spread evenly over the experts; experts split by tensor parallelism",
+    "energy = power x time on every device of the group (GPU power = board TDP, an upper bound)",
+]
+
+
+# -- data ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServingData:
+    """The serving model's stated assumptions (``data/serving.yaml``, each with its basis there)."""
+
+    usable_memory_fraction: float
+    link_latency_s: dict[str, float]
+
+
+@cache
+def serving_data(path: str = str(SERVING_FILE)) -> ServingData:
+    d = load_yaml(path)
+    lat = need(path, "", d, "link_latency_s", dict)
+    return ServingData(
+        usable_memory_fraction=need(path, "", d, "usable_memory_fraction", float, positive=True),
+        link_latency_s={k: float(need(path, "link_latency_s", lat, k, (int, float), positive=True))
+                        for k in lat if k != "basis"})
+
+
+# -- operators -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Op:
+    """One operator of a forward step on one device, ``calls`` times in a row (the layers).
+
+    ``flops`` and ``bytes`` are per call; ``elements`` is the element-wise work per call
+    (for a vector unit); a GEMM carries its :class:`Gemm` (``count = calls x parallel``);
+    a collective its ``message_bytes`` per call."""
+
+    name: str
+    kind: str                 # "gemm", "attention", "vector", "collective"
+    calls: int
+    flops: float = 0.0
+    bytes: float = 0.0
+    elements: float = 0.0
+    gemm: Gemm | None = None
+    attention: tuple[int, ...] | None = None   # (sequences, q_len, ctx, heads, kv_heads, head_dim) per device
+    collective: str = ""
+    message_bytes: float = 0.0
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "kind": self.kind, "calls": self.calls, "flops": self.flops * self.calls,
+             "bytes": self.bytes * self.calls}
+        if self.gemm is not None:
+            d["gemm"] = {"M": self.gemm.M, "N": self.gemm.N, "K": self.gemm.K, "parallel": self.gemm.parallel}
+        if self.collective:
+            d["collective"], d["message_bytes"] = self.collective, self.message_bytes
+        return d
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Dtypes per tensor: ``weights`` (and GEMM operands), ``kv`` (the KV cache) and
+    ``act`` (activations between operators)."""
+
+    weights: str
+    kv: str
+    act: str = "bf16"
+
+    def bytes(self, which: str) -> int:
+        return STORAGE_BYTES[getattr(self, which)]
+
+
+def _gemm(name: str, M: int, N: int, K: int, dtype: str, calls: int, parallel: int = 1) -> Op:
+    g = Gemm(M, N, K, dtype, calls * parallel, name, parallel)
+    return Op(name, "gemm", calls, flops=g.flops / calls, bytes=g.min_bytes / calls, gemm=g)
+
+
+def _vector(name: str, calls: int, elements: float, read: float, written: float) -> Op:
+    return Op(name, "vector", calls, flops=0.0, bytes=read + written, elements=elements)
+
+
+def step_ops(model: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, prec: Precision,
+             kv_shared: bool = True) -> list[Op]:
+    """The operators of one forward step on one device of a ``tp``-way tensor-parallel
+    group: ``seqs`` sequences each adding ``q_len`` tokens (the prompt in a prefill, one
+    token in a decode) to a context that then holds ``ctx`` tokens, through every layer
+    (with pipeline stages, the stages' layers one after another). ``kv_shared=False`` stands for a decode-attention kernel that
+    reads the KV cache once per query head rather than once per KV head (grouped-query
+    attention without reuse, as TensorRT-LLM's before its XQA kernel, v0.8)."""
+    m, L = model, model.layers
+    T = seqs * q_len                                   # tokens through the projections
+    h, hd, a = m.hidden, m.head_dim, prec.bytes("act")
+    heads = m.heads // tp
+    kvh = max(1, m.kv_heads // tp)                     # KV heads replicate when tp > kv_heads
+    ffn = m.ffn // tp
+    w, kvb = prec.weights, prec.bytes("kv")
+    ops = [_vector("embedding", 1, T * h, T * h * a, T * h * a),
+           _vector("rmsnorm_attn", L, 4 * T * h, T * h * a, T * h * a),
+           _gemm("qkv", T, (heads + 2 * kvh) * hd, h, w, L),
+           _vector("rope", L, 6 * T * (heads + kvh) * hd, T * (heads + kvh) * hd * a, T * (heads + kvh) * hd * a)]
+    # attention: causal scores and context for the new tokens against the context
+    pairs = seqs * heads * (q_len * ctx - q_len * (q_len - 1) / 2)
+    reads = kvh if kv_shared or q_len > 1 else heads
+    att_bytes = (T * heads * hd * 2 * a                       # read Q, write O
+                 + seqs * ctx * 2 * reads * hd * kvb          # read K and V of the whole context
+                 + T * 2 * kvh * hd * kvb)                    # write the new K and V
+    ops.append(Op("attention", "attention", L, flops=4 * hd * pairs, bytes=att_bytes, elements=5 * pairs,
+                  attention=(seqs, q_len, ctx, heads, kvh, hd)))
+    ops.append(_gemm("o_proj", T, h, heads * hd, w, L))
+    if tp > 1:
+        ops.append(Op("allreduce_attn", "collective", L, bytes=0, collective="all_reduce", message_bytes=T * h * a))
+    ops.append(_vector("residual_rmsnorm_mlp", L, 6 * T * h, 2 * T * h * a, 2 * T * h * a))
+    if m.experts > 1:
+        active = min(m.experts, T * m.experts_per_token)
+        routed = -(-T * m.experts_per_token // active)
+        ops += [_gemm("router", T, m.experts, h, w, L),
+                _gemm("expert_gate_up", routed, 2 * ffn, h, w, L, active),
+                _vector("swiglu", L, 4 * routed * active * ffn, routed * active * 2 * ffn * a,
+                        routed * active * ffn * a),
+                _gemm("expert_down", routed, h, ffn, w, L, active),
+                _vector("expert_combine", L, 2 * T * m.experts_per_token * h,
+                        T * m.experts_per_token * h * a, T * h * a)]
+    else:
+        ops += [_gemm("gate_up", T, 2 * ffn, h, w, L),
+                _vector("swiglu", L, 4 * T * ffn, T * 2 * ffn * a, T * ffn * a),
+                _gemm("down", T, h, ffn, w, L)]
+    if tp > 1:
+        ops.append(Op("allreduce_mlp", "collective", L, bytes=0, collective="all_reduce", message_bytes=T * h * a))
+    ops.append(_vector("residual", L, T * h, 2 * T * h * a, T * h * a))
+    # the head: the last position of each sequence only
+    vocab = -(-m.vocab // tp)
+    ops += [_vector("final_rmsnorm", 1, 4 * seqs * h, seqs * h * a, seqs * h * a),
+            _gemm("lm_head", seqs, vocab, h, w, 1)]
+    if tp > 1:
+        ops.append(Op("allgather_logits", "collective", 1, bytes=0, collective="all_gather",
+                      message_bytes=seqs * vocab * 4))
+    ops.append(_vector("sampling", 1, 4 * seqs * m.vocab, seqs * m.vocab * 4, seqs * 4))
+    return ops
+
+
+def collective_seconds(kind: str, message_bytes: float, devices: int, link_GBps: float, latency_s: float) -> float:
+    """An all-reduce or all-gather of ``message_bytes`` (each device's share for an
+    all-gather, the whole tensor for an all-reduce) over ``devices`` on links of
+    ``link_GBps`` per direction and ``latency_s`` per step: the cheaper of a ring
+    (2(n-1) steps) and a tree (2 log2 n steps moving the whole message)."""
+    n = devices
+    if n <= 1:
+        return 0.0
+    bw = link_GBps * 1e9
+    if kind == "all_reduce":
+        ring = 2 * (n - 1) / n * message_bytes / bw + 2 * (n - 1) * latency_s
+        tree = 2 * message_bytes / bw + 2 * math.ceil(math.log2(n)) * latency_s
+        return min(ring, tree)
+    if kind == "all_gather":
+        return (n - 1) * message_bytes / bw + (n - 1) * latency_s
+    if kind == "send":
+        return message_bytes / bw + latency_s
+    raise ValueError(f"collective kind {kind!r}")
+
+
+# -- devices -------------------------------------------------------------------------------
+#: Columns of a GPU operator's cost terms (see :meth:`GpuServing.terms`).
+TERMS = ("math_s", "hbm_s", "gddr_s", "kernels", "fixed_s")
+
+
+@dataclass(frozen=True)
+class GpuParams:
+    """The GPU model's parameters that the serving fit sets (``data/gpu_fit.yaml``)."""
+
+    compute_derate: float
+    mem_eff_hbm: float
+    mem_eff_gddr: float
+    launch_s: float
+
+    def as_array(self) -> np.ndarray:
+        return np.array([self.compute_derate, self.mem_eff_hbm, self.mem_eff_gddr, self.launch_s])
+
+    @classmethod
+    def stored(cls) -> GpuParams:
+        from ..gpu.model import assumptions
+
+        a = assumptions()
+        return cls(a.compute_derate, a.mem_eff_hbm, a.mem_eff_gddr, a.launch_s)
+
+
+def combine(terms: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Seconds of each operator (rows of ``terms``, columns :data:`TERMS`) at parameters
+    ``theta`` (:class:`GpuParams` order): max(tensor time, DRAM time) + kernels' fixed cost
+    + communication."""
+    derate, m_hbm, m_gddr, launch = theta
+    compute = terms[..., 0] / derate
+    memory = terms[..., 1] / m_hbm + terms[..., 2] / m_gddr
+    return np.maximum(compute, memory) + terms[..., 3] * launch + terms[..., 4]
+
+
+class GpuServing:
+    """An Nvidia GPU as a serving device (``gpu_id``), computing in ``dtype``."""
+
+    kind = "gpu"
+
+    def __init__(self, gpu_id: str, dtype: str):
+        from ..cost.pricing import gpu_price
+        from ..gpu.model import calibration, resolve_peak
+        from ..gpu.specs import get_gpu
+
+        self.spec = get_gpu(gpu_id)
+        self.id = self.spec.id
+        if not self.spec.peak(dtype):
+            rates = ", ".join(k for k, v in sorted(self.spec.peak_dense_tflops.items()) if v)
+            raise UserError(f"dtype: {self.id} has no {dtype} tensor rate (it has {rates})", parameter="dtype")
+        self.dtype = dtype
+        self.memory_bytes = self.spec.memory_GB * 2**30      # marketed GB of GPU memory are GiB
+        self.power_W = float(self.spec.tdp_W)
+        price = gpu_price(self.spec)
+        self.price_usd = price.usd if price else None
+        self.price_range_usd = (price.low_usd, price.high_usd) if price else None
+        nv = self.spec.nvlink_bidir_GBps
+        self.link = "nvlink" if nv else "pcie"
+        self.link_GBps = (nv or self.spec.pcie_bidir_GBps) / 2
+        self.link_latency_s = serving_data().link_latency_s[self.link]
+        _, self._half_peak, _ = resolve_peak(self.spec, "bf16" if self.spec.peak("bf16") else "fp16")
+        self._half_eff = calibration().lookup(self.spec.family, "half")[0]
+        self._mem_col = 2 if self.spec.memory_type.upper().startswith("GDDR") else 1   # gddr_s or hbm_s
+        self.notes = tuple(self.spec.flags(f"peak_dense_tflops.{dtype}", "mem_bw_GBps", "tdp_W"))
+
+    def __repr__(self) -> str:
+        return f"GpuServing({self.id!r}, {self.dtype!r})"
+
+    def terms(self, ops: list[Op], tp: int) -> np.ndarray:
+        """Cost terms of every operator (one row each, columns :data:`TERMS`)."""
+        bw = self.spec.mem_bw_GBps * 1e9
+        out = np.zeros((len(ops), len(TERMS)))
+        for i, op in enumerate(ops):
+            row = out[i]
+            if op.kind == "gemm":
+                assert op.gemm is not None
+                math_s, nbytes, launches = _gpu_gemm_terms(self.id, op.gemm)
+                row[0], row[3] = math_s, launches
+                row[self._mem_col] = nbytes / bw
+            elif op.kind == "attention":
+                assert op.attention is not None
+                row[0] = op.flops * op.calls / (self._half_peak * 1e12 * self._half_eff)
+                row[self._mem_col] = op.bytes * op.calls / bw
+                row[3] = op.calls
+            elif op.kind == "vector":
+                row[self._mem_col] = op.bytes * op.calls / bw
+                row[3] = op.calls
+            else:
+                row[3] = op.calls
+                row[4] = op.calls * collective_seconds(op.collective, op.message_bytes, tp, self.link_GBps,
+                                                       self.link_latency_s)
+        return out
+
+    def seconds(self, ops: list[Op], tp: int) -> np.ndarray:
+        """Seconds of every operator at the stored (fitted) parameters."""
+        return combine(self.terms(ops, tp), GpuParams.stored().as_array())
+
+
+@cache
+def _gpu_gemm_terms(gpu_id: str, gemm: Gemm) -> tuple[float, int, int]:
+    from ..gpu.model import gemm_terms
+    from ..gpu.specs import get_gpu
+
+    return gemm_terms(get_gpu(gpu_id), gemm)
+
+
+class ChipServing:
+    """A systolab chip as a serving device: GEMMs through the mapper and the chip's cycle
+    model (equal to its RTL), everything else on its vector unit (``ChipConfig.lanes``
+    32-bit lanes at the chip's clock)."""
+
+    kind = "custom"
+
+    def __init__(self, chip, dtype: str):
+        self.chip = chip
+        self.id = chip.name
+        if dtype != chip.core.dtype:
+            raise UserError(f"dtype: {chip.name}'s cores compute in {chip.core.dtype}, not {dtype}", parameter="dtype")
+        self.dtype = dtype
+        s = chip.summary()
+        self.memory_bytes = chip.dram.GB * 1e9
+        self.power_W = float(s["tdp_W"])
+        self.price_usd = s["unit_cost_usd"]
+        self.price_range_usd = tuple(s["unit_cost_range_usd"])
+        self.link = "chip"
+        self.link_GBps = chip.io_bidir_GBps / 2
+        self.link_latency_s = serving_data().link_latency_s["chip"]
+        self.vector_lanes = chip.lanes
+        self.notes = (f"vector unit: {self.vector_lanes:,} 32-bit lanes at {chip.clock_mhz:g} MHz, "
+                      f"{s['area']['vector_mm2']:.1f} mm², {s['power']['vector_W']:.0f} W at full activity "
+                      f"(data/energy.yaml: vector_lane, an assumption)",)
+
+    def __repr__(self) -> str:
+        return f"ChipServing({self.id!r})"
+
+    def _vector_s(self, elements: float, nbytes: float) -> float:
+        return max(elements / (self.vector_lanes * self.chip.clock_hz), nbytes / (self.chip.dram.GBps * 1e9))
+
+
+    def seconds(self, ops: list[Op], tp: int) -> np.ndarray:
+        out = np.zeros(len(ops))
+        for i, op in enumerate(ops):
+            if op.kind == "gemm":
+                assert op.gemm is not None
+                out[i] = _chip_gemm_seconds(self.chip, op.gemm)
+            elif op.kind == "attention":
+                assert op.attention is not None
+                seqs, q_len, ctx, heads, kvh, hd = op.attention
+                group, n = heads // kvh, seqs * kvh * op.calls
+                scores = Gemm(group * q_len, ctx, hd, self.dtype, n, "attn_scores", seqs * kvh)
+                context = Gemm(group * q_len, hd, ctx, self.dtype, n, "attn_context", seqs * kvh)
+                dense = seqs * heads * q_len * ctx
+                softmax = self._vector_s(5 * dense, 2 * dense * 2) * op.calls   # scores out and back, 16-bit
+                out[i] = _chip_gemm_seconds(self.chip, scores) + _chip_gemm_seconds(self.chip, context) + softmax
+            elif op.kind == "vector":
+                out[i] = self._vector_s(op.elements, op.bytes) * op.calls
+            else:
+                out[i] = op.calls * collective_seconds(op.collective, op.message_bytes, tp, self.link_GBps,
+                                                       self.link_latency_s)
+        return out
+
+
+@cache
+def _chip_gemm_seconds(chip, gemm: Gemm) -> float:
+    from ..chip.workload import chip_workload_perf
+
+    return chip_workload_perf(chip, [gemm]).seconds
+
+
+def get_device(device: Any, dtype: str | None = None) -> GpuServing | ChipServing:
+    """A serving device: a GPU id, a chip name or chip file, or a :class:`ChipConfig`;
+    ``dtype`` defaults to the chip's (GPU: fp8_e4m3 where the GPU has it, else bf16)."""
+    from ..chip.config import ChipConfig, get_chip
+    from ..gpu.specs import load_gpus
+
+    if isinstance(device, str) and device in load_gpus():
+        if dtype is None:
+            from ..gpu.specs import get_gpu
+            dtype = "fp8_e4m3" if get_gpu(device).peak("fp8_e4m3") else "bf16"
+        return GpuServing(device, dtype)
+    if not isinstance(device, (str, ChipConfig)):
+        raise UserError(f"device: give a GPU id or a chip, not {device!r}", parameter="device")
+    try:
+        chip = get_chip(device)
+    except UserError as exc:
+        raise UserError(f"device: {device!r} is neither a GPU id ({', '.join(load_gpus())}) nor a chip "
+                        f"({str(exc).split(': ', 1)[-1]})", parameter="device") from None
+    return ChipServing(chip, dtype or chip.core.dtype)
+
+
+# -- scenario ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServingResult:
+    """An LLM served on ``tp x pp`` devices of one kind.
+
+    Times in seconds; ``output_tokens_per_s`` per device (the group's output divided by
+    its devices), ``output_tokens_per_s_group`` for the whole group; memory in bytes per
+    device; energy in J per output token; cost in USD per million output tokens."""
+
+    device: str
+    kind: str
+    model: str
+    isl: int
+    osl: int
+    batching: str               # "static" or "continuous"
+    sequences: int              # batch or concurrency
+    tp: int
+    pp: int
+    dtype: str
+    kv_dtype: str
+    ttft_s: float
+    tpot_s: float
+    output_tokens_per_s: float
+    output_tokens_per_s_group: float
+    max_batch: int
+    memory: dict[str, float]
+    energy_per_token_J: float
+    usd_per_million_tokens: float | None
+    usd_per_million_tokens_range: tuple[float, float] | None
+    prefill_ops: tuple[dict, ...]
+    decode_ops: tuple[dict, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def devices(self) -> int:
+        return self.tp * self.pp
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["devices"] = self.devices
+        d["prefill_ops"], d["decode_ops"] = list(self.prefill_ops), list(self.decode_ops)
+        d["notes"], d["assumptions"] = list(self.notes), list(ASSUMPTIONS)
+        if self.usd_per_million_tokens_range is not None:
+            d["usd_per_million_tokens_range"] = list(self.usd_per_million_tokens_range)
+        return d
+
+    def to_frame(self):
+        """The decode step's operators as a DataFrame (one row per operator)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.decode_ops)
+
+
+def check_parallelism(model: DecoderShape, tp: int, pp: int) -> None:
+    """Tensor parallelism must divide the heads, the FFN and the hidden size (and the KV
+    heads, or be a multiple of them); pipeline parallelism must divide the layers."""
+    if model.heads % tp or model.ffn % tp or model.hidden % tp:
+        raise UserError(f"tp: {tp} does not divide {model.name}'s {model.heads} heads, FFN width {model.ffn} and "
+                        f"hidden size {model.hidden}", parameter="tp")
+    if model.kv_heads % tp and tp % model.kv_heads:
+        raise UserError(f"tp: {tp} neither divides nor is a multiple of {model.name}'s {model.kv_heads} KV heads",
+                        parameter="tp")
+    if model.layers % pp:
+        raise UserError(f"pp: {pp} does not divide {model.name}'s {model.layers} layers", parameter="pp")
+
+
+def memory_plan(model: DecoderShape, *, tp: int, pp: int, prec: Precision, tokens_per_seq: int,
+                prefill_tokens: int) -> dict[str, float]:
+    """Bytes per device: ``weights``, ``activations`` (the widest operator's input and
+    output over the largest prefill) and
+    ``kv_per_sequence`` (a sequence of ``tokens_per_seq`` tokens)."""
+    kvh = max(1, model.kv_heads // tp)
+    kv_token = 2 * (model.layers // pp) * kvh * model.head_dim * prec.bytes("kv")
+    widest = max(model.hidden, 2 * model.ffn // tp, (model.heads + 2 * model.kv_heads) * model.head_dim // tp)
+    return {"weights": model.params * prec.bytes("weights") / (tp * pp),
+            "activations": prefill_tokens * (model.hidden + widest) * prec.bytes("act"),
+            "kv_per_token": kv_token, "kv_per_sequence": kv_token * tokens_per_seq}
+
+
+def _positive_int(name: str, v: Any) -> int:
+    return check_int(name, v, hi=1 << 30)
+
+
+def check_request(model: str | DecoderShape, *, isl: Any, osl: Any, batch: Any,
+                  concurrency: Any) -> tuple[DecoderShape, int, int, bool, int]:
+    """What a scenario asks of any device, checked: (model, isl, osl, static batching?,
+    sequences). A :class:`UserError` names the parameter: an unknown model, lengths that
+    are not positive or exceed the model's context, both or neither of ``batch`` and
+    ``concurrency``."""
+    shape = model if isinstance(model, DecoderShape) else get_llm(model)
+    isl, osl = _positive_int("isl", isl), _positive_int("osl", osl)
+    if isl + osl > shape.max_context:
+        raise UserError(f"isl: {isl} prompt + {osl} output tokens exceed {shape.name}'s context of "
+                        f"{shape.max_context:,} tokens", parameter="isl")
+    if (batch is None) == (concurrency is None):
+        raise UserError("batch: give exactly one of batch (static batching) and concurrency (continuous batching)",
+                        parameter="batch")
+    static = batch is not None
+    seqs = _positive_int("batch" if static else "concurrency", batch if static else concurrency)
+    return shape, isl, osl, static, seqs
+
+
+def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: int | None = None,
+          concurrency: int | None = None, tp: int = 1, pp: int = 1, dtype: str | None = None,
+          kv_dtype: str | None = None) -> ServingResult:
+    """Serve ``model`` on ``tp x pp`` devices of ``device`` (a GPU id, chip name or file, or
+    a :class:`ChipConfig`), with ``isl`` prompt and ``osl`` output tokens per request and
+    either a static ``batch`` or a ``concurrency`` of requests in flight.
+
+    ``dtype`` is the weights' and GEMMs' dtype (default: the chip's; a GPU's fp8 where it
+    has it, else bf16); ``kv_dtype`` the KV cache's (default ``dtype``). A request that
+    cannot fit, parallelism that does not divide the model, or a dtype the device lacks
+    raises :class:`UserError` naming the parameter."""
+    shape, isl, osl, static, seqs = check_request(model, isl=isl, osl=osl, batch=batch, concurrency=concurrency)
+    tp, pp = _positive_int("tp", tp), _positive_int("pp", pp)
+    dev = device if isinstance(device, (GpuServing, ChipServing)) else get_device(device, dtype)
+    if dtype is not None and dtype != dev.dtype:
+        raise UserError(f"dtype: the device was made for {dev.dtype}, not {dtype}", parameter="dtype")
+    kv_dtype = kv_dtype or dev.dtype
+    if kv_dtype not in STORAGE_BYTES:
+        raise UserError(f"kv-dtype: {kv_dtype!r} is not a dtype ({', '.join(STORAGE_BYTES)})", parameter="kv-dtype")
+    if dev.kind == "gpu" and kv_dtype != dev.dtype and not dev.spec.peak(kv_dtype) and kv_dtype not in ("fp16", "bf16"):
+        raise UserError(f"kv-dtype: {dev.id} has no {kv_dtype} support", parameter="kv-dtype")
+    if dev.kind == "custom" and kv_dtype != dev.dtype:
+        raise UserError(f"kv-dtype: {dev.id} computes attention in {dev.dtype}; the KV cache must be {dev.dtype}",
+                        parameter="kv-dtype")
+    check_parallelism(shape, tp, pp)
+    prec = Precision(dev.dtype, kv_dtype)
+    prefill_seqs = -(-seqs // pp) if static else 1
+    mem = memory_plan(shape, tp=tp, pp=pp, prec=prec, tokens_per_seq=isl + osl, prefill_tokens=prefill_seqs * isl)
+    capacity = dev.memory_bytes * serving_data().usable_memory_fraction
+    free = capacity - mem["weights"] - mem["activations"]
+    gb = 1e9
+    if mem["weights"] > capacity:
+        raise UserError(f"tp: {shape.name}'s weights need {mem['weights'] / gb:,.1f} GB on each of {tp * pp} "
+                        f"{dev.id}, more than the {capacity / gb:,.1f} GB usable; raise tp or pp", parameter="tp")
+    # static batching prefills the whole batch at once: its activations grow with the batch
+    act_per_seq = mem["activations"] / prefill_seqs / pp if static else 0.0
+    max_batch = int(max(0.0, capacity - mem["weights"] - (0.0 if static else mem["activations"]))
+                    // (mem["kv_per_sequence"] + act_per_seq))
+    if max_batch < 1:
+        raise UserError(f"isl: one request of {isl + osl:,} tokens needs {mem['kv_per_sequence'] / gb:,.2f} GB of "
+                        f"KV cache per device; {max(0.0, free) / gb:,.2f} GB is left on {dev.id} after weights and "
+                        f"activations", parameter="isl")
+    if seqs > max_batch:
+        name = "batch" if static else "concurrency"
+        raise UserError(f"{name}: {seqs:,} requests of {isl + osl:,} tokens need "
+                        f"{seqs * mem['kv_per_sequence'] / gb:,.1f} GB of KV cache per device; {dev.id} "
+                        f"holds {max_batch:,} ({free / gb:,.1f} GB free)", parameter=name)
+    mem.update(capacity=capacity, kv_cache=seqs * mem["kv_per_sequence"])
+
+    plan = serving_plan(shape, isl=isl, osl=osl, seqs=seqs, static=static, tp=tp, pp=pp, prec=prec)
+    timed = [(w, ops, dev.seconds(ops, tp)) for w, ops in plan["steps"]]
+    ttft = sum(c * float(sec.sum()) for (_, _, sec), c in zip(timed, plan["ttft"]))
+    total = sum(w * float(sec.sum()) for w, _, sec in timed)
+    tpot = (total - (ttft if static else 0.0)) / max(osl - 1, 1)
+    _, pre_ops, pre_sec = timed[0]
+    _, dec_ops, dec_sec = timed[1 + (len(timed) - 1) // 2] if len(timed) > 1 else timed[0]
+    group_rate = seqs * osl / total
+    devices = tp * pp
+    per_device = group_rate / devices
+    energy = dev.power_W * devices * total / (seqs * osl)
+    cost = cost_range = None
+    if dev.price_usd:
+        from ..cost.pricing import usd_per_million_tokens
+
+        c = usd_per_million_tokens(unit_capex_usd=dev.price_usd, power_W=dev.power_W, tokens_per_s=per_device)
+        cost, cost_range = c.usd, (c.low_usd, c.high_usd)
+
+    def table(ops: list[Op], sec: np.ndarray) -> tuple[dict, ...]:
+        return tuple({**op.to_dict(), "seconds": float(s)} for op, s in zip(ops, sec))
+
+    return ServingResult(dev.id, dev.kind, shape.name, isl, osl, "static" if static else "continuous", seqs, tp, pp,
+                         dev.dtype, kv_dtype, ttft, tpot, per_device, group_rate, max_batch, mem, energy, cost,
+                         cost_range, table(pre_ops, pre_sec), table(dec_ops, dec_sec), tuple(dev.notes))
+
+
+def serving_plan(shape: DecoderShape, *, isl: int, osl: int, seqs: int, static: bool, tp: int, pp: int,
+                 prec: Precision, kv_shared: bool = True) -> dict:
+    """The forward steps a scenario is timed by: ``steps`` as (weight, operators); the run
+    takes sum(weight x step time) and the first token sum(``ttft`` x step time). With
+    ``pp`` stages the batch runs as ``pp`` micro-batches: a step's
+    operators are those of one micro-batch through all layers, plus the hand-overs."""
+    micro = -(-seqs // pp)
+
+    def ops(n: int, q_len: int, ctx: int) -> list[Op]:
+        out = step_ops(shape, seqs=n, q_len=q_len, ctx=ctx, tp=tp, prec=prec, kv_shared=kv_shared)
+        if pp > 1:
+            out.append(Op("pipeline_send", "collective", pp - 1, collective="send",
+                          message_bytes=n * q_len * shape.hidden * prec.bytes("act")))
+        return out
+
+    if static:
+        ctxs = decode_contexts(isl, osl)
+        fill = 1 + (min(pp, seqs) - 1) / pp            # the micro-batches' prefills queue behind one another
+        steps = [(fill, ops(micro, isl, isl))] + [((osl - 1) / len(ctxs), ops(micro, 1, c)) for c in ctxs]
+        return {"steps": steps, "ttft": [fill] + [0.0] * len(ctxs)}
+    # steady state: per completed pool of requests, every request prefills once (alone) and
+    # the pool decodes osl - 1 steps at the mean context
+    steps = [(seqs, ops(1, isl, isl)), (max(osl - 1, 1), ops(micro, 1, isl + osl // 2))]
+    # a new request waits on average half a running decode step, then prefills
+    return {"steps": steps, "ttft": [1.0, 0.5]}
+
+
+def decode_contexts(isl: int, osl: int, samples: int = DECODE_SAMPLES) -> list[int]:
+    """Context lengths at which decode steps are timed: the midpoints of ``samples`` equal
+    spans of the ``osl - 1`` decode steps (every step when there are fewer)."""
+    n = osl - 1
+    if n <= 0:
+        return []
+    if n <= samples:
+        return [isl + 1 + j for j in range(n)]
+    return [isl + 1 + int((j + 0.5) * n / samples) for j in range(samples)]
+
+
+# -- fleets --------------------------------------------------------------------------------
+#: Tensor-parallel sizes tried, smallest first, when a fleet's ``tp`` is not given.
+AUTO_TP = (1, 2, 4, 8, 16, 32, 64)
+
+
+def serve_auto(device: Any, model: str | DecoderShape, *, tp: int | None = None, **kwargs) -> ServingResult:
+    """:func:`serve` at ``tp``, or at the smallest tensor-parallel size in :data:`AUTO_TP`
+    on which the scenario fits (the last size's error when none does)."""
+    if tp is not None:
+        return serve(device, model, tp=tp, **kwargs)
+    error: UserError | None = None
+    for t in AUTO_TP:
+        try:
+            return serve(device, model, tp=t, **kwargs)
+        except UserError as exc:
+            if exc.parameter not in ("tp", "batch", "concurrency", "isl"):
+                raise
+            error = exc
+    assert error is not None
+    raise error
+
+
+def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch: int | None = None,
+          concurrency: int | None = None, tp: int | None = None, pp: int = 1, budget_usd: float | None = None,
+          dtype: str | None = None, kv_dtype: str | None = None) -> list[dict]:
+    """For each device (GPU ids, chips): the serving result at ``tp`` (default the smallest
+    that fits), the devices a budget buys (default the cost model's $7B) at the unit price
+    (and its range), the replicas of ``tp x pp`` devices they make, and the fleet's output
+    tokens/s; tokens/s per device, per k$ and per W. A device without a price, or on which
+    the scenario fits at no tensor-parallel size, gets a row with the reason."""
+    from ..cost.pricing import fleet as buy
+
+    shape = check_request(model, isl=isl, osl=osl, batch=batch, concurrency=concurrency)[0]
+    if not devices or isinstance(devices, str):
+        raise UserError("device: give a list of at least one device", parameter="device")
+    # the budget resolved (default $7B) and checked before any work
+    budget = buy(unit_price_usd=1.0, throughput_per_unit=0.0, budget_usd=budget_usd)["budget_usd"]
+    rows = []
+    for d in devices:
+        try:
+            dev = get_device(d, dtype)
+            r = serve_auto(dev, shape, tp=tp, isl=isl, osl=osl, batch=batch, concurrency=concurrency, pp=pp,
+                           dtype=dtype, kv_dtype=kv_dtype)
+        except UserError as exc:
+            if exc.parameter == "device":          # not a device at all
+                raise
+            rows.append({"device": getattr(d, "name", d), "note": str(exc)})   # this device cannot serve it
+            continue
+        row = {"device": r.device, "kind": r.kind, "dtype": r.dtype, "tp": r.tp, "pp": r.pp,
+               "output_tokens_per_s": r.output_tokens_per_s, "tpot_s": r.tpot_s, "ttft_s": r.ttft_s,
+               "max_batch": r.max_batch, "power_W": dev.power_W,
+               "tokens_per_s_per_W": r.output_tokens_per_s / dev.power_W,
+               "energy_per_token_J": r.energy_per_token_J, "usd_per_million_tokens": r.usd_per_million_tokens,
+               "budget_usd": budget, "unit_price_usd": dev.price_usd, "units": None, "replicas": None,
+               "fleet_output_tokens_per_s": None, "tokens_per_s_per_kusd": None}
+        if dev.price_usd:
+            # a replica (tp x pp devices) is what the budget buys whole
+            lo, hi = dev.price_range_usd or (dev.price_usd, dev.price_usd)
+            mid, few, many = (buy(unit_price_usd=price * r.devices, throughput_per_unit=r.output_tokens_per_s_group,
+                                  budget_usd=budget) for price in (dev.price_usd, hi, lo))
+            row.update(replicas=mid["units"], units=mid["units"] * r.devices,
+                       units_range=[few["units"] * r.devices, many["units"] * r.devices],
+                       fleet_output_tokens_per_s=mid["aggregate_throughput"],
+                       fleet_output_tokens_per_s_range=[few["aggregate_throughput"], many["aggregate_throughput"]],
+                       tokens_per_s_per_kusd=r.output_tokens_per_s / dev.price_usd * 1e3)
+        else:
+            row["note"] = "no public price: no fleet"
+        rows.append(row)
+    return rows

@@ -1,0 +1,172 @@
+"""Silicon area: from synthesis of the generated RTL, and an analytic model fitted to it.
+
+Analytic model (transistors, generic-gate flow; NAND2-equivalent = transistors / 4):
+
+    area = rows x cols x PE(dataflow, dtype, overflow, acc_bits) + top(dataflow, rows, cols, ...)
+
+* PE = a + b x acc_bits for each (dataflow, dtype, overflow): the multiplier is fixed by the
+  input format and the adder and registers grow linearly with the accumulator (synthesis
+  confirms it: e.g. the OS int8 PE grows 233-235 transistors per accumulator bit).
+  Floating-point formats accumulate in fp32 only, so their PE is one synthesised constant
+  per (dataflow, dtype, subnormals) (b = 0); the top level carries raw bits, so it is the
+  same logic as an integer array of the same widths and shares its fit.
+* top = g_reg x skew_register_bits + g_mux x output_mux_bits + g_row x rows + g_col x cols
+  + g_0 per dataflow, with the register and multiplexer bit counts the array's structure
+  implies (operand skew triangles, WS partial-sum skew and de-skew, the OS output-row
+  multiplexer), fitted by least squares weighted by 1 / total area (relative error).
+
+``benchmarks/area_fit.py`` synthesises the training grid, fits, checks configurations the
+fit never saw (up to 16x16), and writes ``data/area_fit.yaml`` with coefficients and
+residuals. mm² at a node: NAND2-equivalents x NAND2 area / placement utilisation
+(``data/nodes.yaml``). SRAM is not synthesised as flip-flops: it is sized as macros
+(bits x bitcell / array efficiency, :meth:`Node.sram_mm2`); the bare array has none yet.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from ...config import AcceleratorConfig
+from ...errors import UserError
+from ..specs import DATA_DIR, SpecError, load_yaml, need
+from .nodes import get_node
+
+FIT_FILE = DATA_DIR / "area_fit.yaml"
+TOP_TERMS = ("reg", "mux", "row", "col", "const")
+
+
+def pe_family(config: AcceleratorConfig) -> str:
+    mode = config.subnormals if config.is_float else config.overflow
+    return f"{config.dataflow}_{config.dtype}_{mode}"
+
+
+def top_features(config: AcceleratorConfig, rows: int | None = None, cols: int | None = None) -> np.ndarray:
+    R, C = rows or config.rows, cols or config.cols
+    b, acc = config.input_dtype.bits, config.acc_bits
+    tri_r, tri_c = R * (R - 1) / 2, C * (C - 1) / 2
+    if config.dataflow == "os":
+        regs = tri_r * (b + 2) + tri_c * b       # A skew with valid/last, B skew
+        mux = R * C * acc                         # output row select
+    else:
+        regs = tri_r * (b + 3) + 2 * tri_c * acc  # A skew with valid/last/bank; psum skew + de-skew
+        mux = 0.0
+    return np.array([regs, mux, R, C, 1.0])
+
+
+@dataclass(frozen=True)
+class AreaFit:
+    pe: dict[str, tuple[float, float]]   # family -> (a, b): PE transistors = a + b * acc_bits
+    top: dict[str, np.ndarray]           # dataflow -> coefficients for TOP_TERMS
+    residuals: dict
+    source: str
+
+    def pe_transistors(self, config: AcceleratorConfig) -> float:
+        fam = pe_family(config)
+        if fam not in self.pe:
+            raise UserError(f"dtype: no area fit for {fam}; rerun benchmarks/area_fit.py")
+        a, b = self.pe[fam]
+        return a + b * config.acc_bits
+
+
+def fit(samples: list[tuple[AcceleratorConfig, int, int]]) -> AreaFit:
+    """Fit from (config, PE transistors, top-level transistors) synthesis samples."""
+    by_family: dict[str, dict[int, int]] = {}
+    floats = {pe_family(c) for c, _, _ in samples if c.is_float}
+    for c, p, _ in samples:
+        by_family.setdefault(pe_family(c), {})[c.acc_bits] = p
+    pe = {}
+    for fam, pts in sorted(by_family.items()):
+        if fam in floats:                  # one accumulator width: the synthesised PE itself
+            pe[fam] = (float(next(iter(pts.values()))), 0.0)
+            continue
+        if len(pts) < 2:
+            raise ValueError(f"need PEs of at least two accumulator widths for {fam}, have {sorted(pts)}")
+        b, a = np.polyfit(list(pts), list(pts.values()), 1)
+        pe[fam] = (float(a), float(b))
+    top, res = {}, {}
+    partial = AreaFit(pe, {}, {}, "")
+    for df in ("os", "ws"):
+        rows = [s for s in samples if s[0].dataflow == df]
+        if len(rows) < len(TOP_TERMS):
+            raise ValueError(f"need at least {len(TOP_TERMS)} {df} samples to fit, have {len(rows)}")
+        X = np.array([top_features(c) for c, _, _ in rows])
+        y = np.array([t for _, _, t in rows], float)
+        total = np.array([c.rows * c.cols * p + t for c, p, t in rows], float)
+        w = 1 / total
+        top[df] = np.linalg.lstsq(X * w[:, None], y * w, rcond=None)[0]
+        pred = np.array([c.rows * c.cols * partial.pe_transistors(c) for c, _, _ in rows]) + X @ top[df]
+        rel = (pred - total) / total
+        res[df] = {"samples": len(rows), "max_abs_rel_error": float(np.max(np.abs(rel))),
+                   "rms_rel_error": float(np.sqrt(np.mean(rel ** 2)))}
+    return AreaFit(pe, top, res, "fitted in memory")
+
+
+@cache
+def load_fit(path: str = str(FIT_FILE)) -> AreaFit:
+    p = Path(path)
+    d = load_yaml(p)
+    pe = {}
+    for fam, ab in need(p, "", d, "pe", dict).items():
+        pe[fam] = (float(need(p, f"pe.{fam}", ab, "a", (int, float))), float(need(p, f"pe.{fam}", ab, "b", (int, float))))
+    top = {}
+    for df in ("os", "ws"):
+        block = need(p, "top", need(p, "", d, "top", dict), df, dict)
+        top[df] = np.array([need(p, f"top.{df}", block, t, (int, float)) for t in TOP_TERMS])
+    if "residuals" not in d:
+        raise SpecError(p, "residuals", "missing: the fit must report its error")
+    return AreaFit(pe, top, d["residuals"], need(p, "", d, "source", str))
+
+
+@dataclass(frozen=True)
+class AreaEstimate:
+    transistors: float
+    pe_transistors: float
+    top_transistors: float
+    nand2_equivalent: float
+    mm2: float | None
+    node: str | None
+    assumptions: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__, assumptions=list(self.assumptions))
+
+
+MAX_MODEL_DIM = 1024
+
+
+def model_area(config: AcceleratorConfig, *, node: str | None = None, rows: int | None = None,
+               cols: int | None = None, fit_: AreaFit | None = None) -> AreaEstimate:
+    """Analytic area of the array for ``config`` (transistors; mm² when ``node`` is given).
+
+    ``rows``/``cols`` override the configuration's size, up to 1024, to extrapolate to
+    arrays larger than the generator builds (128x128, 256x256); the result says so.
+    """
+    if not isinstance(config, AcceleratorConfig):
+        raise TypeError(f"config must be an AcceleratorConfig, not {type(config).__name__}")
+    for name, v in (("rows", rows), ("cols", cols)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_MODEL_DIM):
+            raise UserError(f"{name}: must be an integer in 1..{MAX_MODEL_DIM}, not {v!r}")
+    R, C = rows or config.rows, cols or config.cols
+    f = fit_ or load_fit()
+    pe = f.pe_transistors(config)
+    top = float(top_features(config, R, C) @ f.top[config.dataflow])
+    tr = R * C * pe + top
+    mm2, notes = None, [f"analytic fit to generic-gate synthesis ({f.source})"]
+    if R > 16 or C > 16:
+        notes.append(f"{R}x{C} extrapolates beyond the held-out check (up to 16x16)")
+    if node is not None:
+        n = get_node(node)
+        mm2 = n.logic_mm2(tr / 4)
+        notes += [f"NAND2 = 4 transistors = {n.nand2_um2:.4f} um2 at {n.name}; placement utilisation "
+                  f"{n.placement_utilization:.0%}"] + n.flags()
+    return AreaEstimate(tr, pe, top, tr / 4, mm2, node, tuple(notes))
+
+
+def synth_area_mm2(transistors: float, node: str) -> float:
+    """mm² of a synthesised netlist's transistor estimate at ``node``."""
+    if transistors <= 0:
+        raise UserError(f"transistors: must be > 0, not {transistors}")
+    return get_node(node).logic_mm2(transistors / 4)

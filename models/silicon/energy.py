@@ -1,0 +1,204 @@
+"""Energy and power of GEMMs on the systolic array.
+
+Energy = issued MACs x E_mac + SRAM bytes x E_sram + DRAM bytes x E_dram, with 45 nm
+figures (Horowitz, ISSCC 2014) scaled to the node (``data/energy.yaml``,
+``data/nodes.yaml``). Average power at a clock adds leakage and an overhead fraction.
+
+Activity counts come from the accelerator core's cycle model (:func:`core_activity`,
+``models/perf.py``): the cycles and MACs the core's counters report, every operand the
+array takes (edge padding included), DRAM bytes as the core moves them (operands re-read
+per tile) and the SRAM traffic of its buffers. :func:`activity_energy` turns any such
+activity into joules, for one core or for a chip of many.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import astuple, dataclass, replace
+from functools import cache
+from pathlib import Path
+
+from ...checks import check_int, check_positive, check_real
+from ...config import AcceleratorConfig
+from ...errors import UserError
+from ..specs import DATA_DIR, load_yaml, need
+from ..workloads.gemm import Gemm
+from .nodes import get_node
+
+ENERGY_FILE = DATA_DIR / "energy.yaml"
+
+
+@cache
+def energy_data(path: str = str(ENERGY_FILE)) -> dict:
+    p = Path(path)
+    d = load_yaml(p)
+    for key in ("mac_pJ_45nm", "sram_pJ_per_byte_45nm", "dram_pJ_per_byte"):
+        need(p, "", d, key, (dict, list))
+    for key in ("int32_add_pJ_45nm", "pe_overhead_factor", "leakage_fraction_of_peak_dynamic", "overhead_fraction"):
+        need(p, "", d, key, (int, float))
+    lane = need(p, "", d, "vector_lane", dict)
+    for key in ("fma_pJ_45nm", "nand2_equivalent", "overhead_factor"):
+        need(p, "vector_lane", lane, key, (int, float), positive=True)
+    return d
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What a GEMM (or a workload) makes the cores do."""
+
+    cycles: int
+    macs_useful: int
+    macs_issued: int        # including padding of edge tiles
+    sram_bytes: int         # the cores' own buffers
+    dram_bytes: int
+    global_sram_bytes: int = 0   # a chip's global SRAM (its slices)
+
+    def __add__(self, other: Activity) -> Activity:
+        return Activity(*(a + b for a, b in zip(astuple(self), astuple(other))))
+
+
+def gemm_activity(config: AcceleratorConfig, M: int, N: int, K: int, *, cycles: int, bytes_read: int,
+                  bytes_written: int, count: int = 1) -> Activity:
+    """Activity of ``count`` copies of an M x N x K GEMM on cores of ``config`` that took
+    ``cycles`` each and moved ``bytes_read`` / ``bytes_written`` over DRAM: every operand
+    the array takes (edge padding included), and SRAM traffic: every byte read is written
+    into a buffer and read out once, plus the weight-stationary partial sums that go to the
+    accumulator buffer and back. The one place that counts a GEMM's activity, for a core
+    (:func:`core_activity`) and for a chip (whatever the split over cores: it moves no
+    tile boundaries)."""
+    from ..core.perf import core_counters
+
+    issued = core_counters(config, M, N, K)["busy_cycles"] * config.rows * config.cols
+    return Activity(cycles * count, M * N * K * count, issued * count,
+                    core_sram_bytes(config, M, N, K, bytes_read) * count, (bytes_read + bytes_written) * count)
+
+
+def core_sram_bytes(config: AcceleratorConfig, M: int, N: int, K: int, bytes_read: int) -> int:
+    """Bytes through a core's own buffers for an M x N x K GEMM whose operands arrived as
+    ``bytes_read`` on its port: each is written into a buffer and read out once, and a
+    weight-stationary core's partial sums go to its accumulator buffer and back."""
+    sram = 2 * bytes_read
+    if config.dataflow == "ws":
+        partial_rows = M * math.ceil(N / config.cols) * (math.ceil(K / config.rows) - 1)
+        sram += 2 * partial_rows * config.cols * config.acc_bytes
+    return sram
+
+
+def core_activity(config: AcceleratorConfig, gemm: Gemm, memory=None) -> Activity:
+    """Activity of ``gemm`` on the accelerator core, from the cycle model of its controller
+    (``models/perf.py``): cycles and DRAM traffic as the core really moves it (operands
+    re-read per tile, C written once); see :func:`gemm_activity`."""
+    from ..core.perf import MemorySystem, core_counters, core_cycles
+
+    memory = memory or MemorySystem(10, config.beat_bytes)
+    c = core_counters(config, gemm.M, gemm.N, gemm.K)
+    return gemm_activity(config, gemm.M, gemm.N, gemm.K, cycles=core_cycles(config, gemm.M, gemm.N, gemm.K, memory),
+                         bytes_read=c["bytes_read"], bytes_written=c["bytes_written"], count=gemm.count)
+
+
+@dataclass(frozen=True)
+class EnergyEstimate:
+    joules: float
+    mac_joules: float
+    sram_joules: float
+    dram_joules: float
+    seconds: float
+    average_watts: float
+    tops_per_watt: float
+    activity: Activity
+    assumptions: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["activity"] = dict(self.activity.__dict__)
+        d["assumptions"] = list(self.assumptions)
+        return d
+
+
+def mac_energy_pJ(config: AcceleratorConfig, node: str) -> float:
+    """Energy of one MAC in a PE at ``node`` (multiply + accumulate + PE overhead).
+
+    Floating point: the int8 MAC with a 32-bit accumulator (Horowitz's figures) scaled by
+    the synthesised PE's size against that int8 PE of the same dataflow (``float_mac`` in
+    data/energy.yaml: switched capacitance taken as proportional to gate count)."""
+    d = energy_data()
+    if config.is_float:
+        from .area import load_fit
+
+        fit = load_fit()
+        anchor = config.replace(dtype="int8", acc_bits=32, overflow="wrap", subnormals="keep")
+        ratio = fit.pe_transistors(config) / fit.pe_transistors(anchor)
+        return mac_energy_pJ(anchor, node) * ratio
+    mac = d["mac_pJ_45nm"].get(config.dtype)
+    if mac is None:
+        raise UserError(f"dtype: no MAC energy for {config.dtype!r}")
+    add = d["int32_add_pJ_45nm"] * config.acc_bits / 32
+    return (mac["mult"] + add) * d["pe_overhead_factor"] * get_node(node).energy_scale_vs_45nm.value
+
+
+def sram_energy_pJ_per_byte(buffer_KiB: float, node: str) -> float:
+    rows = energy_data()["sram_pJ_per_byte_45nm"]
+    row = next((r for r in rows if buffer_KiB <= r["max_KiB"]), rows[-1])
+    return row["value"] * get_node(node).energy_scale_vs_45nm.value
+
+
+def activity_energy(config: AcceleratorConfig, act: Activity, *, node: str, clock_MHz: float | None = None,
+                    dram: str = "HBM", cores: int = 1, global_slice_KiB: float = 0.0) -> EnergyEstimate:
+    """Joules, average watts and TOPS/W of ``act`` on ``cores`` cores of ``config`` at
+    ``node``: issued MACs, SRAM bytes (the cores' buffers at the energy of their size, the
+    global SRAM's at the energy of a ``global_slice_KiB`` slice) and DRAM bytes at their
+    per-op energies, the overhead fraction on top, and the leakage of all ``cores`` arrays
+    over ``act.cycles``."""
+    buffer_KiB = config.buffer_kib
+    d = energy_data()
+    n = get_node(node)
+    clock = check_positive("clock_MHz", clock_MHz) if clock_MHz is not None else n.default_clock_MHz.value
+    if dram not in d["dram_pJ_per_byte"]:
+        raise UserError(f"dram: choose one of {', '.join(d['dram_pJ_per_byte'])}, not {dram!r}")
+    e_mac = act.macs_issued * mac_energy_pJ(config, node) * 1e-12
+    e_sram = act.sram_bytes * sram_energy_pJ_per_byte(buffer_KiB, node) * 1e-12
+    if act.global_sram_bytes:
+        e_sram += act.global_sram_bytes * sram_energy_pJ_per_byte(global_slice_KiB, node) * 1e-12
+    e_dram = act.dram_bytes * d["dram_pJ_per_byte"][dram]["value"] * 1e-12
+    seconds = act.cycles / (clock * 1e6)
+    dynamic = (e_mac + e_sram + e_dram) * (1 + d["overhead_fraction"])
+    leakage_W = chip_power_W(config, cores=cores, node=node, clock_MHz=clock)["leakage_W"]
+    joules = dynamic + leakage_W * seconds
+    notes = (f"45 nm energies from Horowitz ISSCC 2014 scaled by {n.energy_scale_vs_45nm.value} to {n.name} "
+             f"({n.energy_scale_vs_45nm.source})",
+             f"clock {clock:g} MHz ({'given' if clock_MHz is not None else n.default_clock_MHz.source})",
+             d["pe_overhead_basis"], " ".join(d["power_basis"].split()),
+             f"{dram} energy: {d['dram_pJ_per_byte'][dram]['source']}")
+    return EnergyEstimate(joules, e_mac, e_sram, e_dram, seconds, joules / seconds,
+                          2 * act.macs_useful / joules / 1e12, act, notes)
+
+
+def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: str, clock_MHz: float | None = None,
+                dram: str = "HBM") -> EnergyEstimate:
+    """Joules, average watts and TOPS/W of ``gemm`` on one core at ``node``."""
+    e = activity_energy(config, core_activity(config, gemm), node=node, clock_MHz=clock_MHz, dram=dram)
+    return replace(e, assumptions=e.assumptions + (
+        "activity from the core's cycle model (models/perf.py) at its full port rate, latency 10",))
+
+
+def workload_energy(config: AcceleratorConfig, gemms: list[Gemm], **kwargs) -> tuple[float, float]:
+    """(joules, seconds) summed over a workload's GEMMs."""
+    if not gemms:
+        raise UserError("workload: holds no GEMMs")
+    parts = [gemm_energy(config, g, **kwargs) for g in gemms]
+    return sum(p.joules for p in parts), sum(p.seconds for p in parts)
+
+
+def chip_power_W(config: AcceleratorConfig, *, cores: int, node: str, clock_MHz: float | None = None,
+                 activity: float = 1.0) -> dict:
+    """Power of ``cores`` arrays at ``activity`` (fraction of cycles doing MACs), with
+    leakage and the stated overhead (SRAM and DRAM traffic excluded: see gemm_energy)."""
+    d = energy_data()
+    n = get_node(node)
+    cores = check_int("cores", cores, hi=1 << 24)
+    check_real("activity", activity, lo=0.0, hi=1.0)
+    clock = check_positive("clock_MHz", clock_MHz) if clock_MHz is not None else n.default_clock_MHz.value
+    peak = cores * config.rows * config.cols * mac_energy_pJ(config, node) * 1e-12 * clock * 1e6
+    dynamic = peak * activity * (1 + d["overhead_fraction"])
+    leakage = d["leakage_fraction_of_peak_dynamic"] * peak
+    return {"dynamic_W": dynamic, "leakage_W": leakage, "total_W": dynamic + leakage, "clock_MHz": clock,
+            "basis": " ".join(d["power_basis"].split())}

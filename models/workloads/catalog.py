@@ -1,0 +1,337 @@
+"""Workloads: named lists of GEMMs, built-in models and SCALE-Sim topology import.
+
+Built-ins are parameterised by batch and sequence length; each states the source of its
+dimensions and what it leaves out (element-wise work, softmax, normalisation, embedding
+look-ups: everything that is not a GEMM). Attention is counted as dense GEMMs (no causal
+masking savings, no FlashAttention fusion); grouped-query attention batches the query
+heads that share a KV head into one GEMM per KV head.
+"""
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache, partial
+from pathlib import Path
+
+from ...checks import check_int
+from ...dtypes import get_dtype
+from ...errors import UserError
+from ...files import read_text
+from ..specs import DATA_DIR, SpecError, load_yaml, need
+from .gemm import STORAGE_BYTES, Gemm, load_gemm_list
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A named list of GEMMs and the unit of work one run of it delivers.
+
+    ``resident_bytes`` is what must sit in the device's memory while it runs (weights,
+    KV cache, activations), checked against every device's capacity; when not given, the
+    largest single GEMM's operands and result (a lower bound)."""
+
+    name: str
+    gemms: tuple[Gemm, ...]
+    unit: str = "run"                 # "token", "sample" or "run"
+    units_per_run: int = 1
+    source: str = ""
+    assumptions: tuple[str, ...] = field(default=())
+    resident_bytes: int = 0
+    resident_breakdown: tuple[tuple[str, int], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.gemms:
+            raise UserError(f"workload: {self.name!r} holds no GEMMs")
+        if not self.resident_bytes:
+            largest = max(g.min_bytes // g.count for g in self.gemms)
+            object.__setattr__(self, "resident_bytes", largest)
+            object.__setattr__(self, "resident_breakdown", (("largest GEMM's operands and result", largest),))
+
+    @property
+    def dtype(self) -> str:
+        """The GEMMs' dtype ("mixed" when they differ)."""
+        kinds = {g.dtype for g in self.gemms}
+        return kinds.pop() if len(kinds) == 1 else "mixed"
+
+    def check_fits(self, capacity_GB: float, device: str) -> None:
+        """Raise :class:`UserError` when the workload's resident data exceed ``capacity_GB``."""
+        if self.resident_bytes > capacity_GB * 1e9:
+            parts = ", ".join(f"{name} {b / 1e9:,.3g} GB" for name, b in self.resident_breakdown)
+            raise UserError(f"workload: {self.name} needs {self.resident_bytes / 1e9:,.4g} GB resident ({parts}), "
+                            f"more than {device}'s {capacity_GB:g} GB of memory", parameter="workload")
+
+    @property
+    def flops(self) -> int:
+        return sum(g.flops for g in self.gemms)
+
+    @property
+    def min_bytes(self) -> int:
+        """Compulsory traffic: every GEMM reads its operands and writes its result once."""
+        return sum(g.min_bytes for g in self.gemms)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "unit": self.unit, "units_per_run": self.units_per_run, "flops": self.flops,
+                "bytes": self.min_bytes, "gemms": len(self.gemms), "dtype": self.dtype, "source": self.source,
+                "resident_bytes": self.resident_bytes, "assumptions": list(self.assumptions)}
+
+
+def _pos(name: str, v: object) -> int:
+    return check_int(name, v)
+
+
+@dataclass(frozen=True)
+class DecoderShape:
+    """Dimensions of a decoder-only transformer (from the model's published config)."""
+
+    name: str
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    ffn: int
+    vocab: int
+    source: str
+    experts: int = 1
+    experts_per_token: int = 1
+    max_context: int = 0      # longest context the model supports, tokens (0: not stated)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    @property
+    def params(self) -> int:
+        """Parameters: every layer's projections (all experts), router, embedding and LM head."""
+        kv = self.kv_heads * self.head_dim
+        per_layer = 2 * self.hidden * self.hidden + 2 * self.hidden * kv + 3 * self.hidden * self.ffn * self.experts
+        per_layer += self.hidden * self.experts if self.experts > 1 else 0
+        return self.layers * per_layer + 2 * self.vocab * self.hidden
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "hidden": self.hidden, "layers": self.layers, "heads": self.heads,
+                "kv_heads": self.kv_heads, "head_dim": self.head_dim, "ffn": self.ffn, "vocab": self.vocab,
+                "experts": self.experts, "experts_per_token": self.experts_per_token,
+                "max_context": self.max_context, "params": self.params, "source": self.source}
+
+
+LLM_FILE = DATA_DIR / "llm_models.yaml"
+
+
+@cache
+def llm_models(path: str = str(LLM_FILE)) -> dict[str, DecoderShape]:
+    """The built-in LLMs of ``data/llm_models.yaml`` by name (aliases included)."""
+    data = load_yaml(path)
+    out: dict[str, DecoderShape] = {}
+    for name, d in need(path, "", data, "models", dict).items():
+        ints = {k: need(path, name, d, k, int, positive=True)
+                for k in ("hidden", "layers", "heads", "kv_heads", "ffn", "vocab", "max_context")}
+        ints.update({k: need(path, name, d, k, int, positive=True, optional=True) or 1
+                     for k in ("experts", "experts_per_token")})
+        if ints["hidden"] % ints["heads"] or ints["heads"] % ints["kv_heads"]:
+            raise SpecError(path, name, "heads must divide hidden and kv_heads must divide heads")
+        shape = DecoderShape(name=name, source=need(path, name, d, "source", str), **ints)
+        for alias in [name, *d.get("aliases", [])]:
+            out[alias] = shape
+    return out
+
+
+def get_llm(name: str) -> DecoderShape:
+    """A built-in LLM by name or alias; a :class:`UserError` naming ``model`` otherwise."""
+    models = llm_models()
+    if not isinstance(name, str) or name not in models:
+        raise UserError(f"model: {name!r} is not a built-in model; choose one of {', '.join(models)}",
+                        parameter="model")
+    return models[name]
+
+
+LLAMA3_8B = get_llm("llama3-8b")
+LLAMA3_70B = get_llm("llama3-70b")
+MIXTRAL_8X7B = get_llm("mixtral-8x7b")
+
+
+def decoder(shape: DecoderShape, *, phase: str, dtype: str, batch: int = 1, seq_len: int = 2048) -> Workload:
+    """One forward step of a decoder-only LLM: ``prefill`` of ``seq_len`` tokens per
+    sequence, or ``decode`` of one new token per sequence against a KV cache of ``seq_len``."""
+    _pos("batch", batch)
+    _pos("seq-len", seq_len)
+    get_dtype(dtype)
+    if phase not in ("prefill", "decode"):
+        raise UserError(f"phase: must be prefill or decode, not {phase!r}")
+    s, L = shape, shape.layers
+    q_len = seq_len if phase == "prefill" else 1
+    T = batch * q_len                      # tokens through the projections
+    kv = s.kv_heads * s.head_dim
+    group = s.heads // s.kv_heads
+    g: list[Gemm] = [
+        Gemm(T, s.hidden, s.hidden, dtype, L, "attn_q"),
+        Gemm(T, kv, s.hidden, dtype, L, "attn_k"),
+        Gemm(T, kv, s.hidden, dtype, L, "attn_v"),
+        # scores Q K^T and context P V, per sequence and KV head, the group's query heads stacked
+        Gemm(group * q_len, seq_len, s.head_dim, dtype, L * batch * s.kv_heads, "attn_scores", batch * s.kv_heads),
+        Gemm(group * q_len, s.head_dim, seq_len, dtype, L * batch * s.kv_heads, "attn_context", batch * s.kv_heads),
+        Gemm(T, s.hidden, s.hidden, dtype, L, "attn_out"),
+    ]
+    assumptions = ["element-wise ops, softmax, RMSNorm, RoPE and embedding look-up are not GEMMs: left out",
+                   "attention computed densely (no causal-mask savings)"]
+    if s.experts > 1:
+        # balanced routing over the experts that receive any token at all
+        active = min(s.experts, T * s.experts_per_token)
+        routed = -(-T * s.experts_per_token // active)
+        g += [Gemm(T, s.experts, s.hidden, dtype, L, "moe_router"),
+              Gemm(routed, s.ffn, s.hidden, dtype, L * active, "moe_gate", active),
+              Gemm(routed, s.ffn, s.hidden, dtype, L * active, "moe_up", active),
+              Gemm(routed, s.hidden, s.ffn, dtype, L * active, "moe_down", active)]
+        assumptions.append(f"tokens spread evenly over the {s.experts} experts ({s.experts_per_token} per token)")
+    else:
+        g += [Gemm(T, s.ffn, s.hidden, dtype, L, "mlp_gate"), Gemm(T, s.ffn, s.hidden, dtype, L, "mlp_up"),
+              Gemm(T, s.hidden, s.ffn, dtype, L, "mlp_down")]
+    # next-token logits: the last position of each sequence
+    g.append(Gemm(batch, s.vocab, s.hidden, dtype, 1, "lm_head"))
+    tokens = batch * q_len
+    # resident: every weight (all experts), the embedding table, the KV cache of every
+    # sequence, and a few activation tensors of the widest layer
+    weights = s.params
+    elem = STORAGE_BYTES[dtype]
+    kv = 2 * L * batch * seq_len * kv * elem
+    acts = 4 * T * max(s.hidden, s.ffn) * elem
+    return Workload(f"{s.name}-{phase}", tuple(g), "token", tokens, s.source, tuple(assumptions),
+                    weights * elem + kv + acts,
+                    (("weights", weights * elem), ("KV cache", kv), ("activations", acts)))
+
+
+def bert_base(*, dtype: str, batch: int = 1, seq_len: int = 128) -> Workload:
+    """BERT-base encoder forward (Devlin et al., 2019: hidden 768, 12 layers, 12 heads, FFN 3072)."""
+    _pos("batch", batch)
+    _pos("seq-len", seq_len)
+    T, H, L, heads = batch * seq_len, 768, 12, 12
+    d = H // heads
+    g = (Gemm(T, 3 * H, H, dtype, L, "qkv"),
+         Gemm(seq_len, seq_len, d, dtype, L * batch * heads, "attn_scores", batch * heads),
+         Gemm(seq_len, d, seq_len, dtype, L * batch * heads, "attn_context", batch * heads),
+         Gemm(T, H, H, dtype, L, "attn_out"),
+         Gemm(T, 3072, H, dtype, L, "ffn1"),
+         Gemm(T, H, 3072, dtype, L, "ffn2"))
+    return Workload("bert-base", g, "sample", batch, "Devlin et al., NAACL 2019 (BERT-base)",
+                    ("embeddings, LayerNorm, GELU, softmax and the pooler are left out",))
+
+
+def dlrm(*, dtype: str, batch: int = 2048) -> Workload:
+    """DLRM MLP stack as in the MLPerf DLRM reference on Criteo Terabyte: bottom MLP
+    13-512-256-128, top MLP 479-1024-1024-512-256-1 (479 = 128 + 27*26/2 interactions)."""
+    _pos("batch", batch)
+    bottom = [13, 512, 256, 128]
+    top = [479, 1024, 1024, 512, 256, 1]
+    g = [Gemm(batch, o, i, dtype, 1, f"bottom_{n}") for n, (i, o) in enumerate(zip(bottom, bottom[1:]))]
+    g += [Gemm(batch, o, i, dtype, 1, f"top_{n}") for n, (i, o) in enumerate(zip(top, top[1:]))]
+    return Workload("dlrm", tuple(g), "sample", batch,
+                    "MLPerf Training DLRM reference (arch-mlp-bot 13-512-256-128, arch-mlp-top 1024-1024-512-256-1)",
+                    ("embedding-table look-ups (memory-bound gathers) and the feature interaction are left out",))
+
+
+def _conv(name: str, batch: int, h_out: int, c_in: int, c_out: int, k: int, dtype: str) -> Gemm:
+    """im2col: (batch x H_out x W_out) x (C_in x k x k) times (C_in x k x k) x C_out."""
+    return Gemm(batch * h_out * h_out, c_out, c_in * k * k, dtype, 1, name)
+
+
+def resnet50(*, dtype: str, batch: int = 1) -> Workload:
+    """ResNet-50 v1 at 224x224 (He et al., CVPR 2016), convolutions lowered by im2col."""
+    _pos("batch", batch)
+    g = [_conv("conv1", batch, 112, 3, 64, 7, dtype)]
+    c_in = 64
+    for stage, (blocks, width, h) in enumerate([(3, 64, 56), (4, 128, 28), (6, 256, 14), (3, 512, 7)], start=2):
+        for b in range(blocks):
+            p = f"s{stage}b{b}"
+            g += [_conv(f"{p}_1x1a", batch, h, c_in, width, 1, dtype),
+                  _conv(f"{p}_3x3", batch, h, width, width, 3, dtype),
+                  _conv(f"{p}_1x1b", batch, h, width, 4 * width, 1, dtype)]
+            if b == 0:
+                g.append(_conv(f"{p}_proj", batch, h, c_in, 4 * width, 1, dtype))
+            c_in = 4 * width
+    g.append(Gemm(batch, 1000, 2048, dtype, 1, "fc"))
+    return Workload("resnet50", tuple(g), "sample", batch, "He et al., CVPR 2016 (ResNet-50, 224x224)",
+                    ("pooling, batch-norm and ReLU are left out; the stride-2 3x3 sits in the first block of "
+                     "stages 3-5 (v1.5) and is counted at the output size",))
+
+
+BUILTINS: dict[str, Callable[..., Workload]] = {
+    f"{m}-{phase}": partial(decoder, shape, phase=phase)
+    for m, shape in llm_models().items() if m == shape.name for phase in ("prefill", "decode")
+} | {
+    "bert-base": bert_base,
+    "dlrm": dlrm,
+    "resnet50": resnet50,
+}
+#: Built-ins without a sequence length.
+NO_SEQ_LEN = ("dlrm", "resnet50")
+
+
+def load_scalesim_topology(path: str | Path, *, dtype: str) -> Workload:
+    """A SCALE-Sim topology CSV, either form: convolution (``Layer name, IFMAP Height, IFMAP
+    Width, Filter Height, Filter Width, Channels, Num Filter, Strides``; lowered by im2col
+    without padding, as SCALE-Sim does) or GEMM (``Layer, M, N, K``: A is M x K, B is K x N)."""
+    path = Path(path)
+    text = read_text(path, parameter="workload")
+    rows = [[c.strip() for c in r if c.strip() != ""] for r in csv.reader(text.splitlines())]
+    rows = [r for r in rows if r]
+    if len(rows) < 2:
+        raise UserError(f"workload: {path} holds no layers")
+    header = [h.lower() for h in rows[0]]
+    gemms = []
+    for line, r in enumerate(rows[1:], start=2):
+        try:
+            if header[1:4] == ["m", "n", "k"]:
+                if len(r) < 4:
+                    raise ValueError(f"expected 'Layer, M, N, K', got {len(r)} columns")
+                m, n, k = (int(v) for v in r[1:4])
+            elif len(r) >= 8:
+                ih, iw, fh_, fw, ch, nf, st = (int(v) for v in r[1:8])
+                stride_w = int(r[8]) if len(r) > 8 else st
+                for name, v in (("IFMAP Height", ih), ("IFMAP Width", iw), ("Filter Height", fh_),
+                                ("Filter Width", fw), ("Channels", ch), ("Num Filter", nf), ("Strides", st),
+                                ("Strides (width)", stride_w)):
+                    if v < 1:
+                        raise ValueError(f"{name} must be a positive integer, not {v}")
+                oh, ow = (ih - fh_) // st + 1, (iw - fw) // stride_w + 1
+                if ih < fh_ or iw < fw:
+                    raise ValueError("filter larger than the input")
+                m, n, k = oh * ow, nf, fh_ * fw * ch
+            else:
+                raise ValueError(f"expected 'Layer, M, N, K' or the 8-column convolution form, got {len(r)} columns")
+            gemms.append(Gemm(m, n, k, dtype, 1, r[0]))
+        except (ValueError, UserError) as exc:
+            raise UserError(f"workload: {path} line {line}: {exc}") from None
+    return Workload(path.stem, tuple(gemms), "run", 1, f"SCALE-Sim topology {path.name}")
+
+
+def list_workloads() -> list[str]:
+    """Names of the built-in workloads."""
+    return list(BUILTINS)
+
+
+def get_workload(name_or_file: str, *, dtype: str, batch: int | None = None, seq_len: int | None = None) -> Workload:
+    """A built-in by name (with batch and sequence length), a SCALE-Sim topology CSV, or a
+    GEMM list CSV (``name,M,N,K[,count][,dtype]``), in ``dtype`` (required: the same
+    workload in int8 and in bf16 is a different question; a GEMM list's own dtype column
+    wins over it)."""
+    get_dtype(dtype)
+    if not isinstance(name_or_file, str) or not name_or_file:
+        raise UserError(f"workload: give a built-in name ({', '.join(BUILTINS)}) or a CSV file, not {name_or_file!r}")
+    if name_or_file in BUILTINS:
+        kwargs: dict = {"dtype": dtype}
+        if batch is not None:
+            kwargs["batch"] = batch
+        if seq_len is not None:
+            if name_or_file in NO_SEQ_LEN:
+                raise UserError(f"seq-len: {name_or_file} has no sequence length")
+            kwargs["seq_len"] = seq_len
+        return BUILTINS[name_or_file](**kwargs)
+    path = Path(name_or_file)
+    if not path.is_file():
+        raise UserError(f"workload: {name_or_file!r} is neither a built-in ({', '.join(BUILTINS)}) nor a file")
+    for flag, v in (("batch", batch), ("seq-len", seq_len)):
+        if v is not None:
+            raise UserError(f"{flag}: applies to built-in workloads, not to a CSV file ({path.name})")
+    header = read_text(path, parameter="workload").partition("\n")[0].lower().replace(" ", "")
+    if header.startswith("layer,m,n,k") or "ifmap" in header:
+        return load_scalesim_topology(path, dtype=dtype)
+    return Workload(path.stem, tuple(load_gemm_list(path, dtype=dtype)), "run", 1, f"GEMM list {path.name}")
