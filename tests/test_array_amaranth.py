@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from systolab import AcceleratorConfig
+from systolab.flows.verify import verify_products
 from systolab.sim.amaranth_bench import run_plan_amaranth
 from systolab.sim.plan import Plan
 from systolab.sim.stimulus import Product, campaign, random_product
-from systolab.sim.verify import verify_products
 
 CONFIGS = [
     dict(rows=1, cols=1),

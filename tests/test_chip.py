@@ -168,7 +168,7 @@ def test_tiny_chip_on_verilator_equals_the_model_and_the_golden_model(tiny_cases
 
 @pytest.mark.verilator
 def test_tiny_chip_under_stalls_is_bit_exact_and_no_faster(tiny_cases):
-    from systolab.sim.verify import verify_chip
+    from systolab.flows.verify import verify_chip
 
     corners = tiny_cases[:9]       # the edge classes; random shapes under stalls run in the slow suite
     report = verify_chip(TINY, corners, seed=7, simulator="verilator", stall_prob=0.3)
@@ -293,7 +293,7 @@ def test_chip_flags_fail_cleanly(argv, parameter, capsys):
                          ids=["tiny-os", "tiny-ws", "small-os", "small-ws"])
 def test_200_random_gemms_per_chip_and_dataflow(chip):
     # bit-exact under stalls (the validation grid checks the counters without them)
-    from systolab.sim.verify import verify_chip
+    from systolab.flows.verify import verify_chip
 
     cases = chip_campaign(chip, count=200, seed=11)
     report = verify_chip(chip, cases, seed=11, simulator="verilator", stall_prob=0.2)
@@ -304,7 +304,7 @@ def test_200_random_gemms_per_chip_and_dataflow(chip):
 @pytest.mark.slow
 @pytest.mark.verilator
 def test_chip_validation_grid_is_exact():
-    from systolab.sim.validate import default_chip_cases, validate_chip
+    from systolab.flows.validate import default_chip_cases, validate_chip
 
     report = validate_chip(default_chip_cases(shapes_per_case=50), simulator="verilator", jobs=2,
                            progress=lambda m: None)

@@ -6,9 +6,9 @@ products per build, with random stalls on every stream and a reset mid-product.
 import pytest
 
 from systolab import AcceleratorConfig
+from systolab.flows.verify import verify_products
 from systolab.sim.runner import simulator_status
 from systolab.sim.stimulus import campaign
-from systolab.sim.verify import verify_products
 
 STATUS = simulator_status()
 

@@ -228,7 +228,7 @@ def test_the_deep_stage_verifies_a_pareto_point_and_is_kept_in_the_store(tmp_pat
     def boom(job):
         raise AssertionError("the deep stage ran again")
 
-    monkeypatch.setattr("systolab.sim.deep.deep_check", boom)
+    monkeypatch.setattr("systolab.flows.deep.deep_check", boom)
     again = run_explore(space, db=tmp_path / "db.sqlite", deep=1)
     assert again["deep"] == res["deep"] and again["evaluated"] == 0
 

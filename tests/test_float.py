@@ -223,9 +223,9 @@ def test_mac_rtl_random_products(fmt):
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
 @pytest.mark.parametrize("fmt", FLOATS)
 def test_float_core_verify_on_verilator(fmt, dataflow):
+    from systolab.flows.verify import verify_core
     from systolab.sim.core_bench import core_shapes
     from systolab.sim.runner import simulator_status
-    from systolab.sim.verify import verify_core
 
     if simulator_status()["verilator"]:
         pytest.skip(simulator_status()["verilator"])
@@ -238,9 +238,9 @@ def test_float_core_verify_on_verilator(fmt, dataflow):
 @pytest.mark.parametrize("fmt", ["bf16", "fp8_e4m3"])
 def test_float_chip_verify_on_verilator(fmt):
     import systolab as sl
+    from systolab.flows.verify import verify_chip
     from systolab.sim.chip_bench import chip_campaign
     from systolab.sim.runner import simulator_status
-    from systolab.sim.verify import verify_chip
 
     if simulator_status()["verilator"]:
         pytest.skip(simulator_status()["verilator"])

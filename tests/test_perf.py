@@ -8,8 +8,8 @@ import pytest
 from systolab import AcceleratorConfig
 from systolab.cli import main
 from systolab.errors import UserError
+from systolab.flows.validate import default_cases, validate
 from systolab.models.core.perf import MemorySystem, chip_perf, core_perf, split_gemm, workload_perf
-from systolab.sim.validate import default_cases, validate
 
 # cycle residual allowed per validation case: none (the model is exact on the whole grid)
 RESIDUAL = [0, 0, 0, 0, 0, 0]

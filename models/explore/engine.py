@@ -527,7 +527,7 @@ def _deep_job(job):
     """The deep stage of one point; a tool that fails is reported, not stored (a rerun
     tries again)."""
     from ...errors import SimulationError
-    from ...sim.deep import deep_check
+    from ...flows.deep import deep_check
 
     try:
         return deep_check(job)
@@ -611,7 +611,7 @@ def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid
                 jobs: int = 1, executor: str = "local", deep: int = 0, progress: bool = False) -> dict:
     """Evaluate the space's points (skipping those already in ``db``) on ``executor``
     (``local`` with ``jobs`` processes, or ``dask://HOST:PORT``), then the Pareto front
-    of the feasible ones, then the deep stage (:mod:`~systolab.sim.deep`) of its first
+    of the feasible ones, then the deep stage (:mod:`~systolab.flows.deep`) of its first
     ``deep`` points (best first objective first) on the same executor. Returns
     ``points``, ``feasible``, ``pareto``, the constraint that binds when nothing is
     feasible, ``deep`` and ``store``."""

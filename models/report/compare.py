@@ -128,7 +128,7 @@ def validation_text(kind: str) -> str:
     """The recorded run of ``systolab validate`` (``kind``: ``core`` or ``chip``) in words,
     from ``models/data/validation.yaml``: the report cites what was measured, with its date
     and command."""
-    from ...sim.validate import recorded
+    from ...flows.validate import recorded
 
     r = recorded(kind)
     flag = " --chip" if kind == "chip" else ""

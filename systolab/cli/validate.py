@@ -24,8 +24,8 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..flows.validate import default_cases, default_chip_cases, record, record_file, validate, validate_chip
     from ..sim.runner import resolve_simulator
-    from ..sim.validate import default_cases, default_chip_cases, record, record_file, validate, validate_chip
 
     sim = resolve_simulator(args.sim)
     if args.chip:

@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _core(args, config, gemm) -> int:
+    from ..flows.verify import verify_core
     from ..sim.core_bench import core_shapes
-    from ..sim.verify import verify_core
 
     if gemm is not None:
         shapes = [(gemm.M, gemm.N, gemm.K)]
@@ -77,8 +77,8 @@ def _core(args, config, gemm) -> int:
 def _array(args, config, gemm) -> int:
     import numpy as np
 
+    from ..flows.verify import verify_products
     from ..sim.stimulus import campaign, check_fits, random_product
-    from ..sim.verify import verify_products
 
     if gemm is not None:
         try:
@@ -124,8 +124,8 @@ def check_simulable(chip, what: str) -> None:
 
 
 def _chip(args, gemm) -> int:
+    from ..flows.verify import verify_chip
     from ..sim.chip_bench import chip_campaign
-    from ..sim.verify import verify_chip
     from .common import blocking_from_args, chip_from_args
 
     chip = chip_from_args(args)

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 from ..config import AcceleratorConfig
 from ..errors import UserError
-from .amaranth_bench import run_plan_amaranth
-from .checker import Scoreboard
-from .plan import Plan
-from .protocol import ArrayProtocol
-from .runner import resolve_simulator, run_plan_hdl
-from .stimulus import Product, random_gemm, sprinkle_specials
+from ..sim.amaranth_bench import run_plan_amaranth
+from ..sim.checker import Scoreboard
+from ..sim.plan import Plan
+from ..sim.protocol import ArrayProtocol
+from ..sim.runner import resolve_simulator, run_plan_hdl
+from ..sim.stimulus import Product, random_gemm, sprinkle_specials
 
 
 @dataclass
@@ -58,7 +58,7 @@ def verify_products(config: AcceleratorConfig, products: list[Product], *, seed:
         First push half of an extra product, reset the DUT with it in flight, then run.
     """
     from ..checks import check_real, check_seed
-    from .runner import waveform_path
+    from ..sim.runner import waveform_path
 
     if not products:
         raise UserError("products: give at least one product")
@@ -149,9 +149,9 @@ def verify_core(config: AcceleratorConfig, shapes: list[tuple[int, int, int]], *
     import numpy as np
 
     from ..checks import check_int, check_seed
-    from .core_bench import check_memory, run_gemms
-    from .golden import golden_matmul, show_value
-    from .runner import run_core_hdl, waveform_path
+    from ..sim.core_bench import check_memory, run_gemms
+    from ..sim.golden import golden_matmul, show_value
+    from ..sim.runner import run_core_hdl, waveform_path
 
     check_memory(latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob, seed=seed)
     check_seed("seed", seed)
@@ -243,9 +243,9 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
     from ..checks import check_real, check_seed
     from ..models.chip.blocking import blocking_traffic, dram_traffic_lower_bound
     from ..models.chip.perf import chip_gemm_perf
-    from .chip_bench import random_products, run_chip_gemm
-    from .golden import golden_matmul, show_value
-    from .runner import run_chip_hdl
+    from ..sim.chip_bench import random_products, run_chip_gemm
+    from ..sim.golden import golden_matmul, show_value
+    from ..sim.runner import run_chip_hdl
 
     check_seed("seed", seed)
     check_real("stall_prob", stall_prob, lo=0.0, hi=1.0, hi_open=True)

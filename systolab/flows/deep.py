@@ -42,7 +42,7 @@ def deep_check(job: tuple) -> dict:
     from ..models.core.perf import MemorySystem, core_cycles
     from ..models.silicon.area import model_area, synth_area_mm2
     from ..models.silicon.synthesis import synthesize
-    from .runner import build_jobs
+    from ..sim.runner import build_jobs
     from .verify import verify_core
 
     base, design, seed = job

@@ -57,9 +57,9 @@ def default_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Validatio
 
 
 def _run_case(case: ValidationCase, simulator: str, seed: int) -> list[dict]:
-    from .core_bench import run_gemms
-    from .runner import run_core_hdl
-    from .stimulus import random_gemm
+    from ..sim.core_bench import run_gemms
+    from ..sim.runner import run_core_hdl
+    from ..sim.stimulus import random_gemm
 
     rng = np.random.default_rng(seed)
     dt = case.config.input_dtype
@@ -69,7 +69,7 @@ def _run_case(case: ValidationCase, simulator: str, seed: int) -> list[dict]:
         runs = run_gemms(case.config, products, **params)
         return [r.counters | {"passed": r.passed} for r in runs]
     out = run_core_hdl(case.config, products, simulator, **params)
-    from .golden import golden_matmul
+    from ..sim.golden import golden_matmul
 
     return [cnt | {"passed": np.array_equal(np.array(c, dtype=object), golden_matmul(a, b, case.config).astype(object))
                    and not out["violations"]}
@@ -136,7 +136,7 @@ def default_chip_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Chip
     them) and random shapes (1..24, one to three products) under random blockings that
     fit."""
     from ..models.chip.config import get_chip
-    from .chip_bench import chip_campaign
+    from ..sim.chip_bench import chip_campaign
 
     tiny, small = get_chip("sl-tiny"), get_chip("sl-small")
     chips = [
@@ -157,8 +157,8 @@ def default_chip_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Chip
 
 
 def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[dict]:
-    from .chip_bench import random_products, run_chip_gemm
-    from .runner import run_chip_hdl
+    from ..sim.chip_bench import random_products, run_chip_gemm
+    from ..sim.runner import run_chip_hdl
 
     rng = np.random.default_rng(seed)
     runs = [(random_products(case.chip, M, N, K, p, rng), blk) for M, N, K, p, blk in case.gemms]
@@ -168,7 +168,7 @@ def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[
             r = run_chip_gemm(case.chip, products, blk)
             results.append(r.counters | {"busy": r.busy, "passed": r.passed})
         return results
-    from .golden import golden_matmul
+    from ..sim.golden import golden_matmul
 
     out = run_chip_hdl(case.chip, runs, simulator)
     return [r["counters"] | {"busy": r["busy"], "passed": r["status"] == 0 and not r["violations"] and all(
