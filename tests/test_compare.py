@@ -195,7 +195,7 @@ def test_the_cycle_models_error_is_cited_from_the_recorded_validation_runs(tmp_p
     run, not text: the repository's records say every GEMM was exact, and a different
     record changes what the report says."""
     from systolab.models.report.compare import validation_text
-    from systolab.sim import validate as val
+    from systolab.flows import validate as val
 
     for kind in ("core", "chip"):
         r = val.recorded(kind)
