@@ -95,7 +95,7 @@ def cpu_ratio() -> float:
 def deep() -> None:
     from distributed import LocalCluster
 
-    from systolab.models.explore.engine import run_explore
+    from systolab.flows.explore import run_explore
     from systolab.sim.runner import prepare_verilator
 
     print(f"this machine, 2 processes of pure Python over 1: {cpu_ratio():.2f}x", flush=True)
@@ -142,7 +142,7 @@ SEARCH_SPACES = {"480": SPACE["parameters"], "1920": {**SPACE["parameters"], "dr
 
 
 def speed(jobs: int) -> None:
-    from systolab.models.explore.engine import run_explore
+    from systolab.models.explore import run_explore
 
     space = {**SPACE, "parameters": SPEED_PARAMETERS,
              "workloads": [*SPACE["workloads"], {"name": "llama3-8b-decode", "batch": 1}]}
@@ -156,7 +156,7 @@ def speed(jobs: int) -> None:
 
 def search(jobs: int, spaces: list[str], seeds: int, methods: list[str]) -> None:
 
-    from systolab.models.explore.engine import run_explore
+    from systolab.models.explore import run_explore
 
     tmp = Path(tempfile.mkdtemp())
     for name in spaces:

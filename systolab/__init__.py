@@ -38,7 +38,8 @@ _SOURCES = {
                "get_gpu", "get_llm", "get_workload", "largest_outside", "list_chips", "list_gpus", "list_workloads",
                "llm_models", "map_gemm", "map_gemms", "mapping_space", "match_gpu", "parse_gemm", "plot_mapping_space",
                "serve", "write_report"),
-    "models.explore": ("explore", "gpu_reference", "load_space"),
+    "flows.explore": ("explore",),
+    "models.explore": ("gpu_reference", "load_space"),
 }
 _WHERE = {name: module for module, names in _SOURCES.items() for name in names}
 # (the imports below and the literal __all__ repeat these names for mypy and ruff, which
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from .config import AcceleratorConfig
     from .errors import ConfigError, SimulationError, UserError
     from .files import default_out
+    from .flows.explore import explore
     from .models import (
         ChipConfig,
         DecoderShape,
@@ -88,7 +90,7 @@ if TYPE_CHECKING:
         serve,
         write_report,
     )
-    from .models.explore.engine import explore, gpu_reference, load_space
+    from .models.explore import gpu_reference, load_space
     from .models.report import compare
 
 

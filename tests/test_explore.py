@@ -17,8 +17,10 @@ import yaml
 
 from systolab.cli import main
 from systolab.errors import UserError
+from systolab.flows.deep import deep_check
 from systolab.models.chip.config import get_chip
-from systolab.models.explore.engine import explore, load_space, pareto, replay, run_explore
+from systolab.models.explore import explore, load_space, replay, run_explore
+from systolab.models.explore.stages import pareto
 
 SPACE = {
     "base": "sl-n7-os32-edge",
@@ -216,9 +218,9 @@ def test_optuna_searches_ask_a_batch_per_local_worker(tmp_path):
 
 
 @pytest.mark.verilator
-def test_the_deep_stage_verifies_a_pareto_point_and_is_kept_in_the_store(tmp_path, monkeypatch):
+def test_the_deep_stage_verifies_a_pareto_point_and_is_kept_in_the_store(tmp_path):
     space = _space(base="sl-tiny", parameters={"cores": [1, 2]}, constraints={})
-    res = run_explore(space, db=tmp_path / "db.sqlite", deep=1)
+    res = run_explore(space, db=tmp_path / "db.sqlite", deep=1, deep_stage=deep_check)
     (d,) = res["deep"]
     best = max(res["pareto"], key=lambda p: p["objectives"]["throughput[bert-base]"])   # the first objective
     assert d["design_hash"] == best["design_hash"]
@@ -228,8 +230,7 @@ def test_the_deep_stage_verifies_a_pareto_point_and_is_kept_in_the_store(tmp_pat
     def boom(job):
         raise AssertionError("the deep stage ran again")
 
-    monkeypatch.setattr("systolab.flows.deep.deep_check", boom)
-    again = run_explore(space, db=tmp_path / "db.sqlite", deep=1)
+    again = run_explore(space, db=tmp_path / "db.sqlite", deep=1, deep_stage=boom)
     assert again["deep"] == res["deep"] and again["evaluated"] == 0
 
 
@@ -264,7 +265,7 @@ def test_a_serving_workload_is_timed_by_the_serving_model_and_buys_whole_groups(
         groups = p["result"]["fleet_units"] // r.devices
         assert m["fleet_throughput"] == pytest.approx(groups * r.output_tokens_per_s_group)
     # the GPUs serve it too (in their own format), as reference points
-    from systolab.models.explore.engine import gpu_reference
+    from systolab.models.explore import gpu_reference
 
     ref = gpu_reference(load_space(space))
     assert ref["h100-sxm"]["workloads"]["llama3-8b-serving"]["throughput"] == pytest.approx(
@@ -286,7 +287,7 @@ def test_the_bundled_spaces_load_by_name():
 
 
 def test_the_pareto_plot_has_a_panel_per_pair_of_objectives(tmp_path):
-    from systolab.models.explore.engine import plot_pareto
+    from systolab.models.explore import plot_pareto
 
     space = _space(objectives=[*SPACE["objectives"], {"metric": "die_mm2", "goal": "min"}])
     res = run_explore(space, db=tmp_path / "db.sqlite")
@@ -298,3 +299,49 @@ def test_the_pareto_plot_has_a_panel_per_pair_of_objectives(tmp_path):
     assert all(len(a.collections) >= 2 for a in fig.axes)     # feasible points and the front on every panel
     with pytest.raises(UserError, match="3 axes"):
         plot_pareto(sp, res["all_points"], set(), ax=fig.axes[0])
+
+
+def test_the_deep_stage_is_injected_and_the_models_never_import_the_flows(tmp_path):
+    """The models run no simulator: a deep stage is the caller's (systolab.explore and the
+    CLI pass systolab.flows.deep.deep_check), and importing the models' exploration leaves
+    systolab.flows unimported."""
+    import systolab
+    import systolab.flows.explore
+
+    with pytest.raises(UserError) as e:
+        run_explore(SPACE, db=tmp_path / "db.sqlite", deep=1)
+    assert e.value.parameter == "deep"
+    assert systolab.explore is systolab.flows.explore.explore
+    code = "import sys, systolab.models.explore; print(any(m.startswith('systolab.flows') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_a_deep_stage_result_is_stored_as_its_dict_and_a_failure_is_not(tmp_path):
+    from systolab.errors import SimulationError
+    from systolab.models.explore.stages import deep_job
+
+    class Result:
+        def to_dict(self):
+            return {"passed": True}
+
+    def fails(job):
+        raise SimulationError("verilator: build failed")
+
+    assert deep_job((lambda job: Result(), (None, {}, 0))) == {"passed": True}
+    assert deep_job((fails, (None, {}, 0))) == {"error": "verilator: build failed"}
+
+
+def test_the_report_writer_writes_every_file_and_keeps_the_store_outside(tmp_path):
+    from systolab.models.explore import write_explore_report
+    from systolab.models.explore.report import REPORT_FILES
+
+    res = run_explore(SPACE, db=tmp_path / "db.sqlite")
+    files = write_explore_report(res, tmp_path / "out", SPACE)
+    assert list(files) == list(REPORT_FILES)
+    assert all(Path(f).is_file() and Path(f).stat().st_size > 0 for f in files.values())
+    assert "## Pareto front" in (tmp_path / "out" / "report.md").read_text()
+    inside = run_explore(SPACE, db=tmp_path / "out2" / "db.sqlite")
+    with pytest.raises(UserError) as e:
+        write_explore_report(inside, tmp_path / "out2", SPACE)
+    assert e.value.parameter == "db"

@@ -285,7 +285,7 @@ def test_compare_in_fp8_prices_both_sides_at_8_bits(tmp_path, capsys):
 
 
 def test_explore_takes_the_format_as_a_parameter(tmp_path):
-    from systolab.models.explore.engine import explore
+    from systolab.models.explore import explore
 
     space = {"base": "sl-n7-os32-edge", "parameters": {"cores": [4], "dtype": ["int8", "fp8_e4m3", "bf16"]},
              "workloads": [{"name": "bert-base", "batch": 1, "seq_len": 128}],

@@ -17,6 +17,8 @@ from ...errors import UserError
 
 DEFAULT_GPUS = ("h100-sxm", "h200-sxm", "h20", "a100-sxm4-80gb", "b200")
 DEFAULT_WORKLOADS = ("llama3-8b-prefill", "llama3-8b-decode", "dlrm")
+#: The iso views: the chip resized to each GPU's die area, TDP or price.
+ISO_VIEWS = ("area", "power", "price")
 #: The serving scenario of the report's serving section (and of ``systolab fleet``'s examples).
 DEFAULT_SERVING = {"model": "llama3-70b", "isl": 2048, "osl": 256, "concurrency": 64}
 ASSUMPTIONS = [
@@ -80,7 +82,7 @@ def gpu_device(gpu_id: str, dtype: str = "int8") -> Device:
                   ec.performance_density, tuple(notes) + tuple(gpu.flags("die_area_mm2", "peak_dense_tflops")))
 
 
-def _row(device: Device, ev) -> dict:
+def compare_row(device: Device, ev) -> dict:
     """One compare row from an :class:`~systolab.models.report.evaluate.Evaluation`, with the
     per-mm², per-W and per-$ views and the cost per unit of work."""
     from ..cost.pricing import usd_per_million_tokens
@@ -225,8 +227,8 @@ def compare(chip, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS, gpus: tuple
     if len(set(gpus)) != len(gpus):
         raise UserError("gpus: listed twice")
     for view in iso:
-        if view not in ("area", "power", "price"):
-            raise UserError(f"iso: unknown view {view!r}; choose from area, power, price")
+        if view not in ISO_VIEWS:
+            raise UserError(f"iso: unknown view {view!r}; choose from {', '.join(ISO_VIEWS)}")
     for g in gpus:                       # names a bad id before any work
         try:
             get_gpu(g)
@@ -241,10 +243,10 @@ def compare(chip, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS, gpus: tuple
     rows = []
     for wl in wls:
         progress(f"compare: {wl.name} ({len(wl.gemms)} GEMMs) on {chip.name}")
-        rows.append(_row(devices[0], chip.evaluate(wl)))
+        rows.append(compare_row(devices[0], chip.evaluate(wl)))
         for dev in devices[1:]:
             progress(f"compare: {wl.name} on {dev.id}")
-            rows.append(_row(dev, evaluate_gpu(dev.id, wl)))
+            rows.append(compare_row(dev, evaluate_gpu(dev.id, wl)))
     iso_rows = []
     if iso:
         progress(f"compare: iso views ({', '.join(iso)})")

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
+from ..errors import UserError
+from ..files import check_output_folder
+from ..flows.explore import run_explore
+from ..models.explore import replay, write_explore_report
+from ..models.explore.search import SEARCHES
 from .common import emit, int_in, seed_int
 
 
 def add_parser(sub, parents) -> None:
-    from ..models.explore.engine import SEARCHES
-
     p = sub.add_parser("explore", parents=[parents.json],
                        help="evaluate a design space (YAML) under constraints; Pareto front; resumable")
     p.add_argument("space", nargs="?", help="the space file (YAML): parameters, workloads, objectives, constraints")
@@ -31,22 +36,6 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-    from pathlib import Path
-
-    from ..errors import UserError
-    from ..files import atomic_write_text, check_output_folder, staged_folder
-    from ..models.explore.engine import (
-        export_map,
-        gpu_reference,
-        load_space,
-        plot_pareto,
-        points_frame,
-        replay,
-        report_markdown,
-        run_explore,
-    )
-
     out = check_output_folder("out/explore" if args.out is None else args.out)   # before any work
     if args.space is None:
         raise UserError("space: give the space file (YAML)", parameter="space")
@@ -70,21 +59,9 @@ def run(args: argparse.Namespace) -> int:
     res = run_explore(args.space, db=db, search=search, trials=args.trials or 64, seed=args.seed or 0,
                       jobs=args.jobs or 1, executor=args.executor or "local", deep=args.deep or 0,
                       progress=not args.json and sys.stderr.isatty())
-    points = res.pop("all_points")
-    front = {p["design_hash"] for p in res["pareto"]}
-    df = points_frame(points, front)
-    sp = load_space(args.space)
-    gpus = gpu_reference(sp)
-    if out.resolve() in db.resolve().parents:
-        raise UserError("db: keep the store outside --out (the output folder is replaced whole)", parameter="db")
-    with staged_folder(out, what="systolab explore") as stage:
-        atomic_write_text(stage / "points.csv", df.to_csv(index=False))
-        atomic_write_text(stage / "pareto.csv", df[df["pareto"]].to_csv(index=False) if len(df) else "")
-        plot_pareto(sp, points, front, gpus).savefig(stage / "pareto.png", dpi=110)
-        export_map(points, front, gpus).savefig(stage / "export_map.png", dpi=110)
-        atomic_write_text(stage / "report.md", report_markdown(sp, res, gpus))
-    res["outputs"] = {name: str(out / name)
-                      for name in ("report.md", "points.csv", "pareto.csv", "pareto.png", "export_map.png")}
+    outputs = write_explore_report(res, out, args.space)
+    res.pop("all_points")
+    res["outputs"] = outputs
 
     def human(q: dict) -> str:
         lines = [f"{q['points']} points ({q['evaluated']} evaluated now, the rest from {q['store']}), "

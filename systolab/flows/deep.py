@@ -20,6 +20,11 @@ plain data, deterministic in its seed, using one core (its Verilator build runs
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..models.chip.config import get_chip
+from ..models.core.perf import MemorySystem, core_cycles
 
 #: The external memory the core bench models (cycles of latency, bytes per cycle): the
 #: cycle model is given the same.
@@ -34,12 +39,51 @@ def deep_shapes(core) -> list[tuple[int, int, int]]:
     return [(r + 3, 2 * c - 1, 2 * kc + 5), (2 * r, c, kc), (1, c + 1, 3 * kc - 1)]
 
 
-def deep_check(job: tuple) -> dict:
+@dataclass(frozen=True)
+class DeepCheck:
+    """One design point's hardware checked on its RTL (:func:`deep_check`)."""
+
+    core: dict                              # the core's configuration (AcceleratorConfig.to_dict)
+    node: str                               # the chip's process node
+    simulator: str
+    seed: int
+    shapes: tuple[tuple[int, int, int], ...]  # GEMMs (M, N, K) run
+    passed: bool                            # C bit-exact against the golden model, every GEMM
+    mismatches: int                         # mismatching elements
+    messages: tuple[str, ...]               # the bench's first messages (at most 5)
+    rtl_cycles: tuple[int, ...]             # the core's cycle counter, per GEMM
+    model_cycles: tuple[int, ...]           # the cycle model's prediction, per GEMM
+    synth_array_mm2: float                  # the synthesised array's area at the node, mm²
+    model_array_mm2: float                  # the area model's, mm²
+    verify_s: float                         # seconds of the simulation
+    synth_s: float                          # seconds of the synthesis
+
+    @property
+    def cycles_exact(self) -> bool:
+        """The RTL's cycles equal the model's for every GEMM."""
+        return self.rtl_cycles == self.model_cycles
+
+    @property
+    def area_error(self) -> float:
+        """The area model's relative error against synthesis (model / synthesis - 1)."""
+        return self.model_array_mm2 / self.synth_array_mm2 - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"core": self.core, "node": self.node, "simulator": self.simulator, "seed": self.seed,
+                "shapes": [list(s) for s in self.shapes], "passed": self.passed, "mismatches": self.mismatches,
+                "messages": list(self.messages), "rtl_cycles": list(self.rtl_cycles),
+                "model_cycles": list(self.model_cycles), "cycles_exact": self.cycles_exact,
+                "synth_array_mm2": self.synth_array_mm2, "model_array_mm2": self.model_array_mm2,
+                "area_error": self.area_error, "verify_s": self.verify_s, "synth_s": self.synth_s}
+
+
+def deep_check(job: tuple) -> DeepCheck:
     """``job`` = (base chip name or None, design dict, seed): the core's RTL run on
-    Verilator and its array synthesised, as a dict (``passed``, ``cycles_exact``, the
-    cycles of both, the areas and their error, seconds)."""
-    from ..models.chip.config import get_chip
-    from ..models.core.perf import MemorySystem, core_cycles
+    Verilator and its array synthesised (the deep stage of
+    :func:`systolab.models.explore.run_explore`, a module-level function so that it
+    pickles to an executor's workers)."""
+    # why: the benches (ml_dtypes) and synthesis (Amaranth) take 2 s to import; importing this
+    # module (the CLI, systolab.explore, an executor's worker) must not pay it before a check runs
     from ..models.silicon.area import model_area, synth_area_mm2
     from ..models.silicon.synthesis import synthesize
     from ..sim.runner import build_jobs
@@ -56,15 +100,14 @@ def deep_check(job: tuple) -> dict:
     memory = MemorySystem(MEMORY_LATENCY_CYCLES, MEMORY_BYTES_PER_CYCLE)
     model = [core_cycles(core, M, N, K, memory) for M, N, K in shapes]
     t1 = time.perf_counter()
-    syn = synthesize(core)
-    synth_mm2 = synth_area_mm2(syn.transistors, chip.node)
+    transistors = synthesize(core).transistors
     model_mm2 = model_area(core, node=chip.node).mm2
-    return {"core": core.to_dict(), "node": chip.node, "simulator": rep.simulator, "seed": seed,
-            "shapes": [list(s) for s in shapes], "passed": rep.passed, "mismatches": rep.mismatches,
-            "messages": rep.messages[:5], "rtl_cycles": rep.cycles, "model_cycles": model,
-            "cycles_exact": rep.cycles == model, "synth_array_mm2": synth_mm2, "model_array_mm2": model_mm2,
-            "area_error": model_mm2 / synth_mm2 - 1, "verify_s": round(t1 - t0, 2),
-            "synth_s": round(time.perf_counter() - t1, 2)}
+    assert transistors is not None and model_mm2 is not None     # the generic flow, at a node
+    synth_mm2 = synth_area_mm2(transistors, chip.node)
+    return DeepCheck(core=core.to_dict(), node=chip.node, simulator=rep.simulator, seed=seed, shapes=tuple(shapes),
+                     passed=rep.passed, mismatches=rep.mismatches, messages=tuple(rep.messages[:5]),
+                     rtl_cycles=tuple(rep.cycles), model_cycles=tuple(model), synth_array_mm2=synth_mm2,
+                     model_array_mm2=model_mm2, verify_s=round(t1 - t0, 2), synth_s=round(time.perf_counter() - t1, 2))
 
 
-__all__ = ["deep_check", "deep_shapes"]
+__all__ = ["DeepCheck", "deep_check", "deep_shapes"]
