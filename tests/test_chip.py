@@ -308,5 +308,5 @@ def test_chip_validation_grid_is_exact():
 
     report = validate_chip(default_chip_cases(shapes_per_case=50), simulator="verilator", jobs=2,
                            progress=lambda m: None)
-    assert report["all_passed"] and report["shapes"] >= 200 and report["configurations"] == 4
-    assert report["max_abs_cycle_error"] == 0 and all(v == 0 for v in report["max_abs_error"].values())
+    assert report.all_passed and report.shapes >= 200 and report.configurations == 4
+    assert report.max_abs_cycle_error == 0 and all(v == 0 for v in report.max_abs_error.values())

@@ -22,10 +22,10 @@ def test_model_matches_the_rtl_counters(case):
     counter exact."""
     c = default_cases(shapes_per_case=6, seed=3)[case]
     report = validate([c], simulator="amaranth", seed=3, jobs=1, progress=lambda msg: None)
-    assert report["all_passed"] and report["shapes"] == 6
+    assert report.all_passed and report.shapes == 6
     for counter in ("busy_cycles", "macs", "bytes_read", "bytes_written"):
-        assert report["max_abs_error"][counter] == 0, counter
-    assert report["max_abs_cycle_error"] <= RESIDUAL[case], report["worst"][:2]
+        assert report.max_abs_error[counter] == 0, counter
+    assert report.max_abs_cycle_error <= RESIDUAL[case], report.worst[:2]
 
 
 def test_detailed_model_never_beats_the_roofline():
@@ -98,11 +98,11 @@ def test_validate_cli_json(capsys):
 @pytest.mark.slow
 def test_full_validation_grid_on_verilator():
     report = validate(default_cases(), simulator="verilator")
-    assert report["shapes"] >= 300 and report["all_passed"]
-    for (label, case), bound in zip(report["cases"].items(), RESIDUAL):
+    assert report.shapes >= 300 and report.all_passed
+    for (label, case), bound in zip(report.cases.items(), RESIDUAL):
         assert case["max_abs_cycle_error"] <= bound, label
     for counter in ("busy_cycles", "macs", "bytes_read", "bytes_written"):
-        assert report["max_abs_error"][counter] == 0
+        assert report.max_abs_error[counter] == 0
 
 
 # RTL-measured cycle counts (benchmarks/core_utilization.py, Amaranth simulator, recorded

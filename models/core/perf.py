@@ -304,6 +304,15 @@ class WorkloadPerf:
     bound: str               # the bound of the GEMMs that take most of the time
     gemms: tuple[dict, ...]
 
+    def units_per_second(self, units_per_run: int) -> float:
+        """Units of work per second of a workload that delivers ``units_per_run`` a run."""
+        return units_per_run / self.seconds
+
+    def dram_bandwidth_utilization(self, dram_bytes_per_cycle: float) -> float:
+        """Bytes moved (read and written) over what ``dram_bytes_per_cycle`` moves in
+        ``cycles``, 0..1."""
+        return self.bytes_moved / (dram_bytes_per_cycle * self.cycles)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

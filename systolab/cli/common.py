@@ -12,6 +12,11 @@ from typing import Any
 from ..checks import MAX_DIM, MAX_SEED
 from ..config import AcceleratorConfig
 from ..errors import UserError
+from ..models.chip.choose import ORDER_FLAGS
+from ..models.chip.config import get_chip
+from ..models.chip.mapper import SEARCHES
+from ..models.workloads.catalog import get_workload
+from ..models.workloads.gemm import parse_gemm
 
 DESIGN_FIELDS = ("rows", "cols", "dataflow", "dtype", "acc_bits", "overflow", "beat_bytes", "a_buffer_kib",
                  "b_buffer_kib", "acc_buffer_kib", "subnormals")
@@ -137,10 +142,6 @@ def workload_parent(*, workload_help: str = "a built-in workload or a GEMM/SCALE
     return p
 
 
-#: ``--order``'s values, by a blocking's ``order``: N-blocks inside (0), M-blocks inside (1).
-ORDER_FLAGS = ("mn", "nm")
-
-
 def chip_parent(*, blocking: bool) -> argparse.ArgumentParser:
     """``--chip NAME|FILE`` (the chip instead of a lone core) and, for commands that run
     one descriptor, its product count and blocking."""
@@ -163,27 +164,14 @@ def chip_parent(*, blocking: bool) -> argparse.ArgumentParser:
 
 def search_argument(group) -> None:
     """``--search fast|exhaustive``: the mapper's search (``models/mapper.py``)."""
-    from ..models.chip.mapper import SEARCHES
-
     group.add_argument("--search", choices=SEARCHES, default="fast",
                        help="the mapper's search when no --block is given: fast (screened, the default) or "
                             "exhaustive (every mapping timed by the exact model)")
 
 
-def _dims(text: str, flag: str, n: tuple[int, ...]) -> list[int]:
-    m = re.fullmatch(r"\s*(\d{1,9}(?:\s*[xX]\s*\d{1,9})*)\s*", text or "")
-    parts = [int(v) for v in re.split(r"\s*[xX]\s*", m.group(1))] if m else []
-    if len(parts) not in n or not all(1 <= v <= MAX_DIM for v in parts):
-        want = " or ".join(f"{k} positive integers joined by x" for k in n)
-        raise UserError(f"{flag}: expected {want}, not {text!r}", parameter=flag)
-    return parts
-
-
 def chip_from_args(args: argparse.Namespace):
     """The chip of ``--chip``, refusing the flags that describe a lone core or its memory
     (``--dtype`` and ``--subnormals`` derive the chip with its cores in that format)."""
-    from ..models.chip.config import get_chip
-
     given = [f for f in (*DESIGN_FIELDS, "config", "latency", "bytes_per_cycle", "cores", "clock_mhz", "unit")
              if getattr(args, f, None) is not None and f not in NUMBER_FORMAT]
     if given:
@@ -206,44 +194,6 @@ def in_number_format(chip, args: argparse.Namespace):
     return chip.derive(**changes) if changes else chip
 
 
-def blocking_from_args(args: argparse.Namespace, chip, M: int, N: int, K: int, count: int):
-    """(blocking, search result or None) for one descriptor: ``--block`` and ``--grid``
-    as given (checked as the chip's controller checks them), ``--block`` alone with the
-    fastest grid for it, neither: the search's choice."""
-    import math
-
-    from ..blocking import REJECT, Blocking, blocking_status
-    from ..models.chip.blocking import candidates
-    from ..models.chip.mapper import map_gemm
-    from ..models.chip.perf import chip_gemm_cycles
-
-    order = getattr(args, "order", None)
-    if args.block is None:
-        for flag, why in (("grid", "a grid splits a block"), ("order", "an order runs the blocks")):
-            if getattr(args, flag, None) is not None:
-                raise UserError(f"{flag}: give --block with it ({why})", parameter=flag)
-        found = map_gemm(chip, M, N, K, count, getattr(args, "search", "fast"))
-        return found.blocking, found
-    mb, nb, kb = _dims(args.block, "block", (3,))
-    if args.grid is None:
-        same = [b for b in candidates(chip, M, N, K, count) if (b.mb, b.nb, b.kb) == (min(mb, M), min(nb, N), min(kb, K))
-                and (order is None or b.order == ORDER_FLAGS.index(order))]
-        if same:
-            return min(same, key=lambda b: chip_gemm_cycles(chip, M, N, K, b, count)), None
-        gp, gm, gn, gk = 1, 1, chip.cores, 1
-    else:
-        gp, gm, gn, *rest = _dims(args.grid, "grid", (3, 4))
-        gk = rest[0] if rest else 1
-    b = Blocking(mb, nb, kb, math.ceil(mb / gm), math.ceil(nb / gn), gp, gm, gn, gk, math.ceil(kb / gk),
-                 order=ORDER_FLAGS.index(order or "mn"))
-    status = blocking_status(chip, M, N, K, count, b)
-    if status:
-        flag = "grid" if status in (2, 7) and args.grid is not None else "block"
-        raise UserError(f"{flag}: {b} on {chip.name} ({chip.slice_bytes:,} bytes of SRAM per core): "
-                        f"{REJECT[status]}", parameter=flag)
-    return b, None
-
-
 # -- resolving flags ---------------------------------------------------------------------------------
 def design_from_args(args: argparse.Namespace) -> AcceleratorConfig:
     """The design named by ``--config`` and the design flags (flags win)."""
@@ -255,9 +205,6 @@ def design_from_args(args: argparse.Namespace) -> AcceleratorConfig:
 def gemms_from_args(args: argparse.Namespace, dtype: str):
     """(GEMMs, workload or None) from exactly one of --gemm and --workload; --batch and
     --seq-len belong to --workload."""
-    from ..models.workloads.catalog import get_workload
-    from ..models.workloads.gemm import parse_gemm
-
     if (args.gemm is None) == (args.workload is None):
         raise UserError("gemm: give exactly one of --gemm MxNxK or --workload NAME_OR_FILE")
     if args.gemm is not None:

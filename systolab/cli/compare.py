@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
+from ..files import check_output_folder
+from ..models.chip.config import fit_cores, get_chip
+from ..models.report.compare import DEFAULT_GPUS, DEFAULT_WORKLOADS, ISO_VIEWS, compare
+from ..models.report.figures import write_report
 from .common import emit, in_number_format, positive_int, real_in
-
-ISO_VIEWS = ("area", "power", "price")
 
 
 def add_parser(sub, parents) -> None:
@@ -34,11 +36,6 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..files import check_output_folder
-    from ..models.chip.config import fit_cores, get_chip
-    from ..models.report.compare import DEFAULT_GPUS, DEFAULT_WORKLOADS, compare
-    from ..models.report.figures import write_report
-
     chip = in_number_format(get_chip(args.chip), args)
     check_output_folder(args.out)                    # before any work
     iso = tuple(v.strip() for v in args.iso.split(",") if v.strip()) if args.iso is not None else ()

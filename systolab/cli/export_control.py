@@ -5,6 +5,8 @@ import argparse
 import sys
 
 from ..errors import UserError
+from ..models.gpu.specs import get_gpu
+from ..models.legal import export_control as ec
 from .common import emit, int_in, nonnegative_real, real_in
 
 CUSTOM_FLAGS = ("rows", "cols", "dtype", "clock_mhz", "cores", "die_area_mm2", "io_bidir_gbps", "dram_bw_gbps",
@@ -37,9 +39,6 @@ def _flag(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.gpu.specs import get_gpu
-    from ..models.legal import export_control as ec
-
     given = [f for f in CUSTOM_FLAGS if getattr(args, f) not in (None, False)]
     if args.gpu:
         if given:

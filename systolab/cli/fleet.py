@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
+from ..models.chip.config import get_chip
+from ..models.report.compare import DEFAULT_GPUS
+from ..models.serving.model import fleet
 from .common import emit, positive_int, real_in
 from .serve import scenario_parent
 
@@ -21,10 +24,6 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.chip.config import get_chip
-    from ..models.report.compare import DEFAULT_GPUS
-    from ..models.serving.model import fleet
-
     if args.devices is not None:
         devices = [d.strip() for d in args.devices.split(",") if d.strip()]
         if not devices:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..models.gpu.model import estimate_workload
+from ..models.gpu.specs import get_gpu
 from .common import emit, gemms_from_args
 
 
@@ -14,9 +16,6 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.gpu.model import estimate_workload
-    from ..models.gpu.specs import get_gpu
-
     gpu = get_gpu(args.gpu)
     gemms, workload = gemms_from_args(args, args.dtype)
     if workload is not None:

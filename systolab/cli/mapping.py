@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from .common import emit, int_in, search_argument
+from ..models.chip.mapper import LOOP_ORDERS, map_gemm, map_gemms
+from .common import chip_from_args, emit, gemms_from_args, int_in, search_argument
 
 
 def add_parser(sub, parents) -> None:
@@ -18,8 +19,6 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.chip.mapper import LOOP_ORDERS, map_gemm, map_gemms
-    from .common import chip_from_args, gemms_from_args
 
     if args.chip is None:
         raise UserError("chip: map needs --chip NAME_OR_FILE (a chip of models/data/chips.yaml or a chips YAML file)",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from .common import design_from_args, emit, gemms_from_args, int_in, memory_from_args, real_in
+from ..models.chip.choose import descriptor_perf
+from ..models.chip.workload import chip_workload_perf
+from ..models.core.perf import workload_perf
+from .common import chip_from_args, design_from_args, emit, gemms_from_args, int_in, memory_from_args, real_in
 
 
 def add_parser(sub, parents) -> None:
@@ -26,8 +29,6 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("count", "block", "grid", "order"):
         if getattr(args, flag) is not None:
             raise UserError(f"{flag}: applies to --chip", parameter=flag)
-    from ..models.core.perf import workload_perf
-
     config = design_from_args(args)
     gemms, workload = gemms_from_args(args, config.dtype)
     latency, bytes_per_cycle = memory_from_args(args)
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     payload = {"design": config.to_dict(), "cores": cores, "clock_mhz": clock_mhz,
                "bytes_per_cycle": bytes_per_cycle, "latency_cycles": latency, **perf.to_dict(),
                "workload": workload.to_dict() if workload is not None else None,
-               "units_per_second": workload.units_per_run / perf.seconds if workload is not None else None,
+               "units_per_second": perf.units_per_second(workload.units_per_run) if workload is not None else None,
                "model": "models/perf.py (cycle model of the core's schedule; error vs RTL: systolab validate)"}
     if workload is not None:
         payload[f"{workload.unit}s_per_second"] = payload["units_per_second"]
@@ -58,12 +59,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _chip(args: argparse.Namespace) -> int:
-    from ..models.chip.blocking import blocking_traffic, dram_traffic_lower_bound
-    from ..models.chip.mapper import chip_bound
-    from ..models.chip.perf import chip_gemm_perf
-    from ..models.chip.workload import chip_workload_perf
-    from .common import blocking_from_args, chip_from_args
-
     chip = chip_from_args(args)
     gemms, workload = gemms_from_args(args, chip.core.dtype)
     base = {"chip": chip.to_dict(), "model": "models/chip_perf.py (cycle model of the chip RTL; error vs RTL: "
@@ -71,16 +66,9 @@ def _chip(args: argparse.Namespace) -> int:
     if workload is None:
         g = gemms[0]
         count = args.count or 1
-        blocking, found = blocking_from_args(args, chip, g.M, g.N, g.K, count)
-        p = chip_gemm_perf(chip, g.M, g.N, g.K, blocking, count=count)
-        payload = {**base, "gemm": [g.M, g.N, g.K], "count": count, "blocking": blocking.to_dict(),
-                   "blocking_text": str(blocking), "searched": found is not None,
-                   "candidates": found.candidates if found else None, **p.counters(), "per_core_busy": list(p.busy),
-                   "seconds": p.cycles / chip.clock_hz, "utilization": p.utilization,
-                   "dram_bandwidth_utilization": p.dram_bandwidth_utilization, "bound": chip_bound(chip, p),
-                   "blocking_traffic_bytes": blocking_traffic(chip, g.M, g.N, g.K, blocking, count),
-                   "dram_bytes_lower_bound": dram_traffic_lower_bound(chip, g.M, g.N, g.K, count)}
-        payload.pop("busy")
+        d = descriptor_perf(chip, g.M, g.N, g.K, count, block=args.block, grid=args.grid, order=args.order,
+                            search=args.search)
+        payload = {**base, **d.to_dict()}
 
         def human(q: dict) -> str:
             moved = q["dram_bytes_read"] + q["dram_bytes_written"]
@@ -101,9 +89,9 @@ def _chip(args: argparse.Namespace) -> int:
                                 parameter=flag)
         perf = chip_workload_perf(chip, gemms, args.search)
         payload = {**base, **perf.to_dict(), "workload": workload.to_dict(),
-                   "units_per_second": workload.units_per_run / perf.seconds,
-                   f"{workload.unit}s_per_second": workload.units_per_run / perf.seconds,
-                   "dram_bandwidth_utilization": perf.bytes_moved / (chip.dram_bytes_per_cycle * perf.cycles)}
+                   "units_per_second": perf.units_per_second(workload.units_per_run),
+                   f"{workload.unit}s_per_second": perf.units_per_second(workload.units_per_run),
+                   "dram_bandwidth_utilization": perf.dram_bandwidth_utilization(chip.dram_bytes_per_cycle)}
 
         def human(q: dict) -> str:
             lines = [f"{chip.name}: {workload.name}, {q['cycles']} cycles ({q['seconds'] * 1e3:.3f} ms), "

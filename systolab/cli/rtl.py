@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from ..files import staged_folder
 from .common import chip_from_args, design_from_args, emit
 
 
@@ -17,13 +19,11 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ..files import staged_folder
-    from ..hdl.verilog import generate_chip_verilog, generate_verilog
+    from ..hdl.verilog import generate_chip_verilog, generate_verilog  # why: Amaranth is slow to import
 
     if args.chip is not None:
-        from .verify import check_simulable
+        # why: the flows load the benches (2 s, ml_dtypes); only a chip's RTL needs the check
+        from ..flows.verify import check_simulable
 
         chip = chip_from_args(args)
         check_simulable(chip, "rtl")

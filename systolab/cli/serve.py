@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..models.serving.model import serve
 from .common import emit, positive_int
 
 DTYPES = ("int8", "uint8", "int16", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp32", "tf32")
@@ -35,8 +36,6 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.serving.model import serve
-
     r = serve(args.device, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
               tp=args.tp, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype)
 

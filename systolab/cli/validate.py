@@ -24,6 +24,7 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # why: the flows and the benches take 2 s to import (ml_dtypes); systolab --help must not
     from ..flows.validate import default_cases, default_chip_cases, record, record_file, validate, validate_chip
     from ..sim.runner import resolve_simulator
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.record:
         command = " ".join(["systolab validate", *(["--chip"] if args.chip else []), f"--shapes {args.shapes}",
                             f"--seed {args.seed}", f"--sim {sim}"])
-        record(report, "chip" if args.chip else "core", command=command)
+        record(report.to_dict(), "chip" if args.chip else "core", command=command)
         print(f"validate: recorded in {record_file()}", file=sys.stderr)
-    emit(args, report, human)
-    return 0 if report["all_passed"] else 1
+    emit(args, report.to_dict(), human)
+    return 0 if report.all_passed else 1

@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
+from ..blocking import Blocking
 from ..errors import UserError
-from .common import design_from_args, emit, int_in, memory_from_args, memory_given, real_in, seed_int
+from ..models.chip.choose import choose_blocking
+from ..models.workloads.gemm import parse_gemm
+from .common import chip_from_args, design_from_args, emit, int_in, memory_from_args, memory_given, real_in, seed_int
 
 
 def add_parser(sub, parents) -> None:
@@ -26,8 +31,6 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.workloads.gemm import parse_gemm
-
     config = design_from_args(args)
     if args.stall_prob >= 1.0:
         raise UserError(f"stall-prob: must be < 1 (at 1 nothing ever moves), not {args.stall_prob:g}")
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _core(args, config, gemm) -> int:
+    # why: the flows and the benches take 2 s to import (ml_dtypes); systolab --help must not
     from ..flows.verify import verify_core
     from ..sim.core_bench import core_shapes
 
@@ -75,8 +79,7 @@ def _core(args, config, gemm) -> int:
 
 
 def _array(args, config, gemm) -> int:
-    import numpy as np
-
+    # why: the flows and the benches take 2 s to import (ml_dtypes); systolab --help must not
     from ..flows.verify import verify_products
     from ..sim.stimulus import campaign, check_fits, random_product
 
@@ -109,24 +112,10 @@ def _array(args, config, gemm) -> int:
     return 0 if report.passed else 1
 
 
-#: Processing elements beyond which a chip is modelled, not simulated (Amaranth elaborates
-#: about a dozen PEs a second, and Verilator's build grows with them).
-MAX_SIMULATED_PES = 16_384
-
-
-def check_simulable(chip, what: str) -> None:
-    pes = chip.cores * chip.core.rows * chip.core.cols
-    if pes > MAX_SIMULATED_PES:
-        raise UserError(f"chip: {chip.name} has {pes:,} PEs, more than the {MAX_SIMULATED_PES:,} that {what} takes "
-                        "in reasonable time; use a scaled-down chip (fewer or smaller cores: ChipConfig.derive) for "
-                        "the RTL, and systolab perf --chip for the full one (its model equals the RTL)",
-                        parameter="chip")
-
-
 def _chip(args, gemm) -> int:
-    from ..flows.verify import verify_chip
+    # why: the flows and the benches take 2 s to import (ml_dtypes); systolab --help must not
+    from ..flows.verify import check_simulable, verify_chip
     from ..sim.chip_bench import chip_campaign
-    from .common import blocking_from_args, chip_from_args
 
     chip = chip_from_args(args)
     check_simulable(chip, "verify")
@@ -135,7 +124,8 @@ def _chip(args, gemm) -> int:
                         "systolab.sim.chip_bench.run_chip_gemm(..., vcd=PATH) for one descriptor", parameter="waves")
     if gemm is not None:
         count = args.count or 1
-        blocking, _ = blocking_from_args(args, chip, gemm.M, gemm.N, gemm.K, count)
+        blocking, _ = choose_blocking(chip, gemm.M, gemm.N, gemm.K, count, block=args.block, grid=args.grid,
+                                      order=args.order, search=args.search)
         cases = [(gemm.M, gemm.N, gemm.K, count, blocking)]
     else:
         for flag in ("count", "block", "grid", "order"):
@@ -163,6 +153,4 @@ def _chip(args, gemm) -> int:
 
 
 def _blocking_text(b: dict) -> str:
-    from ..blocking import Blocking
-
     return str(Blocking(**b))

@@ -9,13 +9,40 @@ from __future__ import annotations
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..config import AcceleratorConfig
+from ..models.chip.config import ChipConfig, get_chip
+from ..models.chip.perf import chip_gemm_perf
 from ..models.core.perf import MemorySystem, core_counters, core_cycles
 
 COMPARED = ("cycles", "busy_cycles", "macs", "bytes_read", "bytes_written")
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """A validation run: a cycle model's counters against the RTL's (the fields of
+    ``systolab validate --json``). Errors are model minus RTL, in cycles, bytes or MACs."""
+
+    shapes: int                         # GEMMs compared
+    configurations: int                 # configurations (or chips) simulated
+    simulator: str
+    seed: int
+    all_passed: bool                    # every GEMM's C bit-exact, no protocol violation
+    max_abs_cycle_error: int
+    max_rel_cycle_error: float          # of the RTL's cycles
+    exact_cycles: int                   # GEMMs whose cycles the model predicts exactly
+    max_abs_error: dict[str, int]       # per counter
+    cases: dict[str, dict]              # per configuration: shapes, exact, max_abs_cycle_error, ...
+    worst: tuple[dict, ...]             # the GEMMs of the largest cycle errors (at most 10)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shapes": self.shapes, "configurations": self.configurations, "simulator": self.simulator,
+                "seed": self.seed, "all_passed": self.all_passed, "max_abs_cycle_error": self.max_abs_cycle_error,
+                "max_rel_cycle_error": self.max_rel_cycle_error, "exact_cycles": self.exact_cycles,
+                "max_abs_error": dict(self.max_abs_error), "cases": dict(self.cases), "worst": list(self.worst)}
 
 
 @dataclass(frozen=True)
@@ -35,12 +62,13 @@ def default_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Validatio
     latency 1 to 50, C rows of one and of several beats — each with the same random shapes
     (1..40 in every dimension, after the corner classes)."""
     rng = np.random.default_rng(seed)
-    shapes = [(1, 1, 1), (1, 17, 40), (23, 1, 7), (9, 6, 1), (40, 2, 5), (16, 16, 16), (8, 8, 64), (13, 11, 33)]
-    while len(shapes) < shapes_per_case:
-        shapes.append(tuple(int(v) for v in rng.integers(1, 41, 3)))
-    shapes = tuple(shapes[:shapes_per_case])
-    small_os = dict(dtype="int16", beat_bytes=8, a_buffer_kib=3 * 2 * 2 * 16 / 1024, b_buffer_kib=5 * 2 * 2 * 16 / 1024)
-    small_ws = dict(beat_bytes=8, a_buffer_kib=2 * 5 * 8 / 1024, acc_buffer_kib=3 * 4 * 8 / 1024)
+    grid = [(1, 1, 1), (1, 17, 40), (23, 1, 7), (9, 6, 1), (40, 2, 5), (16, 16, 16), (8, 8, 64), (13, 11, 33)]
+    while len(grid) < shapes_per_case:
+        m, n, k = (int(v) for v in rng.integers(1, 41, 3))
+        grid.append((m, n, k))
+    shapes = tuple(grid[:shapes_per_case])
+    small_os: dict[str, Any] = dict(dtype="int16", beat_bytes=8, a_buffer_kib=3 * 2 * 2 * 16 / 1024, b_buffer_kib=5 * 2 * 2 * 16 / 1024)
+    small_ws: dict[str, Any] = dict(beat_bytes=8, a_buffer_kib=2 * 5 * 8 / 1024, acc_buffer_kib=3 * 4 * 8 / 1024)
     return [
         ValidationCase(AcceleratorConfig(rows=4, cols=4), MemorySystem(10, 16), shapes, "os 4x4, compute-bound"),
         ValidationCase(AcceleratorConfig(rows=3, cols=5, **small_os), MemorySystem(30, 4), shapes,
@@ -57,6 +85,7 @@ def default_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Validatio
 
 
 def _run_case(case: ValidationCase, simulator: str, seed: int) -> list[dict]:
+    # why: the benches take 2 s to import (ml_dtypes); this module is imported without them (compare's record)
     from ..sim.core_bench import run_gemms
     from ..sim.runner import run_core_hdl
     from ..sim.stimulus import random_gemm
@@ -64,7 +93,8 @@ def _run_case(case: ValidationCase, simulator: str, seed: int) -> list[dict]:
     rng = np.random.default_rng(seed)
     dt = case.config.input_dtype
     products = [random_gemm(rng, dt, M, N, K) for M, N, K in case.shapes]
-    params = dict(latency=case.memory.latency_cycles, bytes_per_cycle=case.memory.bytes_per_cycle, seed=seed)
+    params: dict[str, Any] = dict(latency=case.memory.latency_cycles, bytes_per_cycle=case.memory.bytes_per_cycle,
+                                  seed=seed)
     if simulator == "amaranth":
         runs = run_gemms(case.config, products, **params)
         return [r.counters | {"passed": r.passed} for r in runs]
@@ -77,7 +107,7 @@ def _run_case(case: ValidationCase, simulator: str, seed: int) -> list[dict]:
 
 
 def validate(cases: list[ValidationCase], *, simulator: str = "verilator", seed: int = 0, jobs: int = 2,
-             progress=None) -> dict:
+             progress=None) -> ValidationReport:
     """Run every case on the RTL and compare each counter with the model.
 
     Returns the report: ``shapes`` (GEMMs compared), ``max_abs_cycle_error``,
@@ -100,19 +130,18 @@ def validate(cases: list[ValidationCase], *, simulator: str = "verilator", seed:
         r["error"] = {k: r["model"][k] - r["rtl"][k] for k in COMPARED}
     cyc = [abs(r["error"]["cycles"]) for r in rows]
     rel = [abs(r["error"]["cycles"]) / r["rtl"]["cycles"] for r in rows]
-    per_case = {}
+    per_case: dict[str, dict] = {}
     for case in cases:
         errs = [abs(r["error"]["cycles"]) for r in rows if r["case"] == case.label]
         per_case[case.label] = {"shapes": len(errs), "exact": sum(e == 0 for e in errs), "max_abs_cycle_error": max(errs),
                                 "design": case.config.to_dict(), "latency_cycles": case.memory.latency_cycles,
                                 "bytes_per_cycle": case.memory.bytes_per_cycle}
     worst = sorted(rows, key=lambda r: -abs(r["error"]["cycles"]))[:10]
-    return {"shapes": len(rows), "configurations": len(cases), "simulator": simulator, "seed": seed,
-            "all_passed": all(r["passed"] for r in rows),
-            "max_abs_cycle_error": max(cyc), "max_rel_cycle_error": max(rel),
-            "exact_cycles": sum(e == 0 for e in cyc),
-            "max_abs_error": {k: max(abs(r["error"][k]) for r in rows) for k in COMPARED},
-            "cases": per_case, "worst": worst}
+    return ValidationReport(shapes=len(rows), configurations=len(cases), simulator=simulator, seed=seed,
+                            all_passed=all(r["passed"] for r in rows), max_abs_cycle_error=max(cyc),
+                            max_rel_cycle_error=max(rel), exact_cycles=sum(e == 0 for e in cyc),
+                            max_abs_error={k: max(abs(r["error"][k]) for r in rows) for k in COMPARED},
+                            cases=per_case, worst=tuple(worst))
 
 
 # -- the chip -----------------------------------------------------------------------------------
@@ -124,7 +153,7 @@ CHIP_COMPARED = ("cycles", "steps", "macs", "busy", "dram_bytes_read", "dram_byt
 class ChipValidationCase:
     """A chip and the descriptors (M, N, K, count, blocking) to run on it."""
 
-    chip: object
+    chip: ChipConfig
     gemms: tuple
     label: str
 
@@ -135,7 +164,7 @@ def default_chip_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Chip
     cores compute-bound and DRAM that binds — each with the corner classes (split-K among
     them) and random shapes (1..24, one to three products) under random blockings that
     fit."""
-    from ..models.chip.config import get_chip
+    # why: the benches take 2 s to import (ml_dtypes); this module is imported without them (compare's record)
     from ..sim.chip_bench import chip_campaign
 
     tiny, small = get_chip("sl-tiny"), get_chip("sl-small")
@@ -157,6 +186,7 @@ def default_chip_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Chip
 
 
 def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[dict]:
+    # why: the benches take 2 s to import (ml_dtypes); this module is imported without them (compare's record)
     from ..sim.chip_bench import random_products, run_chip_gemm
     from ..sim.runner import run_chip_hdl
 
@@ -177,11 +207,9 @@ def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[
 
 
 def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilator", seed: int = 0, jobs: int = 2,
-                  progress=None) -> dict:
+                  progress=None) -> ValidationReport:
     """Every case on the chip RTL against the chip cycle model (``models/chip_perf.py``),
     every counter compared; the report has the fields of :func:`validate`."""
-    from ..models.chip.perf import chip_gemm_perf
-
     progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     rows = []
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -200,18 +228,17 @@ def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilato
                           else r["model"][k] - r["rtl"][k]) for k in CHIP_COMPARED}
     cyc = [abs(r["error"]["cycles"]) for r in rows]
     rel = [abs(r["error"]["cycles"]) / r["rtl"]["cycles"] for r in rows]
-    per_case = {}
+    per_case: dict[str, dict] = {}
     for case in cases:
         errs = [abs(r["error"]["cycles"]) for r in rows if r["case"] == case.label]
         per_case[case.label] = {"shapes": len(errs), "exact": sum(e == 0 for e in errs),
                                 "max_abs_cycle_error": max(errs), "chip": case.chip.to_dict()}
     worst = sorted(rows, key=lambda r: -abs(r["error"]["cycles"]))[:10]
-    return {"shapes": len(rows), "configurations": len(cases), "simulator": simulator, "seed": seed,
-            "all_passed": all(r["passed"] for r in rows),
-            "max_abs_cycle_error": max(cyc), "max_rel_cycle_error": max(rel),
-            "exact_cycles": sum(e == 0 for e in cyc),
-            "max_abs_error": {k: max(abs(r["error"][k]) for r in rows) for k in CHIP_COMPARED},
-            "cases": per_case, "worst": worst}
+    return ValidationReport(shapes=len(rows), configurations=len(cases), simulator=simulator, seed=seed,
+                            all_passed=all(r["passed"] for r in rows), max_abs_cycle_error=max(cyc),
+                            max_rel_cycle_error=max(rel), exact_cycles=sum(e == 0 for e in cyc),
+                            max_abs_error={k: max(abs(r["error"][k]) for r in rows) for k in CHIP_COMPARED},
+                            cases=per_case, worst=tuple(worst))
 
 
 # -- the record the compare report cites -------------------------------------------------------

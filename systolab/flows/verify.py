@@ -293,3 +293,19 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
         blocking_traffic_bytes=[blocking_traffic(chip, M, N, K, blk, p) for M, N, K, p, blk in cases],
         dram_bytes_lower_bound=[dram_traffic_lower_bound(chip, M, N, K, p) for M, N, K, p, _ in cases],
         messages=messages, stall_prob=stall_prob, seconds=round(time.perf_counter() - t0, 3))
+
+
+#: Processing elements beyond which a chip is modelled, not simulated (Amaranth elaborates
+#: about a dozen PEs a second, and Verilator's build grows with them).
+MAX_SIMULATED_PES = 16_384
+
+
+def check_simulable(chip, what: str) -> None:
+    """Refuse (a :class:`UserError` naming ``chip``) a chip of more than
+    :data:`MAX_SIMULATED_PES` processing elements for ``what`` (a command's name)."""
+    pes = chip.cores * chip.core.rows * chip.core.cols
+    if pes > MAX_SIMULATED_PES:
+        raise UserError(f"chip: {chip.name} has {pes:,} PEs, more than the {MAX_SIMULATED_PES:,} that {what} takes "
+                        "in reasonable time; use a scaled-down chip (fewer or smaller cores: ChipConfig.derive) for "
+                        "the RTL, and systolab perf --chip for the full one (its model equals the RTL)",
+                        parameter="chip")
