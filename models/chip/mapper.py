@@ -294,5 +294,40 @@ def _finish(chip, M: int, N: int, K: int, count: int, search: str, cands, cycles
                    blocking_traffic(chip, M, N, K, b, count), chip.clock_hz)
 
 
+def workload_rows(gemms, mappings: list[Mapping]) -> list[dict]:
+    """Each GEMM of a workload (objects with name, count, parallel) with its mapping
+    (:meth:`Mapping.to_dict`, one descriptor of ``parallel`` products): ``count``,
+    ``parallel``, ``rounds`` (descriptors run) and the cycles, seconds and bytes of all of
+    them."""
+    rows = []
+    for g, m in zip(gemms, mappings):
+        rounds = g.count // g.parallel
+        d = m.to_dict()
+        rows.append({"name": g.name, **d, "count": g.count, "parallel": g.parallel, "rounds": rounds,
+                     **{k: d[k] * rounds for k in ("cycles", "seconds", "dram_bytes", "dram_bytes_read",
+                                                   "dram_bytes_written", "dram_bytes_lower_bound",
+                                                   "dram_bytes_lower_bound_dma", "blocking_traffic_bytes")}})
+    return rows
+
+
+def mapping_totals(chip, rows: list[dict]) -> dict:
+    """The totals of mapping rows (:meth:`Mapping.to_dict` or :func:`workload_rows`) run
+    one after another on ``chip``: cycles, seconds, MAC utilisation, DRAM bytes and their
+    lower bounds, the DRAM bandwidth used (0..1) and the bound of most cycles."""
+    cycles = sum(r["cycles"] for r in rows)
+    macs = sum(r["gemm"][0] * r["gemm"][1] * r["gemm"][2] * r["count"] for r in rows)
+    moved = sum(r["dram_bytes"] for r in rows)
+    by: dict[str, int] = {}
+    for r in rows:
+        by[r["bound"]] = by.get(r["bound"], 0) + r["cycles"]
+    return {"cycles": cycles, "seconds": cycles / chip.clock_hz,
+            "utilization": macs / (chip.cores * chip.core.rows * chip.core.cols * cycles),
+            "dram_bytes": moved, "dram_bytes_lower_bound": sum(r["dram_bytes_lower_bound"] for r in rows),
+            "dram_bytes_lower_bound_dma": sum(r["dram_bytes_lower_bound_dma"] for r in rows),
+            "dram_bandwidth_utilization": moved / (chip.dram_bytes_per_cycle * cycles),
+            "bound": max(sorted(by), key=lambda b: by[b])}
+
+
 __all__ = ["CACHE_SIZE", "LOOP_ORDERS", "SEARCHES", "TRAFFIC_TOLERANCE", "Mapping", "chip_bound",
-           "clear_cache", "map_gemm", "map_gemms", "mapping_space", "plot_mapping_space", "screen_cycles"]
+           "clear_cache", "map_gemm", "map_gemms", "mapping_space", "mapping_totals", "plot_mapping_space", "screen_cycles",
+           "workload_rows"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from ..models.chip.mapper import LOOP_ORDERS, map_gemm, map_gemms
+from ..models.chip.mapper import LOOP_ORDERS, map_gemm, map_gemms, mapping_totals, workload_rows
 from .common import chip_from_args, emit, gemms_from_args, int_in, search_argument
 
 
@@ -19,7 +19,6 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     if args.chip is None:
         raise UserError("chip: map needs --chip NAME_OR_FILE (a chip of models/data/chips.yaml or a chips YAML file)",
                         parameter="chip")
@@ -32,21 +31,12 @@ def run(args: argparse.Namespace) -> int:
         g = gemms[0]
         m = map_gemm(chip, g.M, g.N, g.K, args.count or 1, args.search)
         payload = {**base, "gemms": [{"name": g.name, **m.to_dict()}]}
-        payload["totals"] = _totals(chip, payload["gemms"])
+        payload["totals"] = mapping_totals(chip, payload["gemms"])
     else:
         if args.count is not None:
             raise UserError("count: applies to --gemm (a workload's GEMMs carry their own)", parameter="count")
-        rows = []
-        found = map_gemms(chip, [(g.M, g.N, g.K, g.parallel) for g in gemms], args.search)
-        for g, m in zip(gemms, found):
-            rounds = g.count // g.parallel
-            d = m.to_dict()
-            rows.append({"name": g.name, **d, "count": g.count, "parallel": g.parallel, "rounds": rounds,
-                         **{k: d[k] * rounds for k in ("cycles", "seconds", "dram_bytes", "dram_bytes_read",
-                                                       "dram_bytes_written", "dram_bytes_lower_bound",
-                                                       "dram_bytes_lower_bound_dma",
-                                                       "blocking_traffic_bytes")}})
-        payload = {**base, "workload": workload.to_dict(), "gemms": rows, "totals": _totals(chip, rows)}
+        rows = workload_rows(gemms, map_gemms(chip, [(g.M, g.N, g.K, g.parallel) for g in gemms], args.search))
+        payload = {**base, "workload": workload.to_dict(), "gemms": rows, "totals": mapping_totals(chip, rows)}
 
     def human(q: dict) -> str:
         t = q["totals"]
@@ -66,17 +56,3 @@ def run(args: argparse.Namespace) -> int:
     emit(args, payload, human)
     return 0
 
-
-def _totals(chip, rows: list[dict]) -> dict:
-    cycles = sum(r["cycles"] for r in rows)
-    macs = sum(r["gemm"][0] * r["gemm"][1] * r["gemm"][2] * r["count"] for r in rows)
-    moved = sum(r["dram_bytes"] for r in rows)
-    by: dict[str, int] = {}
-    for r in rows:
-        by[r["bound"]] = by.get(r["bound"], 0) + r["cycles"]
-    return {"cycles": cycles, "seconds": cycles / chip.clock_hz,
-            "utilization": macs / (chip.cores * chip.core.rows * chip.core.cols * cycles),
-            "dram_bytes": moved, "dram_bytes_lower_bound": sum(r["dram_bytes_lower_bound"] for r in rows),
-            "dram_bytes_lower_bound_dma": sum(r["dram_bytes_lower_bound_dma"] for r in rows),
-            "dram_bandwidth_utilization": moved / (chip.dram_bytes_per_cycle * cycles),
-            "bound": max(sorted(by), key=lambda b: by[b])}
