@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from ...blocking import REJECT, Blocking, blocking_status
 from ...checks import MAX_DIM
@@ -43,7 +43,7 @@ def choose_blocking(chip, M: int, N: int, K: int, count: int, *, block: str | No
             if given is not None:
                 raise UserError(f"{flag}: give --block with it ({why})", parameter=flag)
         found = map_gemm(chip, M, N, K, count, search)
-        return cast(Blocking, found.blocking), found
+        return found.blocking, found
     mb, nb, kb = parse_dims(block, "block", (3,))
     if grid is None:
         same = [b for b in candidates(chip, M, N, K, count) if (b.mb, b.nb, b.kb) == (min(mb, M), min(nb, N), min(kb, K))
