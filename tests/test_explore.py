@@ -345,3 +345,16 @@ def test_the_report_writer_writes_every_file_and_keeps_the_store_outside(tmp_pat
     with pytest.raises(UserError) as e:
         write_explore_report(inside, tmp_path / "out2", SPACE)
     assert e.value.parameter == "db"
+
+
+def test_a_deep_check_reads_as_the_dict_the_store_keeps():
+    from systolab.flows.deep import DeepCheck
+
+    d = DeepCheck(core={"rows": 4}, node="n7", simulator="verilator", seed=1, shapes=((5, 7, 9),), passed=True,
+                  mismatches=0, messages=(), rtl_cycles=(120,), model_cycles=(120,), synth_array_mm2=0.5,
+                  model_array_mm2=0.51, verify_s=1.0, synth_s=2.0).to_dict()
+    assert list(d) == ["core", "node", "simulator", "seed", "shapes", "passed", "mismatches", "messages", "rtl_cycles",
+                       "model_cycles", "cycles_exact", "synth_array_mm2", "model_array_mm2", "area_error", "verify_s",
+                       "synth_s"]
+    assert d["shapes"] == [[5, 7, 9]] and d["rtl_cycles"] == [120] and d["cycles_exact"]
+    assert d["area_error"] == 0.51 / 0.5 - 1 and json.loads(json.dumps(d)) == d
