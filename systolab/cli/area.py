@@ -18,40 +18,14 @@ def add_parser(sub, parents) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # why: models.silicon loads Amaranth (synthesis), slow to import; systolab --help must not
-    from ..models.silicon import area as area_model
+    from ..models.silicon.area_check import area_check
     from ..models.silicon.energy import gemm_energy
     from ..models.silicon.nodes import get_node
-    from ..models.silicon.synthesis import synthesize
 
     config = design_from_args(args)
     node = get_node(args.node)
     gemm = parse_gemm(args.gemm, dtype=config.dtype) if args.gemm is not None else None
-    synth = synthesize(config)
-    model = area_model.model_area(config, node=node.name)
-    transistors, model_mm2 = synth.transistors, model.mm2
-    assert transistors is not None and model_mm2 is not None     # the generic-gate flow, at a node
-    synth_mm2 = area_model.synth_area_mm2(transistors, node.name)
-    payload = {
-        "design": config.to_dict(), "node": node.name,
-        "synth_area_mm2": synth_mm2, "model_area_mm2": model_mm2,
-        "model_error_pct": 100 * (model_mm2 - synth_mm2) / synth_mm2,
-        "synth_transistors": synth.transistors, "model_transistors": model.transistors,
-        "nand2_equivalent": synth.nand2_equivalent,
-        "breakdown": synth.breakdown(),
-        "cells_by_type": {"pe": synth.pe.cells_by_type, "top_level": synth.top.cells_by_type},
-        "flip_flops": synth.pe_count * synth.pe.flip_flops + synth.top.flip_flops,
-        "logic_depth_gates": {"pe": synth.pe.logic_depth, "top_level": synth.top.logic_depth},
-        "assumed_clock_MHz": node.default_clock_MHz.value,
-        "clock_source": node.default_clock_MHz.source,
-        "assumptions": list(model.assumptions),
-        "liberty": None, "energy": None,
-    }
-    if args.liberty:
-        lib_um2 = synthesize(config, liberty=args.liberty).area_um2
-        assert lib_um2 is not None                                   # the Liberty flow
-        payload["liberty"] = {"file": str(args.liberty), "area_um2": lib_um2,
-                              "area_mm2": lib_um2 / 1e6,
-                              "note": "at the library's own process, not scaled to --node"}
+    payload = {**area_check(config, node.name, liberty=args.liberty).to_dict(), "energy": None}
     if gemm is not None:
         e = gemm_energy(config, gemm, node=node.name)
         payload["energy"] = {"gemm": args.gemm, "joules": e.joules, "seconds": e.seconds,
