@@ -73,3 +73,14 @@ def test_the_rtl_commands_refuse_a_chip_too_large_to_simulate():
     assert e.value.parameter == "chip" and "verify" in str(e.value)
     check_simulable(get_chip("sl-tiny"), "verify")
     assert ISO_VIEWS == ("area", "power", "price")
+
+
+def test_the_area_command_prints_the_librarys_area_check(capsys):
+    from systolab.config import AcceleratorConfig
+    from systolab.models.silicon.area_check import area_check
+
+    check = area_check(AcceleratorConfig(rows=2, cols=3), "n5")
+    assert check.model_error_pct == 100 * (check.model_mm2 - check.synth_area_mm2) / check.synth_area_mm2
+    assert main(["area", "--rows", "2", "--cols", "3", "--node", "n5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {**json.loads(json.dumps(check.to_dict())), "energy": None}
