@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ml_dtypes
+import numpy as np
+
 from .errors import ConfigError
 
 
@@ -77,9 +80,6 @@ class DType:
     def numpy_type(self) -> type:
         """The numpy scalar type of this floating-point format (``ml_dtypes`` for the
         8- and 16-bit formats numpy lacks); values and raw bits convert through it."""
-        import ml_dtypes
-        import numpy as np
-
         types = {"fp8_e4m3": ml_dtypes.float8_e4m3fn, "fp8_e5m2": ml_dtypes.float8_e5m2,
                  "fp16": np.float16, "bf16": ml_dtypes.bfloat16, "fp32": np.float32}
         if self.name not in types:

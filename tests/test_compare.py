@@ -194,8 +194,8 @@ def test_the_cycle_models_error_is_cited_from_the_recorded_validation_runs(tmp_p
     """The report's claim about the cycle models is the last recorded `systolab validate`
     run, not text: the repository's records say every GEMM was exact, and a different
     record changes what the report says."""
-    from systolab.models.report.compare import validation_text
     from systolab.flows import validate as val
+    from systolab.models.report.compare import validation_text
 
     for kind in ("core", "chip"):
         r = val.recorded(kind)

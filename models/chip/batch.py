@@ -55,6 +55,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import UserError
+from ...files import atomic_write_bytes, cache_root
 from ..core.perf import MemorySystem, core_cycles_many
 from .perf import _dma_shape, beat_spacing, block_model_applies, chip_gemm_cycles
 
@@ -134,7 +136,6 @@ class CoreTable:
         process leaves the old file or the new one)."""
         if self.path is None or not self.unsaved:
             return
-        from ...files import atomic_write_bytes
 
         self._merge(*self._read())
         data = io.BytesIO()
@@ -152,9 +153,6 @@ def core_table(cfg, port: MemorySystem) -> CoreTable:
     chip with that core and port), kept in the build cache (``$SYSTOLAB_CACHE``) under a
     hash of the core, the port and the core model's source, so that a change of the model
     starts a new table."""
-    from ...errors import UserError
-    from ...files import cache_root
-
     try:
         root = cache_root()
     except UserError:
@@ -217,7 +215,7 @@ def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M, N, K, count, f: 
     ``M``, ``N``, ``K`` and ``count`` are numbers or arrays, one value per row. The core
     sub-GEMMs' cycles are looked up here (the table fills what it misses); the rest is
     the compiled loop of :func:`~systolab.models.chip.kernel.block_cycles`."""
-    from .kernel import block_cycles
+    from .kernel import block_cycles  # lazy: numba loads the compiled kernel (about 1 s; 15 s to compile on a new machine)
 
     C, beat, eb, ab = shape
     mb, nb, kb, mc, nc, kc = f.T[:6]

@@ -9,6 +9,7 @@ from pathlib import Path
 from ...checks import MAX_DIM, is_int
 from ...dtypes import get_dtype
 from ...errors import UserError
+from ...files import read_text
 
 #: Bytes per element in memory. Output of int8 GEMMs is int32; of fp8 GEMMs bf16.
 STORAGE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "fp8_e4m3": 1, "fp8_e5m2": 1,
@@ -77,8 +78,6 @@ def parse_gemm(text: str, *, dtype: str = "bf16", name: str | None = None) -> Ge
 
 def load_gemm_list(path: str | Path, *, dtype: str) -> list[Gemm]:
     """GEMMs from a CSV file with a header ``name,M,N,K[,count][,dtype][,parallel]``."""
-    from ...files import read_text
-
     path = Path(path)
     text = read_text(path, parameter="workload")
     reader = csv.DictReader(text.splitlines())
