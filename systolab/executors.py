@@ -68,7 +68,7 @@ class Executor:
                 for fut in futures:
                     fut.cancel()
         else:
-            from distributed import as_completed as dask_completed  # lazy: an optional dependency (systolab[cluster])
+            from distributed import as_completed as dask_completed  # noqa: PLC0415  lazy: an optional dependency (systolab[cluster])
 
             futures = self._pool.map(fn, items, pure=False)
             index = {fut.key: i for i, fut in enumerate(futures)}
@@ -96,7 +96,7 @@ def open_executor(spec: str | None = "local", *, jobs: int = 1, version: Callabl
             yield Executor("local", jobs, None, pool)
         return
     try:
-        from distributed import Client  # lazy: an optional dependency (systolab[cluster])
+        from distributed import Client  # noqa: PLC0415  lazy: an optional dependency (systolab[cluster])
     except ImportError:
         raise UserError("executor: Dask distributed is not installed; pip install 'systolab[cluster]' "
                         "(or distributed)", parameter="executor") from None

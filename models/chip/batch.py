@@ -58,7 +58,7 @@ import numpy as np
 from ...errors import UserError
 from ...files import atomic_write_bytes, cache_root
 from ..core.perf import MemorySystem, core_cycles_many
-from .perf import _dma_shape, beat_spacing, block_model_applies, chip_gemm_cycles
+from .perf import beat_spacing, block_model_applies, chip_gemm_cycles, dma_shape
 
 _BITS = 21                                  # per dimension in a packed core-shape key
 #: A kept core table is written every this many new shapes (and at exit).
@@ -190,7 +190,7 @@ def block_model_cycles_batch(chip, M: int, N: int, K: int, blockings, count: int
         return np.zeros(0, dtype=np.int64)
     port = MemorySystem(chip.sram_latency_cycles, float(chip.core.beat_bytes))
     sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
-    return _cycles(core_table(chip.core, port), _dma_shape(chip), chip.dram_latency_cycles, sp,
+    return _cycles(core_table(chip.core, port), dma_shape(chip), chip.dram_latency_cycles, sp,
                    M, N, K, count, blocking_fields(blockings))
 
 
@@ -205,7 +205,7 @@ def block_model_cycles_many(chip, problems) -> list[np.ndarray]:
     per_row = [np.repeat(np.array([p[i] for p in problems], dtype=np.int64), sizes) for i in range(4)]
     port = MemorySystem(chip.sram_latency_cycles, float(chip.core.beat_bytes))
     sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
-    out = _cycles(core_table(chip.core, port), _dma_shape(chip), chip.dram_latency_cycles, sp, *per_row,
+    out = _cycles(core_table(chip.core, port), dma_shape(chip), chip.dram_latency_cycles, sp, *per_row,
                   blocking_fields([b for *_, bs in problems for b in bs]))
     return np.split(out, np.cumsum(sizes)[:-1])
 
@@ -215,7 +215,7 @@ def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M, N, K, count, f: 
     ``M``, ``N``, ``K`` and ``count`` are numbers or arrays, one value per row. The core
     sub-GEMMs' cycles are looked up here (the table fills what it misses); the rest is
     the compiled loop of :func:`~systolab.models.chip.kernel.block_cycles`."""
-    from .kernel import block_cycles  # lazy: numba loads the compiled kernel (about 1 s; 15 s to compile on a new machine)
+    from .kernel import block_cycles  # noqa: PLC0415  lazy: numba loads the compiled kernel (about 1 s; 15 s to compile on a new machine)
 
     C, beat, eb, ab = shape
     mb, nb, kb, mc, nc, kc = f.T[:6]

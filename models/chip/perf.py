@@ -140,7 +140,7 @@ def _kparts_of(kc: int, gk: int, klen: int) -> list[int]:
 
 
 @lru_cache(maxsize=256)
-def _dma_shape(chip) -> tuple[int, int, int, int]:
+def dma_shape(chip) -> tuple[int, int, int, int]:
     """What a block's DMA beats depend on: (channels, DMA beat bytes, operand bytes,
     accumulator bytes). The caches below are keyed by it rather than by the chip, so
     that chips differing only in cores, clock or DRAM (an exploration's points) share them."""
@@ -183,7 +183,7 @@ def load_counts(M: int, N: int, K: int, b: Blocking) -> tuple[int, int]:
 def _channel_beats(shape: tuple, b: Blocking, live: int, mlen: int, nlen: int, klen: int | None,
                    ops: int = LOAD_AB) -> tuple[int, ...]:
     """DRAM beats each channel moves for a block (``hdl/dma.py``) on a chip of
-    :func:`_dma_shape` ``shape``: its load (``klen`` given) of the A rows (``ops`` has
+    :func:`dma_shape` ``shape``: its load (``klen`` given) of the A rows (``ops`` has
     :data:`LOAD_A`) and B columns (:data:`LOAD_B`) of its groups, or its write-back
     (``klen`` None) of the rows of its K-group-0 B groups.
     Channel ``ch`` has the A groups ``a = (kk * gp + q) * gm + i`` and the B groups
@@ -231,7 +231,7 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
     L = chip.dram_latency_cycles
     drams = [_Dram(chip.dma_beat_bytes, chip.channel_bytes_per_cycle) for _ in range(chip.dma_channels)]
     port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
-    shape = _dma_shape(chip)
+    shape = dma_shape(chip)
 
     def job(t0: int, wb: tuple | None, ld: tuple | None) -> tuple[int, int | None]:
         """A job started at ``t0`` on every channel: (cycle the DMA is idle again, cycle of
@@ -432,7 +432,7 @@ def chip_gemm_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) 
     if not block_model_applies(chip):
         return _stepped_cycles(chip, M, N, K, b, count)
     sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
-    return _block_model_cycles(chip.core, chip.sram_latency_cycles, _dma_shape(chip), chip.dram_latency_cycles, sp,
+    return _block_model_cycles(chip.core, chip.sram_latency_cycles, dma_shape(chip), chip.dram_latency_cycles, sp,
                                M, N, K, b, count)
 
 

@@ -76,6 +76,7 @@ import numpy as np
 
 from ...checks import check_choice, check_int, check_seed
 from ...errors import ConfigError, UserError
+from ..frames import data_frame
 from ..specs import DATA_DIR
 
 #: Samplers of our own (exact, resumable to the same points) and Optuna's multi-objective
@@ -705,8 +706,6 @@ def points_frame(points: list[dict], front: set[str] = frozenset()):
     """The stored points as a pandas DataFrame: the design, feasibility, the constraints
     that failed, the design's metrics and each workload's (``<workload>.<metric>``), units
     in the column names, and whether the point is on the Pareto front."""
-    import pandas as pd
-
     rows = []
     for p in points:
         r = p["result"]
@@ -717,7 +716,7 @@ def points_frame(points: list[dict], front: set[str] = frozenset()):
             row.update({f"{w}.{UNITS[k]}": v for k, v in m.items()})
         row["pareto"] = p["design_hash"] in front
         rows.append(row)
-    return pd.DataFrame(rows)
+    return data_frame(rows)
 
 
 def explore(space: str | Path | dict, *, db: str | Path, search: str = "grid", trials: int = 64, seed: int = 0,

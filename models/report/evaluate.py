@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import UserError
+from ..frames import data_frame
 from ..workloads.catalog import Workload
 
 
@@ -111,9 +112,7 @@ class Evaluation:
     def to_frame(self):
         """The per-GEMM table as a pandas DataFrame (seconds of all copies; units in the
         column names)."""
-        import pandas as pd
-
-        df = pd.DataFrame([dict(g) for g in self.gemms])
+        df = data_frame([dict(g) for g in self.gemms])
         return df.rename(columns={"seconds": "seconds_s"})
 
     def _repr_html_(self) -> str:

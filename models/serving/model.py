@@ -32,6 +32,7 @@ import numpy as np
 
 from ...checks import check_int
 from ...errors import UserError
+from ..frames import data_frame
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.catalog import DecoderShape, get_llm
 from ..workloads.gemm import STORAGE_BYTES, Gemm
@@ -444,9 +445,7 @@ class ServingResult:
 
     def to_frame(self):
         """The decode step's operators as a DataFrame (one row per operator)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.decode_ops)
+        return data_frame(self.decode_ops)
 
 
 def check_parallelism(model: DecoderShape, tp: int, pp: int) -> None:
