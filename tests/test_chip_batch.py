@@ -11,7 +11,7 @@ from systolab.blocking import Blocking, blocking_status
 from systolab.models.chip.batch import CoreTable, block_model_cycles_batch, chip_gemm_cycles_batch, core_table
 from systolab.models.chip.blocking import candidates
 from systolab.models.chip.config import get_chip, list_chips
-from systolab.models.chip.perf import LOAD_A, LOAD_AB, LOAD_B, _channel_beats, _core_step, dma_shape, block_model_applies, chip_gemm_cycles
+from systolab.models.chip.perf import LOAD_A, LOAD_AB, LOAD_B, _channel_beats, _core_step, block_model_applies, chip_gemm_cycles, dma_shape
 from systolab.models.core.perf import MemorySystem
 
 CHIPS = [get_chip(name) for name in list_chips()] + [
