@@ -122,6 +122,8 @@ class CoreTable:
         self.keys, self.cycles = keys, np.concatenate([self.cycles, cycles])[first]
 
     def _read(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.path is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         try:
             with np.load(self.path, allow_pickle=False) as f:
                 keys, cycles = f["keys"].astype(np.int64), f["cycles"].astype(np.int64)
@@ -136,7 +138,6 @@ class CoreTable:
         process leaves the old file or the new one)."""
         if self.path is None or not self.unsaved:
             return
-
         self._merge(*self._read())
         data = io.BytesIO()
         np.savez(data, keys=self.keys, cycles=self.cycles)
@@ -205,7 +206,8 @@ def block_model_cycles_many(chip, problems) -> list[np.ndarray]:
     per_row = [np.repeat(np.array([p[i] for p in problems], dtype=np.int64), sizes) for i in range(4)]
     port = MemorySystem(chip.sram_latency_cycles, float(chip.core.beat_bytes))
     sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
-    out = _cycles(core_table(chip.core, port), dma_shape(chip), chip.dram_latency_cycles, sp, *per_row,
+    M, N, K, count = per_row
+    out = _cycles(core_table(chip.core, port), dma_shape(chip), chip.dram_latency_cycles, sp, M, N, K, count,
                   blocking_fields([b for *_, bs in problems for b in bs]))
     return np.split(out, np.cumsum(sizes)[:-1])
 
@@ -227,8 +229,8 @@ def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M, N, K, count, f: 
         full, last = np.minimum(block, length), length - (_ceil(length, block) - 1) * block
         sizes.append(np.stack([part, full % part, last % part], axis=1))
     cyc = table(sizes[0][:, :, None, None], sizes[1][:, None, :, None], sizes[2][:, None, None, :])
-    return block_cycles(cyc, np.ascontiguousarray(f), *(np.ascontiguousarray(v) for v in (M, N, K, count)),
-                        C, beat, eb, ab, L, sp)
+    M, N, K, count = (np.ascontiguousarray(v) for v in (M, N, K, count))
+    return block_cycles(cyc, np.ascontiguousarray(f), M, N, K, count, C, beat, eb, ab, L, sp)
 
 
 def _ceil(a, b):

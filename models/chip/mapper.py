@@ -49,6 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...blocking import Blocking, blocking_status
 from ...checks import check_choice, check_int
 from ...errors import UserError
 from ..frames import data_frame
@@ -83,7 +84,7 @@ class Mapping:
     K: int
     count: int
     search: str
-    blocking: object            # systolab.blocking.Blocking
+    blocking: Blocking
     perf: ChipGemmPerf
     bound: str
     candidates: int             # mappings in the space
@@ -146,8 +147,6 @@ def chip_bound(chip, perf: ChipGemmPerf) -> str:
 
 
 def _no_mapping(chip, M: int, N: int, K: int) -> UserError:
-    from ...blocking import Blocking, blocking_status
-
     one = Blocking(1, 1, 1, 1, 1)
     why = {4: "operand", 5: "accumulator"}.get(blocking_status(chip, M, N, K, 1, one), "operand")
     return UserError(f"chip: {chip.name}'s slices ({chip.slice_bytes} bytes per core) cannot hold the {why} "

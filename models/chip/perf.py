@@ -74,7 +74,7 @@ class ChipGemmPerf:
         """DRAM bytes moved (read and written) over what the DRAM could move in ``cycles``."""
         return (self.dram_bytes_read + self.dram_bytes_written) / (self.dram_bytes_per_cycle * self.cycles)
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> dict[str, int | list[int]]:
         """The counters under the RTL's names (``busy`` as a list)."""
         return {"cycles": self.cycles, "steps": self.steps, "macs": self.macs,
                 "dram_bytes_read": self.dram_bytes_read, "dram_bytes_written": self.dram_bytes_written,
@@ -276,6 +276,7 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
         issue = barrier + 1
     # the epilogue: EPILOGUE at barrier + 1 (= issue), the last block's write-back
     _, t_lw = job(issue, prev_block, None)
+    assert t_lw is not None                   # the last block always writes back
     finish = t_lw + 2 + 1
     # every other counter follows from the steps' sizes alone: one accounting for both models
     return chip_gemm_counters(chip, M, N, K, b, count, cycles=finish + 1)

@@ -160,11 +160,13 @@ def resolve_peak(gpu: GpuSpec, dtype: str) -> tuple[str, float, list[str]]:
     """The dtype whose peak a GEMM in ``dtype`` runs at on ``gpu``, and why."""
     if dtype not in FALLBACK:
         raise UserError(f"dtype: {dtype!r} is not modelled on GPUs; choose one of {', '.join(FALLBACK)}")
-    if gpu.peak(dtype):
-        return dtype, gpu.peak(dtype), []
+    peak = gpu.peak(dtype)
+    if peak:
+        return dtype, peak, []
     for alt in FALLBACK[dtype]:
-        if gpu.peak(alt):
-            return alt, gpu.peak(alt), [f"{gpu.id} has no {dtype} rate; modelled at its {alt} rate (storage stays {dtype})"]
+        peak = gpu.peak(alt)
+        if peak:
+            return alt, peak, [f"{gpu.id} has no {dtype} rate; modelled at its {alt} rate (storage stays {dtype})"]
     raise UserError(f"dtype: {gpu.id} has no rate for {dtype} or a fallback ({', '.join(FALLBACK[dtype]) or 'none'})")
 
 

@@ -516,7 +516,7 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     kv_dtype = kv_dtype or dev.dtype
     if kv_dtype not in STORAGE_BYTES:
         raise UserError(f"kv-dtype: {kv_dtype!r} is not a dtype ({', '.join(STORAGE_BYTES)})", parameter="kv-dtype")
-    if dev.kind == "gpu" and kv_dtype != dev.dtype and not dev.spec.peak(kv_dtype) and kv_dtype not in ("fp16", "bf16"):
+    if isinstance(dev, GpuServing) and kv_dtype != dev.dtype and not dev.spec.peak(kv_dtype) and kv_dtype not in ("fp16", "bf16"):
         raise UserError(f"kv-dtype: {dev.id} has no {kv_dtype} support", parameter="kv-dtype")
     if dev.kind == "custom" and kv_dtype != dev.dtype:
         raise UserError(f"kv-dtype: {dev.id} computes attention in {dev.dtype}; the KV cache must be {dev.dtype}",
