@@ -386,6 +386,30 @@ def test_library_cost(name, value):
     _raises_cleanly(unit_cost, **{"die_area_mm2": 100.0, "node": "n7", "memory_GB": 8.0, name: value})
 
 
+def _objects_of_the_wrong_kind():
+    from systolab.models.chip.config import get_chip
+    from systolab.models.chip.mapper import map_gemms
+    from systolab.models.chip.perf import chip_gemm_perf
+    from systolab.models.core.perf import core_cycles, core_cycles_many, core_perf
+    from systolab.models.gpu.model import estimate_gemm
+    from systolab.models.report.evaluate import evaluate_chip, evaluate_gpu
+    from systolab.models.silicon.area import model_area
+    from systolab.models.silicon.synthesis import synthesize
+
+    cfg = AcceleratorConfig()
+    return [(core_perf, (cfg, 8, 8, 8, "memory")), (core_cycles, (cfg, 8, 8, 8, "memory")),
+            (core_cycles_many, (cfg, [8], [8], [8], "memory")), (map_gemms, ("sl-tiny", [])),
+            (chip_gemm_perf, (get_chip("sl-tiny"), 8, 8, 8, "32x32x32")), (synthesize, ("config",)),
+            (model_area, ("config",)), (estimate_gemm, ("h100-sxm", (8, 8, 8))),
+            (evaluate_chip, (get_chip(), "llama3-8b-decode")), (evaluate_gpu, ("h100-sxm", "llama3-8b-decode"))]
+
+
+def test_library_objects_of_the_wrong_kind():
+    # a name or a tuple where an object is expected: a TypeError from the function's own check
+    for fn, args in _objects_of_the_wrong_kind():
+        _raises_cleanly(fn, *args)
+
+
 @pytest.mark.parametrize("kwargs", [dict(stall_prob=1.0), dict(stall_prob=-0.5), dict(stall_prob=float("nan")),
                                     dict(latency=0), dict(bytes_per_cycle=0), dict(seed=-1)])
 def test_run_gemm_rejects_memory_that_never_moves(kwargs):
