@@ -5,7 +5,8 @@ A command gets a valid base invocation with one flag made bad (a value of the wr
 kind, out of range, non-finite, absurdly long), an unknown flag, or a broken file; it must
 exit 2 with one line on stderr naming the flag and, under ``--json``, exactly one JSON
 object whose ``parameter`` is that flag. Library functions must raise ``UserError`` (or
-``TypeError`` for a wrong Python type) within hypothesis's deadline.
+``TypeError`` for a wrong Python type, raised by an argument check and not from deeper
+inside) within hypothesis's deadline.
 
 The default suite runs ``FUZZ_EXAMPLES`` examples per property (``SYSTOLAB_FUZZ_EXAMPLES``
 raises it; README: "Fuzzing").
