@@ -215,6 +215,8 @@ def core_perf(config: AcceleratorConfig, M: int, N: int, K: int, memory: MemoryS
     cycles are never below the roofline (every MAC at one per PE per cycle, every byte
     read at the memory's rate and at most one beat per cycle)."""
     counts = core_counters(config, M, N, K)
+    if not isinstance(memory, MemorySystem):
+        raise TypeError(f"memory must be a MemorySystem, not {type(memory).__name__}")
     cycles = core_cycles(config, M, N, K, memory, whole_beats=whole_beats)
     pes = config.rows * config.cols
     # roofline: the port's raw bandwidth (a lower bound); bound: whole beats as the port moves them
