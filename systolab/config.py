@@ -222,7 +222,7 @@ class AcceleratorConfig:
 
     @property
     def input_bytes(self) -> int:
-        return self.input_dtype.bits // 8
+        return self.input_dtype.bytes
 
     @property
     def acc_bytes(self) -> int:

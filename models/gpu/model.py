@@ -37,9 +37,10 @@ import math
 from dataclasses import dataclass, field, replace
 from functools import cache
 
+from ...dtypes import get_dtype
 from ...errors import UserError
 from ..specs import DATA_DIR, load_yaml, need
-from ..workloads.gemm import STORAGE_BYTES, Gemm
+from ..workloads.gemm import Gemm
 from .specs import GpuSpec, get_gpu, load_gpus
 
 MODEL_FILE = DATA_DIR / "gpu_model.yaml"
@@ -195,7 +196,7 @@ def _raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: M
     # tensor cores of export SKUs such as the H20)
     feed = a.operand_bytes_per_clock * _clock_MHz(gpu) * 1e6 if a.operand_bytes_per_clock else math.inf
     half = (gpu.peak("bf16") or gpu.peak("fp16") or peak_tflops) * 1e12 / sms
-    elem = STORAGE_BYTES[gemm.dtype]
+    elem = get_dtype(gemm.dtype).bytes
     bw = gpu.mem_bw_GBps * 1e9 * _mem_eff(gpu, a)
     best = None
     skinny_ok = min(gemm.M, gemm.N) < a.skinny_below

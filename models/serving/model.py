@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 
 from ...checks import check_int
+from ...dtypes import DTYPES, get_dtype
 from ...errors import UserError
 from ..frames import data_frame
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.catalog import DecoderShape, get_llm
-from ..workloads.gemm import STORAGE_BYTES, Gemm
+from ..workloads.gemm import Gemm
 
 SERVING_FILE = DATA_DIR / "serving.yaml"
 #: Decode steps whose time is evaluated; the rest are interpolated (attention's cost is
@@ -116,7 +117,7 @@ class Precision:
     act: str = "bf16"
 
     def bytes(self, which: str) -> int:
-        return STORAGE_BYTES[getattr(self, which)]
+        return get_dtype(getattr(self, which)).bytes
 
 
 def _gemm(name: str, M: int, N: int, K: int, dtype: str, calls: int, parallel: int = 1) -> Op:
@@ -514,8 +515,8 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     if dtype is not None and dtype != dev.dtype:
         raise UserError(f"dtype: the device was made for {dev.dtype}, not {dtype}", parameter="dtype")
     kv_dtype = kv_dtype or dev.dtype
-    if kv_dtype not in STORAGE_BYTES:
-        raise UserError(f"kv-dtype: {kv_dtype!r} is not a dtype ({', '.join(STORAGE_BYTES)})", parameter="kv-dtype")
+    if kv_dtype not in DTYPES:
+        raise UserError(f"kv-dtype: {kv_dtype!r} is not a dtype ({', '.join(DTYPES)})", parameter="kv-dtype")
     if isinstance(dev, GpuServing) and kv_dtype != dev.dtype and not dev.spec.peak(kv_dtype) and kv_dtype not in ("fp16", "bf16"):
         raise UserError(f"kv-dtype: {dev.id} has no {kv_dtype} support", parameter="kv-dtype")
     if dev.kind == "custom" and kv_dtype != dev.dtype:
