@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,9 @@ def gemm_measurements(path: str = str(HELDOUT_FILE)) -> tuple[GemmMeasurement, .
 
 
 def _with(theta: np.ndarray) -> ModelAssumptions:
-    return replace(benchmark_assumptions(), **dict(zip(SHAPE_PARAMS, (float(v) for v in theta[:3]))))
+    """The benchmark assumptions with the shape terms ``theta[:3]`` (:data:`SHAPE_PARAMS` order)."""
+    terms: dict[str, Any] = dict(zip(SHAPE_PARAMS, (float(v) for v in theta[:3])))
+    return replace(benchmark_assumptions(), **terms)
 
 
 def predict(theta: np.ndarray, cal: Calibration | None = None) -> np.ndarray:
