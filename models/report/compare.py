@@ -104,10 +104,10 @@ def _row(device: Device, ev) -> dict:
 
 
 def _serving_fit_text() -> str:
-    from ..gpu.model import FIT_FILE
+    from ..gpu.fit_file import fit_file
     from ..specs import load_yaml
 
-    d = load_yaml(FIT_FILE)
+    d = load_yaml(fit_file())
     s = d.get("in_sample", {}).get("output_tokens_per_s_per_gpu", {})
     g = d.get("gemm_errors", {}).get("held out", {})
     shape = (f"; GEMM-shape terms (per-tile cost, DRAM share of few tiles) on {g['n']} public skinny and small-K "
@@ -126,9 +126,9 @@ def _serving_fit_text() -> str:
 
 def validation_text(kind: str) -> str:
     """The recorded run of ``systolab validate`` (``kind``: ``core`` or ``chip``) in words,
-    from ``models/data/validation.yaml``: the report cites what was measured, with its date
-    and command."""
-    from ...flows.validate import recorded
+    from the validation record (:func:`~systolab.models.records.record_file`): the report
+    cites what was measured, with its date and command."""
+    from ..records import recorded
 
     r = recorded(kind)
     flag = " --chip" if kind == "chip" else ""

@@ -34,6 +34,7 @@ from ...checks import check_int
 from ...dtypes import DTYPES, get_dtype
 from ...errors import UserError
 from ..frames import data_frame
+from ..gpu.fit_file import reads_fit
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.catalog import DecoderShape, get_llm
 from ..workloads.gemm import Gemm
@@ -284,7 +285,7 @@ class GpuServing:
             row = out[i]
             if op.kind == "gemm":
                 assert op.gemm is not None
-                math_s, nbytes, launches = _gpu_gemm_terms(self.id, op.gemm)
+                math_s, nbytes, launches = gpu_gemm_terms(self.id, op.gemm)
                 row[0], row[3] = math_s, launches
                 row[self._mem_col] = nbytes / bw
             elif op.kind == "attention":
@@ -306,8 +307,9 @@ class GpuServing:
         return combine(self.terms(ops, tp), GpuParams.stored().as_array())
 
 
+@reads_fit
 @cache
-def _gpu_gemm_terms(gpu_id: str, gemm: Gemm) -> tuple[float, int, int]:
+def gpu_gemm_terms(gpu_id: str, gemm: Gemm) -> tuple[float, int, int]:
     from ..gpu.model import gemm_terms
     from ..gpu.specs import get_gpu
 

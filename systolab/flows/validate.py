@@ -6,14 +6,19 @@ is compared: cycles, busy cycles, MACs, bytes read and written.
 """
 from __future__ import annotations
 
+import datetime
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import yaml
 
 from ..config import AcceleratorConfig
 from ..models.core.perf import MemorySystem, core_counters, core_cycles
+from ..models.records import VALIDATION_RECORD, record_file, write_target, write_text
+from ..models.specs import load_yaml
 
 COMPARED = ("cycles", "busy_cycles", "macs", "bytes_read", "bytes_written")
 
@@ -215,40 +220,24 @@ def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilato
 
 
 # -- the record the compare report cites -------------------------------------------------------
-def record_file():
-    """``models/data/validation.yaml``: the last recorded run of each validation."""
-    from ..models.specs import DATA_DIR
-
-    return DATA_DIR / "validation.yaml"
-
-
-def record(report: dict, kind: str, *, command: str, path=None) -> None:
-    """Store a run's summary (``kind``: ``core`` or ``chip``) in :func:`record_file`, with
-    its date and command, atomically: what the compare report cites as the cycle models'
-    error comes from here, not from hand-written text."""
-    import datetime
-
-    import yaml
-
-    from ..files import atomic_write_text
-    from ..models.specs import load_yaml
-
+def record(report: dict, kind: str, *, command: str, path: str | Path | None = None, write: bool = False) -> Path:
+    """Store a run's summary (``kind``: ``core`` or ``chip``), with its date and command,
+    atomically: what the compare report cites as the cycle models' error comes from here,
+    not from hand-written text. The summary is merged into the record readers take
+    (:func:`~systolab.models.records.record_file`) and written to ``path`` when given,
+    else to the repository's ``models/data/validation.yaml`` with ``write`` (a
+    :class:`~systolab.errors.UserError` naming ``write`` outside a checkout), else to the
+    user's copy (never into the installed package). Returns the file written."""
     if kind not in ("core", "chip"):
         raise ValueError(f"kind: 'core' or 'chip', not {kind!r}")
-    target = path or record_file()
-    doc = dict(load_yaml(target)) if target.exists() else {}
+    target = Path(path) if path else write_target(VALIDATION_RECORD, write=write)
+    base = Path(path) if path else record_file()
+    doc = dict(load_yaml(base)) if base.exists() else {}
     doc[kind] = {"date": datetime.date.today().isoformat(), "command": command,
                  **{k: report[k] for k in ("simulator", "seed", "shapes", "configurations", "exact_cycles",
                                             "max_abs_cycle_error", "all_passed")},
                  "max_abs_error": {k: int(v) for k, v in report["max_abs_error"].items()},
                  "cases": {label: f"{c['exact']}/{c['shapes']} exact" for label, c in report["cases"].items()}}
-    atomic_write_text(target, "# Written by `systolab validate [--chip] --record`; do not edit by hand.\n"
-                      + yaml.safe_dump(doc, sort_keys=False, width=100))
-
-
-def recorded(kind: str, path=None) -> dict | None:
-    """The recorded run of ``kind`` (``core`` or ``chip``), or None."""
-    from ..models.specs import load_yaml
-
-    target = path or record_file()
-    return dict(load_yaml(target)).get(kind) if target.exists() else None
+    return write_text(target, "# Written by `systolab validate [--chip] --record`; do not edit by hand.\n"
+                      + yaml.safe_dump(doc, sort_keys=False, width=100),
+                      parameter="path" if path else "write" if write else "SYSTOLAB_DATA_DIR")
