@@ -82,7 +82,7 @@ def shares(ch: int, lg_channels: int, fields: list, m: Module) -> list:
     """Channel ``ch``'s part of the groups whose index packs ``fields`` (log2 of each
     field's size as Amaranth values, lowest first; the last field unbounded): per field,
     (first, step) of the values it takes, i.e. the groups whose index is ``ch`` modulo the
-    channel count (the model counts them that way, ``models/chip_perf.py``). The
+    channel count (the model counts them that way, ``models/chip/perf.py``). The
     channel's ``lg_channels`` index bits fill the fields from the bottom; the comb logic
     goes into ``m``."""
     out: list = []

@@ -34,7 +34,7 @@ closed forms:
 * **The cores.** A step's slowest core sub-GEMM is the largest of at most eight exact core
   model results (full and edge rows, columns and K-parts), looked up in a table filled once
   per distinct shape (:class:`CoreTable`, kept between processes in the build cache) by
-  the compiled core model (``models/core_kernel.py``, about a microsecond a new shape;
+  the compiled core model (``models/core/kernel.py``, about a microsecond a new shape;
   most mappings bring one).
 
 The exact model applies while a channel's DRAM credit cannot delay a job's first beat

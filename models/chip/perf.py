@@ -14,7 +14,7 @@ the controller exactly:
   the DMA is idle; the next ``ISSUE`` follows;
 * the *epilogue*: the DMA writes back the last block; ``done`` the cycle after.
 
-A core's part of a step takes exactly what the core's cycle model says (``models/perf.py``)
+A core's part of a step takes exactly what the core's cycle model says (``models/core/perf.py``)
 for its sub-GEMM with the slice's port as its memory (latency ``sram_latency_cycles``, one
 core beat per cycle): the slice reproduces the memory timing that model was validated on.
 The DMA's job takes what its timing contract says (``hdl/dma.py``): a write-back's beats
@@ -26,7 +26,7 @@ is shared by reads and writes — and idle two cycles after its last beat.
 
 Every counter the RTL reports (cycles, steps, MACs, per-core busy cycles, DRAM and SRAM
 bytes) is computed; ``systolab validate --chip`` compares them with the RTL's. The model
-is as exact as the core model on the cores' sub-GEMMs (see ``models/perf.py`` for the
+is as exact as the core model on the cores' sub-GEMMs (see ``models/core/perf.py`` for the
 regimes where that one approximates).
 """
 from __future__ import annotations

@@ -32,7 +32,7 @@ ASSUMPTIONS = [
     "cost per unit of work = amortised capex + energy at the cost model's PUE, electricity price, lifetime and "
     "utilisation (ranges from data/cost.yaml)",
     "the custom chip runs each GEMM as blocks through its global SRAM, mapped by the mapper's fast search "
-    "(models/mapper.py; within 2 % of the exhaustive optimum, benchmarks/README.md) and timed by the chip's cycle "
+    "(models/chip/mapper.py; within 2 % of the exhaustive optimum, benchmarks/README.md) and timed by the chip's cycle "
     "model, which equals the chip RTL's counters; DRAM reads "
     "and writes share its bandwidth; one GEMM runs at a time (no overlap of one GEMM's write-back with the next's "
     "loads)",
@@ -112,7 +112,7 @@ def _serving_fit_text() -> str:
     g = d.get("gemm_errors", {}).get("held out", {})
     shape = (f"; GEMM-shape terms (per-tile cost, DRAM share of few tiles) on {g['n']} public skinny and small-K "
              f"GEMMs left out of their fit: median |error| {g['median_abs_error_pct']:.1f} %, worst "
-             f"{g['worst_abs_error_pct']:.1f} % (models/gemm_fit.py)") if g else ""
+             f"{g['worst_abs_error_pct']:.1f} % (models/gpu/fit.py)") if g else ""
     loo = d.get("leave_one_out") or {}
     names = {"output_tokens_per_s_per_gpu": "output tokens/s", "ttft_s": "time to first token"}
     held = " and ".join(f"{v['median_abs_loo_error_pct']:.1f} % on {names.get(m, m)} ({v['n']} runs; worst "
@@ -151,7 +151,7 @@ def model_errors() -> dict:
     fit = load_fit()
     held = [abs(h["error_pct"]) for h in fit.residuals["held_out"]]
     return {
-        "custom_time": f"chip cycle model (models/chip_perf.py) vs the chip RTL's counters: {validation_text('chip')}; "
+        "custom_time": f"chip cycle model (models/chip/perf.py) vs the chip RTL's counters: {validation_text('chip')}; "
                        f"core model vs the core RTL: {validation_text('core')}. Chips of hundreds of cores are "
                        "modelled, not simulated: the RTL is the same generator, verified on 1 to 4 cores",
         "custom_area": f"array area fit vs Yosys synthesis: held-out max {max(held):.2f} % up to 16x16 "

@@ -162,7 +162,7 @@ def chip_parent(*, blocking: bool) -> argparse.ArgumentParser:
 
 
 def search_argument(group) -> None:
-    """``--search fast|exhaustive``: the mapper's search (``models/mapper.py``)."""
+    """``--search fast|exhaustive``: the mapper's search (``models/chip/mapper.py``)."""
     from ..models.chip.mapper import SEARCHES
 
     group.add_argument("--search", choices=SEARCHES, default="fast",

@@ -1,4 +1,4 @@
-"""The cycle model (``models/perf.py``) against the RTL's own counters over a shape grid.
+"""The cycle model (``models/core/perf.py``) against the RTL's own counters over a shape grid.
 
 One simulator build per configuration, all of its shapes in one simulation (descriptors
 back to back); configurations run in parallel processes. Every counter the model predicts
@@ -183,7 +183,7 @@ def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[
 
 def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilator", seed: int = 0, jobs: int = 2,
                   progress=None) -> dict:
-    """Every case on the chip RTL against the chip cycle model (``models/chip_perf.py``),
+    """Every case on the chip RTL against the chip cycle model (``models/chip/perf.py``),
     every counter compared; the report has the fields of :func:`validate`."""
     from ..models.chip.perf import chip_gemm_perf
 
