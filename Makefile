@@ -37,7 +37,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --quiet .
-	$(VENV)/bin/mypy
+	cd build/__editable__.systolab-*/ && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml
 
 test: lint
 	$(PY) -m pytest -n $(JOBS)

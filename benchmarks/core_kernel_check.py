@@ -1,5 +1,5 @@
-"""The compiled core cycle model (``models/core_kernel.py``) against the Python recurrence
-it replaced (``models/perf.py`` as of commit 1bc7477, read from git): cycles on random
+"""The compiled core cycle model (``models/core/kernel.py``) against the Python recurrence
+it replaced (``models/perf.py`` as of commit 1bc7477, before the models moved into subpackages, read from git): cycles on random
 cores, memories and shapes, and the time a shape of each.
 
     python benchmarks/core_kernel_check.py [--cores 300] [--seed 0]

@@ -9,18 +9,23 @@ error (efficiency fitted per GPU family and dtype class) and the leave-one-out e
 N = K = 8192 in bf16 on every GPU, and (3) the GEMM-shape terms' fit and held-out error
 on DeepGEMM's H800 table (systolab.models.gpu.fit). Record the output in
 benchmarks/README.md.
+
+Reads the GPU fit the model reads (your copy of gpu_fit.yaml when it is newer than the
+shipped one, else the shipped one: systolab.models.gpu.fit_file) and writes nothing; the
+fits themselves run with `benchmarks/serving.py fit`.
 """
 from __future__ import annotations
 
 import statistics
 import time
 
+from systolab.models.gpu import fit as gemm_fit
+from systolab.models.gpu.model import calibration, calibration_report, estimate_gemm
+from systolab.models.gpu.specs import load_gpus
+from systolab.models.workloads.gemm import Gemm
+
 
 def main() -> None:
-    from systolab.models.gpu.model import calibration, calibration_report, estimate_gemm
-    from systolab.models.gpu.specs import load_gpus
-    from systolab.models.workloads.gemm import Gemm
-
     t0 = time.perf_counter()
     rows = calibration_report()
     print(f"{'device':14} {'dtype':9} {'shape':18} {'measured':>9} {'model':>8} {'err%':>6} {'loo':>8} {'loo%':>6}")
@@ -45,8 +50,6 @@ def main() -> None:
             cells.append(f"{e.tflops:9.1f} {e.bound[:3]}{'*' if e.extrapolated else ' '}")
         print(f"{gid:16}" + "".join(f"{c:>17}" for c in cells))
     print("* extrapolated (no calibration for this family/dtype, a fallback dtype, or few output tiles)")
-
-    from systolab.models.gpu import fit as gemm_fit
 
     shape = gemm_fit.report()
     print("\nGEMM shapes (models/data/gemm_heldout.csv: DeepGEMM, H800 FP8; `fit` rows set the shape terms)")

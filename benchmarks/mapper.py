@@ -1,4 +1,4 @@
-"""The mapper (``models/mapper.py``): quality of the fast search against the exhaustive one,
+"""The mapper (``models/chip/mapper.py``): quality of the fast search against the exhaustive one,
 traffic against the lower bound, speed, and how decode scales with cores.
 
 1. ``quality``: every distinct GEMM of the built-in workloads at several batch sizes and

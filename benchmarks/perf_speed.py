@@ -1,4 +1,4 @@
-"""Speed of the cycle model (models/perf.py): GEMM x configuration evaluations per second.
+"""Speed of the cycle model (models/core/perf.py): GEMM x configuration evaluations per second.
 
     python benchmarks/perf_speed.py
 

@@ -11,7 +11,7 @@ A GEMM flows through them as chunks (an M-block x N-tile x K-chunk, see
 Streams follow Amaranth's stream rules (a payload moves in a cycle where ``valid`` and
 ``ready`` are both high). Every part reacts in the cycle it is offered something and
 shows its new state the cycle after, so the parts compose without added latency: the
-core built from them is cycle-identical to the cycle model (``models/perf.py``).
+core built from them is cycle-identical to the cycle model (``models/core/perf.py``).
 """
 from __future__ import annotations
 

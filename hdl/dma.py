@@ -30,18 +30,21 @@ routes each channel to a slice through a mux of ``log2(C) + 1`` (A) or
    not share with the current one (``ld_a``, ``ld_b``): a block kept on chip is read
    where it is, from its own buffer (``ld_abuf``, ``ld_bbuf``).
 
-A channel's generator issues one segment per cycle on its memory's command stream,
-skipping empty groups without a bubble, and hands each segment to its data side through
-a queue; the data side moves the beats in order.
+A channel's generator (:class:`SegmentGenerator`) issues one segment per cycle on its
+memory's command stream, skipping empty groups without a bubble, and hands each segment
+to its data side through a queue; the data side (:mod:`systolab.hdl.dma_parts`) moves the
+beats in order.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from amaranth.hdl import Const, Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .ports import DIM_BITS, memory_port_signature
-from .queue import Queue
+from .dma_parts import LoadEngine, WriteBackEngine, segment_queue_signature
+from .ports import DIM_BITS, command_layout, memory_port_signature
 
 ADDR = 40            # DRAM byte addresses on the chip's port
 COUNT_BITS = 48
@@ -77,16 +80,15 @@ def job_layout() -> data.StructLayout:
     })
 
 
-
 def shares(ch: int, lg_channels: int, fields: list, m: Module) -> list:
     """Channel ``ch``'s part of the groups whose index packs ``fields`` (log2 of each
     field's size as Amaranth values, lowest first; the last field unbounded): per field,
     (first, step) of the values it takes, i.e. the groups whose index is ``ch`` modulo the
-    channel count (the model counts them that way, ``models/chip_perf.py``). The
+    channel count (the model counts them that way, ``models/chip/perf.py``). The
     channel's ``lg_channels`` index bits fill the fields from the bottom; the comb logic
     goes into ``m``."""
     out: list = []
-    used: object = 0
+    used: Any = 0
     for n, lg in enumerate(fields):
         last = n == len(fields) - 1
         room, bits = Signal(range(lg_channels + 1)), Signal(range(lg_channels + 1))
@@ -98,9 +100,202 @@ def shares(ch: int, lg_channels: int, fields: list, m: Module) -> list:
     return out
 
 
+class SegmentGenerator(wiring.Component):
+    """A channel's command side: walks its share of a job's write-back, then of its loads
+    (A groups, then B groups), one segment per cycle, each onto the memory's command
+    stream and into the queue of the engine that moves its beats.
+
+    Timing: ``start`` in cycle t while not ``busy`` takes ``job``; ``busy`` is high from
+    t + 1 unless the job has nothing for the channel. The write-back's segments are
+    offered on ``wr_cmd`` from t + 1, the next one in the cycle after one is taken (a
+    segment is taken in a cycle where the memory is ready and the queue not ``full``).
+    From the cycle after the last is taken, the generator looks at ``wb.idle`` each cycle;
+    the cycle after it first sees it high, it offers the load's segments on ``rd_cmd`` (from
+    t + 1 if the channel has no write-back), A rows then B columns, the same way. From the
+    cycle after the last is taken it looks at ``ld.idle``; ``busy`` falls the cycle after
+    it first sees it high.
+
+    Parameters
+    ----------
+    channel, channels, cores, word_bytes, core_beat, input_bytes, acc_bytes, op_half, acc_half : int
+        As for :class:`DmaChannel`.
+
+    Attributes
+    ----------
+    desc : In(descriptor_layout()), lg_gp, lg_gm, lg_gk : In(LOG_BITS)
+    start : In(1), job : In(job_layout()), busy : Out(1)
+    wr_cmd, rd_cmd : Out(stream.Signature(command_layout(ADDR)))
+    wb, ld : Out(segment_queue_signature(cores))
+        The write-back and load engines' queues.
+    """
+
+    def __init__(self, *, channel: int, channels: int, cores: int, word_bytes: int, core_beat: int,
+                 input_bytes: int, acc_bytes: int, op_half: int, acc_half: int):
+        _check_parameters(channel, channels, cores=cores, word_bytes=word_bytes, core_beat=core_beat,
+                          input_bytes=input_bytes, acc_bytes=acc_bytes, op_half=op_half, acc_half=acc_half)
+        self._ch, self._nch = channel, channels
+        self._n, self._wd, self._eb, self._ab, self._w = cores, word_bytes, input_bytes, acc_bytes, core_beat
+        self._op_half, self._acc_half = op_half, acc_half
+        super().__init__({
+            "desc": In(descriptor_layout()), "lg_gp": In(LOG_BITS), "lg_gm": In(LOG_BITS), "lg_gk": In(LOG_BITS),
+            "start": In(1), "job": In(job_layout()), "busy": Out(1),
+            "wr_cmd": Out(stream.Signature(command_layout(ADDR))), "rd_cmd": Out(stream.Signature(command_layout(ADDR))),
+            "wb": Out(segment_queue_signature(cores)), "ld": Out(segment_queue_signature(cores)),
+        })
+
+    def _beats(self, nbytes):               # DRAM beats of a segment
+        Wd = self._wd
+        return (nbytes + (Wd - 1)) >> (Wd - 1).bit_length() if Wd > 1 else nbytes
+
+    def _words(self, nbytes):               # slice words of a segment
+        W = self._w
+        return (nbytes + (W - 1)) >> (W - 1).bit_length() if W > 1 else nbytes
+
+    def elaborate(self, platform):
+        m = Module()
+        lgC, d = (self._nch - 1).bit_length(), self.desc
+        job = Signal(job_layout())
+        # -- this channel's groups: A a = (kk*gp + q)*gm + i, B b = (j*gk + kk)*gp + q, = ch (mod C)
+        sh_a = shares(self._ch, lgC, [self.lg_gm, self.lg_gp, None], m)
+        sh_b = shares(self._ch, lgC, [self.lg_gp, self.lg_gk, None], m)
+        (i0, istep), (qa0, qastep), (ka0, kastep) = sh_a
+        (qb0, qbstep), (kb0, kbstep), (j0, jstep) = sh_b
+        phase = Signal(range(6))
+        m.d.comb += self.busy.eq(phase != IDLE)
+        ra, ia, qa, ka = (Signal(DIM_BITS, name=f"a_{n}") for n in ("r", "i", "q", "kk"))     # load: A
+        rb, qb, kb, jb = (Signal(DIM_BITS, name=f"b_{n}") for n in ("r", "q", "kk", "j"))     # load: B
+        rw, iw, jw, qw = (Signal(DIM_BITS, name=f"w_{n}") for n in ("r", "i", "j", "q"))      # write-back
+        self._write_back_segment(m, job, phase, rw, iw, jw, qw)
+        self._load_segment(m, job, phase, (ra, ia, qa, ka), (rb, qb, kb, jb))
+
+        def live(p):                                    # products of the group that exist
+            return _clamp(d.count - p, d.gp)
+
+        def k_ok(kk, klen):                             # K-group kk has part of a K-block of klen
+            return (kk < d.gk) & (kk * d.kc < klen)
+
+        def nonempty(jb_):
+            """(write-back, A, B) hold work for this channel in job ``jb_``: the channel's
+            first group of each kind exists (its B groups write back only with kk = 0)."""
+            return ((kb0 == 0) & (qb0 < live(jb_.wb_p)) & (j0 * d.nc < jb_.wb_nlen),
+                    (i0 * d.mc < jb_.ld_mlen) & (qa0 < live(jb_.ld_p)) & k_ok(ka0, jb_.ld_klen),
+                    (qb0 < live(jb_.ld_p)) & k_ok(kb0, jb_.ld_klen) & (j0 * d.nc < jb_.ld_nlen))
+
+        def load_phase(jb_):
+            _, has_a, has_b = nonempty(jb_)
+            return Mux(jb_.ld & jb_.ld_a & has_a, LOAD_A, Mux(jb_.ld & jb_.ld_b & has_b, LOAD_B, IDLE))
+
+        def advance(levels, then):
+            _advance(m, levels, lambda: m.d.sync.__iadd__(phase.eq(then)))
+
+        with m.Switch(phase):
+            with m.Case(IDLE):
+                with m.If(self.start):
+                    has_w, _, _ = nonempty(self.job)
+                    m.d.sync += [job.eq(self.job), ra.eq(0), ia.eq(i0), qa.eq(qa0), ka.eq(ka0),
+                                 rb.eq(0), qb.eq(qb0), kb.eq(kb0), jb.eq(j0), rw.eq(0), iw.eq(0), jw.eq(j0), qw.eq(qb0),
+                                 phase.eq(Mux(self.job.wb & has_w, WRITE_BACK, load_phase(self.job)))]
+            with m.Case(WRITE_BACK):
+                with m.If(self.wb.push):
+                    advance([(rw, 0, 1, lambda v: v < _clamp(job.wb_mlen - iw * d.mc, d.mc)),
+                             (iw, 0, 1, lambda v: v * d.mc < job.wb_mlen),
+                             (jw, j0, jstep, lambda v: v * d.nc < job.wb_nlen),
+                             (qw, qb0, qbstep, lambda v: v < live(job.wb_p))], WB_DRAIN)
+            with m.Case(WB_DRAIN):
+                with m.If(self.wb.idle):
+                    m.d.sync += phase.eq(load_phase(job))
+            with m.Case(LOAD_A):
+                with m.If(self.ld.push):
+                    _, _, has_b = nonempty(job)
+                    advance([(ra, 0, 1, lambda v: v < _clamp(job.ld_mlen - ia * d.mc, d.mc)),
+                             (ia, i0, istep, lambda v: v * d.mc < job.ld_mlen),
+                             (qa, qa0, qastep, lambda v: v < live(job.ld_p)),
+                             (ka, ka0, kastep, lambda v: k_ok(v, job.ld_klen))],
+                            Mux(job.ld_b & has_b, LOAD_B, LD_DRAIN))
+            with m.Case(LOAD_B):
+                with m.If(self.ld.push):
+                    advance([(rb, 0, 1, lambda v: v < _clamp(job.ld_nlen - jb * d.nc, d.nc)),
+                             (qb, qb0, qbstep, lambda v: v < live(job.ld_p)),
+                             (kb, kb0, kbstep, lambda v: k_ok(v, job.ld_klen)),
+                             (jb, j0, jstep, lambda v: v * d.nc < job.ld_nlen)], LD_DRAIN)
+            with m.Case(LD_DRAIN):
+                with m.If(self.ld.idle):
+                    m.d.sync += phase.eq(IDLE)
+        return m
+
+    def _write_back_segment(self, m, job, phase, rw, iw, jw, qw):
+        """Write-back segment: row rw of row group iw of product qw, column group jw (kk = 0)."""
+        d, ab = self.desc, self._ab
+        lg_qg = Signal(LOG_BITS + 2)                    # log2(gk * gp * gm): the cores of one column group
+        m.d.comb += lg_qg.eq(self.lg_gk + self.lg_gp + self.lg_gm)
+        w_cols = _clamp(job.wb_nlen - jw * d.nc, d.nc)
+        wc, seg = self.wr_cmd, self.wb.seg
+        m.d.comb += [seg.nbytes.eq(w_cols * ab), seg.beats.eq(self._beats(w_cols * ab)),
+                     seg.words.eq(self._words(w_cols * ab)), seg.core.eq((jw << lg_qg) | (qw << self.lg_gm) | iw),
+                     seg.word.eq(job.wb_buf * self._acc_half + rw * self._words(d.nc * ab)),
+                     wc.payload.addr.eq(d.c_addr + (job.wb_p + qw) * d.c_step + (job.wb_m0 + iw * d.mc + rw) * d.ldc
+                                        + (job.wb_n0 + jw * d.nc) * ab),
+                     wc.payload.beats.eq(seg.beats),
+                     wc.valid.eq((phase == WRITE_BACK) & ~self.wb.full), self.wb.push.eq(wc.valid & wc.ready)]
+
+    def _load_segment(self, m, job, phase, a, b):
+        """Load segment: A row ra of group (ka, qa, ia), then B column rb of group (jb, kb, qb)."""
+        d, eb = self.desc, self._eb
+        (ra, ia, qa, ka), (rb, qb, kb, jb) = a, b
+        on_b = phase == LOAD_B
+        kpart = Signal(DIM_BITS)            # the K-range of a core in this step (the last may be shorter)
+        pitch_k = Signal(DIM_BITS)
+        seg_k = Signal(DIM_BITS)
+        kk = Mux(on_b, kb, ka)
+        m.d.comb += [kpart.eq(_clamp(job.ld_klen, d.kc)), pitch_k.eq(self._words(kpart * eb)),
+                     seg_k.eq(_clamp(job.ld_klen - kk * d.kc, d.kc))]
+        rc, seg = self.rd_cmd, self.ld.seg
+        k_at = (job.ld_k0 + kk * d.kc) * eb
+        a_row = d.a_addr + (job.ld_p + qa) * d.a_step + (job.ld_m0 + ia * d.mc + ra) * d.lda + k_at
+        b_col = d.b_addr + (job.ld_p + qb) * d.b_step + (job.ld_n0 + jb * d.nc + rb) * d.ldb + k_at
+        m.d.comb += [seg.beats.eq(self._beats(seg_k * eb)), seg.words.eq(self._words(seg_k * eb)), seg.b.eq(on_b),
+                     seg.group.eq(Mux(on_b, (((jb << self.lg_gk) | kb) << self.lg_gp) | qb,
+                                      (((ka << self.lg_gp) | qa) << self.lg_gm) | ia)),
+                     seg.word.eq(Mux(on_b, job.ld_bbuf * self._op_half + (d.mc + rb) * pitch_k,
+                                     job.ld_abuf * self._op_half + ra * pitch_k)),
+                     rc.payload.addr.eq(Mux(on_b, b_col, a_row)), rc.payload.beats.eq(seg.beats),
+                     rc.valid.eq(((phase == LOAD_A) | on_b) & ~self.ld.full), self.ld.push.eq(rc.valid & rc.ready)]
+
+
+def _clamp(rest, size):              # min(size, rest), rest >= 0
+    return Mux(rest < size, rest, size)
+
+
+def _advance(m: Module, levels, at_end) -> None:
+    """Step a loop nest (innermost first: (counter, first, step, valid(next))) to its next
+    valid position in one cycle, or call ``at_end`` past the last."""
+    for n, (sig, _, step, ok) in enumerate(levels):
+        with (m.If if n == 0 else m.Elif)(ok(sig + step)):
+            m.d.sync += sig.eq(sig + step)
+            for inner, first, _, _ in levels[:n]:
+                m.d.sync += inner.eq(first)
+    with m.Else():
+        for sig, first, _, _ in levels:
+            m.d.sync += sig.eq(first)
+        at_end()
+
+
+def _check_parameters(channel: int, channels: int, **positive: int) -> None:
+    if (not isinstance(channels, int) or channels < 1 or channels & (channels - 1)
+            or not isinstance(channel, int) or not 0 <= channel < channels):
+        raise ValueError(f"channel {channel} of {channels}: channels must be a power of two")
+    for name, v in positive.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, not {v!r}")
+    if positive["word_bytes"] % positive["core_beat"]:
+        raise ValueError(f"word_bytes ({positive['word_bytes']}) must be a multiple of core_beat")
+
+
 class DmaChannel(wiring.Component):
     """One DMA channel: its DRAM port, the A groups, B groups and write-backs that are its
-    share of every job (see the module docstring).
+    share of every job (see the module docstring): a :class:`SegmentGenerator`, a
+    :class:`~systolab.hdl.dma_parts.WriteBackEngine` and a
+    :class:`~systolab.hdl.dma_parts.LoadEngine`.
 
     Parameters
     ----------
@@ -152,11 +347,13 @@ class DmaChannel(wiring.Component):
 
     def __init__(self, *, channel: int, channels: int, cores: int, word_bytes: int, core_beat: int,
                  input_bytes: int, acc_bytes: int, op_half: int, acc_half: int, queue_depth: int):
-        if channels < 1 or channels & (channels - 1) or not 0 <= channel < channels:
-            raise ValueError(f"channel {channel} of {channels}: channels must be a power of two")
-        self._ch, self._nch = channel, channels
-        self._n, self._wd, self._eb, self._ab, self._w = cores, word_bytes, input_bytes, acc_bytes, core_beat
-        self._op_half, self._acc_half, self._queue_depth = op_half, acc_half, queue_depth
+        self._parts = dict(channel=channel, channels=channels, cores=cores, word_bytes=word_bytes,
+                           core_beat=core_beat, input_bytes=input_bytes, acc_bytes=acc_bytes, op_half=op_half,
+                           acc_half=acc_half)
+        _check_parameters(channel, channels, cores=cores, word_bytes=word_bytes, core_beat=core_beat,
+                          input_bytes=input_bytes, acc_bytes=acc_bytes, op_half=op_half, acc_half=acc_half,
+                          queue_depth=queue_depth)
+        self._queue_depth = queue_depth
         super().__init__({
             "mem": Out(memory_port_signature(word_bytes, ADDR)),
             "desc": In(descriptor_layout()), "lg_gp": In(LOG_BITS), "lg_gm": In(LOG_BITS), "lg_gk": In(LOG_BITS),
@@ -169,190 +366,24 @@ class DmaChannel(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        ch, lgC = self._ch, (self._nch - 1).bit_length()
-        Wd, eb, ab, W = self._wd, self._eb, self._ab, self._w
-        lanes = Wd // W                    # slice words a DRAM beat spans
-        d = self.desc
-        job = Signal(job_layout())
-        wshift = (Wd - 1).bit_length()
-        lg_gp, lg_gm, lg_gk = self.lg_gp, self.lg_gm, self.lg_gk
-
-        def beats(nbytes):                  # DRAM beats of a segment
-            return (nbytes + (Wd - 1)) >> wshift if Wd > 1 else nbytes
-
-        def words(nbytes):                  # slice words of a segment
-            return (nbytes + (W - 1)) >> (W - 1).bit_length() if W > 1 else nbytes
-
-        def clamp(rest, size):              # min(size, rest), rest >= 0
-            return Mux(rest < size, rest, size)
-
-        # -- this channel's groups: A a = (kk*gp + q)*gm + i, B b = (j*gk + kk)*gp + q, = ch (mod C)
-        (i0, istep), (qa0, qastep), (ka0, kastep) = shares(ch, lgC, [lg_gm, lg_gp, None], m)
-        (qb0, qbstep), (kb0, kbstep), (j0, jstep) = shares(ch, lgC, [lg_gp, lg_gk, None], m)
-
-        def live(p):                                    # products of the group that exist
-            return clamp(d.count - p, d.gp)
-
-        def k_ok(kk, klen):                             # K-group kk has part of a K-block of klen
-            return (kk < d.gk) & (kk * d.kc < klen)
-
-        def nonempty(jb):
-            """(write-back, A, B) hold work for this channel in job ``jb``: the channel's
-            first group of each kind exists (its B groups write back only with kk = 0)."""
-            return ((kb0 == 0) & (qb0 < live(jb.wb_p)) & (j0 * d.nc < jb.wb_nlen),
-                    (i0 * d.mc < jb.ld_mlen) & (qa0 < live(jb.ld_p)) & k_ok(ka0, jb.ld_klen),
-                    (qb0 < live(jb.ld_p)) & k_ok(kb0, jb.ld_klen) & (j0 * d.nc < jb.ld_nlen))
-
-        phase = Signal(range(6))
-        m.d.comb += self.busy.eq(phase != IDLE)
-        ra, ia, qa, ka = (Signal(DIM_BITS, name=f"a_{n}") for n in ("r", "i", "q", "kk"))     # load: A
-        rb, qb, kb, jb = (Signal(DIM_BITS, name=f"b_{n}") for n in ("r", "q", "kk", "j"))     # load: B
-        rw, iw, jw, qw = (Signal(DIM_BITS, name=f"w_{n}") for n in ("r", "i", "j", "q"))      # write-back
-
-        def advance(levels, at_end):
-            """Step a loop nest (innermost first: (counter, first, step, valid(next))) to its
-            next valid position in one cycle, or call ``at_end`` past the last."""
-            for n, (sig, _, step, ok) in enumerate(levels):
-                with (m.If if n == 0 else m.Elif)(ok(sig + step)):
-                    m.d.sync += sig.eq(sig + step)
-                    for inner, first, _, _ in levels[:n]:
-                        m.d.sync += inner.eq(first)
-            with m.Else():
-                for sig, first, _, _ in levels:
-                    m.d.sync += sig.eq(first)
-                at_end()
-
-        seg = data.StructLayout({"beats": DIM_BITS, "word": 24, "words": DIM_BITS, "nbytes": 24,
-                                 "core": range(self._n), "group": DIM_BITS, "b": 1})
-        m.submodules.wq = wq = Queue(seg, self._queue_depth)
-        m.submodules.rq = rq = Queue(seg, self._queue_depth)
-        lg_qg = Signal(LOG_BITS + 2)                    # log2(gk * gp * gm): the cores of one column group
-        m.d.comb += lg_qg.eq(lg_gk + lg_gp + lg_gm)
-
-        # -- write-back segments: row rw of row group iw of product qw, column group jw (kk = 0) ----
-        w_cols = clamp(job.wb_nlen - jw * d.nc, d.nc)
-        w_rows = clamp(job.wb_mlen - iw * d.mc, d.mc)
-        wc = self.mem.wr_cmd
-        wseg = Signal(seg)
-        m.d.comb += [wseg.nbytes.eq(w_cols * ab), wseg.beats.eq(beats(w_cols * ab)), wseg.words.eq(words(w_cols * ab)),
-                     wseg.core.eq((jw << lg_qg) | (qw << lg_gm) | iw),
-                     wseg.word.eq(job.wb_buf * self._acc_half + rw * words(d.nc * ab)),
-                     wc.payload.addr.eq(d.c_addr + (job.wb_p + qw) * d.c_step + (job.wb_m0 + iw * d.mc + rw) * d.ldc
-                                        + (job.wb_n0 + jw * d.nc) * ab),
-                     wc.payload.beats.eq(wseg.beats)]
-        m.d.comb += [wc.valid.eq((phase == WRITE_BACK) & ~wq.full),
-                     wq.push.eq(wc.valid & wc.ready), wq.push_data.eq(wseg)]
-
-        # -- load segments: A row ra of group (ka, qa, ia), then B column rb of group (jb, kb, qb) --
-        on_b = phase == LOAD_B
-        kpart = Signal(DIM_BITS)            # the K-range of a core in this step (the last may be shorter)
-        m.d.comb += kpart.eq(clamp(job.ld_klen, d.kc))
-        pitch_k = Signal(DIM_BITS)
-        m.d.comb += pitch_k.eq(words(kpart * eb))
-        kk = Mux(on_b, kb, ka)
-        seg_k = Signal(DIM_BITS)
-        m.d.comb += seg_k.eq(clamp(job.ld_klen - kk * d.kc, d.kc))
-        rc = self.mem.rd_cmd
-        rseg = Signal(seg)
-        k_at = (job.ld_k0 + kk * d.kc) * eb
-        a_row = d.a_addr + (job.ld_p + qa) * d.a_step + (job.ld_m0 + ia * d.mc + ra) * d.lda + k_at
-        b_col = d.b_addr + (job.ld_p + qb) * d.b_step + (job.ld_n0 + jb * d.nc + rb) * d.ldb + k_at
-        m.d.comb += [rseg.beats.eq(beats(seg_k * eb)), rseg.words.eq(words(seg_k * eb)), rseg.b.eq(on_b),
-                     rseg.group.eq(Mux(on_b, (((jb << lg_gk) | kb) << lg_gp) | qb,
-                                       (((ka << lg_gp) | qa) << lg_gm) | ia)),
-                     rseg.word.eq(Mux(on_b, job.ld_bbuf * self._op_half + (d.mc + rb) * pitch_k,
-                                      job.ld_abuf * self._op_half + ra * pitch_k)),
-                     rc.payload.addr.eq(Mux(on_b, b_col, a_row)), rc.payload.beats.eq(rseg.beats)]
-        m.d.comb += [rc.valid.eq(((phase == LOAD_A) | on_b) & ~rq.full),
-                     rq.push.eq(rc.valid & rc.ready), rq.push_data.eq(rseg)]
-
-        # -- the generator ----------------------------------------------------------------------
-        def load_phase(jb_):
-            _, has_a, has_b = nonempty(jb_)
-            return Mux(jb_.ld & jb_.ld_a & has_a, LOAD_A, Mux(jb_.ld & jb_.ld_b & has_b, LOAD_B, IDLE))
-
-        w_busy, r_busy = Signal(), Signal()
-        with m.Switch(phase):
-            with m.Case(IDLE):
-                with m.If(self.start):
-                    has_w, _, _ = nonempty(self.job)
-                    m.d.sync += [job.eq(self.job), ra.eq(0), ia.eq(i0), qa.eq(qa0), ka.eq(ka0),
-                                 rb.eq(0), qb.eq(qb0), kb.eq(kb0), jb.eq(j0), rw.eq(0), iw.eq(0), jw.eq(j0), qw.eq(qb0),
-                                 phase.eq(Mux(self.job.wb & has_w, WRITE_BACK, load_phase(self.job)))]
-            with m.Case(WRITE_BACK):
-                with m.If(wq.push):
-                    advance([(rw, 0, 1, lambda v: v < w_rows),
-                             (iw, 0, 1, lambda v: v * d.mc < job.wb_mlen),
-                             (jw, j0, jstep, lambda v: v * d.nc < job.wb_nlen),
-                             (qw, qb0, qbstep, lambda v: v < live(job.wb_p))],
-                            lambda: m.d.sync.__iadd__(phase.eq(WB_DRAIN)))
-            with m.Case(WB_DRAIN):
-                with m.If(~wq.nonempty & ~w_busy):
-                    m.d.sync += phase.eq(load_phase(job))
-            with m.Case(LOAD_A):
-                with m.If(rq.push):
-                    _, _, has_b = nonempty(job)
-                    advance([(ra, 0, 1, lambda v: v < clamp(job.ld_mlen - ia * d.mc, d.mc)),
-                             (ia, i0, istep, lambda v: v * d.mc < job.ld_mlen),
-                             (qa, qa0, qastep, lambda v: v < live(job.ld_p)),
-                             (ka, ka0, kastep, lambda v: k_ok(v, job.ld_klen))],
-                            lambda: m.d.sync.__iadd__(phase.eq(Mux(job.ld_b & has_b, LOAD_B, LD_DRAIN))))
-            with m.Case(LOAD_B):
-                with m.If(rq.push):
-                    advance([(rb, 0, 1, lambda v: v < clamp(job.ld_nlen - jb * d.nc, d.nc)),
-                             (qb, qb0, qbstep, lambda v: v < live(job.ld_p)),
-                             (kb, kb0, kbstep, lambda v: k_ok(v, job.ld_klen)),
-                             (jb, j0, jstep, lambda v: v * d.nc < job.ld_nlen)],
-                            lambda: m.d.sync.__iadd__(phase.eq(LD_DRAIN)))
-            with m.Case(LD_DRAIN):
-                with m.If(~rq.nonempty & ~r_busy):
-                    m.d.sync += phase.eq(IDLE)
-
-        # -- data side: write-back beats, the K-groups' partial sums added by the chip ------------
-        wcur = Signal(seg)
-        wk = Signal(DIM_BITS)
-        wdp = self.mem.wr_data
-        w_last = wk == wcur.beats - 1
-        w_take = wdp.valid & wdp.ready
-        m.d.comb += wq.pop.eq(wq.nonempty & (~w_busy | (w_take & w_last)))
-        with m.If(w_take):
-            m.d.sync += wk.eq(wk + 1)
-            with m.If(w_last):
-                m.d.sync += w_busy.eq(0)
-        with m.If(wq.pop):                               # after the block above: the next segment wins
-            m.d.sync += [wcur.eq(wq.head), w_busy.eq(1), wk.eq(0)]
-        m.d.comb += [self.acc_core.eq(wcur.core), self.acc_addr.eq(wcur.word + wk * lanes)]
-        left = Signal(24)
-        m.d.comb += left.eq(wcur.nbytes - (wk << wshift))
-        for b in range(Wd):
-            m.d.comb += wdp.payload.strobe[b].eq(b < left)
-        m.d.comb += [wdp.valid.eq(w_busy), wdp.payload.data.eq(self.acc_data)]
-
-        # -- data side: load beats into the slices of the segment's group -----------------------
-        rcur = Signal(seg)
-        rk = Signal(DIM_BITS)
-        rdp = self.mem.rd_data
-        r_last = rk == rcur.beats - 1
-        r_take = rdp.valid & rdp.ready
-        m.d.comb += [rdp.ready.eq(r_busy), rq.pop.eq(rq.nonempty & (~r_busy | (r_take & r_last)))]
-        with m.If(r_take):
-            m.d.sync += rk.eq(rk + 1)
-            with m.If(r_last):
-                m.d.sync += r_busy.eq(0)
-        with m.If(rq.pop):
-            m.d.sync += [rcur.eq(rq.head), r_busy.eq(1), rk.eq(0)]
-        m.d.comb += [self.op_b.eq(rcur.b), self.op_group.eq(rcur.group), self.op_addr.eq(rcur.word + rk * lanes),
-                     self.op_words.eq(clamp(rcur.words - rk * lanes, lanes)), self.op_data.eq(rdp.payload),
-                     self.op_en.eq(r_take)]
-
-        # -- counters ------------------------------------------------------------------------------
-        strobed = sum(wdp.payload.strobe[b] for b in range(Wd))
-        with m.If(self.clear):
-            m.d.sync += [self.bytes_read.eq(0), self.bytes_written.eq(0), self.sram_read.eq(0)]
-        with m.Else():
-            with m.If(r_take):
-                m.d.sync += self.bytes_read.eq(self.bytes_read + Wd)
-            with m.If(w_take):
-                m.d.sync += [self.bytes_written.eq(self.bytes_written + strobed),
-                             self.sram_read.eq(self.sram_read + d.gk * clamp(wcur.words - wk * lanes, lanes) * W)]
+        p = self._parts
+        m.submodules.generator = gen = SegmentGenerator(**p)
+        engine = dict(cores=p["cores"], word_bytes=p["word_bytes"], core_beat=p["core_beat"],
+                      queue_depth=self._queue_depth)
+        m.submodules.write_back = wb = WriteBackEngine(acc_half=p["acc_half"], **engine)
+        m.submodules.load = ld = LoadEngine(op_half=p["op_half"], **engine)
+        wiring.connect(m, gen.wb, wb.segs)
+        wiring.connect(m, gen.ld, ld.segs)
+        wiring.connect(m, gen.wr_cmd, wiring.flipped(self.mem.wr_cmd))
+        wiring.connect(m, gen.rd_cmd, wiring.flipped(self.mem.rd_cmd))
+        wiring.connect(m, wb.wr_data, wiring.flipped(self.mem.wr_data))
+        wiring.connect(m, wiring.flipped(self.mem.rd_data), ld.rd_data)
+        m.d.comb += [gen.desc.eq(self.desc), gen.lg_gp.eq(self.lg_gp), gen.lg_gm.eq(self.lg_gm),
+                     gen.lg_gk.eq(self.lg_gk), gen.start.eq(self.start), gen.job.eq(self.job), self.busy.eq(gen.busy),
+                     self.acc_core.eq(wb.acc_core), self.acc_addr.eq(wb.acc_addr), wb.acc_data.eq(self.acc_data),
+                     wb.gk.eq(self.desc.gk), wb.clear.eq(self.clear), ld.clear.eq(self.clear),
+                     self.bytes_read.eq(ld.bytes_read), self.bytes_written.eq(wb.bytes_written),
+                     self.sram_read.eq(wb.sram_read)]
+        m.d.comb += [getattr(self, f"op_{x}").eq(getattr(ld, f"op_{x}")) for x in ("b", "group", "addr", "words",
+                                                                                  "data", "en")]
         return m

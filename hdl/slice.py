@@ -36,6 +36,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
+from .float_mac import FloatMac
 from .mac import mac_for
 from .ports import ADDR_BITS, DIM_BITS, memory_port_signature
 from .queue import Queue
@@ -106,8 +107,6 @@ class SramSlice(wiring.Component):
         m = Module()
         cfg, q = self._config, self._banks
         W = cfg.beat_bytes
-        qb = (q - 1).bit_length()                 # log2(banks)
-        wshift = (W - 1).bit_length()             # log2(word bytes)
 
         def banked(name: str, words: int):
             depth = -(-words // q)
@@ -119,13 +118,24 @@ class SramSlice(wiring.Component):
             m.submodules[f"ops{b}"] = ops[b]
             m.submodules[f"accs{b}"] = accs[b]
 
-        def bank_of(word):
-            return word[:qb] if qb else 0
+        self._dma_side(m, ops, accs)
+        now = Signal(TIME_BITS)
+        m.d.sync += now.eq(now + 1)
+        self._reads(m, ops, op_depth, now)
+        self._writes(m, accs)
+        return m
 
-        def index_of(word):
-            return word >> qb
+    def _bank_of(self, word):                    # the bank of a word: its low log2(banks) bits
+        qb = (self._banks - 1).bit_length()
+        return word[:qb] if qb else 0
 
-        # -- the DMA side: `banks` consecutive words a cycle per port, rotated onto the banks --
+    def _index_of(self, word):                   # its row in that bank
+        return word >> (self._banks - 1).bit_length()
+
+    def _dma_side(self, m: Module, ops: list, accs: list) -> None:
+        """The DMA side: ``banks`` consecutive words a cycle per port, rotated onto the banks."""
+        q, qb, W = self._banks, (self._banks - 1).bit_length(), self._config.beat_bytes
+        bank_of, index_of = self._bank_of, self._index_of
         for port in "ab":
             addr, n_words, beat, en = (getattr(self, f"dma_{port}_{x}") for x in ("addr", "words", "data", "en"))
             for b in range(q):
@@ -146,10 +156,11 @@ class SramSlice(wiring.Component):
             acc_lanes.append(rp_data)
         m.d.comb += self.dma_acc_data.eq(Cat(*acc_lanes))
 
-        now = Signal(TIME_BITS)
-        m.d.sync += now.eq(now + 1)
-
-        # -- reads: commands with the time their first beat may leave ---------------------------
+    def _reads(self, m: Module, ops: list, op_depth: int, now) -> None:
+        """Reads: commands with the time their first beat may leave."""
+        q, W = self._banks, self._config.beat_bytes
+        wshift = (W - 1).bit_length()
+        bank_of, index_of = self._bank_of, self._index_of
         rd_entry = data.StructLayout({"ready": TIME_BITS, "addr": ADDR_BITS, "beats": DIM_BITS})
         m.submodules.rdq = rdq = Queue(rd_entry, self._queue_depth)
         rc, rdd = self.core.rd_cmd, self.core.rd_data
@@ -181,7 +192,12 @@ class SramSlice(wiring.Component):
         with m.If(sent):
             m.d.sync += offset.eq(Mux(last, 0, offset + 1))
 
-        # -- writes: accumulator words, added to what is stored when `accumulate` ----------------
+    def _writes(self, m: Module, accs: list) -> None:
+        """Writes: accumulator words, added to what is stored when ``accumulate``."""
+        cfg, q = self._config, self._banks
+        W = cfg.beat_bytes
+        wshift = (W - 1).bit_length()
+        bank_of, index_of = self._bank_of, self._index_of
         wr_entry = data.StructLayout({"addr": ADDR_BITS, "beats": DIM_BITS})
         m.submodules.wrq = wrq = Queue(wr_entry, self._queue_depth)
         wc, wd = self.core.wr_cmd, self.core.wr_data
@@ -201,7 +217,11 @@ class SramSlice(wiring.Component):
             m.d.comb += wp.addr.eq(index_of(wword))
             wps.append(wp)
         ab = cfg.acc_bytes
-        add = (lambda x, y: mac_for(cfg).add(m, x, y)) if cfg.is_float else (lambda x, y: x + y)
+        mac = mac_for(cfg)
+
+        def add(x, y):                            # fp32: an fp32 addition; ints: wrap in 8*ab bits below
+            return mac.add(m, x, y) if isinstance(mac, FloatMac) else x + y
+
         new = Signal(8 * W)
         for e in range(W // ab):
             lo_b, hi_b = 8 * ab * e, 8 * ab * (e + 1)
@@ -217,4 +237,3 @@ class SramSlice(wiring.Component):
         m.d.comb += wrq.pop.eq(accepted & wlast)
         with m.If(accepted):
             m.d.sync += woffset.eq(Mux(wlast, 0, woffset + 1))
-        return m

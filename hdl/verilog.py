@@ -6,14 +6,21 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import amaranth
 from amaranth.back import verilog
 from amaranth.hdl import Value
 from amaranth.lib import wiring
 
+from .. import config as config_module
+from .. import dtypes as dtypes_module
+from ..blocking import REJECT
 from ..config import AcceleratorConfig
 from ..errors import UserError
 from ..files import atomic_write_text
+from .accelerator import AcceleratorCore
 from .array import build_array
+from .chip import ChipTop
+from .dma import descriptor_layout
 
 TOP_NAME = "systolab_top"     # the bare systolic array
 CORE_TOP = "systolab_core"    # the accelerator core: array, buffers, memory port, controller
@@ -55,8 +62,6 @@ def build_unit(config: AcceleratorConfig, unit: str = "core") -> wiring.Componen
         raise UserError(f"unit: must be one of {', '.join(UNITS)}, not {unit!r}")
     if unit == "array":
         return build_array(config)
-    from .accelerator import AcceleratorCore
-
     return AcceleratorCore(config)
 
 
@@ -103,8 +108,6 @@ def _write_if_changed(path: Path, text: str) -> None:
 def chip_verilog_text(chip) -> str:
     """The Verilog of the chip (a :class:`~systolab.models.chip.config.ChipConfig`; top module
     :data:`CHIP_TOP`)."""
-    from .chip import ChipTop
-
     return verilog.convert(ChipTop(chip), name=CHIP_TOP, emit_src=False)
 
 
@@ -115,10 +118,6 @@ def generate_chip_verilog(chip, out_dir: str | Path) -> VerilogOutput:
     cycles), every port, the descriptor's fields (bit offset and width, for software that
     packs it) and the controller's reject codes. Elaboration time grows with the cores:
     chips of hundreds of cores are modelled (``models/chip/perf.py``), not generated."""
-    from ..blocking import REJECT
-    from .chip import ChipTop
-    from .dma import descriptor_layout
-
     out_dir = Path(out_dir)
     top = ChipTop(chip)
     vpath = out_dir / f"{CHIP_TOP}.v"
@@ -144,15 +143,9 @@ def hdl_fingerprint(config) -> str:
     tile_m; ``dtypes.py``) and the Amaranth version (hashlib, so stable across processes).
     ``config`` is an :class:`AcceleratorConfig` or a chip (anything with
     ``canonical_json()``)."""
-    import amaranth
-
     h = hashlib.sha256(config.canonical_json().encode())
     h.update(amaranth.__version__.encode())
-    from .. import config as config_module
-    from .. import dtypes as dtypes_module
-    from .. import hdl as hdl_package
-
-    sources = sorted(Path(hdl_package.__file__).parent.glob("*.py"))
+    sources = sorted(Path(__file__).parent.glob("*.py"))
     sources += [Path(config_module.__file__), Path(dtypes_module.__file__)]
     for src in sources:
         h.update(src.name.encode())

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
+from ..files import read_text
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -24,8 +25,6 @@ class SpecError(UserError):
 
 @cache
 def _load_cached(path: str, mtime_ns: int) -> Any:
-    from ..files import read_text
-
     try:
         return yaml.safe_load(read_text(path, parameter="file"))
     except SpecError:

@@ -57,7 +57,7 @@ def layout_products(config: AcceleratorConfig, products: list[tuple[np.ndarray, 
     nothing relies on alignment), writes allowed only in C, and one descriptor per product."""
     from .memory import ExternalMemory
 
-    eb = config.input_dtype.bits // 8
+    eb = config.input_dtype.bytes
     ab = (config.acc_bits + 7) // 8
     layout, addr = [], 64
     for a, b in products:

@@ -15,9 +15,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .checks import is_int, is_real
 from .dtypes import FLOAT_ACC_BITS, HARDWARE_DTYPES, DType, get_dtype
 from .errors import ConfigError, UserError
+from .files import read_text
 
 DATAFLOWS = ("os", "ws")
 OVERFLOW_MODES = ("wrap", "saturate")
@@ -219,7 +222,7 @@ class AcceleratorConfig:
 
     @property
     def input_bytes(self) -> int:
-        return self.input_dtype.bits // 8
+        return self.input_dtype.bytes
 
     @property
     def acc_bytes(self) -> int:
@@ -296,8 +299,6 @@ class AcceleratorConfig:
 
         The fields may sit at the top level or under an ``[accelerator]`` table.
         """
-        from .files import read_text
-
         path = Path(path)
         if path.suffix not in (".toml", ".yaml", ".yml"):
             raise ConfigError("config", f"{path}: use a .toml, .yaml or .yml file")
@@ -309,8 +310,6 @@ class AcceleratorConfig:
             if path.suffix == ".toml":
                 data: Any = tomllib.loads(text)
             else:
-                import yaml
-
                 data = yaml.safe_load(text)
                 data = {} if data is None else data
         except Exception as exc:  # tomllib.TOMLDecodeError, yaml.YAMLError and friends

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ml_dtypes
+import numpy as np
+
 from .errors import ConfigError
 
 
@@ -40,6 +43,12 @@ class DType:
     exp_bits: int = 0
     man_bits: int = 0
     has_inf: bool = True
+
+    @property
+    def bytes(self) -> int:
+        """Bytes an element occupies in memory: the bits rounded up to a power-of-two byte
+        count (TF32's 19 bits are stored in 4 bytes, as fp32)."""
+        return 1 << max(0, (self.bits - 1).bit_length() - 3)
 
     @property
     def min_int(self) -> int:
@@ -77,9 +86,6 @@ class DType:
     def numpy_type(self) -> type:
         """The numpy scalar type of this floating-point format (``ml_dtypes`` for the
         8- and 16-bit formats numpy lacks); values and raw bits convert through it."""
-        import ml_dtypes
-        import numpy as np
-
         types = {"fp8_e4m3": ml_dtypes.float8_e4m3fn, "fp8_e5m2": ml_dtypes.float8_e5m2,
                  "fp16": np.float16, "bf16": ml_dtypes.bfloat16, "fp32": np.float32}
         if self.name not in types:
@@ -103,6 +109,14 @@ DTYPES: dict[str, DType] = {
         DType("fp32", 32, "float", True, 8, 23),
     )
 }
+
+#: The accumulator format of integer inputs (not an input format: absent from DTYPES).
+INT32 = DType("int32", 32, "int", True)
+
+#: The output format of a GEMM on each input format, as libraries return it: integers
+#: accumulate into int32, OCP fp8 into bf16, the others into themselves.
+OUTPUT_DTYPE = {"int8": INT32, "uint8": INT32, "int16": INT32, "fp8_e4m3": DTYPES["bf16"], "fp8_e5m2": DTYPES["bf16"],
+                "fp16": DTYPES["fp16"], "bf16": DTYPES["bf16"], "tf32": DTYPES["fp32"], "fp32": DTYPES["fp32"]}
 
 #: Input formats the hardware generator builds: integers (``IntegerMac``) and the
 #: floating-point formats with fp32 accumulation (``FloatMac``).

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
+from .checks import check_int
 from .errors import UserError
 
 
@@ -58,8 +60,6 @@ class Executor:
             for i, item in enumerate(items):
                 yield i, fn(item)
         elif self.kind == "local":
-            from concurrent.futures import as_completed
-
             futures = {self._pool.submit(fn, item): i for i, item in enumerate(items)}
             try:
                 for fut in as_completed(futures):
@@ -68,7 +68,7 @@ class Executor:
                 for fut in futures:
                     fut.cancel()
         else:
-            from distributed import as_completed as dask_completed
+            from distributed import as_completed as dask_completed  # noqa: PLC0415  lazy: an optional dependency (systolab[cluster])
 
             futures = self._pool.map(fn, items, pure=False)
             index = {fut.key: i for i, fut in enumerate(futures)}
@@ -85,21 +85,18 @@ def open_executor(spec: str | None = "local", *, jobs: int = 1, version: Callabl
     """An :class:`Executor` for ``spec`` (``local`` with ``jobs`` processes, or
     ``dask://HOST:PORT``); with ``version`` (a module-level function), every Dask worker
     must return what it returns here."""
-    from .checks import check_int
-
     kind, address = parse_executor(spec)
     jobs = check_int("jobs", jobs, hi=256)
     if kind == "local":
         if jobs == 1:
             yield Executor("local", 1)
             return
-        from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(jobs) as pool:
             yield Executor("local", jobs, None, pool)
         return
     try:
-        from distributed import Client
+        from distributed import Client  # noqa: PLC0415  lazy: an optional dependency (systolab[cluster])
     except ImportError:
         raise UserError("executor: Dask distributed is not installed; pip install 'systolab[cluster]' "
                         "(or distributed)", parameter="executor") from None

@@ -171,6 +171,16 @@ def cache_root() -> Path:
     return root
 
 
+def data_root() -> Path:
+    """The user's data folder, where runs write their records and fits (never the
+    installed package): ``$SYSTOLAB_DATA_DIR``, else ``$XDG_DATA_HOME/systolab`` or
+    ``~/.local/share/systolab``. Not created here: readers only look, and
+    :func:`atomic_write_bytes` creates the folder on the first write."""
+    given = os.environ.get("SYSTOLAB_DATA_DIR")
+    return Path(given or os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"),
+                                      "systolab")).expanduser()
+
+
 def default_out(name: str) -> Path:
     """``out/<name>`` of the systolab clone the working directory is in (a notebook in
     ``notebooks/`` writes to the repository's ``out/``), else ``./out/<name>``."""

@@ -11,7 +11,7 @@ from systolab.blocking import Blocking, blocking_status
 from systolab.models.chip.batch import CoreTable, block_model_cycles_batch, chip_gemm_cycles_batch, core_table
 from systolab.models.chip.blocking import candidates
 from systolab.models.chip.config import get_chip, list_chips
-from systolab.models.chip.perf import LOAD_A, LOAD_AB, LOAD_B, _channel_beats, _core_step, _dma_shape, block_model_applies, chip_gemm_cycles
+from systolab.models.chip.perf import LOAD_A, LOAD_AB, LOAD_B, _channel_beats, _core_step, block_model_applies, chip_gemm_cycles, dma_shape
 from systolab.models.core.perf import MemorySystem
 
 CHIPS = [get_chip(name) for name in list_chips()] + [
@@ -77,7 +77,7 @@ def test_channel_zero_is_the_busiest(chip, M, N, K, count, pick, kind):
     b = cands[pick % len(cands)]
     klen = min(b.kb, K) if kind.startswith("load") else None
     ops = {"load A": LOAD_A, "load B": LOAD_B}.get(kind, LOAD_AB)
-    beats = _channel_beats(_dma_shape(chip), b, min(b.gp, count), min(b.mb, M), min(b.nb, N), klen, ops)
+    beats = _channel_beats(dma_shape(chip), b, min(b.gp, count), min(b.mb, M), min(b.nb, N), klen, ops)
     assert beats[0] == max(beats) > 0
 
 

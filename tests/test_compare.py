@@ -194,21 +194,22 @@ def test_the_cycle_models_error_is_cited_from_the_recorded_validation_runs(tmp_p
     """The report's claim about the cycle models is the last recorded `systolab validate`
     run, not text: the repository's records say every GEMM was exact, and a different
     record changes what the report says."""
-    from systolab.models.report.compare import validation_text
     from systolab.flows import validate as val
+    from systolab.models import records
+    from systolab.models.report.compare import validation_text
 
     for kind in ("core", "chip"):
-        r = val.recorded(kind)
+        r = records.recorded(kind)
         assert r is not None and r["all_passed"] and r["exact_cycles"] == r["shapes"] > 0
         assert not any(r["max_abs_error"].values())
         assert validation_text(kind).startswith(f"{r['shapes']} of {r['shapes']} GEMMs cycle-exact")
     record = tmp_path / "validation.yaml"
-    monkeypatch.setattr(val, "record_file", lambda: record)
+    monkeypatch.setattr(records, "record_file", lambda: record)
     assert validation_text("chip").startswith("not recorded")
     report = {"simulator": "verilator", "seed": 1, "shapes": 3, "configurations": 1, "exact_cycles": 2,
               "max_abs_cycle_error": 4, "all_passed": True, "max_abs_error": {"cycles": 4, "steps": 0, "macs": 1},
               "cases": {"a chip": {"exact": 2, "shapes": 3}}}
-    val.record(report, "chip", command="systolab validate --chip")
+    assert val.record(report, "chip", command="systolab validate --chip", path=record) == record
     text = validation_text("chip")
     assert text.startswith("2 of 3 GEMMs cycle-exact (max |error| 4 cycles), macs off on 1 chips (a chip: 2/3 exact)")
     assert validation_text("core").startswith("not recorded")

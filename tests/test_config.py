@@ -114,3 +114,15 @@ def test_dtype_table():
     assert set(DTYPES) >= {"int8", "uint8", "int16", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp32", "tf32"}
     with pytest.raises(ConfigError):
         get_dtype("int3")
+
+
+def test_element_bytes_come_from_the_dtype_alone():
+    """One way to size an element: DType.bytes (TF32 is stored as 4 bytes; int32 is the
+    integer formats' output)."""
+    from systolab.dtypes import DTYPES, OUTPUT_DTYPE
+
+    assert {n: d.bytes for n, d in DTYPES.items()} == {"int8": 1, "uint8": 1, "int16": 2, "fp8_e4m3": 1, "fp8_e5m2": 1,
+                                                         "fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4}
+    assert {n: d.bytes for n, d in OUTPUT_DTYPE.items()} == {"int8": 4, "uint8": 4, "int16": 4, "fp8_e4m3": 2,
+                                                               "fp8_e5m2": 2, "fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4}
+    assert set(OUTPUT_DTYPE) == set(DTYPES)

@@ -5,7 +5,8 @@ A command gets a valid base invocation with one flag made bad (a value of the wr
 kind, out of range, non-finite, absurdly long), an unknown flag, or a broken file; it must
 exit 2 with one line on stderr naming the flag and, under ``--json``, exactly one JSON
 object whose ``parameter`` is that flag. Library functions must raise ``UserError`` (or
-``TypeError`` for a wrong Python type) within hypothesis's deadline.
+``TypeError`` for a wrong Python type, raised by an argument check and not from deeper
+inside) within hypothesis's deadline.
 
 The default suite runs ``FUZZ_EXAMPLES`` examples per property (``SYSTOLAB_FUZZ_EXAMPLES``
 raises it; README: "Fuzzing").
@@ -13,11 +14,14 @@ raises it; README: "Fuzzing").
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import json
+import linecache
 import math
 import os
 import string
+import traceback
 
 import numpy as np
 import pytest
@@ -26,6 +30,7 @@ from hypothesis import strategies as st
 
 from systolab import AcceleratorConfig, UserError
 from systolab.cli import build_parser, main
+from systolab.sim.core_bench import run_gemms
 
 FUZZ_EXAMPLES = int(os.environ.get("SYSTOLAB_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True,
@@ -211,12 +216,90 @@ bad_reals = st.one_of(st.sampled_from([0, -1, -7, float("nan"), float("inf"), -f
 bad_numbers = st.one_of(bad_reals, st.sampled_from([1.5, 2**80]))
 
 
+def _own_code(fn) -> set:
+    """The code objects of ``fn``'s own body: the function's, or a class's constructor and
+    ``__post_init__`` (where a dataclass checks its fields)."""
+    if isinstance(fn, type):
+        parts = [getattr(fn, name, None) for name in ("__new__", "__init__", "__post_init__")]
+    else:
+        parts = [getattr(fn, "__func__", fn)]
+    return {inspect.unwrap(p).__code__ for p in parts if hasattr(inspect.unwrap(p), "__code__")}
+
+
+def _from_an_argument_check(fn, error: TypeError) -> bool:
+    """Whether ``error`` was raised by an argument check: the innermost frame of its traceback
+    is in ``systolab.checks``, or it is a ``raise`` statement in a ``check_*``/``_check*``
+    function of systolab or in the body of ``fn`` itself (its validation at the top). A
+    TypeError from anywhere else (numpy, a model's arithmetic, an operation in ``fn``'s own
+    body, Python's binding of the call) is a crash, not a rejection."""
+    frames = list(traceback.walk_tb(error.__traceback__))
+    if len(frames) < 2:                     # raised by the call itself, before fn's body ran
+        return False
+    frame, lineno = frames[-1]
+    module, name = frame.f_globals.get("__name__", ""), frame.f_code.co_name
+    if module == "systolab.checks":
+        return True
+    a_check = module.startswith("systolab.") and (name.startswith("check_") or name.startswith("_check"))
+    if not (a_check or frame.f_code in _own_code(fn)):
+        return False
+    return linecache.getline(frame.f_code.co_filename, lineno).lstrip().startswith("raise ")
+
+
 def _raises_cleanly(fn, *args, **kwargs):
+    """Assert that ``fn(*args, **kwargs)`` rejects its input: ``UserError``, or ``TypeError``
+    from an argument check (:func:`_from_an_argument_check`)."""
     try:
         fn(*args, **kwargs)
-    except (UserError, TypeError):
+    except UserError:
         return
+    except TypeError as e:
+        if _from_an_argument_check(fn, e):
+            return
+        raise AssertionError(f"{getattr(fn, '__name__', fn)}{args}{kwargs} crashed with a TypeError "
+                             f"outside the argument checks: {e}") from e
     raise AssertionError(f"{getattr(fn, '__name__', fn)}{args}{kwargs} accepted bad input")
+
+
+def _validating(value):
+    if not isinstance(value, int):
+        raise TypeError(f"value must be an int, not {type(value).__name__}")
+    return value + 1
+
+
+def _deep(value):
+    return [value][0] + 1                   # a TypeError from the arithmetic, not from a check
+
+
+def _calls_deep(value):
+    return _deep(value)
+
+
+def _checks_then_adds(value):
+    from systolab.checks import check_int
+
+    return check_int("value", value) + 1
+
+
+def test_raises_cleanly_tells_a_check_from_a_crash():
+    _raises_cleanly(_validating, "x")                  # the function's own check at its top
+    _raises_cleanly(_checks_then_adds, "x")            # systolab.checks (a UserError)
+    _raises_cleanly(AcceleratorConfig, rows="4")       # a dataclass's own checks
+    _raises_cleanly(run_gemms, AcceleratorConfig(), 5)  # a check_* function of systolab (a TypeError)
+    assert not _from_an_argument_check(_validating, _error_of(lambda: _deep("x")))
+    for fn in (_deep, _calls_deep):                    # deep inside: not a clean rejection
+        with pytest.raises(AssertionError, match="outside the argument checks"):
+            _raises_cleanly(fn, "x")
+    with pytest.raises(AssertionError, match="accepted bad input"):
+        _raises_cleanly(_validating, 1)
+    assert not _from_an_argument_check(_validating, _error_of(lambda: _validating(1, 2)))
+
+
+def _error_of(call) -> TypeError:
+    try:
+        call()
+    except TypeError as e:
+        return e
+    raise AssertionError("no TypeError")
 
 
 @FUZZ
@@ -302,6 +385,30 @@ def test_library_cost(name, value):
     if name == "memory_GB" and value == 0:
         return
     _raises_cleanly(unit_cost, **{"die_area_mm2": 100.0, "node": "n7", "memory_GB": 8.0, name: value})
+
+
+def _objects_of_the_wrong_kind():
+    from systolab.models.chip.config import get_chip
+    from systolab.models.chip.mapper import map_gemms
+    from systolab.models.chip.perf import chip_gemm_perf
+    from systolab.models.core.perf import core_cycles, core_cycles_many, core_perf
+    from systolab.models.gpu.model import estimate_gemm
+    from systolab.models.report.evaluate import evaluate_chip, evaluate_gpu
+    from systolab.models.silicon.area import model_area
+    from systolab.models.silicon.synthesis import synthesize
+
+    cfg = AcceleratorConfig()
+    return [(core_perf, (cfg, 8, 8, 8, "memory")), (core_cycles, (cfg, 8, 8, 8, "memory")),
+            (core_cycles_many, (cfg, [8], [8], [8], "memory")), (map_gemms, ("sl-tiny", [])),
+            (chip_gemm_perf, (get_chip("sl-tiny"), 8, 8, 8, "32x32x32")), (synthesize, ("config",)),
+            (model_area, ("config",)), (estimate_gemm, ("h100-sxm", (8, 8, 8))),
+            (evaluate_chip, (get_chip(), "llama3-8b-decode")), (evaluate_gpu, ("h100-sxm", "llama3-8b-decode"))]
+
+
+def test_library_objects_of_the_wrong_kind():
+    # a name or a tuple where an object is expected: a TypeError from the function's own check
+    for fn, args in _objects_of_the_wrong_kind():
+        _raises_cleanly(fn, *args)
 
 
 @pytest.mark.parametrize("kwargs", [dict(stall_prob=1.0), dict(stall_prob=-0.5), dict(stall_prob=float("nan")),

@@ -194,7 +194,7 @@ def _kernel_cycles() -> list[list[int]]:
 
 
 def test_compiled_core_model_equals_the_same_code_run_by_python():
-    # The recurrence (models/core_kernel.py) is compiled by Numba; run uncompiled, it is
+    # The recurrence (models/core/kernel.py) is compiled by Numba; run uncompiled, it is
     # plain Python: any difference in integer or float semantics would show here.
     import os
     import subprocess

@@ -11,7 +11,7 @@ from systolab.errors import UserError
 from systolab.models.chip.config import get_chip
 from systolab.models.chip.workload import chip_workload_perf
 from systolab.models.gpu import fit as gemm_fit
-from systolab.models.gpu.model import FIT_FILE
+from systolab.models.gpu.fit_file import fit_file
 from systolab.models.report.compare import DEFAULT_GPUS
 from systolab.models.serving import fit as sf
 from systolab.models.serving.model import (
@@ -218,7 +218,7 @@ def test_leave_one_out_error_of_the_serving_fit():
     s = sf.summary(sf.report(loo=True))
     assert s["output_tokens_per_s_per_gpu"]["median_abs_loo_error_pct"] <= 10
     assert s["ttft_s"]["median_abs_loo_error_pct"] <= 10
-    stored = load_yaml(FIT_FILE)["leave_one_out"]
+    stored = load_yaml(fit_file())["leave_one_out"]
     for metric, v in stored.items():
         assert v["median_abs_loo_error_pct"] == pytest.approx(s[metric]["median_abs_loo_error_pct"], rel=0.02)
 
@@ -228,13 +228,13 @@ def test_the_compare_report_cites_the_recorded_leave_one_out_error(tmp_path):
     loo benchmark records it again, and the report cites what is recorded."""
     from systolab.models.report.compare import _serving_fit_text
 
-    loo = load_yaml(FIT_FILE).get("leave_one_out")
+    loo = load_yaml(fit_file()).get("leave_one_out")
     assert loo, "gpu_fit.yaml has no leave-one-out error: run python benchmarks/serving.py loo --write"
     text = _serving_fit_text()
     for v in loo.values():
         assert f"{v['median_abs_loo_error_pct']:.1f} %" in text and v["worst_loo_case"] in text
     copy = tmp_path / "fit.yaml"
-    copy.write_text(FIT_FILE.read_text())
+    copy.write_text(fit_file().read_text())
     sf.store(sf.stored_theta(), path=str(copy))
     assert load_yaml(copy)["leave_one_out"] is None
     rows = [{"metric": "ttft_s", "error_pct": 1.0, "loo_error_pct": e, "id": f"run{e}"} for e in (-3.0, 2.0, 9.0)]

@@ -34,7 +34,7 @@ closed forms:
 * **The cores.** A step's slowest core sub-GEMM is the largest of at most eight exact core
   model results (full and edge rows, columns and K-parts), looked up in a table filled once
   per distinct shape (:class:`CoreTable`, kept between processes in the build cache) by
-  the compiled core model (``models/core_kernel.py``, about a microsecond a new shape;
+  the compiled core model (``models/core/kernel.py``, about a microsecond a new shape;
   most mappings bring one).
 
 The exact model applies while a channel's DRAM credit cannot delay a job's first beat
@@ -55,8 +55,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import UserError
+from ...files import atomic_write_bytes, cache_root
 from ..core.perf import MemorySystem, core_cycles_many
-from .perf import _dma_shape, beat_spacing, block_model_applies, chip_gemm_cycles
+from .perf import beat_spacing, block_model_applies, chip_gemm_cycles, dma_shape
 
 _BITS = 21                                  # per dimension in a packed core-shape key
 #: A kept core table is written every this many new shapes (and at exit).
@@ -120,6 +122,8 @@ class CoreTable:
         self.keys, self.cycles = keys, np.concatenate([self.cycles, cycles])[first]
 
     def _read(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.path is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         try:
             with np.load(self.path, allow_pickle=False) as f:
                 keys, cycles = f["keys"].astype(np.int64), f["cycles"].astype(np.int64)
@@ -134,8 +138,6 @@ class CoreTable:
         process leaves the old file or the new one)."""
         if self.path is None or not self.unsaved:
             return
-        from ...files import atomic_write_bytes
-
         self._merge(*self._read())
         data = io.BytesIO()
         np.savez(data, keys=self.keys, cycles=self.cycles)
@@ -152,9 +154,6 @@ def core_table(cfg, port: MemorySystem) -> CoreTable:
     chip with that core and port), kept in the build cache (``$SYSTOLAB_CACHE``) under a
     hash of the core, the port and the core model's source, so that a change of the model
     starts a new table."""
-    from ...errors import UserError
-    from ...files import cache_root
-
     try:
         root = cache_root()
     except UserError:
@@ -192,7 +191,7 @@ def block_model_cycles_batch(chip, M: int, N: int, K: int, blockings, count: int
         return np.zeros(0, dtype=np.int64)
     port = MemorySystem(chip.sram_latency_cycles, float(chip.core.beat_bytes))
     sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
-    return _cycles(core_table(chip.core, port), _dma_shape(chip), chip.dram_latency_cycles, sp,
+    return _cycles(core_table(chip.core, port), dma_shape(chip), chip.dram_latency_cycles, sp,
                    M, N, K, count, blocking_fields(blockings))
 
 
@@ -207,7 +206,8 @@ def block_model_cycles_many(chip, problems) -> list[np.ndarray]:
     per_row = [np.repeat(np.array([p[i] for p in problems], dtype=np.int64), sizes) for i in range(4)]
     port = MemorySystem(chip.sram_latency_cycles, float(chip.core.beat_bytes))
     sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
-    out = _cycles(core_table(chip.core, port), _dma_shape(chip), chip.dram_latency_cycles, sp, *per_row,
+    M, N, K, count = per_row
+    out = _cycles(core_table(chip.core, port), dma_shape(chip), chip.dram_latency_cycles, sp, M, N, K, count,
                   blocking_fields([b for *_, bs in problems for b in bs]))
     return np.split(out, np.cumsum(sizes)[:-1])
 
@@ -217,7 +217,7 @@ def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M, N, K, count, f: 
     ``M``, ``N``, ``K`` and ``count`` are numbers or arrays, one value per row. The core
     sub-GEMMs' cycles are looked up here (the table fills what it misses); the rest is
     the compiled loop of :func:`~systolab.models.chip.kernel.block_cycles`."""
-    from .kernel import block_cycles
+    from .kernel import block_cycles  # noqa: PLC0415  lazy: numba loads the compiled kernel (about 1 s; 15 s to compile on a new machine)
 
     C, beat, eb, ab = shape
     mb, nb, kb, mc, nc, kc = f.T[:6]
@@ -229,8 +229,8 @@ def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M, N, K, count, f: 
         full, last = np.minimum(block, length), length - (_ceil(length, block) - 1) * block
         sizes.append(np.stack([part, full % part, last % part], axis=1))
     cyc = table(sizes[0][:, :, None, None], sizes[1][:, None, :, None], sizes[2][:, None, None, :])
-    return block_cycles(cyc, np.ascontiguousarray(f), *(np.ascontiguousarray(v) for v in (M, N, K, count)),
-                        C, beat, eb, ab, L, sp)
+    M, N, K, count = (np.ascontiguousarray(v) for v in (M, N, K, count))
+    return block_cycles(cyc, np.ascontiguousarray(f), M, N, K, count, C, beat, eb, ab, L, sp)
 
 
 def _ceil(a, b):

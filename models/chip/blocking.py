@@ -19,7 +19,7 @@ K-part of a row in whole beats: 1,203 bytes of K in four parts of 301 take 12 be
 bytes, in parts of 384 (the last 51) 10; the longer K-range that fits in core beats stays,
 as fewer K-steps can outweigh the partial beats (``sl-n4-os64``: 640-byte K-blocks on
 256-byte beats, 6 % faster on Llama-3-8B prefill than 512). Blockings
-the controller would reject are dropped. The mapper (``models/mapper.py``) searches it.
+the controller would reject are dropped. The mapper (``models/chip/mapper.py``) searches it.
 
 **Traffic.** A blocking reads every A element once per N-block and every B element once
 per M-block (the DMA multicasts within a block), except where the controller keeps a block

@@ -10,8 +10,8 @@ What the chip model leaves out (stated wherever a number depends on it): the con
 and FIFO logic of each core and the chip's DMA and routing (the area model covers the
 array and its skew registers; the buffers are SRAM macros; the NoC is a fraction of the
 cores' area), and chip-to-chip scaling. Time comes from the chip's cycle model
-(``models/chip_perf.py``, equal to the chip RTL's counters), with each GEMM blocked over the
-global SRAM by the exhaustive search of ``models/blocking.py``.
+(``models/chip/perf.py``, equal to the chip RTL's counters), with each GEMM blocked over the
+global SRAM by the exhaustive search of ``models/chip/blocking.py``.
 """
 from __future__ import annotations
 

@@ -52,6 +52,8 @@ import numpy as np
 from ...blocking import Blocking, blocking_status
 from ...checks import check_choice, check_int
 from ...errors import UserError
+from ..frames import data_frame
+from ..plotting import new_axes
 from .batch import block_model_cycles_batch, block_model_cycles_many, chip_gemm_cycles_batch
 from .blocking import blocking_traffic, candidates, dma_traffic_lower_bound, dram_traffic_lower_bound
 from .perf import ChipGemmPerf, block_model_applies, chip_dram_bytes_read, chip_gemm_counters, chip_gemm_cycles
@@ -107,13 +109,11 @@ class Mapping:
     def to_frame(self):
         """One row (pandas): the mapping's fields and the exact model's numbers, units in
         the column names."""
-        import pandas as pd
-
         d = self.to_dict()
         mapping = d.pop("mapping")
         d["M"], d["N"], d["K"] = d.pop("gemm")
         d = {("seconds_s" if k == "seconds" else k): v for k, v in d.items()}
-        return pd.DataFrame([{**{f"map_{k}": v for k, v in mapping.items()}, **d}])
+        return data_frame([{**{f"map_{k}": v for k, v in mapping.items()}, **d}])
 
     def _repr_html_(self) -> str:
         return (f"<b>{self.M}x{self.N}x{self.K}</b> x{self.count} on <b>{self.chip}</b> ({self.search} search): "
@@ -232,13 +232,11 @@ def mapping_space(chip, M: int, N: int, K: int, count: int = 1):
     stays on chip along the N-blocks, 1: B along the M-blocks), ``cycles``, ``seconds_s``,
     ``dram_bytes`` (read in whole DMA beats, plus written), ``utilization`` (MACs over the
     chip's peak) and ``chosen`` (the mapper's choice, whatever its search: the same)."""
-    import pandas as pd
-
     chosen = map_gemm(chip, M, N, K, count)            # checks the parameters
     cands = candidates(chip, M, N, K, count)
     cycles = chip_gemm_cycles_batch(chip, M, N, K, cands, count)
     written = M * N * chip.core.acc_bytes * count
-    frame = pd.DataFrame([b.to_dict() for b in cands]).rename(columns={"order": "loop_order"})
+    frame = data_frame([b.to_dict() for b in cands]).rename(columns={"order": "loop_order"})
     frame["text"] = [str(b) for b in cands]
     frame["cycles"] = cycles
     frame["seconds_s"] = cycles / chip.clock_hz
@@ -252,10 +250,8 @@ def plot_mapping_space(chip, M: int, N: int, K: int, count: int = 1, ax=None):
     """Each mapping's cycles against its DRAM bytes (:func:`mapping_space`), by loop order,
     with the two traffic lower bounds and the mapper's choice. Returns the matplotlib
     ``Figure`` (drawn into ``ax`` when given)."""
-    from ..report.figures import _axes
-
     frame = mapping_space(chip, M, N, K, count)
-    fig, ax = _axes(ax, (7, 4.5))
+    fig, ax = new_axes(ax, (7, 4.5))
     for order, rows in frame.groupby("loop_order"):
         ax.scatter(rows["dram_bytes"], rows["cycles"], s=12, alpha=0.6,
                    label=("N-blocks inside (A stays)", "M-blocks inside (B stays)")[int(order)])

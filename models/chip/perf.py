@@ -14,7 +14,7 @@ the controller exactly:
   the DMA is idle; the next ``ISSUE`` follows;
 * the *epilogue*: the DMA writes back the last block; ``done`` the cycle after.
 
-A core's part of a step takes exactly what the core's cycle model says (``models/perf.py``)
+A core's part of a step takes exactly what the core's cycle model says (``models/core/perf.py``)
 for its sub-GEMM with the slice's port as its memory (latency ``sram_latency_cycles``, one
 core beat per cycle): the slice reproduces the memory timing that model was validated on.
 The DMA's job takes what its timing contract says (``hdl/dma.py``): a write-back's beats
@@ -26,7 +26,7 @@ is shared by reads and writes — and idle two cycles after its last beat.
 
 Every counter the RTL reports (cycles, steps, MACs, per-core busy cycles, DRAM and SRAM
 bytes) is computed; ``systolab validate --chip`` compares them with the RTL's. The model
-is as exact as the core model on the cores' sub-GEMMs (see ``models/perf.py`` for the
+is as exact as the core model on the cores' sub-GEMMs (see ``models/core/perf.py`` for the
 regimes where that one approximates).
 """
 from __future__ import annotations
@@ -74,7 +74,7 @@ class ChipGemmPerf:
         """DRAM bytes moved (read and written) over what the DRAM could move in ``cycles``."""
         return (self.dram_bytes_read + self.dram_bytes_written) / (self.dram_bytes_per_cycle * self.cycles)
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> dict[str, int | list[int]]:
         """The counters under the RTL's names (``busy`` as a list)."""
         return {"cycles": self.cycles, "steps": self.steps, "macs": self.macs,
                 "dram_bytes_read": self.dram_bytes_read, "dram_bytes_written": self.dram_bytes_written,
@@ -140,7 +140,7 @@ def _kparts_of(kc: int, gk: int, klen: int) -> list[int]:
 
 
 @lru_cache(maxsize=256)
-def _dma_shape(chip) -> tuple[int, int, int, int]:
+def dma_shape(chip) -> tuple[int, int, int, int]:
     """What a block's DMA beats depend on: (channels, DMA beat bytes, operand bytes,
     accumulator bytes). The caches below are keyed by it rather than by the chip, so
     that chips differing only in cores, clock or DRAM (an exploration's points) share them."""
@@ -183,7 +183,7 @@ def load_counts(M: int, N: int, K: int, b: Blocking) -> tuple[int, int]:
 def _channel_beats(shape: tuple, b: Blocking, live: int, mlen: int, nlen: int, klen: int | None,
                    ops: int = LOAD_AB) -> tuple[int, ...]:
     """DRAM beats each channel moves for a block (``hdl/dma.py``) on a chip of
-    :func:`_dma_shape` ``shape``: its load (``klen`` given) of the A rows (``ops`` has
+    :func:`dma_shape` ``shape``: its load (``klen`` given) of the A rows (``ops`` has
     :data:`LOAD_A`) and B columns (:data:`LOAD_B`) of its groups, or its write-back
     (``klen`` None) of the rows of its K-group-0 B groups.
     Channel ``ch`` has the A groups ``a = (kk * gp + q) * gm + i`` and the B groups
@@ -231,7 +231,7 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
     L = chip.dram_latency_cycles
     drams = [_Dram(chip.dma_beat_bytes, chip.channel_bytes_per_cycle) for _ in range(chip.dma_channels)]
     port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
-    shape = _dma_shape(chip)
+    shape = dma_shape(chip)
 
     def job(t0: int, wb: tuple | None, ld: tuple | None) -> tuple[int, int | None]:
         """A job started at ``t0`` on every channel: (cycle the DMA is idle again, cycle of
@@ -276,6 +276,7 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
         issue = barrier + 1
     # the epilogue: EPILOGUE at barrier + 1 (= issue), the last block's write-back
     _, t_lw = job(issue, prev_block, None)
+    assert t_lw is not None                   # the last block always writes back
     finish = t_lw + 2 + 1
     # every other counter follows from the steps' sizes alone: one accounting for both models
     return chip_gemm_counters(chip, M, N, K, b, count, cycles=finish + 1)
@@ -432,7 +433,7 @@ def chip_gemm_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) 
     if not block_model_applies(chip):
         return _stepped_cycles(chip, M, N, K, b, count)
     sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
-    return _block_model_cycles(chip.core, chip.sram_latency_cycles, _dma_shape(chip), chip.dram_latency_cycles, sp,
+    return _block_model_cycles(chip.core, chip.sram_latency_cycles, dma_shape(chip), chip.dram_latency_cycles, sp,
                                M, N, K, b, count)
 
 

@@ -1,6 +1,6 @@
 """A workload on the chip: every GEMM with the mapping the mapper picks
-(``models/mapper.py``), timed and counted by the chip's cycle model
-(``models/chip_perf.py``, equal to the chip RTL's counters).
+(``models/chip/mapper.py``), timed and counted by the chip's cycle model
+(``models/chip/perf.py``, equal to the chip RTL's counters).
 
 A GEMM of ``count`` products runs as ``count / parallel`` descriptors of ``parallel``
 products each (the attention heads of a layer in one descriptor, the layers one after
@@ -17,7 +17,7 @@ from .mapper import SEARCHES, map_gemms
 
 def chip_workload_perf(chip, gemms, search: str = "fast") -> WorkloadPerf:
     """``gemms`` (objects with M, N, K, count, parallel, name) on ``chip``, one descriptor
-    after another, each mapped by the mapper's ``search`` (``models/mapper.py``). Per GEMM
+    after another, each mapped by the mapper's ``search`` (``models/chip/mapper.py``). Per GEMM
     row: the mapping, cycles and seconds of all its copies, utilisation, bound, DRAM and
     SRAM bytes, and the DRAM traffic's lower bound."""
     check_choice("search", search, SEARCHES)

@@ -158,7 +158,7 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     M, N, K = _check_dims(M, N, K)
     if not isinstance(memory, MemorySystem):
         raise TypeError(f"memory must be a MemorySystem, not {type(memory).__name__}")
-    from .kernel import cycles_many
+    from .kernel import cycles_many  # noqa: PLC0415  lazy: numba loads the compiled kernel (about 1 s; 15 s to compile on a new machine)
 
     return int(cycles_many(_geometry(config, memory.latency_cycles), _beat_cycles(memory, config.beat_bytes, whole_beats),
                            *(np.array([v], dtype=np.int64) for v in (M, N, K)))[0])
@@ -183,7 +183,7 @@ def core_cycles_many(config: AcceleratorConfig, M, N, K, memory: MemorySystem = 
     except ValueError:
         raise UserError(f"M, N, K: shapes {', '.join(str(v.shape) for v in dims.values())} do not broadcast together",
                         parameter="M") from None
-    from .kernel import cycles_many
+    from .kernel import cycles_many  # noqa: PLC0415  lazy: numba loads the compiled kernel (about 1 s; 15 s to compile on a new machine)
 
     out = cycles_many(_geometry(config, memory.latency_cycles), _beat_cycles(memory, config.beat_bytes, whole_beats),
                       *(np.ascontiguousarray(v).ravel() for v in (M, N, K)))
@@ -215,6 +215,8 @@ def core_perf(config: AcceleratorConfig, M: int, N: int, K: int, memory: MemoryS
     cycles are never below the roofline (every MAC at one per PE per cycle, every byte
     read at the memory's rate and at most one beat per cycle)."""
     counts = core_counters(config, M, N, K)
+    if not isinstance(memory, MemorySystem):
+        raise TypeError(f"memory must be a MemorySystem, not {type(memory).__name__}")
     cycles = core_cycles(config, M, N, K, memory, whole_beats=whole_beats)
     pes = config.rows * config.cols
     # roofline: the port's raw bandwidth (a lower bound); bound: whole beats as the port moves them

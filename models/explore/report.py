@@ -12,6 +12,7 @@ import numpy as np
 from ...errors import UserError
 from ...files import atomic_write_text, staged_folder
 from ..chip.config import get_chip
+from ..frames import data_frame
 from ..report.compare import compare_row, gpu_device
 from ..report.evaluate import evaluate_gpu
 from ..report.figures import plot_export_map
@@ -34,8 +35,6 @@ def points_frame(points: list[dict], front: set[str] | frozenset[str] = frozense
     """The stored points as a pandas DataFrame: the design, feasibility, the constraints
     that failed, the design's metrics and each workload's (``<workload>.<metric>``), units
     in the column names, and whether the point is on the Pareto front."""
-    import pandas as pd  # why: pandas takes about half a second to import, and only the tables need it
-
     rows = []
     for p in points:
         r = p["result"]
@@ -46,7 +45,7 @@ def points_frame(points: list[dict], front: set[str] | frozenset[str] = frozense
             row.update({f"{w}.{UNITS[k]}": v for k, v in m.items()})
         row["pareto"] = p["design_hash"] in front
         rows.append(row)
-    return pd.DataFrame(rows)
+    return data_frame(rows)
 
 
 def gpu_reference(space: Space) -> dict[str, dict]:

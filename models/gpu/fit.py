@@ -1,7 +1,7 @@
 """Fit and held-out error of the GPU model's GEMM-shape terms.
 
 Three terms make small and skinny GEMMs slower than their FLOPs and bytes alone say
-(:func:`~systolab.models.gpu.model._raw_estimate`):
+(:func:`~systolab.models.gpu.model.raw_estimate`):
 
 * ``tile_overhead_k``: a fixed cost per output tile (filling the operand pipeline,
   writing the tile back), as so many more elements of K at the SM's 16-bit rate, which
@@ -19,6 +19,11 @@ together with the best-shape benchmarks of ``data/gemm_calibration.csv``, whose
 per-family efficiencies (at most 1) are refitted at every step. The rows marked
 ``heldout`` (the other dense GEMMs and every grouped MoE GEMM) never enter the fit and
 report its error.
+
+The fit is written with :func:`store` to the user's copy of ``gpu_fit.yaml`` (or the
+repository's, from a checkout, with ``write``) through
+:func:`~systolab.models.gpu.fit_file.update_fit_file`; the model reads the user's copy when
+it is newer than the shipped one.
 """
 from __future__ import annotations
 
@@ -26,15 +31,28 @@ import csv
 import math
 from dataclasses import dataclass, replace
 from functools import cache
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ...errors import UserError
 from ..fitting import coordinate_search
-from ..specs import DATA_DIR
+from ..specs import DATA_DIR, load_yaml
 from ..workloads.gemm import Gemm
-from .model import DTYPE_CLASS, SHAPE_PARAMS, Calibration, ModelAssumptions, _benchmark_assumptions, _raw_estimate, calibrate, resolve_peak
-from .specs import get_gpu
+from .fit_file import fit_file, update_fit_file
+from .model import (
+    DTYPE_CLASS,
+    SHAPE_PARAMS,
+    Calibration,
+    ModelAssumptions,
+    assumptions,
+    benchmark_assumptions,
+    calibrate,
+    raw_estimate,
+    resolve_peak,
+)
+from .specs import get_gpu, load_gpus
 
 HELDOUT_FILE = DATA_DIR / "gemm_heldout.csv"
 #: Search bounds of SHAPE_PARAMS and of the measured library's two efficiencies, in log space.
@@ -71,7 +89,9 @@ def gemm_measurements(path: str = str(HELDOUT_FILE)) -> tuple[GemmMeasurement, .
 
 
 def _with(theta: np.ndarray) -> ModelAssumptions:
-    return replace(_benchmark_assumptions(), **dict(zip(SHAPE_PARAMS, (float(v) for v in theta[:3]))))
+    """The benchmark assumptions with the shape terms ``theta[:3]`` (:data:`SHAPE_PARAMS` order)."""
+    terms: dict[str, Any] = dict(zip(SHAPE_PARAMS, (float(v) for v in theta[:3])))
+    return replace(benchmark_assumptions(), **terms)
 
 
 def predict(theta: np.ndarray, cal: Calibration | None = None) -> np.ndarray:
@@ -90,15 +110,13 @@ def predict(theta: np.ndarray, cal: Calibration | None = None) -> np.ndarray:
         gpu = get_gpu(m.gpu_id)
         dtype, peak, _ = resolve_peak(gpu, m.gemm.dtype)
         eff = cal.lookup(gpu.family, DTYPE_CLASS[dtype])[0]
-        out.append(m.gemm.flops / _raw_estimate(gpu, m.gemm, peak, eff, a)[0] / 1e12)
+        out.append(m.gemm.flops / raw_estimate(gpu, m.gemm, peak, eff, a)[0] / 1e12)
     return np.array(out)
 
 
 def _loss(theta: np.ndarray) -> float:
     """Squared log error over the fit measurements and the best-shape benchmarks (whose
     efficiencies, capped at 1, must still reach the measured rates with these terms)."""
-    from .model import load_gpus
-
     a = _with(theta)
     cal = calibrate(a)
     ms = gemm_measurements()
@@ -109,7 +127,7 @@ def _loss(theta: np.ndarray) -> float:
         gpu = gpus[p.gpu_id]
         gemm = Gemm(p.M, p.N, p.K, p.dtype, 1, p.device)
         eff = cal.lookup(gpu.family, DTYPE_CLASS[p.dtype])[0]
-        loss += math.log(gemm.flops / _raw_estimate(gpu, gemm, p.peak_tflops, eff, a)[0] / 1e12 / p.measured_tflops) ** 2
+        loss += math.log(gemm.flops / raw_estimate(gpu, gemm, p.peak_tflops, eff, a)[0] / 1e12 / p.measured_tflops) ** 2
     return float(loss)
 
 
@@ -119,24 +137,23 @@ def fit(start: np.ndarray) -> np.ndarray:
 
 
 def stored() -> np.ndarray:
-    """The stored shape terms and library efficiencies (``gpu_fit.yaml``)."""
-    from ..specs import load_yaml
-    from .model import FIT_FILE, assumptions
-
+    """The stored shape terms and library efficiencies (the ``gpu_fit.yaml`` the model
+    reads: :func:`~systolab.models.gpu.fit_file.fit_file`)."""
     a = assumptions()
-    d = load_yaml(FIT_FILE)
+    d = load_yaml(fit_file())
     lib = [float(d.get(k, 1.0)) for k in ("gemm_library_compute", "gemm_library_memory")]
     return np.array([*(getattr(a, k) for k in SHAPE_PARAMS), *lib])
 
 
-def store(theta: np.ndarray, rows: list[dict]) -> None:
+def store(theta: np.ndarray, rows: list[dict], path: str | Path | None = None, *, write: bool = False) -> Path:
     """Write the shape terms (and the library efficiencies, with the fit's errors) into
-    ``gpu_fit.yaml``, keeping what the serving fit wrote."""
-    from ..serving.fit import update_fit_file
-
-    update_fit_file({**{k: float(f"{v:.6g}") for k, v in zip(SHAPE_PARAMS, theta[:3])},
-                     "gemm_library_compute": float(f"{theta[3]:.6g}"),
-                     "gemm_library_memory": float(f"{theta[4]:.6g}"), "gemm_errors": summary(rows)})
+    ``gpu_fit.yaml``, keeping what the serving fit wrote: into ``path`` when given, else
+    the repository's copy with ``write`` (only from a checkout), else the user's copy
+    (:func:`~systolab.models.gpu.fit_file.update_fit_file`). Returns the file written."""
+    return update_fit_file({**{k: float(f"{v:.6g}") for k, v in zip(SHAPE_PARAMS, theta[:3])},
+                            "gemm_library_compute": float(f"{theta[3]:.6g}"),
+                            "gemm_library_memory": float(f"{theta[4]:.6g}"), "gemm_errors": summary(rows)},
+                           path, write=write)
 
 
 def report(theta: np.ndarray | None = None) -> list[dict]:

@@ -37,13 +37,14 @@ import math
 from dataclasses import dataclass, field, replace
 from functools import cache
 
+from ...dtypes import get_dtype
 from ...errors import UserError
 from ..specs import DATA_DIR, load_yaml, need
-from ..workloads.gemm import STORAGE_BYTES, Gemm
+from ..workloads.gemm import Gemm
+from .fit_file import fit_file, reads_fit
 from .specs import GpuSpec, get_gpu, load_gpus
 
 MODEL_FILE = DATA_DIR / "gpu_model.yaml"
-FIT_FILE = DATA_DIR / "gpu_fit.yaml"
 #: The parameters gpu_fit.yaml holds (fitted by :mod:`~systolab.models.serving.fit`).
 FIT_PARAMS = ("compute_derate", "memory_efficiency_HBM", "memory_efficiency_GDDR", "launch_overhead_s")
 #: The GEMM-shape parameters gpu_fit.yaml holds (fitted by :mod:`~systolab.models.gpu.fit`).
@@ -79,14 +80,18 @@ class ModelAssumptions:
     dram_sm_fraction: float = 0.0    # share of the SMs whose CTAs it takes to draw the DRAM's bandwidth
 
 
-def fitted(path: str = str(FIT_FILE)) -> dict[str, float]:
-    """The fitted parameters of ``gpu_fit.yaml`` (:data:`FIT_PARAMS` and :data:`SHAPE_PARAMS`)."""
+def fitted(path: str | None = None) -> dict[str, float]:
+    """The fitted parameters of ``gpu_fit.yaml`` (:data:`FIT_PARAMS` and :data:`SHAPE_PARAMS`);
+    by default of the copy the model reads (:func:`~systolab.models.gpu.fit_file.fit_file`)."""
+    path = path or str(fit_file())
     d = load_yaml(path)
     return {k: float(need(path, "", d, k, (int, float), positive=True)) for k in FIT_PARAMS + SHAPE_PARAMS}
 
 
+@reads_fit
 @cache
-def assumptions(path: str = str(MODEL_FILE), fit_path: str = str(FIT_FILE)) -> ModelAssumptions:
+def assumptions(path: str = str(MODEL_FILE), fit_path: str | None = None) -> ModelAssumptions:
+    fit_path = fit_path or str(fit_file())
     d = load_yaml(path)
     tiles = need(path, "", d, "tiles", list)
     f = fitted(fit_path)
@@ -160,11 +165,13 @@ def resolve_peak(gpu: GpuSpec, dtype: str) -> tuple[str, float, list[str]]:
     """The dtype whose peak a GEMM in ``dtype`` runs at on ``gpu``, and why."""
     if dtype not in FALLBACK:
         raise UserError(f"dtype: {dtype!r} is not modelled on GPUs; choose one of {', '.join(FALLBACK)}")
-    if gpu.peak(dtype):
-        return dtype, gpu.peak(dtype), []
+    peak = gpu.peak(dtype)
+    if peak:
+        return dtype, peak, []
     for alt in FALLBACK[dtype]:
-        if gpu.peak(alt):
-            return alt, gpu.peak(alt), [f"{gpu.id} has no {dtype} rate; modelled at its {alt} rate (storage stays {dtype})"]
+        peak = gpu.peak(alt)
+        if peak:
+            return alt, peak, [f"{gpu.id} has no {dtype} rate; modelled at its {alt} rate (storage stays {dtype})"]
     raise UserError(f"dtype: {gpu.id} has no rate for {dtype} or a fallback ({', '.join(FALLBACK[dtype]) or 'none'})")
 
 
@@ -183,7 +190,7 @@ def _clock_MHz(gpu: GpuSpec) -> float:
     return gpu.boost_clock_MHz or _family_clock_MHz(gpu.family)
 
 
-def _raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: ModelAssumptions):
+def raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: ModelAssumptions):
     """Best (time, compute, memory, launch, tile, split, waves, wave_eff, bytes, launches)
     over tilings. The GEMM runs as ``gemm.rounds`` kernel calls one after another (the
     layers), each a batched call of ``gemm.parallel`` products whose tiles share waves."""
@@ -193,7 +200,7 @@ def _raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: M
     # tensor cores of export SKUs such as the H20)
     feed = a.operand_bytes_per_clock * _clock_MHz(gpu) * 1e6 if a.operand_bytes_per_clock else math.inf
     half = (gpu.peak("bf16") or gpu.peak("fp16") or peak_tflops) * 1e12 / sms
-    elem = STORAGE_BYTES[gemm.dtype]
+    elem = get_dtype(gemm.dtype).bytes
     bw = gpu.mem_bw_GBps * 1e9 * _mem_eff(gpu, a)
     best = None
     skinny_ok = min(gemm.M, gemm.N) < a.skinny_below
@@ -268,24 +275,25 @@ def _fit_point(gpu: GpuSpec, gemm: Gemm, peak: float, measured_tflops: float, a:
     lo, hi = 1e-3, 1.0          # an efficiency above 1 would beat the peak
     for _ in range(80):
         mid = (lo + hi) / 2
-        if _raw_estimate(gpu, gemm, peak, mid, a)[0] > target:
+        if raw_estimate(gpu, gemm, peak, mid, a)[0] > target:
             lo = mid
         else:
             hi = mid
     return (lo + hi) / 2
 
 
-def _benchmark_assumptions() -> ModelAssumptions:
+def benchmark_assumptions() -> ModelAssumptions:
     """The assumptions the best-shape GEMM benchmarks are read with: no serving derate and
     no fixed cost per kernel (they time one GEMM shape run back to back, over and over,
     with its launches queued ahead of it)."""
     return replace(assumptions(), compute_derate=1.0, launch_s=0.0)
 
 
+@reads_fit
 @cache
 def calibration(path: str = str(CALIBRATION_FILE)) -> Calibration:
     """The per-family compute efficiencies, fitted on the best-shape GEMM benchmarks."""
-    return calibrate(_benchmark_assumptions(), path)
+    return calibrate(benchmark_assumptions(), path)
 
 
 def calibrate(a: ModelAssumptions, path: str = str(CALIBRATION_FILE)) -> Calibration:
@@ -313,20 +321,20 @@ def calibration_report() -> list[dict]:
     leave-one-out (efficiency fitted without this point, from its dtype class elsewhere)."""
     cal = calibration()
     gpus = load_gpus()
-    a = _benchmark_assumptions()
+    a = benchmark_assumptions()
     rows = []
     for i, p in enumerate(cal.points):
         gpu = gpus[p.gpu_id]
         gemm = Gemm(p.M, p.N, p.K, p.dtype, 1, p.device)
         eff, _, _ = cal.lookup(gpu.family, DTYPE_CLASS[p.dtype])
-        pred = gemm.flops / _raw_estimate(gpu, gemm, p.peak_tflops, eff, a)[0] / 1e12
+        pred = gemm.flops / raw_estimate(gpu, gemm, p.peak_tflops, eff, a)[0] / 1e12
         others = [q for j, q in enumerate(cal.points) if j != i and DTYPE_CLASS[q.dtype] == DTYPE_CLASS[p.dtype]]
         same_family = [q.fitted_efficiency for q in others if gpus[q.gpu_id].family == gpu.family]
         pool = same_family or [q.fitted_efficiency for q in others]
         loo = None
         if pool:
             loo_eff = sum(pool) / len(pool)
-            loo = gemm.flops / _raw_estimate(gpu, gemm, p.peak_tflops, loo_eff, a)[0] / 1e12
+            loo = gemm.flops / raw_estimate(gpu, gemm, p.peak_tflops, loo_eff, a)[0] / 1e12
         rows.append({
             "device": p.device, "gpu_id": p.gpu_id, "dtype": p.dtype, "shape": f"{p.M}x{p.N}x{p.K}",
             "measured_tflops": p.measured_tflops, "model_tflops": round(pred, 1),
@@ -345,7 +353,7 @@ def gemm_terms(gpu: GpuSpec, gemm: Gemm) -> tuple[float, int, int]:
     a = assumptions()
     dtype_used, peak, _ = resolve_peak(gpu, gemm.dtype)
     eff = calibration().lookup(gpu.family, DTYPE_CLASS[dtype_used])[0]
-    _, compute, _, _, _, _, _, _, nbytes, launches = _raw_estimate(gpu, gemm, peak, eff, a)
+    _, compute, _, _, _, _, _, _, nbytes, launches = raw_estimate(gpu, gemm, peak, eff, a)
     return compute * a.compute_derate, nbytes, launches
 
 
@@ -366,8 +374,8 @@ def estimate_gemm(gpu: GpuSpec | str, gemm: Gemm) -> GpuGemmEstimate:
     eff, extrapolated, how = calibration().lookup(gpu.family, DTYPE_CLASS[dtype_used])
     notes = notes + [f"compute efficiency {eff:.3f}: {how}"]
     notes += gpu.flags(f"peak_dense_tflops.{dtype_used}", "sm_count", "mem_bw_GBps")
-    total, compute, memory, launch, tile, split, waves, wave_eff, nbytes, launches = _raw_estimate(gpu, gemm, peak,
-                                                                                                  eff, a)
+    total, compute, memory, launch, tile, split, waves, wave_eff, nbytes, launches = raw_estimate(gpu, gemm, peak,
+                                                                                                 eff, a)
     if gemm.M * gemm.N * gemm.parallel < gpu.sm_count * 64 * 64:
         notes.append("few output tiles: the model's split-K choice stands in for cuBLAS's small-GEMM kernels (extrapolation)")
         extrapolated = True

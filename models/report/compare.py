@@ -34,7 +34,7 @@ ASSUMPTIONS = [
     "cost per unit of work = amortised capex + energy at the cost model's PUE, electricity price, lifetime and "
     "utilisation (ranges from data/cost.yaml)",
     "the custom chip runs each GEMM as blocks through its global SRAM, mapped by the mapper's fast search "
-    "(models/mapper.py; within 2 % of the exhaustive optimum, benchmarks/README.md) and timed by the chip's cycle "
+    "(models/chip/mapper.py; within 2 % of the exhaustive optimum, benchmarks/README.md) and timed by the chip's cycle "
     "model, which equals the chip RTL's counters; DRAM reads "
     "and writes share its bandwidth; one GEMM runs at a time (no overlap of one GEMM's write-back with the next's "
     "loads)",
@@ -106,15 +106,15 @@ def compare_row(device: Device, ev) -> dict:
 
 
 def _serving_fit_text() -> str:
-    from ..gpu.model import FIT_FILE
+    from ..gpu.fit_file import fit_file
     from ..specs import load_yaml
 
-    d = load_yaml(FIT_FILE)
+    d = load_yaml(fit_file())
     s = d.get("in_sample", {}).get("output_tokens_per_s_per_gpu", {})
     g = d.get("gemm_errors", {}).get("held out", {})
     shape = (f"; GEMM-shape terms (per-tile cost, DRAM share of few tiles) on {g['n']} public skinny and small-K "
              f"GEMMs left out of their fit: median |error| {g['median_abs_error_pct']:.1f} %, worst "
-             f"{g['worst_abs_error_pct']:.1f} % (models/gemm_fit.py)") if g else ""
+             f"{g['worst_abs_error_pct']:.1f} % (models/gpu/fit.py)") if g else ""
     loo = d.get("leave_one_out") or {}
     names = {"output_tokens_per_s_per_gpu": "output tokens/s", "ttft_s": "time to first token"}
     held = " and ".join(f"{v['median_abs_loo_error_pct']:.1f} % on {names.get(m, m)} ({v['n']} runs; worst "
@@ -128,9 +128,9 @@ def _serving_fit_text() -> str:
 
 def validation_text(kind: str) -> str:
     """The recorded run of ``systolab validate`` (``kind``: ``core`` or ``chip``) in words,
-    from ``models/data/validation.yaml``: the report cites what was measured, with its date
-    and command."""
-    from ...flows.validate import recorded
+    from the validation record (:func:`~systolab.models.records.record_file`): the report
+    cites what was measured, with its date and command."""
+    from ..records import recorded
 
     r = recorded(kind)
     flag = " --chip" if kind == "chip" else ""
@@ -153,7 +153,7 @@ def model_errors() -> dict:
     fit = load_fit()
     held = [abs(h["error_pct"]) for h in fit.residuals["held_out"]]
     return {
-        "custom_time": f"chip cycle model (models/chip_perf.py) vs the chip RTL's counters: {validation_text('chip')}; "
+        "custom_time": f"chip cycle model (models/chip/perf.py) vs the chip RTL's counters: {validation_text('chip')}; "
                        f"core model vs the core RTL: {validation_text('core')}. Chips of hundreds of cores are "
                        "modelled, not simulated: the RTL is the same generator, verified on 1 to 4 cores",
         "custom_area": f"array area fit vs Yosys synthesis: held-out max {max(held):.2f} % up to 16x16 "

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import UserError
+from ..frames import data_frame
 from ..workloads.catalog import Workload
 
 
@@ -111,9 +112,7 @@ class Evaluation:
     def to_frame(self):
         """The per-GEMM table as a pandas DataFrame (seconds of all copies; units in the
         column names)."""
-        import pandas as pd
-
-        df = pd.DataFrame([dict(g) for g in self.gemms])
+        df = data_frame([dict(g) for g in self.gemms])
         return df.rename(columns={"seconds": "seconds_s"})
 
     def _repr_html_(self) -> str:
@@ -155,8 +154,8 @@ def evaluate_chip(chip, workload: Workload) -> Evaluation:
                              cores=chip.cores, global_slice_KiB=chip.slice_bytes / 1024)
     return Evaluation(chip.name, "custom", workload.name, workload.dtype, workload.unit, workload.units_per_run,
                       perf.seconds, perf.utilization, perf.bound, energy.joules, workload.flops, chip.peak_tops,
-                      perf.bytes_moved, "time: models/chip_perf.py (cycle model of the chip's RTL, mappings from "
-                      "models/mapper.py); energy: models/energy.py",
+                      perf.bytes_moved, "time: models/chip/perf.py (cycle model of the chip's RTL, mappings from "
+                      "models/chip/mapper.py); energy: models/silicon/energy.py",
                       tuple(workload.assumptions) + tuple(energy.assumptions) + (
                           "one GEMM (descriptor) at a time: no overlap of one GEMM's last write-back with the "
                           "next one's first load",), tuple(rows), dram_peak_GBps=chip.dram.GBps)
@@ -180,6 +179,6 @@ def evaluate_gpu(gpu, workload: Workload) -> Evaluation:
     return Evaluation(spec.id, "gpu", workload.name, workload.dtype, workload.unit, workload.units_per_run,
                       est.seconds, est.tflops / peak, est.bound, spec.tdp_W * est.seconds, workload.flops, peak,
                       sum(e.bytes_moved for e in est.gemms),
-                      "time: models/gpu.py (GEMM model calibrated on public measurements); energy = TDP x time",
+                      "time: models/gpu/model.py (GEMM model calibrated on public measurements); energy = TDP x time",
                       tuple(workload.assumptions) + tuple(notes) + tuple(gemm_notes), rows,
                       dram_peak_GBps=spec.mem_bw_GBps)

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from ...dtypes import get_dtype
+from ..plotting import new_axes
 
 PLOTS = ("roofline.png", "latency_per_layer.png", "efficiency.png", "export_map.png")
 
@@ -21,30 +22,13 @@ def _fmt(v, digits: int = 3) -> str:
     return f"{v:,.{digits}g}" if abs(v) < 1000 else f"{v:,.0f}"
 
 
-def _axes(ax, figsize: tuple[float, float], ncols: int = 1):
-    """(figure, axes): the caller's axes, or a new figure's (no pyplot state: safe in
-    scripts, threads and notebooks, where a returned Figure shows inline)."""
-    if ax is not None:
-        axes = list(ax) if ncols > 1 else [ax]
-        if len(axes) != ncols:
-            from ...errors import UserError
-
-            raise UserError(f"ax: this plot needs {ncols} axes, not {len(axes)}")
-        return axes[0].figure, (axes if ncols > 1 else axes[0])
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    axes = fig.subplots(1, ncols, sharey=ncols > 1)
-    return fig, (list(axes) if ncols > 1 else axes)
-
-
 def plot_roofline(result: dict, ax=None):
     """Each device's roofline (peak TOPS, DRAM bandwidth) with the workloads' GEMMs placed
     at their arithmetic intensity and the throughput they reach on the custom chip.
     Returns the matplotlib ``Figure`` (drawn into ``ax`` when given)."""
     import numpy as np
 
-    fig, ax = _axes(ax, (8, 5.5))
+    fig, ax = new_axes(ax, (8, 5.5))
     x = np.logspace(-1, 4, 200)
     for d in result["devices"]:
         roof = np.minimum(d["peak_tops"], x * d["dram_GBps"] / 1e3)
@@ -82,7 +66,7 @@ def plot_latency_per_layer(result: dict, ax=None, workload: str | None = None):
 
         raise UserError(f"workload: {wl!r} is not in this result")
     names = [g["name"] for g in rows[0]["gemms"]]
-    fig, ax = _axes(ax, (max(8, 0.6 * len(names) + 3), 5))
+    fig, ax = new_axes(ax, (max(8, 0.6 * len(names) + 3), 5))
     width = 0.8 / len(rows)
     for i, r in enumerate(rows):
         ax.bar(np.arange(len(names)) + i * width, [g["seconds"] * 1e3 for g in r["gemms"]], width, label=r["device"])
@@ -102,7 +86,7 @@ def plot_efficiency(result: dict, ax=None):
     keys = (("throughput_per_mm2", "per mm²"), ("throughput_per_W", "per W (TDP)"),
             ("throughput_per_kusd", "per $ (unit price)"))
     devices = [d["id"] for d in result["devices"]]
-    fig, axes = _axes(ax, (14, 4.5), ncols=3)
+    fig, axes = new_axes(ax, (14, 4.5), ncols=3)
     for ax, (key, label) in zip(axes, keys):
         for j, w in enumerate(result["workloads"]):
             vals = [next(r[key] for r in result["rows"] if r["device"] == d and r["workload"] == w["name"])
@@ -124,7 +108,7 @@ def plot_export_map(result: dict, ax=None):
     Returns the matplotlib ``Figure``."""
     from ..legal.export_control import rule_set_for
 
-    fig, ax = _axes(ax, (8, 5.5))
+    fig, ax = new_axes(ax, (8, 5.5))
     rules = rule_set_for(None)
     styles = iter(["--", ":", "-.", (0, (5, 1)), (0, (1, 3)), (0, (3, 1, 1, 1))])
     seen = set()

@@ -22,17 +22,26 @@ The fit minimises the squared log error over the measurements by coordinate sear
 (golden sections on each parameter in turn, in log space, deterministic). Its error is
 reported leave-one-out: each measurement predicted by a fit to all the others.
 The tile choice of every GEMM is made at the stored parameters and held during a fit.
+
+The fit is written (:func:`store`, :func:`store_loo`, :func:`refit`) to the user's copy of
+``gpu_fit.yaml``, or with ``write`` to the repository's (only from a checkout), never into
+the installed package (:mod:`~systolab.models.gpu.fit_file`); the model reads the user's
+copy when it exists and is newer than the shipped one, else the shipped one.
 """
 from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
 from ...errors import UserError
 from ..fitting import coordinate_search
+from ..gpu import fit as gemm_fit
+from ..gpu.fit_file import fit_file, fit_target, reads_fit, update_fit_file
+from ..gpu.model import FIT_PARAMS
 from ..specs import DATA_DIR, load_yaml
 from ..workloads.catalog import get_llm
 from .model import SERVING_FILE, GpuParams, GpuServing, Precision, combine, serve, serving_plan
@@ -112,6 +121,7 @@ def _replay(m: Measurement) -> _Replay:
     return _Replay(np.vstack(blocks), np.concatenate(total), np.concatenate(ttft), m.batch * m.osl / m.tp)
 
 
+@reads_fit
 @cache
 def replays() -> tuple[_Replay, ...]:
     return tuple(_replay(m) for m in measurements())
@@ -137,11 +147,10 @@ def bounds() -> list[tuple[float, float]]:
 
 
 def stored_theta() -> np.ndarray:
-    """The stored fit as the search's parameter vector (shared, then per-runtime costs)."""
-    from ..gpu.model import FIT_FILE
-
+    """The stored fit (the one the model reads) as the search's parameter vector (shared,
+    then per-runtime costs)."""
     shared = GpuParams.stored().as_array()
-    by_runtime = load_yaml(FIT_FILE).get("launch_overhead_s_by_runtime") or {}
+    by_runtime = load_yaml(fit_file()).get("launch_overhead_s_by_runtime") or {}
     return np.array([*shared[:3], *[float(by_runtime.get(r, shared[3])) for r in runtimes()]])
 
 
@@ -227,29 +236,12 @@ def check_capacity() -> list[str]:
     return bad
 
 
-def update_fit_file(values: dict, path: str | None = None) -> None:
-    """Merge ``values`` into ``gpu_fit.yaml`` (atomically) and drop every cache that read it."""
-    import yaml
-
-    from ...files import atomic_write_text
-    from ..gpu.model import FIT_FILE, assumptions, calibration
-    from .model import _gpu_gemm_terms
-
-    target = path or FIT_FILE
-    doc = dict(load_yaml(target))
-    doc.update(values)
-    text = ("# Written by the GPU fits; do not edit by hand (rerun `python benchmarks/serving.py fit`).\n"
-            + yaml.safe_dump(doc, sort_keys=False, width=100))
-    atomic_write_text(target, text)
-    for cached in (assumptions, calibration, replays, _gpu_gemm_terms):
-        cached.cache_clear()
-
-
-def store(theta: np.ndarray, rows: list[dict] | None = None, path: str | None = None) -> None:
-    """Write ``theta`` to ``data/gpu_fit.yaml`` (atomically), with the fit's in-sample error
-    when ``rows`` (from :func:`report`) are given; every later model run reads it."""
-    from ..gpu.model import FIT_PARAMS
-
+def store(theta: np.ndarray, rows: list[dict] | None = None, path: str | Path | None = None, *,
+          write: bool = False) -> Path:
+    """Write ``theta`` to ``gpu_fit.yaml`` (atomically), with the fit's in-sample error when
+    ``rows`` (from :func:`report`) are given: into ``path`` when given, else the repository's
+    copy with ``write`` (only from a checkout), else the user's copy; every later model run
+    reads it (:func:`~systolab.models.gpu.fit_file.fit_file`). Returns the file written."""
     by_runtime = {r: float(f"{v:.6g}") for r, v in zip(runtimes(), theta[3:])}
     doc: dict = {"schema": "systolab-gpu-fit/1"}
     doc.update({k: float(f"{v:.6g}") for k, v in zip(FIT_PARAMS, [*theta[:3], by_runtime[default_runtime()]])})
@@ -270,31 +262,33 @@ def store(theta: np.ndarray, rows: list[dict] | None = None, path: str | None = 
     if rows:
         doc["in_sample"] = summary(rows)
     doc["leave_one_out"] = None         # a new fit: its leave-one-out error is measured again (store_loo)
-    update_fit_file(doc, path)
+    return update_fit_file(doc, path, write=write)
 
 
-def store_loo(rows: list[dict], path: str | None = None) -> None:
+def store_loo(rows: list[dict], path: str | Path | None = None, *, write: bool = False) -> Path:
     """Record the leave-one-out error of the stored fit (``rows`` from :func:`report`
-    with ``loo``) in ``data/gpu_fit.yaml``, where the compare report reads it."""
+    with ``loo``) in ``gpu_fit.yaml``, where the compare report reads it: ``path``, the
+    repository's copy with ``write``, else the user's copy. Returns the file written."""
     loo = {metric: {k: s[k] for k in ("n", "median_abs_loo_error_pct", "worst_abs_loo_error_pct", "worst_loo_case")}
            for metric, s in summary(rows).items()}
-    update_fit_file({"leave_one_out": loo}, path)
+    return update_fit_file({"leave_one_out": loo}, path, write=write)
 
 
-def refit(rounds: int = 4, rtol: float = 1e-2) -> tuple[np.ndarray, list[dict]]:
+def refit(rounds: int = 4, rtol: float = 1e-2, *, write: bool = False) -> tuple[np.ndarray, list[dict]]:
     """Fit and store both fits until their parameters settle: the GEMM-shape terms
     (:mod:`~systolab.models.gpu.fit`) and the serving parameters change each other's
     inputs (tilings, per-family efficiencies), so each is refitted from the other's
-    result (at most ``rounds`` times). Returns the serving parameters and rows."""
-    from ..gpu import fit as gemm_fit
-
+    result (at most ``rounds`` times). Both are stored in the user's copy of
+    ``gpu_fit.yaml``, or the repository's with ``write`` (only from a checkout). Returns
+    the serving parameters and rows."""
+    fit_target(write)                   # outside a checkout, write fails now, not after the fits
     theta, shape = stored_theta(), gemm_fit.stored()
     for _ in range(rounds):
         new_shape = gemm_fit.fit(shape)
-        gemm_fit.store(new_shape, gemm_fit.report(new_shape))
+        gemm_fit.store(new_shape, gemm_fit.report(new_shape), write=write)
         new = fit(start=theta)
         rows = report(new, loo=False)
-        store(new, rows)
+        store(new, rows, write=write)
         done = bool(np.all(np.abs(new / theta - 1) < rtol) and np.all(np.abs(new_shape / shape - 1) < rtol))
         theta, shape = new, new_shape
         if done:

@@ -31,10 +31,13 @@ from typing import Any
 import numpy as np
 
 from ...checks import check_int
+from ...dtypes import DTYPES, get_dtype
 from ...errors import UserError
+from ..frames import data_frame
+from ..gpu.fit_file import reads_fit
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.catalog import DecoderShape, get_llm
-from ..workloads.gemm import STORAGE_BYTES, Gemm
+from ..workloads.gemm import Gemm
 
 SERVING_FILE = DATA_DIR / "serving.yaml"
 #: Decode steps whose time is evaluated; the rest are interpolated (attention's cost is
@@ -115,7 +118,7 @@ class Precision:
     act: str = "bf16"
 
     def bytes(self, which: str) -> int:
-        return STORAGE_BYTES[getattr(self, which)]
+        return get_dtype(getattr(self, which)).bytes
 
 
 def _gemm(name: str, M: int, N: int, K: int, dtype: str, calls: int, parallel: int = 1) -> Op:
@@ -282,7 +285,7 @@ class GpuServing:
             row = out[i]
             if op.kind == "gemm":
                 assert op.gemm is not None
-                math_s, nbytes, launches = _gpu_gemm_terms(self.id, op.gemm)
+                math_s, nbytes, launches = gpu_gemm_terms(self.id, op.gemm)
                 row[0], row[3] = math_s, launches
                 row[self._mem_col] = nbytes / bw
             elif op.kind == "attention":
@@ -304,8 +307,9 @@ class GpuServing:
         return combine(self.terms(ops, tp), GpuParams.stored().as_array())
 
 
+@reads_fit
 @cache
-def _gpu_gemm_terms(gpu_id: str, gemm: Gemm) -> tuple[float, int, int]:
+def gpu_gemm_terms(gpu_id: str, gemm: Gemm) -> tuple[float, int, int]:
     from ..gpu.model import gemm_terms
     from ..gpu.specs import get_gpu
 
@@ -444,9 +448,7 @@ class ServingResult:
 
     def to_frame(self):
         """The decode step's operators as a DataFrame (one row per operator)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.decode_ops)
+        return data_frame(self.decode_ops)
 
 
 def check_parallelism(model: DecoderShape, tp: int, pp: int) -> None:
@@ -515,9 +517,9 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     if dtype is not None and dtype != dev.dtype:
         raise UserError(f"dtype: the device was made for {dev.dtype}, not {dtype}", parameter="dtype")
     kv_dtype = kv_dtype or dev.dtype
-    if kv_dtype not in STORAGE_BYTES:
-        raise UserError(f"kv-dtype: {kv_dtype!r} is not a dtype ({', '.join(STORAGE_BYTES)})", parameter="kv-dtype")
-    if dev.kind == "gpu" and kv_dtype != dev.dtype and not dev.spec.peak(kv_dtype) and kv_dtype not in ("fp16", "bf16"):
+    if kv_dtype not in DTYPES:
+        raise UserError(f"kv-dtype: {kv_dtype!r} is not a dtype ({', '.join(DTYPES)})", parameter="kv-dtype")
+    if isinstance(dev, GpuServing) and kv_dtype != dev.dtype and not dev.spec.peak(kv_dtype) and kv_dtype not in ("fp16", "bf16"):
         raise UserError(f"kv-dtype: {dev.id} has no {kv_dtype} support", parameter="kv-dtype")
     if dev.kind == "custom" and kv_dtype != dev.dtype:
         raise UserError(f"kv-dtype: {dev.id} computes attention in {dev.dtype}; the KV cache must be {dev.dtype}",

@@ -5,7 +5,7 @@ figures (Horowitz, ISSCC 2014) scaled to the node (``data/energy.yaml``,
 ``data/nodes.yaml``). Average power at a clock adds leakage and an overhead fraction.
 
 Activity counts come from the accelerator core's cycle model (:func:`core_activity`,
-``models/perf.py``): the cycles and MACs the core's counters report, every operand the
+``models/core/perf.py``): the cycles and MACs the core's counters report, every operand the
 array takes (edge padding included), DRAM bytes as the core moves them (operands re-read
 per tile) and the SRAM traffic of its buffers. :func:`activity_energy` turns any such
 activity into joules, for one core or for a chip of many.
@@ -85,7 +85,7 @@ def core_sram_bytes(config: AcceleratorConfig, M: int, N: int, K: int, bytes_rea
 
 def core_activity(config: AcceleratorConfig, gemm: Gemm, memory=None) -> Activity:
     """Activity of ``gemm`` on the accelerator core, from the cycle model of its controller
-    (``models/perf.py``): cycles and DRAM traffic as the core really moves it (operands
+    (``models/core/perf.py``): cycles and DRAM traffic as the core really moves it (operands
     re-read per tile, C written once); see :func:`gemm_activity`."""
     from ..core.perf import MemorySystem, core_counters, core_cycles
 
@@ -177,7 +177,7 @@ def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: str, clock_MHz: 
     """Joules, average watts and TOPS/W of ``gemm`` on one core at ``node``."""
     e = activity_energy(config, core_activity(config, gemm), node=node, clock_MHz=clock_MHz, dram=dram)
     return replace(e, assumptions=e.assumptions + (
-        "activity from the core's cycle model (models/perf.py) at its full port rate, latency 10",))
+        "activity from the core's cycle model (models/core/perf.py) at its full port rate, latency 10",))
 
 
 def workload_energy(config: AcceleratorConfig, gemms: list[Gemm], **kwargs) -> tuple[float, float]:

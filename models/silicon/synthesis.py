@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -186,8 +187,6 @@ def _cached(path: Path) -> SynthesisResult | None:
 
 def synthesize(config: AcceleratorConfig, *, liberty: str | Path | None = None, use_cache: bool = True) -> SynthesisResult:
     """Synthesise the array for ``config`` (generic gates, or a Liberty library)."""
-    import time
-
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"config must be an AcceleratorConfig, not {type(config).__name__}")
     lib_path = None

@@ -19,7 +19,7 @@ from ...dtypes import get_dtype
 from ...errors import UserError
 from ...files import read_text
 from ..specs import DATA_DIR, SpecError, load_yaml, need
-from .gemm import STORAGE_BYTES, Gemm, load_gemm_list
+from .gemm import Gemm, load_gemm_list
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def decoder(shape: DecoderShape, *, phase: str, dtype: str, batch: int = 1, seq_
     # resident: every weight (all experts), the embedding table, the KV cache of every
     # sequence, and a few activation tensors of the widest layer
     weights = s.params
-    elem = STORAGE_BYTES[dtype]
+    elem = get_dtype(dtype).bytes
     kv = 2 * L * batch * seq_len * kv * elem
     acts = 4 * T * max(s.hidden, s.ffn) * elem
     return Workload(f"{s.name}-{phase}", tuple(g), "token", tokens, s.source, tuple(assumptions),

@@ -7,15 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...checks import MAX_DIM, is_int
-from ...dtypes import get_dtype
+from ...dtypes import OUTPUT_DTYPE, get_dtype
 from ...errors import UserError
+from ...files import read_text
 
 #: Bytes per element in memory. Output of int8 GEMMs is int32; of fp8 GEMMs bf16.
-STORAGE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "fp8_e4m3": 1, "fp8_e5m2": 1,
-                 "fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4}
-OUTPUT_DTYPE = {"int8": "int32", "uint8": "int32", "int16": "int32", "fp8_e4m3": "bf16", "fp8_e5m2": "bf16",
-                "fp16": "fp16", "bf16": "bf16", "tf32": "fp32", "fp32": "fp32"}
-OUTPUT_BYTES = {"int32": 4, "bf16": 2, "fp16": 2, "fp32": 4}
 
 
 @dataclass(frozen=True)
@@ -59,8 +55,8 @@ class Gemm:
     @property
     def min_bytes(self) -> int:
         """Compulsory off-chip traffic: read A and B once, write C once (all copies)."""
-        i = STORAGE_BYTES[self.dtype]
-        o = OUTPUT_BYTES[OUTPUT_DTYPE[self.dtype]]
+        i = get_dtype(self.dtype).bytes
+        o = OUTPUT_DTYPE[self.dtype].bytes
         return ((self.M * self.K + self.K * self.N) * i + self.M * self.N * o) * self.count
 
 
@@ -77,8 +73,6 @@ def parse_gemm(text: str, *, dtype: str = "bf16", name: str | None = None) -> Ge
 
 def load_gemm_list(path: str | Path, *, dtype: str) -> list[Gemm]:
     """GEMMs from a CSV file with a header ``name,M,N,K[,count][,dtype][,parallel]``."""
-    from ...files import read_text
-
     path = Path(path)
     text = read_text(path, parameter="workload")
     reader = csv.DictReader(text.splitlines())

@@ -163,7 +163,7 @@ def chip_parent(*, blocking: bool) -> argparse.ArgumentParser:
 
 
 def search_argument(group) -> None:
-    """``--search fast|exhaustive``: the mapper's search (``models/mapper.py``)."""
+    """``--search fast|exhaustive``: the mapper's search (``models/chip/mapper.py``)."""
     group.add_argument("--search", choices=SEARCHES, default="fast",
                        help="the mapper's search when no --block is given: fast (screened, the default) or "
                             "exhaustive (every mapping timed by the exact model)")

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     chip = chip_from_args(args)
     gemms, workload = gemms_from_args(args, chip.core.dtype)
     base = {"chip": chip.name, "search": args.search,
-            "model": "mappings timed by models/chip_perf.py (equal to the chip RTL's counters: systolab validate "
+            "model": "mappings timed by models/chip/perf.py (equal to the chip RTL's counters: systolab validate "
                      "--chip)"}
     if workload is None:
         g = gemms[0]

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
                "bytes_per_cycle": bytes_per_cycle, "latency_cycles": latency, **perf.to_dict(),
                "workload": workload.to_dict() if workload is not None else None,
                "units_per_second": perf.units_per_second(workload.units_per_run) if workload is not None else None,
-               "model": "models/perf.py (cycle model of the core's schedule; error vs RTL: systolab validate)"}
+               "model": "models/core/perf.py (cycle model of the core's schedule; error vs RTL: systolab validate)"}
     if workload is not None:
         payload[f"{workload.unit}s_per_second"] = payload["units_per_second"]
 
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 def _chip(args: argparse.Namespace) -> int:
     chip = chip_from_args(args)
     gemms, workload = gemms_from_args(args, chip.core.dtype)
-    base = {"chip": chip.to_dict(), "model": "models/chip_perf.py (cycle model of the chip RTL; error vs RTL: "
+    base = {"chip": chip.to_dict(), "model": "models/chip/perf.py (cycle model of the chip RTL; error vs RTL: "
                                              "systolab validate --chip)"}
     if workload is None:
         g = gemms[0]

@@ -6,10 +6,15 @@ import sys
 
 from .common import emit, int_in, seed_int
 
+RECORDS = ("the compare report cites the validation record: your copy (in $SYSTOLAB_DATA_DIR, else "
+           "$XDG_DATA_HOME/systolab or ~/.local/share/systolab) when it exists and is newer than the one shipped "
+           "in models/data/validation.yaml, else the shipped one")
+
 
 def add_parser(sub, parents) -> None:
     p = sub.add_parser("validate", parents=[parents.json],
-                       help="the cycle model against the RTL's counters over a shape grid")
+                       help="the cycle model against the RTL's counters over a shape grid",
+                       description="The cycle model against the RTL's counters over a shape grid. " + RECORDS + ".")
     p.add_argument("--chip", action="store_true",
                    help="the chip cycle model against the chip RTL (4 chips: 1, 2 and 4 cores, both dataflows, "
                         "1 to 4 DMA channels) instead of the core's")
@@ -19,15 +24,22 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--sim", default="auto", help="verilator, icarus, amaranth or auto (default)")
     p.add_argument("--jobs", type=int_in(1, 256), default=2, help="configurations simulated in parallel (default 2)")
     p.add_argument("--record", action="store_true",
-                   help="store the run's summary in models/data/validation.yaml, where the compare report cites it")
+                   help="store the run's summary in your validation record (validation.yaml in $SYSTOLAB_DATA_DIR, "
+                        "else $XDG_DATA_HOME/systolab or ~/.local/share/systolab), where the compare report cites it")
+    p.add_argument("--write", action="store_true",
+                   help="store the run's summary in the repository's models/data/validation.yaml instead (only from "
+                        "a git checkout of systolab)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    # why: the flows and the benches take 2 s to import (ml_dtypes); systolab --help must not
-    from ..flows.validate import default_cases, default_chip_cases, record, record_file, validate, validate_chip
+    # why: imported when the command runs, so that `systolab --help` loads no simulator or model
+    from ..flows.validate import default_cases, default_chip_cases, record, validate, validate_chip
+    from ..models.records import VALIDATION_RECORD, write_target
     from ..sim.runner import resolve_simulator
 
+    if args.write:
+        write_target(VALIDATION_RECORD, write=True)     # outside a checkout, fail before the simulations
     sim = resolve_simulator(args.sim)
     if args.chip:
         report = validate_chip(default_chip_cases(shapes_per_case=args.shapes, seed=args.seed), simulator=sim,
@@ -45,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
             lines.append(f"  {label:42} {c['exact']}/{c['shapes']} exact, max |error| {c['max_abs_cycle_error']}")
         return "\n".join(lines)
 
-    if args.record:
+    if args.record or args.write:
         command = " ".join(["systolab validate", *(["--chip"] if args.chip else []), f"--shapes {args.shapes}",
                             f"--seed {args.seed}", f"--sim {sim}"])
-        record(report.to_dict(), "chip" if args.chip else "core", command=command)
-        print(f"validate: recorded in {record_file()}", file=sys.stderr)
+        written = record(report.to_dict(), "chip" if args.chip else "core", command=command, write=args.write)
+        print(f"validate: recorded in {written}", file=sys.stderr)
     emit(args, report.to_dict(), human)
     return 0 if report.all_passed else 1

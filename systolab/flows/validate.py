@@ -1,4 +1,4 @@
-"""The cycle model (``models/perf.py``) against the RTL's own counters over a shape grid.
+"""The cycle model (``models/core/perf.py``) against the RTL's own counters over a shape grid.
 
 One simulator build per configuration, all of its shapes in one simulation (descriptors
 back to back); configurations run in parallel processes. Every counter the model predicts
@@ -6,17 +6,22 @@ is compared: cycles, busy cycles, MACs, bytes read and written.
 """
 from __future__ import annotations
 
+import datetime
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from ..config import AcceleratorConfig
 from ..models.chip.config import ChipConfig, get_chip
 from ..models.chip.perf import chip_gemm_perf
 from ..models.core.perf import MemorySystem, core_counters, core_cycles
+from ..models.records import VALIDATION_RECORD, record_file, write_target, write_text
+from ..models.specs import load_yaml
 
 COMPARED = ("cycles", "busy_cycles", "macs", "bytes_read", "bytes_written")
 
@@ -85,7 +90,7 @@ def default_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Validatio
 
 
 def _run_case(case: ValidationCase, simulator: str, seed: int) -> list[dict]:
-    # why: the benches take 2 s to import (ml_dtypes); this module is imported without them (compare's record)
+    # why: the benches take 2 s to import (ml_dtypes); the cases and the record need none of them
     from ..sim.core_bench import run_gemms
     from ..sim.runner import run_core_hdl
     from ..sim.stimulus import random_gemm
@@ -164,7 +169,7 @@ def default_chip_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Chip
     cores compute-bound and DRAM that binds — each with the corner classes (split-K among
     them) and random shapes (1..24, one to three products) under random blockings that
     fit."""
-    # why: the benches take 2 s to import (ml_dtypes); this module is imported without them (compare's record)
+    # why: the benches take 2 s to import (ml_dtypes); the cases and the record need none of them
     from ..sim.chip_bench import chip_campaign
 
     tiny, small = get_chip("sl-tiny"), get_chip("sl-small")
@@ -186,7 +191,7 @@ def default_chip_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Chip
 
 
 def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[dict]:
-    # why: the benches take 2 s to import (ml_dtypes); this module is imported without them (compare's record)
+    # why: the benches take 2 s to import (ml_dtypes); the cases and the record need none of them
     from ..sim.chip_bench import random_products, run_chip_gemm
     from ..sim.runner import run_chip_hdl
 
@@ -208,7 +213,7 @@ def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[
 
 def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilator", seed: int = 0, jobs: int = 2,
                   progress=None) -> ValidationReport:
-    """Every case on the chip RTL against the chip cycle model (``models/chip_perf.py``),
+    """Every case on the chip RTL against the chip cycle model (``models/chip/perf.py``),
     every counter compared; the report has the fields of :func:`validate`."""
     progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     rows = []
@@ -242,40 +247,24 @@ def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilato
 
 
 # -- the record the compare report cites -------------------------------------------------------
-def record_file():
-    """``models/data/validation.yaml``: the last recorded run of each validation."""
-    from ..models.specs import DATA_DIR
-
-    return DATA_DIR / "validation.yaml"
-
-
-def record(report: dict, kind: str, *, command: str, path=None) -> None:
-    """Store a run's summary (``kind``: ``core`` or ``chip``) in :func:`record_file`, with
-    its date and command, atomically: what the compare report cites as the cycle models'
-    error comes from here, not from hand-written text."""
-    import datetime
-
-    import yaml
-
-    from ..files import atomic_write_text
-    from ..models.specs import load_yaml
-
+def record(report: dict, kind: str, *, command: str, path: str | Path | None = None, write: bool = False) -> Path:
+    """Store a run's summary (``kind``: ``core`` or ``chip``), with its date and command,
+    atomically: what the compare report cites as the cycle models' error comes from here,
+    not from hand-written text. The summary is merged into the record readers take
+    (:func:`~systolab.models.records.record_file`) and written to ``path`` when given,
+    else to the repository's ``models/data/validation.yaml`` with ``write`` (a
+    :class:`~systolab.errors.UserError` naming ``write`` outside a checkout), else to the
+    user's copy (never into the installed package). Returns the file written."""
     if kind not in ("core", "chip"):
         raise ValueError(f"kind: 'core' or 'chip', not {kind!r}")
-    target = path or record_file()
-    doc = dict(load_yaml(target)) if target.exists() else {}
+    target = Path(path) if path else write_target(VALIDATION_RECORD, write=write)
+    base = Path(path) if path else record_file()
+    doc = dict(load_yaml(base)) if base.exists() else {}
     doc[kind] = {"date": datetime.date.today().isoformat(), "command": command,
                  **{k: report[k] for k in ("simulator", "seed", "shapes", "configurations", "exact_cycles",
                                             "max_abs_cycle_error", "all_passed")},
                  "max_abs_error": {k: int(v) for k, v in report["max_abs_error"].items()},
                  "cases": {label: f"{c['exact']}/{c['shapes']} exact" for label, c in report["cases"].items()}}
-    atomic_write_text(target, "# Written by `systolab validate [--chip] --record`; do not edit by hand.\n"
-                      + yaml.safe_dump(doc, sort_keys=False, width=100))
-
-
-def recorded(kind: str, path=None) -> dict | None:
-    """The recorded run of ``kind`` (``core`` or ``chip``), or None."""
-    from ..models.specs import load_yaml
-
-    target = path or record_file()
-    return dict(load_yaml(target)).get(kind) if target.exists() else None
+    return write_text(target, "# Written by `systolab validate [--chip] --record`; do not edit by hand.\n"
+                      + yaml.safe_dump(doc, sort_keys=False, width=100),
+                      parameter="path" if path else "write" if write else "SYSTOLAB_DATA_DIR")
