@@ -368,8 +368,9 @@ def evaluate_point(space: Space, design: dict) -> dict:
     model refuses, or one whose memory cannot hold a workload, is marked ``invalid``."""
     import warnings
 
-    from ..chip.config import ReticleWarning, get_chip
+    from ..chip.config import ReticleWarning
     from ..cost.pricing import usd_per_million_tokens
+    from ..report.chip import get_chip
     from ..workloads.catalog import get_workload
 
     with warnings.catch_warnings():
@@ -750,7 +751,7 @@ def gpu_reference(space: Space) -> dict[str, dict]:
     """The space's metrics on its reference GPUs (the compare model: same workloads, the
     chip's dtype, the fleet the space's budget buys), shaped like a design's results."""
     from ..chip.config import get_chip
-    from ..report.compare import _row, gpu_device
+    from ..report.compare import compare_row, gpu_device
     from ..report.evaluate import evaluate_gpu
     from ..workloads.catalog import get_workload
 
@@ -769,7 +770,7 @@ def gpu_reference(space: Space) -> dict[str, dict]:
                     res["workloads"][w["name"]] = {}
                 continue
             wl = get_workload(w["name"], dtype=dtype, batch=w.get("batch"), seq_len=w.get("seq_len"))
-            row = _row(dev, evaluate_gpu(g, wl))
+            row = compare_row(dev, evaluate_gpu(g, wl))
             res["workloads"][w["name"]] = {k: row.get(k) for k in GEMM_METRICS}
         out[g] = with_fleet(res, space.budget_usd)
     return out

@@ -182,7 +182,7 @@ def _dims(text: str, flag: str, n: tuple[int, ...]) -> list[int]:
 def chip_from_args(args: argparse.Namespace):
     """The chip of ``--chip``, refusing the flags that describe a lone core or its memory
     (``--dtype`` and ``--subnormals`` derive the chip with its cores in that format)."""
-    from ..models.chip.config import get_chip
+    from ..models.report.chip import get_chip
 
     given = [f for f in (*DESIGN_FIELDS, "config", "latency", "bytes_per_cycle", "cores", "clock_mhz", "unit")
              if getattr(args, f, None) is not None and f not in NUMBER_FORMAT]

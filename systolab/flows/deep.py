@@ -38,8 +38,8 @@ def deep_check(job: tuple) -> dict:
     """``job`` = (base chip name or None, design dict, seed): the core's RTL run on
     Verilator and its array synthesised, as a dict (``passed``, ``cycles_exact``, the
     cycles of both, the areas and their error, seconds)."""
-    from ..models.chip.config import get_chip
     from ..models.core.perf import MemorySystem, core_cycles
+    from ..models.report.chip import get_chip
     from ..models.silicon.area import model_area, synth_area_mm2
     from ..models.silicon.synthesis import synthesize
     from ..sim.runner import build_jobs
