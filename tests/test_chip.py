@@ -130,14 +130,17 @@ def test_lower_bound_is_hong_kung_for_large_products():
 
 def test_chip_scale_targets_of_the_default_chip():
     # issue 11's targets at chip scale, in the model: prefill compute-bound, decode at the HBM's rate
+    from systolab.models.report.evaluate import evaluate_chip
+    from systolab.models.silicon.area import chip_area
+    from systolab.models.silicon.energy import chip_power
     from systolab.models.workloads.catalog import get_workload
 
     chip = get_chip()
-    area, power = chip.area()["die_mm2"], chip.power_W()["tdp_W"]
+    area, power = chip_area(chip).die_mm2, chip_power(chip).tdp_W
     old = get_chip("sl-n4-os64")
-    assert area <= old.area()["die_mm2"] and power <= old.power_W()["tdp_W"]
-    prefill = chip.evaluate(get_workload("llama3-8b-prefill", dtype="int8", seq_len=2048))
-    decode = chip.evaluate(get_workload("llama3-8b-decode", dtype="int8", batch=1))
+    assert area <= chip_area(old).die_mm2 and power <= chip_power(old).tdp_W
+    prefill = evaluate_chip(chip, get_workload("llama3-8b-prefill", dtype="int8", seq_len=2048))
+    decode = evaluate_chip(chip, get_workload("llama3-8b-decode", dtype="int8", batch=1))
     assert prefill.utilization >= 0.70 and prefill.bound == "compute"
     assert decode.dram_bandwidth_utilization >= 0.85 and decode.bound == "memory"
 
