@@ -28,9 +28,9 @@ def scale(chip_name: str | None) -> None:
 
     warnings.simplefilter("ignore")
     chip, old = sl.get_chip(chip_name), sl.get_chip("sl-n4-os64")
-    print(f"{chip.name}: {chip.area()['die_mm2']:.1f} mm², {chip.power_W()['tdp_W']:.0f} W, "
-          f"{chip.peak_tops:,.0f} int8 TOPS; {old.name}: {old.area()['die_mm2']:.1f} mm², "
-          f"{old.power_W()['tdp_W']:.0f} W, {old.peak_tops:,.0f} TOPS")
+    print(f"{chip.name}: {chip.area().die_mm2:.1f} mm², {chip.power_W().tdp_W:.0f} W, "
+          f"{chip.peak_tops:,.0f} int8 TOPS; {old.name}: {old.area().die_mm2:.1f} mm², "
+          f"{old.power_W().tdp_W:.0f} W, {old.peak_tops:,.0f} TOPS")
     for name, kw in (("llama3-8b-prefill", dict(seq_len=2048)), ("llama3-8b-decode", dict(batch=1))):
         wl = sl.get_workload(name, dtype="int8", **kw)
         for c in (chip, old):
