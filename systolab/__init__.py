@@ -68,6 +68,7 @@ if TYPE_CHECKING:
         classify,
         classify_custom,
         classify_gpu,
+        compare,
         core_perf,
         evaluate_chip,
         evaluate_gpu,
@@ -92,7 +93,6 @@ if TYPE_CHECKING:
         write_report,
     )
     from .models.explore.engine import explore, gpu_reference, load_space
-    from .models.report import compare
 
 
 def __getattr__(name: str):
