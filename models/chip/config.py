@@ -401,7 +401,8 @@ def list_chips() -> list[str]:
 
 def get_chip(name_or_file: str | ChipConfig | None = None) -> ChipConfig:
     """A chip by name from ``data/chips.yaml`` (the default when None), or the default chip
-    of another chips YAML file."""
+    of another chips YAML file: its configuration (``systolab.get_chip`` returns it as a
+    :class:`~systolab.models.report.chip.Chip`, with the models' views as methods)."""
     if isinstance(name_or_file, ChipConfig):
         return name_or_file
     if name_or_file is not None and not isinstance(name_or_file, str):
