@@ -132,7 +132,7 @@ def corner_products(config: AcceleratorConfig, rng: np.random.Generator) -> list
     the integer extremes."""
     dt = config.input_dtype
     lm, ln, lk = array_limits(config)
-    M, N = lm or 2 * config.rows, ln
+    M, N = lm or 2 * config.rows, ln or config.cols   # N is always limited (by cols)
     # K long enough that min*min (or max*max) products overflow a 32-bit accumulator
     # where the array allows it (OS: any K; WS: K <= rows, so use the preload instead).
     K = lk or 64
