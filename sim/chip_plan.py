@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..blocking import Blocking
 from ..config import AcceleratorConfig
 from .messages import Matrices, Message
 
@@ -74,6 +75,13 @@ class ChipPlan(Message):
     stall_prob: float = 0.0
     seed: int = 0
     max_cycles: int = 5_000_000
+
+    @classmethod
+    def build(cls, chip: Chip, cases: list[tuple[list[tuple[np.ndarray, np.ndarray]], Blocking]], *,
+              stall_prob: float = 0.0, seed: int = 0, max_cycles: int = 5_000_000) -> ChipPlan:
+        """The plan of ``cases`` — (products, blocking) pairs — on ``chip``."""
+        return cls(ChipParams.of(chip), [ChipCase([Matrices.of(a, b) for a, b in products], blocking.to_dict())
+                                         for products, blocking in cases], stall_prob, seed, max_cycles)
 
 
 @dataclass(frozen=True)

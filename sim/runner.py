@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from ..blocking import Blocking
 from ..config import AcceleratorConfig
 from ..errors import SimulationError, UserError
 from ..files import atomic_write_text, cache_root, sweep_stale
 from ..hdl.verilog import CHIP_TOP, CORE_TOP, TOP_NAME, UNITS, chip_verilog_text, generate_verilog, hdl_fingerprint
-from .chip_plan import ChipCase, ChipParams, ChipPlan, ChipResult, DescriptorResult
+from .chip_plan import ChipPlan, ChipResult, DescriptorResult
 from .core_plan import CorePlan, CoreResult, MemoryParams
-from .messages import Matrices
 from .plan import Plan, RunResult
 
 SIMULATORS = ("verilator", "icarus", "amaranth")
@@ -434,20 +434,13 @@ def run_core_plan_hdl(plan: CorePlan, simulator: str, *, waves: bool = False) ->
     return replace(result, waveform=str(waveform.with_suffix(".vcd" if simulator == "verilator" else ".fst")))
 
 
-def run_chip_hdl(chip: Any, cases: list[tuple[list[tuple[np.ndarray, np.ndarray]], Any]], simulator: str, *,
+def run_chip_hdl(chip: Any, cases: list[tuple[list[tuple[np.ndarray, np.ndarray]], Blocking]], simulator: str, *,
                  stall_prob: float = 0.0, seed: int = 0, max_cycles: int = 5_000_000) -> list[DescriptorResult]:
     """Descriptors on the chip's Verilog under cocotb (Verilator or Icarus), one simulation:
     ``cases`` are (products, blocking) pairs. Returns per case the C matrices, counters,
     per-core busy cycles, status and DRAM write violations."""
-    return run_chip_plan_hdl(chip, chip_plan(chip, cases, stall_prob=stall_prob, seed=seed, max_cycles=max_cycles),
-                             simulator)
-
-
-def chip_plan(chip: Any, cases: list[tuple[list[tuple[np.ndarray, np.ndarray]], Any]], *, stall_prob: float = 0.0,
-              seed: int = 0, max_cycles: int = 5_000_000) -> ChipPlan:
-    """The plan of ``cases`` — (products, blocking) pairs — on ``chip``."""
-    return ChipPlan(ChipParams.of(chip), [ChipCase([Matrices.of(a, b) for a, b in products], blocking.to_dict())
-                                          for products, blocking in cases], stall_prob, seed, max_cycles)
+    plan = ChipPlan.build(chip, cases, stall_prob=stall_prob, seed=seed, max_cycles=max_cycles)
+    return run_chip_plan_hdl(chip, plan, simulator)
 
 
 def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str) -> list[DescriptorResult]:

@@ -127,7 +127,6 @@ def test_every_bench_plan_and_result_round_trips_through_json():
     from systolab.sim.chip_plan import ChipParams, ChipPlan, ChipResult, DescriptorResult
     from systolab.sim.core_plan import CorePlan, CoreResult, MemoryParams
     from systolab.sim.plan import RunResult
-    from systolab.sim.runner import chip_plan
 
     cfg = AcceleratorConfig(rows=3, cols=2, dataflow="ws")
     rng = np.random.default_rng(0)
@@ -140,7 +139,7 @@ def test_every_bench_plan_and_result_round_trips_through_json():
         RunResult([[1, 2]], [4], [9], "amaranth"),
         CorePlan.build(cfg, [gemm], memory=MemoryParams(20, 4.5, 0.1, 7), max_cycles=1000),
         CoreResult([[[1, -2]]], [{"cycles": 9}], ["write to 0x40 outside C"], "verilator", "w.vcd"),
-        chip_plan(chip, [([gemm], Blocking(2, 4, 3, 2, 4))], stall_prob=0.2, seed=5),
+        ChipPlan.build(chip, [([gemm], Blocking(2, 4, 3, 2, 4))], stall_prob=0.2, seed=5),
         ChipResult([DescriptorResult([[[3]]], {"cycles": 5}, [4, 0], 0, [])], "icarus"),
     ]
     for m in messages:

@@ -12,13 +12,13 @@ from ..errors import UserError
 from ..sim.amaranth_bench import run_plan_amaranth
 from ..sim.checker import Scoreboard
 from ..sim.chip_bench import random_products, run_chip_plan_amaranth
-from ..sim.chip_plan import DescriptorResult
+from ..sim.chip_plan import ChipPlan, DescriptorResult
 from ..sim.core_bench import check_memory, run_core_plan_amaranth
 from ..sim.core_plan import CorePlan, CoreResult, MemoryParams
 from ..sim.golden import golden_matmul, show_value
 from ..sim.plan import Plan
 from ..sim.protocol import ArrayProtocol
-from ..sim.runner import chip_plan, resolve_simulator, run_chip_plan_hdl, run_core_plan_hdl, run_plan_hdl, waveform_path
+from ..sim.runner import resolve_simulator, run_chip_plan_hdl, run_core_plan_hdl, run_plan_hdl, waveform_path
 from ..sim.stimulus import Product, random_gemm, sprinkle_specials
 
 
@@ -247,7 +247,7 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
     sim = resolve_simulator(simulator)
     rng = np.random.default_rng(seed)
     runs = [(random_products(chip, M, N, K, p, rng), blk) for M, N, K, p, blk in cases]
-    plan = chip_plan(chip, runs, stall_prob=stall_prob, seed=seed)
+    plan = ChipPlan.build(chip, runs, stall_prob=stall_prob, seed=seed)
     t0 = time.perf_counter()
     outs: list[DescriptorResult]
     if sim == "amaranth":
