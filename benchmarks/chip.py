@@ -66,11 +66,11 @@ def traffic() -> None:
     print(f"{chip.name} on Verilator ({time.perf_counter() - t:.0f} s, build included):")
     for (M, N, K), (products, blk), out in zip(shapes, runs, outs):
         (a, b), = products
-        ok = np.array_equal(np.array(out["c"][0], dtype=object), golden_matmul(a, b, chip.core, k_block=blk.kb).astype(object))
-        moved = out["counters"]["dram_bytes_read"] + out["counters"]["dram_bytes_written"]
+        ok = np.array_equal(np.array(out.c[0], dtype=object), golden_matmul(a, b, chip.core, k_block=blk.kb).astype(object))
+        moved = out.counters["dram_bytes_read"] + out.counters["dram_bytes_written"]
         need, floor = blocking_traffic(chip, M, N, K, blk), dram_traffic_lower_bound(chip, M, N, K)
         model = chip_gemm_perf(chip, M, N, K, blk).cycles
-        print(f"  {M}x{N}x{K} as {blk}: {'bit-exact' if ok else 'WRONG'}, {out['counters']['cycles']} cycles "
+        print(f"  {M}x{N}x{K} as {blk}: {'bit-exact' if ok else 'WRONG'}, {out.counters['cycles']} cycles "
               f"(model {model}), DRAM {moved:,} B = {moved / need:.3f} x the blocks' traffic ({need:,} B), "
               f"{moved / floor:.3f} x the lower bound ({floor:,} B)")
 

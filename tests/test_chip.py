@@ -30,9 +30,9 @@ SMALL = get_chip("sl-small")
 def _exact(chip, cases, outs):
     """Every case bit-exact and every counter equal to the model's."""
     for (M, N, K, p, blk), out in zip(cases, outs):
-        assert out["status"] == 0 and not out["violations"], (M, N, K, p, blk)
+        assert out.status == 0 and not out.violations, (M, N, K, p, blk)
         model = chip_gemm_perf(chip, M, N, K, blk, count=p).counters()
-        got = dict(out["counters"], busy=out["busy"])
+        got = dict(out.counters, busy=out.busy)
         assert got == model, (M, N, K, p, str(blk))
 
 
@@ -159,7 +159,7 @@ def test_tiny_chip_on_verilator_equals_the_model_and_the_golden_model(tiny_cases
     runs = [(random_products(TINY, M, N, K, p, rng), blk) for M, N, K, p, blk in tiny_cases]
     outs = run_chip_hdl(TINY, runs, "verilator")
     for (products, _), out in zip(runs, outs):
-        for (a, b), c in zip(products, out["c"]):
+        for (a, b), c in zip(products, out.c):
             assert np.array_equal(np.array(c, dtype=object), golden_matmul(a, b, TINY.core).astype(object))
     _exact(TINY, tiny_cases, outs)
     kinds = {(blk.gk > 1, blk.gp > 1, -(-M // blk.mb) > 1, -(-N // blk.nb) > 1, -(-K // blk.kb) > 1)
