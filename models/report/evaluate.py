@@ -171,7 +171,7 @@ def evaluate_gpu(gpu: str | GpuSpec, workload: Workload) -> Evaluation:
     time from the calibrated GEMM model, energy = TDP x time (an upper bound), checked
     against the GPU's memory capacity."""
     workload = _check_workload(workload)
-    spec = get_gpu(gpu) if isinstance(gpu, str) else gpu
+    spec = get_gpu(gpu)
     workload.check_fits(spec.memory_GB, spec.id)
     est = estimate_workload(spec, list(workload.gemms))
     dtype_used, peak, notes = resolve_peak(spec, workload.gemms[0].dtype)

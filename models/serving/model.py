@@ -35,10 +35,12 @@ from ...dtypes import DTYPES, get_dtype
 from ...errors import UserError
 from ..chip.config import ChipConfig, get_chip
 from ..chip.workload import chip_workload_perf
-from ..cost.pricing import chip_unit_cost
+from ..cost.pricing import chip_unit_cost, gpu_price, usd_per_million_tokens
 from ..cost.pricing import fleet as buy
 from ..frames import data_frame
 from ..gpu.fit_file import reads_fit
+from ..gpu.model import assumptions, calibration, gemm_terms, resolve_peak
+from ..gpu.specs import GpuSpec, get_gpu, load_gpus
 from ..silicon.area import chip_area
 from ..silicon.energy import chip_power
 from ..specs import DATA_DIR, load_yaml, need
@@ -234,8 +236,6 @@ class GpuParams:
 
     @classmethod
     def stored(cls) -> GpuParams:
-        from ..gpu.model import assumptions
-
         a = assumptions()
         return cls(a.compute_derate, a.mem_eff_hbm, a.mem_eff_gddr, a.launch_s)
 
@@ -255,12 +255,8 @@ class GpuServing:
 
     kind = "gpu"
 
-    def __init__(self, gpu_id: str, dtype: str):
-        from ..cost.pricing import gpu_price
-        from ..gpu.model import calibration, resolve_peak
-        from ..gpu.specs import get_gpu
-
-        self.spec = get_gpu(gpu_id)
+    def __init__(self, gpu: GpuSpec | str, dtype: str):
+        self.spec = get_gpu(gpu)
         self.id = self.spec.id
         if not self.spec.peak(dtype):
             rates = ", ".join(k for k, v in sorted(self.spec.peak_dense_tflops.items()) if v)
@@ -316,9 +312,6 @@ class GpuServing:
 @reads_fit
 @cache
 def gpu_gemm_terms(gpu_id: str, gemm: Gemm) -> tuple[float, int, int]:
-    from ..gpu.model import gemm_terms
-    from ..gpu.specs import get_gpu
-
     return gemm_terms(get_gpu(gpu_id), gemm)
 
 
@@ -384,15 +377,14 @@ def _chip_gemm_seconds(chip: ChipConfig, gemm: Gemm) -> float:
 
 
 def get_device(device: Any, dtype: str | None = None) -> GpuServing | ChipServing:
-    """A serving device: a GPU id, a chip name or chip file, or a :class:`ChipConfig`;
+    """A serving device: a GPU id or :class:`GpuSpec`, a chip name or chip file, or a
+    :class:`ChipConfig`;
     ``dtype`` defaults to the chip's (GPU: fp8_e4m3 where the GPU has it, else bf16)."""
-    from ..gpu.specs import load_gpus
-
-    if isinstance(device, str) and device in load_gpus():
+    if isinstance(device, GpuSpec) or (isinstance(device, str) and device in load_gpus()):
+        spec = get_gpu(device)
         if dtype is None:
-            from ..gpu.specs import get_gpu
-            dtype = "fp8_e4m3" if get_gpu(device).peak("fp8_e4m3") else "bf16"
-        return GpuServing(device, dtype)
+            dtype = "fp8_e4m3" if spec.peak("fp8_e4m3") else "bf16"
+        return GpuServing(spec, dtype)
     if not isinstance(device, (str, ChipConfig)):
         raise UserError(f"device: give a GPU id or a chip, not {device!r}", parameter="device")
     try:
@@ -565,8 +557,6 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     energy = dev.power_W * devices * total / (seqs * osl)
     cost = cost_range = None
     if dev.price_usd:
-        from ..cost.pricing import usd_per_million_tokens
-
         c = usd_per_million_tokens(unit_capex_usd=dev.price_usd, power_W=dev.power_W, tokens_per_s=per_device)
         cost, cost_range = c.usd, (c.low_usd, c.high_usd)
 

@@ -25,7 +25,7 @@ from ..core.perf import MemorySystem, core_counters, core_cycles
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.gemm import Gemm
 from .area import load_fit
-from .nodes import get_node
+from .nodes import Node, get_node
 
 if TYPE_CHECKING:          # typing only: the chip's configuration imports the nodes of this package
     from ..chip.config import ChipConfig
@@ -116,7 +116,7 @@ class EnergyEstimate:
         return d
 
 
-def mac_energy_pJ(config: AcceleratorConfig, node: str) -> float:
+def mac_energy_pJ(config: AcceleratorConfig, node: Node | str) -> float:
     """Energy of one MAC in a PE at ``node`` (multiply + accumulate + PE overhead).
 
     Floating point: the int8 MAC with a 32-bit accumulator (Horowitz's figures) scaled by
@@ -135,13 +135,13 @@ def mac_energy_pJ(config: AcceleratorConfig, node: str) -> float:
     return (mac["mult"] + add) * d["pe_overhead_factor"] * get_node(node).energy_scale_vs_45nm.value
 
 
-def sram_energy_pJ_per_byte(buffer_KiB: float, node: str) -> float:
+def sram_energy_pJ_per_byte(buffer_KiB: float, node: Node | str) -> float:
     rows = energy_data()["sram_pJ_per_byte_45nm"]
     row = next((r for r in rows if buffer_KiB <= r["max_KiB"]), rows[-1])
     return row["value"] * get_node(node).energy_scale_vs_45nm.value
 
 
-def activity_energy(config: AcceleratorConfig, act: Activity, *, node: str, clock_MHz: float | None = None,
+def activity_energy(config: AcceleratorConfig, act: Activity, *, node: Node | str, clock_MHz: float | None = None,
                     dram: str = "HBM", cores: int = 1, global_slice_KiB: float = 0.0) -> EnergyEstimate:
     """Joules, average watts and TOPS/W of ``act`` on ``cores`` cores of ``config`` at
     ``node``: issued MACs, SRAM bytes (the cores' buffers at the energy of their size, the
@@ -154,14 +154,14 @@ def activity_energy(config: AcceleratorConfig, act: Activity, *, node: str, cloc
     clock = check_positive("clock_MHz", clock_MHz) if clock_MHz is not None else n.default_clock_MHz.value
     if dram not in d["dram_pJ_per_byte"]:
         raise UserError(f"dram: choose one of {', '.join(d['dram_pJ_per_byte'])}, not {dram!r}")
-    e_mac = act.macs_issued * mac_energy_pJ(config, node) * 1e-12
-    e_sram = act.sram_bytes * sram_energy_pJ_per_byte(buffer_KiB, node) * 1e-12
+    e_mac = act.macs_issued * mac_energy_pJ(config, n) * 1e-12
+    e_sram = act.sram_bytes * sram_energy_pJ_per_byte(buffer_KiB, n) * 1e-12
     if act.global_sram_bytes:
-        e_sram += act.global_sram_bytes * sram_energy_pJ_per_byte(global_slice_KiB, node) * 1e-12
+        e_sram += act.global_sram_bytes * sram_energy_pJ_per_byte(global_slice_KiB, n) * 1e-12
     e_dram = act.dram_bytes * d["dram_pJ_per_byte"][dram]["value"] * 1e-12
     seconds = act.cycles / (clock * 1e6)
     dynamic = (e_mac + e_sram + e_dram) * (1 + d["overhead_fraction"])
-    leakage_W = chip_power_W(config, cores=cores, node=node, clock_MHz=clock)["leakage_W"]
+    leakage_W = chip_power_W(config, cores=cores, node=n, clock_MHz=clock)["leakage_W"]
     joules = dynamic + leakage_W * seconds
     notes = (f"45 nm energies from Horowitz ISSCC 2014 scaled by {n.energy_scale_vs_45nm.value} to {n.name} "
              f"({n.energy_scale_vs_45nm.source})",
@@ -172,7 +172,7 @@ def activity_energy(config: AcceleratorConfig, act: Activity, *, node: str, cloc
                           2 * act.macs_useful / joules / 1e12, act, notes)
 
 
-def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: str, clock_MHz: float | None = None,
+def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: Node | str, clock_MHz: float | None = None,
                 dram: str = "HBM") -> EnergyEstimate:
     """Joules, average watts and TOPS/W of ``gemm`` on one core at ``node``."""
     e = activity_energy(config, core_activity(config, gemm), node=node, clock_MHz=clock_MHz, dram=dram)
@@ -188,7 +188,7 @@ def workload_energy(config: AcceleratorConfig, gemms: list[Gemm], **kwargs) -> t
     return sum(p.joules for p in parts), sum(p.seconds for p in parts)
 
 
-def chip_power_W(config: AcceleratorConfig, *, cores: int, node: str, clock_MHz: float | None = None,
+def chip_power_W(config: AcceleratorConfig, *, cores: int, node: Node | str, clock_MHz: float | None = None,
                  activity: float = 1.0) -> dict:
     """Power of ``cores`` arrays at ``activity`` (fraction of cycles doing MACs), with
     leakage and the stated overhead (SRAM and DRAM traffic excluded: see gemm_energy)."""
@@ -197,7 +197,7 @@ def chip_power_W(config: AcceleratorConfig, *, cores: int, node: str, clock_MHz:
     cores = check_int("cores", cores, hi=1 << 24)
     check_real("activity", activity, lo=0.0, hi=1.0)
     clock = check_positive("clock_MHz", clock_MHz) if clock_MHz is not None else n.default_clock_MHz.value
-    peak = cores * config.rows * config.cols * mac_energy_pJ(config, node) * 1e-12 * clock * 1e6
+    peak = cores * config.rows * config.cols * mac_energy_pJ(config, n) * 1e-12 * clock * 1e6
     dynamic = peak * activity * (1 + d["overhead_fraction"])
     leakage = d["leakage_fraction_of_peak_dynamic"] * peak
     return {"dynamic_W": dynamic, "leakage_W": leakage, "total_W": dynamic + leakage, "clock_MHz": clock,
