@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from amaranth.hdl import ClockDomain
+from amaranth.hdl import ClockDomain, Module
 
 from .memory import ExternalMemory
 
@@ -19,6 +19,14 @@ async def pulse_reset(ctx: Any, domain: ClockDomain) -> None:
     ctx.set(domain.rst, 1)
     await ctx.delay(2 * PERIOD)
     ctx.set(domain.rst, 0)
+
+
+def hosted(dut: Any) -> tuple[Module, CommandHost]:
+    """A module holding ``dut`` in its own ``sync`` domain, and the host that drives it."""
+    m = Module()
+    m.domains.sync = cd = ClockDomain("sync")
+    m.submodules.dut = dut
+    return m, CommandHost(dut, cd)
 
 
 class CommandHost:

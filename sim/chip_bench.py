@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from ..blocking import REJECT, Blocking, blocking_status
 from ..errors import SimulationError, UserError
 from ..hdl.chip import CHIP_COUNTERS, ChipTop
-from .amaranth_host import PERIOD, CommandHost
+from .amaranth_host import PERIOD, hosted
 from .chip_plan import Chip, ChipCase, ChipPlan, DescriptorResult
 from .core_bench import check_memory, check_products, load_c
 from .golden import golden_matmul
@@ -112,10 +111,7 @@ def run_chip_case_amaranth(chip: Any, case: ChipCase, *, stall_prob: float = 0.0
     mem, ports, desc = layout(chip, products, stall_prob=stall_prob, seed=seed)
     desc.update(case.blocking)
     dut = ChipTop(chip)
-    m = Module()
-    m.domains.sync = cd = ClockDomain("sync")
-    m.submodules.dut = dut
-    host = CommandHost(dut, cd)
+    m, host = hosted(dut)
     done = False
     seen: dict[str, Any] = {}
 

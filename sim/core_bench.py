@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from ..checks import check_int, check_real, check_seed, is_int
 from ..config import AcceleratorConfig
 from ..errors import SimulationError, UserError
 from ..hdl.accelerator import COUNTERS, AcceleratorCore
-from .amaranth_host import PERIOD, CommandHost
+from .amaranth_host import PERIOD, hosted
 from .core_plan import CorePlan, CoreResult, MemoryParams
 from .golden import golden_matmul
 from .memory import ExternalMemory
@@ -176,10 +175,7 @@ def run_core_plan_amaranth(plan: CorePlan, *, reset_after_cycles: int | None = N
     config = plan.accelerator
     mem, layout = memory_of(plan, config)
     dut = AcceleratorCore(config)
-    m = Module()
-    m.domains.sync = cd = ClockDomain("sync")
-    m.submodules.dut = dut
-    host = CommandHost(dut, cd)
+    m, host = hosted(dut)
     done = False
     counters: list[dict[str, int]] = []
 
