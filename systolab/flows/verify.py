@@ -112,19 +112,43 @@ def verify_products(config: AcceleratorConfig, products: list[Product], *, seed:
     )
 
 
+def _check_products(products, outputs, config: AcceleratorConfig, *, label, note: str, shown: int,
+                    k_block: int | None = None) -> tuple[int, list[str]]:
+    """(elements that differ from the golden model, messages for the first ``shown`` of
+    each product: ``label(q, a, b)``, the element, expected and got, ``note``)."""
+    mismatches, messages = 0, []
+    for q, ((a, b), c) in enumerate(zip(products, outputs)):
+        expected = golden_matmul(a, b, config, k_block=k_block)
+        wrong = np.argwhere(c != expected.astype(object))
+        mismatches += len(wrong)
+        messages += [f"{label(q, a, b)}: C[{r},{s}] expected {show_value(expected[r, s], config)}, "
+                     f"got {show_value(c[r][s], config)} ({note})" for r, s in wrong[:shown]]
+    return mismatches, messages
+
+
 @dataclass
-class CoreVerifyReport:
-    """Outcome of whole GEMMs on the accelerator core (``systolab verify --json``).
+class VerifyOutcome:
+    """What every verification run reports: whether it passed, of how many GEMMs, the
+    elements that mismatched, the seed and simulator, and each GEMM's shape (M, N, K)."""
 
-    Every per-GEMM field is a list in GEMM order, whatever the number of GEMMs."""
-
-    design: dict
     passed: bool
     gemms: int
     mismatches: int
     seed: int
     simulator: str
     shapes: list[list[int]]
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class CoreVerifyReport(VerifyOutcome):
+    """Outcome of whole GEMMs on the accelerator core (``systolab verify --json``).
+
+    Every per-GEMM field is a list in GEMM order, whatever the number of GEMMs."""
+
+    design: dict
     cycles: list[int]
     utilization: list[float]
     counters: list[dict]
@@ -135,9 +159,6 @@ class CoreVerifyReport:
     waveform: str | None = None
     seconds: float = 0.0
     unit: str = "core"
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def verify_core(config: AcceleratorConfig, shapes: list[tuple[int, int, int]], *, seed: int,
@@ -174,15 +195,8 @@ def verify_core(config: AcceleratorConfig, shapes: list[tuple[int, int, int]], *
         result = run_core_plan_hdl(plan, sim, waves=waves)
     waveform = result.waveform
     where = f"waveform {waveform}" if waveform else "rerun with --waves for a waveform"
-    messages: list[str] = []
-    mismatches = 0
-    for (a, b), c in zip(products, result.c_arrays()):
-        expected = golden_matmul(a, b, config)
-        wrong = np.argwhere(c != expected.astype(object))
-        mismatches += len(wrong)
-        messages += [f"{a.shape[0]}x{b.shape[1]}x{a.shape[1]}: C[{r},{q}] expected "
-                     f"{show_value(expected[r, q], config)}, got {show_value(c[r, q], config)} "
-                     f"(seed {seed}; {where})" for r, q in wrong[:5]]
+    mismatches, messages = _check_products(products, result.c_arrays(), config, shown=5, note=f"seed {seed}; {where}",
+                                           label=lambda q, a, b: f"{a.shape[0]}x{b.shape[1]}x{a.shape[1]}")
     messages += result.violations[:10]
     counters = result.counters
     return CoreVerifyReport(
@@ -196,17 +210,11 @@ def verify_core(config: AcceleratorConfig, shapes: list[tuple[int, int, int]], *
 
 
 @dataclass
-class ChipVerifyReport:
+class ChipVerifyReport(VerifyOutcome):
     """Outcome of GEMMs on the chip RTL (``systolab verify --chip --json``); every per-GEMM
     field is a list in GEMM order."""
 
     chip: dict
-    passed: bool
-    gemms: int
-    mismatches: int
-    seed: int
-    simulator: str
-    shapes: list[list[int]]
     counts: list[int]
     blockings: list[dict]
     cycles: list[int]
@@ -225,9 +233,6 @@ class ChipVerifyReport:
     stall_prob: float = 0.0
     seconds: float = 0.0
     unit: str = "chip"
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, stall_prob: float = 0.2
@@ -261,14 +266,10 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
             messages.append(f"{M}x{N}x{K} x{p} with {blk}: rejected by the controller (status {out.status})")
             mismatches += M * N * p
             continue
-        for q, ((a, b), c) in enumerate(zip(products, out.c_arrays())):
-            expected = golden_matmul(a, b, chip.core, k_block=blk.kb)
-            wrong = np.argwhere(c != expected.astype(object))
-            mismatches += len(wrong)
-            messages += [f"{M}x{N}x{K} product {q} with {blk}: C[{r},{s}] expected "
-                         f"{show_value(expected[r, s], chip.core)}, got {show_value(c[r][s], chip.core)} "
-                         f"(seed {seed})" for r, s in wrong[:3]]
-        messages += out.violations[:5]
+        wrong, shown = _check_products(products, out.c_arrays(), chip.core, k_block=blk.kb, shown=3, note=f"seed {seed}",
+                                       label=lambda q, a, b, s=f"{M}x{N}x{K}", blk=blk: f"{s} product {q} with {blk}")
+        mismatches += wrong
+        messages += shown + out.violations[:5]
     counters = [o.counters for o in outs]
     pes = chip.cores * chip.core.rows * chip.core.cols
     return ChipVerifyReport(
