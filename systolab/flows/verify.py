@@ -9,6 +9,8 @@ import numpy as np
 from ..checks import check_int, check_real, check_seed
 from ..config import AcceleratorConfig
 from ..errors import UserError
+from ..models.chip.blocking import blocking_traffic, dram_traffic_lower_bound
+from ..models.chip.perf import chip_gemm_perf
 from ..sim.amaranth_bench import run_plan_amaranth
 from ..sim.checker import Scoreboard
 from ..sim.chip_bench import random_products, run_chip_plan_amaranth
@@ -242,8 +244,6 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
     model; cycles and every counter from the chip's own counters, the cycle model's
     prediction beside them (equal without stalls)."""
     # why: the chip's models cost 0.2 s, which the array's and the core's runs do without
-    from ..models.chip.blocking import blocking_traffic, dram_traffic_lower_bound
-    from ..models.chip.perf import chip_gemm_perf
 
     check_seed("seed", seed)
     check_real("stall_prob", stall_prob, lo=0.0, hi=1.0, hi_open=True)
