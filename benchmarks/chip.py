@@ -28,9 +28,9 @@ def scale(chip_name: str | None) -> None:
 
     warnings.simplefilter("ignore")
     chip, old = sl.get_chip(chip_name), sl.get_chip("sl-n4-os64")
-    print(f"{chip.name}: {chip.area()['die_mm2']:.1f} mm², {chip.power_W()['tdp_W']:.0f} W, "
-          f"{chip.peak_tops:,.0f} int8 TOPS; {old.name}: {old.area()['die_mm2']:.1f} mm², "
-          f"{old.power_W()['tdp_W']:.0f} W, {old.peak_tops:,.0f} TOPS")
+    print(f"{chip.name}: {chip.area().die_mm2:.1f} mm², {chip.power_W().tdp_W:.0f} W, "
+          f"{chip.peak_tops:,.0f} int8 TOPS; {old.name}: {old.area().die_mm2:.1f} mm², "
+          f"{old.power_W().tdp_W:.0f} W, {old.peak_tops:,.0f} TOPS")
     for name, kw in (("llama3-8b-prefill", dict(seq_len=2048)), ("llama3-8b-decode", dict(batch=1))):
         wl = sl.get_workload(name, dtype="int8", **kw)
         for c in (chip, old):
@@ -66,11 +66,11 @@ def traffic() -> None:
     print(f"{chip.name} on Verilator ({time.perf_counter() - t:.0f} s, build included):")
     for (M, N, K), (products, blk), out in zip(shapes, runs, outs):
         (a, b), = products
-        ok = np.array_equal(np.array(out["c"][0], dtype=object), golden_matmul(a, b, chip.core, k_block=blk.kb).astype(object))
-        moved = out["counters"]["dram_bytes_read"] + out["counters"]["dram_bytes_written"]
+        ok = np.array_equal(np.array(out.c[0], dtype=object), golden_matmul(a, b, chip.core, k_block=blk.kb).astype(object))
+        moved = out.counters["dram_bytes_read"] + out.counters["dram_bytes_written"]
         need, floor = blocking_traffic(chip, M, N, K, blk), dram_traffic_lower_bound(chip, M, N, K)
         model = chip_gemm_perf(chip, M, N, K, blk).cycles
-        print(f"  {M}x{N}x{K} as {blk}: {'bit-exact' if ok else 'WRONG'}, {out['counters']['cycles']} cycles "
+        print(f"  {M}x{N}x{K} as {blk}: {'bit-exact' if ok else 'WRONG'}, {out.counters['cycles']} cycles "
               f"(model {model}), DRAM {moved:,} B = {moved / need:.3f} x the blocks' traffic ({need:,} B), "
               f"{moved / floor:.3f} x the lower bound ({floor:,} B)")
 

@@ -49,7 +49,16 @@ def _beat_words(word_bytes: int, core_beat: int) -> int:
 
 
 class _SegmentEngine(wiring.Component):
-    """What both engines share: a queue of segments and the segment in progress."""
+    """What both engines share: a queue of segments and the segment in progress.
+
+    Parameters
+    ----------
+    cores : int
+    word_bytes, core_beat : int
+        A DRAM beat and a slice word, in bytes.
+    queue_depth : int
+        Segments the queue holds.
+    """
 
     def __init__(self, members: dict, *, cores: int, word_bytes: int, core_beat: int, queue_depth: int):
         _positive(cores=cores, word_bytes=word_bytes, core_beat=core_beat, queue_depth=queue_depth)
@@ -89,13 +98,8 @@ class WriteBackEngine(_SegmentEngine):
 
     Parameters
     ----------
-    cores : int
-    word_bytes, core_beat : int
-        A DRAM beat and a slice word, in bytes.
     acc_half : int
-        Words of one accumulator buffer in a slice.
-    queue_depth : int
-        Segments the queue holds.
+        Words of one accumulator buffer in a slice; the others as the base class's.
 
     Attributes
     ----------
@@ -152,13 +156,8 @@ class LoadEngine(_SegmentEngine):
 
     Parameters
     ----------
-    cores : int
-    word_bytes, core_beat : int
-        A DRAM beat and a slice word, in bytes.
     op_half : int
-        Words of one operand buffer in a slice.
-    queue_depth : int
-        Segments the queue holds.
+        Words of one operand buffer in a slice; the others as the base class's.
 
     Attributes
     ----------

@@ -13,6 +13,7 @@ from amaranth.sim import Simulator
 
 from ..config import AcceleratorConfig
 from ..hdl import build_array
+from .amaranth_host import PERIOD, pulse_reset
 from .plan import Plan, Recorder, RunResult
 
 # Wide flat buses (a 64x64 array's result row) exceed Python's default int-to-str limit.
@@ -61,9 +62,7 @@ def run_plan_amaranth(plan: Plan, *, max_cycles: int = 1_000_000, vcd: str | Non
         if has_weights:
             await push(ctx, dut.weights, junk.weights, rngs["weights"], None)
         await push(ctx, dut.operands, junk.operands[: plan.reset_after_beats], rngs["operands"], None)
-        ctx.set(cd.rst, 1)
-        await ctx.delay(2e-8)  # ticking a domain held in reset raises DomainReset
-        ctx.set(cd.rst, 0)
+        await pulse_reset(ctx, cd)
         state["go"] = True
 
     async def weights_driver(ctx):
@@ -93,7 +92,7 @@ def run_plan_amaranth(plan: Plan, *, max_cycles: int = 1_000_000, vcd: str | Non
         state["finished"] = True
 
     sim = Simulator(m)
-    sim.add_clock(1e-8)
+    sim.add_clock(PERIOD)
     if plan.reset_after_beats is not None:
         sim.add_testbench(reset_phase)
     if has_weights:
@@ -105,5 +104,4 @@ def run_plan_amaranth(plan: Plan, *, max_cycles: int = 1_000_000, vcd: str | Non
             sim.run()
     else:
         sim.run()
-    rec.result.simulator = "amaranth"
-    return rec.result
+    return rec.result("amaranth")

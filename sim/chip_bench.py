@@ -6,30 +6,35 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
-from ..blocking import REJECT, Blocking
+from ..blocking import REJECT, Blocking, blocking_status
 from ..errors import SimulationError, UserError
 from ..hdl.chip import CHIP_COUNTERS, ChipTop
+from .amaranth_host import PERIOD, hosted
+from .chip_plan import Chip, ChipCase, ChipPlan, DescriptorResult
+from .core_bench import check_memory, check_products, load_c
 from .golden import golden_matmul
+from .memory import ExternalMemory
+from .messages import Matrices
 from .stimulus import random_gemm
 
 sys.set_int_max_str_digits(0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ChipRun:
-    """One descriptor's outcome on the chip RTL."""
+    """One descriptor's outcome on the chip RTL, beside the golden model's C."""
 
-    c: list                       # C of every product (object arrays)
-    expected: list
-    counters: dict
-    busy: list                    # per core
+    c: list[np.ndarray]           # C of every product (object arrays)
+    expected: list[np.ndarray]
+    counters: dict[str, int]
+    busy: list[int]               # cycles, per core
     status: int
-    violations: list = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -41,12 +46,11 @@ class ChipRun:
         return REJECT.get(self.status)
 
 
-def layout(chip, products, *, stall_prob: float, seed: int):
+def layout(chip: Chip, products: list[tuple[np.ndarray, np.ndarray]], *, stall_prob: float, seed: int
+           ) -> tuple[ExternalMemory, list[ExternalMemory], dict[str, int]]:
     """DRAM holding ``products`` (equal shapes) at odd strides, writes allowed in C only,
     its ports (one per DMA channel: the chip's latency and per-channel bandwidth) and the
-    descriptor's address fields."""
-    from .memory import ExternalMemory
-
+    descriptor's address fields (bytes)."""
     cfg = chip.core
     eb, ab = cfg.input_bytes, cfg.acc_bytes
     (M, K), N = products[0][0].shape, products[0][1].shape[1]
@@ -69,79 +73,76 @@ def layout(chip, products, *, stall_prob: float, seed: int):
     return mem, mem.ports(chip.dma_channels, chip.channel_bytes_per_cycle), desc
 
 
-def run_chip_gemm(chip, products, blocking: Blocking, *, stall_prob: float = 0.0, seed: int = 0,
-                  reset_after_cycles: int | None = None, max_cycles: int = 5_000_000,
-                  vcd: str | Path | None = None) -> ChipRun:
+def run_chip_gemm(chip: Any, products: list[tuple[np.ndarray, np.ndarray]], blocking: Blocking, *,
+                  stall_prob: float = 0.0, seed: int = 0, reset_after_cycles: int | None = None,
+                  max_cycles: int = 5_000_000, vcd: str | Path | None = None) -> ChipRun:
     """``products`` (a list of (A, B) of one shape: ``count`` independent GEMMs) on the chip
     RTL as one descriptor with ``blocking``. DRAM latency and bandwidth are the chip's
     (``dram_latency_cycles``, ``channel_bytes_per_cycle`` on each channel's port; derive a
     chip to change them), with ``stall_prob`` random stalls on every port. With
     ``reset_after_cycles`` the descriptor is abandoned by a reset that many cycles in, then
-    run again from the start."""
-    from .core_bench import check_memory, check_products
-
+    run again from the start. ``chip`` is a ``ChipConfig`` (the RTL reads all of it)."""
     products = check_products(chip.core, products)
     if len({(a.shape, b.shape) for a, b in products}) != 1:
         raise UserError("products: one descriptor runs products of one shape")
     check_memory(latency=chip.dram_latency_cycles, bytes_per_cycle=chip.channel_bytes_per_cycle,
                  stall_prob=stall_prob, seed=seed)
+    case = ChipCase([Matrices.of(a, b) for a, b in products], blocking.to_dict())
+    r = run_chip_case_amaranth(chip, case, stall_prob=stall_prob, seed=seed, reset_after_cycles=reset_after_cycles,
+                               max_cycles=max_cycles, vcd=vcd)
+    return ChipRun(r.c_arrays(), [golden_matmul(a, b, chip.core, k_block=blocking.kb) for a, b in products],
+                   r.counters, r.busy, r.status, list(r.violations))
+
+
+def run_chip_plan_amaranth(chip: Any, plan: ChipPlan) -> list[DescriptorResult]:
+    """Every case of ``plan`` on ``chip`` (a ``ChipConfig``: the RTL reads all of it), one
+    simulation each, in Amaranth's simulator (products unchecked: see :func:`run_chip_gemm`)."""
+    check_memory(latency=chip.dram_latency_cycles, bytes_per_cycle=chip.channel_bytes_per_cycle,
+                 stall_prob=plan.stall_prob, seed=plan.seed)
+    return [run_chip_case_amaranth(chip, case, stall_prob=plan.stall_prob, seed=plan.seed, max_cycles=plan.max_cycles)
+            for case in plan.cases]
+
+
+def run_chip_case_amaranth(chip: Any, case: ChipCase, *, stall_prob: float = 0.0, seed: int = 0,
+                           reset_after_cycles: int | None = None, max_cycles: int = 5_000_000,
+                           vcd: str | Path | None = None) -> DescriptorResult:
+    """One descriptor in Amaranth's simulator (see :func:`run_chip_gemm`)."""
+    products = case.product_arrays()
     mem, ports, desc = layout(chip, products, stall_prob=stall_prob, seed=seed)
-    desc.update(blocking.to_dict())
+    desc.update(case.blocking)
     dut = ChipTop(chip)
-    m = Module()
-    m.domains.sync = cd = ClockDomain("sync")
-    m.submodules.dut = dut
-    state: dict = {"done": False}
+    m, host = hosted(dut)
+    done = False
+    seen: dict[str, Any] = {}
 
-    async def host(ctx):
-        async def submit():
-            ctx.set(dut.cmd.payload, desc)
-            ctx.set(dut.cmd.valid, 1)
-            await ctx.tick().until(dut.cmd.ready)
-            ctx.set(dut.cmd.valid, 0)
-
+    async def bench(ctx):
+        nonlocal done
         if reset_after_cycles is not None:
-            await submit()
+            await host.submit(ctx, desc)
             await ctx.tick().repeat(reset_after_cycles)
-            for port in ports:
-                port.hold_reset(True)
-            ctx.set(cd.rst, 1)
-            await ctx.delay(2e-8)
-            ctx.set(cd.rst, 0)
-            await ctx.tick()
-            for port in ports:
-                port.hold_reset(False)
-        await submit()
-        for _ in range(max_cycles):
-            _, _, done = await ctx.tick().sample(dut.done)
-            if done:
-                break
-        else:
+            await host.reset(ctx, ports)
+        await host.submit(ctx, desc)
+        if not await host.wait_done(ctx, max_cycles):
             raise SimulationError(f"chip GEMM {desc['m']}x{desc['n']}x{desc['k']} x{desc['count']} did not finish "
                                   f"in {max_cycles} cycles (seed {seed})")
-        state["counters"] = {c: ctx.get(getattr(dut, c)) for c in CHIP_COUNTERS}
-        state["busy"] = [ctx.get(getattr(dut, f"busy{c}")) for c in range(chip.cores)]
-        state["status"] = ctx.get(dut.status)
-        state["done"] = True
+        seen["counters"] = {c: ctx.get(getattr(dut, c)) for c in CHIP_COUNTERS}
+        seen["busy"] = [ctx.get(getattr(dut, f"busy{c}")) for c in range(chip.cores)]
+        seen["status"] = ctx.get(dut.status)
+        done = True
 
     sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(host)
+    sim.add_clock(PERIOD)
+    sim.add_testbench(bench)
     for ch, port in enumerate(ports):
-        sim.add_testbench(port.process(getattr(dut, f"mem{ch}"), chip.dma_beat_bytes, lambda: state["done"]),
+        sim.add_testbench(port.process(getattr(dut, f"mem{ch}"), chip.dma_beat_bytes, lambda: done),
                           background=True)
     if vcd is None:
         sim.run()
     else:
         with sim.write_vcd(str(vcd)):
             sim.run()
-    cfg = chip.core
-    ab = cfg.acc_bytes
-    M, N = desc["m"], desc["n"]
-    cs = [mem.load(desc["c_addr"] + p * desc["c_step"], M, N, row_stride=desc["ldc"], elem_bytes=ab,
-                   signed=cfg.acc_signed) for p in range(len(products))]
-    return ChipRun(cs, [golden_matmul(a, b, cfg, k_block=blocking.kb) for a, b in products], state["counters"], state["busy"],
-                   state["status"], list(mem.violations))
+    return DescriptorResult([load_c(chip.core, mem, desc, step=p) for p in range(len(products))],
+                            seen["counters"], seen["busy"], seen["status"], list(mem.violations))
 
 
 def fit_blocking(chip, M: int, N: int, K: int, count: int, *, mb: int, nb: int, kb: int, gp: int = 1, gm: int = 1,
@@ -149,8 +150,6 @@ def fit_blocking(chip, M: int, N: int, K: int, count: int, *, mb: int, nb: int, 
     """The blocking with these block sizes and grid (per-core groups as even as they go;
     fewer K-groups if the K-block has too little for them), its blocks shrunk (K first,
     then the larger of M and N) until they fit a slice."""
-    from ..blocking import blocking_status
-
     mb, nb, kb = min(mb, M), min(nb, N), min(kb, K)
     while True:
         while gk > 1 and -(-kb // gk) * (gk - 1) >= kb:

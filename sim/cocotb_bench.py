@@ -105,7 +105,7 @@ class ArrayTestbench:
         self.dut.rst.value = 0
 
     async def start(self) -> None:
-        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
+        Clock(self.dut.clk, CLOCK_NS, unit="ns").start()  # cocotb 2: starts its own task
         await self.reset()
 
     async def reset_midway(self) -> None:
@@ -140,7 +140,7 @@ class ArrayTestbench:
     def check(self) -> list[str]:
         errors = []
         for i, p in enumerate(self.products):
-            beats = self.recorder.result.beats[i]
+            beats = self.recorder.beats[i]
             got = None
             if len(beats) == self.protocol.result_beats(p):
                 got = self.protocol.assemble(p, [self.protocol.decode_result(b)[0] for b in beats])
@@ -156,8 +156,7 @@ async def run_plan(dut):
     await tb.start()
     await tb.reset_midway()
     await tb.run()
-    tb.recorder.result.simulator = cocotb.SIM_NAME
-    Path(os.environ["SYSTOLAB_RESULT"]).write_text(tb.recorder.result.to_json())
+    Path(os.environ["SYSTOLAB_RESULT"]).write_text(tb.recorder.result(cocotb.SIM_NAME).to_json())
     errors = tb.check()
     for e in errors[:20]:
         tb.log.error(e)

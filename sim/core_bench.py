@@ -3,27 +3,33 @@ golden model."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
+from ..checks import check_int, check_real, check_seed, is_int
 from ..config import AcceleratorConfig
 from ..errors import SimulationError, UserError
 from ..hdl.accelerator import COUNTERS, AcceleratorCore
+from .amaranth_host import PERIOD, hosted
+from .core_plan import CorePlan, CoreResult, MemoryParams
 from .golden import golden_matmul
+from .memory import ExternalMemory
 
 sys.set_int_max_str_digits(0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class CoreRun:
+    """One GEMM's outcome on the core, beside the golden model's C."""
+
     c: np.ndarray
     expected: np.ndarray
-    counters: dict
-    violations: list
+    counters: dict[str, int]
+    violations: list[str]
     pes: int          # rows x cols of the array, for utilisation
 
     @property
@@ -52,13 +58,12 @@ def core_shapes(config: AcceleratorConfig, *, count: int, seed: int, corners: bo
 
 
 def layout_products(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.ndarray]], *,
-                    latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0, seed: int = 0):
+                    latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0, seed: int = 0
+                    ) -> tuple[ExternalMemory, list[dict[str, int]]]:
     """A memory holding the products (A row-major, B column-major, at odd strides so that
-    nothing relies on alignment), writes allowed only in C, and one descriptor per product."""
-    from .memory import ExternalMemory
-
-    eb = config.input_dtype.bytes
-    ab = (config.acc_bits + 7) // 8
+    nothing relies on alignment), writes allowed only in C, and one descriptor per product
+    (its fields; addresses and strides in bytes)."""
+    eb, ab = config.input_bytes, config.acc_bytes
     layout, addr = [], 64
     for a, b in products:
         (M, K), N = a.shape, b.shape[1]
@@ -76,12 +81,25 @@ def layout_products(config: AcceleratorConfig, products: list[tuple[np.ndarray, 
     return mem, layout
 
 
-def check_products(config: AcceleratorConfig, products) -> list[tuple[np.ndarray, np.ndarray]]:
+def load_c(config: AcceleratorConfig, mem: ExternalMemory, desc: dict[str, int], *, step: int = 0
+           ) -> list[list[int]]:
+    """C of the descriptor ``desc`` out of ``mem`` (its product ``step`` for a chip's
+    descriptor of several products) as row-major lists."""
+    return mem.load(desc["c_addr"] + step * desc.get("c_step", 0), desc["m"], desc["n"], row_stride=desc["ldc"],
+                    elem_bytes=config.acc_bytes, signed=config.acc_signed).tolist()
+
+
+def memory_of(plan: CorePlan, config: AcceleratorConfig) -> tuple[ExternalMemory, list[dict[str, int]]]:
+    """The memory and descriptors of ``plan`` (:func:`layout_products`)."""
+    m = plan.memory
+    return layout_products(config, plan.product_arrays(), latency=m.latency, bytes_per_cycle=m.bytes_per_cycle,
+                           stall_prob=m.stall_prob, seed=m.seed)
+
+
+def check_products(config: AcceleratorConfig, products: Iterable) -> list[tuple[np.ndarray, np.ndarray]]:
     """``products`` as a list of (A, B) integer matrices that fit the core: 2-D, A's
     columns = B's rows, 1..65535 in every dimension (the descriptor's 16-bit fields),
     values in the input format's range."""
-    from ..checks import is_int
-
     if isinstance(products, (str, bytes)) or not hasattr(products, "__iter__"):
         raise TypeError(f"products must be a list of (A, B) pairs, not {type(products).__name__}")
     out = []
@@ -114,8 +132,6 @@ def check_products(config: AcceleratorConfig, products) -> list[tuple[np.ndarray
 
 def check_memory(*, latency: int, bytes_per_cycle: float, stall_prob: float, seed: int) -> None:
     """The external memory's parameters, each named when wrong."""
-    from ..checks import check_int, check_real, check_seed
-
     check_int("latency", latency, lo=1, hi=100_000)
     check_real("bytes_per_cycle", bytes_per_cycle, lo=0.0, lo_open=True, hi=1024.0)
     check_real("stall_prob", stall_prob, lo=0.0, hi=1.0, hi_open=True)
@@ -144,58 +160,51 @@ def run_gemms(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.nda
         raise TypeError(f"config must be an AcceleratorConfig, not {type(config).__name__}")
     check_memory(latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob, seed=seed)
     products = check_products(config, products)
-    mem, layout = layout_products(config, products, latency=latency, bytes_per_cycle=bytes_per_cycle,
-                                  stall_prob=stall_prob, seed=seed)
-    ab = (config.acc_bits + 7) // 8
+    plan = CorePlan.build(config, products, memory=MemoryParams(latency, bytes_per_cycle, stall_prob, seed),
+                          max_cycles=max_cycles)
+    result = run_core_plan_amaranth(plan, reset_after_cycles=reset_after_cycles, vcd=vcd)
+    return [CoreRun(c, golden_matmul(a, b, config), counters, list(result.violations), config.rows * config.cols)
+            for (a, b), c, counters in zip(products, result.c_arrays(), result.counters)]
+
+
+def run_core_plan_amaranth(plan: CorePlan, *, reset_after_cycles: int | None = None, vcd: str | Path | None = None
+                  ) -> CoreResult:
+    """``plan`` in Amaranth's simulator (unchecked: see :func:`run_gemms`); with
+    ``reset_after_cycles`` the first GEMM is abandoned by a reset that many cycles in,
+    with ``vcd`` the waveform is written to that file."""
+    config = plan.accelerator
+    mem, layout = memory_of(plan, config)
     dut = AcceleratorCore(config)
-    m = Module()
-    m.domains.sync = cd = ClockDomain("sync")
-    m.submodules.dut = dut
-    state = {"done": False, "counters": []}
+    m, host = hosted(dut)
+    done = False
+    counters: list[dict[str, int]] = []
 
-    async def submit(ctx, d):
-        ctx.set(dut.cmd.payload, d)
-        ctx.set(dut.cmd.valid, 1)
-        await ctx.tick().until(dut.cmd.ready)
-        ctx.set(dut.cmd.valid, 0)
-
-    async def host(ctx):
+    async def bench(ctx):
+        nonlocal done
         if reset_after_cycles is not None:
-            await submit(ctx, layout[0])
+            await host.submit(ctx, layout[0])
             await ctx.tick().repeat(reset_after_cycles)
-            mem.hold_reset(True)
-            ctx.set(cd.rst, 1)
-            await ctx.delay(2e-8)  # ticking a domain held in reset raises DomainReset
-            ctx.set(cd.rst, 0)
-            await ctx.tick()
-            mem.hold_reset(False)
+            await host.reset(ctx, [mem])
         for d in layout:
-            await submit(ctx, d)
-            for _ in range(max_cycles):
-                _, _, done = await ctx.tick().sample(dut.done)
-                if done:
-                    break
-            else:
-                raise SimulationError(f"GEMM {d['m']}x{d['n']}x{d['k']} did not finish in {max_cycles} cycles "
-                                      f"(seed {seed})")
-            state["counters"].append({c: ctx.get(getattr(dut, c)) for c in COUNTERS})
-        state["done"] = True
+            await host.submit(ctx, d)
+            if not await host.wait_done(ctx, plan.max_cycles):
+                raise SimulationError(f"GEMM {d['m']}x{d['n']}x{d['k']} did not finish in {plan.max_cycles} cycles "
+                                      f"(seed {plan.memory.seed})")
+            counters.append({c: ctx.get(getattr(dut, c)) for c in COUNTERS})
+        done = True
 
     sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(host)
-    sim.add_testbench(mem.process(dut.mem, config.beat_bytes, lambda: state["done"]), background=True)
+    sim.add_clock(PERIOD)
+    sim.add_testbench(bench)
+    sim.add_testbench(mem.process(dut.mem, config.beat_bytes, lambda: done), background=True)
     if vcd is None:
         sim.run()
     else:
         Path(vcd).parent.mkdir(parents=True, exist_ok=True)
         with sim.write_vcd(str(vcd)):
             sim.run()
-    runs = []
-    for (a, b), d, counters in zip(products, layout, state["counters"]):
-        c = mem.load(d["c_addr"], d["m"], d["n"], row_stride=d["ldc"], elem_bytes=ab, signed=config.acc_signed)
-        runs.append(CoreRun(c, golden_matmul(a, b, config), counters, list(mem.violations), config.rows * config.cols))
-    return runs
+    return CoreResult([load_c(config, mem, d) for d in layout], counters, list(mem.violations), "amaranth",
+                      None if vcd is None else str(vcd))
 
 
 def run_gemm(config: AcceleratorConfig, a: np.ndarray, b: np.ndarray, **kwargs) -> CoreRun:

@@ -109,7 +109,7 @@ def _float_matmul(A: np.ndarray, B: np.ndarray, config: AcceleratorConfig, C0: n
     return total
 
 
-def show_value(value: object, config: AcceleratorConfig) -> str:
+def show_value(value: int | np.integer | None, config: AcceleratorConfig) -> str:
     """An accumulator value as a message shows it: integers as they are, fp32 bit patterns
     in hex with the number they encode."""
     if value is None or not config.is_float:

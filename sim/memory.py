@@ -89,7 +89,8 @@ class ExternalMemory:
         self._W = beat_bytes
         self._reads: deque = deque()      # [ready_cycle, addr, beats_left]
         self._writes: deque = deque()     # [addr, beats_left]
-        self._credit, self._cycle, self._beat = 0.0, 0, None
+        self._credit, self._cycle = 0.0, 0
+        self._beat: bytes | None = None   # the read-data beat on offer
         self._reset = False
 
     def drive(self) -> dict:

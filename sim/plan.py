@@ -5,18 +5,23 @@ seeded stall pattern and return a :class:`RunResult`.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..config import AcceleratorConfig
+from .messages import Message
 from .protocol import ArrayProtocol
 from .stimulus import Product
 
 
-@dataclass
-class StreamPlan:
+def int_array(x: list | None) -> np.ndarray | None:
+    """``x`` as an int64 array; None stays None."""
+    return None if x is None else np.array(x, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class StreamPlan(Message):
     """Beats of one product."""
 
     weights: list[int]
@@ -24,8 +29,8 @@ class StreamPlan:
     results: int
 
 
-@dataclass
-class Plan:
+@dataclass(frozen=True)
+class Plan(Message):
     """Everything a testbench needs; serialisable to JSON for the cocotb process."""
 
     config: dict
@@ -54,18 +59,8 @@ class Plan:
 
     def product_list(self) -> list[Product]:
         """The products this plan drives (rebuilt from :attr:`matrices`)."""
-        arr = lambda x: None if x is None else np.array(x, dtype=np.int64)  # noqa: E731
-        return [Product(d["label"], arr(d["a"]), arr(d["b"]), arr(d["init"])) for d in self.matrices]
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> Plan:
-        d = json.loads(text)
-        d["products"] = [StreamPlan(**p) for p in d["products"]]
-        d["junk"] = StreamPlan(**d["junk"]) if d["junk"] else None
-        return cls(**d)
+        return [Product(d["label"], np.array(d["a"], dtype=np.int64), np.array(d["b"], dtype=np.int64),
+                        int_array(d["init"])) for d in self.matrices]
 
     def stall_rngs(self) -> dict[str, np.random.Generator]:
         """One independent generator per stream, derived from the seed."""
@@ -73,8 +68,8 @@ class Plan:
         return {name: np.random.default_rng(s) for name, s in zip(("weights", "operands", "results"), seqs)}
 
 
-@dataclass
-class RunResult:
+@dataclass(frozen=True)
+class RunResult(Message):
     """Raw results of a run: packed result beats per product and cycle stamps."""
 
     beats: list[list[int]] = field(default_factory=list)
@@ -87,13 +82,6 @@ class RunResult:
         """Cycles per product, first input beat to last result beat inclusive."""
         return [last - first + 1 for first, last in zip(self.first_cycle, self.last_cycle)]
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> RunResult:
-        return cls(**json.loads(text))
-
 
 class Recorder:
     """Bookkeeping shared by both testbenches: which product a beat belongs to, and when."""
@@ -101,26 +89,31 @@ class Recorder:
     def __init__(self, plan: Plan):
         self.plan = plan
         n = len(plan.products)
-        self.result = RunResult(beats=[[] for _ in range(n)], first_cycle=[-1] * n, last_cycle=[-1] * n)
+        self.beats: list[list[int]] = [[] for _ in range(n)]
+        self.first_cycle, self.last_cycle = [-1] * n, [-1] * n
         self._result_index = 0
 
+    def result(self, simulator: str) -> RunResult:
+        """What was recorded, from ``simulator``."""
+        return RunResult(self.beats, self.first_cycle, self.last_cycle, simulator)
+
     def input_accepted(self, product: int, cycle: int) -> None:
-        fc = self.result.first_cycle
+        fc = self.first_cycle
         if fc[product] < 0 or cycle < fc[product]:
             fc[product] = cycle
 
     def result_accepted(self, bits: int, cycle: int) -> None:
         plans = self.plan.products
-        while self._result_index < len(plans) and len(self.result.beats[self._result_index]) >= plans[self._result_index].results:
+        while self._result_index < len(plans) and len(self.beats[self._result_index]) >= plans[self._result_index].results:
             self._result_index += 1
         if self._result_index >= len(plans):
             raise RuntimeError(f"unexpected extra result beat in cycle {cycle}")
-        self.result.beats[self._result_index].append(bits)
-        self.result.last_cycle[self._result_index] = cycle
+        self.beats[self._result_index].append(bits)
+        self.last_cycle[self._result_index] = cycle
 
     @property
     def done(self) -> bool:
-        return all(len(b) >= p.results for b, p in zip(self.result.beats, self.plan.products))
+        return all(len(b) >= p.results for b, p in zip(self.beats, self.plan.products))
 
     @property
     def expected_results(self) -> int:

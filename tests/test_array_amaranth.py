@@ -117,3 +117,38 @@ def test_long_random_campaign_amaranth(dataflow):
         report = verify_products(cfg, campaign(cfg, count=40, seed=seed), seed=seed,
                                  simulator="amaranth", stall_prob=0.4)
         assert report.passed, "\n".join(report.messages)
+
+
+def test_every_bench_plan_and_result_round_trips_through_json():
+    """The array's, the core's and the chip's plans and results travel to and from the
+    cocotb process as JSON: each comes back equal, nested messages rebuilt."""
+    from systolab import get_chip
+    from systolab.blocking import Blocking
+    from systolab.sim.chip_plan import ChipParams, ChipPlan, ChipResult, DescriptorResult
+    from systolab.sim.core_plan import CorePlan, CoreResult, MemoryParams
+    from systolab.sim.plan import RunResult
+
+    cfg = AcceleratorConfig(rows=3, cols=2, dataflow="ws")
+    rng = np.random.default_rng(0)
+    products = [random_product(rng, cfg, "p", m=2, n=2, k=3)]
+    junk = random_product(rng, cfg, "junk", m=1, n=2, k=2)
+    gemm = (np.arange(6).reshape(2, 3), np.arange(12).reshape(3, 4))
+    chip = get_chip("sl-tiny")
+    messages = [
+        Plan.build(cfg, products, seed=3, stall_prob=0.25, reset_after_beats=1, junk=junk),
+        RunResult([[1, 2]], [4], [9], "amaranth"),
+        CorePlan.build(cfg, [gemm], memory=MemoryParams(20, 4.5, 0.1, 7), max_cycles=1000),
+        CoreResult([[[1, -2]]], [{"cycles": 9}], ["write to 0x40 outside C"], "verilator", "w.vcd"),
+        ChipPlan.build(chip, [([gemm], Blocking(2, 4, 3, 2, 4))], stall_prob=0.2, seed=5),
+        ChipResult([DescriptorResult([[[3]]], {"cycles": 5}, [4, 0], 0, [])], "icarus"),
+    ]
+    for m in messages:
+        back = type(m).from_json(m.to_json())
+        assert back == m and back.to_json() == m.to_json(), type(m).__name__
+    plan = messages[4]
+    assert isinstance(plan, ChipPlan) and isinstance(plan.chip, ChipParams) and plan.chip.core == chip.core
+    assert all(getattr(plan.chip, f) == getattr(chip, f) for f in ("cores", "dma_channels", "dma_beat_bytes",
+                                                                     "dram_latency_cycles", "channel_bytes_per_cycle"))
+    back = Plan.from_json(messages[0].to_json())
+    assert back.junk is not None and back.products[0].results == messages[0].products[0].results
+    assert all(np.array_equal(p.a, q.a) for p, q in zip(back.product_list(), products))

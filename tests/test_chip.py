@@ -30,9 +30,9 @@ SMALL = get_chip("sl-small")
 def _exact(chip, cases, outs):
     """Every case bit-exact and every counter equal to the model's."""
     for (M, N, K, p, blk), out in zip(cases, outs):
-        assert out["status"] == 0 and not out["violations"], (M, N, K, p, blk)
+        assert out.status == 0 and not out.violations, (M, N, K, p, blk)
         model = chip_gemm_perf(chip, M, N, K, blk, count=p).counters()
-        got = dict(out["counters"], busy=out["busy"])
+        got = dict(out.counters, busy=out.busy)
         assert got == model, (M, N, K, p, str(blk))
 
 
@@ -130,14 +130,17 @@ def test_lower_bound_is_hong_kung_for_large_products():
 
 def test_chip_scale_targets_of_the_default_chip():
     # issue 11's targets at chip scale, in the model: prefill compute-bound, decode at the HBM's rate
+    from systolab.models.report.evaluate import evaluate_chip
+    from systolab.models.silicon.area import chip_area
+    from systolab.models.silicon.energy import chip_power
     from systolab.models.workloads.catalog import get_workload
 
     chip = get_chip()
-    area, power = chip.area()["die_mm2"], chip.power_W()["tdp_W"]
+    area, power = chip_area(chip).die_mm2, chip_power(chip).tdp_W
     old = get_chip("sl-n4-os64")
-    assert area <= old.area()["die_mm2"] and power <= old.power_W()["tdp_W"]
-    prefill = chip.evaluate(get_workload("llama3-8b-prefill", dtype="int8", seq_len=2048))
-    decode = chip.evaluate(get_workload("llama3-8b-decode", dtype="int8", batch=1))
+    assert area <= chip_area(old).die_mm2 and power <= chip_power(old).tdp_W
+    prefill = evaluate_chip(chip, get_workload("llama3-8b-prefill", dtype="int8", seq_len=2048))
+    decode = evaluate_chip(chip, get_workload("llama3-8b-decode", dtype="int8", batch=1))
     assert prefill.utilization >= 0.70 and prefill.bound == "compute"
     assert decode.dram_bandwidth_utilization >= 0.85 and decode.bound == "memory"
 
@@ -156,7 +159,7 @@ def test_tiny_chip_on_verilator_equals_the_model_and_the_golden_model(tiny_cases
     runs = [(random_products(TINY, M, N, K, p, rng), blk) for M, N, K, p, blk in tiny_cases]
     outs = run_chip_hdl(TINY, runs, "verilator")
     for (products, _), out in zip(runs, outs):
-        for (a, b), c in zip(products, out["c"]):
+        for (a, b), c in zip(products, out.c):
             assert np.array_equal(np.array(c, dtype=object), golden_matmul(a, b, TINY.core).astype(object))
     _exact(TINY, tiny_cases, outs)
     kinds = {(blk.gk > 1, blk.gp > 1, -(-M // blk.mb) > 1, -(-N // blk.nb) > 1, -(-K // blk.kb) > 1)

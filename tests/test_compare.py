@@ -8,8 +8,10 @@ import pytest
 
 from systolab.cli import main
 from systolab.errors import UserError
-from systolab.models.chip.config import fit_cores, get_chip, largest_outside, load_chips, match_gpu
+from systolab.models.chip.config import load_chips
+from systolab.models.report.chip import get_chip
 from systolab.models.report.compare import DEFAULT_GPUS, compare
+from systolab.models.report.sizing import fit_cores, largest_outside, match_gpu
 from systolab.models.specs import SpecError
 from systolab.models.workloads.catalog import get_workload
 
@@ -23,8 +25,8 @@ def test_default_chip_is_consistent():
     # the vector unit: one lane per array column unless set; its area and power scale with its lanes
     assert chip.lanes == chip.cores * chip.core.cols and a["vector_mm2"] > 0
     half = chip.derive(vector_lanes=chip.lanes // 2)
-    assert half.area()["vector_mm2"] == pytest.approx(a["vector_mm2"] / 2)
-    assert half.power_W()["vector_W"] == pytest.approx(s["power"]["vector_W"] / 2)
+    assert half.area().vector_mm2 == pytest.approx(a["vector_mm2"] / 2)
+    assert half.power_W().vector_W == pytest.approx(s["power"]["vector_W"] / 2)
     assert s["tdp_W"] == pytest.approx(s["power"]["logic_W"] + s["power"]["dram_W"] + s["power"]["vector_W"])
     assert a["cores_mm2"] == pytest.approx(chip.cores * (a["core_array_mm2"] + a["core_sram_mm2"]))
     assert s["peak_tops"] == pytest.approx(2 * chip.core.rows * chip.core.cols * chip.cores * chip.clock_mhz * 1e6 / 1e12)
@@ -33,12 +35,35 @@ def test_default_chip_is_consistent():
     assert s["tdp_W"] > s["power"]["dram_W"] > 0
 
 
+def test_chip_views_are_typed_results_of_their_layers():
+    """A ChipConfig is configuration only; its area, power, cost and export class come from
+    the functions of their layers, and the Chip facade (what get_chip returns) delegates to them."""
+    from systolab.models.chip.config import ChipConfig
+    from systolab.models.chip.config import get_chip as get_config
+    from systolab.models.cost.pricing import chip_unit_cost
+    from systolab.models.legal.export_control import classify_chip
+    from systolab.models.report.chip import Chip, chip_summary
+    from systolab.models.silicon.area import chip_area
+    from systolab.models.silicon.energy import chip_power
+
+    config, chip = get_config(), get_chip()
+    assert type(config) is ChipConfig and not hasattr(config, "area") and isinstance(chip, Chip)
+    assert type(chip.derive(cores=10)) is Chip and type(chip.with_cores(3)) is Chip
+    assert type(config.derive(cores=10)) is ChipConfig
+    s = chip_summary(config)
+    assert s == chip.summary()
+    assert chip_area(config).to_dict() == s["area"] == chip.area().to_dict()
+    assert chip_power(config).to_dict() == s["power"] and chip_unit_cost(config).to_dict() == s["cost"]
+    assert classify_chip(config).eccn == s["eccn"] == chip.export_class().eccn
+    assert chip_area(config).die_mm2 == s["die_mm2"] and chip_power(config).tdp_W == s["tdp_W"]
+
+
 def test_sizing_helpers():
     chip = get_chip()
     big = fit_cores(chip, die_mm2=814)
-    assert big.area()["die_mm2"] <= 814 < big.with_cores(big.cores + 1).area()["die_mm2"]
+    assert big.area().die_mm2 <= 814 < big.with_cores(big.cores + 1).area().die_mm2
     both = fit_cores(chip, die_mm2=814, power_W=300)
-    assert both.power_W()["tdp_W"] <= 300 and both.cores <= big.cores
+    assert both.power_W().tdp_W <= 300 and both.cores <= big.cores
     iso = match_gpu(chip, "h100-sxm", by="area")
     assert iso.cores == big.cores
     free = largest_outside(chip)
@@ -108,22 +133,31 @@ def test_compare_rows_cover_every_device_and_workload():
     chip = get_chip()
     result = compare(chip, workloads=("llama3-8b-decode", "dlrm"), gpus=("h100-sxm", "h20"),
                      iso=("area", "power", "price"), progress=lambda m: None)
-    assert len(result["rows"]) == 2 * 3
+    assert len(result.rows) == 2 * 3
+    d = result.to_dict()
+    assert d["rows"] == list(result.rows) and d["chip"] == chip.summary() and d["serving"]["rows"]
+    assert [x["id"] for x in d["devices"]] == [chip.name, "h100-sxm", "h20"]
+    frame = result.to_frame()
+    assert len(frame) == 6 and "gemms" not in frame.columns
+    # the same keys whatever the workload's unit: units_per_second beside unit
+    assert all(r["units_per_second"] == r["throughput"] and not any(k.endswith("s_per_second") and k != "units_per_second"
+                                                                   for k in r) for r in result.rows)
+    assert {r["unit"] for r in result.rows} == {"token", "sample"}
     perf = chip.workload_perf(get_workload("dlrm", dtype="int8").gemms)
-    mine = next(r for r in result["rows"] if r["device"] == chip.name and r["workload"] == "dlrm")
+    mine = next(r for r in result.rows if r["device"] == chip.name and r["workload"] == "dlrm")
     assert mine["seconds"] == pytest.approx(perf.seconds)
-    for r in result["rows"]:
+    for r in result.rows:
         for key in ("seconds", "throughput", "utilization", "bound", "energy_J", "tops_per_mm2", "tops_per_W",
                     "usd_per_million_units", "eccn", "model"):
             assert key in r
         assert r["throughput"] > 0 and 0 < r["utilization"] <= 1
-    assert set(result["model_errors"]) >= {"custom_time", "custom_area", "gpu_time", "cost", "export"}
-    iso = [r for r in result["iso"] if "ratio" in r]
+    assert set(result.model_errors) >= {"custom_time", "custom_area", "gpu_time", "cost", "export"}
+    iso = [r for r in result.iso if "ratio" in r]
     assert {r["view"] for r in iso} == {"iso-area", "iso-power", "iso-price"}
     area = next(r for r in iso if r["view"] == "iso-area" and r["gpu"] == "h100-sxm")
     assert area["die_mm2"] <= 814 and area["ratio"] == pytest.approx(area["throughput"] / area["gpu_throughput"])
     assert all(r["die_mm2"] <= 858 for r in iso)          # never past the reticle limit
-    assert not compare(chip, workloads=("dlrm",), gpus=("h20",), progress=lambda m: None)["iso"]
+    assert not compare(chip, workloads=("dlrm",), gpus=("h20",), progress=lambda m: None).iso
     with pytest.raises(UserError, match="gpu"):
         compare(chip, gpus=("h100-sxm", "rtx-4090"), progress=lambda m: None)
 
@@ -182,7 +216,8 @@ def test_evaluations_render_and_convert():
         df = ev.to_frame()
         assert list(df["name"]) == [g.name for g in wl.gemms] and "seconds_s" in df.columns
         assert df["seconds_s"].sum() == pytest.approx(ev.seconds, rel=1e-6)
-        assert "<b>dlrm</b>" in ev._repr_html_() and ev.to_dict()["samples_per_second"] == ev.throughput
+        assert "<b>dlrm</b>" in ev._repr_html_() and ev.to_dict()["units_per_second"] == ev.throughput
+        assert ev.to_dict()["unit"] == "sample" and "samples_per_second" not in ev.to_dict()
     assert "ECCN" in chip._repr_html_() and "ECCN" in chip.export_class()._repr_html_()
     with pytest.raises(UserError, match="dtype: dlrm is bf16 but sl-n4-os32's cores compute int8"):
         chip.evaluate(sl.get_workload("dlrm", dtype="bf16"))

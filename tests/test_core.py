@@ -154,10 +154,10 @@ def test_core_verilog_under_cocotb_matches_amaranth_cycle_for_cycle(dataflow):
         if simulator_status()[sim] is not None:
             continue
         out = run_core_hdl(cfg, products, sim, **params)
-        assert out["violations"] == []
-        for c, ref in zip(out["c"], reference):
+        assert out.violations == []
+        for c, ref in zip(out.c, reference):
             assert np.array_equal(np.array(c, dtype=object), ref.expected.astype(object))
-        assert out["counters"] == [r.counters for r in reference], sim
+        assert out.counters == [r.counters for r in reference], sim
 
 
 @pytest.mark.slow
@@ -170,8 +170,8 @@ def test_256_cubed_on_16x16_keeps_the_array_busy():
     assert cfg.k_chunk == 256
     a, b = _operands(cfg, 256, 256, 256, seed=16)
     out = run_core_hdl(cfg, [(a, b)], "verilator", latency=20, bytes_per_cycle=32)
-    assert np.array_equal(np.array(out["c"][0], dtype=object), golden_matmul(a, b, cfg).astype(object))
-    c = out["counters"][0]
+    assert np.array_equal(np.array(out.c[0], dtype=object), golden_matmul(a, b, cfg).astype(object))
+    c = out.counters[0]
     assert c["macs"] / (256 * c["cycles"]) >= 0.95, c
     from systolab.models.core.perf import MemorySystem, core_perf
 

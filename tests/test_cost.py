@@ -88,3 +88,19 @@ def test_gpu_fleet_for_a_workload():
     assert rows["l4"]["units"] is None and "no public price" in rows["l4"]["note"]
     # per dollar the H20 fleet is far slower on compute-bound work than the H100 fleet
     assert rows["h20"]["runs_per_second"] < h100["runs_per_second"]
+
+
+def test_a_chips_unit_cost_is_its_part_plus_its_share_of_the_nre():
+    from systolab.models.chip.config import get_chip
+    from systolab.models.silicon.area import chip_area
+
+    chip = get_chip()
+    c = cost.chip_unit_cost(chip)
+    part = cost.unit_cost(die_area_mm2=chip_area(chip).die_mm2, node=chip.node, memory_GB=chip.dram.GB,
+                          memory_kind=chip.dram.kind)
+    nre = cost.nre_per_unit(chip.node, chip.volume_units)
+    assert c.usd == pytest.approx(part.usd + nre.usd) and (c.manufacturing_usd, c.nre_per_unit_usd) == (part.usd, nre.usd)
+    assert c.low_usd <= c.usd <= c.high_usd and c.breakdown == part.breakdown
+    assert c.to_dict() == {"usd": c.usd, "low_usd": c.low_usd, "high_usd": c.high_usd, "manufacturing_usd": part.usd,
+                           "nre_per_unit_usd": nre.usd, "breakdown": part.breakdown,
+                           "sources": list(part.sources + nre.sources)}

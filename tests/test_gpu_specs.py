@@ -54,3 +54,17 @@ def test_bad_spec_file_names_file_and_field(tmp_path, mutation, field):
     with pytest.raises(SpecError) as info:
         load_gpus(bad)
     assert str(bad) in str(info.value) and field in str(info.value)
+
+
+def test_a_resolved_spec_passes_through_and_serves_as_the_id():
+    """Objects are resolved once at the boundary and handed on: get_gpu and get_node return
+    a spec given a spec, and a serving device made from the spec equals one made from the id."""
+    from systolab.models.serving.model import get_device
+    from systolab.models.silicon.nodes import get_node
+
+    spec = get_gpu("h20")
+    assert get_gpu(spec) is spec
+    node = get_node("n4")
+    assert get_node(node) is node
+    by_spec, by_id = get_device(spec), get_device("h20")
+    assert (by_spec.id, by_spec.dtype, by_spec.spec) == (by_id.id, by_id.dtype, by_id.spec)

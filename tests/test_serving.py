@@ -244,17 +244,24 @@ def test_the_compare_report_cites_the_recorded_leave_one_out_error(tmp_path):
 
 
 def test_fleets_buy_whole_replicas_for_the_budget():
-    rows = fleet(["h100-sxm", "sl-n4-os32", "h800-sxm"], "llama3-70b", isl=1024, osl=256, concurrency=32,
-                 budget_usd=1e8)
-    h100, chip, h800 = rows
+    result = fleet(["h100-sxm", "sl-n4-os32", "h800-sxm"], "llama3-70b", isl=1024, osl=256, concurrency=32,
+                   budget_usd=1e8)
+    assert result.budget_usd == 1e8
+    h100, chip, h800 = result.rows
     # the budget buys whole replicas of tp devices
-    assert h100["replicas"] == math.floor(1e8 / (h100["unit_price_usd"] * h100["tp"]))
-    assert h100["units"] == h100["replicas"] * h100["tp"]
+    assert h100.unit_price_usd is not None and h100.tp is not None
+    assert h100.replicas == math.floor(1e8 / (h100.unit_price_usd * h100.tp))
+    assert h100.units == h100.replicas * h100.tp
     one = serve_auto("h100-sxm", "llama3-70b", isl=1024, osl=256, concurrency=32)
-    assert h100["tp"] == one.tp and h100["fleet_output_tokens_per_s"] == pytest.approx(
-        h100["replicas"] * one.output_tokens_per_s_group)
-    assert chip["kind"] == "custom" and chip["units"] > 0
-    assert h800["units"] is None and "no public price" in h800["note"]
+    assert h100.tp == one.tp and h100.fleet_output_tokens_per_s == pytest.approx(
+        h100.replicas * one.output_tokens_per_s_group)
+    assert chip.kind == "custom" and chip.units is not None and chip.units > 0
+    assert h800.units is None and h800.note is not None and "no public price" in h800.note
+    # the rows as `systolab fleet` writes them: a priced row has ranges, an unpriced one a note
+    assert result.to_dict()["rows"] == [r.to_dict() for r in result.rows]
+    assert h100.to_dict()["units_range"][0] <= h100.units <= h100.to_dict()["units_range"][1]
+    assert "note" not in h100.to_dict() and "units_range" not in h800.to_dict()
+    assert list(result.to_frame()["device"]) == ["h100-sxm", "sl-n4-os32", "h800-sxm"]
     with pytest.raises(UserError) as e:
         fleet(["h100-sxm"], "llama3-70b", isl=1, osl=1, batch=1, budget_usd=-1)
     assert e.value.parameter == "budget_usd"
@@ -262,8 +269,9 @@ def test_fleets_buy_whole_replicas_for_the_budget():
     with pytest.raises(UserError) as e:
         fleet(["h100-sxm"], "llama3-8b", isl=200_000, osl=1, batch=1)
     assert e.value.parameter == "isl"
-    a100 = fleet(["a100-sxm4-80gb"], "llama3-8b", isl=100, osl=10, batch=1, dtype="fp8_e4m3")[0]
-    assert "no fp8_e4m3 tensor rate" in a100["note"] and "units" not in a100
+    a100 = fleet(["a100-sxm4-80gb"], "llama3-8b", isl=100, osl=10, batch=1, dtype="fp8_e4m3").rows[0]
+    assert a100.note is not None and "no fp8_e4m3 tensor rate" in a100.note and a100.units is None
+    assert a100.to_dict() == {"device": "a100-sxm4-80gb", "note": a100.note}
 
 
 def test_serve_command_json_contract(capsys):

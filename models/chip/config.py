@@ -1,10 +1,15 @@
-"""A custom chip: N identical systolab cores, SRAM, DRAM/HBM, NoC and I/O at a node.
+"""A custom chip's configuration: N identical systolab cores, SRAM, DRAM/HBM, NoC and I/O at a node.
 
-Described in ``data/chips.yaml`` (or any YAML with the same schema) and validated on load;
-from it follow peak rates, die area, power, cost and export class, each from the model that
-owns it: area from :mod:`.area` (fitted to Yosys synthesis) and :meth:`Node.sram_mm2`,
-power and energy from :mod:`.energy`, cost from :mod:`.cost`, time from :mod:`.perf`
-(the cycle model of the core's RTL), export class from :mod:`.export_control`.
+Described in ``data/chips.yaml`` (or any YAML with the same schema) and validated on load.
+:class:`ChipConfig` holds the configuration and what follows from it alone (slice sizes,
+DRAM bytes per cycle, peak rates, the clock). What the models make of it lives in their
+layers and takes a :class:`ChipConfig`: die area (:func:`systolab.models.silicon.area.chip_area`),
+design power (:func:`systolab.models.silicon.energy.chip_power`), unit cost
+(:func:`systolab.models.cost.pricing.chip_unit_cost`), export class
+(:func:`systolab.models.legal.export_control.classify_chip`), time
+(:mod:`systolab.models.chip.workload`) and the evaluation of a workload; the facade
+:class:`systolab.models.report.chip.Chip` (what :func:`systolab.get_chip` returns) puts
+them back together as methods.
 
 What the chip model leaves out (stated wherever a number depends on it): the controller
 and FIFO logic of each core and the chip's DMA and routing (the area model covers the
@@ -17,17 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from ...checks import check_choice, check_int, check_positive, check_real
+from ...checks import check_choice, check_int, check_real
 from ...config import AcceleratorConfig, hash_once, state_without_hash
 from ...errors import ConfigError, UserError
+from ..silicon.nodes import load_nodes
 from ..specs import DATA_DIR, SpecError, load_yaml
+from .perf import beat_spacing
 
 CHIPS_FILE = DATA_DIR / "chips.yaml"
 DRAM_KINDS = ("HBM", "DDR")
@@ -52,7 +58,7 @@ class DramConfig:
         _field(self, "kind", lambda v: check_choice("kind", v, DRAM_KINDS))
         _field(self, "stacks", lambda v: check_int("stacks", v, hi=64))
         for name, hi in (("GB_per_stack", 1e5), ("GBps_per_stack", 1e6), ("latency_ns", 1e6)):
-            _field(self, name, lambda v, n=name, h=hi: check_real(n, v, lo=0.0, lo_open=True, hi=h))
+            _field(self, name, partial(_positive_real, name, hi=hi))
         _field(self, "phy_mm2_per_stack", lambda v: check_real("phy_mm2_per_stack", v, lo=0.0, hi=1e4))
 
     @property
@@ -67,7 +73,11 @@ class DramConfig:
         return asdict(self)
 
 
-def _field(obj: Any, name: str, check) -> None:
+def _positive_real(name: str, value: Any, *, hi: float) -> float:
+    return check_real(name, value, lo=0.0, lo_open=True, hi=hi)
+
+
+def _field(obj: Any, name: str, check: Callable[[Any], Any]) -> None:
     """Set ``obj.name`` (frozen dataclass) to ``check(value)``; a :class:`UserError` from
     the check becomes a :class:`ConfigError` naming the field."""
     try:
@@ -153,8 +163,6 @@ class ChipConfig:
     __getstate__ = state_without_hash
 
     def __post_init__(self) -> None:
-        from ..silicon.nodes import load_nodes
-
         if not isinstance(self.name, str) or not self.name.strip():
             raise ConfigError("name", f"must be a non-empty string, not {self.name!r}")
         if not isinstance(self.description, str):
@@ -179,7 +187,8 @@ class ChipConfig:
         if self.dma_beat_bytes is None:
             object.__setattr__(self, "dma_beat_bytes", W)
         _field(self, "dma_beat_bytes", lambda v: check_int("dma_beat_bytes", v, lo=W, hi=1 << 16))
-        if self.dma_beat_bytes & (self.dma_beat_bytes - 1) or self.dma_beat_bytes % W:
+        beat = self.dma_beat
+        if beat & (beat - 1) or beat % W:
             raise ConfigError("dma_beat_bytes", f"must be a power of two and a multiple of the core's beat ({W} "
                                                 f"bytes), not {self.dma_beat_bytes}")
         _field(self, "sram_latency_cycles", lambda v: check_int("sram_latency_cycles", v, hi=64))
@@ -197,7 +206,7 @@ class ChipConfig:
                                            f"multiple of beat_bytes ({W}) so that every N-tile's results start on a beat")
 
     @classmethod
-    def from_dict(cls, name: str, data: Mapping[str, Any]) -> ChipConfig:
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> Self:
         """A chip from its YAML table; unknown or missing keys raise :class:`ConfigError`
         naming them (``dram.kind``, ``core.rows`` ...)."""
         if not isinstance(data, Mapping):
@@ -246,14 +255,17 @@ class ChipConfig:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
     # -- variants ----------------------------------------------------------------------------
-    def derive(self, *, name: str | None = None, **changes: Any) -> ChipConfig:
+    def derive(self, *, name: str | None = None, **changes: Any) -> Self:
         """A validated variant: core fields (``rows``, ``cols``, ``dataflow``, ``dtype``,
         buffers ...), chip fields (``cores``, ``clock_mhz``, ``node``, ``global_sram_mib`` ...)
         and DRAM fields (``dram_stacks``, ``dram_kind``, ``dram_GBps_per_stack`` ...).
-        Renamed ``<name>+<field>=<value>,...`` unless ``name`` is given. Warns
-        (:class:`ReticleWarning`) when the die exceeds the reticle limit."""
+        Renamed ``<name>+<field>=<value>,...`` unless ``name`` is given. Keeps the class
+        (a :class:`~systolab.models.report.chip.Chip`'s variant is a ``Chip``, which also
+        warns with :class:`ReticleWarning` when its die exceeds the reticle limit)."""
         core_keys = {f.name for f in fields(AcceleratorConfig)}
-        core, chip, dram = {}, {}, {}
+        core: dict[str, Any] = {}
+        chip: dict[str, Any] = {}
+        dram: dict[str, Any] = {}
         for key, value in changes.items():
             if key in core_keys:
                 core[key] = value
@@ -268,29 +280,21 @@ class ChipConfig:
         if not changes and name is None:
             return self
         auto = self.name + "+" + ",".join(f"{k}={changes[k]}" for k in sorted(changes)) if changes else self.name
-        out = replace(self, name=name if name is not None else auto,
-                      core=self.core.replace(**core) if core else self.core,
-                      dram=replace(self.dram, **dram) if dram else self.dram, **chip)
-        out.check_reticle(warn=True)
-        return out
+        return replace(self, name=name if name is not None else auto,
+                       core=self.core.replace(**core) if core else self.core,
+                       dram=replace(self.dram, **dram) if dram else self.dram, **chip)
 
-    def with_cores(self, cores: int) -> ChipConfig:
+    def with_cores(self, cores: int) -> Self:
         """The chip resized to ``cores`` cores, each keeping its slice of the global SRAM
         (so blockings that fit one chip fit the other)."""
         return replace(self, cores=cores, global_sram_mib=self.global_sram_mib * cores / self.cores)
 
-    def check_reticle(self, *, warn: bool = False) -> float:
-        """The die area (mm²); above the reticle limit, warn (``warn=True``) or raise."""
-        from ..silicon.nodes import reticle_limit_mm2
-
-        die, limit = self.area()["die_mm2"], reticle_limit_mm2()
-        if die > limit:
-            msg = (f"{self.name}: a {die:,.0f} mm² die exceeds the {limit:g} mm² reticle limit (one exposure "
-                   "field); it cannot be made as one die")
-            if not warn:
-                raise UserError(f"cores: {msg}", parameter="cores")
-            warnings.warn(msg, ReticleWarning, stacklevel=3)
-        return die
+    @property
+    def dma_beat(self) -> int:
+        """A DMA channel's DRAM beat, bytes: ``dma_beat_bytes``, which validation resolves
+        (None becomes the core's beat)."""
+        assert self.dma_beat_bytes is not None
+        return self.dma_beat_bytes
 
     # -- the global SRAM, one slice per core ---------------------------------------------
     @property
@@ -301,13 +305,13 @@ class ChipConfig:
     @property
     def operand_words(self) -> int:
         """Words (core beats) of a slice's operand memory, both buffers, in whole DMA beats."""
-        beat = self.dma_beat_bytes
+        beat = self.dma_beat
         return 2 * int(self.slice_bytes * (1 - self.acc_sram_fraction) / 2 // beat) * (beat // self.core.beat_bytes)
 
     @property
     def acc_words(self) -> int:
         """Words (core beats) of a slice's accumulator memory, both buffers, in whole DMA beats."""
-        beat = self.dma_beat_bytes
+        beat = self.dma_beat
         return 2 * int(self.slice_bytes * self.acc_sram_fraction / 2 // beat) * (beat // self.core.beat_bytes)
 
     @property
@@ -336,10 +340,8 @@ class ChipConfig:
         """What the DMA can move a cycle, all channels together: a channel moves whole beats,
         so a beat wider than the channel's share waits for the share to fill it (``hdl/dma.py``,
         ``sim/memory.py``), and a narrower one leaves the rest unused."""
-        from .perf import beat_spacing
-
-        spacing = beat_spacing(self.dma_beat_bytes, self.channel_bytes_per_cycle)
-        return self.dma_channels * min(self.dma_beat_bytes / spacing, self.channel_bytes_per_cycle)
+        spacing = beat_spacing(self.dma_beat, self.channel_bytes_per_cycle)
+        return self.dma_channels * min(self.dma_beat / spacing, self.channel_bytes_per_cycle)
 
     # -- peak rates ------------------------------------------------------------------------
     @property
@@ -351,113 +353,10 @@ class ChipConfig:
     def clock_hz(self) -> float:
         return self.clock_mhz * 1e6
 
-    # -- derived views (each from its model) -------------------------------------------------
-    def area(self) -> dict:
-        """Die area breakdown in mm²."""
-        from ..silicon.nodes import get_node
-
-        node = get_node(self.node)
-        array, core_sram = _core_area(self.core, self.node)
-        cores = self.cores * (array.mm2 + core_sram)
-        noc = cores * self.noc_overhead_fraction
-        glob = node.sram_mm2(self.global_sram_mib * 2**20 * 8)
-        phy = self.dram.stacks * self.dram.phy_mm2_per_stack
-        vector = node.logic_mm2(self.lanes * _vector_lane()["nand2_equivalent"])
-        total = cores + noc + glob + phy + self.io_area_mm2 + vector
-        return {"die_mm2": total, "core_array_mm2": array.mm2, "core_sram_mm2": core_sram, "cores_mm2": cores,
-                "noc_mm2": noc, "global_sram_mm2": glob, "dram_phy_mm2": phy, "io_mm2": self.io_area_mm2,
-                "vector_mm2": vector, "basis": list(array.assumptions) + [_vector_lane()["area_source"]]}
-
     @property
     def lanes(self) -> int:
         """Lanes of the vector unit: ``vector_lanes``, or one per array column of every core."""
         return self.vector_lanes or self.cores * self.core.cols
-
-    def vector_pJ_per_op(self) -> float:
-        """Energy of one element operation on the vector unit, pJ (at this node)."""
-        from ..silicon.nodes import get_node
-
-        v = _vector_lane()
-        return v["fma_pJ_45nm"] * v["overhead_factor"] * get_node(self.node).energy_scale_vs_45nm.value
-
-    def power_W(self) -> dict:
-        """Design power: all cores busy at the clock, plus DRAM at full bandwidth."""
-        from ..silicon.energy import chip_power_W, energy_data
-
-        logic = chip_power_W(self.core, cores=self.cores, node=self.node, clock_MHz=self.clock_mhz)
-        dram_pj = energy_data()["dram_pJ_per_byte"][self.dram.kind]["value"]
-        dram = self.dram.GBps * 1e9 * dram_pj * 1e-12
-        vector = self.lanes * self.clock_hz * self.vector_pJ_per_op() * 1e-12
-        return {"tdp_W": logic["total_W"] + dram + vector, "logic_W": logic["total_W"], "leakage_W": logic["leakage_W"],
-                "dram_W": dram, "vector_W": vector, "basis": logic["basis"]}
-
-    def unit_cost(self) -> dict:
-        from ..cost.pricing import nre_per_unit, unit_cost
-
-        die = self.area()["die_mm2"]
-        part = unit_cost(die_area_mm2=die, node=self.node, memory_GB=self.dram.GB, memory_kind=self.dram.kind)
-        nre = nre_per_unit(self.node, self.volume_units)
-        return {"usd": part.usd + nre.usd, "low_usd": part.low_usd + nre.low_usd, "high_usd": part.high_usd + nre.high_usd,
-                "manufacturing_usd": part.usd, "nre_per_unit_usd": nre.usd, "breakdown": part.breakdown,
-                "sources": list(part.sources + nre.sources)}
-
-    def export_class(self, rule_date: str | None = None):
-        from ..legal.export_control import classify_custom
-
-        return classify_custom(rows=self.core.rows, cols=self.core.cols, dtype=self.core.dtype,
-                               clock_mhz=self.clock_mhz, die_area_mm2=self.area()["die_mm2"], cores=self.cores,
-                               io_bidir_GBps=self.io_bidir_GBps, dram_bw_GBps=self.dram.GBps, rule_date=rule_date)
-
-    def evaluate(self, workload):
-        """``workload`` (a :class:`Workload` in the cores' dtype) on this chip: an
-        :class:`~systolab.models.report.evaluate.Evaluation` with throughput, seconds, J per unit,
-        average W, the chip-level bound and a per-GEMM table."""
-        from ..report.evaluate import evaluate_chip
-
-        return evaluate_chip(self, workload)
-
-    def energy(self, workload):
-        """Energy of one run of ``workload``, J (see :meth:`evaluate`)."""
-        return self.evaluate(workload).energy_J
-
-    def _repr_html_(self) -> str:
-        s = self.summary()
-        return (f"<b>{self.name}</b>: {self.cores} x {self.core.name} at {self.clock_mhz:g} MHz, {self.node}; "
-                f"{s['peak_tops']:,.0f} {self.core.dtype} TOPS, {s['die_mm2']:,.0f} mm², {s['tdp_W']:,.0f} W TDP, "
-                f"{self.dram.GBps:,.0f} GB/s {self.dram.kind}, ~${s['unit_cost_usd']:,.0f}, ECCN {s['eccn']}"
-                f"<br><i>{self.description}</i>")
-
-    def workload_perf(self, gemms):
-        """``gemms`` on this chip, each with the blocking the search picks, timed by the
-        chip's cycle model (see :func:`~systolab.models.chip.workload.chip_workload_perf`)."""
-        from .workload import chip_workload_perf
-
-        return chip_workload_perf(self, gemms)
-
-    def summary(self) -> dict:
-        a, p, c, e = self.area(), self.power_W(), self.unit_cost(), self.export_class()
-        return {"name": self.name, "description": self.description, "core": self.core.to_dict(), "cores": self.cores,
-                "clock_mhz": self.clock_mhz, "node": self.node, "peak_tops": self.peak_tops,
-                "dram_GBps": self.dram.GBps, "dram_GB": self.dram.GB, "die_mm2": a["die_mm2"],
-                "tdp_W": p["tdp_W"], "unit_cost_usd": c["usd"], "unit_cost_range_usd": [c["low_usd"], c["high_usd"]],
-                "eccn": e.eccn, "tpp": e.tpp, "performance_density": e.performance_density,
-                "area": a, "power": p, "cost": c}
-
-
-def _vector_lane() -> dict:
-    from ..silicon.energy import energy_data
-
-    return energy_data()["vector_lane"]
-
-
-@lru_cache(maxsize=256)
-def _core_area(core: AcceleratorConfig, node_name: str):
-    """(array area model, core SRAM mm²) of one core: the part of a chip's area that sizing
-    searches ask for again and again."""
-    from ..silicon.area import model_area
-    from ..silicon.nodes import get_node
-
-    return model_area(core, node=node_name), get_node(node_name).sram_mm2(core.buffer_kib * 1024 * 8)
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -502,7 +401,8 @@ def list_chips() -> list[str]:
 
 def get_chip(name_or_file: str | ChipConfig | None = None) -> ChipConfig:
     """A chip by name from ``data/chips.yaml`` (the default when None), or the default chip
-    of another chips YAML file."""
+    of another chips YAML file: its configuration (``systolab.get_chip`` returns it as a
+    :class:`~systolab.models.report.chip.Chip`, with the models' views as methods)."""
     if isinstance(name_or_file, ChipConfig):
         return name_or_file
     if name_or_file is not None and not isinstance(name_or_file, str):
@@ -517,82 +417,3 @@ def get_chip(name_or_file: str | ChipConfig | None = None) -> ChipConfig:
     if name not in chips:
         raise UserError(f"chip: {name!r} is not in {CHIPS_FILE.name} ({', '.join(chips)}) nor a .yaml file")
     return chips[name]
-
-
-# -- sizing ------------------------------------------------------------------------------------
-def _most_cores(chip: ChipConfig, fits) -> ChipConfig:
-    """The chip with the most cores for which ``fits(chip)`` holds (monotone: more cores
-    never fit better); a budget that fits no core at all is a :class:`UserError`."""
-    if not fits(chip.with_cores(1)):
-        raise UserError("budget: not even one core fits (the fixed parts alone: DRAM PHYs, I/O, global SRAM)")
-    lo, hi = 1, 2
-    while fits(chip.with_cores(hi)):
-        lo, hi = hi, hi * 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits(chip.with_cores(mid)) else (lo, mid)
-    return chip.with_cores(lo)
-
-
-def fit_cores(chip: ChipConfig, *, die_mm2: float | None = None, power_W: float | None = None,
-              reticle: bool = True) -> ChipConfig:
-    """The chip with the most cores that fits a die-area and/or power budget
-    ("what fits in 814 mm² at N4 under 700 W"), and (``reticle=True``) the reticle limit."""
-    from ..silicon.nodes import reticle_limit_mm2
-
-    if die_mm2 is None and power_W is None:
-        raise UserError("budget: give die_mm2, power_W or both")
-    die_mm2 = None if die_mm2 is None else check_positive("die_mm2", die_mm2)
-    power_W = None if power_W is None else check_positive("power_W", power_W)
-    caps = [d for d in (die_mm2, reticle_limit_mm2() if reticle else None) if d is not None]
-    die_cap = min(caps) if caps else None
-    return _most_cores(chip, lambda c: (die_cap is None or c.area()["die_mm2"] <= die_cap)
-                       and (power_W is None or c.power_W()["tdp_W"] <= power_W))
-
-
-def match_gpu(chip: ChipConfig, gpu_id: str, *, by: str) -> ChipConfig:
-    """The chip resized to a GPU's die area (``by="area"``), power (``"power"``) or price
-    (``"price"``, by unit cost) for iso comparisons, never past the reticle limit (what
-    binds is the smaller of the two; compare with :meth:`ChipConfig.check_reticle`)."""
-    from ..cost.pricing import gpu_price
-    from ..gpu.specs import get_gpu
-
-    gpu = get_gpu(gpu_id)
-    if by == "area":
-        if gpu.die_area_mm2 is None:
-            raise UserError(f"gpu: {gpu_id} has no published die area")
-        return fit_cores(chip, die_mm2=gpu.die_area_mm2)
-    if by == "power":
-        return fit_cores(chip, power_W=gpu.tdp_W)
-    if by == "price":
-        price = gpu_price(gpu)
-        if price is None:
-            raise UserError(f"gpu: {gpu_id} has no public price")
-        from ..silicon.nodes import reticle_limit_mm2
-
-        limit = reticle_limit_mm2()
-        return _most_cores(chip, lambda c: c.unit_cost()["usd"] <= price.usd and c.area()["die_mm2"] <= limit)
-    raise UserError(f"by: must be area, power or price, not {by!r}")
-
-
-def largest_outside(chip: ChipConfig, *, allowed: tuple[str, ...] = ("none",),
-                    rule_date: str | None = None) -> ChipConfig:
-    """The chip with the most cores whose ECCN 3A090 class is in ``allowed`` (default: not
-    controlled) under the rule set of ``rule_date`` (default: the latest), up to the
-    reticle limit (compare the result's die with :func:`reticle_limit_mm2` to see which
-    binds)."""
-    from ..legal.export_control import _check_allowed
-    from ..silicon.nodes import reticle_limit_mm2
-
-    _check_allowed(allowed)
-    limit = reticle_limit_mm2()
-    best, n = None, 1
-    while chip.with_cores(n).area()["die_mm2"] <= limit:
-        if chip.with_cores(n).export_class(rule_date).eccn in allowed:
-            best = n
-        elif best is not None:
-            break
-        n += 1
-    if best is None:
-        raise UserError(f"allowed: no core count within the reticle limit keeps {chip.name} in {', '.join(allowed)}")
-    return chip.with_cores(best)

@@ -56,6 +56,7 @@ from ..frames import data_frame
 from ..plotting import new_axes
 from .batch import block_model_cycles_batch, block_model_cycles_many, chip_gemm_cycles_batch
 from .blocking import blocking_traffic, candidates, dma_traffic_lower_bound, dram_traffic_lower_bound
+from .config import ChipConfig
 from .perf import ChipGemmPerf, block_model_applies, chip_dram_bytes_read, chip_gemm_counters, chip_gemm_cycles
 
 SEARCHES = ("fast", "exhaustive")
@@ -199,8 +200,6 @@ def map_gemms(chip, gemms, search: str = "fast") -> list[Mapping]:
     same mappings, the fast search's spaces timed in one pass where the block model is
     exact (the per-call costs paid once, not once a GEMM). Results are kept
     (:data:`CACHE_SIZE`); :func:`clear_cache` forgets them."""
-    from .config import ChipConfig
-
     if not isinstance(chip, ChipConfig):
         raise TypeError(f"chip must be a ChipConfig (systolab.get_chip), not {type(chip).__name__}")
     check_choice("search", search, SEARCHES)

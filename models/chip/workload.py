@@ -9,13 +9,16 @@ next one's prologue (the RTL runs one descriptor at a time).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from ...checks import check_choice
 from ...errors import UserError
 from ..core.perf import WorkloadPerf
+from .config import ChipConfig
 from .mapper import SEARCHES, map_gemms
 
 
-def chip_workload_perf(chip, gemms, search: str = "fast") -> WorkloadPerf:
+def chip_workload_perf(chip: ChipConfig, gemms: Any, search: str = "fast") -> WorkloadPerf:
     """``gemms`` (objects with M, N, K, count, parallel, name) on ``chip``, one descriptor
     after another, each mapped by the mapper's ``search`` (``models/chip/mapper.py``). Per GEMM
     row: the mapping, cycles and seconds of all its copies, utilisation, bound, DRAM and

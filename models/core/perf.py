@@ -147,6 +147,13 @@ def core_counters(config: AcceleratorConfig, M: int, N: int, K: int) -> dict:
             "bytes_written": M * N * config.acc_bytes}
 
 
+def _compiled():
+    """The compiled recurrence (:func:`~systolab.models.core.kernel.cycles_many`)."""
+    from .kernel import cycles_many  # noqa: PLC0415  lazy: numba loads the compiled kernel (about 1 s; 15 s to compile on a new machine)
+
+    return cycles_many
+
+
 def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: MemorySystem = MemorySystem(), *,
                 whole_beats: bool = True) -> int:
     """Cycles from accepting the descriptor to ``done`` (the RTL's ``cycles`` counter).
@@ -158,9 +165,7 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     M, N, K = _check_dims(M, N, K)
     if not isinstance(memory, MemorySystem):
         raise TypeError(f"memory must be a MemorySystem, not {type(memory).__name__}")
-    from .kernel import cycles_many  # noqa: PLC0415  lazy: numba loads the compiled kernel (about 1 s; 15 s to compile on a new machine)
-
-    return int(cycles_many(_geometry(config, memory.latency_cycles), _beat_cycles(memory, config.beat_bytes, whole_beats),
+    return int(_compiled()(_geometry(config, memory.latency_cycles), _beat_cycles(memory, config.beat_bytes, whole_beats),
                            *(np.array([v], dtype=np.int64) for v in (M, N, K)))[0])
 
 
@@ -183,9 +188,7 @@ def core_cycles_many(config: AcceleratorConfig, M, N, K, memory: MemorySystem = 
     except ValueError:
         raise UserError(f"M, N, K: shapes {', '.join(str(v.shape) for v in dims.values())} do not broadcast together",
                         parameter="M") from None
-    from .kernel import cycles_many  # noqa: PLC0415  lazy: numba loads the compiled kernel (about 1 s; 15 s to compile on a new machine)
-
-    out = cycles_many(_geometry(config, memory.latency_cycles), _beat_cycles(memory, config.beat_bytes, whole_beats),
+    out = _compiled()(_geometry(config, memory.latency_cycles), _beat_cycles(memory, config.beat_bytes, whole_beats),
                       *(np.ascontiguousarray(v).ravel() for v in (M, N, K)))
     return out.reshape(M.shape)
 

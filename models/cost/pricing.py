@@ -15,7 +15,10 @@ from typing import Any
 
 from ...checks import check_int, check_nonnegative, check_positive
 from ...errors import UserError
-from ..gpu.specs import GpuSpec
+from ..chip.config import ChipConfig
+from ..gpu.model import estimate_workload
+from ..gpu.specs import GpuSpec, get_gpu, load_gpus
+from ..silicon.area import chip_area
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 
 COST_FILE = DATA_DIR / "cost.yaml"
@@ -173,6 +176,35 @@ def nre_per_unit(node: str, volume: int) -> Estimate:
                      "volume": volume}, (f["design_nre_usd"].source, f["mask_set_usd"].source))
 
 
+@dataclass(frozen=True)
+class UnitCost:
+    """What one of a custom chip costs, USD: manufacturing (die, memory, packaging and
+    test) plus its share of the NRE, with the range the inputs' bounds imply."""
+
+    usd: float
+    low_usd: float
+    high_usd: float
+    manufacturing_usd: float
+    nre_per_unit_usd: float
+    breakdown: dict[str, float]
+    sources: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"usd": self.usd, "low_usd": self.low_usd, "high_usd": self.high_usd,
+                "manufacturing_usd": self.manufacturing_usd, "nre_per_unit_usd": self.nre_per_unit_usd,
+                "breakdown": dict(self.breakdown), "sources": list(self.sources)}
+
+
+def chip_unit_cost(chip: ChipConfig) -> UnitCost:
+    """Cost of one ``chip``: the packaged part at its die area and DRAM, plus the NRE spread
+    over its ``volume_units``."""
+    part = unit_cost(die_area_mm2=chip_area(chip).die_mm2, node=chip.node, memory_GB=chip.dram.GB,
+                     memory_kind=chip.dram.kind)
+    nre = nre_per_unit(chip.node, chip.volume_units)
+    return UnitCost(part.usd + nre.usd, part.low_usd + nre.low_usd, part.high_usd + nre.high_usd, part.usd, nre.usd,
+                    part.breakdown, part.sources + nre.sources)
+
+
 def gpu_price(gpu: GpuSpec) -> Estimate | None:
     """Street price of a GPU where one is public (always an estimate), else None."""
     if gpu.price is None:
@@ -225,11 +257,8 @@ def gpu_fleet(gemms: list, *, gpu_ids: list[str] | None = None, budget_usd: floa
     midpoint (and its range), and the fleet's throughput on ``gemms`` (workload runs per
     second, one run per GPU at a time). GPUs without a public price are listed with the
     reason instead of a guess."""
-    from ..gpu.model import estimate_workload
-    from ..gpu.specs import get_gpu, load_gpus
-
     ids = gpu_ids or list(load_gpus())
-    rows = []
+    rows: list[dict[str, Any]] = []
     for gid in ids:
         gpu = get_gpu(gid)
         price = gpu_price(gpu)

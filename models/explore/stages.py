@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError, SimulationError, UserError
-from ..chip.config import ReticleWarning, get_chip
+from ..chip.config import ReticleWarning
 from ..cost.pricing import usd_per_million_tokens
+from ..report.chip import get_chip
 from ..report.evaluate import evaluate_gpu
 from ..serving.model import serve_auto
 from ..workloads.catalog import get_workload

@@ -365,8 +365,7 @@ def memory_efficiency(gpu: GpuSpec) -> float:
 # -- public API ----------------------------------------------------------------------------
 def estimate_gemm(gpu: GpuSpec | str, gemm: Gemm) -> GpuGemmEstimate:
     """Modelled time of ``gemm`` on ``gpu`` (a :class:`GpuSpec` or GPU id)."""
-    if isinstance(gpu, str):
-        gpu = get_gpu(gpu)
+    gpu = get_gpu(gpu)
     if not isinstance(gemm, Gemm):
         raise TypeError(f"gemm must be a Gemm, not {type(gemm).__name__}")
     a = assumptions()
@@ -417,5 +416,5 @@ def estimate_workload(gpu: GpuSpec | str, gemms: list[Gemm]) -> GpuWorkloadEstim
     """Workload time on a GPU: the sum over its GEMMs (kernels run one after another)."""
     if not gemms:
         raise UserError("workload: holds no GEMMs")
-    spec = get_gpu(gpu) if isinstance(gpu, str) else gpu
+    spec = get_gpu(gpu)
     return GpuWorkloadEstimate(spec.id, tuple(estimate_gemm(spec, g) for g in gemms))

@@ -134,8 +134,12 @@ def list_gpus() -> list[str]:
     return list(load_gpus())
 
 
-def get_gpu(gpu_id: str, *, path: str | Path = GPU_FILE) -> GpuSpec:
-    """A GPU by id (``h100-sxm``, ``h20`` ...); an unknown id names the known ones."""
+def get_gpu(gpu_id: GpuSpec | str, *, path: str | Path = GPU_FILE) -> GpuSpec:
+    """A GPU by id (``h100-sxm``, ``h20`` ...); an unknown id names the known ones. A
+    :class:`GpuSpec` passes through, so that a caller resolves an id once and hands the
+    spec on."""
+    if isinstance(gpu_id, GpuSpec):
+        return gpu_id
     gpus = load_gpus(path)
     if gpu_id not in gpus:
         raise UserError(f"gpu: unknown GPU id {gpu_id!r}; choose one of {', '.join(gpus)}")

@@ -17,7 +17,9 @@ from typing import Any
 
 from ...checks import check_int, check_nonnegative, check_positive
 from ...errors import UserError
+from ..chip.config import ChipConfig
 from ..gpu.specs import GpuSpec
+from ..silicon.area import chip_area
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 
 RULES_FILE = DATA_DIR / "export_rules.yaml"
@@ -163,7 +165,7 @@ def custom_chip_tpp(*, rows: int, cols: int, dtype: str, clock_mhz: float, cores
     return tops * bits[dtype]
 
 
-def _optional_nonnegative(name: str, v):
+def _optional_nonnegative(name: str, v: float | None) -> float | None:
     return None if v is None else check_nonnegative(name, v)
 
 
@@ -196,7 +198,9 @@ def classify(*, tpp: float, die_area_mm2: float | None, data_center: bool = True
         return ExportClass("none", tpp, pd, rules.id, rules.citation,
                            (f"not designed or marketed for data centers and tpp {tpp:.4g} < {rules.non_data_center_min_tpp:g}",),
                            None, tuple(notes))
-    eccn, decided, missing = "none", [], []
+    eccn = "none"
+    decided: list[str] = []
+    missing: list[str] = []
     for name, conds in rules.classes:
         results = [c.holds(metrics) for c in conds]
         if any(r is False for r in results):
@@ -245,11 +249,21 @@ def classify_custom(*, rows: int, cols: int, dtype: str, clock_mhz: float, die_a
                     dram_bw_GBps=dram_bw_GBps, rule_date=rule_date)
 
 
+def classify_chip(chip: ChipConfig, *, rule_date: str | dt.date | None = None) -> ExportClass:
+    """ECCN of the custom ``chip`` under the rule set of ``rule_date`` (default: the latest):
+    its cores' TPP, its die area (:func:`~systolab.models.silicon.area.chip_area`), I/O and
+    DRAM bandwidth."""
+    return classify_custom(rows=chip.core.rows, cols=chip.core.cols, dtype=chip.core.dtype, clock_mhz=chip.clock_mhz,
+                           die_area_mm2=chip_area(chip).die_mm2, cores=chip.cores, io_bidir_GBps=chip.io_bidir_GBps,
+                           dram_bw_GBps=chip.dram.GBps, rule_date=rule_date)
+
+
 # -- designing around the rule ---------------------------------------------------------------
 ALLOWED_DEFAULT = ("none",)
 
 
-def _check_allowed(allowed: tuple[str, ...]) -> None:
+def check_allowed(allowed: tuple[str, ...]) -> None:
+    """Raise :class:`UserError` unless ``allowed`` names classes of the rule sets (or ``none``)."""
     _, sets = load_rules()
     known = {"none"} | {name for s in sets for name, _ in s.classes}
     if isinstance(allowed, str) or not allowed:
@@ -271,7 +285,7 @@ def max_tpp(*, die_area_mm2: float, data_center: bool = True, io_bidir_GBps: flo
     is crossed (a TPP threshold, or a density threshold times the die area), so the
     thresholds are the only candidates: exact, with no search limit. Inputs the rule
     needs but that are missing raise :class:`UserError` naming them."""
-    _check_allowed(allowed)
+    check_allowed(allowed)
     die_area_mm2 = check_positive("die-area-mm2", die_area_mm2)
     rules = rule_set_for(rule_date)
     if rules is None:
@@ -318,7 +332,7 @@ def largest_square_array(*, dtype: str, clock_mhz: float, die_area_mm2: float, c
     """Largest N such that ``cores`` N x N arrays at ``clock_mhz`` (die area fixed) stay in
     ``allowed``; None when no size leaves it, 0 when none stays in it."""
     per_pe = custom_chip_tpp(rows=1, cols=1, dtype=dtype, clock_mhz=clock_mhz, cores=cores)
-    kw = dict(die_area_mm2=die_area_mm2, data_center=data_center, io_bidir_GBps=io_bidir_GBps,
+    kw: dict[str, Any] = dict(die_area_mm2=die_area_mm2, data_center=data_center, io_bidir_GBps=io_bidir_GBps,
               dram_bw_GBps=dram_bw_GBps, rule_date=rule_date)
     limit = max_tpp(allowed=allowed, **kw)
     if limit is None:
@@ -335,7 +349,7 @@ def max_clock_mhz(*, rows: int, cols: int, dtype: str, die_area_mm2: float, core
     """Highest whole-MHz clock at which the design stays in ``allowed``; None when no clock
     leaves it, 0 when none stays in it."""
     per_mhz = custom_chip_tpp(rows=rows, cols=cols, dtype=dtype, clock_mhz=1, cores=cores)
-    kw = dict(die_area_mm2=die_area_mm2, data_center=data_center, io_bidir_GBps=io_bidir_GBps,
+    kw: dict[str, Any] = dict(die_area_mm2=die_area_mm2, data_center=data_center, io_bidir_GBps=io_bidir_GBps,
               dram_bw_GBps=dram_bw_GBps, rule_date=rule_date)
     return _largest_integer(per_mhz, max_tpp(allowed=allowed, **kw),
                             lambda f: classify(tpp=per_mhz * f, **kw).eccn in allowed)

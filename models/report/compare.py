@@ -11,9 +11,28 @@ report).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
 
 from ...errors import UserError
+from ..chip.config import ChipConfig, get_chip
+from ..cost.pricing import chip_unit_cost, gpu_price, usd_per_million_tokens
+from ..frames import data_frame
+from ..gpu.fit_file import fit_file
+from ..gpu.model import calibration_report, resolve_peak
+from ..gpu.specs import get_gpu
+from ..legal.export_control import classify_gpu
+from ..records import recorded
+from ..serving.model import Fleet, fleet
+from ..silicon.area import chip_area, load_fit
+from ..silicon.energy import chip_power
+from ..silicon.nodes import reticle_limit_mm2
+from ..specs import load_yaml
+from ..workloads.catalog import NO_SEQ_LEN, Workload, get_workload
+from .chip import chip_summary
+from .evaluate import Evaluation, evaluate_chip, evaluate_gpu
+from .sizing import match_gpu
 
 DEFAULT_GPUS = ("h100-sxm", "h200-sxm", "h20", "a100-sxm4-80gb", "b200")
 DEFAULT_WORKLOADS = ("llama3-8b-prefill", "llama3-8b-decode", "dlrm")
@@ -44,6 +63,9 @@ ASSUMPTIONS = [
 
 @dataclass(frozen=True)
 class Device:
+    """A device of the comparison as its rows cite it: peak TOPS in the comparison's dtype,
+    die mm², TDP W, unit price USD (and range), DRAM GB/s, export class."""
+
     id: str
     kind: str                   # "custom" or "gpu"
     name: str
@@ -58,9 +80,12 @@ class Device:
     performance_density: float | None
     notes: tuple[str, ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
-def custom_device(chip) -> Device:
-    s = chip.summary()
+
+def custom_device(chip: ChipConfig) -> Device:
+    s = chip_summary(chip)
     return Device(chip.name, "custom", f"{chip.name} ({chip.cores}x {chip.core.name}, {chip.node.upper()})",
                   s["peak_tops"], s["die_mm2"], s["tdp_W"], s["unit_cost_usd"], tuple(s["unit_cost_range_usd"]),
                   s["dram_GBps"], s["eccn"], s["tpp"], s["performance_density"],
@@ -68,11 +93,6 @@ def custom_device(chip) -> Device:
 
 
 def gpu_device(gpu_id: str, dtype: str = "int8") -> Device:
-    from ..cost.pricing import gpu_price
-    from ..gpu.model import resolve_peak
-    from ..gpu.specs import get_gpu
-    from ..legal.export_control import classify_gpu
-
     gpu = get_gpu(gpu_id)
     _, peak, notes = resolve_peak(gpu, dtype)
     ec = classify_gpu(gpu)
@@ -82,12 +102,10 @@ def gpu_device(gpu_id: str, dtype: str = "int8") -> Device:
                   ec.performance_density, tuple(notes) + tuple(gpu.flags("die_area_mm2", "peak_dense_tflops")))
 
 
-def compare_row(device: Device, ev) -> dict:
+def compare_row(device: Device, ev: Evaluation) -> dict[str, Any]:
     """One compare row from an :class:`~systolab.models.report.evaluate.Evaluation`, with the
     per-mm², per-W and per-$ views and the cost per unit of work."""
-    from ..cost.pricing import usd_per_million_tokens
-
-    row = {"device": device.id, "kind": device.kind, "device_name": device.name, **ev.to_dict(),
+    row: dict[str, Any] = {"device": device.id, "kind": device.kind, "device_name": device.name, **ev.to_dict(),
            "die_mm2": device.die_mm2, "tdp_W": device.tdp_W,
            "tops_per_mm2": device.peak_tops / device.die_mm2 if device.die_mm2 else None,
            "tops_per_W": device.peak_tops / device.tdp_W,
@@ -106,9 +124,6 @@ def compare_row(device: Device, ev) -> dict:
 
 
 def _serving_fit_text() -> str:
-    from ..gpu.fit_file import fit_file
-    from ..specs import load_yaml
-
     d = load_yaml(fit_file())
     s = d.get("in_sample", {}).get("output_tokens_per_s_per_gpu", {})
     g = d.get("gemm_errors", {}).get("held out", {})
@@ -130,7 +145,6 @@ def validation_text(kind: str) -> str:
     """The recorded run of ``systolab validate`` (``kind``: ``core`` or ``chip``) in words,
     from the validation record (:func:`~systolab.models.records.record_file`): the report
     cites what was measured, with its date and command."""
-    from ..records import recorded
 
     r = recorded(kind)
     flag = " --chip" if kind == "chip" else ""
@@ -144,11 +158,8 @@ def validation_text(kind: str) -> str:
             f"{'chips' if kind == 'chip' else 'configurations'} ({cases}) ({r['simulator']}, {r['date']}: {r['command']})")
 
 
-def model_errors() -> dict:
+def model_errors() -> dict[str, str]:
     """Each model's measured error, as the report cites it (computed live where cheap)."""
-    from ..gpu.model import calibration_report
-    from ..silicon.area import load_fit
-
     cal = calibration_report()
     fit = load_fit()
     held = [abs(h["error_pct"]) for h in fit.residuals["held_out"]]
@@ -174,16 +185,14 @@ def model_errors() -> dict:
     }
 
 
-def iso_views(chip, workloads, gpu_rows: list[dict], views: tuple[str, ...] = ("area", "power", "price")) -> list[dict]:
+def iso_views(chip: ChipConfig, workloads: list[Workload], gpu_rows: list[dict[str, Any]],
+              views: tuple[str, ...] = ("area", "power", "price")) -> list[dict[str, Any]]:
     """The chip resized (its number of cores) to each GPU's die area, TDP and/or price,
     never past the reticle limit, and its throughput on each workload relative to that
     GPU's. A budget too small for even one core, or a GPU without the figure, is reported
     instead of a number; ``binds`` says whether the GPU's figure or the reticle stopped
     the resizing."""
-    from ..chip.config import match_gpu
-    from ..silicon.nodes import reticle_limit_mm2
-
-    out = []
+    out: list[dict[str, Any]] = []
     for by in views:
         for gpu in dict.fromkeys(r["device"] for r in gpu_rows):
             try:
@@ -191,35 +200,90 @@ def iso_views(chip, workloads, gpu_rows: list[dict], views: tuple[str, ...] = ("
             except UserError as exc:
                 out.append({"view": f"iso-{by}", "gpu": gpu, "note": str(exc)})
                 continue
-            die = sized.area()["die_mm2"]
-            binds = "reticle" if sized.with_cores(sized.cores + 1).area()["die_mm2"] > reticle_limit_mm2() else by
+            die = chip_area(sized).die_mm2
+            binds = "reticle" if chip_area(sized.with_cores(sized.cores + 1)).die_mm2 > reticle_limit_mm2() else by
             for wl in workloads:
-                mine = sized.evaluate(wl).throughput
+                mine = evaluate_chip(sized, wl).throughput
                 theirs = next(r["throughput"] for r in gpu_rows if r["device"] == gpu and r["workload"] == wl.name)
                 out.append({"view": f"iso-{by}", "gpu": gpu, "workload": wl.name, "cores": sized.cores,
-                            "die_mm2": die, "tdp_W": sized.power_W()["tdp_W"],
-                            "unit_cost_usd": sized.unit_cost()["usd"], "throughput": mine,
+                            "die_mm2": die, "tdp_W": chip_power(sized).tdp_W,
+                            "unit_cost_usd": chip_unit_cost(sized).usd, "throughput": mine,
                             "gpu_throughput": theirs, "ratio": mine / theirs, "binds": binds})
     return out
 
 
-def compare(chip, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS, gpus: tuple[str, ...] = DEFAULT_GPUS,
-            batch: int | None = None, seq_len: int | None = None, iso: tuple[str, ...] = (),
-            serving: dict | None = DEFAULT_SERVING, budget_usd: float | None = None, progress=None) -> dict:
-    """Every device on every workload, all in the chip's dtype; returns ``rows`` (device x
-    workload), ``devices``, ``workloads``, ``iso`` (the views named in ``iso``: any of
-    ``area``, ``power``, ``price``; none by default), ``serving`` (the LLM-serving scenario
-    ``serving`` on every device in its own serving dtype, with the fleet ``budget_usd``
-    buys, default $7B; ``None`` skips it), ``model_errors`` and ``assumptions``.
-    ``seq_len`` applies to the workloads that have a sequence length (an error when none
-    of them does)."""
-    from ..chip.config import get_chip
-    from ..gpu.specs import get_gpu
-    from ..workloads.catalog import NO_SEQ_LEN, get_workload
-    from .evaluate import evaluate_gpu
+@dataclass(frozen=True)
+class ServingSection:
+    """The comparison's serving section: the LLM-serving ``scenario`` (model, lengths,
+    batching) and the :class:`~systolab.models.serving.model.Fleet` a budget buys of each device."""
 
+    scenario: dict[str, Any]
+    fleet: Fleet
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scenario": dict(self.scenario), "rows": [r.to_dict() for r in self.fleet.rows]}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The chip against GPUs on workloads (what :func:`compare` returns and ``systolab
+    compare`` writes as summary.json).
+
+    Attributes
+    ----------
+    chip : dict
+        The chip's summary (:func:`~systolab.models.report.chip.chip_summary`).
+    devices : tuple of Device
+        The chip first, then the GPUs.
+    dtype : str
+        The dtype every device runs the workloads in.
+    workloads : tuple of Workload
+    rows : tuple of dict
+        One per workload x device (:func:`compare_row`): time s, ``throughput`` and
+        ``units_per_second`` in units of ``unit`` (``token``, ``sample``, ``run``), energy,
+        the per-mm², per-W and per-k$ views, cost per million units, export class.
+    iso : tuple of dict
+        The iso-area, iso-power and iso-price views asked for (:func:`iso_views`).
+    serving : ServingSection or None
+    model_errors : dict
+        Each model's measured error (:func:`model_errors`).
+    assumptions : tuple of str
+    """
+
+    chip: dict[str, Any]
+    devices: tuple[Device, ...]
+    dtype: str
+    workloads: tuple[Workload, ...]
+    rows: tuple[dict[str, Any], ...]
+    iso: tuple[dict[str, Any], ...]
+    serving: ServingSection | None
+    model_errors: dict[str, str]
+    assumptions: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chip": self.chip, "devices": [d.to_dict() for d in self.devices], "dtype": self.dtype,
+                "workloads": [w.to_dict() for w in self.workloads], "rows": [dict(r) for r in self.rows],
+                "iso": [dict(r) for r in self.iso], "serving": self.serving.to_dict() if self.serving else None,
+                "model_errors": dict(self.model_errors), "assumptions": list(self.assumptions)}
+
+    def to_frame(self) -> Any:
+        """The rows (workload x device) as a pandas DataFrame, without the per-GEMM tables."""
+        return data_frame([{k: v for k, v in r.items() if k != "gemms"} for r in self.rows])
+
+
+def compare(chip: str | ChipConfig | None, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS,
+            gpus: tuple[str, ...] = DEFAULT_GPUS, batch: int | None = None, seq_len: int | None = None,
+            iso: tuple[str, ...] = (), serving: dict[str, Any] | None = DEFAULT_SERVING,
+            budget_usd: float | None = None, progress: Callable[[str], Any] | None = None) -> Comparison:
+    """Every device on every workload, all in the chip's dtype: a :class:`Comparison` with
+    ``rows`` (device x workload), ``devices``, ``workloads``, ``iso`` (the views named in
+    ``iso``: any of ``area``, ``power``, ``price``; none by default), ``serving`` (the
+    LLM-serving scenario ``serving`` on every device in its own serving dtype, with the
+    fleet ``budget_usd`` buys, default $7B; ``None`` skips it), ``model_errors`` and
+    ``assumptions``. ``seq_len`` applies to the workloads that have a sequence length (an
+    error when none of them does)."""
     chip = get_chip(chip)
-    progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if isinstance(workloads, str) or not workloads:
         raise UserError("workload: give at least one, as a list of names or files")
     if isinstance(gpus, str) or not gpus:
@@ -242,22 +306,18 @@ def compare(chip, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS, gpus: tuple
     devices = [custom_device(chip)] + [gpu_device(g, dtype) for g in gpus]
     rows = []
     for wl in wls:
-        progress(f"compare: {wl.name} ({len(wl.gemms)} GEMMs) on {chip.name}")
-        rows.append(compare_row(devices[0], chip.evaluate(wl)))
+        say(f"compare: {wl.name} ({len(wl.gemms)} GEMMs) on {chip.name}")
+        rows.append(compare_row(devices[0], evaluate_chip(chip, wl)))
         for dev in devices[1:]:
-            progress(f"compare: {wl.name} on {dev.id}")
+            say(f"compare: {wl.name} on {dev.id}")
             rows.append(compare_row(dev, evaluate_gpu(dev.id, wl)))
-    iso_rows = []
+    iso_rows: list[dict[str, Any]] = []
     if iso:
-        progress(f"compare: iso views ({', '.join(iso)})")
+        say(f"compare: iso views ({', '.join(iso)})")
         iso_rows = iso_views(chip, wls, [r for r in rows if r["kind"] == "gpu"], tuple(iso))
     serving_section = None
     if serving is not None:
-        from ..serving.model import fleet
-
-        progress(f"compare: serving {serving.get('model')} on {len(devices)} devices")
-        serving_section = {"scenario": dict(serving),
-                           "rows": fleet([chip, *gpus], budget_usd=budget_usd, **serving)}
-    return {"chip": chip.summary(), "devices": [d.__dict__ for d in devices], "dtype": dtype,
-            "workloads": [w.to_dict() for w in wls], "rows": rows, "iso": iso_rows, "serving": serving_section,
-            "model_errors": model_errors(), "assumptions": ASSUMPTIONS}
+        say(f"compare: serving {serving.get('model')} on {len(devices)} devices")
+        serving_section = ServingSection(dict(serving), fleet([chip, *gpus], budget_usd=budget_usd, **serving))
+    return Comparison(chip_summary(chip), tuple(devices), dtype, tuple(wls), tuple(rows), tuple(iso_rows),
+                      serving_section, model_errors(), tuple(ASSUMPTIONS))

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import UserError
+from ..chip.config import ChipConfig
+from ..chip.workload import chip_workload_perf
 from ..frames import data_frame
+from ..gpu.model import estimate_workload, resolve_peak
+from ..gpu.specs import GpuSpec, get_gpu
+from ..silicon.energy import Activity, activity_energy, core_sram_bytes
 from ..workloads.catalog import Workload
 
 
@@ -25,7 +30,8 @@ class Evaluation:
     device, kind : str
         Device id and ``"custom"`` or ``"gpu"``.
     workload, dtype, unit : str
-        The workload, its dtype and its unit of work (``token``, ``sample``, ``run``).
+        The workload, its dtype and its unit of work (``token``, ``sample``, ``run``): what
+        :attr:`throughput` (``units_per_second`` in :meth:`to_dict`) counts.
     units_per_run : int
         Units one run delivers.
     seconds : float
@@ -101,15 +107,16 @@ class Evaluation:
         return self.dram_bytes / self.seconds / 1e9
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field and derived figure; ``units_per_second`` is :attr:`throughput`, in
+        units of :attr:`unit` (the keys are the same whatever the workload)."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d.update(notes=list(self.notes), gemms=[dict(g) for g in self.gemms], throughput=self.throughput,
                  avg_power_W=self.avg_power_W, energy_per_unit_J=self.energy_per_unit_J,
                  achieved_tops=self.achieved_tops, dram_GBps=self.dram_GBps,
-                 dram_bandwidth_utilization=self.dram_bandwidth_utilization)
-        d[f"{self.unit}s_per_second"] = self.throughput
+                 dram_bandwidth_utilization=self.dram_bandwidth_utilization, units_per_second=self.throughput)
         return d
 
-    def to_frame(self):
+    def to_frame(self) -> Any:
         """The per-GEMM table as a pandas DataFrame (seconds of all copies; units in the
         column names)."""
         df = data_frame([dict(g) for g in self.gemms])
@@ -128,18 +135,16 @@ def _check_workload(workload: Any) -> Workload:
     return workload
 
 
-def evaluate_chip(chip, workload: Workload) -> Evaluation:
+def evaluate_chip(chip: ChipConfig, workload: Workload) -> Evaluation:
     """``workload`` on the custom ``chip``: time from the chip's cycle model (equal to the
     chip RTL's counters; each GEMM mapped by the mapper, the GEMMs one after another),
     energy from the activity model, checked against the chip's DRAM capacity."""
-    from ..silicon.energy import Activity, activity_energy, core_sram_bytes
-
     workload = _check_workload(workload)
     if workload.dtype != chip.core.dtype:
         raise UserError(f"dtype: {workload.name} is {workload.dtype} but {chip.name}'s cores compute "
                         f"{chip.core.dtype}; get the workload with dtype={chip.core.dtype!r}", parameter="dtype")
     workload.check_fits(chip.dram.GB, chip.name)
-    perf = chip.workload_perf(workload.gemms)
+    perf = chip_workload_perf(chip, workload.gemms)
     act = Activity(0, 0, 0, 0, 0)
     rows = []
     for g in perf.gemms:
@@ -161,15 +166,12 @@ def evaluate_chip(chip, workload: Workload) -> Evaluation:
                           "next one's first load",), tuple(rows), dram_peak_GBps=chip.dram.GBps)
 
 
-def evaluate_gpu(gpu, workload: Workload) -> Evaluation:
+def evaluate_gpu(gpu: str | GpuSpec, workload: Workload) -> Evaluation:
     """``workload`` on an Nvidia GPU (a :class:`GpuSpec` or id) in the workload's dtype:
     time from the calibrated GEMM model, energy = TDP x time (an upper bound), checked
     against the GPU's memory capacity."""
-    from ..gpu.model import estimate_workload, resolve_peak
-    from ..gpu.specs import get_gpu
-
     workload = _check_workload(workload)
-    spec = get_gpu(gpu) if isinstance(gpu, str) else gpu
+    spec = get_gpu(gpu)
     workload.check_fits(spec.memory_GB, spec.id)
     est = estimate_workload(spec, list(workload.gemms))
     dtype_used, peak, notes = resolve_peak(spec, workload.gemms[0].dtype)

@@ -3,9 +3,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from ...dtypes import get_dtype
+from ...errors import UserError
+from ...files import staged_folder
+from ..legal.export_control import rule_set_for
 from ..plotting import new_axes
+from .compare import Comparison
 
 PLOTS = ("roofline.png", "latency_per_layer.png", "efficiency.png", "export_map.png")
 
@@ -22,12 +29,17 @@ def _fmt(v, digits: int = 3) -> str:
     return f"{v:,.{digits}g}" if abs(v) < 1000 else f"{v:,.0f}"
 
 
-def plot_roofline(result: dict, ax=None):
+def as_result(result: Comparison | dict[str, Any]) -> dict[str, Any]:
+    """A :class:`~systolab.models.report.compare.Comparison` as the dict the writers read
+    (a dict, e.g. a summary.json read back, as it is)."""
+    return result.to_dict() if isinstance(result, Comparison) else result
+
+
+def plot_roofline(result: Comparison | dict[str, Any], ax: Any = None) -> Any:
     """Each device's roofline (peak TOPS, DRAM bandwidth) with the workloads' GEMMs placed
     at their arithmetic intensity and the throughput they reach on the custom chip.
     Returns the matplotlib ``Figure`` (drawn into ``ax`` when given)."""
-    import numpy as np
-
+    result = as_result(result)
     fig, ax = new_axes(ax, (8, 5.5))
     x = np.logspace(-1, 4, 200)
     for d in result["devices"]:
@@ -54,16 +66,13 @@ def plot_roofline(result: dict, ax=None):
     return fig
 
 
-def plot_latency_per_layer(result: dict, ax=None, workload: str | None = None):
+def plot_latency_per_layer(result: Comparison | dict[str, Any], ax: Any = None, workload: str | None = None) -> Any:
     """Time per GEMM (all its copies) of ``workload`` (default: the first) on every device.
     Returns the matplotlib ``Figure``."""
-    import numpy as np
-
+    result = as_result(result)
     wl = workload or result["workloads"][0]["name"]
     rows = [r for r in result["rows"] if r["workload"] == wl]
     if not rows:
-        from ...errors import UserError
-
         raise UserError(f"workload: {wl!r} is not in this result")
     names = [g["name"] for g in rows[0]["gemms"]]
     fig, ax = new_axes(ax, (max(8, 0.6 * len(names) + 3), 5))
@@ -77,12 +86,11 @@ def plot_latency_per_layer(result: dict, ax=None, workload: str | None = None):
     return fig
 
 
-def plot_efficiency(result: dict, ax=None):
+def plot_efficiency(result: Comparison | dict[str, Any], ax: Any = None) -> Any:
     """Throughput per mm², per W and per k$ for every device on every workload (relative
     to the best device of that workload, so workloads share an axis). ``ax``: three axes,
     or None. Returns the matplotlib ``Figure``."""
-    import numpy as np
-
+    result = as_result(result)
     keys = (("throughput_per_mm2", "per mm²"), ("throughput_per_W", "per W (TDP)"),
             ("throughput_per_kusd", "per $ (unit price)"))
     devices = [d["id"] for d in result["devices"]]
@@ -103,11 +111,10 @@ def plot_efficiency(result: dict, ax=None):
     return fig
 
 
-def plot_export_map(result: dict, ax=None):
+def plot_export_map(result: Comparison | dict[str, Any], ax: Any = None) -> Any:
     """TPP against performance density with the rule set's thresholds and every device.
     Returns the matplotlib ``Figure``."""
-    from ..legal.export_control import rule_set_for
-
+    result = as_result(result)
     fig, ax = new_axes(ax, (8, 5.5))
     rules = rule_set_for(None)
     styles = iter(["--", ":", "-.", (0, (5, 1)), (0, (1, 3)), (0, (3, 1, 1, 1))])
@@ -145,8 +152,9 @@ def _table(rows: list[dict], cols: list[tuple[str, str]]) -> list[str]:
     return out
 
 
-def conclusions(result: dict) -> list[str]:
+def conclusions(result: Comparison | dict[str, Any]) -> list[str]:
     """Plain-word findings, each naming the model behind it."""
+    result = as_result(result)
     chip = result["chip"]
     lines = []
     for w in result["workloads"]:
@@ -195,12 +203,11 @@ def conclusions(result: dict) -> list[str]:
     return lines
 
 
-def write_report(result: dict, out: str | Path) -> dict:
+def write_report(result: Comparison | dict[str, Any], out: str | Path) -> dict[str, Any]:
     """Write report.md, summary.json and the plots into the folder ``out``, all at once:
     they are built in a staging folder beside it and swapped in when complete, so a run
     killed midway leaves the previous report whole. Returns the file paths."""
-    from ...files import staged_folder
-
+    result = as_result(result)
     with staged_folder(out, what="systolab compare") as stage:
         plotters = (plot_roofline, plot_latency_per_layer, plot_efficiency, plot_export_map)
         for name, fn in zip(PLOTS, plotters):
@@ -214,7 +221,7 @@ def write_report(result: dict, out: str | Path) -> dict:
             "plots": [str(out / p) for p in PLOTS]}
 
 
-def serving_markdown(serving: dict | None) -> list[str]:
+def serving_markdown(serving: dict[str, Any] | None) -> list[str]:
     """The report's serving section: tokens/s per device, per k$ and per W, and the fleet
     a budget buys, for each device in its own serving dtype."""
     if not serving:
@@ -240,8 +247,9 @@ def serving_markdown(serving: dict | None) -> list[str]:
     return md
 
 
-def render_markdown(result: dict) -> str:
+def render_markdown(result: Comparison | dict[str, Any]) -> str:
     """The report's text (Markdown)."""
+    result = as_result(result)
     chip = result["chip"]
     md = [f"# Build versus buy: {chip['name']} against Nvidia GPUs", "",
           f"{chip['description']}", "",

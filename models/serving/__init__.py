@@ -1,4 +1,4 @@
 """LLM serving on one device kind (prefill, decode, KV cache, parallelism) and fleets of it."""
-from .model import ServingResult, fleet, serve, serve_auto
+from .model import Fleet, FleetRow, ServingResult, fleet, serve, serve_auto
 
-__all__ = ["fleet", "serve", "serve_auto", "ServingResult"]
+__all__ = ["Fleet", "fleet", "FleetRow", "serve", "serve_auto", "ServingResult"]

@@ -24,7 +24,7 @@ Assumptions are collected in :data:`ASSUMPTIONS` and reported with every result.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -33,8 +33,16 @@ import numpy as np
 from ...checks import check_int
 from ...dtypes import DTYPES, get_dtype
 from ...errors import UserError
+from ..chip.config import ChipConfig, get_chip
+from ..chip.workload import chip_workload_perf
+from ..cost.pricing import chip_unit_cost, gpu_price, usd_per_million_tokens
+from ..cost.pricing import fleet as buy
 from ..frames import data_frame
 from ..gpu.fit_file import reads_fit
+from ..gpu.model import assumptions, calibration, gemm_terms, resolve_peak
+from ..gpu.specs import GpuSpec, get_gpu, load_gpus
+from ..silicon.area import chip_area
+from ..silicon.energy import chip_power
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.catalog import DecoderShape, get_llm
 from ..workloads.gemm import Gemm
@@ -228,8 +236,6 @@ class GpuParams:
 
     @classmethod
     def stored(cls) -> GpuParams:
-        from ..gpu.model import assumptions
-
         a = assumptions()
         return cls(a.compute_derate, a.mem_eff_hbm, a.mem_eff_gddr, a.launch_s)
 
@@ -249,12 +255,8 @@ class GpuServing:
 
     kind = "gpu"
 
-    def __init__(self, gpu_id: str, dtype: str):
-        from ..cost.pricing import gpu_price
-        from ..gpu.model import calibration, resolve_peak
-        from ..gpu.specs import get_gpu
-
-        self.spec = get_gpu(gpu_id)
+    def __init__(self, gpu: GpuSpec | str, dtype: str):
+        self.spec = get_gpu(gpu)
         self.id = self.spec.id
         if not self.spec.peak(dtype):
             rates = ", ".join(k for k, v in sorted(self.spec.peak_dense_tflops.items()) if v)
@@ -310,9 +312,6 @@ class GpuServing:
 @reads_fit
 @cache
 def gpu_gemm_terms(gpu_id: str, gemm: Gemm) -> tuple[float, int, int]:
-    from ..gpu.model import gemm_terms
-    from ..gpu.specs import get_gpu
-
     return gemm_terms(get_gpu(gpu_id), gemm)
 
 
@@ -323,23 +322,23 @@ class ChipServing:
 
     kind = "custom"
 
-    def __init__(self, chip, dtype: str):
+    def __init__(self, chip: ChipConfig, dtype: str):
         self.chip = chip
         self.id = chip.name
         if dtype != chip.core.dtype:
             raise UserError(f"dtype: {chip.name}'s cores compute in {chip.core.dtype}, not {dtype}", parameter="dtype")
         self.dtype = dtype
-        s = chip.summary()
+        area, power, cost = chip_area(chip), chip_power(chip), chip_unit_cost(chip)
         self.memory_bytes = chip.dram.GB * 1e9
-        self.power_W = float(s["tdp_W"])
-        self.price_usd = s["unit_cost_usd"]
-        self.price_range_usd = tuple(s["unit_cost_range_usd"])
+        self.power_W = float(power.tdp_W)
+        self.price_usd: float | None = cost.usd
+        self.price_range_usd: tuple[float, float] | None = (cost.low_usd, cost.high_usd)
         self.link = "chip"
         self.link_GBps = chip.io_bidir_GBps / 2
         self.link_latency_s = serving_data().link_latency_s["chip"]
         self.vector_lanes = chip.lanes
         self.notes = (f"vector unit: {self.vector_lanes:,} 32-bit lanes at {chip.clock_mhz:g} MHz, "
-                      f"{s['area']['vector_mm2']:.1f} mm², {s['power']['vector_W']:.0f} W at full activity "
+                      f"{area.vector_mm2:.1f} mm², {power.vector_W:.0f} W at full activity "
                       f"(data/energy.yaml: vector_lane, an assumption)",)
 
     def __repr__(self) -> str:
@@ -373,23 +372,19 @@ class ChipServing:
 
 
 @cache
-def _chip_gemm_seconds(chip, gemm: Gemm) -> float:
-    from ..chip.workload import chip_workload_perf
-
+def _chip_gemm_seconds(chip: ChipConfig, gemm: Gemm) -> float:
     return chip_workload_perf(chip, [gemm]).seconds
 
 
 def get_device(device: Any, dtype: str | None = None) -> GpuServing | ChipServing:
-    """A serving device: a GPU id, a chip name or chip file, or a :class:`ChipConfig`;
+    """A serving device: a GPU id or :class:`GpuSpec`, a chip name or chip file, or a
+    :class:`ChipConfig`;
     ``dtype`` defaults to the chip's (GPU: fp8_e4m3 where the GPU has it, else bf16)."""
-    from ..chip.config import ChipConfig, get_chip
-    from ..gpu.specs import load_gpus
-
-    if isinstance(device, str) and device in load_gpus():
+    if isinstance(device, GpuSpec) or (isinstance(device, str) and device in load_gpus()):
+        spec = get_gpu(device)
         if dtype is None:
-            from ..gpu.specs import get_gpu
-            dtype = "fp8_e4m3" if get_gpu(device).peak("fp8_e4m3") else "bf16"
-        return GpuServing(device, dtype)
+            dtype = "fp8_e4m3" if spec.peak("fp8_e4m3") else "bf16"
+        return GpuServing(spec, dtype)
     if not isinstance(device, (str, ChipConfig)):
         raise UserError(f"device: give a GPU id or a chip, not {device!r}", parameter="device")
     try:
@@ -562,8 +557,6 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     energy = dev.power_W * devices * total / (seqs * osl)
     cost = cost_range = None
     if dev.price_usd:
-        from ..cost.pricing import usd_per_million_tokens
-
         c = usd_per_million_tokens(unit_capex_usd=dev.price_usd, power_W=dev.power_W, tokens_per_s=per_device)
         cost, cost_range = c.usd, (c.low_usd, c.high_usd)
 
@@ -635,16 +628,83 @@ def serve_auto(device: Any, model: str | DecoderShape, *, tp: int | None = None,
     raise error
 
 
+@dataclass(frozen=True)
+class FleetRow:
+    """One device kind of a :class:`Fleet`. A device on which the scenario fits at no
+    tensor-parallel size has only ``device`` and ``note``; one without a price has no fleet
+    (``units``, ``replicas`` and the fleet's rate are None, ``note`` says why).
+
+    Rates in output tokens/s (per device, per W, per k$, of the whole fleet), power in W,
+    energy in J per output token, prices and budget in USD."""
+
+    device: str
+    note: str | None = None
+    kind: str | None = None
+    dtype: str | None = None
+    tp: int | None = None
+    pp: int | None = None
+    output_tokens_per_s: float | None = None
+    tpot_s: float | None = None
+    ttft_s: float | None = None
+    max_batch: int | None = None
+    power_W: float | None = None
+    tokens_per_s_per_W: float | None = None
+    energy_per_token_J: float | None = None
+    usd_per_million_tokens: float | None = None
+    budget_usd: float | None = None
+    unit_price_usd: float | None = None
+    units: int | None = None
+    replicas: int | None = None
+    fleet_output_tokens_per_s: float | None = None
+    tokens_per_s_per_kusd: float | None = None
+    units_range: tuple[int, int] | None = None
+    fleet_output_tokens_per_s_range: tuple[float, float] | None = None
+
+    @property
+    def served(self) -> bool:
+        """Whether the scenario fits this device (else only ``note`` says why not)."""
+        return self.output_tokens_per_s is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as ``systolab fleet`` writes it: the keys a row of its kind has."""
+        if not self.served:
+            return {"device": self.device, "note": self.note}
+        keys = ("device", "kind", "dtype", "tp", "pp", "output_tokens_per_s", "tpot_s", "ttft_s", "max_batch",
+                "power_W", "tokens_per_s_per_W", "energy_per_token_J", "usd_per_million_tokens", "budget_usd",
+                "unit_price_usd", "units", "replicas", "fleet_output_tokens_per_s", "tokens_per_s_per_kusd")
+        d: dict[str, Any] = {k: getattr(self, k) for k in keys}
+        if self.units_range is not None and self.fleet_output_tokens_per_s_range is not None:
+            d["units_range"] = list(self.units_range)
+            d["fleet_output_tokens_per_s_range"] = list(self.fleet_output_tokens_per_s_range)
+        if self.note is not None:
+            d["note"] = self.note
+        return d
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """What ``budget_usd`` buys of each device kind for one serving scenario: a
+    :class:`FleetRow` per device, in the order given."""
+
+    budget_usd: float
+    rows: tuple[FleetRow, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"budget_usd": self.budget_usd, "rows": [r.to_dict() for r in self.rows]}
+
+    def to_frame(self) -> Any:
+        """The rows as a pandas DataFrame (one per device; the keys of :meth:`FleetRow.to_dict`)."""
+        return data_frame(r.to_dict() for r in self.rows)
+
+
 def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch: int | None = None,
           concurrency: int | None = None, tp: int | None = None, pp: int = 1, budget_usd: float | None = None,
-          dtype: str | None = None, kv_dtype: str | None = None) -> list[dict]:
+          dtype: str | None = None, kv_dtype: str | None = None) -> Fleet:
     """For each device (GPU ids, chips): the serving result at ``tp`` (default the smallest
     that fits), the devices a budget buys (default the cost model's $7B) at the unit price
     (and its range), the replicas of ``tp x pp`` devices they make, and the fleet's output
     tokens/s; tokens/s per device, per k$ and per W. A device without a price, or on which
     the scenario fits at no tensor-parallel size, gets a row with the reason."""
-    from ..cost.pricing import fleet as buy
-
     shape = check_request(model, isl=isl, osl=osl, batch=batch, concurrency=concurrency)[0]
     if not devices or isinstance(devices, str):
         raise UserError("device: give a list of at least one device", parameter="device")
@@ -659,26 +719,25 @@ def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch
         except UserError as exc:
             if exc.parameter == "device":          # not a device at all
                 raise
-            rows.append({"device": getattr(d, "name", d), "note": str(exc)})   # this device cannot serve it
+            rows.append(FleetRow(getattr(d, "name", d), note=str(exc)))   # this device cannot serve it
             continue
-        row = {"device": r.device, "kind": r.kind, "dtype": r.dtype, "tp": r.tp, "pp": r.pp,
-               "output_tokens_per_s": r.output_tokens_per_s, "tpot_s": r.tpot_s, "ttft_s": r.ttft_s,
-               "max_batch": r.max_batch, "power_W": dev.power_W,
-               "tokens_per_s_per_W": r.output_tokens_per_s / dev.power_W,
-               "energy_per_token_J": r.energy_per_token_J, "usd_per_million_tokens": r.usd_per_million_tokens,
-               "budget_usd": budget, "unit_price_usd": dev.price_usd, "units": None, "replicas": None,
-               "fleet_output_tokens_per_s": None, "tokens_per_s_per_kusd": None}
+        row = FleetRow(r.device, kind=r.kind, dtype=r.dtype, tp=r.tp, pp=r.pp,
+                       output_tokens_per_s=r.output_tokens_per_s, tpot_s=r.tpot_s, ttft_s=r.ttft_s,
+                       max_batch=r.max_batch, power_W=dev.power_W,
+                       tokens_per_s_per_W=r.output_tokens_per_s / dev.power_W,
+                       energy_per_token_J=r.energy_per_token_J, usd_per_million_tokens=r.usd_per_million_tokens,
+                       budget_usd=budget, unit_price_usd=dev.price_usd)
         if dev.price_usd:
             # a replica (tp x pp devices) is what the budget buys whole
             lo, hi = dev.price_range_usd or (dev.price_usd, dev.price_usd)
             mid, few, many = (buy(unit_price_usd=price * r.devices, throughput_per_unit=r.output_tokens_per_s_group,
                                   budget_usd=budget) for price in (dev.price_usd, hi, lo))
-            row.update(replicas=mid["units"], units=mid["units"] * r.devices,
-                       units_range=[few["units"] * r.devices, many["units"] * r.devices],
-                       fleet_output_tokens_per_s=mid["aggregate_throughput"],
-                       fleet_output_tokens_per_s_range=[few["aggregate_throughput"], many["aggregate_throughput"]],
-                       tokens_per_s_per_kusd=r.output_tokens_per_s / dev.price_usd * 1e3)
+            row = replace(row, replicas=mid["units"], units=mid["units"] * r.devices,
+                          units_range=(few["units"] * r.devices, many["units"] * r.devices),
+                          fleet_output_tokens_per_s=mid["aggregate_throughput"],
+                          fleet_output_tokens_per_s_range=(few["aggregate_throughput"], many["aggregate_throughput"]),
+                          tokens_per_s_per_kusd=r.output_tokens_per_s / dev.price_usd * 1e3)
         else:
-            row["note"] = "no public price: no fleet"
+            row = replace(row, note="no public price: no fleet")
         rows.append(row)
-    return rows
+    return Fleet(budget, tuple(rows))

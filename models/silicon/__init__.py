@@ -1,10 +1,11 @@
 """Silicon: process nodes, Yosys synthesis, the area model fitted to it, and energy and power."""
-from .area import AreaEstimate, model_area, synth_area_mm2
-from .energy import EnergyEstimate, chip_power_W, gemm_energy, workload_energy
+from .area import AreaEstimate, ChipArea, chip_area, model_area, synth_area_mm2
+from .energy import ChipPower, EnergyEstimate, chip_power, chip_power_W, gemm_energy, vector_pJ_per_op, workload_energy
 from .nodes import Node, get_node, load_nodes, reticle_limit_mm2
 from .synthesis import SynthesisResult, synthesize
 
 __all__ = [
-    "AreaEstimate", "chip_power_W", "EnergyEstimate", "gemm_energy", "get_node", "load_nodes", "model_area",
-    "Node", "reticle_limit_mm2", "synth_area_mm2", "SynthesisResult", "synthesize", "workload_energy",
+    "AreaEstimate", "chip_area", "ChipArea", "chip_power", "chip_power_W", "ChipPower", "EnergyEstimate",
+    "gemm_energy", "get_node", "load_nodes", "model_area", "Node", "reticle_limit_mm2", "synth_area_mm2",
+    "SynthesisResult", "synthesize", "vector_pJ_per_op", "workload_energy",
 ]

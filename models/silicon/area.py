@@ -24,8 +24,9 @@ residuals. mm² at a node: NAND2-equivalents x NAND2 area / placement utilisatio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,7 +35,12 @@ from ...errors import UserError
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 from .nodes import get_node
 
+if TYPE_CHECKING:          # typing only: the chip's configuration imports the nodes of this package
+    from ..chip.config import ChipConfig
+
 FIT_FILE = DATA_DIR / "area_fit.yaml"
+#: The vector lane's gate count is kept beside its energy (``data/energy.yaml: vector_lane``).
+ENERGY_FILE = DATA_DIR / "energy.yaml"
 TOP_TERMS = ("reg", "mux", "row", "col", "const")
 
 
@@ -49,7 +55,7 @@ def top_features(config: AcceleratorConfig, rows: int | None = None, cols: int |
     tri_r, tri_c = R * (R - 1) / 2, C * (C - 1) / 2
     if config.dataflow == "os":
         regs = tri_r * (b + 2) + tri_c * b       # A skew with valid/last, B skew
-        mux = R * C * acc                         # output row select
+        mux: float = R * C * acc                  # output row select
     else:
         regs = tri_r * (b + 3) + 2 * tri_c * acc  # A skew with valid/last/bank; psum skew + de-skew
         mux = 0.0
@@ -170,3 +176,59 @@ def synth_area_mm2(transistors: float, node: str) -> float:
     if transistors <= 0:
         raise UserError(f"transistors: must be > 0, not {transistors}")
     return get_node(node).logic_mm2(transistors / 4)
+
+
+# -- a chip's die ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChipArea:
+    """A chip's die area and its parts, mm²; ``basis`` the assumptions behind them."""
+
+    die_mm2: float
+    core_array_mm2: float       # one core's array (analytic fit)
+    core_sram_mm2: float        # one core's own buffers (SRAM macros)
+    cores_mm2: float            # all cores, arrays and buffers
+    noc_mm2: float
+    global_sram_mm2: float
+    dram_phy_mm2: float
+    io_mm2: float
+    vector_mm2: float
+    basis: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"die_mm2": self.die_mm2, "core_array_mm2": self.core_array_mm2, "core_sram_mm2": self.core_sram_mm2,
+                "cores_mm2": self.cores_mm2, "noc_mm2": self.noc_mm2, "global_sram_mm2": self.global_sram_mm2,
+                "dram_phy_mm2": self.dram_phy_mm2, "io_mm2": self.io_mm2, "vector_mm2": self.vector_mm2,
+                "basis": list(self.basis)}
+
+
+@cache
+def vector_lane_area(path: str = str(ENERGY_FILE)) -> tuple[float, str]:
+    """(NAND2-equivalents, source) of one lane of a chip's vector unit."""
+    p = Path(path)
+    lane = need(p, "", load_yaml(p), "vector_lane", dict)
+    return need(p, "vector_lane", lane, "nand2_equivalent", (int, float), positive=True), \
+        need(p, "vector_lane", lane, "area_source", str)
+
+
+@lru_cache(maxsize=256)
+def core_area(core: AcceleratorConfig, node: str) -> tuple[AreaEstimate, float]:
+    """(array area model, core SRAM mm²) of one core at ``node``: the part of a chip's area
+    that sizing searches ask for again and again."""
+    return model_area(core, node=node), get_node(node).sram_mm2(core.buffer_kib * 1024 * 8)
+
+
+def chip_area(chip: ChipConfig) -> ChipArea:
+    """Die area of ``chip`` and its breakdown, mm²: its cores (array fit and buffer macros),
+    the NoC as a fraction of them, the global SRAM macros, DRAM PHYs, I/O and the vector unit."""
+    node = get_node(chip.node)
+    array, core_sram = core_area(chip.core, chip.node)
+    assert array.mm2 is not None                 # given a node, the model states mm²
+    cores = chip.cores * (array.mm2 + core_sram)
+    noc = cores * chip.noc_overhead_fraction
+    glob = node.sram_mm2(chip.global_sram_mib * 2**20 * 8)
+    phy = chip.dram.stacks * chip.dram.phy_mm2_per_stack
+    lane_nand2, lane_source = vector_lane_area()
+    vector = node.logic_mm2(chip.lanes * lane_nand2)
+    total = cores + noc + glob + phy + chip.io_area_mm2 + vector
+    return ChipArea(total, array.mm2, core_sram, cores, noc, glob, phy, chip.io_area_mm2, vector,
+                    tuple(array.assumptions) + (lane_source,))

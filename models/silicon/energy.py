@@ -16,13 +16,19 @@ import math
 from dataclasses import astuple, dataclass, replace
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ...checks import check_int, check_positive, check_real
 from ...config import AcceleratorConfig
 from ...errors import UserError
+from ..core.perf import MemorySystem, core_counters, core_cycles
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.gemm import Gemm
-from .nodes import get_node
+from .area import load_fit
+from .nodes import Node, get_node
+
+if TYPE_CHECKING:          # typing only: the chip's configuration imports the nodes of this package
+    from ..chip.config import ChipConfig
 
 ENERGY_FILE = DATA_DIR / "energy.yaml"
 
@@ -65,8 +71,6 @@ def gemm_activity(config: AcceleratorConfig, M: int, N: int, K: int, *, cycles: 
     accumulator buffer and back. The one place that counts a GEMM's activity, for a core
     (:func:`core_activity`) and for a chip (whatever the split over cores: it moves no
     tile boundaries)."""
-    from ..core.perf import core_counters
-
     issued = core_counters(config, M, N, K)["busy_cycles"] * config.rows * config.cols
     return Activity(cycles * count, M * N * K * count, issued * count,
                     core_sram_bytes(config, M, N, K, bytes_read) * count, (bytes_read + bytes_written) * count)
@@ -83,12 +87,10 @@ def core_sram_bytes(config: AcceleratorConfig, M: int, N: int, K: int, bytes_rea
     return sram
 
 
-def core_activity(config: AcceleratorConfig, gemm: Gemm, memory=None) -> Activity:
+def core_activity(config: AcceleratorConfig, gemm: Gemm, memory: MemorySystem | None = None) -> Activity:
     """Activity of ``gemm`` on the accelerator core, from the cycle model of its controller
     (``models/core/perf.py``): cycles and DRAM traffic as the core really moves it (operands
     re-read per tile, C written once); see :func:`gemm_activity`."""
-    from ..core.perf import MemorySystem, core_counters, core_cycles
-
     memory = memory or MemorySystem(10, config.beat_bytes)
     c = core_counters(config, gemm.M, gemm.N, gemm.K)
     return gemm_activity(config, gemm.M, gemm.N, gemm.K, cycles=core_cycles(config, gemm.M, gemm.N, gemm.K, memory),
@@ -114,7 +116,7 @@ class EnergyEstimate:
         return d
 
 
-def mac_energy_pJ(config: AcceleratorConfig, node: str) -> float:
+def mac_energy_pJ(config: AcceleratorConfig, node: Node | str) -> float:
     """Energy of one MAC in a PE at ``node`` (multiply + accumulate + PE overhead).
 
     Floating point: the int8 MAC with a 32-bit accumulator (Horowitz's figures) scaled by
@@ -122,8 +124,6 @@ def mac_energy_pJ(config: AcceleratorConfig, node: str) -> float:
     data/energy.yaml: switched capacitance taken as proportional to gate count)."""
     d = energy_data()
     if config.is_float:
-        from .area import load_fit
-
         fit = load_fit()
         anchor = config.replace(dtype="int8", acc_bits=32, overflow="wrap", subnormals="keep")
         ratio = fit.pe_transistors(config) / fit.pe_transistors(anchor)
@@ -135,13 +135,13 @@ def mac_energy_pJ(config: AcceleratorConfig, node: str) -> float:
     return (mac["mult"] + add) * d["pe_overhead_factor"] * get_node(node).energy_scale_vs_45nm.value
 
 
-def sram_energy_pJ_per_byte(buffer_KiB: float, node: str) -> float:
+def sram_energy_pJ_per_byte(buffer_KiB: float, node: Node | str) -> float:
     rows = energy_data()["sram_pJ_per_byte_45nm"]
     row = next((r for r in rows if buffer_KiB <= r["max_KiB"]), rows[-1])
     return row["value"] * get_node(node).energy_scale_vs_45nm.value
 
 
-def activity_energy(config: AcceleratorConfig, act: Activity, *, node: str, clock_MHz: float | None = None,
+def activity_energy(config: AcceleratorConfig, act: Activity, *, node: Node | str, clock_MHz: float | None = None,
                     dram: str = "HBM", cores: int = 1, global_slice_KiB: float = 0.0) -> EnergyEstimate:
     """Joules, average watts and TOPS/W of ``act`` on ``cores`` cores of ``config`` at
     ``node``: issued MACs, SRAM bytes (the cores' buffers at the energy of their size, the
@@ -154,14 +154,14 @@ def activity_energy(config: AcceleratorConfig, act: Activity, *, node: str, cloc
     clock = check_positive("clock_MHz", clock_MHz) if clock_MHz is not None else n.default_clock_MHz.value
     if dram not in d["dram_pJ_per_byte"]:
         raise UserError(f"dram: choose one of {', '.join(d['dram_pJ_per_byte'])}, not {dram!r}")
-    e_mac = act.macs_issued * mac_energy_pJ(config, node) * 1e-12
-    e_sram = act.sram_bytes * sram_energy_pJ_per_byte(buffer_KiB, node) * 1e-12
+    e_mac = act.macs_issued * mac_energy_pJ(config, n) * 1e-12
+    e_sram = act.sram_bytes * sram_energy_pJ_per_byte(buffer_KiB, n) * 1e-12
     if act.global_sram_bytes:
-        e_sram += act.global_sram_bytes * sram_energy_pJ_per_byte(global_slice_KiB, node) * 1e-12
+        e_sram += act.global_sram_bytes * sram_energy_pJ_per_byte(global_slice_KiB, n) * 1e-12
     e_dram = act.dram_bytes * d["dram_pJ_per_byte"][dram]["value"] * 1e-12
     seconds = act.cycles / (clock * 1e6)
     dynamic = (e_mac + e_sram + e_dram) * (1 + d["overhead_fraction"])
-    leakage_W = chip_power_W(config, cores=cores, node=node, clock_MHz=clock)["leakage_W"]
+    leakage_W = chip_power_W(config, cores=cores, node=n, clock_MHz=clock)["leakage_W"]
     joules = dynamic + leakage_W * seconds
     notes = (f"45 nm energies from Horowitz ISSCC 2014 scaled by {n.energy_scale_vs_45nm.value} to {n.name} "
              f"({n.energy_scale_vs_45nm.source})",
@@ -172,7 +172,7 @@ def activity_energy(config: AcceleratorConfig, act: Activity, *, node: str, cloc
                           2 * act.macs_useful / joules / 1e12, act, notes)
 
 
-def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: str, clock_MHz: float | None = None,
+def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: Node | str, clock_MHz: float | None = None,
                 dram: str = "HBM") -> EnergyEstimate:
     """Joules, average watts and TOPS/W of ``gemm`` on one core at ``node``."""
     e = activity_energy(config, core_activity(config, gemm), node=node, clock_MHz=clock_MHz, dram=dram)
@@ -188,7 +188,7 @@ def workload_energy(config: AcceleratorConfig, gemms: list[Gemm], **kwargs) -> t
     return sum(p.joules for p in parts), sum(p.seconds for p in parts)
 
 
-def chip_power_W(config: AcceleratorConfig, *, cores: int, node: str, clock_MHz: float | None = None,
+def chip_power_W(config: AcceleratorConfig, *, cores: int, node: Node | str, clock_MHz: float | None = None,
                  activity: float = 1.0) -> dict:
     """Power of ``cores`` arrays at ``activity`` (fraction of cycles doing MACs), with
     leakage and the stated overhead (SRAM and DRAM traffic excluded: see gemm_energy)."""
@@ -197,8 +197,43 @@ def chip_power_W(config: AcceleratorConfig, *, cores: int, node: str, clock_MHz:
     cores = check_int("cores", cores, hi=1 << 24)
     check_real("activity", activity, lo=0.0, hi=1.0)
     clock = check_positive("clock_MHz", clock_MHz) if clock_MHz is not None else n.default_clock_MHz.value
-    peak = cores * config.rows * config.cols * mac_energy_pJ(config, node) * 1e-12 * clock * 1e6
+    peak = cores * config.rows * config.cols * mac_energy_pJ(config, n) * 1e-12 * clock * 1e6
     dynamic = peak * activity * (1 + d["overhead_fraction"])
     leakage = d["leakage_fraction_of_peak_dynamic"] * peak
     return {"dynamic_W": dynamic, "leakage_W": leakage, "total_W": dynamic + leakage, "clock_MHz": clock,
             "basis": " ".join(d["power_basis"].split())}
+
+
+# -- a chip's design power ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChipPower:
+    """A chip's design power, W: all cores busy at the clock, DRAM at full bandwidth and
+    the vector unit at full activity; ``basis`` the assumptions behind the logic's share."""
+
+    tdp_W: float
+    logic_W: float              # the cores' arrays: dynamic and leakage
+    leakage_W: float
+    dram_W: float
+    vector_W: float
+    basis: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tdp_W": self.tdp_W, "logic_W": self.logic_W, "leakage_W": self.leakage_W, "dram_W": self.dram_W,
+                "vector_W": self.vector_W, "basis": self.basis}
+
+
+def vector_pJ_per_op(chip: ChipConfig) -> float:
+    """Energy of one element operation on ``chip``'s vector unit, pJ (at its node)."""
+    v = energy_data()["vector_lane"]
+    return v["fma_pJ_45nm"] * v["overhead_factor"] * get_node(chip.node).energy_scale_vs_45nm.value
+
+
+def chip_power(chip: ChipConfig) -> ChipPower:
+    """Design power of ``chip``: all cores busy at the clock, plus DRAM at full bandwidth and
+    the vector unit's lanes at the clock."""
+    logic = chip_power_W(chip.core, cores=chip.cores, node=chip.node, clock_MHz=chip.clock_mhz)
+    dram_pj = energy_data()["dram_pJ_per_byte"][chip.dram.kind]["value"]
+    dram = chip.dram.GBps * 1e9 * dram_pj * 1e-12
+    vector = chip.lanes * chip.clock_hz * vector_pJ_per_op(chip) * 1e-12
+    return ChipPower(logic["total_W"] + dram + vector, logic["total_W"], logic["leakage_W"], dram, vector,
+                     logic["basis"])

@@ -83,7 +83,11 @@ def reticle_limit_mm2(path: str = str(NODES_FILE)) -> float:
     return float(need(p, "reticle_limit_mm2", f, "value", (int, float), positive=True))
 
 
-def get_node(name: str) -> Node:
+def get_node(name: Node | str) -> Node:
+    """A node by name (``n4``, ``N7`` ...); a :class:`Node` passes through, so that a caller
+    resolves a name once and hands the object on."""
+    if isinstance(name, Node):
+        return name
     nodes = load_nodes()
     key = str(name).lower()
     if key not in nodes:

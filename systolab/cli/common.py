@@ -13,8 +13,8 @@ from ..checks import MAX_DIM, MAX_SEED
 from ..config import AcceleratorConfig
 from ..errors import UserError
 from ..models.chip.choose import ORDER_FLAGS
-from ..models.chip.config import get_chip
 from ..models.chip.mapper import SEARCHES
+from ..models.report.chip import get_chip
 from ..models.workloads.catalog import get_workload
 from ..models.workloads.gemm import parse_gemm
 

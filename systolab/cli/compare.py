@@ -5,9 +5,10 @@ import argparse
 
 from ..errors import UserError
 from ..files import check_output_folder
-from ..models.chip.config import fit_cores, get_chip
+from ..models.report.chip import get_chip
 from ..models.report.compare import DEFAULT_GPUS, DEFAULT_WORKLOADS, ISO_VIEWS, compare
 from ..models.report.figures import write_report
+from ..models.report.sizing import fit_cores
 from .common import emit, in_number_format, positive_int, real_in
 
 
@@ -48,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
         chip = fit_cores(chip, die_mm2=args.fit_die_mm2, power_W=args.fit_power_w)
     gpus = tuple(g.strip() for g in args.gpus.split(",") if g.strip()) if args.gpus is not None else DEFAULT_GPUS
     workloads = tuple(args.workload) if args.workload else DEFAULT_WORKLOADS
-    result = compare(chip, workloads=workloads, gpus=gpus, batch=args.batch, seq_len=args.seq_len, iso=iso)
-    files = write_report(result, args.out)
+    comparison = compare(chip, workloads=workloads, gpus=gpus, batch=args.batch, seq_len=args.seq_len, iso=iso)
+    files = write_report(comparison, args.out)
+    result = comparison.to_dict()
     payload = {k: result[k] for k in ("chip", "devices", "workloads", "rows", "iso", "serving", "model_errors",
                                       "assumptions")}
     payload["files"] = files

@@ -30,8 +30,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("devices: name at least one GPU id or chip")
     else:
         devices = [get_chip().name, *DEFAULT_GPUS]
-    rows = fleet(devices, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
-                 tp=args.tp, pp=args.pp, budget_usd=args.budget_usd, dtype=args.dtype, kv_dtype=args.kv_dtype)
+    result = fleet(devices, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
+                   tp=args.tp, pp=args.pp, budget_usd=args.budget_usd, dtype=args.dtype, kv_dtype=args.kv_dtype)
+    rows = [r.to_dict() for r in result.rows]
     budget = next((r["budget_usd"] for r in rows if "budget_usd" in r), args.budget_usd)   # the default resolved
     payload = {"model": args.model, "isl": args.isl, "osl": args.osl, "batch": args.batch,
                "concurrency": args.concurrency, "budget_usd": budget, "rows": rows}

@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..models.chip.config import get_chip
 from ..models.core.perf import MemorySystem, core_cycles
+from ..models.report.chip import get_chip
 
 #: The external memory the core bench models (cycles of latency, bytes per cycle): the
 #: cycle model is given the same.

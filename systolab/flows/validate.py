@@ -107,8 +107,8 @@ def _run_case(case: ValidationCase, simulator: str, seed: int) -> list[dict]:
     from ..sim.golden import golden_matmul
 
     return [cnt | {"passed": np.array_equal(np.array(c, dtype=object), golden_matmul(a, b, case.config).astype(object))
-                   and not out["violations"]}
-            for (a, b), c, cnt in zip(products, out["c"], out["counters"])]
+                   and not out.violations}
+            for (a, b), c, cnt in zip(products, out.c, out.counters)]
 
 
 def validate(cases: list[ValidationCase], *, simulator: str = "verilator", seed: int = 0, jobs: int = 2,
@@ -206,9 +206,9 @@ def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[
     from ..sim.golden import golden_matmul
 
     out = run_chip_hdl(case.chip, runs, simulator)
-    return [r["counters"] | {"busy": r["busy"], "passed": r["status"] == 0 and not r["violations"] and all(
+    return [r.counters | {"busy": r.busy, "passed": r.status == 0 and not r.violations and all(
         np.array_equal(np.array(c, dtype=object), golden_matmul(a, b, case.chip.core, k_block=blk.kb).astype(object))
-        for c, (a, b) in zip(r["c"], products))} for (products, blk), r in zip(runs, out)]
+        for c, (a, b) in zip(r.c, products))} for (products, blk), r in zip(runs, out)]
 
 
 def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilator", seed: int = 0, jobs: int = 2,

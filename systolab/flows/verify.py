@@ -4,13 +4,23 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from ..checks import check_int, check_real, check_seed
 from ..config import AcceleratorConfig
 from ..errors import UserError
+from ..models.chip.blocking import blocking_traffic, dram_traffic_lower_bound
+from ..models.chip.perf import chip_gemm_perf
 from ..sim.amaranth_bench import run_plan_amaranth
 from ..sim.checker import Scoreboard
+from ..sim.chip_bench import random_products, run_chip_plan_amaranth
+from ..sim.chip_plan import ChipPlan, DescriptorResult
+from ..sim.core_bench import check_memory, run_core_plan_amaranth
+from ..sim.core_plan import CorePlan, CoreResult, MemoryParams
+from ..sim.golden import golden_matmul, show_value
 from ..sim.plan import Plan
 from ..sim.protocol import ArrayProtocol
-from ..sim.runner import resolve_simulator, run_plan_hdl
+from ..sim.runner import resolve_simulator, run_chip_plan_hdl, run_core_plan_hdl, run_plan_hdl, waveform_path
 from ..sim.stimulus import Product, random_gemm, sprinkle_specials
 
 
@@ -57,9 +67,6 @@ def verify_products(config: AcceleratorConfig, products: list[Product], *, seed:
     reset_midway : bool
         First push half of an extra product, reset the DUT with it in flight, then run.
     """
-    from ..checks import check_real, check_seed
-    from ..sim.runner import waveform_path
-
     if not products:
         raise UserError("products: give at least one product")
     check_seed("seed", seed)
@@ -107,19 +114,43 @@ def verify_products(config: AcceleratorConfig, products: list[Product], *, seed:
     )
 
 
+def _check_products(products, outputs, config: AcceleratorConfig, *, label, note: str, shown: int,
+                    k_block: int | None = None) -> tuple[int, list[str]]:
+    """(elements that differ from the golden model, messages for the first ``shown`` of
+    each product: ``label(q, a, b)``, the element, expected and got, ``note``)."""
+    mismatches, messages = 0, []
+    for q, ((a, b), c) in enumerate(zip(products, outputs)):
+        expected = golden_matmul(a, b, config, k_block=k_block)
+        wrong = np.argwhere(c != expected.astype(object))
+        mismatches += len(wrong)
+        messages += [f"{label(q, a, b)}: C[{r},{s}] expected {show_value(expected[r, s], config)}, "
+                     f"got {show_value(c[r][s], config)} ({note})" for r, s in wrong[:shown]]
+    return mismatches, messages
+
+
 @dataclass
-class CoreVerifyReport:
-    """Outcome of whole GEMMs on the accelerator core (``systolab verify --json``).
+class VerifyOutcome:
+    """What every verification run reports: whether it passed, of how many GEMMs, the
+    elements that mismatched, the seed and simulator, and each GEMM's shape (M, N, K)."""
 
-    Every per-GEMM field is a list in GEMM order, whatever the number of GEMMs."""
-
-    design: dict
     passed: bool
     gemms: int
     mismatches: int
     seed: int
     simulator: str
     shapes: list[list[int]]
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class CoreVerifyReport(VerifyOutcome):
+    """Outcome of whole GEMMs on the accelerator core (``systolab verify --json``).
+
+    Every per-GEMM field is a list in GEMM order, whatever the number of GEMMs."""
+
+    design: dict
     cycles: list[int]
     utilization: list[float]
     counters: list[dict]
@@ -130,9 +161,6 @@ class CoreVerifyReport:
     waveform: str | None = None
     seconds: float = 0.0
     unit: str = "core"
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def verify_core(config: AcceleratorConfig, shapes: list[tuple[int, int, int]], *, seed: int,
@@ -146,69 +174,49 @@ def verify_core(config: AcceleratorConfig, shapes: list[tuple[int, int, int]], *
 
     A mismatch message names the element, expected and got values, the seed and the
     waveform (written with ``waves``; rerun with it to get one)."""
-    import numpy as np
-
-    from ..checks import check_int, check_seed
-    from ..sim.core_bench import check_memory, run_gemms
-    from ..sim.golden import golden_matmul, show_value
-    from ..sim.runner import run_core_hdl, waveform_path
-
     check_memory(latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob, seed=seed)
     check_seed("seed", seed)
     if not shapes:
         raise UserError("gemms: nothing to run")
-    shapes = [tuple(check_int(d, v, hi=65535) for d, v in zip("MNK", s)) for s in shapes]
+    checked = [tuple(check_int(d, v, hi=65535) for d, v in zip("MNK", s)) for s in shapes]
     sim = resolve_simulator(simulator)
     rng = np.random.default_rng(seed)
     dt = config.input_dtype
-    products = [random_gemm(rng, dt, M, N, K) for M, N, K in shapes]
+    products = [random_gemm(rng, dt, M, N, K) for M, N, K in checked]
     if config.is_float:   # every other GEMM carries special values (NaN, ±Inf, ±0, extremes)
         products = [(sprinkle_specials(rng, dt, a), sprinkle_specials(rng, dt, b)) if i % 2 else (a, b)
                     for i, (a, b) in enumerate(products)]
-    memory = dict(latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob)
+    memory = MemoryParams(latency, bytes_per_cycle, stall_prob, seed)
+    plan = CorePlan.build(config, products, memory=memory)
     t0 = time.perf_counter()
+    result: CoreResult
     if sim == "amaranth":
         vcd = waveform_path(config, "amaranth", "core", seed) if waves else None
-        runs = run_gemms(config, products, seed=seed, vcd=vcd, **memory)
-        outs = [(r.c, r.counters) for r in runs]
-        violations = runs[0].violations
-        waveform = str(vcd) if vcd else None
+        result = run_core_plan_amaranth(plan, vcd=vcd)
     else:
-        out = run_core_hdl(config, products, sim, seed=seed, waves=waves, **memory)
-        outs = [(np.array(c, dtype=object), cnt) for c, cnt in zip(out["c"], out["counters"])]
-        violations, waveform = out["violations"], out["waveform"]
+        result = run_core_plan_hdl(plan, sim, waves=waves)
+    waveform = result.waveform
     where = f"waveform {waveform}" if waveform else "rerun with --waves for a waveform"
-    messages, mismatches = [], 0
-    for (a, b), (c, _) in zip(products, outs):
-        expected = golden_matmul(a, b, config)
-        wrong = np.argwhere(np.array(c, dtype=object) != expected.astype(object))
-        mismatches += len(wrong)
-        messages += [f"{a.shape[0]}x{b.shape[1]}x{a.shape[1]}: C[{r},{q}] expected "
-                     f"{show_value(expected[r, q], config)}, got {show_value(c[r, q], config)} "
-                     f"(seed {seed}; {where})" for r, q in wrong[:5]]
-    messages += violations[:10]
-    counters = [cnt for _, cnt in outs]
+    mismatches, messages = _check_products(products, result.c_arrays(), config, shown=5, note=f"seed {seed}; {where}",
+                                           label=lambda q, a, b: f"{a.shape[0]}x{b.shape[1]}x{a.shape[1]}")
+    messages += result.violations[:10]
+    counters = result.counters
     return CoreVerifyReport(
-        design=config.to_dict(), passed=not mismatches and not violations, gemms=len(shapes),
-        mismatches=int(mismatches), seed=seed, simulator=sim, shapes=[list(s) for s in shapes],
+        design=config.to_dict(), passed=not mismatches and not result.violations, gemms=len(shapes),
+        mismatches=int(mismatches), seed=seed, simulator=sim, shapes=[list(s) for s in checked],
         cycles=[cnt["cycles"] for cnt in counters],
         utilization=[cnt["macs"] / (config.rows * config.cols * cnt["cycles"]) for cnt in counters],
-        counters=counters, k_chunk=config.k_chunk, tile_m=config.tile_m, memory=memory, messages=messages,
+        counters=counters, k_chunk=config.k_chunk, tile_m=config.tile_m,
+        memory=dict(latency=latency, bytes_per_cycle=bytes_per_cycle, stall_prob=stall_prob), messages=messages,
         waveform=waveform, seconds=round(time.perf_counter() - t0, 3))
 
 
 @dataclass
-class ChipVerifyReport:
+class ChipVerifyReport(VerifyOutcome):
     """Outcome of GEMMs on the chip RTL (``systolab verify --chip --json``); every per-GEMM
     field is a list in GEMM order."""
 
     chip: dict
-    passed: bool
-    gemms: int
-    mismatches: int
-    seed: int
-    simulator: str
-    shapes: list[list[int]]
     counts: list[int]
     blockings: list[dict]
     cycles: list[int]
@@ -228,9 +236,6 @@ class ChipVerifyReport:
     seconds: float = 0.0
     unit: str = "chip"
 
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
 
 def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, stall_prob: float = 0.2
                 ) -> ChipVerifyReport:
@@ -238,14 +243,7 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
     (seeded) and random stalls on the DRAM port, C checked bit-exactly against the golden
     model; cycles and every counter from the chip's own counters, the cycle model's
     prediction beside them (equal without stalls)."""
-    import numpy as np
-
-    from ..checks import check_real, check_seed
-    from ..models.chip.blocking import blocking_traffic, dram_traffic_lower_bound
-    from ..models.chip.perf import chip_gemm_perf
-    from ..sim.chip_bench import random_products, run_chip_gemm
-    from ..sim.golden import golden_matmul, show_value
-    from ..sim.runner import run_chip_hdl
+    # why: the chip's models cost 0.2 s, which the array's and the core's runs do without
 
     check_seed("seed", seed)
     check_real("stall_prob", stall_prob, lo=0.0, hi=1.0, hi_open=True)
@@ -254,42 +252,37 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
     sim = resolve_simulator(simulator)
     rng = np.random.default_rng(seed)
     runs = [(random_products(chip, M, N, K, p, rng), blk) for M, N, K, p, blk in cases]
+    plan = ChipPlan.build(chip, runs, stall_prob=stall_prob, seed=seed)
     t0 = time.perf_counter()
+    outs: list[DescriptorResult]
     if sim == "amaranth":
-        outs = []
-        for products, blk in runs:
-            r = run_chip_gemm(chip, products, blk, stall_prob=stall_prob, seed=seed)
-            outs.append({"c": r.c, "counters": r.counters, "busy": r.busy, "status": r.status,
-                         "violations": r.violations})
+        outs = run_chip_plan_amaranth(chip, plan)
     else:
-        outs = run_chip_hdl(chip, runs, sim, stall_prob=stall_prob, seed=seed)
-    messages, mismatches = [], 0
+        outs = run_chip_plan_hdl(chip, plan, sim)
+    messages: list[str] = []
+    mismatches = 0
     for (M, N, K, p, blk), (products, _), out in zip(cases, runs, outs):
-        if out["status"]:
-            messages.append(f"{M}x{N}x{K} x{p} with {blk}: rejected by the controller (status {out['status']})")
+        if out.status:
+            messages.append(f"{M}x{N}x{K} x{p} with {blk}: rejected by the controller (status {out.status})")
             mismatches += M * N * p
             continue
-        for q, ((a, b), c) in enumerate(zip(products, out["c"])):
-            expected = golden_matmul(a, b, chip.core, k_block=blk.kb)
-            wrong = np.argwhere(np.array(c, dtype=object) != expected.astype(object))
-            mismatches += len(wrong)
-            messages += [f"{M}x{N}x{K} product {q} with {blk}: C[{r},{s}] expected "
-                         f"{show_value(expected[r, s], chip.core)}, got {show_value(c[r][s], chip.core)} "
-                         f"(seed {seed})" for r, s in wrong[:3]]
-        messages += out["violations"][:5]
-    counters = [o["counters"] for o in outs]
+        wrong, shown = _check_products(products, out.c_arrays(), chip.core, k_block=blk.kb, shown=3, note=f"seed {seed}",
+                                       label=lambda q, a, b, s=f"{M}x{N}x{K}", blk=blk: f"{s} product {q} with {blk}")
+        mismatches += wrong
+        messages += shown + out.violations[:5]
+    counters = [o.counters for o in outs]
     pes = chip.cores * chip.core.rows * chip.core.cols
     return ChipVerifyReport(
-        chip=chip.to_dict(), passed=mismatches == 0 and not any(o["violations"] for o in outs), gemms=len(cases),
+        chip=chip.to_dict(), passed=mismatches == 0 and not any(o.violations for o in outs), gemms=len(cases),
         mismatches=int(mismatches), seed=seed, simulator=sim, shapes=[[M, N, K] for M, N, K, _, _ in cases],
         counts=[p for *_, p, _ in cases], blockings=[blk.to_dict() for *_, blk in cases],
         cycles=[c["cycles"] for c in counters],
         model_cycles=[chip_gemm_perf(chip, M, N, K, blk, count=p).cycles for M, N, K, p, blk in cases],
         utilization=[c["macs"] / (pes * c["cycles"]) for c in counters], counters=counters,
-        per_core_busy=[o["busy"] for o in outs], dram_bytes_read=[c["dram_bytes_read"] for c in counters],
+        per_core_busy=[o.busy for o in outs], dram_bytes_read=[c["dram_bytes_read"] for c in counters],
         dram_bytes_written=[c["dram_bytes_written"] for c in counters],
         sram_bytes_read=[c["sram_bytes_read"] for c in counters],
-        sram_bytes_written=[c["sram_bytes_written"] for c in counters], status=[o["status"] for o in outs],
+        sram_bytes_written=[c["sram_bytes_written"] for c in counters], status=[o.status for o in outs],
         blocking_traffic_bytes=[blocking_traffic(chip, M, N, K, blk, p) for M, N, K, p, blk in cases],
         dram_bytes_lower_bound=[dram_traffic_lower_bound(chip, M, N, K, p) for M, N, K, p, _ in cases],
         messages=messages, stall_prob=stall_prob, seconds=round(time.perf_counter() - t0, 3))

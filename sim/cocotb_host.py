@@ -1,0 +1,73 @@
+"""The host side of a command stream and a ``done`` strobe under cocotb (the core and chip
+benches): reset, submit a descriptor, wait for it to finish."""
+from __future__ import annotations
+
+from typing import Any
+
+from cocotb.clock import Clock
+from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
+
+from .cocotb_memory import logic_int
+
+CLOCK_NS = 10
+
+
+class CommandHost:
+    """Drives ``dut.cmd__*`` (valid/ready/payload) and watches ``dut.done``.
+
+    Timing contract (as :class:`~systolab.sim.amaranth_host.CommandHost` in Amaranth's
+    simulator): :meth:`submit` returns after the clock edge that accepted the command;
+    :meth:`wait_done` returns in the read-only phase after the clock edge that ends the
+    cycle in which ``done`` is high, where the counters read as Amaranth's ``ctx.get``
+    reads them after its tick; :meth:`writable` then moves 1 ns on, before the next edge.
+    """
+
+    def __init__(self, dut: Any):
+        self.dut = dut
+
+    async def start(self, reset_cycles: int = 2) -> None:
+        """Start the clock (``CLOCK_NS``) and hold reset for ``reset_cycles`` edges."""
+        Clock(self.dut.clk, CLOCK_NS, unit="ns").start()  # cocotb 2: starts its own task
+        self.dut.rst.value = 1
+        self.dut.cmd__valid.value = 0
+        for _ in range(reset_cycles):
+            await RisingEdge(self.dut.clk)
+        self.dut.rst.value = 0
+
+    async def submit(self, bits: int) -> None:
+        """Offer the packed command ``bits`` until the DUT accepts it."""
+        dut = self.dut
+        dut.cmd__payload.value = bits
+        dut.cmd__valid.value = 1
+        while True:
+            await RisingEdge(dut.clk)
+            if logic_int(dut.cmd__ready):
+                break
+        dut.cmd__valid.value = 0
+
+    async def wait_done(self, max_cycles: int, *, wake_on_rise: bool = False) -> bool:
+        """Wait until ``done`` has been high for a cycle (False after ``max_cycles``).
+
+        By default ``done`` is sampled at every clock edge. With ``wake_on_rise`` the bench
+        sleeps until ``done`` rises, then waits one edge: far fewer Python wake-ups (their
+        cost dominates a long run), exact only when ``done`` cannot glitch (it decodes one
+        state register, as the chip's does)."""
+        dut = self.dut
+        if wake_on_rise:
+            finished = RisingEdge(dut.done)
+            if await First(finished, Timer(CLOCK_NS * max_cycles, unit="ns")) is not finished:
+                return False
+            await RisingEdge(dut.clk)
+        else:
+            for _ in range(max_cycles):
+                await RisingEdge(dut.clk)
+                if logic_int(dut.done):
+                    break
+            else:
+                return False
+        await ReadOnly()
+        return True
+
+    async def writable(self) -> None:
+        """Leave the read-only phase (1 ns on, still before the next clock edge)."""
+        await Timer(1, unit="ns")
