@@ -76,7 +76,7 @@ def plot_pareto(space: Space, points: list[dict], front: set[str], gpus: dict[st
     """Every point in each 2-D projection of the objectives (one panel per pair; grey:
     infeasible, blue: feasible, red: the Pareto front) with GPUs as labelled reference
     points. Returns the ``Figure`` (drawn into ``ax``, one axes per pair, when given)."""
-    from matplotlib.figure import Figure  # why: matplotlib is slow to import, and only the plots need it
+    from matplotlib.figure import Figure  # noqa: PLC0415  lazy: matplotlib is slow to import, and only the plots need it
 
     objs = space.objectives
     pairs = list(itertools.combinations(range(len(objs)), 2)) or [(0, 0)]

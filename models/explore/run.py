@@ -43,7 +43,7 @@ def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid
     targets = gpu_targets(sp)
     bar = None
     if progress:
-        from tqdm import tqdm  # why: only an interactive run draws a progress bar
+        from tqdm import tqdm  # noqa: PLC0415  lazy: only an interactive run draws a progress bar
 
         bar = tqdm(total=len(sp.grid()) if search == "grid" else trials, desc="explore", unit="point")
     try:

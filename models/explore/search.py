@@ -61,7 +61,7 @@ def optuna_search(sp: Space, store: Store, version: str, db: Path, search: str, 
     our store, so a point the search proposes again is read, not evaluated. It asks as
     many trials at a time as the executor has workers, evaluates them there and tells
     them in the order asked (deterministic for a given number of workers)."""
-    import optuna  # why: Optuna takes about a second to import, and only its searches need it
+    import optuna  # noqa: PLC0415  lazy: Optuna takes about a second to import, and only its searches need it
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler: optuna.samplers.BaseSampler

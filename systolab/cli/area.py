@@ -17,10 +17,9 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # why: models.silicon loads Amaranth (synthesis), slow to import; systolab --help must not
-    from ..models.silicon.area_check import area_check
-    from ..models.silicon.energy import gemm_energy
-    from ..models.silicon.nodes import get_node
+    from ..models.silicon.area_check import area_check  # noqa: PLC0415  lazy: models.silicon loads Amaranth (synthesis), slow to import; systolab --help must not
+    from ..models.silicon.energy import gemm_energy  # noqa: PLC0415  lazy: as above
+    from ..models.silicon.nodes import get_node  # noqa: PLC0415  lazy: as above
 
     config = design_from_args(args)
     node = get_node(args.node)

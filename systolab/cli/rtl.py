@@ -19,11 +19,10 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hdl.verilog import generate_chip_verilog, generate_verilog  # why: Amaranth is slow to import
+    from ..hdl.verilog import generate_chip_verilog, generate_verilog  # noqa: PLC0415  lazy: Amaranth is slow to import
 
     if args.chip is not None:
-        # why: the flows load the benches (2 s, ml_dtypes); only a chip's RTL needs the check
-        from ..flows.verify import check_simulable
+        from ..flows.verify import check_simulable  # noqa: PLC0415  lazy: the flows load the benches (2 s, ml_dtypes); only a chip's RTL needs the check
 
         chip = chip_from_args(args)
         check_simulable(chip, "rtl")

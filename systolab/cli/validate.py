@@ -33,10 +33,9 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # why: imported when the command runs, so that `systolab --help` loads no simulator or model
-    from ..flows.validate import default_cases, default_chip_cases, record, validate, validate_chip
-    from ..models.records import VALIDATION_RECORD, write_target
-    from ..sim.runner import resolve_simulator
+    from ..flows.validate import default_cases, default_chip_cases, record, validate, validate_chip  # noqa: PLC0415  lazy: imported when the command runs, so that `systolab --help` loads no simulator or model
+    from ..models.records import VALIDATION_RECORD, write_target  # noqa: PLC0415  lazy: as above
+    from ..sim.runner import resolve_simulator  # noqa: PLC0415  lazy: as above
 
     if args.write:
         write_target(VALIDATION_RECORD, write=True)     # outside a checkout, fail before the simulations

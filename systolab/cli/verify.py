@@ -49,9 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _core(args, config, gemm) -> int:
-    # why: the flows and the benches take 2 s to import (ml_dtypes); systolab --help must not
-    from ..flows.verify import verify_core
-    from ..sim.core_bench import core_shapes
+    from ..flows.verify import verify_core  # noqa: PLC0415  lazy: the flows and the benches take 2 s to import (ml_dtypes); systolab --help must not
+    from ..sim.core_bench import core_shapes  # noqa: PLC0415  lazy: as above
 
     if gemm is not None:
         shapes = [(gemm.M, gemm.N, gemm.K)]
@@ -79,9 +78,8 @@ def _core(args, config, gemm) -> int:
 
 
 def _array(args, config, gemm) -> int:
-    # why: the flows and the benches take 2 s to import (ml_dtypes); systolab --help must not
-    from ..flows.verify import verify_products
-    from ..sim.stimulus import campaign, check_fits, random_product
+    from ..flows.verify import verify_products  # noqa: PLC0415  lazy: the flows and the benches take 2 s to import (ml_dtypes); systolab --help must not
+    from ..sim.stimulus import campaign, check_fits, random_product  # noqa: PLC0415  lazy: as above
 
     if gemm is not None:
         try:
@@ -113,9 +111,8 @@ def _array(args, config, gemm) -> int:
 
 
 def _chip(args, gemm) -> int:
-    # why: the flows and the benches take 2 s to import (ml_dtypes); systolab --help must not
-    from ..flows.verify import check_simulable, verify_chip
-    from ..sim.chip_bench import chip_campaign
+    from ..flows.verify import check_simulable, verify_chip  # noqa: PLC0415  lazy: the flows and the benches take 2 s to import (ml_dtypes); systolab --help must not
+    from ..sim.chip_bench import chip_campaign  # noqa: PLC0415  lazy: as above
 
     chip = chip_from_args(args)
     check_simulable(chip, "verify")

@@ -82,12 +82,10 @@ def deep_check(job: tuple) -> DeepCheck:
     Verilator and its array synthesised (the deep stage of
     :func:`systolab.models.explore.run_explore`, a module-level function so that it
     pickles to an executor's workers)."""
-    # why: the benches (ml_dtypes) and synthesis (Amaranth) take 2 s to import; importing this
-    # module (the CLI, systolab.explore, an executor's worker) must not pay it before a check runs
-    from ..models.silicon.area import model_area, synth_area_mm2
-    from ..models.silicon.synthesis import synthesize
-    from ..sim.runner import build_jobs
-    from .verify import verify_core
+    from ..models.silicon.area import model_area, synth_area_mm2  # noqa: PLC0415  lazy: the benches and synthesis take 2 s to import; the CLI, systolab.explore and executor workers import this module before any check runs
+    from ..models.silicon.synthesis import synthesize  # noqa: PLC0415  lazy: as above
+    from ..sim.runner import build_jobs  # noqa: PLC0415  lazy: as above
+    from .verify import verify_core  # noqa: PLC0415  lazy: as above
 
     base, design, seed = job
     chip = get_chip(base).derive(**design)

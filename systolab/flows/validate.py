@@ -22,6 +22,11 @@ from ..models.chip.perf import chip_gemm_perf
 from ..models.core.perf import MemorySystem, core_counters, core_cycles
 from ..models.records import VALIDATION_RECORD, record_file, write_target, write_text
 from ..models.specs import load_yaml
+from ..sim.chip_bench import chip_campaign, random_products, run_chip_gemm
+from ..sim.core_bench import run_gemms
+from ..sim.golden import golden_matmul
+from ..sim.runner import run_chip_hdl, run_core_hdl
+from ..sim.stimulus import random_gemm
 
 COMPARED = ("cycles", "busy_cycles", "macs", "bytes_read", "bytes_written")
 
@@ -90,10 +95,6 @@ def default_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Validatio
 
 
 def _run_case(case: ValidationCase, simulator: str, seed: int) -> list[dict]:
-    # why: the benches take 2 s to import (ml_dtypes); the cases and the record need none of them
-    from ..sim.core_bench import run_gemms
-    from ..sim.runner import run_core_hdl
-    from ..sim.stimulus import random_gemm
 
     rng = np.random.default_rng(seed)
     dt = case.config.input_dtype
@@ -104,7 +105,6 @@ def _run_case(case: ValidationCase, simulator: str, seed: int) -> list[dict]:
         runs = run_gemms(case.config, products, **params)
         return [r.counters | {"passed": r.passed} for r in runs]
     out = run_core_hdl(case.config, products, simulator, **params)
-    from ..sim.golden import golden_matmul
 
     return [cnt | {"passed": np.array_equal(np.array(c, dtype=object), golden_matmul(a, b, case.config).astype(object))
                    and not out.violations}
@@ -169,8 +169,6 @@ def default_chip_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Chip
     cores compute-bound and DRAM that binds — each with the corner classes (split-K among
     them) and random shapes (1..24, one to three products) under random blockings that
     fit."""
-    # why: the benches take 2 s to import (ml_dtypes); the cases and the record need none of them
-    from ..sim.chip_bench import chip_campaign
 
     tiny, small = get_chip("sl-tiny"), get_chip("sl-small")
     chips = [
@@ -191,9 +189,6 @@ def default_chip_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Chip
 
 
 def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[dict]:
-    # why: the benches take 2 s to import (ml_dtypes); the cases and the record need none of them
-    from ..sim.chip_bench import random_products, run_chip_gemm
-    from ..sim.runner import run_chip_hdl
 
     rng = np.random.default_rng(seed)
     runs = [(random_products(case.chip, M, N, K, p, rng), blk) for M, N, K, p, blk in case.gemms]
@@ -203,7 +198,6 @@ def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[
             r = run_chip_gemm(case.chip, products, blk)
             results.append(r.counters | {"busy": r.busy, "passed": r.passed})
         return results
-    from ..sim.golden import golden_matmul
 
     out = run_chip_hdl(case.chip, runs, simulator)
     return [r.counters | {"busy": r.busy, "passed": r.status == 0 and not r.violations and all(
