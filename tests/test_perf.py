@@ -78,7 +78,8 @@ def test_perf_cli_on_a_prefill_workload(capsys):
     out = json.loads(capsys.readouterr().out)
     for key in ("cycles", "seconds", "utilization", "bound"):
         assert key in out
-    assert out["bound"] in ("compute", "memory") and 0 < out["utilization"] <= 1 and out["tokens_per_second"] > 0
+    assert out["bound"] in ("compute", "memory") and 0 < out["utilization"] <= 1
+    assert out["units_per_second"] > 0 and out["unit"] == "token" and "tokens_per_second" not in out
 
 
 def test_perf_cli_rejects_bad_input(capsys):

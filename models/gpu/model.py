@@ -411,6 +411,20 @@ class GpuWorkloadEstimate:
             by[e.bound] = by.get(e.bound, 0.0) + e.seconds
         return max(sorted(by), key=lambda k: by[k])
 
+    @property
+    def extrapolated(self) -> bool:
+        """Whether any GEMM lies outside the shapes the model was calibrated on."""
+        return any(e.extrapolated for e in self.gemms)
+
+    @property
+    def notes(self) -> list[str]:
+        """The GEMMs' notes, each once, sorted."""
+        return sorted({n for e in self.gemms for n in e.notes})
+
+    def units_per_second(self, units_per_run: float) -> float:
+        """Units of work (tokens, samples, runs) a second, at ``units_per_run`` a workload run."""
+        return units_per_run / self.seconds
+
 
 def estimate_workload(gpu: GpuSpec | str, gemms: list[Gemm]) -> GpuWorkloadEstimate:
     """Workload time on a GPU: the sum over its GEMMs (kernels run one after another)."""

@@ -23,12 +23,10 @@ def run(args: argparse.Namespace) -> int:
     est = estimate_workload(gpu, gemms)
     per = [e.to_dict() for e in est.gemms]
     payload = {"gpu": gpu.id, "name": gpu.name, "dtype": args.dtype, "seconds": est.seconds, "tflops": est.tflops,
-               "bound": est.bound, "flops": est.flops, "extrapolated": any(e.extrapolated for e in est.gemms),
-               "gemms": per, "notes": sorted({n for e in est.gemms for n in e.notes}),
+               "bound": est.bound, "flops": est.flops, "extrapolated": est.extrapolated, "gemms": per, "notes": est.notes,
                "workload": workload.to_dict() if workload is not None else None,
-               "units_per_second": workload.units_per_run / est.seconds if workload is not None else None}
-    if workload is not None:
-        payload[f"{workload.unit}s_per_second"] = payload["units_per_second"]
+               "units_per_second": est.units_per_second(workload.units_per_run) if workload is not None else None,
+               "unit": workload.unit if workload is not None else None}
 
     def human(p: dict) -> str:
         lines = [f"{p['name']} ({p['gpu']}), {p['dtype']}: {p['seconds'] * 1e6:.1f} us, {p['tflops']:.1f} TFLOPS, "

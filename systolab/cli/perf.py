@@ -41,9 +41,8 @@ def run(args: argparse.Namespace) -> int:
                "bytes_per_cycle": bytes_per_cycle, "latency_cycles": latency, **perf.to_dict(),
                "workload": workload.to_dict() if workload is not None else None,
                "units_per_second": perf.units_per_second(workload.units_per_run) if workload is not None else None,
+               "unit": workload.unit if workload is not None else None,
                "model": "models/core/perf.py (cycle model of the core's schedule; error vs RTL: systolab validate)"}
-    if workload is not None:
-        payload[f"{workload.unit}s_per_second"] = payload["units_per_second"]
 
     def human(p: dict) -> str:
         lines = [f"{config.name} x {p['cores']} core(s) at {p['clock_mhz']:g} MHz, {p['bytes_per_cycle']:g} B/cycle: "
@@ -89,8 +88,7 @@ def _chip(args: argparse.Namespace) -> int:
                                 parameter=flag)
         perf = chip_workload_perf(chip, gemms, args.search)
         payload = {**base, **perf.to_dict(), "workload": workload.to_dict(),
-                   "units_per_second": perf.units_per_second(workload.units_per_run),
-                   f"{workload.unit}s_per_second": perf.units_per_second(workload.units_per_run),
+                   "units_per_second": perf.units_per_second(workload.units_per_run), "unit": workload.unit,
                    "dram_bandwidth_utilization": perf.dram_bandwidth_utilization(chip.dram_bytes_per_cycle)}
 
         def human(q: dict) -> str:
