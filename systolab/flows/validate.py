@@ -111,6 +111,19 @@ def _run_case(case: ValidationCase, simulator: str, seed: int) -> list[dict]:
             for (a, b), c, cnt in zip(products, out.c, out.counters)]
 
 
+def _measured(cases: list, run, *, simulator: str, seed: int, jobs: int, progress, what):
+    """(case, what ``run`` measured on the RTL) for every case, run in ``jobs`` processes and
+    yielded in the cases' order; ``what(case, "3/8")`` is the progress line."""
+    progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(run, case, simulator, seed): case for case in cases}
+        for done, future in enumerate(futures, start=1):
+            case = futures[future]
+            measured = future.result()
+            progress(what(case, f"{done}/{len(cases)}"))
+            yield case, measured
+
+
 def validate(cases: list[ValidationCase], *, simulator: str = "verilator", seed: int = 0, jobs: int = 2,
              progress=None) -> ValidationReport:
     """Run every case on the RTL and compare each counter with the model.
@@ -119,18 +132,13 @@ def validate(cases: list[ValidationCase], *, simulator: str = "verilator", seed:
     ``max_rel_cycle_error``, per-counter maximum absolute errors, per-case summaries and
     the worst GEMMs.
     """
-    progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     rows = []
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(_run_case, case, simulator, seed): case for case in cases}
-        for done, future in enumerate(futures, start=1):
-            case = futures[future]
-            measured = future.result()
-            progress(f"validate: {done}/{len(cases)} {case.label} ({len(case.shapes)} shapes)")
-            for shape, got in zip(case.shapes, measured):
-                model = core_counters(case.config, *shape) | {"cycles": core_cycles(case.config, *shape, case.memory)}
-                rows.append({"case": case.label, "shape": list(shape), "passed": got["passed"],
-                             "rtl": {k: got[k] for k in COMPARED}, "model": {k: model[k] for k in COMPARED}})
+    for case, measured in _measured(cases, _run_case, simulator=simulator, seed=seed, jobs=jobs, progress=progress,
+                                    what=lambda c, n: f"validate: {n} {c.label} ({len(c.shapes)} shapes)"):
+        for shape, got in zip(case.shapes, measured):
+            model = core_counters(case.config, *shape) | {"cycles": core_cycles(case.config, *shape, case.memory)}
+            rows.append({"case": case.label, "shape": list(shape), "passed": got["passed"],
+                         "rtl": {k: got[k] for k in COMPARED}, "model": {k: model[k] for k in COMPARED}})
     for r in rows:
         r["error"] = {k: r["model"][k] - r["rtl"][k] for k in COMPARED}
     cyc = [abs(r["error"]["cycles"]) for r in rows]
@@ -209,19 +217,14 @@ def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilato
                   progress=None) -> ValidationReport:
     """Every case on the chip RTL against the chip cycle model (``models/chip/perf.py``),
     every counter compared; the report has the fields of :func:`validate`."""
-    progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     rows = []
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(_run_chip_case, case, simulator, seed): case for case in cases}
-        for done, future in enumerate(futures, start=1):
-            case = futures[future]
-            measured = future.result()
-            progress(f"validate --chip: {done}/{len(cases)} {case.label} ({len(case.gemms)} GEMMs)")
-            for (M, N, K, p, blk), got in zip(case.gemms, measured):
-                model = chip_gemm_perf(case.chip, M, N, K, blk, count=p).counters()
-                rows.append({"case": case.label, "shape": [M, N, K], "count": p, "blocking": str(blk),
-                             "passed": got["passed"], "rtl": {k: got[k] for k in CHIP_COMPARED},
-                             "model": {k: model[k] for k in CHIP_COMPARED}})
+    for case, measured in _measured(cases, _run_chip_case, simulator=simulator, seed=seed, jobs=jobs, progress=progress,
+                                    what=lambda c, n: f"validate --chip: {n} {c.label} ({len(c.gemms)} GEMMs)"):
+        for (M, N, K, p, blk), got in zip(case.gemms, measured):
+            model = chip_gemm_perf(case.chip, M, N, K, blk, count=p).counters()
+            rows.append({"case": case.label, "shape": [M, N, K], "count": p, "blocking": str(blk),
+                         "passed": got["passed"], "rtl": {k: got[k] for k in CHIP_COMPARED},
+                         "model": {k: model[k] for k in CHIP_COMPARED}})
     for r in rows:
         r["error"] = {k: (max(abs(a - b) for a, b in zip(r["model"][k], r["rtl"][k])) if k == "busy"
                           else r["model"][k] - r["rtl"][k]) for k in CHIP_COMPARED}
