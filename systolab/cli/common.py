@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..checks import MAX_DIM, MAX_SEED
@@ -226,6 +226,11 @@ def finite_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [finite_json(v) for v in value]
     return value
+
+
+def lines_of(head: str, rows, line: Callable[[Any], str], *, limit: int | None = None, tail: Sequence[str] = ()) -> str:
+    """A human-readable table: ``head``, then ``line(row)`` for the first ``limit`` rows, then ``tail``."""
+    return "\n".join([head, *(line(r) for r in list(rows)[:limit]), *tail])
 
 
 def emit(args: argparse.Namespace, payload: dict, human: Callable[[dict], str]) -> None:

@@ -5,7 +5,7 @@ import argparse
 
 from ..models.gpu.model import estimate_workload
 from ..models.gpu.specs import get_gpu
-from .common import emit, gemms_from_args
+from .common import emit, gemms_from_args, lines_of
 
 
 def add_parser(sub, parents) -> None:
@@ -29,14 +29,12 @@ def run(args: argparse.Namespace) -> int:
                "unit": workload.unit if workload is not None else None}
 
     def human(p: dict) -> str:
-        lines = [f"{p['name']} ({p['gpu']}), {p['dtype']}: {p['seconds'] * 1e6:.1f} us, {p['tflops']:.1f} TFLOPS, "
-                 f"{p['bound']}-bound{' (extrapolated)' if p['extrapolated'] else ''}"]
-        for g in p["gemms"]:
-            d = g["gemm"]
-            lines.append(f"  {d['name']:20} {d['M']}x{d['N']}x{d['K']} x{d['count']}: {g['seconds'] * 1e6:10.1f} us "
-                         f"{g['tflops']:8.1f} TFLOPS {g['bound']:8} tile {g['tile']} split-k {g['split_k']}")
-        lines += [f"  note: {n}" for n in p["notes"]]
-        return "\n".join(lines)
+        return lines_of(f"{p['name']} ({p['gpu']}), {p['dtype']}: {p['seconds'] * 1e6:.1f} us, {p['tflops']:.1f} "
+                        f"TFLOPS, {p['bound']}-bound{' (extrapolated)' if p['extrapolated'] else ''}", p["gemms"],
+                        lambda g: f"  {g['gemm']['name']:20} {g['gemm']['M']}x{g['gemm']['N']}x{g['gemm']['K']} "
+                                  f"x{g['gemm']['count']}: {g['seconds'] * 1e6:10.1f} us {g['tflops']:8.1f} TFLOPS "
+                                  f"{g['bound']:8} tile {g['tile']} split-k {g['split_k']}",
+                        tail=[f"  note: {n}" for n in p["notes"]])
 
     emit(args, payload, human)
     return 0

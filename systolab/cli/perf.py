@@ -8,7 +8,7 @@ from ..errors import UserError
 from ..models.chip.choose import descriptor_perf
 from ..models.chip.workload import chip_workload_perf
 from ..models.core.perf import workload_perf
-from .common import chip_from_args, design_from_args, emit, gemms_from_args, int_in, memory_from_args, real_in
+from .common import chip_from_args, design_from_args, emit, gemms_from_args, int_in, lines_of, memory_from_args, real_in
 
 
 def add_parser(sub, parents) -> None:
@@ -45,13 +45,11 @@ def run(args: argparse.Namespace) -> int:
                "model": "models/core/perf.py (cycle model of the core's schedule; error vs RTL: systolab validate)"}
 
     def human(p: dict) -> str:
-        lines = [f"{config.name} x {p['cores']} core(s) at {p['clock_mhz']:g} MHz, {p['bytes_per_cycle']:g} B/cycle: "
-                 f"{p['cycles']} cycles, {p['seconds'] * 1e6:.1f} us, utilisation {p['utilization']:.3f}, "
-                 f"{p['bound']}-bound"]
-        for g in p["gemms"][:40]:
-            lines.append(f"  {g['name']:20} {g['M']}x{g['N']}x{g['K']} x{g['count']}: {g['cycles']:12} cycles "
-                         f"util {g['utilization']:.3f} {g['bound']:8} split {g['split']}")
-        return "\n".join(lines)
+        return lines_of(f"{config.name} x {p['cores']} core(s) at {p['clock_mhz']:g} MHz, {p['bytes_per_cycle']:g} "
+                        f"B/cycle: {p['cycles']} cycles, {p['seconds'] * 1e6:.1f} us, utilisation "
+                        f"{p['utilization']:.3f}, {p['bound']}-bound", p["gemms"],
+                        lambda g: f"  {g['name']:20} {g['M']}x{g['N']}x{g['K']} x{g['count']}: {g['cycles']:12} cycles "
+                                  f"util {g['utilization']:.3f} {g['bound']:8} split {g['split']}", limit=40)
 
     emit(args, payload, human)
     return 0
@@ -92,13 +90,12 @@ def _chip(args: argparse.Namespace) -> int:
                    "dram_bandwidth_utilization": perf.dram_bandwidth_utilization(chip.dram_bytes_per_cycle)}
 
         def human(q: dict) -> str:
-            lines = [f"{chip.name}: {workload.name}, {q['cycles']} cycles ({q['seconds'] * 1e3:.3f} ms), "
-                     f"utilisation {q['utilization']:.3f}, DRAM bandwidth used {q['dram_bandwidth_utilization']:.3f}, "
-                     f"{q['bound']}-bound"]
-            for g in q["gemms"][:40]:
-                lines.append(f"  {g['name']:14} {g['M']}x{g['N']}x{g['K']} x{g['count']}: {g['blocking']:34} "
-                             f"util {g['utilization']:.3f} DRAM {g['dram_bandwidth_utilization']:.3f} {g['bound']}")
-            return "\n".join(lines)
+            return lines_of(f"{chip.name}: {workload.name}, {q['cycles']} cycles ({q['seconds'] * 1e3:.3f} ms), "
+                            f"utilisation {q['utilization']:.3f}, DRAM bandwidth used "
+                            f"{q['dram_bandwidth_utilization']:.3f}, {q['bound']}-bound", q["gemms"],
+                            lambda g: f"  {g['name']:14} {g['M']}x{g['N']}x{g['K']} x{g['count']}: {g['blocking']:34} "
+                                      f"util {g['utilization']:.3f} DRAM {g['dram_bandwidth_utilization']:.3f} "
+                                      f"{g['bound']}", limit=40)
 
     emit(args, payload, human)
     return 0
