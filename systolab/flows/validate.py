@@ -141,19 +141,27 @@ def validate(cases: list[ValidationCase], *, simulator: str = "verilator", seed:
                          "rtl": {k: got[k] for k in COMPARED}, "model": {k: model[k] for k in COMPARED}})
     for r in rows:
         r["error"] = {k: r["model"][k] - r["rtl"][k] for k in COMPARED}
+    return _report(rows, cases, COMPARED, simulator=simulator, seed=seed,
+                   case_fields=lambda c: {"design": c.config.to_dict(), "latency_cycles": c.memory.latency_cycles,
+                                          "bytes_per_cycle": c.memory.bytes_per_cycle})
+
+
+def _report(rows: list[dict], cases: list, compared: tuple[str, ...], *, simulator: str, seed: int,
+            case_fields) -> ValidationReport:
+    """The report of ``rows`` (one a GEMM, with its ``error`` per counter): the cycle errors,
+    each counter's largest error, per case (with ``case_fields(case)``) and the worst GEMMs."""
     cyc = [abs(r["error"]["cycles"]) for r in rows]
     rel = [abs(r["error"]["cycles"]) / r["rtl"]["cycles"] for r in rows]
     per_case: dict[str, dict] = {}
     for case in cases:
         errs = [abs(r["error"]["cycles"]) for r in rows if r["case"] == case.label]
-        per_case[case.label] = {"shapes": len(errs), "exact": sum(e == 0 for e in errs), "max_abs_cycle_error": max(errs),
-                                "design": case.config.to_dict(), "latency_cycles": case.memory.latency_cycles,
-                                "bytes_per_cycle": case.memory.bytes_per_cycle}
+        per_case[case.label] = {"shapes": len(errs), "exact": sum(e == 0 for e in errs),
+                                "max_abs_cycle_error": max(errs), **case_fields(case)}
     worst = sorted(rows, key=lambda r: -abs(r["error"]["cycles"]))[:10]
     return ValidationReport(shapes=len(rows), configurations=len(cases), simulator=simulator, seed=seed,
                             all_passed=all(r["passed"] for r in rows), max_abs_cycle_error=max(cyc),
                             max_rel_cycle_error=max(rel), exact_cycles=sum(e == 0 for e in cyc),
-                            max_abs_error={k: max(abs(r["error"][k]) for r in rows) for k in COMPARED},
+                            max_abs_error={k: max(abs(r["error"][k]) for r in rows) for k in compared},
                             cases=per_case, worst=tuple(worst))
 
 
@@ -228,19 +236,8 @@ def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilato
     for r in rows:
         r["error"] = {k: (max(abs(a - b) for a, b in zip(r["model"][k], r["rtl"][k])) if k == "busy"
                           else r["model"][k] - r["rtl"][k]) for k in CHIP_COMPARED}
-    cyc = [abs(r["error"]["cycles"]) for r in rows]
-    rel = [abs(r["error"]["cycles"]) / r["rtl"]["cycles"] for r in rows]
-    per_case: dict[str, dict] = {}
-    for case in cases:
-        errs = [abs(r["error"]["cycles"]) for r in rows if r["case"] == case.label]
-        per_case[case.label] = {"shapes": len(errs), "exact": sum(e == 0 for e in errs),
-                                "max_abs_cycle_error": max(errs), "chip": case.chip.to_dict()}
-    worst = sorted(rows, key=lambda r: -abs(r["error"]["cycles"]))[:10]
-    return ValidationReport(shapes=len(rows), configurations=len(cases), simulator=simulator, seed=seed,
-                            all_passed=all(r["passed"] for r in rows), max_abs_cycle_error=max(cyc),
-                            max_rel_cycle_error=max(rel), exact_cycles=sum(e == 0 for e in cyc),
-                            max_abs_error={k: max(abs(r["error"][k]) for r in rows) for k in CHIP_COMPARED},
-                            cases=per_case, worst=tuple(worst))
+    return _report(rows, cases, CHIP_COMPARED, simulator=simulator, seed=seed,
+                   case_fields=lambda c: {"chip": c.chip.to_dict()})
 
 
 # -- the record the compare report cites -------------------------------------------------------
