@@ -136,7 +136,8 @@ def validate(cases: list[ValidationCase], *, simulator: str = "verilator", seed:
     for case, measured in _measured(cases, _run_case, simulator=simulator, seed=seed, jobs=jobs, progress=progress,
                                     what=lambda c, n: f"validate: {n} {c.label} ({len(c.shapes)} shapes)"):
         for shape, got in zip(case.shapes, measured):
-            model = core_counters(case.config, *shape) | {"cycles": core_cycles(case.config, *shape, case.memory)}
+            M, N, K = shape
+            model = core_counters(case.config, M, N, K) | {"cycles": core_cycles(case.config, M, N, K, case.memory)}
             rows.append({"case": case.label, "shape": list(shape), "passed": got["passed"],
                          "rtl": {k: got[k] for k in COMPARED}, "model": {k: model[k] for k in COMPARED}})
     for r in rows:
