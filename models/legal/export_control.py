@@ -90,7 +90,7 @@ class ExportClass:
                 f"performance density {pd}<ul>{rows}</ul>")
 
 
-def _conditions(path: Path, where: str, raw: Any) -> tuple[Condition, ...]:
+def parse_conditions(path: Path, where: str, raw: Any) -> tuple[Condition, ...]:
     if not isinstance(raw, list) or not raw:
         raise SpecError(path, where, "must be a non-empty list of [metric, op, value]")
     out = []
@@ -121,12 +121,12 @@ def load_rules(path: str = str(RULES_FILE)) -> tuple[dict[str, int], tuple[RuleS
             classes, ndc = base.classes, base.non_data_center_min_tpp
         else:
             classes = tuple((need(p, f"{w}.classes[{j}]", c, "eccn", str),
-                             _conditions(p, f"{w}.classes[{j}].when", c.get("when")))
+                             parse_conditions(p, f"{w}.classes[{j}].when", c.get("when")))
                             for j, c in enumerate(need(p, w, r, "classes", list)))
             ndc = float(need(p, w, r, "non_data_center_min_tpp", (int, float)))
         lp = r.get("licence_policy")
         policy = (need(p, f"{w}.licence_policy", lp, "name", str),
-                  _conditions(p, f"{w}.licence_policy.when", lp.get("when"))) if lp else None
+                  parse_conditions(p, f"{w}.licence_policy.when", lp.get("when"))) if lp else None
         by_id[rid] = RuleSet(rid, eff, need(p, w, r, "citation", str), classes, ndc, policy,
                              str(r.get("notes", "")).strip())
     sets = tuple(sorted(by_id.values(), key=lambda s: s.effective))

@@ -1,0 +1,145 @@
+"""Purchasability of GPUs for a buyer on a date, from dated licence policies."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from systolab.cli import main
+from systolab.errors import UserError
+from systolab.models.legal.purchase import load_licence_rules, purchasability, scenario
+from systolab.models.specs import SpecError
+
+RULES = """
+schema: systolab-licence-rules/1
+destinations:
+  us: {name: United States}
+  allied: {name: Country Group A:5}
+  china: {name: China, Macau and Country Group D:5}
+statuses: [allowed, case_by_case, presumption_of_denial, licence_required, unknown]
+policies:
+  - id: ac-2022
+    title: 3A090 to China needs a licence
+    effective: 2022-10-07
+    destinations: [china]
+    applies: {eccn: [3A090]}
+    status: presumption_of_denial
+    citation: rule A
+  - id: part-letter
+    title: a named part needs a licence
+    effective: 2025-04-09
+    destinations: [china]
+    applies: {gpus: [h20]}
+    status: licence_required
+    citation: letter B
+  - id: review-2026
+    title: case-by-case below limits
+    effective: 2026-01-15
+    uncertain: true
+    destinations: [china]
+    applies: {eccn: [3A090], gpus: [h20], when: [[tpp, "<", 21000], [dram_bw_GBps, "<", 6500]]}
+    status: case_by_case
+    citation: rule C
+  - id: never
+    title: a rule rescinded before it applied
+    effective: 2025-05-15
+    rescinded: 2025-05-13
+    destinations: [allied, china]
+    applies: {eccn: [3A090]}
+    status: presumption_of_denial
+    citation: rule D
+"""
+
+
+@pytest.fixture()
+def rules(tmp_path):
+    path = tmp_path / "licence_rules.yaml"
+    path.write_text(RULES)
+    return load_licence_rules(str(path))
+
+
+@pytest.mark.parametrize("gpu, buyer, date, status, policy", [
+    ("h100-sxm", "china", "2022-06-01", "allowed", None),                  # before the first rule
+    ("h100-sxm", "china", "2022-10-07", "presumption_of_denial", "ac-2022"),  # the day it took effect
+    ("h100-sxm", "allied", "2024-01-01", "allowed", None),
+    ("h100-sxm", "us", "2025-06-01", "allowed", None),
+    ("h20", "china", "2024-06-01", "allowed", None),                       # outside 3A090, no letter yet
+    ("h20", "china", "2025-04-09", "licence_required", "part-letter"),
+    ("h20", "china", "2026-02-01", "case_by_case", "review-2026"),          # the later policy decides
+    ("h200-sxm", "china", "2026-02-01", "case_by_case", "review-2026"),
+    ("b200", "china", "2026-02-01", "presumption_of_denial", "ac-2022"),    # above the 2026 limits
+    ("h100-sxm", "allied", "2025-06-01", "allowed", None),                 # the rescinded rule never applies
+])
+def test_purchasability_follows_the_dated_policies(rules, gpu, buyer, date, status, policy):
+    p = purchasability(gpu, buyer, date, rules=rules)
+    assert (p.status, p.policy) == (status, policy)
+    assert p.may_buy == (status == "allowed")
+    assert p.eccn.startswith("3A090") or gpu in ("h20",) or p.date < dt.date(2022, 10, 7)
+
+
+def test_the_answer_carries_its_citation_and_uncertainty(rules):
+    p = purchasability("h200-sxm", "china", "2026-02-01", rules=rules)
+    assert p.citation == "rule C" and p.uncertain
+    assert any("superseded by review-2026" in r for r in p.reasons)
+    d = p.to_dict()
+    assert d["status"] == "case_by_case" and d["date"] == "2026-02-01" and d["may_buy"] is False
+    lapsed = purchasability("h100-sxm", "allied", "2025-06-01", rules=rules)
+    assert any("never no longer applies: rescinded 2025-05-13" in r for r in lapsed.reasons)
+    early = purchasability("h100-sxm", "china", "2021-01-01", rules=rules)
+    assert any("before the first licence policy on record (2022-10-07)" in r for r in early.reasons)
+
+
+def test_buyer_any_is_the_unconstrained_view(rules):
+    p = purchasability("b200", "any", "2026-02-01", rules=rules)
+    assert p.status == "allowed" and p.policy is None and "unconstrained" in p.reasons[-1]
+
+
+def test_a_scenario_is_checked_and_reusable(rules):
+    sc = scenario("china", "2025-04-09", rules=rules)
+    assert purchasability("h20", sc, rules=rules).status == "licence_required"
+    with pytest.raises(UserError) as e:
+        scenario("atlantis", "2025-01-01", rules=rules)
+    assert e.value.parameter == "buyer"
+    for bad in ("2025-13-01", "yesterday", "01/02/2025"):
+        with pytest.raises(UserError) as e:
+            scenario("china", bad, rules=rules)
+        assert e.value.parameter == "date"
+    with pytest.raises(UserError) as e:
+        purchasability("h20", sc, "2025-01-01", rules=rules)
+    assert e.value.parameter == "date"
+    with pytest.raises(UserError, match="gpu"):
+        purchasability("no-such-gpu", "china", "2025-01-01", rules=rules)
+
+
+@pytest.mark.parametrize("edit, field", [
+    (("status: case_by_case", "status: maybe"), "policies[2].status"),
+    (("destinations: [china]\n    applies: {gpus", "destinations: [mars]\n    applies: {gpus"), "policies[1].destinations"),
+    (("effective: 2022-10-07", "effective: soon"), "policies[0].effective"),
+    (("applies: {gpus: [h20]}", "applies: {}"), "policies[1].applies"),
+    (("id: never", "id: ac-2022"), "policies"),
+])
+def test_a_bad_rules_file_names_the_field(tmp_path, edit, field):
+    path = tmp_path / "bad.yaml"
+    path.write_text(RULES.replace(*edit, 1))
+    with pytest.raises(SpecError) as e:
+        load_licence_rules(str(path))
+    assert e.value.field == field
+
+
+def test_the_shipped_rules_load_and_cite_every_policy():
+    rules = load_licence_rules()
+    assert {"us", "allied", "china"} <= set(rules.destinations)
+    for p in rules.policies:
+        assert p.citation.strip(), p.id
+    assert purchasability("h100-sxm", "us", "2025-06-01").status == "allowed"
+
+
+def test_legal_command(capsys):
+    assert main(["legal", "--gpu", "h100-sxm", "--buyer", "us", "--date", "2025-06-01", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "allowed" and out["buyer"] == "us" and out["eccn"].startswith("3A090")
+    assert main(["legal", "--gpu", "h100-sxm", "--buyer", "atlantis", "--date", "2025-06-01", "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == "buyer"
+    assert main(["legal", "--gpu", "h100-sxm", "--buyer", "china", "--date", "June", "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == "date"
