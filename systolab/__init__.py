@@ -38,6 +38,7 @@ _SOURCES = {
                "get_gpu", "get_llm", "get_workload", "largest_outside", "list_chips", "list_gpus", "list_workloads",
                "llm_models", "map_gemm", "map_gemms", "mapping_space", "match_gpu", "parse_gemm", "plot_mapping_space",
                "serve", "write_report"),
+    "models.legal": ("Purchasability", "Scenario", "purchasability", "scenario"),
     "flows.explore": ("explore",),
     "models.explore": ("gpu_reference", "load_space"),
 }
@@ -95,6 +96,7 @@ if TYPE_CHECKING:
         write_report,
     )
     from .models.explore import gpu_reference, load_space
+    from .models.legal import Purchasability, Scenario, purchasability, scenario
 
 
 def __getattr__(name: str):
@@ -118,5 +120,6 @@ __all__ = [
     "classify", "classify_custom", "classify_gpu", "compare", "core_perf", "default_out", "evaluate_chip",
     "evaluate_gpu", "explore", "fit_cores", "get_chip", "get_gpu", "get_workload", "gpu_reference", "load_space",
     "largest_outside", "list_chips", "list_gpus", "list_workloads", "map_gemm", "map_gemms", "mapping_space",
-    "match_gpu", "parse_gemm", "plot_mapping_space", "write_report",
+    "match_gpu", "parse_gemm", "plot_mapping_space", "write_report", "Purchasability", "Scenario", "purchasability",
+    "scenario",
 ]

@@ -143,3 +143,60 @@ def test_legal_command(capsys):
     assert json.loads(capsys.readouterr().out)["parameter"] == "buyer"
     assert main(["legal", "--gpu", "h100-sxm", "--buyer", "china", "--date", "June", "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == "date"
+
+
+def test_compare_marks_what_the_buyer_may_buy(tmp_path):
+    """With a buyer and a date, every GPU row and the report say whether that buyer may buy
+    the GPU, with the deciding policy; without them the comparison is unchanged."""
+    from systolab.models.report.compare import compare
+    from systolab.models.report.figures import render_markdown
+
+    kw = dict(workloads=("dlrm",), gpus=("h100-sxm", "l4"), serving=None, progress=lambda msg: None)
+    plain = compare("sl-small", **kw)
+    assert "scenario" not in plain.to_dict() and all("purchasability" not in r for r in plain.rows)
+    legal = compare("sl-small", scenario=scenario("us", "2025-06-01"), **kw)
+    d = legal.to_dict()
+    assert d["scenario"] == {"buyer": "us", "date": "2025-06-01"}
+    assert [p["device"] for p in d["legal"]] == ["h100-sxm", "l4"]
+    assert {r["purchasability"] for r in d["rows"] if r["kind"] == "gpu"} == {"allowed"}
+    assert all("purchasability" not in r for r in d["rows"] if r["kind"] == "custom")
+    assert "## Who may buy what: a buyer in us on 2025-06-01" in render_markdown(legal)
+    assert "Who may buy what" not in render_markdown(plain)
+    with pytest.raises(TypeError):
+        compare("sl-small", scenario="china", **kw)
+
+
+def test_serve_and_fleet_mark_what_the_buyer_may_buy(capsys):
+    base = ["--model", "llama3-8b", "--isl", "128", "--osl", "16", "--batch", "1", "--json"]
+    assert main(["serve", "--device", "h100-sxm", *base, "--buyer", "us", "--date", "2025-06-01"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["purchasability"]["status"] == "allowed" and out["purchasability"]["buyer"] == "us"
+    assert main(["serve", "--device", "h100-sxm", *base]) == 0
+    assert "purchasability" not in json.loads(capsys.readouterr().out)
+    assert main(["fleet", "--devices", "sl-small,l4", *base, "--buyer", "us", "--date", "2025-06-01"]) == 0
+    rows = {r["device"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["l4"]["purchasability"] == "allowed" and rows["sl-small"]["purchasability"] is None
+    assert main(["serve", "--device", "h100-sxm", *base, "--buyer", "us"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == "date"
+
+
+def test_a_space_marks_its_reference_gpus_for_its_buyer(tmp_path):
+    from systolab.models.explore import gpu_reference, load_space
+
+    text = """
+base: sl-small
+parameters: {cores: [2]}
+workloads: [{name: dlrm}]
+objectives: [{metric: throughput, workload: dlrm, goal: max}]
+constraints: {rule_date: "2025-06-01", buyer: us}
+gpus: [l4]
+"""
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    assert gpu_reference(load_space(str(path)))["l4"]["purchasability"] == "allowed"
+    path.write_text(text.replace("buyer: us", "buyer: atlantis"))
+    with pytest.raises(UserError, match="constraints.buyer"):
+        load_space(str(path))
+    path.write_text(text.replace('rule_date: "2025-06-01", ', ""))
+    with pytest.raises(UserError, match="needs constraints.rule_date"):
+        load_space(str(path))

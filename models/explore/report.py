@@ -13,6 +13,7 @@ from ...errors import UserError
 from ...files import atomic_write_text, staged_folder
 from ..chip.config import get_chip
 from ..frames import data_frame
+from ..legal.purchase import purchasability
 from ..report.compare import compare_row, gpu_device
 from ..report.evaluate import evaluate_gpu
 from ..report.figures import plot_export_map
@@ -68,6 +69,8 @@ def gpu_reference(space: Space) -> dict[str, dict]:
             wl = get_workload(w["name"], dtype=dtype, batch=w.get("batch"), seq_len=w.get("seq_len"))
             row = compare_row(dev, evaluate_gpu(g, wl))
             res["workloads"][w["name"]] = {k: row.get(k) for k in GEMM_METRICS}
+        if "buyer" in space.constraints:
+            res["purchasability"] = purchasability(g, space.constraints["buyer"], str(space.constraints["rule_date"])).status
         out[g] = with_fleet(res, space.budget_usd)
     return out
 
@@ -157,7 +160,8 @@ def report_markdown(space: Space, res: dict, gpus: dict[str, dict]) -> str:
             for g, r in gpus.items():
                 gv = r["workloads"].get(o.workload, {}).get(o.metric) if o.workload else r.get(o.metric)
                 if gv:
-                    refs.append(f"{g} {gv:.4g} ({v / gv:.2f}x)")
+                    mark = f", {r['purchasability'].replace('_', ' ')}" if r.get("purchasability", "allowed") != "allowed" else ""
+                    refs.append(f"{g} {gv:.4g} ({v / gv:.2f}x{mark})")
             lines.append(f"- {o.label} ({o.goal}): {v:.4g} at {best['design']}; " + (", ".join(refs) or "no GPU value"))
     if res.get("deep"):
         lines += ["", "## Deep stage: the core's RTL on Verilator, its array synthesised", "",

@@ -18,6 +18,7 @@ A space (YAML, or the same as a dict)::
     constraints:
       export_class: none              # the allowed ECCN (``none``: outside 3A090) ...
       rule_date: "2025-01-15"         # ... under the rule set in force on this date
+      buyer: china                    # the reference GPUs marked with what this buyer may buy then
       die_mm2_max: 858                # the reticle limit
       power_W_max: 700
       beat: [{gpu: h20, workload: llama3-8b-decode, ratio: 1.0}]
@@ -57,6 +58,7 @@ from ...files import read_text
 from ..chip.config import get_chip
 from ..cost.pricing import cost_inputs
 from ..gpu.specs import get_gpu
+from ..legal.purchase import scenario
 from ..serving.model import check_request
 from ..specs import DATA_DIR
 from ..workloads.catalog import BUILTINS
@@ -73,7 +75,7 @@ SERVING_KEYS = ("serve", "name", "isl", "osl", "batch", "concurrency", "tp")
 SPACE_KEYS = ("base", "parameters", "workloads", "objectives", "constraints", "budget_usd", "gpus")
 #: GPUs drawn as reference points when the space names none (those ``beat`` names are added).
 REFERENCE_GPUS = ("h100-sxm", "h20")
-CONSTRAINT_KEYS = ("export_class", "rule_date", "die_mm2_max", "power_W_max", "beat")
+CONSTRAINT_KEYS = ("export_class", "rule_date", "buyer", "die_mm2_max", "power_W_max", "beat")
 
 
 def space_error(where: str, field: str, message: str) -> UserError:
@@ -229,6 +231,13 @@ def load_space(space: str | Path | dict) -> Space:
         if key in ("die_mm2_max", "power_W_max") and (isinstance(value, bool) or not isinstance(value, (int, float))
                                                        or value <= 0):
             raise space_error(source, f"constraints.{key}", f"must be a positive number, not {value!r}")
+    if "buyer" in constraints:          # the reference GPUs are marked with what this buyer may buy then
+        if "rule_date" not in constraints:
+            raise space_error(source, "constraints.buyer", "needs constraints.rule_date, the decision date")
+        try:
+            scenario(constraints["buyer"], str(constraints["rule_date"]))
+        except UserError as exc:
+            raise space_error(source, f"constraints.{exc.parameter or 'buyer'}", str(exc).split(": ", 1)[-1]) from None
     for i, b in enumerate(constraints.get("beat") or []):
         if not isinstance(b, dict) or set(b) != {"gpu", "workload", "ratio"} or b["workload"] not in names:
             raise space_error(source, f"constraints.beat[{i}]", "expected {gpu, workload (one of the space's), ratio}")

@@ -1,4 +1,5 @@
-"""Export control: dated ECCN 3A090 rule sets and the classification of GPUs and custom chips."""
+"""The legal layer: dated ECCN 3A090 rule sets and the classification of GPUs and custom
+chips; who may buy which GPU, and from when (dated licence policies by destination)."""
 from .export_control import (
     ExportClass,
     RuleSet,
@@ -10,8 +11,9 @@ from .export_control import (
     load_rules,
     rule_set_for,
 )
+from .purchase import Purchasability, Scenario, load_licence_rules, purchasability, scenario
 
 __all__ = [
-    "check_allowed", "classify", "classify_chip", "classify_custom", "classify_gpu", "ExportClass", "load_rules",
-    "rule_set_for", "RuleSet",
+    "check_allowed", "classify", "classify_chip", "classify_custom", "classify_gpu", "ExportClass", "load_licence_rules",
+    "load_rules", "purchasability", "Purchasability", "rule_set_for", "RuleSet", "scenario", "Scenario",
 ]

@@ -23,6 +23,7 @@ from ..gpu.fit_file import fit_file
 from ..gpu.model import calibration_report, resolve_peak
 from ..gpu.specs import get_gpu
 from ..legal.export_control import classify_gpu
+from ..legal.purchase import Purchasability, Scenario, purchasability
 from ..records import recorded
 from ..serving.model import Fleet, fleet
 from ..silicon.area import chip_area, load_fit
@@ -259,12 +260,18 @@ class Comparison:
     serving: ServingSection | None
     model_errors: dict[str, str]
     assumptions: tuple[str, ...]
+    scenario: Scenario | None = None
+    legal: tuple[Purchasability, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"chip": self.chip, "devices": [d.to_dict() for d in self.devices], "dtype": self.dtype,
-                "workloads": [w.to_dict() for w in self.workloads], "rows": [dict(r) for r in self.rows],
-                "iso": [dict(r) for r in self.iso], "serving": self.serving.to_dict() if self.serving else None,
-                "model_errors": dict(self.model_errors), "assumptions": list(self.assumptions)}
+        out = {"chip": self.chip, "devices": [d.to_dict() for d in self.devices], "dtype": self.dtype,
+               "workloads": [w.to_dict() for w in self.workloads], "rows": [dict(r) for r in self.rows],
+               "iso": [dict(r) for r in self.iso], "serving": self.serving.to_dict() if self.serving else None,
+               "model_errors": dict(self.model_errors), "assumptions": list(self.assumptions)}
+        if self.scenario is not None:        # only with a buyer and date: the unconstrained report is unchanged
+            out["scenario"] = self.scenario.to_dict()
+            out["legal"] = [p.to_dict() for p in self.legal]
+        return out
 
     def to_frame(self) -> Any:
         """The rows (workload x device) as a pandas DataFrame, without the per-GEMM tables."""
@@ -274,15 +281,20 @@ class Comparison:
 def compare(chip: str | ChipConfig | None, *, workloads: tuple[str, ...] = DEFAULT_WORKLOADS,
             gpus: tuple[str, ...] = DEFAULT_GPUS, batch: int | None = None, seq_len: int | None = None,
             iso: tuple[str, ...] = (), serving: dict[str, Any] | None = DEFAULT_SERVING,
-            budget_usd: float | None = None, progress: Callable[[str], Any] | None = None) -> Comparison:
+            budget_usd: float | None = None, progress: Callable[[str], Any] | None = None,
+            scenario: Scenario | None = None) -> Comparison:
     """Every device on every workload, all in the chip's dtype: a :class:`Comparison` with
     ``rows`` (device x workload), ``devices``, ``workloads``, ``iso`` (the views named in
     ``iso``: any of ``area``, ``power``, ``price``; none by default), ``serving`` (the
     LLM-serving scenario ``serving`` on every device in its own serving dtype, with the
     fleet ``budget_usd`` buys, default $7B; ``None`` skips it), ``model_errors`` and
     ``assumptions``. ``seq_len`` applies to the workloads that have a sequence length (an
-    error when none of them does)."""
+    error when none of them does). With a :class:`~systolab.models.legal.purchase.Scenario`
+    (a buyer and a date), every GPU row also says whether that buyer may buy it
+    (``purchasability``) and ``legal`` holds each GPU's answer with its rule and citation."""
     chip = get_chip(chip)
+    if scenario is not None and not isinstance(scenario, Scenario):
+        raise TypeError(f"scenario must be a Scenario (from systolab.models.legal.purchase.scenario), not {type(scenario).__name__}")
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if isinstance(workloads, str) or not workloads:
         raise UserError("workload: give at least one, as a list of names or files")
@@ -304,13 +316,16 @@ def compare(chip: str | ChipConfig | None, *, workloads: tuple[str, ...] = DEFAU
     wls = [get_workload(w, batch=batch, seq_len=seq_len if w not in NO_SEQ_LEN else None, dtype=dtype)
            for w in workloads]
     devices = [custom_device(chip)] + [gpu_device(g, dtype) for g in gpus]
+    legal = tuple(purchasability(g, scenario) for g in gpus) if scenario is not None else ()
+    status = {p.device: p.status for p in legal}
     rows = []
     for wl in wls:
         say(f"compare: {wl.name} ({len(wl.gemms)} GEMMs) on {chip.name}")
         rows.append(compare_row(devices[0], evaluate_chip(chip, wl)))
         for dev in devices[1:]:
             say(f"compare: {wl.name} on {dev.id}")
-            rows.append(compare_row(dev, evaluate_gpu(dev.id, wl)))
+            row = compare_row(dev, evaluate_gpu(dev.id, wl))
+            rows.append(row | {"purchasability": status[dev.id]} if status else row)
     iso_rows: list[dict[str, Any]] = []
     if iso:
         say(f"compare: iso views ({', '.join(iso)})")
@@ -320,4 +335,4 @@ def compare(chip: str | ChipConfig | None, *, workloads: tuple[str, ...] = DEFAU
         say(f"compare: serving {serving.get('model')} on {len(devices)} devices")
         serving_section = ServingSection(dict(serving), fleet([chip, *gpus], budget_usd=budget_usd, **serving))
     return Comparison(chip_summary(chip), tuple(devices), dtype, tuple(wls), tuple(rows), tuple(iso_rows),
-                      serving_section, model_errors(), tuple(ASSUMPTIONS))
+                      serving_section, model_errors(), tuple(ASSUMPTIONS), scenario, legal)

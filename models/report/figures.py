@@ -214,11 +214,28 @@ def write_report(result: Comparison | dict[str, Any], out: str | Path) -> dict[s
             fn(result).savefig(stage / name, dpi=110)
         (stage / "report.md").write_text(render_markdown(result))
         summary = {k: result[k] for k in ("chip", "devices", "dtype", "workloads", "rows", "iso", "serving",
-                                          "model_errors", "assumptions") if k in result}
+                                          "model_errors", "assumptions", "scenario", "legal") if k in result}
         (stage / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
     out = Path(out).absolute()
     return {"report": str(out / "report.md"), "summary": str(out / "summary.json"),
             "plots": [str(out / p) for p in PLOTS]}
+
+
+def legal_markdown(result: dict[str, Any]) -> list[str]:
+    """The report's section on who may buy what (only with a buyer and a date): each GPU's
+    purchasability with the deciding policy and its citation."""
+    if "scenario" not in result:
+        return []
+    sc = result["scenario"]
+    md = ["", f"## Who may buy what: a buyer in {sc['buyer']} on {sc['date']}", "",
+          "Whether this buyer may buy each GPU without a licence on that date, and the dated policy that "
+          "decides (`models/data/licence_rules.yaml`, summarised in `docs/legal.md`). A GPU the buyer may not "
+          "buy freely is marked in every table below; compare with it only as a reference. [legal model]", ""]
+    rows = [dict(p, status_text=p["status"].replace("_", " ") + (" (uncertain)" if p["uncertain"] else ""),
+                 policy_text=p["policy"] or "none applies") for p in result["legal"]]
+    md += _table(rows, [("device", "device"), ("eccn", "ECCN"), ("status_text", "may buy?"),
+                        ("policy_text", "decided by"), ("citation", "citation")])
+    return md
 
 
 def serving_markdown(serving: dict[str, Any] | None) -> list[str]:
@@ -253,7 +270,7 @@ def render_markdown(result: Comparison | dict[str, Any]) -> str:
     chip = result["chip"]
     md = [f"# Build versus buy: {chip['name']} against Nvidia GPUs", "",
           f"{chip['description']}", "",
-          "## Conclusions", ""] + [f"- {c}" for c in conclusions(result)] + [
+          "## Conclusions", ""] + [f"- {c}" for c in conclusions(result)] + legal_markdown(result) + [
           "", "## Devices", ""]
     md += _table(result["devices"], [("id", "device"), ("kind", "kind"), ("peak_tops", f"{result.get('dtype', 'int8')} TOPS"),
                                      ("die_mm2", "die mm²"), ("tdp_W", "TDP W"), ("dram_GBps", "DRAM GB/s"),
@@ -278,7 +295,7 @@ def render_markdown(result: Comparison | dict[str, Any]) -> str:
                             ("bound", "bound"), ("energy_per_unit_J", "J per unit"),
                             ("throughput_per_mm2", "per mm²"), ("throughput_per_W", "per W"),
                             ("throughput_per_kusd", "per k$"), ("cost_text", "$ per M units (range)"),
-                            ("eccn", "ECCN")])
+                            ("eccn", "ECCN")] + ([("purchasability", "buyer may buy?")] if "scenario" in result else []))
     if result.get("iso"):
         md += ["", "## Iso-area, iso-power and iso-cost", "",
                "The custom chip resized (number of cores) to each GPU's die area, TDP or price, never past the "

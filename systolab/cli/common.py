@@ -14,6 +14,7 @@ from ..config import AcceleratorConfig
 from ..errors import UserError
 from ..models.chip.choose import ORDER_FLAGS
 from ..models.chip.mapper import SEARCHES
+from ..models.legal.purchase import Scenario, scenario
 from ..models.report.chip import get_chip
 from ..models.workloads.catalog import get_workload
 from ..models.workloads.gemm import parse_gemm
@@ -89,6 +90,23 @@ def json_parent() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return p
+
+
+def legal_parent() -> argparse.ArgumentParser:
+    """``--buyer`` and ``--date``: the scenario whose licence rules mark each GPU."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--buyer", help="destination group of the buyer (models/data/licence_rules.yaml: us, allied, china "
+                                   "...; any: unconstrained); with --date, each GPU says whether that buyer may buy it")
+    p.add_argument("--date", metavar="YYYY-MM-DD", help="the decision date for --buyer")
+    return p
+
+
+def scenario_from_args(args: argparse.Namespace) -> Scenario | None:
+    """The scenario of ``--buyer`` and ``--date`` (both or neither)."""
+    if (args.buyer is None) != (args.date is None):
+        missing = "date" if args.date is None else "buyer"
+        raise UserError(f"{missing}: --buyer and --date go together", parameter=missing)
+    return scenario(args.buyer, args.date) if args.buyer is not None else None
 
 
 def design_parent() -> argparse.ArgumentParser:

@@ -9,11 +9,11 @@ from ..models.report.chip import get_chip
 from ..models.report.compare import DEFAULT_GPUS, DEFAULT_WORKLOADS, ISO_VIEWS, compare
 from ..models.report.figures import write_report
 from ..models.report.sizing import fit_cores
-from .common import emit, in_number_format, positive_int, real_in
+from .common import emit, in_number_format, legal_parent, positive_int, real_in, scenario_from_args
 
 
 def add_parser(sub, parents) -> None:
-    p = sub.add_parser("compare", parents=[parents.json],
+    p = sub.add_parser("compare", parents=[legal_parent(), parents.json],
                        help="the main job: a custom chip of systolab cores against Nvidia GPUs")
     p.add_argument("chip", nargs="?", help="chip name in models/data/chips.yaml or a chips YAML file (default chip)")
     p.add_argument("--dtype", metavar="D",
@@ -49,11 +49,13 @@ def run(args: argparse.Namespace) -> int:
         chip = fit_cores(chip, die_mm2=args.fit_die_mm2, power_W=args.fit_power_w)
     gpus = tuple(g.strip() for g in args.gpus.split(",") if g.strip()) if args.gpus is not None else DEFAULT_GPUS
     workloads = tuple(args.workload) if args.workload else DEFAULT_WORKLOADS
-    comparison = compare(chip, workloads=workloads, gpus=gpus, batch=args.batch, seq_len=args.seq_len, iso=iso)
+    legal = scenario_from_args(args)
+    comparison = compare(chip, workloads=workloads, gpus=gpus, batch=args.batch, seq_len=args.seq_len, iso=iso,
+                         scenario=legal)
     files = write_report(comparison, args.out)
     result = comparison.to_dict()
     payload = {k: result[k] for k in ("chip", "devices", "workloads", "rows", "iso", "serving", "model_errors",
-                                      "assumptions")}
+                                      "assumptions", "scenario", "legal") if k in result}
     payload["files"] = files
 
     def human(p: dict) -> str:

@@ -5,14 +5,16 @@ import argparse
 
 from ..errors import UserError
 from ..models.chip.config import get_chip
+from ..models.gpu.specs import list_gpus
+from ..models.legal.purchase import purchasability
 from ..models.report.compare import DEFAULT_GPUS
 from ..models.serving.model import fleet
-from .common import emit, positive_int, real_in
+from .common import emit, legal_parent, positive_int, real_in, scenario_from_args
 from .serve import scenario_parent
 
 
 def add_parser(sub, parents) -> None:
-    p = sub.add_parser("fleet", parents=[scenario_parent(), parents.json],
+    p = sub.add_parser("fleet", parents=[scenario_parent(), legal_parent(), parents.json],
                        help="serving fleets for a budget: devices, replicas and tokens/s per device kind")
     p.add_argument("--budget-usd", dest="budget_usd", type=real_in(0.0, 1e15), metavar="USD",
                    help="what the fleet may cost (default the cost model's $7B)")
@@ -33,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     result = fleet(devices, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
                    tp=args.tp, pp=args.pp, budget_usd=args.budget_usd, dtype=args.dtype, kv_dtype=args.kv_dtype)
     rows = [r.to_dict() for r in result.rows]
+    legal = scenario_from_args(args)
+    if legal is not None:
+        for row, r in zip(rows, result.rows):
+            row["purchasability"] = purchasability(r.device, legal).status if r.device in list_gpus() else None
     budget = next((r["budget_usd"] for r in rows if "budget_usd" in r), args.budget_usd)   # the default resolved
     payload = {"model": args.model, "isl": args.isl, "osl": args.osl, "batch": args.batch,
                "concurrency": args.concurrency, "budget_usd": budget, "rows": rows}
@@ -51,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
                          f"{r['replicas'] if r['replicas'] is not None else '-':>9,} "
                          f"{f'{f:,.4g}' if f is not None else '-':>14} "
                          f"{r['tokens_per_s_per_kusd'] or 0:>9.3g} {r['tokens_per_s_per_W']:>8.3g} "
-                         f"{r['usd_per_million_tokens'] or 0:>8.3g}" + (f"  {r['note']}" if r.get("note") else ""))
+                         f"{r['usd_per_million_tokens'] or 0:>8.3g}" + (f"  {r['note']}" if r.get("note") else "")
+                         + (f"  [{r['purchasability'].replace('_', ' ')}]" if r.get("purchasability") else ""))
         return "\n".join(lines)
 
     emit(args, payload, human)

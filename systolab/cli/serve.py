@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..models.legal.purchase import purchasability
 from ..models.serving.model import serve
-from .common import emit, positive_int
+from .common import emit, legal_parent, positive_int, scenario_from_args
 
 DTYPES = ("int8", "uint8", "int16", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp32", "tf32")
 
@@ -28,7 +29,7 @@ def scenario_parent() -> argparse.ArgumentParser:
 
 
 def add_parser(sub, parents) -> None:
-    p = sub.add_parser("serve", parents=[scenario_parent(), parents.json],
+    p = sub.add_parser("serve", parents=[scenario_parent(), legal_parent(), parents.json],
                        help="LLM serving: TTFT, TPOT, tokens/s, KV-cache limit, J/token, $/M tokens")
     p.add_argument("--device", required=True, metavar="ID|CHIP", help="GPU id, chip name or chips YAML file")
     p.add_argument("--tp", type=positive_int, default=1, metavar="T", help="tensor-parallel devices (default 1)")
@@ -38,6 +39,10 @@ def add_parser(sub, parents) -> None:
 def run(args: argparse.Namespace) -> int:
     r = serve(args.device, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
               tp=args.tp, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype)
+    payload = r.to_dict()
+    legal = scenario_from_args(args)
+    if legal is not None:
+        payload["purchasability"] = purchasability(r.device, legal).to_dict() if r.kind == "gpu" else None
 
     def human(p: dict) -> str:
         m = p["memory"]
@@ -52,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
                  f"  {p['energy_per_token_J']:.3g} J/token   "
                  + (f"${cost:.3g} per million tokens" if cost is not None else "no public price: no $/token")]
         lines += [f"  note: {n}" for n in p["notes"]]
+        if p.get("purchasability"):
+            q = p["purchasability"]
+            lines.append(f"  a buyer in {q['buyer']} on {q['date']}: {q['status'].replace('_', ' ')}"
+                         + (f" ({q['policy']}: {q['citation']})" if q["policy"] else ""))
         return "\n".join(lines)
 
-    emit(args, r.to_dict(), human)
+    emit(args, payload, human)
     return 0
