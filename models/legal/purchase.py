@@ -107,9 +107,7 @@ class Purchasability:
                 "uncertain": self.uncertain, "reasons": list(self.reasons)}
 
 
-def _date(path: Path, where: str, raw: Any, *, optional: bool = False) -> dt.date | None:
-    if raw is None and optional:
-        return None
+def _date(path: Path, where: str, raw: Any) -> dt.date:
     if isinstance(raw, dt.date):
         return raw
     raise SpecError(path, where, f"must be a date YYYY-MM-DD, not {raw!r}")
@@ -138,7 +136,8 @@ def _policy(p: Path, w: str, r: Any, destinations: dict[str, Destination]) -> Po
         raise SpecError(p, f"{w}.applies", "names no ECCN and no GPU")
     when = parse_conditions(p, f"{w}.applies.when", applies["when"]) if applies.get("when") else ()
     return Policy(need(p, w, r, "id", str), str(r.get("title", "")), _date(p, f"{w}.effective", r.get("effective")),
-                  _date(p, f"{w}.rescinded", r.get("rescinded"), optional=True), bool(r.get("uncertain", False)),
+                  None if r.get("rescinded") is None else _date(p, f"{w}.rescinded", r["rescinded"]),
+                  bool(r.get("uncertain", False)),
                   dests, eccn, gpus, when, status, need(p, w, r, "citation", str), str(r.get("source_url", "")),
                   " ".join(str(r.get("notes", "")).split()))
 

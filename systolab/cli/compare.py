@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..errors import UserError
 from ..files import check_output_folder
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                          scenario=legal)
     files = write_report(comparison, args.out)
     result = comparison.to_dict()
-    payload = {k: result[k] for k in ("chip", "devices", "workloads", "rows", "iso", "serving", "model_errors",
+    payload: dict[str, Any] = {k: result[k] for k in ("chip", "devices", "workloads", "rows", "iso", "serving", "model_errors",
                                       "assumptions", "scenario", "legal") if k in result}
     payload["files"] = files
 
