@@ -200,3 +200,48 @@ gpus: [l4]
     path.write_text(text.replace('rule_date: "2025-06-01", ', ""))
     with pytest.raises(UserError, match="needs constraints.rule_date"):
         load_space(str(path))
+
+
+# The rules' history for a buyer in China, from docs/legal.md: (status, deciding policy) by
+# date. "PoD" is a presumption of denial; None: no policy applies.
+HISTORY_DATES = ("2022-06-01", "2022-11-01", "2023-12-01", "2025-05-01", "2025-09-01", "2026-03-01")
+POD, CBC, LR = "presumption_of_denial", "case_by_case", "licence_required"
+HISTORY = {
+    "h100-sxm": [("allowed", None), (POD, "oct2022-china"), (POD, "oct2023-d5-a"), (POD, "oct2023-d5-a"),
+                 (POD, "oct2023-d5-a"), (CBC, "jan2026-china-cbc")],
+    "h800-sxm": [("allowed", None), ("allowed", None), (POD, "oct2023-d5-a"), (POD, "oct2023-d5-a"),
+                 (POD, "oct2023-d5-a"), (CBC, "jan2026-china-cbc")],
+    "a800-sxm4-80gb": [("allowed", None), ("allowed", None), (POD, "oct2023-d5-a"), (POD, "oct2023-d5-a"),
+                       (POD, "oct2023-d5-a"), (CBC, "jan2026-china-cbc")],
+    "h20": [("allowed", None), ("allowed", None), ("allowed", None), (LR, "h20-isinformed-2025"),
+            (CBC, "h20-licences-2025"), (CBC, "h20-licences-2025")],
+    "h200-sxm": [("allowed", None), (POD, "oct2022-china"), (POD, "oct2023-d5-a"), (POD, "oct2023-d5-a"),
+                 (POD, "oct2023-d5-a"), (CBC, "jan2026-china-cbc")],
+    "b200": [("allowed", None), (POD, "oct2022-china"), (POD, "oct2023-d5-a"), (POD, "oct2023-d5-a"),
+             (POD, "oct2023-d5-a"), (POD, "oct2023-d5-a")],
+    "l20": [("allowed", None)] * 6,
+}
+
+
+@pytest.mark.parametrize("gpu", sorted(HISTORY))
+def test_the_rules_history_for_a_buyer_in_china(gpu):
+    got = [(p.status, p.policy) for p in (purchasability(gpu, "china", d) for d in HISTORY_DATES)]
+    assert got == HISTORY[gpu]
+
+
+@pytest.mark.parametrize("buyer", ["allied", "us"])
+def test_allied_and_us_buyers_may_buy_every_gpu_in_2025(buyer):
+    assert {purchasability(g, buyer, "2025-05-01").status for g in HISTORY} == {"allowed"}
+
+
+def test_the_h100_became_controlled_for_china_on_the_first_rule():
+    assert purchasability("h100-sxm", "china", "2022-10-06").may_buy
+    after = purchasability("h100-sxm", "china", "2022-10-07")
+    assert not after.may_buy and "87 FR 62186" in after.citation
+
+
+def test_the_diffusion_rule_never_applies():
+    rules = load_licence_rules()
+    diffusion = next(p for p in rules.policies if p.id == "diffusion-2025")
+    assert diffusion.rescinded is not None and diffusion.rescinded <= diffusion.effective
+    assert not any(diffusion.in_force(dt.date(2025, m, 1)) for m in range(1, 13))
