@@ -176,9 +176,36 @@ def scenario(buyer: str, date: str | dt.date, *, rules: LicenceRules | None = No
     return Scenario(buyer, date)
 
 
-def _matches(policy: Policy, gpu: GpuSpec, eccn: str, metrics: dict[str, float | None]) -> bool:
-    covered = gpu.id in policy.gpus or any(eccn == e or eccn.startswith(e + ".") for e in policy.eccn)
+def _matches(policy: Policy, device: str, eccn: str, metrics: dict[str, float | None]) -> bool:
+    covered = device in policy.gpus or any(eccn == e or eccn.startswith(e + ".") for e in policy.eccn)
     return covered and all(c.holds(metrics) is True for c in policy.when)
+
+
+def licence_status(device: str, cls: ExportClass, metrics: dict[str, float | None], sc: Scenario, *,
+                   rules: LicenceRules | None = None) -> Purchasability:
+    """What the licence policies say of an item of class ``cls`` (``device`` names it for
+    policies that name parts) with ``metrics`` (tpp, pd, dram_bw_GBps, io_bidir_GBps) for
+    the scenario's buyer on its date: a GPU to buy or a custom chip to have made."""
+    rules = rules or load_licence_rules()
+    reasons = [f"ECCN {cls.eccn} under the {cls.rule_set} rule set ({cls.citation})"]
+    if sc.buyer == ANY_BUYER:
+        return Purchasability(device, sc.buyer, sc.date, "allowed", cls.eccn, None, "", False,
+                              (*reasons, "unconstrained view (--buyer any): no destination's rules applied"))
+    if sc.date < rules.first_effective:
+        reasons.append(f"{sc.date} is before the first licence policy on record ({rules.first_effective})")
+    mine = [p for p in rules.policies if sc.buyer in p.destinations and _matches(p, device, cls.eccn, metrics)]
+    live = [p for p in mine if p.in_force(sc.date)]
+    reasons += [f"{p.id} no longer applies: rescinded {p.rescinded} ({p.citation})"
+                for p in mine if p.rescinded is not None and p.rescinded <= sc.date]
+    if not live:
+        reasons.append(f"no licence policy for buyer {sc.buyer} covers {device} on {sc.date}")
+        return Purchasability(device, sc.buyer, sc.date, "allowed", cls.eccn, None, "", False, tuple(reasons))
+    decider = max(live, key=lambda p: (p.effective, STATUSES.index(p.status)))
+    reasons += [f"{p.id} ({p.effective}): {p.status}, superseded by {decider.id}" for p in live if p is not decider]
+    reasons.append(f"{decider.id} ({decider.effective}{', date or content uncertain' if decider.uncertain else ''}): "
+                   f"{decider.title}")
+    return Purchasability(device, sc.buyer, sc.date, decider.status, cls.eccn, decider.id, decider.citation,
+                          decider.uncertain, tuple(reasons))
 
 
 def purchasability(gpu: GpuSpec | str, buyer: str | Scenario, date: str | dt.date | None = None, *,
@@ -195,27 +222,8 @@ def purchasability(gpu: GpuSpec | str, buyer: str | Scenario, date: str | dt.dat
             raise UserError("date: required with a buyer (YYYY-MM-DD)", parameter="date")
         sc = scenario(buyer, date, rules=rules)
     spec = get_gpu(gpu)
-    cls: ExportClass = classify_gpu(spec, rule_date=sc.date)
+    cls = classify_gpu(spec, rule_date=sc.date)
     tpp, _ = tpp_from_peaks(spec.peak_dense_tflops)
     metrics = {"tpp": tpp, "pd": cls.performance_density, "io_bidir_GBps": spec.io_bidir_GBps,
                "dram_bw_GBps": spec.mem_bw_GBps}
-    reasons = [f"ECCN {cls.eccn} under the {cls.rule_set} rule set ({cls.citation})"]
-    if sc.buyer == ANY_BUYER:
-        return Purchasability(spec.id, sc.buyer, sc.date, "allowed", cls.eccn, None, "", False,
-                              (*reasons, "unconstrained view (--buyer any): no destination's rules applied"))
-    if sc.date < rules.first_effective:
-        reasons.append(f"{sc.date} is before the first licence policy on record ({rules.first_effective})")
-    live = [p for p in rules.policies if sc.buyer in p.destinations and p.in_force(sc.date)
-            and _matches(p, spec, cls.eccn, metrics)]
-    lapsed = [p for p in rules.policies if sc.buyer in p.destinations and p.rescinded is not None
-              and p.rescinded <= sc.date and _matches(p, spec, cls.eccn, metrics)]
-    reasons += [f"{p.id} no longer applies: rescinded {p.rescinded} ({p.citation})" for p in lapsed]
-    if not live:
-        reasons.append(f"no licence policy for buyer {sc.buyer} covers {spec.id} on {sc.date}")
-        return Purchasability(spec.id, sc.buyer, sc.date, "allowed", cls.eccn, None, "", False, tuple(reasons))
-    decider = max(live, key=lambda p: (p.effective, STATUSES.index(p.status)))
-    reasons += [f"{p.id} ({p.effective}): {p.status}, superseded by {decider.id}" for p in live if p is not decider]
-    reasons.append(f"{decider.id} ({decider.effective}{', date or content uncertain' if decider.uncertain else ''}): "
-                   f"{decider.title}")
-    return Purchasability(spec.id, sc.buyer, sc.date, decider.status, cls.eccn, decider.id, decider.citation,
-                          decider.uncertain, tuple(reasons))
+    return licence_status(spec.id, cls, metrics, sc, rules=rules)
