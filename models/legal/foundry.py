@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,24 +178,23 @@ def foundry_presumption(*, node: str, planar: bool | None, transistors: float, d
     day = parse_date(date)
     facts, is_planar = _checked(rule, node, planar, transistors, buyer, hbm)
     cite = f"{rule.id} ({rule.citation})"
-    base = dict(node=facts.name, nm=facts.nm, planar=is_planar, transistors=float(transistors), date=day, buyer=buyer,
-                citation=rule.citation)
+    base = FoundryCheck(node=facts.name, nm=facts.nm, planar=is_planar, transistors=float(transistors), date=day,
+                        buyer=buyer, in_force=True, in_scope=True, presumed_3a090a=None, threshold=None, reasons=(),
+                        citation=rule.citation, uncertain=rule.uncertain)
     if day < rule.effective:
-        return FoundryCheck(**base, in_force=False, in_scope=False, presumed_3a090a=False, threshold=None,
-                            reasons=(f"{rule.id} not in force on {day}: effective {rule.effective} ({rule.citation})",),
-                            uncertain=rule.uncertain)
+        return replace(base, in_force=False, in_scope=False, presumed_3a090a=False,
+                       reasons=(f"{rule.id} not in force on {day}: effective {rule.effective} ({rule.citation})",))
     in_scope = facts.nm <= rule.node_nm_at_most or not is_planar
     arch = "planar" if is_planar else "non-planar"
     if not in_scope:
-        return FoundryCheck(**base, in_force=True, in_scope=False, presumed_3a090a=False, threshold=None,
-                            reasons=(f"outside {cite}: {facts.name} is a {facts.nm:g} nm {arch} node, above the "
-                                     f"16/14 nm node and planar",), uncertain=rule.uncertain)
+        return replace(base, in_scope=False, presumed_3a090a=False,
+                       reasons=(f"outside {cite}: {facts.name} is a {facts.nm:g} nm {arch} node, above the "
+                                f"16/14 nm node and planar",))
     scope = f"{facts.name} ({facts.nm:g} nm, {arch}) is within {cite}: 16/14 nm node or below, or non-planar"
     designer = rule.designers.get(buyer or "other")
     if designer is not None and designer.overcomes:
-        return FoundryCheck(**base, in_force=True, in_scope=True, presumed_3a090a=False, threshold=None,
-                            reasons=(scope, f"presumption overcome: {designer.note} ({cite})"),
-                            uncertain=rule.uncertain or designer.uncertain)
+        return replace(base, presumed_3a090a=False, reasons=(scope, f"presumption overcome: {designer.note} ({cite})"),
+                       uncertain=rule.uncertain or designer.uncertain)
     t = rule.threshold_on(day)
     assert t is not None                       # the first threshold starts with the rule
     count = f"{transistors / 1e9:.2f} B transistors"
@@ -210,16 +209,16 @@ def foundry_presumption(*, node: str, planar: bool | None, transistors: float, d
                        f"presumed 3A090.a ({cite})")
     else:
         presumed = False
-        reasons.append(f"not presumed 3A090.a by {rule.id}: {count} is below {limit}, provided an approved or "
-                       f"authorised OSAT packages it and attests the count")
+        reasons.append(f"not presumed 3A090.a by {rule.id}: {count} is below {limit}, provided an approved OSAT "
+                       f"packages it (or the fab, outside Macau and D:5) and attests the count")
         if hbm is None:
             reasons.append(f"HBM not stated: {rule.hbm_condition} (uncertain)")
     if buyer is None:
         reasons.append("designer's standing not stated: treated as on neither list of approved IC designers")
     uncertain = rule.uncertain or t.uncertain or (presumed is not True and hbm is None and rule.hbm_uncertain) \
         or (hbm is True and rule.hbm_uncertain)
-    return FoundryCheck(**base, in_force=True, in_scope=True, presumed_3a090a=presumed, threshold=t.transistors,
-                        reasons=tuple(reasons), uncertain=uncertain)
+    return replace(base, presumed_3a090a=presumed, threshold=t.transistors, reasons=tuple(reasons),
+                   uncertain=uncertain)
 
 
 def chip_foundry_check(chip: ChipConfig, date: str | dt.date, *, buyer: str | None = None,
@@ -235,5 +234,4 @@ def chip_foundry_check(chip: ChipConfig, date: str | dt.date, *, buyer: str | No
     straddles = check.threshold is not None and est.low_B * 1e9 < check.threshold <= est.high_B * 1e9
     extra = (note,) + (("the estimate's range straddles the threshold: the count decides and is uncertain",)
                        if straddles else ())
-    return FoundryCheck(**{**check.__dict__, "reasons": check.reasons + extra,
-                           "uncertain": check.uncertain or straddles})
+    return replace(check, reasons=check.reasons + extra, uncertain=check.uncertain or straddles)
