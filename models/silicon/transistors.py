@@ -13,7 +13,7 @@ A chip's transistors, in billions:
 Every factor and its source is in ``data/transistors.yaml``; ``low``/``high`` combine the
 stated ranges. :func:`transistor_validation` checks the method against published chips:
 NVIDIA GPUs by density (node density x die area) and accelerators whose structure is public
-(MACs + SRAM). ``python -m systolab.models.silicon.transistors`` prints the table.
+(MACs + SRAM); :func:`validation_table` writes it as Markdown.
 """
 from __future__ import annotations
 
@@ -248,6 +248,3 @@ def validation_table(rows: tuple[TransistorCheck, ...] | None = None) -> str:
                    f"{r.estimate_B:.1f} | {r.error_pct:+.0f} | {r.low_B:.1f}-{r.high_B:.1f} |")
     return "\n".join(out)
 
-
-if __name__ == "__main__":
-    print(validation_table())
