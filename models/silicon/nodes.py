@@ -118,6 +118,9 @@ def _node(p: Path, name: str, n: dict, util: float, eff: float) -> Node:
         f = need(p, w, n, field, dict, optional=True)
         return None if f is None else _sourced(p, f"{w}.{field}", f)
 
+    y = maybe("reported_yield")
+    if y is not None and y.bounds[1] > 1:
+        raise SpecError(p, f"{w}.reported_yield", f"is a fraction: must be <= 1, not {y.bounds[1]}")
     return Node(name, s("logic_density_MTr_per_mm2"), s("sram_bitcell_um2"), s("energy_scale_vs_45nm"),
                 s("default_clock_MHz"), util, eff,
                 planar=need(p, w, n, "planar", bool),
@@ -125,7 +128,7 @@ def _node(p: Path, name: str, n: dict, util: float, eff: float) -> Node:
                 foundry=_text(p, w, n, "foundry"), access_note=_text(p, w, n, "access_note"),
                 process_source=_text(p, w, n, "process_source"),
                 capacity_wafers_per_month=maybe("capacity_wafers_per_month"),
-                reported_yield=maybe("reported_yield"))
+                reported_yield=y)
 
 
 @cache
