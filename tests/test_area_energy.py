@@ -18,7 +18,7 @@ OSU_LIB = "usr/share/qflow/tech/osu018/osu018_stdcells.lib"
 
 def test_node_table_and_conversions():
     nodes = load_nodes()
-    assert list(nodes) == ["n28", "n16", "n7", "n5", "n4", "n3"]
+    assert list(nodes) == ["n28", "n16", "n7", "n5", "n4", "n3", "smic-7duv"]
     n7 = get_node("N7")
     assert n7.nand2_um2 == pytest.approx(4 / 96.3)          # ~0.0415 um2, the reference's 0.041
     assert n7.logic_mm2(1e6) == pytest.approx(1e6 * 4 / 96.3 / 0.7 / 1e6)

@@ -79,7 +79,7 @@ FLAGS = {
 VALID_NAMES = {"dataflow": {"os", "ws"}, "dtype": {"int8", "uint8", "int16", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2",
                                                    "tf32", "fp32"},
                "overflow": {"wrap", "saturate"}, "sim": {"auto", "verilator", "icarus", "amaranth"},
-               "node": {"n28", "n16", "n7", "n5", "n4", "n3"}, "gpus": set(), "iso": {"area", "power", "price"},
+               "node": {"n28", "n16", "n7", "n5", "n4", "n3", "smic-7duv"}, "gpus": set(), "iso": {"area", "power", "price"},
                "gpu": set(), "rule-date": set(), "search": {"fast", "exhaustive", "grid", "random", "lhs", "nsga2", "tpe"},
                "chip": set()}
 

@@ -1,4 +1,5 @@
-"""Process-node table (``data/nodes.yaml``): gates and bits to mm², energy scaling, clocks."""
+"""Process-node table (``data/nodes.yaml``): gates and bits to mm², energy scaling, clocks, and
+the facts about each node that the legal layer reads (planar or not, nm class, foundry)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,20 +7,33 @@ from functools import cache
 from pathlib import Path
 
 from ...errors import UserError
-from ..specs import DATA_DIR, load_yaml, need
+from ..specs import DATA_DIR, SpecError, load_yaml, need
 
 NODES_FILE = DATA_DIR / "nodes.yaml"
 
 
 @dataclass(frozen=True)
 class Sourced:
+    """A figure with its source; ``low``/``high`` bound it where sources disagree (None: no range given)."""
+
     value: float
     source: str
     confidence: str
+    low: float | None = None
+    high: float | None = None
 
     @property
     def uncertain(self) -> bool:
         return self.confidence != "high"
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(low, high); (value, value) where the file gives no range."""
+        return (self.value if self.low is None else self.low, self.value if self.high is None else self.high)
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "low": self.bounds[0], "high": self.bounds[1], "source": self.source,
+                "confidence": self.confidence}
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,13 @@ class Node:
     default_clock_MHz: Sourced
     placement_utilization: float
     sram_macro_efficiency: float
+    planar: bool                        # planar transistors (28 nm and above) or not (FinFET from 16/14 nm)
+    nm_class: float                     # the node's nm class: 7 for N7 and for a domestic 7 nm-class node
+    foundry: str                        # who offers the node
+    access_note: str                    # free text: facts about who can buy it, with sources; the legal layer decides
+    process_source: str                 # the source for planar, nm_class, foundry and access_note
+    capacity_wafers_per_month: Sourced | None = None   # 300 mm wafer starts a month, where public
+    reported_yield: Sourced | None = None              # die yield reported for products on the node, fraction
 
     @property
     def nand2_um2(self) -> float:
@@ -47,6 +68,16 @@ class Node:
             raise UserError(f"bits: must be >= 0, not {bits}")
         return bits * self.sram_bitcell_um2.value / self.sram_macro_efficiency / 1e6
 
+    def to_dict(self) -> dict:
+        figures = ("logic_density_MTr_per_mm2", "sram_bitcell_um2", "energy_scale_vs_45nm", "default_clock_MHz",
+                   "capacity_wafers_per_month", "reported_yield")
+        out: dict = {"name": self.name, "planar": self.planar, "nm_class": self.nm_class, "foundry": self.foundry,
+                     "access_note": self.access_note, "process_source": self.process_source}
+        for f in figures:
+            s: Sourced | None = getattr(self, f)
+            out[f] = None if s is None else s.to_dict()
+        return out
+
     def flags(self) -> list[str]:
         """What is estimated rather than measured at this node."""
         out = []
@@ -57,22 +88,56 @@ class Node:
         return out
 
 
+def _sourced(p: Path, where: str, f: dict) -> Sourced:
+    """A figure ``{value, source, confidence[, low, high]}``; a range needs both ends around the value."""
+    num = (int, float)
+    value = need(p, where, f, "value", num, positive=True)
+    low = need(p, where, f, "low", num, positive=True, optional=True)
+    high = need(p, where, f, "high", num, positive=True, optional=True)
+    if (low is None) != (high is None):
+        raise SpecError(p, f"{where}.{'high' if high is None else 'low'}", "missing (a range needs low and high)")
+    if low is not None and not low <= value <= high:
+        raise SpecError(p, where, f"needs low <= value <= high, not {low}, {value}, {high}")
+    return Sourced(value, need(p, where, f, "source", str), need(p, where, f, "confidence", str), low, high)
+
+
+def _text(p: Path, where: str, n: dict, key: str) -> str:
+    v = need(p, where, n, key, str)
+    if not v.strip():
+        raise SpecError(p, f"{where}.{key}", "must not be empty")
+    return v
+
+
+def _node(p: Path, name: str, n: dict, util: float, eff: float) -> Node:
+    w = f"nodes.{name}"
+
+    def s(field: str) -> Sourced:
+        return _sourced(p, f"{w}.{field}", need(p, w, n, field, dict))
+
+    def maybe(field: str) -> Sourced | None:
+        f = need(p, w, n, field, dict, optional=True)
+        return None if f is None else _sourced(p, f"{w}.{field}", f)
+
+    y = maybe("reported_yield")
+    if y is not None and y.bounds[1] > 1:
+        raise SpecError(p, f"{w}.reported_yield", f"is a fraction: must be <= 1, not {y.bounds[1]}")
+    return Node(name, s("logic_density_MTr_per_mm2"), s("sram_bitcell_um2"), s("energy_scale_vs_45nm"),
+                s("default_clock_MHz"), util, eff,
+                planar=need(p, w, n, "planar", bool),
+                nm_class=float(need(p, w, n, "nm_class", (int, float), positive=True)),
+                foundry=_text(p, w, n, "foundry"), access_note=_text(p, w, n, "access_note"),
+                process_source=_text(p, w, n, "process_source"),
+                capacity_wafers_per_month=maybe("capacity_wafers_per_month"),
+                reported_yield=y)
+
+
 @cache
 def load_nodes(path: str = str(NODES_FILE)) -> dict[str, Node]:
     p = Path(path)
     d = load_yaml(p)
     util = need(p, "", d, "placement_utilization", (int, float), positive=True)
     eff = need(p, "", d, "sram_macro_efficiency", (int, float), positive=True)
-    out = {}
-    for name, n in need(p, "", d, "nodes", dict).items():
-        def s(field: str, name=name, n=n) -> Sourced:
-            f = need(p, f"nodes.{name}", n, field, dict)
-            w = f"nodes.{name}.{field}"
-            return Sourced(need(p, w, f, "value", (int, float), positive=True), need(p, w, f, "source", str),
-                           need(p, w, f, "confidence", str))
-        out[name] = Node(name, s("logic_density_MTr_per_mm2"), s("sram_bitcell_um2"), s("energy_scale_vs_45nm"),
-                         s("default_clock_MHz"), util, eff)
-    return out
+    return {name: _node(p, name, n, util, eff) for name, n in need(p, "", d, "nodes", dict).items()}
 
 
 @cache

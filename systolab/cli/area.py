@@ -10,7 +10,7 @@ from .common import design_from_args, emit
 def add_parser(sub, parents) -> None:
     p = sub.add_parser("area", parents=[parents.design, parents.json],
                        help="silicon area from synthesis and from the analytic model; energy of a GEMM")
-    p.add_argument("--node", default="n7", help="process node: n28, n16, n7 (default), n5, n4, n3")
+    p.add_argument("--node", default="n7", help="process node: n28, n16, n7 (default), n5, n4, n3, smic-7duv")
     p.add_argument("--liberty", metavar="FILE", help="also map to this Liberty standard-cell library (um2)")
     p.add_argument("--gemm", metavar="MxNxK", help="also report energy, power and TOPS/W of this GEMM")
     p.set_defaults(func=run)
