@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import UserError
+from ..silicon.nodes import Node, get_node
 from ..silicon.transistors import chip_transistors
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 
@@ -38,14 +39,6 @@ class Threshold:
     transistors: float        # the count at or above which the presumption stands
     source: str
     uncertain: bool
-
-
-@dataclass(frozen=True)
-class NodeFacts:
-    name: str
-    nm: float
-    planar: bool
-    source: str
 
 
 @dataclass(frozen=True)
@@ -67,7 +60,6 @@ class FoundryRule:
     hbm_condition: str
     hbm_uncertain: bool
     designers: dict[str, Designer]
-    nodes: dict[str, NodeFacts]
     uncertain: bool
 
     def threshold_on(self, date: dt.date) -> Threshold | None:
@@ -100,15 +92,12 @@ def load_foundry_rule(path: str = str(FOUNDRY_FILE)) -> FoundryRule:
     designers = {k: Designer(k, need(p, f"rule.designers.{k}", v, "note", str),
                              need(p, f"rule.designers.{k}", v, "overcomes", bool), bool(v.get("uncertain", False)))
                  for k, v in need(p, "rule", r, "designers", dict).items()}
-    nodes = {k.lower(): NodeFacts(k.lower(), need(p, f"nodes.{k}", v, "nm", (int, float), positive=True),
-                                  need(p, f"nodes.{k}", v, "planar", bool), need(p, f"nodes.{k}", v, "source", str))
-             for k, v in need(p, "", d, "nodes", dict).items()}
     return FoundryRule(need(p, "rule", r, "id", str), " ".join(need(p, "rule", r, "title", str).split()),
                        " ".join(need(p, "rule", r, "citation", str).split()),
                        _date(p, "rule.effective", r.get("effective")),
                        need(p, "rule", r, "node_nm_at_most", (int, float), positive=True),
                        tuple(sorted(thresholds, key=lambda t: t.start)), need(p, "rule.hbm_condition", hbm, "text", str),
-                       bool(hbm.get("uncertain", False)), designers, nodes, bool(r.get("uncertain", False)))
+                       bool(hbm.get("uncertain", False)), designers, bool(r.get("uncertain", False)))
 
 
 @dataclass(frozen=True)
@@ -146,10 +135,10 @@ def parse_date(date: str | dt.date) -> dt.date:
 
 
 def _checked(rule: FoundryRule, node: str, planar: bool | None, transistors: float, buyer: str | None,
-             hbm: bool | None) -> tuple[NodeFacts, bool]:
-    if not isinstance(node, str) or node.lower() not in rule.nodes:
-        raise UserError(f"node: unknown node {node!r}; choose one of {', '.join(rule.nodes)}", parameter="node")
-    facts = rule.nodes[node.lower()]
+             hbm: bool | None) -> tuple[Node, bool]:
+    if not isinstance(node, str):
+        raise UserError(f"node: expected a node name, not {node!r}", parameter="node")
+    facts = get_node(node)
     if planar is not None and not isinstance(planar, bool):
         raise UserError(f"planar: must be True, False or None, not {planar!r}", parameter="planar")
     if isinstance(transistors, bool) or not isinstance(transistors, (int, float)) \
@@ -168,7 +157,7 @@ def foundry_presumption(*, node: str, planar: bool | None, transistors: float, d
                         rule: FoundryRule | None = None) -> FoundryCheck:
     """Whether a front-end fab or OSAT must presume a logic IC is 3A090.a on ``date``.
 
-    ``node`` a node of ``data/foundry_rule.yaml`` (``n28`` ... ``n3``); ``planar`` the
+    ``node`` a node of ``data/nodes.yaml`` (``n28`` ... ``n3``, ``smic-7duv``); ``planar`` the
     transistor architecture (None: the node's); ``transistors`` the final packaged IC's
     aggregate count (a count, not billions); ``buyer`` the designer's standing under the
     rule (``approved_ic_designer``, ``authorized_ic_designer``, ``other``; None: not
@@ -178,19 +167,19 @@ def foundry_presumption(*, node: str, planar: bool | None, transistors: float, d
     day = parse_date(date)
     facts, is_planar = _checked(rule, node, planar, transistors, buyer, hbm)
     cite = f"{rule.id} ({rule.citation})"
-    base = FoundryCheck(node=facts.name, nm=facts.nm, planar=is_planar, transistors=float(transistors), date=day,
+    base = FoundryCheck(node=facts.name, nm=facts.nm_class, planar=is_planar, transistors=float(transistors), date=day,
                         buyer=buyer, in_force=True, in_scope=True, presumed_3a090a=None, threshold=None, reasons=(),
                         citation=rule.citation, uncertain=rule.uncertain)
     if day < rule.effective:
         return replace(base, in_force=False, in_scope=False, presumed_3a090a=False,
                        reasons=(f"{rule.id} not in force on {day}: effective {rule.effective} ({rule.citation})",))
-    in_scope = facts.nm <= rule.node_nm_at_most or not is_planar
+    in_scope = facts.nm_class <= rule.node_nm_at_most or not is_planar
     arch = "planar" if is_planar else "non-planar"
     if not in_scope:
         return replace(base, in_scope=False, presumed_3a090a=False,
-                       reasons=(f"outside {cite}: {facts.name} is a {facts.nm:g} nm {arch} node, above the "
+                       reasons=(f"outside {cite}: {facts.name} is a {facts.nm_class:g} nm {arch} node, above the "
                                 f"16/14 nm node and planar",))
-    scope = f"{facts.name} ({facts.nm:g} nm, {arch}) is within {cite}: 16/14 nm node or below, or non-planar"
+    scope = f"{facts.name} ({facts.nm_class:g} nm, {arch}) is within {cite}: 16/14 nm node or below, or non-planar"
     designer = rule.designers.get(buyer or "other")
     if designer is not None and designer.overcomes:
         return replace(base, presumed_3a090a=False, reasons=(scope, f"presumption overcome: {designer.note} ({cite})"),
