@@ -24,6 +24,7 @@ from ...errors import UserError
 from ..gpu.specs import GpuSpec, get_gpu
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 from .export_control import Condition, ExportClass, classify_gpu, parse_conditions, tpp_from_peaks
+from .foundry import parse_date
 
 LICENCE_FILE = DATA_DIR / "licence_rules.yaml"
 #: Outcomes from the least to the most restrictive.
@@ -166,14 +167,7 @@ def scenario(buyer: str, date: str | dt.date, *, rules: LicenceRules | None = No
     if not isinstance(buyer, str) or (buyer != ANY_BUYER and buyer not in rules.destinations):
         raise UserError(f"buyer: unknown buyer {buyer!r}; choose one of {', '.join([*rules.destinations, ANY_BUYER])}",
                         parameter="buyer")
-    if isinstance(date, str):
-        try:
-            date = dt.date.fromisoformat(date)
-        except ValueError:
-            raise UserError(f"date: expected YYYY-MM-DD, not {date!r}", parameter="date") from None
-    if not isinstance(date, dt.date):
-        raise UserError(f"date: expected a date or YYYY-MM-DD, not {date!r}", parameter="date")
-    return Scenario(buyer, date)
+    return Scenario(buyer, parse_date(date))
 
 
 def _matches(policy: Policy, device: str, eccn: str, metrics: dict[str, float | None]) -> bool:
