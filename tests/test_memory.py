@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from systolab.errors import ConfigError, UserError
-from systolab.models.chip.config import get_chip
+from systolab.models.chip.config import ChipConfig, get_chip
 from systolab.models.cost.pricing import chip_unit_cost, cost_inputs
 from systolab.models.silicon.area import chip_area
 from systolab.models.silicon.energy import chip_power
@@ -95,3 +95,14 @@ def test_a_new_kind_brings_its_phy_energy_and_price():
     assert chip_unit_cost(g).breakdown["package_usd"] < chip_unit_cost(chip).breakdown["package_usd"]  # organic
     kept = chip.derive(dram_kind="HBM3E", dram_phy_mm2_per_stack=12.0)
     assert kept.dram.phy_mm2_per_stack == 12.0
+
+
+def test_a_chip_table_without_phy_area_takes_the_kinds():
+    d = get_chip("sl-n4-os32").to_dict()
+    d["dram"] = {k: v for k, v in d["dram"].items() if k != "phy_mm2_per_stack"} | {"kind": "HBM3E"}
+    d.pop("name")
+    chip = ChipConfig.from_dict("x", d)
+    assert chip.dram.phy_mm2_per_stack == get_memory_kind("HBM3E").phy_mm2.value
+    d["dram"]["kind"] = ["HBM"]
+    with pytest.raises(ConfigError, match="kind: must be one of"):
+        ChipConfig.from_dict("x", d)

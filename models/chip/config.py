@@ -83,7 +83,7 @@ def _kind_figure(kind: Any, field: str) -> Any:
     an unknown kind passes through for :class:`DramConfig` to name."""
     try:
         return getattr(get_memory_kind(kind), DRAM_FROM_KIND[field]).value
-    except UserError:
+    except (UserError, TypeError):        # TypeError: an unhashable kind
         return None
 
 
