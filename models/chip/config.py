@@ -31,12 +31,12 @@ from typing import Any, Self
 from ...checks import check_choice, check_int, check_real
 from ...config import AcceleratorConfig, hash_once, state_without_hash
 from ...errors import ConfigError, UserError
+from ..silicon.memory import get_memory_kind, list_memory_kinds
 from ..silicon.nodes import load_nodes
 from ..specs import DATA_DIR, SpecError, load_yaml
 from .perf import beat_spacing
 
 CHIPS_FILE = DATA_DIR / "chips.yaml"
-DRAM_KINDS = ("HBM", "DDR")
 
 
 class ReticleWarning(UserWarning):
@@ -45,7 +45,8 @@ class ReticleWarning(UserWarning):
 
 @dataclass(frozen=True)
 class DramConfig:
-    """The chip's off-chip memory: ``stacks`` HBM stacks or DDR channels."""
+    """The chip's off-chip memory: ``stacks`` devices (HBM stacks, DRAM channels, GDDR
+    packages) of a kind in ``data/memory_kinds.yaml``."""
 
     kind: str
     stacks: int
@@ -55,7 +56,7 @@ class DramConfig:
     latency_ns: float
 
     def __post_init__(self) -> None:
-        _field(self, "kind", lambda v: check_choice("kind", v, DRAM_KINDS))
+        _field(self, "kind", lambda v: check_choice("kind", v, list_memory_kinds()))
         _field(self, "stacks", lambda v: check_int("stacks", v, hi=64))
         for name, hi in (("GB_per_stack", 1e5), ("GBps_per_stack", 1e6), ("latency_ns", 1e6)):
             _field(self, name, partial(_positive_real, name, hi=hi))
@@ -77,6 +78,15 @@ def _positive_real(name: str, value: Any, *, hi: float) -> float:
     return check_real(name, value, lo=0.0, lo_open=True, hi=hi)
 
 
+def _kind_figure(kind: Any, field: str) -> Any:
+    """The figure of memory ``kind`` that stands in for DRAM ``field`` (the PHY's area);
+    an unknown kind passes through for :class:`DramConfig` to name."""
+    try:
+        return getattr(get_memory_kind(kind), DRAM_FROM_KIND[field]).value
+    except (UserError, TypeError):        # TypeError: an unhashable kind
+        return None
+
+
 def _field(obj: Any, name: str, check: Callable[[Any], Any]) -> None:
     """Set ``obj.name`` (frozen dataclass) to ``check(value)``; a :class:`UserError` from
     the check becomes a :class:`ConfigError` naming the field."""
@@ -96,6 +106,8 @@ CHIP_FIELDS = ("core", "cores", "clock_mhz", "node", "global_sram_mib", "noc_ove
 CHIP_DEFAULTS = {"dma_channels": 1, "dma_beat_bytes": None, "sram_latency_cycles": 2, "acc_sram_fraction": 0.25,
                  "vector_lanes": None}
 DRAM_FIELDS = ("kind", "stacks", "GB_per_stack", "GBps_per_stack", "phy_mm2_per_stack", "latency_ns")
+#: DRAM fields a YAML table may leave out: they then take the kind's figure (data/memory_kinds.yaml).
+DRAM_FROM_KIND = {"phy_mm2_per_stack": "phy_mm2"}
 
 
 @dataclass(frozen=True)
@@ -227,11 +239,11 @@ class ChipConfig:
         unknown = sorted(set(dr) - set(DRAM_FIELDS))
         if unknown:
             raise ConfigError(f"dram.{unknown[0]}", f"unknown DRAM field; known fields: {', '.join(DRAM_FIELDS)}")
-        missing = [k for k in DRAM_FIELDS if k not in dr]
+        missing = [k for k in DRAM_FIELDS if k not in dr and k not in DRAM_FROM_KIND]
         if missing:
             raise ConfigError(f"dram.{missing[0]}", "missing")
         try:
-            dram = DramConfig(**{k: dr[k] for k in DRAM_FIELDS})
+            dram = DramConfig(**{k: dr[k] if k in dr else _kind_figure(dr["kind"], k) for k in DRAM_FIELDS})
         except ConfigError as exc:
             raise ConfigError(f"dram.{exc.field}", str(exc).split(": ", 1)[-1]) from None
         rest = {k: data.get(k, CHIP_DEFAULTS.get(k)) for k in CHIP_FIELDS if k not in ("core", "dram")}
@@ -258,7 +270,8 @@ class ChipConfig:
     def derive(self, *, name: str | None = None, **changes: Any) -> Self:
         """A validated variant: core fields (``rows``, ``cols``, ``dataflow``, ``dtype``,
         buffers ...), chip fields (``cores``, ``clock_mhz``, ``node``, ``global_sram_mib`` ...)
-        and DRAM fields (``dram_stacks``, ``dram_kind``, ``dram_GBps_per_stack`` ...).
+        and DRAM fields (``dram_stacks``, ``dram_kind``, ``dram_GBps_per_stack`` ...); a new
+        ``dram_kind`` brings its PHY area unless ``dram_phy_mm2_per_stack`` is given.
         Renamed ``<name>+<field>=<value>,...`` unless ``name`` is given. Keeps the class
         (a :class:`~systolab.models.report.chip.Chip`'s variant is a ``Chip``, which also
         warns with :class:`ReticleWarning` when its die exceeds the reticle limit)."""
@@ -279,6 +292,9 @@ class ChipConfig:
                 raise UserError(f"{key}: not a chip, core or DRAM field; known: {', '.join(known)}", parameter=key)
         if not changes and name is None:
             return self
+        if "kind" in dram and dram["kind"] != self.dram.kind:
+            for key in DRAM_FROM_KIND:
+                dram.setdefault(key, _kind_figure(dram["kind"], key))
         auto = self.name + "+" + ",".join(f"{k}={changes[k]}" for k in sorted(changes)) if changes else self.name
         return replace(self, name=name if name is not None else auto,
                        core=self.core.replace(**core) if core else self.core,

@@ -19,6 +19,7 @@ from ..chip.config import ChipConfig
 from ..gpu.model import estimate_workload
 from ..gpu.specs import GpuSpec, get_gpu, load_gpus
 from ..silicon.area import chip_area
+from ..silicon.memory import get_memory_kind, memory_kinds
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 
 COST_FILE = DATA_DIR / "cost.yaml"
@@ -70,7 +71,7 @@ class CostInputs:
     edge_exclusion_mm: float
     nodes: dict[str, dict[str, Figure]]
     alpha: float
-    memory_usd_per_GB: dict[str, Figure]
+    memory_usd_per_GB: dict[str, Figure]       # by memory kind, from data/memory_kinds.yaml
     packaging_usd: dict[str, Figure]
     operations: dict[str, Figure]
     default_budget_usd: float
@@ -91,7 +92,8 @@ def cost_inputs(path: str = str(COST_FILE)) -> CostInputs:
         edge_exclusion_mm=need(p, "", d, "edge_exclusion_mm", num),
         nodes=nodes,
         alpha=need(p, "yield_model", need(p, "", d, "yield_model", dict), "alpha", num, positive=True),
-        memory_usd_per_GB=group("memory_usd_per_GB"),
+        memory_usd_per_GB={n: Figure(k.usd_per_GB.value, k.usd_per_GB.low, k.usd_per_GB.high, k.usd_per_GB.source,
+                                     k.usd_per_GB.confidence) for n, k in memory_kinds().items()},
         packaging_usd=group("packaging_usd"),
         operations=group("operations"),
         default_budget_usd=need(p, "", d, "default_budget_usd", num, positive=True),
@@ -153,7 +155,7 @@ def unit_cost(*, die_area_mm2: float, node: str, memory_GB: float = 0.0, memory_
     if memory_kind not in ci.memory_usd_per_GB:
         raise UserError(f"memory_kind: choose one of {', '.join(ci.memory_usd_per_GB)}, not {memory_kind!r}")
     memory_GB = check_nonnegative("memory_GB", memory_GB)
-    package = package or ("hbm_2p5d" if memory_kind == "HBM" and memory_GB > 0 else "organic")
+    package = package or ("hbm_2p5d" if get_memory_kind(memory_kind).in_package and memory_GB > 0 else "organic")
     if package not in ci.packaging_usd:
         raise UserError(f"package: choose one of {', '.join(ci.packaging_usd)}, not {package!r}")
     die = die_cost(die_area_mm2, node)

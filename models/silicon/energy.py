@@ -2,7 +2,8 @@
 
 Energy = issued MACs x E_mac + SRAM bytes x E_sram + DRAM bytes x E_dram, with 45 nm
 figures (Horowitz, ISSCC 2014) scaled to the node (``data/energy.yaml``,
-``data/nodes.yaml``). Average power at a clock adds leakage and an overhead fraction.
+``data/nodes.yaml``) and E_dram the memory kind's (``data/memory_kinds.yaml``). Average
+power at a clock adds leakage and an overhead fraction.
 
 Activity counts come from the accelerator core's cycle model (:func:`core_activity`,
 ``models/core/perf.py``): the cycles and MACs the core's counters report, every operand the
@@ -25,6 +26,7 @@ from ..core.perf import MemorySystem, core_counters, core_cycles
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.gemm import Gemm
 from .area import load_fit
+from .memory import get_memory_kind, list_memory_kinds
 from .nodes import Node, get_node
 
 if TYPE_CHECKING:          # typing only: the chip's configuration imports the nodes of this package
@@ -37,7 +39,7 @@ ENERGY_FILE = DATA_DIR / "energy.yaml"
 def energy_data(path: str = str(ENERGY_FILE)) -> dict:
     p = Path(path)
     d = load_yaml(p)
-    for key in ("mac_pJ_45nm", "sram_pJ_per_byte_45nm", "dram_pJ_per_byte"):
+    for key in ("mac_pJ_45nm", "sram_pJ_per_byte_45nm"):
         need(p, "", d, key, (dict, list))
     for key in ("int32_add_pJ_45nm", "pe_overhead_factor", "leakage_fraction_of_peak_dynamic", "overhead_fraction"):
         need(p, "", d, key, (int, float))
@@ -152,13 +154,14 @@ def activity_energy(config: AcceleratorConfig, act: Activity, *, node: Node | st
     d = energy_data()
     n = get_node(node)
     clock = check_positive("clock_MHz", clock_MHz) if clock_MHz is not None else n.default_clock_MHz.value
-    if dram not in d["dram_pJ_per_byte"]:
-        raise UserError(f"dram: choose one of {', '.join(d['dram_pJ_per_byte'])}, not {dram!r}")
+    if dram not in list_memory_kinds():
+        raise UserError(f"dram: choose one of {', '.join(list_memory_kinds())}, not {dram!r}")
+    dram_pJ = get_memory_kind(dram).pJ_per_bit
     e_mac = act.macs_issued * mac_energy_pJ(config, n) * 1e-12
     e_sram = act.sram_bytes * sram_energy_pJ_per_byte(buffer_KiB, n) * 1e-12
     if act.global_sram_bytes:
         e_sram += act.global_sram_bytes * sram_energy_pJ_per_byte(global_slice_KiB, n) * 1e-12
-    e_dram = act.dram_bytes * d["dram_pJ_per_byte"][dram]["value"] * 1e-12
+    e_dram = act.dram_bytes * (dram_pJ.value * 8) * 1e-12     # pJ/bit x 8 = pJ per byte
     seconds = act.cycles / (clock * 1e6)
     dynamic = (e_mac + e_sram + e_dram) * (1 + d["overhead_fraction"])
     leakage_W = chip_power_W(config, cores=cores, node=n, clock_MHz=clock)["leakage_W"]
@@ -167,7 +170,7 @@ def activity_energy(config: AcceleratorConfig, act: Activity, *, node: Node | st
              f"({n.energy_scale_vs_45nm.source})",
              f"clock {clock:g} MHz ({'given' if clock_MHz is not None else n.default_clock_MHz.source})",
              d["pe_overhead_basis"], " ".join(d["power_basis"].split()),
-             f"{dram} energy: {d['dram_pJ_per_byte'][dram]['source']}")
+             f"{dram} energy: {dram_pJ.source}")
     return EnergyEstimate(joules, e_mac, e_sram, e_dram, seconds, joules / seconds,
                           2 * act.macs_useful / joules / 1e12, act, notes)
 
@@ -232,7 +235,7 @@ def chip_power(chip: ChipConfig) -> ChipPower:
     """Design power of ``chip``: all cores busy at the clock, plus DRAM at full bandwidth and
     the vector unit's lanes at the clock."""
     logic = chip_power_W(chip.core, cores=chip.cores, node=chip.node, clock_MHz=chip.clock_mhz)
-    dram_pj = energy_data()["dram_pJ_per_byte"][chip.dram.kind]["value"]
+    dram_pj = get_memory_kind(chip.dram.kind).pJ_per_bit.value * 8      # pJ per byte
     dram = chip.dram.GBps * 1e9 * dram_pj * 1e-12
     vector = chip.lanes * chip.clock_hz * vector_pJ_per_op(chip) * 1e-12
     return ChipPower(logic["total_W"] + dram + vector, logic["total_W"], logic["leakage_W"], dram, vector,
