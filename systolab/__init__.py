@@ -38,7 +38,7 @@ _SOURCES = {
                "get_gpu", "get_llm", "get_workload", "largest_outside", "list_chips", "list_gpus", "list_workloads",
                "llm_models", "map_gemm", "map_gemms", "mapping_space", "match_gpu", "parse_gemm", "plot_mapping_space",
                "serve", "write_report"),
-    "models.legal": ("Purchasability", "Scenario", "purchasability", "scenario"),
+    "models.legal": ("Buildability", "Purchasability", "Scenario", "legal", "purchasability", "scenario"),
     "flows.explore": ("explore",),
     "models.explore": ("gpu_reference", "load_space"),
 }
@@ -96,7 +96,7 @@ if TYPE_CHECKING:
         write_report,
     )
     from .models.explore import gpu_reference, load_space
-    from .models.legal import Purchasability, Scenario, purchasability, scenario
+    from .models.legal import Buildability, Purchasability, Scenario, legal, purchasability, scenario
 
 
 def __getattr__(name: str):
@@ -121,5 +121,5 @@ __all__ = [
     "evaluate_gpu", "explore", "fit_cores", "get_chip", "get_gpu", "get_workload", "gpu_reference", "load_space",
     "largest_outside", "list_chips", "list_gpus", "list_workloads", "map_gemm", "map_gemms", "mapping_space",
     "match_gpu", "parse_gemm", "plot_mapping_space", "write_report", "Purchasability", "Scenario", "purchasability",
-    "scenario",
+    "scenario", "Buildability", "legal",
 ]

@@ -245,3 +245,36 @@ def test_the_diffusion_rule_never_applies():
     diffusion = next(p for p in rules.policies if p.id == "diffusion-2025")
     assert diffusion.rescinded is not None and diffusion.rescinded <= diffusion.effective
     assert not any(diffusion.in_force(dt.date(2025, m, 1)) for m in range(1, 13))
+
+
+def test_buildability_of_a_custom_chip_for_a_buyer():
+    from systolab import get_chip
+    from systolab.models.legal import Buildability, Purchasability, legal
+
+    big = legal("sl-n4-os32", buyer="china", date="2025-09-01")
+    assert isinstance(big, Buildability) and big.status == "presumed_denied" and not big.can_build
+    assert big.eccn == "3A090.a.1" and big.licence.policy == "oct2023-d5-a"
+    assert big.memory_eccn == "3A090.c" and big.memory_licence is not None and big.memory_licence.policy == "dec2024-hbm"
+    assert big.foundry.presumed_3a090a and "90 FR 5298" in big.foundry.citation
+    assert "HBM3" not in big.open_memory_kinds and "LPDDR5" in big.open_memory_kinds
+    assert not big.feasibility.feasible                     # six HBM3 PHYs do not fit the die's edge
+    assert legal(get_chip("sl-n4-os32"), buyer="allied", date="2025-09-01").status == "yes"
+    before = legal("sl-n4-os32", buyer="china", date="2024-06-01")
+    assert before.memory_eccn is None and before.foundry.in_force is False and before.status == "presumed_denied"
+    edge = legal("sl-n7-os32-edge", buyer="china", date="2025-09-01")
+    assert edge.status == "yes" and edge.eccn == "none" and edge.can_build
+    d = edge.to_dict()
+    assert d["memory"]["kind"] == get_chip("sl-n7-os32-edge").dram.kind and d["feasibility"]["feasible"] is True
+    assert isinstance(legal("h20", buyer="china", date="2025-09-01"), Purchasability)
+    with pytest.raises(UserError) as e:
+        legal("no-such-device", buyer="china", date="2025-09-01")
+    assert e.value.parameter == "device"
+
+
+def test_legal_command_for_a_chip(capsys):
+    assert main(["legal", "--chip", "sl-n7-os32-edge", "--buyer", "china", "--date", "2025-09-01", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "yes" and out["eccn"] == "none" and "open_nodes" in out
+    assert main(["legal", "--chip", "sl-tiny", "--gpu", "h20", "--buyer", "china", "--date", "2025-09-01",
+                 "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == "gpu"

@@ -1,16 +1,19 @@
-"""``systolab legal``: whether a buyer may buy a GPU on a date, with the rule that decides."""
+"""``systolab legal``: whether a buyer may buy a GPU, or could have a custom chip built, on
+a date, with the rules that decide."""
 from __future__ import annotations
 
 import argparse
 
-from ..models.legal.purchase import purchasability
+from ..errors import UserError
+from ..models.legal.build import legal
 from .common import emit
 
 
 def add_parser(sub, parents) -> None:
     p = sub.add_parser("legal", parents=[parents.json],
-                       help="whether a buyer may buy a GPU on a date (dated licence policies, with citations)")
-    p.add_argument("--gpu", required=True, metavar="ID", help="GPU id, e.g. h20 (see models/data/gpus.yaml)")
+                       help="may a buyer buy a GPU, or have a chip built, on a date (dated rules, with citations)")
+    p.add_argument("--gpu", metavar="ID", help="GPU id, e.g. h20 (see models/data/gpus.yaml)")
+    p.add_argument("--chip", metavar="NAME|FILE", help="a chip of models/data/chips.yaml or a chips YAML file")
     p.add_argument("--buyer", required=True,
                    help="destination group of the buyer (models/data/licence_rules.yaml: us, allied, china ...) "
                         "or any (the unconstrained view)")
@@ -18,14 +21,27 @@ def add_parser(sub, parents) -> None:
     p.set_defaults(func=run)
 
 
+def _gpu_text(p: dict) -> str:
+    head = (f"{p['device']} for a buyer in {p['buyer']} on {p['date']}: {p['status'].replace('_', ' ')}"
+            f"{' (uncertain)' if p['uncertain'] else ''}")
+    cite = [f"  decided by {p['policy']}: {p['citation']}"] if p["policy"] else []
+    return "\n".join([head, *cite, *(f"  {r}" for r in p["reasons"])])
+
+
+def _chip_text(p: dict) -> str:
+    checks = [f"  {c['name']}: {c['value']:.4g} against {c['limit']:.4g}{'' if c['ok'] else '  FAILS (' + c['field'] + ')'}"
+              for c in p["feasibility"]["checks"]]
+    return "\n".join([f"{p['chip']} built for a buyer in {p['buyer']} on {p['date']}: {p['status'].replace('_', ' ')}"
+                      f"{' (uncertain)' if p['uncertain'] else ''}; ECCN {p['eccn']}",
+                      *(f"  {r}" for r in p["reasons"]),
+                      f"  memory kinds open to this buyer: {', '.join(p['open_memory_kinds']) or 'none'}",
+                      f"  nodes the foundry rule leaves open: {', '.join(p['open_nodes']) or 'none'}",
+                      f"  physically feasible: {'yes' if p['feasibility']['feasible'] else 'no'}", *checks])
+
+
 def run(args: argparse.Namespace) -> int:
-    result = purchasability(args.gpu, args.buyer, args.date)
-
-    def human(p: dict) -> str:
-        head = (f"{p['device']} for a buyer in {p['buyer']} on {p['date']}: {p['status'].replace('_', ' ')}"
-                f"{' (uncertain)' if p['uncertain'] else ''}")
-        cite = [f"  decided by {p['policy']}: {p['citation']}"] if p["policy"] else []
-        return "\n".join([head, *cite, *(f"  {r}" for r in p["reasons"])])
-
-    emit(args, result.to_dict(), human)
+    if (args.gpu is None) == (args.chip is None):
+        raise UserError("gpu: give --gpu ID or --chip NAME|FILE (one of them)", parameter="gpu")
+    result = legal(args.gpu or args.chip, buyer=args.buyer, date=args.date).to_dict()
+    emit(args, result, _chip_text if args.chip else _gpu_text)
     return 0
