@@ -28,6 +28,9 @@ CASES = ("low", "value", "high")
 
 @dataclass(frozen=True)
 class Figure:
+    """One cost input of ``data/cost.yaml``: its value and low/high range (units in the
+    field's name there), its source and confidence."""
+
     value: float
     low: float
     high: float

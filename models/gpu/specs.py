@@ -16,6 +16,8 @@ CONFIDENCE = ("high", "medium", "low")
 
 @dataclass(frozen=True)
 class PriceRange:
+    """A GPU's street price range in USD where one is public, with its source and confidence."""
+
     low_usd: float
     high_usd: float
     source: str
