@@ -278,3 +278,32 @@ def test_legal_command_for_a_chip(capsys):
     assert main(["legal", "--chip", "sl-tiny", "--gpu", "h20", "--buyer", "china", "--date", "2025-09-01",
                  "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == "gpu"
+
+
+def test_a_space_can_require_buildable_and_physically_feasible_designs(tmp_path):
+    from systolab.models.explore import load_space
+    from systolab.models.explore.stages import evaluate_point, judge
+
+    text = """
+base: sl-n4-os32
+parameters: {cores: [64]}
+workloads: [{name: dlrm}]
+objectives: [{metric: throughput, workload: dlrm, goal: max}]
+constraints: {rule_date: "2025-09-01", buyer: china, buildable: true, physically_feasible: true}
+gpus: [l4]
+"""
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    space = load_space(str(path))
+    m = evaluate_point(space, {"cores": 64})
+    assert m["build_status"] == "presumed_denied" and m["physical_limits_failed"] == ["beachfront_mm"]
+    assert set(judge(space, m, [])["failed"]) == {"buildable", "physically_feasible"}
+    path.write_text(text.replace("buyer: china", "buyer: allied").replace("physically_feasible: true", "physically_feasible: false"))
+    space = load_space(str(path))
+    assert judge(space, evaluate_point(space, {"cores": 64}), [])["failed"] == []
+    path.write_text(text.replace("buyer: china, ", ""))
+    with pytest.raises(UserError, match="buildable: needs constraints.buyer"):
+        load_space(str(path))
+    path.write_text(text.replace("buildable: true", "buildable: yes please"))
+    with pytest.raises(UserError, match="must be true or false"):
+        load_space(str(path))

@@ -19,6 +19,8 @@ A space (YAML, or the same as a dict)::
       export_class: none              # the allowed ECCN (``none``: outside 3A090) ...
       rule_date: "2025-01-15"         # ... under the rule set in force on this date
       buyer: china                    # the reference GPUs marked with what this buyer may buy then
+      buildable: true                 # only designs this buyer could have built then (models/legal/build.py)
+      physically_feasible: true       # only designs whose memory PHYs, package and power density fit
       die_mm2_max: 858                # the reticle limit
       power_W_max: 700
       beat: [{gpu: h20, workload: llama3-8b-decode, ratio: 1.0}]
@@ -75,7 +77,8 @@ SERVING_KEYS = ("serve", "name", "isl", "osl", "batch", "concurrency", "tp")
 SPACE_KEYS = ("base", "parameters", "workloads", "objectives", "constraints", "budget_usd", "gpus")
 #: GPUs drawn as reference points when the space names none (those ``beat`` names are added).
 REFERENCE_GPUS = ("h100-sxm", "h20")
-CONSTRAINT_KEYS = ("export_class", "rule_date", "buyer", "die_mm2_max", "power_W_max", "beat")
+CONSTRAINT_KEYS = ("export_class", "rule_date", "buyer", "buildable", "physically_feasible", "die_mm2_max",
+                   "power_W_max", "beat")
 
 
 def space_error(where: str, field: str, message: str) -> UserError:
@@ -238,6 +241,11 @@ def load_space(space: str | Path | dict) -> Space:
             scenario(constraints["buyer"], str(constraints["rule_date"]))
         except UserError as exc:
             raise space_error(source, f"constraints.{exc.parameter or 'buyer'}", str(exc).split(": ", 1)[-1]) from None
+    for key in ("buildable", "physically_feasible"):
+        if key in constraints and not isinstance(constraints[key], bool):
+            raise space_error(source, f"constraints.{key}", f"must be true or false, not {constraints[key]!r}")
+    if constraints.get("buildable") and "buyer" not in constraints:
+        raise space_error(source, "constraints.buildable", "needs constraints.buyer (and rule_date): buildable for whom")
     for i, b in enumerate(constraints.get("beat") or []):
         if not isinstance(b, dict) or set(b) != {"gpu", "workload", "ratio"} or b["workload"] not in names:
             raise space_error(source, f"constraints.beat[{i}]", "expected {gpu, workload (one of the space's), ratio}")

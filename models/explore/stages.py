@@ -27,9 +27,12 @@ import numpy as np
 from ...errors import ConfigError, SimulationError, UserError
 from ..chip.config import ReticleWarning
 from ..cost.pricing import usd_per_million_tokens
+from ..legal.build import buildability
+from ..legal.purchase import scenario
 from ..report.chip import get_chip
 from ..report.evaluate import evaluate_gpu
 from ..serving.model import serve_auto
+from ..silicon.feasibility import chip_feasibility
 from ..workloads.catalog import get_workload
 from .space import Space
 from .store import Store
@@ -61,7 +64,11 @@ def evaluate_point(space: Space, design: dict) -> dict:
     out: dict[str, Any] = {"die_mm2": s["die_mm2"], "power_W": s["tdp_W"], "unit_cost_usd": s["unit_cost_usd"],
                            "peak_tops": s["peak_tops"], "tpp": s["tpp"],
                            "eccn": chip.export_class(rule_date=space.constraints.get("rule_date")).eccn,
+                           "physical_limits_failed": [c.name for c in chip_feasibility(chip).checks if not c.ok],
                            "workloads": {}}
+    if "buyer" in space.constraints:
+        sc = scenario(space.constraints["buyer"], str(space.constraints["rule_date"]))
+        out["build_status"] = buildability(chip, sc, options=False).status
     for w in space.workloads:
         if "serve" in w:
             try:
@@ -106,7 +113,10 @@ def judge(space: Space, metrics: dict, targets: list[float]) -> dict:
         metrics = with_fleet(metrics, space.budget_usd)
         failed = [k for k, bad in (("export_class", "export_class" in c and metrics["eccn"] != c["export_class"]),
                                    ("die_mm2_max", "die_mm2_max" in c and metrics["die_mm2"] > c["die_mm2_max"]),
-                                   ("power_W_max", "power_W_max" in c and metrics["power_W"] > c["power_W_max"]))
+                                   ("power_W_max", "power_W_max" in c and metrics["power_W"] > c["power_W_max"]),
+                                   ("buildable", bool(c.get("buildable")) and metrics.get("build_status") != "yes"),
+                                   ("physically_feasible",
+                                    bool(c.get("physically_feasible")) and bool(metrics.get("physical_limits_failed"))))
                   if bad]
         failed += [f"beat[{i}]" for i, (b, t) in enumerate(zip(c.get("beat") or [], targets))
                    if metrics["workloads"][b["workload"]]["throughput"] < t]

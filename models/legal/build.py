@@ -107,8 +107,10 @@ def _memory_licence(chip: ChipConfig, kind: str, cls: ExportClass, sc: Scenario,
     return eccn, licence_status(f"{chip.name} memory ({kind})", _as_class(cls, eccn), {}, sc, rules=rules), why
 
 
-def buildability(chip: ChipConfig, sc: Scenario, *, rules: LicenceRules | None = None) -> Buildability:
-    """Whether the scenario's buyer could have ``chip`` built on its date (see the module)."""
+def buildability(chip: ChipConfig, sc: Scenario, *, options: bool = True,
+                 rules: LicenceRules | None = None) -> Buildability:
+    """Whether the scenario's buyer could have ``chip`` built on its date (see the module);
+    ``options=False`` leaves the open memory kinds and nodes out (a search's inner loop)."""
     if not isinstance(chip, ChipConfig):
         raise TypeError(f"chip must be a ChipConfig (systolab.get_chip), not {type(chip).__name__}")
     if not isinstance(sc, Scenario):
@@ -121,8 +123,8 @@ def buildability(chip: ChipConfig, sc: Scenario, *, rules: LicenceRules | None =
     mem_eccn, mem_licence, mem_why = _memory_licence(chip, chip.dram.kind, cls, sc, rules)
     counts = [p for p in (own, presumed, mem_licence) if p is not None]
     worst = max(counts, key=lambda p: STATUSES.index(p.status))
-    open_kinds = tuple(k for k in list_memory_kinds() if _memory_open(chip, k, cls, sc, rules))
-    open_nodes = tuple(n for n in load_nodes() if _node_open(chip, n, cls, sc, rules))
+    open_kinds = tuple(k for k in list_memory_kinds() if _memory_open(chip, k, cls, sc, rules)) if options else ()
+    open_nodes = tuple(n for n in load_nodes() if _node_open(chip, n, cls, sc, rules)) if options else ()
     reasons = (f"the chip: {own.status.replace('_', ' ')} ({own.policy or 'no policy'}; ECCN {cls.eccn})",
                *(f"the foundry: {r}" for r in foundry.reasons),
                *((f"presumed 3A090.a at the foundry: {presumed.status.replace('_', ' ')} "
