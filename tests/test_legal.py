@@ -180,26 +180,35 @@ def test_serve_and_fleet_mark_what_the_buyer_may_buy(capsys):
     assert json.loads(capsys.readouterr().out)["parameter"] == "date"
 
 
+def _refused(path, text: str, match: str) -> None:
+    """The space ``text`` is refused with a message matching ``match``."""
+    from systolab.models.explore import load_space
+
+    path.write_text(text)
+    with pytest.raises(UserError, match=match):
+        load_space(str(path))
+
+
+#: A one-point space on one workload, with the constraints given.
+SPACE = """
+base: {base}
+parameters: {{cores: [{cores}]}}
+workloads: [{{name: dlrm}}]
+objectives: [{{metric: throughput, workload: dlrm, goal: max}}]
+constraints: {{{constraints}}}
+gpus: [l4]
+"""
+
+
 def test_a_space_marks_its_reference_gpus_for_its_buyer(tmp_path):
     from systolab.models.explore import gpu_reference, load_space
 
-    text = """
-base: sl-small
-parameters: {cores: [2]}
-workloads: [{name: dlrm}]
-objectives: [{metric: throughput, workload: dlrm, goal: max}]
-constraints: {rule_date: "2025-06-01", buyer: us}
-gpus: [l4]
-"""
+    text = SPACE.format(base="sl-small", cores=2, constraints='rule_date: "2025-06-01", buyer: us')
     path = tmp_path / "space.yaml"
     path.write_text(text)
     assert gpu_reference(load_space(str(path)))["l4"]["purchasability"] == "allowed"
-    path.write_text(text.replace("buyer: us", "buyer: atlantis"))
-    with pytest.raises(UserError, match="constraints.buyer"):
-        load_space(str(path))
-    path.write_text(text.replace('rule_date: "2025-06-01", ', ""))
-    with pytest.raises(UserError, match="needs constraints.rule_date"):
-        load_space(str(path))
+    _refused(path, text.replace("buyer: us", "buyer: atlantis"), "constraints.buyer")
+    _refused(path, text.replace('rule_date: "2025-06-01", ', ""), "needs constraints.rule_date")
 
 
 # The rules' history for a buyer in China, from docs/legal.md: (status, deciding policy) by
@@ -284,14 +293,8 @@ def test_a_space_can_require_buildable_and_physically_feasible_designs(tmp_path)
     from systolab.models.explore import load_space
     from systolab.models.explore.stages import evaluate_point, judge
 
-    text = """
-base: sl-n4-os32
-parameters: {cores: [64]}
-workloads: [{name: dlrm}]
-objectives: [{metric: throughput, workload: dlrm, goal: max}]
-constraints: {rule_date: "2025-09-01", buyer: china, buildable: true, physically_feasible: true}
-gpus: [l4]
-"""
+    text = SPACE.format(base="sl-n4-os32", cores=64,
+                        constraints='rule_date: "2025-09-01", buyer: china, buildable: true, physically_feasible: true')
     path = tmp_path / "space.yaml"
     path.write_text(text)
     space = load_space(str(path))
@@ -301,9 +304,5 @@ gpus: [l4]
     path.write_text(text.replace("buyer: china", "buyer: allied").replace("physically_feasible: true", "physically_feasible: false"))
     space = load_space(str(path))
     assert judge(space, evaluate_point(space, {"cores": 64}), [])["failed"] == []
-    path.write_text(text.replace("buyer: china, ", ""))
-    with pytest.raises(UserError, match="buildable: needs constraints.buyer"):
-        load_space(str(path))
-    path.write_text(text.replace("buildable: true", "buildable: yes please"))
-    with pytest.raises(UserError, match="must be true or false"):
-        load_space(str(path))
+    _refused(path, text.replace("buyer: china, ", ""), "buildable: needs constraints.buyer")
+    _refused(path, text.replace("buildable: true", "buildable: yes please"), "must be true or false")
