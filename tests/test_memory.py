@@ -90,7 +90,10 @@ def test_a_new_kind_brings_its_phy_energy_and_price():
     g = chip.derive(dram_kind="GDDR6")
     assert g.dram.phy_mm2_per_stack == get_memory_kind("GDDR6").phy_mm2.value
     assert chip_area(g).dram_phy_mm2 == pytest.approx(6 * 4)
-    assert chip_power(g).dram_W == pytest.approx(chip.dram.GBps * 1e9 * 7.5 * 8 * 1e-12)
+    gddr6 = get_memory_kind("GDDR6")
+    assert (g.dram.GBps_per_stack, g.dram.GB_per_stack, g.dram.latency_ns) == (gddr6.GBps.value, gddr6.GB.value,
+                                                                                gddr6.latency_ns.value)
+    assert chip_power(g).dram_W == pytest.approx(g.dram.GBps * 1e9 * 7.5 * 8 * 1e-12)
     assert cost_inputs().memory_usd_per_GB["GDDR6"].value == 6
     assert chip_unit_cost(g).breakdown["package_usd"] < chip_unit_cost(chip).breakdown["package_usd"]  # organic
     kept = chip.derive(dram_kind="HBM3E", dram_phy_mm2_per_stack=12.0)

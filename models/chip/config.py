@@ -79,7 +79,7 @@ def _positive_real(name: str, value: Any, *, hi: float) -> float:
 
 
 def _kind_figure(kind: Any, field: str) -> Any:
-    """The figure of memory ``kind`` that stands in for DRAM ``field`` (the PHY's area);
+    """The figure of memory ``kind`` that stands in for DRAM ``field``;
     an unknown kind passes through for :class:`DramConfig` to name."""
     try:
         return getattr(get_memory_kind(kind), DRAM_FROM_KIND[field]).value
@@ -107,7 +107,10 @@ CHIP_DEFAULTS = {"dma_channels": 1, "dma_beat_bytes": None, "sram_latency_cycles
                  "vector_lanes": None}
 DRAM_FIELDS = ("kind", "stacks", "GB_per_stack", "GBps_per_stack", "phy_mm2_per_stack", "latency_ns")
 #: DRAM fields a YAML table may leave out: they then take the kind's figure (data/memory_kinds.yaml).
-DRAM_FROM_KIND = {"phy_mm2_per_stack": "phy_mm2"}
+#: What a new memory kind brings to a derived chip (unless the derive gives it): each
+#: device's bandwidth, capacity, PHY area and latency, from ``data/memory_kinds.yaml``.
+DRAM_FROM_KIND = {"phy_mm2_per_stack": "phy_mm2", "GBps_per_stack": "GBps", "GB_per_stack": "GB",
+                  "latency_ns": "latency_ns"}
 
 
 @dataclass(frozen=True)
@@ -271,7 +274,8 @@ class ChipConfig:
         """A validated variant: core fields (``rows``, ``cols``, ``dataflow``, ``dtype``,
         buffers ...), chip fields (``cores``, ``clock_mhz``, ``node``, ``global_sram_mib`` ...)
         and DRAM fields (``dram_stacks``, ``dram_kind``, ``dram_GBps_per_stack`` ...); a new
-        ``dram_kind`` brings its PHY area unless ``dram_phy_mm2_per_stack`` is given.
+        ``dram_kind`` brings its devices' bandwidth, capacity, PHY area and latency, unless
+        given (``dram_GBps_per_stack`` ...).
         Renamed ``<name>+<field>=<value>,...`` unless ``name`` is given. Keeps the class
         (a :class:`~systolab.models.report.chip.Chip`'s variant is a ``Chip``, which also
         warns with :class:`ReticleWarning` when its die exceeds the reticle limit)."""
