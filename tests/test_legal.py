@@ -306,3 +306,23 @@ def test_a_space_can_require_buildable_and_physically_feasible_designs(tmp_path)
     assert judge(space, evaluate_point(space, {"cores": 64}), [])["failed"] == []
     _refused(path, text.replace("buyer: china, ", ""), "buildable: needs constraints.buyer")
     _refused(path, text.replace("buildable: true", "buildable: yes please"), "must be true or false")
+
+
+def test_the_bundled_china_space_finds_a_chip_the_buyer_could_have_built(tmp_path, capsys):
+    """cn-2025-70b: at least one feasible design; the cheapest is buildable for a buyer in
+    China on the space's date and fits physically; the report names the binding constraint
+    and says whether it beats the best GPU that buyer may buy without a licence."""
+    from systolab import get_chip
+    from systolab.models.legal import legal
+    from systolab.models.silicon.feasibility import chip_feasibility
+
+    out = tmp_path / "out"
+    assert main(["explore", "cn-2025-70b", "--out", str(out), "--db", str(tmp_path / "cn.db"), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["feasible"] >= 1 and res["pareto"]
+    best = min(res["pareto"], key=lambda p: p["objectives"]["usd_per_million_units[llama3-70b-serving]"])
+    chip = get_chip("sl-n7-os32-edge").derive(**best["design"])
+    assert legal(chip, buyer="china", date="2025-09-01").status == "yes"
+    assert chip_feasibility(chip).feasible
+    report = (out / "report.md").read_text()
+    assert "rejects the most" in report and "without a licence" in report

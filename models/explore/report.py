@@ -144,7 +144,8 @@ def report_markdown(space: Space, res: dict, gpus: dict[str, dict]) -> str:
              f"{len(res['pareto'])} on the Pareto front. Store: `{res['store']}`.", ""]
     if res["rejected_by"]:
         lines.append("Rejected by constraint: " + ", ".join(f"{k} {v}" for k, v in res["rejected_by"].items())
-                     + (f"; nothing is feasible, and `{res['binding']}` rejects the most." if res["binding"] else "."))
+                     + (f"; nothing is feasible, and `{res['binding']}` rejects the most." if res["binding"] else
+                        f"; `{max(res['rejected_by'], key=res['rejected_by'].get)}` rejects the most."))
         lines.append("")
     if res["pareto"]:
         lines += ["## Pareto front", "", "| design_hash | design | " + " | ".join(labels) + " |",
@@ -163,6 +164,8 @@ def report_markdown(space: Space, res: dict, gpus: dict[str, dict]) -> str:
                     mark = f", {r['purchasability'].replace('_', ' ')}" if r.get("purchasability", "allowed") != "allowed" else ""
                     refs.append(f"{g} {gv:.4g} ({v / gv:.2f}x{mark})")
             lines.append(f"- {o.label} ({o.goal}): {v:.4g} at {best['design']}; " + (", ".join(refs) or "no GPU value"))
+            if "buyer" in space.constraints:
+                lines.append(f"  - {_best_free_gpu(space, o, v, gpus)}")
     if res.get("deep"):
         lines += ["", "## Deep stage: the core's RTL on Verilator, its array synthesised", "",
                   "| design_hash | GEMMs bit-exact | RTL cycles = model | array mm², synthesis | model error | s |",
@@ -176,6 +179,21 @@ def report_markdown(space: Space, res: dict, gpus: dict[str, dict]) -> str:
                              f"{d['area_error']:+.1%} | {d['verify_s'] + d['synth_s']:.0f} |")
     lines += ["", "![Pareto front](pareto.png)", "", "![ECCN 3A090 map](export_map.png)", ""]
     return "\n".join(lines)
+
+
+def _best_free_gpu(space: Space, o: Any, v: float, gpus: dict[str, dict]) -> str:
+    """The best value of objective ``o`` among the GPUs the space's buyer may buy without a
+    licence on its date, against the design's ``v``."""
+    values = {g: (r["workloads"].get(o.workload, {}).get(o.metric) if o.workload else r.get(o.metric))
+              for g, r in gpus.items() if r.get("purchasability") == "allowed"}
+    free: dict[str, float] = {g: float(x) for g, x in values.items() if x}
+    who = f"a buyer in {space.constraints['buyer']} on {space.constraints['rule_date']}"
+    if not free:
+        return f"no reference GPU with a value here may be bought by {who} without a licence"
+    g = (max if o.goal == "max" else min)(free, key=lambda k: free[k])
+    beats = v > free[g] if o.goal == "max" else v < free[g]
+    return (f"best GPU {who} may buy without a licence: {g} {free[g]:.4g}; the design "
+            f"{'beats' if beats else 'does not beat'} it ({v / free[g]:.2f}x)")
 
 
 def write_explore_report(result: dict, out_dir: str | Path, space: Space | str | Path | dict) -> dict[str, str]:
