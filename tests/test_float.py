@@ -268,7 +268,7 @@ def test_compare_in_fp8_prices_both_sides_at_8_bits(tmp_path, capsys):
 
     from systolab.cli import main
 
-    args = ["compare", "--workload", "llama3-8b-decode", "--gpus", "h20,h100-sxm", "--json"]
+    args = ["compare", "--workload", "llama3-8b-decode", "--gpus", "h20,h100-sxm", "--buyer", "any", "--json"]
     assert main([*args, "--dtype", "fp8_e4m3", "--out", str(tmp_path / "fp8")]) == 0
     fp8 = json.loads(capsys.readouterr().out)
     assert main([*args, "--dtype", "bf16", "--out", str(tmp_path / "bf16")]) == 0

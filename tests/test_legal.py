@@ -326,3 +326,25 @@ def test_the_bundled_china_space_finds_a_chip_the_buyer_could_have_built(tmp_pat
     assert chip_feasibility(chip).feasible
     report = (out / "report.md").read_text()
     assert "rejects the most" in report and "without a licence" in report
+
+
+def test_compare_defaults_to_what_a_buyer_in_china_may_have(tmp_path, capsys):
+    """`systolab compare` (what `make demo` runs) answers for the default buyer and date: the
+    default chip is one that buyer could have built, every GPU is marked, and only what the
+    buyer may have leads a conclusion; --buyer any is the unconstrained view."""
+    from systolab.models.report.compare import DEFAULT_BUYER, DEFAULT_DATE
+
+    args = ["compare", "--workload", "dlrm", "--gpus", "h20,l20", "--json"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["scenario"] == {"buyer": DEFAULT_BUYER, "date": DEFAULT_DATE}
+    assert out["build"]["can_build"] and out["chip"]["name"] == "sl-cn-n7-lp5x"
+    report = (tmp_path / "a" / "report.md").read_text()
+    conclusions = report.split("## Conclusions")[1].split("##")[0]
+    assert "GPUs they may buy without a licence: l20" in conclusions and "h20 case by case" in conclusions
+    assert "the H20 (the export-compliant GPU)" not in conclusions      # a GPU the buyer may not buy leads nothing
+    assert main([*args, "--buyer", "any", "--out", str(tmp_path / "b")]) == 0
+    free = json.loads(capsys.readouterr().out)
+    assert "scenario" not in free and free["chip"]["name"] == "sl-n4-os32"
+    assert main([*args, "--buyer", "mars", "--out", str(tmp_path / "c")]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == "buyer"

@@ -22,6 +22,7 @@ from ..frames import data_frame
 from ..gpu.fit_file import fit_file
 from ..gpu.model import calibration_report, resolve_peak
 from ..gpu.specs import get_gpu
+from ..legal.build import Buildability, buildability
 from ..legal.export_control import classify_gpu
 from ..legal.purchase import Purchasability, Scenario, purchasability
 from ..records import recorded
@@ -83,6 +84,28 @@ class Device:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+#: The scenario ``systolab compare`` (and so ``make demo``) answers by default: a buyer in
+#: China on this decision date (``--buyer any`` for the unconstrained view).
+DEFAULT_BUYER = "china"
+DEFAULT_DATE = "2026-12-01"
+#: Chips the default falls back to, in order, when the chips file's default could not be
+#: built for the buyer: the first that could.
+LEGAL_DEFAULT_CHIPS = ("sl-cn-n7-lp5x",)
+
+
+def default_chip_for(scenario: Scenario | None) -> ChipConfig:
+    """The default chip, or where the buyer could not have it built on the date, the first of
+    :data:`LEGAL_DEFAULT_CHIPS` they could (the default chip when none could)."""
+    chip = get_chip(None)
+    if scenario is None or buildability(chip, scenario, options=False).can_build:
+        return chip
+    for name in LEGAL_DEFAULT_CHIPS:
+        candidate = get_chip(name)
+        if buildability(candidate, scenario, options=False).can_build:
+            return candidate
+    return chip
 
 
 def custom_device(chip: ChipConfig) -> Device:
@@ -262,6 +285,7 @@ class Comparison:
     assumptions: tuple[str, ...]
     scenario: Scenario | None = None
     legal: tuple[Purchasability, ...] = ()
+    build: Buildability | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {"chip": self.chip, "devices": [d.to_dict() for d in self.devices], "dtype": self.dtype,
@@ -271,6 +295,7 @@ class Comparison:
         if self.scenario is not None:        # only with a buyer and date: the unconstrained report is unchanged
             out["scenario"] = self.scenario.to_dict()
             out["legal"] = [p.to_dict() for p in self.legal]
+            out["build"] = self.build.to_dict() if self.build else None
         return out
 
     def to_frame(self) -> Any:
@@ -291,7 +316,8 @@ def compare(chip: str | ChipConfig | None, *, workloads: tuple[str, ...] = DEFAU
     ``assumptions``. ``seq_len`` applies to the workloads that have a sequence length (an
     error when none of them does). With a :class:`~systolab.models.legal.purchase.Scenario`
     (a buyer and a date), every GPU row also says whether that buyer may buy it
-    (``purchasability``) and ``legal`` holds each GPU's answer with its rule and citation."""
+    (``purchasability``), ``legal`` holds each GPU's answer with its rule and citation, and
+    ``build`` whether the buyer could have the chip built (:func:`~systolab.models.legal.build.buildability`)."""
     chip = get_chip(chip)
     if scenario is not None and not isinstance(scenario, Scenario):
         raise TypeError(f"scenario must be a Scenario (from systolab.models.legal.purchase.scenario), not {type(scenario).__name__}")
@@ -317,6 +343,7 @@ def compare(chip: str | ChipConfig | None, *, workloads: tuple[str, ...] = DEFAU
            for w in workloads]
     devices = [custom_device(chip)] + [gpu_device(g, dtype) for g in gpus]
     legal = tuple(purchasability(g, scenario) for g in gpus) if scenario is not None else ()
+    build = buildability(chip, scenario) if scenario is not None else None
     status = {p.device: p.status for p in legal}
     rows = []
     for wl in wls:
@@ -335,4 +362,4 @@ def compare(chip: str | ChipConfig | None, *, workloads: tuple[str, ...] = DEFAU
         say(f"compare: serving {serving.get('model')} on {len(devices)} devices")
         serving_section = ServingSection(dict(serving), fleet([chip, *gpus], budget_usd=budget_usd, **serving))
     return Comparison(chip_summary(chip), tuple(devices), dtype, tuple(wls), tuple(rows), tuple(iso_rows),
-                      serving_section, model_errors(), tuple(ASSUMPTIONS), scenario, legal)
+                      serving_section, model_errors(), tuple(ASSUMPTIONS), scenario, legal, build)

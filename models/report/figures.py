@@ -156,11 +156,16 @@ def conclusions(result: Comparison | dict[str, Any]) -> list[str]:
     """Plain-word findings, each naming the model behind it."""
     result = as_result(result)
     chip = result["chip"]
-    lines = []
+    lines, free = legal_conclusions(result)
     for w in result["workloads"]:
         rows = [r for r in result["rows"] if r["workload"] == w["name"]]
         mine = rows[0]
-        gpus = [r for r in rows[1:]]
+        gpus = [r for r in rows[1:] if free is None or r["device"] in free]   # what the buyer may not buy never leads
+        if not gpus:
+            lines.append(f"**{w['name']}**: {chip['name']} reaches {_fmt(mine['throughput'])} {w['unit']}s/s "
+                         f"({mine['bound']}-bound, {mine['utilization']:.1%} of its peak); no compared GPU may be "
+                         "bought by this buyer without a licence. [time: cycle model of the chip RTL; legal model]")
+            continue
         best = max(gpus, key=lambda r: r["throughput"])
         cheapest = min((r for r in gpus if r["usd_per_million_units"]), key=lambda r: r["usd_per_million_units"],
                        default=None)
@@ -203,6 +208,28 @@ def conclusions(result: Comparison | dict[str, Any]) -> list[str]:
     return lines
 
 
+def legal_conclusions(result: dict[str, Any]) -> tuple[list[str], set[str] | None]:
+    """The findings on who may have what (with a buyer and a date), and the GPUs that buyer
+    may buy without a licence (None: no buyer given, every GPU counts)."""
+    if "scenario" not in result:
+        return [], None
+    sc, build = result["scenario"], result.get("build")
+    free = {p["device"] for p in result["legal"] if p["status"] == "allowed"}
+    others = ", ".join(f"{p['device']} {p['status'].replace('_', ' ')}" for p in result["legal"]
+                       if p["status"] != "allowed")
+    lines = [f"For a buyer in {sc['buyer']} on {sc['date']}, GPUs they may buy without a licence: "
+             f"{', '.join(sorted(free)) or 'none of those compared'}" + (f" ({others})" if others else "")
+             + "; the others are marked and never lead a conclusion. [legal model]"]
+    if build:
+        feasible = "fits physically" if build["feasibility"]["feasible"] else "does NOT fit physically"
+        lines.append(f"{build['chip']} could be built for this buyer: {build['status'].replace('_', ' ')} "
+                     f"(ECCN {build['eccn']}; foundry rule: "
+                     f"{'presumed 3A090.a' if build['foundry']['presumed_3a090a'] else 'not presumed 3A090.a'}; "
+                     f"memory {build['memory']['kind']}: {build['memory']['eccn'] or 'outside 3A090.c'}), and it "
+                     f"{feasible}. [legal model, feasibility model]")
+    return lines, free
+
+
 def write_report(result: Comparison | dict[str, Any], out: str | Path) -> dict[str, Any]:
     """Write report.md, summary.json and the plots into the folder ``out``, all at once:
     they are built in a staging folder beside it and swapped in when complete, so a run
@@ -214,7 +241,7 @@ def write_report(result: Comparison | dict[str, Any], out: str | Path) -> dict[s
             fn(result).savefig(stage / name, dpi=110)
         (stage / "report.md").write_text(render_markdown(result))
         summary = {k: result[k] for k in ("chip", "devices", "dtype", "workloads", "rows", "iso", "serving",
-                                          "model_errors", "assumptions", "scenario", "legal") if k in result}
+                                          "model_errors", "assumptions", "scenario", "legal", "build") if k in result}
         (stage / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
     out = Path(out).absolute()
     return {"report": str(out / "report.md"), "summary": str(out / "summary.json"),

@@ -6,17 +6,34 @@ from typing import Any
 
 from ..errors import UserError
 from ..files import check_output_folder
+from ..models.legal.purchase import ANY_BUYER, scenario
 from ..models.report.chip import get_chip
-from ..models.report.compare import DEFAULT_GPUS, DEFAULT_WORKLOADS, ISO_VIEWS, compare
+from ..models.report.compare import (
+    DEFAULT_BUYER,
+    DEFAULT_DATE,
+    DEFAULT_GPUS,
+    DEFAULT_WORKLOADS,
+    ISO_VIEWS,
+    compare,
+    default_chip_for,
+)
 from ..models.report.figures import write_report
 from ..models.report.sizing import fit_cores
-from .common import emit, in_number_format, legal_parent, positive_int, real_in, scenario_from_args
+from .common import emit, in_number_format, positive_int, real_in
 
 
 def add_parser(sub, parents) -> None:
-    p = sub.add_parser("compare", parents=[legal_parent(), parents.json],
+    p = sub.add_parser("compare", parents=[parents.json],
                        help="the main job: a custom chip of systolab cores against Nvidia GPUs")
-    p.add_argument("chip", nargs="?", help="chip name in models/data/chips.yaml or a chips YAML file (default chip)")
+    p.add_argument("chip", nargs="?", help="chip name in models/data/chips.yaml or a chips YAML file (default: the "
+                                          "chips file's default, or the first of LEGAL_DEFAULT_CHIPS the buyer could "
+                                          "have built)")
+    p.add_argument("--buyer", default=DEFAULT_BUYER,
+                   help=f"destination group of the buyer (models/data/licence_rules.yaml; default {DEFAULT_BUYER}): "
+                        "every GPU is marked with whether that buyer may buy it, the chip with whether they could have "
+                        "it built, and only what they may have leads a conclusion; any: the unconstrained view")
+    p.add_argument("--date", default=DEFAULT_DATE, metavar="YYYY-MM-DD",
+                   help=f"the decision date (default {DEFAULT_DATE})")
     p.add_argument("--dtype", metavar="D",
                    help="run the comparison in this format: the chip's cores are derived to it (bf16, fp16, "
                         "fp8_e4m3, fp8_e5m2 accumulate in fp32; int8, uint8, int16) and every GPU runs at its "
@@ -38,7 +55,9 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    chip = in_number_format(get_chip(args.chip), args)
+    legal = scenario(args.buyer, args.date)
+    legal_view = None if legal.buyer == ANY_BUYER else legal
+    chip = in_number_format(get_chip(args.chip if args.chip is not None else default_chip_for(legal_view)), args)
     check_output_folder(args.out)                    # before any work
     iso = tuple(v.strip() for v in args.iso.split(",") if v.strip()) if args.iso is not None else ()
     if args.iso is not None and not iso:
@@ -50,13 +69,12 @@ def run(args: argparse.Namespace) -> int:
         chip = fit_cores(chip, die_mm2=args.fit_die_mm2, power_W=args.fit_power_w)
     gpus = tuple(g.strip() for g in args.gpus.split(",") if g.strip()) if args.gpus is not None else DEFAULT_GPUS
     workloads = tuple(args.workload) if args.workload else DEFAULT_WORKLOADS
-    legal = scenario_from_args(args)
     comparison = compare(chip, workloads=workloads, gpus=gpus, batch=args.batch, seq_len=args.seq_len, iso=iso,
-                         scenario=legal)
+                         scenario=legal_view)
     files = write_report(comparison, args.out)
     result = comparison.to_dict()
     payload: dict[str, Any] = {k: result[k] for k in ("chip", "devices", "workloads", "rows", "iso", "serving", "model_errors",
-                                      "assumptions", "scenario", "legal") if k in result}
+                                      "assumptions", "scenario", "legal", "build") if k in result}
     payload["files"] = files
 
     def human(p: dict) -> str:
