@@ -225,7 +225,23 @@ def load_space(space: str | Path | dict) -> Space:
         if metric in DESIGN_METRICS and wl is not None:
             raise space_error(source, f"{where}.workload", f"{metric} is a property of the design, not of a workload")
         objs.append(Objective(metric, goal, wl))
-    constraints = data.get("constraints") or {}
+    constraints = _constraints(source, data.get("constraints") or {}, names)
+    budget = data.get("budget_usd", cost_inputs().default_budget_usd)
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+        raise space_error(source, "budget_usd", f"must be a positive number of dollars, not {budget!r}")
+    gpus = data.get("gpus", list(REFERENCE_GPUS))
+    if not isinstance(gpus, list) or not gpus:
+        raise space_error(source, "gpus", "expected a list of GPU ids")
+    for i, g in enumerate(gpus):
+        try:
+            get_gpu(g)
+        except UserError as exc:
+            raise space_error(source, f"gpus[{i}]", str(exc).split(": ", 1)[-1]) from None
+    return Space(source, base, parsed, tuple(wls), tuple(objs), dict(constraints), float(budget), tuple(gpus))
+
+
+def _constraints(source: str, constraints: Any, names: list[str]) -> dict:
+    """A space's constraints, checked (each error names its field)."""
     if not isinstance(constraints, dict):
         raise space_error(source, "constraints", "expected a mapping")
     for key, value in constraints.items():
@@ -253,18 +269,7 @@ def load_space(space: str | Path | dict) -> Space:
             get_gpu(b["gpu"])
         except UserError as exc:
             raise space_error(source, f"constraints.beat[{i}].gpu", str(exc).split(": ", 1)[-1]) from None
-    budget = data.get("budget_usd", cost_inputs().default_budget_usd)
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
-        raise space_error(source, "budget_usd", f"must be a positive number of dollars, not {budget!r}")
-    gpus = data.get("gpus", list(REFERENCE_GPUS))
-    if not isinstance(gpus, list) or not gpus:
-        raise space_error(source, "gpus", "expected a list of GPU ids")
-    for i, g in enumerate(gpus):
-        try:
-            get_gpu(g)
-        except UserError as exc:
-            raise space_error(source, f"gpus[{i}]", str(exc).split(": ", 1)[-1]) from None
-    return Space(source, base, parsed, tuple(wls), tuple(objs), dict(constraints), float(budget), tuple(gpus))
+    return constraints
 
 
 def _serving_workload(source: str, where: str, w: dict) -> dict:
