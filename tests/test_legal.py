@@ -343,6 +343,8 @@ def test_compare_defaults_to_what_a_buyer_in_china_may_have(tmp_path, capsys):
     conclusions = report.split("## Conclusions")[1].split("##")[0]
     assert "GPUs they may buy without a licence: l20" in conclusions and "h20 case by case" in conclusions
     assert "the H20 (the export-compliant GPU)" not in conclusions      # a GPU the buyer may not buy leads nothing
+    devices = report.split("## Devices")[1].split("##")[0]
+    assert "buyer may have it?" in devices and "build: yes" in devices and "buy: case by case" in devices
     assert main([*args, "--buyer", "any", "--out", str(tmp_path / "b")]) == 0
     free = json.loads(capsys.readouterr().out)
     assert "scenario" not in free and free["chip"]["name"] == "sl-n4-os32"

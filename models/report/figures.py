@@ -208,6 +208,17 @@ def conclusions(result: Comparison | dict[str, Any]) -> list[str]:
     return lines
 
 
+def _devices_with_status(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The devices, each with what the scenario's buyer may do (buy a GPU, have the chip
+    built), where a buyer is given."""
+    if "scenario" not in result:
+        return result["devices"]
+    status = {p["device"]: f"buy: {p['status'].replace('_', ' ')}" for p in result["legal"]}
+    if result.get("build"):
+        status[result["build"]["chip"]] = f"build: {result['build']['status'].replace('_', ' ')}"
+    return [dict(d, status=status.get(d["id"], "")) for d in result["devices"]]
+
+
 def legal_conclusions(result: dict[str, Any]) -> tuple[list[str], set[str] | None]:
     """The findings on who may have what (with a buyer and a date), and the GPUs that buyer
     may buy without a licence (None: no buyer given, every GPU counts)."""
@@ -299,10 +310,11 @@ def render_markdown(result: Comparison | dict[str, Any]) -> str:
           f"{chip['description']}", "",
           "## Conclusions", ""] + [f"- {c}" for c in conclusions(result)] + legal_markdown(result) + [
           "", "## Devices", ""]
-    md += _table(result["devices"], [("id", "device"), ("kind", "kind"), ("peak_tops", f"{result.get('dtype', 'int8')} TOPS"),
-                                     ("die_mm2", "die mm²"), ("tdp_W", "TDP W"), ("dram_GBps", "DRAM GB/s"),
-                                     ("price_usd", "unit price $"), ("eccn", "ECCN 3A090"), ("tpp", "TPP"),
-                                     ("performance_density", "PD")])
+    md += _table(_devices_with_status(result),
+                 [("id", "device"), ("kind", "kind"), ("peak_tops", f"{result.get('dtype', 'int8')} TOPS"),
+                  ("die_mm2", "die mm²"), ("tdp_W", "TDP W"), ("dram_GBps", "DRAM GB/s"), ("price_usd", "unit price $"),
+                  ("eccn", "ECCN 3A090"), ("tpp", "TPP"), ("performance_density", "PD")]
+                 + ([("status", "buyer may have it?")] if "scenario" in result else []))
     a = chip["area"]
     md += ["", f"Custom die {a['die_mm2']:.1f} mm²: cores {a['cores_mm2']:.1f} (array {a['core_array_mm2']:.3f} + "
            f"SRAM {a['core_sram_mm2']:.3f} each), NoC {a['noc_mm2']:.1f}, global SRAM {a['global_sram_mm2']:.1f}, "
