@@ -350,3 +350,26 @@ def test_compare_defaults_to_what_a_buyer_in_china_may_have(tmp_path, capsys):
     assert "scenario" not in free and free["chip"]["name"] == "sl-n4-os32"
     assert main([*args, "--buyer", "mars", "--out", str(tmp_path / "c")]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == "buyer"
+
+
+def test_derive_and_fit_can_require_a_legal_and_feasible_chip():
+    from systolab import get_chip
+    from systolab.models.report.sizing import fit_cores
+
+    cn = scenario("china", "2025-09-01")
+    edge = get_chip("sl-n7-os32-edge")
+    assert edge.derive(cores=32, legal_for=cn, feasible=True).cores == 32
+    with pytest.raises(UserError) as e:
+        edge.derive(cores=1024, legal_for=cn)            # past the 3A090 thresholds
+    assert e.value.parameter == "legal_for" and "could not be built for a buyer in china" in str(e.value)
+    with pytest.raises(UserError, match="beachfront_mm") as e:
+        get_chip("sl-n4-os32").derive(cores=256, feasible=True)   # six HBM3 PHYs do not fit its edge
+    assert e.value.parameter == "dram.stacks"
+    free = fit_cores(edge, die_mm2=800)
+    legal = fit_cores(edge, die_mm2=800, legal_for=cn)
+    assert legal.cores < free.cores
+    from systolab.models.legal import buildability
+    assert buildability(legal, cn, options=False).can_build
+    assert not buildability(legal.with_cores(legal.cores + 1), cn, options=False).can_build
+    with pytest.raises(TypeError):
+        fit_cores(edge, die_mm2=800, legal_for=("china", "2025-09-01"))

@@ -13,14 +13,18 @@ from dataclasses import fields
 from functools import lru_cache
 from typing import Any, Self
 
+from ...errors import UserError
 from ..chip import config
 from ..chip.config import ChipConfig
 from ..chip.workload import chip_workload_perf
 from ..core.perf import WorkloadPerf
 from ..cost.pricing import UnitCost, chip_unit_cost
+from ..legal.build import buildability
 from ..legal.export_control import ExportClass, classify_chip
+from ..legal.purchase import Scenario
 from ..silicon.area import ChipArea, chip_area
 from ..silicon.energy import ChipPower, chip_power, vector_pJ_per_op
+from ..silicon.feasibility import check_feasible
 from ..workloads.catalog import Workload
 from .evaluate import Evaluation, evaluate_chip
 from .sizing import check_reticle
@@ -32,10 +36,24 @@ class Chip(ChipConfig):
     :meth:`with_cores`) are ``Chip`` s too; :meth:`derive` warns with
     :class:`~systolab.models.chip.config.ReticleWarning` when the die exceeds the reticle limit."""
 
-    def derive(self, *, name: str | None = None, **changes: Any) -> Self:
+    def derive(self, *, name: str | None = None, legal_for: Scenario | None = None, feasible: bool = False,
+               **changes: Any) -> Self:
+        """:meth:`ChipConfig.derive`, warning past the reticle limit; with ``legal_for`` (a
+        :class:`~systolab.models.legal.purchase.Scenario`) a chip that buyer could not have
+        built on that date is refused with the reasons, and with ``feasible`` one that does
+        not fit physically, naming the limit."""
+        if legal_for is not None and not isinstance(legal_for, Scenario):
+            raise TypeError(f"legal_for must be a Scenario (systolab.scenario), not {type(legal_for).__name__}")
         out = super().derive(name=name, **changes)
         if out is not self:
             check_reticle(out, warn=True)
+        if feasible:
+            check_feasible(out, warn=False)
+        if legal_for is not None:
+            b = buildability(out, legal_for, options=False)
+            if not b.can_build:
+                raise UserError(f"legal_for: {out.name} could not be built for a buyer in {b.buyer} on {b.date}: "
+                                f"{b.status.replace('_', ' ')} ({'; '.join(b.reasons[:3])})", parameter="legal_for")
         return out
 
     def check_reticle(self, *, warn: bool = False) -> float:

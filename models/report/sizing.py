@@ -17,9 +17,12 @@ from ...errors import UserError
 from ..chip.config import ChipConfig, ReticleWarning
 from ..cost.pricing import chip_unit_cost, gpu_price
 from ..gpu.specs import get_gpu
+from ..legal.build import buildability
 from ..legal.export_control import check_allowed, classify_chip
+from ..legal.purchase import Scenario
 from ..silicon.area import chip_area
 from ..silicon.energy import chip_power
+from ..silicon.feasibility import check_feasible
 from ..silicon.nodes import reticle_limit_mm2
 
 C = TypeVar("C", bound=ChipConfig)
@@ -52,17 +55,28 @@ def most_cores(chip: C, fits: Callable[[C], bool]) -> C:
     return chip.with_cores(lo)
 
 
-def fit_cores(chip: C, *, die_mm2: float | None = None, power_W: float | None = None, reticle: bool = True) -> C:
+def fit_cores(chip: C, *, die_mm2: float | None = None, power_W: float | None = None, reticle: bool = True,
+              legal_for: Scenario | None = None, feasible: bool = False) -> C:
     """The chip with the most cores that fits a die-area (mm²) and/or power (W) budget
-    ("what fits in 814 mm² at N4 under 700 W"), and (``reticle=True``) the reticle limit."""
+    ("what fits in 814 mm² at N4 under 700 W"), and (``reticle=True``) the reticle limit;
+    with ``legal_for`` (a :class:`~systolab.models.legal.purchase.Scenario`) only chips that
+    buyer could have built on that date count (more cores never make a chip easier to
+    build); with ``feasible`` the result must fit physically (memory PHYs along its edge,
+    package, power density), or the fit is refused naming the limit."""
     if die_mm2 is None and power_W is None:
         raise UserError("budget: give die_mm2, power_W or both")
+    if legal_for is not None and not isinstance(legal_for, Scenario):
+        raise TypeError(f"legal_for must be a Scenario (systolab.scenario), not {type(legal_for).__name__}")
     die_cap_given = None if die_mm2 is None else check_positive("die_mm2", die_mm2)
     power_cap = None if power_W is None else check_positive("power_W", power_W)
     caps = [d for d in (die_cap_given, reticle_limit_mm2() if reticle else None) if d is not None]
     die_cap = min(caps) if caps else None
-    return most_cores(chip, lambda c: (die_cap is None or chip_area(c).die_mm2 <= die_cap)
-                      and (power_cap is None or chip_power(c).tdp_W <= power_cap))
+    fitted = most_cores(chip, lambda c: (die_cap is None or chip_area(c).die_mm2 <= die_cap)
+                        and (power_cap is None or chip_power(c).tdp_W <= power_cap)
+                        and (legal_for is None or buildability(c, legal_for, options=False).can_build))
+    if feasible:
+        check_feasible(fitted, warn=False)
+    return fitted
 
 
 def match_gpu(chip: C, gpu_id: str, *, by: str) -> C:

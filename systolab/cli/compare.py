@@ -19,6 +19,7 @@ from ..models.report.compare import (
 )
 from ..models.report.figures import write_report
 from ..models.report.sizing import fit_cores
+from ..models.silicon.feasibility import check_feasible
 from .common import emit, in_number_format, positive_int, real_in
 
 
@@ -46,7 +47,10 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--seq-len", type=positive_int, dest="seq_len", help="sequence length of the LLM workloads")
     p.add_argument("--fit-die-mm2", type=real_in(0.0, 1e5), dest="fit_die_mm2",
                    help="resize the chip to the most cores in this die area")
-    p.add_argument("--fit-power-w", type=real_in(0.0, 1e6), dest="fit_power_w", help="... and/or under this TDP")
+    p.add_argument("--fit-power-w", type=real_in(0.0, 1e6), dest="fit_power_w",
+                   help="... and/or under this TDP (with a buyer: only chips that buyer could have built)")
+    p.add_argument("--feasible", action="store_true",
+                   help="refuse a chip that does not fit physically (memory PHYs along its edge, package, power density)")
     p.add_argument("--iso", metavar="VIEWS",
                    help="also resize the chip to each GPU's die area, TDP and/or price: a comma list of "
                         "area, power, price (default: none)")
@@ -66,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
         if v not in ISO_VIEWS:
             raise UserError(f"iso: unknown view {v!r}; choose from {', '.join(ISO_VIEWS)}")
     if args.fit_die_mm2 is not None or args.fit_power_w is not None:
-        chip = fit_cores(chip, die_mm2=args.fit_die_mm2, power_W=args.fit_power_w)
+        chip = fit_cores(chip, die_mm2=args.fit_die_mm2, power_W=args.fit_power_w, legal_for=legal_view,
+                         feasible=args.feasible)
+    elif args.feasible:
+        check_feasible(chip, warn=False)
     gpus = tuple(g.strip() for g in args.gpus.split(",") if g.strip()) if args.gpus is not None else DEFAULT_GPUS
     workloads = tuple(args.workload) if args.workload else DEFAULT_WORKLOADS
     comparison = compare(chip, workloads=workloads, gpus=gpus, batch=args.batch, seq_len=args.seq_len, iso=iso,
