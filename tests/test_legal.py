@@ -373,3 +373,24 @@ def test_derive_and_fit_can_require_a_legal_and_feasible_chip():
     assert not buildability(legal.with_cores(legal.cores + 1), cn, options=False).can_build
     with pytest.raises(TypeError):
         fit_cores(edge, die_mm2=800, legal_for=("china", "2025-09-01"))
+
+
+def test_legal_command_at_another_node_and_a_new_memory_kind(capsys):
+    """--node makes the chip at another node (and so its foundry); a new memory kind brings
+    its devices' latency and bandwidth, which set the chip RTL's DRAM timing."""
+    from systolab import get_chip
+    from systolab.models.silicon.memory import get_memory_kind
+
+    assert main(["legal", "--chip", "sl-cn-n7-lp5x", "--node", "smic-7duv", "--buyer", "china", "--date",
+                 "2026-12-01", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["foundry"]["node"] == "smic-7duv" and out["chip"].endswith("node=smic-7duv")
+    for bad, parameter in ((["--chip", "sl-tiny", "--node", "n99"], "node"), (["--gpu", "h20", "--node", "n7"], "node")):
+        assert main(["legal", *bad, "--buyer", "china", "--date", "2026-12-01", "--json"]) == 2
+        assert json.loads(capsys.readouterr().out)["parameter"] == parameter
+    chip = get_chip("sl-cn-n7-lp5x")
+    g7 = chip.derive(dram_kind="GDDR7")
+    kind = get_memory_kind("GDDR7")
+    assert g7.dram.latency_ns == kind.latency_ns.value and g7.dram.GBps_per_stack == kind.GBps.value
+    assert g7.dram_latency_cycles == max(1, round(kind.latency_ns.value * g7.clock_mhz / 1000))
+    assert g7.dram_bytes_per_cycle != chip.dram_bytes_per_cycle      # the RTL's DRAM port follows the kind

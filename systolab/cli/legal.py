@@ -6,6 +6,7 @@ import argparse
 
 from ..errors import UserError
 from ..models.legal.build import legal
+from ..models.report.chip import get_chip
 from .common import emit
 
 
@@ -14,6 +15,9 @@ def add_parser(sub, parents) -> None:
                        help="may a buyer buy a GPU, or have a chip built, on a date (dated rules, with citations)")
     p.add_argument("--gpu", metavar="ID", help="GPU id, e.g. h20 (see models/data/gpus.yaml)")
     p.add_argument("--chip", metavar="NAME|FILE", help="a chip of models/data/chips.yaml or a chips YAML file")
+    p.add_argument("--node", metavar="NODE",
+                   help="with --chip: the chip made at this node instead, and so at its foundry (models/data/nodes.yaml: "
+                        "n28 ... n3 at TSMC, smic-7duv at SMIC)")
     p.add_argument("--buyer", required=True,
                    help="destination group of the buyer (models/data/licence_rules.yaml: us, allied, china ...) "
                         "or any (the unconstrained view)")
@@ -42,6 +46,9 @@ def _chip_text(p: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     if (args.gpu is None) == (args.chip is None):
         raise UserError("gpu: give --gpu ID or --chip NAME|FILE (one of them)", parameter="gpu")
-    result = legal(args.gpu or args.chip, buyer=args.buyer, date=args.date).to_dict()
+    if args.node is not None and args.chip is None:
+        raise UserError("node: applies to --chip (a GPU's node is its own)", parameter="node")
+    device = get_chip(args.chip).derive(node=args.node) if args.node is not None else (args.gpu or args.chip)
+    result = legal(device, buyer=args.buyer, date=args.date).to_dict()
     emit(args, result, _chip_text if args.chip else _gpu_text)
     return 0
