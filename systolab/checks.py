@@ -7,6 +7,7 @@ and raises :class:`~systolab.errors.UserError` naming the parameter.
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
 import numbers
 from typing import Any
@@ -75,3 +76,15 @@ def check_choice(name: str, value: Any, choices) -> str:
     if value not in tuple(choices):
         raise UserError(f"{name}: must be one of {', '.join(map(str, choices))}, not {value!r}", parameter=name)
     return value
+
+
+def check_date(name: str, value: Any) -> dt.date:
+    """A date, or one written ``YYYY-MM-DD``; anything else names ``name``."""
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise UserError(f"{name}: expected YYYY-MM-DD (a date), not {value!r}", parameter=name)

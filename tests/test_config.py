@@ -126,3 +126,25 @@ def test_element_bytes_come_from_the_dtype_alone():
     assert {n: d.bytes for n, d in OUTPUT_DTYPE.items()} == {"int8": 4, "uint8": 4, "int16": 4, "fp8_e4m3": 2,
                                                                "fp8_e5m2": 2, "fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4}
     assert set(OUTPUT_DTYPE) == set(DTYPES)
+
+
+def test_a_date_is_checked_once_for_every_model():
+    """Scenario dates, rule dates and the memory rule's date go through one check."""
+    import datetime as dt
+
+    from systolab.checks import check_date
+    from systolab.errors import UserError
+    from systolab.models.legal.export_control import rule_set_for
+    from systolab.models.silicon.memory import memory_class
+
+    assert check_date("date", "2025-01-02") == dt.date(2025, 1, 2) == check_date("date", dt.date(2025, 1, 2))
+    for bad in ("2025-13-01", "soon", 20250102, None):
+        with pytest.raises(UserError) as e:
+            check_date("date", bad)
+        assert e.value.parameter == "date"
+    with pytest.raises(UserError) as e:
+        memory_class("HBM3", "next year")
+    assert e.value.parameter == "date"
+    with pytest.raises(UserError) as e:
+        rule_set_for(20250102)
+    assert e.value.parameter == "rule-date"

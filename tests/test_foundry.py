@@ -4,10 +4,11 @@ import json
 
 import pytest
 
+from systolab.checks import check_date
 from systolab.errors import UserError
 from systolab.models.chip.config import get_chip
 from systolab.models.legal import FoundryCheck, chip_foundry_check, foundry_presumption
-from systolab.models.legal.foundry import load_foundry_rule, parse_date
+from systolab.models.legal.foundry import load_foundry_rule
 from systolab.models.silicon import chip_transistors
 from systolab.models.specs import SpecError
 
@@ -81,7 +82,7 @@ def test_bad_input_names_the_parameter(kw, parameter):
     with pytest.raises(UserError) as e:
         check(**kw)
     assert e.value.parameter == parameter
-    assert parse_date("2025-02-01") == dt.date(2025, 2, 1)
+    assert check_date("date", "2025-02-01") == dt.date(2025, 2, 1)
 
 
 def test_chip_foundry_check_uses_the_chip_node_and_estimate():

@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ...checks import check_int, check_nonnegative, check_positive
+from ...checks import check_date, check_int, check_nonnegative, check_positive
 from ...errors import UserError
 from ..chip.config import ChipConfig
 from ..gpu.specs import GpuSpec
@@ -138,11 +138,7 @@ def rule_set_for(date: str | dt.date | None = None) -> RuleSet | None:
     _, sets = load_rules()
     if date is None:
         return sets[-1]
-    if isinstance(date, str):
-        try:
-            date = dt.date.fromisoformat(date)
-        except ValueError:
-            raise UserError(f"rule-date: expected YYYY-MM-DD, not {date!r}") from None
+    date = check_date("rule-date", date)
     in_force = [s for s in sets if s.effective <= date]
     return in_force[-1] if in_force else None
 

@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...checks import check_date
 from ...errors import UserError
 from ..silicon.nodes import Node, get_node
 from ..silicon.transistors import chip_transistors
@@ -122,18 +123,6 @@ class FoundryCheck:
         return dict(self.__dict__, date=self.date.isoformat(), reasons=list(self.reasons))
 
 
-def parse_date(date: str | dt.date) -> dt.date:
-    """A date, or ``YYYY-MM-DD``; anything else raises :class:`UserError` naming ``date``."""
-    if isinstance(date, str):
-        try:
-            return dt.date.fromisoformat(date)
-        except ValueError:
-            raise UserError(f"date: expected YYYY-MM-DD, not {date!r}", parameter="date") from None
-    if isinstance(date, dt.date):
-        return date
-    raise UserError(f"date: expected a date or YYYY-MM-DD, not {date!r}", parameter="date")
-
-
 def _checked(rule: FoundryRule, node: str, planar: bool | None, transistors: float, buyer: str | None,
              hbm: bool | None) -> tuple[Node, bool]:
     if not isinstance(node, str):
@@ -164,7 +153,7 @@ def foundry_presumption(*, node: str, planar: bool | None, transistors: float, d
     stated, treated as ``other``); ``hbm`` whether the package holds HBM (None: not stated).
     """
     rule = rule or load_foundry_rule()
-    day = parse_date(date)
+    day = check_date("date", date)
     facts, is_planar = _checked(rule, node, planar, transistors, buyer, hbm)
     cite = f"{rule.id} ({rule.citation})"
     base = FoundryCheck(node=facts.name, nm=facts.nm_class, planar=is_planar, transistors=float(transistors), date=day,

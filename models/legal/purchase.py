@@ -20,11 +20,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ...checks import check_date
 from ...errors import UserError
 from ..gpu.specs import GpuSpec, get_gpu
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 from .export_control import Condition, ExportClass, classify_gpu, parse_conditions, tpp_from_peaks
-from .foundry import parse_date
 
 LICENCE_FILE = DATA_DIR / "licence_rules.yaml"
 #: Outcomes from the least to the most restrictive.
@@ -167,7 +167,7 @@ def scenario(buyer: str, date: str | dt.date, *, rules: LicenceRules | None = No
     if not isinstance(buyer, str) or (buyer != ANY_BUYER and buyer not in rules.destinations):
         raise UserError(f"buyer: unknown buyer {buyer!r}; choose one of {', '.join([*rules.destinations, ANY_BUYER])}",
                         parameter="buyer")
-    return Scenario(buyer, parse_date(date))
+    return Scenario(buyer, check_date("date", date))
 
 
 def _matches(policy: Policy, device: str, eccn: str, metrics: dict[str, float | None]) -> bool:

@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ...checks import check_date
 from ...errors import UserError
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 
@@ -157,7 +158,7 @@ def memory_class(kind: str | MemoryKind, date: dt.date | str) -> tuple[str | Non
     reasons). 3A090.c holds an HBM device whose bandwidth over its stack footprint is above
     2 GB/s per mm², from 2024-12-02 on (89 FR 96790); nothing before it."""
     k = get_memory_kind(kind)
-    day = dt.date.fromisoformat(date) if isinstance(date, str) else date
+    day = check_date("date", date)
     rule = hbm_rule()
     density = k.bandwidth_density
     measure = f"{k.GBps.value:g} GB/s over {k.footprint_mm2.value:g} mm² = {density:.3g} GB/s/mm²"
