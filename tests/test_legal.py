@@ -17,7 +17,7 @@ destinations:
   us: {name: United States}
   allied: {name: Country Group A:5}
   china: {name: China, Macau and Country Group D:5}
-statuses: [allowed, case_by_case, presumption_of_denial, licence_required, unknown]
+
 policies:
   - id: ac-2022
     title: 3A090 to China needs a licence
