@@ -92,12 +92,16 @@ def json_parent() -> argparse.ArgumentParser:
     return p
 
 
-def legal_parent() -> argparse.ArgumentParser:
-    """``--buyer`` and ``--date``: the scenario whose licence rules mark each GPU."""
+def legal_parent(*, required: bool = False, buyer: str | None = None, date: str | None = None,
+                 what: str = "with --date, each GPU says whether that buyer may buy it") -> argparse.ArgumentParser:
+    """``--buyer`` and ``--date``: the scenario the licence rules are read for (``required``,
+    or with the defaults ``buyer`` and ``date``); ``what`` says what the scenario does."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--buyer", help="destination group of the buyer (models/data/licence_rules.yaml: us, allied, china "
-                                   "...; any: unconstrained); with --date, each GPU says whether that buyer may buy it")
-    p.add_argument("--date", metavar="YYYY-MM-DD", help="the decision date for --buyer")
+    p.add_argument("--buyer", required=required, default=buyer,
+                   help="destination group of the buyer (models/data/licence_rules.yaml: us, allied, china ...; any: "
+                        f"the unconstrained view){f'; default {buyer}' if buyer else ''}; {what}")
+    p.add_argument("--date", required=required, default=date, metavar="YYYY-MM-DD",
+                   help=f"the decision date{f' (default {date})' if date else ''}")
     return p
 
 

@@ -20,21 +20,18 @@ from ..models.report.compare import (
 from ..models.report.figures import write_report
 from ..models.report.sizing import fit_cores
 from ..models.silicon.feasibility import check_feasible
-from .common import emit, in_number_format, positive_int, real_in
+from .common import emit, in_number_format, legal_parent, positive_int, real_in
 
 
 def add_parser(sub, parents) -> None:
-    p = sub.add_parser("compare", parents=[parents.json],
+    legal = legal_parent(buyer=DEFAULT_BUYER, date=DEFAULT_DATE,
+                         what="every GPU is marked with whether that buyer may buy it, the chip with whether they could "
+                              "have it built, and only what they may have leads a conclusion")
+    p = sub.add_parser("compare", parents=[legal, parents.json],
                        help="the main job: a custom chip of systolab cores against Nvidia GPUs")
     p.add_argument("chip", nargs="?", help="chip name in models/data/chips.yaml or a chips YAML file (default: the "
                                           "chips file's default, or the first of LEGAL_DEFAULT_CHIPS the buyer could "
                                           "have built)")
-    p.add_argument("--buyer", default=DEFAULT_BUYER,
-                   help=f"destination group of the buyer (models/data/licence_rules.yaml; default {DEFAULT_BUYER}): "
-                        "every GPU is marked with whether that buyer may buy it, the chip with whether they could have "
-                        "it built, and only what they may have leads a conclusion; any: the unconstrained view")
-    p.add_argument("--date", default=DEFAULT_DATE, metavar="YYYY-MM-DD",
-                   help=f"the decision date (default {DEFAULT_DATE})")
     p.add_argument("--dtype", metavar="D",
                    help="run the comparison in this format: the chip's cores are derived to it (bf16, fp16, "
                         "fp8_e4m3, fp8_e5m2 accumulate in fp32; int8, uint8, int16) and every GPU runs at its "

@@ -7,21 +7,17 @@ import argparse
 from ..errors import UserError
 from ..models.legal.build import legal
 from ..models.report.chip import get_chip
-from .common import emit
+from .common import emit, legal_parent
 
 
 def add_parser(sub, parents) -> None:
-    p = sub.add_parser("legal", parents=[parents.json],
+    p = sub.add_parser("legal", parents=[legal_parent(required=True, what="the rules read for that buyer"), parents.json],
                        help="may a buyer buy a GPU, or have a chip built, on a date (dated rules, with citations)")
     p.add_argument("--gpu", metavar="ID", help="GPU id, e.g. h20 (see models/data/gpus.yaml)")
     p.add_argument("--chip", metavar="NAME|FILE", help="a chip of models/data/chips.yaml or a chips YAML file")
     p.add_argument("--node", metavar="NODE",
                    help="with --chip: the chip made at this node instead, and so at its foundry (models/data/nodes.yaml: "
                         "n28 ... n3 at TSMC, smic-7duv at SMIC)")
-    p.add_argument("--buyer", required=True,
-                   help="destination group of the buyer (models/data/licence_rules.yaml: us, allied, china ...) "
-                        "or any (the unconstrained view)")
-    p.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the decision date")
     p.set_defaults(func=run)
 
 
