@@ -24,7 +24,7 @@ from ..gpu.specs import GpuSpec, load_gpus
 from ..silicon.feasibility import Feasibility, chip_feasibility
 from ..silicon.memory import list_memory_kinds, memory_class
 from ..silicon.nodes import load_nodes
-from .export_control import ExportClass, classify_chip, custom_chip_tpp
+from .export_control import ExportClass, classify_chip
 from .foundry import FoundryCheck, chip_foundry_check
 from .purchase import (
     STATUSES,
@@ -82,13 +82,8 @@ class Buildability:
 
 
 def _metrics(chip: ChipConfig, cls: ExportClass) -> dict[str, float | None]:
-    tpp = custom_chip_tpp(rows=chip.core.rows, cols=chip.core.cols, dtype=chip.core.dtype, clock_mhz=chip.clock_mhz,
-                          cores=chip.cores)
-    return {"tpp": tpp, "pd": cls.performance_density, "dram_bw_GBps": chip.dram.GBps, "io_bidir_GBps": chip.io_bidir_GBps}
-
-
-def _as_class(cls: ExportClass, eccn: str) -> ExportClass:
-    return replace(cls, eccn=eccn)
+    """What a licence policy's conditions may test of ``chip`` (its TPP from its class)."""
+    return {"tpp": cls.tpp, "pd": cls.performance_density, "dram_bw_GBps": chip.dram.GBps, "io_bidir_GBps": chip.io_bidir_GBps}
 
 
 def _foundry_licence(chip: ChipConfig, cls: ExportClass, check: FoundryCheck, sc: Scenario,
@@ -96,7 +91,7 @@ def _foundry_licence(chip: ChipConfig, cls: ExportClass, check: FoundryCheck, sc
     """The policies on the class the foundry must presume (3A090.a), where it must."""
     if not check.presumed_3a090a:
         return None
-    return licence_status(chip.name, _as_class(cls, "3A090.a"), _metrics(chip, cls), sc, rules=rules)
+    return licence_status(chip.name, replace(cls, eccn="3A090.a"), _metrics(chip, cls), sc, rules=rules)
 
 
 def _memory_licence(chip: ChipConfig, kind: str, cls: ExportClass, sc: Scenario,
@@ -104,7 +99,7 @@ def _memory_licence(chip: ChipConfig, kind: str, cls: ExportClass, sc: Scenario,
     eccn, why = memory_class(kind, sc.date)
     if eccn is None:
         return None, None, why
-    return eccn, licence_status(f"{chip.name} memory ({kind})", _as_class(cls, eccn), {}, sc, rules=rules), why
+    return eccn, licence_status(f"{chip.name} memory ({kind})", replace(cls, eccn=eccn), {}, sc, rules=rules), why
 
 
 def buildability(chip: ChipConfig, sc: Scenario, *, options: bool = True,

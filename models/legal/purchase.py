@@ -24,7 +24,7 @@ from ...checks import check_date
 from ...errors import UserError
 from ..gpu.specs import GpuSpec, get_gpu
 from ..specs import DATA_DIR, SpecError, load_yaml, need
-from .export_control import Condition, ExportClass, classify_gpu, parse_conditions, tpp_from_peaks
+from .export_control import Condition, ExportClass, classify_gpu, parse_conditions
 
 LICENCE_FILE = DATA_DIR / "licence_rules.yaml"
 #: Outcomes from the least to the most restrictive.
@@ -217,7 +217,6 @@ def purchasability(gpu: GpuSpec | str, buyer: str | Scenario, date: str | dt.dat
         sc = scenario(buyer, date, rules=rules)
     spec = get_gpu(gpu)
     cls = classify_gpu(spec, rule_date=sc.date)
-    tpp, _ = tpp_from_peaks(spec.peak_dense_tflops)
-    metrics = {"tpp": tpp, "pd": cls.performance_density, "io_bidir_GBps": spec.io_bidir_GBps,
+    metrics = {"tpp": cls.tpp, "pd": cls.performance_density, "io_bidir_GBps": spec.io_bidir_GBps,
                "dram_bw_GBps": spec.mem_bw_GBps}
     return licence_status(spec.id, cls, metrics, sc, rules=rules)
