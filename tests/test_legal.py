@@ -394,3 +394,12 @@ def test_legal_command_at_another_node_and_a_new_memory_kind(capsys):
     assert g7.dram.latency_ns == kind.latency_ns.value and g7.dram.GBps_per_stack == kind.GBps.value
     assert g7.dram_latency_cycles == max(1, round(kind.latency_ns.value * g7.clock_mhz / 1000))
     assert g7.dram_bytes_per_cycle != chip.dram_bytes_per_cycle      # the RTL's DRAM port follows the kind
+
+
+@pytest.mark.parametrize("flags, parameter", [
+    (["--chip", "no-such-chip.yaml"], "chip"),
+    (["--gpu", "h99"], "gpu"),
+])
+def test_legal_command_names_the_flag_of_an_unknown_device(capsys, flags, parameter):
+    assert main(["legal", *flags, "--buyer", "china", "--date", "2025-01-01", "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == parameter

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
+from ..models.chip.config import ChipConfig
+from ..models.gpu.specs import GpuSpec, get_gpu
 from ..models.legal.build import legal
 from ..models.report.chip import get_chip
 from .common import emit, legal_parent
@@ -44,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("gpu: give --gpu ID or --chip NAME|FILE (one of them)", parameter="gpu")
     if args.node is not None and args.chip is None:
         raise UserError("node: applies to --chip (a GPU's node is its own)", parameter="node")
-    device = get_chip(args.chip).derive(node=args.node) if args.node is not None else (args.gpu or args.chip)
+    if args.gpu is not None:
+        device: GpuSpec | ChipConfig = get_gpu(args.gpu)            # a bad id names --gpu
+    else:
+        chip = get_chip(args.chip)                                  # a bad name or file names --chip
+        device = chip.derive(node=args.node) if args.node is not None else chip
     result = legal(device, buyer=args.buyer, date=args.date).to_dict()
     emit(args, result, _chip_text if args.chip else _gpu_text)
     return 0
