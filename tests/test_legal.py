@@ -403,3 +403,26 @@ def test_legal_command_at_another_node_and_a_new_memory_kind(capsys):
 def test_legal_command_names_the_flag_of_an_unknown_device(capsys, flags, parameter):
     assert main(["legal", *flags, "--buyer", "china", "--date", "2025-01-01", "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == parameter
+
+
+def test_a_foundry_moves_the_chip_to_its_nearest_node(capsys):
+    """--foundry (and ``legal(..., foundry=)``) answers for the chip made at that foundry: at
+    its own node when the foundry offers it, else at the foundry's node nearest in nm class."""
+    from systolab import legal
+    from systolab.models.silicon.nodes import node_at_foundry
+
+    assert node_at_foundry("n4", "TSMC") == "n4" and node_at_foundry("n4", "smic") == "smic-7duv"
+    assert node_at_foundry("smic-7duv", "tsmc") == "n7"          # the same nm class
+    at_smic = legal("sl-n4-os32", buyer="china", date="2025-06-01", foundry="SMIC")
+    assert at_smic.foundry.node == "smic-7duv" and at_smic.chip.endswith("node=smic-7duv")
+    assert legal("sl-n4-os32", buyer="china", date="2025-06-01", foundry="tsmc").foundry.node == "n4"
+    assert main(["legal", "--chip", "sl-cn-n7-lp5x", "--foundry", "smic", "--buyer", "china", "--date",
+                 "2026-12-01", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["foundry"]["node"] == "smic-7duv"
+    for bad in (["--chip", "sl-tiny", "--foundry", "intel"], ["--gpu", "h20", "--foundry", "tsmc"],
+                ["--chip", "sl-tiny", "--node", "smic-7duv", "--foundry", "tsmc"], ["--chip", "sl-tiny", "--foundry", ""]):
+        assert main(["legal", *bad, "--buyer", "china", "--date", "2026-12-01", "--json"]) == 2
+        assert json.loads(capsys.readouterr().out)["parameter"] == "foundry"
+    with pytest.raises(UserError) as exc:
+        legal("h20", buyer="china", date="2025-06-01", foundry="tsmc")
+    assert exc.value.parameter == "foundry"

@@ -23,7 +23,7 @@ from ..chip.config import ChipConfig, get_chip
 from ..gpu.specs import GpuSpec, load_gpus
 from ..silicon.feasibility import Feasibility, chip_feasibility
 from ..silicon.memory import list_memory_kinds, memory_class
-from ..silicon.nodes import load_nodes
+from ..silicon.nodes import load_nodes, node_at_foundry
 from .export_control import ExportClass, classify_chip
 from .foundry import FoundryCheck, chip_foundry_check
 from .purchase import (
@@ -146,14 +146,19 @@ def _node_open(chip: ChipConfig, node: str, cls: ExportClass, sc: Scenario, rule
     return presumed is None or presumed.status == "allowed"
 
 
-def legal(device: GpuSpec | ChipConfig | str, *, buyer: str, date: str | dt.date) -> Purchasability | Buildability:
+def legal(device: GpuSpec | ChipConfig | str, *, buyer: str, date: str | dt.date,
+          foundry: str | None = None) -> Purchasability | Buildability:
     """The legal view of ``device`` for ``buyer`` on ``date``: a GPU (a :class:`GpuSpec` or
     its id) gives whether the buyer may buy it (:class:`Purchasability`); a chip (a
     :class:`ChipConfig`, or a name or file of ``chips.yaml``) whether the buyer could have it
-    built (:class:`Buildability`)."""
+    built (:class:`Buildability`) — with ``foundry``, made at that foundry's node nearest its
+    own (:func:`node_at_foundry`; the answer's chip then names the node)."""
     sc = scenario(buyer, date)
+    if foundry is not None and not isinstance(device, ChipConfig) and (
+            isinstance(device, GpuSpec) or device in load_gpus()):
+        raise UserError("foundry: applies to a custom chip (a GPU's foundry is its own)", parameter="foundry")
     if isinstance(device, ChipConfig):
-        return buildability(device, sc)
+        return buildability(_at_foundry(device, foundry), sc)
     if isinstance(device, GpuSpec) or (isinstance(device, str) and device in load_gpus()):
         return purchasability(device, sc)
     if not isinstance(device, str):
@@ -163,4 +168,13 @@ def legal(device: GpuSpec | ChipConfig | str, *, buyer: str, date: str | dt.date
     except UserError as exc:
         raise UserError(f"device: {device!r} is neither a GPU id ({', '.join(load_gpus())}) nor a chip "
                         f"({str(exc).split(': ', 1)[-1]})", parameter="device") from None
-    return buildability(chip, sc)
+    return buildability(_at_foundry(chip, foundry), sc)
+
+
+def _at_foundry(chip: ChipConfig, foundry: str | None) -> ChipConfig:
+    """``chip`` made at ``foundry``'s nearest node (itself when no foundry is named or the
+    foundry offers its node)."""
+    if foundry is None:
+        return chip
+    node = node_at_foundry(chip.node, foundry)
+    return chip if node == chip.node else chip.derive(node=node)

@@ -4,14 +4,14 @@ from .area import AreaEstimate, ChipArea, chip_area, model_area, synth_area_mm2
 from .energy import ChipPower, EnergyEstimate, chip_power, chip_power_W, gemm_energy, vector_pJ_per_op, workload_energy
 from .feasibility import Feasibility, FeasibilityWarning, check_feasible, chip_feasibility
 from .memory import MemoryKind, get_memory_kind, list_memory_kinds, memory_class
-from .nodes import Node, get_node, load_nodes, reticle_limit_mm2
+from .nodes import Node, foundries, get_node, load_nodes, node_at_foundry, reticle_limit_mm2
 from .synthesis import SynthesisResult, synthesize
 from .transistors import TransistorCheck, TransistorEstimate, chip_transistors, transistor_validation
 
 __all__ = [
     "AreaEstimate", "check_feasible", "chip_area", "chip_feasibility", "chip_power", "chip_power_W",
-    "chip_transistors", "ChipArea", "ChipPower", "EnergyEstimate", "Feasibility", "FeasibilityWarning",
+    "chip_transistors", "ChipArea", "ChipPower", "EnergyEstimate", "Feasibility", "FeasibilityWarning", "foundries",
     "gemm_energy", "get_memory_kind", "get_node", "list_memory_kinds", "load_nodes", "memory_class", "MemoryKind",
-    "model_area", "Node", "reticle_limit_mm2", "synth_area_mm2", "SynthesisResult", "synthesize",
+    "model_area", "Node", "node_at_foundry", "reticle_limit_mm2", "synth_area_mm2", "SynthesisResult", "synthesize",
     "transistor_validation", "TransistorCheck", "TransistorEstimate", "vector_pJ_per_op", "workload_energy",
 ]

@@ -158,3 +158,24 @@ def get_node(name: Node | str) -> Node:
     if key not in nodes:
         raise UserError(f"node: unknown node {name!r}; choose one of {', '.join(nodes)}")
     return nodes[key]
+
+
+def foundries() -> tuple[str, ...]:
+    """The foundries that offer the nodes of ``data/nodes.yaml``, as named there."""
+    return tuple(sorted({n.foundry for n in load_nodes().values()}))
+
+
+def node_at_foundry(node: Node | str, foundry: str) -> str:
+    """The node of ``foundry`` (case-insensitive) nearest in nm class to ``node``: ``node``
+    itself when that foundry offers it, else the nearest class (the coarser on a tie, the one
+    a design moved there could at least be made at). An unknown foundry names ``foundry``."""
+    here = get_node(node)
+    if not isinstance(foundry, str) or not foundry.strip():
+        raise UserError(f"foundry: give a foundry name ({', '.join(foundries())}), not {foundry!r}", parameter="foundry")
+    offered = [n for n in load_nodes().values() if n.foundry.lower() == foundry.strip().lower()]
+    if not offered:
+        raise UserError(f"foundry: unknown foundry {foundry!r}; choose one of {', '.join(foundries())}",
+                        parameter="foundry")
+    if here in offered:
+        return here.name
+    return min(offered, key=lambda n: (abs(n.nm_class - here.nm_class), -n.nm_class)).name

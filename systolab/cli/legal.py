@@ -9,6 +9,7 @@ from ..models.chip.config import ChipConfig
 from ..models.gpu.specs import GpuSpec, get_gpu
 from ..models.legal.build import legal
 from ..models.report.chip import get_chip
+from ..models.silicon.nodes import get_node, node_at_foundry
 from .common import emit, legal_parent
 
 
@@ -20,6 +21,9 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--node", metavar="NODE",
                    help="with --chip: the chip made at this node instead, and so at its foundry (models/data/nodes.yaml: "
                         "n28 ... n3 at TSMC, smic-7duv at SMIC)")
+    p.add_argument("--foundry", metavar="NAME",
+                   help="with --chip: the chip made at this foundry (TSMC, SMIC ...), at its node nearest the chip's "
+                        "(or --node's, which must then be this foundry's)")
     p.set_defaults(func=run)
 
 
@@ -46,11 +50,17 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("gpu: give --gpu ID or --chip NAME|FILE (one of them)", parameter="gpu")
     if args.node is not None and args.chip is None:
         raise UserError("node: applies to --chip (a GPU's node is its own)", parameter="node")
+    if args.foundry is not None and args.chip is None:
+        raise UserError("foundry: applies to --chip (a GPU's foundry is its own)", parameter="foundry")
     if args.gpu is not None:
         device: GpuSpec | ChipConfig = get_gpu(args.gpu)            # a bad id names --gpu
     else:
         chip = get_chip(args.chip)                                  # a bad name or file names --chip
         device = chip.derive(node=args.node) if args.node is not None else chip
-    result = legal(device, buyer=args.buyer, date=args.date).to_dict()
+        if args.node is not None and args.foundry is not None and \
+                node_at_foundry(args.node, args.foundry) != get_node(args.node).name:
+            raise UserError(f"foundry: {args.node} is made at {get_node(args.node).foundry}, not {args.foundry}",
+                            parameter="foundry")
+    result = legal(device, buyer=args.buyer, date=args.date, foundry=args.foundry).to_dict()
     emit(args, result, _chip_text if args.chip else _gpu_text)
     return 0
