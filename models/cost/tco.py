@@ -438,11 +438,12 @@ def per_device_tco(*, system: str, accelerator_usd: Any, peak_power_W: Any, avg_
     if spec.kind == "custom":
         system_usd = system_usd + sys_f["board_usd"] + sys_f["power_delivery_usd_per_W"] * peak
     racks = f["facility.rack_usd_per_kW"] * it_W / 1e3
-    if facility == "owned":
+    building: Any = 0.0
+    rent: Any = 0.0
+    if facility == "owned":   # the share of the building's life the devices use
         building = f["facility.usd_per_W"] * it_W * np.minimum(1.0, life / f["facility.lifetime_years"])
-        rent = 0.0
     else:
-        building, rent = 0.0, f["facility.colo_usd_per_kW_month"] * it_W / 1e3 * 12 * life
+        rent = f["facility.colo_usd_per_kW_month"] * it_W / 1e3 * 12 * life
     u = args["utilization"]
     mean_W = u * args["avg_power_W"] + (1 - u) * args["idle_power_W"] + overhead_W * f["power.overhead_avg_fraction"]
     energy = mean_W / 1e3 * f["facility.pue"] * HOURS_PER_YEAR * life * f["electricity.usd_per_kWh"]
@@ -452,9 +453,15 @@ def per_device_tco(*, system: str, accelerator_usd: Any, peak_power_W: Any, avg_
     capex = hardware + racks + building
     opex = energy + maintenance + operations + rent
     shape = np.broadcast_shapes(*(np.shape(v) for v in (*args.values(), *f.values())))
-    values = [args["accelerator_usd"], system_usd, net["usd_per_device"], racks + building + rent, energy, maintenance,
-              operations, capex, opex, capex + opex, it_W, it_W * f["facility.pue"], mean_W, life, u]
-    return TcoBreakdown(system, fab, facility, *(_filled(v, shape) for v in values), figures=names)
+    return TcoBreakdown(
+        system, fab, facility, accelerator_usd=_filled(args["accelerator_usd"], shape),
+        system_usd=_filled(system_usd, shape), network_usd=_filled(net["usd_per_device"], shape),
+        facility_usd=_filled(racks + building + rent, shape), energy_usd=_filled(energy, shape),
+        maintenance_usd=_filled(maintenance, shape), operations_usd=_filled(operations, shape),
+        capex_usd=_filled(capex, shape), opex_usd=_filled(opex, shape), total_usd=_filled(capex + opex, shape),
+        it_power_W=_filled(it_W, shape), facility_power_W=_filled(it_W * f["facility.pue"], shape),
+        mean_power_W=_filled(mean_W, shape), lifetime_years=_filled(life, shape), utilization=_filled(u, shape),
+        figures=names)
 
 
 def usd_per_million_tokens_tco(per_device: TcoBreakdown, *, tokens_per_s: Any, utilization: Any = None,
