@@ -11,6 +11,7 @@ from systolab.models.cost import (
     Deployment,
     TcoBreakdown,
     deploy,
+    gpu_per_device_tco,
     per_device_tco,
     system_for_gpu,
     tco_figures,
@@ -328,3 +329,30 @@ def test_waterfall_stacks_each_option_to_its_total():
         waterfall({"a": gpu, "b": deps["h100"]})
     assert e.value.parameter == "options"
     assert isinstance(deps["h100"], Deployment) and isinstance(gpu, TcoBreakdown)
+
+
+def test_a_gpu_by_id_comes_in_its_system_at_its_tdp_and_street_price():
+    gpu = load_gpus()["h100-sxm"]
+    b = gpu_per_device_tco("h100-sxm", avg_power_W=450.0, idle_power_W=100.0, utilization=0.6)
+    assert b == per_device_tco(**{**H100, "accelerator_usd": gpu.price.mid_usd, "peak_power_W": gpu.tdp_W})
+    assert gpu_per_device_tco("h100-sxm", accelerator_usd=1.0, avg_power_W=450.0, idle_power_W=100.0,
+                              utilization=0.6).accelerator_usd == 1.0
+    with pytest.raises(UserError) as e:            # no public price in gpus.yaml
+        gpu_per_device_tco("l20", avg_power_W=200.0, idle_power_W=30.0, utilization=0.5)
+    assert e.value.parameter == "accelerator_usd"
+    with pytest.raises(UserError) as e:
+        gpu_per_device_tco("h999", avg_power_W=200.0, idle_power_W=30.0, utilization=0.5)
+    assert e.value.parameter == "gpu"
+
+
+def test_a_deployment_needs_a_device_that_costs_something_and_a_sane_budget():
+    free = per_device_tco(**{**H100, "accelerator_usd": 0.0}, figures={n: 0.0 for n in (
+        "system.hgx-h100-8gpu.server_usd", "network.infiniband-400g.usd_per_device", "facility.usd_per_W",
+        "facility.rack_usd_per_kW", "electricity.usd_per_kWh", "operations.staff_per_MW")})
+    assert free.total_usd == 0.0
+    with pytest.raises(UserError) as e:
+        deploy(budget_usd=1e9, per_device=free)
+    assert e.value.parameter == "per_device"
+    with pytest.raises(UserError) as e:
+        deploy(budget_usd=1e300, per_device=per_device_tco(**H100))
+    assert e.value.parameter == "budget_usd"

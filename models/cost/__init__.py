@@ -18,6 +18,7 @@ from .tco import (
     TcoFigure,
     TcoInputs,
     deploy,
+    gpu_per_device_tco,
     per_device_tco,
     system_for_gpu,
     tco_figures,
@@ -26,7 +27,8 @@ from .tco import (
 )
 
 __all__ = [
-    "chip_unit_cost", "cost_inputs", "CostInputs", "deploy", "Deployment", "Estimate", "gpu_price", "nre_per_unit",
-    "per_device_tco", "system_for_gpu", "TcoBreakdown", "TcoFigure", "tco_figures", "tco_inputs", "TcoInputs",
-    "unit_cost", "UnitCost", "usd_per_million_tokens", "usd_per_million_tokens_tco", "waterfall",
+    "chip_unit_cost", "cost_inputs", "CostInputs", "deploy", "Deployment", "Estimate", "gpu_per_device_tco",
+    "gpu_price", "nre_per_unit", "per_device_tco", "system_for_gpu", "TcoBreakdown", "TcoFigure", "tco_figures",
+    "tco_inputs", "TcoInputs", "unit_cost", "UnitCost", "usd_per_million_tokens", "usd_per_million_tokens_tco",
+    "waterfall",
 ]

@@ -50,6 +50,8 @@ FACILITY_MODES = ("owned", "colo")
 COMPONENTS = ("accelerator_usd", "system_usd", "network_usd", "facility_usd", "energy_usd", "maintenance_usd",
               "operations_usd")
 HOURS_PER_YEAR = 365 * 24          # as usd_per_million_tokens in pricing.py
+#: The largest budget deploy() takes, USD (beyond it unit counts would overflow int64).
+MAX_BUDGET_USD = 1e15
 # cost.yaml `operations` figures the TCO reads (one copy), under the names it gives them
 FROM_COST_YAML = {"electricity.usd_per_kWh": "usd_per_kWh", "facility.pue": "pue", "lifetime.years": "lifetime_years"}
 SYSTEM_KEYS = ("devices_per_server", "server_usd", "power_overhead_W", "scale_up_usd")
@@ -60,7 +62,7 @@ SHARED_KEYS = ("facility.usd_per_W", "facility.lifetime_years", "facility.rack_u
                "operations.staff_per_MW", "operations.usd_per_staff_year")
 # the lowest value a figure may take (draws included); fractions also have a ceiling of 1
 _FLOOR = {"facility.pue": 1.0}
-_POSITIVE = ("devices_per_server", "lifetime_years", "lifetime.years", "usd_per_kWh")
+_POSITIVE = ("devices_per_server", "lifetime_years", "lifetime.years")
 _FRACTIONS = ("power.overhead_avg_fraction",)
 
 Num = float | npt.NDArray[np.float64]
@@ -464,6 +466,26 @@ def per_device_tco(*, system: str, accelerator_usd: Any, peak_power_W: Any, avg_
         figures=names)
 
 
+def gpu_per_device_tco(gpu_id: str, *, avg_power_W: Any, idle_power_W: Any, utilization: Any,
+                       accelerator_usd: Any = None, fabric: str | None = None, facility: str = "owned",
+                       figures: Mapping[str, Any] | None = None) -> TcoBreakdown:
+    """:func:`per_device_tco` for a GPU of gpus.yaml: in the system it comes in, at its TDP
+    as peak power, and at the midpoint of its public street price unless
+    ``accelerator_usd`` is given (a GPU without a public price needs one)."""
+    gpus = load_gpus()
+    if gpu_id not in gpus:
+        raise UserError(f"gpu: unknown GPU id {gpu_id!r}; choose one of {', '.join(gpus)}", parameter="gpu")
+    gpu = gpus[gpu_id]
+    if accelerator_usd is None:
+        if gpu.price is None:
+            raise UserError(f"accelerator_usd: {gpu_id} has no public price in gpus.yaml; pass one",
+                            parameter="accelerator_usd")
+        accelerator_usd = gpu.price.mid_usd
+    return per_device_tco(system=system_for_gpu(gpu_id), accelerator_usd=accelerator_usd, peak_power_W=gpu.tdp_W,
+                          avg_power_W=avg_power_W, idle_power_W=idle_power_W, utilization=utilization,
+                          fabric=fabric, facility=facility, figures=figures)
+
+
 def usd_per_million_tokens_tco(per_device: TcoBreakdown, *, tokens_per_s: Any, utilization: Any = None,
                                nre_per_unit_usd: Any = 0.0) -> Num:
     """Lifetime cost over lifetime tokens, USD per million tokens: (``total_usd`` + NRE per
@@ -539,12 +561,15 @@ def deploy(*, budget_usd: Any, per_device: TcoBreakdown, fixed_usd: Any = 0.0, d
     (the custom chip's NRE), and at most what ``power_cap_MW`` of facility power (IT power
     x PUE, at peak) can run. NRE is spread over the units actually bought. Zero affordable
     units is an answer (with ``reason``), not an error."""
-    budget = _num("budget_usd", budget_usd, lo=0.0, lo_open=True)
+    budget = _num("budget_usd", budget_usd, lo=0.0, lo_open=True, hi=MAX_BUDGET_USD)
     fixed = _num("fixed_usd", fixed_usd, lo=0.0)
     per_replica = check_int("devices_per_replica", devices_per_replica, hi=1 << 20)
     cap = None if power_cap_MW is None else _num("power_cap_MW", power_cap_MW, lo=0.0, lo_open=True)
     named = {"budget_usd": budget, "fixed_usd": fixed, "per_device": per_device.total_usd}
     _broadcast({**named, **({} if cap is None else {"power_cap_MW": cap})})
+    if not np.all(np.asarray(per_device.total_usd) > 0):
+        raise UserError("per_device: total_usd must be > 0 (a device that costs nothing has no deployment size)",
+                        parameter="per_device")
     if np.any(np.asarray(fixed) > np.asarray(budget)):
         raise UserError("fixed_usd: the fixed cost exceeds budget_usd", parameter="fixed_usd")
     replica_usd = np.asarray(per_device.total_usd) * per_replica
