@@ -187,7 +187,9 @@ def test_ten_thousand_draws_are_one_vectorised_call():
     assert d.units.shape == (n,) and d.units.dtype == np.int64
     spent = sum(d.lines.values())
     assert np.allclose(spent, 7e9, rtol=1e-12, atol=0)
-    json.dumps(d.to_dict())                                # summaries, not 10,000-long lists
+    summary = d.to_dict()                                  # summaries, not 10,000-long lists
+    assert summary["limited_by"] == {"budget": n} and type(next(iter(summary["limited_by"]))) is str
+    json.dumps(summary)
     assert len(d.to_dict(full=True)["units"]) == n
 
 

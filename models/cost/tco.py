@@ -530,8 +530,8 @@ class Deployment:
     def to_dict(self, *, full: bool = False) -> dict[str, Any]:
         """Floats as floats; arrays as mean and 5/50/95th percentiles, or lists when ``full``."""
         limited = self.limited_by if isinstance(self.limited_by, str) else (
-            self.limited_by.tolist() if full else {k: int(v) for k, v in zip(*np.unique(self.limited_by,
-                                                                                        return_counts=True))})
+            self.limited_by.tolist() if full else {str(k): int(v) for k, v in zip(*np.unique(self.limited_by,
+                                                                                             return_counts=True))})
         return {"budget_usd": _summary(self.budget_usd, full), "fixed_usd": _summary(self.fixed_usd, full),
                 "devices_per_replica": self.devices_per_replica,
                 "power_cap_MW": None if self.power_cap_MW is None else _summary(self.power_cap_MW, full),
