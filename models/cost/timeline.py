@@ -119,8 +119,9 @@ class Option:
                       self.kind)
 
     def delay_years(self, start: dt.date):
-        """Years from ``start`` to go-live (never negative)."""
-        available = check_start("available", self.available)
+        """Years from ``start`` to go-live: the later of ``available`` and ``start``, plus
+        ``delay_months`` (never before ``start``)."""
+        available = max(check_start("available", self.available), start)
         return np.maximum((available - start).days / 365.25 + np.asarray(self.delay_months, dtype=float) / 12, 0.0)
 
 
