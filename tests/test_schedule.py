@@ -111,6 +111,17 @@ def test_every_input_has_a_source_and_a_known_shape():
         assert fig.low <= fig.value <= fig.high, key
     for key, fig in schedule_inputs().incumbent.items():
         assert fig.source.strip() and fig.shape in SHAPES, key
+    for key, anchor in schedule_inputs().anchors.items():
+        assert anchor["source"].strip() and anchor["months"] > 0, key
+
+
+def test_a_drawn_cost_alone_gives_percentiles_in_the_table():
+    costs = np.array([5e8, 1e9, 2e9])
+    tl = timeline([Option("gpu", START, tokens_per_s=1e6, cost_usd=costs)], start=START, horizon_years=1)
+    frame = tl.to_frame()
+    last = frame.iloc[-1]
+    assert last["tokens_per_usd"] == pytest.approx(np.mean(1e6 * SECONDS_PER_YEAR / costs))
+    assert last["tokens_per_usd_p05"] < last["tokens_per_usd"] < last["tokens_per_usd_p95"]
 
 
 def test_evaluate_silicon_broadcasts_draws_like_scalars():

@@ -197,7 +197,7 @@ class Timeline:
             for m, day in enumerate(self.dates):
                 row: dict[str, Any] = {"option": o.name, "kind": o.kind, "month": m, "date": day,
                                        "tokens": float(flat_t[:, m].mean()), "tokens_per_usd": float(flat_u[:, m].mean())}
-                if flat_t.shape[0] > 1:
+                if flat_u.shape[0] > 1:
                     row |= {"tokens_per_usd_p05": float(np.quantile(flat_u[:, m], 0.05)),
                             "tokens_per_usd_p95": float(np.quantile(flat_u[:, m], 0.95))}
                 rows.append(row)
