@@ -363,13 +363,17 @@ def plot_timeline(schedule: SiliconSchedule, gpu_available: Mapping[str, dt.date
     ax.set_yticklabels([ph.label for ph in schedule.phases])
     ax.invert_yaxis()
     last = to_month(schedule.available.high)
+    styles = ("--", ":", "-.")
     for j, (name, day) in enumerate(sorted(gpus.items(), key=lambda kv: kv[1])):
         m = max(0.0, to_month(day))
         last = max(last, m)
-        ax.axvline(m, color="tab:green", linestyle="--", linewidth=1)
-        ax.annotate(f"{name} {day.isoformat()}", (m, -0.6 - 0.5 * j), fontsize=8, color="tab:green", annotation_clip=False)
-    ax.axvline(to_month(schedule.available.value), color="tab:red", linewidth=1.5)
+        when = f"{day.isoformat()}{', before the start' if day < schedule.start else ''}"
+        ax.axvline(m, color=f"C{2 + j % 8}", linestyle=styles[j % 3], linewidth=1.5, label=f"{name} available ({when})")
+    ax.axvline(to_month(schedule.available.value), color="tab:red", linewidth=1.5,
+               label=f"chip in volume ({schedule.available.value.isoformat()})")
+    ax.legend(loc="upper right", fontsize=8)
     _month_ticks(ax, schedule.start, last)
+    ax.set_xlim(-1, last + 1)          # a margin, so that a marker at the start shows
     ax.set_xlabel("date (bars: value case; whiskers: earliest to latest end)")
     ax.set_title(f"Time to silicon at {schedule.node}: volume {schedule.available.value.isoformat()} "
                  f"({schedule.available.low.isoformat()} to {schedule.available.high.isoformat()})")
