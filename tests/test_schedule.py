@@ -227,6 +227,8 @@ def test_break_even_over_draws_equals_each_draw_alone():
         one = break_even(timeline(one_opts, start=START))
         assert (math.isnan(one.months) and math.isnan(many.months[i])) or one.months == many.months[i]
     assert many.reached_fraction == pytest.approx(np.mean(~np.isnan(many.months)))
+    assert 0 < many.reached_fraction < 1
+    assert many.reason.startswith(f"in {1 - many.reached_fraction:.1%} of draws, chip delivers")
 
 
 def test_ten_thousand_draws_are_fast_and_serialise():

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ...checks import check_real, is_real
 from ...errors import UserError
@@ -54,7 +55,7 @@ def as_values(name: str, value: Any, *, lo: float | None = None, lo_open: bool =
     return arr
 
 
-def _growth_integral(k, span):
+def _growth_integral(k: ArrayLike, span: ArrayLike) -> np.ndarray:
     """(exp(k span) - 1) / k, equal to ``span`` where k = 0 (years)."""
     k = np.asarray(k, dtype=float)
     small = np.abs(k) < 1e-12
@@ -62,7 +63,8 @@ def _growth_integral(k, span):
     return np.where(small, span, np.expm1(safe_k * span) / safe_k)
 
 
-def tokens_over_horizon(rate_tokens_per_s, start_delay_years, horizon_years, annual_gain=0.0):
+def tokens_over_horizon(rate_tokens_per_s: ArrayLike, start_delay_years: ArrayLike, horizon_years: ArrayLike,
+                        annual_gain: ArrayLike = 0.0) -> float | np.ndarray:
     """Tokens an option delivers from the decision to ``horizon_years`` when it goes live
     ``start_delay_years`` after the decision at ``rate_tokens_per_s`` and its rate then
     grows by ``annual_gain`` (a fraction, 0.2 = +20 %) per year, compounded continuously:
@@ -77,8 +79,8 @@ def tokens_over_horizon(rate_tokens_per_s, start_delay_years, horizon_years, ann
     return float(out) if np.ndim(out) == 0 else out
 
 
-def incumbent_multiplier(years, *, software_gain_per_year=0.0, generation_gain=1.0, generation_cadence_years=1.0,
-                         stepwise: bool = True):
+def incumbent_multiplier(years: ArrayLike, *, software_gain_per_year: ArrayLike = 0.0, generation_gain: ArrayLike = 1.0,
+                         generation_cadence_years: ArrayLike = 1.0, stepwise: bool = True) -> float | np.ndarray:
     """How much more throughput per dollar the best GPU bought ``years`` after the
     decision offers than one bought at it: software (1 + gain)^years times
     ``generation_gain`` per new generation, one every ``generation_cadence_years``
@@ -103,10 +105,10 @@ class Option:
 
     name: str
     available: dt.date | str
-    tokens_per_s: Any
-    cost_usd: Any
-    annual_gain: Any = 0.0
-    delay_months: Any = 0.0
+    tokens_per_s: ArrayLike
+    cost_usd: ArrayLike
+    annual_gain: ArrayLike = 0.0
+    delay_months: ArrayLike = 0.0
     kind: str = "gpu"
 
     def checked(self) -> Option:
@@ -284,20 +286,24 @@ def break_even(tl: Timeline, chip: str | None = None) -> BreakEven:
     # the median draw, counting a draw that never breaks even as later than any that does
     median = float(np.quantile(np.where(np.isnan(months), np.inf, months), 0.5, method="inverted_cdf"))
     date = tl.dates[int(median)] if math.isfinite(median) else None
-    reason = None if fraction == 1.0 else _no_break_even_reason(tl, chip, against)
+    reason = None if fraction == 1.0 else _no_break_even_reason(tl, chip, against, ~any_reached)
     return BreakEven(chip, against, _scalar_or_array(months), date, fraction, reason)
 
 
-def _no_break_even_reason(tl: Timeline, chip: str, against: str) -> str:
-    delay = np.asarray(tl.delay_years[chip], dtype=float)
+def _no_break_even_reason(tl: Timeline, chip: str, against: str, missed: np.ndarray) -> str:
+    """Why ``chip`` does not break even, over the draws that miss (``missed``)."""
+    delay = np.broadcast_to(np.asarray(tl.delay_years[chip], dtype=float), missed.shape)[missed]
+    mine = float(np.mean(np.broadcast_to(tl.tokens_per_usd(chip)[..., -1], missed.shape)[missed]))
+    theirs = float(np.mean(np.broadcast_to(tl.tokens_per_usd(against)[..., -1], missed.shape)[missed]))
     late = float(np.mean(delay >= tl.horizon_years))
-    mine = float(np.mean(tl.tokens_per_usd(chip)[..., -1]))
-    theirs = float(np.mean(tl.tokens_per_usd(against)[..., -1]))
+    where = f"in {missed.mean():.1%} of draws, " if missed.size > 1 else ""
     if late == 1.0:
-        return f"{chip} goes live after the {tl.horizon_years:g}-year horizon ({tl.dates[-1].isoformat()}): it delivers no tokens"
-    share = f" ({late:.0%} of draws go live after the horizon)" if late > 0 else ""
-    return (f"{chip} delivers {mine:.3g} tokens per $ by {tl.dates[-1].isoformat()} against {theirs:.3g} for {against}: "
-            f"its later start is not made up within the horizon{share}")
+        return (f"{where}{chip} goes live after the {tl.horizon_years:g}-year horizon ({tl.dates[-1].isoformat()}): "
+                "it delivers no tokens")
+    share = f" ({late:.0%} of them go live after the horizon)" if late > 0 and missed.size > 1 else ""
+    return (f"{where}{chip} delivers {mine:.3g} tokens per $ by {tl.dates[-1].isoformat()} against {theirs:.3g} for "
+            f"{against}{' (means over those draws)' if missed.size > 1 else ''}: its later start is not made up within "
+            f"the horizon{share}")
 
 
 def plot_tokens_per_usd(tl: Timeline, *, ax=None):
