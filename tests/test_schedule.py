@@ -47,6 +47,7 @@ def test_schedule_total_lies_between_the_sums_of_the_phase_lows_and_highs(node):
     assert s.months.low < s.months.value < s.months.high
     assert 20 <= s.months.value <= 40          # "two to three years", with a respin expected
     assert s.available.low < s.available.value < s.available.high
+    assert list(s.milestones) == list(schedule_inputs().phases) and s.milestones["ramp"] == s.available
     assert (s.available.value - START).days == pytest.approx(s.months.value * 365.25 / 12, abs=1)
     for before, after in zip(s.phases, s.phases[1:]):      # phases follow one another
         assert after.start == before.end
@@ -64,7 +65,7 @@ def test_a_respin_adds_its_months_and_a_certain_one_has_no_range_without_it():
     assert expected.months.value == pytest.approx(without.months.value + p * respin_months.value)
     assert expected.months.low == pytest.approx(without.months.low)         # the low case has no respin
     assert expected.months.high == pytest.approx(with_respin.months.high)   # the high case has one
-    assert with_respin.nre.components["respin_masks_usd"].value > 0 == without.nre.components["respin_masks_usd"].value
+    assert with_respin.nre_usd.components["respin_masks_usd"].value > 0 == without.nre_usd.components["respin_masks_usd"].value
 
 
 def test_the_fab_cycle_depends_on_the_node_class():
@@ -75,7 +76,7 @@ def test_the_fab_cycle_depends_on_the_node_class():
 
 @pytest.mark.parametrize("node", NODES)
 def test_nre_components_sum_to_the_total_and_masks_come_from_cost_yaml(node):
-    nre = time_to_silicon(start=START, node=node).nre
+    nre = time_to_silicon(start=START, node=node).nre_usd
     for case in ("value", "low", "high"):
         assert sum(getattr(b, case) for b in nre.components.values()) == pytest.approx(getattr(nre.total, case))
     masks = cost_inputs().nodes[node]["mask_set_usd"]
@@ -86,7 +87,7 @@ def test_nre_components_sum_to_the_total_and_masks_come_from_cost_yaml(node):
 
 @pytest.mark.parametrize("node", NODES)
 def test_bottom_up_nre_is_within_the_stated_factor_of_the_ibs_figure(node):
-    nre = time_to_silicon(start=START, node=node).nre
+    nre = time_to_silicon(start=START, node=node).nre_usd
     f = cost_inputs().nodes[node]
     assert nre.ibs_usd.value == f["design_nre_usd"].value + f["mask_set_usd"].value
     assert 1 / IBS_FACTOR <= nre.ratio_to_ibs <= IBS_FACTOR
@@ -99,8 +100,8 @@ def test_schedule_results_serialise_and_tabulate():
     assert d["available"]["value"] == s.available.value.isoformat()
     assert [p["phase"] for p in d["phases"]] == list(schedule_inputs().phases)
     assert len(s.to_frame()) == len(s.phases)
-    frame = s.nre.to_frame()
-    assert frame["usd"].iloc[-1] == pytest.approx(s.nre.total.value)
+    frame = s.nre_usd.to_frame()
+    assert frame["usd"].iloc[-1] == pytest.approx(s.nre_usd.total.value)
     assert all(src for src in s.sources)
 
 
