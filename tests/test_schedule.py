@@ -179,8 +179,13 @@ def test_delivered_tokens_by_month_ends_at_the_closed_form():
 def test_incumbent_multiplier_counts_whole_generations_and_software():
     assert incumbent_multiplier(0.99, software_gain_per_year=0.0, generation_gain=2.0) == pytest.approx(1.0)
     assert incumbent_multiplier(1.0, software_gain_per_year=0.2, generation_gain=2.0) == pytest.approx(2.4)
-    assert incumbent_multiplier(3.0, generation_gain=2.0, generation_cadence_years=2.0, stepwise=False) == pytest.approx(2 ** 1.5)
-    many = incumbent_multiplier(np.array([0.5, 2.0]), software_gain_per_year=np.array([0.1, 0.3]), generation_gain=1.5)
+    assert incumbent_multiplier(3.0, software_gain_per_year=0.0, generation_gain=2.0, generation_cadence_years=2.0,
+                                stepwise=False) == pytest.approx(2 ** 1.5)
+    data = schedule_inputs().incumbent       # defaults: the data file's values (+20 %/year, 2x a year)
+    assert incumbent_multiplier(2.0) == pytest.approx((1 + data["software_gain_per_year"].value) ** 2
+                                                      * data["generation_gain"].value ** 2)
+    many = incumbent_multiplier(np.array([0.5, 2.0]), software_gain_per_year=np.array([0.1, 0.3]), generation_gain=1.5,
+                                generation_cadence_years=1.0)
     assert many == pytest.approx([1.1 ** 0.5, 1.3 ** 2 * 1.5 ** 2])
 
 
@@ -275,6 +280,7 @@ def test_timeline_and_schedule_plots_return_figures():
     (lambda: tokens_over_horizon(np.array([1e6, -1.0]), 0.0, 4.0), "rate_tokens_per_s"),
     (lambda: tokens_over_horizon(1e6, np.array([0.0, np.nan]), 4.0), "start_delay_years"),
     (lambda: tokens_over_horizon(1e6, 0.0, 4.0, -1.0), "annual_gain"),
+    (lambda: incumbent_multiplier(1.0, generation_cadence_years=0.0), "generation_cadence_years"),
     (lambda: timeline(_options(1e7), start=START, horizon_years=0), "horizon_years"),
     (lambda: timeline(_options(1e7), start="1990-01-01"), "start"),
     (lambda: timeline([], start=START), "options"),

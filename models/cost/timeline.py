@@ -26,7 +26,7 @@ from ...checks import check_real, is_real
 from ...errors import UserError
 from ..frames import data_frame
 from ..plotting import new_axes
-from .schedule import DAYS_PER_MONTH, add_months, check_start
+from .schedule import DAYS_PER_MONTH, add_months, check_start, schedule_inputs
 
 SECONDS_PER_YEAR = 365.25 * 86400
 DEFAULT_HORIZON_YEARS = 4.0
@@ -79,16 +79,20 @@ def tokens_over_horizon(rate_tokens_per_s: ArrayLike, start_delay_years: ArrayLi
     return float(out) if np.ndim(out) == 0 else out
 
 
-def incumbent_multiplier(years: ArrayLike, *, software_gain_per_year: ArrayLike = 0.0, generation_gain: ArrayLike = 1.0,
-                         generation_cadence_years: ArrayLike = 1.0, stepwise: bool = True) -> float | np.ndarray:
+def incumbent_multiplier(years: ArrayLike, *, software_gain_per_year: ArrayLike | None = None,
+                         generation_gain: ArrayLike | None = None, generation_cadence_years: ArrayLike | None = None,
+                         stepwise: bool = True) -> float | np.ndarray:
     """How much more throughput per dollar the best GPU bought ``years`` after the
     decision offers than one bought at it: software (1 + gain)^years times
     ``generation_gain`` per new generation, one every ``generation_cadence_years``
-    (whole generations when ``stepwise``, else spread smoothly). Arrays broadcast."""
+    (whole generations when ``stepwise``, else spread smoothly). An argument left None
+    takes its value in ``data/schedule.yaml`` (``incumbent``). Arrays broadcast."""
+    data = schedule_inputs().incumbent
+    pick = lambda name, given: data[name].value if given is None else given  # noqa: E731
     t = np.maximum(as_values("years", years), 0.0)
-    g = as_values("software_gain_per_year", software_gain_per_year, lo=-1.0, lo_open=True)
-    gen = as_values("generation_gain", generation_gain, lo=0.0, lo_open=True)
-    cadence = as_values("generation_cadence_years", generation_cadence_years, lo=0.0, lo_open=True)
+    g = as_values("software_gain_per_year", pick("software_gain_per_year", software_gain_per_year), lo=-1.0, lo_open=True)
+    gen = as_values("generation_gain", pick("generation_gain", generation_gain), lo=0.0, lo_open=True)
+    cadence = as_values("generation_cadence_years", pick("generation_cadence_years", generation_cadence_years), lo=0.0, lo_open=True)
     generations = np.floor(t / cadence + 1e-9) if stepwise else t / cadence
     out = np.power(1 + g, t) * np.power(gen, generations)
     return float(out) if np.ndim(out) == 0 else out
