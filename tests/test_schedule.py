@@ -47,6 +47,7 @@ def test_schedule_total_lies_between_the_sums_of_the_phase_lows_and_highs(node):
     assert s.months.low < s.months.value < s.months.high
     assert 20 <= s.months.value <= 40          # "two to three years", with a respin expected
     assert s.available.low < s.available.value < s.available.high
+    assert list(s.milestones) == list(schedule_inputs().phases) and s.milestones["ramp"] == s.available
     assert (s.available.value - START).days == pytest.approx(s.months.value * 365.25 / 12, abs=1)
     for before, after in zip(s.phases, s.phases[1:]):      # phases follow one another
         assert after.start == before.end
@@ -64,7 +65,7 @@ def test_a_respin_adds_its_months_and_a_certain_one_has_no_range_without_it():
     assert expected.months.value == pytest.approx(without.months.value + p * respin_months.value)
     assert expected.months.low == pytest.approx(without.months.low)         # the low case has no respin
     assert expected.months.high == pytest.approx(with_respin.months.high)   # the high case has one
-    assert with_respin.nre.components["respin_masks_usd"].value > 0 == without.nre.components["respin_masks_usd"].value
+    assert with_respin.nre_usd.components["respin_masks_usd"].value > 0 == without.nre_usd.components["respin_masks_usd"].value
 
 
 def test_the_fab_cycle_depends_on_the_node_class():
@@ -75,7 +76,7 @@ def test_the_fab_cycle_depends_on_the_node_class():
 
 @pytest.mark.parametrize("node", NODES)
 def test_nre_components_sum_to_the_total_and_masks_come_from_cost_yaml(node):
-    nre = time_to_silicon(start=START, node=node).nre
+    nre = time_to_silicon(start=START, node=node).nre_usd
     for case in ("value", "low", "high"):
         assert sum(getattr(b, case) for b in nre.components.values()) == pytest.approx(getattr(nre.total, case))
     masks = cost_inputs().nodes[node]["mask_set_usd"]
@@ -86,7 +87,7 @@ def test_nre_components_sum_to_the_total_and_masks_come_from_cost_yaml(node):
 
 @pytest.mark.parametrize("node", NODES)
 def test_bottom_up_nre_is_within_the_stated_factor_of_the_ibs_figure(node):
-    nre = time_to_silicon(start=START, node=node).nre
+    nre = time_to_silicon(start=START, node=node).nre_usd
     f = cost_inputs().nodes[node]
     assert nre.ibs_usd.value == f["design_nre_usd"].value + f["mask_set_usd"].value
     assert 1 / IBS_FACTOR <= nre.ratio_to_ibs <= IBS_FACTOR
@@ -99,8 +100,8 @@ def test_schedule_results_serialise_and_tabulate():
     assert d["available"]["value"] == s.available.value.isoformat()
     assert [p["phase"] for p in d["phases"]] == list(schedule_inputs().phases)
     assert len(s.to_frame()) == len(s.phases)
-    frame = s.nre.to_frame()
-    assert frame["usd"].iloc[-1] == pytest.approx(s.nre.total.value)
+    frame = s.nre_usd.to_frame()
+    assert frame["usd"].iloc[-1] == pytest.approx(s.nre_usd.total.value)
     assert all(src for src in s.sources)
 
 
@@ -178,8 +179,13 @@ def test_delivered_tokens_by_month_ends_at_the_closed_form():
 def test_incumbent_multiplier_counts_whole_generations_and_software():
     assert incumbent_multiplier(0.99, software_gain_per_year=0.0, generation_gain=2.0) == pytest.approx(1.0)
     assert incumbent_multiplier(1.0, software_gain_per_year=0.2, generation_gain=2.0) == pytest.approx(2.4)
-    assert incumbent_multiplier(3.0, generation_gain=2.0, generation_cadence_years=2.0, stepwise=False) == pytest.approx(2 ** 1.5)
-    many = incumbent_multiplier(np.array([0.5, 2.0]), software_gain_per_year=np.array([0.1, 0.3]), generation_gain=1.5)
+    assert incumbent_multiplier(3.0, software_gain_per_year=0.0, generation_gain=2.0, generation_cadence_years=2.0,
+                                stepwise=False) == pytest.approx(2 ** 1.5)
+    data = schedule_inputs().incumbent       # defaults: the data file's values (+20 %/year, 2x a year)
+    assert incumbent_multiplier(2.0) == pytest.approx((1 + data["software_gain_per_year"].value) ** 2
+                                                      * data["generation_gain"].value ** 2)
+    many = incumbent_multiplier(np.array([0.5, 2.0]), software_gain_per_year=np.array([0.1, 0.3]), generation_gain=1.5,
+                                generation_cadence_years=1.0)
     assert many == pytest.approx([1.1 ** 0.5, 1.3 ** 2 * 1.5 ** 2])
 
 
@@ -274,6 +280,7 @@ def test_timeline_and_schedule_plots_return_figures():
     (lambda: tokens_over_horizon(np.array([1e6, -1.0]), 0.0, 4.0), "rate_tokens_per_s"),
     (lambda: tokens_over_horizon(1e6, np.array([0.0, np.nan]), 4.0), "start_delay_years"),
     (lambda: tokens_over_horizon(1e6, 0.0, 4.0, -1.0), "annual_gain"),
+    (lambda: incumbent_multiplier(1.0, generation_cadence_years=0.0), "generation_cadence_years"),
     (lambda: timeline(_options(1e7), start=START, horizon_years=0), "horizon_years"),
     (lambda: timeline(_options(1e7), start="1990-01-01"), "start"),
     (lambda: timeline([], start=START), "options"),

@@ -38,7 +38,7 @@ def waterfall(options: Mapping[str, TcoBreakdown | Deployment], *, ax: Any = Non
     if any(deployments) and not all(deployments):
         raise UserError("options: mix of per-device breakdowns and deployments; plot them apart", parameter="options")
     scale, unit = (1e6, "million USD, whole deployment") if all(deployments) else (1.0, "USD per device, lifetime")
-    fig, ax = new_axes(ax, (8.0, 1.2 + 0.6 * len(parts)))
+    fig, ax = new_axes(ax, (10.0, 1.6 + 0.5 * len(parts)))
     keys = [k for k in (*COMPONENTS, "nre_usd", "unspent_usd") if any(k in p for p in parts.values())]
     names = list(parts)
     left = np.zeros(len(names))
@@ -50,9 +50,10 @@ def waterfall(options: Mapping[str, TcoBreakdown | Deployment], *, ax: Any = Non
         left += widths
     for i, total in enumerate(left):
         ax.annotate(f"{total:,.0f}", (total, i), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_xlim(0, max(float(left.max()), 1e-9) * 1.15)     # room for the totals
     ax.invert_yaxis()
     ax.set_xlabel(unit)
     ax.set_title("Total cost of ownership by component")
-    ax.legend(fontsize=7, loc="lower right", ncols=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig

@@ -272,7 +272,8 @@ class SiliconSchedule:
     """When the custom chip reaches volume and what it costs to get there.
 
     ``phases`` in order with their months and dates; ``available`` the date of first
-    volume; ``months`` the total; ``nre`` the bottom-up NRE (USD); ``respin_probability``
+    volume; ``milestones`` the end date of each phase; ``months`` the total; ``nre_usd``
+    the bottom-up NRE; ``respin_probability``
     the respin odds used (the respin phase counts its expected months; its low case has no
     respin and its high case has one)."""
 
@@ -283,13 +284,18 @@ class SiliconSchedule:
     phases: tuple[Phase, ...]
     available: DateBand
     months: Band
-    nre: NreBreakdown
+    nre_usd: NreBreakdown
     sources: tuple[str, ...]
+
+    @property
+    def milestones(self) -> dict[str, DateBand]:
+        """The date each phase ends (value, earliest, latest), by phase name."""
+        return {p.name: p.end for p in self.phases}
 
     def to_dict(self) -> dict[str, Any]:
         return {"start": self.start.isoformat(), "node": self.node, "node_class": self.node_class,
                 "respin_probability": self.respin_probability, "phases": [p.to_dict() for p in self.phases],
-                "available": self.available.to_dict(), "months": self.months.to_dict(), "nre": self.nre.to_dict(),
+                "available": self.available.to_dict(), "months": self.months.to_dict(), "nre_usd": self.nre_usd.to_dict(),
                 "sources": list(self.sources)}
 
     def to_frame(self):
@@ -335,8 +341,7 @@ def time_to_silicon(*, start: dt.date | str, node: str, respin: bool | float | N
     ibs = Band(*(node_costs["design_nre_usd"].at(c) + node_costs["mask_set_usd"].at(c) for c in ("value", "low", "high")))
     sources = tuple(dict.fromkeys(f.source for f in inputs.values()))
     nre = NreBreakdown(key, components, band("nre_total_usd"), ibs, sources)
-    total = band("months_total")
-    return SiliconSchedule(day, key, si.node_class[key], p, tuple(phases), phases[-1].end, total, nre, sources)
+    return SiliconSchedule(day, key, si.node_class[key], p, tuple(phases), phases[-1].end, band("months_total"), nre, sources)
 
 
 def _month_ticks(ax, start: dt.date, last_month: float) -> None:

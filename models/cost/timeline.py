@@ -17,7 +17,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -26,7 +26,7 @@ from ...checks import check_real, is_real
 from ...errors import UserError
 from ..frames import data_frame
 from ..plotting import new_axes
-from .schedule import DAYS_PER_MONTH, add_months, check_start
+from .schedule import DAYS_PER_MONTH, add_months, check_start, schedule_inputs
 
 SECONDS_PER_YEAR = 365.25 * 86400
 DEFAULT_HORIZON_YEARS = 4.0
@@ -79,16 +79,20 @@ def tokens_over_horizon(rate_tokens_per_s: ArrayLike, start_delay_years: ArrayLi
     return float(out) if np.ndim(out) == 0 else out
 
 
-def incumbent_multiplier(years: ArrayLike, *, software_gain_per_year: ArrayLike = 0.0, generation_gain: ArrayLike = 1.0,
-                         generation_cadence_years: ArrayLike = 1.0, stepwise: bool = True) -> float | np.ndarray:
+def incumbent_multiplier(years: ArrayLike, *, software_gain_per_year: ArrayLike | None = None,
+                         generation_gain: ArrayLike | None = None, generation_cadence_years: ArrayLike | None = None,
+                         stepwise: bool = True) -> float | np.ndarray:
     """How much more throughput per dollar the best GPU bought ``years`` after the
     decision offers than one bought at it: software (1 + gain)^years times
     ``generation_gain`` per new generation, one every ``generation_cadence_years``
-    (whole generations when ``stepwise``, else spread smoothly). Arrays broadcast."""
+    (whole generations when ``stepwise``, else spread smoothly). An argument left None
+    takes its value in ``data/schedule.yaml`` (``incumbent``). Arrays broadcast."""
+    data = schedule_inputs().incumbent
+    pick = lambda name, given: data[name].value if given is None else given  # noqa: E731
     t = np.maximum(as_values("years", years), 0.0)
-    g = as_values("software_gain_per_year", software_gain_per_year, lo=-1.0, lo_open=True)
-    gen = as_values("generation_gain", generation_gain, lo=0.0, lo_open=True)
-    cadence = as_values("generation_cadence_years", generation_cadence_years, lo=0.0, lo_open=True)
+    g = as_values("software_gain_per_year", pick("software_gain_per_year", software_gain_per_year), lo=-1.0, lo_open=True)
+    gen = as_values("generation_gain", pick("generation_gain", generation_gain), lo=0.0, lo_open=True)
+    cadence = as_values("generation_cadence_years", pick("generation_cadence_years", generation_cadence_years), lo=0.0, lo_open=True)
     generations = np.floor(t / cadence + 1e-9) if stepwise else t / cadence
     out = np.power(1 + g, t) * np.power(gen, generations)
     return float(out) if np.ndim(out) == 0 else out
@@ -101,7 +105,7 @@ class Option:
     ``delay_months`` (draws of schedule slip or delivery lead time; may be an array);
     ``tokens_per_s`` of the whole fleet when it goes live; ``annual_gain`` of that rate
     per year from then (fraction); ``cost_usd``, its total cost over the horizon. Numbers
-    may be numpy arrays of draws that broadcast together."""
+    may be numpy arrays of draws that broadcast together. Checked at construction."""
 
     name: str
     available: dt.date | str
@@ -111,19 +115,22 @@ class Option:
     delay_months: ArrayLike = 0.0
     kind: str = "gpu"
 
-    def checked(self) -> Option:
-        """This option with its fields checked (errors name the field) and converted."""
+    def __post_init__(self) -> None:
+        # checked and converted once, here: an error names the field (and the option)
         if self.kind not in KINDS:
             raise UserError(f"kind: must be one of {', '.join(KINDS)}, not {self.kind!r} (option {self.name!r})", parameter="kind")
-        return Option(str(self.name), check_start("available", self.available),
-                      as_values("tokens_per_s", self.tokens_per_s, lo=0.0), as_values("cost_usd", self.cost_usd, lo=0.0, lo_open=True),
-                      as_values("annual_gain", self.annual_gain, lo=-1.0, lo_open=True), as_values("delay_months", self.delay_months),
-                      self.kind)
+        fields = {"name": str(self.name), "available": check_start("available", self.available),
+                  "tokens_per_s": as_values("tokens_per_s", self.tokens_per_s, lo=0.0),
+                  "cost_usd": as_values("cost_usd", self.cost_usd, lo=0.0, lo_open=True),
+                  "annual_gain": as_values("annual_gain", self.annual_gain, lo=-1.0, lo_open=True),
+                  "delay_months": as_values("delay_months", self.delay_months)}
+        for key, value in fields.items():
+            object.__setattr__(self, key, value)
 
     def delay_years(self, start: dt.date):
         """Years from ``start`` to go-live: the later of ``available`` and ``start``, plus
         ``delay_months`` (never before ``start``)."""
-        available = max(check_start("available", self.available), start)
+        available = max(cast(dt.date, self.available), start)     # a date since __post_init__
         return np.maximum((available - start).days / 365.25 + np.asarray(self.delay_months, dtype=float) / 12, 0.0)
 
 
@@ -141,7 +148,9 @@ def delivered_tokens(option: Option, *, start: dt.date | str, horizon_years: flo
     """Cumulative tokens ``option`` has delivered at each month end from ``start`` to the
     horizon: shape (draws..., months + 1), the first column 0."""
     day = check_start("start", start)
-    opt = option.checked()
+    if not isinstance(option, Option):
+        raise UserError(f"option: must be an Option, not {option!r}", parameter="option")
+    opt = option
     years = month_grid(_horizon(horizon_years))
     delay = np.asarray(opt.delay_years(day))[..., None]
     rate = np.asarray(opt.tokens_per_s, dtype=float)[..., None]
@@ -217,7 +226,9 @@ def timeline(options: Sequence[Option], *, start: dt.date | str, horizon_years: 
     horizon = _horizon(horizon_years)
     if not options:
         raise UserError("options: give at least one option", parameter="options")
-    checked = tuple(o.checked() for o in options)
+    checked = tuple(options)
+    if not all(isinstance(o, Option) for o in checked):
+        raise UserError("options: each must be an Option", parameter="options")
     names = [o.name for o in checked]
     if len(set(names)) != len(names):
         raise UserError(f"options: names must differ, not {names}", parameter="options")
@@ -286,7 +297,7 @@ def break_even(tl: Timeline, chip: str | None = None) -> BreakEven:
     # the median draw, counting a draw that never breaks even as later than any that does
     median = float(np.quantile(np.where(np.isnan(months), np.inf, months), 0.5, method="inverted_cdf"))
     date = tl.dates[int(median)] if math.isfinite(median) else None
-    reason = None if fraction == 1.0 else _no_break_even_reason(tl, chip, against, ~any_reached)
+    reason = None if fraction == 1.0 else _no_break_even_reason(tl, chip, against, np.asarray(~any_reached))
     return BreakEven(chip, against, _scalar_or_array(months), date, fraction, reason)
 
 
