@@ -1,0 +1,280 @@
+"""The decision: build the chip or buy GPUs, for a buyer on a date, and how sure that is.
+
+:func:`decide` composes the layers below it:
+
+- **who may have what** (:mod:`~systolab.models.decision.options`): the GPUs the buyer may
+  buy (or buy only with a licence, so marked) and whether they could have the chip built;
+- **each option within the service targets** (:mod:`~systolab.models.decision.served`):
+  its goodput point and its power by phase;
+- **total cost, the deployment a budget buys, time to silicon and the incumbent's
+  improvement** (:mod:`~systolab.models.decision.evaluate`), as one vectorised model;
+- **uncertainty**: a seeded Monte Carlo of every uncertain input (correlated where one
+  figure serves every option: one electricity price, one PUE, one utilisation), Sobol
+  indices with SALib, a one-at-a-time tornado, and the break-even of the top input.
+
+The headline measure is tokens delivered per $ over the horizon: the budget buys the whole
+deployment (hardware, facility and lifetime opex; the chip's NRE first); the chip delivers
+only after its time to silicon; GPUs from the decision date, improving with software.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...checks import check_int, check_seed
+from ...errors import UserError
+from ..chip.config import ChipConfig
+from ..cost.timeline import Option as TimelineOption
+from ..cost.timeline import break_even as timeline_break_even
+from ..cost.timeline import timeline
+from ..frames import data_frame
+from ..gpu.specs import load_gpus
+from ..legal.purchase import ANY_BUYER, Scenario, scenario
+from ..report.chip import get_chip
+from ..report.compare import DEFAULT_BUYER, DEFAULT_DATE, default_chip_for
+from .evaluate import Setting, decision_data, decision_inputs, decision_model
+from .options import Option, chip_option, gpu_option
+from .sensitivity import BreakEven, SobolResult, Tornado, break_even, sobol, tornado
+from .served import Served, serve_option
+from .uncertainty import MonteCarlo, Uncertain, propagate
+
+#: GPUs a decision weighs when none are named: every GPU of gpus.yaml with a public price.
+MEASURES = ("usd_per_Mtok", "tokens_per_usd_h", "fleet_tokens_per_s", "units", "facility_MW")
+
+
+def _check_target(name: str, v: Any) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+        raise UserError(f"{name}: a latency target must be a positive number of seconds, not {v!r}", parameter=name)
+    return float(v)
+
+
+def _check_money(name: str, v: Any, *, optional: bool = False) -> float | None:
+    if v is None and optional:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+        raise UserError(f"{name}: must be a positive finite number, not {v!r}", parameter=name)
+    return float(v)
+
+
+@dataclass(frozen=True)
+class OptionResult:
+    """One option's answer: the legal view, the serving point and the Monte Carlo's
+    distribution of each measure (mean, 5th/50th/95th percentiles)."""
+
+    option: Option
+    served: Served | None
+    measures: dict[str, dict[str, float]]
+    p_build_beats: float | None          # for a GPU: P(the chip delivers more tokens per $ over the horizon)
+    tco_lines_usd: dict[str, float]       # the deployment's budget lines at the inputs' modes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.option.to_dict(), "served": self.served.to_dict() if self.served else None,
+                "measures": self.measures, "p_build_beats_this": self.p_build_beats,
+                "tco_lines_usd": self.tco_lines_usd}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What :func:`decide` answers (see the module). ``options`` in the order weighed (GPUs,
+    then the chip), then those not weighed; ``p_build_beats_buy`` per weighed GPU;
+    ``sensitivity`` the Sobol indices of the chip's advantage over the best GPU (or of its
+    $/M tokens when no GPU is weighed); ``break_even`` the top input's break-even value and
+    ``break_even_date`` when the chip's cumulative tokens per $ first reach the best GPU's."""
+
+    scenario: Scenario
+    question: dict[str, Any]
+    options: tuple[OptionResult, ...]
+    p_build_beats_buy: dict[str, float]
+    best_buy: str | None
+    verdict: str
+    sensitivity: SobolResult | None
+    tornado: Tornado | None
+    break_even: BreakEven | None
+    break_even_date: dict[str, Any] | None
+    inputs: tuple[Uncertain, ...]
+    monte_carlo: MonteCarlo = field(repr=False)
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scenario": self.scenario.to_dict(), "question": self.question,
+                "options": [o.to_dict() for o in self.options], "p_build_beats_buy": self.p_build_beats_buy,
+                "best_buy": self.best_buy, "verdict": self.verdict,
+                "sensitivity": self.sensitivity.to_dict() if self.sensitivity else None,
+                "tornado": self.tornado.to_dict() if self.tornado else None,
+                "break_even": self.break_even.to_dict() if self.break_even else None,
+                "break_even_date": self.break_even_date,
+                "inputs": [i.to_dict() for i in self.inputs], "notes": list(self.notes)}
+
+    def to_frame(self) -> Any:
+        """One row per option: its legal status and each measure's median and 90 % interval."""
+        rows = []
+        for o in self.options:
+            row: dict[str, Any] = {"option": o.option.name, "side": o.option.side, "status": o.option.status,
+                                   "weighed": o.option.weighed, "needs_licence": o.option.needs_licence,
+                                   "p_build_beats_this": o.p_build_beats}
+            for m, s in o.measures.items():
+                row.update({f"{m}_p50": s["p50"], f"{m}_p5": s["p5"], f"{m}_p95": s["p95"]})
+            rows.append(row)
+        return data_frame(rows)
+
+
+def _summary(a: np.ndarray) -> dict[str, float]:
+    finite = a[np.isfinite(a)]
+    if finite.size == 0:
+        return {"mean": float("inf"), "p5": float("inf"), "p50": float("inf"), "p95": float("inf"), "finite": 0.0}
+    p5, p50, p95 = np.percentile(finite, [5, 50, 95])
+    return {"mean": float(finite.mean()), "p5": float(p5), "p50": float(p50), "p95": float(p95),
+            "finite": finite.size / a.size}
+
+
+def _resolve_chip(chip: str | ChipConfig | None, sc: Scenario) -> ChipConfig:
+    if chip is None:
+        return default_chip_for(None if sc.buyer == ANY_BUYER else sc)
+    return get_chip(chip)
+
+
+def _options(sc: Scenario, chip: ChipConfig, gpus: tuple[str, ...] | None) -> tuple[list[Option], Option]:
+    ids = gpus if gpus is not None else tuple(load_gpus())
+    if not ids:
+        raise UserError("gpus: name at least one GPU", parameter="gpus")
+    known = load_gpus()
+    for g in ids:
+        if g not in known:
+            raise UserError(f"gpus: unknown GPU id {g!r}; choose from {', '.join(known)}", parameter="gpus")
+    return [gpu_option(g, sc) for g in dict.fromkeys(ids)], chip_option(chip, sc)
+
+
+def decide(*, buyer: str = DEFAULT_BUYER, date: str | dt.date = DEFAULT_DATE, chip: str | ChipConfig | None = None,
+           gpus: tuple[str, ...] | None = None, model: str | None = None, isl: int | None = None,
+           osl: int | None = None, ttft_s: float | None = None, tpot_s: float | None = None,
+           budget_usd: float | None = None, power_cap_MW: float | None = None, horizon_years: float | None = None,
+           draws: int | None = None, seed: int | None = None, sobol_base: int | None = None,
+           progress: Any = None) -> Decision:
+    """Decide between building ``chip`` (default: the default chip the buyer could have
+    built) and buying ``gpus`` (default: every GPU with a public price) for ``buyer`` on
+    ``date``, serving ``model`` with ``isl`` prompt and ``osl`` output tokens per request
+    within ``ttft_s``/``tpot_s`` (seconds; defaults from ``data/decision.yaml``: MLPerf's
+    Llama-2-70B server targets), with ``budget_usd`` (whole deployments over their lifetime),
+    an optional ``power_cap_MW`` of facility power, over ``horizon_years``; ``draws`` Monte
+    Carlo draws from ``seed``. ``progress`` (a callable taking a stage name) is told each
+    stage as it starts."""
+    d = decision_data()
+    dflt = d["defaults"]
+    sc = scenario(buyer, date)
+    tell = progress or (lambda stage: None)
+    ttft = _check_target("ttft_s", ttft_s if ttft_s is not None else d["targets"]["ttft_s"]["value"])
+    tpot = _check_target("tpot_s", tpot_s if tpot_s is not None else d["targets"]["tpot_s"]["value"])
+    budget = _check_money("budget_usd", budget_usd if budget_usd is not None else dflt["budget_usd"])
+    assert budget is not None
+    cap = _check_money("power_cap_MW", power_cap_MW, optional=True)
+    horizon = _check_money("horizon_years", horizon_years if horizon_years is not None else dflt["horizon_years"])
+    assert horizon is not None
+    if horizon > 30:
+        raise UserError(f"horizon_years: at most 30, not {horizon:g}", parameter="horizon_years")
+    n = check_int("draws", draws if draws is not None else dflt["draws"], lo=100, hi=1_000_000)
+    seed = check_seed("seed", seed if seed is not None else dflt["seed"])
+    base = check_int("sobol_base", sobol_base if sobol_base is not None else dflt["sobol_base"], lo=16, hi=1 << 16)
+    model = model or dflt["model"]
+    isl = isl if isl is not None else dflt["isl"]
+    osl = osl if osl is not None else dflt["osl"]
+    chip_cfg = _resolve_chip(chip, sc)
+    gpu_opts, chip_opt = _options(sc, chip_cfg, gpus)
+
+    tell("serving each option within the targets")
+    served: dict[str, Served] = {}
+    for o in [*gpu_opts, chip_opt]:
+        if o.weighed:
+            served[o.name] = serve_option(o, chip_cfg if o.side == "build" else o.name, model=model, isl=isl,
+                                          osl=osl, ttft_s=ttft, tpot_s=tpot)
+    live = {k: v for k, v in served.items() if v.tokens_per_s > 0}
+    setting = Setting(budget, horizon, cap, tuple(live[o.name] for o in gpu_opts if o.name in live),
+                      live.get(chip_opt.name), chip_cfg if chip_opt.name in live else None)
+    if not setting.gpus and setting.chip is None:
+        raise UserError("gpus: no option both is open to this buyer on this date and meets the targets; "
+                        + "; ".join(f"{k}: {v.reason}" for k, v in served.items()), parameter="gpus")
+
+    tell("Monte Carlo")
+    inputs = decision_inputs(setting)
+    fn = decision_model(setting)
+    mc = propagate(fn, inputs, n, seed)
+    return _compose(sc, setting, gpu_opts, chip_opt, served, inputs, fn, mc, tell,
+                    {"model": model, "isl": isl, "osl": osl, "ttft_s": ttft, "tpot_s": tpot, "budget_usd": budget,
+                     "power_cap_MW": cap, "horizon_years": horizon, "draws": n, "seed": seed, "sobol_base": base,
+                     "chip": chip_cfg.name})
+
+
+def _compose(sc: Scenario, s: Setting, gpu_opts: list[Option], chip_opt: Option, served: dict[str, Served],
+             inputs: list[Uncertain], fn: Any, mc: MonteCarlo, tell: Any, question: dict[str, Any]) -> Decision:
+    chip_name = s.chip.option.name if s.chip else None
+    p_beats = {g.option.name: float(np.mean(mc[f"advantage.{g.option.name}"] > 0)) for g in s.gpus} if chip_name else {}
+    modes = {i.name: np.array([i.mode]) for i in inputs}
+    at_mode = fn(modes)
+    best = max(s.gpus, key=lambda g: float(at_mode[f"tokens_per_usd_h.{g.option.name}"][0])).option.name \
+        if s.gpus else None
+    sens = torn = be = None
+    if chip_name:
+        output = f"advantage.{best}" if best else f"usd_per_Mtok.{chip_name}"
+        tell("sensitivity (Sobol, SALib)")
+        sens = sobol(fn, inputs, output, n_base=question["sobol_base"], seed=question["seed"])
+        torn = tornado(fn, inputs, output)
+        top = sens.top(1)[0].name if sens.top(1) else None
+        if best and top:
+            be = break_even(fn, inputs, top, output, threshold=0.0, who="building")
+    be_date = _break_even_date(sc, s, mc, chip_name) if chip_name and s.gpus else None
+    results = []
+    for o in [*gpu_opts, chip_opt]:
+        sv = served.get(o.name)
+        measures = {m: _summary(np.asarray(mc[f"{m}.{o.name}"])) for m in MEASURES if f"{m}.{o.name}" in mc.outputs}
+        lines = {}
+        if o.name in {x.option.name for x in s.gpus} or o.name == chip_name:
+            lines = _mode_lines(fn, inputs, o.name, at_mode)
+        results.append(OptionResult(o, sv, measures, p_beats.get(o.name), lines))
+    verdict = _verdict(sc, chip_opt, chip_name, p_beats, best, served, gpu_opts)
+    return Decision(sc, question, tuple(results), p_beats, best, verdict, sens, torn, be, be_date, tuple(inputs), mc,
+                    _notes(gpu_opts, chip_opt))
+
+
+def _mode_lines(fn: Any, inputs: list[Uncertain], name: str, at_mode: dict[str, np.ndarray]) -> dict[str, float]:
+    return {k.split(".", 1)[0]: float(v[0]) for k, v in at_mode.items() if k.endswith(f".{name}")}
+
+
+def _break_even_date(sc: Scenario, s: Setting, mc: MonteCarlo, chip: str) -> dict[str, Any]:
+    """When the chip's cumulative tokens per $ first reach the best GPU's, over the draws."""
+    opts = [TimelineOption(g.option.name, sc.date, mc[f"fleet_tokens_per_s.{g.option.name}"] *
+                           mc.samples["operations.utilization"], s.budget_usd,
+                           mc.samples["incumbent.software_gain_per_year"], 0.0, "gpu") for g in s.gpus]
+    opts.append(TimelineOption(chip, sc.date, mc[f"fleet_tokens_per_s.{chip}"] * mc.samples["operations.utilization"],
+                               s.budget_usd, mc.samples["error.chip_software_gain_per_year"],
+                               mc[f"delay_years.{chip}"] * 12, "chip"))
+    be = timeline_break_even(timeline(opts, start=sc.date, horizon_years=s.horizon_years), chip)
+    return be.to_dict()
+
+
+def _verdict(sc: Scenario, chip_opt: Option, chip: str | None, p: dict[str, float], best: str | None,
+             served: dict[str, Served], gpu_opts: list[Option]) -> str:
+    who = f"a buyer in {sc.buyer} on {sc.date}" if sc.buyer != ANY_BUYER else f"any buyer on {sc.date}"
+    licence = [o.name for o in gpu_opts if o.weighed and o.needs_licence]
+    cond = (f" The GPUs weighed need a licence for {who} ({', '.join(licence)}): their answers hold only if "
+            "a licence is granted.") if licence else ""
+    if chip is None:
+        why = chip_opt.why[0] if not chip_opt.weighed and chip_opt.why else (served[chip_opt.name].reason
+                                                                            if chip_opt.name in served else "")
+        return f"Building {chip_opt.name} is not an option for {who} ({why}); buy {best}.{cond}"
+    if best is None:
+        return f"No GPU is open to {who} and meets the targets; building {chip} is the only option weighed."
+    pb = p[best]
+    lead = "Build" if pb >= 0.5 else "Buy"
+    return (f"{lead}: building {chip} delivers more tokens per $ over the horizon than buying {best} "
+            f"(the best GPU open to {who}) with probability {pb:.0%}.{cond}")
+
+
+def _notes(gpu_opts: list[Option], chip_opt: Option) -> tuple[str, ...]:
+    out = [f"{o.name}: not weighed: {'; '.join(o.why[-1:])}" for o in gpu_opts if not o.weighed]
+    if not chip_opt.weighed:
+        out.append(f"{chip_opt.name}: not weighed: {chip_opt.status.replace('_', ' ')}")
+    return tuple(out)

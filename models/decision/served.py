@@ -1,0 +1,63 @@
+"""Each option served within the service targets: its goodput point, computed once.
+
+The serving model's answer at its own values: the tensor-parallel size and concurrency at
+which the device delivers the most output tokens/s per device while meeting the TTFT and
+TPOT targets (:func:`~systolab.models.serving.goodput.goodput`), and its average and idle
+board power there (power by phase). The Monte Carlo then varies these through the models'
+measured errors, not by re-running the serving search per draw.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import UserError
+from ..chip.config import ChipConfig
+from ..serving.goodput import Goodput, goodput
+from .options import Option
+
+
+@dataclass(frozen=True)
+class Served:
+    """``option`` at its goodput point: ``tokens_per_s`` output tokens/s per device (0 when
+    no point meets the targets, ``reason`` then says why), ``tp`` devices per replica,
+    ``power_W`` average board power while serving and ``idle_power_W`` when not, W."""
+
+    option: Option
+    tokens_per_s: float
+    tp: int
+    pp: int
+    concurrency: int | None
+    ttft_s: float | None
+    tpot_s: float | None
+    power_W: float
+    idle_power_W: float
+    tdp_W: float
+    reason: str | None
+    goodput: Goodput
+
+    @property
+    def devices_per_replica(self) -> int:
+        return self.tp * self.pp
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"option": self.option.name, "tokens_per_s_per_device": self.tokens_per_s, "tp": self.tp,
+                "pp": self.pp, "concurrency": self.concurrency, "ttft_s": self.ttft_s, "tpot_s": self.tpot_s,
+                "power_W": self.power_W, "idle_power_W": self.idle_power_W, "tdp_W": self.tdp_W,
+                "reason": self.reason}
+
+
+def serve_option(option: Option, device: str | ChipConfig, *, model: str, isl: int, osl: int,
+                 ttft_s: float | None, tpot_s: float | None) -> Served:
+    """``option`` (served on ``device``: its GPU id, or the chip) at its goodput point."""
+    try:
+        g = goodput(device, model, isl=isl, osl=osl, ttft_s=ttft_s, tpot_s=tpot_s)
+    except UserError as exc:
+        if exc.parameter in ("model", "isl", "osl", "ttft_s", "tpot_s"):
+            raise                               # the question is wrong, not the device
+        raise UserError(f"{exc}", parameter=exc.parameter) from None
+    r = g.best
+    if r is None:
+        return Served(option, 0.0, 1, 1, None, None, None, 0.0, 0.0, 0.0, g.reason or "meets no target", g)
+    return Served(option, g.output_tokens_per_s, r.tp, r.pp, r.sequences, r.ttft_s, r.tpot_s, r.power_W,
+                  r.idle_power_W, r.tdp_W if hasattr(r, "tdp_W") else r.power_W, None, g)
