@@ -317,7 +317,7 @@ class GpuServing:
         """Per operator: tensor-core busy seconds (its useful FLOPs at the dtype's dense peak,
         attention at the 16-bit peak), DRAM busy seconds and seconds, at the stored parameters."""
         terms, theta = self.terms(ops, tp), GpuParams.stored().as_array()
-        peak = self.spec.peak(self.dtype) * 1e12
+        peak = float(self.spec.peak(self.dtype) or 0.0) * 1e12     # the constructor checked it exists
         tensor = np.array([op.flops * op.calls / (self._half_peak * 1e12 if op.kind == "attention" else peak)
                            for op in ops])
         return tensor, terms[:, 1] / theta[1] + terms[:, 2] / theta[2], combine(terms, theta)

@@ -28,7 +28,8 @@ def measurement_activity(m: PowerMeasurement) -> tuple[float, float]:
     if m.phase == "decode":
         return step_activity(*decode)
     weights = np.concatenate([np.ones(len(prefill[0])), np.full(len(decode[0]), max(m.osl - 1, 1))])
-    return step_activity(*(np.concatenate([a, b]) for a, b in zip(prefill, decode)), weights)
+    tensor, dram, seconds = (np.concatenate([a, b]) for a, b in zip(prefill, decode))
+    return step_activity(tensor, dram, seconds, weights)
 
 
 def power_fit_report() -> PowerFitReport:
