@@ -134,3 +134,11 @@ def test_chip_step_power_adds_activity_energy_to_idle_and_names_bad_input():
     with pytest.raises(UserError) as exc:
         chip_step_power_W(chip, seconds=1.0, macs_issued=-1, dram_bytes=0)
     assert exc.value.parameter == "macs_issued"
+
+
+def test_continuous_batching_and_a_single_output_token_get_phase_powers():
+    one = serve("h100-sxm", "llama3-8b", isl=256, osl=1, batch=4)
+    assert one.decode_power_W is None and one.power_W == pytest.approx(one.prefill_power_W)
+    cont = serve("h100-sxm", "llama3-8b", isl=256, osl=64, concurrency=16)
+    assert cont.idle_power_W < cont.decode_power_W < cont.prefill_power_W
+    assert min(cont.decode_power_W, cont.prefill_power_W) <= cont.power_W <= cont.prefill_power_W
