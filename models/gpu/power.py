@@ -48,7 +48,7 @@ from .specs import GpuSpec, get_gpu, load_gpus
 
 MEASUREMENTS_FILE = DATA_DIR / "gpu_power.csv"
 POWER_FIT_FILE = DATA_DIR / "gpu_power_fit.yaml"
-PHASES = ("prefill", "decode", "request")
+PHASES = ("prefill", "decode", "request", "serving")
 #: Search bounds of the two coefficients (fractions of TDP - idle per unit activity).
 COEFF_BOUNDS = ((0.02, 4.0), (0.02, 4.0))
 

@@ -17,17 +17,22 @@ from .model import GpuServing, Precision, step_ops
 def measurement_activity(m: PowerMeasurement) -> tuple[float, float]:
     """(compute, memory) activity of a measured scenario per the serving model: a prefill of
     ``batch`` prompts of ``isl`` tokens, a decode step of ``batch`` sequences at the mean
-    context, or a whole request (the prefill, then ``osl - 1`` decode steps)."""
+    context, a whole request (the prefill, then ``osl - 1`` decode steps) or continuous
+    serving at a concurrency of ``batch`` (per pool of requests: each prefills alone, then
+    the pool decodes ``osl - 1`` steps, as ``serving_plan`` times it)."""
     dev = GpuServing(m.gpu_id, m.dtype)
     shape = get_llm(m.model)
     prec = Precision(m.dtype, m.dtype)
-    prefill = dev.busy_s(step_ops(shape, seqs=m.batch, q_len=m.isl, ctx=m.isl, tp=m.tp, prec=prec), m.tp)
+    alone = m.phase == "serving"            # continuous batching: every prompt prefills alone
+    prefill = dev.busy_s(step_ops(shape, seqs=1 if alone else m.batch, q_len=m.isl, ctx=m.isl, tp=m.tp, prec=prec),
+                         m.tp)
     decode = dev.busy_s(step_ops(shape, seqs=m.batch, q_len=1, ctx=m.isl + m.osl // 2, tp=m.tp, prec=prec), m.tp)
     if m.phase == "prefill":
         return step_activity(*prefill)
     if m.phase == "decode":
         return step_activity(*decode)
-    weights = np.concatenate([np.ones(len(prefill[0])), np.full(len(decode[0]), max(m.osl - 1, 1))])
+    weights = np.concatenate([np.full(len(prefill[0]), m.batch if alone else 1),
+                              np.full(len(decode[0]), max(m.osl - 1, 1))])
     tensor, dram, seconds = (np.concatenate([a, b]) for a, b in zip(prefill, decode))
     return step_activity(tensor, dram, seconds, weights)
 
