@@ -8,9 +8,10 @@ import pytest
 from systolab.errors import UserError
 from systolab.models.chip.config import get_chip, list_chips
 from systolab.models.gpu import gpu_idle_W, gpu_power_W, load_measurements, power_params
-from systolab.models.gpu.power import PHASES, power_fit_data, step_activity
+from systolab.models.gpu.power import MEASUREMENTS_FILE, PHASES, power_fit_data, step_activity
 from systolab.models.serving import power_fit_report, serve
 from systolab.models.silicon.energy import chip_idle_W, chip_power, chip_step_power_W
+from systolab.models.specs import SpecError
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +143,16 @@ def test_continuous_batching_and_a_single_output_token_get_phase_powers():
     cont = serve("h100-sxm", "llama3-8b", isl=256, osl=64, concurrency=16)
     assert cont.idle_power_W < cont.decode_power_W < cont.prefill_power_W
     assert min(cont.decode_power_W, cont.prefill_power_W) <= cont.power_W <= cont.prefill_power_W
+
+
+def test_a_measurement_without_a_known_source_is_refused(tmp_path):
+    text = MEASUREMENTS_FILE.read_text().splitlines()
+    header = next(line for line in text if line.startswith("id,"))
+    row = next(line for line in text if line.startswith("splitwise-h100-token"))
+    bad = tmp_path / "power.csv"
+    bad.write_text("\n".join([header, row.replace(",SPLITWISE,", ",NOWHERE,")]) + "\n")
+    with pytest.raises(SpecError, match="splitwise-h100-token"):
+        load_measurements(str(bad))
+    bad.write_text("\n".join([header, row.replace(",h100-sxm,", ",h900,")]) + "\n")
+    with pytest.raises(SpecError, match="h900"):
+        load_measurements(str(bad))
