@@ -83,6 +83,7 @@ def test_the_page_embeds_every_figure_and_needs_no_other_file(page, tmp_path):
     assert "<title>A small &lt;report&gt;</title>" in text
     assert '<th style="text-align: right;">TOPS</th>' in text and "<td>chip</td>" in text
     assert '<div class="table-wrap"><table>' in text
+    assert re.findall(r'<td[^>]*class="num"[^>]*>([^<]*)</td>', text) == ["123.4", "350", "989.0", "700"]
     assert "<pre><code>systolab compare --out out/x" in text and "<li>second</li>" in text
     assert '<h2 id="numbers">Numbers</h2>' in text and "@media print" in text
 
@@ -113,6 +114,12 @@ def test_bad_input_is_a_user_error_naming_it(tmp_path, kwargs, parameter, words)
         write_html_report(args.pop("path"), **args)
     assert err.value.parameter == parameter and str(err.value).startswith(parameter)
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_figure_shown_twice_gets_two_ids(tmp_path):
+    text = write_html_report(tmp_path / "r.html", title="t", markdown_text="![](a.png)\n\ntext\n\n![](a.png)",
+                             figures={"a.png": _figure("line")}).read_text()
+    assert re.findall(r'<figure id="([^"]+)"', text) == ["fig-a", "fig-a-2"] and "Figures</h2>" not in text
 
 
 def test_a_figure_of_the_wrong_type_is_a_type_error(tmp_path):

@@ -32,6 +32,8 @@ FIGURE_DPI = 110
 MARKDOWN_EXTENSIONS = ("tables", "fenced_code", "sane_lists", "toc")
 #: Only inline style and embedded images: nothing to fetch, nothing to run.
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+# a table cell that holds one number: 1,258 / -3.4e-05 / 32.9 % / $5,831 / 1.4x
+_NUMBER = re.compile(r"[-+]?\$?(\d[\d,]*(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*(%|x|×)?")
 _IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
 
 STYLE = """
@@ -49,6 +51,7 @@ pre code { background: none; padding: 0; }
 table { border-collapse: collapse; font-size: 0.9em; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #d0d7de; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f0f3f6; }
+td.num { text-align: right; white-space: nowrap; }
 tbody tr:nth-child(even) { background: #f8f9fa; }
 figure { margin: 1.2em 0; text-align: center; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e5e7eb; }
@@ -106,7 +109,7 @@ def _slug(name: str) -> str:
 
 class _EmbedFigures(Treeprocessor):
     """Replaces each image by a ``<figure>`` with the image embedded, an id, alt text and a
-    caption, and wraps each table in a horizontally scrolling box."""
+    caption, wraps each table in a horizontally scrolling box and marks numeric cells."""
 
     def __init__(self, md: markdown.Markdown, uris: Mapping[str, str]) -> None:
         super().__init__(md)
@@ -117,7 +120,9 @@ class _EmbedFigures(Treeprocessor):
     def run(self, root: ET.Element) -> None:
         for parent in list(root.iter()):
             for index, child in enumerate(list(parent)):
-                if child.tag == "table":
+                if child.tag == "td" and _NUMBER.fullmatch((child.text or "").strip()) and len(child) == 0:
+                    child.set("class", "num")          # numbers right-aligned, so their digits line up
+                elif child.tag == "table":
                     box = ET.Element("div", {"class": "table-wrap"})
                     box.tail, child.tail = child.tail, None
                     parent.remove(child)
