@@ -235,8 +235,9 @@ class Browser:
                                   session=session, timeout_s=timeout_s)
             self.pipe.call("Runtime.evaluate", {"expression": "0"}, session=session)   # events up to here are in
             return PageCheck(url, base64.b64decode(shot["data"]), images, _console_errors(self.pipe.events, session))
-        finally:
-            self.pipe.call("Target.closeTarget", {"targetId": target})
+        finally:   # a browser that died must not hide the error that says why
+            with contextlib.suppress(OSError, TimeoutError, ConnectionError, RuntimeError):
+                self.pipe.call("Target.closeTarget", {"targetId": target}, timeout_s=10)
 
     def close(self) -> None:
         with contextlib.suppress(OSError, TimeoutError, ConnectionError, RuntimeError):
