@@ -32,3 +32,36 @@ __all__ = [
     "tco_inputs", "TcoInputs", "unit_cost", "UnitCost", "usd_per_million_tokens", "usd_per_million_tokens_tco",
     "waterfall",
 ]
+
+# Time to silicon, bottom-up NRE, tokens over a horizon and the break-even date (issue 30, part 4).
+from .schedule import (  # noqa: E402
+    Band,
+    DateBand,
+    NreBreakdown,
+    Phase,
+    SiliconSchedule,
+    UncertainFigure,
+    evaluate_silicon,
+    plot_timeline,
+    schedule_inputs,
+    silicon_inputs,
+    time_to_silicon,
+)
+from .timeline import (  # noqa: E402
+    DEFAULT_HORIZON_YEARS,
+    BreakEven,
+    Option,
+    Timeline,
+    break_even,
+    delivered_tokens,
+    incumbent_multiplier,
+    plot_tokens_per_usd,
+    timeline,
+    tokens_over_horizon,
+)
+
+__all__ += [
+    "Band", "break_even", "BreakEven", "DateBand", "DEFAULT_HORIZON_YEARS", "delivered_tokens", "evaluate_silicon", "incumbent_multiplier",
+    "NreBreakdown", "Option", "Phase", "plot_timeline", "plot_tokens_per_usd", "schedule_inputs", "silicon_inputs",
+    "SiliconSchedule", "Timeline", "time_to_silicon", "timeline", "tokens_over_horizon", "UncertainFigure",
+]
