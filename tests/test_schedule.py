@@ -275,6 +275,8 @@ def test_timeline_and_schedule_plots_return_figures():
     (lambda: time_to_silicon(start="not a date", node="n5"), "start"),
     (lambda: time_to_silicon(start=START, node="n2"), "node"),
     (lambda: time_to_silicon(start=START, node="n5", respin=1.5), "respin"),
+    (lambda: evaluate_silicon({"respin": 0.5}), "values"),
+    (lambda: evaluate_silicon({k: f.value for k, f in silicon_inputs("n5").items()} | {"months.lunch": 1.0}), "values"),
     (lambda: tokens_over_horizon(1e6, 0.0, 0.0), "horizon_years"),
     (lambda: tokens_over_horizon(1e6, 0.0, -1.0), "horizon_years"),
     (lambda: tokens_over_horizon(np.array([1e6, -1.0]), 0.0, 4.0), "rate_tokens_per_s"),

@@ -174,6 +174,13 @@ def evaluate_silicon(values: Mapping[str, Any]) -> dict[str, Any]:
     respin), ``months_total`` (start to volume), ``nre.<component>`` (USD) and
     ``nre_total_usd``.
     """
+    si = schedule_inputs()
+    expected = {*(f"months.{p}" for p in si.phases), *(f"nre.{k}" for k in si.nre), "respin", "mask_set_usd", "wafer_cost_usd"}
+    if set(values) != expected:
+        missing, unknown = sorted(expected - set(values)), sorted(set(values) - expected)
+        raise UserError(f"values: {'missing ' + ', '.join(missing) if missing else ''}"
+                        f"{'; ' if missing and unknown else ''}{'unknown ' + ', '.join(unknown) if unknown else ''}"
+                        " (the keys of silicon_inputs(node))", parameter="values")
     v = {k: np.asarray(x, dtype=float) if not isinstance(x, float | int) else float(x) for k, x in values.items()}
     respin = v["respin"]
     months = {k: x for k, x in v.items() if k.startswith("months.")}

@@ -1,4 +1,4 @@
-"""The `systolab compare` output folder: report.md, summary.json and PNG plots."""
+"""The `systolab compare` output folder: report.md, report.html, summary.json and PNG plots."""
 from __future__ import annotations
 
 import json
@@ -13,6 +13,7 @@ from ...files import staged_folder
 from ..legal.export_control import rule_set_for
 from ..plotting import new_axes
 from .compare import Comparison
+from .html import write_html_report
 
 PLOTS = ("roofline.png", "latency_per_layer.png", "efficiency.png", "export_map.png")
 
@@ -242,20 +243,25 @@ def legal_conclusions(result: dict[str, Any]) -> tuple[list[str], set[str] | Non
 
 
 def write_report(result: Comparison | dict[str, Any], out: str | Path) -> dict[str, Any]:
-    """Write report.md, summary.json and the plots into the folder ``out``, all at once:
-    they are built in a staging folder beside it and swapped in when complete, so a run
-    killed midway leaves the previous report whole. Returns the file paths."""
+    """Write report.md, report.html (the same text with the plots embedded: one file that
+    opens offline), summary.json and the plots into the folder ``out``, all at once: they
+    are built in a staging folder beside it and swapped in when complete, so a run killed
+    midway leaves the previous report whole. Returns the file paths."""
     result = as_result(result)
     with staged_folder(out, what="systolab compare") as stage:
         plotters = (plot_roofline, plot_latency_per_layer, plot_efficiency, plot_export_map)
         for name, fn in zip(PLOTS, plotters):
             fn(result).savefig(stage / name, dpi=110)
-        (stage / "report.md").write_text(render_markdown(result))
+        text = render_markdown(result)
+        (stage / "report.md").write_text(text)
+        # the same report as one page that needs no other file (plots embedded)
+        write_html_report(stage / "report.html", title=text.splitlines()[0].lstrip("# "), markdown_text=text,
+                          figures={name: stage / name for name in PLOTS})
         summary = {k: result[k] for k in ("chip", "devices", "dtype", "workloads", "rows", "iso", "serving",
                                           "model_errors", "assumptions", "scenario", "legal", "build") if k in result}
         (stage / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
     out = Path(out).absolute()
-    return {"report": str(out / "report.md"), "summary": str(out / "summary.json"),
+    return {"report": str(out / "report.md"), "html": str(out / "report.html"), "summary": str(out / "summary.json"),
             "plots": [str(out / p) for p in PLOTS]}
 
 

@@ -35,14 +35,16 @@ from ...dtypes import DTYPES, get_dtype
 from ...errors import UserError
 from ..chip.config import ChipConfig, get_chip
 from ..chip.workload import chip_workload_perf
+from ..core.perf import WorkloadPerf
 from ..cost.pricing import chip_unit_cost, gpu_price, usd_per_million_tokens
 from ..cost.pricing import fleet as buy
 from ..frames import data_frame
 from ..gpu.fit_file import reads_fit
 from ..gpu.model import assumptions, calibration, gemm_terms, resolve_peak
+from ..gpu.power import gpu_idle_W, gpu_power_W, step_activity
 from ..gpu.specs import GpuSpec, get_gpu, load_gpus
 from ..silicon.area import chip_area
-from ..silicon.energy import chip_power
+from ..silicon.energy import chip_idle_W, chip_power, chip_step_power_W
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.catalog import DecoderShape, get_llm
 from ..workloads.gemm import Gemm
@@ -63,7 +65,9 @@ ASSUMPTIONS = [
     "(--concurrency): steady state, each finished request replaced by a new one whose prefill runs alone",
     "pipeline parallelism splits the batch into as many micro-batches as stages",
     "mixture of experts: tokens spread evenly over the experts; experts split by tensor parallelism",
-    "energy = power x time on every device of the group (GPU power = board TDP, an upper bound)",
+    "energy = power x time on every device of the group, each step at its own power: a GPU's from its tensor-core "
+    "and DRAM activity (models/gpu/power.py, fitted to public measurements), the chip's from its activity energy "
+    "plus leakage (models/silicon/energy.py); power_W (design power / TDP) stays the provisioning figure",
 ]
 
 
@@ -263,7 +267,8 @@ class GpuServing:
             raise UserError(f"dtype: {self.id} has no {dtype} tensor rate (it has {rates})", parameter="dtype")
         self.dtype = dtype
         self.memory_bytes = self.spec.memory_GB * 2**30      # marketed GB of GPU memory are GiB
-        self.power_W = float(self.spec.tdp_W)
+        self.power_W = float(self.spec.tdp_W)          # design power: what provisioning counts
+        self.idle_power_W = gpu_idle_W(self.spec)
         price = gpu_price(self.spec)
         self.price_usd = price.usd if price else None
         self.price_range_usd = (price.low_usd, price.high_usd) if price else None
@@ -308,6 +313,20 @@ class GpuServing:
         """Seconds of every operator at the stored (fitted) parameters."""
         return combine(self.terms(ops, tp), GpuParams.stored().as_array())
 
+    def busy_s(self, ops: list[Op], tp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per operator: tensor-core busy seconds (its useful FLOPs at the dtype's dense peak,
+        attention at the 16-bit peak), DRAM busy seconds and seconds, at the stored parameters."""
+        terms, theta = self.terms(ops, tp), GpuParams.stored().as_array()
+        peak = float(self.spec.peak(self.dtype) or 0.0) * 1e12     # the constructor checked it exists
+        tensor = np.array([op.flops * op.calls / (self._half_peak * 1e12 if op.kind == "attention" else peak)
+                           for op in ops])
+        return tensor, terms[:, 1] / theta[1] + terms[:, 2] / theta[2], combine(terms, theta)
+
+    def step_power_W(self, ops: list[Op], tp: int) -> float:
+        """Mean board power while running ``ops`` once, W (``models/gpu/power.py``)."""
+        uc, um = step_activity(*self.busy_s(ops, tp))
+        return float(gpu_power_W(self.spec, compute_activity=uc, memory_activity=um))
+
 
 @reads_fit
 @cache
@@ -330,7 +349,8 @@ class ChipServing:
         self.dtype = dtype
         area, power, cost = chip_area(chip), chip_power(chip), chip_unit_cost(chip)
         self.memory_bytes = chip.dram.GB * 1e9
-        self.power_W = float(power.tdp_W)
+        self.power_W = float(power.tdp_W)              # design power: what provisioning counts
+        self.idle_power_W = chip_idle_W(chip)
         self.price_usd: float | None = cost.usd
         self.price_range_usd: tuple[float, float] | None = (cost.low_usd, cost.high_usd)
         self.link = "chip"
@@ -348,6 +368,42 @@ class ChipServing:
         return max(elements / (self.vector_lanes * self.chip.clock_hz), nbytes / (self.chip.dram.GBps * 1e9))
 
 
+    def _attention(self, op: Op) -> tuple[Gemm, Gemm, int]:
+        """Attention as the chip runs it: the scores and context GEMMs, and the dense score
+        elements its vector unit takes through the softmax (written out and read back)."""
+        assert op.attention is not None
+        seqs, q_len, ctx, heads, kvh, hd = op.attention
+        group, n = heads // kvh, seqs * kvh * op.calls
+        scores = Gemm(group * q_len, ctx, hd, self.dtype, n, "attn_scores", seqs * kvh)
+        context = Gemm(group * q_len, hd, ctx, self.dtype, n, "attn_context", seqs * kvh)
+        return scores, context, seqs * heads * q_len * ctx
+
+    def step_power_W(self, ops: list[Op], tp: int) -> float:
+        """Mean power while running ``ops`` once, W: their activity energy (MACs, DRAM and
+        SRAM bytes from the mapper and cycle model, vector element operations) over their
+        time, plus leakage and the idle floor (``models/silicon/energy.py``). Collectives
+        add time, not energy (link energy is not modelled)."""
+        macs = dram = sram = vector = 0.0
+        for op in ops:
+            gemms: list[Gemm] = []
+            if op.kind == "gemm":
+                assert op.gemm is not None
+                gemms = [op.gemm]
+            elif op.kind == "attention":
+                scores, context, dense = self._attention(op)
+                gemms = [scores, context]
+                vector += 5 * dense * op.calls
+                dram += 2 * dense * 2 * op.calls
+            elif op.kind == "vector":
+                vector += op.elements * op.calls
+                dram += op.bytes * op.calls
+            for g in gemms:
+                perf = _chip_gemm_perf(self.chip, g)
+                macs, dram = macs + perf.macs_issued, dram + perf.bytes_moved
+                sram += sum(r["sram_bytes"] for r in perf.gemms)
+        return chip_step_power_W(self.chip, seconds=float(self.seconds(ops, tp).sum()), macs_issued=macs,
+                                 dram_bytes=dram, sram_bytes=sram, vector_ops=vector)
+
     def seconds(self, ops: list[Op], tp: int) -> np.ndarray:
         out = np.zeros(len(ops))
         for i, op in enumerate(ops):
@@ -355,12 +411,7 @@ class ChipServing:
                 assert op.gemm is not None
                 out[i] = _chip_gemm_seconds(self.chip, op.gemm)
             elif op.kind == "attention":
-                assert op.attention is not None
-                seqs, q_len, ctx, heads, kvh, hd = op.attention
-                group, n = heads // kvh, seqs * kvh * op.calls
-                scores = Gemm(group * q_len, ctx, hd, self.dtype, n, "attn_scores", seqs * kvh)
-                context = Gemm(group * q_len, hd, ctx, self.dtype, n, "attn_context", seqs * kvh)
-                dense = seqs * heads * q_len * ctx
+                scores, context, dense = self._attention(op)
                 softmax = self._vector_s(5 * dense, 2 * dense * 2) * op.calls   # scores out and back, 16-bit
                 out[i] = _chip_gemm_seconds(self.chip, scores) + _chip_gemm_seconds(self.chip, context) + softmax
             elif op.kind == "vector":
@@ -372,8 +423,13 @@ class ChipServing:
 
 
 @cache
+def _chip_gemm_perf(chip: ChipConfig, gemm: Gemm) -> WorkloadPerf:
+    return chip_workload_perf(chip, [gemm])
+
+
+@cache
 def _chip_gemm_seconds(chip: ChipConfig, gemm: Gemm) -> float:
-    return chip_workload_perf(chip, [gemm]).seconds
+    return _chip_gemm_perf(chip, gemm).seconds
 
 
 def get_device(device: Any, dtype: str | None = None) -> GpuServing | ChipServing:
@@ -402,7 +458,9 @@ class ServingResult:
 
     Times in seconds; ``output_tokens_per_s`` per device (the group's output divided by
     its devices), ``output_tokens_per_s_group`` for the whole group; memory in bytes per
-    device; energy in J per output token; cost in USD per million output tokens."""
+    device; energy in J per output token; cost in USD per million output tokens; power in W
+    per device (each step at its own power: ``models/gpu/power.py``, the chip's activity
+    energy), energy = the steps' power x time over the output tokens."""
 
     device: str
     kind: str
@@ -427,6 +485,10 @@ class ServingResult:
     prefill_ops: tuple[dict, ...]
     decode_ops: tuple[dict, ...]
     notes: tuple[str, ...] = field(default=())
+    power_W: float | None = None            # mean power per device while serving (time-weighted over steps)
+    prefill_power_W: float | None = None    # mean power per device during prefill steps
+    decode_power_W: float | None = None     # mean power per device during decode steps
+    idle_power_W: float | None = None       # a device switched on with no work
 
     @property
     def devices(self) -> int:
@@ -554,7 +616,12 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     group_rate = seqs * osl / total
     devices = tp * pp
     per_device = group_rate / devices
-    energy = dev.power_W * devices * total / (seqs * osl)
+    watts = [dev.step_power_W(ops, tp) for _, ops, _ in timed]
+    joules = [w * float(sec.sum()) * p for (w, _, sec), p in zip(timed, watts)]    # per device
+    energy = sum(joules) * devices / (seqs * osl)
+    decode_s = sum(w * float(sec.sum()) for w, _, sec in timed[1:])
+    power = {"power_W": sum(joules) / total, "prefill_power_W": watts[0], "idle_power_W": dev.idle_power_W,
+             "decode_power_W": sum(joules[1:]) / decode_s if decode_s > 0 else None}
     cost = cost_range = None
     if dev.price_usd:
         c = usd_per_million_tokens(unit_capex_usd=dev.price_usd, power_W=dev.power_W, tokens_per_s=per_device)
@@ -565,7 +632,7 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
 
     return ServingResult(dev.id, dev.kind, shape.name, isl, osl, "static" if static else "continuous", seqs, tp, pp,
                          dev.dtype, kv_dtype, ttft, tpot, per_device, group_rate, max_batch, mem, energy, cost,
-                         cost_range, table(pre_ops, pre_sec), table(dec_ops, dec_sec), tuple(dev.notes))
+                         cost_range, table(pre_ops, pre_sec), table(dec_ops, dec_sec), tuple(dev.notes), **power)
 
 
 def serving_plan(shape: DecoderShape, *, isl: int, osl: int, seqs: int, static: bool, tp: int, pp: int,

@@ -240,3 +240,40 @@ def chip_power(chip: ChipConfig) -> ChipPower:
     vector = chip.lanes * chip.clock_hz * vector_pJ_per_op(chip) * 1e-12
     return ChipPower(logic["total_W"] + dram + vector, logic["total_W"], logic["leakage_W"], dram, vector,
                      logic["basis"])
+
+
+# -- a chip's power while serving ---------------------------------------------------------------
+#: Idle floor above leakage, as a fraction of the chip's design power: clock tree, PLLs, DRAM
+#: refresh and PHYs, I/O kept up while no work runs. An assumption (a GPU idles at ~11 % of
+#: TDP, leakage included: data/gpu_power_fit.yaml), stated with every chip idle figure.
+CHIP_IDLE_FLOOR_FRACTION = 0.05
+CHIP_IDLE_BASIS = ("assumption: idle = leakage + 5 % of design power (clock tree, PLLs, DRAM refresh and PHYs, "
+                   "I/O); a GPU idles at about 11 % of TDP")
+
+
+def chip_idle_W(chip: ChipConfig) -> float:
+    """Power of ``chip`` switched on with no work, W: its leakage plus the stated floor
+    (:data:`CHIP_IDLE_FLOOR_FRACTION` of design power)."""
+    p = chip_power(chip)
+    return p.leakage_W + CHIP_IDLE_FLOOR_FRACTION * p.tdp_W
+
+
+def chip_step_power_W(chip: ChipConfig, *, seconds: float, macs_issued: float, dram_bytes: float,
+                      sram_bytes: float = 0.0, vector_ops: float = 0.0) -> float:
+    """Mean power of ``chip`` over a step of ``seconds``, W: the activity energy of the
+    step (issued MACs at :func:`mac_energy_pJ`, DRAM bytes at the memory kind's pJ/bit,
+    SRAM bytes at the cores' buffer energy, vector element operations at
+    :func:`vector_pJ_per_op`; the overhead fraction on top) over its time, plus leakage and
+    the idle floor, at most the design power."""
+    seconds = check_positive("seconds", seconds)
+    for name, v in (("macs_issued", macs_issued), ("dram_bytes", dram_bytes), ("sram_bytes", sram_bytes),
+                    ("vector_ops", vector_ops)):
+        check_real(name, v, lo=0.0)
+    d = energy_data()
+    n = get_node(chip.node)
+    dram_pJ = get_memory_kind(chip.dram.kind).pJ_per_bit.value * 8
+    pJ = (macs_issued * mac_energy_pJ(chip.core, n) + dram_bytes * dram_pJ
+          + sram_bytes * sram_energy_pJ_per_byte(chip.core.buffer_kib, n) + vector_ops * vector_pJ_per_op(chip))
+    design = chip_power(chip)
+    watts = pJ * 1e-12 * (1 + d["overhead_fraction"]) / seconds + chip_idle_W(chip)
+    return min(watts, design.tdp_W)

@@ -56,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
                  f"{m['weights'] / 1e9:,.1f} GB, of {m['capacity'] / 1e9:,.1f} GB usable per device)",
                  f"  {p['energy_per_token_J']:.3g} J/token   "
                  + (f"${cost:.3g} per million tokens" if cost is not None else "no public price: no $/token")]
+        if p.get("power_W") is not None:
+            decode = f"{p['decode_power_W']:,.0f}" if p.get("decode_power_W") is not None else "-"
+            lines.append(f"  power per device: {p['power_W']:,.0f} W mean (prefill {p['prefill_power_W']:,.0f} W, "
+                         f"decode {decode} W, idle {p['idle_power_W']:,.0f} W)")
         lines += [f"  note: {n}" for n in p["notes"]]
         if p.get("purchasability"):
             q = p["purchasability"]
