@@ -19,6 +19,7 @@ from systolab.models.decision import (
     sample,
     sobol,
     tornado,
+    uncertain_inputs,
 )
 from systolab.models.decision.uncertainty import PERT_NODES
 
@@ -77,6 +78,19 @@ def test_from_row_reads_the_yaml_schema():
     with pytest.raises(UserError, match="^x: missing source") as e:
         Uncertain.from_row("x", {"value": 1, "low": 0, "high": 2})
     assert e.value.parameter == "x"
+
+
+def test_uncertain_inputs_collects_every_figure_of_a_yaml_tree():
+    tree = {"schema": "x/1", "systems": {"hgx": {"gpus": ["h100-sxm"], "kind": "gpu",
+                                                 "server_usd": {"value": 40000, "low": 25000, "high": 70000, "source": "s"},
+                                                 "devices": {"value": 8, "low": 8, "high": 8, "shape": "fixed", "source": "s"}}},
+            "power": {"usd_per_kWh": {"value": 0.08, "low": 0.05, "high": 0.15, "source": "s", "shape": "lognormal"}}}
+    found = uncertain_inputs(tree, "tco")
+    assert [u.name for u in found] == ["tco.systems.hgx.server_usd", "tco.systems.hgx.devices", "tco.power.usd_per_kWh"]
+    assert [u.shape for u in found] == ["triangular", "fixed", "lognormal"]
+    with pytest.raises(UserError, match="^tco.power.usd_per_kWh: empty range") as e:
+        uncertain_inputs({"power": {"usd_per_kWh": {"value": 1, "low": 1, "high": 1, "source": "s"}}}, "tco")
+    assert e.value.parameter == "tco.power.usd_per_kWh"
 
 
 def test_model_error_is_a_factor_around_one():

@@ -13,10 +13,11 @@ from .uncertainty import (
     Uncertain,
     propagate,
     sample,
+    uncertain_inputs,
 )
 
 __all__ = [
     "BreakEven", "KINDS", "METHODS", "MonteCarlo", "OutputSummary", "SHAPES", "Samples", "SobolIndex", "SobolResult",
     "Tornado", "TornadoBar", "Uncertain", "break_even", "plot_distributions", "plot_sobol", "plot_tornado",
-    "propagate", "sample", "sobol", "tornado",
+    "propagate", "sample", "sobol", "tornado", "uncertain_inputs",
 ]

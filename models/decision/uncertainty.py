@@ -180,6 +180,26 @@ class Uncertain:
                 "source": self.source, "unit": self.unit, "group": self.group, "kind": self.kind}
 
 
+#: The fields that make a YAML table an uncertain figure.
+FIGURE_FIELDS = frozenset({"value", "low", "high"})
+
+
+def uncertain_inputs(tree: Mapping[str, Any], prefix: str = "", *, kind: str = "input") -> tuple[Uncertain, ...]:
+    """Every uncertain figure ``{value, low, high, source, shape?, ...}`` in a YAML tree,
+    named by its dotted path under ``prefix`` (``systems.hgx-h100-8gpu.server_usd``);
+    other keys and lists are passed over. Raises :class:`UserError` naming a bad figure."""
+    if not isinstance(tree, Mapping):
+        raise UserError(f"tree: expected a mapping, not {type(tree).__name__}", parameter="tree")
+    found: list[Uncertain] = []
+    for key, v in tree.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(v, Mapping) and set(v) >= FIGURE_FIELDS:
+            found.append(Uncertain.from_row(name, v, kind=kind))
+        elif isinstance(v, Mapping):
+            found += uncertain_inputs(v, name, kind=kind)
+    return tuple(found)
+
+
 def variables(inputs: Sequence[Uncertain]) -> dict[str, tuple[Uncertain, ...]]:
     """The sampled variables in first-seen order: group (or ungrouped input name) -> its
     varying inputs. Fixed inputs are no variable; every name must be unique."""
