@@ -1,4 +1,8 @@
-"""LLM serving on one device kind (prefill, decode, KV cache, parallelism) and fleets of it."""
-from .model import Fleet, FleetRow, ServingResult, fleet, serve, serve_auto
+"""LLM serving on one device kind (prefill, decode, KV cache, parallelism), fleets of it, and
+goodput under latency targets."""
+from .fleet import Fleet, FleetRow, fleet
+from .goodput import Goodput, GoodputPoint, Targets, goodput, plot_goodput
+from .model import ServingResult, serve, serve_auto
 
-__all__ = ["Fleet", "fleet", "FleetRow", "serve", "serve_auto", "ServingResult"]
+__all__ = ["Fleet", "fleet", "FleetRow", "Goodput", "goodput", "GoodputPoint", "plot_goodput", "serve", "serve_auto",
+           "ServingResult", "Targets"]

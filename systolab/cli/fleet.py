@@ -8,7 +8,7 @@ from ..models.chip.config import get_chip
 from ..models.gpu.specs import list_gpus
 from ..models.legal.purchase import purchasability
 from ..models.report.compare import DEFAULT_GPUS
-from ..models.serving.model import fleet
+from ..models.serving.fleet import fleet
 from .common import emit, legal_parent, positive_int, real_in, scenario_from_args
 from .serve import scenario_parent
 
