@@ -66,11 +66,11 @@ class Targets:
     def reason(self, r: ServingResult, *, of: str = "") -> str | None:
         """Why ``r`` misses the targets, one line per missed target joined by '; ' (None
         when it meets them): e.g. 'tpot_s: 0.453 s at concurrency 64 on 1 × h20, above
-        the 0.1 s target'; ``of`` is appended (what the point is the best of)."""
+        the 0.1 s target'; ``of`` is appended (what the point is the nearest of)."""
         label = "concurrency" if r.batching == "continuous" else "batch"
         parts = [f"{name}: {getattr(r, name):.3g} s at {label} {r.sequences:,} on {r.devices} × {r.device}, above "
-                 f"the {getattr(self, name):g} s target{of}" for name in self.missed(r.ttft_s, r.tpot_s)]
-        return "; ".join(parts) or None
+                 f"the {getattr(self, name):g} s target" for name in self.missed(r.ttft_s, r.tpot_s)]
+        return "; ".join(parts) + of if parts else None
 
     def to_dict(self) -> dict[str, float | None]:
         return {"ttft_s": self.ttft_s, "tpot_s": self.tpot_s}
@@ -195,7 +195,7 @@ def goodput(device: Any, model: str | DecoderShape, *, isl: int, osl: int, ttft_
     closest = min(fastest, key=lambda r: excess(targets, r))
     missed = targets.missed(closest.ttft_s, closest.tpot_s)
     sizes_tried = ", ".join(str(r.tp) for r in fastest)
-    of = f" (the lowest over tp {sizes_tried})" if len(fastest) > 1 else ""
+    of = f" (the nearest point over tp {sizes_tried})" if len(fastest) > 1 else ""
     return Goodput(best=None, output_tokens_per_s=0.0, reason=targets.reason(closest, of=of), fastest=closest,
                    missed=missed, **common)
 
