@@ -23,6 +23,7 @@ over the horizon / the GPU's): building beats buying that GPU where it is > 0.
 from __future__ import annotations
 
 import math
+from functools import cache
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,17 @@ def decision_data() -> dict[str, Any]:
     return load_yaml(DECISION_FILE)
 
 
+@cache
+def _tco_names() -> frozenset[str]:
+    return frozenset(tco_figures())
+
+
+def _tco_draws(v: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The draws the TCO reads (it refuses names it does not know)."""
+    names = _tco_names()
+    return {k: x for k, x in v.items() if k in names}
+
+
 def chip_system(served: Served) -> str:
     """The server a chip goes in: OAM modules with chip-to-chip links when a replica spans
     chips, else a PCIe card (``data/tco.yaml``)."""
@@ -72,6 +84,12 @@ class Setting:
     chip_config: ChipConfig | None
 
 
+def _ranged(name: str, low: float, mode: float, high: float, source: str, unit: str = "",
+            shape: str = "triangular") -> Uncertain:
+    """An input drawn from [low, high] (fixed at ``mode`` where the source gives no range)."""
+    return Uncertain(name, low, mode, high, shape if low < high else "fixed", source, unit)
+
+
 def _row(name: str, d: Mapping[str, Any], *, kind: str = "input", unit: str = "") -> Uncertain:
     row = dict(d)
     row.setdefault("unit", unit)
@@ -89,13 +107,13 @@ def decision_inputs(s: Setting) -> list[Uncertain]:
         for name, row in tco_figures(system).items():
             out.setdefault(name, _row(name, row))
     ops = cost_inputs().operations["utilization"]
-    out["operations.utilization"] = Uncertain("operations.utilization", ops.low, ops.value, ops.high, "triangular",
-                                              ops.source, "fraction")
+    out["operations.utilization"] = _ranged("operations.utilization", ops.low, ops.value, ops.high, ops.source,
+                                            "fraction")
     for g in s.gpus:
         p = get_gpu(g.option.name).price
         assert p is not None                    # options without a price are not weighed
-        out[f"gpu.{g.option.name}.price_usd"] = Uncertain(f"gpu.{g.option.name}.price_usd", p.low_usd, p.mid_usd,
-                                                          p.high_usd, "triangular", f"{p.source} ({p.confidence})", "USD")
+        out[f"gpu.{g.option.name}.price_usd"] = _ranged(f"gpu.{g.option.name}.price_usd", p.low_usd, p.mid_usd,
+                                                        p.high_usd, f"{p.source} ({p.confidence})", "USD")
     data = decision_data()
     errors = data["model_errors"]
     from_schedule = load_yaml(DATA_DIR / "schedule.yaml")["incumbent"]
@@ -118,19 +136,17 @@ def _chip_inputs(chip: ChipConfig, errors: Mapping[str, Any]) -> dict[str, Uncer
             out["schedule.respin_draw"] = Uncertain("schedule.respin_draw", 0.0, 0.5, 1.0, "uniform",
                                                     f"respin with probability {fig.value:g}: {fig.source}", "quantile")
             continue
-        shape = fig.shape if fig.low < fig.high else "fixed"
-        out[name] = Uncertain(name, fig.low, fig.value, fig.high, shape, fig.source)
+        out[name] = _ranged(name, fig.low, fig.value, fig.high, fig.source, shape=fig.shape)
     node = cost_inputs().nodes[chip.node]
     d0 = node["defect_density_per_cm2"]
-    out["chip.defect_density_per_cm2"] = Uncertain("chip.defect_density_per_cm2", d0.low, d0.value, d0.high,
-                                                   "triangular", d0.source, "per cm2")
+    out["chip.defect_density_per_cm2"] = _ranged("chip.defect_density_per_cm2", d0.low, d0.value, d0.high,
+                                                 d0.source, "per cm2")
     mem = get_memory_kind(chip.dram.kind).usd_per_GB
-    out[f"memory.{chip.dram.kind}.usd_per_GB"] = Uncertain(f"memory.{chip.dram.kind}.usd_per_GB", mem.bounds[0],
-                                                           mem.value, mem.bounds[1], "triangular", mem.source, "USD/GB")
+    out[f"memory.{chip.dram.kind}.usd_per_GB"] = _ranged(f"memory.{chip.dram.kind}.usd_per_GB", mem.low,
+                                                         mem.value, mem.high, mem.source, "USD/GB")
     pkg_name = "hbm_2p5d" if get_memory_kind(chip.dram.kind).in_package else "organic"
     pkg = cost_inputs().packaging_usd[pkg_name]
-    out["chip.package_usd"] = Uncertain("chip.package_usd", pkg.low, pkg.value, pkg.high, "triangular", pkg.source,
-                                        "USD")
+    out["chip.package_usd"] = _ranged("chip.package_usd", pkg.low, pkg.value, pkg.high, pkg.source, "USD")
     for e in ("chip_serving", "chip_power", "chip_area", "chip_software_gain_per_year"):
         kind = "input" if e == "chip_software_gain_per_year" else "model_error"
         out[f"error.{e}"] = _row(f"error.{e}", errors[e], kind=kind)
@@ -181,7 +197,7 @@ def _gpu_measures(s: Setting, g: Served, v: Mapping[str, np.ndarray], n: int) ->
     dev = per_device_tco(system=system_for_gpu(name), accelerator_usd=v[f"gpu.{name}.price_usd"], peak_power_W=tdp,
                          avg_power_W=np.minimum(g.power_W * np.asarray(err_power), tdp),
                          idle_power_W=np.minimum(g.idle_power_W * np.asarray(err_power), tdp), utilization=util,
-                         figures=v)
+                         figures=_tco_draws(v))
     dep = deploy(budget_usd=np.full(n, s.budget_usd), per_device=dev, devices_per_replica=g.devices_per_replica,
                  power_cap_MW=s.power_cap_MW)
     return _measures(name, dep, g.tokens_per_s * np.asarray(err_rate) * np.ones(n), util, 0.0,
@@ -196,7 +212,8 @@ def _chip_measures(s: Setting, c: Served, v: Mapping[str, np.ndarray], n: int) -
     manufacturing = (die_cost_usd(area, v["chip.wafer_cost_usd"], v["chip.defect_density_per_cm2"])
                      + chip.dram.GB * v[f"memory.{chip.dram.kind}.usd_per_GB"] + v["chip.package_usd"])
     p = silicon_inputs(chip.node)["respin"].value
-    sil = evaluate_silicon({**{k.removeprefix("schedule."): x for k, x in v.items() if k.startswith("schedule.")},
+    sil = evaluate_silicon({**{k.removeprefix("schedule."): x for k, x in v.items()
+                               if k.startswith("schedule.") and k != "schedule.respin_draw"},
                             "respin": (v["schedule.respin_draw"] < p).astype(float),
                             "wafer_cost_usd": v["chip.wafer_cost_usd"]})
     err_p = v["error.chip_power"]
@@ -204,7 +221,8 @@ def _chip_measures(s: Setting, c: Served, v: Mapping[str, np.ndarray], n: int) -
     util = v["operations.utilization"]
     dev = per_device_tco(system=chip_system(c), accelerator_usd=manufacturing, peak_power_W=peak,
                          avg_power_W=np.minimum(c.power_W * err_p, peak),
-                         idle_power_W=np.minimum(c.idle_power_W * err_p, peak), utilization=util, figures=v)
+                         idle_power_W=np.minimum(c.idle_power_W * err_p, peak), utilization=util,
+                         figures=_tco_draws(v))
     budget = np.full(n, s.budget_usd)
     nre = np.asarray(sil["nre_total_usd"], dtype=float) * np.ones(n)
     dep = deploy(budget_usd=budget, per_device=dev, fixed_usd=np.minimum(nre, budget),

@@ -13,7 +13,9 @@ from typing import Any
 
 from ...errors import UserError
 from ..chip.config import ChipConfig
-from ..serving.goodput import Goodput, goodput
+from ..gpu.specs import get_gpu
+from ..serving.goodput import NO_FIT, Goodput, goodput
+from ..silicon.energy import chip_power
 from .options import Option
 
 
@@ -34,7 +36,7 @@ class Served:
     idle_power_W: float
     tdp_W: float
     reason: str | None
-    goodput: Goodput
+    goodput: Goodput | None
 
     @property
     def devices_per_replica(self) -> int:
@@ -53,11 +55,14 @@ def serve_option(option: Option, device: str | ChipConfig, *, model: str, isl: i
     try:
         g = goodput(device, model, isl=isl, osl=osl, ttft_s=ttft_s, tpot_s=tpot_s)
     except UserError as exc:
-        if exc.parameter in ("model", "isl", "osl", "ttft_s", "tpot_s"):
+        if exc.parameter not in NO_FIT:
             raise                               # the question is wrong, not the device
-        raise UserError(f"{exc}", parameter=exc.parameter) from None
+        tdp = chip_power(device).tdp_W if isinstance(device, ChipConfig) else float(get_gpu(device).tdp_W)
+        return Served(option, 0.0, 1, 1, None, None, None, 0.0, 0.0, tdp, f"does not hold the model: {exc}", None)
     r = g.best
+    tdp = chip_power(device).tdp_W if isinstance(device, ChipConfig) else float(get_gpu(device).tdp_W)
     if r is None:
-        return Served(option, 0.0, 1, 1, None, None, None, 0.0, 0.0, 0.0, g.reason or "meets no target", g)
+        return Served(option, 0.0, 1, 1, None, None, None, 0.0, 0.0, tdp, g.reason or "meets no target", g)
+    assert r.power_W is not None and r.idle_power_W is not None
     return Served(option, g.output_tokens_per_s, r.tp, r.pp, r.sequences, r.ttft_s, r.tpot_s, r.power_W,
-                  r.idle_power_W, r.tdp_W if hasattr(r, "tdp_W") else r.power_W, None, g)
+                  r.idle_power_W, tdp, None, g)
