@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,13 @@ def _parse(gid: str, d: Any, path: Path) -> GpuSpec:
 
 def load_gpus(path: str | Path = GPU_FILE) -> dict[str, GpuSpec]:
     """All GPUs in ``path``, keyed by id; a malformed file raises :class:`SpecError`."""
-    path = Path(path)
+    return dict(_parsed(str(path)))
+
+
+@cache
+def _parsed(path_text: str) -> dict[str, GpuSpec]:
+    # parsed once per file: serving searches look GPUs up thousands of times
+    path = Path(path_text)
     data = load_yaml(path)
     gpus = need(path, "", data, "gpus", dict)
     return {gid: _parse(gid, d, path) for gid, d in gpus.items()}
