@@ -35,7 +35,8 @@ from ..gpu.specs import load_gpus
 from ..legal.purchase import ANY_BUYER, Scenario, scenario
 from ..report.chip import get_chip
 from ..report.compare import DEFAULT_BUYER, DEFAULT_DATE, default_chip_for
-from .evaluate import Setting, decision_data, decision_inputs, decision_model
+from ..cost.tco import Deployment
+from .evaluate import Setting, decision_data, decision_inputs, decision_model, deployments_at_mode
 from .options import Option, chip_option, gpu_option
 from .sensitivity import BreakEven, SobolResult, Tornado, break_even, sobol, tornado
 from .served import Served, serve_option
@@ -70,12 +71,12 @@ class OptionResult:
     served: Served | None
     measures: dict[str, dict[str, float]]
     p_build_beats: float | None          # for a GPU: P(the chip delivers more tokens per $ over the horizon)
-    tco_lines_usd: dict[str, float]       # the deployment's budget lines at the inputs' modes
+    deployment: Deployment | None        # the deployment the budget buys with every input at its mode
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.option.to_dict(), "served": self.served.to_dict() if self.served else None,
                 "measures": self.measures, "p_build_beats_this": self.p_build_beats,
-                "tco_lines_usd": self.tco_lines_usd}
+                "deployment_at_mode": _deployment_dict(self.deployment)}
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,14 @@ class Decision:
                 row.update({f"{m}_p50": s["p50"], f"{m}_p5": s["p5"], f"{m}_p95": s["p95"]})
             rows.append(row)
         return data_frame(rows)
+
+
+def _deployment_dict(dep: Deployment | None) -> dict[str, Any] | None:
+    if dep is None:
+        return None
+    d = dep.to_dict()
+    return {k: d[k] for k in ("units", "replicas", "nre_per_unit_usd", "total_per_unit_usd", "lines", "it_power_MW",
+                              "facility_power_MW", "limited_by", "reason")}
 
 
 def _summary(a: np.ndarray) -> dict[str, float]:
@@ -214,8 +223,10 @@ def _compose(sc: Scenario, s: Setting, gpu_opts: list[Option], chip_opt: Option,
     p_beats = {g.option.name: float(np.mean(mc[f"advantage.{g.option.name}"] > 0)) for g in s.gpus} if chip_name else {}
     modes = {i.name: np.array([i.mode]) for i in inputs}
     at_mode = fn(modes)
-    best = max(s.gpus, key=lambda g: float(at_mode[f"tokens_per_usd_h.{g.option.name}"][0])).option.name \
-        if s.gpus else None
+    # the GPU the chip is measured against: the best open without a licence, else the best with one
+    pool = [g for g in s.gpus if not g.option.needs_licence] or list(s.gpus)
+    best = max(pool, key=lambda g: float(at_mode[f"tokens_per_usd_h.{g.option.name}"][0])).option.name \
+        if pool else None
     sens = torn = be = None
     if chip_name:
         output = f"advantage.{best}" if best else f"usd_per_Mtok.{chip_name}"
@@ -226,21 +237,15 @@ def _compose(sc: Scenario, s: Setting, gpu_opts: list[Option], chip_opt: Option,
         if best and top:
             be = break_even(fn, inputs, top, output, threshold=0.0, who="building")
     be_date = _break_even_date(sc, s, mc, chip_name) if chip_name and s.gpus else None
+    deps = deployments_at_mode(s, inputs)
     results = []
     for o in [*gpu_opts, chip_opt]:
-        sv = served.get(o.name)
         measures = {m: _summary(np.asarray(mc[f"{m}.{o.name}"])) for m in MEASURES if f"{m}.{o.name}" in mc.outputs}
-        lines = {}
-        if o.name in {x.option.name for x in s.gpus} or o.name == chip_name:
-            lines = _mode_lines(fn, inputs, o.name, at_mode)
-        results.append(OptionResult(o, sv, measures, p_beats.get(o.name), lines))
-    verdict = _verdict(sc, chip_opt, chip_name, p_beats, best, served, gpu_opts)
+        results.append(OptionResult(o, served.get(o.name), measures, p_beats.get(o.name), deps.get(o.name)))
+    strength = {g.option.name: float(at_mode[f"tokens_per_usd_h.{g.option.name}"][0]) for g in s.gpus}
+    verdict = _verdict(sc, chip_opt, chip_name, p_beats, best, served, gpu_opts, s, strength)
     return Decision(sc, question, tuple(results), p_beats, best, verdict, sens, torn, be, be_date, tuple(inputs), mc,
                     _notes(gpu_opts, chip_opt))
-
-
-def _mode_lines(fn: Any, inputs: list[Uncertain], name: str, at_mode: dict[str, np.ndarray]) -> dict[str, float]:
-    return {k.split(".", 1)[0]: float(v[0]) for k, v in at_mode.items() if k.endswith(f".{name}")}
 
 
 def _break_even_date(sc: Scenario, s: Setting, mc: MonteCarlo, chip: str) -> dict[str, Any]:
@@ -256,21 +261,32 @@ def _break_even_date(sc: Scenario, s: Setting, mc: MonteCarlo, chip: str) -> dic
 
 
 def _verdict(sc: Scenario, chip_opt: Option, chip: str | None, p: dict[str, float], best: str | None,
-             served: dict[str, Served], gpu_opts: list[Option]) -> str:
+             served: dict[str, Served], gpu_opts: list[Option], s: Setting, strength: dict[str, float]) -> str:
+    """The answer in words: first among what the buyer may have without a licence, then,
+    marked as such, against the GPUs a licence would open (the strongest: most tokens per $
+    over the horizon, ``strength``, at the inputs' modes)."""
     who = f"a buyer in {sc.buyer} on {sc.date}" if sc.buyer != ANY_BUYER else f"any buyer on {sc.date}"
-    licence = [o.name for o in gpu_opts if o.weighed and o.needs_licence]
-    cond = (f" The GPUs weighed need a licence for {who} ({', '.join(licence)}): their answers hold only if "
-            "a licence is granted.") if licence else ""
+    live = {g.option.name for g in s.gpus}
+    free = [o.name for o in gpu_opts if o.name in live and not o.needs_licence]
+    licensed = [o.name for o in gpu_opts if o.name in live and o.needs_licence]
     if chip is None:
-        why = chip_opt.why[0] if not chip_opt.weighed and chip_opt.why else (served[chip_opt.name].reason
-                                                                            if chip_opt.name in served else "")
-        return f"Building {chip_opt.name} is not an option for {who} ({why}); buy {best}.{cond}"
-    if best is None:
-        return f"No GPU is open to {who} and meets the targets; building {chip} is the only option weighed."
-    pb = p[best]
-    lead = "Build" if pb >= 0.5 else "Buy"
-    return (f"{lead}: building {chip} delivers more tokens per $ over the horizon than buying {best} "
-            f"(the best GPU open to {who}) with probability {pb:.0%}.{cond}")
+        why = (chip_opt.why[0] if chip_opt.why else chip_opt.status) if not chip_opt.weighed else \
+            (served[chip_opt.name].reason or "")
+        head = f"Building {chip_opt.name} is not an option for {who} ({why})."
+        return f"{head} Buy {best}." if best else head
+    parts = []
+    if free:
+        b = max(free, key=lambda g: strength[g])
+        parts.append(f"{'Build' if p[b] >= 0.5 else 'Buy'}: building {chip} delivers more tokens per $ over the "
+                     f"horizon than buying {b} with probability {p[b]:.0%} (no licence needed for either).")
+    else:
+        parts.append(f"Without a licence, building {chip} is the only option weighed that is open to {who}: no GPU "
+                     "with a public price that meets the targets may be bought without one.")
+    if licensed:
+        b = max(licensed, key=lambda g: strength[g])
+        parts.append(f"If a licence were granted ({', '.join(licensed)}: case-by-case or licence required), "
+                     f"building would beat buying {b}, the strongest of them, with probability {p[b]:.0%}.")
+    return " ".join(parts)
 
 
 def _notes(gpu_opts: list[Option], chip_opt: Option) -> tuple[str, ...]:

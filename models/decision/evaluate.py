@@ -33,7 +33,7 @@ import numpy as np
 from ..chip.config import ChipConfig
 from ..cost.pricing import cost_inputs
 from ..cost.schedule import evaluate_silicon, silicon_inputs
-from ..cost.tco import deploy, per_device_tco, system_for_gpu, tco_figures
+from ..cost.tco import Deployment, deploy, per_device_tco, system_for_gpu, tco_figures
 from ..cost.timeline import tokens_over_horizon
 from ..gpu.specs import get_gpu
 from ..silicon.area import chip_area
@@ -188,7 +188,7 @@ def _measures(name: str, dep: Any, rate: np.ndarray, util: np.ndarray, delay_yea
             f"spent_usd.{name}": _spend(dep), f"delay_years.{name}": np.broadcast_to(delay_years, units.shape) * 1.0}
 
 
-def _gpu_measures(s: Setting, g: Served, v: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+def _gpu_measures(s: Setting, g: Served, v: Mapping[str, np.ndarray], n: int) -> tuple[dict[str, np.ndarray], Deployment]:
     name = g.option.name
     err_rate = v.get("error.gpu_serving", 1.0)
     err_power = v.get("error.gpu_power", 1.0)
@@ -201,10 +201,10 @@ def _gpu_measures(s: Setting, g: Served, v: Mapping[str, np.ndarray], n: int) ->
     dep = deploy(budget_usd=np.full(n, s.budget_usd), per_device=dev, devices_per_replica=g.devices_per_replica,
                  power_cap_MW=s.power_cap_MW)
     return _measures(name, dep, g.tokens_per_s * np.asarray(err_rate) * np.ones(n), util, 0.0,
-                     v["incumbent.software_gain_per_year"], s.horizon_years)
+                     v["incumbent.software_gain_per_year"], s.horizon_years), dep
 
 
-def _chip_measures(s: Setting, c: Served, v: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+def _chip_measures(s: Setting, c: Served, v: Mapping[str, np.ndarray], n: int) -> tuple[dict[str, np.ndarray], Deployment]:
     assert s.chip_config is not None
     chip = s.chip_config
     name = c.option.name
@@ -232,7 +232,7 @@ def _chip_measures(s: Setting, c: Served, v: Mapping[str, np.ndarray], n: int) -
                     s.horizon_years)
     out[f"nre_usd.{name}"] = nre
     out[f"manufacturing_usd.{name}"] = np.asarray(manufacturing, dtype=float) * np.ones(n)
-    return out
+    return out, dep
 
 
 def decision_model(s: Setting) -> Model:
@@ -243,9 +243,9 @@ def decision_model(s: Setting) -> Model:
         n = len(next(iter(v.values())))
         out: dict[str, np.ndarray] = {}
         for g in s.gpus:
-            out.update(_gpu_measures(s, g, v, n))
+            out.update(_gpu_measures(s, g, v, n)[0])
         if s.chip is not None:
-            out.update(_chip_measures(s, s.chip, v, n))
+            out.update(_chip_measures(s, s.chip, v, n)[0])
             mine = out[f"tokens_per_usd_h.{s.chip.option.name}"]
             for g in s.gpus:
                 theirs = out[f"tokens_per_usd_h.{g.option.name}"]
@@ -256,5 +256,11 @@ def decision_model(s: Setting) -> Model:
     return fn
 
 
-def option_names(s: Setting) -> Sequence[str]:
-    return [g.option.name for g in s.gpus] + ([s.chip.option.name] if s.chip else [])
+def deployments_at_mode(s: Setting, inputs: Sequence[Uncertain]) -> dict[str, Deployment]:
+    """Each weighed option's deployment with every input at its mode (one draw): the TCO
+    waterfall and budget lines of the report."""
+    v = {i.name: np.array([i.mode]) for i in inputs}
+    out = {g.option.name: _gpu_measures(s, g, v, 1)[1] for g in s.gpus}
+    if s.chip is not None:
+        out[s.chip.option.name] = _chip_measures(s, s.chip, v, 1)[1]
+    return out
