@@ -1,9 +1,10 @@
 """Which inputs move an output, and where an input flips the decision.
 
-- :func:`sobol`: global variance-based sensitivity with SALib (Saltelli's scheme on a
-  scrambled Sobol' sequence, Jansen's estimators): first-order ``S1`` and total-order
-  ``ST`` indices, with bootstrap confidence intervals, per input or group (a group is one
-  variable). The variables are taken as independent (stated correlations do not apply).
+- :func:`sobol`: global variance-based sensitivity with SALib (Saltelli's sampling scheme
+  on a scrambled Sobol' sequence; SALib's estimators: Saltelli et al. 2010 for the
+  first-order ``S1``, Jansen 1999 for the total-order ``ST``), with bootstrap confidence
+  intervals, per input or group (a group is one variable). The variables are taken as
+  independent: stated correlations do not apply here (docs/uncertainty.md).
 - :func:`tornado`: one input (or group) at a time at its low and high, the rest at their mode.
 - :func:`break_even`: the value of one input, the rest at their mode, where an output
   crosses a threshold (``scipy.optimize.brentq``), and the sentence that says so.
@@ -114,9 +115,9 @@ def sobol(fn: Model, inputs: Sequence[Uncertain], output: str, *, n_base: int = 
         raise UserError(f"output: {output!r} is not finite at {n - np.count_nonzero(np.isfinite(y))} of {n} points; "
                         "Sobol' indices need a finite output", parameter="output")
     variance = float(np.var(y))
-    if variance == 0.0:        # nothing moves the output: every index is 0 (SALib would divide by 0)
+    if np.ptp(y) <= np.finfo(float).eps * max(1.0, float(np.max(np.abs(y)))):   # nothing moves the output
         zeros = tuple(SobolIndex(k, tuple(i.name for i in groups[k]), 0.0, 0.0, 0.0, 0.0) for k in keys)
-        return SobolResult(output, zeros, n_base, n, seed, 0.0)
+        return SobolResult(output, zeros, n_base, n, seed, variance)
     si = salib_analyze.analyze(problem, y, calc_second_order=False, num_resamples=num_resamples, conf_level=0.95,
                                print_to_console=False, seed=seed)
     found = [SobolIndex(k, tuple(i.name for i in groups[k]), float(si["S1"][j]), float(si["S1_conf"][j]),
