@@ -116,6 +116,14 @@ def test_bad_inputs_name_the_parameter(kwargs, parameter, message):
     assert e.value.parameter == parameter
 
 
+@pytest.mark.parametrize("shape", [s for s in SHAPES if s != "fixed"])
+def test_cdf_inverts_ppf(shape):
+    u = Uncertain("x", 1.0, 2.0, 4.0, shape)
+    q = np.linspace(0.01, 0.99, 99)
+    assert u.cdf(u.ppf(q)) == pytest.approx(q, abs=2e-4)
+    assert u.mean() == pytest.approx(np.mean(u.ppf((np.arange(100000) + 0.5) / 100000)), rel=1e-3)
+
+
 def test_every_shape_is_accepted():
     for shape in SHAPES:
         u = Uncertain("x", 1.0, 2.0, 4.0, shape)
