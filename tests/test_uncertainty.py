@@ -239,6 +239,25 @@ def test_propagate_summarises_each_output_and_reproduces_with_its_seed():
     assert all(np.array_equal(mc[k], again[k]) for k in mc.outputs)
 
 
+def test_chunks_give_the_same_outputs_as_one_call(capsys):
+    calls = []
+    counted = lambda v: (calls.append(len(v["power.usd_per_kWh"])), cost_model(v))[1]
+    whole = propagate(cost_model, INPUTS, 1000, 4)
+    parts = propagate(counted, INPUTS, 1000, 4, chunk=300, progress=True)
+    assert calls == [300, 300, 300, 100]
+    assert all(np.array_equal(whole[k], parts[k]) for k in whole.outputs)
+    assert "1000/1000" in capsys.readouterr().err                                       # the progress bar
+    s = sobol(cost_model, INPUTS, "build_usd_per_Mtok", n_base=64, seed=0)
+    assert sobol(cost_model, INPUTS, "build_usd_per_Mtok", n_base=64, seed=0, chunk=100).to_dict() == s.to_dict()
+    with pytest.raises(UserError) as e:
+        propagate(cost_model, INPUTS, 10, 0, chunk=0)
+    assert e.value.parameter == "chunk"
+    flaky = lambda v: {"a": v["power.usd_per_kWh"]} if len(v["power.usd_per_kWh"]) == 3 else {"b": v["power.usd_per_kWh"]}
+    with pytest.raises(UserError, match="returned outputs") as e:
+        propagate(flaky, INPUTS, 5, 0, chunk=3)
+    assert e.value.parameter == "fn"
+
+
 def test_probabilities_count_the_draws_where_an_event_holds():
     mc = propagate(cost_model, INPUTS, 4000, 2)
     build, buy = mc["build_usd_per_Mtok"], mc["buy_usd_per_Mtok"]

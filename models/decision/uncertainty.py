@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 from scipy.stats import qmc
+from tqdm import tqdm
 
 from ...checks import check_choice, check_int, check_real, check_seed, is_real
 from ...errors import UserError
@@ -326,11 +327,7 @@ def _frozen_array(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def evaluate(fn: Model, values: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    """Call the vectorised model once and check what it returns: each output an array of
-    ``n`` values (a scalar is broadcast)."""
-    if not callable(fn):
-        raise UserError("fn: expected a function of {input: array} returning {output: array}", parameter="fn")
+def _call(fn: Model, values: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     out = fn(dict(values))
     if not isinstance(out, Mapping) or not out:
         raise UserError(f"fn: must return a non-empty mapping of output name -> array, not {type(out).__name__}",
@@ -342,8 +339,30 @@ def evaluate(fn: Model, values: Mapping[str, np.ndarray], n: int) -> dict[str, n
             a = np.full(n, float(a))
         if a.shape != (n,):
             raise UserError(f"fn: output {name!r} has shape {a.shape}, expected ({n},)", parameter="fn")
-        arrays[str(name)] = _frozen_array(a)
+        arrays[str(name)] = a
     return arrays
+
+
+def evaluate(fn: Model, values: Mapping[str, np.ndarray], n: int, *, chunk: int | None = None,
+             progress: bool = False, desc: str = "draws") -> dict[str, np.ndarray]:
+    """Run the vectorised model on ``n`` points and check what it returns: each output an
+    array of ``n`` values (a scalar is broadcast). ``chunk``: at most this many points per
+    call (bounds the model's memory); ``progress``: a progress bar on stderr (tqdm)."""
+    if not callable(fn):
+        raise UserError("fn: expected a function of {input: array} returning {output: array}", parameter="fn")
+    chunk = n if chunk is None else check_int("chunk", chunk)
+    parts: list[dict[str, np.ndarray]] = []
+    with tqdm(total=n, desc=desc, unit="point", disable=not progress) as bar:
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            parts.append(_call(fn, {k: v[start:stop] for k, v in values.items()}, stop - start))
+            if set(parts[-1]) != set(parts[0]):
+                raise UserError(f"fn: returned outputs {sorted(parts[-1])} for draws {start}.., "
+                                f"{sorted(parts[0])} before", parameter="fn")
+            bar.update(stop - start)
+    if len(parts) == 1:
+        return {k: _frozen_array(v) for k, v in parts[0].items()}
+    return {k: _frozen_array(np.concatenate([p[k] for p in parts])) for k in parts[0]}
 
 
 @dataclass(frozen=True)
@@ -429,8 +448,10 @@ class MonteCarlo:
 
 
 def propagate(fn: Model, inputs: Sequence[Uncertain], n: int, seed: int, *,
-              correlations: Mapping[tuple[str, str], float] | None = None, method: str = "random") -> MonteCarlo:
+              correlations: Mapping[tuple[str, str], float] | None = None, method: str = "random",
+              chunk: int | None = None, progress: bool = False) -> MonteCarlo:
     """Draw ``n`` samples of ``inputs`` (see :func:`sample`) and run the vectorised model
-    ``fn({input: array}) -> {output: array}`` once on all of them."""
+    ``fn({input: array}) -> {output: array}`` on all of them: in one call, or in calls of
+    at most ``chunk`` draws (the outputs are the same), with a progress bar if ``progress``."""
     s = sample(inputs, n, seed, correlations=correlations, method=method)
-    return MonteCarlo(s, types.MappingProxyType(evaluate(fn, s.values, n)))
+    return MonteCarlo(s, types.MappingProxyType(evaluate(fn, s.values, n, chunk=chunk, progress=progress)))
