@@ -78,6 +78,12 @@ def test_from_row_reads_the_yaml_schema():
     with pytest.raises(UserError, match="^x: missing source") as e:
         Uncertain.from_row("x", {"value": 1, "low": 0, "high": 2})
     assert e.value.parameter == "x"
+    with pytest.raises(UserError, match="^x: source must say where"):
+        Uncertain.from_row("x", {"value": 1, "low": 0, "high": 2, "source": " "})
+    with pytest.raises(UserError, match="^x: missing value"):
+        Uncertain.from_row("x", {"value": None, "low": 0, "high": 2, "source": "s"})
+    with pytest.raises(UserError, match="^x: expected"):
+        Uncertain.from_row("x", "cheap")
 
 
 def test_uncertain_inputs_collects_every_figure_of_a_yaml_tree():

@@ -164,11 +164,13 @@ class Uncertain:
             return cls(name, float(row), float(row), float(row), "fixed", kind=kind)
         if not isinstance(row, Mapping):
             raise UserError(f"{name}: expected {{value, low, high, source}}, not {row!r}", parameter=name)
-        missing = [k for k in ("value", "low", "high", "source") if k not in row]
+        missing = [k for k in ("value", "low", "high", "source") if row.get(k) is None]
         if missing:
             raise UserError(f"{name}: missing {', '.join(missing)}", parameter=name)
-        return cls(name, row["low"], row["value"], row["high"], row.get("shape", "triangular"), str(row["source"]),
-                   str(row.get("unit", "")), row.get("group"), kind)
+        if not isinstance(row["source"], str) or not row["source"].strip():
+            raise UserError(f"{name}: source must say where the figure comes from, not {row['source']!r}", parameter=name)
+        return cls(name, row["low"], row["value"], row["high"], row.get("shape") or "triangular", row["source"],
+                   str(row.get("unit") or ""), row.get("group"), kind)
 
     @classmethod
     def model_error(cls, name: str, low: float, high: float, source: str, *, shape: str = "lognormal") -> Uncertain:
