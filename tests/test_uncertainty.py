@@ -97,6 +97,10 @@ def test_uncertain_inputs_collects_every_figure_of_a_yaml_tree():
     with pytest.raises(UserError, match="^tco.power.usd_per_kWh: empty range") as e:
         uncertain_inputs({"power": {"usd_per_kWh": {"value": 1, "low": 1, "high": 1, "source": "s"}}}, "tco")
     assert e.value.parameter == "tco.power.usd_per_kWh"
+    point = {"wafer_usd": {"value": 9346, "low": 9346, "high": 9346, "source": "s"}}
+    assert uncertain_inputs(point, point_as_fixed=True)[0].shape == "fixed"
+    with pytest.raises(UserError, match="^wafer_usd: empty range"):                   # a stated shape is kept
+        uncertain_inputs({"wafer_usd": {**point["wafer_usd"], "shape": "pert"}}, point_as_fixed=True)
 
 
 def test_model_error_is_a_factor_around_one():

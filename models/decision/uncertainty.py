@@ -156,10 +156,13 @@ class Uncertain:
         return self.mode if self._dist is None else float(self._dist.mean())
 
     @classmethod
-    def from_row(cls, name: str, row: Mapping[str, Any] | float, *, kind: str = "input") -> Uncertain:
+    def from_row(cls, name: str, row: Mapping[str, Any] | float, *, kind: str = "input",
+                 point_as_fixed: bool = False) -> Uncertain:
         """An input from the YAML schema ``{value, low, high, source, shape?, unit?, group?}``
         (``value`` is the mode; ``shape`` defaults to triangular; other fields such as
-        ``confidence`` are ignored). A plain number is a fixed input."""
+        ``confidence`` are ignored). A plain number is a fixed input. An empty range is an
+        error unless ``point_as_fixed`` and the row states no shape: then low = value = high
+        reads as fixed (files written before shapes existed, such as ``cost.yaml``)."""
         if is_real(row) and not isinstance(row, Mapping):
             return cls(name, float(row), float(row), float(row), "fixed", kind=kind)
         if not isinstance(row, Mapping):
@@ -169,8 +172,11 @@ class Uncertain:
             raise UserError(f"{name}: missing {', '.join(missing)}", parameter=name)
         if not isinstance(row["source"], str) or not row["source"].strip():
             raise UserError(f"{name}: source must say where the figure comes from, not {row['source']!r}", parameter=name)
-        return cls(name, row["low"], row["value"], row["high"], row.get("shape") or "triangular", row["source"],
-                   str(row.get("unit") or ""), row.get("group"), kind)
+        shape = row.get("shape") or "triangular"
+        if point_as_fixed and row.get("shape") is None and row["low"] == row["value"] == row["high"]:
+            shape = "fixed"
+        return cls(name, row["low"], row["value"], row["high"], shape, row["source"], str(row.get("unit") or ""),
+                   row.get("group"), kind)
 
     @classmethod
     def model_error(cls, name: str, low: float, high: float, source: str, *, shape: str = "lognormal") -> Uncertain:
@@ -187,19 +193,21 @@ class Uncertain:
 FIGURE_FIELDS = frozenset({"value", "low", "high"})
 
 
-def uncertain_inputs(tree: Mapping[str, Any], prefix: str = "", *, kind: str = "input") -> tuple[Uncertain, ...]:
+def uncertain_inputs(tree: Mapping[str, Any], prefix: str = "", *, kind: str = "input",
+                     point_as_fixed: bool = False) -> tuple[Uncertain, ...]:
     """Every uncertain figure ``{value, low, high, source, shape?, ...}`` in a YAML tree,
     named by its dotted path under ``prefix`` (``systems.hgx-h100-8gpu.server_usd``);
-    other keys and lists are passed over. Raises :class:`UserError` naming a bad figure."""
+    other keys and lists are passed over. Raises :class:`UserError` naming a bad figure.
+    ``point_as_fixed``: as for :meth:`Uncertain.from_row`."""
     if not isinstance(tree, Mapping):
         raise UserError(f"tree: expected a mapping, not {type(tree).__name__}", parameter="tree")
     found: list[Uncertain] = []
     for key, v in tree.items():
         name = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(v, Mapping) and set(v) >= FIGURE_FIELDS:
-            found.append(Uncertain.from_row(name, v, kind=kind))
+            found.append(Uncertain.from_row(name, v, kind=kind, point_as_fixed=point_as_fixed))
         elif isinstance(v, Mapping):
-            found += uncertain_inputs(v, name, kind=kind)
+            found += uncertain_inputs(v, name, kind=kind, point_as_fixed=point_as_fixed)
     return tuple(found)
 
 
