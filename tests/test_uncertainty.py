@@ -78,6 +78,12 @@ def test_from_row_reads_the_yaml_schema():
     with pytest.raises(UserError, match="^x: missing source") as e:
         Uncertain.from_row("x", {"value": 1, "low": 0, "high": 2})
     assert e.value.parameter == "x"
+    with pytest.raises(UserError, match="^x: source must say where"):
+        Uncertain.from_row("x", {"value": 1, "low": 0, "high": 2, "source": " "})
+    with pytest.raises(UserError, match="^x: missing value"):
+        Uncertain.from_row("x", {"value": None, "low": 0, "high": 2, "source": "s"})
+    with pytest.raises(UserError, match="^x: expected"):
+        Uncertain.from_row("x", "cheap")
 
 
 def test_uncertain_inputs_collects_every_figure_of_a_yaml_tree():
@@ -91,6 +97,10 @@ def test_uncertain_inputs_collects_every_figure_of_a_yaml_tree():
     with pytest.raises(UserError, match="^tco.power.usd_per_kWh: empty range") as e:
         uncertain_inputs({"power": {"usd_per_kWh": {"value": 1, "low": 1, "high": 1, "source": "s"}}}, "tco")
     assert e.value.parameter == "tco.power.usd_per_kWh"
+    point = {"wafer_usd": {"value": 9346, "low": 9346, "high": 9346, "source": "s"}}
+    assert uncertain_inputs(point, point_as_fixed=True)[0].shape == "fixed"
+    with pytest.raises(UserError, match="^wafer_usd: empty range"):                   # a stated shape is kept
+        uncertain_inputs({"wafer_usd": {**point["wafer_usd"], "shape": "pert"}}, point_as_fixed=True)
 
 
 def test_model_error_is_a_factor_around_one():
@@ -114,6 +124,14 @@ def test_bad_inputs_name_the_parameter(kwargs, parameter, message):
     with pytest.raises(UserError, match=message) as e:
         Uncertain(**args)
     assert e.value.parameter == parameter
+
+
+@pytest.mark.parametrize("shape", [s for s in SHAPES if s != "fixed"])
+def test_cdf_inverts_ppf(shape):
+    u = Uncertain("x", 1.0, 2.0, 4.0, shape)
+    q = np.linspace(0.01, 0.99, 99)
+    assert u.cdf(u.ppf(q)) == pytest.approx(q, abs=2e-4)
+    assert u.mean() == pytest.approx(np.mean(u.ppf((np.arange(100000) + 0.5) / 100000)), rel=1e-3)
 
 
 def test_every_shape_is_accepted():
@@ -229,6 +247,25 @@ def test_propagate_summarises_each_output_and_reproduces_with_its_seed():
     assert list(mc.to_frame()["name"]) == ["build_usd_per_Mtok", "buy_usd_per_Mtok", "const"]
     again = propagate(cost_model, INPUTS, 4000, 2)
     assert all(np.array_equal(mc[k], again[k]) for k in mc.outputs)
+
+
+def test_chunks_give_the_same_outputs_as_one_call(capsys):
+    calls = []
+    counted = lambda v: (calls.append(len(v["power.usd_per_kWh"])), cost_model(v))[1]
+    whole = propagate(cost_model, INPUTS, 1000, 4)
+    parts = propagate(counted, INPUTS, 1000, 4, chunk=300, progress=True)
+    assert calls == [300, 300, 300, 100]
+    assert all(np.array_equal(whole[k], parts[k]) for k in whole.outputs)
+    assert "1000/1000" in capsys.readouterr().err                                       # the progress bar
+    s = sobol(cost_model, INPUTS, "build_usd_per_Mtok", n_base=64, seed=0)
+    assert sobol(cost_model, INPUTS, "build_usd_per_Mtok", n_base=64, seed=0, chunk=100).to_dict() == s.to_dict()
+    with pytest.raises(UserError) as e:
+        propagate(cost_model, INPUTS, 10, 0, chunk=0)
+    assert e.value.parameter == "chunk"
+    flaky = lambda v: {"a": v["power.usd_per_kWh"]} if len(v["power.usd_per_kWh"]) == 3 else {"b": v["power.usd_per_kWh"]}
+    with pytest.raises(UserError, match="returned outputs") as e:
+        propagate(flaky, INPUTS, 5, 0, chunk=3)
+    assert e.value.parameter == "fn"
 
 
 def test_probabilities_count_the_draws_where_an_event_holds():

@@ -34,12 +34,12 @@ def plot_tornado(result: Tornado, *, top: int | None = 10, ax: Any = None, unit:
                 label="input at its low" if j == 0 else None)
         ax.barh(j, b.output_at_high - result.base, left=result.base, color="tab:orange", alpha=0.8,
                 label="input at its high" if j == 0 else None)
-    ax.axvline(result.base, color="k", lw=1)
+    ax.axvline(result.base, color="k", lw=1, label=f"all at their mode: {result.base:.4g}")
     ax.set_yticks(y, [b.name for b in bars], fontsize=8)
     ax.set(xlabel=f"{result.output}{f' ({unit})' if unit else ''}",
            title=f"Tornado: {result.output} with one input at a time at its low and high")
     if bars:
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 

@@ -1,9 +1,10 @@
 """Which inputs move an output, and where an input flips the decision.
 
-- :func:`sobol`: global variance-based sensitivity with SALib (Saltelli's scheme on a
-  scrambled Sobol' sequence, Jansen's estimators): first-order ``S1`` and total-order
-  ``ST`` indices, with bootstrap confidence intervals, per input or group (a group is one
-  variable). The variables are taken as independent (stated correlations do not apply).
+- :func:`sobol`: global variance-based sensitivity with SALib (Saltelli's sampling scheme
+  on a scrambled Sobol' sequence; SALib's estimators: Saltelli et al. 2010 for the
+  first-order ``S1``, Jansen 1999 for the total-order ``ST``), with bootstrap confidence
+  intervals, per input or group (a group is one variable). The variables are taken as
+  independent: stated correlations do not apply here (docs/uncertainty.md).
 - :func:`tornado`: one input (or group) at a time at its low and high, the rest at their mode.
 - :func:`break_even`: the value of one input, the rest at their mode, where an output
   crosses a threshold (``scipy.optimize.brentq``), and the sentence that says so.
@@ -28,8 +29,9 @@ from ...errors import UserError
 from .uncertainty import Model, Uncertain, evaluate, variables
 
 
-def _output(fn: Model, values: Mapping[str, np.ndarray], n: int, output: str) -> np.ndarray:
-    outs = evaluate(fn, values, n)
+def _output(fn: Model, values: Mapping[str, np.ndarray], n: int, output: str, *, chunk: int | None = None,
+            progress: bool = False) -> np.ndarray:
+    outs = evaluate(fn, values, n, chunk=chunk, progress=progress, desc="Sobol' points")
     if output not in outs:
         raise UserError(f"output: the model has no output {output!r}; it has {', '.join(outs)}", parameter="output")
     return outs[output]
@@ -89,12 +91,13 @@ class SobolResult:
 
 
 def sobol(fn: Model, inputs: Sequence[Uncertain], output: str, *, n_base: int = 1024, seed: int = 0,
-          num_resamples: int = 100) -> SobolResult:
+          num_resamples: int = 100, chunk: int | None = None, progress: bool = False) -> SobolResult:
     """Sobol' indices of ``output`` with SALib: ``n_base * (k + 2)`` model points for ``k``
-    variables (groups count once, fixed inputs not at all), one vectorised call of ``fn``.
+    variables (groups count once, fixed inputs not at all), one vectorised call of ``fn`` (or one per ``chunk``).
 
     ``n_base`` must be a power of 2 (Sobol' sequences are balanced only then). The same
-    ``seed`` gives the same indices (SALib's scrambling and bootstrap take it).
+    ``seed`` gives the same indices (SALib's scrambling and bootstrap take it). ``chunk``
+    and ``progress`` as for :func:`~.uncertainty.propagate`.
     """
     n_base = check_int("n_base", n_base, lo=2, hi=2**24)
     if n_base & (n_base - 1):
@@ -109,16 +112,19 @@ def sobol(fn: Model, inputs: Sequence[Uncertain], output: str, *, n_base: int = 
     problem = {"num_vars": len(keys), "names": keys, "bounds": [[0.0, 1.0]] * len(keys)}
     u = salib_sample.sample(problem, n_base, calc_second_order=False, scramble=True, seed=seed)
     n = len(u)
-    y = _output(fn, _at_quantiles(inputs, {k: u[:, j] for j, k in enumerate(keys)}, n), n, output)
+    y = _output(fn, _at_quantiles(inputs, {k: u[:, j] for j, k in enumerate(keys)}, n), n, output, chunk=chunk,
+                progress=progress)
     if not np.all(np.isfinite(y)):
         raise UserError(f"output: {output!r} is not finite at {n - np.count_nonzero(np.isfinite(y))} of {n} points; "
                         "Sobol' indices need a finite output", parameter="output")
     variance = float(np.var(y))
-    if variance == 0.0:        # nothing moves the output: every index is 0 (SALib would divide by 0)
+    if np.ptp(y) <= np.finfo(float).eps * max(1.0, float(np.max(np.abs(y)))):   # nothing moves the output
         zeros = tuple(SobolIndex(k, tuple(i.name for i in groups[k]), 0.0, 0.0, 0.0, 0.0) for k in keys)
-        return SobolResult(output, zeros, n_base, n, seed, 0.0)
+        return SobolResult(output, zeros, n_base, n, seed, variance)
+    # SALib 1.5-1.6 seeds its bootstrap only `if seed:`, so seed 0 would leave the
+    # confidence intervals random: it gets seed + 1 (any seed works the same way)
     si = salib_analyze.analyze(problem, y, calc_second_order=False, num_resamples=num_resamples, conf_level=0.95,
-                               print_to_console=False, seed=seed)
+                               print_to_console=False, seed=seed + 1)
     found = [SobolIndex(k, tuple(i.name for i in groups[k]), float(si["S1"][j]), float(si["S1_conf"][j]),
                         float(si["ST"][j]), float(si["ST_conf"][j])) for j, k in enumerate(keys)]
     found.sort(key=lambda s: (-s.ST, -s.S1, s.name))

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 from scipy.stats import qmc
+from tqdm import tqdm
 
 from ...checks import check_choice, check_int, check_real, check_seed, is_real
 from ...errors import UserError
@@ -155,19 +156,27 @@ class Uncertain:
         return self.mode if self._dist is None else float(self._dist.mean())
 
     @classmethod
-    def from_row(cls, name: str, row: Mapping[str, Any] | float, *, kind: str = "input") -> Uncertain:
+    def from_row(cls, name: str, row: Mapping[str, Any] | float, *, kind: str = "input",
+                 point_as_fixed: bool = False) -> Uncertain:
         """An input from the YAML schema ``{value, low, high, source, shape?, unit?, group?}``
         (``value`` is the mode; ``shape`` defaults to triangular; other fields such as
-        ``confidence`` are ignored). A plain number is a fixed input."""
+        ``confidence`` are ignored). A plain number is a fixed input. An empty range is an
+        error unless ``point_as_fixed`` and the row states no shape: then low = value = high
+        reads as fixed (files written before shapes existed, such as ``cost.yaml``)."""
         if is_real(row) and not isinstance(row, Mapping):
             return cls(name, float(row), float(row), float(row), "fixed", kind=kind)
         if not isinstance(row, Mapping):
             raise UserError(f"{name}: expected {{value, low, high, source}}, not {row!r}", parameter=name)
-        missing = [k for k in ("value", "low", "high", "source") if k not in row]
+        missing = [k for k in ("value", "low", "high", "source") if row.get(k) is None]
         if missing:
             raise UserError(f"{name}: missing {', '.join(missing)}", parameter=name)
-        return cls(name, row["low"], row["value"], row["high"], row.get("shape", "triangular"), str(row["source"]),
-                   str(row.get("unit", "")), row.get("group"), kind)
+        if not isinstance(row["source"], str) or not row["source"].strip():
+            raise UserError(f"{name}: source must say where the figure comes from, not {row['source']!r}", parameter=name)
+        shape = row.get("shape") or "triangular"
+        if point_as_fixed and row.get("shape") is None and row["low"] == row["value"] == row["high"]:
+            shape = "fixed"
+        return cls(name, row["low"], row["value"], row["high"], shape, row["source"], str(row.get("unit") or ""),
+                   row.get("group"), kind)
 
     @classmethod
     def model_error(cls, name: str, low: float, high: float, source: str, *, shape: str = "lognormal") -> Uncertain:
@@ -184,19 +193,21 @@ class Uncertain:
 FIGURE_FIELDS = frozenset({"value", "low", "high"})
 
 
-def uncertain_inputs(tree: Mapping[str, Any], prefix: str = "", *, kind: str = "input") -> tuple[Uncertain, ...]:
+def uncertain_inputs(tree: Mapping[str, Any], prefix: str = "", *, kind: str = "input",
+                     point_as_fixed: bool = False) -> tuple[Uncertain, ...]:
     """Every uncertain figure ``{value, low, high, source, shape?, ...}`` in a YAML tree,
     named by its dotted path under ``prefix`` (``systems.hgx-h100-8gpu.server_usd``);
-    other keys and lists are passed over. Raises :class:`UserError` naming a bad figure."""
+    other keys and lists are passed over. Raises :class:`UserError` naming a bad figure.
+    ``point_as_fixed``: as for :meth:`Uncertain.from_row`."""
     if not isinstance(tree, Mapping):
         raise UserError(f"tree: expected a mapping, not {type(tree).__name__}", parameter="tree")
     found: list[Uncertain] = []
     for key, v in tree.items():
         name = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(v, Mapping) and set(v) >= FIGURE_FIELDS:
-            found.append(Uncertain.from_row(name, v, kind=kind))
+            found.append(Uncertain.from_row(name, v, kind=kind, point_as_fixed=point_as_fixed))
         elif isinstance(v, Mapping):
-            found += uncertain_inputs(v, name, kind=kind)
+            found += uncertain_inputs(v, name, kind=kind, point_as_fixed=point_as_fixed)
     return tuple(found)
 
 
@@ -326,11 +337,7 @@ def _frozen_array(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def evaluate(fn: Model, values: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    """Call the vectorised model once and check what it returns: each output an array of
-    ``n`` values (a scalar is broadcast)."""
-    if not callable(fn):
-        raise UserError("fn: expected a function of {input: array} returning {output: array}", parameter="fn")
+def _call(fn: Model, values: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     out = fn(dict(values))
     if not isinstance(out, Mapping) or not out:
         raise UserError(f"fn: must return a non-empty mapping of output name -> array, not {type(out).__name__}",
@@ -342,8 +349,30 @@ def evaluate(fn: Model, values: Mapping[str, np.ndarray], n: int) -> dict[str, n
             a = np.full(n, float(a))
         if a.shape != (n,):
             raise UserError(f"fn: output {name!r} has shape {a.shape}, expected ({n},)", parameter="fn")
-        arrays[str(name)] = _frozen_array(a)
+        arrays[str(name)] = a
     return arrays
+
+
+def evaluate(fn: Model, values: Mapping[str, np.ndarray], n: int, *, chunk: int | None = None,
+             progress: bool = False, desc: str = "draws") -> dict[str, np.ndarray]:
+    """Run the vectorised model on ``n`` points and check what it returns: each output an
+    array of ``n`` values (a scalar is broadcast). ``chunk``: at most this many points per
+    call (bounds the model's memory); ``progress``: a progress bar on stderr (tqdm)."""
+    if not callable(fn):
+        raise UserError("fn: expected a function of {input: array} returning {output: array}", parameter="fn")
+    chunk = n if chunk is None else check_int("chunk", chunk)
+    parts: list[dict[str, np.ndarray]] = []
+    with tqdm(total=n, desc=desc, unit="point", disable=not progress) as bar:
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            parts.append(_call(fn, {k: v[start:stop] for k, v in values.items()}, stop - start))
+            if set(parts[-1]) != set(parts[0]):
+                raise UserError(f"fn: returned outputs {sorted(parts[-1])} for draws {start}.., "
+                                f"{sorted(parts[0])} before", parameter="fn")
+            bar.update(stop - start)
+    if len(parts) == 1:
+        return {k: _frozen_array(v) for k, v in parts[0].items()}
+    return {k: _frozen_array(np.concatenate([p[k] for p in parts])) for k in parts[0]}
 
 
 @dataclass(frozen=True)
@@ -429,8 +458,10 @@ class MonteCarlo:
 
 
 def propagate(fn: Model, inputs: Sequence[Uncertain], n: int, seed: int, *,
-              correlations: Mapping[tuple[str, str], float] | None = None, method: str = "random") -> MonteCarlo:
+              correlations: Mapping[tuple[str, str], float] | None = None, method: str = "random",
+              chunk: int | None = None, progress: bool = False) -> MonteCarlo:
     """Draw ``n`` samples of ``inputs`` (see :func:`sample`) and run the vectorised model
-    ``fn({input: array}) -> {output: array}`` once on all of them."""
+    ``fn({input: array}) -> {output: array}`` on all of them: in one call, or in calls of
+    at most ``chunk`` draws (the outputs are the same), with a progress bar if ``progress``."""
     s = sample(inputs, n, seed, correlations=correlations, method=method)
-    return MonteCarlo(s, types.MappingProxyType(evaluate(fn, s.values, n)))
+    return MonteCarlo(s, types.MappingProxyType(evaluate(fn, s.values, n, chunk=chunk, progress=progress)))
