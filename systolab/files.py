@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import UserError
 
@@ -191,3 +193,14 @@ def default_out(name: str) -> Path:
         if (folder / "pyproject.toml").is_file() and (folder / "systolab" / "__init__.py").is_file():
             return folder / "out" / name
     return here / "out" / name
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value

@@ -27,6 +27,7 @@ import numpy as np
 from ...checks import check_int, check_seed
 from ...errors import UserError
 from ..chip.config import ChipConfig
+from ..cost.tco import Deployment
 from ..cost.timeline import Option as TimelineOption
 from ..cost.timeline import break_even as timeline_break_even
 from ..cost.timeline import timeline
@@ -35,7 +36,6 @@ from ..gpu.specs import load_gpus
 from ..legal.purchase import ANY_BUYER, Scenario, scenario
 from ..report.chip import get_chip
 from ..report.compare import DEFAULT_BUYER, DEFAULT_DATE, default_chip_for
-from ..cost.tco import Deployment
 from .evaluate import Setting, decision_data, decision_inputs, decision_model, deployments_at_mode
 from .options import Option, chip_option, gpu_option
 from .sensitivity import BreakEven, SobolResult, Tornado, break_even, sobol, tornado
@@ -214,7 +214,7 @@ def decide(*, buyer: str = DEFAULT_BUYER, date: str | dt.date = DEFAULT_DATE, ch
     return _compose(sc, setting, gpu_opts, chip_opt, served, inputs, fn, mc, tell,
                     {"model": model, "isl": isl, "osl": osl, "ttft_s": ttft, "tpot_s": tpot, "budget_usd": budget,
                      "power_cap_MW": cap, "horizon_years": horizon, "draws": n, "seed": seed, "sobol_base": base,
-                     "chip": chip_cfg.name})
+                     "chip": chip_cfg.name, "node": chip_cfg.node})
 
 
 def _compose(sc: Scenario, s: Setting, gpu_opts: list[Option], chip_opt: Option, served: dict[str, Served],

@@ -23,9 +23,9 @@ over the horizon / the GPU's): building beats buying that GPU where it is > 0.
 from __future__ import annotations
 
 import math
-from functools import cache
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 
 from ..errors import SimulationError, UserError
-from . import area, compare, explore, export_control, fleet, gpu, legal, mapping, perf, rtl, serve, validate, verify
+from . import area, compare, decide, explore, export_control, fleet, gpu, legal, mapping, perf, rtl, serve, validate, verify
 from .common import Parser, chip_parent, design_parent, json_parent, memory_parent, workload_parent
 
-COMMANDS = (rtl, verify, perf, mapping, validate, compare, explore, serve, fleet, area, gpu, export_control, legal)
+COMMANDS = (rtl, verify, perf, mapping, validate, compare, decide, explore, serve, fleet, area, gpu, export_control, legal)
 
 
 def build_parser() -> Parser:

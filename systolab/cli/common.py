@@ -12,6 +12,7 @@ from typing import Any
 from ..checks import MAX_DIM, MAX_SEED
 from ..config import AcceleratorConfig
 from ..errors import UserError
+from ..files import finite_json
 from ..models.chip.choose import ORDER_FLAGS
 from ..models.chip.mapper import SEARCHES
 from ..models.legal.purchase import Scenario, scenario
@@ -239,17 +240,6 @@ def gemms_from_args(args: argparse.Namespace, dtype: str):
 
 
 # -- output --------------------------------------------------------------------------------------------
-def finite_json(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None (JSON has no Infinity)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    return value
-
-
 def lines_of(head: str, rows, line: Callable[[Any], str], *, limit: int | None = None, tail: Sequence[str] = ()) -> str:
     """A human-readable table: ``head``, then ``line(row)`` for the first ``limit`` rows, then ``tail``."""
     return "\n".join([head, *(line(r) for r in list(rows)[:limit]), *tail])
