@@ -185,3 +185,18 @@ def test_the_compare_report_page_renders(browser, tmp_path):
     assert page_problems(check, figures=len(PLOTS)) == []
     assert [i["name"] for i in check.images] == list(PLOTS)
     assert check.screenshot_size()[1] > 2000                                     # tables and four plots
+
+
+def test_the_decision_page_renders(browser, tmp_path):
+    """``systolab decide``'s report.html in headless Chromium: a screenshot, every figure
+    rendered, no console error."""
+    from systolab.models.decision.decide import decide
+    from systolab.models.decision.report import write_decision_report
+
+    files = write_decision_report(decide(gpus=("h20", "h200-sxm"), draws=300, sobol_base=32), tmp_path / "dec")
+    figures = [k for k in files if k not in ("report", "html", "json")]
+    assert len(figures) == 6
+    check = browser.check(tmp_path / "dec" / "report.html")
+    assert page_problems(check, figures=len(figures)) == []
+    (tmp_path / "dec" / "screenshot.png").write_bytes(check.screenshot_png)
+    assert check.screenshot_size()[1] > 3000                    # the tables and six plots, one page

@@ -9,6 +9,7 @@ measured errors, not by re-running the serving search per draw.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from ...errors import UserError
@@ -53,7 +54,7 @@ def serve_option(option: Option, device: str | ChipConfig, *, model: str, isl: i
                  ttft_s: float | None, tpot_s: float | None) -> Served:
     """``option`` (served on ``device``: its GPU id, or the chip) at its goodput point."""
     try:
-        g = goodput(device, model, isl=isl, osl=osl, ttft_s=ttft_s, tpot_s=tpot_s)
+        g = _goodput(device, model, isl, osl, ttft_s, tpot_s)
     except UserError as exc:
         if exc.parameter not in NO_FIT:
             raise                               # the question is wrong, not the device
@@ -66,3 +67,10 @@ def serve_option(option: Option, device: str | ChipConfig, *, model: str, isl: i
     assert r.power_W is not None and r.idle_power_W is not None
     return Served(option, g.output_tokens_per_s, r.tp, r.pp, r.sequences, r.ttft_s, r.tpot_s, r.power_W,
                   r.idle_power_W, tdp, None, g)
+
+
+@cache
+def _goodput(device: str | ChipConfig, model: str, isl: int, osl: int, ttft_s: float | None,
+             tpot_s: float | None) -> Goodput:
+    # a decision re-asked with other money or draws serves the same way: search once
+    return goodput(device, model, isl=isl, osl=osl, ttft_s=ttft_s, tpot_s=tpot_s)
