@@ -99,6 +99,7 @@ class Decision:
     break_even_date: dict[str, Any] | None
     inputs: tuple[Uncertain, ...]
     monte_carlo: MonteCarlo = field(repr=False)
+    setting: Setting | None = field(default=None, repr=False)      # what the model held fixed (for re-runs)
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -245,7 +246,7 @@ def _compose(sc: Scenario, s: Setting, gpu_opts: list[Option], chip_opt: Option,
     strength = {g.option.name: float(at_mode[f"tokens_per_usd_h.{g.option.name}"][0]) for g in s.gpus}
     verdict = _verdict(sc, chip_opt, chip_name, p_beats, best, served, gpu_opts, s, strength)
     return Decision(sc, question, tuple(results), p_beats, best, verdict, sens, torn, be, be_date, tuple(inputs), mc,
-                    _notes(gpu_opts, chip_opt))
+                    s, _notes(gpu_opts, chip_opt))
 
 
 def _break_even_date(sc: Scenario, s: Setting, mc: MonteCarlo, chip: str) -> dict[str, Any]:
