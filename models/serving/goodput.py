@@ -188,16 +188,14 @@ def goodput(device: Any, model: str | DecoderShape, *, isl: int, osl: int, ttft_
         assert error is not None
         raise error
     best = max(meeting, key=lambda r: (r.output_tokens_per_s, -r.tp), default=None)
-    common = dict(device=dev.id, model=shape.name, isl=isl, osl=osl, batching=batching, targets=targets,
-                  curve=tuple(curve))
     if best is not None:
-        return Goodput(best=best, output_tokens_per_s=best.output_tokens_per_s, reason=None, **common)
+        return Goodput(dev.id, shape.name, isl, osl, batching, targets, best, best.output_tokens_per_s, None,
+                       tuple(curve))
     closest = min(fastest, key=lambda r: excess(targets, r))
-    missed = targets.missed(closest.ttft_s, closest.tpot_s)
     sizes_tried = ", ".join(str(r.tp) for r in fastest)
     of = f" (the nearest point over tp {sizes_tried})" if len(fastest) > 1 else ""
-    return Goodput(best=None, output_tokens_per_s=0.0, reason=targets.reason(closest, of=of), fastest=closest,
-                   missed=missed, **common)
+    return Goodput(dev.id, shape.name, isl, osl, batching, targets, None, 0.0, targets.reason(closest, of=of),
+                   tuple(curve), fastest=closest, missed=targets.missed(closest.ttft_s, closest.tpot_s))
 
 
 def excess(targets: Targets, r: ServingResult) -> float:
