@@ -233,11 +233,14 @@ def plot_goodput(results: list[Goodput], ax=None):
     if not results or not all(isinstance(g, Goodput) for g in results):
         raise UserError("results: give a list of at least one Goodput", parameter="results")
     fig, ax = new_axes(ax, (6.4, 4.2))
+    several = len({g.targets for g in results}) > 1          # then each label says its targets
     for g in results:
         r = g.chosen
         pts = sorted((p for p in g.curve if p.tp == r.tp), key=lambda p: p.concurrency)
+        wanted = "".join(f", {k.split('_')[0].upper()} ≤ {v:g} s" for k, v in g.targets.to_dict().items()
+                         if several and v is not None)
         line, = ax.plot([p.tpot_s for p in pts], [p.output_tokens_per_s for p in pts], marker=".",
-                        label=f"{g.device} (tp {r.tp})")
+                        label=f"{g.device} (tp {r.tp}{wanted})")
         if g.best is not None:
             ax.plot([r.tpot_s], [r.output_tokens_per_s], marker="*", markersize=14, color=line.get_color(),
                     linestyle="none")
