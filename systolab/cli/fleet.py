@@ -10,7 +10,7 @@ from ..models.legal.purchase import purchasability
 from ..models.report.compare import DEFAULT_GPUS
 from ..models.serving.fleet import fleet
 from .common import emit, legal_parent, positive_int, real_in, scenario_from_args
-from .serve import load_from_args, scenario_parent
+from .serve import scenario_parent, targets_from_args
 
 
 def add_parser(sub, parents) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    targets = load_from_args(args)
+    targets = targets_from_args(args)
     if args.devices is not None:
         devices = [d.strip() for d in args.devices.split(",") if d.strip()]
         if not devices:
