@@ -13,7 +13,8 @@ from .report.compare import Comparison, compare
 from .report.evaluate import Evaluation, evaluate_chip, evaluate_gpu
 from .report.figures import write_report
 from .report.sizing import fit_cores, largest_outside, match_gpu
-from .serving.model import Fleet, FleetRow, ServingResult, fleet, serve
+from .serving.fleet import Fleet, FleetRow, fleet
+from .serving.model import ServingResult, serve
 from .silicon.area import ChipArea
 from .silicon.energy import ChipPower
 from .workloads.catalog import DecoderShape, Workload, get_llm, get_workload, list_workloads, llm_models

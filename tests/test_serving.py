@@ -14,12 +14,12 @@ from systolab.models.gpu import fit as gemm_fit
 from systolab.models.gpu.fit_file import fit_file
 from systolab.models.report.compare import DEFAULT_GPUS
 from systolab.models.serving import fit as sf
+from systolab.models.serving.fleet import fleet
 from systolab.models.serving.model import (
     ChipServing,
     Precision,
     collective_seconds,
     decode_contexts,
-    fleet,
     get_device,
     serve,
     serve_auto,

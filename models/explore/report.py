@@ -29,7 +29,8 @@ UNITS = {"die_mm2": "die_mm2", "power_W": "power_W", "unit_cost_usd": "unit_cost
          "tpp": "tpp", "fleet_units": "fleet_units", "fleet_throughput": "fleet_throughput_units_per_s",
          "throughput": "throughput_units_per_s", "seconds": "seconds_s", "utilization": "utilization",
          "energy_per_unit_J": "energy_per_unit_J", "usd_per_million_units": "usd_per_million_units",
-         "ttft_s": "ttft_s", "devices": "devices"}
+         "ttft_s": "ttft_s", "devices": "devices", "concurrency": "concurrency", "meets_targets": "meets_targets",
+         "reason": "reason"}
 
 
 def points_frame(points: list[dict], front: set[str] | frozenset[str] = frozenset()):

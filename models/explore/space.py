@@ -37,7 +37,11 @@ runs it alone, a fleet is whole devices) or an LLM *serving* scenario (``serve``
 of ``data/llm_models.yaml``, ``isl``, ``osl``, and ``batch`` or ``concurrency``; optional
 ``tp`` and ``name``, default ``<model>-serving``), timed by the serving model
 (:func:`~systolab.models.serving.model.serve_auto`: the smallest tensor-parallel group that
-holds the model and its KV cache, unless ``tp`` is given). Its ``throughput`` is output
+holds the model and its KV cache, unless ``tp`` is given). A serving workload may carry
+latency targets ``ttft_s`` and ``tpot_s`` (seconds): without ``batch`` and ``concurrency``
+each device then serves at its goodput point (:func:`~systolab.models.serving.goodput.goodput`);
+a device that misses them has zero throughput, the ``reason``, and the point fails the
+target (``tpot_s[<workload>]``). Its ``throughput`` is output
 tokens/s per device, ``seconds`` the time per output token, ``ttft_s`` the time to first
 token, ``devices`` the group's size, and the fleet buys whole groups. The reference GPUs
 serve it in their own serving format (fp8 where they have it, else bf16), as
@@ -61,6 +65,7 @@ from ..chip.config import get_chip
 from ..cost.pricing import cost_inputs
 from ..gpu.specs import get_gpu
 from ..legal.purchase import scenario
+from ..serving.goodput import Targets
 from ..serving.model import check_request
 from ..specs import DATA_DIR
 from ..workloads.catalog import BUILTINS
@@ -73,7 +78,7 @@ GEMM_METRICS = ("throughput", "seconds", "utilization", "energy_per_unit_J", "us
 SERVING_METRICS = ("throughput", "seconds", "ttft_s", "devices", "energy_per_unit_J", "usd_per_million_units",
                    "fleet_throughput")
 WORKLOAD_METRICS = tuple(dict.fromkeys(GEMM_METRICS + SERVING_METRICS))
-SERVING_KEYS = ("serve", "name", "isl", "osl", "batch", "concurrency", "tp")
+SERVING_KEYS = ("serve", "name", "isl", "osl", "batch", "concurrency", "tp", "ttft_s", "tpot_s")
 SPACE_KEYS = ("base", "parameters", "workloads", "objectives", "constraints", "budget_usd", "gpus")
 #: GPUs drawn as reference points when the space names none (those ``beat`` names are added).
 REFERENCE_GPUS = ("h100-sxm", "h20")
@@ -278,8 +283,10 @@ def _serving_workload(source: str, where: str, w: dict) -> dict:
         raise space_error(source, f"{where}.{sorted(map(str, unknown))[0]}", f"unknown key; a serving workload takes "
                                                                       f"{', '.join(SERVING_KEYS)}")
     try:
+        # latency targets without a load: each device serves at its goodput point
+        by_goodput = Targets.checked(w.get("ttft_s"), w.get("tpot_s")).given and w.get("batch") is None
         check_request(w["serve"], isl=w.get("isl"), osl=w.get("osl"), batch=w.get("batch"),
-                      concurrency=w.get("concurrency"))
+                      concurrency=1 if by_goodput and w.get("concurrency") is None else w.get("concurrency"))
         if w.get("tp") is not None:
             check_int("tp", w["tp"])
     except UserError as exc:

@@ -31,6 +31,7 @@ from ..legal.build import buildability
 from ..legal.purchase import scenario
 from ..report.chip import get_chip
 from ..report.evaluate import evaluate_gpu
+from ..serving.goodput import Targets, goodput
 from ..serving.model import serve_auto
 from ..silicon.feasibility import chip_feasibility
 from ..workloads.catalog import get_workload
@@ -43,11 +44,41 @@ DeepStage = Callable[[tuple], Any]
 
 
 def serving_metrics(device, w: dict) -> dict:
-    """A serving workload's metrics on ``device`` (a chip or a GPU id, in its own format)."""
-    r = serve_auto(device, w["serve"], tp=w.get("tp"), isl=w["isl"], osl=w["osl"], batch=w.get("batch"),
-                   concurrency=w.get("concurrency"))
-    return {"throughput": r.output_tokens_per_s, "seconds": r.tpot_s, "ttft_s": r.ttft_s, "devices": r.devices,
-            "energy_per_unit_J": r.energy_per_token_J, "usd_per_million_units": r.usd_per_million_tokens}
+    """A serving workload's metrics on ``device`` (a chip or a GPU id, in its own format).
+
+    With latency targets (``ttft_s``, ``tpot_s``) the metrics also hold ``concurrency``
+    (the load served), ``meets_targets`` and ``reason``; without ``batch`` and
+    ``concurrency`` the load is the goodput point's. A device that misses the targets has
+    zero throughput (no energy or cost per token) and the latencies of the point nearest
+    to them."""
+    targets = Targets(w.get("ttft_s"), w.get("tpot_s"))
+    if targets.given and w.get("batch") is None and w.get("concurrency") is None:
+        g = goodput(device, w["serve"], tp=w.get("tp"), isl=w["isl"], osl=w["osl"], ttft_s=targets.ttft_s,
+                    tpot_s=targets.tpot_s)
+        r, reason = g.chosen, g.reason
+    else:
+        r = serve_auto(device, w["serve"], tp=w.get("tp"), isl=w["isl"], osl=w["osl"], batch=w.get("batch"),
+                       concurrency=w.get("concurrency"))
+        reason = targets.reason(r)
+    out: dict[str, Any] = {
+        "throughput": r.output_tokens_per_s, "seconds": r.tpot_s, "ttft_s": r.ttft_s, "devices": r.devices,
+        "energy_per_unit_J": r.energy_per_token_J, "usd_per_million_units": r.usd_per_million_tokens}
+    if targets.given:
+        out.update(concurrency=r.sequences, meets_targets=reason is None, reason=reason)
+        if reason is not None:                       # no capacity
+            out.update(throughput=0.0, energy_per_unit_J=None, usd_per_million_units=None)
+    return out
+
+
+def missed_targets(space: Space, metrics: dict) -> list[str]:
+    """The latency targets each serving workload misses, as ``<target>[<workload>]``."""
+    out = []
+    for w in space.workloads:
+        m = metrics["workloads"].get(w["name"], {})
+        if m.get("meets_targets") is False:
+            missed = Targets(w.get("ttft_s"), w.get("tpot_s")).missed(m["ttft_s"], m["seconds"])
+            out += [f"{t}[{w['name']}]" for t in missed]
+    return out
 
 
 def evaluate_point(space: Space, design: dict) -> dict:
@@ -120,6 +151,7 @@ def judge(space: Space, metrics: dict, targets: list[float]) -> dict:
                   if bad]
         failed += [f"beat[{i}]" for i, (b, t) in enumerate(zip(c.get("beat") or [], targets))
                    if metrics["workloads"][b["workload"]]["throughput"] < t]
+        failed += missed_targets(space, metrics)
     return {**metrics, "failed": failed, "feasible": not failed}
 
 
@@ -201,4 +233,4 @@ def run_deep(sp: Space, store: Store, version: str, front: list[dict], k: int, s
 
 
 __all__ = ["DeepStage", "array_pes", "deep_job", "evaluate_job", "evaluate_point", "gpu_targets", "judge",
-           "objective_values", "pareto", "run_deep", "serving_metrics", "with_fleet"]
+           "missed_targets", "objective_values", "pareto", "run_deep", "serving_metrics", "with_fleet"]

@@ -26,7 +26,7 @@ from ..legal.build import Buildability, buildability
 from ..legal.export_control import classify_gpu
 from ..legal.purchase import Purchasability, Scenario, purchasability
 from ..records import recorded
-from ..serving.model import Fleet, fleet
+from ..serving.fleet import Fleet, fleet
 from ..silicon.area import chip_area, load_fit
 from ..silicon.energy import chip_power
 from ..silicon.nodes import reticle_limit_mm2
@@ -239,7 +239,7 @@ def iso_views(chip: ChipConfig, workloads: list[Workload], gpu_rows: list[dict[s
 @dataclass(frozen=True)
 class ServingSection:
     """The comparison's serving section: the LLM-serving ``scenario`` (model, lengths,
-    batching) and the :class:`~systolab.models.serving.model.Fleet` a budget buys of each device."""
+    batching) and the :class:`~systolab.models.serving.fleet.Fleet` a budget buys of each device."""
 
     scenario: dict[str, Any]
     fleet: Fleet

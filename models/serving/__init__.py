@@ -1,5 +1,9 @@
-"""LLM serving on one device kind (prefill, decode, KV cache, parallelism) and fleets of it."""
-from .model import Fleet, FleetRow, ServingResult, fleet, serve, serve_auto
+"""LLM serving on one device kind (prefill, decode, KV cache, parallelism), fleets of it,
+goodput under latency targets, and the power model's check against measurements."""
+from .fleet import Fleet, FleetRow, fleet
+from .goodput import Goodput, GoodputPoint, Targets, goodput, plot_goodput
+from .model import ServingResult, serve, serve_auto
 from .power_fit import power_fit_report
 
-__all__ = ["Fleet", "fleet", "FleetRow", "power_fit_report", "serve", "serve_auto", "ServingResult"]
+__all__ = ["Fleet", "fleet", "FleetRow", "Goodput", "goodput", "GoodputPoint", "plot_goodput", "power_fit_report",
+           "serve", "serve_auto", "ServingResult", "Targets"]

@@ -24,7 +24,7 @@ Assumptions are collected in :data:`ASSUMPTIONS` and reported with every result.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -37,7 +37,6 @@ from ..chip.config import ChipConfig, get_chip
 from ..chip.workload import chip_workload_perf
 from ..core.perf import WorkloadPerf
 from ..cost.pricing import chip_unit_cost, gpu_price, usd_per_million_tokens
-from ..cost.pricing import fleet as buy
 from ..frames import data_frame
 from ..gpu.fit_file import reads_fit
 from ..gpu.model import assumptions, calibration, gemm_terms, resolve_peak
@@ -673,7 +672,7 @@ def decode_contexts(isl: int, osl: int, samples: int = DECODE_SAMPLES) -> list[i
     return [isl + 1 + int((j + 0.5) * n / samples) for j in range(samples)]
 
 
-# -- fleets --------------------------------------------------------------------------------
+# -- fleets (the fleets themselves: fleet.py) ----------------------------------------------
 #: Tensor-parallel sizes tried, smallest first, when a fleet's ``tp`` is not given.
 AUTO_TP = (1, 2, 4, 8, 16, 32, 64)
 
@@ -693,118 +692,3 @@ def serve_auto(device: Any, model: str | DecoderShape, *, tp: int | None = None,
             error = exc
     assert error is not None
     raise error
-
-
-@dataclass(frozen=True)
-class FleetRow:
-    """One device kind of a :class:`Fleet`. A device on which the scenario fits at no
-    tensor-parallel size has only ``device`` and ``note``; one without a price has no fleet
-    (``units``, ``replicas`` and the fleet's rate are None, ``note`` says why).
-
-    Rates in output tokens/s (per device, per W, per k$, of the whole fleet), power in W,
-    energy in J per output token, prices and budget in USD."""
-
-    device: str
-    note: str | None = None
-    kind: str | None = None
-    dtype: str | None = None
-    tp: int | None = None
-    pp: int | None = None
-    output_tokens_per_s: float | None = None
-    tpot_s: float | None = None
-    ttft_s: float | None = None
-    max_batch: int | None = None
-    power_W: float | None = None
-    tokens_per_s_per_W: float | None = None
-    energy_per_token_J: float | None = None
-    usd_per_million_tokens: float | None = None
-    budget_usd: float | None = None
-    unit_price_usd: float | None = None
-    units: int | None = None
-    replicas: int | None = None
-    fleet_output_tokens_per_s: float | None = None
-    tokens_per_s_per_kusd: float | None = None
-    units_range: tuple[int, int] | None = None
-    fleet_output_tokens_per_s_range: tuple[float, float] | None = None
-
-    @property
-    def served(self) -> bool:
-        """Whether the scenario fits this device (else only ``note`` says why not)."""
-        return self.output_tokens_per_s is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The row as ``systolab fleet`` writes it: the keys a row of its kind has."""
-        if not self.served:
-            return {"device": self.device, "note": self.note}
-        keys = ("device", "kind", "dtype", "tp", "pp", "output_tokens_per_s", "tpot_s", "ttft_s", "max_batch",
-                "power_W", "tokens_per_s_per_W", "energy_per_token_J", "usd_per_million_tokens", "budget_usd",
-                "unit_price_usd", "units", "replicas", "fleet_output_tokens_per_s", "tokens_per_s_per_kusd")
-        d: dict[str, Any] = {k: getattr(self, k) for k in keys}
-        if self.units_range is not None and self.fleet_output_tokens_per_s_range is not None:
-            d["units_range"] = list(self.units_range)
-            d["fleet_output_tokens_per_s_range"] = list(self.fleet_output_tokens_per_s_range)
-        if self.note is not None:
-            d["note"] = self.note
-        return d
-
-
-@dataclass(frozen=True)
-class Fleet:
-    """What ``budget_usd`` buys of each device kind for one serving scenario: a
-    :class:`FleetRow` per device, in the order given."""
-
-    budget_usd: float
-    rows: tuple[FleetRow, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"budget_usd": self.budget_usd, "rows": [r.to_dict() for r in self.rows]}
-
-    def to_frame(self) -> Any:
-        """The rows as a pandas DataFrame (one per device; the keys of :meth:`FleetRow.to_dict`)."""
-        return data_frame(r.to_dict() for r in self.rows)
-
-
-def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch: int | None = None,
-          concurrency: int | None = None, tp: int | None = None, pp: int = 1, budget_usd: float | None = None,
-          dtype: str | None = None, kv_dtype: str | None = None) -> Fleet:
-    """For each device (GPU ids, chips): the serving result at ``tp`` (default the smallest
-    that fits), the devices a budget buys (default the cost model's $7B) at the unit price
-    (and its range), the replicas of ``tp x pp`` devices they make, and the fleet's output
-    tokens/s; tokens/s per device, per k$ and per W. A device without a price, or on which
-    the scenario fits at no tensor-parallel size, gets a row with the reason."""
-    shape = check_request(model, isl=isl, osl=osl, batch=batch, concurrency=concurrency)[0]
-    if not devices or isinstance(devices, str):
-        raise UserError("device: give a list of at least one device", parameter="device")
-    # the budget resolved (default $7B) and checked before any work
-    budget = buy(unit_price_usd=1.0, throughput_per_unit=0.0, budget_usd=budget_usd)["budget_usd"]
-    rows = []
-    for d in devices:
-        try:
-            dev = get_device(d, dtype)
-            r = serve_auto(dev, shape, tp=tp, isl=isl, osl=osl, batch=batch, concurrency=concurrency, pp=pp,
-                           dtype=dtype, kv_dtype=kv_dtype)
-        except UserError as exc:
-            if exc.parameter == "device":          # not a device at all
-                raise
-            rows.append(FleetRow(getattr(d, "name", d), note=str(exc)))   # this device cannot serve it
-            continue
-        row = FleetRow(r.device, kind=r.kind, dtype=r.dtype, tp=r.tp, pp=r.pp,
-                       output_tokens_per_s=r.output_tokens_per_s, tpot_s=r.tpot_s, ttft_s=r.ttft_s,
-                       max_batch=r.max_batch, power_W=dev.power_W,
-                       tokens_per_s_per_W=r.output_tokens_per_s / dev.power_W,
-                       energy_per_token_J=r.energy_per_token_J, usd_per_million_tokens=r.usd_per_million_tokens,
-                       budget_usd=budget, unit_price_usd=dev.price_usd)
-        if dev.price_usd:
-            # a replica (tp x pp devices) is what the budget buys whole
-            lo, hi = dev.price_range_usd or (dev.price_usd, dev.price_usd)
-            mid, few, many = (buy(unit_price_usd=price * r.devices, throughput_per_unit=r.output_tokens_per_s_group,
-                                  budget_usd=budget) for price in (dev.price_usd, hi, lo))
-            row = replace(row, replicas=mid["units"], units=mid["units"] * r.devices,
-                          units_range=(few["units"] * r.devices, many["units"] * r.devices),
-                          fleet_output_tokens_per_s=mid["aggregate_throughput"],
-                          fleet_output_tokens_per_s_range=(few["aggregate_throughput"], many["aggregate_throughput"]),
-                          tokens_per_s_per_kusd=r.output_tokens_per_s / dev.price_usd * 1e3)
-        else:
-            row = replace(row, note="no public price: no fleet")
-        rows.append(row)
-    return Fleet(budget, tuple(rows))

@@ -8,9 +8,9 @@ from ..models.chip.config import get_chip
 from ..models.gpu.specs import list_gpus
 from ..models.legal.purchase import purchasability
 from ..models.report.compare import DEFAULT_GPUS
-from ..models.serving.model import fleet
+from ..models.serving.fleet import fleet
 from .common import emit, legal_parent, positive_int, real_in, scenario_from_args
-from .serve import scenario_parent
+from .serve import scenario_parent, targets_from_args
 
 
 def add_parser(sub, parents) -> None:
@@ -26,6 +26,7 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    targets = targets_from_args(args)
     if args.devices is not None:
         devices = [d.strip() for d in args.devices.split(",") if d.strip()]
         if not devices:
@@ -33,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         devices = [get_chip().name, *DEFAULT_GPUS]
     result = fleet(devices, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
-                   tp=args.tp, pp=args.pp, budget_usd=args.budget_usd, dtype=args.dtype, kv_dtype=args.kv_dtype)
+                   tp=args.tp, pp=args.pp, budget_usd=args.budget_usd, dtype=args.dtype, kv_dtype=args.kv_dtype,
+                   ttft_s=args.ttft_s, tpot_s=args.tpot_s)
     rows = [r.to_dict() for r in result.rows]
     legal = scenario_from_args(args)
     if legal is not None:
@@ -42,22 +44,31 @@ def run(args: argparse.Namespace) -> int:
     budget = next((r["budget_usd"] for r in rows if "budget_usd" in r), args.budget_usd)   # the default resolved
     payload = {"model": args.model, "isl": args.isl, "osl": args.osl, "batch": args.batch,
                "concurrency": args.concurrency, "budget_usd": budget, "rows": rows}
+    if targets.given:     # the rows then say whether each device meets them, at which concurrency
+        payload["targets"] = targets.to_dict()
 
     def human(p: dict) -> str:
-        lines = [f"{p['model']}, {p['isl']} + {p['osl']} tokens, budget ${p['budget_usd']:,.0f}",
-                 f"  {'device':16} {'tp':>3} {'tok/s/dev':>10} {'units':>10} {'replicas':>9} {'fleet tok/s':>14} "
+        wanted = ", ".join(f"{k.split('_')[0].upper()} <= {v * 1e3:,.1f} ms" for k, v in (p.get("targets") or {}).items()
+                           if v is not None)
+        lines = [f"{p['model']}, {p['isl']} + {p['osl']} tokens, budget ${p['budget_usd']:,.0f}"
+                 + (f", targets {wanted}" + ("" if p["batch"] or p["concurrency"] else " (each device at its goodput)")
+                    if wanted else ""),
+                 f"  {'device':16} {'tp':>3}" + (f" {'load':>5}" if wanted else "")
+                 + f" {'tok/s/dev':>10} {'units':>10} {'replicas':>9} {'fleet tok/s':>14} "
                  f"{'tok/s/k$':>9} {'tok/s/W':>8} {'$/M tok':>8}"]
         for r in p["rows"]:
             if "output_tokens_per_s" not in r:
                 lines.append(f"  {r['device']:16} {r['note']}")
                 continue
-            f = r["fleet_output_tokens_per_s"]
-            lines.append(f"  {r['device']:16} {r['tp']:>3} {r['output_tokens_per_s']:>10,.0f} "
-                         f"{r['units'] if r['units'] is not None else '-':>10,} "
-                         f"{r['replicas'] if r['replicas'] is not None else '-':>9,} "
-                         f"{f'{f:,.4g}' if f is not None else '-':>14} "
-                         f"{r['tokens_per_s_per_kusd'] or 0:>9.3g} {r['tokens_per_s_per_W']:>8.3g} "
-                         f"{r['usd_per_million_tokens'] or 0:>8.3g}" + (f"  {r['note']}" if r.get("note") else "")
+            def shown(key: str, spec: str, r: dict = r) -> str:     # '-' where the row has no value
+                return "-" if r[key] is None else format(r[key], spec)
+
+            load = f" {r['concurrency']:>5}" if wanted else ""     # the batch or concurrency served
+            lines.append(f"  {r['device']:16} {r['tp']:>3}{load} {r['output_tokens_per_s']:>10,.0f} "
+                         f"{shown('units', ','):>10} {shown('replicas', ','):>9} "
+                         f"{shown('fleet_output_tokens_per_s', ',.4g'):>14} "
+                         f"{shown('tokens_per_s_per_kusd', '.3g'):>9} {r['tokens_per_s_per_W']:>8.3g} "
+                         f"{shown('usd_per_million_tokens', '.3g'):>8}" + (f"  {r['note']}" if r.get("note") else "")
                          + (f"  [{r['purchasability'].replace('_', ' ')}]" if r.get("purchasability") else ""))
         return "\n".join(lines)
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UserError
 from ..models.legal.purchase import purchasability
+from ..models.serving.goodput import Targets, goodput
 from ..models.serving.model import serve
-from .common import emit, legal_parent, positive_int, scenario_from_args
+from .common import emit, legal_parent, positive_int, positive_real, scenario_from_args
 
 DTYPES = ("int8", "uint8", "int16", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp32", "tf32")
 
@@ -17,10 +19,16 @@ def scenario_parent() -> argparse.ArgumentParser:
                    help="built-in LLM: llama2-7b, llama2-13b, llama2-70b, llama3-8b, llama3-70b, mixtral-8x7b")
     p.add_argument("--isl", type=positive_int, required=True, metavar="N", help="prompt (input) tokens per request")
     p.add_argument("--osl", type=positive_int, required=True, metavar="N", help="output tokens per request")
-    group = p.add_mutually_exclusive_group(required=True)
+    group = p.add_mutually_exclusive_group()
     group.add_argument("--batch", type=positive_int, metavar="B", help="static batch: B requests start together")
     group.add_argument("--concurrency", type=positive_int, metavar="C",
-                       help="continuous batching: C requests in flight, each finished one replaced")
+                       help="continuous batching: C requests in flight, each finished one replaced (one of --batch "
+                            "and --concurrency is required unless a latency target is given)")
+    p.add_argument("--ttft-s", dest="ttft_s", type=positive_real, metavar="S",
+                   help="time-to-first-token target in seconds: without --batch/--concurrency the device serves at "
+                        "its goodput point (the most tokens/s that meets the targets); with them, it is checked")
+    p.add_argument("--tpot-s", dest="tpot_s", type=positive_real, metavar="S",
+                   help="time-per-output-token target in seconds (as --ttft-s)")
     p.add_argument("--pp", type=positive_int, default=1, metavar="P", help="pipeline-parallel stages (default 1)")
     p.add_argument("--dtype", choices=DTYPES, metavar="D",
                    help="weights and GEMMs (default: a chip's dtype; a GPU's fp8_e4m3 where it has it, else bf16)")
@@ -32,14 +40,36 @@ def add_parser(sub, parents) -> None:
     p = sub.add_parser("serve", parents=[scenario_parent(), legal_parent(), parents.json],
                        help="LLM serving: TTFT, TPOT, tokens/s, KV-cache limit, J/token, $/M tokens")
     p.add_argument("--device", required=True, metavar="ID|CHIP", help="GPU id, chip name or chips YAML file")
-    p.add_argument("--tp", type=positive_int, default=1, metavar="T", help="tensor-parallel devices (default 1)")
+    p.add_argument("--tp", type=positive_int, metavar="T",
+                   help="tensor-parallel devices (default 1; at the goodput point, the best of 1, 2, 4 ... 64)")
     p.set_defaults(func=run)
 
 
+def targets_from_args(args: argparse.Namespace) -> Targets:
+    """The latency targets of ``--ttft-s`` and ``--tpot-s``, refusing a scenario that has
+    neither a load (``--batch`` or ``--concurrency``) nor a target to find one by."""
+    targets = Targets(args.ttft_s, args.tpot_s)
+    if args.batch is None and args.concurrency is None and not targets.given:
+        raise UserError("batch: give --batch or --concurrency, or a latency target (--ttft-s, --tpot-s) to serve at "
+                        "the goodput point", parameter="batch")
+    return targets
+
+
 def run(args: argparse.Namespace) -> int:
-    r = serve(args.device, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
-              tp=args.tp, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype)
+    targets = targets_from_args(args)
+    extra: dict = {}
+    if args.batch is None and args.concurrency is None:       # the goodput point of the targets
+        g = goodput(args.device, args.model, isl=args.isl, osl=args.osl, ttft_s=args.ttft_s, tpot_s=args.tpot_s,
+                    tp=args.tp, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype)
+        r, reason = g.chosen, g.reason
+        extra["goodput"] = g.summary()
+    else:
+        r = serve(args.device, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
+                  tp=args.tp or 1, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype)
+        reason = targets.reason(r)
     payload = r.to_dict()
+    if targets.given:
+        payload.update(targets=targets.to_dict(), meets_targets=reason is None, reason=reason, **extra)
     legal = scenario_from_args(args)
     if legal is not None:
         payload["purchasability"] = purchasability(r.device, legal).to_dict() if r.kind == "gpu" else None
@@ -61,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
             lines.append(f"  power per device: {p['power_W']:,.0f} W mean (prefill {p['prefill_power_W']:,.0f} W, "
                          f"decode {decode} W, idle {p['idle_power_W']:,.0f} W)")
         lines += [f"  note: {n}" for n in p["notes"]]
+        if "meets_targets" in p:
+            t = p["targets"]
+            wanted = ", ".join(f"{k.split('_')[0].upper()} <= {v * 1e3:,.1f} ms" for k, v in t.items() if v is not None)
+            g = p.get("goodput")
+            lines.append(f"  targets {wanted}: " + (
+                (f"met; goodput {g['output_tokens_per_s']:,.0f} output tokens/s per device" if g else "met")
+                if p["meets_targets"] else f"missed, no capacity ({p['reason']})"))
         if p.get("purchasability"):
             q = p["purchasability"]
             lines.append(f"  a buyer in {q['buyer']} on {q['date']}: {q['status'].replace('_', ' ')}"
