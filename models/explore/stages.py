@@ -60,8 +60,9 @@ def serving_metrics(device, w: dict) -> dict:
         r = serve_auto(device, w["serve"], tp=w.get("tp"), isl=w["isl"], osl=w["osl"], batch=w.get("batch"),
                        concurrency=w.get("concurrency"))
         reason = targets.reason(r)
-    out = {"throughput": r.output_tokens_per_s, "seconds": r.tpot_s, "ttft_s": r.ttft_s, "devices": r.devices,
-           "energy_per_unit_J": r.energy_per_token_J, "usd_per_million_units": r.usd_per_million_tokens}
+    out: dict[str, Any] = {
+        "throughput": r.output_tokens_per_s, "seconds": r.tpot_s, "ttft_s": r.ttft_s, "devices": r.devices,
+        "energy_per_unit_J": r.energy_per_token_J, "usd_per_million_units": r.usd_per_million_tokens}
     if targets.given:
         out.update(concurrency=r.sequences, meets_targets=reason is None, reason=reason)
         if reason is not None:                       # no capacity

@@ -188,16 +188,14 @@ def goodput(device: Any, model: str | DecoderShape, *, isl: int, osl: int, ttft_
         assert error is not None
         raise error
     best = max(meeting, key=lambda r: (r.output_tokens_per_s, -r.tp), default=None)
-    common = dict(device=dev.id, model=shape.name, isl=isl, osl=osl, batching=batching, targets=targets,
-                  curve=tuple(curve))
     if best is not None:
-        return Goodput(best=best, output_tokens_per_s=best.output_tokens_per_s, reason=None, **common)
+        return Goodput(dev.id, shape.name, isl, osl, batching, targets, best, best.output_tokens_per_s, None,
+                       tuple(curve))
     closest = min(fastest, key=lambda r: excess(targets, r))
-    missed = targets.missed(closest.ttft_s, closest.tpot_s)
     sizes_tried = ", ".join(str(r.tp) for r in fastest)
     of = f" (the nearest point over tp {sizes_tried})" if len(fastest) > 1 else ""
-    return Goodput(best=None, output_tokens_per_s=0.0, reason=targets.reason(closest, of=of), fastest=closest,
-                   missed=missed, **common)
+    return Goodput(dev.id, shape.name, isl, osl, batching, targets, None, 0.0, targets.reason(closest, of=of),
+                   tuple(curve), fastest=closest, missed=targets.missed(closest.ttft_s, closest.tpot_s))
 
 
 def excess(targets: Targets, r: ServingResult) -> float:
@@ -235,11 +233,14 @@ def plot_goodput(results: list[Goodput], ax=None):
     if not results or not all(isinstance(g, Goodput) for g in results):
         raise UserError("results: give a list of at least one Goodput", parameter="results")
     fig, ax = new_axes(ax, (6.4, 4.2))
+    several = len({g.targets for g in results}) > 1          # then each label says its targets
     for g in results:
         r = g.chosen
         pts = sorted((p for p in g.curve if p.tp == r.tp), key=lambda p: p.concurrency)
+        wanted = "".join(f", {k.split('_')[0].upper()} ≤ {v:g} s" for k, v in g.targets.to_dict().items()
+                         if several and v is not None)
         line, = ax.plot([p.tpot_s for p in pts], [p.output_tokens_per_s for p in pts], marker=".",
-                        label=f"{g.device} (tp {r.tp})")
+                        label=f"{g.device} (tp {r.tp}{wanted})")
         if g.best is not None:
             ax.plot([r.tpot_s], [r.output_tokens_per_s], marker="*", markersize=14, color=line.get_color(),
                     linestyle="none")

@@ -10,7 +10,7 @@ from ..models.legal.purchase import purchasability
 from ..models.report.compare import DEFAULT_GPUS
 from ..models.serving.fleet import fleet
 from .common import emit, legal_parent, positive_int, real_in, scenario_from_args
-from .serve import load_from_args, scenario_parent
+from .serve import scenario_parent, targets_from_args
 
 
 def add_parser(sub, parents) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    targets = load_from_args(args)
+    targets = targets_from_args(args)
     if args.devices is not None:
         devices = [d.strip() for d in args.devices.split(",") if d.strip()]
         if not devices:
@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         lines = [f"{p['model']}, {p['isl']} + {p['osl']} tokens, budget ${p['budget_usd']:,.0f}"
                  + (f", targets {wanted}" + ("" if p["batch"] or p["concurrency"] else " (each device at its goodput)")
                     if wanted else ""),
-                 f"  {'device':16} {'tp':>3} {'tok/s/dev':>10} {'units':>10} {'replicas':>9} {'fleet tok/s':>14} "
+                 f"  {'device':16} {'tp':>3}" + (f" {'load':>5}" if wanted else "")
+                 + f" {'tok/s/dev':>10} {'units':>10} {'replicas':>9} {'fleet tok/s':>14} "
                  f"{'tok/s/k$':>9} {'tok/s/W':>8} {'$/M tok':>8}"]
         for r in p["rows"]:
             if "output_tokens_per_s" not in r:
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
             def shown(key: str, spec: str, r: dict = r) -> str:     # '-' where the row has no value
                 return "-" if r[key] is None else format(r[key], spec)
 
-            lines.append(f"  {r['device']:16} {r['tp']:>3} {r['output_tokens_per_s']:>10,.0f} "
+            load = f" {r['concurrency']:>5}" if wanted else ""     # the batch or concurrency served
+            lines.append(f"  {r['device']:16} {r['tp']:>3}{load} {r['output_tokens_per_s']:>10,.0f} "
                          f"{shown('units', ','):>10} {shown('replicas', ','):>9} "
                          f"{shown('fleet_output_tokens_per_s', ',.4g'):>14} "
                          f"{shown('tokens_per_s_per_kusd', '.3g'):>9} {r['tokens_per_s_per_W']:>8.3g} "

@@ -45,7 +45,7 @@ def add_parser(sub, parents) -> None:
     p.set_defaults(func=run)
 
 
-def load_from_args(args: argparse.Namespace) -> Targets:
+def targets_from_args(args: argparse.Namespace) -> Targets:
     """The latency targets of ``--ttft-s`` and ``--tpot-s``, refusing a scenario that has
     neither a load (``--batch`` or ``--concurrency``) nor a target to find one by."""
     targets = Targets(args.ttft_s, args.tpot_s)
@@ -56,7 +56,7 @@ def load_from_args(args: argparse.Namespace) -> Targets:
 
 
 def run(args: argparse.Namespace) -> int:
-    targets = load_from_args(args)
+    targets = targets_from_args(args)
     extra: dict = {}
     if args.batch is None and args.concurrency is None:       # the goodput point of the targets
         g = goodput(args.device, args.model, isl=args.isl, osl=args.osl, ttft_s=args.ttft_s, tpot_s=args.tpot_s,
