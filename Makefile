@@ -30,10 +30,13 @@ $(STAMP): pyproject.toml $(FILELIST)
 
 install: $(STAMP)
 
-# The main job: the default custom chip against the default GPUs on the default workloads.
+# The main job: the decision on its defaults (build or buy, for the default buyer and date),
+# then the engineering comparison of the default chip against the GPUs.
 demo: $(STAMP)
+	$(VENV)/bin/systolab decide --out out/decision
 	$(VENV)/bin/systolab compare --out out/demo
-	@echo "report: out/demo/report.md (plots and summary.json beside it)"
+	@echo "decision: out/decision/report.html (report.md, decision.json and plots beside it)"
+	@echo "comparison: out/demo/report.md (report.html, plots and summary.json beside it)"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --quiet .

@@ -137,8 +137,8 @@ def _uncertainty_section(d: Decision) -> list[str]:
                 for s in d.sensitivity.top(5)]
         out += ["", "![Sobol indices](sobol.png)", "", "![Tornado](tornado.png)"]
     if d.break_even is not None:
-        out += ["", f"Break-even of the top input: {d.break_even.text}"
-                + (f" ({d.break_even.reason})" if d.break_even.reason else "")]
+        extra = d.break_even.reason if d.break_even.reason and d.break_even.reason != d.break_even.text else ""
+        out += ["", f"Break-even of the top input: {d.break_even.text}" + (f" ({extra})" if extra else "")]
     out += ["", "![Distributions of $/M tokens](distributions.png)"]
     return out
 
