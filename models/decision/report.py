@@ -79,15 +79,21 @@ def _option_table(d: Decision) -> list[str]:
 
 
 def _legal_table(d: Decision) -> list[str]:
-    rows = ["| option | ECCN | status | weighed | rule | why |", "|---|---|---|---|---|---|"]
+    rows = ["| option | ECCN | status | weighed | deciding rule | note |", "|---|---|---|---|---|---|"]
     for o in d.options:
         opt = o.option
-        why = "; ".join(opt.why[:2]) if not opt.weighed or opt.needs_licence else ""
+        live = opt.weighed and o.served is not None and not o.served.reason
         if o.served is not None and o.served.reason:
-            why = f"meets no target: {o.served.reason}"
-        rows.append(f"| {opt.name} | {opt.eccn} | {opt.status.replace('_', ' ')} | "
-                    f"{'yes' if opt.weighed and o.served is not None and not o.served.reason else 'no'}"
-                    f"{' (licence)' if opt.needs_licence else ''} | {opt.policy or '-'} | {why.replace('|', '/')} |")
+            note = f"meets no target: {o.served.reason}"
+        elif not opt.weighed:
+            note = opt.why[-1] if opt.why else opt.status.replace("_", " ")
+        else:
+            note = "weighed only as if a licence were granted" if opt.needs_licence else ""
+        rows.append(f"| {opt.name} | {opt.eccn} | {opt.status.replace('_', ' ')} | {'yes' if live else 'no'}"
+                    f"{' (licence)' if live and opt.needs_licence else ''} | {opt.policy or '-'} | "
+                    f"{note.replace('|', '/')} |")
+    rows += ["", "Deciding rules and their citations: `systolab legal --gpu ID --buyer B --date D` "
+             "(`docs/legal.md`)."]
     return rows
 
 
