@@ -13,6 +13,9 @@ The public API for scripts and notebooks (the command line is ``systolab``)::
     sl.explore("h20-beater", db="out/h20.sqlite", search="lhs", trials=64)   # a design space, resumable
     sl.serve("h200-sxm", "llama3-70b", isl=2048, osl=256, concurrency=64, tp=2).to_dict()   # LLM serving
     sl.fleet(["h100-sxm", chip], "llama3-70b", isl=2048, osl=256, concurrency=64).to_frame()   # what $7B buys
+    sl.goodput("h200-sxm", "llama3-70b", isl=2048, osl=256, tpot_s=0.1).output_tokens_per_s   # within a target
+    d = sl.decide(buyer="allied", date="2026-12-01", overrides={"memory.HBM.usd_per_GB": (12, 15, 25)})
+    d.verdict, d.p_build_beats_buy, d.to_frame()           # build or buy, and how sure
 """
 import importlib
 from pathlib import Path as _Path
@@ -39,6 +42,8 @@ _SOURCES = {
                "llm_models", "map_gemm", "map_gemms", "mapping_space", "match_gpu", "parse_gemm", "plot_mapping_space",
                "serve", "write_report"),
     "models.legal": ("Buildability", "Purchasability", "Scenario", "legal", "purchasability", "scenario"),
+    "models.decision": ("Decision", "decide", "write_decision_report"),
+    "models.serving": ("Goodput", "goodput"),
     "flows.explore": ("explore",),
     "models.explore": ("gpu_reference", "load_space"),
 }
@@ -96,7 +101,9 @@ if TYPE_CHECKING:
         write_report,
     )
     from .models.explore import gpu_reference, load_space
+    from .models.decision import Decision, decide, write_decision_report
     from .models.legal import Buildability, Purchasability, Scenario, legal, purchasability, scenario
+    from .models.serving import Goodput, goodput
 
 
 def __getattr__(name: str):
@@ -121,5 +128,5 @@ __all__ = [
     "evaluate_gpu", "explore", "fit_cores", "get_chip", "get_gpu", "get_workload", "gpu_reference", "load_space",
     "largest_outside", "list_chips", "list_gpus", "list_workloads", "map_gemm", "map_gemms", "mapping_space",
     "match_gpu", "parse_gemm", "plot_mapping_space", "write_report", "Purchasability", "Scenario", "purchasability",
-    "scenario", "Buildability", "legal",
+    "scenario", "Buildability", "legal", "Decision", "decide", "write_decision_report", "Goodput", "goodput",
 ]

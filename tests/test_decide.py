@@ -160,3 +160,29 @@ def _floats(x):
 def test_decide_command_refuses_bad_flags(tmp_path, capsys, flags, parameter):
     assert main(["decide", *flags, "--out", str(tmp_path / "d"), "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == parameter
+
+
+def test_an_input_can_be_fixed_or_redrawn_by_name(allied):
+    """The user varies one input (e.g. HBM $/GB) by its name, without rebuilding prices."""
+    name = "memory.HBM.usd_per_GB"
+    assert name in {i.name for i in allied.inputs}
+    cheap = decide(buyer="allied", gpus=("h20", "h100-sxm"), overrides={name: 1.0}, **SMALL)
+    dear = decide(buyer="allied", gpus=("h20", "h100-sxm"), overrides={name: (80.0, 100.0, 120.0)}, **SMALL)
+    chip = allied.question["chip"]
+    key = f"usd_per_Mtok.{chip}"
+    assert np.median(cheap.monte_carlo[key]) < np.median(allied.monte_carlo[key]) < np.median(dear.monte_carlo[key])
+    fixed = next(i for i in cheap.inputs if i.name == name)
+    assert fixed.shape == "fixed" and fixed.source == "given by the caller"
+    for bad in ({"memory.HBM.usd_per_gb": 1.0}, {name: (3.0, 2.0, 1.0)}, {name: float("nan")}):
+        with pytest.raises(UserError) as exc:
+            decide(buyer="allied", gpus=("h20",), overrides=bad, **SMALL)
+        assert exc.value.parameter == "overrides"
+
+
+def test_decide_command_takes_overrides(tmp_path, capsys):
+    base = ["decide", "--buyer", "allied", "--gpus", "h20", "--draws", "200", "--sobol-base", "16", "--json"]
+    assert main([*base, "--set", "memory.HBM.usd_per_GB=5:10:20", "--out", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    for bad in ("memory.HBM.usd_per_GB", "nope=3", "memory.HBM.usd_per_GB=a:b"):
+        assert main([*base, "--set", bad, "--out", str(tmp_path / "b")]) == 2
+        assert json.loads(capsys.readouterr().out)["parameter"] in ("set", "overrides")

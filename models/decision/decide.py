@@ -19,6 +19,7 @@ only after its time to silicon; GPUs from the decision date, improving with soft
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,15 +165,18 @@ def decide(*, buyer: str = DEFAULT_BUYER, date: str | dt.date = DEFAULT_DATE, ch
            osl: int | None = None, ttft_s: float | None = None, tpot_s: float | None = None,
            budget_usd: float | None = None, power_cap_MW: float | None = None, horizon_years: float | None = None,
            draws: int | None = None, seed: int | None = None, sobol_base: int | None = None,
-           progress: Any = None) -> Decision:
+           overrides: Mapping[str, Any] | None = None, progress: Any = None) -> Decision:
     """Decide between building ``chip`` (default: the default chip the buyer could have
     built) and buying ``gpus`` (default: every GPU with a public price) for ``buyer`` on
     ``date``, serving ``model`` with ``isl`` prompt and ``osl`` output tokens per request
     within ``ttft_s``/``tpot_s`` (seconds; defaults from ``data/decision.yaml``: MLPerf's
     Llama-2-70B server targets), with ``budget_usd`` (whole deployments over their lifetime),
     an optional ``power_cap_MW`` of facility power, over ``horizon_years``; ``draws`` Monte
-    Carlo draws from ``seed``. ``progress`` (a callable taking a stage name) is told each
-    stage as it starts."""
+    Carlo draws from ``seed``. ``overrides`` replaces uncertain inputs by name (the names
+    the report's input table lists): a number fixes one, ``(low, mode, high)`` or a
+    ``{value, low, high, shape, source}`` row redraws it, e.g. ``{"memory.HBM.usd_per_GB":
+    (12, 15, 25)}``. ``progress`` (a callable taking a stage name) is told each stage as it
+    starts."""
     d = decision_data()
     dflt = d["defaults"]
     sc = scenario(buyer, date)
@@ -209,13 +213,46 @@ def decide(*, buyer: str = DEFAULT_BUYER, date: str | dt.date = DEFAULT_DATE, ch
                         + "; ".join(f"{k}: {v.reason}" for k, v in served.items()), parameter="gpus")
 
     tell("Monte Carlo")
-    inputs = decision_inputs(setting)
+    inputs = with_overrides(decision_inputs(setting), overrides)
     fn = decision_model(setting)
     mc = propagate(fn, inputs, n, seed)
     return _compose(sc, setting, gpu_opts, chip_opt, served, inputs, fn, mc, tell,
                     {"model": model, "isl": isl, "osl": osl, "ttft_s": ttft, "tpot_s": tpot, "budget_usd": budget,
                      "power_cap_MW": cap, "horizon_years": horizon, "draws": n, "seed": seed, "sobol_base": base,
                      "chip": chip_cfg.name, "node": chip_cfg.node})
+
+
+def with_overrides(inputs: list[Uncertain], overrides: Mapping[str, Any] | None) -> list[Uncertain]:
+    """``inputs`` with those named in ``overrides`` replaced (see :func:`decide`); an unknown
+    name or a bad value is a :class:`UserError` naming ``overrides``."""
+    if not overrides:
+        return inputs
+    if not isinstance(overrides, Mapping):
+        raise UserError(f"overrides: expected a mapping of input name -> value, not {type(overrides).__name__}",
+                        parameter="overrides")
+    by_name = {i.name: i for i in inputs}
+    out = dict(by_name)
+    for name, value in overrides.items():
+        old = by_name.get(name)
+        if old is None:
+            near = [n for n in by_name if str(name).split(".")[-1] in n][:5]
+            raise UserError(f"overrides: no uncertain input named {name!r} in this decision"
+                            + (f" (did you mean {', '.join(near)}?)" if near else "; the report's input table "
+                               "lists them"), parameter="overrides")
+        try:
+            if isinstance(value, Mapping):
+                row = {"source": "given by the caller", "unit": old.unit, **value}
+                new = Uncertain.from_row(name, row, kind=old.kind)
+            elif isinstance(value, (tuple, list)) and len(value) == 3:
+                lo, mode, hi = value
+                new = Uncertain(name, lo, mode, hi, "triangular", "given by the caller", old.unit, old.group, old.kind)
+            else:
+                new = Uncertain(name, value, value, value, "fixed", "given by the caller", old.unit, old.group,
+                                old.kind)
+        except UserError as exc:
+            raise UserError(f"overrides: {exc}", parameter="overrides") from None
+        out[name] = new
+    return list(out.values())
 
 
 def _compose(sc: Scenario, s: Setting, gpu_opts: list[Option], chip_opt: Option, served: dict[str, Served],

@@ -49,6 +49,9 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--seed", type=int_in(0, 2**32 - 1), metavar="S", help=f"the draws' seed (default {d['seed']})")
     p.add_argument("--sobol-base", dest="sobol_base", type=int_in(16, 1 << 16), metavar="N",
                    help=f"SALib's base sample for the Sobol indices, a power of 2 (default {d['sobol_base']})")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", dest="overrides",
+                   help="replace an uncertain input (a name of the report's input table): NAME=V fixes it, "
+                        "NAME=LOW:MODE:HIGH draws it from a triangle; repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--out", default="out/decision", metavar="DIR", help="output folder (default out/decision)")
     p.set_defaults(func=run)
@@ -68,6 +71,23 @@ def _progress(args: argparse.Namespace) -> Any:
     return tell
 
 
+def _overrides(given: list[str] | None) -> dict[str, Any] | None:
+    if not given:
+        return None
+    out: dict[str, Any] = {}
+    for text in given:
+        name, sep, value = text.partition("=")
+        parts = value.split(":")
+        try:
+            numbers = [float(v) for v in parts]
+        except ValueError:
+            numbers = []
+        if not sep or not name.strip() or len(numbers) not in (1, 3):
+            raise UserError(f"set: expected NAME=VALUE or NAME=LOW:MODE:HIGH, not {text!r}", parameter="set")
+        out[name.strip()] = numbers[0] if len(numbers) == 1 else tuple(numbers)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out)                    # before any work
     gpus = None
@@ -75,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         gpus = tuple(g.strip() for g in args.gpus.split(",") if g.strip())
         if not gpus:
             raise UserError("gpus: name at least one GPU id", parameter="gpus")
-    d = decide(buyer=args.buyer, date=args.date, chip=args.chip, gpus=gpus, model=args.model, isl=args.isl,
+    d = decide(overrides=_overrides(args.overrides), buyer=args.buyer, date=args.date, chip=args.chip, gpus=gpus, model=args.model, isl=args.isl,
                osl=args.osl, ttft_s=args.ttft_s, tpot_s=args.tpot_s, budget_usd=args.budget_usd,
                power_cap_MW=args.power_cap_MW, horizon_years=args.horizon_years, draws=args.draws, seed=args.seed,
                sobol_base=args.sobol_base, progress=_progress(args))
