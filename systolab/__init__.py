@@ -100,8 +100,8 @@ if TYPE_CHECKING:
         serve,
         write_report,
     )
-    from .models.explore import gpu_reference, load_space
     from .models.decision import Decision, decide, write_decision_report
+    from .models.explore import gpu_reference, load_space
     from .models.legal import Buildability, Purchasability, Scenario, legal, purchasability, scenario
     from .models.serving import Goodput, goodput
 

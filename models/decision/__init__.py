@@ -4,8 +4,8 @@ correlations, Sobol' and tornado sensitivity, break-even values, and their plots
 above cost, serving, legal and report; nothing else in models imports it."""
 from .decide import Decision, OptionResult, decide
 from .options import Option, chip_option, gpu_option
-from .report import write_decision_report
 from .plots import plot_distributions, plot_sobol, plot_tornado
+from .report import write_decision_report
 from .sensitivity import BreakEven, SobolIndex, SobolResult, Tornado, TornadoBar, break_even, sobol, tornado
 from .uncertainty import (
     KINDS,

@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         gpus = tuple(g.strip() for g in args.gpus.split(",") if g.strip())
         if not gpus:
             raise UserError("gpus: name at least one GPU id", parameter="gpus")
-    d = decide(overrides=_overrides(args.overrides), buyer=args.buyer, date=args.date, chip=args.chip, gpus=gpus, model=args.model, isl=args.isl,
+    d = decide(overrides=_overrides(args.overrides), buyer=args.buyer, date=args.date, chip=args.chip, gpus=gpus,
+               model=args.model, isl=args.isl,
                osl=args.osl, ttft_s=args.ttft_s, tpot_s=args.tpot_s, budget_usd=args.budget_usd,
                power_cap_MW=args.power_cap_MW, horizon_years=args.horizon_years, draws=args.draws, seed=args.seed,
                sobol_base=args.sobol_base, progress=_progress(args))
