@@ -361,7 +361,7 @@ def time_to_silicon(*, start: dt.date | str, node: str, respin: bool | float | N
         phases.append(Phase(name, ph.label, months, begin, DateBand(*(add_months(day, ends[c]) for c in ("value", "low", "high")))))
     band = lambda k: Band(*(float(cases[c][k]) for c in ("value", "low", "high")))  # noqa: E731
     nre = _nre(key, inputs, cases)
-    return SiliconSchedule(day, key, si.node_class[key], p, tuple(phases), phases[-1].end, band("months_total"), nre, sources)
+    return SiliconSchedule(day, key, si.node_class[key], p, tuple(phases), phases[-1].end, band("months_total"), nre, nre.sources)
 
 
 def _month_ticks(ax, start: dt.date, last_month: float) -> None:
