@@ -217,7 +217,8 @@ def load_space(space: str | Path | dict) -> Space:
         if isinstance(w, dict) and "serve" in w:
             wls.append(_serving_workload(source, f"workloads[{i}]", w))
             continue
-        if not isinstance(w, dict) or w.get("name") not in BUILTINS or set(w) - {"name", "batch", "seq_len"}:
+        if not isinstance(w, dict) or not isinstance(w.get("name"), str) or w["name"] not in BUILTINS \
+                or set(map(str, w)) - {"name", "batch", "seq_len"}:
             raise space_error(source, f"workloads[{i}]", f"expected {{name, batch, seq_len}} with a built-in name "
                                                   f"({', '.join(BUILTINS)}) or a serving scenario {{serve, isl, "
                                                   f"osl, batch or concurrency}}, not {w!r}")
@@ -255,10 +256,7 @@ def load_space(space: str | Path | dict) -> Space:
     if not isinstance(gpus, list) or not gpus:
         raise space_error(source, "gpus", "expected a list of GPU ids")
     for i, g in enumerate(gpus):
-        try:
-            get_gpu(g)
-        except UserError as exc:
-            raise space_error(source, f"gpus[{i}]", str(exc).split(": ", 1)[-1]) from None
+        _check_gpu(source, f"gpus[{i}]", g)
     return Space(source, base, parsed, tuple(wls), tuple(objs), dict(constraints), float(budget), tuple(gpus))
 
 
@@ -298,11 +296,14 @@ def _constraints(source: str, constraints: Any, names: list[str]) -> dict:
         if not isinstance(b, dict) or set(b) != {"gpu", "workload", "ratio"} or b["workload"] not in names:
             raise space_error(source, f"constraints.beat[{i}]", "expected {gpu, workload (one of the space's), ratio}")
         space_checked(source, f"constraints.beat[{i}].ratio", check_positive, "ratio", b["ratio"])
-        try:
-            get_gpu(b["gpu"])
-        except UserError as exc:
-            raise space_error(source, f"constraints.beat[{i}].gpu", str(exc).split(": ", 1)[-1]) from None
+        _check_gpu(source, f"constraints.beat[{i}].gpu", b["gpu"])
     return constraints
+
+
+def _check_gpu(source: str, where: str, gpu: Any) -> None:
+    if not isinstance(gpu, str):
+        raise space_error(source, where, f"must be a GPU id, not {gpu!r}")
+    space_checked(source, where, get_gpu, gpu)
 
 
 def _serving_workload(source: str, where: str, w: dict) -> dict:
