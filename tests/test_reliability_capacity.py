@@ -16,11 +16,13 @@ import pytest
 import systolab as sl
 from systolab import UserError
 from systolab.cli import main
+from systolab.models.chip import perf as chip_perf_module
 from systolab.models.chip.choose import descriptor_perf
 from systolab.models.chip.config import get_chip
 from systolab.models.chip.mapper import map_gemm, map_gemms
 from systolab.models.chip.workload import chip_workload_perf
 from systolab.models.report.evaluate import evaluate_chip
+from systolab.models.serving import model as serving_model
 from systolab.models.workloads import catalog
 from systolab.models.workloads.catalog import check_fits, get_workload
 
@@ -66,9 +68,8 @@ def test_every_library_entry_point_goes_through_the_one_capacity_check(monkeypat
         calls.append(kwargs.get("what"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(catalog, "check_fits", counting)
-    import systolab.models.chip.perf as chip_perf_module
-    monkeypatch.setattr(chip_perf_module, "check_fits", counting)
+    for module in (catalog, chip_perf_module, serving_model):
+        monkeypatch.setattr(module, "check_fits", counting)
     big = get_workload("llama3-70b-decode", dtype="int8")
     entry_points = {
         "descriptor_perf": lambda: descriptor_perf(TINY, 100_000, 100_000, 100),
@@ -77,13 +78,14 @@ def test_every_library_entry_point_goes_through_the_one_capacity_check(monkeypat
         "chip_workload_perf": lambda: chip_workload_perf(TINY, big),
         "evaluate_chip": lambda: evaluate_chip(TINY, big),
         "Chip.evaluate": lambda: sl.get_chip("sl-tiny").evaluate(big),
+        "serve": lambda: serving_model.serve("sl-tiny", "llama3-70b", isl=8, osl=8, batch=1),
     }
     for name, call in entry_points.items():
         calls.clear()
         with pytest.raises(UserError) as exc:
             call()
         assert calls, f"{name} did not go through check_fits"
-        assert exc.value.parameter in ("workload", "gemm"), (name, exc.value)
+        assert exc.value.parameter in ("workload", "gemm", "tp"), (name, exc.value)
 
 
 def test_check_fits_states_the_device_and_the_data():

@@ -74,16 +74,16 @@ class Workload:
 
 
 def check_fits(resident_bytes: int, capacity_GB: float, device: str, *, what: str,
-               breakdown: tuple[tuple[str, int], ...] = (), parameter: str = "workload") -> None:
+               breakdown: tuple[tuple[str, int], ...] = (), parameter: str = "workload", of: str = "memory") -> None:
     """The one capacity check: ``what`` needs ``resident_bytes`` in ``device``'s memory of
-    ``capacity_GB`` (decimal GB); more is a :class:`UserError` naming ``parameter``. Every
+    ``capacity_GB`` (decimal GB, ``of`` says of what); more is a :class:`UserError` naming ``parameter``. Every
     device and entry point goes through it: a workload on a GPU or a chip
     (:meth:`Workload.check_fits`), a chip descriptor's operands and result
     (:func:`~systolab.models.chip.perf.check_chip_gemm`)."""
     if resident_bytes > capacity_GB * 1e9:
         parts = ", ".join(f"{name} {b / 1e9:,.3g} GB" for name, b in breakdown)
         raise UserError(f"{parameter}: {what} needs {resident_bytes / 1e9:,.4g} GB resident{f' ({parts})' if parts else ''}"
-                        f", more than {device}'s {capacity_GB:g} GB of memory", parameter=parameter)
+                        f", more than {device}'s {capacity_GB:g} GB of {of}", parameter=parameter)
 
 
 def _pos(name: str, v: object) -> int:
