@@ -33,6 +33,7 @@ from systolab.models.chip.mapper import map_gemm
 from systolab.models.chip.perf import MAX_CHIP_MACS, check_chip_gemm, chip_gemm_counters, chip_gemm_cycles, chip_gemm_perf
 from systolab.models.core.perf import MAX_CORE_CYCLES, MemorySystem, core_cycles, core_cycles_upper_bound, core_perf
 from systolab.models.explore.space import MAX_GRID_POINTS, load_space
+from systolab.models.workloads.gemm import MAX_WORKLOAD_ROWS
 
 PROBE_S = 10.0          # no probe of the default suite may take longer
 SIZES = settings(max_examples=int(os.environ.get("SYSTOLAB_FUZZ_EXAMPLES", "25")), deadline=None, derandomize=True,
@@ -104,6 +105,17 @@ def test_a_workload_file_too_large_to_read_is_refused_before_reading(tmp_path, c
     assert time.perf_counter() - t0 < PROBE_S
     err = json.loads(capsys.readouterr().out)
     assert err["parameter"] == "workload" and "MiB" in err["error"]
+
+
+@pytest.mark.parametrize("header", ["name,M,N,K", "Layer, M, N, K"])
+def test_a_workload_file_of_too_many_rows_is_refused_quickly(header, tmp_path, capsys):
+    csv = tmp_path / "many.csv"
+    csv.write_text(header + "\n" + "".join(f"g{i},{i + 1},{i + 2},8\n" for i in range(MAX_WORKLOAD_ROWS + 1)))
+    t0 = time.perf_counter()
+    assert main(["perf", "--workload", str(csv), "--json"]) == 2
+    assert time.perf_counter() - t0 < PROBE_S
+    err = json.loads(capsys.readouterr().out)
+    assert err["parameter"] == "workload" and f"{MAX_WORKLOAD_ROWS:,}" in err["error"]
 
 
 # -- the chip model --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from ...dtypes import get_dtype
 from ...errors import UserError
 from ...files import is_user_file, read_text
 from ..specs import DATA_DIR, SpecError, load_yaml, need
-from .gemm import Gemm, load_gemm_list
+from .gemm import Gemm, check_rows, load_gemm_list
 
 
 @dataclass(frozen=True)
@@ -282,6 +282,7 @@ def load_scalesim_topology(path: str | Path, *, dtype: str) -> Workload:
     without padding, as SCALE-Sim does) or GEMM (``Layer, M, N, K``: A is M x K, B is K x N)."""
     path = Path(path)
     text = read_text(path, parameter="workload")
+    check_rows(path, text)
     rows = [[c.strip() for c in r if c.strip() != ""] for r in csv.reader(text.splitlines())]
     rows = [r for r in rows if r]
     if len(rows) < 2:
