@@ -80,8 +80,9 @@ SPACE_KEYS = ("base", "parameters", "workloads", "objectives", "constraints", "b
 REFERENCE_GPUS = ("h100-sxm", "h20")
 CONSTRAINT_KEYS = ("export_class", "rule_date", "buyer", "buildable", "physically_feasible", "die_mm2_max",
                    "power_W_max", "beat")
-#: The largest grid a space may span (points); a larger one is refused before any is built.
-MAX_GRID_POINTS = 1_000_000
+#: The largest grid a space may span (points; at tens of milliseconds a point, hours of work);
+#: a larger one is refused before any is built (random and lhs sample any space).
+MAX_GRID_POINTS = 100_000
 
 
 def space_error(where: str, field: str, message: str) -> UserError:
