@@ -12,9 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from systolab import UserError
+import systolab as sl
+from systolab import AcceleratorConfig, UserError
 from systolab.cli import main
 from systolab.files import NAME_MAX_BYTES, PATH_MAX_BYTES, check_output_folder, is_user_file, path_kind, read_text, user_path
+from systolab.models.chip.config import load_chips
+from systolab.models.explore.space import load_space
+from systolab.models.serving.model import get_device
+from systolab.models.workloads.catalog import get_workload
 
 LONG_NAME = "a" * (NAME_MAX_BYTES + 45)
 LONG_PATH = "/".join(["d" * 200] * (PATH_MAX_BYTES // 200 + 2))
@@ -141,3 +146,20 @@ def test_a_config_with_an_integer_key_names_it(text, parameter, tmp_path, capsys
     cfg.write_text(text)
     rc, err, _ = _run(["perf", "--config", str(cfg), "--gemm", "4x4x4"], capsys)
     assert rc == 2 and err["parameter"] == parameter
+
+
+@pytest.mark.parametrize("bad", ["long name", "long path", "/proc", "/sys"])
+def test_every_library_entry_point_that_opens_a_path_names_its_parameter(bad):
+    value = BAD[bad]
+    calls = {
+        "workload": lambda: get_workload(value, dtype="int8"),
+        "config": lambda: AcceleratorConfig.from_file(value),
+        "space": lambda: load_space(value),
+        "chip": lambda: sl.get_chip(value),
+        "chip ": lambda: load_chips(value),
+        "device": lambda: get_device(value),
+    }
+    for parameter, call in calls.items():
+        with pytest.raises(UserError) as exc:
+            call()
+        assert exc.value.parameter == parameter.strip(), (parameter, exc.value)

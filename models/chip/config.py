@@ -409,7 +409,7 @@ def load_chips(path: str | Path = CHIPS_FILE) -> tuple[str, dict[str, ChipConfig
     """(default chip name, chips by name) from a chips YAML file, validated: a bad file
     names the file and the field (``chips.x.dram.kind``)."""
     p = Path(path)
-    if not p.is_file():
+    if not is_user_file(path, parameter="chip"):       # the checked opener: over-long names, /proc, folders
         raise SpecError(p, "(file)", "no such file")
     return _load_chips(str(p.resolve()), p.stat().st_mtime_ns)
 
