@@ -527,8 +527,8 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     free = capacity - mem["weights"] - mem["activations"]
     gb = 1e9
     # the one capacity check (as perf --chip, map --chip and compare): the weights on each device
-    check_fits(mem["weights"], capacity / gb, dev.id, parameter="tp", of="usable memory per device",
-               what=f"{shape.name}'s weights split over {tp * pp} devices (raise tp or pp)")
+    check_fits(mem["weights"], capacity / gb, dev.id, parameter="tp", of="usable memory", plural=True,
+               what=f"on each of {tp * pp} {dev.id}, {shape.name}'s weights", hint="raise tp or pp")
     # static batching prefills the whole batch at once: its activations grow with the batch
     act_per_seq = mem["activations"] / prefill_seqs / pp if static else 0.0
     max_batch = int(max(0.0, capacity - mem["weights"] - (0.0 if static else mem["activations"]))

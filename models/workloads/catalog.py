@@ -74,16 +74,19 @@ class Workload:
 
 
 def check_fits(resident_bytes: int, capacity_GB: float, device: str, *, what: str,
-               breakdown: tuple[tuple[str, int], ...] = (), parameter: str = "workload", of: str = "memory") -> None:
+               breakdown: tuple[tuple[str, int], ...] = (), parameter: str = "workload", of: str = "memory",
+               plural: bool = False, hint: str = "") -> None:
     """The one capacity check: ``what`` needs ``resident_bytes`` in ``device``'s memory of
-    ``capacity_GB`` (decimal GB, ``of`` says of what); more is a :class:`UserError` naming ``parameter``. Every
+    ``capacity_GB`` (decimal GB, ``of`` says of what); more is a :class:`UserError` naming
+    ``parameter`` (``plural``: ``what`` is plural; ``hint``: what to do about it). Every
     device and entry point goes through it: a workload on a GPU or a chip
     (:meth:`Workload.check_fits`), a chip descriptor's operands and result
     (:func:`~systolab.models.chip.perf.check_chip_gemm`)."""
     if resident_bytes > capacity_GB * 1e9:
         parts = ", ".join(f"{name} {b / 1e9:,.3g} GB" for name, b in breakdown)
-        raise UserError(f"{parameter}: {what} needs {resident_bytes / 1e9:,.4g} GB resident{f' ({parts})' if parts else ''}"
-                        f", more than {device}'s {capacity_GB:g} GB of {of}", parameter=parameter)
+        raise UserError(f"{parameter}: {what} need{'' if plural else 's'} {resident_bytes / 1e9:,.4g} GB resident"
+                        f"{f' ({parts})' if parts else ''}, more than {device}'s {capacity_GB:g} GB of {of}"
+                        f"{f'; {hint}' if hint else ''}", parameter=parameter)
 
 
 def _pos(name: str, v: object) -> int:
