@@ -27,6 +27,7 @@ from systolab.blocking import Blocking
 from systolab.checks import MAX_DIM
 from systolab.cli import main
 from systolab.files import MAX_READ_BYTES
+from systolab.models.chip.blocking import candidates
 from systolab.models.chip.choose import descriptor_perf
 from systolab.models.chip.config import get_chip
 from systolab.models.chip.mapper import map_gemm
@@ -171,6 +172,19 @@ def test_the_closed_form_block_count_equals_the_step_by_step_model(M, N, K, b):
         stepped = chip_gemm_perf(tiny, M, N, K, b, count=count)
         assert chip_gemm_cycles(tiny, M, N, K, b, count) == stepped.cycles
         assert chip_gemm_counters(tiny, M, N, K, b, count) == stepped
+
+
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(M=st.integers(1, 160), N=st.integers(1, 160), K=st.integers(1, 96), count=st.integers(1, 3),
+       pick=st.integers(0, 10**6))
+def test_the_closed_form_equals_the_step_by_step_model_on_the_mappers_space(M, N, K, count, pick):
+    """Any blocking of the mapper's space (those with the most blocks first: the reduction at work)."""
+    tiny = get_chip("sl-tiny")
+    space = sorted(candidates(tiny, M, N, K, count), key=lambda b: b.mb * b.nb)
+    b = space[pick % min(4, len(space))]
+    stepped = chip_gemm_perf(tiny, M, N, K, b, count=count)
+    assert chip_gemm_cycles(tiny, M, N, K, b, count) == stepped.cycles
+    assert chip_gemm_counters(tiny, M, N, K, b, count) == stepped
 
 
 def test_check_chip_gemm_states_its_range():
