@@ -52,8 +52,10 @@ def test_every_command_refuses_a_workload_the_chip_cannot_hold(argv, tmp_path, c
     ["perf", "--chip", "sl-tiny", "--gemm", "100000x100000x100"],
     ["map", "--chip", "sl-tiny", "--gemm", "100000x100000x100"],
     ["perf", "--chip", "sl-tiny", "--gemm", "1000x1000x1000", "--count", "1000"],
-], ids=["perf", "map", "perf-count"])
-def test_every_command_refuses_a_gemm_the_chip_cannot_hold(argv, capsys):
+    ["gpu", "--gpu", "h20", "--gemm", "2147483647x2147483647x2147483647"],
+    ["verify", "--chip", "sl-tiny", "--gemm", "100000x100000x100000", "--sim", "amaranth"],
+], ids=["perf", "map", "perf-count", "gpu", "verify"])
+def test_every_command_refuses_a_gemm_the_device_cannot_hold(argv, capsys):
     rc, err = _run(argv, capsys)
     assert rc == 2 and err["parameter"] == "gemm" and "GB resident" in err["error"]
 
