@@ -73,7 +73,7 @@ class Workload:
                 "resident_bytes": self.resident_bytes, "assumptions": list(self.assumptions)}
 
 
-def check_fits(resident_bytes: int, capacity_GB: float, device: str, *, what: str,
+def check_fits(resident_bytes: float, capacity_GB: float, device: str, *, what: str,
                breakdown: tuple[tuple[str, int], ...] = (), parameter: str = "workload", of: str = "memory",
                plural: bool = False, hint: str = "") -> None:
     """The one capacity check: ``what`` needs ``resident_bytes`` in ``device``'s memory of
