@@ -64,7 +64,7 @@ from ..legal.export_control import check_allowed
 from ..legal.purchase import scenario
 from ..serving.model import check_parallelism, check_request
 from ..specs import DATA_DIR
-from ..workloads.catalog import BUILTINS
+from ..workloads.catalog import BUILTINS, get_llm
 
 #: Spaces usable by name (``systolab explore h20-beater``).
 SPACES_DIR = DATA_DIR / "spaces"
@@ -313,13 +313,15 @@ def _serving_workload(source: str, where: str, w: dict) -> dict:
         raise space_error(source, f"{where}.{sorted(map(str, unknown))[0]}", f"unknown key; a serving workload takes "
                                                                       f"{', '.join(SERVING_KEYS)}")
     try:
-        shape, *_ = check_request(w["serve"], isl=w.get("isl"), osl=w.get("osl"), batch=w.get("batch"),
-                                  concurrency=w.get("concurrency"))
+        check_request(w["serve"], isl=w.get("isl"), osl=w.get("osl"), batch=w.get("batch"),
+                      concurrency=w.get("concurrency"))
         if w.get("tp") is not None:
-            check_parallelism(shape, check_int("tp", w["tp"]), 1)
+            check_int("tp", w["tp"])
     except UserError as exc:
         field = "serve" if exc.parameter == "model" else exc.parameter or "serve"
         raise space_error(source, f"{where}.{field}", str(exc).split(": ", 1)[-1]) from None
+    if w.get("tp") is not None:         # it must split the model's heads, FFN and hidden size (as serve --tp)
+        space_checked(source, f"{where}.tp", check_parallelism, get_llm(w["serve"]), w["tp"], 1)
     name = w.get("name", f"{w['serve']}-serving")
     if not isinstance(name, str) or not name:
         raise space_error(source, f"{where}.name", f"must be a non-empty string, not {name!r}")
