@@ -354,4 +354,4 @@ def _parse_range(source: str, where: str, spec) -> dict:
 
 
 __all__ = ["CONSTRAINT_KEYS", "DESIGN_METRICS", "GEMM_METRICS", "Objective", "REFERENCE_GPUS", "SERVING_METRICS",
-           "SPACES_DIR", "Space", "WORKLOAD_METRICS", "load_space", "space_error"]
+           "SPACES_DIR", "Space", "WORKLOAD_METRICS", "load_space", "space_error", "MAX_GRID_POINTS", "space_checked"]
