@@ -47,7 +47,7 @@ from ..gpu.specs import GpuSpec, get_gpu, load_gpus
 from ..silicon.area import chip_area
 from ..silicon.energy import chip_idle_W, chip_power, chip_step_power_W
 from ..specs import DATA_DIR, load_yaml, need
-from ..workloads.catalog import DecoderShape, get_llm
+from ..workloads.catalog import DecoderShape, check_fits, get_llm
 from ..workloads.gemm import Gemm
 
 SERVING_FILE = DATA_DIR / "serving.yaml"
@@ -623,9 +623,9 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     capacity = dev.memory_bytes * serving_data().usable_memory_fraction
     free = capacity - mem["weights"] - mem["activations"]
     gb = 1e9
-    if mem["weights"] > capacity:
-        raise UserError(f"tp: {shape.name}'s weights need {mem['weights'] / gb:,.1f} GB on each of {tp * pp} "
-                        f"{dev.id}, more than the {capacity / gb:,.1f} GB usable; raise tp or pp", parameter="tp")
+    # the one capacity check (as perf --chip, map --chip and compare): the weights on each device
+    check_fits(mem["weights"], capacity / gb, dev.id, parameter="tp", of="usable memory", plural=True,
+               what=f"on each of {tp * pp} {dev.id}, {shape.name}'s weights", hint="raise tp or pp")
     # static batching prefills the whole batch at once: its activations grow with the batch
     act_per_seq = mem["activations"] / prefill_seqs / pp if static else 0.0
     max_batch = int(max(0.0, capacity - mem["weights"] - (0.0 if static else mem["activations"]))
