@@ -43,10 +43,10 @@ from .schedule import (  # noqa: E402
     SiliconSchedule,
     UncertainFigure,
     evaluate_silicon,
+    nre_breakdown,
     plot_timeline,
     schedule_inputs,
     silicon_inputs,
-    nre_breakdown,
     time_to_silicon,
 )
 from .timeline import (  # noqa: E402

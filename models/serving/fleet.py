@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ...errors import UserError
 from ...checks import check_positive
+from ...errors import UserError
 from ..cost.pricing import fleet as buy
 from ..cost.tco import deploy
 from ..frames import data_frame
