@@ -45,6 +45,8 @@ PATH_ARGS = [
     (["serve", "--device", "{}", "--model", "llama3-8b", "--isl", "8", "--osl", "8", "--batch", "1"], "device"),
     (["legal", "--chip", "{}", "--buyer", "us", "--date", "2025-01-15"], "chip"),
     (["area", "--liberty", "{}"], "liberty"),
+    (["decide", "--chip", "{}", "--gpus", "h20", "--draws", "100", "--out", "{tmp}/dec"], "chip"),
+    (["decide", "--gpus", "h20", "--draws", "100", "--out", "{}"], "out"),
 ]
 BAD = {
     "long name": LONG_NAME,
