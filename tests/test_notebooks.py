@@ -14,6 +14,8 @@ SMALL = {
     "serving_fleet.ipynb": 'MODEL, ISL, OSL, CONCURRENCY = "llama3-8b", 512, 64, 8\nGPU = "h100-sxm"\n'
                            'DEVICES = ("sl-n4-os32", "h100-sxm")\nBUDGET_USD = 1e8\n',
     "mapping.ipynb": 'CHIP = "sl-small"\nGEMM = (64, 48, 100, 2)\nWORKLOAD = ("bert-base", {{"seq_len": 64}})\n',
+    "decision.ipynb": 'BUYER, DATE = "allied", "2026-12-01"\nGPUS = ("h20",)\nDRAWS, SOBOL_BASE = 300, 32\n'
+                      'HBM_USD_PER_GB = (40.0, 50.0, 60.0)\n',
     "number_formats.ipynb": 'FORMATS = ("int8", "fp8_e4m3", "bf16")\nROWS, COLS, DATAFLOW = 2, 2, "ws"\nGEMM = (3, 2, 9)\n'
                             'WORKLOAD = "llama3-8b-decode"\nGPUS = ("h100-sxm",)\n',
 }
@@ -94,3 +96,12 @@ def test_mapping_runs_under_a_kernel(tmp_path):
     assert "mappings; fewest cycles" in text and "x the bound in DMA beats" in text
     assert _mime(nb, "text/html") >= 3          # the mapping, the space, the workload's table
     assert _mime(nb, "image/png") >= 1          # the space's plot
+
+
+def test_the_decision_notebook_runs_under_a_kernel(tmp_path):
+    nb = _run("decision.ipynb", tmp_path)
+    text = _text(nb)
+    assert "with probability" in text or "Building" in text       # the verdict
+    assert _mime(nb, "text/html") >= 2                           # the options and the Sobol table
+    assert _mime(nb, "image/png") >= 1                           # the distributions, inline
+
