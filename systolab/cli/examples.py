@@ -3,6 +3,7 @@ tests, so none goes stale)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "rtl": ("systolab rtl --rows 4 --cols 4 --dataflow os --out out/rtl",
@@ -42,7 +43,7 @@ class HelpFormatter(argparse.HelpFormatter):
         return super()._fill_text(text, width, indent)
 
 
-def add_examples(commands: dict[str, argparse.ArgumentParser]) -> None:
+def add_examples(commands: Mapping[str, argparse.ArgumentParser]) -> None:
     """Give every command's parser its examples as the epilog of its ``--help``."""
     for name, parser in commands.items():
         if name in EXAMPLES:
