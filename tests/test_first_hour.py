@@ -1,0 +1,118 @@
+"""The first hour with the command line (issue 33, class 8): a version, a list of every
+name the commands accept, examples in every --help that parse, help that cites only
+commands that exist, explore's progress and why it returned fewer points than trials."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import shlex
+
+import pytest
+
+import systolab as sl
+from systolab.cli import EXAMPLES as TOP_EXAMPLES
+from systolab.cli import build_parser, main
+from systolab.cli.examples import EXAMPLES
+from systolab.models.explore.space import SPACES_DIR
+from systolab.models.workloads.catalog import llm_models
+
+
+def _subparsers():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return parser, action.choices
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"systolab {sl.__version__}"
+
+
+def test_list_names_everything_the_commands_accept(capsys):
+    assert main(["list", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    names = {kind: [r["name"] for r in rows] for kind, rows in out.items()}
+    assert names["chips"] == sl.list_chips() and names["gpus"] == sl.list_gpus()
+    assert names["workloads"] == sl.list_workloads()
+    assert set(names["models"]) == {shape.name for shape in llm_models().values()}
+    assert names["spaces"] == sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+    assert all(r["about"] for rows in out.values() for r in rows)
+    assert main(["list", "gpus"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("gpus:\n") and all(g in text for g in sl.list_gpus()) and "chips:" not in text
+    assert main(["list", "nope", "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == "kind"
+
+
+def test_every_command_has_examples_and_each_parses():
+    parser, commands = _subparsers()
+    assert set(EXAMPLES) == set(commands)
+    examples = [*EXAMPLES.values()]
+    top = [line.split("#")[0].strip() for line in TOP_EXAMPLES.splitlines()[1:] if line.strip()]
+    for example in [e for group in examples for e in group] + top:
+        argv = shlex.split(example)
+        assert argv[0] == "systolab"
+        parser.parse_args(argv[1:])                    # a UserError if an example went stale
+    for name, sub in commands.items():
+        help_text = sub.format_help()
+        assert "examples:\n  systolab " + name in help_text, name
+
+
+def test_help_cites_only_commands_that_exist():
+    parser, commands = _subparsers()
+    texts = [" ".join(t.split()) for t in [parser.format_help(), *(sub.format_help() for sub in commands.values())]]
+    cited = {m.group(1) for t in texts for m in re.finditer(r"(?<![/\w.])systolab ([a-z][a-z-]+)", t)}
+    assert {"list", "map", "validate"} <= cited
+    cited -= {"cores"}                                   # "a chip of systolab cores": prose, not a command
+    assert cited <= set(commands), cited - set(commands)
+
+
+def test_explore_help_names_the_bundled_spaces():
+    _, commands = _subparsers()
+    text = " ".join(commands["explore"].format_help().split())
+    assert all(p.stem in text for p in SPACES_DIR.glob("*.yaml"))
+
+
+SMALL = {
+    "base": "sl-n7-os32-edge",
+    "parameters": {"cores": [4, 8, 16], "clock_mhz": [600, 800]},
+    "workloads": [{"name": "bert-base", "batch": 1, "seq_len": 128}],
+    "objectives": [{"metric": "throughput", "workload": "bert-base", "goal": "max"}, {"metric": "power_W", "goal": "min"}],
+}
+
+
+def test_explore_says_why_it_returned_fewer_points_than_trials(tmp_path, capsys):
+    import yaml
+
+    space = tmp_path / "s.yaml"
+    space.write_text(yaml.safe_dump(SMALL))
+    assert main(["explore", str(space), "--search", "random", "--trials", "24", "--out", str(tmp_path / "o"),
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["points"] == 6
+    assert out["note"].startswith("18 of the 24 trials drew a design already drawn") and "6 designs" in out["note"]
+    assert main(["explore", str(space), "--out", str(tmp_path / "g"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["note"] is None          # the grid: every design once
+    assert main(["explore", str(space), "--search", "lhs", "--trials", "24", "--out", str(tmp_path / "o")]) == 0
+    assert "fewer points than trials: 18 of the 24" in capsys.readouterr().out
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_explore_draws_progress_on_a_terminal_unless_quiet(tmp_path, monkeypatch, capsys, quiet):
+    import yaml
+
+    space = tmp_path / "s.yaml"
+    space.write_text(yaml.safe_dump(SMALL))
+    err = _Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    assert main(["explore", str(space), "--out", str(tmp_path / "o"), *(["--quiet"] if quiet else [])]) == 0
+    assert ("explore: 100%" in err.getvalue() and "6/6" in err.getvalue()) != quiet
+    assert "points" in capsys.readouterr().out
