@@ -116,3 +116,82 @@ def test_explore_draws_progress_on_a_terminal_unless_quiet(tmp_path, monkeypatch
     assert main(["explore", str(space), "--out", str(tmp_path / "o"), *(["--quiet"] if quiet else [])]) == 0
     assert ("explore: 100%" in err.getvalue() and "6/6" in err.getvalue()) != quiet
     assert "points" in capsys.readouterr().out
+
+
+def test_human_units():
+    from systolab.cli.units import human_bytes, human_seconds
+
+    assert [human_seconds(s) for s in (15.158671, 3e-7, 2.5e-5, 0.0123, 0, 300, 9000)] == \
+        ["15.2 s", "300 ns", "25 µs", "12.3 ms", "0 s", "5 min", "2.5 h"]
+    assert [human_bytes(b) for b in (12, 1234, 5.6e9)] == ["12 B", "1.23 kB", "5.6 GB"]
+
+
+@pytest.mark.parametrize("argv", [["perf", "--rows", "4", "--cols", "4", "--gemm", "4096x4096x4096"],
+                                  ["perf", "--chip", "sl-tiny", "--gemm", "512x512x512"],
+                                  ["perf", "--chip", "sl-tiny", "--workload", "dlrm"]])
+def test_perf_text_reads_in_human_units(capsys, argv):
+    """Times in ns ... h and bytes in kB ... PB, never '15158671.0 us' or a 12-digit byte count."""
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"\d(\.\d+)? (ns|µs|ms|s|min|h)\b", text)
+    assert not re.search(r"\d{5,}\.\d+ (us|ms)|\d{7,} B\b", text), text
+
+
+PUBLIC_MODULES = ["systolab", "systolab.models", *[f"systolab.models.{p}" for p in (
+    "core", "chip", "gpu", "serving", "silicon", "cost", "legal", "explore", "report", "workloads")]]
+
+
+def _public_functions():
+    import importlib
+    import inspect
+
+    for m in PUBLIC_MODULES:
+        mod = importlib.import_module(m)
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if inspect.isfunction(obj):
+                yield f"{m}.{name}", obj
+    for name in ("unit_cost", "export_class", "summary", "evaluate", "area", "power_W"):
+        yield f"Chip.{name}", getattr(sl.get_chip().__class__, name)
+
+
+def _says_something(doc: str | None) -> bool:
+    """More than a cross-reference: a few words once the :role:`target` parts are dropped."""
+    words = re.sub(r":\w+:`[^`]*`", "", doc or "").split()
+    return len(words) >= 6
+
+
+def test_public_functions_say_what_they_do():
+    silent = sorted(name for name, fn in _public_functions() if not _says_something(fn.__doc__))
+    assert not silent, silent
+
+
+def test_no_two_public_functions_share_a_name():
+    """One name, one function (``sl.fleet`` and ``models.cost.fleet`` once did different
+    things); the wrappers listed are the same operation one layer up."""
+    wrappers = {"explore": "flows adds the deep stage", "get_chip": "the report's Chip, with its methods"}
+    by_name: dict[str, set] = {}
+    for qual, fn in _public_functions():
+        if qual.startswith("Chip."):
+            continue
+        by_name.setdefault(qual.rsplit(".", 1)[1], set()).add(inspect_origin(fn))
+    shared = {n: sorted(o) for n, o in by_name.items() if len(o) > 1 and n not in wrappers}
+    assert not shared, shared
+
+
+def inspect_origin(fn) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def test_a_resized_chip_never_keeps_its_name():
+    """largest_outside, fit_cores and match_gpu rename what they resize (a report once showed
+    sl-n4-os32 as 'none' beside sl-n4-os32 as 3A090.a.1)."""
+    from systolab.models.report.sizing import fit_cores, largest_outside
+
+    chip = sl.get_chip("sl-n4-os32")
+    free = largest_outside(chip)
+    assert free.cores < chip.cores and free.name == f"sl-n4-os32+cores={free.cores}"
+    assert free.export_class().eccn == "none" and chip.export_class().eccn != "none"
+    fitted = fit_cores(chip, die_mm2=300)
+    assert fitted.name == f"sl-n4-os32+cores={fitted.cores}"
+    assert fit_cores(fitted, die_mm2=300).name == fitted.name          # nothing resized: the same chip

@@ -218,8 +218,10 @@ def gpu_price(gpu: GpuSpec) -> Estimate | None:
     return Estimate(p.mid_usd, p.low_usd, p.high_usd, {}, (f"{p.source} ({p.confidence})",))
 
 
-def fleet(*, unit_price_usd: float, throughput_per_unit: float, budget_usd: float | None = None) -> dict:
-    """How many units a budget buys (default $7B) and their aggregate throughput."""
+def buy_units(*, unit_price_usd: float, throughput_per_unit: float, budget_usd: float | None = None) -> dict:
+    """How many units of ``unit_price_usd`` (USD each) a budget buys (USD, default $7B) and
+    their aggregate throughput (``throughput_per_unit`` times the units, in its unit). Not
+    :func:`systolab.fleet`, the serving fleet of LLM replicas, which calls it."""
     budget = _positive("budget_usd", budget_usd if budget_usd is not None else cost_inputs().default_budget_usd)
     price = _positive("unit_price_usd", unit_price_usd)
     check_nonnegative("throughput_per_unit", throughput_per_unit)
@@ -271,9 +273,9 @@ def gpu_fleet(gemms: list, *, gpu_ids: list[str] | None = None, budget_usd: floa
             rows.append({"gpu": gid, "units": None, "note": "no public price in models/data/gpus.yaml"})
             continue
         seconds = estimate_workload(gpu, gemms).seconds
-        mid = fleet(unit_price_usd=price.usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
-        lo = fleet(unit_price_usd=price.high_usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
-        hi = fleet(unit_price_usd=price.low_usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
+        mid = buy_units(unit_price_usd=price.usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
+        lo = buy_units(unit_price_usd=price.high_usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
+        hi = buy_units(unit_price_usd=price.low_usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
         rows.append({"gpu": gid, "unit_price_usd": price.usd, "price_range_usd": [price.low_usd, price.high_usd],
                      "price_source": price.sources[0], "units": mid["units"],
                      "units_range": [lo["units"], hi["units"]], "workload_seconds": seconds,

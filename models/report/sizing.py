@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from ...checks import check_positive
@@ -41,6 +42,15 @@ def check_reticle(chip: ChipConfig, *, warn: bool = False) -> float:
     return die
 
 
+def resized(chip: C, cores: int) -> C:
+    """``chip`` with ``cores`` cores (:meth:`~systolab.models.chip.config.ChipConfig.with_cores`),
+    renamed ``<name>+cores=<n>`` as :meth:`~systolab.models.chip.config.ChipConfig.derive`
+    names a variant, so that a report never shows two different chips under one name."""
+    if cores == chip.cores:
+        return chip
+    return replace(chip.with_cores(cores), name=f"{chip.name}+cores={cores}")
+
+
 def most_cores(chip: C, fits: Callable[[C], bool]) -> C:
     """The chip with the most cores for which ``fits(chip)`` holds (monotone: more cores
     never fit better); a budget that fits no core at all is a :class:`UserError`."""
@@ -52,7 +62,7 @@ def most_cores(chip: C, fits: Callable[[C], bool]) -> C:
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(chip.with_cores(mid)) else (lo, mid)
-    return chip.with_cores(lo)
+    return resized(chip, lo)
 
 
 def fit_cores(chip: C, *, die_mm2: float | None = None, power_W: float | None = None, reticle: bool = True,
@@ -115,4 +125,4 @@ def largest_outside(chip: C, *, allowed: tuple[str, ...] = ("none",), rule_date:
         n += 1
     if best is None:
         raise UserError(f"allowed: no core count within the reticle limit keeps {chip.name} in {', '.join(allowed)}")
-    return chip.with_cores(best)
+    return resized(chip, best)

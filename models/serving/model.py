@@ -35,8 +35,8 @@ from ...dtypes import DTYPES, get_dtype
 from ...errors import UserError
 from ..chip.config import ChipConfig, get_chip
 from ..chip.workload import chip_workload_perf
+from ..cost.pricing import buy_units as buy
 from ..cost.pricing import chip_unit_cost, gpu_price, usd_per_million_tokens
-from ..cost.pricing import fleet as buy
 from ..frames import data_frame
 from ..gpu.fit_file import reads_fit
 from ..gpu.model import assumptions, calibration, gemm_terms, resolve_peak
