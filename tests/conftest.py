@@ -29,7 +29,7 @@ def pytest_report_header(config):
 # SYSTOLAB_NETWORK_TESTS=1 lifts the guard for the few tests that may fetch what is not
 # installed (they skip, with the reason, without it).
 NETWORK_ALLOWED = os.environ.get("SYSTOLAB_NETWORK_TESTS") == "1"
-DOWNLOAD_TOOLS = {"apt", "apt-get", "curl", "wget", "pip", "pip3", "git", "conda", "npm"}
+DOWNLOAD_TOOLS = {"apt", "apt-get", "curl", "wget", "pip", "pip3", "conda", "npm"}
 
 
 class NetworkUsed(AssertionError):
