@@ -13,7 +13,9 @@ def human_seconds(seconds: float) -> str:
     if not math.isfinite(seconds):
         return str(seconds)
     if seconds >= 120:
-        for limit, size, unit in ((7200, 60, "min"), (2 * 86400, 3600, "h"), (math.inf, 86400, "days")):
+        spans: tuple[tuple[float, float, str], ...] = ((7200.0, 60.0, "min"), (2 * 86400.0, 3600.0, "h"),
+                                                       (math.inf, 86400.0, "days"))
+        for limit, size, unit in spans:
             if seconds < limit:
                 return f"{seconds / size:.3g} {unit}"
     if seconds == 0:
