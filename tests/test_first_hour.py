@@ -49,10 +49,10 @@ def test_list_names_everything_the_commands_accept(capsys):
 
 def test_every_command_has_examples_and_each_parses():
     parser, commands = _subparsers()
-    assert set(EXAMPLES) == set(commands)
-    examples = [*EXAMPLES.values()]
+    assert set(commands) <= set(EXAMPLES), set(commands) - set(EXAMPLES)
+    examples = [e for name, group in EXAMPLES.items() if name in commands for e in group]
     top = [line.split("#")[0].strip() for line in TOP_EXAMPLES.splitlines()[1:] if line.strip()]
-    for example in [e for group in examples for e in group] + top:
+    for example in examples + top:
         argv = shlex.split(example)
         assert argv[0] == "systolab"
         parser.parse_args(argv[1:])                    # a UserError if an example went stale

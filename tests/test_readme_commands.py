@@ -29,8 +29,8 @@ NOT_HERE = {
                                    "tests/test_explore.py)",
 }
 #: Minutes, not seconds, on 2 cores: simulations, validation grids, the bundled spaces, and
-#: the comparisons (15 s each; tests/test_compare.py covers compare in the default suite).
-SLOW = re.compile(r"^systolab (validate|verify|rtl --chip|explore (h20-beater|cn-2025-70b|fleet-7b)|compare)")
+#: the comparisons and decisions (15 s and more each; their own tests cover them by default).
+SLOW = re.compile(r"^systolab (validate|verify|rtl --chip|explore (h20-beater|cn-2025-70b|fleet-7b)|compare|decide)")
 #: A default-suite command must answer within this, s (in this process, on a loaded 2-core machine).
 BUDGET_S = 60
 
