@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...checks import check_choice
+from ...checks import check_chip, check_choice
 from ...errors import UserError
 from ..core.perf import WorkloadPerf
 from .config import ChipConfig
@@ -23,6 +23,7 @@ def chip_workload_perf(chip: ChipConfig, gemms: Any, search: str = "fast") -> Wo
     after another, each mapped by the mapper's ``search`` (``models/chip/mapper.py``). Per GEMM
     row: the mapping, cycles and seconds of all its copies, utilisation, bound, DRAM and
     SRAM bytes, and the DRAM traffic's lower bound."""
+    check_chip("chip", chip)
     check_choice("search", search, SEARCHES)
     rows, cycles, macs, issued, moved, read = [], 0, 0, 0, 0, 0
     by_bound = {"compute": 0, "memory": 0, "sram": 0, "latency": 0}

@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ...checks import check_int, check_nonnegative, check_positive
+from ...checks import check_chip, check_gpu_spec, check_int, check_nonnegative, check_positive
 from ...errors import UserError
 from ..chip.config import ChipConfig
 from ..gpu.model import estimate_workload
@@ -203,6 +203,7 @@ class UnitCost:
 def chip_unit_cost(chip: ChipConfig) -> UnitCost:
     """Cost of one ``chip``: the packaged part at its die area and DRAM, plus the NRE spread
     over its ``volume_units``."""
+    check_chip("chip", chip)
     part = unit_cost(die_area_mm2=chip_area(chip).die_mm2, node=chip.node, memory_GB=chip.dram.GB,
                      memory_kind=chip.dram.kind)
     nre = nre_per_unit(chip.node, chip.volume_units)
@@ -212,6 +213,7 @@ def chip_unit_cost(chip: ChipConfig) -> UnitCost:
 
 def gpu_price(gpu: GpuSpec) -> Estimate | None:
     """Street price of a GPU where one is public (always an estimate), else None."""
+    check_gpu_spec("gpu", gpu)
     if gpu.price is None:
         return None
     p = gpu.price

@@ -13,6 +13,7 @@ from dataclasses import fields
 from functools import lru_cache
 from typing import Any, Self
 
+from ...checks import check_chip
 from ...errors import UserError
 from ..chip import config
 from ..chip.config import ChipConfig
@@ -115,6 +116,7 @@ def chip_summary(chip: ChipConfig) -> dict[str, Any]:
     """The chip's configuration and figures in one table (the ``chip`` of ``systolab
     compare``'s summary.json): peak TOPS, DRAM GB/s and GB, die mm², TDP W, unit cost USD,
     export class, and the area, power and cost breakdowns."""
+    check_chip("chip", chip)
     a, p, c, e = chip_area(chip), chip_power(chip), chip_unit_cost(chip), classify_chip(chip)
     return {"name": chip.name, "description": chip.description, "core": chip.core.to_dict(), "cores": chip.cores,
             "clock_mhz": chip.clock_mhz, "node": chip.node, "peak_tops": chip.peak_tops,
@@ -126,6 +128,7 @@ def chip_summary(chip: ChipConfig) -> dict[str, Any]:
 
 def chip_html(chip: ChipConfig) -> str:
     """The chip in one line of HTML (how a notebook shows it)."""
+    check_chip("chip", chip)
     s = chip_summary(chip)
     return (f"<b>{chip.name}</b>: {chip.cores} x {chip.core.name} at {chip.clock_mhz:g} MHz, {chip.node}; "
             f"{s['peak_tops']:,.0f} {chip.core.dtype} TOPS, {s['die_mm2']:,.0f} mm², {s['tdp_W']:,.0f} W TDP, "
@@ -140,6 +143,7 @@ def _as_chip(chip: ChipConfig) -> Chip:
 
 def as_chip(chip: ChipConfig) -> Chip:
     """``chip`` as a :class:`Chip` (itself when it is one)."""
+    check_chip("chip", chip)
     return chip if isinstance(chip, Chip) else _as_chip(chip)
 
 

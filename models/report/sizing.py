@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from ...checks import check_positive
+from ...checks import check_chip, check_positive
 from ...errors import UserError
 from ..chip.config import ChipConfig, ReticleWarning
 from ..cost.pricing import chip_unit_cost, gpu_price
@@ -32,6 +32,7 @@ C = TypeVar("C", bound=ChipConfig)
 def check_reticle(chip: ChipConfig, *, warn: bool = False) -> float:
     """The die area of ``chip`` (mm²); above the reticle limit, warn with
     :class:`ReticleWarning` (``warn=True``, pointing at the caller's caller) or raise."""
+    check_chip("chip", chip)
     die, limit = chip_area(chip).die_mm2, reticle_limit_mm2()
     if die > limit:
         msg = (f"{chip.name}: a {die:,.0f} mm² die exceeds the {limit:g} mm² reticle limit (one exposure "
@@ -114,6 +115,7 @@ def largest_outside(chip: C, *, allowed: tuple[str, ...] = ("none",), rule_date:
     controlled) under the rule set of ``rule_date`` (default: the latest), up to the
     reticle limit (compare the result's die with :func:`reticle_limit_mm2` to see which
     binds)."""
+    check_chip("chip", chip)
     check_allowed(allowed)
     limit = reticle_limit_mm2()
     best, n = None, 1
