@@ -88,3 +88,37 @@ def check_date(name: str, value: Any) -> dt.date:
         except ValueError:
             pass
     raise UserError(f"{name}: expected YYYY-MM-DD (a date), not {value!r}", parameter=name)
+
+
+def check_kind(name: str, value: Any, attributes: tuple[str, ...], what: str) -> Any:
+    """``value`` if it has the ``attributes`` of the kind of object expected (a chip, a GPU
+    spec ...: checked by what it offers, since the lower layers cannot import the class);
+    else a ``TypeError`` saying ``name must be <what>``, raised here and not from deep
+    inside a model."""
+    if isinstance(value, (str, bytes)) or not all(hasattr(value, a) for a in attributes):
+        raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
+    return value
+
+
+def check_iterable(name: str, value: Any, what: str) -> Any:
+    """``value`` if it is a list, tuple or other iterable of items (not text); else a
+    ``TypeError`` saying ``name must be <what>``."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
+    return value
+
+
+def check_chip(name: str, value: Any) -> Any:
+    """``value`` if it is a chip (a ``ChipConfig``, e.g. ``systolab.get_chip(...)``); else a ``TypeError``."""
+    return check_kind(name, value, ("core", "cores", "node", "dram", "clock_mhz"), "a ChipConfig (systolab.get_chip)")
+
+
+def check_core(name: str, value: Any) -> Any:
+    """``value`` if it is a core's ``AcceleratorConfig``; else a ``TypeError``."""
+    return check_kind(name, value, ("rows", "cols", "dataflow", "dtype", "beat_bytes"),
+                      "an AcceleratorConfig (systolab.AcceleratorConfig)")
+
+
+def check_gpu_spec(name: str, value: Any) -> Any:
+    """``value`` if it is a ``GpuSpec`` (``systolab.get_gpu``); else a ``TypeError``."""
+    return check_kind(name, value, ("peak_dense_tflops", "die_area_mm2", "price"), "a GpuSpec (systolab.get_gpu)")
