@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...blocking import Blocking, blocking_status
-from ...checks import check_chip, check_choice, check_int
+from ...checks import check_chip, check_choice
 from ...errors import UserError
 from ..frames import data_frame
 from ..plotting import new_axes
