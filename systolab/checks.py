@@ -108,6 +108,29 @@ def check_iterable(name: str, value: Any, what: str) -> Any:
     return value
 
 
+def check_numeric(name: str, value: Any) -> Any:
+    """``value`` if it is a number or an array-like of numbers (what numpy turns into
+    floats); else a ``TypeError`` saying ``name must be a number or an array of numbers``."""
+    if isinstance(value, (str, bytes, bool)):
+        raise TypeError(f"{name} must be a number or an array of numbers, not {type(value).__name__}")
+    if isinstance(value, numbers.Real):
+        return value
+    try:
+        import numpy as np  # noqa: PLC0415  lazy: the base layer imports numpy only when it checks an array
+
+        np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number or an array of numbers, not {type(value).__name__}") from None
+    return value
+
+
+def check_callable(name: str, value: Any, what: str) -> Any:
+    """``value`` if it can be called; else a ``TypeError`` saying ``name must be <what>``."""
+    if not callable(value):
+        raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
+    return value
+
+
 def check_chip(name: str, value: Any) -> Any:
     """``value`` if it is a chip (a ``ChipConfig``, e.g. ``systolab.get_chip(...)``); else a ``TypeError``."""
     return check_kind(name, value, ("core", "cores", "node", "dram", "clock_mhz"), "a ChipConfig (systolab.get_chip)")
