@@ -13,8 +13,9 @@ import yaml
 from systolab.errors import UserError
 from systolab.models.chip.config import ChipConfig
 from systolab.models.report import ReplicaTable, load_replicas, replica_table
-from systolab.models.report.replicas import QUANTITIES, REPLICAS_FILE, replica_rows
+from systolab.models.report.replicas import QUANTITIES, REPLICAS_FILE, design_sram_W, replica_rows
 from systolab.models.silicon.area import chip_area
+from systolab.models.silicon.energy import sram_energy_pJ_per_byte
 from systolab.models.specs import SpecError
 
 
@@ -61,7 +62,7 @@ def test_the_table_computes_with_finite_errors(table):
         assert math.isfinite(row.modelled) and row.modelled > 0
         assert math.isfinite(row.error_pct)
         assert row.error_pct == pytest.approx(100 * (row.modelled - row.published) / row.published)
-        assert (row.held_out is not None) == (row.quantity in ("die_mm2", "tdp_W"))
+        assert (row.held_out is not None) == (row.quantity in ("die_mm2", "tdp_W", "tdp_sram_W"))
     frame = table.to_frame()
     assert len(frame) == len(table.rows) and {"modelled", "published", "error_pct"} <= set(frame.columns)
     d = table.to_dict()
@@ -85,7 +86,20 @@ def test_median_errors_as_measured(table):
     assert s["median_abs_tdp_W_error_pct"] == pytest.approx(67.6, abs=3)
     assert s["median_abs_die_mm2_held_out_error_pct"] == pytest.approx(22.3, abs=3)
     assert s["median_abs_tdp_W_held_out_error_pct"] == pytest.approx(22.0, abs=3)
+    assert s["median_abs_tdp_sram_W_error_pct"] == pytest.approx(44.9, abs=3)
     assert all(e < 0 for e in table.errors("die_mm2")), "every modelled die is smaller than published"
+
+
+def test_the_sram_term_adds_the_operand_and_partial_sum_traffic():
+    """design_sram_W by hand for a weight-stationary replica (TPU v1): per core and cycle,
+    64 operand bytes read from the global slice, written to and read from the core's
+    buffers, and 64 partial sums of 4 bytes read and written; 15 % overhead."""
+    chip = next(r.chip for r in load_replicas() if r.key == "tpu-v1")
+    pJ = (2 * 64 + 2 * 64 * 4) * sram_energy_pJ_per_byte(32, "n28") + 64 * sram_energy_pJ_per_byte(1760, "n28")
+    assert design_sram_W(chip) == pytest.approx(16 * pJ * 1e-12 * 700e6 * 1.15)
+    os_chip = chip.derive(dataflow="os")
+    assert design_sram_W(os_chip) < design_sram_W(chip), "no partial sums in an output-stationary core"
+    assert design_sram_W(chip.derive(clock_mhz=1400)) == pytest.approx(2 * design_sram_W(chip))
 
 
 def test_a_tops_per_watt_figure_is_peak_over_design_power():

@@ -33,16 +33,16 @@ from ...errors import ConfigError, UserError
 from ..chip.config import ChipConfig
 from ..frames import data_frame
 from ..silicon.area import chip_area
-from ..silicon.energy import chip_power
+from ..silicon.energy import chip_power, energy_data, sram_energy_pJ_per_byte
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 from ..workloads.catalog import get_workload
 from .evaluate import evaluate_chip
 
 REPLICAS_FILE = DATA_DIR / "replicas.yaml"
 #: Quantities of the table, in order, with their units.
-QUANTITIES = {"die_mm2": "mm2", "peak_tops": "TOPS", "tdp_W": "W", "figure": ""}
+QUANTITIES = {"die_mm2": "mm2", "peak_tops": "TOPS", "tdp_W": "W", "tdp_sram_W": "W", "figure": ""}
 #: Quantities whose held-out (leave-one-out overhead) reading is computed.
-HELD_OUT = ("die_mm2", "tdp_W")
+HELD_OUT = ("die_mm2", "tdp_W", "tdp_sram_W")
 FIGURE_KINDS = ("workload", "tops_per_W")
 SHAPES = ("fixed", "uniform", "triangular", "pert", "lognormal")
 
@@ -200,6 +200,26 @@ def _row(r: Replica, quantity: str, modelled: float, pub: Published, basis: str,
                       pub.high, _error_pct(modelled, pub.value), pub.low <= modelled <= pub.high, pub.source, basis)
 
 
+def design_sram_W(chip: ChipConfig) -> float:
+    """SRAM access power of ``chip`` with every core busy at the clock, W: the term
+    :func:`~systolab.models.silicon.energy.chip_power` leaves out of the design power.
+
+    Per core and cycle, as :func:`~systolab.models.silicon.energy.gemm_activity` counts a
+    GEMM's SRAM traffic: the operands the array takes ((rows + cols) elements for an
+    output-stationary core, rows for a weight-stationary one, whose weights stay put) are
+    read from the global SRAM slice, written into the core's buffers and read out again;
+    a weight-stationary core also reads and writes a row of ``cols`` partial sums in its
+    accumulator buffer. Energies per byte are the model's own (``data/energy.yaml``, by
+    buffer size, scaled to the node), with the same overhead fraction as the arrays'."""
+    core = chip.core
+    ws = core.dataflow == "ws"
+    operands = (core.rows if ws else core.rows + core.cols) * core.input_bytes
+    partials = 2 * core.cols * core.acc_bytes if ws else 0
+    pJ = (2 * operands + partials) * sram_energy_pJ_per_byte(core.buffer_kib, chip.node) \
+        + operands * sram_energy_pJ_per_byte(chip.slice_bytes / 1024, chip.node)
+    return chip.cores * pJ * 1e-12 * chip.clock_hz * (1 + energy_data()["overhead_fraction"])
+
+
 def replica_figure(r: Replica) -> tuple[float, str]:
     """(modelled value, basis) of ``r``'s throughput or efficiency figure: the workload's
     units per second on the chip (a DRAM-less chip's operands served at its SRAM
@@ -217,8 +237,9 @@ def replica_figure(r: Replica) -> tuple[float, str]:
 
 
 def replica_rows(r: Replica) -> tuple[ReplicaRow, ...]:
-    """The four rows of ``r``: die area, peak TOPS, TDP and its throughput/efficiency figure."""
-    area, power = chip_area(r.chip), chip_power(r.chip)
+    """The rows of ``r``: die area, peak TOPS, TDP (the model's design power, and with
+    :func:`design_sram_W` added) and its throughput/efficiency figure."""
+    area, power, sram = chip_area(r.chip), chip_power(r.chip), design_sram_W(r.chip)
     figure, basis = replica_figure(r)
     return (
         _row(r, "die_mm2", area.die_mm2, r.die_mm2,
@@ -231,6 +252,9 @@ def replica_rows(r: Replica) -> tuple[ReplicaRow, ...]:
         _row(r, "tdp_W", power.tdp_W, r.tdp_W,
              f"chip_power: arrays {power.logic_W - power.leakage_W:.1f} + leakage {power.leakage_W:.1f} + DRAM "
              f"{power.dram_W:.1f} + vector {power.vector_W:.1f} W"),
+        _row(r, "tdp_sram_W", power.tdp_W + sram, r.tdp_W,
+             f"chip_power {power.tdp_W:.1f} + SRAM traffic at full rate {sram:.1f} W (design_sram_W)",
+             name="TDP with SRAM traffic"),
         _row(r, "figure", figure, r.figure, basis, name=r.figure_name, unit=r.figure_unit),
     )
 
@@ -298,5 +322,5 @@ def replica_table(path: str | Path = REPLICAS_FILE) -> ReplicaTable:
     return ReplicaTable(tuple(_with_held_out(rows)), tuple(r.key for r in reps))
 
 
-__all__ = ["load_replicas", "Published", "Replica", "replica_figure", "replica_rows", "replica_table", "ReplicaRow",
+__all__ = ["design_sram_W", "load_replicas", "Published", "Replica", "replica_figure", "replica_rows", "replica_table", "ReplicaRow",
            "ReplicaTable", "REPLICAS_FILE"]
