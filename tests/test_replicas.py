@@ -13,9 +13,17 @@ import yaml
 from systolab.errors import UserError
 from systolab.models.chip.config import ChipConfig
 from systolab.models.report import ReplicaTable, load_replicas, replica_table
-from systolab.models.report.replicas import QUANTITIES, REPLICAS_FILE, design_sram_W, replica_rows
+from systolab.models.report.replicas import (
+    QUANTITIES,
+    REPLICAS_FILE,
+    design_sram_W,
+    die_sram_extra_mm2,
+    replica_rows,
+    sram_anchor,
+)
 from systolab.models.silicon.area import chip_area
 from systolab.models.silicon.energy import sram_energy_pJ_per_byte
+from systolab.models.silicon.nodes import get_node
 from systolab.models.specs import SpecError
 
 
@@ -62,7 +70,7 @@ def test_the_table_computes_with_finite_errors(table):
         assert math.isfinite(row.modelled) and row.modelled > 0
         assert math.isfinite(row.error_pct)
         assert row.error_pct == pytest.approx(100 * (row.modelled - row.published) / row.published)
-        assert (row.held_out is not None) == (row.quantity in ("die_mm2", "tdp_W", "tdp_sram_W"))
+        assert (row.held_out is not None) == (row.quantity in ("die_mm2", "die_sram_mm2", "tdp_W", "tdp_sram_W"))
     frame = table.to_frame()
     assert len(frame) == len(table.rows) and {"modelled", "published", "error_pct"} <= set(frame.columns)
     d = table.to_dict()
@@ -87,6 +95,7 @@ def test_median_errors_as_measured(table):
     assert s["median_abs_die_mm2_held_out_error_pct"] == pytest.approx(22.3, abs=3)
     assert s["median_abs_tdp_W_held_out_error_pct"] == pytest.approx(22.0, abs=3)
     assert s["median_abs_tdp_sram_W_error_pct"] == pytest.approx(44.9, abs=3)
+    assert s["median_abs_die_sram_mm2_error_pct"] == pytest.approx(58.8, abs=3)
     assert all(e < 0 for e in table.errors("die_mm2")), "every modelled die is smaller than published"
 
 
@@ -100,6 +109,19 @@ def test_the_sram_term_adds_the_operand_and_partial_sum_traffic():
     os_chip = chip.derive(dataflow="os")
     assert design_sram_W(os_chip) < design_sram_W(chip), "no partial sums in an output-stationary core"
     assert design_sram_W(chip.derive(clock_mhz=1400)) == pytest.approx(2 * design_sram_W(chip))
+
+
+def test_the_sram_anchor_scales_the_models_sram_to_die_level_density():
+    """The anchor (a 64 MiB SRAM die of 41 mm2 at N7) over the model's 64 MiB of macros
+    at N7; the extra area is the model's SRAM times the factor less one."""
+    a = sram_anchor()
+    model_mm2 = get_node("n7").sram_mm2(64 * 2**20 * 8)
+    assert a.factor == pytest.approx(41 / model_mm2) and 1 < a.factor < 3
+    chip = next(r.chip for r in load_replicas() if r.key == "mtia-v1")
+    area = chip_area(chip)
+    assert die_sram_extra_mm2(chip) == pytest.approx((a.factor - 1) * (area.global_sram_mm2
+                                                                        + chip.cores * area.core_sram_mm2))
+    assert die_sram_extra_mm2(chip.derive(global_sram_mib=2 * chip.global_sram_mib)) > die_sram_extra_mm2(chip)
 
 
 def test_a_tops_per_watt_figure_is_peak_over_design_power():

@@ -34,15 +34,17 @@ from ..chip.config import ChipConfig
 from ..frames import data_frame
 from ..silicon.area import chip_area
 from ..silicon.energy import chip_power, energy_data, sram_energy_pJ_per_byte
+from ..silicon.nodes import get_node
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 from ..workloads.catalog import get_workload
 from .evaluate import evaluate_chip
 
 REPLICAS_FILE = DATA_DIR / "replicas.yaml"
 #: Quantities of the table, in order, with their units.
-QUANTITIES = {"die_mm2": "mm2", "peak_tops": "TOPS", "tdp_W": "W", "tdp_sram_W": "W", "figure": ""}
+QUANTITIES = {"die_mm2": "mm2", "die_sram_mm2": "mm2", "peak_tops": "TOPS", "tdp_W": "W", "tdp_sram_W": "W",
+              "figure": ""}
 #: Quantities whose held-out (leave-one-out overhead) reading is computed.
-HELD_OUT = ("die_mm2", "tdp_W", "tdp_sram_W")
+HELD_OUT = ("die_mm2", "die_sram_mm2", "tdp_W", "tdp_sram_W")
 FIGURE_KINDS = ("workload", "tops_per_W")
 SHAPES = ("fixed", "uniform", "triangular", "pert", "lognormal")
 
@@ -145,11 +147,41 @@ def _replica(path: Path, key: str, d: Any) -> Replica:
 @cache
 def _load(path: str, mtime_ns: int) -> tuple[Replica, ...]:
     p = Path(path)
+    d = _check_schema(p)
+    reps = need(p, "", d, "replicas", dict)
+    return tuple(_replica(p, str(k), v) for k, v in reps.items())
+
+
+def _check_schema(p: Path) -> dict:
     d = load_yaml(p)
     if not isinstance(d, dict) or d.get("schema") != "systolab-replicas/1":
         raise SpecError(p, "schema", "must be systolab-replicas/1")
-    reps = need(p, "", d, "replicas", dict)
-    return tuple(_replica(p, str(k), v) for k, v in reps.items())
+    return d
+
+
+@dataclass(frozen=True)
+class SramAnchor:
+    """A published die that is nearly all SRAM: ``MiB`` of it on ``mm2`` at ``node``."""
+
+    MiB: float
+    node: str
+    mm2: Published
+
+    @property
+    def factor(self) -> float:
+        """The anchor's die area over the model's SRAM macros of the same capacity at its node."""
+        return self.mm2.value / get_node(self.node).sram_mm2(self.MiB * 2**20 * 8)
+
+
+def sram_anchor(path: str | Path = REPLICAS_FILE) -> SramAnchor:
+    """The die-level SRAM density anchor of ``data/replicas.yaml`` (``anchors.sram_die``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(p, "(file)", "no such file")
+    a = need(p, "anchors", need(p, "", _check_schema(p), "anchors", dict), "sram_die", dict)
+    where = "anchors.sram_die"
+    return SramAnchor(float(need(p, where, a, "MiB", (int, float), positive=True)), need(p, where, a, "node", str),
+                      _published(p, f"{where}.mm2", need(p, where, a, "mm2", dict)))
 
 
 def load_replicas(path: str | Path = REPLICAS_FILE) -> tuple[Replica, ...]:
@@ -236,16 +268,32 @@ def replica_figure(r: Replica) -> tuple[float, str]:
     return evaluate_chip(chip, workload).throughput, basis
 
 
+def die_sram_extra_mm2(chip: ChipConfig, anchor: SramAnchor | None = None) -> float:
+    """Area the die's SRAM takes beyond the model's macros when built at the die-level
+    density of ``anchor`` (default :func:`sram_anchor`), mm²: the model's SRAM (global and
+    the cores' buffers) times the anchor's factor minus one. The factor is taken at the
+    anchor's node and applied at every node (periphery, banking and wiring assumed to scale
+    with the bitcells)."""
+    anchor = anchor or sram_anchor()
+    area = chip_area(chip)
+    return (anchor.factor - 1) * (area.global_sram_mm2 + chip.cores * area.core_sram_mm2)
+
+
 def replica_rows(r: Replica) -> tuple[ReplicaRow, ...]:
-    """The rows of ``r``: die area, peak TOPS, TDP (the model's design power, and with
-    :func:`design_sram_W` added) and its throughput/efficiency figure."""
+    """The rows of ``r``: die area (the model's, and with :func:`die_sram_extra_mm2`
+    added), peak TOPS, TDP (the model's design power, and with :func:`design_sram_W`
+    added) and its throughput/efficiency figure."""
     area, power, sram = chip_area(r.chip), chip_power(r.chip), design_sram_W(r.chip)
+    extra = die_sram_extra_mm2(r.chip)
     figure, basis = replica_figure(r)
     return (
         _row(r, "die_mm2", area.die_mm2, r.die_mm2,
              f"chip_area: cores {area.cores_mm2:.1f} (arrays {area.core_array_mm2 * r.chip.cores:.1f}), NoC "
              f"{area.noc_mm2:.1f}, global SRAM {area.global_sram_mm2:.1f}, DRAM PHY {area.dram_phy_mm2:.1f}, "
              f"I/O {area.io_mm2:.1f}, vector {area.vector_mm2:.1f} mm2"),
+        _row(r, "die_sram_mm2", area.die_mm2 + extra, r.die_mm2,
+             f"chip_area {area.die_mm2:.1f} + SRAM at the anchor's die-level density {extra:.1f} mm2 "
+             f"(die_sram_extra_mm2)", name="die with die-level SRAM density"),
         _row(r, "peak_tops", r.chip.peak_tops, r.peak_tops,
              f"2 x {r.chip.cores} cores x {r.chip.core.rows}x{r.chip.core.cols} PEs x {r.chip.clock_mhz:g} MHz "
              f"({r.chip.core.dtype})"),
@@ -322,5 +370,7 @@ def replica_table(path: str | Path = REPLICAS_FILE) -> ReplicaTable:
     return ReplicaTable(tuple(_with_held_out(rows)), tuple(r.key for r in reps))
 
 
-__all__ = ["design_sram_W", "load_replicas", "Published", "Replica", "replica_figure", "replica_rows", "replica_table", "ReplicaRow",
-           "ReplicaTable", "REPLICAS_FILE"]
+__all__ = [
+    "design_sram_W", "die_sram_extra_mm2", "load_replicas", "Published", "Replica", "replica_figure", "replica_rows",
+    "replica_table", "ReplicaRow", "ReplicaTable", "REPLICAS_FILE", "sram_anchor", "SramAnchor",
+]
