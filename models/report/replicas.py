@@ -255,15 +255,16 @@ def design_sram_W(chip: ChipConfig) -> float:
 def replica_figure(r: Replica) -> tuple[float, str]:
     """(modelled value, basis) of ``r``'s throughput or efficiency figure: the workload's
     units per second on the chip (a DRAM-less chip's operands served at its SRAM
-    bandwidth), or peak TOPS per modelled design watt."""
+    bandwidth and latency), or peak TOPS per modelled design watt."""
     if r.figure_kind == "tops_per_W":
         return r.chip.peak_tops / chip_power(r.chip).tdp_W, "peak TOPS / modelled design power (chip_power)"
     assert r.workload is not None
     chip = r.chip
     basis = f"{r.workload} at batch {r.batch} through evaluate_chip (the chip's cycle model, mapper 'fast')"
     if r.sram_GBps is not None:
-        chip = chip.derive(dram_GBps_per_stack=r.sram_GBps.value / chip.dram.stacks)
-        basis += f"; operands served at the on-chip SRAM's {r.sram_GBps.value:,.0f} GB/s"
+        sram_latency_ns = chip.sram_latency_cycles * 1e3 / chip.clock_mhz
+        chip = chip.derive(dram_GBps_per_stack=r.sram_GBps.value / chip.dram.stacks, dram_latency_ns=sram_latency_ns)
+        basis += f"; operands served at the on-chip SRAM's {r.sram_GBps.value:,.0f} GB/s and latency"
     workload = get_workload(r.workload, dtype=chip.core.dtype, batch=r.batch)
     return evaluate_chip(chip, workload).throughput, basis
 
