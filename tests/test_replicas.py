@@ -5,6 +5,7 @@ with finite errors and the medians as measured (benchmarks/replicas.py)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from systolab.models.report.replicas import (
     REPLICAS_FILE,
     design_sram_W,
     die_sram_extra_mm2,
+    replica_figure,
     replica_rows,
     sram_anchor,
 )
@@ -161,3 +163,14 @@ def test_a_value_outside_its_range_is_refused(tmp_path):
     p = _write(tmp_path, lambda r: r["published"]["die_mm2"].update(value=400))
     with pytest.raises(SpecError, match="low <= value <= high"):
         load_replicas(p)
+
+
+def test_a_dram_less_replica_runs_its_workload_from_its_sram(table):
+    """Groq's ResNet-50 figure comes from the chip's performance model with the operands
+    served at the SRAM's bandwidth: the same replica on its nominal 1 GB/s channel runs
+    far slower (memory-bound)."""
+    groq = next(r for r in load_replicas() if r.figure_kind == "workload")
+    row = next(x for x in table.rows if x.replica == groq.key and x.quantity == "figure")
+    assert row.modelled == pytest.approx(replica_figure(groq)[0])
+    nominal, _ = replica_figure(replace(groq, sram_GBps=None))
+    assert nominal < row.modelled / 10
