@@ -253,3 +253,14 @@ def test_goodput_result_type():
     g = goodput("h100-sxm", "llama3-8b", isl=128, osl=16, tpot_s=0.05, tp=1)
     assert isinstance(g, Goodput) and g.device == "h100-sxm" and g.model == "llama3-8b"
     assert {p.tp for p in g.curve} == {1}
+
+
+@pytest.mark.parametrize("flag, value", [("tp", 3), ("pp", 3)])
+def test_fleet_refuses_parallelism_the_model_cannot_take(flag, value):
+    """tp 3 divides none of Llama-3-8B's heads, pp 3 none of its layers: the question's
+    error, named once, not a note on every device's row."""
+    from systolab.models.serving import fleet
+
+    with pytest.raises(UserError) as exc:
+        fleet(["h100-sxm", "h20"], "llama3-8b", isl=128, osl=16, concurrency=4, **{flag: value})
+    assert exc.value.parameter == flag

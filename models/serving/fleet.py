@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ...checks import check_positive
+from ...checks import check_int, check_positive
 from ...errors import UserError
 from ..cost.pricing import buy_units as buy
 from ..cost.tco import deploy
@@ -24,6 +24,7 @@ from .model import (
     ChipServing,
     GpuServing,
     ServingResult,
+    check_parallelism,
     check_request,
     device_prices,
     get_device,
@@ -146,6 +147,9 @@ def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch
     cap = None if power_cap_MW is None else check_positive("power_cap_MW", power_cap_MW)
     by_goodput = targets.given and batch is None and concurrency is None
     shape = check_request(model, isl=isl, osl=osl, batch=batch, concurrency=1 if by_goodput else concurrency)[0]
+    # parallelism the model cannot take is the question's error, not one device's
+    pp = check_int("pp", pp, hi=1 << 20)
+    check_parallelism(shape, check_int("tp", tp, hi=1 << 20) if tp is not None else 1, pp)
     if not devices or isinstance(devices, str):
         raise UserError("device: give a list of at least one device", parameter="device")
     # the budget resolved (default $7B) and checked before any work
