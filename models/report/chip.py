@@ -25,6 +25,7 @@ from ..legal.purchase import Scenario
 from ..silicon.area import ChipArea, chip_area
 from ..silicon.energy import ChipPower, chip_power, vector_pJ_per_op
 from ..silicon.feasibility import check_feasible
+from ..silicon.timing import TimingEstimate, check_timing
 from ..workloads.catalog import Workload
 from .evaluate import Evaluation, evaluate_chip
 from .sizing import check_reticle
@@ -63,6 +64,12 @@ class Chip(ChipConfig):
     def area(self) -> ChipArea:
         """:func:`~systolab.models.silicon.area.chip_area`: die area breakdown, mm²."""
         return chip_area(self)
+
+    def timing(self, *, warn: bool = True) -> TimingEstimate:
+        """:func:`~systolab.models.silicon.timing.check_timing`: the cores' attainable clock
+        (fmax, an estimate) and critical path; warns with ``TimingWarning`` when ``clock_mhz``
+        is above it (``warn=False``: raises, naming ``clock_mhz``)."""
+        return check_timing(self, warn=warn)
 
     def power_W(self) -> ChipPower:
         """:func:`~systolab.models.silicon.energy.chip_power`: design power, W."""
