@@ -387,5 +387,5 @@ def compare(chip: str | ChipConfig | None, *, workloads: tuple[str, ...] = DEFAU
         say(f"compare: serving {serving.get('model')} on {len(devices)} devices")
         serving_section = ServingSection(dict(serving), fleet([chip, *gpus], budget_usd=budget_usd, **serving))
     return Comparison(chip_summary(chip), tuple(devices), dtype, tuple(wls), tuple(rows), tuple(iso_rows),
-                      serving_section, model_errors(), (clock_note,) * (clock_note is not None) + tuple(ASSUMPTIONS),
+                      serving_section, model_errors(), ((clock_note,) if clock_note else ()) + tuple(ASSUMPTIONS),
                       scenario, legal, build)

@@ -21,13 +21,16 @@ import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ...config import AcceleratorConfig
 from ...errors import UserError
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 from .nodes import Node, Sourced, get_node
 from .synthesis import SynthesisResult, synthesize
+
+if TYPE_CHECKING:                    # models.chip imports this layer: the type only
+    from ..chip.config import ChipConfig
 
 TIMING_FILE = DATA_DIR / "timing.yaml"
 METHOD = ("estimate: longest register-to-register depth in generic two-input gates (Yosys ltp) x FO4 per gate "
@@ -37,13 +40,6 @@ METHOD = ("estimate: longest register-to-register depth in generic two-input gat
 
 class TimingWarning(UserWarning):
     """A chip's ``clock_mhz`` is above the attainable clock its design's critical path allows."""
-
-
-class _ChipLike(Protocol):
-    name: str
-    core: AcceleratorConfig
-    node: str
-    clock_mhz: float
 
 
 @dataclass(frozen=True)
@@ -168,7 +164,7 @@ def timing_estimate(config: AcceleratorConfig, node: str | Node = "n7") -> Timin
     return timing_from_synthesis(synthesize(config), config, n)
 
 
-def chip_timing(chip: _ChipLike) -> TimingEstimate:
+def chip_timing(chip: ChipConfig) -> TimingEstimate:
     """The attainable clock of ``chip``'s cores at its node. The PE is the same module at
     every array size; the array's top level is synthesised on a stand-in of at most
     ``chip_stand_in_max_side`` rows and columns (``data/timing.yaml``) to keep this fast."""
@@ -179,7 +175,7 @@ def chip_timing(chip: _ChipLike) -> TimingEstimate:
     return timing_estimate(stand_in, chip.node)
 
 
-def check_timing(chip: _ChipLike, *, warn: bool = True) -> TimingEstimate:
+def check_timing(chip: ChipConfig, *, warn: bool = True) -> TimingEstimate:
     """``chip``'s :func:`chip_timing`; when its ``clock_mhz`` is above the estimated fmax,
     warn with :class:`TimingWarning` (``warn=True``) or raise a :class:`UserError` naming ``clock_mhz``."""
     t = chip_timing(chip)
@@ -194,7 +190,7 @@ def check_timing(chip: _ChipLike, *, warn: bool = True) -> TimingEstimate:
     return t
 
 
-def attainable_clock_mhz(chip: _ChipLike) -> float:
+def attainable_clock_mhz(chip: ChipConfig) -> float:
     """The clock ``chip`` can run at: the lower of its ``clock_mhz`` and its estimated fmax, MHz."""
     return min(chip.clock_mhz, chip_timing(chip).fmax_mhz)
 
