@@ -1,5 +1,6 @@
 """Attainable clocks (models/silicon/timing.py): depth from synthesis, sourced delays, the check."""
 import json
+import re
 import warnings
 
 import pytest
@@ -119,3 +120,9 @@ def test_area_json_has_fmax_and_critical_path(dtype, node, capsys):
     assert f["value"] == pytest.approx(1e6 / c["delay_ps"])
     assert out["timing"]["method"].startswith("estimate")
     assert {p["location"] for p in out["timing"]["paths"]} == {"pe_mac", "array_top"}
+
+
+def test_area_human_output_states_the_estimate(capsys):
+    assert main(["area", "--rows", "4", "--cols", "4", "--dtype", "int8", "--node", "n4"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "fmax" in x)
+    assert re.search(r"fmax \(estimate\) \d+ MHz \(range \d+-\d+\); critical path pe_mac, \d+ gates, \d+ ps", line)
