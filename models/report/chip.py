@@ -26,6 +26,7 @@ from ..legal.purchase import Scenario
 from ..silicon.area import ChipArea, chip_area
 from ..silicon.energy import ChipPower, chip_power, vector_pJ_per_op
 from ..silicon.feasibility import check_feasible
+from ..silicon.timing import TimingEstimate, check_timing
 from ..workloads.catalog import Workload
 from .evaluate import Evaluation, evaluate_chip
 from .sizing import check_reticle
@@ -66,6 +67,12 @@ class Chip(ChipConfig):
         vector unit):
         :func:`~systolab.models.silicon.area.chip_area`."""
         return chip_area(self)
+
+    def timing(self, *, warn: bool = True) -> TimingEstimate:
+        """:func:`~systolab.models.silicon.timing.check_timing`: the cores' attainable clock
+        (fmax, an estimate) and critical path; warns with ``TimingWarning`` when ``clock_mhz``
+        is above it (``warn=False``: raises, naming ``clock_mhz``)."""
+        return check_timing(self, warn=warn)
 
     def power_W(self) -> ChipPower:
         """The chip's design power (TDP), W, and its breakdown (the cores' logic, leakage,

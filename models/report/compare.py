@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from ...dtypes import get_dtype
 from ...errors import UserError
 from ..chip.config import ChipConfig, get_chip
 from ..cost.pricing import chip_unit_cost, gpu_price, usd_per_million_tokens
@@ -30,6 +31,7 @@ from ..serving.fleet import Fleet, fleet
 from ..silicon.area import chip_area, load_fit
 from ..silicon.energy import chip_power
 from ..silicon.nodes import reticle_limit_mm2
+from ..silicon.timing import check_timing
 from ..specs import load_yaml
 from ..workloads.catalog import NO_SEQ_LEN, Workload, get_workload
 from .chip import chip_summary
@@ -106,6 +108,25 @@ def default_chip_for(scenario: Scenario | None) -> ChipConfig:
         if buildability(candidate, scenario, options=False).can_build:
             return candidate
     return chip
+
+
+def at_attainable_clock(chip: ChipConfig) -> tuple[ChipConfig, str | None]:
+    """A floating-point chip at the lower of its clock and its estimated fmax
+    (:func:`~systolab.models.silicon.timing.check_timing`, which warns when the clock is above
+    it), with the note that says so; an integer chip, and one that meets its clock, unchanged
+    (note None)."""
+    if get_dtype(chip.core.dtype).kind != "float":
+        return chip, None
+    t = check_timing(chip)
+    if t.meets(chip.clock_mhz):
+        return chip, None
+    clock = float(int(t.fmax_mhz))              # whole MHz, rounded down: at or below fmax
+    note = (f"the {chip.core.dtype} chip runs at {clock:g} MHz, its attainable clock, not its stated "
+            f"{chip.clock_mhz:g} MHz: the unpipelined {chip.core.dtype} MAC's critical path "
+            f"({t.critical_path.location}, {t.critical_path.depth_gates} gates) allows fmax {t.fmax_mhz:.0f} MHz "
+            f"(range {t.fmax_low_mhz:.0f}-{t.fmax_high_mhz:.0f}) at {t.node}; an estimate from synthesis depth "
+            "(models/silicon/timing.py, docs/timing.md)")
+    return chip.derive(name=chip.name, clock_mhz=clock), note
 
 
 def custom_device(chip: ChipConfig) -> Device:
@@ -317,8 +338,10 @@ def compare(chip: str | ChipConfig | None, *, workloads: tuple[str, ...] = DEFAU
     error when none of them does). With a :class:`~systolab.models.legal.purchase.Scenario`
     (a buyer and a date), every GPU row also says whether that buyer may buy it
     (``purchasability``), ``legal`` holds each GPU's answer with its rule and citation, and
-    ``build`` whether the buyer could have the chip built (:func:`~systolab.models.legal.build.buildability`)."""
-    chip = get_chip(chip)
+    ``build`` whether the buyer could have the chip built (:func:`~systolab.models.legal.build.buildability`).
+    A floating-point chip runs at its attainable clock (:func:`at_attainable_clock`), and the
+    first assumption says so."""
+    chip, clock_note = at_attainable_clock(get_chip(chip))
     if scenario is not None and not isinstance(scenario, Scenario):
         raise TypeError(f"scenario must be a Scenario (from systolab.models.legal.purchase.scenario), not {type(scenario).__name__}")
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -342,6 +365,8 @@ def compare(chip: str | ChipConfig | None, *, workloads: tuple[str, ...] = DEFAU
     wls = [get_workload(w, batch=batch, seq_len=seq_len if w not in NO_SEQ_LEN else None, dtype=dtype)
            for w in workloads]
     devices = [custom_device(chip)] + [gpu_device(g, dtype) for g in gpus]
+    if clock_note is not None:
+        devices[0] = replace(devices[0], notes=devices[0].notes + (clock_note,))
     legal = tuple(purchasability(g, scenario) for g in gpus) if scenario is not None else ()
     build = buildability(chip, scenario) if scenario is not None else None
     status = {p.device: p.status for p in legal}
@@ -362,4 +387,5 @@ def compare(chip: str | ChipConfig | None, *, workloads: tuple[str, ...] = DEFAU
         say(f"compare: serving {serving.get('model')} on {len(devices)} devices")
         serving_section = ServingSection(dict(serving), fleet([chip, *gpus], budget_usd=budget_usd, **serving))
     return Comparison(chip_summary(chip), tuple(devices), dtype, tuple(wls), tuple(rows), tuple(iso_rows),
-                      serving_section, model_errors(), tuple(ASSUMPTIONS), scenario, legal, build)
+                      serving_section, model_errors(), ((clock_note,) if clock_note else ()) + tuple(ASSUMPTIONS),
+                      scenario, legal, build)

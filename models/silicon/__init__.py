@@ -1,4 +1,4 @@
-"""Silicon: process nodes, Yosys synthesis, the area model fitted to it, energy and power,
+"""Silicon: process nodes, Yosys synthesis, the area model fitted to it, attainable clocks, energy and power,
 transistor counts, off-chip memory kinds and the chip's physical feasibility."""
 from .area import AreaEstimate, ChipArea, chip_area, model_area, synth_area_mm2
 from .energy import ChipPower, EnergyEstimate, chip_power, chip_power_W, gemm_energy, vector_pJ_per_op, workload_energy
@@ -6,6 +6,19 @@ from .feasibility import Feasibility, FeasibilityWarning, check_feasible, chip_f
 from .memory import MemoryKind, get_memory_kind, list_memory_kinds, memory_class
 from .nodes import Node, foundries, get_node, load_nodes, node_at_foundry, reticle_limit_mm2
 from .synthesis import SynthesisResult, synthesize
+from .timing import (
+    CriticalPath,
+    DelayModel,
+    TimingEstimate,
+    TimingWarning,
+    attainable_clock_mhz,
+    check_timing,
+    chip_timing,
+    fmax_mhz,
+    load_delay_model,
+    timing_estimate,
+    timing_from_synthesis,
+)
 from .transistors import TransistorCheck, TransistorEstimate, chip_transistors, transistor_validation
 
 __all__ = [
@@ -14,4 +27,6 @@ __all__ = [
     "gemm_energy", "get_memory_kind", "get_node", "list_memory_kinds", "load_nodes", "memory_class", "MemoryKind",
     "model_area", "Node", "node_at_foundry", "reticle_limit_mm2", "synth_area_mm2", "SynthesisResult", "synthesize",
     "transistor_validation", "TransistorCheck", "TransistorEstimate", "vector_pJ_per_op", "workload_energy",
+    "attainable_clock_mhz", "check_timing", "chip_timing", "CriticalPath", "DelayModel", "fmax_mhz", "load_delay_model",
+    "timing_estimate", "timing_from_synthesis", "TimingEstimate", "TimingWarning",
 ]

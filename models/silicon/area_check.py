@@ -11,6 +11,7 @@ from ...config import AcceleratorConfig
 from .area import AreaEstimate, model_area, synth_area_mm2
 from .nodes import Node, get_node
 from .synthesis import SynthesisResult, synthesize
+from .timing import TimingEstimate, timing_from_synthesis
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class AreaCheck:
     synth_area_mm2: float               # the synthesised transistors at the node, mm²
     liberty: str | None = None          # a Liberty library the array was also mapped to
     liberty_area_um2: float | None = None   # its area there, µm² (at the library's own process)
+    timing: TimingEstimate | None = None    # attainable clock at the node (an estimate from the synthesis depth)
 
     @property
     def model_error_pct(self) -> float:
@@ -55,6 +57,7 @@ class AreaCheck:
             "flip_flops": self.flip_flops,
             "logic_depth_gates": {"pe": s.pe.logic_depth, "top_level": s.top.logic_depth},
             "assumed_clock_MHz": self.node.default_clock_MHz.value,
+            **self._timing_fields(),
             "clock_source": self.node.default_clock_MHz.source,
             "assumptions": list(self.model.assumptions),
             "liberty": None if self.liberty is None else {
@@ -63,10 +66,17 @@ class AreaCheck:
                 "note": "at the library's own process, not scaled to --node"},
         }
 
+    def _timing_fields(self) -> dict[str, Any]:
+        """``fmax_mhz`` {value, low, high}, ``critical_path`` and ``timing`` (every path, the method)."""
+        if self.timing is None:
+            return {"fmax_mhz": None, "critical_path": None, "timing": None}
+        t = self.timing.to_dict()
+        return {"fmax_mhz": t["fmax_mhz"], "critical_path": t["critical_path"], "timing": t}
+
 
 def area_check(config: AcceleratorConfig, node: str = "n7", *, liberty: str | Path | None = None) -> AreaCheck:
     """``config``'s array synthesised (generic gates; also mapped to ``liberty`` when
-    given) and modelled at ``node``."""
+    given) and modelled at ``node``, with its attainable clock there (:mod:`.timing`)."""
     n = get_node(node)
     synth = synthesize(config)
     model = model_area(config, node=n.name)
@@ -74,7 +84,8 @@ def area_check(config: AcceleratorConfig, node: str = "n7", *, liberty: str | Pa
     assert transistors is not None                   # the generic-gate flow counts them
     synth_mm2 = synth_area_mm2(transistors, n.name)
     lib_um2 = synthesize(config, liberty=liberty).area_um2 if liberty else None
-    return AreaCheck(config, n, synth, model, synth_mm2, str(liberty) if liberty else None, lib_um2)
+    return AreaCheck(config, n, synth, model, synth_mm2, str(liberty) if liberty else None, lib_um2,
+                     timing_from_synthesis(synth, config, n))
 
 
 __all__ = ["AreaCheck", "area_check"]

@@ -39,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
                  f"{p['flip_flops']} flip-flops; PEs {b['pe_share']:.1%} of the area",
                  f"  logic depth (gates): PE {p['logic_depth_gates']['pe']}, top {p['logic_depth_gates']['top_level']}; "
                  f"assumed clock {p['assumed_clock_MHz']:g} MHz"]
+        if p["fmax_mhz"]:
+            f, c = p["fmax_mhz"], p["critical_path"]
+            lines.append(f"  fmax (estimate) {f['value']:.0f} MHz (range {f['low']:.0f}-{f['high']:.0f}); critical path "
+                         f"{c['location']}, {c['depth_gates']} gates, {c['delay_ps']:.0f} ps")
         if p["liberty"]:
             lines.append(f"  liberty {p['liberty']['file']}: {p['liberty']['area_um2']:.0f} um2")
         if p["energy"]:
