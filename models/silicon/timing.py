@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...checks import check_chip
 from ...config import AcceleratorConfig
 from ...errors import UserError
 from ..specs import DATA_DIR, SpecError, load_yaml, need
@@ -168,6 +169,7 @@ def chip_timing(chip: ChipConfig) -> TimingEstimate:
     """The attainable clock of ``chip``'s cores at its node. The PE is the same module at
     every array size; the array's top level is synthesised on a stand-in of at most
     ``chip_stand_in_max_side`` rows and columns (``data/timing.yaml``) to keep this fast."""
+    check_chip("chip", chip)
     side = load_delay_model().chip_stand_in_max_side
     core = chip.core
     stand_in = core if max(core.rows, core.cols) <= side else core.replace(rows=min(core.rows, side),
@@ -178,6 +180,7 @@ def chip_timing(chip: ChipConfig) -> TimingEstimate:
 def check_timing(chip: ChipConfig, *, warn: bool = True) -> TimingEstimate:
     """``chip``'s :func:`chip_timing`; when its ``clock_mhz`` is above the estimated fmax,
     warn with :class:`TimingWarning` (``warn=True``) or raise a :class:`UserError` naming ``clock_mhz``."""
+    check_chip("chip", chip)
     t = chip_timing(chip)
     if not t.meets(chip.clock_mhz):
         msg = (f"clock_mhz: {chip.name} runs at {chip.clock_mhz:g} MHz, above the attainable clock of its "
@@ -192,6 +195,7 @@ def check_timing(chip: ChipConfig, *, warn: bool = True) -> TimingEstimate:
 
 def attainable_clock_mhz(chip: ChipConfig) -> float:
     """The clock ``chip`` can run at: the lower of its ``clock_mhz`` and its estimated fmax, MHz."""
+    check_chip("chip", chip)
     return min(chip.clock_mhz, chip_timing(chip).fmax_mhz)
 
 
