@@ -5,6 +5,7 @@ import pytest
 
 from systolab.cli import main
 from systolab.errors import UserError
+from systolab.models.gpu import fit as gemm_fit
 from systolab.models.gpu.model import assumptions, benchmark_assumptions, estimate_gemm, estimate_workload
 from systolab.models.gpu.power import gpu_idle_W
 from systolab.models.gpu.power_cap import check_power_cap, clock_fraction
@@ -178,3 +179,15 @@ def test_serve_command_runtime_and_power_cap(capsys):
     assert capsys.readouterr().err.split("error: ")[1].startswith("power-cap-w:")
     assert main(base + ["--runtime", "nope"]) == 2
     assert capsys.readouterr().err.split("error: ")[1].startswith("runtime:")
+
+
+def test_deepgemm_library_reads_as_the_gemm_shape_fit():
+    """The kernel layer with DeepGEMM's fitted efficiencies is the GEMM-shape fit's reading
+    of its table (held-out rows included)."""
+    for m, row in zip(gemm_fit.gemm_measurements(), gemm_fit.report()):
+        e = estimate_gemm(m.gpu_id, m.gemm, layer="kernel", library="deepgemm")
+        assert e.tflops == pytest.approx(row["model_tflops"], rel=1e-9)
+        assert e.library == "deepgemm" and e.to_dict()["library"] == "deepgemm"
+    with pytest.raises(UserError) as e:
+        estimate_gemm(A100, Gemm(64, 64, 64, "bf16"), library="cutlass")
+    assert e.value.parameter == "library"

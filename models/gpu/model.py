@@ -55,6 +55,10 @@ FIT_PARAMS = ("compute_derate", "memory_efficiency_HBM", "memory_efficiency_GDDR
 #: The GEMM-shape parameters gpu_fit.yaml holds (fitted by :mod:`~systolab.models.gpu.fit`).
 SHAPE_PARAMS = ("tile_overhead_k", "operand_bytes_per_clock", "dram_sm_fraction")
 CALIBRATION_FILE = DATA_DIR / "gemm_calibration.csv"
+#: GEMM libraries the kernel layer reads, with the fit's keys of their tensor and bandwidth
+#: efficiencies against the model's reference (cuBLAS-class kernels, the best-shape benchmarks):
+#: DeepGEMM's are fitted on its H800 FP8 table (:mod:`~systolab.models.gpu.fit`).
+LIBRARIES = {"cublas": None, "deepgemm": ("gemm_library_compute", "gemm_library_memory")}
 
 #: Which peak a dtype runs at when the GPU has no rate of its own for it, in order.
 FALLBACK = {
@@ -141,6 +145,7 @@ class GpuGemmEstimate:
     launches: int = 1         # kernel launches: one per round (two with split-K)
     layer: str = "runtime"    # "kernel" (library benchmark) or "runtime" (serving runtime's costs added)
     runtime: str | None = None   # the runtime whose costs the runtime layer adds
+    library: str = "cublas"      # the GEMM library whose kernels run (LIBRARIES)
 
     @property
     def tflops(self) -> float:
@@ -165,7 +170,7 @@ class GpuGemmEstimate:
             "wave_efficiency": self.wave_efficiency, "tile": list(self.tile), "split_k": self.split_k,
             "waves": self.waves, "launches": self.launches, "bytes": self.bytes_moved, "roofline_s": self.roofline_s,
             "extrapolated": self.extrapolated, "notes": list(self.notes),
-            "layer": self.layer, "runtime": self.runtime,
+            "layer": self.layer, "runtime": self.runtime, "library": self.library,
         }
 
 
@@ -306,6 +311,18 @@ def layer_assumptions(layer: str = "runtime", runtime: str | None = None) -> Mod
     return replace(assumptions(), launch_s=rt.launch_overhead_s, compute_derate=rt.compute_derate)
 
 
+def library_efficiencies(library: str = "cublas") -> tuple[float, float]:
+    """(tensor, bandwidth) efficiency of a GEMM ``library`` against the model's reference
+    (:data:`LIBRARIES`; 1 and 1 for cuBLAS), from the fit the model reads."""
+    if library not in LIBRARIES:
+        raise UserError(f"library: must be one of {', '.join(LIBRARIES)}, not {library!r}", parameter="library")
+    keys = LIBRARIES[library]
+    if keys is None:
+        return 1.0, 1.0
+    d = load_yaml(fit_file())
+    return float(d.get(keys[0], 1.0)), float(d.get(keys[1], 1.0))
+
+
 def benchmark_assumptions() -> ModelAssumptions:
     """The assumptions the best-shape GEMM benchmarks are read with: no serving derate and
     no fixed cost per kernel (they time one GEMM shape run back to back, over and over,
@@ -388,23 +405,31 @@ def memory_efficiency(gpu: GpuSpec) -> float:
 
 # -- public API ----------------------------------------------------------------------------
 def estimate_gemm(gpu: GpuSpec | str, gemm: Gemm, *, layer: str = "runtime",
-                  runtime: str | None = None) -> GpuGemmEstimate:
+                  runtime: str | None = None, library: str = "cublas") -> GpuGemmEstimate:
     """Modelled time of ``gemm`` on ``gpu`` (a :class:`GpuSpec` or GPU id), in seconds.
 
     ``layer="kernel"``: what a library benchmark measures (calibrated efficiency, no fixed
     cost per kernel, no serving derate; what ``systolab gpu`` reports by default).
     ``layer="runtime"`` (the library default, as the serving model reads GEMMs): with the
     fixed cost per kernel and compute derate of ``runtime`` (a name in
-    ``data/runtimes.yaml``; the fitted default, vLLM, when None)."""
+    ``data/runtimes.yaml``; the fitted default, vLLM, when None). ``library``: the GEMM
+    library whose kernels run (:data:`LIBRARIES`; cuBLAS-class by default)."""
     gpu = get_gpu(gpu)
     if not isinstance(gemm, Gemm):
         raise TypeError(f"gemm must be a Gemm, not {type(gemm).__name__}")
     a = layer_assumptions(layer, runtime)
+    lib_c, lib_m = library_efficiencies(library)
+    if library != "cublas":
+        a = replace(a, compute_derate=a.compute_derate * lib_c, mem_eff_hbm=a.mem_eff_hbm * lib_m,
+                    mem_eff_gddr=a.mem_eff_gddr * lib_m)
     if layer == "runtime":
         runtime = get_runtime(runtime).name
     dtype_used, peak, notes = resolve_peak(gpu, gemm.dtype)
     eff, extrapolated, how = calibration().lookup(gpu.family, DTYPE_CLASS[dtype_used])
     notes = notes + [f"compute efficiency {eff:.3f}: {how}"]
+    if library != "cublas":
+        notes.append(f"{library} kernels: {lib_c:.3f} of the reference tensor rate, {lib_m:.3f} of its bandwidth "
+                     "(fitted on its published table)")
     notes += gpu.flags(f"peak_dense_tflops.{dtype_used}", "sm_count", "mem_bw_GBps")
     total, compute, memory, launch, tile, split, waves, wave_eff, nbytes, launches = raw_estimate(gpu, gemm, peak,
                                                                                                  eff, a)
@@ -414,7 +439,7 @@ def estimate_gemm(gpu: GpuSpec | str, gemm: Gemm, *, layer: str = "runtime",
     bound = "latency" if launch > max(compute, memory) else ("compute" if compute >= memory else "memory")
     est = GpuGemmEstimate(gpu.id, gemm, total, compute, memory, launch, bound, peak, dtype_used, eff,
                           _mem_eff(gpu, a), wave_eff, tile, split, waves, nbytes, extrapolated, tuple(notes),
-                          launches=launches, layer=layer, runtime=runtime,
+                          launches=launches, layer=layer, runtime=runtime, library=library,
                           _peak_bw=gpu.mem_bw_GBps * 1e9)
     return est
 
@@ -462,11 +487,11 @@ class GpuWorkloadEstimate:
 
 
 def estimate_workload(gpu: GpuSpec | str, gemms: list[Gemm], *, layer: str = "runtime",
-                      runtime: str | None = None) -> GpuWorkloadEstimate:
+                      runtime: str | None = None, library: str = "cublas") -> GpuWorkloadEstimate:
     """Workload time on a GPU, s: the sum over its GEMMs (kernels run one after another),
     each read in ``layer`` under ``runtime`` (see :func:`estimate_gemm`)."""
     if not gemms:
         raise UserError("workload: holds no GEMMs")
     spec = get_gpu(gpu)
-    ests = tuple(estimate_gemm(spec, g, layer=layer, runtime=runtime) for g in gemms)
+    ests = tuple(estimate_gemm(spec, g, layer=layer, runtime=runtime, library=library) for g in gemms)
     return GpuWorkloadEstimate(spec.id, ests, layer, ests[0].runtime)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..models.gpu.model import estimate_workload
+from ..models.gpu.model import LIBRARIES, estimate_workload
 from ..models.gpu.runtime import LAYERS
 from ..models.gpu.specs import get_gpu
 from .common import emit, gemms_from_args, lines_of
@@ -19,6 +19,9 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--runtime", default=None, metavar="NAME",
                    help="serving runtime of the runtime layer (models/data/runtimes.yaml; default vllm); "
                         "implies --layer runtime")
+    p.add_argument("--library", choices=list(LIBRARIES), default="cublas",
+                   help="GEMM library: cublas (default, the best-shape benchmarks' kernels) or deepgemm (its "
+                        "fitted efficiencies)")
     p.set_defaults(func=run)
 
 
@@ -28,9 +31,10 @@ def run(args: argparse.Namespace) -> int:
     if workload is not None:
         workload.check_fits(gpu.memory_GB, gpu.id)
     layer = args.layer or ("runtime" if args.runtime else "kernel")
-    est = estimate_workload(gpu, gemms, layer=layer, runtime=args.runtime)
+    est = estimate_workload(gpu, gemms, layer=layer, runtime=args.runtime, library=args.library)
     per = [e.to_dict() for e in est.gemms]
     payload = {"gpu": gpu.id, "name": gpu.name, "dtype": args.dtype, "layer": est.layer, "runtime": est.runtime,
+               "library": args.library,
                "seconds": est.seconds, "tflops": est.tflops,
                "bound": est.bound, "flops": est.flops, "extrapolated": est.extrapolated, "gemms": per, "notes": est.notes,
                "workload": workload.to_dict() if workload is not None else None,
