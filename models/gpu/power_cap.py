@@ -1,6 +1,6 @@
 """A GPU under a power cap (``nvidia-smi -pl``): the clock it allows, and so its compute rate.
 
-Assumptions (stated in ``docs/power.md``):
+Assumptions (also in ``docs/gpu.md``):
 
 * the board's power above idle is dynamic power, ``P_dyn ∝ C · V² · f``; near the top of
   the DVFS curve the voltage falls about in proportion to the clock, so ``P_dyn ∝ f³``
