@@ -9,8 +9,9 @@ from systolab.models.gpu import fit as gemm_fit
 from systolab.models.gpu.model import assumptions, benchmark_assumptions, estimate_gemm, estimate_workload
 from systolab.models.gpu.power import gpu_idle_W
 from systolab.models.gpu.power_cap import check_power_cap, clock_fraction
-from systolab.models.gpu.runtime import get_runtime, load_runtimes
+from systolab.models.gpu.runtime import default_runtime, get_runtime, load_runtimes
 from systolab.models.gpu.specs import get_gpu
+from systolab.models.serving.fit import default_runtime as fit_default
 from systolab.models.serving.model import GpuParams, get_device, serve
 from systolab.models.specs import SpecError
 from systolab.models.workloads.gemm import Gemm
@@ -191,3 +192,19 @@ def test_deepgemm_library_reads_as_the_gemm_shape_fit():
     with pytest.raises(UserError) as e:
         estimate_gemm(A100, Gemm(64, 64, 64, "bf16"), library="cutlass")
     assert e.value.parameter == "library"
+
+
+def test_one_default_runtime_for_the_fit_and_the_runtime_layer():
+    assert default_runtime() == fit_default() == get_runtime().name
+
+
+def test_gpu_workload_reads_the_kernel_layer_by_default(capsys):
+    args = ["gpu", "--gpu", "h20", "--workload", "llama3-8b-decode", "--batch", "16", "--seq-len", "1024", "--json"]
+    assert main(args) == 0
+    kernel = json.loads(capsys.readouterr().out)
+    assert main(args + ["--layer", "runtime"]) == 0
+    runtime = json.loads(capsys.readouterr().out)
+    assert kernel["layer"] == "kernel" and runtime["layer"] == "runtime"
+    # decode's many small GEMMs: the runtime's launch costs make the step slower
+    assert runtime["seconds"] > kernel["seconds"]
+    assert {g["layer"] for g in kernel["gemms"]} == {"kernel"}
