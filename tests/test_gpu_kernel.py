@@ -176,6 +176,7 @@ def test_serve_command_runtime_and_power_cap(capsys):
     assert main(base + ["--power-cap-w", "330", "--runtime", "vllm"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["prefill_power_W"] == pytest.approx(330)
+    assert (out["runtime"], out["power_cap_W"]) == ("vllm", 330)
     assert main(base + ["--power-cap-w", "20"]) == 2
     assert capsys.readouterr().err.split("error: ")[1].startswith("power-cap-w:")
     assert main(base + ["--runtime", "nope"]) == 2

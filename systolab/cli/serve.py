@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
                   tp=args.tp or 1, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype)
         reason = targets.reason(r)
     payload = r.to_dict()
+    if device is not args.device:                     # a runtime or a power cap was named
+        payload.update(runtime=device.runtime, power_cap_W=device.power_cap_W)
     if targets.given:
         payload.update(targets=targets.to_dict(), meets_targets=reason is None, reason=reason, **extra)
     legal = scenario_from_args(args)
