@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
-from ..files import read_text
+from ..files import is_user_file, read_text
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -36,9 +36,9 @@ def _load_cached(path: str, mtime_ns: int) -> Any:
 
 
 def load_yaml(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
+    if not is_user_file(path, parameter="file"):       # the checked opener: over-long names, /proc, folders
         raise SpecError(path, "(file)", "no such file")
+    path = Path(path)
     return _load_cached(str(path), path.stat().st_mtime_ns)
 
 

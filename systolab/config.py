@@ -317,7 +317,7 @@ class AcceleratorConfig:
         if not isinstance(data, Mapping):
             raise ConfigError("config", f"{path}: must hold a table of design fields, not a {type(data).__name__}")
         if "accelerator" in data:
-            others = sorted(set(data) - {"accelerator"})
+            others = sorted(map(str, set(data) - {"accelerator"}))
             if others:
                 raise ConfigError(others[0], f"sits beside the [accelerator] table in {path}: put every field "
                                              "inside the table (or drop the table)")

@@ -44,7 +44,7 @@ class ConfigError(UserError):
     """
 
     def __init__(self, field: str, message: str):
-        self.field = field
+        self.field = field = str(field)        # a YAML key may be an integer: the parameter is its text
         super().__init__(f"{field}: {message}", parameter=field)
 
 

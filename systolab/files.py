@@ -14,6 +14,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,72 @@ from .errors import UserError
 MARKER = ".systolab"
 # what killed runs leave behind: <kind>-<pid>-<random>, possibly after ".<name>."
 _STALE = re.compile(r"(?:^|\.)(?:staging|old|tmp|build|run|synth)-(\d+)-[^.]*$")
+
+
+#: The longest name (one part of a path) and the longest path the operating system takes,
+#: in bytes (Linux's NAME_MAX and PATH_MAX less its terminating zero).
+NAME_MAX_BYTES = 255
+PATH_MAX_BYTES = 4095
+#: Kernel pseudo-file systems: neither user data to read nor a place to write results.
+PSEUDO_ROOTS = ("/proc", "/sys")
+#: The largest user file systolab reads (a workload CSV, a configuration, a chips or space file).
+MAX_READ_BYTES = 64 << 20
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text)} characters)"
+
+
+def user_path(value: str | os.PathLike, *, parameter: str) -> Path:
+    """The one check every path a user gives goes through before systolab looks at it,
+    reads it or writes it: a non-empty string (or path), no NUL byte, no name longer
+    than :data:`NAME_MAX_BYTES` and no path longer than :data:`PATH_MAX_BYTES` (where the
+    operating system would raise "File name too long"), and not inside ``/proc`` or
+    ``/sys``. Anything else is a :class:`UserError` naming ``parameter``. Returns the
+    path, ``~`` expanded."""
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+        raise UserError(f"{parameter}: expected a path, not {value!r}", parameter=parameter)
+    text = os.fspath(value)
+    if not isinstance(text, str) or not text.strip():
+        raise UserError(f"{parameter}: give a path, not {text!r}", parameter=parameter)
+    if "\x00" in text:
+        raise UserError(f"{parameter}: a path cannot hold a NUL character: {_shown(text)}", parameter=parameter)
+    path = Path(text).expanduser()
+    for part in path.parts:
+        if len(os.fsencode(part)) > NAME_MAX_BYTES:
+            raise UserError(f"{parameter}: a name in {_shown(text)} is {len(os.fsencode(part))} bytes long; the file "
+                            f"system takes at most {NAME_MAX_BYTES}", parameter=parameter)
+    absolute = os.path.abspath(path)
+    if len(os.fsencode(absolute)) > PATH_MAX_BYTES:
+        raise UserError(f"{parameter}: {_shown(text)} is {len(os.fsencode(absolute))} bytes long as a full path; the "
+                        f"operating system takes at most {PATH_MAX_BYTES}", parameter=parameter)
+    for where in {absolute, os.path.realpath(path)}:
+        for root in PSEUDO_ROOTS:
+            if where == root or where.startswith(root + os.sep):
+                raise UserError(f"{parameter}: {_shown(text)} is in {root}, a kernel pseudo-file system, not a place "
+                                "for systolab's files", parameter=parameter)
+    return path
+
+
+def path_kind(value: str | os.PathLike, *, parameter: str) -> str | None:
+    """What is at a user's path (checked by :func:`user_path`): ``"file"``, ``"folder"``,
+    ``"other"`` (a device, a pipe, a socket) or None (nothing); a path that cannot be
+    looked at (permission, a loop of links) is a :class:`UserError` naming ``parameter``."""
+    path = user_path(value, parameter=parameter)
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise UserError(f"{parameter}: cannot look at {_shown(str(value))}: {exc.strerror or exc}",
+                        parameter=parameter) from None
+    return "file" if stat.S_ISREG(mode) else "folder" if stat.S_ISDIR(mode) else "other"
+
+
+def is_user_file(value: str | os.PathLike, *, parameter: str) -> bool:
+    """Whether a user's path (checked by :func:`user_path`) is a regular file: for
+    arguments that take a name or a file (``--workload``, ``--chip``, ``--device``)."""
+    return path_kind(value, parameter=parameter) == "file"
 
 
 def pid_alive(pid: int) -> bool:
@@ -81,10 +148,17 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def read_text(path: str | Path, *, parameter: str) -> str:
     """A user's text file as UTF-8; a missing, unreadable or non-UTF-8 file is a
     :class:`UserError` naming ``parameter``."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{parameter}: no such file: {path}", parameter=parameter)
+    kind = path_kind(path, parameter=parameter)
+    path = user_path(path, parameter=parameter)
+    if kind is None:
+        raise UserError(f"{parameter}: no such file: {_shown(str(path))}", parameter=parameter)
+    if kind != "file":
+        raise UserError(f"{parameter}: {_shown(str(path))} is a {'folder' if kind == 'folder' else 'special file'}, "
+                        "not a file", parameter=parameter)
     try:
+        if (size := path.stat().st_size) > MAX_READ_BYTES:
+            raise UserError(f"{parameter}: {_shown(str(path))} is {size / 2**20:.0f} MiB; systolab reads files of at "
+                            f"most {MAX_READ_BYTES >> 20} MiB", parameter=parameter)
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UserError(f"{parameter}: {path} is not UTF-8 text (byte {exc.start}: {exc.reason})",
@@ -99,10 +173,16 @@ def check_output_folder(out: str | Path, *, parameter: str = "out") -> Path:
     if out is None or str(out).strip() == "":
         raise UserError(f"{parameter}: give a folder name (an empty path would write into the current folder)",
                         parameter=parameter)
-    path = Path(out).expanduser().absolute()
-    if path.exists() and not path.is_dir():
+    path = Path(os.path.abspath(user_path(out, parameter=parameter)))
+    kind = path_kind(path, parameter=parameter)
+    if kind not in (None, "folder"):
         raise UserError(f"{parameter}: {out} is a file, not a folder", parameter=parameter)
-    if path.is_dir() and not (path / MARKER).exists():
+    here = Path.cwd().absolute()
+    if path == here or path in here.parents:
+        # the output folder is swapped in whole: never the folder the user stands in
+        raise UserError(f"{parameter}: {out} is the current folder or holds it; name a new folder inside it, "
+                        "e.g. out/NAME", parameter=parameter)
+    if kind == "folder" and not (path / MARKER).exists():
         try:
             foreign = any(path.iterdir())
         except OSError as exc:
@@ -134,7 +214,10 @@ def staged_folder(out: str | Path, *, parameter: str = "out", what: str = "") ->
     except OSError as exc:
         raise UserError(f"{parameter}: cannot create {path.parent}: {exc.strerror}", parameter=parameter) from None
     sweep_stale(path.parent, f".{path.name}.")
-    stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.staging-{os.getpid()}-", dir=path.parent))
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.staging-{os.getpid()}-", dir=path.parent))
+    except OSError as exc:
+        raise UserError(f"{parameter}: cannot write in {path.parent}: {exc.strerror or exc}", parameter=parameter) from None
     try:
         yield stage
         (stage / MARKER).write_text(json.dumps({"written_by": "systolab", "what": what}) + "\n")

@@ -319,3 +319,11 @@ def test_bad_data_names_the_file_and_field(tmp_path, figure, message):
     with pytest.raises(SpecError) as err:
         schedule_inputs(str(bad))
     assert message in str(err.value) and str(bad) in str(err.value)
+
+
+def test_nre_breakdown_equals_the_schedules():
+    """nre_breakdown(node) is the NRE time_to_silicon reports, without the dates."""
+    from systolab.models.cost.schedule import nre_breakdown, time_to_silicon
+
+    for node in ("n7", "smic-7duv"):
+        assert nre_breakdown(node) == time_to_silicon(start="2026-12-01", node=node).nre_usd

@@ -245,17 +245,23 @@ def test_the_compare_report_cites_the_recorded_leave_one_out_error(tmp_path):
 
 def test_fleets_buy_whole_replicas_for_the_budget():
     result = fleet(["h100-sxm", "sl-n4-os32", "h800-sxm"], "llama3-70b", isl=1024, osl=256, concurrency=32,
-                   budget_usd=1e8)
-    assert result.budget_usd == 1e8
+                   budget_usd=1e9)
+    assert result.budget_usd == 1e9
     h100, chip, h800 = result.rows
-    # the budget buys whole replicas of tp devices
-    assert h100.unit_price_usd is not None and h100.tp is not None
-    assert h100.replicas == math.floor(1e8 / (h100.unit_price_usd * h100.tp))
+    # the budget buys whole replicas of tp devices, each at its lifetime cost (not its price alone)
+    assert h100.unit_price_usd is not None and h100.tp is not None and h100.lifetime_cost_per_device_usd is not None
+    assert h100.lifetime_cost_per_device_usd > 1.5 * h100.unit_price_usd
+    assert h100.replicas == math.floor(1e9 / (h100.lifetime_cost_per_device_usd * h100.tp))
     assert h100.units == h100.replicas * h100.tp
     one = serve_auto("h100-sxm", "llama3-70b", isl=1024, osl=256, concurrency=32)
     assert h100.tp == one.tp and h100.fleet_output_tokens_per_s == pytest.approx(
         h100.replicas * one.output_tokens_per_s_group)
     assert chip.kind == "custom" and chip.units is not None and chip.units > 0
+    # the chip's NRE is paid first and spread over the units bought
+    assert chip.nre_usd is not None and chip.lifetime_cost_per_device_usd is not None
+    assert chip.units * chip.lifetime_cost_per_device_usd + chip.nre_usd <= 1e9
+    small = fleet(["sl-n4-os32"], "llama3-70b", isl=1024, osl=256, concurrency=32, budget_usd=1e8).rows[0]
+    assert small.units == 0 and "no units" in (small.note or "")        # $100M does not cover its NRE
     assert h800.units is None and h800.note is not None and "no public price" in h800.note
     # the rows as `systolab fleet` writes them: a priced row has ranges, an unpriced one a note
     assert result.to_dict()["rows"] == [r.to_dict() for r in result.rows]

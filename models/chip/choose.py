@@ -13,7 +13,7 @@ from ...checks import MAX_DIM
 from ...errors import UserError
 from .blocking import blocking_traffic, candidates, dram_traffic_lower_bound
 from .mapper import Mapping, chip_bound, map_gemm
-from .perf import ChipGemmPerf, chip_gemm_cycles, chip_gemm_perf
+from .perf import ChipGemmPerf, check_chip_gemm, chip_gemm_counters, chip_gemm_cycles
 
 #: ``order``'s values, by a blocking's ``order``: N-blocks inside (0), M-blocks inside (1).
 ORDER_FLAGS = ("mn", "nm")
@@ -103,8 +103,10 @@ def descriptor_perf(chip, M: int, N: int, K: int, count: int = 1, *, block: str 
                     grid: str | None = None, order: str | None = None, search: str = "fast") -> DescriptorPerf:
     """The descriptor under :func:`choose_blocking`'s blocking, with the exact model's
     counters, its bound and its DRAM traffic against the blocks' and any schedule's."""
+    M, N, K, count = check_chip_gemm(chip, M, N, K, count)
     blocking, found = choose_blocking(chip, M, N, K, count, block=block, grid=grid, order=order, search=search)
-    p = chip_gemm_perf(chip, M, N, K, blocking, count=count)
+    # the blocking is valid: the counters in closed form (equal to the step-by-step model's)
+    p = found.perf if found is not None else chip_gemm_counters(chip, M, N, K, blocking, count)
     return DescriptorPerf(M, N, K, count, blocking, found, p, chip.clock_hz, chip_bound(chip, p),
                           blocking_traffic(chip, M, N, K, blocking, count), dram_traffic_lower_bound(chip, M, N, K, count))
 

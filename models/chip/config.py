@@ -31,6 +31,7 @@ from typing import Any, Self
 from ...checks import check_choice, check_int, check_real
 from ...config import AcceleratorConfig, hash_once, state_without_hash
 from ...errors import ConfigError, UserError
+from ...files import is_user_file
 from ..silicon.memory import get_memory_kind, list_memory_kinds
 from ..silicon.nodes import load_nodes
 from ..specs import DATA_DIR, SpecError, load_yaml
@@ -408,7 +409,7 @@ def load_chips(path: str | Path = CHIPS_FILE) -> tuple[str, dict[str, ChipConfig
     """(default chip name, chips by name) from a chips YAML file, validated: a bad file
     names the file and the field (``chips.x.dram.kind``)."""
     p = Path(path)
-    if not p.is_file():
+    if not is_user_file(path, parameter="chip"):       # the checked opener: over-long names, /proc, folders
         raise SpecError(p, "(file)", "no such file")
     return _load_chips(str(p.resolve()), p.stat().st_mtime_ns)
 
@@ -427,10 +428,16 @@ def get_chip(name_or_file: str | ChipConfig | None = None) -> ChipConfig:
         return name_or_file
     if name_or_file is not None and not isinstance(name_or_file, str):
         raise UserError(f"chip: give a chip name or a .yaml file, not {type(name_or_file).__name__}")
+    if name_or_file is not None and not name_or_file.strip():
+        raise UserError("chip: give a chip name or a chips YAML file, not an empty string (None: the default chip)",
+                        parameter="chip")
     if name_or_file and Path(name_or_file).suffix in (".yaml", ".yml"):
-        if not Path(name_or_file).is_file():
-            raise UserError(f"chip: no such file: {name_or_file}")
-        default, chips = load_chips(name_or_file)
+        if not is_user_file(name_or_file, parameter="chip"):
+            raise UserError(f"chip: no such file: {name_or_file}", parameter="chip")
+        try:
+            default, chips = load_chips(name_or_file)
+        except SpecError as exc:        # the file's own errors name the file and field; the parameter is chip
+            raise UserError(f"chip: {exc}", parameter="chip") from None
         return chips[default]
     default, chips = load_chips()
     name = name_or_file or default

@@ -50,14 +50,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...blocking import Blocking, blocking_status
-from ...checks import check_choice, check_int
+from ...checks import check_choice
 from ...errors import UserError
 from ..frames import data_frame
 from ..plotting import new_axes
 from .batch import block_model_cycles_batch, block_model_cycles_many, chip_gemm_cycles_batch
 from .blocking import blocking_traffic, candidates, dma_traffic_lower_bound, dram_traffic_lower_bound
 from .config import ChipConfig
-from .perf import ChipGemmPerf, block_model_applies, chip_dram_bytes_read, chip_gemm_counters, chip_gemm_cycles
+from .perf import ChipGemmPerf, block_model_applies, check_chip_gemm, chip_dram_bytes_read, chip_gemm_counters, chip_gemm_cycles
 
 SEARCHES = ("fast", "exhaustive")
 #: Mappings within this fraction of the fewest cycles are equally fast; the least traffic wins.
@@ -207,8 +207,7 @@ def map_gemms(chip, gemms, search: str = "fast") -> list[Mapping]:
     for i, gemm in enumerate(gemms):
         if not isinstance(gemm, (tuple, list)) or len(gemm) != 4:
             raise UserError(f"gemms[{i}]: must be (M, N, K, count), not {gemm!r}", parameter="gemms")
-        M, N, K, count = gemm
-        keys.append((chip, check_int("M", M), check_int("N", N), check_int("K", K), check_int("count", count), search))
+        keys.append((chip, *check_chip_gemm(chip, *gemm), search))
     todo = [k for k in dict.fromkeys(keys) if k not in _found]
     spaces = []
     for _, M, N, K, count, _ in todo:

@@ -43,8 +43,39 @@ from ...blocking import REJECT, Blocking, blocking_status, dram_beats, slice_wor
 from ...checks import check_int
 from ...errors import UserError
 from ..core.perf import MemorySystem, core_counters, core_cycles
+from ..workloads.catalog import check_fits
 
 NEVER = -(1 << 60)
+#: The chip model's range: a descriptor of more MACs (count x M x N x K) than this, about
+#: 10**15 (a day of a 10-TOPS chip), is refused; below it every count fits an int64.
+MAX_CHIP_MACS = 2**50
+#: The step-by-step model (:func:`chip_gemm_perf`, and the cycles where the block model
+#: does not apply) walks every step: at most this many (seconds, not hours).
+MAX_STEPPED_STEPS = 1 << 18
+
+
+def check_chip_gemm(chip, M: int, N: int, K: int, count: int = 1, *, parameter: str = "gemm"
+                    ) -> tuple[int, int, int, int]:
+    """(M, N, K, count) checked: within the chip model's range (:data:`MAX_CHIP_MACS`), and
+    their operands and result within the chip's DRAM (the one capacity check,
+    :func:`~systolab.models.workloads.catalog.check_fits`); else a :class:`UserError`
+    naming ``parameter``. Every entry point that maps or times a descriptor on a chip
+    calls it (the mapper, :func:`chip_gemm_perf`, ``descriptor_perf``)."""
+    M, N, K, count = check_int("M", M), check_int("N", N), check_int("K", K), check_int("count", count)
+    shown = f"{M}x{N}x{K}" + (f" x{count}" if count > 1 else "")
+    if M * N * K * count > MAX_CHIP_MACS:
+        raise UserError(f"{parameter}: {shown} is {M * N * K * count:.3g} MACs, beyond the chip model's range "
+                        f"(at most 2**50 = {MAX_CHIP_MACS:.3g} MACs a descriptor); split it into smaller GEMMs",
+                        parameter=parameter)
+    # its operands and result sit in the chip's DRAM: the one capacity check
+    operands = count * ((M * K + K * N) * chip.core.input_bytes + M * N * chip.core.acc_bytes)
+    check_fits(operands, chip.dram.GB, chip.name, what=f"{shown} (its operands and result)", parameter=parameter)
+    return M, N, K, count
+
+
+def stepped_steps(M: int, N: int, K: int, b: Blocking, count: int = 1) -> int:
+    """Steps of a descriptor under ``b`` (closed form)."""
+    return -(-count // b.gp) * -(-M // b.mb) * -(-N // b.nb) * -(-K // b.kb)
 
 
 @dataclass(frozen=True)
@@ -217,7 +248,7 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
     :class:`UserError` saying why. With ``trace``, each step's (ISSUE cycle, last core
     done, DMA idle) is appended to it (cycles counted from the one after the descriptor
     was accepted)."""
-    M, N, K, count = check_int("M", M), check_int("N", N), check_int("K", K), check_int("count", count)
+    M, N, K, count = check_chip_gemm(chip, M, N, K, count)
     if not isinstance(blocking, Blocking):
         raise TypeError(f"blocking must be a Blocking, not {type(blocking).__name__}")
     if blocking.order not in (0, 1):
@@ -226,6 +257,10 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
     status = blocking_status(chip, M, N, K, count, blocking)
     if status:
         raise UserError(f"block: {blocking} is rejected by the chip's controller: {REJECT[status]}",
+                        parameter="block")
+    if stepped_steps(M, N, K, blocking, count) > MAX_STEPPED_STEPS:
+        raise UserError(f"block: {blocking} runs {stepped_steps(M, N, K, blocking, count):,} steps, more than the "
+                        f"step-by-step model walks ({MAX_STEPPED_STEPS:,}); use larger blocks or a smaller GEMM",
                         parameter="block")
     cfg, b = chip.core, blocking
     L = chip.dram_latency_cycles
@@ -310,8 +345,15 @@ def chip_gemm_counters(chip, M: int, N: int, K: int, b: Blocking, count: int = 1
     No parameter checks: the caller (the search) passes valid blockings."""
     cfg = chip.core
     port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
-    blocks = Counter(itertools.product(_extents(count, b.gp), _extents(M, b.mb), _extents(N, b.nb)))
-    kinfo = Counter((klen, i == 0) for i, klen in enumerate(_extents(K, b.kb)))
+    blocks: Counter = Counter()
+    for (live, n_p), (mlen, n_m), (nlen, n_n) in itertools.product(_extent_runs(count, b.gp), _extent_runs(M, b.mb),
+                                                                    _extent_runs(N, b.nb)):
+        blocks[live, mlen, nlen] += n_p * n_m * n_n
+    kinfo: Counter = Counter()
+    for i, (klen, n_k) in enumerate(_extent_runs(K, b.kb)):     # the first K-block starts the partial sums
+        kinfo[klen, i == 0] += 1
+        if n_k > 1:
+            kinfo[klen, False] += n_k - 1
     busy = np.zeros(chip.cores, dtype=np.int64)
     sram_read = sram_written = core_read = 0
     dram_read = chip_dram_bytes_read(chip, M, N, K, b, count)
@@ -483,16 +525,45 @@ def _block_model_cycles(cfg, sram_latency: int, shape: tuple, L: int, sp: int, M
         return total + step(core_edge, wb, (*nxt, kb0, ops))
 
     # the blocks in the controller's order (products, then M and N), each with its
-    # neighbours and what the next one loads; equal keys counted, each evaluated once
-    origins = step_origins(M, N, 1, b, count)          # one K-step a block
+    # neighbours and what the next one loads; equal keys counted, each evaluated once.
+    # Only the blocks of :func:`_reduced_origins` are walked, each weighed by the
+    # positions it stands for: the same keys, counted in closed form
+    origins, weights = _reduced_origins(M, N, b, count)
     sizes = [(min(b.gp, count - p), _extent(m, M, b.mb), _extent(n, N, b.nb)) for p, m, n, _ in origins]
     ops = [LOAD_AB if nk > 1 else load_ops(b, o, o2) for o, o2 in zip(origins, origins[1:])] + [LOAD_AB]
     total = 2 + _step_dma(shape, b, None, (*sizes[0], min(b.kb, K), LOAD_AB), L, sp) + 1
-    keys = Counter(zip([None, *sizes[:-1]], sizes, [*sizes[1:], None], ops))
+    keys: Counter = Counter()
+    for key, w in zip(zip([None, *sizes[:-1]], sizes, [*sizes[1:], None], ops), weights):
+        keys[key] += w
     return total + sum(n * block_cycles(*key) for key, n in keys.items())
 
 
-def _extents(length: int, block: int) -> list[int]:
-    """The sizes of consecutive blocks of ``block`` over ``length``."""
+def _reduced_indices(n: int) -> list[tuple[int, int]]:
+    """(index, weight) of the blocks of a dimension of ``n`` blocks that stand for all of
+    them: every block but the last is full-sized, so the blocks 2 ... n-3 have the same
+    sizes and the same kind of neighbours; block 2 stands for them (weight n - 4)."""
+    if n <= 5:
+        return [(i, 1) for i in range(n)]
+    return [(0, 1), (1, 1), (2, n - 4), (n - 2, 1), (n - 1, 1)]
+
+
+def _reduced_origins(M: int, N: int, b: Blocking, count: int) -> tuple[list[tuple[int, int, int, int]], list[int]]:
+    """The blocks' origins (one K-step a block) in the controller's order, each dimension
+    reduced to :func:`_reduced_indices`, and each origin's weight (positions it stands
+    for): at most 125 origins, whatever the GEMM's size (:func:`step_origins` lists them all)."""
+    ps, ms, ns = (_reduced_indices(-(-n // blk)) for n, blk in ((count, b.gp), (M, b.mb), (N, b.nb)))
+    origins, weights = [], []
+    for p, wp in ps:
+        outer, inner = (ns, ms) if b.order else (ms, ns)
+        for o, wo in outer:
+            for i, wi in inner:
+                m, n = (i, o) if b.order else (o, i)
+                origins.append((p * b.gp, m * b.mb, n * b.nb, 0))
+                weights.append(wp * wo * wi)
+    return origins, weights
+
+
+def _extent_runs(length: int, block: int) -> list[tuple[int, int]]:
+    """The sizes of consecutive blocks of ``block`` over ``length`` as (size, how many)."""
     full, rest = divmod(length, block)
-    return [block] * full + ([rest] if rest else [])
+    return ([(block, full)] if full else []) + ([(rest, 1)] if rest else [])

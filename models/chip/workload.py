@@ -14,16 +14,22 @@ from typing import Any
 from ...checks import check_choice
 from ...errors import UserError
 from ..core.perf import WorkloadPerf
+from ..workloads.catalog import Workload
 from .config import ChipConfig
 from .mapper import SEARCHES, map_gemms
 
 
 def chip_workload_perf(chip: ChipConfig, gemms: Any, search: str = "fast") -> WorkloadPerf:
-    """``gemms`` (objects with M, N, K, count, parallel, name) on ``chip``, one descriptor
-    after another, each mapped by the mapper's ``search`` (``models/chip/mapper.py``). Per GEMM
+    """``gemms`` (objects with M, N, K, count, parallel, name, or a
+    :class:`~systolab.models.workloads.catalog.Workload`, whose resident data must then fit
+    the chip's DRAM) on ``chip``, one descriptor after another, each mapped by the mapper's
+    ``search`` (``models/chip/mapper.py``; each descriptor's operands must fit too). Per GEMM
     row: the mapping, cycles and seconds of all its copies, utilisation, bound, DRAM and
     SRAM bytes, and the DRAM traffic's lower bound."""
     check_choice("search", search, SEARCHES)
+    if isinstance(gemms, Workload):
+        gemms.check_fits(chip.dram.GB, chip.name)
+        gemms = gemms.gemms
     rows, cycles, macs, issued, moved, read = [], 0, 0, 0, 0, 0
     by_bound = {"compute": 0, "memory": 0, "sram": 0, "latency": 0}
     pes = chip.core.rows * chip.core.cols

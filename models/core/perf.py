@@ -115,6 +115,42 @@ def _check_dims(M: int, N: int, K: int) -> tuple[int, int, int]:
     return check_int("M", M), check_int("N", N), check_int("K", K)
 
 
+#: The core model's range: a GEMM whose cycles may exceed this is refused. The recurrence
+#: keeps its times in float64, exact integers below 2**53; beyond that its period test
+#: fails and it would step through every chunk (hours). 2**52 cycles is 52 days at 1 GHz.
+MAX_CORE_CYCLES = 2**52
+
+
+def core_cycles_upper_bound(config: AcceleratorConfig, M: int, N: int, K: int,
+                            memory: MemorySystem = MemorySystem()) -> int:
+    """An upper bound on :func:`core_cycles` (closed form, no recurrence): every chunk's
+    stages run one after another with nothing overlapped, each beat at the memory's
+    whole-beat spacing, each chunk waiting the full latency and every hand-off, four times over
+    (a margin: the sum alone came within a factor of two of the model on random shapes)."""
+    M, N, K = _check_dims(M, N, K)
+    R, C, W = config.rows, config.cols, config.beat_bytes
+    counts = core_counters(config, M, N, K)
+    n_tiles, m_blocks, nk = _ceil_div(N, C), _ceil_div(M, config.tile_m), _ceil_div(K, config.k_chunk)
+    chunks = m_blocks * n_tiles * nk
+    beat_t = math.ceil(_beat_cycles(memory, W, True))
+    write_beats = M * n_tiles * _ceil_div(C * config.acc_bytes, W)
+    feed = m_blocks * n_tiles * K + M * n_tiles * nk + chunks * R
+    per_chunk = memory.latency_cycles + config.tile_m + 2 * C + 2 * R + 64
+    return 4 * (counts["bytes_read"] // W * beat_t + write_beats * beat_t + feed + chunks * per_chunk) + 1024
+
+
+def check_core_gemm(config: AcceleratorConfig, M: int, N: int, K: int, memory: MemorySystem = MemorySystem(), *,
+                    parameter: str = "gemm") -> tuple[int, int, int]:
+    """(M, N, K) checked, and within the core model's range (:data:`MAX_CORE_CYCLES`); a
+    GEMM beyond it is a :class:`UserError` naming ``parameter``."""
+    M, N, K = _check_dims(M, N, K)
+    if core_cycles_upper_bound(config, M, N, K, memory) > MAX_CORE_CYCLES:
+        raise UserError(f"{parameter}: {M}x{N}x{K} is beyond the core model's range (it may take more than 2**52 "
+                        f"cycles, where the model's times stop being exact); split it into smaller GEMMs",
+                        parameter=parameter)
+    return M, N, K
+
+
 def _k_runs(K: int, KC: int) -> list[tuple[int, bool, bool, int]]:
     """The K-chunks of a tile as runs (klen, first, last, count)."""
     nk = _ceil_div(K, KC)
@@ -162,9 +198,9 @@ def core_cycles(config: AcceleratorConfig, M: int, N: int, K: int, memory: Memor
     the test memory's whole cycles: a chip's memory system shared by many cores delivers
     fractional rates on average (used by :func:`chip_perf`; not what the RTL is validated
     against)."""
-    M, N, K = _check_dims(M, N, K)
     if not isinstance(memory, MemorySystem):
         raise TypeError(f"memory must be a MemorySystem, not {type(memory).__name__}")
+    M, N, K = check_core_gemm(config, M, N, K, memory)
     return int(_compiled()(_geometry(config, memory.latency_cycles), _beat_cycles(memory, config.beat_bytes, whole_beats),
                            *(np.array([v], dtype=np.int64) for v in (M, N, K)))[0])
 
@@ -188,6 +224,8 @@ def core_cycles_many(config: AcceleratorConfig, M, N, K, memory: MemorySystem = 
     except ValueError:
         raise UserError(f"M, N, K: shapes {', '.join(str(v.shape) for v in dims.values())} do not broadcast together",
                         parameter="M") from None
+    if M.size:      # the bound grows with each dimension: the largest of each bounds them all
+        check_core_gemm(config, int(M.max()), int(N.max()), int(K.max()), memory, parameter="M")
     out = _compiled()(_geometry(config, memory.latency_cycles), _beat_cycles(memory, config.beat_bytes, whole_beats),
                       *(np.ascontiguousarray(v).ravel() for v in (M, N, K)))
     return out.reshape(M.shape)

@@ -17,6 +17,7 @@ from .tco import (
     TcoBreakdown,
     TcoFigure,
     TcoInputs,
+    custom_system,
     deploy,
     gpu_per_device_tco,
     per_device_tco,
@@ -27,7 +28,7 @@ from .tco import (
 )
 
 __all__ = [
-    "chip_unit_cost", "cost_inputs", "CostInputs", "deploy", "Deployment", "Estimate", "gpu_per_device_tco",
+    "chip_unit_cost", "cost_inputs", "CostInputs", "custom_system", "deploy", "Deployment", "Estimate", "gpu_per_device_tco",
     "gpu_price", "nre_per_unit", "per_device_tco", "system_for_gpu", "TcoBreakdown", "TcoFigure", "tco_figures",
     "tco_inputs", "TcoInputs", "unit_cost", "UnitCost", "usd_per_million_tokens", "usd_per_million_tokens_tco",
     "waterfall",
@@ -42,6 +43,7 @@ from .schedule import (  # noqa: E402
     SiliconSchedule,
     UncertainFigure,
     evaluate_silicon,
+    nre_breakdown,
     plot_timeline,
     schedule_inputs,
     silicon_inputs,
@@ -63,5 +65,5 @@ from .timeline import (  # noqa: E402
 __all__ += [
     "Band", "break_even", "BreakEven", "DateBand", "DEFAULT_HORIZON_YEARS", "delivered_tokens", "evaluate_silicon", "incumbent_multiplier",
     "NreBreakdown", "Option", "Phase", "plot_timeline", "plot_tokens_per_usd", "schedule_inputs", "silicon_inputs",
-    "SiliconSchedule", "Timeline", "time_to_silicon", "timeline", "tokens_over_horizon", "UncertainFigure",
+    "SiliconSchedule", "Timeline", "nre_breakdown", "time_to_silicon", "timeline", "tokens_over_horizon", "UncertainFigure",
 ]

@@ -321,6 +321,23 @@ def _cases(inputs: Mapping[str, UncertainFigure], p: float) -> dict[str, dict[st
     return cases
 
 
+def _nre(key: str, inputs: Mapping[str, UncertainFigure], cases: dict[str, dict[str, Any]]) -> NreBreakdown:
+    band = lambda k: Band(*(float(cases[c][k]) for c in ("value", "low", "high")))  # noqa: E731
+    components = {k.removeprefix("nre."): band(k) for k in cases["value"] if k.startswith("nre.")}
+    node_costs = cost_inputs().nodes[key]
+    ibs = Band(*(node_costs["design_nre_usd"].at(c) + node_costs["mask_set_usd"].at(c) for c in ("value", "low", "high")))
+    sources = tuple(dict.fromkeys(f.source for f in inputs.values()))
+    return NreBreakdown(key, components, band("nre_total_usd"), ibs, sources)
+
+
+def nre_breakdown(node: str, *, respin: bool | float | None = None) -> NreBreakdown:
+    """The bottom-up NRE of a chip at ``node`` (as :func:`time_to_silicon` reports it,
+    without the dates): each component and the total with their ranges, beside IBS's."""
+    key = _node_key(node)
+    inputs = silicon_inputs(key)
+    return _nre(key, inputs, _cases(inputs, _respin_probability(respin)))
+
+
 def time_to_silicon(*, start: dt.date | str, node: str, respin: bool | float | None = None) -> SiliconSchedule:
     """The custom chip's schedule from project ``start`` at ``node`` (a node of
     ``data/cost.yaml`` and ``data/schedule.yaml``): each phase's months and dates, the
@@ -343,12 +360,8 @@ def time_to_silicon(*, start: dt.date | str, node: str, respin: bool | float | N
         months = Band(*(float(cases[c][f"months.{name}"]) for c in ("value", "low", "high")))
         phases.append(Phase(name, ph.label, months, begin, DateBand(*(add_months(day, ends[c]) for c in ("value", "low", "high")))))
     band = lambda k: Band(*(float(cases[c][k]) for c in ("value", "low", "high")))  # noqa: E731
-    components = {k.removeprefix("nre."): band(k) for k in cases["value"] if k.startswith("nre.")}
-    node_costs = cost_inputs().nodes[key]
-    ibs = Band(*(node_costs["design_nre_usd"].at(c) + node_costs["mask_set_usd"].at(c) for c in ("value", "low", "high")))
-    sources = tuple(dict.fromkeys(f.source for f in inputs.values()))
-    nre = NreBreakdown(key, components, band("nre_total_usd"), ibs, sources)
-    return SiliconSchedule(day, key, si.node_class[key], p, tuple(phases), phases[-1].end, band("months_total"), nre, sources)
+    nre = _nre(key, inputs, cases)
+    return SiliconSchedule(day, key, si.node_class[key], p, tuple(phases), phases[-1].end, band("months_total"), nre, nre.sources)
 
 
 def _month_ticks(ax, start: dt.date, last_month: float) -> None:

@@ -195,6 +195,12 @@ def system_for_gpu(gpu_id: str) -> str:
     raise UserError(f"gpu: no system type for {gpu_id!r} in tco.yaml; known: {', '.join(known)}", parameter="gpu")
 
 
+def custom_system(devices_per_replica: int) -> str:
+    """The server the custom chip goes in: OAM modules with chip-to-chip links when a
+    replica spans chips, else a PCIe card (``data/tco.yaml``)."""
+    return "custom-oam-8" if check_int("devices_per_replica", devices_per_replica, hi=1 << 20) > 1 else "custom-pcie-8"
+
+
 def _system_spec(system: str) -> SystemSpec:
     systems = tco_inputs().systems
     if system not in systems:

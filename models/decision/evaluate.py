@@ -33,7 +33,7 @@ import numpy as np
 from ..chip.config import ChipConfig
 from ..cost.pricing import cost_inputs
 from ..cost.schedule import evaluate_silicon, silicon_inputs
-from ..cost.tco import Deployment, deploy, per_device_tco, system_for_gpu, tco_figures
+from ..cost.tco import Deployment, custom_system, deploy, per_device_tco, system_for_gpu, tco_figures
 from ..cost.timeline import tokens_over_horizon
 from ..gpu.specs import get_gpu
 from ..silicon.area import chip_area
@@ -66,9 +66,8 @@ def _tco_draws(v: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def chip_system(served: Served) -> str:
-    """The server a chip goes in: OAM modules with chip-to-chip links when a replica spans
-    chips, else a PCIe card (``data/tco.yaml``)."""
-    return "custom-oam-8" if served.devices_per_replica > 1 else "custom-pcie-8"
+    """The server the chip goes in (:func:`~systolab.models.cost.tco.custom_system`)."""
+    return custom_system(served.devices_per_replica)
 
 
 @dataclass(frozen=True)

@@ -58,17 +58,18 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ...checks import check_int
+from ...checks import check_date, check_int, check_positive, check_real
 from ...errors import UserError
-from ...files import read_text
+from ...files import path_kind, read_text
 from ..chip.config import get_chip
 from ..cost.pricing import cost_inputs
 from ..gpu.specs import get_gpu
+from ..legal.export_control import check_allowed
 from ..legal.purchase import scenario
 from ..serving.goodput import Targets
-from ..serving.model import check_request
+from ..serving.model import check_parallelism, check_request
 from ..specs import DATA_DIR
-from ..workloads.catalog import BUILTINS
+from ..workloads.catalog import BUILTINS, get_llm
 
 #: Spaces usable by name (``systolab explore h20-beater``).
 SPACES_DIR = DATA_DIR / "spaces"
@@ -84,10 +85,22 @@ SPACE_KEYS = ("base", "parameters", "workloads", "objectives", "constraints", "b
 REFERENCE_GPUS = ("h100-sxm", "h20")
 CONSTRAINT_KEYS = ("export_class", "rule_date", "buyer", "buildable", "physically_feasible", "die_mm2_max",
                    "power_W_max", "beat")
+#: The largest grid a space may span (points; at tens of milliseconds a point, hours of work);
+#: a larger one is refused before any is built (random and lhs sample any space).
+MAX_GRID_POINTS = 100_000
 
 
 def space_error(where: str, field: str, message: str) -> UserError:
     return UserError(f"space: {where}: {field}: {message}", parameter="space")
+
+
+def space_checked(where: str, field: str, check, *args, **kwargs):
+    """``check(*args, **kwargs)`` (a shared check of :mod:`systolab.checks`, the same the
+    command-line flags go through), its :class:`UserError` as a :func:`space_error`."""
+    try:
+        return check(*args, **kwargs)
+    except UserError as exc:
+        raise space_error(where, field, str(exc).split(": ", 1)[-1]) from None
 
 
 @dataclass(frozen=True)
@@ -114,17 +127,25 @@ class Space:
     budget_usd: float = 7e9
     gpus: tuple[str, ...] = REFERENCE_GPUS
 
+    def grid_size(self) -> int:
+        """Points of :meth:`grid`, counted without building it."""
+        return math.prod(len(p["values"]) if "values" in p else _steps(p) for p in self.parameters.values())
+
     def grid(self) -> list[dict]:
-        """Every combination, parameters in file order, values in ascending order."""
-        axes = []
+        """Every combination, parameters in file order, values in ascending order; a grid
+        of more than :data:`MAX_GRID_POINTS` points is refused before any is built."""
         for name, p in self.parameters.items():
+            if "values" not in p and p.get("step") is None:
+                raise space_error(self.source, f"parameters.{name}", "a continuous range has no grid: give step or values")
+        if (size := self.grid_size()) > MAX_GRID_POINTS:
+            raise space_error(self.source, "parameters", f"the grid spans {size:.3g} points, more than "
+                                                         f"{MAX_GRID_POINTS:,}: narrow it, or sample it (random, lhs)")
+        axes = []
+        for p in self.parameters.values():
             if "values" in p:
                 axes.append(p["values"])
-            elif p.get("step") is None:
-                raise space_error(self.source, f"parameters.{name}", "a continuous range has no grid: give step or values")
             else:
-                n = int(math.floor((p["max"] - p["min"]) / p["step"] + 1e-9)) + 1
-                vals = [p["min"] + i * p["step"] for i in range(n)]
+                vals = [p["min"] + i * p["step"] for i in range(_steps(p))]
                 axes.append([int(v) if p["int"] else round(v, 9) for v in vals])
         return [dict(zip(self.parameters, combo)) for combo in itertools.product(*axes)]
 
@@ -144,7 +165,7 @@ class Space:
         if "values" in p:
             return p["values"][min(int(u * len(p["values"])), len(p["values"]) - 1)]
         if p.get("step") is not None:
-            n = int(math.floor((p["max"] - p["min"]) / p["step"] + 1e-9)) + 1
+            n = _steps(p)
             v = p["min"] + min(int(u * n), n - 1) * p["step"]
         else:
             v = p["min"] + u * (p["max"] - p["min"])
@@ -159,7 +180,7 @@ def load_space(space: str | Path | dict) -> Space:
     else:
         bundled = SPACES_DIR / f"{space}.yaml"
         source = str(space)
-        if not Path(space).exists() and bundled.is_file():
+        if path_kind(space, parameter="space") is None and bundled.is_file():
             source = f"models/data/spaces/{space}.yaml"     # where it lives in the project, not the install
             space = bundled
         try:
@@ -182,14 +203,17 @@ def load_space(space: str | Path | dict) -> Space:
     parsed: dict[str, dict] = {}
     for name, spec in params.items():
         where = f"parameters.{name}"
-        try:
-            if _first(spec) is not None:
-                chip.derive(**{name: _first(spec)})
-        except UserError as exc:
-            raise space_error(source, where, str(exc).split(": ", 1)[-1]) from None
-        except (TypeError, ValueError) as exc:
-            raise space_error(source, where, str(exc)) from None
         parsed[name] = _parse_range(source, where, spec)
+        # every value a list gives, and both ends of a range, as the chip takes them
+        ends = parsed[name]["values"] if "values" in parsed[name] else [spec["min"], spec["max"]]
+        for i, value in enumerate(ends):
+            at = f"{where}[{i}]" if "values" in parsed[name] else f"{where}.{('min', 'max')[i]}"
+            try:
+                chip.derive(**{name: value})
+            except UserError as exc:
+                raise space_error(source, at, str(exc).split(": ", 1)[-1]) from None
+            except (TypeError, ValueError) as exc:
+                raise space_error(source, at, str(exc)) from None
     workloads = data.get("workloads")
     if not isinstance(workloads, list) or not workloads:
         raise space_error(source, "workloads", "give at least one workload, e.g. {name: llama3-8b-decode, batch: 1}")
@@ -199,7 +223,8 @@ def load_space(space: str | Path | dict) -> Space:
         if isinstance(w, dict) and "serve" in w:
             wls.append(_serving_workload(source, f"workloads[{i}]", w))
             continue
-        if not isinstance(w, dict) or w.get("name") not in BUILTINS or set(w) - {"name", "batch", "seq_len"}:
+        if not isinstance(w, dict) or not isinstance(w.get("name"), str) or w["name"] not in BUILTINS \
+                or set(map(str, w)) - {"name", "batch", "seq_len"}:
             raise space_error(source, f"workloads[{i}]", f"expected {{name, batch, seq_len}} with a built-in name "
                                                   f"({', '.join(BUILTINS)}) or a serving scenario {{serve, isl, "
                                                   f"osl, batch or concurrency}}, not {w!r}")
@@ -231,17 +256,13 @@ def load_space(space: str | Path | dict) -> Space:
             raise space_error(source, f"{where}.workload", f"{metric} is a property of the design, not of a workload")
         objs.append(Objective(metric, goal, wl))
     constraints = _constraints(source, data.get("constraints") or {}, names)
-    budget = data.get("budget_usd", cost_inputs().default_budget_usd)
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
-        raise space_error(source, "budget_usd", f"must be a positive number of dollars, not {budget!r}")
+    budget = space_checked(source, "budget_usd", check_positive, "budget_usd",
+                           data.get("budget_usd", cost_inputs().default_budget_usd))
     gpus = data.get("gpus", list(REFERENCE_GPUS))
     if not isinstance(gpus, list) or not gpus:
         raise space_error(source, "gpus", "expected a list of GPU ids")
     for i, g in enumerate(gpus):
-        try:
-            get_gpu(g)
-        except UserError as exc:
-            raise space_error(source, f"gpus[{i}]", str(exc).split(": ", 1)[-1]) from None
+        _check_gpu(source, f"gpus[{i}]", g)
     return Space(source, base, parsed, tuple(wls), tuple(objs), dict(constraints), float(budget), tuple(gpus))
 
 
@@ -252,9 +273,16 @@ def _constraints(source: str, constraints: Any, names: list[str]) -> dict:
     for key, value in constraints.items():
         if key not in CONSTRAINT_KEYS:
             raise space_error(source, f"constraints.{key}", f"unknown constraint; expected {', '.join(CONSTRAINT_KEYS)}")
-        if key in ("die_mm2_max", "power_W_max") and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                                       or value <= 0):
-            raise space_error(source, f"constraints.{key}", f"must be a positive number, not {value!r}")
+        if key in ("die_mm2_max", "power_W_max"):
+            space_checked(source, f"constraints.{key}", check_positive, key, value)
+    if "rule_date" in constraints:
+        space_checked(source, "constraints.rule_date", check_date, "rule_date", constraints["rule_date"])
+    if "export_class" in constraints:
+        value = constraints["export_class"]
+        if not isinstance(value, str):
+            raise space_error(source, "constraints.export_class", f"must be a class name such as none or 3A090.a, "
+                                                                  f"not {value!r}")
+        space_checked(source, "constraints.export_class", check_allowed, (value,))
     if "buyer" in constraints:          # the reference GPUs are marked with what this buyer may buy then
         if "rule_date" not in constraints:
             raise space_error(source, "constraints.buyer", "needs constraints.rule_date, the decision date")
@@ -267,14 +295,21 @@ def _constraints(source: str, constraints: Any, names: list[str]) -> dict:
             raise space_error(source, f"constraints.{key}", f"must be true or false, not {constraints[key]!r}")
     if constraints.get("buildable") and "buyer" not in constraints:
         raise space_error(source, "constraints.buildable", "needs constraints.buyer (and rule_date): buildable for whom")
-    for i, b in enumerate(constraints.get("beat") or []):
+    beat = constraints.get("beat") or []
+    if not isinstance(beat, list):
+        raise space_error(source, "constraints.beat", "expected a list of {gpu, workload, ratio}")
+    for i, b in enumerate(beat):
         if not isinstance(b, dict) or set(b) != {"gpu", "workload", "ratio"} or b["workload"] not in names:
             raise space_error(source, f"constraints.beat[{i}]", "expected {gpu, workload (one of the space's), ratio}")
-        try:
-            get_gpu(b["gpu"])
-        except UserError as exc:
-            raise space_error(source, f"constraints.beat[{i}].gpu", str(exc).split(": ", 1)[-1]) from None
+        space_checked(source, f"constraints.beat[{i}].ratio", check_positive, "ratio", b["ratio"])
+        _check_gpu(source, f"constraints.beat[{i}].gpu", b["gpu"])
     return constraints
+
+
+def _check_gpu(source: str, where: str, gpu: Any) -> None:
+    if not isinstance(gpu, str):
+        raise space_error(source, where, f"must be a GPU id, not {gpu!r}")
+    space_checked(source, where, get_gpu, gpu)
 
 
 def _serving_workload(source: str, where: str, w: dict) -> dict:
@@ -292,36 +327,38 @@ def _serving_workload(source: str, where: str, w: dict) -> dict:
     except UserError as exc:
         field = "serve" if exc.parameter == "model" else exc.parameter or "serve"
         raise space_error(source, f"{where}.{field}", str(exc).split(": ", 1)[-1]) from None
+    if w.get("tp") is not None:         # it must split the model's heads, FFN and hidden size (as serve --tp)
+        space_checked(source, f"{where}.tp", check_parallelism, get_llm(w["serve"]), w["tp"], 1)
     name = w.get("name", f"{w['serve']}-serving")
     if not isinstance(name, str) or not name:
         raise space_error(source, f"{where}.name", f"must be a non-empty string, not {name!r}")
     return {**w, "name": name}
 
 
-def _first(spec):
-    """A value the range takes (to check the parameter's name and type early)."""
-    if isinstance(spec, list):
-        return spec[0] if spec else None
-    if isinstance(spec, dict):
-        return spec.get("min")
-    return spec
+def _steps(p: dict) -> int:
+    """Values of a stepped range (beyond 10**15, counted as 10**15: no grid is that large)."""
+    n = (p["max"] - p["min"]) / p["step"]
+    return int(math.floor(n + 1e-9)) + 1 if n < 1e15 else 10**15
 
 
 def _parse_range(source: str, where: str, spec) -> dict:
     if isinstance(spec, list):
         if not spec:
             raise space_error(source, where, "an empty list of values")
+        if any(not isinstance(v, (int, float, str)) for v in spec):
+            raise space_error(source, where, f"values must be numbers or names, not {spec!r}")
         return {"values": sorted(spec, key=lambda v: (str(type(v)), v)), "int": False}
     if not isinstance(spec, dict) or set(spec) - {"min", "max", "step"} or not {"min", "max"} <= set(spec):
         raise space_error(source, where, "expected a list of values or {min, max[, step]}")
     lo, hi, step = spec["min"], spec["max"], spec.get("step")
+    for key in ("min", "max", "step"):
+        if spec.get(key) is not None:                  # a number, finite (not .inf or .nan)
+            space_checked(source, f"{where}.{key}", check_real, key, spec[key])
     nums = [v for v in (lo, hi, step) if v is not None]
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in nums):
-        raise space_error(source, where, "min, max and step must be numbers")
     if hi < lo or (step is not None and step <= 0):
         raise space_error(source, where, f"an empty range (min {lo}, max {hi}, step {step})")
     return {"min": lo, "max": hi, "step": step, "int": all(isinstance(v, int) for v in nums)}
 
 
 __all__ = ["CONSTRAINT_KEYS", "DESIGN_METRICS", "GEMM_METRICS", "Objective", "REFERENCE_GPUS", "SERVING_METRICS",
-           "SPACES_DIR", "Space", "WORKLOAD_METRICS", "load_space", "space_error"]
+           "SPACES_DIR", "Space", "WORKLOAD_METRICS", "load_space", "space_error", "MAX_GRID_POINTS", "space_checked"]

@@ -13,12 +13,23 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ...checks import check_positive
 from ...errors import UserError
 from ..cost.pricing import fleet as buy
+from ..cost.tco import deploy
 from ..frames import data_frame
 from ..workloads.catalog import DecoderShape
 from .goodput import Targets, goodput
-from .model import ChipServing, GpuServing, ServingResult, check_request, get_device, serve_auto
+from .model import (
+    ChipServing,
+    GpuServing,
+    ServingResult,
+    check_request,
+    device_prices,
+    get_device,
+    lifetime_cost,
+    serve_auto,
+)
 
 
 @dataclass(frozen=True)
@@ -30,8 +41,15 @@ class FleetRow:
     ``concurrency`` is the batch or concurrency it serves at; one that misses them has
     zero tokens/s and units, and the reason in ``note``.
 
-    Rates in output tokens/s (per device, per W, per k$, of the whole fleet), power in W,
-    energy in J per output token, prices and budget in USD."""
+    The budget buys whole deployments (``models/cost/tco.py``): each device at its
+    lifetime cost (``lifetime_cost_per_device_usd``: the device, its share of the server,
+    network and facility, energy at ``serving_power_W`` while serving and idle power
+    otherwise, maintenance and operations), after the chip's bottom-up NRE (``nre_usd``,
+    spread over the units bought), within an optional power cap (``limited_by``).
+
+    Rates in output tokens/s (per device, per W of serving power, per k$ of lifetime cost,
+    of the whole fleet), power in W (``power_W`` the design power/TDP), facility power in
+    MW, energy in J per output token, prices and budget in USD."""
 
     device: str
     note: str | None = None
@@ -57,6 +75,11 @@ class FleetRow:
     fleet_output_tokens_per_s_range: tuple[float, float] | None = None
     concurrency: int | None = None
     meets_targets: bool | None = None
+    serving_power_W: float | None = None
+    lifetime_cost_per_device_usd: float | None = None
+    nre_usd: float | None = None
+    facility_MW: float | None = None
+    limited_by: str | None = None
 
     @property
     def served(self) -> bool:
@@ -68,8 +91,9 @@ class FleetRow:
         if not self.served:
             return {"device": self.device, "note": self.note}
         keys = ("device", "kind", "dtype", "tp", "pp", "output_tokens_per_s", "tpot_s", "ttft_s", "max_batch",
-                "power_W", "tokens_per_s_per_W", "energy_per_token_J", "usd_per_million_tokens", "budget_usd",
-                "unit_price_usd", "units", "replicas", "fleet_output_tokens_per_s", "tokens_per_s_per_kusd")
+                "power_W", "serving_power_W", "tokens_per_s_per_W", "energy_per_token_J", "usd_per_million_tokens",
+                "budget_usd", "unit_price_usd", "lifetime_cost_per_device_usd", "nre_usd", "units", "replicas",
+                "fleet_output_tokens_per_s", "facility_MW", "limited_by", "tokens_per_s_per_kusd")
         d: dict[str, Any] = {k: getattr(self, k) for k in keys}
         if self.units_range is not None and self.fleet_output_tokens_per_s_range is not None:
             d["units_range"] = list(self.units_range)
@@ -105,7 +129,7 @@ class Fleet:
 def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch: int | None = None,
           concurrency: int | None = None, tp: int | None = None, pp: int = 1, budget_usd: float | None = None,
           dtype: str | None = None, kv_dtype: str | None = None, ttft_s: float | None = None,
-          tpot_s: float | None = None) -> Fleet:
+          tpot_s: float | None = None, power_cap_MW: float | None = None) -> Fleet:
     """For each device (GPU ids, chips): the serving result at ``tp`` (default the smallest
     that fits), the devices a budget buys (default the cost model's $7B) at the unit price
     (and its range), the replicas of ``tp x pp`` devices they make, and the fleet's output
@@ -116,8 +140,10 @@ def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch
     ``concurrency`` each device serves at its goodput point (continuous batching, the
     best tensor-parallel size unless ``tp`` is given); with one of them, at that load. A
     device that misses the targets gets zero capacity (zero tokens/s, units and fleet
-    rate) and the reason in ``note``."""
+    rate) and the reason in ``note``. ``power_cap_MW`` caps each fleet's facility power
+    (IT power x PUE at peak)."""
     targets = Targets.checked(ttft_s, tpot_s)
+    cap = None if power_cap_MW is None else check_positive("power_cap_MW", power_cap_MW)
     by_goodput = targets.given and batch is None and concurrency is None
     shape = check_request(model, isl=isl, osl=osl, batch=batch, concurrency=1 if by_goodput else concurrency)[0]
     if not devices or isinstance(devices, str):
@@ -141,7 +167,7 @@ def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch
                 raise
             rows.append(FleetRow(getattr(d, "name", d), note=str(exc)))   # this device cannot serve it
             continue
-        row = fleet_row(dev, r, budget)
+        row = fleet_row(dev, r, budget, power_cap_MW=cap)
         if targets.given:
             row = replace(row, concurrency=r.sequences, meets_targets=reason is None)
         if reason is not None:
@@ -150,26 +176,34 @@ def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch
     return Fleet(budget, tuple(rows), targets if targets.given else None)
 
 
-def fleet_row(dev: GpuServing | ChipServing, r: ServingResult, budget: float) -> FleetRow:
-    """The row of a device serving ``r``: what ``budget`` buys of it (whole replicas of
-    ``tp x pp`` devices) at its unit price and that price's range."""
+def fleet_row(dev: GpuServing | ChipServing, r: ServingResult, budget: float, *,
+              power_cap_MW: float | None = None) -> FleetRow:
+    """The row of a device serving ``r``: the whole deployments ``budget`` buys of it
+    (whole replicas of ``tp x pp`` devices at their lifetime cost, after the chip's NRE,
+    within ``power_cap_MW``) at its price and that price's range."""
+    serving_W = r.power_W or dev.power_W
     row = FleetRow(r.device, kind=r.kind, dtype=r.dtype, tp=r.tp, pp=r.pp,
                    output_tokens_per_s=r.output_tokens_per_s, tpot_s=r.tpot_s, ttft_s=r.ttft_s,
-                   max_batch=r.max_batch, power_W=dev.power_W,
-                   tokens_per_s_per_W=r.output_tokens_per_s / dev.power_W,
+                   max_batch=r.max_batch, power_W=dev.power_W, serving_power_W=serving_W,
+                   tokens_per_s_per_W=r.output_tokens_per_s / serving_W,
                    energy_per_token_J=r.energy_per_token_J, usd_per_million_tokens=r.usd_per_million_tokens,
                    budget_usd=budget, unit_price_usd=dev.price_usd)
     if not dev.price_usd:
         return replace(row, note="no public price: no fleet")
-    # a replica (tp x pp devices) is what the budget buys whole
-    lo, hi = dev.price_range_usd or (dev.price_usd, dev.price_usd)
-    mid, few, many = (buy(unit_price_usd=price * r.devices, throughput_per_unit=r.output_tokens_per_s_group,
-                          budget_usd=budget) for price in (dev.price_usd, hi, lo))
-    return replace(row, replicas=mid["units"], units=mid["units"] * r.devices,
-                   units_range=(few["units"] * r.devices, many["units"] * r.devices),
-                   fleet_output_tokens_per_s=mid["aggregate_throughput"],
-                   fleet_output_tokens_per_s_range=(few["aggregate_throughput"], many["aggregate_throughput"]),
-                   tokens_per_s_per_kusd=r.output_tokens_per_s / dev.price_usd * 1e3)
+    prices, nre = device_prices(dev)
+    fixed = min(nre, budget)
+    mid, few, many = (deploy(budget_usd=budget, per_device=lifetime_cost(dev, devices=r.devices, power_W=r.power_W,
+                                                                   idle_power_W=r.idle_power_W, accelerator_usd=p), fixed_usd=fixed,
+                             devices_per_replica=r.devices, power_cap_MW=power_cap_MW) for p in prices)
+    rate = r.output_tokens_per_s
+    life = float(mid.per_device.total_usd)
+    return replace(row, unit_price_usd=prices[0], replicas=int(mid.replicas), units=int(mid.units),
+                   units_range=(int(few.units), int(many.units)), lifetime_cost_per_device_usd=life,
+                   nre_usd=nre or None, fleet_output_tokens_per_s=int(mid.units) * rate,
+                   fleet_output_tokens_per_s_range=(int(few.units) * rate, int(many.units) * rate),
+                   facility_MW=float(mid.facility_power_MW), limited_by=str(mid.limited_by),
+                   tokens_per_s_per_kusd=rate / life * 1e3,
+                   note=mid.reason or None)
 
 
 def no_capacity(row: FleetRow, reason: str) -> FleetRow:

@@ -36,7 +36,9 @@ from ...errors import UserError
 from ..chip.config import ChipConfig, get_chip
 from ..chip.workload import chip_workload_perf
 from ..core.perf import WorkloadPerf
-from ..cost.pricing import chip_unit_cost, gpu_price, usd_per_million_tokens
+from ..cost.pricing import chip_unit_cost, cost_inputs, gpu_price, unit_cost
+from ..cost.schedule import nre_breakdown
+from ..cost.tco import TcoBreakdown, custom_system, per_device_tco, system_for_gpu, usd_per_million_tokens_tco
 from ..frames import data_frame
 from ..gpu.fit_file import reads_fit
 from ..gpu.model import assumptions, calibration, gemm_terms, layer_assumptions, resolve_peak
@@ -47,7 +49,7 @@ from ..gpu.specs import GpuSpec, get_gpu, load_gpus
 from ..silicon.area import chip_area
 from ..silicon.energy import chip_idle_W, chip_power, chip_step_power_W
 from ..specs import DATA_DIR, load_yaml, need
-from ..workloads.catalog import DecoderShape, get_llm
+from ..workloads.catalog import DecoderShape, check_fits, get_llm
 from ..workloads.gemm import Gemm
 
 SERVING_FILE = DATA_DIR / "serving.yaml"
@@ -69,6 +71,11 @@ ASSUMPTIONS = [
     "energy = power x time on every device of the group, each step at its own power: a GPU's from its tensor-core "
     "and DRAM activity (models/gpu/power.py, fitted to public measurements), the chip's from its activity energy "
     "plus leakage (models/silicon/energy.py); power_W (design power / TDP) stays the provisioning figure",
+    "$/M tokens = one device's lifetime cost (models/cost/tco.py: the device, its share of the server, network "
+    "and facility, energy at the power it draws while serving and idle otherwise, maintenance, operations) over "
+    "the tokens it serves in its lifetime at the cost model's utilisation; a chip's bottom-up NRE "
+    "(models/cost/schedule.py) is spread over its volume_units here, over the units bought in fleet and decide; "
+    "the range is the device price's",
 ]
 
 
@@ -463,6 +470,35 @@ def _chip_gemm_seconds(chip: ChipConfig, gemm: Gemm) -> float:
     return _chip_gemm_perf(chip, gemm).seconds
 
 
+def device_prices(dev: GpuServing | ChipServing) -> tuple[tuple[float, float, float], float]:
+    """(the device itself at its value, high and low price; the fixed NRE), USD: a GPU's
+    street price (no NRE); the chip's manufacturing cost (die, memory, package) and its
+    bottom-up NRE (``models/cost/schedule.py``), paid once for all the units."""
+    if isinstance(dev, GpuServing):
+        if dev.price_usd is None:
+            raise UserError(f"device: {dev.id} has no public price", parameter="device")
+        lo, hi = dev.price_range_usd or (dev.price_usd, dev.price_usd)
+        return (dev.price_usd, hi, lo), 0.0
+    chip = dev.chip
+    part = unit_cost(die_area_mm2=chip_area(chip).die_mm2, node=chip.node, memory_GB=chip.dram.GB,
+                     memory_kind=chip.dram.kind)
+    return (part.usd, part.high_usd, part.low_usd), nre_breakdown(chip.node).total.value
+
+
+def lifetime_cost(dev: GpuServing | ChipServing, *, devices: int, power_W: float | None, idle_power_W: float | None,
+                  accelerator_usd: float) -> TcoBreakdown:
+    """One device's lifetime cost (``models/cost/tco.py``) in its system (a GPU's HGX or
+    PCIe server; the chip on a card, or on OAM modules when a replica of ``devices`` spans
+    chips), drawing ``power_W`` while serving and ``idle_power_W`` otherwise (each at most
+    its design power), at the cost model's utilisation."""
+    system = system_for_gpu(dev.id) if isinstance(dev, GpuServing) else custom_system(devices)
+    serving = min(power_W if power_W is not None else dev.power_W, dev.power_W)
+    idle = min(idle_power_W if idle_power_W is not None else serving, dev.power_W)
+    return per_device_tco(system=system, accelerator_usd=accelerator_usd, peak_power_W=dev.power_W,
+                          avg_power_W=serving, idle_power_W=idle,
+                          utilization=cost_inputs().operations["utilization"].value)
+
+
 def get_device(device: Any, dtype: str | None = None, *, runtime: str | None = None,
                power_cap_W: float | None = None) -> GpuServing | ChipServing:
     """A serving device: a GPU id or :class:`GpuSpec`, a chip name or chip file, or a
@@ -630,9 +666,9 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     capacity = dev.memory_bytes * serving_data().usable_memory_fraction
     free = capacity - mem["weights"] - mem["activations"]
     gb = 1e9
-    if mem["weights"] > capacity:
-        raise UserError(f"tp: {shape.name}'s weights need {mem['weights'] / gb:,.1f} GB on each of {tp * pp} "
-                        f"{dev.id}, more than the {capacity / gb:,.1f} GB usable; raise tp or pp", parameter="tp")
+    # the one capacity check (as perf --chip, map --chip and compare): the weights on each device
+    check_fits(mem["weights"], capacity / gb, dev.id, parameter="tp", of="usable memory", plural=True,
+               what=f"on each of {tp * pp} {dev.id}, {shape.name}'s weights", hint="raise tp or pp")
     # static batching prefills the whole batch at once: its activations grow with the batch
     act_per_seq = mem["activations"] / prefill_seqs / pp if static else 0.0
     max_batch = int(max(0.0, capacity - mem["weights"] - (0.0 if static else mem["activations"]))
@@ -666,8 +702,15 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
              "decode_power_W": sum(joules[1:]) / decode_s if decode_s > 0 else None}
     cost = cost_range = None
     if dev.price_usd:
-        c = usd_per_million_tokens(unit_capex_usd=dev.price_usd, power_W=dev.power_W, tokens_per_s=per_device)
-        cost, cost_range = c.usd, (c.low_usd, c.high_usd)
+        # each device at its lifetime cost (server, network, facility, energy at the power it
+        # draws, maintenance, operations); a chip's NRE over its volume_units
+        prices, nre = device_prices(dev)
+        nre_unit = nre / dev.chip.volume_units if isinstance(dev, ChipServing) else 0.0
+        low, value, high = (float(usd_per_million_tokens_tco(
+            lifetime_cost(dev, devices=devices, power_W=power["power_W"], idle_power_W=dev.idle_power_W,
+                          accelerator_usd=p), tokens_per_s=per_device, nre_per_unit_usd=nre_unit))
+            for p in (prices[2], prices[0], prices[1]))
+        cost, cost_range = value, (low, high)
 
     def table(ops: list[Op], sec: np.ndarray) -> tuple[dict, ...]:
         return tuple({**op.to_dict(), "seconds": float(s)} for op, s in zip(ops, sec))

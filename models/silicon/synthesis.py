@@ -35,7 +35,7 @@ from amaranth.back import verilog
 
 from ...config import AcceleratorConfig
 from ...errors import SimulationError, UserError
-from ...files import atomic_write_text, cache_root, sweep_stale
+from ...files import atomic_write_text, cache_root, is_user_file, sweep_stale
 from ...hdl import OutputStationaryPE, WeightStationaryPE, build_array, mac_for
 from ...hdl.verilog import TOP_NAME, hdl_fingerprint
 
@@ -194,8 +194,8 @@ def synthesize(config: AcceleratorConfig, *, liberty: str | Path | None = None, 
     flow = "generic"
     if liberty is not None:
         lib_path = Path(liberty)
-        if not lib_path.is_file():
-            raise UserError(f"liberty: no such file: {lib_path}")
+        if not is_user_file(liberty, parameter="liberty"):      # the checked opener: names, /proc, folders
+            raise UserError(f"liberty: no such file: {lib_path}", parameter="liberty")
         lib_hash = hashlib.sha256(lib_path.read_bytes()).hexdigest()[:16]
         flow = f"liberty:{lib_path.name}"
     key = _cache_key(config, flow, lib_hash)

@@ -17,9 +17,9 @@ from pathlib import Path
 from ...checks import check_int
 from ...dtypes import get_dtype
 from ...errors import UserError
-from ...files import read_text
+from ...files import is_user_file, read_text
 from ..specs import DATA_DIR, SpecError, load_yaml, need
-from .gemm import Gemm, load_gemm_list
+from .gemm import Gemm, check_rows, load_gemm_list
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,9 @@ class Workload:
         return kinds.pop() if len(kinds) == 1 else "mixed"
 
     def check_fits(self, capacity_GB: float, device: str) -> None:
-        """Raise :class:`UserError` when the workload's resident data exceed ``capacity_GB``."""
-        if self.resident_bytes > capacity_GB * 1e9:
-            parts = ", ".join(f"{name} {b / 1e9:,.3g} GB" for name, b in self.resident_breakdown)
-            raise UserError(f"workload: {self.name} needs {self.resident_bytes / 1e9:,.4g} GB resident ({parts}), "
-                            f"more than {device}'s {capacity_GB:g} GB of memory", parameter="workload")
+        """Raise :class:`UserError` when the workload's resident data exceed ``capacity_GB``
+        (:func:`check_fits`)."""
+        check_fits(self.resident_bytes, capacity_GB, device, what=self.name, breakdown=self.resident_breakdown)
 
     @property
     def flops(self) -> int:
@@ -73,6 +71,22 @@ class Workload:
         return {"name": self.name, "unit": self.unit, "units_per_run": self.units_per_run, "flops": self.flops,
                 "bytes": self.min_bytes, "gemms": len(self.gemms), "dtype": self.dtype, "source": self.source,
                 "resident_bytes": self.resident_bytes, "assumptions": list(self.assumptions)}
+
+
+def check_fits(resident_bytes: float, capacity_GB: float, device: str, *, what: str,
+               breakdown: tuple[tuple[str, int], ...] = (), parameter: str = "workload", of: str = "memory",
+               plural: bool = False, hint: str = "") -> None:
+    """The one capacity check: ``what`` needs ``resident_bytes`` in ``device``'s memory of
+    ``capacity_GB`` (decimal GB, ``of`` says of what); more is a :class:`UserError` naming
+    ``parameter`` (``plural``: ``what`` is plural; ``hint``: what to do about it). Every
+    device and entry point goes through it: a workload on a GPU or a chip
+    (:meth:`Workload.check_fits`), a chip descriptor's operands and result
+    (:func:`~systolab.models.chip.perf.check_chip_gemm`)."""
+    if resident_bytes > capacity_GB * 1e9:
+        parts = ", ".join(f"{name} {b / 1e9:,.3g} GB" for name, b in breakdown)
+        raise UserError(f"{parameter}: {what} need{'' if plural else 's'} {resident_bytes / 1e9:,.4g} GB resident"
+                        f"{f' ({parts})' if parts else ''}, more than {device}'s {capacity_GB:g} GB of {of}"
+                        f"{f'; {hint}' if hint else ''}", parameter=parameter)
 
 
 def _pos(name: str, v: object) -> int:
@@ -271,6 +285,7 @@ def load_scalesim_topology(path: str | Path, *, dtype: str) -> Workload:
     without padding, as SCALE-Sim does) or GEMM (``Layer, M, N, K``: A is M x K, B is K x N)."""
     path = Path(path)
     text = read_text(path, parameter="workload")
+    check_rows(path, text)
     rows = [[c.strip() for c in r if c.strip() != ""] for r in csv.reader(text.splitlines())]
     rows = [r for r in rows if r]
     if len(rows) < 2:
@@ -326,7 +341,7 @@ def get_workload(name_or_file: str, *, dtype: str, batch: int | None = None, seq
             kwargs["seq_len"] = seq_len
         return BUILTINS[name_or_file](**kwargs)
     path = Path(name_or_file)
-    if not path.is_file():
+    if not is_user_file(name_or_file, parameter="workload"):
         raise UserError(f"workload: {name_or_file!r} is neither a built-in ({', '.join(BUILTINS)}) nor a file")
     for flag, v in (("batch", batch), ("seq-len", seq_len)):
         if v is not None:

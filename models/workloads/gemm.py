@@ -11,6 +11,17 @@ from ...dtypes import OUTPUT_DTYPE, get_dtype
 from ...errors import UserError
 from ...files import read_text
 
+#: The most rows a workload file may hold: real ones hold tens to thousands; beyond this a
+#: run would take minutes (each distinct GEMM is modelled, or mapped on a chip).
+MAX_WORKLOAD_ROWS = 10_000
+
+
+def check_rows(path: str | Path, text: str) -> None:
+    """Refuse a workload file of more than :data:`MAX_WORKLOAD_ROWS` lines, naming ``workload``."""
+    if (rows := text.count("\n")) > MAX_WORKLOAD_ROWS + 1:
+        raise UserError(f"workload: {path} holds {rows:,} lines; a workload file holds at most "
+                        f"{MAX_WORKLOAD_ROWS:,} GEMMs (give repeated GEMMs a count column)", parameter="workload")
+
 #: Bytes per element in memory. Output of int8 GEMMs is int32; of fp8 GEMMs bf16.
 
 
@@ -75,6 +86,7 @@ def load_gemm_list(path: str | Path, *, dtype: str) -> list[Gemm]:
     """GEMMs from a CSV file with a header ``name,M,N,K[,count][,dtype][,parallel]``."""
     path = Path(path)
     text = read_text(path, parameter="workload")
+    check_rows(path, text)
     reader = csv.DictReader(text.splitlines())
     missing = {"M", "N", "K"} - set(reader.fieldnames or [])
     if missing:

@@ -3,10 +3,11 @@ design, memory and workload flags, and the one way a command prints its result."
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..checks import MAX_DIM, MAX_SEED
@@ -181,13 +182,13 @@ def chip_parent(*, blocking: bool) -> argparse.ArgumentParser:
         g.add_argument("--order", choices=ORDER_FLAGS,
                        help="loop order of the M- and N-blocks (with --block): mn (N-blocks inside: with one K-block A "
                             "stays on chip along them) or nm (M-blocks inside: B stays); default: the faster")
-        search_argument(g)
+        search_argument(g, default=None)        # None: not given (it applies to --chip only)
     return p
 
 
-def search_argument(group) -> None:
+def search_argument(group, default: str | None = "fast") -> None:
     """``--search fast|exhaustive``: the mapper's search (``models/chip/mapper.py``)."""
-    group.add_argument("--search", choices=SEARCHES, default="fast",
+    group.add_argument("--search", choices=SEARCHES, default=default,
                        help="the mapper's search when no --block is given: fast (screened, the default) or "
                             "exhaustive (every mapping timed by the exact model)")
 
@@ -237,6 +238,18 @@ def gemms_from_args(args: argparse.Namespace, dtype: str):
         return [parse_gemm(args.gemm, dtype=dtype)], None
     workload = get_workload(args.workload, batch=args.batch, seq_len=args.seq_len, dtype=dtype)
     return list(workload.gemms), workload
+
+
+@contextlib.contextmanager
+def naming_workload(workload) -> Iterator[None]:
+    """Inside, a GEMM beyond a model's range (a :class:`UserError` naming ``gemm``) names
+    ``workload`` instead when the GEMMs came from ``--workload``: the flag the user gave."""
+    try:
+        yield
+    except UserError as exc:
+        if workload is None or exc.parameter != "gemm":
+            raise
+        raise UserError(f"workload: {workload.name}: {str(exc).split(': ', 1)[-1]}", parameter="workload") from None
 
 
 # -- output --------------------------------------------------------------------------------------------

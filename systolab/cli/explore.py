@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
-from ..files import check_output_folder
+from ..files import check_output_folder, path_kind
 from ..flows.explore import run_explore
 from ..models.explore import replay, write_explore_report
 from ..models.explore.search import SEARCHES
@@ -39,9 +39,14 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_folder("out/explore" if args.out is None else args.out)   # before any work
     if args.space is None:
         raise UserError("space: give the space file (YAML)", parameter="space")
-    db = Path(args.db) if args.db else out.with_name(out.name + ".sqlite")
+    for flag in ("replay", "executor"):         # given empty is a mistake, not the default
+        if getattr(args, flag) is not None and not getattr(args, flag).strip():
+            raise UserError(f"{flag}: give a value, not an empty string", parameter=flag)
+    if args.db is not None and path_kind(args.db, parameter="db") not in (None, "file"):
+        raise UserError(f"db: {args.db} is not a file", parameter="db")
+    db = Path(args.db) if args.db is not None else out.with_name(out.name + ".sqlite")
     search = args.search or "grid"
-    if args.replay:
+    if args.replay is not None:
         given = [f for f in ("search", "trials", "seed", "jobs", "executor", "deep") if getattr(args, f) is not None]
         if given:
             raise UserError(f"{given[0]}: does not apply to --replay (it re-evaluates one stored point)",
@@ -51,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise UserError(f"{given[0]}: the grid evaluates every combination; {given[0]} applies to random, lhs, "
                             "nsga2 and tpe", parameter=given[0])
-    if args.replay:
+    if args.replay is not None:
         r = replay(args.space, db=db, design_hash_=args.replay)
         emit(args, r, lambda q: f"{q['design_hash']}: {'bit-identical' if q['identical'] else 'DIFFERENT'} "
                                 f"({q['design']})")

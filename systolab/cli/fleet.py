@@ -17,7 +17,9 @@ def add_parser(sub, parents) -> None:
     p = sub.add_parser("fleet", parents=[scenario_parent(), legal_parent(), parents.json],
                        help="serving fleets for a budget: devices, replicas and tokens/s per device kind")
     p.add_argument("--budget-usd", dest="budget_usd", type=real_in(0.0, 1e15), metavar="USD",
-                   help="what the fleet may cost (default the cost model's $7B)")
+                   help="what each fleet may cost, whole deployments over their lifetime (default the cost model's $7B)")
+    p.add_argument("--power-cap-mw", dest="power_cap_MW", type=real_in(0.0, 1e6), metavar="MW",
+                   help="facility power each fleet may draw, MW (IT power x PUE at peak; default: no cap)")
     p.add_argument("--devices", metavar="IDS",
                    help="comma-separated GPU ids and chips (default: the compare GPUs and the default chip)")
     p.add_argument("--tp", type=positive_int, metavar="T",
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         devices = [get_chip().name, *DEFAULT_GPUS]
     result = fleet(devices, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
                    tp=args.tp, pp=args.pp, budget_usd=args.budget_usd, dtype=args.dtype, kv_dtype=args.kv_dtype,
-                   ttft_s=args.ttft_s, tpot_s=args.tpot_s)
+                   ttft_s=args.ttft_s, tpot_s=args.tpot_s, power_cap_MW=args.power_cap_MW)
     rows = [r.to_dict() for r in result.rows]
     legal = scenario_from_args(args)
     if legal is not None:
@@ -43,19 +45,20 @@ def run(args: argparse.Namespace) -> int:
             row["purchasability"] = purchasability(r.device, legal).status if r.device in list_gpus() else None
     budget = next((r["budget_usd"] for r in rows if "budget_usd" in r), args.budget_usd)   # the default resolved
     payload = {"model": args.model, "isl": args.isl, "osl": args.osl, "batch": args.batch,
-               "concurrency": args.concurrency, "budget_usd": budget, "rows": rows}
+               "concurrency": args.concurrency, "budget_usd": budget, "power_cap_MW": args.power_cap_MW, "rows": rows}
     if targets.given:     # the rows then say whether each device meets them, at which concurrency
         payload["targets"] = targets.to_dict()
 
     def human(p: dict) -> str:
         wanted = ", ".join(f"{k.split('_')[0].upper()} <= {v * 1e3:,.1f} ms" for k, v in (p.get("targets") or {}).items()
                            if v is not None)
-        lines = [f"{p['model']}, {p['isl']} + {p['osl']} tokens, budget ${p['budget_usd']:,.0f}"
+        lines = [f"{p['model']}, {p['isl']} + {p['osl']} tokens, budget ${p['budget_usd']:,.0f} on whole deployments "
+                 "(tok/s/k$: per k$ of a device's lifetime cost; tok/s/W: per W drawn while serving)"
                  + (f", targets {wanted}" + ("" if p["batch"] or p["concurrency"] else " (each device at its goodput)")
                     if wanted else ""),
                  f"  {'device':16} {'tp':>3}" + (f" {'load':>5}" if wanted else "")
                  + f" {'tok/s/dev':>10} {'units':>10} {'replicas':>9} {'fleet tok/s':>14} "
-                 f"{'tok/s/k$':>9} {'tok/s/W':>8} {'$/M tok':>8}"]
+                 f"{'MW':>6} {'tok/s/k$':>9} {'tok/s/W':>8} {'$/M tok':>8}"]
         for r in p["rows"]:
             if "output_tokens_per_s" not in r:
                 lines.append(f"  {r['device']:16} {r['note']}")
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             load = f" {r['concurrency']:>5}" if wanted else ""     # the batch or concurrency served
             lines.append(f"  {r['device']:16} {r['tp']:>3}{load} {r['output_tokens_per_s']:>10,.0f} "
                          f"{shown('units', ','):>10} {shown('replicas', ','):>9} "
-                         f"{shown('fleet_output_tokens_per_s', ',.4g'):>14} "
+                         f"{shown('fleet_output_tokens_per_s', ',.4g'):>14} {shown('facility_MW', ',.0f'):>6} "
                          f"{shown('tokens_per_s_per_kusd', '.3g'):>9} {r['tokens_per_s_per_W']:>8.3g} "
                          f"{shown('usd_per_million_tokens', '.3g'):>8}" + (f"  {r['note']}" if r.get("note") else "")
                          + (f"  [{r['purchasability'].replace('_', ' ')}]" if r.get("purchasability") else ""))

@@ -6,6 +6,7 @@ import argparse
 from ..models.gpu.model import LIBRARIES, estimate_workload
 from ..models.gpu.runtime import LAYERS
 from ..models.gpu.specs import get_gpu
+from ..models.workloads.catalog import check_fits
 from .common import emit, gemms_from_args, lines_of
 
 
@@ -30,6 +31,9 @@ def run(args: argparse.Namespace) -> int:
     gemms, workload = gemms_from_args(args, args.dtype)
     if workload is not None:
         workload.check_fits(gpu.memory_GB, gpu.id)
+    else:                           # one GEMM: its operands and result, through the same check
+        check_fits(gemms[0].min_bytes, gpu.memory_GB, gpu.id, what=f"{gemms[0].name} (its operands and result)",
+                   parameter="gemm")
     layer = args.layer or ("runtime" if args.runtime else "kernel")
     est = estimate_workload(gpu, gemms, layer=layer, runtime=args.runtime, library=args.library)
     per = [e.to_dict() for e in est.gemms]

@@ -5,7 +5,7 @@ import argparse
 
 from ..errors import UserError
 from ..models.chip.mapper import LOOP_ORDERS, map_gemm, map_gemms, mapping_totals, workload_rows
-from .common import chip_from_args, emit, gemms_from_args, int_in, search_argument
+from .common import chip_from_args, emit, gemms_from_args, int_in, naming_workload, search_argument
 
 
 def add_parser(sub, parents) -> None:
@@ -35,7 +35,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.count is not None:
             raise UserError("count: applies to --gemm (a workload's GEMMs carry their own)", parameter="count")
-        rows = workload_rows(gemms, map_gemms(chip, [(g.M, g.N, g.K, g.parallel) for g in gemms], args.search))
+        workload.check_fits(chip.dram.GB, chip.name)        # the one capacity check, as perf --chip and compare
+        with naming_workload(workload):
+            mapped = map_gemms(chip, [(g.M, g.N, g.K, g.parallel) for g in gemms], args.search)
+        rows = workload_rows(gemms, mapped)
         payload = {**base, "workload": workload.to_dict(), "gemms": rows, "totals": mapping_totals(chip, rows)}
 
     def human(q: dict) -> str:

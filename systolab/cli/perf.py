@@ -8,7 +8,7 @@ from ..errors import UserError
 from ..models.chip.choose import descriptor_perf
 from ..models.chip.workload import chip_workload_perf
 from ..models.core.perf import workload_perf
-from .common import chip_from_args, design_from_args, emit, gemms_from_args, int_in, lines_of, memory_from_args, real_in
+from .common import chip_from_args, design_from_args, emit, gemms_from_args, int_in, lines_of, memory_from_args, naming_workload, real_in
 
 
 def add_parser(sub, parents) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub, parents) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.chip is not None:
         return _chip(args)
-    for flag in ("count", "block", "grid", "order"):
+    for flag in ("count", "block", "grid", "order", "search"):
         if getattr(args, flag) is not None:
             raise UserError(f"{flag}: applies to --chip", parameter=flag)
     config = design_from_args(args)
@@ -35,8 +35,9 @@ def run(args: argparse.Namespace) -> int:
     cores = args.cores or 1
     clock_mhz = args.clock_mhz or 1000.0
     clock = clock_mhz * 1e6
-    perf = workload_perf(config, gemms, cores=cores, clock_hz=clock, dram_bytes_per_s=bytes_per_cycle * clock,
-                         dram_latency_ns=latency / clock * 1e9)
+    with naming_workload(workload):
+        perf = workload_perf(config, gemms, cores=cores, clock_hz=clock, dram_bytes_per_s=bytes_per_cycle * clock,
+                             dram_latency_ns=latency / clock * 1e9)
     payload = {"design": config.to_dict(), "cores": cores, "clock_mhz": clock_mhz,
                "bytes_per_cycle": bytes_per_cycle, "latency_cycles": latency, **perf.to_dict(),
                "workload": workload.to_dict() if workload is not None else None,
@@ -64,7 +65,7 @@ def _chip(args: argparse.Namespace) -> int:
         g = gemms[0]
         count = args.count or 1
         d = descriptor_perf(chip, g.M, g.N, g.K, count, block=args.block, grid=args.grid, order=args.order,
-                            search=args.search)
+                            search=args.search or "fast")
         payload = {**base, **d.to_dict()}
 
         def human(q: dict) -> str:
@@ -84,7 +85,8 @@ def _chip(args: argparse.Namespace) -> int:
             if getattr(args, flag) is not None:
                 raise UserError(f"{flag}: applies to --gemm (a workload's GEMMs are mapped by the search)",
                                 parameter=flag)
-        perf = chip_workload_perf(chip, gemms, args.search)
+        with naming_workload(workload):
+            perf = chip_workload_perf(chip, workload, args.search or "fast")     # its resident data must fit
         payload = {**base, **perf.to_dict(), "workload": workload.to_dict(),
                    "units_per_second": perf.units_per_second(workload.units_per_run), "unit": workload.unit,
                    "dram_bandwidth_utilization": perf.dram_bandwidth_utilization(chip.dram_bytes_per_cycle)}

@@ -16,7 +16,7 @@ def add_parser(sub, parents) -> None:
     p = sub.add_parser("verify", parents=[parents.design, parents.memory, parents.chip_run, parents.json],
                        help="random and corner-case GEMMs through the RTL (core, array or chip), checked bit-exactly")
     p.add_argument("--gemm", metavar="MxNxK", help="one GEMM of this shape (random values)")
-    p.add_argument("--gemms", type=int_in(0, 10_000), default=8, metavar="N",
+    p.add_argument("--gemms", type=int_in(0, 10_000), metavar="N",
                    help="random GEMMs (default 8), plus the corner cases")
     p.add_argument("--no-corners", action="store_true", help="skip the corner cases")
     p.add_argument("--seed", type=seed_int, default=1, help="seed for values and stalls (default 1)")
@@ -35,9 +35,14 @@ def run(args: argparse.Namespace) -> int:
     if args.stall_prob >= 1.0:
         raise UserError(f"stall-prob: must be < 1 (at 1 nothing ever moves), not {args.stall_prob:g}")
     gemm = parse_gemm(args.gemm) if args.gemm is not None else None
+    if gemm is not None:            # one given GEMM: the campaign's flags do not apply
+        for flag, given in (("gemms", args.gemms is not None), ("no-corners", args.no_corners)):
+            if given:
+                raise UserError(f"{flag}: applies to a random campaign, not to --gemm (one GEMM)", parameter=flag)
+    args.gemms = 8 if args.gemms is None else args.gemms
     if args.chip is not None:
         return _chip(args, gemm)
-    for flag in ("count", "block", "grid", "order"):
+    for flag in ("count", "block", "grid", "order", "search"):
         if getattr(args, flag) is not None:
             raise UserError(f"{flag}: applies to --chip", parameter=flag)
     if args.unit in (None, "core"):
@@ -122,10 +127,10 @@ def _chip(args, gemm) -> int:
     if gemm is not None:
         count = args.count or 1
         blocking, _ = choose_blocking(chip, gemm.M, gemm.N, gemm.K, count, block=args.block, grid=args.grid,
-                                      order=args.order, search=args.search)
+                                      order=args.order, search=args.search or "fast")
         cases = [(gemm.M, gemm.N, gemm.K, count, blocking)]
     else:
-        for flag in ("count", "block", "grid", "order"):
+        for flag in ("count", "block", "grid", "order", "search"):
             if getattr(args, flag) is not None:
                 raise UserError(f"{flag}: applies to --gemm (random GEMMs get random blockings)", parameter=flag)
         cases = chip_campaign(chip, count=args.gemms, seed=args.seed, corners=not args.no_corners)
