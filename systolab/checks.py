@@ -88,3 +88,60 @@ def check_date(name: str, value: Any) -> dt.date:
         except ValueError:
             pass
     raise UserError(f"{name}: expected YYYY-MM-DD (a date), not {value!r}", parameter=name)
+
+
+def check_kind(name: str, value: Any, attributes: tuple[str, ...], what: str) -> Any:
+    """``value`` if it has the ``attributes`` of the kind of object expected (a chip, a GPU
+    spec ...: checked by what it offers, since the lower layers cannot import the class);
+    else a ``TypeError`` saying ``name must be <what>``, raised here and not from deep
+    inside a model."""
+    if isinstance(value, (str, bytes)) or not all(hasattr(value, a) for a in attributes):
+        raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
+    return value
+
+
+def check_iterable(name: str, value: Any, what: str) -> Any:
+    """``value`` if it is a list, tuple or other iterable of items (not text); else a
+    ``TypeError`` saying ``name must be <what>``."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
+    return value
+
+
+def check_numeric(name: str, value: Any) -> Any:
+    """``value`` if it is a number or an array-like of numbers (what numpy turns into
+    floats); else a ``TypeError`` saying ``name must be a number or an array of numbers``."""
+    if isinstance(value, (str, bytes, bool)):
+        raise TypeError(f"{name} must be a number or an array of numbers, not {type(value).__name__}")
+    if isinstance(value, numbers.Real):
+        return value
+    try:
+        import numpy as np  # noqa: PLC0415  lazy: the base layer imports numpy only when it checks an array
+
+        np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number or an array of numbers, not {type(value).__name__}") from None
+    return value
+
+
+def check_callable(name: str, value: Any, what: str) -> Any:
+    """``value`` if it can be called; else a ``TypeError`` saying ``name must be <what>``."""
+    if not callable(value):
+        raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
+    return value
+
+
+def check_chip(name: str, value: Any) -> Any:
+    """``value`` if it is a chip (a ``ChipConfig``, e.g. ``systolab.get_chip(...)``); else a ``TypeError``."""
+    return check_kind(name, value, ("core", "cores", "node", "dram", "clock_mhz"), "a ChipConfig (systolab.get_chip)")
+
+
+def check_core(name: str, value: Any) -> Any:
+    """``value`` if it is a core's ``AcceleratorConfig``; else a ``TypeError``."""
+    return check_kind(name, value, ("rows", "cols", "dataflow", "dtype", "beat_bytes"),
+                      "an AcceleratorConfig (systolab.AcceleratorConfig)")
+
+
+def check_gpu_spec(name: str, value: Any) -> Any:
+    """``value`` if it is a ``GpuSpec`` (``systolab.get_gpu``); else a ``TypeError``."""
+    return check_kind(name, value, ("peak_dense_tflops", "die_area_mm2", "price"), "a GpuSpec (systolab.get_gpu)")

@@ -17,6 +17,9 @@ workers' model version against its own and refuses a cluster that differs.
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -39,6 +42,23 @@ def parse_executor(spec: str | None) -> tuple[str, str | None]:
     if scheme not in ("dask", "tcp") or not sep or ":" not in rest or not rest.rsplit(":", 1)[1].isdigit():
         raise UserError(f"executor: expected local or dask://HOST:PORT, not {spec!r}", parameter="executor")
     return "dask", f"tcp://{rest}"
+
+
+#: How often a local worker looks whether the process that started it is still there, s.
+PARENT_POLL_S = 0.5
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def _die_with_parent() -> None:
+    """A local worker's initializer: exit as soon as its parent is gone. A killed run
+    (``kill -9``, or a signal Python does not turn into an exception) never reaches the
+    pool's shutdown, and its workers would otherwise wait on the job queue forever."""
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
 
 
 @dataclass
@@ -92,7 +112,7 @@ def open_executor(spec: str | None = "local", *, jobs: int = 1, version: Callabl
             yield Executor("local", 1)
             return
 
-        with ProcessPoolExecutor(jobs) as pool:
+        with ProcessPoolExecutor(jobs, initializer=_die_with_parent) as pool:
             yield Executor("local", jobs, None, pool)
         return
     try:

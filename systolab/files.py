@@ -25,7 +25,18 @@ from .errors import UserError
 #: Marks a folder as written by systolab (an output folder systolab may replace).
 MARKER = ".systolab"
 # what killed runs leave behind: <kind>-<pid>-<random>, possibly after ".<name>."
-_STALE = re.compile(r"(?:^|\.)(?:staging|old|tmp|build|run|synth)-(\d+)-[^.]*$")
+_STALE = re.compile(r"(?:^|\.)(?:staging|old|tmp|build|run|runtime|synth)-(\d+)-[^.]*$")
+
+
+def umask() -> int:
+    """The process's umask: from /proc where Linux shows it, else read by setting it and
+    putting it back (a moment in which another thread would create files with 022)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 #: The longest name (one part of a path) and the longest path the operating system takes,
@@ -130,6 +141,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fd, 0o666 & ~umask())         # mkstemp makes it 0600: honour the umask as open() does
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -218,6 +230,7 @@ def staged_folder(out: str | Path, *, parameter: str = "out", what: str = "") ->
         stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.staging-{os.getpid()}-", dir=path.parent))
     except OSError as exc:
         raise UserError(f"{parameter}: cannot write in {path.parent}: {exc.strerror or exc}", parameter=parameter) from None
+    stage.chmod(0o777 & ~umask())                   # mkdtemp makes it 0700: honour the umask as mkdir does
     try:
         yield stage
         (stage / MARKER).write_text(json.dumps({"written_by": "systolab", "what": what}) + "\n")

@@ -200,10 +200,10 @@ def test_plots_return_figures_and_draw_into_given_axes():
         ax = fig.subplots()
         assert fn(result, ax=ax) is fig and ax.has_data()
     fig = Figure()
-    axes = fig.subplots(1, 3)
-    assert plot_efficiency(result, ax=axes) is fig
-    with pytest.raises(UserError, match="ax: this plot needs 3 axes"):
-        plot_efficiency(result, ax=[axes[0]])
+    axes = fig.subplots(2, 3)              # one row per workload and one for the serving case, 3 panels each
+    assert plot_efficiency(result, ax=axes) is fig and all(a.has_data() for a in axes.ravel())
+    with pytest.raises(UserError, match="ax: this plot needs 6 axes"):
+        plot_efficiency(result, ax=[axes[0][0]])
 
 
 def test_evaluations_render_and_convert():

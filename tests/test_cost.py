@@ -41,7 +41,7 @@ def test_nre_per_unit():
 
 
 def test_fleet_for_the_default_budget():
-    f = cost.fleet(unit_price_usd=30_000, throughput_per_unit=2.0)
+    f = cost.buy_units(unit_price_usd=30_000, throughput_per_unit=2.0)
     assert f["budget_usd"] == 7e9 and f["units"] == 233_333 and f["aggregate_throughput"] == 466_666
 
 
@@ -67,7 +67,7 @@ def test_gpu_prices_are_estimates_or_absent():
     (lambda: cost.die_cost(80000, "n7"), "does not fit on a wafer"),
     (lambda: cost.unit_cost(die_area_mm2=100, node="n7", memory_kind="SRAM"), "memory_kind"),
     (lambda: cost.nre_per_unit("n7", 0), "volume: must be in 1.."),
-    (lambda: cost.fleet(unit_price_usd=0, throughput_per_unit=1), "unit_price_usd"),
+    (lambda: cost.buy_units(unit_price_usd=0, throughput_per_unit=1), "unit_price_usd"),
     (lambda: cost.usd_per_million_tokens(unit_capex_usd=1, power_W=1, tokens_per_s=1, utilization=1.5),
      "utilization: must be in"),
 ])

@@ -86,7 +86,12 @@ def test_the_monte_carlo_reproduces_with_its_seed(china):
 def test_sensitivity_break_even_and_time(china):
     top = china.sensitivity.top(5)
     assert len(top) == 5 and all(t.ST >= top[-1].ST for t in top)
-    assert china.break_even is not None and china.break_even.input == top[0].name
+    assert china.break_even is not None and china.break_evens
+    assert [b.input for b in china.break_evens] == [t.inputs[0] for t in top if t.inputs[0] in
+                                                  {i.name for i in china.inputs if i.varies}][:len(china.break_evens)]
+    # the one reported is the first that crosses, else the top input's
+    crossing = [b for b in china.break_evens if b.value is not None]
+    assert china.break_even == (crossing[0] if crossing else china.break_evens[0])
     assert china.break_even_date["chip"] == china.question["chip"]
     assert 0.0 <= china.break_even_date["reached_fraction"] <= 1.0
 
@@ -129,7 +134,8 @@ def test_decide_command_writes_the_report(tmp_path, capsys):
     assert main(["decide", "--gpus", "h20,h200-sxm", "--draws", "300", "--sobol-base", "32", "--out", str(out),
                  "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert {"verdict", "options", "p_build_beats_buy", "sensitivity", "break_even", "files"} <= set(payload)
+    assert {"verdict", "options", "p_build_beats_buy", "sensitivity", "break_even", "break_evens",
+            "files"} <= set(payload)
     for kind in ("report", "html", "json", "tco", "goodput", "timeline", "distributions", "sobol", "tornado"):
         assert (out / payload["files"][kind].rsplit("/", 1)[-1]).is_file(), kind
     text = (out / "report.md").read_text()
@@ -186,3 +192,13 @@ def test_decide_command_takes_overrides(tmp_path, capsys):
     for bad in ("memory.HBM.usd_per_GB", "nope=3", "memory.HBM.usd_per_GB=a:b"):
         assert main([*base, "--set", bad, "--out", str(tmp_path / "b")]) == 2
         assert json.loads(capsys.readouterr().out)["parameter"] in ("set", "overrides")
+
+
+def test_a_break_even_is_found_where_an_input_flips_the_answer(allied):
+    """Against the H100 an allied buyer's chip wins in some draws and loses in others, so
+    some top input has a break-even value: at it the two deliver alike."""
+    crossing = [b for b in allied.break_evens if b.value is not None]
+    assert allied.p_build_beats_buy and all(0 <= p <= 1 for p in allied.p_build_beats_buy.values())
+    for b in crossing:
+        assert "building wins unless" in b.text and b.searched[0] <= b.value <= b.searched[1]
+

@@ -1,6 +1,7 @@
 """The notebooks run top to bottom under a real Jupyter kernel (nbclient + ipykernel), with
 small parameters injected into the cell tagged ``parameters``; plots show inline."""
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -14,6 +15,8 @@ SMALL = {
     "serving_fleet.ipynb": 'MODEL, ISL, OSL, CONCURRENCY = "llama3-8b", 512, 64, 8\nGPU = "h100-sxm"\n'
                            'DEVICES = ("sl-n4-os32", "h100-sxm")\nBUDGET_USD = 1e8\n',
     "mapping.ipynb": 'CHIP = "sl-small"\nGEMM = (64, 48, 100, 2)\nWORKLOAD = ("bert-base", {{"seq_len": 64}})\n',
+    "decision.ipynb": 'BUYER, DATE = "allied", "2026-12-01"\nGPUS = ("h20",)\nDRAWS, SOBOL_BASE = 300, 32\n'
+                      'HBM_USD_PER_GB = (40.0, 50.0, 60.0)\n',
     "number_formats.ipynb": 'FORMATS = ("int8", "fp8_e4m3", "bf16")\nROWS, COLS, DATAFLOW = 2, 2, "ws"\nGEMM = (3, 2, 9)\n'
                             'WORKLOAD = "llama3-8b-decode"\nGPUS = ("h100-sxm",)\n',
 }
@@ -35,7 +38,22 @@ def _run(name: str, tmp_path: Path):
             cell.source = SMALL[name].format(out=str(tmp_path / "out"))
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    _reads_cleanly(nb)
     return nb
+
+
+def _reads_cleanly(nb) -> None:
+    """What a reader sees: no figure shown twice by one cell (returning a Figure that the
+    inline backend also draws), no numpy scalar reprs such as ``np.int64(64)`` in text."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        images = [o["data"]["image/png"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+        kinds = {o["output_type"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {})}
+        assert len(images) == len(set(images)) and kinds != {"display_data", "execute_result"}, \
+            f"a figure shown twice by: {cell.source[:80]!r}"
+        text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in cell.get("outputs", []))
+        assert not re.search(r"np\.(u?int|float|bool_?)\d*\(", text), f"a numpy scalar repr in: {text[:200]!r}"
 
 
 def _text(nb) -> str:
@@ -69,7 +87,7 @@ def test_explore_h20_beater_runs_under_a_kernel(tmp_path):
     assert "6 designs (6 evaluated now)" in text and "h20" in text
     assert (tmp_path / "out" / "store.sqlite").is_file()
     assert _mime(nb, "text/html") >= 1          # the Pareto table
-    assert _mime(nb, "image/png") >= 1          # the plot with the GPUs
+    assert _mime(nb, "image/png") == 1          # the plot with the GPUs, once
 
 
 def test_serving_fleet_runs_under_a_kernel(tmp_path):
@@ -94,3 +112,12 @@ def test_mapping_runs_under_a_kernel(tmp_path):
     assert "mappings; fewest cycles" in text and "x the bound in DMA beats" in text
     assert _mime(nb, "text/html") >= 3          # the mapping, the space, the workload's table
     assert _mime(nb, "image/png") >= 1          # the space's plot
+
+
+def test_the_decision_notebook_runs_under_a_kernel(tmp_path):
+    nb = _run("decision.ipynb", tmp_path)
+    text = _text(nb)
+    assert "with probability" in text or "Building" in text       # the verdict
+    assert _mime(nb, "text/html") >= 2                           # the options and the Sobol table
+    assert _mime(nb, "image/png") >= 1                           # the distributions, inline
+

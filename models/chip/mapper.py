@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...blocking import Blocking, blocking_status
-from ...checks import check_choice
+from ...checks import check_chip, check_choice
 from ...errors import UserError
 from ..frames import data_frame
 from ..plotting import new_axes
@@ -192,6 +192,7 @@ def map_gemm(chip, M: int, N: int, K: int, count: int = 1, search: str = "fast")
     :data:`TRAFFIC_TOLERANCE` of the fewest cycles the one whose DMA reads the fewest DRAM
     bytes wins, then the fewer cycles, then the space's order. A space with no valid
     mapping is a :class:`UserError` saying which capacity rules it out."""
+    check_chip("chip", chip)
     return map_gemms(chip, [(M, N, K, count)], search)[0]
 
 
@@ -230,6 +231,7 @@ def mapping_space(chip, M: int, N: int, K: int, count: int = 1):
     stays on chip along the N-blocks, 1: B along the M-blocks), ``cycles``, ``seconds_s``,
     ``dram_bytes`` (read in whole DMA beats, plus written), ``utilization`` (MACs over the
     chip's peak) and ``chosen`` (the mapper's choice, whatever its search: the same)."""
+    check_chip("chip", chip)
     chosen = map_gemm(chip, M, N, K, count)            # checks the parameters
     cands = candidates(chip, M, N, K, count)
     cycles = chip_gemm_cycles_batch(chip, M, N, K, cands, count)

@@ -40,7 +40,7 @@ from functools import lru_cache
 import numpy as np
 
 from ...blocking import REJECT, Blocking, blocking_status, dram_beats, slice_words
-from ...checks import check_int
+from ...checks import check_chip, check_int
 from ...errors import UserError
 from ..core.perf import MemorySystem, core_counters, core_cycles
 from ..workloads.catalog import check_fits
@@ -343,6 +343,7 @@ def chip_gemm_counters(chip, M: int, N: int, K: int, b: Blocking, count: int = 1
     (:func:`chip_gemm_perf` takes them from here too; the RTL tests check them); the
     cycles come from :func:`chip_gemm_cycles` (or ``cycles``, when the caller has them).
     No parameter checks: the caller (the search) passes valid blockings."""
+    check_chip("chip", chip)
     cfg = chip.core
     port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
     blocks: Counter = Counter()
@@ -472,6 +473,7 @@ def chip_gemm_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) 
     The result depends on the chip only through its core, slice latency, DMA shape, DRAM
     latency and beat spacing, and is cached by those: chips that differ in cores, clock
     or DRAM bandwidth but agree on them (an exploration's points) share it."""
+    check_chip("chip", chip)
     if not block_model_applies(chip):
         return _stepped_cycles(chip, M, N, K, b, count)
     sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...checks import check_choice
+from ...checks import check_chip, check_choice
 from ...errors import UserError
 from ..core.perf import WorkloadPerf
 from ..workloads.catalog import Workload
@@ -26,6 +26,7 @@ def chip_workload_perf(chip: ChipConfig, gemms: Any, search: str = "fast") -> Wo
     ``search`` (``models/chip/mapper.py``; each descriptor's operands must fit too). Per GEMM
     row: the mapping, cycles and seconds of all its copies, utilisation, bound, DRAM and
     SRAM bytes, and the DRAM traffic's lower bound."""
+    check_chip("chip", chip)
     check_choice("search", search, SEARCHES)
     if isinstance(gemms, Workload):
         gemms.check_fits(chip.dram.GB, chip.name)

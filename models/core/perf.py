@@ -61,7 +61,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ...checks import MAX_DIM, check_int, check_real
+from ...checks import MAX_DIM, check_core, check_int, check_real
 from ...config import AcceleratorConfig
 from ...errors import UserError
 
@@ -365,6 +365,7 @@ def workload_perf(config: AcceleratorConfig, gemms, *, cores: int = 1, clock_hz:
     """Time of ``gemms`` (objects with M, N, K, count, name) on ``cores`` cores, one GEMM
     after another, each split over the cores as :func:`split_gemm` says. Input data are
     taken in the core's own integer format (an int8 core runs a quantised model)."""
+    check_core("config", config)
     cache: dict[tuple[int, int, int], ChipPerf] = {}
     rows, seconds, cycles, macs, issued, moved, read = [], 0.0, 0, 0, 0, 0, 0
     by_bound = {"compute": 0.0, "memory": 0.0, "latency": 0.0}

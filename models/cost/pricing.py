@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ...checks import check_int, check_nonnegative, check_positive
+from ...checks import check_chip, check_gpu_spec, check_int, check_nonnegative, check_positive
 from ...errors import UserError
 from ..chip.config import ChipConfig
 from ..gpu.model import estimate_workload
@@ -203,6 +203,7 @@ class UnitCost:
 def chip_unit_cost(chip: ChipConfig) -> UnitCost:
     """Cost of one ``chip``: the packaged part at its die area and DRAM, plus the NRE spread
     over its ``volume_units``."""
+    check_chip("chip", chip)
     part = unit_cost(die_area_mm2=chip_area(chip).die_mm2, node=chip.node, memory_GB=chip.dram.GB,
                      memory_kind=chip.dram.kind)
     nre = nre_per_unit(chip.node, chip.volume_units)
@@ -212,14 +213,17 @@ def chip_unit_cost(chip: ChipConfig) -> UnitCost:
 
 def gpu_price(gpu: GpuSpec) -> Estimate | None:
     """Street price of a GPU where one is public (always an estimate), else None."""
+    check_gpu_spec("gpu", gpu)
     if gpu.price is None:
         return None
     p = gpu.price
     return Estimate(p.mid_usd, p.low_usd, p.high_usd, {}, (f"{p.source} ({p.confidence})",))
 
 
-def fleet(*, unit_price_usd: float, throughput_per_unit: float, budget_usd: float | None = None) -> dict:
-    """How many units a budget buys (default $7B) and their aggregate throughput."""
+def buy_units(*, unit_price_usd: float, throughput_per_unit: float, budget_usd: float | None = None) -> dict:
+    """How many units of ``unit_price_usd`` (USD each) a budget buys (USD, default $7B) and
+    their aggregate throughput (``throughput_per_unit`` times the units, in its unit). Not
+    :func:`systolab.fleet`, the serving fleet of LLM replicas, which calls it."""
     budget = _positive("budget_usd", budget_usd if budget_usd is not None else cost_inputs().default_budget_usd)
     price = _positive("unit_price_usd", unit_price_usd)
     check_nonnegative("throughput_per_unit", throughput_per_unit)
@@ -271,9 +275,9 @@ def gpu_fleet(gemms: list, *, gpu_ids: list[str] | None = None, budget_usd: floa
             rows.append({"gpu": gid, "units": None, "note": "no public price in models/data/gpus.yaml"})
             continue
         seconds = estimate_workload(gpu, gemms).seconds
-        mid = fleet(unit_price_usd=price.usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
-        lo = fleet(unit_price_usd=price.high_usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
-        hi = fleet(unit_price_usd=price.low_usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
+        mid = buy_units(unit_price_usd=price.usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
+        lo = buy_units(unit_price_usd=price.high_usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
+        hi = buy_units(unit_price_usd=price.low_usd, throughput_per_unit=1 / seconds, budget_usd=budget_usd)
         rows.append({"gpu": gid, "unit_price_usd": price.usd, "price_range_usd": [price.low_usd, price.high_usd],
                      "price_source": price.sources[0], "units": mid["units"],
                      "units_range": [lo["units"], hi["units"]], "workload_seconds": seconds,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ...checks import check_date, check_real
+from ...checks import check_date, check_kind, check_numeric, check_real
 from ...errors import UserError
 from ..frames import data_frame
 from ..plotting import new_axes
@@ -174,6 +174,9 @@ def evaluate_silicon(values: Mapping[str, Any]) -> dict[str, Any]:
     respin), ``months_total`` (start to volume), ``nre.<component>`` (USD) and
     ``nre_total_usd``.
     """
+    check_kind("values", values, ("keys", "items"), "a mapping of input name -> value (silicon_inputs(node))")
+    for k, x in values.items():
+        check_numeric(f"values[{k!r}]", x)
     si = schedule_inputs()
     expected = {*(f"months.{p}" for p in si.phases), *(f"nre.{k}" for k in si.nre), "respin", "mask_set_usd", "wafer_cost_usd"}
     if set(values) != expected:

@@ -22,7 +22,7 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ...checks import check_real, is_real
+from ...checks import check_kind, check_real, is_real
 from ...errors import UserError
 from ..frames import data_frame
 from ..plotting import new_axes
@@ -283,6 +283,7 @@ def break_even(tl: Timeline, chip: str | None = None) -> BreakEven:
     """The first month end at which ``chip``'s cumulative tokens per dollar reach the best
     GPU option's (the best at that month), per draw, or None within the horizon with the
     reason. ``chip`` defaults to the timeline's one option of kind "chip"."""
+    check_kind("tl", tl, ("tokens_per_usd", "dates", "options"), "a Timeline (timeline(...))")
     chip, gpus = _pick_chip(tl, chip)
     mine = tl.tokens_per_usd(chip)
     theirs = np.stack(np.broadcast_arrays(*(tl.tokens_per_usd(g) for g in gpus)))

@@ -85,7 +85,9 @@ class Decision:
     """What :func:`decide` answers (see the module). ``options`` in the order weighed (GPUs,
     then the chip), then those not weighed; ``p_build_beats_buy`` per weighed GPU;
     ``sensitivity`` the Sobol indices of the chip's advantage over the best GPU (or of its
-    $/M tokens when no GPU is weighed); ``break_even`` the top input's break-even value and
+    $/M tokens when no GPU is weighed); ``break_evens`` the break-even of each of the top 5
+    inputs (searched beyond their ranges), ``break_even`` the first that crosses (else the
+    top one's), and
     ``break_even_date`` when the chip's cumulative tokens per $ first reach the best GPU's."""
 
     scenario: Scenario
@@ -98,6 +100,7 @@ class Decision:
     tornado: Tornado | None
     break_even: BreakEven | None
     break_even_date: dict[str, Any] | None
+    break_evens: tuple[BreakEven, ...]
     inputs: tuple[Uncertain, ...]
     monte_carlo: MonteCarlo = field(repr=False)
     setting: Setting | None = field(default=None, repr=False)      # what the model held fixed (for re-runs)
@@ -110,7 +113,7 @@ class Decision:
                 "sensitivity": self.sensitivity.to_dict() if self.sensitivity else None,
                 "tornado": self.tornado.to_dict() if self.tornado else None,
                 "break_even": self.break_even.to_dict() if self.break_even else None,
-                "break_even_date": self.break_even_date,
+                "break_even_date": self.break_even_date, "break_evens": [b.to_dict() for b in self.break_evens],
                 "inputs": [i.to_dict() for i in self.inputs], "notes": list(self.notes)}
 
     def to_frame(self) -> Any:
@@ -266,14 +269,15 @@ def _compose(sc: Scenario, s: Setting, gpu_opts: list[Option], chip_opt: Option,
     best = max(pool, key=lambda g: float(at_mode[f"tokens_per_usd_h.{g.option.name}"][0])).option.name \
         if pool else None
     sens = torn = be = None
+    bes: list[BreakEven] = []
     if chip_name:
         output = f"advantage.{best}" if best else f"usd_per_Mtok.{chip_name}"
         tell("sensitivity (Sobol, SALib)")
         sens = sobol(fn, inputs, output, n_base=question["sobol_base"], seed=question["seed"])
         torn = tornado(fn, inputs, output)
-        top = sens.top(1)[0].name if sens.top(1) else None
-        if best and top:
-            be = break_even(fn, inputs, top, output, threshold=0.0, who="building")
+        if best:
+            bes = _break_evens(fn, inputs, sens, output)
+            be = next((b for b in bes if b.value is not None), bes[0] if bes else None)
     be_date = _break_even_date(sc, s, mc, chip_name) if chip_name and s.gpus else None
     deps = deployments_at_mode(s, inputs)
     results = []
@@ -282,8 +286,28 @@ def _compose(sc: Scenario, s: Setting, gpu_opts: list[Option], chip_opt: Option,
         results.append(OptionResult(o, served.get(o.name), measures, p_beats.get(o.name), deps.get(o.name)))
     strength = {g.option.name: float(at_mode[f"tokens_per_usd_h.{g.option.name}"][0]) for g in s.gpus}
     verdict = _verdict(sc, chip_opt, chip_name, p_beats, best, served, gpu_opts, s, strength)
-    return Decision(sc, question, tuple(results), p_beats, best, verdict, sens, torn, be, be_date, tuple(inputs), mc,
-                    s, _notes(gpu_opts, chip_opt))
+    return Decision(sc, question, tuple(results), p_beats, best, verdict, sens, torn, be, be_date, tuple(bes),
+                    tuple(inputs), mc, s, _notes(gpu_opts, chip_opt))
+
+
+def _break_evens(fn: Any, inputs: list[Uncertain], sens: SobolResult, output: str) -> list[BreakEven]:
+    """The break-even of each of the top 5 inputs by total-order index (the others at their
+    mode), searched over its range widened fourfold (a quantile stays in [0, 1]; a positive
+    input stays positive): where building and buying deliver the same."""
+    by_name = {i.name: i for i in inputs}
+    out = []
+    for idx in sens.top(5):
+        inp = by_name.get(idx.inputs[0])
+        if inp is None or not inp.varies:
+            continue
+        if inp.unit == "quantile":
+            search = (0.0, 1.0)
+        else:
+            lo, hi = inp.low / 4 if inp.low > 0 else inp.low - 1.5 * (inp.high - inp.low), inp.high * 4 \
+                if inp.high > 0 else inp.high + 1.5 * (inp.high - inp.low)
+            search = (lo, hi)
+        out.append(break_even(fn, inputs, inp.name, output, threshold=0.0, who="building", search=search))
+    return out
 
 
 def _break_even_date(sc: Scenario, s: Setting, mc: MonteCarlo, chip: str) -> dict[str, Any]:

@@ -142,9 +142,11 @@ def _uncertainty_section(d: Decision) -> list[str]:
         out += [f"| {s.name} | {s.ST:.3f} ± {s.ST_conf:.3f} | {s.S1:.3f} ± {s.S1_conf:.3f} |"
                 for s in d.sensitivity.top(5)]
         out += ["", "![Sobol indices](sobol.png)", "", "![Tornado](tornado.png)"]
-    if d.break_even is not None:
-        extra = d.break_even.reason if d.break_even.reason and d.break_even.reason != d.break_even.text else ""
-        out += ["", f"Break-even of the top input: {d.break_even.text}" + (f" ({extra})" if extra else "")]
+    if d.break_evens:
+        out += ["", "Break-even of the top inputs (each alone, the others at their mode, searched beyond its "
+                    "stated range):", ""]
+        out += [f"- {b.text}" + ("" if b.value is None or b.in_range else " (outside its stated range)")
+                for b in d.break_evens]
     out += ["", "![Distributions of $/M tokens](distributions.png)"]
     return out
 

@@ -24,7 +24,7 @@ from SALib.analyze import sobol as salib_analyze
 from SALib.sample import sobol as salib_sample
 from scipy.optimize import brentq
 
-from ...checks import check_int, check_real, check_seed
+from ...checks import check_callable, check_int, check_real, check_seed
 from ...errors import UserError
 from .uncertainty import Model, Uncertain, evaluate, variables
 
@@ -249,6 +249,7 @@ def break_even(fn: Model, inputs: Sequence[Uncertain], name: str, output: str, *
     (``"above"`` or ``"below"``) the threshold: with the output ``buy_usd - build_usd``,
     ``who="building"``, ``wins_when="above"`` reads "building wins unless HBM $/GB is above X".
     """
+    check_callable("fn", fn, "a function of {input: array} returning {output: array}")
     variables(inputs)                   # checks the inputs
     by_name = {i.name: i for i in inputs}
     if name not in by_name:

@@ -5,6 +5,7 @@ read, then the deep stage, injected by the caller, on the front's first points."
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from ...checks import check_choice, check_int, check_seed
@@ -70,7 +71,33 @@ def run_explore(space: str | Path | dict, *, db: str | Path, search: str = "grid
                         "objectives": dict(zip([o.label for o in sp.objectives], objective_values(sp, p["result"])))}
                        for p in front],
             "rejected_by": why, "binding": max(why, key=lambda k: why[k]) if why and not feasible else None,
-            "deep": deep_out, "executor": executor, "store": str(Path(db)), "all_points": points}
+            "deep": deep_out, "executor": executor, "store": str(Path(db)),
+            "note": _why_fewer(sp, search, trials, len(points)), "all_points": points}
+
+
+def _designs_in(sp) -> int | None:
+    """How many distinct designs the space holds (None when a range is continuous)."""
+    size = 1
+    for p in sp.parameters.values():
+        if "values" in p:
+            size *= len(p["values"])
+        elif p.get("step"):
+            size *= int(math.floor((p["max"] - p["min"]) / p["step"] + 1e-9)) + 1
+        else:
+            return None
+    return size
+
+
+def _why_fewer(sp, search: str, trials: int, points: int) -> str | None:
+    """Why a search returned fewer points than ``trials`` (None when it did not)."""
+    if search == "grid" or points >= trials:
+        return None
+    size = _designs_in(sp)
+    of = f" (the space has {size:,} designs)" if size is not None else ""
+    if search in ("random", "lhs"):
+        return (f"{trials - points} of the {trials} trials drew a design already drawn{of}; each design is "
+                "evaluated and listed once")
+    return f"the search proposed {points} distinct designs in {trials} trials' worth of proposals{of}"
 
 
 def explore(space: str | Path | dict, *, db: str | Path, search: str = "grid", trials: int = 64, seed: int = 0,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from pathlib import Path
 
 from .space import Space
@@ -27,6 +28,40 @@ SEARCHES = ("grid", "random", "lhs", *OPTUNA_SEARCHES)
 MAX_ASKS_PER_POINT = 20
 
 
+#: Points claimed per round: enough to keep every worker busy, few enough that runs
+#: sharing a store split the work between them.
+CLAIMS_PER_WORKER = 2
+#: How often a run waiting for points another run claimed looks at the store, s.
+CLAIM_POLL_S = 0.2
+
+
+def evaluate_shared(sp: Space, store: Store, version: str, designs: dict[str, dict], ex, bar=None) -> int:
+    """Evaluate the designs (by hash) that are not in ``store`` on ``ex``, sharing the work
+    with any other run on the same store: points are claimed a few at a time
+    (:meth:`Store.claim`), and those another run claimed are waited for (and taken over
+    should that run die). Returns how many this run evaluated."""
+    evaluated = 0
+    pending = dict.fromkeys(designs)
+    while pending:
+        mine, stored = store.claim(iter(pending), max(1, CLAIMS_PER_WORKER * ex.workers))
+        if not mine and not stored:                 # the rest is claimed by other runs: wait for them
+            time.sleep(CLAIM_POLL_S)
+        done: set[str] = set()
+        try:
+            for i, result in ex.imap(evaluate_job, [(sp, designs[h]) for h in mine]):
+                store.put(mine[i], designs[mine[i]], version, result)
+                done.add(mine[i])
+        except BaseException:                       # stopped: leave the rest to other runs at once
+            store.release([h for h in mine if h not in done])
+            raise
+        evaluated += len(done)
+        for h in (*mine, *stored):
+            del pending[h]
+        if bar:
+            bar.update(len(mine) + len(stored))
+    return evaluated
+
+
 def sampled_search(sp: Space, store: Store, version: str, search: str, trials: int, seed: int, bar,
                    ex) -> tuple[list[str], int]:
     """``grid``, ``random`` or ``lhs``: the search's points, those not in the store
@@ -39,10 +74,7 @@ def sampled_search(sp: Space, store: Store, version: str, search: str, trials: i
     todo = [h for h in order if h not in stored]
     if bar:
         bar.update(len(designs) - len(todo))
-    for i, result in ex.imap(evaluate_job, [(sp, by_hash[h]) for h in todo]):
-        store.put(todo[i], by_hash[todo[i]], version, result)
-        bar and bar.update()
-    return order, len(todo)
+    return order, evaluate_shared(sp, store, version, {h: by_hash[h] for h in todo}, ex, bar)
 
 
 def _suggest(trial, name: str, p: dict):
@@ -93,12 +125,8 @@ def optuna_search(sp: Space, store: Store, version: str, db: Path, search: str, 
         asks += len(batch)
         designs = [{n: _suggest(t, n, p) for n, p in sp.parameters.items()} for t in batch]
         hashes = [design_hash(d, sp) for d in designs]
-        results = {h: st["result"] for h in hashes if (st := store.get(h)) is not None}
-        todo = list({h: d for h, d in zip(hashes, designs) if h not in results}.items())
-        for i, result in ex.imap(evaluate_job, [(sp, d) for _, d in todo]):
-            store.put(todo[i][0], todo[i][1], version, result)
-            results[todo[i][0]] = result
-        evaluated += len(todo)
+        evaluated += evaluate_shared(sp, store, version, dict(zip(hashes, designs)), ex)
+        results = {h: store.points([h])[0]["result"] for h in hashes}
         for trial, h in zip(batch, hashes):
             result = judge(sp, results[h], targets)
             trial.set_user_attr("design_hash", h)
@@ -118,4 +146,5 @@ def optuna_search(sp: Space, store: Store, version: str, db: Path, search: str, 
     return list(dict.fromkeys(order)), evaluated
 
 
-__all__ = ["MAX_ASKS_PER_POINT", "OPTUNA_SEARCHES", "SEARCHES", "optuna_search", "sampled_search"]
+__all__ = ["CLAIMS_PER_WORKER", "CLAIM_POLL_S", "MAX_ASKS_PER_POINT", "OPTUNA_SEARCHES", "SEARCHES", "evaluate_shared",
+           "optuna_search", "sampled_search"]

@@ -6,16 +6,25 @@ command skips every stored hash, so nothing is evaluated twice and the final set
 points (hence the Pareto front) is the same as an uninterrupted run's. The design hash is
 SHA-256 of the canonical JSON of the design and workloads (never Python's ``hash()``).
 The deep stage's results are kept in a table of their own, by the same hash.
+
+Runs that share one store share its work: a run claims a point (``claims``: the point's
+hash, the claiming host and process) in a transaction before evaluating it, and a point
+another live run has claimed is left to that run and read from the store when it lands.
+The claim of a run that died is taken over.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 
 from ... import __version__, config, dtypes
 from ...errors import UserError
+from ...files import pid_alive
 from ..specs import DATA_DIR
 from .space import Space
 
@@ -54,6 +63,8 @@ class Store:
                                 "model_version TEXT NOT NULL, result TEXT NOT NULL)")
                 self.db.execute("CREATE TABLE IF NOT EXISTS deep (hash TEXT PRIMARY KEY, model_version TEXT NOT NULL, "
                                 "result TEXT NOT NULL)")
+                self.db.execute("CREATE TABLE IF NOT EXISTS claims (hash TEXT PRIMARY KEY, host TEXT NOT NULL, "
+                                "pid INTEGER NOT NULL)")
         except sqlite3.DatabaseError as exc:
             raise UserError(f"db: {self.path} is not a systolab store ({exc})", parameter="db") from None
 
@@ -64,6 +75,35 @@ class Store:
         with self.db:                                   # one transaction per point
             self.db.execute("INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?)",
                             (h, json.dumps(design, sort_keys=True), version, json.dumps(result, sort_keys=True)))
+            self.db.execute("DELETE FROM claims WHERE hash = ?", (h,))
+
+    def claim(self, hashes: Iterable[str], limit: int) -> tuple[list[str], list[str]]:
+        """Claim up to ``limit`` of the points of ``hashes`` that are neither stored nor
+        claimed by a live run (the claim of a process gone from this host is taken over),
+        in one transaction, so two runs never claim the same point. Returns (the points
+        claimed, those found already stored on the way)."""
+        me, host = os.getpid(), socket.gethostname()
+        won: list[str] = []
+        stored: list[str] = []
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")          # the write lock first: claims are read and set as one
+            for h in hashes:
+                if len(won) >= limit:
+                    break
+                if self.db.execute("SELECT 1 FROM points WHERE hash = ?", (h,)).fetchone():
+                    stored.append(h)
+                    continue
+                row = self.db.execute("SELECT host, pid FROM claims WHERE hash = ?", (h,)).fetchone()
+                if row is not None and tuple(row) != (host, me) and (row[0] != host or pid_alive(row[1])):
+                    continue                            # another live run evaluates it
+                self.db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", (h, host, me))
+                won.append(h)
+        return won, stored
+
+    def release(self, hashes: Iterable[str]) -> None:
+        """Give back this process's claims on ``hashes`` (a run that stops early)."""
+        with self.db:
+            self.db.executemany("DELETE FROM claims WHERE hash = ? AND pid = ?", [(h, os.getpid()) for h in hashes])
 
     def get(self, h: str) -> dict | None:
         row = self.db.execute("SELECT design, model_version, result FROM points WHERE hash = ?", (h,)).fetchone()

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ...checks import check_choice, check_int, check_positive
+from ...checks import check_choice, check_int, check_numeric, check_positive
 from ...errors import UserError
 from ..fitting import coordinate_search
 from ..frames import data_frame
@@ -92,7 +92,8 @@ def power_fit_data(path: str = str(POWER_FIT_FILE)) -> dict:
 
 
 def power_params() -> PowerParams:
-    """The stored parameters (``data/gpu_power_fit.yaml``)."""
+    """The power model's fitted parameters as stored in ``data/gpu_power_fit.yaml``: idle
+    power as a fraction of TDP and the compute and memory activity coefficients."""
     d = power_fit_data()
     idle = d["idle_fraction"]
     return PowerParams(float(idle["value"]), float(d["fit"]["compute_coeff"]), float(d["fit"]["memory_coeff"]),
@@ -147,6 +148,10 @@ def step_activity(tensor_s: Any, dram_s: Any, seconds: Any, weights: Any = None)
     busy seconds over the steps' seconds (arrays over operators, each weighted by
     ``weights``, the times it runs; default 1). The serving model gives the three per
     operator (``GpuServing.busy_s``)."""
+    for name, x in (("tensor_s", tensor_s), ("dram_s", dram_s), ("seconds", seconds)):
+        check_numeric(name, x)
+    if weights is not None:
+        check_numeric("weights", weights)
     t, d, s = (np.asarray(x, dtype=float) for x in (tensor_s, dram_s, seconds))
     w = np.ones(s.shape) if weights is None else np.asarray(weights, dtype=float)
     total = float(np.sum(w * s))

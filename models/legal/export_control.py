@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ...checks import check_date, check_int, check_nonnegative, check_positive
+from ...checks import check_chip, check_date, check_gpu_spec, check_int, check_iterable, check_nonnegative, check_positive
 from ...errors import UserError
 from ..chip.config import ChipConfig
 from ..gpu.specs import GpuSpec
@@ -229,6 +229,11 @@ def classify(*, tpp: float, die_area_mm2: float | None, data_center: bool = True
 
 
 def classify_gpu(gpu: GpuSpec, *, rule_date: str | dt.date | None = None) -> ExportClass:
+    """ECCN of the GPU ``gpu`` (a :class:`~systolab.models.gpu.specs.GpuSpec`) under the rule
+    set of ``rule_date`` (default: the latest): its TPP from its dense peaks, its die area
+    (mm²), I/O and DRAM bandwidth (GB/s) from the GPU file; weak figures the class rests on
+    are added to its notes."""
+    check_gpu_spec("gpu", gpu)
     tpp, _ = tpp_from_peaks(gpu.peak_dense_tflops)
     out = classify(tpp=tpp, die_area_mm2=gpu.die_area_mm2, data_center=gpu.data_center,
                    io_bidir_GBps=gpu.io_bidir_GBps, dram_bw_GBps=gpu.mem_bw_GBps, rule_date=rule_date)
@@ -240,6 +245,10 @@ def classify_gpu(gpu: GpuSpec, *, rule_date: str | dt.date | None = None) -> Exp
 def classify_custom(*, rows: int, cols: int, dtype: str, clock_mhz: float, die_area_mm2: float, cores: int = 1,
                     data_center: bool = True, io_bidir_GBps: float | None = None,
                     dram_bw_GBps: float | None = None, rule_date: str | dt.date | None = None) -> ExportClass:
+    """ECCN of a custom chip given by its parts rather than a chip file: ``cores`` arrays of
+    ``rows`` × ``cols`` MACs in ``dtype`` at ``clock_mhz`` MHz (their TPP), a die of
+    ``die_area_mm2`` mm², and I/O and DRAM bandwidth in GB/s (None: unknown, so a rule that
+    tests it leaves the class undetermined), under the rule set of ``rule_date``."""
     tpp = custom_chip_tpp(rows=rows, cols=cols, dtype=dtype, clock_mhz=clock_mhz, cores=cores)
     return classify(tpp=tpp, die_area_mm2=die_area_mm2, data_center=data_center, io_bidir_GBps=io_bidir_GBps,
                     dram_bw_GBps=dram_bw_GBps, rule_date=rule_date)
@@ -249,6 +258,7 @@ def classify_chip(chip: ChipConfig, *, rule_date: str | dt.date | None = None) -
     """ECCN of the custom ``chip`` under the rule set of ``rule_date`` (default: the latest):
     its cores' TPP, its die area (:func:`~systolab.models.silicon.area.chip_area`), I/O and
     DRAM bandwidth."""
+    check_chip("chip", chip)
     return classify_custom(rows=chip.core.rows, cols=chip.core.cols, dtype=chip.core.dtype, clock_mhz=chip.clock_mhz,
                            die_area_mm2=chip_area(chip).die_mm2, cores=chip.cores, io_bidir_GBps=chip.io_bidir_GBps,
                            dram_bw_GBps=chip.dram.GBps, rule_date=rule_date)
@@ -260,6 +270,7 @@ ALLOWED_DEFAULT = ("none",)
 
 def check_allowed(allowed: tuple[str, ...]) -> None:
     """Raise :class:`UserError` unless ``allowed`` names classes of the rule sets (or ``none``)."""
+    check_iterable("allowed", allowed, "a tuple of ECCN classes")
     _, sets = load_rules()
     known = {"none"} | {name for s in sets for name, _ in s.classes}
     if isinstance(allowed, str) or not allowed:

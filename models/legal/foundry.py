@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...checks import check_date
+from ...checks import check_chip, check_date
 from ...errors import UserError
 from ..silicon.nodes import Node, get_node
 from ..silicon.transistors import chip_transistors
@@ -204,6 +204,7 @@ def chip_foundry_check(chip: ChipConfig, date: str | dt.date, *, buyer: str | No
     """:func:`foundry_presumption` for ``chip``: its node, its estimated transistors
     (:func:`chip_transistors`) and whether its DRAM is HBM. Where the estimate's range
     straddles the threshold, the answer is marked uncertain and says so."""
+    check_chip("chip", chip)
     est = chip_transistors(chip)
     check = foundry_presumption(node=chip.node, planar=None, transistors=est.transistors, date=date, buyer=buyer,
                                 hbm=chip.dram.kind.upper().startswith("HBM"), rule=rule)

@@ -13,6 +13,7 @@ from dataclasses import fields
 from functools import lru_cache
 from typing import Any, Self
 
+from ...checks import check_chip
 from ...errors import UserError
 from ..chip import config
 from ..chip.config import ChipConfig
@@ -61,11 +62,15 @@ class Chip(ChipConfig):
         return check_reticle(self, warn=warn)
 
     def area(self) -> ChipArea:
-        """:func:`~systolab.models.silicon.area.chip_area`: die area breakdown, mm²."""
+        """The die's area, mm², and its breakdown (cores, NoC, global SRAM, DRAM PHYs, I/O,
+        vector unit):
+        :func:`~systolab.models.silicon.area.chip_area`."""
         return chip_area(self)
 
     def power_W(self) -> ChipPower:
-        """:func:`~systolab.models.silicon.energy.chip_power`: design power, W."""
+        """The chip's design power (TDP), W, and its breakdown (the cores' logic, leakage,
+        DRAM, vector unit):
+        :func:`~systolab.models.silicon.energy.chip_power`."""
         return chip_power(self)
 
     def vector_pJ_per_op(self) -> float:
@@ -73,11 +78,15 @@ class Chip(ChipConfig):
         return vector_pJ_per_op(self)
 
     def unit_cost(self) -> UnitCost:
-        """:func:`~systolab.models.cost.pricing.chip_unit_cost`: USD per chip, NRE included."""
+        """What one chip costs to make, USD, with its low and high estimates and the breakdown
+        (dies per wafer and yield, memory, packaging and test, NRE spread over the volume):
+        :func:`~systolab.models.cost.pricing.chip_unit_cost`."""
         return chip_unit_cost(self)
 
     def export_class(self, rule_date: str | dt.date | None = None) -> ExportClass:
-        """:func:`~systolab.models.legal.export_control.classify_chip` under the rules of ``rule_date``."""
+        """The chip's ECCN 3A090 class under the rules in force on ``rule_date`` (default: the
+        latest), with its TPP, performance density and the rule that decided it:
+        :func:`~systolab.models.legal.export_control.classify_chip`."""
         return classify_chip(self, rule_date=rule_date)
 
     def workload_perf(self, gemms: Any) -> WorkloadPerf:
@@ -94,7 +103,9 @@ class Chip(ChipConfig):
         return evaluate_chip(self, workload).energy_J
 
     def summary(self) -> dict[str, Any]:
-        """:func:`chip_summary`."""
+        """The chip's configuration and headline figures in one dict (peak TOPS, DRAM GB/s
+        and GB, die mm², TDP W, unit cost USD, export class, and their breakdowns), as
+        ``systolab compare`` writes it in summary.json: :func:`chip_summary`."""
         return chip_summary(self)
 
     def _repr_html_(self) -> str:
@@ -105,6 +116,7 @@ def chip_summary(chip: ChipConfig) -> dict[str, Any]:
     """The chip's configuration and figures in one table (the ``chip`` of ``systolab
     compare``'s summary.json): peak TOPS, DRAM GB/s and GB, die mm², TDP W, unit cost USD,
     export class, and the area, power and cost breakdowns."""
+    check_chip("chip", chip)
     a, p, c, e = chip_area(chip), chip_power(chip), chip_unit_cost(chip), classify_chip(chip)
     return {"name": chip.name, "description": chip.description, "core": chip.core.to_dict(), "cores": chip.cores,
             "clock_mhz": chip.clock_mhz, "node": chip.node, "peak_tops": chip.peak_tops,
@@ -116,6 +128,7 @@ def chip_summary(chip: ChipConfig) -> dict[str, Any]:
 
 def chip_html(chip: ChipConfig) -> str:
     """The chip in one line of HTML (how a notebook shows it)."""
+    check_chip("chip", chip)
     s = chip_summary(chip)
     return (f"<b>{chip.name}</b>: {chip.cores} x {chip.core.name} at {chip.clock_mhz:g} MHz, {chip.node}; "
             f"{s['peak_tops']:,.0f} {chip.core.dtype} TOPS, {s['die_mm2']:,.0f} mm², {s['tdp_W']:,.0f} W TDP, "
@@ -130,6 +143,7 @@ def _as_chip(chip: ChipConfig) -> Chip:
 
 def as_chip(chip: ChipConfig) -> Chip:
     """``chip`` as a :class:`Chip` (itself when it is one)."""
+    check_chip("chip", chip)
     return chip if isinstance(chip, Chip) else _as_chip(chip)
 
 

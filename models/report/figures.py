@@ -10,8 +10,8 @@ import numpy as np
 from ...dtypes import get_dtype
 from ...errors import UserError
 from ...files import staged_folder
-from ..legal.export_control import rule_set_for
-from ..plotting import new_axes
+from ..legal.export_control import classify, rule_set_for
+from ..plotting import new_axes, new_grid
 from .compare import Comparison
 from .html import write_html_report
 
@@ -87,62 +87,152 @@ def plot_latency_per_layer(result: Comparison | dict[str, Any], ax: Any = None, 
     return fig
 
 
-def plot_efficiency(result: Comparison | dict[str, Any], ax: Any = None) -> Any:
-    """Throughput per mm², per W and per k$ for every device on every workload (relative
-    to the best device of that workload, so workloads share an axis). ``ax``: three axes,
-    or None. Returns the matplotlib ``Figure``."""
-    result = as_result(result)
-    keys = (("throughput_per_mm2", "per mm²"), ("throughput_per_W", "per W (TDP)"),
-            ("throughput_per_kusd", "per $ (unit price)"))
+#: The efficiency plot's panels: what is divided by what (the compare table's headers say the same).
+EFFICIENCY = (("throughput_per_mm2", "die area", "mm²"), ("throughput_per_W", "TDP", "W"),
+              ("throughput_per_kusd", "unit price", "k$"))
+
+
+def _efficiency_rows(result: dict[str, Any]) -> list[tuple[str, str, dict[str, dict[str, float | None]]]]:
+    """(title, unit of throughput, {metric: {device: value}}) per workload, then the serving
+    scenario's output tokens per device (when the comparison has one)."""
     devices = [d["id"] for d in result["devices"]]
-    fig, axes = new_axes(ax, (14, 4.5), ncols=3)
-    for ax, (key, label) in zip(axes, keys):
-        for j, w in enumerate(result["workloads"]):
-            vals = [next(r[key] for r in result["rows"] if r["device"] == d and r["workload"] == w["name"])
-                    for d in devices]
-            best = max((v for v in vals if v is not None), default=None)
-            rel = [(v / best if (v is not None and best) else 0) for v in vals]
-            ax.bar(np.arange(len(devices)) + j * 0.8 / len(result["workloads"]), rel,
-                   0.8 / len(result["workloads"]), label=w["name"])
-        ax.set_xticks(np.arange(len(devices)) + 0.3, devices, rotation=45, ha="right", fontsize=7)
-        ax.set_title(f"throughput {label}")
-    axes[0].set_ylabel("relative to the best device (0 = no public figure)")
-    axes[0].legend(fontsize=7)
+    out = []
+    for w in result["workloads"]:
+        rows = {r["device"]: r for r in result["rows"] if r["workload"] == w["name"]}
+        out.append((f"{w['name']} (GEMMs)", f"{w['unit']}s/s",
+                    {key: {d: rows[d][key] if d in rows else None for d in devices} for key, _, _ in EFFICIENCY}))
+    serving = result.get("serving")
+    if serving and serving.get("rows"):
+        die = {d["id"]: d.get("die_mm2") for d in result["devices"]}
+        rows = {r["device"]: r for r in serving["rows"] if "output_tokens_per_s" in r}
+        per_mm2 = {d: (rows[d]["output_tokens_per_s"] / die[d] if d in rows and die.get(d) else None) for d in devices}
+        out.append((f"{serving['scenario']['model']} serving (all operators)", "output tokens/s",
+                    {"throughput_per_mm2": per_mm2,
+                     "throughput_per_W": {d: rows[d]["tokens_per_s_per_W"] if d in rows else None for d in devices},
+                     "throughput_per_kusd": {d: rows[d]["tokens_per_s_per_kusd"] if d in rows else None
+                                             for d in devices}}))
+    return out
+
+
+def plot_efficiency(result: Comparison | dict[str, Any], ax: Any = None) -> Any:
+    """Throughput per mm² of die, per W of TDP and per k$ of unit price, in absolute units
+    (each bar labelled; a log axis where a panel spans more than 50×), one row of panels per workload and one for the serving scenario; the
+    custom chip's bars in orange, devices without a public figure marked "n/a". ``ax``: three
+    axes per row, or None. Returns the matplotlib ``Figure``."""
+    result = as_result(result)
+    devices = [d["id"] for d in result["devices"]]
+    custom = {d["id"] for d in result["devices"] if d["kind"] == "custom"}
+    panels = _efficiency_rows(result)
+    fig, axes = new_grid(ax, (14, 2.9 * len(panels) + 0.6), len(panels), 3)
+    x = np.arange(len(devices))
+    for row, (title, unit, values) in enumerate(panels):
+        for col, (key, divisor, divisor_unit) in enumerate(EFFICIENCY):
+            a = axes[row][col]
+            vals = [values[key][d] for d in devices]
+            a.bar(x, [v or 0 for v in vals], 0.7, color=["tab:orange" if d in custom else "tab:blue" for d in devices])
+            for i, v in enumerate(vals):
+                if not v:
+                    a.text(i, 0.5, "n/a", transform=a.get_xaxis_transform(), ha="center", fontsize=7, color="gray")
+            known = [v for v in vals if v]
+            if known and max(known) / min(known) > 50:      # bars spanning decades: a log axis, said so
+                a.set_yscale("log")
+            for i, v in enumerate(vals):
+                if v:
+                    a.text(i, v, _fmt(v), ha="center", va="bottom", fontsize=6)
+            a.set_xticks(x, devices if row == len(panels) - 1 else [""] * len(devices), rotation=40, ha="right",
+                         fontsize=7)
+            a.set_ylabel(f"{unit} per {divisor_unit}", fontsize=8)
+            a.set_title(f"{title}: ÷ {divisor} ({divisor_unit})" if col == 0 else f"÷ {divisor} ({divisor_unit})",
+                        fontsize=9, loc="left")
+            a.grid(True, axis="y", which="both", alpha=0.3)
+    fig.suptitle("Throughput per die mm², per TDP watt and per k$ of unit price (absolute; custom chip in orange)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
 
+def _outside_shading(ax: Any, rules: Any) -> None:
+    """Shade where a data-centre device is outside 3A090 (ECCN none) under ``rules``, from
+    the classifier itself on a grid of TPP and performance density."""
+    pds, tpps = np.logspace(-1, np.log10(200), 70), np.logspace(2, 5, 70)
+    free = np.array([[classify(tpp=t, die_area_mm2=t / p, rule_date=rules.effective).eccn == "none" for p in pds]
+                     for t in tpps], dtype=float)
+    if free.any():
+        ax.contourf(pds, tpps, free, levels=[0.5, 1.5], colors=["tab:green"], alpha=0.12, zorder=0)
+
+
+def _declutter(fig: Any, texts: list) -> None:
+    """Move texts up, one line at a time, until none overlaps another (device names at the
+    same point, threshold labels side by side)."""
+    placed: list = []
+    for t in texts:
+        for _ in range(12):
+            box = t.get_window_extent().expanded(1.02, 1.1)
+            if not any(box.overlaps(b) for b in placed):
+                break
+            step = box.height * 72 / fig.dpi
+            if hasattr(t, "xyann"):
+                t.xyann = (t.xyann[0], t.xyann[1] + step)
+            else:
+                x, y = t.get_transform().inverted().transform(
+                    t.get_transform().transform(t.get_position()) + (0, box.height))
+                t.set_position((x, y))
+        placed.append(t.get_window_extent())
+
+
 def plot_export_map(result: Comparison | dict[str, Any], ax: Any = None) -> Any:
-    """TPP against performance density with the rule set's thresholds and every device.
+    """TPP against performance density: the rule set's thresholds (each labelled once, with
+    the classes it bounds), the region outside 3A090 shaded, and every device whose die
+    area is known (devices at one point share a label; the others are listed beneath).
     Returns the matplotlib ``Figure``."""
     result = as_result(result)
     fig, ax = new_axes(ax, (8, 5.5))
     rules = rule_set_for(None)
     styles = iter(["--", ":", "-.", (0, (5, 1)), (0, (1, 3)), (0, (3, 1, 1, 1))])
-    seen = set()
+    lines: dict[tuple[str, float], list[str]] = {}
+    style_of: dict[tuple[str, float], Any] = {}
     if rules is not None:
+        _outside_shading(ax, rules)
         for name, conds in rules.classes:
             style = next(styles, "--")
             for c in conds:
-                if (c.metric, c.value) in seen or c.metric not in ("tpp", "pd"):
-                    continue
-                seen.add((c.metric, c.value))
-                if c.metric == "tpp":
-                    ax.axhline(c.value, ls=style, color="gray", lw=1)
-                    ax.text(0.11, c.value * 1.05, f"TPP {c.value:g} ({name})", fontsize=7, color="gray")
-                else:
-                    ax.axvline(c.value, ls=style, color="gray", lw=1)
-                    ax.text(c.value * 1.03, 150, f"PD {c.value:g}\n({name})", fontsize=7, color="gray")
+                if c.metric in ("tpp", "pd"):
+                    lines.setdefault((c.metric, c.value), []).append(name)
+                    style_of.setdefault((c.metric, c.value), style)
+    labels = []
+    for (metric, value), names in sorted(lines.items()):
+        label = f"{'TPP' if metric == 'tpp' else 'PD'} {value:g} ({', '.join(names)})"
+        if metric == "tpp":
+            ax.axhline(value, ls=style_of[(metric, value)], color="gray", lw=1)
+            labels.append(ax.text(0.11, value * 1.04, label, fontsize=7, color="gray"))
+        else:
+            ax.axvline(value, ls=style_of[(metric, value)], color="gray", lw=1)
+            labels.append(ax.text(value * 1.03, 130, label, fontsize=7, color="gray", rotation=90, va="bottom"))
+    points: dict[tuple[float, float], list[dict]] = {}
     for d in result["devices"]:
-        pd = d["performance_density"] if d["performance_density"] is not None else 0.12
-        ax.scatter([pd], [d["tpp"]], s=60 if d["kind"] == "custom" else 30,
-                   marker="*" if d["kind"] == "custom" else "o", zorder=5)
-        ax.annotate(f"{d['id']} ({d['eccn']})", (pd, d["tpp"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        if d["performance_density"] is not None:
+            points.setdefault((round(np.log10(d["performance_density"]), 2), round(np.log10(d["tpp"]), 2)),
+                              []).append(d)
+    for group in points.values():
+        d0 = group[0]
+        pd, custom = d0["performance_density"], any(d["kind"] == "custom" for d in group)
+        ax.scatter([pd], [d0["tpp"]], s=90 if custom else 30, marker="*" if custom else "o", zorder=5,
+                   color="tab:orange" if custom else "tab:blue")
+        eccns = sorted({d["eccn"] for d in group})
+        labels.append(ax.annotate(f"{', '.join(d['id'] for d in group)} ({', '.join(eccns)})", (pd, d0["tpp"]),
+                                  fontsize=7, xytext=(5, 4), textcoords="offset points", zorder=6))
+    unplaced = [d["id"] for d in result["devices"] if d["performance_density"] is None]
+    if unplaced:
+        ax.text(0.01, -0.16, f"not placed (die area unknown): {', '.join(unplaced)}", transform=ax.transAxes,
+                fontsize=7, color="gray")
+    ax.plot([], [], "s", color="tab:green", alpha=0.3, markersize=10, label="outside 3A090 (ECCN none)")
+    ax.legend(loc="lower right", fontsize=7)
     ax.set(xscale="log", yscale="log", xlim=(0.1, 200), ylim=(100, 1e5), xlabel="performance density (TPP / mm²)",
            ylabel="total processing performance (TPP)",
-           title=f"ECCN 3A090 map ({rules.id if rules else 'no rule'}); die area unknown plotted at PD 0.12")
+           title=f"ECCN 3A090 map ({rules.id if rules else 'no rule'}): devices by TPP and performance density")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
+    _declutter(fig, labels)
     return fig
 
 
@@ -335,11 +425,16 @@ def render_markdown(result: Comparison | dict[str, Any]) -> str:
                                    f"–{_fmt(r['usd_per_million_units_range'][1])})"
                                    if r["usd_per_million_units"] else "n/a"))
                 for r in result["rows"] if r["workload"] == w["name"]]
+        md += ["GEMMs only: these rows time the workload's matrix multiplications; norms, attention's softmax, "
+               "activations and collectives are left out" + (" (the serving section below includes them)"
+                                                              if result.get("serving") else "") + ".", ""]
         md += _table(rows, [("device", "device"), ("seconds", "s per run"), ("throughput", f"{w['unit']}s/s"),
                             ("utilization", "utilisation"), ("dram_bandwidth_utilization", "DRAM BW used"),
                             ("bound", "bound"), ("energy_per_unit_J", "J per unit"),
-                            ("throughput_per_mm2", "per mm²"), ("throughput_per_W", "per W"),
-                            ("throughput_per_kusd", "per k$"), ("cost_text", "$ per M units (range)"),
+                            ("throughput_per_mm2", f"{w['unit']}s/s per die mm²"),
+                            ("throughput_per_W", f"{w['unit']}s/s per TDP W"),
+                            ("throughput_per_kusd", f"{w['unit']}s/s per k$ of unit price"),
+                            ("cost_text", "$ per M units (range)"),
                             ("eccn", "ECCN")] + ([("purchasability", "buyer may buy?")] if "scenario" in result else []))
     if result.get("iso"):
         md += ["", "## Iso-area, iso-power and iso-cost", "",

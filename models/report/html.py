@@ -170,7 +170,8 @@ def _to_html(text: str, uris: Mapping[str, str]) -> tuple[str, _EmbedExtension]:
 
 
 def render_html(*, title: str, markdown_text: str, figures: Mapping[str, Figure | str | Path] | None = None) -> str:
-    """The page's text: see :func:`write_html_report`."""
+    """The self-contained page as HTML text (figures embedded, inline style, no script),
+    without writing it: the text :func:`write_html_report` writes."""
     if not isinstance(title, str) or not title.strip():
         raise UserError("title: give the page a title (non-empty text)", parameter="title")
     if not isinstance(markdown_text, str):

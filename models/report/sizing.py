@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
-from ...checks import check_positive
+from ...checks import check_chip, check_positive
 from ...errors import UserError
 from ..chip.config import ChipConfig, ReticleWarning
 from ..cost.pricing import chip_unit_cost, gpu_price
@@ -31,6 +32,7 @@ C = TypeVar("C", bound=ChipConfig)
 def check_reticle(chip: ChipConfig, *, warn: bool = False) -> float:
     """The die area of ``chip`` (mm²); above the reticle limit, warn with
     :class:`ReticleWarning` (``warn=True``, pointing at the caller's caller) or raise."""
+    check_chip("chip", chip)
     die, limit = chip_area(chip).die_mm2, reticle_limit_mm2()
     if die > limit:
         msg = (f"{chip.name}: a {die:,.0f} mm² die exceeds the {limit:g} mm² reticle limit (one exposure "
@@ -39,6 +41,15 @@ def check_reticle(chip: ChipConfig, *, warn: bool = False) -> float:
             raise UserError(f"cores: {msg}", parameter="cores")
         warnings.warn(msg, ReticleWarning, stacklevel=3)
     return die
+
+
+def resized(chip: C, cores: int) -> C:
+    """``chip`` with ``cores`` cores (:meth:`~systolab.models.chip.config.ChipConfig.with_cores`),
+    renamed ``<name>+cores=<n>`` as :meth:`~systolab.models.chip.config.ChipConfig.derive`
+    names a variant, so that a report never shows two different chips under one name."""
+    if cores == chip.cores:
+        return chip
+    return replace(chip.with_cores(cores), name=f"{chip.name}+cores={cores}")
 
 
 def most_cores(chip: C, fits: Callable[[C], bool]) -> C:
@@ -52,7 +63,7 @@ def most_cores(chip: C, fits: Callable[[C], bool]) -> C:
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(chip.with_cores(mid)) else (lo, mid)
-    return chip.with_cores(lo)
+    return resized(chip, lo)
 
 
 def fit_cores(chip: C, *, die_mm2: float | None = None, power_W: float | None = None, reticle: bool = True,
@@ -104,6 +115,7 @@ def largest_outside(chip: C, *, allowed: tuple[str, ...] = ("none",), rule_date:
     controlled) under the rule set of ``rule_date`` (default: the latest), up to the
     reticle limit (compare the result's die with :func:`reticle_limit_mm2` to see which
     binds)."""
+    check_chip("chip", chip)
     check_allowed(allowed)
     limit = reticle_limit_mm2()
     best, n = None, 1
@@ -115,4 +127,4 @@ def largest_outside(chip: C, *, allowed: tuple[str, ...] = ("none",), rule_date:
         n += 1
     if best is None:
         raise UserError(f"allowed: no core count within the reticle limit keeps {chip.name} in {', '.join(allowed)}")
-    return chip.with_cores(best)
+    return resized(chip, best)

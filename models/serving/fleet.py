@@ -15,7 +15,7 @@ from typing import Any
 
 from ...checks import check_positive
 from ...errors import UserError
-from ..cost.pricing import fleet as buy
+from ..cost.pricing import buy_units as buy
 from ..cost.tco import deploy
 from ..frames import data_frame
 from ..workloads.catalog import DecoderShape

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ...checks import check_chip
 from ...config import AcceleratorConfig
 from ...errors import UserError
 from ..specs import DATA_DIR, SpecError, load_yaml, need
@@ -220,6 +221,7 @@ def core_area(core: AcceleratorConfig, node: str) -> tuple[AreaEstimate, float]:
 def chip_area(chip: ChipConfig) -> ChipArea:
     """Die area of ``chip`` and its breakdown, mm²: its cores (array fit and buffer macros),
     the NoC as a fraction of them, the global SRAM macros, DRAM PHYs, I/O and the vector unit."""
+    check_chip("chip", chip)
     node = get_node(chip.node)
     array, core_sram = core_area(chip.core, chip.node)
     assert array.mm2 is not None                 # given a node, the model states mm²

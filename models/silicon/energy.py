@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...checks import check_int, check_positive, check_real
+from ...checks import check_chip, check_core, check_int, check_positive, check_real
 from ...config import AcceleratorConfig
 from ...errors import UserError
 from ..core.perf import MemorySystem, core_counters, core_cycles
@@ -178,6 +178,7 @@ def activity_energy(config: AcceleratorConfig, act: Activity, *, node: Node | st
 def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: Node | str, clock_MHz: float | None = None,
                 dram: str = "HBM") -> EnergyEstimate:
     """Joules, average watts and TOPS/W of ``gemm`` on one core at ``node``."""
+    check_core("config", config)
     e = activity_energy(config, core_activity(config, gemm), node=node, clock_MHz=clock_MHz, dram=dram)
     return replace(e, assumptions=e.assumptions + (
         "activity from the core's cycle model (models/core/perf.py) at its full port rate, latency 10",))
@@ -185,6 +186,7 @@ def gemm_energy(config: AcceleratorConfig, gemm: Gemm, *, node: Node | str, cloc
 
 def workload_energy(config: AcceleratorConfig, gemms: list[Gemm], **kwargs) -> tuple[float, float]:
     """(joules, seconds) summed over a workload's GEMMs."""
+    check_core("config", config)
     if not gemms:
         raise UserError("workload: holds no GEMMs")
     parts = [gemm_energy(config, g, **kwargs) for g in gemms]
@@ -227,6 +229,7 @@ class ChipPower:
 
 def vector_pJ_per_op(chip: ChipConfig) -> float:
     """Energy of one element operation on ``chip``'s vector unit, pJ (at its node)."""
+    check_chip("chip", chip)
     v = energy_data()["vector_lane"]
     return v["fma_pJ_45nm"] * v["overhead_factor"] * get_node(chip.node).energy_scale_vs_45nm.value
 
@@ -234,6 +237,7 @@ def vector_pJ_per_op(chip: ChipConfig) -> float:
 def chip_power(chip: ChipConfig) -> ChipPower:
     """Design power of ``chip``: all cores busy at the clock, plus DRAM at full bandwidth and
     the vector unit's lanes at the clock."""
+    check_chip("chip", chip)
     logic = chip_power_W(chip.core, cores=chip.cores, node=chip.node, clock_MHz=chip.clock_mhz)
     dram_pj = get_memory_kind(chip.dram.kind).pJ_per_bit.value * 8      # pJ per byte
     dram = chip.dram.GBps * 1e9 * dram_pj * 1e-12

@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...checks import check_chip
 from ...errors import UserError
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 from .area import chip_area
@@ -92,6 +93,7 @@ def _check(name: str, value: float, limit: float, field: str, what: str, source:
 def chip_feasibility(chip: ChipConfig) -> Feasibility:
     """The chip's physical checks: memory beachfront (mm of die edge), interposer area (mm²,
     in-package memory only), power density (W/mm²) and the reticle (mm²)."""
+    check_chip("chip", chip)
     lim = packaging_limits()
     kind = get_memory_kind(chip.dram.kind)
     die = chip_area(chip).die_mm2
@@ -126,6 +128,7 @@ def chip_feasibility(chip: ChipConfig) -> Feasibility:
 def check_feasible(chip: ChipConfig, *, warn: bool) -> Feasibility:
     """:func:`chip_feasibility`, then for a failed check either a :class:`FeasibilityWarning`
     (``warn``) or a :class:`UserError` naming the limit and the chip field to change."""
+    check_chip("chip", chip)
     f = chip_feasibility(chip)
     for c in f.failures:
         message = f"{c.field}: chip {chip.name} does not fit: {c.message}"

@@ -170,11 +170,17 @@ def _cache_key(config: AcceleratorConfig, flow: str, lib_hash: str) -> str:
     return h.hexdigest()[:20]
 
 
+def _not_finite(token: str):
+    raise ValueError(f"a cached synthesis result holds {token}")
+
+
 def _cached(path: Path) -> SynthesisResult | None:
     """The cached result, or None when the entry is missing or cannot be read (it is then
-    removed and rebuilt: a truncated entry never breaks later calls)."""
+    removed and rebuilt: a truncated entry never breaks later calls). An entry holding NaN
+    or an infinity (a corrupted or hand-edited file: synthesis never writes one) is not
+    trusted either."""
     try:
-        d = json.loads(path.read_text())
+        d = json.loads(path.read_text(), parse_constant=_not_finite)
         return SynthesisResult(d["config"], d["flow"], LevelStats(**d["pe"]), LevelStats(**d["top"]),
                                d["pe_count"], d["yosys_version"], d["seconds"])
     except FileNotFoundError:

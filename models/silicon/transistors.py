@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...checks import check_chip
 from ...config import AcceleratorConfig
 from ...errors import UserError
 from ..specs import DATA_DIR, SpecError, load_yaml, need
@@ -139,6 +140,7 @@ def logic_transistors_in(mm2: float, node: Node | str) -> float:
 
 def chip_transistors(chip: ChipConfig) -> TransistorEstimate:
     """Transistors of ``chip`` (billions), by part, with a low/high range and the assumptions."""
+    check_chip("chip", chip)
     f = load_transistor_figures()
     node = get_node(chip.node)
     array, _ = core_area(chip.core, chip.node)

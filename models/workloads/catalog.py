@@ -319,7 +319,8 @@ def load_scalesim_topology(path: str | Path, *, dtype: str) -> Workload:
 
 
 def list_workloads() -> list[str]:
-    """Names of the built-in workloads."""
+    """Names of the built-in workloads (LLM prefill and decode, BERT-base, DLRM, ResNet-50),
+    as :func:`get_workload` and ``--workload`` take them."""
     return list(BUILTINS)
 
 

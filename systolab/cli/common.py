@@ -172,7 +172,7 @@ def chip_parent(*, blocking: bool) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("chip (instead of a lone core: the design flags then do not apply)")
     g.add_argument("--chip", metavar="NAME_OR_FILE",
-                   help="a chip of models/data/chips.yaml (systolab list) or a chips YAML file")
+                   help="a chip of models/data/chips.yaml (systolab list chips) or a chips YAML file")
     if blocking:
         g.add_argument("--count", type=int_in(1, 1 << 20), help="independent products in the descriptor (default 1)")
         g.add_argument("--block", metavar="MBxNBxKB", help="block sizes (default: the mapper's choice, see --search)")
@@ -203,7 +203,7 @@ def chip_from_args(args: argparse.Namespace):
         raise UserError(f"{flag}: describes a lone core; --chip takes its cores, memory and clock from the chip's "
                         "table (derive a chip file to change them)", parameter=flag)
     if not str(args.chip).strip():
-        raise UserError("chip: give a chip name (systolab list) or a chips YAML file, not an empty string",
+        raise UserError("chip: give a chip name (systolab list chips) or a chips YAML file, not an empty string",
                         parameter="chip")
     try:
         chip = get_chip(args.chip)

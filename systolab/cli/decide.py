@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     files = write_decision_report(d, args.out)
     result = d.to_dict()
     payload = {k: result[k] for k in ("scenario", "question", "verdict", "options", "p_build_beats_buy", "best_buy",
-                                      "sensitivity", "break_even", "break_even_date")}
+                                      "sensitivity", "break_even", "break_evens", "break_even_date")}
     payload["files"] = files
 
     def human(p: dict) -> str:

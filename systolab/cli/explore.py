@@ -10,13 +10,19 @@ from ..files import check_output_folder, path_kind
 from ..flows.explore import run_explore
 from ..models.explore import replay, write_explore_report
 from ..models.explore.search import SEARCHES
+from ..models.explore.space import SPACES_DIR
 from .common import emit, int_in, seed_int
 
 
 def add_parser(sub, parents) -> None:
+    bundled = ", ".join(sorted(f.stem for f in SPACES_DIR.glob("*.yaml")))
     p = sub.add_parser("explore", parents=[parents.json],
-                       help="evaluate a design space (YAML) under constraints; Pareto front; resumable")
-    p.add_argument("space", nargs="?", help="the space file (YAML): parameters, workloads, objectives, constraints")
+                       help="evaluate a design space (YAML) under constraints; Pareto front; resumable",
+                       description="Evaluate a design space (a YAML file, or a bundled space by name: "
+                                   f"{bundled}) under its constraints and draw the Pareto front. Every point is "
+                                   "kept in a SQLite store: a rerun resumes, and runs sharing a --db share the work.")
+    p.add_argument("space", nargs="?", help=f"the space file (YAML: parameters, workloads, objectives, constraints) "
+                                            f"or a bundled space: {bundled}")
     p.add_argument("--out", default=None, help="folder for report.md, points.csv and pareto.csv "
                                                "(default out/explore)")
     p.add_argument("--db", default=None, help="the SQLite store (default OUT.sqlite beside the output folder); "
@@ -32,6 +38,8 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--deep", type=int_in(0, 10_000), default=None, metavar="K",
                    help="verify the core RTL (Verilator) and synthesise the array of the first K Pareto points")
     p.add_argument("--replay", metavar="HASH", help="re-evaluate one stored point and say if it is bit-identical")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (it is drawn on stderr only when that is a "
+                                                        "terminal, and never with --json)")
     p.set_defaults(func=run)
 
 
@@ -63,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         return 0 if r["identical"] else 1
     res = run_explore(args.space, db=db, search=search, trials=args.trials or 64, seed=args.seed or 0,
                       jobs=args.jobs or 1, executor=args.executor or "local", deep=args.deep or 0,
-                      progress=not args.json and sys.stderr.isatty())
+                      progress=not (args.json or args.quiet) and sys.stderr.isatty())
     outputs = write_explore_report(res, out, args.space)
     res.pop("all_points")
     res["outputs"] = outputs
@@ -71,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     def human(q: dict) -> str:
         lines = [f"{q['points']} points ({q['evaluated']} evaluated now, the rest from {q['store']}), "
                  f"{q['feasible']} feasible, {len(q['pareto'])} on the Pareto front of {', '.join(q['objectives'])}"]
+        if q["note"]:
+            lines.append(f"  fewer points than trials: {q['note']}")
         if not q["feasible"] and q["binding"]:
             lines.append(f"  nothing is feasible: {q['binding']} rejects {q['rejected_by'][q['binding']]} of them "
                          f"(all constraints: {q['rejected_by']})")

@@ -9,6 +9,7 @@ from ..models.chip.choose import descriptor_perf
 from ..models.chip.workload import chip_workload_perf
 from ..models.core.perf import workload_perf
 from .common import chip_from_args, design_from_args, emit, gemms_from_args, int_in, lines_of, memory_from_args, naming_workload, real_in
+from .units import human_bytes, human_seconds
 
 
 def add_parser(sub, parents) -> None:
@@ -47,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
     def human(p: dict) -> str:
         return lines_of(f"{config.name} x {p['cores']} core(s) at {p['clock_mhz']:g} MHz, {p['bytes_per_cycle']:g} "
-                        f"B/cycle: {p['cycles']} cycles, {p['seconds'] * 1e6:.1f} us, utilisation "
+                        f"B/cycle: {p['cycles']:,} cycles, {human_seconds(p['seconds'])}, utilisation "
                         f"{p['utilization']:.3f}, {p['bound']}-bound", p["gemms"],
-                        lambda g: f"  {g['name']:20} {g['M']}x{g['N']}x{g['K']} x{g['count']}: {g['cycles']:12} cycles "
+                        lambda g: f"  {g['name']:20} {g['M']}x{g['N']}x{g['K']} x{g['count']}: {g['cycles']:15,} cycles "
                                   f"util {g['utilization']:.3f} {g['bound']:8} split {g['split']}", limit=40)
 
     emit(args, payload, human)
@@ -73,13 +74,15 @@ def _chip(args: argparse.Namespace) -> int:
             return "\n".join([
                 f"{chip.name}: {'x'.join(map(str, q['gemm']))} x{q['count']} as {q['blocking_text']}"
                 f"{' (searched, ' + str(q['candidates']) + ' candidates)' if q['searched'] else ''}",
-                f"  {q['cycles']} cycles ({q['seconds'] * 1e6:.2f} us), {q['steps']} steps, utilisation "
+                f"  {q['cycles']:,} cycles ({human_seconds(q['seconds'])}), {q['steps']:,} steps, utilisation "
                 f"{q['utilization']:.3f}, {q['bound']}-bound",
-                f"  DRAM {q['dram_bytes_read']:,} B read + {q['dram_bytes_written']:,} B written = {moved:,} B "
+                f"  DRAM {human_bytes(q['dram_bytes_read'])} read + {human_bytes(q['dram_bytes_written'])} written = "
+                f"{human_bytes(moved)} "
                 f"({q['dram_bandwidth_utilization']:.1%} of its bandwidth); the blocks must move "
-                f"{q['blocking_traffic_bytes']:,} B, any schedule at least {q['dram_bytes_lower_bound']:,} B",
-                f"  SRAM {q['sram_bytes_read']:,} B read, {q['sram_bytes_written']:,} B written; busiest core "
-                f"{max(q['per_core_busy'])} busy cycles"])
+                f"{human_bytes(q['blocking_traffic_bytes'])}, any schedule at least "
+                f"{human_bytes(q['dram_bytes_lower_bound'])}",
+                f"  SRAM {human_bytes(q['sram_bytes_read'])} read, {human_bytes(q['sram_bytes_written'])} written; "
+                f"busiest core {max(q['per_core_busy']):,} busy cycles"])
     else:
         for flag in ("count", "block", "grid", "order"):
             if getattr(args, flag) is not None:
@@ -92,7 +95,7 @@ def _chip(args: argparse.Namespace) -> int:
                    "dram_bandwidth_utilization": perf.dram_bandwidth_utilization(chip.dram_bytes_per_cycle)}
 
         def human(q: dict) -> str:
-            return lines_of(f"{chip.name}: {workload.name}, {q['cycles']} cycles ({q['seconds'] * 1e3:.3f} ms), "
+            return lines_of(f"{chip.name}: {workload.name}, {q['cycles']:,} cycles ({human_seconds(q['seconds'])}), "
                             f"utilisation {q['utilization']:.3f}, DRAM bandwidth used "
                             f"{q['dram_bandwidth_utilization']:.3f}, {q['bound']}-bound", q["gemms"],
                             lambda g: f"  {g['name']:14} {g['M']}x{g['N']}x{g['K']} x{g['count']}: {g['blocking']:34} "

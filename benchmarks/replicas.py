@@ -1,0 +1,57 @@
+"""Replicas of published accelerators: systolab's area, peak, power and performance models
+against the published figures (models/data/replicas.yaml, models/report/replicas.py).
+
+    python benchmarks/replicas.py [--json]
+
+Prints, for every replica, modelled vs published die area, peak TOPS, TDP and one
+throughput or efficiency figure with the error of each; then the median |error| per
+quantity, and the leave-one-out reading of area and TDP (the model scaled by the
+geometric-mean gap of the other replicas). TDP is read twice: the model's design power
+(chip_power) and that plus the SRAM traffic of every core at full rate (design_sram_W),
+the term chip_power leaves out. Nothing is fitted to the replicas.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import date
+
+from systolab.models.report.replicas import HELD_OUT, QUANTITIES, replica_table
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print the table as one JSON object")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    table = replica_table()
+    seconds = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps(table.to_dict(), indent=1))
+        return
+    print(f"Replica table, {date.today()} ({seconds:.1f} s)\n")
+    print("| replica | quantity | model | published (range) | error | held-out error |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in table.rows:
+        rng = "" if r.low == r.high else f" ({_fmt(r.low)}–{_fmt(r.high)})"
+        held = "" if r.held_out_error_pct is None else f"{r.held_out_error_pct:+.0f} %"
+        print(f"| {r.replica} | {r.name} [{r.unit}] | {_fmt(r.modelled)} | {_fmt(r.published)}{rng} | "
+              f"{r.error_pct:+.1f} % | {held} |")
+    print()
+    for q in QUANTITIES:
+        print(f"median |error| {q}: {table.median_abs_error_pct(q):.1f} %")
+    for q in HELD_OUT:
+        print(f"median |error| {q}, held-out overhead reading: {table.median_abs_error_pct(q, held_out=True):.1f} %")
+    print("\nwhere the model's area and power go (per replica):")
+    for r in table.rows:
+        if r.quantity in ("die_mm2", "tdp_W", "tdp_sram_W", "figure"):
+            print(f"  {r.replica} {r.quantity}: {r.basis}")
+
+
+if __name__ == "__main__":
+    main()
