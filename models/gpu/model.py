@@ -14,6 +14,10 @@ Model (per GEMM, per GPU, per dtype):
   bandwidth times a *memory efficiency*, in proportion when too few tiles are in flight
   to draw it all.
 * time = max(compute, memory) + a fixed cost per kernel.
+* **layers** (:mod:`~systolab.models.gpu.runtime`): the *kernel* layer is what a library
+  benchmark measures (calibrated efficiency, no compute derate, no fixed cost per kernel:
+  its launches are queued back to back); the *runtime* layer adds a serving runtime's
+  fixed cost per kernel and compute derate (the serving fit's, by default vLLM's).
 * **order**: a GEMM of ``count`` products runs as ``count / parallel`` kernel calls one
   after another (the layers: a layer starts when the previous one has ended), each a
   batched call of ``parallel`` independent products (heads, sequences, experts) whose
@@ -42,6 +46,7 @@ from ...errors import UserError
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.gemm import Gemm
 from .fit_file import fit_file, reads_fit
+from .runtime import check_layer, get_runtime
 from .specs import GpuSpec, get_gpu, load_gpus
 
 MODEL_FILE = DATA_DIR / "gpu_model.yaml"
@@ -50,6 +55,10 @@ FIT_PARAMS = ("compute_derate", "memory_efficiency_HBM", "memory_efficiency_GDDR
 #: The GEMM-shape parameters gpu_fit.yaml holds (fitted by :mod:`~systolab.models.gpu.fit`).
 SHAPE_PARAMS = ("tile_overhead_k", "operand_bytes_per_clock", "dram_sm_fraction")
 CALIBRATION_FILE = DATA_DIR / "gemm_calibration.csv"
+#: GEMM libraries the kernel layer reads, with the fit's keys of their tensor and bandwidth
+#: efficiencies against the model's reference (cuBLAS-class kernels, the best-shape benchmarks):
+#: DeepGEMM's are fitted on its H800 FP8 table (:mod:`~systolab.models.gpu.fit`).
+LIBRARIES = {"cublas": None, "deepgemm": ("gemm_library_compute", "gemm_library_memory")}
 
 #: Which peak a dtype runs at when the GPU has no rate of its own for it, in order.
 FALLBACK = {
@@ -134,6 +143,9 @@ class GpuGemmEstimate:
     extrapolated: bool
     notes: tuple[str, ...] = field(default=())
     launches: int = 1         # kernel launches: one per round (two with split-K)
+    layer: str = "runtime"    # "kernel" (library benchmark) or "runtime" (serving runtime's costs added)
+    runtime: str | None = None   # the runtime whose costs the runtime layer adds
+    library: str = "cublas"      # the GEMM library whose kernels run (LIBRARIES)
 
     @property
     def tflops(self) -> float:
@@ -158,6 +170,7 @@ class GpuGemmEstimate:
             "wave_efficiency": self.wave_efficiency, "tile": list(self.tile), "split_k": self.split_k,
             "waves": self.waves, "launches": self.launches, "bytes": self.bytes_moved, "roofline_s": self.roofline_s,
             "extrapolated": self.extrapolated, "notes": list(self.notes),
+            "layer": self.layer, "runtime": self.runtime, "library": self.library,
         }
 
 
@@ -282,6 +295,34 @@ def _fit_point(gpu: GpuSpec, gemm: Gemm, peak: float, measured_tflops: float, a:
     return (lo + hi) / 2
 
 
+def layer_assumptions(layer: str = "runtime", runtime: str | None = None) -> ModelAssumptions:
+    """The assumptions of one layer of the model: ``kernel`` (:func:`benchmark_assumptions`)
+    or ``runtime`` with ``runtime``'s fixed cost per kernel and compute derate (the
+    default runtime's when None: exactly :func:`assumptions`)."""
+    check_layer(layer)
+    if layer == "kernel":
+        if runtime is not None:
+            raise UserError("runtime: a runtime applies to the runtime layer only, not to layer 'kernel'",
+                            parameter="runtime")
+        return benchmark_assumptions()
+    if runtime is None:
+        return assumptions()
+    rt = get_runtime(runtime)
+    return replace(assumptions(), launch_s=rt.launch_overhead_s, compute_derate=rt.compute_derate)
+
+
+def library_efficiencies(library: str = "cublas") -> tuple[float, float]:
+    """(tensor, bandwidth) efficiency of a GEMM ``library`` against the model's reference
+    (:data:`LIBRARIES`; 1 and 1 for cuBLAS), from the fit the model reads."""
+    if library not in LIBRARIES:
+        raise UserError(f"library: must be one of {', '.join(LIBRARIES)}, not {library!r}", parameter="library")
+    keys = LIBRARIES[library]
+    if keys is None:
+        return 1.0, 1.0
+    d = load_yaml(fit_file())
+    return float(d.get(keys[0], 1.0)), float(d.get(keys[1], 1.0))
+
+
 def benchmark_assumptions() -> ModelAssumptions:
     """The assumptions the best-shape GEMM benchmarks are read with: no serving derate and
     no fixed cost per kernel (they time one GEMM shape run back to back, over and over,
@@ -363,15 +404,32 @@ def memory_efficiency(gpu: GpuSpec) -> float:
 
 
 # -- public API ----------------------------------------------------------------------------
-def estimate_gemm(gpu: GpuSpec | str, gemm: Gemm) -> GpuGemmEstimate:
-    """Modelled time of ``gemm`` on ``gpu`` (a :class:`GpuSpec` or GPU id)."""
+def estimate_gemm(gpu: GpuSpec | str, gemm: Gemm, *, layer: str = "runtime",
+                  runtime: str | None = None, library: str = "cublas") -> GpuGemmEstimate:
+    """Modelled time of ``gemm`` on ``gpu`` (a :class:`GpuSpec` or GPU id), in seconds.
+
+    ``layer="kernel"``: what a library benchmark measures (calibrated efficiency, no fixed
+    cost per kernel, no serving derate; what ``systolab gpu`` reports by default).
+    ``layer="runtime"`` (the library default, as the serving model reads GEMMs): with the
+    fixed cost per kernel and compute derate of ``runtime`` (a name in
+    ``data/runtimes.yaml``; the fitted default, vLLM, when None). ``library``: the GEMM
+    library whose kernels run (:data:`LIBRARIES`; cuBLAS-class by default)."""
     gpu = get_gpu(gpu)
     if not isinstance(gemm, Gemm):
         raise TypeError(f"gemm must be a Gemm, not {type(gemm).__name__}")
-    a = assumptions()
+    a = layer_assumptions(layer, runtime)
+    lib_c, lib_m = library_efficiencies(library)
+    if library != "cublas":
+        a = replace(a, compute_derate=a.compute_derate * lib_c, mem_eff_hbm=a.mem_eff_hbm * lib_m,
+                    mem_eff_gddr=a.mem_eff_gddr * lib_m)
+    if layer == "runtime":
+        runtime = get_runtime(runtime).name
     dtype_used, peak, notes = resolve_peak(gpu, gemm.dtype)
     eff, extrapolated, how = calibration().lookup(gpu.family, DTYPE_CLASS[dtype_used])
     notes = notes + [f"compute efficiency {eff:.3f}: {how}"]
+    if library != "cublas":
+        notes.append(f"{library} kernels: {lib_c:.3f} of the reference tensor rate, {lib_m:.3f} of its bandwidth "
+                     "(fitted on its published table)")
     notes += gpu.flags(f"peak_dense_tflops.{dtype_used}", "sm_count", "mem_bw_GBps")
     total, compute, memory, launch, tile, split, waves, wave_eff, nbytes, launches = raw_estimate(gpu, gemm, peak,
                                                                                                  eff, a)
@@ -381,7 +439,7 @@ def estimate_gemm(gpu: GpuSpec | str, gemm: Gemm) -> GpuGemmEstimate:
     bound = "latency" if launch > max(compute, memory) else ("compute" if compute >= memory else "memory")
     est = GpuGemmEstimate(gpu.id, gemm, total, compute, memory, launch, bound, peak, dtype_used, eff,
                           _mem_eff(gpu, a), wave_eff, tile, split, waves, nbytes, extrapolated, tuple(notes),
-                          launches=launches,
+                          launches=launches, layer=layer, runtime=runtime, library=library,
                           _peak_bw=gpu.mem_bw_GBps * 1e9)
     return est
 
@@ -390,6 +448,8 @@ def estimate_gemm(gpu: GpuSpec | str, gemm: Gemm) -> GpuGemmEstimate:
 class GpuWorkloadEstimate:
     gpu: str
     gemms: tuple[GpuGemmEstimate, ...]
+    layer: str = "runtime"         # the model layer every GEMM was read in (see estimate_gemm)
+    runtime: str | None = None     # the runtime of the runtime layer
 
     @property
     def seconds(self) -> float:
@@ -426,9 +486,12 @@ class GpuWorkloadEstimate:
         return units_per_run / self.seconds
 
 
-def estimate_workload(gpu: GpuSpec | str, gemms: list[Gemm]) -> GpuWorkloadEstimate:
-    """Workload time on a GPU: the sum over its GEMMs (kernels run one after another)."""
+def estimate_workload(gpu: GpuSpec | str, gemms: list[Gemm], *, layer: str = "runtime",
+                      runtime: str | None = None, library: str = "cublas") -> GpuWorkloadEstimate:
+    """Workload time on a GPU, s: the sum over its GEMMs (kernels run one after another),
+    each read in ``layer`` under ``runtime`` (see :func:`estimate_gemm`)."""
     if not gemms:
         raise UserError("workload: holds no GEMMs")
     spec = get_gpu(gpu)
-    return GpuWorkloadEstimate(spec.id, tuple(estimate_gemm(spec, g) for g in gemms))
+    ests = tuple(estimate_gemm(spec, g, layer=layer, runtime=runtime, library=library) for g in gemms)
+    return GpuWorkloadEstimate(spec.id, ests, layer, ests[0].runtime)

@@ -41,8 +41,10 @@ from ..cost.schedule import nre_breakdown
 from ..cost.tco import TcoBreakdown, custom_system, per_device_tco, system_for_gpu, usd_per_million_tokens_tco
 from ..frames import data_frame
 from ..gpu.fit_file import reads_fit
-from ..gpu.model import assumptions, calibration, gemm_terms, resolve_peak
+from ..gpu.model import assumptions, calibration, gemm_terms, layer_assumptions, resolve_peak
 from ..gpu.power import gpu_idle_W, gpu_power_W, step_activity
+from ..gpu.power_cap import check_power_cap, clock_fraction
+from ..gpu.runtime import get_runtime
 from ..gpu.specs import GpuSpec, get_gpu, load_gpus
 from ..silicon.area import chip_area
 from ..silicon.energy import chip_idle_W, chip_power, chip_step_power_W
@@ -249,6 +251,12 @@ class GpuParams:
         a = assumptions()
         return cls(a.compute_derate, a.mem_eff_hbm, a.mem_eff_gddr, a.launch_s)
 
+    @classmethod
+    def for_runtime(cls, runtime: str | None = None) -> GpuParams:
+        """The parameters under ``runtime`` (``data/runtimes.yaml``; None: :meth:`stored`)."""
+        a = layer_assumptions("runtime", runtime)
+        return cls(a.compute_derate, a.mem_eff_hbm, a.mem_eff_gddr, a.launch_s)
+
 
 def combine(terms: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Seconds of each operator (rows of ``terms``, columns :data:`TERMS`) at parameters
@@ -261,12 +269,17 @@ def combine(terms: np.ndarray, theta: np.ndarray) -> np.ndarray:
 
 
 class GpuServing:
-    """An Nvidia GPU as a serving device (``gpu_id``), computing in ``dtype``."""
+    """An Nvidia GPU as a serving device (``gpu_id``), computing in ``dtype``, under a
+    serving ``runtime`` (``data/runtimes.yaml``; None: the fitted default) and an optional
+    board ``power_cap_W`` (W; ``models/gpu/power_cap.py``)."""
 
     kind = "gpu"
 
-    def __init__(self, gpu: GpuSpec | str, dtype: str):
+    def __init__(self, gpu: GpuSpec | str, dtype: str, runtime: str | None = None,
+                 power_cap_W: float | None = None):
         self.spec = get_gpu(gpu)
+        self.runtime = None if runtime is None else get_runtime(runtime).name
+        self.power_cap_W = check_power_cap(self.spec, power_cap_W)
         self.id = self.spec.id
         if not self.spec.peak(dtype):
             rates = ", ".join(k for k, v in sorted(self.spec.peak_dense_tflops.items()) if v)
@@ -286,6 +299,16 @@ class GpuServing:
         self._half_eff = calibration().lookup(self.spec.family, "half")[0]
         self._mem_col = 2 if self.spec.memory_type.upper().startswith("GDDR") else 1   # gddr_s or hbm_s
         self.notes = tuple(self.spec.flags(f"peak_dense_tflops.{dtype}", "mem_bw_GBps", "tdp_W"))
+        if self.runtime is not None:
+            self.notes += (f"runtime {self.runtime}: its fixed cost per kernel and compute derate",)
+        if self.power_cap_W is not None:
+            self.notes += (f"power cap {self.power_cap_W:g} W: clock lowered to hold a step's power (power ∝ f³), "
+                           "tensor rate in proportion",)
+
+    @property
+    def params(self) -> GpuParams:
+        """The runtime layer's parameters this device reads (read at each use: a fit may change them)."""
+        return GpuParams.stored() if self.runtime is None else GpuParams.for_runtime(self.runtime)
 
     def __repr__(self) -> str:
         return f"GpuServing({self.id!r}, {self.dtype!r})"
@@ -316,22 +339,31 @@ class GpuServing:
         return out
 
     def seconds(self, ops: list[Op], tp: int) -> np.ndarray:
-        """Seconds of every operator at the stored (fitted) parameters."""
-        return combine(self.terms(ops, tp), GpuParams.stored().as_array())
+        """Seconds of every operator at the stored (fitted) parameters; under a power cap,
+        tensor time at the clock the cap allows for the step."""
+        terms = self.terms(ops, tp)
+        if self.power_cap_W is not None:
+            terms[:, 0] /= clock_fraction(self.spec, self._uncapped_power_W(ops, tp), self.power_cap_W)
+        return combine(terms, self.params.as_array())
 
     def busy_s(self, ops: list[Op], tp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per operator: tensor-core busy seconds (its useful FLOPs at the dtype's dense peak,
         attention at the 16-bit peak), DRAM busy seconds and seconds, at the stored parameters."""
-        terms, theta = self.terms(ops, tp), GpuParams.stored().as_array()
+        terms, theta = self.terms(ops, tp), self.params.as_array()
         peak = float(self.spec.peak(self.dtype) or 0.0) * 1e12     # the constructor checked it exists
         tensor = np.array([op.flops * op.calls / (self._half_peak * 1e12 if op.kind == "attention" else peak)
                            for op in ops])
         return tensor, terms[:, 1] / theta[1] + terms[:, 2] / theta[2], combine(terms, theta)
 
-    def step_power_W(self, ops: list[Op], tp: int) -> float:
-        """Mean board power while running ``ops`` once, W (``models/gpu/power.py``)."""
+    def _uncapped_power_W(self, ops: list[Op], tp: int) -> float:
         uc, um = step_activity(*self.busy_s(ops, tp))
         return float(gpu_power_W(self.spec, compute_activity=uc, memory_activity=um))
+
+    def step_power_W(self, ops: list[Op], tp: int) -> float:
+        """Mean board power while running ``ops`` once, W (``models/gpu/power.py``),
+        at most the power cap."""
+        p = self._uncapped_power_W(ops, tp)
+        return p if self.power_cap_W is None else min(p, self.power_cap_W)
 
 
 @reads_fit
@@ -467,15 +499,20 @@ def lifetime_cost(dev: GpuServing | ChipServing, *, devices: int, power_W: float
                           utilization=cost_inputs().operations["utilization"].value)
 
 
-def get_device(device: Any, dtype: str | None = None) -> GpuServing | ChipServing:
+def get_device(device: Any, dtype: str | None = None, *, runtime: str | None = None,
+               power_cap_W: float | None = None) -> GpuServing | ChipServing:
     """A serving device: a GPU id or :class:`GpuSpec`, a chip name or chip file, or a
     :class:`ChipConfig`;
-    ``dtype`` defaults to the chip's (GPU: fp8_e4m3 where the GPU has it, else bf16)."""
+    ``dtype`` defaults to the chip's (GPU: fp8_e4m3 where the GPU has it, else bf16).
+    ``runtime`` and ``power_cap_W`` (W) apply to GPUs only (see :class:`GpuServing`)."""
     if isinstance(device, GpuSpec) or (isinstance(device, str) and device in load_gpus()):
         spec = get_gpu(device)
         if dtype is None:
             dtype = "fp8_e4m3" if spec.peak("fp8_e4m3") else "bf16"
-        return GpuServing(spec, dtype)
+        return GpuServing(spec, dtype, runtime, power_cap_W)
+    for name, value in (("runtime", runtime), ("power-cap-w", power_cap_W)):
+        if value is not None:
+            raise UserError(f"{name}: applies to GPUs only, not to the chip {device!r}", parameter=name)
     if not isinstance(device, (str, ChipConfig)):
         raise UserError(f"device: give a GPU id or a chip, not {device!r}", parameter="device")
     try:
@@ -594,7 +631,7 @@ def check_request(model: str | DecoderShape, *, isl: Any, osl: Any, batch: Any,
 
 def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: int | None = None,
           concurrency: int | None = None, tp: int = 1, pp: int = 1, dtype: str | None = None,
-          kv_dtype: str | None = None) -> ServingResult:
+          kv_dtype: str | None = None, runtime: str | None = None, power_cap_W: float | None = None) -> ServingResult:
     """Serve ``model`` on ``tp x pp`` devices of ``device`` (a GPU id, chip name or file, or
     a :class:`ChipConfig`), with ``isl`` prompt and ``osl`` output tokens per request and
     either a static ``batch`` or a ``concurrency`` of requests in flight.
@@ -602,10 +639,16 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     ``dtype`` is the weights' and GEMMs' dtype (default: the chip's; a GPU's fp8 where it
     has it, else bf16); ``kv_dtype`` the KV cache's (default ``dtype``). A request that
     cannot fit, parallelism that does not divide the model, or a dtype the device lacks
-    raises :class:`UserError` naming the parameter."""
+    raises :class:`UserError` naming the parameter. On a GPU, ``runtime`` names the serving
+    runtime (``data/runtimes.yaml``; default the fitted vLLM) and ``power_cap_W`` caps the
+    board's power, W (:class:`GpuServing`)."""
     shape, isl, osl, static, seqs = check_request(model, isl=isl, osl=osl, batch=batch, concurrency=concurrency)
     tp, pp = _positive_int("tp", tp), _positive_int("pp", pp)
-    dev = device if isinstance(device, (GpuServing, ChipServing)) else get_device(device, dtype)
+    if isinstance(device, (GpuServing, ChipServing)) and (runtime is not None or power_cap_W is not None):
+        raise UserError("runtime: with a device object, give runtime and power_cap_W to get_device instead",
+                        parameter="runtime")
+    dev = (device if isinstance(device, (GpuServing, ChipServing))
+           else get_device(device, dtype, runtime=runtime, power_cap_W=power_cap_W))
     if dtype is not None and dtype != dev.dtype:
         raise UserError(f"dtype: the device was made for {dev.dtype}, not {dtype}", parameter="dtype")
     kv_dtype = kv_dtype or dev.dtype

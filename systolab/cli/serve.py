@@ -6,7 +6,7 @@ import argparse
 from ..errors import UserError
 from ..models.legal.purchase import purchasability
 from ..models.serving.goodput import Targets, goodput
-from ..models.serving.model import serve
+from ..models.serving.model import get_device, serve
 from .common import emit, legal_parent, positive_int, positive_real, scenario_from_args
 
 DTYPES = ("int8", "uint8", "int16", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp32", "tf32")
@@ -42,6 +42,11 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--device", required=True, metavar="ID|CHIP", help="GPU id, chip name or chips YAML file")
     p.add_argument("--tp", type=positive_int, metavar="T",
                    help="tensor-parallel devices (default 1; at the goodput point, the best of 1, 2, 4 ... 64)")
+    p.add_argument("--runtime", metavar="NAME",
+                   help="GPU serving runtime (models/data/runtimes.yaml: vllm, trtllm-0.5, lmdeploy-0.1; default the "
+                        "fitted vllm)")
+    p.add_argument("--power-cap-w", dest="power_cap_w", type=positive_real, metavar="W",
+                   help="GPU board power cap in W: the clock, and the tensor rate with it, drop to hold it")
     p.set_defaults(func=run)
 
 
@@ -58,16 +63,21 @@ def targets_from_args(args: argparse.Namespace) -> Targets:
 def run(args: argparse.Namespace) -> int:
     targets = targets_from_args(args)
     extra: dict = {}
+    device = args.device
+    if args.runtime is not None or args.power_cap_w is not None:
+        device = get_device(args.device, args.dtype, runtime=args.runtime, power_cap_W=args.power_cap_w)
     if args.batch is None and args.concurrency is None:       # the goodput point of the targets
-        g = goodput(args.device, args.model, isl=args.isl, osl=args.osl, ttft_s=args.ttft_s, tpot_s=args.tpot_s,
+        g = goodput(device, args.model, isl=args.isl, osl=args.osl, ttft_s=args.ttft_s, tpot_s=args.tpot_s,
                     tp=args.tp, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype)
         r, reason = g.chosen, g.reason
         extra["goodput"] = g.summary()
     else:
-        r = serve(args.device, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
+        r = serve(device, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
                   tp=args.tp or 1, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype)
         reason = targets.reason(r)
     payload = r.to_dict()
+    if device is not args.device:                     # a runtime or a power cap was named
+        payload.update(runtime=device.runtime, power_cap_W=device.power_cap_W)
     if targets.given:
         payload.update(targets=targets.to_dict(), meets_targets=reason is None, reason=reason, **extra)
     legal = scenario_from_args(args)
