@@ -17,7 +17,7 @@ Assumptions (also in ``docs/gpu.md``):
 """
 from __future__ import annotations
 
-from ...checks import check_positive
+from ...checks import check_gpu_spec, check_positive, check_real
 from ...errors import UserError
 from .power import gpu_idle_W
 from .specs import GpuSpec
@@ -26,6 +26,7 @@ from .specs import GpuSpec
 def check_power_cap(gpu: GpuSpec, power_cap_W: float | None, parameter: str = "power-cap-w") -> float | None:
     """``power_cap_W`` (W) checked against ``gpu``: positive and above its idle power (a
     :class:`~systolab.errors.UserError` naming ``parameter`` otherwise); None stays None."""
+    check_gpu_spec("gpu", gpu)
     if power_cap_W is None:
         return None
     cap = check_positive(parameter, power_cap_W)
@@ -39,6 +40,10 @@ def check_power_cap(gpu: GpuSpec, power_cap_W: float | None, parameter: str = "p
 def clock_fraction(gpu: GpuSpec, uncapped_W: float, power_cap_W: float | None) -> float:
     """The fraction of its full clock (0-1] ``gpu`` runs a step at under ``power_cap_W``
     (W; None: no cap) when the step would draw ``uncapped_W`` (W) at full clock."""
+    check_gpu_spec("gpu", gpu)
+    uncapped_W = check_real("uncapped_W", uncapped_W, lo=0.0)
+    if power_cap_W is not None:
+        power_cap_W = check_positive("power_cap_W", power_cap_W)
     if power_cap_W is None or uncapped_W <= power_cap_W:
         return 1.0
     idle = gpu_idle_W(gpu)
