@@ -24,7 +24,7 @@ def main() -> None:
 
     import numpy as np
 
-    from systolab.models.decision.decide import decide
+    from systolab.models.decision.compose import decide
     from systolab.models.decision.evaluate import decision_inputs, decision_model
     from systolab.models.decision.sensitivity import sobol
     from systolab.models.decision.uncertainty import propagate

@@ -10,7 +10,7 @@ import pytest
 from systolab.cli import main
 from systolab.errors import UserError
 from systolab.models.cost.pricing import die_cost
-from systolab.models.decision.decide import decide
+from systolab.models.decision.compose import decide
 from systolab.models.decision.evaluate import die_cost_usd
 
 SMALL = {"draws": 400, "sobol_base": 32}

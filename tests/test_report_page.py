@@ -190,7 +190,7 @@ def test_the_compare_report_page_renders(browser, tmp_path):
 def test_the_decision_page_renders(browser, tmp_path):
     """``systolab decide``'s report.html in headless Chromium: a screenshot, every figure
     rendered, no console error."""
-    from systolab.models.decision.decide import decide
+    from systolab.models.decision.compose import decide
     from systolab.models.decision.report import write_decision_report
 
     files = write_decision_report(decide(gpus=("h20", "h200-sxm"), draws=300, sobol_base=32), tmp_path / "dec")

@@ -2,7 +2,7 @@
 writer), uncertain inputs (with the models' own errors), seeded Monte Carlo with
 correlations, Sobol' and tornado sensitivity, break-even values, and their plots. Sits
 above cost, serving, legal and report; nothing else in models imports it."""
-from .decide import Decision, OptionResult, decide
+from .compose import Decision, OptionResult, decide
 from .options import Option, chip_option, gpu_option
 from .plots import plot_distributions, plot_sobol, plot_tornado
 from .report import write_decision_report

@@ -13,7 +13,7 @@ from ..cost.plots import waterfall
 from ..cost.schedule import plot_timeline, time_to_silicon
 from ..report.html import write_html_report
 from ..serving.goodput import plot_goodput
-from .decide import Decision
+from .compose import Decision
 from .plots import plot_distributions, plot_sobol, plot_tornado
 
 FIGURE_DPI = 110

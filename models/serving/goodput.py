@@ -171,7 +171,8 @@ def goodput(device: Any, model: str | DecoderShape, *, isl: int, osl: int, ttft_
     error: UserError | None = None
     for t in sizes:
         def at(n: int, t: int = t) -> ServingResult:
-            return serve(dev, shape, isl=isl, osl=osl, tp=t, pp=pp, dtype=dtype, kv_dtype=kv_dtype, **{key: n})
+            return serve(dev, shape, isl=isl, osl=osl, tp=t, pp=pp, dtype=dtype, kv_dtype=kv_dtype,
+                         batch=n if key == "batch" else None, concurrency=n if key == "concurrency" else None)
         try:
             first = at(1)
         except UserError as exc:

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..files import check_output_folder
-from ..models.decision.decide import decide
+from ..models.decision.compose import decide
 from ..models.decision.evaluate import decision_data
 from ..models.decision.report import write_decision_report
 from ..models.report.compare import DEFAULT_BUYER, DEFAULT_DATE
