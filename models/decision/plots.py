@@ -37,7 +37,7 @@ def plot_tornado(result: Tornado, *, top: int | None = 10, ax: Any = None, unit:
     ax.axvline(result.base, color="k", lw=1, label=f"all at their mode: {result.base:.4g}")
     ax.set_yticks(y, [b.name for b in bars], fontsize=8)
     ax.set(xlabel=f"{result.output}{f' ({unit})' if unit else ''}",
-           title=f"Tornado: {result.output} with one input at a time at its low and high")
+           title=f"Tornado: {result.output}\none input at a time at its low and its high")
     if bars:
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
