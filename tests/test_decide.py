@@ -202,3 +202,17 @@ def test_a_break_even_is_found_where_an_input_flips_the_answer(allied):
     for b in crossing:
         assert "building wins unless" in b.text and b.searched[0] <= b.value <= b.searched[1]
 
+
+
+def test_a_float_chip_is_decided_at_its_attainable_clock():
+    """An fp8 chip's unpipelined MAC cannot close 1.2 GHz at N4: the decision runs it at
+    its estimated fmax and says so."""
+    from systolab import get_chip
+    from systolab.models.silicon.timing import TimingWarning
+
+    chip = get_chip("sl-n4-os32").derive(dtype="fp8_e4m3")
+    with pytest.warns(TimingWarning, match="clock_mhz"):
+        d = decide(buyer="allied", chip=chip, gpus=("h20",), **SMALL)
+    assert d.question["clock_note"] and "attainable clock" in d.question["clock_note"]
+    assert any("attainable clock" in n for n in d.notes)
+    assert d.setting.chip_config.clock_mhz < 1200

@@ -36,7 +36,7 @@ from ..frames import data_frame
 from ..gpu.specs import load_gpus
 from ..legal.purchase import ANY_BUYER, Scenario, scenario
 from ..report.chip import get_chip
-from ..report.compare import DEFAULT_BUYER, DEFAULT_DATE, default_chip_for
+from ..report.compare import DEFAULT_BUYER, DEFAULT_DATE, at_attainable_clock, default_chip_for
 from .evaluate import Setting, decision_data, decision_inputs, decision_model, deployments_at_mode
 from .options import Option, chip_option, gpu_option
 from .sensitivity import BreakEven, SobolResult, Tornado, break_even, sobol, tornado
@@ -199,7 +199,8 @@ def decide(*, buyer: str = DEFAULT_BUYER, date: str | dt.date = DEFAULT_DATE, ch
     model = model or dflt["model"]
     isl = isl if isl is not None else dflt["isl"]
     osl = osl if osl is not None else dflt["osl"]
-    chip_cfg = _resolve_chip(chip, sc)
+    # a float chip runs at its attainable clock (its MAC's fmax), and the report says so
+    chip_cfg, clock_note = at_attainable_clock(_resolve_chip(chip, sc))
     gpu_opts, chip_opt = _options(sc, chip_cfg, gpus)
 
     tell("serving each option within the targets")
@@ -222,7 +223,7 @@ def decide(*, buyer: str = DEFAULT_BUYER, date: str | dt.date = DEFAULT_DATE, ch
     return _compose(sc, setting, gpu_opts, chip_opt, served, inputs, fn, mc, tell,
                     {"model": model, "isl": isl, "osl": osl, "ttft_s": ttft, "tpot_s": tpot, "budget_usd": budget,
                      "power_cap_MW": cap, "horizon_years": horizon, "draws": n, "seed": seed, "sobol_base": base,
-                     "chip": chip_cfg.name, "node": chip_cfg.node})
+                     "chip": chip_cfg.name, "node": chip_cfg.node, "clock_note": clock_note})
 
 
 def with_overrides(inputs: list[Uncertain], overrides: Mapping[str, Any] | None) -> list[Uncertain]:
@@ -286,8 +287,9 @@ def _compose(sc: Scenario, s: Setting, gpu_opts: list[Option], chip_opt: Option,
         results.append(OptionResult(o, served.get(o.name), measures, p_beats.get(o.name), deps.get(o.name)))
     strength = {g.option.name: float(at_mode[f"tokens_per_usd_h.{g.option.name}"][0]) for g in s.gpus}
     verdict = _verdict(sc, chip_opt, chip_name, p_beats, best, served, gpu_opts, s, strength)
+    notes = _notes(gpu_opts, chip_opt) + ((question["clock_note"],) if question.get("clock_note") else ())
     return Decision(sc, question, tuple(results), p_beats, best, verdict, sens, torn, be, be_date, tuple(bes),
-                    tuple(inputs), mc, s, _notes(gpu_opts, chip_opt))
+                    tuple(inputs), mc, s, notes)
 
 
 def _break_evens(fn: Any, inputs: list[Uncertain], sens: SobolResult, output: str) -> list[BreakEven]:
