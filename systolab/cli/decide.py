@@ -13,18 +13,12 @@ from ..models.decision.report import write_decision_report
 from ..models.report.compare import DEFAULT_BUYER, DEFAULT_DATE
 from .common import emit, int_in, legal_parent, positive_int, real_in
 
-EXAMPLES = """examples:
-  systolab decide --out out/decision                      # the default question (make demo)
-  systolab decide --buyer allied --date 2026-12-01 --tpot-s 0.1 --out out/allied
-  systolab decide --chip sl-n4-os32 --buyer any --budget-usd 2e9 --power-cap-mw 50 --out out/any"""
-
 
 def add_parser(sub, parents) -> None:
     d = decision_data()["defaults"]
     legal = legal_parent(buyer=DEFAULT_BUYER, date=DEFAULT_DATE,
                          what="only what that buyer may buy (or, marked, buy with a licence) or have built is weighed")
-    p = sub.add_parser("decide", parents=[legal, parents.json], epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = sub.add_parser("decide", parents=[legal, parents.json],
                        help="the decision: build the chip or buy GPUs (legal options, TCO, latency targets, time to "
                             "silicon, Monte Carlo and sensitivity); writes report.md and report.html")
     p.add_argument("--chip", metavar="NAME|FILE", help="the chip to build (default: the default chip the buyer "

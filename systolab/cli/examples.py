@@ -18,7 +18,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "compare": ("systolab compare --out out/compare",
                 "systolab compare sl-n4-os32 --buyer any --workload llama3-8b-decode --gpus h20,h100-sxm --out out/c"),
     "decide": ("systolab decide --out out/decision",
-               "systolab decide --buyer allied --tpot-s 0.1 --gpus h20,h100-sxm,h200-sxm --out out/allied"),
+               "systolab decide --buyer allied --tpot-s 0.1 --gpus h20,h100-sxm,h200-sxm --out out/allied",
+               "systolab decide --buyer any --chip sl-n4-os32 --budget-usd 2e9 --power-cap-mw 50 "
+               "--set memory.HBM.usd_per_GB=12:15:25 --out out/any"),
     "explore": ("systolab explore h20-beater --search lhs --trials 64 --seed 0 --out out/h20",
                 "systolab explore my_space.yaml --search grid --jobs 2 --json"),
     "serve": ("systolab serve --device h200-sxm --model llama3-70b --isl 2048 --osl 256 --concurrency 64 --tp 2",
