@@ -37,6 +37,7 @@ def test_imbalance_is_at_least_one_and_vanishes_with_many_tokens():
     assert loads[3].imbalance > 1.5                                   # 8 tokens: the busiest expert has ~4
     tail = [x.imbalance for x in loads[4:]]
     assert all(b < a for a, b in zip(tail, tail[1:])) and tail[-1] < 1.01
+    assert 1.0 < expert_load(10**7, 8, 2).imbalance < 1.001           # a long prefill: summed over a band only
     x = loads[3]
     assert (x.gemm_experts, x.gemm_rows) == (7, 4) and x.to_dict()["distinct"] == pytest.approx(x.distinct)
 

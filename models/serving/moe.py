@@ -65,9 +65,11 @@ def expected_max_load(tokens: int, experts: int, k: int) -> float:
         return float(tokens)
     p = k / experts
     mean, sd = tokens * p, math.sqrt(tokens * p * (1 - p))
-    top = min(tokens, math.ceil(mean + 12 * sd + 12))      # beyond it every term is below 1e-30
-    m = np.arange(top)                                      # m - 1 for m = 1 .. top
-    return float(np.sum(1.0 - binom.cdf(m, tokens, p) ** experts))
+    # terms below ``low`` are 1 and above ``top`` 0 (to 1e-30): sum only the band between
+    low = max(0, math.floor(mean - 12 * sd - 12))
+    top = min(tokens, math.ceil(mean + 12 * sd + 12))
+    m = np.arange(low, top)                                 # m - 1 for m = low + 1 .. top
+    return float(low + np.sum(1.0 - binom.cdf(m, tokens, p) ** experts))
 
 
 def simulate_max_load(tokens: int, experts: int, k: int, *, trials: int = 2000, seed: int = 0) -> float:
