@@ -1,5 +1,6 @@
 """Mixture-of-experts decode: routing statistics (models/serving/moe.py) and how the
 serving model times the expert GEMMs with them."""
+import dataclasses
 import json
 import math
 
@@ -7,13 +8,14 @@ import pytest
 
 from systolab.errors import UserError
 from systolab.models.serving import model as sm
-from systolab.models.serving.model import Op, Precision, serve, step_ops
+from systolab.models.serving.model import GpuServing, Op, Precision, serve, step_ops
 from systolab.models.serving.moe import (
     distinct_experts,
     expected_max_load,
     expert_load,
     simulate_max_load,
 )
+from systolab.models.specs import load_yaml
 from systolab.models.workloads.catalog import get_llm
 from systolab.models.workloads.gemm import Gemm
 
@@ -119,3 +121,19 @@ def test_dense_models_never_reach_the_moe_path(monkeypatch, model, tp):
     assert json.dumps(after, sort_keys=True) == json.dumps(before, sort_keys=True)
     assert not any("experts_touched" in op for op in after["decode_ops"])
     assert math.isfinite(after["tpot_s"])
+
+
+def test_the_grouped_kernel_efficiency_is_sourced_and_scales_the_expert_gemms():
+    row = load_yaml(sm.SERVING_FILE)["moe"]["grouped_gemm_efficiency"]
+    assert row["low"] <= row["value"] <= row["high"] <= 1.0 and "pytorch.org" in row["source"]
+    eff = sm.serving_data().grouped_gemm_efficiency
+    assert eff == row["value"]
+    m = get_llm("mixtral-8x7b")
+    op = next(o for o in step_ops(m, seqs=8, q_len=1, ctx=64, tp=2, prec=BF16) if o.name == "expert_down")
+    dense = dataclasses.replace(op, experts_touched=0.0)
+    dev = GpuServing("h100-sxm", "bf16")
+    grouped, plain = dev.terms([op], 2)[0], dev.terms([dense], 2)[0]
+    scale = op.experts_touched / op.gemm.parallel / eff               # 7 GEMMs stand for 7.2 experts
+    assert scale > 1.0
+    assert grouped[0] == pytest.approx(plain[0] * scale) and grouped[1] == pytest.approx(plain[1] * scale)
+    assert grouped[3] == plain[3]                                     # one kernel, as a dense GEMM's
