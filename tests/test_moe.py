@@ -58,6 +58,9 @@ def test_bad_routing_arguments_name_the_parameter():
     with pytest.raises(UserError) as e:
         distinct_experts(0, 8, 2)
     assert e.value.parameter == "tokens"
+    with pytest.raises(UserError, match="^trials: ") as e:
+        simulate_max_load(100_000, 8, 2, trials=1000)
+    assert e.value.parameter == "trials"
 
 
 def test_expert_gemms_cover_the_touched_experts_and_the_busiest_expert():

@@ -78,6 +78,9 @@ def simulate_max_load(tokens: int, experts: int, k: int, *, trials: int = 2000, 
     :func:`expected_max_load`."""
     tokens, experts, k = _check(tokens, experts, k)
     trials, seed = check_int("trials", trials, hi=1 << 20), check_seed("seed", seed)
+    if trials * tokens * experts > 50_000_000:
+        raise UserError(f"trials: {trials:,} steps of {tokens:,} tokens over {experts} experts exceed 50 million "
+                        "draws; use expected_max_load", parameter="trials")
     rng = np.random.default_rng(seed)
     picks = np.argsort(rng.random((trials, tokens, experts)), axis=2)[:, :, :k]
     counts = np.zeros((trials, experts))
