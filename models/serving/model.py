@@ -24,7 +24,7 @@ Assumptions are collected in :data:`ASSUMPTIONS` and reported with every result.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -51,6 +51,8 @@ from ..silicon.energy import chip_idle_W, chip_power, chip_step_power_W
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.catalog import DecoderShape, check_fits, get_llm
 from ..workloads.gemm import Gemm
+from .moe import ASSUMPTION as MOE_ASSUMPTION
+from .moe import expert_load
 
 SERVING_FILE = DATA_DIR / "serving.yaml"
 #: Decode steps whose time is evaluated; the rest are interpolated (attention's cost is
@@ -67,7 +69,7 @@ ASSUMPTIONS = [
     "static batching (--batch): every request prefills together, then decodes together; continuous batching "
     "(--concurrency): steady state, each finished request replaced by a new one whose prefill runs alone",
     "pipeline parallelism splits the batch into as many micro-batches as stages",
-    "mixture of experts: tokens spread evenly over the experts; experts split by tensor parallelism",
+    MOE_ASSUMPTION,
     "energy = power x time on every device of the group, each step at its own power: a GPU's from its tensor-core "
     "and DRAM activity (models/gpu/power.py, fitted to public measurements), the chip's from its activity energy "
     "plus leakage (models/silicon/energy.py); power_W (design power / TDP) stays the provisioning figure",
@@ -86,16 +88,20 @@ class ServingData:
 
     usable_memory_fraction: float
     link_latency_s: dict[str, float]
+    grouped_gemm_efficiency: float    # a grouped expert GEMM's rates over a dense GEMM's of its shape
 
 
 @cache
 def serving_data(path: str = str(SERVING_FILE)) -> ServingData:
     d = load_yaml(path)
     lat = need(path, "", d, "link_latency_s", dict)
+    grouped = need(path, "moe", need(path, "", d, "moe", dict), "grouped_gemm_efficiency", dict)
     return ServingData(
         usable_memory_fraction=need(path, "", d, "usable_memory_fraction", float, positive=True),
         link_latency_s={k: float(need(path, "link_latency_s", lat, k, (int, float), positive=True))
-                        for k in lat if k != "basis"})
+                        for k in lat if k != "basis"},
+        grouped_gemm_efficiency=float(need(path, "moe.grouped_gemm_efficiency", grouped, "value", (int, float),
+                                           positive=True)))
 
 
 # -- operators -----------------------------------------------------------------------------
@@ -117,6 +123,10 @@ class Op:
     attention: tuple[int, ...] | None = None   # (sequences, q_len, ctx, heads, kv_heads, head_dim) per device
     collective: str = ""
     message_bytes: float = 0.0
+    # a grouped (mixture-of-experts) GEMM: the experts a step touches on average (its
+    # ``parallel`` is that rounded); on a GPU its terms scale by experts / parallel over
+    # the grouped kernel's efficiency. 0: not grouped
+    experts_touched: float = 0.0
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "kind": self.kind, "calls": self.calls, "flops": self.flops * self.calls,
@@ -125,6 +135,8 @@ class Op:
             d["gemm"] = {"M": self.gemm.M, "N": self.gemm.N, "K": self.gemm.K, "parallel": self.gemm.parallel}
         if self.collective:
             d["collective"], d["message_bytes"] = self.collective, self.message_bytes
+        if self.experts_touched:
+            d["experts_touched"] = self.experts_touched
         return d
 
 
@@ -182,15 +194,7 @@ def step_ops(model: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, p
         ops.append(Op("allreduce_attn", "collective", L, bytes=0, collective="all_reduce", message_bytes=T * h * a))
     ops.append(_vector("residual_rmsnorm_mlp", L, 6 * T * h, 2 * T * h * a, 2 * T * h * a))
     if m.experts > 1:
-        active = min(m.experts, T * m.experts_per_token)
-        routed = -(-T * m.experts_per_token // active)
-        ops += [_gemm("router", T, m.experts, h, w, L),
-                _gemm("expert_gate_up", routed, 2 * ffn, h, w, L, active),
-                _vector("swiglu", L, 4 * routed * active * ffn, routed * active * 2 * ffn * a,
-                        routed * active * ffn * a),
-                _gemm("expert_down", routed, h, ffn, w, L, active),
-                _vector("expert_combine", L, 2 * T * m.experts_per_token * h,
-                        T * m.experts_per_token * h * a, T * h * a)]
+        ops += moe_ops(m, T, ffn, prec)
     else:
         ops += [_gemm("gate_up", T, 2 * ffn, h, w, L),
                 _vector("swiglu", L, 4 * T * ffn, T * 2 * ffn * a, T * ffn * a),
@@ -207,6 +211,24 @@ def step_ops(model: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, p
                       message_bytes=seqs * vocab * 4))
     ops.append(_vector("sampling", 1, 4 * seqs * m.vocab, seqs * m.vocab * 4, seqs * 4))
     return ops
+
+
+def moe_ops(m: DecoderShape, T: int, ffn: int, prec: Precision) -> list[Op]:
+    """The mixture-of-experts block of ``T`` tokens on one device (``ffn``: each expert's
+    FFN width on it): the router GEMM, the routing kernels (top-k and softmax of the router
+    logits; sorting the tokens by expert, as vLLM's fused MoE does), the grouped expert
+    GEMMs (``experts_touched``: one kernel each over the experts the step touches, each expert's
+    GEMM as tall as the busiest expert's tokens: :mod:`.moe`), SwiGLU and the weighted sum."""
+    L, h, w, a, k = m.layers, m.hidden, prec.weights, prec.bytes("act"), m.experts_per_token
+    load = expert_load(T, m.experts, k)
+    n, rows = load.gemm_experts, load.gemm_rows
+    return [_gemm("router", T, m.experts, h, w, L),
+            _vector("expert_topk", L, 4 * T * m.experts, T * m.experts * 4, T * k * 8),
+            _vector("expert_sort", L, 2 * T * k, T * k * 4, 2 * (T * k + m.experts) * 4),
+            replace(_gemm("expert_gate_up", rows, 2 * ffn, h, w, L, n), experts_touched=load.distinct),
+            _vector("swiglu", L, 4 * T * k * ffn, T * k * 2 * ffn * a, T * k * ffn * a),
+            replace(_gemm("expert_down", rows, h, ffn, w, L, n), experts_touched=load.distinct),
+            _vector("expert_combine", L, 2 * T * k * h, T * k * h * a, T * h * a)]
 
 
 def collective_seconds(kind: str, message_bytes: float, devices: int, link_GBps: float, latency_s: float) -> float:
@@ -322,8 +344,10 @@ class GpuServing:
             if op.kind == "gemm":
                 assert op.gemm is not None
                 math_s, nbytes, launches = gpu_gemm_terms(self.id, op.gemm)
-                row[0], row[3] = math_s, launches
-                row[self._mem_col] = nbytes / bw
+                eff = (serving_data().grouped_gemm_efficiency * op.gemm.parallel / op.experts_touched
+                       if op.experts_touched else 1.0)
+                row[0], row[3] = math_s / eff, launches
+                row[self._mem_col] = nbytes / bw / eff
             elif op.kind == "attention":
                 assert op.attention is not None
                 row[0] = op.flops * op.calls / (self._half_peak * 1e12 * self._half_eff)

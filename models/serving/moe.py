@@ -1,0 +1,123 @@
+"""Mixture-of-experts decode: how the routed tokens fall on the experts in one step.
+
+A step of ``tokens`` tokens, each routed to ``k`` of ``experts`` experts (top-k routing,
+``k`` distinct experts per token), runs its experts as one grouped GEMM per projection.
+Two statistics of the routing set its cost:
+
+* the **distinct experts touched** (:func:`distinct_experts`): every touched expert's
+  weights are read once per step, so at small batches the weights read grow with the
+  experts touched, not with the dense fraction ``k / experts``;
+* the **busiest expert's tokens** (:func:`expected_max_load`): a grouped GEMM's step
+  waits on its longest group, so the expert GEMMs are timed as ``distinct`` GEMMs of the
+  busiest expert's rows.
+
+Assumption (stated with every serving result, :data:`ASSUMPTION`): routing is uniform and
+independent from token to token. The Mixtral paper's routing analysis (Jiang et al. 2024,
+arXiv:2401.04088, section 5) finds no marked preference of experts by topic; real routers
+are somewhat skewed, so the imbalance here is a lower bound.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from scipy.stats import binom
+
+from ...checks import check_int, check_seed
+from ...errors import UserError
+
+ASSUMPTION = (
+    "mixture of experts (models/serving/moe.py): tokens route to their top-k experts uniformly and independently; "
+    "a step reads every expert it touches (E (1 - (1 - k/E)^T) expected) and its grouped expert GEMMs wait on the "
+    "busiest expert (the expected maximum of the experts' token counts), on a GPU at the grouped kernel's efficiency "
+    "(serving.yaml: moe); router, top-k and token-sorting kernels counted; experts split by tensor parallelism"
+)
+
+
+def _check(tokens: int, experts: int, k: int) -> tuple[int, int, int]:
+    tokens = check_int("tokens", tokens, hi=1 << 40)
+    experts = check_int("experts", experts, hi=1 << 20)
+    k = check_int("experts_per_token", k, hi=1 << 20)
+    if k > experts:
+        raise UserError(f"experts_per_token: {k} exceeds the {experts} experts", parameter="experts_per_token")
+    return tokens, experts, k
+
+
+def distinct_experts(tokens: int, experts: int, k: int) -> float:
+    """Expected number of distinct experts that ``tokens`` tokens, each routed to ``k``
+    distinct of ``experts`` experts uniformly, touch: E (1 - (1 - k/E)^T) (k for one
+    token, all E for many)."""
+    tokens, experts, k = _check(tokens, experts, k)
+    return experts * -math.expm1(tokens * math.log1p(-k / experts)) if k < experts else float(experts)
+
+
+@cache
+def expected_max_load(tokens: int, experts: int, k: int) -> float:
+    """Expected token count of the busiest expert in a step of ``tokens`` tokens routed
+    top-``k`` over ``experts`` experts. Each expert's count is Binomial(T, k/E); the
+    maximum is taken as over independent counts, E[max] = sum_m (1 - F(m-1)^E) (the
+    counts are slightly negatively correlated, so this is a close upper bound:
+    :func:`simulate_max_load` checks it)."""
+    tokens, experts, k = _check(tokens, experts, k)
+    if k == experts:
+        return float(tokens)
+    p = k / experts
+    mean, sd = tokens * p, math.sqrt(tokens * p * (1 - p))
+    # terms below ``low`` are 1 and above ``top`` 0 (to 1e-30): sum only the band between
+    low = max(0, math.floor(mean - 12 * sd - 12))
+    top = min(tokens, math.ceil(mean + 12 * sd + 12))
+    m = np.arange(low, top)                                 # m - 1 for m = low + 1 .. top
+    return float(low + np.sum(1.0 - binom.cdf(m, tokens, p) ** experts))
+
+
+def simulate_max_load(tokens: int, experts: int, k: int, *, trials: int = 2000, seed: int = 0) -> float:
+    """The busiest expert's expected token count by seeded simulation (``trials``
+    steps): each token draws ``k`` distinct experts. For checking
+    :func:`expected_max_load`."""
+    tokens, experts, k = _check(tokens, experts, k)
+    trials, seed = check_int("trials", trials, hi=1 << 20), check_seed("seed", seed)
+    if trials * tokens * experts > 50_000_000:
+        raise UserError(f"trials: {trials:,} steps of {tokens:,} tokens over {experts} experts exceed 50 million "
+                        "draws; use expected_max_load", parameter="trials")
+    rng = np.random.default_rng(seed)
+    picks = np.argsort(rng.random((trials, tokens, experts)), axis=2)[:, :, :k]
+    counts = np.zeros((trials, experts))
+    for j in range(k):
+        np.add.at(counts, (np.arange(trials)[:, None], picks[:, :, j]), 1)
+    return float(counts.max(axis=1).mean())
+
+
+@dataclass(frozen=True)
+class ExpertLoad:
+    """Routing statistics of one MoE step: ``tokens`` routed top-``k`` over ``experts``;
+    ``distinct`` experts touched (expected), ``max_tokens`` the busiest expert's tokens
+    (expected), ``mean_tokens`` per touched expert and ``imbalance`` = busiest / mean
+    (>= 1, tending to 1 as the tokens grow). ``gemm_experts`` and ``gemm_rows`` are the
+    integers the expert GEMMs are timed with (experts touched, rounded; busiest expert's
+    rows, rounded up)."""
+
+    tokens: int
+    experts: int
+    k: int
+    distinct: float
+    max_tokens: float
+    mean_tokens: float
+    imbalance: float
+    gemm_experts: int
+    gemm_rows: int
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+def expert_load(tokens: int, experts: int, k: int) -> ExpertLoad:
+    """The routing statistics of a step of ``tokens`` tokens (see :class:`ExpertLoad`)."""
+    tokens, experts, k = _check(tokens, experts, k)
+    distinct = distinct_experts(tokens, experts, k)
+    mean = tokens * k / distinct
+    busiest = max(expected_max_load(tokens, experts, k), mean)
+    gemm_experts = min(experts, max(k, round(distinct)))
+    return ExpertLoad(tokens, experts, k, distinct, busiest, mean, busiest / mean, gemm_experts,
+                      max(1, math.ceil(busiest - 1e-9)))
