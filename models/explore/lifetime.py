@@ -84,8 +84,8 @@ def lifetime_record(device: Any, r: ServingResult) -> dict | None:
 
 def _breakdown(d: dict) -> TcoBreakdown:
     """A stored breakdown (:meth:`TcoBreakdown.to_dict` of floats) as the dataclass again."""
-    return TcoBreakdown(**{f.name: tuple(d[f.name]) if f.name == "figures" else d[f.name]
-                           for f in dataclasses.fields(TcoBreakdown)})
+    fields: dict[str, Any] = {f.name: d[f.name] for f in dataclasses.fields(TcoBreakdown)}
+    return TcoBreakdown(**{**fields, "figures": tuple(d["figures"])})
 
 
 def lifetime_metrics(record: dict | None, tokens_per_s: float | None, budget_usd: float, *,
@@ -98,8 +98,10 @@ def lifetime_metrics(record: dict | None, tokens_per_s: float | None, budget_usd
     without a record (no price, or a point that misses its targets), a rate, or (for
     ``corrected``) a corrected cost, and the rate None when the budget buys no unit."""
     none = dict.fromkeys(LIFETIME_METRICS)
-    stored = None if record is None else record["corrected" if corrected else "per_device"]
-    if stored is None or not tokens_per_s:
+    if record is None or not tokens_per_s:
+        return none
+    stored = record["corrected" if corrected else "per_device"]
+    if stored is None:
         return none
     per_device = _breakdown(stored)
     fixed = min(record["nre_usd"], budget_usd)
