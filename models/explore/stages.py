@@ -141,7 +141,9 @@ def gpu_targets(space: Space) -> list[float]:
 
 def judge(space: Space, metrics: dict, targets: list[float]) -> dict:
     """``metrics`` with the constraints' verdicts: ``failed`` (the constraints it breaks,
-    or ``design`` / ``capacity`` for an invalid design) and ``feasible``."""
+    or ``design`` / ``capacity`` for an invalid design; ``no_value[<objective>]`` for a
+    point that breaks none but has no value to rank it by, such as a lifetime cost when
+    the budget buys no unit after the NRE) and ``feasible``."""
     c = space.constraints
     if "invalid" in metrics:
         failed = [metrics["invalid"]]
