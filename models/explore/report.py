@@ -30,7 +30,8 @@ UNITS = {"die_mm2": "die_mm2", "power_W": "power_W", "unit_cost_usd": "unit_cost
          "throughput": "throughput_units_per_s", "seconds": "seconds_s", "utilization": "utilization",
          "energy_per_unit_J": "energy_per_unit_J", "usd_per_million_units": "usd_per_million_units",
          "ttft_s": "ttft_s", "devices": "devices", "concurrency": "concurrency", "meets_targets": "meets_targets",
-         "reason": "reason"}
+         "reason": "reason", "usd_per_million_tokens_tco": "usd_per_million_tokens_tco",
+         "lifetime_cost_per_device_usd": "lifetime_cost_per_device_usd", "tco_units": "tco_units"}
 
 
 def points_frame(points: list[dict], front: set[str] | frozenset[str] = frozenset()):
@@ -72,7 +73,7 @@ def gpu_reference(space: Space) -> dict[str, dict]:
             res["workloads"][w["name"]] = {k: row.get(k) for k in GEMM_METRICS}
         if "buyer" in space.constraints:
             res["purchasability"] = purchasability(g, space.constraints["buyer"], str(space.constraints["rule_date"])).status
-        out[g] = with_fleet(res, space.budget_usd)
+        out[g] = with_fleet(res, space.budget_usd, corrected=space.corrected)
     return out
 
 

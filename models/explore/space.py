@@ -26,11 +26,26 @@ A space (YAML, or the same as a dict)::
       beat: [{gpu: h20, workload: llama3-8b-decode, ratio: 1.0}]
     budget_usd: 7.0e+9                # what a fleet may cost (default: the cost model's $7B)
     gpus: [h100-sxm, h200, h20]       # GPUs drawn as reference points (default h100-sxm, h20)
+    corrected: false                  # lifetime costs at the decision's measured area and power errors
 
 Metrics of a design: ``die_mm2``, ``power_W``, ``unit_cost_usd``, ``peak_tops``, ``tpp``,
 ``fleet_units`` (chips the budget buys at the unit cost); per workload: ``throughput``
 (units/s per device), ``seconds``, ``utilization``, ``energy_per_unit_J``,
 ``usd_per_million_units``, ``fleet_throughput`` (units/s of the budget's fleet).
+
+A serving workload also has the lifetime cost of its deployment, as ``systolab fleet``
+and ``systolab decide`` count it (:mod:`~systolab.models.explore.lifetime`):
+``lifetime_cost_per_device_usd`` (one device over its lifetime: the device, its share of
+server, network and facility, energy at the serving point's power, maintenance and
+operations), ``tco_units`` (the devices the budget buys as whole deployments after the
+chip's NRE) and ``usd_per_million_tokens_tco`` (a device's lifetime cost plus its share
+of the NRE over the output tokens it serves in its lifetime at the cost model's
+utilisation, USD per million tokens; the objective to rank serving designs by).
+``usd_per_million_units`` stays the serving model's figure (NRE over the chip's
+``volume_units``). With ``corrected: true`` the lifetime metrics price the die at the
+decision's modal area error and the power at its modal power error
+(``models/data/decision.yaml`` ``model_errors``); the constraints still judge the
+model's area and power.
 
 A workload is a built-in one (``name`` with its ``batch`` and ``seq_len``: each device
 runs it alone, a fleet is whole devices) or an LLM *serving* scenario (``serve``: a model
@@ -77,10 +92,10 @@ DESIGN_METRICS = ("die_mm2", "power_W", "unit_cost_usd", "peak_tops", "tpp", "fl
 GEMM_METRICS = ("throughput", "seconds", "utilization", "energy_per_unit_J", "usd_per_million_units",
                 "fleet_throughput")
 SERVING_METRICS = ("throughput", "seconds", "ttft_s", "devices", "energy_per_unit_J", "usd_per_million_units",
-                   "fleet_throughput")
+                   "fleet_throughput", "usd_per_million_tokens_tco", "lifetime_cost_per_device_usd", "tco_units")
 WORKLOAD_METRICS = tuple(dict.fromkeys(GEMM_METRICS + SERVING_METRICS))
 SERVING_KEYS = ("serve", "name", "isl", "osl", "batch", "concurrency", "tp", "ttft_s", "tpot_s")
-SPACE_KEYS = ("base", "parameters", "workloads", "objectives", "constraints", "budget_usd", "gpus")
+SPACE_KEYS = ("base", "parameters", "workloads", "objectives", "constraints", "budget_usd", "gpus", "corrected")
 #: GPUs drawn as reference points when the space names none (those ``beat`` names are added).
 REFERENCE_GPUS = ("h100-sxm", "h20")
 CONSTRAINT_KEYS = ("export_class", "rule_date", "buyer", "buildable", "physically_feasible", "die_mm2_max",
@@ -126,6 +141,7 @@ class Space:
     constraints: dict[str, Any]
     budget_usd: float = 7e9
     gpus: tuple[str, ...] = REFERENCE_GPUS
+    corrected: bool = False         # lifetime costs at the decision's modal area and power errors
 
     def grid_size(self) -> int:
         """Points of :meth:`grid`, counted without building it."""
@@ -263,7 +279,11 @@ def load_space(space: str | Path | dict) -> Space:
         raise space_error(source, "gpus", "expected a list of GPU ids")
     for i, g in enumerate(gpus):
         _check_gpu(source, f"gpus[{i}]", g)
-    return Space(source, base, parsed, tuple(wls), tuple(objs), dict(constraints), float(budget), tuple(gpus))
+    corrected = data.get("corrected", False)
+    if not isinstance(corrected, bool):
+        raise space_error(source, "corrected", f"must be true or false, not {corrected!r}")
+    return Space(source, base, parsed, tuple(wls), tuple(objs), dict(constraints), float(budget), tuple(gpus),
+                 corrected)
 
 
 def _constraints(source: str, constraints: Any, names: list[str]) -> dict:

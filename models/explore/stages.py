@@ -35,6 +35,7 @@ from ..serving.goodput import Targets, goodput
 from ..serving.model import serve_auto
 from ..silicon.feasibility import chip_feasibility
 from ..workloads.catalog import get_workload
+from .lifetime import lifetime_metrics, lifetime_record
 from .space import Space
 from .store import Store
 
@@ -50,7 +51,9 @@ def serving_metrics(device, w: dict) -> dict:
     (the load served), ``meets_targets`` and ``reason``; without ``batch`` and
     ``concurrency`` the load is the goodput point's. A device that misses the targets has
     zero throughput (no energy or cost per token) and the latencies of the point nearest
-    to them."""
+    to them. A priced device's served point also holds ``lifetime``
+    (:func:`~.lifetime.lifetime_record`), which :func:`with_fleet` turns into the lifetime
+    cost per million tokens at the space's budget."""
     targets = Targets(w.get("ttft_s"), w.get("tpot_s"))
     if targets.given and w.get("batch") is None and w.get("concurrency") is None:
         g = goodput(device, w["serve"], tp=w.get("tp"), isl=w["isl"], osl=w["osl"], ttft_s=targets.ttft_s,
@@ -67,6 +70,8 @@ def serving_metrics(device, w: dict) -> dict:
         out.update(concurrency=r.sequences, meets_targets=reason is None, reason=reason)
         if reason is not None:                       # no capacity
             out.update(throughput=0.0, energy_per_unit_J=None, usd_per_million_units=None)
+    if out["throughput"]:
+        out["lifetime"] = lifetime_record(device, r)
     return out
 
 
@@ -136,12 +141,14 @@ def gpu_targets(space: Space) -> list[float]:
 
 def judge(space: Space, metrics: dict, targets: list[float]) -> dict:
     """``metrics`` with the constraints' verdicts: ``failed`` (the constraints it breaks,
-    or ``design`` / ``capacity`` for an invalid design) and ``feasible``."""
+    or ``design`` / ``capacity`` for an invalid design; ``no_value[<objective>]`` for a
+    point that breaks none but has no value to rank it by, such as a lifetime cost when
+    the budget buys no unit after the NRE) and ``feasible``."""
     c = space.constraints
     if "invalid" in metrics:
         failed = [metrics["invalid"]]
     else:
-        metrics = with_fleet(metrics, space.budget_usd)
+        metrics = with_fleet(metrics, space.budget_usd, corrected=space.corrected)
         failed = [k for k, bad in (("export_class", "export_class" in c and metrics["eccn"] != c["export_class"]),
                                    ("die_mm2_max", "die_mm2_max" in c and metrics["die_mm2"] > c["die_mm2_max"]),
                                    ("power_W_max", "power_W_max" in c and metrics["power_W"] > c["power_W_max"]),
@@ -152,13 +159,20 @@ def judge(space: Space, metrics: dict, targets: list[float]) -> dict:
         failed += [f"beat[{i}]" for i, (b, t) in enumerate(zip(c.get("beat") or [], targets))
                    if metrics["workloads"][b["workload"]]["throughput"] < t]
         failed += missed_targets(space, metrics)
+        if not failed:      # e.g. a budget that buys no unit after the NRE: nothing to rank the point by
+            failed += [f"no_value[{o.label}]" for o, v in zip(space.objectives, objective_values(space, metrics))
+                       if v is None]
     return {**metrics, "failed": failed, "feasible": not failed}
 
 
-def with_fleet(metrics: dict, budget_usd: float) -> dict:
+def with_fleet(metrics: dict, budget_usd: float, *, corrected: bool = False) -> dict:
     """``metrics`` with what ``budget_usd`` buys: ``fleet_units`` (whole devices at the unit
     cost) and each workload's ``fleet_throughput`` (its whole groups of ``devices``, one
-    for a built-in workload); ``None`` without a unit cost or a throughput."""
+    for a built-in workload); ``None`` without a unit cost or a throughput. A serving
+    workload's ``lifetime`` record becomes its lifetime metrics
+    (:func:`~.lifetime.lifetime_metrics`: ``usd_per_million_tokens_tco``,
+    ``lifetime_cost_per_device_usd``, ``tco_units``; with ``corrected``, at the decision's
+    modal area and power errors)."""
     units = math.floor(budget_usd / metrics["unit_cost_usd"]) if metrics.get("unit_cost_usd") else None
 
     def fleet(m: dict) -> float | None:
@@ -167,8 +181,15 @@ def with_fleet(metrics: dict, budget_usd: float) -> dict:
         group = m.get("devices") or 1
         return units // group * group * m["throughput"]
 
+    def lifetime(m: dict) -> dict:
+        if "ttft_s" not in m:                         # a built-in workload (or none served): no lifetime cost
+            return {}
+        return lifetime_metrics(m.get("lifetime"), m.get("throughput"), budget_usd, corrected=corrected)
+
     return {**metrics, "fleet_units": units,
-            "workloads": {w: {**m, "fleet_throughput": fleet(m)} for w, m in metrics["workloads"].items()}}
+            "workloads": {w: {**{k: v for k, v in m.items() if k != "lifetime"}, "fleet_throughput": fleet(m),
+                              **lifetime(m)}
+                          for w, m in metrics["workloads"].items()}}
 
 
 def objective_values(space: Space, result: dict) -> list[float]:
