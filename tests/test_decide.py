@@ -113,6 +113,10 @@ def test_a_device_that_misses_the_latency_target_has_no_capacity():
     ({"date": "next year"}, "date"),
     ({"gpus": ("h99",)}, "gpus"),
     ({"power_cap_MW": -5.0}, "power_cap_MW"),
+    ({"horizon_years": 31}, "horizon_years"),
+    ({"sobol_base": 100}, "sobol_base"),
+    ({"isl": 10_000_000}, "isl"),             # the question's error, not every device's capacity
+    ({"model": ""}, "model"),
 ])
 def test_bad_input_names_its_parameter(kwargs, parameter):
     with pytest.raises(UserError) as exc:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ...checks import check_int, check_seed
+from ...checks import check_int, check_positive, check_real, check_seed
 from ...errors import UserError
 from ..chip.config import ChipConfig
 from ..cost.tco import Deployment
@@ -37,30 +37,16 @@ from ..gpu.specs import load_gpus
 from ..legal.purchase import ANY_BUYER, Scenario, scenario
 from ..report.chip import get_chip
 from ..report.compare import DEFAULT_BUYER, DEFAULT_DATE, at_attainable_clock, default_chip_for
+from ..serving.goodput import Targets
+from ..serving.model import check_request
 from .evaluate import Setting, decision_data, decision_inputs, decision_model, deployments_at_mode
 from .options import Option, chip_option, gpu_option
 from .sensitivity import BreakEven, SobolResult, Tornado, break_even, sobol, tornado
 from .served import Served, serve_option
 from .uncertainty import MonteCarlo, Uncertain, propagate
 
-#: GPUs a decision weighs when none are named: every GPU of gpus.yaml with a public price.
+#: The measures summarised per option (each an output of the decision model, ``<measure>.<option>``).
 MEASURES = ("usd_per_Mtok", "tokens_per_usd_h", "fleet_tokens_per_s", "units", "facility_MW")
-
-
-def _check_target(name: str, v: Any) -> float | None:
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
-        raise UserError(f"{name}: a latency target must be a positive number of seconds, not {v!r}", parameter=name)
-    return float(v)
-
-
-def _check_money(name: str, v: Any, *, optional: bool = False) -> float | None:
-    if v is None and optional:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
-        raise UserError(f"{name}: must be a positive finite number, not {v!r}", parameter=name)
-    return float(v)
 
 
 @dataclass(frozen=True)
@@ -184,21 +170,24 @@ def decide(*, buyer: str = DEFAULT_BUYER, date: str | dt.date = DEFAULT_DATE, ch
     dflt = d["defaults"]
     sc = scenario(buyer, date)
     tell = progress or (lambda stage: None)
-    ttft = _check_target("ttft_s", ttft_s if ttft_s is not None else d["targets"]["ttft_s"]["value"])
-    tpot = _check_target("tpot_s", tpot_s if tpot_s is not None else d["targets"]["tpot_s"]["value"])
-    budget = _check_money("budget_usd", budget_usd if budget_usd is not None else dflt["budget_usd"])
-    assert budget is not None
-    cap = _check_money("power_cap_MW", power_cap_MW, optional=True)
-    horizon = _check_money("horizon_years", horizon_years if horizon_years is not None else dflt["horizon_years"])
-    assert horizon is not None
-    if horizon > 30:
-        raise UserError(f"horizon_years: at most 30, not {horizon:g}", parameter="horizon_years")
+    targets = Targets.checked(ttft_s if ttft_s is not None else d["targets"]["ttft_s"]["value"],
+                              tpot_s if tpot_s is not None else d["targets"]["tpot_s"]["value"])
+    ttft, tpot = targets.ttft_s, targets.tpot_s
+    budget = check_positive("budget_usd", budget_usd if budget_usd is not None else dflt["budget_usd"])
+    cap = None if power_cap_MW is None else check_positive("power_cap_MW", power_cap_MW)
+    horizon = check_real("horizon_years", horizon_years if horizon_years is not None else dflt["horizon_years"],
+                         lo=0.0, lo_open=True, hi=30.0)
     n = check_int("draws", draws if draws is not None else dflt["draws"], lo=100, hi=1_000_000)
     seed = check_seed("seed", seed if seed is not None else dflt["seed"])
     base = check_int("sobol_base", sobol_base if sobol_base is not None else dflt["sobol_base"], lo=16, hi=1 << 16)
-    model = model or dflt["model"]
+    if base & (base - 1):
+        raise UserError(f"sobol_base: must be a power of 2 (Sobol' sequences balance only then), not {base}",
+                        parameter="sobol_base")
+    # the question checked once: a bad model or length is the question's error, not a device's
+    model = model if model is not None else dflt["model"]
     isl = isl if isl is not None else dflt["isl"]
     osl = osl if osl is not None else dflt["osl"]
+    check_request(model, isl=isl, osl=osl, batch=1, concurrency=None)
     # a float chip runs at its attainable clock (its MAC's fmax), and the report says so
     chip_cfg, clock_note = at_attainable_clock(_resolve_chip(chip, sc))
     gpu_opts, chip_opt = _options(sc, chip_cfg, gpus)

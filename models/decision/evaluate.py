@@ -33,7 +33,7 @@ import numpy as np
 from ..chip.config import ChipConfig
 from ..cost.pricing import cost_inputs
 from ..cost.schedule import evaluate_silicon, silicon_inputs
-from ..cost.tco import Deployment, custom_system, deploy, per_device_tco, system_for_gpu, tco_figures
+from ..cost.tco import HOURS_PER_YEAR, Deployment, custom_system, deploy, per_device_tco, system_for_gpu, tco_figures
 from ..cost.timeline import tokens_over_horizon
 from ..gpu.specs import get_gpu
 from ..silicon.area import chip_area
@@ -43,8 +43,6 @@ from .served import Served
 from .uncertainty import Uncertain
 
 DECISION_FILE = DATA_DIR / "decision.yaml"
-SECONDS_PER_YEAR = 365 * 24 * 3600          # as the TCO's hours per year
-MODEL_ERRORS = ("gpu_serving", "gpu_power", "chip_serving", "chip_power", "chip_area")
 
 Model = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 
@@ -175,7 +173,7 @@ def _measures(name: str, dep: Any, rate: np.ndarray, util: np.ndarray, delay_yea
     units = np.asarray(dep.units, dtype=float)
     fleet = units * rate                                    # tokens/s while serving
     life = np.asarray(dep.per_device.lifetime_years, dtype=float)
-    lifetime_tokens = fleet * util * life * SECONDS_PER_YEAR
+    lifetime_tokens = fleet * util * life * HOURS_PER_YEAR * 3600     # the TCO's year, as its energy
     with np.errstate(divide="ignore", invalid="ignore"):
         per_m = np.where(lifetime_tokens > 0, _spend(dep) / lifetime_tokens * 1e6, np.inf)
     # the fleet runs from its go-live until it retires or the horizon ends

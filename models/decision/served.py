@@ -53,15 +53,14 @@ class Served:
 def serve_option(option: Option, device: str | ChipConfig, *, model: str, isl: int, osl: int,
                  ttft_s: float | None, tpot_s: float | None) -> Served:
     """``option`` (served on ``device``: its GPU id, or the chip) at its goodput point."""
+    tdp = chip_power(device).tdp_W if isinstance(device, ChipConfig) else float(get_gpu(device).tdp_W)
     try:
         g = _goodput(device, model, isl, osl, ttft_s, tpot_s)
     except UserError as exc:
         if exc.parameter not in NO_FIT:
             raise                               # the question is wrong, not the device
-        tdp = chip_power(device).tdp_W if isinstance(device, ChipConfig) else float(get_gpu(device).tdp_W)
         return Served(option, 0.0, 1, 1, None, None, None, 0.0, 0.0, tdp, f"does not hold the model: {exc}", None)
     r = g.best
-    tdp = chip_power(device).tdp_W if isinstance(device, ChipConfig) else float(get_gpu(device).tdp_W)
     if r is None:
         return Served(option, 0.0, 1, 1, None, None, None, 0.0, 0.0, tdp, g.reason or "meets no target", g)
     assert r.power_W is not None and r.idle_power_W is not None
