@@ -268,9 +268,10 @@ def test_fleets_buy_whole_replicas_for_the_budget():
     assert h100.to_dict()["units_range"][0] <= h100.units <= h100.to_dict()["units_range"][1]
     assert "note" not in h100.to_dict() and "units_range" not in h800.to_dict()
     assert list(result.to_frame()["device"]) == ["h100-sxm", "sl-n4-os32", "h800-sxm"]
-    with pytest.raises(UserError) as e:
-        fleet(["h100-sxm"], "llama3-70b", isl=1, osl=1, batch=1, budget_usd=-1)
-    assert e.value.parameter == "budget_usd"
+    for bad in (-1, 1e20, float("nan")):            # checked before any device is served
+        with pytest.raises(UserError) as e:
+            fleet(["h100-sxm"], "llama3-70b", isl=1, osl=1, batch=1, budget_usd=bad)
+        assert e.value.parameter == "budget_usd"
     # what no device could serve fails once, before any work; what one device cannot is its row
     with pytest.raises(UserError) as e:
         fleet(["h100-sxm"], "llama3-8b", isl=200_000, osl=1, batch=1)

@@ -223,7 +223,8 @@ def gpu_price(gpu: GpuSpec) -> Estimate | None:
 def buy_units(*, unit_price_usd: float, throughput_per_unit: float, budget_usd: float | None = None) -> dict:
     """How many units of ``unit_price_usd`` (USD each) a budget buys (USD, default $7B) and
     their aggregate throughput (``throughput_per_unit`` times the units, in its unit). Not
-    :func:`systolab.fleet`, the serving fleet of LLM replicas, which calls it."""
+    :func:`systolab.fleet`, the serving fleet of LLM replicas, which buys whole deployments
+    (``models/cost/tco.py: deploy``)."""
     budget = _positive("budget_usd", budget_usd if budget_usd is not None else cost_inputs().default_budget_usd)
     price = _positive("unit_price_usd", unit_price_usd)
     check_nonnegative("throughput_per_unit", throughput_per_unit)

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ...checks import check_int, check_positive
+from ...checks import check_int, check_positive, check_real
 from ...errors import UserError
-from ..cost.pricing import buy_units as buy
-from ..cost.tco import deploy
+from ..cost.pricing import cost_inputs
+from ..cost.tco import MAX_BUDGET_USD, deploy
 from ..frames import data_frame
 from ..workloads.catalog import DecoderShape
 from .goodput import Targets, goodput
@@ -153,7 +153,8 @@ def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch
     if not devices or isinstance(devices, str):
         raise UserError("device: give a list of at least one device", parameter="device")
     # the budget resolved (default $7B) and checked before any work
-    budget = buy(unit_price_usd=1.0, throughput_per_unit=0.0, budget_usd=budget_usd)["budget_usd"]
+    budget = check_real("budget_usd", budget_usd if budget_usd is not None else cost_inputs().default_budget_usd,
+                        lo=0.0, lo_open=True, hi=MAX_BUDGET_USD)
     rows = []
     for d in devices:
         try:
