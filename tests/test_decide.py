@@ -202,6 +202,7 @@ def test_a_break_even_is_found_where_an_input_flips_the_answer(allied):
     """Against the H100 an allied buyer's chip wins in some draws and loses in others, so
     some top input has a break-even value: at it the two deliver alike."""
     crossing = [b for b in allied.break_evens if b.value is not None]
+    assert crossing and allied.break_even is crossing[0]
     assert allied.p_build_beats_buy and all(0 <= p <= 1 for p in allied.p_build_beats_buy.values())
     for b in crossing:
         assert "building wins unless" in b.text and b.searched[0] <= b.value <= b.searched[1]
