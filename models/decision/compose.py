@@ -52,7 +52,8 @@ MEASURES = ("usd_per_Mtok", "tokens_per_usd_h", "fleet_tokens_per_s", "units", "
 @dataclass(frozen=True)
 class OptionResult:
     """One option's answer: the legal view, the serving point and the Monte Carlo's
-    distribution of each measure (mean, 5th/50th/95th percentiles)."""
+    distribution of each measure (:class:`~.uncertainty.OutputSummary`: mean, std, 5th/50th/95th
+    percentiles and the count of draws with no finite value, e.g. no units bought)."""
 
     option: Option
     served: Served | None
@@ -121,15 +122,6 @@ def _deployment_dict(dep: Deployment | None) -> dict[str, Any] | None:
     d = dep.to_dict()
     return {k: d[k] for k in ("units", "replicas", "nre_per_unit_usd", "total_per_unit_usd", "lines", "it_power_MW",
                               "facility_power_MW", "limited_by", "reason")}
-
-
-def _summary(a: np.ndarray) -> dict[str, float]:
-    finite = a[np.isfinite(a)]
-    if finite.size == 0:
-        return {"mean": float("inf"), "p5": float("inf"), "p50": float("inf"), "p95": float("inf"), "finite": 0.0}
-    p5, p50, p95 = np.percentile(finite, [5, 50, 95])
-    return {"mean": float(finite.mean()), "p5": float(p5), "p50": float(p50), "p95": float(p95),
-            "finite": finite.size / a.size}
 
 
 def _resolve_chip(chip: str | ChipConfig | None, sc: Scenario) -> ChipConfig:
@@ -272,7 +264,7 @@ def _compose(sc: Scenario, s: Setting, gpu_opts: list[Option], chip_opt: Option,
     deps = deployments_at_mode(s, inputs)
     results = []
     for o in [*gpu_opts, chip_opt]:
-        measures = {m: _summary(np.asarray(mc[f"{m}.{o.name}"])) for m in MEASURES if f"{m}.{o.name}" in mc.outputs}
+        measures = {m: mc.summary(f"{m}.{o.name}").to_dict() for m in MEASURES if f"{m}.{o.name}" in mc.outputs}
         results.append(OptionResult(o, served.get(o.name), measures, p_beats.get(o.name), deps.get(o.name)))
     strength = {g.option.name: float(at_mode[f"tokens_per_usd_h.{g.option.name}"][0]) for g in s.gpus}
     verdict = _verdict(sc, chip_opt, chip_name, p_beats, best, served, gpu_opts, s, strength)
