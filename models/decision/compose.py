@@ -28,6 +28,7 @@ import numpy as np
 from ...checks import check_int, check_positive, check_real, check_seed
 from ...errors import UserError
 from ..chip.config import ChipConfig
+from ..cost.pricing import cost_inputs
 from ..cost.tco import Deployment
 from ..cost.timeline import Option as TimelineOption
 from ..cost.timeline import break_even as timeline_break_even
@@ -165,7 +166,7 @@ def decide(*, buyer: str = DEFAULT_BUYER, date: str | dt.date = DEFAULT_DATE, ch
     targets = Targets.checked(ttft_s if ttft_s is not None else d["targets"]["ttft_s"]["value"],
                               tpot_s if tpot_s is not None else d["targets"]["tpot_s"]["value"])
     ttft, tpot = targets.ttft_s, targets.tpot_s
-    budget = check_positive("budget_usd", budget_usd if budget_usd is not None else dflt["budget_usd"])
+    budget = check_positive("budget_usd", budget_usd if budget_usd is not None else cost_inputs().default_budget_usd)
     cap = None if power_cap_MW is None else check_positive("power_cap_MW", power_cap_MW)
     horizon = check_real("horizon_years", horizon_years if horizon_years is not None else dflt["horizon_years"],
                          lo=0.0, lo_open=True, hi=30.0)

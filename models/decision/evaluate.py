@@ -32,7 +32,7 @@ import numpy as np
 
 from ..chip.config import ChipConfig
 from ..cost.pricing import cost_inputs
-from ..cost.schedule import evaluate_silicon, silicon_inputs
+from ..cost.schedule import evaluate_silicon, schedule_inputs, silicon_inputs
 from ..cost.tco import HOURS_PER_YEAR, Deployment, custom_system, deploy, per_device_tco, system_for_gpu, tco_figures
 from ..cost.timeline import tokens_over_horizon
 from ..gpu.specs import get_gpu
@@ -113,9 +113,9 @@ def decision_inputs(s: Setting) -> list[Uncertain]:
                                                         p.high_usd, f"{p.source} ({p.confidence})", "USD")
     data = decision_data()
     errors = data["model_errors"]
-    from_schedule = load_yaml(DATA_DIR / "schedule.yaml")["incumbent"]
-    out["incumbent.software_gain_per_year"] = _row("incumbent.software_gain_per_year",
-                                                   from_schedule["software_gain_per_year"], unit="fraction/year")
+    gain = schedule_inputs().incumbent["software_gain_per_year"]
+    out["incumbent.software_gain_per_year"] = _ranged("incumbent.software_gain_per_year", gain.low, gain.value,
+                                                      gain.high, gain.source, "fraction/year", gain.shape)
     if s.gpus:
         for e in ("gpu_serving", "gpu_power"):
             if "low" in errors[e]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..files import check_output_folder
+from ..models.cost.pricing import cost_inputs
 from ..models.decision.compose import decide
 from ..models.decision.evaluate import decision_data
 from ..models.decision.report import write_decision_report
@@ -33,7 +34,8 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--tpot-s", dest="tpot_s", type=real_in(0.0, 3600.0), metavar="S",
                    help="time-per-output-token target, s (default 0.2: the same)")
     p.add_argument("--budget-usd", dest="budget_usd", type=real_in(0.0, 1e15), metavar="USD",
-                   help=f"what each option may spend on whole deployments over their life (default {d['budget_usd']:.3g})")
+                   help="what each option may spend on whole deployments over their life (default the cost "
+                        f"model's {cost_inputs().default_budget_usd:.3g})")
     p.add_argument("--power-cap-mw", dest="power_cap_MW", type=real_in(0.0, 1e6), metavar="MW",
                    help="facility power the fleet may draw, MW (default: no cap)")
     p.add_argument("--horizon-years", dest="horizon_years", type=real_in(0.0, 30.0), metavar="Y",
