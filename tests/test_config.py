@@ -121,10 +121,14 @@ def test_element_bytes_come_from_the_dtype_alone():
     integer formats' output)."""
     from systolab.dtypes import DTYPES, OUTPUT_DTYPE
 
+    # the 4-bit formats occupy a byte unpacked; packed, with their scales, DType.storage_bytes
     assert {n: d.bytes for n, d in DTYPES.items()} == {"int8": 1, "uint8": 1, "int16": 2, "fp8_e4m3": 1, "fp8_e5m2": 1,
-                                                         "fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4}
+                                                         "fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4, "nvfp4": 1,
+                                                         "mxfp4": 1, "w4a16": 1, "w8a16": 1, "w8a16_fp8": 1}
     assert {n: d.bytes for n, d in OUTPUT_DTYPE.items()} == {"int8": 4, "uint8": 4, "int16": 4, "fp8_e4m3": 2,
-                                                               "fp8_e5m2": 2, "fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4}
+                                                               "fp8_e5m2": 2, "fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4,
+                                                               "nvfp4": 2, "mxfp4": 2, "w4a16": 2, "w8a16": 2,
+                                                               "w8a16_fp8": 2}
     assert set(OUTPUT_DTYPE) == set(DTYPES)
 
 

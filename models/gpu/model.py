@@ -41,7 +41,7 @@ import math
 from dataclasses import dataclass, field, replace
 from functools import cache
 
-from ...dtypes import get_dtype
+from ...dtypes import operand_bytes
 from ...errors import UserError
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.gemm import Gemm
@@ -65,12 +65,17 @@ FALLBACK = {
     "fp8_e4m3": ["fp8_e5m2", "bf16", "fp16"], "fp8_e5m2": ["fp8_e4m3", "bf16", "fp16"],
     "int8": ["fp16"], "uint8": ["int8", "fp16"], "int16": ["fp32"],
     "bf16": ["fp32"], "fp16": ["fp32"], "tf32": ["fp32"], "fp32": [],
+    # FP4 has no fallback: a GPU without FP4 tensor cores cannot run it (models/serving/formats.py);
+    # weight-only formats run their math at the activations' 16-bit rate
+    "nvfp4": [], "mxfp4": [], "w4a16": ["bf16", "fp16"], "w8a16": ["bf16", "fp16"], "w8a16_fp8": ["bf16", "fp16"],
 }
 #: Calibration classes: dtypes that share tensor-core data paths share an efficiency.
 DTYPE_CLASS = {"fp16": "half", "bf16": "half", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8",
-               "int8": "int8", "uint8": "int8", "int16": "fp32", "tf32": "tf32", "fp32": "fp32"}
+               "int8": "int8", "uint8": "int8", "int16": "fp32", "tf32": "tf32", "fp32": "fp32",
+               "nvfp4": "fp4", "mxfp4": "fp4", "w4a16": "half", "w8a16": "half", "w8a16_fp8": "half"}
 #: When a class has no measurement, borrow the efficiency of these, in order.
-CLASS_BORROW = {"half": [], "fp8": ["half"], "int8": ["fp8", "half"], "tf32": ["half"], "fp32": ["half"]}
+CLASS_BORROW = {"half": [], "fp8": ["half"], "int8": ["fp8", "half"], "tf32": ["half"], "fp32": ["half"],
+                "fp4": ["fp8", "half"]}
 
 
 @dataclass(frozen=True)
@@ -213,7 +218,7 @@ def raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: Mo
     # tensor cores of export SKUs such as the H20)
     feed = a.operand_bytes_per_clock * _clock_MHz(gpu) * 1e6 if a.operand_bytes_per_clock else math.inf
     half = (gpu.peak("bf16") or gpu.peak("fp16") or peak_tflops) * 1e12 / sms
-    elem = get_dtype(gemm.dtype).bytes
+    elem_a, elem_b = operand_bytes(gemm.dtype)     # storage bytes, scales included
     bw = gpu.mem_bw_GBps * 1e9 * _mem_eff(gpu, a)
     best = None
     skinny_ok = min(gemm.M, gemm.N) < a.skinny_below
@@ -228,7 +233,7 @@ def raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: Mo
             k_per = math.ceil(gemm.K / s)
             # a tile's time: its MACs at the SM's rate or its operands at the SM's L2 feed,
             # whichever is longer, plus its fixed prologue/epilogue cost
-            tile_s = max(2 * tm * tn * k_per / (per_sm * a.compute_derate), (tm + tn) * k_per * elem / feed)
+            tile_s = max(2 * tm * tn * k_per / (per_sm * a.compute_derate), (tm * elem_a + tn * elem_b) * k_per / feed)
             # the fixed cost: tile_overhead_k more of K at the SM's 16-bit rate (faster SMs pay less)
             compute = waves * (tile_s + 2 * tm * tn * a.tile_overhead_k / half)
             extra = 2 * s * gemm.M * gemm.N * 4 * gemm.count if s > 1 else 0

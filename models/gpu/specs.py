@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ...dtypes import DTYPES
+from ...dtypes import DTYPES, FP4_DTYPES
 from ...errors import UserError
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 
@@ -57,6 +57,12 @@ class GpuSpec:
     price: PriceRange | None = None
     boost_clock_MHz: float | None = None
     notes: str = ""
+    peak_sources: dict[str, str] = field(default_factory=dict)   # dtype -> the source of that peak, where own
+
+    @property
+    def fp4_dtypes(self) -> tuple[str, ...]:
+        """The block-scaled FP4 formats this GPU's tensor cores run natively (Blackwell)."""
+        return tuple(d for d in FP4_DTYPES if self.peak(d))
 
     @property
     def io_bidir_GBps(self) -> float:
@@ -86,6 +92,11 @@ def _parse(gid: str, d: Any, path: Path) -> GpuSpec:
     family = need(path, w, d, "family", str)
     if family not in FAMILIES:
         raise SpecError(path, f"{w}.family", f"must be one of {', '.join(FAMILIES)}, not {family!r}")
+    sources = dict(need(path, w, d, "peak_sources", dict, optional=True) or {})
+    for dt in sources:
+        if dt not in peaks:
+            raise SpecError(path, f"{w}.peak_sources.{dt}", "names no peak of peak_dense_tflops")
+        need(path, f"{w}.peak_sources", sources, dt, str)
     conf = need(path, w, d, "confidence", str)
     if conf not in CONFIDENCE:
         raise SpecError(path, f"{w}.confidence", f"must be one of {', '.join(CONFIDENCE)}, not {conf!r}")
@@ -121,6 +132,7 @@ def _parse(gid: str, d: Any, path: Path) -> GpuSpec:
         price=price,
         boost_clock_MHz=need(path, w, d, "boost_clock_MHz", num, positive=True, optional=True),
         notes=need(path, w, d, "notes", str, optional=True) or "",
+        peak_sources=sources,
     )
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ...checks import check_int
-from ...dtypes import DTYPES, get_dtype
+from ...dtypes import DTYPES, FP4_DTYPES, get_dtype
 from ...errors import UserError
 from ..chip.config import ChipConfig, get_chip
 from ..chip.workload import chip_workload_perf
@@ -41,6 +41,7 @@ from ..cost.schedule import nre_breakdown
 from ..cost.tco import TcoBreakdown, custom_system, per_device_tco, system_for_gpu, usd_per_million_tokens_tco
 from ..frames import data_frame
 from ..gpu.fit_file import reads_fit
+from ..gpu.formats import canonical_name, check_gpu_dtype
 from ..gpu.model import assumptions, calibration, gemm_terms, layer_assumptions, resolve_peak
 from ..gpu.power import gpu_idle_W, gpu_power_W, step_activity
 from ..gpu.power_cap import check_power_cap, clock_fraction
@@ -51,6 +52,7 @@ from ..silicon.energy import chip_idle_W, chip_power, chip_step_power_W
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.catalog import DecoderShape, check_fits, get_llm
 from ..workloads.gemm import Gemm
+from .formats import check_chip_dtype, default_kv_dtype, format_notes
 from .moe import ASSUMPTION as MOE_ASSUMPTION
 from .moe import expert_load
 
@@ -149,8 +151,9 @@ class Precision:
     kv: str
     act: str = "bf16"
 
-    def bytes(self, which: str) -> int:
-        return get_dtype(getattr(self, which)).bytes
+    def bytes(self, which: str) -> float:
+        """Bytes an element of ``which`` takes in memory, block scales included (NVFP4 0.5625)."""
+        return get_dtype(getattr(self, which)).storage_bytes
 
 
 def _gemm(name: str, M: int, N: int, K: int, dtype: str, calls: int, parallel: int = 1) -> Op:
@@ -303,10 +306,7 @@ class GpuServing:
         self.runtime = None if runtime is None else get_runtime(runtime).name
         self.power_cap_W = check_power_cap(self.spec, power_cap_W)
         self.id = self.spec.id
-        if not self.spec.peak(dtype):
-            rates = ", ".join(k for k, v in sorted(self.spec.peak_dense_tflops.items()) if v)
-            raise UserError(f"dtype: {self.id} has no {dtype} tensor rate (it has {rates})", parameter="dtype")
-        self.dtype = dtype
+        self.dtype = dtype = check_gpu_dtype(self.spec, dtype)
         self.memory_bytes = self.spec.memory_GB * 2**30      # marketed GB of GPU memory are GiB
         self.power_W = float(self.spec.tdp_W)          # design power: what provisioning counts
         self.idle_power_W = gpu_idle_W(self.spec)
@@ -320,7 +320,7 @@ class GpuServing:
         _, self._half_peak, _ = resolve_peak(self.spec, "bf16" if self.spec.peak("bf16") else "fp16")
         self._half_eff = calibration().lookup(self.spec.family, "half")[0]
         self._mem_col = 2 if self.spec.memory_type.upper().startswith("GDDR") else 1   # gddr_s or hbm_s
-        self.notes = tuple(self.spec.flags(f"peak_dense_tflops.{dtype}", "mem_bw_GBps", "tdp_W"))
+        self.notes = tuple(self.spec.flags(f"peak_dense_tflops.{dtype}", "mem_bw_GBps", "tdp_W")) + format_notes(dtype)
         if self.runtime is not None:
             self.notes += (f"runtime {self.runtime}: its fixed cost per kernel and compute derate",)
         if self.power_cap_W is not None:
@@ -374,7 +374,7 @@ class GpuServing:
         """Per operator: tensor-core busy seconds (its useful FLOPs at the dtype's dense peak,
         attention at the 16-bit peak), DRAM busy seconds and seconds, at the stored parameters."""
         terms, theta = self.terms(ops, tp), self.params.as_array()
-        peak = float(self.spec.peak(self.dtype) or 0.0) * 1e12     # the constructor checked it exists
+        peak = float(resolve_peak(self.spec, self.dtype)[1]) * 1e12     # the constructor checked it exists
         tensor = np.array([op.flops * op.calls / (self._half_peak * 1e12 if op.kind == "attention" else peak)
                            for op in ops])
         return tensor, terms[:, 1] / theta[1] + terms[:, 2] / theta[2], combine(terms, theta)
@@ -406,9 +406,7 @@ class ChipServing:
     def __init__(self, chip: ChipConfig, dtype: str):
         self.chip = chip
         self.id = chip.name
-        if dtype != chip.core.dtype:
-            raise UserError(f"dtype: {chip.name}'s cores compute in {chip.core.dtype}, not {dtype}", parameter="dtype")
-        self.dtype = dtype
+        self.dtype = check_chip_dtype(chip.name, chip.core.dtype, dtype)
         area, power, cost = chip_area(chip), chip_power(chip), chip_unit_cost(chip)
         self.memory_bytes = chip.dram.GB * 1e9
         self.power_W = float(power.tdp_W)              # design power: what provisioning counts
@@ -673,13 +671,16 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
                         parameter="runtime")
     dev = (device if isinstance(device, (GpuServing, ChipServing))
            else get_device(device, dtype, runtime=runtime, power_cap_W=power_cap_W))
-    if dtype is not None and dtype != dev.dtype:
+    if dtype is not None and canonical_name(dtype) != dev.dtype:
         raise UserError(f"dtype: the device was made for {dev.dtype}, not {dtype}", parameter="dtype")
-    kv_dtype = kv_dtype or dev.dtype
-    if kv_dtype not in DTYPES:
-        raise UserError(f"kv-dtype: {kv_dtype!r} is not a dtype ({', '.join(DTYPES)})", parameter="kv-dtype")
+    kv_dtype = canonical_name(kv_dtype) if kv_dtype else default_kv_dtype(dev.dtype)
+    if kv_dtype not in DTYPES or get_dtype(kv_dtype).weight_only:
+        raise UserError(f"kv-dtype: {kv_dtype!r} is not a KV-cache dtype ({', '.join(DTYPES)}, not weight-only)",
+                        parameter="kv-dtype")
     if isinstance(dev, GpuServing) and kv_dtype != dev.dtype and not dev.spec.peak(kv_dtype) and kv_dtype not in ("fp16", "bf16"):
         raise UserError(f"kv-dtype: {dev.id} has no {kv_dtype} support", parameter="kv-dtype")
+    if isinstance(dev, GpuServing) and kv_dtype in FP4_DTYPES:
+        check_gpu_dtype(dev.spec, kv_dtype, parameter="kv-dtype")
     if dev.kind == "custom" and kv_dtype != dev.dtype:
         raise UserError(f"kv-dtype: {dev.id} computes attention in {dev.dtype}; the KV cache must be {dev.dtype}",
                         parameter="kv-dtype")

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...checks import MAX_DIM, is_int
-from ...dtypes import OUTPUT_DTYPE, get_dtype
+from ...dtypes import OUTPUT_DTYPE, get_dtype, operand_bytes
 from ...errors import UserError
 from ...files import read_text
 
@@ -65,10 +66,12 @@ class Gemm:
 
     @property
     def min_bytes(self) -> int:
-        """Compulsory off-chip traffic: read A and B once, write C once (all copies)."""
-        i = get_dtype(self.dtype).bytes
+        """Compulsory off-chip traffic: read A and B once, write C once (all copies). A
+        block-scaled or weight-only format's operands are read at their storage bytes,
+        scales included (:func:`~systolab.dtypes.operand_bytes`), rounded up to a byte."""
+        a, b = operand_bytes(self.dtype)
         o = OUTPUT_DTYPE[self.dtype].bytes
-        return ((self.M * self.K + self.K * self.N) * i + self.M * self.N * o) * self.count
+        return math.ceil((self.M * self.K * a + self.K * self.N * b + self.M * self.N * o) * self.count)
 
 
 def parse_gemm(text: str, *, dtype: str = "bf16", name: str | None = None) -> Gemm:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..models.gpu.formats import check_gpu_dtype
 from ..models.gpu.model import LIBRARIES, estimate_workload
 from ..models.gpu.runtime import LAYERS
 from ..models.gpu.specs import get_gpu
@@ -13,7 +14,8 @@ from .common import emit, gemms_from_args, lines_of
 def add_parser(sub, parents) -> None:
     p = sub.add_parser("gpu", parents=[parents.workload, parents.json], help="modelled GEMM time on an Nvidia GPU")
     p.add_argument("--gpu", required=True, metavar="ID", help="GPU id, e.g. h100-sxm (see models/data/gpus.yaml)")
-    p.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp8_e4m3, fp8_e5m2, int8, tf32, fp32")
+    p.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp8_e4m3, fp8_e5m2, int8, tf32, fp32; "
+                   "nvfp4 (= fp4) and mxfp4 on Blackwell; weight-only w4a16, w8a16, w8a16_fp8 (math in bf16)")
     p.add_argument("--layer", choices=LAYERS, default=None,
                    help="kernel (default): what a library benchmark measures, no launch overhead or serving "
                         "derate; runtime: with a serving runtime's costs, as `serve` composes GEMMs")
@@ -28,6 +30,7 @@ def add_parser(sub, parents) -> None:
 
 def run(args: argparse.Namespace) -> int:
     gpu = get_gpu(args.gpu)
+    args.dtype = check_gpu_dtype(gpu, args.dtype)     # FP4 needs FP4 tensor cores; fp4 is nvfp4
     gemms, workload = gemms_from_args(args, args.dtype)
     if workload is not None:
         workload.check_fits(gpu.memory_GB, gpu.id)

@@ -9,7 +9,9 @@ from ..models.serving.goodput import Targets, goodput
 from ..models.serving.model import get_device, serve
 from .common import emit, legal_parent, positive_int, positive_real, scenario_from_args
 
-DTYPES = ("int8", "uint8", "int16", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp32", "tf32")
+DTYPES = ("int8", "uint8", "int16", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp32", "tf32",
+          # FP4 on Blackwell (fp4 = nvfp4) and the weight-only formats (docs/serving.md: formats)
+          "fp4", "nvfp4", "mxfp4", "w4a16", "w8a16", "w8a16_fp8")
 
 
 def scenario_parent() -> argparse.ArgumentParser:
@@ -31,8 +33,11 @@ def scenario_parent() -> argparse.ArgumentParser:
                    help="time-per-output-token target in seconds (as --ttft-s)")
     p.add_argument("--pp", type=positive_int, default=1, metavar="P", help="pipeline-parallel stages (default 1)")
     p.add_argument("--dtype", choices=DTYPES, metavar="D",
-                   help="weights and GEMMs (default: a chip's dtype; a GPU's fp8_e4m3 where it has it, else bf16)")
-    p.add_argument("--kv-dtype", dest="kv_dtype", choices=DTYPES, metavar="D", help="KV cache (default --dtype)")
+                   help="weights and GEMMs (default: a chip's dtype; a GPU's fp8_e4m3 where it has it, else bf16): "
+                        "fp4/nvfp4 and mxfp4 run weights and activations in FP4 on Blackwell; w4a16 (int4, group "
+                        "128), w8a16 (int8), w8a16_fp8 store only the weights narrow, math in bf16")
+    p.add_argument("--kv-dtype", dest="kv_dtype", choices=DTYPES, metavar="D",
+                   help="KV cache (default --dtype; fp8_e4m3 under FP4, bf16 under a weight-only format)")
     return p
 
 
