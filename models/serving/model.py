@@ -53,8 +53,10 @@ from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.catalog import DecoderShape, check_fits, get_llm
 from ..workloads.gemm import Gemm
 from .formats import check_chip_dtype, default_kv_dtype, format_notes
+from .mla import ASSUMPTION as MLA_ASSUMPTION
+from .mla import kv_elements_per_token, mla_step
 from .moe import ASSUMPTION as MOE_ASSUMPTION
-from .moe import expert_load
+from .moe import expert_load, expert_parallel_share
 
 SERVING_FILE = DATA_DIR / "serving.yaml"
 #: Decode steps whose time is evaluated; the rest are interpolated (attention's cost is
@@ -72,6 +74,7 @@ ASSUMPTIONS = [
     "(--concurrency): steady state, each finished request replaced by a new one whose prefill runs alone",
     "pipeline parallelism splits the batch into as many micro-batches as stages",
     MOE_ASSUMPTION,
+    MLA_ASSUMPTION,
     "energy = power x time on every device of the group, each step at its own power: a GPU's from its tensor-core "
     "and DRAM activity (models/gpu/power.py, fitted to public measurements), the chip's from its activity energy "
     "plus leakage (models/silicon/energy.py); power_W (design power / TDP) stays the provisioning figure",
@@ -166,13 +169,14 @@ def _vector(name: str, calls: int, elements: float, read: float, written: float)
 
 
 def step_ops(model: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, prec: Precision,
-             kv_shared: bool = True) -> list[Op]:
+             kv_shared: bool = True, ep: int = 1) -> list[Op]:
     """The operators of one forward step on one device of a ``tp``-way tensor-parallel
     group: ``seqs`` sequences each adding ``q_len`` tokens (the prompt in a prefill, one
     token in a decode) to a context that then holds ``ctx`` tokens, through every layer
     (with pipeline stages, the stages' layers one after another). ``kv_shared=False`` stands for a decode-attention kernel that
     reads the KV cache once per query head rather than once per KV head (grouped-query
-    attention without reuse, as TensorRT-LLM's before its XQA kernel, v0.8)."""
+    attention without reuse, as TensorRT-LLM's before its XQA kernel, v0.8). MLA models'
+    attention is :mod:`.mla`'s; ``ep`` splits the experts over devices (:func:`moe_ops`)."""
     m, L = model, model.layers
     T = seqs * q_len                                   # tokens through the projections
     h, hd, a = m.hidden, m.head_dim, prec.bytes("act")
@@ -181,27 +185,30 @@ def step_ops(model: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, p
     ffn = m.ffn // tp
     w, kvb = prec.weights, prec.bytes("kv")
     ops = [_vector("embedding", 1, T * h, T * h * a, T * h * a),
-           _vector("rmsnorm_attn", L, 4 * T * h, T * h * a, T * h * a),
-           _gemm("qkv", T, (heads + 2 * kvh) * hd, h, w, L),
-           _vector("rope", L, 6 * T * (heads + kvh) * hd, T * (heads + kvh) * hd * a, T * (heads + kvh) * hd * a)]
-    # attention: causal scores and context for the new tokens against the context
-    pairs = seqs * heads * (q_len * ctx - q_len * (q_len - 1) / 2)
-    reads = kvh if kv_shared or q_len > 1 else heads
-    att_bytes = (T * heads * hd * 2 * a                       # read Q, write O
-                 + seqs * ctx * 2 * reads * hd * kvb          # read K and V of the whole context
-                 + T * 2 * kvh * hd * kvb)                    # write the new K and V
-    ops.append(Op("attention", "attention", L, flops=4 * hd * pairs, bytes=att_bytes, elements=5 * pairs,
-                  attention=(seqs, q_len, ctx, heads, kvh, hd)))
-    ops.append(_gemm("o_proj", T, h, heads * hd, w, L))
+           _vector("rmsnorm_attn", L, 4 * T * h, T * h * a, T * h * a)]
+    if m.mla:
+        ops += mla_ops(m, seqs=seqs, q_len=q_len, ctx=ctx, tp=tp, prec=prec)
+    else:
+        ops += [_gemm("qkv", T, (heads + 2 * kvh) * hd, h, w, L),
+                _vector("rope", L, 6 * T * (heads + kvh) * hd, T * (heads + kvh) * hd * a, T * (heads + kvh) * hd * a)]
+        # attention: causal scores and context for the new tokens against the context
+        pairs = seqs * heads * (q_len * ctx - q_len * (q_len - 1) / 2)
+        reads = kvh if kv_shared or q_len > 1 else heads
+        att_bytes = (T * heads * hd * 2 * a                       # read Q, write O
+                     + seqs * ctx * 2 * reads * hd * kvb          # read K and V of the whole context
+                     + T * 2 * kvh * hd * kvb)                    # write the new K and V
+        ops.append(Op("attention", "attention", L, flops=4 * hd * pairs, bytes=att_bytes, elements=5 * pairs,
+                      attention=(seqs, q_len, ctx, heads, kvh, hd)))
+        ops.append(_gemm("o_proj", T, h, heads * hd, w, L))
     if tp > 1:
         ops.append(Op("allreduce_attn", "collective", L, bytes=0, collective="all_reduce", message_bytes=T * h * a))
     ops.append(_vector("residual_rmsnorm_mlp", L, 6 * T * h, 2 * T * h * a, 2 * T * h * a))
-    if m.experts > 1:
-        ops += moe_ops(m, T, ffn, prec)
-    else:
-        ops += [_gemm("gate_up", T, 2 * ffn, h, w, L),
-                _vector("swiglu", L, 4 * T * ffn, T * 2 * ffn * a, T * ffn * a),
-                _gemm("down", T, h, ffn, w, L)]
+    if dense := L - m.moe_layers:               # every layer of a dense model; DeepSeek's first ones
+        ops += [_gemm("gate_up", T, 2 * ffn, h, w, dense),
+                _vector("swiglu", dense, 4 * T * ffn, T * 2 * ffn * a, T * ffn * a),
+                _gemm("down", T, h, ffn, w, dense)]
+    if m.moe_layers:
+        ops += moe_ops(m, T, m.expert_ffn * ep // tp, prec, **({"ep": ep} if ep > 1 else {}))
     if tp > 1:
         ops.append(Op("allreduce_mlp", "collective", L, bytes=0, collective="all_reduce", message_bytes=T * h * a))
     ops.append(_vector("residual", L, T * h, 2 * T * h * a, T * h * a))
@@ -216,22 +223,47 @@ def step_ops(model: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, p
     return ops
 
 
-def moe_ops(m: DecoderShape, T: int, ffn: int, prec: Precision) -> list[Op]:
+def moe_ops(m: DecoderShape, T: int, ffn: int, prec: Precision, *, ep: int = 1) -> list[Op]:
     """The mixture-of-experts block of ``T`` tokens on one device (``ffn``: each expert's
-    FFN width on it): the router GEMM, the routing kernels (top-k and softmax of the router
+    FFN width on it), in each of the model's MoE layers: the router GEMM, the routing kernels (top-k and softmax of the router
     logits; sorting the tokens by expert, as vLLM's fused MoE does), the grouped expert
     GEMMs (``experts_touched``: one kernel each over the experts the step touches, each expert's
-    GEMM as tall as the busiest expert's tokens: :mod:`.moe`), SwiGLU and the weighted sum."""
-    L, h, w, a, k = m.layers, m.hidden, prec.weights, prec.bytes("act"), m.experts_per_token
+    GEMM as tall as the busiest expert's tokens: :mod:`.moe`), SwiGLU and the weighted sum;
+    the shared experts (DeepSeek) as dense GEMMs split as the experts are; with ``ep`` > 1
+    the experts split over ``ep`` devices (:func:`~.moe.expert_parallel_share`), each
+    device's share of the tokens (1 / ep) dispatched to them and combined back as all-to-alls."""
+    L, h, w, a, k = m.moe_layers, m.hidden, prec.weights, prec.bytes("act"), m.experts_per_token
     load = expert_load(T, m.experts, k)
-    n, rows = load.gemm_experts, load.gemm_rows
-    return [_gemm("router", T, m.experts, h, w, L),
-            _vector("expert_topk", L, 4 * T * m.experts, T * m.experts * 4, T * k * 8),
-            _vector("expert_sort", L, 2 * T * k, T * k * 4, 2 * (T * k + m.experts) * 4),
-            replace(_gemm("expert_gate_up", rows, 2 * ffn, h, w, L, n), experts_touched=load.distinct),
-            _vector("swiglu", L, 4 * T * k * ffn, T * k * 2 * ffn * a, T * k * ffn * a),
-            replace(_gemm("expert_down", rows, h, ffn, w, L, n), experts_touched=load.distinct),
-            _vector("expert_combine", L, 2 * T * k * h, T * k * h * a, T * h * a)]
+    touched, n = expert_parallel_share(load, ep)
+    rows = load.gemm_rows
+    # with ep > 1 each device sends its share of the routed copies out and back
+    sent = T / ep * k * h * a
+    dispatch, combine = ([Op(f"moe_{x}", "collective", L, collective="all_to_all", message_bytes=sent)]
+                         if ep > 1 else [] for x in ("dispatch", "combine"))
+    ops = [_gemm("router", T, m.experts, h, w, L),
+           _vector("expert_topk", L, 4 * T * m.experts, T * m.experts * 4, T * k * 8),
+           _vector("expert_sort", L, 2 * T * k, T * k * 4, 2 * (T * k + m.experts) * 4), *dispatch,
+           replace(_gemm("expert_gate_up", rows, 2 * ffn, h, w, L, n), experts_touched=touched),
+           _vector("swiglu", L, 4 * T * k * ffn / ep, T * k * 2 * ffn * a / ep, T * k * ffn * a / ep),
+           replace(_gemm("expert_down", rows, h, ffn, w, L, n), experts_touched=touched), *combine,
+           _vector("expert_combine", L, 2 * T * k * h, T * k * h * a, T * h * a)]
+    if m.shared_experts:
+        width = m.shared_experts * ffn // ep          # = shared x expert width / tp
+        ops += [_gemm("shared_gate_up", T, 2 * width, h, w, L),
+                _vector("shared_swiglu", L, 4 * T * width, T * 2 * width * a, T * width * a),
+                _gemm("shared_down", T, h, width, w, L)]
+    return ops
+
+
+def mla_ops(m: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, prec: Precision) -> list[Op]:
+    """A multi-head latent attention block (:mod:`.mla`) on one device, in every layer."""
+    st = mla_step(m, seqs=seqs, q_len=q_len, ctx=ctx, tp=tp, act_bytes=prec.bytes("act"), kv_bytes=prec.bytes("kv"))
+    L, w = m.layers, prec.weights
+    ops = [_gemm(name, M, N, K, w, L, par) for name, M, N, K, par in st.before]
+    ops.append(_vector("mla_norm_rope", L, st.vector_elements, st.vector_bytes / 2, st.vector_bytes / 2))
+    ops.append(Op("attention", "attention", L, flops=st.flops, bytes=st.bytes, elements=st.elements,
+                  attention=st.shape))
+    return ops + [_gemm(name, M, N, K, w, L, par) for name, M, N, K, par in st.after]
 
 
 def collective_seconds(kind: str, message_bytes: float, devices: int, link_GBps: float, latency_s: float) -> float:
@@ -251,6 +283,8 @@ def collective_seconds(kind: str, message_bytes: float, devices: int, link_GBps:
         return (n - 1) * message_bytes / bw + (n - 1) * latency_s
     if kind == "send":
         return message_bytes / bw + latency_s
+    if kind == "all_to_all":        # every device sends message_bytes, (n-1)/n of it to the others, all at once
+        return (n - 1) / n * message_bytes / bw + latency_s
     raise ValueError(f"collective kind {kind!r}")
 
 
@@ -583,6 +617,7 @@ class ServingResult:
     prefill_power_W: float | None = None    # mean power per device during prefill steps
     decode_power_W: float | None = None     # mean power per device during decode steps
     idle_power_W: float | None = None       # a device switched on with no work
+    ep: int = 1                             # expert-parallel degree (of the tp devices)
 
     @property
     def devices(self) -> int:
@@ -602,9 +637,11 @@ class ServingResult:
         return data_frame(self.decode_ops)
 
 
-def check_parallelism(model: DecoderShape, tp: int, pp: int) -> None:
+def check_parallelism(model: DecoderShape, tp: int, pp: int, ep: int = 1) -> None:
     """Tensor parallelism must divide the heads, the FFN and the hidden size (and the KV
-    heads, or be a multiple of them); pipeline parallelism must divide the layers."""
+    heads, or be a multiple of them); pipeline parallelism must divide the layers; expert
+    parallelism the experts and the tensor-parallel size (:func:`check_expert_parallel`)."""
+    check_expert_parallel(model, tp, ep)
     if model.heads % tp or model.ffn % tp or model.hidden % tp:
         raise UserError(f"tp: {tp} does not divide {model.name}'s {model.heads} heads, FFN width {model.ffn} and "
                         f"hidden size {model.hidden}", parameter="tp")
@@ -615,13 +652,30 @@ def check_parallelism(model: DecoderShape, tp: int, pp: int) -> None:
         raise UserError(f"pp: {pp} does not divide {model.name}'s {model.layers} layers", parameter="pp")
 
 
+def check_expert_parallel(model: DecoderShape, tp: int, ep: int) -> None:
+    """``ep`` > 1 splits a mixture-of-experts model's experts over ``ep`` of its ``tp``
+    tensor-parallel devices (each expert sharded over tp / ep of them): ``ep`` must divide
+    the experts and ``tp``; each expert's FFN width must divide by tp / ep."""
+    if ep == 1:
+        return
+    if model.experts <= 1:
+        raise UserError(f"ep: {model.name} has no experts to split over {ep} devices", parameter="ep")
+    if model.experts % ep:
+        raise UserError(f"ep: {ep} does not divide {model.name}'s {model.experts} experts", parameter="ep")
+    if tp % ep:
+        raise UserError(f"ep: {ep} must divide tp ({tp}): the experts split over ep of the tensor-parallel devices",
+                        parameter="ep")
+    if model.expert_ffn * ep % tp:
+        raise UserError(f"ep: tp / ep = {tp // ep} does not divide {model.name}'s expert width {model.expert_ffn}",
+                        parameter="ep")
+
+
 def memory_plan(model: DecoderShape, *, tp: int, pp: int, prec: Precision, tokens_per_seq: int,
                 prefill_tokens: int) -> dict[str, float]:
     """Bytes per device: ``weights``, ``activations`` (the widest operator's input and
     output over the largest prefill) and
     ``kv_per_sequence`` (a sequence of ``tokens_per_seq`` tokens)."""
-    kvh = max(1, model.kv_heads // tp)
-    kv_token = 2 * (model.layers // pp) * kvh * model.head_dim * prec.bytes("kv")
+    kv_token = (model.layers // pp) * kv_elements_per_token(model, tp) * prec.bytes("kv")
     widest = max(model.hidden, 2 * model.ffn // tp, (model.heads + 2 * model.kv_heads) * model.head_dim // tp)
     return {"weights": model.params * prec.bytes("weights") / (tp * pp),
             "activations": prefill_tokens * (model.hidden + widest) * prec.bytes("act"),
@@ -653,7 +707,8 @@ def check_request(model: str | DecoderShape, *, isl: Any, osl: Any, batch: Any,
 
 def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: int | None = None,
           concurrency: int | None = None, tp: int = 1, pp: int = 1, dtype: str | None = None,
-          kv_dtype: str | None = None, runtime: str | None = None, power_cap_W: float | None = None) -> ServingResult:
+          kv_dtype: str | None = None, runtime: str | None = None, power_cap_W: float | None = None,
+          ep: int = 1) -> ServingResult:
     """Serve ``model`` on ``tp x pp`` devices of ``device`` (a GPU id, chip name or file, or
     a :class:`ChipConfig`), with ``isl`` prompt and ``osl`` output tokens per request and
     either a static ``batch`` or a ``concurrency`` of requests in flight.
@@ -663,9 +718,10 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     cannot fit, parallelism that does not divide the model, or a dtype the device lacks
     raises :class:`UserError` naming the parameter. On a GPU, ``runtime`` names the serving
     runtime (``data/runtimes.yaml``; default the fitted vLLM) and ``power_cap_W`` caps the
-    board's power, W (:class:`GpuServing`)."""
+    board's power, W (:class:`GpuServing`). ``ep`` > 1 splits a mixture-of-experts model's
+    experts over ``ep`` of the ``tp`` devices (:func:`check_expert_parallel`)."""
     shape, isl, osl, static, seqs = check_request(model, isl=isl, osl=osl, batch=batch, concurrency=concurrency)
-    tp, pp = _positive_int("tp", tp), _positive_int("pp", pp)
+    tp, pp, ep = _positive_int("tp", tp), _positive_int("pp", pp), _positive_int("ep", ep)
     if isinstance(device, (GpuServing, ChipServing)) and (runtime is not None or power_cap_W is not None):
         raise UserError("runtime: with a device object, give runtime and power_cap_W to get_device instead",
                         parameter="runtime")
@@ -684,7 +740,7 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     if dev.kind == "custom" and kv_dtype != dev.dtype:
         raise UserError(f"kv-dtype: {dev.id} computes attention in {dev.dtype}; the KV cache must be {dev.dtype}",
                         parameter="kv-dtype")
-    check_parallelism(shape, tp, pp)
+    check_parallelism(shape, tp, pp, ep)
     prec = Precision(dev.dtype, kv_dtype)
     prefill_seqs = -(-seqs // pp) if static else 1
     mem = memory_plan(shape, tp=tp, pp=pp, prec=prec, tokens_per_seq=isl + osl, prefill_tokens=prefill_seqs * isl)
@@ -709,7 +765,7 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
                         f"holds {max_batch:,} ({free / gb:,.1f} GB free)", parameter=name)
     mem.update(capacity=capacity, kv_cache=seqs * mem["kv_per_sequence"])
 
-    plan = serving_plan(shape, isl=isl, osl=osl, seqs=seqs, static=static, tp=tp, pp=pp, prec=prec)
+    plan = serving_plan(shape, isl=isl, osl=osl, seqs=seqs, static=static, tp=tp, pp=pp, prec=prec, ep=ep)
     timed = [(w, ops, dev.seconds(ops, tp)) for w, ops in plan["steps"]]
     ttft = sum(c * float(sec.sum()) for (_, _, sec), c in zip(timed, plan["ttft"]))
     total = sum(w * float(sec.sum()) for w, _, sec in timed)
@@ -742,11 +798,12 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
 
     return ServingResult(dev.id, dev.kind, shape.name, isl, osl, "static" if static else "continuous", seqs, tp, pp,
                          dev.dtype, kv_dtype, ttft, tpot, per_device, group_rate, max_batch, mem, energy, cost,
-                         cost_range, table(pre_ops, pre_sec), table(dec_ops, dec_sec), tuple(dev.notes), **power)
+                         cost_range, table(pre_ops, pre_sec), table(dec_ops, dec_sec), tuple(dev.notes), **power,
+                         ep=ep)
 
 
 def serving_plan(shape: DecoderShape, *, isl: int, osl: int, seqs: int, static: bool, tp: int, pp: int,
-                 prec: Precision, kv_shared: bool = True) -> dict:
+                 prec: Precision, kv_shared: bool = True, ep: int = 1) -> dict:
     """The forward steps a scenario is timed by: ``steps`` as (weight, operators); the run
     takes sum(weight x step time) and the first token sum(``ttft`` x step time). With
     ``pp`` stages the batch runs as ``pp`` micro-batches: a step's
@@ -754,7 +811,7 @@ def serving_plan(shape: DecoderShape, *, isl: int, osl: int, seqs: int, static: 
     micro = -(-seqs // pp)
 
     def ops(n: int, q_len: int, ctx: int) -> list[Op]:
-        out = step_ops(shape, seqs=n, q_len=q_len, ctx=ctx, tp=tp, prec=prec, kv_shared=kv_shared)
+        out = step_ops(shape, seqs=n, q_len=q_len, ctx=ctx, tp=tp, prec=prec, kv_shared=kv_shared, ep=ep)
         if pp > 1:
             out.append(Op("pipeline_send", "collective", pp - 1, collective="send",
                           message_bytes=n * q_len * shape.hidden * prec.bytes("act")))

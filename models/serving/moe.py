@@ -121,3 +121,18 @@ def expert_load(tokens: int, experts: int, k: int) -> ExpertLoad:
     gemm_experts = min(experts, max(k, round(distinct)))
     return ExpertLoad(tokens, experts, k, distinct, busiest, mean, busiest / mean, gemm_experts,
                       max(1, math.ceil(busiest - 1e-9)))
+
+
+def expert_parallel_share(load: ExpertLoad, ep: int) -> tuple[float, int]:
+    """(experts one device touches in the step, on average; the experts its grouped GEMM
+    is timed with) when the ``load``'s experts split evenly over ``ep`` devices (expert
+    parallelism): each device holds experts / ep of them and touches distinct / ep. Every
+    device waits on the busiest expert anywhere (the combine all-to-all joins them), so
+    the rows stay :attr:`ExpertLoad.gemm_rows`. ``ep`` = 1 is the load itself."""
+    ep = check_int("ep", ep, hi=1 << 20)
+    if load.experts % ep:
+        raise UserError(f"ep: {ep} does not divide the {load.experts} experts", parameter="ep")
+    if ep == 1:
+        return load.distinct, load.gemm_experts
+    touched = load.distinct / ep
+    return touched, min(load.experts // ep, max(-(-load.k // ep), round(touched)))

@@ -20,6 +20,8 @@ from ...errors import UserError
 from ...files import is_user_file, read_text
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 from .gemm import Gemm, check_rows, load_gemm_list
+from .hf_config import is_config_path, load_hf_config
+from .shapes import DecoderShape
 
 
 @dataclass(frozen=True)
@@ -93,42 +95,10 @@ def _pos(name: str, v: object) -> int:
     return check_int(name, v)
 
 
-@dataclass(frozen=True)
-class DecoderShape:
-    """Dimensions of a decoder-only transformer (from the model's published config)."""
-
-    name: str
-    hidden: int
-    layers: int
-    heads: int
-    kv_heads: int
-    ffn: int
-    vocab: int
-    source: str
-    experts: int = 1
-    experts_per_token: int = 1
-    max_context: int = 0      # longest context the model supports, tokens (0: not stated)
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden // self.heads
-
-    @property
-    def params(self) -> int:
-        """Parameters: every layer's projections (all experts), router, embedding and LM head."""
-        kv = self.kv_heads * self.head_dim
-        per_layer = 2 * self.hidden * self.hidden + 2 * self.hidden * kv + 3 * self.hidden * self.ffn * self.experts
-        per_layer += self.hidden * self.experts if self.experts > 1 else 0
-        return self.layers * per_layer + 2 * self.vocab * self.hidden
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "hidden": self.hidden, "layers": self.layers, "heads": self.heads,
-                "kv_heads": self.kv_heads, "head_dim": self.head_dim, "ffn": self.ffn, "vocab": self.vocab,
-                "experts": self.experts, "experts_per_token": self.experts_per_token,
-                "max_context": self.max_context, "params": self.params, "source": self.source}
-
-
 LLM_FILE = DATA_DIR / "llm_models.yaml"
+#: Optional integer fields of an llm_models.yaml entry (DecoderShape's, 0 when absent).
+OPTIONAL_FIELDS = ("head_size", "moe_ffn", "shared_experts", "dense_layers", "kv_lora_rank", "q_lora_rank",
+                   "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
 
 
 @cache
@@ -141,8 +111,10 @@ def llm_models(path: str = str(LLM_FILE)) -> dict[str, DecoderShape]:
                 for k in ("hidden", "layers", "heads", "kv_heads", "ffn", "vocab", "max_context")}
         ints.update({k: need(path, name, d, k, int, positive=True, optional=True) or 1
                      for k in ("experts", "experts_per_token")})
-        if ints["hidden"] % ints["heads"] or ints["heads"] % ints["kv_heads"]:
-            raise SpecError(path, name, "heads must divide hidden and kv_heads must divide heads")
+        # the newer models' fields (DecoderShape; 0 where absent)
+        ints.update({k: need(path, name, d, k, int, positive=True, optional=True) or 0 for k in OPTIONAL_FIELDS})
+        if (ints["hidden"] % ints["heads"] and not ints["head_size"]) or ints["heads"] % ints["kv_heads"]:
+            raise SpecError(path, name, "heads must divide hidden (or head_size be given) and kv_heads must divide heads")
         shape = DecoderShape(name=name, source=need(path, name, d, "source", str), **ints)
         for alias in [name, *d.get("aliases", [])]:
             out[alias] = shape
@@ -150,7 +122,10 @@ def llm_models(path: str = str(LLM_FILE)) -> dict[str, DecoderShape]:
 
 
 def get_llm(name: str) -> DecoderShape:
-    """A built-in LLM by name or alias; a :class:`UserError` naming ``model`` otherwise."""
+    """A built-in LLM by name or alias, or any model from its Hugging Face ``config.json``
+    path (:mod:`.hf_config`); a :class:`UserError` naming ``model`` otherwise."""
+    if is_config_path(name):
+        return load_hf_config(name)
     models = llm_models()
     if not isinstance(name, str) or name not in models:
         raise UserError(f"model: {name!r} is not a built-in model; choose one of {', '.join(models)}",
@@ -161,6 +136,55 @@ def get_llm(name: str) -> DecoderShape:
 LLAMA3_8B = get_llm("llama3-8b")
 LLAMA3_70B = get_llm("llama3-70b")
 MIXTRAL_8X7B = get_llm("mixtral-8x7b")
+
+
+def attention_gemms(s: DecoderShape, *, T: int, batch: int, q_len: int, seq_len: int, dtype: str) -> list[Gemm]:
+    """The attention GEMMs of every layer: projections, scores Q K^T and context P V per
+    sequence and KV head (the group's query heads stacked). MLA (DeepSeek) in its expanded
+    form: the query and KV latents' down and up projections, then attention as MHA over
+    heads of ``qk_nope + qk_rope`` (keys) and ``v_head_dim`` (values)."""
+    L, h = s.layers, s.hidden
+    if s.mla:
+        qk, v, heads = s.qk_nope_head_dim + s.qk_rope_head_dim, s.v_head_dim, s.heads
+        q = ([Gemm(T, s.q_lora_rank, h, dtype, L, "attn_q_a"), Gemm(T, heads * qk, s.q_lora_rank, dtype, L, "attn_q_b")]
+             if s.q_lora_rank else [Gemm(T, heads * qk, h, dtype, L, "attn_q")])
+        return q + [Gemm(T, s.kv_lora_rank + s.qk_rope_head_dim, h, dtype, L, "attn_kv_a"),
+                    Gemm(T, heads * (s.qk_nope_head_dim + v), s.kv_lora_rank, dtype, L, "attn_kv_b"),
+                    Gemm(q_len, seq_len, qk, dtype, L * batch * heads, "attn_scores", batch * heads),
+                    Gemm(q_len, v, seq_len, dtype, L * batch * heads, "attn_context", batch * heads),
+                    Gemm(T, h, heads * v, dtype, L, "attn_out")]
+    kv, hd = s.kv_heads * s.head_dim, s.head_dim
+    group = s.heads // s.kv_heads
+    return [Gemm(T, s.heads * hd, h, dtype, L, "attn_q"),
+            Gemm(T, kv, h, dtype, L, "attn_k"),
+            Gemm(T, kv, h, dtype, L, "attn_v"),
+            Gemm(group * q_len, seq_len, hd, dtype, L * batch * s.kv_heads, "attn_scores", batch * s.kv_heads),
+            Gemm(group * q_len, hd, seq_len, dtype, L * batch * s.kv_heads, "attn_context", batch * s.kv_heads),
+            Gemm(T, h, s.heads * hd, dtype, L, "attn_out")]
+
+
+def ffn_gemms(s: DecoderShape, *, T: int, dtype: str) -> tuple[list[Gemm], list[str]]:
+    """The FFN GEMMs of every layer and what they assume: dense SwiGLU in the dense
+    layers; in the mixture-of-experts layers the router, the routed experts (balanced over
+    the experts that receive any token) and the shared experts."""
+    h, g, notes = s.hidden, [], []
+    dense = s.layers - s.moe_layers
+    if dense:
+        g += [Gemm(T, s.ffn, h, dtype, dense, "mlp_gate"), Gemm(T, s.ffn, h, dtype, dense, "mlp_up"),
+              Gemm(T, h, s.ffn, dtype, dense, "mlp_down")]
+    if s.moe_layers:
+        L, f = s.moe_layers, s.expert_ffn
+        active = min(s.experts, T * s.experts_per_token)
+        routed = -(-T * s.experts_per_token // active)
+        g += [Gemm(T, s.experts, h, dtype, L, "moe_router"),
+              Gemm(routed, f, h, dtype, L * active, "moe_gate", active),
+              Gemm(routed, f, h, dtype, L * active, "moe_up", active),
+              Gemm(routed, h, f, dtype, L * active, "moe_down", active)]
+        if s.shared_experts:
+            n = s.shared_experts * f
+            g += [Gemm(T, 2 * n, h, dtype, L, "moe_shared_gate_up"), Gemm(T, h, n, dtype, L, "moe_shared_down")]
+        notes.append(f"tokens spread evenly over the {s.experts} experts ({s.experts_per_token} per token)")
+    return g, notes
 
 
 def decoder(shape: DecoderShape, *, phase: str, dtype: str, batch: int = 1, seq_len: int = 2048) -> Workload:
@@ -174,31 +198,14 @@ def decoder(shape: DecoderShape, *, phase: str, dtype: str, batch: int = 1, seq_
     s, L = shape, shape.layers
     q_len = seq_len if phase == "prefill" else 1
     T = batch * q_len                      # tokens through the projections
-    kv = s.kv_heads * s.head_dim
-    group = s.heads // s.kv_heads
-    g: list[Gemm] = [
-        Gemm(T, s.hidden, s.hidden, dtype, L, "attn_q"),
-        Gemm(T, kv, s.hidden, dtype, L, "attn_k"),
-        Gemm(T, kv, s.hidden, dtype, L, "attn_v"),
-        # scores Q K^T and context P V, per sequence and KV head, the group's query heads stacked
-        Gemm(group * q_len, seq_len, s.head_dim, dtype, L * batch * s.kv_heads, "attn_scores", batch * s.kv_heads),
-        Gemm(group * q_len, s.head_dim, seq_len, dtype, L * batch * s.kv_heads, "attn_context", batch * s.kv_heads),
-        Gemm(T, s.hidden, s.hidden, dtype, L, "attn_out"),
-    ]
+    g = attention_gemms(s, T=T, batch=batch, q_len=q_len, seq_len=seq_len, dtype=dtype)
     assumptions = ["element-wise ops, softmax, RMSNorm, RoPE and embedding look-up are not GEMMs: left out",
                    "attention computed densely (no causal-mask savings)"]
-    if s.experts > 1:
-        # balanced routing over the experts that receive any token at all
-        active = min(s.experts, T * s.experts_per_token)
-        routed = -(-T * s.experts_per_token // active)
-        g += [Gemm(T, s.experts, s.hidden, dtype, L, "moe_router"),
-              Gemm(routed, s.ffn, s.hidden, dtype, L * active, "moe_gate", active),
-              Gemm(routed, s.ffn, s.hidden, dtype, L * active, "moe_up", active),
-              Gemm(routed, s.hidden, s.ffn, dtype, L * active, "moe_down", active)]
-        assumptions.append(f"tokens spread evenly over the {s.experts} experts ({s.experts_per_token} per token)")
-    else:
-        g += [Gemm(T, s.ffn, s.hidden, dtype, L, "mlp_gate"), Gemm(T, s.ffn, s.hidden, dtype, L, "mlp_up"),
-              Gemm(T, s.hidden, s.ffn, dtype, L, "mlp_down")]
+    if s.mla:
+        assumptions.append("MLA in its expanded form; the KV latent is up-projected for the new tokens only")
+    ffn, notes = ffn_gemms(s, T=T, dtype=dtype)
+    g += ffn
+    assumptions += notes
     # next-token logits: the last position of each sequence
     g.append(Gemm(batch, s.vocab, s.hidden, dtype, 1, "lm_head"))
     tokens = batch * q_len
@@ -206,7 +213,7 @@ def decoder(shape: DecoderShape, *, phase: str, dtype: str, batch: int = 1, seq_
     # sequence, and a few activation tensors of the widest layer
     weights = s.params
     elem = get_dtype(dtype).bytes
-    kv = 2 * L * batch * seq_len * kv * elem
+    kv = L * batch * seq_len * s.kv_elements_per_token * elem
     acts = 4 * T * max(s.hidden, s.ffn) * elem
     return Workload(f"{s.name}-{phase}", tuple(g), "token", tokens, s.source, tuple(assumptions),
                     weights * elem + kv + acts,

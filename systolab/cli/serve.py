@@ -17,8 +17,9 @@ DTYPES = ("int8", "uint8", "int16", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp3
 def scenario_parent() -> argparse.ArgumentParser:
     """The flags ``serve`` and ``fleet`` share: model, lengths, batching, parallelism, dtypes."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--model", required=True, metavar="NAME",
-                   help="built-in LLM: llama2-7b, llama2-13b, llama2-70b, llama3-8b, llama3-70b, mixtral-8x7b")
+    p.add_argument("--model", required=True, metavar="NAME|config.json",
+                   help="built-in LLM (llama2-7b, llama2-13b, llama2-70b, llama3-8b, llama3-70b, mixtral-8x7b, "
+                        "deepseek-v3) or a Hugging Face config.json path")
     p.add_argument("--isl", type=positive_int, required=True, metavar="N", help="prompt (input) tokens per request")
     p.add_argument("--osl", type=positive_int, required=True, metavar="N", help="output tokens per request")
     group = p.add_mutually_exclusive_group()
@@ -47,6 +48,9 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--device", required=True, metavar="ID|CHIP", help="GPU id, chip name or chips YAML file")
     p.add_argument("--tp", type=positive_int, metavar="T",
                    help="tensor-parallel devices (default 1; at the goodput point, the best of 1, 2, 4 ... 64)")
+    p.add_argument("--ep", type=positive_int, default=1, metavar="N",
+                   help="expert parallelism: a mixture-of-experts model's experts split over N of the --tp devices "
+                        "(N divides the experts and --tp; dispatch and combine as all-to-alls; default 1)")
     p.add_argument("--runtime", metavar="NAME",
                    help="GPU serving runtime (models/data/runtimes.yaml: vllm, trtllm-0.5, lmdeploy-0.1; default the "
                         "fitted vllm)")
@@ -72,13 +76,16 @@ def run(args: argparse.Namespace) -> int:
     if args.runtime is not None or args.power_cap_w is not None:
         device = get_device(args.device, args.dtype, runtime=args.runtime, power_cap_W=args.power_cap_w)
     if args.batch is None and args.concurrency is None:       # the goodput point of the targets
+        if args.ep != 1:
+            raise UserError("ep: give --batch or --concurrency with --ep (the goodput search runs without expert "
+                            "parallelism)", parameter="ep")
         g = goodput(device, args.model, isl=args.isl, osl=args.osl, ttft_s=args.ttft_s, tpot_s=args.tpot_s,
                     tp=args.tp, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype)
         r, reason = g.chosen, g.reason
         extra["goodput"] = g.summary()
     else:
         r = serve(device, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
-                  tp=args.tp or 1, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype)
+                  tp=args.tp or 1, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype, ep=args.ep)
         reason = targets.reason(r)
     payload = r.to_dict()
     if device is not args.device:                     # a runtime or a power cap was named
@@ -92,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     def human(p: dict) -> str:
         m = p["memory"]
         cost = p["usd_per_million_tokens"]
-        lines = [f"{p['model']} on {p['devices']} x {p['device']} (tp {p['tp']}, pp {p['pp']}), {p['dtype']} weights, "
+        lines = [f"{p['model']} on {p['devices']} x {p['device']} (tp {p['tp']}, pp {p['pp']}"
+                 f"{', ep ' + str(p['ep']) if p.get('ep', 1) > 1 else ''}), {p['dtype']} weights, "
                  f"{p['kv_dtype']} KV; {p['batching']} batching of {p['sequences']}, {p['isl']} + {p['osl']} tokens",
                  f"  TTFT {p['ttft_s'] * 1e3:,.1f} ms   TPOT {p['tpot_s'] * 1e3:,.2f} ms   "
                  f"{p['output_tokens_per_s']:,.0f} output tokens/s per device ({p['output_tokens_per_s_group']:,.0f} "
