@@ -119,3 +119,10 @@ def test_gpu_gemm_nvfp4_command(capsys):
     assert out["dtype"] == "nvfp4" and out["gemms"][0]["dtype_used"] == "nvfp4" and out["tflops"] > 4500
     assert main(["gpu", "--gpu", "h100-sxm", "--gemm", "4096x4096x4096", "--dtype", "nvfp4", "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == "dtype"
+
+
+@pytest.mark.parametrize("dtype", ["fp4", "mxfp4", "w8a16"])
+def test_serving_on_the_chip_refuses_what_its_datapath_lacks(dtype):
+    with pytest.raises(UserError, match="unsupported on the systolab chip's datapath") as e:
+        serve("sl-tiny", "llama3-8b", isl=128, osl=16, batch=1, dtype=dtype)
+    assert e.value.parameter == "dtype"

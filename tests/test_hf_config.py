@@ -108,3 +108,16 @@ def test_serve_command_takes_a_config_path(tmp_path, capsys):
                  "--json"]) == 2
     err = json.loads(capsys.readouterr().out)
     assert err["parameter"] == "model" and "num_key_value_heads" in err["error"]
+
+
+def test_a_config_is_a_gpu_workload(tmp_path, capsys):
+    path = write(tmp_path, TINY_MOE)
+    decode = get_workload(path, dtype="nvfp4", batch=4, seq_len=256)
+    prefill = get_workload(path + ":prefill", dtype="bf16", batch=1, seq_len=256)
+    assert decode.name == "model-decode" and decode.units_per_run == 4 and prefill.units_per_run == 256
+    assert dict(decode.resident_breakdown)["weights"] == int(load_hf_config(path).params * 4.5 / 8)
+    assert main(["gpu", "--gpu", "b200", "--workload", path, "--dtype", "fp4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["dtype"] == "nvfp4"
+    with pytest.raises(UserError) as e:
+        get_workload(str(tmp_path / "none.json"), dtype="bf16")
+    assert e.value.parameter == "workload"

@@ -1,5 +1,6 @@
 """Nvidia GPUs: specifications, the GEMM model calibrated on public measurements (a kernel layer and a
 runtime layer per serving runtime), its fits, board power by phase and under a power cap."""
+from .formats import check_gpu_dtype, fp4_gpus
 from .model import LIBRARIES, GpuGemmEstimate, GpuWorkloadEstimate, estimate_gemm, estimate_workload
 from .power import (
     PowerFitReport,
@@ -15,7 +16,8 @@ from .power_cap import check_power_cap, clock_fraction
 from .runtime import LAYERS, Runtime, get_runtime, load_runtimes
 from .specs import GpuSpec, get_gpu, list_gpus, load_gpus
 
-__all__ = ["LAYERS", "LIBRARIES", "Runtime", "check_power_cap", "clock_fraction", "get_runtime", "load_runtimes",
+__all__ = ["check_gpu_dtype", "fp4_gpus",
+           "LAYERS", "LIBRARIES", "Runtime", "check_power_cap", "clock_fraction", "get_runtime", "load_runtimes",
            "estimate_gemm", "estimate_workload", "get_gpu", "GpuGemmEstimate", "GpuSpec", "GpuWorkloadEstimate",
            "gpu_idle_W", "gpu_power_W", "list_gpus", "load_gpus", "load_measurements", "power_params",
            "PowerFitReport", "PowerMeasurement", "PowerParams", "step_activity"]

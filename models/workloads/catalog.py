@@ -211,13 +211,12 @@ def decoder(shape: DecoderShape, *, phase: str, dtype: str, batch: int = 1, seq_
     tokens = batch * q_len
     # resident: every weight (all experts), the embedding table, the KV cache of every
     # sequence, and a few activation tensors of the widest layer
-    weights = s.params
-    elem = get_dtype(dtype).bytes
-    kv = L * batch * seq_len * s.kv_elements_per_token * elem
-    acts = 4 * T * max(s.hidden, s.ffn) * elem
+    elem = get_dtype(dtype).storage_bytes          # block scales included (NVFP4 0.5625 bytes)
+    weights = int(s.params * elem)
+    kv = int(L * batch * seq_len * s.kv_elements_per_token * elem)
+    acts = int(4 * T * max(s.hidden, s.ffn) * elem)
     return Workload(f"{s.name}-{phase}", tuple(g), "token", tokens, s.source, tuple(assumptions),
-                    weights * elem + kv + acts,
-                    (("weights", weights * elem), ("KV cache", kv), ("activations", acts)))
+                    weights + kv + acts, (("weights", weights), ("KV cache", kv), ("activations", acts)))
 
 
 def bert_base(*, dtype: str, batch: int = 1, seq_len: int = 128) -> Workload:
@@ -325,6 +324,18 @@ def load_scalesim_topology(path: str | Path, *, dtype: str) -> Workload:
     return Workload(path.stem, tuple(gemms), "run", 1, f"SCALE-Sim topology {path.name}")
 
 
+def config_workload(spec: str, *, dtype: str, batch: int | None = None, seq_len: int | None = None) -> Workload:
+    """One forward step of the model of a Hugging Face ``config.json`` (:mod:`.hf_config`):
+    ``PATH`` or ``PATH:decode`` a decode step, ``PATH:prefill`` a prefill."""
+    path, _, phase = spec.rpartition(":") if spec.lower().endswith((":decode", ":prefill")) else (spec, "", "decode")
+    kwargs = {k: v for k, v in (("batch", batch), ("seq_len", seq_len)) if v is not None}
+    try:
+        shape = load_hf_config(path)
+    except UserError as exc:
+        raise UserError(f"workload: {str(exc).split(': ', 1)[-1]}", parameter="workload") from None
+    return decoder(shape, phase=phase, dtype=dtype, **kwargs)
+
+
 def list_workloads() -> list[str]:
     """Names of the built-in workloads (LLM prefill and decode, BERT-base, DLRM, ResNet-50),
     as :func:`get_workload` and ``--workload`` take them."""
@@ -332,13 +343,16 @@ def list_workloads() -> list[str]:
 
 
 def get_workload(name_or_file: str, *, dtype: str, batch: int | None = None, seq_len: int | None = None) -> Workload:
-    """A built-in by name (with batch and sequence length), a SCALE-Sim topology CSV, or a
+    """A built-in by name (with batch and sequence length), a Hugging Face ``config.json``
+    (:func:`config_workload`: ``PATH[:decode|:prefill]``), a SCALE-Sim topology CSV, or a
     GEMM list CSV (``name,M,N,K[,count][,dtype]``), in ``dtype`` (required: the same
     workload in int8 and in bf16 is a different question; a GEMM list's own dtype column
     wins over it)."""
     get_dtype(dtype)
     if not isinstance(name_or_file, str) or not name_or_file:
         raise UserError(f"workload: give a built-in name ({', '.join(BUILTINS)}) or a CSV file, not {name_or_file!r}")
+    if name_or_file.lower().endswith((".json", ".json:decode", ".json:prefill")):
+        return config_workload(name_or_file, dtype=dtype, batch=batch, seq_len=seq_len)
     if name_or_file in BUILTINS:
         kwargs: dict = {"dtype": dtype}
         if batch is not None:
