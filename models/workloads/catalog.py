@@ -124,13 +124,13 @@ def llm_models(path: str = str(LLM_FILE)) -> dict[str, DecoderShape]:
 def get_llm(name: str) -> DecoderShape:
     """A built-in LLM by name or alias, or any model from its Hugging Face ``config.json``
     path (:mod:`.hf_config`); a :class:`UserError` naming ``model`` otherwise."""
+    models = llm_models()
+    if isinstance(name, str) and name in models:
+        return models[name]
     if is_config_path(name):
         return load_hf_config(name)
-    models = llm_models()
-    if not isinstance(name, str) or name not in models:
-        raise UserError(f"model: {name!r} is not a built-in model; choose one of {', '.join(models)}",
-                        parameter="model")
-    return models[name]
+    raise UserError(f"model: {name!r} is not a built-in model; choose one of {', '.join(models)} (or give a "
+                    "config.json path)", parameter="model")
 
 
 LLAMA3_8B = get_llm("llama3-8b")
