@@ -117,6 +117,7 @@ def test_gpu_gemm_nvfp4_command(capsys):
     assert main(["gpu", "--gpu", "b200", "--gemm", "4096x4096x4096", "--dtype", "fp4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["dtype"] == "nvfp4" and out["gemms"][0]["dtype_used"] == "nvfp4" and out["tflops"] > 4500
+    assert any(n.startswith("FP4 (nvfp4, mxfp4)") for n in out["notes"])
     assert main(["gpu", "--gpu", "h100-sxm", "--gemm", "4096x4096x4096", "--dtype", "nvfp4", "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == "dtype"
 

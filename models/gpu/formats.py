@@ -59,6 +59,16 @@ def check_gpu_dtype(spec: GpuSpec, dtype: str, *, parameter: str = "dtype") -> s
     return name
 
 
+def format_notes(dtype: str) -> tuple[str, ...]:
+    """The stated assumptions a format adds to a result (none for the plain formats)."""
+    d = get_dtype(dtype)
+    if d.name in FP4_DTYPES:
+        return (FP4_ASSUMPTION,)
+    if d.weight_only:
+        return (WEIGHT_ONLY_ASSUMPTION,)
+    return ()
+
+
 def canonical_name(dtype: str) -> str:
     """``dtype`` with its alias resolved, not checked (``fp4`` -> ``nvfp4``)."""
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ...dtypes import FP4_DTYPES, HARDWARE_DTYPES, canonical_dtype, get_dtype
 from ...errors import UserError
-from ..gpu.formats import FP4_ASSUMPTION, WEIGHT_ONLY_ASSUMPTION
+from ..gpu.formats import format_notes
 
 __all__ = ["check_chip_dtype", "default_kv_dtype", "format_notes"]
 
@@ -22,16 +22,6 @@ def default_kv_dtype(dtype: str) -> str:
     if d.name in FP4_DTYPES:
         return "fp8_e4m3"
     return d.math or d.name
-
-
-def format_notes(dtype: str) -> tuple[str, ...]:
-    """The stated assumptions a format adds to a serving result (none for the plain ones)."""
-    d = get_dtype(dtype)
-    if d.name in FP4_DTYPES:
-        return (FP4_ASSUMPTION,)
-    if d.weight_only:
-        return (WEIGHT_ONLY_ASSUMPTION,)
-    return ()
 
 
 def check_chip_dtype(chip: str, core_dtype: str, dtype: str) -> str:

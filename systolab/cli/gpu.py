@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..models.gpu.formats import check_gpu_dtype
+from ..models.gpu.formats import check_gpu_dtype, format_notes
 from ..models.gpu.model import LIBRARIES, estimate_workload
 from ..models.gpu.runtime import LAYERS
 from ..models.gpu.specs import get_gpu
@@ -40,10 +40,11 @@ def run(args: argparse.Namespace) -> int:
     layer = args.layer or ("runtime" if args.runtime else "kernel")
     est = estimate_workload(gpu, gemms, layer=layer, runtime=args.runtime, library=args.library)
     per = [e.to_dict() for e in est.gemms]
+    notes = est.notes + list(format_notes(args.dtype))     # what an FP4 or weight-only GEMM assumes
     payload = {"gpu": gpu.id, "name": gpu.name, "dtype": args.dtype, "layer": est.layer, "runtime": est.runtime,
                "library": args.library,
                "seconds": est.seconds, "tflops": est.tflops,
-               "bound": est.bound, "flops": est.flops, "extrapolated": est.extrapolated, "gemms": per, "notes": est.notes,
+               "bound": est.bound, "flops": est.flops, "extrapolated": est.extrapolated, "gemms": per, "notes": notes,
                "workload": workload.to_dict() if workload is not None else None,
                "units_per_second": est.units_per_second(workload.units_per_run) if workload is not None else None,
                "unit": workload.unit if workload is not None else None}
