@@ -84,3 +84,9 @@ def test_deepseek_v3_needs_eight_h200(capsys):
     assert main(["serve", "--device", "h200-sxm", "--model", "deepseek-v3", "--tp", "8", "--ep", "3", "--isl", "1024",
                  "--osl", "256", "--concurrency", "32", "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == "ep"
+
+
+def test_ep_needs_a_load_not_a_goodput_search(capsys):
+    assert main(["serve", "--device", "h200-sxm", "--model", "deepseek-v3", "--tp", "8", "--ep", "8", "--isl", "1024",
+                 "--osl", "256", "--tpot-s", "0.1", "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == "ep"
