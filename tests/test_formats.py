@@ -127,3 +127,22 @@ def test_serving_on_the_chip_refuses_what_its_datapath_lacks(dtype):
     with pytest.raises(UserError, match="unsupported on the systolab chip's datapath") as e:
         serve("sl-tiny", "llama3-8b", isl=128, osl=16, batch=1, dtype=dtype)
     assert e.value.parameter == "dtype"
+
+
+def test_a_peak_source_must_name_a_peak(tmp_path):
+    import yaml
+
+    from systolab.models.gpu.specs import GPU_FILE, load_gpus
+    from systolab.models.specs import SpecError
+
+    data = yaml.safe_load(GPU_FILE.read_text())
+    data["gpus"]["b200"]["peak_sources"]["fp16"] = "a source for a peak listed"
+    data["gpus"]["b200"]["peak_sources"]["tf32"] = "fine"
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(yaml.safe_dump(data))
+    assert load_gpus(ok)["b200"].peak_sources["tf32"] == "fine"
+    del data["gpus"]["b200"]["peak_dense_tflops"]["mxfp4"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError, match="peak_sources.mxfp4"):
+        load_gpus(bad)
