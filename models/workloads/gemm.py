@@ -71,6 +71,8 @@ class Gemm:
         scales included (:func:`~systolab.dtypes.operand_bytes`), rounded up to a byte."""
         a, b = operand_bytes(self.dtype)
         o = OUTPUT_DTYPE[self.dtype].bytes
+        if a.is_integer() and b.is_integer():           # whole bytes: exact integer arithmetic
+            return (self.M * self.K * int(a) + self.K * self.N * int(b) + self.M * self.N * o) * self.count
         return math.ceil((self.M * self.K * a + self.K * self.N * b + self.M * self.N * o) * self.count)
 
 
