@@ -225,8 +225,9 @@ def step_ops(model: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, p
 
 def moe_ops(m: DecoderShape, T: int, ffn: int, prec: Precision, *, ep: int = 1) -> list[Op]:
     """The mixture-of-experts block of ``T`` tokens on one device (``ffn``: each expert's
-    FFN width on it), in each of the model's MoE layers: the router GEMM, the routing kernels (top-k and softmax of the router
-    logits; sorting the tokens by expert, as vLLM's fused MoE does), the grouped expert
+    FFN width on it), in each of the model's MoE layers: the router GEMM, the routing
+    kernels (top-k and softmax of the router logits; sorting the tokens by expert, as
+    vLLM's fused MoE does), the grouped expert
     GEMMs (``experts_touched``: one kernel each over the experts the step touches, each expert's
     GEMM as tall as the busiest expert's tokens: :mod:`.moe`), SwiGLU and the weighted sum;
     the shared experts (DeepSeek) as dense GEMMs split as the experts are; with ``ep`` > 1
