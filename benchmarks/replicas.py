@@ -6,9 +6,9 @@ against the published figures (models/data/replicas.yaml, models/report/replicas
 Prints, for every replica, modelled vs published die area, peak TOPS, TDP and one
 throughput or efficiency figure with the error of each; then the median |error| per
 quantity, and the leave-one-out reading of area and TDP (the model scaled by the
-geometric-mean gap of the other replicas). TDP is read twice: the model's design power
-(chip_power) and that plus the SRAM traffic of every core at full rate (design_sram_W),
-the term chip_power leaves out. Nothing is fitted to the replicas.
+geometric-mean gap of the other replicas). Die area is chip_area, TDP the design power of
+chip_power (SRAM traffic, control processors and the static floor included; data/die.yaml),
+each with the replica's control processors. Nothing is fitted to the replicas.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def main() -> None:
         print(f"median |error| {q}, held-out overhead reading: {table.median_abs_error_pct(q, held_out=True):.1f} %")
     print("\nwhere the model's area and power go (per replica):")
     for r in table.rows:
-        if r.quantity in ("die_mm2", "tdp_W", "tdp_sram_W", "figure"):
+        if r.quantity in ("die_mm2", "tdp_W", "figure"):
             print(f"  {r.replica} {r.quantity}: {r.basis}")
 
 
