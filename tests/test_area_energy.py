@@ -282,3 +282,19 @@ def test_the_static_floor_is_the_measured_idle_power_per_mm2_of_die():
     p = chip_power(chip)
     assert p.leakage_W + p.static_W == pytest.approx(max(p.leakage_W, floor.value * area.chip_area(chip).die_mm2))
     assert chip_idle_W(chip) == pytest.approx(p.leakage_W + p.static_W) and chip_idle_W(chip) < p.tdp_W
+
+
+def test_sram_energy_is_interpolated_between_horowitz_points_on_log_log_axes():
+    """At Horowitz's sizes the 45 nm figures (8 KB 1.25, 32 KB 2.5, 1 MB 12.5 pJ/B); between
+    them a straight line on log-log axes (128 KiB: 2.5 x 5^(2/5) = 4.76 pJ/B, not the 1 MB
+    array's 12.5); flat outside; times the node's factor."""
+    from systolab.models.silicon.energy import sram_energy_pJ_per_byte
+
+    scale = get_node("n7").energy_scale_vs_45nm.value
+    for kib, pJ in ((4, 1.25), (8, 1.25), (32, 2.5), (1024, 12.5), (8192, 12.5)):
+        assert sram_energy_pJ_per_byte(kib, "n7") == pytest.approx(pJ * scale)
+    assert sram_energy_pJ_per_byte(128, "n7") == pytest.approx(2.5 * 5 ** 0.4 * scale)
+    assert sram_energy_pJ_per_byte(16, "n7") == pytest.approx(1.25 * 2 ** 0.5 * scale)
+    sizes = [8, 12, 20, 33, 100, 500, 1024]
+    values = [sram_energy_pJ_per_byte(k, "n7") for k in sizes]
+    assert values == sorted(values)
