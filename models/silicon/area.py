@@ -335,7 +335,7 @@ def chip_area(chip: ChipConfig, *, scalar_cores: int = 0) -> ChipArea:
     scalar = scalar_cores * scalar_core_mm2(chip.node)
     blocks = cores + noc + glob + phy + chip.io_area_mm2 + vector + scalar
     white = blocks * die.whitespace_fraction.value
-    basis = (f"SRAM at {die.sram_die_efficiency.value:.3g} bitcell share on the die "
+    basis: tuple[str, ...] = (f"SRAM at {die.sram_die_efficiency.value:.3g} bitcell share on the die "
              f"(data/die.yaml: {die.sram_die_efficiency.source})",
              f"white space {die.whitespace_fraction.value:.0%} of the blocks ({die.whitespace_fraction.source})")
     if scalar_cores:
