@@ -21,7 +21,6 @@ from dataclasses import replace
 from datetime import date
 from unittest import mock
 
-from systolab.models.report import replicas as rep
 from systolab.models.report.replicas import HELD_OUT, QUANTITIES, replica_table
 from systolab.models.silicon import area, energy
 
@@ -41,7 +40,6 @@ def ranges() -> None:
             with mock.patch.object(area, "die_data", lambda d=data: d), \
                     mock.patch.object(energy, "die_data", lambda d=data: d):
                 area.core_area.cache_clear()
-                rep._load.cache_clear()
                 t = replica_table()
                 cells.append(f"{end:g}: {t.median_abs_error_pct('die_mm2'):.1f} %, "
                              f"{t.median_abs_error_pct('tdp_W'):.1f} %")
