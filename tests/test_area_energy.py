@@ -298,3 +298,27 @@ def test_sram_energy_is_interpolated_between_horowitz_points_on_log_log_axes():
     sizes = [8, 12, 20, 33, 100, 500, 1024]
     values = [sram_energy_pJ_per_byte(k, "n7") for k in sizes]
     assert values == sorted(values)
+
+
+def test_every_die_figure_has_a_source_and_a_range_and_a_bad_file_is_refused(tmp_path):
+    import yaml
+
+    from systolab.models.specs import SpecError
+
+    d = area.die_data()
+    for name in ("sram_die_efficiency", "scalar_core_mm2", "scalar_core_mW_per_GHz", "whitespace_fraction",
+                 "idle_W_per_die_mm2"):
+        fig = getattr(d, name)
+        assert fig.source and fig.low <= fig.value <= fig.high and fig.low < fig.high, name
+    assert d.to_dict()["sram_die_efficiency"]["value"] == d.sram_die_efficiency.value
+    raw = yaml.safe_load(area.DIE_FILE.read_text())
+    raw["whitespace_fraction"]["value"] = 0.5                      # above its high of 0.25
+    bad = tmp_path / "die.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError, match="whitespace_fraction"):
+        area.die_data(str(bad))
+    raw = yaml.safe_load(area.DIE_FILE.read_text())
+    raw["schema"] = "systolab-die/0"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError, match="schema"):
+        area.die_data(str(bad))
