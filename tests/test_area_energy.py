@@ -217,11 +217,108 @@ def test_a_chips_area_and_power_add_up_from_their_parts():
 
     chip = get_chip()
     a, p = area.chip_area(chip), chip_power(chip)
-    assert a.die_mm2 == pytest.approx(a.cores_mm2 + a.noc_mm2 + a.global_sram_mm2 + a.dram_phy_mm2 + a.io_mm2
-                                      + a.vector_mm2)
+    blocks = a.cores_mm2 + a.noc_mm2 + a.global_sram_mm2 + a.dram_phy_mm2 + a.io_mm2 + a.vector_mm2 + a.scalar_mm2
+    assert a.scalar_mm2 == 0, "a chip of chips.yaml has no control processors"
+    assert a.whitespace_mm2 > 0
+    assert a.whitespace_mm2 == pytest.approx(blocks * area.die_data().whitespace_fraction.value)
+    assert a.die_mm2 == pytest.approx(blocks + a.whitespace_mm2)
     assert a.core_array_mm2 == area.model_area(chip.core, node=chip.node).mm2 and a.to_dict()["basis"] == list(a.basis)
     logic = chip_power_W(chip.core, cores=chip.cores, node=chip.node, clock_MHz=chip.clock_mhz)
     assert (p.logic_W, p.leakage_W) == (logic["total_W"], logic["leakage_W"])
-    assert p.tdp_W == pytest.approx(p.logic_W + p.dram_W + p.vector_W)
+    assert p.tdp_W == pytest.approx(p.logic_W + p.dram_W + p.vector_W + p.sram_W + p.scalar_W + p.static_W)
     assert p.vector_W == pytest.approx(chip.lanes * chip.clock_hz * vector_pJ_per_op(chip) * 1e-12)
-    assert set(p.to_dict()) == {"tdp_W", "logic_W", "leakage_W", "dram_W", "vector_W", "basis"}
+    assert p.sram_W > 0 and p.scalar_W == 0
+    assert set(p.to_dict()) == {"tdp_W", "logic_W", "leakage_W", "dram_W", "vector_W", "sram_W", "scalar_W",
+                                "static_W", "basis"}
+    # the keys area --json has always had are all still there
+    assert {"die_mm2", "core_array_mm2", "core_sram_mm2", "cores_mm2", "noc_mm2", "global_sram_mm2", "dram_phy_mm2",
+            "io_mm2", "vector_mm2", "basis"} <= set(a.to_dict())
+
+
+def test_sram_on_a_die_is_sized_at_the_bitcell_share_of_a_cache_on_a_logic_die():
+    """1 MiB at N7: bits x 0.027 um2 / 0.217 (Zen 2's L3; data/die.yaml), 2.6 times the bare
+    macro (0.56) and within the range V-Cache (0.354) and TSMC's test chip (0.17) span."""
+    eff = area.die_data().sram_die_efficiency
+    assert (eff.low, eff.value, eff.high) == (0.17, 0.217, 0.354) and "Zen 2" in eff.source
+    bits = 8 * 2**20
+    assert area.sram_die_mm2(bits, "n7") == pytest.approx(bits * 0.027 / 0.217 / 1e6)
+    assert area.sram_die_mm2(bits, "n7") / get_node("n7").sram_mm2(bits) == pytest.approx(0.56 / 0.217)
+    with pytest.raises(UserError, match="^bits"):
+        area.sram_die_mm2(-1, "n7")
+
+
+def test_control_processors_add_their_published_area_and_power():
+    """Each control processor is the published Arm core (0.837 mm2 at 28 nm, 123.2 mW/GHz)
+    scaled to the chip's node by logic density and energy factor; the static floor grows
+    with the die."""
+    from systolab.models.chip.config import get_chip
+    from systolab.models.silicon.energy import chip_power, scalar_core_W
+
+    chip = get_chip()
+    n28, here = get_node("n28"), get_node(chip.node)
+    one = area.scalar_core_mm2(chip.node)
+    assert one == pytest.approx(0.837 * here.nand2_um2 / n28.nand2_um2)
+    assert area.scalar_core_mm2("n28") == pytest.approx(0.837)
+    a0, a8 = area.chip_area(chip), area.chip_area(chip, scalar_cores=8)
+    ws = 1 + area.die_data().whitespace_fraction.value
+    assert a8.scalar_mm2 == pytest.approx(8 * one) and a8.die_mm2 - a0.die_mm2 == pytest.approx(8 * one * ws)
+    p0, p8 = chip_power(chip), chip_power(chip, scalar_cores=8)
+    scale = here.energy_scale_vs_45nm.value / n28.energy_scale_vs_45nm.value
+    assert scalar_core_W(chip) == pytest.approx(0.1232 * chip.clock_mhz / 1e3 * scale)
+    assert p8.scalar_W == pytest.approx(8 * scalar_core_W(chip)) and p8.static_W > p0.static_W
+    with pytest.raises(UserError, match="^scalar_cores"):
+        area.chip_area(chip, scalar_cores=-1)
+
+
+def test_the_static_floor_is_the_measured_idle_power_per_mm2_of_die():
+    """Design power and idle power hold the die's area x the idle W/mm2 of data-centre GPUs
+    (H100 75 W / 814 mm2), or the arrays' leakage where that is larger."""
+    from systolab.models.chip.config import get_chip
+    from systolab.models.silicon.energy import chip_idle_W, chip_power
+
+    chip = get_chip()
+    floor = area.die_data().idle_W_per_die_mm2
+    assert floor.value == pytest.approx(75 / 814, rel=1e-2) and floor.low <= floor.value <= floor.high
+    p = chip_power(chip)
+    assert p.leakage_W + p.static_W == pytest.approx(max(p.leakage_W, floor.value * area.chip_area(chip).die_mm2))
+    assert chip_idle_W(chip) == pytest.approx(p.leakage_W + p.static_W) and chip_idle_W(chip) < p.tdp_W
+
+
+def test_sram_energy_is_interpolated_between_horowitz_points_on_log_log_axes():
+    """At Horowitz's sizes the 45 nm figures (8 KB 1.25, 32 KB 2.5, 1 MB 12.5 pJ/B); between
+    them a straight line on log-log axes (128 KiB: 2.5 x 5^(2/5) = 4.76 pJ/B, not the 1 MB
+    array's 12.5); flat outside; times the node's factor."""
+    from systolab.models.silicon.energy import sram_energy_pJ_per_byte
+
+    scale = get_node("n7").energy_scale_vs_45nm.value
+    for kib, pJ in ((4, 1.25), (8, 1.25), (32, 2.5), (1024, 12.5), (8192, 12.5)):
+        assert sram_energy_pJ_per_byte(kib, "n7") == pytest.approx(pJ * scale)
+    assert sram_energy_pJ_per_byte(128, "n7") == pytest.approx(2.5 * 5 ** 0.4 * scale)
+    assert sram_energy_pJ_per_byte(16, "n7") == pytest.approx(1.25 * 2 ** 0.5 * scale)
+    sizes = [8, 12, 20, 33, 100, 500, 1024]
+    values = [sram_energy_pJ_per_byte(k, "n7") for k in sizes]
+    assert values == sorted(values)
+
+
+def test_every_die_figure_has_a_source_and_a_range_and_a_bad_file_is_refused(tmp_path):
+    import yaml
+
+    from systolab.models.specs import SpecError
+
+    d = area.die_data()
+    for name in ("sram_die_efficiency", "scalar_core_mm2", "scalar_core_mW_per_GHz", "whitespace_fraction",
+                 "idle_W_per_die_mm2"):
+        fig = getattr(d, name)
+        assert fig.source and fig.low <= fig.value <= fig.high and fig.low < fig.high, name
+    assert d.to_dict()["sram_die_efficiency"]["value"] == d.sram_die_efficiency.value
+    raw = yaml.safe_load(area.DIE_FILE.read_text())
+    raw["whitespace_fraction"]["value"] = 0.5                      # above its high of 0.25
+    bad = tmp_path / "die.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError, match="whitespace_fraction"):
+        area.die_data(str(bad))
+    raw = yaml.safe_load(area.DIE_FILE.read_text())
+    raw["schema"] = "systolab-die/0"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError, match="schema"):
+        area.die_data(str(bad))

@@ -20,14 +20,17 @@ def test_default_chip_is_consistent():
     chip = get_chip()
     s = chip.summary()
     a = s["area"]
-    parts = a["cores_mm2"] + a["noc_mm2"] + a["global_sram_mm2"] + a["dram_phy_mm2"] + a["io_mm2"] + a["vector_mm2"]
-    assert a["die_mm2"] == pytest.approx(parts)
+    parts = a["cores_mm2"] + a["noc_mm2"] + a["global_sram_mm2"] + a["dram_phy_mm2"] + a["io_mm2"] + a["vector_mm2"] \
+        + a["scalar_mm2"]
+    assert a["die_mm2"] == pytest.approx(parts + a["whitespace_mm2"]) and a["whitespace_mm2"] > 0
     # the vector unit: one lane per array column unless set; its area and power scale with its lanes
     assert chip.lanes == chip.cores * chip.core.cols and a["vector_mm2"] > 0
     half = chip.derive(vector_lanes=chip.lanes // 2)
     assert half.area().vector_mm2 == pytest.approx(a["vector_mm2"] / 2)
     assert half.power_W().vector_W == pytest.approx(s["power"]["vector_W"] / 2)
-    assert s["tdp_W"] == pytest.approx(s["power"]["logic_W"] + s["power"]["dram_W"] + s["power"]["vector_W"])
+    pw = s["power"]
+    assert s["tdp_W"] == pytest.approx(pw["logic_W"] + pw["dram_W"] + pw["vector_W"] + pw["sram_W"] + pw["scalar_W"]
+                                       + pw["static_W"])
     assert a["cores_mm2"] == pytest.approx(chip.cores * (a["core_array_mm2"] + a["core_sram_mm2"]))
     assert s["peak_tops"] == pytest.approx(2 * chip.core.rows * chip.core.cols * chip.cores * chip.clock_mhz * 1e6 / 1e12)
     assert s["unit_cost_range_usd"][0] <= s["unit_cost_usd"] <= s["unit_cost_range_usd"][1]

@@ -5,9 +5,11 @@ space (cores of at most 64x64, global SRAM, a memory kind) that stands for a pub
 beside that chip's published figures with their sources. :func:`replica_table` evaluates the
 models on every replica and sets them beside the published figures:
 
-* die area, mm²: :func:`~systolab.models.silicon.area.chip_area`;
+* die area, mm²: :func:`~systolab.models.silicon.area.chip_area`, with the replica's
+  control processors (``scalar_cores``, mapped from its publications);
 * peak TOPS in the chip's dtype: :attr:`ChipConfig.peak_tops`;
-* TDP, W: the design power of :func:`~systolab.models.silicon.energy.chip_power`;
+* TDP, W: the design power of :func:`~systolab.models.silicon.energy.chip_power` (the same
+  control processors);
 * one throughput or efficiency figure: a catalogue workload's units per second through the
   chip's performance model (:func:`~systolab.models.report.evaluate.evaluate_chip`), or peak
   TOPS per modelled design watt against the published TOPS per published watt.
@@ -33,18 +35,16 @@ from ...errors import ConfigError, UserError
 from ..chip.config import ChipConfig
 from ..frames import data_frame
 from ..silicon.area import chip_area
-from ..silicon.energy import chip_power, energy_data, sram_energy_pJ_per_byte
-from ..silicon.nodes import get_node
+from ..silicon.energy import chip_power, design_sram_W
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 from ..workloads.catalog import get_workload
 from .evaluate import evaluate_chip
 
 REPLICAS_FILE = DATA_DIR / "replicas.yaml"
 #: Quantities of the table, in order, with their units.
-QUANTITIES = {"die_mm2": "mm2", "die_sram_mm2": "mm2", "peak_tops": "TOPS", "tdp_W": "W", "tdp_sram_W": "W",
-              "figure": ""}
+QUANTITIES = {"die_mm2": "mm2", "peak_tops": "TOPS", "tdp_W": "W", "figure": ""}
 #: Quantities whose held-out (leave-one-out overhead) reading is computed.
-HELD_OUT = ("die_mm2", "die_sram_mm2", "tdp_W", "tdp_sram_W")
+HELD_OUT = ("die_mm2", "tdp_W")
 FIGURE_KINDS = ("workload", "tops_per_W")
 SHAPES = ("fixed", "uniform", "triangular", "pert", "lognormal")
 
@@ -70,7 +70,9 @@ class Replica:
 
     ``figure_kind`` is ``workload`` (``workload`` at ``batch``, units per second) or
     ``tops_per_W`` (peak TOPS per watt of ``figure_power``); ``sram_GBps`` is the on-chip
-    SRAM bandwidth (GB/s) that serves a DRAM-less chip's operands in the performance model."""
+    SRAM bandwidth (GB/s) that serves a DRAM-less chip's operands in the performance model;
+    ``scalar_cores`` the control processors its makers describe (area and power through
+    ``chip_area``/``chip_power``'s ``scalar_cores``)."""
 
     key: str
     name: str
@@ -88,6 +90,7 @@ class Replica:
     batch: int = 1
     figure_power: Published | None = None
     sram_GBps: Published | None = None
+    scalar_cores: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "name": self.name, "chip": self.chip.to_dict(), "mapping": self.mapping,
@@ -96,7 +99,8 @@ class Replica:
                 "figure_unit": self.figure_unit, "figure_kind": self.figure_kind, "workload": self.workload,
                 "batch": self.batch,
                 "figure_power": None if self.figure_power is None else self.figure_power.to_dict(),
-                "sram_GBps": None if self.sram_GBps is None else self.sram_GBps.to_dict()}
+                "sram_GBps": None if self.sram_GBps is None else self.sram_GBps.to_dict(),
+                "scalar_cores": self.scalar_cores}
 
 
 def _published(path: Path, where: str, d: Any) -> Published:
@@ -130,6 +134,9 @@ def _replica(path: Path, key: str, d: Any) -> Replica:
         else None
     workload = need(path, fwhere, fig, "workload", str) if kind == "workload" else None
     sram = d.get("sram_GBps")
+    scalar = d.get("scalar_cores", 0)
+    if isinstance(scalar, bool) or not isinstance(scalar, int) or scalar < 0:
+        raise SpecError(path, f"{where}.scalar_cores", f"must be an integer >= 0, not {scalar!r}")
     return Replica(
         key=key, name=need(path, where, d, "name", str), chip=chip, mapping=" ".join(need(path, where, d, "mapping",
                                                                                            str).split()),
@@ -141,7 +148,7 @@ def _replica(path: Path, key: str, d: Any) -> Replica:
         figure=_published(path, fwhere, fig), figure_name=need(path, fwhere, fig, "name", str),
         figure_unit=need(path, fwhere, fig, "unit", str), figure_kind=kind, workload=workload,
         batch=int(fig.get("batch", 1)), figure_power=power,
-        sram_GBps=None if sram is None else _published(path, f"{where}.sram_GBps", sram))
+        sram_GBps=None if sram is None else _published(path, f"{where}.sram_GBps", sram), scalar_cores=scalar)
 
 
 @cache
@@ -157,31 +164,6 @@ def _check_schema(p: Path) -> dict:
     if not isinstance(d, dict) or d.get("schema") != "systolab-replicas/1":
         raise SpecError(p, "schema", "must be systolab-replicas/1")
     return d
-
-
-@dataclass(frozen=True)
-class SramAnchor:
-    """A published die that is nearly all SRAM: ``MiB`` of it on ``mm2`` at ``node``."""
-
-    MiB: float
-    node: str
-    mm2: Published
-
-    @property
-    def factor(self) -> float:
-        """The anchor's die area over the model's SRAM macros of the same capacity at its node."""
-        return self.mm2.value / get_node(self.node).sram_mm2(self.MiB * 2**20 * 8)
-
-
-def sram_anchor(path: str | Path = REPLICAS_FILE) -> SramAnchor:
-    """The die-level SRAM density anchor of ``data/replicas.yaml`` (``anchors.sram_die``)."""
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(p, "(file)", "no such file")
-    a = need(p, "anchors", need(p, "", _check_schema(p), "anchors", dict), "sram_die", dict)
-    where = "anchors.sram_die"
-    return SramAnchor(float(need(p, where, a, "MiB", (int, float), positive=True)), need(p, where, a, "node", str),
-                      _published(p, f"{where}.mm2", need(p, where, a, "mm2", dict)))
 
 
 def load_replicas(path: str | Path = REPLICAS_FILE) -> tuple[Replica, ...]:
@@ -232,32 +214,13 @@ def _row(r: Replica, quantity: str, modelled: float, pub: Published, basis: str,
                       pub.high, _error_pct(modelled, pub.value), pub.low <= modelled <= pub.high, pub.source, basis)
 
 
-def design_sram_W(chip: ChipConfig) -> float:
-    """SRAM access power of ``chip`` with every core busy at the clock, W: the term
-    :func:`~systolab.models.silicon.energy.chip_power` leaves out of the design power.
-
-    Per core and cycle, as :func:`~systolab.models.silicon.energy.gemm_activity` counts a
-    GEMM's SRAM traffic: the operands the array takes ((rows + cols) elements for an
-    output-stationary core, rows for a weight-stationary one, whose weights stay put) are
-    read from the global SRAM slice, written into the core's buffers and read out again;
-    a weight-stationary core also reads and writes a row of ``cols`` partial sums in its
-    accumulator buffer. Energies per byte are the model's own (``data/energy.yaml``, by
-    buffer size, scaled to the node), with the same overhead fraction as the arrays'."""
-    core = chip.core
-    ws = core.dataflow == "ws"
-    operands = (core.rows if ws else core.rows + core.cols) * core.input_bytes
-    partials = 2 * core.cols * core.acc_bytes if ws else 0
-    pJ = (2 * operands + partials) * sram_energy_pJ_per_byte(core.buffer_kib, chip.node) \
-        + operands * sram_energy_pJ_per_byte(chip.slice_bytes / 1024, chip.node)
-    return chip.cores * pJ * 1e-12 * chip.clock_hz * (1 + energy_data()["overhead_fraction"])
-
-
 def replica_figure(r: Replica) -> tuple[float, str]:
     """(modelled value, basis) of ``r``'s throughput or efficiency figure: the workload's
     units per second on the chip (a DRAM-less chip's operands served at its SRAM
     bandwidth and latency), or peak TOPS per modelled design watt."""
     if r.figure_kind == "tops_per_W":
-        return r.chip.peak_tops / chip_power(r.chip).tdp_W, "peak TOPS / modelled design power (chip_power)"
+        return (r.chip.peak_tops / chip_power(r.chip, scalar_cores=r.scalar_cores).tdp_W,
+                "peak TOPS / modelled design power (chip_power)")
     assert r.workload is not None
     chip = r.chip
     basis = f"{r.workload} at batch {r.batch} through evaluate_chip (the chip's cycle model, mapper 'fast')"
@@ -269,41 +232,26 @@ def replica_figure(r: Replica) -> tuple[float, str]:
     return evaluate_chip(chip, workload).throughput, basis
 
 
-def die_sram_extra_mm2(chip: ChipConfig, anchor: SramAnchor | None = None) -> float:
-    """Area the die's SRAM takes beyond the model's macros when built at the die-level
-    density of ``anchor`` (default :func:`sram_anchor`), mm²: the model's SRAM (global and
-    the cores' buffers) times the anchor's factor minus one. The factor is taken at the
-    anchor's node and applied at every node (periphery, banking and wiring assumed to scale
-    with the bitcells)."""
-    anchor = anchor or sram_anchor()
-    area = chip_area(chip)
-    return (anchor.factor - 1) * (area.global_sram_mm2 + chip.cores * area.core_sram_mm2)
-
-
 def replica_rows(r: Replica) -> tuple[ReplicaRow, ...]:
-    """The rows of ``r``: die area (the model's, and with :func:`die_sram_extra_mm2`
-    added), peak TOPS, TDP (the model's design power, and with :func:`design_sram_W`
-    added) and its throughput/efficiency figure."""
-    area, power, sram = chip_area(r.chip), chip_power(r.chip), design_sram_W(r.chip)
-    extra = die_sram_extra_mm2(r.chip)
+    """The rows of ``r``: die area (:func:`chip_area`), peak TOPS, TDP (the design power of
+    :func:`chip_power`), both with the replica's control processors, and its
+    throughput/efficiency figure."""
+    area = chip_area(r.chip, scalar_cores=r.scalar_cores)
+    power = chip_power(r.chip, scalar_cores=r.scalar_cores)
     figure, basis = replica_figure(r)
     return (
         _row(r, "die_mm2", area.die_mm2, r.die_mm2,
              f"chip_area: cores {area.cores_mm2:.1f} (arrays {area.core_array_mm2 * r.chip.cores:.1f}), NoC "
              f"{area.noc_mm2:.1f}, global SRAM {area.global_sram_mm2:.1f}, DRAM PHY {area.dram_phy_mm2:.1f}, "
-             f"I/O {area.io_mm2:.1f}, vector {area.vector_mm2:.1f} mm2"),
-        _row(r, "die_sram_mm2", area.die_mm2 + extra, r.die_mm2,
-             f"chip_area {area.die_mm2:.1f} + SRAM at the anchor's die-level density {extra:.1f} mm2 "
-             f"(die_sram_extra_mm2)", name="die with die-level SRAM density"),
+             f"I/O {area.io_mm2:.1f}, vector {area.vector_mm2:.1f}, control processors {area.scalar_mm2:.1f}, "
+             f"white space {area.whitespace_mm2:.1f} mm2"),
         _row(r, "peak_tops", r.chip.peak_tops, r.peak_tops,
              f"2 x {r.chip.cores} cores x {r.chip.core.rows}x{r.chip.core.cols} PEs x {r.chip.clock_mhz:g} MHz "
              f"({r.chip.core.dtype})"),
         _row(r, "tdp_W", power.tdp_W, r.tdp_W,
-             f"chip_power: arrays {power.logic_W - power.leakage_W:.1f} + leakage {power.leakage_W:.1f} + DRAM "
-             f"{power.dram_W:.1f} + vector {power.vector_W:.1f} W"),
-        _row(r, "tdp_sram_W", power.tdp_W + sram, r.tdp_W,
-             f"chip_power {power.tdp_W:.1f} + SRAM traffic at full rate {sram:.1f} W (design_sram_W)",
-             name="TDP with SRAM traffic"),
+             f"chip_power: arrays {power.logic_W - power.leakage_W:.1f} + leakage {power.leakage_W:.1f} + SRAM "
+             f"{power.sram_W:.1f} + DRAM {power.dram_W:.1f} + vector {power.vector_W:.1f} + control processors "
+             f"{power.scalar_W:.1f} + static floor {power.static_W:.1f} W"),
         _row(r, "figure", figure, r.figure, basis, name=r.figure_name, unit=r.figure_unit),
     )
 
@@ -372,6 +320,6 @@ def replica_table(path: str | Path = REPLICAS_FILE) -> ReplicaTable:
 
 
 __all__ = [
-    "design_sram_W", "die_sram_extra_mm2", "load_replicas", "Published", "Replica", "replica_figure", "replica_rows",
-    "replica_table", "ReplicaRow", "ReplicaTable", "REPLICAS_FILE", "sram_anchor", "SramAnchor",
+    "design_sram_W", "load_replicas", "Published", "Replica", "replica_figure", "replica_rows", "replica_table",
+    "ReplicaRow", "ReplicaTable", "REPLICAS_FILE",
 ]

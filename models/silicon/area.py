@@ -20,6 +20,11 @@ fit never saw (up to 16x16), and writes ``data/area_fit.yaml`` with coefficients
 residuals. mm² at a node: NAND2-equivalents x NAND2 area / placement utilisation
 (``data/nodes.yaml``). SRAM is not synthesised as flip-flops: it is sized as macros
 (bits x bitcell / array efficiency, :meth:`Node.sram_mm2`); the bare array has none yet.
+
+A chip's die (:func:`chip_area`) adds to its cores the parts that are not arrays, from
+``data/die.yaml`` (each figure with its public source and range): its SRAM at the density
+of caches on a logic die (:func:`sram_die_mm2`), control processors (:func:`scalar_core_mm2`)
+and the floorplan's white space.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...checks import check_chip
+from ...checks import check_chip, check_int
 from ...config import AcceleratorConfig
 from ...errors import UserError
 from ..specs import DATA_DIR, SpecError, load_yaml, need
@@ -40,6 +45,7 @@ if TYPE_CHECKING:          # typing only: the chip's configuration imports the n
     from ..chip.config import ChipConfig
 
 FIT_FILE = DATA_DIR / "area_fit.yaml"
+DIE_FILE = DATA_DIR / "die.yaml"
 #: The vector lane's gate count is kept beside its energy (``data/energy.yaml: vector_lane``).
 ENERGY_FILE = DATA_DIR / "energy.yaml"
 TOP_TERMS = ("reg", "mux", "row", "col", "const")
@@ -179,6 +185,94 @@ def synth_area_mm2(transistors: float, node: str) -> float:
     return get_node(node).logic_mm2(transistors / 4)
 
 
+# -- the parts of a die that are not arrays ------------------------------------------------------
+SHAPES = ("fixed", "uniform", "triangular", "pert", "lognormal")
+
+
+@dataclass(frozen=True)
+class DieFigure:
+    """An uncertain figure of ``data/die.yaml``: ``value`` in ``[low, high]`` with its ``source``."""
+
+    value: float
+    low: float
+    high: float
+    source: str
+    shape: str = "triangular"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "low": self.low, "high": self.high, "source": self.source, "shape": self.shape}
+
+
+@dataclass(frozen=True)
+class DieData:
+    """The die figures (``data/die.yaml``): SRAM's bitcell share on a logic die, a control
+    processor's area (mm²) and dynamic power (mW/GHz) at ``scalar_core_node``, the white
+    space as a fraction of the placed blocks, and the idle (static) floor, W per mm² of die."""
+
+    sram_die_efficiency: DieFigure
+    scalar_core_node: str
+    scalar_core_mm2: DieFigure
+    scalar_core_mW_per_GHz: DieFigure
+    whitespace_fraction: DieFigure
+    idle_W_per_die_mm2: DieFigure
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v.to_dict() if isinstance(v, DieFigure) else v for k, v in self.__dict__.items()}
+
+
+def _die_figure(p: Path, where: str, d: Any) -> DieFigure:
+    num = (int, float)
+    value = float(need(p, where, d, "value", num, positive=True))
+    low = float(need(p, where, d, "low", num, optional=True) or value)
+    high = float(need(p, where, d, "high", num, optional=True) or value)
+    source = " ".join(need(p, where, d, "source", str).split())
+    shape = d.get("shape", "triangular")
+    if not low <= value <= high:
+        raise SpecError(p, where, f"needs low <= value <= high, not {low} <= {value} <= {high}")
+    if not source:
+        raise SpecError(p, f"{where}.source", "must name where the figure comes from")
+    if shape not in SHAPES:
+        raise SpecError(p, f"{where}.shape", f"must be one of {', '.join(SHAPES)}, not {shape!r}")
+    return DieFigure(value, low, high, source, shape)
+
+
+@cache
+def die_data(path: str = str(DIE_FILE)) -> DieData:
+    """The die figures of ``data/die.yaml`` (or a file of its schema), validated."""
+    p = Path(path)
+    d = load_yaml(p)
+    if not isinstance(d, dict) or d.get("schema") != "systolab-die/1":
+        raise SpecError(p, "schema", "must be systolab-die/1")
+    core = need(p, "", d, "scalar_core", dict)
+    node = need(p, "scalar_core", core, "node", str)
+    get_node(node)
+    eff = _die_figure(p, "sram_die_efficiency", need(p, "", d, "sram_die_efficiency", dict))
+    if eff.high > 1:
+        raise SpecError(p, "sram_die_efficiency", f"is a share of the area: at most 1, not {eff.high}")
+    return DieData(
+        eff, node, _die_figure(p, "scalar_core.mm2", need(p, "scalar_core", core, "mm2", dict)),
+        _die_figure(p, "scalar_core.dynamic_mW_per_GHz", need(p, "scalar_core", core, "dynamic_mW_per_GHz", dict)),
+        _die_figure(p, "whitespace_fraction", need(p, "", d, "whitespace_fraction", dict)),
+        _die_figure(p, "idle_W_per_die_mm2", need(p, "", d, "idle_W_per_die_mm2", dict)))
+
+
+def sram_die_mm2(bits: float, node: str) -> float:
+    """Die area of ``bits`` of SRAM at ``node``, mm²: bits x the node's bitcell over the
+    bitcell share of a cache on a logic die (``data/die.yaml: sram_die_efficiency``), which
+    counts the macros' periphery and the banking, wiring and redundancy around them."""
+    if bits < 0:
+        raise UserError(f"bits: must be >= 0, not {bits}", parameter="bits")
+    return bits * get_node(node).sram_bitcell_um2.value / die_data().sram_die_efficiency.value / 1e6
+
+
+def scalar_core_mm2(node: str) -> float:
+    """Area of one control processor with its L1 caches at ``node``, mm²: the published core
+    (``data/die.yaml: scalar_core``) scaled by the logic density of its node over ``node``'s."""
+    d = die_data()
+    ref, at = get_node(d.scalar_core_node), get_node(node)
+    return d.scalar_core_mm2.value * at.nand2_um2 / ref.nand2_um2
+
+
 # -- a chip's die ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ChipArea:
@@ -194,12 +288,14 @@ class ChipArea:
     io_mm2: float
     vector_mm2: float
     basis: tuple[str, ...]
+    scalar_mm2: float = 0.0     # control processors
+    whitespace_mm2: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"die_mm2": self.die_mm2, "core_array_mm2": self.core_array_mm2, "core_sram_mm2": self.core_sram_mm2,
                 "cores_mm2": self.cores_mm2, "noc_mm2": self.noc_mm2, "global_sram_mm2": self.global_sram_mm2,
                 "dram_phy_mm2": self.dram_phy_mm2, "io_mm2": self.io_mm2, "vector_mm2": self.vector_mm2,
-                "basis": list(self.basis)}
+                "scalar_mm2": self.scalar_mm2, "whitespace_mm2": self.whitespace_mm2, "basis": list(self.basis)}
 
 
 @cache
@@ -214,23 +310,36 @@ def vector_lane_area(path: str = str(ENERGY_FILE)) -> tuple[float, str]:
 @lru_cache(maxsize=256)
 def core_area(core: AcceleratorConfig, node: str) -> tuple[AreaEstimate, float]:
     """(array area model, core SRAM mm²) of one core at ``node``: the part of a chip's area
-    that sizing searches ask for again and again."""
-    return model_area(core, node=node), get_node(node).sram_mm2(core.buffer_kib * 1024 * 8)
+    that sizing searches ask for again and again. The core's buffers are SRAM at die-level
+    density (:func:`sram_die_mm2`)."""
+    return model_area(core, node=node), sram_die_mm2(core.buffer_kib * 1024 * 8, node)
 
 
-def chip_area(chip: ChipConfig) -> ChipArea:
-    """Die area of ``chip`` and its breakdown, mm²: its cores (array fit and buffer macros),
-    the NoC as a fraction of them, the global SRAM macros, DRAM PHYs, I/O and the vector unit."""
+def chip_area(chip: ChipConfig, *, scalar_cores: int = 0) -> ChipArea:
+    """Die area of ``chip`` and its breakdown, mm²: its cores (array fit and buffers), the
+    NoC as a fraction of them, the global SRAM (SRAM at die-level density), DRAM PHYs, I/O,
+    the vector unit, ``scalar_cores`` control processors (:func:`scalar_core_mm2`; a chip
+    of ``chips.yaml`` has none) and the white space around all of them (``data/die.yaml``)."""
     check_chip("chip", chip)
+    scalar_cores = check_int("scalar_cores", scalar_cores, lo=0, hi=1 << 20)
     node = get_node(chip.node)
+    die = die_data()
     array, core_sram = core_area(chip.core, chip.node)
     assert array.mm2 is not None                 # given a node, the model states mm²
     cores = chip.cores * (array.mm2 + core_sram)
     noc = cores * chip.noc_overhead_fraction
-    glob = node.sram_mm2(chip.global_sram_mib * 2**20 * 8)
+    glob = sram_die_mm2(chip.global_sram_mib * 2**20 * 8, chip.node)
     phy = chip.dram.stacks * chip.dram.phy_mm2_per_stack
     lane_nand2, lane_source = vector_lane_area()
     vector = node.logic_mm2(chip.lanes * lane_nand2)
-    total = cores + noc + glob + phy + chip.io_area_mm2 + vector
-    return ChipArea(total, array.mm2, core_sram, cores, noc, glob, phy, chip.io_area_mm2, vector,
-                    tuple(array.assumptions) + (lane_source,))
+    scalar = scalar_cores * scalar_core_mm2(chip.node)
+    blocks = cores + noc + glob + phy + chip.io_area_mm2 + vector + scalar
+    white = blocks * die.whitespace_fraction.value
+    basis: tuple[str, ...] = (f"SRAM at {die.sram_die_efficiency.value:.3g} bitcell share on the die "
+             f"(data/die.yaml: {die.sram_die_efficiency.source})",
+             f"white space {die.whitespace_fraction.value:.0%} of the blocks ({die.whitespace_fraction.source})")
+    if scalar_cores:
+        basis += (f"{scalar_cores} control processors of {scalar_core_mm2(chip.node):.3g} mm2 "
+                  f"({die.scalar_core_mm2.source})",)
+    return ChipArea(blocks + white, array.mm2, core_sram, cores, noc, glob, phy, chip.io_area_mm2, vector,
+                    tuple(array.assumptions) + (lane_source,) + basis, scalar, white)

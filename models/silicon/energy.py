@@ -25,7 +25,7 @@ from ...errors import UserError
 from ..core.perf import MemorySystem, core_counters, core_cycles
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.gemm import Gemm
-from .area import load_fit
+from .area import chip_area, die_data, load_fit
 from .memory import get_memory_kind, list_memory_kinds
 from .nodes import Node, get_node
 
@@ -138,9 +138,22 @@ def mac_energy_pJ(config: AcceleratorConfig, node: Node | str) -> float:
 
 
 def sram_energy_pJ_per_byte(buffer_KiB: float, node: Node | str) -> float:
+    """Energy of one byte read from (or written to) an SRAM of ``buffer_KiB`` at ``node``, pJ.
+
+    Horowitz's 45 nm points (8 KB, 32 KB, 1 MB; ``data/energy.yaml``) joined by straight
+    lines on log-log axes (energy per access grows as a power of the array's size, the
+    wires' length with its side), held flat below the smallest and above the largest;
+    scaled to the node. A 128 KiB buffer thus costs 4.8 pJ/B at 45 nm, not the 1 MB
+    array's 12.5."""
     rows = energy_data()["sram_pJ_per_byte_45nm"]
-    row = next((r for r in rows if buffer_KiB <= r["max_KiB"]), rows[-1])
-    return row["value"] * get_node(node).energy_scale_vs_45nm.value
+    scale = get_node(node).energy_scale_vs_45nm.value
+    if buffer_KiB <= rows[0]["max_KiB"]:
+        return rows[0]["value"] * scale
+    for lo, hi in zip(rows, rows[1:]):
+        if buffer_KiB <= hi["max_KiB"]:
+            t = math.log(buffer_KiB / lo["max_KiB"]) / math.log(hi["max_KiB"] / lo["max_KiB"])
+            return lo["value"] * (hi["value"] / lo["value"]) ** t * scale
+    return rows[-1]["value"] * scale
 
 
 def activity_energy(config: AcceleratorConfig, act: Activity, *, node: Node | str, clock_MHz: float | None = None,
@@ -212,8 +225,13 @@ def chip_power_W(config: AcceleratorConfig, *, cores: int, node: Node | str, clo
 # -- a chip's design power ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class ChipPower:
-    """A chip's design power, W: all cores busy at the clock, DRAM at full bandwidth and
-    the vector unit at full activity; ``basis`` the assumptions behind the logic's share."""
+    """A chip's design power, W: all cores busy at the clock with their SRAM traffic, DRAM
+    at full bandwidth, the vector unit and the control processors at full activity, on
+    top of the static floor; ``basis`` the assumptions behind the logic's share.
+
+    ``static_W`` is the idle floor beyond the arrays' modelled leakage (``leakage_W``):
+    the die's area times the idle power per mm² of data-centre accelerators
+    (``data/die.yaml: idle_W_per_die_mm2``), less that leakage."""
 
     tdp_W: float
     logic_W: float              # the cores' arrays: dynamic and leakage
@@ -221,10 +239,14 @@ class ChipPower:
     dram_W: float
     vector_W: float
     basis: str
+    sram_W: float = 0.0         # the cores' SRAM traffic at full rate (design_sram_W)
+    scalar_W: float = 0.0       # control processors
+    static_W: float = 0.0       # the idle floor beyond the arrays' leakage
 
     def to_dict(self) -> dict[str, Any]:
         return {"tdp_W": self.tdp_W, "logic_W": self.logic_W, "leakage_W": self.leakage_W, "dram_W": self.dram_W,
-                "vector_W": self.vector_W, "basis": self.basis}
+                "vector_W": self.vector_W, "sram_W": self.sram_W, "scalar_W": self.scalar_W,
+                "static_W": self.static_W, "basis": self.basis}
 
 
 def vector_pJ_per_op(chip: ChipConfig) -> float:
@@ -234,32 +256,73 @@ def vector_pJ_per_op(chip: ChipConfig) -> float:
     return v["fma_pJ_45nm"] * v["overhead_factor"] * get_node(chip.node).energy_scale_vs_45nm.value
 
 
-def chip_power(chip: ChipConfig) -> ChipPower:
-    """Design power of ``chip``: all cores busy at the clock, plus DRAM at full bandwidth and
-    the vector unit's lanes at the clock."""
+def design_sram_W(chip: ChipConfig) -> float:
+    """SRAM access power of ``chip`` with every core busy at the clock, W.
+
+    Per core and cycle, as :func:`gemm_activity` counts a GEMM's SRAM traffic: the operands
+    the array takes (``rows`` A elements, and for an output-stationary core ``cols`` B
+    elements too; a weight-stationary core's weights stay put) are read from the global
+    SRAM slice, written into their buffer and read out again; a weight-stationary core also
+    reads and writes a row of ``cols`` partial sums in its accumulator buffer. Each buffer
+    is priced at its own size (``a_buffer_kib``, ``b_buffer_kib``, ``acc_buffer_kib``: they
+    are separate memories), the global read at the slice's (``data/energy.yaml``, scaled
+    to the node), with the same overhead fraction as the arrays'."""
     check_chip("chip", chip)
+    core, node = chip.core, chip.node
+    a = core.rows * core.input_bytes
+    pJ = 2 * a * sram_energy_pJ_per_byte(core.a_buffer_kib, node)
+    if core.dataflow == "ws":
+        pJ += 2 * core.cols * core.acc_bytes * sram_energy_pJ_per_byte(core.acc_buffer_kib, node)
+        operands = a
+    else:
+        b = core.cols * core.input_bytes
+        pJ += 2 * b * sram_energy_pJ_per_byte(core.b_buffer_kib, node)
+        operands = a + b
+    pJ += operands * sram_energy_pJ_per_byte(chip.slice_bytes / 1024, node)
+    return chip.cores * pJ * 1e-12 * chip.clock_hz * (1 + energy_data()["overhead_fraction"])
+
+
+def scalar_core_W(chip: ChipConfig) -> float:
+    """Dynamic power of one control processor at ``chip``'s clock and node, W: the published
+    core's mW/GHz (``data/die.yaml: scalar_core``) scaled by the node's energy factor over
+    that of the core's node."""
+    check_chip("chip", chip)
+    d = die_data()
+    scale = get_node(chip.node).energy_scale_vs_45nm.value / get_node(d.scalar_core_node).energy_scale_vs_45nm.value
+    return d.scalar_core_mW_per_GHz.value * 1e-3 * chip.clock_mhz / 1e3 * scale
+
+
+def chip_power(chip: ChipConfig, *, scalar_cores: int = 0) -> ChipPower:
+    """Design power of ``chip``: all cores busy at the clock with their SRAM traffic
+    (:func:`design_sram_W`), DRAM at full bandwidth, the vector unit's lanes and
+    ``scalar_cores`` control processors (:func:`scalar_core_W`) at the clock, and the
+    static floor of its die (:class:`ChipPower`)."""
+    check_chip("chip", chip)
+    scalar_cores = check_int("scalar_cores", scalar_cores, lo=0, hi=1 << 20)
     logic = chip_power_W(chip.core, cores=chip.cores, node=chip.node, clock_MHz=chip.clock_mhz)
     dram_pj = get_memory_kind(chip.dram.kind).pJ_per_bit.value * 8      # pJ per byte
     dram = chip.dram.GBps * 1e9 * dram_pj * 1e-12
     vector = chip.lanes * chip.clock_hz * vector_pJ_per_op(chip) * 1e-12
-    return ChipPower(logic["total_W"] + dram + vector, logic["total_W"], logic["leakage_W"], dram, vector,
-                     logic["basis"])
+    sram = design_sram_W(chip)
+    scalar = scalar_cores * scalar_core_W(chip)
+    floor = die_data().idle_W_per_die_mm2.value * chip_area(chip, scalar_cores=scalar_cores).die_mm2
+    static = max(0.0, floor - logic["leakage_W"])
+    return ChipPower(logic["total_W"] + dram + vector + sram + scalar + static, logic["total_W"], logic["leakage_W"],
+                     dram, vector, logic["basis"], sram, scalar, static)
 
 
 # -- a chip's power while serving ---------------------------------------------------------------
-#: Idle floor above leakage, as a fraction of the chip's design power: clock tree, PLLs, DRAM
-#: refresh and PHYs, I/O kept up while no work runs. An assumption (a GPU idles at ~11 % of
-#: TDP, leakage included: data/gpu_power_fit.yaml), stated with every chip idle figure.
-CHIP_IDLE_FLOOR_FRACTION = 0.05
-CHIP_IDLE_BASIS = ("assumption: idle = leakage + 5 % of design power (clock tree, PLLs, DRAM refresh and PHYs, "
-                   "I/O); a GPU idles at about 11 % of TDP")
+#: What a chip idles at. The static floor (measured idle power of data-centre accelerators)
+#: already holds the clock tree, PLLs, DRAM refresh and PHYs, so nothing is added on top.
+CHIP_IDLE_BASIS = ("idle = the larger of the arrays' leakage and the die's area x the measured idle power per mm2 "
+                   "of data-centre GPUs (data/die.yaml: idle_W_per_die_mm2)")
 
 
 def chip_idle_W(chip: ChipConfig) -> float:
-    """Power of ``chip`` switched on with no work, W: its leakage plus the stated floor
-    (:data:`CHIP_IDLE_FLOOR_FRACTION` of design power)."""
+    """Power of ``chip`` switched on with no work, W: its static floor (the arrays' leakage,
+    or the die's idle power per mm² where that is larger; :class:`ChipPower`)."""
     p = chip_power(chip)
-    return p.leakage_W + CHIP_IDLE_FLOOR_FRACTION * p.tdp_W
+    return p.leakage_W + p.static_W
 
 
 def chip_step_power_W(chip: ChipConfig, *, seconds: float, macs_issued: float, dram_bytes: float,
