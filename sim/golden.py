@@ -92,21 +92,58 @@ def fma_fp32(acc: object, a: object, b: object, dtype: DType, *, flush: bool = F
     return out
 
 
+def add_fp32(x: object, y: object, *, flush: bool = False) -> np.ndarray:
+    """fp32 bits of ``round(x + y)``, elementwise (raw fp32 bits in and out): the chip's
+    fp32 adder (:class:`systolab.hdl.float_add.Fp32Adder`)."""
+    return fma_fp32(x, y, encode(1.0, FP32), FP32, flush=flush)
+
+
+def tree_sum_fp32(parts: list, *, flush: bool = False) -> np.ndarray:
+    """The fp32 sum of ``parts`` (raw fp32 bit arrays, K-group 0 first) in the chip's
+    split-K order: a balanced pairwise tree, each pair ``parts[2i] + parts[2i+1]`` and
+    so on up (:mod:`systolab.hdl.float_add`); an odd one out goes up unchanged."""
+    if not parts:
+        raise ValueError("tree_sum_fp32 needs at least one part")
+    level = list(parts)
+    while len(level) > 1:
+        level = [add_fp32(level[i], level[i + 1], flush=flush) if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+    return np.asarray(level[0])
+
+
+def _float_chain(A: np.ndarray, B: np.ndarray, acc: np.ndarray, k0: int, k1: int, dt: DType,
+                 flush: bool) -> np.ndarray:
+    for k in range(k0, k1):
+        acc = fma_fp32(acc, A[:, k][:, None], B[k, :][None, :], dt, flush=flush)
+    return acc
+
+
 def _float_matmul(A: np.ndarray, B: np.ndarray, config: AcceleratorConfig, C0: np.ndarray,
-                  k_block: int | None) -> np.ndarray:
+                  k_block: int | None, k_part: int | None) -> np.ndarray:
+    """The chip's order: per K-group (``k_part`` of each K-block), a chain per K-block from
+    +0 (the first from ``C0`` when there is one K-group), added to the group's running
+    total (stored sum first); the groups' totals then added in the split-K tree."""
     dt, flush = config.input_dtype, config.subnormals == "flush"
     if C0.size and (C0.min() < 0 or C0.max() >= 1 << 32):
         raise ValueError("init must hold raw fp32 bit patterns, 0..4294967295")
     K = A.shape[1]
     step = K if k_block is None else k_block
-    one = encode(1.0, FP32)
-    total = C0
+    part = max(step, 1) if k_part is None else k_part
+    groups = max(1, -(-min(step, K) // part))
+    if groups > 1 and np.any(C0):
+        raise ValueError("init must be zero with split-K (k_part below k_block)")
+    totals: list = [None] * groups
     for k0 in range(0, max(K, 1), step):
-        acc = np.zeros_like(C0) if k0 else C0
-        for k in range(k0, min(K, k0 + step)):
-            acc = fma_fp32(acc, A[:, k][:, None], B[k, :][None, :], dt, flush=flush)
-        total = fma_fp32(total, acc, one, FP32, flush=flush) if k0 else acc
-    return total
+        k_end = min(K, k0 + step)
+        for g in range(groups):
+            lo, hi = k0 + g * part, min(k_end, k0 + (g + 1) * part)
+            if lo >= hi and (k0 or K):          # this K-group has nothing of this K-block
+                continue
+            start = C0 if k0 == 0 and groups == 1 else np.zeros_like(C0)
+            acc = _float_chain(A, B, start, lo, hi, dt, flush)
+            totals[g] = acc if totals[g] is None else add_fp32(totals[g], acc, flush=flush)
+    return tree_sum_fp32([t for t in totals if t is not None], flush=flush) if any(
+        t is not None for t in totals) else C0
 
 
 def show_value(value: int | np.integer | None, config: AcceleratorConfig) -> str:
@@ -118,7 +155,7 @@ def show_value(value: int | np.integer | None, config: AcceleratorConfig) -> str
 
 
 def golden_matmul(a: object, b: object, config: AcceleratorConfig, init: object | None = None, *,
-                  k_block: int | None = None) -> np.ndarray:
+                  k_block: int | None = None, k_part: int | None = None) -> np.ndarray:
     """Expected accumulator values of ``init + a @ b`` on hardware described by ``config``.
 
     Parameters
@@ -135,6 +172,11 @@ def golden_matmul(a: object, b: object, config: AcceleratorConfig, init: object 
         Floating point on the chip: K is summed in blocks of this many, each block's fp32
         chain from +0 and then added to the running sums (the chip's K-block order). The
         integer results do not depend on it (wrap-around is exact modulo 2**acc_bits).
+    k_part : int, optional
+        Floating point on the chip, split-K: each K-block is cut into K-groups of this many
+        (the blocking's ``kc``; the last may be shorter); each K-group sums its parts of
+        the K-blocks as above, and the groups' totals are added in the chip's pairwise
+        tree (:func:`tree_sum_fp32`). ``init`` must then be zero.
 
     Returns
     -------
@@ -150,6 +192,8 @@ def golden_matmul(a: object, b: object, config: AcceleratorConfig, init: object 
         raise ValueError(f"init must have shape {(M, N)}, not {C0.shape}")
     if k_block is not None and (isinstance(k_block, bool) or not isinstance(k_block, int) or k_block < 1):
         raise ValueError(f"k_block must be a positive integer, not {k_block!r}")
+    if k_part is not None and (isinstance(k_part, bool) or not isinstance(k_part, int) or k_part < 1):
+        raise ValueError(f"k_part must be a positive integer, not {k_part!r}")
     dt = config.input_dtype
     lo, hi = dt.code_range
     for name, arr in (("a", A), ("b", B)):
@@ -157,7 +201,7 @@ def golden_matmul(a: object, b: object, config: AcceleratorConfig, init: object 
             raise ValueError(f"{name} must hold raw {dt.name} bit patterns, {lo}..{hi}" if config.is_float
                              else f"{name} holds values outside the {dt.name} range {lo}..{hi}")
     if config.is_float:
-        return _float_matmul(A, B, config, C0, k_block)
+        return _float_matmul(A, B, config, C0, k_block, k_part)
     bits, signed = config.acc_bits, config.acc_signed
     if config.overflow == "wrap":
         return wrap_to(C0 + A @ B, bits, signed)
