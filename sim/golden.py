@@ -11,6 +11,13 @@ fp32 correct: 53 bits >= 24 + 2 (Boldo and Melquiond, "Emulation of FMA and corr
 rounded sums: proved algorithms using rounding to odd", IEEE Trans. Computers 57(4), 2008).
 The formats come from ``ml_dtypes``; NaNs become the canonical ``0x7FC00000``.
 
+On the chip (``k_block``, ``k_part``) K is cut into K-blocks and each K-block into K-groups
+(split-K, one core each): a K-group's core sums its part of each K-block as such a chain
+from +0 and the slice adds it to the group's stored total (stored first, K-blocks in
+order); the write-back then adds the groups' totals in a balanced pairwise tree, K-group 0
+first (``(T0 + T1) + (T2 + T3)``, :mod:`systolab.hdl.float_add`), each addition rounded
+once to fp32.
+
 Semantics (see :class:`systolab.hdl.IntegerMac`): ``C = init + A @ B`` accumulated in
 ascending k. ``wrap`` keeps the result modulo 2**acc_bits (two's complement for signed
 accumulators), so the order does not matter and int64 arithmetic, itself exact modulo
@@ -118,14 +125,17 @@ def _float_chain(A: np.ndarray, B: np.ndarray, acc: np.ndarray, k0: int, k1: int
     return acc
 
 
-def _float_matmul(A: np.ndarray, B: np.ndarray, config: AcceleratorConfig, C0: np.ndarray,
-                  k_block: int | None, k_part: int | None) -> np.ndarray:
-    """The chip's order: per K-group (``k_part`` of each K-block), a chain per K-block from
-    +0 (the first from ``C0`` when there is one K-group), added to the group's running
-    total (stored sum first); the groups' totals then added in the split-K tree."""
-    dt, flush = config.input_dtype, config.subnormals == "flush"
+def _check_init(C0: np.ndarray) -> None:
     if C0.size and (C0.min() < 0 or C0.max() >= 1 << 32):
         raise ValueError("init must hold raw fp32 bit patterns, 0..4294967295")
+
+
+def _k_group_sums(A: np.ndarray, B: np.ndarray, config: AcceleratorConfig, C0: np.ndarray,
+                  k_block: int | None, k_part: int | None) -> list[np.ndarray]:
+    """Per K-group (``k_part`` of each K-block), its fp32 total in the chip's order: a chain
+    per K-block from +0 (from ``C0`` with one K-group), added to the group's running total,
+    stored sum first; a K-group with nothing of a K-block adds nothing."""
+    dt, flush = config.input_dtype, config.subnormals == "flush"
     K = A.shape[1]
     step = K if k_block is None else k_block
     part = max(step, 1) if k_part is None else k_part
@@ -142,8 +152,35 @@ def _float_matmul(A: np.ndarray, B: np.ndarray, config: AcceleratorConfig, C0: n
             start = C0 if k0 == 0 and groups == 1 else np.zeros_like(C0)
             acc = _float_chain(A, B, start, lo, hi, dt, flush)
             totals[g] = acc if totals[g] is None else add_fp32(totals[g], acc, flush=flush)
-    return tree_sum_fp32([t for t in totals if t is not None], flush=flush) if any(
-        t is not None for t in totals) else C0
+    return [C0 if t is None else t for t in totals]
+
+
+def k_group_sums(a: object, b: object, config: AcceleratorConfig, *, k_block: int | None = None,
+                 k_part: int | None = None) -> list[np.ndarray]:
+    """Floating point on the chip: the fp32 totals (raw bits) that the K-groups' cores hold
+    when a block is written back, K-group 0 first (``k_block`` and ``k_part`` as for
+    :func:`golden_matmul`); :func:`tree_sum_fp32` of them is the result."""
+    A, B = _as_int_matrix("a", a), _as_int_matrix("b", b)
+    if not config.is_float:
+        raise ValueError(f"k_group_sums is for floating-point cores, not {config.input_dtype.name}")
+    _check_split(A, B, k_block, k_part)
+    return _k_group_sums(A, B, config, np.zeros((A.shape[0], B.shape[1]), np.int64), k_block, k_part)
+
+
+def _check_split(A: np.ndarray, B: np.ndarray, k_block: object, k_part: object) -> None:
+    if A.shape[1] != B.shape[0]:
+        raise ValueError(f"a is {A.shape} and b is {B.shape}: inner dimensions differ")
+    for name, v in (("k_block", k_block), ("k_part", k_part)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} must be a positive integer, not {v!r}")
+
+
+def _float_matmul(A: np.ndarray, B: np.ndarray, config: AcceleratorConfig, C0: np.ndarray,
+                  k_block: int | None, k_part: int | None) -> np.ndarray:
+    """The chip's order: each K-group's total (:func:`_k_group_sums`), then the groups'
+    totals added in the split-K tree."""
+    _check_init(C0)
+    return tree_sum_fp32(_k_group_sums(A, B, config, C0, k_block, k_part), flush=config.subnormals == "flush")
 
 
 def show_value(value: int | np.integer | None, config: AcceleratorConfig) -> str:
@@ -184,16 +221,11 @@ def golden_matmul(a: object, b: object, config: AcceleratorConfig, init: object 
         (M, N) int64 matrix (object dtype for unsigned 64-bit accumulators).
     """
     A, B = _as_int_matrix("a", a), _as_int_matrix("b", b)
-    if A.shape[1] != B.shape[0]:
-        raise ValueError(f"a is {A.shape} and b is {B.shape}: inner dimensions differ")
+    _check_split(A, B, k_block, k_part)
     M, N = A.shape[0], B.shape[1]
     C0 = np.zeros((M, N), np.int64) if init is None else _as_int_matrix("init", init)
     if C0.shape != (M, N):
         raise ValueError(f"init must have shape {(M, N)}, not {C0.shape}")
-    if k_block is not None and (isinstance(k_block, bool) or not isinstance(k_block, int) or k_block < 1):
-        raise ValueError(f"k_block must be a positive integer, not {k_block!r}")
-    if k_part is not None and (isinstance(k_part, bool) or not isinstance(k_part, int) or k_part < 1):
-        raise ValueError(f"k_part must be a positive integer, not {k_part!r}")
     dt = config.input_dtype
     lo, hi = dt.code_range
     for name, arr in (("a", A), ("b", B)):
