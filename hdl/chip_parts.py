@@ -437,7 +437,7 @@ class OperandRouter(wiring.Component):
         if self._float_subnormals is None:
             self._sum_partials(m)
         else:
-            self._sum_float_partials(m)
+            self._sum_float_partials(m, self._float_subnormals)
         return m
 
     def _sum_partials(self, m):
@@ -456,7 +456,7 @@ class OperandRouter(wiring.Component):
                 lanes.append(total)
             m.d.comb += self.wb_data[ch].eq(Cat(*lanes))
 
-    def _sum_float_partials(self, m):
+    def _sum_float_partials(self, m, subnormals: str):
         """A write-back beat of fp32 partial sums: per lane, the K-groups' words (K-group kk
         from core ``wb_core + kk * gp * gm``) added in the fixed tree of
         :class:`~systolab.hdl.float_add.Fp32SumTree`."""
@@ -471,8 +471,7 @@ class OperandRouter(wiring.Component):
                 cores.append(core)
             lanes = []
             for lane in range(self._wd // 4):
-                m.submodules[f"wb{ch}_tree{lane}"] = tree = Fp32SumTree(leaves=leaves,
-                                                                      subnormals=self._float_subnormals)
+                m.submodules[f"wb{ch}_tree{lane}"] = tree = Fp32SumTree(leaves=leaves, subnormals=subnormals)
                 for kk, core in enumerate(cores):
                     word = Signal(32, name=f"wb{ch}_part{kk}_{lane}")
                     with m.Switch(core):
