@@ -23,11 +23,11 @@ the groups of a step's grid are shared among them is in ``hdl/dma.py``.
 The controller rejects a descriptor it cannot run and reports why (:data:`REJECT`): a
 zero field, a grid larger than the chip, groups that do not cover the block, a block
 whose operands or accumulators do not fit a slice, saturating accumulation over more
-than one K-block (saturation is per addition in ascending k, which an SRAM addition of
-block partial sums cannot reproduce), floating-point accumulation over more than one
-K-group (the write-back adds the K-groups' partial sums in one step, in no order an fp32
-chain defines; K-blocks are fine: each is added to the stored sums in K order with one
-fp32 rounding), or ``gp`` or ``gm`` not a power of two.
+than one K-block or K-group (saturation is per addition in ascending k, which an SRAM
+addition of block partial sums cannot reproduce), or ``gp``, ``gm`` or ``gk`` not a power
+of two. Floating-point accumulation runs over K-blocks (each added to the stored sums in K
+order with one fp32 rounding) and K-groups (split-K: the write-back adds the K-groups'
+totals in the fixed pairwise tree of :mod:`systolab.hdl.float_add`, K-group 0 first).
 """
 from __future__ import annotations
 
@@ -89,7 +89,8 @@ class ChipTop(wiring.Component):
         m.submodules.placement = place = GridPlacement(cores=N, channels=C)
         m.submodules.sequencer = seq = StepSequencer()
         m.submodules.router = router = OperandRouter(cores=N, channels=C, word_bytes=Wd, core_beat=W,
-                                                     acc_bytes=cfg.acc_bytes, op_half=op_half, acc_half=acc_half)
+                                                     acc_bytes=cfg.acc_bytes, op_half=op_half, acc_half=acc_half,
+                                                     float_subnormals=cfg.subnormals if cfg.is_float else None)
         wiring.connect(m, wiring.flipped(self.cmd), ctl.cmd)
         m.d.comb += [self.done.eq(ctl.done), self.status.eq(ctl.status), self.cycles.eq(ctl.cycles),
                      self.steps.eq(ctl.steps), place.desc.eq(ctl.desc), place.load.eq(ctl.setup),

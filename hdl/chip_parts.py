@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 from .dma import LOG_BITS, descriptor_layout, job_layout
+from .float_add import Fp32SumTree
 from .ports import DIM_BITS
 from .ports import descriptor_layout as core_descriptor
 
@@ -112,8 +113,8 @@ class DescriptorChecker(wiring.Component):
                 | (d.kb == 0) | (d.mc == 0) | (d.nc == 0) | (d.gp == 0) | (d.gm == 0) | (d.gn == 0)
                 | (d.gk == 0) | (d.kc == 0))
         k_first = Mux(d.kb < d.k, d.kb, d.k)
-        one_k = (((d.kb < d.k) | (d.gk > 1)) if cfg.overflow == "saturate" else
-                 (d.gk > 1) if cfg.is_float else False)
+        # floating point (overflow "wrap") runs split-K: the write-back adds the K-groups in a fixed tree
+        one_k = ((d.kb < d.k) | (d.gk > 1)) if cfg.overflow == "saturate" else False
         checks = [zero,
                   d.gp * d.gm * d.gn * d.gk > self._cores,
                   (d.mc * d.gm < d.mb) | (d.nc * d.gn < d.nb) | (d.kc * d.gk < d.kb) | (d.kc * (d.gk - 1) >= k_first),
@@ -340,8 +341,9 @@ class OperandRouter(wiring.Component):
     columns from channel ``(c >> log2 gm) mod C``: a mux of the few channels each can be,
     the write enabled where the channel's beat is for the slice's group. A channel's
     accumulator read goes to the slices of its write-back group (the cores that differ
-    from ``wb_core`` in their K-group only); their words are added lane by lane in the
-    accumulators' width.
+    from ``wb_core`` in their K-group only); their words are added lane by lane: integers
+    in the accumulators' width (wrap-around: any order), fp32 accumulators in the fixed
+    pairwise tree of :class:`~systolab.hdl.float_add.Fp32SumTree` (K-group 0 first).
 
     Timing: combinational (outputs follow the inputs in the same cycle).
 
@@ -355,6 +357,9 @@ class OperandRouter(wiring.Component):
         Bytes of one accumulator value.
     op_half, acc_half : int
         Words of one operand buffer and of one accumulator buffer in a slice.
+    float_subnormals : str, optional
+        The accumulators are fp32 (floating-point cores) with this subnormal mode; None
+        (the default) for integer accumulators.
 
     Attributes
     ----------
@@ -372,9 +377,12 @@ class OperandRouter(wiring.Component):
     """
 
     def __init__(self, *, cores: int, channels: int, word_bytes: int, core_beat: int, acc_bytes: int,
-                 op_half: int, acc_half: int):
+                 op_half: int, acc_half: int, float_subnormals: str | None = None):
         _positive(cores=cores, channels=channels, word_bytes=word_bytes, core_beat=core_beat, acc_bytes=acc_bytes,
                   op_half=op_half, acc_half=acc_half)
+        if float_subnormals is not None and acc_bytes != 4:
+            raise ValueError(f"fp32 accumulators are 4 bytes, not {acc_bytes}")
+        self._float_subnormals = float_subnormals
         if channels & (channels - 1):
             raise ValueError(f"channels must be a power of two, not {channels}")
         if word_bytes % core_beat or word_bytes % acc_bytes:
@@ -426,7 +434,10 @@ class OperandRouter(wiring.Component):
                     with m.Case(chn):
                         m.d.comb += self.acc_addr[c].eq(self.wb_addr[chn])
         m.d.comb += self.written.eq(sum(written))
-        self._sum_partials(m)
+        if self._float_subnormals is None:
+            self._sum_partials(m)
+        else:
+            self._sum_float_partials(m, self._float_subnormals)
         return m
 
     def _sum_partials(self, m):
@@ -443,6 +454,33 @@ class OperandRouter(wiring.Component):
                 total = Signal(8 * ab, name=f"wb{ch}_sum_{lane}")
                 m.d.comb += total.eq(sum(part))
                 lanes.append(total)
+            m.d.comb += self.wb_data[ch].eq(Cat(*lanes))
+
+    def _sum_float_partials(self, m, subnormals: str):
+        """A write-back beat of fp32 partial sums: per lane, the K-groups' words (K-group kk
+        from core ``wb_core + kk * gp * gm``) added in the fixed tree of
+        :class:`~systolab.hdl.float_add.Fp32SumTree`."""
+        leaves = 1 << (self._n.bit_length() - 1)          # the largest gk the chip can run
+        lg_s = Signal(LOG_BITS + 1)                        # log2(gp * gm): kk's place in a core index
+        m.d.comb += lg_s.eq(self.lg_gp + self.lg_gm)
+        for ch in range(self._nch):
+            cores = []
+            for kk in range(leaves):
+                core = Signal(range(max(2, self._n)), name=f"wb{ch}_kgroup{kk}")
+                m.d.comb += core.eq(self.wb_core[ch] | (kk << lg_s))     # wb_core is K-group 0's
+                cores.append(core)
+            lanes = []
+            for lane in range(self._wd // 4):
+                m.submodules[f"wb{ch}_tree{lane}"] = tree = Fp32SumTree(leaves=leaves, subnormals=subnormals)
+                for kk, core in enumerate(cores):
+                    word = Signal(32, name=f"wb{ch}_part{kk}_{lane}")
+                    with m.Switch(core):
+                        for c in range(self._n):
+                            with m.Case(c):
+                                m.d.comb += word.eq(self.acc_data[c][32 * lane:32 * (lane + 1)])
+                    m.d.comb += tree.x[kk].eq(word)
+                m.d.comb += tree.lg_count.eq(self.lg_gk)
+                lanes.append(tree.s)
             m.d.comb += self.wb_data[ch].eq(Cat(*lanes))
 
 

@@ -14,7 +14,8 @@ that K-range) goes to every core with ``c % (gk * gp * gm) == a``; a *B group*
 **The channels.** Channel ``ch`` moves the A groups with ``a % C == ch`` and the B groups
 with ``b % C == ch``; it writes back the outputs of its B groups with ``kk == 0``, adding
 the ``gk`` partial sums (the cores ``c + kk * gp * gm``) as it reads them (split-K: the
-reduction is in the write path, in the accumulators' width). So a slice's A rows all come
+reduction is in the write path: integers in the accumulators' width, fp32 in the fixed
+pairwise tree of :mod:`systolab.hdl.float_add`). So a slice's A rows all come
 from one channel and its B columns from one other, fixed for a descriptor: the chip
 routes each channel to a slice through a mux of ``log2(C) + 1`` (A) or
 ``log2(cores) + 1`` (B) inputs, not a crossbar.

@@ -90,7 +90,8 @@ def run_chip_gemm(chip: Any, products: list[tuple[np.ndarray, np.ndarray]], bloc
     case = ChipCase([Matrices.of(a, b) for a, b in products], blocking.to_dict())
     r = run_chip_case_amaranth(chip, case, stall_prob=stall_prob, seed=seed, reset_after_cycles=reset_after_cycles,
                                max_cycles=max_cycles, vcd=vcd)
-    return ChipRun(r.c_arrays(), [golden_matmul(a, b, chip.core, k_block=blocking.kb) for a, b in products],
+    return ChipRun(r.c_arrays(), [golden_matmul(a, b, chip.core, k_block=blocking.kb, k_part=blocking.kc)
+                                  for a, b in products],
                    r.counters, r.busy, r.status, list(r.violations))
 
 
@@ -195,8 +196,6 @@ def chip_campaign(chip, *, count: int, seed: int, corners: bool = True, max_dim:
             (2 * R + 1, 2 * C + 3, 9, 2, dict(mb=R, nb=C, kb=9, gn=min(2, n), order=1)),   # B kept along M
             (3 * R + 2, C, 7, 1, dict(mb=R, nb=C, kb=7, gn=n)),                         # B kept, one N-block
         ]:
-            if chip.core.is_float:     # one K-group: see hdl/chip.py's REJECT[6]
-                kw = dict(kw, gk=1)
             cases.append((M, N, K, p, fit_blocking(chip, M, N, K, p, **kw)))
 
     def pow2_upto(limit: int) -> int:
@@ -207,7 +206,7 @@ def chip_campaign(chip, *, count: int, seed: int, corners: bool = True, max_dim:
         p = int(rng.choice([1, 1, 1, 2, 3]))
         gp = pow2_upto(min(p, n))
         gm = pow2_upto(n // gp)
-        gk = pow2_upto(n // (gp * gm)) if rng.random() < 0.3 and not chip.core.is_float else 1
+        gk = pow2_upto(n // (gp * gm)) if rng.random() < 0.3 else 1
         gn = int(rng.integers(1, n // (gp * gm * gk) + 1))
         kb = K if rng.random() < 1 / 3 else int(rng.integers(1, K + 1))
         kw = dict(mb=int(rng.integers(1, M + 1)), nb=int(rng.integers(1, N + 1)), kb=kb,

@@ -15,8 +15,7 @@ REJECT = {1: "a zero dimension, block, group size or grid size", 2: "grid larger
           3: "the row, column and K-groups do not cover the block, or a K-group gets no part of it",
           4: "the operands of a block do not fit a slice",
           5: "the accumulators of a block do not fit a slice",
-          6: "saturating accumulation needs the whole K in one block and one K-group; floating-point "
-             "accumulation needs one K-group",
+          6: "saturating accumulation needs the whole K in one block and one K-group",
           7: "the product, row and K-group counts (gp, gm, gk) must be powers of two"}
 
 
@@ -89,7 +88,7 @@ def blocking_status(chip, M: int, N: int, K: int, count: int, b: Blocking) -> in
         return 4
     if b.mc * slice_words(chip, b.nc * cfg.acc_bytes) > chip.acc_words // 2:
         return 5
-    if (cfg.overflow == "saturate" and (b.kb < K or b.gk > 1)) or (cfg.is_float and b.gk > 1):
+    if cfg.overflow == "saturate" and (b.kb < K or b.gk > 1):
         return 6
     if b.gp & (b.gp - 1) or b.gm & (b.gm - 1) or b.gk & (b.gk - 1):
         return 7

@@ -218,7 +218,8 @@ def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[
 
     out = run_chip_hdl(case.chip, runs, simulator)
     return [r.counters | {"busy": r.busy, "passed": r.status == 0 and not r.violations and all(
-        np.array_equal(np.array(c, dtype=object), golden_matmul(a, b, case.chip.core, k_block=blk.kb).astype(object))
+        np.array_equal(np.array(c, dtype=object), golden_matmul(a, b, case.chip.core, k_block=blk.kb,
+                                                                           k_part=blk.kc).astype(object))
         for c, (a, b) in zip(r.c, products))} for (products, blk), r in zip(runs, out)]
 
 

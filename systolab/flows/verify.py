@@ -115,12 +115,12 @@ def verify_products(config: AcceleratorConfig, products: list[Product], *, seed:
 
 
 def _check_products(products, outputs, config: AcceleratorConfig, *, label, note: str, shown: int,
-                    k_block: int | None = None) -> tuple[int, list[str]]:
+                    k_block: int | None = None, k_part: int | None = None) -> tuple[int, list[str]]:
     """(elements that differ from the golden model, messages for the first ``shown`` of
     each product: ``label(q, a, b)``, the element, expected and got, ``note``)."""
     mismatches, messages = 0, []
     for q, ((a, b), c) in enumerate(zip(products, outputs)):
-        expected = golden_matmul(a, b, config, k_block=k_block)
+        expected = golden_matmul(a, b, config, k_block=k_block, k_part=k_part)
         wrong = np.argwhere(c != expected.astype(object))
         mismatches += len(wrong)
         messages += [f"{label(q, a, b)}: C[{r},{s}] expected {show_value(expected[r, s], config)}, "
@@ -266,7 +266,8 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
             messages.append(f"{M}x{N}x{K} x{p} with {blk}: rejected by the controller (status {out.status})")
             mismatches += M * N * p
             continue
-        wrong, shown = _check_products(products, out.c_arrays(), chip.core, k_block=blk.kb, shown=3, note=f"seed {seed}",
+        wrong, shown = _check_products(products, out.c_arrays(), chip.core, k_block=blk.kb, k_part=blk.kc, shown=3,
+                                       note=f"seed {seed}",
                                        label=lambda q, a, b, s=f"{M}x{N}x{K}", blk=blk: f"{s} product {q} with {blk}")
         mismatches += wrong
         messages += shown + out.violations[:5]

@@ -1,0 +1,126 @@
+"""fp32 addition for the chip's write-back: one adder, and the fixed-order tree that adds
+the K-groups' partial sums of a split-K block (floating-point split-K).
+
+**The adder** (:class:`Fp32Adder`) is the fp32 + fp32 addition of
+:class:`~systolab.hdl.float_mac.FloatMac` (``FloatMac.add``, the one the slices use to add
+a later K-block's partial sums to the stored ones): the exact sum rounded once to IEEE
+binary32, round-to-nearest-even, with FloatMac's special-value and subnormal rules (NaN
+in or ``Inf - Inf`` give the canonical quiet NaN ``0x7FC00000``; an exact zero sum is +0
+except ``-0 + -0``; ``subnormals="flush"`` counts subnormal inputs as zeros of their sign
+and flushes a subnormal result to a zero of its sign). The addition commutes bit for bit.
+
+**The order** (:class:`Fp32SumTree`): the partial sums ``T[0] ... T[gk - 1]`` of the
+``gk`` K-groups (``gk`` a power of two) are added as a balanced pairwise tree, lower
+K-group on the left::
+
+    gk = 2:  T0 + T1
+    gk = 4:  (T0 + T1) + (T2 + T3)
+    gk = 8:  ((T0 + T1) + (T2 + T3)) + ((T4 + T5) + (T6 + T7))
+
+each ``+`` rounded once to fp32. Level ``l`` of the tree adds adjacent sums of ``2**(l-1)``
+K-groups; the result of ``gk = 2**L`` is node 0 of level L, so one tree built for the
+chip's largest ``gk`` serves every smaller one (unused leaves are never selected, never
+added as zeros: ``x + 0`` would turn a -0 into +0). ``systolab.sim.golden`` adds in the
+same order. With K-blocks, each K-group's partial sums are first accumulated over the
+K-blocks in the slice (stored sum first, in K order); the tree adds those totals when the
+block is written back.
+
+The tree is combinational, ``log2(gk)`` adders deep after the accumulator read: the write-
+back keeps its rate of one beat a cycle and its timing, so the chip's cycle model is
+unchanged. (A chip clocked beyond that path would need the tree registered, and the write-
+back's timing contract shifted by its depth; not done here.)
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import SUBNORMAL_MODES
+from ..dtypes import get_dtype
+from .float_mac import FloatMac
+
+FP32_BITS = 32
+
+
+class Fp32Adder(wiring.Component):
+    """``s = round(a + b)`` on raw fp32 bit patterns (see the module notes).
+
+    Timing: combinational.
+
+    Parameters
+    ----------
+    subnormals : str
+        ``"keep"`` (IEEE gradual underflow) or ``"flush"`` (to zeros of their sign).
+
+    Attributes
+    ----------
+    a, b : In(32)
+    s : Out(32)
+    """
+
+    def __init__(self, *, subnormals: str = "keep"):
+        if subnormals not in SUBNORMAL_MODES:
+            raise ValueError(f"subnormals must be one of {SUBNORMAL_MODES}, not {subnormals!r}")
+        # FloatMac's fp32 addition does not depend on its input format: any float one will do.
+        self._mac = FloatMac(dtype=get_dtype("bf16"), subnormals=subnormals)
+        super().__init__({"a": In(FP32_BITS), "b": In(FP32_BITS), "s": Out(FP32_BITS)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.s.eq(self._mac.add(m, self.a, self.b))
+        return m
+
+
+class Fp32SumTree(wiring.Component):
+    """The sum of the first ``2**lg_count`` of ``leaves`` fp32 values, in the pairwise order
+    of the module notes.
+
+    Timing: combinational, ``log2(leaves)`` adders deep.
+
+    Parameters
+    ----------
+    leaves : int
+        The most values it adds (a power of two, >= 1).
+    subnormals : str
+        As for :class:`Fp32Adder`.
+
+    Attributes
+    ----------
+    x : In(ArrayLayout(32, leaves))
+        The values, K-group 0 first (raw fp32 bits).
+    lg_count : In(range(log2(leaves) + 1))
+        log2 of how many of them to add.
+    s : Out(32)
+    """
+
+    def __init__(self, *, leaves: int, subnormals: str = "keep"):
+        if isinstance(leaves, bool) or not isinstance(leaves, int) or leaves < 1 or leaves & (leaves - 1):
+            raise ValueError(f"leaves must be a power of two, not {leaves!r}")
+        if subnormals not in SUBNORMAL_MODES:
+            raise ValueError(f"subnormals must be one of {SUBNORMAL_MODES}, not {subnormals!r}")
+        self._leaves, self._subnormals = leaves, subnormals
+        depth = leaves.bit_length() - 1
+        super().__init__({"x": In(data.ArrayLayout(FP32_BITS, leaves)), "lg_count": In(range(depth + 1)),
+                          "s": Out(FP32_BITS)})
+
+    def elaborate(self, platform):
+        m = Module()
+        level = [self.x[i] for i in range(self._leaves)]
+        firsts = [level[0]]                      # node 0 of each level: the sum of 2**level values
+        depth = 0
+        while len(level) > 1:
+            depth += 1
+            nxt = []
+            for i in range(0, len(level), 2):
+                m.submodules[f"add_{depth}_{i // 2}"] = add = Fp32Adder(subnormals=self._subnormals)
+                m.d.comb += [add.a.eq(level[i]), add.b.eq(level[i + 1])]
+                nxt.append(add.s)
+            level = nxt
+            firsts.append(level[0])
+        out = firsts[0]
+        for lg, node in enumerate(firsts[1:], start=1):
+            out = Mux(self.lg_count == lg, node, out)
+        m.d.comb += self.s.eq(out)
+        return m
+
