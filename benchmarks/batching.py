@@ -19,14 +19,9 @@ import argparse
 import numpy as np
 
 from systolab.models.serving import fit as sf
+from systolab.models.serving.kv_cache import published_max_batches
 from systolab.models.serving.model import GpuServing, Precision, serve, step_ops
 from systolab.models.workloads.catalog import get_llm
-
-#: Published static batch sizes (TensorRT-LLM v0.9.0 performance.md, 'Peak Throughput', FP8,
-#: Llama-2-70B): (device, tp, isl, osl, batch).
-PUBLISHED = (("h200-sxm", 1, 128, 128, 1024), ("h200-sxm", 1, 2048, 128, 64), ("h200-sxm", 1, 2048, 2048, 64),
-             ("h200-sxm", 2, 128, 2048, 512), ("h100-sxm", 2, 128, 128, 1024), ("h100-sxm", 2, 2048, 128, 96),
-             ("h100-sxm", 2, 2048, 2048, 64), ("h100-sxm", 4, 128, 2048, 512))
 
 
 def do_capacity() -> None:
@@ -39,8 +34,9 @@ def do_capacity() -> None:
             assert b.kv_cache == c.kv_cache        # one cache, one definition
             print(f"{dev:10} {model:11} {isl:>5} {osl:>5} {b.max_batch:>11,} {c.max_batch:>17,} "
                   f"{b.kv_cache['blocks']:>8,}")
-    print("published maximum batches (TensorRT-LLM v0.9.0, Llama-2-70B FP8):")
-    for dev, tp, isl, osl, batch in PUBLISHED:
+    source, runs = published_max_batches()
+    print(f"published maximum batches, Llama-2-70B FP8 ({source.split(',')[0]} v0.9.0):")
+    for dev, tp, isl, osl, batch in runs:
         r = serve(dev, "llama2-70b", isl=isl, osl=osl, batch=batch, tp=tp, dtype="fp8_e4m3")
         print(f"  {dev} tp {tp} {isl}/{osl} batch {batch:,}: accepted (holds {r.max_batch:,})")
 

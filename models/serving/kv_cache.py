@@ -50,6 +50,15 @@ def batching_data(path: str = str(SERVING_FILE)) -> dict:
             "max_step_tokens": need(path, "batching", d, "max_step_tokens", int, positive=True)}
 
 
+def published_max_batches(path: str = str(SERVING_FILE)) -> tuple[str, tuple[tuple[str, int, int, int, int], ...]]:
+    """(source, runs): published maximum static batch sizes the capacity check must accept,
+    each run as (GPU id, tp, isl, osl, batch) (``serving.yaml: batching.published_max_batches``)."""
+    d = need(path, "batching", load_yaml(path)["batching"], "published_max_batches", dict)
+    runs = need(path, "batching.published_max_batches", d, "runs", list)
+    return (need(path, "batching.published_max_batches", d, "source", str),
+            tuple((str(g), int(tp), int(i), int(o), int(b)) for g, tp, i, o, b in runs))
+
+
 def kv_block_tokens(runtime: str | None = None) -> int:
     """Tokens per KV-cache block of ``runtime`` (a name such as ``vllm``, ``trtllm-0.5``
     or ``lmdeploy-0.1``: its family's default; None or an unlisted one: vLLM's)."""
@@ -175,4 +184,4 @@ def fluctuation_tokens(concurrency: int, osl: int) -> float:
 
 __all__ = ["batching_data", "blocks_for", "check_block_tokens", "check_capacity", "check_step_tokens",
            "fluctuation_tokens", "KvCache", "kv_block_tokens", "kv_bytes_per_token", "max_step_tokens",
-           "steady_blocks_per_request"]
+           "published_max_batches", "steady_blocks_per_request"]

@@ -47,6 +47,12 @@ def add_parser(sub, parents) -> None:
                         "fitted vllm)")
     p.add_argument("--power-cap-w", dest="power_cap_w", type=positive_real, metavar="W",
                    help="GPU board power cap in W: the clock, and the tensor rate with it, drop to hold it")
+    p.add_argument("--chunk-tokens", dest="chunk_tokens", type=positive_int, metavar="N",
+                   help="tokens one engine step may carry (decode tokens plus prefill chunks; vLLM's "
+                        "max_num_batched_tokens, TensorRT-LLM's max_num_tokens); activation memory is reserved for "
+                        "it (default 8192)")
+    p.add_argument("--kv-block", dest="kv_block", type=positive_int, metavar="N",
+                   help="KV-cache block size in tokens (default the runtime's: vLLM 16, TensorRT-LLM and LMDeploy 64)")
     p.set_defaults(func=run)
 
 
@@ -60,8 +66,25 @@ def targets_from_args(args: argparse.Namespace) -> Targets:
     return targets
 
 
+def kv_lines(p: dict) -> list[str]:
+    """The paged KV cache and, under continuous batching, the steady-state step mix (text output)."""
+    kv = p.get("kv_cache")
+    if not kv:
+        return []
+    out = [f"  KV cache {kv['blocks']:,} blocks of {kv['block_tokens']} tokens; holds {kv['max_batch_static']:,} "
+           f"requests at full length (static), {kv['max_concurrency']:,} at steady state (continuous)"]
+    s = p.get("schedule")
+    if s:
+        out.append(f"  each step: {s['decode_tokens']:,.0f} decode + {s['prefill_tokens']:,.0f} prefill tokens in "
+                   f"{s['mixed_steps']:,.1f} of {s['steps']:,.1f} steps per cycle (budget {s['budget']:,} tokens)")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     targets = targets_from_args(args)
+    if args.batch is None and args.concurrency is None and (args.chunk_tokens or args.kv_block):
+        raise UserError("chunk-tokens: --chunk-tokens and --kv-block apply with --batch or --concurrency, not at the "
+                        "goodput point", parameter="chunk-tokens")
     extra: dict = {}
     device = args.device
     if args.runtime is not None or args.power_cap_w is not None:
@@ -73,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         extra["goodput"] = g.summary()
     else:
         r = serve(device, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
-                  tp=args.tp or 1, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype)
+                  tp=args.tp or 1, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype,
+                  chunk_tokens=args.chunk_tokens, kv_block=args.kv_block)
         reason = targets.reason(r)
     payload = r.to_dict()
     if device is not args.device:                     # a runtime or a power cap was named
@@ -94,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
                  f"per group)",
                  f"  max batch {p['max_batch']:,} (KV cache {m['kv_per_sequence'] / 1e9:,.3f} GB per request; weights "
                  f"{m['weights'] / 1e9:,.1f} GB, of {m['capacity'] / 1e9:,.1f} GB usable per device)",
+                 *kv_lines(p),
                  f"  {p['energy_per_token_J']:.3g} J/token   "
                  + (f"${cost:.3g} per million tokens" if cost is not None else "no public price: no $/token")]
         if p.get("power_W") is not None:
