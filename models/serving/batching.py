@@ -80,14 +80,13 @@ def schedule(*, isl: int, osl: int, concurrency: int, budget: int) -> Schedule:
     output tokens under a step token ``budget`` (see the module's description)."""
     C, prefill_total = concurrency, concurrency * isl
     if osl <= 1:          # every request ends with its prefill: mixed steps only
-        q = min(budget, prefill_total)
-        return Schedule(C, isl, osl, budget, 0.0, float(q), prefill_total / q, 0.0, -(-isl // q))
+        first = min(budget, prefill_total)
+        return Schedule(C, isl, osl, budget, 0.0, float(first), prefill_total / first, 0.0, -(-isl // first))
     budget = max(budget, C + 1)
     d, n = float(C), float(osl - 1)
     for _ in range(8):    # d and the mixed steps depend on each other; a few rounds settle them
         q = min(float(prefill_total), budget - d)
-        mixed = prefill_total / q
-        n = max(float(osl - 1), mixed)
+        n = max(float(osl - 1), prefill_total / q)
         d = C * (osl - 1) / n
     q = min(float(prefill_total), budget - d)
     mixed = prefill_total / q

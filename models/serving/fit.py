@@ -239,8 +239,8 @@ def check_capacity() -> list[str]:
     bad = []
     for m in measurements():
         try:
-            load = {"concurrency": m.batch} if in_flight(m) else {"batch": m.batch}
-            serve(m.gpu_id, m.model, isl=m.isl, osl=m.osl, tp=m.tp, dtype=m.dtype, kv_dtype=m.kv_dtype, **load)
+            serve(m.gpu_id, m.model, isl=m.isl, osl=m.osl, tp=m.tp, dtype=m.dtype, kv_dtype=m.kv_dtype,
+                  batch=None if in_flight(m) else m.batch, concurrency=m.batch if in_flight(m) else None)
         except UserError:
             bad.append(m.id)
     return bad
