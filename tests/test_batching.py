@@ -10,7 +10,7 @@ import pytest
 from systolab.cli import main
 from systolab.errors import UserError
 from systolab.models.serving import fit as sf
-from systolab.models.serving.batching import mixed_step_ops, schedule
+from systolab.models.serving.batching import BatchingOptions, mixed_step_ops, schedule
 from systolab.models.serving.kv_cache import (
     KvCache,
     blocks_for,
@@ -239,3 +239,70 @@ def test_serve_command_bad_batching_flags(capsys, argv, parameter):
     assert main(["serve", "--device", "h100-sxm", "--model", "llama3-8b", "--isl", "128", "--osl", "16",
                  *argv, "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == parameter
+
+
+# -- options: prefix caching, speculative decoding ---------------------------------------------
+def test_prefix_caching_skips_the_cached_prompt_and_holds_its_blocks_once():
+    base = serve("h100-sxm", "llama3-70b", isl=2048, osl=256, concurrency=64, tp=4)
+    hit = serve("h100-sxm", "llama3-70b", isl=2048, osl=256, concurrency=64, tp=4,
+                options=BatchingOptions(prefix_hit=0.75))
+    assert hit.schedule["new_tokens"] == 512 and base.schedule["new_tokens"] == 2048
+    assert hit.schedule["mixed_steps"] == pytest.approx(base.schedule["mixed_steps"] / 4, rel=0.02)
+    assert hit.output_tokens_per_s > base.output_tokens_per_s and hit.tpot_s < base.tpot_s
+    assert hit.kv_cache["shared_prefix_tokens"] == 1536 and hit.max_batch > 3 * base.max_batch
+    assert hit.memory["kv_cache"] < base.memory["kv_cache"] / 3
+    # only whole blocks are shared, and never the last prompt token
+    assert BatchingOptions(prefix_hit=0.5).cached_tokens(100, 16) == 48
+    assert BatchingOptions(prefix_hit=0.999).cached_tokens(64, 16) == 48
+    assert any("prefix caching" in n for n in hit.notes) and not any("prefix caching" in n for n in base.notes)
+
+
+def test_speculative_decoding_yields_the_expected_tokens_per_target_step():
+    opt = BatchingOptions(draft_tokens=4, acceptance=0.7, draft_cost=0.05)
+    assert opt.tokens_per_round == pytest.approx((1 - 0.7**5) / 0.3)
+    assert BatchingOptions(draft_tokens=3, acceptance=1.0).tokens_per_round == 4
+    assert BatchingOptions(draft_tokens=3, acceptance=0.0).tokens_per_round == 1
+    base = serve("h100-sxm", "llama3-8b", isl=1024, osl=256, concurrency=16)
+    spec = serve("h100-sxm", "llama3-8b", isl=1024, osl=256, concurrency=16, options=opt)
+    assert spec.schedule["rounds"] == pytest.approx(255 / opt.tokens_per_round)
+    assert spec.schedule["verify_tokens"] == 5 and spec.tpot_s < base.tpot_s
+    # the target checks 5 tokens a request per step: its GEMMs are 5 times as tall
+    decode = {op["name"]: op for op in spec.decode_ops}
+    assert decode["qkv"]["gemm"]["M"] == 5 * round(spec.schedule["decode_tokens"])
+    # a draft as slow as the target, never accepted: slower than no speculation
+    useless = serve("h100-sxm", "llama3-8b", isl=1024, osl=256, concurrency=16,
+                    options=BatchingOptions(draft_tokens=4, acceptance=0.0, draft_cost=1.0))
+    assert useless.tpot_s > 4 * base.tpot_s
+
+
+@pytest.mark.parametrize("options, parameter", [
+    (BatchingOptions(prefix_hit=1.0), "prefix-hit"), (BatchingOptions(prefix_hit=-0.1), "prefix-hit"),
+    (BatchingOptions(draft_tokens=-1), "spec-tokens"), (BatchingOptions(draft_tokens=2, acceptance=1.2),
+                                                        "spec-acceptance"),
+    (BatchingOptions(draft_tokens=2, acceptance=0.5, draft_cost=-1), "spec-draft-cost"),
+])
+def test_bad_options_name_the_parameter(options, parameter):
+    with pytest.raises(UserError) as e:
+        serve("h100-sxm", "llama3-8b", isl=128, osl=128, concurrency=4, options=options)
+    assert e.value.parameter == parameter
+
+
+def test_options_are_for_continuous_batching():
+    with pytest.raises(UserError, match="continuous batching") as e:
+        serve("h100-sxm", "llama3-8b", isl=128, osl=128, batch=4, options=BatchingOptions(draft_tokens=2))
+    assert e.value.parameter == "spec-tokens"
+    with pytest.raises(TypeError):
+        serve("h100-sxm", "llama3-8b", isl=128, osl=128, concurrency=4, options={"prefix_hit": 0.5})
+
+
+def test_serve_command_options(capsys):
+    base = ["serve", "--device", "h100-sxm", "--model", "llama3-8b", "--isl", "1024", "--osl", "256",
+            "--concurrency", "16", "--json"]
+    assert main([*base, "--spec-tokens", "4"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["schedule"]["options"] == {"prefix_hit": 0.0, "draft_tokens": 4, "acceptance": 0.7,
+                                          "draft_cost": 0.05, "tokens_per_round": pytest.approx(2.7731)}
+    assert main([*base, "--spec-acceptance", "0.5"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == "spec-tokens"
+    assert main([*base, "--prefix-hit", "1.0"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == "prefix-hit"

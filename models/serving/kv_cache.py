@@ -127,43 +127,48 @@ class KvCache:
         """Largest static batch: every request at ``isl + osl`` tokens at once."""
         return self.blocks // blocks_for(isl + osl, self.block_tokens)
 
-    def max_concurrency(self, isl: int, osl: int) -> int:
+    def max_concurrency(self, isl: int, osl: int, shared: int = 0) -> int:
         """Most requests in flight in steady state (mean occupancy, :func:`steady_blocks_per_request`);
-        never below :meth:`max_batch`, and 0 when one request at full length does not fit."""
+        never below :meth:`max_batch`, and 0 when one request at full length does not fit.
+        ``shared``: prompt tokens (whole blocks) every request shares from the prefix cache,
+        held once for all."""
         if self.max_batch(isl, osl) < 1:
             return 0
-        return max(self.max_batch(isl, osl), int(self.blocks / steady_blocks_per_request(isl, osl, self.block_tokens)))
+        own = self.blocks - blocks_for(shared, self.block_tokens)
+        return max(self.max_batch(isl, osl), int(own / steady_blocks_per_request(isl - shared, osl, self.block_tokens)))
 
-    def blocks_per_request(self, isl: int, osl: int, static: bool) -> float:
+    def blocks_per_request(self, isl: int, osl: int, static: bool, shared: int = 0) -> float:
         return (blocks_for(isl + osl, self.block_tokens) if static
-                else steady_blocks_per_request(isl, osl, self.block_tokens))
+                else steady_blocks_per_request(isl - shared, osl, self.block_tokens))
 
-    def summary(self, isl: int, osl: int) -> dict:
+    def summary(self, isl: int, osl: int, shared: int = 0) -> dict:
         """The cache and both capacities for a request of ``isl + osl`` tokens (JSON-ready)."""
         return {**asdict(self), "free_bytes": self.free_bytes, "bytes_per_block": self.bytes_per_block,
                 "blocks": self.blocks, "blocks_per_request_static": blocks_for(isl + osl, self.block_tokens),
-                "blocks_per_request_steady": steady_blocks_per_request(isl, osl, self.block_tokens),
-                "max_batch_static": self.max_batch(isl, osl), "max_concurrency": self.max_concurrency(isl, osl)}
+                "blocks_per_request_steady": steady_blocks_per_request(isl - shared, osl, self.block_tokens),
+                "shared_prefix_tokens": shared,
+                "max_batch_static": self.max_batch(isl, osl), "max_concurrency": self.max_concurrency(isl, osl, shared)}
 
     def to_dict(self) -> dict:
         return {**asdict(self), "free_bytes": self.free_bytes, "bytes_per_block": self.bytes_per_block,
                 "blocks": self.blocks}
 
 
-def check_capacity(cache_: KvCache, *, isl: int, osl: int, seqs: int, static: bool, device: str) -> int:
+def check_capacity(cache_: KvCache, *, isl: int, osl: int, seqs: int, static: bool, device: str,
+                   shared: int = 0) -> int:
     """The most requests ``cache_`` holds for this scenario (static: :meth:`KvCache.max_batch`,
     continuous: :meth:`KvCache.max_concurrency`); raises :class:`UserError` naming ``isl``
     when one request does not fit, ``batch`` or ``concurrency`` when ``seqs`` requests do not."""
     gb = 1e9
     one = blocks_for(isl + osl, cache_.block_tokens) * cache_.bytes_per_block
-    limit = cache_.max_batch(isl, osl) if static else cache_.max_concurrency(isl, osl)
+    limit = cache_.max_batch(isl, osl) if static else cache_.max_concurrency(isl, osl, shared)
     if limit < 1:
         raise UserError(f"isl: one request of {isl + osl:,} tokens needs {one / gb:,.2f} GB of KV cache per "
                         f"device; {cache_.free_bytes / gb:,.2f} GB is left on {device} after weights and "
                         f"activations", parameter="isl")
     if seqs > limit:
         name = "batch" if static else "concurrency"
-        per = cache_.blocks_per_request(isl, osl, static) * cache_.bytes_per_block
+        per = cache_.blocks_per_request(isl, osl, static, shared) * cache_.bytes_per_block
         held = "at full length" if static else "at steady-state occupancy"
         raise UserError(f"{name}: {seqs:,} requests of {isl + osl:,} tokens need {seqs * per / gb:,.1f} GB of "
                         f"KV cache per device {held} ({cache_.block_tokens}-token blocks); {device} holds "

@@ -52,7 +52,7 @@ from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.catalog import DecoderShape, check_fits, get_llm
 from ..workloads.gemm import Gemm
 from .batching import ASSUMPTION as BATCHING_ASSUMPTION
-from .batching import continuous_plan
+from .batching import OPTION_ASSUMPTIONS, BatchingOptions, continuous_plan
 from .kv_cache import KvCache, check_block_tokens, check_capacity, check_step_tokens, kv_block_tokens, max_step_tokens
 from .moe import ASSUMPTION as MOE_ASSUMPTION
 from .moe import expert_load
@@ -664,7 +664,8 @@ def check_request(model: str | DecoderShape, *, isl: Any, osl: Any, batch: Any,
 def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: int | None = None,
           concurrency: int | None = None, tp: int = 1, pp: int = 1, dtype: str | None = None,
           kv_dtype: str | None = None, runtime: str | None = None, power_cap_W: float | None = None,
-          chunk_tokens: int | None = None, kv_block: int | None = None) -> ServingResult:
+          chunk_tokens: int | None = None, kv_block: int | None = None,
+          options: BatchingOptions | None = None) -> ServingResult:
     """Serve ``model`` on ``tp x pp`` devices of ``device`` (a GPU id, chip name or file, or
     a :class:`ChipConfig`), with ``isl`` prompt and ``osl`` output tokens per request and
     either a static ``batch`` or a ``concurrency`` of requests in flight.
@@ -676,7 +677,9 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     runtime (``data/runtimes.yaml``; default the fitted vLLM) and ``power_cap_W`` caps the
     board's power, W (:class:`GpuServing`). ``chunk_tokens`` is the engine step's token
     budget (default ``serving.yaml: batching.max_step_tokens``) and ``kv_block`` the KV
-    cache's block size in tokens (default the runtime's): :mod:`.kv_cache`, :mod:`.batching`."""
+    cache's block size in tokens (default the runtime's): :mod:`.kv_cache`, :mod:`.batching`;
+    ``options`` (:class:`~.batching.BatchingOptions`: prefix caching, speculative decoding)
+    apply to continuous batching."""
     shape, isl, osl, static, seqs = check_request(model, isl=isl, osl=osl, batch=batch, concurrency=concurrency)
     tp, pp = _positive_int("tp", tp), _positive_int("pp", pp)
     if isinstance(device, (GpuServing, ChipServing)) and (runtime is not None or power_cap_W is not None):
@@ -704,12 +707,15 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     # the one capacity check (as perf --chip, map --chip and compare): the weights on each device
     check_fits(mem["weights"], capacity / 1e9, dev.id, parameter="tp", of="usable memory", plural=True,
                what=f"on each of {tp * pp} {dev.id}, {shape.name}'s weights", hint="raise tp or pp")
+    opt = check_options(options, static)
+    shared = opt.cached_tokens(isl, block)
     kv = KvCache(block, mem["kv_per_token"], capacity, mem["weights"], mem["activations"], budget)
-    max_batch = check_capacity(kv, isl=isl, osl=osl, seqs=seqs, static=static, device=dev.id)
-    mem.update(capacity=capacity, kv_cache=seqs * kv.blocks_per_request(isl, osl, static) * kv.bytes_per_block)
+    max_batch = check_capacity(kv, isl=isl, osl=osl, seqs=seqs, static=static, device=dev.id, shared=shared)
+    mem.update(capacity=capacity, kv_cache=(seqs * kv.blocks_per_request(isl, osl, static, shared)
+                                            + -(-shared // block)) * kv.bytes_per_block)
 
     plan = serving_plan(shape, isl=isl, osl=osl, seqs=seqs, static=static, tp=tp, pp=pp, prec=prec,
-                        chunk_tokens=budget)
+                        chunk_tokens=budget, options=opt, block_tokens=block)
     timed = [(w, ops, dev.seconds(ops, tp)) for w, ops in plan["steps"]]
     ttft = sum(c * float(sec.sum()) for (_, _, sec), c in zip(timed, plan["ttft"]))
     total = sum(w * float(sec.sum()) for w, _, sec in timed)
@@ -743,13 +749,28 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
 
     return ServingResult(dev.id, dev.kind, shape.name, isl, osl, "static" if static else "continuous", seqs, tp, pp,
                          dev.dtype, kv_dtype, ttft, tpot, per_device, group_rate, max_batch, mem, energy, cost,
-                         cost_range, table(pre_ops, pre_sec), table(dec_ops, dec_sec), tuple(dev.notes), **power,
-                         kv_cache=kv.summary(isl, osl),
-                         schedule=plan["schedule"].to_dict() if "schedule" in plan else None)
+                         cost_range, table(pre_ops, pre_sec), table(dec_ops, dec_sec),
+                         tuple(dev.notes) + (OPTION_ASSUMPTIONS if opt.active else ()), **power,
+                         kv_cache=kv.summary(isl, osl, shared),
+                         schedule={**plan["schedule"].to_dict(), "options": opt.to_dict()} if "schedule" in plan else None)
+
+
+def check_options(options: BatchingOptions | None, static: bool) -> BatchingOptions:
+    """Batching options, checked: they apply to continuous batching only."""
+    opt = BatchingOptions() if options is None else options
+    if not isinstance(opt, BatchingOptions):
+        raise TypeError(f"options must be a BatchingOptions, not {type(opt).__name__}")
+    opt = opt.checked()
+    if static and opt.active:
+        name = "prefix-hit" if opt.prefix_hit else "spec-tokens"
+        raise UserError(f"{name}: prefix caching and speculative decoding are modelled for continuous batching "
+                        f"(--concurrency), not for a static --batch", parameter=name)
+    return opt
 
 
 def serving_plan(shape: DecoderShape, *, isl: int, osl: int, seqs: int, static: bool, tp: int, pp: int,
-                 prec: Precision, kv_shared: bool = True, chunk_tokens: int | None = None) -> dict:
+                 prec: Precision, kv_shared: bool = True, chunk_tokens: int | None = None,
+                 options: BatchingOptions | None = None, block_tokens: int = 16) -> dict:
     """The forward steps a scenario is timed by: ``steps`` as (weight, operators); the run
     takes sum(weight x step time) and the first token sum(``ttft`` x step time). With
     ``pp`` stages the batch runs as ``pp`` micro-batches: a step's
@@ -771,7 +792,7 @@ def serving_plan(shape: DecoderShape, *, isl: int, osl: int, seqs: int, static: 
         fill = 1 + (min(pp, seqs) - 1) / pp            # the micro-batches' prefills queue behind one another
         steps = [(fill, ops(micro, isl, isl))] + [((osl - 1) / len(ctxs), ops(micro, 1, c)) for c in ctxs]
         return {"steps": steps, "ttft": [fill] + [0.0] * len(ctxs)}
-    return continuous_plan(ops, isl=isl, osl=osl, seqs=micro,
+    return continuous_plan(ops, isl=isl, osl=osl, seqs=micro, options=options, block_tokens=block_tokens,
                            budget=max_step_tokens() if chunk_tokens is None else chunk_tokens)
 
 
