@@ -11,6 +11,7 @@ from systolab.cli import main
 from systolab.errors import UserError
 from systolab.models.serving import fit as sf
 from systolab.models.serving.batching import BatchingOptions, mixed_step_ops, schedule
+from systolab.models.serving.disaggregated import disaggregated
 from systolab.models.serving.kv_cache import (
     KvCache,
     blocks_for,
@@ -306,3 +307,33 @@ def test_serve_command_options(capsys):
     assert json.loads(capsys.readouterr().out)["parameter"] == "spec-tokens"
     assert main([*base, "--prefix-hit", "1.0"]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == "prefix-hit"
+
+
+# -- disaggregated prefill and decode ------------------------------------------------------------
+def test_disaggregated_pools_split_the_phases_and_send_the_kv_cache():
+    kw = dict(isl=2048, osl=256, concurrency=64, prefill_tp=4, decode_tp=4)
+    r = disaggregated("h100-sxm", "llama3-70b", **kw, decode_groups=2)
+    shape = get_llm("llama3-70b")
+    assert r.kv_bytes_per_request == 2 * shape.layers * shape.kv_heads * shape.head_dim * 1 * 2048   # fp8 KV
+    slow = disaggregated("h100-sxm", "llama3-70b", **kw, decode_groups=2, link_GBps=50)
+    assert slow.kv_transfer_s > 8 * r.kv_transfer_s
+    assert slow.ttft_s - slow.prefill_ttft_s == pytest.approx(slow.kv_transfer_s)
+    # decode never waits on a prefill: its TPOT is below the co-located server's at the same concurrency
+    colocated = serve("h100-sxm", "llama3-70b", isl=2048, osl=256, concurrency=64, tp=4)
+    assert r.tpot_s < colocated.tpot_s
+    # the rate is the smaller pool's; more prefill groups move the bound to decode
+    assert r.bound == "prefill" and r.output_tokens_per_s == pytest.approx(r.prefill_requests_per_s * 256)
+    more = disaggregated("h100-sxm", "llama3-70b", **kw, prefill_groups=3, decode_groups=1)
+    assert more.bound == "decode" and more.output_tokens_per_s == pytest.approx(more.decode_requests_per_s * 256)
+    assert more.devices == 16 and more.to_dict()["devices"] == 16
+
+
+@pytest.mark.parametrize("kwargs, parameter", [
+    (dict(prefill_groups=0), "prefill-groups"), (dict(decode_groups=1.5), "decode-groups"),
+    (dict(link_GBps=-1.0), "link-GBps"), (dict(concurrency=100_000), "concurrency"),
+])
+def test_disaggregated_bad_input_names_the_parameter(kwargs, parameter):
+    args = dict(isl=1024, osl=128, concurrency=16) | kwargs
+    with pytest.raises(UserError) as e:
+        disaggregated("h100-sxm", "llama3-8b", **args)
+    assert e.value.parameter == parameter

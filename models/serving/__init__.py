@@ -1,11 +1,15 @@
 """LLM serving on one device kind (prefill, decode, KV cache, parallelism), fleets of it,
 goodput under latency targets, and the power model's check against measurements."""
+from .batching import BatchingOptions, Schedule
+from .disaggregated import DisaggregatedResult, disaggregated
 from .fleet import Fleet, FleetRow, fleet
 from .goodput import Goodput, GoodputPoint, Targets, goodput, plot_goodput
+from .kv_cache import KvCache
 from .model import ServingResult, serve, serve_auto
 from .moe import ExpertLoad, distinct_experts, expected_max_load, expert_load
 from .power_fit import power_fit_report
 
-__all__ = ["distinct_experts", "expected_max_load", "expert_load", "ExpertLoad",
+__all__ = ["BatchingOptions", "disaggregated", "DisaggregatedResult", "KvCache", "Schedule",
+           "distinct_experts", "expected_max_load", "expert_load", "ExpertLoad",
            "Fleet", "fleet", "FleetRow", "Goodput", "goodput", "GoodputPoint", "plot_goodput", "power_fit_report",
            "serve", "serve_auto", "ServingResult", "Targets"]
