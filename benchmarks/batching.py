@@ -10,7 +10,7 @@
    ``gpu_fit.yaml`` is read as it is (a runtime it has no fitted cost for takes the default
    runtime's).
 
-Usage: ``.venv/bin/python benchmarks/batching.py [capacity|ifb]``
+Usage: ``.venv/bin/python benchmarks/batching.py [capacity|ifb [--refit]]``
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import argparse
 import numpy as np
 
 from systolab.models.serving import fit as sf
+from systolab.models.serving import model as serving_model
 from systolab.models.serving.kv_cache import published_max_batches
-from systolab.models.serving.model import GpuServing, Precision, serve, step_ops
-from systolab.models.workloads.catalog import get_llm
+from systolab.models.serving.model import serve
 
 
 def do_capacity() -> None:
@@ -41,45 +41,58 @@ def do_capacity() -> None:
         print(f"  {dev} tp {tp} {isl}/{osl} batch {batch:,}: accepted (holds {r.max_batch:,})")
 
 
-def legacy_rate(m: sf.Measurement) -> float:
-    """Output tokens/s per device of ``m`` under the model before batched prefill: per
-    pool of ``batch`` requests, each prefill alone, then ``osl - 1`` decode steps of the
-    pool at the mean context."""
-    dev, shape, prec = GpuServing(m.gpu_id, m.dtype), get_llm(m.model), Precision(m.dtype, m.kv_dtype)
-
-    def step(seqs: int, q_len: int, ctx: int) -> float:
-        ops = step_ops(shape, seqs=seqs, q_len=q_len, ctx=ctx, tp=m.tp, prec=prec, kv_shared=m.kv_shared)
-        return float(dev.seconds(ops, m.tp).sum())
-
-    total = m.batch * step(1, m.isl, m.isl) + max(m.osl - 1, 1) * step(m.batch, 1, m.isl + m.osl // 2)
-    return m.batch * m.osl / total / m.tp
+def legacy_plan(ops_of, *, isl: int, osl: int, seqs: int, **_) -> dict:
+    """The continuous-batching plan before ``batching.py``: per pool of ``seqs`` requests,
+    every prefill alone, then ``osl - 1`` decode steps of the pool at the mean context."""
+    return {"steps": [(seqs, ops_of(1, isl, isl)), (max(osl - 1, 1), ops_of(seqs, 1, isl + osl // 2))],
+            "ttft": [1.0, 0.5], "tpot": [seqs / max(osl - 1, 1), 1.0]}
 
 
-def do_ifb() -> None:
+def ifb_errors(theta: np.ndarray) -> tuple[list[str], np.ndarray]:
     ms = sf.measurements()
     idx = [i for i, m in enumerate(ms) if sf.in_flight(m)]
-    after = sf.predict(sf.stored_theta(), idx)
-    errs_b, errs_a = [], []
-    print(f"{'measurement':40} {'measured':>9} {'before':>9} {'err %':>7} {'after':>9} {'err %':>7}")
-    for i, a in zip(idx, after):
-        m = ms[i]
-        b = legacy_rate(m)
-        eb, ea = 100 * (b / m.value - 1), 100 * (a / m.value - 1)
-        errs_b.append(eb)
-        errs_a.append(ea)
-        print(f"{m.id:40} {m.value:>9.4g} {b:>9.4g} {eb:>7.1f} {a:>9.4g} {ea:>7.1f}")
-    for name, e in (("before", errs_b), ("after", errs_a)):
-        e = np.array(e)
-        print(f"{name}: n={len(e)}, median |error| {np.median(np.abs(e)):.1f} %, 90th percentile "
-              f"{np.percentile(np.abs(e), 90):.1f} %, bias (median error) {np.median(e):+.1f} %, "
-              f"worst {np.max(np.abs(e)):.1f} %")
+    pred = sf.predict(theta, idx)
+    return [ms[i].id for i in idx], 100 * (pred / np.array([ms[i].value for i in idx]) - 1)
+
+
+def summarise(name: str, e: np.ndarray) -> None:
+    print(f"{name}: n={len(e)}, median |error| {np.median(np.abs(e)):.1f} %, 90th percentile "
+          f"{np.percentile(np.abs(e), 90):.1f} %, bias (median error) {np.median(e):+.1f} %, "
+          f"worst {np.max(np.abs(e)):.1f} %")
+
+
+def do_ifb(refit: bool = False) -> None:
+    """The in-flight rows before and after batched prefill, at the stored fit; with
+    ``refit``, each model also refitted in memory to every measurement (nothing written)."""
+    stored = sf.stored_theta()
+    real_plan = serving_model.continuous_plan
+    try:
+        serving_model.continuous_plan = legacy_plan          # the model before batched prefill
+        sf.replays.cache_clear()
+        ids, before = ifb_errors(stored)
+        before_fit = ifb_errors(sf.fit(start=stored))[1] if refit else None
+    finally:
+        serving_model.continuous_plan = real_plan
+        sf.replays.cache_clear()
+    _, after = ifb_errors(stored)
+    ms = {m.id: m for m in sf.measurements()}
+    print(f"{'measurement':40} {'measured':>9} {'before %':>9} {'after %':>8}")
+    for i, b, a in zip(ids, before, after):
+        print(f"{i:40} {ms[i].value:>9.4g} {b:>9.1f} {a:>8.1f}")
+    summarise("before (stored fit)", before)
+    summarise("after (stored fit)", after)
+    if refit:
+        assert before_fit is not None
+        summarise("before (refitted in memory)", before_fit)
+        summarise("after (refitted in memory)", ifb_errors(sf.fit(start=stored))[1])
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", nargs="?", default="ifb", choices=["capacity", "ifb"])
+    p.add_argument("--refit", action="store_true", help="ifb: also refit both models in memory (about a minute)")
     a = p.parse_args()
-    {"capacity": do_capacity, "ifb": do_ifb}[a.what]()
+    do_capacity() if a.what == "capacity" else do_ifb(a.refit)
 
 
 if __name__ == "__main__":
