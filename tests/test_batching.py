@@ -303,6 +303,7 @@ def test_serve_command_options(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["schedule"]["options"] == {"prefix_hit": 0.0, "draft_tokens": 4, "acceptance": 0.7,
                                           "draft_cost": 0.05, "tokens_per_round": pytest.approx(2.7731)}
+    assert any("assumed defaults" in n for n in out["notes"])
     assert main([*base, "--spec-acceptance", "0.5"]) == 2
     assert json.loads(capsys.readouterr().out)["parameter"] == "spec-tokens"
     assert main([*base, "--prefix-hit", "1.0"]) == 2

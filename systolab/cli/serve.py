@@ -134,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
                   chunk_tokens=args.chunk_tokens, kv_block=args.kv_block, options=options)
         reason = targets.reason(r)
     payload = r.to_dict()
+    if args.spec_tokens and (args.spec_acceptance is None or args.spec_draft_cost is None) and options:
+        payload["notes"].append(f"speculative decoding: acceptance {options.acceptance:g} and draft cost "
+                                f"{options.draft_cost:g} are assumed defaults, not measurements")
     if device is not args.device:                     # a runtime or a power cap was named
         payload.update(runtime=device.runtime, power_cap_W=device.power_cap_W)
     if targets.given:
