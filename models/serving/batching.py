@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ...checks import check_int, check_real
+from ...errors import UserError
 
 ASSUMPTION = ("continuous batching (--concurrency): steady state; each engine step runs the decode tokens of the "
               "running requests and up to the step token budget (--chunk-tokens) of prefill tokens of new ones "
@@ -174,6 +175,19 @@ def schedule(*, isl: int, osl: int, concurrency: int, budget: int, new_tokens: i
                     rounds)
 
 
+def check_options(options: BatchingOptions | None, static: bool) -> BatchingOptions:
+    """Batching options, checked: they apply to continuous batching only."""
+    opt = BatchingOptions() if options is None else options
+    if not isinstance(opt, BatchingOptions):
+        raise TypeError(f"options must be a BatchingOptions, not {type(opt).__name__}")
+    opt = opt.checked()
+    if static and opt.active:
+        name = "prefix-hit" if opt.prefix_hit else "spec-tokens"
+        raise UserError(f"{name}: prefix caching and speculative decoding are modelled for continuous batching "
+                        f"(--concurrency), not for a static --batch", parameter=name)
+    return opt
+
+
 OpsOf = Callable[[int, int, int], list]
 
 
@@ -251,5 +265,5 @@ def continuous_plan(ops_of: OpsOf, *, isl: int, osl: int, seqs: int, budget: int
     return {"steps": steps, "ttft": ttft, "tpot": tpot, "schedule": s}
 
 
-__all__ = ["ASSUMPTION", "BatchingOptions", "continuous_plan", "HEAD_OPS", "MAX_DRAFT_TOKENS", "mixed_step_ops",
+__all__ = ["ASSUMPTION", "BatchingOptions", "check_options", "continuous_plan", "HEAD_OPS", "MAX_DRAFT_TOKENS", "mixed_step_ops",
            "OPTION_ASSUMPTIONS", "schedule", "Schedule", "with_heads"]

@@ -52,7 +52,7 @@ from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.catalog import DecoderShape, check_fits, get_llm
 from ..workloads.gemm import Gemm
 from .batching import ASSUMPTION as BATCHING_ASSUMPTION
-from .batching import OPTION_ASSUMPTIONS, BatchingOptions, continuous_plan
+from .batching import OPTION_ASSUMPTIONS, BatchingOptions, check_options, continuous_plan
 from .kv_cache import KvCache, check_block_tokens, check_capacity, check_step_tokens, kv_block_tokens, max_step_tokens
 from .moe import ASSUMPTION as MOE_ASSUMPTION
 from .moe import expert_load
@@ -753,19 +753,6 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
                          tuple(dev.notes) + (OPTION_ASSUMPTIONS if opt.active else ()), **power,
                          kv_cache=kv.summary(isl, osl, shared),
                          schedule={**plan["schedule"].to_dict(), "options": opt.to_dict()} if "schedule" in plan else None)
-
-
-def check_options(options: BatchingOptions | None, static: bool) -> BatchingOptions:
-    """Batching options, checked: they apply to continuous batching only."""
-    opt = BatchingOptions() if options is None else options
-    if not isinstance(opt, BatchingOptions):
-        raise TypeError(f"options must be a BatchingOptions, not {type(opt).__name__}")
-    opt = opt.checked()
-    if static and opt.active:
-        name = "prefix-hit" if opt.prefix_hit else "spec-tokens"
-        raise UserError(f"{name}: prefix caching and speculative decoding are modelled for continuous batching "
-                        f"(--concurrency), not for a static --batch", parameter=name)
-    return opt
 
 
 def serving_plan(shape: DecoderShape, *, isl: int, osl: int, seqs: int, static: bool, tp: int, pp: int,
