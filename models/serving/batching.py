@@ -21,7 +21,7 @@ decode paces the cycle unless prompts are long against outputs and the budget (t
 step is mixed and each request is scheduled on fewer of them). Per cycle: time =
 sum(steps x step time), output = ``C x osl`` tokens. A new request waits half a step,
 then its prefill spans ``ceil(isl / prefill tokens per step)`` mixed steps (TTFT);
-by Little's law it lives one cycle, so TPOT = (cycle - TTFT) / (osl - 1).
+by Little's law it lives one cycle, so TPOT = (cycle - its prefill steps) / (osl - 1).
 
 Assumptions (stated with every continuous result, :data:`ASSUMPTION`): decode attention
 of every running request is at the mean context ``isl + osl / 2``; a prefill chunk's
