@@ -91,8 +91,9 @@ def options_from_args(args: argparse.Namespace) -> BatchingOptions | None:
     if args.prefix_hit is None and args.spec_tokens is None:
         return None
     if args.batch is None and args.concurrency is None:
-        raise UserError("prefix-hit: --prefix-hit and --spec-* apply with --concurrency, not at the goodput point",
-                        parameter="prefix-hit" if args.prefix_hit is not None else "spec-tokens")
+        name = "prefix-hit" if args.prefix_hit is not None else "spec-tokens"
+        raise UserError(f"{name}: --prefix-hit and --spec-* apply with --concurrency, not at the goodput point",
+                        parameter=name)
     acceptance = SPEC_DEFAULTS["acceptance"] if args.spec_acceptance is None else args.spec_acceptance
     cost = SPEC_DEFAULTS["draft_cost"] if args.spec_draft_cost is None else args.spec_draft_cost
     return BatchingOptions(args.prefix_hit or 0.0, args.spec_tokens or 0, acceptance if args.spec_tokens else 0.0,
