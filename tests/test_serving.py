@@ -103,7 +103,7 @@ def test_the_kv_cache_limit_is_enforced_at_max_batch():
     with pytest.raises(UserError, match=r"batch: .* need .* GB of KV cache") as e:
         serve("h100-sxm", "llama3-8b", isl=4096, osl=1024, batch=r.max_batch + 1)
     assert e.value.parameter == "batch"
-    # continuous batching prefills one request at a time, so more requests fit
+    # continuous batching holds requests at steady-state occupancy (about isl + osl/2), so more fit
     c = serve("h100-sxm", "llama3-8b", isl=4096, osl=1024, concurrency=1)
     assert c.max_batch > r.max_batch
     serve("h100-sxm", "llama3-8b", isl=4096, osl=1024, concurrency=c.max_batch)

@@ -95,6 +95,15 @@ def measurements(path: str = str(MEASUREMENTS_FILE)) -> tuple[Measurement, ...]:
     return tuple(out)
 
 
+#: Ids of in-flight (continuous) batching measurements start with this; their ``batch`` is the concurrency.
+IN_FLIGHT_PREFIX = "ifb-"
+
+
+def in_flight(m: Measurement) -> bool:
+    """Whether ``m`` was measured under continuous (in-flight) batching, not as a static batch."""
+    return m.id.startswith(IN_FLIGHT_PREFIX)
+
+
 @dataclass(frozen=True)
 class _Replay:
     """One measurement as cost terms: the run's time is ``total @ combine(terms)`` and
@@ -110,8 +119,8 @@ def _replay(m: Measurement) -> _Replay:
     dev = GpuServing(m.gpu_id, m.dtype)
     shape = get_llm(m.model)
     prec = Precision(m.dtype, m.kv_dtype)
-    plan = serving_plan(shape, isl=m.isl, osl=m.osl, seqs=m.batch, static=True, tp=m.tp, pp=1, prec=prec,
-                        kv_shared=m.kv_shared)
+    plan = serving_plan(shape, isl=m.isl, osl=m.osl, seqs=m.batch, static=not in_flight(m), tp=m.tp, pp=1,
+                        prec=prec, kv_shared=m.kv_shared)
     blocks, total, ttft = [], [], []
     for (w, ops), c in zip(plan["steps"], plan["ttft"]):
         t = dev.terms(ops, m.tp)
@@ -230,7 +239,8 @@ def check_capacity() -> list[str]:
     bad = []
     for m in measurements():
         try:
-            serve(m.gpu_id, m.model, isl=m.isl, osl=m.osl, batch=m.batch, tp=m.tp, dtype=m.dtype, kv_dtype=m.kv_dtype)
+            serve(m.gpu_id, m.model, isl=m.isl, osl=m.osl, tp=m.tp, dtype=m.dtype, kv_dtype=m.kv_dtype,
+                  batch=None if in_flight(m) else m.batch, concurrency=m.batch if in_flight(m) else None)
         except UserError:
             bad.append(m.id)
     return bad

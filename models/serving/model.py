@@ -52,7 +52,10 @@ from ..silicon.energy import chip_idle_W, chip_power, chip_step_power_W
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.catalog import DecoderShape, check_fits, get_llm
 from ..workloads.gemm import Gemm
+from .batching import ASSUMPTION as BATCHING_ASSUMPTION
+from .batching import OPTION_ASSUMPTIONS, BatchingOptions, check_options, continuous_plan
 from .formats import check_chip_dtype, default_kv_dtype, format_notes
+from .kv_cache import KvCache, check_block_tokens, check_capacity, check_step_tokens, kv_block_tokens, max_step_tokens
 from .mla import ASSUMPTION as MLA_ASSUMPTION
 from .mla import kv_elements_per_token, mla_step
 from .moe import ASSUMPTION as MOE_ASSUMPTION
@@ -70,8 +73,11 @@ ASSUMPTIONS = [
     "kernel per layer (FlashAttention style) at the GPU's 16-bit tensor rate; the custom chip has no fused "
     "attention and writes the scores to DRAM between its GEMMs and the softmax",
     "activations between operators are 16-bit; GEMM operands are in the weights' dtype",
-    "static batching (--batch): every request prefills together, then decodes together; continuous batching "
-    "(--concurrency): steady state, each finished request replaced by a new one whose prefill runs alone",
+    "static batching (--batch): every request prefills together, then decodes together",
+    BATCHING_ASSUMPTION,
+    "paged KV cache (models/serving/kv_cache.py): blocks of --kv-block tokens in the memory left after weights and "
+    "one step's activations (--chunk-tokens tokens); a static batch holds every request at isl + osl tokens, a "
+    "continuous one at its steady-state mean (about isl + osl/2 tokens, whole blocks)",
     "pipeline parallelism splits the batch into as many micro-batches as stages",
     MOE_ASSUMPTION,
     MLA_ASSUMPTION,
@@ -619,6 +625,8 @@ class ServingResult:
     decode_power_W: float | None = None     # mean power per device during decode steps
     idle_power_W: float | None = None       # a device switched on with no work
     ep: int = 1                             # expert-parallel degree (of the tp devices)
+    kv_cache: dict | None = None            # the paged KV cache and both capacities (kv_cache.py)
+    schedule: dict | None = None            # continuous batching: the steady-state cycle (batching.py)
 
     @property
     def devices(self) -> int:
@@ -709,7 +717,8 @@ def check_request(model: str | DecoderShape, *, isl: Any, osl: Any, batch: Any,
 def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: int | None = None,
           concurrency: int | None = None, tp: int = 1, pp: int = 1, dtype: str | None = None,
           kv_dtype: str | None = None, runtime: str | None = None, power_cap_W: float | None = None,
-          ep: int = 1) -> ServingResult:
+          ep: int = 1, chunk_tokens: int | None = None, kv_block: int | None = None,
+          options: BatchingOptions | None = None) -> ServingResult:
     """Serve ``model`` on ``tp x pp`` devices of ``device`` (a GPU id, chip name or file, or
     a :class:`ChipConfig`), with ``isl`` prompt and ``osl`` output tokens per request and
     either a static ``batch`` or a ``concurrency`` of requests in flight.
@@ -720,7 +729,11 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     raises :class:`UserError` naming the parameter. On a GPU, ``runtime`` names the serving
     runtime (``data/runtimes.yaml``; default the fitted vLLM) and ``power_cap_W`` caps the
     board's power, W (:class:`GpuServing`). ``ep`` > 1 splits a mixture-of-experts model's
-    experts over ``ep`` of the ``tp`` devices (:func:`check_expert_parallel`)."""
+    experts over ``ep`` of the ``tp`` devices (:func:`check_expert_parallel`). ``chunk_tokens`` is the engine step's token
+    budget (default ``serving.yaml: batching.max_step_tokens``) and ``kv_block`` the KV
+    cache's block size in tokens (default the runtime's): :mod:`.kv_cache`, :mod:`.batching`;
+    ``options`` (:class:`~.batching.BatchingOptions`: prefix caching, speculative decoding)
+    apply to continuous batching."""
     shape, isl, osl, static, seqs = check_request(model, isl=isl, osl=osl, batch=batch, concurrency=concurrency)
     tp, pp, ep = _positive_int("tp", tp), _positive_int("pp", pp), _positive_int("ep", ep)
     if isinstance(device, (GpuServing, ChipServing)) and (runtime is not None or power_cap_W is not None):
@@ -743,34 +756,28 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
                         parameter="kv-dtype")
     check_parallelism(shape, tp, pp, ep)
     prec = Precision(dev.dtype, kv_dtype)
-    prefill_seqs = -(-seqs // pp) if static else 1
-    mem = memory_plan(shape, tp=tp, pp=pp, prec=prec, tokens_per_seq=isl + osl, prefill_tokens=prefill_seqs * isl)
+    budget = max_step_tokens() if chunk_tokens is None else check_step_tokens(chunk_tokens)
+    block = kv_block_tokens(getattr(dev, "runtime", None)) if kv_block is None else check_block_tokens(kv_block)
+    # activations: one engine step of the token budget (static batches too: what a runtime reserves)
+    mem = memory_plan(shape, tp=tp, pp=pp, prec=prec, tokens_per_seq=isl + osl, prefill_tokens=budget)
     capacity = dev.memory_bytes * serving_data().usable_memory_fraction
-    free = capacity - mem["weights"] - mem["activations"]
-    gb = 1e9
     # the one capacity check (as perf --chip, map --chip and compare): the weights on each device
-    check_fits(mem["weights"], capacity / gb, dev.id, parameter="tp", of="usable memory", plural=True,
+    check_fits(mem["weights"], capacity / 1e9, dev.id, parameter="tp", of="usable memory", plural=True,
                what=f"on each of {tp * pp} {dev.id}, {shape.name}'s weights", hint="raise tp or pp")
-    # static batching prefills the whole batch at once: its activations grow with the batch
-    act_per_seq = mem["activations"] / prefill_seqs / pp if static else 0.0
-    max_batch = int(max(0.0, capacity - mem["weights"] - (0.0 if static else mem["activations"]))
-                    // (mem["kv_per_sequence"] + act_per_seq))
-    if max_batch < 1:
-        raise UserError(f"isl: one request of {isl + osl:,} tokens needs {mem['kv_per_sequence'] / gb:,.2f} GB of "
-                        f"KV cache per device; {max(0.0, free) / gb:,.2f} GB is left on {dev.id} after weights and "
-                        f"activations", parameter="isl")
-    if seqs > max_batch:
-        name = "batch" if static else "concurrency"
-        raise UserError(f"{name}: {seqs:,} requests of {isl + osl:,} tokens need "
-                        f"{seqs * mem['kv_per_sequence'] / gb:,.1f} GB of KV cache per device; {dev.id} "
-                        f"holds {max_batch:,} ({free / gb:,.1f} GB free)", parameter=name)
-    mem.update(capacity=capacity, kv_cache=seqs * mem["kv_per_sequence"])
+    opt = check_options(options, static)
+    shared = opt.cached_tokens(isl, block)
+    kv = KvCache(block, mem["kv_per_token"], capacity, mem["weights"], mem["activations"], budget)
+    max_batch = check_capacity(kv, isl=isl, osl=osl, seqs=seqs, static=static, device=dev.id, shared=shared)
+    mem.update(capacity=capacity, kv_cache=(seqs * kv.blocks_per_request(isl, osl, static, shared)
+                                            + -(-shared // block)) * kv.bytes_per_block)
 
-    plan = serving_plan(shape, isl=isl, osl=osl, seqs=seqs, static=static, tp=tp, pp=pp, prec=prec, ep=ep)
+    plan = serving_plan(shape, isl=isl, osl=osl, seqs=seqs, static=static, tp=tp, pp=pp, prec=prec, ep=ep,
+                        chunk_tokens=budget, options=opt, block_tokens=block)
     timed = [(w, ops, dev.seconds(ops, tp)) for w, ops in plan["steps"]]
     ttft = sum(c * float(sec.sum()) for (_, _, sec), c in zip(timed, plan["ttft"]))
     total = sum(w * float(sec.sum()) for w, _, sec in timed)
-    tpot = (total - (ttft if static else 0.0)) / max(osl - 1, 1)
+    tpot = (sum(c * float(sec.sum()) for (_, _, sec), c in zip(timed, plan["tpot"])) if "tpot" in plan
+            else (total - ttft) / max(osl - 1, 1))
     _, pre_ops, pre_sec = timed[0]
     _, dec_ops, dec_sec = timed[1 + (len(timed) - 1) // 2] if len(timed) > 1 else timed[0]
     group_rate = seqs * osl / total
@@ -799,16 +806,23 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
 
     return ServingResult(dev.id, dev.kind, shape.name, isl, osl, "static" if static else "continuous", seqs, tp, pp,
                          dev.dtype, kv_dtype, ttft, tpot, per_device, group_rate, max_batch, mem, energy, cost,
-                         cost_range, table(pre_ops, pre_sec), table(dec_ops, dec_sec), tuple(dev.notes), **power,
+                         cost_range, table(pre_ops, pre_sec), table(dec_ops, dec_sec),
+                         tuple(dev.notes) + (OPTION_ASSUMPTIONS if opt.active else ()), **power,
+                         kv_cache=kv.summary(isl, osl, shared),
+                         schedule={**plan["schedule"].to_dict(), "options": opt.to_dict()} if "schedule" in plan else None,
                          ep=ep)
 
 
 def serving_plan(shape: DecoderShape, *, isl: int, osl: int, seqs: int, static: bool, tp: int, pp: int,
-                 prec: Precision, kv_shared: bool = True, ep: int = 1) -> dict:
+                 prec: Precision, kv_shared: bool = True, ep: int = 1, chunk_tokens: int | None = None,
+                 options: BatchingOptions | None = None, block_tokens: int = 16) -> dict:
     """The forward steps a scenario is timed by: ``steps`` as (weight, operators); the run
     takes sum(weight x step time) and the first token sum(``ttft`` x step time). With
     ``pp`` stages the batch runs as ``pp`` micro-batches: a step's
-    operators are those of one micro-batch through all layers, plus the hand-overs."""
+    operators are those of one micro-batch through all layers, plus the hand-overs.
+    Continuous batching (``static=False``) is :func:`.batching.continuous_plan` under a
+    step token budget of ``chunk_tokens`` (default ``serving.yaml``); it adds ``tpot``
+    (the weights of the time per output token) and ``schedule``."""
     micro = -(-seqs // pp)
 
     def ops(n: int, q_len: int, ctx: int) -> list[Op]:
@@ -823,11 +837,8 @@ def serving_plan(shape: DecoderShape, *, isl: int, osl: int, seqs: int, static: 
         fill = 1 + (min(pp, seqs) - 1) / pp            # the micro-batches' prefills queue behind one another
         steps = [(fill, ops(micro, isl, isl))] + [((osl - 1) / len(ctxs), ops(micro, 1, c)) for c in ctxs]
         return {"steps": steps, "ttft": [fill] + [0.0] * len(ctxs)}
-    # steady state: per completed pool of requests, every request prefills once (alone) and
-    # the pool decodes osl - 1 steps at the mean context
-    steps = [(seqs, ops(1, isl, isl)), (max(osl - 1, 1), ops(micro, 1, isl + osl // 2))]
-    # a new request waits on average half a running decode step, then prefills
-    return {"steps": steps, "ttft": [1.0, 0.5]}
+    return continuous_plan(ops, isl=isl, osl=osl, seqs=micro, options=options, block_tokens=block_tokens,
+                           budget=max_step_tokens() if chunk_tokens is None else chunk_tokens)
 
 
 def decode_contexts(isl: int, osl: int, samples: int = DECODE_SAMPLES) -> list[int]:

@@ -5,9 +5,10 @@ import argparse
 
 from ..errors import UserError
 from ..models.legal.purchase import purchasability
+from ..models.serving.batching import BatchingOptions
 from ..models.serving.goodput import Targets, goodput
 from ..models.serving.model import get_device, serve
-from .common import emit, legal_parent, positive_int, positive_real, scenario_from_args
+from .common import emit, legal_parent, nonnegative_real, positive_int, positive_real, scenario_from_args
 
 DTYPES = ("int8", "uint8", "int16", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp32", "tf32",
           # FP4 on Blackwell (fp4 = nvfp4) and the weight-only formats (docs/serving.md: formats)
@@ -56,6 +57,21 @@ def add_parser(sub, parents) -> None:
                         "fitted vllm)")
     p.add_argument("--power-cap-w", dest="power_cap_w", type=positive_real, metavar="W",
                    help="GPU board power cap in W: the clock, and the tensor rate with it, drop to hold it")
+    p.add_argument("--chunk-tokens", dest="chunk_tokens", type=positive_int, metavar="N",
+                   help="tokens one engine step may carry (decode tokens plus prefill chunks; vLLM's "
+                        "max_num_batched_tokens, TensorRT-LLM's max_num_tokens); activation memory is reserved for "
+                        "it (default 8192)")
+    p.add_argument("--kv-block", dest="kv_block", type=positive_int, metavar="N",
+                   help="KV-cache block size in tokens (default the runtime's: vLLM 16, TensorRT-LLM and LMDeploy 64)")
+    p.add_argument("--prefix-hit", dest="prefix_hit", type=nonnegative_real, metavar="F",
+                   help="with --concurrency: fraction (0 to <1) of every prompt found in the prefix cache (whole "
+                        "blocks): not recomputed, its blocks held once")
+    p.add_argument("--spec-tokens", dest="spec_tokens", type=positive_int, metavar="K",
+                   help="with --concurrency: speculative decoding, K draft tokens checked per target step")
+    p.add_argument("--spec-acceptance", dest="spec_acceptance", type=nonnegative_real, metavar="A",
+                   help="probability (0 to 1) that each draft token is accepted (default 0.7 with --spec-tokens)")
+    p.add_argument("--spec-draft-cost", dest="spec_draft_cost", type=nonnegative_real, metavar="R",
+                   help="a draft step's time over the target's decode step (default 0.05 with --spec-tokens)")
     p.set_defaults(func=run)
 
 
@@ -69,9 +85,51 @@ def targets_from_args(args: argparse.Namespace) -> Targets:
     return targets
 
 
+#: Speculative decoding's defaults when only --spec-tokens is given: an acceptance rate and a
+#: draft cost of the order the speculative-decoding literature reports for a small draft model
+#: (stated with every result as an assumption, not a measurement).
+SPEC_DEFAULTS = {"acceptance": 0.7, "draft_cost": 0.05}
+
+
+def options_from_args(args: argparse.Namespace) -> BatchingOptions | None:
+    """The batching options of ``--prefix-hit`` and ``--spec-*`` (None when none is given)."""
+    spec = (args.spec_acceptance, args.spec_draft_cost)
+    if args.spec_tokens is None and any(v is not None for v in spec):
+        raise UserError("spec-tokens: give --spec-tokens with --spec-acceptance or --spec-draft-cost",
+                        parameter="spec-tokens")
+    if args.prefix_hit is None and args.spec_tokens is None:
+        return None
+    if args.batch is None and args.concurrency is None:
+        name = "prefix-hit" if args.prefix_hit is not None else "spec-tokens"
+        raise UserError(f"{name}: --prefix-hit and --spec-* apply with --concurrency, not at the goodput point",
+                        parameter=name)
+    acceptance = SPEC_DEFAULTS["acceptance"] if args.spec_acceptance is None else args.spec_acceptance
+    cost = SPEC_DEFAULTS["draft_cost"] if args.spec_draft_cost is None else args.spec_draft_cost
+    return BatchingOptions(args.prefix_hit or 0.0, args.spec_tokens or 0, acceptance if args.spec_tokens else 0.0,
+                           cost if args.spec_tokens else 0.0).checked()
+
+
+def kv_lines(p: dict) -> list[str]:
+    """The paged KV cache and, under continuous batching, the steady-state step mix (text output)."""
+    kv = p.get("kv_cache")
+    if not kv:
+        return []
+    out = [f"  KV cache {kv['blocks']:,} blocks of {kv['block_tokens']} tokens; holds {kv['max_batch_static']:,} "
+           f"requests at full length (static), {kv['max_concurrency']:,} at steady state (continuous)"]
+    s = p.get("schedule")
+    if s:
+        out.append(f"  each step: {s['decode_tokens']:,.0f} decode + {s['prefill_tokens']:,.0f} prefill tokens in "
+                   f"{s['mixed_steps']:,.1f} of {s['steps']:,.1f} steps per cycle (budget {s['budget']:,} tokens)")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     targets = targets_from_args(args)
+    if args.batch is None and args.concurrency is None and (args.chunk_tokens or args.kv_block):
+        raise UserError("chunk-tokens: --chunk-tokens and --kv-block apply with --batch or --concurrency, not at the "
+                        "goodput point", parameter="chunk-tokens")
     extra: dict = {}
+    options = options_from_args(args)
     device = args.device
     if args.runtime is not None or args.power_cap_w is not None:
         device = get_device(args.device, args.dtype, runtime=args.runtime, power_cap_W=args.power_cap_w)
@@ -85,9 +143,13 @@ def run(args: argparse.Namespace) -> int:
         extra["goodput"] = g.summary()
     else:
         r = serve(device, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
-                  tp=args.tp or 1, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype, ep=args.ep)
+                  tp=args.tp or 1, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype, ep=args.ep,
+                  chunk_tokens=args.chunk_tokens, kv_block=args.kv_block, options=options)
         reason = targets.reason(r)
     payload = r.to_dict()
+    if args.spec_tokens and (args.spec_acceptance is None or args.spec_draft_cost is None) and options:
+        payload["notes"].append(f"speculative decoding: acceptance {options.acceptance:g} and draft cost "
+                                f"{options.draft_cost:g} are assumed defaults, not measurements")
     if device is not args.device:                     # a runtime or a power cap was named
         payload.update(runtime=device.runtime, power_cap_W=device.power_cap_W)
     if targets.given:
@@ -107,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
                  f"per group)",
                  f"  max batch {p['max_batch']:,} (KV cache {m['kv_per_sequence'] / 1e9:,.3f} GB per request; weights "
                  f"{m['weights'] / 1e9:,.1f} GB, of {m['capacity'] / 1e9:,.1f} GB usable per device)",
+                 *kv_lines(p),
                  f"  {p['energy_per_token_J']:.3g} J/token   "
                  + (f"${cost:.3g} per million tokens" if cost is not None else "no public price: no $/token")]
         if p.get("power_W") is not None:
