@@ -19,8 +19,12 @@ measurements): it fitted at about 3 us and lowered the in-sample serving error (
 terms of :mod:`~systolab.models.gpu.fit` took its place.
 
 The fit minimises the squared log error over the measurements by coordinate search
-(golden sections on each parameter in turn, in log space, deterministic). Its error is
-reported leave-one-out: each measurement predicted by a fit to all the others.
+(golden sections on each parameter in turn, in log space, deterministic), evaluating every
+measurement's operators at once (one stacked array: a fit takes about a second). Its error is
+reported leave-one-out (each measurement predicted by a fit to all the others) and
+leave-one-source-out (:func:`leave_one_source_out`: each framework version, benchmark round or
+vendor table predicted by a fit to all the other sources; :mod:`~systolab.models.validation`).
+A new fit is accepted only if the latter does not get worse (:func:`store_loso`).
 The tile choice of every GEMM is made at the stored parameters and held during a fit.
 
 The fit is written (:func:`store`, :func:`store_loo`, :func:`refit`) to the user's copy of
@@ -274,8 +278,8 @@ def store(theta: np.ndarray, rows: list[dict] | None = None, path: str | Path | 
         "fitted by `python benchmarks/serving.py fit`: systolab.models.serving.fit (least squared log error of "
         f"the serving model against the {len(measurements())} public serving measurements in "
         "serving_measurements.csv: static-batch output tokens/s and batch-1 time to first token on H100, H200, A100 "
-        "and L40S; Llama-2 7B/13B/70B, Llama-3 8B/70B and Mixtral-8x7B; FP8, FP16 and BF16; TensorRT-LLM, LMDeploy "
-        "and vLLM) sets compute_derate (tensor throughput in serving over the best-shape GEMM benchmarks of "
+        "and L40S; Llama-2 7B/13B/70B, Llama-3 8B/70B and Mixtral-8x7B; FP8, FP16 and BF16; TensorRT-LLM 0.5-0.9, "
+        "LMDeploy 0.1, vLLM and gpt-fast) sets compute_derate (tensor throughput in serving over the best-shape GEMM benchmarks of "
         "gemm_calibration.csv: clocks under the power limit, less tuned kernels), the memory efficiencies "
         "(fraction of peak DRAM bandwidth, searched up to 0.95) and the fixed cost per kernel of each runtime "
         "(launch_overhead_s is the default runtime's, the one projections assume); systolab.models.gpu.fit sets "
