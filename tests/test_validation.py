@@ -9,7 +9,7 @@ from systolab.errors import UserError
 from systolab.models.gpu import fit as gemm_fit
 from systolab.models.gpu.fit_file import fit_file
 from systolab.models.serving import fit as sf
-from systolab.models.serving.model import combine
+from systolab.models.serving.model import combine, serve
 from systolab.models.specs import load_yaml
 from systolab.models.validation import check_accepted, summarise
 
@@ -132,3 +132,17 @@ def test_the_recorded_leave_one_source_out_error_is_the_stored_fits():
     assert s.n == stored["n"] == len(sf.measurements())
     assert s.median_abs_error_pct == pytest.approx(stored["median_abs_error_pct"], abs=0.2)
     assert s.median_abs_error_pct <= 8 and s.worst_source.median_abs_error_pct <= 20
+
+
+def test_every_runtime_of_the_measurements_reproduces_its_rows_through_serve():
+    """serve(..., runtime=NAME) is the fit's replay of a calibration row (one dense row per
+    runtime whose kernel reads each KV head once, as serve assumes)."""
+    pred, done = sf.predict(sf.stored_theta()), set()
+    for i, m in enumerate(sf.measurements()):
+        if m.runtime in done or not m.kv_shared or m.metric == "ttft_s" or m.tp != 1 or m.model.startswith("mixtral"):
+            continue
+        done.add(m.runtime)
+        r = serve(m.gpu_id, m.model, isl=m.isl, osl=m.osl, batch=m.batch, tp=m.tp, dtype=m.dtype,
+                  kv_dtype=m.kv_dtype, runtime=m.runtime)
+        assert r.output_tokens_per_s == pytest.approx(pred[i], rel=1e-9), m.id
+    assert done == set(sf.runtimes()) - {"trtllm-0.5"}      # 0.5 read the KV cache per query head
