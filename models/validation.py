@@ -25,6 +25,8 @@ from .frames import data_frame
 if TYPE_CHECKING:
     import pandas as pd
 
+__all__ = ["TOLERANCE_PCT", "HeldOutSummary", "SourceError", "check_accepted", "summarise"]
+
 #: Held-out |error| may rise by this much (percentage points) before a fit counts as worse:
 #: the search's own noise (a deterministic search, but a new start moves its optimum a little).
 TOLERANCE_PCT = 0.05
