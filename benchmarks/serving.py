@@ -1,6 +1,9 @@
 """The serving model's accuracy against public serving measurements, and its fit.
 
-1. ``fit``: fit the GPU model's parameters (three shared, a per-kernel cost per runtime) to the measurements of
+1. ``fit``: refused, writing nothing, when the model as the code now stands does worse on sources it
+   never saw (leave-one-source-out, ``benchmarks/validation.py``) than the fit recorded in
+   ``gpu_fit.yaml`` for the same measurements; else fit the GPU model's parameters (three shared,
+   a per-kernel cost per runtime) to the measurements of
    ``models/data/serving_measurements.csv`` and store them in ``gpu_fit.yaml`` (repeated until they settle;
    see ``systolab.models.serving.fit``): your copy (in ``$SYSTOLAB_DATA_DIR``, else
    ``$XDG_DATA_HOME/systolab`` or ``~/.local/share/systolab``), or with ``--write`` the repository's
@@ -29,14 +32,24 @@ from systolab.models.gpu.fit_file import fit_target
 from systolab.models.report.compare import DEFAULT_GPUS
 from systolab.models.serving import fit as sf
 from systolab.models.serving.model import serve
+from systolab.models.validation import check_accepted
 
 
 def do_fit(write: bool = False) -> None:
+    fit_target(write)           # outside a checkout, --write fails now, not after the fits
     t0 = time.perf_counter()
+    # the acceptance rule: the fit as the code now stands must not do worse on sources it never
+    # saw than the fit recorded for the same measurements (else nothing is written)
+    held_out = sf.leave_one_source_out()
+    check_accepted(held_out.to_dict(), sf.stored_loso())
     theta, rows = sf.refit(write=write)
     names = ["compute_derate", "mem_eff_hbm", "mem_eff_gddr", *[f"launch_s[{r}]" for r in sf.runtimes()]]
     print(f"fitted in {time.perf_counter() - t0:.1f} s:", dict(zip(names, theta.round(9).tolist())))
     print(sf.summary(rows))
+    held_out = sf.leave_one_source_out(theta)
+    sf.store_loso(held_out, write=write, check=False)
+    print(f"leave-one-source-out: median |error| {held_out.median_abs_error_pct:.1f} %, 90th percentile "
+          f"{held_out.p90_abs_error_pct:.1f} %, bias {held_out.bias_pct:+.1f} % (benchmarks/validation.py)")
     print(f"written to {fit_target(write)}")
 
 

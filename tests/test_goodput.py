@@ -131,7 +131,7 @@ def test_results_are_tabular_and_plot():
     # results under different targets say theirs
     tight = goodput("h20", "llama3-70b", tpot_s=0.01, **SCENARIO)
     labels = [t.get_text() for t in plot_goodput([g, tight]).axes[0].get_legend().get_texts()]
-    assert labels == [f"h200-sxm (tp {g.best.tp}, TPOT ≤ 0.05 s)", "h20 (tp 16, TPOT ≤ 0.01 s)"]
+    assert labels == [f"h200-sxm (tp {g.best.tp}, TPOT ≤ 0.05 s)", "h20 (tp 32, TPOT ≤ 0.01 s)"]
     with pytest.raises(UserError) as e:
         plot_goodput([])
     assert e.value.parameter == "results"
