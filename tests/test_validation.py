@@ -142,7 +142,8 @@ def test_every_runtime_of_the_measurements_reproduces_its_rows_through_serve():
         if m.runtime in done or not m.kv_shared or m.metric == "ttft_s" or m.tp != 1 or m.model.startswith("mixtral"):
             continue
         done.add(m.runtime)
-        r = serve(m.gpu_id, m.model, isl=m.isl, osl=m.osl, batch=m.batch, tp=m.tp, dtype=m.dtype,
-                  kv_dtype=m.kv_dtype, runtime=m.runtime)
+        load = {"concurrency": m.batch} if sf.in_flight(m) else {"batch": m.batch}   # in-flight rows replay as such
+        r = serve(m.gpu_id, m.model, isl=m.isl, osl=m.osl, tp=m.tp, dtype=m.dtype, kv_dtype=m.kv_dtype,
+                  runtime=m.runtime, **load)
         assert r.output_tokens_per_s == pytest.approx(pred[i], rel=1e-9), m.id
     assert done == set(sf.runtimes()) - {"trtllm-0.5"}      # 0.5 read the KV cache per query head
