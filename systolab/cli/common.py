@@ -22,7 +22,7 @@ from ..models.workloads.catalog import get_workload
 from ..models.workloads.gemm import parse_gemm
 
 DESIGN_FIELDS = ("rows", "cols", "dataflow", "dtype", "acc_bits", "overflow", "beat_bytes", "a_buffer_kib",
-                 "b_buffer_kib", "acc_buffer_kib", "subnormals")
+                 "b_buffer_kib", "acc_buffer_kib", "subnormals", "mac_stages")
 
 NUMBER_FORMAT = ("dtype", "subnormals")      # core fields a chip's cores can be derived to
 _ARG_NAME = re.compile(r"argument (?:-\w+/)?-{0,2}([\w-]+)")
@@ -129,6 +129,8 @@ def design_parent() -> argparse.ArgumentParser:
                    help="accumulator width in bits (default 32; floating point: 32 only)")
     g.add_argument("--overflow", help="wrap or saturate (default wrap; floating point: wrap = IEEE overflow to Inf)")
     g.add_argument("--subnormals", help="floating point: keep (IEEE, default) or flush to signed zeros")
+    g.add_argument("--mac-stages", type=int_in(1, 7), dest="mac_stages",
+                   help="floating point: pipeline stages of the MAC, 1..7 (default 1)")
     g.add_argument("--beat-bytes", type=int_in(1, 64), dest="beat_bytes", help="memory data beat in bytes (default 16)")
     for buf, default in (("a", 8), ("b", 8), ("acc", 16)):
         g.add_argument(f"--{buf}-buffer-kib", type=positive_real, dest=f"{buf}_buffer_kib",
