@@ -19,7 +19,8 @@ Special values (inputs, accumulator and result):
   and accumulators as zeros of their sign and flushes a subnormal result to a zero of its
   sign after rounding (as many accelerators do, to save the normalisation logic).
 
-Datapath (added to the PE's own module so the hierarchy stays one module per PE): unpack, multiply significands, normalise both addends to 24-bit significands, align
+Datapath (added to the PE's own module so the hierarchy stays one module per PE): unpack,
+multiply significands, normalise both addends to 24-bit significands, align
 the smaller one into a window 26 bits below the larger one's (bits shifted further are
 ORed into its lowest bit: it then sits at least two bits below the rounding position, so
 the rounding is that of the exact sum), add or subtract, find the leading one, place the
