@@ -134,8 +134,9 @@ def core_cycles_upper_bound(config: AcceleratorConfig, M: int, N: int, K: int,
     chunks = m_blocks * n_tiles * nk
     beat_t = math.ceil(_beat_cycles(memory, W, True))
     write_beats = M * n_tiles * _ceil_div(C * config.acc_bytes, W)
-    feed = m_blocks * n_tiles * K + M * n_tiles * nk + chunks * R
-    per_chunk = memory.latency_cycles + config.tile_m + 2 * C + 2 * R + 64
+    S = config.mac_stages
+    feed = m_blocks * n_tiles * K * S + M * n_tiles * nk + chunks * R * S
+    per_chunk = memory.latency_cycles + config.tile_m + 2 * C + 2 * R * S + 64
     return 4 * (counts["bytes_read"] // W * beat_t + write_beats * beat_t + feed + chunks * per_chunk) + 1024
 
 
@@ -167,7 +168,7 @@ def _geometry(config: AcceleratorConfig, latency_cycles: int) -> np.ndarray:
     """The compiled model's geometry vector (``core_kernel.G*``) of a configuration behind
     a memory of this latency, computed once (the search asks tens of thousands of times)."""
     return np.array([config.rows, config.cols, config.beat_bytes, config.input_bytes, config.tile_m, config.k_chunk,
-                     config.acc_bytes, config.dataflow == "os", latency_cycles], dtype=np.int64)
+                     config.acc_bytes, config.dataflow == "os", latency_cycles, config.mac_stages], dtype=np.int64)
 
 
 def core_counters(config: AcceleratorConfig, M: int, N: int, K: int) -> dict:
@@ -177,7 +178,8 @@ def core_counters(config: AcceleratorConfig, M: int, N: int, K: int) -> dict:
     TM, KC = config.tile_m, config.k_chunk
     beats_k = sum(_ceil_div(klen * eb, W) * cnt for klen, _, _, cnt in _k_runs(K, KC))
     n_tiles, m_blocks = _ceil_div(N, C), _ceil_div(M, TM)
-    busy = m_blocks * n_tiles * K if config.dataflow == "os" else M * n_tiles * _ceil_div(K, R)
+    # OS: a beat per k per row group (S of them with a pipelined MAC); WS: an A row per K-chunk
+    busy = m_blocks * n_tiles * K * config.mac_stages if config.dataflow == "os" else M * n_tiles * _ceil_div(K, R)
     return {"busy_cycles": busy, "macs": M * N * K,
             "bytes_read": (M * n_tiles + N * m_blocks) * beats_k * W,
             "bytes_written": M * N * config.acc_bytes}
