@@ -58,13 +58,16 @@ _EMIN_ULP = -(FP32.bias - 1 + FP32.man_bits)   # -149: the exponent of the small
 BOUNDARIES = ("product", "normalise", "align", "add", "position", "round")
 
 #: The boundaries cut at each pipeline depth (S stages: S - 1 cuts), chosen to balance the
-#: stages' generic-gate depth (benchmarks/README.md, "Pipelined floating-point MAC").
+#: stages' generic-gate depth (benchmarks/README.md, "Pipelined floating-point MAC"). In
+#: bf16 the segments between boundaries measure about 42 (unpack, product, normalise), 46
+#: (align), 77 (add and magnitude), 56 (rounding position) and 60 gates (round, encode):
+#: from 5 stages on, the add is the deepest stage and more cuts no longer shorten the path.
 CUTS: dict[int, tuple[str, ...]] = {
     1: (),
-    2: ("align",),
-    3: ("normalise", "add"),
-    4: ("normalise", "align", "position"),
-    5: ("product", "normalise", "align", "position"),
+    2: ("add",),
+    3: ("align", "add"),
+    4: ("align", "add", "position"),
+    5: ("normalise", "align", "add", "position"),
     6: ("product", "normalise", "align", "add", "position"),
     7: BOUNDARIES,
 }
@@ -218,16 +221,16 @@ class FloatMac:
         m.d.comb += aligned.eq(small_full >> dist)
         jam = (aligned << dist)[:W] != small_full          # bits shifted out of the window
         addend = aligned | jam
-        flags = Cat(nan, any_inf, inf_sign, zero_sign)
-        addend, big_sig, big_sign, big_exp, sub, flags = st.cut(
-            "align", addend, big.sig, big.sign, big.exp, big.sign ^ small.sign, flags)
+        flags = (nan, any_inf, inf_sign, zero_sign)
+        addend, big_sig, big_sign, big_exp, sub, *flags = st.cut(
+            "align", addend, big.sig, big.sign, big.exp, big.sign ^ small.sign, *flags)
         total = Signal(signed(W + 2), name="total")
         big_w = Cat(Const(0, _GUARD), big_sig)
         m.d.comb += total.eq(Mux(sub, big_w - addend, big_w + addend))
         mag = Signal(W + 1, name="mag")
         m.d.comb += mag.eq(Mux(total < 0, -total, total))
         sign = big_sign ^ (total < 0)
-        mag, sign, big_exp, flags = st.cut("add", mag, sign, big_exp, flags)
+        mag, sign, big_exp, *flags = st.cut("add", mag, sign, big_exp, *flags)
         e0 = big_exp - _GUARD                                # value = mag x 2**e0
 
         # The ulp of the result: 24 significant bits, but never below the subnormal ulp.
@@ -243,15 +246,15 @@ class FloatMac:
         lost = (shifted << right)[:len(ext)] != ext
         left = Signal(range(_SIG), name="left")           # lsb >= -23: the leading one is at bit >= 0
         m.d.comb += left.eq(Mux(lsb < 0, -lsb, 0))
-        shifted, lost, left, lsb, e0, mag_zero, sign, flags = st.cut(
-            "position", shifted, lost, left, lsb, e0, mag == 0, sign, flags)
+        shifted, lost, left, lsb, e0, mag_zero, sign, *flags = st.cut(
+            "position", shifted, lost, left, lsb, e0, mag == 0, sign, *flags)
         q = Signal(_SIG + 1, name="q")
         m.d.comb += q.eq((shifted[2:] << left)[:_SIG + 1])
         up = shifted[1] & (shifted[0] | lost | q[0])
         field = Signal(unsigned(36), name="field")
         m.d.comb += field.eq(((lsb + e0 - _EMIN_ULP) << FP32.man_bits) + q + up)
-        field, mag_zero, sign, flags = st.cut("round", field, mag_zero, sign, flags)
-        nan, any_inf, inf_sign, zero_sign = flags[0], flags[1], flags[2], flags[3]
+        field, mag_zero, sign, nan, any_inf, inf_sign, zero_sign = st.cut(
+            "round", field, mag_zero, sign, *flags)
         magnitude = Mux(field >= INF_BITS, INF_BITS, field[:31])
         if self._flush:
             magnitude = Mux(field < (1 << FP32.man_bits), 0, magnitude)
@@ -269,8 +272,14 @@ class FloatMac:
         if self._stages > 1 and en is None:
             raise ValueError("FloatMac.accumulate: a pipelined MAC needs the enable `en`")
         st = _Stager(m, CUTS[self._stages], en)
-        c, p = st.cut("product", self._unpack(m, acc, FP32, "acc"), self._product(m, a, b))
-        c, p = st.cut("normalise", self._normalise(m, c, "acc"), self._normalise(m, p, "p"))
+        c = self._unpack(m, acc, FP32, "acc")
+        if "product" in CUTS[self._stages]:
+            c, p = st.cut("product", c, self._product(m, a, b))
+            c = self._normalise(m, c, "acc")
+        else:                   # the order of the one-stage MAC, whose netlist stays as it was
+            c = self._normalise(m, c, "acc")
+            p = self._product(m, a, b)
+        c, p = st.cut("normalise", c, self._normalise(m, p, "p"))
         return self._sum(m, c, p, st)
 
     def add(self, m: Module, x: Value, y: Value) -> Value:

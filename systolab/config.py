@@ -272,13 +272,18 @@ class AcceleratorConfig:
 
     # -- identity -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields; ``mac_stages`` only where it is not 1, so that every design's
+        dictionary (JSON outputs, manifests, cache keys) stays as it was before it existed."""
+        d = asdict(self)
+        if d["mac_stages"] == 1:
+            del d["mac_stages"]
+        return d
 
     def canonical_json(self) -> str:
         d = self.to_dict()
         for name, default in _LATER_FIELDS.items():  # at their default they keep earlier ids
-            if d[name] == default:
-                del d[name]
+            if d.get(name, default) == default:
+                d.pop(name, None)
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @property
