@@ -197,3 +197,33 @@ def test_pipelined_chip_bit_exact_and_cycles_as_modelled(dataflow):
     assert np.array_equal(np.asarray(run.c[0], np.int64), golden_matmul(a, b, chip.core, k_block=blk.kb))
     model = {k: v for k, v in chip_gemm_perf(chip, M, N, K, blk).counters().items() if k != "busy"}
     assert run.counters == model
+
+
+GRID_SHAPES = [(1, 1, 1), (1, 17, 40), (23, 1, 7), (9, 6, 1), (40, 2, 5), (16, 16, 16), (8, 8, 64), (13, 11, 33),
+               (29, 5, 18), (3, 38, 11), (17, 23, 2)]
+GRID_CASES = {   # compute- and memory-bound, both dataflows, K-chunks and M-blocks that repeat
+    "os": (dict(rows=3, cols=2, dtype="bf16", beat_bytes=8, a_buffer_kib=0.25, b_buffer_kib=0.25), 10, 8),
+    "os_mem": (dict(rows=2, cols=4, dtype="fp8_e4m3", beat_bytes=8, a_buffer_kib=0.125, b_buffer_kib=0.125), 30, 3),
+    "ws": (dict(rows=3, cols=2, dtype="bf16", dataflow="ws", beat_bytes=8, a_buffer_kib=0.25, acc_buffer_kib=0.125),
+           10, 8),
+    "ws_mem": (dict(rows=4, cols=3, dtype="fp8_e4m3", dataflow="ws", beat_bytes=8, a_buffer_kib=0.125,
+                    acc_buffer_kib=0.125), 20, 4),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stages", [2, 3, 4])
+@pytest.mark.parametrize("case", list(GRID_CASES))
+def test_pipelined_cycle_model_grid(case, stages):
+    """The core cycle model against the RTL's counters on a grid of shapes (the corner
+    classes of ``systolab validate`` and random ones): 0 cycles off, every C bit-exact."""
+    kw, latency, bw = GRID_CASES[case]
+    cfg = AcceleratorConfig(**kw, mac_stages=stages)
+    rng = np.random.default_rng(stages)
+    dt = cfg.input_dtype
+    products = [(random_operands(rng, dt, (M, K)), random_operands(rng, dt, (K, N))) for M, N, K in GRID_SHAPES]
+    runs = run_gemms(cfg, products, latency=latency, bytes_per_cycle=bw)
+    off = {(M, N, K): r.counters["cycles"] - core_perf(cfg, M, N, K, MemorySystem(latency, bw)).cycles
+           for r, (M, N, K) in zip(runs, GRID_SHAPES)}
+    assert all(r.passed for r in runs)
+    assert not any(off.values()), {k: v for k, v in off.items() if v}
