@@ -227,3 +227,20 @@ def test_pipelined_cycle_model_grid(case, stages):
            for r, (M, N, K) in zip(runs, GRID_SHAPES)}
     assert all(r.passed for r in runs)
     assert not any(off.values()), {k: v for k, v in off.items() if v}
+
+
+@pytest.mark.slow
+def test_timing_reads_the_pipelined_depth_and_chips_run_faster():
+    """The delay model times the deepest pipeline stage: bf16 at 3 stages has under half
+    the one-stage PE depth and over twice its fmax; a chip derived to pipelined cores gets
+    the higher attainable clock (what compare and decide run it at)."""
+    import systolab as sl
+    from systolab.models.silicon.timing import attainable_clock_mhz, timing_estimate
+
+    one = timing_estimate(AcceleratorConfig(rows=2, cols=2, dtype="bf16"), "n4")
+    three = timing_estimate(AcceleratorConfig(rows=2, cols=2, dtype="bf16", mac_stages=3), "n4")
+    assert one.critical_path.location == three.critical_path.location == "pe_mac"
+    assert three.critical_path.depth_gates < 0.5 * one.critical_path.depth_gates
+    assert three.fmax_mhz > 2 * one.fmax_mhz
+    chip = sl.get_chip("sl-tiny").derive(dtype="bf16")
+    assert attainable_clock_mhz(chip.derive(mac_stages=3)) > attainable_clock_mhz(chip)
