@@ -19,7 +19,7 @@ import numpy as np
 PIPELINED = [  # rows, cols, dataflow, dtype, mac_stages, (M, N, K), beat_bytes, bytes_per_cycle, latency
     (4, 4, "os", "bf16", 2, (32, 32, 64), 16, 16, 10),
     (4, 4, "os", "bf16", 4, (32, 32, 64), 16, 16, 10),
-    (4, 4, "os", "fp8_e4m3", 3, (32, 32, 64), 16, 16, 10),
+    (4, 4, "os", "fp8_e4m3", 3, (48, 32, 64), 16, 16, 10),    # M: whole tiles of 3 x 4 rows
     (4, 4, "ws", "bf16", 2, (32, 32, 64), 16, 16, 10),
 ]
 
