@@ -244,3 +244,20 @@ def test_timing_reads_the_pipelined_depth_and_chips_run_faster():
     assert three.fmax_mhz > 2 * one.fmax_mhz
     chip = sl.get_chip("sl-tiny").derive(dtype="bf16")
     assert attainable_clock_mhz(chip.derive(mac_stages=3)) > attainable_clock_mhz(chip)
+
+
+def test_cli_mac_stages(capsys):
+    """``--mac-stages`` reaches the design; a bad value or an integer design is refused,
+    naming the parameter."""
+    import json
+
+    from systolab.cli import main
+
+    assert main(["perf", "--gemm", "32x32x64", "--dtype", "bf16", "--mac-stages", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    cfg = AcceleratorConfig(dtype="bf16", mac_stages=2)
+    assert out["cycles"] == core_perf(cfg, 32, 32, 64).cycles
+    for args in (["--dtype", "bf16", "--mac-stages", "8"], ["--mac-stages", "2"]):
+        assert main(["perf", "--gemm", "8x8x8", *args, "--json"]) == 2
+        err = json.loads(capsys.readouterr().out)
+        assert err["parameter"].replace("-", "_") == "mac_stages", err
