@@ -25,6 +25,12 @@ chunk with ``rows`` valid rows, ``cols`` valid columns and ``klen`` K elements:
   freezes, moving one step per row written until the queue drains (writer stage ``Wr``).
 * **drain**: after the last operand, the array's latency and the write-back of the last
   tile's rows.
+* **pipelined MAC** (``mac_stages`` S > 1, the array's timing contract in
+  :mod:`systolab.hdl.array`): OS feeds S beats a k-slice (``S klen`` a chunk) into tiles
+  of S R rows, a tile's last beat at least (S - 1) R + max(R, C) after the previous tile's,
+  its first result row C + S - 1 cycles after it; WS keeps one A row a cycle, with the
+  array's latency S R + C - 1 in place of R + C - 1 and the weight bank free S (R - 1) +
+  C - 2 cycles after its last row. At S = 1 every term is the one above.
 
 Each stage end is a max of its predecessors plus its duration (a max-plus recurrence); the
 integer constants (in :mod:`~systolab.models.core.kernel`) are the controller's FIFO and
