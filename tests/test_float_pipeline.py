@@ -261,3 +261,12 @@ def test_cli_mac_stages(capsys):
         assert main(["perf", "--gemm", "8x8x8", *args, "--json"]) == 2
         err = json.loads(capsys.readouterr().out)
         assert err["parameter"].replace("-", "_") == "mac_stages", err
+
+
+def test_energy_of_a_pipelined_core_is_defined():
+    """The float MAC's energy scales from its int8 anchor, which is one-stage (the area
+    fit does not see the pipeline's registers yet: the same energy at every depth)."""
+    from systolab.models.silicon.energy import mac_energy_pJ
+
+    one = mac_energy_pJ(AcceleratorConfig(dtype="bf16"), "n7")
+    assert mac_energy_pJ(AcceleratorConfig(dtype="bf16", mac_stages=3), "n7") == one > 0
