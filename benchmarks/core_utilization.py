@@ -1,6 +1,7 @@
 """MAC utilisation of the accelerator core (both dataflows) over shapes, bandwidths and latencies.
 
-    python benchmarks/core_utilization.py
+    python benchmarks/core_utilization.py              # int8, both dataflows
+    python benchmarks/core_utilization.py --pipelined  # bf16 and fp8 cores with pipelined MACs
 
 Runs whole GEMMs on the core in Amaranth's simulator (bit-exact against the golden
 model) and prints cycles from the core's own counters, utilisation = MACs / (rows x cols x
@@ -10,9 +11,39 @@ read / bandwidth), and how close the cycle count gets to the larger floor.
 from __future__ import annotations
 
 import math
+import sys
 import time
 
 import numpy as np
+
+PIPELINED = [  # rows, cols, dataflow, dtype, mac_stages, (M, N, K), beat_bytes, bytes_per_cycle, latency
+    (4, 4, "os", "bf16", 2, (32, 32, 64), 16, 16, 10),
+    (4, 4, "os", "bf16", 4, (32, 32, 64), 16, 16, 10),
+    (4, 4, "os", "fp8_e4m3", 3, (48, 32, 64), 16, 16, 10),    # M: whole tiles of 3 x 4 rows
+    (4, 4, "ws", "bf16", 2, (32, 32, 64), 16, 16, 10),
+]
+
+
+def pipelined() -> None:
+    """Floating-point cores at 1 to 4 MAC pipeline stages (the C-slow OS schedule, the WS
+    skew by S): cycles and utilisation, the cycle model's count beside the RTL's."""
+    from systolab import AcceleratorConfig
+    from systolab.models.core import MemorySystem, core_perf
+    from systolab.sim.core_bench import run_gemm
+    from systolab.sim.stimulus import random_operands
+
+    print(f"{'core':16} {'S':>2} {'MxNxK':>12} {'cycles':>7} {'model':>7} {'util':>6} {'s':>5}")
+    rng = np.random.default_rng(0)
+    for R, C, df, dt, S, (M, N, K), W, bw, lat in PIPELINED:
+        cfg = AcceleratorConfig(rows=R, cols=C, dataflow=df, dtype=dt, mac_stages=S, beat_bytes=W)
+        a, b = random_operands(rng, cfg.input_dtype, (M, K)), random_operands(rng, cfg.input_dtype, (K, N))
+        t = time.perf_counter()
+        run = run_gemm(cfg, a, b, bytes_per_cycle=bw, latency=lat)
+        secs = time.perf_counter() - t
+        assert run.passed, "mismatch: the benchmark only reports correct runs"
+        model = core_perf(cfg, M, N, K, MemorySystem(lat, bw)).cycles
+        print(f"{df} {R}x{C} {dt:9} {S:2d} {f'{M}x{N}x{K}':>12} {run.counters['cycles']:7d} {model:7d} "
+              f"{run.utilization:6.3f} {secs:5.1f}", flush=True)
 
 
 def main() -> None:
@@ -60,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    pipelined() if "--pipelined" in sys.argv[1:] else main()

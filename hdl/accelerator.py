@@ -162,8 +162,8 @@ class AcceleratorCore(wiring.Component):
         eb, E = cfg.input_bytes, cfg.elements_per_beat
         b_depth = KC // E if os_ else cfg.weight_words
         lanes_b = [[Memory(shape=8 * W, depth=b_depth, init=[]) for _ in range(C)] for _ in range(2)]
-        if os_:
-            lanes_a = [[Memory(shape=8 * W, depth=KC // E, init=[]) for _ in range(R)] for _ in range(2)]
+        if os_:     # one lane per row of the tile (S R with a pipelined MAC: S row groups)
+            lanes_a = [[Memory(shape=8 * W, depth=KC // E, init=[]) for _ in range(TM)] for _ in range(2)]
         else:
             lanes_a = [[Memory(shape=8 * eb * R, depth=TM, init=[])] for _ in range(2)]
         for bnk in range(2):
@@ -209,20 +209,27 @@ class AcceleratorCore(wiring.Component):
         fd = Signal(chunk_layout(cfg))
         fd_busy = Signal()
         fd_k = Signal(range(cfg.k_chunk + 1))
-        for i in range(cfg.rows):
-            m.d.comb += ops.payload.a[i].eq(Mux(i < fd.rows, self._lane_element(m, lanes_a, i, fd.bank, fd_k), 0))
+        S, R = cfg.mac_stages, cfg.rows
+        fd_g = Signal(range(S))       # the row group of the beat (a pipelined MAC: S groups)
+        for i in range(R):
+            a = [Mux(g * R + i < fd.rows, self._lane_element(m, lanes_a, g * R + i, fd.bank, fd_k), 0)
+                 for g in range(S)]
+            m.d.comb += ops.payload.a[i].eq(a[0] if S == 1 else Cat(*a).word_select(fd_g, len(a[0])))
         for j in range(cfg.cols):
             m.d.comb += ops.payload.b[j].eq(Mux(j < fd.cols, self._lane_element(m, lanes_b, j, fd.bank, fd_k), 0))
-        slice_last = fd_k == fd.klen - 1
+        k_last = fd_k == fd.klen - 1
+        slice_last = k_last & (fd_g == S - 1)
         tile_end = fd.last & slice_last
         # a tile's last slice also needs room to queue the tile for the writer
-        m.d.comb += [ops.valid.eq(fd_busy & (~tile_end | writer.tile_room)), ops.payload.last.eq(tile_end)]
+        m.d.comb += [ops.valid.eq(fd_busy & (~tile_end | writer.tile_room)), ops.payload.last.eq(fd.last & k_last)]
         m.d.comb += [rx.release.eq(op_fire & slice_last), rx.filled.ready.eq(~fd_busy | (op_fire & slice_last))]
         self._queue_tile(m, writer, fd, op_fire & tile_end)
         with m.If(op_fire):
+            if S > 1:
+                m.d.sync += fd_g.eq(Mux(fd_g == S - 1, 0, fd_g + 1))
             with m.If(slice_last):
                 m.d.sync += [fd_busy.eq(0), self.macs.eq(self.macs + fd.rows * fd.cols * fd.klen)]
-            with m.Else():
+            with m.Elif(fd_g == S - 1):
                 m.d.sync += fd_k.eq(fd_k + 1)
         with m.If(rx.filled.valid & rx.filled.ready):  # after the block above: taking the next chunk wins
             m.d.sync += [fd.eq(rx.filled.payload), fd_busy.eq(1), fd_k.eq(0)]
@@ -261,12 +268,13 @@ class AcceleratorCore(wiring.Component):
         # -- row feeder: A rows with their partial sums ---------------------------------------
         acc = Memory(shape=data.ArrayLayout(mac.acc_shape, C), depth=TM, init=[])
         m.submodules.acc_buf = acc
-        m.submodules.final_q = final_q = fifo.SyncFIFOBuffered(width=1, depth=R + C + 2)
+        lat = cfg.mac_stages * R + C - 1          # the array's latency
+        m.submodules.final_q = final_q = fifo.SyncFIFOBuffered(width=1, depth=lat + 3)
         rf = Signal(chunk)
         rf_busy, rf_next = Signal(), Signal()
         rf_m = Signal(range(TM + 1))
         res_m = Signal(range(TM + 1))
-        in_flight = Signal(range(TM + R + C + 4))
+        in_flight = Signal(range(TM + lat + 5))
         a_words = []
         for bnk in range(2):
             rp = lanes_a[bnk][0].read_port(domain="comb")

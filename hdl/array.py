@@ -8,7 +8,7 @@ that travel through the array; back-pressure on the result stream freezes the wh
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -79,6 +79,20 @@ class OutputStationaryArray(_Array):
       at one slice per cycle, i.e. full MAC utilisation;
     * while ``results`` is valid but not ready, the whole array stalls.
 
+    With a pipelined MAC (``mac.stages`` = S > 1) the array interleaves S *row groups*
+    (a C-slow schedule, :mod:`systolab.hdl.pe`): a tile is S R rows x C columns, and its
+    operands arrive as one beat per cycle holding column k of the A rows of one group
+    (rows g R .. g R + R - 1 of the tile) and row k of B, groups round-robin: beat
+    n = S k + g; ``last`` marks the S beats of the final k. Each output's accumulation keeps
+    its order (ascending k, one rounding a step), so results are those of S = 1. Timing:
+
+    * the beat accepted in cycle t meets PE (i, j) in cycle t + i + j, as above;
+    * if the tile's final beat (group S - 1) is accepted in cycle L, result row r = g R + i
+      is valid in cycle L + C + S - 1 + r: the S R rows leave one a cycle, in order;
+    * the next tile's first ``last`` beat is accepted no earlier than
+      :attr:`tile_guard` = max(C + (S - 1)(R - 1), S (R - 1) + 1) cycles after L, so tiles
+      of S K >= :attr:`min_tile_period` = (S - 1) R + max(R, C) beats stream back to back.
+
     Parameters
     ----------
     rows, cols : int
@@ -105,11 +119,25 @@ class OutputStationaryArray(_Array):
         })
 
     @property
+    def stages(self) -> int:
+        """Pipeline stages of the MAC: the row groups interleaved (S, see below)."""
+        return self._mac.stages
+
+    @property
     def min_tile_period(self) -> int:
-        """Fewest cycles between two ``last`` slices (see the timing contract)."""
-        return max(self._rows, self._cols)
+        """Fewest cycles between two tiles' final beats when they stream back to back
+        (see the timing contract): max(R, C), plus (S - 1) R with a pipelined MAC."""
+        return (self.stages - 1) * self._rows + max(self._rows, self._cols)
+
+    @property
+    def tile_guard(self) -> int:
+        """Fewest cycles from a tile's final beat to the next tile's first ``last`` beat."""
+        S, R, C = self.stages, self._rows, self._cols
+        return max(C + (S - 1) * (R - 1), S * (R - 1) + 1)
 
     def elaborate(self, platform):
+        if self.stages > 1:
+            return self._elaborate_groups()
         m = Module()
         R, C = self._rows, self._cols
         en = Signal()
@@ -160,6 +188,64 @@ class OutputStationaryArray(_Array):
         ]
         return m
 
+    def _elaborate_groups(self) -> Module:
+        """The array of C-slow PEs (S > 1 row groups, see the timing contract)."""
+        m = Module()
+        R, C, S = self._rows, self._cols, self.stages
+        en = Signal()
+        m.d.comb += en.eq(~(self.results.valid & ~self.results.ready))
+        payload = self.operands.payload
+        group = Signal(range(S))            # the row group of the beat at the input
+        guard = Signal(range(self.tile_guard + 1))
+        m.d.comb += self.operands.ready.eq(en & ~(payload.last & (group == 0) & (guard != 0)))
+        fire = Signal()
+        m.d.comb += fire.eq(self.operands.valid & self.operands.ready)
+        tile_end = fire & payload.last & (group == S - 1)
+        with m.If(fire):
+            m.d.sync += group.eq(Mux(group == S - 1, 0, group + 1))
+        with m.If(tile_end):
+            m.d.sync += guard.eq(self.tile_guard - 1)
+        with m.Elif(en & (guard != 0)):
+            m.d.sync += guard.eq(guard - 1)
+
+        pes = [[OutputStationaryPE(mac=self._mac) for _ in range(C)] for _ in range(R)]
+        for i in range(R):
+            for j in range(C):
+                m.submodules[f"pe_{i}_{j}"] = pe = pes[i][j]
+                m.d.comb += pe.en.eq(en)
+                if j == 0:
+                    m.d.comb += [
+                        pe.a_in.eq(_delayed(m, payload.a[i], i, en, f"skew_a{i}")),
+                        pe.valid_in.eq(_delayed(m, fire, i, en, f"skew_v{i}")),
+                        pe.last_in.eq(_delayed(m, fire & payload.last, i, en, f"skew_l{i}")),
+                        pe.group_in.eq(_delayed(m, group, i, en, f"skew_g{i}")),
+                    ]
+                else:
+                    left = pes[i][j - 1]
+                    m.d.comb += [pe.a_in.eq(left.a_out), pe.valid_in.eq(left.valid_out),
+                                 pe.last_in.eq(left.last_out), pe.group_in.eq(left.group_out)]
+                if i == 0:
+                    m.d.comb += pe.b_in.eq(_delayed(m, payload.b[j], j, en, f"skew_b{j}"))
+                else:
+                    m.d.comb += pe.b_in.eq(pes[i - 1][j].b_out)
+
+        # Result rows leave group by group (row g R + i of the tile: group g, array row i),
+        # one a cycle from when PE (0, C-1) has its last group's sum: every earlier row is
+        # finished by then and every later one by its turn; the guard keeps the next tile
+        # from overwriting a sum before its turn.
+        emitting = Signal()
+        count = Signal(range(S * R))
+        row = Mux(emitting, count, 0)
+        valid = emitting | pes[0][C - 1].done
+        for j in range(C):
+            column = Cat(*(Value.cast(pes[i][j].result[g]) for g in range(S) for i in range(R)))
+            m.d.comb += self.results.payload.c[j].eq(column.word_select(row, self._mac.acc_shape.width))
+        final = row == S * R - 1
+        m.d.comb += [self.results.valid.eq(valid), self.results.payload.last.eq(final)]
+        with m.If(valid & en):
+            m.d.sync += [emitting.eq(~final), count.eq(Mux(final, 0, row + 1))]
+        return m
+
 
 class WeightStationaryArray(_Array):
     """Weight-stationary array: PE (k, j) holds weight B[k, j] of an R x C weight tile.
@@ -181,6 +267,10 @@ class WeightStationaryArray(_Array):
     * a bank is loaded in R cycles, and is free for reloading R + C - 2 cycles after the
       ``last`` operand row that used it was accepted, so tiles of M >= 2R + C - 2 rows
       stream back to back at one row per cycle;
+    * with a pipelined MAC (``mac.stages`` = S > 1) a partial sum takes S cycles per row
+      of PEs, and element k of an operand row enters row k of PEs k S cycles late (not k)
+      to meet it: the result leaves in cycle t + S R + C - 1 (:attr:`latency`), and the
+      bank is free S (R - 1) + C - 2 cycles after its last row; the rest is unchanged;
     * while ``results`` is valid but not ready, the whole array stalls (weight loads too).
 
     Parameters
@@ -211,19 +301,29 @@ class WeightStationaryArray(_Array):
         })
 
     @property
+    def stages(self) -> int:
+        """Pipeline stages of the MAC: cycles a partial sum takes per row of PEs."""
+        return self._mac.stages
+
+    @property
+    def latency(self) -> int:
+        """Cycles from accepting an operand row to its result: S R + C - 1."""
+        return self.stages * self._rows + self._cols - 1
+
+    @property
     def bank_release_cycles(self) -> int:
         """Cycles after a tile's ``last`` row until its bank may be rewritten."""
-        return max(0, self._rows + self._cols - 3) + 1
+        return max(0, self.stages * (self._rows - 1) + self._cols - 2) + 1
 
     def elaborate(self, platform):
         m = Module()
-        R, C = self._rows, self._cols
+        R, C, S = self._rows, self._cols, self.stages
         en = Signal()
         m.d.comb += en.eq(~(self.results.valid & ~self.results.ready))
 
         # Weight-bank bookkeeping: banks are loaded and consumed alternately.
         loaded = Signal(2)
-        drain = [Signal(range(R + C + 1), name=f"drain{b}") for b in range(2)]
+        drain = [Signal(range(max(R + C, self.bank_release_cycles) + 1), name=f"drain{b}") for b in range(2)]
         load_bank = Signal()
         load_row = Signal(range(R))
         cur_bank = Signal()
@@ -261,10 +361,10 @@ class WeightStationaryArray(_Array):
                     m.d.comb += pe.w_we.eq(Mux(load_bank, 0b10, 0b01))
                 if j == 0:
                     m.d.comb += [
-                        pe.a_in.eq(_delayed(m, payload.a[k], k, en, f"skew_a{k}")),
-                        pe.valid_in.eq(_delayed(m, fire, k, en, f"skew_v{k}")),
-                        pe.last_in.eq(_delayed(m, fire & payload.last, k, en, f"skew_l{k}")),
-                        pe.bank_in.eq(_delayed(m, cur_bank, k, en, f"skew_bank{k}")),
+                        pe.a_in.eq(_delayed(m, payload.a[k], k * S, en, f"skew_a{k}")),
+                        pe.valid_in.eq(_delayed(m, fire, k * S, en, f"skew_v{k}")),
+                        pe.last_in.eq(_delayed(m, fire & payload.last, k * S, en, f"skew_l{k}")),
+                        pe.bank_in.eq(_delayed(m, cur_bank, k * S, en, f"skew_bank{k}")),
                     ]
                 else:
                     left = pes[k][j - 1]
@@ -281,9 +381,10 @@ class WeightStationaryArray(_Array):
             self.results.payload.c[j].eq(_delayed(m, bottom[j].psum_out, C - 1 - j, en, f"deskew{j}"))
             for j in range(C)
         ]
+        # the tags leave the PE one cycle after they entered, the sum S cycles after
         m.d.comb += [
-            self.results.valid.eq(bottom[C - 1].valid_out),
-            self.results.payload.last.eq(bottom[C - 1].last_out),
+            self.results.valid.eq(_delayed(m, bottom[C - 1].valid_out, S - 1, en, "out_v")),
+            self.results.payload.last.eq(_delayed(m, bottom[C - 1].last_out, S - 1, en, "out_l")),
         ]
         return m
 

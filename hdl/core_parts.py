@@ -238,7 +238,7 @@ class ResultWriter(wiring.Component):
     Timing: tiles wait in a buffered queue of 4 and the router takes the next one only
     once the previous tile's last row has passed, so back-to-back tiles cost the router a
     one-cycle bubble (the cycle model charges it). A kept row is taken in the cycle it is
-    offered while the row queues (2 R for OS, 2 max(R, C) for WS) have room; its command
+    offered while the row queues (2 ``tile_m`` for OS, 2 max(R, C) for WS) have room; its command
     and then its beats, one per cycle, leave through buffered queues.
 
     Attributes
@@ -288,7 +288,7 @@ class ResultWriter(wiring.Component):
         m.d.comb += tiles_q.r_en.eq(~have_tile & tiles_q.r_rdy)
         with m.If(tiles_q.r_en):
             m.d.sync += [rt.eq(tiles_q.r_data), have_tile.eq(1), rt_row.eq(0)]
-        depth = 2 * R if cfg.dataflow == "os" else 2 * max(R, C)
+        depth = 2 * TM if cfg.dataflow == "os" else 2 * max(R, C)     # OS: TM = S R rows a tile
         m.submodules.rows_q = rows_q = fifo.SyncFIFOBuffered(width=8 * ab * C, depth=depth)
         cmd_layout = data.StructLayout({"addr": ADDR_BITS, "nbytes": range(C * ab + 1)})
         m.submodules.wcmd_q = wcmd_q = fifo.SyncFIFOBuffered(width=cmd_layout.size, depth=depth)

@@ -64,9 +64,14 @@ class IntegerMac:
     def overflow(self) -> str:
         return self._overflow
 
-    def accumulate(self, m: Module, acc: Value, a: Value, b: Value) -> Value:
+    @property
+    def stages(self) -> int:
+        """Pipeline stages of :meth:`accumulate`: 1 (combinational)."""
+        return 1
+
+    def accumulate(self, m: Module, acc: Value, a: Value, b: Value, en: Value | None = None) -> Value:
         """Expression for ``acc + a * b`` in the accumulator's shape (``m``, the PE's
-        module, is unused: the expression needs no signals of its own)."""
+        module, and ``en`` are unused: the expression needs no signals of its own)."""
         total = acc + a * b  # Amaranth widens: exact, no overflow inside the expression
         if self._overflow == "saturate":
             shape = self.acc_shape

@@ -18,7 +18,8 @@ class ArrayProtocol:
 
     Output-stationary: one operand beat per k (A column k padded to ``rows``, B row k
     padded to ``cols``), ``last`` on k = K-1; ``rows`` result beats come back, of which the
-    first M rows and N columns are the product.
+    first M rows and N columns are the product. With ``mac_stages`` S > 1, S beats per k,
+    one per row group of ``rows`` rows of A, and S x ``rows`` result beats.
 
     Weight-stationary: ``rows`` weight beats (B padded with zero rows to ``rows``), then
     one operand beat per row m of A (padded to ``rows``) with its initial partial sums,
@@ -58,12 +59,13 @@ class ArrayProtocol:
         check_fits(cfg, m, n, k)
         beats = []
         if cfg.dataflow == "os":
-            for kk in range(k):
-                beats.append(self._pack(self.operand_layout, {
-                    "a": self._pad(product.a[:, kk], cfg.rows),
-                    "b": self._pad(product.b[kk, :], cfg.cols),
-                    "last": int(kk == k - 1),
-                }))
+            for kk in range(k):    # a pipelined MAC's row groups round-robin (hdl/array.py)
+                for g in range(cfg.mac_stages):
+                    beats.append(self._pack(self.operand_layout, {
+                        "a": self._pad(product.a[g * cfg.rows:(g + 1) * cfg.rows, kk], cfg.rows),
+                        "b": self._pad(product.b[kk, :], cfg.cols),
+                        "last": int(kk == k - 1),
+                    }))
         else:
             init = product.init if product.init is not None else np.zeros((m, n), np.int64)
             for mm in range(m):
@@ -76,7 +78,7 @@ class ArrayProtocol:
 
     def result_beats(self, product: Product) -> int:
         """How many result beats ``product`` produces."""
-        return self.config.rows if self.config.dataflow == "os" else product.shape[0]
+        return self.config.tile_m if self.config.dataflow == "os" else product.shape[0]
 
     def decode_result(self, bits: int) -> tuple[list[int], bool]:
         view = self.result_layout.from_bits(bits)

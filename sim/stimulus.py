@@ -29,11 +29,11 @@ class Product:
 def array_limits(config: AcceleratorConfig) -> tuple[int | None, int | None, int | None]:
     """Largest (M, N, K) one pass of the bare array holds; None means unlimited.
 
-    Output-stationary: M <= rows, N <= cols, any K. Weight-stationary: K <= rows,
-    N <= cols, any M.
+    Output-stationary: M <= rows (x ``mac_stages``: the row groups), N <= cols, any K.
+    Weight-stationary: K <= rows, N <= cols, any M.
     """
     if config.dataflow == "os":
-        return config.rows, config.cols, None
+        return config.tile_m, config.cols, None
     return None, config.cols, config.rows
 
 

@@ -29,11 +29,12 @@ MAX_ARRAY_DIM = 64
 MAX_ACC_BITS = 64
 BEAT_BYTES = (2, 4, 8, 16, 32, 64)
 MAX_CHUNK = 1 << 15       # K-chunk / M-block limit (the controller's 16-bit counters)
+MAX_MAC_STAGES = 7        # pipeline stages of the floating-point MAC (hdl.float_mac.CUTS)
 
 
 #: Fields added after the first release, with their defaults: omitted from the canonical
 #: JSON at those defaults so that configuration ids (caches, resumable sweeps) stay stable.
-_LATER_FIELDS = {"subnormals": "keep"}
+_LATER_FIELDS: dict[str, Any] = {"subnormals": "keep", "mac_stages": 1}
 
 
 def hash_once(self) -> int:
@@ -97,6 +98,13 @@ class AcceleratorConfig:
     subnormals : str
         Floating point: ``"keep"`` (IEEE gradual underflow) or ``"flush"`` (subnormal
         inputs, accumulators and results count as zeros of their sign). Integers: ``"keep"``.
+    mac_stages : int
+        Floating point: pipeline stages of the fused multiply-add, 1..7 (default 1: one
+        combinational stage, as before). With S > 1 every PE still takes one operand pair
+        per cycle: output-stationary arrays interleave S row groups (an output tile of
+        S x ``rows`` rows, each PE keeps S accumulators), weight-stationary arrays let a
+        partial sum take S cycles per row of PEs (see :mod:`systolab.hdl.array`).
+        Integers: 1.
     beat_bytes : int
         Width of one external-memory data beat in bytes (2..64, a power of two, at least
         one input element).
@@ -126,12 +134,13 @@ class AcceleratorConfig:
     b_buffer_kib: float = 8.0
     acc_buffer_kib: float = 16.0
     subnormals: str = "keep"
+    mac_stages: int = 1
 
     __hash__ = hash_once
     __getstate__ = state_without_hash
 
     def __post_init__(self) -> None:
-        for name in ("rows", "cols", "acc_bits", "beat_bytes"):
+        for name in ("rows", "cols", "acc_bits", "beat_bytes", "mac_stages"):
             value = getattr(self, name)
             if is_int(value):      # numpy integers become plain ints (canonical JSON, hashing)
                 object.__setattr__(self, name, int(value))
@@ -146,6 +155,7 @@ class AcceleratorConfig:
             )
         _check_choice("overflow", self.overflow, OVERFLOW_MODES)
         _check_choice("subnormals", self.subnormals, SUBNORMAL_MODES)
+        _check_int("mac_stages", self.mac_stages, 1, MAX_MAC_STAGES)
         if self.is_float:
             if self.acc_bits != FLOAT_ACC_BITS:
                 raise ConfigError("acc_bits", f"{self.dtype} accumulates in fp32: must be {FLOAT_ACC_BITS}, "
@@ -158,6 +168,9 @@ class AcceleratorConfig:
             if self.subnormals != "keep":
                 raise ConfigError("subnormals", f"applies to floating-point formats only; {self.dtype} "
                                                 f"takes 'keep', not {self.subnormals!r}")
+            if self.mac_stages != 1:
+                raise ConfigError("mac_stages", f"pipelines the floating-point MAC only; {self.dtype} "
+                                                f"takes 1, not {self.mac_stages!r}")
         eb = self.input_bytes
         if self.beat_bytes not in BEAT_BYTES or self.beat_bytes < eb:
             raise ConfigError("beat_bytes", f"must be a power of two in 2..64 and >= {eb}, not {self.beat_bytes!r}")
@@ -168,7 +181,7 @@ class AcceleratorConfig:
     def _check_buffers(self) -> None:
         per_beat = self.beat_bytes // self.input_bytes
         if self.dataflow == "os":
-            for name, lanes in (("a_buffer_kib", self.rows), ("b_buffer_kib", self.cols)):
+            for name, lanes in (("a_buffer_kib", self.tile_m), ("b_buffer_kib", self.cols)):
                 if self._bytes(name) // (2 * lanes * self.input_bytes) < per_beat:
                     raise ConfigError(name, f"{getattr(self, name):g} KiB cannot hold two banks of {lanes} lanes "
                                             f"of one {self.beat_bytes}-byte beat")
@@ -244,28 +257,33 @@ class AcceleratorConfig:
         if self.dataflow == "ws":
             return self.rows
         eb, per_beat = self.input_bytes, self.elements_per_beat
-        fit = min(self._bytes("a_buffer_kib") // (2 * self.rows * eb), self._bytes("b_buffer_kib") // (2 * self.cols * eb))
+        fit = min(self._bytes("a_buffer_kib") // (2 * self.tile_m * eb), self._bytes("b_buffer_kib") // (2 * self.cols * eb))
         return min(fit, MAX_CHUNK) // per_beat * per_beat
 
     @property
     def tile_m(self) -> int:
-        """Output rows per tile: ``rows`` for OS; for WS the M-block the A and accumulator
-        buffers hold."""
+        """Output rows per tile: ``rows`` x ``mac_stages`` for OS (the row groups a pipelined
+        MAC interleaves); for WS the M-block the A and accumulator buffers hold."""
         if self.dataflow == "os":
-            return self.rows
+            return self.rows * self.mac_stages
         fit = min(self._bytes("a_buffer_kib") // (2 * self.rows * self.input_bytes),
                   self._bytes("acc_buffer_kib") // (self.cols * self.acc_bytes))
         return min(fit, MAX_CHUNK)
 
     # -- identity -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields; ``mac_stages`` only where it is not 1, so that every design's
+        dictionary (JSON outputs, manifests, cache keys) stays as it was before it existed."""
+        d = asdict(self)
+        if d["mac_stages"] == 1:
+            del d["mac_stages"]
+        return d
 
     def canonical_json(self) -> str:
         d = self.to_dict()
         for name, default in _LATER_FIELDS.items():  # at their default they keep earlier ids
-            if d[name] == default:
-                del d[name]
+            if d.get(name, default) == default:
+                d.pop(name, None)
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -278,7 +296,8 @@ class AcceleratorConfig:
         """Short human-readable id, e.g. ``os_4x4_int8_acc32_wrap``."""
         if self.is_float:
             ftz = "_ftz" if self.subnormals == "flush" else ""
-            return f"{self.dataflow}_{self.rows}x{self.cols}_{self.dtype}_fp32acc{ftz}"
+            stages = f"_s{self.mac_stages}" if self.mac_stages > 1 else ""
+            return f"{self.dataflow}_{self.rows}x{self.cols}_{self.dtype}_fp32acc{ftz}{stages}"
         return f"{self.dataflow}_{self.rows}x{self.cols}_{self.dtype}_acc{self.acc_bits}_{self.overflow}"
 
     # -- loading ----------------------------------------------------------------------------

@@ -44,8 +44,9 @@ L, WT, F2, F1, T, S1, S2, S3, S4, WR, Z0, Z, ZB, PREV_ROWS, NB_PREV = range(15)
 _TIMES = 13
 
 # geometry vector: rows, cols, beat bytes, input bytes, tile_m, k_chunk, accumulator bytes,
-# output-stationary (1/0), memory latency
-GR, GC, GW, GEB, GTM, GKC, GACC, GOS, GLAT = range(9)
+# output-stationary (1/0), memory latency, MAC pipeline stages S (OS: S row groups a tile,
+# S beats a k; WS: a partial sum takes S cycles a row of PEs)
+GR, GC, GW, GEB, GTM, GKC, GACC, GOS, GLAT, GS = range(10)
 
 
 @njit(cache=True)
@@ -68,7 +69,7 @@ def _steps(t0, n, z0, z, nb_prev):
 @njit(cache=True)
 def _chunk(s, g, beat_t, rx, rows, cols, klen, first, last):
     """One chunk of ``rows`` x ``cols`` x ``klen`` through the pipeline: ``s`` updated."""
-    R, C, W = g[GR], g[GC], g[GW]
+    R, C, W, S = g[GR], g[GC], g[GW], g[GS]
     lat = g[GLAT]
     fill = (rows + cols) * _ceil_div(klen * g[GEB], W) * beat_t + rx
     # the loader takes a chunk when its queue (4 chunks) has room, i.e. after the
@@ -84,32 +85,38 @@ def _chunk(s, g, beat_t, rx, rows, cols, klen, first, last):
     t_next = max(t, start_fill - lat) + rows + cols + _LD_CHUNK_GAP
     wt, wr, z0, z, zb, nb_prev = s[WT], s[WR], s[Z0], s[Z], s[ZB], s[NB_PREV]
     if g[GOS]:
+        # a tile's first result row leaves E cycles after its final beat; tiles' final
+        # beats are at least P apart (hdl/array.py: C + S - 1 and (S - 1) R + max(R, C))
+        E, P = C + S - 1, (S - 1) * R + max(R, C)
         start = max(s[F1], fill_end + _OS_FEED_GAP)
         # the previous tile's first result row waits (array frozen) until its tile has
-        # come through the tile queue: cycles [Wt - 1 + C, Wt - 1 + 3) when C < 3
-        lo, hi = wt - 1 + C, wt - 1 + _OS_TILE_QUEUE
+        # come through the tile queue: cycles [Wt - 1 + E, Wt - 1 + 3) when E < 3
+        lo, hi = wt - 1 + E, wt - 1 + _OS_TILE_QUEUE
         if lo < hi and wt > NEVER_RAN:
             if lo <= start < hi:
                 start = hi
             elif start < lo < start + klen:
                 start += hi - lo
-        f = start + klen
+        f = start + S * klen                       # S beats a k-slice, one a cycle
         if zb > NEVER_RAN and start <= zb < f:    # the router's bubble froze the array mid-feed
             f += 1
-        if last:   # the array takes a tile's last slice >= max(R, C) unfrozen cycles after the previous one
-            frozen = 1 if zb > NEVER_RAN and wt <= zb < wt + max(R, C) else 0
-            f = max(f, wt + max(R, C) + frozen)
+        if last:   # the array takes a tile's last slice >= P unfrozen cycles after the previous one
+            frozen = 1 if zb > NEVER_RAN and wt <= zb < wt + P else 0
+            f = max(f, wt + P + frozen)
             # the router takes the next tile one cycle after routing a tile's last row: a
-            # tile whose rows follow the previous tile's without a gap (last slices exactly R
-            # apart, R >= C) finds it busy, and the array freezes that cycle
-            if R >= C and wt > NEVER_RAN and f - wt == R:
-                zb = wt + C + R - 1
+            # tile whose rows (S R of them) follow the previous tile's without a gap (last
+            # slices exactly S R apart, R >= C) finds it busy, and the array freezes that cycle
+            if R >= C and wt > NEVER_RAN and f - wt == S * R:
+                zb = wt + E + S * R - 1
             wt = f
     else:
-        wt = _steps(max(wt, fill_end + _WS_WEIGHT_GAP, s[F2] + R + C - 2 + _WS_BANK_GAP), R, z0, z, nb_prev)
+        # the array's latency is S R + C - 1 (hdl/array.py); RC = that + 1, R + C when S = 1
+        RC = S * R + C
+        wt = _steps(max(wt, fill_end + _WS_WEIGHT_GAP, s[F2] + S * (R - 1) + C - 1 + _WS_BANK_GAP), R,
+                    z0, z, nb_prev)
         start = max(s[F1], wt + _WS_ROW_GAP)
         if not first:
-            start = max(start, s[F1] - s[PREV_ROWS] + R + C)
+            start = max(start, s[F1] - s[PREV_ROWS] + RC)
         f = _steps(start, rows, z0, z, nb_prev)
         if last:
             # the writer sends nb beats per row, starting R + C + 3 cycles after the first
@@ -117,9 +124,9 @@ def _chunk(s, g, beat_t, rx, rows, cols, klen, first, last):
             # freezes [Z0, Z), moving one step per row written, until its last row is out
             queue = 2 * max(R, C)
             nb = _ceil_div(cols * g[GACC], W)
-            first_out, ws = start + R + C - 1, max(wr, start + R + C + _WS_WRITE_GAP)
+            first_out, ws = start + RC - 1, max(wr, start + RC + _WS_WRITE_GAP)
             wr = ws + rows * nb
-            f = max(f, wr - (R + C + queue) * nb + _WS_WRITE_GAP)
+            f = max(f, wr - (RC + queue) * nb + _WS_WRITE_GAP)
             if queue < ws - first_out:
                 j = queue
             elif nb > 1:
@@ -215,7 +222,7 @@ def cycles_many(g, beat_t, Ms, Ns, Ks):
     full ones then the edge, are written out here rather than in functions of their own:
     LLVM inlines every callee, and optimises it again with each caller (about a second of
     compile time per level)."""
-    R, C, W, TM, KC = g[GR], g[GC], g[GW], g[GTM], g[GKC]
+    R, C, W, TM, KC, S = g[GR], g[GC], g[GW], g[GTM], g[GKC], g[GS]
     # idle receiver cycles at a chunk boundary and at the A->B lane switch, less what the
     # memory's credit refill would have cost anyway
     rx = max(0.0, RX_GAP - beat_t) + max(0.0, RX_SWITCH_GAP - beat_t)
@@ -266,8 +273,8 @@ def cycles_many(g, beat_t, Ms, Ns, Ks):
         if g[GOS]:
             # row 0 leaves the array C - 1 cycles after the last slice, but is routed no
             # earlier than the tile's entry through the tile queue (3 cycles)
-            tail = max(C, _OS_TILE_QUEUE) + last_rows * nb + _OS_TAIL + (1 if s[ZB] >= f else 0)
+            tail = max(C + S - 1, _OS_TILE_QUEUE) + last_rows * nb + _OS_TAIL + (1 if s[ZB] >= f else 0)
             out[i] = int(np.ceil(f + tail))
         else:
-            out[i] = int(np.ceil(max(f + R + C + _WS_TAIL, s[WR] + _WS_WRITE_TAIL)))
+            out[i] = int(np.ceil(max(f + S * R + C + _WS_TAIL, s[WR] + _WS_WRITE_TAIL)))
     return out

@@ -25,6 +25,12 @@ chunk with ``rows`` valid rows, ``cols`` valid columns and ``klen`` K elements:
   freezes, moving one step per row written until the queue drains (writer stage ``Wr``).
 * **drain**: after the last operand, the array's latency and the write-back of the last
   tile's rows.
+* **pipelined MAC** (``mac_stages`` S > 1, the array's timing contract in
+  :mod:`systolab.hdl.array`): OS feeds S beats a k-slice (``S klen`` a chunk) into tiles
+  of S R rows, a tile's last beat at least (S - 1) R + max(R, C) after the previous tile's,
+  its first result row C + S - 1 cycles after it; WS keeps one A row a cycle, with the
+  array's latency S R + C - 1 in place of R + C - 1 and the weight bank free S (R - 1) +
+  C - 2 cycles after its last row. At S = 1 every term is the one above.
 
 Each stage end is a max of its predecessors plus its duration (a max-plus recurrence); the
 integer constants (in :mod:`~systolab.models.core.kernel`) are the controller's FIFO and
@@ -134,8 +140,9 @@ def core_cycles_upper_bound(config: AcceleratorConfig, M: int, N: int, K: int,
     chunks = m_blocks * n_tiles * nk
     beat_t = math.ceil(_beat_cycles(memory, W, True))
     write_beats = M * n_tiles * _ceil_div(C * config.acc_bytes, W)
-    feed = m_blocks * n_tiles * K + M * n_tiles * nk + chunks * R
-    per_chunk = memory.latency_cycles + config.tile_m + 2 * C + 2 * R + 64
+    S = config.mac_stages
+    feed = m_blocks * n_tiles * K * S + M * n_tiles * nk + chunks * R * S
+    per_chunk = memory.latency_cycles + config.tile_m + 2 * C + 2 * R * S + 64
     return 4 * (counts["bytes_read"] // W * beat_t + write_beats * beat_t + feed + chunks * per_chunk) + 1024
 
 
@@ -167,7 +174,7 @@ def _geometry(config: AcceleratorConfig, latency_cycles: int) -> np.ndarray:
     """The compiled model's geometry vector (``core_kernel.G*``) of a configuration behind
     a memory of this latency, computed once (the search asks tens of thousands of times)."""
     return np.array([config.rows, config.cols, config.beat_bytes, config.input_bytes, config.tile_m, config.k_chunk,
-                     config.acc_bytes, config.dataflow == "os", latency_cycles], dtype=np.int64)
+                     config.acc_bytes, config.dataflow == "os", latency_cycles, config.mac_stages], dtype=np.int64)
 
 
 def core_counters(config: AcceleratorConfig, M: int, N: int, K: int) -> dict:
@@ -177,7 +184,8 @@ def core_counters(config: AcceleratorConfig, M: int, N: int, K: int) -> dict:
     TM, KC = config.tile_m, config.k_chunk
     beats_k = sum(_ceil_div(klen * eb, W) * cnt for klen, _, _, cnt in _k_runs(K, KC))
     n_tiles, m_blocks = _ceil_div(N, C), _ceil_div(M, TM)
-    busy = m_blocks * n_tiles * K if config.dataflow == "os" else M * n_tiles * _ceil_div(K, R)
+    # OS: a beat per k per row group (S of them with a pipelined MAC); WS: an A row per K-chunk
+    busy = m_blocks * n_tiles * K * config.mac_stages if config.dataflow == "os" else M * n_tiles * _ceil_div(K, R)
     return {"busy_cycles": busy, "macs": M * N * K,
             "bytes_read": (M * n_tiles + N * m_blocks) * beats_k * W,
             "bytes_written": M * N * config.acc_bytes}

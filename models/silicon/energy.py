@@ -127,7 +127,7 @@ def mac_energy_pJ(config: AcceleratorConfig, node: Node | str) -> float:
     d = energy_data()
     if config.is_float:
         fit = load_fit()
-        anchor = config.replace(dtype="int8", acc_bits=32, overflow="wrap", subnormals="keep")
+        anchor = config.replace(dtype="int8", acc_bits=32, overflow="wrap", subnormals="keep", mac_stages=1)
         ratio = fit.pe_transistors(config) / fit.pe_transistors(anchor)
         return mac_energy_pJ(anchor, node) * ratio
     mac = d["mac_pJ_45nm"].get(config.dtype)

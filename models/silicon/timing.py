@@ -6,7 +6,10 @@ sourced per-node figures (``data/timing.yaml``): FO4 delay of the node, FO4 per 
 flip-flop overhead and a margin for wires and corners. Two paths are timed:
 
 * ``pe_mac``: inside the processing element, the multiply and the accumulation into the
-  accumulator register (one unpipelined stage in every format today);
+  accumulator register: one stage at ``mac_stages`` = 1 (every integer format, and the
+  floating-point default); with a pipelined floating-point MAC (``mac_stages`` = S > 1,
+  :mod:`systolab.hdl.float_mac`) the deepest of its S stages, the accumulator's loop
+  included (each stage pays the register overhead once: the period is that of one stage);
 * ``array_top``: the array's top level (operand skew registers, handshake and the global
   enable), plus a buffer tree of log4(fan-out) FO4 for the enable that drives every PE's
   flip-flops.

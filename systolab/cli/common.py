@@ -22,9 +22,9 @@ from ..models.workloads.catalog import get_workload
 from ..models.workloads.gemm import parse_gemm
 
 DESIGN_FIELDS = ("rows", "cols", "dataflow", "dtype", "acc_bits", "overflow", "beat_bytes", "a_buffer_kib",
-                 "b_buffer_kib", "acc_buffer_kib", "subnormals")
+                 "b_buffer_kib", "acc_buffer_kib", "subnormals", "mac_stages")
 
-NUMBER_FORMAT = ("dtype", "subnormals")      # core fields a chip's cores can be derived to
+NUMBER_FORMAT = ("dtype", "subnormals", "mac_stages")   # core fields a chip's cores can be derived to
 _ARG_NAME = re.compile(r"argument (?:-\w+/)?-{0,2}([\w-]+)")
 _REQUIRED = re.compile(r"arguments are required: --?([\w-]+)")
 _UNKNOWN = re.compile(r"unrecognized arguments: --?([\w-]+)")
@@ -129,6 +129,8 @@ def design_parent() -> argparse.ArgumentParser:
                    help="accumulator width in bits (default 32; floating point: 32 only)")
     g.add_argument("--overflow", help="wrap or saturate (default wrap; floating point: wrap = IEEE overflow to Inf)")
     g.add_argument("--subnormals", help="floating point: keep (IEEE, default) or flush to signed zeros")
+    g.add_argument("--mac-stages", type=int_in(1, 7), dest="mac_stages",
+                   help="floating point: pipeline stages of the MAC, 1..7 (default 1)")
     g.add_argument("--beat-bytes", type=int_in(1, 64), dest="beat_bytes", help="memory data beat in bytes (default 16)")
     for buf, default in (("a", 8), ("b", 8), ("acc", 16)):
         g.add_argument(f"--{buf}-buffer-kib", type=positive_real, dest=f"{buf}_buffer_kib",
@@ -195,7 +197,7 @@ def search_argument(group, default: str | None = "fast") -> None:
 
 def chip_from_args(args: argparse.Namespace):
     """The chip of ``--chip``, refusing the flags that describe a lone core or its memory
-    (``--dtype`` and ``--subnormals`` derive the chip with its cores in that format)."""
+    (``--dtype``, ``--subnormals`` and ``--mac-stages`` derive the chip with its cores in that format)."""
     given = [f for f in (*DESIGN_FIELDS, "config", "latency", "bytes_per_cycle", "cores", "clock_mhz", "unit")
              if getattr(args, f, None) is not None and f not in NUMBER_FORMAT]
     if given:
@@ -213,7 +215,7 @@ def chip_from_args(args: argparse.Namespace):
 
 
 def in_number_format(chip, args: argparse.Namespace):
-    """``chip`` with its cores derived to ``--dtype`` / ``--subnormals`` where given."""
+    """``chip`` with its cores derived to ``--dtype`` / ``--subnormals`` / ``--mac-stages`` where given."""
     changes = {f: getattr(args, f) for f in NUMBER_FORMAT if getattr(args, f, None) is not None}
     return chip.derive(**changes) if changes else chip
 

@@ -20,7 +20,7 @@ from ..models.report.compare import (
 from ..models.report.figures import write_report
 from ..models.report.sizing import fit_cores
 from ..models.silicon.feasibility import check_feasible
-from .common import emit, in_number_format, legal_parent, positive_int, real_in
+from .common import emit, in_number_format, int_in, legal_parent, positive_int, real_in
 
 
 def add_parser(sub, parents) -> None:
@@ -37,6 +37,9 @@ def add_parser(sub, parents) -> None:
                         "fp8_e4m3, fp8_e5m2 accumulate in fp32; int8, uint8, int16) and every GPU runs at its "
                         "tensor rate in it (default: the chip's own format)")
     p.add_argument("--subnormals", help="floating-point cores: keep (IEEE, default) or flush to signed zeros")
+    p.add_argument("--mac-stages", type=int_in(1, 7), dest="mac_stages",
+                   help="floating-point cores: pipeline stages of the MAC, 1..7 (default: the chip's own, 1); "
+                        "the chip runs at the attainable clock of its cores")
     p.add_argument("--workload", action="append", metavar="W",
                    help="built-in workload or CSV, repeatable (default: llama3-8b-prefill, llama3-8b-decode, dlrm)")
     p.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids (default h100-sxm,h200-sxm,h20,a100-sxm4-80gb,b200)")
