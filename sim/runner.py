@@ -28,8 +28,10 @@ from ..config import AcceleratorConfig
 from ..errors import SimulationError, UserError
 from ..files import atomic_write_text, cache_root, sweep_stale
 from ..hdl.verilog import CHIP_TOP, CORE_TOP, TOP_NAME, UNITS, chip_verilog_text, generate_verilog, hdl_fingerprint
+from .chip_bench import placement
 from .chip_plan import ChipPlan, ChipResult, DescriptorResult
 from .core_plan import CorePlan, CoreResult, MemoryParams
+from .hdl_dram import SIM_CHIP_TOP, dram_size, sim_chip_fingerprint, sim_chip_verilog_text
 from .plan import Plan, RunResult
 
 SIMULATORS = ("verilator", "icarus", "amaranth")
@@ -447,25 +449,49 @@ def run_core_plan_hdl(plan: CorePlan, simulator: str, *, waves: bool = False) ->
 
 
 def run_chip_hdl(chip: Any, cases: list[tuple[list[tuple[np.ndarray, np.ndarray]], Blocking]], simulator: str, *,
-                 stall_prob: float = 0.0, seed: int = 0, max_cycles: int = 5_000_000) -> list[DescriptorResult]:
+                 stall_prob: float = 0.0, seed: int = 0, max_cycles: int = 5_000_000, dram: str = "hdl"
+                 ) -> list[DescriptorResult]:
     """Descriptors on the chip's Verilog under cocotb (Verilator or Icarus), one simulation:
     ``cases`` are (products, blocking) pairs. Returns per case the C matrices, counters,
-    per-core busy cycles, status and DRAM write violations."""
-    plan = ChipPlan.build(chip, cases, stall_prob=stall_prob, seed=seed, max_cycles=max_cycles)
+    per-core busy cycles, status and DRAM write violations. ``dram``: the DRAM inside the
+    simulated design (``"hdl"``) or the Python model driving every beat (``"python"``):
+    see :class:`~systolab.sim.chip_plan.ChipPlan`."""
+    plan = ChipPlan.build(chip, cases, stall_prob=stall_prob, seed=seed, max_cycles=max_cycles, dram=dram)
     return run_chip_plan_hdl(chip, plan, simulator)
+
+
+def chip_build_folder(chip: Any, simulator: str, dram_bytes: int | None = None) -> Path:
+    """Where ``chip`` is built for ``simulator``: the bare chip (the Python DRAM drives its
+    ports), or with ``dram_bytes`` of simulated DRAM (:func:`~systolab.sim.hdl_dram.SimChip`)."""
+    folder = cache_root() / "builds" / f"chip-{chip.name}-{chip.config_hash}"
+    return folder / (simulator if dram_bytes is None else f"{simulator}-dram{dram_bytes >> 10}k")
+
+
+def plan_dram_bytes(chip: Any, plan: ChipPlan) -> int:
+    """The simulated DRAM ``plan`` needs (:func:`~systolab.sim.hdl_dram.dram_size` of its largest case)."""
+    need = 0
+    for case in plan.cases:
+        (a, b) = case.products[0].a, case.products[0].b
+        need = max(need, placement(chip, len(a), len(b[0]), len(b), len(case.products))[1])
+    return dram_size(need, chip.dma_beat_bytes)
 
 
 def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str) -> list[DescriptorResult]:
     """``plan`` on the Verilog of ``chip`` (a ``ChipConfig``: the Verilog is made of all of
     it) under cocotb (see :func:`run_chip_hdl`)."""
-    folder = cache_root() / "builds" / f"chip-{chip.name}-{chip.config_hash}" / simulator
+    if plan.dram == "hdl":
+        size = plan_dram_bytes(chip, plan)
+        folder, top = chip_build_folder(chip, simulator, size), SIM_CHIP_TOP
+        fp, text = sim_chip_fingerprint(chip, size), lambda: sim_chip_verilog_text(chip, size)
+    else:
+        folder, top = chip_build_folder(chip, simulator), CHIP_TOP
+        fp, text = hdl_fingerprint(chip), lambda: chip_verilog_text(chip)
     with _locked(folder), _tool_environment(simulator):
-        vpath = folder / "rtl" / f"{CHIP_TOP}.v"
+        vpath = folder / "rtl" / f"{top}.v"
         stamp = folder / "rtl" / "fingerprint"
-        fp = hdl_fingerprint(chip)
         if not (vpath.exists() and stamp.exists() and stamp.read_text() == fp):
-            atomic_write_text(vpath, chip_verilog_text(chip))
+            atomic_write_text(vpath, text())
             atomic_write_text(stamp, fp)
-        text = _cocotb_run(folder, simulator, verilog=vpath, top=CHIP_TOP, test_module="systolab.sim.cocotb_chip",
-                           plan_json=plan.to_json(), seed=plan.seed)
-    return ChipResult.from_json(text).results
+        text_out = _cocotb_run(folder, simulator, verilog=vpath, top=top, test_module="systolab.sim.cocotb_chip",
+                               plan_json=plan.to_json(), seed=plan.seed)
+    return ChipResult.from_json(text_out).results
