@@ -36,6 +36,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..hdl.accelerator import COUNTER_BITS
@@ -97,6 +98,17 @@ class _Ram:
         assert len(enables) in (1, self.width // 8)
         self.writes.append((addr, value, enables))
 
+    def amaranth(self, m: Module) -> Memory:
+        """The same memory as an Amaranth one, for Amaranth's simulator (which runs no Verilog)."""
+        mem = Memory(shape=self.width, depth=1 << self.abits, init=[])
+        for addr, out in self.reads:
+            port = mem.read_port(domain="comb")
+            m.d.comb += [port.addr.eq(addr[:self.abits]), out.eq(port.data)]
+        for addr, value, enables in self.writes:
+            port = mem.write_port(granularity=self.width // len(enables))
+            m.d.comb += [port.addr.eq(addr[:self.abits]), port.data.eq(value), port.en.eq(enables)]
+        return mem
+
     def instance(self, m: Module) -> Instance:
         rdata = Signal(len(self.reads) * self.width)
         m.d.comb += [out.eq(rdata[i * self.width:(i + 1) * self.width]) for i, (_, out) in enumerate(self.reads)]
@@ -156,6 +168,9 @@ class SimDram(wiring.Component):
         Cycles of credit a beat needs (:func:`credit_spacing`).
     queue_depth : int
         Commands each port holds (read and write each); a full queue is not ready.
+    verilog : bool
+        The storage as a Verilog module (for Verilog simulators), else as Amaranth memories
+        (for Amaranth's simulator: small sizes only, its memories are slow to build).
 
     Attributes
     ----------
@@ -177,13 +192,14 @@ class SimDram(wiring.Component):
     """
 
     def __init__(self, *, channels: int, beat_bytes: int, size_bytes: int, latency: int, spacing: int,
-                 queue_depth: int):
+                 queue_depth: int, verilog: bool = True):
         if beat_bytes & (beat_bytes - 1) or size_bytes & (size_bytes - 1) or size_bytes < 2 * beat_bytes:
             raise ValueError(f"beat {beat_bytes} and size {size_bytes} must be powers of two, size >= two beats")
         if latency < 1 or spacing < 1 or queue_depth < 1:
             raise ValueError("latency, spacing and queue_depth must be >= 1")
         self._C, self._W, self._size = channels, beat_bytes, size_bytes
         self._latency, self._spacing, self._depth = latency, spacing, queue_depth
+        self._verilog = verilog
         self._abits = (size_bytes // beat_bytes).bit_length() - 1           # row address bits
         pairs = size_bytes // (2 * beat_bytes)
         ports = {f"mem{ch}": In(memory_port_signature(beat_bytes, ADDR)) for ch in range(channels)}
@@ -215,7 +231,7 @@ class SimDram(wiring.Component):
                 with m.If((n != 0) & ~first):
                     m.d.sync += [first.eq(1), self.violation_addr.eq(addr)]
         for ram in (store, writable):
-            m.submodules[ram.name] = ram.instance(m)
+            m.submodules[ram.name] = ram.instance(m) if self._verilog else ram.amaranth(m)
         return m
 
     def _back_door(self, m: Module, store: _Ram, writable: _Ram) -> None:

