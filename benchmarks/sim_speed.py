@@ -38,8 +38,11 @@ def main() -> None:
                     help="DRAM harness:Verilator optimisation level, for --chip")
     ap.add_argument("--gemm", default="128x128x256", help="MxNxK, for --chip")
     ap.add_argument("--counts", type=int, nargs=2, default=[1, 3], help="descriptors in the two plans, for --chip")
+    ap.add_argument("--keep-cache", action="store_true",
+                    help="use $SYSTOLAB_CACHE as it is (builds already there are not timed) instead of an empty one")
     args = ap.parse_args()
-    os.environ["SYSTOLAB_CACHE"] = tempfile.mkdtemp(prefix="systolab-bench-")
+    if not args.keep_cache:
+        os.environ["SYSTOLAB_CACHE"] = tempfile.mkdtemp(prefix="systolab-bench-")
     if args.chip:
         chip_speed(args.chip, args.harness, tuple(int(v) for v in args.gemm.split("x")), args.counts)
         return

@@ -19,6 +19,7 @@ Two harnesses, the same contract (``plan.dram``):
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import cocotb
@@ -32,6 +33,7 @@ from .chip_plan import ChipParams, ChipPlan, ChipResult, DescriptorResult
 from .cocotb_host import CommandHost
 from .cocotb_memory import logic_int, serve_memory
 from .core_bench import load_c
+from .hdl_dram import back_door_rows, back_door_words
 from .memory import ExternalMemory
 
 STALL_SCALE = 1 << 16
@@ -54,24 +56,12 @@ def stall_seeds(seed: int, channels: int) -> int:
     return out
 
 
-def _pairs(image: np.ndarray, writable: np.ndarray, W: int) -> list[int]:
-    """The load port's words: per pair of rows, its 2W bytes, then their 2W writable bits."""
-    n = -(-len(image) // (2 * W)) * 2 * W
-    data = np.zeros(n, np.uint8)
-    data[:len(image)] = image
-    bits = np.zeros(n, bool)
-    bits[:len(writable)] = writable
-    masks = np.packbits(bits, bitorder="little")
-    return [int.from_bytes(data[i * 2 * W:(i + 1) * 2 * W].tobytes(), "little")
-            | int.from_bytes(masks[i * W // 4:(i + 1) * W // 4].tobytes(), "little") << (16 * W)
-            for i in range(n // (2 * W))]
-
-
-async def load_dram(dut, words: list[int], first_pair: int = 0) -> None:
-    """Write ``words`` (:func:`_pairs`) through the back door from row pair ``first_pair``."""
+async def load_dram(dut, words: list[int]) -> None:
+    """Write ``words`` (:func:`~systolab.sim.hdl_dram.back_door_words`) through the back door
+    from block 0 on."""
     await FallingEdge(dut.clk)
     dut.ld_valid.value = 0
-    dut.ld_addr.value = first_pair
+    dut.ld_addr.value = 0
     await FallingEdge(dut.clk)                 # the pointer took the address at the rising edge
     dut.ld_valid.value = 1
     for word in words:
@@ -81,9 +71,10 @@ async def load_dram(dut, words: list[int], first_pair: int = 0) -> None:
 
 
 async def read_dram(dut, start: int, end: int, W: int) -> tuple[np.ndarray, int]:
-    """The bytes of DRAM from ``start`` to ``end`` (whole row pairs around them) and the
-    address of the first, through the back door."""
-    first, last = start // (2 * W), -(-end // (2 * W))
+    """The bytes of DRAM from ``start`` to ``end`` (whole back-door blocks around them) and
+    the address of the first, through the back door."""
+    block = back_door_rows(W) * W
+    first, last = start // block, -(-end // block)
     await FallingEdge(dut.clk)
     dut.rb_valid.value = 0
     dut.rb_addr.value = first
@@ -91,24 +82,29 @@ async def read_dram(dut, start: int, end: int, W: int) -> tuple[np.ndarray, int]
     dut.rb_valid.value = 1
     chunks = []
     for _ in range(first, last):
-        chunks.append(logic_int(dut.rb_data).to_bytes(2 * W, "little"))
+        chunks.append(logic_int(dut.rb_data).to_bytes(block, "little"))
         await FallingEdge(dut.clk)
     dut.rb_valid.value = 0
-    return np.frombuffer(b"".join(chunks), dtype=np.uint8), first * 2 * W
+    return np.frombuffer(b"".join(chunks), dtype=np.uint8), first * block
 
 
 async def run_with_hdl_dram(dut, plan: ChipPlan) -> list[DescriptorResult]:
     chip = plan.chip
     W = chip.dma_beat_bytes
     host = CommandHost(dut)
-    await host.start()
+    await host.start(impl="gpi")           # no Python per clock edge: the whole run stays in the simulator
     dut.stall_threshold.value = min(STALL_SCALE - 1, round(plan.stall_prob * STALL_SCALE))
     dut.seeds.value = stall_seeds(plan.seed, chip.dma_channels)
     results: list[DescriptorResult] = []
     for case in plan.cases:
         products = case.product_arrays()
+
+        t0 = time.perf_counter()
         image, writable, desc = dram_image(chip, products)
-        await load_dram(dut, _pairs(image, writable, W))
+        words = back_door_words(image, writable, W)
+        t1 = time.perf_counter()
+        await load_dram(dut, words)
+        t2 = time.perf_counter()
         dut.arm.value = 1                      # every case from the same stall sequence, as the Python DRAM's
         await FallingEdge(dut.clk)
         dut.arm.value = 0
@@ -116,6 +112,7 @@ async def run_with_hdl_dram(dut, plan: ChipPlan) -> list[DescriptorResult]:
         await host.submit(descriptor_layout().const(desc).as_value().value)
         if not await host.wait_done(plan.max_cycles, wake_on_rise=True):
             raise AssertionError(f"chip GEMM {desc['m']}x{desc['n']}x{desc['k']} x{desc['count']} did not finish")
+        t3 = time.perf_counter()
         result = _finished(dut, chip)
         await host.writable()
         c = []
@@ -123,6 +120,10 @@ async def run_with_hdl_dram(dut, plan: ChipPlan) -> list[DescriptorResult]:
             at = desc["c_addr"] + p * desc["c_step"]
             memory, start = await read_dram(dut, at, at + desc["m"] * desc["ldc"], W)
             c.append(c_of(chip, memory, desc, p, start=start))
+        t4 = time.perf_counter()
+        # where a case's time goes (sim.log): Python's part should stay small beside the run
+        dut._log.info(f"case {len(results)}: image {t1 - t0:.3f} s, load {t2 - t1:.3f} s ({len(words)} blocks), "
+                      f"run {t3 - t2:.3f} s, read-back {t4 - t3:.3f} s")
         outside = logic_int(dut.violations)
         violations = ([f"{outside} byte writes outside C, the first in the beat to "
                        f"0x{logic_int(dut.violation_addr):x}"] if outside else [])

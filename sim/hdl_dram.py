@@ -24,15 +24,16 @@ With no stalls the chip's counters equal those under the Python memory model, be
 beat, and so equal the chip's cycle model (``models/chip/perf.py``).
 
 The storage is a Verilog array written here (:class:`_Ram`, appended to the generated
-Verilog: Amaranth's memories emit one initial line per word). A back door loads
-it two rows (``2 W`` bytes and their ``writable`` bits) per cycle and reads it back two
-rows per cycle; the test bench uses those and the descriptor stream, nothing else.
+Verilog: Amaranth's memories emit one initial line per word). A back door loads it a
+block of rows (:data:`BACK_DOOR_BYTES` and their ``writable`` bits) per cycle and reads it
+back a block per cycle; the test bench uses those and the descriptor stream, nothing else.
 """
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
+import numpy as np
 from amaranth.back import verilog
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
@@ -69,11 +70,45 @@ def credit_spacing(word: int, bytes_per_cycle: float) -> int:
 
 def dram_size(needed_bytes: int, beat_bytes: int) -> int:
     """The storage a build gets for ``needed_bytes``: a power of two, at least
-    :data:`MIN_DRAM_BYTES` and two rows of ``beat_bytes``."""
-    size = max(MIN_DRAM_BYTES, 2 * beat_bytes)
+    :data:`MIN_DRAM_BYTES` and two back-door blocks (:func:`back_door_rows`)."""
+    size = max(MIN_DRAM_BYTES, 2 * back_door_rows(beat_bytes) * beat_bytes)
     while size < needed_bytes:
         size *= 2
     return size
+
+
+#: Bytes the back door moves a cycle: each cycle is a Python wake-up in the bench, the
+#: width costs the simulator nothing.
+BACK_DOOR_BYTES = 512
+
+
+def back_door_rows(beat_bytes: int) -> int:
+    """Rows of ``beat_bytes`` in a back-door block (a power of two, at least two)."""
+    return max(2, BACK_DOOR_BYTES // beat_bytes)
+
+
+def back_door_words(image: np.ndarray, writable: np.ndarray, beat_bytes: int) -> list[int]:
+    """The back door's load words for DRAM from byte 0: per block of
+    :func:`back_door_rows` rows, its bytes, then one ``writable`` bit a byte."""
+    block = back_door_rows(beat_bytes) * beat_bytes
+    n = -(-len(image) // block) * block
+    data, bits = np.zeros(n, np.uint8), np.zeros(n, bool)
+    data[:len(image)], bits[:len(writable)] = image, writable
+    masks = np.packbits(bits, bitorder="little")
+    return [int.from_bytes(data[i * block:(i + 1) * block].tobytes(), "little")
+            | int.from_bytes(masks[i * block // 8:(i + 1) * block // 8].tobytes(), "little") << (8 * block)
+            for i in range(n // block)]
+
+
+def _back_door_ports(beat_bytes: int, size_bytes: int, channels: int | None = None) -> dict:
+    """The back door's ports (and the stall generators', for ``channels``)."""
+    block = back_door_rows(beat_bytes) * beat_bytes
+    blocks = size_bytes // block
+    ports = {"ld_valid": In(1), "ld_addr": In(range(blocks)), "ld_word": In(9 * block),
+             "rb_valid": In(1), "rb_addr": In(range(blocks)), "rb_data": Out(8 * block)}
+    if channels is not None:
+        ports.update({"arm": In(1), "seeds": In(64 * channels), "stall_threshold": In(STALL_BITS)})
+    return ports
 
 
 class _Ram:
@@ -161,7 +196,7 @@ class SimDram(wiring.Component):
     Parameters
     ----------
     channels, beat_bytes, size_bytes : int
-        Ports, beat (bytes, a power of two), storage (bytes, a power of two, two rows at least).
+        Ports, beat (bytes, a power of two), storage (bytes, a power of two, two back-door blocks at least).
     latency : int
         Cycles from a read command's acceptance to its first beat (at least 1).
     spacing : int
@@ -175,12 +210,13 @@ class SimDram(wiring.Component):
     Attributes
     ----------
     ld_valid, ld_addr, ld_word : In
-        Back-door load: while ``ld_valid``, each cycle writes ``ld_word`` (two rows of data,
-        then their ``writable`` bits, one per byte) to the next row pair, from pair
-        ``ld_addr`` as it was in the last cycle ``ld_valid`` was low.
+        Back-door load: while ``ld_valid``, each cycle writes ``ld_word`` (a block of
+        :func:`back_door_rows` rows of data, then their ``writable`` bits, one per byte:
+        :func:`back_door_words`) to the next block, from block ``ld_addr`` as it was in the
+        last cycle ``ld_valid`` was low.
     rb_valid, rb_addr : In; rb_data : Out
-        Back-door read: ``rb_data`` is a row pair (two rows of data), pair ``rb_addr`` as it
-        was in the last cycle ``rb_valid`` was low, then the next pair each cycle.
+        Back-door read: ``rb_data`` is a block (its rows of data), block ``rb_addr`` as it
+        was in the last cycle ``rb_valid`` was low, then the next block each cycle.
     arm : In(1)
         Loads ``seeds`` (64 bits a channel) into the stall generators and clears the
         violation count.
@@ -195,18 +231,17 @@ class SimDram(wiring.Component):
                  queue_depth: int, verilog: bool = True):
         if beat_bytes & (beat_bytes - 1) or size_bytes & (size_bytes - 1) or size_bytes < 2 * beat_bytes:
             raise ValueError(f"beat {beat_bytes} and size {size_bytes} must be powers of two, size >= two beats")
+        if size_bytes < 2 * back_door_rows(beat_bytes) * beat_bytes:
+            raise ValueError(f"size {size_bytes} holds fewer than two back-door blocks")
         if latency < 1 or spacing < 1 or queue_depth < 1:
             raise ValueError("latency, spacing and queue_depth must be >= 1")
         self._C, self._W, self._size = channels, beat_bytes, size_bytes
         self._latency, self._spacing, self._depth = latency, spacing, queue_depth
         self._verilog = verilog
         self._abits = (size_bytes // beat_bytes).bit_length() - 1           # row address bits
-        pairs = size_bytes // (2 * beat_bytes)
         ports = {f"mem{ch}": In(memory_port_signature(beat_bytes, ADDR)) for ch in range(channels)}
-        ports.update({"ld_valid": In(1), "ld_addr": In(range(pairs)), "ld_word": In(18 * beat_bytes),
-                      "rb_valid": In(1), "rb_addr": In(range(pairs)), "rb_data": Out(16 * beat_bytes),
-                      "arm": In(1), "seeds": In(64 * channels), "stall_threshold": In(STALL_BITS),
-                      "violations": Out(32), "violation_addr": Out(ADDR)})
+        ports.update(_back_door_ports(beat_bytes, size_bytes, channels))
+        ports.update({"violations": Out(32), "violation_addr": Out(ADDR)})
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -236,15 +271,17 @@ class SimDram(wiring.Component):
 
     def _back_door(self, m: Module, store: _Ram, writable: _Ram) -> None:
         W = self._W
+        R = back_door_rows(W)
+        lg = R.bit_length() - 1
         ld_ptr, rb_ptr = Signal.like(self.ld_addr), Signal.like(self.rb_addr)
         m.d.sync += [ld_ptr.eq(Mux(self.ld_valid, ld_ptr + 1, self.ld_addr)),
                      rb_ptr.eq(Mux(self.rb_valid, rb_ptr + 1, self.rb_addr))]
         word = self.ld_word
-        for half in range(2):
-            row = Cat(Const(half, 1), ld_ptr)
-            store.write(row, word[half * 8 * W:(half + 1) * 8 * W], self.ld_valid)
-            writable.write(row, word[16 * W + half * W:16 * W + (half + 1) * W], self.ld_valid)
-        m.d.comb += self.rb_data.eq(Cat(store.read(Cat(Const(0, 1), rb_ptr)), store.read(Cat(Const(1, 1), rb_ptr))))
+        for r in range(R):
+            row = Cat(Const(r, lg), ld_ptr)
+            store.write(row, word[r * 8 * W:(r + 1) * 8 * W], self.ld_valid)
+            writable.write(row, word[8 * R * W + r * W:8 * R * W + (r + 1) * W], self.ld_valid)
+        m.d.comb += self.rb_data.eq(Cat(*(store.read(Cat(Const(r, lg), rb_ptr)) for r in range(R))))
 
     def _rows(self, addr) -> tuple:
         """(row, next row, offset in the row, row in range, next row in range) of a byte address."""
@@ -329,15 +366,11 @@ class SimChip(wiring.Component):
 
     def __init__(self, chip, dram_bytes: int):
         self._chip, self._bytes = chip, dram_bytes
-        W = chip.dma_beat_bytes
-        pairs = dram_bytes // (2 * W)
         super().__init__({
             "cmd": In(stream.Signature(descriptor_layout())), "done": Out(1), "status": Out(3),
             **{name: Out(COUNTER_BITS) for name in CHIP_COUNTERS},
             **{f"busy{c}": Out(COUNTER_BITS) for c in range(chip.cores)},
-            "ld_valid": In(1), "ld_addr": In(range(pairs)), "ld_word": In(18 * W),
-            "rb_valid": In(1), "rb_addr": In(range(pairs)), "rb_data": Out(16 * W),
-            "arm": In(1), "seeds": In(64 * chip.dma_channels), "stall_threshold": In(STALL_BITS),
+            **_back_door_ports(chip.dma_beat_bytes, dram_bytes, chip.dma_channels),
             "violations": Out(32), "violation_addr": Out(ADDR)})
 
     def elaborate(self, platform):

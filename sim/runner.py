@@ -490,17 +490,33 @@ def plan_dram_bytes(chip: Any, plan: ChipPlan) -> int:
     return dram_size(need, chip.dma_beat_bytes)
 
 
-#: The Verilator optimisation level of chip builds, by DRAM harness: with the DRAM in the
-#: design the compiled model is the run's whole cost (benchmarks/README.md, "Simulation speed").
-CHIP_OPT = {"hdl": "fast", "python": "O0"}
+#: A plan of at least this many cycles (at the chip's peak, a lower bound) builds the chip
+#: at the ``fast`` level, with the DRAM in the design: -O2 doubles sl-small's build (4 to 8
+#: minutes on a loaded 2-core machine) and runs it about three times as fast, which pays
+#: from about a million cycles (benchmarks/README.md, "Simulation speed").
+FAST_BUILD_CYCLES = 1_000_000
+
+
+def plan_peak_cycles(chip: Any, plan: ChipPlan) -> int:
+    """The cycles ``plan`` takes at least: its MACs at the chip's peak."""
+    pes = chip.cores * chip.core.rows * chip.core.cols
+    return sum(len(c.products) * len(c.products[0].a) * len(c.products[0].b[0]) * len(c.products[0].b)
+               for c in plan.cases) // pes
+
+
+def chip_opt(chip: Any, plan: ChipPlan) -> str:
+    """The Verilator optimisation level :func:`run_chip_plan_hdl` builds ``plan`` at:
+    ``fast`` for long plans with the DRAM in the design (:data:`FAST_BUILD_CYCLES`; the
+    compiled model is then the run's whole cost), else ``O0`` (the build is)."""
+    return "fast" if plan.dram == "hdl" and plan_peak_cycles(chip, plan) >= FAST_BUILD_CYCLES else "O0"
 
 
 def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str, *, opt: str | None = None
                       ) -> list[DescriptorResult]:
     """``plan`` on the Verilog of ``chip`` (a ``ChipConfig``: the Verilog is made of all of
     it) under cocotb (see :func:`run_chip_hdl`); Verilator builds at ``opt``
-    (:data:`VERILATOR_OPT`; default :data:`CHIP_OPT` of the plan's DRAM harness)."""
-    opt = opt or CHIP_OPT[plan.dram]
+    (:data:`VERILATOR_OPT`; default :func:`chip_opt`)."""
+    opt = opt or chip_opt(chip, plan)
     if opt not in VERILATOR_OPT:
         raise UserError(f"opt: {opt!r} is not one of {', '.join(VERILATOR_OPT)}", parameter="opt")
     if plan.dram == "hdl":
