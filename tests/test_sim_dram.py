@@ -200,6 +200,35 @@ def test_ports_match_the_python_memory_cycle_for_cycle(rate, latency):
     assert violations == len(mem.violations) == 4                       # two refused bytes a channel
 
 
+@pytest.mark.parametrize("argv", [["verify", "--rows", "4", "--cols", "4", "--gemm", "4x4x4", "--dram", "python"],
+                                  ["validate", "--dram", "hdl"]])
+def test_dram_flag_applies_to_the_chip_only(argv, capsys):
+    import json
+
+    from systolab.cli import main
+
+    assert main([*argv, "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == "dram"
+
+
+def test_plans_name_a_known_dram_and_long_plans_build_fast():
+    from systolab.errors import UserError
+    from systolab.sim.chip_plan import ChipPlan
+    from systolab.sim.runner import FAST_BUILD_CYCLES, chip_opt
+
+    rng = np.random.default_rng(0)
+    blk = chip_campaign(TINY, count=0, seed=0)[0][-1]
+    with pytest.raises(UserError, match="dram"):
+        ChipPlan.build(TINY, [(random_products(TINY, 1, 1, 1, 1, rng), blk)], dram="verilog")
+    short = ChipPlan.build(TINY, [(random_products(TINY, 1, 1, 1, 1, rng), blk)])
+    assert chip_opt(TINY, short) == "O0"
+    pes = TINY.cores * TINY.core.rows * TINY.core.cols
+    k = -(-FAST_BUILD_CYCLES * pes // (64 * 64))
+    long = ChipPlan.build(TINY, [(random_products(TINY, 64, 64, k, 1, rng), blk)])
+    assert chip_opt(TINY, long) == "fast"
+    assert chip_opt(TINY, ChipPlan.build(TINY, [(random_products(TINY, 64, 64, k, 1, rng), blk)], dram="python")) == "O0"
+
+
 # -- the chip on Verilator: both harnesses ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_runs():
@@ -238,3 +267,31 @@ def test_both_chip_harnesses_agree_on_verilator(tiny_runs):
     other = run_chip_hdl(TINY, runs, "verilator", dram="hdl", stall_prob=0.3, seed=6)
     assert [o.counters for o in again] == [o.counters for o in fast_s]
     assert [o.counters for o in other] != [o.counters for o in fast_s]
+
+
+# -- the slow suite: a chip of 4,096 PEs -------------------------------------------------------------------
+#: 16 cores of 16x16 (4,096 PEs, sl-small's DMA widened to 4 channels): the issue's chip at scale.
+SIXTEEN = get_chip("sl-small").derive(cores=16, rows=16, cols=16, global_sram_mib=0.5, dma_channels=4,
+                                      dram_GBps_per_stack=128, name="sl-16c-16x16")
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+def test_a_16_core_chip_of_16x16_cores_on_verilator():
+    # one build (the same DRAM size for both runs); benchmarks/README.md records its time
+    from systolab.flows.verify import verify_chip
+    from systolab.models.chip.mapper import map_gemm
+    from systolab.sim.runner import run_chip_hdl
+
+    cases = chip_campaign(SIXTEEN, count=2, seed=3)
+    cases.append((256, 256, 256, 1, map_gemm(SIXTEEN, 256, 256, 256).blocking))
+    report = verify_chip(SIXTEEN, cases, seed=3, simulator="verilator", stall_prob=0.2)
+    assert report.passed and report.gemms == len(cases)
+    assert all(c >= m for c, m in zip(report.cycles, report.model_cycles))
+    rng = np.random.default_rng(3)
+    runs = [(random_products(SIXTEEN, M, N, K, p, rng), blk) for M, N, K, p, blk in cases]
+    outs = run_chip_hdl(SIXTEEN, runs, "verilator")
+    assert _bit_exact(SIXTEEN, runs, outs)
+    for (M, N, K, p, blk), o in zip(cases, outs):
+        model = chip_gemm_perf(SIXTEEN, M, N, K, blk, count=p)
+        assert o.counters == {k: v for k, v in model.counters().items() if k != "busy"} and o.busy == list(model.busy)
