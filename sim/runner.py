@@ -78,12 +78,10 @@ def resolve_simulator(name: str | None) -> str:
 #: The make flags under which Verilator's two precompiled headers are the same file.
 _SAME_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0"
 #: Verilator builds by optimisation level: (make flags for the C++ compiler, Verilator's
-#: own arguments). ``O0`` compiles fastest: every build's default. ``fast`` compiles the
-#: model's per-cycle code at -O2 (``OPT_FAST``; the rest, run once, stays at -O0) and lets
-#: Verilator assign X values as it likes (the designs reset every register; the simulated
-#: DRAM zeroes its storage); on sl-small with its DRAM in the design it built in 510 s
-#: against 147 s and ran at the same speed within the noise (benchmarks/README.md), so
-#: nothing uses it by default.
+#: own arguments). ``O0`` compiles fastest (short runs: the tests' arrays and cores);
+#: ``fast`` compiles the model's per-cycle code at -O2 (``OPT_FAST``; the rest, run once,
+#: stays at -O0) and lets Verilator assign X values as it likes (the designs reset every
+#: register; the simulated DRAM zeroes its storage): long runs, the chip with its DRAM.
 VERILATOR_OPT = {
     "O0": (f"{_SAME_OPT} OPT_GLOBAL=-O0", []),
     "fast": ("OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-O0", ["--x-assign", "fast", "--x-initial", "fast"]),
@@ -492,11 +490,33 @@ def plan_dram_bytes(chip: Any, plan: ChipPlan) -> int:
     return dram_size(need, chip.dma_beat_bytes)
 
 
-def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str, *, opt: str = "O0") -> list[DescriptorResult]:
+#: A plan of at least this many cycles (at the chip's peak, a lower bound) builds the chip
+#: at the ``fast`` level, with the DRAM in the design: -O2 doubles sl-small's build (4 to 8
+#: minutes on a loaded 2-core machine) and runs it about three times as fast, which pays
+#: from about a million cycles (benchmarks/README.md, "Simulation speed").
+FAST_BUILD_CYCLES = 1_000_000
+
+
+def plan_peak_cycles(chip: Any, plan: ChipPlan) -> int:
+    """The cycles ``plan`` takes at least: its MACs at the chip's peak."""
+    pes = chip.cores * chip.core.rows * chip.core.cols
+    return sum(len(c.products) * len(c.products[0].a) * len(c.products[0].b[0]) * len(c.products[0].b)
+               for c in plan.cases) // pes
+
+
+def chip_opt(chip: Any, plan: ChipPlan) -> str:
+    """The Verilator optimisation level :func:`run_chip_plan_hdl` builds ``plan`` at:
+    ``fast`` for long plans with the DRAM in the design (:data:`FAST_BUILD_CYCLES`; the
+    compiled model is then the run's whole cost), else ``O0`` (the build is)."""
+    return "fast" if plan.dram == "hdl" and plan_peak_cycles(chip, plan) >= FAST_BUILD_CYCLES else "O0"
+
+
+def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str, *, opt: str | None = None
+                      ) -> list[DescriptorResult]:
     """``plan`` on the Verilog of ``chip`` (a ``ChipConfig``: the Verilog is made of all of
     it) under cocotb (see :func:`run_chip_hdl`); Verilator builds at ``opt``
-    (:data:`VERILATOR_OPT`: ``O0`` by default; ``fast`` measured no faster on sl-small with
-    the DRAM in the design, at three times the build: benchmarks/README.md)."""
+    (:data:`VERILATOR_OPT`; default :func:`chip_opt`)."""
+    opt = opt or chip_opt(chip, plan)
     if opt not in VERILATOR_OPT:
         raise UserError(f"opt: {opt!r} is not one of {', '.join(VERILATOR_OPT)}", parameter="opt")
     if plan.dram == "hdl":

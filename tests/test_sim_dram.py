@@ -211,15 +211,22 @@ def test_dram_flag_applies_to_the_chip_only(argv, capsys):
     assert json.loads(capsys.readouterr().out)["parameter"] == "dram"
 
 
-def test_plans_name_a_known_dram():
+def test_plans_name_a_known_dram_and_long_plans_build_fast():
     from systolab.errors import UserError
     from systolab.sim.chip_plan import ChipPlan
+    from systolab.sim.runner import FAST_BUILD_CYCLES, chip_opt
 
     rng = np.random.default_rng(0)
     blk = chip_campaign(TINY, count=0, seed=0)[0][-1]
     with pytest.raises(UserError, match="dram"):
         ChipPlan.build(TINY, [(random_products(TINY, 1, 1, 1, 1, rng), blk)], dram="verilog")
-    assert ChipPlan.build(TINY, [(random_products(TINY, 1, 1, 1, 1, rng), blk)]).dram == "hdl"
+    short = ChipPlan.build(TINY, [(random_products(TINY, 1, 1, 1, 1, rng), blk)])
+    assert chip_opt(TINY, short) == "O0"
+    pes = TINY.cores * TINY.core.rows * TINY.core.cols
+    k = -(-FAST_BUILD_CYCLES * pes // (64 * 64))
+    long = ChipPlan.build(TINY, [(random_products(TINY, 64, 64, k, 1, rng), blk)])
+    assert chip_opt(TINY, long) == "fast"
+    assert chip_opt(TINY, ChipPlan.build(TINY, [(random_products(TINY, 64, 64, k, 1, rng), blk)], dram="python")) == "O0"
 
 
 # -- the chip on Verilator: both harnesses ---------------------------------------------------------------
