@@ -12,7 +12,8 @@ mapper's blocking) as plans of ``--counts`` descriptors (random operands) for ea
 harness: the DRAM in the design (``hdl``) or the Python model driving every beat
 (``python``), each at a Verilator optimisation level (``sim/runner.py``'s
 ``VERILATOR_OPT``). ``build_s``: Verilog generation and simulator build in an empty cache;
-``cycles/s``: marginal rate between the two plans; ``fixed_s``: the rest of a run.
+``cycles/s``: marginal rate between the two plans (and per CPU second of the simulator
+process, steadier on a shared machine); ``fixed_s``: the rest of a run.
 
     python benchmarks/sim_speed.py [--sizes 4 8 16] [--sims verilator icarus amaranth]
     python benchmarks/sim_speed.py --chip sl-small [--harness hdl:fast hdl:O0 python:O0] [--gemm 128x128x256]
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import tempfile
 import time
 
@@ -93,23 +95,30 @@ def chip_speed(name: str, harnesses: list[str], gemm: tuple[int, int, int], coun
     runs = [(random_products(chip, M, N, K, 1, rng), blk) for _ in range(max(counts))]
     print(f"# {platform.node()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}; {name}, {M}x{N}x{K} as {blk}")
-    print(f"{'harness':12} {'build_s':>8} {'fixed_s':>8} {'cycles/s':>10}  cycles")
+    print(f"{'harness':12} {'build_s':>8} {'fixed_s':>8} {'cycles/s':>10} {'per CPU s':>10}  cycles")
     for spec in harnesses:
         dram, opt = spec.split(":")
 
         def timed(n, dram=dram, opt=opt):
             plan = ChipPlan.build(chip, runs[:n], dram=dram)
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), _children_cpu_s()
             outs = run_chip_plan_hdl(chip, plan, "verilator", opt=opt)
-            return time.perf_counter() - t, sum(o.counters["cycles"] for o in outs)
+            return time.perf_counter() - t, _children_cpu_s() - cpu, sum(o.counters["cycles"] for o in outs)
 
-        cold, _ = timed(counts[0])
-        t1, c1 = timed(counts[0])
-        t2, c2 = timed(counts[1])
-        rate = (c2 - c1) / max(t2 - t1, 1e-9)
+        cold, _, _ = timed(counts[0])
+        t1, cpu1, c1 = timed(counts[0])
+        t2, cpu2, c2 = timed(counts[1])
+        rate, cpu_rate = (c2 - c1) / max(t2 - t1, 1e-9), (c2 - c1) / max(cpu2 - cpu1, 1e-9)
         fixed = max(0.0, t1 - c1 / rate)
-        print(f"{spec:12} {cold - t1:8.1f} {fixed:8.1f} {rate:10.0f}  {c1} / {c2} "
+        print(f"{spec:12} {cold - t1:8.1f} {fixed:8.1f} {rate:10.0f} {cpu_rate:10.0f}  {c1} / {c2} "
               f"(load {os.getloadavg()[0]:.1f})", flush=True)
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's finished children (the simulator processes): on a
+    shared machine a rate per CPU second is steadier than one per wall-clock second."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ async def run_with_hdl_dram(dut, plan: ChipPlan) -> list[DescriptorResult]:
         words = back_door_words(image, writable, W)
         t1 = time.perf_counter()
         await load_dram(dut, words)
-        t2 = time.perf_counter()
+        t2, cpu2 = time.perf_counter(), time.process_time()
         dut.arm.value = 1                      # every case from the same stall sequence, as the Python DRAM's
         await FallingEdge(dut.clk)
         dut.arm.value = 0
@@ -112,7 +112,7 @@ async def run_with_hdl_dram(dut, plan: ChipPlan) -> list[DescriptorResult]:
         await host.submit(descriptor_layout().const(desc).as_value().value)
         if not await host.wait_done(plan.max_cycles, wake_on_rise=True):
             raise AssertionError(f"chip GEMM {desc['m']}x{desc['n']}x{desc['k']} x{desc['count']} did not finish")
-        t3 = time.perf_counter()
+        t3, cpu3 = time.perf_counter(), time.process_time()
         result = _finished(dut, chip)
         await host.writable()
         c = []
@@ -123,7 +123,7 @@ async def run_with_hdl_dram(dut, plan: ChipPlan) -> list[DescriptorResult]:
         t4 = time.perf_counter()
         # where a case's time goes (sim.log): Python's part should stay small beside the run
         dut._log.info(f"case {len(results)}: image {t1 - t0:.3f} s, load {t2 - t1:.3f} s ({len(words)} blocks), "
-                      f"run {t3 - t2:.3f} s, read-back {t4 - t3:.3f} s")
+                      f"run {t3 - t2:.3f} s ({cpu3 - cpu2:.3f} s of CPU), read-back {t4 - t3:.3f} s")
         outside = logic_int(dut.violations)
         violations = ([f"{outside} byte writes outside C, the first in the beat to "
                        f"0x{logic_int(dut.violation_addr):x}"] if outside else [])
