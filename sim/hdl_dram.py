@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from amaranth.back import verilog
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Instance, Module, Mux, ResetSignal, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -221,7 +221,7 @@ class SimDram(wiring.Component):
         Loads ``seeds`` (64 bits a channel) into the stall generators and clears the
         violation count.
     stall_threshold : In(16)
-        A stall when a generator's 16-bit draw is below it.
+        A stall when a generator's 16-bit draw is below it (as it was at ``arm``).
     violations : Out(32), violation_addr : Out(ADDR)
         Bytes written outside C (or past the storage) since ``arm``, and the address of the
         first beat that did.
@@ -252,6 +252,10 @@ class SimDram(wiring.Component):
         self.rams = (store, writable)
         now = Signal(TIME_BITS)
         m.d.sync += now.eq(now + 1)
+        # the threshold as it was at `arm`: logic fed by a register, not by a top-level input,
+        # which Verilator would evaluate again at every clock edge
+        self._threshold = Signal(STALL_BITS)
+        m.d.sync += self._threshold.eq(Mux(self.arm, self.stall_threshold, self._threshold))
         # per channel: its violations this cycle (bytes) and the address of its beat
         hits = [self._channel(m, ch, store, writable, now) for ch in range(self._C)]
         self._back_door(m, store, writable)
@@ -297,7 +301,7 @@ class SimDram(wiring.Component):
         seed = self.seeds[64 * ch:64 * (ch + 1)]
         state = Signal(64, init=0x9E3779B97F4A7C15 ^ ch)
         m.d.sync += state.eq(Mux(self.arm, Mux(seed == 0, 1, seed), _xorshift64(state)))
-        stall = [state[16 * i:16 * (i + 1)] < self.stall_threshold for i in range(4)]   # rd cmd, wr cmd, wr data, rd beat
+        stall = [state[16 * i:16 * (i + 1)] < self._threshold for i in range(4)]   # rd cmd, wr cmd, wr data, rd beat
 
         # the credit: cycles since the last beat, up to `spacing`
         sp = self._spacing
@@ -376,12 +380,22 @@ class SimChip(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         chip = self._chip
-        m.submodules.chip = top = ChipTop(chip)
-        m.submodules.dram = self.dram = dram = SimDram(
+        # The chip and its DRAM run on the clock, reset by a register that follows `rst` a
+        # cycle later: Amaranth's next-state logic reads the reset, and Verilator evaluates
+        # everything that reads a top-level input at every clock edge, rising and falling
+        # (a third of sl-small's run time), everything that reads a register once a cycle.
+        m.domains.chip = ClockDomain("chip", local=True)
+        held = Signal(init=1, reset_less=True)
+        m.d.sync += held.eq(ResetSignal("sync"))
+        m.d.comb += [ClockSignal("chip").eq(ClockSignal("sync")), ResetSignal("chip").eq(held)]
+        into_chip = DomainRenamer({"sync": "chip"})
+        m.submodules.chip = top = into_chip(ChipTop(chip))
+        m.submodules.dram = dram = into_chip(SimDram(
             channels=chip.dma_channels, beat_bytes=chip.dma_beat_bytes, size_bytes=self._bytes,
             latency=chip.dram_latency_cycles, spacing=credit_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle),
             # more than the DMA keeps in flight (its segment queues hold latency + 4): never full without stalls
-            queue_depth=2 * (chip.dram_latency_cycles + 8))
+            queue_depth=2 * (chip.dram_latency_cycles + 8)))
+        self.dram = dram
         wiring.connect(m, wiring.flipped(self.cmd), top.cmd)
         for ch in range(chip.dma_channels):
             wiring.connect(m, getattr(top, f"mem{ch}"), getattr(dram, f"mem{ch}"))
