@@ -340,7 +340,8 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
     writing) never leaves a half-built ``sim_build`` for the next run, which rebuilds. The
     private folders of dead processes are removed."""
     final = folder / "sim_build"
-    fp = hashlib.sha256(verilog.read_bytes() + f"{simulator}{waves}{VERILATOR_OPT[opt]}".encode()).hexdigest()
+    flags = "" if opt == "O0" else str(VERILATOR_OPT[opt])      # O0 builds keep their fingerprints
+    fp = hashlib.sha256(verilog.read_bytes() + f"{simulator}{waves}{flags}".encode()).hexdigest()
     if (final / ".complete").is_file() and (final / ".complete").read_text() == fp:
         return final
     sweep_stale(folder)
@@ -491,9 +492,10 @@ def plan_dram_bytes(chip: Any, plan: ChipPlan) -> int:
 
 
 #: A plan of at least this many cycles (at the chip's peak, a lower bound) builds the chip
-#: at the ``fast`` level, with the DRAM in the design. On sl-small -O2 ran 36,000 cycles
-#: per CPU second against 5,700 at -O0, and built in 510 s against 147 s (a 2-core machine
-#: at load 9): it pays from one to a few million cycles (benchmarks/README.md, "Simulation speed").
+#: at the ``fast`` level, with the DRAM in the design. On sl-small -O2 ran 25,000-30,000
+#: cycles per CPU second against 5,100-5,400 at -O0, and built in 510 s against 147 s (a
+#: 2-core machine at load 9; 153 s against 83 s at load 4): it pays from about a million
+#: cycles (benchmarks/README.md, "Simulation speed").
 FAST_BUILD_CYCLES = 1_000_000
 
 

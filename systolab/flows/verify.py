@@ -294,7 +294,7 @@ def verify_chip(chip, cases: list, *, seed: int, simulator: str | None = None, s
 #: Processing elements beyond which a chip is modelled, not simulated (Amaranth elaborates
 #: about a dozen PEs a second, and Verilator's build grows with them). With the DRAM in the
 #: simulated design the bench no longer costs per cycle; these build costs are what is left,
-#: and they are not measured above 4,096 PEs yet (benchmarks/README.md), so the limit stays.
+#: and they have not been measured on chips near the limit yet, so the limit stays.
 MAX_SIMULATED_PES = 16_384
 
 
