@@ -3,6 +3,7 @@ file and the field."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -63,3 +64,45 @@ def need(path: str | Path, where: str, data: Mapping, key: str, kind: type | tup
         name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise SpecError(path, field, f"must be a {name}, not {value!r}")
     return value
+
+
+#: The distributions an uncertain figure may be drawn from (the project's schema).
+SHAPES = ("fixed", "uniform", "triangular", "pert", "lognormal")
+
+
+@dataclass(frozen=True)
+class UncertainFigure:
+    """An uncertain input of a data file, ``{value, low, high, source, shape?}``: its value,
+    its range, the distribution shape a Monte Carlo draws it from, and its source (units in
+    the input's name)."""
+
+    value: float
+    low: float
+    high: float
+    source: str
+    shape: str = "triangular"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "low": self.low, "high": self.high, "source": self.source, "shape": self.shape}
+
+
+def uncertain_figure(path: str | Path, where: str, d: Any, *, range_optional: bool = False,
+                     positive: bool = False) -> UncertainFigure:
+    """``d`` read as an :class:`UncertainFigure`, every field checked (errors name the file
+    and field). With ``range_optional`` a missing ``low``/``high`` is the value itself."""
+    num = (int, float)
+    value = need(path, where, d, "value", num, positive=positive)
+    low = need(path, where, d, "low", num, optional=range_optional)
+    high = need(path, where, d, "high", num, optional=range_optional)
+    low, high = value if low is None else low, value if high is None else high
+    source = " ".join(need(path, where, d, "source", str).split())
+    shape = need(path, where, d, "shape", str, optional=True) or "triangular"
+    if not source:
+        raise SpecError(path, f"{where}.source", "must name where the figure comes from")
+    if shape not in SHAPES:
+        raise SpecError(path, f"{where}.shape", f"must be one of {', '.join(SHAPES)}, not {shape!r}")
+    if low > high:
+        raise SpecError(path, where, f"low ({low}) > high ({high}): an empty range")
+    if not low <= value <= high:
+        raise SpecError(path, where, f"needs low <= value <= high, not {low}, {value}, {high}")
+    return UncertainFigure(float(value), float(low), float(high), source, shape)

@@ -26,9 +26,8 @@ from systolab.models.cost import (
     tokens_over_horizon,
 )
 from systolab.models.cost.pricing import cost_inputs
-from systolab.models.cost.schedule import SHAPES
 from systolab.models.cost.timeline import SECONDS_PER_YEAR
-from systolab.models.specs import SpecError
+from systolab.models.specs import SHAPES, SpecError
 
 START = dt.date(2026, 12, 7)
 NODES = ("n16", "n7", "n5", "n4", "n3", "smic-7duv")

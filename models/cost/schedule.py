@@ -24,32 +24,16 @@ from ...checks import check_date, check_kind, check_numeric, check_real
 from ...errors import UserError
 from ..frames import data_frame
 from ..plotting import new_axes
-from ..specs import DATA_DIR, SpecError, load_yaml, need
+from ..specs import DATA_DIR, SpecError, UncertainFigure, load_yaml, need, uncertain_figure
 from .pricing import cost_inputs
 
 SCHEDULE_FILE = DATA_DIR / "schedule.yaml"
 #: The distribution shapes a Monte Carlo may draw an input from.
-SHAPES = ("fixed", "uniform", "triangular", "pert", "lognormal")
 DAYS_PER_MONTH = 365.25 / 12
 #: Dates before this are refused (no figure here describes them).
 EARLIEST_DATE = dt.date(2000, 1, 1)
 #: The phases that consume hardware engineers' time (all but the production ramp).
 HARDWARE_PHASES = ("architecture", "rtl", "verification", "physical", "fab", "bringup", "respin")
-
-
-@dataclass(frozen=True)
-class UncertainFigure:
-    """An uncertain input: its value, its range, the distribution shape a Monte Carlo
-    draws it from, and its source (units in the input's name)."""
-
-    value: float
-    low: float
-    high: float
-    source: str
-    shape: str = "triangular"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "low": self.low, "high": self.high, "source": self.source, "shape": self.shape}
 
 
 @dataclass(frozen=True)
@@ -73,17 +57,7 @@ class ScheduleInputs:
 
 
 def _figure(path: Path, where: str, d: Any) -> UncertainFigure:
-    num = (int, float)
-    low, high = need(path, where, d, "low", num), need(path, where, d, "high", num)
-    value = need(path, where, d, "value", num)
-    shape = need(path, where, d, "shape", str, optional=True) or "triangular"
-    if shape not in SHAPES:
-        raise SpecError(path, f"{where}.shape", f"must be one of {', '.join(SHAPES)}, not {shape!r}")
-    if low > high:
-        raise SpecError(path, where, f"low ({low}) > high ({high}): an empty range")
-    if not low <= value <= high:
-        raise SpecError(path, where, f"needs low <= value <= high, not {low}, {value}, {high}")
-    return UncertainFigure(float(value), float(low), float(high), need(path, where, d, "source", str), shape)
+    return uncertain_figure(path, where, d)
 
 
 def _phase(path: Path, name: str, d: Any) -> PhaseInput:

@@ -29,9 +29,8 @@ from tqdm import tqdm
 
 from ...checks import check_choice, check_int, check_real, check_seed, is_real
 from ...errors import UserError
+from ..specs import SHAPES  # the distribution shapes an input may take (``fixed`` always draws the mode)
 
-#: Distribution shapes an input may take (``fixed`` always draws the mode).
-SHAPES = ("fixed", "uniform", "triangular", "pert", "lognormal")
 #: ``input``: a figure of the world; ``model_error``: a model's measured error, a factor around 1.
 KINDS = ("input", "model_error")
 #: Sampling methods: independent draws, or Latin hypercube (scipy.stats.qmc).

@@ -24,7 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...checks import check_kind
 from ..workloads.shapes import DecoderShape
+
+#: What a decoder shape offers (checked by attribute, as the shared checks do).
+SHAPE_FIELDS = ("mla", "heads", "hidden", "kv_heads", "head_dim")
 
 ASSUMPTION = (
     "MLA attention (models/serving/mla.py): prefill expanded (latent up-projected to per-head K and V, then MHA), "
@@ -61,6 +65,7 @@ def kv_elements_per_token(m: DecoderShape, tp: int) -> int:
     """KV-cache elements one token holds per layer on one device of a ``tp`` group: MLA's
     latent and RoPE key (all of it on every device); K and V of the device's KV heads
     otherwise (replicated when ``tp`` exceeds them)."""
+    check_kind("m", m, SHAPE_FIELDS, "a DecoderShape")
     if m.mla:
         return m.kv_lora_rank + m.qk_rope_head_dim
     return 2 * max(1, m.kv_heads // tp) * m.head_dim
@@ -69,6 +74,7 @@ def kv_elements_per_token(m: DecoderShape, tp: int) -> int:
 def mla_step(m: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, act_bytes: float,
              kv_bytes: float) -> MlaStep:
     """One layer's MLA work on one device (see :class:`MlaStep` and the module)."""
+    check_kind("m", m, SHAPE_FIELDS, "a DecoderShape")
     if not m.mla:
         raise ValueError(f"{m.name} has no MLA attention")
     T, h, heads = seqs * q_len, m.hidden, m.heads // tp

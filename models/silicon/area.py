@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...checks import check_chip, check_int
+from ...checks import check_chip, check_int, check_nonnegative
 from ...config import AcceleratorConfig
 from ...errors import UserError
-from ..specs import DATA_DIR, SpecError, load_yaml, need
+from ..specs import DATA_DIR, SpecError, UncertainFigure, load_yaml, need, uncertain_figure
 from .nodes import get_node
 
 if TYPE_CHECKING:          # typing only: the chip's configuration imports the nodes of this package
@@ -186,21 +186,8 @@ def synth_area_mm2(transistors: float, node: str) -> float:
 
 
 # -- the parts of a die that are not arrays ------------------------------------------------------
-SHAPES = ("fixed", "uniform", "triangular", "pert", "lognormal")
-
-
-@dataclass(frozen=True)
-class DieFigure:
-    """An uncertain figure of ``data/die.yaml``: ``value`` in ``[low, high]`` with its ``source``."""
-
-    value: float
-    low: float
-    high: float
-    source: str
-    shape: str = "triangular"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "low": self.low, "high": self.high, "source": self.source, "shape": self.shape}
+#: An uncertain figure of ``data/die.yaml`` (the project's schema, :class:`~systolab.models.specs.UncertainFigure`).
+DieFigure = UncertainFigure
 
 
 @dataclass(frozen=True)
@@ -221,19 +208,7 @@ class DieData:
 
 
 def _die_figure(p: Path, where: str, d: Any) -> DieFigure:
-    num = (int, float)
-    value = float(need(p, where, d, "value", num, positive=True))
-    low = float(need(p, where, d, "low", num, optional=True) or value)
-    high = float(need(p, where, d, "high", num, optional=True) or value)
-    source = " ".join(need(p, where, d, "source", str).split())
-    shape = d.get("shape", "triangular")
-    if not low <= value <= high:
-        raise SpecError(p, where, f"needs low <= value <= high, not {low} <= {value} <= {high}")
-    if not source:
-        raise SpecError(p, f"{where}.source", "must name where the figure comes from")
-    if shape not in SHAPES:
-        raise SpecError(p, f"{where}.shape", f"must be one of {', '.join(SHAPES)}, not {shape!r}")
-    return DieFigure(value, low, high, source, shape)
+    return uncertain_figure(p, where, d, range_optional=True, positive=True)
 
 
 @cache
@@ -260,8 +235,7 @@ def sram_die_mm2(bits: float, node: str) -> float:
     """Die area of ``bits`` of SRAM at ``node``, mm²: bits x the node's bitcell over the
     bitcell share of a cache on a logic die (``data/die.yaml: sram_die_efficiency``), which
     counts the macros' periphery and the banking, wiring and redundancy around them."""
-    if bits < 0:
-        raise UserError(f"bits: must be >= 0, not {bits}", parameter="bits")
+    bits = check_nonnegative("bits", bits)
     return bits * get_node(node).sram_bitcell_um2.value / die_data().sram_die_efficiency.value / 1e6
 
 

@@ -31,6 +31,7 @@ routing (modelled as uniform top-k) and its multi-token-prediction layer, Qwen2-
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,8 @@ class _Fields:
 
 def load_hf_config(path: str | Path) -> DecoderShape:
     """The :class:`DecoderShape` of a Hugging Face ``config.json`` (see the module's table)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a path to a config.json, not {type(path).__name__}")
     path = Path(path)
     text = read_text(path, parameter="model")
     try:
