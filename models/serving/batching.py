@@ -22,6 +22,11 @@ step is mixed and each request is scheduled on fewer of them). Per cycle: time =
 sum(steps x step time), output = ``C x osl`` tokens. A new request waits half a step,
 then its prefill spans ``ceil(isl / prefill tokens per step)`` mixed steps (TTFT);
 by Little's law it lives one cycle, so TPOT = (cycle - its prefill steps) / (osl - 1).
+The budget packs a cycle's prompts into as few steps as it can, which sets the throughput;
+but a steady load's requests arrive spread over the cycle, so when a prompt fits one step
+the step that computes it holds the prompts that arrive during one step (``C / N`` a
+step), at least its own: the first token is timed on that step (and the cycle's other
+prefill work counts in the decode span, so TTFT + (osl - 1) x TPOT stays the cycle).
 
 Assumptions (stated with every continuous result, :data:`ASSUMPTION`): decode attention
 of every running request is at the mean context ``isl + osl / 2``; a prefill chunk's
@@ -44,7 +49,8 @@ from ...errors import UserError
 ASSUMPTION = ("continuous batching (--concurrency): steady state; each engine step runs the decode tokens of the "
               "running requests and up to the step token budget (--chunk-tokens) of prefill tokens of new ones "
               "in one forward pass (GEMMs over all its tokens, attention per request), chunked when a prompt does "
-              "not fit; decode attention at the mean context isl + osl/2 (models/serving/batching.py)")
+              "not fit; the first token's step holds the prompts that arrive during one step (at least its own); "
+              "decode attention at the mean context isl + osl/2 (models/serving/batching.py)")
 
 #: The operators that work on the last position of each sequence only.
 HEAD_OPS = ("final_rmsnorm", "lm_head", "allgather_logits", "sampling")
@@ -262,6 +268,21 @@ def continuous_plan(ops_of: OpsOf, *, isl: int, osl: int, seqs: int, budget: int
         tpot.append(s.decode_steps * per)
     else:
         ttft[0] += 0.5
+    # A new request's first token: the budget packs a cycle's prefills into as few steps as it
+    # can (that sets the throughput), but a steady load's requests arrive spread over the
+    # cycle, so the step that computes a request's prompt holds the prompts that arrived during
+    # one step (seqs per cycle of s.steps steps), at least its own, not every prompt of the
+    # cycle. Its time moves from the first token to the decode span (TTFT + (osl - 1) x TPOT
+    # stays the cycle).
+    own = min(q, max(s.new_tokens, math.ceil(seqs * s.new_tokens / max(s.steps, 1.0))))
+    if own < q and s.ttft_mixed_steps == 1:
+        first = mixed_step_ops(ops_of, decode_seqs=d, decode_ctx=ctx, prefill_tokens=own, isl=isl,
+                               new_tokens=s.new_tokens, verify_tokens=k + 1)
+        tpot[0] += ttft[0] * per
+        steps.append((0.0, first))          # times the first token only, not the cycle
+        ttft.append(ttft[0])
+        tpot.append(-ttft[0] * per)
+        ttft[0] = 0.0
     return {"steps": steps, "ttft": ttft, "tpot": tpot, "schedule": s}
 
 

@@ -779,7 +779,8 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
     tpot = (sum(c * float(sec.sum()) for (_, _, sec), c in zip(timed, plan["tpot"])) if "tpot" in plan
             else (total - ttft) / max(osl - 1, 1))
     _, pre_ops, pre_sec = timed[0]
-    _, dec_ops, dec_sec = timed[1 + (len(timed) - 1) // 2] if len(timed) > 1 else timed[0]
+    run = [t for t in timed[1:] if t[0] > 0]         # the cycle's steps (not those that time the first token only)
+    _, dec_ops, dec_sec = run[len(run) // 2] if run else timed[0]
     group_rate = seqs * osl / total
     devices = tp * pp
     per_device = group_rate / devices
