@@ -154,25 +154,7 @@ class OutputStationaryArray(_Array):
         with m.Elif(en & (guard != 0)):
             m.d.sync += guard.eq(guard - 1)
 
-        pes = [[OutputStationaryPE(mac=self._mac) for _ in range(C)] for _ in range(R)]
-        for i in range(R):
-            for j in range(C):
-                m.submodules[f"pe_{i}_{j}"] = pe = pes[i][j]
-                m.d.comb += pe.en.eq(en)
-                if j == 0:
-                    m.d.comb += [
-                        pe.a_in.eq(_delayed(m, payload.a[i], i, en, f"skew_a{i}")),
-                        pe.valid_in.eq(_delayed(m, fire, i, en, f"skew_v{i}")),
-                        pe.last_in.eq(_delayed(m, fire & payload.last, i, en, f"skew_l{i}")),
-                    ]
-                else:
-                    left = pes[i][j - 1]
-                    m.d.comb += [pe.a_in.eq(left.a_out), pe.valid_in.eq(left.valid_out),
-                                 pe.last_in.eq(left.last_out)]
-                if i == 0:
-                    m.d.comb += pe.b_in.eq(_delayed(m, payload.b[j], j, en, f"skew_b{j}"))
-                else:
-                    m.d.comb += pe.b_in.eq(pes[i - 1][j].b_out)
+        pes = self._grid(m, en, fire)
 
         # Row i of a tile finishes when the `last` tag leaves its rightmost PE; rows finish
         # one cycle apart and never overlap, so the rows' done flags are one-hot.
@@ -187,6 +169,29 @@ class OutputStationaryArray(_Array):
             self.results.payload.last.eq(pes[R - 1][C - 1].last_out),
         ]
         return m
+
+    def _grid(self, m: Module, en: Value, fire: Value, group: Value | None = None) -> list[list[OutputStationaryPE]]:
+        """The R x C PEs, wired: ``a`` and its tags (``group`` too for C-slow PEs) enter
+        on the left skewed by row, ``b`` at the top skewed by column, each passed on by
+        the PEs one cycle a hop."""
+        R, C, payload = self._rows, self._cols, self.operands.payload
+        tags = ["a", "valid", "last"] + (["group"] if group is not None else [])
+        pes = [[OutputStationaryPE(mac=self._mac) for _ in range(C)] for _ in range(R)]
+        for i in range(R):
+            for j in range(C):
+                m.submodules[f"pe_{i}_{j}"] = pe = pes[i][j]
+                m.d.comb += pe.en.eq(en)
+                if j == 0:
+                    entry = {"a": payload.a[i], "valid": fire, "last": fire & payload.last, "group": group}
+                    m.d.comb += [getattr(pe, f"{t}_in").eq(_delayed(m, entry[t], i, en, f"skew_{t[0]}{i}"))
+                                 for t in tags]
+                else:
+                    m.d.comb += [getattr(pe, f"{t}_in").eq(getattr(pes[i][j - 1], f"{t}_out")) for t in tags]
+                if i == 0:
+                    m.d.comb += pe.b_in.eq(_delayed(m, payload.b[j], j, en, f"skew_b{j}"))
+                else:
+                    m.d.comb += pe.b_in.eq(pes[i - 1][j].b_out)
+        return pes
 
     def _elaborate_groups(self) -> Module:
         """The array of C-slow PEs (S > 1 row groups, see the timing contract)."""
@@ -208,26 +213,7 @@ class OutputStationaryArray(_Array):
         with m.Elif(en & (guard != 0)):
             m.d.sync += guard.eq(guard - 1)
 
-        pes = [[OutputStationaryPE(mac=self._mac) for _ in range(C)] for _ in range(R)]
-        for i in range(R):
-            for j in range(C):
-                m.submodules[f"pe_{i}_{j}"] = pe = pes[i][j]
-                m.d.comb += pe.en.eq(en)
-                if j == 0:
-                    m.d.comb += [
-                        pe.a_in.eq(_delayed(m, payload.a[i], i, en, f"skew_a{i}")),
-                        pe.valid_in.eq(_delayed(m, fire, i, en, f"skew_v{i}")),
-                        pe.last_in.eq(_delayed(m, fire & payload.last, i, en, f"skew_l{i}")),
-                        pe.group_in.eq(_delayed(m, group, i, en, f"skew_g{i}")),
-                    ]
-                else:
-                    left = pes[i][j - 1]
-                    m.d.comb += [pe.a_in.eq(left.a_out), pe.valid_in.eq(left.valid_out),
-                                 pe.last_in.eq(left.last_out), pe.group_in.eq(left.group_out)]
-                if i == 0:
-                    m.d.comb += pe.b_in.eq(_delayed(m, payload.b[j], j, en, f"skew_b{j}"))
-                else:
-                    m.d.comb += pe.b_in.eq(pes[i - 1][j].b_out)
+        pes = self._grid(m, en, fire, group)
 
         # Result rows leave group by group (row g R + i of the tile: group g, array row i),
         # one a cycle from when PE (0, C-1) has its last group's sum: every earlier row is
