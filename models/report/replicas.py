@@ -36,7 +36,7 @@ from ..chip.config import ChipConfig
 from ..frames import data_frame
 from ..silicon.area import chip_area
 from ..silicon.energy import chip_power, design_sram_W
-from ..specs import DATA_DIR, SpecError, load_yaml, need
+from ..specs import DATA_DIR, SpecError, UncertainFigure, load_yaml, need, uncertain_figure
 from ..workloads.catalog import get_workload
 from .evaluate import evaluate_chip
 
@@ -46,22 +46,11 @@ QUANTITIES = {"die_mm2": "mm2", "peak_tops": "TOPS", "tdp_W": "W", "figure": ""}
 #: Quantities whose held-out (leave-one-out overhead) reading is computed.
 HELD_OUT = ("die_mm2", "tdp_W")
 FIGURE_KINDS = ("workload", "tops_per_W")
-SHAPES = ("fixed", "uniform", "triangular", "pert", "lognormal")
 
 
-@dataclass(frozen=True)
-class Published:
-    """A published figure: ``value`` with its ``source``; ``low``/``high`` where uncertain
-    (equal to ``value`` when the maker states it exactly)."""
-
-    value: float
-    source: str
-    low: float
-    high: float
-    shape: str = "triangular"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "low": self.low, "high": self.high, "source": self.source, "shape": self.shape}
+#: A published figure: ``value`` with its ``source``; ``low``/``high`` where uncertain (equal to
+#: ``value`` when the maker states it exactly): the project's uncertain-figure type.
+Published = UncertainFigure
 
 
 @dataclass(frozen=True)
@@ -104,18 +93,7 @@ class Replica:
 
 
 def _published(path: Path, where: str, d: Any) -> Published:
-    value = float(need(path, where, d, "value", (int, float), positive=True))
-    source = need(path, where, d, "source", str)
-    if not source.strip():
-        raise SpecError(path, f"{where}.source", "must name where the figure was published")
-    low = float(d.get("low", value))
-    high = float(d.get("high", value))
-    if not low <= value <= high:
-        raise SpecError(path, where, f"needs low <= value <= high, not {low} <= {value} <= {high}")
-    shape = d.get("shape", "triangular")
-    if shape not in SHAPES:
-        raise SpecError(path, f"{where}.shape", f"must be one of {', '.join(SHAPES)}, not {shape!r}")
-    return Published(value, source, low, high, shape)
+    return uncertain_figure(path, where, d, range_optional=True, positive=True)
 
 
 def _replica(path: Path, key: str, d: Any) -> Replica:
