@@ -209,3 +209,11 @@ def test_gpu_workload_reads_the_kernel_layer_by_default(capsys):
     # decode's many small GEMMs: the runtime's launch costs make the step slower
     assert runtime["seconds"] > kernel["seconds"]
     assert {g["layer"] for g in kernel["gemms"]} == {"kernel"}
+
+
+def test_serve_help_lists_every_runtime(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in load_runtimes():
+        assert name in text

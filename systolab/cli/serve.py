@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
+from ..models.gpu.runtime import default_runtime, load_runtimes
 from ..models.legal.purchase import purchasability
 from ..models.serving.batching import BatchingOptions
 from ..models.serving.goodput import Targets, goodput
@@ -53,8 +54,8 @@ def add_parser(sub, parents) -> None:
                    help="expert parallelism: a mixture-of-experts model's experts split over N of the --tp devices "
                         "(N divides the experts and --tp; dispatch and combine as all-to-alls; default 1)")
     p.add_argument("--runtime", metavar="NAME",
-                   help="GPU serving runtime (models/data/runtimes.yaml: vllm, trtllm-0.5, lmdeploy-0.1; default the "
-                        "fitted vllm)")
+                   help=f"GPU serving runtime (models/data/runtimes.yaml: {', '.join(load_runtimes())}; default "
+                        f"{default_runtime()})")
     p.add_argument("--power-cap-w", dest="power_cap_w", type=positive_real, metavar="W",
                    help="GPU board power cap in W: the clock, and the tensor rate with it, drop to hold it")
     p.add_argument("--chunk-tokens", dest="chunk_tokens", type=positive_int, metavar="N",
