@@ -242,8 +242,8 @@ def test_serve_command_batching_flags_and_fields(capsys):
 @pytest.mark.parametrize("argv, parameter", [
     (["--concurrency", "4", "--kv-block", "0"], "kv-block"),
     (["--concurrency", "4", "--chunk-tokens", "-5"], "chunk-tokens"),
-    (["--tpot-s", "0.1", "--chunk-tokens", "1024"], "chunk-tokens"),
-    (["--tpot-s", "0.1", "--spec-tokens", "4"], "spec-tokens"),
+    (["--tpot-s", "0.1", "--chunk-tokens", "0"], "chunk-tokens"),
+    (["--tpot-s", "0.1", "--spec-acceptance", "0.5"], "spec-tokens"),
 ])
 def test_serve_command_bad_batching_flags(capsys, argv, parameter):
     assert main(["serve", "--device", "h100-sxm", "--model", "llama3-8b", "--isl", "128", "--osl", "16",

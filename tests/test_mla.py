@@ -6,8 +6,9 @@ import pytest
 
 from systolab.cli import main
 from systolab.errors import UserError
+from systolab.models.serving.goodput import goodput
 from systolab.models.serving.mla import kv_elements_per_token, mla_step
-from systolab.models.serving.model import Precision, collective_seconds, serve, step_ops
+from systolab.models.serving.model import Precision, auto_tp_sizes, collective_seconds, serve, step_ops
 from systolab.models.serving.moe import expert_load, expert_parallel_share
 from systolab.models.workloads.catalog import get_llm
 
@@ -86,7 +87,29 @@ def test_deepseek_v3_needs_eight_h200(capsys):
     assert json.loads(capsys.readouterr().out)["parameter"] == "ep"
 
 
-def test_ep_needs_a_load_not_a_goodput_search(capsys):
-    assert main(["serve", "--device", "h200-sxm", "--model", "deepseek-v3", "--tp", "8", "--ep", "8", "--isl", "1024",
-                 "--osl", "256", "--tpot-s", "0.1", "--json"]) == 2
+def test_ep_at_the_goodput_point_and_in_fleets(capsys):
+    """--ep (and the other serving flags) reach the goodput search and the fleet, whose
+    automatic tensor-parallel sizes are those ep divides."""
+    plain = goodput("h100-sxm", "mixtral-8x7b", isl=512, osl=128, tpot_s=0.05, tp=2)
+    split = goodput("h100-sxm", "mixtral-8x7b", isl=512, osl=128, tpot_s=0.05, tp=2, ep=2)
+    assert split.chosen.ep == 2 and plain.chosen.ep == 1
+    assert split.output_tokens_per_s != pytest.approx(plain.output_tokens_per_s, rel=1e-3)
+    assert goodput("h100-sxm", "mixtral-8x7b", isl=512, osl=128, tpot_s=0.05, ep=2).chosen.tp % 2 == 0
+    assert auto_tp_sizes(4) == (4, 8, 16, 32, 64)
+    with pytest.raises(UserError) as e:
+        goodput("h100-sxm", "mixtral-8x7b", isl=512, osl=128, tpot_s=0.05, tp=2, ep=3)
+    assert e.value.parameter == "ep"
+    args = ["--device", "h200-sxm", "--model", "deepseek-v3", "--tp", "8", "--isl", "1024", "--osl", "256",
+            "--tpot-s", "0.1", "--json"]
+    assert main(["serve", *args, "--ep", "8"]) == 0
+    assert json.loads(capsys.readouterr().out)["ep"] == 8
+    fleet_args = ["fleet", "--devices", "h100-sxm", "--model", "mixtral-8x7b", "--isl", "512", "--osl", "128",
+                  "--concurrency", "16", "--tp", "2", "--json"]
+    assert main(fleet_args) == 0
+    plain_row = json.loads(capsys.readouterr().out)["rows"][0]
+    assert main([*fleet_args, "--ep", "2", "--runtime", "trtllm-0.9", "--power-cap-w", "400"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["runtime"], out["power_cap_W"]) == ("trtllm-0.9", 400)
+    assert out["rows"][0]["output_tokens_per_s"] != pytest.approx(plain_row["output_tokens_per_s"], rel=1e-3)
+    assert main([*fleet_args, "--ep", "3"]) == 2         # the question's error, not one device's
     assert json.loads(capsys.readouterr().out)["parameter"] == "ep"

@@ -14,10 +14,10 @@ from .power import (
 )
 from .power_cap import check_power_cap, clock_fraction
 from .runtime import LAYERS, Runtime, get_runtime, load_runtimes
-from .specs import GpuSpec, get_gpu, list_gpus, load_gpus
+from .specs import GpuSpec, get_gpu, is_gpu, list_gpus, load_gpus
 
 __all__ = ["check_gpu_dtype", "fp4_gpus",
            "LAYERS", "LIBRARIES", "Runtime", "check_power_cap", "clock_fraction", "get_runtime", "load_runtimes",
            "estimate_gemm", "estimate_workload", "get_gpu", "GpuGemmEstimate", "GpuSpec", "GpuWorkloadEstimate",
-           "gpu_idle_W", "gpu_power_W", "list_gpus", "load_gpus", "load_measurements", "power_params",
+           "gpu_idle_W", "gpu_power_W", "is_gpu", "list_gpus", "load_gpus", "load_measurements", "power_params",
            "PowerFitReport", "PowerMeasurement", "PowerParams", "step_activity"]

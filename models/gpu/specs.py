@@ -141,6 +141,11 @@ def load_gpus(path: str | Path = GPU_FILE) -> dict[str, GpuSpec]:
     return dict(_parsed(str(path)))
 
 
+def is_gpu(device: object) -> bool:
+    """Whether ``device`` names a GPU: a :class:`GpuSpec` or an id of the GPU file."""
+    return isinstance(device, GpuSpec) or (isinstance(device, str) and device in load_gpus())
+
+
 @cache
 def _parsed(path_text: str) -> dict[str, GpuSpec]:
     # parsed once per file: serving searches look GPUs up thousands of times

@@ -20,7 +20,7 @@ from typing import Any
 
 from ...errors import UserError
 from ..chip.config import ChipConfig, get_chip
-from ..gpu.specs import GpuSpec, load_gpus
+from ..gpu.specs import GpuSpec, is_gpu, load_gpus
 from ..silicon.feasibility import Feasibility, chip_feasibility
 from ..silicon.memory import list_memory_kinds, memory_class
 from ..silicon.nodes import load_nodes, node_at_foundry
@@ -154,12 +154,11 @@ def legal(device: GpuSpec | ChipConfig | str, *, buyer: str, date: str | dt.date
     built (:class:`Buildability`) — with ``foundry``, made at that foundry's node nearest its
     own (:func:`node_at_foundry`; the answer's chip then names the node)."""
     sc = scenario(buyer, date)
-    if foundry is not None and not isinstance(device, ChipConfig) and (
-            isinstance(device, GpuSpec) or device in load_gpus()):
+    if foundry is not None and not isinstance(device, ChipConfig) and is_gpu(device):
         raise UserError("foundry: applies to a custom chip (a GPU's foundry is its own)", parameter="foundry")
     if isinstance(device, ChipConfig):
         return buildability(_at_foundry(device, foundry), sc)
-    if isinstance(device, GpuSpec) or (isinstance(device, str) and device in load_gpus()):
+    if is_gpu(device):
         return purchasability(device, sc)
     if not isinstance(device, str):
         raise TypeError(f"device must be a GPU id, a GpuSpec, a chip name or a ChipConfig, not {type(device).__name__}")

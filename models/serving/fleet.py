@@ -18,7 +18,9 @@ from ...errors import UserError
 from ..cost.pricing import cost_inputs
 from ..cost.tco import MAX_BUDGET_USD, deploy
 from ..frames import data_frame
+from ..gpu.specs import is_gpu
 from ..workloads.catalog import DecoderShape
+from .batching import BatchingOptions
 from .goodput import Targets, goodput
 from .model import (
     ChipServing,
@@ -130,7 +132,9 @@ class Fleet:
 def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch: int | None = None,
           concurrency: int | None = None, tp: int | None = None, pp: int = 1, budget_usd: float | None = None,
           dtype: str | None = None, kv_dtype: str | None = None, ttft_s: float | None = None,
-          tpot_s: float | None = None, power_cap_MW: float | None = None) -> Fleet:
+          tpot_s: float | None = None, power_cap_MW: float | None = None, ep: int = 1, runtime: str | None = None,
+          power_cap_W: float | None = None, chunk_tokens: int | None = None, kv_block: int | None = None,
+          options: BatchingOptions | None = None) -> Fleet:
     """For each device (GPU ids, chips): the serving result at ``tp`` (default the smallest
     that fits), the devices a budget buys (default the cost model's $7B) at the unit price
     (and its range), the replicas of ``tp x pp`` devices they make, and the fleet's output
@@ -142,30 +146,34 @@ def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch
     best tensor-parallel size unless ``tp`` is given); with one of them, at that load. A
     device that misses the targets gets zero capacity (zero tokens/s, units and fleet
     rate) and the reason in ``note``. ``power_cap_MW`` caps each fleet's facility power
-    (IT power x PUE at peak)."""
+    (IT power x PUE at peak). ``ep``, ``chunk_tokens``, ``kv_block`` and ``options`` are
+    :func:`serve`'s; ``runtime`` and ``power_cap_W`` (W per GPU board) apply to the GPUs of
+    ``devices`` (a chip has neither)."""
     targets = Targets.checked(ttft_s, tpot_s)
     cap = None if power_cap_MW is None else check_positive("power_cap_MW", power_cap_MW)
     by_goodput = targets.given and batch is None and concurrency is None
     shape = check_request(model, isl=isl, osl=osl, batch=batch, concurrency=1 if by_goodput else concurrency)[0]
     # parallelism the model cannot take is the question's error, not one device's
     pp = check_int("pp", pp, hi=1 << 20)
-    check_parallelism(shape, check_int("tp", tp, hi=1 << 20) if tp is not None else 1, pp)
+    ep = check_int("ep", ep, hi=1 << 20)
+    check_parallelism(shape, check_int("tp", tp, hi=1 << 20) if tp is not None else ep, pp, ep)
     if not devices or isinstance(devices, str):
         raise UserError("device: give a list of at least one device", parameter="device")
     # the budget resolved (default $7B) and checked before any work
     budget = check_real("budget_usd", budget_usd if budget_usd is not None else cost_inputs().default_budget_usd,
                         lo=0.0, lo_open=True, hi=MAX_BUDGET_USD)
+    how = {"ep": ep, "chunk_tokens": chunk_tokens, "kv_block": kv_block, "options": options}
     rows = []
     for d in devices:
         try:
-            dev = get_device(d, dtype)
+            dev = gpu_or_chip(d, dtype, runtime, power_cap_W)
             if by_goodput:
                 g = goodput(dev, shape, isl=isl, osl=osl, ttft_s=ttft_s, tpot_s=tpot_s, tp=tp, pp=pp, dtype=dtype,
-                            kv_dtype=kv_dtype)
+                            kv_dtype=kv_dtype, **how)
                 r, reason = g.chosen, g.reason
             else:
                 r = serve_auto(dev, shape, tp=tp, isl=isl, osl=osl, batch=batch, concurrency=concurrency, pp=pp,
-                               dtype=dtype, kv_dtype=kv_dtype)
+                               dtype=dtype, kv_dtype=kv_dtype, **how)
                 reason = targets.reason(r)
         except UserError as exc:
             if exc.parameter == "device":          # not a device at all
@@ -179,6 +187,13 @@ def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch
             row = no_capacity(row, reason)
         rows.append(row)
     return Fleet(budget, tuple(rows), targets if targets.given else None)
+
+
+def gpu_or_chip(device: Any, dtype: str | None, runtime: str | None, power_cap_W: float | None):
+    """:func:`get_device` with the runtime and power cap where ``device`` is a GPU."""
+    if is_gpu(device):
+        return get_device(device, dtype, runtime=runtime, power_cap_W=power_cap_W)
+    return get_device(device, dtype)
 
 
 def fleet_row(dev: GpuServing | ChipServing, r: ServingResult, budget: float, *,

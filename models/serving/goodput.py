@@ -30,7 +30,8 @@ from ...errors import UserError
 from ..frames import data_frame
 from ..plotting import new_axes
 from ..workloads.catalog import DecoderShape
-from .model import AUTO_TP, ChipServing, GpuServing, ServingResult, check_request, get_device, serve
+from .batching import BatchingOptions
+from .model import ChipServing, GpuServing, ServingResult, auto_tp_sizes, check_request, get_device, serve
 
 BATCHING = ("continuous", "static")
 #: UserError parameters meaning "this tensor-parallel size cannot hold the scenario".
@@ -149,13 +150,16 @@ class Goodput:
 
 def goodput(device: Any, model: str | DecoderShape, *, isl: int, osl: int, ttft_s: float | None = None,
             tpot_s: float | None = None, tp: int | None = None, pp: int = 1, dtype: str | None = None,
-            kv_dtype: str | None = None, batching: str = "continuous") -> Goodput:
+            kv_dtype: str | None = None, batching: str = "continuous", ep: int = 1, chunk_tokens: int | None = None,
+            kv_block: int | None = None, options: BatchingOptions | None = None) -> Goodput:
     """The largest output tokens/s per device of ``model`` on ``device`` (a GPU id, chip
     name or file, or :class:`ChipConfig`) with ``isl`` prompt and ``osl`` output tokens per
     request, over the tensor-parallel sizes (``tp``, or every size of :data:`AUTO_TP`
     that holds the model) and the concurrency (``batching="static"``: the batch) up to
     the memory limit, at which TTFT <= ``ttft_s`` and TPOT <= ``tpot_s`` (seconds; None:
-    unconstrained, so no targets gives the best point at the memory limit).
+    unconstrained, so no targets gives the best point at the memory limit). ``ep``,
+    ``chunk_tokens``, ``kv_block`` and ``options`` are :func:`serve`'s; with ``ep`` > 1 the
+    automatic sizes are those ``ep`` divides.
 
     A scenario that fits no tensor-parallel size raises the :class:`UserError` of the
     last size tried, as :func:`serve_auto` does; bad targets raise one naming them."""
@@ -163,7 +167,7 @@ def goodput(device: Any, model: str | DecoderShape, *, isl: int, osl: int, ttft_
     check_choice("batching", batching, BATCHING)
     key = "batch" if batching == "static" else "concurrency"
     shape = check_request(model, isl=isl, osl=osl, batch=1, concurrency=None)[0]
-    sizes = AUTO_TP if tp is None else (check_int("tp", tp),)
+    sizes = auto_tp_sizes(ep) if tp is None else (check_int("tp", tp),)
     dev = device if isinstance(device, (GpuServing, ChipServing)) else get_device(device, dtype)
     curve: list[GoodputPoint] = []
     meeting: list[ServingResult] = []
@@ -172,7 +176,8 @@ def goodput(device: Any, model: str | DecoderShape, *, isl: int, osl: int, ttft_
     for t in sizes:
         def at(n: int, t: int = t) -> ServingResult:
             return serve(dev, shape, isl=isl, osl=osl, tp=t, pp=pp, dtype=dtype, kv_dtype=kv_dtype,
-                         batch=n if key == "batch" else None, concurrency=n if key == "concurrency" else None)
+                         batch=n if key == "batch" else None, concurrency=n if key == "concurrency" else None,
+                         ep=ep, chunk_tokens=chunk_tokens, kv_block=kv_block, options=options)
         try:
             first = at(1)
         except UserError as exc:

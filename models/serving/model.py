@@ -46,7 +46,7 @@ from ..gpu.model import assumptions, calibration, gemm_terms, layer_assumptions,
 from ..gpu.power import gpu_idle_W, gpu_power_W, step_activity
 from ..gpu.power_cap import check_power_cap, clock_fraction
 from ..gpu.runtime import get_runtime
-from ..gpu.specs import GpuSpec, get_gpu, load_gpus
+from ..gpu.specs import GpuSpec, get_gpu, is_gpu, load_gpus
 from ..silicon.area import chip_area
 from ..silicon.energy import chip_idle_W, chip_power, chip_step_power_W
 from ..specs import DATA_DIR, load_yaml, need
@@ -568,7 +568,7 @@ def get_device(device: Any, dtype: str | None = None, *, runtime: str | None = N
     :class:`ChipConfig`;
     ``dtype`` defaults to the chip's (GPU: fp8_e4m3 where the GPU has it, else bf16).
     ``runtime`` and ``power_cap_W`` (W) apply to GPUs only (see :class:`GpuServing`)."""
-    if isinstance(device, GpuSpec) or (isinstance(device, str) and device in load_gpus()):
+    if is_gpu(device):
         spec = get_gpu(device)
         if dtype is None:
             dtype = "fp8_e4m3" if spec.peak("fp8_e4m3") else "bf16"
@@ -858,13 +858,20 @@ def decode_contexts(isl: int, osl: int, samples: int = DECODE_SAMPLES) -> list[i
 AUTO_TP = (1, 2, 4, 8, 16, 32, 64)
 
 
+def auto_tp_sizes(ep: int = 1) -> tuple[int, ...]:
+    """The tensor-parallel sizes of :data:`AUTO_TP` that the expert-parallel degree ``ep``
+    divides (the experts split over ``ep`` of the ``tp`` devices)."""
+    ep = check_int("ep", ep, hi=AUTO_TP[-1])
+    return tuple(t for t in AUTO_TP if t % ep == 0)
+
+
 def serve_auto(device: Any, model: str | DecoderShape, *, tp: int | None = None, **kwargs) -> ServingResult:
     """:func:`serve` at ``tp``, or at the smallest tensor-parallel size in :data:`AUTO_TP`
-    on which the scenario fits (the last size's error when none does)."""
+    (those ``ep`` divides) on which the scenario fits (the last size's error when none does)."""
     if tp is not None:
         return serve(device, model, tp=tp, **kwargs)
     error: UserError | None = None
-    for t in AUTO_TP:
+    for t in auto_tp_sizes(kwargs.get("ep", 1)):
         try:
             return serve(device, model, tp=t, **kwargs)
         except UserError as exc:

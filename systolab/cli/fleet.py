@@ -10,11 +10,11 @@ from ..models.legal.purchase import purchasability
 from ..models.report.compare import DEFAULT_GPUS
 from ..models.serving.fleet import fleet
 from .common import emit, legal_parent, positive_int, real_in, scenario_from_args
-from .serve import scenario_parent, targets_from_args
+from .serve import options_from_args, scenario_parent, serving_options, serving_options_parent, targets_from_args
 
 
 def add_parser(sub, parents) -> None:
-    p = sub.add_parser("fleet", parents=[scenario_parent(), legal_parent(), parents.json],
+    p = sub.add_parser("fleet", parents=[scenario_parent(), serving_options_parent(), legal_parent(), parents.json],
                        help="serving fleets for a budget: devices, replicas and tokens/s per device kind")
     p.add_argument("--budget-usd", dest="budget_usd", type=real_in(0.0, 1e15), metavar="USD",
                    help="what each fleet may cost, whole deployments over their lifetime (default the cost model's $7B)")
@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         devices = [get_chip().name, *DEFAULT_GPUS]
     result = fleet(devices, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
                    tp=args.tp, pp=args.pp, budget_usd=args.budget_usd, dtype=args.dtype, kv_dtype=args.kv_dtype,
-                   ttft_s=args.ttft_s, tpot_s=args.tpot_s, power_cap_MW=args.power_cap_MW)
+                   ttft_s=args.ttft_s, tpot_s=args.tpot_s, power_cap_MW=args.power_cap_MW, runtime=args.runtime,
+                   power_cap_W=args.power_cap_w, **serving_options(args, options_from_args(args)))
     rows = [r.to_dict() for r in result.rows]
     legal = scenario_from_args(args)
     if legal is not None:
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     budget = next((r["budget_usd"] for r in rows if "budget_usd" in r), args.budget_usd)   # the default resolved
     payload = {"model": args.model, "isl": args.isl, "osl": args.osl, "batch": args.batch,
                "concurrency": args.concurrency, "budget_usd": budget, "power_cap_MW": args.power_cap_MW, "rows": rows}
+    if args.runtime is not None or args.power_cap_w is not None:      # the GPUs' rows ran under them
+        payload.update(runtime=args.runtime, power_cap_W=args.power_cap_w)
     if targets.given:     # the rows then say whether each device meets them, at which concurrency
         payload["targets"] = targets.to_dict()
 

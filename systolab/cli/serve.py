@@ -44,12 +44,11 @@ def scenario_parent() -> argparse.ArgumentParser:
     return p
 
 
-def add_parser(sub, parents) -> None:
-    p = sub.add_parser("serve", parents=[scenario_parent(), legal_parent(), parents.json],
-                       help="LLM serving: TTFT, TPOT, tokens/s, KV-cache limit, J/token, $/M tokens")
-    p.add_argument("--device", required=True, metavar="ID|CHIP", help="GPU id, chip name or chips YAML file")
-    p.add_argument("--tp", type=positive_int, metavar="T",
-                   help="tensor-parallel devices (default 1; at the goodput point, the best of 1, 2, 4 ... 64)")
+def serving_options_parent() -> argparse.ArgumentParser:
+    """The flags of how a device serves, that ``serve`` and ``fleet`` pass on: expert
+    parallelism, the GPU runtime and power cap, the engine step, the KV block and the
+    batching options."""
+    p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--ep", type=positive_int, default=1, metavar="N",
                    help="expert parallelism: a mixture-of-experts model's experts split over N of the --tp devices "
                         "(N divides the experts and --tp; dispatch and combine as all-to-alls; default 1)")
@@ -73,6 +72,15 @@ def add_parser(sub, parents) -> None:
                    help="probability (0 to 1) that each draft token is accepted (default 0.7 with --spec-tokens)")
     p.add_argument("--spec-draft-cost", dest="spec_draft_cost", type=nonnegative_real, metavar="R",
                    help="a draft step's time over the target's decode step (default 0.05 with --spec-tokens)")
+    return p
+
+
+def add_parser(sub, parents) -> None:
+    p = sub.add_parser("serve", parents=[scenario_parent(), serving_options_parent(), legal_parent(), parents.json],
+                       help="LLM serving: TTFT, TPOT, tokens/s, KV-cache limit, J/token, $/M tokens")
+    p.add_argument("--device", required=True, metavar="ID|CHIP", help="GPU id, chip name or chips YAML file")
+    p.add_argument("--tp", type=positive_int, metavar="T",
+                   help="tensor-parallel devices (default 1; at the goodput point, the best of 1, 2, 4 ... 64)")
     p.set_defaults(func=run)
 
 
@@ -100,14 +108,15 @@ def options_from_args(args: argparse.Namespace) -> BatchingOptions | None:
                         parameter="spec-tokens")
     if args.prefix_hit is None and args.spec_tokens is None:
         return None
-    if args.batch is None and args.concurrency is None:
-        name = "prefix-hit" if args.prefix_hit is not None else "spec-tokens"
-        raise UserError(f"{name}: --prefix-hit and --spec-* apply with --concurrency, not at the goodput point",
-                        parameter=name)
     acceptance = SPEC_DEFAULTS["acceptance"] if args.spec_acceptance is None else args.spec_acceptance
     cost = SPEC_DEFAULTS["draft_cost"] if args.spec_draft_cost is None else args.spec_draft_cost
     return BatchingOptions(args.prefix_hit or 0.0, args.spec_tokens or 0, acceptance if args.spec_tokens else 0.0,
                            cost if args.spec_tokens else 0.0).checked()
+
+
+def serving_options(args: argparse.Namespace, options: BatchingOptions | None) -> dict:
+    """The keyword arguments of :func:`serve` that ``serve`` and ``fleet`` pass on as given."""
+    return {"ep": args.ep, "chunk_tokens": args.chunk_tokens, "kv_block": args.kv_block, "options": options}
 
 
 def kv_lines(p: dict) -> list[str]:
@@ -126,26 +135,19 @@ def kv_lines(p: dict) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     targets = targets_from_args(args)
-    if args.batch is None and args.concurrency is None and (args.chunk_tokens or args.kv_block):
-        raise UserError("chunk-tokens: --chunk-tokens and --kv-block apply with --batch or --concurrency, not at the "
-                        "goodput point", parameter="chunk-tokens")
     extra: dict = {}
     options = options_from_args(args)
     device = args.device
     if args.runtime is not None or args.power_cap_w is not None:
         device = get_device(args.device, args.dtype, runtime=args.runtime, power_cap_W=args.power_cap_w)
     if args.batch is None and args.concurrency is None:       # the goodput point of the targets
-        if args.ep != 1:
-            raise UserError("ep: give --batch or --concurrency with --ep (the goodput search runs without expert "
-                            "parallelism)", parameter="ep")
         g = goodput(device, args.model, isl=args.isl, osl=args.osl, ttft_s=args.ttft_s, tpot_s=args.tpot_s,
-                    tp=args.tp, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype)
+                    tp=args.tp, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype, **serving_options(args, options))
         r, reason = g.chosen, g.reason
         extra["goodput"] = g.summary()
     else:
         r = serve(device, args.model, isl=args.isl, osl=args.osl, batch=args.batch, concurrency=args.concurrency,
-                  tp=args.tp or 1, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype, ep=args.ep,
-                  chunk_tokens=args.chunk_tokens, kv_block=args.kv_block, options=options)
+                  tp=args.tp or 1, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype, **serving_options(args, options))
         reason = targets.reason(r)
     payload = r.to_dict()
     if args.spec_tokens and (args.spec_acceptance is None or args.spec_draft_cost is None) and options:
