@@ -65,7 +65,7 @@ def test_bad_layer_and_runtime_name_their_parameter():
         estimate_gemm(A100, g, layer="framework")
     assert e.value.parameter == "layer"
     with pytest.raises(UserError) as e:
-        estimate_gemm(A100, g, runtime="sglang")
+        estimate_gemm(A100, g, runtime="mlc-llm")
     assert e.value.parameter == "runtime" and "vllm" in str(e.value)
     with pytest.raises(UserError) as e:
         estimate_gemm(A100, g, layer="kernel", runtime="vllm")
@@ -111,7 +111,7 @@ def test_gpu_command_reads_the_kernel_layer_by_default(capsys):
     assert "kernel layer" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("extra, parameter", [(["--runtime", "sglang"], "runtime"),
+@pytest.mark.parametrize("extra, parameter", [(["--runtime", "mlc-llm"], "runtime"),
                                               (["--layer", "kernel", "--runtime", "vllm"], "runtime")])
 def test_gpu_command_bad_runtime(extra, parameter, capsys):
     assert main(["gpu", "--gpu", A100, "--gemm", "64x64x64", *extra]) == 2
@@ -137,7 +137,7 @@ def test_serve_under_another_runtime():
     assert trt.tpot_s > vllm.tpot_s
     assert any("runtime trtllm-0.5" in n for n in trt.notes)
     with pytest.raises(UserError) as e:
-        serve(A100, runtime="sglang", **SCENARIO)
+        serve(A100, runtime="mlc-llm", **SCENARIO)
     assert e.value.parameter == "runtime"
     with pytest.raises(UserError) as e:
         serve("sl-small", runtime="vllm", **SCENARIO)

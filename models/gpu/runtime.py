@@ -54,6 +54,14 @@ def _value(path: str, where: str, entry: dict, key: str, fit_value: float | None
     return float(value), False
 
 
+def _borrowed_launch(entries: dict, entry: dict, by_runtime: dict) -> float | None:
+    """The fitted per-kernel cost of ``entry``'s ``like`` runtime (None without one), for a
+    runtime the stored fit has not seen yet (as :func:`~systolab.models.serving.fit` borrows
+    it for a held-out source)."""
+    like = entries.get(entry.get("like"))
+    return None if like is None else by_runtime.get(like.get("fit_name", entry["like"]))
+
+
 @reads_fit
 @cache
 def load_runtimes(path: str = str(RUNTIMES_FILE)) -> dict[str, Runtime]:
@@ -63,15 +71,20 @@ def load_runtimes(path: str = str(RUNTIMES_FILE)) -> dict[str, Runtime]:
     fit = load_yaml(fit_file())
     by_runtime = fit.get("launch_overhead_s_by_runtime") or {}
     out = {}
-    for name, entry in need(path, "", doc, "runtimes", dict).items():
+    entries = need(path, "", doc, "runtimes", dict)
+    for name, entry in entries.items():
         where = f"runtimes.{name}"
         fit_name = entry.get("fit_name", name)
-        launch, launch_fitted = _value(path, where, entry, "launch_overhead_s", by_runtime.get(fit_name))
+        own, borrowed = by_runtime.get(fit_name), _borrowed_launch(entries, entry, by_runtime)
+        launch, launch_fitted = _value(path, where, entry, "launch_overhead_s", borrowed if own is None else own)
         derate, derate_fitted = _value(path, where, entry, "compute_derate", fit.get("compute_derate"))
         if derate > 1:
             raise SpecError(path, f"{where}.compute_derate", f"must be at most 1, not {derate}")
         fitted = tuple(k for k, f in (("launch_overhead_s", launch_fitted), ("compute_derate", derate_fitted)) if f)
         source = f"fitted on public serving runs as {fit_name!r} (gpu_fit.yaml)" if fitted else ""
+        if launch_fitted and own is None:
+            # rows added after the stored fit: the held-out rule's stand-in until the next refit
+            source += f"; its per-kernel cost is not fitted yet: that of {entry['like']} (like)"
         out[name] = Runtime(name, str(entry.get("description", "")), launch, derate, fitted, source)
     default = need(path, "", doc, "default", str)
     if default not in out:
