@@ -73,3 +73,16 @@ def test_serve_command_under_sglang(capsys):
     row = next(m for m in _rows() if (m.isl, m.osl, m.batch) == (508, 515, 1488))
     i = sf.measurements().index(row)
     assert out["output_tokens_per_s"] == pytest.approx(sf.predict(sf.stored_theta(), [i])[0], rel=1e-9)
+
+
+def test_check_only_sources_are_predicted_but_never_fitted():
+    """The SGLang rows (mean of random lengths, derived concurrency) are always held out:
+    no fit uses them, yet the leave-one-source-out report predicts them."""
+    ms = sf.measurements()
+    skip = sf.check_only_sources()
+    assert "SGLANG-H200-DATACRUNCH" in skip and "mean lengths" in skip["SGLANG-H200-DATACRUNCH"]
+    fitted = sf.fit_indices()
+    assert {ms[i].source for i in fitted}.isdisjoint(skip)
+    assert len(fitted) == len(ms) - sum(m.source in skip for m in ms) and len(fitted) < len(ms)
+    held = [r for r in sf.report(loo=False) if r["id"].startswith("ifb-sglang-")]
+    assert len(held) == 5 and all(r["model_value"] > 0 for r in held)

@@ -101,6 +101,19 @@ def measurements(path: str = str(MEASUREMENTS_FILE)) -> tuple[Measurement, ...]:
     return tuple(out)
 
 
+def check_only_sources() -> dict[str, str]:
+    """Sources whose rows are predicted and reported but never fitted (``serving.yaml``:
+    ``check_only_sources``, each with the reason: a replay that needs assumptions the fitted
+    rows do not, e.g. lengths drawn at random replaced by their mean)."""
+    return {str(k): str(v) for k, v in (load_yaml(SERVING_FILE).get("check_only_sources") or {}).items()}
+
+
+def fit_indices() -> list[int]:
+    """Indices of the measurements a fit may use: all but those of :func:`check_only_sources`."""
+    skip = check_only_sources()
+    return [i for i, m in enumerate(measurements()) if m.source not in skip]
+
+
 #: Ids of in-flight (continuous) batching measurements start with this; their ``batch`` is the concurrency.
 IN_FLIGHT_PREFIX = "ifb-"
 
@@ -215,8 +228,8 @@ def _loss(theta: np.ndarray, idx: list[int], measured: np.ndarray) -> float:
 
 def fit(which: list[int] | None = None, start: np.ndarray | None = None) -> np.ndarray:
     """Parameters (the order of :func:`bounds`) that minimise the squared log error over
-    the measurements ``which`` (default all)."""
-    idx = list(range(len(measurements()))) if which is None else list(which)
+    the measurements ``which`` (default :func:`fit_indices`: all but the check-only sources')."""
+    idx = fit_indices() if which is None else list(which)
     measured = np.array([measurements()[i].value for i in idx])
     return coordinate_search(lambda theta: _loss(theta, idx, measured), stored_theta() if start is None else start,
                              bounds(), passes=PASSES, steps=40)
@@ -224,8 +237,10 @@ def fit(which: list[int] | None = None, start: np.ndarray | None = None) -> np.n
 
 def report(theta: np.ndarray | None = None, *, loo: bool = True) -> list[dict]:
     """Every measurement against the model at ``theta`` (default: the stored fit) and,
-    with ``loo``, against a fit to all the other measurements."""
+    with ``loo``, against a fit to all the other measurements (the check-only sources' never
+    enter a fit)."""
     ms = measurements()
+    fitted = fit_indices()
     theta = stored_theta() if theta is None else theta
     pred = predict(theta)
     rows = []
@@ -234,7 +249,7 @@ def report(theta: np.ndarray | None = None, *, loo: bool = True) -> list[dict]:
                "isl": m.isl, "osl": m.osl, "metric": m.metric, "measured": m.value, "model_value": float(pred[i]),
                "error_pct": 100 * (pred[i] / m.value - 1)}
         if loo:
-            others = [j for j in range(len(ms)) if j != i]
+            others = [j for j in fitted if j != i]
             p = predict(fit(others, start=theta), [i])[0]
             row.update(loo_value=float(p), loo_error_pct=100 * (p / m.value - 1))
         rows.append(row)
@@ -322,7 +337,7 @@ def refit(rounds: int = 4, rtol: float = 1e-2, *, write: bool = False) -> tuple[
     for _ in range(rounds):
         new_shape = gemm_fit.fit(shape)
         gemm_fit.store(new_shape, gemm_fit.report(new_shape), write=write)
-        new = fit(start=theta)
+        new = _fill_unseen(fit(start=theta), fit_indices())
         rows = report(new, loo=False)
         store(new, rows, write=write)
         done = bool(np.all(np.abs(new / theta - 1) < rtol) and np.all(np.abs(new_shape / shape - 1) < rtol))
@@ -366,7 +381,7 @@ def leave_one_source_out(start: np.ndarray | None = None) -> HeldOutSummary:
     theta0 = stored_theta() if start is None else start
     rows = []
     for src in sources():
-        train = [i for i, m in enumerate(ms) if m.source != src]
+        train = [i for i in fit_indices() if ms[i].source != src]
         test = [i for i, m in enumerate(ms) if m.source == src]
         theta = _fill_unseen(fit(train, start=theta0), train)
         for i, p in zip(test, predict(theta, test)):
