@@ -14,8 +14,9 @@ each with the replica's control processors. Nothing is fitted to the replicas.
 --checks adds the candidate explanations of the remaining gaps, each computed from the
 model's own breakdown (no model changes): global SRAM at an SRAM-only die's density, a
 vector lane with its register file (x2) or an engine ten times the lane, the static floor
-as a fraction of the design power instead of per mm2, and (with --liberty FILE) the arrays
-scaled by the PE's area in a real cell library over its generic-gate estimate.
+as a fraction of the design power instead of per mm2, the 14 nm replica's SRAM at its own
+process's bitcell, and (with --liberty FILE) the arrays scaled by the PE's area in a real
+cell library over its generic-gate estimate.
 """
 from __future__ import annotations
 
@@ -33,7 +34,13 @@ from systolab.config import AcceleratorConfig
 from systolab.models.gpu.power import power_params
 from systolab.models.report.replicas import HELD_OUT, QUANTITIES, load_replicas, replica_table
 from systolab.models.silicon import area, energy
+from systolab.models.silicon.nodes import get_node
 from systolab.models.silicon.synthesis import synthesize
+
+#: GlobalFoundries 14LPP (Samsung's licensed 14 nm FinFET, on which the Groq TSP was made): its
+#: high-density 6T bitcell, um2 (Samsung, ISSCC 2014, a 14 nm FinFET 128 Mb SRAM; WikiChip '14 nm
+#: lithography process'), against data/nodes.yaml's n16 (TSMC 16FF+, 0.07) that replicas.yaml maps it to.
+GF14_BITCELL_UM2 = 0.064
 
 FIGURES = ("sram_die_efficiency", "scalar_core_mm2", "scalar_core_mW_per_GHz", "whitespace_fraction",
            "idle_W_per_die_mm2")
@@ -85,6 +92,7 @@ def checks(liberty: str | None) -> None:
     dense = die.sram_die_efficiency.value / die.sram_die_efficiency.high
     idle = power_params().idle_fraction
     ratio = library_ratio(liberty) if liberty else None
+    n16_bitcell = get_node("n16").sram_bitcell_um2.value
     rows: dict[str, list[tuple[float, float]]] = {}
     for r in load_replicas():
         a = area.chip_area(r.chip, scalar_cores=r.scalar_cores)
@@ -98,6 +106,12 @@ def checks(liberty: str | None) -> None:
             "static floor = idle fraction of design power (TDP)": design + max(
                 0.0, idle / (1 - idle) * design - p.leakage_W),
         }
+        if r.chip.node == "n16":       # the TSP: GlobalFoundries 14LPP's bitcell for the n16 stand-in's
+            sram = a.global_sram_mm2 + r.chip.cores * a.core_sram_mm2
+            cases[f"14 nm FinFET SRAM at GF 14LPP's {GF14_BITCELL_UM2} um2 bitcell"] = \
+                a.die_mm2 - sram * (1 - GF14_BITCELL_UM2 / n16_bitcell) * white
+        else:
+            cases[f"14 nm FinFET SRAM at GF 14LPP's {GF14_BITCELL_UM2} um2 bitcell"] = a.die_mm2
         if ratio is not None:
             cases[f"arrays x{ratio:.2f} (real cell library)"] = a.die_mm2 - arrays * (1 - ratio)
         for name, v in cases.items():

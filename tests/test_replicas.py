@@ -223,3 +223,7 @@ def test_the_benchmark_checks_the_candidate_explanations(capsys):
         err = re.search(rf"{key} [0-9,]+ \(([+-][0-9]+) %\)", line)
         assert err is not None and int(err.group(1)) < -30, key
     assert "static floor = idle fraction of design power" in out and "arrays x" not in out
+    gf14 = next(ln for ln in out.splitlines() if "GF 14LPP" in ln)
+    assert "tpu-v1 260 (-21 %)" in gf14, "only the 14 nm replica changes"
+    groq = re.search(r"groq-tsp ([0-9,]+) \(([+-][0-9]+) %\)", gf14)
+    assert groq is not None and 27 <= int(groq.group(2)) <= 33
