@@ -42,14 +42,18 @@ from ..specs import DATA_DIR, load_yaml
 from ..validation import HeldOutSummary, summarise
 from ..workloads.gemm import Gemm
 from .fit_file import fit_file, update_fit_file
+from .grouped import GroupedGemm
+from .libraries import LAYOUTS
 from .model import (
     DTYPE_CLASS,
+    LIBRARIES,
     SHAPE_PARAMS,
     Calibration,
     ModelAssumptions,
     assumptions,
     benchmark_assumptions,
     calibrate,
+    grouped_raw_estimate,
     raw_estimate,
     resolve_peak,
 )
@@ -66,10 +70,18 @@ STEPS = 24
 class GemmMeasurement:
     device: str
     gpu_id: str
-    gemm: Gemm
+    gemm: Gemm         # a grouped row: ``parallel`` groups of M rows each, one call
     tflops: float
     fit: bool          # role "fit" (sets the shape terms) or "heldout" (never enters a fit)
     table: str = ""    # the published table the row comes from (its source, for held-out summaries)
+    layout: str = "dense"        # "dense", or a grouped GEMM's layout (libraries.LAYOUTS)
+    library: str = "deepgemm"    # the GEMM library whose kernels ran (model.LIBRARIES)
+
+    @property
+    def grouped(self) -> GroupedGemm | None:
+        """The grouped GEMM of a grouped row (every group full, as the published benchmark
+        ran it), else None."""
+        return None if self.layout == "dense" else GroupedGemm.even(self.gemm, self.layout)
 
 
 @cache
@@ -83,8 +95,12 @@ def gemm_measurements(path: str = str(HELDOUT_FILE)) -> tuple[GemmMeasurement, .
                 g = Gemm(int(row["M"]), int(row["N"]), int(row["K"]), row["dtype"], groups, row["notes"], groups)
                 if row["role"] not in ("fit", "heldout") or not row["source"] or float(row["achieved_tflops"]) <= 0:
                     raise ValueError("role must be fit or heldout, source given, achieved_tflops > 0")
+                layout, library = row["layout"], row["library"]
+                if layout not in ("dense", *LAYOUTS) or library not in LIBRARIES or (layout == "dense" and groups != 1):
+                    raise ValueError(f"layout must be dense (1 group) or one of {', '.join(LAYOUTS)}, library one of "
+                                     f"{', '.join(LIBRARIES)}")
                 out.append(GemmMeasurement(row["device"], row["model_gpu_id"], g, float(row["achieved_tflops"]),
-                                           row["role"] == "fit", row.get("table") or row["source"]))
+                                           row["role"] == "fit", row.get("table") or row["source"], layout, library))
             except (KeyError, ValueError, UserError) as exc:
                 raise UserError(f"{path} line {line}: {exc}") from None
     return tuple(out)
@@ -112,7 +128,12 @@ def predict(theta: np.ndarray, cal: Calibration | None = None) -> np.ndarray:
         gpu = get_gpu(m.gpu_id)
         dtype, peak, _ = resolve_peak(gpu, m.gemm.dtype)
         eff = cal.lookup(gpu.family, DTYPE_CLASS[dtype])[0]
-        out.append(m.gemm.flops / raw_estimate(gpu, m.gemm, peak, eff, a)[0] / 1e12)
+        grouped = m.grouped
+        if grouped is None:
+            seconds = raw_estimate(gpu, m.gemm, peak, eff, a, m.library)[0]
+        else:
+            seconds = grouped_raw_estimate(gpu, grouped, peak, eff, a, m.library)[0]
+        out.append(m.gemm.flops / seconds / 1e12)
     return np.array(out)
 
 
