@@ -118,16 +118,19 @@ def predict(theta: np.ndarray, cal: Calibration | None = None) -> np.ndarray:
     per-kernel cost). Those are the measured library's tensor rate and bandwidth against
     the model's reference (plain FP8 cuBLAS on the best-shape benchmarks; the fitted
     streaming efficiency): DeepGEMM's fine-grained scaling promotes partial sums on CUDA
-    cores every 128 of K and loads scale factors."""
-    a = _with(theta)
-    cal = cal or calibrate(a)
+    cores every 128 of K and loads scale factors. Rows of cuBLAS-class kernels (``library``
+    cublas) are read at the reference itself."""
+    reference = _with(theta)
+    cal = cal or calibrate(reference)
     lib_c, lib_m = float(theta[3]), float(theta[4])
-    a = replace(a, compute_derate=lib_c, mem_eff_hbm=a.mem_eff_hbm * lib_m, mem_eff_gddr=a.mem_eff_gddr * lib_m)
+    deepgemm = replace(reference, compute_derate=lib_c, mem_eff_hbm=reference.mem_eff_hbm * lib_m,
+                       mem_eff_gddr=reference.mem_eff_gddr * lib_m)
     out = []
     for m in gemm_measurements():
         gpu = get_gpu(m.gpu_id)
         dtype, peak, _ = resolve_peak(gpu, m.gemm.dtype)
         eff = cal.lookup(gpu.family, DTYPE_CLASS[dtype])[0]
+        a = reference if m.library == "cublas" else deepgemm
         grouped = m.grouped
         if grouped is None:
             seconds = raw_estimate(gpu, m.gemm, peak, eff, a, m.library)[0]
