@@ -17,8 +17,10 @@ rows of ``data/gemm_heldout.csv`` marked ``fit`` (DeepGEMM's published H800 FP8 
 every other dense GEMM of each M, skinny M = 64 and 128 included, K from 512 to 16,384)
 together with the best-shape benchmarks of ``data/gemm_calibration.csv``, whose
 per-family efficiencies (at most 1) are refitted at every step. The rows marked
-``heldout`` (the other dense GEMMs and every grouped MoE GEMM) never enter the fit and
-report its error.
+``heldout`` (the other dense GEMMs, every grouped MoE GEMM, and TileLang's H800 FP8 sweep)
+never enter the fit and report its error. Each row is read with its library (DeepGEMM's rows
+at the tile its published rule picks, :mod:`~systolab.models.gpu.libraries`) and, when
+grouped, in its layout (:class:`~systolab.models.gpu.grouped.GroupedGemm`).
 
 The fit is written with :func:`store` to the user's copy of ``gpu_fit.yaml`` (or the
 repository's, from a checkout, with ``write``) through

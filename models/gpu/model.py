@@ -9,7 +9,10 @@ Model (per GEMM, per GPU, per dtype):
   over the SMs, so a partial last wave costs a whole wave (wave quantisation) and partial
   edge tiles cost whole tiles. When there are too few tiles to fill the SMs the model may
   split K (split-K), paying the partial sums' traffic and a second launch. The best
-  tile/split is chosen, as cuBLAS's heuristics try to.
+  tile/split is chosen, as cuBLAS's heuristics try to. A library with a published rule
+  (DeepGEMM) runs the tile its rule picks instead (:mod:`~systolab.models.gpu.libraries`),
+  and a grouped MoE GEMM runs in its layout (:class:`~systolab.models.gpu.grouped.GroupedGemm`,
+  :func:`estimate_grouped_gemm`).
 * **memory**: compulsory traffic (A and B read once, C written once) at peak DRAM
   bandwidth times a *memory efficiency*, in proportion when too few tiles are in flight
   to draw it all.
