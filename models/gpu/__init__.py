@@ -28,8 +28,9 @@ from .specs import GpuSpec, get_gpu, list_gpus, load_gpus
 
 __all__ = ["check_gpu_dtype", "fp4_gpus",
            "LAYERS", "LIBRARIES", "Runtime", "check_power_cap", "clock_fraction", "get_runtime", "load_runtimes",
-           "estimate_gemm", "estimate_grouped_gemm", "estimate_workload",
-           "GroupedGemm", "GroupedGemmEstimate", "LAYOUTS", "deepgemm_block",
-           "get_gpu", "GpuGemmEstimate", "GpuSpec", "GpuWorkloadEstimate",
+           "estimate_gemm", "estimate_workload", "get_gpu", "GpuGemmEstimate", "GpuSpec", "GpuWorkloadEstimate",
            "gpu_idle_W", "gpu_power_W", "list_gpus", "load_gpus", "load_measurements", "power_params",
            "PowerFitReport", "PowerMeasurement", "PowerParams", "step_activity"]
+
+# grouped (MoE) GEMMs in DeepGEMM's layouts, and the tile its published rule picks
+__all__ += ["estimate_grouped_gemm", "GroupedGemm", "GroupedGemmEstimate", "LAYOUTS", "deepgemm_block"]
