@@ -7,7 +7,7 @@ Prints (1) each calibration point's measured and modelled TFLOPS with the in-sam
 error (efficiency fitted per GPU family and dtype class) and the leave-one-out error
 (efficiency fitted without that point), and (2) modelled TFLOPS for M = 1 ... 32768 with
 N = K = 8192 in bf16 on every GPU, and (3) the GEMM-shape terms' fit and held-out error
-on DeepGEMM's H800 table (systolab.models.gpu.fit). Record the output in
+on DeepGEMM's and TileLang's H800 FP8 tables (systolab.models.gpu.fit). Record the output in
 benchmarks/README.md.
 
 Reads the GPU fit the model reads (your copy of gpu_fit.yaml when it is newer than the
@@ -52,11 +52,12 @@ def main() -> None:
     print("* extrapolated (no calibration for this family/dtype, a fallback dtype, or few output tiles)")
 
     shape = gemm_fit.report()
-    print("\nGEMM shapes (models/data/gemm_heldout.csv: DeepGEMM, H800 FP8; `fit` rows set the shape terms)")
-    print(f"{'role':9} {'groups':>6} {'M':>6} {'N':>6} {'K':>6} {'measured':>9} {'model':>8} {'err%':>6}")
+    print("\nGEMM shapes (models/data/gemm_heldout.csv: DeepGEMM's and TileLang's H800 FP8 tables; `fit` rows set "
+          "the shape terms; each row read in its library and grouped layout)")
+    print(f"{'table':28} {'role':9} {'groups':>6} {'M':>6} {'N':>6} {'K':>6} {'measured':>9} {'model':>8} {'err%':>6}")
     for r in shape:
-        print(f"{r['role']:9} {r['groups']:>6} {r['M']:>6} {r['N']:>6} {r['K']:>6} {r['measured_tflops']:9.1f} "
-              f"{r['model_tflops']:8.1f} {r['error_pct']:+6.1f}")
+        print(f"{r['table']:28} {r['role']:9} {r['groups']:>6} {r['M']:>6} {r['N']:>6} {r['K']:>6} "
+              f"{r['measured_tflops']:9.1f} {r['model_tflops']:8.1f} {r['error_pct']:+6.1f}")
     for role, s in gemm_fit.summary(shape).items():
         print(f"{role}: n={s['n']}, median |error| {s['median_abs_error_pct']:.1f} %, worst {s['worst_abs_error_pct']:.1f} %")
     print(f"\n{time.perf_counter() - t0:.2f} s")

@@ -6,7 +6,13 @@ import pytest
 from systolab.cli import main
 from systolab.errors import UserError
 from systolab.models.gpu import fit as gemm_fit
-from systolab.models.gpu.model import assumptions, benchmark_assumptions, estimate_gemm, estimate_workload
+from systolab.models.gpu.model import (
+    assumptions,
+    benchmark_assumptions,
+    estimate_gemm,
+    estimate_grouped_gemm,
+    estimate_workload,
+)
 from systolab.models.gpu.power import gpu_idle_W
 from systolab.models.gpu.power_cap import check_power_cap, clock_fraction
 from systolab.models.gpu.runtime import default_runtime, get_runtime, load_runtimes
@@ -184,12 +190,19 @@ def test_serve_command_runtime_and_power_cap(capsys):
 
 
 def test_deepgemm_library_reads_as_the_gemm_shape_fit():
-    """The kernel layer with DeepGEMM's fitted efficiencies is the GEMM-shape fit's reading
-    of its table (held-out rows included)."""
+    """The kernel layer with each row's library (DeepGEMM's fitted efficiencies for its table)
+    and grouped layout is the GEMM-shape fit's reading of the table (held-out rows included)."""
+    libraries = set()
     for m, row in zip(gemm_fit.gemm_measurements(), gemm_fit.report()):
-        e = estimate_gemm(m.gpu_id, m.gemm, layer="kernel", library="deepgemm")
+        if m.grouped is None:
+            e = estimate_gemm(m.gpu_id, m.gemm, layer="kernel", library=m.library)
+            assert e.to_dict()["library"] == m.library
+        else:
+            e = estimate_grouped_gemm(m.gpu_id, m.grouped, library=m.library)
         assert e.tflops == pytest.approx(row["model_tflops"], rel=1e-9)
-        assert e.library == "deepgemm" and e.to_dict()["library"] == "deepgemm"
+        assert e.library == m.library
+        libraries.add(m.library)
+    assert libraries == {"deepgemm", "cublas"}
     with pytest.raises(UserError) as e:
         estimate_gemm(A100, Gemm(64, 64, 64, "bf16"), library="cutlass")
     assert e.value.parameter == "library"

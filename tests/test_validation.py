@@ -119,7 +119,8 @@ def test_every_source_and_runtime_of_the_measurements_is_declared():
 
 def test_gemm_shapes_left_out_of_the_fit_by_table():
     s = gemm_fit.heldout_summary()
-    assert {x.source for x in s.sources} == {"deepgemm-dense", "deepgemm-grouped-contiguous", "deepgemm-grouped-masked"}
+    assert {x.source for x in s.sources} == {"deepgemm-dense", "deepgemm-grouped-contiguous", "deepgemm-grouped-masked",
+                                             "tilelang-dense"}
     assert s.n == sum(1 for m in gemm_fit.gemm_measurements() if not m.fit)
     assert s.median_abs_error_pct <= 10
 

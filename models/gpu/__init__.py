@@ -1,7 +1,17 @@
 """Nvidia GPUs: specifications, the GEMM model calibrated on public measurements (a kernel layer and a
-runtime layer per serving runtime), its fits, board power by phase and under a power cap."""
+runtime layer per serving runtime; grouped MoE GEMMs in DeepGEMM's layouts), its fits, board power by phase and under a power cap."""
 from .formats import check_gpu_dtype, fp4_gpus
-from .model import LIBRARIES, GpuGemmEstimate, GpuWorkloadEstimate, estimate_gemm, estimate_workload
+from .grouped import GroupedGemm
+from .libraries import LAYOUTS, deepgemm_block
+from .model import (
+    LIBRARIES,
+    GpuGemmEstimate,
+    GpuWorkloadEstimate,
+    GroupedGemmEstimate,
+    estimate_gemm,
+    estimate_grouped_gemm,
+    estimate_workload,
+)
 from .power import (
     PowerFitReport,
     PowerMeasurement,
@@ -21,3 +31,6 @@ __all__ = ["check_gpu_dtype", "fp4_gpus",
            "estimate_gemm", "estimate_workload", "get_gpu", "GpuGemmEstimate", "GpuSpec", "GpuWorkloadEstimate",
            "gpu_idle_W", "gpu_power_W", "is_gpu", "list_gpus", "load_gpus", "load_measurements", "power_params",
            "PowerFitReport", "PowerMeasurement", "PowerParams", "step_activity"]
+
+# grouped (MoE) GEMMs in DeepGEMM's layouts, and the tile its published rule picks
+__all__ += ["estimate_grouped_gemm", "GroupedGemm", "GroupedGemmEstimate", "LAYOUTS", "deepgemm_block"]

@@ -17,8 +17,10 @@ rows of ``data/gemm_heldout.csv`` marked ``fit`` (DeepGEMM's published H800 FP8 
 every other dense GEMM of each M, skinny M = 64 and 128 included, K from 512 to 16,384)
 together with the best-shape benchmarks of ``data/gemm_calibration.csv``, whose
 per-family efficiencies (at most 1) are refitted at every step. The rows marked
-``heldout`` (the other dense GEMMs and every grouped MoE GEMM) never enter the fit and
-report its error.
+``heldout`` (the other dense GEMMs, every grouped MoE GEMM, and TileLang's H800 FP8 sweep)
+never enter the fit and report its error. Each row is read with its library (DeepGEMM's rows
+at the tile its published rule picks, :mod:`~systolab.models.gpu.libraries`) and, when
+grouped, in its layout (:class:`~systolab.models.gpu.grouped.GroupedGemm`).
 
 The fit is written with :func:`store` to the user's copy of ``gpu_fit.yaml`` (or the
 repository's, from a checkout, with ``write``) through
@@ -42,14 +44,18 @@ from ..specs import DATA_DIR, load_yaml
 from ..validation import HeldOutSummary, summarise
 from ..workloads.gemm import Gemm
 from .fit_file import fit_file, update_fit_file
+from .grouped import GroupedGemm
+from .libraries import LAYOUTS
 from .model import (
     DTYPE_CLASS,
+    LIBRARIES,
     SHAPE_PARAMS,
     Calibration,
     ModelAssumptions,
     assumptions,
     benchmark_assumptions,
     calibrate,
+    grouped_raw_estimate,
     raw_estimate,
     resolve_peak,
 )
@@ -66,10 +72,18 @@ STEPS = 24
 class GemmMeasurement:
     device: str
     gpu_id: str
-    gemm: Gemm
+    gemm: Gemm         # a grouped row: ``parallel`` groups of M rows each, one call
     tflops: float
     fit: bool          # role "fit" (sets the shape terms) or "heldout" (never enters a fit)
     table: str = ""    # the published table the row comes from (its source, for held-out summaries)
+    layout: str = "dense"        # "dense", or a grouped GEMM's layout (libraries.LAYOUTS)
+    library: str = "deepgemm"    # the GEMM library whose kernels ran (model.LIBRARIES)
+
+    @property
+    def grouped(self) -> GroupedGemm | None:
+        """The grouped GEMM of a grouped row (every group full, as the published benchmark
+        ran it), else None."""
+        return None if self.layout == "dense" else GroupedGemm.even(self.gemm, self.layout)
 
 
 @cache
@@ -83,8 +97,12 @@ def gemm_measurements(path: str = str(HELDOUT_FILE)) -> tuple[GemmMeasurement, .
                 g = Gemm(int(row["M"]), int(row["N"]), int(row["K"]), row["dtype"], groups, row["notes"], groups)
                 if row["role"] not in ("fit", "heldout") or not row["source"] or float(row["achieved_tflops"]) <= 0:
                     raise ValueError("role must be fit or heldout, source given, achieved_tflops > 0")
+                layout, library = row["layout"], row["library"]
+                if layout not in ("dense", *LAYOUTS) or library not in LIBRARIES or (layout == "dense" and groups != 1):
+                    raise ValueError(f"layout must be dense (1 group) or one of {', '.join(LAYOUTS)}, library one of "
+                                     f"{', '.join(LIBRARIES)}")
                 out.append(GemmMeasurement(row["device"], row["model_gpu_id"], g, float(row["achieved_tflops"]),
-                                           row["role"] == "fit", row.get("table") or row["source"]))
+                                           row["role"] == "fit", row.get("table") or row["source"], layout, library))
             except (KeyError, ValueError, UserError) as exc:
                 raise UserError(f"{path} line {line}: {exc}") from None
     return tuple(out)
@@ -102,17 +120,25 @@ def predict(theta: np.ndarray, cal: Calibration | None = None) -> np.ndarray:
     per-kernel cost). Those are the measured library's tensor rate and bandwidth against
     the model's reference (plain FP8 cuBLAS on the best-shape benchmarks; the fitted
     streaming efficiency): DeepGEMM's fine-grained scaling promotes partial sums on CUDA
-    cores every 128 of K and loads scale factors."""
-    a = _with(theta)
-    cal = cal or calibrate(a)
+    cores every 128 of K and loads scale factors. Rows of cuBLAS-class kernels (``library``
+    cublas) are read at the reference itself."""
+    reference = _with(theta)
+    cal = cal or calibrate(reference)
     lib_c, lib_m = float(theta[3]), float(theta[4])
-    a = replace(a, compute_derate=lib_c, mem_eff_hbm=a.mem_eff_hbm * lib_m, mem_eff_gddr=a.mem_eff_gddr * lib_m)
+    deepgemm = replace(reference, compute_derate=lib_c, mem_eff_hbm=reference.mem_eff_hbm * lib_m,
+                       mem_eff_gddr=reference.mem_eff_gddr * lib_m)
     out = []
     for m in gemm_measurements():
         gpu = get_gpu(m.gpu_id)
         dtype, peak, _ = resolve_peak(gpu, m.gemm.dtype)
         eff = cal.lookup(gpu.family, DTYPE_CLASS[dtype])[0]
-        out.append(m.gemm.flops / raw_estimate(gpu, m.gemm, peak, eff, a)[0] / 1e12)
+        a = reference if m.library == "cublas" else deepgemm
+        grouped = m.grouped
+        if grouped is None:
+            seconds = raw_estimate(gpu, m.gemm, peak, eff, a, m.library)[0]
+        else:
+            seconds = grouped_raw_estimate(gpu, grouped, peak, eff, a, m.library)[0]
+        out.append(m.gemm.flops / seconds / 1e12)
     return np.array(out)
 
 

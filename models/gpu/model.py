@@ -9,7 +9,10 @@ Model (per GEMM, per GPU, per dtype):
   over the SMs, so a partial last wave costs a whole wave (wave quantisation) and partial
   edge tiles cost whole tiles. When there are too few tiles to fill the SMs the model may
   split K (split-K), paying the partial sums' traffic and a second launch. The best
-  tile/split is chosen, as cuBLAS's heuristics try to.
+  tile/split is chosen, as cuBLAS's heuristics try to. A library with a published rule
+  (DeepGEMM) runs the tile its rule picks instead (:mod:`~systolab.models.gpu.libraries`),
+  and a grouped MoE GEMM runs in its layout (:class:`~systolab.models.gpu.grouped.GroupedGemm`,
+  :func:`estimate_grouped_gemm`).
 * **memory**: compulsory traffic (A and B read once, C written once) at peak DRAM
   bandwidth times a *memory efficiency*, in proportion when too few tiles are in flight
   to draw it all.
@@ -40,12 +43,15 @@ import csv
 import math
 from dataclasses import dataclass, field, replace
 from functools import cache
+from typing import NamedTuple
 
 from ...dtypes import operand_bytes
 from ...errors import UserError
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.gemm import Gemm
 from .fit_file import fit_file, reads_fit
+from .grouped import GroupedGemm
+from .libraries import DEEPGEMM_CONTIGUOUS_ALIGN, deepgemm_block, deepgemm_multicast
 from .runtime import check_layer, get_runtime
 from .specs import GpuSpec, get_gpu, load_gpus
 
@@ -208,46 +214,110 @@ def _clock_MHz(gpu: GpuSpec) -> float:
     return gpu.boost_clock_MHz or _family_clock_MHz(gpu.family)
 
 
-def raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: ModelAssumptions):
-    """Best (time, compute, memory, launch, tile, split, waves, wave_eff, bytes, launches)
-    over tilings. The GEMM runs as ``gemm.rounds`` kernel calls one after another (the
-    layers), each a batched call of ``gemm.parallel`` products whose tiles share waves."""
+class Rates(NamedTuple):
+    """One SM's rates for a GEMM in one dtype under assumptions ``a`` (:func:`rates`)."""
+
+    per_sm: float     # tensor FLOP/s at the calibrated efficiency and the derate
+    feed: float       # operand bytes/s it draws from L2 (inf: unlimited)
+    half: float       # 16-bit tensor FLOP/s at peak (the fixed per-tile cost's rate)
+    elem_a: float     # storage bytes of an A element, scales included
+    elem_b: float     # of a B element
+    bw: float         # sustained DRAM bandwidth of the GPU, B/s
+
+
+def rates(gpu: GpuSpec, dtype: str, peak_tflops: float, eff: float, a: ModelAssumptions) -> Rates:
+    """The rates :func:`tiling_cost` reads, for a GEMM in ``dtype`` run at ``peak_tflops``."""
     sms = gpu.sm_count
-    per_sm = peak_tflops * 1e12 * eff / sms
     # an SM's L2 feed, bytes/s: so many bytes per clock (the L2 is not throttled with the
     # tensor cores of export SKUs such as the H20)
     feed = a.operand_bytes_per_clock * _clock_MHz(gpu) * 1e6 if a.operand_bytes_per_clock else math.inf
     half = (gpu.peak("bf16") or gpu.peak("fp16") or peak_tflops) * 1e12 / sms
-    elem_a, elem_b = operand_bytes(gemm.dtype)     # storage bytes, scales included
-    bw = gpu.mem_bw_GBps * 1e9 * _mem_eff(gpu, a)
+    elem_a, elem_b = operand_bytes(dtype)
+    return Rates(peak_tflops * 1e12 * eff / sms * a.compute_derate, feed, half, elem_a, elem_b,
+                 gpu.mem_bw_GBps * 1e9 * _mem_eff(gpu, a))
+
+
+def tiling_cost(sms: int, r: Rates, a: ModelAssumptions, tile: tuple[int, int], split: int, tiles: int,
+                K: int, nbytes: int, *, rounds: int = 1, multicast: int = 1) -> tuple[float, float, int]:
+    """(compute_s, memory_s, waves) of ``rounds`` kernel calls one after another, each of
+    ``tiles`` output tiles of ``tile`` (rows x columns) with K cut into ``split`` slices,
+    moving ``nbytes`` off chip in all. ``multicast`` CTAs share each load of an A tile (TMA
+    multicast). The calls are alike, so their max(compute, memory) add up to the totals'."""
+    tm, tn = tile
+    waves = math.ceil(tiles * split / sms) * rounds
+    k_per = math.ceil(K / split)
+    # a tile's time: its MACs at the SM's rate or its operands at the SM's L2 feed,
+    # whichever is longer, plus its fixed prologue/epilogue cost: tile_overhead_k more of K
+    # at the SM's 16-bit rate (faster SMs pay less)
+    tile_s = max(2 * tm * tn * k_per / r.per_sm, (tm * r.elem_a / multicast + tn * r.elem_b) * k_per / r.feed)
+    compute = waves * (tile_s + 2 * tm * tn * a.tile_overhead_k / r.half)
+    # too few CTAs in flight cannot draw the DRAM's full bandwidth
+    memory = nbytes / (r.bw * min(1.0, tiles * split / (sms * a.dram_sm_fraction or 1)))
+    return compute, memory, waves
+
+
+def raw_estimate(gpu: GpuSpec, gemm: Gemm, peak_tflops: float, eff: float, a: ModelAssumptions,
+                 library: str = "cublas"):
+    """Best (time, compute, memory, launch, tile, split, waves, wave_eff, bytes, launches)
+    over tilings. The GEMM runs as ``gemm.rounds`` kernel calls one after another (the
+    layers), each a batched call of ``gemm.parallel`` products whose tiles share waves.
+    ``library="deepgemm"``: the one tile DeepGEMM's rule picks, no split-K
+    (:mod:`~systolab.models.gpu.libraries`; its ``parallel`` products are the groups of a
+    masked-layout call, all full)."""
+    sms = gpu.sm_count
+    r = rates(gpu, gemm.dtype, peak_tflops, eff, a)
+    if library == "deepgemm":
+        tile = deepgemm_block(gemm.M, gemm.N, gemm.parallel, sms)
+        plans = [(tile, 1, deepgemm_multicast(gemm.M, gemm.N, tile[1], gemm.parallel, sms))]
+    else:
+        skinny_ok = min(gemm.M, gemm.N) < a.skinny_below
+        plans = [((tm, tn), s, 1) for tm, tn in a.tiles if skinny_ok or min(tm, tn) >= a.skinny_below
+                 for s in a.split_k if s == 1 or gemm.K / s >= a.min_k_per_split]
     best = None
-    skinny_ok = min(gemm.M, gemm.N) < a.skinny_below
-    for tm, tn in a.tiles:
-        if min(tm, tn) < a.skinny_below and not skinny_ok:
-            continue
+    for (tm, tn), s, multicast in plans:
         tiles = math.ceil(gemm.M / tm) * math.ceil(gemm.N / tn) * gemm.parallel
-        for s in a.split_k:
-            if s > 1 and gemm.K / s < a.min_k_per_split:
-                continue
-            waves = math.ceil(tiles * s / sms) * gemm.rounds
-            k_per = math.ceil(gemm.K / s)
-            # a tile's time: its MACs at the SM's rate or its operands at the SM's L2 feed,
-            # whichever is longer, plus its fixed prologue/epilogue cost
-            tile_s = max(2 * tm * tn * k_per / (per_sm * a.compute_derate), (tm * elem_a + tn * elem_b) * k_per / feed)
-            # the fixed cost: tile_overhead_k more of K at the SM's 16-bit rate (faster SMs pay less)
-            compute = waves * (tile_s + 2 * tm * tn * a.tile_overhead_k / half)
-            extra = 2 * s * gemm.M * gemm.N * 4 * gemm.count if s > 1 else 0
-            nbytes = gemm.min_bytes + extra
-            # too few CTAs in flight cannot draw the DRAM's full bandwidth
-            memory = nbytes / (bw * min(1.0, tiles * s / (sms * a.dram_sm_fraction or 1)))
-            launches = gemm.rounds * (2 if s > 1 else 1)
-            launch = a.launch_s * launches
-            # every call is alike, so the rounds' max(compute, memory) add up to the totals'
-            total = max(compute, memory) + launch
-            wave_eff = (2 * gemm.M * gemm.N * gemm.K * gemm.count) / (waves * sms * 2 * tm * tn * k_per)
-            cand = (total, compute, memory, launch, (tm, tn), s, waves, wave_eff, nbytes, launches)
-            if best is None or cand[0] < best[0]:
-                best = cand
+        extra = 2 * s * gemm.M * gemm.N * 4 * gemm.count if s > 1 else 0     # split-K's partial sums
+        nbytes = gemm.min_bytes + extra
+        compute, memory, waves = tiling_cost(sms, r, a, (tm, tn), s, tiles, gemm.K, nbytes, rounds=gemm.rounds,
+                                             multicast=multicast)
+        launches = gemm.rounds * (2 if s > 1 else 1)
+        launch = a.launch_s * launches
+        total = max(compute, memory) + launch
+        wave_eff = gemm.flops / (waves * sms * 2 * tm * tn * math.ceil(gemm.K / s))
+        cand = (total, compute, memory, launch, (tm, tn), s, waves, wave_eff, nbytes, launches)
+        if best is None or cand[0] < best[0]:
+            best = cand
+    return best
+
+
+def grouped_raw_estimate(gpu: GpuSpec, gg: GroupedGemm, peak_tflops: float, eff: float, a: ModelAssumptions,
+                         library: str = "deepgemm"):
+    """:func:`raw_estimate` of a grouped GEMM, one kernel call. DeepGEMM: the block its rule
+    picks for the layout (contiguous: for the summed rows, each group padded to 128;
+    masked: for ``expected_m`` rows a group), over each group's own blocks. cuBLAS-class
+    kernels (a CUTLASS-style grouped GEMM): the best tile over each group's own blocks."""
+    sms = gpu.sm_count
+    r = rates(gpu, gg.dtype, peak_tflops, eff, a)
+    if library == "deepgemm" and gg.layout == "contiguous":
+        m_sum = sum(gg.block_rows(DEEPGEMM_CONTIGUOUS_ALIGN))
+        tile = deepgemm_block(m_sum, gg.N, 1, sms, contiguous=True)
+        plans = [(tile, deepgemm_multicast(m_sum, gg.N, tile[1], 1, sms))]
+    elif library == "deepgemm":
+        tile = deepgemm_block(gg.hint_m, gg.N, gg.groups, sms)
+        plans = [(tile, deepgemm_multicast(gg.hint_m, gg.N, tile[1], gg.groups, sms))]
+    else:
+        skinny_ok = min(max(gg.group_m), gg.N) < a.skinny_below
+        plans = [((tm, tn), 1) for tm, tn in a.tiles if skinny_ok or min(tm, tn) >= a.skinny_below]
+    best = None
+    for (tm, tn), multicast in plans:
+        tiles = gg.m_blocks(tm) * math.ceil(gg.N / tn)
+        nbytes = gg.bytes_moved(tm)
+        compute, memory, waves = tiling_cost(sms, r, a, (tm, tn), 1, tiles, gg.K, nbytes, multicast=multicast)
+        total = max(compute, memory) + a.launch_s
+        wave_eff = gg.flops / (waves * sms * 2 * tm * tn * gg.K)
+        cand = (total, compute, memory, a.launch_s, (tm, tn), 1, waves, wave_eff, nbytes, 1)
+        if best is None or cand[0] < best[0]:
+            best = cand
     return best
 
 
@@ -409,6 +479,34 @@ def memory_efficiency(gpu: GpuSpec) -> float:
 
 
 # -- public API ----------------------------------------------------------------------------
+def _reading(gpu: GpuSpec, dtype: str, layer: str, runtime: str | None, library: str):
+    """(assumptions, runtime, dtype used, peak, efficiency, extrapolated, notes) of one reading
+    of a GEMM in ``dtype``: the layer's assumptions with ``library``'s efficiencies."""
+    a = layer_assumptions(layer, runtime)
+    lib_c, lib_m = library_efficiencies(library)
+    if library != "cublas":
+        a = replace(a, compute_derate=a.compute_derate * lib_c, mem_eff_hbm=a.mem_eff_hbm * lib_m,
+                    mem_eff_gddr=a.mem_eff_gddr * lib_m)
+    if layer == "runtime":
+        runtime = get_runtime(runtime).name
+    dtype_used, peak, notes = resolve_peak(gpu, dtype)
+    eff, extrapolated, how = calibration().lookup(gpu.family, DTYPE_CLASS[dtype_used])
+    notes = notes + [f"compute efficiency {eff:.3f}: {how}"]
+    if library != "cublas":
+        notes.append(f"{library} kernels: {lib_c:.3f} of the reference tensor rate, {lib_m:.3f} of its bandwidth "
+                     "(fitted on its published table), run at the tile its published rule picks")
+    if library == "deepgemm" and (gpu.family != "hopper" or DTYPE_CLASS[dtype_used] != "fp8"):
+        notes.append("DeepGEMM's kernels (at the commit of its published table) are Hopper FP8 only: "
+                     f"{gpu.id} {dtype_used} read as if they ran (extrapolation)")
+        extrapolated = True
+    notes += gpu.flags(f"peak_dense_tflops.{dtype_used}", "sm_count", "mem_bw_GBps")
+    return a, runtime, dtype_used, peak, eff, extrapolated, notes
+
+
+def _bound(compute: float, memory: float, launch: float) -> str:
+    return "latency" if launch > max(compute, memory) else ("compute" if compute >= memory else "memory")
+
+
 def estimate_gemm(gpu: GpuSpec | str, gemm: Gemm, *, layer: str = "runtime",
                   runtime: str | None = None, library: str = "cublas") -> GpuGemmEstimate:
     """Modelled time of ``gemm`` on ``gpu`` (a :class:`GpuSpec` or GPU id), in seconds.
@@ -418,35 +516,80 @@ def estimate_gemm(gpu: GpuSpec | str, gemm: Gemm, *, layer: str = "runtime",
     ``layer="runtime"`` (the library default, as the serving model reads GEMMs): with the
     fixed cost per kernel and compute derate of ``runtime`` (a name in
     ``data/runtimes.yaml``; the fitted default, vLLM, when None). ``library``: the GEMM
-    library whose kernels run (:data:`LIBRARIES`; cuBLAS-class by default)."""
+    library whose kernels run (:data:`LIBRARIES`; cuBLAS-class by default; DeepGEMM runs
+    the tile its published rule picks, :mod:`~systolab.models.gpu.libraries`, and reads a
+    batched GEMM as its masked grouped layout with every group full)."""
     gpu = get_gpu(gpu)
     if not isinstance(gemm, Gemm):
         raise TypeError(f"gemm must be a Gemm, not {type(gemm).__name__}")
-    a = layer_assumptions(layer, runtime)
-    lib_c, lib_m = library_efficiencies(library)
-    if library != "cublas":
-        a = replace(a, compute_derate=a.compute_derate * lib_c, mem_eff_hbm=a.mem_eff_hbm * lib_m,
-                    mem_eff_gddr=a.mem_eff_gddr * lib_m)
-    if layer == "runtime":
-        runtime = get_runtime(runtime).name
-    dtype_used, peak, notes = resolve_peak(gpu, gemm.dtype)
-    eff, extrapolated, how = calibration().lookup(gpu.family, DTYPE_CLASS[dtype_used])
-    notes = notes + [f"compute efficiency {eff:.3f}: {how}"]
-    if library != "cublas":
-        notes.append(f"{library} kernels: {lib_c:.3f} of the reference tensor rate, {lib_m:.3f} of its bandwidth "
-                     "(fitted on its published table)")
-    notes += gpu.flags(f"peak_dense_tflops.{dtype_used}", "sm_count", "mem_bw_GBps")
+    a, runtime, dtype_used, peak, eff, extrapolated, notes = _reading(gpu, gemm.dtype, layer, runtime, library)
     total, compute, memory, launch, tile, split, waves, wave_eff, nbytes, launches = raw_estimate(gpu, gemm, peak,
-                                                                                                 eff, a)
+                                                                                                 eff, a, library)
     if gemm.M * gemm.N * gemm.parallel < gpu.sm_count * 64 * 64:
         notes.append("few output tiles: the model's split-K choice stands in for cuBLAS's small-GEMM kernels (extrapolation)")
         extrapolated = True
-    bound = "latency" if launch > max(compute, memory) else ("compute" if compute >= memory else "memory")
-    est = GpuGemmEstimate(gpu.id, gemm, total, compute, memory, launch, bound, peak, dtype_used, eff,
-                          _mem_eff(gpu, a), wave_eff, tile, split, waves, nbytes, extrapolated, tuple(notes),
-                          launches=launches, layer=layer, runtime=runtime, library=library,
+    est = GpuGemmEstimate(gpu.id, gemm, total, compute, memory, launch, _bound(compute, memory, launch), peak,
+                          dtype_used, eff, _mem_eff(gpu, a), wave_eff, tile, split, waves, nbytes, extrapolated,
+                          tuple(notes), launches=launches, layer=layer, runtime=runtime, library=library,
                           _peak_bw=gpu.mem_bw_GBps * 1e9)
     return est
+
+
+@dataclass(frozen=True)
+class GroupedGemmEstimate:
+    """Modelled time of one :class:`~systolab.models.gpu.grouped.GroupedGemm` (one kernel
+    call) on one GPU: seconds, the tile the library ran, its waves of blocks over the SMs."""
+
+    gpu: str
+    grouped: GroupedGemm
+    seconds: float
+    compute_s: float
+    memory_s: float
+    launch_s: float
+    bound: str                # "compute", "memory" or "latency"
+    tile: tuple[int, int]     # (block M, block N)
+    blocks: int               # output blocks over all groups (padding and partial blocks included)
+    waves: int                # ceil(blocks / SMs)
+    wave_efficiency: float    # useful MACs / MACs the waves of blocks could have done
+    bytes_moved: int          # off-chip bytes, B
+    layer: str
+    runtime: str | None
+    library: str
+    extrapolated: bool
+    notes: tuple[str, ...] = ()
+
+    @property
+    def tflops(self) -> float:
+        """Useful TFLOPS (padding and masked rows not counted), as DeepGEMM's benchmark counts."""
+        return self.grouped.flops / self.seconds / 1e12
+
+    def to_dict(self) -> dict:
+        return {"gpu": self.gpu, "grouped_gemm": self.grouped.to_dict(), "seconds": self.seconds,
+                "tflops": self.tflops, "bound": self.bound, "compute_s": self.compute_s, "memory_s": self.memory_s,
+                "launch_s": self.launch_s, "tile": list(self.tile), "blocks": self.blocks, "waves": self.waves,
+                "wave_efficiency": self.wave_efficiency, "bytes": self.bytes_moved, "layer": self.layer,
+                "runtime": self.runtime, "library": self.library, "extrapolated": self.extrapolated,
+                "notes": list(self.notes)}
+
+
+def estimate_grouped_gemm(gpu: GpuSpec | str, grouped: GroupedGemm, *, layer: str = "kernel",
+                          runtime: str | None = None, library: str = "deepgemm") -> GroupedGemmEstimate:
+    """Modelled time of one grouped (MoE) GEMM call on ``gpu``, in seconds, in ``layer``
+    (see :func:`estimate_gemm`; the kernel layer by default, as DeepGEMM's table measures).
+    ``library="deepgemm"`` (default): its layouts as its source computes them: contiguous,
+    each group padded to 128 rows and the tile picked for the summed rows; masked, the tile
+    picked for ``expected_m`` rows a group and the work each group's actual blocks
+    (:mod:`~systolab.models.gpu.libraries`). ``cublas``: a CUTLASS-style grouped GEMM, the
+    best tile over each group's own blocks."""
+    gpu = get_gpu(gpu)
+    if not isinstance(grouped, GroupedGemm):
+        raise TypeError(f"grouped must be a GroupedGemm, not {type(grouped).__name__}")
+    a, runtime, _, peak, eff, extrapolated, notes = _reading(gpu, grouped.dtype, layer, runtime, library)
+    total, compute, memory, launch, tile, _, waves, wave_eff, nbytes, _ = grouped_raw_estimate(gpu, grouped, peak, eff,
+                                                                                             a, library)
+    blocks = grouped.m_blocks(tile[0]) * math.ceil(grouped.N / tile[1])
+    return GroupedGemmEstimate(gpu.id, grouped, total, compute, memory, launch, _bound(compute, memory, launch), tile,
+                               blocks, waves, wave_eff, nbytes, layer, runtime, library, extrapolated, tuple(notes))
 
 
 @dataclass(frozen=True)
