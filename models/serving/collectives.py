@@ -3,8 +3,9 @@ protocols and a runtime's own one-shot all-reduce.
 
 * **link** (:class:`Link`): the line rate per direction (half the device's bidirectional
   NVLink figure, or PCIe's where it has none; a chip's own links), the bus bandwidth a large
-  all-reduce reaches on it (``bus_efficiency`` of the line rate: NCCL over PCIe through
-  switches or the CPU reaches about half of it; ``data/serving.yaml: collectives``), and
+  all-reduce reaches on it (``bus_efficiency`` of the line rate, ``data/serving.yaml:
+  collectives``: NCCL over PCIe through switches or the CPU reaches about half of it, a ring
+  on NVLink 0.8, NVLink SHARP on HGX Hopper and Blackwell boards a little above 1), and
   the step latency of the simple collectives (``link_latency_s``).
 * **all-reduce** (:func:`all_reduce_seconds`): NCCL's ring as NCCL's own cost model prices
   it, the fastest of its protocols: LL (low latency, half the bandwidth), LL128 (NVLink
@@ -70,6 +71,7 @@ class CollectiveData:
     bandwidth_share: dict[str, float]              # of the bus bandwidth, by protocol
     one_shot_latency_s: float
     link_latency_s: dict[str, float]               # a simple collective's step, by link kind
+    nvlink_sharp_gpus: frozenset[str]              # GPU ids whose NVSwitch reduces (NVLS)
 
 
 def _by_protocol(path: str, where: str, d: dict, scale: float = 1.0) -> dict[str, float]:
@@ -102,14 +104,16 @@ def collective_data(path: str = str(SERVING_FILE)) -> CollectiveData:
                                             need(path, "collectives.one_shot", one_shot, "latency_us", dict),
                                             positive=True).value * 1e-6,
         link_latency_s={k: float(need(path, "link_latency_s", lat, k, (int, float), positive=True))
-                        for k in lat if k != "basis"})
+                        for k in lat if k != "basis"},
+        nvlink_sharp_gpus=frozenset(need(path, "collectives", c, "nvlink_sharp_gpus", list)))
 
 
 def gpu_link(gpu: GpuSpec) -> Link:
     """``gpu``'s link to its tensor-parallel peers: NVLink where it has it, else PCIe."""
     data = collective_data()
     kind = "nvlink" if gpu.nvlink_bidir_GBps else "pcie"
-    return Link(kind, (gpu.nvlink_bidir_GBps or gpu.pcie_bidir_GBps) / 2, data.bus_efficiency[kind],
+    fabric = "nvlink_sharp" if kind == "nvlink" and gpu.id in data.nvlink_sharp_gpus else kind
+    return Link(kind, (gpu.nvlink_bidir_GBps or gpu.pcie_bidir_GBps) / 2, data.bus_efficiency[fabric],
                 data.link_latency_s[kind])
 
 
