@@ -75,6 +75,8 @@ def test_one_shot_all_reduce_serves_small_messages_on_nvlink_only():
     assert all_reduce_seconds(16e3, 8, PCIE, CUSTOM) == all_reduce_seconds(16e3, 8, PCIE)       # no P2P kernel
     for n in (2, 4, 8):
         assert all_reduce_seconds(16e3, n, NVLINK, CUSTOM) < all_reduce_seconds(16e3, n + 1, NVLINK, CUSTOM)
+    assert CUSTOM.max_devices == 8                                      # one node: NCCL beyond it
+    assert all_reduce_seconds(16e3, 16, NVLINK, CUSTOM) == all_reduce_seconds(16e3, 16, NVLINK)
 
 
 def test_runtimes_declare_their_all_reduce():

@@ -127,15 +127,17 @@ def chip_link(io_bidir_GBps: float) -> Link:
 @dataclass(frozen=True)
 class AllReduce:
     """How a runtime all-reduces: ``algorithm`` (:data:`ALGORITHMS`); for ``custom``, the
-    largest messages (bytes) its one-shot and two-shot kernels take."""
+    largest messages (bytes) its one-shot and two-shot kernels take and the largest group
+    (devices in one NVLink node) they serve."""
 
     algorithm: str = "nccl"
     one_shot_max_bytes: float = 0.0
     two_shot_max_bytes: float = 0.0
+    max_devices: int = 0
 
     def to_dict(self) -> dict:
         return {"algorithm": self.algorithm, "one_shot_max_bytes": self.one_shot_max_bytes,
-                "two_shot_max_bytes": self.two_shot_max_bytes}
+                "two_shot_max_bytes": self.two_shot_max_bytes, "max_devices": self.max_devices}
 
 
 @cache
@@ -160,7 +162,8 @@ def runtime_all_reduce(runtime: str | None = None, path: str = str(RUNTIMES_FILE
         return AllReduce()
     one = need(path, f"{where}.all_reduce", d, "one_shot_max_bytes", int, positive=True)
     two = need(path, f"{where}.all_reduce", d, "two_shot_max_bytes", int, positive=True)
-    return AllReduce(algorithm, float(one), float(two))
+    devices = need(path, f"{where}.all_reduce", d, "max_devices", int, positive=True)
+    return AllReduce(algorithm, float(one), float(two), devices)
 
 
 def nccl_all_reduce_seconds(message_bytes: float, devices: int, link: Link) -> tuple[float, str]:
@@ -183,13 +186,15 @@ def all_reduce_seconds(message_bytes: float, devices: int, link: Link, how: AllR
     """An all-reduce of ``message_bytes`` (the whole tensor) over ``devices`` on ``link``,
     seconds: under ``how`` (:func:`runtime_all_reduce`; None: NCCL's). A ``custom`` runtime's
     one-shot (latency + (n-1) x message / bus bandwidth) or two-shot (twice the latency +
-    2(n-1)/n x message / bus bandwidth) serves messages up to its limits on NVLink; NCCL the rest."""
+    2(n-1)/n x message / bus bandwidth) serves messages up to its limits on NVLink, in groups
+    of up to its ``max_devices``; NCCL the rest."""
     n = check_int("devices", devices, lo=1)
     message_bytes = check_real("message_bytes", message_bytes, lo=0.0)
     if n == 1:
         return 0.0
     how = how or AllReduce()
-    if how.algorithm == "custom" and link.kind == "nvlink" and message_bytes <= how.two_shot_max_bytes:
+    if (how.algorithm == "custom" and link.kind == "nvlink" and n <= how.max_devices
+            and message_bytes <= how.two_shot_max_bytes):
         lat, bw = collective_data().one_shot_latency_s, link.bus_GBps * 1e9
         if message_bytes <= how.one_shot_max_bytes:
             return lat + (n - 1) * message_bytes / bw
