@@ -1,6 +1,7 @@
 """LLM serving on one device kind (prefill, decode, KV cache, parallelism), fleets of it,
 goodput under latency targets, and the power model's check against measurements."""
 from .batching import BatchingOptions, Schedule
+from .collectives import AllReduce, Link, all_reduce_seconds, gpu_link, runtime_all_reduce
 from .disaggregated import DisaggregatedResult, disaggregated
 from .fleet import Fleet, FleetRow, fleet
 from .formats import check_chip_dtype, default_kv_dtype, format_notes
@@ -16,3 +17,4 @@ __all__ = ["BatchingOptions", "disaggregated", "DisaggregatedResult", "KvCache",
            "expert_parallel_share", "distinct_experts", "expected_max_load", "expert_load", "ExpertLoad",
            "Fleet", "fleet", "FleetRow", "Goodput", "goodput", "GoodputPoint", "plot_goodput", "power_fit_report",
            "serve", "serve_auto", "ServingResult", "Targets"]
+__all__ += ["AllReduce", "all_reduce_seconds", "gpu_link", "Link", "runtime_all_reduce"]

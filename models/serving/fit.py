@@ -135,7 +135,7 @@ class _Replay:
 
 
 def _replay(m: Measurement) -> _Replay:
-    dev = GpuServing(m.gpu_id, m.dtype)
+    dev = GpuServing(m.gpu_id, m.dtype, runtime=m.runtime)      # the runtime's own all-reduce, if it declares one
     shape = get_llm(m.model)
     prec = Precision(m.dtype, m.kv_dtype)
     plan = serving_plan(shape, isl=m.isl, osl=m.osl, seqs=m.batch, static=not in_flight(m), tp=m.tp, pp=1,

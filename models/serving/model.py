@@ -23,7 +23,6 @@ Assumptions are collected in :data:`ASSUMPTIONS` and reported with every result.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
@@ -54,6 +53,7 @@ from ..workloads.catalog import DecoderShape, check_fits, get_llm
 from ..workloads.gemm import Gemm
 from .batching import ASSUMPTION as BATCHING_ASSUMPTION
 from .batching import OPTION_ASSUMPTIONS, BatchingOptions, check_options, continuous_plan
+from .collectives import chip_link, collective_seconds, gpu_link, link_collective_seconds, runtime_all_reduce
 from .formats import check_chip_dtype, default_kv_dtype, format_notes
 from .kv_cache import KvCache, check_block_tokens, check_capacity, check_step_tokens, kv_block_tokens, max_step_tokens
 from .mla import ASSUMPTION as MLA_ASSUMPTION
@@ -273,28 +273,6 @@ def mla_ops(m: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, prec: 
     return ops + [_gemm(name, M, N, K, w, L, par) for name, M, N, K, par in st.after]
 
 
-def collective_seconds(kind: str, message_bytes: float, devices: int, link_GBps: float, latency_s: float) -> float:
-    """An all-reduce or all-gather of ``message_bytes`` (each device's share for an
-    all-gather, the whole tensor for an all-reduce) over ``devices`` on links of
-    ``link_GBps`` per direction and ``latency_s`` per step: the cheaper of a ring
-    (2(n-1) steps) and a tree (2 log2 n steps moving the whole message)."""
-    n = devices
-    if n <= 1:
-        return 0.0
-    bw = link_GBps * 1e9
-    if kind == "all_reduce":
-        ring = 2 * (n - 1) / n * message_bytes / bw + 2 * (n - 1) * latency_s
-        tree = 2 * message_bytes / bw + 2 * math.ceil(math.log2(n)) * latency_s
-        return min(ring, tree)
-    if kind == "all_gather":
-        return (n - 1) * message_bytes / bw + (n - 1) * latency_s
-    if kind == "send":
-        return message_bytes / bw + latency_s
-    if kind == "all_to_all":        # every device sends message_bytes, (n-1)/n of it to the others, all at once
-        return (n - 1) / n * message_bytes / bw + latency_s
-    raise ValueError(f"collective kind {kind!r}")
-
-
 # -- devices -------------------------------------------------------------------------------
 #: Columns of a GPU operator's cost terms (see :meth:`GpuServing.terms`).
 TERMS = ("math_s", "hbm_s", "gddr_s", "kernels", "fixed_s")
@@ -354,10 +332,9 @@ class GpuServing:
         price = gpu_price(self.spec)
         self.price_usd = price.usd if price else None
         self.price_range_usd = (price.low_usd, price.high_usd) if price else None
-        nv = self.spec.nvlink_bidir_GBps
-        self.link = "nvlink" if nv else "pcie"
-        self.link_GBps = (nv or self.spec.pcie_bidir_GBps) / 2
-        self.link_latency_s = serving_data().link_latency_s[self.link]
+        self.tp_link = gpu_link(self.spec)
+        self.link, self.link_GBps, self.link_latency_s = self.tp_link.kind, self.tp_link.GBps, self.tp_link.latency_s
+        self.all_reduce = runtime_all_reduce(self.runtime)     # the runtime's own all-reduce, or NCCL's
         _, self._half_peak, _ = resolve_peak(self.spec, "bf16" if self.spec.peak("bf16") else "fp16")
         self._half_eff = calibration().lookup(self.spec.family, "half")[0]
         self._mem_col = 2 if self.spec.memory_type.upper().startswith("GDDR") else 1   # gddr_s or hbm_s
@@ -399,8 +376,8 @@ class GpuServing:
                 row[3] = op.calls
             else:
                 row[3] = op.calls
-                row[4] = op.calls * collective_seconds(op.collective, op.message_bytes, tp, self.link_GBps,
-                                                       self.link_latency_s)
+                row[4] = op.calls * link_collective_seconds(op.collective, op.message_bytes, tp, self.tp_link,
+                                                            self.all_reduce)
         return out
 
     def seconds(self, ops: list[Op], tp: int) -> np.ndarray:
@@ -454,9 +431,8 @@ class ChipServing:
         self.idle_power_W = chip_idle_W(chip)
         self.price_usd: float | None = cost.usd
         self.price_range_usd: tuple[float, float] | None = (cost.low_usd, cost.high_usd)
-        self.link = "chip"
-        self.link_GBps = chip.io_bidir_GBps / 2
-        self.link_latency_s = serving_data().link_latency_s["chip"]
+        self.tp_link = chip_link(chip.io_bidir_GBps)
+        self.link, self.link_GBps, self.link_latency_s = self.tp_link.kind, self.tp_link.GBps, self.tp_link.latency_s
         self.vector_lanes = chip.lanes
         self.notes = (f"vector unit: {self.vector_lanes:,} 32-bit lanes at {chip.clock_mhz:g} MHz, "
                       f"{area.vector_mm2:.1f} mm², {power.vector_W:.0f} W at full activity "
