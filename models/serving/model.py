@@ -114,7 +114,8 @@ def _moe_data(path: str, moe: dict) -> dict:
         "legacy_mma_fraction": {fam: float(need(path, "moe.legacy_mma_fraction", legacy, fam, dict)["value"])
                                 for fam in legacy},
         "moe_runtimes": {name: MoeRun(expert_dtypes=tuple(need(path, f"moe.runtimes.{name}", e, "expert_dtypes", list)),
-                                      legacy_mma=bool(need(path, f"moe.runtimes.{name}", e, "legacy_mma", bool)))
+                                      legacy_mma=bool(need(path, f"moe.runtimes.{name}", e, "legacy_mma", bool)),
+                                      expand_rows=bool(e.get("expand_rows", False)))
                          for name, e in runtimes.items()},
         "random_weight_sources": tuple(need(path, "moe.random_weights", need(path, "moe", moe, "random_weights", dict),
                                             "sources", list))}
@@ -292,6 +293,8 @@ def moe_ops(m: DecoderShape, T: int, ffn: int, prec: Precision, *, ep: int = 1, 
     ops = [_gemm("router", T, m.experts, h, w, L),
            _vector("expert_topk", L, 4 * T * m.experts, T * m.experts * 4, T * k * 8),
            _vector("expert_sort", L, 2 * T * k, T * k * 4, 2 * (T * k + m.experts) * 4), *dispatch,
+           *([_vector("expert_offsets", L, T * k, T * k * 4, m.experts * 8),
+              _vector("expert_expand", L, T * k * h, T * h * a, T * k * h * a)] if run.expand_rows else []),
            replace(_gemm("expert_gate_up", rows, 2 * ffn, h, xw, L, n), experts_touched=touched,
                    legacy_mma=run.legacy_mma),
            _vector("swiglu", L, 4 * T * k * ffn / ep, T * k * 2 * ffn * a / ep, T * k * ffn * a / ep),

@@ -171,11 +171,14 @@ class MoeRun:
     first of them (TensorRT-LLM before 0.10 has no FP8 grouped GEMM: an FP8 build runs its
     experts in FP16). ``legacy_mma``: the grouped GEMM kernels are built for Ampere's
     tensor-core instructions on every GPU, so a newer GPU runs them below its dense peak
-    (``serving.yaml: moe.legacy_mma_fraction``)."""
+    (``serving.yaml: moe.legacy_mma_fraction``). ``expand_rows``: before its grouped GEMM the
+    runtime copies each token's row to its experts' groups and counts each group's rows, two
+    kernels more than a fused MoE (vLLM's gathers the rows inside its GEMM)."""
 
     routing: str = "uniform"
     expert_dtypes: tuple[str, ...] = ()
     legacy_mma: bool = False
+    expand_rows: bool = False
 
     def __post_init__(self) -> None:
         check_routing(self.routing)
@@ -185,4 +188,5 @@ class MoeRun:
         return dtype if not self.expert_dtypes or dtype in self.expert_dtypes else self.expert_dtypes[0]
 
     def to_dict(self) -> dict:
-        return {"routing": self.routing, "expert_dtypes": list(self.expert_dtypes), "legacy_mma": self.legacy_mma}
+        return {"routing": self.routing, "expert_dtypes": list(self.expert_dtypes), "legacy_mma": self.legacy_mma,
+                "expand_rows": self.expand_rows}
