@@ -109,8 +109,9 @@ def test_serving_under_trtllm_0_9_applies_the_runtime_terms_to_moe_models_only(m
 
 
 def test_the_trtllm_0_9_mixtral_rows_replay_with_the_terms():
-    """The 24 Mixtral rows of TensorRT-LLM 0.9 at the stored fit: 28.8 % median |error| when
-    they were read as FP8 experts with a trained router's spread, 13.3 % with the terms."""
+    """The 24 Mixtral rows of TensorRT-LLM 0.9 at the stored fit: 13.3 % median |error| with
+    the terms (the 26 MoE rows: 28.8 % read as FP8 experts with a trained router's spread,
+    12.6 % with the terms: benchmarks/moe.py terms)."""
     ms, pred = sf.measurements(), sf.predict(sf.stored_theta())
     rows = [i for i, m in enumerate(ms) if m.runtime == "trtllm-0.9" and m.model == "mixtral-8x7b"]
     err = {ms[i].id: 100 * (pred[i] / ms[i].value - 1) for i in rows}
