@@ -111,7 +111,9 @@ def _moe_data(path: str, moe: dict) -> dict:
     legacy = need(path, "moe", moe, "legacy_mma_fraction", dict)
     runtimes = need(path, "moe", moe, "runtimes", dict)
     return {
-        "legacy_mma_fraction": {fam: float(need(path, "moe.legacy_mma_fraction", legacy, fam, dict)["value"])
+        "legacy_mma_fraction": {fam: float(need(path, f"moe.legacy_mma_fraction.{fam}",
+                                                need(path, "moe.legacy_mma_fraction", legacy, fam, dict),
+                                                "value", (int, float), positive=True))
                                 for fam in legacy},
         "moe_runtimes": {name: MoeRun(expert_dtypes=tuple(need(path, f"moe.runtimes.{name}", e, "expert_dtypes", list)),
                                       legacy_mma=bool(need(path, f"moe.runtimes.{name}", e, "legacy_mma", bool)),
