@@ -9,7 +9,14 @@ change (``models/serving/moe.py``).
 ``cv``: the grouped GEMM efficiency (``serving.yaml: moe``) each MoE row implies, and each
 row's error at the efficiency the other rows imply.
 
-Usage: ``.venv/bin/python benchmarks/moe.py [loo|cv|decode]``
+``terms``: the MoE rows at the stored fit with the runtime terms (``serving.yaml: moe.runtimes``,
+``moe.random_weights``; :class:`~systolab.models.serving.moe.MoeRun`) added one by one: 16-bit
+experts, Ampere kernels on Hopper, the rows' copy to their experts, collapsed routing.
+
+``loso``: leave-one-source-out (``benchmarks/validation.py``) by kind of row: Mixtral, dense,
+in-flight, with the worst source.
+
+Usage: ``.venv/bin/python benchmarks/moe.py [loo|cv|decode|terms|loso]``
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import time
 
 import numpy as np
 
+from systolab.models.gpu.fit_file import clear_fit_caches
 from systolab.models.serving import fit as sf
 from systolab.models.serving import model as sm
 from systolab.models.serving.model import serve
@@ -90,11 +98,56 @@ def do_decode() -> None:
             print(f"{gpu:10} {batch:>5} {r.tpot_s * 1e3:>8.2f} {ex * 1e3:>10.2f} {ex / tot:>6.2f}")
 
 
+def _run_steps(full: sm.MoeRun) -> list[tuple[str, sm.MoeRun]]:
+    """The runtime terms of ``full`` switched on one after another."""
+    dtypes = dataclasses.replace(sm.MoeRun(), expert_dtypes=full.expert_dtypes)
+    legacy = dataclasses.replace(dtypes, legacy_mma=full.legacy_mma)
+    expand = dataclasses.replace(legacy, expand_rows=full.expand_rows)
+    return [("none", sm.MoeRun()), ("16-bit experts", dtypes), ("+ Ampere kernels", legacy),
+            ("+ row copy", expand), ("+ routing", full)]
+
+
+def do_terms() -> None:
+    ms, idx = sf.measurements(), moe_rows()
+    stored_run = sf.moe_run
+    steps = {(m.runtime, m.source): _run_steps(stored_run(m.runtime, m.source)) for m in ms}
+    cols = [name for name, _ in _run_steps(sm.MoeRun())]
+    errs = []
+    try:
+        for k in range(len(cols)):
+            sf.moe_run = lambda runtime=None, source=None, _k=k: steps[(runtime, source)][_k][1]
+            clear_fit_caches()
+            errs.append(100 * (sf.predict(sf.stored_theta(), idx) / [ms[i].value for i in idx] - 1))
+    finally:
+        sf.moe_run = stored_run
+        clear_fit_caches()
+    e = np.array(errs)
+    print(f"{'measurement':36} {'measured':>9} " + " ".join(f"{c:>16}" for c in cols))
+    for k, i in enumerate(idx):
+        print(f"{ms[i].id:36} {ms[i].value:>9.4g} " + " ".join(f"{v:>+15.1f}%" for v in e[:, k]))
+    print(f"{'median |error| %':46} " + " ".join(f"{v:>16.1f}" for v in np.median(np.abs(e), axis=1)))
+    print(f"{'90th percentile |error| %':46} " + " ".join(f"{v:>16.1f}" for v in np.percentile(np.abs(e), 90, axis=1)))
+
+
+def do_loso() -> None:
+    t0 = time.perf_counter()
+    s = sf.leave_one_source_out()
+    kinds = {"Mixtral": lambda r: get_llm(r["model"]).experts > 1, "dense": lambda r: get_llm(r["model"]).experts <= 1,
+             "in-flight": lambda r: r["id"].startswith(sf.IN_FLIGHT_PREFIX)}
+    print(f"all: n={s.n}, median |error| {s.median_abs_error_pct:.2f} %, 90th percentile "
+          f"{s.p90_abs_error_pct:.2f} %, bias {s.bias_pct:+.2f} %")
+    for name, sel in kinds.items():
+        e = np.abs([r["error_pct"] for r in s.rows if sel(r)])
+        print(f"{name}: n={len(e)}, median |error| {np.median(e):.1f} %, 90th percentile {np.percentile(e, 90):.1f} %")
+    worst = max(s.sources, key=lambda x: x.median_abs_error_pct)
+    print(f"worst source: {worst.source} {worst.median_abs_error_pct:.3f} %  ({time.perf_counter() - t0:.0f} s)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", nargs="?", default="loo", choices=["loo", "cv", "decode"])
+    p.add_argument("what", nargs="?", default="loo", choices=["loo", "cv", "decode", "terms", "loso"])
     a = p.parse_args()
-    {"loo": do_loo, "cv": do_cv, "decode": do_decode}[a.what]()
+    {"loo": do_loo, "cv": do_cv, "decode": do_decode, "terms": do_terms, "loso": do_loso}[a.what]()
 
 
 if __name__ == "__main__":

@@ -8,13 +8,13 @@ from .formats import check_chip_dtype, default_kv_dtype, format_notes
 from .goodput import Goodput, GoodputPoint, Targets, goodput, plot_goodput
 from .kv_cache import KvCache
 from .mla import MlaStep, kv_elements_per_token, mla_step
-from .model import ServingResult, serve, serve_auto
-from .moe import ExpertLoad, distinct_experts, expected_max_load, expert_load, expert_parallel_share
+from .model import ServingResult, moe_run, serve, serve_auto
+from .moe import ROUTINGS, ExpertLoad, MoeRun, distinct_experts, expected_max_load, expert_load, expert_parallel_share
 from .power_fit import power_fit_report
 
 __all__ = ["BatchingOptions", "disaggregated", "DisaggregatedResult", "KvCache", "Schedule",
            "check_chip_dtype", "default_kv_dtype", "format_notes", "kv_elements_per_token", "mla_step", "MlaStep",
            "expert_parallel_share", "distinct_experts", "expected_max_load", "expert_load", "ExpertLoad",
            "Fleet", "fleet", "FleetRow", "Goodput", "goodput", "GoodputPoint", "plot_goodput", "power_fit_report",
-           "serve", "serve_auto", "ServingResult", "Targets"]
+           "serve", "serve_auto", "ServingResult", "Targets", "MoeRun", "moe_run", "ROUTINGS"]
 __all__ += ["AllReduce", "all_reduce_seconds", "gpu_link", "Link", "runtime_all_reduce"]

@@ -50,7 +50,7 @@ from ..gpu.runtime import RUNTIMES_FILE
 from ..specs import DATA_DIR, load_yaml
 from ..validation import HeldOutSummary, check_accepted, summarise
 from ..workloads.catalog import get_llm
-from .model import SERVING_FILE, GpuParams, GpuServing, Precision, combine, serve, serving_plan
+from .model import SERVING_FILE, GpuParams, GpuServing, Precision, combine, moe_run, serve, serving_plan
 
 MEASUREMENTS_FILE = DATA_DIR / "serving_measurements.csv"
 METRICS = ("output_tokens_per_s_per_gpu", "ttft_s")
@@ -139,7 +139,7 @@ def _replay(m: Measurement) -> _Replay:
     shape = get_llm(m.model)
     prec = Precision(m.dtype, m.kv_dtype)
     plan = serving_plan(shape, isl=m.isl, osl=m.osl, seqs=m.batch, static=not in_flight(m), tp=m.tp, pp=1,
-                        prec=prec, kv_shared=m.kv_shared)
+                        prec=prec, kv_shared=m.kv_shared, moe=moe_run(m.runtime, m.source))
     blocks, total, ttft = [], [], []
     for (w, ops), c in zip(plan["steps"], plan["ttft"]):
         t = dev.terms(ops, m.tp)

@@ -59,7 +59,7 @@ from .kv_cache import KvCache, check_block_tokens, check_capacity, check_step_to
 from .mla import ASSUMPTION as MLA_ASSUMPTION
 from .mla import kv_elements_per_token, mla_step
 from .moe import ASSUMPTION as MOE_ASSUMPTION
-from .moe import expert_load, expert_parallel_share
+from .moe import MoeRun, expert_load, expert_parallel_share
 
 SERVING_FILE = DATA_DIR / "serving.yaml"
 #: Decode steps whose time is evaluated; the rest are interpolated (attention's cost is
@@ -100,19 +100,51 @@ class ServingData:
     usable_memory_fraction: float
     link_latency_s: dict[str, float]
     grouped_gemm_efficiency: float    # a grouped expert GEMM's rates over a dense GEMM's of its shape
+    # per GPU family: the tensor rate of Ampere-style (mma.sync) kernels over the family's dense peak
+    legacy_mma_fraction: dict[str, float] = field(default_factory=dict)
+    moe_runtimes: dict[str, MoeRun] = field(default_factory=dict)     # each runtime's grouped GEMM
+    random_weight_sources: tuple[str, ...] = ()   # measurement sources benchmarked with random weights
+
+
+def _moe_data(path: str, moe: dict) -> dict:
+    """The runtime-dependent MoE terms of ``serving.yaml: moe``."""
+    legacy = need(path, "moe", moe, "legacy_mma_fraction", dict)
+    runtimes = need(path, "moe", moe, "runtimes", dict)
+    return {
+        "legacy_mma_fraction": {fam: float(need(path, f"moe.legacy_mma_fraction.{fam}",
+                                                need(path, "moe.legacy_mma_fraction", legacy, fam, dict),
+                                                "value", (int, float), positive=True))
+                                for fam in legacy},
+        "moe_runtimes": {name: MoeRun(expert_dtypes=tuple(need(path, f"moe.runtimes.{name}", e, "expert_dtypes", list)),
+                                      legacy_mma=bool(need(path, f"moe.runtimes.{name}", e, "legacy_mma", bool)),
+                                      expand_rows=bool(e.get("expand_rows", False)))
+                         for name, e in runtimes.items()},
+        "random_weight_sources": tuple(need(path, "moe.random_weights", need(path, "moe", moe, "random_weights", dict),
+                                            "sources", list))}
 
 
 @cache
 def serving_data(path: str = str(SERVING_FILE)) -> ServingData:
     d = load_yaml(path)
     lat = need(path, "", d, "link_latency_s", dict)
-    grouped = need(path, "moe", need(path, "", d, "moe", dict), "grouped_gemm_efficiency", dict)
+    moe = need(path, "", d, "moe", dict)
+    grouped = need(path, "moe", moe, "grouped_gemm_efficiency", dict)
     return ServingData(
         usable_memory_fraction=need(path, "", d, "usable_memory_fraction", float, positive=True),
         link_latency_s={k: float(need(path, "link_latency_s", lat, k, (int, float), positive=True))
                         for k in lat if k != "basis"},
         grouped_gemm_efficiency=float(need(path, "moe.grouped_gemm_efficiency", grouped, "value", (int, float),
-                                           positive=True)))
+                                           positive=True)),
+        **_moe_data(path, moe))
+
+
+def moe_run(runtime: str | None = None, source: str | None = None) -> MoeRun:
+    """How ``runtime`` (a ``runtimes.yaml`` or measurement runtime name; None: the default)
+    runs mixture-of-experts blocks, and, for a measurement ``source`` benchmarked with random
+    weights (``serving.yaml: moe.random_weights``), its collapsed routing (:class:`~.moe.MoeRun`)."""
+    data = serving_data()
+    run = data.moe_runtimes.get(runtime or "", MoeRun())
+    return replace(run, routing="collapsed") if source in data.random_weight_sources else run
 
 
 # -- operators -----------------------------------------------------------------------------
@@ -138,6 +170,9 @@ class Op:
     # ``parallel`` is that rounded); on a GPU its terms scale by experts / parallel over
     # the grouped kernel's efficiency. 0: not grouped
     experts_touched: float = 0.0
+    # a GEMM whose kernel uses Ampere's tensor-core instructions on every GPU (a newer GPU runs it at
+    # serving.yaml: moe.legacy_mma_fraction of its tensor rate)
+    legacy_mma: bool = False
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "kind": self.kind, "calls": self.calls, "flops": self.flops * self.calls,
@@ -148,6 +183,8 @@ class Op:
             d["collective"], d["message_bytes"] = self.collective, self.message_bytes
         if self.experts_touched:
             d["experts_touched"] = self.experts_touched
+        if self.legacy_mma:
+            d["legacy_mma"] = True
         return d
 
 
@@ -175,14 +212,15 @@ def _vector(name: str, calls: int, elements: float, read: float, written: float)
 
 
 def step_ops(model: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, prec: Precision,
-             kv_shared: bool = True, ep: int = 1) -> list[Op]:
+             kv_shared: bool = True, ep: int = 1, moe: MoeRun | None = None) -> list[Op]:
     """The operators of one forward step on one device of a ``tp``-way tensor-parallel
     group: ``seqs`` sequences each adding ``q_len`` tokens (the prompt in a prefill, one
     token in a decode) to a context that then holds ``ctx`` tokens, through every layer
     (with pipeline stages, the stages' layers one after another). ``kv_shared=False`` stands for a decode-attention kernel that
     reads the KV cache once per query head rather than once per KV head (grouped-query
     attention without reuse, as TensorRT-LLM's before its XQA kernel, v0.8). MLA models'
-    attention is :mod:`.mla`'s; ``ep`` splits the experts over devices (:func:`moe_ops`)."""
+    attention is :mod:`.mla`'s; ``ep`` splits the experts over devices and ``moe`` says how the
+    runtime and benchmark run them (:func:`moe_ops`)."""
     m, L = model, model.layers
     T = seqs * q_len                                   # tokens through the projections
     h, hd, a = m.hidden, m.head_dim, prec.bytes("act")
@@ -214,7 +252,10 @@ def step_ops(model: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, p
                 _vector("swiglu", dense, 4 * T * ffn, T * 2 * ffn * a, T * ffn * a),
                 _gemm("down", T, h, ffn, w, dense)]
     if m.moe_layers:
-        ops += moe_ops(m, T, m.expert_ffn * ep // tp, prec, **({"ep": ep} if ep > 1 else {}))
+        kw: dict[str, Any] = {"ep": ep} if ep > 1 else {}
+        if moe is not None and moe != MoeRun():      # the default run: the call as it always was
+            kw["run"] = moe
+        ops += moe_ops(m, T, m.expert_ffn * ep // tp, prec, **kw)
     if tp > 1:
         ops.append(Op("allreduce_mlp", "collective", L, bytes=0, collective="all_reduce", message_bytes=T * h * a))
     ops.append(_vector("residual", L, T * h, 2 * T * h * a, T * h * a))
@@ -229,7 +270,7 @@ def step_ops(model: DecoderShape, *, seqs: int, q_len: int, ctx: int, tp: int, p
     return ops
 
 
-def moe_ops(m: DecoderShape, T: int, ffn: int, prec: Precision, *, ep: int = 1) -> list[Op]:
+def moe_ops(m: DecoderShape, T: int, ffn: int, prec: Precision, *, ep: int = 1, run: MoeRun | None = None) -> list[Op]:
     """The mixture-of-experts block of ``T`` tokens on one device (``ffn``: each expert's
     FFN width on it), in each of the model's MoE layers: the router GEMM, the routing
     kernels (top-k and softmax of the router logits; sorting the tokens by expert, as
@@ -238,9 +279,13 @@ def moe_ops(m: DecoderShape, T: int, ffn: int, prec: Precision, *, ep: int = 1) 
     GEMM as tall as the busiest expert's tokens: :mod:`.moe`), SwiGLU and the weighted sum;
     the shared experts (DeepSeek) as dense GEMMs split as the experts are; with ``ep`` > 1
     the experts split over ``ep`` devices (:func:`~.moe.expert_parallel_share`), each
-    device's share of the tokens (1 / ep) dispatched to them and combined back as all-to-alls."""
-    L, h, w, a, k = m.moe_layers, m.hidden, prec.weights, prec.bytes("act"), m.experts_per_token
-    load = expert_load(T, m.experts, k)
+    device's share of the tokens (1 / ep) dispatched to them and combined back as all-to-alls.
+    ``run`` (:class:`~.moe.MoeRun`): the routing, and the dtype and kind of kernel the runtime's
+    grouped expert GEMMs use."""
+    run = run or MoeRun()
+    L, h, a, k = m.moe_layers, m.hidden, prec.bytes("act"), m.experts_per_token
+    w, xw = prec.weights, run.expert_dtype(prec.weights)
+    load = expert_load(T, m.experts, k, run.routing)
     touched, n = expert_parallel_share(load, ep)
     rows = load.gemm_rows
     # with ep > 1 each device sends its share of the routed copies out and back
@@ -250,9 +295,13 @@ def moe_ops(m: DecoderShape, T: int, ffn: int, prec: Precision, *, ep: int = 1) 
     ops = [_gemm("router", T, m.experts, h, w, L),
            _vector("expert_topk", L, 4 * T * m.experts, T * m.experts * 4, T * k * 8),
            _vector("expert_sort", L, 2 * T * k, T * k * 4, 2 * (T * k + m.experts) * 4), *dispatch,
-           replace(_gemm("expert_gate_up", rows, 2 * ffn, h, w, L, n), experts_touched=touched),
+           *([_vector("expert_offsets", L, T * k, T * k * 4, m.experts * 8),
+              _vector("expert_expand", L, T * k * h, T * h * a, T * k * h * a)] if run.expand_rows else []),
+           replace(_gemm("expert_gate_up", rows, 2 * ffn, h, xw, L, n), experts_touched=touched,
+                   legacy_mma=run.legacy_mma),
            _vector("swiglu", L, 4 * T * k * ffn / ep, T * k * 2 * ffn * a / ep, T * k * ffn * a / ep),
-           replace(_gemm("expert_down", rows, h, ffn, w, L, n), experts_touched=touched), *combine,
+           replace(_gemm("expert_down", rows, h, ffn, xw, L, n), experts_touched=touched,
+                   legacy_mma=run.legacy_mma), *combine,
            _vector("expert_combine", L, 2 * T * k * h, T * k * h * a, T * h * a)]
     if m.shared_experts:
         width = m.shared_experts * ffn // ep          # = shared x expert width / tp
@@ -364,6 +413,8 @@ class GpuServing:
                 math_s, nbytes, launches = gpu_gemm_terms(self.id, op.gemm)
                 eff = (serving_data().grouped_gemm_efficiency * op.gemm.parallel / op.experts_touched
                        if op.experts_touched else 1.0)
+                if op.legacy_mma:
+                    math_s /= serving_data().legacy_mma_fraction.get(self.spec.family, 1.0)
                 row[0], row[3] = math_s / eff, launches
                 row[self._mem_col] = nbytes / bw / eff
             elif op.kind == "attention":
@@ -748,7 +799,8 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
                                             + -(-shared // block)) * kv.bytes_per_block)
 
     plan = serving_plan(shape, isl=isl, osl=osl, seqs=seqs, static=static, tp=tp, pp=pp, prec=prec, ep=ep,
-                        chunk_tokens=budget, options=opt, block_tokens=block)
+                        chunk_tokens=budget, options=opt, block_tokens=block,
+                        moe=moe_run(dev.runtime) if isinstance(dev, GpuServing) else None)
     timed = [(w, ops, dev.seconds(ops, tp)) for w, ops in plan["steps"]]
     ttft = sum(c * float(sec.sum()) for (_, _, sec), c in zip(timed, plan["ttft"]))
     total = sum(w * float(sec.sum()) for w, _, sec in timed)
@@ -792,18 +844,19 @@ def serve(device: Any, model: str | DecoderShape, *, isl: int, osl: int, batch: 
 
 def serving_plan(shape: DecoderShape, *, isl: int, osl: int, seqs: int, static: bool, tp: int, pp: int,
                  prec: Precision, kv_shared: bool = True, ep: int = 1, chunk_tokens: int | None = None,
-                 options: BatchingOptions | None = None, block_tokens: int = 16) -> dict:
+                 options: BatchingOptions | None = None, block_tokens: int = 16, moe: MoeRun | None = None) -> dict:
     """The forward steps a scenario is timed by: ``steps`` as (weight, operators); the run
     takes sum(weight x step time) and the first token sum(``ttft`` x step time). With
     ``pp`` stages the batch runs as ``pp`` micro-batches: a step's
     operators are those of one micro-batch through all layers, plus the hand-overs.
     Continuous batching (``static=False``) is :func:`.batching.continuous_plan` under a
     step token budget of ``chunk_tokens`` (default ``serving.yaml``); it adds ``tpot``
-    (the weights of the time per output token) and ``schedule``."""
+    (the weights of the time per output token) and ``schedule``. ``moe``: how the runtime runs
+    mixture-of-experts blocks (:func:`moe_run`)."""
     micro = -(-seqs // pp)
 
     def ops(n: int, q_len: int, ctx: int) -> list[Op]:
-        out = step_ops(shape, seqs=n, q_len=q_len, ctx=ctx, tp=tp, prec=prec, kv_shared=kv_shared, ep=ep)
+        out = step_ops(shape, seqs=n, q_len=q_len, ctx=ctx, tp=tp, prec=prec, kv_shared=kv_shared, ep=ep, moe=moe)
         if pp > 1:
             out.append(Op("pipeline_send", "collective", pp - 1, collective="send",
                           message_bytes=n * q_len * shape.hidden * prec.bytes("act")))

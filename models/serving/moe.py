@@ -15,6 +15,13 @@ Assumption (stated with every serving result, :data:`ASSUMPTION`): routing is un
 independent from token to token. The Mixtral paper's routing analysis (Jiang et al. 2024,
 arXiv:2401.04088, section 5) finds no marked preference of experts by topic; real routers
 are somewhat skewed, so the imbalance here is a lower bound.
+
+A benchmark engine built without a checkpoint (random weights, as TensorRT-LLM's performance
+tables of v0.6-0.9 are: ``trtllm-build --model_config``) routes differently: its random weights
+share a common offset, so the router's logits are dominated by a part that does not depend on
+the token and every token goes to the same ``k`` experts (``routing="collapsed"``,
+:func:`expert_load`). :class:`MoeRun` carries that and what a runtime's grouped GEMM can do
+(its dtypes, whether it uses the GPU's newest tensor-core instructions).
 """
 from __future__ import annotations
 
@@ -32,7 +39,9 @@ ASSUMPTION = (
     "mixture of experts (models/serving/moe.py): tokens route to their top-k experts uniformly and independently; "
     "a step reads every expert it touches (E (1 - (1 - k/E)^T) expected) and its grouped expert GEMMs wait on the "
     "busiest expert (the expected maximum of the experts' token counts), on a GPU at the grouped kernel's efficiency "
-    "(serving.yaml: moe); router, top-k and token-sorting kernels counted; experts split by tensor parallelism"
+    "(serving.yaml: moe); router, top-k and token-sorting kernels counted; experts split by tensor parallelism; "
+    "a runtime whose grouped GEMM lacks the serving dtype runs its experts in 16-bit, and one built for Ampere's "
+    "tensor-core instructions runs them below a newer GPU's peak (serving.yaml: moe.runtimes)"
 )
 
 
@@ -112,9 +121,24 @@ class ExpertLoad:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
-def expert_load(tokens: int, experts: int, k: int) -> ExpertLoad:
-    """The routing statistics of a step of ``tokens`` tokens (see :class:`ExpertLoad`)."""
+#: How a step's tokens fall on the experts: ``uniform`` (a trained router: each token's k
+#: experts drawn uniformly, independently of the other tokens) or ``collapsed`` (every token
+#: to the same k experts: a random-weight benchmark engine, see the module's docstring).
+ROUTINGS = ("uniform", "collapsed")
+
+
+def check_routing(routing: str) -> str:
+    if routing not in ROUTINGS:
+        raise UserError(f"routing: {routing!r} is not one of {', '.join(ROUTINGS)}", parameter="routing")
+    return routing
+
+
+def expert_load(tokens: int, experts: int, k: int, routing: str = "uniform") -> ExpertLoad:
+    """The routing statistics of a step of ``tokens`` tokens (see :class:`ExpertLoad`) under
+    ``routing`` (:data:`ROUTINGS`; ``collapsed``: ``k`` experts touched, each with every token)."""
     tokens, experts, k = _check(tokens, experts, k)
+    if check_routing(routing) == "collapsed":
+        return ExpertLoad(tokens, experts, k, float(k), float(tokens), float(tokens), 1.0, k, tokens)
     distinct = distinct_experts(tokens, experts, k)
     mean = tokens * k / distinct
     busiest = max(expected_max_load(tokens, experts, k), mean)
@@ -136,3 +160,33 @@ def expert_parallel_share(load: ExpertLoad, ep: int) -> tuple[float, int]:
         return load.distinct, load.gemm_experts
     touched = load.distinct / ep
     return touched, min(load.experts // ep, max(-(-load.k // ep), round(touched)))
+
+
+@dataclass(frozen=True)
+class MoeRun:
+    """How a runtime and a benchmark run the mixture-of-experts blocks (``serving.yaml: moe``).
+
+    ``routing``: :data:`ROUTINGS`. ``expert_dtypes``: the dtypes the runtime's grouped expert
+    GEMM computes in (empty: any); a model served in another dtype runs its experts in the
+    first of them (TensorRT-LLM before 0.10 has no FP8 grouped GEMM: an FP8 build runs its
+    experts in FP16). ``legacy_mma``: the grouped GEMM kernels are built for Ampere's
+    tensor-core instructions on every GPU, so a newer GPU runs them below its dense peak
+    (``serving.yaml: moe.legacy_mma_fraction``). ``expand_rows``: before its grouped GEMM the
+    runtime copies each token's row to its experts' groups and counts each group's rows, two
+    kernels more than a fused MoE (vLLM's gathers the rows inside its GEMM)."""
+
+    routing: str = "uniform"
+    expert_dtypes: tuple[str, ...] = ()
+    legacy_mma: bool = False
+    expand_rows: bool = False
+
+    def __post_init__(self) -> None:
+        check_routing(self.routing)
+
+    def expert_dtype(self, dtype: str) -> str:
+        """The dtype the expert GEMMs of a model served in ``dtype`` compute in."""
+        return dtype if not self.expert_dtypes or dtype in self.expert_dtypes else self.expert_dtypes[0]
+
+    def to_dict(self) -> dict:
+        return {"routing": self.routing, "expert_dtypes": list(self.expert_dtypes), "legacy_mma": self.legacy_mma,
+                "expand_rows": self.expand_rows}
