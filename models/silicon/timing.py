@@ -53,6 +53,11 @@ METHOD = ("estimate: longest register-to-register depth in generic two-input gat
           "not a sign-off timing analysis")
 
 
+#: What each timed path is, in words (for notes and reports).
+PATH_NAMES = {"pe_mac": "the processing element's MAC", "array_top": "the array's control and enable",
+              "writeback_sum": "the write-back's sum of the K-groups' partial sums"}
+
+
 class TimingWarning(UserWarning):
     """A chip's ``clock_mhz`` is above the attainable clock its design's critical path allows."""
 
@@ -265,6 +270,6 @@ def attainable_clock_mhz(chip: ChipConfig) -> float:
     return min(chip.clock_mhz, chip_timing(chip).fmax_mhz)
 
 
-__all__ = ["attainable_clock_mhz", "check_timing", "chip_timing", "CriticalPath", "DelayModel", "fmax_mhz",
+__all__ = ["PATH_NAMES", "attainable_clock_mhz", "check_timing", "chip_timing", "CriticalPath", "DelayModel", "fmax_mhz",
            "load_delay_model", "METHOD", "timing_estimate", "timing_from_synthesis", "TimingEstimate", "TimingWarning",
            "writeback_depth_gates"]
