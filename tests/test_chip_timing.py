@@ -75,3 +75,22 @@ def test_the_default_int8_chip_names_its_critical_path():
     if not t.meets(chip.clock_mhz):
         with pytest.warns(TimingWarning, match=r"clock_mhz: .*critical path writeback_sum"):
             check_timing(chip)
+
+
+def test_area_chip_json_reports_the_chips_fmax_and_critical_path(capsys):
+    import json
+
+    from systolab.cli import main
+
+    assert main(["area", "--chip", "sl-small", "--json"]) == 0              # 4 int8 cores at 1 GHz, n7
+    out = json.loads(capsys.readouterr().out)
+    t = chip_timing(get_chip("sl-small"))
+    assert out["chip"] == "sl-small" and out["node"] == "n7" and out["die_mm2"] > 0
+    assert out["fmax_mhz"]["value"] == pytest.approx(t.fmax_mhz)
+    assert out["critical_path"]["location"] == "writeback_sum" and out["meets_clock"] is t.meets(1000)
+    assert {p["location"] for p in out["timing"]["paths"]} == {"pe_mac", "array_top", "writeback_sum"}
+    assert main(["area", "--chip", "sl-tiny"]) == 0
+    assert "critical path pe_mac" in capsys.readouterr().out
+    for flag in (["--node", "n4"], ["--gemm", "64x64x64"]):
+        assert main(["area", "--chip", "sl-tiny", *flag, "--json"]) == 2
+        assert json.loads(capsys.readouterr().out)["parameter"] == flag[0][2:]
