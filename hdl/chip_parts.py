@@ -341,9 +341,10 @@ class OperandRouter(wiring.Component):
     columns from channel ``(c >> log2 gm) mod C``: a mux of the few channels each can be,
     the write enabled where the channel's beat is for the slice's group. A channel's
     accumulator read goes to the slices of its write-back group (the cores that differ
-    from ``wb_core`` in their K-group only); their words are added lane by lane: integers
-    in the accumulators' width (wrap-around: any order), fp32 accumulators in the fixed
-    pairwise tree of :class:`~systolab.hdl.float_add.Fp32SumTree` (K-group 0 first).
+    from ``wb_core`` in their K-group only); their words are added lane by lane, one
+    :class:`WriteBackSum` per channel: integers in the accumulators' width (wrap-around:
+    any order), fp32 accumulators in the fixed pairwise tree of
+    :class:`~systolab.hdl.float_add.Fp32SumTree` (K-group 0 first).
 
     Timing: combinational (outputs follow the inputs in the same cycle).
 
@@ -434,6 +435,58 @@ class OperandRouter(wiring.Component):
                     with m.Case(chn):
                         m.d.comb += self.acc_addr[c].eq(self.wb_addr[chn])
         m.d.comb += self.written.eq(sum(written))
+        for ch in range(C):
+            m.submodules[f"wb{ch}_sum"] = wb = WriteBackSum(cores=N, lanes=self._wd // self._ab, acc_bytes=self._ab,
+                                                            float_subnormals=self._float_subnormals)
+            m.d.comb += [wb.lg_gp.eq(self.lg_gp), wb.lg_gm.eq(self.lg_gm), wb.lg_gk.eq(self.lg_gk),
+                         wb.wb_core.eq(self.wb_core[ch]), self.wb_data[ch].eq(wb.data)]
+            m.d.comb += [wb.acc_data[c].eq(self.acc_data[c]) for c in range(N)]
+        return m
+
+
+class WriteBackSum(wiring.Component):
+    """One DMA channel's write-back beat: the K-groups' partial sums of ``lanes``
+    accumulator words, added lane by lane. The cores summed are those that differ from
+    ``wb_core`` (K-group 0's core) in their K-group only: integers in the accumulators'
+    width (wrap-around: any order; Yosys makes the sum a carry-save tree), fp32
+    accumulators in the fixed pairwise tree of :class:`~systolab.hdl.float_add.Fp32SumTree`
+    (K-group kk from core ``wb_core + kk * gp * gm``).
+
+    Timing: combinational (``data`` follows the inputs in the same cycle). This is the
+    chip's write-back path, timed by ``models/silicon/timing.py`` (``writeback_sum``).
+
+    Parameters
+    ----------
+    cores : int
+    lanes : int
+        Accumulator words in a beat.
+    acc_bytes : int
+        Bytes of one accumulator value (4 for fp32 accumulators).
+    float_subnormals : str, optional
+        The accumulators are fp32 with this subnormal mode; None for integers.
+
+    Attributes
+    ----------
+    lg_gp, lg_gm, lg_gk : In(LOG_BITS)
+    wb_core : In(range(cores))
+    acc_data : In(ArrayLayout(8 * acc_bytes * lanes, cores))
+        Each core's accumulator words of the beat.
+    data : Out(8 * acc_bytes * lanes)
+        Their sums, lane 0 in the low bits.
+    """
+
+    def __init__(self, *, cores: int, lanes: int, acc_bytes: int, float_subnormals: str | None = None):
+        _positive(cores=cores, lanes=lanes, acc_bytes=acc_bytes)
+        if float_subnormals is not None and acc_bytes != 4:
+            raise ValueError(f"fp32 accumulators are 4 bytes, not {acc_bytes}")
+        self._n, self._lanes, self._ab, self._float_subnormals = cores, lanes, acc_bytes, float_subnormals
+        width = 8 * acc_bytes * lanes
+        super().__init__({**{f"lg_{g}": In(LOG_BITS) for g in ("gp", "gm", "gk")},
+                          "wb_core": In(range(cores)), "acc_data": In(data.ArrayLayout(width, cores)),
+                          "data": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
         if self._float_subnormals is None:
             self._sum_partials(m)
         else:
@@ -441,47 +494,42 @@ class OperandRouter(wiring.Component):
         return m
 
     def _sum_partials(self, m):
-        """A write-back beat: the K-groups' partial sums (the cores differing from
-        ``wb_core`` in kk only), added lane by lane in the accumulators' width."""
+        """Integer accumulators: the masked words added in the accumulators' width."""
         ab = self._ab
         kk_mask = Signal(DIM_BITS)
         m.d.comb += kk_mask.eq(((Const(1) << self.lg_gk) - 1)[:DIM_BITS] << (self.lg_gp + self.lg_gm))
-        for ch in range(self._nch):
-            lanes = []
-            for lane in range(self._wd // ab):
-                part = [Mux(((Const(c) ^ self.wb_core[ch]) & ~kk_mask) == 0,
-                            self.acc_data[c][8 * ab * lane:8 * ab * (lane + 1)], 0) for c in range(self._n)]
-                total = Signal(8 * ab, name=f"wb{ch}_sum_{lane}")
-                m.d.comb += total.eq(sum(part))
-                lanes.append(total)
-            m.d.comb += self.wb_data[ch].eq(Cat(*lanes))
+        lanes = []
+        for lane in range(self._lanes):
+            part = [Mux(((Const(c) ^ self.wb_core) & ~kk_mask) == 0,
+                        self.acc_data[c][8 * ab * lane:8 * ab * (lane + 1)], 0) for c in range(self._n)]
+            total = Signal(8 * ab, name=f"sum_{lane}")
+            m.d.comb += total.eq(sum(part))
+            lanes.append(total)
+        m.d.comb += self.data.eq(Cat(*lanes))
 
     def _sum_float_partials(self, m, subnormals: str):
-        """A write-back beat of fp32 partial sums: per lane, the K-groups' words (K-group kk
-        from core ``wb_core + kk * gp * gm``) added in the fixed tree of
-        :class:`~systolab.hdl.float_add.Fp32SumTree`."""
+        """fp32 accumulators: per lane, the K-groups' words in the fixed tree."""
         leaves = 1 << (self._n.bit_length() - 1)          # the largest gk the chip can run
         lg_s = Signal(LOG_BITS + 1)                        # log2(gp * gm): kk's place in a core index
         m.d.comb += lg_s.eq(self.lg_gp + self.lg_gm)
-        for ch in range(self._nch):
-            cores = []
-            for kk in range(leaves):
-                core = Signal(range(max(2, self._n)), name=f"wb{ch}_kgroup{kk}")
-                m.d.comb += core.eq(self.wb_core[ch] | (kk << lg_s))     # wb_core is K-group 0's
-                cores.append(core)
-            lanes = []
-            for lane in range(self._wd // 4):
-                m.submodules[f"wb{ch}_tree{lane}"] = tree = Fp32SumTree(leaves=leaves, subnormals=subnormals)
-                for kk, core in enumerate(cores):
-                    word = Signal(32, name=f"wb{ch}_part{kk}_{lane}")
-                    with m.Switch(core):
-                        for c in range(self._n):
-                            with m.Case(c):
-                                m.d.comb += word.eq(self.acc_data[c][32 * lane:32 * (lane + 1)])
-                    m.d.comb += tree.x[kk].eq(word)
-                m.d.comb += tree.lg_count.eq(self.lg_gk)
-                lanes.append(tree.s)
-            m.d.comb += self.wb_data[ch].eq(Cat(*lanes))
+        cores = []
+        for kk in range(leaves):
+            core = Signal(range(max(2, self._n)), name=f"kgroup{kk}")
+            m.d.comb += core.eq(self.wb_core | (kk << lg_s))     # wb_core is K-group 0's
+            cores.append(core)
+        lanes = []
+        for lane in range(self._lanes):
+            m.submodules[f"tree{lane}"] = tree = Fp32SumTree(leaves=leaves, subnormals=subnormals)
+            for kk, core in enumerate(cores):
+                word = Signal(32, name=f"part{kk}_{lane}")
+                with m.Switch(core):
+                    for c in range(self._n):
+                        with m.Case(c):
+                            m.d.comb += word.eq(self.acc_data[c][32 * lane:32 * (lane + 1)])
+                m.d.comb += tree.x[kk].eq(word)
+            m.d.comb += tree.lg_count.eq(self.lg_gk)
+            lanes.append(tree.s)
+        m.d.comb += self.data.eq(Cat(*lanes))
 
 
 class ChipController(wiring.Component):

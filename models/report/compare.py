@@ -31,7 +31,7 @@ from ..serving.fleet import Fleet, fleet
 from ..silicon.area import chip_area, load_fit
 from ..silicon.energy import chip_power
 from ..silicon.nodes import reticle_limit_mm2
-from ..silicon.timing import check_timing
+from ..silicon.timing import PATH_NAMES, check_timing
 from ..specs import load_yaml
 from ..workloads.catalog import NO_SEQ_LEN, Workload, get_workload
 from .chip import chip_summary
@@ -122,8 +122,9 @@ def at_attainable_clock(chip: ChipConfig) -> tuple[ChipConfig, str | None]:
         return chip, None
     clock = float(int(t.fmax_mhz))              # whole MHz, rounded down: at or below fmax
     note = (f"the {chip.core.dtype} chip runs at {clock:g} MHz, its attainable clock, not its stated "
-            f"{chip.clock_mhz:g} MHz: the unpipelined {chip.core.dtype} MAC's critical path "
-            f"({t.critical_path.location}, {t.critical_path.depth_gates} gates) allows fmax {t.fmax_mhz:.0f} MHz "
+            f"{chip.clock_mhz:g} MHz: its critical path ({t.critical_path.location}: "
+            f"{PATH_NAMES.get(t.critical_path.location, t.critical_path.location)}, "
+            f"{t.critical_path.depth_gates} gates) allows fmax {t.fmax_mhz:.0f} MHz "
             f"(range {t.fmax_low_mhz:.0f}-{t.fmax_high_mhz:.0f}) at {t.node}; an estimate from synthesis depth "
             "(models/silicon/timing.py, docs/timing.md)")
     return chip.derive(name=chip.name, clock_mhz=clock), note

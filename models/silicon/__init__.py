@@ -28,6 +28,7 @@ from .memory import MemoryKind, get_memory_kind, list_memory_kinds, memory_class
 from .nodes import Node, foundries, get_node, load_nodes, node_at_foundry, reticle_limit_mm2
 from .synthesis import SynthesisResult, synthesize
 from .timing import (
+    PATH_NAMES,
     CriticalPath,
     DelayModel,
     TimingEstimate,
@@ -39,6 +40,7 @@ from .timing import (
     load_delay_model,
     timing_estimate,
     timing_from_synthesis,
+    writeback_depth_gates,
 )
 from .transistors import TransistorCheck, TransistorEstimate, chip_transistors, transistor_validation
 
@@ -49,6 +51,6 @@ __all__ = [
     "model_area", "Node", "node_at_foundry", "reticle_limit_mm2", "synth_area_mm2", "SynthesisResult", "synthesize",
     "transistor_validation", "TransistorCheck", "TransistorEstimate", "vector_pJ_per_op", "workload_energy",
     "attainable_clock_mhz", "check_timing", "chip_timing", "CriticalPath", "DelayModel", "fmax_mhz", "load_delay_model",
-    "timing_estimate", "timing_from_synthesis", "TimingEstimate", "TimingWarning",
+    "timing_estimate", "timing_from_synthesis", "TimingEstimate", "TimingWarning", "writeback_depth_gates", "PATH_NAMES",
     "design_sram_W", "die_data", "DieData", "DieFigure", "scalar_core_mm2", "scalar_core_W", "sram_die_mm2",
 ]

@@ -1,17 +1,21 @@
 """An array's area two ways, side by side: synthesised (Yosys, generic gates, optionally
 mapped to a Liberty library) and from the analytic model fitted to synthesis, at a
-process node: what ``systolab area`` reports."""
+process node: what ``systolab area`` reports; and a chip's die area with its attainable
+clock (``systolab area --chip``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...config import AcceleratorConfig
-from .area import AreaEstimate, model_area, synth_area_mm2
+from .area import AreaEstimate, ChipArea, chip_area, model_area, synth_area_mm2
 from .nodes import Node, get_node
 from .synthesis import SynthesisResult, synthesize
-from .timing import TimingEstimate, timing_from_synthesis
+from .timing import TimingEstimate, chip_timing, timing_from_synthesis
+
+if TYPE_CHECKING:                    # models.chip imports this layer: the type only
+    from ..chip.config import ChipConfig
 
 
 @dataclass(frozen=True)
@@ -88,4 +92,29 @@ def area_check(config: AcceleratorConfig, node: str = "n7", *, liberty: str | Pa
                      timing_from_synthesis(synth, config, n))
 
 
-__all__ = ["AreaCheck", "area_check"]
+@dataclass(frozen=True)
+class ChipAreaCheck:
+    """A chip's die area (the model's breakdown) and its attainable clock at its node
+    (:func:`~systolab.models.silicon.timing.chip_timing`: the cores' paths and the write-back)."""
+
+    chip: ChipConfig
+    area: ChipArea
+    timing: TimingEstimate
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields of ``systolab area --chip NAME --json``: ``chip``, ``node``, ``clock_mhz``,
+        ``die_mm2``, ``area`` (mm², by part), ``fmax_mhz`` {value, low, high}, ``critical_path``,
+        ``meets_clock`` and ``timing`` (every path, the method)."""
+        t = self.timing.to_dict()
+        return {"chip": self.chip.name, "node": self.chip.node, "clock_mhz": self.chip.clock_mhz,
+                "die_mm2": self.area.die_mm2, "area": self.area.to_dict(), "fmax_mhz": t["fmax_mhz"],
+                "critical_path": t["critical_path"], "meets_clock": self.timing.meets(self.chip.clock_mhz),
+                "timing": t}
+
+
+def chip_area_check(chip: ChipConfig) -> ChipAreaCheck:
+    """``chip``'s die area (:func:`~systolab.models.silicon.area.chip_area`) and attainable clock."""
+    return ChipAreaCheck(chip, chip_area(chip), chip_timing(chip))
+
+
+__all__ = ["AreaCheck", "area_check", "ChipAreaCheck", "chip_area_check"]

@@ -27,11 +27,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from amaranth.back import verilog
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 
 from ...config import AcceleratorConfig
 from ...errors import SimulationError, UserError
@@ -231,3 +236,59 @@ def synthesize(config: AcceleratorConfig, *, liberty: str | Path | None = None, 
                              round(time.perf_counter() - t0, 2))
     atomic_write_text(cache, json.dumps(asdict(result), sort_keys=True))
     return result
+
+
+class Registered(wiring.Component):
+    """``inner`` with a flip-flop on every port (inputs and outputs): its paths become
+    register-to-register paths that ``ltp -noff`` measures."""
+
+    def __init__(self, inner: wiring.Component):
+        self._inner = inner
+        super().__init__(dict(inner.signature.members))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = self._inner
+        ours, theirs = self.signature.flatten(self), inner.signature.flatten(inner)
+        for (_, member, outer), (_, _, port) in zip(ours, theirs, strict=True):     # streams: leaf by leaf
+            m.d.sync += port.eq(outer) if member.flow == In else outer.eq(port)
+        return m
+
+
+class _Fingerprinted:
+    """What :func:`~systolab.hdl.verilog.hdl_fingerprint` hashes: a key's canonical JSON."""
+
+    def __init__(self, key: dict[str, Any]):
+        self._json = json.dumps(key, sort_keys=True)
+
+    def canonical_json(self) -> str:
+        return self._json
+
+
+def synthesize_part(label: str, key: dict[str, Any], build: Callable[[], wiring.Component]) -> LevelStats:
+    """Generic-gate synthesis of one component, ``build()``, registered in and out and
+    flattened: its cells, transistors, flip-flops (the port registers included) and its
+    longest register-to-register depth in gates. Cached like :func:`synthesize`, keyed by
+    ``label``, ``key`` (the component's canonical parameters), the flow, the Yosys version
+    and the generator sources."""
+    full = {"part": label, **key}
+    fp = hdl_fingerprint(_Fingerprinted(full))
+    h = hashlib.sha256(json.dumps({"key": full, "flow_version": FLOW_VERSION, "yosys": yosys_version(),
+                                   "hdl": fp}, sort_keys=True).encode()).hexdigest()[:20]
+    path = cache_root() / "synth" / f"part-{label}-{h}.json"
+    try:
+        return LevelStats(**json.loads(path.read_text(), parse_constant=_not_finite))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError):
+        with contextlib.suppress(OSError):
+            path.unlink()
+    sweep_stale(cache_root())
+    with tempfile.TemporaryDirectory(prefix=f"synth-{os.getpid()}-", dir=str(cache_root())) as tmp:
+        work = Path(tmp)
+        (work / "part.v").write_text(verilog.convert(Registered(build()), name="part", emit_src=False))
+        log = _run_yosys(work, "read_verilog part.v; synth -flatten -top part; delete t:$scopeinfo; "
+                               "dfflegalize -cell $_DFF_P_ 01; " + _map_script(None))
+        stats = _level(work, "part", log, None)
+    atomic_write_text(path, json.dumps(asdict(stats), sort_keys=True))
+    return stats

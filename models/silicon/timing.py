@@ -3,7 +3,7 @@
 Not a sign-off timing analysis. Each register-to-register path's depth in generic two-input
 gates (Yosys ``ltp -noff`` after ``abc -g``, :mod:`.synthesis`) is turned into a delay with
 sourced per-node figures (``data/timing.yaml``): FO4 delay of the node, FO4 per generic gate,
-flip-flop overhead and a margin for wires and corners. Two paths are timed:
+flip-flop overhead and a margin for wires and corners. The core's two paths are timed:
 
 * ``pe_mac``: inside the processing element, the multiply and the accumulation into the
   accumulator register: one stage at ``mac_stages`` = 1 (every integer format, and the
@@ -14,8 +14,18 @@ flip-flop overhead and a margin for wires and corners. Two paths are timed:
   enable), plus a buffer tree of log4(fan-out) FO4 for the enable that drives every PE's
   flip-flops.
 
-The slower of the two is the critical path. The chip's SRAM access, DMA and controller are
-not timed (see docs/timing.md).
+A chip (:func:`chip_timing`) adds its write-back reduction:
+
+* ``writeback_sum``: one lane of :class:`~systolab.hdl.chip_parts.WriteBackSum` (the
+  per-core select and the sum of the K-groups' partial sums a DMA write-back beat carries:
+  a carry-save sum of the cores' 32-bit words for integers, the fixed pairwise fp32 tree for
+  floats), registered in and out, for the chip's core count and accumulator format, plus
+  log4(lanes) FO4 for the select signals that drive every lane of the channel's beat. Up to
+  ``writeback_stand_in_max_cores`` (``data/timing.yaml``) the stand-in is the chip's own;
+  beyond it, the depth is extrapolated in log2(cores) from the last doubling synthesised.
+
+The slowest path is the critical path. The chip's SRAM access, DMA and controller are not
+timed (see docs/timing.md).
 """
 from __future__ import annotations
 
@@ -26,12 +36,13 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...checks import check_chip
+from ...checks import check_chip, check_int
 from ...config import AcceleratorConfig
 from ...errors import UserError
+from ...hdl.chip_parts import WriteBackSum
 from ..specs import DATA_DIR, SpecError, load_yaml, need
 from .nodes import Node, Sourced, get_node
-from .synthesis import SynthesisResult, synthesize
+from .synthesis import SynthesisResult, synthesize, synthesize_part
 
 if TYPE_CHECKING:                    # models.chip imports this layer: the type only
     from ..chip.config import ChipConfig
@@ -40,6 +51,11 @@ TIMING_FILE = DATA_DIR / "timing.yaml"
 METHOD = ("estimate: longest register-to-register depth in generic two-input gates (Yosys ltp) x FO4 per gate "
           "x the node's FO4 delay, plus flip-flop overhead and a margin for wires and corners (data/timing.yaml); "
           "not a sign-off timing analysis")
+
+
+#: What each timed path is, in words (for notes and reports).
+PATH_NAMES = {"pe_mac": "the processing element's MAC", "array_top": "the array's control and enable",
+              "writeback_sum": "the write-back's sum of the K-groups' partial sums"}
 
 
 class TimingWarning(UserWarning):
@@ -55,6 +71,7 @@ class DelayModel:
     register_overhead_fo4: Sourced
     margin_fraction: Sourced
     chip_stand_in_max_side: int
+    writeback_stand_in_max_cores: dict[str, int]      # "int" and "float": the largest write-back stand-in
 
     def period_ps(self, depth_gates: float, node: str, *, extra_fo4: float = 0.0, end: str = "value") -> float:
         """Clock period (ps) a path of ``depth_gates`` generic gates needs at ``node``; ``end``
@@ -87,7 +104,16 @@ def load_delay_model(path: str = str(TIMING_FILE)) -> DelayModel:
                       _figure(p, "fo4_per_gate", need(p, "", d, "fo4_per_gate", dict)),
                       _figure(p, "register_overhead_fo4", need(p, "", d, "register_overhead_fo4", dict)),
                       _figure(p, "margin_fraction", need(p, "", d, "margin_fraction", dict)),
-                      need(p, "", d, "chip_stand_in_max_side", int, positive=True))
+                      need(p, "", d, "chip_stand_in_max_side", int, positive=True),
+                      _stand_in_caps(p, need(p, "", d, "writeback_stand_in_max_cores", dict)))
+
+
+def _stand_in_caps(p: Path, d: dict) -> dict[str, int]:
+    caps = {kind: need(p, "writeback_stand_in_max_cores", d, kind, int, positive=True) for kind in ("int", "float")}
+    for kind, cap in caps.items():
+        if cap < 2 or cap & (cap - 1):
+            raise SpecError(p, f"writeback_stand_in_max_cores.{kind}", f"needs a power of two >= 2, not {cap}")
+    return caps
 
 
 @dataclass(frozen=True)
@@ -95,7 +121,7 @@ class CriticalPath:
     """One register-to-register path: where it lies, its depth in generic gates, the FO4 a
     buffer tree adds, and its delay at the node (ps, the model's value, margin included)."""
 
-    location: str               # "pe_mac" or "array_top"
+    location: str               # "pe_mac", "array_top" or (a chip's) "writeback_sum"
     depth_gates: int
     fanout_fo4: float
     delay_ps: float
@@ -107,7 +133,7 @@ class CriticalPath:
 
 @dataclass(frozen=True)
 class TimingEstimate:
-    """The attainable clock of ``config``'s array at ``node``: ``fmax_mhz`` with its range
+    """The attainable clock of ``config``'s array (or a chip of such cores) at ``node``: ``fmax_mhz`` with its range
     (``fmax_low_mhz`` with every figure at its slow end, ``fmax_high_mhz`` at its fast end),
     the ``critical_path`` and every path timed."""
 
@@ -149,9 +175,14 @@ def timing_from_synthesis(synth: SynthesisResult, config: AcceleratorConfig, nod
     if synth.pe.logic_depth is None or synth.top.logic_depth is None:
         raise UserError("liberty: timing needs the generic-gate synthesis (its logic depth), not a Liberty mapping",
                         parameter="liberty")
-    m = load_delay_model()
     fanout = max(1, synth.pe_count * synth.pe.flip_flops)
     terms = (("pe_mac", synth.pe.logic_depth, 0.0), ("array_top", synth.top.logic_depth, round(math.log(fanout, 4), 2)))
+    return _estimate(config, n, terms)
+
+
+def _estimate(config: AcceleratorConfig, n: str, terms) -> TimingEstimate:
+    """The estimate from (location, depth in gates, extra FO4) terms: the slowest is critical."""
+    m = load_delay_model()
     paths = tuple(CriticalPath(loc, depth, extra, m.period_ps(depth, n, extra_fo4=extra))
                   for loc, depth, extra in terms)
     worst = max(paths, key=lambda p: p.delay_ps)
@@ -168,16 +199,53 @@ def timing_estimate(config: AcceleratorConfig, node: str | Node = "n7") -> Timin
     return timing_from_synthesis(synthesize(config), config, n)
 
 
+def _writeback_stand_in(cores: int, acc_bytes: int, float_subnormals: str | None) -> int:
+    """Depth (gates) of one lane of ``WriteBackSum`` for ``cores`` cores, synthesised (cached)."""
+    key = {"cores": cores, "lanes": 1, "acc_bytes": acc_bytes, "float_subnormals": float_subnormals}
+    stats = synthesize_part("writeback_sum", key, lambda: WriteBackSum(cores=cores, lanes=1, acc_bytes=acc_bytes,
+                                                                       float_subnormals=float_subnormals))
+    assert stats.logic_depth is not None             # the generic-gate flow reports it
+    return stats.logic_depth
+
+
+def writeback_depth_gates(cores: int, *, acc_bytes: int = 4, float_subnormals: str | None = None) -> int:
+    """Depth in generic gates of one lane of a chip's write-back reduction
+    (:class:`~systolab.hdl.chip_parts.WriteBackSum`, registered in and out) for ``cores``
+    cores: integer accumulators of ``acc_bytes`` bytes, or fp32 ones (``float_subnormals``
+    ``"keep"`` or ``"flush"``). Synthesised up to ``writeback_stand_in_max_cores``
+    (``data/timing.yaml``); beyond it, ``depth(cap) + steps x (depth(cap) - depth(cap / 2))``
+    where ``steps`` is log2(cores / cap) for integers (the carry-save tree deepens with
+    log2 of its inputs) and the tree levels added, floor(log2 cores) - log2(cap), for floats
+    (one fp32 adder a level)."""
+    cores = check_int("cores", cores)
+    acc_bytes = check_int("acc_bytes", acc_bytes)
+    cap = load_delay_model().writeback_stand_in_max_cores["int" if float_subnormals is None else "float"]
+    if cores <= cap:
+        return _writeback_stand_in(cores, acc_bytes, float_subnormals)
+    top, half = (_writeback_stand_in(c, acc_bytes, float_subnormals) for c in (cap, cap // 2))
+    steps = math.log2(cores / cap) if float_subnormals is None else math.floor(math.log2(cores)) - math.log2(cap)
+    return round(top + steps * (top - half))
+
+
 def chip_timing(chip: ChipConfig) -> TimingEstimate:
-    """The attainable clock of ``chip``'s cores at its node. The PE is the same module at
-    every array size; the array's top level is synthesised on a stand-in of at most
-    ``chip_stand_in_max_side`` rows and columns (``data/timing.yaml``) to keep this fast."""
+    """The attainable clock of ``chip`` at its node: its cores' paths (:func:`timing_estimate`)
+    and its write-back reduction (``writeback_sum``, :func:`writeback_depth_gates` for its
+    core count and accumulators, plus log4 of the lanes of a DMA beat in FO4 for the select
+    signals' fan-out). The PE is the same module at every array size; the array's top level
+    is synthesised on a stand-in of at most ``chip_stand_in_max_side`` rows and columns
+    (``data/timing.yaml``) to keep this fast."""
     check_chip("chip", chip)
     side = load_delay_model().chip_stand_in_max_side
     core = chip.core
     stand_in = core if max(core.rows, core.cols) <= side else core.replace(rows=min(core.rows, side),
                                                                           cols=min(core.cols, side))
-    return timing_estimate(stand_in, chip.node)
+    cores_t = timing_estimate(stand_in, chip.node)
+    subnormals = core.subnormals if core.is_float else None
+    lanes = max(1, chip.dma_beat // core.acc_bytes)           # accumulator words in a DMA beat
+    wb = writeback_depth_gates(chip.cores, acc_bytes=core.acc_bytes, float_subnormals=subnormals)
+    terms = [(p.location, p.depth_gates, p.fanout_fo4) for p in cores_t.paths]
+    terms.append(("writeback_sum", wb, round(math.log(lanes, 4), 2)))
+    return _estimate(stand_in, cores_t.node, terms)
 
 
 def check_timing(chip: ChipConfig, *, warn: bool = True) -> TimingEstimate:
@@ -187,7 +255,7 @@ def check_timing(chip: ChipConfig, *, warn: bool = True) -> TimingEstimate:
     t = chip_timing(chip)
     if not t.meets(chip.clock_mhz):
         msg = (f"clock_mhz: {chip.name} runs at {chip.clock_mhz:g} MHz, above the attainable clock of its "
-               f"{chip.core.dtype} cores at {t.node}: fmax {t.fmax_mhz:.0f} MHz (range {t.fmax_low_mhz:.0f}-"
+               f"{chip.core.dtype} design at {t.node}: fmax {t.fmax_mhz:.0f} MHz (range {t.fmax_low_mhz:.0f}-"
                f"{t.fmax_high_mhz:.0f}; critical path {t.critical_path.location}, "
                f"{t.critical_path.depth_gates} gates; an estimate, docs/timing.md)")
         if not warn:
@@ -202,5 +270,6 @@ def attainable_clock_mhz(chip: ChipConfig) -> float:
     return min(chip.clock_mhz, chip_timing(chip).fmax_mhz)
 
 
-__all__ = ["attainable_clock_mhz", "check_timing", "chip_timing", "CriticalPath", "DelayModel", "fmax_mhz",
-           "load_delay_model", "METHOD", "timing_estimate", "timing_from_synthesis", "TimingEstimate", "TimingWarning"]
+__all__ = ["PATH_NAMES", "attainable_clock_mhz", "check_timing", "chip_timing", "CriticalPath", "DelayModel", "fmax_mhz",
+           "load_delay_model", "METHOD", "timing_estimate", "timing_from_synthesis", "TimingEstimate", "TimingWarning",
+           "writeback_depth_gates"]

@@ -3,26 +3,34 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UserError
 from ..models.workloads.gemm import parse_gemm
-from .common import design_from_args, emit
+from .common import chip_from_args, design_from_args, emit
 
 
 def add_parser(sub, parents) -> None:
-    p = sub.add_parser("area", parents=[parents.design, parents.json],
+    p = sub.add_parser("area", parents=[parents.design, parents.chip, parents.json],
                        help="silicon area from synthesis and from the analytic model; energy of a GEMM")
-    p.add_argument("--node", default="n7", help="process node: n28, n16, n7 (default), n5, n4, n3, smic-7duv")
+    p.add_argument("--node", help="process node: n28, n16, n7 (default), n5, n4, n3, smic-7duv (a --chip has its own)")
     p.add_argument("--liberty", metavar="FILE", help="also map to this Liberty standard-cell library (um2)")
     p.add_argument("--gemm", metavar="MxNxK", help="also report energy, power and TOPS/W of this GEMM")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.silicon.area_check import area_check  # noqa: PLC0415  lazy: models.silicon loads Amaranth (synthesis), slow to import; systolab --help must not
+    from ..models.silicon.area_check import area_check, chip_area_check  # noqa: PLC0415  lazy: models.silicon loads Amaranth (synthesis), slow to import; systolab --help must not
     from ..models.silicon.energy import gemm_energy  # noqa: PLC0415  lazy: as above
     from ..models.silicon.nodes import get_node  # noqa: PLC0415  lazy: as above
 
+    if args.chip is not None:                 # the chip's die and its attainable clock (its own node)
+        chip = chip_from_args(args)
+        for flag in ("gemm", "liberty", "node"):
+            if getattr(args, flag) is not None:
+                raise UserError(f"{flag}: applies to a lone core, not to --chip", parameter=flag)
+        emit(args, chip_area_check(chip).to_dict(), _chip_lines)
+        return 0
     config = design_from_args(args)
-    node = get_node(args.node)
+    node = get_node(args.node or "n7")
     gemm = parse_gemm(args.gemm, dtype=config.dtype) if args.gemm is not None else None
     payload = {**area_check(config, node.name, liberty=args.liberty).to_dict(), "energy": None}
     if gemm is not None:
@@ -54,3 +62,11 @@ def run(args: argparse.Namespace) -> int:
 
     emit(args, payload, human)
     return 0
+
+
+def _chip_lines(p: dict) -> str:
+    f, c = p["fmax_mhz"], p["critical_path"]
+    return (f"{p['chip']} at {p['node']}: die {p['die_mm2']:.1f} mm2 (model)\n"
+            f"  fmax (estimate) {f['value']:.0f} MHz (range {f['low']:.0f}-{f['high']:.0f}) against its "
+            f"{p['clock_mhz']:g} MHz{'' if p['meets_clock'] else ' (not met)'}; critical path {c['location']}, "
+            f"{c['depth_gates']} gates, {c['delay_ps']:.0f} ps")
