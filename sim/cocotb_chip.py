@@ -92,7 +92,9 @@ async def run_with_hdl_dram(dut, plan: ChipPlan) -> list[DescriptorResult]:
     chip = plan.chip
     W = chip.dma_beat_bytes
     host = CommandHost(dut)
-    await host.start(impl="gpi")           # no Python per clock edge: the whole run stays in the simulator
+    # no Python per clock edge: the whole run stays in the simulator; where the design
+    # toggles its own clock (SYSTOLAB_CLOCK_INSIDE, sim/sim_top.py), no VPI call per edge either
+    await host.start(impl="inside" if os.environ.get("SYSTOLAB_CLOCK_INSIDE") == "1" else "gpi")
     dut.stall_threshold.value = min(STALL_SCALE - 1, round(plan.stall_prob * STALL_SCALE))
     dut.seeds.value = stall_seeds(plan.seed, chip.dma_channels)
     results: list[DescriptorResult] = []

