@@ -164,7 +164,7 @@ def ensure_verilog(config: AcceleratorConfig, folder: Path, unit: str = "array")
 #: files name nothing of the design), the same for every design built with the same tools
 #: and flags. cocotb's ``verilator.o`` includes the design's header, so it is not one.
 RUNTIME_OBJECTS = ("verilated.o", "verilated_dpi.o", "verilated_threads.o", "verilated_vpi.o",
-                   "verilated_vcd_c.o", "verilated_fst_c.o")
+                   "verilated_vcd_c.o", "verilated_fst_c.o", "verilated_timing.o")
 
 
 def _runtime_folder(simulator: str, waves: bool) -> Path | None:
@@ -208,13 +208,14 @@ def _reuse_runtime(kept: Path | None, build: Path) -> list[Path]:
 _RUNTIME_TARGET = ["--eval=.SECONDEXPANSION:", "--eval=systolab-runtime: $$(VK_GLOBAL_OBJS)", "systolab-runtime"]
 
 
-def _ensure_runtime(kept: Path | None, waves: bool) -> None:
+def _ensure_runtime(kept: Path | None, waves: bool, timing: bool = False) -> None:
     """Compile Verilator's runtime objects into ``kept`` unless they are there: from an
     empty design, make building those objects alone, under a lock, so that processes
     starting cold together (an executor's workers, the test suite's) compile them once:
     the others wait for them (about 15 s at -O0) rather than compile the same beside it.
-    Call inside :func:`_tool_environment`. A failure here is left to the real build,
-    which compiles them itself."""
+    Call inside :func:`_tool_environment` (of the same ``timing``: its compiler flags name
+    the folder; ``--timing`` adds the coroutines' object). A failure here is left to the
+    real build, which compiles them itself."""
     if kept is None:
         return
     sweep_runtime_leftovers()
@@ -226,7 +227,8 @@ def _ensure_runtime(kept: Path | None, waves: bool) -> None:
             return
         private = Path(tempfile.mkdtemp(prefix=f"runtime-{os.getpid()}-", dir=kept.parent))
         try:
-            (private / "empty.v").write_text("module empty(input wire clk);\nendmodule\n")
+            delay = "  reg r;\n  initial #1 r = 1'b0;\n" if timing else ""      # Verilator's timing objects too
+            (private / "empty.v").write_text(f"module empty(input wire clk);\n{delay}endmodule\n")
             runner = cocotb_runner.get_runner("verilator")
             commands = runner._build_command
 
@@ -238,7 +240,8 @@ def _ensure_runtime(kept: Path | None, waves: bool) -> None:
             # every core: processes that started cold together are waiting on the lock
             with build_jobs(min(os.cpu_count() or 1, 4)):
                 runner.build(sources=[private / "empty.v"], hdl_toplevel="empty", build_dir=private / "build",
-                             build_args=["-Wno-fatal"], waves=waves, timescale=("1ns", "1ps"),
+                             build_args=["-Wno-fatal", *(["--timing"] if timing else [])], waves=waves,
+                             timescale=("1ns", "1ps"),
                              log_file=private / "build.log")
             _keep_runtime(kept, private / "build")
         except (RuntimeError, SystemExit, OSError):
@@ -342,6 +345,19 @@ def _keep_runtime(kept: Path | None, build: Path) -> None:
         shutil.rmtree(private, ignore_errors=True)
 
 
+def build_fingerprint(verilog: bytes, simulator: str, *, waves: bool = False, opt: str = "O0",
+                      timing: bool = False) -> str:
+    """What a simulator build of ``verilog`` depends on (a hash). For Verilator it names
+    cocotb's library folder, which the simulator links by its path: a build made from
+    another virtual environment is rebuilt, not started without its library."""
+    flags = "" if opt == "O0" else str(VERILATOR_OPT[opt])      # O0 builds keep their fingerprints
+    if timing:
+        flags += " --timing"
+    if simulator == "verilator":
+        flags += f" {cocotb_tools.config.libs_dir}"
+    return hashlib.sha256(verilog + f"{simulator}{waves}{flags}".encode()).hexdigest()
+
+
 def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, waves: bool, opt: str = "O0",
            timing: bool = False) -> Path:
     """The simulator build of ``verilog`` in ``folder/sim_build``, made if missing or stale.
@@ -350,18 +366,9 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
     when complete: a build killed with its process (orphaned ``make`` and compilers keep
     writing) never leaves a half-built ``sim_build`` for the next run, which rebuilds. The
     private folders of dead processes are removed. With ``timing`` Verilator builds with
-    ``--timing`` (the design's delays run: a clock toggled inside, :mod:`systolab.sim.sim_top`).
-
-    The fingerprint names cocotb's library folder, which a Verilator build links by its
-    path: a build made from another virtual environment is rebuilt, not started without
-    its library."""
+    ``--timing`` (the design's delays run: a clock toggled inside, :mod:`systolab.sim.sim_top`)."""
     final = folder / "sim_build"
-    flags = "" if opt == "O0" else str(VERILATOR_OPT[opt])      # O0 builds keep their fingerprints
-    if timing:
-        flags += " --timing"
-    if simulator == "verilator":
-        flags += f" {cocotb_tools.config.libs_dir}"
-    fp = hashlib.sha256(verilog.read_bytes() + f"{simulator}{waves}{flags}".encode()).hexdigest()
+    fp = build_fingerprint(verilog.read_bytes(), simulator, waves=waves, opt=opt, timing=timing)
     if (final / ".complete").is_file() and (final / ".complete").read_text() == fp:
         return final
     sweep_stale(folder)
@@ -369,7 +376,7 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
     log = private / "build.log"
     kept = _runtime_folder(simulator, waves)
     if simulator == "verilator":
-        _ensure_runtime(kept, waves)
+        _ensure_runtime(kept, waves, timing)
         _adjust_build(runner, private, _reuse_runtime(kept, private), unity=_unity(verilog))
     try:
         runner.build(sources=[verilog], hdl_toplevel=top, build_dir=private,
@@ -437,7 +444,8 @@ def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_m
             raise SimulationError(f"{simulator} wrote no waveform; see {log}")
         waveform.parent.mkdir(parents=True, exist_ok=True)
         os.replace(dump, waveform.with_suffix(dump.suffix))
-    shutil.rmtree(work, ignore_errors=True)
+    if not os.environ.get("SYSTOLAB_KEEP_RUN"):
+        shutil.rmtree(work, ignore_errors=True)
     return text
 
 
@@ -500,12 +508,16 @@ def run_chip_hdl(chip: Any, cases: list[tuple[list[tuple[np.ndarray, np.ndarray]
     return run_chip_plan_hdl(chip, plan, simulator)
 
 
-def chip_build_folder(chip: Any, simulator: str, dram_bytes: int | None = None, opt: str = "O0") -> Path:
+def chip_build_folder(chip: Any, simulator: str, dram_bytes: int | None = None, opt: str = "O0", *,
+                      clock_inside: bool = True) -> Path:
     """Where ``chip`` is built for ``simulator``: the bare chip (the Python DRAM drives its
     ports), or with ``dram_bytes`` of simulated DRAM (:class:`~systolab.sim.hdl_dram.SimChip`);
-    one folder per Verilator optimisation level (:data:`VERILATOR_OPT`) but ``O0``."""
+    one folder per Verilator optimisation level (:data:`VERILATOR_OPT`) but ``O0``, and
+    with the DRAM, another where the clock is not inside the design (``clock_inside``)."""
     folder = cache_root() / "builds" / f"chip-{chip.name}-{chip.config_hash}"
     name = simulator if dram_bytes is None else f"{simulator}-dram{dram_bytes >> 10}k"
+    if dram_bytes is not None and not clock_inside:
+        name += "-cocotb-clock"
     return folder / (name if opt == "O0" or simulator != "verilator" else f"{name}-{opt}")
 
 
@@ -569,7 +581,7 @@ def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str, *, opt: str | N
     if plan.dram == "hdl":
         size = plan_dram_bytes(chip, plan)
         half = CLOCK_NS // 2 if clock_inside else None
-        folder, top = chip_build_folder(chip, simulator, size, opt), SIM_CHIP_TOP
+        folder, top = chip_build_folder(chip, simulator, size, opt, clock_inside=clock_inside), SIM_CHIP_TOP
         fp = sim_chip_fingerprint(chip, size, clock_half_ns=half)
         text = lambda: sim_chip_verilog_text(chip, size, clock_half_ns=half)  # noqa: E731
     else:
