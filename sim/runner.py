@@ -87,10 +87,6 @@ _SAME_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0"
 VERILATOR_OPT = {
     "O0": (f"{_SAME_OPT} OPT_GLOBAL=-O0", []),
     "fast": ("OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-O0", ["--x-assign", "fast", "--x-initial", "fast"]),
-    "xO3": ("OPT_FAST=-O3 OPT_SLOW=-O0 OPT_GLOBAL=-O0", ["--x-assign", "fast", "--x-initial", "fast"]),
-    "xOs": ("OPT_FAST=-Os OPT_SLOW=-O0 OPT_GLOBAL=-O0", ["--x-assign", "fast", "--x-initial", "fast"]),
-    "xmc": ("OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-O0", ["--x-assign", "fast", "--x-initial", "fast", "-fmerge-cond"]),
-    "xO1": ("OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O0", ["--x-assign", "fast", "--x-initial", "fast"]),
 }
 
 
@@ -444,8 +440,7 @@ def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_m
             raise SimulationError(f"{simulator} wrote no waveform; see {log}")
         waveform.parent.mkdir(parents=True, exist_ok=True)
         os.replace(dump, waveform.with_suffix(dump.suffix))
-    if not os.environ.get("SYSTOLAB_KEEP_RUN"):
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
     return text
 
 
