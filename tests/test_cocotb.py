@@ -122,6 +122,23 @@ def test_verilator_runtime_objects_are_compiled_once_for_all(tmp_path, monkeypat
     assert sorted(p.name for p in kept.parent.iterdir() if not p.name.startswith(".")) == [kept.name]  # no leftovers
 
 
+@pytest.mark.verilator
+def test_timing_builds_keep_their_runtime_apart_with_the_coroutines_object(tmp_path, monkeypatch):
+    """Builds with the clock inside the design (``--timing``) compile with the compiler's
+    coroutines: their runtime objects are kept in a folder of their own, the coroutines'
+    object among them."""
+    from systolab.sim.runner import _ensure_runtime, _runtime_folder, _tool_environment, prepare_verilator
+
+    monkeypatch.setenv("SYSTOLAB_CACHE", str(tmp_path))
+    plain = prepare_verilator()
+    with _tool_environment("verilator", timing=True):
+        kept = _runtime_folder("verilator", waves=False)
+        _ensure_runtime(kept, waves=False, timing=True)
+    assert plain is not None and kept is not None and kept != plain
+    assert "verilated_timing.o" in {p.name for p in kept.glob("*.o")}
+    assert "verilated_timing.o" not in {p.name for p in plain.glob("*.o")}
+
+
 def test_small_designs_and_single_jobs_compile_as_one_file(tmp_path):
     """One C++ file for a design below the size limit, or whenever make runs one job; a
     large design with make jobs side by side compiles file by file."""
