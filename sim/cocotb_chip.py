@@ -10,7 +10,9 @@ Two harnesses, the same contract (``plan.dram``):
 * ``"hdl"`` (the design is :class:`~systolab.sim.hdl_dram.SimChip`): the DRAM is in the
   simulated design; per case the bench loads the DRAM image through the back door, arms
   the stall generators, submits the descriptor, sleeps until ``done`` and reads C back.
-  Python runs a few hundred times per case, never once per cycle.
+  Python runs a few hundred times per case, never once per cycle. On Verilator the design
+  toggles its clock itself (``SYSTOLAB_CLOCK_INSIDE``, :mod:`systolab.sim.sim_top`), so
+  no VPI call happens per edge either.
 * ``"python"`` (the bare chip): each case gets its own
   :class:`~systolab.sim.memory.ExternalMemory` (:func:`systolab.sim.chip_bench.layout`),
   which drives every DRAM port in every cycle: slow, and the independent check of the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -578,10 +579,10 @@ def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str, *, opt: str | N
         half = CLOCK_NS // 2 if clock_inside else None
         folder, top = chip_build_folder(chip, simulator, size, opt, clock_inside=clock_inside), SIM_CHIP_TOP
         fp = sim_chip_fingerprint(chip, size, clock_half_ns=half)
-        text = lambda: sim_chip_verilog_text(chip, size, clock_half_ns=half)  # noqa: E731
+        text = functools.partial(sim_chip_verilog_text, chip, size, clock_half_ns=half)
     else:
         folder, top = chip_build_folder(chip, simulator, opt=opt), CHIP_TOP
-        fp, text = hdl_fingerprint(chip), lambda: chip_verilog_text(chip)
+        fp, text = hdl_fingerprint(chip), functools.partial(chip_verilog_text, chip)
     with _locked(folder), _tool_environment(simulator, opt, timing=clock_inside):
         vpath = folder / "rtl" / f"{top}.v"
         stamp = folder / "rtl" / "fingerprint"
