@@ -11,12 +11,13 @@ With ``--chip NAME`` it times the chip instead (Verilator): one GEMM (``--gemm``
 mapper's blocking) as plans of ``--counts`` descriptors (random operands) for each
 harness: the DRAM in the design (``hdl``) or the Python model driving every beat
 (``python``), each at a Verilator optimisation level (``sim/runner.py``'s
-``VERILATOR_OPT``). ``build_s``: Verilog generation and simulator build in an empty cache;
+``VERILATOR_OPT``), and for ``hdl`` optionally where the clock toggles: ``inside`` the
+design (the default) or from cocotb's C++ clock (``gpi``). ``build_s``: Verilog generation and simulator build in an empty cache;
 ``cycles/s``: marginal rate between the two plans (and per CPU second of the simulator
 process, steadier on a shared machine); ``fixed_s``: the rest of a run.
 
     python benchmarks/sim_speed.py [--sizes 4 8 16] [--sims verilator icarus amaranth]
-    python benchmarks/sim_speed.py --chip sl-small [--harness hdl:fast hdl:O0 python:O0] [--gemm 128x128x256]
+    python benchmarks/sim_speed.py --chip sl-small [--harness hdl:fast hdl:fast:gpi hdl:O0 python:O0] [--gemm 128x128x256]
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def main() -> None:
     ap.add_argument("--products", type=int, default=20)
     ap.add_argument("--chip", default=None, help="time this chip's RTL instead of the arrays")
     ap.add_argument("--harness", nargs="+", default=["hdl:fast", "hdl:O0", "python:O0"],
-                    help="DRAM harness:Verilator optimisation level, for --chip")
+                    help="DRAM harness:Verilator optimisation level[:inside|gpi, the clock], for --chip")
     ap.add_argument("--gemm", default="128x128x256", help="MxNxK, for --chip")
     ap.add_argument("--counts", type=int, nargs=2, default=[1, 3], help="descriptors in the two plans, for --chip")
     ap.add_argument("--keep-cache", action="store_true",
@@ -97,12 +98,13 @@ def chip_speed(name: str, harnesses: list[str], gemm: tuple[int, int, int], coun
           f"{time.strftime('%Y-%m-%d %H:%M')}; {name}, {M}x{N}x{K} as {blk}")
     print(f"{'harness':12} {'build_s':>8} {'fixed_s':>8} {'cycles/s':>10} {'per CPU s':>10}  cycles")
     for spec in harnesses:
-        dram, opt = spec.split(":")
+        dram, opt, *clock = spec.split(":")
+        inside = None if not clock else clock[0] == "inside"
 
-        def timed(n, dram=dram, opt=opt):
+        def timed(n, dram=dram, opt=opt, inside=inside):
             plan = ChipPlan.build(chip, runs[:n], dram=dram)
             t, cpu = time.perf_counter(), _children_cpu_s()
-            outs = run_chip_plan_hdl(chip, plan, "verilator", opt=opt)
+            outs = run_chip_plan_hdl(chip, plan, "verilator", opt=opt, clock_inside=inside)
             return time.perf_counter() - t, _children_cpu_s() - cpu, sum(o.counters["cycles"] for o in outs)
 
         cold, _, _ = timed(counts[0])

@@ -10,7 +10,9 @@ Two harnesses, the same contract (``plan.dram``):
 * ``"hdl"`` (the design is :class:`~systolab.sim.hdl_dram.SimChip`): the DRAM is in the
   simulated design; per case the bench loads the DRAM image through the back door, arms
   the stall generators, submits the descriptor, sleeps until ``done`` and reads C back.
-  Python runs a few hundred times per case, never once per cycle.
+  Python runs a few hundred times per case, never once per cycle. On Verilator the design
+  toggles its clock itself (``SYSTOLAB_CLOCK_INSIDE``, :mod:`systolab.sim.sim_top`), so
+  no VPI call happens per edge either.
 * ``"python"`` (the bare chip): each case gets its own
   :class:`~systolab.sim.memory.ExternalMemory` (:func:`systolab.sim.chip_bench.layout`),
   which drives every DRAM port in every cycle: slow, and the independent check of the
@@ -92,7 +94,9 @@ async def run_with_hdl_dram(dut, plan: ChipPlan) -> list[DescriptorResult]:
     chip = plan.chip
     W = chip.dma_beat_bytes
     host = CommandHost(dut)
-    await host.start(impl="gpi")           # no Python per clock edge: the whole run stays in the simulator
+    # no Python per clock edge: the whole run stays in the simulator; where the design
+    # toggles its own clock (SYSTOLAB_CLOCK_INSIDE, sim/sim_top.py), no VPI call per edge either
+    await host.start(impl="inside" if os.environ.get("SYSTOLAB_CLOCK_INSIDE") == "1" else "gpi")
     dut.stall_threshold.value = min(STALL_SCALE - 1, round(plan.stall_prob * STALL_SCALE))
     dut.seeds.value = stall_seeds(plan.seed, chip.dma_channels)
     results: list[DescriptorResult] = []

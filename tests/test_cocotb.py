@@ -122,6 +122,23 @@ def test_verilator_runtime_objects_are_compiled_once_for_all(tmp_path, monkeypat
     assert sorted(p.name for p in kept.parent.iterdir() if not p.name.startswith(".")) == [kept.name]  # no leftovers
 
 
+@pytest.mark.verilator
+def test_timing_builds_keep_their_runtime_apart_with_the_coroutines_object(tmp_path, monkeypatch):
+    """Builds with the clock inside the design (``--timing``) compile with the compiler's
+    coroutines: their runtime objects are kept in a folder of their own, the coroutines'
+    object among them."""
+    from systolab.sim.runner import _ensure_runtime, _runtime_folder, _tool_environment, prepare_verilator
+
+    monkeypatch.setenv("SYSTOLAB_CACHE", str(tmp_path))
+    plain = prepare_verilator()
+    with _tool_environment("verilator", timing=True):
+        kept = _runtime_folder("verilator", waves=False)
+        _ensure_runtime(kept, waves=False, timing=True)
+    assert plain is not None and kept is not None and kept != plain
+    assert "verilated_timing.o" in {p.name for p in kept.glob("*.o")}
+    assert "verilated_timing.o" not in {p.name for p in plain.glob("*.o")}
+
+
 def test_small_designs_and_single_jobs_compile_as_one_file(tmp_path):
     """One C++ file for a design below the size limit, or whenever make runs one job; a
     large design with make jobs side by side compiles file by file."""
@@ -189,3 +206,44 @@ def test_verilator_runtime_objects_are_kept_and_reused(tmp_path, monkeypatch):
     plain = Runner([["verilator"], ["make"]])
     _adjust_build(plain, second, [], unity=False)
     assert plain._build_command() == [["verilator"], ["make"]]
+
+
+def test_a_build_from_another_environment_or_with_other_flags_is_rebuilt(monkeypatch):
+    # a Verilator build links cocotb's library by its path: another virtual environment's
+    # build must not be taken as built (it would not start)
+    import cocotb_tools.config
+
+    from systolab.sim.runner import build_fingerprint
+
+    text = b"module m(input wire clk); endmodule\n"
+    here = build_fingerprint(text, "verilator")
+    assert build_fingerprint(text, "verilator") == here
+    assert len({here, build_fingerprint(text, "verilator", timing=True), build_fingerprint(text, "verilator", opt="fast"),
+                build_fingerprint(text, "verilator", waves=True), build_fingerprint(text + b"\n", "verilator")}) == 5
+    icarus = build_fingerprint(text, "icarus")
+    monkeypatch.setattr(cocotb_tools.config, "libs_dir", cocotb_tools.config.libs_dir.parent / "elsewhere")
+    assert build_fingerprint(text, "verilator") != here
+    assert build_fingerprint(text, "icarus") == icarus          # Icarus loads the library when it runs
+
+
+def test_the_chip_with_its_dram_has_the_clock_inside_on_verilator_only():
+    import numpy as np
+
+    from systolab.errors import UserError
+    from systolab.models.chip.config import get_chip
+    from systolab.sim.chip_bench import chip_campaign, random_products
+    from systolab.sim.chip_plan import ChipPlan
+    from systolab.sim.runner import chip_build_folder, clock_inside_default, run_chip_plan_hdl
+
+    assert clock_inside_default("verilator", "hdl")
+    assert not clock_inside_default("verilator", "python") and not clock_inside_default("icarus", "hdl")
+    chip = get_chip("sl-tiny")
+    inside, outside = chip_build_folder(chip, "verilator", 1 << 18), chip_build_folder(chip, "verilator", 1 << 18,
+                                                                                       clock_inside=False)
+    assert inside != outside and inside.parent == outside.parent
+    assert chip_build_folder(chip, "verilator", clock_inside=False) == chip_build_folder(chip, "verilator")
+    blk = chip_campaign(chip, count=0, seed=0)[0][-1]
+    plan = ChipPlan.build(chip, [(random_products(chip, 1, 1, 1, 1, np.random.default_rng(0)), blk)], dram="python")
+    with pytest.raises(UserError, match="clock_inside") as err:
+        run_chip_plan_hdl(chip, plan, "verilator", clock_inside=True)
+    assert err.value.parameter == "clock_inside"

@@ -224,3 +224,25 @@ def test_core_cycles_many_equals_one_at_a_time_and_checks_its_input():
         core_cycles_many(cfg, [2**31], 1, 1, mem)
     with pytest.raises(UserError, match="do not broadcast"):
         core_cycles_many(cfg, M, [1, 2], K, mem)
+
+
+def _note_start(case, simulator, seed):
+    """A stand-in for a case's run: notes when it started (for the order of the runs)."""
+    with open(case[1], "a") as fh:
+        fh.write(f"{case[0]}\n")
+    return case[0] * 10
+
+
+def test_the_costliest_cases_start_first_and_come_back_in_order(tmp_path):
+    from systolab.flows.validate import _measured
+
+    log = tmp_path / "started"
+    cases = [(1, log), (3, log), (2, log)]
+    got = list(_measured(cases, _note_start, simulator="verilator", seed=0, jobs=1, progress=lambda m: None,
+                         what=lambda c, n: n, cost=lambda c: c[0]))
+    assert [(c[0], m) for c, m in got] == [(1, 10), (3, 30), (2, 20)]        # the cases' order
+    assert log.read_text().split() == ["3", "2", "1"]                         # the costliest first
+    log.unlink()
+    list(_measured(cases, _note_start, simulator="verilator", seed=0, jobs=1, progress=lambda m: None,
+                   what=lambda c, n: n))
+    assert log.read_text().split() == ["1", "3", "2"]                         # without a cost: as given

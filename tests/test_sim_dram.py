@@ -269,6 +269,23 @@ def test_both_chip_harnesses_agree_on_verilator(tiny_runs):
     assert [o.counters for o in other] != [o.counters for o in fast_s]
 
 
+@pytest.mark.slow
+@pytest.mark.verilator
+def test_the_clock_inside_the_design_and_from_cocotb_give_the_same_runs(tiny_runs):
+    # the design toggling its own clock (sim/sim_top.py) changes when cocotb wakes, never a
+    # counter, a C element or the stalls' sequence
+    from systolab.sim.chip_plan import ChipPlan
+    from systolab.sim.runner import run_chip_plan_hdl
+
+    _, runs = tiny_runs
+    plan = ChipPlan.build(TINY, runs, stall_prob=0.3, seed=5)
+    inside = run_chip_plan_hdl(TINY, plan, "verilator", clock_inside=True)
+    outside = run_chip_plan_hdl(TINY, plan, "verilator", clock_inside=False)
+    assert _bit_exact(TINY, runs, inside)
+    assert [(o.c, o.counters, o.busy, o.status) for o in inside] == [(o.c, o.counters, o.busy, o.status)
+                                                                     for o in outside]
+
+
 # -- the slow suite: a chip of 4,096 PEs -------------------------------------------------------------------
 #: 16 cores of 16x16 (4,096 PEs, sl-small's DMA widened to 4 channels): the issue's chip at scale.
 SIXTEEN = get_chip("sl-small").derive(cores=16, rows=16, cols=16, global_sram_mib=0.5, dma_channels=4,

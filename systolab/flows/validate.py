@@ -112,17 +112,19 @@ def _run_case(case: ValidationCase, simulator: str, seed: int) -> list[dict]:
             for (a, b), c, cnt in zip(products, out.c, out.counters)]
 
 
-def _measured(cases: list, run, *, simulator: str, seed: int, jobs: int, progress, what):
+def _measured(cases: list, run, *, simulator: str, seed: int, jobs: int, progress, what, cost=None):
     """(case, what ``run`` measured on the RTL) for every case, run in ``jobs`` processes and
-    yielded in the cases' order; ``what(case, "3/8")`` is the progress line."""
+    yielded in the cases' order; ``what(case, "3/8")`` is the progress line. With ``cost``
+    (a case's relative cost), the costliest cases start first, so that the last to finish
+    is a cheap one (the longest-first rule)."""
     progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    order = sorted(range(len(cases)), key=lambda i: cost(cases[i]), reverse=True) if cost else range(len(cases))
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(run, case, simulator, seed): case for case in cases}
-        for done, future in enumerate(futures, start=1):
-            case = futures[future]
-            measured = future.result()
-            progress(what(case, f"{done}/{len(cases)}"))
-            yield case, measured
+        futures = {i: pool.submit(run, cases[i], simulator, seed) for i in order}
+        for done, i in enumerate(range(len(cases)), start=1):
+            measured = futures[i].result()
+            progress(what(cases[i], f"{done}/{len(cases)}"))
+            yield cases[i], measured
 
 
 def validate(cases: list[ValidationCase], *, simulator: str = "verilator", seed: int = 0, jobs: int = 2,
@@ -233,8 +235,11 @@ def validate_chip(cases: list[ChipValidationCase], *, simulator: str = "verilato
     :class:`~systolab.sim.chip_plan.ChipPlan`)."""
     rows = []
     run = functools.partial(_run_chip_case, dram=dram)
+    # the build is most of a chip's time, and its Verilog grows with the PEs and channels
     for case, measured in _measured(cases, run, simulator=simulator, seed=seed, jobs=jobs, progress=progress,
-                                    what=lambda c, n: f"validate --chip: {n} {c.label} ({len(c.gemms)} GEMMs)"):
+                                    what=lambda c, n: f"validate --chip: {n} {c.label} ({len(c.gemms)} GEMMs)",
+                                    cost=lambda c: (c.chip.cores * c.chip.core.rows * c.chip.core.cols,
+                                                    c.chip.dma_channels)):
         for (M, N, K, p, blk), got in zip(case.gemms, measured):
             model = chip_gemm_perf(case.chip, M, N, K, blk, count=p).counters()
             rows.append({"case": case.label, "shape": [M, N, K], "count": p, "blocking": str(blk),
