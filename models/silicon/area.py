@@ -18,13 +18,12 @@ Analytic model (transistors, generic-gate flow; NAND2-equivalent = transistors /
 * Pipelined floating-point MACs (``mac_stages`` = S > 1): the PE gains S - 1 register
   layers in the MAC and, output-stationary, S - 1 more accumulators and results with
   their select logic. Its size is not linear in S (the cuts sit at boundaries of different
-  widths), so the fit holds, per (dataflow, format), the synthesised PE at each S
-  (subnormal mode "keep"); a PE at S costs its S = 1 family's PE plus that family's
-  synthesised growth from 1 to S (the flush PEs take the keep PEs' growth: the registers
-  are the same widths; the held-out check covers flush designs). The top level counts
-  what S adds: the row-group tag in the output-stationary operand skew, that array's
-  output multiplexer over S x rows result rows, and the weight-stationary operand skew of
-  k x S cycles for row k, priced at the S = 1 coefficients.
+  widths, and ABC simplifies less across them, differently with and without subnormals),
+  so the fit holds the synthesised PE of each (dataflow, format, subnormal mode) at
+  S = 1..7 and takes it as the PE at S > 1 (S = 1 keeps the fitted constant above). The
+  top level counts what S adds: the row-group tag in the output-stationary operand skew,
+  that array's output multiplexer over S x rows result rows, and the weight-stationary
+  operand skew of k x S cycles for row k, priced at the S = 1 coefficients.
 
 ``benchmarks/area_fit.py`` synthesises the training grid, fits, checks configurations the
 fit never saw (up to 16x16), and writes ``data/area_fit.yaml`` with coefficients and
@@ -67,11 +66,6 @@ def pe_family(config: AcceleratorConfig) -> str:
     return f"{config.dataflow}_{config.dtype}_{mode}"
 
 
-def pe_stage_key(config: AcceleratorConfig) -> str:
-    """The key of a pipelined PE's synthesised growth: ``{dataflow}_{dtype}``."""
-    return f"{config.dataflow}_{config.dtype}"
-
-
 def top_features(config: AcceleratorConfig, rows: int | None = None, cols: int | None = None) -> np.ndarray:
     R, C = rows or config.rows, cols or config.cols
     b, acc, S = config.input_dtype.bits, config.acc_bits, config.mac_stages
@@ -88,8 +82,8 @@ def top_features(config: AcceleratorConfig, rows: int | None = None, cols: int |
 
 @dataclass(frozen=True)
 class PipelinedPE:
-    """A pipelined float PE's synthesised size at each MAC depth S (S = 1 included), for
-    one (dataflow, format), subnormals "keep": ``transistors[S]`` and ``flip_flops[S]``."""
+    """A float PE family's synthesised size at each MAC depth S (S = 1 included):
+    ``transistors[S]`` and ``flip_flops[S]``."""
 
     transistors: dict[int, int]
     flip_flops: dict[int, int]
@@ -105,21 +99,24 @@ class AreaFit:
     top: dict[str, np.ndarray]           # dataflow -> coefficients for TOP_TERMS
     residuals: dict
     source: str
-    pipelined: dict[str, PipelinedPE] = field(default_factory=dict)   # pe_stage_key -> PE at each S
+    pipelined: dict[str, PipelinedPE] = field(default_factory=dict)   # float family -> its PE at each S
     #: flip-flops of the int8 output-stationary PE with a 32-bit accumulator (the energy anchor)
     anchor_flip_flops: int | None = None
+
+    def _pipelined(self, config: AcceleratorConfig) -> PipelinedPE:
+        pipe = self.pipelined.get(pe_family(config))
+        if pipe is None or config.mac_stages not in pipe.transistors:
+            raise UserError(f"mac_stages: no area fit for {pe_family(config)} at {config.mac_stages} stages; "
+                            "rerun benchmarks/area_fit.py", parameter="mac_stages")
+        return pipe
 
     def pe_growth(self, config: AcceleratorConfig) -> tuple[float, int]:
         """(transistors, flip-flops) ``config``'s PE gains from its MAC's pipeline
         (``mac_stages`` - 1 register layers and, output-stationary, the extra accumulators
-        and results): (0, 0) at one stage."""
+        and results), synthesised: (0, 0) at one stage."""
         if config.mac_stages == 1:
             return 0.0, 0
-        pipe = self.pipelined.get(pe_stage_key(config))
-        if pipe is None or config.mac_stages not in pipe.transistors:
-            raise UserError(f"mac_stages: no area fit for {pe_stage_key(config)} at {config.mac_stages} stages; "
-                            "rerun benchmarks/area_fit.py", parameter="mac_stages")
-        tr, ff = pipe.growth(config.mac_stages)
+        tr, ff = self._pipelined(config).growth(config.mac_stages)
         return float(tr), ff
 
     def pe_transistors(self, config: AcceleratorConfig) -> float:
@@ -127,8 +124,10 @@ class AreaFit:
         fam = pe_family(config)
         if fam not in self.pe:
             raise UserError(f"dtype: no area fit for {fam}; rerun benchmarks/area_fit.py")
+        if config.mac_stages > 1:
+            return float(self._pipelined(config).transistors[config.mac_stages])
         a, b = self.pe[fam]
-        return a + b * config.acc_bits + self.pe_growth(config)[0]
+        return a + b * config.acc_bits
 
 
 def fit(samples: list[tuple[AcceleratorConfig, int, int]]) -> AreaFit:
@@ -167,15 +166,15 @@ def fit(samples: list[tuple[AcceleratorConfig, int, int]]) -> AreaFit:
 def fit_pipelined(base: AreaFit, samples: list[tuple[AcceleratorConfig, int, int]], *,
                   anchor_flip_flops: int) -> AreaFit:
     """``base`` with the pipelined float PEs of ``samples``: (config, PE transistors, PE
-    flip-flops) from synthesis, subnormals "keep", every (dataflow, format) at S = 1 and
-    each depth it should cover. The S = 1 coefficients (PE and top level) stay as they are."""
+    flip-flops) from synthesis, each float family at S = 1 and at each depth it should
+    cover. The S = 1 coefficients (PE and top level) stay as they are."""
     tr: dict[str, dict[int, int]] = {}
     ff: dict[str, dict[int, int]] = {}
     for c, t, f in samples:
-        if not c.is_float or c.subnormals != "keep":
-            raise ValueError(f"pipelined PEs are fitted on float PEs with subnormals 'keep', not {c.name}")
-        tr.setdefault(pe_stage_key(c), {})[c.mac_stages] = t
-        ff.setdefault(pe_stage_key(c), {})[c.mac_stages] = f
+        if not c.is_float:
+            raise ValueError(f"only floating-point MACs are pipelined, not {c.name}")
+        tr.setdefault(pe_family(c), {})[c.mac_stages] = t
+        ff.setdefault(pe_family(c), {})[c.mac_stages] = f
     missing = sorted(k for k, v in tr.items() if 1 not in v)
     if missing:
         raise ValueError(f"need each pipelined family at one stage too: {missing}")
