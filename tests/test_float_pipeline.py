@@ -279,9 +279,11 @@ def test_cli_mac_stages(capsys):
 
 
 def test_energy_of_a_pipelined_core_is_defined():
-    """The float MAC's energy scales from its int8 anchor, which is one-stage (the area
-    fit does not see the pipeline's registers yet: the same energy at every depth)."""
-    from systolab.models.silicon.energy import mac_energy_pJ
+    """The float MAC's energy scales from its int8 anchor, which is one-stage, and adds the
+    pipeline's extra flip-flops clocked every cycle (tests/test_area_pipelined.py)."""
+    from systolab.models.silicon.energy import mac_energy_pJ, pipeline_register_pJ
 
     one = mac_energy_pJ(AcceleratorConfig(dtype="bf16"), "n7")
-    assert mac_energy_pJ(AcceleratorConfig(dtype="bf16", mac_stages=3), "n7") == one > 0
+    three = AcceleratorConfig(dtype="bf16", mac_stages=3)
+    assert mac_energy_pJ(three, "n7") == pytest.approx(one + pipeline_register_pJ(three, "n7"))
+    assert pipeline_register_pJ(three, "n7") > 0 < one

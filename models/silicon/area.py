@@ -15,6 +15,16 @@ Analytic model (transistors, generic-gate flow; NAND2-equivalent = transistors /
   implies (operand skew triangles, WS partial-sum skew and de-skew, the OS output-row
   multiplexer), fitted by least squares weighted by 1 / total area (relative error).
 
+* Pipelined floating-point MACs (``mac_stages`` = S > 1): the PE gains S - 1 register
+  layers in the MAC and, output-stationary, S - 1 more accumulators and results with
+  their select logic. Its size is not linear in S (the cuts sit at boundaries of different
+  widths, and ABC simplifies less across them, differently with and without subnormals),
+  so the fit holds the synthesised PE of each (dataflow, format, subnormal mode) at
+  S = 1..7 and takes it as the PE at S > 1 (S = 1 keeps the fitted constant above). The
+  top level counts what S adds: the row-group tag in the output-stationary operand skew,
+  that array's output multiplexer over S x rows result rows, and the weight-stationary
+  operand skew of k x S cycles for row k, priced at the S = 1 coefficients.
+
 ``benchmarks/area_fit.py`` synthesises the training grid, fits, checks configurations the
 fit never saw (up to 16x16), and writes ``data/area_fit.yaml`` with coefficients and
 residuals. mm² at a node: NAND2-equivalents x NAND2 area / placement utilisation
@@ -28,7 +38,7 @@ and the floorplan's white space.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,28 +68,64 @@ def pe_family(config: AcceleratorConfig) -> str:
 
 def top_features(config: AcceleratorConfig, rows: int | None = None, cols: int | None = None) -> np.ndarray:
     R, C = rows or config.rows, cols or config.cols
-    b, acc = config.input_dtype.bits, config.acc_bits
+    b, acc, S = config.input_dtype.bits, config.acc_bits, config.mac_stages
     tri_r, tri_c = R * (R - 1) / 2, C * (C - 1) / 2
     if config.dataflow == "os":
-        regs = tri_r * (b + 2) + tri_c * b       # A skew with valid/last, B skew
-        mux: float = R * C * acc                  # output row select
+        group_bits = (S - 1).bit_length()        # the row-group tag a pipelined PE's operands carry
+        regs = tri_r * (b + 2 + group_bits) + tri_c * b   # A skew with valid/last(/group), B skew
+        mux: float = S * R * C * acc              # output row select over S row groups
     else:
-        regs = tri_r * (b + 3) + 2 * tri_c * acc  # A skew with valid/last/bank; psum skew + de-skew
+        regs = S * tri_r * (b + 3) + 2 * tri_c * acc  # A skew (k x S for row k) with valid/last/bank; psum skew + de-skew
         mux = 0.0
     return np.array([regs, mux, R, C, 1.0])
 
 
 @dataclass(frozen=True)
+class PipelinedPE:
+    """A float PE family's synthesised size at each MAC depth S (S = 1 included):
+    ``transistors[S]`` and ``flip_flops[S]``."""
+
+    transistors: dict[int, int]
+    flip_flops: dict[int, int]
+
+    def growth(self, stages: int) -> tuple[int, int]:
+        """(transistors, flip-flops) the PE gains from 1 to ``stages`` MAC stages."""
+        return (self.transistors[stages] - self.transistors[1], self.flip_flops[stages] - self.flip_flops[1])
+
+
+@dataclass(frozen=True)
 class AreaFit:
-    pe: dict[str, tuple[float, float]]   # family -> (a, b): PE transistors = a + b * acc_bits
+    pe: dict[str, tuple[float, float]]   # family -> (a, b): PE transistors = a + b * acc_bits (S = 1)
     top: dict[str, np.ndarray]           # dataflow -> coefficients for TOP_TERMS
     residuals: dict
     source: str
+    pipelined: dict[str, PipelinedPE] = field(default_factory=dict)   # float family -> its PE at each S
+    #: flip-flops of the int8 output-stationary PE with a 32-bit accumulator (the energy anchor)
+    anchor_flip_flops: int | None = None
+
+    def _pipelined(self, config: AcceleratorConfig) -> PipelinedPE:
+        pipe = self.pipelined.get(pe_family(config))
+        if pipe is None or config.mac_stages not in pipe.transistors:
+            raise UserError(f"mac_stages: no area fit for {pe_family(config)} at {config.mac_stages} stages; "
+                            "rerun benchmarks/area_fit.py", parameter="mac_stages")
+        return pipe
+
+    def pe_growth(self, config: AcceleratorConfig) -> tuple[float, int]:
+        """(transistors, flip-flops) ``config``'s PE gains from its MAC's pipeline
+        (``mac_stages`` - 1 register layers and, output-stationary, the extra accumulators
+        and results), synthesised: (0, 0) at one stage."""
+        if config.mac_stages == 1:
+            return 0.0, 0
+        tr, ff = self._pipelined(config).growth(config.mac_stages)
+        return float(tr), ff
 
     def pe_transistors(self, config: AcceleratorConfig) -> float:
+        """Transistors of one PE of ``config``, its MAC pipeline included."""
         fam = pe_family(config)
         if fam not in self.pe:
             raise UserError(f"dtype: no area fit for {fam}; rerun benchmarks/area_fit.py")
+        if config.mac_stages > 1:
+            return float(self._pipelined(config).transistors[config.mac_stages])
         a, b = self.pe[fam]
         return a + b * config.acc_bits
 
@@ -117,6 +163,25 @@ def fit(samples: list[tuple[AcceleratorConfig, int, int]]) -> AreaFit:
     return AreaFit(pe, top, res, "fitted in memory")
 
 
+def fit_pipelined(base: AreaFit, samples: list[tuple[AcceleratorConfig, int, int]], *,
+                  anchor_flip_flops: int) -> AreaFit:
+    """``base`` with the pipelined float PEs of ``samples``: (config, PE transistors, PE
+    flip-flops) from synthesis, each float family at S = 1 and at each depth it should
+    cover. The S = 1 coefficients (PE and top level) stay as they are."""
+    tr: dict[str, dict[int, int]] = {}
+    ff: dict[str, dict[int, int]] = {}
+    for c, t, f in samples:
+        if not c.is_float:
+            raise ValueError(f"only floating-point MACs are pipelined, not {c.name}")
+        tr.setdefault(pe_family(c), {})[c.mac_stages] = t
+        ff.setdefault(pe_family(c), {})[c.mac_stages] = f
+    missing = sorted(k for k, v in tr.items() if 1 not in v)
+    if missing:
+        raise ValueError(f"need each pipelined family at one stage too: {missing}")
+    pipelined = {k: PipelinedPE(dict(sorted(tr[k].items())), dict(sorted(ff[k].items()))) for k in sorted(tr)}
+    return replace(base, pipelined=pipelined, anchor_flip_flops=anchor_flip_flops)
+
+
 @cache
 def load_fit(path: str = str(FIT_FILE)) -> AreaFit:
     p = Path(path)
@@ -130,7 +195,28 @@ def load_fit(path: str = str(FIT_FILE)) -> AreaFit:
         top[df] = np.array([need(p, f"top.{df}", block, t, (int, float)) for t in TOP_TERMS])
     if "residuals" not in d:
         raise SpecError(p, "residuals", "missing: the fit must report its error")
-    return AreaFit(pe, top, d["residuals"], need(p, "", d, "source", str))
+    pipelined, anchor = _load_pipelined(p, d.get("pipelined_pe"))
+    return AreaFit(pe, top, d["residuals"], need(p, "", d, "source", str), pipelined, anchor)
+
+
+def _load_pipelined(p: Path, block: Any) -> tuple[dict[str, PipelinedPE], int | None]:
+    """The ``pipelined_pe`` block: {anchor_flip_flops, pes: {key: {S: {transistors, flip_flops}}}}."""
+    if block is None:
+        return {}, None
+    if not isinstance(block, dict):
+        raise SpecError(p, "pipelined_pe", "must be a mapping")
+    anchor = need(p, "pipelined_pe", block, "anchor_flip_flops", int, positive=True)
+    out = {}
+    for key, by_s in need(p, "pipelined_pe", block, "pes", dict).items():
+        if not isinstance(by_s, dict) or 1 not in by_s:
+            raise SpecError(p, f"pipelined_pe.pes.{key}", "must map stages (1 included) to {transistors, flip_flops}")
+        tr, ff = {}, {}
+        for s, v in by_s.items():
+            where = f"pipelined_pe.pes.{key}.{s}"
+            tr[int(s)] = need(p, where, v, "transistors", int, positive=True)
+            ff[int(s)] = need(p, where, v, "flip_flops", int, positive=True)
+        out[key] = PipelinedPE(tr, ff)
+    return out, anchor
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ def energy_data(path: str = str(ENERGY_FILE)) -> dict:
         need(p, "", d, key, (dict, list))
     for key in ("int32_add_pJ_45nm", "pe_overhead_factor", "leakage_fraction_of_peak_dynamic", "overhead_fraction"):
         need(p, "", d, key, (int, float))
+    need(p, "", d, "flip_flop_basis", str)
     lane = need(p, "", d, "vector_lane", dict)
     for key in ("fma_pJ_45nm", "nand2_equivalent", "overhead_factor"):
         need(p, "vector_lane", lane, key, (int, float), positive=True)
@@ -118,18 +119,45 @@ class EnergyEstimate:
         return d
 
 
+def flip_flop_pJ(node: Node | str) -> float:
+    """Energy of one flip-flop clocked for one cycle at ``node``, pJ: the int8 MAC's
+    register and clocking share (``pe_overhead_factor`` - 1 of its multiply and 32-bit add,
+    Horowitz ISSCC 2014 at 45 nm) over the flip-flops of the int8 output-stationary PE that
+    holds them (synthesised: ``data/area_fit.yaml: pipelined_pe.anchor_flip_flops``),
+    scaled to the node (``data/energy.yaml: flip_flop_basis``)."""
+    d = energy_data()
+    anchor_ff = load_fit().anchor_flip_flops
+    if anchor_ff is None:
+        raise UserError("mac_stages: the area fit holds no flip-flop anchor; rerun benchmarks/area_fit.py --write",
+                        parameter="mac_stages")
+    share_pJ = (d["pe_overhead_factor"] - 1) * (d["mac_pJ_45nm"]["int8"]["mult"] + d["int32_add_pJ_45nm"])
+    return share_pJ / anchor_ff * get_node(node).energy_scale_vs_45nm.value
+
+
+def pipeline_register_pJ(config: AcceleratorConfig, node: Node | str) -> float:
+    """Energy per MAC (per PE and cycle) of the flip-flops a pipelined float MAC adds
+    (``mac_stages`` - 1 register layers and, output-stationary, the extra accumulators
+    and results; synthesised counts, ``data/area_fit.yaml``), each clocked every cycle
+    (no clock gating, as in the RTL), at :func:`flip_flop_pJ`, pJ; 0 at one stage."""
+    if config.mac_stages == 1:
+        return 0.0
+    return load_fit().pe_growth(config)[1] * flip_flop_pJ(node)
+
+
 def mac_energy_pJ(config: AcceleratorConfig, node: Node | str) -> float:
-    """Energy of one MAC in a PE at ``node`` (multiply + accumulate + PE overhead).
+    """Energy of one MAC in a PE at ``node`` (multiply + accumulate + PE overhead), pJ.
 
     Floating point: the int8 MAC with a 32-bit accumulator (Horowitz's figures) scaled by
-    the synthesised PE's size against that int8 PE of the same dataflow (``float_mac`` in
-    data/energy.yaml: switched capacitance taken as proportional to gate count)."""
+    the synthesised one-stage PE's size against that int8 PE of the same dataflow
+    (``float_mac`` in data/energy.yaml: switched capacitance taken as proportional to gate
+    count), plus, for a pipelined MAC, its extra flip-flops clocked every cycle
+    (:func:`pipeline_register_pJ`)."""
     d = energy_data()
     if config.is_float:
         fit = load_fit()
         anchor = config.replace(dtype="int8", acc_bits=32, overflow="wrap", subnormals="keep", mac_stages=1)
-        ratio = fit.pe_transistors(config) / fit.pe_transistors(anchor)
-        return mac_energy_pJ(anchor, node) * ratio
+        ratio = fit.pe_transistors(config.replace(mac_stages=1)) / fit.pe_transistors(anchor)
+        return mac_energy_pJ(anchor, node) * ratio + pipeline_register_pJ(config, node)
     mac = d["mac_pJ_45nm"].get(config.dtype)
     if mac is None:
         raise UserError(f"dtype: no MAC energy for {config.dtype!r}")
@@ -179,11 +207,14 @@ def activity_energy(config: AcceleratorConfig, act: Activity, *, node: Node | st
     dynamic = (e_mac + e_sram + e_dram) * (1 + d["overhead_fraction"])
     leakage_W = chip_power_W(config, cores=cores, node=n, clock_MHz=clock)["leakage_W"]
     joules = dynamic + leakage_W * seconds
-    notes = (f"45 nm energies from Horowitz ISSCC 2014 scaled by {n.energy_scale_vs_45nm.value} to {n.name} "
-             f"({n.energy_scale_vs_45nm.source})",
-             f"clock {clock:g} MHz ({'given' if clock_MHz is not None else n.default_clock_MHz.source})",
-             d["pe_overhead_basis"], " ".join(d["power_basis"].split()),
-             f"{dram} energy: {dram_pJ.source}")
+    notes: tuple[str, ...] = (
+        f"45 nm energies from Horowitz ISSCC 2014 scaled by {n.energy_scale_vs_45nm.value} to {n.name} "
+        f"({n.energy_scale_vs_45nm.source})",
+        f"clock {clock:g} MHz ({'given' if clock_MHz is not None else n.default_clock_MHz.source})",
+        d["pe_overhead_basis"], " ".join(d["power_basis"].split()),
+        f"{dram} energy: {dram_pJ.source}")
+    if config.mac_stages > 1:
+        notes += (" ".join(d["flip_flop_basis"].split()),)
     return EnergyEstimate(joules, e_mac, e_sram, e_dram, seconds, joules / seconds,
                           2 * act.macs_useful / joules / 1e12, act, notes)
 
