@@ -311,6 +311,19 @@ def test_explore_takes_the_format_as_a_parameter(tmp_path):
     assert df.loc["int8", "die_mm2"] < df.loc["fp8_e4m3", "die_mm2"] < df.loc["bf16", "die_mm2"]
     assert df.loc["bf16", "tpp"] == pytest.approx(2 * df.loc["fp8_e4m3", "tpp"])
     assert df.loc["int8", "pareto"] and not df.loc["bf16", "pareto"]   # bf16: larger and no faster
+    # every design at its attainable clock, as compare runs it: a float chip above its fmax is slowed
+    import systolab as sl
+    from systolab.models.report.compare import at_attainable_clock
+
+    for fmt in ("fp8_e4m3", "bf16"):
+        chip, note = at_attainable_clock(sl.get_chip("sl-n7-os32-edge").derive(cores=4, dtype=fmt))
+        if note is None:                              # it meets its stated clock
+            assert math.isnan(df.loc[fmt, "attainable_clock_mhz"])
+        else:
+            assert df.loc[fmt, "attainable_clock_mhz"] == chip.clock_mhz < 800
+        ev = chip.evaluate(sl.get_workload("bert-base", dtype=fmt, batch=1, seq_len=128))
+        assert df.loc[fmt, "bert-base.throughput_units_per_s"] == pytest.approx(ev.throughput, rel=1e-9)
+    assert math.isnan(df.loc["int8", "attainable_clock_mhz"])
 
 
 @pytest.mark.parametrize("fmt, dataflow", [("fp8_e4m3", "os"), ("bf16", "ws")])

@@ -37,13 +37,15 @@ UNITS = {"die_mm2": "die_mm2", "power_W": "power_W", "unit_cost_usd": "unit_cost
 def points_frame(points: list[dict], front: set[str] | frozenset[str] = frozenset()):
     """The stored points as a pandas DataFrame: the design, feasibility, the constraints
     that failed, the design's metrics and each workload's (``<workload>.<metric>``), units
-    in the column names, and whether the point is on the Pareto front."""
+    in the column names, the clock a float design was run at where its fmax is below its stated
+    clock (``attainable_clock_mhz``, MHz; else empty), and whether the point is on the Pareto front."""
     rows = []
     for p in points:
         r = p["result"]
         row = {"design_hash": p["design_hash"], **p["design"], "feasible": r["feasible"],
                "failed": ";".join(r["failed"]), "eccn": r.get("eccn"),
-               **{UNITS[k]: r.get(k) for k in DESIGN_METRICS}}
+               **{UNITS[k]: r.get(k) for k in DESIGN_METRICS},
+               "attainable_clock_mhz": r.get("clock_mhz")}       # None: the design runs at its stated clock
         for w, m in r["workloads"].items():
             row.update({f"{w}.{UNITS[k]}": v for k, v in m.items()})
         row["pareto"] = p["design_hash"] in front

@@ -30,10 +30,12 @@ from ..cost.pricing import usd_per_million_tokens
 from ..legal.build import buildability
 from ..legal.purchase import scenario
 from ..report.chip import get_chip
+from ..report.compare import at_attainable_clock
 from ..report.evaluate import evaluate_gpu
 from ..serving.goodput import Targets, goodput
 from ..serving.model import serve_auto
 from ..silicon.feasibility import chip_feasibility
+from ..silicon.timing import TimingWarning
 from ..workloads.catalog import get_workload
 from .lifetime import lifetime_metrics, lifetime_record
 from .space import Space
@@ -96,12 +98,17 @@ def evaluate_point(space: Space, design: dict) -> dict:
             chip = get_chip(space.base).derive(**design)
         except (UserError, ConfigError) as exc:     # a combination the chip model refuses
             return {"invalid": "design", "error": str(exc), "workloads": {}}
+        warnings.simplefilter("ignore", TimingWarning)    # the note below says it instead
+        stated = chip.clock_mhz
+        chip, clock_note = at_attainable_clock(chip)      # a float chip runs at its attainable clock, as in compare
     s = chip.summary()
     out: dict[str, Any] = {"die_mm2": s["die_mm2"], "power_W": s["tdp_W"], "unit_cost_usd": s["unit_cost_usd"],
                            "peak_tops": s["peak_tops"], "tpp": s["tpp"],
                            "eccn": chip.export_class(rule_date=space.constraints.get("rule_date")).eccn,
                            "physical_limits_failed": [c.name for c in chip_feasibility(chip).checks if not c.ok],
                            "workloads": {}}
+    if clock_note:
+        out.update(clock_mhz=chip.clock_mhz, stated_clock_mhz=stated, clock_note=clock_note)
     if "buyer" in space.constraints:
         sc = scenario(space.constraints["buyer"], str(space.constraints["rule_date"]))
         out["build_status"] = buildability(chip, sc, options=False).status
