@@ -299,21 +299,27 @@ def store(theta: np.ndarray, rows: list[dict] | None = None, path: str | Path | 
     doc["default_runtime"] = default_runtime()
     doc["launch_overhead_s_by_runtime"] = by_runtime
     doc["measurements"] = len(measurements())
-    doc["basis"] = (
+    doc["basis"] = fit_basis()
+    if rows:
+        doc["in_sample"] = summary(rows)
+    doc["leave_one_out"] = None         # a new fit: its leave-one-out error is measured again (store_loo)
+    return update_fit_file(doc, path, write=write)
+
+
+def fit_basis() -> str:
+    """What the stored fit was fitted on and how (``gpu_fit.yaml: basis``)."""
+    return (
         "fitted by `python benchmarks/serving.py fit`: systolab.models.serving.fit (least squared log error of "
-        f"the serving model against the {len(measurements())} public serving measurements in "
-        "serving_measurements.csv: static-batch output tokens/s and batch-1 time to first token on H100, H200, A100 "
-        "and L40S; Llama-2 7B/13B/70B, Llama-3 8B/70B and Mixtral-8x7B; FP8, FP16 and BF16; TensorRT-LLM 0.5-0.9, "
+        f"the serving model against {len(fit_indices())} of the {len(measurements())} public serving measurements "
+        "in serving_measurements.csv, the rest from check-only sources (serving.yaml: check_only_sources): "
+        "static-batch and in-flight output tokens/s and batch-1 time to first token on H100, H200, A100 and L40S; "
+        "Llama-2 7B/13B/70B, Llama-3 8B/70B and Mixtral-8x7B; FP8, FP16 and BF16; TensorRT-LLM 0.5-0.12, "
         "LMDeploy 0.1, vLLM and gpt-fast) sets compute_derate (tensor throughput in serving over the best-shape GEMM benchmarks of "
         "gemm_calibration.csv: clocks under the power limit, less tuned kernels), the memory efficiencies "
         "(fraction of peak DRAM bandwidth, searched up to 0.95) and the fixed cost per kernel of each runtime "
         "(launch_overhead_s is the default runtime's, the one projections assume); systolab.models.gpu.fit sets "
         "the GEMM-shape terms tile_overhead_k, operand_bytes_per_clock and dram_sm_fraction on gemm_heldout.csv's dense "
         "rows marked fit (its heldout rows never enter a fit). All GPUs share these values.")
-    if rows:
-        doc["in_sample"] = summary(rows)
-    doc["leave_one_out"] = None         # a new fit: its leave-one-out error is measured again (store_loo)
-    return update_fit_file(doc, path, write=write)
 
 
 def store_loo(rows: list[dict], path: str | Path | None = None, *, write: bool = False) -> Path:
