@@ -72,7 +72,8 @@ def test_calibration_errors_are_small_and_reported_for_every_point():
 
 def test_golden_numbers():
     """Regression: a model change that moves these is deliberate and reviewed."""
-    assert estimate_gemm("h100-sxm", Gemm(4096, 4096, 4096, "bf16")).seconds == pytest.approx(234.5e-6, rel=2e-3)
+    # 221.9 us after the refit that followed the collectives and the MoE runtime terms (derate 0.806; was 234.5)
+    assert estimate_gemm("h100-sxm", Gemm(4096, 4096, 4096, "bf16")).seconds == pytest.approx(221.9e-6, rel=2e-3)
     # a GEMV streams its weights at the fitted memory efficiency, plus the fitted cost per kernel
     f = fitted()
     assert estimate_gemm("a100-sxm4-80gb", Gemm(1, 4096, 4096, "bf16")).seconds == pytest.approx(
