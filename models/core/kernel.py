@@ -109,6 +109,11 @@ def _chunk(s, g, beat_t, rx, rows, cols, klen, first, last):
             if R >= C and wt > NEVER_RAN and f - wt == S * R:
                 zb = wt + E + S * R - 1
             wt = f
+            # the writer sends the tile's rows (nb beats each) after the previous tile's:
+            # its first row is routed max(E, 3) cycles after the last slice (a cycle later
+            # behind the router's bubble), and the rows follow one another without a gap
+            ready = f + max(E, _OS_TILE_QUEUE) + (1 if zb >= f else 0)
+            wr = max(wr, ready) + rows * _ceil_div(cols * g[GACC], W)
     else:
         # the array's latency is S R + C - 1 (hdl/array.py); RC = that + 1, R + C when S = 1
         RC = S * R + C
@@ -274,7 +279,7 @@ def cycles_many(g, beat_t, Ms, Ns, Ks):
             # row 0 leaves the array C - 1 cycles after the last slice, but is routed no
             # earlier than the tile's entry through the tile queue (3 cycles)
             tail = max(C + S - 1, _OS_TILE_QUEUE) + last_rows * nb + _OS_TAIL + (1 if s[ZB] >= f else 0)
-            out[i] = int(np.ceil(f + tail))
+            out[i] = int(np.ceil(max(f + tail, s[WR] + _OS_TAIL)))
         else:
             out[i] = int(np.ceil(max(f + S * R + C + _WS_TAIL, s[WR] + _WS_WRITE_TAIL)))
     return out
