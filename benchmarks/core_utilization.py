@@ -21,18 +21,25 @@ PIPELINED = [  # rows, cols, dataflow, dtype, mac_stages, (M, N, K), beat_bytes,
     (4, 4, "os", "bf16", 4, (32, 32, 64), 16, 16, 10),
     (4, 4, "os", "fp8_e4m3", 3, (48, 32, 64), 16, 16, 10),    # M: whole tiles of 3 x 4 rows
     (4, 4, "ws", "bf16", 2, (32, 32, 64), 16, 16, 10),
+    # weight-stationary over a long M (1,024 rows a weight tile: two M-blocks of 512): the
+    # port's per-chunk cost (the B tile, the receiver's gaps) spread over the rows
+    (4, 4, "ws", "bf16", 1, (1024, 8, 32), 16, 16, 10),
+    (4, 4, "ws", "bf16", 2, (1024, 8, 32), 16, 16, 10),
+    (4, 4, "ws", "fp8_e4m3", 3, (1024, 8, 32), 16, 16, 10),
 ]
 
 
 def pipelined() -> None:
     """Floating-point cores at 1 to 4 MAC pipeline stages (the C-slow OS schedule, the WS
-    skew by S): cycles and utilisation, the cycle model's count beside the RTL's."""
+    skew by S): cycles and utilisation, the cycle model's count beside the RTL's, and the
+    share of cycles the array accepted operands (``busy``: a k-slice a cycle for OS, an A
+    row a cycle for WS; 1.0 is one MAC per PE per cycle on full tiles)."""
     from systolab import AcceleratorConfig
     from systolab.models.core import MemorySystem, core_perf
     from systolab.sim.core_bench import run_gemm
     from systolab.sim.stimulus import random_operands
 
-    print(f"{'core':16} {'S':>2} {'MxNxK':>12} {'cycles':>7} {'model':>7} {'util':>6} {'s':>5}")
+    print(f"{'core':16} {'S':>2} {'MxNxK':>12} {'cycles':>7} {'model':>7} {'util':>6} {'busy':>6} {'s':>5}")
     rng = np.random.default_rng(0)
     for R, C, df, dt, S, (M, N, K), W, bw, lat in PIPELINED:
         cfg = AcceleratorConfig(rows=R, cols=C, dataflow=df, dtype=dt, mac_stages=S, beat_bytes=W)
@@ -43,7 +50,8 @@ def pipelined() -> None:
         assert run.passed, "mismatch: the benchmark only reports correct runs"
         model = core_perf(cfg, M, N, K, MemorySystem(lat, bw)).cycles
         print(f"{df} {R}x{C} {dt:9} {S:2d} {f'{M}x{N}x{K}':>12} {run.counters['cycles']:7d} {model:7d} "
-              f"{run.utilization:6.3f} {secs:5.1f}", flush=True)
+              f"{run.utilization:6.3f} {run.counters['busy_cycles'] / run.counters['cycles']:6.3f} {secs:5.1f}",
+              flush=True)
 
 
 def main() -> None:
