@@ -26,6 +26,7 @@ CORES = {
     "os8_2beat": (dict(rows=8, cols=8, beat_bytes=16), 2, 16),
     "os_bf16_s4": (dict(rows=3, cols=2, dtype="bf16", beat_bytes=8, a_buffer_kib=0.25, b_buffer_kib=0.25,
                         mac_stages=4), 10, 8),
+    **{f"os4x4_bf16_s{s}": (dict(rows=4, cols=4, dtype="bf16", beat_bytes=8, mac_stages=s), 10, 8) for s in (2, 3)},
     "os_bf16_s1": (dict(rows=3, cols=2, dtype="bf16", beat_bytes=8, a_buffer_kib=0.25, b_buffer_kib=0.25), 10, 8),
     **{f"ws_bf16_s{s}": (dict(rows=3, cols=2, dtype="bf16", dataflow="ws", beat_bytes=8, a_buffer_kib=0.25,
                               acc_buffer_kib=0.125, mac_stages=s), 10, 8) for s in (1, 2, 3)},
@@ -41,6 +42,9 @@ RTL_CYCLES = {
     ("os_bf16_s4", 1, 23, 1): 175,     # [170]
     ("os_bf16_s4", 17, 5, 3): 129,     # [128]
     ("os_bf16_s1", 17, 23, 2): 652,
+    ("os4x4_bf16_s3", 33, 27, 1): 506,  # [438] validate --mac-stages 3's 2-beat rows: S R = 12-row tiles
+    ("os4x4_bf16_s3", 11, 13, 2): 123,  # [111]
+    ("os4x4_bf16_s2", 36, 4, 3): 114,   # [110]
     ("ws_bf16_s3", 17, 23, 2): 394,    # [393] the same, weight-stationary at S = 3
     ("ws_bf16_s3", 33, 2, 1): 93,      # [92]
     ("ws_bf16_s1", 18, 2, 1): 66,      # [65] the bubble at S = 1 too: an M-block of 16 rows, then 2
