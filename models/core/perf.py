@@ -51,8 +51,8 @@ mapper's search of tens of thousands of core sub-GEMMs costs tens of millisecond
 compiled on first use and kept in Numba's cache (about 8 s once per machine and source).
 
 Measured against the RTL (``systolab validate``, 6 configurations x 50 shapes on
-Verilator, and ``--mac-stages`` 2 and 3 on 5 float configurations): every cycle count
-exact. Residuals seen outside that grid, all in regimes the recurrence approximates: (1)
+Verilator; ``--mac-stages 2``, 5 float configurations x 20 shapes on Amaranth's
+simulator): every cycle count exact. Residuals seen outside that grid, all in regimes the recurrence approximates: (1)
 memory latency of 100 with chunks so short that the loader's 4-chunk run-ahead cannot hide
 it (up to 21 cycles on a 1x17x40 weight-stationary GEMV at 2 B/cycle, 5 on a 40x2x5 OS
 GEMM); (2) latency below one beat time (beats > 4 cycles apart at latency 5: 3 cycles on
