@@ -105,26 +105,47 @@ def _chunk(s, g, beat_t, rx, rows, cols, klen, first, last):
             f = max(f, wt + P + frozen)
             # the router takes the next tile one cycle after routing a tile's last row: a
             # tile whose rows (S R of them) follow the previous tile's without a gap (last
-            # slices exactly S R apart, R >= C) finds it busy, and the array freezes that cycle
-            if R >= C and wt > NEVER_RAN and f - wt == S * R:
-                zb = wt + E + S * R - 1
+            # slices exactly S R array steps apart, R >= C) finds it busy, and the array
+            # freezes that cycle. A bubble between the two last slices froze the previous
+            # tile's rows too: the steps between them exclude it, and the new bubble is a
+            # cycle later (so guard-bound tiles pay it every tile, not every other one)
+            held = 1 if zb > NEVER_RAN and wt <= zb < f else 0
+            if R >= C and wt > NEVER_RAN and f - wt - held == S * R:
+                zb = wt + E + S * R - 1 + held
             wt = f
+            # the writer sends the tile's rows (nb beats each) after the previous tile's:
+            # its first row is routed max(E, 3) cycles after the last slice (a cycle later
+            # behind the router's bubble), and the rows follow one another without a gap
+            ready = f + max(E, _OS_TILE_QUEUE) + (1 if zb >= f else 0)
+            wr = max(wr, ready) + rows * _ceil_div(cols * g[GACC], W)
     else:
         # the array's latency is S R + C - 1 (hdl/array.py); RC = that + 1, R + C when S = 1
         RC = S * R + C
-        wt = _steps(max(wt, fill_end + _WS_WEIGHT_GAP, s[F2] + S * (R - 1) + C - 1 + _WS_BANK_GAP), R,
-                    z0, z, nb_prev)
+        w0 = max(wt, fill_end + _WS_WEIGHT_GAP, s[F2] + S * (R - 1) + C - 1 + _WS_BANK_GAP)
+        wt = _steps(w0, R, z0, z, nb_prev)
+        if zb > NEVER_RAN and w0 <= zb < wt:      # the router's bubble froze the weight load too
+            wt += 1
         start = max(s[F1], wt + _WS_ROW_GAP)
         if not first:
             start = max(start, s[F1] - s[PREV_ROWS] + RC)
         f = _steps(start, rows, z0, z, nb_prev)
+        if zb > NEVER_RAN and start <= zb < f:    # the router's bubble froze the array mid-feed
+            f += 1
+        # the router takes a tile one cycle after routing the previous tile's last row: a
+        # tile of one K-chunk whose rows follow the previous tile's back to back finds it
+        # busy, and the array freezes the cycle its first result row is offered
+        bubble = 1 if first and last and s[F1] > NEVER_RAN and start == s[F1] else 0
+        if bubble:
+            zb = start + RC - 1
+            if zb < f:
+                f += 1
         if last:
             # the writer sends nb beats per row, starting R + C + 3 cycles after the first
             # row entered; when it falls behind, the queue (Q rows) fills and the array
             # freezes [Z0, Z), moving one step per row written, until its last row is out
             queue = 2 * max(R, C)
             nb = _ceil_div(cols * g[GACC], W)
-            first_out, ws = start + RC - 1, max(wr, start + RC + _WS_WRITE_GAP)
+            first_out, ws = start + RC - 1 + bubble, max(wr, start + RC + _WS_WRITE_GAP + bubble)
             wr = ws + rows * nb
             f = max(f, wr - (RC + queue) * nb + _WS_WRITE_GAP)
             if queue < ws - first_out:
@@ -274,7 +295,7 @@ def cycles_many(g, beat_t, Ms, Ns, Ks):
             # row 0 leaves the array C - 1 cycles after the last slice, but is routed no
             # earlier than the tile's entry through the tile queue (3 cycles)
             tail = max(C + S - 1, _OS_TILE_QUEUE) + last_rows * nb + _OS_TAIL + (1 if s[ZB] >= f else 0)
-            out[i] = int(np.ceil(f + tail))
+            out[i] = int(np.ceil(max(f + tail, s[WR] + _OS_TAIL)))
         else:
             out[i] = int(np.ceil(max(f + S * R + C + _WS_TAIL, s[WR] + _WS_WRITE_TAIL)))
     return out

@@ -23,6 +23,15 @@ chunk with ``rows`` valid rows, ``cols`` valid columns and ``klen`` K elements:
   since it reads that row's partial sum. Rows of a tile's final chunk go to the writer
   (``nb`` beats per row): when it falls behind, the write queue fills and the array
   freezes, moving one step per row written until the queue drains (writer stage ``Wr``).
+* **OS writer** ``Wr``: one writer sends every final tile's rows, ``nb`` beats each, in
+  order: a tile's first row is routed max(C + S - 1, 3) cycles after its last slice, and
+  its rows are written after the previous tile's (a tile whose write-back is longer than
+  the next tile's feed delays it: rows of several beats, small K).
+* **router bubble**: the writer's router takes a tile one cycle after routing the previous
+  tile's last row, so a tile whose rows follow the previous tile's back to back freezes
+  the array one cycle (OS: tiles bound by the array's guard, last slices S R array steps
+  apart, then every such tile; WS: tiles of one K-chunk fed right after the previous
+  tile's rows; the freeze holds the weight load too).
 * **drain**: after the last operand, the array's latency and the write-back of the last
   tile's rows.
 * **pipelined MAC** (``mac_stages`` S > 1, the array's timing contract in
@@ -42,15 +51,19 @@ mapper's search of tens of thousands of core sub-GEMMs costs tens of millisecond
 compiled on first use and kept in Numba's cache (about 8 s once per machine and source).
 
 Measured against the RTL (``systolab validate``, 6 configurations x 50 shapes on
-Verilator): every cycle count exact. Residuals seen outside that grid, all in regimes the
-recurrence approximates: (1) memory latency of 100 with chunks so short that the loader's
-4-chunk run-ahead cannot hide it (up to 21 cycles on a 1x17x40 weight-stationary GEMV at
-2 B/cycle, 5 on a 40x2x5 OS GEMM); (2) latency below one beat time (beats > 4 cycles apart
-at latency 5: 3 cycles on 1x1x1), where the first beat waits on the memory's credit
-rather than on latency; (3) weight-stationary with C rows of 4 beats, writer-bound over
-whole tiles (15 cycles on 64^3 at 4-byte beats); (4) output-stationary write-queue
-back-pressure (tiles shorter than their write-back: 3 cycles on 9x29x8 on 6x2). The
-tests pin the grid at zero error and the RTL-measured golden counts.
+Verilator; ``--mac-stages 2``, 5 float configurations x 20 shapes on Amaranth's
+simulator): every cycle count exact. Residuals seen outside that grid, all in regimes the recurrence approximates: (1)
+memory latency of 100 with chunks so short that the loader's 4-chunk run-ahead cannot hide
+it (up to 21 cycles on a 1x17x40 weight-stationary GEMV at 2 B/cycle, 5 on a 40x2x5 OS
+GEMM); (2) latency below one beat time (beats > 4 cycles apart at latency 5: 3 cycles on
+1x1x1), where the first beat waits on the memory's credit rather than on latency; (3)
+weight-stationary with C rows of 4 beats, writer-bound over whole tiles (15 cycles on 64^3
+at 4-byte beats); (4) output-stationary write-back over many tiles, each longer than the
+next tile's feed, until the row queue (2 tile_m rows) fills and freezes the array (7 to
+10 cycles on 5x40x1 and 9x40x2 on a 4x4 core of 4-byte beats, rows of 4 beats: the model
+frees the fills the frozen array holds back). The tests pin the grid at zero error and the
+RTL-measured golden counts (``tests/test_cycle_gaps.py``: the shapes the writer and the
+router's bubble once cost).
 
 Assumptions: the memory model of ``sim/memory.py`` without random stalls, whose bandwidth
 credit holds at most one beat, so a beat takes ``ceil(W / bytes_per_cycle)`` cycles (a

@@ -24,6 +24,9 @@ def add_parser(sub, parents) -> None:
                         "Python model driving every beat (python: slow, the independent check)")
     p.add_argument("--shapes", type=int_in(1, 10_000), default=50,
                    help="shapes (GEMMs) per configuration (default 50; 6 core configurations or 4 chips)")
+    p.add_argument("--mac-stages", type=int_in(2, 7), dest="mac_stages", default=None,
+                   help="validate the core's floating-point configurations (bf16 and fp8_e4m3, both dataflows) "
+                        "with a MAC of this many pipeline stages (2..7) instead of the six integer ones")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the random shapes and values (default 0)")
     p.add_argument("--sim", default="auto", help="verilator, icarus, amaranth or auto (default)")
     p.add_argument("--jobs", type=int_in(1, 256), default=2, help="configurations simulated in parallel (default 2)")
@@ -37,7 +40,7 @@ def add_parser(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..flows.validate import default_cases, default_chip_cases, record, validate, validate_chip  # noqa: PLC0415  lazy: imported when the command runs, so that `systolab --help` loads no simulator or model
+    from ..flows.validate import default_cases, default_chip_cases, pipelined_cases, record, validate, validate_chip  # noqa: PLC0415  lazy: imported when the command runs, so that `systolab --help` loads no simulator or model
     from ..models.records import VALIDATION_RECORD, write_target  # noqa: PLC0415  lazy: as above
     from ..sim.runner import resolve_simulator  # noqa: PLC0415  lazy: as above
 
@@ -45,13 +48,16 @@ def run(args: argparse.Namespace) -> int:
         write_target(VALIDATION_RECORD, write=True)     # outside a checkout, fail before the simulations
     if args.dram is not None and not args.chip:
         raise UserError("dram: applies to --chip (the core's bench has its own memory model)", parameter="dram")
+    if args.mac_stages is not None and args.chip:
+        raise UserError("mac_stages: applies to the core's validation, not --chip", parameter="mac_stages")
     sim = resolve_simulator(args.sim)
     if args.chip:
         report = validate_chip(default_chip_cases(shapes_per_case=args.shapes, seed=args.seed), simulator=sim,
                                seed=args.seed, jobs=args.jobs, dram=args.dram or "hdl")
     else:
-        report = validate(default_cases(shapes_per_case=args.shapes, seed=args.seed), simulator=sim, seed=args.seed,
-                          jobs=args.jobs)
+        cases = (default_cases(shapes_per_case=args.shapes, seed=args.seed) if args.mac_stages is None else
+                 pipelined_cases(args.mac_stages, shapes_per_case=args.shapes, seed=args.seed))
+        report = validate(cases, simulator=sim, seed=args.seed, jobs=args.jobs)
 
     def human(p: dict) -> str:
         lines = [f"{p['shapes']} GEMMs on {p['configurations']} configurations ({p['simulator']}): "
@@ -63,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         return "\n".join(lines)
 
     if args.record or args.write:
-        command = " ".join(["systolab validate", *(["--chip"] if args.chip else []), f"--shapes {args.shapes}",
+        command = " ".join(["systolab validate", *(["--chip"] if args.chip else []),
+                            *([f"--mac-stages {args.mac_stages}"] if args.mac_stages else []), f"--shapes {args.shapes}",
                             f"--seed {args.seed}", f"--sim {sim}"])
         written = record(report.to_dict(), "chip" if args.chip else "core", command=command, write=args.write)
         print(f"validate: recorded in {written}", file=sys.stderr)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..checks import check_int
 from ..config import AcceleratorConfig
 from ..models.chip.config import ChipConfig, get_chip
 from ..models.chip.perf import chip_gemm_perf
@@ -92,6 +93,30 @@ def default_cases(*, shapes_per_case: int = 50, seed: int = 0) -> list[Validatio
                        "os 6x2, 32-byte beats at 3 B/cycle, latency 50"),
         ValidationCase(AcceleratorConfig(rows=8, cols=8, dataflow="ws", dtype="int16"), MemorySystem(1, 16), shapes,
                        "ws 8x8 int16, 2-beat C rows, latency 1"),
+    ]
+
+
+def pipelined_cases(stages: int, *, shapes_per_case: int = 50, seed: int = 0) -> list[ValidationCase]:
+    """Five floating-point configurations whose MAC has ``stages`` pipeline stages (2..7;
+    ``systolab validate --mac-stages``): both dataflows, bf16 and fp8_e4m3, compute- and
+    memory-bound, small buffers so that K-chunks and M-blocks repeat, C rows of one and of
+    two beats; the shapes of :func:`default_cases`."""
+    stages = check_int("mac_stages", stages, lo=2, hi=7)
+    shapes = default_cases(shapes_per_case=shapes_per_case, seed=seed)[0].shapes
+    bf16: dict[str, Any] = dict(dtype="bf16", beat_bytes=8, mac_stages=stages)
+    fp8: dict[str, Any] = dict(dtype="fp8_e4m3", beat_bytes=8, mac_stages=stages)
+    return [
+        ValidationCase(AcceleratorConfig(rows=3, cols=2, a_buffer_kib=0.25, b_buffer_kib=0.25, **bf16),
+                       MemorySystem(10, 8), shapes, f"os 3x2 bf16 S={stages}, compute-bound"),
+        ValidationCase(AcceleratorConfig(rows=2, cols=4, a_buffer_kib=0.125, b_buffer_kib=0.125, **fp8),
+                       MemorySystem(30, 3), shapes, f"os 2x4 fp8_e4m3 S={stages}, memory-bound"),
+        ValidationCase(AcceleratorConfig(rows=4, cols=4, **bf16), MemorySystem(10, 8), shapes,
+                       f"os 4x4 bf16 S={stages}, 2-beat C rows"),
+        ValidationCase(AcceleratorConfig(rows=3, cols=2, dataflow="ws", a_buffer_kib=0.25, acc_buffer_kib=0.125,
+                                         **bf16), MemorySystem(10, 8), shapes, f"ws 3x2 bf16 S={stages}, compute-bound"),
+        ValidationCase(AcceleratorConfig(rows=4, cols=3, dataflow="ws", a_buffer_kib=0.125, acc_buffer_kib=0.125,
+                                         **fp8), MemorySystem(20, 4), shapes,
+                       f"ws 4x3 fp8_e4m3 S={stages}, memory-bound"),
     ]
 
 
