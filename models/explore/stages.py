@@ -29,7 +29,7 @@ from ..chip.config import ReticleWarning
 from ..cost.pricing import usd_per_million_tokens
 from ..legal.build import buildability
 from ..legal.purchase import scenario
-from ..report.chip import get_chip
+from ..report.chip import as_chip, get_chip
 from ..report.compare import at_attainable_clock
 from ..report.evaluate import evaluate_gpu
 from ..serving.goodput import Targets, goodput
@@ -100,7 +100,8 @@ def evaluate_point(space: Space, design: dict) -> dict:
             return {"invalid": "design", "error": str(exc), "workloads": {}}
         warnings.simplefilter("ignore", TimingWarning)    # the note below says it instead
         stated = chip.clock_mhz
-        chip, clock_note = at_attainable_clock(chip)      # a float chip runs at its attainable clock, as in compare
+        attained, clock_note = at_attainable_clock(chip)  # a float chip runs at its attainable clock, as in compare
+        chip = as_chip(attained)
     s = chip.summary()
     out: dict[str, Any] = {"die_mm2": s["die_mm2"], "power_W": s["tdp_W"], "unit_cost_usd": s["unit_cost_usd"],
                            "peak_tops": s["peak_tops"], "tpp": s["tpp"],

@@ -162,7 +162,7 @@ def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch
     # the budget resolved (default $7B) and checked before any work
     budget = check_real("budget_usd", budget_usd if budget_usd is not None else cost_inputs().default_budget_usd,
                         lo=0.0, lo_open=True, hi=MAX_BUDGET_USD)
-    how = {"ep": ep, "chunk_tokens": chunk_tokens, "kv_block": kv_block, "options": options}
+    how: dict[str, Any] = {"ep": ep, "chunk_tokens": chunk_tokens, "kv_block": kv_block, "options": options}
     rows = []
     for d in devices:
         try:
