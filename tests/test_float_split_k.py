@@ -20,6 +20,7 @@ from systolab.models.chip.choose import choose_blocking
 from systolab.models.chip.config import FLOAT_SPLIT_K_DEFAULT, ChipConfig, get_chip, load_chips
 from systolab.models.chip.mapper import map_gemm
 from systolab.models.silicon import chip_timing, writeback_depth_gates
+from systolab.sim.chip_bench import random_products, run_chip_gemm
 from systolab.sim.golden import tree_sum_fp32
 
 FP8X4 = get_chip("sl-tiny").derive(dtype="fp8_e4m3").with_cores(4)      # 4 float cores, the default cap
@@ -94,6 +95,13 @@ def test_a_float_descriptor_above_the_cap_is_rejected_by_the_rtl_and_the_model_a
     assert blocking_status(chip, 4, 4, 32, 1, blk) == want
     assert _rtl_status(chip, 4, 4, 32, blk) == want
     assert "float_split_k" in REJECT[6]
+
+
+def test_the_whole_chip_rtl_rejects_a_gk_above_its_cap():
+    """The chip (hdl/chip.py, Amaranth's simulator) with the default cap of 2 on 4 cores."""
+    blk = Blocking(4, 4, 32, 4, 4, gk=4, kc=8)
+    r = run_chip_gemm(FP8X4, random_products(FP8X4, 4, 4, 32, 1, np.random.default_rng(1)), blk)
+    assert r.status == 6 == blocking_status(FP8X4, 4, 4, 32, 1, blk) and r.reason == REJECT[6] and not r.passed
 
 
 def test_integer_chips_keep_split_k_up_to_their_cores():
