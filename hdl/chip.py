@@ -49,8 +49,8 @@ OPERAND_WRITE = ("b", "group", "addr", "words", "data", "en")     # a DMA channe
 class ChipTop(wiring.Component):
     """The chip described by ``chip`` (a :class:`~systolab.models.chip.config.ChipConfig`; the
     RTL reads ``core``, ``cores``, ``dma_channels``, ``dma_beat_bytes``, ``operand_words``,
-    ``acc_words``, ``sram_latency_cycles``, ``slice_queue_depth`` and
-    ``dram_latency_cycles``).
+    ``acc_words``, ``sram_latency_cycles``, ``slice_queue_depth``, ``dram_latency_cycles``
+    and ``float_split_k``).
 
     It is built from the controller's parts (:mod:`systolab.hdl.chip_parts`, each with its
     timing contract), the DMA channels, the SRAM slices and the cores.
@@ -85,12 +85,15 @@ class ChipTop(wiring.Component):
         chip, cfg = self._chip, self._chip.core
         N, Wd, W, C = chip.cores, self._word, cfg.beat_bytes, chip.dma_channels
         op_half, acc_half = chip.operand_words // 2, chip.acc_words // 2
-        m.submodules.controller = ctl = ChipController(config=cfg, cores=N, op_half=op_half, acc_half=acc_half)
+        split_k = chip.float_split_k if cfg.is_float else None       # the write-back's fp32 tree
+        m.submodules.controller = ctl = ChipController(config=cfg, cores=N, op_half=op_half, acc_half=acc_half,
+                                                       float_split_k=split_k)
         m.submodules.placement = place = GridPlacement(cores=N, channels=C)
         m.submodules.sequencer = seq = StepSequencer()
         m.submodules.router = router = OperandRouter(cores=N, channels=C, word_bytes=Wd, core_beat=W,
                                                      acc_bytes=cfg.acc_bytes, op_half=op_half, acc_half=acc_half,
-                                                     float_subnormals=cfg.subnormals if cfg.is_float else None)
+                                                     float_subnormals=cfg.subnormals if cfg.is_float else None,
+                                                     float_split_k=split_k)
         wiring.connect(m, wiring.flipped(self.cmd), ctl.cmd)
         m.d.comb += [self.done.eq(ctl.done), self.status.eq(ctl.status), self.cycles.eq(ctl.cycles),
                      self.steps.eq(ctl.steps), place.desc.eq(ctl.desc), place.load.eq(ctl.setup),

@@ -69,6 +69,13 @@ def _positive(**values) -> None:
             raise ValueError(f"{name} must be a positive integer, not {v!r}")
 
 
+def _power_of_two(name: str, v) -> int:
+    _positive(**{name: v})
+    if v & (v - 1):
+        raise ValueError(f"{name} must be a power of two, not {v!r}")
+    return v
+
+
 def _config(config) -> AcceleratorConfig:
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"config must be an AcceleratorConfig, not {type(config).__name__}")
@@ -88,6 +95,9 @@ class DescriptorChecker(wiring.Component):
     cores : int
     op_half, acc_half : int
         Words of one operand buffer and of one accumulator buffer in a slice.
+    float_split_k : int, optional
+        Floating-point cores: the most K-groups the write-back adds (a larger ``gk`` is
+        rejected with code 6); None (the default): as many as the cores.
 
     Attributes
     ----------
@@ -98,10 +108,12 @@ class DescriptorChecker(wiring.Component):
         The highest set bit of ``gp``, ``gm``, ``gk`` (their log2 where ``status`` is 0).
     """
 
-    def __init__(self, *, config: AcceleratorConfig, cores: int, op_half: int, acc_half: int):
+    def __init__(self, *, config: AcceleratorConfig, cores: int, op_half: int, acc_half: int,
+                 float_split_k: int | None = None):
         self._config = _config(config)
         _positive(cores=cores, op_half=op_half, acc_half=acc_half)
         self._cores, self._op_half, self._acc_half = cores, op_half, acc_half
+        self._split_k = cores if float_split_k is None else _power_of_two("float_split_k", float_split_k)
         super().__init__({"desc": In(descriptor_layout()), "status": Out(3),
                           **{f"lg_{g}": Out(LOG_BITS) for g in ("gp", "gm", "gk")}})
 
@@ -113,8 +125,10 @@ class DescriptorChecker(wiring.Component):
                 | (d.kb == 0) | (d.mc == 0) | (d.nc == 0) | (d.gp == 0) | (d.gm == 0) | (d.gn == 0)
                 | (d.gk == 0) | (d.kc == 0))
         k_first = Mux(d.kb < d.k, d.kb, d.k)
-        # floating point (overflow "wrap") runs split-K: the write-back adds the K-groups in a fixed tree
-        one_k = ((d.kb < d.k) | (d.gk > 1)) if cfg.overflow == "saturate" else False
+        # floating point (overflow "wrap") runs split-K: the write-back adds up to float_split_k
+        # K-groups in a fixed tree
+        one_k = (((d.kb < d.k) | (d.gk > 1)) if cfg.overflow == "saturate"
+                 else (d.gk > self._split_k) if cfg.is_float else False)
         checks = [zero,
                   d.gp * d.gm * d.gn * d.gk > self._cores,
                   (d.mc * d.gm < d.mb) | (d.nc * d.gn < d.nb) | (d.kc * d.gk < d.kb) | (d.kc * (d.gk - 1) >= k_first),
@@ -361,6 +375,9 @@ class OperandRouter(wiring.Component):
     float_subnormals : str, optional
         The accumulators are fp32 (floating-point cores) with this subnormal mode; None
         (the default) for integer accumulators.
+    float_split_k : int, optional
+        For fp32 accumulators: the leaves of each :class:`WriteBackSum`'s tree (None: the
+        largest power of two <= ``cores``).
 
     Attributes
     ----------
@@ -378,12 +395,12 @@ class OperandRouter(wiring.Component):
     """
 
     def __init__(self, *, cores: int, channels: int, word_bytes: int, core_beat: int, acc_bytes: int,
-                 op_half: int, acc_half: int, float_subnormals: str | None = None):
+                 op_half: int, acc_half: int, float_subnormals: str | None = None, float_split_k: int | None = None):
         _positive(cores=cores, channels=channels, word_bytes=word_bytes, core_beat=core_beat, acc_bytes=acc_bytes,
                   op_half=op_half, acc_half=acc_half)
         if float_subnormals is not None and acc_bytes != 4:
             raise ValueError(f"fp32 accumulators are 4 bytes, not {acc_bytes}")
-        self._float_subnormals = float_subnormals
+        self._float_subnormals, self._split_k = float_subnormals, float_split_k
         if channels & (channels - 1):
             raise ValueError(f"channels must be a power of two, not {channels}")
         if word_bytes % core_beat or word_bytes % acc_bytes:
@@ -437,7 +454,8 @@ class OperandRouter(wiring.Component):
         m.d.comb += self.written.eq(sum(written))
         for ch in range(C):
             m.submodules[f"wb{ch}_sum"] = wb = WriteBackSum(cores=N, lanes=self._wd // self._ab, acc_bytes=self._ab,
-                                                            float_subnormals=self._float_subnormals)
+                                                            float_subnormals=self._float_subnormals,
+                                                            split_k=self._split_k)
             m.d.comb += [wb.lg_gp.eq(self.lg_gp), wb.lg_gm.eq(self.lg_gm), wb.lg_gk.eq(self.lg_gk),
                          wb.wb_core.eq(self.wb_core[ch]), self.wb_data[ch].eq(wb.data)]
             m.d.comb += [wb.acc_data[c].eq(self.acc_data[c]) for c in range(N)]
@@ -464,6 +482,11 @@ class WriteBackSum(wiring.Component):
         Bytes of one accumulator value (4 for fp32 accumulators).
     float_subnormals : str, optional
         The accumulators are fp32 with this subnormal mode; None for integers.
+    split_k : int, optional
+        fp32 accumulators: the tree's leaves, the most K-groups it adds (a power of two;
+        at most the largest power of two <= ``cores``, to which a larger one is cut; 1: no
+        adder, K-group 0's word passes through); None (the default): the largest power
+        of two <= ``cores``.
 
     Attributes
     ----------
@@ -475,11 +498,14 @@ class WriteBackSum(wiring.Component):
         Their sums, lane 0 in the low bits.
     """
 
-    def __init__(self, *, cores: int, lanes: int, acc_bytes: int, float_subnormals: str | None = None):
+    def __init__(self, *, cores: int, lanes: int, acc_bytes: int, float_subnormals: str | None = None,
+                 split_k: int | None = None):
         _positive(cores=cores, lanes=lanes, acc_bytes=acc_bytes)
         if float_subnormals is not None and acc_bytes != 4:
             raise ValueError(f"fp32 accumulators are 4 bytes, not {acc_bytes}")
         self._n, self._lanes, self._ab, self._float_subnormals = cores, lanes, acc_bytes, float_subnormals
+        top = 1 << (cores.bit_length() - 1)                # the largest gk the cores can run
+        self._leaves = top if split_k is None else min(top, _power_of_two("split_k", split_k))
         width = 8 * acc_bytes * lanes
         super().__init__({**{f"lg_{g}": In(LOG_BITS) for g in ("gp", "gm", "gk")},
                           "wb_core": In(range(cores)), "acc_data": In(data.ArrayLayout(width, cores)),
@@ -509,7 +535,7 @@ class WriteBackSum(wiring.Component):
 
     def _sum_float_partials(self, m, subnormals: str):
         """fp32 accumulators: per lane, the K-groups' words in the fixed tree."""
-        leaves = 1 << (self._n.bit_length() - 1)          # the largest gk the chip can run
+        leaves = self._leaves                              # the largest gk the write-back adds
         lg_s = Signal(LOG_BITS + 1)                        # log2(gp * gm): kk's place in a core index
         m.d.comb += lg_s.eq(self.lg_gp + self.lg_gm)
         cores = []
@@ -551,6 +577,7 @@ class ChipController(wiring.Component):
     ----------
     config : AcceleratorConfig
     cores, op_half, acc_half : int
+    float_split_k : int, optional
         For the :class:`DescriptorChecker`.
 
     Attributes
@@ -575,10 +602,11 @@ class ChipController(wiring.Component):
     done : Out(1), status : Out(3), cycles, steps : Out(48)
     """
 
-    def __init__(self, *, config: AcceleratorConfig, cores: int, op_half: int, acc_half: int):
+    def __init__(self, *, config: AcceleratorConfig, cores: int, op_half: int, acc_half: int,
+                 float_split_k: int | None = None):
         self._config = _config(config)
         _positive(cores=cores, op_half=op_half, acc_half=acc_half)
-        self._cores, self._op_half, self._acc_half = cores, op_half, acc_half
+        self._cores, self._op_half, self._acc_half, self._split_k = cores, op_half, acc_half, float_split_k
         super().__init__({
             "cmd": In(stream.Signature(descriptor_layout())), "accept": Out(1), "desc": Out(descriptor_layout()),
             **{f"lg_{g}": Out(LOG_BITS) for g in ("gp", "gm", "gk")}, "setup": Out(1), "step": In(step_layout()),
@@ -591,7 +619,8 @@ class ChipController(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.checker = checker = DescriptorChecker(config=self._config, cores=self._cores,
-                                                           op_half=self._op_half, acc_half=self._acc_half)
+                                                           op_half=self._op_half, acc_half=self._acc_half,
+                                                           float_split_k=self._split_k)
         state = Signal(range(10))
         m.d.comb += [checker.desc.eq(self.desc), self.cmd.ready.eq(state == IDLE),
                      self.accept.eq(self.cmd.valid & self.cmd.ready), self.setup.eq(state == SETUP),

@@ -19,7 +19,7 @@ K-group on the left::
 
 each ``+`` rounded once to fp32. Level ``l`` of the tree adds adjacent sums of ``2**(l-1)``
 K-groups; the result of ``gk = 2**L`` is node 0 of level L, so one tree built for the
-chip's largest ``gk`` serves every smaller one (unused leaves are never selected, never
+chip's largest float ``gk`` (its ``float_split_k``) serves every smaller one (unused leaves are never selected, never
 added as zeros: ``x + 0`` would turn a -0 into +0). ``systolab.sim.golden`` adds in the
 same order. With K-blocks, each K-group's partial sums are first accumulated over the
 K-blocks in the slice (stored sum first, in K order); the tree adds those totals when the
@@ -28,8 +28,8 @@ block is written back.
 The tree is combinational, ``log2(leaves)`` adders deep after the accumulator read: the
 write-back keeps its rate of one beat a cycle and its timing, so the chip's cycle model is
 unchanged. ``models/silicon/timing.py`` times that path (``writeback_sum``): about 196
-generic gates a level, so on a chip of more than two cores it is deeper than any float MAC
-and sets the chip's fmax (docs/timing.md). Registering the tree, with the write-back's
+generic gates a level, so a tree of more than two leaves is deeper than any float MAC and
+sets the chip's fmax (docs/timing.md); hence the chip's ``float_split_k`` (default 2). Registering the tree, with the write-back's
 timing contract shifted by its stages, is not done here.
 """
 from __future__ import annotations

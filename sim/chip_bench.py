@@ -200,9 +200,12 @@ def run_chip_case_amaranth(chip: Any, case: ChipCase, *, stall_prob: float = 0.0
 def fit_blocking(chip, M: int, N: int, K: int, count: int, *, mb: int, nb: int, kb: int, gp: int = 1, gm: int = 1,
                  gn: int = 1, gk: int = 1, order: int = 0) -> Blocking:
     """The blocking with these block sizes and grid (per-core groups as even as they go;
-    fewer K-groups if the K-block has too little for them), its blocks shrunk (K first,
-    then the larger of M and N) until they fit a slice."""
+    fewer K-groups if the K-block has too little for them, or a floating-point chip's
+    write-back adds fewer: ``float_split_k``), its blocks shrunk (K first, then the larger
+    of M and N) until they fit a slice."""
     mb, nb, kb = min(mb, M), min(nb, N), min(kb, K)
+    if chip.core.is_float:
+        gk = min(gk, chip.float_split_k)
     while True:
         while gk > 1 and -(-kb // gk) * (gk - 1) >= kb:
             gk //= 2

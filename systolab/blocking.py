@@ -15,7 +15,8 @@ REJECT = {1: "a zero dimension, block, group size or grid size", 2: "grid larger
           3: "the row, column and K-groups do not cover the block, or a K-group gets no part of it",
           4: "the operands of a block do not fit a slice",
           5: "the accumulators of a block do not fit a slice",
-          6: "saturating accumulation needs the whole K in one block and one K-group",
+          6: "saturating accumulation needs the whole K in one block and one K-group; floating point at most "
+             "the chip's float_split_k K-groups",
           7: "the product, row and K-group counts (gp, gm, gk) must be powers of two"}
 
 
@@ -75,7 +76,8 @@ def dram_beats(chip, nbytes: int) -> int:
 
 def blocking_status(chip, M: int, N: int, K: int, count: int, b: Blocking) -> int:
     """The controller's verdict on a descriptor (0: runs; else the code of :data:`REJECT`),
-    computed as the RTL computes it, in the same order."""
+    computed as the RTL computes it, in the same order. ``chip`` gives ``core``, ``cores``,
+    ``operand_words``, ``acc_words``, ``float_split_k`` and (for :func:`slice_words`) the core's beat."""
     cfg = chip.core
     fields_ = (M, N, K, count, b.mb, b.nb, b.kb, b.mc, b.nc, b.gp, b.gm, b.gn, b.gk, b.kc)
     if 0 in fields_:
@@ -88,7 +90,7 @@ def blocking_status(chip, M: int, N: int, K: int, count: int, b: Blocking) -> in
         return 4
     if b.mc * slice_words(chip, b.nc * cfg.acc_bytes) > chip.acc_words // 2:
         return 5
-    if cfg.overflow == "saturate" and (b.kb < K or b.gk > 1):
+    if cfg.overflow == "saturate" and (b.kb < K or b.gk > 1) or cfg.is_float and b.gk > chip.float_split_k:
         return 6
     if b.gp & (b.gp - 1) or b.gm & (b.gm - 1) or b.gk & (b.gk - 1):
         return 7

@@ -38,7 +38,7 @@ def test_a_float_chips_tree_dominates_unless_pipelined():
     bf16 = get_chip("sl-tiny").derive(dtype="bf16")
     two = chip_timing(bf16)                                    # one fp32 adder: shallower than the bf16 MAC
     assert two.critical_path.location == "pe_mac"
-    four = chip_timing(bf16.derive(cores=4))                   # two levels of fp32 adders
+    four = chip_timing(bf16.derive(cores=4, float_split_k=4))  # two levels of fp32 adders
     assert four.critical_path.location == "writeback_sum"
     assert paths(four)["writeback_sum"].depth_gates > 1.5 * paths(two)["writeback_sum"].depth_gates
     piped = chip_timing(bf16.derive(mac_stages=3))             # a pipelined MAC leaves the tree critical

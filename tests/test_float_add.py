@@ -174,7 +174,7 @@ def _split_k_operands(dt, K: int, kc: int, kb: int, rng) -> tuple[np.ndarray, np
 ])
 def test_float_split_k_on_the_chip_rtl_is_bit_exact_and_as_the_cycle_model(fmt, cores, gk, K):
     chip = sl.get_chip("sl-tiny").derive(dtype=fmt)
-    chip = chip.with_cores(cores) if cores != chip.cores else chip
+    chip = chip.with_cores(cores).derive(float_split_k=cores) if cores != chip.cores else chip
     rng = np.random.default_rng(cores * 10 + gk)
     dt = chip.core.input_dtype
     M, N, kb = 4, 5, 16
@@ -212,7 +212,7 @@ def test_float_split_k_under_dram_stalls_on_the_chip_rtl():
 # -- the mapper ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["fp8_e4m3", "bf16"])
 def test_mapper_chooses_split_k_for_float_decode(fmt):
-    chip = sl.get_chip("sl-tiny").derive(dtype=fmt).with_cores(4)
+    chip = sl.get_chip("sl-tiny").derive(dtype=fmt).with_cores(4).derive(float_split_k=4)
     m = map_gemm(chip, 1, 4, 512)          # a GEMV: one output tile for four cores
     assert m.blocking.gk > 1
     assert m.cycles == map_gemm(chip.derive(dtype="int16" if fmt == "bf16" else "int8"), 1, 4, 512).cycles
@@ -220,10 +220,14 @@ def test_mapper_chooses_split_k_for_float_decode(fmt):
 
 @pytest.mark.slow
 def test_fp8_decode_on_the_default_chip_is_within_5_percent_of_int8():
+    """With the write-back adding every K-group (float_split_k = 512); the default cap of 2
+    keeps the MAC's clock and lands between that and no split-K (benchmarks/README.md)."""
     from systolab.models.chip.workload import chip_workload_perf
     from systolab.models.workloads import get_workload
 
     chip = sl.get_chip("sl-n4-os32")
-    tok_s = {d: 1 / chip_workload_perf(chip.derive(dtype=d), get_workload("llama3-8b-decode", batch=1, dtype=d)).seconds
-             for d in ("fp8_e4m3", "int8")}
-    assert tok_s["fp8_e4m3"] >= 0.95 * tok_s["int8"]
+    tok_s = {(d, k): 1 / chip_workload_perf(chip.derive(dtype=d, float_split_k=k),
+                                            get_workload("llama3-8b-decode", batch=1, dtype=d)).seconds
+             for d, k in (("fp8_e4m3", 512), ("fp8_e4m3", 2), ("fp8_e4m3", 1), ("int8", 2))}
+    assert tok_s["fp8_e4m3", 512] >= 0.95 * tok_s["int8", 2]
+    assert tok_s["fp8_e4m3", 1] < tok_s["fp8_e4m3", 2] <= tok_s["fp8_e4m3", 512]

@@ -7,7 +7,8 @@ the traffic bounds reported beside every choice.
 enumerates, for every product group size ``gp`` in {1, 2, 4, ..., min(count, cores)},
 every row-group count ``gm`` in {1, 2, 4, ...} and, when the output tiles
 (ceil(M / tile_m) x ceil(N / cols) x count) are fewer than the cores, every K-group count
-``gk`` in {1, 2, 4, ...} (split-K; otherwise gk = 1), with ``gn`` the cores left: per-core
+``gk`` in {1, 2, 4, ...} (split-K, up to ``float_split_k`` on a floating-point chip;
+otherwise gk = 1), with ``gn`` the cores left: per-core
 rows ``mc`` in {rows * 2^i} (for a WS core, whose M-block is ``tile_m`` >= rows, also
 below it) and the even split ceil(M / gm); per-core columns ``nc`` in
 {cols * 2^i} and ceil(N / gn); per-core K-ranges ``kc`` of ceil(K / gk) and (split-K)
@@ -113,11 +114,13 @@ class _Capacity(NamedTuple):
     operand_words: int
     acc_words: int
     dma_beat_bytes: int
+    float_split_k: int
 
 
 def candidates(chip, M: int, N: int, K: int, count: int = 1) -> list[Blocking]:
     """The search space of the module docstring, valid blockings only, in a fixed order."""
-    return list(_candidates(_Capacity(chip.core, chip.cores, chip.operand_words, chip.acc_words, chip.dma_beat_bytes), M, N, K, count))
+    return list(_candidates(_Capacity(chip.core, chip.cores, chip.operand_words, chip.acc_words, chip.dma_beat_bytes,
+                                      chip.float_split_k), M, N, K, count))
 
 
 @lru_cache(maxsize=1024)
@@ -129,9 +132,10 @@ def _candidates(chip: _Capacity, M: int, N: int, K: int, count: int) -> tuple[Bl
     k_dma = chip.dma_beat_bytes // cfg.input_bytes           # a DMA beat's elements
     # split-K only where the output tiles cannot occupy every core (decode's GEMVs)
     tiles = math.ceil(M / cfg.tile_m) * math.ceil(N / cfg.cols) * count
+    gk_max = chip.float_split_k if cfg.is_float else n        # a float write-back adds at most float_split_k
     for gp in sorted(set(_powers(1, min(count, n)))):
         for gm in sorted(set(_powers(1, n // gp))):
-            for gk in sorted(set(_powers(1, n // (gp * gm)))) if tiles < n else [1]:
+            for gk in sorted(set(_powers(1, min(gk_max, n // (gp * gm))))) if tiles < n else [1]:
                 gn = n // (gp * gm * gk)
                 if gn < 1 or (gk > 1 and 2 * k_unit * gk > K):
                     continue

@@ -58,7 +58,8 @@ def choose_blocking(chip, M: int, N: int, K: int, count: int, *, block: str | No
                  order=ORDER_FLAGS.index(order or "mn"))
     status = blocking_status(chip, M, N, K, count, b)
     if status:
-        flag = "grid" if status in (2, 7) and grid is not None else "block"
+        grid_fault = status in (2, 7) or status == 6 and chip.core.is_float and gk > chip.float_split_k
+        flag = "grid" if grid_fault and grid is not None else "block"
         raise UserError(f"{flag}: {b} on {chip.name} ({chip.slice_bytes:,} bytes of SRAM per core): "
                         f"{REJECT[status]}", parameter=flag)
     return b, None

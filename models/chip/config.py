@@ -102,10 +102,14 @@ def _field(obj: Any, name: str, check: Callable[[Any], Any]) -> None:
 #: Fields of a chip besides its name and description (the YAML schema; units in the names).
 CHIP_FIELDS = ("core", "cores", "clock_mhz", "node", "global_sram_mib", "noc_overhead_fraction", "io_area_mm2",
                "io_bidir_GBps", "dram", "volume_units", "dma_channels", "dma_beat_bytes", "sram_latency_cycles",
-               "acc_sram_fraction", "vector_lanes")
+               "acc_sram_fraction", "vector_lanes", "float_split_k")
+#: The largest K-group count a floating-point chip's write-back adds by default: one fp32
+#: adder (~196 generic gates), no deeper than the fp8 or bf16 MAC, so the write-back is not
+#: the critical path at ``mac_stages`` 1 (docs/timing.md, benchmarks/README.md).
+FLOAT_SPLIT_K_DEFAULT = 2
 #: Chip fields a YAML table may leave out, with the value they then take (None: derived).
 CHIP_DEFAULTS = {"dma_channels": 1, "dma_beat_bytes": None, "sram_latency_cycles": 2, "acc_sram_fraction": 0.25,
-                 "vector_lanes": None}
+                 "vector_lanes": None, "float_split_k": FLOAT_SPLIT_K_DEFAULT}
 DRAM_FIELDS = ("kind", "stacks", "GB_per_stack", "GBps_per_stack", "phy_mm2_per_stack", "latency_ns")
 #: DRAM fields a YAML table may leave out: they then take the kind's figure (data/memory_kinds.yaml).
 #: What a new memory kind brings to a derived chip (unless the derive gives it): each
@@ -155,6 +159,15 @@ class ChipConfig:
         workload (norms, softmax, activations) at the chip clock; ``None`` (default): one
         per array column of every core (:attr:`lanes`). Its area and power are part of
         the chip's (``data/energy.yaml: vector_lane``).
+    float_split_k : int
+        Floating-point chips: the most K-groups (split-K ``gk``) whose fp32 partial sums
+        the write-back adds, in a combinational tree of ``float_split_k`` leaves
+        (``log2(float_split_k)`` fp32 adders deep, on the chip's critical path when deeper
+        than the MAC); a power of two from 1 (no split-K) to the largest power of two <=
+        ``cores`` (default 2: one adder). The controller rejects a float descriptor with a
+        larger ``gk`` and the mapper never proposes one. Ignored by integer chips; left
+        out of :meth:`to_dict` and the hash at its default and on integer chips, so that
+        every chip keeps the identity it had before the field existed.
     """
 
     name: str
@@ -174,6 +187,7 @@ class ChipConfig:
     sram_latency_cycles: int = 2
     acc_sram_fraction: float = 0.25
     vector_lanes: int | None = None
+    float_split_k: int = FLOAT_SPLIT_K_DEFAULT
 
     __hash__ = hash_once
     __getstate__ = state_without_hash
@@ -212,6 +226,7 @@ class ChipConfig:
             _field(self, "vector_lanes", lambda v: check_int("vector_lanes", v, hi=1 << 26))
         _field(self, "acc_sram_fraction",
                lambda v: check_real("acc_sram_fraction", v, lo=0.0, lo_open=True, hi=1.0, hi_open=True))
+        self._check_float_split_k()
         # what the chip's slices and accumulate-on-write need of the core (see hdl/chip.py)
         cfg = self.core
         if cfg.acc_bits % 8:
@@ -220,6 +235,18 @@ class ChipConfig:
         if cfg.cols * cfg.acc_bytes % W:
             raise ConfigError("core.cols", f"cols x accumulator bytes ({cfg.cols} x {cfg.acc_bytes}) must be a "
                                            f"multiple of beat_bytes ({W}) so that every N-tile's results start on a beat")
+
+    def _check_float_split_k(self) -> None:
+        """A power of two up to the cores' largest (the default passes on a 1-core chip,
+        whose tree then has one leaf, and on integer chips, which ignore it)."""
+        _field(self, "float_split_k", lambda v: check_int("float_split_k", v, hi=1 << 24))
+        k = self.float_split_k
+        if k & (k - 1):
+            raise ConfigError("float_split_k", f"must be a power of two, not {k}")
+        top = largest_power_of_two(self.cores)
+        if self.core.is_float and k > top and k != FLOAT_SPLIT_K_DEFAULT:
+            raise ConfigError("float_split_k", f"must be at most {top} (the largest power of two <= cores, "
+                                               f"{self.cores}), not {k}")
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> Self:
@@ -255,8 +282,11 @@ class ChipConfig:
                    dram=dram, **rest)
 
     def to_dict(self) -> dict[str, Any]:
-        """The chip's fields as its YAML table holds them (plus ``name``)."""
+        """The chip's fields as its YAML table holds them (plus ``name``); ``float_split_k``
+        only on a floating-point chip and away from its default."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.core.is_float or self.float_split_k == FLOAT_SPLIT_K_DEFAULT:
+            del d["float_split_k"]
         d["core"], d["dram"] = self.core.to_dict(), self.dram.to_dict()
         return d
 
@@ -307,8 +337,13 @@ class ChipConfig:
 
     def with_cores(self, cores: int) -> Self:
         """The chip resized to ``cores`` cores, each keeping its slice of the global SRAM
-        (so blockings that fit one chip fit the other)."""
-        return replace(self, cores=cores, global_sram_mib=self.global_sram_mib * cores / self.cores)
+        (so blockings that fit one chip fit the other); ``float_split_k`` at most the new
+        cores' largest power of two."""
+        split = self.float_split_k
+        if split != FLOAT_SPLIT_K_DEFAULT:
+            split = min(split, largest_power_of_two(cores))
+        return replace(self, cores=cores, global_sram_mib=self.global_sram_mib * cores / self.cores,
+                       float_split_k=split)
 
     @property
     def dma_beat(self) -> int:
@@ -378,6 +413,11 @@ class ChipConfig:
     def lanes(self) -> int:
         """Lanes of the vector unit: ``vector_lanes``, or one per array column of every core."""
         return self.vector_lanes or self.cores * self.core.cols
+
+
+def largest_power_of_two(n: int) -> int:
+    """The largest power of two <= ``n`` (>= 1)."""
+    return 1 << (max(1, n).bit_length() - 1)
 
 
 # -- loading -----------------------------------------------------------------------------------

@@ -199,38 +199,55 @@ def timing_estimate(config: AcceleratorConfig, node: str | Node = "n7") -> Timin
     return timing_from_synthesis(synthesize(config), config, n)
 
 
-def _writeback_stand_in(cores: int, acc_bytes: int, float_subnormals: str | None) -> int:
-    """Depth (gates) of one lane of ``WriteBackSum`` for ``cores`` cores, synthesised (cached)."""
-    key = {"cores": cores, "lanes": 1, "acc_bytes": acc_bytes, "float_subnormals": float_subnormals}
+def _writeback_stand_in(cores: int, acc_bytes: int, float_subnormals: str | None, leaves: int | None = None) -> int:
+    """Depth (gates) of one lane of ``WriteBackSum`` for ``cores`` cores (a float tree of
+    ``leaves``, None: as many as the cores), synthesised (cached)."""
+    key: dict[str, Any] = {"cores": cores, "lanes": 1, "acc_bytes": acc_bytes, "float_subnormals": float_subnormals}
+    if leaves is not None:                      # the full tree keeps the cache key it had
+        key["split_k"] = leaves
     stats = synthesize_part("writeback_sum", key, lambda: WriteBackSum(cores=cores, lanes=1, acc_bytes=acc_bytes,
-                                                                       float_subnormals=float_subnormals))
+                                                                       float_subnormals=float_subnormals,
+                                                                       split_k=leaves))
     assert stats.logic_depth is not None             # the generic-gate flow reports it
     return stats.logic_depth
 
 
-def writeback_depth_gates(cores: int, *, acc_bytes: int = 4, float_subnormals: str | None = None) -> int:
+def writeback_depth_gates(cores: int, *, acc_bytes: int = 4, float_subnormals: str | None = None,
+                          split_k: int | None = None) -> int:
     """Depth in generic gates of one lane of a chip's write-back reduction
     (:class:`~systolab.hdl.chip_parts.WriteBackSum`, registered in and out) for ``cores``
     cores: integer accumulators of ``acc_bytes`` bytes, or fp32 ones (``float_subnormals``
-    ``"keep"`` or ``"flush"``). Synthesised up to ``writeback_stand_in_max_cores``
-    (``data/timing.yaml``); beyond it, ``depth(cap) + steps x (depth(cap) - depth(cap / 2))``
-    where ``steps`` is log2(cores / cap) for integers (the carry-save tree deepens with
-    log2 of its inputs) and the tree levels added, floor(log2 cores) - log2(cap), for floats
-    (one fp32 adder a level)."""
+    ``"keep"`` or ``"flush"``) added in a tree of ``split_k`` leaves (the chip's
+    ``float_split_k``; None: the largest power of two <= ``cores``; at most that). Synthesised
+    up to ``writeback_stand_in_max_cores`` (``data/timing.yaml``); beyond it,
+    ``depth(cap) + steps x (depth(cap) - depth(cap / 2))`` where ``steps`` is
+    log2(cores / cap) for integers (the carry-save tree deepens with log2 of its inputs)
+    and the tree levels beyond the stand-in's, log2(leaves) - log2(min(leaves, cap)), for
+    floats (one fp32 adder a level; the stand-in has min(leaves, cap) leaves, and the
+    deeper select of more cores is left out: a few gates against an adder's ~196)."""
     cores = check_int("cores", cores)
     acc_bytes = check_int("acc_bytes", acc_bytes)
+    top_leaves = 1 << (cores.bit_length() - 1)
+    if split_k is not None:
+        split_k = check_int("split_k", split_k)
+        if split_k & (split_k - 1):
+            raise UserError(f"split_k: must be a power of two, not {split_k}", parameter="split_k")
+    leaves = top_leaves if split_k is None or float_subnormals is None else min(split_k, top_leaves)
+    given = None if leaves == top_leaves else leaves          # the full tree: the stand-in of old
     cap = load_delay_model().writeback_stand_in_max_cores["int" if float_subnormals is None else "float"]
     if cores <= cap:
-        return _writeback_stand_in(cores, acc_bytes, float_subnormals)
+        return _writeback_stand_in(cores, acc_bytes, float_subnormals, given)
+    if float_subnormals is not None and leaves < cap:
+        return _writeback_stand_in(cap, acc_bytes, float_subnormals, leaves)
     top, half = (_writeback_stand_in(c, acc_bytes, float_subnormals) for c in (cap, cap // 2))
-    steps = math.log2(cores / cap) if float_subnormals is None else math.floor(math.log2(cores)) - math.log2(cap)
+    steps = math.log2(cores / cap) if float_subnormals is None else math.log2(leaves) - math.log2(cap)
     return round(top + steps * (top - half))
 
 
 def chip_timing(chip: ChipConfig) -> TimingEstimate:
     """The attainable clock of ``chip`` at its node: its cores' paths (:func:`timing_estimate`)
     and its write-back reduction (``writeback_sum``, :func:`writeback_depth_gates` for its
-    core count and accumulators, plus log4 of the lanes of a DMA beat in FO4 for the select
+    core count and accumulators, a float chip's tree of ``float_split_k`` leaves, plus log4 of the lanes of a DMA beat in FO4 for the select
     signals' fan-out). The PE is the same module at every array size; the array's top level
     is synthesised on a stand-in of at most ``chip_stand_in_max_side`` rows and columns
     (``data/timing.yaml``) to keep this fast."""
@@ -242,7 +259,8 @@ def chip_timing(chip: ChipConfig) -> TimingEstimate:
     cores_t = timing_estimate(stand_in, chip.node)
     subnormals = core.subnormals if core.is_float else None
     lanes = max(1, chip.dma_beat // core.acc_bytes)           # accumulator words in a DMA beat
-    wb = writeback_depth_gates(chip.cores, acc_bytes=core.acc_bytes, float_subnormals=subnormals)
+    wb = writeback_depth_gates(chip.cores, acc_bytes=core.acc_bytes, float_subnormals=subnormals,
+                               split_k=chip.float_split_k if core.is_float else None)
     terms = [(p.location, p.depth_gates, p.fanout_fo4) for p in cores_t.paths]
     terms.append(("writeback_sum", wb, round(math.log(lanes, 4), 2)))
     return _estimate(stand_in, cores_t.node, terms)
