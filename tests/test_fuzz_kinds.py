@@ -21,6 +21,7 @@ ELSEWHERE = {
     "gpu_reference": "takes a loaded Space (load_space's checks)",
     "perf_table": "a benchmark table over lists of configs and shapes",
     "as_chip": "wraps a ChipConfig that get_chip returned",
+    "is_gpu": "a predicate: of any other object it answers False",
 }
 #: Whole runs (simulation, synthesis, searches, plots, files): their arguments are probed by
 #: their own tests and the command-line fuzz.

@@ -15,7 +15,7 @@ from systolab.models.gpu.model import (
 )
 from systolab.models.gpu.power import gpu_idle_W
 from systolab.models.gpu.power_cap import check_power_cap, clock_fraction
-from systolab.models.gpu.runtime import default_runtime, get_runtime, load_runtimes
+from systolab.models.gpu.runtime import default_runtime, get_runtime, load_runtimes, runtime_names
 from systolab.models.gpu.specs import get_gpu
 from systolab.models.serving.fit import default_runtime as fit_default
 from systolab.models.serving.model import GpuParams, get_device, serve
@@ -228,5 +228,6 @@ def test_serve_help_lists_every_runtime(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for name in load_runtimes():
+    assert set(runtime_names()) == set(load_runtimes())
+    for name in runtime_names():
         assert name in text

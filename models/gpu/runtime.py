@@ -92,6 +92,11 @@ def load_runtimes(path: str = str(RUNTIMES_FILE)) -> dict[str, Runtime]:
     return out
 
 
+def runtime_names(path: str = str(RUNTIMES_FILE)) -> tuple[str, ...]:
+    """The names of the runtimes in ``runtimes.yaml`` (the file alone: no fit is read)."""
+    return tuple(need(path, "", load_yaml(path), "runtimes", dict))
+
+
 def default_runtime(path: str = str(RUNTIMES_FILE)) -> str:
     """The runtime the serving model assumes when none is named."""
     return str(load_yaml(path)["default"])

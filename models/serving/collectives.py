@@ -27,7 +27,7 @@ from functools import cache
 from ...checks import check_int, check_positive, check_real
 from ...errors import UserError
 from ..gpu.runtime import RUNTIMES_FILE, default_runtime
-from ..gpu.specs import GpuSpec
+from ..gpu.specs import GpuSpec, get_gpu
 from ..specs import DATA_DIR, SpecError, load_yaml, need, uncertain_figure
 
 SERVING_FILE = DATA_DIR / "serving.yaml"
@@ -108,8 +108,11 @@ def collective_data(path: str = str(SERVING_FILE)) -> CollectiveData:
         nvlink_sharp_gpus=frozenset(need(path, "collectives", c, "nvlink_sharp_gpus", list)))
 
 
-def gpu_link(gpu: GpuSpec) -> Link:
-    """``gpu``'s link to its tensor-parallel peers: NVLink where it has it, else PCIe."""
+def gpu_link(gpu: GpuSpec | str) -> Link:
+    """``gpu``'s link (a :class:`GpuSpec` or a GPU id) to its tensor-parallel peers: NVLink
+    where it has it, else PCIe."""
+    if not isinstance(gpu, GpuSpec):
+        gpu = get_gpu(gpu)
     data = collective_data()
     kind = "nvlink" if gpu.nvlink_bidir_GBps else "pcie"
     fabric = "nvlink_sharp" if kind == "nvlink" and gpu.id in data.nvlink_sharp_gpus else kind

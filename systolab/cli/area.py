@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         emit(args, chip_area_check(chip).to_dict(), _chip_lines)
         return 0
     config = design_from_args(args)
-    node = get_node(args.node or "n7")
+    node = get_node("n7" if args.node is None else args.node)
     gemm = parse_gemm(args.gemm, dtype=config.dtype) if args.gemm is not None else None
     payload = {**area_check(config, node.name, liberty=args.liberty).to_dict(), "energy": None}
     if gemm is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from ..models.gpu.runtime import default_runtime, load_runtimes
+from ..models.gpu.runtime import default_runtime, runtime_names
 from ..models.legal.purchase import purchasability
 from ..models.serving.batching import BatchingOptions
 from ..models.serving.goodput import Targets, goodput
@@ -53,7 +53,7 @@ def serving_options_parent() -> argparse.ArgumentParser:
                    help="expert parallelism: a mixture-of-experts model's experts split over N of the --tp devices "
                         "(N divides the experts and --tp; dispatch and combine as all-to-alls; default 1)")
     p.add_argument("--runtime", metavar="NAME",
-                   help=f"GPU serving runtime (models/data/runtimes.yaml: {', '.join(load_runtimes())}; default "
+                   help=f"GPU serving runtime (models/data/runtimes.yaml: {', '.join(runtime_names())}; default "
                         f"{default_runtime()})")
     p.add_argument("--power-cap-w", dest="power_cap_w", type=positive_real, metavar="W",
                    help="GPU board power cap in W: the clock, and the tensor rate with it, drop to hold it")
