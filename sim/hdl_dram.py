@@ -10,7 +10,7 @@ ports share one ``bytearray``, and per channel the memory model's timing contrac
   in order, beat j holding the bytes at ``addr + j * W`` (no alignment needed; bytes past
   the storage read as zero);
 * a bandwidth credit shared by the channel's reads and writes: a beat needs
-  :func:`credit_spacing` cycles of credit, which fills in that many cycles and holds no
+  :func:`~systolab.blocking.beat_spacing` cycles of credit, which fills in that many cycles and holds no
   more (what the float credit of ``sim/memory.py`` does with ``charge_writes``; a read
   and a write beat in the same cycle, which the DMA never issues on one channel, are
   charged once);
@@ -40,6 +40,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..blocking import beat_spacing
 from ..hdl.accelerator import COUNTER_BITS
 from ..hdl.chip import CHIP_COUNTERS, ChipTop
 from ..hdl.dma import ADDR, descriptor_layout
@@ -55,20 +56,6 @@ TIME_BITS = 32
 STALL_BITS = 16
 #: The smallest storage a build gets (bytes); plans that need more get the next power of two.
 MIN_DRAM_BYTES = 1 << 18
-
-def credit_spacing(word: int, bytes_per_cycle: float) -> int:
-    """Cycles between back-to-back beats of ``word`` bytes on a channel of
-    ``bytes_per_cycle``: the float credit of :class:`~systolab.sim.memory.ExternalMemory`
-    (grows by ``bytes_per_cycle`` a cycle, capped at one beat, a beat needs a whole one),
-    stepped from empty."""
-    if bytes_per_cycle >= word:
-        return 1
-    credit, cycles = 0.0, 0
-    while credit < word:
-        credit = min(credit + bytes_per_cycle, max(word, bytes_per_cycle))
-        cycles += 1
-    return cycles
-
 
 def dram_size(needed_bytes: int, beat_bytes: int) -> int:
     """The storage a build gets for ``needed_bytes``: a power of two, at least
@@ -202,7 +189,7 @@ class SimDram(wiring.Component):
     latency : int
         Cycles from a read command's acceptance to its first beat (at least 1).
     spacing : int
-        Cycles of credit a beat needs (:func:`credit_spacing`).
+        Cycles of credit a beat needs (:func:`~systolab.blocking.beat_spacing`).
     queue_depth : int
         Commands each port holds (read and write each); a full queue is not ready.
     verilog : bool
@@ -394,7 +381,7 @@ class SimChip(wiring.Component):
         m.submodules.chip = top = into_chip(ChipTop(chip))
         m.submodules.dram = dram = into_chip(SimDram(
             channels=chip.dma_channels, beat_bytes=chip.dma_beat_bytes, size_bytes=self._bytes,
-            latency=chip.dram_latency_cycles, spacing=credit_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle),
+            latency=chip.dram_latency_cycles, spacing=beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle),
             # more than the DMA keeps in flight (its segment queues hold latency + 4): never full without stalls
             queue_depth=2 * (chip.dram_latency_cycles + 8)))
         self.dram = dram

@@ -3,10 +3,13 @@ blocked and split over the cores (:class:`Blocking`), and the controller's verdi
 (:func:`blocking_status`, computed as the RTL in ``hdl/chip.py`` computes it).
 
 It sits below both the HDL and the models: the chip RTL takes its fields, the cycle
-model and the mapper reason about them, and neither imports the other for it."""
+model and the mapper reason about them, and neither imports the other for it. So does
+the DRAM channel's beat spacing (:func:`beat_spacing`), which the cycle model and the
+simulation-only DRAM both take."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .config import hash_once, state_without_hash
 
@@ -18,6 +21,21 @@ REJECT = {1: "a zero dimension, block, group size or grid size", 2: "grid larger
           6: "saturating accumulation needs the whole K in one block and one K-group; floating point at most "
              "the chip's float_split_k K-groups",
           7: "the product, row and K-group counts (gp, gm, gk) must be powers of two"}
+
+
+@lru_cache(maxsize=64)
+def beat_spacing(word: int, bytes_per_cycle: float) -> int:
+    """Cycles between back-to-back beats of ``word`` bytes on a DRAM channel of
+    ``bytes_per_cycle``: the credit of :class:`~systolab.sim.memory.ExternalMemory` (grows by
+    ``bytes_per_cycle`` a cycle, capped at one beat, a beat needs a whole one), stepped from
+    empty in its own float arithmetic."""
+    if bytes_per_cycle >= word:
+        return 1
+    credit, cycles = 0.0, 0
+    while credit < word:
+        credit = min(credit + bytes_per_cycle, max(word, bytes_per_cycle))
+        cycles += 1
+    return cycles
 
 
 @dataclass(frozen=True)

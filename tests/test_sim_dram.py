@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from systolab.blocking import beat_spacing
 from systolab.models.chip.config import get_chip
-from systolab.models.chip.perf import beat_spacing, chip_gemm_perf
+from systolab.models.chip.perf import chip_gemm_perf
 from systolab.sim.chip_bench import c_of, chip_campaign, dram_image, layout, random_products
 from systolab.sim.core_bench import load_c
 from systolab.sim.golden import golden_matmul
-from systolab.sim.hdl_dram import MIN_DRAM_BYTES, SimDram, back_door_words, credit_spacing, dram_size
+from systolab.sim.hdl_dram import MIN_DRAM_BYTES, SimDram, back_door_words, dram_size
 from systolab.sim.memory import ExternalMemory
 
 TINY = get_chip("sl-tiny")
@@ -21,8 +22,19 @@ W = 16
 
 @pytest.mark.parametrize("word, rate", [(16, 12.0), (16, 16.0), (32, 3.0), (32, 2.0), (128, 25.6), (16, 0.1),
                                         (64, 40.0), (16, 100.0)])
-def test_credit_spacing_is_the_models_beat_spacing(word, rate):
-    assert credit_spacing(word, rate) == beat_spacing(word, rate)
+def test_beat_spacing_is_the_python_memorys_credit(word, rate):
+    """The spacing the cycle model and the simulated DRAM take (``systolab.blocking``) is the
+    one the independent Python memory model steps to: a long read, drained every cycle."""
+    mem = ExternalMemory(64 * word, latency=1, bytes_per_cycle=rate)
+    mem.start_port(word)
+    idle = dict(rd_cmd_addr=0, wr_cmd_valid=0, wr_cmd_addr=0, wr_cmd_beats=0, wr_data_valid=0, wr_data=0,
+                wr_strobe=0)
+    beats = []
+    for cycle in range(40 * beat_spacing(word, rate) + 8):
+        if mem.drive()["rd_data_valid"]:
+            beats.append(cycle)
+        mem.observe(rd_cmd_valid=int(cycle == 0), rd_cmd_beats=32, rd_data_ready=1, **idle)
+    assert len(beats) >= 8 and set(np.diff(beats[1:])) == {beat_spacing(word, rate)}
 
 
 def test_dram_size_is_a_power_of_two_that_holds_the_plan():
@@ -191,7 +203,7 @@ def test_ports_match_the_python_memory_cycle_for_cycle(rate, latency):
     py = [Requester(ch, *scripts[ch]) for ch in range(2)]
     expected = _python_trace(mem, mem.ports(2, rate), py, cycles)
     hdl = [Requester(ch, *scripts[ch]) for ch in range(2)]
-    dut = SimDram(channels=2, beat_bytes=W, size_bytes=size, latency=latency, spacing=credit_spacing(W, rate),
+    dut = SimDram(channels=2, beat_bytes=W, size_bytes=size, latency=latency, spacing=beat_spacing(W, rate),
                   queue_depth=8, verilog=False)
     got, violations = _hdl_trace(dut, image, allowed, hdl, cycles)
     assert all(not r.reads and not r.beats for r in py), "the script did not finish: more cycles"

@@ -39,7 +39,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ...blocking import REJECT, Blocking, blocking_status, dram_beats, slice_words
+from ...blocking import REJECT, Blocking, beat_spacing, blocking_status, dram_beats, slice_words
 from ...checks import check_chip, check_int
 from ...errors import UserError
 from ..core.perf import MemorySystem, core_counters, core_cycles
@@ -137,19 +137,6 @@ class _Dram:
         """``n`` beats back to back from ``first``: the cycle of the last one."""
         self.last = first + (n - 1) * self.spacing
         return self.last
-
-
-@lru_cache(maxsize=64)
-def beat_spacing(word: int, bytes_per_cycle: float) -> int:
-    """Cycles between back-to-back beats of ``word`` bytes on a channel of
-    ``bytes_per_cycle``, from the credit's own float arithmetic."""
-    if bytes_per_cycle >= word:
-        return 1
-    credit, cycles = 0.0, 0
-    while credit < word:
-        credit = min(credit + bytes_per_cycle, max(word, bytes_per_cycle))
-        cycles += 1
-    return cycles
 
 
 def _extent(origin: int, total: int, block: int) -> int:
