@@ -113,3 +113,5 @@ def test_ep_at_the_goodput_point_and_in_fleets(capsys):
     assert out["rows"][0]["output_tokens_per_s"] != pytest.approx(plain_row["output_tokens_per_s"], rel=1e-3)
     assert main([*fleet_args, "--ep", "3"]) == 2         # the question's error, not one device's
     assert json.loads(capsys.readouterr().out)["parameter"] == "ep"
+    assert main([*fleet_args, "--runtime", "nope"]) == 2
+    assert json.loads(capsys.readouterr().out)["parameter"] == "runtime"

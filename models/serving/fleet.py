@@ -18,6 +18,7 @@ from ...errors import UserError
 from ..cost.pricing import cost_inputs
 from ..cost.tco import MAX_BUDGET_USD, deploy
 from ..frames import data_frame
+from ..gpu.runtime import get_runtime
 from ..gpu.specs import is_gpu
 from ..workloads.catalog import DecoderShape
 from .batching import BatchingOptions
@@ -156,6 +157,8 @@ def fleet(devices: list, model: str | DecoderShape, *, isl: int, osl: int, batch
     # parallelism the model cannot take is the question's error, not one device's
     pp = check_int("pp", pp, hi=1 << 20)
     ep = check_int("ep", ep, hi=1 << 20)
+    if runtime is not None:                    # an unknown runtime is the question's error, not one device's
+        get_runtime(runtime)
     check_parallelism(shape, check_int("tp", tp, hi=1 << 20) if tp is not None else ep, pp, ep)
     if not devices or isinstance(devices, str):
         raise UserError("device: give a list of at least one device", parameter="device")
