@@ -50,6 +50,7 @@ from ..gpu.runtime import RUNTIMES_FILE
 from ..specs import DATA_DIR, load_yaml
 from ..validation import HeldOutSummary, check_accepted, summarise
 from ..workloads.catalog import get_llm
+from .finite_replay import finite_runs, measured_run_plan
 from .model import SERVING_FILE, GpuParams, GpuServing, Precision, combine, moe_run, serve, serving_plan
 
 MEASUREMENTS_FILE = DATA_DIR / "serving_measurements.csv"
@@ -138,15 +139,22 @@ def _replay(m: Measurement) -> _Replay:
     dev = GpuServing(m.gpu_id, m.dtype, runtime=m.runtime)      # the runtime's own all-reduce, if it declares one
     shape = get_llm(m.model)
     prec = Precision(m.dtype, m.kv_dtype)
-    plan = serving_plan(shape, isl=m.isl, osl=m.osl, seqs=m.batch, static=not in_flight(m), tp=m.tp, pp=1,
-                        prec=prec, kv_shared=m.kv_shared, moe=moe_run(m.runtime, m.source))
+    tokens = m.batch * m.osl / m.tp
+    run = finite_runs().get(m.id)
+    if run is not None:     # a finite run (serving.yaml: finite_runs): its own requests through its runtime's scheduler
+        plan, sched = measured_run_plan(run, m.runtime, m.gpu_id, shape, tp=m.tp, prec=prec, kv_shared=m.kv_shared,
+                                        moe=moe_run(m.runtime, m.source))
+        tokens = sched.output_tokens / m.tp
+    else:
+        plan = serving_plan(shape, isl=m.isl, osl=m.osl, seqs=m.batch, static=not in_flight(m), tp=m.tp, pp=1,
+                            prec=prec, kv_shared=m.kv_shared, moe=moe_run(m.runtime, m.source))
     blocks, total, ttft = [], [], []
     for (w, ops), c in zip(plan["steps"], plan["ttft"]):
         t = dev.terms(ops, m.tp)
         blocks.append(t)
         total.append(np.full(len(t), w))
         ttft.append(np.full(len(t), c))
-    return _Replay(np.vstack(blocks), np.concatenate(total), np.concatenate(ttft), m.batch * m.osl / m.tp)
+    return _Replay(np.vstack(blocks), np.concatenate(total), np.concatenate(ttft), tokens)
 
 
 @reads_fit
