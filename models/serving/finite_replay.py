@@ -52,7 +52,8 @@ class FiniteRun:
     """How a measured run drew its requests (``serving.yaml: finite_runs``): ``prompts``
     requests, lengths uniform from ``range_ratio`` x the nominal to ``input_len`` and
     ``output_len``, drawn by ``sampler`` (``bench_serving``: the harness's own generator,
-    which reproduces the run's lengths; ``default_rng``: numpy's) from ``seed``."""
+    which reproduces the run's lengths; ``default_rng``: numpy's) from ``seed``; ``reported``: the
+    duration and latencies the run reported, in seconds (to compare with, never fitted)."""
 
     id: str
     prompts: int
@@ -62,6 +63,7 @@ class FiniteRun:
     sampler: str
     seed: int
     source: str
+    reported: tuple[tuple[str, float], ...] = ()    # the run's own duration and latencies (s), never fitted
 
     def lengths(self) -> tuple[np.ndarray, np.ndarray]:
         return run_lengths(self)
@@ -89,7 +91,8 @@ def finite_runs(path: str = str(SERVING_FILE)) -> dict[str, FiniteRun]:
                                   int(need(path, where, e, "output_len", int, positive=True)),
                                   float(need(path, where, e, "range_ratio", (int, float))),
                                   str(need(path, where, e, "sampler", str)), int(need(path, where, e, "seed", int)),
-                                  str(need(path, where, e, "source", str)))
+                                  str(need(path, where, e, "source", str)),
+                                  tuple((str(k), float(v)) for k, v in (e.get("reported") or {}).items()))
     return out
 
 
