@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -217,17 +217,31 @@ def _stack() -> _Stack:
                   np.array([m.metric == "ttft_s" for m in ms]))
 
 
+@reads_fit
+@lru_cache(maxsize=4)
+def _sub_stack(which: tuple[int, ...]) -> _Stack:
+    """The stack of the measurements ``which`` only (distinct, in that order): a fit evaluates the
+    rows it fits, not the held-out ones (a finite run's hundreds of steps included)."""
+    st = _stack()
+    pos = np.full(len(st.tokens), -1)
+    pos[list(which)] = np.arange(len(which))
+    keep = pos[st.owner] >= 0
+    return _Stack(st.terms[keep], pos[st.owner[keep]], st.runtime[keep], st.total[keep], st.ttft[keep],
+                  st.tokens[list(which)], st.is_ttft[list(which)])
+
+
 def predict(theta: np.ndarray, which: list[int] | None = None) -> np.ndarray:
     """Each measurement's modelled value (its metric's unit) at parameters ``theta``
-    (the order of :func:`bounds`)."""
-    st = _stack()
+    (the order of :func:`bounds`), of the measurements ``which`` (default all), in that order."""
+    distinct = which is not None and len(set(which)) == len(which)
+    st = _sub_stack(tuple(int(i) for i in which)) if distinct and which is not None else _stack()
     # combine() with no per-kernel cost, then each operator's own runtime's cost
     sec = combine(st.terms, np.array([theta[0], theta[1], theta[2], 0.0])) + st.terms[:, 3] * np.asarray(theta)[3:][st.runtime]
     n = len(st.tokens)
     ttft = np.bincount(st.owner, weights=st.ttft * sec, minlength=n)
     total = np.bincount(st.owner, weights=st.total * sec, minlength=n)
     out = np.where(st.is_ttft, ttft, st.tokens / total)
-    return out if which is None else out[list(which)]
+    return out if which is None or distinct else out[list(which)]
 
 
 def _loss(theta: np.ndarray, idx: list[int], measured: np.ndarray) -> float:
