@@ -174,6 +174,11 @@ def test_bad_input_names_the_parameter():
         simulate(cfg, [10, 20], [5])
     assert exc.value.parameter == "isl"
     with pytest.raises(UserError) as exc:
+        simulate(cfg, [10.5], [5])
+    assert exc.value.parameter == "isl"
+    with pytest.raises(TypeError):
+        simulate({"pool_tokens": 1000}, [10], [5])
+    with pytest.raises(UserError) as exc:
         simulate(replace(cfg, admission="greedy"), [10], [5])
     assert exc.value.parameter == "admission"
     with pytest.raises(UserError) as exc:

@@ -3,6 +3,8 @@ goodput under latency targets, and the power model's check against measurements.
 from .batching import BatchingOptions, Schedule
 from .collectives import AllReduce, Link, all_reduce_seconds, gpu_link, runtime_all_reduce
 from .disaggregated import DisaggregatedResult, disaggregated
+from .finite_replay import FiniteRun, FiniteThroughput, finite_runs, finite_throughput, runtime_scheduler
+from .finite_run import FiniteSchedule, SchedulerConfig, bench_serving_lengths, draw_lengths, simulate
 from .fleet import Fleet, FleetRow, fleet
 from .formats import check_chip_dtype, default_kv_dtype, format_notes
 from .goodput import Goodput, GoodputPoint, Targets, goodput, plot_goodput
@@ -18,3 +20,5 @@ __all__ = ["BatchingOptions", "disaggregated", "DisaggregatedResult", "KvCache",
            "Fleet", "fleet", "FleetRow", "Goodput", "goodput", "GoodputPoint", "plot_goodput", "power_fit_report",
            "serve", "serve_auto", "ServingResult", "Targets", "MoeRun", "moe_run", "ROUTINGS"]
 __all__ += ["AllReduce", "all_reduce_seconds", "gpu_link", "Link", "runtime_all_reduce"]
+__all__ += ["bench_serving_lengths", "draw_lengths", "FiniteRun", "finite_runs", "FiniteSchedule", "finite_throughput",
+            "FiniteThroughput", "runtime_scheduler", "SchedulerConfig", "simulate"]

@@ -68,6 +68,11 @@ class FiniteRun:
     def lengths(self) -> tuple[np.ndarray, np.ndarray]:
         return run_lengths(self)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "prompts": self.prompts, "input_len": self.input_len, "output_len": self.output_len,
+                "range_ratio": self.range_ratio, "sampler": self.sampler, "seed": self.seed, "source": self.source,
+                "reported": dict(self.reported)}
+
 
 def run_lengths(run: FiniteRun) -> tuple[np.ndarray, np.ndarray]:
     """The prompt and output lengths of ``run``'s requests."""

@@ -407,12 +407,25 @@ class _Run:
         self.peak_pool = max(self.peak_pool, self.cfg.pool_tokens - self.free)
 
 
+def _whole(name: str, v: Any) -> np.ndarray:
+    """``v`` as an array of whole numbers (a :class:`UserError` naming ``name`` otherwise)."""
+    try:
+        a = np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        raise UserError(f"{name}: a sequence of whole numbers of tokens", parameter=name) from None
+    if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
+        raise UserError(f"{name}: a sequence of whole numbers of tokens", parameter=name)
+    return a.astype(np.int64)
+
+
 def simulate(config: SchedulerConfig, isl: Any, osl: Any) -> FiniteSchedule:
     """Step ``N`` requests (prompt lengths ``isl``, output lengths ``osl``: sequences of
     ``N`` whole numbers, all queued at the start) through the scheduler ``config`` until
     every one has finished; the steps it ran (:class:`FiniteSchedule`). Deterministic."""
+    if not isinstance(config, SchedulerConfig):
+        raise TypeError(f"config must be a SchedulerConfig, not {type(config).__name__}")
     cfg = config.checked()
-    isl_a, osl_a = np.asarray(isl), np.asarray(osl)
+    isl_a, osl_a = _whole("isl", isl), _whole("osl", osl)
     if isl_a.ndim != 1 or isl_a.shape != osl_a.shape or not len(isl_a):
         raise UserError("isl: prompt and output lengths must be two equally long, non-empty sequences",
                         parameter="isl")
