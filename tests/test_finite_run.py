@@ -67,6 +67,9 @@ def test_the_replay_is_deterministic():
     for field in ("kind", "count", "decode_seqs", "decode_ctx", "prefill_tokens", "prefill_pairs", "first_block"):
         assert np.array_equal(getattr(s1, field), getattr(s2, field))
     assert s1.to_dict() == s2.to_dict()
+    frame = s1.to_frame()
+    assert len(frame) == len(s1.kind) and int(frame["steps"].sum()) == s1.steps
+    assert set(frame["kind"]) <= {"prefill", "decode", "mixed"}
 
 
 @pytest.mark.parametrize("admission", ["peak", "ratio"])

@@ -42,12 +42,16 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...checks import check_int, check_real
 from ...errors import UserError
+from ..frames import data_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ADMISSIONS", "FiniteSchedule", "SchedulerConfig", "bench_serving_lengths", "draw_lengths", "simulate"]
 
@@ -152,6 +156,16 @@ class FiniteSchedule:
         """Decoding requests per decode step, averaged over decode steps."""
         sel = self.kind == DECODE
         return float((self.count[sel] * self.decode_seqs[sel]).sum() / max(1, self.count[sel].sum()))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per block of identical steps: its kind, steps and per-step figures."""
+        kinds = {PREFILL: "prefill", DECODE: "decode", MIXED: "mixed"}
+        return data_frame({"kind": kinds[int(k)], "steps": int(c), "decode_seqs": float(d), "decode_ctx": float(x),
+                           "prefill_tokens": float(t), "prefill_seqs": float(q), "prefill_pairs": float(p),
+                           "prefill_ctx": float(y), "heads": float(h)}
+                          for k, c, d, x, t, q, p, y, h in zip(self.kind, self.count, self.decode_seqs, self.decode_ctx,
+                                                               self.prefill_tokens, self.prefill_seqs,
+                                                               self.prefill_pairs, self.prefill_ctx, self.heads))
 
     def to_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
