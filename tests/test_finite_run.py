@@ -115,7 +115,7 @@ def test_a_finite_run_converges_to_the_steady_state_as_it_grows():
     """Fixed lengths, mixed steps and the steady state's token budget: the longer the run, the
     smaller the ramp and the drain, and the closer the finite run's throughput comes to the
     steady-state model's at the same concurrency."""
-    model, C, budget, isl, osl = get_llm("llama3-8b"), 64, 2048, 256, 128
+    model, C, budget, isl, osl = "llama3-8b", 64, 2048, 256, 128
     steady = serve("h100-sxm", model, isl=isl, osl=osl, concurrency=C, chunk_tokens=budget, dtype="fp8_e4m3")
     cfg = SchedulerConfig(pool_tokens=10_000_000, max_running=C, chunk_tokens=budget, mixed=True)
     errs = []
@@ -190,3 +190,8 @@ def test_bad_input_names_the_parameter():
     with pytest.raises(UserError) as exc:
         bench_serving_lengths(10, 100, 100, range_ratio=1.5)
     assert exc.value.parameter == "range_ratio"
+    with pytest.raises(UserError) as exc:
+        finite_throughput("h100-sxm", "llama3-8b", isl=[10], osl=[5], tp=0, dtype="fp8_e4m3", scheduler=cfg)
+    assert exc.value.parameter == "tp"
+    with pytest.raises(TypeError):
+        finite_throughput("h100-sxm", 8, isl=[10], osl=[5], tp=1, dtype="fp8_e4m3", scheduler=cfg)

@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from ...checks import check_int
 from ...errors import UserError
 from ..gpu.runtime import RUNTIMES_FILE
 from ..gpu.specs import get_gpu
 from ..specs import load_yaml, need
+from ..workloads.catalog import get_llm
 from ..workloads.shapes import DecoderShape
 from .batching import with_heads
 from .finite_run import DECODE, PREFILL, FiniteSchedule, SchedulerConfig, bench_serving_lengths, draw_lengths, simulate
@@ -276,17 +278,22 @@ def time_schedule(sched: FiniteSchedule, block_step: np.ndarray, step_s: np.ndar
                             float(np.mean(end[sched.last_block])), sched)
 
 
-def finite_throughput(gpu_id: str, model: DecoderShape, *, isl: Any, osl: Any, tp: int, dtype: str,
+def finite_throughput(gpu_id: str, model: str | DecoderShape, *, isl: Any, osl: Any, tp: int, dtype: str,
                       scheduler: SchedulerConfig, runtime: str | None = None, kv_dtype: str | None = None,
                       theta: np.ndarray | None = None) -> FiniteThroughput:
     """Replay requests of prompt lengths ``isl`` and output lengths ``osl`` (all queued at once)
-    through ``scheduler`` on ``tp`` GPUs ``gpu_id`` serving ``model`` in ``dtype`` under
+    through ``scheduler`` on ``tp`` GPUs ``gpu_id`` serving ``model`` (a catalogue name or a
+    :class:`~systolab.models.workloads.shapes.DecoderShape`) in ``dtype`` under
     ``runtime``, at the device parameters ``theta`` (:class:`~.model.GpuParams` order; default
     the stored fit's): makespan, output tokens/s per device and the latencies."""
+    shape = get_llm(model) if isinstance(model, str) else model
+    if not isinstance(shape, DecoderShape):
+        raise TypeError(f"model must be a model name or a DecoderShape, not {type(model).__name__}")
+    check_int("tp", tp, hi=1024)
     prec = Precision(dtype, kv_dtype or dtype)
     dev = GpuServing(gpu_id, dtype, runtime=runtime)
     sched = simulate(scheduler, isl, osl)
-    plan = finite_plan(_ops_of(model, tp, prec, True), sched)
+    plan = finite_plan(_ops_of(shape, tp, prec, True), sched)
     th = dev.params.as_array() if theta is None else np.asarray(theta, float)
     step_s = np.array([float(combine(dev.terms(ops, tp), th).sum()) for _, ops in plan["steps"]])
     return time_schedule(sched, plan["block_step"], step_s, tp)
