@@ -133,7 +133,19 @@ def test_the_recorded_leave_one_source_out_error_is_the_stored_fits():
     s = sf.leave_one_source_out()
     assert s.n == stored["n"] == len(sf.measurements())
     assert s.median_abs_error_pct == pytest.approx(stored["median_abs_error_pct"], abs=0.2)
-    assert s.median_abs_error_pct <= 8 and s.worst_source.median_abs_error_pct <= 20
+    assert s.median_abs_error_pct <= 8
+    fitted = [x for x in s.sources if x.source not in sf.check_only_sources()]
+    assert fitted and max(x.median_abs_error_pct for x in fitted) <= 20
+    assert {x.source: round(x.median_abs_error_pct, 3) for x in s.sources} == \
+        {k: v["median_abs_error_pct"] for k, v in stored["sources"].items()}
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 31's 'no source above 20 %' is not met: SGLang's check-only "
+                                       "source is held out at 32.5 % (benchmarks/README.md, Targets)")
+def test_no_source_of_the_serving_measurements_is_held_out_above_20_percent():
+    stored = load_yaml(fit_file())["leave_one_source_out"]
+    assert max(v["median_abs_error_pct"] for v in stored["sources"].values()) <= 20
 
 
 def test_every_runtime_of_the_measurements_reproduces_its_rows_through_serve():
