@@ -18,6 +18,9 @@ process, steadier on a shared machine); ``fixed_s``: the rest of a run.
 
     python benchmarks/sim_speed.py [--sizes 4 8 16] [--sims verilator icarus amaranth]
     python benchmarks/sim_speed.py --chip sl-small [--harness hdl:fast hdl:fast:gpi hdl:O0 python:O0] [--gemm 128x128x256]
+
+Besides ``VERILATOR_OPT``'s levels, ``--harness`` takes the trial levels of
+:data:`TRIAL_OPT` (measured here, not used by the runner).
 """
 from __future__ import annotations
 
@@ -29,6 +32,16 @@ import tempfile
 import time
 
 import numpy as np
+
+_FAST_ARGS = ["--x-assign", "fast", "--x-initial", "fast"]
+#: Optimisation levels tried on the chip (make flags, Verilator arguments), beside the
+#: runner's (``sim/runner.py: VERILATOR_OPT``); each builds in a folder of its own name.
+TRIAL_OPT = {
+    "O3": ("OPT_FAST=-O3 OPT_SLOW=-O0 OPT_GLOBAL=-O0", _FAST_ARGS),
+    "native": (r"OPT_FAST=-O2\ -march=native OPT_SLOW=-O0 OPT_GLOBAL=-O0", _FAST_ARGS),
+    "O3native": (r"OPT_FAST=-O3\ -march=native OPT_SLOW=-O0 OPT_GLOBAL=-O0", _FAST_ARGS),
+    "O1": ("OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O0", _FAST_ARGS),
+}
 
 
 def main() -> None:
@@ -87,8 +100,10 @@ def chip_speed(name: str, harnesses: list[str], gemm: tuple[int, int, int], coun
     import systolab as sl
     from systolab.sim.chip_bench import random_products
     from systolab.sim.chip_plan import ChipPlan
-    from systolab.sim.runner import run_chip_plan_hdl
+    from systolab.sim.runner import VERILATOR_OPT, run_chip_plan_hdl
 
+    for level, flags in TRIAL_OPT.items():
+        VERILATOR_OPT.setdefault(level, flags)
     chip = sl.get_chip(name)
     M, N, K = gemm
     blk = sl.map_gemm(chip, M, N, K, search="exhaustive").blocking
