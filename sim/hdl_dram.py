@@ -119,7 +119,8 @@ def write_load_files(folder: Path, image: np.ndarray, writable: np.ndarray, beat
 
 def read_dump_file(folder: Path, beat_bytes: int) -> np.ndarray:
     """The bytes (uint8) of the rows a bulk read-back wrote (:data:`DUMP_FILE` in ``folder``)."""
-    words = [line for line in (folder / DUMP_FILE).read_text().split() if not line.startswith(("@", "//"))]
+    lines = (line.strip() for line in (folder / DUMP_FILE).read_text().splitlines())
+    words = [line for line in lines if line and not line.startswith(("@", "//"))]
     rows = np.frombuffer(bytes.fromhex("".join(w.rjust(2 * beat_bytes, "0") for w in words)), np.uint8)
     return rows.reshape(-1, beat_bytes)[:, ::-1].reshape(-1)
 
