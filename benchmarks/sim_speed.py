@@ -41,6 +41,8 @@ TRIAL_OPT = {
     "native": (r"OPT_FAST=-O2\ -march=native OPT_SLOW=-O0 OPT_GLOBAL=-O0", _FAST_ARGS),
     "O3native": (r"OPT_FAST=-O3\ -march=native OPT_SLOW=-O0 OPT_GLOBAL=-O0", _FAST_ARGS),
     "O1": ("OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O0", _FAST_ARGS),
+    "rt2": ("OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-O2", _FAST_ARGS),
+    "rt2native": (r"OPT_FAST=-O2\ -march=native OPT_SLOW=-O0 OPT_GLOBAL=-O2\ -march=native", _FAST_ARGS),
 }
 
 

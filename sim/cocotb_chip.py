@@ -9,7 +9,7 @@ Two harnesses, the same contract (``plan.dram``):
 
 * ``"hdl"`` (the design is :class:`~systolab.sim.hdl_dram.SimChip`): the DRAM is in the
   simulated design; per case the bench writes the DRAM image to files the design loads in
-  one cycle (``$readmemh``), arms the stall generators, submits the descriptor, sleeps
+  one cycle (``$fread``), arms the stall generators, submits the descriptor, sleeps
   until ``done`` and has the design write C's rows to a file in one cycle (``$writememh``).
   Python wakes a dozen times per case, never once per cycle. On Verilator the design
   toggles its clock itself (``SYSTOLAB_CLOCK_INSIDE``, :mod:`systolab.sim.sim_top`), so

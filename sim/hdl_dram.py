@@ -25,8 +25,8 @@ beat, and so equal the chip's cycle model (``models/chip/perf.py``).
 
 The storage is a Verilog array written here (:class:`_Ram`, appended to the generated
 Verilog: Amaranth's memories emit one initial line per word). In a Verilog simulator the
-bench loads it in one cycle from files (``$readmemh``/``$readmemb`` of :data:`LOAD_FILES`,
-written by :func:`write_load_files`) and reads a range of rows back in one cycle into
+bench loads it in one cycle from files (``$fread`` of :data:`LOAD_FILES`, written by
+:func:`write_load_files`) and reads a range of rows back in one cycle into
 :data:`DUMP_FILE` (``$writememh``, read by :func:`read_dump_file`): the ``bulk`` ports.
 In Amaranth's simulator (no file tasks) a back door loads it a block of rows
 (:data:`BACK_DOOR_BYTES` and their ``writable`` bits) per cycle and reads it back a block
@@ -93,9 +93,12 @@ def back_door_words(image: np.ndarray, writable: np.ndarray, beat_bytes: int) ->
             for i in range(n // block)]
 
 
-#: The files a bulk load reads, in the simulator's working folder: the bytes (``$readmemh``,
-#: a row a line) and their ``writable`` bits (``$readmemb``, a row a line, one bit a byte).
-LOAD_FILES = ("systolab_dram.hex", "systolab_dram_writable.bin")
+#: The files a bulk load reads (``$fread``: binary, row after row, each row's most
+#: significant byte first), in the simulator's working folder: the bytes, and their
+#: ``writable`` bits (one a byte, a row's bits in whole bytes). Binary, not ``$readmemh``:
+#: Verilator parses text a character at a time, shifting the whole row for each (a
+#: fifth of a 17,691-cycle GEMM's time on sl-small).
+LOAD_FILES = ("systolab_dram.bin", "systolab_dram_writable.bin")
 #: The file a bulk read-back writes (``$writememh``, a row a line), in the same folder.
 DUMP_FILE = "systolab_dram_dump.hex"
 
@@ -105,16 +108,13 @@ def write_load_files(folder: Path, image: np.ndarray, writable: np.ndarray, beat
     (rows of ``beat_bytes``): ``image`` (uint8) and ``writable`` (bool, a byte each), zero
     and not writable past them."""
     W = beat_bytes
-    data, bits = np.zeros(rows * W, np.uint8), np.zeros(rows * W, np.uint8)
+    data, bits = np.zeros(rows * W, np.uint8), np.zeros(rows * W, bool)
     n = min(len(image), rows * W)
     data[:n], bits[:n] = image[:n], writable[:n]
-    # a line a row, its most significant byte (the last) first
-    hexed = np.frombuffer(data.reshape(rows, W)[:, ::-1].tobytes().hex().encode(), np.uint8).reshape(rows, 2 * W)
-    binary = bits.reshape(rows, W)[:, ::-1] + ord("0")
-    for name, text in zip(LOAD_FILES, (hexed, binary)):
-        lines = np.empty((rows, text.shape[1] + 1), np.uint8)
-        lines[:, :-1], lines[:, -1] = text, ord("\n")
-        (folder / name).write_bytes(lines.tobytes())
+    pad = -W % 8                                   # a row's bits in whole bytes, zero above
+    msb_first = np.concatenate([np.zeros((rows, pad), bool), bits.reshape(rows, W)[:, ::-1]], axis=1)
+    (folder / LOAD_FILES[0]).write_bytes(data.reshape(rows, W)[:, ::-1].tobytes())
+    (folder / LOAD_FILES[1]).write_bytes(np.packbits(msb_first, axis=1).tobytes())
 
 
 def read_dump_file(folder: Path, beat_bytes: int) -> np.ndarray:
@@ -157,12 +157,13 @@ class _Ram:
         self.name, self.width, self.abits = name, width, abits
         self.reads: list = []
         self.writes: list = []
-        self.load: tuple[str, str, Signal] | None = None       # (file, "h" or "b", load strobe)
+        self.load: tuple[str, Signal] | None = None            # (file, load strobe)
         self.dump: tuple[str, Signal, Signal, Signal] | None = None  # (file, strobe, first row, last row)
 
-    def load_from(self, file: str, radix: str, strobe) -> None:
-        """In a cycle ``strobe`` is high, load ``file`` (``$readmem<radix>``) from row 0."""
-        self.load = (file, radix, strobe)
+    def load_from(self, file: str, strobe) -> None:
+        """In a cycle ``strobe`` is high, load ``file`` (``$fread``: binary, each row's most
+        significant byte first) from row 0."""
+        self.load = (file, strobe)
 
     def dump_to(self, file: str, strobe, first, last) -> None:
         """In a cycle ``strobe`` is high, write rows ``first`` to ``last`` to ``file`` (``$writememh``)."""
@@ -194,7 +195,7 @@ class _Ram:
         m.d.comb += [out.eq(rdata[i * self.width:(i + 1) * self.width]) for i, (_, out) in enumerate(self.reads)]
         bulk = {}
         if self.load is not None:
-            bulk["i_load"] = self.load[2]
+            bulk["i_load"] = self.load[1]
         if self.dump is not None:
             _, strobe, first, last = self.dump
             bulk.update(i_dump=strobe, i_dump_first=first[:self.abits], i_dump_last=last[:self.abits])
@@ -207,9 +208,10 @@ class _Ram:
         """(port declarations, statements on the clock's edge) of the file load and dump."""
         ports, body = [], []
         if self.load is not None:
-            file, radix, _ = self.load
             ports.append("  input wire load,")
-            body.append(f'    if (load) $readmem{radix}("{file}", mem);')
+            body += ["    if (load) begin", f'      fd = $fopen("{self.load[0]}", "rb");',
+                     f'      if (fd == 0) $fatal(1, "cannot open {self.load[0]}");',
+                     "      got = $fread(mem, fd);", "      $fclose(fd);", "    end"]
         if self.dump is not None:
             ab = self.abits
             ports += ["  input wire dump,", f"  input wire [{ab - 1}:0] dump_first,",
@@ -224,7 +226,7 @@ class _Ram:
         lines = [f"module {self.name}(", "  input wire clk,", *bulk_ports, f"  input wire [{nr * ab - 1}:0] raddr,",
                  f"  output wire [{nr * w - 1}:0] rdata,", f"  input wire [{nw * ab - 1}:0] waddr,",
                  f"  input wire [{nw * w - 1}:0] wdata,", f"  input wire [{nen - 1}:0] wen", ");",
-                 f"  reg [{w - 1}:0] mem [0:{(1 << ab) - 1}];", "  integer i;",
+                 f"  reg [{w - 1}:0] mem [0:{(1 << ab) - 1}];", "  integer i, fd, got;",
                  f"  initial for (i = 0; i < {1 << ab}; i = i + 1) mem[i] = {w}'d0;"]
         lines += [f"  assign rdata[{r * w + w - 1}:{r * w}] = mem[raddr[{r * ab + ab - 1}:{r * ab}]];"
                   for r in range(nr)]
@@ -336,8 +338,8 @@ class SimDram(wiring.Component):
         # per channel: its violations this cycle (bytes) and the address of its beat
         hits = [self._channel(m, ch, store, writable, now) for ch in range(self._C)]
         if self._bulk:
-            store.load_from(LOAD_FILES[0], "h", self.bulk_load)
-            writable.load_from(LOAD_FILES[1], "b", self.bulk_load)
+            store.load_from(LOAD_FILES[0], self.bulk_load)
+            writable.load_from(LOAD_FILES[1], self.bulk_load)
             store.dump_to(DUMP_FILE, self.bulk_read, self.bulk_first, self.bulk_last)
         else:
             self._back_door(m, store, writable)

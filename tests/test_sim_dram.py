@@ -64,26 +64,28 @@ def test_dram_image_is_the_python_layout_and_c_reads_back_alike():
         assert c_of(chip, window, desc, p, start=at - 40) == c.tolist()
 
 
-def test_bulk_load_files_are_the_image_a_row_a_line(tmp_path):
-    # $readmemh reads a line per row, its most significant digit first: row r is bytes
-    # r*W .. r*W + W - 1 of DRAM, the last byte leftmost; $readmemb the writable bits alike
+@pytest.mark.parametrize("beat", [16, 4])
+def test_bulk_load_files_are_the_image_row_after_row(tmp_path, beat):
+    # $fread fills row after row, each from its most significant byte: row r is bytes
+    # r*W .. r*W + W - 1 of DRAM, the last byte first; the writable bits alike, in whole bytes
     from systolab.sim.hdl_dram import LOAD_FILES, write_load_files
 
     rng = np.random.default_rng(1)
-    image = rng.integers(0, 256, 5 * W + 3).astype(np.uint8)
-    writable = rng.random(5 * W + 3) < 0.5
-    write_load_files(tmp_path, image, writable, W, rows=8)          # past the image: zero, not writable
-    hexed = (tmp_path / LOAD_FILES[0]).read_text().splitlines()
-    bits = (tmp_path / LOAD_FILES[1]).read_text().splitlines()
-    assert len(hexed) == len(bits) == 8 and {len(line) for line in hexed} == {2 * W}
-    padded = np.zeros(8 * W, np.uint8)
+    image = rng.integers(0, 256, 5 * beat + 3).astype(np.uint8)
+    writable = rng.random(5 * beat + 3) < 0.5
+    write_load_files(tmp_path, image, writable, beat, rows=8)       # past the image: zero, not writable
+    data, bits = (tmp_path / LOAD_FILES[0]).read_bytes(), (tmp_path / LOAD_FILES[1]).read_bytes()
+    per_row = -(-beat // 8)
+    assert len(data) == 8 * beat and len(bits) == 8 * per_row
+    padded = np.zeros(8 * beat, np.uint8)
     padded[:len(image)] = image
-    assert [int(line, 16) for line in hexed] == [int.from_bytes(padded[r * W:(r + 1) * W].tobytes(), "little")
-                                                 for r in range(8)]
-    allowed = np.zeros(8 * W, bool)
+    allowed = np.zeros(8 * beat, bool)
     allowed[:len(writable)] = writable
-    assert [int(line, 2) for line in bits] == [sum(int(b) << i for i, b in enumerate(allowed[r * W:(r + 1) * W]))
-                                               for r in range(8)]
+    for r in range(8):
+        assert int.from_bytes(data[r * beat:(r + 1) * beat], "big") == \
+            int.from_bytes(padded[r * beat:(r + 1) * beat].tobytes(), "little")
+        assert int.from_bytes(bits[r * per_row:(r + 1) * per_row], "big") == \
+            sum(int(b) << i for i, b in enumerate(allowed[r * beat:(r + 1) * beat]))
 
 
 def test_bulk_read_back_decodes_writememh_rows(tmp_path):
@@ -116,7 +118,7 @@ def test_the_simulated_drams_verilog_loads_and_dumps_its_storage_by_file():
 
     dram = SimDram(channels=2, beat_bytes=W, size_bytes=4096, latency=3, spacing=1, queue_depth=4, bulk=True)
     text = verilog.convert(dram, name="dram", emit_src=False) + "".join(ram.verilog() for ram in dram.rams)
-    assert f'$readmemh("{LOAD_FILES[0]}", mem)' in text and f'$readmemb("{LOAD_FILES[1]}", mem)' in text
+    assert all(f'$fopen("{name}", "rb")' in text for name in LOAD_FILES) and text.count("$fread(mem, fd)") == 2
     assert text.count(f'$writememh("{DUMP_FILE}", mem, dump_first, dump_last)') == 1    # the bytes only
     assert "ld_word" not in text and "rb_data" not in text
 
