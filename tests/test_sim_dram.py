@@ -412,3 +412,19 @@ def test_messages_pass_plain_fields_through_and_rebuild_nested_ones():
     back = ChipPlan.from_json(plan.to_json())
     assert back == plan and isinstance(back.cases[0].products[1], Matrices)
     assert back.cases[0].products[1].a == plan.cases[0].products[1].a
+
+
+def test_chip_verilog_is_generated_once_per_fingerprint(tmp_path, monkeypatch):
+    # another optimisation level or DRAM folder of the same design reads it from the cache
+    from systolab.sim.runner import shared_verilog, verilog_cache
+
+    monkeypatch.setenv("SYSTOLAB_CACHE", str(tmp_path))
+    calls = []
+
+    def make():
+        calls.append(1)
+        return f"module m{len(calls)}; endmodule\n"
+
+    assert shared_verilog("f1", make) == shared_verilog("f1", make) == "module m1; endmodule\n"
+    assert calls == [1] and (verilog_cache() / "f1.v").read_text() == "module m1; endmodule\n"
+    assert shared_verilog("f2", make) == "module m2; endmodule\n" and len(calls) == 2
