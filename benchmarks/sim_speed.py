@@ -43,6 +43,7 @@ TRIAL_OPT = {
     "O1": ("OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O0", _FAST_ARGS),
     "rt2": ("OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-O2", _FAST_ARGS),
     "rt2native": (r"OPT_FAST=-O2\ -march=native OPT_SLOW=-O0 OPT_GLOBAL=-O2\ -march=native", _FAST_ARGS),
+    "v3": ("OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-O2", [*_FAST_ARGS, "-O3"]),
 }
 
 

@@ -429,7 +429,9 @@ def _cocotb_run(folder: Path, simulator: str, *, verilog: Path, top: str, test_m
                     # pytest's assertion rewriting for the testbenches alone: cocotb's default
                     # ("*.py") recompiles every module imported, numpy and Amaranth included,
                     # from source on every run (about 2 s; docs/toolchain.md, 12)
-                    extra_env={"COCOTB_REWRITE_ASSERTION_FILES": "cocotb_*.py",
+                    # numpy's BLAS threads (the benches' arrays are small) spin beside the
+                    # simulator (2 % of a chip run's samples): one thread
+                    extra_env={"COCOTB_REWRITE_ASSERTION_FILES": "cocotb_*.py", "OPENBLAS_NUM_THREADS": "1",
                                "SYSTOLAB_PLAN": str(plan_path), "SYSTOLAB_RESULT": str(result_path),
                                "SYSTOLAB_WAVEFORM": str(waveform or ""), "COCOTB_RANDOM_SEED": str(seed),
                                "SYSTOLAB_CLOCK_INSIDE": "1" if clock_inside else "0"},
