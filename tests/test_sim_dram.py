@@ -428,3 +428,21 @@ def test_chip_verilog_is_generated_once_per_fingerprint(tmp_path, monkeypatch):
     assert shared_verilog("f1", make) == shared_verilog("f1", make) == "module m1; endmodule\n"
     assert calls == [1] and (verilog_cache() / "f1.v").read_text() == "module m1; endmodule\n"
     assert shared_verilog("f2", make) == "module m2; endmodule\n" and len(calls) == 2
+
+
+@pytest.mark.verilator
+def test_fast_chip_builds_optimise_verilators_runtime_and_keep_it_apart():
+    # the runtime's VPI and timing code runs at every time step: -O2 for long runs, in its
+    # own folder of the runtime cache (never copied into an -O0 build), its own fingerprint
+    import os
+
+    from systolab.sim.runner import VERILATOR_OPT, _runtime_folder, _tool_environment, build_fingerprint
+
+    assert "OPT_GLOBAL=-O2" in VERILATOR_OPT["fast"][0] and "-O3" in VERILATOR_OPT["fast"][1]
+    assert "OPT_GLOBAL=-O0" in VERILATOR_OPT["O0"][0]
+    folders = {}
+    for opt in ("O0", "fast"):
+        with _tool_environment("verilator", opt):
+            folders[opt] = (_runtime_folder("verilator", False), os.environ["MAKEFLAGS"])
+    assert folders["O0"][0] != folders["fast"][0] and "OPT_GLOBAL=-O2" in folders["fast"][1]
+    assert build_fingerprint(b"v", "verilator", opt="fast") != build_fingerprint(b"v", "verilator", opt="O0")
