@@ -96,8 +96,8 @@ def back_door_words(image: np.ndarray, writable: np.ndarray, beat_bytes: int) ->
 #: The files a bulk load reads (``$fread``: binary, row after row, each row's most
 #: significant byte first), in the simulator's working folder: the bytes, and their
 #: ``writable`` bits (one a byte, a row's bits in whole bytes). Binary, not ``$readmemh``:
-#: Verilator parses text a character at a time, shifting the whole row for each (a
-#: fifth of a 17,691-cycle GEMM's time on sl-small).
+#: Verilator parses text a character at a time, shifting the whole row for each (0.02 s
+#: a load on sl-small, an eighth of a 17,691-cycle GEMM's run; ``$fread`` 0.002 s).
 LOAD_FILES = ("systolab_dram.bin", "systolab_dram_writable.bin")
 #: The file a bulk read-back writes (``$writememh``, a row a line), in the same folder.
 DUMP_FILE = "systolab_dram_dump.hex"
