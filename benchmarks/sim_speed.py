@@ -18,6 +18,9 @@ process, steadier on a shared machine); ``fixed_s``: the rest of a run.
 
     python benchmarks/sim_speed.py [--sizes 4 8 16] [--sims verilator icarus amaranth]
     python benchmarks/sim_speed.py --chip sl-small [--harness hdl:fast hdl:fast:gpi hdl:O0 python:O0] [--gemm 128x128x256]
+
+Besides ``VERILATOR_OPT``'s levels, ``--harness`` takes the trial levels of
+:data:`TRIAL_OPT` (measured here, not used by the runner).
 """
 from __future__ import annotations
 
@@ -30,6 +33,19 @@ import time
 
 import numpy as np
 
+_FAST_ARGS = ["--x-assign", "fast", "--x-initial", "fast"]
+#: Optimisation levels tried on the chip (make flags, Verilator arguments), beside the
+#: runner's (``sim/runner.py: VERILATOR_OPT``); each builds in a folder of its own name.
+TRIAL_OPT = {
+    "O3": ("OPT_FAST=-O3 OPT_SLOW=-O0 OPT_GLOBAL=-O0", _FAST_ARGS),
+    "native": (r"OPT_FAST=-O2\ -march=native OPT_SLOW=-O0 OPT_GLOBAL=-O0", _FAST_ARGS),
+    "O3native": (r"OPT_FAST=-O3\ -march=native OPT_SLOW=-O0 OPT_GLOBAL=-O0", _FAST_ARGS),
+    "O1": ("OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O0", _FAST_ARGS),
+    "rt2": ("OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-O2", _FAST_ARGS),
+    "rt2native": (r"OPT_FAST=-O2\ -march=native OPT_SLOW=-O0 OPT_GLOBAL=-O2\ -march=native", _FAST_ARGS),
+    "v3": ("OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-O2", [*_FAST_ARGS, "-O3"]),
+}
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -41,13 +57,14 @@ def main() -> None:
                     help="DRAM harness:Verilator optimisation level[:inside|gpi, the clock], for --chip")
     ap.add_argument("--gemm", default="128x128x256", help="MxNxK, for --chip")
     ap.add_argument("--counts", type=int, nargs=2, default=[1, 3], help="descriptors in the two plans, for --chip")
+    ap.add_argument("--repeats", type=int, default=1, help="runs of each plan (the least time kept), for --chip")
     ap.add_argument("--keep-cache", action="store_true",
                     help="use $SYSTOLAB_CACHE as it is (builds already there are not timed) instead of an empty one")
     args = ap.parse_args()
     if not args.keep_cache:
         os.environ["SYSTOLAB_CACHE"] = tempfile.mkdtemp(prefix="systolab-bench-")
     if args.chip:
-        chip_speed(args.chip, args.harness, tuple(int(v) for v in args.gemm.split("x")), args.counts)
+        chip_speed(args.chip, args.harness, tuple(int(v) for v in args.gemm.split("x")), args.counts, args.repeats)
         return
 
     from systolab import AcceleratorConfig
@@ -83,12 +100,20 @@ def main() -> None:
             print(f"{n:>3} {sim:10} {vgen:9.2f} {cold:7.2f} {fixed:7.2f} {rate:10.0f}", flush=True)
 
 
-def chip_speed(name: str, harnesses: list[str], gemm: tuple[int, int, int], counts: list[int]) -> None:
+def _least(runs: list[tuple[float, float, int]]) -> tuple[float, float, int]:
+    """(least wall time, least CPU time, cycles) of repeated runs of one plan."""
+    return min(r[0] for r in runs), min(r[1] for r in runs), runs[0][2]
+
+
+def chip_speed(name: str, harnesses: list[str], gemm: tuple[int, int, int], counts: list[int],
+               repeats: int = 1) -> None:
     import systolab as sl
     from systolab.sim.chip_bench import random_products
     from systolab.sim.chip_plan import ChipPlan
-    from systolab.sim.runner import run_chip_plan_hdl
+    from systolab.sim.runner import VERILATOR_OPT, run_chip_plan_hdl
 
+    for level, flags in TRIAL_OPT.items():
+        VERILATOR_OPT.setdefault(level, flags)
     chip = sl.get_chip(name)
     M, N, K = gemm
     blk = sl.map_gemm(chip, M, N, K, search="exhaustive").blocking
@@ -108,8 +133,9 @@ def chip_speed(name: str, harnesses: list[str], gemm: tuple[int, int, int], coun
             return time.perf_counter() - t, _children_cpu_s() - cpu, sum(o.counters["cycles"] for o in outs)
 
         cold, _, _ = timed(counts[0])
-        t1, cpu1, c1 = timed(counts[0])
-        t2, cpu2, c2 = timed(counts[1])
+        # each plan `repeats` times, the least time kept: a run's fixed cost (process and
+        # cocotb start-up) wanders by tenths of a second, as much as a few descriptors take
+        (t1, cpu1, c1), (t2, cpu2, c2) = (_least([timed(n) for _ in range(repeats)]) for n in counts)
         rate, cpu_rate = (c2 - c1) / max(t2 - t1, 1e-9), (c2 - c1) / max(cpu2 - cpu1, 1e-9)
         fixed = max(0.0, t1 - c1 / rate)
         print(f"{spec:12} {cold - t1:8.1f} {fixed:8.1f} {rate:10.0f} {cpu_rate:10.0f}  {c1} / {c2} "

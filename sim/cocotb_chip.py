@@ -8,9 +8,10 @@ matrices, counters, status, write violations) goes to ``SYSTOLAB_RESULT``.
 Two harnesses, the same contract (``plan.dram``):
 
 * ``"hdl"`` (the design is :class:`~systolab.sim.hdl_dram.SimChip`): the DRAM is in the
-  simulated design; per case the bench loads the DRAM image through the back door, arms
-  the stall generators, submits the descriptor, sleeps until ``done`` and reads C back.
-  Python runs a few hundred times per case, never once per cycle. On Verilator the design
+  simulated design; per case the bench writes the DRAM image to files the design loads in
+  one cycle (``$fread``), arms the stall generators, submits the descriptor, sleeps
+  until ``done`` and has the design write C's rows to a file in one cycle (``$writememh``).
+  Python wakes a dozen times per case, never once per cycle. On Verilator the design
   toggles its clock itself (``SYSTOLAB_CLOCK_INSIDE``, :mod:`systolab.sim.sim_top`), so
   no VPI call happens per edge either.
 * ``"python"`` (the bare chip): each case gets its own
@@ -35,7 +36,7 @@ from .chip_plan import ChipParams, ChipPlan, ChipResult, DescriptorResult
 from .cocotb_host import CommandHost
 from .cocotb_memory import logic_int, serve_memory
 from .core_bench import load_c
-from .hdl_dram import back_door_rows, back_door_words
+from .hdl_dram import read_dump_file, write_load_files
 from .memory import ExternalMemory
 
 STALL_SCALE = 1 << 16
@@ -58,36 +59,28 @@ def stall_seeds(seed: int, channels: int) -> int:
     return out
 
 
-async def load_dram(dut, words: list[int]) -> None:
-    """Write ``words`` (:func:`~systolab.sim.hdl_dram.back_door_words`) through the back door
-    from block 0 on."""
+async def load_dram(dut, image: np.ndarray, writable: np.ndarray, W: int, rows: int) -> None:
+    """Load DRAM rows 0 to ``rows`` (of ``W`` bytes) with ``image`` and its ``writable``
+    bits (zero and not writable past them) in one cycle: files the design reads
+    (:func:`~systolab.sim.hdl_dram.write_load_files`, the simulator's working folder)."""
+    write_load_files(Path.cwd(), image, writable, W, rows)
     await FallingEdge(dut.clk)
-    dut.ld_valid.value = 0
-    dut.ld_addr.value = 0
-    await FallingEdge(dut.clk)                 # the pointer took the address at the rising edge
-    dut.ld_valid.value = 1
-    for word in words:
-        dut.ld_word.value = word
-        await FallingEdge(dut.clk)
-    dut.ld_valid.value = 0
+    dut.bulk_load.value = 1
+    await FallingEdge(dut.clk)                 # loaded at the rising edge between
+    dut.bulk_load.value = 0
 
 
 async def read_dram(dut, start: int, end: int, W: int) -> tuple[np.ndarray, int]:
-    """The bytes of DRAM from ``start`` to ``end`` (whole back-door blocks around them) and
-    the address of the first, through the back door."""
-    block = back_door_rows(W) * W
-    first, last = start // block, -(-end // block)
+    """The bytes of DRAM from ``start`` to ``end`` (whole rows around them) and the address
+    of the first, written to a file by the design in one cycle."""
+    first, last = start // W, -(-end // W) - 1
     await FallingEdge(dut.clk)
-    dut.rb_valid.value = 0
-    dut.rb_addr.value = first
-    await FallingEdge(dut.clk)
-    dut.rb_valid.value = 1
-    chunks = []
-    for _ in range(first, last):
-        chunks.append(logic_int(dut.rb_data).to_bytes(block, "little"))
-        await FallingEdge(dut.clk)
-    dut.rb_valid.value = 0
-    return np.frombuffer(b"".join(chunks), dtype=np.uint8), first * block
+    dut.bulk_first.value = first
+    dut.bulk_last.value = last
+    dut.bulk_read.value = 1
+    await FallingEdge(dut.clk)                 # written at the rising edge between
+    dut.bulk_read.value = 0
+    return read_dump_file(Path.cwd(), W), first * W
 
 
 async def run_with_hdl_dram(dut, plan: ChipPlan) -> list[DescriptorResult]:
@@ -100,14 +93,16 @@ async def run_with_hdl_dram(dut, plan: ChipPlan) -> list[DescriptorResult]:
     dut.stall_threshold.value = min(STALL_SCALE - 1, round(plan.stall_prob * STALL_SCALE))
     dut.seeds.value = stall_seeds(plan.seed, chip.dma_channels)
     results: list[DescriptorResult] = []
+    dirty = 0                                  # rows loaded so far: a smaller image zeroes the rest
     for case in plan.cases:
         products = case.product_arrays()
 
         t0 = time.perf_counter()
         image, writable, desc = dram_image(chip, products)
-        words = back_door_words(image, writable, W)
+        rows = max(dirty, -(-len(image) // W))
+        dirty = rows
         t1 = time.perf_counter()
-        await load_dram(dut, words)
+        await load_dram(dut, image, writable, W, rows)
         t2, cpu2 = time.perf_counter(), time.process_time()
         dut.arm.value = 1                      # every case from the same stall sequence, as the Python DRAM's
         await FallingEdge(dut.clk)
@@ -119,14 +114,12 @@ async def run_with_hdl_dram(dut, plan: ChipPlan) -> list[DescriptorResult]:
         t3, cpu3 = time.perf_counter(), time.process_time()
         result = _finished(dut, chip)
         await host.writable()
-        c = []
-        for p in range(desc["count"]):
-            at = desc["c_addr"] + p * desc["c_step"]
-            memory, start = await read_dram(dut, at, at + desc["m"] * desc["ldc"], W)
-            c.append(c_of(chip, memory, desc, p, start=start))
+        last_c = desc["c_addr"] + (desc["count"] - 1) * desc["c_step"] + desc["m"] * desc["ldc"]
+        memory, start = await read_dram(dut, desc["c_addr"], last_c, W)
+        c = [c_of(chip, memory, desc, p, start=start) for p in range(desc["count"])]
         t4 = time.perf_counter()
         # where a case's time goes (sim.log): Python's part should stay small beside the run
-        dut._log.info(f"case {len(results)}: image {t1 - t0:.3f} s, load {t2 - t1:.3f} s ({len(words)} blocks), "
+        dut._log.info(f"case {len(results)}: image {t1 - t0:.3f} s, load {t2 - t1:.3f} s ({rows} rows), "
                       f"run {t3 - t2:.3f} s ({cpu3 - cpu2:.3f} s of CPU), read-back {t4 - t3:.3f} s")
         outside = logic_int(dut.violations)
         violations = ([f"{outside} byte writes outside C, the first in the beat to "

@@ -24,9 +24,13 @@ With no stalls the chip's counters equal those under the Python memory model, be
 beat, and so equal the chip's cycle model (``models/chip/perf.py``).
 
 The storage is a Verilog array written here (:class:`_Ram`, appended to the generated
-Verilog: Amaranth's memories emit one initial line per word). A back door loads it a
-block of rows (:data:`BACK_DOOR_BYTES` and their ``writable`` bits) per cycle and reads it
-back a block per cycle; the test bench uses those and the descriptor stream, nothing else.
+Verilog: Amaranth's memories emit one initial line per word). In a Verilog simulator the
+bench loads it in one cycle from files (``$fread`` of :data:`LOAD_FILES`, written by
+:func:`write_load_files`) and reads a range of rows back in one cycle into
+:data:`DUMP_FILE` (``$writememh``, read by :func:`read_dump_file`): the ``bulk`` ports.
+In Amaranth's simulator (no file tasks) a back door loads it a block of rows
+(:data:`BACK_DOOR_BYTES` and their ``writable`` bits) per cycle and reads it back a block
+per cycle. The test bench uses those and the descriptor stream, nothing else.
 """
 from __future__ import annotations
 
@@ -89,12 +93,54 @@ def back_door_words(image: np.ndarray, writable: np.ndarray, beat_bytes: int) ->
             for i in range(n // block)]
 
 
-def _back_door_ports(beat_bytes: int, size_bytes: int, channels: int | None = None) -> dict:
-    """The back door's ports (and the stall generators', for ``channels``)."""
+#: The files a bulk load reads (``$fread``: binary, row after row, each row's most
+#: significant byte first), in the simulator's working folder: the bytes, and their
+#: ``writable`` bits (one a byte, a row's bits in whole bytes). Binary, not ``$readmemh``:
+#: Verilator parses text a character at a time, shifting the whole row for each (0.02 s
+#: a load on sl-small, an eighth of a 17,691-cycle GEMM's run; ``$fread`` 0.002 s).
+LOAD_FILES = ("systolab_dram.bin", "systolab_dram_writable.bin")
+#: The file a bulk read-back writes (``$writememh``, a row a line), in the same folder.
+DUMP_FILE = "systolab_dram_dump.hex"
+
+
+def write_load_files(folder: Path, image: np.ndarray, writable: np.ndarray, beat_bytes: int, rows: int) -> None:
+    """The bulk load's files (:data:`LOAD_FILES`) in ``folder``: DRAM from row 0 to ``rows``
+    (rows of ``beat_bytes``): ``image`` (uint8) and ``writable`` (bool, a byte each), zero
+    and not writable past them."""
+    W = beat_bytes
+    data, bits = np.zeros(rows * W, np.uint8), np.zeros(rows * W, bool)
+    n = min(len(image), rows * W)
+    data[:n], bits[:n] = image[:n], writable[:n]
+    pad = -W % 8                                   # a row's bits in whole bytes, zero above
+    msb_first = np.concatenate([np.zeros((rows, pad), bool), bits.reshape(rows, W)[:, ::-1]], axis=1)
+    (folder / LOAD_FILES[0]).write_bytes(data.reshape(rows, W)[:, ::-1].tobytes())
+    (folder / LOAD_FILES[1]).write_bytes(np.packbits(msb_first, axis=1).tobytes())
+
+
+def read_dump_file(folder: Path, beat_bytes: int) -> np.ndarray:
+    """The bytes (uint8) of the rows a bulk read-back wrote (:data:`DUMP_FILE` in ``folder``)."""
+    lines = (line.strip() for line in (folder / DUMP_FILE).read_text().splitlines())
+    words = [line for line in lines if line and not line.startswith(("@", "//"))]
+    rows = np.frombuffer(bytes.fromhex("".join(w.rjust(2 * beat_bytes, "0") for w in words)), np.uint8)
+    return rows.reshape(-1, beat_bytes)[:, ::-1].reshape(-1)
+
+
+def _bulk_ports(beat_bytes: int, size_bytes: int) -> dict:
+    """The bulk load's and read-back's ports: a cycle with ``bulk_load`` high loads the
+    :data:`LOAD_FILES`; one with ``bulk_read`` high writes rows ``bulk_first`` to
+    ``bulk_last`` to :data:`DUMP_FILE`."""
+    rows = size_bytes // beat_bytes
+    return {"bulk_load": In(1), "bulk_read": In(1), "bulk_first": In(range(rows)), "bulk_last": In(range(rows))}
+
+
+def _back_door_ports(beat_bytes: int, size_bytes: int, channels: int | None = None, *, bulk: bool = False) -> dict:
+    """The back door's ports, or with ``bulk`` the bulk ones (:func:`_bulk_ports`); and
+    the stall generators', for ``channels``."""
     block = back_door_rows(beat_bytes) * beat_bytes
     blocks = size_bytes // block
-    ports = {"ld_valid": In(1), "ld_addr": In(range(blocks)), "ld_word": In(9 * block),
-             "rb_valid": In(1), "rb_addr": In(range(blocks)), "rb_data": Out(8 * block)}
+    ports = _bulk_ports(beat_bytes, size_bytes) if bulk else {
+        "ld_valid": In(1), "ld_addr": In(range(blocks)), "ld_word": In(9 * block),
+        "rb_valid": In(1), "rb_addr": In(range(blocks)), "rb_data": Out(8 * block)}
     if channels is not None:
         ports.update({"arm": In(1), "seeds": In(64 * channels), "stall_threshold": In(STALL_BITS)})
     return ports
@@ -111,6 +157,17 @@ class _Ram:
         self.name, self.width, self.abits = name, width, abits
         self.reads: list = []
         self.writes: list = []
+        self.load: tuple[str, Signal] | None = None            # (file, load strobe)
+        self.dump: tuple[str, Signal, Signal, Signal] | None = None  # (file, strobe, first row, last row)
+
+    def load_from(self, file: str, strobe) -> None:
+        """In a cycle ``strobe`` is high, load ``file`` (``$fread``: binary, each row's most
+        significant byte first) from row 0."""
+        self.load = (file, strobe)
+
+    def dump_to(self, file: str, strobe, first, last) -> None:
+        """In a cycle ``strobe`` is high, write rows ``first`` to ``last`` to ``file`` (``$writememh``)."""
+        self.dump = (file, strobe, first, last)
 
     def read(self, addr) -> Signal:
         out = Signal(self.width)
@@ -136,21 +193,45 @@ class _Ram:
     def instance(self, m: Module) -> Instance:
         rdata = Signal(len(self.reads) * self.width)
         m.d.comb += [out.eq(rdata[i * self.width:(i + 1) * self.width]) for i, (_, out) in enumerate(self.reads)]
+        bulk = {}
+        if self.load is not None:
+            bulk["i_load"] = self.load[1]
+        if self.dump is not None:
+            _, strobe, first, last = self.dump
+            bulk.update(i_dump=strobe, i_dump_first=first[:self.abits], i_dump_last=last[:self.abits])
         return Instance(self.name, i_clk=ClockSignal(), i_raddr=Cat(*(a[:self.abits] for a, _ in self.reads)),
                         o_rdata=rdata, i_waddr=Cat(*(a[:self.abits] for a, _, _ in self.writes)),
-                        i_wdata=Cat(*(v for _, v, _ in self.writes)), i_wen=Cat(*(e for _, _, e in self.writes)))
+                        i_wdata=Cat(*(v for _, v, _ in self.writes)), i_wen=Cat(*(e for _, _, e in self.writes)),
+                        **bulk)
+
+    def _bulk_verilog(self) -> tuple[list[str], list[str]]:
+        """(port declarations, statements on the clock's edge) of the file load and dump."""
+        ports, body = [], []
+        if self.load is not None:
+            ports.append("  input wire load,")
+            body += ["    if (load) begin", f'      fd = $fopen("{self.load[0]}", "rb");',
+                     f'      if (fd == 0) $fatal(1, "cannot open {self.load[0]}");',
+                     "      got = $fread(mem, fd);", "      $fclose(fd);", "    end"]
+        if self.dump is not None:
+            ab = self.abits
+            ports += ["  input wire dump,", f"  input wire [{ab - 1}:0] dump_first,",
+                      f"  input wire [{ab - 1}:0] dump_last,"]
+            body.append(f'    if (dump) $writememh("{self.dump[0]}", mem, dump_first, dump_last);')
+        return ports, body
 
     def verilog(self) -> str:
         w, ab, nr, nw = self.width, self.abits, len(self.reads), len(self.writes)
         nen = sum(len(e) for _, _, e in self.writes)
-        lines = [f"module {self.name}(", "  input wire clk,", f"  input wire [{nr * ab - 1}:0] raddr,",
+        bulk_ports, bulk_body = self._bulk_verilog()
+        lines = [f"module {self.name}(", "  input wire clk,", *bulk_ports, f"  input wire [{nr * ab - 1}:0] raddr,",
                  f"  output wire [{nr * w - 1}:0] rdata,", f"  input wire [{nw * ab - 1}:0] waddr,",
                  f"  input wire [{nw * w - 1}:0] wdata,", f"  input wire [{nen - 1}:0] wen", ");",
-                 f"  reg [{w - 1}:0] mem [0:{(1 << ab) - 1}];", "  integer i;",
+                 f"  reg [{w - 1}:0] mem [0:{(1 << ab) - 1}];", "  integer i, fd, got;",
                  f"  initial for (i = 0; i < {1 << ab}; i = i + 1) mem[i] = {w}'d0;"]
         lines += [f"  assign rdata[{r * w + w - 1}:{r * w}] = mem[raddr[{r * ab + ab - 1}:{r * ab}]];"
                   for r in range(nr)]
         lines.append("  always @(posedge clk) begin")
+        lines += bulk_body
         en = 0
         for p, (_, _, enables) in enumerate(self.writes):
             at = f"mem[waddr[{p * ab + ab - 1}:{p * ab}]]"
@@ -195,11 +276,18 @@ class SimDram(wiring.Component):
     verilog : bool
         The storage as a Verilog module (for Verilog simulators), else as Amaranth memories
         (for Amaranth's simulator: small sizes only, its memories are slow to build).
+    bulk : bool
+        The bulk ports in place of the back door (Verilog only: its file tasks).
 
     Attributes
     ----------
+    bulk_load, bulk_read, bulk_first, bulk_last : In
+        With ``bulk``: a cycle with ``bulk_load`` high loads DRAM from row 0 from the
+        :data:`LOAD_FILES` (:func:`write_load_files`); one with ``bulk_read`` high writes
+        rows ``bulk_first`` to ``bulk_last`` to :data:`DUMP_FILE` (:func:`read_dump_file`).
+        Both in the simulator's working folder.
     ld_valid, ld_addr, ld_word : In
-        Back-door load: while ``ld_valid``, each cycle writes ``ld_word`` (a block of
+        Without ``bulk``, back-door load: while ``ld_valid``, each cycle writes ``ld_word`` (a block of
         :func:`back_door_rows` rows of data, then their ``writable`` bits, one per byte:
         :func:`back_door_words`) to the next block, from block ``ld_addr`` as it was in the
         last cycle ``ld_valid`` was low.
@@ -217,19 +305,21 @@ class SimDram(wiring.Component):
     """
 
     def __init__(self, *, channels: int, beat_bytes: int, size_bytes: int, latency: int, spacing: int,
-                 queue_depth: int, verilog: bool = True):
+                 queue_depth: int, verilog: bool = True, bulk: bool = False):
         if beat_bytes & (beat_bytes - 1) or size_bytes & (size_bytes - 1) or size_bytes < 2 * beat_bytes:
             raise ValueError(f"beat {beat_bytes} and size {size_bytes} must be powers of two, size >= two beats")
         if size_bytes < 2 * back_door_rows(beat_bytes) * beat_bytes:
             raise ValueError(f"size {size_bytes} holds fewer than two back-door blocks")
         if latency < 1 or spacing < 1 or queue_depth < 1:
             raise ValueError("latency, spacing and queue_depth must be >= 1")
+        if bulk and not verilog:
+            raise ValueError("the bulk ports need the Verilog storage (its file tasks)")
         self._C, self._W, self._size = channels, beat_bytes, size_bytes
         self._latency, self._spacing, self._depth = latency, spacing, queue_depth
-        self._verilog = verilog
+        self._verilog, self._bulk = verilog, bulk
         self._abits = (size_bytes // beat_bytes).bit_length() - 1           # row address bits
         ports = {f"mem{ch}": In(memory_port_signature(beat_bytes, ADDR)) for ch in range(channels)}
-        ports.update(_back_door_ports(beat_bytes, size_bytes, channels))
+        ports.update(_back_door_ports(beat_bytes, size_bytes, channels, bulk=bulk))
         ports.update({"violations": Out(32), "violation_addr": Out(ADDR)})
         super().__init__(ports)
 
@@ -247,7 +337,12 @@ class SimDram(wiring.Component):
         m.d.sync += self._threshold.eq(Mux(self.arm, self.stall_threshold, self._threshold))
         # per channel: its violations this cycle (bytes) and the address of its beat
         hits = [self._channel(m, ch, store, writable, now) for ch in range(self._C)]
-        self._back_door(m, store, writable)
+        if self._bulk:
+            store.load_from(LOAD_FILES[0], self.bulk_load)
+            writable.load_from(LOAD_FILES[1], self.bulk_load)
+            store.dump_to(DUMP_FILE, self.bulk_read, self.bulk_first, self.bulk_last)
+        else:
+            self._back_door(m, store, writable)
         count = Signal(32)
         first = Signal()
         m.d.comb += [self.violations.eq(count)]
@@ -355,15 +450,16 @@ class SimDram(wiring.Component):
 
 class SimChip(wiring.Component):
     """The chip with :class:`SimDram` on its DRAM ports: the chip's descriptor stream,
-    ``done``, ``status`` and counters, and the DRAM's back door (see :class:`SimDram`)."""
+    ``done``, ``status`` and counters, and the DRAM's bulk ports (Verilog simulators; with
+    ``bulk=False`` the back door: see :class:`SimDram`)."""
 
-    def __init__(self, chip, dram_bytes: int):
-        self._chip, self._bytes = chip, dram_bytes
+    def __init__(self, chip, dram_bytes: int, *, bulk: bool = True):
+        self._chip, self._bytes, self._bulk = chip, dram_bytes, bulk
         super().__init__({
             "cmd": In(stream.Signature(descriptor_layout())), "done": Out(1), "status": Out(3),
             **{name: Out(COUNTER_BITS) for name in CHIP_COUNTERS},
             **{f"busy{c}": Out(COUNTER_BITS) for c in range(chip.cores)},
-            **_back_door_ports(chip.dma_beat_bytes, dram_bytes, chip.dma_channels),
+            **_back_door_ports(chip.dma_beat_bytes, dram_bytes, chip.dma_channels, bulk=bulk),
             "violations": Out(32), "violation_addr": Out(ADDR)})
 
     def elaborate(self, platform):
@@ -383,17 +479,18 @@ class SimChip(wiring.Component):
             channels=chip.dma_channels, beat_bytes=chip.dma_beat_bytes, size_bytes=self._bytes,
             latency=chip.dram_latency_cycles, spacing=beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle),
             # more than the DMA keeps in flight (its segment queues hold latency + 4): never full without stalls
-            queue_depth=2 * (chip.dram_latency_cycles + 8)))
+            queue_depth=2 * (chip.dram_latency_cycles + 8), bulk=self._bulk))
         self.dram = dram
         wiring.connect(m, wiring.flipped(self.cmd), top.cmd)
         for ch in range(chip.dma_channels):
             wiring.connect(m, getattr(top, f"mem{ch}"), getattr(dram, f"mem{ch}"))
         outs = ["done", "status", *CHIP_COUNTERS, *(f"busy{c}" for c in range(chip.cores))]
         m.d.comb += [getattr(self, name).eq(getattr(top, name)) for name in outs]
+        door_in, door_out = ((("bulk_load", "bulk_read", "bulk_first", "bulk_last"), ()) if self._bulk else
+                             (("ld_valid", "ld_addr", "ld_word", "rb_valid", "rb_addr"), ("rb_data",)))
         m.d.comb += [getattr(dram, name).eq(getattr(self, name))
-                     for name in ("ld_valid", "ld_addr", "ld_word", "rb_valid", "rb_addr", "arm", "seeds",
-                                  "stall_threshold")]
-        m.d.comb += [getattr(self, name).eq(getattr(dram, name)) for name in ("rb_data", "violations", "violation_addr")]
+                     for name in (*door_in, "arm", "seeds", "stall_threshold")]
+        m.d.comb += [getattr(self, name).eq(getattr(dram, name)) for name in (*door_out, "violations", "violation_addr")]
         return m
 
 

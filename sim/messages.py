@@ -7,6 +7,7 @@ imports it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -22,18 +23,21 @@ class Message:
 
     Fields hold JSON data (numbers, strings, lists and dicts of them) or other messages,
     also in a list or optional; :meth:`from_dict` rebuilds the nested messages from the
-    field annotations.
+    field annotations. Fields that hold no message (operands, C matrices) pass through as
+    they are, uncopied and unvisited: a chip plan's operands are a million integers.
     """
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        hints = _hints(type(self))
+        return {f.name: _encode(getattr(self, f.name)) if _holds_message(hints[f.name]) else getattr(self, f.name)
+                for f in dataclasses.fields(self)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        hints = typing.get_type_hints(cls)
+        hints = _hints(cls)
         return cls(**{f.name: decode(hints[f.name], data[f.name]) for f in dataclasses.fields(cls)
                       if f.init and f.name in data})
 
@@ -42,11 +46,40 @@ class Message:
         return cls.from_dict(json.loads(text))
 
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """``cls``'s field annotations, resolved once."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+@functools.cache
+def _holds_message(hint: Any) -> bool:
+    """Whether the annotation ``hint`` names a :class:`Message`, at any depth."""
+    if isinstance(hint, type) and issubclass(hint, Message):
+        return True
+    return any(_holds_message(a) for a in typing.get_args(hint))
+
+
+def _encode(value: Any) -> Any:
+    """``value`` as JSON data: messages as dicts, in lists, tuples and dicts too."""
+    if isinstance(value, Message):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    return value
+
+
 def decode(hint: Any, value: Any) -> Any:
     """``value`` (JSON data) as the annotation ``hint`` wants it: messages rebuilt, in lists
     and optionals too; anything else as it is."""
-    if value is None:
-        return None
+    if value is None or not _holds_message(hint):
+        return value
     if isinstance(hint, type) and issubclass(hint, Message):
         return hint.from_dict(value)
     origin, args = typing.get_origin(hint), typing.get_args(hint)

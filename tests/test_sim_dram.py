@@ -64,6 +64,65 @@ def test_dram_image_is_the_python_layout_and_c_reads_back_alike():
         assert c_of(chip, window, desc, p, start=at - 40) == c.tolist()
 
 
+@pytest.mark.parametrize("beat", [16, 4])
+def test_bulk_load_files_are_the_image_row_after_row(tmp_path, beat):
+    # $fread fills row after row, each from its most significant byte: row r is bytes
+    # r*W .. r*W + W - 1 of DRAM, the last byte first; the writable bits alike, in whole bytes
+    from systolab.sim.hdl_dram import LOAD_FILES, write_load_files
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, 5 * beat + 3).astype(np.uint8)
+    writable = rng.random(5 * beat + 3) < 0.5
+    write_load_files(tmp_path, image, writable, beat, rows=8)       # past the image: zero, not writable
+    data, bits = (tmp_path / LOAD_FILES[0]).read_bytes(), (tmp_path / LOAD_FILES[1]).read_bytes()
+    per_row = -(-beat // 8)
+    assert len(data) == 8 * beat and len(bits) == 8 * per_row
+    padded = np.zeros(8 * beat, np.uint8)
+    padded[:len(image)] = image
+    allowed = np.zeros(8 * beat, bool)
+    allowed[:len(writable)] = writable
+    for r in range(8):
+        assert int.from_bytes(data[r * beat:(r + 1) * beat], "big") == \
+            int.from_bytes(padded[r * beat:(r + 1) * beat].tobytes(), "little")
+        assert int.from_bytes(bits[r * per_row:(r + 1) * per_row], "big") == \
+            sum(int(b) << i for i, b in enumerate(allowed[r * beat:(r + 1) * beat]))
+
+
+def test_bulk_read_back_decodes_writememh_rows(tmp_path):
+    # $writememh writes a row a line, the last byte first (and may stamp addresses or comments)
+    from systolab.sim.hdl_dram import DUMP_FILE, read_dump_file
+
+    rows = [bytes(range(r * W, (r + 1) * W)) for r in range(3)]
+    (tmp_path / DUMP_FILE).write_text("// rows 4..6\n@4\n" + "".join(
+        f"{int.from_bytes(r, 'little'):0{2 * W}x}\n" for r in rows))
+    assert read_dump_file(tmp_path, W).tobytes() == b"".join(rows)
+    (tmp_path / DUMP_FILE).write_text("5\n")                         # unpadded: leading zero bytes
+    assert read_dump_file(tmp_path, W).tolist() == [5] + [0] * (W - 1)
+
+
+def test_bulk_ports_are_verilog_only_and_replace_the_back_door():
+    from systolab.sim.hdl_dram import SimDram
+
+    kw = dict(channels=1, beat_bytes=W, size_bytes=2048, latency=2, spacing=1, queue_depth=4)
+    with pytest.raises(ValueError, match="bulk"):
+        SimDram(**kw, verilog=False, bulk=True)
+    bulk, door = SimDram(**kw, bulk=True), SimDram(**kw)
+    assert {"bulk_load", "bulk_read", "bulk_first", "bulk_last"} <= set(bulk.signature.members)
+    assert "ld_word" not in bulk.signature.members and "ld_word" in door.signature.members
+
+
+def test_the_simulated_drams_verilog_loads_and_dumps_its_storage_by_file():
+    from amaranth.back import verilog
+
+    from systolab.sim.hdl_dram import DUMP_FILE, LOAD_FILES, SimDram
+
+    dram = SimDram(channels=2, beat_bytes=W, size_bytes=4096, latency=3, spacing=1, queue_depth=4, bulk=True)
+    text = verilog.convert(dram, name="dram", emit_src=False) + "".join(ram.verilog() for ram in dram.rams)
+    assert all(f'$fopen("{name}", "rb")' in text for name in LOAD_FILES) and text.count("$fread(mem, fd)") == 2
+    assert text.count(f'$writememh("{DUMP_FILE}", mem, dump_first, dump_last)') == 1    # the bytes only
+    assert "ld_word" not in text and "rb_data" not in text
+
+
 # -- the DRAM's ports, cycle for cycle against the Python model ------------------------------------------
 class Requester:
     """A DMA-like requester of one port: write commands and their beats, then read commands,
@@ -334,3 +393,56 @@ def test_a_16_core_chip_of_16x16_cores_on_verilator():
     # and the core model let a tile's write-back overlap the previous tile's (one writer);
     # tests/test_cycle_gaps.py keeps those cases on small chips
     assert off == {}
+
+
+def test_messages_pass_plain_fields_through_and_rebuild_nested_ones():
+    # a chip plan's operands are a million integers: never copied or visited one by one
+    from systolab.sim.chip_plan import ChipPlan, ChipResult, DescriptorResult
+    from systolab.sim.messages import Matrices
+
+    c = [[1, -2], [3, 4]]
+    result = ChipResult([DescriptorResult([c], {"cycles": 5}, [4, 0], 0, [])], "verilator")
+    d = result.to_dict()
+    assert d["results"][0]["c"][0] is c and d == {"results": [{"c": [c], "counters": {"cycles": 5}, "busy": [4, 0],
+                                                               "status": 0, "violations": []}],
+                                                  "simulator": "verilator"}
+    blk = chip_campaign(TINY, count=0, seed=0)[0][-1]
+    rng = np.random.default_rng(2)
+    plan = ChipPlan.build(TINY, [(random_products(TINY, 3, 2, 5, 2, rng), blk)])
+    back = ChipPlan.from_json(plan.to_json())
+    assert back == plan and isinstance(back.cases[0].products[1], Matrices)
+    assert back.cases[0].products[1].a == plan.cases[0].products[1].a
+
+
+def test_chip_verilog_is_generated_once_per_fingerprint(tmp_path, monkeypatch):
+    # another optimisation level or DRAM folder of the same design reads it from the cache
+    from systolab.sim.runner import shared_verilog, verilog_cache
+
+    monkeypatch.setenv("SYSTOLAB_CACHE", str(tmp_path))
+    calls = []
+
+    def make():
+        calls.append(1)
+        return f"module m{len(calls)}; endmodule\n"
+
+    assert shared_verilog("f1", make) == shared_verilog("f1", make) == "module m1; endmodule\n"
+    assert calls == [1] and (verilog_cache() / "f1.v").read_text() == "module m1; endmodule\n"
+    assert shared_verilog("f2", make) == "module m2; endmodule\n" and len(calls) == 2
+
+
+@pytest.mark.verilator
+def test_fast_chip_builds_optimise_verilators_runtime_and_keep_it_apart():
+    # the runtime's VPI and timing code runs at every time step: -O2 for long runs, in its
+    # own folder of the runtime cache (never copied into an -O0 build), its own fingerprint
+    import os
+
+    from systolab.sim.runner import VERILATOR_OPT, _runtime_folder, _tool_environment, build_fingerprint
+
+    assert "OPT_GLOBAL=-O2" in VERILATOR_OPT["fast"][0] and "-O3" in VERILATOR_OPT["fast"][1]
+    assert "OPT_GLOBAL=-O0" in VERILATOR_OPT["O0"][0]
+    folders = {}
+    for opt in ("O0", "fast"):
+        with _tool_environment("verilator", opt):
+            folders[opt] = (_runtime_folder("verilator", False), os.environ["MAKEFLAGS"])
+    assert folders["O0"][0] != folders["fast"][0] and "OPT_GLOBAL=-O2" in folders["fast"][1]
+    assert build_fingerprint(b"v", "verilator", opt="fast") != build_fingerprint(b"v", "verilator", opt="O0")
