@@ -555,38 +555,26 @@ class WriteBackSum(wiring.Component):
     def _sum_partials(self, m):
         """Integer accumulators: the masked words added in the accumulators' width."""
         width = 8 * self._ab
-        kk_mask = Signal(DIM_BITS)
-        m.d.comb += kk_mask.eq(((Const(1) << self.lg_gk) - 1)[:DIM_BITS] << (self.lg_gp + self.lg_gm))
-        picked = [Signal(name=f"pick{c}") for c in range(self._n)]
-        m.d.comb += [p.eq(((Const(c) ^ self.wb_core) & ~kk_mask) == 0) for c, p in enumerate(picked)]
         lanes = []
         for lane in range(self._lanes):
-            part = [Mux(picked[c], self.acc_data[c][width * lane:width * (lane + 1)], 0) for c in range(self._n)]
             total = Signal(width, name=f"sum_{lane}")
             if self.stages == 0:
+                part = _masked_words(m, self, [self.acc_data[c][width * lane:width * (lane + 1)]
+                                               for c in range(self._n)])
                 m.d.comb += total.eq(sum(part))
-            else:
-                words = self._carry_save(m, part, width, f"csa_{lane}")
+            else:                                    # the first stage, then the rest of the tree
+                m.submodules[f"select{lane}"] = first = CarrySaveSelect(cores=self._n, acc_bytes=self._ab)
+                m.d.comb += [first.lg_gp.eq(self.lg_gp), first.lg_gm.eq(self.lg_gm), first.lg_gk.eq(self.lg_gk),
+                             first.wb_core.eq(self.wb_core)]
+                m.d.comb += [first.acc_data[c].eq(self.acc_data[c][width * lane:width * (lane + 1)])
+                             for c in range(self._n)]
+                words = self._stage(m, [first.words[i] for i in range(first.outputs)], f"csa_{lane}_r0")
+                while len(words) > 2:                # beyond CSA_LEVELS_PER_STAGE levels: more stages
+                    words = self._stage(m, _carry_save(m, words, width, f"csa_{lane}_{len(words)}"),
+                                        f"csa_{lane}_r{len(words)}")
                 m.d.comb += total.eq(words[0] + words[1])
             lanes.append(total)
         m.d.comb += self.data.eq(Cat(*lanes))
-
-    def _carry_save(self, m, words: list, width: int, name: str) -> list:
-        """``words`` compressed to two (same sum modulo 2**width) by 3:2 compressors, a
-        register after every ``CSA_LEVELS_PER_STAGE`` levels and after the last."""
-        level = 0
-        while len(words) > 2:
-            nxt = []
-            for i in range(0, len(words) - 2, 3):
-                a, b, c = words[i:i + 3]
-                s, cy = Signal(width, name=f"{name}_s{level}_{i}"), Signal(width, name=f"{name}_c{level}_{i}")
-                m.d.comb += [s.eq(a ^ b ^ c), cy.eq(((a & b) | (a & c) | (b & c)) << 1)]
-                nxt += [s, cy]
-            words = nxt + words[len(words) - len(words) % 3:]
-            level += 1
-            if level % CSA_LEVELS_PER_STAGE == 0 and len(words) > 2:
-                words = self._stage(m, words, f"{name}_r{level}")
-        return self._stage(m, words, f"{name}_out")
 
     def _sum_float_partials(self, m, subnormals: str):
         """fp32 accumulators: per lane, the K-groups' words in the fixed tree."""
@@ -616,6 +604,74 @@ class WriteBackSum(wiring.Component):
             m.d.comb += [tree.lg_count.eq(self.lg_gk), tree.en.eq(self.en)]
             lanes.append(tree.s)
         m.d.comb += self.data.eq(Cat(*lanes))
+
+
+def _masked_words(m, sel, words: list) -> list:
+    """Each core's word where it is in ``sel.wb_core``'s write-back group (differs from it
+    in its K-group bits only), else 0 (``sel`` holds ``lg_gp``, ``lg_gm``, ``lg_gk``, ``wb_core``)."""
+    kk_mask = Signal(DIM_BITS)
+    m.d.comb += kk_mask.eq(((Const(1) << sel.lg_gk) - 1)[:DIM_BITS] << (sel.lg_gp + sel.lg_gm))
+    picked = [Signal(name=f"pick{c}") for c in range(len(words))]
+    m.d.comb += [p.eq(((Const(c) ^ sel.wb_core) & ~kk_mask) == 0) for c, p in enumerate(picked)]
+    return [Mux(p, w, 0) for p, w in zip(picked, words)]
+
+
+def _carry_save(m, words: list, width: int, name: str) -> list:
+    """``words`` compressed by up to ``CSA_LEVELS_PER_STAGE`` levels of 3:2 compressors (each
+    turns three words into a sum and a carry word; the sum modulo 2**width is kept), or
+    until two are left."""
+    for level in range(CSA_LEVELS_PER_STAGE):
+        if len(words) <= 2:
+            break
+        nxt = []
+        for i in range(0, len(words) - 2, 3):
+            a, b, c = words[i:i + 3]
+            s, cy = Signal(width, name=f"{name}_s{level}_{i}"), Signal(width, name=f"{name}_c{level}_{i}")
+            m.d.comb += [s.eq(a ^ b ^ c), cy.eq(((a & b) | (a & c) | (b & c)) << 1)]
+            nxt += [s, cy]
+        words = nxt + words[len(words) - len(words) % 3:]
+    return words
+
+
+class CarrySaveSelect(wiring.Component):
+    """The first stage of the integer write-back sum (:class:`WriteBackSum`), one lane: each
+    core's accumulator word masked to the write-back group of ``wb_core``, then compressed
+    by up to :data:`~systolab.blocking.CSA_LEVELS_PER_STAGE` levels of 3:2 compressors
+    (to two words where that is enough). The words' sum modulo ``2**(8 * acc_bytes)`` is
+    the group's.
+
+    Timing: combinational. ``models/silicon/timing.py`` synthesises it alone to time this
+    stage of a chip with more cores than its write-back stand-in.
+
+    Parameters
+    ----------
+    cores, acc_bytes : int
+
+    Attributes
+    ----------
+    lg_gp, lg_gm, lg_gk : In(LOG_BITS), wb_core : In(range(cores))
+    acc_data : In(ArrayLayout(8 * acc_bytes, cores))
+    words : Out(ArrayLayout(8 * acc_bytes, outputs))
+    outputs : int
+        The words left after the stage's levels.
+    """
+
+    def __init__(self, *, cores: int, acc_bytes: int):
+        _positive(cores=cores, acc_bytes=acc_bytes)
+        self._n, self._width = cores, 8 * acc_bytes
+        n = cores
+        for _ in range(CSA_LEVELS_PER_STAGE):
+            n = 2 * (n // 3) + n % 3 if n > 2 else n
+        self.outputs = n
+        super().__init__({**{f"lg_{g}": In(LOG_BITS) for g in ("gp", "gm", "gk")},
+                          "wb_core": In(range(cores)), "acc_data": In(data.ArrayLayout(self._width, cores)),
+                          "words": Out(data.ArrayLayout(self._width, n))})
+
+    def elaborate(self, platform):
+        m = Module()
+        words = _carry_save(m, _masked_words(m, self, [self.acc_data[c] for c in range(self._n)]), self._width, "csa")
+        m.d.comb += [self.words[i].eq(w) for i, w in enumerate(words)]
+        return m
 
 
 class ChipController(wiring.Component):

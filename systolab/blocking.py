@@ -42,7 +42,7 @@ def beat_spacing(word: int, bytes_per_cycle: float) -> int:
 #: Carry-save (3:2) levels the integer write-back adds between two of its registers: about
 #: 2.5 generic gates a level, so a stage of 16 levels and the core select stays below the
 #: int8 PE's 67 gates (docs/timing.md, "Chips").
-CSA_LEVELS_PER_STAGE = 16
+CSA_LEVELS_PER_STAGE = 8
 
 
 def carry_save_levels(words: int) -> int:
