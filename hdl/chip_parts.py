@@ -484,8 +484,9 @@ class WriteBackSum(wiring.Component):
       after every :data:`~systolab.blocking.CSA_LEVELS_PER_STAGE` levels and after the
       last; the carry-propagate add of the two follows the last register. One or two
       cores: the select and one adder, combinational (no stage);
-    * fp32: a register after the core select (each leaf's word), and between the tree's
-      adder levels (not after the last); one leaf: no adder and no stage.
+    * fp32: a register after the core select (each leaf's word), one inside every fp32
+      adder (:data:`~systolab.hdl.float_add.ADDER_CUT`) and one between the tree's adder
+      levels (not after the last); one leaf: no adder and no stage.
 
     Timing: with no stage, combinational (``data`` follows the inputs in the same cycle).
     Otherwise every register advances in a cycle where ``en`` is high (a stall holds them

@@ -28,12 +28,15 @@ block is written back.
 Node 0 of level ``l`` is the adder's sum where ``gk >= 2**l`` and node 0 of level ``l - 1``
 passed on otherwise, so the tree's root is the answer for every ``gk``.
 
-On the chip the tree is pipelined (``pipelined=True``): a register between adder levels
-(not after the last), all advancing together with ``en``, so each stage is one fp32 adder
-(about 196 generic gates, below the fp8 and bf16 MACs) and the write-back keeps its rate of
-one beat a cycle; :class:`~systolab.hdl.chip_parts.WriteBackSum` adds a register after its
-core select, and the DMA offers a beat ``log2(leaves)`` advances after its accumulator
-read (:func:`~systolab.blocking.writeback_stages`; the chip's cycle model counts them).
+On the chip the tree is pipelined (``pipelined=True``): every adder is cut in two stages
+(:data:`ADDER_CUT`, after the add of the aligned significands, the cut of the two-stage
+MAC) and a register sits between adder levels (not after the last), all advancing
+together with ``en``, so each stage is half an fp32 adder: one whole adder measures 175 to
+221 generic gates depending on what surrounds it, about the fp8 MAC's 207, and half of one
+stays below every MAC (docs/timing.md). The write-back keeps its rate of one beat a cycle;
+:class:`~systolab.hdl.chip_parts.WriteBackSum` adds a register after its core select, and
+the DMA offers a beat ``2 log2(leaves)`` advances after its accumulator read
+(:func:`~systolab.blocking.writeback_stages`; the chip's cycle model counts them).
 ``models/silicon/timing.py`` times the deepest stage (``writeback_sum``, docs/timing.md).
 """
 from __future__ import annotations
@@ -49,32 +52,44 @@ from .float_mac import FloatMac
 FP32_BITS = 32
 
 
+#: Where a pipelined adder is cut (one register layer inside it, the MAC's two-stage cut,
+#: :data:`~systolab.hdl.float_mac.CUTS`): after the add of the aligned significands.
+ADDER_CUT = ("add",)
+
+
 class Fp32Adder(wiring.Component):
     """``s = round(a + b)`` on raw fp32 bit patterns (see the module notes).
 
-    Timing: combinational.
+    Timing: combinational; ``pipelined``: cut in two stages at :data:`ADDER_CUT`, ``s`` is
+    the sum of the ``a``, ``b`` of the previous cycle with ``en`` high.
 
     Parameters
     ----------
     subnormals : str
         ``"keep"`` (IEEE gradual underflow) or ``"flush"`` (to zeros of their sign).
+    pipelined : bool
+        One register layer inside the adder (default False).
 
     Attributes
     ----------
     a, b : In(32)
+    en : In(1)
+        Advance the register layer (pipelined only).
     s : Out(32)
     """
 
-    def __init__(self, *, subnormals: str = "keep"):
+    def __init__(self, *, subnormals: str = "keep", pipelined: bool = False):
         if subnormals not in SUBNORMAL_MODES:
             raise ValueError(f"subnormals must be one of {SUBNORMAL_MODES}, not {subnormals!r}")
         # FloatMac's fp32 addition does not depend on its input format: any float one will do.
         self._mac = FloatMac(dtype=get_dtype("bf16"), subnormals=subnormals)
-        super().__init__({"a": In(FP32_BITS), "b": In(FP32_BITS), "s": Out(FP32_BITS)})
+        self._pipelined = bool(pipelined)
+        super().__init__({"a": In(FP32_BITS), "b": In(FP32_BITS), "en": In(1), "s": Out(FP32_BITS)})
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += self.s.eq(self._mac.add(m, self.a, self.b))
+        cuts = ADDER_CUT if self._pipelined else ()
+        m.d.comb += self.s.eq(self._mac.add(m, self.a, self.b, cuts=cuts, en=self.en if cuts else None))
         return m
 
 
@@ -83,8 +98,8 @@ class Fp32SumTree(wiring.Component):
     of the module notes.
 
     Timing: combinational, ``log2(leaves)`` adders deep; ``pipelined``: ``s`` is the sum of
-    the ``x`` of ``log2(leaves) - 1`` advances (cycles with ``en`` high) earlier, each stage
-    one adder deep (``lg_count`` held meanwhile).
+    the ``x`` of ``2 log2(leaves) - 1`` advances (cycles with ``en`` high) earlier, each
+    stage half an adder deep (``lg_count`` held meanwhile).
 
     Parameters
     ----------
@@ -124,11 +139,17 @@ class Fp32SumTree(wiring.Component):
             depth += 1
             nxt = []
             for i in range(0, len(level), 2):
-                m.submodules[f"add_{depth}_{i // 2}"] = add = Fp32Adder(subnormals=self._subnormals)
-                m.d.comb += [add.a.eq(level[i]), add.b.eq(level[i + 1])]
+                m.submodules[f"add_{depth}_{i // 2}"] = add = Fp32Adder(subnormals=self._subnormals,
+                                                                         pipelined=self._pipelined)
+                m.d.comb += [add.a.eq(level[i]), add.b.eq(level[i + 1]), add.en.eq(self.en)]
                 node = Signal(FP32_BITS, name=f"node_{depth}_{i // 2}")
+                passed = level[0]
+                if self._pipelined:                          # in step with the adder's inner register
+                    passed = Signal(FP32_BITS, name=f"pass_{depth}")
+                    with m.If(self.en):
+                        m.d.sync += passed.eq(level[0])
                 # node 0 is the sum of the first 2**depth values, or the smaller sum passed on
-                m.d.comb += node.eq(Mux(self.lg_count >= depth, add.s, level[0]) if i == 0 else add.s)
+                m.d.comb += node.eq(Mux(self.lg_count >= depth, add.s, passed) if i == 0 else add.s)
                 nxt.append(node)
             if self._pipelined and len(nxt) > 1:             # a register between levels
                 regs = [Signal(FP32_BITS, name=f"reg_{depth}_{j}") for j in range(len(nxt))]

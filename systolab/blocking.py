@@ -65,13 +65,13 @@ def writeback_stages(cores: int, *, is_float: bool = False, split_k: int | None 
     carry-save tree with a register after every :data:`CSA_LEVELS_PER_STAGE` levels and
     after the last, and the final carry-propagate add follows the last register.
     Floating point (``split_k`` leaves, cut to the largest power of two <= ``cores``, as
-    the tree is): log2(leaves) stages, a register after the core select and after every
-    fp32 adder level but the last (each stage at most one adder, ~196 gates); none for
-    one leaf."""
+    the tree is): 2 log2(leaves) stages, a register after the core select, one inside
+    every fp32 adder (``hdl/float_add.py`` ``ADDER_CUT``: each stage at most half an adder)
+    and one after every adder level but the last; none for one leaf."""
     top = 1 << (cores.bit_length() - 1) if cores > 0 else 1
     if is_float:
         leaves = top if split_k is None else min(top, split_k)
-        return leaves.bit_length() - 1
+        return 2 * (leaves.bit_length() - 1)
     levels = carry_save_levels(cores)
     return -(-levels // CSA_LEVELS_PER_STAGE)
 

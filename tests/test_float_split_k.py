@@ -140,7 +140,7 @@ def test_the_write_back_tree_adds_split_k_k_groups(split_k):
         sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    assert dut.stages == split_k.bit_length() - 1
+    assert dut.stages == 2 * (split_k.bit_length() - 1)
     want = {gk: int(tree_sum_fp32([np.array(w) for w in words[:gk]])) for gk in got}
     assert got == want and set(got) == {g for g in (1, 2) if g <= split_k}
     with pytest.raises(ValueError, match="split_k must be a power of two"):
