@@ -107,11 +107,13 @@ class ChipTop(wiring.Component):
         for ch in range(C):
             m.submodules[f"dma{ch}"] = dma = DmaChannel(
                 channel=ch, channels=C, cores=N, word_bytes=Wd, core_beat=W, input_bytes=cfg.input_bytes,
-                acc_bytes=cfg.acc_bytes, op_half=op_half, acc_half=acc_half, queue_depth=chip.dram_latency_cycles + 4)
+                acc_bytes=cfg.acc_bytes, op_half=op_half, acc_half=acc_half, queue_depth=chip.dram_latency_cycles + 4,
+                wb_stages=router.wb_stages)
             wiring.connect(m, wiring.flipped(getattr(self, f"mem{ch}")), dma.mem)
             m.d.comb += [dma.desc.eq(ctl.desc), dma.lg_gp.eq(ctl.lg_gp), dma.lg_gm.eq(ctl.lg_gm),
                          dma.lg_gk.eq(ctl.lg_gk), dma.start.eq(ctl.start), dma.job.eq(ctl.job), dma.clear.eq(ctl.accept),
                          router.wb_core[ch].eq(dma.acc_core), router.wb_addr[ch].eq(dma.acc_addr),
+                         router.wb_en[ch].eq(dma.acc_en),
                          dma.acc_data.eq(router.wb_data[ch])]
             m.d.comb += [getattr(router, f"op_{x}")[ch].eq(getattr(dma, f"op_{x}")) for x in OPERAND_WRITE]
             dmas.append(dma)

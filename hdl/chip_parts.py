@@ -23,6 +23,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..blocking import CSA_LEVELS_PER_STAGE, writeback_stages
 from ..config import AcceleratorConfig
 from .dma import LOG_BITS, descriptor_layout, job_layout
 from .float_add import Fp32SumTree
@@ -360,7 +361,9 @@ class OperandRouter(wiring.Component):
     any order), fp32 accumulators in the fixed pairwise tree of
     :class:`~systolab.hdl.float_add.Fp32SumTree` (K-group 0 first).
 
-    Timing: combinational (outputs follow the inputs in the same cycle).
+    Timing: combinational (outputs follow the inputs in the same cycle), except the
+    write-back sums: ``wb_data[ch]`` carries the sum of the accumulator words read
+    :attr:`wb_stages` advances of ``wb_en[ch]`` earlier (:class:`WriteBackSum`).
 
     Parameters
     ----------
@@ -386,6 +389,8 @@ class OperandRouter(wiring.Component):
         Each channel's operand write of the cycle (:class:`~systolab.hdl.dma.DmaChannel`).
     wb_core, wb_addr : In(ArrayLayout(..., channels)), wb_data : Out(ArrayLayout(..., channels))
         Each channel's accumulator read and its summed words.
+    wb_en : In(ArrayLayout(1, channels))
+        Each channel's write-back pipeline advances (its DMA's ``acc_en``).
     a_addr, a_words, a_data, a_en, b_addr, b_words, b_data, b_en : Out(ArrayLayout(..., cores))
         Each slice's two operand write ports (:class:`~systolab.hdl.slice.SramSlice`).
     acc_addr : Out(ArrayLayout(..., cores)), acc_data : In(ArrayLayout(..., cores))
@@ -401,6 +406,8 @@ class OperandRouter(wiring.Component):
         if float_subnormals is not None and acc_bytes != 4:
             raise ValueError(f"fp32 accumulators are 4 bytes, not {acc_bytes}")
         self._float_subnormals, self._split_k = float_subnormals, float_split_k
+        #: Register stages of each channel's write-back sum (:func:`~systolab.blocking.writeback_stages`).
+        self.wb_stages = writeback_stages(cores, is_float=float_subnormals is not None, split_k=float_split_k)
         if channels & (channels - 1):
             raise ValueError(f"channels must be a power of two, not {channels}")
         if word_bytes % core_beat or word_bytes % acc_bytes:
@@ -417,7 +424,7 @@ class OperandRouter(wiring.Component):
             **{f"lg_{g}": In(LOG_BITS) for g in ("gp", "gm", "gk")}, "place": In(per(place_layout(), cores)),
             **{f"op_{x}": In(per(shape, channels)) for x, shape in op.items()},
             "wb_core": In(per(range(cores), channels)), "wb_addr": In(per(range(2 * acc_half), channels)),
-            "wb_data": Out(per(8 * word_bytes, channels)),
+            "wb_data": Out(per(8 * word_bytes, channels)), "wb_en": In(per(1, channels)),
             **{f"{p}_{x}": Out(per(op[x], cores)) for p in "ab" for x in ("addr", "words", "data", "en")},
             "acc_addr": Out(per(range(2 * acc_half), cores)), "acc_data": In(per(8 * word_bytes, cores)),
             "written": Out(range(2 * cores * word_bytes + 1)),
@@ -457,7 +464,7 @@ class OperandRouter(wiring.Component):
                                                             float_subnormals=self._float_subnormals,
                                                             split_k=self._split_k)
             m.d.comb += [wb.lg_gp.eq(self.lg_gp), wb.lg_gm.eq(self.lg_gm), wb.lg_gk.eq(self.lg_gk),
-                         wb.wb_core.eq(self.wb_core[ch]), self.wb_data[ch].eq(wb.data)]
+                         wb.wb_core.eq(self.wb_core[ch]), wb.en.eq(self.wb_en[ch]), self.wb_data[ch].eq(wb.data)]
             m.d.comb += [wb.acc_data[c].eq(self.acc_data[c]) for c in range(N)]
         return m
 
@@ -466,12 +473,27 @@ class WriteBackSum(wiring.Component):
     """One DMA channel's write-back beat: the K-groups' partial sums of ``lanes``
     accumulator words, added lane by lane. The cores summed are those that differ from
     ``wb_core`` (K-group 0's core) in their K-group only: integers in the accumulators'
-    width (wrap-around: any order; Yosys makes the sum a carry-save tree), fp32
-    accumulators in the fixed pairwise tree of :class:`~systolab.hdl.float_add.Fp32SumTree`
-    (K-group kk from core ``wb_core + kk * gp * gm``).
+    width (wrap-around: any order), fp32 accumulators in the fixed pairwise tree of
+    :class:`~systolab.hdl.float_add.Fp32SumTree` (K-group kk from core ``wb_core + kk * gp * gm``).
 
-    Timing: combinational (``data`` follows the inputs in the same cycle). This is the
-    chip's write-back path, timed by ``models/silicon/timing.py`` (``writeback_sum``).
+    Pipelined in :attr:`stages` register stages (:func:`~systolab.blocking.writeback_stages`),
+    each no deeper than the core's PE (docs/timing.md, "Chips"):
+
+    * integers, three or more cores: the masked words of the cores are compressed to two
+      (a sum and a carry word) in a carry-save tree of 3:2 compressors, with a register
+      after every :data:`~systolab.blocking.CSA_LEVELS_PER_STAGE` levels and after the
+      last; the carry-propagate add of the two follows the last register. One or two
+      cores: the select and one adder, combinational (no stage);
+    * fp32: a register after the core select (each leaf's word), one inside every fp32
+      adder (:data:`~systolab.hdl.float_add.ADDER_CUT`) and one between the tree's adder
+      levels (not after the last); one leaf: no adder and no stage.
+
+    Timing: with no stage, combinational (``data`` follows the inputs in the same cycle).
+    Otherwise every register advances in a cycle where ``en`` is high (a stall holds them
+    all), and ``data`` is the sum of the words on ``acc_data`` (with ``wb_core`` of that
+    cycle) ``stages`` advances earlier. ``lg_gp``, ``lg_gm`` and ``lg_gk`` are held while a
+    GEMM runs. This is the chip's write-back path, timed by ``models/silicon/timing.py``
+    (``writeback_sum``: its deepest stage).
 
     Parameters
     ----------
@@ -494,8 +516,12 @@ class WriteBackSum(wiring.Component):
     wb_core : In(range(cores))
     acc_data : In(ArrayLayout(8 * acc_bytes * lanes, cores))
         Each core's accumulator words of the beat.
+    en : In(1)
+        Advance the stages (ignored with none).
     data : Out(8 * acc_bytes * lanes)
         Their sums, lane 0 in the low bits.
+    stages : int
+        The register stages between ``acc_data`` and ``data``.
     """
 
     def __init__(self, *, cores: int, lanes: int, acc_bytes: int, float_subnormals: str | None = None,
@@ -506,10 +532,11 @@ class WriteBackSum(wiring.Component):
         self._n, self._lanes, self._ab, self._float_subnormals = cores, lanes, acc_bytes, float_subnormals
         top = 1 << (cores.bit_length() - 1)                # the largest gk the cores can run
         self._leaves = top if split_k is None else min(top, _power_of_two("split_k", split_k))
+        self.stages = writeback_stages(cores, is_float=float_subnormals is not None, split_k=self._leaves)
         width = 8 * acc_bytes * lanes
         super().__init__({**{f"lg_{g}": In(LOG_BITS) for g in ("gp", "gm", "gk")},
                           "wb_core": In(range(cores)), "acc_data": In(data.ArrayLayout(width, cores)),
-                          "data": Out(width)})
+                          "en": In(1), "data": Out(width)})
 
     def elaborate(self, platform):
         m = Module()
@@ -519,17 +546,34 @@ class WriteBackSum(wiring.Component):
             self._sum_float_partials(m, self._float_subnormals)
         return m
 
+    def _stage(self, m, values: list, name: str) -> list:
+        """``values`` through a register stage that advances with ``en``."""
+        regs = [Signal(len(v), name=f"{name}_{i}") for i, v in enumerate(values)]
+        with m.If(self.en):
+            m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
+        return regs
+
     def _sum_partials(self, m):
         """Integer accumulators: the masked words added in the accumulators' width."""
-        ab = self._ab
-        kk_mask = Signal(DIM_BITS)
-        m.d.comb += kk_mask.eq(((Const(1) << self.lg_gk) - 1)[:DIM_BITS] << (self.lg_gp + self.lg_gm))
+        width = 8 * self._ab
         lanes = []
         for lane in range(self._lanes):
-            part = [Mux(((Const(c) ^ self.wb_core) & ~kk_mask) == 0,
-                        self.acc_data[c][8 * ab * lane:8 * ab * (lane + 1)], 0) for c in range(self._n)]
-            total = Signal(8 * ab, name=f"sum_{lane}")
-            m.d.comb += total.eq(sum(part))
+            total = Signal(width, name=f"sum_{lane}")
+            if self.stages == 0:
+                part = _masked_words(m, self, [self.acc_data[c][width * lane:width * (lane + 1)]
+                                               for c in range(self._n)])
+                m.d.comb += total.eq(sum(part))
+            else:                                    # the first stage, then the rest of the tree
+                m.submodules[f"select{lane}"] = first = CarrySaveSelect(cores=self._n, acc_bytes=self._ab)
+                m.d.comb += [first.lg_gp.eq(self.lg_gp), first.lg_gm.eq(self.lg_gm), first.lg_gk.eq(self.lg_gk),
+                             first.wb_core.eq(self.wb_core)]
+                m.d.comb += [first.acc_data[c].eq(self.acc_data[c][width * lane:width * (lane + 1)])
+                             for c in range(self._n)]
+                words = self._stage(m, [first.words[i] for i in range(first.outputs)], f"csa_{lane}_r0")
+                while len(words) > 2:                # beyond CSA_LEVELS_PER_STAGE levels: more stages
+                    words = self._stage(m, _carry_save(m, words, width, f"csa_{lane}_{len(words)}"),
+                                        f"csa_{lane}_r{len(words)}")
+                m.d.comb += total.eq(words[0] + words[1])
             lanes.append(total)
         m.d.comb += self.data.eq(Cat(*lanes))
 
@@ -545,17 +589,90 @@ class WriteBackSum(wiring.Component):
             cores.append(core)
         lanes = []
         for lane in range(self._lanes):
-            m.submodules[f"tree{lane}"] = tree = Fp32SumTree(leaves=leaves, subnormals=subnormals)
+            m.submodules[f"tree{lane}"] = tree = Fp32SumTree(leaves=leaves, subnormals=subnormals,
+                                                             pipelined=self.stages > 0)
+            words = []
             for kk, core in enumerate(cores):
                 word = Signal(32, name=f"part{kk}_{lane}")
                 with m.Switch(core):
                     for c in range(self._n):
                         with m.Case(c):
                             m.d.comb += word.eq(self.acc_data[c][32 * lane:32 * (lane + 1)])
-                m.d.comb += tree.x[kk].eq(word)
-            m.d.comb += tree.lg_count.eq(self.lg_gk)
+                words.append(word)
+            if self.stages:                                  # a register after the select
+                words = self._stage(m, words, f"leaf_{lane}")
+            m.d.comb += [tree.x[kk].eq(w) for kk, w in enumerate(words)]
+            m.d.comb += [tree.lg_count.eq(self.lg_gk), tree.en.eq(self.en)]
             lanes.append(tree.s)
         m.d.comb += self.data.eq(Cat(*lanes))
+
+
+def _masked_words(m, sel, words: list) -> list:
+    """Each core's word where it is in ``sel.wb_core``'s write-back group (differs from it
+    in its K-group bits only), else 0 (``sel`` holds ``lg_gp``, ``lg_gm``, ``lg_gk``, ``wb_core``)."""
+    kk_mask = Signal(DIM_BITS)
+    m.d.comb += kk_mask.eq(((Const(1) << sel.lg_gk) - 1)[:DIM_BITS] << (sel.lg_gp + sel.lg_gm))
+    picked = [Signal(name=f"pick{c}") for c in range(len(words))]
+    m.d.comb += [p.eq(((Const(c) ^ sel.wb_core) & ~kk_mask) == 0) for c, p in enumerate(picked)]
+    return [Mux(p, w, 0) for p, w in zip(picked, words)]
+
+
+def _carry_save(m, words: list, width: int, name: str) -> list:
+    """``words`` compressed by up to ``CSA_LEVELS_PER_STAGE`` levels of 3:2 compressors (each
+    turns three words into a sum and a carry word; the sum modulo 2**width is kept), or
+    until two are left."""
+    for level in range(CSA_LEVELS_PER_STAGE):
+        if len(words) <= 2:
+            break
+        nxt = []
+        for i in range(0, len(words) - 2, 3):
+            a, b, c = words[i:i + 3]
+            s, cy = Signal(width, name=f"{name}_s{level}_{i}"), Signal(width, name=f"{name}_c{level}_{i}")
+            m.d.comb += [s.eq(a ^ b ^ c), cy.eq(((a & b) | (a & c) | (b & c)) << 1)]
+            nxt += [s, cy]
+        words = nxt + words[len(words) - len(words) % 3:]
+    return words
+
+
+class CarrySaveSelect(wiring.Component):
+    """The first stage of the integer write-back sum (:class:`WriteBackSum`), one lane: each
+    core's accumulator word masked to the write-back group of ``wb_core``, then compressed
+    by up to :data:`~systolab.blocking.CSA_LEVELS_PER_STAGE` levels of 3:2 compressors
+    (to two words where that is enough). The words' sum modulo ``2**(8 * acc_bytes)`` is
+    the group's.
+
+    Timing: combinational. ``models/silicon/timing.py`` synthesises it alone to time this
+    stage of a chip with more cores than its write-back stand-in.
+
+    Parameters
+    ----------
+    cores, acc_bytes : int
+
+    Attributes
+    ----------
+    lg_gp, lg_gm, lg_gk : In(LOG_BITS), wb_core : In(range(cores))
+    acc_data : In(ArrayLayout(8 * acc_bytes, cores))
+    words : Out(ArrayLayout(8 * acc_bytes, outputs))
+    outputs : int
+        The words left after the stage's levels.
+    """
+
+    def __init__(self, *, cores: int, acc_bytes: int):
+        _positive(cores=cores, acc_bytes=acc_bytes)
+        self._n, self._width = cores, 8 * acc_bytes
+        n = cores
+        for _ in range(CSA_LEVELS_PER_STAGE):
+            n = 2 * (n // 3) + n % 3 if n > 2 else n
+        self.outputs = n
+        super().__init__({**{f"lg_{g}": In(LOG_BITS) for g in ("gp", "gm", "gk")},
+                          "wb_core": In(range(cores)), "acc_data": In(data.ArrayLayout(self._width, cores)),
+                          "words": Out(data.ArrayLayout(self._width, n))})
+
+    def elaborate(self, platform):
+        m = Module()
+        words = _carry_save(m, _masked_words(m, self, [self.acc_data[c] for c in range(self._n)]), self._width, "csa")
+        m.d.comb += [self.words[i].eq(w) for i, w in enumerate(words)]
+        return m
 
 
 class ChipController(wiring.Component):

@@ -315,6 +315,9 @@ class DmaChannel(wiring.Component):
     queue_depth : int
         Segments between the command side and the data side: more than the DRAM's latency
         in cycles, so that issuing never waits on the queue in a way that delays a beat.
+    wb_stages : int
+        Register stages of the chip's write-back sum between the accumulator read and the
+        beat (:class:`~systolab.hdl.dma_parts.WriteBackEngine`; default 0).
 
     Attributes
     ----------
@@ -330,15 +333,17 @@ class DmaChannel(wiring.Component):
         group; ``op_en`` when a beat arrives.
     acc_core, acc_addr : Out, acc_data : In
         Accumulator read: a beat's worth of words from word ``acc_addr`` of core
-        ``acc_core`` and of the ``gk - 1`` cores of its other K-groups, summed
-        (combinational; the chip adds them).
+        ``acc_core`` and of the ``gk - 1`` cores of its other K-groups, summed (the chip
+        adds them, in ``wb_stages`` register stages that advance with ``acc_en``).
+    acc_en : Out(1)
     bytes_read, bytes_written, sram_read : Out(48)
         Since the last ``clear``: DRAM bytes read (whole beats) and written (strobed
         bytes), and accumulator bytes read from the slices (whole words, every K-group's).
 
     Timing contract (no stalls on the port), per channel and job: the write-back's
     segments issue one per cycle from the cycle after ``start``; its data beats follow
-    from the cycle after their command, one per cycle when the memory takes them; the
+    from the cycle after their command plus ``wb_stages``, one per cycle when the memory
+    takes them; the
     load's segments issue one per cycle from the second cycle after the write-back's last
     beat was taken (the first after ``start`` if the channel has no write-back in this
     job); its beats are written into the slices the cycle they arrive; ``busy`` falls the
@@ -347,7 +352,9 @@ class DmaChannel(wiring.Component):
     """
 
     def __init__(self, *, channel: int, channels: int, cores: int, word_bytes: int, core_beat: int,
-                 input_bytes: int, acc_bytes: int, op_half: int, acc_half: int, queue_depth: int):
+                 input_bytes: int, acc_bytes: int, op_half: int, acc_half: int, queue_depth: int,
+                 wb_stages: int = 0):
+        self._wb_stages = wb_stages
         self._parts = dict(channel=channel, channels=channels, cores=cores, word_bytes=word_bytes,
                            core_beat=core_beat, input_bytes=input_bytes, acc_bytes=acc_bytes, op_half=op_half,
                            acc_half=acc_half)
@@ -362,7 +369,7 @@ class DmaChannel(wiring.Component):
             "op_b": Out(1), "op_group": Out(DIM_BITS), "op_addr": Out(range(2 * op_half)),
             "op_words": Out(range(word_bytes // core_beat + 1)), "op_data": Out(8 * word_bytes), "op_en": Out(1),
             "acc_core": Out(range(cores)), "acc_addr": Out(range(2 * acc_half)), "acc_data": In(8 * word_bytes),
-            **{name: Out(COUNT_BITS) for name in ("bytes_read", "bytes_written", "sram_read")},
+            "acc_en": Out(1), **{name: Out(COUNT_BITS) for name in ("bytes_read", "bytes_written", "sram_read")},
         })
 
     def elaborate(self, platform):
@@ -371,7 +378,7 @@ class DmaChannel(wiring.Component):
         m.submodules.generator = gen = SegmentGenerator(**p)
         engine = dict(cores=p["cores"], word_bytes=p["word_bytes"], core_beat=p["core_beat"],
                       queue_depth=self._queue_depth)
-        m.submodules.write_back = wb = WriteBackEngine(acc_half=p["acc_half"], **engine)
+        m.submodules.write_back = wb = WriteBackEngine(acc_half=p["acc_half"], stages=self._wb_stages, **engine)
         m.submodules.load = ld = LoadEngine(op_half=p["op_half"], **engine)
         wiring.connect(m, gen.wb, wb.segs)
         wiring.connect(m, gen.ld, ld.segs)
@@ -382,6 +389,7 @@ class DmaChannel(wiring.Component):
         m.d.comb += [gen.desc.eq(self.desc), gen.lg_gp.eq(self.lg_gp), gen.lg_gm.eq(self.lg_gm),
                      gen.lg_gk.eq(self.lg_gk), gen.start.eq(self.start), gen.job.eq(self.job), self.busy.eq(gen.busy),
                      self.acc_core.eq(wb.acc_core), self.acc_addr.eq(wb.acc_addr), wb.acc_data.eq(self.acc_data),
+                     self.acc_en.eq(wb.acc_en),
                      wb.gk.eq(self.desc.gk), wb.clear.eq(self.clear), ld.clear.eq(self.clear),
                      self.bytes_read.eq(ld.bytes_read), self.bytes_written.eq(wb.bytes_written),
                      self.sram_read.eq(wb.sram_read)]

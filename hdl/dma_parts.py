@@ -12,7 +12,7 @@ stream and pushes it into the queue of the engine that moves its beats, in order
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -66,16 +66,17 @@ class _SegmentEngine(wiring.Component):
         self._n, self._wd, self._w, self._queue_depth = cores, word_bytes, core_beat, queue_depth
         super().__init__({"segs": In(segment_queue_signature(cores)), "clear": In(1), **members})
 
-    def _segments(self, m: Module, take):
+    def _segments(self, m: Module, take, in_flight=0):
         """The queue and the segment in progress, its beat counter and whether it is busy;
         a beat is moved in a cycle where ``take`` (a function of the current segment, its
-        beat counter and busy) is high."""
+        beat counter and busy) is high; ``in_flight``: beats moved but not yet delivered
+        (the engine is not idle while it is high)."""
         m.submodules.queue = q = Queue(segment_layout(self._n), self._queue_depth)
         cur, k, busy = Signal(segment_layout(self._n)), Signal(DIM_BITS), Signal()
         moved = take(cur, k, busy)
         last = k == cur.beats - 1
         m.d.comb += [q.push.eq(self.segs.push), q.push_data.eq(self.segs.seg), self.segs.full.eq(q.full),
-                     self.segs.idle.eq(~q.nonempty & ~busy), q.pop.eq(q.nonempty & (~busy | (moved & last)))]
+                     self.segs.idle.eq(~q.nonempty & ~busy & ~in_flight), q.pop.eq(q.nonempty & (~busy | (moved & last)))]
         with m.If(moved):
             m.d.sync += k.eq(k + 1)
             with m.If(last):
@@ -88,25 +89,43 @@ class _SegmentEngine(wiring.Component):
 class WriteBackEngine(_SegmentEngine):
     """Moves write-back segments' beats from the slices' accumulators to DRAM.
 
-    Timing: a segment pushed in cycle t is at the queue's head from t + 1; the engine
-    takes the head in a cycle where it has no segment or the current one's last beat is
-    taken, and offers that segment's first beat on ``wr_data`` from the next cycle, then
-    one beat per cycle that the memory takes. The beat offered reads ``acc_core`` /
-    ``acc_addr`` and carries ``acc_data`` of the same cycle (byte strobes mask the
-    segment's end). ``idle`` is high while nothing is queued or in progress. The counters
-    count a beat the cycle after it is taken, and are 0 the cycle after ``clear``.
+    Timing, with ``stages`` = 0: a segment pushed in cycle t is at the queue's head from
+    t + 1; the engine takes the head in a cycle where it has no segment or the current
+    one's last beat is taken, and offers that segment's first beat on ``wr_data`` from the
+    next cycle, then one beat per cycle that the memory takes. The beat offered reads
+    ``acc_core`` / ``acc_addr`` and carries ``acc_data`` of the same cycle (byte strobes
+    mask the segment's end).
+
+    With ``stages`` = S > 0 (the chip's pipelined write-back sum, :class:`~systolab.hdl.
+    chip_parts.WriteBackSum`), the accumulator reads run S beats ahead of ``wr_data``: the
+    pipeline advances (``acc_en``) in a cycle where its last stage holds no beat or the
+    memory takes it, and every advance reads the next beat (if a segment is in progress;
+    the head is taken as above, on the advance that reads a segment's last beat). A beat
+    read in cycle t is offered S advances later, with its strobes; so the first beat of a
+    job is offered S cycles after it would be with no stage, and, the pipeline holding
+    every beat the memory has not taken, the later ones as before: nothing is lost or
+    offered twice under any pattern of ``wr_data.ready``.
+
+    ``idle`` is high while nothing is queued, in progress or in the pipeline. The counters
+    count a beat the cycle after it is taken (``bytes_written``) or read (``sram_read``),
+    and are 0 the cycle after ``clear``.
 
     Parameters
     ----------
     acc_half : int
         Words of one accumulator buffer in a slice; the others as the base class's.
+    stages : int
+        Register stages between the accumulator read and ``wr_data`` (default 0).
 
     Attributes
     ----------
     segs : In(segment_queue_signature(cores))
     wr_data : Out(stream.Signature({data, strobe}))
     acc_core, acc_addr : Out, acc_data : In(8 * word_bytes)
-        The accumulator read of the beat offered (the chip adds the K-groups' words).
+        The accumulator read of the cycle (the beat offered with no stage); ``acc_data``
+        is the K-groups' sum of the read ``stages`` advances earlier (the chip adds them).
+    acc_en : Out(1)
+        The write-back pipeline advances (high whenever ``wr_data`` is not stalled).
     gk : In(DIM_BITS)
         K-groups of the GEMM: each beat reads that many cores' accumulators.
     clear : In(1)
@@ -115,32 +134,51 @@ class WriteBackEngine(_SegmentEngine):
         every K-group's).
     """
 
-    def __init__(self, *, cores: int, word_bytes: int, core_beat: int, acc_half: int, queue_depth: int):
+    def __init__(self, *, cores: int, word_bytes: int, core_beat: int, acc_half: int, queue_depth: int,
+                 stages: int = 0):
         _positive(acc_half=acc_half)
+        if isinstance(stages, bool) or not isinstance(stages, int) or stages < 0:
+            raise ValueError(f"stages must be an integer >= 0, not {stages!r}")
+        self._stages = stages
         wr = data.StructLayout({"data": 8 * word_bytes, "strobe": word_bytes})
         super().__init__({"wr_data": Out(stream.Signature(wr)), "acc_core": Out(range(cores)),
-                          "acc_addr": Out(range(2 * acc_half)), "acc_data": In(8 * word_bytes),
+                          "acc_addr": Out(range(2 * acc_half)), "acc_data": In(8 * word_bytes), "acc_en": Out(1),
                           "gk": In(DIM_BITS), "bytes_written": Out(COUNT_BITS), "sram_read": Out(COUNT_BITS)},
                          cores=cores, word_bytes=word_bytes, core_beat=core_beat, queue_depth=queue_depth)
 
     def elaborate(self, platform):
         m = Module()
-        Wd, lanes = self._wd, self._lanes
+        Wd, lanes, S = self._wd, self._lanes, self._stages
         wdp = self.wr_data
-        cur, k, busy, taken = self._segments(m, lambda cur, k, busy: wdp.valid & wdp.ready)
-        m.d.comb += [self.acc_core.eq(cur.core), self.acc_addr.eq(cur.word + k * lanes)]
+        # the pipeline: each stage's beat (valid) and strobes, shifted on every advance
+        valid = [Signal(name=f"valid{i}") for i in range(S)]
+        strobes = [Signal(Wd, name=f"strobe{i}") for i in range(S)]
+        advance = ~valid[-1] | wdp.ready if S else wdp.valid & wdp.ready
+        cur, k, busy, read = self._segments(m, lambda cur, k, busy: busy & advance if S else advance,
+                                            in_flight=Cat(*valid).any() if S else 0)
+        m.d.comb += [self.acc_core.eq(cur.core), self.acc_addr.eq(cur.word + k * lanes), self.acc_en.eq(advance)]
         left = Signal(24)
+        strobe = Signal(Wd)
         m.d.comb += left.eq(cur.nbytes - (k << (Wd - 1).bit_length()))
         for b in range(Wd):
-            m.d.comb += wdp.payload.strobe[b].eq(b < left)
-        m.d.comb += [wdp.valid.eq(busy), wdp.payload.data.eq(self.acc_data)]
+            m.d.comb += strobe[b].eq(b < left)
+        if S:
+            with m.If(advance):
+                m.d.sync += [valid[0].eq(busy), strobes[0].eq(strobe)]
+                m.d.sync += [v.eq(u) for u, v in zip(valid, valid[1:])]
+                m.d.sync += [v.eq(u) for u, v in zip(strobes, strobes[1:])]
+        m.d.comb += [wdp.valid.eq(valid[-1] if S else busy), wdp.payload.strobe.eq(strobes[-1] if S else strobe),
+                     wdp.payload.data.eq(self.acc_data)]
+        taken = wdp.valid & wdp.ready
         strobed = sum(wdp.payload.strobe[b] for b in range(Wd))
         words = Mux(cur.words - k * lanes < lanes, cur.words - k * lanes, lanes)
         with m.If(self.clear):
             m.d.sync += [self.bytes_written.eq(0), self.sram_read.eq(0)]
-        with m.Elif(taken):
-            m.d.sync += [self.bytes_written.eq(self.bytes_written + strobed),
-                         self.sram_read.eq(self.sram_read + self.gk * words * self._w)]
+        with m.Else():
+            with m.If(taken):
+                m.d.sync += self.bytes_written.eq(self.bytes_written + strobed)
+            with m.If(read):
+                m.d.sync += self.sram_read.eq(self.sram_read + self.gk * words * self._w)
         return m
 
 

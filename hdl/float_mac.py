@@ -282,8 +282,13 @@ class FloatMac:
         c, p = st.cut("normalise", c, self._normalise(m, p, "p"))
         return self._sum(m, c, p, st)
 
-    def add(self, m: Module, x: Value, y: Value) -> Value:
+    def add(self, m: Module, x: Value, y: Value, *, cuts: tuple[str, ...] = (), en: Value | None = None) -> Value:
         """fp32 bits of ``round(x + y)`` for two fp32 values (``x`` first: the chip adds
-        a later K-block's partial sums to the stored ones this way); combinational."""
+        a later K-block's partial sums to the stored ones this way); combinational, or
+        with a register layer at each of ``cuts`` (boundaries of :data:`BOUNDARIES` from
+        ``align`` on; each holds while ``en`` is low), the sum of the operands of
+        ``len(cuts)`` enabled cycles before (the chip's pipelined write-back tree)."""
+        if not set(cuts) <= set(BOUNDARIES[2:]) or (cuts and en is None):
+            raise ValueError(f"FloatMac.add: cuts must be among {BOUNDARIES[2:]}, with an enable, not {cuts!r}")
         u = self._normalise(m, self._unpack(m, x, FP32, "x"), "x")
-        return self._sum(m, u, self._normalise(m, self._unpack(m, y, FP32, "y"), "y"), _Stager(m, (), None))
+        return self._sum(m, u, self._normalise(m, self._unpack(m, y, FP32, "y"), "y"), _Stager(m, cuts, en))

@@ -5,7 +5,8 @@ blocked and split over the cores (:class:`Blocking`), and the controller's verdi
 It sits below both the HDL and the models: the chip RTL takes its fields, the cycle
 model and the mapper reason about them, and neither imports the other for it. So does
 the DRAM channel's beat spacing (:func:`beat_spacing`), which the cycle model and the
-simulation-only DRAM both take."""
+simulation-only DRAM both take, and the write-back reduction's register stages
+(:func:`writeback_stages`), which the RTL builds and the cycle model counts."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,6 +37,43 @@ def beat_spacing(word: int, bytes_per_cycle: float) -> int:
         credit = min(credit + bytes_per_cycle, max(word, bytes_per_cycle))
         cycles += 1
     return cycles
+
+
+#: Carry-save (3:2) levels the integer write-back adds between two of its registers: about
+#: 2.5 generic gates a level, so a stage of 16 levels and the core select stays below the
+#: int8 PE's 67 gates (docs/timing.md, "Chips").
+CSA_LEVELS_PER_STAGE = 8
+
+
+def carry_save_levels(words: int) -> int:
+    """3:2 compressor levels that reduce ``words`` addends to two (0 for two or fewer):
+    each level turns every three words into two and passes the rest on."""
+    levels = 0
+    while words > 2:
+        words = 2 * (words // 3) + words % 3
+        levels += 1
+    return levels
+
+
+def writeback_stages(cores: int, *, is_float: bool = False, split_k: int | None = None) -> int:
+    """Register stages of a chip's write-back reduction (``hdl/chip_parts.py``
+    ``WriteBackSum``): a DMA write-back beat leaves the reduction this many advances
+    after its accumulator read, and the cycle model counts them.
+
+    Integers (``cores`` masked accumulator words): none for one or two cores (the select
+    and one adder, no deeper than the PE); else the words are compressed to two in a
+    carry-save tree with a register after every :data:`CSA_LEVELS_PER_STAGE` levels and
+    after the last, and the final carry-propagate add follows the last register.
+    Floating point (``split_k`` leaves, cut to the largest power of two <= ``cores``, as
+    the tree is): 2 log2(leaves) stages, a register after the core select, one inside
+    every fp32 adder (``hdl/float_add.py`` ``ADDER_CUT``: each stage at most half an adder)
+    and one after every adder level but the last; none for one leaf."""
+    top = 1 << (cores.bit_length() - 1) if cores > 0 else 1
+    if is_float:
+        leaves = top if split_k is None else min(top, split_k)
+        return 2 * (leaves.bit_length() - 1)
+    levels = carry_save_levels(cores)
+    return -(-levels // CSA_LEVELS_PER_STAGE)
 
 
 @dataclass(frozen=True)

@@ -128,13 +128,19 @@ def test_the_write_back_tree_adds_split_k_k_groups(split_k):
     async def bench(ctx):
         for c, w in enumerate(words):
             ctx.set(dut.acc_data[c], w)
+        ctx.set(dut.en, 1)
         for lg in range(split_k.bit_length()):
             ctx.set(dut.lg_gk, lg)
+            if dut.stages:                              # through the stages (none for one leaf)
+                await ctx.tick().repeat(dut.stages)
             got[1 << lg] = ctx.get(dut.data)
 
     sim = Simulator(dut)
+    if dut.stages:
+        sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
+    assert dut.stages == 2 * (split_k.bit_length() - 1)
     want = {gk: int(tree_sum_fp32([np.array(w) for w in words[:gk]])) for gk in got}
     assert got == want and set(got) == {g for g in (1, 2) if g <= split_k}
     with pytest.raises(ValueError, match="split_k must be a power of two"):

@@ -192,7 +192,7 @@ def block_model_cycles_batch(chip, M: int, N: int, K: int, blockings, count: int
     port = MemorySystem(chip.sram_latency_cycles, float(chip.core.beat_bytes))
     sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
     return _cycles(core_table(chip.core, port), dma_shape(chip), chip.dram_latency_cycles, sp,
-                   M, N, K, count, blocking_fields(blockings))
+                   M, N, K, count, blocking_fields(blockings), chip.writeback_stages)
 
 
 def block_model_cycles_many(chip, problems) -> list[np.ndarray]:
@@ -208,13 +208,15 @@ def block_model_cycles_many(chip, problems) -> list[np.ndarray]:
     sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
     M, N, K, count = per_row
     out = _cycles(core_table(chip.core, port), dma_shape(chip), chip.dram_latency_cycles, sp, M, N, K, count,
-                  blocking_fields([b for *_, bs in problems for b in bs]))
+                  blocking_fields([b for *_, bs in problems for b in bs]), chip.writeback_stages)
     return np.split(out, np.cumsum(sizes)[:-1])
 
 
-def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M, N, K, count, f: np.ndarray) -> np.ndarray:
+def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M, N, K, count, f: np.ndarray, lag: int = 0
+            ) -> np.ndarray:
     """The block model's cycles of the blockings ``f`` (rows of :func:`blocking_fields`);
-    ``M``, ``N``, ``K`` and ``count`` are numbers or arrays, one value per row. The core
+    ``M``, ``N``, ``K`` and ``count`` are numbers or arrays, one value per row; ``lag``: the
+    write-back sum's register stages (``ChipConfig.writeback_stages``). The core
     sub-GEMMs' cycles are looked up here (the table fills what it misses); the rest is
     the compiled loop of :func:`~systolab.models.chip.kernel.block_cycles`."""
     from .kernel import block_cycles  # noqa: PLC0415  lazy: numba loads the compiled kernel (about 1 s; 15 s to compile on a new machine)
@@ -230,7 +232,7 @@ def _cycles(table: CoreTable, shape: tuple, L: int, sp: int, M, N, K, count, f: 
         sizes.append(np.stack([part, full % part, last % part], axis=1))
     cyc = table(sizes[0][:, :, None, None], sizes[1][:, None, :, None], sizes[2][:, None, None, :])
     M, N, K, count = (np.ascontiguousarray(v) for v in (M, N, K, count))
-    return block_cycles(cyc, np.ascontiguousarray(f), M, N, K, count, C, beat, eb, ab, L, sp)
+    return block_cycles(cyc, np.ascontiguousarray(f), M, N, K, count, C, beat, eb, ab, L, sp, lag)
 
 
 def _ceil(a, b):

@@ -28,6 +28,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Self
 
+from ...blocking import writeback_stages
 from ...checks import check_choice, check_int, check_real
 from ...config import AcceleratorConfig, hash_once, state_without_hash
 from ...errors import ConfigError, UserError
@@ -374,6 +375,14 @@ class ChipConfig:
     def slice_queue_depth(self) -> int:
         """Commands a slice's port holds: more than a core's loader keeps in flight."""
         return 2 * (self.core.tile_m + self.core.cols) + 8
+
+    @property
+    def writeback_stages(self) -> int:
+        """Register stages of the write-back reduction (derived, not a field): a DMA
+        write-back beat is offered this many cycles after its accumulator read
+        (:func:`~systolab.blocking.writeback_stages`: the cores, the accumulators' format and,
+        for floats, ``float_split_k``; docs/timing.md)."""
+        return writeback_stages(self.cores, is_float=self.core.is_float, split_k=self.float_split_k)
 
     @property
     def dram_latency_cycles(self) -> int:

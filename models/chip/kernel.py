@@ -39,11 +39,12 @@ def _channel0(count, c, w_full, w_last):
 
 
 @njit(cache=True)
-def _job(bw, br, sp, Lm):
+def _job(bw, br, sp, Lm, lag):
     """Cycles from a DMA job's start to the channel idle again, for ``bw`` write-back
-    beats and then ``br`` load beats (``chip_perf._job_cycles``)."""
+    beats (the first ``lag`` cycles later: the write-back sum's stages) and then ``br``
+    load beats (``chip_perf._job_cycles``)."""
     w, r = 1 if bw > 0 else 0, 1 if br > 0 else 0
-    return sp * (bw + br) + w * (5 - sp) + r * (3 + Lm - sp) - w * r
+    return sp * (bw + br) + w * (5 - sp + lag) + r * (3 + Lm - sp) - w * r
 
 
 @njit(cache=True)
@@ -107,7 +108,7 @@ def _channel0_beats(loads, wbs, live, mlen, nlen, klen, mc, nc, kc, gp, gm, gk, 
 
 
 @njit(cache=True)
-def _block_cycles(core, loads, wbs, load_alone, wb_alone, inner_m, ip, io, ii, NP, NO, NI, nk, sp, Lm):
+def _block_cycles(core, loads, wbs, load_alone, wb_alone, inner_m, ip, io, ii, NP, NO, NI, nk, sp, Lm, lag):
     """Cycles of the block at indices (``ip``, ``io``, ``ii``) of the loop order (products,
     outer, inner of M and N), with its DMA jobs and its neighbours' types."""
     k_second = 0 if nk > 2 else 1
@@ -135,7 +136,7 @@ def _block_cycles(core, loads, wbs, load_alone, wb_alone, inner_m, ip, io, ii, N
         pair_load = cur * 2 + k_second
     else:
         pair_load = variant + nxt * 2 if has_next else 16
-    pair = _job(wbs[prev], loads[pair_load], sp, Lm)
+    pair = _job(wbs[prev], loads[pair_load], sp, Lm, lag)
     c_full, c_edge = core[(cur >> 1) & 1, cur & 1, 0], core[(cur >> 1) & 1, cur & 1, 1]
     if nk > 1:
         blk = 1 + max(c_full + 1, pair) + max(nk - 3, 0) * (1 + max(c_full + 1, load_alone[cur * 2]))
@@ -153,11 +154,11 @@ def _block_cycles(core, loads, wbs, load_alone, wb_alone, inner_m, ip, io, ii, N
 
 
 @njit(cache=True)
-def block_cycles(cyc, f, Ms, Ns, Ks, counts, C, beat, eb, ab, L, sp):
+def block_cycles(cyc, f, Ms, Ns, Ks, counts, C, beat, eb, ab, L, sp, lag):
     """Cycles of each blocking (row of ``f``, int64, columns as ``chip_batch._FIELDS``) of
     ``counts[i]`` products of ``Ms[i] x Ns[i] x Ks[i]``, on a chip of ``C`` DMA channels of
-    ``beat``-byte beats ``sp`` cycles apart, DRAM latency ``L``, ``eb``-byte operands and
-    ``ab``-byte accumulators. ``cyc[i, a, b, c]``: the core cycles of the sub-GEMM of rows
+    ``beat``-byte beats ``sp`` cycles apart, DRAM latency ``L``, ``eb``-byte operands,
+    ``ab``-byte accumulators and ``lag`` write-back stages. ``cyc[i, a, b, c]``: the core cycles of the sub-GEMM of rows
     ``[mc, full M-block % mc, last M-block % mc][a]`` by the same of columns (``b``) and of
     K (``c``), 0 where a size is 0."""
     n = f.shape[0]
@@ -183,9 +184,9 @@ def block_cycles(cyc, f, Ms, Ns, Ks, counts, C, beat, eb, ab, L, sp):
         _worst_cores(core, cyc, i, mlen, nlen, klen, mc, nc, kc)
         _channel0_beats(loads, wbs, live, mlen, nlen, klen, mc, nc, kc, gp, gm, gk, C, beat, eb, ab)
         for t in range(17):
-            load_alone[t] = _job(0, loads[t], sp, Lm)
+            load_alone[t] = _job(0, loads[t], sp, Lm, lag)
         for t in range(9):
-            wb_alone[t] = _job(wbs[t], 0, sp, Lm)
+            wb_alone[t] = _job(wbs[t], 0, sp, Lm, lag)
 
         # the blocks in loop order (products, the outer and the inner of M and N: N inner
         # for order 0), by representative indices 0, 1, n-2, n-1 standing for 1, n-3, 1, 1
@@ -202,7 +203,7 @@ def block_cycles(cyc, f, Ms, Ns, Ks, counts, C, beat, eb, ab, L, sp):
                     w = wt[0, xp] * wt[1, xo] * wt[2, xi]
                     if w:
                         total += w * _block_cycles(core, loads, wbs, load_alone, wb_alone, inner_m,
-                                                   idx[0, xp], idx[1, xo], idx[2, xi], NP, NO, NI, nk, sp, Lm)
+                                                   idx[0, xp], idx[1, xo], idx[2, xi], NP, NO, NI, nk, sp, Lm, lag)
         first = (4 if n_p == 1 else 0) + (2 if n_m == 1 else 0) + (1 if n_n == 1 else 0)
         out[i] = 3 + load_alone[first * 2] + total
     return out

@@ -18,7 +18,9 @@ A core's part of a step takes exactly what the core's cycle model says (``models
 for its sub-GEMM with the slice's port as its memory (latency ``sram_latency_cycles``, one
 core beat per cycle): the slice reproduces the memory timing that model was validated on.
 The DMA's job takes what its timing contract says (``hdl/dma.py``): a write-back's beats
-one after another from the third cycle of the job, the load's commands from the second
+one after another from the third cycle of the job plus the write-back sum's register
+stages (``ChipConfig.writeback_stages``: its beats leave that many cycles after their
+accumulator reads), the load's commands from the second
 cycle after the write-back's last beat, its first beat the DRAM latency later (at least
 two cycles: the data side takes a segment the cycle after it was issued), then one beat
 every ``ceil(word / bandwidth)`` cycles — the DRAM's bandwidth credit holds one beat and
@@ -254,6 +256,7 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
     drams = [_Dram(chip.dma_beat_bytes, chip.channel_bytes_per_cycle) for _ in range(chip.dma_channels)]
     port = MemorySystem(chip.sram_latency_cycles, float(cfg.beat_bytes))
     shape = dma_shape(chip)
+    lag = chip.writeback_stages                # the write-back sum's register stages
 
     def job(t0: int, wb: tuple | None, ld: tuple | None) -> tuple[int, int | None]:
         """A job started at ``t0`` on every channel: (cycle the DMA is idle again, cycle of
@@ -264,7 +267,7 @@ def chip_gemm_perf(chip, M: int, N: int, K: int, blocking: Blocking, *, count: i
         for dram, bw, br in zip(drams, w_beats, r_beats):
             issue = t0 + 1
             if bw:
-                t_lw = dram.beats(dram.first_beat(t0 + 3), bw)
+                t_lw = dram.beats(dram.first_beat(t0 + 3 + lag), bw)
                 last_w = t_lw if last_w is None else max(last_w, t_lw)
                 issue, end = t_lw + 2, t_lw + 2
             if br:
@@ -407,14 +410,14 @@ def _core_step(cfg, port, rows: int, cols: int, klen: int) -> tuple[int, int, in
 
 
 # -- fast evaluation for the search ---------------------------------------------------------------
-def _job_cycles(Bw: int, Br: int, L: int, sp: int) -> int:
+def _job_cycles(Bw: int, Br: int, L: int, sp: int, lag: int = 0) -> int:
     """Cycles from a job's start to the DMA idle again, when the DRAM's credit cannot bind
-    across phases (see :func:`chip_gemm_cycles`)."""
+    across phases (see :func:`chip_gemm_cycles`); ``lag``: the write-back sum's stages."""
     if not Bw and not Br:
         return 0
     t = 0
     if Bw:
-        t = 3 + (Bw - 1) * sp                  # last write beat
+        t = 3 + lag + (Bw - 1) * sp            # last write beat
         if not Br:
             return t + 2
         first = t + 2 + max(L, 2)
@@ -424,12 +427,12 @@ def _job_cycles(Bw: int, Br: int, L: int, sp: int) -> int:
 
 
 @lru_cache(maxsize=1 << 16)
-def _step_dma(shape: tuple, b: Blocking, wb: tuple | None, ld: tuple | None, L: int, sp: int) -> int:
+def _step_dma(shape: tuple, b: Blocking, wb: tuple | None, ld: tuple | None, L: int, sp: int, lag: int = 0) -> int:
     """Cycles from a job's start until every channel is idle again (credit not binding)."""
     C = shape[0]
     w = _channel_beats(shape, b, *wb, None) if wb else (0,) * C
     r = _channel_beats(shape, b, *ld) if ld else (0,) * C
-    return max(_job_cycles(bw, br, L, sp) for bw, br in zip(w, r))
+    return max(_job_cycles(bw, br, L, sp, lag) for bw, br in zip(w, r))
 
 
 @lru_cache(maxsize=1 << 16)
@@ -458,14 +461,14 @@ def chip_gemm_cycles(chip, M: int, N: int, K: int, b: Blocking, count: int = 1) 
     blockings.
 
     The result depends on the chip only through its core, slice latency, DMA shape, DRAM
-    latency and beat spacing, and is cached by those: chips that differ in cores, clock
-    or DRAM bandwidth but agree on them (an exploration's points) share it."""
+    latency, beat spacing and write-back stages, and is cached by those: chips that differ
+    in cores, clock or DRAM bandwidth but agree on them (an exploration's points) share it."""
     check_chip("chip", chip)
     if not block_model_applies(chip):
         return _stepped_cycles(chip, M, N, K, b, count)
     sp = beat_spacing(chip.dma_beat_bytes, chip.channel_bytes_per_cycle)
     return _block_model_cycles(chip.core, chip.sram_latency_cycles, dma_shape(chip), chip.dram_latency_cycles, sp,
-                               M, N, K, b, count)
+                               M, N, K, b, count, chip.writeback_stages)
 
 
 @lru_cache(maxsize=1 << 14)
@@ -484,14 +487,14 @@ def block_model_applies(chip) -> bool:
 
 @lru_cache(maxsize=1 << 16)
 def _block_model_cycles(cfg, sram_latency: int, shape: tuple, L: int, sp: int, M: int, N: int, K: int, b: Blocking,
-                        count: int) -> int:
+                        count: int, lag: int = 0) -> int:
     port = MemorySystem(sram_latency, float(cfg.beat_bytes))
     nk = -(-K // b.kb)
     k_edge = K - (nk - 1) * b.kb
     mc, nc, kc, gk, kb0 = b.mc, b.nc, b.kc, b.gk, min(b.kb, K)
 
     def step(core, wb, ld):
-        return 1 + max(1, core + 1, _step_dma(shape, b, wb, ld, L, sp))
+        return 1 + max(1, core + 1, _step_dma(shape, b, wb, ld, L, sp, lag))
 
     def block_cycles(prev, blk, nxt, ops) -> int:
         """A block's K-steps, the previous block's write-back in its first, the next
@@ -509,8 +512,8 @@ def _block_model_cycles(cfg, sram_latency: int, shape: tuple, L: int, sp: int, M
                 total += step(core_full, None, (*blk, k_edge, LOAD_AB))
             wb = None
         if nxt is None:                        # the last step: barrier, then the epilogue
-            return total + max(1, core_edge + 1, _step_dma(shape, b, wb, None, L, sp)) + 1 + \
-                _step_dma(shape, b, blk, None, L, sp) + 2
+            return total + max(1, core_edge + 1, _step_dma(shape, b, wb, None, L, sp, lag)) + 1 + \
+                _step_dma(shape, b, blk, None, L, sp, lag) + 2
         return total + step(core_edge, wb, (*nxt, kb0, ops))
 
     # the blocks in the controller's order (products, then M and N), each with its

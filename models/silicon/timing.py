@@ -16,13 +16,15 @@ flip-flop overhead and a margin for wires and corners. The core's two paths are 
 
 A chip (:func:`chip_timing`) adds its write-back reduction:
 
-* ``writeback_sum``: one lane of :class:`~systolab.hdl.chip_parts.WriteBackSum` (the
-  per-core select and the sum of the K-groups' partial sums a DMA write-back beat carries:
-  a carry-save sum of the cores' 32-bit words for integers, the fixed pairwise fp32 tree for
-  floats), registered in and out, for the chip's core count and accumulator format, plus
-  log4(lanes) FO4 for the select signals that drive every lane of the channel's beat. Up to
-  ``writeback_stand_in_max_cores`` (``data/timing.yaml``) the stand-in is the chip's own;
-  beyond it, the depth is extrapolated in log2(cores) from the last doubling synthesised.
+* ``writeback_sum``: the deepest register stage of one lane of
+  :class:`~systolab.hdl.chip_parts.WriteBackSum` (the per-core select and the sum of the
+  K-groups' partial sums a DMA write-back beat carries: a carry-save tree of the cores'
+  32-bit words then their add for integers, the fixed pairwise fp32 tree for floats, in the
+  chip's :func:`~systolab.blocking.writeback_stages` stages), registered in and out, for the
+  chip's core count and accumulator format, plus log4(lanes) FO4 for the select signals
+  that drive every lane of the channel's beat. Up to ``writeback_stand_in_max_cores``
+  (``data/timing.yaml``) the stand-in is the chip's own; beyond it, the stand-in of that
+  size, whose stages are as deep as the larger design's (:func:`writeback_depth_gates`).
 
 The slowest path is the critical path. The chip's SRAM access, DMA and controller are not
 timed (see docs/timing.md).
@@ -31,11 +33,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...blocking import writeback_stages
 from ...checks import check_chip, check_int
 from ...config import AcceleratorConfig
 from ...errors import UserError
@@ -145,17 +148,22 @@ class TimingEstimate:
     critical_path: CriticalPath
     paths: tuple[CriticalPath, ...]
     fo4_ps: Sourced
+    writeback_stages: int | None = None          # a chip's (:func:`chip_timing`): its write-back's register stages
 
     def meets(self, clock_mhz: float) -> bool:
         """Whether a clock of ``clock_mhz`` MHz is at or below the estimated fmax."""
         return clock_mhz <= self.fmax_mhz
 
     def to_dict(self) -> dict[str, Any]:
-        """``fmax_mhz`` {value, low, high}, ``critical_path``, ``paths``, the node's FO4 and the method."""
-        return {"node": self.node, "fmax_mhz": {"value": self.fmax_mhz, "low": self.fmax_low_mhz,
-                                                "high": self.fmax_high_mhz},
-                "critical_path": self.critical_path.to_dict(), "paths": [p.to_dict() for p in self.paths],
-                "fo4_ps": self.fo4_ps.to_dict(), "method": METHOD}
+        """``fmax_mhz`` {value, low, high}, ``critical_path``, ``paths``, the node's FO4 and the
+        method; a chip's also ``writeback_stages``."""
+        d = {"node": self.node, "fmax_mhz": {"value": self.fmax_mhz, "low": self.fmax_low_mhz,
+                                             "high": self.fmax_high_mhz},
+             "critical_path": self.critical_path.to_dict(), "paths": [p.to_dict() for p in self.paths],
+             "fo4_ps": self.fo4_ps.to_dict(), "method": METHOD}
+        if self.writeback_stages is not None:
+            d["writeback_stages"] = self.writeback_stages
+        return d
 
 
 def fmax_mhz(depth_gates: float, node: str | Node, *, extra_fo4: float = 0.0) -> tuple[float, float, float]:
@@ -200,10 +208,11 @@ def timing_estimate(config: AcceleratorConfig, node: str | Node = "n7") -> Timin
 
 
 def _writeback_stand_in(cores: int, acc_bytes: int, float_subnormals: str | None, leaves: int | None = None) -> int:
-    """Depth (gates) of one lane of ``WriteBackSum`` for ``cores`` cores (a float tree of
-    ``leaves``, None: as many as the cores), synthesised (cached)."""
-    key: dict[str, Any] = {"cores": cores, "lanes": 1, "acc_bytes": acc_bytes, "float_subnormals": float_subnormals}
-    if leaves is not None:                      # the full tree keeps the cache key it had
+    """Depth (gates) of the deepest stage of one lane of ``WriteBackSum`` for ``cores``
+    cores (a float tree of ``leaves``, None: as many as the cores), synthesised (cached)."""
+    key: dict[str, Any] = {"cores": cores, "lanes": 1, "acc_bytes": acc_bytes, "float_subnormals": float_subnormals,
+                           "stages": writeback_stages(cores, is_float=float_subnormals is not None, split_k=leaves)}
+    if leaves is not None:
         key["split_k"] = leaves
     stats = synthesize_part("writeback_sum", key, lambda: WriteBackSum(cores=cores, lanes=1, acc_bytes=acc_bytes,
                                                                        float_subnormals=float_subnormals,
@@ -214,17 +223,21 @@ def _writeback_stand_in(cores: int, acc_bytes: int, float_subnormals: str | None
 
 def writeback_depth_gates(cores: int, *, acc_bytes: int = 4, float_subnormals: str | None = None,
                           split_k: int | None = None) -> int:
-    """Depth in generic gates of one lane of a chip's write-back reduction
-    (:class:`~systolab.hdl.chip_parts.WriteBackSum`, registered in and out) for ``cores``
-    cores: integer accumulators of ``acc_bytes`` bytes, or fp32 ones (``float_subnormals``
+    """Depth in generic gates of the deepest register stage of one lane of a chip's
+    write-back reduction (:class:`~systolab.hdl.chip_parts.WriteBackSum`, registered in and
+    out, in its :func:`~systolab.blocking.writeback_stages` stages) for ``cores`` cores:
+    integer accumulators of ``acc_bytes`` bytes, or fp32 ones (``float_subnormals``
     ``"keep"`` or ``"flush"``) added in a tree of ``split_k`` leaves (the chip's
-    ``float_split_k``; None: the largest power of two <= ``cores``; at most that). Synthesised
-    up to ``writeback_stand_in_max_cores`` (``data/timing.yaml``); beyond it,
-    ``depth(cap) + steps x (depth(cap) - depth(cap / 2))`` where ``steps`` is
-    log2(cores / cap) for integers (the carry-save tree deepens with log2 of its inputs)
-    and the tree levels beyond the stand-in's, log2(leaves) - log2(min(leaves, cap)), for
-    floats (one fp32 adder a level; the stand-in has min(leaves, cap) leaves, and the
-    deeper select of more cores is left out: a few gates against an adder's ~196)."""
+    ``float_split_k``; None: the largest power of two <= ``cores``; at most that).
+
+    Synthesised up to ``writeback_stand_in_max_cores`` (``data/timing.yaml``). Beyond it the
+    stand-in of that many cores holds a stage as deep as each of the larger design's: for
+    integers its first stage has the core select and the whole
+    :data:`~systolab.blocking.CSA_LEVELS_PER_STAGE` carry-save levels a stage holds (later
+    stages have no select and at most as many levels) and the same final 32-bit add; for
+    floats every stage is one fp32 adder (or the select of the leaves). Left out: the
+    select's compare of one more core-index bit per doubling of the cores (one gate or
+    so, against the 60 of the final add or the ~196 of an adder)."""
     cores = check_int("cores", cores)
     acc_bytes = check_int("acc_bytes", acc_bytes)
     top_leaves = 1 << (cores.bit_length() - 1)
@@ -233,22 +246,19 @@ def writeback_depth_gates(cores: int, *, acc_bytes: int = 4, float_subnormals: s
         if split_k & (split_k - 1):
             raise UserError(f"split_k: must be a power of two, not {split_k}", parameter="split_k")
     leaves = top_leaves if split_k is None or float_subnormals is None else min(split_k, top_leaves)
-    given = None if leaves == top_leaves else leaves          # the full tree: the stand-in of old
     cap = load_delay_model().writeback_stand_in_max_cores["int" if float_subnormals is None else "float"]
-    if cores <= cap:
-        return _writeback_stand_in(cores, acc_bytes, float_subnormals, given)
-    if float_subnormals is not None and leaves < cap:
-        return _writeback_stand_in(cap, acc_bytes, float_subnormals, leaves)
-    top, half = (_writeback_stand_in(c, acc_bytes, float_subnormals) for c in (cap, cap // 2))
-    steps = math.log2(cores / cap) if float_subnormals is None else math.log2(leaves) - math.log2(cap)
-    return round(top + steps * (top - half))
+    n = min(cores, cap)
+    given = None if float_subnormals is None else min(leaves, 1 << (n.bit_length() - 1))
+    return _writeback_stand_in(n, acc_bytes, float_subnormals, given)
 
 
 def chip_timing(chip: ChipConfig) -> TimingEstimate:
     """The attainable clock of ``chip`` at its node: its cores' paths (:func:`timing_estimate`)
-    and its write-back reduction (``writeback_sum``, :func:`writeback_depth_gates` for its
-    core count and accumulators, a float chip's tree of ``float_split_k`` leaves, plus log4 of the lanes of a DMA beat in FO4 for the select
-    signals' fan-out). The PE is the same module at every array size; the array's top level
+    and its write-back reduction (``writeback_sum``: the deepest of its
+    ``chip.writeback_stages`` register stages, :func:`writeback_depth_gates` for its core
+    count and accumulators, a float chip's tree of ``float_split_k`` leaves, plus log4 of the
+    lanes of a DMA beat in FO4 for the select signals' fan-out, charged to that stage
+    whichever it is: conservative where it is the final add). The PE is the same module at every array size; the array's top level
     is synthesised on a stand-in of at most ``chip_stand_in_max_side`` rows and columns
     (``data/timing.yaml``) to keep this fast."""
     check_chip("chip", chip)
@@ -263,7 +273,7 @@ def chip_timing(chip: ChipConfig) -> TimingEstimate:
                                split_k=chip.float_split_k if core.is_float else None)
     terms = [(p.location, p.depth_gates, p.fanout_fo4) for p in cores_t.paths]
     terms.append(("writeback_sum", wb, round(math.log(lanes, 4), 2)))
-    return _estimate(stand_in, cores_t.node, terms)
+    return replace(_estimate(stand_in, cores_t.node, terms), writeback_stages=chip.writeback_stages)
 
 
 def check_timing(chip: ChipConfig, *, warn: bool = True) -> TimingEstimate:
