@@ -104,10 +104,15 @@ def _field(obj: Any, name: str, check: Callable[[Any], Any]) -> None:
 CHIP_FIELDS = ("core", "cores", "clock_mhz", "node", "global_sram_mib", "noc_overhead_fraction", "io_area_mm2",
                "io_bidir_GBps", "dram", "volume_units", "dma_channels", "dma_beat_bytes", "sram_latency_cycles",
                "acc_sram_fraction", "vector_lanes", "float_split_k")
-#: The largest K-group count a floating-point chip's write-back adds by default: one fp32
-#: adder (~196 generic gates), no deeper than the fp8 or bf16 MAC, so the write-back is not
-#: the critical path at ``mac_stages`` 1 (docs/timing.md, benchmarks/README.md).
-FLOAT_SPLIT_K_DEFAULT = 2
+#: The largest K-group count a floating-point chip's write-back adds by default: a tree of
+#: two fp32 adder levels, each cut into registered half-adder stages (the write-back is
+#: pipelined), so it is not the critical path, and the fp8 default chip's batch-1 decode is
+#: within 2 % of int8's at the same clock (docs/timing.md, benchmarks/README.md).
+FLOAT_SPLIT_K_DEFAULT = 4
+#: The default before the write-back was pipelined (2026-12-08): a chip at this value keeps
+#: the field out of its canonical JSON, so the hashes of results stored then still name the
+#: chip they were computed for; every other value (the new default included) is hashed.
+FLOAT_SPLIT_K_UNHASHED = 2
 #: Chip fields a YAML table may leave out, with the value they then take (None: derived).
 CHIP_DEFAULTS = {"dma_channels": 1, "dma_beat_bytes": None, "sram_latency_cycles": 2, "acc_sram_fraction": 0.25,
                  "vector_lanes": None, "float_split_k": FLOAT_SPLIT_K_DEFAULT}
@@ -162,13 +167,14 @@ class ChipConfig:
         the chip's (``data/energy.yaml: vector_lane``).
     float_split_k : int
         Floating-point chips: the most K-groups (split-K ``gk``) whose fp32 partial sums
-        the write-back adds, in a combinational tree of ``float_split_k`` leaves
-        (``log2(float_split_k)`` fp32 adders deep, on the chip's critical path when deeper
-        than the MAC); a power of two from 1 (no split-K) to the largest power of two <=
-        ``cores`` (default 2: one adder). The controller rejects a float descriptor with a
-        larger ``gk`` and the mapper never proposes one. Ignored by integer chips; left
-        out of :meth:`to_dict` and the hash at its default and on integer chips, so that
-        every chip keeps the identity it had before the field existed.
+        the write-back adds, in a fixed-order tree of ``float_split_k`` leaves
+        (``log2(float_split_k)`` fp32 adders, each cut into registered stages:
+        :attr:`writeback_stages`); a power of two from 1 (no split-K) to the largest power
+        of two <= ``cores`` (default 4; the default is cut to that power on smaller chips).
+        The controller rejects a float descriptor with a larger ``gk`` and the mapper never
+        proposes one. Ignored by integer chips; left out of :meth:`to_dict` and the hash on
+        integer chips and at 2 (the default until 2026-12-08), so that every chip keeps the
+        identity it had before the default changed.
     """
 
     name: str
@@ -284,9 +290,10 @@ class ChipConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The chip's fields as its YAML table holds them (plus ``name``); ``float_split_k``
-        only on a floating-point chip and away from its default."""
+        only on a floating-point chip and away from ``FLOAT_SPLIT_K_UNHASHED`` (the default
+        before 2026-12-08, so that older hashes keep their meaning)."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        if not self.core.is_float or self.float_split_k == FLOAT_SPLIT_K_DEFAULT:
+        if not self.core.is_float or self.float_split_k == FLOAT_SPLIT_K_UNHASHED:
             del d["float_split_k"]
         d["core"], d["dram"] = self.core.to_dict(), self.dram.to_dict()
         return d
