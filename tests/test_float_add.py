@@ -223,14 +223,16 @@ def test_mapper_chooses_split_k_for_float_decode(fmt):
 
 @pytest.mark.slow
 def test_fp8_decode_on_the_default_chip_is_within_5_percent_of_int8():
-    """With the write-back adding every K-group (float_split_k = 512); the default cap of 2
-    keeps the MAC's clock and lands between that and no split-K (benchmarks/README.md)."""
+    """At the default cap (4, the write-back pipelined) fp8 batch-1 decode is within 5 % of
+    int8 at the same clock; the old default of 2 was not (benchmarks/README.md)."""
     from systolab.models.chip.workload import chip_workload_perf
     from systolab.models.workloads import get_workload
 
     chip = sl.get_chip("sl-n4-os32")
     tok_s = {(d, k): 1 / chip_workload_perf(chip.derive(dtype=d, float_split_k=k),
                                             get_workload("llama3-8b-decode", batch=1, dtype=d)).seconds
-             for d, k in (("fp8_e4m3", 512), ("fp8_e4m3", 2), ("fp8_e4m3", 1), ("int8", 2))}
-    assert tok_s["fp8_e4m3", 512] >= 0.95 * tok_s["int8", 2]
-    assert tok_s["fp8_e4m3", 1] < tok_s["fp8_e4m3", 2] <= tok_s["fp8_e4m3", 512]
+             for d, k in (("fp8_e4m3", 512), ("fp8_e4m3", 4), ("fp8_e4m3", 2), ("fp8_e4m3", 1), ("int8", 2))}
+    default = 1 / chip_workload_perf(chip.derive(dtype="fp8_e4m3"),
+                                     get_workload("llama3-8b-decode", batch=1, dtype="fp8_e4m3")).seconds
+    assert default == tok_s["fp8_e4m3", 4] >= 0.95 * tok_s["int8", 2] > tok_s["fp8_e4m3", 2]
+    assert tok_s["fp8_e4m3", 1] < tok_s["fp8_e4m3", 2] < tok_s["fp8_e4m3", 4] <= 1.01 * tok_s["fp8_e4m3", 512]

@@ -23,7 +23,8 @@ from systolab.models.silicon import chip_timing, writeback_depth_gates
 from systolab.sim.chip_bench import random_products, run_chip_gemm
 from systolab.sim.golden import tree_sum_fp32
 
-FP8X4 = get_chip("sl-tiny").derive(dtype="fp8_e4m3").with_cores(4)      # 4 float cores, the default cap
+FP8X4 = get_chip("sl-tiny").derive(dtype="fp8_e4m3").with_cores(4)      # 4 float cores, the default cap (4)
+CAP2 = FP8X4.derive(float_split_k=2)                                     # the default until 2026-12-08
 
 
 def _paths(t) -> dict:
@@ -31,14 +32,14 @@ def _paths(t) -> dict:
 
 
 # -- the field ------------------------------------------------------------------------------------
-def test_the_default_is_two_and_leaves_every_chips_identity_as_it_was():
-    assert FLOAT_SPLIT_K_DEFAULT == 2 and FP8X4.float_split_k == 2
+def test_the_default_is_four_and_the_old_default_keeps_its_identity():
+    assert FLOAT_SPLIT_K_DEFAULT == 4 and FP8X4.float_split_k == 4
     for name in sl.list_chips():
         chip = get_chip(name)
         assert "float_split_k" not in chip.to_dict() and "float_split_k" not in chip.canonical_json()
-    four = FP8X4.derive(float_split_k=4)
-    assert four.to_dict()["float_split_k"] == 4 and four.config_hash != FP8X4.config_hash
-    assert FP8X4.derive(float_split_k=2, name=FP8X4.name).config_hash == FP8X4.config_hash
+    # the new default is hashed: results stored for the old default (2) keep their hash
+    assert FP8X4.to_dict()["float_split_k"] == 4 and CAP2.config_hash != FP8X4.config_hash
+    assert "float_split_k" not in CAP2.to_dict() and "float_split_k" not in CAP2.canonical_json()
     # an integer chip ignores it: the same hardware, the same hash
     int8 = get_chip("sl-tiny")
     assert int8.derive(float_split_k=1, name=int8.name).config_hash == int8.config_hash
@@ -52,8 +53,10 @@ def test_a_bad_cap_is_a_config_error_naming_it(value, match):
 
 def test_the_default_passes_on_one_core_and_with_cores_cuts_a_larger_cap():
     one = FP8X4.with_cores(1)
-    assert one.float_split_k == 2 and one.cores == 1
-    assert FP8X4.derive(float_split_k=4).with_cores(2).float_split_k == 2
+    assert one.float_split_k == 4 and one.cores == 1 and one.writeback_stages == 0   # one leaf: no adder
+    two = FP8X4.with_cores(2)
+    assert two.float_split_k == 4 and two.writeback_stages == 2                      # the tree cut to 2 leaves
+    assert CAP2.with_cores(1).float_split_k == 1
 
 
 def test_a_chips_yaml_file_sets_it(tmp_path):
@@ -68,7 +71,7 @@ def test_a_chips_yaml_file_sets_it(tmp_path):
     table["float_split_k"] = 1
     f.write_text(json.dumps({"schema": "systolab-chips/1", "chips": {"y": table}}))
     assert load_chips(f)[1]["y"].float_split_k == 1
-    assert ChipConfig.from_dict("z", {k: v for k, v in table.items() if k != "float_split_k"}).float_split_k == 2
+    assert ChipConfig.from_dict("z", {k: v for k, v in table.items() if k != "float_split_k"}).float_split_k == 4
 
 
 # -- the controller and blocking_status ---------------------------------------------------------------
@@ -98,10 +101,10 @@ def test_a_float_descriptor_above_the_cap_is_rejected_by_the_rtl_and_the_model_a
 
 
 def test_the_whole_chip_rtl_rejects_a_gk_above_its_cap():
-    """The chip (hdl/chip.py, Amaranth's simulator) with the default cap of 2 on 4 cores."""
+    """The chip (hdl/chip.py, Amaranth's simulator) with a cap of 2 on 4 cores."""
     blk = Blocking(4, 4, 32, 4, 4, gk=4, kc=8)
-    r = run_chip_gemm(FP8X4, random_products(FP8X4, 4, 4, 32, 1, np.random.default_rng(1)), blk)
-    assert r.status == 6 == blocking_status(FP8X4, 4, 4, 32, 1, blk) and r.reason == REJECT[6] and not r.passed
+    r = run_chip_gemm(CAP2, random_products(CAP2, 4, 4, 32, 1, np.random.default_rng(1)), blk)
+    assert r.status == 6 == blocking_status(CAP2, 4, 4, 32, 1, blk) and r.reason == REJECT[6] and not r.passed
 
 
 def test_integer_chips_keep_split_k_up_to_their_cores():
@@ -160,22 +163,22 @@ def test_the_mapper_never_proposes_a_float_gk_above_the_cap(cap):
 
 def test_a_grid_above_the_cap_is_refused_naming_grid():
     with pytest.raises(UserError, match=r"^grid: .*float_split_k") as exc:
-        choose_blocking(FP8X4, 1, 4, 512, 1, block="1x4x512", grid="1x1x1x4")
+        choose_blocking(CAP2, 1, 4, 512, 1, block="1x4x512", grid="1x1x1x4")
     assert exc.value.parameter == "grid"
 
 
 # -- the clock -----------------------------------------------------------------------------------------
-def test_the_default_float_chip_runs_at_the_macs_clock_and_a_bigger_cap_lowers_it():
+def test_the_default_float_chip_runs_at_the_macs_clock_at_any_cap():
     fp8 = get_chip(None).derive(dtype="fp8_e4m3")                  # sl-n4-os32: 512 cores, mac_stages 1
     t = chip_timing(fp8)
     wb, mac = _paths(t)["writeback_sum"], _paths(t)["pe_mac"]
     assert t.critical_path.location == "pe_mac" and wb.depth_gates <= mac.depth_gates
-    assert wb.depth_gates == writeback_depth_gates(fp8.cores, float_subnormals="keep", split_k=2)
+    assert wb.depth_gates == writeback_depth_gates(fp8.cores, float_subnormals="keep", split_k=4)
+    assert fp8.writeback_stages == 4
     none = chip_timing(fp8.derive(float_split_k=1))
     assert _paths(none)["writeback_sum"].depth_gates < 0.1 * wb.depth_gates      # no adder: the select only
-    four = chip_timing(fp8.derive(float_split_k=4))
-    assert four.critical_path.location == "writeback_sum" and four.fmax_mhz < t.fmax_mhz
-    assert writeback_depth_gates(fp8.cores, float_subnormals="keep") > _paths(four)["writeback_sum"].depth_gates
+    every = fp8.derive(float_split_k=512)
+    assert every.writeback_stages == 18 and chip_timing(every).fmax_mhz == pytest.approx(t.fmax_mhz)
 
 
 def test_writeback_depth_names_a_bad_split_k():

@@ -59,12 +59,17 @@ def test_fast_search_prunes_by_the_block_model_where_the_dram_credit_binds(shape
 
 def test_screen_is_the_exact_model_where_the_block_model_applies_and_a_bound_where_not():
     M, N, K = 1151, 1383, 2991
-    for chip, exact_here in ((OS32, True), (OS32.derive(dram_stacks=1), False)):
+    slow = OS32.derive(dram_stacks=1)
+    # A slow DRAM credit delays a write-back's first beats, which the block model leaves
+    # out; with the write-back's register stages (2 on 512 cores) the delay hides behind
+    # them, and only a chip without stages (2 cores) shows the bound below the exact model.
+    for chip, exact_here in ((OS32, True), (slow, False), (slow.with_cores(2), False)):
         cands = candidates(chip, M, N, K)
         s = screen_cycles(chip, M, N, K, 1, cands)
         exact = np.array([chip_gemm_perf(chip, M, N, K, b).cycles for b in cands[::10]])
         assert s.shape == (len(cands),) and np.all(s > 0)
-        assert np.array_equal(s[::10], exact) if exact_here else (np.all(s[::10] <= exact) and np.any(s[::10] < exact))
+        assert np.array_equal(s[::10], exact) if exact_here else np.all(s[::10] <= exact)
+    assert slow.with_cores(2).writeback_stages == 0 and np.any(s[::10] < exact)
 
 
 def test_a_workload_mapped_in_one_pass_equals_its_gemms_mapped_one_by_one():

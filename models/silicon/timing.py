@@ -235,7 +235,7 @@ def writeback_depth_gates(cores: int, *, acc_bytes: int = 4, float_subnormals: s
     integers its first stage has the core select and the whole
     :data:`~systolab.blocking.CSA_LEVELS_PER_STAGE` carry-save levels a stage holds (later
     stages have no select and at most as many levels) and the same final 32-bit add; for
-    floats every stage is one fp32 adder (or the select of the leaves). Left out: the
+    floats every stage is at most half an fp32 adder (or the select of the leaves). Left out: the
     select's compare of one more core-index bit per doubling of the cores (one gate or
     so, against the 60 of the final add or the ~196 of an adder)."""
     cores = check_int("cores", cores)
