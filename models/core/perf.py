@@ -51,8 +51,8 @@ mapper's search of tens of thousands of core sub-GEMMs costs tens of millisecond
 compiled on first use and kept in Numba's cache (about 8 s once per machine and source).
 
 Measured against the RTL (``systolab validate``, 6 configurations x 50 shapes on
-Verilator; ``--mac-stages 2``, 5 float configurations x 20 shapes on Amaranth's
-simulator): every cycle count exact. Closed since (2026-12-08, RTL-measured counts in
+Verilator; ``--mac-stages 2`` and ``3``, 5 float configurations x 20 shapes, on Verilator and
+at S = 2 on Amaranth's simulator): every cycle count exact. Closed since (2026-12-08, RTL-measured counts in
 ``tests/test_cycle_gaps.py``): the output-stationary row queue (2 tile_m rows) full behind a
 writer of multi-beat rows freezes the array, which then steps once per row written (the
 frozen steps hold the feed, the tile guard and the bank release back; two tiles' freezes
