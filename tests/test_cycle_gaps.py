@@ -30,6 +30,11 @@ CORES = {
     "os_bf16_s1": (dict(rows=3, cols=2, dtype="bf16", beat_bytes=8, a_buffer_kib=0.25, b_buffer_kib=0.25), 10, 8),
     **{f"ws_bf16_s{s}": (dict(rows=3, cols=2, dtype="bf16", dataflow="ws", beat_bytes=8, a_buffer_kib=0.25,
                               acc_buffer_kib=0.125, mac_stages=s), 10, 8) for s in (1, 2, 3)},
+    # rows of 4 accumulators in 4-byte beats: the writer is the bottleneck, the row queue fills
+    "os4x4_4beat": (dict(rows=4, cols=4, beat_bytes=4), 10, 4),
+    "ws4x4_4beat": (dict(rows=4, cols=4, beat_bytes=4, dataflow="ws"), 10, 4),
+    "os4x3_bf16_s2_4beat": (dict(rows=4, cols=3, dtype="bf16", beat_bytes=4, mac_stages=2), 10, 4),
+    "os4x4_bf16_s3_2beat": (dict(rows=4, cols=4, dtype="bf16", beat_bytes=8, mac_stages=3), 10, 16),
 }
 
 #: (core, M, N, K): the RTL's cycles (the model's before the fixes in brackets)
@@ -49,6 +54,18 @@ RTL_CYCLES = {
     ("ws_bf16_s3", 33, 2, 1): 93,      # [92]
     ("ws_bf16_s1", 18, 2, 1): 66,      # [65] the bubble at S = 1 too: an M-block of 16 rows, then 2
     ("ws_bf16_s2", 33, 2, 1): 90,      # [89]
+    # perf.py's residuals 4 and 3, closed 2026-12-08: the OS row queue (2 tile_m rows) full
+    # freezes the array, which then steps once per row written; WS, the chunk's last A row
+    # enters RC - 1 of those steps before the last result row is queued. Measured with
+    # run_gemms (Amaranth's simulator), e.g. ``run_gemms(AcceleratorConfig(rows=4, cols=4,
+    # beat_bytes=4), [(a, b)], latency=10, bytes_per_cycle=4)[0].counters["cycles"]``
+    ("os4x4_4beat", 5, 40, 1): 241,          # [234]
+    ("os4x4_4beat", 9, 40, 2): 403,          # [393]
+    ("os4x3_bf16_s2_4beat", 9, 40, 2): 451,  # [398] the freeze outlasts the next tile's feed
+    ("os4x4_bf16_s3_2beat", 38, 30, 2): 651,  # [617] the router's bubble counted in steps
+    ("ws4x4_4beat", 64, 8, 8): 722,          # [723]
+    ("ws4x4_4beat", 64, 16, 8): 1308,        # [1311]
+    ("ws4x4_4beat", 64, 64, 64): 21057,      # [21072] residual 3: 64^3 at 4-byte beats
 }
 
 
@@ -67,6 +84,8 @@ def test_core_model_equals_the_rtl_measured_cycles(case):
 @pytest.mark.parametrize("name, shapes", [
     ("os8_2beat", [(9, 5, 1), (17, 5, 7), (1, 20, 1)]),     # write-back bound tiles, one writer
     ("ws_bf16_s1", [(18, 2, 1), (17, 5, 2)]),                # back-to-back one-chunk tiles: the router's bubble
+    ("os4x4_4beat", [(5, 40, 1)]),                           # a full row queue freezes the array
+    ("ws4x4_4beat", [(64, 8, 8)]),                           # the same, weight-stationary
 ])
 def test_core_rtl_equals_the_model_where_it_was_short(name, shapes):
     cfg, memory = _config(name)
@@ -150,3 +169,24 @@ def test_pipelined_validation_runs_exact(capsys):
     assert main(["validate", "--mac-stages", "2", "--shapes", "2", "--sim", "amaranth", "--jobs", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["configurations"] == 5 and report["all_passed"] and report["max_abs_cycle_error"] == 0
+
+
+def test_first_gemm_after_reset_waits_for_the_memorys_credit():
+    """perf.py's residual 2 is the test memory's reset state, not the core: its bandwidth
+    credit starts empty one cycle before the first descriptor is accepted, so with beats
+    more than a few cycles apart the first beat of the first GEMM waits for the credit
+    (counter cycle beat - 2) rather than for latency (cycle max(latency, 2) + 1). Every
+    later GEMM of the run finds the credit full, as the model assumes, and is exact."""
+    cfg = AcceleratorConfig(rows=4, cols=4, beat_bytes=16)
+    latency, bytes_per_cycle = 1, 1.0              # beats 16 cycles apart
+    memory = MemorySystem(latency, bytes_per_cycle)
+    rng = np.random.default_rng(5)
+    shapes = [(1, 1, 1), (1, 1, 1), (2, 3, 20)]
+    products = [(random_operands(rng, cfg.input_dtype, (M, K)), random_operands(rng, cfg.input_dtype, (K, N)))
+                for M, N, K in shapes]
+    runs = run_gemms(cfg, products, latency=latency, bytes_per_cycle=bytes_per_cycle)
+    got = [r.counters["cycles"] for r in runs]
+    model = [core_perf(cfg, *s, memory).cycles for s in shapes]
+    beat = 16
+    assert got[0] == model[0] + (beat - 2) - (max(latency, 2) + 1) == 44   # RTL-measured: 44 against 33
+    assert got[1:] == model[1:]

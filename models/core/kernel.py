@@ -34,14 +34,21 @@ _WS_ROW_GAP = 2           # weights loaded -> first A row
 _WS_WRITE_GAP = 3         # a final row entering the array -> its first write beat, less R + C
 _OS_TAIL = 4              # router, row/command queues, write command -> last data beat
 _OS_TILE_QUEUE = 3
+_OS_WRITE_GAP = 3          # a tile's first row routed (ready - 1) -> its first write beat, less 1
 _WS_TAIL = 4
 _WS_WRITE_TAIL = 1        # last row written (writer end) -> done
 
 # state: fill end L; weights end Wt (OS: last tile's end); feed ends F_{i-2}, F_{i-1}; loader take
 # time T; fill starts S_{i-1..i-4}; writer end Wr; write-queue freeze [Z0, Z); router bubble Zb;
-# and, not times, the rows of the previous chunk and the beats per row of the last final chunk
-L, WT, F2, F1, T, S1, S2, S3, S4, WR, Z0, Z, ZB, PREV_ROWS, NB_PREV = range(15)
-_TIMES = 13
+# OS: the first cycle the frozen array steps, ZA (then every row written, to Z), the previous
+# tile's freeze [Y0, Y] stepping at YA, YA + nb_y, ... (it may outlast the next tile's feed), and
+# the writer's first beat of the last two final tiles W1, W2; and, not times, the rows of the
+# previous chunk, the beats per row of the last final chunk (OS: of the freeze [Z0, Z]) and of
+# the freeze [Y0, Y], the rows and the beats per row of the last two final tiles (OS)
+(L, WT, F2, F1, T, S1, S2, S3, S4, WR, Z0, Z, ZB, ZA, Y0, YA, Y, W1, W2,
+ PREV_ROWS, NB_PREV, NB_Y, R1, R2, N1, N2) = range(26)
+_TIMES = 19
+_STATE = 26
 
 # geometry vector: rows, cols, beat bytes, input bytes, tile_m, k_chunk, accumulator bytes,
 # output-stationary (1/0), memory latency, MAC pipeline stages S (OS: S row groups a tile,
@@ -67,6 +74,72 @@ def _steps(t0, n, z0, z, nb_prev):
 
 
 @njit(cache=True)
+def _steps_at(t0, n, zf, za, z, nb):
+    """(time, steps left) after up to n array steps, the first in cycle t0, through a
+    freeze: the array is frozen from cycle zf to z except in the cycles za, za + nb, ...,
+    z (OS: a full row queue takes a row, and the array steps, each time the writer
+    finishes one); steps left over (past z) are returned, not taken."""
+    if n == 0 or t0 > z:
+        return t0, n
+    if t0 + n <= zf:
+        return t0 + n, 0
+    free = max(0, int(zf - t0))
+    t1, n1 = max(t0, zf), n - free
+    m0 = max(0, _ceil_div(int(np.ceil(t1 - za)), nb))
+    avail = int((z - za) // nb) - m0 + 1
+    if n1 <= avail:
+        return za + (m0 + n1 - 1) * nb + 1, 0
+    return max(z + 1, t1), n1 - max(avail, 0)
+
+
+@njit(cache=True)
+def _os_steps(s, t0, n):
+    """Time after n array steps of an output-stationary core, the first in cycle t0,
+    through the freezes of the last two tiles' write-back (the earlier one first)."""
+    t, left = _steps_at(t0, n, s[Y0], s[YA], s[Y], s[NB_Y])
+    t, left = _steps_at(t, left, s[Z0], s[ZA], s[Z], s[NB_PREV])
+    return t + left
+
+
+@njit(cache=True)
+def _os_queue_room(s, r, queue):
+    """The first cycle the row queue (``queue`` rows) can take row r of the next
+    output-stationary tile: the row ``queue`` rows before it is written (see
+    :func:`_os_row_queue`); NEG when that row is further back than the tile two before."""
+    i = s[R1] + s[R2] - queue + r
+    if s[W2] <= NEVER_RAN or i < 0:
+        return NEG
+    return s[W2] + (i + 1) * s[N2]
+
+
+@njit(cache=True)
+def _os_row_queue(s, o0, rows, queue):
+    """An output-stationary tile's rows into the writer's row queue (``queue`` rows: it
+    frees an entry the cycle after a row's last beat), the first offered in cycle ``o0``
+    and the rest one a step: row r waits for the row ``queue`` rows before it, of the
+    tile two before (R2 rows, its first beat in cycle W2, N2 beats a row; rows further
+    back are taken as written). The array freezes from the first row that must wait, and
+    then steps each time that tile's writer finishes a row: the freeze [Z0, Z], stepping
+    at ZA, ZA + N2, ...; the one it replaces moves to [Y0, Y]."""
+    i0 = s[R1] + s[R2] - queue            # row r waits for row r + i0 of the tile two before
+    rmin = max(0, int(-i0))
+    if s[W2] <= NEVER_RAN or rmin >= rows:
+        return
+    nb = s[N2]
+    # row r is taken at a_r = W2 + (r + i0 + 1) nb, and offered (unfrozen) at o0 + r
+    d = o0 - s[W2] - (i0 + 1) * nb
+    if d < 0:
+        j = rmin
+    elif nb > 1:
+        j = max(rmin, int(d // (nb - 1)) + 1)
+    else:
+        j = rows
+    if j < rows:
+        s[Y0], s[YA], s[Y], s[NB_Y] = s[Z0], s[ZA], s[Z], s[NB_PREV]
+        s[Z0], s[ZA], s[Z], s[NB_PREV] = o0 + j, s[W2] + (j + i0 + 1) * nb, s[W2] + (rows + i0) * nb, nb
+
+
+@njit(cache=True)
 def _chunk(s, g, beat_t, rx, rows, cols, klen, first, last):
     """One chunk of ``rows`` x ``cols`` x ``klen`` through the pipeline: ``s`` updated."""
     R, C, W, S = g[GR], g[GC], g[GW], g[GS]
@@ -83,7 +156,7 @@ def _chunk(s, g, beat_t, rx, rows, cols, klen, first, last):
     # a loader further ahead than the latency never binds again (S grows faster than the
     # loader's own pace): pinning it to S - lat keeps runs periodic without changing L
     t_next = max(t, start_fill - lat) + rows + cols + _LD_CHUNK_GAP
-    wt, wr, z0, z, zb, nb_prev = s[WT], s[WR], s[Z0], s[Z], s[ZB], s[NB_PREV]
+    wt, wr, z0, z, zb, nb_prev, za = s[WT], s[WR], s[Z0], s[Z], s[ZB], s[NB_PREV], s[ZA]
     if g[GOS]:
         # a tile's first result row leaves E cycles after its final beat; tiles' final
         # beats are at least P apart (hdl/array.py: C + S - 1 and (S - 1) R + max(R, C))
@@ -97,27 +170,36 @@ def _chunk(s, g, beat_t, rx, rows, cols, klen, first, last):
                 start = hi
             elif start < lo < start + klen:
                 start += hi - lo
-        f = start + S * klen                       # S beats a k-slice, one a cycle
+        f = _os_steps(s, start, S * klen)         # S beats a k-slice, one a step
         if zb > NEVER_RAN and start <= zb < f:    # the router's bubble froze the array mid-feed
-            f += 1
-        if last:   # the array takes a tile's last slice >= P unfrozen cycles after the previous one
-            frozen = 1 if zb > NEVER_RAN and wt <= zb < wt + P else 0
-            f = max(f, wt + P + frozen)
+            f = _os_steps(s, start, S * klen + 1)
+        if last:   # the array takes a tile's last slice >= P steps after the previous one
+            frozen = 1 if zb > NEVER_RAN and wt <= zb < _os_steps(s, wt, P) else 0
+            f = max(f, _os_steps(s, wt, P + frozen))
             # the router takes the next tile one cycle after routing a tile's last row: a
             # tile whose rows (S R of them) follow the previous tile's without a gap (last
             # slices exactly S R array steps apart, R >= C) finds it busy, and the array
             # freezes that cycle. A bubble between the two last slices froze the previous
             # tile's rows too: the steps between them exclude it, and the new bubble is a
             # cycle later (so guard-bound tiles pay it every tile, not every other one)
+            # (array steps, not cycles: a full row queue may freeze the array between them;
+            # and no bubble when the queue holds the first row back longer anyway)
             held = 1 if zb > NEVER_RAN and wt <= zb < f else 0
-            if R >= C and wt > NEVER_RAN and f - wt - held == S * R:
-                zb = wt + E + S * R - 1 + held
+            o0 = _os_steps(s, f, E - 1)          # the first result row is offered
+            if R >= C and wt > NEVER_RAN and f - held == _os_steps(s, wt, S * R) \
+                    and _os_queue_room(s, 0, 2 * g[GTM]) <= o0:
+                zb = o0
             wt = f
             # the writer sends the tile's rows (nb beats each) after the previous tile's:
             # its first row is routed max(E, 3) cycles after the last slice (a cycle later
             # behind the router's bubble), and the rows follow one another without a gap
-            ready = f + max(E, _OS_TILE_QUEUE) + (1 if zb >= f else 0)
-            wr = max(wr, ready) + rows * _ceil_div(cols * g[GACC], W)
+            ready = max(o0 + 1, f + _OS_TILE_QUEUE) + (1 if zb >= f else 0)
+            nb = _ceil_div(cols * g[GACC], W)
+            ws = max(wr, ready) + _OS_WRITE_GAP   # the first beat, row r's last at ws + (r + 1) nb - 1
+            wr = max(wr, ready) + rows * nb
+            _os_row_queue(s, ready - 1, rows, 2 * g[GTM])
+            s[W2], s[R2], s[N2], s[W1], s[R1], s[N1] = s[W1], s[R1], s[N1], ws, rows, nb
+            z0, za, z, nb_prev = s[Z0], s[ZA], s[Z], s[NB_PREV]
     else:
         # the array's latency is S R + C - 1 (hdl/array.py); RC = that + 1, R + C when S = 1
         RC = S * R + C
@@ -147,7 +229,6 @@ def _chunk(s, g, beat_t, rx, rows, cols, klen, first, last):
             nb = _ceil_div(cols * g[GACC], W)
             first_out, ws = start + RC - 1 + bubble, max(wr, start + RC + _WS_WRITE_GAP + bubble)
             wr = ws + rows * nb
-            f = max(f, wr - (RC + queue) * nb + _WS_WRITE_GAP)
             if queue < ws - first_out:
                 j = queue
             elif nb > 1:
@@ -156,12 +237,19 @@ def _chunk(s, g, beat_t, rx, rows, cols, klen, first, last):
                 j = rows
             if j < rows:
                 z0, z = first_out + j, wr - queue * nb
+                # the last result row is queued at Z, one step each nb cycles before it:
+                # the last A row entered the array RC - 1 of those steps earlier (when the
+                # freeze began before it did)
+                if j <= rows - RC:
+                    f = max(f, z - (RC - 1) * nb + 1)
             else:
                 z0, z = NEG, NEG
             nb_prev = nb
     s[S4], s[S3], s[S2], s[S1] = s[S3], s[S2], s[S1], start_fill
     s[F2], s[F1] = s[F1], f
     s[L], s[WT], s[T], s[WR], s[Z0], s[Z], s[ZB] = fill_end, wt, t_next, wr, z0, z, zb
+    if g[GOS]:
+        s[ZA] = za
     s[PREV_ROWS], s[NB_PREV] = rows, nb_prev
 
 
@@ -169,8 +257,9 @@ def _chunk(s, g, beat_t, rx, rows, cols, klen, first, last):
 def _shift(a, b, moving):
     """How state a moved to b, when every time that moved did so by one amount (and none
     that has run in b had not in a): (True, amount) with ``moving`` marked, else (False, 0)."""
-    if a[PREV_ROWS] != b[PREV_ROWS] or a[NB_PREV] != b[NB_PREV]:
-        return False, 0.0
+    for i in range(_TIMES, _STATE):
+        if a[i] != b[i]:
+            return False, 0.0
     d, found = 0.0, False
     for i in range(_TIMES):
         moving[i] = False
@@ -252,8 +341,8 @@ def cycles_many(g, beat_t, Ms, Ns, Ks):
     # wait for it, which the receiver's own start-up hides for beats up to RX_GAP cycles)
     head = max(0.0, beat_t - RX_GAP)
     out = np.empty(len(Ms), np.int64)
-    s = np.empty(15)
-    hm, hn, hk = np.empty((_HIST, 15)), np.empty((_HIST, 15)), np.empty((_HIST, 15))
+    s = np.empty(_STATE)
+    hm, hn, hk = np.empty((_HIST, _STATE)), np.empty((_HIST, _STATE)), np.empty((_HIST, _STATE))
     m1, m2 = np.zeros(_TIMES, np.bool_), np.zeros(_TIMES, np.bool_)
     for i in range(len(Ms)):
         M, N, K = Ms[i], Ns[i], Ks[i]
@@ -261,7 +350,7 @@ def cycles_many(g, beat_t, Ms, Ns, Ks):
             s[j] = NEG
         s[L] = max(g[GLAT], FIRST_BEAT_MIN) - head
         s[T] = -head
-        s[PREV_ROWS], s[NB_PREV] = 0.0, 1.0
+        s[PREV_ROWS], s[NB_PREV], s[NB_Y], s[R1], s[R2], s[N1], s[N2] = 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0
         nk = _ceil_div(K, KC)
         for m_run in range(2):
             rows, m_count = (TM, M // TM) if m_run == 0 else (M % TM, 1 if M % TM else 0)

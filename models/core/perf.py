@@ -45,25 +45,28 @@ Each stage end is a max of its predecessors plus its duration (a max-plus recurr
 integer constants (in :mod:`~systolab.models.core.kernel`) are the controller's FIFO and
 state-machine latencies. Runs of identical chunks, tiles and M-blocks become periodic
 within a few steps; the evaluation steps until two consecutive periods (of up to 8 steps)
-agree and then jumps. The recurrence is compiled with Numba (``core_kernel.py``): about
+agree and then jumps. The recurrence is compiled with Numba (``kernel.py``): about
 1.5 us a shape where the same code in Python took 0.5 ms (benchmarks/README.md), so a
 mapper's search of tens of thousands of core sub-GEMMs costs tens of milliseconds. It is
 compiled on first use and kept in Numba's cache (about 8 s once per machine and source).
 
 Measured against the RTL (``systolab validate``, 6 configurations x 50 shapes on
-Verilator; ``--mac-stages 2``, 5 float configurations x 20 shapes on Amaranth's
-simulator): every cycle count exact. Residuals seen outside that grid, all in regimes the recurrence approximates: (1)
-memory latency of 100 with chunks so short that the loader's 4-chunk run-ahead cannot hide
-it (up to 21 cycles on a 1x17x40 weight-stationary GEMV at 2 B/cycle, 5 on a 40x2x5 OS
-GEMM); (2) latency below one beat time (beats > 4 cycles apart at latency 5: 3 cycles on
-1x1x1), where the first beat waits on the memory's credit rather than on latency; (3)
-weight-stationary with C rows of 4 beats, writer-bound over whole tiles (15 cycles on 64^3
-at 4-byte beats); (4) output-stationary write-back over many tiles, each longer than the
-next tile's feed, until the row queue (2 tile_m rows) fills and freezes the array (7 to
-10 cycles on 5x40x1 and 9x40x2 on a 4x4 core of 4-byte beats, rows of 4 beats: the model
-frees the fills the frozen array holds back). The tests pin the grid at zero error and the
-RTL-measured golden counts (``tests/test_cycle_gaps.py``: the shapes the writer and the
-router's bubble once cost).
+Verilator; ``--mac-stages 2`` and ``3``, 5 float configurations x 20 shapes, on Verilator and
+at S = 2 on Amaranth's simulator): every cycle count exact. Closed since (2026-12-08, RTL-measured counts in
+``tests/test_cycle_gaps.py``): the output-stationary row queue (2 tile_m rows) full behind a
+writer of multi-beat rows freezes the array, which then steps once per row written (the
+frozen steps hold the feed, the tile guard and the bank release back; two tiles' freezes
+are kept, since one outlasts the next tile's feed; the router's bubble is counted in steps
+and is absorbed when the queue holds the row back anyway): 5x40x1 and 9x40x2 on a 4x4 core
+of 4-byte beats, before 7 and 10 cycles short; and weight-stationary, a chunk's last A row
+enters the array RC - 1 frozen steps (nb cycles each) before its last result row is
+queued: 64^3 at 4-byte beats, before 15 cycles over. Residuals that remain: (1) memory
+latency of 100 with chunks so short that the loader's 4-chunk run-ahead cannot hide it
+(53 cycles over on a 1x17x40 GEMV on a 4x4 weight-stationary core of 4-byte beats at
+2 B/cycle); (2) not the core: the test memory's bandwidth credit starts empty at reset, so
+the first GEMM of a run with beats far apart waits for it (max(0, beat - 3 - max(latency,
+2)) cycles: 11 on 1x1x1 at 16-byte beats, 1 B/cycle, latency 1); every later GEMM is
+exact (the model assumes an idle memory, its credit full).
 
 Assumptions: the memory model of ``sim/memory.py`` without random stalls, whose bandwidth
 credit holds at most one beat, so a beat takes ``ceil(W / bytes_per_cycle)`` cycles (a
@@ -184,7 +187,7 @@ def _k_runs(K: int, KC: int) -> list[tuple[int, bool, bool, int]]:
 
 @lru_cache(maxsize=256)
 def _geometry(config: AcceleratorConfig, latency_cycles: int) -> np.ndarray:
-    """The compiled model's geometry vector (``core_kernel.G*``) of a configuration behind
+    """The compiled model's geometry vector (``kernel.G*``) of a configuration behind
     a memory of this latency, computed once (the search asks tens of thousands of times)."""
     return np.array([config.rows, config.cols, config.beat_bytes, config.input_bytes, config.tile_m, config.k_chunk,
                      config.acc_bytes, config.dataflow == "os", latency_cycles, config.mac_stages], dtype=np.int64)
