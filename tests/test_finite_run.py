@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from systolab.errors import UserError
+from systolab.models.gpu.model import calibration
 from systolab.models.serving import fit as sf
+from systolab.models.serving import model as serving_model
+from systolab.models.serving.attention_kernel import attention_kernel_fraction
 from systolab.models.serving.finite_replay import (
     attention_coefficients,
     finite_runs,
@@ -24,7 +27,7 @@ from systolab.models.serving.finite_run import (
     draw_lengths,
     simulate,
 )
-from systolab.models.serving.model import Precision, serve, step_ops
+from systolab.models.serving.model import GpuServing, Precision, serve, step_ops
 from systolab.models.workloads.catalog import get_llm
 
 SOURCE = "SGLANG-H200-DATACRUNCH"
@@ -195,3 +198,42 @@ def test_bad_input_names_the_parameter():
     assert exc.value.parameter == "tp"
     with pytest.raises(TypeError):
         finite_throughput("h100-sxm", 8, isl=[10], osl=[5], tp=1, dtype="fp8_e4m3", scheduler=cfg)
+
+
+def test_sglang_attention_runs_at_flashinfer_016s_fraction_on_hopper_only():
+    """SGLang 0.4.0's FlashInfer 0.1.6 runs FlashAttention-2-style kernels: 35 % of the H200's
+    16-bit peak (FlashAttention-3's paper), not the GEMM calibration's; other runtimes and
+    other families keep the calibration."""
+    assert attention_kernel_fraction("sglang", "hopper") == pytest.approx(0.35)
+    assert attention_kernel_fraction("sglang", "ampere") is None
+    assert attention_kernel_fraction("vllm", "hopper") is None
+    assert attention_kernel_fraction(None, "hopper") is None
+    shape, prec = get_llm("llama3-70b"), Precision("bf16", "bf16")
+    ops = [op for op in step_ops(shape, seqs=1, q_len=8192, ctx=8192, tp=4, prec=prec) if op.kind == "attention"]
+    sgl = GpuServing("h200-sxm", "bf16", runtime="sglang").terms(ops, 4)[:, 0].sum()
+    vllm = GpuServing("h200-sxm", "bf16", runtime="vllm").terms(ops, 4)[:, 0].sum()
+    assert sgl / vllm == pytest.approx(calibration().lookup("hopper", "half")[0] / 0.35)
+    other = [op for op in step_ops(shape, seqs=1, q_len=8192, ctx=8192, tp=4, prec=prec) if op.kind == "gemm"]
+    assert np.array_equal(GpuServing("h200-sxm", "bf16", runtime="sglang").terms(other, 4),
+                          GpuServing("h200-sxm", "bf16", runtime="vllm").terms(other, 4))
+
+
+
+def _sglang_tokens_per_s(input_len: int) -> float:
+    runs = finite_runs()
+    m = next(m for m in sf.measurements() if m.id in runs and runs[m.id].input_len == input_len)
+    isl, osl = runs[m.id].lengths()
+    cfg = runtime_scheduler(m.runtime, m.gpu_id, get_llm(m.model), tp=m.tp, prec=Precision(m.dtype, m.kv_dtype))
+    return finite_throughput(m.gpu_id, m.model, isl=isl, osl=osl, tp=m.tp, dtype=m.dtype, scheduler=cfg,
+                             runtime=m.runtime).output_tokens_per_s
+
+
+def test_flashinfer_attention_slows_sglangs_long_prompt_runs_most(monkeypatch):
+    """The attention kernel costs the 4,096-token-prompt runs (a chunk attends to its prompt's
+    earlier chunks) more than the 256-token ones: their replay gets slower."""
+    with_kernel = {n: _sglang_tokens_per_s(n) for n in (4096, 256)}
+    monkeypatch.setattr(serving_model, "attention_kernel_fraction", lambda runtime, family: None)
+    calibrated = {n: _sglang_tokens_per_s(n) for n in (4096, 256)}
+    long_slow, short_slow = with_kernel[4096] / calibrated[4096], with_kernel[256] / calibrated[256]
+    assert long_slow < 0.99
+    assert long_slow < short_slow <= 1.0

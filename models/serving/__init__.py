@@ -1,5 +1,6 @@
 """LLM serving on one device kind (prefill, decode, KV cache, parallelism), fleets of it,
 goodput under latency targets, and the power model's check against measurements."""
+from .attention_kernel import attention_kernel_fraction
 from .batching import BatchingOptions, Schedule
 from .collectives import AllReduce, Link, all_reduce_seconds, gpu_link, runtime_all_reduce
 from .disaggregated import DisaggregatedResult, disaggregated
@@ -22,3 +23,4 @@ __all__ = ["BatchingOptions", "disaggregated", "DisaggregatedResult", "KvCache",
 __all__ += ["AllReduce", "all_reduce_seconds", "gpu_link", "Link", "runtime_all_reduce"]
 __all__ += ["bench_serving_lengths", "draw_lengths", "FiniteRun", "finite_runs", "FiniteSchedule", "finite_throughput",
             "FiniteThroughput", "runtime_scheduler", "SchedulerConfig", "simulate"]
+__all__ += ["attention_kernel_fraction"]

@@ -51,6 +51,7 @@ from ..silicon.energy import chip_idle_W, chip_power, chip_step_power_W
 from ..specs import DATA_DIR, load_yaml, need
 from ..workloads.catalog import DecoderShape, check_fits, get_llm
 from ..workloads.gemm import Gemm
+from .attention_kernel import attention_kernel_fraction
 from .batching import ASSUMPTION as BATCHING_ASSUMPTION
 from .batching import OPTION_ASSUMPTIONS, BatchingOptions, check_options, continuous_plan
 from .collectives import chip_link, collective_seconds, gpu_link, link_collective_seconds, runtime_all_reduce
@@ -385,7 +386,9 @@ class GpuServing:
         self.link, self.link_GBps, self.link_latency_s = self.tp_link.kind, self.tp_link.GBps, self.tp_link.latency_s
         self.all_reduce = runtime_all_reduce(self.runtime)     # the runtime's own all-reduce, or NCCL's
         _, self._half_peak, _ = resolve_peak(self.spec, "bf16" if self.spec.peak("bf16") else "fp16")
-        self._half_eff = calibration().lookup(self.spec.family, "half")[0]
+        # attention at the runtime's own kernel's fraction of the peak where it declares one (SGLang on Hopper)
+        self._half_eff = (attention_kernel_fraction(self.runtime, self.spec.family)
+                          or calibration().lookup(self.spec.family, "half")[0])
         self._mem_col = 2 if self.spec.memory_type.upper().startswith("GDDR") else 1   # gddr_s or hbm_s
         self.notes = tuple(self.spec.flags(f"peak_dense_tflops.{dtype}", "mem_bw_GBps", "tdp_W")) + format_notes(dtype)
         if self.runtime is not None:
