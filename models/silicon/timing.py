@@ -157,7 +157,7 @@ class TimingEstimate:
     def to_dict(self) -> dict[str, Any]:
         """``fmax_mhz`` {value, low, high}, ``critical_path``, ``paths``, the node's FO4 and the
         method; a chip's also ``writeback_stages``."""
-        d = {"node": self.node, "fmax_mhz": {"value": self.fmax_mhz, "low": self.fmax_low_mhz,
+        d: dict[str, Any] = {"node": self.node, "fmax_mhz": {"value": self.fmax_mhz, "low": self.fmax_low_mhz,
                                              "high": self.fmax_high_mhz},
              "critical_path": self.critical_path.to_dict(), "paths": [p.to_dict() for p in self.paths],
              "fo4_ps": self.fo4_ps.to_dict(), "method": METHOD}
